@@ -1,0 +1,39 @@
+/**
+ * The toolstack's side of domains: one piscina pool sized to exactly the
+ * number of domains (and the NIC fabric) so that no task ever waits for a
+ * thread and no idle thread is started on a 2-core machine.
+ */
+import { Piscina } from 'piscina';
+import type { DomainTask } from './types.ts';
+
+const BOOT = new URL('./boot.mjs', import.meta.url).href;
+
+export class DomainPool {
+  private readonly pool: Piscina;
+
+  constructor(threads: number) {
+    this.pool = new Piscina({
+      filename: BOOT,
+      minThreads: threads,
+      maxThreads: threads,
+      concurrentTasksPerWorker: 1,
+      // A domain lives as long as the simulation; never reap its thread.
+      idleTimeout: 2 ** 31 - 1,
+    });
+  }
+
+  get threads(): number {
+    return this.pool.threads.length;
+  }
+
+  /** Start a domain; the promise settles when it shuts down (or rejects if it crashes). */
+  start<R = unknown>(task: DomainTask): Promise<R> {
+    const transferList: Transferable[] = [task.control as unknown as Transferable];
+    if (task.xenstore) transferList.push(task.xenstore as unknown as Transferable);
+    return this.pool.run(task, { transferList }) as Promise<R>;
+  }
+
+  async destroy(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
