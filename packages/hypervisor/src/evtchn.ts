@@ -58,6 +58,17 @@ export class EventChannelBus {
     }
     throw new EvtchnError(`no event-channel slot left for domain ${domid} (max ${MAX_HOST_DOMAINS} per host)`, 'ENOSPC');
   }
+
+  /** Byte offset of a registered domain's wake word (what its worker sleeps on). */
+  static wakeOffset(sab: SharedArrayBuffer, domid: number): number {
+    const base = slotBase(new Int32Array(sab), domid);
+    if (base < 0) throw new EvtchnError(`domain ${domid} has no event-channel slot on this host`, 'ESRCH');
+    return (base + SLOT_WAKE) * 4;
+  }
+
+  static wakeOf(sab: SharedArrayBuffer, domid: number): WakeWord {
+    return new WakeWord(sab, EventChannelBus.wakeOffset(sab, domid));
+  }
 }
 
 function slotBase(i32: Int32Array, domid: number): number {

@@ -67,4 +67,25 @@ export class FrameAllocator {
   release(gfn: number): void {
     this.free.push(gfn);
   }
+
+  /**
+   * `n` physically contiguous frames (a multi-page buffer: jumbo frames, DMA
+   * areas). Returns the first frame. Meant for set-up time: it sorts the list.
+   */
+  allocRange(n: number): number {
+    if (n === 1) return this.alloc();
+    const sorted = [...this.free].sort((a, b) => a - b);
+    for (let i = 0; i + n <= sorted.length; i++) {
+      if (sorted[i + n - 1] - sorted[i] === n - 1) {
+        const first = sorted[i];
+        const taken = new Set<number>();
+        for (let k = 0; k < n; k++) taken.add(first + k);
+        const rest = this.free.filter((f) => !taken.has(f));
+        this.free.length = 0;
+        this.free.push(...rest);
+        return first;
+      }
+    }
+    throw new Error(`out of guest memory: no ${n} contiguous free frames`);
+  }
 }

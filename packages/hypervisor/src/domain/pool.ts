@@ -30,6 +30,7 @@ export class DomainPool {
   start<R = unknown>(task: DomainTask): Promise<R> {
     const transferList: Transferable[] = [task.control as unknown as Transferable];
     if (task.xenstore) transferList.push(task.xenstore as unknown as Transferable);
+    for (const p of task.ports ?? []) transferList.push(p as unknown as Transferable);
     return this.pool.run(task, { transferList }) as Promise<R>;
   }
 

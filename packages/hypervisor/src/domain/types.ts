@@ -11,6 +11,8 @@ export interface DomainTask<C = unknown> {
   control: MessagePort;
   /** Xenstore connection (our end); absent for the NIC hardware. */
   xenstore?: MessagePort;
+  /** Further channels the kernel needs (dom0's MCDI channel to its NIC, the fabric's ends). Transferred. */
+  ports?: MessagePort[];
   /** The worker's wake word: a SharedArrayBuffer and byte offset into it. */
   wake: { sab: SharedArrayBuffer; offset: number };
   config: C;
