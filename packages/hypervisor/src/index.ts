@@ -11,3 +11,4 @@ export * from './rpc.ts';
 export * from './domain/types.ts';
 export * from './domain/loop.ts';
 export * from './domain/pool.ts';
+export * from './xs/index.ts';

@@ -1,1 +1,7 @@
-export {};
+export { Netfront, parseMacString, type NetfrontDeps, type NetfrontStats, type RxHandler } from './netfront.ts';
+export { XenbusState, frontendPath, backendPath, parseState, STATE_NAMES } from './xenbus.ts';
+export { NetEndpoint, type FrameTransport } from './endpoint.ts';
+export type { GuestConfig } from './guest.ts';
+
+/** The domU kernel module, for DomainTask.kernel. */
+export const GUEST_KERNEL = new URL('./guest.ts', import.meta.url).href;

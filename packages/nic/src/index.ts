@@ -1,1 +1,13 @@
-export {};
+export * from './layout.ts';
+export { ViQueues } from './vi-queues.ts';
+export { BufferTable } from './buffer-table.ts';
+export { FilterTable, DEFAULT_VI, type FilterMatch, type FilterEntry } from './filter-table.ts';
+export { HwNic, type NicSpec, type NicCounters } from './hw-nic.ts';
+export type { ViCounters } from './hw-vi.ts';
+export { handleMcdi, type McdiOp } from './mcdi.ts';
+export { NetDriver, type NetDriverOptions, type NetDriverStats, type RxCallback, type TxDoneCallback } from './net-driver.ts';
+export { createNicResources, createFabricWake, nicAlias, type NicResources } from './resources.ts';
+export type { FabricConfig, FabricNicConfig } from './fabric.ts';
+
+/** The fabric worker's kernel module, for DomainTask.kernel. */
+export const FABRIC_KERNEL = new URL('./fabric.ts', import.meta.url).href;

@@ -17,6 +17,13 @@ export interface LoopOptions {
   spinRounds?: number;
   /** Upper bound on one sleep, so timers (ARP retries, deadlines) still run. */
   maxSleepMs?: number;
+  /**
+   * Called just before sleeping: publish "I am asleep" and look once more
+   * (the NIC's doorbell protocol). Return > 0 if work turned up.
+   */
+  beforeSleep?: () => number;
+  /** Called after waking from a sleep. */
+  afterWake?: () => void;
 }
 
 export interface LoopStats {
@@ -29,6 +36,8 @@ export class DomainLoop {
   private stopped = false;
   private readonly spinRounds: number;
   private readonly maxSleepMs: number;
+  private readonly beforeSleep?: () => number;
+  private readonly afterWake?: () => void;
   readonly stats: LoopStats = { rounds: 0, sleeps: 0 };
 
   constructor(
@@ -37,6 +46,8 @@ export class DomainLoop {
   ) {
     this.spinRounds = opts.spinRounds ?? 32;
     this.maxSleepMs = opts.maxSleepMs ?? 20;
+    this.beforeSleep = opts.beforeSleep;
+    this.afterWake = opts.afterWake;
   }
 
   add(name: string, poll: Poller): () => void {
@@ -72,8 +83,13 @@ export class DomainLoop {
       }
       if (++idle < this.spinRounds) continue;
       idle = 0;
+      if (this.beforeSleep && this.beforeSleep() > 0) {
+        this.afterWake?.();
+        continue;
+      }
       this.stats.sleeps++;
       this.wake.sleep(seen, this.maxSleepMs);
+      this.afterWake?.();
     }
   }
 }

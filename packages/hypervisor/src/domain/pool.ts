@@ -3,6 +3,7 @@
  * number of domains (and the NIC fabric) so that no task ever waits for a
  * thread and no idle thread is started on a 2-core machine.
  */
+import type { Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { DomainTask } from './types.ts';
 

@@ -1,0 +1,33 @@
+/** A tiny flag parser: --name value, --flag, -j/-p, and positionals. Unknown flags are errors. */
+export interface Parsed {
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+export function parseArgs(argv: string[], valued: string[], booleans: string[]): Parsed {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('-') || a === '-') {
+      positional.push(a);
+      continue;
+    }
+    const name = a.replace(/^--?/, '');
+    if (valued.includes(name)) {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`option ${a} needs a value`);
+      flags.set(name, v);
+    } else if (booleans.includes(name)) flags.set(name, true);
+    else throw new Error(`unknown option ${a}`);
+  }
+  return { positional, flags };
+}
+
+export function intFlag(p: Parsed, name: string, dflt: number, min: number, max: number): number {
+  const v = p.flags.get(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${String(v)}"`);
+  return n;
+}

@@ -1,0 +1,130 @@
+/**
+ * `xsim run [topology.json]`: bring the topology up, stream UDP between two
+ * domUs on different hosts (the slow path: netfront → netback → bridge → NIC →
+ * wire → NIC → bridge → netback → netfront), and print what every layer counted.
+ */
+import { defaultTopology, loadTopology, type Topology } from '../topo/index.ts';
+import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
+import { runPing, runStream } from '../toolstack/traffic.ts';
+import { intFlag, parseArgs } from '../args.ts';
+import { table } from '../format.ts';
+
+function ref(s: string): DomainRef {
+  const [host, domain] = s.split('/');
+  if (!host || !domain) throw new Error(`expected HOST/DOMAIN, got "${s}"`);
+  return { host, domain };
+}
+
+function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
+  const a = t.hosts[0];
+  const b = t.hosts.find((h, i) => i > 0 && h.domUs.length > 0) ?? a;
+  const fromD = a.domUs[0];
+  const toD = b === a ? a.domUs[1] : b.domUs[0];
+  if (!fromD || !toD) throw new Error('the topology needs two domUs to stream between');
+  return { from: { host: a.name, domain: fromD.name }, to: { host: b.name, domain: toD.name } };
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window'], ['j', 'json', 'p', 'pretty']);
+  const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
+  const count = intFlag(p, 'count', 20_000, 1, 100_000_000);
+  const size = intFlag(p, 'size', 1500, 64, 9018);
+  const window = intFlag(p, 'window', 0, 0, 1_000_000);
+  const ends = defaultEnds(topo);
+  const from = p.flags.has('from') ? ref(String(p.flags.get('from'))) : ends.from;
+  const to = p.flags.has('to') ? ref(String(p.flags.get('to'))) : ends.to;
+  const json = p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty');
+  const pretty = p.flags.has('p') || p.flags.has('pretty');
+  const say = (s: string) => {
+    if (!json) process.stdout.write(s + '\n');
+  };
+
+  say(`xsim: topology "${topo.name}": ${topo.hosts.map((h) => `${h.name} (dom0 + ${h.domUs.map((d) => d.name).join(', ')})`).join(', ')}`);
+  const t0 = performance.now();
+  const sim = await Simulation.start(topo, { log: (l) => process.stderr.write(`xsim: ${l}\n`) });
+  say(`xsim: ${sim.domains.length} domains + NIC fabric up, all vifs Connected in ${(performance.now() - t0).toFixed(0)} ms`);
+  try {
+    const ping = await runPing(sim, from, to, 200);
+    say(`xsim: ping ${from.host}/${from.domain} -> ${to.host}/${to.domain}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`);
+    say(`xsim: streaming ${count} frames of ${size} bytes ${from.host}/${from.domain} -> ${to.host}/${to.domain} ...`);
+    const r = await runStream(sim, { from, to, count, frameSize: size, window });
+    const stats = await sim.stats();
+    if (json) {
+      process.stdout.write(JSON.stringify({ topology: topo.name, ping, stream: r, stats }, null, pretty ? 2 : 0) + '\n');
+      return r.delivered + r.lost === r.count ? 0 : 1;
+    }
+    say('');
+    say(
+      table(
+        ['stream', 'sent', 'delivered', 'lost', 'dup', 'reord', 'Mpps', 'Gbit/s'],
+        [[`${r.from} -> ${r.to} @${r.frameSize}B`, r.sent, r.delivered, r.lost, r.duplicated, r.reordered, r.pps / 1e6, r.gbps]],
+      ),
+    );
+    say('');
+    say(domainTable(stats));
+    say('');
+    say(vifTable(stats));
+    say('');
+    say(nicTable(stats));
+    const drops = dropLines(stats);
+    if (drops.length) {
+      say('');
+      say('drop counters (non-zero):');
+      for (const d of drops) say(`  ${d}`);
+    }
+    return 0;
+  } finally {
+    await sim.shutdown();
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function domainTable(stats: Json): string {
+  const rows: (string | number)[][] = [];
+  for (const [key, v] of Object.entries(stats)) {
+    if (key === 'fabric') continue;
+    const s = v as Json;
+    const st = ((s.endpoint as Json)?.stack ?? {}) as Json;
+    rows.push([key, Number(st.txFrames ?? 0), Number(st.rxFrames ?? 0), Number(st.rxUdp ?? 0), Number(st.rxArp ?? 0), Number((s.loop as Json)?.sleeps ?? 0)]);
+  }
+  return table(['domain', 'stack tx', 'stack rx', 'rx udp', 'rx arp', 'sleeps'], rows);
+}
+
+function vifTable(stats: Json): string {
+  const rows: (string | number)[][] = [];
+  for (const [key, v] of Object.entries(stats)) {
+    if (!key.endsWith('/dom0')) continue;
+    const s = v as Json;
+    for (const [name, vs] of Object.entries((s.vifs ?? {}) as Json)) {
+      const x = vs as Json;
+      rows.push([`${key.split('/')[0]}/${name}`, Number(x.state), Number(x.txPackets), Number(x.rxPackets), Number(x.notifiesSent), Number(x.disconnects)]);
+    }
+    const b = s.bridge as Json;
+    rows.push([`${key.split('/')[0]}/bridge`, '', Number(b.forwarded), Number(b.flooded), '', '']);
+    const u = s.uplink as Json | null;
+    if (u) rows.push([`${key.split('/')[0]}/uplink`, '', Number(u.txPackets), Number(u.rxPackets), '', '']);
+  }
+  return table(['dom0 port (netback)', 'state', 'from guest / fwd / tx', 'to guest / flood / rx', 'notifies', 'disconnects'], rows);
+}
+
+function nicTable(stats: Json): string {
+  const f = stats.fabric as { nics: Json[] };
+  const rows = f.nics.map((n) => [String(n.name), Number(n.wireTx), Number(n.wireRx), Number(n.rxDefault), Number(n.filters)]);
+  return table(['NIC', 'wire tx', 'wire rx', 'to VI 0', 'filters'], rows);
+}
+
+/** Every counter whose name says it is a drop, error or fault and is not zero. */
+function dropLines(stats: Json): string[] {
+  const out: string[] = [];
+  const walk = (o: unknown, path: string) => {
+    if (o === null || typeof o !== 'object') return;
+    for (const [k, v] of Object.entries(o as Json)) {
+      const p = path ? `${path}.${k}` : k;
+      if (typeof v === 'number' && v > 0 && /drop|error|faults?$|lost|nodesc|oversize|spoof|nolink|bad|runt|full|stall/i.test(k)) out.push(`${p} = ${v}`);
+      else if (typeof v === 'object') walk(v, p);
+    }
+  };
+  walk(stats, '');
+  return out;
+}

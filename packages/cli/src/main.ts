@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+/**
+ * xsim — run a topology, benchmark paths, manage devices and plugins.
+ * Human-readable output by default; -j for JSON, -p to pretty-print it.
+ */
+import { runCommand } from './commands/run.ts';
+
+const USAGE = `usage: xsim <command> [options]
+
+commands:
+  run [topology.json]     bring a topology up (default: built-in 2 hosts x (dom0 + 2 domUs)),
+                          stream UDP between two domUs on different hosts, print counters
+      --count N           frames to send (default 20000)
+      --size BYTES        Ethernet frame size, 64..9000 (default 1500)
+      --from HOST/DOM     sender (default: first domU of the first host)
+      --to HOST/DOM       receiver (default: first domU of the second host)
+      -j, -p              JSON output (-p: pretty)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'run':
+      return runCommand(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 1 : 0;
+    default:
+      process.stderr.write(`xsim: unknown command "${cmd}"\n${USAGE}`);
+      return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`xsim: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,249 @@
+/**
+ * The toolstack: bring a topology up (memory, xenstore, NIC, domains as
+ * workers), wait until every vif is connected, drive the traffic apps in the
+ * domains and collect their counters, then shut everything down.
+ *
+ * Thread budget: one worker per domain plus one "fabric" worker that models
+ * every NIC and wire of the topology, all from one piscina pool sized exactly.
+ * Idle workers sleep in Atomics.wait, so only the domains on the active path
+ * compete for the machine's cores.
+ */
+import { MessageChannel } from 'node:worker_threads';
+import { DomainPool, RpcEndpoint, WakeWord, type DomainTask } from '@xsim/hypervisor';
+import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
+import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
+import { FABRIC_KERNEL, createFabricWake, type FabricConfig } from '@xsim/nic';
+import { parseMac, type Topology } from '../topo/index.ts';
+import { buildHost, type DomainMemory, type HostResources } from './host.ts';
+
+export interface SimulationOptions {
+  /** Empty polling rounds before a worker sleeps. */
+  spinRounds?: number;
+  /** How long to wait for every vif to connect. */
+  connectTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface DomainRef {
+  host: string;
+  /** 'dom0' or a domU name. */
+  domain: string;
+}
+
+export interface RunningDomain {
+  host: string;
+  name: string;
+  domid: number;
+  ip: string;
+  ctl: RpcEndpoint;
+  done: Promise<unknown>;
+  /** Set if the domain's worker crashed. */
+  crashed?: Error;
+  final?: unknown;
+}
+
+export class Simulation {
+  readonly domains: RunningDomain[] = [];
+  private fabricCtl!: RpcEndpoint;
+  private fabricDone!: Promise<unknown>;
+  private fabricFinal: unknown;
+  private stopped = false;
+
+  private constructor(
+    readonly topology: Topology,
+    readonly hosts: HostResources[],
+    private readonly pool: DomainPool,
+    private readonly opts: SimulationOptions,
+  ) {}
+
+  static async start(topology: Topology, opts: SimulationOptions = {}): Promise<Simulation> {
+    const hosts = topology.hosts.map((h, i) => buildHost(h, i));
+    const threads = 1 + hosts.reduce((n, h) => n + 1 + h.domUs.length, 0);
+    const sim = new Simulation(topology, hosts, new DomainPool(threads), opts);
+    try {
+      sim.startFabric();
+      for (const h of hosts) sim.startDom0(h);
+      for (const h of hosts) h.domUs.forEach((d, i) => sim.startGuest(h, d, i));
+      await sim.waitConnected(opts.connectTimeoutMs ?? 20_000);
+    } catch (e) {
+      await sim.shutdown().catch(() => {});
+      throw e;
+    }
+    return sim;
+  }
+
+  private fabricWake = createFabricWake();
+  private mcdiPorts = new Map<number, MessageChannel>();
+
+  private startFabric(): void {
+    const wires = this.topology.wires.map((w) => {
+      const a = this.hosts.findIndex((h) => h.spec.name === w.a);
+      const b = this.hosts.findIndex((h) => h.spec.name === w.b);
+      return [a, b] as [number, number];
+    });
+    const fabricMcdi: MessagePort[] = [];
+    for (const h of this.hosts) {
+      const ch = new MessageChannel();
+      this.mcdiPorts.set(h.index, ch);
+      fabricMcdi.push(ch.port2 as unknown as MessagePort);
+    }
+    const config: FabricConfig = {
+      nics: this.hosts.map((h) => ({
+        ...h.nic.spec,
+        viSabs: h.nic.viSabs,
+        evtchnSab: h.evtchn,
+        domainRam: Object.fromEntries([h.dom0, ...h.domUs].map((d) => [d.domid, d.mem.sab])),
+        dom0Wake: { sab: h.evtchn, offset: h.dom0.wakeOffset },
+      })),
+      wires,
+    };
+    const { port1, port2 } = new MessageChannel();
+    const task: DomainTask<FabricConfig> = {
+      kernel: FABRIC_KERNEL,
+      name: 'fabric',
+      host: '*',
+      domid: -1,
+      control: port2,
+      ports: fabricMcdi as unknown as import('node:worker_threads').MessagePort[],
+      wake: { sab: this.fabricWake, offset: 0 },
+      config,
+    };
+    this.fabricCtl = new RpcEndpoint(port1, new WakeWord(this.fabricWake, 0), null).listen();
+    this.fabricDone = this.pool.start(task).then(
+      (v) => (this.fabricFinal = v),
+      (e: Error) => {
+        this.opts.log?.(`NIC fabric crashed: ${e.message}`);
+        throw e;
+      },
+    );
+    this.fabricDone.catch(() => {});
+  }
+
+  private launch(h: HostResources, d: DomainMemory, kernel: string, ip: string, config: unknown, ports?: import('node:worker_threads').MessagePort[]): void {
+    const { port1, port2 } = new MessageChannel();
+    const task: DomainTask = {
+      kernel,
+      name: d.name,
+      host: h.spec.name,
+      domid: d.domid,
+      control: port2,
+      xenstore: h.xenstore.connect(d.domid, d.wake),
+      ports,
+      wake: { sab: h.evtchn, offset: d.wakeOffset },
+      config,
+    };
+    const rd: RunningDomain = { host: h.spec.name, name: d.name, domid: d.domid, ip, ctl: new RpcEndpoint(port1, d.wake, null).listen(), done: Promise.resolve() };
+    rd.done = this.pool.start(task).then(
+      (v) => {
+        rd.final = v;
+        return v;
+      },
+      (e: Error) => {
+        rd.crashed = e;
+        this.opts.log?.(`${h.spec.name}/${d.name} (domain ${d.domid}) crashed: ${e.message}`);
+        return undefined;
+      },
+    );
+    this.domains.push(rd);
+  }
+
+  private startDom0(h: HostResources): void {
+    const mtu = h.spec.nic.mtu ?? 1500;
+    const config: Dom0Config = {
+      mem: h.dom0.mem.sab,
+      gnttab: h.dom0.gnttab.sab,
+      evtchn: h.evtchn,
+      guests: h.domUs.map((d) => ({ domid: d.domid, mem: d.mem.sab, gnttab: d.gnttab.sab })),
+      mac: h.spec.nic.mac,
+      ip: h.spec.dom0.ip,
+      mtu,
+      nic: { viSab: h.nic.viSabs[0], fabricWake: { sab: this.fabricWake, offset: 0 }, mac: parseMac(h.spec.nic.mac) },
+      spinRounds: this.opts.spinRounds,
+    };
+    const mcdi = this.mcdiPorts.get(h.index)!;
+    this.launch(h, h.dom0, DOM0_KERNEL, h.spec.dom0.ip, config, [mcdi.port1 as unknown as import('node:worker_threads').MessagePort]);
+  }
+
+  private startGuest(h: HostResources, d: DomainMemory, i: number): void {
+    const spec = h.spec.domUs[i];
+    const config: GuestConfig = {
+      mem: d.mem.sab,
+      gnttab: d.gnttab.sab,
+      evtchn: h.evtchn,
+      mtu: h.spec.nic.mtu ?? 1500,
+      vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip })),
+      spinRounds: this.opts.spinRounds,
+    };
+    this.launch(h, d, GUEST_KERNEL, spec.vifs[0].ip, config);
+  }
+
+  /** Resolve when every vif's frontend and backend read Connected in xenstore. */
+  private async waitConnected(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const pending: string[] = [];
+      for (const h of this.hosts) {
+        h.spec.domUs.forEach((spec, i) => {
+          const d = h.domUs[i].domid;
+          spec.vifs.forEach((_v, n) => {
+            const fe = h.xenstore.read(0, `/local/domain/${d}/device/vif/${n}/state`);
+            const be = h.xenstore.read(0, `/local/domain/0/backend/vif/${d}/${n}/state`);
+            if (fe !== '4' || be !== '4') pending.push(`${h.spec.name}/${spec.name} vif${n} (frontend ${fe}, backend ${be})`);
+          });
+        });
+      }
+      if (pending.length === 0) return;
+      const crashed = this.domains.find((d) => d.crashed);
+      if (crashed) throw new Error(`${crashed.host}/${crashed.name} crashed during bring-up: ${crashed.crashed!.message}`);
+      if (Date.now() > deadline) throw new Error(`vifs did not connect within ${timeoutMs} ms: ${pending.join('; ')}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  domain(ref: DomainRef): RunningDomain {
+    const d = this.domains.find((x) => x.host === ref.host && (x.name === ref.domain || (ref.domain === 'dom0' && x.domid === 0)));
+    if (!d) throw new Error(`no domain ${ref.domain} on host ${ref.host}`);
+    return d;
+  }
+
+  async request(ref: DomainRef, op: string, args: unknown = {}, timeoutMs = 120_000): Promise<unknown> {
+    const d = this.domain(ref);
+    if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed.message}`);
+    return d.ctl.request(op, args, timeoutMs);
+  }
+
+  async fabricStats(): Promise<unknown> {
+    return this.fabricCtl.request('stats', {});
+  }
+
+  /** Every domain's counters and the NIC fabric's, keyed host/domain. */
+  async stats(): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    for (const d of this.domains) {
+      const key = `${d.host}/${d.domid === 0 ? 'dom0' : d.name}`;
+      out[key] = d.crashed ? { crashed: d.crashed.message } : await d.ctl.request('stats', {});
+    }
+    out.fabric = await this.fabricStats();
+    return out;
+  }
+
+  async shutdown(): Promise<{ domains: Record<string, unknown>; fabric: unknown }> {
+    if (this.stopped) return { domains: {}, fabric: this.fabricFinal };
+    this.stopped = true;
+    const finals: Record<string, unknown> = {};
+    // Guests first (they may still have traffic in flight), then dom0s, then the hardware.
+    const order = [...this.domains.filter((d) => d.domid !== 0), ...this.domains.filter((d) => d.domid === 0)];
+    for (const d of order) {
+      if (!d.crashed) await d.ctl.request('shutdown', {}, 10_000).catch(() => {});
+      await d.done;
+      finals[`${d.host}/${d.domid === 0 ? 'dom0' : d.name}`] = d.crashed ? { crashed: d.crashed.message } : d.final;
+      d.ctl.close();
+    }
+    await this.fabricCtl.request('shutdown', {}, 10_000).catch(() => {});
+    await this.fabricDone.catch(() => {});
+    this.fabricCtl.close();
+    await this.pool.destroy();
+    for (const h of this.hosts) h.xenstore.close();
+    return { domains: finals, fabric: this.fabricFinal };
+  }
+}

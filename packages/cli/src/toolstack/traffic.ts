@@ -1,0 +1,86 @@
+/**
+ * Traffic between two domains, driven from the toolstack: resolve ARP first,
+ * start the receiver, run the sender, and combine both ends' views. Goodput is
+ * the receiver's (frames delivered between its first and last arrival).
+ */
+import type { DomainRef, Simulation } from './simulation.ts';
+
+export interface StreamOptions {
+  from: DomainRef;
+  to: DomainRef;
+  count: number;
+  /** Whole Ethernet frame length in bytes (headers included, FCS excluded). */
+  frameSize: number;
+  /** Credit window in frames (0 = send as fast as the rings allow). */
+  window?: number;
+  port?: number;
+  streamId?: number;
+  timeoutMs?: number;
+}
+
+export interface StreamResult {
+  from: string;
+  to: string;
+  count: number;
+  frameSize: number;
+  sent: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  tooOld: number;
+  elapsedMs: number;
+  pps: number;
+  gbps: number;
+  senderMs: number;
+  stalls: number;
+  complete: boolean;
+}
+
+let nextStream = 1;
+
+export async function runStream(sim: Simulation, o: StreamOptions): Promise<StreamResult> {
+  const src = sim.domain(o.from);
+  const dst = sim.domain(o.to);
+  const port = o.port ?? 5001;
+  const streamId = o.streamId ?? nextStream++;
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  await sim.request(o.from, 'arp_resolve', { ip: dst.ip });
+  const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500 }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
+  const send = (await sim.request(o.from, 'stream_send', { dstIp: dst.ip, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0 }, timeoutMs)) as Record<string, number>;
+  const r = await recv;
+  return {
+    from: `${src.host}/${src.name}`,
+    to: `${dst.host}/${dst.name}`,
+    count: o.count,
+    frameSize: o.frameSize,
+    sent: send.sent,
+    delivered: Number(r.delivered),
+    lost: Number(r.lost),
+    duplicated: Number(r.duplicated),
+    reordered: Number(r.reordered),
+    tooOld: Number(r.tooOld),
+    elapsedMs: Number(r.elapsedMs),
+    pps: Number(r.pps),
+    gbps: Number(r.gbps),
+    senderMs: send.elapsedMs,
+    stalls: send.stalls,
+    complete: r.complete === true,
+  };
+}
+
+export interface PingResult {
+  count: number;
+  lost: number;
+  minUs: number;
+  p50Us: number;
+  p99Us: number;
+  maxUs: number;
+  meanUs: number;
+}
+
+export async function runPing(sim: Simulation, from: DomainRef, to: DomainRef, count: number, size = 64): Promise<PingResult> {
+  const dst = sim.domain(to);
+  await sim.request(from, 'arp_resolve', { ip: dst.ip });
+  return (await sim.request(from, 'ping', { dstIp: dst.ip, count, size })) as PingResult;
+}

@@ -1,0 +1,12 @@
+export type { Topology, HostSpec, DomUSpec, VifSpec, WireSpec, NicSpecJson } from './types.ts';
+export { validateTopology, TopologyError, LIMITS, type TopologyIssue } from './validate.ts';
+export { loadTopology } from './load.ts';
+export { defaultTopology } from './default.ts';
+
+export function nicAlias(vendor: string, device: string): string {
+  return `nic:${vendor.toLowerCase()}-${device.toLowerCase()}`;
+}
+
+export function parseMac(s: string): number {
+  return s.split(':').reduce((n, p) => n * 256 + Number.parseInt(p, 16), 0);
+}

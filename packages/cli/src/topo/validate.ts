@@ -1,0 +1,214 @@
+/**
+ * Topology validation: every problem is reported with the path of the field
+ * at fault (hosts[1].domUs[0].vifs[0].mac), all of them at once, and unknown
+ * keys are errors so a typo never passes silently. The result is normalised:
+ * defaults filled in, MACs lower-cased.
+ */
+import type { DomUSpec, HostSpec, Topology, VifSpec, WireSpec } from './types.ts';
+
+export interface TopologyIssue {
+  path: string;
+  message: string;
+}
+
+export class TopologyError extends Error {
+  constructor(readonly issues: TopologyIssue[]) {
+    super(`invalid topology:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`);
+    this.name = 'TopologyError';
+  }
+}
+
+export const LIMITS = { hosts: 8, domUsPerHost: 16, vifsPerDomU: 8 };
+
+type Obj = Record<string, unknown>;
+
+class Checker {
+  readonly issues: TopologyIssue[] = [];
+
+  fail(path: string, message: string): void {
+    this.issues.push({ path, message });
+  }
+
+  obj(v: unknown, path: string, allowed: string[]): Obj | undefined {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      this.fail(path, `must be an object, got ${describe(v)}`);
+      return undefined;
+    }
+    for (const k of Object.keys(v)) if (!allowed.includes(k)) this.fail(`${path ? path + '.' : ''}${k}`, `unknown key (allowed: ${allowed.join(', ')})`);
+    return v as Obj;
+  }
+
+  arr(v: unknown, path: string): unknown[] {
+    if (!Array.isArray(v)) {
+      this.fail(path, `must be an array, got ${describe(v)}`);
+      return [];
+    }
+    return v;
+  }
+
+  str(v: unknown, path: string, re?: RegExp, what?: string): string | undefined {
+    if (typeof v !== 'string') {
+      this.fail(path, `must be a string, got ${describe(v)}`);
+      return undefined;
+    }
+    if (re && !re.test(v)) {
+      this.fail(path, `${JSON.stringify(v)} is not ${what}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  int(v: unknown, path: string, dflt: number | undefined, min: number, max: number, why = ''): number | undefined {
+    if (v === undefined && dflt !== undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.fail(path, `must be an integer from ${min} to ${max}${why}, got ${describe(v)}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  mac(v: unknown, path: string): string | undefined {
+    const s = this.str(v, path, /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'a MAC address (aa:bb:cc:dd:ee:ff)');
+    if (s === undefined) return undefined;
+    if (Number.parseInt(s.slice(0, 2), 16) & 1) {
+      this.fail(path, `${JSON.stringify(s)} is not a unicast MAC address`);
+      return undefined;
+    }
+    return s.toLowerCase();
+  }
+
+  ip(v: unknown, path: string): string | undefined {
+    const s = this.str(v, path, /^\d{1,3}(\.\d{1,3}){3}$/, 'an IPv4 address');
+    if (s === undefined) return undefined;
+    if (s.split('.').some((x) => Number(x) > 255)) {
+      this.fail(path, `${JSON.stringify(s)} is not an IPv4 address`);
+      return undefined;
+    }
+    return s;
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'object') return 'an object';
+  return String(v);
+}
+
+const NAME_RE = /^[a-z0-9][a-z0-9-]*$/;
+const HEX4 = /^[0-9a-fA-F]{4}$/;
+
+function ipToNum(s: string): number {
+  return s.split('.').reduce((n, x) => n * 256 + Number(x), 0);
+}
+
+export function validateTopology(input: unknown): Topology {
+  const c = new Checker();
+  const top = c.obj(input, '', ['name', 'hosts', 'wires']);
+  if (!top) throw new TopologyError(c.issues);
+  const name = c.str(top.name, 'name', /^.+$/, 'a non-empty name') ?? '';
+  const hostsIn = c.arr(top.hosts, 'hosts');
+  if (Array.isArray(top.hosts) && hostsIn.length === 0) c.fail('hosts', 'at least one host is needed');
+  if (hostsIn.length > LIMITS.hosts) c.fail('hosts', `at most ${LIMITS.hosts} hosts (one worker per domain on a 2-core machine)`);
+  const macs = new Map<string, string>();
+  const ips = new Map<string, string>();
+  const hostNames = new Set<string>();
+  let subnet: number | undefined;
+
+  const claimMac = (mac: string | undefined, path: string) => {
+    if (!mac) return;
+    const prev = macs.get(mac);
+    if (prev) c.fail(path, `MAC ${mac} is already used by ${prev}`);
+    else macs.set(mac, path);
+  };
+  const claimIp = (ip: string | undefined, path: string) => {
+    if (!ip) return;
+    const prev = ips.get(ip);
+    if (prev) c.fail(path, `IP ${ip} is already used by ${prev}`);
+    else ips.set(ip, path);
+    const net = Math.floor(ipToNum(ip) / 65536);
+    if (subnet === undefined) subnet = net;
+    else if (net !== subnet) c.fail(path, `${ip} is outside the /16 shared by every domain (all sit on one bridged segment)`);
+  };
+
+  const hosts: HostSpec[] = hostsIn.map((h, hi) => {
+    const hp = `hosts[${hi}]`;
+    const o = c.obj(h, hp, ['name', 'nic', 'dom0', 'domUs']) ?? {};
+    const hname = c.str(o.name, `${hp}.name`, NAME_RE, 'a host name ([a-z0-9-])') ?? `host${hi}`;
+    if (hostNames.has(hname)) c.fail(`${hp}.name`, `host name "${hname}" is used twice`);
+    hostNames.add(hname);
+    const n = c.obj(o.nic, `${hp}.nic`, ['vendor', 'device', 'mac', 'vis', 'mtu']) ?? {};
+    const nic = {
+      vendor: (c.str(n.vendor, `${hp}.nic.vendor`, HEX4, '4 hex digits') ?? '0000').toLowerCase(),
+      device: (c.str(n.device, `${hp}.nic.device`, HEX4, '4 hex digits') ?? '0000').toLowerCase(),
+      mac: c.mac(n.mac, `${hp}.nic.mac`) ?? '',
+      vis: c.int(n.vis, `${hp}.nic.vis`, 64, 1, 1024) ?? 64,
+      mtu: c.int(n.mtu, `${hp}.nic.mtu`, 1500, 68, 9000) ?? 1500,
+    };
+    claimMac(nic.mac, `${hp}.nic.mac`);
+    const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages']) ?? {};
+    const dom0 = { ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '', memPages: c.int(d0.memPages, `${hp}.dom0.memPages`, 4096, 1024, 262144) ?? 4096 };
+    claimIp(dom0.ip, `${hp}.dom0.ip`);
+    const dsIn = c.arr(o.domUs, `${hp}.domUs`);
+    if (dsIn.length > LIMITS.domUsPerHost) c.fail(`${hp}.domUs`, `at most ${LIMITS.domUsPerHost} domUs per host (one worker each on a 2-core machine)`);
+    const dnames = new Set<string>();
+    const domids = new Set<number>();
+    const domUs: DomUSpec[] = dsIn.map((d, di) => {
+      const dp = `${hp}.domUs[${di}]`;
+      const x = c.obj(d, dp, ['name', 'domid', 'memPages', 'vifs']) ?? {};
+      const dname = c.str(x.name, `${dp}.name`, NAME_RE, 'a domain name ([a-z0-9-])') ?? `d${di}`;
+      if (dnames.has(dname)) c.fail(`${dp}.name`, `domU name "${dname}" is used twice on ${hname}`);
+      dnames.add(dname);
+      const domid = c.int(x.domid, `${dp}.domid`, di + 1, 1, 32767) ?? di + 1;
+      if (domids.has(domid)) c.fail(`${dp}.domid`, `domid ${domid} is used twice on ${hname}`);
+      domids.add(domid);
+      const memPages = c.int(x.memPages, `${dp}.memPages`, 1024, 512, 65536, ' (4 KiB pages; netfront needs ~600 for its buffers)') ?? 1024;
+      const vsIn = c.arr(x.vifs, `${dp}.vifs`);
+      if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
+      const vifs: VifSpec[] = vsIn.map((v, vi) => {
+        const vp = `${dp}.vifs[${vi}]`;
+        const y = c.obj(v, vp, ['mac', 'ip']) ?? {};
+        const vif = { mac: c.mac(y.mac, `${vp}.mac`) ?? '', ip: c.ip(y.ip, `${vp}.ip`) ?? '' };
+        claimMac(vif.mac, `${vp}.mac`);
+        claimIp(vif.ip, `${vp}.ip`);
+        return vif;
+      });
+      return { name: dname, domid, memPages, vifs };
+    });
+    return { name: hname, nic, dom0, domUs };
+  });
+
+  const wiresIn = top.wires === undefined ? [] : c.arr(top.wires, 'wires');
+  const seenWires = new Set<string>();
+  const wires: WireSpec[] = wiresIn.map((w, wi) => {
+    const wp = `wires[${wi}]`;
+    const o = c.obj(w, wp, ['a', 'b']) ?? {};
+    const a = c.str(o.a, `${wp}.a`) ?? '';
+    const b = c.str(o.b, `${wp}.b`) ?? '';
+    for (const [k, v] of [['a', a], ['b', b]] as const) if (v && !hostNames.has(v)) c.fail(`${wp}.${k}`, `no host named "${v}"`);
+    if (a && a === b) c.fail(wp, `a wire from ${a} to itself`);
+    const key = [a, b].sort().join('|');
+    if (seenWires.has(key)) c.fail(wp, `hosts ${a} and ${b} are already wired`);
+    seenWires.add(key);
+    return { a, b };
+  });
+
+  if (hosts.length > 1 && c.issues.length === 0) {
+    const reach = new Set([hosts[0].name]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const w of wires) {
+        if (reach.has(w.a) !== reach.has(w.b)) {
+          reach.add(w.a);
+          reach.add(w.b);
+          grew = true;
+        }
+      }
+    }
+    const cut = hosts.filter((h) => !reach.has(h.name)).map((h) => h.name);
+    if (cut.length) c.fail('wires', `host(s) ${cut.join(', ')} cannot be reached from ${hosts[0].name}`);
+  }
+  if (c.issues.length) throw new TopologyError(c.issues);
+  return { name, hosts, wires };
+}

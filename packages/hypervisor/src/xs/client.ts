@@ -1,0 +1,122 @@
+/**
+ * A domain's xenstore connection (xenbus in the guest kernel). Calls are
+ * synchronous, as in a kernel: post the request and block on the domain's
+ * wake word until the reply arrives. Watch events that arrive meanwhile are
+ * queued, never run re-entrantly; the domain loop runs them from pump().
+ */
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { WakeWord } from '../wake.ts';
+import { decodeXs, encodeXs, type XsOp, type XsRequest, type XsResponse } from './protocol.ts';
+import { XenstoreError, type PermEntry } from './store.ts';
+
+export type WatchCallback = (path: string, token: string) => void;
+
+export class XenstoreClient {
+  private nextId = 1;
+  private readonly replies = new Map<number, XsResponse>();
+  private readonly events: { path: string; token: string }[] = [];
+  private readonly callbacks = new Map<string, WatchCallback>();
+
+  constructor(
+    private readonly port: MessagePort,
+    private readonly wake: WakeWord,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  private drain(): void {
+    for (;;) {
+      const m = receiveMessageOnPort(this.port);
+      if (!m) return;
+      const msg = decodeXs(m.message);
+      if (msg.kind === 'rsp') this.replies.set(msg.id, msg);
+      else if (msg.kind === 'watch') this.events.push({ path: msg.path, token: msg.token });
+    }
+  }
+
+  private call(op: XsOp, fields: Omit<XsRequest, 'kind' | 'id' | 'op'>): XsResponse & { ok: true } {
+    const id = this.nextId++;
+    this.port.postMessage(encodeXs({ kind: 'req', id, op, ...fields }));
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      const seen = this.wake.snapshot();
+      this.drain();
+      const r = this.replies.get(id);
+      if (r) {
+        this.replies.delete(id);
+        if (!r.ok) throw new XenstoreError(r.errno, r.message);
+        return r;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`xenstore ${op} ${fields.path ?? ''}: no reply within ${this.timeoutMs} ms`);
+      this.wake.sleep(seen, Math.min(left, 100));
+    }
+  }
+
+  read(path: string, tx?: number): string {
+    return String(this.call('read', { path, tx }).value);
+  }
+
+  tryRead(path: string, tx?: number): string | undefined {
+    try {
+      return this.read(path, tx);
+    } catch (e) {
+      if (e instanceof XenstoreError && e.errno === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  write(path: string, value: string, tx?: number): void {
+    this.call('write', { path, value, tx });
+  }
+
+  mkdir(path: string, tx?: number): void {
+    this.call('mkdir', { path, tx });
+  }
+
+  rm(path: string, tx?: number): void {
+    this.call('rm', { path, tx });
+  }
+
+  directory(path: string, tx?: number): string[] {
+    return this.call('directory', { path, tx }).value as string[];
+  }
+
+  getPerms(path: string): PermEntry[] {
+    return this.call('get_perms', { path }).value as PermEntry[];
+  }
+
+  setPerms(path: string, perms: PermEntry[], tx?: number): void {
+    this.call('set_perms', { path, perms, tx });
+  }
+
+  transactionStart(): number {
+    return this.call('transaction_start', {}).value as number;
+  }
+
+  /** False if the transaction conflicted (EAGAIN): the caller retries. */
+  transactionEnd(tx: number, commit: boolean): boolean {
+    return this.call('transaction_end', { tx, commit }).value as boolean;
+  }
+
+  watch(path: string, token: string, cb: WatchCallback): void {
+    this.callbacks.set(token, cb);
+    this.call('watch', { path, token });
+  }
+
+  unwatch(path: string, token: string): void {
+    this.call('unwatch', { path, token });
+    this.callbacks.delete(token);
+  }
+
+  /** Non-blocking: take what arrived and run queued watch callbacks. Returns events handled. */
+  pump(): number {
+    this.drain();
+    let n = 0;
+    while (this.events.length > 0) {
+      const e = this.events.shift()!;
+      n++;
+      this.callbacks.get(e.token)?.(e.path, e.token);
+    }
+    return n;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * dom0's software bridge (xenbr0): MAC learning between the vifs, dom0's own
+ * stack and the uplink. Frames stay where they are in dom0 RAM; a port that
+ * needs to keep one past deliver() takes a reference on its skb (or copies a
+ * transient one).
+ */
+export interface BridgePort {
+  readonly name: string;
+  /**
+   * A frame at [addr, addr+len) of dom0 RAM. `skb` >= 0 names a pooled buffer
+   * the port may keep with SkbPool.get(); -1 means the memory is only valid
+   * during this call.
+   */
+  deliver(addr: number, len: number, skb: number): void;
+}
+
+export interface BridgeStats {
+  forwarded: number;
+  flooded: number;
+  learned: number;
+  moved: number;
+  /** Known destination is the port the frame came from: nothing to do (as Linux's bridge). */
+  dropSamePort: number;
+  /** Nowhere to send: no other port exists. */
+  dropNoPort: number;
+  /** Source MAC is broadcast/multicast: invalid, never forwarded. */
+  dropBadSource: number;
+}
+
+const NO_PORT = -1;
+
+export class Bridge {
+  private readonly ports: (BridgePort | null)[] = [];
+  private readonly fdb = new Map<number, number>();
+  readonly stats: BridgeStats = { forwarded: 0, flooded: 0, learned: 0, moved: 0, dropSamePort: 0, dropNoPort: 0, dropBadSource: 0 };
+
+  constructor(private readonly ram: Uint8Array) {}
+
+  addPort(port: BridgePort): number {
+    let id = this.ports.indexOf(null);
+    if (id < 0) id = this.ports.push(port) - 1;
+    else this.ports[id] = port;
+    return id;
+  }
+
+  removePort(id: number): void {
+    if (!this.ports[id]) return;
+    this.ports[id] = null;
+    for (const [mac, p] of this.fdb) if (p === id) this.fdb.delete(mac);
+  }
+
+  get portCount(): number {
+    return this.ports.filter((p) => p !== null).length;
+  }
+
+  lookup(mac: number): number {
+    return this.fdb.get(mac) ?? NO_PORT;
+  }
+
+  fdbEntries(): { mac: number; port: string }[] {
+    return [...this.fdb].map(([mac, p]) => ({ mac, port: this.ports[p]?.name ?? '?' }));
+  }
+
+  /**
+   * Forward a frame that arrived on port `ingress`. Returns how many ports it
+   * was delivered to (0 = dropped, and counted).
+   */
+  forward(ingress: number, addr: number, len: number, skb: number): number {
+    const r = this.ram;
+    const src = r[addr + 6] * 2 ** 40 + r[addr + 7] * 2 ** 32 + ((r[addr + 8] << 24) >>> 0) + (r[addr + 9] << 16) + (r[addr + 10] << 8) + r[addr + 11];
+    if (r[addr + 6] & 1) {
+      this.stats.dropBadSource++;
+      return 0;
+    }
+    const known = this.fdb.get(src);
+    if (known !== ingress) {
+      if (known === undefined) this.stats.learned++;
+      else this.stats.moved++;
+      this.fdb.set(src, ingress);
+    }
+    if ((r[addr] & 1) === 0) {
+      const dst = r[addr] * 2 ** 40 + r[addr + 1] * 2 ** 32 + ((r[addr + 2] << 24) >>> 0) + (r[addr + 3] << 16) + (r[addr + 4] << 8) + r[addr + 5];
+      const out = this.fdb.get(dst);
+      if (out !== undefined) {
+        if (out === ingress) {
+          this.stats.dropSamePort++;
+          return 0;
+        }
+        const port = this.ports[out];
+        if (port) {
+          this.stats.forwarded++;
+          port.deliver(addr, len, skb);
+          return 1;
+        }
+      }
+    }
+    // Broadcast, multicast or unknown unicast: flood.
+    let n = 0;
+    for (let i = 0; i < this.ports.length; i++) {
+      const p = this.ports[i];
+      if (p && i !== ingress) {
+        p.deliver(addr, len, skb);
+        n++;
+      }
+    }
+    if (n === 0) this.stats.dropNoPort++;
+    else this.stats.flooded++;
+    return n;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * dom0's packet buffers ("skbs"): fixed-size slots in dom0 RAM, reference
+ * counted so one frame can sit in several queues (a flooded broadcast, a frame
+ * waiting for the NIC to finish DMA) without being copied.
+ */
+import { PAGE_SIZE, type FrameAllocator, type GuestMemory } from '@xsim/hypervisor';
+
+export class SkbPool {
+  readonly slotSize: number;
+  readonly count: number;
+  readonly base: number;
+  readonly len: Int32Array;
+  private readonly refs: Int32Array;
+  private readonly free: number[] = [];
+
+  constructor(
+    readonly mem: GuestMemory,
+    frames: FrameAllocator,
+    count: number,
+    frameBytes: number,
+  ) {
+    // Power-of-two slots up to a page never straddle a page; bigger ones are page multiples.
+    this.slotSize = frameBytes <= PAGE_SIZE ? 2 ** Math.ceil(Math.log2(Math.max(frameBytes, 64))) : Math.ceil(frameBytes / PAGE_SIZE) * PAGE_SIZE;
+    this.count = count;
+    const pages = Math.ceil((count * this.slotSize) / PAGE_SIZE);
+    this.base = frames.allocRange(pages) * PAGE_SIZE;
+    this.len = new Int32Array(count);
+    this.refs = new Int32Array(count);
+    for (let i = count - 1; i >= 0; i--) this.free.push(i);
+  }
+
+  get available(): number {
+    return this.free.length;
+  }
+
+  /** A fresh skb with one reference, or -1 when the pool is exhausted. */
+  alloc(): number {
+    const i = this.free.pop();
+    if (i === undefined) return -1;
+    this.refs[i] = 1;
+    this.len[i] = 0;
+    return i;
+  }
+
+  addr(skb: number): number {
+    return this.base + skb * this.slotSize;
+  }
+
+  get(skb: number): void {
+    this.refs[skb]++;
+  }
+
+  put(skb: number): void {
+    if (--this.refs[skb] === 0) this.free.push(skb);
+  }
+
+  /** Copy a transient frame (a NIC RX buffer) into a new skb; -1 if none is free. */
+  clone(addr: number, len: number): number {
+    if (len > this.slotSize) return -1;
+    const skb = this.alloc();
+    if (skb < 0) return -1;
+    const d = this.addr(skb);
+    this.mem.u8.copyWithin(d, addr, addr + len);
+    this.len[skb] = len;
+    return skb;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The bridge port that leads to the NIC (dom0's VI 0, through the primary
+ * driver). Frames go to the NIC without a copy: the skb is referenced until the
+ * NIC reports the DMA done. Received frames enter the bridge straight from the
+ * driver's RX buffer, which is reposted when forwarding returns.
+ */
+import type { Bridge, BridgePort } from './bridge.ts';
+import type { SkbPool } from './skb.ts';
+
+/** What netback needs of the NIC's primary driver (implemented by @xsim/nic's NetDriver). */
+export interface UplinkDriver {
+  transmit(addr: number, len: number, cookie: number): boolean;
+  poll(budget: number, onRx: (ram: Uint8Array, off: number, len: number) => void, onTxDone: (cookie: number) => void): number;
+}
+
+export interface UplinkStats {
+  txPackets: number;
+  rxPackets: number;
+  /** Frames dropped because the NIC's TX ring and our backlog were both full. */
+  txDropBacklogFull: number;
+  txDropNoSkb: number;
+}
+
+const BACKLOG_MAX = 1024;
+
+export class UplinkPort implements BridgePort {
+  readonly name = 'uplink';
+  portId = -1;
+  private readonly backlog: number[] = [];
+  private backlogHead = 0;
+  readonly stats: UplinkStats = { txPackets: 0, rxPackets: 0, txDropBacklogFull: 0, txDropNoSkb: 0 };
+  private readonly onRx: (ram: Uint8Array, off: number, len: number) => void;
+  private readonly onTxDone: (cookie: number) => void;
+
+  constructor(
+    private readonly driver: UplinkDriver,
+    private readonly skbs: SkbPool,
+    private readonly bridge: Bridge,
+  ) {
+    this.onRx = (_ram, off, len) => {
+      this.stats.rxPackets++;
+      this.bridge.forward(this.portId, off, len, -1);
+    };
+    this.onTxDone = (skb) => this.skbs.put(skb);
+  }
+
+  attach(): void {
+    this.portId = this.bridge.addPort(this);
+  }
+
+  deliver(addr: number, len: number, skb: number): void {
+    let keep = skb;
+    if (keep >= 0) this.skbs.get(keep);
+    else {
+      keep = this.skbs.clone(addr, len);
+      if (keep < 0) {
+        this.stats.txDropNoSkb++;
+        return;
+      }
+    }
+    this.skbs.len[keep] = len;
+    if (this.backlog.length - this.backlogHead === 0 && this.driver.transmit(this.skbs.addr(keep), len, keep)) {
+      this.stats.txPackets++;
+      return;
+    }
+    if (this.backlog.length - this.backlogHead >= BACKLOG_MAX) {
+      this.skbs.put(keep);
+      this.stats.txDropBacklogFull++;
+      return;
+    }
+    this.backlog.push(keep);
+  }
+
+  poll(budget = 64): number {
+    let work = this.driver.poll(budget, this.onRx, this.onTxDone);
+    while (this.backlogHead < this.backlog.length) {
+      const skb = this.backlog[this.backlogHead];
+      if (!this.driver.transmit(this.skbs.addr(skb), this.skbs.len[skb], skb)) break;
+      this.backlogHead++;
+      this.stats.txPackets++;
+      work++;
+    }
+    if (this.backlogHead === this.backlog.length) {
+      this.backlog.length = 0;
+      this.backlogHead = 0;
+    }
+    return work;
+  }
+
+  backlogLength(): number {
+    return this.backlog.length - this.backlogHead;
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * A network endpoint inside a domain: the tiny IP stack on one interface plus
+ * the traffic apps (sequenced UDP stream with credits, UDP ping-pong), driven
+ * by toolstack control requests. Used by guests (over netfront) and by dom0
+ * (over its bridge port), so both ends of every benchmark run the same code.
+ */
+import { DEFERRED, type RpcValue } from '@xsim/hypervisor';
+import { GuestStack, parseIp, parseMac, type StackTransport } from './net/index.ts';
+import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender } from './traffic/index.ts';
+
+/** Where frames go: a netfront vif or dom0's bridge port. */
+export interface FrameTransport {
+  readonly ram: Uint8Array;
+  /** Byte offset in `ram` to build a frame of `len` bytes at, or -1 if no room now. */
+  txReserve(len: number): number;
+  txCommit(len: number): void;
+  /** Frames that could be queued right now (flow control). */
+  txAvailable(): number;
+  /** Publish what was committed (one notification per burst). */
+  flush(): void;
+}
+
+export interface EndpointOptions {
+  name: string;
+  mac: string;
+  ip: string;
+  mtu: number;
+  transport: FrameTransport;
+}
+
+type Reply = (result: RpcValue, error?: string) => void;
+
+const ECHO_PORT = 7;
+const TX_BURST = 64;
+
+interface SendJob {
+  sender: StreamSender;
+  dstIp: number;
+  srcPort: number;
+  dstPort: number;
+  payloadLen: number;
+  reply: Reply;
+  started: number;
+  creditPort: number;
+}
+
+interface RecvJob {
+  receiver: StreamReceiver;
+  port: number;
+  count: number;
+  idleMs: number;
+  deadline: number;
+  reply: Reply;
+  lastArrival: number;
+}
+
+interface PingJob {
+  client: PingClient;
+  dstIp: number;
+  count: number;
+  size: number;
+  sent: number;
+  reply: Reply;
+  deadline: number;
+  srcPort: number;
+}
+
+export class NetEndpoint {
+  readonly stack: GuestStack;
+  private readonly t: FrameTransport;
+  private readonly sends: SendJob[] = [];
+  private readonly recvs = new Map<number, RecvJob>();
+  private readonly pings: PingJob[] = [];
+  private readonly arpWaits: { ip: number; reply: Reply; deadline: number }[] = [];
+  private nextPort = 40000;
+  private lastTick = 0;
+
+  constructor(private readonly o: EndpointOptions) {
+    this.t = o.transport;
+    const transport: StackTransport = {
+      reserve: (len) => {
+        const off = this.t.txReserve(len);
+        return off < 0 ? null : { buf: this.t.ram, off };
+      },
+      commit: (len) => this.t.txCommit(len),
+    };
+    this.stack = new GuestStack({ mac: parseMac(o.mac), ip: parseIp(o.ip), transport });
+    const server = new PingServer();
+    this.stack.bind(ECHO_PORT, (buf, off, len, srcIp, srcPort) => {
+      server.handle();
+      this.stack.sendUdp(srcIp, ECHO_PORT, srcPort, len, (out, at) => copyInto(out, at, buf, off, len));
+    });
+  }
+
+  receive(ram: Uint8Array, off: number, len: number): void {
+    this.stack.receive(ram, off, len);
+  }
+
+  stats(): Record<string, unknown> {
+    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size };
+  }
+
+  /** Toolstack requests for the apps. */
+  control(op: string, args: RpcValue, later: () => Reply): RpcValue | typeof DEFERRED {
+    const a = (args ?? {}) as Record<string, number | string | undefined>;
+    const now = performance.now();
+    switch (op) {
+      case 'arp_resolve': {
+        const ip = parseIp(String(a.ip));
+        this.stack.resolve(ip, now);
+        this.arpWaits.push({ ip, reply: later(), deadline: now + Number(a.timeoutMs ?? 3000) });
+        return DEFERRED;
+      }
+      case 'stream_recv': {
+        const port = Number(a.port);
+        if (this.recvs.has(port)) throw new Error(`a stream is already being received on port ${port}`);
+        const receiver = new StreamReceiver({ streamId: Number(a.streamId ?? 0), creditEvery: Number(a.creditEvery ?? 64) });
+        const job: RecvJob = { receiver, port, count: Number(a.count), idleMs: Number(a.idleMs ?? 500), deadline: now + Number(a.timeoutMs ?? 60_000), reply: later(), lastArrival: now };
+        this.recvs.set(port, job);
+        this.stack.bind(port, (buf, off, len, srcIp, srcPort) => {
+          const t = performance.now();
+          job.lastArrival = t;
+          const credit = receiver.onPayload(buf, off, len, t);
+          if (credit >= 0) this.stack.sendUdp(srcIp, port, srcPort, 8, (out, at) => writeCredit(out, at, receiver.streamId, credit));
+        });
+        return DEFERRED;
+      }
+      case 'stream_send': {
+        const frameSize = Number(a.frameSize ?? 1500);
+        const payloadLen = frameSize - 42;
+        if (!(payloadLen >= 8) || frameSize > this.o.mtu + 14) throw new Error(`frame size ${frameSize} outside 50..${this.o.mtu + 14}`);
+        const sender = new StreamSender({ count: Number(a.count), streamId: Number(a.streamId ?? 0), window: Number(a.window ?? 0) });
+        const creditPort = this.nextPort++;
+        const job: SendJob = { sender, dstIp: parseIp(String(a.dstIp)), srcPort: creditPort, dstPort: Number(a.dstPort), payloadLen, reply: later(), started: now, creditPort };
+        this.stack.bind(creditPort, (buf, off, len) => {
+          if (len >= 8) sender.onCredit(readCredit(buf, off));
+        });
+        this.sends.push(job);
+        return DEFERRED;
+      }
+      case 'ping': {
+        const srcPort = this.nextPort++;
+        const client = new PingClient();
+        const job: PingJob = { client, dstIp: parseIp(String(a.dstIp)), count: Number(a.count ?? 100), size: Number(a.size ?? 64), sent: 0, reply: later(), deadline: now + Number(a.timeoutMs ?? 10_000), srcPort };
+        this.stack.bind(srcPort, (buf, off, len) => client.onReply(buf, off, len, performance.now()));
+        this.pings.push(job);
+        return DEFERRED;
+      }
+      default:
+        throw new Error(`unknown request "${op}"`);
+    }
+  }
+
+  /** The apps' share of the domain loop. */
+  poll(): number {
+    const now = performance.now();
+    let work = 0;
+    if (now - this.lastTick > 10) {
+      this.lastTick = now;
+      this.stack.tick(now);
+      this.checkArp(now);
+      this.checkReceivers(now);
+    }
+    for (let i = 0; i < this.sends.length; i++) work += this.pump(this.sends[i], now);
+    for (let i = 0; i < this.pings.length; i++) work += this.pumpPing(this.pings[i], now);
+    if (work > 0) this.t.flush();
+    return work;
+  }
+
+  private pump(job: SendJob, now: number): number {
+    const s = job.sender;
+    let n = 0;
+    while (n < TX_BURST && s.canSend()) {
+      const seq = s.peekSeq();
+      const ok = this.stack.sendUdp(job.dstIp, job.srcPort, job.dstPort, job.payloadLen, (buf, off) => s.fill(buf, off, seq));
+      if (!ok) break;
+      s.commit();
+      n++;
+    }
+    if (s.done()) {
+      this.sends.splice(this.sends.indexOf(job), 1);
+      this.stack.unbind(job.creditPort);
+      this.t.flush();
+      job.reply({ sent: s.sent, elapsedMs: now - job.started, stalls: s.stalls });
+    }
+    return n;
+  }
+
+  private pumpPing(job: PingJob, now: number): number {
+    if (job.client.outstanding() === 0 && job.sent < job.count) {
+      const seq = job.sent++;
+      this.stack.sendUdp(job.dstIp, job.srcPort, ECHO_PORT, job.size, (buf, off) => job.client.fill(buf, off, seq, performance.now()));
+      return 1;
+    }
+    if ((job.sent >= job.count && job.client.outstanding() === 0) || now > job.deadline) {
+      this.pings.splice(this.pings.indexOf(job), 1);
+      this.stack.unbind(job.srcPort);
+      job.reply({ sent: job.sent, ...job.client.stats.summary() });
+    }
+    return 0;
+  }
+
+  private checkArp(now: number): void {
+    for (let i = this.arpWaits.length - 1; i >= 0; i--) {
+      const w = this.arpWaits[i];
+      const mac = this.stack.arp.lookup(w.ip);
+      if (mac !== undefined) {
+        this.arpWaits.splice(i, 1);
+        w.reply({ resolved: true, mac });
+      } else if (now > w.deadline) {
+        this.arpWaits.splice(i, 1);
+        w.reply(undefined, `ARP: no reply for ${this.o.name} asking for ${w.ip}`);
+      }
+    }
+  }
+
+  private checkReceivers(now: number): void {
+    for (const [port, job] of this.recvs) {
+      const st = job.receiver.stats(job.count);
+      const complete = st.delivered >= job.count;
+      const idle = st.delivered > 0 && now - job.lastArrival > job.idleMs;
+      if (complete || idle || now > job.deadline) {
+        this.recvs.delete(port);
+        this.stack.unbind(port);
+        job.reply({ ...st, ...job.receiver.goodput(), complete, timedOut: !complete && !idle });
+      }
+    }
+  }
+}
+
+function copyInto(out: Uint8Array, at: number, src: Uint8Array, off: number, len: number): void {
+  out.set(src.subarray(off, off + len), at);
+}
+
+function writeCredit(buf: Uint8Array, off: number, streamId: number, seq: number): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset);
+  dv.setUint32(off, streamId >>> 0);
+  dv.setUint32(off + 4, seq >>> 0);
+}
+
+function readCredit(buf: Uint8Array, off: number): number {
+  return new DataView(buf.buffer, buf.byteOffset).getUint32(off + 4);
+}

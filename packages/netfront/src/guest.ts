@@ -1,0 +1,93 @@
+/**
+ * A domU's kernel: its page allocator and grant table, the netfront driver for
+ * each vif, a tiny IP stack per vif and the traffic apps, all run from one
+ * polling loop that sleeps on the domain's wake word.
+ */
+import {
+  DomainLoop,
+  EventChannels,
+  FrameAllocator,
+  GrantRefAllocator,
+  GrantTable,
+  GuestMemory,
+  RpcEndpoint,
+  XenstoreClient,
+  type DomainTask,
+} from '@xsim/hypervisor';
+import { NetEndpoint } from './endpoint.ts';
+import { Netfront } from './netfront.ts';
+
+export interface GuestConfig {
+  mem: SharedArrayBuffer;
+  gnttab: SharedArrayBuffer;
+  evtchn: SharedArrayBuffer;
+  mtu: number;
+  vifs: { handle: number; mac: string; ip: string }[];
+  spinRounds?: number;
+}
+
+export function boot(task: DomainTask<GuestConfig>): unknown {
+  const cfg = task.config;
+  const mem = new GuestMemory(cfg.mem);
+  const frames = new FrameAllocator(mem);
+  const gnttab = new GrantTable(cfg.gnttab);
+  const grefs = new GrantRefAllocator(gnttab);
+  const evtchn = new EventChannels(cfg.evtchn, task.domid);
+  const wake = evtchn.wake;
+  const xs = new XenstoreClient(task.xenstore!, wake);
+  const loop = new DomainLoop(wake, { spinRounds: cfg.spinRounds });
+
+  const devices = cfg.vifs.map((v) => {
+    const nf = new Netfront({ domid: task.domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: cfg.mtu });
+    const transport = {
+      ram: mem.u8,
+      txReserve: (len: number) => nf.txReserve(len),
+      txCommit: (len: number) => nf.txCommit(len),
+      txAvailable: () => nf.txAvailable(),
+      flush: () => nf.flush(),
+    };
+    const ep = new NetEndpoint({ name: `${task.host}/${task.name}`, mac: v.mac, ip: v.ip, transport, mtu: cfg.mtu });
+    nf.onReceive = (ram, off, len) => ep.receive(ram, off, len);
+    return { nf, ep };
+  });
+  const primary = devices[0];
+
+  const stats = (): Record<string, unknown> => ({
+    domid: task.domid,
+    name: task.name,
+    host: task.host,
+    vifs: devices.map((d) => ({ handle: d.nf.handle, ...d.nf.stats })),
+    endpoint: primary.ep.stats(),
+    loop: { ...loop.stats },
+    freeFrames: frames.available,
+    freeGrants: grefs.available,
+  });
+
+  const control = new RpcEndpoint(task.control, null, wake).onRequest((op, args, later) => {
+    if (op === 'stats') return stats();
+    if (op === 'shutdown') {
+      loop.stop();
+      return true;
+    }
+    if (op === 'vif_close') {
+      primary.nf.close();
+      return true;
+    }
+    return primary.ep.control(op, args, later);
+  });
+
+  for (const d of devices) d.nf.start();
+  loop.add('control', () => control.poll() + xs.pump());
+  loop.add('evtchn', () => {
+    evtchn.dispatch();
+    return 0;
+  });
+  for (const d of devices) {
+    loop.add(`vif${d.nf.handle}`, () => d.nf.poll());
+    loop.add(`apps${d.nf.handle}`, () => d.ep.poll());
+  }
+  loop.run();
+  const final = stats();
+  control.close();
+  return final;
+}

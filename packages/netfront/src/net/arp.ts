@@ -1,0 +1,50 @@
+/**
+ * The neighbour cache: IPv4 → MAC, with request rate limiting and entry
+ * expiry. Times are passed in (no timers), so it is deterministic to test.
+ */
+export interface ArpEntry {
+  mac: number;
+  updated: number;
+}
+
+export class ArpCache {
+  private readonly entries = new Map<number, ArpEntry>();
+  private readonly asked = new Map<number, number>();
+
+  constructor(
+    private readonly ttlMs = 60_000,
+    private readonly retryMs = 100,
+  ) {}
+
+  lookup(ip: number): number | undefined {
+    return this.entries.get(ip)?.mac;
+  }
+
+  learn(ip: number, mac: number, now: number): void {
+    this.entries.set(ip, { mac, updated: now });
+    this.asked.delete(ip);
+  }
+
+  /** Should a request for `ip` go out now? Rate-limited so a busy sender does not flood ARP. */
+  shouldAsk(ip: number, now: number): boolean {
+    const last = this.asked.get(ip);
+    if (last !== undefined && now - last < this.retryMs) return false;
+    this.asked.set(ip, now);
+    return true;
+  }
+
+  expire(now: number): number {
+    let n = 0;
+    for (const [ip, e] of this.entries) {
+      if (now - e.updated > this.ttlMs) {
+        this.entries.delete(ip);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

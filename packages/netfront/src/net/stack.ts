@@ -1,0 +1,255 @@
+/**
+ * The guest's tiny IP stack on one interface: Ethernet, ARP (answer requests
+ * for our address, learn from replies and from requests aimed at us), IPv4
+ * with header checksum validation, UDP sockets. Frames are built in place in
+ * a buffer the transport lends (a guest page, a dom0 skb): no copies, no
+ * per-frame allocation. Every frame not delivered is counted by reason.
+ */
+import { ArpCache } from './arp.ts';
+import { BROADCAST_MAC, readMac, writeMac } from './addr.ts';
+import {
+  ARPOP_REPLY,
+  ARPOP_REQUEST,
+  ARP_LEN,
+  ETH_HLEN,
+  ETH_P_8021Q,
+  ETH_P_ARP,
+  ETH_P_IP,
+  ETH_ZLEN,
+  IPPROTO_UDP,
+  IP_HLEN,
+  UDP_HLEN,
+  UDP_OVERHEAD,
+  onesSum,
+  readU16,
+  readU32,
+  writeIpUdp,
+  writeU16,
+  writeU32,
+} from './wire.ts';
+
+/** Where the stack's frames go. reserve() lends space for a frame; commit() sends it. */
+export interface StackTransport {
+  reserve(len: number): { buf: Uint8Array; off: number } | null;
+  commit(len: number): void;
+}
+
+export type UdpHandler = (buf: Uint8Array, off: number, len: number, srcIp: number, srcPort: number) => void;
+export type PayloadFill = (buf: Uint8Array, off: number) => void;
+
+export interface StackCounters {
+  rxFrames: number;
+  rxUdp: number;
+  rxArp: number;
+  rxRunt: number;
+  rxNotForUs: number;
+  rxBadIp: number;
+  rxBadChecksum: number;
+  rxNotUdp: number;
+  rxBadUdp: number;
+  rxNoSocket: number;
+  rxUnknownEthertype: number;
+  txFrames: number;
+  txUdp: number;
+  txArp: number;
+  /** sendUdp refused: destination MAC not resolved yet (an ARP request is out). */
+  txArpPending: number;
+  /** sendUdp refused: the transport had no room (the caller retries). */
+  txBusy: number;
+}
+
+export class GuestStack {
+  readonly arp = new ArpCache();
+  readonly counters: StackCounters = {
+    rxFrames: 0,
+    rxUdp: 0,
+    rxArp: 0,
+    rxRunt: 0,
+    rxNotForUs: 0,
+    rxBadIp: 0,
+    rxBadChecksum: 0,
+    rxNotUdp: 0,
+    rxBadUdp: 0,
+    rxNoSocket: 0,
+    rxUnknownEthertype: 0,
+    txFrames: 0,
+    txUdp: 0,
+    txArp: 0,
+    txArpPending: 0,
+    txBusy: 0,
+  };
+  private readonly sockets = new Map<number, UdpHandler>();
+  private ipId = 0;
+  private now = 0;
+
+  constructor(
+    readonly opts: { mac: number; ip: number; transport: StackTransport },
+  ) {}
+
+  get mac(): number {
+    return this.opts.mac;
+  }
+  get ip(): number {
+    return this.opts.ip;
+  }
+
+  bind(port: number, handler: UdpHandler): void {
+    if (this.sockets.has(port)) throw new Error(`UDP port ${port} already bound`);
+    this.sockets.set(port, handler);
+  }
+
+  unbind(port: number): void {
+    this.sockets.delete(port);
+  }
+
+  /** Timers: expire neighbours. */
+  tick(now: number): void {
+    this.now = now;
+    this.arp.expire(now);
+  }
+
+  /** Start resolving `ip` (sends a request unless one went out just now). */
+  resolve(ip: number, now = performance.now()): boolean {
+    if (this.arp.lookup(ip) !== undefined) return true;
+    if (this.arp.shouldAsk(ip, now)) this.sendArp(ARPOP_REQUEST, BROADCAST_MAC, 0, ip);
+    return false;
+  }
+
+  /** Send one UDP datagram; false if it could not go now (ARP pending or no room), and nothing was sent. */
+  sendUdp(dstIp: number, srcPort: number, dstPort: number, payloadLen: number, fill: PayloadFill): boolean {
+    const dmac = this.arp.lookup(dstIp);
+    if (dmac === undefined) {
+      this.counters.txArpPending++;
+      this.resolve(dstIp, performance.now());
+      return false;
+    }
+    const len = Math.max(UDP_OVERHEAD + payloadLen, ETH_ZLEN);
+    const slot = this.opts.transport.reserve(len);
+    if (!slot) {
+      this.counters.txBusy++;
+      return false;
+    }
+    const { buf, off } = slot;
+    writeMac(buf, off, dmac);
+    writeMac(buf, off + 6, this.opts.mac);
+    writeU16(buf, off + 12, ETH_P_IP);
+    writeIpUdp(buf, off + ETH_HLEN, this.opts.ip, dstIp, this.ipId++, srcPort, dstPort, payloadLen);
+    if (len > UDP_OVERHEAD + payloadLen) buf.fill(0, off + UDP_OVERHEAD + payloadLen, off + len);
+    fill(buf, off + UDP_OVERHEAD);
+    this.opts.transport.commit(len);
+    this.counters.txFrames++;
+    this.counters.txUdp++;
+    return true;
+  }
+
+  private sendArp(op: number, dstMac: number, targetMac: number, targetIp: number): boolean {
+    const slot = this.opts.transport.reserve(ETH_ZLEN);
+    if (!slot) {
+      this.counters.txBusy++;
+      return false;
+    }
+    const { buf, off } = slot;
+    writeMac(buf, off, dstMac);
+    writeMac(buf, off + 6, this.opts.mac);
+    writeU16(buf, off + 12, ETH_P_ARP);
+    const a = off + ETH_HLEN;
+    writeU16(buf, a, 1); // htype Ethernet
+    writeU16(buf, a + 2, ETH_P_IP);
+    buf[a + 4] = 6;
+    buf[a + 5] = 4;
+    writeU16(buf, a + 6, op);
+    writeMac(buf, a + 8, this.opts.mac);
+    writeU32(buf, a + 14, this.opts.ip);
+    writeMac(buf, a + 18, targetMac);
+    writeU32(buf, a + 24, targetIp);
+    buf.fill(0, a + ARP_LEN, off + ETH_ZLEN);
+    this.opts.transport.commit(ETH_ZLEN);
+    this.counters.txFrames++;
+    this.counters.txArp++;
+    return true;
+  }
+
+  /** A received frame; the view is only valid during the call. */
+  receive(buf: Uint8Array, off: number, len: number): void {
+    const c = this.counters;
+    c.rxFrames++;
+    if (len < ETH_HLEN) {
+      c.rxRunt++;
+      return;
+    }
+    const dst = readMac(buf, off);
+    if (dst !== this.opts.mac && dst !== BROADCAST_MAC) {
+      c.rxNotForUs++;
+      return;
+    }
+    let l3 = off + ETH_HLEN;
+    let type = readU16(buf, off + 12);
+    if (type === ETH_P_8021Q) {
+      type = readU16(buf, off + 16);
+      l3 += 4;
+    }
+    const l3len = off + len - l3;
+    if (type === ETH_P_ARP) return this.receiveArp(buf, l3, l3len);
+    if (type !== ETH_P_IP) {
+      c.rxUnknownEthertype++;
+      return;
+    }
+    if (l3len < IP_HLEN || buf[l3] >> 4 !== 4 || (buf[l3] & 15) < 5) {
+      c.rxBadIp++;
+      return;
+    }
+    const ihl = (buf[l3] & 15) * 4;
+    const total = readU16(buf, l3 + 2);
+    if (total < ihl || total > l3len || ihl > l3len) {
+      c.rxBadIp++;
+      return;
+    }
+    if (onesSum(buf, l3, ihl) !== 0xffff) {
+      c.rxBadChecksum++;
+      return;
+    }
+    if (readU32(buf, l3 + 16) !== this.opts.ip) {
+      c.rxNotForUs++;
+      return;
+    }
+    if (buf[l3 + 9] !== IPPROTO_UDP) {
+      c.rxNotUdp++;
+      return;
+    }
+    const u = l3 + ihl;
+    const ulen = readU16(buf, u + 4);
+    if (total - ihl < UDP_HLEN || ulen < UDP_HLEN || ulen > total - ihl) {
+      c.rxBadUdp++;
+      return;
+    }
+    const h = this.sockets.get(readU16(buf, u + 2));
+    if (!h) {
+      c.rxNoSocket++;
+      return;
+    }
+    c.rxUdp++;
+    h(buf, u + UDP_HLEN, ulen - UDP_HLEN, readU32(buf, l3 + 12), readU16(buf, u));
+  }
+
+  private receiveArp(buf: Uint8Array, a: number, len: number): void {
+    const c = this.counters;
+    if (len < ARP_LEN || readU16(buf, a) !== 1 || readU16(buf, a + 2) !== ETH_P_IP || buf[a + 4] !== 6 || buf[a + 5] !== 4) {
+      c.rxBadIp++;
+      return;
+    }
+    c.rxArp++;
+    const op = readU16(buf, a + 6);
+    const sha = readMac(buf, a + 8);
+    const spa = readU32(buf, a + 14);
+    const tpa = readU32(buf, a + 24);
+    const now = this.now || performance.now();
+    if (tpa !== this.opts.ip) {
+      // Not for us; refresh an existing entry (as Linux does) but create none.
+      if (this.arp.lookup(spa) !== undefined) this.arp.learn(spa, sha, now);
+      if (op === ARPOP_REQUEST) c.rxNotForUs++;
+      return;
+    }
+    this.arp.learn(spa, sha, now);
+    if (op === ARPOP_REQUEST) this.sendArp(ARPOP_REPLY, sha, sha, spa);
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The UDP stream app. Payload: seq u32, stream id u32 (big-endian), then
+ * filler. The sender may run a credit window: at most `window` frames beyond
+ * the highest sequence the receiver has reported, which keeps a fast sender
+ * from burying a slower receiver on a 2-core machine (every dropped frame
+ * still costs CPU). Credits travel back as ordinary UDP frames.
+ */
+import { SeqTracker, type SeqStats } from './seqtrack.ts';
+
+const STALL_MS = 50;
+
+function readU32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+function writeU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+
+export class StreamSender {
+  readonly count: number;
+  readonly streamId: number;
+  readonly window: number;
+  sent = 0;
+  /** Times the window ran dry with no credit for STALL_MS: the sender presumes the tail lost and moves on. */
+  stalls = 0;
+  private credited = 0;
+  private lastProgress = performance.now();
+
+  constructor(o: { count: number; streamId: number; window?: number }) {
+    if (!(Number.isInteger(o.count) && o.count > 0)) throw new Error(`stream count must be a positive integer, got ${o.count}`);
+    this.count = o.count;
+    this.streamId = o.streamId >>> 0;
+    this.window = o.window ?? 0;
+  }
+
+  canSend(): boolean {
+    if (this.sent >= this.count) return false;
+    if (this.window === 0 || this.sent < this.credited + this.window) return true;
+    const now = performance.now();
+    if (now - this.lastProgress > STALL_MS) {
+      this.stalls++;
+      this.credited = this.sent;
+      this.lastProgress = now;
+      return true;
+    }
+    return false;
+  }
+
+  peekSeq(): number {
+    return this.sent;
+  }
+
+  fill(buf: Uint8Array, off: number, seq: number): void {
+    writeU32(buf, off, seq);
+    writeU32(buf, off + 4, this.streamId);
+  }
+
+  commit(): void {
+    this.sent++;
+  }
+
+  onCredit(highestSeen: number): void {
+    if (highestSeen + 1 > this.credited) {
+      this.credited = highestSeen + 1;
+      this.lastProgress = performance.now();
+    }
+  }
+
+  done(): boolean {
+    return this.sent >= this.count;
+  }
+}
+
+export interface Goodput {
+  elapsedMs: number;
+  frames: number;
+  bytes: number;
+  pps: number;
+  gbps: number;
+}
+
+export class StreamReceiver {
+  readonly streamId: number;
+  readonly creditEvery: number;
+  readonly tracker = new SeqTracker();
+  /** Frames of another stream arriving on our port: counted, not delivered. */
+  foreign = 0;
+  private first = -1;
+  private last = -1;
+  private bytes = 0;
+  private sinceCredit = 0;
+
+  constructor(o: { streamId: number; creditEvery?: number }) {
+    this.streamId = o.streamId >>> 0;
+    this.creditEvery = o.creditEvery ?? 64;
+  }
+
+  /**
+   * Record a payload of `len` bytes (the frame is len + 42 bytes, 60 at least).
+   * Returns the sequence number to credit back, or -1 when no credit is due.
+   */
+  onPayload(buf: Uint8Array, off: number, len: number, now: number): number {
+    if (len < 8 || readU32(buf, off + 4) !== this.streamId) {
+      this.foreign++;
+      return -1;
+    }
+    if (!this.tracker.add(readU32(buf, off))) return -1;
+    if (this.first < 0) this.first = now;
+    this.last = now;
+    this.bytes += Math.max(len + 42, 60);
+    if (++this.sinceCredit >= this.creditEvery) {
+      this.sinceCredit = 0;
+      return this.tracker.highestSeq;
+    }
+    return -1;
+  }
+
+  stats(expected?: number): SeqStats & { foreign: number } {
+    return { ...this.tracker.stats(expected), foreign: this.foreign };
+  }
+
+  /** Receiver goodput between the first and last delivered frame. */
+  goodput(): Goodput {
+    const frames = this.tracker.delivered;
+    const elapsedMs = this.last - this.first;
+    const secs = elapsedMs / 1000;
+    // n frames arrive over n-1 inter-arrival gaps: count the first frame's bytes out.
+    const perFrame = frames > 0 ? this.bytes / frames : 0;
+    const pps = secs > 0 ? (frames - 1) / secs : 0;
+    return { elapsedMs, frames, bytes: this.bytes, pps, gbps: (pps * perFrame * 8) / 1e9 };
+  }
+}

@@ -1,0 +1,389 @@
+/**
+ * One simulated NIC: VIs, buffer table, filter table, internal switch, a port
+ * to a wire. Runs inside the fabric worker. Every frame it takes from a TX
+ * ring ends in exactly one place: delivered to one or more VIs, sent on the
+ * wire, or a named drop counter.
+ */
+import { DeviceInterrupts } from '@xsim/hypervisor';
+import { BufferTable } from './buffer-table.ts';
+import { FilterTable } from './filter-table.ts';
+import { HwVi } from './hw-vi.ts';
+import {
+  DESC_SIZE,
+  EVQ_OFFSET,
+  EV_FLAGS,
+  EV_INDEX,
+  EV_LEN,
+  EV_RX,
+  EV_RX_CONT,
+  EV_SIZE,
+  EV_TX,
+  EV_TYPE,
+  FAULT_TX_CHAIN,
+  RXD_BUF,
+  RXD_LEN,
+  RXD_OFF,
+  RXQ_OFFSET,
+  TXD_BUF,
+  TXD_CONT,
+  TXD_FLAGS,
+  TXD_LEN,
+  TXD_OFF,
+  TXQ_OFFSET,
+  TX_MAX_CHAIN,
+  VI_EVQ_SIZE,
+  VI_RXQ_SIZE,
+  VI_STATE_FAULTED,
+  VI_STATE_RUNNING,
+  VI_TXQ_SIZE,
+  W_EV_CONS,
+  W_EV_PROD,
+  W_FAULT,
+  W_IRQ_ARM,
+  W_RX_CONS,
+  W_RX_PROD,
+  W_TX_CONS,
+  W_TX_PROD,
+  W_VI_STATE,
+} from './layout.ts';
+
+export interface NicSpec {
+  name: string;
+  host: string;
+  mac: number;
+  mtu: number;
+  vendor: string;
+  device: string;
+  vis: number;
+}
+
+export interface NicCounters {
+  wireTx: number;
+  wireRx: number;
+  /** Sent while no wire is attached. */
+  txNoLink: number;
+  /** Sent or received while the link is down. */
+  linkDownDrops: number;
+  /** Received frames longer than our MTU allows. */
+  rxOversize: number;
+  /** Received for a VI that is not running (reset or faulted). */
+  rxViDown: number;
+  /** Received with no filter match: went to VI 0. */
+  rxDefault: number;
+}
+
+const TX_BUDGET = 64;
+
+export class HwNic {
+  readonly vis: HwVi[];
+  readonly buffers: BufferTable;
+  readonly filters = new FilterTable();
+  readonly c: NicCounters = { wireTx: 0, wireRx: 0, txNoLink: 0, linkDownDrops: 0, rxOversize: 0, rxViDown: 0, rxDefault: 0 };
+  peer: HwNic | null = null;
+  linkUp = true;
+  private readonly maxFrame: number;
+  private readonly staging: Uint8Array;
+  private readonly active: HwVi[] = [];
+
+  constructor(
+    readonly spec: NicSpec,
+    viSabs: SharedArrayBuffer[],
+    private readonly rams: Map<number, Uint8Array>,
+    private readonly irqs: DeviceInterrupts,
+  ) {
+    this.vis = viSabs.map((s, i) => new HwVi(i, s));
+    this.buffers = new BufferTable(1 << 18);
+    this.maxFrame = spec.mtu + 18;
+    this.staging = new Uint8Array(65536);
+  }
+
+  // ---------------- control (MCDI) ----------------
+
+  viInit(vi: number, domid: number, irq: { domid: number; port: number } | null, macs: number[] | null): void {
+    const v = this.vi(vi);
+    if (v.running) throw new Error(`VI ${vi} is already initialised`);
+    if (!this.rams.has(domid)) throw new Error(`no domain ${domid} on host ${this.spec.host}`);
+    v.reset();
+    v.domid = domid;
+    v.irqDomid = irq?.domid ?? -1;
+    v.irqPort = irq?.port ?? 0;
+    v.macs = macs === null ? null : new Set(macs);
+    v.running = true;
+    Atomics.store(v.i32, W_VI_STATE, VI_STATE_RUNNING);
+    Atomics.store(v.i32, W_FAULT, 0);
+    if (!this.active.includes(v)) this.active.push(v);
+  }
+
+  viFini(vi: number): { filters: number; buffers: number } {
+    const v = this.vi(vi);
+    v.running = false;
+    v.reset();
+    const i = this.active.indexOf(v);
+    if (i >= 0) this.active.splice(i, 1);
+    return { filters: this.filters.removeVi(vi), buffers: this.buffers.freeVi(vi) };
+  }
+
+  vi(vi: number): HwVi {
+    const v = this.vis[vi];
+    if (!v) throw new Error(`no VI ${vi} (this NIC has ${this.vis.length})`);
+    return v;
+  }
+
+  private fault(v: HwVi, reason: number): void {
+    v.running = false;
+    v.faultReason = reason;
+    v.c.faults++;
+    Atomics.store(v.i32, W_FAULT, reason);
+    Atomics.store(v.i32, W_VI_STATE, VI_STATE_FAULTED);
+    // Tell the driver (it may be asleep waiting for completions that will never come).
+    this.raise(v, true);
+  }
+
+  // ---------------- datapath ----------------
+
+  /** Is there TX work on any running VI? (the fabric's pre-sleep re-check) */
+  txPending(): boolean {
+    for (const v of this.active) if (v.running && Atomics.load(v.i32, W_TX_PROD) >>> 0 !== v.txCons) return true;
+    return false;
+  }
+
+  /** One round over every running VI's TX ring. Returns frames taken. */
+  poll(): number {
+    let n = 0;
+    for (let i = 0; i < this.active.length; i++) {
+      const v = this.active[i];
+      if (v.running) n += this.processTx(v);
+    }
+    return n;
+  }
+
+  private processTx(v: HwVi): number {
+    const prod = Atomics.load(v.i32, W_TX_PROD) >>> 0;
+    if (prod === v.txCons) return 0;
+    if (((prod - v.txCons) >>> 0) > VI_TXQ_SIZE) {
+      this.fault(v, FAULT_TX_CHAIN);
+      return 0;
+    }
+    const dv = v.dv;
+    let frames = 0;
+    let cons = v.txCons;
+    while (cons !== prod && frames < TX_BUDGET) {
+      // Find the frame's descriptors; an unfinished chain waits for the driver.
+      let k = 0;
+      let complete = false;
+      while (((cons + k) >>> 0) !== prod) {
+        const o = TXQ_OFFSET + ((cons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
+        k++;
+        if ((dv.getUint16(o + TXD_FLAGS, true) & TXD_CONT) === 0) {
+          complete = true;
+          break;
+        }
+        if (k >= TX_MAX_CHAIN) break;
+      }
+      if (!complete) {
+        if (k >= TX_MAX_CHAIN) this.fault(v, FAULT_TX_CHAIN);
+        break;
+      }
+      let ram: Uint8Array;
+      let addr: number;
+      let len: number;
+      if (k === 1) {
+        const o = TXQ_OFFSET + (cons & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
+        len = dv.getUint16(o + TXD_LEN, true);
+        addr = this.buffers.resolve(v.id, dv.getUint32(o + TXD_BUF, true), dv.getUint16(o + TXD_OFF, true), len);
+        if (addr < 0) {
+          this.fault(v, -addr);
+          break;
+        }
+        ram = this.rams.get(this.buffers.lastDomid)!;
+      } else {
+        // A chained frame is gathered once into the NIC's own FIFO memory.
+        len = 0;
+        let bad = 0;
+        for (let j = 0; j < k; j++) {
+          const o = TXQ_OFFSET + ((cons + j) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
+          const l = dv.getUint16(o + TXD_LEN, true);
+          const a = this.buffers.resolve(v.id, dv.getUint32(o + TXD_BUF, true), dv.getUint16(o + TXD_OFF, true), l);
+          if (a < 0) {
+            bad = -a;
+            break;
+          }
+          if (len + l > this.staging.length) {
+            bad = FAULT_TX_CHAIN;
+            break;
+          }
+          this.staging.set(this.rams.get(this.buffers.lastDomid)!.subarray(a, a + l), len);
+          len += l;
+        }
+        if (bad) {
+          this.fault(v, bad);
+          break;
+        }
+        ram = this.staging;
+        addr = 0;
+      }
+      cons = (cons + k) >>> 0;
+      frames++;
+      this.transmit(v, ram, addr, len);
+    }
+    if (cons !== v.txCons) {
+      v.txCons = cons;
+      Atomics.store(v.i32, W_TX_CONS, cons | 0);
+      this.event(v, EV_TX, 0, 0, cons);
+    }
+    return frames;
+  }
+
+  /** A frame a VI sent: anti-spoofing, size, then the internal switch or the wire. */
+  private transmit(v: HwVi, ram: Uint8Array, addr: number, len: number): void {
+    if (len < 14 || len > this.maxFrame) {
+      v.c.txOversize++;
+      return;
+    }
+    if (v.macs !== null) {
+      const src = ram[addr + 6] * 2 ** 40 + ram[addr + 7] * 2 ** 32 + ((ram[addr + 8] << 24) >>> 0) + (ram[addr + 9] << 16) + (ram[addr + 10] << 8) + ram[addr + 11];
+      if (!v.macs.has(src)) {
+        v.c.txSpoofDrops++;
+        return;
+      }
+    }
+    v.c.txFrames++;
+    v.c.txBytes += len;
+    if (ram[addr] & 1) {
+      // Broadcast/multicast from a guest VI also reaches dom0's bridge on this host.
+      if (v.id !== 0) this.deliver(this.vis[0], ram, addr, len);
+      this.toWire(ram, addr, len);
+      return;
+    }
+    const target = this.filters.lookup(ram, addr, len);
+    if (target >= 0 && target !== v.id) {
+      v.c.txSwitchedLocal++;
+      this.deliver(this.vis[target], ram, addr, len);
+      return;
+    }
+    this.toWire(ram, addr, len);
+  }
+
+  private toWire(ram: Uint8Array, addr: number, len: number): void {
+    if (!this.peer) {
+      this.c.txNoLink++;
+      return;
+    }
+    if (!this.linkUp || !this.peer.linkUp) {
+      this.c.linkDownDrops++;
+      return;
+    }
+    this.c.wireTx++;
+    this.peer.fromWire(ram, addr, len);
+  }
+
+  /** A frame arriving from the wire: steer it with the filter table. */
+  fromWire(ram: Uint8Array, addr: number, len: number): void {
+    this.c.wireRx++;
+    if (len > this.maxFrame) {
+      this.c.rxOversize++;
+      return;
+    }
+    let target = ram[addr] & 1 ? -1 : this.filters.lookup(ram, addr, len);
+    if (target < 0) {
+      this.c.rxDefault++;
+      target = 0;
+    }
+    this.deliver(this.vis[target], ram, addr, len);
+  }
+
+  /** DMA a frame into the VI's posted RX buffers (scattering if it must), one event per descriptor. */
+  private deliver(v: HwVi, ram: Uint8Array, addr: number, len: number): void {
+    if (!v.running) {
+      this.c.rxViDown++;
+      return;
+    }
+    const prod = Atomics.load(v.i32, W_RX_PROD) >>> 0;
+    const avail = (prod - v.rxCons) >>> 0;
+    if (avail > VI_RXQ_SIZE) {
+      this.fault(v, FAULT_TX_CHAIN);
+      return;
+    }
+    // Enough room across the posted descriptors? Check before consuming any.
+    const dv = v.dv;
+    let room = 0;
+    let need = 0;
+    while (room < len && need < avail) {
+      room += dv.getUint16(RXQ_OFFSET + ((v.rxCons + need) & (VI_RXQ_SIZE - 1)) * DESC_SIZE + RXD_LEN, true);
+      need++;
+    }
+    if (room < len || this.evSpace(v) < need) {
+      v.c.rxNoDesc++;
+      return;
+    }
+    let done = 0;
+    for (let j = 0; j < need; j++) {
+      const idx = (v.rxCons + j) >>> 0;
+      const o = RXQ_OFFSET + (idx & (VI_RXQ_SIZE - 1)) * DESC_SIZE;
+      const cap = dv.getUint16(o + RXD_LEN, true);
+      const n = Math.min(cap, len - done);
+      const dst = this.buffers.resolve(v.id, dv.getUint32(o + RXD_BUF, true), dv.getUint16(o + RXD_OFF, true), n);
+      if (dst < 0) {
+        v.rxCons = (v.rxCons + j) >>> 0;
+        this.fault(v, -dst);
+        return;
+      }
+      const dram = this.rams.get(this.buffers.lastDomid)!;
+      dram.set(ram.subarray(addr + done, addr + done + n), dst);
+      done += n;
+      this.event(v, EV_RX, done < len ? EV_RX_CONT : 0, n, idx);
+    }
+    v.rxCons = (v.rxCons + need) >>> 0;
+    Atomics.store(v.i32, W_RX_CONS, v.rxCons | 0);
+    v.c.rxFrames++;
+    v.c.rxBytes += len;
+  }
+
+  private evSpace(v: HwVi): number {
+    return VI_EVQ_SIZE - ((v.evProd - (Atomics.load(v.i32, W_EV_CONS) >>> 0)) >>> 0);
+  }
+
+  private event(v: HwVi, type: number, flags: number, len: number, index: number): void {
+    const o = EVQ_OFFSET + (v.evProd & (VI_EVQ_SIZE - 1)) * EV_SIZE;
+    v.dv.setUint16(o + EV_TYPE, type, true);
+    v.dv.setUint16(o + EV_FLAGS, flags, true);
+    v.dv.setUint16(o + EV_LEN, len, true);
+    v.dv.setUint32(o + EV_INDEX, index >>> 0, true);
+    v.evProd = (v.evProd + 1) >>> 0;
+    v.evDirty = true;
+  }
+
+  /** Publish a VI's new events and interrupt its driver if it asked to be. */
+  flushEvents(v: HwVi): void {
+    if (!v.evDirty) return;
+    v.evDirty = false;
+    Atomics.store(v.i32, W_EV_PROD, v.evProd | 0);
+    this.raise(v, false);
+  }
+
+  private raise(v: HwVi, always: boolean): void {
+    if (v.irqPort <= 0) return;
+    if (Atomics.exchange(v.i32, W_IRQ_ARM, 0) === 1 || always) this.irqs.raise(v.irqDomid, v.irqPort);
+  }
+
+  /** After a fabric round (which may have delivered into this NIC from its peer): publish all events. */
+  flushAll(): void {
+    for (let i = 0; i < this.active.length; i++) this.flushEvents(this.active[i]);
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      name: this.spec.name,
+      link: this.linkUp ? 'up' : 'down',
+      ...this.c,
+      filters: this.filters.size,
+      filterHits: this.filters.hits,
+      filterMisses: this.filters.misses,
+      vis: Object.fromEntries(
+        this.vis
+          .filter((v) => v.running || v.c.faults > 0 || v.c.txFrames > 0 || v.c.rxFrames > 0)
+          .map((v) => [v.id, { domid: v.domid, state: Atomics.load(v.i32, W_VI_STATE), fault: v.faultReason, ...v.c }]),
+      ),
+    };
+  }
+}

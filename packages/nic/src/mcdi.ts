@@ -1,0 +1,70 @@
+/**
+ * MCDI: the management commands dom0's drivers send the NIC, over a msgpackr
+ * channel that only dom0 holds. Guests never get one, so they can never
+ * program filters or the buffer table.
+ */
+import type { RpcValue } from '@xsim/hypervisor';
+import type { FilterMatch } from './filter-table.ts';
+import type { HwNic } from './hw-nic.ts';
+
+export type McdiOp =
+  | 'vi_init'
+  | 'vi_fini'
+  | 'buffer_table_alloc'
+  | 'buffer_table_free'
+  | 'filter_insert'
+  | 'filter_remove'
+  | 'filter_list'
+  | 'vi_stats'
+  | 'nic_stats'
+  | 'link_set';
+
+type Args = Record<string, unknown>;
+
+function int(a: Args, k: string): number {
+  const v = a[k];
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`MCDI: argument ${k} must be an integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function handleMcdi(nic: HwNic, op: string, raw: RpcValue): RpcValue {
+  const a = (raw ?? {}) as Args;
+  switch (op as McdiOp) {
+    case 'vi_init': {
+      const irq = a.irq as { domid: number; port: number } | null | undefined;
+      const macs = a.macs as number[] | null | undefined;
+      nic.viInit(int(a, 'vi'), int(a, 'domid'), irq ?? null, macs ?? null);
+      return true;
+    }
+    case 'vi_fini':
+      return nic.viFini(int(a, 'vi'));
+    case 'buffer_table_alloc': {
+      const frames = a.frames as number[];
+      if (!Array.isArray(frames) || frames.some((f) => !Number.isInteger(f) || f < 0)) throw new Error('MCDI buffer_table_alloc: frames must be frame numbers');
+      return nic.buffers.alloc(int(a, 'vi'), int(a, 'domid'), frames);
+    }
+    case 'buffer_table_free':
+      nic.buffers.free(int(a, 'vi'), int(a, 'base'), int(a, 'count'));
+      return true;
+    case 'filter_insert': {
+      const vi = int(a, 'vi');
+      nic.vi(vi);
+      return nic.filters.insert(vi, a.match as FilterMatch);
+    }
+    case 'filter_remove':
+      return nic.filters.remove(int(a, 'id'));
+    case 'filter_list':
+      return nic.filters.list();
+    case 'vi_stats': {
+      const v = nic.vi(int(a, 'vi'));
+      return { ...v.c, running: v.running, fault: v.faultReason, buffers: nic.buffers.entries(v.id) };
+    }
+    case 'nic_stats':
+      return nic.stats();
+    case 'link_set':
+      nic.linkUp = a.up === true;
+      return nic.linkUp;
+    default:
+      throw new Error(`MCDI: unknown command ${op}`);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * dom0's primary driver for its NIC (the sfc-like "net driver"): owns VI 0,
+ * registers all of dom0's RAM in the buffer table so any skb can be sent
+ * without a copy, keeps RX buffers big enough for a whole frame posted, and
+ * turns events into RX frames and TX completions.
+ */
+import type { EventChannels, FrameAllocator, GuestMemory, RpcEndpoint } from '@xsim/hypervisor';
+import {
+  EV_FLAGS,
+  EV_INDEX,
+  EV_LEN,
+  EV_RX,
+  EV_RX_CONT,
+  EV_TX,
+  EV_TYPE,
+  FAULT_NAMES,
+  VI_RXQ_SIZE,
+  VI_STATE_FAULTED,
+  VI_TXQ_SIZE,
+} from './layout.ts';
+import { ViQueues } from './vi-queues.ts';
+
+export interface NetDriverOptions {
+  mcdi: RpcEndpoint;
+  viSab: SharedArrayBuffer;
+  fabricWake: { sab: SharedArrayBuffer; offset: number };
+  mem: GuestMemory;
+  frames: FrameAllocator;
+  evtchn: EventChannels;
+  mac: number;
+  mtu: number;
+  rxBuffers?: number;
+}
+
+export interface NetDriverStats {
+  txPosted: number;
+  txCompleted: number;
+  txRingFull: number;
+  rxFrames: number;
+  /** Frames that did not fit one RX buffer (cannot happen within the MTU): dropped. */
+  rxScattered: number;
+  viState: number;
+  fault: string;
+}
+
+export type RxCallback = (ram: Uint8Array, off: number, len: number) => void;
+export type TxDoneCallback = (cookie: number) => void;
+
+export class NetDriver {
+  private readonly q: ViQueues;
+  private readonly bufBase: number;
+  private readonly rxAddr: Int32Array;
+  private readonly rxSlotBuf = new Int32Array(VI_RXQ_SIZE).fill(-1);
+  private readonly txCookie = new Int32Array(VI_TXQ_SIZE);
+  private txDone = 0;
+  private rxBroken = false;
+  private readonly rxBufSize: number;
+  private readonly ram: Uint8Array;
+  private readonly port: number;
+  readonly s: Omit<NetDriverStats, 'viState' | 'fault'> = { txPosted: 0, txCompleted: 0, txRingFull: 0, rxFrames: 0, rxScattered: 0 };
+
+  private constructor(private readonly o: NetDriverOptions) {
+    const domid = o.evtchn.domid;
+    this.q = new ViQueues(o.viSab, o.fabricWake);
+    this.ram = o.mem.u8;
+    this.port = o.evtchn.allocPirq();
+    // Completions are polled from the domain loop; the interrupt only wakes us.
+    o.evtchn.bindHandler(this.port, () => {});
+    o.mcdi.requestSync('vi_init', { vi: 0, domid, irq: { domid, port: this.port }, macs: null });
+    const frames: number[] = [];
+    for (let f = 0; f < o.mem.pages; f++) frames.push(f);
+    this.bufBase = o.mcdi.requestSync('buffer_table_alloc', { vi: 0, domid, frames }) as number;
+    this.txDone = this.q.txProdPvt;
+
+    this.rxBufSize = Math.ceil((o.mtu + 18) / 64) * 64;
+    const count = Math.min(o.rxBuffers ?? 256, VI_RXQ_SIZE);
+    const base = o.frames.allocRange(Math.ceil((count * this.rxBufSize) / 4096)) * 4096;
+    this.rxAddr = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      this.rxAddr[i] = base + i * this.rxBufSize;
+      this.postRx(i);
+    }
+    this.q.pushRx();
+  }
+
+  static probe(o: NetDriverOptions): NetDriver {
+    return new NetDriver(o);
+  }
+
+  private postRx(buf: number): void {
+    const a = this.rxAddr[buf];
+    const idx = this.q.postRx(this.bufBase + Math.floor(a / 4096), a % 4096, this.rxBufSize);
+    this.rxSlotBuf[idx & (VI_RXQ_SIZE - 1)] = buf;
+  }
+
+  txFree(): number {
+    return this.q.txSpace();
+  }
+
+  /** Send [addr, addr+len) of dom0 RAM; `cookie` comes back through onTxDone when the DMA is done. */
+  transmit(addr: number, len: number, cookie: number): boolean {
+    if (this.q.txSpace() < 1 || this.q.state === VI_STATE_FAULTED) {
+      this.s.txRingFull++;
+      return false;
+    }
+    const idx = this.q.postTx(this.bufBase + Math.floor(addr / 4096), addr % 4096, len, 0);
+    this.txCookie[idx & (VI_TXQ_SIZE - 1)] = cookie;
+    this.q.pushTx();
+    this.s.txPosted++;
+    return true;
+  }
+
+  poll(budget: number, onRx: RxCallback, onTxDone: TxDoneCallback): number {
+    const q = this.q;
+    const dv = q.dv;
+    let n = 0;
+    let pending = q.evPending();
+    let reposted = false;
+    while (pending > 0 && n < budget) {
+      const o = q.evOffset(q.evCons);
+      const type = dv.getUint16(o + EV_TYPE, true);
+      const index = dv.getUint32(o + EV_INDEX, true);
+      q.evCons = (q.evCons + 1) >>> 0;
+      pending--;
+      n++;
+      if (type === EV_TX) {
+        while (this.txDone !== index) {
+          onTxDone(this.txCookie[this.txDone & (VI_TXQ_SIZE - 1)]);
+          this.txDone = (this.txDone + 1) >>> 0;
+          this.s.txCompleted++;
+        }
+      } else if (type === EV_RX) {
+        const buf = this.rxSlotBuf[index & (VI_RXQ_SIZE - 1)];
+        const more = (dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) !== 0;
+        if (more || this.rxBroken) {
+          // Our buffers hold any frame within the MTU; a scattered one is counted and dropped.
+          if (!more) this.s.rxScattered++;
+          this.rxBroken = more;
+        } else {
+          this.s.rxFrames++;
+          onRx(this.ram, this.rxAddr[buf], dv.getUint16(o + EV_LEN, true));
+        }
+        this.postRx(buf);
+        reposted = true;
+      }
+    }
+    q.publishEvCons();
+    if (reposted) q.pushRx();
+    if (n === 0 && q.armIrq()) return 1;
+    return n;
+  }
+
+  stats(): NetDriverStats {
+    return { ...this.s, viState: this.q.state, fault: FAULT_NAMES[this.q.fault] ?? String(this.q.fault) };
+  }
+
+  remove(): void {
+    try {
+      this.o.mcdi.requestSync('vi_fini', { vi: 0 }, 2000);
+    } catch {
+      // The NIC may already be gone at shutdown; nothing left to undo on our side.
+    }
+    this.o.evtchn.close(this.port);
+  }
+}
