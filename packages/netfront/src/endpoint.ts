@@ -74,6 +74,9 @@ export class NetEndpoint {
   private readonly arpWaits: { ip: number; reply: Reply; deadline: number }[] = [];
   private nextPort = 40000;
   private lastTick = 0;
+  /** Credit ports kept open after a stream ends, so late credits are not rxNoSocket drops (cf. TIME_WAIT). */
+  private readonly lingering: { port: number; until: number }[] = [];
+  lateCredits = 0;
 
   constructor(private readonly o: EndpointOptions) {
     this.t = o.transport;
@@ -97,7 +100,7 @@ export class NetEndpoint {
   }
 
   stats(): Record<string, unknown> {
-    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size };
+    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, lateCredits: this.lateCredits };
   }
 
   /** Toolstack requests for the apps. */
@@ -160,6 +163,7 @@ export class NetEndpoint {
       this.stack.tick(now);
       this.checkArp(now);
       this.checkReceivers(now);
+      while (this.lingering.length > 0 && this.lingering[0].until < now) this.stack.unbind(this.lingering.shift()!.port);
     }
     for (let i = 0; i < this.sends.length; i++) work += this.pump(this.sends[i], now);
     for (let i = 0; i < this.pings.length; i++) work += this.pumpPing(this.pings[i], now);
@@ -180,6 +184,8 @@ export class NetEndpoint {
     if (s.done()) {
       this.sends.splice(this.sends.indexOf(job), 1);
       this.stack.unbind(job.creditPort);
+      this.stack.bind(job.creditPort, () => this.lateCredits++);
+      this.lingering.push({ port: job.creditPort, until: now + 2000 });
       this.t.flush();
       job.reply({ sent: s.sent, elapsedMs: now - job.started, stalls: s.stalls });
     }

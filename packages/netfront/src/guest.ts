@@ -73,6 +73,10 @@ export function boot(task: DomainTask<GuestConfig>): unknown {
       primary.nf.close();
       return true;
     }
+    if (op === 'inject_fault') {
+      primary.nf.injectFault(String((args as { kind?: string }).kind) as Parameters<Netfront['injectFault']>[0]);
+      return true;
+    }
     return primary.ep.control(op, args, later);
   });
 

@@ -275,6 +275,35 @@ export class Netfront {
     this.txRingRef = this.rxRingRef = -1;
   }
 
+  /**
+   * Fault injection, for testing backends against a broken or hostile guest:
+   * publish one malformed TX request of the given kind. The backend must
+   * disconnect this vif alone.
+   */
+  injectFault(kind: 'bad-producer' | 'bad-gref' | 'cross-page' | 'zero-size' | 'oversize'): void {
+    const tx = this.tx;
+    if (!tx) throw new Error('netfront: not connected');
+    const dv = tx.sring.dv;
+    if (kind === 'bad-producer') {
+      // Claim more outstanding requests than the ring can hold.
+      Atomics.store(tx.sring.idx, 0, (tx.reqProdPvt + NET_TX_RING_SIZE + 7) | 0);
+      this.d.evtchn.send(this.port);
+      return;
+    }
+    const o = tx.nextRequestOffset();
+    const page = this.txBase;
+    const gref = kind === 'bad-gref' ? 7 /* a reserved ref we never granted */ : this.d.grefs.alloc();
+    if (kind !== 'bad-gref') this.d.gnttab.grantAccess(gref, this.backendDomid, page, true);
+    dv.setUint32(o + TXREQ_GREF, gref, true);
+    dv.setUint16(o + TXREQ_OFFSET, kind === 'cross-page' ? 4000 : 0, true);
+    dv.setUint16(o + TXREQ_FLAGS, 0, true);
+    dv.setUint16(o + TXREQ_ID, 0, true);
+    dv.setUint16(o + TXREQ_SIZE, kind === 'zero-size' ? 0 : kind === 'oversize' ? 65000 : kind === 'cross-page' ? 1000 : 100, true);
+    tx.reqProdPvt = (tx.reqProdPvt + 1) >>> 0;
+    tx.pushRequestsAndCheckNotify();
+    this.d.evtchn.send(this.port);
+  }
+
   // ---------------- TX ----------------
 
   /**

@@ -93,13 +93,17 @@ export class NetDriver {
     this.rxSlotBuf[idx & (VI_RXQ_SIZE - 1)] = buf;
   }
 
+  /**
+   * Slots we may fill: counted against completions we have processed, not the
+   * NIC's consumer index, since a slot's cookie must live until its EV_TX.
+   */
   txFree(): number {
-    return this.q.txSpace();
+    return VI_TXQ_SIZE - ((this.q.txProdPvt - this.txDone) >>> 0);
   }
 
   /** Send [addr, addr+len) of dom0 RAM; `cookie` comes back through onTxDone when the DMA is done. */
   transmit(addr: number, len: number, cookie: number): boolean {
-    if (this.q.txSpace() < 1 || this.q.state === VI_STATE_FAULTED) {
+    if (this.txFree() < 1 || this.q.state === VI_STATE_FAULTED) {
       this.s.txRingFull++;
       return false;
     }

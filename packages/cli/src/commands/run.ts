@@ -8,6 +8,7 @@ import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
 import { runPing, runStream } from '../toolstack/traffic.ts';
 import { intFlag, parseArgs } from '../args.ts';
 import { table } from '../format.ts';
+import { dropCounters } from '../toolstack/drops.ts';
 
 function ref(s: string): DomainRef {
   const [host, domain] = s.split('/');
@@ -114,17 +115,6 @@ function nicTable(stats: Json): string {
   return table(['NIC', 'wire tx', 'wire rx', 'to VI 0', 'filters'], rows);
 }
 
-/** Every counter whose name says it is a drop, error or fault and is not zero. */
 function dropLines(stats: Json): string[] {
-  const out: string[] = [];
-  const walk = (o: unknown, path: string) => {
-    if (o === null || typeof o !== 'object') return;
-    for (const [k, v] of Object.entries(o as Json)) {
-      const p = path ? `${path}.${k}` : k;
-      if (typeof v === 'number' && v > 0 && /drop|error|faults?$|lost|nodesc|oversize|spoof|nolink|bad|runt|full|stall/i.test(k)) out.push(`${p} = ${v}`);
-      else if (typeof v === 'object') walk(v, p);
-    }
-  };
-  walk(stats, '');
-  return out;
+  return [...dropCounters(stats)].filter(([, v]) => v > 0).map(([k, v]) => `${k} = ${v}`);
 }

@@ -35,6 +35,7 @@ export interface StreamResult {
   senderMs: number;
   stalls: number;
   complete: boolean;
+  reorderSamples: [number, number][];
 }
 
 let nextStream = 1;
@@ -46,7 +47,8 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
   const streamId = o.streamId ?? nextStream++;
   const timeoutMs = o.timeoutMs ?? 120_000;
   await sim.request(o.from, 'arp_resolve', { ip: dst.ip });
-  const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500 }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
+  const creditEvery = o.window ? Math.max(1, Math.floor(o.window / 4)) : 0;
+  const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
   const send = (await sim.request(o.from, 'stream_send', { dstIp: dst.ip, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0 }, timeoutMs)) as Record<string, number>;
   const r = await recv;
   return {
@@ -66,6 +68,7 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
     senderMs: send.elapsedMs,
     stalls: send.stalls,
     complete: r.complete === true,
+    reorderSamples: (r as unknown as { reorderSamples: [number, number][] }).reorderSamples ?? [],
   };
 }
 

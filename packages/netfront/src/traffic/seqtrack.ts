@@ -13,6 +13,8 @@ export interface SeqStats {
   tooOld: number;
   lost: number;
   highest: number;
+  /** The first few reorderings seen, as [seq, highest-at-the-time], to locate them. */
+  reorderSamples: [number, number][];
 }
 
 export class SeqTracker {
@@ -22,6 +24,7 @@ export class SeqTracker {
   duplicated = 0;
   reordered = 0;
   tooOld = 0;
+  private readonly reorderSamples: [number, number][] = [];
 
   private test(seq: number): boolean {
     const i = seq & (SEQ_WINDOW - 1);
@@ -55,6 +58,7 @@ export class SeqTracker {
       return false;
     }
     this.set(seq, true);
+    if (this.reorderSamples.length < 8) this.reorderSamples.push([seq, this.highest]);
     this.reordered++;
     this.delivered++;
     return true;
@@ -73,6 +77,7 @@ export class SeqTracker {
       tooOld: this.tooOld,
       lost: Math.max(0, total - this.delivered),
       highest: this.highest,
+      reorderSamples: [...this.reorderSamples],
     };
   }
 }

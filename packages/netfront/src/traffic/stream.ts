@@ -84,6 +84,7 @@ export interface Goodput {
 
 export class StreamReceiver {
   readonly streamId: number;
+  /** Frames between credits sent back to the sender; 0 = never (a sender without a window needs none). */
   readonly creditEvery: number;
   readonly tracker = new SeqTracker();
   /** Frames of another stream arriving on our port: counted, not delivered. */
@@ -111,7 +112,7 @@ export class StreamReceiver {
     if (this.first < 0) this.first = now;
     this.last = now;
     this.bytes += Math.max(len + 42, 60);
-    if (++this.sinceCredit >= this.creditEvery) {
+    if (this.creditEvery > 0 && ++this.sinceCredit >= this.creditEvery) {
       this.sinceCredit = 0;
       return this.tracker.highestSeq;
     }

@@ -1,0 +1,70 @@
+/**
+ * The named drop counters of every layer, pulled out of Simulation.stats().
+ * Conservation: over an interval with only one stream running, frames sent =
+ * frames delivered + the growth of these counters. Only counters that count
+ * frames lost on the way are here (not refusals before sending, like txBusy).
+ */
+const DROP_COUNTERS = new Set([
+  // NIC hardware (fabric)
+  'txNoLink',
+  'linkDownDrops',
+  'rxOversize',
+  'rxViDown',
+  'txSpoofDrops',
+  'txOversize',
+  'rxNoDesc',
+  'vetoed',
+  // dom0: netback, bridge, uplink, NIC driver
+  'rxDropQueueFull',
+  'rxDropNotConnected',
+  'rxDropNoSkb',
+  'txDropBacklogFull',
+  'txDropNoSkb',
+  'dropSamePort',
+  'dropNoPort',
+  'dropBadSource',
+  'rxScattered',
+  // guests: netfront and stack
+  'rxErrors',
+  'txErrors',
+  'rxRunt',
+  'rxNotForUs',
+  'rxBadIp',
+  'rxBadChecksum',
+  'rxNotUdp',
+  'rxBadUdp',
+  'rxNoSocket',
+  'rxUnknownEthertype',
+]);
+
+/** Flat "path = value" map of every drop counter in a stats tree. */
+export function dropCounters(stats: unknown): Map<string, number> {
+  const out = new Map<string, number>();
+  const walk = (o: unknown, path: string) => {
+    if (o === null || typeof o !== 'object') return;
+    for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
+      const p = path ? `${path}.${k}` : k;
+      if (typeof v === 'number' && DROP_COUNTERS.has(k)) out.set(p, v);
+      else if (typeof v === 'object') walk(v, p);
+    }
+  };
+  walk(stats, '');
+  return out;
+}
+
+export function totalDrops(stats: unknown): number {
+  let n = 0;
+  for (const v of dropCounters(stats).values()) n += v;
+  return n;
+}
+
+/** Counters that grew between two snapshots, with how much. */
+export function dropDelta(before: unknown, after: unknown): Map<string, number> {
+  const a = dropCounters(before);
+  const out = new Map<string, number>();
+  for (const [k, v] of dropCounters(after)) {
+    const d = v - (a.get(k) ?? 0);
+    if (d !== 0) out.set(k, d);
+  }
+  return out;
+}
