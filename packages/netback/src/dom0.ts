@@ -104,7 +104,11 @@ export function boot(task: DomainTask<Dom0Config>): unknown {
   };
 
   const maxFrame = cfg.mtu + 18;
-  const skbs = new SkbPool(mem, frames, cfg.skbs ?? 2048, maxFrame);
+  // Up to 2048 skbs, but never more than half of dom0's free RAM (jumbo skbs take 3 pages each);
+  // the NIC driver's RX buffers and the rings need the rest.
+  const skbPages = maxFrame <= 4096 ? 2 ** Math.ceil(Math.log2(Math.max(maxFrame, 64))) / 4096 : Math.ceil(maxFrame / 4096);
+  const skbCount = Math.min(cfg.skbs ?? 2048, Math.floor((frames.available * 0.5) / skbPages));
+  const skbs = new SkbPool(mem, frames, skbCount, maxFrame);
   const bridge = new Bridge(mem.u8);
   const local = new LocalPort(skbs, bridge);
   local.portId = bridge.addPort(local);

@@ -162,10 +162,10 @@ export class VifBackend implements BridgePort {
       case XenbusState.Closed:
         this.disconnect();
         if (this.state !== XenbusState.Closed) this.setState(XenbusState.Closed);
-        // A frontend coming back (driver reload) finds us waiting again.
-        if (this.stats.fatalReason === '') this.setState(XenbusState.InitWait);
         break;
       case XenbusState.Initialising:
+        // A frontend coming back (driver reload) finds us waiting again; one we
+        // disconnected for misbehaviour stays out until the toolstack re-creates the vif.
         if (this.state === XenbusState.Closed && this.stats.fatalReason === '') this.setState(XenbusState.InitWait);
         break;
       default:

@@ -176,7 +176,7 @@ export class Netfront {
     this.stats.backendState = s;
     switch (s) {
       case XenbusState.InitWait:
-        if (this.state === XenbusState.Initialising || this.state === XenbusState.Closed) this.connect();
+        if (this.state === XenbusState.Initialising) this.connect();
         break;
       case XenbusState.Connected:
         if (prev !== XenbusState.Connected && this.state === XenbusState.Connected) this.onCarrier(true);
