@@ -14,6 +14,8 @@ commands:
       --size BYTES        Ethernet frame size, 64..9000 (default 1500)
       --from HOST/DOM     sender (default: first domU of the first host)
       --to HOST/DOM       receiver (default: first domU of the second host)
+      --window FRAMES     sender credit window (default: none)
+      --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first
       -j, -p              JSON output (-p: pretty)
 `;
 

@@ -34,6 +34,9 @@ export class Bridge {
   private readonly fdb = new Map<number, number>();
   readonly stats: BridgeStats = { forwarded: 0, flooded: 0, learned: 0, moved: 0, dropSamePort: 0, dropNoPort: 0, dropBadSource: 0 };
 
+  /** Told when a source MAC is learned (or moves) on a port: accelerators track the uplink's MACs. */
+  onLearn: (mac: number, port: number) => void = () => {};
+
   constructor(private readonly ram: Uint8Array) {}
 
   addPort(port: BridgePort): number {
@@ -57,6 +60,12 @@ export class Bridge {
     return this.fdb.get(mac) ?? NO_PORT;
   }
 
+  macsOn(port: number): number[] {
+    const out: number[] = [];
+    for (const [mac, p] of this.fdb) if (p === port) out.push(mac);
+    return out;
+  }
+
   fdbEntries(): { mac: number; port: string }[] {
     return [...this.fdb].map(([mac, p]) => ({ mac, port: this.ports[p]?.name ?? '?' }));
   }
@@ -77,6 +86,7 @@ export class Bridge {
       if (known === undefined) this.stats.learned++;
       else this.stats.moved++;
       this.fdb.set(src, ingress);
+      this.onLearn(src, ingress);
     }
     if ((r[addr] & 1) === 0) {
       const dst = r[addr] * 2 ** 40 + r[addr + 1] * 2 ** 32 + ((r[addr + 2] << 24) >>> 0) + (r[addr + 3] << 16) + (r[addr + 4] << 8) + r[addr + 5];

@@ -5,7 +5,9 @@
  * dom0 can be a traffic endpoint too (the dom0-to-dom0 baseline).
  */
 import {
+  DEFERRED,
   DomainLoop,
+  EventChannelBus,
   EventChannels,
   FrameAllocator,
   GrantOps,
@@ -17,12 +19,15 @@ import {
   type DomainHandle,
   type DomainTask,
 } from '@xsim/hypervisor';
-import { NetDriver } from '@xsim/nic';
+import { Driverlink, NetDriver, nicAlias } from '@xsim/nic';
 import { NetEndpoint, type FrameTransport } from '@xsim/netfront';
 import { Bridge, type BridgePort } from './bridge.ts';
 import { SkbPool } from './skb.ts';
 import { UplinkPort } from './uplink.ts';
 import { VifBackends } from './backends.ts';
+import { AccelManager } from './accel.ts';
+import type { AccelVif } from './accel-api.ts';
+import type { VifBackend } from './vif.ts';
 
 export interface Dom0Config {
   mem: SharedArrayBuffer;
@@ -32,8 +37,13 @@ export interface Dom0Config {
   mac: string;
   ip: string;
   mtu: number;
-  /** VI 0 of this host's NIC; the MCDI channel is task.ports[0]. Absent: a host with no NIC. */
-  nic?: { viSab: SharedArrayBuffer; fabricWake: { sab: SharedArrayBuffer; offset: number }; mac: number };
+  /**
+   * This host's NIC: every VI's memory (VI 0 is ours; the others are handed to
+   * accelerated guests), its PCI ids, and the MCDI channel is task.ports[0].
+   */
+  nic?: { viSabs: SharedArrayBuffer[]; fabricWake: { sab: SharedArrayBuffer; offset: number }; mac: number; vendor: string; device: string };
+  /** One accelerator-plugin channel per guest vif: task.ports[1 + i] belongs to accelChannels[i]. */
+  accelChannels?: { domid: number; handle: number }[];
   skbs?: number;
   spinRounds?: number;
 }
@@ -84,7 +94,7 @@ class LocalPort implements BridgePort, FrameTransport {
   flush(): void {}
 }
 
-export function boot(task: DomainTask<Dom0Config>): unknown {
+export async function boot(task: DomainTask<Dom0Config>): Promise<unknown> {
   const cfg = task.config;
   const domid = task.domid;
   const mem = new GuestMemory(cfg.mem);
@@ -116,15 +126,98 @@ export function boot(task: DomainTask<Dom0Config>): unknown {
   let driver: NetDriver | undefined;
   let uplink: UplinkPort | undefined;
   let mcdi: RpcEndpoint | undefined;
-  if (cfg.nic) {
-    const fabricWake = new WakeWord(cfg.nic.fabricWake.sab, cfg.nic.fabricWake.offset);
+  const nic = cfg.nic;
+  const driverlink = new Driverlink(() => ({
+    alias: nic ? nicAlias(nic.vendor, nic.device) : 'nic:none',
+    mac: nic?.mac ?? 0,
+    mtu: driver?.mtu ?? cfg.mtu,
+    vis: nic?.viSabs.length ?? 0,
+    linkUp: driver?.linkUp ?? false,
+  }));
+  if (nic) {
+    const fabricWake = new WakeWord(nic.fabricWake.sab, nic.fabricWake.offset);
     mcdi = new RpcEndpoint(task.ports![0], fabricWake, wake);
-    driver = NetDriver.probe({ mcdi, viSab: cfg.nic.viSab, fabricWake: cfg.nic.fabricWake, mem, frames, evtchn, mac: cfg.nic.mac, mtu: cfg.mtu });
+    driver = NetDriver.probe({ mcdi, viSab: nic.viSabs[0], fabricWake: nic.fabricWake, mem, frames, evtchn, mac: nic.mac, mtu: cfg.mtu, driverlink });
     uplink = new UplinkPort(driver, skbs, bridge);
     uplink.attach();
   }
+  const freeVis: number[] = [];
+  for (let v = (nic?.viSabs.length ?? 1) - 1; v >= 1; v--) freeVis.push(v);
 
-  const backends = new VifBackends({ ops, evtchn, xs, skbs, bridge, maxFrame, log: say }, xs, domid);
+  const accel = new AccelManager({
+    driverlink,
+    defer: (p, then, fail) => loop.defer(p, then, fail),
+    writeAccelKey: (vif, plugin) => {
+      const path = `/local/domain/${domid}/backend/vif/${vif.domid}/${vif.handle}/accel`;
+      if (plugin) xs.write(path, plugin);
+      else if (xs.tryRead(path) !== undefined) xs.rm(path);
+    },
+    ctx: {
+      nic: () => driverlink.nic(),
+      dom0: domid,
+      mcdi: (op, args) => {
+        if (!mcdi) throw new Error('this host has no NIC');
+        return mcdi.requestSync(op, args);
+      },
+      allocVi: () => {
+        const vi = freeVis.pop();
+        return vi === undefined || !nic ? null : { vi, sab: nic.viSabs[vi] };
+      },
+      freeVi: (vi) => {
+        if (!freeVis.includes(vi)) freeVis.push(vi);
+      },
+      fabricWake: () => nic!.fabricWake,
+      mapGrants: (gdom, grefs) => {
+        const handles: number[] = [];
+        const gframes: number[] = [];
+        for (const g of grefs) {
+          const m = ops.map(gdom, g, false);
+          if (m.status !== 0) {
+            for (const h of handles) ops.unmap(h);
+            return `cannot map gref ${g} of domain ${gdom}: status ${m.status}`;
+          }
+          handles.push(m.handle);
+          gframes.push(m.frame);
+        }
+        return { frames: gframes, handles };
+      },
+      unmapGrants: (handles) => {
+        for (const h of handles) ops.unmap(h);
+      },
+      uplinkMacs: () => (uplink ? bridge.macsOn(uplink.portId) : []),
+      log: say,
+    },
+  });
+  bridge.onLearn = (mac, port) => {
+    if (uplink && port === uplink.portId) accel.uplinkLearned(mac);
+  };
+  const accelVif = (v: VifBackend): AccelVif => ({ key: v.key, domid: v.frontendDomid, handle: v.handle, mac: v.mac, ip: v.ip });
+  (cfg.accelChannels ?? []).forEach((c, i) => {
+    const guestWake = EventChannelBus.wakeOf(cfg.evtchn, c.domid);
+    const key = `${c.domid}/${c.handle}`;
+    const rpc = new RpcEndpoint(task.ports![1 + i], guestWake, wake);
+    accel.addChannel({ key, domid: c.domid, handle: c.handle, mac: 0, ip: 0 }, rpc);
+  });
+
+  const backends = new VifBackends(
+    {
+      ops,
+      evtchn,
+      xs,
+      skbs,
+      bridge,
+      maxFrame,
+      log: say,
+      onConnected: (v) => {
+        accel.refreshVif(accelVif(v));
+        accel.vifConnected(v.key);
+      },
+      onDisconnected: (v) => accel.vifDisconnected(v.key),
+      onRxDelivered: (v, ram, addr, len) => accel.slowPathRx(v.key, ram, addr, len),
+    },
+    xs,
+    domid,
+  );
   const endpoint = new NetEndpoint({ name: `${task.host}/dom0`, mac: cfg.mac, ip: cfg.ip, transport: local, mtu: cfg.mtu });
   local.onReceive = (ram, off, len) => endpoint.receive(ram, off, len);
 
@@ -136,6 +229,8 @@ export function boot(task: DomainTask<Dom0Config>): unknown {
     vifs: Object.fromEntries([...backends.vifs].map(([k, v]) => [v.name, { ...v.stats, state: v.state, frontendState: v.frontendState, key: k }])),
     uplink: uplink ? { ...uplink.stats, backlog: uplink.backlogLength() } : null,
     nic: driver ? driver.stats() : null,
+    accel: accel.stats(),
+    driverlink: driverlink.events.log.slice(-20),
     local: { txDropNoSkb: local.txDropNoSkb },
     skbsFree: skbs.available,
     grantFailures: Object.fromEntries(ops.failures),
@@ -151,10 +246,59 @@ export function boot(task: DomainTask<Dom0Config>): unknown {
       return true;
     }
     if (op === 'fdb') return bridge.fdbEntries();
-    return endpoint.control(op, args, later);
+    const a = (args ?? {}) as Record<string, unknown>;
+    switch (op) {
+      case 'plugin_load': {
+        const reply = later();
+        accel.load(String(a.name), String(a.backend), a.frontend ? String(a.frontend) : undefined, (a.args ?? {}) as Record<string, unknown>, reply);
+        return DEFERRED;
+      }
+      case 'plugin_unload': {
+        const reply = later();
+        accel.unload(String(a.name), reply);
+        return DEFERRED;
+      }
+      case 'plugin_list':
+        return accel.stats();
+      case 'link_set': {
+        if (!mcdi || !driver) throw new Error('this host has no NIC');
+        const up = a.up === true;
+        mcdi.requestSync('link_set', { up });
+        driver.linkUp = up;
+        driverlink.linkChange(up);
+        return { up };
+      }
+      case 'mtu_set': {
+        if (!mcdi || !driver) throw new Error('this host has no NIC');
+        const m = Number(a.mtu);
+        if (m > driver.maxMtu) throw new Error(`primary driver refused MTU ${m}: its RX buffers hold at most MTU ${driver.maxMtu}`);
+        const refused = driverlink.negotiateMtu(m);
+        if (refused) throw new Error(refused);
+        mcdi.requestSync('mtu_set', { mtu: m });
+        driver.mtu = m;
+        driverlink.mtuChanged(m);
+        return { mtu: m };
+      }
+      case 'nic_reset': {
+        if (!mcdi) throw new Error('this host has no NIC');
+        const reply = later();
+        // Secondary drivers stop using the hardware, vifs fall back to the slow path, then the reset.
+        driverlink.suspend();
+        accel.detachAll(() => {
+          const r = mcdi!.requestSync('nic_reset', {});
+          driverlink.resume();
+          accel.attachAll();
+          reply(r);
+        });
+        return DEFERRED;
+      }
+      default:
+        return endpoint.control(op, args, later);
+    }
   });
 
   backends.start();
+  loop.add('accel', () => accel.poll());
   loop.add('control', () => control.poll() + xs.pump());
   loop.add('evtchn', () => {
     evtchn.dispatch();
@@ -163,7 +307,7 @@ export function boot(task: DomainTask<Dom0Config>): unknown {
   loop.add('netback', () => backends.poll());
   if (uplink) loop.add('uplink', () => uplink.poll());
   loop.add('endpoint', () => endpoint.poll());
-  loop.run();
+  await loop.runAsync();
 
   const final = stats();
   driver?.remove();

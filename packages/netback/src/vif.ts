@@ -60,6 +60,11 @@ export interface VifDeps {
   /** Largest frame accepted from the guest (MTU + Ethernet header + VLAN tag). */
   maxFrame: number;
   log: (msg: string) => void;
+  /** The vif reached Connected / left it (accelerators attach and detach). */
+  onConnected?: (vif: VifBackend) => void;
+  onDisconnected?: (vif: VifBackend) => void;
+  /** A frame was delivered into the guest on the slow path (accelerators learn flows here). */
+  onRxDelivered?: (vif: VifBackend, ram: Uint8Array, addr: number, len: number) => void;
 }
 
 export interface VifStats {
@@ -84,7 +89,11 @@ export interface VifStats {
 
 export class VifBackend implements BridgePort {
   readonly name: string;
+  readonly key: string;
   readonly path: string;
+  /** The guest MAC and IP the toolstack gave this vif. */
+  mac = 0;
+  ip = 0;
   readonly frontendPath: string;
   state: XenbusState = XenbusState.Initialising;
   frontendState: XenbusState = XenbusState.Unknown;
@@ -123,6 +132,11 @@ export class VifBackend implements BridgePort {
     this.name = `vif${frontendDomid}.${handle}`;
     this.path = `/local/domain/${this.dom0}/backend/vif/${frontendDomid}/${handle}`;
     this.frontendPath = deps.xs.read(`${this.path}/frontend`);
+    this.key = `${frontendDomid}/${handle}`;
+    const mac = deps.xs.tryRead(`${this.path}/mac`);
+    const ip = deps.xs.tryRead(`${this.path}/ip`);
+    if (mac) this.mac = mac.split(':').reduce((n, p) => n * 256 + Number.parseInt(p, 16), 0);
+    if (ip) this.ip = ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
   }
 
   get connected(): boolean {
@@ -204,10 +218,12 @@ export class VifBackend implements BridgePort {
     }
     this.portId = this.d.bridge.addPort(this);
     this.setState(XenbusState.Connected);
+    this.d.onConnected?.(this);
   }
 
   private disconnect(): void {
     const { ops, evtchn, bridge, skbs } = this.d;
+    if (this.tx) this.d.onDisconnected?.(this);
     if (this.portId >= 0) bridge.removePort(this.portId);
     this.portId = -1;
     if (this.port > 0) evtchn.close(this.port);
@@ -417,6 +433,7 @@ export class VifBackend implements BridgePort {
     this.rxUnpushed = true;
     this.stats.rxPackets++;
     this.stats.rxBytes += len;
+    this.d.onRxDelivered?.(this, this.d.skbs.mem.u8, addr, len);
     return 1;
   }
 

@@ -15,7 +15,10 @@ import {
   type DomainTask,
 } from '@xsim/hypervisor';
 import { NetEndpoint } from './endpoint.ts';
+import { parseMacString } from './netfront.ts';
 import { Netfront } from './netfront.ts';
+import { AccelHost } from './accel-host.ts';
+import { EventChannelBus } from '@xsim/hypervisor';
 
 export interface GuestConfig {
   mem: SharedArrayBuffer;
@@ -26,7 +29,7 @@ export interface GuestConfig {
   spinRounds?: number;
 }
 
-export function boot(task: DomainTask<GuestConfig>): unknown {
+export async function boot(task: DomainTask<GuestConfig>): Promise<unknown> {
   const cfg = task.config;
   const mem = new GuestMemory(cfg.mem);
   const frames = new FrameAllocator(mem);
@@ -37,7 +40,8 @@ export function boot(task: DomainTask<GuestConfig>): unknown {
   const xs = new XenstoreClient(task.xenstore!, wake);
   const loop = new DomainLoop(wake, { spinRounds: cfg.spinRounds });
 
-  const devices = cfg.vifs.map((v) => {
+  const dom0Wake = EventChannelBus.wakeOf(cfg.evtchn, 0);
+  const devices = cfg.vifs.map((v, i) => {
     const nf = new Netfront({ domid: task.domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: cfg.mtu });
     const transport = {
       ram: mem.u8,
@@ -48,7 +52,16 @@ export function boot(task: DomainTask<GuestConfig>): unknown {
     };
     const ep = new NetEndpoint({ name: `${task.host}/${task.name}`, mac: v.mac, ip: v.ip, transport, mtu: cfg.mtu });
     nf.onReceive = (ram, off, len) => ep.receive(ram, off, len);
-    return { nf, ep };
+    const port = task.ports?.[i];
+    const accel = port
+      ? new AccelHost(
+          new RpcEndpoint(port, dom0Wake, wake),
+          nf,
+          { domid: task.domid, backendDomid: 0, mac: parseMacString(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: cfg.mtu, log: (m) => console.error(`[${task.host}/${task.name}] ${m}`) },
+          (p, then, fail) => loop.defer(p, then, fail),
+        )
+      : null;
+    return { nf, ep, accel };
   });
   const primary = devices[0];
 
@@ -56,7 +69,7 @@ export function boot(task: DomainTask<GuestConfig>): unknown {
     domid: task.domid,
     name: task.name,
     host: task.host,
-    vifs: devices.map((d) => ({ handle: d.nf.handle, ...d.nf.stats })),
+    vifs: devices.map((d) => ({ handle: d.nf.handle, ...d.nf.stats, accel: d.accel ? { plugin: d.nf.accel ? d.accel.pluginName : null, attachments: d.accel.attachments, refused: d.accel.refused, ...(d.accel.frontend?.getStats() ?? {}) } : null })),
     endpoint: primary.ep.stats(),
     loop: { ...loop.stats },
     freeFrames: frames.available,
@@ -73,6 +86,17 @@ export function boot(task: DomainTask<GuestConfig>): unknown {
       primary.nf.close();
       return true;
     }
+    if (op === 'accel_inject') {
+      const fe = primary.accel?.frontend as { inject?: (k: string) => void } | null | undefined;
+      if (!fe?.inject) throw new Error('no accelerator with fault injection is attached');
+      fe.inject(String((args as { kind?: string }).kind));
+      return true;
+    }
+    if (op === 'accel_filter_request') {
+      // A guest asking dom0 to steer traffic to it: must be refused.
+      primary.accel?.send('filter_request', { match: { kind: 'mac', mac: 0xffffffffffff } });
+      return true;
+    }
     if (op === 'inject_fault') {
       primary.nf.injectFault(String((args as { kind?: string }).kind) as Parameters<Netfront['injectFault']>[0]);
       return true;
@@ -87,10 +111,11 @@ export function boot(task: DomainTask<GuestConfig>): unknown {
     return 0;
   });
   for (const d of devices) {
+    if (d.accel) loop.add(`accel${d.nf.handle}`, () => d.accel!.poll());
     loop.add(`vif${d.nf.handle}`, () => d.nf.poll());
     loop.add(`apps${d.nf.handle}`, () => d.ep.poll());
   }
-  loop.run();
+  await loop.runAsync();
   const final = stats();
   control.close();
   return final;

@@ -45,6 +45,7 @@ import {
   type XenstoreClient,
 } from '@xsim/hypervisor';
 import { XenbusState, parseState } from './xenbus.ts';
+import type { AccelFrontend } from './accel-api.ts';
 
 export interface NetfrontDeps {
   domid: number;
@@ -72,6 +73,9 @@ export interface NetfrontStats {
   rxErrors: number;
   notifiesSent: number;
   rxFragmented: number;
+  /** Frames the accelerator took on TX (never on the slow path), and received on its VI. */
+  txAccel: number;
+  rxAccel: number;
 }
 
 /** A frame delivered to the guest; the view is valid only during the call. */
@@ -134,7 +138,11 @@ export class Netfront {
     rxErrors: 0,
     notifiesSent: 0,
     rxFragmented: 0,
+    txAccel: 0,
+    rxAccel: 0,
   };
+  /** The accelerator plugin's frontend hooks, while one is attached. */
+  accel: AccelFrontend | null = null;
 
   constructor(deps: NetfrontDeps) {
     this.d = deps;
@@ -315,6 +323,12 @@ export class Netfront {
   txReserve(len: number): number {
     if (!this.tx || !this.connected) return -1;
     if (len <= 0 || len > this.chunkPages * PAGE_SIZE) return -1;
+    // An attached accelerator out of fast-path room stops the queue (as Xen's
+    // netfront does until checkReady): diverting to the slow path would reorder flows.
+    if (this.accel && !this.accel.checkReady()) {
+      this.stats.txBusy++;
+      return -1;
+    }
     const pieces = Math.ceil(len / PAGE_SIZE);
     if (this.freeChunks.length === 0 || this.tx.freeRequests() < pieces || this.freeTxIds.length < pieces) {
       this.stats.txBusy++;
@@ -330,6 +344,12 @@ export class Netfront {
     const tx = this.tx;
     if (chunk < 0 || !tx) throw new Error('netfront: txCommit without txReserve');
     this.reservedChunk = -1;
+    // Offer the frame to the accelerator first; a declined frame goes on unchanged.
+    if (this.accel && this.accel.startXmit(this.d.mem.u8, (this.txBase + chunk * this.chunkPages) * PAGE_SIZE, len)) {
+      this.freeChunks.push(chunk);
+      this.stats.txAccel++;
+      return;
+    }
     const { gnttab, grefs } = this.d;
     const firstFrame = this.txBase + chunk * this.chunkPages;
     const dv = tx.sring.dv;
@@ -403,6 +423,12 @@ export class Netfront {
       }
     } while (tx.finalCheckForResponses());
     return n;
+  }
+
+  /** A frame the accelerator received on its VI: to the stack like any other. */
+  deliverAccelRx(ram: Uint8Array, off: number, len: number): void {
+    this.stats.rxAccel++;
+    this.onReceive(ram, off, len);
   }
 
   // ---------------- RX ----------------
@@ -500,6 +526,7 @@ export class Netfront {
     this.flush();
     let work = this.txGc();
     work += this.rxPoll(budget);
+    if (this.accel) work += this.accel.poll(budget);
     // Reposting buffers is not progress in itself: it must not keep the loop spinning.
     if (this.freeRxIds.length > 0) this.refillRx();
     return work;

@@ -81,7 +81,7 @@ export class HwNic {
   readonly c: NicCounters = { wireTx: 0, wireRx: 0, txNoLink: 0, linkDownDrops: 0, rxOversize: 0, rxViDown: 0, rxDefault: 0 };
   peer: HwNic | null = null;
   linkUp = true;
-  private readonly maxFrame: number;
+  private maxFrame: number;
   private readonly staging: Uint8Array;
   private readonly active: HwVi[] = [];
 
@@ -103,6 +103,8 @@ export class HwNic {
     const v = this.vi(vi);
     if (v.running) throw new Error(`VI ${vi} is already initialised`);
     if (!this.rams.has(domid)) throw new Error(`no domain ${domid} on host ${this.spec.host}`);
+    // A VI starts clean: whatever a previous owner left in its rings is gone.
+    for (let w = 0; w <= 6; w++) Atomics.store(v.i32, w, 0);
     v.reset();
     v.domid = domid;
     v.irqDomid = irq?.domid ?? -1;
@@ -121,6 +123,24 @@ export class HwNic {
     const i = this.active.indexOf(v);
     if (i >= 0) this.active.splice(i, 1);
     return { filters: this.filters.removeVi(vi), buffers: this.buffers.freeVi(vi) };
+  }
+
+  /** A reset of the NIC's virtualised resources: every guest VI stops, its filters and buffers go. VI 0 keeps running. */
+  reset(): { vis: number; filters: number } {
+    let vis = 0;
+    let filters = 0;
+    for (const v of [...this.active]) {
+      if (v.id === 0) continue;
+      filters += this.viFini(v.id).filters;
+      vis++;
+    }
+    return { vis, filters };
+  }
+
+  setMtu(mtu: number): void {
+    if (!(mtu >= 68 && mtu <= 9000)) throw new Error(`MTU ${mtu} outside 68..9000`);
+    this.spec.mtu = mtu;
+    this.maxFrame = mtu + 18;
   }
 
   vi(vi: number): HwVi {

@@ -17,7 +17,9 @@ export type McdiOp =
   | 'filter_list'
   | 'vi_stats'
   | 'nic_stats'
-  | 'link_set';
+  | 'link_set'
+  | 'nic_reset'
+  | 'mtu_set';
 
 type Args = Record<string, unknown>;
 
@@ -64,6 +66,11 @@ export function handleMcdi(nic: HwNic, op: string, raw: RpcValue): RpcValue {
     case 'link_set':
       nic.linkUp = a.up === true;
       return nic.linkUp;
+    case 'nic_reset':
+      return nic.reset();
+    case 'mtu_set':
+      nic.setMtu(int(a, 'mtu'));
+      return nic.spec.mtu;
     default:
       throw new Error(`MCDI: unknown command ${op}`);
   }

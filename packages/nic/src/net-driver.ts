@@ -19,6 +19,7 @@ import {
   VI_TXQ_SIZE,
 } from './layout.ts';
 import { ViQueues } from './vi-queues.ts';
+import type { Driverlink } from './driverlink.ts';
 
 export interface NetDriverOptions {
   mcdi: RpcEndpoint;
@@ -30,6 +31,8 @@ export interface NetDriverOptions {
   mac: number;
   mtu: number;
   rxBuffers?: number;
+  /** Secondary drivers' data-path intercepts run on this driver's RX and TX. */
+  driverlink?: Driverlink;
 }
 
 export interface NetDriverStats {
@@ -57,16 +60,22 @@ export class NetDriver {
   private readonly rxBufSize: number;
   private readonly ram: Uint8Array;
   private readonly port: number;
+  /** Frames a secondary driver vetoed on TX: completed at the next poll without reaching the NIC. */
+  private readonly vetoedCookies: number[] = [];
+  linkUp = true;
+  mtu: number;
   readonly s: Omit<NetDriverStats, 'viState' | 'fault'> = { txPosted: 0, txCompleted: 0, txRingFull: 0, rxFrames: 0, rxScattered: 0 };
 
   private constructor(private readonly o: NetDriverOptions) {
     const domid = o.evtchn.domid;
-    this.q = new ViQueues(o.viSab, o.fabricWake);
+    this.mtu = o.mtu;
     this.ram = o.mem.u8;
     this.port = o.evtchn.allocPirq();
     // Completions are polled from the domain loop; the interrupt only wakes us.
     o.evtchn.bindHandler(this.port, () => {});
     o.mcdi.requestSync('vi_init', { vi: 0, domid, irq: { domid, port: this.port }, macs: null });
+    // After vi_init: the NIC has zeroed the VI's indices.
+    this.q = new ViQueues(o.viSab, o.fabricWake);
     const frames: number[] = [];
     for (let f = 0; f < o.mem.pages; f++) frames.push(f);
     this.bufBase = o.mcdi.requestSync('buffer_table_alloc', { vi: 0, domid, frames }) as number;
@@ -103,6 +112,10 @@ export class NetDriver {
 
   /** Send [addr, addr+len) of dom0 RAM; `cookie` comes back through onTxDone when the DMA is done. */
   transmit(addr: number, len: number, cookie: number): boolean {
+    if (this.o.driverlink?.vetoTx(this.ram, addr, len)) {
+      this.vetoedCookies.push(cookie);
+      return true;
+    }
     if (this.txFree() < 1 || this.q.state === VI_STATE_FAULTED) {
       this.s.txRingFull++;
       return false;
@@ -120,6 +133,10 @@ export class NetDriver {
     let n = 0;
     let pending = q.evPending();
     let reposted = false;
+    while (this.vetoedCookies.length > 0) {
+      onTxDone(this.vetoedCookies.shift()!);
+      n++;
+    }
     while (pending > 0 && n < budget) {
       const o = q.evOffset(q.evCons);
       const type = dv.getUint16(o + EV_TYPE, true);
@@ -141,8 +158,11 @@ export class NetDriver {
           if (!more) this.s.rxScattered++;
           this.rxBroken = more;
         } else {
-          this.s.rxFrames++;
-          onRx(this.ram, this.rxAddr[buf], dv.getUint16(o + EV_LEN, true));
+          const len = dv.getUint16(o + EV_LEN, true);
+          if (!this.o.driverlink?.vetoRx(this.ram, this.rxAddr[buf], len)) {
+            this.s.rxFrames++;
+            onRx(this.ram, this.rxAddr[buf], len);
+          }
         }
         this.postRx(buf);
         reposted = true;
@@ -154,8 +174,14 @@ export class NetDriver {
     return n;
   }
 
-  stats(): NetDriverStats {
-    return { ...this.s, viState: this.q.state, fault: FAULT_NAMES[this.q.fault] ?? String(this.q.fault) };
+  /** The largest MTU our posted RX buffers can take. */
+  get maxMtu(): number {
+    return this.rxBufSize - 18;
+  }
+
+  stats(): NetDriverStats & { linkUp: boolean; mtu: number; vetoedRx: number; vetoedTx: number } {
+    const dl = this.o.driverlink;
+    return { ...this.s, viState: this.q.state, fault: FAULT_NAMES[this.q.fault] ?? String(this.q.fault), linkUp: this.linkUp, mtu: this.mtu, vetoedRx: dl?.vetoedRx ?? 0, vetoedTx: dl?.vetoedTx ?? 0 };
   }
 
   remove(): void {

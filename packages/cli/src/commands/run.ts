@@ -26,7 +26,7 @@ function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window'], ['j', 'json', 'p', 'pretty']);
+  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin'], ['j', 'json', 'p', 'pretty']);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
   const count = intFlag(p, 'count', 20_000, 1, 100_000_000);
   const size = intFlag(p, 'size', 1500, 64, 9018);
@@ -45,6 +45,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   const sim = await Simulation.start(topo, { log: (l) => process.stderr.write(`xsim: ${l}\n`) });
   say(`xsim: ${sim.domains.length} domains + NIC fabric up, all vifs Connected in ${(performance.now() - t0).toFixed(0)} ms`);
   try {
+    const plugin = p.flags.get('plugin');
+    if (typeof plugin === 'string') {
+      await sim.loadPlugin(plugin);
+      say(`xsim: plugin ${plugin} loaded on every host`);
+    }
     const ping = await runPing(sim, from, to, 200);
     say(`xsim: ping ${from.host}/${from.domain} -> ${to.host}/${to.domain}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`);
     say(`xsim: streaming ${count} frames of ${size} bytes ${from.host}/${from.domain} -> ${to.host}/${to.domain} ...`);

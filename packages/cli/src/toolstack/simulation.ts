@@ -8,7 +8,8 @@
  * Idle workers sleep in Atomics.wait, so only the domains on the active path
  * compete for the machine's cores.
  */
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort as Port } from 'node:worker_threads';
+import { pluginModules } from '@xsim/accel-plugins';
 import { DomainPool, RpcEndpoint, WakeWord, type DomainTask } from '@xsim/hypervisor';
 import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
@@ -157,12 +158,24 @@ export class Simulation {
       mac: h.spec.nic.mac,
       ip: h.spec.dom0.ip,
       mtu,
-      nic: { viSab: h.nic.viSabs[0], fabricWake: { sab: this.fabricWake, offset: 0 }, mac: parseMac(h.spec.nic.mac) },
+      nic: { viSabs: h.nic.viSabs, fabricWake: { sab: this.fabricWake, offset: 0 }, mac: parseMac(h.spec.nic.mac), vendor: h.spec.nic.vendor, device: h.spec.nic.device },
+      accelChannels: [],
       spinRounds: this.opts.spinRounds,
     };
-    const mcdi = this.mcdiPorts.get(h.index)!;
-    this.launch(h, h.dom0, DOM0_KERNEL, h.spec.dom0.ip, config, [mcdi.port1 as unknown as import('node:worker_threads').MessagePort]);
+    const ports: Port[] = [this.mcdiPorts.get(h.index)!.port1 as unknown as Port];
+    // One accelerator-plugin channel per guest vif: dom0 keeps one end, the guest gets the other.
+    h.spec.domUs.forEach((spec, i) => {
+      spec.vifs.forEach((_v, n) => {
+        const ch = new MessageChannel();
+        config.accelChannels!.push({ domid: h.domUs[i].domid, handle: n });
+        ports.push(ch.port1 as unknown as Port);
+        this.accelGuestPorts.set(`${h.index}/${h.domUs[i].domid}/${n}`, ch.port2 as unknown as Port);
+      });
+    });
+    this.launch(h, h.dom0, DOM0_KERNEL, h.spec.dom0.ip, config, ports);
   }
+
+  private readonly accelGuestPorts = new Map<string, Port>();
 
   private startGuest(h: HostResources, d: DomainMemory, i: number): void {
     const spec = h.spec.domUs[i];
@@ -174,7 +187,8 @@ export class Simulation {
       vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip })),
       spinRounds: this.opts.spinRounds,
     };
-    this.launch(h, d, GUEST_KERNEL, spec.vifs[0].ip, config);
+    const ports = spec.vifs.map((_v, n) => this.accelGuestPorts.get(`${h.index}/${d.domid}/${n}`)!);
+    this.launch(h, d, GUEST_KERNEL, spec.vifs[0].ip, config, ports);
   }
 
   /** Resolve when every vif's frontend and backend read Connected in xenstore. */
@@ -210,6 +224,45 @@ export class Simulation {
     const d = this.domain(ref);
     if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed.message}`);
     return d.ctl.request(op, args, timeoutMs);
+  }
+
+  private hostNames(host?: string): string[] {
+    const names = this.hosts.map((h) => h.spec.name);
+    if (host === undefined) return names;
+    if (!names.includes(host)) throw new Error(`no host ${host} (hosts: ${names.join(', ')})`);
+    return [host];
+  }
+
+  /**
+   * Load an accelerator plugin (a bundled name, or a path to a module) into
+   * every host's dom0 (or one host's). It binds to a NIC only if its aliases match.
+   */
+  async loadPlugin(name: string, opts: { host?: string; args?: Record<string, unknown> } = {}): Promise<unknown[]> {
+    const mod = pluginModules(name);
+    const out: unknown[] = [];
+    for (const host of this.hostNames(opts.host)) {
+      out.push(await this.request({ host, domain: 'dom0' }, 'plugin_load', { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} }, 30_000));
+    }
+    return out;
+  }
+
+  /** Unload a plugin: every vif using it detaches (drains, falls back to the slow path) first. */
+  async unloadPlugin(name: string, opts: { host?: string } = {}): Promise<unknown[]> {
+    const out: unknown[] = [];
+    for (const host of this.hostNames(opts.host)) out.push(await this.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000));
+    return out;
+  }
+
+  async nicReset(host: string): Promise<unknown> {
+    return this.request({ host, domain: 'dom0' }, 'nic_reset', {}, 30_000);
+  }
+
+  async setLink(host: string, up: boolean): Promise<unknown> {
+    return this.request({ host, domain: 'dom0' }, 'link_set', { up });
+  }
+
+  async setMtu(host: string, mtu: number): Promise<unknown> {
+    return this.request({ host, domain: 'dom0' }, 'mtu_set', { mtu });
   }
 
   async fabricStats(): Promise<unknown> {

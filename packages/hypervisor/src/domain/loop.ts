@@ -34,6 +34,8 @@ export interface LoopStats {
 export class DomainLoop {
   private readonly pollers: { name: string; poll: Poller }[] = [];
   private stopped = false;
+  /** Work that needs the event loop (a dynamic import): run() returns so runAsync() can await it. */
+  private readonly awaiting: Promise<unknown>[] = [];
   private readonly spinRounds: number;
   private readonly maxSleepMs: number;
   private readonly beforeSleep?: () => number;
@@ -68,11 +70,39 @@ export class DomainLoop {
     return !this.stopped;
   }
 
-  /** Run until stop(); synchronous, as a kernel's idle loop is. */
+  /**
+   * Let `p` settle without blocking the domain: the synchronous loop steps out
+   * to the event loop (in runAsync) until it has. `then` runs inside the loop.
+   */
+  defer<T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void): void {
+    this.awaiting.push(
+      p.then(then, (e: unknown) => fail(e instanceof Error ? e : new Error(String(e)))).catch((e: unknown) => fail(e instanceof Error ? e : new Error(String(e)))),
+    );
+    this.wake.kick();
+  }
+
+  /** run(), stepping out to the event loop whenever deferred work is pending. */
+  async runAsync(): Promise<void> {
+    for (;;) {
+      this.run();
+      if (this.awaiting.length === 0) return;
+      const pending = this.awaiting.splice(0);
+      // Keep the rings moving while we wait: poll, but let the event loop in between.
+      let settled = false;
+      void Promise.all(pending).then(() => (settled = true));
+      while (!settled && !this.stopped) {
+        await new Promise<void>((r) => setImmediate(r));
+        for (let i = 0; i < this.pollers.length; i++) this.pollers[i].poll();
+      }
+      if (this.stopped) return;
+    }
+  }
+
+  /** Run until stop() (or until deferred work needs the event loop); synchronous, as a kernel's idle loop is. */
   run(): void {
     let idle = 0;
     const pollers = this.pollers;
-    while (!this.stopped) {
+    while (!this.stopped && this.awaiting.length === 0) {
       const seen = this.wake.snapshot();
       let work = 0;
       for (let i = 0; i < pollers.length; i++) work += pollers[i].poll();

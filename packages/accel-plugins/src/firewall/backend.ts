@@ -1,0 +1,62 @@
+/**
+ * firewall: a driverlink data-path intercept on dom0's primary driver. It
+ * accelerates nothing; it inspects every frame the primary driver receives or
+ * sends and vetoes those matching a rule (vetoed frames are counted by
+ * driverlink as vetoedRx/vetoedTx). It inspects standard frames only and so
+ * refuses an MTU above 1500.
+ */
+import type { AccelBackend, PluginManifest } from '@xsim/netback';
+
+export const manifest: PluginManifest = { name: 'firewall', version: '1.0.0', matches: ['*'], features: ['intercept'] };
+
+export interface FirewallRule {
+  /** IPv4 protocol number (17 UDP, 6 TCP); absent = any. */
+  proto?: number;
+  dstPort?: number;
+  /** Dotted quad. */
+  dstIp?: string;
+  srcIp?: string;
+}
+
+function ipNum(s: string): number {
+  return s.split('.').reduce((n, p) => n * 256 + Number(p), 0) >>> 0;
+}
+
+export function createBackend(_ctx: unknown, args: Record<string, unknown>): AccelBackend {
+  const rules = ((args.rules ?? []) as FirewallRule[]).map((r) => ({
+    proto: r.proto,
+    dstPort: r.dstPort,
+    dstIp: r.dstIp === undefined ? undefined : ipNum(r.dstIp),
+    srcIp: r.srcIp === undefined ? undefined : ipNum(r.srcIp),
+  }));
+  let inspected = 0;
+  let matched = 0;
+  const match = (b: Uint8Array, off: number, len: number): boolean => {
+    inspected++;
+    if (len < 34 || b[off + 12] !== 8 || b[off + 13] !== 0) return false;
+    const ip = off + 14;
+    const proto = b[ip + 9];
+    const src = ((b[ip + 12] << 24) | (b[ip + 13] << 16) | (b[ip + 14] << 8) | b[ip + 15]) >>> 0;
+    const dst = ((b[ip + 16] << 24) | (b[ip + 17] << 16) | (b[ip + 18] << 8) | b[ip + 19]) >>> 0;
+    const l4 = ip + (b[ip] & 15) * 4;
+    const dport = l4 + 4 <= off + len ? (b[l4 + 2] << 8) | b[l4 + 3] : -1;
+    for (const r of rules) {
+      if (r.proto !== undefined && r.proto !== proto) continue;
+      if (r.dstPort !== undefined && r.dstPort !== dport) continue;
+      if (r.dstIp !== undefined && r.dstIp !== dst) continue;
+      if (r.srcIp !== undefined && r.srcIp !== src) continue;
+      matched++;
+      return true;
+    }
+    return false;
+  };
+  return {
+    name: 'firewall',
+    probe: () => undefined,
+    remove: () => {},
+    mtuChangeRequest: (mtu) => (mtu <= 1500 ? true : 'rules inspect standard frames only (MTU <= 1500)'),
+    rxIntercept: match,
+    txIntercept: match,
+    stats: () => ({ rules: rules.length, inspected, matched }),
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * null: attaches to every vif and declines every frame, so a run with it
+ * measures what the accelerator hooks alone cost on the slow path.
+ */
+import type { AccelBackend, AccelBackendContext, PluginManifest } from '@xsim/netback';
+
+export const manifest: PluginManifest = { name: 'null', version: '1.0.0', matches: ['*'], features: ['vif'] };
+
+export function createBackend(ctx: AccelBackendContext): AccelBackend {
+  const attached = new Set<string>();
+  return {
+    name: 'null',
+    probe: () => undefined,
+    remove: () => attached.clear(),
+    attachVif(vif) {
+      attached.add(vif.key);
+      ctx.send(vif, 'offer', {});
+    },
+    onFrontendMessage(vif, op) {
+      if (op === 'drained' || op === 'decline') {
+        attached.delete(vif.key);
+        ctx.detached(vif);
+      }
+    },
+    detachVif(vif) {
+      ctx.send(vif, 'detach', {});
+    },
+    vifGone(vif) {
+      attached.delete(vif.key);
+    },
+    stats: () => ({ attached: attached.size }),
+  };
+}

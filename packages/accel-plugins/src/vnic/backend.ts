@@ -1,0 +1,151 @@
+/**
+ * vnic, dom0 side: gives each guest vif its own VI on the NIC. On attach it
+ * offers the VI to the guest; when the guest answers with the grants of its
+ * DMA pages and its interrupt port, it maps them, registers the frames in the
+ * NIC's buffer table for that VI (the guest can DMA nowhere else) and starts
+ * the VI with the guest's MAC as the only source it may send from. Flows the
+ * slow path delivers to an attached guest are learnt as IPv4 filters so later
+ * frames of the flow reach the guest's VI straight from the wire.
+ */
+import type { AccelBackend, AccelBackendContext, AccelVif, PluginManifest } from '@xsim/netback';
+import type { NicInfo } from '@xsim/nic';
+
+export const manifest: PluginManifest = {
+  name: 'vnic',
+  version: '1.0.0',
+  matches: ['nic:1924-0803', 'nic:1924-0903'],
+  features: ['vif'],
+};
+
+/** Frames up to this MTU fit the guest's scatter buffers (3 pages per TX slot, RX scatter). */
+const MAX_MTU = 9000;
+const MAX_FILTERS_PER_VIF = 64;
+
+interface VifState {
+  vif: AccelVif;
+  vi: number;
+  stage: 'offered' | 'ready' | 'detaching';
+  handles: number[];
+  bufBase: number;
+  filters: Map<number, number>;
+}
+
+export function createBackend(ctx: AccelBackendContext): AccelBackend {
+  const vifs = new Map<string, VifState>();
+  const s = { attached: 0, filtersInserted: 0, filterFailures: 0, noFreeVi: 0, faults: 0, declined: 0 };
+
+  const removeFilters = (st: VifState) => {
+    for (const id of st.filters.values()) ctx.mcdi('filter_remove', { id });
+    st.filters.clear();
+  };
+  const teardown = (st: VifState) => {
+    removeFilters(st);
+    if (st.stage === 'ready' || st.stage === 'detaching') ctx.mcdi('vi_fini', { vi: st.vi });
+    ctx.unmapGrants(st.handles);
+    st.handles = [];
+    ctx.freeVi(st.vi);
+    vifs.delete(st.vif.key);
+  };
+
+  return {
+    name: 'vnic',
+    probe(nic: NicInfo) {
+      if (nic.vis < 2) return `NIC ${nic.alias} has no VI to spare for guests`;
+      return undefined;
+    },
+    remove() {
+      for (const st of [...vifs.values()]) teardown(st);
+    },
+    linkChange(up) {
+      for (const st of vifs.values()) if (st.stage === 'ready') ctx.send(st.vif, 'link', { up });
+    },
+    mtuChangeRequest(mtu) {
+      return mtu <= MAX_MTU ? true : `guest buffers carry at most MTU ${MAX_MTU}`;
+    },
+    attachVif(vif) {
+      const v = ctx.allocVi();
+      if (!v) {
+        s.noFreeVi++;
+        ctx.log(`vnic: no free VI for ${vif.key}; it stays on the slow path`);
+        ctx.detached(vif);
+        return;
+      }
+      vifs.set(vif.key, { vif, vi: v.vi, stage: 'offered', handles: [], bufBase: -1, filters: new Map() });
+      const fw = ctx.fabricWake();
+      ctx.send(vif, 'offer', { vi: v.vi, fabricWakeOffset: fw.offset, mtu: ctx.nic().mtu }, [v.sab, fw.sab]);
+    },
+    onFrontendMessage(vif, op, args) {
+      const st = vifs.get(vif.key);
+      if (!st) return;
+      if (op === 'accept' && st.stage === 'offered') {
+        const grefs = args.grefs as number[];
+        const m = ctx.mapGrants(vif.domid, grefs);
+        if (typeof m === 'string') {
+          ctx.log(`vnic: ${vif.key}: ${m}`);
+          ctx.send(vif, 'detach', {});
+          st.stage = 'detaching';
+          return;
+        }
+        st.handles = m.handles;
+        st.bufBase = ctx.mcdi('buffer_table_alloc', { vi: st.vi, domid: vif.domid, frames: m.frames }) as number;
+        ctx.mcdi('vi_init', { vi: st.vi, domid: vif.domid, irq: { domid: vif.domid, port: Number(args.irqPort) }, macs: [vif.mac] });
+        st.stage = 'ready';
+        s.attached++;
+        ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs() });
+      } else if (op === 'decline') {
+        s.declined++;
+        ctx.freeVi(st.vi);
+        vifs.delete(vif.key);
+        ctx.detached(vif);
+      } else if (op === 'fault') {
+        // The VI faulted (a bad descriptor): the guest already fell back; take the VI away.
+        s.faults++;
+        ctx.log(`vnic: ${vif.key}: VI ${st.vi} faulted (${String(args.reason)}); back to the slow path`);
+        teardown(st);
+        ctx.detached(vif);
+      } else if (op === 'drained') {
+        teardown(st);
+        ctx.detached(vif);
+      }
+    },
+    detachVif(vif) {
+      const st = vifs.get(vif.key);
+      if (!st) return ctx.detached(vif);
+      // Filters first: from now on the NIC steers the guest's flows to dom0 again.
+      removeFilters(st);
+      st.stage = st.stage === 'ready' ? 'detaching' : st.stage;
+      ctx.send(vif, 'detach', {});
+    },
+    vifGone(vif) {
+      const st = vifs.get(vif.key);
+      if (st) teardown(st);
+    },
+    onSlowPathRx(vif, ram, off, len) {
+      const st = vifs.get(vif.key);
+      if (!st || st.stage !== 'ready' || len < 38 || ram[off + 12] !== 8 || ram[off + 13] !== 0) return;
+      const ip = off + 14;
+      const proto = ram[ip + 9];
+      if (proto !== 17 && proto !== 6) return;
+      const dst = ((ram[ip + 16] << 24) | (ram[ip + 17] << 16) | (ram[ip + 18] << 8) | ram[ip + 19]) >>> 0;
+      if (dst !== vif.ip) return;
+      const l4 = ip + (ram[ip] & 15) * 4;
+      const port = (ram[l4 + 2] << 8) | ram[l4 + 3];
+      const key = proto * 65536 + port;
+      if (st.filters.has(key) || st.filters.size >= MAX_FILTERS_PER_VIF) return;
+      try {
+        st.filters.set(key, ctx.mcdi('filter_insert', { vi: st.vi, match: { kind: 'ipv4', proto, addr: dst, port } }) as number);
+        s.filtersInserted++;
+      } catch (e) {
+        s.filterFailures++;
+        st.filters.set(key, -1);
+        ctx.log(`vnic: ${vif.key}: filter for ${proto}/${port} not inserted: ${(e as Error).message}`);
+      }
+    },
+    onUplinkLearn(mac) {
+      for (const st of vifs.values()) if (st.stage === 'ready') ctx.send(st.vif, 'fastpath', { mac });
+    },
+    stats() {
+      return { ...s, vifs: [...vifs.values()].map((v) => ({ vif: v.vif.key, vi: v.vi, stage: v.stage, filters: v.filters.size })) };
+    },
+  };
+}

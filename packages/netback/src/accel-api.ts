@@ -1,0 +1,66 @@
+/**
+ * The contract between netback and an accelerator plugin's backend part.
+ * A backend is a driverlink secondary driver of the host's NIC; netback
+ * attaches vifs to it and routes the plugin's per-vif channel messages. Only
+ * the backend (in dom0) programs the NIC: filters and buffer table go through
+ * ctx.mcdi, which guests never have.
+ */
+import type { NicInfo, SecondaryDriver } from '@xsim/nic';
+
+export interface PluginManifest {
+  name: string;
+  version: string;
+  /** NIC aliases this plugin drives, e.g. "nic:1924-0803"; "*" matches any NIC. */
+  matches: string[];
+  /** "vif": accelerates vifs (has a frontend part); "intercept": hooks the primary driver's data path. */
+  features: string[];
+}
+
+export interface AccelVif {
+  readonly key: string;
+  readonly domid: number;
+  readonly handle: number;
+  readonly mac: number;
+  readonly ip: number;
+}
+
+export interface AccelBackendContext {
+  readonly nic: () => NicInfo;
+  readonly dom0: number;
+  /** A privileged NIC command (MCDI). */
+  mcdi(op: string, args: Record<string, unknown>): unknown;
+  /** A free VI of this host's NIC and its shared memory, or null if none is left. */
+  allocVi(): { vi: number; sab: SharedArrayBuffer } | null;
+  freeVi(vi: number): void;
+  /** The fabric's doorbell block, which a guest driving a VI needs. */
+  fabricWake(): { sab: SharedArrayBuffer; offset: number };
+  /** Map a guest's grants (read-write) to learn the frames to register in the buffer table. */
+  mapGrants(domid: number, grefs: number[]): { frames: number[]; handles: number[] } | string;
+  unmapGrants(handles: number[]): void;
+  /** Message the vif's frontend part over the plugin channel. */
+  send(vif: AccelVif, op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): void;
+  /** MACs the bridge has learned behind the uplink: destinations the NIC reaches directly. */
+  uplinkMacs(): number[];
+  /** The backend finished detaching a vif (after its frontend drained). */
+  detached(vif: AccelVif): void;
+  log(msg: string): void;
+}
+
+export interface AccelBackend extends SecondaryDriver {
+  attachVif?(vif: AccelVif): void;
+  /** Start detaching; call ctx.detached(vif) when done. */
+  detachVif?(vif: AccelVif): void;
+  /** The vif vanished (frontend gone): drop its resources without a handshake. */
+  vifGone?(vif: AccelVif): void;
+  onFrontendMessage?(vif: AccelVif, op: string, args: Record<string, unknown>): void;
+  /** A frame netback delivered to an attached vif on the slow path (learning). */
+  onSlowPathRx?(vif: AccelVif, ram: Uint8Array, off: number, len: number): void;
+  onUplinkLearn?(mac: number): void;
+  stats(): Record<string, unknown>;
+}
+
+/** What a plugin module exports (backend and frontend may live in different modules). */
+export interface BackendModule {
+  manifest: PluginManifest;
+  createBackend(ctx: AccelBackendContext, args: Record<string, unknown>): AccelBackend;
+}

@@ -1,0 +1,217 @@
+/**
+ * netback's accelerator plugin manager (one per dom0). Loads plugin backend
+ * modules at run time (by URL: the toolstack resolves names), matches them to
+ * this host's NIC by alias, registers them with driverlink, attaches every
+ * connected vif to a plugin with the "vif" feature, routes each vif's plugin
+ * channel, and unloads cleanly: a plugin in use is reference-counted by its
+ * attached vifs and only goes once each has detached (the frontend drained and
+ * fell back to the slow path).
+ */
+import { RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
+import type { Driverlink } from '@xsim/nic';
+import type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, PluginManifest } from './accel-api.ts';
+
+export interface LoadedPlugin {
+  manifest: PluginManifest;
+  backend: AccelBackend;
+  frontendUrl?: string;
+  /** Attached (or attaching) vifs: the reference count. */
+  vifs: Set<string>;
+  unloading?: { done: (error?: string) => void };
+}
+
+export interface VifChannel {
+  vif: AccelVif;
+  rpc: RpcEndpoint;
+  plugin?: string;
+  /** Frames offered to the accel hooks on the slow path, and so on: for stats. */
+}
+
+export interface AccelManagerDeps {
+  driverlink: Driverlink;
+  ctx: Omit<AccelBackendContext, 'send' | 'detached'>;
+  /** Ask the domain loop to await a promise (dynamic import) without blocking the rings. */
+  defer<T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void): void;
+  writeAccelKey(vif: AccelVif, plugin: string | null): void;
+}
+
+export class AccelManager {
+  readonly plugins = new Map<string, LoadedPlugin>();
+  private readonly channels = new Map<string, VifChannel>();
+  private readonly connected = new Set<string>();
+  refusedFilterRequests = 0;
+
+  constructor(private readonly d: AccelManagerDeps) {}
+
+  private context(name: string): AccelBackendContext {
+    return {
+      ...this.d.ctx,
+      send: (vif, op, args, shared) => this.channels.get(vif.key)?.rpc.event(op, { plugin: name, ...args }, shared),
+      detached: (vif) => this.detached(name, vif),
+    };
+  }
+
+  addChannel(vif: AccelVif, rpc: RpcEndpoint): void {
+    const ch: VifChannel = { vif, rpc };
+    this.channels.set(vif.key, ch);
+    rpc.onEvent((op, args, shared) => this.fromFrontend(ch, op, (args ?? {}) as Record<string, unknown>, shared));
+  }
+
+  poll(): number {
+    let n = 0;
+    for (const ch of this.channels.values()) n += ch.rpc.poll();
+    return n;
+  }
+
+  /** Load a plugin; `done` is called once it is bound to the NIC and offered to every vif. */
+  load(name: string, backendUrl: string, frontendUrl: string | undefined, args: Record<string, unknown>, done: (result: RpcValue, error?: string) => void): void {
+    if (this.plugins.has(name)) return done(undefined, `plugin ${name} is already loaded`);
+    this.d.defer(
+      import(backendUrl) as Promise<BackendModule>,
+      (mod) => {
+        try {
+          const m = mod.manifest;
+          if (!m || typeof mod.createBackend !== 'function') throw new Error(`${backendUrl} is not a plugin backend (no manifest/createBackend)`);
+          if (m.name !== name) throw new Error(`module ${backendUrl} is plugin "${m.name}", not "${name}"`);
+          const alias = this.d.driverlink.nic().alias;
+          if (!m.matches.includes('*') && !m.matches.includes(alias)) {
+            throw new Error(`plugin ${name} ${m.version} drives ${m.matches.join(', ')}; this host's NIC is ${alias}`);
+          }
+          if (m.features.includes('vif') && [...this.plugins.values()].some((p) => p.manifest.features.includes('vif'))) {
+            throw new Error(`another vif accelerator is loaded (${[...this.plugins.values()].filter((p) => p.manifest.features.includes('vif')).map((p) => p.manifest.name).join(', ')}): unload it first`);
+          }
+          const backend = mod.createBackend(this.context(name), args);
+          this.d.driverlink.register(backend);
+          const p: LoadedPlugin = { manifest: m, backend, frontendUrl, vifs: new Set() };
+          this.plugins.set(name, p);
+          for (const key of this.connected) this.attach(p, key);
+          done({ name, version: m.version, vifs: p.vifs.size });
+        } catch (e) {
+          done(undefined, e instanceof Error ? e.message : String(e));
+        }
+      },
+      (e) => done(undefined, `cannot load plugin ${name} from ${backendUrl}: ${e.message}`),
+    );
+  }
+
+  /** Unload: detach every vif (each frontend drains and falls back), then remove. */
+  unload(name: string, done: (result: RpcValue, error?: string) => void): void {
+    const p = this.plugins.get(name);
+    if (!p) return done(undefined, `plugin ${name} is not loaded`);
+    if (p.unloading) return done(undefined, `plugin ${name} is already unloading`);
+    p.unloading = { done: (err) => (err ? done(undefined, err) : done({ name, unloaded: true })) };
+    if (p.vifs.size === 0) return this.finishUnload(p);
+    for (const key of [...p.vifs]) this.detach(p, key);
+  }
+
+  private finishUnload(p: LoadedPlugin): void {
+    this.plugins.delete(p.manifest.name);
+    this.d.driverlink.unregister(p.backend);
+    p.unloading?.done();
+  }
+
+  private attach(p: LoadedPlugin, key: string): void {
+    const ch = this.channels.get(key);
+    if (!ch || !p.manifest.features.includes('vif') || ch.plugin || !p.backend.attachVif) return;
+    ch.plugin = p.manifest.name;
+    p.vifs.add(key);
+    this.d.writeAccelKey(ch.vif, p.manifest.name);
+    ch.rpc.event('attach', { plugin: p.manifest.name, version: p.manifest.version, frontend: p.frontendUrl ?? '' });
+    p.backend.attachVif(ch.vif);
+  }
+
+  private detach(p: LoadedPlugin, key: string): void {
+    const ch = this.channels.get(key);
+    if (!ch) return;
+    if (p.backend.detachVif) p.backend.detachVif(ch.vif);
+    else this.detached(p.manifest.name, ch.vif);
+  }
+
+  /** Detach then re-attach every vif of every plugin (NIC reset: suspend, reset, resume). */
+  detachAll(done: () => void): void {
+    const waiting = [...this.plugins.values()].filter((p) => p.vifs.size > 0);
+    if (waiting.length === 0) return done();
+    let left = waiting.reduce((n, p) => n + p.vifs.size, 0);
+    const prev = this.onDetached;
+    this.onDetached = () => {
+      if (--left === 0) {
+        this.onDetached = prev;
+        done();
+      }
+    };
+    for (const p of waiting) for (const key of [...p.vifs]) this.detach(p, key);
+  }
+
+  attachAll(): void {
+    for (const p of this.plugins.values()) for (const key of this.connected) this.attach(p, key);
+  }
+
+  private onDetached: () => void = () => {};
+
+  private detached(name: string, vif: AccelVif): void {
+    const p = this.plugins.get(name);
+    const ch = this.channels.get(vif.key);
+    if (ch && ch.plugin === name) {
+      ch.plugin = undefined;
+      this.d.writeAccelKey(vif, null);
+      ch.rpc.event('detached', { plugin: name });
+    }
+    if (!p || !p.vifs.delete(vif.key)) return;
+    this.onDetached();
+    if (p.unloading && p.vifs.size === 0) this.finishUnload(p);
+  }
+
+  private fromFrontend(ch: VifChannel, op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
+    void shared;
+    if (op === 'filter_request') {
+      // Steering is dom0's decision alone: a guest asking for a filter is refused and counted.
+      this.refusedFilterRequests++;
+      ch.rpc.event('refused', { op, reason: 'guests cannot insert NIC filters' });
+      return;
+    }
+    const name = typeof args.plugin === 'string' ? args.plugin : ch.plugin;
+    const p = name ? this.plugins.get(name) : undefined;
+    if (!p || ch.plugin !== name) return;
+    p.backend.onFrontendMessage?.(ch.vif, op, args);
+  }
+
+  /** Fill in what only the connected backend knows (the guest's MAC and IP). */
+  refreshVif(vif: AccelVif): void {
+    const ch = this.channels.get(vif.key);
+    if (ch) ch.vif = vif;
+  }
+
+  /** The vif's frontend and backend are Connected: offer it to the loaded accelerator. */
+  vifConnected(key: string): void {
+    this.connected.add(key);
+    for (const p of this.plugins.values()) this.attach(p, key);
+  }
+
+  /** The vif went away: its plugin drops it without a handshake. */
+  vifDisconnected(key: string): void {
+    this.connected.delete(key);
+    const ch = this.channels.get(key);
+    if (!ch?.plugin) return;
+    const p = this.plugins.get(ch.plugin);
+    p?.backend.vifGone?.(ch.vif);
+    this.detached(ch.plugin, ch.vif);
+  }
+
+  slowPathRx(key: string, ram: Uint8Array, off: number, len: number): void {
+    const ch = this.channels.get(key);
+    if (!ch?.plugin) return;
+    this.plugins.get(ch.plugin)?.backend.onSlowPathRx?.(ch.vif, ram, off, len);
+  }
+
+  uplinkLearned(mac: number): void {
+    for (const p of this.plugins.values()) p.backend.onUplinkLearn?.(mac);
+  }
+
+  stats(): Record<string, unknown> {
+    return {
+      plugins: Object.fromEntries([...this.plugins].map(([n, p]) => [n, { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...p.backend.stats() }])),
+      vifs: Object.fromEntries([...this.channels].map(([k, c]) => [k, c.plugin ?? null])),
+      refusedFilterRequests: this.refusedFilterRequests,
+    };
+  }
+}

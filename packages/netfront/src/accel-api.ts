@@ -1,0 +1,50 @@
+/**
+ * The contract between netfront and an accelerator plugin's frontend part,
+ * after the Xen netfront accel hooks: netfront offers every outgoing frame to
+ * startXmit (true = taken on the fast path, false = declined: netfront sends
+ * it on the slow path unchanged) and calls poll from its own poll.
+ */
+import type { EventChannels, FrameAllocator, GrantRefAllocator, GrantTable, GuestMemory } from '@xsim/hypervisor';
+
+export interface AccelFrontendContext {
+  readonly domid: number;
+  readonly backendDomid: number;
+  readonly mac: number;
+  readonly mem: GuestMemory;
+  readonly frames: FrameAllocator;
+  readonly gnttab: GrantTable;
+  readonly grefs: GrantRefAllocator;
+  readonly evtchn: EventChannels;
+  readonly mtu: number;
+  /** Message the plugin's backend part. */
+  send(op: string, args: Record<string, unknown>): void;
+  /** Hand a received frame to the guest's stack (valid during the call only). */
+  deliver(ram: Uint8Array, off: number, len: number): void;
+  log(msg: string): void;
+}
+
+export interface AccelFrontend {
+  /** The backend offered acceleration: set up and answer it. */
+  newDevice(args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void;
+  onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void;
+  /** Take the frame (true) or decline it (false: the slow path sends it). */
+  startXmit(ram: Uint8Array, off: number, len: number): boolean;
+  /** Receive and complete on the fast path; returns work done. */
+  poll(budget: number): number;
+  /**
+   * False only while the fast path would take frames but has no room: netfront
+   * then stops its queue (the sender waits) rather than diverting frames to the
+   * slow path, which would reorder a flow.
+   */
+  checkReady(): boolean;
+  /**
+   * Stop taking frames and drain. Returns true once nothing of ours is left in
+   * the hardware (then netfront tells the backend it may tear down).
+   */
+  remove(): boolean;
+  getStats(): Record<string, unknown>;
+}
+
+export interface FrontendModule {
+  createFrontend(ctx: AccelFrontendContext): AccelFrontend;
+}
