@@ -133,7 +133,13 @@ export class NetEndpoint {
         const payloadLen = frameSize - 42;
         if (!(payloadLen >= 8) || frameSize > this.o.mtu + 14) throw new Error(`frame size ${frameSize} outside 50..${this.o.mtu + 14}`);
         const sender = new StreamSender({ count: Number(a.count), streamId: Number(a.streamId ?? 0), window: Number(a.window ?? 0) });
-        const creditPort = this.nextPort++;
+        // A caller may pin the source port (credits come back to it), e.g. to keep one learnt flow across streams.
+        const creditPort = a.srcPort !== undefined ? Number(a.srcPort) : this.nextPort++;
+        const linger = this.lingering.findIndex((l) => l.port === creditPort);
+        if (linger >= 0) {
+          this.lingering.splice(linger, 1);
+          this.stack.unbind(creditPort);
+        }
         const job: SendJob = { sender, dstIp: parseIp(String(a.dstIp)), srcPort: creditPort, dstPort: Number(a.dstPort), payloadLen, reply: later(), started: now, creditPort };
         this.stack.bind(creditPort, (buf, off, len) => {
           if (len >= 8) sender.onCredit(readCredit(buf, off));

@@ -13,7 +13,8 @@ const DROP_COUNTERS = new Set([
   'txSpoofDrops',
   'txOversize',
   'rxNoDesc',
-  'vetoed',
+  'vetoedRx',
+  'vetoedTx',
   // dom0: netback, bridge, uplink, NIC driver
   'rxDropQueueFull',
   'rxDropNotConnected',

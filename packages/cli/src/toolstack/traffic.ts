@@ -14,6 +14,8 @@ export interface StreamOptions {
   /** Credit window in frames (0 = send as fast as the rings allow). */
   window?: number;
   port?: number;
+  /** Sender's UDP port (credits return to it); default: a fresh one per stream. */
+  srcPort?: number;
   streamId?: number;
   timeoutMs?: number;
 }
@@ -49,7 +51,7 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
   await sim.request(o.from, 'arp_resolve', { ip: dst.ip });
   const creditEvery = o.window ? Math.max(1, Math.floor(o.window / 4)) : 0;
   const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
-  const send = (await sim.request(o.from, 'stream_send', { dstIp: dst.ip, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0 }, timeoutMs)) as Record<string, number>;
+  const send = (await sim.request(o.from, 'stream_send', { dstIp: dst.ip, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort }, timeoutMs)) as Record<string, number>;
   const r = await recv;
   return {
     from: `${src.host}/${src.name}`,
