@@ -211,7 +211,7 @@ describe('driverlink events', () => {
     const drops = dropDelta(before, after);
     expect(drops.get('host-b/dom0.nic.vetoedRx')).toBeGreaterThan(0);
     expect([...drops.keys()].every((k) => k === 'host-b/dom0.nic.vetoedRx' || k === 'fabric.nics.1.vis.0.rxNoDesc'), JSON.stringify([...drops])).toBe(true);
-    const ok = await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 0, port: 5010 });
+    const ok = await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 64, port: 5010 });
     expect(ok.r.delivered).toBe(500);
     await sim.unloadPlugin('firewall', { host: 'host-b' });
   });
