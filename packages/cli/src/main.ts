@@ -4,6 +4,7 @@
  * Human-readable output by default; -j for JSON, -p to pretty-print it.
  */
 import { runCommand } from './commands/run.ts';
+import { benchCommand } from './commands/bench.ts';
 
 const USAGE = `usage: xsim <command> [options]
 
@@ -17,6 +18,15 @@ commands:
       --window FRAMES     sender credit window (default: none)
       --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first
       -j, -p              JSON output (-p: pretty)
+  bench                   throughput matrix: paths x frame sizes x placements, ratios, microbenchmarks
+      --quick             a short smoke run (what the tests run)
+      --sizes 64,1500     frame sizes (default 64,512,1500,9000)
+      --paths LIST        unaccel,vnic,null,dom0,raw (default all)
+      --placements LIST   cross,same (default both)
+      --reps N --frames N repetitions per cell, frames per repetition at 1500 B
+      --out FILE          JSON result (default bench/results/latest.json; none with --quick)
+      --compare OLD.json  show the change against an earlier result
+      --micro/--no-micro  microbenchmarks (default on, off with --quick)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -24,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'run':
       return runCommand(rest);
+    case 'bench':
+      return benchCommand(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -1,0 +1,4 @@
+export { runBench, DEFAULT_BENCH, QUICK_BENCH, threadAccounting, type BenchOptions } from './matrix.ts';
+export { runRawRing, type RawResult } from './raw.ts';
+export { runMicro, type MicroResult } from './micro.ts';
+export * from './schema.ts';

@@ -1,0 +1,182 @@
+/**
+ * The throughput matrix: for each frame size a topology is brought up once
+ * (MTU 9000 when the frame needs it), and every path is measured in it, in
+ * the same process, so the ratios compare like with like. Each cell: several
+ * flow-controlled streams (receiver goodput; median and spread), conservation
+ * checked per repetition, and a UDP ping-pong for latency.
+ */
+import { availableParallelism, cpus } from 'node:os';
+import { Simulation } from '../toolstack/simulation.ts';
+import { runPing, runStream } from '../toolstack/traffic.ts';
+import { dropDelta } from '../toolstack/drops.ts';
+import { validateTopology, type Topology } from '../topo/index.ts';
+import { runRawRing } from './raw.ts';
+import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
+
+export interface BenchOptions {
+  sizes: number[];
+  paths: BenchPath[];
+  placements: Placement[];
+  reps: number;
+  /** Frames per repetition at 1500 bytes (scaled for other sizes). */
+  frames: number;
+  pings: number;
+  quick: boolean;
+  progress?: (done: number, total: number, what: string) => void;
+}
+
+export const DEFAULT_BENCH: BenchOptions = { sizes: [64, 512, 1500, 9000], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 3, frames: 30_000, pings: 200, quick: false };
+export const QUICK_BENCH: BenchOptions = { sizes: [64, 1500], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 1, frames: 1500, pings: 10, quick: true };
+
+const WINDOW = 256;
+
+function benchTopology(size: number): Topology {
+  const mtu = size - 14 > 1500 ? 9000 : 1500;
+  const host = (x: 'a' | 'b', n: number) => ({
+    name: `host-${x}`,
+    nic: { vendor: '1924', device: '0803', mac: `00:0f:53:00:0${x}:00`, vis: 8, mtu },
+    dom0: { ip: `10.0.0.${n}` },
+    domUs: [1, 2].map((i) => ({ name: `${x}${i}`, vifs: [{ mac: `00:16:3e:0${x}:0${i}:01`, ip: `10.0.${9 + n}.${i}` }] })),
+  });
+  return validateTopology({ name: `bench-${size}`, hosts: [host('a', 1), host('b', 2)], wires: [{ a: 'host-a', b: 'host-b' }] });
+}
+
+function ends(path: BenchPath, placement: Placement) {
+  if (path === 'dom0') return { from: { host: 'host-a', domain: 'dom0' }, to: { host: 'host-b', domain: 'dom0' } };
+  return { from: { host: 'host-a', domain: 'a1' }, to: placement === 'cross' ? { host: 'host-b', domain: 'b1' } : { host: 'host-a', domain: 'a2' } };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** Workers busy on each path, out of all the simulation runs (domains + the NIC fabric). */
+export function threadAccounting(cores: number): BenchJson['threads'] {
+  const total = 7; // 2 dom0 + 4 domUs + fabric, as in the bench topology
+  return {
+    unaccel: { busyWorkers: 5, totalWorkers: total, cores, note: 'cross: sender domU, dom0-a, NIC fabric, dom0-b, receiver domU; same host: domU, dom0, domU (3)' },
+    vnic: { busyWorkers: 3, totalWorkers: total, cores, note: 'cross, after learning: sender domU, NIC fabric, receiver domU; same host falls back to the slow path (3)' },
+    null: { busyWorkers: 5, totalWorkers: total, cores, note: 'as unaccel, plus the hook calls' },
+    dom0: { busyWorkers: 3, totalWorkers: total, cores, note: 'dom0-a, NIC fabric, dom0-b (cross host only)' },
+    raw: { busyWorkers: 2, totalWorkers: 2, cores, note: 'producer and consumer workers on a bare SAB ring' },
+  };
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchJson> {
+  const cells: BenchCell[] = [];
+  const cores = availableParallelism();
+  const plan: { size: number; path: BenchPath; placement: Placement }[] = [];
+  for (const size of o.sizes) {
+    for (const path of o.paths) {
+      for (const placement of o.placements) {
+        if ((path === 'dom0' || path === 'raw') && placement === 'same') continue;
+        plan.push({ size, path, placement });
+      }
+    }
+  }
+  let step = 0;
+  const tick = (what: string) => o.progress?.(step++, plan.length, what);
+  for (const size of o.sizes) {
+    const count = Math.max(200, Math.round((o.frames * 1500) / Math.max(size, 500)));
+    const sized = plan.filter((p) => p.size === size);
+    if (sized.some((p) => p.path === 'raw')) {
+      tick(`raw ring @${size}B`);
+      const reps: RepResult[] = [];
+      for (let r = 0; r < o.reps; r++) {
+        const x = await runRawRing(count * 4, size);
+        reps.push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps });
+      }
+      cells.push(cell('raw', 'cross', size, reps, null));
+    }
+    const simPaths = sized.filter((p) => p.path !== 'raw');
+    if (simPaths.length === 0) continue;
+    const sim = await Simulation.start(benchTopology(size));
+    try {
+      // Round-robin: every repetition visits every path in turn, so JIT warm-up and
+      // machine drift fall on all paths alike rather than on whichever runs first.
+      const order = (['unaccel', 'null', 'vnic', 'dom0'] as BenchPath[]).flatMap((path) => simPaths.filter((p) => p.path === path));
+      const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
+      const srcPort = 42000; // fixed, so vnic learns the flow and its credits once
+      let loaded: BenchPath | undefined;
+      const use = async (path: BenchPath) => {
+        const want = path === 'vnic' || path === 'null' ? path : undefined;
+        if (loaded === want) return;
+        if (loaded) await sim.unloadPlugin(loaded);
+        if (want) await sim.loadPlugin(want);
+        loaded = want;
+      };
+      for (let r = -1; r < o.reps; r++) {
+        for (const { path, placement } of order) {
+          await use(path);
+          const { from, to } = ends(path, placement);
+          if (r < 0) {
+            // Warm-up (and, for vnic, flow learning): not measured.
+            await runStream(sim, { from, to, count: Math.min(2000, count), frameSize: size, window: WINDOW, srcPort });
+            continue;
+          }
+          if (r === 0) tick(`${path} ${placement} @${size}B`);
+          const before = await sim.stats();
+          const res = await runStream(sim, { from, to, count, frameSize: size, window: WINDOW, srcPort });
+          const after = await sim.stats();
+          const dropsCounted = [...dropDelta(before, after).values()].reduce((a, b) => a + b, 0);
+          reps.get(`${path}/${placement}`)!.push({ sent: res.sent, delivered: res.delivered, dropsCounted, conserved: res.delivered + dropsCounted === res.sent && res.duplicated === 0, pps: res.pps, gbps: res.gbps });
+        }
+      }
+      for (const { path, placement } of order) {
+        await use(path);
+        const { from, to } = ends(path, placement);
+        const ping = await runPing(sim, from, to, o.pings, Math.max(16, size - 42));
+        cells.push(cell(path, placement, size, reps.get(`${path}/${placement}`)!, { p50Us: ping.p50Us, p99Us: ping.p99Us }));
+      }
+      await use('unaccel');
+    } finally {
+      await sim.shutdown();
+    }
+  }
+  o.progress?.(plan.length, plan.length, 'done');
+  return {
+    schema: BENCH_SCHEMA,
+    date: new Date().toISOString(),
+    machine: { cores, node: process.version, cpu: cpus()[0]?.model ?? 'unknown' },
+    options: { sizes: o.sizes, paths: o.paths, placements: o.placements, reps: o.reps, quick: o.quick },
+    threads: threadAccounting(cores),
+    cells,
+    ratios: ratios(cells, o),
+  };
+}
+
+function cell(path: BenchPath, placement: Placement, size: number, reps: RepResult[], rtt: BenchCell['rtt']): BenchCell {
+  const sent = reps.reduce((a, r) => a + r.sent, 0);
+  const delivered = reps.reduce((a, r) => a + r.delivered, 0);
+  return {
+    path,
+    placement,
+    size,
+    reps,
+    median: { pps: median(reps.map((r) => r.pps)), gbps: median(reps.map((r) => r.gbps)) },
+    spread: { minGbps: Math.min(...reps.map((r) => r.gbps)), maxGbps: Math.max(...reps.map((r) => r.gbps)) },
+    lossRate: sent > 0 ? (sent - delivered) / sent : 0,
+    rtt,
+  };
+}
+
+function ratios(cells: BenchCell[], o: BenchOptions): BenchRatio[] {
+  const out: BenchRatio[] = [];
+  const get = (path: BenchPath, placement: Placement, size: number) => cells.find((c) => c.path === path && c.placement === placement && c.size === size)?.median.gbps;
+  for (const size of o.sizes) {
+    for (const placement of o.placements) {
+      const raw = get('raw', 'cross', size);
+      const acc = get('vnic', placement, size);
+      const un = get('unaccel', placement, size);
+      const d0 = get('dom0', 'cross', size);
+      const overRaw: BenchRatio['overRaw'] = {};
+      if (raw) for (const p of ['unaccel', 'vnic', 'null', 'dom0'] as BenchPath[]) {
+        const v = get(p, p === 'dom0' ? 'cross' : placement, size);
+        if (v !== undefined) overRaw[p] = v / raw;
+      }
+      out.push({ size, placement, accelOverUnaccel: acc !== undefined && un ? acc / un : null, accelOverDom0: acc !== undefined && d0 && placement === 'cross' ? acc / d0 : null, overRaw });
+    }
+  }
+  return out;
+}

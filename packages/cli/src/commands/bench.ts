@@ -1,0 +1,114 @@
+/**
+ * `xsim bench`: the domU-to-domU throughput matrix (paths x frame sizes x
+ * placements), microbenchmarks, a readable table, ratios measured within the
+ * run, and a JSON file (schema in bench/schema.ts) that a later run can be
+ * compared against with --compare.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '../bench/matrix.ts';
+import { runMicro } from '../bench/micro.ts';
+import { PATHS, validateBenchJson, type BenchJson, type BenchPath, type Placement } from '../bench/schema.ts';
+import { intFlag, parseArgs } from '../args.ts';
+import { fmtNum, table } from '../format.ts';
+
+function list<T extends string | number>(v: string | true | undefined, parse: (s: string) => T, allowed?: readonly T[]): T[] | undefined {
+  if (typeof v !== 'string') return undefined;
+  const out = v.split(',').map((s) => parse(s.trim()));
+  if (allowed) for (const x of out) if (!allowed.includes(x)) throw new Error(`"${x}" is not one of ${allowed.join(', ')}`);
+  return out;
+}
+
+function progressBar(done: number, total: number, what: string): void {
+  if (!process.stderr.isTTY) {
+    process.stderr.write(`[${done}/${total}] ${what}\n`);
+    return;
+  }
+  const w = 30;
+  const fill = Math.round((done / Math.max(total, 1)) * w);
+  process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} ${what.padEnd(28)}`);
+  if (done === total) process.stderr.write('\n');
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'out', 'compare'], ['quick', 'micro', 'no-micro', 'j', 'json']);
+  const base = p.flags.has('quick') ? QUICK_BENCH : DEFAULT_BENCH;
+  const o: BenchOptions = {
+    ...base,
+    sizes: list(p.flags.get('sizes'), (s) => {
+      const n = Number(s);
+      if (!Number.isInteger(n) || n < 64 || n > 9014) throw new Error(`frame size "${s}" must be 64..9014`);
+      return n;
+    }) ?? base.sizes,
+    paths: list(p.flags.get('paths'), (s) => s as BenchPath, PATHS) ?? base.paths,
+    placements: list(p.flags.get('placements'), (s) => s as Placement, ['cross', 'same'] as const) ?? base.placements,
+    reps: intFlag(p, 'reps', base.reps, 1, 50),
+    frames: intFlag(p, 'frames', base.frames, 100, 10_000_000),
+    progress: progressBar,
+  };
+  const json = p.flags.has('j') || p.flags.has('json');
+  const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : o.quick ? undefined : 'bench/results/latest.json';
+
+  process.stderr.write(`xsim bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)\n`);
+  const result = await runBench(o);
+  const wantMicro = p.flags.has('micro') || (!o.quick && !p.flags.has('no-micro'));
+  if (wantMicro) {
+    process.stderr.write('xsim bench: microbenchmarks...\n');
+    result.micro = await runMicro({ quick: o.quick, folder: out ? dirname(out) : undefined });
+  }
+  const problems = validateBenchJson(result);
+  if (problems.length) throw new Error(`benchmark output does not match its schema: ${problems.join('; ')}`);
+  if (out) {
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  }
+  if (json) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } else {
+    process.stdout.write(report(result) + '\n');
+    if (out) process.stdout.write(`\nsaved ${out}\n`);
+  }
+  const cmp = p.flags.get('compare');
+  if (typeof cmp === 'string') process.stdout.write('\n' + compare(JSON.parse(readFileSync(cmp, 'utf8')) as BenchJson, result) + '\n');
+  return result.cells.every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
+}
+
+export function report(r: BenchJson): string {
+  const rows = r.cells.map((c) => [
+    c.path,
+    c.placement,
+    c.size,
+    c.median.pps / 1e6,
+    c.median.gbps,
+    `${fmtNum(c.spread.minGbps)}..${fmtNum(c.spread.maxGbps)}`,
+    `${(c.lossRate * 100).toFixed(2)}%`,
+    c.rtt ? Math.round(c.rtt.p50Us) : '-',
+    c.rtt ? Math.round(c.rtt.p99Us) : '-',
+    c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
+  ]);
+  const parts = [table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'conserved'], rows)];
+  parts.push(
+    '',
+    table(
+      ['bytes', 'placement', 'vnic/unaccel', 'vnic/dom0', 'unaccel/raw', 'vnic/raw', 'null/raw', 'dom0/raw'],
+      r.ratios.map((x) => [x.size, x.placement, x.accelOverUnaccel ?? '-', x.accelOverDom0 ?? '-', x.overRaw.unaccel ?? '-', x.overRaw.vnic ?? '-', x.overRaw.null ?? '-', x.overRaw.dom0 ?? '-']),
+    ),
+  );
+  parts.push('', `threads (${r.machine.cores} cores):`);
+  for (const [path, t] of Object.entries(r.threads)) parts.push(`  ${path}: ${t.busyWorkers} busy of ${t.totalWorkers} workers — ${t.note}`);
+  if (r.micro) parts.push('', table(['microbenchmark', 'ops/s', '±%'], r.micro.map((m) => [m.name, Math.round(m.opsPerSec), m.margin])));
+  return parts.join('\n');
+}
+
+export function compare(old: BenchJson, now: BenchJson): string {
+  const problems = validateBenchJson(old);
+  if (problems.length) return `cannot compare: the old file is not ${now.schema}: ${problems.join('; ')}`;
+  const rows: (string | number)[][] = [];
+  for (const c of now.cells) {
+    const o = old.cells.find((x) => x.path === c.path && x.placement === c.placement && x.size === c.size);
+    if (!o) continue;
+    const d = o.median.gbps > 0 ? ((c.median.gbps - o.median.gbps) / o.median.gbps) * 100 : 0;
+    rows.push([c.path, c.placement, c.size, o.median.gbps, c.median.gbps, `${d >= 0 ? '+' : ''}${d.toFixed(1)}%`]);
+  }
+  return `compared with ${old.date}:\n` + table(['path', 'placement', 'bytes', 'old Gbit/s', 'new Gbit/s', 'change'], rows);
+}

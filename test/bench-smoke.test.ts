@@ -1,0 +1,28 @@
+/**
+ * `xsim bench --quick` as the test suite runs it: every path delivers frames,
+ * the JSON matches its schema, and conservation holds in every cell. No
+ * timing is asserted (the machines are shared and noisy).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { PATHS, validateBenchJson, type BenchJson } from '@xsim/cli';
+
+describe('xsim bench --quick', () => {
+  it('measures every path, conserves every frame and writes valid JSON', () => {
+    const out = `/tmp/xsim-bench-smoke-${process.pid}.json`;
+    const root = new URL('..', import.meta.url).pathname;
+    execFileSync('npx', ['tsx', 'packages/cli/src/main.ts', 'bench', '--quick', '--sizes', '1500', '--out', out], { cwd: root, stdio: 'pipe', timeout: 120_000 });
+    const r = JSON.parse(readFileSync(out, 'utf8')) as BenchJson;
+    expect(validateBenchJson(r)).toEqual([]);
+    expect(new Set(r.cells.map((c) => c.path))).toEqual(new Set(PATHS));
+    for (const c of r.cells) {
+      for (const rep of c.reps) {
+        expect(rep.delivered, `${c.path}/${c.placement}`).toBeGreaterThan(0);
+        expect(rep.conserved, `${c.path}/${c.placement}`).toBe(true);
+      }
+    }
+    expect(r.ratios.find((x) => x.placement === 'cross')?.accelOverUnaccel).toBeGreaterThan(0);
+    expect(validateBenchJson({ ...r, schema: 'other' })).toEqual(['schema: expected "xsim-bench/1", got "other"']);
+  });
+});
