@@ -79,7 +79,7 @@ describe('vnic bypasses dom0', () => {
     const idB1 = sim.domain(b1).domid;
     await waitFor('vnic to attach a1 and b1', async () => {
       const s = await stats();
-      return s['host-a/a1'].vifs[0].accel?.ready === true && s['host-b/b1'].vifs[0].accel?.ready === true;
+      return s['host-a/a1'].vifs[0].accel?.current?.ready === true && s['host-b/b1'].vifs[0].accel?.current?.ready === true;
     });
     // Learning: the first frames of the flow reach b1 through dom0-b, which installs a filter.
     // Both streams use one sender port, so the reverse (credit) flow is learnt during the first too.
@@ -104,7 +104,7 @@ describe('vnic bypasses dom0', () => {
     // b2 has never talked to a1: its ARP request is a broadcast, declined by the fast path.
     await sim.request(b2, 'arp_resolve', { ip: sim.domain(a1).ip });
     const after = await stats();
-    const fb = after['host-b/b2'].vifs[0].accel;
+    const fb = after['host-b/b2'].vifs[0].accel.current;
     expect(fb.declinedMulticast + fb.declinedArp).toBeGreaterThan(0);
     expect(after['host-b/dom0'].bridge.flooded).toBeGreaterThan(before['host-b/dom0'].bridge.flooded);
     expect(vif(after, 'host-b', sim.domain(b2).domid).txPackets).toBeGreaterThan(vif(before, 'host-b', sim.domain(b2).domid).txPackets);
@@ -140,7 +140,7 @@ describe('isolation', () => {
     expect(r.delivered).toBe(2000);
     const { r: r1 } = await conserved({ from: a1, to: b1, count: 2000, frameSize: 1500, window: 128 });
     expect(r1.delivered).toBe(2000);
-    expect((await stats())['host-a/a1'].vifs[0].accel.ready).toBe(true);
+    expect((await stats())['host-a/a1'].vifs[0].accel.current.ready).toBe(true);
   });
 });
 
@@ -169,7 +169,7 @@ describe('driverlink events', () => {
     expect(r.delivered).toBeGreaterThan(19_000);
     const s = await stats();
     expect(s['host-a/dom0'].driverlink).toEqual(expect.arrayContaining(['suspend', 'resume']));
-    await waitFor('a1 to be accelerated again', async () => (await stats())['host-a/a1'].vifs[0].accel?.ready === true);
+    await waitFor('a1 to be accelerated again', async () => (await stats())['host-a/a1'].vifs[0].accel?.current?.ready === true);
     const before = await stats();
     await conserved({ from: a1, to: b1, count: 1000, frameSize: 1500, window: 128 });
     const after = await stats();
@@ -181,7 +181,7 @@ describe('driverlink events', () => {
     const s = await stats();
     expect(s['host-a/dom0'].nic.linkUp).toBe(false);
     expect(s['host-a/dom0'].driverlink.at(-1)).toBe('link down');
-    await waitFor('the guest to hear it', async () => (await stats())['host-a/a1'].vifs[0].accel.linkUp === false);
+    await waitFor('the guest to hear it', async () => (await stats())['host-a/a1'].vifs[0].accel.current.linkUp === false);
     try {
       const { r } = await conserved({ from: a1, to: b1, count: 100, frameSize: 1500, window: 0, timeoutMs: 1500 });
       expect(r.delivered).toBe(0);
@@ -189,7 +189,7 @@ describe('driverlink events', () => {
       await sim.setLink('host-a', true);
     }
     expect((await stats())['host-a/dom0'].driverlink.at(-1)).toBe('link up');
-    await waitFor('the guest to hear link up', async () => (await stats())['host-a/a1'].vifs[0].accel.linkUp === true);
+    await waitFor('the guest to hear link up', async () => (await stats())['host-a/a1'].vifs[0].accel.current.linkUp === true);
   });
 
   it('an MTU change refused by a secondary driver is refused for everyone, and reported', async () => {

@@ -111,6 +111,21 @@ export class AccelHost {
     if (op === 'detach') this.draining = true;
   }
 
+  /**
+   * Counters with stable names: `totals` per plugin ever attached (cumulative:
+   * a frontend is kept across re-attachments), `current` the live view of the
+   * attached one (the same numbers again, so drop accounting skips it).
+   */
+  stats(attached: boolean): Record<string, unknown> {
+    return {
+      plugin: attached ? this.plugin : null,
+      attachments: this.attachments,
+      refused: this.refused,
+      current: attached && this.fe ? this.fe.getStats() : null,
+      totals: Object.fromEntries([...this.cache].map(([name, fe]) => [name, fe.getStats()])),
+    };
+  }
+
   /** Channel traffic, and the end of a drain. */
   poll(): number {
     let n = this.rpc.poll();

@@ -69,7 +69,7 @@ export async function boot(task: DomainTask<GuestConfig>): Promise<unknown> {
     domid: task.domid,
     name: task.name,
     host: task.host,
-    vifs: devices.map((d) => ({ handle: d.nf.handle, ...d.nf.stats, accel: d.accel ? { plugin: d.nf.accel ? d.accel.pluginName : null, attachments: d.accel.attachments, refused: d.accel.refused, ...(d.accel.frontend?.getStats() ?? {}) } : null })),
+    vifs: devices.map((d) => ({ handle: d.nf.handle, ...d.nf.stats, accel: d.accel ? d.accel.stats(d.nf.accel !== null) : null })),
     endpoint: primary.ep.stats(),
     loop: { ...loop.stats },
     freeFrames: frames.available,

@@ -41,7 +41,7 @@ export interface NetDriverStats {
   txRingFull: number;
   rxFrames: number;
   /** Frames that did not fit one RX buffer (cannot happen within the MTU): dropped. */
-  rxScattered: number;
+  rxScatterDrops: number;
   viState: number;
   fault: string;
 }
@@ -64,7 +64,7 @@ export class NetDriver {
   private readonly vetoedCookies: number[] = [];
   linkUp = true;
   mtu: number;
-  readonly s: Omit<NetDriverStats, 'viState' | 'fault'> = { txPosted: 0, txCompleted: 0, txRingFull: 0, rxFrames: 0, rxScattered: 0 };
+  readonly s: Omit<NetDriverStats, 'viState' | 'fault'> = { txPosted: 0, txCompleted: 0, txRingFull: 0, rxFrames: 0, rxScatterDrops: 0 };
 
   private constructor(private readonly o: NetDriverOptions) {
     const domid = o.evtchn.domid;
@@ -155,7 +155,7 @@ export class NetDriver {
         const more = (dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) !== 0;
         if (more || this.rxBroken) {
           // Our buffers hold any frame within the MTU; a scattered one is counted and dropped.
-          if (!more) this.s.rxScattered++;
+          if (!more) this.s.rxScatterDrops++;
           this.rxBroken = more;
         } else {
           const len = dv.getUint16(o + EV_LEN, true);

@@ -53,7 +53,7 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
   const scratch = new Uint8Array(slotPages * PAGE);
   let scratchLen = 0;
   let chainBroken = false;
-  const s = { taken: 0, declinedMulticast: 0, declinedArp: 0, declinedUnknown: 0, declinedBusy: 0, declinedNotReady: 0, rxFrames: 0, rxScattered: 0, rxTooLong: 0, txLostOnFault: 0, spoofAttempts: 0, badDescAttempts: 0 };
+  const s = { taken: 0, declinedMulticast: 0, declinedArp: 0, declinedUnknown: 0, declinedBusy: 0, declinedNotReady: 0, rxFrames: 0, rxGathered: 0, rxTooLong: 0, txLostOnFault: 0, spoofAttempts: 0, badDescAttempts: 0 };
   const ram = ctx.mem.u8;
 
   const slotAddr = (slot: number) => (firstFrame + slot * slotPages) * PAGE;
@@ -172,7 +172,7 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
               if (chainBroken) s.rxTooLong++;
               else {
                 s.rxFrames++;
-                s.rxScattered++;
+                s.rxGathered++;
                 ctx.deliver(scratch, 0, scratchLen);
               }
               scratchLen = 0;

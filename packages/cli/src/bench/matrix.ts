@@ -28,7 +28,13 @@ export interface BenchOptions {
 export const DEFAULT_BENCH: BenchOptions = { sizes: [64, 512, 1500, 9000], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 3, frames: 30_000, pings: 200, quick: false };
 export const QUICK_BENCH: BenchOptions = { sizes: [64, 1500], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 1, frames: 1500, pings: 10, quick: true };
 
-const WINDOW = 256;
+/**
+ * The sender's credit window, in bytes as TCP's is: 256 standard frames, fewer
+ * jumbo ones (a 256 x 9000-byte window would be larger than any receive ring).
+ */
+function windowFrames(size: number): number {
+  return Math.max(32, Math.min(256, Math.floor((256 * 1514) / size)));
+}
 
 function benchTopology(size: number): Topology {
   const mtu = size - 14 > 1500 ? 9000 : 1500;
@@ -112,12 +118,12 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
           const { from, to } = ends(path, placement);
           if (r < 0) {
             // Warm-up (and, for vnic, flow learning): not measured.
-            await runStream(sim, { from, to, count: Math.min(2000, count), frameSize: size, window: WINDOW, srcPort });
+            await runStream(sim, { from, to, count: Math.min(2000, count), frameSize: size, window: windowFrames(size), srcPort });
             continue;
           }
           if (r === 0) tick(`${path} ${placement} @${size}B`);
           const before = await sim.stats();
-          const res = await runStream(sim, { from, to, count, frameSize: size, window: WINDOW, srcPort });
+          const res = await runStream(sim, { from, to, count, frameSize: size, window: windowFrames(size), srcPort });
           const after = await sim.stats();
           const dropsCounted = [...dropDelta(before, after).values()].reduce((a, b) => a + b, 0);
           reps.get(`${path}/${placement}`)!.push({ sent: res.sent, delivered: res.delivered, dropsCounted, conserved: res.delivered + dropsCounted === res.sent && res.duplicated === 0, pps: res.pps, gbps: res.gbps });

@@ -2,7 +2,9 @@
  * The named drop counters of every layer, pulled out of Simulation.stats().
  * Conservation: over an interval with only one stream running, frames sent =
  * frames delivered + the growth of these counters. Only counters that count
- * frames lost on the way are here (not refusals before sending, like txBusy).
+ * frames lost on the way are here (not refusals before sending, like txBusy),
+ * and the names are matched exactly wherever they appear in the stats tree,
+ * so a layer must not reuse one of these names for anything but a drop.
  */
 const DROP_COUNTERS = new Set([
   // NIC hardware (fabric)
@@ -24,7 +26,10 @@ const DROP_COUNTERS = new Set([
   'dropSamePort',
   'dropNoPort',
   'dropBadSource',
-  'rxScattered',
+  'rxScatterDrops',
+  // guests: accelerator frontends (vnic)
+  'rxTooLong',
+  'txLostOnFault',
   // guests: netfront and stack
   'rxErrors',
   'txErrors',
@@ -46,7 +51,8 @@ export function dropCounters(stats: unknown): Map<string, number> {
     for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
       const p = path ? `${path}.${k}` : k;
       if (typeof v === 'number' && DROP_COUNTERS.has(k)) out.set(p, v);
-      else if (typeof v === 'object') walk(v, p);
+      // A "current" subtree is a live view of counters also kept in totals: count them once.
+      else if (typeof v === 'object' && k !== 'current') walk(v, p);
     }
   };
   walk(stats, '');
