@@ -1,6 +1,7 @@
 export * from './abi/grant-table.ts';
 export * from './abi/ring.ts';
 export * from './abi/netif.ts';
+export * from './abi/ethernet.ts';
 export * from './memory.ts';
 export * from './grant-table.ts';
 export * from './grant-ops.ts';

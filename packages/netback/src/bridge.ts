@@ -4,6 +4,8 @@
  * needs to keep one past deliver() takes a reference on its skb (or copies a
  * transient one).
  */
+import { readMac } from '@xsim/hypervisor';
+
 export interface BridgePort {
   readonly name: string;
   /**
@@ -76,7 +78,7 @@ export class Bridge {
    */
   forward(ingress: number, addr: number, len: number, skb: number): number {
     const r = this.ram;
-    const src = r[addr + 6] * 2 ** 40 + r[addr + 7] * 2 ** 32 + ((r[addr + 8] << 24) >>> 0) + (r[addr + 9] << 16) + (r[addr + 10] << 8) + r[addr + 11];
+    const src = readMac(r, addr + 6);
     if (r[addr + 6] & 1) {
       this.stats.dropBadSource++;
       return 0;
@@ -89,7 +91,7 @@ export class Bridge {
       this.onLearn(src, ingress);
     }
     if ((r[addr] & 1) === 0) {
-      const dst = r[addr] * 2 ** 40 + r[addr + 1] * 2 ** 32 + ((r[addr + 2] << 24) >>> 0) + (r[addr + 3] << 16) + (r[addr + 4] << 8) + r[addr + 5];
+      const dst = readMac(r, addr);
       const out = this.fdb.get(dst);
       if (out !== undefined) {
         if (out === ingress) {

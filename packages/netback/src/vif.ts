@@ -44,6 +44,7 @@ import {
   type GrantOps,
   type XenstoreClient,
 } from '@xsim/hypervisor';
+import { parseIp, parseMac } from '@xsim/netfront';
 import type { Bridge, BridgePort } from './bridge.ts';
 import type { SkbPool } from './skb.ts';
 
@@ -135,8 +136,8 @@ export class VifBackend implements BridgePort {
     this.key = `${frontendDomid}/${handle}`;
     const mac = deps.xs.tryRead(`${this.path}/mac`);
     const ip = deps.xs.tryRead(`${this.path}/ip`);
-    if (mac) this.mac = mac.split(':').reduce((n, p) => n * 256 + Number.parseInt(p, 16), 0);
-    if (ip) this.ip = ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
+    if (mac) this.mac = parseMac(mac);
+    if (ip) this.ip = parseIp(ip);
   }
 
   get connected(): boolean {

@@ -15,7 +15,7 @@ import {
   type DomainTask,
 } from '@xsim/hypervisor';
 import { NetEndpoint } from './endpoint.ts';
-import { parseMacString } from './netfront.ts';
+import { parseMac } from './net/addr.ts';
 import { Netfront } from './netfront.ts';
 import { AccelHost } from './accel-host.ts';
 import { EventChannelBus } from '@xsim/hypervisor';
@@ -57,7 +57,7 @@ export async function boot(task: DomainTask<GuestConfig>): Promise<unknown> {
       ? new AccelHost(
           new RpcEndpoint(port, dom0Wake, wake),
           nf,
-          { domid: task.domid, backendDomid: 0, mac: parseMacString(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: cfg.mtu, log: (m) => console.error(`[${task.host}/${task.name}] ${m}`) },
+          { domid: task.domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: cfg.mtu, log: (m) => console.error(`[${task.host}/${task.name}] ${m}`) },
           (p, then, fail) => loop.defer(p, then, fail),
         )
       : null;

@@ -45,6 +45,7 @@ import {
   type XenstoreClient,
 } from '@xsim/hypervisor';
 import { XenbusState, parseState } from './xenbus.ts';
+import { parseMac } from './net/addr.ts';
 import type { AccelFrontend } from './accel-api.ts';
 
 export interface NetfrontDeps {
@@ -160,7 +161,7 @@ export class Netfront {
     const xs = this.d.xs;
     this.backendPath = xs.read(`${this.path}/backend`);
     this.backendDomid = Number.parseInt(xs.read(`${this.path}/backend-id`), 10);
-    this.mac = parseMacString(xs.read(`${this.path}/mac`));
+    this.mac = parseMac(xs.read(`${this.path}/mac`));
     // Buffers are allocated once; rings are (re)made on each connect.
     this.txBase = this.d.frames.allocRange(this.txChunks * this.chunkPages);
     this.rxBase = this.d.frames.allocRange(NET_RX_RING_SIZE);
@@ -531,16 +532,4 @@ export class Netfront {
     if (this.freeRxIds.length > 0) this.refillRx();
     return work;
   }
-}
-
-export function parseMacString(s: string): number {
-  const parts = s.split(':');
-  if (parts.length !== 6) throw new Error(`bad MAC address "${s}"`);
-  let n = 0;
-  for (const p of parts) {
-    const b = Number.parseInt(p, 16);
-    if (!(b >= 0 && b <= 255) || !/^[0-9a-fA-F]{1,2}$/.test(p)) throw new Error(`bad MAC address "${s}"`);
-    n = n * 256 + b;
-  }
-  return n;
 }

@@ -4,6 +4,8 @@
  * MAC (and VLAN), else to VI 0 (dom0). Hash maps, so lookups stay O(1) with
  * thousands of filters. Only dom0 inserts or removes filters (through MCDI).
  */
+import { readMac } from '@xsim/hypervisor';
+
 export type FilterMatch = { kind: 'mac'; mac: number; vlan?: number } | { kind: 'ipv4'; proto: number; addr: number; port: number };
 
 export interface FilterEntry {
@@ -102,7 +104,7 @@ export class FilterTable {
         }
       }
     }
-    const dst = b[off] * 2 ** 40 + b[off + 1] * 2 ** 32 + ((b[off + 2] << 24) >>> 0) + (b[off + 3] << 16) + (b[off + 4] << 8) + b[off + 5];
+    const dst = readMac(b, off);
     const e = vlan >= 0 ? this.vlanMac.get(vlan)?.get(dst) : this.mac.get(dst);
     if (e) {
       this.hits++;

@@ -4,7 +4,7 @@
  * ring ends in exactly one place: delivered to one or more VIs, sent on the
  * wire, or a named drop counter.
  */
-import { DeviceInterrupts } from '@xsim/hypervisor';
+import { DeviceInterrupts, readMac } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import { FilterTable } from './filter-table.ts';
 import { HwVi } from './hw-vi.ts';
@@ -261,7 +261,7 @@ export class HwNic {
       return;
     }
     if (v.macs !== null) {
-      const src = ram[addr + 6] * 2 ** 40 + ram[addr + 7] * 2 ** 32 + ((ram[addr + 8] << 24) >>> 0) + (ram[addr + 9] << 16) + (ram[addr + 10] << 8) + ram[addr + 11];
+      const src = readMac(ram, addr + 6);
       if (!v.macs.has(src)) {
         v.c.txSpoofDrops++;
         return;

@@ -9,6 +9,7 @@
  * DMA pages are allocated and granted once and reused across re-attachments
  * (a plugin swap or NIC reset re-registers the same frames).
  */
+import { readMac } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
 import {
   EV_FLAGS,
@@ -110,7 +111,7 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
         s.declinedArp++;
         return false;
       }
-      const dst = src[off] * 2 ** 40 + src[off + 1] * 2 ** 32 + ((src[off + 2] << 24) >>> 0) + (src[off + 3] << 16) + (src[off + 4] << 8) + src[off + 5];
+      const dst = readMac(src, off);
       if (!fast.has(dst)) {
         s.declinedUnknown++;
         return false;

@@ -3,6 +3,7 @@
  * start the receiver, run the sender, and combine both ends' views. Goodput is
  * the receiver's (frames delivered between its first and last arrival).
  */
+import type { LatencySummary } from '@xsim/netfront';
 import type { DomainRef, Simulation } from './simulation.ts';
 
 export interface StreamOptions {
@@ -74,15 +75,8 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
   };
 }
 
-export interface PingResult {
-  count: number;
-  lost: number;
-  minUs: number;
-  p50Us: number;
-  p99Us: number;
-  maxUs: number;
-  meanUs: number;
-}
+/** What a ping-pong run reports: the client's latency summary. */
+export type PingResult = LatencySummary;
 
 export async function runPing(sim: Simulation, from: DomainRef, to: DomainRef, count: number, size = 64): Promise<PingResult> {
   const dst = sim.domain(to);

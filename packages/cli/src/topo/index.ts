@@ -7,6 +7,4 @@ export function nicAlias(vendor: string, device: string): string {
   return `nic:${vendor.toLowerCase()}-${device.toLowerCase()}`;
 }
 
-export function parseMac(s: string): number {
-  return s.split(':').reduce((n, p) => n * 256 + Number.parseInt(p, 16), 0);
-}
+export { parseMac } from '@xsim/netfront';

@@ -11,9 +11,7 @@ export function formatMac(n: number): string {
   return out.join(':');
 }
 
-export function readMac(b: Uint8Array, o: number): number {
-  return b[o] * 2 ** 40 + b[o + 1] * 2 ** 32 + ((b[o + 2] << 24) >>> 0) + (b[o + 3] << 16) + (b[o + 4] << 8) + b[o + 5];
-}
+export { readMac } from '@xsim/hypervisor';
 
 export function writeMac(b: Uint8Array, o: number, mac: number): void {
   const hi = Math.floor(mac / 2 ** 32);
