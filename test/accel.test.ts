@@ -85,8 +85,9 @@ describe('vnic bypasses dom0', () => {
     // Both streams use one sender port, so the reverse (credit) flow is learnt during the first too.
     await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 64, srcPort: 41000 });
     const { r, before, after } = await conserved({ from: a1, to: b1, count: 10_000, frameSize: 1500, window: 256, srcPort: 41000 });
-    // Conservation is exact (checked in conserved); a loaded machine may still overrun b1's VI a little.
-    expect(r.delivered).toBeGreaterThan(9_500);
+    // Conservation is exact (checked in conserved). The window fits b1's RX ring, so nothing is lost
+    // unless the sender stalled (no credit for 50 ms on a loaded machine) and sent past its window.
+    expect(r.sent - r.delivered, `stalls: ${r.stalls}`).toBeLessThanOrEqual(r.stalls * 256);
     expect(r.reordered).toBe(0);
     // The data flow a1 -> b1: nothing through netback or the bridge on either host.
     expect(vif(after, 'host-a', idA1).txPackets - vif(before, 'host-a', idA1).txPackets, 'host-a netback, from a1').toBe(0);

@@ -82,7 +82,8 @@ export class NetDriver {
     this.txDone = this.q.txProdPvt;
 
     this.rxBufSize = Math.ceil((o.mtu + 18) / 64) * 64;
-    const count = Math.min(o.rxBuffers ?? 256, VI_RXQ_SIZE);
+    // A full RX ring by default, as a real driver keeps: a burst the size of a sender's window must fit.
+    const count = Math.min(o.rxBuffers ?? VI_RXQ_SIZE, VI_RXQ_SIZE);
     const base = o.frames.allocRange(Math.ceil((count * this.rxBufSize) / 4096)) * 4096;
     this.rxAddr = new Int32Array(count);
     for (let i = 0; i < count; i++) {
@@ -132,7 +133,6 @@ export class NetDriver {
     const dv = q.dv;
     let n = 0;
     let pending = q.evPending();
-    let reposted = false;
     while (this.vetoedCookies.length > 0) {
       onTxDone(this.vetoedCookies.shift()!);
       n++;
@@ -164,12 +164,13 @@ export class NetDriver {
             onRx(this.ram, this.rxAddr[buf], len);
           }
         }
+        // Repost at once: whatever onRx did (bridge, stack) may already have let a
+        // sender send this frame's successor.
         this.postRx(buf);
-        reposted = true;
+        q.pushRx();
       }
     }
     q.publishEvCons();
-    if (reposted) q.pushRx();
     if (n === 0 && q.armIrq()) return 1;
     return n;
   }

@@ -27,9 +27,16 @@ import {
 } from '@xsim/nic';
 
 const PAGE = 4096;
-/** TX buffer pages and RX pages: sized so a sender's 256-frame window fits in the RX ring. */
 const TX_PAGES = 128;
-const RX_PAGES = 256;
+/**
+ * RX buffers are half pages, as sfc's are: a standard frame fits one, and
+ * a full RX ring (512) leaves room for a sender's 256-frame window and
+ * whatever the NIC delivers before we repost. Jumbo frames scatter over
+ * several and are gathered.
+ */
+const RX_BUF = 2048;
+const RX_BUFS = VI_RXQ_SIZE;
+const RX_PAGES = (RX_BUFS * RX_BUF) / PAGE;
 
 export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
   const slotPages = Math.ceil((ctx.mtu + 18) / PAGE);
@@ -49,7 +56,7 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
   const fast = new Set<number>();
   const freeTx: number[] = [];
   const txSlotOf = new Int32Array(VI_TXQ_SIZE);
-  const rxPageOf = new Int32Array(VI_RXQ_SIZE);
+  const rxBufOf = new Int32Array(VI_RXQ_SIZE);
   let txDone = 0;
   const scratch = new Uint8Array(slotPages * PAGE);
   let scratchLen = 0;
@@ -58,11 +65,13 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
   const ram = ctx.mem.u8;
 
   const slotAddr = (slot: number) => (firstFrame + slot * slotPages) * PAGE;
-  const rxPage = (i: number) => firstFrame + TX_SLOTS * slotPages + i;
+  const rxPages = TX_SLOTS * slotPages;
+  const rxAddr = (i: number) => (firstFrame + rxPages) * PAGE + i * RX_BUF;
 
   const postRx = (i: number) => {
-    const idx = q!.postRx(bufBase + TX_SLOTS * slotPages + i, 0, PAGE);
-    rxPageOf[idx & (VI_RXQ_SIZE - 1)] = i;
+    const at = i * RX_BUF;
+    const idx = q!.postRx(bufBase + rxPages + Math.floor(at / PAGE), at % PAGE, RX_BUF);
+    rxBufOf[idx & (VI_RXQ_SIZE - 1)] = i;
   };
 
   const fe: AccelFrontend = {
@@ -89,7 +98,7 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
         txDone = q.txProdPvt;
         freeTx.length = 0;
         for (let i = TX_SLOTS - 1; i >= 0; i--) freeTx.push(i);
-        for (let i = 0; i < RX_PAGES; i++) postRx(i);
+        for (let i = 0; i < RX_BUFS; i++) postRx(i);
         q.pushRx();
         fast.clear();
         for (const m of args.macs as number[]) fast.add(m);
@@ -143,7 +152,6 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
       const dv = q.dv;
       let n = 0;
       let pending = q.evPending();
-      let reposted = false;
       while (pending > 0 && n < budget) {
         const o = q.evOffset(q.evCons);
         const type = dv.getUint16(o + EV_TYPE, true);
@@ -157,10 +165,10 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
             txDone = (txDone + 1) >>> 0;
           }
         } else if (type === EV_RX) {
-          const page = rxPageOf[index & (VI_RXQ_SIZE - 1)];
+          const buf = rxBufOf[index & (VI_RXQ_SIZE - 1)];
           const len = dv.getUint16(o + EV_LEN, true);
           const more = (dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) !== 0;
-          const at = rxPage(page) * PAGE;
+          const at = rxAddr(buf);
           if (!more && scratchLen === 0 && !chainBroken) {
             s.rxFrames++;
             ctx.deliver(ram, at, len);
@@ -180,12 +188,13 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
               chainBroken = false;
             }
           }
-          postRx(page);
-          reposted = true;
+          // Repost at once, not at the end of the batch: the stack may already have
+          // credited the sender for this frame, and its successor needs the slot.
+          postRx(buf);
+          q.pushRx();
         }
       }
       q.publishEvCons();
-      if (reposted) q.pushRx();
       if (n === 0 && q.armIrq()) return 1;
       return n;
     },
