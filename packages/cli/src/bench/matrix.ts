@@ -9,6 +9,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { Simulation } from '../toolstack/simulation.ts';
 import { runPing, runStream } from '../toolstack/traffic.ts';
 import { dropDelta } from '../toolstack/drops.ts';
+import { awakeShare, sleepTimes } from '../toolstack/cpu.ts';
 import { validateTopology, type Topology } from '../topo/index.ts';
 import { runRawRing } from './raw.ts';
 import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
@@ -123,10 +124,13 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
           }
           if (r === 0) tick(`${path} ${placement} @${size}B`);
           const before = await sim.stats();
+          const t0 = performance.now();
           const res = await runStream(sim, { from, to, count, frameSize: size, window: windowFrames(size), srcPort });
+          const wallMs = performance.now() - t0;
           const after = await sim.stats();
           const dropsCounted = [...dropDelta(before, after).values()].reduce((a, b) => a + b, 0);
-          reps.get(`${path}/${placement}`)!.push({ sent: res.sent, delivered: res.delivered, dropsCounted, conserved: res.delivered + dropsCounted === res.sent && res.duplicated === 0, pps: res.pps, gbps: res.gbps });
+          const awake = awakeShare(sleepTimes(before), sleepTimes(after), wallMs);
+          reps.get(`${path}/${placement}`)!.push({ sent: res.sent, delivered: res.delivered, dropsCounted, conserved: res.delivered + dropsCounted === res.sent && res.duplicated === 0, pps: res.pps, gbps: res.gbps, awake });
         }
       }
       for (const { path, placement } of order) {
@@ -161,10 +165,23 @@ function cell(path: BenchPath, placement: Placement, size: number, reps: RepResu
     size,
     reps,
     median: { pps: median(reps.map((r) => r.pps)), gbps: median(reps.map((r) => r.gbps)) },
+    awake: medianAwake(reps),
     spread: { minGbps: Math.min(...reps.map((r) => r.gbps)), maxGbps: Math.max(...reps.map((r) => r.gbps)) },
     lossRate: sent > 0 ? (sent - delivered) / sent : 0,
     rtt,
   };
+}
+
+/** Per worker, the median over repetitions of its awake share; workers asleep throughout are left out. */
+function medianAwake(reps: RepResult[]): Record<string, number> | undefined {
+  if (!reps.some((r) => r.awake)) return undefined;
+  const workers = new Set(reps.flatMap((r) => Object.keys(r.awake ?? {})));
+  const out: Record<string, number> = {};
+  for (const w of workers) {
+    const m = median(reps.map((r) => r.awake?.[w] ?? 0));
+    if (m >= 0.02) out[w] = m;
+  }
+  return out;
 }
 
 function ratios(cells: BenchCell[], o: BenchOptions): BenchRatio[] {

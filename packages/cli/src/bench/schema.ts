@@ -10,8 +10,11 @@
  *     path: "unaccel" | "vnic" | "null" | "dom0" | "raw",
  *     placement: "cross" | "same",         // cross host (over the wire) or same host
  *     size: bytes (whole Ethernet frame),
- *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps }],
+ *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake? }],
  *     median: { pps, gbps }, spread: { minGbps, maxGbps },
+ *     awake?: { [worker]: share },         // median share of the stream's wall time each worker was
+ *                                          // not blocked in Atomics.wait (on a core or queued for one);
+ *                                          // workers under 2% left out; absent for the raw ring
  *     lossRate: lost / sent over all reps,
  *     rtt: { p50Us, p99Us } | null          // UDP ping-pong with frames of this size
  *   }],
@@ -31,6 +34,8 @@ export interface RepResult {
   conserved: boolean;
   pps: number;
   gbps: number;
+  /** Worker ("host-a/a1", "fabric", ...) -> share of this repetition's wall time it was awake. */
+  awake?: Record<string, number>;
 }
 
 export interface BenchCell {
@@ -40,6 +45,7 @@ export interface BenchCell {
   reps: RepResult[];
   median: { pps: number; gbps: number };
   spread: { minGbps: number; maxGbps: number };
+  awake?: Record<string, number>;
   lossRate: number;
   rtt: { p50Us: number; p99Us: number } | null;
 }
@@ -81,6 +87,7 @@ export function validateBenchJson(v: unknown): string[] {
       if (!Array.isArray(c.reps) || c.reps.length === 0) out.push(`cells[${i}].reps: empty`);
       for (const k of ['pps', 'gbps'] as const) if (typeof c.median?.[k] !== 'number' || !Number.isFinite(c.median[k])) out.push(`cells[${i}].median.${k}`);
       if (typeof c.lossRate !== 'number') out.push(`cells[${i}].lossRate`);
+      if (c.awake !== undefined && (typeof c.awake !== 'object' || Object.values(c.awake).some((x) => typeof x !== 'number' || x < 0 || x > 1))) out.push(`cells[${i}].awake`);
     });
   if (!Array.isArray(o.ratios)) out.push('ratios: missing');
   if (!o.threads || typeof o.threads !== 'object') out.push('threads: missing');

@@ -94,6 +94,15 @@ export function report(r: BenchJson): string {
       r.ratios.map((x) => [x.size, x.placement, x.accelOverUnaccel ?? '-', x.accelOverDom0 ?? '-', x.overRaw.unaccel ?? '-', x.overRaw.vnic ?? '-', x.overRaw.null ?? '-', x.overRaw.dom0 ?? '-']),
     ),
   );
+  const awake = r.cells.filter((c) => c.awake && Object.keys(c.awake).length > 0);
+  if (awake.length) {
+    parts.push('', `awake share of each worker during the stream (not blocked in Atomics.wait; sum against ${r.machine.cores} cores):`);
+    for (const c of awake) {
+      const w = Object.entries(c.awake!).sort((x, y) => y[1] - x[1]);
+      const sum = w.reduce((a, [, v]) => a + v, 0);
+      parts.push(`  ${`${c.path} ${c.placement} ${c.size}B`.padEnd(20)} sum ${sum.toFixed(2)}: ${w.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+    }
+  }
   parts.push('', `threads (${r.machine.cores} cores):`);
   for (const [path, t] of Object.entries(r.threads)) parts.push(`  ${path}: ${t.busyWorkers} busy of ${t.totalWorkers} workers — ${t.note}`);
   if (r.micro) parts.push('', table(['microbenchmark', 'ops/s', '±%'], r.micro.map((m) => [m.name, Math.round(m.opsPerSec), m.margin])));

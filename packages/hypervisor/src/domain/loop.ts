@@ -29,6 +29,8 @@ export interface LoopOptions {
 export interface LoopStats {
   rounds: number;
   sleeps: number;
+  /** Time blocked in Atomics.wait: the rest of the worker's life it was on a core (or waiting for one). */
+  sleepMs: number;
 }
 
 export class DomainLoop {
@@ -40,7 +42,7 @@ export class DomainLoop {
   private readonly maxSleepMs: number;
   private readonly beforeSleep?: () => number;
   private readonly afterWake?: () => void;
-  readonly stats: LoopStats = { rounds: 0, sleeps: 0 };
+  readonly stats: LoopStats = { rounds: 0, sleeps: 0, sleepMs: 0 };
 
   constructor(
     private readonly wake: WakeWord,
@@ -118,7 +120,9 @@ export class DomainLoop {
         continue;
       }
       this.stats.sleeps++;
+      const t = performance.now();
       this.wake.sleep(seen, this.maxSleepMs);
+      this.stats.sleepMs += performance.now() - t;
       this.afterWake?.();
     }
   }
