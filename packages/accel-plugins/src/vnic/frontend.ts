@@ -28,18 +28,15 @@ import {
 
 const PAGE = 4096;
 const TX_PAGES = 128;
-/**
- * RX buffers are half pages, as sfc's are: a standard frame fits one, and
- * a full RX ring (512) leaves room for a sender's 256-frame window and
- * whatever the NIC delivers before we repost. Jumbo frames scatter over
- * several and are gathered.
- */
-const RX_BUF = 2048;
-const RX_BUFS = VI_RXQ_SIZE;
-const RX_PAGES = (RX_BUFS * RX_BUF) / PAGE;
+const RX_PAGES = 256;
 
 export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
   const slotPages = Math.ceil((ctx.mtu + 18) / PAGE);
+  // RX buffers: half pages for a standard MTU, as sfc's are, so RX_PAGES fill the 512-slot ring
+  // (room for a sender's 256-frame window and whatever lands before we repost); a whole frame's
+  // worth of contiguous pages for a jumbo MTU, so a jumbo frame needs neither scatter nor gather.
+  const RX_BUF = ctx.mtu + 18 <= PAGE / 2 ? PAGE / 2 : slotPages * PAGE;
+  const RX_BUFS = Math.min(VI_RXQ_SIZE, Math.floor((RX_PAGES * PAGE) / RX_BUF));
   const TX_SLOTS = Math.max(16, Math.floor(TX_PAGES / slotPages));
   const totalPages = TX_SLOTS * slotPages + RX_PAGES;
   let firstFrame = -1;
