@@ -19,15 +19,19 @@ export interface BenchOptions {
   paths: BenchPath[];
   placements: Placement[];
   reps: number;
-  /** Frames per repetition at 1500 bytes (scaled for other sizes). */
+  /**
+   * Frames per repetition at 1500 bytes (scaled by bytes for other sizes); 0 = size each
+   * path's repetitions from its warm-up rate to last about `repSeconds`.
+   */
   frames: number;
+  repSeconds: number;
   pings: number;
   quick: boolean;
   progress?: (done: number, total: number, what: string) => void;
 }
 
-export const DEFAULT_BENCH: BenchOptions = { sizes: [64, 512, 1500, 9000], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 3, frames: 30_000, pings: 200, quick: false };
-export const QUICK_BENCH: BenchOptions = { sizes: [64, 1500], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 1, frames: 1500, pings: 10, quick: true };
+export const DEFAULT_BENCH: BenchOptions = { sizes: [64, 512, 1500, 9000], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 5, frames: 0, repSeconds: 0.5, pings: 200, quick: false };
+export const QUICK_BENCH: BenchOptions = { sizes: [64, 1500], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 1, frames: 1500, repSeconds: 0, pings: 10, quick: true };
 
 /**
  * The sender's credit window, in bytes as TCP's is: 256 standard frames, fewer
@@ -85,63 +89,65 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
   let step = 0;
   const tick = (what: string) => o.progress?.(step++, plan.length, what);
   for (const size of o.sizes) {
-    const count = Math.max(200, Math.round((o.frames * 1500) / Math.max(size, 500)));
-    const sized = plan.filter((p) => p.size === size);
-    if (sized.some((p) => p.path === 'raw')) {
-      tick(`raw ring @${size}B`);
-      const reps: RepResult[] = [];
-      for (let r = 0; r < o.reps; r++) {
-        const x = await runRawRing(count * 4, size);
-        reps.push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps });
-      }
-      cells.push(cell('raw', 'cross', size, reps, null));
-    }
-    const simPaths = sized.filter((p) => p.path !== 'raw');
-    if (simPaths.length === 0) continue;
-    const sim = await Simulation.start(benchTopology(size));
+    const fixed = Math.max(200, Math.round((o.frames * 1500) / Math.max(size, 500)));
+    const warmup = o.frames > 0 ? Math.min(2_000, fixed) : 20_000;
+    // Frames per repetition, per path: fixed, or what the warm-up rate gives in repSeconds.
+    const counts = new Map<string, number>();
+    const sized = (key: string, warmPps: number) => counts.set(key, o.frames > 0 ? fixed : Math.max(2_000, Math.min(5_000_000, Math.round(warmPps * o.repSeconds))));
+    // Round-robin: every repetition visits every path in turn (the raw ring too), so JIT
+    // warm-up and machine drift fall on all paths alike, and each repetition's ratios
+    // compare measurements taken moments apart.
+    const order = (['raw', 'unaccel', 'null', 'vnic', 'dom0'] as BenchPath[]).flatMap((path) => plan.filter((p) => p.size === size && p.path === path));
+    if (order.length === 0) continue;
+    const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
+    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(benchTopology(size)) : null;
     try {
-      // Round-robin: every repetition visits every path in turn, so JIT warm-up and
-      // machine drift fall on all paths alike rather than on whichever runs first.
-      const order = (['unaccel', 'null', 'vnic', 'dom0'] as BenchPath[]).flatMap((path) => simPaths.filter((p) => p.path === path));
-      const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
       const srcPort = 42000; // fixed, so vnic learns the flow and its credits once
       let loaded: BenchPath | undefined;
-      const use = async (path: BenchPath) => {
+      const use = async (s: Simulation, path: BenchPath) => {
         const want = path === 'vnic' || path === 'null' ? path : undefined;
         if (loaded === want) return;
-        if (loaded) await sim.unloadPlugin(loaded);
-        if (want) await sim.loadPlugin(want);
+        if (loaded) await s.unloadPlugin(loaded);
+        if (want) await s.loadPlugin(want);
         loaded = want;
       };
-      for (let r = -1; r < o.reps; r++) {
+      // Two unmeasured rounds: the first warms the JIT up and lets vnic learn its flows,
+      // the second (steady now) sizes the measured repetitions.
+      for (let r = -2; r < o.reps; r++) {
         for (const { path, placement } of order) {
-          await use(path);
-          const { from, to } = ends(path, placement);
-          if (r < 0) {
-            // Warm-up (and, for vnic, flow learning): not measured.
-            await runStream(sim, { from, to, count: Math.min(2000, count), frameSize: size, window: windowFrames(size), srcPort });
+          if (r === 0) tick(`${path} ${placement} @${size}B`);
+          const key = `${path}/${placement}`;
+          if (path === 'raw') {
+            if (r < 0) {
+              sized(key, (await runRawRing(warmup * 4, size)).pps);
+              continue;
+            }
+            const x = await runRawRing(counts.get(key)! * (o.frames > 0 ? 4 : 1), size);
+            reps.get('raw/cross')!.push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps, cpuUsPerFrame: x.cpuUsPerFrame });
             continue;
           }
-          if (r === 0) tick(`${path} ${placement} @${size}B`);
-          const before = await sim.stats();
-          const t0 = performance.now();
-          const res = await runStream(sim, { from, to, count, frameSize: size, window: windowFrames(size), srcPort });
-          const wallMs = performance.now() - t0;
-          const after = await sim.stats();
-          const dropsCounted = [...dropDelta(before, after).values()].reduce((a, b) => a + b, 0);
-          const awake = awakeShare(sleepTimes(before), sleepTimes(after), wallMs);
-          reps.get(`${path}/${placement}`)!.push({ sent: res.sent, delivered: res.delivered, dropsCounted, conserved: res.delivered + dropsCounted === res.sent && res.duplicated === 0, pps: res.pps, gbps: res.gbps, awake });
+          await use(sim!, path);
+          const { from, to } = ends(path, placement);
+          if (r < 0) {
+            sized(key, (await runStream(sim!, { from, to, count: warmup, frameSize: size, window: windowFrames(size), srcPort })).pps);
+            continue;
+          }
+          reps.get(key)!.push(await measure(sim!, { from, to, count: counts.get(key)!, frameSize: size, window: windowFrames(size), srcPort }));
         }
       }
       for (const { path, placement } of order) {
-        await use(path);
+        if (path === 'raw') {
+          cells.push(cell('raw', 'cross', size, reps.get('raw/cross')!, null));
+          continue;
+        }
+        await use(sim!, path);
         const { from, to } = ends(path, placement);
-        const ping = await runPing(sim, from, to, o.pings, Math.max(16, size - 42));
+        const ping = await runPing(sim!, from, to, o.pings, Math.max(16, size - 42));
         cells.push(cell(path, placement, size, reps.get(`${path}/${placement}`)!, { p50Us: ping.p50Us, p99Us: ping.p99Us }));
       }
-      await use('unaccel');
+      if (sim) await use(sim, 'unaccel');
     } finally {
-      await sim.shutdown();
+      await sim?.shutdown();
     }
   }
   o.progress?.(plan.length, plan.length, 'done');
@@ -156,6 +162,28 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
   };
 }
 
+/** One measured stream: goodput, exact conservation, and each worker's awake share. */
+async function measure(sim: Simulation, o: Parameters<typeof runStream>[1]): Promise<RepResult> {
+  const before = await sim.stats();
+  const t0 = performance.now();
+  const res = await runStream(sim, o);
+  const wallMs = performance.now() - t0;
+  const after = await sim.stats();
+  const dropsCounted = [...dropDelta(before, after).values()].reduce((a, b) => a + b, 0);
+  const awake = awakeShare(sleepTimes(before), sleepTimes(after), wallMs, res.elapsedMs);
+  const awakeMs = Object.values(awake).reduce((a, b) => a + b, 0) * res.elapsedMs;
+  return {
+    sent: res.sent,
+    delivered: res.delivered,
+    dropsCounted,
+    conserved: res.delivered + dropsCounted === res.sent && res.duplicated === 0,
+    pps: res.pps,
+    gbps: res.gbps,
+    awake,
+    cpuUsPerFrame: (awakeMs * 1000) / Math.max(1, res.delivered),
+  };
+}
+
 function cell(path: BenchPath, placement: Placement, size: number, reps: RepResult[], rtt: BenchCell['rtt']): BenchCell {
   const sent = reps.reduce((a, r) => a + r.sent, 0);
   const delivered = reps.reduce((a, r) => a + r.delivered, 0);
@@ -166,6 +194,7 @@ function cell(path: BenchPath, placement: Placement, size: number, reps: RepResu
     reps,
     median: { pps: median(reps.map((r) => r.pps)), gbps: median(reps.map((r) => r.gbps)) },
     awake: medianAwake(reps),
+    cpuUsPerFrame: reps.every((r) => r.cpuUsPerFrame !== undefined) ? median(reps.map((r) => r.cpuUsPerFrame!)) : undefined,
     spread: { minGbps: Math.min(...reps.map((r) => r.gbps)), maxGbps: Math.max(...reps.map((r) => r.gbps)) },
     lossRate: sent > 0 ? (sent - delivered) / sent : 0,
     rtt,
@@ -186,19 +215,31 @@ function medianAwake(reps: RepResult[]): Record<string, number> | undefined {
 
 function ratios(cells: BenchCell[], o: BenchOptions): BenchRatio[] {
   const out: BenchRatio[] = [];
-  const get = (path: BenchPath, placement: Placement, size: number) => cells.find((c) => c.path === path && c.placement === placement && c.size === size)?.median.gbps;
+  const get = (path: BenchPath, placement: Placement, size: number) => cells.find((c) => c.path === path && c.placement === placement && c.size === size);
+  // Paired: the median over repetitions of (a / b) within the same repetition.
+  const ratio = (a: BenchCell | undefined, b: BenchCell | undefined): number | null => {
+    if (!a || !b) return null;
+    const n = Math.min(a.reps.length, b.reps.length);
+    const rs: number[] = [];
+    for (let i = 0; i < n; i++) if (b.reps[i].gbps > 0) rs.push(a.reps[i].gbps / b.reps[i].gbps);
+    return rs.length ? median(rs) : null;
+  };
   for (const size of o.sizes) {
     for (const placement of o.placements) {
       const raw = get('raw', 'cross', size);
       const acc = get('vnic', placement, size);
-      const un = get('unaccel', placement, size);
-      const d0 = get('dom0', 'cross', size);
       const overRaw: BenchRatio['overRaw'] = {};
-      if (raw) for (const p of ['unaccel', 'vnic', 'null', 'dom0'] as BenchPath[]) {
-        const v = get(p, p === 'dom0' ? 'cross' : placement, size);
-        if (v !== undefined) overRaw[p] = v / raw;
+      for (const p of ['unaccel', 'vnic', 'null', 'dom0'] as BenchPath[]) {
+        const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw);
+        if (v !== null) overRaw[p] = v;
       }
-      out.push({ size, placement, accelOverUnaccel: acc !== undefined && un ? acc / un : null, accelOverDom0: acc !== undefined && d0 && placement === 'cross' ? acc / d0 : null, overRaw });
+      out.push({
+        size,
+        placement,
+        accelOverUnaccel: ratio(acc, get('unaccel', placement, size)),
+        accelOverDom0: placement === 'cross' ? ratio(acc, get('dom0', 'cross', size)) : null,
+        overRaw,
+      });
     }
   }
   return out;

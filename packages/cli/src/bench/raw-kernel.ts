@@ -86,8 +86,9 @@ export function boot(task: DomainTask<RawConfig>): unknown {
     }
     return n;
   });
+  const started = performance.now();
   loop.run();
-  return { role, frames: done, first, last };
+  return { role, frames: done, first, last, awakeMs: performance.now() - started - loop.stats.sleepMs };
 }
 
 export const RAW_KERNEL = new URL('./raw-kernel.ts', import.meta.url).href;

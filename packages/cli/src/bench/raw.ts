@@ -8,6 +8,8 @@ export interface RawResult {
   pps: number;
   gbps: number;
   elapsedMs: number;
+  /** Both workers' time awake (not blocked in Atomics.wait), per frame. */
+  cpuUsPerFrame: number;
 }
 
 export async function runRawRing(count: number, size: number, pool?: DomainPool): Promise<RawResult> {
@@ -24,10 +26,10 @@ export async function runRawRing(count: number, size: number, pool?: DomainPool)
     config: { role, sab, count, size, slotBytes },
   });
   try {
-    const [, c] = (await Promise.all([own.start(task('producer')), own.start(task('consumer'))])) as { frames: number; first: number; last: number }[];
+    const [p, c] = (await Promise.all([own.start(task('producer')), own.start(task('consumer'))])) as { frames: number; first: number; last: number; awakeMs: number }[];
     const elapsedMs = c.last - c.first;
     const pps = elapsedMs > 0 ? ((c.frames - 1) * 1000) / elapsedMs : 0;
-    return { frames: c.frames, pps, gbps: (pps * size * 8) / 1e9, elapsedMs };
+    return { frames: c.frames, pps, gbps: (pps * size * 8) / 1e9, elapsedMs, cpuUsPerFrame: ((p.awakeMs + c.awakeMs) * 1000) / Math.max(1, c.frames) };
   } finally {
     if (!pool) await own.destroy();
   }

@@ -10,15 +10,18 @@
  *     path: "unaccel" | "vnic" | "null" | "dom0" | "raw",
  *     placement: "cross" | "same",         // cross host (over the wire) or same host
  *     size: bytes (whole Ethernet frame),
- *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake? }],
+ *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake?, cpuUsPerFrame? }],
  *     median: { pps, gbps }, spread: { minGbps, maxGbps },
  *     awake?: { [worker]: share },         // median share of the stream's wall time each worker was
  *                                          // not blocked in Atomics.wait (on a core or queued for one);
  *                                          // workers under 2% left out; absent for the raw ring
+ *     cpuUsPerFrame?: number,              // median of: every worker's awake time / frames delivered (us)
  *     lossRate: lost / sent over all reps,
  *     rtt: { p50Us, p99Us } | null          // UDP ping-pong with frames of this size
  *   }],
  *   ratios: [{ size, placement, accelOverUnaccel, accelOverDom0, overRaw: { [path]: ratio } }],
+ *                                          // paired: median over repetitions of (a / b) measured in the
+ *                                          // same repetition (every repetition visits every path in turn)
  *   micro?: [{ name, opsPerSec, margin }]
  * }
  */
@@ -36,6 +39,8 @@ export interface RepResult {
   gbps: number;
   /** Worker ("host-a/a1", "fabric", ...) -> share of this repetition's wall time it was awake. */
   awake?: Record<string, number>;
+  /** Awake time of all the path's workers per delivered frame, in microseconds. */
+  cpuUsPerFrame?: number;
 }
 
 export interface BenchCell {
@@ -46,6 +51,7 @@ export interface BenchCell {
   median: { pps: number; gbps: number };
   spread: { minGbps: number; maxGbps: number };
   awake?: Record<string, number>;
+  cpuUsPerFrame?: number;
   lossRate: number;
   rtt: { p50Us: number; p99Us: number } | null;
 }

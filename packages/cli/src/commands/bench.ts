@@ -19,6 +19,12 @@ function list<T extends string | number>(v: string | true | undefined, parse: (s
   return out;
 }
 
+function numFlag(v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--seconds "${v}" must be a number in ${min}..${max}`);
+  return n;
+}
+
 function progressBar(done: number, total: number, what: string): void {
   if (!process.stderr.isTTY) {
     process.stderr.write(`[${done}/${total}] ${what}\n`);
@@ -31,7 +37,7 @@ function progressBar(done: number, total: number, what: string): void {
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'out', 'compare'], ['quick', 'micro', 'no-micro', 'j', 'json']);
+  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare'], ['quick', 'micro', 'no-micro', 'j', 'json']);
   const base = p.flags.has('quick') ? QUICK_BENCH : DEFAULT_BENCH;
   const o: BenchOptions = {
     ...base,
@@ -43,7 +49,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
     paths: list(p.flags.get('paths'), (s) => s as BenchPath, PATHS) ?? base.paths,
     placements: list(p.flags.get('placements'), (s) => s as Placement, ['cross', 'same'] as const) ?? base.placements,
     reps: intFlag(p, 'reps', base.reps, 1, 50),
-    frames: intFlag(p, 'frames', base.frames, 100, 10_000_000),
+    frames: p.flags.has('frames') ? intFlag(p, 'frames', base.frames, 100, 10_000_000) : base.frames,
+    repSeconds: p.flags.has('seconds') ? numFlag(String(p.flags.get('seconds')), 0.05, 60) : base.repSeconds,
     progress: progressBar,
   };
   const json = p.flags.has('j') || p.flags.has('json');
@@ -84,9 +91,10 @@ export function report(r: BenchJson): string {
     `${(c.lossRate * 100).toFixed(2)}%`,
     c.rtt ? Math.round(c.rtt.p50Us) : '-',
     c.rtt ? Math.round(c.rtt.p99Us) : '-',
+    c.cpuUsPerFrame !== undefined ? c.cpuUsPerFrame : '-',
     c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
   ]);
-  const parts = [table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'conserved'], rows)];
+  const parts = [table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved'], rows)];
   parts.push(
     '',
     table(
