@@ -8,6 +8,25 @@ import { readMac } from '@xsim/hypervisor';
 
 export type FilterMatch = { kind: 'mac'; mac: number; vlan?: number } | { kind: 'ipv4'; proto: number; addr: number; port: number };
 
+const isInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+
+/**
+ * A match spec as it arrives over MCDI from a (possibly broken) backend: anything
+ * but a well-formed MAC[/VLAN] or IPv4 (proto, addr, port) match is refused by name.
+ */
+export function checkFilterMatch(m: unknown): asserts m is FilterMatch {
+  const o = m as Record<string, unknown> | null;
+  if (o === null || typeof o !== 'object') throw new Error(`filter match must be an object, got ${JSON.stringify(m)}`);
+  if (o.kind === 'mac') {
+    if (!isInt(o.mac, 2 ** 48 - 1)) throw new Error(`filter match mac must be a 48-bit integer, got ${JSON.stringify(o.mac)}`);
+    if (o.vlan !== undefined && !isInt(o.vlan, 4095)) throw new Error(`filter match vlan must be 0..4095, got ${JSON.stringify(o.vlan)}`);
+  } else if (o.kind === 'ipv4') {
+    if (!isInt(o.proto, 255)) throw new Error(`filter match proto must be 0..255, got ${JSON.stringify(o.proto)}`);
+    if (!isInt(o.addr, 2 ** 32 - 1)) throw new Error(`filter match addr must be a 32-bit integer, got ${JSON.stringify(o.addr)}`);
+    if (!isInt(o.port, 65535)) throw new Error(`filter match port must be 0..65535, got ${JSON.stringify(o.port)}`);
+  } else throw new Error(`filter match kind must be "mac" or "ipv4", got ${JSON.stringify(o.kind)}`);
+}
+
 export interface FilterEntry {
   id: number;
   vi: number;
@@ -31,6 +50,7 @@ export class FilterTable {
   }
 
   insert(vi: number, match: FilterMatch): number {
+    checkFilterMatch(match);
     const id = this.nextId++;
     const e: FilterEntry = { id, vi, match };
     if (match.kind === 'mac') {

@@ -62,3 +62,21 @@ describe('filter table', () => {
     expect(t.lookup(frame(0x00163e000000), 0, 64)).toBe(-1);
   });
 });
+
+describe('filter match validation (MCDI input from a backend)', () => {
+  it('refuses malformed matches by name and inserts nothing', () => {
+    const t = new FilterTable();
+    const bad: [unknown, RegExp][] = [
+      [null, /must be an object/],
+      [{ kind: 'ip6' }, /kind must be "mac" or "ipv4"/],
+      [{ kind: 'mac', mac: -1 }, /48-bit/],
+      [{ kind: 'mac', mac: 2 ** 48 }, /48-bit/],
+      [{ kind: 'mac', mac: 0x00163e000001, vlan: 4096 }, /vlan/],
+      [{ kind: 'ipv4', proto: 17, addr: 0x0a000001 }, /port/],
+      [{ kind: 'ipv4', proto: 300, addr: 1, port: 1 }, /proto/],
+      [{ kind: 'ipv4', proto: 17, addr: 1.5, port: 1 }, /addr/],
+    ];
+    for (const [m, re] of bad) expect(() => t.insert(1, m as never)).toThrow(re);
+    expect(t.size).toBe(0);
+  });
+});
