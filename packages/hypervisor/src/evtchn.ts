@@ -9,15 +9,15 @@
  * its own domid; ports and bitmaps are addressed through a domid→slot table in
  * the buffer header.
  */
-import { WakeWord } from './wake.ts';
+import { WakeWord, kickWord } from './wake.ts';
 
 export const NR_EVTCHN_PORTS = 1024;
 export const MAX_HOST_DOMAINS = 32;
 const WORDS = NR_EVTCHN_PORTS / 32;
 
 // Slot layout, in 32-bit words.
-const SLOT_WAKE = 0;
-const SLOT_SEL = 1;
+const SLOT_WAKE = 0; // and SLOT_WAKE + 1: the wake word's asleep flag
+const SLOT_SEL = 2;
 const SLOT_PENDING = 16;
 const SLOT_MASK = SLOT_PENDING + WORDS;
 const SLOT_STATE = SLOT_MASK + WORDS;
@@ -84,8 +84,7 @@ function raise(i32: Int32Array, base: number, port: number): void {
   if (old & bit) return;
   if (Atomics.load(i32, base + SLOT_MASK + w) & bit) return;
   Atomics.or(i32, base + SLOT_SEL, 1 << w);
-  Atomics.add(i32, base + SLOT_WAKE, 1);
-  Atomics.notify(i32, base + SLOT_WAKE);
+  kickWord(i32, base + SLOT_WAKE);
 }
 
 export class EventChannels {

@@ -80,12 +80,14 @@ describe('event channels', () => {
     const p = guest.allocUnbound(0);
     const q = dom0.bindInterdomain(5, p);
     const off = EventChannelBus.wakeOffset(sab, 5);
-    // The worker sleeps on the guest's wake word until the event arrives, then reports.
+    // The worker sleeps on the guest's wake word as WakeWord.sleep does (raise the asleep
+    // flag, then wait on the counter) until the event arrives, then reports.
     const w = new Worker(
       `const { workerData, parentPort } = require('node:worker_threads');
-       const i32 = new Int32Array(workerData.sab, workerData.off, 1);
+       const i32 = new Int32Array(workerData.sab, workerData.off, 2);
        const seen = Atomics.load(i32, 0);
        parentPort.postMessage('ready');
+       Atomics.store(i32, 1, 1);
        const r = Atomics.wait(i32, 0, seen, 10000);
        parentPort.postMessage(r);`,
       { eval: true, workerData: { sab, off } },
@@ -95,6 +97,16 @@ describe('event channels', () => {
     dom0.send(q);
     expect(['ok', 'not-equal']).toContain(await result);
     await w.terminate();
+    expect(guest.dispatch()).toBe(1);
+  });
+
+  it('an event sent while the receiver is awake bumps its wake word, so its next sleep returns at once', () => {
+    const { dom0, guest } = host();
+    const p = guest.allocUnbound(0);
+    const q = dom0.bindInterdomain(5, p);
+    const seen = guest.wake.snapshot();
+    dom0.send(q); // the receiver is "polling": no asleep flag, so no notify, but the counter moved
+    expect(guest.wake.sleep(seen, 5000)).toBe('not-equal');
     expect(guest.dispatch()).toBe(1);
   });
 });

@@ -68,7 +68,9 @@ export const EV_RX_CONT = 1;
 /** Max descriptors one TX frame may chain (a 9 KiB frame in 4 KiB pieces needs 3-4). */
 export const TX_MAX_CHAIN = 18;
 
-// The fabric's wake block: [0] wake counter, [1] asleep flag.
+// The fabric's wake block, laid out as a hypervisor WakeWord: [0] wake counter, [1] asleep flag.
+// The fabric also raises the flag itself before its last look at the TX rings, so a driver's
+// doorbell (ViQueues.pushTx) may skip even the counter bump while the fabric is awake.
 export const FABRIC_WAKE = 0;
 export const FABRIC_ASLEEP = 1;
 export const FABRIC_WAKE_BYTES = 8;

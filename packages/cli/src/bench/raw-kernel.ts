@@ -8,8 +8,9 @@
 import { DomainLoop, WakeWord, type DomainTask } from '@xsim/hypervisor';
 
 export const RAW_SLOTS = 256;
-// Int32 words: [0] prod, [1] cons, [2] producer wake, [3] consumer wake, [4] consumer asleep, [5] producer asleep
+// Int32 words: [0] prod, [1] cons; wake words (counter, asleep flag) at bytes 8 (producer) and 16 (consumer).
 const HDR = 64;
+export const RAW_WAKE_OFFSET = { producer: 8, consumer: 16 } as const;
 
 export interface RawConfig {
   role: 'producer' | 'consumer';
@@ -28,27 +29,16 @@ export function boot(task: DomainTask<RawConfig>): unknown {
   const { role, sab, count, size, slotBytes } = task.config;
   const i32 = new Int32Array(sab, 0, 16);
   const data = new Uint8Array(sab, HDR);
-  const me = new WakeWord(sab, role === 'producer' ? 8 : 12);
-  const peer = new WakeWord(sab, role === 'producer' ? 12 : 8);
-  const myAsleep = role === 'producer' ? 5 : 4;
-  const peerAsleep = role === 'producer' ? 4 : 5;
+  const me = new WakeWord(sab, RAW_WAKE_OFFSET[role]);
+  const peer = new WakeWord(sab, RAW_WAKE_OFFSET[role === 'producer' ? 'consumer' : 'producer']);
   const local = new Uint8Array(size);
   for (let i = 0; i < size; i++) local[i] = i & 255;
   let done = 0;
   let first = 0;
   let last = 0;
-  const loop = new DomainLoop(me, {
-    beforeSleep: () => {
-      Atomics.store(i32, myAsleep, 1);
-      const prod = Atomics.load(i32, 0);
-      const cons = Atomics.load(i32, 1);
-      return role === 'producer' ? (prod - cons < RAW_SLOTS ? 1 : 0) : prod !== cons ? 1 : 0;
-    },
-    afterWake: () => Atomics.store(i32, myAsleep, 0),
-  });
-  const kick = () => {
-    if (Atomics.load(i32, peerAsleep) === 1) peer.kick();
-  };
+  // Every index update kicks the peer: a counter bump, and a notify only if it sleeps.
+  const loop = new DomainLoop(me);
+  const kick = () => peer.kick();
   loop.add(role, () => {
     const prod = Atomics.load(i32, 0);
     const cons = Atomics.load(i32, 1);

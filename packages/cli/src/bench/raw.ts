@@ -1,7 +1,7 @@
 /** Runs the raw-ring baseline in two workers of its own pool. */
 import { MessageChannel } from 'node:worker_threads';
 import { DomainPool, type DomainTask } from '@xsim/hypervisor';
-import { RAW_KERNEL, rawRingBytes, type RawConfig } from './raw-kernel.ts';
+import { RAW_KERNEL, RAW_WAKE_OFFSET, rawRingBytes, type RawConfig } from './raw-kernel.ts';
 
 export interface RawResult {
   frames: number;
@@ -22,7 +22,7 @@ export async function runRawRing(count: number, size: number, pool?: DomainPool)
     host: 'bench',
     domid: role === 'producer' ? 1 : 2,
     control: new MessageChannel().port2,
-    wake: { sab, offset: role === 'producer' ? 8 : 12 },
+    wake: { sab, offset: RAW_WAKE_OFFSET[role] },
     config: { role, sab, count, size, slotBytes },
   });
   try {
