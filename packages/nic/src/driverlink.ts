@@ -36,6 +36,15 @@ export interface DriverlinkEvents {
   log: string[];
 }
 
+/** Told when a secondary driver threw from a hook; the driver has already been taken off driverlink. */
+export type DriverFailure = (d: SecondaryDriver, hook: string, error: Error) => void;
+
+/**
+ * A secondary driver that throws is a broken plugin, not a reason for dom0 to
+ * fall over: it is taken off driverlink at once (its intercepts stop, a frame
+ * it was inspecting passes: fail-open, as unloading it would), and the owner
+ * hears of it through onFailure to release whatever else it held.
+ */
 export class Driverlink {
   private readonly drivers: SecondaryDriver[] = [];
   private rxHooks: SecondaryDriver[] = [];
@@ -43,8 +52,32 @@ export class Driverlink {
   readonly events: DriverlinkEvents = { log: [] };
   vetoedRx = 0;
   vetoedTx = 0;
+  /** Hook calls that threw; each took its driver off driverlink. */
+  driverErrors = 0;
+  onFailure: DriverFailure = () => {};
 
   constructor(readonly nic: () => NicInfo) {}
+
+  /** Run one hook of `d`; if it throws, drop `d` and return `fallback`. */
+  private call<T>(d: SecondaryDriver, hook: string, fn: () => T, fallback: T): T {
+    try {
+      return fn();
+    } catch (e) {
+      this.fail(d, hook, e instanceof Error ? e : new Error(String(e)));
+      return fallback;
+    }
+  }
+
+  private fail(d: SecondaryDriver, hook: string, error: Error): void {
+    this.driverErrors++;
+    const i = this.drivers.indexOf(d);
+    if (i >= 0) {
+      this.drivers.splice(i, 1);
+      this.rehook();
+    }
+    this.note(`${d.name} failed in ${hook}: ${error.message}`);
+    this.onFailure(d, hook, error);
+  }
 
   get secondaries(): readonly SecondaryDriver[] {
     return this.drivers;
@@ -52,7 +85,12 @@ export class Driverlink {
 
   register(d: SecondaryDriver): void {
     if (this.drivers.some((x) => x.name === d.name)) throw new Error(`driverlink: a driver named ${d.name} is already registered`);
-    const refused = d.probe(this.nic());
+    let refused: void | string;
+    try {
+      refused = d.probe(this.nic());
+    } catch (e) {
+      throw new Error(`driverlink: ${d.name} failed in probe: ${e instanceof Error ? e.message : String(e)}`);
+    }
     if (typeof refused === 'string') throw new Error(`driverlink: ${d.name} refused the NIC: ${refused}`);
     this.drivers.push(d);
     this.rehook();
@@ -64,8 +102,14 @@ export class Driverlink {
     if (i < 0) return;
     this.drivers.splice(i, 1);
     this.rehook();
-    d.remove();
     this.note(`remove ${d.name}`);
+    try {
+      d.remove();
+    } catch (e) {
+      // Already off driverlink: all that is left to do is say so.
+      this.driverErrors++;
+      this.note(`${d.name} failed in remove: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   private rehook(): void {
@@ -80,17 +124,18 @@ export class Driverlink {
 
   linkChange(up: boolean): void {
     this.note(`link ${up ? 'up' : 'down'}`);
-    for (const d of this.drivers) d.linkChange?.(up);
+    for (const d of [...this.drivers]) this.call(d, 'linkChange', () => d.linkChange?.(up), undefined);
   }
 
   /** Ask every secondary; returns the refusal reason, or undefined when all agreed. */
   negotiateMtu(mtu: number): string | undefined {
-    for (const d of this.drivers) {
-      const ok = d.mtuChangeRequest?.(mtu) ?? true;
+    for (const d of [...this.drivers]) {
+      // A driver that throws is dropped, and so cannot hold the change up.
+      const ok = this.call(d, 'mtuChangeRequest', () => d.mtuChangeRequest?.(mtu) ?? true, true);
       if (ok !== true) {
         const reason = `${d.name} refused MTU ${mtu}${typeof ok === 'string' ? `: ${ok}` : ''}`;
         this.note(`mtu ${mtu} refused by ${d.name}`);
-        for (const x of this.drivers) x.mtuChangeFailed?.(mtu, reason);
+        for (const x of [...this.drivers]) this.call(x, 'mtuChangeFailed', () => x.mtuChangeFailed?.(mtu, reason), undefined);
         return reason;
       }
     }
@@ -99,34 +144,43 @@ export class Driverlink {
 
   mtuChanged(mtu: number): void {
     this.note(`mtu ${mtu}`);
-    for (const d of this.drivers) d.mtuChanged?.(mtu);
+    for (const d of [...this.drivers]) this.call(d, 'mtuChanged', () => d.mtuChanged?.(mtu), undefined);
   }
 
   suspend(): void {
     this.note('suspend');
-    for (const d of this.drivers) d.suspend?.();
+    for (const d of [...this.drivers]) this.call(d, 'suspend', () => d.suspend?.(), undefined);
   }
 
   resume(): void {
     this.note('resume');
-    for (const d of this.drivers) d.resume?.();
+    for (const d of [...this.drivers]) this.call(d, 'resume', () => d.resume?.(), undefined);
   }
 
   vetoRx(ram: Uint8Array, off: number, len: number): boolean {
-    for (let i = 0; i < this.rxHooks.length; i++) {
-      if (this.rxHooks[i].rxIntercept!(ram, off, len)) {
-        this.vetoedRx++;
-        return true;
-      }
+    if (this.intercept(this.rxHooks, 'rxIntercept', ram, off, len)) {
+      this.vetoedRx++;
+      return true;
     }
     return false;
   }
 
   vetoTx(ram: Uint8Array, off: number, len: number): boolean {
-    for (let i = 0; i < this.txHooks.length; i++) {
-      if (this.txHooks[i].txIntercept!(ram, off, len)) {
-        this.vetoedTx++;
-        return true;
+    if (this.intercept(this.txHooks, 'txIntercept', ram, off, len)) {
+      this.vetoedTx++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Per frame, so no closure: a hook that throws is dropped and the frame goes on to the next. */
+  private intercept(hooks: SecondaryDriver[], hook: 'rxIntercept' | 'txIntercept', ram: Uint8Array, off: number, len: number): boolean {
+    for (let i = 0; i < hooks.length; i++) {
+      const d = hooks[i];
+      try {
+        if (d[hook]!(ram, off, len)) return true;
+      } catch (e) {
+        this.fail(d, hook, e instanceof Error ? e : new Error(String(e)));
       }
     }
     return false;

@@ -118,11 +118,37 @@ export class HwNic {
 
   viFini(vi: number): { filters: number; buffers: number } {
     const v = this.vi(vi);
+    this.countStranded(v);
     v.running = false;
     v.reset();
     const i = this.active.indexOf(v);
     if (i >= 0) this.active.splice(i, 1);
     return { filters: this.filters.removeVi(vi), buffers: this.buffers.freeVi(vi) };
+  }
+
+  /**
+   * A VI torn down with frames still on it (its driver broke or was cut off
+   * rather than drained) must not lose them silently: count the frames it
+   * posted that we never sent (unless it faulted: then its driver counts
+   * them) and those we delivered whose events it never read.
+   */
+  private countStranded(v: HwVi): void {
+    if (!v.running && v.faultReason === 0) return;
+    const dv = v.dv;
+    if (v.faultReason === 0) {
+      const prod = Atomics.load(v.i32, W_TX_PROD) >>> 0;
+      const n = Math.min((prod - v.txCons) >>> 0, VI_TXQ_SIZE);
+      for (let k = 0; k < n; k++) {
+        const o = TXQ_OFFSET + ((v.txCons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
+        if ((dv.getUint16(o + TXD_FLAGS, true) & TXD_CONT) === 0) v.c.txDiscardedAtFini++;
+      }
+    }
+    const cons = Atomics.load(v.i32, W_EV_CONS) >>> 0;
+    const n = Math.min((v.evProd - cons) >>> 0, VI_EVQ_SIZE);
+    for (let k = 0; k < n; k++) {
+      const o = EVQ_OFFSET + ((cons + k) & (VI_EVQ_SIZE - 1)) * EV_SIZE;
+      if (dv.getUint16(o + EV_TYPE, true) === EV_RX && (dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) === 0) v.c.rxUnreadAtFini++;
+    }
   }
 
   /** A reset of the NIC's virtualised resources: every guest VI stops, its filters and buffers go. VI 0 keeps running. */

@@ -15,6 +15,10 @@ export interface ViCounters {
   /** Frames delivered to another VI of the same NIC without touching the wire. */
   txSwitchedLocal: number;
   faults: number;
+  /** Posted by the driver but never sent: the VI was torn down first (not counted for a faulted VI: its driver counts those). */
+  txDiscardedAtFini: number;
+  /** Delivered into the driver's buffers, but the VI was torn down before the driver read the events. */
+  rxUnreadAtFini: number;
 }
 
 export class HwVi {
@@ -31,7 +35,7 @@ export class HwVi {
   running = false;
   evDirty = false;
   faultReason = 0;
-  readonly c: ViCounters = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txSpoofDrops: 0, txOversize: 0, rxNoDesc: 0, txSwitchedLocal: 0, faults: 0 };
+  readonly c: ViCounters = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txSpoofDrops: 0, txOversize: 0, rxNoDesc: 0, txSwitchedLocal: 0, faults: 0, txDiscardedAtFini: 0, rxUnreadAtFini: 0 };
 
   constructor(
     readonly id: number,

@@ -6,7 +6,7 @@ export { HwNic, type NicSpec, type NicCounters } from './hw-nic.ts';
 export type { ViCounters } from './hw-vi.ts';
 export { handleMcdi, type McdiOp } from './mcdi.ts';
 export { NetDriver, type NetDriverOptions, type NetDriverStats, type RxCallback, type TxDoneCallback } from './net-driver.ts';
-export { Driverlink, type SecondaryDriver, type NicInfo } from './driverlink.ts';
+export { Driverlink, type SecondaryDriver, type NicInfo, type DriverFailure } from './driverlink.ts';
 export { createNicResources, createFabricWake, nicAlias, type NicResources } from './resources.ts';
 export type { FabricConfig, FabricNicConfig } from './fabric.ts';
 

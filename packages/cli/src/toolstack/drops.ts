@@ -15,6 +15,8 @@ const DROP_COUNTERS = new Set([
   'txSpoofDrops',
   'txOversize',
   'rxNoDesc',
+  'txDiscardedAtFini',
+  'rxUnreadAtFini',
   'vetoedRx',
   'vetoedTx',
   // dom0: netback, bridge, uplink, NIC driver
