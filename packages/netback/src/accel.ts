@@ -6,6 +6,13 @@
  * channel, and unloads cleanly: a plugin in use is reference-counted by its
  * attached vifs and only goes once each has detached (the frontend drained and
  * fell back to the slow path).
+ *
+ * A plugin that throws from any hook is a broken plugin, never a crash of
+ * dom0: it is failed as a whole. The manager stops calling it, releases what
+ * it held through its context (its VIs, whose teardown makes the NIC count
+ * any frame still on them, and its grant mappings), tells each of its vifs'
+ * frontends it is detached so they fall back to the slow path, and reports
+ * the hook and the error in its stats and log.
  */
 import { RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
@@ -18,6 +25,18 @@ export interface LoadedPlugin {
   /** Attached (or attaching) vifs: the reference count. */
   vifs: Set<string>;
   unloading?: { done: (error?: string) => void };
+}
+
+/** What a plugin took through its context, so a broken one can be cleaned up after. */
+interface Held {
+  vis: Set<number>;
+  handles: Set<number>;
+}
+
+export interface PluginFailure {
+  plugin: string;
+  hook: string;
+  error: string;
 }
 
 export interface VifChannel {
@@ -39,16 +58,88 @@ export class AccelManager {
   readonly plugins = new Map<string, LoadedPlugin>();
   private readonly channels = new Map<string, VifChannel>();
   private readonly connected = new Set<string>();
+  private readonly held = new Map<string, Held>();
+  readonly failures: PluginFailure[] = [];
   refusedFilterRequests = 0;
+  /** Frontend parts that reported they broke (their vif was detached). */
+  frontendFailures = 0;
 
-  constructor(private readonly d: AccelManagerDeps) {}
+  constructor(private readonly d: AccelManagerDeps) {
+    d.driverlink.onFailure = (drv, hook, e) => {
+      const p = [...this.plugins.values()].find((x) => x.backend === drv);
+      if (p) this.fail(p, hook, e);
+    };
+  }
 
   private context(name: string): AccelBackendContext {
+    const held: Held = { vis: new Set(), handles: new Set() };
+    this.held.set(name, held);
+    const c = this.d.ctx;
     return {
-      ...this.d.ctx,
+      ...c,
+      allocVi: () => {
+        const v = c.allocVi();
+        if (v) held.vis.add(v.vi);
+        return v;
+      },
+      freeVi: (vi) => {
+        held.vis.delete(vi);
+        c.freeVi(vi);
+      },
+      mapGrants: (domid, grefs) => {
+        const m = c.mapGrants(domid, grefs);
+        if (typeof m !== 'string') for (const h of m.handles) held.handles.add(h);
+        return m;
+      },
+      unmapGrants: (handles) => {
+        for (const h of handles) held.handles.delete(h);
+        c.unmapGrants(handles);
+      },
       send: (vif, op, args, shared) => this.channels.get(vif.key)?.rpc.event(op, { plugin: name, ...args }, shared),
       detached: (vif) => this.detached(name, vif),
     };
+  }
+
+  /** Call into a plugin's backend; if it throws, fail the plugin and carry on with `fallback`. */
+  private call<T>(p: LoadedPlugin, hook: string, fn: (b: AccelBackend) => T, fallback: T): T {
+    if (!this.plugins.has(p.manifest.name) || this.plugins.get(p.manifest.name) !== p) return fallback;
+    try {
+      return fn(p.backend);
+    } catch (e) {
+      this.fail(p, hook, e instanceof Error ? e : new Error(String(e)));
+      return fallback;
+    }
+  }
+
+  /** Take a broken plugin out: nothing of it stays in the data path, and its vifs go back to the slow path. */
+  private fail(p: LoadedPlugin, hook: string, e: Error): void {
+    const name = p.manifest.name;
+    if (this.plugins.get(name) !== p) return;
+    this.plugins.delete(name);
+    this.failures.push({ plugin: name, hook, error: e.message });
+    if (this.failures.length > 50) this.failures.shift();
+    this.d.ctx.log(`accel: plugin ${name} failed in ${hook}: ${e.message}; unloaded, its vifs are back on the slow path`);
+    this.d.driverlink.unregister(p.backend);
+    const held = this.held.get(name);
+    if (held) {
+      for (const vi of held.vis) {
+        try {
+          this.d.ctx.mcdi('vi_fini', { vi });
+        } catch (err) {
+          this.d.ctx.log(`accel: vi_fini ${vi} after ${name} failed: ${(err as Error).message}`);
+        }
+        this.d.ctx.freeVi(vi);
+      }
+      this.d.ctx.unmapGrants([...held.handles]);
+      this.held.delete(name);
+    }
+    for (const key of [...p.vifs]) {
+      const ch = this.channels.get(key);
+      if (ch) this.release(name, ch);
+      p.vifs.delete(key);
+      this.onDetached();
+    }
+    p.unloading?.done(`plugin ${name} failed in ${hook}: ${e.message}`);
   }
 
   addChannel(vif: AccelVif, rpc: RpcEndpoint): void {
@@ -85,6 +176,7 @@ export class AccelManager {
           const p: LoadedPlugin = { manifest: m, backend, frontendUrl, vifs: new Set() };
           this.plugins.set(name, p);
           for (const key of this.connected) this.attach(p, key);
+          if (this.plugins.get(name) !== p) throw new Error(this.failures[this.failures.length - 1]?.error ?? `plugin ${name} failed while attaching`);
           done({ name, version: m.version, vifs: p.vifs.size });
         } catch (e) {
           done(undefined, e instanceof Error ? e.message : String(e));
@@ -117,13 +209,13 @@ export class AccelManager {
     p.vifs.add(key);
     this.d.writeAccelKey(ch.vif, p.manifest.name);
     ch.rpc.event('attach', { plugin: p.manifest.name, version: p.manifest.version, frontend: p.frontendUrl ?? '' });
-    p.backend.attachVif(ch.vif);
+    this.call(p, 'attachVif', (b) => b.attachVif!(ch.vif), undefined);
   }
 
   private detach(p: LoadedPlugin, key: string): void {
     const ch = this.channels.get(key);
     if (!ch) return;
-    if (p.backend.detachVif) p.backend.detachVif(ch.vif);
+    if (p.backend.detachVif) this.call(p, 'detachVif', (b) => b.detachVif!(ch.vif), undefined);
     else this.detached(p.manifest.name, ch.vif);
   }
 
@@ -148,14 +240,18 @@ export class AccelManager {
 
   private onDetached: () => void = () => {};
 
+  /** The vif's channel no longer belongs to `name`: the frontend stops calling the plugin. */
+  private release(name: string, ch: VifChannel): void {
+    if (ch.plugin !== name) return;
+    ch.plugin = undefined;
+    this.d.writeAccelKey(ch.vif, null);
+    ch.rpc.event('detached', { plugin: name });
+  }
+
   private detached(name: string, vif: AccelVif): void {
     const p = this.plugins.get(name);
     const ch = this.channels.get(vif.key);
-    if (ch && ch.plugin === name) {
-      ch.plugin = undefined;
-      this.d.writeAccelKey(vif, null);
-      ch.rpc.event('detached', { plugin: name });
-    }
+    if (ch) this.release(name, ch);
     if (!p || !p.vifs.delete(vif.key)) return;
     this.onDetached();
     if (p.unloading && p.vifs.size === 0) this.finishUnload(p);
@@ -172,7 +268,14 @@ export class AccelManager {
     const name = typeof args.plugin === 'string' ? args.plugin : ch.plugin;
     const p = name ? this.plugins.get(name) : undefined;
     if (!p || ch.plugin !== name) return;
-    p.backend.onFrontendMessage?.(ch.vif, op, args);
+    if (op === 'frontend_failed') {
+      // The guest's part broke and stopped taking frames: detach the vif the plugin's own way.
+      this.frontendFailures++;
+      this.d.ctx.log(`accel: ${ch.vif.key}: ${name} frontend failed (${String(args.reason)}); detaching`);
+      this.detach(p, ch.vif.key);
+      return;
+    }
+    this.call(p, 'onFrontendMessage', (b) => b.onFrontendMessage?.(ch.vif, op, args), undefined);
   }
 
   /** Fill in what only the connected backend knows (the guest's MAC and IP). */
@@ -193,25 +296,37 @@ export class AccelManager {
     const ch = this.channels.get(key);
     if (!ch?.plugin) return;
     const p = this.plugins.get(ch.plugin);
-    p?.backend.vifGone?.(ch.vif);
+    if (p) this.call(p, 'vifGone', (b) => b.vifGone?.(ch.vif), undefined);
     this.detached(ch.plugin, ch.vif);
   }
 
   slowPathRx(key: string, ram: Uint8Array, off: number, len: number): void {
     const ch = this.channels.get(key);
     if (!ch?.plugin) return;
-    this.plugins.get(ch.plugin)?.backend.onSlowPathRx?.(ch.vif, ram, off, len);
+    const p = this.plugins.get(ch.plugin);
+    if (!p?.backend.onSlowPathRx) return;
+    // Per frame: no closure, so the guard is inline.
+    try {
+      p.backend.onSlowPathRx(ch.vif, ram, off, len);
+    } catch (e) {
+      this.fail(p, 'onSlowPathRx', e instanceof Error ? e : new Error(String(e)));
+    }
   }
 
   uplinkLearned(mac: number): void {
-    for (const p of this.plugins.values()) p.backend.onUplinkLearn?.(mac);
+    for (const p of [...this.plugins.values()]) this.call(p, 'onUplinkLearn', (b) => b.onUplinkLearn?.(mac), undefined);
   }
 
   stats(): Record<string, unknown> {
     return {
-      plugins: Object.fromEntries([...this.plugins].map(([n, p]) => [n, { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...p.backend.stats() }])),
+      plugins: Object.fromEntries(
+        [...this.plugins].map(([n, p]) => [n, { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...this.call(p, 'stats', (b) => b.stats(), {}) }]),
+      ),
       vifs: Object.fromEntries([...this.channels].map(([k, c]) => [k, c.plugin ?? null])),
       refusedFilterRequests: this.refusedFilterRequests,
+      frontendFailures: this.frontendFailures,
+      failures: this.failures,
+      driverErrors: this.d.driverlink.driverErrors,
     };
   }
 }
