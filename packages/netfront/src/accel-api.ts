@@ -42,6 +42,12 @@ export interface AccelFrontend {
    * the hardware (then netfront tells the backend it may tear down).
    */
   remove(): boolean;
+  /**
+   * Optional: the backend has let go of everything (its grant mappings are
+   * gone) and the vif is detached: give back DMA pages, grants and ports. A
+   * later newDevice starts afresh.
+   */
+  release?(): void;
   getStats(): Record<string, unknown>;
 }
 

@@ -5,6 +5,12 @@
  * the plugin stops taking frames and drains; once nothing of ours is left in
  * the hardware we say "drained", netfront stops calling the plugin, and every
  * later frame takes the slow path: no frame is lost or sent twice.
+ *
+ * A plugin frontend that throws is broken: netfront only ever calls it
+ * through a guard that then declines every frame (the one in hand goes down
+ * the slow path), polls nothing and reports itself drained, and the backend
+ * hears "frontend_failed" so it detaches the vif its usual way. The broken
+ * frontend is dropped, not cached for a later attachment.
  */
 import type { RpcEndpoint } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
@@ -22,6 +28,14 @@ export class AccelHost {
   private readonly cache = new Map<string, AccelFrontend>();
   refused = 0;
   attachments = 0;
+  /** Hook calls into a frontend that threw (each broke that frontend). */
+  pluginErrors = 0;
+  private broken: AccelFrontend | null = null;
+  /** Bumped by every attach and detach, so a frontend module that finishes loading late knows it is no longer wanted. */
+  private attachGen = 0;
+  private lastError = '';
+  /** What netfront calls: the plugin's hooks behind the guard. */
+  private readonly guarded: AccelFrontend;
 
   constructor(
     private readonly rpc: RpcEndpoint,
@@ -30,6 +44,62 @@ export class AccelHost {
     private readonly defer: <T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void) => void,
   ) {
     rpc.onEvent((op, args, shared) => this.onEvent(op, (args ?? {}) as Record<string, unknown>, shared));
+    this.guarded = this.guard();
+  }
+
+  private fail(fe: AccelFrontend, hook: string, e: unknown): void {
+    this.pluginErrors++;
+    if (this.broken === fe) return;
+    this.broken = fe;
+    this.lastError = `${hook}: ${e instanceof Error ? e.message : String(e)}`;
+    this.cache.delete(this.plugin);
+    this.base.log(`accel: ${this.plugin} frontend failed in ${this.lastError}; back to the slow path`);
+    this.send('frontend_failed', { reason: this.lastError });
+  }
+
+  /** Give a detached frontend's memory back (a broken one too, if it still can). */
+  private releaseFrontend(fe: AccelFrontend): void {
+    try {
+      fe.release?.();
+    } catch (e) {
+      this.pluginErrors++;
+      this.base.log(`accel: ${this.plugin} frontend failed in release: ${e instanceof Error ? e.message : String(e)}; its pages stay allocated`);
+    }
+  }
+
+  /** The hooks netfront calls, each behind a try: a throw breaks the frontend, never the guest. */
+  private guard(): AccelFrontend {
+    const live = (): AccelFrontend | null => (this.fe && this.fe !== this.broken ? this.fe : null);
+    const call = <T>(hook: string, fallback: T, fn: (fe: AccelFrontend) => T): T => {
+      const fe = live();
+      if (!fe) return fallback;
+      try {
+        return fn(fe);
+      } catch (e) {
+        this.fail(fe, hook, e);
+        return fallback;
+      }
+    };
+    return {
+      newDevice: (args, shared) => call('newDevice', undefined, (fe) => fe.newDevice(args, shared)),
+      onMessage: (op, args, shared) => call('onMessage', undefined, (fe) => fe.onMessage(op, args, shared)),
+      // Per frame: the guard is inline, no closure. Declined is the safe answer: the frame takes the slow path.
+      startXmit: (ram, off, len) => {
+        const fe = live();
+        if (!fe) return false;
+        try {
+          return fe.startXmit(ram, off, len);
+        } catch (e) {
+          this.fail(fe, 'startXmit', e);
+          return false;
+        }
+      },
+      poll: (budget) => call('poll', 0, (fe) => fe.poll(budget)),
+      checkReady: () => call('checkReady', true, (fe) => fe.checkReady()),
+      // A broken frontend has nothing we can drain: the NIC counts what it left on the VI.
+      remove: () => call('remove', true, (fe) => fe.remove()),
+      getStats: () => call('getStats', {}, (fe) => fe.getStats()),
+    };
   }
 
   get frontend(): AccelFrontend | null {
@@ -51,8 +121,12 @@ export class AccelHost {
       return;
     }
     if (op === 'detached') {
-      // The backend has torn the VI down; the plugin is out of our path.
+      // The backend has torn the VI down; the plugin is out of our path (a load in flight is abandoned).
+      this.attachGen++;
+      this.loading = false;
+      this.queued.length = 0;
       this.nf.accel = null;
+      if (this.fe) this.releaseFrontend(this.fe);
       this.fe = null;
       this.draining = false;
       return;
@@ -65,6 +139,7 @@ export class AccelHost {
   }
 
   private attach(plugin: string, url: string): void {
+    const gen = ++this.attachGen;
     this.plugin = plugin;
     const cached = this.cache.get(plugin);
     if (cached) {
@@ -84,12 +159,22 @@ export class AccelHost {
     this.defer(
       import(url) as Promise<FrontendModule>,
       (mod) => {
+        // Detached (or attached elsewhere) while the module loaded: that attachment is over.
+        if (gen !== this.attachGen) return;
         this.loading = false;
-        this.fe = mod.createFrontend(ctx);
+        try {
+          this.fe = mod.createFrontend(ctx);
+        } catch (e) {
+          this.queued.length = 0;
+          this.base.log(`accel: frontend of ${plugin} failed to start: ${(e as Error).message}`);
+          this.send('decline', { reason: (e as Error).message });
+          return;
+        }
         this.cache.set(plugin, this.fe);
         for (const [o, a, s] of this.queued.splice(0)) this.route(o, a, s);
       },
       (e) => {
+        if (gen !== this.attachGen) return;
         this.loading = false;
         this.queued.length = 0;
         this.base.log(`accel: cannot load frontend of ${plugin}: ${e.message}`);
@@ -102,12 +187,12 @@ export class AccelHost {
     const fe = this.fe;
     if (!fe) return;
     if (op === 'offer') {
-      fe.newDevice(args, shared);
-      this.nf.accel = fe;
+      this.guarded.newDevice(args, shared);
+      this.nf.accel = this.guarded;
       this.attachments++;
       return;
     }
-    fe.onMessage(op, args, shared);
+    this.guarded.onMessage(op, args, shared);
     if (op === 'detach') this.draining = true;
   }
 
@@ -121,20 +206,31 @@ export class AccelHost {
       plugin: attached ? this.plugin : null,
       attachments: this.attachments,
       refused: this.refused,
-      current: attached && this.fe ? this.fe.getStats() : null,
-      totals: Object.fromEntries([...this.cache].map(([name, fe]) => [name, fe.getStats()])),
+      current: attached && this.fe ? this.guarded.getStats() : null,
+      totals: Object.fromEntries([...this.cache].map(([name, fe]) => [name, fe === this.fe ? this.guarded.getStats() : safeStats(fe)])),
+      pluginErrors: this.pluginErrors,
+      lastError: this.lastError || null,
     };
   }
 
   /** Channel traffic, and the end of a drain. */
   poll(): number {
     let n = this.rpc.poll();
-    if (this.draining && this.fe && this.fe.remove()) {
+    if (this.draining && this.fe && this.guarded.remove()) {
       this.draining = false;
       this.nf.accel = null;
       this.send('drained', {});
       n++;
     }
     return n;
+  }
+}
+
+/** A detached frontend's counters; one that throws even here has none worth showing. */
+function safeStats(fe: AccelFrontend): Record<string, unknown> {
+  try {
+    return fe.getStats();
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
   }
 }

@@ -6,8 +6,9 @@
  * netfront sends it on the slow path. RX: frames the NIC steered to our VI are
  * handed to the stack from the DMA page itself.
  *
- * DMA pages are allocated and granted once and reused across re-attachments
- * (a plugin swap or NIC reset re-registers the same frames).
+ * DMA pages are allocated and granted at newDevice and given back at
+ * release (after the backend has unmapped them), so a plugin that is no
+ * longer attached holds no guest memory.
  */
 import { readMac } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
@@ -20,6 +21,7 @@ import {
   EV_TX,
   EV_TYPE,
   FAULT_NAMES,
+  VI_EVQ_SIZE,
   VI_RXQ_SIZE,
   VI_STATE_FAULTED,
   VI_TXQ_SIZE,
@@ -58,7 +60,7 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
   const scratch = new Uint8Array(slotPages * PAGE);
   let scratchLen = 0;
   let chainBroken = false;
-  const s = { taken: 0, declinedMulticast: 0, declinedArp: 0, declinedUnknown: 0, declinedBusy: 0, declinedNotReady: 0, rxFrames: 0, rxGathered: 0, rxTooLong: 0, txLostOnFault: 0, spoofAttempts: 0, badDescAttempts: 0 };
+  const s = { taken: 0, declinedMulticast: 0, declinedArp: 0, declinedUnknown: 0, declinedBusy: 0, declinedNotReady: 0, rxFrames: 0, rxGathered: 0, rxTooLong: 0, txLostOnFault: 0, spoofAttempts: 0, badDescAttempts: 0, releaseLeaks: 0 };
   const ram = ctx.mem.u8;
 
   const slotAddr = (slot: number) => (firstFrame + slot * slotPages) * PAGE;
@@ -138,14 +140,10 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
       return true;
     },
     poll(budget) {
-      if (!ready || !q) return 0;
-      if (!faulted && q.state === VI_STATE_FAULTED) {
-        faulted = true;
-        s.txLostOnFault += (q.txProdPvt - txDone) >>> 0;
-        ctx.send('fault', { reason: FAULT_NAMES[q.fault] ?? String(q.fault) });
-        return 1;
-      }
-      if (faulted) return 0;
+      if (!ready || !q || faulted) return 0;
+      // A VI that faulted still posted valid events for all it did before: take them all, then stop.
+      const faulting = q.state === VI_STATE_FAULTED;
+      if (faulting) budget = VI_EVQ_SIZE;
       const dv = q.dv;
       let n = 0;
       let pending = q.evPending();
@@ -192,6 +190,12 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
         }
       }
       q.publishEvCons();
+      if (faulting) {
+        faulted = true;
+        s.txLostOnFault += (q.txProdPvt - txDone) >>> 0;
+        ctx.send('fault', { reason: FAULT_NAMES[q.fault] ?? String(q.fault) });
+        return n + 1;
+      }
       if (n === 0 && q.armIrq()) return 1;
       return n;
     },
@@ -205,6 +209,27 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
       fe.poll(VI_RXQ_SIZE);
       // Drained once every TX descriptor has completed and every event is consumed.
       return txDone === q.txProdPvt && q.evPending() === 0;
+    },
+    release() {
+      if (firstFrame < 0) return;
+      let stillMapped = 0;
+      for (const g of grefs) {
+        if (ctx.gnttab.endAccess(g)) ctx.grefs.release(g);
+        else stillMapped++;
+      }
+      if (stillMapped > 0) {
+        // dom0 still maps some: those pages must never be reused, so none are freed (counted, logged).
+        ctx.log(`vnic: ${stillMapped} DMA grants still mapped by dom0 at release; their pages stay allocated`);
+        s.releaseLeaks += stillMapped;
+      } else {
+        for (let p = 0; p < totalPages; p++) ctx.frames.release(firstFrame + p);
+      }
+      ctx.evtchn.close(irqPort);
+      firstFrame = -1;
+      grefs = [];
+      irqPort = 0;
+      q = null;
+      ready = false;
     },
     getStats() {
       return { ...s, ready, draining, faulted, linkUp, fastDestinations: fast.size, freeTxSlots: freeTx.length };
