@@ -5,9 +5,8 @@
  * reset, link and MTU events through driverlink, and alias matching.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, dropDelta, runStream, validateTopology, type DomainRef, type StreamOptions, type StreamResult } from '@xsim/cli';
-
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+import { Simulation, defaultTopology, dropDelta, validateTopology, type DomainRef, type StreamOptions } from '@xsim/cli';
+import { conservedStream, waitFor, type Json } from './helpers.ts';
 
 let sim: Simulation;
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
@@ -26,32 +25,10 @@ async function stats(): Promise<Json> {
   return (await sim.stats()) as Json;
 }
 
-/** A stream with exact accounting: delivered + growth of named drop counters = sent. */
-async function conserved(o: StreamOptions, during?: () => Promise<void>): Promise<{ r: StreamResult; before: Json; after: Json }> {
-  await sim.request(o.from, 'arp_resolve', { ip: sim.domain(o.to).ip });
-  const before = await stats();
-  const p = runStream(sim, o);
-  if (during) await during();
-  const r = await p;
-  const after = await stats();
-  const drops = dropDelta(before, after);
-  const dropped = [...drops.values()].reduce((x, y) => x + y, 0);
-  expect(r.duplicated, 'duplicates').toBe(0);
-  expect(r.delivered + dropped, `drops: ${JSON.stringify([...drops])}`).toBe(r.sent);
-  return { r, before, after };
-}
+const conserved = (o: StreamOptions, during?: () => Promise<void>) => conservedStream(sim, o, during);
 
 function vif(s: Json, host: string, domid: number): Json {
   return s[`${host}/dom0`].vifs[`vif${domid}.0`];
-}
-
-async function waitFor(what: string, f: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (await f()) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('vnic bypasses dom0', () => {

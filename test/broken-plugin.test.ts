@@ -1,0 +1,98 @@
+/**
+ * A broken plugin is bad input like any other: whichever hook throws, in dom0
+ * or in the guest, the domain carries on, the plugin is failed and reported,
+ * its vifs fall back to the slow path, its NIC resources are released, and
+ * every frame of a stream running through the failure is delivered or counted.
+ * The "flaky" fixture is vnic with one hook made to throw.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Simulation, defaultTopology, type DomainRef } from '@xsim/cli';
+import { conservedStream, waitFor, type Json } from './helpers.ts';
+
+const FLAKY = fileURLToPath(new URL('./fixtures/flaky/', import.meta.url));
+const a1: DomainRef = { host: 'host-a', domain: 'a1' };
+const b1: DomainRef = { host: 'host-b', domain: 'b1' };
+
+let sim: Simulation;
+beforeAll(async () => {
+  sim = await Simulation.start(defaultTopology());
+});
+afterAll(async () => {
+  await sim?.shutdown();
+});
+
+const stats = async () => (await sim.stats()) as Json;
+
+/** After a failure: no plugin left anywhere, every vif on the slow path, vnic loads and accelerates again. */
+async function recovers(): Promise<void> {
+  await waitFor('every vif back on the slow path', async () => {
+    const s = await stats();
+    return ['host-a/a1', 'host-a/a2', 'host-b/b1', 'host-b/b2'].every((d) => s[d].vifs[0].accel.plugin === null);
+  });
+  const s = await stats();
+  for (const d of ['host-a/dom0', 'host-b/dom0']) expect(s[d].crashed, d).toBeUndefined();
+  expect(Object.keys(s['host-a/dom0'].accel.plugins)).toEqual([]);
+  // The VIs the broken plugin held were released: vnic gets them again and takes frames.
+  await sim.loadPlugin('vnic');
+  await waitFor('vnic attached to a1', async () => (await stats())['host-a/a1'].vifs[0].accel.current?.ready === true);
+  await conservedStream(sim, { from: a1, to: b1, count: 3000, frameSize: 1500, window: 128, srcPort: 43100 });
+  expect((await stats())['host-a/a1'].vifs[0].txAccel).toBeGreaterThan(0);
+  await sim.unloadPlugin('vnic');
+}
+
+describe('a broken accelerator plugin', () => {
+  it('backend throws in a hook on the data path mid-stream: dom0 lives, the plugin is failed, nothing is lost', async () => {
+    // onSlowPathRx runs in dom0 for every frame netback delivers to an attached vif.
+    await sim.loadPlugin(FLAKY, { host: 'host-b', args: { failIn: 'onSlowPathRx', after: 50 } });
+    await sim.loadPlugin('vnic', { host: 'host-a' });
+    const { r } = await conservedStream(sim, { from: a1, to: b1, count: 20_000, frameSize: 1500, window: 256, srcPort: 43000 });
+    expect(r.delivered).toBeGreaterThan(0);
+    const s = await stats();
+    const failures = s['host-b/dom0'].accel.failures as Json[];
+    expect(failures).toContainEqual({ plugin: 'flaky', hook: 'onSlowPathRx', error: 'flaky: onSlowPathRx broke on purpose' });
+    expect(s['host-b/dom0'].accel.plugins.flaky).toBeUndefined();
+    expect(s['host-b/dom0'].driverlink).toContain('remove flaky');
+    await sim.unloadPlugin('vnic', { host: 'host-a' });
+    await recovers();
+  });
+
+  it('frontend throws from startXmit mid-stream: the guest lives, the frame in hand and every later one take the slow path', async () => {
+    await sim.loadPlugin(FLAKY, { args: { frontendFailIn: 'startXmit', frontendAfter: 5000 } });
+    await waitFor('flaky attached to a1', async () => (await stats())['host-a/a1'].vifs[0].accel.current?.ready === true);
+    // No credit window: the receiver's credits would be a second flow into a1's VI, whose
+    // frames the broken frontend leaves unread (the NIC counts them) and which are not this stream's.
+    const { r, before } = await conservedStream(sim, { from: a1, to: b1, count: 20_000, frameSize: 1500, window: 0, srcPort: 43001 });
+    expect(r.delivered).toBeGreaterThan(0);
+    const s = await stats();
+    expect(s['host-a/a1'].crashed).toBeUndefined();
+    expect(s['host-a/a1'].vifs[0].accel.pluginErrors).toBeGreaterThan(0);
+    expect(s['host-a/a1'].vifs[0].accel.lastError).toBe('startXmit: flaky: startXmit broke on purpose');
+    expect(s['host-a/dom0'].accel.frontendFailures).toBe(1);
+    // 5000 frames went on the fast path, then the rest through netback on host-a.
+    expect(s['host-a/a1'].vifs[0].txAccel - before['host-a/a1'].vifs[0].txAccel).toBe(5000);
+    expect(s['host-a/dom0'].vifs['vif1.0'].txPackets - before['host-a/dom0'].vifs['vif1.0'].txPackets).toBeGreaterThanOrEqual(15_000);
+    await waitFor('a1 detached', async () => (await stats())['host-a/a1'].vifs[0].accel.plugin === null);
+    await sim.unloadPlugin('flaky');
+    await recovers();
+  });
+
+  it('backend throws while attaching a vif: the load fails naming the hook, and the host is as before', async () => {
+    await expect(sim.loadPlugin(FLAKY, { host: 'host-a', args: { failIn: 'attachVif', after: 0 } })).rejects.toThrow('flaky: attachVif broke on purpose');
+    const s = await stats();
+    expect(s['host-a/dom0'].accel.failures).toContainEqual({ plugin: 'flaky', hook: 'attachVif', error: 'flaky: attachVif broke on purpose' });
+    await recovers();
+  });
+
+  it('a driverlink hook that throws (link change) drops the plugin; both drivers still see the link go down and up', async () => {
+    await sim.loadPlugin(FLAKY, { host: 'host-a', args: { failIn: 'linkChange', after: 0 } });
+    await waitFor('flaky attached to a1', async () => (await stats())['host-a/a1'].vifs[0].accel.current?.ready === true);
+    await sim.setLink('host-a', false);
+    await sim.setLink('host-a', true);
+    const s = await stats();
+    expect(s['host-a/dom0'].accel.failures).toContainEqual({ plugin: 'flaky', hook: 'linkChange', error: 'flaky: linkChange broke on purpose' });
+    expect(s['host-a/dom0'].accel.driverErrors).toBeGreaterThan(0);
+    expect(s['host-a/dom0'].driverlink).toEqual(expect.arrayContaining(['link down', 'flaky failed in linkChange: flaky: linkChange broke on purpose', 'link up']));
+    await recovers();
+  });
+});

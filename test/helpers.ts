@@ -1,0 +1,29 @@
+/** What the end-to-end tests share: exact conservation around a stream, and waiting for a condition. */
+import { expect } from 'vitest';
+import { dropDelta, runStream, type Simulation, type StreamOptions, type StreamResult } from '@xsim/cli';
+
+export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A stream with exact accounting: delivered + growth of named drop counters = sent, and no duplicates. */
+export async function conservedStream(sim: Simulation, o: StreamOptions, during?: () => Promise<void>): Promise<{ r: StreamResult; before: Json; after: Json }> {
+  await sim.request(o.from, 'arp_resolve', { ip: sim.domain(o.to).ip });
+  const before = (await sim.stats()) as Json;
+  const p = runStream(sim, o);
+  if (during) await during();
+  const r = await p;
+  const after = (await sim.stats()) as Json;
+  const drops = dropDelta(before, after);
+  const dropped = [...drops.values()].reduce((x, y) => x + y, 0);
+  expect(r.duplicated, 'duplicates').toBe(0);
+  expect(r.delivered + dropped, `drops: ${JSON.stringify([...drops])}`).toBe(r.sent);
+  return { r, before, after };
+}
+
+export async function waitFor(what: string, f: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await f()) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
