@@ -102,7 +102,7 @@ export class AccelManager {
 
   /** Call into a plugin's backend; if it throws, fail the plugin and carry on with `fallback`. */
   private call<T>(p: LoadedPlugin, hook: string, fn: (b: AccelBackend) => T, fallback: T): T {
-    if (!this.plugins.has(p.manifest.name) || this.plugins.get(p.manifest.name) !== p) return fallback;
+    if (this.plugins.get(p.manifest.name) !== p) return fallback;
     try {
       return fn(p.backend);
     } catch (e) {
@@ -124,7 +124,8 @@ export class AccelManager {
     if (held) {
       for (const vi of held.vis) {
         try {
-          this.d.ctx.mcdi('vi_fini', { vi });
+          // count: false: the guests' frontends are alive, see the VI reset and account for what was on it.
+          this.d.ctx.mcdi('vi_fini', { vi, count: false });
         } catch (err) {
           this.d.ctx.log(`accel: vi_fini ${vi} after ${name} failed: ${(err as Error).message}`);
         }
@@ -198,11 +199,13 @@ export class AccelManager {
 
   private finishUnload(p: LoadedPlugin): void {
     this.plugins.delete(p.manifest.name);
+    this.held.delete(p.manifest.name);
     this.d.driverlink.unregister(p.backend);
     p.unloading?.done();
   }
 
   private attach(p: LoadedPlugin, key: string): void {
+    if (this.plugins.get(p.manifest.name) !== p) return; // failed while attaching an earlier vif
     const ch = this.channels.get(key);
     if (!ch || !p.manifest.features.includes('vif') || ch.plugin || !p.backend.attachVif) return;
     ch.plugin = p.manifest.name;

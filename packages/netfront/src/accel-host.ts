@@ -83,7 +83,8 @@ export class AccelHost {
     return {
       newDevice: (args, shared) => call('newDevice', undefined, (fe) => fe.newDevice(args, shared)),
       onMessage: (op, args, shared) => call('onMessage', undefined, (fe) => fe.onMessage(op, args, shared)),
-      // Per frame: the guard is inline, no closure. Declined is the safe answer: the frame takes the slow path.
+      // The per-frame and per-round hooks are guarded inline (no closure per call).
+      // Declined is the safe answer: the frame takes the slow path.
       startXmit: (ram, off, len) => {
         const fe = live();
         if (!fe) return false;
@@ -94,8 +95,26 @@ export class AccelHost {
           return false;
         }
       },
-      poll: (budget) => call('poll', 0, (fe) => fe.poll(budget)),
-      checkReady: () => call('checkReady', true, (fe) => fe.checkReady()),
+      poll: (budget) => {
+        const fe = live();
+        if (!fe) return 0;
+        try {
+          return fe.poll(budget);
+        } catch (e) {
+          this.fail(fe, 'poll', e);
+          return 0;
+        }
+      },
+      checkReady: () => {
+        const fe = live();
+        if (!fe) return true;
+        try {
+          return fe.checkReady();
+        } catch (e) {
+          this.fail(fe, 'checkReady', e);
+          return true;
+        }
+      },
       // A broken frontend has nothing we can drain: the NIC counts what it left on the VI.
       remove: () => call('remove', true, (fe) => fe.remove()),
       getStats: () => call('getStats', {}, (fe) => fe.getStats()),

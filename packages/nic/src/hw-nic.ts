@@ -116,9 +116,20 @@ export class HwNic {
     if (!this.active.includes(v)) this.active.push(v);
   }
 
-  viFini(vi: number): { filters: number; buffers: number } {
+  /**
+   * Stop a VI. Events still unpublished are published first, so a driver that
+   * is still alive can take every frame that reached its buffers. With
+   * `countStranded` (the default) the frames left on the VI are counted here,
+   * for a driver that is gone; without it the driver is alive and accounts
+   * for them itself (it sees the VI reset under it).
+   */
+  viFini(vi: number, countStranded = true): { filters: number; buffers: number } {
     const v = this.vi(vi);
-    this.countStranded(v);
+    if (v.evDirty) {
+      v.evDirty = false;
+      Atomics.store(v.i32, W_EV_PROD, v.evProd | 0);
+    }
+    if (countStranded) this.countStranded(v);
     v.running = false;
     v.reset();
     const i = this.active.indexOf(v);

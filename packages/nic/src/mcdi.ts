@@ -39,7 +39,7 @@ export function handleMcdi(nic: HwNic, op: string, raw: RpcValue): RpcValue {
       return true;
     }
     case 'vi_fini':
-      return nic.viFini(int(a, 'vi'));
+      return nic.viFini(int(a, 'vi'), a.count !== false);
     case 'buffer_table_alloc': {
       const frames = a.frames as number[];
       if (!Array.isArray(frames) || frames.some((f) => !Number.isInteger(f) || f < 0)) throw new Error('MCDI buffer_table_alloc: frames must be frame numbers');

@@ -24,6 +24,7 @@ import {
   VI_EVQ_SIZE,
   VI_RXQ_SIZE,
   VI_STATE_FAULTED,
+  VI_STATE_RUNNING,
   VI_TXQ_SIZE,
   ViQueues,
 } from '@xsim/nic';
@@ -141,8 +142,10 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
     },
     poll(budget) {
       if (!ready || !q || faulted) return 0;
-      // A VI that faulted still posted valid events for all it did before: take them all, then stop.
-      const faulting = q.state === VI_STATE_FAULTED;
+      // A VI that faulted, or was reset under us (its backend failed), still posted valid events
+      // for all it did before: take them all, then stop and count what never went out.
+      const state = q.state;
+      const faulting = state !== VI_STATE_RUNNING;
       if (faulting) budget = VI_EVQ_SIZE;
       const dv = q.dv;
       let n = 0;
@@ -193,7 +196,7 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
       if (faulting) {
         faulted = true;
         s.txLostOnFault += (q.txProdPvt - txDone) >>> 0;
-        ctx.send('fault', { reason: FAULT_NAMES[q.fault] ?? String(q.fault) });
+        if (state === VI_STATE_FAULTED) ctx.send('fault', { reason: FAULT_NAMES[q.fault] ?? String(q.fault) });
         return n + 1;
       }
       if (n === 0 && q.armIrq()) return 1;
