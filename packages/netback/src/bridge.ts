@@ -19,6 +19,8 @@ export interface BridgePort {
 export interface BridgeStats {
   forwarded: number;
   flooded: number;
+  /** Extra copies flooding made (a frame flooded to n ports is n - 1 more frames in the system). */
+  floodCopies: number;
   learned: number;
   moved: number;
   /** Known destination is the port the frame came from: nothing to do (as Linux's bridge). */
@@ -34,7 +36,7 @@ const NO_PORT = -1;
 export class Bridge {
   private readonly ports: (BridgePort | null)[] = [];
   private readonly fdb = new Map<number, number>();
-  readonly stats: BridgeStats = { forwarded: 0, flooded: 0, learned: 0, moved: 0, dropSamePort: 0, dropNoPort: 0, dropBadSource: 0 };
+  readonly stats: BridgeStats = { forwarded: 0, flooded: 0, floodCopies: 0, learned: 0, moved: 0, dropSamePort: 0, dropNoPort: 0, dropBadSource: 0 };
 
   /** Told when a source MAC is learned (or moves) on a port: accelerators track the uplink's MACs. */
   onLearn: (mac: number, port: number) => void = () => {};
@@ -116,7 +118,10 @@ export class Bridge {
       }
     }
     if (n === 0) this.stats.dropNoPort++;
-    else this.stats.flooded++;
+    else {
+      this.stats.flooded++;
+      this.stats.floodCopies += n - 1;
+    }
     return n;
   }
 }

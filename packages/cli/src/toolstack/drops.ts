@@ -47,12 +47,31 @@ const DROP_COUNTERS = new Set([
 
 /** Flat "path = value" map of every drop counter in a stats tree. */
 export function dropCounters(stats: unknown): Map<string, number> {
+  return counters(stats, DROP_COUNTERS);
+}
+
+/**
+ * Frames the system made on its own: a bridge flooding a broadcast or an
+ * unknown unicast to n ports makes n - 1 copies, each of which is then
+ * delivered or dropped somewhere (a guest counts one not for it in
+ * rxNotForUs). Over an interval, sent <= delivered + drops <= sent + copies.
+ */
+export function copyDelta(before: unknown, after: unknown): number {
+  const a = counters(before, COPY_COUNTERS);
+  let n = 0;
+  for (const [k, v] of counters(after, COPY_COUNTERS)) n += v - (a.get(k) ?? 0);
+  return n;
+}
+
+const COPY_COUNTERS = new Set(['floodCopies']);
+
+function counters(stats: unknown, names: Set<string>): Map<string, number> {
   const out = new Map<string, number>();
   const walk = (o: unknown, path: string) => {
     if (o === null || typeof o !== 'object') return;
     for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
       const p = path ? `${path}.${k}` : k;
-      if (typeof v === 'number' && DROP_COUNTERS.has(k)) out.set(p, v);
+      if (typeof v === 'number' && names.has(k)) out.set(p, v);
       // A "current" subtree is a live view of counters also kept in totals: count them once.
       else if (typeof v === 'object' && k !== 'current') walk(v, p);
     }
