@@ -36,6 +36,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   const ends = defaultEnds(topo);
   const from = p.flags.has('from') ? ref(String(p.flags.get('from'))) : ends.from;
   const to = p.flags.has('to') ? ref(String(p.flags.get('to'))) : ends.to;
+  for (const end of [from, to]) {
+    const host = topo.hosts.find((h) => h.name === end.host);
+    if (!host) throw new Error(`no host "${end.host}" in topology "${topo.name}" (hosts: ${topo.hosts.map((h) => h.name).join(', ')})`);
+    if (end.domain !== 'dom0' && !host.domUs.some((d) => d.name === end.domain)) throw new Error(`no domain "${end.domain}" on ${end.host} (domUs: ${host.domUs.map((d) => d.name).join(', ')})`);
+    // Checked before anything starts: a frame the path cannot carry would only fail at the sender.
+    if (size > host.nic.mtu + 14) throw new Error(`--size ${size} exceeds ${end.host}'s MTU ${host.nic.mtu} + 14-byte Ethernet header`);
+  }
   const json = p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty');
   const pretty = p.flags.has('p') || p.flags.has('pretty');
   const say = (s: string) => {
