@@ -222,6 +222,9 @@ export class NetEndpoint {
       } else if (now > w.deadline) {
         this.arpWaits.splice(i, 1);
         w.reply(undefined, `ARP: no reply for ${this.o.name} asking for ${w.ip}`);
+      } else {
+        // Ask again (the cache rate-limits it): one lost request or reply must not fail the wait.
+        this.stack.resolve(w.ip, now);
       }
     }
   }
