@@ -1,8 +1,10 @@
 import { MessageChannel } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DomainPool, RpcEndpoint, WakeWord, type DomainTask } from '../src/index.ts';
+import { PINGPONG_BYTES } from './fixtures/pingpong-kernel.ts';
 
 const KERNEL = new URL('./fixtures/echo-kernel.ts', import.meta.url).href;
+const PINGPONG = new URL('./fixtures/pingpong-kernel.ts', import.meta.url).href;
 
 function task(domid: number, config: { crash?: boolean } = {}) {
   const wake = WakeWord.create();
@@ -37,4 +39,26 @@ describe('domains as piscina workers', () => {
     await done;
     b.ctl.close();
   });
+
+  it('wake words lose no wake-up: two workers bounce a ball 20,000 times, sleeping between turns', async () => {
+    // Different spins put the kick before, during and after the sleeper's flag and wait.
+    for (const spin of [0, 3, 50]) {
+      const sab = new SharedArrayBuffer(PINGPONG_BYTES);
+      const run = (role: 0 | 1) =>
+        pool.start<{ timeouts: number; sleeps: number }>({
+          kernel: PINGPONG,
+          name: `pp${role}`,
+          host: 'h',
+          domid: 10 + role,
+          control: new MessageChannel().port2,
+          wake: { sab, offset: role * 8 },
+          config: { sab, role, turns: 20_000, spin },
+        });
+      const [a, b] = await Promise.all([run(0), run(1)]);
+      expect(a.timeouts + b.timeouts, `spin ${spin}`).toBe(0);
+      expect(new Int32Array(sab)[4]).toBe(40_000);
+      expect(a.sleeps + b.sleeps, `spin ${spin}: the protocol was exercised`).toBeGreaterThan(0);
+    }
+  });
 });
+
