@@ -11,11 +11,11 @@ const USAGE = `usage: xsim <command> [options]
 commands:
   run [topology.json]     bring a topology up (default: built-in 2 hosts x (dom0 + 2 domUs)),
                           stream UDP between two domUs on different hosts, print counters
-      --count N           frames to send (default 20000)
-      --size BYTES        Ethernet frame size, 64..9000 (default 1500)
+      --count N           frames to send (default 200000)
+      --size BYTES        Ethernet frame size, 64..MTU+14 (default 1500)
       --from HOST/DOM     sender (default: first domU of the first host)
       --to HOST/DOM       receiver (default: first domU of the second host)
-      --window FRAMES     sender credit window (default: none)
+      --window FRAMES     sender credit window (default 256; 0 = unpaced)
       --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first
       -j, -p              JSON output (-p: pretty)
   bench                   throughput matrix: paths x frame sizes x placements, ratios, microbenchmarks
@@ -23,7 +23,9 @@ commands:
       --sizes 64,1500     frame sizes (default 64,512,1500,9000)
       --paths LIST        unaccel,vnic,null,dom0,raw (default all)
       --placements LIST   cross,same (default both)
-      --reps N --frames N repetitions per cell, frames per repetition at 1500 B
+      --reps N            repetitions per cell (default 5)
+      --seconds S         length of each repetition (default 0.5; sized from a warm-up)
+      --frames N          a fixed frame count per repetition at 1500 B instead
       --out FILE          JSON result (default bench/results/latest.json; none with --quick)
       --compare OLD.json  show the change against an earlier result
       --micro/--no-micro  microbenchmarks (default on, off with --quick)
