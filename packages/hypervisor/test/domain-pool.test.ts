@@ -57,7 +57,8 @@ describe('domains as piscina workers', () => {
       const [a, b] = await Promise.all([run(0), run(1)]);
       expect(a.timeouts + b.timeouts, `spin ${spin}`).toBe(0);
       expect(new Int32Array(sab)[4]).toBe(40_000);
-      expect(a.sleeps + b.sleeps, `spin ${spin}: the protocol was exercised`).toBeGreaterThan(0);
+      // Without spinning every turn the ball is not already there sleeps: the wake path is what runs.
+      if (spin === 0) expect(a.sleeps + b.sleeps, 'the sleeping path was exercised').toBeGreaterThan(0);
     }
   });
 });
