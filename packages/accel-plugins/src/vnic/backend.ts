@@ -24,7 +24,8 @@ const MAX_FILTERS_PER_VIF = 64;
 interface VifState {
   vif: AccelVif;
   vi: number;
-  stage: 'offered' | 'ready' | 'detaching';
+  /** offered -> starting (VI up, guest posting its RX buffers) -> ready (learning filters) -> detaching. */
+  stage: 'offered' | 'starting' | 'ready' | 'detaching';
   handles: number[];
   bufBase: number;
   filters: Map<number, number>;
@@ -40,7 +41,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
   };
   const teardown = (st: VifState) => {
     removeFilters(st);
-    if (st.stage === 'ready' || st.stage === 'detaching') ctx.mcdi('vi_fini', { vi: st.vi });
+    if (st.stage !== 'offered') ctx.mcdi('vi_fini', { vi: st.vi });
     ctx.unmapGrants(st.handles);
     st.handles = [];
     ctx.freeVi(st.vi);
@@ -57,7 +58,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       for (const st of [...vifs.values()]) teardown(st);
     },
     linkChange(up) {
-      for (const st of vifs.values()) if (st.stage === 'ready') ctx.send(st.vif, 'link', { up });
+      for (const st of vifs.values()) if (st.stage === 'ready' || st.stage === 'starting') ctx.send(st.vif, 'link', { up });
     },
     mtuChangeRequest(mtu) {
       return mtu <= MAX_MTU ? true : `guest buffers carry at most MTU ${MAX_MTU}`;
@@ -89,9 +90,13 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         st.handles = m.handles;
         st.bufBase = ctx.mcdi('buffer_table_alloc', { vi: st.vi, domid: vif.domid, frames: m.frames }) as number;
         ctx.mcdi('vi_init', { vi: st.vi, domid: vif.domid, irq: { domid: vif.domid, port: Number(args.irqPort) }, macs: [vif.mac] });
-        st.stage = 'ready';
+        // No filter steers anything to the VI until the guest says its RX buffers are posted:
+        // a frame arriving before that would find none.
+        st.stage = 'starting';
         s.attached++;
         ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs() });
+      } else if (op === 'running' && st.stage === 'starting') {
+        st.stage = 'ready';
       } else if (op === 'decline') {
         s.declined++;
         ctx.freeVi(st.vi);
@@ -113,7 +118,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       if (!st) return ctx.detached(vif);
       // Filters first: from now on the NIC steers the guest's flows to dom0 again.
       removeFilters(st);
-      st.stage = st.stage === 'ready' ? 'detaching' : st.stage;
+      st.stage = st.stage === 'ready' || st.stage === 'starting' ? 'detaching' : st.stage;
       ctx.send(vif, 'detach', {});
     },
     vifGone(vif) {
@@ -142,7 +147,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       }
     },
     onUplinkLearn(mac) {
-      for (const st of vifs.values()) if (st.stage === 'ready') ctx.send(st.vif, 'fastpath', { mac });
+      for (const st of vifs.values()) if (st.stage === 'ready' || st.stage === 'starting') ctx.send(st.vif, 'fastpath', { mac });
     },
     stats() {
       return { ...s, vifs: [...vifs.values()].map((v) => ({ vif: v.vif.key, vi: v.vi, stage: v.stage, filters: v.filters.size })) };

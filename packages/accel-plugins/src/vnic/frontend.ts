@@ -103,6 +103,8 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
         fast.clear();
         for (const m of args.macs as number[]) fast.add(m);
         ready = true;
+        // Our RX buffers are on the ring: the backend may now steer flows to the VI.
+        ctx.send('running', {});
       } else if (op === 'fastpath') fast.add(Number(args.mac));
       else if (op === 'link') linkUp = args.up === true;
       else if (op === 'detach') draining = true;
