@@ -3,3 +3,6 @@ export { runStream, runPing, type StreamOptions, type StreamResult, type PingRes
 export { copyDelta, dropCounters, dropDelta, totalDrops } from './toolstack/drops.ts';
 export * from './topo/index.ts';
 export * from './bench/index.ts';
+export { serveControl, controlRequest, defaultSocketPath, type ControlServer } from './toolstack/control-socket.ts';
+export { MANAGE_OPS, mgmtdevList, devList, devStats, devFeatures, pluginList, type MgmtDev, type Dev, type PluginView } from './toolstack/manage.ts';
+export { manageCommand } from './commands/manage.ts';

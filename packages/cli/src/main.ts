@@ -5,6 +5,8 @@
  */
 import { runCommand } from './commands/run.ts';
 import { benchCommand } from './commands/bench.ts';
+import { MANAGE_USAGE, manageCommand } from './commands/manage.ts';
+import { controlRequest, defaultSocketPath } from './toolstack/control-socket.ts';
 
 const USAGE = `usage: xsim <command> [options]
 
@@ -17,6 +19,9 @@ commands:
       --to HOST/DOM       receiver (default: first domU of the second host)
       --window FRAMES     sender credit window (default 256; 0 = unpaced)
       --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first
+      --serve             keep running and serve a control socket for the commands below; stream
+                          in rounds of --count frames, a line per round (--idle: no traffic)
+      --socket PATH       where to serve (default $XSIM_SOCKET or the system temp dir's xsim.sock)
       -j, -p              JSON output (-p: pretty)
   bench                   throughput matrix: paths x frame sizes x placements, ratios, microbenchmarks
       --quick             a short smoke run (what the tests run)
@@ -29,6 +34,10 @@ commands:
       --out FILE          JSON result (default bench/results/latest.json; none with --quick)
       --compare OLD.json  show the change against an earlier result
       --micro/--no-micro  microbenchmarks (default on, off with --quick)
+
+against a simulation that \`xsim run --serve\` keeps running:
+${MANAGE_USAGE}
+  shutdown [--socket PATH]            stop it
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -38,6 +47,18 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'bench':
       return benchCommand(rest);
+    case 'mgmtdev':
+    case 'dev':
+    case 'plugin': {
+      const text = await manageCommand(cmd, rest);
+      if (text) process.stdout.write(text + '\n');
+      return 0;
+    }
+    case 'shutdown': {
+      const i = rest.indexOf('--socket');
+      process.stdout.write(String(await controlRequest(i >= 0 && rest[i + 1] ? rest[i + 1] : defaultSocketPath(), 'shutdown')) + '\n');
+      return 0;
+    }
     case undefined:
     case '-h':
     case '--help':

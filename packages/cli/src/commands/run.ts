@@ -8,7 +8,8 @@ import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
 import { runPing, runStream } from '../toolstack/traffic.ts';
 import { intFlag, parseArgs } from '../args.ts';
 import { table } from '../format.ts';
-import { dropCounters } from '../toolstack/drops.ts';
+import { dropCounters, dropDelta } from '../toolstack/drops.ts';
+import { defaultSocketPath, serveControl } from '../toolstack/control-socket.ts';
 
 function ref(s: string): DomainRef {
   const [host, domain] = s.split('/');
@@ -26,7 +27,7 @@ function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin'], ['j', 'json', 'p', 'pretty']);
+  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket'], ['j', 'json', 'p', 'pretty', 'serve', 'idle']);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
   const count = intFlag(p, 'count', 200_000, 1, 100_000_000);
   const size = intFlag(p, 'size', 1500, 64, 9018);
@@ -58,6 +59,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (typeof plugin === 'string') {
       await sim.loadPlugin(plugin);
       say(`xsim: plugin ${plugin} loaded on every host`);
+    }
+    if (p.flags.has('serve')) {
+      const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
+      return await serve(sim, socket, { from, to, count, size, window, idle: p.flags.has('idle') });
     }
     const ping = await runPing(sim, from, to, 200);
     say(`xsim: ping ${from.host}/${from.domain} -> ${to.host}/${to.domain}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`);
@@ -94,6 +99,53 @@ export async function runCommand(argv: string[]): Promise<number> {
 }
 
 type Json = Record<string, unknown>;
+
+/**
+ * Keep the simulation up and serve its control socket (xsim mgmtdev|dev|plugin)
+ * until Ctrl-C or `xsim shutdown`. Unless --idle, stream between the two ends
+ * in rounds of `count` frames, one line per round, so a plugin loaded or
+ * unloaded from another terminal shows in the rates as it happens.
+ */
+async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: DomainRef; count: number; size: number; window: number; idle: boolean }): Promise<number> {
+  let stop: () => void = () => {};
+  const stopped = new Promise<void>((r) => (stop = r));
+  let stopping = false;
+  const requestStop = () => {
+    stopping = true;
+    stop();
+  };
+  const server = await serveControl(sim, socket, {
+    shutdown: async () => {
+      requestStop();
+      return 'shutting down';
+    },
+  });
+  process.once('SIGINT', requestStop);
+  process.once('SIGTERM', requestStop);
+  process.stdout.write(`xsim: serving on ${socket} (xsim mgmtdev|dev|plugin ... --socket ${socket}); Ctrl-C or xsim shutdown to stop\n`);
+  let failed = false;
+  try {
+    if (o.idle) await stopped;
+    for (let round = 1; !stopping; round++) {
+      const before = await sim.stats();
+      const r = await runStream(sim, { from: o.from, to: o.to, count: o.count, frameSize: o.size, window: o.window, srcPort: 42000 });
+      const after = await sim.stats();
+      const drops = [...dropDelta(before, after).values()].reduce((a, b) => a + b, 0);
+      const fe = ((after[`${o.from.host}/${o.from.domain}`] as Json)?.vifs as Json[] | undefined)?.[0]?.accel as { plugin?: string | null } | undefined;
+      process.stdout.write(
+        `round ${round}: ${r.sent} sent, ${r.delivered} delivered, ${r.lost} lost (${drops} counted drops), ${(r.pps / 1e6).toFixed(3)} Mpps, ${r.gbps.toFixed(2)} Gbit/s, sender's accelerator: ${fe?.plugin ?? 'none'}\n`,
+      );
+    }
+  } catch (e) {
+    failed = true;
+    process.stderr.write(`xsim: traffic stopped: ${e instanceof Error ? e.message : String(e)}\n`);
+  } finally {
+    process.off('SIGINT', requestStop);
+    process.off('SIGTERM', requestStop);
+    await server.close();
+  }
+  return failed ? 1 : 0;
+}
 
 function domainTable(stats: Json): string {
   const rows: (string | number)[][] = [];

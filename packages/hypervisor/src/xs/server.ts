@@ -102,6 +102,15 @@ export class XenstoreServer {
       throw e;
     }
   }
+  /** Children of `path`, or undefined if it does not exist. */
+  directory(domid: number, path: string): string[] | undefined {
+    try {
+      return this.store.directory(domid, path);
+    } catch (e) {
+      if (e instanceof XenstoreError && e.errno === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
   write(domid: number, path: string, value: string): void {
     this.store.write(domid, path, value);
   }

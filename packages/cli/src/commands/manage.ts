@@ -1,0 +1,97 @@
+/**
+ * `xsim mgmtdev|dev|plugin ...`: manage a simulation that `xsim run --serve`
+ * keeps running, over its control socket. Human-readable tables by default,
+ * -j for JSON, -p to pretty-print it.
+ */
+import { controlRequest, defaultSocketPath } from '../toolstack/control-socket.ts';
+import type { Dev, MgmtDev, PluginView } from '../toolstack/manage.ts';
+import { parseArgs } from '../args.ts';
+import { table } from '../format.ts';
+
+type Json = Record<string, unknown>;
+
+const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, link, VIs in use, filters
+  dev list | show [DEV]               the guests' vifs (DEV = HOST/DOMAIN[/vifN]): state, accelerator
+  dev stats show DEV                  a vif's counters, from netfront and from netback
+  dev features show DEV               the feature-* keys both ends published in xenstore
+  dev add | del                       (not supported: vifs are fixed by the topology)
+  plugin list                         accelerator plugins loaded, per host
+  plugin load NAME [--host H] [--args JSON]
+  plugin unload NAME [--host H]
+      --socket PATH                   the simulation's control socket (default $XSIM_SOCKET or ${defaultSocketPath()})
+      -j, -p                          JSON output (-p: pretty)`;
+
+export const MANAGE_USAGE = USAGE;
+
+function flat(o: Json, prefix = ''): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [k, v] of Object.entries(o)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) out.push(...flat(v as Json, key));
+    else out.push([key, Array.isArray(v) ? JSON.stringify(v) : String(v)]);
+  }
+  return out;
+}
+
+/** Run one management command; returns what to print. */
+export async function manageCommand(object: string, argv: string[]): Promise<string> {
+  const p = parseArgs(argv, ['socket', 'host', 'args'], ['j', 'json', 'p', 'pretty']);
+  const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
+  const json = p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty');
+  const pretty = p.flags.has('p') || p.flags.has('pretty');
+  const [verb, ...rest] = p.positional;
+  const call = (op: string, args: Json = {}) => controlRequest(socket, op, args);
+  const out = (value: unknown, human: () => string) => (json ? JSON.stringify(value, null, pretty ? 2 : 0) : human());
+  const host = typeof p.flags.get('host') === 'string' ? String(p.flags.get('host')) : undefined;
+
+  const key = `${object} ${verb ?? ''}`.trim();
+  switch (key) {
+    case 'mgmtdev list':
+    case 'mgmtdev show': {
+      const all = (await call('mgmtdev.list')) as MgmtDev[];
+      const list = rest[0] ? all.filter((m) => m.name === rest[0] || m.host === rest[0]) : all;
+      if (rest[0] && list.length === 0) throw new Error(`no management device "${rest[0]}" (have: ${all.map((m) => m.name).join(', ')})`);
+      return out(list, () => table(['mgmtdev', 'host', 'alias', 'mac', 'mtu', 'link', 'VIs used', 'filters'], list.map((m) => [m.name, m.host, m.alias, m.mac, m.mtu, m.link, `${m.visInUse}/${m.vis}`, m.filters])));
+    }
+    case 'dev list':
+    case 'dev show': {
+      const all = (await call('dev.list')) as Dev[];
+      const list = rest[0] ? all.filter((d) => d.dev === rest[0] || d.dev.startsWith(`${rest[0]}/`)) : all;
+      if (rest[0] && list.length === 0) throw new Error(`no device "${rest[0]}" (have: ${all.map((d) => d.dev).join(', ')})`);
+      return out(list, () => table(['dev', 'domid', 'mac', 'ip', 'state', 'backend', 'accel'], list.map((d) => [d.dev, d.domid, d.mac, d.ip, d.state, d.backendState, d.accel ?? '-'])));
+    }
+    case 'dev stats':
+    case 'dev features': {
+      if (rest[0] !== 'show' || !rest[1]) throw new Error(`usage: xsim dev ${verb} show DEV`);
+      const v = (await call(`dev.${verb}`, { dev: rest[1] })) as { dev: string; frontend: Json; backend: Json };
+      return out(v, () => {
+        const rows = [...flat(v.frontend).map(([k, x]) => ['netfront', k, x]), ...flat(v.backend).map(([k, x]) => ['netback', k, x])];
+        return `${v.dev}\n` + table(['end', verb === 'stats' ? 'counter' : 'feature', 'value'], rows);
+      });
+    }
+    case 'dev add':
+    case 'dev del':
+      return out(await call(`dev.${verb}`), () => '');
+    case 'plugin list': {
+      const list = (await call('plugin.list')) as PluginView[];
+      return out(list, () => (list.length ? table(['host', 'plugin', 'version', 'vifs', 'unloading'], list.map((x) => [x.host, x.name, x.version, x.vifs, x.unloading ? 'yes' : 'no'])) : 'no plugins loaded'));
+    }
+    case 'plugin load':
+    case 'plugin unload': {
+      if (!rest[0]) throw new Error(`usage: xsim plugin ${verb} NAME [--host H]`);
+      let args: Json = {};
+      const a = p.flags.get('args');
+      if (typeof a === 'string') {
+        try {
+          args = JSON.parse(a) as Json;
+        } catch (e) {
+          throw new Error(`--args is not JSON: ${(e as Error).message}`);
+        }
+      }
+      const v = await call(`plugin.${verb}`, verb === 'load' ? { name: rest[0], host, args } : { name: rest[0], host });
+      return out(v, () => `plugin ${rest[0]} ${verb === 'load' ? 'loaded' : 'unloaded'}${host ? ` on ${host}` : ' on every host'}`);
+    }
+    default:
+      throw new Error(`unknown command "xsim ${key}"\n${USAGE}`);
+  }
+}

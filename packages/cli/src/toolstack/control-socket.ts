@@ -1,0 +1,132 @@
+/**
+ * The control socket of a running simulation (`xsim run --serve`): a Unix
+ * socket carrying msgpackr messages, each framed by a 4-byte big-endian
+ * length. A request is { op, args }; the reply { ok: true, value } or
+ * { ok: false, error }. One request per connection, as `xl` does it: the
+ * commands are short-lived processes.
+ */
+import { existsSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pack, unpack } from 'msgpackr';
+import { MANAGE_OPS } from './manage.ts';
+import type { Simulation } from './simulation.ts';
+
+/** Where `xsim run --serve` listens and the management commands connect, unless told otherwise. */
+export function defaultSocketPath(): string {
+  return process.env.XSIM_SOCKET ?? join(tmpdir(), 'xsim.sock');
+}
+
+/** A request's size limit: control messages are small; anything bigger is a confused peer. */
+const MAX_FRAME = 1 << 20;
+
+function frame(msg: unknown): Buffer {
+  const body = pack(msg);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(body.length);
+  return Buffer.concat([head, body]);
+}
+
+/** Read one framed message from a socket. */
+function readFrame(sock: Socket): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 4) return;
+      const len = buf.readUInt32BE(0);
+      if (len > MAX_FRAME) return done(new Error(`control message of ${len} bytes exceeds ${MAX_FRAME}`));
+      if (buf.length < 4 + len) return;
+      try {
+        done(undefined, unpack(buf.subarray(4, 4 + len)));
+      } catch (e) {
+        done(e instanceof Error ? e : new Error(String(e)));
+      }
+    };
+    const onEnd = () => done(new Error('control socket closed before a whole message arrived'));
+    const done = (e?: Error, v?: unknown) => {
+      sock.off('data', onData);
+      sock.off('end', onEnd);
+      sock.off('error', onEnd);
+      if (e) reject(e);
+      else resolve(v);
+    };
+    sock.on('data', onData);
+    sock.on('end', onEnd);
+    sock.on('error', onEnd);
+  });
+}
+
+export interface ControlServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Serve the management ops for `sim` on a Unix socket. `extra` ops (the run
+ * command's own, like shutdown) are served beside them.
+ */
+export async function serveControl(sim: Simulation, path: string, extra: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {}): Promise<ControlServer> {
+  if (existsSync(path)) {
+    // A socket file left by a simulation that is gone can be reused; a live one cannot.
+    const live = await new Promise<boolean>((r) => {
+      const c = createConnection(path, () => {
+        c.destroy();
+        r(true);
+      }).on('error', () => r(false));
+    });
+    if (live) throw new Error(`${path}: another simulation is serving there (set --socket or XSIM_SOCKET)`);
+    unlinkSync(path);
+  }
+  const server: Server = createServer((sock) => {
+    readFrame(sock)
+      .then(async (req) => {
+        const { op, args } = (req ?? {}) as { op?: unknown; args?: unknown };
+        const name = String(op);
+        const fn = extra[name] ?? (MANAGE_OPS[name] ? (a: Record<string, unknown>) => MANAGE_OPS[name](sim, a) : undefined);
+        if (!fn) throw new Error(`unknown operation "${name}" (known: ${[...Object.keys(MANAGE_OPS), ...Object.keys(extra)].sort().join(', ')})`);
+        return fn((args ?? {}) as Record<string, unknown>);
+      })
+      .then(
+        (value) => sock.end(frame({ ok: true, value: value ?? null })),
+        (e: unknown) => sock.end(frame({ ok: false, error: e instanceof Error ? e.message : String(e) })),
+      );
+    sock.on('error', () => sock.destroy());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    path,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        if (existsSync(path)) unlinkSync(path);
+      }),
+  };
+}
+
+/** One request to a serving simulation. */
+export async function controlRequest(path: string, op: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<unknown> {
+  const sock = await new Promise<Socket>((resolve, reject) => {
+    const s = createConnection(path, () => resolve(s));
+    s.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'ENOENT' || e.code === 'ECONNREFUSED' ? new Error(`no simulation is serving on ${path} (start one with: xsim run --serve)`) : e),
+    );
+  });
+  sock.setTimeout(timeoutMs, () => sock.destroy(new Error(`${op}: no answer within ${timeoutMs} ms`)));
+  try {
+    const reply = readFrame(sock);
+    sock.write(frame({ op, args }));
+    const r = (await reply) as { ok: boolean; value?: unknown; error?: string };
+    if (!r.ok) throw new Error(r.error ?? `${op} failed`);
+    return r.value;
+  } finally {
+    sock.destroy();
+  }
+}

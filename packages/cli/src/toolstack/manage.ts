@@ -1,0 +1,160 @@
+/**
+ * Management of a running simulation, in the style of iproute2's `vdpa` and
+ * Xen's `xl`: management devices (the NICs), devices (the guests' vifs), their
+ * features and counters, and accelerator plugins. Each operation reads or acts
+ * on a Simulation and returns plain data; the control socket carries them and
+ * `xsim mgmtdev|dev|plugin` print them.
+ */
+import type { Simulation } from './simulation.ts';
+
+type Json = Record<string, unknown>;
+
+export interface MgmtDev {
+  name: string;
+  host: string;
+  alias: string;
+  mac: string;
+  mtu: number;
+  link: string;
+  vis: number;
+  visInUse: number;
+  filters: number;
+}
+
+export interface Dev {
+  /** host/domain/vifN */
+  dev: string;
+  domid: number;
+  mac: string;
+  ip: string;
+  state: number;
+  backendState: number;
+  accel: string | null;
+}
+
+export interface PluginView {
+  host: string;
+  name: string;
+  version: string;
+  vifs: number;
+  unloading: boolean;
+}
+
+/** An op the control socket serves: args in, data out. */
+export type ManageOp = (sim: Simulation, args: Json) => Promise<unknown>;
+
+function parseDev(sim: Simulation, dev: string): { host: string; domain: string; vif: number } {
+  const [host, domain, vif = 'vif0'] = dev.split('/');
+  const m = /^vif(\d+)$/.exec(vif);
+  if (!host || !domain || !m) throw new Error(`device "${dev}" is not HOST/DOMAIN[/vifN]`);
+  sim.domain({ host, domain }); // throws, naming what exists, if there is no such domain
+  return { host, domain, vif: Number(m[1]) };
+}
+
+export async function mgmtdevList(sim: Simulation): Promise<MgmtDev[]> {
+  const fabric = (await sim.fabricStats()) as { nics: Json[] };
+  return sim.hosts.map((h, i) => {
+    const hw = fabric.nics[i] ?? {};
+    const nic = h.spec.nic;
+    return {
+      name: String(hw.name ?? `${h.spec.name}-nic`),
+      host: h.spec.name,
+      alias: `nic:${nic.vendor}-${nic.device}`,
+      mac: nic.mac,
+      mtu: nic.mtu,
+      link: String(hw.link ?? 'unknown'),
+      vis: nic.vis,
+      visInUse: Object.keys((hw.vis as Json) ?? {}).length,
+      filters: Number(hw.filters ?? 0),
+    };
+  });
+}
+
+export async function devList(sim: Simulation): Promise<Dev[]> {
+  const stats = await sim.stats();
+  const out: Dev[] = [];
+  for (const d of sim.domains) {
+    if (d.domid === 0) continue;
+    const s = stats[`${d.host}/${d.name}`] as { vifs?: Json[] } | undefined;
+    const spec = sim.topology.hosts.find((h) => h.name === d.host)?.domUs.find((u) => u.name === d.name);
+    (s?.vifs ?? []).forEach((v, i) => {
+      const accel = v.accel as { plugin?: string | null } | null;
+      out.push({
+        dev: `${d.host}/${d.name}/vif${Number(v.handle ?? i)}`,
+        domid: d.domid,
+        mac: spec?.vifs[i]?.mac ?? '',
+        ip: spec?.vifs[i]?.ip ?? '',
+        state: Number(v.state),
+        backendState: Number(v.backendState),
+        accel: accel?.plugin ?? null,
+      });
+    });
+  }
+  return out;
+}
+
+/** Counters of one vif from both ends: the guest's netfront and dom0's netback. */
+export async function devStats(sim: Simulation, dev: string): Promise<{ dev: string; frontend: Json; backend: Json }> {
+  const { host, domain, vif } = parseDev(sim, dev);
+  const d = sim.domain({ host, domain });
+  const stats = await sim.stats();
+  const fe = ((stats[`${host}/${domain}`] as { vifs?: Json[] }).vifs ?? []).find((v) => Number(v.handle) === vif);
+  if (!fe) throw new Error(`${host}/${domain} has no vif${vif}`);
+  const be = ((stats[`${host}/dom0`] as { vifs?: Record<string, Json> }).vifs ?? {})[`vif${d.domid}.${vif}`] ?? {};
+  return { dev: `${host}/${domain}/vif${vif}`, frontend: fe, backend: be };
+}
+
+/** The feature-* keys each end published in xenstore (what the handshake negotiated). */
+export function devFeatures(sim: Simulation, dev: string): { dev: string; frontend: Record<string, string>; backend: Record<string, string> } {
+  const { host, domain, vif } = parseDev(sim, dev);
+  const d = sim.domain({ host, domain });
+  const xs = sim.hosts.find((h) => h.spec.name === host)!.xenstore;
+  const features = (path: string) => {
+    const out: Record<string, string> = {};
+    for (const k of xs.directory(0, path) ?? []) if (k.startsWith('feature-')) out[k] = xs.read(0, `${path}/${k}`) ?? '';
+    return out;
+  };
+  return {
+    dev: `${host}/${domain}/vif${vif}`,
+    frontend: features(`/local/domain/${d.domid}/device/vif/${vif}`),
+    backend: features(`/local/domain/0/backend/vif/${d.domid}/${vif}`),
+  };
+}
+
+export async function pluginList(sim: Simulation): Promise<PluginView[]> {
+  const stats = await sim.stats();
+  const out: PluginView[] = [];
+  for (const h of sim.hosts) {
+    const accel = (stats[`${h.spec.name}/dom0`] as { accel?: { plugins?: Record<string, Json>; vifs?: Record<string, string | null> } }).accel ?? {};
+    for (const [name, p] of Object.entries(accel.plugins ?? {})) {
+      // Which vifs a plugin holds is netback's view (the plugin's own stats may use the same names).
+      const vifs = Object.values(accel.vifs ?? {}).filter((x) => x === name).length;
+      out.push({ host: h.spec.name, name, version: String(p.version), vifs, unloading: p.unloading === true });
+    }
+  }
+  return out;
+}
+
+const str = (args: Json, k: string): string => {
+  const v = args[k];
+  if (typeof v !== 'string' || v === '') throw new Error(`argument "${k}" is required`);
+  return v;
+};
+const optHost = (args: Json): string | undefined => (typeof args.host === 'string' ? args.host : undefined);
+
+/** Every op the control socket serves, by name. */
+export const MANAGE_OPS: Record<string, ManageOp> = {
+  'mgmtdev.list': (sim) => mgmtdevList(sim),
+  'dev.list': (sim) => devList(sim),
+  'dev.stats': (sim, a) => devStats(sim, str(a, 'dev')),
+  'dev.features': async (sim, a) => devFeatures(sim, str(a, 'dev')),
+  'dev.add': async () => {
+    throw new Error('vif hotplug is not supported: a domain\'s vifs are fixed by the topology it was started with');
+  },
+  'dev.del': async () => {
+    throw new Error('vif hotplug is not supported: a domain\'s vifs are fixed by the topology it was started with');
+  },
+  'plugin.list': (sim) => pluginList(sim),
+  'plugin.load': (sim, a) => sim.loadPlugin(str(a, 'name'), { host: optHost(a), args: (a.args ?? {}) as Json }),
+  'plugin.unload': (sim, a) => sim.unloadPlugin(str(a, 'name'), { host: optHost(a) }),
+};
