@@ -1,0 +1,75 @@
+/**
+ * Managing a running simulation over its control socket, as `xsim run --serve`
+ * and `xsim mgmtdev|dev|plugin` do: real workers, a real Unix socket, and a
+ * plugin swapped while a stream runs.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Simulation, controlRequest, defaultTopology, manageCommand, serveControl, type ControlServer, type DomainRef } from '@xsim/cli';
+import { conservedStream, waitFor, type Json } from './helpers.ts';
+
+const a1: DomainRef = { host: 'host-a', domain: 'a1' };
+const b1: DomainRef = { host: 'host-b', domain: 'b1' };
+let sim: Simulation;
+let server: ControlServer;
+let socket: string;
+
+beforeAll(async () => {
+  sim = await Simulation.start(defaultTopology());
+  socket = join(mkdtempSync(join(tmpdir(), 'xsim-')), 'ctl.sock');
+  server = await serveControl(sim, socket);
+});
+afterAll(async () => {
+  await server?.close();
+  await sim?.shutdown();
+});
+
+const cli = (object: string, ...argv: string[]) => manageCommand(object, [...argv, '--socket', socket]);
+
+describe('the control socket', () => {
+  it('lists the NICs and vifs, with their features and counters', async () => {
+    const nics = JSON.parse(await cli('mgmtdev', 'list', '-j')) as Json[];
+    expect(nics.map((n) => [n.host, n.alias, n.link])).toEqual([
+      ['host-a', 'nic:1924-0803', 'up'],
+      ['host-b', 'nic:1924-0803', 'up'],
+    ]);
+    const devs = JSON.parse(await cli('dev', 'list', '-j')) as Json[];
+    expect(devs.map((d) => d.dev)).toEqual(['host-a/a1/vif0', 'host-a/a2/vif0', 'host-b/b1/vif0', 'host-b/b2/vif0']);
+    expect(devs.every((d) => d.state === 4 && d.backendState === 4 && d.accel === null)).toBe(true);
+    const f = JSON.parse(await cli('dev', 'features', 'show', 'host-a/a1', '-j')) as { frontend: Json; backend: Json };
+    expect(f.frontend['feature-sg']).toBe('1');
+    expect(f.backend['feature-rx-copy']).toBe('1');
+    const text = await cli('dev', 'stats', 'show', 'host-a/a1/vif0');
+    expect(text).toMatch(/^host-a\/a1\/vif0\n/);
+    expect(text).toMatch(/netfront +txPackets/);
+    expect(text).toMatch(/netback +rxPackets/);
+  });
+
+  it('loads, lists and unloads a plugin while a stream runs; every frame delivered or counted', async () => {
+    const { r } = await conservedStream(sim, { from: a1, to: b1, count: 40_000, frameSize: 1500, window: 256, srcPort: 44000 }, async () => {
+      expect(await cli('plugin', 'load', 'vnic')).toBe('plugin vnic loaded on every host');
+      await waitFor('vnic attached to a1', async () => ((await sim.stats()) as Json)['host-a/a1'].vifs[0].accel.current?.ready === true);
+      const list = JSON.parse(await cli('plugin', 'list', '-j')) as Json[];
+      expect(list).toEqual([
+        { host: 'host-a', name: 'vnic', version: '1.0.0', vifs: 2, unloading: false },
+        { host: 'host-b', name: 'vnic', version: '1.0.0', vifs: 2, unloading: false },
+      ]);
+      expect((JSON.parse(await cli('dev', 'show', 'host-a/a1', '-j')) as Json[])[0].accel).toBe('vnic');
+      expect(await cli('plugin', 'unload', 'vnic', '--host', 'host-a')).toBe('plugin vnic unloaded on host-a');
+      await cli('plugin', 'unload', 'vnic', '--host', 'host-b');
+    });
+    expect(r.delivered).toBeGreaterThan(0);
+    expect(await cli('plugin', 'list')).toBe('no plugins loaded');
+  });
+
+  it('answers bad requests with clear errors', async () => {
+    await expect(cli('dev', 'add')).rejects.toThrow(/vif hotplug is not supported/);
+    await expect(cli('dev', 'stats', 'show', 'host-a/zz')).rejects.toThrow(/zz/);
+    await expect(cli('plugin', 'load', 'nonesuch')).rejects.toThrow(/no plugin "nonesuch"/);
+    await expect(controlRequest(socket, 'frobnicate')).rejects.toThrow(/unknown operation "frobnicate"/);
+    await expect(controlRequest(join(tmpdir(), 'no-such-xsim.sock'), 'dev.list')).rejects.toThrow(/no simulation is serving/);
+    await expect(serveControl(sim, socket)).rejects.toThrow(/another simulation is serving there/);
+  });
+});
