@@ -3,7 +3,7 @@
  * and `xsim mgmtdev|dev|plugin` do: real workers, a real Unix socket, and a
  * plugin swapped while a stream runs.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,5 +71,6 @@ describe('the control socket', () => {
     await expect(controlRequest(socket, 'frobnicate')).rejects.toThrow(/unknown operation "frobnicate"/);
     await expect(controlRequest(join(tmpdir(), 'no-such-xsim.sock'), 'dev.list')).rejects.toThrow(/no simulation is serving/);
     await expect(serveControl(sim, socket)).rejects.toThrow(/another simulation is serving there/);
+    expect(statSync(socket).mode & 0o777, 'only the owner may drive the simulation').toBe(0o600);
   });
 });

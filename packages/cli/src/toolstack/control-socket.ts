@@ -5,7 +5,7 @@
  * { ok: false, error }. One request per connection, as `xl` does it: the
  * commands are short-lived processes.
  */
-import { existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +98,8 @@ export async function serveControl(sim: Simulation, path: string, extra: Record<
     server.once('error', reject);
     server.listen(path, () => {
       server.off('error', reject);
+      // The socket drives the whole simulation: only its owner may connect.
+      chmodSync(path, 0o600);
       resolve();
     });
   });
