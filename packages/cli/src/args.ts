@@ -24,6 +24,14 @@ export function parseArgs(argv: string[], valued: string[], booleans: string[]):
   return { positional, flags };
 }
 
+export function numFlag(p: Parsed, name: string, dflt: number, min: number, max: number): number {
+  const v = p.flags.get(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number from ${min} to ${max}, got "${String(v)}"`);
+  return n;
+}
+
 export function intFlag(p: Parsed, name: string, dflt: number, min: number, max: number): number {
   const v = p.flags.get(name);
   if (v === undefined) return dflt;

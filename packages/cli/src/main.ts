@@ -6,7 +6,6 @@
 import { runCommand } from './commands/run.ts';
 import { benchCommand } from './commands/bench.ts';
 import { MANAGE_USAGE, manageCommand } from './commands/manage.ts';
-import { controlRequest, defaultSocketPath } from './toolstack/control-socket.ts';
 
 const USAGE = `usage: xsim <command> [options]
 
@@ -49,14 +48,10 @@ async function main(argv: string[]): Promise<number> {
       return benchCommand(rest);
     case 'mgmtdev':
     case 'dev':
-    case 'plugin': {
+    case 'plugin':
+    case 'shutdown': {
       const text = await manageCommand(cmd, rest);
       if (text) process.stdout.write(text + '\n');
-      return 0;
-    }
-    case 'shutdown': {
-      const i = rest.indexOf('--socket');
-      process.stdout.write(String(await controlRequest(i >= 0 && rest[i + 1] ? rest[i + 1] : defaultSocketPath(), 'shutdown')) + '\n');
       return 0;
     }
     case undefined:

@@ -8,7 +8,7 @@
 import { availableParallelism, cpus } from 'node:os';
 import { Simulation } from '../toolstack/simulation.ts';
 import { runPing, runStream } from '../toolstack/traffic.ts';
-import { copyDelta, dropDelta } from '../toolstack/drops.ts';
+import { streamAccount } from '../toolstack/drops.ts';
 import { awakeShare, sleepTimes } from '../toolstack/cpu.ts';
 import { validateTopology, type Topology } from '../topo/index.ts';
 import { runRawRing } from './raw.ts';
@@ -169,15 +169,14 @@ async function measure(sim: Simulation, o: Parameters<typeof runStream>[1]): Pro
   const res = await runStream(sim, o);
   const wallMs = performance.now() - t0;
   const after = await sim.stats();
-  const dropsCounted = [...dropDelta(before, after).values()].reduce((a, b) => a + b, 0);
+  const account = streamAccount(before, after, res);
   const awake = awakeShare(sleepTimes(before), sleepTimes(after), wallMs, res.elapsedMs);
   const awakeMs = Object.values(awake).reduce((a, b) => a + b, 0) * res.elapsedMs;
   return {
     sent: res.sent,
     delivered: res.delivered,
-    dropsCounted,
-    // Exact, but for copies a bridge flooded meanwhile (each also ends delivered or counted).
-    conserved: res.delivered + dropsCounted >= res.sent && res.delivered + dropsCounted <= res.sent + copyDelta(before, after) && res.duplicated === 0,
+    dropsCounted: account.dropped,
+    conserved: account.conserved,
     pps: res.pps,
     gbps: res.gbps,
     awake,

@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '../bench/matrix.ts';
 import { runMicro } from '../bench/micro.ts';
 import { PATHS, validateBenchJson, type BenchJson, type BenchPath, type Placement } from '../bench/schema.ts';
-import { intFlag, parseArgs } from '../args.ts';
+import { intFlag, numFlag, parseArgs } from '../args.ts';
 import { fmtNum, table } from '../format.ts';
 
 function list<T extends string | number>(v: string | true | undefined, parse: (s: string) => T, allowed?: readonly T[]): T[] | undefined {
@@ -17,12 +17,6 @@ function list<T extends string | number>(v: string | true | undefined, parse: (s
   const out = v.split(',').map((s) => parse(s.trim()));
   if (allowed) for (const x of out) if (!allowed.includes(x)) throw new Error(`"${x}" is not one of ${allowed.join(', ')}`);
   return out;
-}
-
-function numFlag(v: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--seconds "${v}" must be a number in ${min}..${max}`);
-  return n;
 }
 
 function progressBar(done: number, total: number, what: string): void {
@@ -50,7 +44,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     placements: list(p.flags.get('placements'), (s) => s as Placement, ['cross', 'same'] as const) ?? base.placements,
     reps: intFlag(p, 'reps', base.reps, 1, 50),
     frames: p.flags.has('frames') ? intFlag(p, 'frames', base.frames, 100, 10_000_000) : base.frames,
-    repSeconds: p.flags.has('seconds') ? numFlag(String(p.flags.get('seconds')), 0.05, 60) : base.repSeconds,
+    repSeconds: numFlag(p, 'seconds', base.repSeconds, 0.05, 60),
     progress: progressBar,
   };
   const json = p.flags.has('j') || p.flags.has('json');

@@ -91,6 +91,8 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
       const v = await call(`plugin.${verb}`, verb === 'load' ? { name: rest[0], host, args } : { name: rest[0], host });
       return out(v, () => `plugin ${rest[0]} ${verb === 'load' ? 'loaded' : 'unloaded'}${host ? ` on ${host}` : ' on every host'}`);
     }
+    case 'shutdown':
+      return out(await call('shutdown'), () => 'shutting down');
     default:
       throw new Error(`unknown command "xsim ${key}"\n${USAGE}`);
   }

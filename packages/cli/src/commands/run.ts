@@ -8,7 +8,7 @@ import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
 import { runPing, runStream } from '../toolstack/traffic.ts';
 import { intFlag, parseArgs } from '../args.ts';
 import { table } from '../format.ts';
-import { dropCounters, dropDelta } from '../toolstack/drops.ts';
+import { dropCounters, streamAccount } from '../toolstack/drops.ts';
 import { defaultSocketPath, serveControl } from '../toolstack/control-socket.ts';
 
 function ref(s: string): DomainRef {
@@ -130,10 +130,10 @@ async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: 
       const before = await sim.stats();
       const r = await runStream(sim, { from: o.from, to: o.to, count: o.count, frameSize: o.size, window: o.window, srcPort: 42000 });
       const after = await sim.stats();
-      const drops = [...dropDelta(before, after).values()].reduce((a, b) => a + b, 0);
+      const { dropped } = streamAccount(before, after, r);
       const fe = ((after[`${o.from.host}/${o.from.domain}`] as Json)?.vifs as Json[] | undefined)?.[0]?.accel as { plugin?: string | null } | undefined;
       process.stdout.write(
-        `round ${round}: ${r.sent} sent, ${r.delivered} delivered, ${r.lost} lost (${drops} counted drops), ${(r.pps / 1e6).toFixed(3)} Mpps, ${r.gbps.toFixed(2)} Gbit/s, sender's accelerator: ${fe?.plugin ?? 'none'}\n`,
+        `round ${round}: ${r.sent} sent, ${r.delivered} delivered, ${r.lost} lost (${dropped} counted drops), ${(r.pps / 1e6).toFixed(3)} Mpps, ${r.gbps.toFixed(2)} Gbit/s, sender's accelerator: ${fe?.plugin ?? 'none'}\n`,
       );
     }
   } catch (e) {

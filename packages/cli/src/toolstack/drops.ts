@@ -65,6 +65,20 @@ export function copyDelta(before: unknown, after: unknown): number {
 
 const COPY_COUNTERS = new Set(['floodCopies']);
 
+/**
+ * The accounting of one stream between two stats snapshots: the drop counters
+ * that grew, their sum, the flood copies made meanwhile, and whether every
+ * frame sent was delivered once or counted (sent <= delivered + dropped <=
+ * sent + copies, with no duplicates).
+ */
+export function streamAccount(before: unknown, after: unknown, r: { sent: number; delivered: number; duplicated: number }): { drops: Map<string, number>; dropped: number; copies: number; conserved: boolean } {
+  const drops = dropDelta(before, after);
+  const dropped = [...drops.values()].reduce((a, b) => a + b, 0);
+  const copies = copyDelta(before, after);
+  const seen = r.delivered + dropped;
+  return { drops, dropped, copies, conserved: seen >= r.sent && seen <= r.sent + copies && r.duplicated === 0 };
+}
+
 function counters(stats: unknown, names: Set<string>): Map<string, number> {
   const out = new Map<string, number>();
   const walk = (o: unknown, path: string) => {

@@ -142,18 +142,18 @@ const str = (args: Json, k: string): string => {
 };
 const optHost = (args: Json): string | undefined => (typeof args.host === 'string' ? args.host : undefined);
 
+async function noHotplug(): Promise<never> {
+  throw new Error("vif hotplug is not supported: a domain's vifs are fixed by the topology it was started with");
+}
+
 /** Every op the control socket serves, by name. */
 export const MANAGE_OPS: Record<string, ManageOp> = {
   'mgmtdev.list': (sim) => mgmtdevList(sim),
   'dev.list': (sim) => devList(sim),
   'dev.stats': (sim, a) => devStats(sim, str(a, 'dev')),
   'dev.features': async (sim, a) => devFeatures(sim, str(a, 'dev')),
-  'dev.add': async () => {
-    throw new Error('vif hotplug is not supported: a domain\'s vifs are fixed by the topology it was started with');
-  },
-  'dev.del': async () => {
-    throw new Error('vif hotplug is not supported: a domain\'s vifs are fixed by the topology it was started with');
-  },
+  'dev.add': noHotplug,
+  'dev.del': noHotplug,
   'plugin.list': (sim) => pluginList(sim),
   'plugin.load': (sim, a) => sim.loadPlugin(str(a, 'name'), { host: optHost(a), args: (a.args ?? {}) as Json }),
   'plugin.unload': (sim, a) => sim.unloadPlugin(str(a, 'name'), { host: optHost(a) }),
