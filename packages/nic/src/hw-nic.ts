@@ -125,10 +125,7 @@ export class HwNic {
    */
   viFini(vi: number, countStranded = true): { filters: number; buffers: number } {
     const v = this.vi(vi);
-    if (v.evDirty) {
-      v.evDirty = false;
-      Atomics.store(v.i32, W_EV_PROD, v.evProd | 0);
-    }
+    this.flushEvents(v);
     if (countStranded) this.countStranded(v);
     v.running = false;
     v.reset();

@@ -31,6 +31,9 @@ interface VifState {
   filters: Map<number, number>;
 }
 
+/** The VI is up and the guest drives it (link and fast-path news go to it). */
+const viUp = (st: VifState) => st.stage === 'starting' || st.stage === 'ready';
+
 export function createBackend(ctx: AccelBackendContext): AccelBackend {
   const vifs = new Map<string, VifState>();
   const s = { attached: 0, filtersInserted: 0, filterFailures: 0, noFreeVi: 0, faults: 0, declined: 0 };
@@ -58,7 +61,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       for (const st of [...vifs.values()]) teardown(st);
     },
     linkChange(up) {
-      for (const st of vifs.values()) if (st.stage === 'ready' || st.stage === 'starting') ctx.send(st.vif, 'link', { up });
+      for (const st of vifs.values()) if (viUp(st)) ctx.send(st.vif, 'link', { up });
     },
     mtuChangeRequest(mtu) {
       return mtu <= MAX_MTU ? true : `guest buffers carry at most MTU ${MAX_MTU}`;
@@ -118,7 +121,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       if (!st) return ctx.detached(vif);
       // Filters first: from now on the NIC steers the guest's flows to dom0 again.
       removeFilters(st);
-      st.stage = st.stage === 'ready' || st.stage === 'starting' ? 'detaching' : st.stage;
+      st.stage = viUp(st) ? 'detaching' : st.stage;
       ctx.send(vif, 'detach', {});
     },
     vifGone(vif) {
@@ -147,7 +150,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       }
     },
     onUplinkLearn(mac) {
-      for (const st of vifs.values()) if (st.stage === 'ready' || st.stage === 'starting') ctx.send(st.vif, 'fastpath', { mac });
+      for (const st of vifs.values()) if (viUp(st)) ctx.send(st.vif, 'fastpath', { mac });
     },
     stats() {
       return { ...s, vifs: [...vifs.values()].map((v) => ({ vif: v.vif.key, vi: v.vi, stage: v.stage, filters: v.filters.size })) };
