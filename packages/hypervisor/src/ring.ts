@@ -107,11 +107,28 @@ export class FrontRing {
     return (this.sring.rspProd - this.rspCons) >>> 0;
   }
 
+  /**
+   * A snapshot of rsp_prod after checking it is possible: a backend claiming
+   * more responses than there are requests outstanding is broken or hostile
+   * (io/ring.h RING_RESPONSE_PROD_OVERFLOW; netfront's "Illegal number of
+   * responses"). Returns -1 in that case.
+   */
+  responseProducer(): number {
+    const prod = this.sring.rspProd;
+    if (((prod - this.rspCons) >>> 0) > ((this.reqProdPvt - this.rspCons) >>> 0)) return -1;
+    return prod;
+  }
+
   /** RING_FINAL_CHECK_FOR_RESPONSES: re-arm rsp_event, then look once more. */
   finalCheckForResponses(): boolean {
     if (this.unconsumedResponses() > 0) return true;
     Atomics.store(this.sring.idx, RSP_EVENT, (this.rspCons + 1) | 0);
     return this.unconsumedResponses() > 0;
+  }
+
+  /** RING_COPY_RESPONSE's source: the byte offset of response `i` (read it once, into private memory). */
+  responseOffset(i: number): number {
+    return this.sring.slotOffset(i);
   }
 }
 

@@ -14,9 +14,15 @@
  * frontends it is detached so they fall back to the slow path, and reports
  * the hook and the error in its stats and log.
  */
-import { RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
+import { declareCounters, RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
 import type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, PluginManifest } from './accel-api.ts';
+
+export const ACCEL_MANAGER_COUNTERS = declareCounters('accel manager', {
+  refusedFilterRequests: { kind: 'event', help: 'guests asking for NIC filters: refused' },
+  frontendFailures: { kind: 'event', help: 'plugin frontends that reported they broke (their vif was detached)' },
+  driverErrors: { kind: 'event', help: 'driverlink hook calls that threw' },
+});
 
 export interface LoadedPlugin {
   manifest: PluginManifest;

@@ -3,8 +3,9 @@
  * toolstack creates one node per vif (as libxl does), and runs a VifBackend
  * for each, removing it when the toolstack removes the node.
  */
-import type { XenstoreClient } from '@xsim/hypervisor';
-import { VifBackend, type VifDeps } from './vif.ts';
+import { VIF_KEY, vifBackendRoot } from '@xsim/hypervisor';
+import { VifBackend } from './vif/xenbus.ts';
+import type { VifDeps, XsLike } from './vif/common.ts';
 import { listOrEmpty } from './xs-util.ts';
 
 export class VifBackends {
@@ -13,10 +14,10 @@ export class VifBackends {
 
   constructor(
     private readonly deps: VifDeps,
-    private readonly xs: XenstoreClient,
+    private readonly xs: XsLike,
     dom0: number,
   ) {
-    this.root = `/local/domain/${dom0}/backend/vif`;
+    this.root = vifBackendRoot(dom0);
   }
 
   start(): void {
@@ -31,8 +32,8 @@ export class VifBackends {
         seen.add(key);
         if (this.vifs.has(key)) continue;
         // The node appears before the toolstack has filled it in; wait for its state key.
-        if (this.xs.tryRead(`${this.root}/${key}/frontend`) === undefined) continue;
-        if (this.xs.tryRead(`${this.root}/${key}/state`) === undefined) continue;
+        if (this.xs.tryRead(`${this.root}/${key}/${VIF_KEY.frontend}`) === undefined) continue;
+        if (this.xs.tryRead(`${this.root}/${key}/${VIF_KEY.state}`) === undefined) continue;
         const vif = new VifBackend(this.deps, Number(dom), Number(handle));
         this.vifs.set(key, vif);
         vif.probe();

@@ -4,7 +4,7 @@
  * needs to keep one past deliver() takes a reference on its skb (or copies a
  * transient one).
  */
-import { readMac } from '@xsim/hypervisor';
+import { declareCounters, readMac, type Counters } from '@xsim/hypervisor';
 
 export interface BridgePort {
   readonly name: string;
@@ -16,27 +16,25 @@ export interface BridgePort {
   deliver(addr: number, len: number, skb: number): void;
 }
 
-export interface BridgeStats {
-  forwarded: number;
-  flooded: number;
-  /** Extra copies flooding made (a frame flooded to n ports is n - 1 more frames in the system). */
-  floodCopies: number;
-  learned: number;
-  moved: number;
-  /** Known destination is the port the frame came from: nothing to do (as Linux's bridge). */
-  dropSamePort: number;
-  /** Nowhere to send: no other port exists. */
-  dropNoPort: number;
-  /** Source MAC is broadcast/multicast: invalid, never forwarded. */
-  dropBadSource: number;
-}
+export const BRIDGE_COUNTERS = declareCounters('bridge', {
+  forwarded: { kind: 'event', help: 'frames forwarded to the one port their destination was learnt on' },
+  flooded: { kind: 'event', help: 'frames flooded (broadcast, multicast, unknown unicast)' },
+  floodCopies: { kind: 'copy', help: 'extra copies flooding made: a frame flooded to n ports is n - 1 more frames in the system' },
+  learned: { kind: 'event', help: 'source MACs learnt on a port' },
+  moved: { kind: 'event', help: 'source MACs that moved to another port' },
+  dropSamePort: { kind: 'drop', help: 'known destination is the port the frame came from: nothing to do (as Linux\'s bridge)' },
+  dropNoPort: { kind: 'drop', help: 'nowhere to send: no other port exists' },
+  dropBadSource: { kind: 'drop', help: 'source MAC is broadcast/multicast: invalid, never forwarded' },
+});
+
+export type BridgeStats = Counters<typeof BRIDGE_COUNTERS.decls>;
 
 const NO_PORT = -1;
 
 export class Bridge {
   private readonly ports: (BridgePort | null)[] = [];
   private readonly fdb = new Map<number, number>();
-  readonly stats: BridgeStats = { forwarded: 0, flooded: 0, floodCopies: 0, learned: 0, moved: 0, dropSamePort: 0, dropNoPort: 0, dropBadSource: 0 };
+  readonly stats: BridgeStats = BRIDGE_COUNTERS.zero();
 
   /** Told when a source MAC is learned (or moves) on a port: accelerators track the uplink's MACs. */
   onLearn: (mac: number, port: number) => void = () => {};

@@ -15,7 +15,11 @@ import {
   GuestMemory,
   RpcEndpoint,
   WakeWord,
+  VIF_KEY,
+  counterKinds,
+  declareCounters,
   XenstoreClient,
+  vifBackendPath,
   type DomainHandle,
   type DomainTask,
 } from '@xsim/hypervisor';
@@ -27,7 +31,7 @@ import { UplinkPort } from './uplink.ts';
 import { VifBackends } from './backends.ts';
 import { AccelManager } from './accel.ts';
 import type { AccelVif } from './accel-api.ts';
-import type { VifBackend } from './vif.ts';
+import type { VifPort } from './vif/common.ts';
 
 export interface Dom0Config {
   mem: SharedArrayBuffer;
@@ -49,6 +53,10 @@ export interface Dom0Config {
 }
 
 /** The bridge port of dom0's own stack: frames are built in an skb and forwarded. */
+export const LOCAL_PORT_COUNTERS = declareCounters("dom0's stack port", {
+  txDropNoSkb: { kind: 'drop', help: "frames dom0's own stack could not send: no skb was free" },
+});
+
 class LocalPort implements BridgePort, FrameTransport {
   readonly name = 'dom0';
   portId = -1;
@@ -148,7 +156,7 @@ export async function boot(task: DomainTask<Dom0Config>): Promise<unknown> {
     driverlink,
     defer: (p, then, fail) => loop.defer(p, then, fail),
     writeAccelKey: (vif, plugin) => {
-      const path = `/local/domain/${domid}/backend/vif/${vif.domid}/${vif.handle}/accel`;
+      const path = `${vifBackendPath(domid, vif.domid, vif.handle)}/${VIF_KEY.accel}`;
       if (plugin) xs.write(path, plugin);
       else if (xs.tryRead(path) !== undefined) xs.rm(path);
     },
@@ -191,7 +199,7 @@ export async function boot(task: DomainTask<Dom0Config>): Promise<unknown> {
   bridge.onLearn = (mac, port) => {
     if (uplink && port === uplink.portId) accel.uplinkLearned(mac);
   };
-  const accelVif = (v: VifBackend): AccelVif => ({ key: v.key, domid: v.frontendDomid, handle: v.handle, mac: v.mac, ip: v.ip });
+  const accelVif = (v: VifPort): AccelVif => ({ key: v.key, domid: v.frontendDomid, handle: v.handle, mac: v.mac, ip: v.ip });
   (cfg.accelChannels ?? []).forEach((c, i) => {
     const guestWake = EventChannelBus.wakeOf(cfg.evtchn, c.domid);
     const key = `${c.domid}/${c.handle}`;
@@ -226,7 +234,7 @@ export async function boot(task: DomainTask<Dom0Config>): Promise<unknown> {
     name: task.name,
     host: task.host,
     bridge: { ...bridge.stats, ports: bridge.portCount },
-    vifs: Object.fromEntries([...backends.vifs].map(([k, v]) => [v.name, { ...v.stats, state: v.state, frontendState: v.frontendState, key: k }])),
+    vifs: Object.fromEntries([...backends.vifs].map(([k, v]) => [v.name, { ...v.stats(), key: k }])),
     uplink: uplink ? { ...uplink.stats, backlog: uplink.backlogLength() } : null,
     nic: driver ? driver.stats() : null,
     accel: accel.stats(),
@@ -237,6 +245,7 @@ export async function boot(task: DomainTask<Dom0Config>): Promise<unknown> {
     endpoint: endpoint.stats(),
     loop: { ...loop.stats },
     log,
+    kinds: counterKinds(),
   });
 
   const control = new RpcEndpoint(task.control, null, wake).onRequest((op, args, later) => {

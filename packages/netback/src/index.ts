@@ -1,8 +1,9 @@
-export { Bridge, type BridgePort, type BridgeStats } from './bridge.ts';
+export { Bridge, BRIDGE_COUNTERS, type BridgePort, type BridgeStats } from './bridge.ts';
 export { SkbPool } from './skb.ts';
-export { VifBackend, type VifDeps, type VifStats } from './vif.ts';
+export { VifBackend, backendNextHop } from './vif/xenbus.ts';
+export { VIF_COUNTERS, VIF_TUNABLES, type VifDeps, type VifCounters, type VifPort, type XsLike, type EvtchnLike } from './vif/common.ts';
 export { VifBackends } from './backends.ts';
-export { UplinkPort, type UplinkDriver, type UplinkStats } from './uplink.ts';
+export { UplinkPort, UPLINK_COUNTERS, type UplinkDriver, type UplinkStats } from './uplink.ts';
 export type { Dom0Config } from './dom0.ts';
 export type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, PluginManifest } from './accel-api.ts';
 export { AccelManager } from './accel.ts';

@@ -4,6 +4,7 @@
  * NIC reports the DMA done. Received frames enter the bridge straight from the
  * driver's RX buffer, which is reposted when forwarding returns.
  */
+import { declareCounters, type Counters } from '@xsim/hypervisor';
 import type { Bridge, BridgePort } from './bridge.ts';
 import type { SkbPool } from './skb.ts';
 
@@ -13,13 +14,14 @@ export interface UplinkDriver {
   poll(budget: number, onRx: (ram: Uint8Array, off: number, len: number) => void, onTxDone: (cookie: number) => void): number;
 }
 
-export interface UplinkStats {
-  txPackets: number;
-  rxPackets: number;
-  /** Frames dropped because the NIC's TX ring and our backlog were both full. */
-  txDropBacklogFull: number;
-  txDropNoSkb: number;
-}
+export const UPLINK_COUNTERS = declareCounters('uplink', {
+  txPackets: { kind: 'event', help: 'frames handed to the NIC' },
+  rxPackets: { kind: 'event', help: 'frames received from the NIC' },
+  txDropBacklogFull: { kind: 'drop', help: "frames dropped: the NIC's TX ring and our backlog were both full" },
+  txDropNoSkb: { kind: 'drop', help: 'frames dropped: no skb was free to hold them' },
+});
+
+export type UplinkStats = Counters<typeof UPLINK_COUNTERS.decls>;
 
 const BACKLOG_MAX = 1024;
 
@@ -28,7 +30,7 @@ export class UplinkPort implements BridgePort {
   portId = -1;
   private readonly backlog: number[] = [];
   private backlogHead = 0;
-  readonly stats: UplinkStats = { txPackets: 0, rxPackets: 0, txDropBacklogFull: 0, txDropNoSkb: 0 };
+  readonly stats: UplinkStats = UPLINK_COUNTERS.zero();
   private readonly onRx: (ram: Uint8Array, off: number, len: number) => void;
   private readonly onTxDone: (cookie: number) => void;
 

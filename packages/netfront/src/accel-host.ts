@@ -12,11 +12,17 @@
  * hears "frontend_failed" so it detaches the vif its usual way. The broken
  * frontend is dropped, not cached for a later attachment.
  */
-import type { RpcEndpoint } from '@xsim/hypervisor';
+import { declareCounters, type RpcEndpoint } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
-import type { Netfront } from './netfront.ts';
+import type { Netfront } from './netfront/xenbus.ts';
 
 type Shared = readonly SharedArrayBuffer[];
+
+export const ACCEL_HOST_COUNTERS = declareCounters('accel frontend host', {
+  refused: { kind: 'event', help: 'requests the backend refused (a guest asking for NIC filters)' },
+  attachments: { kind: 'event', help: 'times a plugin frontend was attached' },
+  pluginErrors: { kind: 'event', help: 'hook calls into a frontend that threw (each broke that frontend)' },
+});
 
 export class AccelHost {
   private fe: AccelFrontend | null = null;

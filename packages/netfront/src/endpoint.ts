@@ -4,7 +4,7 @@
  * by toolstack control requests. Used by guests (over netfront) and by dom0
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
-import { DEFERRED, type RpcValue } from '@xsim/hypervisor';
+import { DEFERRED, declareCounters, type RpcValue } from '@xsim/hypervisor';
 import { GuestStack, parseIp, parseMac, type StackTransport } from './net/index.ts';
 import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender } from './traffic/index.ts';
 
@@ -29,6 +29,10 @@ export interface EndpointOptions {
 }
 
 type Reply = (result: RpcValue, error?: string) => void;
+
+export const ENDPOINT_COUNTERS = declareCounters('traffic endpoint', {
+  lateCredits: { kind: 'event', help: 'stream credits that arrived after their stream ended' },
+});
 
 const ECHO_PORT = 7;
 const TX_BURST = 64;
@@ -87,9 +91,11 @@ export class NetEndpoint {
       },
       commit: (len) => this.t.txCommit(len),
     };
-    this.stack = new GuestStack({ mac: parseMac(o.mac), ip: parseIp(o.ip), transport });
+    this.stack = new GuestStack({ mac: parseMac(o.mac), ip: parseIp(o.ip), transport, mtu: o.mtu });
     const server = new PingServer();
     this.stack.bind(ECHO_PORT, (buf, off, len, srcIp, srcPort) => {
+      // A probe larger than we may send back (a peer with a larger MTU) is not answered.
+      if (GuestStack.udpFrameLen(len) > this.stack.maxFrame) return;
       server.handle();
       this.stack.sendUdp(srcIp, ECHO_PORT, srcPort, len, (out, at) => copyInto(out, at, buf, off, len));
     });
@@ -148,9 +154,13 @@ export class NetEndpoint {
         return DEFERRED;
       }
       case 'ping': {
+        const size = Number(a.size ?? 64);
+        if (!Number.isInteger(size) || size < 16) throw new Error(`ping size must be an integer of at least 16 bytes (seq + timestamp), got ${String(a.size)}`);
+        const frame = GuestStack.udpFrameLen(size);
+        if (frame > this.stack.maxFrame) throw new Error(`ping of ${size} bytes makes a ${frame}-byte frame: over ${this.o.name}'s MTU ${this.o.mtu} (+14-byte header)`);
         const srcPort = this.nextPort++;
         const client = new PingClient();
-        const job: PingJob = { client, dstIp: parseIp(String(a.dstIp)), count: Number(a.count ?? 100), size: Number(a.size ?? 64), sent: 0, reply: later(), deadline: now + Number(a.timeoutMs ?? 10_000), srcPort };
+        const job: PingJob = { client, dstIp: parseIp(String(a.dstIp)), count: Number(a.count ?? 100), size, sent: 0, reply: later(), deadline: now + Number(a.timeoutMs ?? 10_000), srcPort };
         this.stack.bind(srcPort, (buf, off, len) => client.onReply(buf, off, len, performance.now()));
         this.pings.push(job);
         return DEFERRED;

@@ -51,8 +51,8 @@ function pair() {
   };
   const ta = mk();
   const tb = mk();
-  const a = new GuestStack({ mac: parseMac('00:16:3e:00:00:0a'), ip: parseIp('10.0.0.10'), transport: ta });
-  const b = new GuestStack({ mac: parseMac('00:16:3e:00:00:0b'), ip: parseIp('10.0.0.11'), transport: tb });
+  const a = new GuestStack({ mac: parseMac('00:16:3e:00:00:0a'), ip: parseIp('10.0.0.10'), transport: ta, mtu: 9000 });
+  const b = new GuestStack({ mac: parseMac('00:16:3e:00:00:0b'), ip: parseIp('10.0.0.11'), transport: tb, mtu: 9000 });
   const pump = () => {
     let moved = true;
     while (moved) {
@@ -148,6 +148,19 @@ describe('guest stack', () => {
       }),
       { numRuns: 50 },
     );
+  });
+});
+
+describe('the MTU', () => {
+  it('refuses to build a frame over the MTU with a clear error, and sends nothing', () => {
+    const { a, b, pump } = pair();
+    a.resolve(b.ip);
+    pump();
+    // 8972 bytes of payload + 42 of headers = 9014 = MTU 9000 + 14: the largest frame.
+    expect(a.sendUdp(b.ip, 1, 2, 8972, () => {})).toBe(true);
+    const sent = a.counters.txFrames;
+    expect(() => a.sendUdp(b.ip, 1, 2, 8973, () => {})).toThrow(/UDP payload of 8973 bytes makes a 9015-byte frame, over this interface's MTU 9000/);
+    expect(a.counters.txFrames).toBe(sent);
   });
 });
 

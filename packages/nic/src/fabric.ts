@@ -4,7 +4,7 @@
  * one thread per NIC. Kernel module: export boot().
  */
 import type { MessagePort } from 'node:worker_threads';
-import { DeviceInterrupts, DomainLoop, RpcEndpoint, WakeWord, type DomainTask } from '@xsim/hypervisor';
+import { DeviceInterrupts, DomainLoop, RpcEndpoint, WakeWord, counterKinds, type DomainTask } from '@xsim/hypervisor';
 import { HwNic, type NicSpec } from './hw-nic.ts';
 import { FABRIC_ASLEEP } from './layout.ts';
 import { handleMcdi } from './mcdi.ts';
@@ -56,7 +56,7 @@ export function boot(task: DomainTask<FabricConfig>): unknown {
     },
     afterWake: () => Atomics.store(flags, FABRIC_ASLEEP, 0),
   });
-  const stats = () => ({ nics: nics.map((n) => n.stats()), loop: { ...loop.stats } });
+  const stats = () => ({ nics: nics.map((n) => n.stats()), loop: { ...loop.stats }, kinds: counterKinds() });
   const control = new RpcEndpoint(task.control, null, wake).onRequest((op, args) => {
     const a = (args ?? {}) as { nic?: number; up?: boolean };
     if (op === 'stats') return stats();

@@ -4,7 +4,7 @@
  * ring ends in exactly one place: delivered to one or more VIs, sent on the
  * wire, or a named drop counter.
  */
-import { DeviceInterrupts, readMac } from '@xsim/hypervisor';
+import { DeviceInterrupts, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import { FilterTable } from './filter-table.ts';
 import { HwVi } from './hw-vi.ts';
@@ -57,20 +57,17 @@ export interface NicSpec {
   vis: number;
 }
 
-export interface NicCounters {
-  wireTx: number;
-  wireRx: number;
-  /** Sent while no wire is attached. */
-  txNoLink: number;
-  /** Sent or received while the link is down. */
-  linkDownDrops: number;
-  /** Received frames longer than our MTU allows. */
-  rxOversize: number;
-  /** Received for a VI that is not running (reset or faulted). */
-  rxViDown: number;
-  /** Received with no filter match: went to VI 0. */
-  rxDefault: number;
-}
+export const NIC_COUNTERS = declareCounters('nic', {
+  wireTx: { kind: 'event', help: 'frames sent on the wire' },
+  wireRx: { kind: 'event', help: 'frames received from the wire' },
+  txNoLink: { kind: 'drop', help: 'sent while no wire is attached' },
+  linkDownDrops: { kind: 'drop', help: 'sent or received while the link is down' },
+  rxOversize: { kind: 'drop', help: 'received longer than our MTU allows' },
+  rxViDown: { kind: 'drop', help: 'received for a VI that is not running (reset or faulted)' },
+  rxDefault: { kind: 'event', help: 'received with no filter match: went to VI 0' },
+});
+
+export type NicCounters = Counters<typeof NIC_COUNTERS.decls>;
 
 const TX_BUDGET = 64;
 
@@ -78,7 +75,7 @@ export class HwNic {
   readonly vis: HwVi[];
   readonly buffers: BufferTable;
   readonly filters = new FilterTable();
-  readonly c: NicCounters = { wireTx: 0, wireRx: 0, txNoLink: 0, linkDownDrops: 0, rxOversize: 0, rxViDown: 0, rxDefault: 0 };
+  readonly c: NicCounters = NIC_COUNTERS.zero();
   peer: HwNic | null = null;
   linkUp = true;
   private maxFrame: number;

@@ -1,25 +1,22 @@
 /** The NIC's private state for one VI: its rings (shared with the driver) and counters. */
+import { declareCounters, type Counters } from '@xsim/hypervisor';
 import { VI_STATE_RESET, W_EV_PROD, W_RX_CONS, W_TX_CONS, W_VI_STATE } from './layout.ts';
 
-export interface ViCounters {
-  txFrames: number;
-  txBytes: number;
-  rxFrames: number;
-  rxBytes: number;
-  /** Sent with a source MAC this VI does not own. */
-  txSpoofDrops: number;
-  /** Longer than the MTU allows. */
-  txOversize: number;
-  /** Received while the VI had no RX descriptor posted. */
-  rxNoDesc: number;
-  /** Frames delivered to another VI of the same NIC without touching the wire. */
-  txSwitchedLocal: number;
-  faults: number;
-  /** Posted by the driver but never sent: the VI was torn down first (not counted for a faulted VI: its driver counts those). */
-  txDiscardedAtFini: number;
-  /** Delivered into the driver's buffers, but the VI was torn down before the driver read the events. */
-  rxUnreadAtFini: number;
-}
+export const VI_COUNTERS = declareCounters('nic VI', {
+  txFrames: { kind: 'event', help: 'frames this VI sent' },
+  txBytes: { kind: 'event', help: 'bytes of those frames' },
+  rxFrames: { kind: 'event', help: "frames DMAed into this VI's RX buffers" },
+  rxBytes: { kind: 'event', help: 'bytes of those frames' },
+  txSpoofDrops: { kind: 'drop', help: 'sent with a source MAC this VI does not own (anti-spoofing)' },
+  txOversize: { kind: 'drop', help: 'sent longer than the MTU allows, or shorter than an Ethernet header' },
+  rxNoDesc: { kind: 'drop', help: 'received while the VI had too few RX descriptors posted (or no event-queue room)' },
+  txSwitchedLocal: { kind: 'event', help: 'frames delivered to another VI of the same NIC without touching the wire' },
+  faults: { kind: 'event', help: 'times the VI faulted on a bad descriptor' },
+  txDiscardedAtFini: { kind: 'drop', help: 'posted by the driver but never sent: the VI was torn down first (a faulted VI: its driver counts them)' },
+  rxUnreadAtFini: { kind: 'drop', help: 'delivered into the driver\'s buffers, but the VI was torn down before the driver read the events' },
+});
+
+export type ViCounters = Counters<typeof VI_COUNTERS.decls>;
 
 export class HwVi {
   readonly i32: Int32Array;
@@ -35,7 +32,7 @@ export class HwVi {
   running = false;
   evDirty = false;
   faultReason = 0;
-  readonly c: ViCounters = { txFrames: 0, txBytes: 0, rxFrames: 0, rxBytes: 0, txSpoofDrops: 0, txOversize: 0, rxNoDesc: 0, txSwitchedLocal: 0, faults: 0, txDiscardedAtFini: 0, rxUnreadAtFini: 0 };
+  readonly c: ViCounters = VI_COUNTERS.zero();
 
   constructor(
     readonly id: number,

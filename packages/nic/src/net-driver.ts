@@ -4,7 +4,7 @@
  * without a copy, keeps RX buffers big enough for a whole frame posted, and
  * turns events into RX frames and TX completions.
  */
-import type { EventChannels, FrameAllocator, GuestMemory, RpcEndpoint } from '@xsim/hypervisor';
+import { declareCounters, type Counters, type EventChannels, type FrameAllocator, type GuestMemory, type RpcEndpoint } from '@xsim/hypervisor';
 import {
   EV_FLAGS,
   EV_INDEX,
@@ -35,13 +35,19 @@ export interface NetDriverOptions {
   driverlink?: Driverlink;
 }
 
-export interface NetDriverStats {
-  txPosted: number;
-  txCompleted: number;
-  txRingFull: number;
-  rxFrames: number;
-  /** Frames that did not fit one RX buffer (cannot happen within the MTU): dropped. */
-  rxScatterDrops: number;
+export const NET_DRIVER_COUNTERS = declareCounters('nic primary driver', {
+  txPosted: { kind: 'event', help: 'frames posted on VI 0' },
+  txCompleted: { kind: 'event', help: 'VI 0 TX completions' },
+  txRingFull: { kind: 'event', help: "times VI 0's TX ring was full (the caller keeps the frame)" },
+  rxFrames: { kind: 'event', help: 'frames received on VI 0' },
+  rxScatterDrops: { kind: 'drop', help: 'frames that did not fit one RX buffer (cannot happen within the MTU): dropped' },
+  vetoedRx: { kind: 'drop', help: 'received frames a secondary driver vetoed' },
+  vetoedTx: { kind: 'drop', help: 'frames to send that a secondary driver vetoed' },
+});
+
+export type NetDriverCounters = Counters<typeof NET_DRIVER_COUNTERS.decls>;
+
+export interface NetDriverStats extends Omit<NetDriverCounters, 'vetoedRx' | 'vetoedTx'> {
   viState: number;
   fault: string;
 }

@@ -5,6 +5,7 @@
  * driverlink as vetoedRx/vetoedTx). It inspects standard frames only and so
  * refuses an MTU above 1500.
  */
+import { declareCounters } from '@xsim/hypervisor';
 import type { AccelBackend, PluginManifest } from '@xsim/netback';
 
 export const manifest: PluginManifest = { name: 'firewall', version: '1.0.0', matches: ['*'], features: ['intercept'] };
@@ -17,6 +18,11 @@ export interface FirewallRule {
   dstIp?: string;
   srcIp?: string;
 }
+
+export const FIREWALL_COUNTERS = declareCounters('firewall', {
+  inspected: { kind: 'event', help: 'frames the rules were checked against' },
+  matched: { kind: 'event', help: 'frames a rule matched (vetoed: driverlink counts them as vetoedRx/vetoedTx)' },
+});
 
 function ipNum(s: string): number {
   return s.split('.').reduce((n, p) => n * 256 + Number(p), 0) >>> 0;

@@ -2,7 +2,12 @@
  * null: attaches to every vif and declines every frame, so a run with it
  * measures what the accelerator hooks alone cost on the slow path.
  */
+import { declareCounters } from '@xsim/hypervisor';
 import type { AccelBackend, AccelBackendContext, PluginManifest } from '@xsim/netback';
+
+export const NULL_BACKEND_COUNTERS = declareCounters('null backend', {
+  attachedVifs: { kind: 'gauge', help: 'vifs attached now' },
+});
 
 export const manifest: PluginManifest = { name: 'null', version: '1.0.0', matches: ['*'], features: ['vif'] };
 
@@ -28,6 +33,6 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
     vifGone(vif) {
       attached.delete(vif.key);
     },
-    stats: () => ({ attached: attached.size }),
+    stats: () => ({ attachedVifs: attached.size }),
   };
 }

@@ -1,4 +1,9 @@
+import { declareCounters } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
+
+export const NULL_FRONTEND_COUNTERS = declareCounters('null frontend', {
+  offered: { kind: 'event', help: 'frames offered to the plugin (all declined)' },
+});
 
 export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
   let offered = 0;

@@ -9,6 +9,7 @@
  */
 import type { AccelBackend, AccelBackendContext, AccelVif, PluginManifest } from '@xsim/netback';
 import type { NicInfo } from '@xsim/nic';
+import { declareCounters } from '@xsim/hypervisor';
 
 export const manifest: PluginManifest = {
   name: 'vnic',
@@ -34,9 +35,18 @@ interface VifState {
 /** The VI is up and the guest drives it (link and fast-path news go to it). */
 const viUp = (st: VifState) => st.stage === 'starting' || st.stage === 'ready';
 
+export const VNIC_BACKEND_COUNTERS = declareCounters('vnic backend', {
+  attached: { kind: 'event', help: 'vifs given a running VI' },
+  filtersInserted: { kind: 'event', help: 'IPv4 flow filters learnt onto a VI' },
+  filterFailures: { kind: 'event', help: 'flow filters the NIC refused (table full, a duplicate)' },
+  noFreeVi: { kind: 'event', help: 'vifs left on the slow path: no VI free' },
+  faults: { kind: 'event', help: 'VIs that faulted (a bad descriptor from the guest)' },
+  declined: { kind: 'event', help: "offers the guest's frontend declined" },
+});
+
 export function createBackend(ctx: AccelBackendContext): AccelBackend {
   const vifs = new Map<string, VifState>();
-  const s = { attached: 0, filtersInserted: 0, filterFailures: 0, noFreeVi: 0, faults: 0, declined: 0 };
+  const s = VNIC_BACKEND_COUNTERS.zero();
 
   const removeFilters = (st: VifState) => {
     for (const id of st.filters.values()) ctx.mcdi('filter_remove', { id });

@@ -23,6 +23,12 @@ export interface SimulationOptions {
   /** How long to wait for every vif to connect. */
   connectTimeoutMs?: number;
   log?: (line: string) => void;
+  /**
+   * A guest kernel other than the stock one for some domains ("host/domU" →
+   * module URL exporting boot(task)): a user's own kernel, or a test's
+   * misbehaving guest.
+   */
+  kernels?: Record<string, string>;
 }
 
 export interface DomainRef {
@@ -188,7 +194,7 @@ export class Simulation {
       spinRounds: this.opts.spinRounds,
     };
     const ports = spec.vifs.map((_v, n) => this.accelGuestPorts.get(`${h.index}/${d.domid}/${n}`)!);
-    this.launch(h, d, GUEST_KERNEL, spec.vifs[0].ip, config, ports);
+    this.launch(h, d, this.opts.kernels?.[`${h.spec.name}/${spec.name}`] ?? GUEST_KERNEL, spec.vifs[0].ip, config, ports);
   }
 
   /** Resolve when every vif's frontend and backend read Connected in xenstore. */

@@ -8,6 +8,7 @@
  * five busy workers; a spinning worker steals the core its producer needs.
  */
 import type { WakeWord } from '../wake.ts';
+import { declareCounters, type Counters } from '../metrics.ts';
 
 /** A source of work; returns how much it did (0 = nothing to do). */
 export type Poller = () => number;
@@ -26,12 +27,13 @@ export interface LoopOptions {
   afterWake?: () => void;
 }
 
-export interface LoopStats {
-  rounds: number;
-  sleeps: number;
-  /** Time blocked in Atomics.wait: the rest of the worker's life it was on a core (or waiting for one). */
-  sleepMs: number;
-}
+export const LOOP_COUNTERS = declareCounters('domain loop', {
+  rounds: { kind: 'event', help: 'polling rounds run' },
+  sleeps: { kind: 'event', help: 'times the worker blocked in Atomics.wait' },
+  sleepMs: { kind: 'gauge', help: 'time blocked in Atomics.wait (ms): the rest of its life the worker was on a core or waiting for one' },
+});
+
+export type LoopStats = Counters<typeof LOOP_COUNTERS.decls>;
 
 export class DomainLoop {
   private readonly pollers: { name: string; poll: Poller }[] = [];
@@ -42,7 +44,7 @@ export class DomainLoop {
   private readonly maxSleepMs: number;
   private readonly beforeSleep?: () => number;
   private readonly afterWake?: () => void;
-  readonly stats: LoopStats = { rounds: 0, sleeps: 0, sleepMs: 0 };
+  readonly stats: LoopStats = LOOP_COUNTERS.zero();
 
   constructor(
     private readonly wake: WakeWord,

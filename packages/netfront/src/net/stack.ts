@@ -5,6 +5,7 @@
  * a buffer the transport lends (a guest page, a dom0 skb): no copies, no
  * per-frame allocation. Every frame not delivered is counted by reason.
  */
+import { declareCounters, type Counters } from '@xsim/hypervisor';
 import { ArpCache } from './arp.ts';
 import { BROADCAST_MAC, readMac, writeMac } from './addr.ts';
 import {
@@ -34,57 +35,61 @@ export interface StackTransport {
   commit(len: number): void;
 }
 
+/** A request the stack cannot honour (an errno and what is wrong). */
+export class StackError extends Error {
+  constructor(
+    readonly code: 'EMSGSIZE',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StackError';
+  }
+}
+
 export type UdpHandler = (buf: Uint8Array, off: number, len: number, srcIp: number, srcPort: number) => void;
 export type PayloadFill = (buf: Uint8Array, off: number) => void;
 
-export interface StackCounters {
-  rxFrames: number;
-  rxUdp: number;
-  rxArp: number;
-  rxRunt: number;
-  rxNotForUs: number;
-  rxBadIp: number;
-  rxBadChecksum: number;
-  rxNotUdp: number;
-  rxBadUdp: number;
-  rxNoSocket: number;
-  rxUnknownEthertype: number;
-  txFrames: number;
-  txUdp: number;
-  txArp: number;
-  /** sendUdp refused: destination MAC not resolved yet (an ARP request is out). */
-  txArpPending: number;
-  /** sendUdp refused: the transport had no room (the caller retries). */
-  txBusy: number;
-}
+export const STACK_COUNTERS = declareCounters('guest stack', {
+  rxFrames: { kind: 'event', help: 'frames handed to the stack' },
+  rxUdp: { kind: 'event', help: 'UDP datagrams delivered to a socket' },
+  rxArp: { kind: 'event', help: 'ARP packets handled' },
+  rxRunt: { kind: 'drop', help: 'frames shorter than an Ethernet header' },
+  rxNotForUs: { kind: 'drop', help: 'frames for another MAC or IP (a flooded copy, an ARP request for someone else)' },
+  rxBadIp: { kind: 'drop', help: 'malformed IPv4 header or ARP packet' },
+  rxBadChecksum: { kind: 'drop', help: 'IPv4 header checksum wrong' },
+  rxNotUdp: { kind: 'drop', help: 'IPv4 protocol other than UDP' },
+  rxBadUdp: { kind: 'drop', help: 'malformed UDP header' },
+  rxNoSocket: { kind: 'drop', help: 'UDP datagram for a port nobody listens on' },
+  rxUnknownEthertype: { kind: 'drop', help: 'neither IPv4 nor ARP' },
+  txFrames: { kind: 'event', help: 'frames sent' },
+  txUdp: { kind: 'event', help: 'UDP datagrams sent' },
+  txArp: { kind: 'event', help: 'ARP packets sent' },
+  txArpPending: { kind: 'event', help: 'sendUdp refused: destination MAC not resolved yet (an ARP request is out)' },
+  txBusy: { kind: 'event', help: 'sendUdp refused: the transport had no room (the caller retries)' },
+});
+
+export type StackCounters = Counters<typeof STACK_COUNTERS.decls>;
 
 export class GuestStack {
   readonly arp = new ArpCache();
-  readonly counters: StackCounters = {
-    rxFrames: 0,
-    rxUdp: 0,
-    rxArp: 0,
-    rxRunt: 0,
-    rxNotForUs: 0,
-    rxBadIp: 0,
-    rxBadChecksum: 0,
-    rxNotUdp: 0,
-    rxBadUdp: 0,
-    rxNoSocket: 0,
-    rxUnknownEthertype: 0,
-    txFrames: 0,
-    txUdp: 0,
-    txArp: 0,
-    txArpPending: 0,
-    txBusy: 0,
-  };
+  readonly counters: StackCounters = STACK_COUNTERS.zero();
   private readonly sockets = new Map<number, UdpHandler>();
   private ipId = 0;
   private now = 0;
 
+  /** The largest Ethernet frame this interface sends (MTU + 14-byte header). */
+  readonly maxFrame: number;
+
   constructor(
-    readonly opts: { mac: number; ip: number; transport: StackTransport },
-  ) {}
+    readonly opts: { mac: number; ip: number; transport: StackTransport; mtu?: number },
+  ) {
+    this.maxFrame = (opts.mtu ?? 1500) + ETH_HLEN;
+  }
+
+  /** The frame length sendUdp builds for a payload of `payloadLen` bytes. */
+  static udpFrameLen(payloadLen: number): number {
+    return Math.max(UDP_OVERHEAD + payloadLen, ETH_ZLEN);
+  }
 
   get mac(): number {
     return this.opts.mac;
@@ -123,7 +128,8 @@ export class GuestStack {
       this.resolve(dstIp, performance.now());
       return false;
     }
-    const len = Math.max(UDP_OVERHEAD + payloadLen, ETH_ZLEN);
+    const len = GuestStack.udpFrameLen(payloadLen);
+    if (len > this.maxFrame) throw new StackError('EMSGSIZE', `a UDP payload of ${payloadLen} bytes makes a ${len}-byte frame, over this interface's MTU ${this.maxFrame - ETH_HLEN} (+${ETH_HLEN}-byte header)`);
     const slot = this.opts.transport.reserve(len);
     if (!slot) {
       this.counters.txBusy++;

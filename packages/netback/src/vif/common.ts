@@ -1,0 +1,135 @@
+/**
+ * What every part of a vif backend shares: the tunables (one place, named as
+ * Linux names them), the counters with their meaning, the private copy of a
+ * ring request, and the narrow interfaces netback needs of xenstore, event
+ * channels and grant operations.
+ */
+import type { XsLike } from '@xsim/hypervisor';
+import { DOMID_SELF, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_okay, PAGE_SIZE, declareCounters, type Counters, type GrantOps } from '@xsim/hypervisor';
+import type { Bridge } from '../bridge.ts';
+import type { SkbPool } from '../skb.ts';
+
+export const ETH_HLEN = 14;
+
+/** netback's tunables. Thresholds follow Linux xen-netback (netback.c, rx.c). */
+export const VIF_TUNABLES = {
+  /**
+   * XEN_NETBK_LEGACY_SLOTS_MAX: a frame may span this many TX slots. One of
+   * legacySlotsMax + 1 .. fatalSkbSlots slots is dropped with
+   * XEN_NETIF_RSP_ERROR (xenvif_count_requests: "Too many slots").
+   */
+  legacySlotsMax: 18,
+  /**
+   * fatal_skb_slots (module parameter, default 20): a frame over this many
+   * slots is malice, not a bug: the vif is disconnected (xenvif_fatal_tx_err).
+   */
+  fatalSkbSlots: 20,
+  /** Frames taken from the TX ring per poll (NAPI budget). */
+  txBudget: 64,
+  /** Frames whose grant copies are batched before their responses go out (gnttab_batch_copy). */
+  txBatch: 32,
+  /** Frames queued for a guest that has not posted RX buffers yet. */
+  rxQueueMax: 256,
+  /** Frames copied into the guest per poll (RX_BATCH_SIZE). */
+  rxBatch: 64,
+} as const;
+
+export const VIF_COUNTERS = declareCounters('netback vif', {
+  txPackets: { kind: 'event', help: 'frames taken from the guest TX ring and forwarded' },
+  txBytes: { kind: 'event', help: 'bytes of those frames' },
+  txErrRunt: { kind: 'drop', help: 'guest frame whose first slot is shorter than an Ethernet header: answered XEN_NETIF_RSP_ERROR' },
+  txErrOversize: { kind: 'drop', help: 'guest frame longer than the MTU allows: answered XEN_NETIF_RSP_ERROR' },
+  txErrSlotSize: { kind: 'drop', help: 'guest frame with a slot larger than the size left: answered XEN_NETIF_RSP_ERROR' },
+  txErrTooManySlots: { kind: 'drop', help: 'guest frame over XEN_NETBK_LEGACY_SLOTS_MAX slots (up to fatal_skb_slots): answered XEN_NETIF_RSP_ERROR' },
+  txErrGrantCopy: { kind: 'drop', help: 'guest frame whose grant copy failed (a grant it does not own): answered XEN_NETIF_RSP_ERROR' },
+  txErrResponses: { kind: 'event', help: 'XEN_NETIF_RSP_ERROR responses written (one per slot of a dropped frame)' },
+  txDropDisconnected: { kind: 'drop', help: 'guest frame copied and answered, then dropped: the vif was disconnected before it was forwarded' },
+  txStallNoSkb: { kind: 'event', help: 'times TX stopped because dom0 had no free skb (frames wait in the ring)' },
+  rxPackets: { kind: 'event', help: 'frames copied into the guest' },
+  rxBytes: { kind: 'event', help: 'bytes of those frames' },
+  rxDropQueueFull: { kind: 'drop', help: "frame for the guest dropped: its RX queue was full" },
+  rxDropNotConnected: { kind: 'drop', help: 'frame for the guest dropped: the vif was not connected' },
+  rxDropNoSkb: { kind: 'drop', help: 'frame for the guest dropped: no skb was free to queue it' },
+  rxDropFatal: { kind: 'drop', help: 'frame in hand when the guest was disconnected for a broken RX ring' },
+  rxErrGrantCopy: { kind: 'drop', help: 'frame for the guest whose copy into its buffer failed: the response carries the GNTST_* status' },
+  notifiesSent: { kind: 'event', help: 'event-channel notifications sent to the frontend' },
+  disconnects: { kind: 'event', help: 'times the frontend was disconnected for malice or a broken ring' },
+});
+
+export type VifCounters = Counters<typeof VIF_COUNTERS.decls>;
+
+/** A ring request copied once out of shared memory (RING_COPY_REQUEST): checks and use read only this. */
+export interface TxReq {
+  gref: number;
+  offset: number;
+  flags: number;
+  id: number;
+  size: number;
+}
+
+export function txReq(): TxReq {
+  return { gref: 0, offset: 0, flags: 0, id: 0, size: 0 };
+}
+
+/** The event-channel calls a backend makes. */
+export interface EvtchnLike {
+  bindInterdomain(remoteDomid: number, remotePort: number): number;
+  bindHandler(port: number, handler: (port: number) => void): void;
+  send(port: number): boolean;
+  close(port: number): void;
+}
+
+export type { XsLike };
+
+export interface VifDeps {
+  ops: GrantOps;
+  evtchn: EvtchnLike;
+  xs: XsLike;
+  skbs: SkbPool;
+  bridge: Bridge;
+  /** Largest frame accepted from the guest (MTU + Ethernet header + VLAN tag). */
+  maxFrame: number;
+  log: (msg: string) => void;
+  /** The vif reached Connected / left it (accelerators attach and detach). */
+  onConnected?: (vif: VifPort) => void;
+  onDisconnected?: (vif: VifPort) => void;
+  /** A frame was delivered into the guest on the slow path (accelerators learn flows here). */
+  onRxDelivered?: (vif: VifPort, ram: Uint8Array, addr: number, len: number) => void;
+}
+
+/** What the accelerator hooks learn of a vif. */
+export interface VifPort {
+  readonly key: string;
+  readonly frontendDomid: number;
+  readonly handle: number;
+  readonly mac: number;
+  readonly ip: number;
+}
+
+/** GNTTABOP_copy guest (gref, off) → dom0 RAM at `dst`, split at dom0 page boundaries. */
+export function copyFromGuest(ops: GrantOps, domid: number, gref: number, off: number, dst: number, len: number): number {
+  while (len > 0) {
+    const dOff = dst & (PAGE_SIZE - 1);
+    const n = Math.min(len, PAGE_SIZE - dOff);
+    const st = ops.copy(GNTCOPY_source_gref, domid, gref, off, DOMID_SELF, dst >>> 12, dOff, n);
+    if (st !== GNTST_okay) return st;
+    off += n;
+    dst += n;
+    len -= n;
+  }
+  return GNTST_okay;
+}
+
+/** GNTTABOP_copy dom0 RAM at `src` → guest (gref, dstOff), split at dom0 page boundaries. */
+export function copyToGuest(ops: GrantOps, domid: number, src: number, gref: number, dstOff: number, len: number): number {
+  while (len > 0) {
+    const sOff = src & (PAGE_SIZE - 1);
+    const n = Math.min(len, PAGE_SIZE - sOff);
+    const st = ops.copy(GNTCOPY_dest_gref, DOMID_SELF, src >>> 12, sOff, domid, gref, dstOff, n);
+    if (st !== GNTST_okay) return st;
+    src += n;
+    dstOff += n;
+    len -= n;
+  }
+  return GNTST_okay;
+}

@@ -1,0 +1,188 @@
+/**
+ * dom0 → guest: the vif's RX ring, after Linux xen-netback's rx.c. Frames
+ * the bridge hands the vif are copied into buffers the guest posted (one
+ * request per page of the frame) or wait in a bounded queue until it posts
+ * more. Each request is copied out of the shared ring once before use.
+ *
+ * A grant copy into a buffer the guest does not own fails that frame alone:
+ * its response carries the GNTST_* status, as xenvif_rx_copy_flush writes
+ * it, and the frame is counted. An impossible request producer is a broken
+ * ring: the vif is disconnected, and the frame in hand is counted too.
+ */
+import {
+  GNTST_okay,
+  NETRXF_data_validated,
+  NETRXF_more_data,
+  PAGE_SIZE,
+  RXREQ_GREF,
+  RXREQ_ID,
+  RXRSP_FLAGS,
+  RXRSP_ID,
+  RXRSP_OFFSET,
+  RXRSP_STATUS,
+  grantStatusName,
+  type BackRing,
+} from '@xsim/hypervisor';
+import { VIF_TUNABLES, copyToGuest, type VifCounters, type VifDeps, type VifPort } from './common.ts';
+
+/** What the RX path needs of its vif. */
+export interface RxOwner extends VifPort {
+  readonly name: string;
+  readonly c: VifCounters;
+  fatal(reason: string): void;
+  notify(): void;
+}
+
+type Copied = 'done' | 'wait' | 'gone';
+
+export class VifRx {
+  /** skbs waiting for RX buffers, oldest first. */
+  private readonly queue: number[] = [];
+  private head = 0;
+  private unpushed = false;
+  private gone = false;
+
+  constructor(
+    readonly ring: BackRing,
+    private readonly d: VifDeps,
+    private readonly v: RxOwner,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** A frame for this guest from the bridge (skb >= 0: a pooled buffer we may keep a reference to). */
+  deliver(addr: number, len: number, skb: number): void {
+    const c = this.v.c;
+    if (this.gone) {
+      c.rxDropNotConnected++;
+      return;
+    }
+    if (this.queued === 0) {
+      const r = this.copyOne(addr, len);
+      if (r !== 'wait') return;
+    }
+    if (this.queued >= VIF_TUNABLES.rxQueueMax) {
+      c.rxDropQueueFull++;
+      return;
+    }
+    const { skbs } = this.d;
+    let keep = skb;
+    if (keep >= 0) skbs.get(keep);
+    else {
+      keep = skbs.clone(addr, len);
+      if (keep < 0) {
+        c.rxDropNoSkb++;
+        return;
+      }
+    }
+    skbs.len[keep] = len;
+    this.queue.push(keep);
+  }
+
+  /**
+   * Copy one frame into buffers the guest posted: 'done' (delivered or
+   * counted), 'wait' (not enough buffers posted yet) or 'gone' (the ring
+   * broke: the vif is being disconnected and the frame was counted).
+   */
+  private copyOne(addr: number, len: number): Copied {
+    const ring = this.ring;
+    const c = this.v.c;
+    const prod = ring.requestProducer();
+    if (prod < 0) {
+      c.rxDropFatal++;
+      this.gone = true;
+      this.v.fatal(`impossible RX producer index ${ring.sring.reqProd} (rsp_prod_pvt ${ring.rspProdPvt}, ring size ${ring.size})`);
+      return 'gone';
+    }
+    const need = Math.max(1, Math.ceil(len / PAGE_SIZE));
+    if (ring.unconsumedRequests(prod) < need) return 'wait';
+    const dv = ring.sring.dv;
+    const domid = this.v.frontendDomid;
+    let left = len;
+    let src = addr;
+    let failed = GNTST_okay;
+    let failedRef = 0;
+    while (left > 0) {
+      // RING_COPY_REQUEST: id and gref are read once.
+      const o = ring.sring.slotOffset(ring.reqCons);
+      const id = dv.getUint16(o + RXREQ_ID, true);
+      const gref = dv.getUint32(o + RXREQ_GREF, true);
+      ring.reqCons = (ring.reqCons + 1) >>> 0;
+      const n = left < PAGE_SIZE ? left : PAGE_SIZE;
+      const st = copyToGuest(this.d.ops, domid, src, gref, 0, n);
+      if (st !== GNTST_okay && failed === GNTST_okay) {
+        failed = st;
+        failedRef = gref;
+      }
+      left -= n;
+      src += n;
+      const r = ring.nextResponseOffset();
+      dv.setUint16(r + RXRSP_ID, id, true);
+      dv.setUint16(r + RXRSP_OFFSET, 0, true);
+      dv.setUint16(r + RXRSP_FLAGS, NETRXF_data_validated | (left > 0 ? NETRXF_more_data : 0), true);
+      dv.setInt16(r + RXRSP_STATUS, st === GNTST_okay ? n : st, true);
+      ring.rspProdPvt = (ring.rspProdPvt + 1) >>> 0;
+    }
+    this.unpushed = true;
+    if (failed !== GNTST_okay) {
+      c.rxErrGrantCopy++;
+      if (c.rxErrGrantCopy === 1) this.d.log(`${this.v.name}: grant copy into RX gref ${failedRef} failed: ${grantStatusName(failed)}; frame dropped, status in the response`);
+      return 'done';
+    }
+    c.rxPackets++;
+    c.rxBytes += len;
+    this.d.onRxDelivered?.(this.v, this.d.skbs.mem.u8, addr, len);
+    return 'done';
+  }
+
+  /** xenvif_rx_action: copy queued frames while buffers last; push and notify. */
+  action(): number {
+    if (this.gone) return 0;
+    const { skbs } = this.d;
+    let n = 0;
+    while (this.queued > 0 && n < VIF_TUNABLES.rxBatch) {
+      // Out of the queue before the copy: if the ring breaks, this frame is the one in hand (counted once).
+      const skb = this.queue[this.head++];
+      const r = this.copyOne(skbs.addr(skb), skbs.len[skb]);
+      if (r === 'wait') {
+        this.head--;
+        break;
+      }
+      skbs.put(skb);
+      n++;
+      if (r === 'gone') return n;
+    }
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    }
+    this.push();
+    // Waiting for buffers: ask to be told when the guest posts more (req_event).
+    if (this.queued > 0 && this.ring.finalCheckForRequests() < 0) {
+      this.v.fatal('impossible RX producer index');
+      return n;
+    }
+    return n;
+  }
+
+  /** Publish responses written since the last push; notify if the frontend asked. */
+  push(): void {
+    if (!this.unpushed || this.gone) return;
+    this.unpushed = false;
+    if (this.ring.pushResponsesAndCheckNotify()) this.v.notify();
+  }
+
+  /** The vif is going: every frame still queued is dropped, counted. */
+  purge(): void {
+    this.gone = true;
+    const { skbs } = this.d;
+    for (let i = this.head; i < this.queue.length; i++) {
+      skbs.put(this.queue[i]);
+      this.v.c.rxDropNotConnected++;
+    }
+    this.queue.length = 0;
+    this.head = 0;
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * Guest → dom0: the vif's TX ring, after Linux xen-netback's xenvif_tx_action.
+ *
+ *   count   copy each request of a frame out of the shared ring once
+ *           (RING_COPY_REQUEST) and check the copies: the chain's length,
+ *           every slot's size and page bounds (xenvif_count_requests);
+ *   build   an skb and one grant-copy op per slot, from the copies only
+ *           (xenvif_tx_build_gops);
+ *   copy    the batch's grant copies (gnttab_batch_copy), checking each status;
+ *   respond one response per slot, pushed before the frames go on
+ *           (xenvif_tx_check_gop / xenvif_idx_release), then forward.
+ *
+ * Nothing read from the ring is read twice: a guest that rewrites a slot
+ * after it was copied changes nothing dom0 does.
+ *
+ * Two tiers of guest error, as Linux: a malformed but harmless frame (runt,
+ * over the MTU, a slot larger than the size left, 19–20 slots, a grant copy
+ * that fails) is answered XEN_NETIF_RSP_ERROR, counted and dropped, and the
+ * vif stays up (xenvif_tx_err); a frontend that breaks the ring or shows
+ * malice (an impossible producer, a chain running past the published
+ * requests, more than fatal_skb_slots slots, a slot crossing its page, an
+ * extra-info slot it never negotiated) is disconnected (xenvif_fatal_tx_err).
+ */
+import {
+  GNTST_okay,
+  NETIF_RSP_ERROR,
+  NETIF_RSP_OKAY,
+  NETTXF_extra_info,
+  NETTXF_more_data,
+  PAGE_SIZE,
+  TXREQ_FLAGS,
+  TXREQ_GREF,
+  TXREQ_ID,
+  TXREQ_OFFSET,
+  TXREQ_SIZE,
+  TXRSP_ID,
+  TXRSP_STATUS,
+  grantStatusName,
+  type BackRing,
+} from '@xsim/hypervisor';
+import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps } from './common.ts';
+
+const { legacySlotsMax, fatalSkbSlots, txBudget, txBatch } = VIF_TUNABLES;
+/** Copies kept for frames awaiting their grant copies: each accepted frame has at most legacySlotsMax slots. */
+const POOL = txBatch * legacySlotsMax + fatalSkbSlots;
+
+/** What the TX path needs of its vif. */
+export interface TxOwner {
+  readonly name: string;
+  readonly frontendDomid: number;
+  readonly c: VifCounters;
+  readonly portId: number;
+  readonly connected: boolean;
+  /** xenvif_fatal_tx_err: disconnect this frontend. The ring is gone when this returns. */
+  fatal(reason: string): void;
+  notify(): void;
+}
+
+export class VifTx {
+  // RING_COPY_REQUEST's destination: private copies, one per slot, of the batch's requests.
+  private readonly gref = new Uint32Array(POOL);
+  private readonly off = new Uint16Array(POOL);
+  private readonly flags = new Uint16Array(POOL);
+  private readonly id = new Uint16Array(POOL);
+  private readonly size = new Uint16Array(POOL);
+  // The frames built and waiting for their grant copies: skb, first copy, slots, length.
+  private readonly fSkb = new Int32Array(txBatch);
+  private readonly fFirst = new Int32Array(txBatch);
+  private readonly fSlots = new Int32Array(txBatch);
+  private readonly fLen = new Int32Array(txBatch);
+  private frames = 0;
+  /** Next free entry in the copy pool. */
+  private top = 0;
+
+  constructor(
+    readonly ring: BackRing,
+    private readonly d: VifDeps,
+    private readonly v: TxOwner,
+  ) {}
+
+  /** RING_COPY_REQUEST: the only read of request `idx` from shared memory, into copy `k`. */
+  private copyRequest(idx: number, k: number): void {
+    const dv = this.ring.sring.dv;
+    const o = this.ring.sring.slotOffset(idx);
+    this.gref[k] = dv.getUint32(o + TXREQ_GREF, true);
+    this.off[k] = dv.getUint16(o + TXREQ_OFFSET, true);
+    this.flags[k] = dv.getUint16(o + TXREQ_FLAGS, true);
+    this.id[k] = dv.getUint16(o + TXREQ_ID, true);
+    this.size[k] = dv.getUint16(o + TXREQ_SIZE, true);
+  }
+
+  private respond(k: number, status: number): void {
+    const ring = this.ring;
+    const dv = ring.sring.dv;
+    const r = ring.nextResponseOffset();
+    dv.setUint16(r + TXRSP_ID, this.id[k], true);
+    dv.setInt16(r + TXRSP_STATUS, status, true);
+    ring.rspProdPvt = (ring.rspProdPvt + 1) >>> 0;
+  }
+
+  /** xenvif_tx_err: answer every slot of a dropped frame with XEN_NETIF_RSP_ERROR. */
+  private txErr(first: number, slots: number): void {
+    for (let s = 0; s < slots; s++) this.respond(first + s, NETIF_RSP_ERROR);
+    this.v.c.txErrResponses += slots;
+  }
+
+  /**
+   * Take up to txBudget frames. Returns frames taken (forwarded or answered with an error). If the frontend is
+   * disconnected meanwhile (its own fault), returns at once: the ring is gone.
+   */
+  action(): number {
+    const ring = this.ring;
+    let taken = 0;
+    for (;;) {
+      if (taken >= txBudget) break;
+      const prod = ring.requestProducer();
+      if (prod < 0) return this.fatal(`impossible number of TX requests: req_prod ${ring.sring.reqProd}, rsp_prod_pvt ${ring.rspProdPvt}, ring size ${ring.size}`), taken;
+      const work = ring.unconsumedRequests(prod);
+      if (work === 0) {
+        if (!this.flush()) return taken;
+        const more = ring.finalCheckForRequests();
+        if (more < 0) return this.fatal('impossible TX producer index'), taken;
+        if (more === 0) break;
+        continue;
+      }
+      const r = this.countAndBuild(work);
+      if (r === FATAL) return taken;
+      if (r === STALL) break;
+      // A dropped frame is work too (it was answered): both count against the budget.
+      taken++;
+      if (this.frames === txBatch && !this.flush()) return taken;
+    }
+    if (!this.flush()) return taken;
+    return taken;
+  }
+
+  /**
+   * One frame: copy and check its requests (xenvif_count_requests), then
+   * either answer it with an error or build its skb and grant-copy ops.
+   */
+  private countAndBuild(work: number): Outcome {
+    const ring = this.ring;
+    const c = this.v.c;
+    const cons = ring.reqCons;
+    const k0 = this.top;
+    this.copyRequest(cons, k0);
+    if (this.flags[k0] & NETTXF_extra_info) return this.fatal('extra-info slot used but no extra feature was negotiated');
+    const total = this.size[k0];
+    let remaining = total;
+    let slots = 1;
+    let drop: 'slot-size' | 'too-many' | '' = '';
+    let more = (this.flags[k0] & NETTXF_more_data) !== 0;
+    while (more) {
+      if (slots >= work) return this.fatal(`frame chain needs more than the ${work} published TX requests`);
+      if (slots >= fatalSkbSlots) return this.fatal(`malicious frontend using more than ${fatalSkbSlots} slots for one frame`);
+      if (!drop && slots >= legacySlotsMax) drop = 'too-many';
+      const k = k0 + slots;
+      this.copyRequest(cons + slots, k);
+      if (!drop && this.size[k] > remaining) drop = 'slot-size';
+      remaining -= this.size[k];
+      if (this.off[k] + this.size[k] > PAGE_SIZE) return this.fatal(`TX slot offset ${this.off[k]} + size ${this.size[k]} crosses its page`);
+      more = (this.flags[k] & NETTXF_more_data) !== 0;
+      slots++;
+    }
+    const firstLen = remaining;
+    if (drop) {
+      if (drop === 'too-many') c.txErrTooManySlots++;
+      else c.txErrSlotSize++;
+      return this.consumeDropped(cons, k0, slots);
+    }
+    if (firstLen < ETH_HLEN) {
+      c.txErrRunt++;
+      return this.consumeDropped(cons, k0, slots);
+    }
+    // "No crossing a page as the payload mustn't fragment" (xenvif_tx_build_gops): malice, not a bug.
+    if (this.off[k0] + firstLen > PAGE_SIZE) return this.fatal(`TX slot offset ${this.off[k0]} + size ${firstLen} crosses its page`);
+    if (total > this.d.maxFrame) {
+      c.txErrOversize++;
+      return this.consumeDropped(cons, k0, slots);
+    }
+    const skb = this.d.skbs.alloc();
+    if (skb < 0) {
+      // dom0 is out of buffers: the frame stays in the ring (backpressure, not loss).
+      c.txStallNoSkb++;
+      return STALL;
+    }
+    // The first slot's own length replaces the frame length it carried: the copies now say what to copy.
+    this.size[k0] = firstLen;
+    const f = this.frames++;
+    this.fSkb[f] = skb;
+    this.fFirst[f] = k0;
+    this.fSlots[f] = slots;
+    this.fLen[f] = total;
+    this.top = k0 + slots;
+    ring.reqCons = (cons + slots) >>> 0;
+    return TAKEN;
+  }
+
+  private consumeDropped(cons: number, k0: number, slots: number): Outcome {
+    this.txErr(k0, slots);
+    this.ring.reqCons = (cons + slots) >>> 0;
+    return DROPPED;
+  }
+
+  /**
+   * Grant-copy every built frame, answer each slot, push the responses (and
+   * notify if the frontend asked), then hand the frames to the bridge.
+   * Returns false if the vif was disconnected by something it did meanwhile.
+   */
+  private flush(): boolean {
+    const n = this.frames;
+    const c = this.v.c;
+    const { skbs, ops } = this.d;
+    const domid = this.v.frontendDomid;
+    for (let f = 0; f < n; f++) {
+      const k0 = this.fFirst[f];
+      const slots = this.fSlots[f];
+      let at = skbs.addr(this.fSkb[f]);
+      let st = GNTST_okay;
+      let bad = 0;
+      for (let s = 0; s < slots && st === GNTST_okay; s++) {
+        const k = k0 + s;
+        st = copyFromGuest(ops, domid, this.gref[k], this.off[k], at, this.size[k]);
+        bad = this.gref[k];
+        at += this.size[k];
+      }
+      if (st !== GNTST_okay) {
+        // A grant the frontend does not own (or a bad page): its frame is dropped, the vif stays (xenvif_tx_check_gop).
+        c.txErrGrantCopy++;
+        this.txErr(k0, slots);
+        skbs.put(this.fSkb[f]);
+        this.fSkb[f] = -1;
+        if (c.txErrGrantCopy === 1) this.d.log(`${this.v.name}: grant copy from TX gref ${bad} failed: ${grantStatusName(st)}; frame dropped with XEN_NETIF_RSP_ERROR`);
+        continue;
+      }
+      for (let s = 0; s < slots; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
+    }
+    this.frames = 0;
+    this.top = 0;
+    if (this.ring.pushResponsesAndCheckNotify()) this.v.notify();
+    // The frames are dom0's now; forwarding one may disconnect this very vif (a reply
+    // from dom0's stack into a broken RX ring), after which the rest are dropped, counted.
+    const port = this.v.portId;
+    let alive = true;
+    for (let f = 0; f < n; f++) {
+      const skb = this.fSkb[f];
+      if (skb < 0) continue;
+      if (alive && this.v.connected) {
+        const len = this.fLen[f];
+        c.txPackets++;
+        c.txBytes += len;
+        skbs.len[skb] = len;
+        this.d.bridge.forward(port, skbs.addr(skb), len, skb);
+      } else {
+        alive = false;
+        c.txDropDisconnected++;
+      }
+      skbs.put(skb);
+    }
+    return alive && this.v.connected;
+  }
+
+  private fatal(reason: string): Outcome {
+    // Frames already built were checked: they still go out before the frontend is cut off.
+    const alive = this.flush();
+    if (alive) this.v.fatal(reason);
+    return FATAL;
+  }
+
+  /** Frames built but not yet copied (for teardown). */
+  get pending(): number {
+    return this.frames;
+  }
+}
+
+type Outcome = 0 | 1 | 2 | 3;
+const TAKEN: Outcome = 0;
+const DROPPED: Outcome = 1;
+const STALL: Outcome = 2;
+const FATAL: Outcome = 3;

@@ -1,0 +1,253 @@
+/**
+ * One vif backend's xenbus side, after Linux xen-netback's xenbus.c: probe
+ * (features, InitWait), follow the frontend's state, connect (map the rings,
+ * bind the event channel), disconnect, and xenvif_fatal_tx_err for a
+ * frontend that broke the protocol. The data path lives in tx.ts and rx.ts.
+ *
+ * The backend's state changes only through setBackendState, which walks the
+ * transition table below along the shortest path to the state asked for,
+ * running each edge's action (connect on InitWait → Connected, disconnect on
+ * Connected → Closing) and logging every transition in the vif's history.
+ */
+import {
+  BACKEND_FEATURES,
+  BackRing,
+  GNTST_okay,
+  NETIF_RX_SLOT_SIZE,
+  NETIF_TX_SLOT_SIZE,
+  SharedRing,
+  VIF_KEY,
+  XenbusState,
+  grantStatusName,
+  parseState,
+  stateName,
+  vifBackendPath,
+} from '@xsim/hypervisor';
+import { parseIp, parseMac } from '@xsim/netfront';
+import type { BridgePort } from '../bridge.ts';
+import { VIF_COUNTERS, type VifCounters, type VifDeps, type VifPort } from './common.ts';
+import { VifRx, type RxOwner } from './rx.ts';
+import { VifTx, type TxOwner } from './tx.ts';
+
+type S = XenbusState;
+const { Initialising, InitWait, Connected, Closing, Closed } = XenbusState;
+
+/**
+ * set_backend_state's table: from the current state, the next hop towards a
+ * target. Initialising → InitWait → Connected, any → Closing ↔ Closed.
+ */
+const NEXT: Partial<Record<S, Partial<Record<S, S>>>> = {
+  [Initialising]: { [InitWait]: InitWait, [Connected]: InitWait, [Closing]: InitWait, [Closed]: Closed },
+  [Closed]: { [InitWait]: InitWait, [Connected]: InitWait, [Closing]: Closing },
+  [InitWait]: { [Connected]: Connected, [Closing]: Closing, [Closed]: Closing },
+  [Connected]: { [InitWait]: Closing, [Closing]: Closing, [Closed]: Closing },
+  [Closing]: { [InitWait]: Closed, [Connected]: Closed, [Closed]: Closed },
+};
+
+/** The backend transitions a test may check, as "from->to" names. */
+export function backendNextHop(from: S, to: S): S | undefined {
+  return NEXT[from]?.[to];
+}
+
+const HISTORY_MAX = 32;
+
+export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
+  readonly name: string;
+  readonly key: string;
+  readonly path: string;
+  readonly frontendPath: string;
+  /** The guest MAC and IP the toolstack gave this vif. */
+  mac = 0;
+  ip = 0;
+  state: S = Initialising;
+  frontendState: S = XenbusState.Unknown;
+  readonly c: VifCounters = VIF_COUNTERS.zero();
+  /** Why the frontend was disconnected (first reason only), or ''. */
+  fatalReason = '';
+  /** Every backend state transition, newest last: "InitWait->Connected (frontend Connected)". */
+  readonly history: string[] = [];
+  portId = -1;
+
+  private tx: VifTx | null = null;
+  private rx: VifRx | null = null;
+  private txMap = -1;
+  private rxMap = -1;
+  private port = 0;
+  private readonly dom0: number;
+
+  constructor(
+    private readonly d: VifDeps,
+    readonly frontendDomid: number,
+    readonly handle: number,
+  ) {
+    this.dom0 = d.ops.self.domid;
+    this.name = `vif${frontendDomid}.${handle}`;
+    this.path = vifBackendPath(this.dom0, frontendDomid, handle);
+    this.frontendPath = d.xs.read(`${this.path}/${VIF_KEY.frontend}`);
+    this.key = `${frontendDomid}/${handle}`;
+    const mac = d.xs.tryRead(`${this.path}/${VIF_KEY.mac}`);
+    const ip = d.xs.tryRead(`${this.path}/${VIF_KEY.ip}`);
+    if (mac) this.mac = parseMac(mac);
+    if (ip) this.ip = parseIp(ip);
+  }
+
+  get connected(): boolean {
+    return this.tx !== null;
+  }
+
+  /** netback_probe: advertise features, wait for the frontend. */
+  probe(): void {
+    const xs = this.d.xs;
+    for (const [k, v] of Object.entries(BACKEND_FEATURES)) xs.write(`${this.path}/${k}`, v);
+    this.setBackendState(InitWait, 'probe');
+    xs.watch(`${this.frontendPath}/${VIF_KEY.state}`, `${this.name}-frontend`, () => this.frontendChanged());
+  }
+
+  /** frontend_changed */
+  private frontendChanged(): void {
+    const s = this.d.xs.tryRead(`${this.frontendPath}/${VIF_KEY.state}`);
+    const fs = s === undefined ? XenbusState.Unknown : parseState(s);
+    if (fs === this.frontendState) return;
+    this.frontendState = fs;
+    const why = `frontend ${stateName(fs)}`;
+    switch (fs) {
+      case Initialising:
+        // A frontend coming back (driver reload) finds us waiting again; one we disconnected
+        // for misbehaviour stays out until the toolstack re-creates the vif.
+        if (!this.fatalReason) this.setBackendState(InitWait, why);
+        break;
+      case XenbusState.Initialised:
+        break;
+      case Connected:
+        if (!this.fatalReason) this.setBackendState(Connected, why);
+        break;
+      case Closing:
+        this.setBackendState(Closing, why);
+        break;
+      case Closed:
+      default:
+        this.setBackendState(Closed, why);
+        break;
+    }
+  }
+
+  /** set_backend_state: walk the table to `target`, running each edge's action. */
+  private setBackendState(target: S, why: string): void {
+    while (this.state !== target) {
+      const next = NEXT[this.state]?.[target];
+      if (next === undefined) throw new Error(`${this.name}: no transition from ${stateName(this.state)} towards ${stateName(target)}`);
+      if (this.state === InitWait && next === Connected && !this.connect()) return;
+      if (this.state === Connected && next === Closing) this.disconnect();
+      this.switchState(next, why);
+    }
+  }
+
+  private switchState(s: S, why: string): void {
+    this.history.push(`${stateName(this.state)}->${stateName(s)} (${why})`);
+    if (this.history.length > HISTORY_MAX) this.history.shift();
+    this.state = s;
+    this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
+  }
+
+  /** connect(): map the rings and bind the event channel the frontend published. False if it failed (then fatal). */
+  private connect(): boolean {
+    const xs = this.d.xs;
+    const num = (k: string): number => {
+      const v = xs.tryRead(`${this.frontendPath}/${k}`);
+      const n = v === undefined || !/^\d+$/.test(v) ? Number.NaN : Number(v);
+      if (!Number.isSafeInteger(n)) throw new Error(`${k} missing or malformed: ${JSON.stringify(v)}`);
+      return n;
+    };
+    let tx: BackRing;
+    let rx: BackRing;
+    try {
+      const txRef = num(VIF_KEY.txRingRef);
+      const rxRef = num(VIF_KEY.rxRingRef);
+      const evtchn = num(VIF_KEY.eventChannel);
+      if (xs.tryRead(`${this.frontendPath}/${VIF_KEY.requestRxCopy}`) !== '1') throw new Error('frontend does not support rx-copy (flipping is not supported)');
+      const { ops } = this.d;
+      const txm = ops.map(this.frontendDomid, txRef, false);
+      if (txm.status !== GNTST_okay) throw new Error(`cannot map tx-ring-ref ${txRef}: ${grantStatusName(txm.status)}`);
+      this.txMap = txm.handle;
+      const rxm = ops.map(this.frontendDomid, rxRef, false);
+      if (rxm.status !== GNTST_okay) throw new Error(`cannot map rx-ring-ref ${rxRef}: ${grantStatusName(rxm.status)}`);
+      this.rxMap = rxm.handle;
+      this.port = this.d.evtchn.bindInterdomain(this.frontendDomid, evtchn);
+      this.d.evtchn.bindHandler(this.port, () => {});
+      tx = new BackRing(new SharedRing(txm.page, NETIF_TX_SLOT_SIZE));
+      rx = new BackRing(new SharedRing(rxm.page, NETIF_RX_SLOT_SIZE));
+    } catch (e) {
+      this.releaseRings();
+      this.fatal(`connect failed: ${e instanceof Error ? e.message : String(e)}`);
+      return false;
+    }
+    this.tx = new VifTx(tx, this.d, this);
+    this.rx = new VifRx(rx, this.d, this);
+    this.portId = this.d.bridge.addPort(this);
+    this.d.onConnected?.(this);
+    return true;
+  }
+
+  /** backend_disconnect: out of the bridge, rings unmapped, queued frames dropped (counted). */
+  private disconnect(): void {
+    if (this.tx) this.d.onDisconnected?.(this);
+    if (this.portId >= 0) this.d.bridge.removePort(this.portId);
+    this.portId = -1;
+    this.rx?.purge();
+    this.tx = null;
+    this.rx = null;
+    this.releaseRings();
+  }
+
+  private releaseRings(): void {
+    const { ops, evtchn } = this.d;
+    if (this.port > 0) evtchn.close(this.port);
+    this.port = 0;
+    if (this.txMap >= 0) ops.unmap(this.txMap);
+    if (this.rxMap >= 0) ops.unmap(this.rxMap);
+    this.txMap = this.rxMap = -1;
+  }
+
+  /** xenvif_fatal_tx_err: this frontend broke the protocol. Disconnect it alone; it stays out. */
+  fatal(reason: string): void {
+    this.c.disconnects++;
+    if (this.fatalReason === '') {
+      this.fatalReason = reason;
+      this.d.log(`${this.name}: disconnecting misbehaving frontend (domain ${this.frontendDomid}): ${reason}`);
+    }
+    if (this.state !== Closing && this.state !== Closed) this.setBackendState(Closing, `fatal: ${reason}`);
+    else this.disconnect();
+  }
+
+  /** Toolstack unplug (xl network-detach): close from our side. */
+  close(): void {
+    this.setBackendState(Closing, 'toolstack unplug');
+    this.disconnect();
+  }
+
+  notify(): void {
+    if (this.port > 0 && this.d.evtchn.send(this.port)) this.c.notifiesSent++;
+  }
+
+  /** A frame from the bridge for this guest. */
+  deliver(addr: number, len: number, skb: number): void {
+    if (this.rx) this.rx.deliver(addr, len, skb);
+    else this.c.rxDropNotConnected++;
+  }
+
+  /** This vif's share of dom0's loop. */
+  poll(): number {
+    let n = 0;
+    if (this.tx) n += this.tx.action();
+    if (this.rx) n += this.rx.action();
+    return n;
+  }
+
+  rxQueueLength(): number {
+    return this.rx?.queued ?? 0;
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.c, state: this.state, frontendState: this.frontendState, fatalReason: this.fatalReason, history: [...this.history], rxQueued: this.rxQueueLength() };
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * What netfront's parts share: its counters with their meaning, the limits it
+ * holds a backend to, the dependencies it is handed, and the one place it
+ * gives up on a backend (Linux xen-netfront's `broken` flag).
+ */
+import { declareCounters, type Counters, type EventChannels, type FrameAllocator, type GrantRefAllocator, type GrantTable, type GuestMemory } from '@xsim/hypervisor';
+import type { XsLike } from '@xsim/hypervisor';
+
+/** A frame may arrive in at most this many RX slots (XEN_NETBK_LEGACY_SLOTS_MAX); a longer chain is dropped. */
+export const MAX_FRAME_PIECES = 18;
+
+export const NETFRONT_COUNTERS = declareCounters('netfront', {
+  txPackets: { kind: 'event', help: 'frames queued on the TX ring (slow path)' },
+  txBytes: { kind: 'event', help: 'bytes of those frames' },
+  txBusy: { kind: 'event', help: 'times a frame could not be queued (ring, buffers or the fast path full); the sender retries' },
+  txErrorResponses: { kind: 'event', help: 'TX responses with an error status (the backend dropped the frame and counted it)' },
+  txLostAtTeardown: { kind: 'drop', help: 'frames queued on the TX ring that the backend never answered before the rings were torn down' },
+  txAccel: { kind: 'event', help: 'frames the accelerator took on its fast path' },
+  rxPackets: { kind: 'event', help: 'frames handed to the stack from the RX ring' },
+  rxBytes: { kind: 'event', help: 'bytes of those frames' },
+  rxFragmented: { kind: 'event', help: 'received frames that spanned several pages' },
+  rxErrorStatus: { kind: 'event', help: 'frames the backend answered with an error status (it counted the drop)' },
+  rxBadResponse: { kind: 'drop', help: 'frames dropped here: a response with a bad offset or size, or a chain too long' },
+  rxAccel: { kind: 'event', help: 'frames received on the accelerator fast path' },
+  notifiesSent: { kind: 'event', help: 'event-channel notifications sent to the backend' },
+  brokenBackend: { kind: 'event', help: 'the backend broke the ring protocol: the device was disabled (Linux netfront "broken")' },
+  txLostBroken: { kind: 'drop', help: 'frames outstanding on the TX ring when the device was disabled for a broken backend' },
+});
+
+export type NetfrontCounters = Counters<typeof NETFRONT_COUNTERS.decls>;
+
+export interface NetfrontDeps {
+  domid: number;
+  handle: number;
+  mem: GuestMemory;
+  frames: FrameAllocator;
+  gnttab: GrantTable;
+  grefs: GrantRefAllocator;
+  evtchn: Pick<EventChannels, 'allocUnbound' | 'bindHandler' | 'send' | 'close'>;
+  xs: XsLike;
+  /** Largest L2 payload; TX buffers are sized for mtu + 18 (Ethernet header and a VLAN tag). */
+  mtu: number;
+  log?: (msg: string) => void;
+}
+
+/** A frame delivered to the guest; the view is valid only during the call. */
+export type RxHandler = (ram: Uint8Array, off: number, len: number) => void;
+
+/** What the TX and RX halves need of their device. */
+export interface RingOwner {
+  readonly c: NetfrontCounters;
+  readonly backendDomid: number;
+  /** Linux netfront's `broken`: log once, count, stop using the rings. */
+  broken(reason: string): void;
+  notify(): void;
+}

@@ -1,0 +1,171 @@
+/**
+ * netfront's RX half, after xen-netfront's xennet_alloc_rx_buffers and
+ * xennet_poll. Every posted buffer is a whole page granted read-write to the
+ * backend, which copies a frame into it and answers.
+ *
+ * The backend is not trusted: the response producer is checked
+ * (RING_RESPONSE_PROD_OVERFLOW), each response is copied out of the ring once,
+ * and an id out of range or for a buffer not posted marks the device broken.
+ * A response whose offset and size run past its page, or a chain too long, is
+ * a bad frame: dropped here and counted (xennet_get_responses' rx_errors).
+ */
+import {
+  NETRXF_more_data,
+  NET_RX_RING_SIZE,
+  PAGE_SIZE,
+  RXREQ_GREF,
+  RXREQ_ID,
+  RXRSP_FLAGS,
+  RXRSP_ID,
+  RXRSP_OFFSET,
+  RXRSP_STATUS,
+  type FrontRing,
+} from '@xsim/hypervisor';
+import { MAX_FRAME_PIECES, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
+
+export class NetfrontRx {
+  private readonly base: number;
+  private readonly idGref = new Int32Array(NET_RX_RING_SIZE).fill(-1);
+  private readonly freeIds: number[] = [];
+  private readonly scratch: Uint8Array;
+  private scratchLen = 0;
+  private pieces = 0;
+  /** Why the chain being gathered is dropped: '' (it is fine), 'status' (the backend said so) or 'bad'. */
+  private chainBad: '' | 'status' | 'bad' = '';
+  private ring: FrontRing | null = null;
+  onReceive: RxHandler = () => {};
+
+  constructor(
+    private readonly d: NetfrontDeps,
+    private readonly o: RingOwner,
+    maxFrameBytes: number,
+  ) {
+    this.base = d.frames.allocRange(NET_RX_RING_SIZE);
+    this.scratch = new Uint8Array(maxFrameBytes);
+  }
+
+  attach(ring: FrontRing): void {
+    this.ring = ring;
+    this.freeIds.length = 0;
+    for (let id = NET_RX_RING_SIZE - 1; id >= 0; id--) this.freeIds.push(id);
+    this.idGref.fill(-1);
+    this.resetChain();
+  }
+
+  /** The ring is going: revoke what the backend no longer holds. */
+  detach(): void {
+    const { gnttab, grefs } = this.d;
+    for (let id = 0; id < NET_RX_RING_SIZE; id++) {
+      const g = this.idGref[id];
+      if (g < 0) continue;
+      if (gnttab.endAccess(g)) grefs.release(g);
+      this.idGref[id] = -1;
+    }
+    this.ring = null;
+  }
+
+  get needsRefill(): boolean {
+    return this.ring !== null && this.freeIds.length > 0;
+  }
+
+  /** xennet_alloc_rx_buffers: post every free page. Returns buffers posted. */
+  refill(): number {
+    const ring = this.ring;
+    if (!ring) return 0;
+    const { gnttab, grefs } = this.d;
+    const dv = ring.sring.dv;
+    let n = 0;
+    while (this.freeIds.length > 0 && ring.freeRequests() > 0) {
+      const id = this.freeIds.pop()!;
+      const gref = grefs.alloc();
+      gnttab.grantAccess(gref, this.o.backendDomid, this.base + id, false);
+      this.idGref[id] = gref;
+      const o = ring.nextRequestOffset();
+      dv.setUint16(o + RXREQ_ID, id, true);
+      dv.setUint16(o + 2, 0, true);
+      dv.setUint32(o + RXREQ_GREF, gref, true);
+      ring.reqProdPvt = (ring.reqProdPvt + 1) >>> 0;
+      n++;
+    }
+    if (n > 0 && ring.pushRequestsAndCheckNotify()) this.o.notify();
+    return n;
+  }
+
+  private resetChain(): void {
+    this.scratchLen = 0;
+    this.pieces = 0;
+    this.chainBad = '';
+  }
+
+  /** xennet_poll: take up to `budget` frames. Returns frames handled, or -1 if the backend broke the ring. */
+  poll(budget: number): number {
+    const ring = this.ring;
+    if (!ring) return 0;
+    const dv = ring.sring.dv;
+    const ram = this.d.mem.u8;
+    const { gnttab, grefs } = this.d;
+    const c = this.o.c;
+    let n = 0;
+    do {
+      const prod = ring.responseProducer();
+      if (prod < 0) return this.fail(`Illegal number of RX responses: rsp_prod ${ring.sring.rspProd}, rsp_cons ${ring.rspCons}, req_prod_pvt ${ring.reqProdPvt}`);
+      while (ring.rspCons !== prod && n < budget) {
+        // RING_COPY_RESPONSE: every field is read once.
+        const o = ring.responseOffset(ring.rspCons);
+        const id = dv.getUint16(o + RXRSP_ID, true);
+        const offset = dv.getUint16(o + RXRSP_OFFSET, true);
+        const flags = dv.getUint16(o + RXRSP_FLAGS, true);
+        const status = dv.getInt16(o + RXRSP_STATUS, true);
+        ring.rspCons = (ring.rspCons + 1) >>> 0;
+        if (id >= NET_RX_RING_SIZE) return this.fail(`RX response has incorrect id (${id})`);
+        const g = this.idGref[id];
+        if (g < 0) return this.fail(`RX response for a buffer not posted (id ${id})`);
+        if (!gnttab.endAccess(g)) return this.fail(`RX grant ${g} still in use by the backend after its response`);
+        grefs.release(g);
+        this.idGref[id] = -1;
+        this.freeIds.push(id);
+        const more = (flags & NETRXF_more_data) !== 0;
+        this.pieces++;
+        if (status < 0) this.chainBad ||= 'status';
+        else if (offset + status > PAGE_SIZE || this.pieces > MAX_FRAME_PIECES) this.chainBad = 'bad';
+        const at = (this.base + id) * PAGE_SIZE + offset;
+        if (!more && this.pieces === 1 && this.chainBad === '') {
+          // The common case: a whole frame in one page, handed up without a copy.
+          this.pieces = 0;
+          n++;
+          c.rxPackets++;
+          c.rxBytes += status;
+          this.onReceive(ram, at, status);
+          continue;
+        }
+        // A frame spread over several pages: gather it (the stack wants it contiguous).
+        if (this.chainBad === '') {
+          if (this.scratchLen + status > this.scratch.length) this.chainBad = 'bad';
+          else {
+            this.scratch.set(ram.subarray(at, at + status), this.scratchLen);
+            this.scratchLen += status;
+          }
+        }
+        if (more) continue;
+        // End of the chain: one frame, delivered or counted once.
+        n++;
+        if (this.chainBad === 'status') c.rxErrorStatus++;
+        else if (this.chainBad === 'bad') c.rxBadResponse++;
+        else {
+          c.rxPackets++;
+          c.rxFragmented++;
+          c.rxBytes += this.scratchLen;
+          this.onReceive(this.scratch, 0, this.scratchLen);
+        }
+        this.resetChain();
+      }
+      if (n >= budget) break;
+    } while (ring.finalCheckForResponses());
+    return n;
+  }
+
+  private fail(reason: string): number {
+    this.o.broken(reason);
+    return -1;
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * netfront: the guest half of a vif, after Linux xen-netfront. On the backend
+ * reaching InitWait it allocates and grants one TX and one RX shared-ring
+ * page, allocates an unbound event channel for the backend, publishes ring
+ * refs and features in one xenstore transaction and switches to Connected
+ * (talk_to_netback). The data path lives in tx.ts and rx.ts.
+ *
+ * The frontend's state changes only through setState, along the transition
+ * table below, and every change is kept in the device's history. A backend
+ * that breaks the ring protocol marks the device broken (Linux's `broken`):
+ * logged once, counted, the rings are no longer used, and the guest lives on.
+ */
+import { FrontRing, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, PAGE_SIZE, SharedRing, VIF_KEY, FRONTEND_FEATURES, XenbusState, parseState, stateName, vifFrontendPath } from '@xsim/hypervisor';
+import { parseMac } from '../net/addr.ts';
+import type { AccelFrontend } from '../accel-api.ts';
+import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
+import { NetfrontTx } from './tx.ts';
+import { NetfrontRx } from './rx.ts';
+
+type S = XenbusState;
+const { Initialising, Connected, Closing, Closed } = XenbusState;
+
+/** The frontend's transitions: the states it may go to from each. */
+const ALLOWED: Partial<Record<S, readonly S[]>> = {
+  [Initialising]: [Connected, Closing, Closed],
+  [Connected]: [Closing, Closed],
+  [Closing]: [Closed],
+  [Closed]: [Initialising],
+};
+
+export function frontendMayMove(from: S, to: S): boolean {
+  return ALLOWED[from]?.includes(to) ?? false;
+}
+
+const HISTORY_MAX = 32;
+
+export class Netfront implements RingOwner {
+  readonly domid: number;
+  readonly handle: number;
+  readonly path: string;
+  mac = 0;
+  backendDomid = 0;
+  backendPath = '';
+  state: S = Initialising;
+  backendState: S = XenbusState.Unknown;
+  readonly c: NetfrontCounters = NETFRONT_COUNTERS.zero();
+  readonly history: string[] = [];
+  /** Called on carrier changes (backend Connected / lost). */
+  onCarrier: (up: boolean) => void = () => {};
+  /** The accelerator plugin's frontend hooks, while one is attached. */
+  accel: AccelFrontend | null = null;
+  /** Why the backend was given up on, or ''. */
+  brokenReason = '';
+
+  private readonly d: NetfrontDeps;
+  private readonly tx: NetfrontTx;
+  private readonly rx: NetfrontRx;
+  private txRing: FrontRing | null = null;
+  private rxRing: FrontRing | null = null;
+  private txRingFrame = -1;
+  private rxRingFrame = -1;
+  private txRingRef = -1;
+  private rxRingRef = -1;
+  private port = 0;
+
+  constructor(deps: NetfrontDeps) {
+    this.d = deps;
+    this.domid = deps.domid;
+    this.handle = deps.handle;
+    this.path = vifFrontendPath(deps.domid, deps.handle);
+    this.tx = new NetfrontTx(deps, this);
+    this.rx = new NetfrontRx(deps, this, this.tx.chunkPages * PAGE_SIZE);
+  }
+
+  set onReceive(h: RxHandler) {
+    this.rx.onReceive = h;
+  }
+
+  /** Probe: read what the toolstack wrote and follow the backend's state. */
+  start(): void {
+    const xs = this.d.xs;
+    this.backendPath = xs.read(`${this.path}/${VIF_KEY.backend}`);
+    this.backendDomid = Number.parseInt(xs.read(`${this.path}/${VIF_KEY.backendId}`), 10);
+    this.mac = parseMac(xs.read(`${this.path}/${VIF_KEY.mac}`));
+    xs.watch(`${this.backendPath}/${VIF_KEY.state}`, `vif${this.handle}-backend`, () => this.backendChanged());
+  }
+
+  get connected(): boolean {
+    return this.state === Connected && this.backendState === Connected && this.brokenReason === '';
+  }
+
+  private setState(s: S, why: string): void {
+    if (s === this.state) return;
+    if (!frontendMayMove(this.state, s)) throw new Error(`netfront vif${this.handle}: no transition ${stateName(this.state)} -> ${stateName(s)}`);
+    this.history.push(`${stateName(this.state)}->${stateName(s)} (${why})`);
+    if (this.history.length > HISTORY_MAX) this.history.shift();
+    this.state = s;
+    this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
+  }
+
+  /** netback_changed */
+  private backendChanged(): void {
+    const prev = this.backendState;
+    const s = parseState(this.d.xs.tryRead(`${this.backendPath}/${VIF_KEY.state}`));
+    if (s === prev) return;
+    this.backendState = s;
+    const why = `backend ${stateName(s)}`;
+    switch (s) {
+      case XenbusState.InitWait:
+        if (this.state === Initialising) this.connect(why);
+        break;
+      case Connected:
+        if (this.state === Connected) this.onCarrier(true);
+        break;
+      case Closing:
+        // The backend wants to go (or disconnected us for misbehaviour): tear down and close.
+        this.teardown();
+        if (this.state === Initialising) this.setState(Closed, why);
+        else if (this.state !== Closed) {
+          if (this.state === Connected) this.setState(Closing, why);
+          this.setState(Closed, why);
+        }
+        break;
+      case Closed:
+      case XenbusState.Unknown:
+        if (this.state === Closing || this.state === Connected) {
+          this.teardown();
+          if (this.state === Connected) this.setState(Closing, why);
+          this.setState(Closed, why);
+        }
+        break;
+      default:
+        break;
+    }
+    if (prev === Connected && s !== Connected) this.onCarrier(false);
+  }
+
+  /** xennet_connect + talk_to_netback. */
+  private connect(why: string): void {
+    const { frames, gnttab, grefs, mem, evtchn, xs } = this.d;
+    this.txRingFrame = frames.alloc();
+    this.rxRingFrame = frames.alloc();
+    const txs = new SharedRing(mem.page(this.txRingFrame), NETIF_TX_SLOT_SIZE);
+    const rxs = new SharedRing(mem.page(this.rxRingFrame), NETIF_RX_SLOT_SIZE);
+    txs.init();
+    rxs.init();
+    this.txRing = new FrontRing(txs);
+    this.rxRing = new FrontRing(rxs);
+    this.txRingRef = grefs.alloc();
+    this.rxRingRef = grefs.alloc();
+    gnttab.grantAccess(this.txRingRef, this.backendDomid, this.txRingFrame, false);
+    gnttab.grantAccess(this.rxRingRef, this.backendDomid, this.rxRingFrame, false);
+    this.port = evtchn.allocUnbound(this.backendDomid);
+    // Responses are polled by the domain loop; the upcall only has to wake us.
+    evtchn.bindHandler(this.port, () => {});
+    this.tx.attach(this.txRing);
+    this.rx.attach(this.rxRing);
+    for (;;) {
+      const t = xs.transactionStart();
+      xs.write(`${this.path}/${VIF_KEY.txRingRef}`, String(this.txRingRef), t);
+      xs.write(`${this.path}/${VIF_KEY.rxRingRef}`, String(this.rxRingRef), t);
+      xs.write(`${this.path}/${VIF_KEY.eventChannel}`, String(this.port), t);
+      xs.write(`${this.path}/${VIF_KEY.requestRxCopy}`, '1', t);
+      for (const [k, v] of Object.entries(FRONTEND_FEATURES)) xs.write(`${this.path}/${k}`, v, t);
+      if (xs.transactionEnd(t, true)) break;
+    }
+    this.rx.refill();
+    this.setState(Connected, why);
+  }
+
+  /** Frontend-initiated unplug: ask the backend to close, finish when it has. */
+  close(): void {
+    if (this.state === Connected) this.setState(Closing, 'unplug');
+  }
+
+  /** The rings are going: take what the backend answered, count what it never will, reclaim everything. */
+  private teardown(): void {
+    if (!this.txRing || !this.rxRing) return;
+    const { gnttab, grefs, frames, evtchn } = this.d;
+    if (this.brokenReason === '') this.tx.gc();
+    this.c.txLostAtTeardown += this.tx.detach();
+    this.rx.detach();
+    for (const r of [this.txRingRef, this.rxRingRef]) if (r >= 0 && gnttab.endAccess(r)) grefs.release(r);
+    frames.release(this.txRingFrame);
+    frames.release(this.rxRingFrame);
+    evtchn.close(this.port);
+    this.port = 0;
+    this.txRing = this.rxRing = null;
+    this.txRingRef = this.rxRingRef = -1;
+  }
+
+  /** Linux netfront's `broken`: the backend broke the ring protocol. Disabled for further use; the guest lives. */
+  broken(reason: string): void {
+    if (this.brokenReason !== '') return;
+    this.brokenReason = reason;
+    this.c.brokenBackend++;
+    this.d.log?.(`netfront vif${this.handle}: ${reason}; disabled for further use`);
+    this.c.txLostBroken += this.tx.detach();
+    this.rx.detach();
+  }
+
+  notify(): void {
+    if (this.port > 0 && this.d.evtchn.send(this.port)) this.c.notifiesSent++;
+  }
+
+  // ---------------- the stack's side ----------------
+
+  /**
+   * Reserve a TX buffer for a frame of `len` bytes: the byte offset in guest
+   * RAM to write it at, or -1 if there is no room now (retry after poll()).
+   * One reservation at a time: commit it before reserving again.
+   */
+  txReserve(len: number): number {
+    if (!this.connected) return -1;
+    // An attached accelerator out of fast-path room stops the queue (as Xen's
+    // netfront does until checkReady): diverting to the slow path would reorder flows.
+    if (this.accel && !this.accel.checkReady()) {
+      this.c.txBusy++;
+      return -1;
+    }
+    const at = this.tx.reserve(len);
+    if (at < 0) this.c.txBusy++;
+    return at;
+  }
+
+  /** Send the reserved frame: offered to the accelerator first, else queued on the TX ring. */
+  txCommit(len: number): void {
+    const chunk = this.tx.takeReserved();
+    if (chunk < 0) throw new Error('netfront: txCommit without txReserve');
+    if (this.accel && this.accel.startXmit(this.d.mem.u8, this.tx.chunkAddr(chunk), len)) {
+      this.tx.giveBack(chunk);
+      this.c.txAccel++;
+      return;
+    }
+    this.tx.queue(chunk, len);
+  }
+
+  /** Publish what was committed (one notification per burst). */
+  flush(): void {
+    if (this.connected) this.tx.flush();
+  }
+
+  /** Frames that could be queued right now, for flow control by the sender. */
+  txAvailable(): number {
+    return this.connected ? this.tx.available() : 0;
+  }
+
+  /** A frame the accelerator received on its VI: to the stack like any other. */
+  deliverAccelRx(ram: Uint8Array, off: number, len: number): void {
+    this.c.rxAccel++;
+    this.rx.onReceive(ram, off, len);
+  }
+
+  /** The device's share of the domain loop: TX completions, RX, accelerator, refill, push. */
+  poll(budget = 64): number {
+    if (!this.txRing || this.brokenReason !== '') return 0;
+    this.tx.flush();
+    const g = this.tx.gc();
+    if (g < 0) return 1;
+    const r = this.rx.poll(budget);
+    if (r < 0) return 1;
+    let work = g + r;
+    if (this.accel) work += this.accel.poll(budget);
+    // Reposting buffers is not progress in itself: it must not keep the loop spinning.
+    if (this.rx.needsRefill) this.rx.refill();
+    return work;
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.c, state: this.state, backendState: this.backendState, broken: this.brokenReason || null, history: [...this.history] };
+  }
+}
