@@ -63,4 +63,55 @@ describe('isolation on the fast path', () => {
     expect(r1.delivered).toBe(2000);
     expect((await stats())['host-a/a1'].vifs[0].accel.current.ready).toBe(true);
   });
+
+  it.each([
+    ['no grants', { grefs: [], irqPort: 3 }],
+    ['grants that are not a list', { grefs: 5, irqPort: 3 }],
+    ['300,000 copies of one grant', { grefs: new Array(300_000).fill(8), irqPort: 3 }],
+    ['a field the plugin does not know', { grefs: [8], irqPort: 3, extra: true }],
+    ['an op the plugin does not take', undefined],
+  ])('a malformed channel message (%s) fails that vif\'s attachment alone; the plugin serves the others', async (_what, args) => {
+    await reattach();
+    const before = (await stats())['host-a/dom0'].accel;
+    await sim.request(a2, 'accel_send', args === undefined ? { op: 'frobnicate', args: {} } : { op: 'accept', args });
+    await waitFor('a2 detached', async () => (await stats())['host-a/dom0'].accel.vifs[`${sim.domain(a2).domid}/0`] === null);
+    const s = await stats();
+    const acc = s['host-a/dom0'].accel;
+    expect(acc.vifFailures).toBe(before.vifFailures + 1);
+    expect(acc.badFrontendMessages).toBe(before.badFrontendMessages + 1);
+    expect(acc.vifFailureLog.at(-1).reason).toMatch(/bad message from the guest/);
+    expect(Object.keys(acc.plugins)).toEqual(['hostile-vnic']);
+    expect(acc.failures).toEqual([]);
+    expect(s['host-a/a1'].vifs[0].accel.current.ready).toBe(true);
+    // The failed vif left nothing on the NIC.
+    const vis = ((await sim.fabricStats()) as Json).nics[0].vis as Record<string, Json>;
+    expect(Object.values(vis).filter((v) => v.domid === sim.domain(a2).domid && v.running)).toEqual([]);
+  });
+
+  it('a decline after the VI is up tears the VI down: no zombie VI, no lost frame, the plugin reloads', async () => {
+    await reattach();
+    // Learn a flow onto a2's VI, so a zombie would have a filter to swallow frames with.
+    await conservedStream(sim, { from: b2, to: a2, count: 500, frameSize: 1500, window: 64, srcPort: 45000 });
+    const vi = (await stats())['host-a/dom0'].accel.plugins['hostile-vnic'].vifs.find((v: Json) => v.vif === `${sim.domain(a2).domid}/0`).vi;
+    await sim.request(a2, 'accel_send', { op: 'decline', args: { reason: 'changed my mind' } });
+    await waitFor('a2 detached', async () => (await stats())['host-a/dom0'].accel.vifs[`${sim.domain(a2).domid}/0`] === null);
+    const nic = ((await sim.fabricStats()) as Json).nics[0];
+    expect(nic.vis[vi]?.running ?? false).toBe(false);
+    const filters = (await sim.request({ host: 'host-a', domain: 'dom0' }, 'stats')) as Json;
+    expect(filters.accel.plugins['hostile-vnic'].vifs.some((v: Json) => v.vi === vi)).toBe(false);
+    // Frames of the learnt flow reach a2 on the slow path: none vanish (E = 0).
+    const { r } = await conservedStream(sim, { from: b2, to: a2, count: 2000, frameSize: 1500, window: 128, srcPort: 45000 });
+    expect(r.delivered).toBe(2000);
+    await reattach();
+  });
 });
+
+/** Unload and load the plugin again, and wait until every vif is accelerated. */
+async function reattach(): Promise<void> {
+  await sim.unloadPlugin('hostile-vnic');
+  await sim.loadPlugin(HOSTILE_VNIC);
+  await waitFor('every vif accelerated again', async () => {
+    const s = (await sim.stats()) as Json;
+    return ['host-a/a1', 'host-a/a2'].every((d) => s[d].vifs[0].accel?.current?.ready === true);
+  });
+}

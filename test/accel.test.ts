@@ -121,6 +121,18 @@ describe('driverlink events', () => {
     expect(after['host-a/a1'].vifs[0].txAccel - before['host-a/a1'].vifs[0].txAccel).toBe(1000);
   });
 
+  it('two NIC resets asked for at once are run one after the other, and both are answered', async () => {
+    const s0 = await stats();
+    const logLen = s0['host-a/dom0'].driverlink.length;
+    const [r1, r2] = await Promise.all([sim.nicReset('host-a'), sim.nicReset('host-a')]);
+    expect(r1).toBeTruthy();
+    expect(r2).toBeTruthy();
+    const log = ((await stats())['host-a/dom0'].driverlink as string[]).slice(Math.max(0, logLen - 20 + 0));
+    const events = log.filter((l) => l === 'suspend' || l === 'resume');
+    expect(events.slice(-4)).toEqual(['suspend', 'resume', 'suspend', 'resume']);
+    await waitFor('a1 accelerated again', async () => (await stats())['host-a/a1'].vifs[0].accel?.current?.ready === true);
+  });
+
   it('link down/up reaches both drivers; frames sent while down are counted', async () => {
     await sim.setLink('host-a', false);
     const s = await stats();

@@ -66,6 +66,51 @@ describe('topology validation', () => {
     expect(issues(u).some((l) => /outside the \/16 shared by every domain/.test(l))).toBe(true);
   });
 
+  it.each([
+    ['a domU named dom0', (t: Loose) => ((t.hosts[0].domUs as Loose[])[0].name = 'dom0'), 'hosts[0].domUs[0].name: "dom0" is reserved: it names the host\'s dom0'],
+    ['an IP with a leading zero', (t: Loose) => (((t.hosts[0].domUs as Loose[])[1].vifs as Loose[])[0].ip = '10.0.010.1'), 'hosts[0].domUs[1].vifs[0].ip: "10.0.010.1" is not an IPv4 address in dotted-quad form without leading zeros'],
+    ['the network address', (t: Loose) => ((t.hosts[0].dom0 as Loose).ip = '10.0.0.0'), 'hosts[0].dom0.ip: 10.0.0.0 is the network address of the /16 every domain shares, not a host\'s'],
+    ['the broadcast address', (t: Loose) => ((t.hosts[0].dom0 as Loose).ip = '10.0.255.255'), 'hosts[0].dom0.ip: 10.0.255.255 is the broadcast address of the /16 every domain shares, not a host\'s'],
+    ['the all-zero MAC', (t: Loose) => ((t.hosts[1].nic as Loose).mac = '00:00:00:00:00:00'), 'hosts[1].nic.mac: "00:00:00:00:00:00": the all-zero MAC is no station\'s address'],
+    ['a domU too small for its vif', (t: Loose) => ((t.hosts[0].domUs as Loose[])[0].memPages = 512), 'hosts[0].domUs[0].memPages: must be an integer from 530 to 65536 (4 KiB pages: 1 vif(s) at MTU 1500 take 514 pages each, plus 16), got 512'],
+    ['a dom0 too small for jumbo frames', (t: Loose) => {
+      (t.hosts[0].nic as Loose).mtu = 9000;
+      (t.hosts[0].dom0 as Loose).memPages = 1024;
+    }, 'hosts[0].dom0.memPages: must be an integer from 1352 to 262144 (4 KiB pages: the NIC driver\'s RX ring and skbs need 1352 at MTU 9000), got 1024'],
+  ])('refuses %s before anything starts, naming the field', (_what, mutate, message) => {
+    const t = base();
+    mutate(t);
+    expect(issues(t)).toEqual([message]);
+  });
+
+  it('gives a domU with many vifs enough memory by default, and refuses less', () => {
+    const t = base();
+    const d = (t.hosts[0].domUs as Loose[])[0];
+    d.vifs = Array.from({ length: 8 }, (_, i) => ({ mac: `00:16:3e:0a:01:1${i}`, ip: `10.0.10.${100 + i}` }));
+    delete d.memPages;
+    expect(validateTopology(t).hosts[0].domUs[0].memPages).toBe(8 * 514 + 16);
+    d.memPages = 1024;
+    expect(issues(t)).toEqual(['hosts[0].domUs[0].memPages: must be an integer from 4128 to 65536 (4 KiB pages: 8 vif(s) at MTU 1500 take 514 pages each, plus 16), got 1024']);
+  });
+
+  it('refuses a NIC wired twice (three hosts in a chain), naming the wire', () => {
+    const t = base();
+    const h = JSON.parse(JSON.stringify(t.hosts[1])) as Loose;
+    h.name = 'host-c';
+    (h.nic as Loose).mac = '00:0f:53:00:0c:00';
+    (h.dom0 as Loose).ip = '10.0.0.3';
+    (h.domUs as Loose[]).forEach((d, i) => {
+      d.name = `c${i + 1}`;
+      d.vifs = [{ mac: `00:16:3e:0c:0${i + 1}:01`, ip: `10.0.12.${i + 1}` }];
+    });
+    t.hosts.push(h);
+    t.wires = [
+      { a: 'host-a', b: 'host-b' },
+      { a: 'host-b', b: 'host-c' },
+    ];
+    expect(issues(t)).toEqual(["wires[1]: host-b's NIC is already wired by wires[0]: a NIC has one port (join three or more hosts through a switch)"]);
+  });
+
   it('reports a file that is not JSON with its name', async () => {
     const p = `/tmp/xsim-bad-${process.pid}.json`;
     writeFileSync(p, '{ "name": ');

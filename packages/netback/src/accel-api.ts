@@ -6,15 +6,9 @@
  * ctx.mcdi, which guests never have.
  */
 import type { NicInfo, SecondaryDriver } from '@xsim/nic';
+import type { PluginManifest } from './plugin-protocol.ts';
 
-export interface PluginManifest {
-  name: string;
-  version: string;
-  /** NIC aliases this plugin drives, e.g. "nic:1924-0803"; "*" matches any NIC. */
-  matches: string[];
-  /** "vif": accelerates vifs (has a frontend part); "intercept": hooks the primary driver's data path. */
-  features: string[];
-}
+export type { PluginManifest };
 
 export interface AccelVif {
   readonly key: string;

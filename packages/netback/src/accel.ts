@@ -17,9 +17,13 @@
 import { declareCounters, RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
 import type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, PluginManifest } from './accel-api.ts';
+import { CHANNEL_OP, manifestProblems, messageProblem } from './plugin-protocol.ts';
+import { Value } from '@sinclair/typebox/value';
 
 export const ACCEL_MANAGER_COUNTERS = declareCounters('accel manager', {
   refusedFilterRequests: { kind: 'event', help: 'guests asking for NIC filters: refused' },
+  badFrontendMessages: { kind: 'event', help: "plugin-channel messages from a guest that failed their schema: that vif's attachment failed" },
+  vifFailures: { kind: 'event', help: 'vif attachments failed by one guest\'s input (bad message, or the plugin threw handling it): that vif is back on the slow path, the plugin stays' },
   frontendFailures: { kind: 'event', help: 'plugin frontends that reported they broke (their vif was detached)' },
   driverErrors: { kind: 'event', help: 'driverlink hook calls that threw' },
 });
@@ -66,9 +70,9 @@ export class AccelManager {
   private readonly connected = new Set<string>();
   private readonly held = new Map<string, Held>();
   readonly failures: PluginFailure[] = [];
-  refusedFilterRequests = 0;
-  /** Frontend parts that reported they broke (their vif was detached). */
-  frontendFailures = 0;
+  /** Attachments failed by one vif's input, newest last. */
+  readonly vifFailureLog: { vif: string; plugin: string; reason: string }[] = [];
+  readonly c = ACCEL_MANAGER_COUNTERS.zero();
 
   constructor(private readonly d: AccelManagerDeps) {
     d.driverlink.onFailure = (drv, hook, e) => {
@@ -169,8 +173,14 @@ export class AccelManager {
       (mod) => {
         try {
           const m = mod.manifest;
-          if (!m || typeof mod.createBackend !== 'function') throw new Error(`${backendUrl} is not a plugin backend (no manifest/createBackend)`);
+          if (typeof mod.createBackend !== 'function') throw new Error(`${backendUrl} is not a plugin backend: it exports no createBackend function`);
+          const problems = manifestProblems(m);
+          if (problems.length) throw new Error(`plugin ${name}: bad manifest: ${problems.join('; ')}`);
           if (m.name !== name) throw new Error(`module ${backendUrl} is plugin "${m.name}", not "${name}"`);
+          if (m.args) {
+            const e = Value.Errors(m.args, args).First();
+            if (e) throw new Error(`plugin ${name}: bad arguments: ${e.path || '(args)'}: ${e.message}`);
+          }
           const alias = this.d.driverlink.nic().alias;
           if (!m.matches.includes('*') && !m.matches.includes(alias)) {
             throw new Error(`plugin ${name} ${m.version} drives ${m.matches.join(', ')}; this host's NIC is ${alias}`);
@@ -268,23 +278,51 @@ export class AccelManager {
 
   private fromFrontend(ch: VifChannel, op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
     void shared;
-    if (op === 'filter_request') {
+    if (op === CHANNEL_OP.filterRequest) {
       // Steering is dom0's decision alone: a guest asking for a filter is refused and counted.
-      this.refusedFilterRequests++;
-      ch.rpc.event('refused', { op, reason: 'guests cannot insert NIC filters' });
+      this.c.refusedFilterRequests++;
+      ch.rpc.event(CHANNEL_OP.refused, { op, reason: 'guests cannot insert NIC filters' });
       return;
     }
-    const name = typeof args.plugin === 'string' ? args.plugin : ch.plugin;
+    const name = ch.plugin;
     const p = name ? this.plugins.get(name) : undefined;
-    if (!p || ch.plugin !== name) return;
-    if (op === 'frontend_failed') {
+    // A message for a plugin this vif is not attached to (a late one after a detach) has no one to go to.
+    if (!p || (typeof args.plugin === 'string' && args.plugin !== name)) return;
+    const problem = messageProblem(p.manifest.messages, op, args);
+    if (problem) {
+      this.c.badFrontendMessages++;
+      return this.failVif(p, ch, `bad message from the guest: ${problem}`);
+    }
+    if (op === CHANNEL_OP.frontendFailed) {
       // The guest's part broke and stopped taking frames: detach the vif the plugin's own way.
-      this.frontendFailures++;
+      this.c.frontendFailures++;
       this.d.ctx.log(`accel: ${ch.vif.key}: ${name} frontend failed (${String(args.reason)}); detaching`);
       this.detach(p, ch.vif.key);
       return;
     }
-    this.call(p, 'onFrontendMessage', (b) => b.onFrontendMessage?.(ch.vif, op, args), undefined);
+    if (this.plugins.get(p.manifest.name) !== p || !p.backend.onFrontendMessage) return;
+    try {
+      p.backend.onFrontendMessage(ch.vif, op, args);
+    } catch (e) {
+      // Thrown while handling one guest's message: that guest's attachment fails, not the plugin.
+      this.failVif(p, ch, `${p.manifest.name} threw handling ${op}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  /**
+   * One vif's input broke its attachment: the plugin drops that vif as if it
+   * vanished (vifGone: its VI, grants and filters go), the guest is told it is
+   * detached and falls back to the slow path, and the plugin serves the others.
+   * A plugin that throws even dropping the vif is failed as a whole.
+   */
+  private failVif(p: LoadedPlugin, ch: VifChannel, reason: string): void {
+    const name = p.manifest.name;
+    this.c.vifFailures++;
+    this.vifFailureLog.push({ vif: ch.vif.key, plugin: name, reason });
+    if (this.vifFailureLog.length > 50) this.vifFailureLog.shift();
+    this.d.ctx.log(`accel: ${ch.vif.key}: ${reason}; the vif is back on the slow path (${name} serves the others)`);
+    this.call(p, 'vifGone', (b) => b.vifGone?.(ch.vif), undefined);
+    this.detached(name, ch.vif);
   }
 
   /** Fill in what only the connected backend knows (the guest's MAC and IP). */
@@ -332,10 +370,10 @@ export class AccelManager {
         [...this.plugins].map(([n, p]) => [n, { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...this.call(p, 'stats', (b) => b.stats(), {}) }]),
       ),
       vifs: Object.fromEntries([...this.channels].map(([k, c]) => [k, c.plugin ?? null])),
-      refusedFilterRequests: this.refusedFilterRequests,
-      frontendFailures: this.frontendFailures,
-      failures: this.failures,
+      ...this.c,
       driverErrors: this.d.driverlink.driverErrors,
+      failures: this.failures,
+      vifFailureLog: this.vifFailureLog,
     };
   }
 }

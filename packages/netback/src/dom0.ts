@@ -23,15 +23,21 @@ import {
   type DomainHandle,
   type DomainTask,
 } from '@xsim/hypervisor';
-import { Driverlink, NetDriver, nicAlias } from '@xsim/nic';
+import { Driverlink, NetDriver, netDriverPages, nicAlias } from '@xsim/nic';
 import { NetEndpoint, type FrameTransport } from '@xsim/netfront';
 import { Bridge, type BridgePort } from './bridge.ts';
-import { SkbPool } from './skb.ts';
+import { DOM0_SLACK_PAGES, MIN_SKBS, SkbPool, skbPages } from './skb.ts';
 import { UplinkPort } from './uplink.ts';
 import { VifBackends } from './backends.ts';
 import { AccelManager } from './accel.ts';
+import { NicAdmin } from './nic-admin.ts';
 import type { AccelVif } from './accel-api.ts';
 import type { VifPort } from './vif/common.ts';
+
+/** The least RAM (pages) a dom0 runs in at an MTU: the NIC driver's RX ring, MIN_SKBS skbs, and slack. */
+export function dom0MinPages(mtu: number): number {
+  return netDriverPages(mtu) + MIN_SKBS * skbPages(mtu + 18) + DOM0_SLACK_PAGES;
+}
 
 export interface Dom0Config {
   mem: SharedArrayBuffer;
@@ -124,8 +130,10 @@ export async function boot(task: DomainTask<Dom0Config>): Promise<unknown> {
   const maxFrame = cfg.mtu + 18;
   // Up to 2048 skbs, but never more than half of dom0's free RAM (jumbo skbs take 3 pages each);
   // the NIC driver's RX buffers and the rings need the rest.
-  const skbPages = maxFrame <= 4096 ? 2 ** Math.ceil(Math.log2(Math.max(maxFrame, 64))) / 4096 : Math.ceil(maxFrame / 4096);
-  const skbCount = Math.min(cfg.skbs ?? 2048, Math.floor((frames.available * 0.5) / skbPages));
+  // The NIC driver's RX ring comes first, then up to 2048 skbs from what is left (see dom0MinPages).
+  const driverPages = cfg.nic ? netDriverPages(cfg.mtu) : 0;
+  const skbCount = Math.min(cfg.skbs ?? 2048, Math.floor((frames.available - driverPages - DOM0_SLACK_PAGES) / skbPages(maxFrame)));
+  if (skbCount < MIN_SKBS) throw new Error(`dom0 of ${task.host}: ${mem.pages} pages of RAM leave room for ${skbCount} skbs at MTU ${cfg.mtu} (at least ${MIN_SKBS}): give it at least ${dom0MinPages(cfg.mtu)} pages`);
   const skbs = new SkbPool(mem, frames, skbCount, maxFrame);
   const bridge = new Bridge(mem.u8);
   const local = new LocalPort(skbs, bridge);
@@ -226,6 +234,7 @@ export async function boot(task: DomainTask<Dom0Config>): Promise<unknown> {
     xs,
     domid,
   );
+  const nicAdmin = new NicAdmin(mcdi, driver, driverlink, accel);
   const endpoint = new NetEndpoint({ name: `${task.host}/dom0`, mac: cfg.mac, ip: cfg.ip, transport: local, mtu: cfg.mtu });
   local.onReceive = (ram, off, len) => endpoint.receive(ram, off, len);
 
@@ -269,36 +278,10 @@ export async function boot(task: DomainTask<Dom0Config>): Promise<unknown> {
       }
       case 'plugin_list':
         return accel.stats();
-      case 'link_set': {
-        if (!mcdi || !driver) throw new Error('this host has no NIC');
-        const up = a.up === true;
-        mcdi.requestSync('link_set', { up });
-        driver.linkUp = up;
-        driverlink.linkChange(up);
-        return { up };
-      }
-      case 'mtu_set': {
-        if (!mcdi || !driver) throw new Error('this host has no NIC');
-        const m = Number(a.mtu);
-        if (m > driver.maxMtu) throw new Error(`primary driver refused MTU ${m}: its RX buffers hold at most MTU ${driver.maxMtu}`);
-        const refused = driverlink.negotiateMtu(m);
-        if (refused) throw new Error(refused);
-        mcdi.requestSync('mtu_set', { mtu: m });
-        driver.mtu = m;
-        driverlink.mtuChanged(m);
-        return { mtu: m };
-      }
+      case 'link_set':
+      case 'mtu_set':
       case 'nic_reset': {
-        if (!mcdi) throw new Error('this host has no NIC');
-        const reply = later();
-        // Secondary drivers stop using the hardware, vifs fall back to the slow path, then the reset.
-        driverlink.suspend();
-        accel.detachAll(() => {
-          const r = mcdi!.requestSync('nic_reset', {});
-          driverlink.resume();
-          accel.attachAll();
-          reply(r);
-        });
+        nicAdmin.request(op, a, later());
         return DEFERRED;
       }
       default:

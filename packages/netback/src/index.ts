@@ -1,12 +1,13 @@
 export { Bridge, BRIDGE_COUNTERS, type BridgePort, type BridgeStats } from './bridge.ts';
-export { SkbPool } from './skb.ts';
+export { SkbPool, skbPages, MIN_SKBS } from './skb.ts';
 export { VifBackend, backendNextHop } from './vif/xenbus.ts';
 export { VIF_COUNTERS, VIF_TUNABLES, type VifDeps, type VifCounters, type VifPort, type XsLike, type EvtchnLike } from './vif/common.ts';
 export { VifBackends } from './backends.ts';
 export { UplinkPort, UPLINK_COUNTERS, type UplinkDriver, type UplinkStats } from './uplink.ts';
-export type { Dom0Config } from './dom0.ts';
+export { dom0MinPages, type Dom0Config } from './dom0.ts';
 export type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, PluginManifest } from './accel-api.ts';
-export { AccelManager } from './accel.ts';
+export { AccelManager, ACCEL_MANAGER_COUNTERS } from './accel.ts';
+export { CHANNEL_OP, FRAMEWORK_MESSAGES, MANIFEST_SCHEMA, manifestProblems, messageProblem, pluginMessage, Type } from './plugin-protocol.ts';
 
 /** The dom0 kernel module, for DomainTask.kernel. */
 export const DOM0_KERNEL = new URL('./dom0.ts', import.meta.url).href;

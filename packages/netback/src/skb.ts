@@ -5,6 +5,16 @@
  */
 import { PAGE_SIZE, type FrameAllocator, type GuestMemory } from '@xsim/hypervisor';
 
+/** Pages one skb takes for frames of `frameBytes` (power-of-two slots up to a page, whole pages beyond). */
+export function skbPages(frameBytes: number): number {
+  return frameBytes <= PAGE_SIZE ? 2 ** Math.ceil(Math.log2(Math.max(frameBytes, 64))) / PAGE_SIZE : Math.ceil(frameBytes / PAGE_SIZE);
+}
+
+/** The fewest skbs dom0 runs with: below this a burst from one guest exhausts it. */
+export const MIN_SKBS = 64;
+/** Pages dom0 keeps back for rings, its stack and the odd allocation. */
+export const DOM0_SLACK_PAGES = 32;
+
 export class SkbPool {
   readonly slotSize: number;
   readonly count: number;

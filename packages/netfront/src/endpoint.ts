@@ -5,7 +5,7 @@
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
 import { DEFERRED, declareCounters, type RpcValue } from '@xsim/hypervisor';
-import { GuestStack, parseIp, parseMac, type StackTransport } from './net/index.ts';
+import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
 import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender } from './traffic/index.ts';
 
 /** Where frames go: a netfront vif or dom0's bridge port. */
@@ -231,7 +231,7 @@ export class NetEndpoint {
         w.reply({ resolved: true, mac });
       } else if (now > w.deadline) {
         this.arpWaits.splice(i, 1);
-        w.reply(undefined, `ARP: no reply for ${this.o.name} asking for ${w.ip}`);
+        w.reply(undefined, `ARP: ${this.o.name} asked who has ${formatIp(w.ip)} and got no reply`);
       } else {
         // Ask again (the cache rate-limits it): one lost request or reply must not fail the wait.
         this.stack.resolve(w.ip, now);

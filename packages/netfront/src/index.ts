@@ -1,5 +1,5 @@
 export { Netfront, frontendMayMove } from './netfront/xenbus.ts';
-export { NETFRONT_COUNTERS, MAX_FRAME_PIECES, type NetfrontDeps, type NetfrontCounters, type RxHandler } from './netfront/common.ts';
+export { NETFRONT_COUNTERS, MAX_FRAME_PIECES, netfrontPages, type NetfrontDeps, type NetfrontCounters, type RxHandler } from './netfront/common.ts';
 export { XenbusState, frontendPath, backendPath, parseState, STATE_NAMES, stateName, type XsLike } from './xenbus.ts';
 export { NetEndpoint, type FrameTransport } from './endpoint.ts';
 export { parseMac, parseIp, formatMac, formatIp } from './net/addr.ts';

@@ -79,7 +79,15 @@ export class HwNic {
   peer: HwNic | null = null;
   linkUp = true;
   private maxFrame: number;
+  /** The TX FIFO: every frame a VI sends is gathered here once before it is checked or sent. */
   private readonly staging: Uint8Array;
+  // Private copies of the descriptors of the frame in hand (TX) and of the RX buffers it needs.
+  private readonly dBuf = new Uint32Array(TX_MAX_CHAIN);
+  private readonly dOff = new Uint16Array(TX_MAX_CHAIN);
+  private readonly dLen = new Uint16Array(TX_MAX_CHAIN);
+  private readonly rBuf = new Uint32Array(TX_MAX_CHAIN);
+  private readonly rOff = new Uint16Array(TX_MAX_CHAIN);
+  private readonly rLen = new Uint16Array(TX_MAX_CHAIN);
   private readonly active: HwVi[] = [];
 
   constructor(
@@ -208,6 +216,13 @@ export class HwNic {
     return n;
   }
 
+  /**
+   * One VI's TX ring. Each descriptor is copied out of the ring once (its
+   * private copy is what is checked and used), and each frame is gathered
+   * once into the NIC's own TX FIFO memory before anything looks at it, as
+   * hardware DMAs a frame into its FIFO: a driver rewriting its buffer after
+   * that changes nothing the NIC checks or sends (the source-MAC check races).
+   */
   private processTx(v: HwVi): number {
     const prod = Atomics.load(v.i32, W_TX_PROD) >>> 0;
     if (prod === v.txCons) return 0;
@@ -218,64 +233,52 @@ export class HwNic {
     const dv = v.dv;
     let frames = 0;
     let cons = v.txCons;
+    const fifo = this.staging;
     while (cons !== prod && frames < TX_BUDGET) {
-      // Find the frame's descriptors; an unfinished chain waits for the driver.
+      // Copy the frame's descriptors; an unfinished chain waits for the driver.
       let k = 0;
       let complete = false;
       while (((cons + k) >>> 0) !== prod) {
+        if (k >= TX_MAX_CHAIN) break;
         const o = TXQ_OFFSET + ((cons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
+        this.dBuf[k] = dv.getUint32(o + TXD_BUF, true);
+        this.dOff[k] = dv.getUint16(o + TXD_OFF, true);
+        this.dLen[k] = dv.getUint16(o + TXD_LEN, true);
+        const flags = dv.getUint16(o + TXD_FLAGS, true);
         k++;
-        if ((dv.getUint16(o + TXD_FLAGS, true) & TXD_CONT) === 0) {
+        if ((flags & TXD_CONT) === 0) {
           complete = true;
           break;
         }
-        if (k >= TX_MAX_CHAIN) break;
       }
       if (!complete) {
         if (k >= TX_MAX_CHAIN) this.fault(v, FAULT_TX_CHAIN);
         break;
       }
-      let ram: Uint8Array;
-      let addr: number;
-      let len: number;
-      if (k === 1) {
-        const o = TXQ_OFFSET + (cons & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
-        len = dv.getUint16(o + TXD_LEN, true);
-        addr = this.buffers.resolve(v.id, dv.getUint32(o + TXD_BUF, true), dv.getUint16(o + TXD_OFF, true), len);
-        if (addr < 0) {
-          this.fault(v, -addr);
+      // Gather into the FIFO from the copies, each piece through the buffer table.
+      let len = 0;
+      let bad = 0;
+      for (let j = 0; j < k; j++) {
+        const l = this.dLen[j];
+        const a = this.buffers.resolve(v.id, this.dBuf[j], this.dOff[j], l);
+        if (a < 0) {
+          bad = -a;
           break;
         }
-        ram = this.rams.get(this.buffers.lastDomid)!;
-      } else {
-        // A chained frame is gathered once into the NIC's own FIFO memory.
-        len = 0;
-        let bad = 0;
-        for (let j = 0; j < k; j++) {
-          const o = TXQ_OFFSET + ((cons + j) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
-          const l = dv.getUint16(o + TXD_LEN, true);
-          const a = this.buffers.resolve(v.id, dv.getUint32(o + TXD_BUF, true), dv.getUint16(o + TXD_OFF, true), l);
-          if (a < 0) {
-            bad = -a;
-            break;
-          }
-          if (len + l > this.staging.length) {
-            bad = FAULT_TX_CHAIN;
-            break;
-          }
-          this.staging.set(this.rams.get(this.buffers.lastDomid)!.subarray(a, a + l), len);
-          len += l;
-        }
-        if (bad) {
-          this.fault(v, bad);
+        if (len + l > fifo.length) {
+          bad = FAULT_TX_CHAIN;
           break;
         }
-        ram = this.staging;
-        addr = 0;
+        fifo.set(this.rams.get(this.buffers.lastDomid)!.subarray(a, a + l), len);
+        len += l;
+      }
+      if (bad) {
+        this.fault(v, bad);
+        break;
       }
       cons = (cons + k) >>> 0;
       frames++;
-      this.transmit(v, ram, addr, len);
+      this.transmit(v, fifo, 0, len);
     }
     if (cons !== v.txCons) {
       v.txCons = cons;
@@ -343,7 +346,11 @@ export class HwNic {
     this.deliver(this.vis[target], ram, addr, len);
   }
 
-  /** DMA a frame into the VI's posted RX buffers (scattering if it must), one event per descriptor. */
+  /**
+   * DMA a frame into the VI's posted RX buffers (scattering if it must), one
+   * event per descriptor. The descriptors needed are copied out of the ring
+   * once; the room check and the DMA both use the copies.
+   */
   private deliver(v: HwVi, ram: Uint8Array, addr: number, len: number): void {
     if (!v.running) {
       this.c.rxViDown++;
@@ -359,8 +366,12 @@ export class HwNic {
     const dv = v.dv;
     let room = 0;
     let need = 0;
-    while (room < len && need < avail) {
-      room += dv.getUint16(RXQ_OFFSET + ((v.rxCons + need) & (VI_RXQ_SIZE - 1)) * DESC_SIZE + RXD_LEN, true);
+    while (room < len && need < avail && need < TX_MAX_CHAIN) {
+      const o = RXQ_OFFSET + ((v.rxCons + need) & (VI_RXQ_SIZE - 1)) * DESC_SIZE;
+      this.rBuf[need] = dv.getUint32(o + RXD_BUF, true);
+      this.rOff[need] = dv.getUint16(o + RXD_OFF, true);
+      this.rLen[need] = dv.getUint16(o + RXD_LEN, true);
+      room += this.rLen[need];
       need++;
     }
     if (room < len || this.evSpace(v) < need) {
@@ -370,10 +381,8 @@ export class HwNic {
     let done = 0;
     for (let j = 0; j < need; j++) {
       const idx = (v.rxCons + j) >>> 0;
-      const o = RXQ_OFFSET + (idx & (VI_RXQ_SIZE - 1)) * DESC_SIZE;
-      const cap = dv.getUint16(o + RXD_LEN, true);
-      const n = Math.min(cap, len - done);
-      const dst = this.buffers.resolve(v.id, dv.getUint32(o + RXD_BUF, true), dv.getUint16(o + RXD_OFF, true), n);
+      const n = Math.min(this.rLen[j], len - done);
+      const dst = this.buffers.resolve(v.id, this.rBuf[j], this.rOff[j], n);
       if (dst < 0) {
         v.rxCons = (v.rxCons + j) >>> 0;
         this.fault(v, -dst);

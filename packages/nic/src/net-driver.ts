@@ -52,6 +52,16 @@ export interface NetDriverStats extends Omit<NetDriverCounters, 'vetoedRx' | 've
   fault: string;
 }
 
+/** RX buffer size of dom0's primary driver at an MTU (a whole frame, 64-byte aligned). */
+export function netDriverRxBuf(mtu: number): number {
+  return Math.ceil((mtu + 18) / 64) * 64;
+}
+
+/** dom0 pages the primary driver takes for its full RX ring at an MTU. */
+export function netDriverPages(mtu: number): number {
+  return Math.ceil((512 * netDriverRxBuf(mtu)) / 4096);
+}
+
 export type RxCallback = (ram: Uint8Array, off: number, len: number) => void;
 export type TxDoneCallback = (cookie: number) => void;
 
@@ -87,7 +97,7 @@ export class NetDriver {
     this.bufBase = o.mcdi.requestSync('buffer_table_alloc', { vi: 0, domid, frames }) as number;
     this.txDone = this.q.txProdPvt;
 
-    this.rxBufSize = Math.ceil((o.mtu + 18) / 64) * 64;
+    this.rxBufSize = netDriverRxBuf(o.mtu);
     // A full RX ring by default, as a real driver keeps: a burst the size of a sender's window must fit.
     const count = Math.min(o.rxBuffers ?? VI_RXQ_SIZE, VI_RXQ_SIZE);
     const base = o.frames.allocRange(Math.ceil((count * this.rxBufSize) / 4096)) * 4096;

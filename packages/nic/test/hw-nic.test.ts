@@ -4,10 +4,13 @@
  * fabric worker only adds a loop around HwNic.poll(), so these run the
  * hardware in-process, one poll at a time, to check each verdict exactly.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DeviceInterrupts } from '@xsim/hypervisor';
 import {
+  EV_FLAGS,
   EV_INDEX,
+  EV_RX_CONT,
   EV_LEN,
   EV_RX,
   EV_TX,
@@ -83,19 +86,23 @@ function send(g: Guest, dst: number, src: number, len = 100, page = 0, fill = 0x
   g.q.pushTx();
 }
 
-/** Drain a driver's event queue: RX frames as [page, len], and the last TX completion index. */
-function events(g: Guest): { rx: [number, number][]; txDone: number } {
+/** Drain a driver's event queue: RX pieces as [ring index + 4, len, more], and the last TX completion index. */
+function events(g: Guest): { rx: [number, number][]; pieces: [number, number, boolean][]; txDone: number } {
   const rx: [number, number][] = [];
+  const pieces: [number, number, boolean][] = [];
   let txDone = -1;
   while (g.q.evPending() > 0) {
     const o = g.q.evOffset(g.q.evCons);
     const type = g.q.dv.getUint16(o + EV_TYPE, true);
-    if (type === EV_RX) rx.push([g.q.dv.getUint32(o + EV_INDEX, true) + 4, g.q.dv.getUint16(o + EV_LEN, true)]);
+    if (type === EV_RX) {
+      rx.push([g.q.dv.getUint32(o + EV_INDEX, true) + 4, g.q.dv.getUint16(o + EV_LEN, true)]);
+      pieces.push([g.q.dv.getUint32(o + EV_INDEX, true), g.q.dv.getUint16(o + EV_LEN, true), (g.q.dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) !== 0]);
+    }
     if (type === EV_TX) txDone = g.q.dv.getUint32(o + EV_INDEX, true);
     g.q.evCons = (g.q.evCons + 1) >>> 0;
   }
   g.q.publishEvCons();
-  return { rx, txDone };
+  return { rx, pieces, txDone };
 }
 
 describe('HwNic datapath', () => {
@@ -154,5 +161,84 @@ describe('HwNic datapath', () => {
     expect(nic.vi(2).c.txFrames).toBe(1);
     expect(nic.c.rxViDown).toBe(1);
     expect(events(a).rx).toEqual([]);
+  });
+});
+
+describe('HwNic reads what a driver wrote once', () => {
+  it('a guest flipping its frame\'s source MAC after the NIC checked it cannot forge it: the frame is checked and sent from the NIC\'s copy', () => {
+    const { nic, a, b, run } = rig();
+    handleMcdi(nic, 'filter_insert', { vi: 2, match: { kind: 'mac', mac: MAC_B } });
+    send(a, MAC_B, MAC_A, 100);
+    // The hostile guest on another core rewrites the source MAC while the NIC resolves B's RX
+    // buffer (after the spoof check, before the DMA into B): a double fetch delivers the forgery.
+    const resolve = nic.buffers.resolve.bind(nic.buffers);
+    nic.buffers.resolve = (vi, buf, off, len) => {
+      if (vi === 2) a.ram.set(macBytes(0x00163edead01), 6);
+      return resolve(vi, buf, off, len);
+    };
+    run();
+    const got = events(b).rx;
+    expect(got).toEqual([[4, 100]]);
+    expect([...b.ram.subarray(4 * PAGE + 6, 4 * PAGE + 12)]).toEqual(macBytes(MAC_A));
+    expect(nic.vi(1).c.txFrames).toBe(1);
+  });
+
+  it('under arbitrary descriptors, frames and mid-DMA rewrites, the NIC never throws, never sends a MAC the VI does not own, and accounts for every frame (property)', () => {
+    const desc = fc.record({
+      page: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 0, max: 3 }) }, { weight: 1, arbitrary: fc.integer({ min: -2, max: 12 }) }),
+      off: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }) }),
+      len: fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 14, max: 1600 }) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }) }),
+      cont: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+    });
+    const step = fc.record({
+      descs: fc.array(desc, { minLength: 1, maxLength: 6 }),
+      srcIsOurs: fc.boolean(),
+      flip: fc.boolean(),
+      rxLens: fc.array(fc.oneof({ weight: 4, arbitrary: fc.constant(PAGE) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffff }) }), { maxLength: 4 }),
+      prodBump: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -5, max: 600 }) }),
+    });
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 8 }), (steps) => {
+        const { nic, a, b, run } = rig();
+        handleMcdi(nic, 'filter_insert', { vi: 2, match: { kind: 'mac', mac: MAC_B } });
+        // B's RX descriptors: ring index i is B's page 4 + (i % 4) (the rig posted 4 already).
+        let posted = 4;
+        let firstPiece = true;
+        for (const s of steps) {
+          for (let p = 0; p < 4; p++) {
+            a.ram.set(macBytes(MAC_B), p * PAGE);
+            a.ram.set(macBytes(s.srcIsOurs ? MAC_A : MAC_REMOTE), p * PAGE + 6);
+          }
+          for (const d of s.descs) a.q.postTx(a.bufBase + d.page, d.off, d.len, d.cont ? 1 : 0);
+          for (const l of s.rxLens) b.q.postRx(b.bufBase + 4 + (posted++ % 4), 0, l);
+          b.q.pushRx();
+          a.q.txProdPvt = (a.q.txProdPvt + s.prodBump) >>> 0;
+          a.q.pushTx();
+          const resolve = nic.buffers.resolve.bind(nic.buffers);
+          nic.buffers.resolve = (vi, buf, off, len) => {
+            // Rewrite A's frames between the NIC's check and its DMA into another VI.
+            if (s.flip && vi !== 1) for (let p = 0; p < 4; p++) a.ram.set(macBytes(0x00163edead01), p * PAGE + 6);
+            return resolve(vi, buf, off, len);
+          };
+          run();
+          nic.buffers.resolve = resolve;
+          for (const [index, len, more] of events(b).pieces) {
+            // The first piece of every frame B received carries a source MAC A owns.
+            if (firstPiece && len >= 12) {
+              const page = 4 + (index % 4);
+              expect([...b.ram.subarray(page * PAGE + 6, page * PAGE + 12)]).toEqual(macBytes(MAC_A));
+            }
+            firstPiece = !more;
+          }
+          events(a);
+        }
+        const va = nic.vi(1).c;
+        const vb = nic.vi(2).c;
+        // Every frame A sent reached B (switched locally), the wire, or a counter.
+        expect(va.txFrames).toBe(va.txSwitchedLocal + nic.c.wireTx + nic.c.txNoLink + nic.c.linkDownDrops);
+        expect(va.txSwitchedLocal).toBe(vb.rxFrames + vb.rxNoDesc + nic.c.rxViDown);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });

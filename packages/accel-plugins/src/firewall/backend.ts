@@ -6,18 +6,33 @@
  * refuses an MTU above 1500.
  */
 import { declareCounters } from '@xsim/hypervisor';
-import type { AccelBackend, PluginManifest } from '@xsim/netback';
+import { Type, type AccelBackend, type PluginManifest } from '@xsim/netback';
+import type { Static } from '@sinclair/typebox';
 
-export const manifest: PluginManifest = { name: 'firewall', version: '1.0.0', matches: ['*'], features: ['intercept'] };
+const IPV4 = Type.String({ pattern: '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$' });
 
-export interface FirewallRule {
-  /** IPv4 protocol number (17 UDP, 6 TCP); absent = any. */
-  proto?: number;
-  dstPort?: number;
-  /** Dotted quad. */
-  dstIp?: string;
-  srcIp?: string;
-}
+/** A rule: every field given must match for a frame to be vetoed. */
+const RULE = Type.Object(
+  {
+    /** IPv4 protocol number (17 UDP, 6 TCP); absent = any. */
+    proto: Type.Optional(Type.Integer({ minimum: 0, maximum: 255 })),
+    dstPort: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    /** Dotted quad. */
+    dstIp: Type.Optional(IPV4),
+    srcIp: Type.Optional(IPV4),
+  },
+  { additionalProperties: false },
+);
+
+export type FirewallRule = Static<typeof RULE>;
+
+export const manifest: PluginManifest = {
+  name: 'firewall',
+  version: '1.0.0',
+  matches: ['*'],
+  features: ['intercept'],
+  args: Type.Object({ rules: Type.Optional(Type.Array(RULE, { maxItems: 10_000 })) }, { additionalProperties: false }),
+};
 
 export const FIREWALL_COUNTERS = declareCounters('firewall', {
   inspected: { kind: 'event', help: 'frames the rules were checked against' },
@@ -29,6 +44,7 @@ function ipNum(s: string): number {
 }
 
 export function createBackend(_ctx: unknown, args: Record<string, unknown>): AccelBackend {
+  // args were checked against manifest.args by netback before we are called.
   const rules = ((args.rules ?? []) as FirewallRule[]).map((r) => ({
     proto: r.proto,
     dstPort: r.dstPort,

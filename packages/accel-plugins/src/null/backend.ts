@@ -3,13 +3,13 @@
  * measures what the accelerator hooks alone cost on the slow path.
  */
 import { declareCounters } from '@xsim/hypervisor';
-import type { AccelBackend, AccelBackendContext, PluginManifest } from '@xsim/netback';
+import { pluginMessage, type AccelBackend, type AccelBackendContext, type PluginManifest } from '@xsim/netback';
 
 export const NULL_BACKEND_COUNTERS = declareCounters('null backend', {
   attachedVifs: { kind: 'gauge', help: 'vifs attached now' },
 });
 
-export const manifest: PluginManifest = { name: 'null', version: '1.0.0', matches: ['*'], features: ['vif'] };
+export const manifest: PluginManifest = { name: 'null', version: '1.0.0', matches: ['*'], features: ['vif'], messages: { accept: pluginMessage({}) } };
 
 export function createBackend(ctx: AccelBackendContext): AccelBackend {
   const attached = new Set<string>();

@@ -7,7 +7,7 @@
  * slow path delivers to an attached guest are learnt as IPv4 filters so later
  * frames of the flow reach the guest's VI straight from the wire.
  */
-import type { AccelBackend, AccelBackendContext, AccelVif, PluginManifest } from '@xsim/netback';
+import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
 import type { NicInfo } from '@xsim/nic';
 import { declareCounters } from '@xsim/hypervisor';
 
@@ -16,6 +16,12 @@ export const manifest: PluginManifest = {
   version: '1.0.0',
   matches: ['nic:1924-0803', 'nic:1924-0903'],
   features: ['vif'],
+  messages: {
+    // The guest's DMA pages (as grants) and the event-channel port its VI interrupts on.
+    accept: pluginMessage({ grefs: Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 }), { minItems: 1, maxItems: 2048 }), irqPort: Type.Integer({ minimum: 1, maximum: 65535 }) }),
+    running: pluginMessage({}),
+    fault: pluginMessage({ reason: Type.Optional(Type.String({ maxLength: 256 })) }),
+  },
 };
 
 /** Frames up to this MTU fit the guest's scatter buffers (3 pages per TX slot, RX scatter). */
@@ -111,9 +117,9 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       } else if (op === 'running' && st.stage === 'starting') {
         st.stage = 'ready';
       } else if (op === 'decline') {
+        // Whatever stage it is in: a VI already up is finalised, its grants unmapped, its filters removed.
         s.declined++;
-        ctx.freeVi(st.vi);
-        vifs.delete(vif.key);
+        teardown(st);
         ctx.detached(vif);
       } else if (op === 'fault') {
         // The VI faulted (a bad descriptor): the guest already fell back; take the VI away.

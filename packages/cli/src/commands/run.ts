@@ -37,6 +37,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const ends = defaultEnds(topo);
   const from = p.flags.has('from') ? ref(String(p.flags.get('from'))) : ends.from;
   const to = p.flags.has('to') ? ref(String(p.flags.get('to'))) : ends.to;
+  if (from.host === to.host && from.domain === to.domain) throw new Error(`--from and --to are both ${from.host}/${from.domain}: a stream needs two different domains`);
   for (const end of [from, to]) {
     const host = topo.hosts.find((h) => h.name === end.host);
     if (!host) throw new Error(`no host "${end.host}" in topology "${topo.name}" (hosts: ${topo.hosts.map((h) => h.name).join(', ')})`);

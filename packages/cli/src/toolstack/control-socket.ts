@@ -5,7 +5,7 @@
  * { ok: false, error }. One request per connection, as `xl` does it: the
  * commands are short-lived processes.
  */
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +58,14 @@ function readFrame(sock: Socket): Promise<unknown> {
   });
 }
 
+function describeFile(st: import('node:fs').Stats): string {
+  if (st.isFile()) return 'regular file';
+  if (st.isDirectory()) return 'directory';
+  if (st.isSymbolicLink()) return 'symbolic link';
+  if (st.isFIFO()) return 'FIFO';
+  return 'special file';
+}
+
 export interface ControlServer {
   readonly path: string;
   close(): Promise<void>;
@@ -69,7 +77,10 @@ export interface ControlServer {
  */
 export async function serveControl(sim: Simulation, path: string, extra: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {}): Promise<ControlServer> {
   if (existsSync(path)) {
-    // A socket file left by a simulation that is gone can be reused; a live one cannot.
+    // Only a Unix socket left by a simulation that is gone may be replaced: anything else at
+    // that path (a user's file, a directory) is not ours to delete.
+    const st = lstatSync(path);
+    if (!st.isSocket()) throw new Error(`${path} exists and is not a socket (it is a ${describeFile(st)}); refusing to replace it: choose another --socket`);
     const live = await new Promise<boolean>((r) => {
       const c = createConnection(path, () => {
         c.destroy();
@@ -83,9 +94,11 @@ export async function serveControl(sim: Simulation, path: string, extra: Record<
     readFrame(sock)
       .then(async (req) => {
         const { op, args } = (req ?? {}) as { op?: unknown; args?: unknown };
-        const name = String(op);
-        const fn = extra[name] ?? (MANAGE_OPS[name] ? (a: Record<string, unknown>) => MANAGE_OPS[name](sim, a) : undefined);
-        if (!fn) throw new Error(`unknown operation "${name}" (known: ${[...Object.keys(MANAGE_OPS), ...Object.keys(extra)].sort().join(', ')})`);
+        const name = typeof op === 'string' ? op : '';
+        // Own, declared ops only: never "constructor", "toString" or "__proto__" from the prototype chain.
+        const fn = Object.hasOwn(extra, name) ? extra[name] : Object.hasOwn(MANAGE_OPS, name) ? (a: Record<string, unknown>) => MANAGE_OPS[name](sim, a) : undefined;
+        if (!fn) throw new Error(`unknown operation ${JSON.stringify(op)} (known: ${[...Object.keys(MANAGE_OPS), ...Object.keys(extra)].sort().join(', ')})`);
+        if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args))) throw new Error(`operation ${name}: arguments must be an object, got ${JSON.stringify(args)}`);
         return fn((args ?? {}) as Record<string, unknown>);
       })
       .then(
@@ -108,7 +121,8 @@ export async function serveControl(sim: Simulation, path: string, extra: Record<
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        if (existsSync(path)) unlinkSync(path);
+        // Ours to remove only if it is still the socket we made.
+        if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
       }),
   };
 }

@@ -44,9 +44,12 @@ export interface PluginView {
 export type ManageOp = (sim: Simulation, args: Json) => Promise<unknown>;
 
 function parseDev(sim: Simulation, dev: string): { host: string; domain: string; vif: number } {
-  const [host, domain, vif = 'vif0'] = dev.split('/');
+  const parts = dev.split('/');
+  const [host, domain, vif = 'vif0'] = parts;
   const m = /^vif(\d+)$/.exec(vif);
-  if (!host || !domain || !m) throw new Error(`device "${dev}" is not HOST/DOMAIN[/vifN]`);
+  const devices = () => sim.domains.filter((d) => d.domid !== 0).map((d) => `${d.host}/${d.name}`).join(', ');
+  if (parts.length > 3 || !host || !domain || !m) throw new Error(`device "${dev}" is not HOST/DOMU[/vifN] (guests: ${devices()})`);
+  if (domain === 'dom0' || domain === 'Domain-0') throw new Error(`${host}/${domain} is dom0: it has no vif of its own (a device is a guest's vif, HOST/DOMU[/vifN]; guests: ${devices()})`);
   sim.domain({ host, domain }); // throws, naming what exists, if there is no such domain
   return { host, domain, vif: Number(m[1]) };
 }

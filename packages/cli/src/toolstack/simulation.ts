@@ -9,7 +9,10 @@
  * compete for the machine's cores.
  */
 import { MessageChannel, type MessagePort as Port } from 'node:worker_threads';
+import { existsSync, statSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { pluginModules } from '@xsim/accel-plugins';
+import { vetPlugin } from '../plugins/vet.ts';
 import { DomainPool, RpcEndpoint, WakeWord, type DomainTask } from '@xsim/hypervisor';
 import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
@@ -29,6 +32,10 @@ export interface SimulationOptions {
    * misbehaving guest.
    */
   kernels?: Record<string, string>;
+  /** How long a plugin's modules may take to load in the vetting worker (default 10 s). */
+  pluginVetMs?: number;
+  /** How long a domain may take to answer a stats or shutdown request before it is called hung (default 5 s). */
+  answerMs?: number;
 }
 
 export interface DomainRef {
@@ -46,6 +53,10 @@ export interface RunningDomain {
   done: Promise<unknown>;
   /** Set if the domain's worker crashed. */
   crashed?: Error;
+  /** Set if the domain stopped answering (its code never yields): what it did not answer. */
+  hung?: string;
+  /** Terminates the domain's worker. */
+  abort: AbortController;
   final?: unknown;
 }
 
@@ -139,13 +150,15 @@ export class Simulation {
       wake: { sab: h.evtchn, offset: d.wakeOffset },
       config,
     };
-    const rd: RunningDomain = { host: h.spec.name, name: d.name, domid: d.domid, ip, ctl: new RpcEndpoint(port1, d.wake, null).listen(), done: Promise.resolve() };
-    rd.done = this.pool.start(task).then(
+    const rd: RunningDomain = { host: h.spec.name, name: d.name, domid: d.domid, ip, ctl: new RpcEndpoint(port1, d.wake, null).listen(), done: Promise.resolve(), abort: new AbortController() };
+    rd.done = this.pool.start(task, rd.abort.signal).then(
       (v) => {
         rd.final = v;
         return v;
       },
       (e: Error) => {
+        // A worker we terminated because it hung did not crash.
+        if (rd.abort.signal.aborted) return undefined;
         rd.crashed = e;
         this.opts.log?.(`${h.spec.name}/${d.name} (domain ${d.domid}) crashed: ${e.message}`);
         return undefined;
@@ -221,15 +234,31 @@ export class Simulation {
   }
 
   domain(ref: DomainRef): RunningDomain {
-    const d = this.domains.find((x) => x.host === ref.host && (x.name === ref.domain || (ref.domain === 'dom0' && x.domid === 0)));
-    if (!d) throw new Error(`no domain ${ref.domain} on host ${ref.host}`);
-    return d;
+    const d = this.domains.find((x) => x.host === ref.host && (ref.domain === 'dom0' ? x.domid === 0 : x.name === ref.domain && x.domid !== 0));
+    if (d) return d;
+    const hosts = [...new Set(this.domains.map((x) => x.host))];
+    if (!hosts.includes(ref.host)) throw new Error(`no host "${ref.host}" (hosts: ${hosts.join(', ')})`);
+    const here = this.domains.filter((x) => x.host === ref.host).map((x) => (x.domid === 0 ? 'dom0' : x.name));
+    throw new Error(`no domain "${ref.domain}" on ${ref.host} (domains: ${here.join(', ')})`);
   }
 
   async request(ref: DomainRef, op: string, args: unknown = {}, timeoutMs = 120_000): Promise<unknown> {
-    const d = this.domain(ref);
+    return this.ask(this.domain(ref), op, args, timeoutMs);
+  }
+
+  /** A request to one domain with a deadline; a domain that misses it is marked hung. */
+  private async ask(d: RunningDomain, op: string, args: unknown, timeoutMs: number): Promise<unknown> {
     if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed.message}`);
-    return d.ctl.request(op, args, timeoutMs);
+    if (d.hung) throw new Error(`${d.host}/${d.name} is hung (${d.hung})`);
+    try {
+      return await d.ctl.request(op, args, timeoutMs);
+    } catch (e) {
+      if (e instanceof Error && /no reply within/.test(e.message) && !d.crashed) {
+        d.hung = `no answer to "${op}" within ${timeoutMs} ms`;
+        this.opts.log?.(`${d.host}/${d.name} (domain ${d.domid}) is hung: ${d.hung}`);
+      }
+      throw e;
+    }
   }
 
   private hostNames(host?: string): string[] {
@@ -245,15 +274,22 @@ export class Simulation {
    */
   async loadPlugin(name: string, opts: { host?: string; args?: Record<string, unknown> } = {}): Promise<unknown[]> {
     const mod = pluginModules(name);
+    const hosts = this.hostNames(opts.host);
+    if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args))) throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
+    // No domain imports a module that has not first loaded cleanly in a throwaway worker.
+    await vetPlugin(mod, this.opts.pluginVetMs);
     const out: unknown[] = [];
-    for (const host of this.hostNames(opts.host)) {
+    for (const host of hosts) {
       out.push(await this.request({ host, domain: 'dom0' }, 'plugin_load', { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} }, 30_000));
     }
     return out;
   }
 
   /** Unload a plugin: every vif using it detaches (drains, falls back to the slow path) first. */
-  async unloadPlugin(name: string, opts: { host?: string } = {}): Promise<unknown[]> {
+  async unloadPlugin(nameOrPath: string, opts: { host?: string } = {}): Promise<unknown[]> {
+    // A plugin loaded by path may be unloaded by that path (or by its name).
+    const dir = resolvePath(nameOrPath);
+    const name = existsSync(dir) && statSync(dir).isDirectory() ? pluginModules(nameOrPath).name : nameOrPath;
     const out: unknown[] = [];
     for (const host of this.hostNames(opts.host)) out.push(await this.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000));
     return out;
@@ -276,12 +312,26 @@ export class Simulation {
   }
 
   /** Every domain's counters and the NIC fabric's, keyed host/domain. */
+  /**
+   * Every domain's counters and the NIC fabric's, keyed host/domain, asked of
+   * all at once: a domain that does not answer within answerMs is reported as
+   * hung (`{ hung }`), not waited for.
+   */
   async stats(): Promise<Record<string, unknown>> {
-    const out: Record<string, unknown> = {};
-    for (const d of this.domains) {
-      const key = `${d.host}/${d.domid === 0 ? 'dom0' : d.name}`;
-      out[key] = d.crashed ? { crashed: d.crashed.message } : await d.ctl.request('stats', {});
-    }
+    const ms = this.opts.answerMs ?? 5000;
+    const answers = await Promise.all(
+      this.domains.map(async (d): Promise<[string, unknown]> => {
+        const key = `${d.host}/${d.domid === 0 ? 'dom0' : d.name}`;
+        if (d.crashed) return [key, { crashed: d.crashed.message }];
+        if (d.hung) return [key, { hung: d.hung }];
+        try {
+          return [key, await this.ask(d, 'stats', {}, ms)];
+        } catch (e) {
+          return [key, d.hung ? { hung: d.hung } : { error: e instanceof Error ? e.message : String(e) }];
+        }
+      }),
+    );
+    const out: Record<string, unknown> = Object.fromEntries(answers);
     out.fabric = await this.fabricStats();
     return out;
   }
@@ -292,10 +342,13 @@ export class Simulation {
     const finals: Record<string, unknown> = {};
     // Guests first (they may still have traffic in flight), then dom0s, then the hardware.
     const order = [...this.domains.filter((d) => d.domid !== 0), ...this.domains.filter((d) => d.domid === 0)];
+    const ms = this.opts.answerMs ?? 5000;
     for (const d of order) {
-      if (!d.crashed) await d.ctl.request('shutdown', {}, 10_000).catch(() => {});
+      if (!d.crashed && !d.hung) await this.ask(d, 'shutdown', {}, ms).catch(() => {});
+      // A domain that will not stop (its code never yields) is ended: its worker is terminated.
+      if (d.hung) d.abort.abort(new Error(`terminated: ${d.hung}`));
       await d.done;
-      finals[`${d.host}/${d.domid === 0 ? 'dom0' : d.name}`] = d.crashed ? { crashed: d.crashed.message } : d.final;
+      finals[`${d.host}/${d.domid === 0 ? 'dom0' : d.name}`] = d.crashed ? { crashed: d.crashed.message } : d.hung ? { hung: d.hung, terminated: true } : d.final;
       d.ctl.close();
     }
     await this.fabricCtl.request('shutdown', {}, 10_000).catch(() => {});

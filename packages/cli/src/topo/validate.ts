@@ -4,6 +4,8 @@
  * keys are errors so a typo never passes silently. The result is normalised:
  * defaults filled in, MACs lower-cased.
  */
+import { netfrontPages } from '@xsim/netfront';
+import { dom0MinPages } from '@xsim/netback';
 import type { DomUSpec, HostSpec, Topology, VifSpec, WireSpec } from './types.ts';
 
 export interface TopologyIssue {
@@ -74,14 +76,20 @@ class Checker {
       this.fail(path, `${JSON.stringify(s)} is not a unicast MAC address`);
       return undefined;
     }
+    if (/^00(:00){5}$/.test(s)) {
+      this.fail(path, `${JSON.stringify(s)}: the all-zero MAC is no station's address`);
+      return undefined;
+    }
     return s.toLowerCase();
   }
 
+  /** A dotted quad in canonical form (no leading zeros: "10.0.010.1" would be a second spelling of 10.0.10.1). */
   ip(v: unknown, path: string): string | undefined {
-    const s = this.str(v, path, /^\d{1,3}(\.\d{1,3}){3}$/, 'an IPv4 address');
+    const s = this.str(v, path, /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/, 'an IPv4 address in dotted-quad form without leading zeros');
     if (s === undefined) return undefined;
-    if (s.split('.').some((x) => Number(x) > 255)) {
-      this.fail(path, `${JSON.stringify(s)} is not an IPv4 address`);
+    const host = ipToNum(s) % 65536;
+    if (host === 0 || host === 65535) {
+      this.fail(path, `${s} is the ${host === 0 ? 'network' : 'broadcast'} address of the /16 every domain shares, not a host's`);
       return undefined;
     }
     return s;
@@ -97,6 +105,10 @@ function describe(v: unknown): string {
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9-]*$/;
+/** Names a domU may not take: they name dom0 (in `xsim` refs and in xenstore). */
+const RESERVED = new Set(['dom0', 'domain-0']);
+/** Guest pages beyond netfront's buffers: rings, the odd allocation. */
+const DOMU_SLACK_PAGES = 16;
 const HEX4 = /^[0-9a-fA-F]{4}$/;
 
 function ipToNum(s: string): number {
@@ -148,7 +160,11 @@ export function validateTopology(input: unknown): Topology {
     };
     claimMac(nic.mac, `${hp}.nic.mac`);
     const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages']) ?? {};
-    const dom0 = { ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '', memPages: c.int(d0.memPages, `${hp}.dom0.memPages`, 4096, 1024, 262144) ?? 4096 };
+    const dom0Min = dom0MinPages(nic.mtu);
+    const dom0 = {
+      ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '',
+      memPages: c.int(d0.memPages, `${hp}.dom0.memPages`, Math.max(4096, dom0Min), dom0Min, 262144, ` (4 KiB pages: the NIC driver's RX ring and skbs need ${dom0Min} at MTU ${nic.mtu})`) ?? 4096,
+    };
     claimIp(dom0.ip, `${hp}.dom0.ip`);
     const dsIn = c.arr(o.domUs, `${hp}.domUs`);
     if (dsIn.length > LIMITS.domUsPerHost) c.fail(`${hp}.domUs`, `at most ${LIMITS.domUsPerHost} domUs per host (one worker each on a 2-core machine)`);
@@ -158,13 +174,16 @@ export function validateTopology(input: unknown): Topology {
       const dp = `${hp}.domUs[${di}]`;
       const x = c.obj(d, dp, ['name', 'domid', 'memPages', 'vifs']) ?? {};
       const dname = c.str(x.name, `${dp}.name`, NAME_RE, 'a domain name ([a-z0-9-])') ?? `d${di}`;
+      if (RESERVED.has(dname)) c.fail(`${dp}.name`, `"${dname}" is reserved: it names the host's dom0`);
       if (dnames.has(dname)) c.fail(`${dp}.name`, `domU name "${dname}" is used twice on ${hname}`);
       dnames.add(dname);
       const domid = c.int(x.domid, `${dp}.domid`, di + 1, 1, 32767) ?? di + 1;
       if (domids.has(domid)) c.fail(`${dp}.domid`, `domid ${domid} is used twice on ${hname}`);
       domids.add(domid);
-      const memPages = c.int(x.memPages, `${dp}.memPages`, 1024, 512, 65536, ' (4 KiB pages; netfront needs ~600 for its buffers)') ?? 1024;
       const vsIn = c.arr(x.vifs, `${dp}.vifs`);
+      // netfront's buffers for every vif, and a little for the kernel: what the guest really needs.
+      const need = Math.max(1, vsIn.length) * netfrontPages(nic.mtu) + DOMU_SLACK_PAGES;
+      const memPages = c.int(x.memPages, `${dp}.memPages`, Math.max(1024, need), need, 65536, ` (4 KiB pages: ${Math.max(1, vsIn.length)} vif(s) at MTU ${nic.mtu} take ${netfrontPages(nic.mtu)} pages each, plus ${DOMU_SLACK_PAGES})`) ?? need;
       if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
       const vifs: VifSpec[] = vsIn.map((v, vi) => {
         const vp = `${dp}.vifs[${vi}]`;
@@ -181,6 +200,7 @@ export function validateTopology(input: unknown): Topology {
 
   const wiresIn = top.wires === undefined ? [] : c.arr(top.wires, 'wires');
   const seenWires = new Set<string>();
+  const nicWired = new Map<string, string>();
   const wires: WireSpec[] = wiresIn.map((w, wi) => {
     const wp = `wires[${wi}]`;
     const o = c.obj(w, wp, ['a', 'b']) ?? {};
@@ -191,6 +211,12 @@ export function validateTopology(input: unknown): Topology {
     const key = [a, b].sort().join('|');
     if (seenWires.has(key)) c.fail(wp, `hosts ${a} and ${b} are already wired`);
     seenWires.add(key);
+    // A NIC has one port: a host wired to two others needs a switch between them.
+    for (const end of [a, b]) {
+      const prev = nicWired.get(end);
+      if (end && prev !== undefined && prev !== wp && a !== b) c.fail(wp, `${end}'s NIC is already wired by ${prev}: a NIC has one port (join three or more hosts through a switch)`);
+      else if (end) nicWired.set(end, wp);
+    }
     return { a, b };
   });
 

@@ -35,6 +35,9 @@ export const LOOP_COUNTERS = declareCounters('domain loop', {
 
 export type LoopStats = Counters<typeof LOOP_COUNTERS.decls>;
 
+/** How long a domain waits for deferred work (a dynamic import) before giving up on it. */
+export const DEFER_TIMEOUT_MS = 15_000;
+
 export class DomainLoop {
   private readonly pollers: { name: string; poll: Poller }[] = [];
   private stopped = false;
@@ -78,10 +81,31 @@ export class DomainLoop {
    * Let `p` settle without blocking the domain: the synchronous loop steps out
    * to the event loop (in runAsync) until it has. `then` runs inside the loop.
    */
-  defer<T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void): void {
-    this.awaiting.push(
-      p.then(then, (e: unknown) => fail(e instanceof Error ? e : new Error(String(e)))).catch((e: unknown) => fail(e instanceof Error ? e : new Error(String(e)))),
-    );
+  defer<T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void, timeoutMs = DEFER_TIMEOUT_MS): void {
+    // Whatever `p` does, the domain stops waiting for it after timeoutMs: a module whose
+    // top-level code never settles must not keep the domain stepping out for good.
+    let over = false;
+    const once = (f: () => void) => {
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      f();
+    };
+    const asError = (e: unknown) => (e instanceof Error ? e : new Error(String(e)));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        once(() => fail(new Error(`did not settle within ${timeoutMs} ms`)));
+        resolve();
+      }, timeoutMs);
+      p.then(
+        (v) => once(() => then(v)),
+        (e: unknown) => once(() => fail(asError(e))),
+      )
+        .catch((e: unknown) => fail(asError(e)))
+        .finally(resolve);
+    });
+    this.awaiting.push(waited);
     this.wake.kick();
   }
 

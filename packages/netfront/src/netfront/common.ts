@@ -6,6 +6,16 @@
 import { declareCounters, type Counters, type EventChannels, type FrameAllocator, type GrantRefAllocator, type GrantTable, type GuestMemory } from '@xsim/hypervisor';
 import type { XsLike } from '@xsim/hypervisor';
 
+/**
+ * Guest pages one vif's netfront takes: its TX buffers (one chunk of whole
+ * pages per frame, as many chunks as the ring has slots for), one RX page per
+ * ring slot, and the two ring pages. What a domU's memory must hold per vif.
+ */
+export function netfrontPages(mtu: number): number {
+  const chunkPages = Math.ceil((mtu + 18) / 4096);
+  return Math.floor(256 / chunkPages) * chunkPages + 256 + 2;
+}
+
 /** A frame may arrive in at most this many RX slots (XEN_NETBK_LEGACY_SLOTS_MAX); a longer chain is dropped. */
 export const MAX_FRAME_PIECES = 18;
 

@@ -1,0 +1,114 @@
+/**
+ * Bad input from the user and the toolstack gets a clear answer, never a
+ * crash, a hang or a deleted file: the control socket's path and ops, device
+ * names, plugins with bad manifests, bad arguments or top-level code that
+ * never settles or never stops, and a domain whose code never yields.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Simulation, controlRequest, defaultTopology, manageCommand, serveControl, type ControlServer } from '@xsim/cli';
+import type { Json } from './helpers.ts';
+
+const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;
+const fixture = (p: string) => fileURLToPath(new URL(`./fixtures/${p}`, import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'xsim-inputs-'));
+
+let sim: Simulation;
+let server: ControlServer;
+const socket = join(dir, 'ctl.sock');
+const cli = (object: string, ...argv: string[]) => manageCommand(object, [...argv, '--socket', socket]);
+
+beforeAll(async () => {
+  sim = await Simulation.start(defaultTopology(), { kernels: { 'host-b/b2': HOSTILE }, answerMs: 1500, pluginVetMs: 3000 });
+  server = await serveControl(sim, socket);
+});
+afterAll(async () => {
+  await server?.close();
+  await sim?.shutdown();
+});
+
+describe('the control socket', () => {
+  it('never deletes a file that is not a stale socket', async () => {
+    const file = join(dir, 'notes.json');
+    writeFileSync(file, '{"precious": true}');
+    await expect(serveControl(sim, file)).rejects.toThrow(/exists and is not a socket \(it is a regular file\); refusing to replace it/);
+    expect(readFileSync(file, 'utf8')).toBe('{"precious": true}');
+    await expect(serveControl(sim, dir)).rejects.toThrow(/it is a directory/);
+  });
+
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('knows only its own declared ops: "%s" is unknown, and the answer lists what exists', async (op) => {
+    await expect(controlRequest(socket, op)).rejects.toThrow(new RegExp(`unknown operation "${op.replace(/_/g, '_')}" \\(known: .*dev\\.list.*plugin\\.load`));
+  });
+
+  it('refuses arguments that are not an object', async () => {
+    await expect(controlRequest(socket, 'dev.list', [1, 2] as unknown as Record<string, unknown>)).rejects.toThrow(/arguments must be an object/);
+  });
+
+  it('answers a device that is dom0, or does not exist, with what does', async () => {
+    await expect(cli('dev', 'stats', 'show', 'host-a/dom0')).rejects.toThrow(/host-a\/dom0 is dom0: it has no vif of its own .* guests: host-a\/a1, host-a\/a2, host-b\/b1, host-b\/b2/);
+    await expect(cli('dev', 'stats', 'show', 'host-z/a1')).rejects.toThrow(/no host "host-z" \(hosts: host-a, host-b\)/);
+    await expect(cli('dev', 'stats', 'show', 'host-a/zz')).rejects.toThrow(/no domain "zz" on host-a \(domains: dom0, a1, a2\)/);
+    await expect(cli('dev', 'stats', 'show', 'host-a/a1/eth0')).rejects.toThrow(/is not HOST\/DOMU\[\/vifN\]/);
+  });
+});
+
+describe('plugins', () => {
+  it('a manifest without matches or features is refused, naming the fields', async () => {
+    await expect(sim.loadPlugin(fixture('plugins/bad-manifest'))).rejects.toThrow(/bad manifest: .*\/matches.*\/features/);
+  });
+
+  it('bad arguments are refused by the plugin\'s own schema before it runs', async () => {
+    await expect(sim.loadPlugin('firewall', { args: { rules: 'x' } })).rejects.toThrow(/plugin firewall: bad arguments: \/rules: Expected array/);
+    await expect(sim.loadPlugin('firewall', { args: { rules: [{ dstIp: '10.0.0.300' }] } })).rejects.toThrow(/bad arguments: \/rules\/0\/dstIp/);
+    const s = (await sim.stats()) as Json;
+    expect(Object.keys(s['host-a/dom0'].accel.plugins)).toEqual([]);
+  });
+
+  it('a plugin loaded by path is unloaded by that path', async () => {
+    const flaky = fixture('flaky');
+    await sim.loadPlugin(flaky, { host: 'host-a' });
+    expect(Object.keys(((await sim.stats()) as Json)['host-a/dom0'].accel.plugins)).toEqual(['flaky']);
+    await sim.unloadPlugin(flaky, { host: 'host-a' });
+    expect(Object.keys(((await sim.stats()) as Json)['host-a/dom0'].accel.plugins)).toEqual([]);
+  });
+
+  it.each([
+    ['never settles', 'plugins/never-settles', /top-level code awaits something that never settles: refused, no domain has run it/],
+    ['never stops', 'plugins/loops-forever', /did not finish loading within 3000 ms .* refused, no domain has run it/],
+  ])('a module whose top-level code %s is refused by the vetting worker; no domain ever ran it', async (_what, path, message) => {
+    const t = performance.now();
+    await expect(sim.loadPlugin(fixture(path))).rejects.toThrow(message);
+    expect(performance.now() - t).toBeLessThan(8000);
+    // dom0 never imported it and still answers at once.
+    const s = (await sim.stats()) as Json;
+    expect(s['host-a/dom0'].accel.plugins).toEqual({});
+    expect(s['host-a/dom0'].hung).toBeUndefined();
+  });
+});
+
+describe('a domain whose code never yields', () => {
+  it('is reported hung by stats within the deadline; everyone else answers; management works', async () => {
+    void sim.request({ host: 'host-b', domain: 'b2' }, 'hang').catch(() => {});
+    const t = performance.now();
+    const s = (await sim.stats()) as Json;
+    expect(performance.now() - t).toBeLessThan(4000);
+    expect(s['host-b/b2'].hung).toMatch(/no answer to "stats" within 1500 ms/);
+    expect(s['host-a/a1'].vifs).toBeDefined();
+    expect(s['host-b/dom0'].vifs).toBeDefined();
+    const devs = JSON.parse(await cli('dev', 'list', '-j')) as Json[];
+    expect(devs.map((d) => d.dev)).toContain('host-a/a1/vif0');
+    await expect(sim.request({ host: 'host-b', domain: 'b2' }, 'stats')).rejects.toThrow(/host-b\/b2 is hung/);
+  });
+
+  it('shutdown ends it: its worker is terminated, and the others stop cleanly', async () => {
+    await server.close();
+    const t = performance.now();
+    const r = await sim.shutdown();
+    expect(performance.now() - t).toBeLessThan(15_000);
+    expect(r.domains['host-b/b2']).toMatchObject({ terminated: true });
+    expect((r.domains['host-a/a1'] as Json).vifs).toBeDefined();
+  });
+});
