@@ -5,6 +5,8 @@
  * (an await that never resolves) or never stops (a loop) is refused with a
  * clear error, and the worker, not a domain, is what gets terminated.
  */
+import { statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { PluginModules } from '@xsim/accel-plugins';
 
@@ -24,7 +26,29 @@ interface Reply {
   };
 }
 
+/** Verdicts already reached, by the modules' identity (path, size, mtime): an unchanged plugin is not vetted twice. */
+const vetted = new Map<string, VetResult>();
+
+function identity(mod: PluginModules): string {
+  return [mod.backend, mod.frontend ?? '']
+    .filter(Boolean)
+    .map((u) => {
+      const st = statSync(fileURLToPath(u));
+      return `${u}:${st.size}:${st.mtimeMs}`;
+    })
+    .join('|');
+}
+
 export async function vetPlugin(mod: PluginModules, timeoutMs = 10_000): Promise<VetResult> {
+  const id = identity(mod);
+  const known = vetted.get(id);
+  if (known) return known;
+  const r = await vetOnce(mod, timeoutMs);
+  vetted.set(id, r);
+  return r;
+}
+
+async function vetOnce(mod: PluginModules, timeoutMs: number): Promise<VetResult> {
   const w = new Worker(VET_WORKER, { workerData: { backend: mod.backend, frontend: mod.frontend } });
   let timer: NodeJS.Timeout | undefined;
   try {
