@@ -1,290 +1,456 @@
 /**
- * Event channels, 2-level ABI style: per-domain pending and mask bitmaps plus a
- * selector word, all in one SharedArrayBuffer per host (the hypervisor's
- * shared_info pages for every domain of that host). Sending sets the remote
- * pending bit and, when it was newly set and unmasked, kicks the remote
- * domain's wake word so a sleeping worker runs.
+ * Event channels, after Xen's 2-level ABI, with the hypervisor's part made
+ * explicit so that no domain holds another's event state.
  *
- * Every worker of a host constructs an EventChannels over the same buffer with
- * its own domid; ports and bitmaps are addressed through a domid→slot table in
- * the buffer header.
+ * A domain's shared_info (pending and mask bitmaps of NR_EVTCHN_PORTS ports,
+ * the selector words) lives in memory of that domain alone. A binding (one
+ * interdomain channel, or one device interrupt) is 8 bytes shared by its two
+ * ends and no one else:
+ *
+ *     +0  u32  pending for end 0   (set by end 1's send)
+ *     +4  u32  pending for end 1   (set by end 0's send)
+ *
+ * send(port) sets the peer's word and rings the peer's pCPU doorbell (which
+ * can only wake that pCPU: it changes nothing of the peer's). The receiver's
+ * upcall (dispatch) pulls its words into its own pending bitmap and runs the
+ * unmasked ports' handlers. Closing a port drops the binding from the
+ * receiver's scan: whatever the old peer still writes is never read again.
+ *
+ * The hypervisor side, EvtchnService (one per host, where the toolstack
+ * runs), is the authority on every domain's port table: alloc_unbound,
+ * bind_interdomain (it makes the binding and hands it to both ends, with each
+ * end's doorbell), close (the peer reverts to unbound and is told), and
+ * device interrupts (a binding between a domain and the NIC, which only dom0
+ * may hand to the hardware).
  */
-import { WakeWord, kickWord } from './wake.ts';
+import { ANY, CH, type Addr, type Bus, type Envelope } from './bus/bus.ts';
+import { RpcEndpoint, WithShared, type RpcValue } from './rpc.ts';
+import { WakeWord } from './wake.ts';
 
-export const NR_EVTCHN_PORTS = 1024;
-export const MAX_HOST_DOMAINS = 32;
+/** Ports per domain: the 2-level ABI's 64 × 64 for a 64-bit guest. */
+export const NR_EVTCHN_PORTS = 4096;
 const WORDS = NR_EVTCHN_PORTS / 32;
-
-// Slot layout, in 32-bit words.
-const SLOT_WAKE = 0; // and SLOT_WAKE + 1: the wake word's asleep flag
-const SLOT_SEL = 2;
-const SLOT_PENDING = 16;
-const SLOT_MASK = SLOT_PENDING + WORDS;
-const SLOT_STATE = SLOT_MASK + WORDS;
-const SLOT_PEER = SLOT_STATE + NR_EVTCHN_PORTS;
-const SLOT_WORDS = SLOT_PEER + NR_EVTCHN_PORTS;
-const HEADER_WORDS = MAX_HOST_DOMAINS; // domid + 1 per slot, 0 = free
+const SEL_WORDS = WORDS / 32;
+// shared_info layout, in 32-bit words.
+const SI_PENDING = 0;
+const SI_MASK = SI_PENDING + WORDS;
+const SI_SEL = SI_MASK + WORDS;
+const SI_WORDS = SI_SEL + SEL_WORDS;
+export const BINDING_BYTES = 8;
 
 export const ECS_FREE = 0;
 export const ECS_UNBOUND = 1;
 export const ECS_INTERDOMAIN = 2;
 /** Bound to a hardware interrupt source (a NIC VI): raised by the device, not by a domain. */
 export const ECS_PIRQ = 3;
+export const ECS_NAMES = ['free', 'unbound', 'interdomain', 'pirq'];
 
 export type EvtchnHandler = (port: number) => void;
 
 export class EvtchnError extends Error {
   constructor(
     message: string,
-    readonly errno: 'EINVAL' | 'ENOSPC' | 'ESRCH' | 'EBUSY',
+    readonly errno: 'EINVAL' | 'ENOSPC' | 'ESRCH' | 'EBUSY' | 'EPERM',
   ) {
     super(message);
     this.name = 'EvtchnError';
   }
 }
 
-export class EventChannelBus {
-  /** Allocate the shared state of one host. Done by the toolstack before domains start. */
-  static create(): SharedArrayBuffer {
-    return new SharedArrayBuffer((HEADER_WORDS + MAX_HOST_DOMAINS * SLOT_WORDS) * 4);
-  }
-
-  /** Register a domain; returns its slot. Idempotent per domid. */
-  static addDomain(sab: SharedArrayBuffer, domid: number): number {
-    const i32 = new Int32Array(sab);
-    for (let s = 0; s < MAX_HOST_DOMAINS; s++) if (i32[s] === domid + 1) return s;
-    for (let s = 0; s < MAX_HOST_DOMAINS; s++) {
-      if (Atomics.compareExchange(i32, s, 0, domid + 1) === 0) return s;
-    }
-    throw new EvtchnError(`no event-channel slot left for domain ${domid} (max ${MAX_HOST_DOMAINS} per host)`, 'ENOSPC');
-  }
-
-  /** Byte offset of a registered domain's wake word (what its worker sleeps on). */
-  static wakeOffset(sab: SharedArrayBuffer, domid: number): number {
-    const base = slotBase(new Int32Array(sab), domid);
-    if (base < 0) throw new EvtchnError(`domain ${domid} has no event-channel slot on this host`, 'ESRCH');
-    return (base + SLOT_WAKE) * 4;
-  }
-
-  static wakeOf(sab: SharedArrayBuffer, domid: number): WakeWord {
-    return new WakeWord(sab, EventChannelBus.wakeOffset(sab, domid));
-  }
+/** A bound port's private record: the binding words and how to ring the peer. */
+interface Bound {
+  words: Int32Array;
+  /** Our end: we read words[end] and write words[1 - end]. */
+  end: number;
+  /** The peer's pCPU doorbell (null for a device: it polls). */
+  kick: WakeWord | null;
 }
 
-function slotBase(i32: Int32Array, domid: number): number {
-  for (let s = 0; s < MAX_HOST_DOMAINS; s++) if (Atomics.load(i32, s) === domid + 1) return HEADER_WORDS + s * SLOT_WORDS;
-  return -1;
-}
-
-/** Raise `port` of domain `domid`: the one primitive behind send and device interrupts. */
-function raise(i32: Int32Array, base: number, port: number): void {
-  const w = port >>> 5;
-  const bit = 1 << (port & 31);
-  const old = Atomics.or(i32, base + SLOT_PENDING + w, bit);
-  if (old & bit) return;
-  if (Atomics.load(i32, base + SLOT_MASK + w) & bit) return;
-  Atomics.or(i32, base + SLOT_SEL, 1 << w);
-  kickWord(i32, base + SLOT_WAKE);
-}
-
+/**
+ * A domain's event channels. Built by the hypervisor layer with the domain's
+ * hypercall endpoint; the domain's code uses the methods and never sees the
+ * bindings' or doorbells' memory (private fields).
+ */
 export class EventChannels {
   readonly domid: number;
-  readonly wake: WakeWord;
-  private readonly i32: Int32Array;
-  private readonly base: number;
-  private readonly handlers: (EvtchnHandler | undefined)[] = new Array(NR_EVTCHN_PORTS);
-  /** Remote slot base and port of interdomain ports, cached so send() does no lookup. */
-  private readonly peerBase = new Int32Array(NR_EVTCHN_PORTS).fill(-1);
+  readonly #si: Int32Array;
+  readonly #hv: RpcEndpoint;
+  readonly #bound = new Map<number, Bound>();
+  /** Ports in the order the scan visits them (kept in step with #bound). */
+  #scan: { port: number; b: Bound }[] = [];
+  readonly #handlers = new Map<number, EvtchnHandler>();
+  /** Ports allocated and in what state, as this domain knows them. */
+  readonly #state = new Map<number, number>();
 
-  constructor(sab: SharedArrayBuffer, domid: number) {
-    this.i32 = new Int32Array(sab);
+  constructor(domid: number, hv: RpcEndpoint) {
     this.domid = domid;
-    this.base = slotBase(this.i32, domid);
-    if (this.base < 0) throw new EvtchnError(`domain ${domid} has no event-channel slot on this host`, 'ESRCH');
-    this.wake = new WakeWord(sab, (this.base + SLOT_WAKE) * 4);
+    this.#si = new Int32Array(new SharedArrayBuffer(SI_WORDS * 4));
+    this.#hv = hv;
+    hv.onEvent((op, args, shared) => this.fromHypervisor(op, args, shared));
+  }
+
+  /** The hypervisor told us of a change to one of our ports. */
+  private fromHypervisor(op: string, args: RpcValue, shared: readonly SharedArrayBuffer[]): void {
+    const a = (args ?? {}) as { port?: unknown; end?: unknown };
+    const port = Number(a.port);
+    if (!(port > 0 && port < NR_EVTCHN_PORTS)) return;
+    if (op === 'bound' && shared[0]) {
+      // Our unbound port was bound by its remote end: from now on it carries events.
+      this.attach(port, { words: new Int32Array(shared[0], 0, 2), end: Number(a.end) & 1, kick: shared[1] ? new WakeWord(shared[1], 0) : null }, ECS_INTERDOMAIN);
+    } else if (op === 'unbound') {
+      // The remote end closed: the port reverts to unbound, and its binding is never read again.
+      this.detach(port);
+      this.#state.set(port, ECS_UNBOUND);
+    }
+  }
+
+  private attach(port: number, b: Bound, state: number): void {
+    this.#bound.set(port, b);
+    this.#state.set(port, state);
+    this.#scan = [...this.#bound].map(([p, x]) => ({ port: p, b: x }));
+  }
+
+  private detach(port: number): void {
+    if (this.#bound.delete(port)) this.#scan = [...this.#bound].map(([p, x]) => ({ port: p, b: x }));
+  }
+
+  /** Handle the hypervisor's notices (from the domain's turn). */
+  poll(): number {
+    return this.#hv.poll();
   }
 
   /** EVTCHNOP_alloc_unbound: a port that `remoteDomid` may bind to. */
   allocUnbound(remoteDomid: number): number {
-    return this.allocPort(ECS_UNBOUND, remoteDomid << 16);
-  }
-
-  /** A port raised by a device (NIC VI interrupts); hand (domid, port) to the device. */
-  allocPirq(): number {
-    return this.allocPort(ECS_PIRQ, 0);
-  }
-
-  private allocPort(state: number, peer: number): number {
-    for (let p = 1; p < NR_EVTCHN_PORTS; p++) {
-      const idx = this.base + SLOT_STATE + p;
-      if (Atomics.load(this.i32, idx) !== ECS_FREE) continue;
-      Atomics.store(this.i32, this.base + SLOT_PEER + p, peer);
-      if (Atomics.compareExchange(this.i32, idx, ECS_FREE, state) === ECS_FREE) {
-        this.clearBits(p);
-        return p;
-      }
-    }
-    throw new EvtchnError(`domain ${this.domid}: all ${NR_EVTCHN_PORTS} event-channel ports in use`, 'ENOSPC');
+    const port = Number(this.#hv.requestSync('alloc_unbound', { remote: remoteDomid }));
+    this.#state.set(port, ECS_UNBOUND);
+    this.clearBits(port);
+    return port;
   }
 
   /** EVTCHNOP_bind_interdomain. */
   bindInterdomain(remoteDomid: number, remotePort: number): number {
-    const rbase = slotBase(this.i32, remoteDomid);
-    if (rbase < 0) throw new EvtchnError(`bind_interdomain: no domain ${remoteDomid} on this host`, 'ESRCH');
-    if (!(remotePort > 0 && remotePort < NR_EVTCHN_PORTS)) throw new EvtchnError(`bind_interdomain: bad port ${remotePort}`, 'EINVAL');
-    const ridx = rbase + SLOT_STATE + remotePort;
-    const rpeer = Atomics.load(this.i32, rbase + SLOT_PEER + remotePort);
-    if (Atomics.load(this.i32, ridx) !== ECS_UNBOUND || rpeer >>> 16 !== this.domid) {
-      throw new EvtchnError(`bind_interdomain: port ${remotePort} of domain ${remoteDomid} is not unbound for domain ${this.domid}`, 'EINVAL');
-    }
-    const local = this.allocPort(ECS_INTERDOMAIN, (remoteDomid << 16) | remotePort);
-    Atomics.store(this.i32, rbase + SLOT_PEER + remotePort, (this.domid << 16) | local);
-    if (Atomics.compareExchange(this.i32, ridx, ECS_UNBOUND, ECS_INTERDOMAIN) !== ECS_UNBOUND) {
-      Atomics.store(this.i32, this.base + SLOT_STATE + local, ECS_FREE);
-      throw new EvtchnError(`bind_interdomain: port ${remotePort} of domain ${remoteDomid} was bound concurrently`, 'EBUSY');
-    }
-    this.peerBase[local] = rbase;
-    return local;
+    const r = this.#hv.requestSyncShared('bind_interdomain', { remote: remoteDomid, port: remotePort });
+    const port = Number(r.value);
+    this.clearBits(port);
+    this.attach(port, { words: new Int32Array(r.shared[0], 0, 2), end: 0, kick: r.shared[1] ? new WakeWord(r.shared[1], 0) : null }, ECS_INTERDOMAIN);
+    return port;
   }
 
-  /** Local port's state and, for interdomain ports, the peer. */
-  status(port: number): { state: number; remoteDomid: number; remotePort: number } {
+  /** A port a device raises (a NIC VI's interrupt); dom0 hands the device its half through device_irq. */
+  allocPirq(): number {
+    const r = this.#hv.requestSyncShared('alloc_pirq', {});
+    const port = Number(r.value);
+    this.clearBits(port);
+    // The device is end 1: it sets words[0]; we never ring it.
+    this.attach(port, { words: new Int32Array(r.shared[0], 0, 2), end: 0, kick: null }, ECS_PIRQ);
+    return port;
+  }
+
+  /** The binding of `domid`'s PIRQ port and that domain's doorbell, for its device (dom0 only). */
+  deviceIrq(domid: number, port: number): { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer } {
+    const r = this.#hv.requestSyncShared('device_irq', { domid, port });
+    return { binding: r.shared[0], doorbell: r.shared[1] };
+  }
+
+  status(port: number): { state: number } {
     this.checkPort(port);
-    const peer = Atomics.load(this.i32, this.base + SLOT_PEER + port);
-    return { state: Atomics.load(this.i32, this.base + SLOT_STATE + port), remoteDomid: peer >>> 16, remotePort: peer & 0xffff };
+    return { state: this.#state.get(port) ?? ECS_FREE };
   }
 
-  /** EVTCHNOP_send. Sending on an unbound or closed port is a silent no-op in Xen; we report it. */
+  /** EVTCHNOP_send. False (as Xen's silent no-op) if the port carries no interdomain binding. */
   send(port: number): boolean {
-    let rbase = this.peerBase[port];
-    if (rbase < 0) {
-      if (!(port > 0 && port < NR_EVTCHN_PORTS)) return false;
-      if (Atomics.load(this.i32, this.base + SLOT_STATE + port) !== ECS_INTERDOMAIN) return false;
-      const peer = Atomics.load(this.i32, this.base + SLOT_PEER + port);
-      rbase = slotBase(this.i32, peer >>> 16);
-      if (rbase < 0) return false;
-      this.peerBase[port] = rbase;
-    }
-    const peer = Atomics.load(this.i32, this.base + SLOT_PEER + port);
-    // The peer may have closed: it then no longer points back at us.
-    if (Atomics.load(this.i32, this.base + SLOT_STATE + port) !== ECS_INTERDOMAIN) {
-      this.peerBase[port] = -1;
-      return false;
-    }
-    raise(this.i32, rbase, peer & 0xffff);
+    const b = this.#bound.get(port);
+    if (!b || !b.kick) return false;
+    if (Atomics.exchange(b.words, 1 - b.end, 1) === 0) b.kick.kick();
     return true;
   }
 
-  /** Raise one of our own ports (used for self-kicks and tests). */
+  /** Raise one of our own ports (self-kicks, tests). */
   raiseLocal(port: number): void {
     this.checkPort(port);
-    raise(this.i32, this.base, port);
+    this.setPending(port);
   }
 
-  /** EVTCHNOP_close. The interdomain peer reverts to unbound, as in Xen. */
+  /** EVTCHNOP_close. An interdomain peer reverts to unbound, as in Xen. */
   close(port: number): void {
     this.checkPort(port);
-    const idx = this.base + SLOT_STATE + port;
-    const state = Atomics.load(this.i32, idx);
-    if (state === ECS_INTERDOMAIN) {
-      const peer = Atomics.load(this.i32, this.base + SLOT_PEER + port);
-      const rbase = slotBase(this.i32, peer >>> 16);
-      if (rbase >= 0) {
-        const rp = peer & 0xffff;
-        if (Atomics.load(this.i32, rbase + SLOT_PEER + rp) === ((this.domid << 16) | port)) {
-          Atomics.store(this.i32, rbase + SLOT_PEER + rp, this.domid << 16);
-          Atomics.compareExchange(this.i32, rbase + SLOT_STATE + rp, ECS_INTERDOMAIN, ECS_UNBOUND);
-        }
-      }
-    }
-    this.handlers[port] = undefined;
-    this.peerBase[port] = -1;
-    Atomics.store(this.i32, idx, ECS_FREE);
+    this.detach(port);
+    this.#handlers.delete(port);
+    this.#state.delete(port);
     this.clearBits(port);
+    try {
+      this.#hv.requestSync('close', { port });
+    } catch {
+      // The hypervisor may already be gone (shutdown): nothing of ours is left to undo.
+    }
+  }
+
+  /** Close every port (the domain is going). */
+  closeAll(): void {
+    for (const port of [...this.#state.keys()]) this.close(port);
   }
 
   mask(port: number): void {
     this.checkPort(port);
-    Atomics.or(this.i32, this.base + SLOT_MASK + (port >>> 5), 1 << (port & 31));
+    Atomics.or(this.#si, SI_MASK + (port >>> 5), 1 << (port & 31));
   }
 
   /** Unmasking a port with an event pending delivers it, as in Xen. */
   unmask(port: number): void {
     this.checkPort(port);
-    const w = port >>> 5;
-    const bit = 1 << (port & 31);
-    Atomics.and(this.i32, this.base + SLOT_MASK + w, ~bit);
-    if (Atomics.load(this.i32, this.base + SLOT_PENDING + w) & bit) {
-      Atomics.or(this.i32, this.base + SLOT_SEL, 1 << w);
-      this.wake.kick();
-    }
+    Atomics.and(this.#si, SI_MASK + (port >>> 5), ~(1 << (port & 31)));
+    if (this.isPending(port)) Atomics.or(this.#si, SI_SEL + (port >>> 10), 1 << ((port >>> 5) & 31));
   }
 
   isPending(port: number): boolean {
-    return (Atomics.load(this.i32, this.base + SLOT_PENDING + (port >>> 5)) & (1 << (port & 31))) !== 0;
+    return (Atomics.load(this.#si, SI_PENDING + (port >>> 5)) & (1 << (port & 31))) !== 0;
   }
 
   bindHandler(port: number, handler: EvtchnHandler): void {
     this.checkPort(port);
-    this.handlers[port] = handler;
+    this.#handlers.set(port, handler);
+  }
+
+  private setPending(port: number): void {
+    const w = port >>> 5;
+    const bit = 1 << (port & 31);
+    Atomics.or(this.#si, SI_PENDING + w, bit);
+    Atomics.or(this.#si, SI_SEL + (w >>> 5), 1 << (w & 31));
+  }
+
+  /** Anything to deliver? A binding word set, or a selector bit (cheap: the scheduler asks every round). */
+  hasPending(): boolean {
+    const scan = this.#scan;
+    for (let i = 0; i < scan.length; i++) if (Atomics.load(scan[i].b.words, scan[i].b.end) !== 0) return true;
+    for (let i = 0; i < SEL_WORDS; i++) if (Atomics.load(this.#si, SI_SEL + i) !== 0) return true;
+    return false;
   }
 
   /**
-   * The upcall: clear and dispatch every pending unmasked port. Pending bits
-   * are cleared before the handler runs so an event raised meanwhile is seen
-   * on the next call, never lost. Returns the number of ports dispatched.
+   * The upcall: take every binding's word into our pending bitmap, then clear
+   * and dispatch every pending unmasked port. A word is taken before its
+   * handler runs, so an event raised meanwhile is seen next time, never lost.
+   * Returns the number of ports dispatched.
    */
   dispatch(): number {
-    let sel = Atomics.exchange(this.i32, this.base + SLOT_SEL, 0);
+    const scan = this.#scan;
+    for (let i = 0; i < scan.length; i++) {
+      const { port, b } = scan[i];
+      if (Atomics.load(b.words, b.end) !== 0 && Atomics.exchange(b.words, b.end, 0) !== 0) this.setPending(port);
+    }
     let n = 0;
-    while (sel !== 0) {
-      const w = 31 - Math.clz32(sel);
-      sel &= ~(1 << w);
-      const maskw = Atomics.load(this.i32, this.base + SLOT_MASK + w);
-      const fired = Atomics.and(this.i32, this.base + SLOT_PENDING + w, maskw) & ~maskw;
-      let bits = fired;
-      while (bits !== 0) {
-        const b = 31 - Math.clz32(bits);
-        bits &= ~(1 << b);
-        const port = (w << 5) | b;
-        n++;
-        this.handlers[port]?.(port);
+    for (let s = 0; s < SEL_WORDS; s++) {
+      let sel = Atomics.exchange(this.#si, SI_SEL + s, 0);
+      while (sel !== 0) {
+        const wb = 31 - Math.clz32(sel);
+        sel &= ~(1 << wb);
+        const w = (s << 5) | wb;
+        const maskw = Atomics.load(this.#si, SI_MASK + w);
+        const fired = Atomics.and(this.#si, SI_PENDING + w, maskw) & ~maskw;
+        let bits = fired;
+        while (bits !== 0) {
+          const bit = 31 - Math.clz32(bits);
+          bits &= ~(1 << bit);
+          const port = (w << 5) | bit;
+          n++;
+          this.#handlers.get(port)?.(port);
+        }
       }
     }
     return n;
   }
 
   private clearBits(port: number): void {
-    const w = port >>> 5;
     const bit = 1 << (port & 31);
-    Atomics.and(this.i32, this.base + SLOT_PENDING + w, ~bit);
-    Atomics.and(this.i32, this.base + SLOT_MASK + w, ~bit);
+    Atomics.and(this.#si, SI_PENDING + (port >>> 5), ~bit);
+    Atomics.and(this.#si, SI_MASK + (port >>> 5), ~bit);
   }
 
   private checkPort(port: number): void {
-    if (!(Number.isInteger(port) && port > 0 && port < NR_EVTCHN_PORTS)) {
-      throw new EvtchnError(`domain ${this.domid}: bad event-channel port ${port}`, 'EINVAL');
-    }
+    if (!(Number.isInteger(port) && port > 0 && port < NR_EVTCHN_PORTS)) throw new EvtchnError(`domain ${this.domid}: bad event-channel port ${port}`, 'EINVAL');
   }
 }
 
 /**
- * A device's view of a host's event channels: it can only raise ports that a
- * domain bound as PIRQ (hardware interrupt) ports, nothing else.
+ * A device's half of a PIRQ binding (the NIC raising a VI's interrupt): it
+ * can set the domain's word of that one binding and ring its doorbell, nothing else.
  */
-export class DeviceInterrupts {
-  private readonly i32: Int32Array;
+export class DeviceIrq {
+  readonly #words: Int32Array;
+  readonly #kick: WakeWord;
 
-  constructor(sab: SharedArrayBuffer) {
-    this.i32 = new Int32Array(sab);
+  constructor(binding: SharedArrayBuffer, doorbell: SharedArrayBuffer) {
+    this.#words = new Int32Array(binding, 0, 2);
+    this.#kick = new WakeWord(doorbell, 0);
   }
 
-  /** Returns false (and raises nothing) if that port is not a PIRQ port of that domain. */
-  raise(domid: number, port: number): boolean {
-    if (!(port > 0 && port < NR_EVTCHN_PORTS)) return false;
-    const base = slotBase(this.i32, domid);
-    if (base < 0 || Atomics.load(this.i32, base + SLOT_STATE + port) !== ECS_PIRQ) return false;
-    raise(this.i32, base, port);
-    return true;
+  raise(): void {
+    if (Atomics.exchange(this.#words, 0, 1) === 0) this.#kick.kick();
   }
+}
+
+// ---------------------------------------------------------------------------
+// The hypervisor side.
+
+interface SvcPort {
+  state: number;
+  /** Interdomain/unbound: the remote domid; interdomain: the remote port. */
+  remote: number;
+  remotePort: number;
+  binding?: SharedArrayBuffer;
+}
+
+interface SvcDomain {
+  uid: Addr;
+  domid: number;
+  doorbell: SharedArrayBuffer;
+  ports: Map<number, SvcPort>;
+  privileged: boolean;
+}
+
+export interface EvtchnServiceStats {
+  calls: number;
+  refused: number;
+  bindings: number;
+}
+
+export class EvtchnService {
+  private readonly byUid = new Map<Addr, SvcDomain>();
+  private readonly byDomid = new Map<number, SvcDomain>();
+  private readonly rpc = new Map<Addr, RpcEndpoint>();
+  readonly stats: EvtchnServiceStats = { calls: 0, refused: 0, bindings: 0 };
+
+  constructor(
+    private readonly bus: Bus,
+    readonly addr: Addr,
+  ) {
+    // One endpoint per domain, made at introduce(); a stranger's request reaches none.
+    const inbox = bus.register(addr, CH.hv, ANY);
+    inbox.immediate = true;
+    inbox.onArrive = (e: Envelope) => {
+      this.stats.refused++;
+      void e;
+    };
+  }
+
+  /** A new domain: it speaks from `uid` and is woken through `doorbell` (its pCPU's). */
+  introduce(uid: Addr, domid: number, doorbell: SharedArrayBuffer, privileged = domid === 0): void {
+    const d: SvcDomain = { uid, domid, doorbell, ports: new Map(), privileged };
+    this.byUid.set(uid, d);
+    this.byDomid.set(domid, d);
+    const ep = new RpcEndpoint(this.bus, this.addr, uid, CH.hv).listen();
+    ep.onRequest((op, args) => this.call(d, op, (args ?? {}) as Record<string, unknown>));
+    this.rpc.set(uid, ep);
+  }
+
+  /** The domain is gone: every port closes (its peers revert to unbound and are told). */
+  release(uid: Addr): number {
+    const d = this.byUid.get(uid);
+    if (!d) return 0;
+    let n = 0;
+    for (const port of [...d.ports.keys()]) {
+      this.closePort(d, port);
+      n++;
+    }
+    this.byUid.delete(uid);
+    if (this.byDomid.get(d.domid) === d) this.byDomid.delete(d.domid);
+    this.rpc.get(uid)?.close();
+    this.rpc.delete(uid);
+    return n;
+  }
+
+  /** Ports a domain holds (for leak checks). */
+  portsOf(domid: number): number {
+    return this.byDomid.get(domid)?.ports.size ?? 0;
+  }
+
+  private call(d: SvcDomain, op: string, a: Record<string, unknown>): RpcValue {
+    this.stats.calls++;
+    const int = (k: string): number => {
+      const v = a[k];
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw new EvtchnError(`${op}: ${k} must be an integer, got ${JSON.stringify(v)}`, 'EINVAL');
+      return v;
+    };
+    switch (op) {
+      case 'alloc_unbound': {
+        const remote = int('remote');
+        return this.alloc(d, { state: ECS_UNBOUND, remote, remotePort: 0 });
+      }
+      case 'bind_interdomain':
+        return this.bind(d, int('remote'), int('port'));
+      case 'close': {
+        const port = int('port');
+        if (!d.ports.has(port)) throw new EvtchnError(`close: domain ${d.domid} has no port ${port}`, 'EINVAL');
+        this.closePort(d, port);
+        return true;
+      }
+      case 'alloc_pirq': {
+        const binding = new SharedArrayBuffer(BINDING_BYTES);
+        const port = this.alloc(d, { state: ECS_PIRQ, remote: -1, remotePort: 0, binding });
+        return withShared(port, [binding]);
+      }
+      case 'device_irq': {
+        if (!d.privileged) throw new EvtchnError(`device_irq: domain ${d.domid} may not hand interrupts to devices`, 'EPERM');
+        const t = this.byDomid.get(int('domid'));
+        const p = t?.ports.get(int('port'));
+        if (!t || !p || p.state !== ECS_PIRQ || !p.binding) throw new EvtchnError(`device_irq: port ${String(a.port)} of domain ${String(a.domid)} is not a device interrupt`, 'EINVAL');
+        return withShared(true, [p.binding, t.doorbell]);
+      }
+      case 'status': {
+        const p = d.ports.get(int('port'));
+        return { state: p?.state ?? ECS_FREE, remote: p?.remote, remotePort: p?.remotePort };
+      }
+      default:
+        throw new EvtchnError(`unknown event-channel operation ${op}`, 'EINVAL');
+    }
+  }
+
+  private alloc(d: SvcDomain, p: SvcPort): number {
+    for (let port = 1; port < NR_EVTCHN_PORTS; port++) {
+      if (!d.ports.has(port)) {
+        d.ports.set(port, p);
+        return port;
+      }
+    }
+    throw new EvtchnError(`domain ${d.domid}: all ${NR_EVTCHN_PORTS} event-channel ports in use`, 'ENOSPC');
+  }
+
+  private bind(d: SvcDomain, remoteDomid: number, remotePort: number): RpcValue {
+    const r = this.byDomid.get(remoteDomid);
+    if (!r) throw new EvtchnError(`bind_interdomain: no domain ${remoteDomid} on this host`, 'ESRCH');
+    const rp = r.ports.get(remotePort);
+    if (!rp || rp.state !== ECS_UNBOUND || rp.remote !== d.domid) {
+      throw new EvtchnError(`bind_interdomain: port ${remotePort} of domain ${remoteDomid} is not unbound for domain ${d.domid}`, 'EINVAL');
+    }
+    const binding = new SharedArrayBuffer(BINDING_BYTES);
+    const port = this.alloc(d, { state: ECS_INTERDOMAIN, remote: remoteDomid, remotePort, binding });
+    rp.state = ECS_INTERDOMAIN;
+    rp.remotePort = port;
+    rp.binding = binding;
+    this.stats.bindings++;
+    // The remote end learns of it (end 1) with our doorbell; we get end 0 with theirs.
+    this.rpc.get(r.uid)?.event('bound', { port: remotePort, end: 1 }, [binding, d.doorbell]);
+    return withShared(port, [binding, r.doorbell]);
+  }
+
+  private closePort(d: SvcDomain, port: number): void {
+    const p = d.ports.get(port);
+    if (!p) return;
+    d.ports.delete(port);
+    if (p.state !== ECS_INTERDOMAIN) return;
+    const r = this.byDomid.get(p.remote);
+    const rp = r?.ports.get(p.remotePort);
+    if (r && rp && rp.state === ECS_INTERDOMAIN && rp.remotePort === port && rp.remote === d.domid) {
+      // As in Xen: the peer's port reverts to unbound (for us), and it stops reading the binding.
+      rp.state = ECS_UNBOUND;
+      rp.remotePort = 0;
+      rp.binding = undefined;
+      this.rpc.get(r.uid)?.event('unbound', { port: p.remotePort });
+    }
+  }
+}
+
+/** A reply value with shared memory beside it (see RpcEndpoint's WithShared). */
+function withShared(v: RpcValue, s: SharedArrayBuffer[]): WithShared {
+  return new WithShared(v, s);
 }

@@ -2,10 +2,11 @@
  * Grant tables (v1). One table per domain, in shared memory so the granting
  * guest and the hypervisor-side code run by dom0 see the same entries.
  *
- * The entry array is the guest-visible ABI (8-byte grant_entry_v1). Behind it
- * lies a hypervisor-private pin-count array (like Xen's active grant entries),
- * which guests never touch: it lets a mapping and a copy overlap without one
- * clearing the other's GTF_reading/GTF_writing bit.
+ * The shared memory is exactly the guest-visible ABI: an array of 8-byte
+ * grant_entry_v1. The pin counts behind it (Xen's active grant entries, which
+ * let a mapping and a copy overlap without one clearing the other's
+ * GTF_reading/GTF_writing bit) are hypervisor-private: they live with the
+ * grantee's grant operations, never in memory the granting guest holds.
  */
 import {
   GRANT_ENTRY_V1_SIZE,
@@ -36,21 +37,32 @@ export class GrantTable {
   /** (flags | domid << 16) per entry, for atomic check-and-set as Xen does on the combined word. */
   private readonly combo: Int32Array;
   private readonly frames: Uint32Array;
-  /** Hypervisor-private pin counts: low 16 bits readers, high 16 bits writers. */
-  private readonly pins: Int32Array;
+  /** Hypervisor-private pin counts (low 16 bits readers, high 16 bits writers); null in a guest's own view. */
+  private readonly pins: Int32Array | null;
 
-  constructor(sab: SharedArrayBuffer) {
-    const per = GRANT_ENTRY_V1_SIZE + 4;
-    if (sab.byteLength % per !== 0) throw new RangeError(`grant table buffer of ${sab.byteLength} bytes is not a whole number of entries`);
+  /**
+   * @param sab  the table's entries
+   * @param pins private pin counts, one per entry: only the hypervisor's view of
+   *             a table (a grantee's grant operations) has them; the guest's own
+   *             view has none and cannot acquire.
+   */
+  constructor(sab: SharedArrayBuffer, pins?: Int32Array) {
+    if (sab.byteLength % GRANT_ENTRY_V1_SIZE !== 0) throw new RangeError(`grant table buffer of ${sab.byteLength} bytes is not a whole number of entries`);
     this.sab = sab;
-    this.nrEntries = sab.byteLength / per;
+    this.nrEntries = sab.byteLength / GRANT_ENTRY_V1_SIZE;
     this.combo = new Int32Array(sab, 0, this.nrEntries * 2);
     this.frames = new Uint32Array(sab, 0, this.nrEntries * 2);
-    this.pins = new Int32Array(sab, this.nrEntries * GRANT_ENTRY_V1_SIZE, this.nrEntries);
+    if (pins && pins.length !== this.nrEntries) throw new RangeError(`pin counts for ${pins.length} entries, table has ${this.nrEntries}`);
+    this.pins = pins ?? null;
   }
 
   static create(nrEntries = GRANT_FRAMES * GRANT_ENTRIES_PER_FRAME): GrantTable {
-    return new GrantTable(new SharedArrayBuffer(nrEntries * (GRANT_ENTRY_V1_SIZE + 4)));
+    return new GrantTable(new SharedArrayBuffer(nrEntries * GRANT_ENTRY_V1_SIZE));
+  }
+
+  /** The hypervisor's view of a guest's table: the same entries, with pin counts of its own. */
+  static hypervisorView(sab: SharedArrayBuffer): GrantTable {
+    return new GrantTable(sab, new Int32Array(sab.byteLength / GRANT_ENTRY_V1_SIZE));
   }
 
   /** The guest-visible entries only, byte-for-byte the v1 ABI (for tests and dumps). */
@@ -106,6 +118,8 @@ export class GrantTable {
    * Once our busy bit is set the guest's endAccess fails, so the entry is stable.
    */
   acquire(ref: number, grantee: number, write: boolean): number {
+    const pins = this.pins;
+    if (!pins) throw new Error('grant table: only the hypervisor\'s view of a table can acquire');
     if (!(ref >= 0 && ref < this.nrEntries) || (ref | 0) !== ref) return GNTST_bad_gntref;
     const idx = ref * 2;
     const busy = write ? GTF_reading | GTF_writing : GTF_reading;
@@ -114,14 +128,14 @@ export class GrantTable {
       if ((w & GTF_type_mask) !== GTF_permit_access || w >>> 16 !== grantee) return GNTST_permission_denied;
       if (write && w & GTF_readonly) return GNTST_permission_denied;
       if ((w & busy) === busy || Atomics.compareExchange(this.combo, idx, w, w | busy) === w) {
-        this.pins[ref] += write ? WRITE_PIN : READ_PIN;
+        pins[ref] += write ? WRITE_PIN : READ_PIN;
         return this.frames[idx + 1];
       }
     }
   }
 
   release(ref: number, write: boolean): void {
-    const now = (this.pins[ref] -= write ? WRITE_PIN : READ_PIN);
+    const now = (this.pins![ref] -= write ? WRITE_PIN : READ_PIN);
     // Xen keeps GTF_reading while any pin remains and GTF_writing while a write pin does.
     let clear = 0;
     if (now >>> 16 === 0) clear |= GTF_writing;

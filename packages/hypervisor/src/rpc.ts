@@ -1,15 +1,16 @@
 /**
- * A control-plane channel: msgpackr-encoded messages over a MessagePort, with
- * the receiving worker's wake word kicked after every post (a worker blocked
- * in Atomics.wait would otherwise never see the message). Workers read with
- * receiveMessageOnPort, synchronously; the main thread reads asynchronously.
+ * A control-plane channel between two bus endpoints: msgpackr-encoded
+ * requests (answered once), responses and one-way events. Used for
+ * toolstack→domain control, dom0→NIC MCDI, plugin channels and the pCPU
+ * schedulers' management.
  *
- * Used for toolstack→domain control, dom0→NIC MCDI commands and plugin
- * channels. Xenstore has its own protocol module.
+ * A domain's worker reads its endpoints with poll() inside its turns; the main
+ * thread (and in-process services) listen() and handle each arrival at once.
+ * A synchronous request (a kernel blocking for MCDI) posts, then pumps the bus
+ * and sleeps on its pCPU's doorbell until the reply arrives.
  */
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
-import type { WakeWord } from './wake.ts';
+import type { Addr, Bus, Envelope, Inbox } from './bus/bus.ts';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -29,6 +30,7 @@ export interface RpcResponse {
   ok: boolean;
   value?: RpcValue;
   error?: string;
+  shared?: SharedArrayBuffer[];
 }
 export interface RpcEvent {
   t: 'evt';
@@ -55,57 +57,99 @@ export class RpcError extends Error {
 export type RpcHandler = (
   op: string,
   args: RpcValue,
-  later: () => (result: RpcValue, error?: string) => void,
+  later: () => (result: RpcValue, error?: string, shared?: SharedArrayBuffer[]) => void,
   shared: readonly SharedArrayBuffer[],
 ) => RpcValue | typeof DEFERRED;
 export const DEFERRED: unique symbol = Symbol('deferred');
+/** Return a value with shared memory beside it from a handler. */
+export class WithShared {
+  constructor(
+    readonly value: RpcValue,
+    readonly shared: SharedArrayBuffer[],
+  ) {}
+}
 const NONE: readonly SharedArrayBuffer[] = Object.freeze([]);
 
-interface Envelope {
-  b: Uint8Array;
-  s?: SharedArrayBuffer[];
+/** How a synchronous request waits on a worker: pump the bus, sleep on the pCPU doorbell. */
+export interface SyncWait {
+  snapshot(): number;
+  pump(): void;
+  sleep(seen: number, ms: number): void;
+  now(): number;
 }
 
-function encode(msg: RpcMessage): Envelope {
-  if ((msg.t === 'req' || msg.t === 'evt') && msg.shared?.length) {
-    const { shared, ...rest } = msg;
+/** How an asynchronous request's deadline is kept (real timers, or a virtual clock's). */
+export type SetTimer = (fn: () => void, ms: number) => { cancel(): void };
+export const realTimer: SetTimer = (fn, ms) => {
+  const t = setTimeout(fn, ms);
+  t.unref?.();
+  return { cancel: () => clearTimeout(t) };
+};
+
+function encode(m: RpcMessage): { b: Uint8Array; s?: SharedArrayBuffer[] } {
+  if (m.shared?.length) {
+    const { shared, ...rest } = m;
     return { b: packr.pack(rest), s: shared };
   }
-  return { b: packr.pack(msg) };
+  return { b: packr.pack(m) };
 }
 
-function decode(data: unknown): RpcMessage {
-  const env = data as Envelope;
-  if (!env || !(env.b instanceof Uint8Array)) throw new RpcError('control message is not a msgpack envelope', '?');
-  const msg = packr.unpack(env.b) as RpcMessage;
-  if (env.s && (msg.t === 'req' || msg.t === 'evt')) msg.shared = env.s;
-  return msg;
+function decode(e: Envelope): RpcMessage {
+  const m = packr.unpack(e.b) as RpcMessage;
+  if (m === null || typeof m !== 'object' || (m.t !== 'req' && m.t !== 'rsp' && m.t !== 'evt')) throw new RpcError('control message is not an rpc message', '?');
+  if (e.s?.length) m.shared = e.s;
+  return m;
+}
+
+export interface RpcEndpointOptions {
+  /** On a worker: how requestSync waits. Absent: requestSync only works with a peer that answers in process, at once. */
+  wait?: SyncWait;
+  setTimer?: SetTimer;
 }
 
 export class RpcEndpoint {
+  readonly #bus: Bus;
+  readonly #inbox: Inbox;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: RpcValue) => void; reject: (e: Error) => void; op: string }>();
+  private readonly pending = new Map<number, { resolve: (v: RpcValue) => void; reject: (e: Error) => void; op: string; timer: { cancel(): void } }>();
   private readonly syncReplies = new Map<number, RpcResponse>();
-  private readonly queued: RpcMessage[] = [];
+  private readonly held: RpcMessage[] = [];
   private handler: RpcHandler | undefined;
   private eventHandler: ((op: string, args: RpcValue, shared: readonly SharedArrayBuffer[]) => void) | undefined;
   private closed = false;
+  private readonly wait?: SyncWait;
+  private readonly setTimer: SetTimer;
+  /** Messages that could not be decoded (a peer's garbage): dropped, counted. */
+  undecodable = 0;
 
-  /**
-   * @param port  our end of the channel
-   * @param peerWake the peer worker's wake word (null when the peer is the main thread)
-   * @param selfWake our own wake word (null on the main thread, which never blocks)
-   */
   constructor(
-    readonly port: MessagePort,
-    private readonly peerWake: WakeWord | null,
-    private readonly selfWake: WakeWord | null,
-  ) {}
+    bus: Bus,
+    readonly self: Addr,
+    readonly peer: Addr,
+    readonly ch: number,
+    o: RpcEndpointOptions = {},
+  ) {
+    this.#bus = bus;
+    this.#inbox = bus.register(self, ch, peer);
+    this.wait = o.wait;
+    this.setTimer = o.setTimer ?? realTimer;
+  }
 
-  /** Main-thread mode: receive asynchronously through the port's event loop. */
+  /** Handle each message the moment it arrives (main thread, in-process services). */
   listen(): this {
-    this.port.on('message', (data: unknown) => this.deliver(decode(data)));
+    this.#inbox.immediate = true;
+    this.#inbox.onArrive = (e) => this.arrive(e);
     return this;
+  }
+
+  /** Called when something arrives (a domain core marks itself runnable). */
+  set onArrive(f: (() => void) | null) {
+    this.#inbox.onArrive = f ? () => f() : null;
+  }
+
+  /** Messages waiting to be polled. */
+  get queued(): number {
+    return this.#inbox.size + this.held.length;
   }
 
   onRequest(handler: RpcHandler): this {
@@ -120,84 +164,96 @@ export class RpcEndpoint {
 
   private post(msg: RpcMessage): void {
     if (this.closed) return;
-    this.port.postMessage(encode(msg));
-    this.peerWake?.kick();
+    const { b, s } = encode(msg);
+    this.#bus.send({ to: this.peer, from: this.self, ch: this.ch, b, s });
   }
 
   event(op: string, args: RpcValue, shared?: SharedArrayBuffer[]): void {
     this.post({ t: 'evt', op, args, shared });
   }
 
-  /** Asynchronous request (main thread). */
+  /** Asynchronous request. */
   request(op: string, args: RpcValue, timeoutMs = 60_000, shared?: SharedArrayBuffer[]): Promise<RpcValue> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.setTimer(() => {
         this.pending.delete(id);
         reject(new RpcError(`${op}: no reply within ${timeoutMs} ms`, op));
       }, timeoutMs);
-      timer.unref?.();
-      this.pending.set(id, {
-        op,
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
+      this.pending.set(id, { op, resolve, reject, timer });
       this.post({ t: 'req', id, op, args, shared });
     });
   }
 
-  /** Synchronous request (worker): blocks on our wake word until the reply arrives. */
+  /** Synchronous request: blocks (pumping the bus, sleeping on the pCPU doorbell) until the reply. */
   requestSync(op: string, args: RpcValue, timeoutMs = 10_000, shared?: SharedArrayBuffer[]): RpcValue {
-    if (!this.selfWake) throw new RpcError('requestSync needs a wake word (worker side only)', op);
+    return this.requestSyncShared(op, args, timeoutMs, shared).value;
+  }
+
+  /** requestSync, with the shared memory that came back beside the reply. */
+  requestSyncShared(op: string, args: RpcValue, timeoutMs = 10_000, shared?: SharedArrayBuffer[]): { value: RpcValue; shared: readonly SharedArrayBuffer[] } {
     const id = this.nextId++;
     this.post({ t: 'req', id, op, args, shared });
-    const deadline = Date.now() + timeoutMs;
+    const w = this.wait;
+    const deadline = (w?.now() ?? 0) + timeoutMs;
     for (;;) {
-      const seen = this.selfWake.snapshot();
-      this.drain(true);
+      const seen = w?.snapshot() ?? 0;
+      w?.pump();
+      this.drain();
       const rsp = this.syncReplies.get(id);
       if (rsp) {
         this.syncReplies.delete(id);
         if (!rsp.ok) throw new RpcError(`${op}: ${rsp.error ?? 'failed'}`, op);
-        return rsp.value;
+        return { value: rsp.value, shared: rsp.shared ?? NONE };
       }
-      const left = deadline - Date.now();
+      if (!w) throw new RpcError(`${op}: the peer did not answer (a synchronous request to an in-process peer must be answered at once)`, op);
+      const left = deadline - w.now();
       if (left <= 0) throw new RpcError(`${op}: no reply within ${timeoutMs} ms`, op);
-      this.selfWake.sleep(seen, Math.min(left, 100));
+      w.sleep(seen, Math.min(left, 100));
     }
   }
 
-  /**
-   * Worker mode: drain and handle everything that arrived. Cheap when nothing
-   * did. Returns the number of messages handled.
-   */
-  poll(): number {
-    const n = this.drain(false);
-    let handled = 0;
-    while (this.queued.length) {
-      this.deliver(this.queued.shift()!);
-      handled++;
-    }
-    return n + handled;
-  }
-
-  private drain(holdRequests: boolean): number {
-    let n = 0;
+  /** Take arrivals: replies are filed for requestSync, everything else is held for poll(). */
+  private drain(): void {
     for (;;) {
-      const m = receiveMessageOnPort(this.port);
-      if (!m) return n;
-      n++;
-      const msg = decode(m.message);
-      if (msg.t === 'rsp' && !this.pending.has(msg.id)) this.syncReplies.set(msg.id, msg);
-      else if (holdRequests) this.queued.push(msg);
-      else this.deliver(msg);
+      const e = this.#inbox.take();
+      if (!e) return;
+      const m = this.decodeOrCount(e);
+      if (!m) continue;
+      if (m.t === 'rsp' && !this.pending.has(m.id)) this.syncReplies.set(m.id, m);
+      else this.held.push(m);
     }
+  }
+
+  private decodeOrCount(e: Envelope): RpcMessage | undefined {
+    try {
+      return decode(e);
+    } catch {
+      this.undecodable++;
+      return undefined;
+    }
+  }
+
+  /** Handle everything that arrived. Cheap when nothing did. Returns messages handled. */
+  poll(): number {
+    let n = 0;
+    while (this.held.length > 0) {
+      this.deliver(this.held.shift()!);
+      n++;
+    }
+    for (;;) {
+      const e = this.#inbox.take();
+      if (!e) return n;
+      const m = this.decodeOrCount(e);
+      if (!m) continue;
+      n++;
+      this.deliver(m);
+    }
+  }
+
+  private arrive(e: Envelope): void {
+    const m = this.decodeOrCount(e);
+    if (m) this.deliver(m);
   }
 
   private deliver(msg: RpcMessage): void {
@@ -205,6 +261,7 @@ export class RpcEndpoint {
       const p = this.pending.get(msg.id);
       if (p) {
         this.pending.delete(msg.id);
+        p.timer.cancel();
         if (msg.ok) p.resolve(msg.value);
         else p.reject(new RpcError(`${p.op}: ${msg.error ?? 'failed'}`, p.op));
       } else {
@@ -220,8 +277,11 @@ export class RpcEndpoint {
   }
 
   private serve(req: RpcRequest): void {
-    const reply = (value: RpcValue, error?: string): void => {
-      this.post(error === undefined ? { t: 'rsp', id: req.id, ok: true, value } : { t: 'rsp', id: req.id, ok: false, error });
+    let answered = false;
+    const reply = (value: RpcValue, error?: string, shared?: SharedArrayBuffer[]): void => {
+      if (answered) return;
+      answered = true;
+      this.post(error === undefined ? { t: 'rsp', id: req.id, ok: true, value, shared } : { t: 'rsp', id: req.id, ok: false, error });
     };
     if (!this.handler) return reply(undefined, `no handler for ${req.op}`);
     let deferred = false;
@@ -236,7 +296,8 @@ export class RpcEndpoint {
         req.shared ?? NONE,
       );
       if (v === DEFERRED || deferred) return;
-      reply(v);
+      if (v instanceof WithShared) reply(v.value, undefined, v.shared);
+      else reply(v);
     } catch (e) {
       reply(undefined, e instanceof Error ? e.message : String(e));
     }
@@ -245,8 +306,11 @@ export class RpcEndpoint {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const p of this.pending.values()) p.reject(new RpcError(`${p.op}: channel closed`, p.op));
+    for (const p of this.pending.values()) {
+      p.timer.cancel();
+      p.reject(new RpcError(`${p.op}: channel closed`, p.op));
+    }
     this.pending.clear();
-    this.port.close();
+    this.#bus.unregister(this.self, this.ch, this.peer);
   }
 }

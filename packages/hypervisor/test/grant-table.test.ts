@@ -26,7 +26,8 @@ function world() {
   const dom0: DomainHandle = { domid: 0, mem: GuestMemory.allocate(8), gnttab: GrantTable.create(64) };
   const g1: DomainHandle = { domid: 1, mem: GuestMemory.allocate(8), gnttab: GrantTable.create(64) };
   const g2: DomainHandle = { domid: 2, mem: GuestMemory.allocate(8), gnttab: GrantTable.create(64) };
-  const all = new Map([g1, g2].map((d) => [d.domid, d]));
+  // dom0's grant operations see each guest's table through a hypervisor view of its own (with private pin counts).
+  const all = new Map([g1, g2].map((d) => [d.domid, { ...d, gnttab: GrantTable.hypervisorView(d.gnttab.sab) }]));
   const ops = new GrantOps(dom0, (d) => all.get(d));
   return { dom0, g1, g2, ops };
 }
@@ -139,6 +140,19 @@ describe('grant copy checks', () => {
         },
       ),
     );
+  });
+
+  it('keeps pin counts out of the memory the guest holds: its own view of the table cannot acquire', () => {
+    const t = GrantTable.create(16);
+    expect(t.sab.byteLength).toBe(16 * GRANT_ENTRY_V1_SIZE);
+    t.grantAccess(9, 0, 3, false);
+    expect(() => t.acquire(9, 0, false)).toThrow(/only the hypervisor's view/);
+    const hv = GrantTable.hypervisorView(t.sab);
+    expect(hv.acquire(9, 0, false)).toBe(3);
+    // The guest cannot revoke a grant the hypervisor holds (GTF_reading, in the shared entry).
+    expect(t.endAccess(9)).toBe(false);
+    hv.release(9, false);
+    expect(t.endAccess(9)).toBe(true);
   });
 
   it('allocates refs above the reserved ones and reports exhaustion', () => {

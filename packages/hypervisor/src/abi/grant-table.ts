@@ -62,8 +62,8 @@ export function grantStatusName(status: number): string {
   return NAMES[status] ?? `unknown(${status})`;
 }
 
-/** Grant frames per domain: Xen's default max_grant_frames is 32 (512 v1 entries each). */
-export const GRANT_FRAMES = 16;
+/** Grant frames per domain: Xen's default max_grant_frames (32 × 512 v1 entries). */
+export const GRANT_FRAMES = 32;
 export const GRANT_ENTRIES_PER_FRAME = 4096 / GRANT_ENTRY_V1_SIZE;
 /** Refs 0..7 are reserved in Linux (GNTTAB_NR_RESERVED_ENTRIES); we reserve them too. */
 export const GNTTAB_NR_RESERVED_ENTRIES = 8;

@@ -1,15 +1,16 @@
 /**
- * The toolstack's side of domains: one piscina pool sized to exactly the
- * number of domains (and the NIC fabric) so that no task ever waits for a
- * thread and no idle thread is started on a 2-core machine.
+ * The toolstack's side of pCPUs: one piscina pool sized to exactly the
+ * number of pCPU worker threads (and the NIC's), each running one long task
+ * (a Pcpu scheduler) for the life of the simulation, so no task ever waits
+ * for a thread and no idle thread is started on a 2-core machine.
  */
 import type { Transferable } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { DomainTask } from './types.ts';
+import type { PcpuTask } from '../sched/worker.ts';
 
 const BOOT = new URL('./boot.mjs', import.meta.url).href;
 
-export class DomainPool {
+export class PcpuPool {
   private readonly pool: Piscina;
 
   constructor(threads: number) {
@@ -18,7 +19,7 @@ export class DomainPool {
       minThreads: threads,
       maxThreads: threads,
       concurrentTasksPerWorker: 1,
-      // A domain lives as long as the simulation; never reap its thread.
+      // A pCPU lives as long as the simulation; never reap its thread.
       idleTimeout: 2 ** 31 - 1,
     });
   }
@@ -27,17 +28,14 @@ export class DomainPool {
     return this.pool.threads.length;
   }
 
-  /** Start a domain; the promise settles when it shuts down (or rejects if it crashes). */
   /**
-   * Start a domain; the promise settles when it shuts down (or rejects if it
-   * crashes). Aborting `signal` terminates its worker thread: the one way to end
-   * a domain whose code never yields.
+   * Start a pCPU; the promise settles when it shuts down (or rejects if its
+   * thread dies). Aborting `signal` terminates the thread: the one way to end
+   * a pCPU whose domain's code never yields.
    */
-  start<R = unknown>(task: DomainTask, signal?: AbortSignal): Promise<R> {
-    const transferList: Transferable[] = [task.control as unknown as Transferable];
-    if (task.xenstore) transferList.push(task.xenstore as unknown as Transferable);
-    for (const p of task.ports ?? []) transferList.push(p as unknown as Transferable);
-    return this.pool.run(task, { transferList, signal }) as Promise<R>;
+  start(task: PcpuTask, signal?: AbortSignal): Promise<unknown> {
+    const transferList: Transferable[] = [task.hub as unknown as Transferable, ...task.links.map((l) => l.port as unknown as Transferable)];
+    return this.pool.run(task, { transferList, signal });
   }
 
   async destroy(): Promise<void> {

@@ -1,33 +1,55 @@
 /**
  * A domain's xenstore connection (xenbus in the guest kernel). Calls are
- * synchronous, as in a kernel: post the request and block on the domain's
- * wake word until the reply arrives. Watch events that arrive meanwhile are
- * queued, never run re-entrantly; the domain loop runs them from pump().
+ * synchronous, as in a kernel: post the request and wait (pumping the bus,
+ * sleeping on the pCPU's doorbell) until the reply arrives; in process,
+ * xenstored answers at once. Watch events that arrive meanwhile are queued,
+ * never run re-entrantly; the domain runs them from pump().
  */
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import type { WakeWord } from '../wake.ts';
+import { CH, type Addr, type Bus, type Inbox } from '../bus/bus.ts';
+import type { SyncWait } from '../rpc.ts';
 import { decodeXs, encodeXs, type XsOp, type XsRequest, type XsResponse } from './protocol.ts';
 import { XenstoreError, type PermEntry } from './store.ts';
 
 export type WatchCallback = (path: string, token: string) => void;
 
 export class XenstoreClient {
+  readonly #bus: Bus;
+  readonly #inbox: Inbox;
   private nextId = 1;
   private readonly replies = new Map<number, XsResponse>();
   private readonly events: { path: string; token: string }[] = [];
   private readonly callbacks = new Map<string, WatchCallback>();
 
   constructor(
-    private readonly port: MessagePort,
-    private readonly wake: WakeWord,
+    bus: Bus,
+    private readonly self: Addr,
+    private readonly server: Addr,
+    private readonly wait: SyncWait | null,
     private readonly timeoutMs = 10_000,
-  ) {}
+  ) {
+    this.#bus = bus;
+    this.#inbox = bus.register(self, CH.xenstore, server);
+  }
+
+  /** Called when something arrives for this connection (the domain's core marks itself runnable). */
+  set onArrive(f: (() => void) | null) {
+    this.#inbox.onArrive = f ? () => f() : null;
+  }
+
+  get queued(): number {
+    return this.#inbox.size + this.events.length;
+  }
 
   private drain(): void {
     for (;;) {
-      const m = receiveMessageOnPort(this.port);
-      if (!m) return;
-      const msg = decodeXs(m.message);
+      const e = this.#inbox.take();
+      if (!e) return;
+      let msg;
+      try {
+        msg = decodeXs(e.b);
+      } catch {
+        continue;
+      }
       if (msg.kind === 'rsp') this.replies.set(msg.id, msg);
       else if (msg.kind === 'watch') this.events.push({ path: msg.path, token: msg.token });
     }
@@ -35,10 +57,12 @@ export class XenstoreClient {
 
   private call(op: XsOp, fields: Omit<XsRequest, 'kind' | 'id' | 'op'>): XsResponse & { ok: true } {
     const id = this.nextId++;
-    this.port.postMessage(encodeXs({ kind: 'req', id, op, ...fields }));
-    const deadline = Date.now() + this.timeoutMs;
+    this.#bus.send({ to: this.server, from: this.self, ch: CH.xenstore, b: encodeXs({ kind: 'req', id, op, ...fields }) });
+    const w = this.wait;
+    const deadline = (w?.now() ?? 0) + this.timeoutMs;
     for (;;) {
-      const seen = this.wake.snapshot();
+      const seen = w?.snapshot() ?? 0;
+      w?.pump();
       this.drain();
       const r = this.replies.get(id);
       if (r) {
@@ -46,9 +70,10 @@ export class XenstoreClient {
         if (!r.ok) throw new XenstoreError(r.errno, r.message);
         return r;
       }
-      const left = deadline - Date.now();
+      if (!w) throw new Error(`xenstore ${op} ${fields.path ?? ''}: xenstored did not answer`);
+      const left = deadline - w.now();
       if (left <= 0) throw new Error(`xenstore ${op} ${fields.path ?? ''}: no reply within ${this.timeoutMs} ms`);
-      this.wake.sleep(seen, Math.min(left, 100));
+      w.sleep(seen, Math.min(left, 100));
     }
   }
 
@@ -118,5 +143,9 @@ export class XenstoreClient {
       this.callbacks.get(e.token)?.(e.path, e.token);
     }
     return n;
+  }
+
+  close(): void {
+    this.#bus.unregister(this.self, CH.xenstore, this.server);
   }
 }

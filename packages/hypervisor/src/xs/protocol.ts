@@ -50,5 +50,7 @@ export function encodeXs(m: XsMessage): Uint8Array {
 
 export function decodeXs(data: unknown): XsMessage {
   if (!(data instanceof Uint8Array)) throw new Error('xenstore: message is not a msgpack buffer');
-  return packr.unpack(data) as XsMessage;
+  const m = packr.unpack(data) as XsMessage;
+  if (m === null || typeof m !== 'object') throw new Error('xenstore: message is not an object');
+  return m;
 }

@@ -1,50 +1,72 @@
 /**
- * xenstored, served by the main thread. Each domain gets its own connection
- * (a MessagePort) and is always identified by that connection, never by what
- * it claims, so a guest cannot act as dom0. After posting anything to a domain
- * we kick its wake word: its worker may be blocked in Atomics.wait.
+ * xenstored for one host, served where the toolstack runs (the main thread,
+ * or in process in a deterministic run). It listens on the host's service
+ * address; every request is answered to the domain the bus says sent it (a
+ * domain is identified by its connection, never by what it claims, so a guest
+ * cannot act as dom0). A sender the toolstack never introduced is ignored.
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import type { WakeWord } from '../wake.ts';
+import { ANY, CH, type Addr, type Bus, type Envelope } from '../bus/bus.ts';
 import { decodeXs, encodeXs, type XsMessage, type XsRequest } from './protocol.ts';
 import { Store, XenstoreError, type PermEntry, type WatchFn } from './store.ts';
 
-interface Conn {
-  domid: number;
-  port: MessagePort;
-  wake: WakeWord;
+export interface XenstoreServerStats {
+  requests: number;
+  /** Requests from a bus address no domain of this host was introduced as. */
+  fromStrangers: number;
+  /** Requests that were not xenstore messages at all. */
+  garbage: number;
 }
 
 export class XenstoreServer {
   readonly store = new Store();
-  private readonly conns: Conn[] = [];
+  /** bus address (uid) → domid, for every domain introduced. */
+  private readonly domids = new Map<Addr, number>();
+  readonly stats: XenstoreServerStats = { requests: 0, fromStrangers: 0, garbage: 0 };
 
-  /** A connection for domain `domid`: transfer the returned port to its worker. */
-  connect(domid: number, wake: WakeWord): MessagePort {
-    const { port1, port2 } = new MessageChannel();
-    const conn: Conn = { domid, port: port1, wake };
-    this.conns.push(conn);
-    port1.on('message', (data: unknown) => this.serve(conn, data));
-    return port2;
+  constructor(
+    private readonly bus: Bus,
+    readonly addr: Addr,
+  ) {
+    const inbox = bus.register(addr, CH.xenstore, ANY);
+    inbox.immediate = true;
+    inbox.onArrive = (e) => this.serve(e);
   }
 
-  private send(conn: Conn, m: XsMessage): void {
-    conn.port.postMessage(encodeXs(m));
-    conn.wake.kick();
+  /** XS_INTRODUCE: domain `domid` speaks from bus address `uid`. */
+  introduce(uid: Addr, domid: number): void {
+    this.domids.set(uid, domid);
   }
 
-  private serve(conn: Conn, data: unknown): void {
+  /** The domain is gone: drop its watches and transactions, tell @releaseDomain watchers. */
+  release(uid: Addr): void {
+    const domid = this.domids.get(uid);
+    this.domids.delete(uid);
+    if (domid !== undefined) this.store.releaseDomain(domid);
+  }
+
+  private send(to: Addr, m: XsMessage): void {
+    this.bus.send({ to, from: this.addr, ch: CH.xenstore, b: encodeXs(m) });
+  }
+
+  private serve(e: Envelope): void {
+    const d = this.domids.get(e.from);
+    if (d === undefined) {
+      this.stats.fromStrangers++;
+      return;
+    }
     let req: XsRequest;
     try {
-      const m = decodeXs(data);
+      const m = decodeXs(e.b);
       if (m.kind !== 'req') return;
       req = m;
     } catch {
+      this.stats.garbage++;
       return; // garbage from a guest is ignored, never fatal to xenstored
     }
+    this.stats.requests++;
     const s = this.store;
-    const d = conn.domid;
     const path = String(req.path ?? '');
+    const to = e.from;
     try {
       let value: string | string[] | number | boolean | PermEntry[] | undefined;
       switch (req.op) {
@@ -77,7 +99,7 @@ export class XenstoreServer {
           break;
         case 'watch': {
           const token = String(req.token ?? '');
-          s.watch(d, path, token, (p, t) => this.send(conn, { kind: 'watch', path: p, token: t }));
+          s.watch(d, path, token, (p, t) => this.send(to, { kind: 'watch', path: p, token: t }));
           break;
         }
         case 'unwatch':
@@ -86,10 +108,10 @@ export class XenstoreServer {
         default:
           throw new XenstoreError('EINVAL', `unknown operation ${String(req.op)}`);
       }
-      this.send(conn, { kind: 'rsp', id: req.id, ok: true, value });
-    } catch (e) {
-      const xe = e instanceof XenstoreError ? e : new XenstoreError('EINVAL', e instanceof Error ? e.message : String(e));
-      this.send(conn, { kind: 'rsp', id: req.id, ok: false, errno: xe.errno, message: xe.message });
+      this.send(to, { kind: 'rsp', id: req.id, ok: true, value });
+    } catch (err) {
+      const xe = err instanceof XenstoreError ? err : new XenstoreError('EINVAL', err instanceof Error ? err.message : String(err));
+      this.send(to, { kind: 'rsp', id: req.id, ok: false, errno: xe.errno, message: xe.message });
     }
   }
 
@@ -131,7 +153,6 @@ export class XenstoreServer {
   }
 
   close(): void {
-    for (const c of this.conns) c.port.close();
-    this.conns.length = 0;
+    this.bus.unregister(this.addr, CH.xenstore, ANY);
   }
 }

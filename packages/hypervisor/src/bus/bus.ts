@@ -1,0 +1,226 @@
+/**
+ * The control-plane bus: how every control message travels between domains,
+ * the toolstack, each host's xenstored and hypervisor service, and the NIC.
+ * Data never travels here (that is rings and DMA in shared memory).
+ *
+ * Each thread has one Bus. An endpoint is registered for (own address,
+ * channel, peer address); the bus stamps the sender's address on everything
+ * it sends for that endpoint, and delivers an envelope only to the endpoint
+ * made for exactly that sender. So a domain, which is only ever handed its
+ * own endpoints (never the bus), cannot speak as another, and a message from
+ * anyone but a channel's peer never reaches it (counted as misdirected).
+ * Services that talk to every domain (xenstored, the hypervisor) register a
+ * wildcard endpoint and learn who is speaking from the stamp.
+ *
+ * Envelopes between threads go over MessagePorts (Links), after which the
+ * receiving thread's doorbell is kicked; on one thread they are queued
+ * directly. The body is msgpack-encoded always, so no object is ever shared
+ * between two domains, in one thread or not. Shared memory (SharedArrayBuffer)
+ * travels beside the body, never inside it.
+ */
+import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { WakeWord } from '../wake.ts';
+
+/** A bus address: a domain's uid (>= 1, unique in the simulation), or a service. */
+export type Addr = number;
+
+export const ADDR_TOOLSTACK: Addr = 0;
+export const ADDR_FABRIC: Addr = -1;
+/** Each host's xenstored and hypervisor (event-channel) service. */
+export function hostServiceAddr(hostIndex: number): Addr {
+  return -100 - hostIndex;
+}
+/** Each pCPU's scheduler (domain create/destroy, routes). */
+export function pcpuAddr(pcpu: number): Addr {
+  return -1000 - pcpu;
+}
+/** Matches any sender: for services that serve every domain. */
+export const ANY: Addr = Number.NaN;
+
+/** Channels. A vif's plugin channel is CH.accel + its handle. */
+export const CH = {
+  control: 1,
+  xenstore: 2,
+  hv: 3,
+  mcdi: 4,
+  sched: 5,
+  accel: 64,
+} as const;
+
+export interface Envelope {
+  to: Addr;
+  from: Addr;
+  ch: number;
+  /** msgpack body */
+  b: Uint8Array;
+  /** Shared memory travelling beside the body. */
+  s?: SharedArrayBuffer[];
+}
+
+/** Where envelopes for another thread go. */
+export interface Link {
+  post(e: Envelope): void;
+}
+
+/** A MessagePort to another thread, whose doorbell is kicked after each post (it may be asleep). */
+export class PortLink implements Link {
+  constructor(
+    readonly port: MessagePort,
+    private readonly wake: WakeWord | null,
+  ) {}
+
+  post(e: Envelope): void {
+    this.port.postMessage(e);
+    this.wake?.kick();
+  }
+}
+
+export type Arrival = (e: Envelope) => void;
+
+/** One endpoint's queue of arrived envelopes. */
+export class Inbox {
+  private readonly q: Envelope[] = [];
+  private head = 0;
+  /** Called on every arrival (a domain's core marks itself runnable; a main-thread service handles it at once). */
+  onArrive: Arrival | null = null;
+
+  push(e: Envelope): void {
+    if (this.onArrive && this.immediate) return this.onArrive(e);
+    this.q.push(e);
+    this.onArrive?.(e);
+  }
+
+  /** Handle arrivals at once in onArrive rather than queueing them (main-thread listeners, in-process services). */
+  immediate = false;
+
+  take(): Envelope | undefined {
+    if (this.head === this.q.length) return undefined;
+    const e = this.q[this.head++];
+    if (this.head === this.q.length) {
+      this.q.length = 0;
+      this.head = 0;
+    }
+    return e;
+  }
+
+  get size(): number {
+    return this.q.length - this.head;
+  }
+}
+
+export interface BusStats {
+  sent: number;
+  delivered: number;
+  /** Envelopes for an address this bus has no route to (a domain that is gone). */
+  undeliverable: number;
+  /** Envelopes from a sender the addressed endpoint does not talk to. */
+  misdirected: number;
+}
+
+export class Bus {
+  private readonly inboxes = new Map<string, Inbox>();
+  private readonly routes = new Map<Addr, Link>();
+  private readonly inbound: MessagePort[] = [];
+  /** Where envelopes for an address with no route of its own go (a worker's link to the hub). */
+  defaultLink: Link | null = null;
+  readonly stats: BusStats = { sent: 0, delivered: 0, undeliverable: 0, misdirected: 0 };
+  /** Told of an envelope no endpoint here was made for (for logs). */
+  onUndeliverable: (e: Envelope, why: string) => void = () => {};
+
+  private key(addr: Addr, ch: number, peer: Addr): string {
+    return `${addr}:${ch}:${Number.isNaN(peer) ? '*' : peer}`;
+  }
+
+  /** An endpoint at (addr, ch) that receives from `peer` only (or from anyone: ANY). */
+  register(addr: Addr, ch: number, peer: Addr): Inbox {
+    const k = this.key(addr, ch, peer);
+    if (this.inboxes.has(k)) throw new Error(`bus: an endpoint ${k} exists already`);
+    const box = new Inbox();
+    this.inboxes.set(k, box);
+    return box;
+  }
+
+  unregister(addr: Addr, ch: number, peer: Addr): void {
+    this.inboxes.delete(this.key(addr, ch, peer));
+  }
+
+  /** Is anything registered here for this address (a domain living on this thread)? */
+  hosts(addr: Addr): boolean {
+    for (const k of this.inboxes.keys()) if (k.startsWith(`${addr}:`)) return true;
+    return false;
+  }
+
+  route(addr: Addr, link: Link | null): void {
+    if (link) this.routes.set(addr, link);
+    else this.routes.delete(addr);
+  }
+
+  /** A MessagePort whose envelopes this bus delivers when pumped. */
+  addInbound(port: MessagePort): void {
+    this.inbound.push(port);
+  }
+
+  /** Listen on a port (main thread): deliver each envelope as it arrives. */
+  listen(port: MessagePort): void {
+    port.on('message', (e: Envelope) => this.deliver(e));
+  }
+
+  send(e: Envelope): void {
+    this.stats.sent++;
+    if (this.deliverLocal(e)) return;
+    const link = this.routes.get(e.to) ?? this.defaultLink;
+    if (!link) {
+      this.stats.undeliverable++;
+      this.onUndeliverable(e, 'no route');
+      return;
+    }
+    link.post(e);
+  }
+
+  /** An envelope from another thread (or sent here): to its endpoint, or on towards its address. */
+  deliver(e: Envelope): void {
+    if (this.deliverLocal(e)) return;
+    const link = this.routes.get(e.to);
+    if (link) return link.post(e);
+    this.stats.undeliverable++;
+    this.onUndeliverable(e, 'no endpoint or route');
+  }
+
+  private deliverLocal(e: Envelope): boolean {
+    const exact = this.inboxes.get(this.key(e.to, e.ch, e.from)) ?? this.inboxes.get(this.key(e.to, e.ch, ANY));
+    if (exact) {
+      this.stats.delivered++;
+      exact.push(e);
+      return true;
+    }
+    // An endpoint at that address and channel exists, but not for this sender: refused.
+    for (const k of this.inboxes.keys()) {
+      if (k.startsWith(`${e.to}:${e.ch}:`)) {
+        this.stats.misdirected++;
+        this.onUndeliverable(e, 'misdirected');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Deliver everything that arrived on the inbound ports. Returns envelopes handled. */
+  pump(): number {
+    let n = 0;
+    for (let i = 0; i < this.inbound.length; i++) {
+      const port = this.inbound[i];
+      for (;;) {
+        const m = receiveMessageOnPort(port);
+        if (!m) break;
+        n++;
+        this.deliver(m.message as Envelope);
+      }
+    }
+    return n;
+  }
+
+  close(): void {
+    for (const p of this.inbound) p.close();
+    this.inbound.length = 0;
+  }
+}
