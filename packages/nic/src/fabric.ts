@@ -1,92 +1,135 @@
 /**
- * The fabric worker: the hardware of every NIC in the topology and the wires
- * between them, in one thread so a 2-core machine is not oversubscribed by
- * one thread per NIC. Kernel module: export boot().
+ * The NIC hardware of the whole topology, and the wires and switches between
+ * hosts, as one device kernel: it runs on a thread of its own (stated in the
+ * thread accounting) or, in a deterministic run, as a vCPU beside the domains.
+ *
+ * Each NIC answers MCDI only from its own host's dom0 (an endpoint made for
+ * that dom0's bus address: nobody else's message reaches it). Before the NIC
+ * sleeps it marks every attached VI's doorbell "asleep" and looks once more
+ * at the TX rings; a driver that rings a doorbell marked asleep rings the
+ * NIC's wake line too.
  */
-import type { MessagePort } from 'node:worker_threads';
-import { DeviceInterrupts, DomainLoop, RpcEndpoint, WakeWord, counterKinds, type DomainTask } from '@xsim/hypervisor';
-import { HwNic, type NicSpec } from './hw-nic.ts';
-import { FABRIC_ASLEEP } from './layout.ts';
+import { CH, type Addr, type DeviceEnv } from '@xsim/hypervisor';
+import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
 import { handleMcdi } from './mcdi.ts';
+import { L2Switch } from './switch.ts';
+
+export const kind = 'device';
 
 export interface FabricNicConfig extends NicSpec {
-  viSabs: SharedArrayBuffer[];
-  /** The host's event-channel state, to raise VI interrupts. */
-  evtchnSab: SharedArrayBuffer;
+  /** The bus address of this NIC's dom0: the only sender its MCDI listens to. */
+  dom0Uid: Addr;
   /** RAM of every domain of the host, for DMA (always through the buffer table). */
   domainRam: Record<number, SharedArrayBuffer>;
-  /** dom0's wake word: MCDI replies kick it. */
-  dom0Wake: { sab: SharedArrayBuffer; offset: number };
 }
 
-/** task.ports[i] is NIC i's MCDI channel (the toolstack transfers them); task.wake is the fabric wake block. */
+/** One end of a wire: a NIC (by index), or a switch's port. */
+export type WireRef = { nic: number } | { switch: string; port: number };
+
 export interface FabricConfig {
   nics: FabricNicConfig[];
-  /** Pairs of NIC indexes joined by a wire. */
-  wires: [number, number][];
-  spinRounds?: number;
+  switches: { name: string; ports: number }[];
+  wires: { a: WireRef; b: WireRef }[];
 }
 
-export function boot(task: DomainTask<FabricConfig>): unknown {
-  const cfg = task.config;
-  const wake = new WakeWord(task.wake.sab, task.wake.offset);
-  const flags = new Int32Array(task.wake.sab, task.wake.offset, 2);
-  const nics = cfg.nics.map((n) => {
-    const rams = new Map(Object.entries(n.domainRam).map(([d, sab]) => [Number(d), new Uint8Array(sab)]));
-    return new HwNic(n, n.viSabs, rams, new DeviceInterrupts(n.evtchnSab));
-  });
-  for (const [a, b] of cfg.wires) {
-    if (nics[a].peer || nics[b].peer) throw new Error(`NIC ${a} or ${b} already has a wire (one port per NIC)`);
-    nics[a].peer = nics[b];
-    nics[b].peer = nics[a];
+export function boot(env: DeviceEnv<FabricConfig>): void {
+  const cfg = env.config;
+  const nics = cfg.nics.map((n) => new HwNic(n, new Map(Object.entries(n.domainRam).map(([d, sab]) => [Number(d), new Uint8Array(sab)]))));
+  const switches = new Map(cfg.switches.map((s) => [s.name, new L2Switch(s.name, s.ports)]));
+  wire(cfg, nics, switches);
+
+  for (let i = 0; i < nics.length; i++) {
+    const nic = nics[i];
+    env.channel(CH.mcdi, cfg.nics[i].dom0Uid).listen().onRequest((op, args, _later, shared) => handleMcdi(nic, op, args, shared));
   }
-  const ports = (task.ports ?? []) as MessagePort[];
-  if (ports.length !== nics.length) throw new Error(`fabric needs one MCDI port per NIC: ${nics.length} NICs, ${ports.length} ports`);
-  const mcdi = nics.map((nic, i) => {
-    const d = cfg.nics[i].dom0Wake;
-    return new RpcEndpoint(ports[i], new WakeWord(d.sab, d.offset), wake).onRequest((op, args) => handleMcdi(nic, op, args));
-  });
 
-  const loop = new DomainLoop(wake, {
-    spinRounds: cfg.spinRounds,
-    // Doorbell protocol: say we are asleep, then look once more before sleeping.
-    beforeSleep: () => {
-      Atomics.store(flags, FABRIC_ASLEEP, 1);
-      return nics.some((n) => n.txPending()) ? 1 : 0;
-    },
-    afterWake: () => Atomics.store(flags, FABRIC_ASLEEP, 0),
-  });
-  const stats = () => ({ nics: nics.map((n) => n.stats()), loop: { ...loop.stats }, kinds: counterKinds() });
-  const control = new RpcEndpoint(task.control, null, wake).onRequest((op, args) => {
-    const a = (args ?? {}) as { nic?: number; up?: boolean };
-    if (op === 'stats') return stats();
-    if (op === 'shutdown') {
-      loop.stop();
-      return true;
-    }
-    if (op === 'link_set') {
-      const nic = nics[Number(a.nic)];
-      if (!nic) throw new Error(`no NIC ${String(a.nic)}`);
-      nic.linkUp = a.up === true;
-      return nic.linkUp;
-    }
-    throw new Error(`fabric: unknown request ${op}`);
-  });
-
-  loop.add('control', () => {
-    let n = control.poll();
-    for (let i = 0; i < mcdi.length; i++) n += mcdi[i].poll();
-    return n;
-  });
-  loop.add('datapath', () => {
+  const core = env.core;
+  core.add('datapath', () => {
     let n = 0;
     for (let i = 0; i < nics.length; i++) n += nics[i].poll();
     for (let i = 0; i < nics.length; i++) nics[i].flushAll();
     return n;
   });
-  loop.run();
-  const final = stats();
-  control.close();
-  for (const m of mcdi) m.close();
-  return final;
+  core.wakeOn(() => nics.some((n) => n.txPending()));
+  core.sleepHooks = {
+    // Doorbell protocol: say we are asleep, then look once more before sleeping.
+    prepare: () => {
+      for (const n of nics) n.markAsleep(true);
+      return nics.some((n) => n.txPending());
+    },
+    wake: () => {
+      for (const n of nics) n.markAsleep(false);
+    },
+  };
+
+  const nicOf = (a: Record<string, unknown>): HwNic => {
+    const n = nics[Number(a.nic)];
+    if (!n) throw new Error(`fabric: no NIC ${String(a.nic)} (there are ${nics.length})`);
+    return n;
+  };
+  const stats = () => ({ nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), core: { ...core.c } });
+  env.control.onRequest((op, args, _later, shared) => {
+    const a = (args ?? {}) as Record<string, unknown>;
+    switch (op) {
+      case 'stats':
+        return stats();
+      case 'shutdown':
+        core.stop();
+        return stats();
+      case 'link_set': {
+        const nic = nicOf(a);
+        nic.linkUp = a.up === true;
+        return nic.linkUp;
+      }
+      case 'add_domain': {
+        // A domain created at run time: its RAM, for DMA through the buffer table.
+        if (!(shared[0] instanceof SharedArrayBuffer)) throw new Error('add_domain: the domain\'s RAM must come beside the request');
+        nicOf(a).addDomain(Number(a.domid), new Uint8Array(shared[0]));
+        return true;
+      }
+      case 'remove_domain':
+        nicOf(a).removeDomain(Number(a.domid));
+        return true;
+      case 'forget_mac': {
+        // A guest that left or moved: no switch keeps sending its traffic to the old port.
+        let n = 0;
+        for (const s of switches.values()) if (s.forget(Number(a.mac))) n++;
+        return n;
+      }
+      default:
+        throw new Error(`fabric: unknown request ${op}`);
+    }
+  });
+}
+
+/** Join every wire's ends. Ports of a switch are its wires' ports as the toolstack numbered them. */
+function wire(cfg: FabricConfig, nics: HwNic[], switches: Map<string, L2Switch>): void {
+  const sw = (name: string): L2Switch => {
+    const s = switches.get(name);
+    if (!s) throw new Error(`fabric: no switch ${name}`);
+    return s;
+  };
+  for (const w of cfg.wires) {
+    // Each end hands frames to a function that forwards to the other end's input, set once both exist.
+    let intoB: WireEnd = () => {};
+    let intoA: WireEnd = () => {};
+    const toB: WireEnd = (r, o, l) => intoB(r, o, l);
+    const toA: WireEnd = (r, o, l) => intoA(r, o, l);
+    intoA = attach(w.a, toB);
+    intoB = attach(w.b, toA);
+    const up = (ref: typeof w.a) => ('nic' in ref ? () => nics[ref.nic].linkUp : () => true);
+    if ('nic' in w.a) nics[w.a.nic].peerUp = up(w.b);
+    if ('nic' in w.b) nics[w.b.nic].peerUp = up(w.a);
+  }
+
+  function attach(ref: WireRef, out: WireEnd): WireEnd {
+    if ('nic' in ref) {
+      const nic = nics[ref.nic];
+      if (!nic) throw new Error(`fabric: no NIC ${ref.nic}`);
+      if (nic.wire) throw new Error(`fabric: NIC ${ref.nic} already has a wire (one port per NIC)`);
+      nic.wire = out;
+      return nic.fromWire;
+    }
+    return sw(ref.switch).plug(ref.port, out);
+  }
 }

@@ -1,14 +1,22 @@
 /**
- * One simulated NIC: VIs, buffer table, filter table, internal switch, a port
- * to a wire. Runs inside the fabric worker. Every frame it takes from a TX
+ * One simulated NIC: VIs, buffer table, filter table, internal switch, one
+ * port to a wire. Runs inside the NIC worker. Every frame it takes from a TX
  * ring ends in exactly one place: delivered to one or more VIs, sent on the
  * wire, or a named drop counter.
+ *
+ * Everything a driver wrote is read once: each TX descriptor is copied out of
+ * the ring, each frame gathered into the NIC's FIFO before the anti-spoofing
+ * check, the filter lookup and the DMA read it, each RX descriptor copied
+ * once for the room check and the DMA. A VI's rings are the driver's memory,
+ * resolved through the buffer table when the driver attaches; the NIC reads
+ * them only while that attachment lives.
  */
-import { DeviceInterrupts, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
+import { DeviceIrq, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import { FilterTable } from './filter-table.ts';
 import { HwVi } from './hw-vi.ts';
 import {
+  BUFFER_PAGE,
   DESC_SIZE,
   EVQ_OFFSET,
   EV_FLAGS,
@@ -16,6 +24,7 @@ import {
   EV_LEN,
   EV_RX,
   EV_RX_CONT,
+  EV_SEQ,
   EV_SIZE,
   EV_TX,
   EV_TYPE,
@@ -32,19 +41,14 @@ import {
   TXQ_OFFSET,
   TX_MAX_CHAIN,
   VI_EVQ_SIZE,
+  VI_RING_PAGES,
   VI_RXQ_SIZE,
-  VI_STATE_FAULTED,
-  VI_STATE_RUNNING,
   VI_TXQ_SIZE,
   W_EV_CONS,
-  W_EV_PROD,
-  W_FAULT,
   W_IRQ_ARM,
-  W_RX_CONS,
+  W_NIC_ASLEEP,
   W_RX_PROD,
-  W_TX_CONS,
   W_TX_PROD,
-  W_VI_STATE,
 } from './layout.ts';
 
 export interface NicSpec {
@@ -69,14 +73,27 @@ export const NIC_COUNTERS = declareCounters('nic', {
 
 export type NicCounters = Counters<typeof NIC_COUNTERS.decls>;
 
+/** The far end of a wire: a frame handed to it is that port's to deliver (or count) from then on. */
+export type WireEnd = (ram: Uint8Array, off: number, len: number) => void;
+
 const TX_BUDGET = 64;
+
+/** What a domain's RAM is to the NIC: bytes to DMA, words to stamp events with. */
+interface Ram {
+  u8: Uint8Array;
+  i32: Int32Array;
+  dv: DataView;
+}
 
 export class HwNic {
   readonly vis: HwVi[];
   readonly buffers: BufferTable;
   readonly filters = new FilterTable();
   readonly c: NicCounters = NIC_COUNTERS.zero();
-  peer: HwNic | null = null;
+  /** The other end of this NIC's wire (a NIC or a switch port), if wired. */
+  wire: WireEnd | null = null;
+  /** Is the far end of the wire up? (A switch port always is.) */
+  peerUp: () => boolean = () => true;
   linkUp = true;
   private maxFrame: number;
   /** The TX FIFO: every frame a VI sends is gathered here once before it is checked or sent. */
@@ -89,51 +106,77 @@ export class HwNic {
   private readonly rOff = new Uint16Array(TX_MAX_CHAIN);
   private readonly rLen = new Uint16Array(TX_MAX_CHAIN);
   private readonly active: HwVi[] = [];
+  private readonly rams = new Map<number, Ram>();
+  /** Received from the wire: what this NIC's port hands on. */
+  readonly fromWire: WireEnd;
 
   constructor(
     readonly spec: NicSpec,
-    viSabs: SharedArrayBuffer[],
-    private readonly rams: Map<number, Uint8Array>,
-    private readonly irqs: DeviceInterrupts,
+    rams: Map<number, Uint8Array>,
   ) {
-    this.vis = viSabs.map((s, i) => new HwVi(i, s));
+    this.vis = Array.from({ length: spec.vis }, (_, i) => new HwVi(i));
     this.buffers = new BufferTable(1 << 18);
     this.maxFrame = spec.mtu + 18;
     this.staging = new Uint8Array(65536);
+    for (const [d, u8] of rams) this.addDomain(d, u8);
+    this.fromWire = (ram, addr, len) => this.receive(ram, addr, len);
+  }
+
+  /** A domain's RAM the NIC may DMA to and from (always through the buffer table). */
+  addDomain(domid: number, u8: Uint8Array): void {
+    this.rams.set(domid, { u8, i32: new Int32Array(u8.buffer, u8.byteOffset, u8.byteLength >> 2), dv: new DataView(u8.buffer, u8.byteOffset, u8.byteLength) });
+  }
+
+  /** The domain is gone: its VIs must already be finalised; its buffers go. */
+  removeDomain(domid: number): void {
+    for (const v of this.vis) if (v.domid === domid) this.viFini(v.id, true);
+    this.rams.delete(domid);
   }
 
   // ---------------- control (MCDI) ----------------
 
-  viInit(vi: number, domid: number, irq: { domid: number; port: number } | null, macs: number[] | null): void {
+  /**
+   * Attach a driver to a VI: its rings are the VI's buffers from `ringBase`
+   * (VI_RING_PAGES contiguous pages registered for it), its interrupt a
+   * device binding. Returns the doorbell made for this attachment.
+   */
+  viInit(vi: number, domid: number, ringBase: number, irq: { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer } | null, macs: number[] | null): SharedArrayBuffer {
     const v = this.vi(vi);
-    if (v.running) throw new Error(`VI ${vi} is already initialised`);
-    if (!this.rams.has(domid)) throw new Error(`no domain ${domid} on host ${this.spec.host}`);
-    // A VI starts clean: whatever a previous owner left in its rings is gone.
-    for (let w = 0; w <= 6; w++) Atomics.store(v.i32, w, 0);
-    v.reset();
-    v.domid = domid;
-    v.irqDomid = irq?.domid ?? -1;
-    v.irqPort = irq?.port ?? 0;
-    v.macs = macs === null ? null : new Set(macs);
-    v.running = true;
-    Atomics.store(v.i32, W_VI_STATE, VI_STATE_RUNNING);
-    Atomics.store(v.i32, W_FAULT, 0);
+    if (v.running || v.a) throw new Error(`VI ${vi} is already initialised`);
+    const ram = this.rams.get(domid);
+    if (!ram) throw new Error(`no domain ${domid} on host ${this.spec.host}`);
+    const at = this.buffers.resolve(vi, ringBase, 0, VI_RING_PAGES * BUFFER_PAGE);
+    if (at < 0 || this.buffers.lastDomid !== domid) throw new Error(`VI ${vi}: buffers ${ringBase}..${ringBase + VI_RING_PAGES - 1} are not ${VI_RING_PAGES} contiguous pages of domain ${domid} registered for this VI`);
+    const doorbell = HwVi.newDoorbell();
+    v.attach({
+      domid,
+      doorbell,
+      db: new Int32Array(doorbell),
+      ram: ram.u8,
+      dv: ram.dv,
+      i32: ram.i32,
+      ring: at,
+      irq: irq ? new DeviceIrq(irq.binding, irq.doorbell) : null,
+      macs: macs === null ? null : new Set(macs),
+    });
     if (!this.active.includes(v)) this.active.push(v);
+    return doorbell;
   }
 
   /**
-   * Stop a VI. Events still unpublished are published first, so a driver that
-   * is still alive can take every frame that reached its buffers. With
-   * `countStranded` (the default) the frames left on the VI are counted here,
-   * for a driver that is gone; without it the driver is alive and accounts
-   * for them itself (it sees the VI reset under it).
+   * Stop a VI and end its attachment. Events already written are left for a
+   * driver that is still alive; with `countStranded` (the default) the frames
+   * left on the VI are counted here, for a driver that is gone; without it
+   * the driver is alive and accounts for them itself (it sees the VI reset).
    */
   viFini(vi: number, countStranded = true): { filters: number; buffers: number } {
     const v = this.vi(vi);
-    this.flushEvents(v);
-    if (countStranded) this.countStranded(v);
+    if (v.a) {
+      this.flushEvents(v);
+      if (countStranded) this.countStranded(v);
+      v.detach();
+    }
     v.running = false;
-    v.reset();
     const i = this.active.indexOf(v);
     if (i >= 0) this.active.splice(i, 1);
     return { filters: this.filters.removeVi(vi), buffers: this.buffers.freeVi(vi) };
@@ -146,21 +189,20 @@ export class HwNic {
    * them) and those we delivered whose events it never read.
    */
   private countStranded(v: HwVi): void {
-    if (!v.running && v.faultReason === 0) return;
-    const dv = v.dv;
+    const a = v.a!;
     if (v.faultReason === 0) {
-      const prod = Atomics.load(v.i32, W_TX_PROD) >>> 0;
+      const prod = Atomics.load(a.db, W_TX_PROD) >>> 0;
       const n = Math.min((prod - v.txCons) >>> 0, VI_TXQ_SIZE);
       for (let k = 0; k < n; k++) {
-        const o = TXQ_OFFSET + ((v.txCons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
-        if ((dv.getUint16(o + TXD_FLAGS, true) & TXD_CONT) === 0) v.c.txDiscardedAtFini++;
+        const o = a.ring + TXQ_OFFSET + ((v.txCons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
+        if ((a.dv.getUint16(o + TXD_FLAGS, true) & TXD_CONT) === 0) v.c.txDiscardedAtFini++;
       }
     }
-    const cons = Atomics.load(v.i32, W_EV_CONS) >>> 0;
+    const cons = Atomics.load(a.db, W_EV_CONS) >>> 0;
     const n = Math.min((v.evProd - cons) >>> 0, VI_EVQ_SIZE);
     for (let k = 0; k < n; k++) {
-      const o = EVQ_OFFSET + ((cons + k) & (VI_EVQ_SIZE - 1)) * EV_SIZE;
-      if (dv.getUint16(o + EV_TYPE, true) === EV_RX && (dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) === 0) v.c.rxUnreadAtFini++;
+      const o = a.ring + EVQ_OFFSET + ((cons + k) & (VI_EVQ_SIZE - 1)) * EV_SIZE;
+      if (a.dv.getUint16(o + EV_TYPE, true) === EV_RX && (a.dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) === 0) v.c.rxUnreadAtFini++;
     }
   }
 
@@ -189,22 +231,25 @@ export class HwNic {
   }
 
   private fault(v: HwVi, reason: number): void {
-    v.running = false;
-    v.faultReason = reason;
-    v.c.faults++;
-    Atomics.store(v.i32, W_FAULT, reason);
-    Atomics.store(v.i32, W_VI_STATE, VI_STATE_FAULTED);
+    v.fault(reason);
     // Tell the driver (it may be asleep waiting for completions that will never come).
-    this.raise(v, true);
+    v.a?.irq?.raise();
+  }
+
+  // ---------------- the doorbell protocol with a sleeping NIC ----------------
+
+  /** Is there TX work on any running VI? */
+  txPending(): boolean {
+    for (const v of this.active) if (v.running && Atomics.load(v.a!.db, W_TX_PROD) >>> 0 !== v.txCons) return true;
+    return false;
+  }
+
+  /** About to sleep: tell every attached driver that its doorbell must ring the wake line. */
+  markAsleep(asleep: boolean): void {
+    for (const v of this.active) if (v.a) Atomics.store(v.a.db, W_NIC_ASLEEP, asleep ? 1 : 0);
   }
 
   // ---------------- datapath ----------------
-
-  /** Is there TX work on any running VI? (the fabric's pre-sleep re-check) */
-  txPending(): boolean {
-    for (const v of this.active) if (v.running && Atomics.load(v.i32, W_TX_PROD) >>> 0 !== v.txCons) return true;
-    return false;
-  }
 
   /** One round over every running VI's TX ring. Returns frames taken. */
   poll(): number {
@@ -216,21 +261,15 @@ export class HwNic {
     return n;
   }
 
-  /**
-   * One VI's TX ring. Each descriptor is copied out of the ring once (its
-   * private copy is what is checked and used), and each frame is gathered
-   * once into the NIC's own TX FIFO memory before anything looks at it, as
-   * hardware DMAs a frame into its FIFO: a driver rewriting its buffer after
-   * that changes nothing the NIC checks or sends (the source-MAC check races).
-   */
   private processTx(v: HwVi): number {
-    const prod = Atomics.load(v.i32, W_TX_PROD) >>> 0;
+    const a = v.a!;
+    const prod = Atomics.load(a.db, W_TX_PROD) >>> 0;
     if (prod === v.txCons) return 0;
     if (((prod - v.txCons) >>> 0) > VI_TXQ_SIZE) {
       this.fault(v, FAULT_TX_CHAIN);
       return 0;
     }
-    const dv = v.dv;
+    const dv = a.dv;
     let frames = 0;
     let cons = v.txCons;
     const fifo = this.staging;
@@ -240,7 +279,7 @@ export class HwNic {
       let complete = false;
       while (((cons + k) >>> 0) !== prod) {
         if (k >= TX_MAX_CHAIN) break;
-        const o = TXQ_OFFSET + ((cons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
+        const o = a.ring + TXQ_OFFSET + ((cons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
         this.dBuf[k] = dv.getUint32(o + TXD_BUF, true);
         this.dOff[k] = dv.getUint16(o + TXD_OFF, true);
         this.dLen[k] = dv.getUint16(o + TXD_LEN, true);
@@ -260,16 +299,16 @@ export class HwNic {
       let bad = 0;
       for (let j = 0; j < k; j++) {
         const l = this.dLen[j];
-        const a = this.buffers.resolve(v.id, this.dBuf[j], this.dOff[j], l);
-        if (a < 0) {
-          bad = -a;
+        const at = this.buffers.resolve(v.id, this.dBuf[j], this.dOff[j], l);
+        if (at < 0) {
+          bad = -at;
           break;
         }
         if (len + l > fifo.length) {
           bad = FAULT_TX_CHAIN;
           break;
         }
-        fifo.set(this.rams.get(this.buffers.lastDomid)!.subarray(a, a + l), len);
+        fifo.set(this.rams.get(this.buffers.lastDomid)!.u8.subarray(at, at + l), len);
         len += l;
       }
       if (bad) {
@@ -279,10 +318,10 @@ export class HwNic {
       cons = (cons + k) >>> 0;
       frames++;
       this.transmit(v, fifo, 0, len);
+      if (!v.a) return frames; // the frame's delivery tore this very VI down
     }
     if (cons !== v.txCons) {
       v.txCons = cons;
-      Atomics.store(v.i32, W_TX_CONS, cons | 0);
       this.event(v, EV_TX, 0, 0, cons);
     }
     return frames;
@@ -294,12 +333,10 @@ export class HwNic {
       v.c.txOversize++;
       return;
     }
-    if (v.macs !== null) {
-      const src = readMac(ram, addr + 6);
-      if (!v.macs.has(src)) {
-        v.c.txSpoofDrops++;
-        return;
-      }
+    const macs = v.a!.macs;
+    if (macs !== null && !macs.has(readMac(ram, addr + 6))) {
+      v.c.txSpoofDrops++;
+      return;
     }
     v.c.txFrames++;
     v.c.txBytes += len;
@@ -319,21 +356,25 @@ export class HwNic {
   }
 
   private toWire(ram: Uint8Array, addr: number, len: number): void {
-    if (!this.peer) {
+    if (!this.wire) {
       this.c.txNoLink++;
       return;
     }
-    if (!this.linkUp || !this.peer.linkUp) {
+    if (!this.linkUp || !this.peerUp()) {
       this.c.linkDownDrops++;
       return;
     }
     this.c.wireTx++;
-    this.peer.fromWire(ram, addr, len);
+    this.wire(ram, addr, len);
   }
 
   /** A frame arriving from the wire: steer it with the filter table. */
-  fromWire(ram: Uint8Array, addr: number, len: number): void {
+  private receive(ram: Uint8Array, addr: number, len: number): void {
     this.c.wireRx++;
+    if (!this.linkUp) {
+      this.c.linkDownDrops++;
+      return;
+    }
     if (len > this.maxFrame) {
       this.c.rxOversize++;
       return;
@@ -356,18 +397,18 @@ export class HwNic {
       this.c.rxViDown++;
       return;
     }
-    const prod = Atomics.load(v.i32, W_RX_PROD) >>> 0;
+    const a = v.a!;
+    const prod = Atomics.load(a.db, W_RX_PROD) >>> 0;
     const avail = (prod - v.rxCons) >>> 0;
     if (avail > VI_RXQ_SIZE) {
       this.fault(v, FAULT_TX_CHAIN);
       return;
     }
-    // Enough room across the posted descriptors? Check before consuming any.
-    const dv = v.dv;
+    const dv = a.dv;
     let room = 0;
     let need = 0;
     while (room < len && need < avail && need < TX_MAX_CHAIN) {
-      const o = RXQ_OFFSET + ((v.rxCons + need) & (VI_RXQ_SIZE - 1)) * DESC_SIZE;
+      const o = a.ring + RXQ_OFFSET + ((v.rxCons + need) & (VI_RXQ_SIZE - 1)) * DESC_SIZE;
       this.rBuf[need] = dv.getUint32(o + RXD_BUF, true);
       this.rOff[need] = dv.getUint16(o + RXD_OFF, true);
       this.rLen[need] = dv.getUint16(o + RXD_LEN, true);
@@ -388,45 +429,43 @@ export class HwNic {
         this.fault(v, -dst);
         return;
       }
-      const dram = this.rams.get(this.buffers.lastDomid)!;
-      dram.set(ram.subarray(addr + done, addr + done + n), dst);
+      this.rams.get(this.buffers.lastDomid)!.u8.set(ram.subarray(addr + done, addr + done + n), dst);
       done += n;
       this.event(v, EV_RX, done < len ? EV_RX_CONT : 0, n, idx);
     }
     v.rxCons = (v.rxCons + need) >>> 0;
-    Atomics.store(v.i32, W_RX_CONS, v.rxCons | 0);
     v.c.rxFrames++;
     v.c.rxBytes += len;
   }
 
+  /** Events the queue can still take without overwriting one the driver has not read. */
   private evSpace(v: HwVi): number {
-    return VI_EVQ_SIZE - ((v.evProd - (Atomics.load(v.i32, W_EV_CONS) >>> 0)) >>> 0);
+    const used = (v.evProd - (Atomics.load(v.a!.db, W_EV_CONS) >>> 0)) >>> 0;
+    // A consumer index past what we produced is the driver's garbage: no room (its loss, counted).
+    return used > VI_EVQ_SIZE ? 0 : VI_EVQ_SIZE - used;
   }
 
+  /** Write one event into the driver's queue; its seq, written last, makes it visible. */
   private event(v: HwVi, type: number, flags: number, len: number, index: number): void {
-    const o = EVQ_OFFSET + (v.evProd & (VI_EVQ_SIZE - 1)) * EV_SIZE;
-    v.dv.setUint16(o + EV_TYPE, type, true);
-    v.dv.setUint16(o + EV_FLAGS, flags, true);
-    v.dv.setUint16(o + EV_LEN, len, true);
-    v.dv.setUint32(o + EV_INDEX, index >>> 0, true);
+    const a = v.a!;
+    const o = a.ring + EVQ_OFFSET + (v.evProd & (VI_EVQ_SIZE - 1)) * EV_SIZE;
+    a.dv.setUint16(o + EV_TYPE, type, true);
+    a.dv.setUint16(o + EV_FLAGS, flags, true);
+    a.dv.setUint16(o + EV_LEN, len, true);
+    a.dv.setUint32(o + EV_INDEX, index >>> 0, true);
     v.evProd = (v.evProd + 1) >>> 0;
+    Atomics.store(a.i32, (o + EV_SEQ) >> 2, v.evProd | 0);
     v.evDirty = true;
   }
 
-  /** Publish a VI's new events and interrupt its driver if it asked to be. */
+  /** Interrupt a VI's driver if it asked to be (events written since the last flush). */
   flushEvents(v: HwVi): void {
-    if (!v.evDirty) return;
+    if (!v.evDirty || !v.a) return;
     v.evDirty = false;
-    Atomics.store(v.i32, W_EV_PROD, v.evProd | 0);
-    this.raise(v, false);
+    if (Atomics.exchange(v.a.db, W_IRQ_ARM, 0) === 1) v.a.irq?.raise();
   }
 
-  private raise(v: HwVi, always: boolean): void {
-    if (v.irqPort <= 0) return;
-    if (Atomics.exchange(v.i32, W_IRQ_ARM, 0) === 1 || always) this.irqs.raise(v.irqDomid, v.irqPort);
-  }
-
-  /** After a fabric round (which may have delivered into this NIC from its peer): publish all events. */
+  /** After a round (which may have delivered into this NIC from the wire): interrupt who asked. */
   flushAll(): void {
     for (let i = 0; i < this.active.length; i++) this.flushEvents(this.active[i]);
   }
@@ -441,9 +480,10 @@ export class HwNic {
       filterMisses: this.filters.misses,
       vis: Object.fromEntries(
         this.vis
-          .filter((v) => v.running || v.c.faults > 0 || v.c.txFrames > 0 || v.c.rxFrames > 0)
-          .map((v) => [v.id, { domid: v.domid, state: Atomics.load(v.i32, W_VI_STATE), fault: v.faultReason, ...v.c }]),
+          .filter((v) => v.running || v.c.faults > 0 || v.c.txFrames > 0 || v.c.rxFrames > 0 || v.c.attachments > 0)
+          .map((v) => [v.id, { domid: v.domid, running: v.running, fault: v.faultReason, ...v.c }]),
       ),
     };
   }
 }
+

@@ -1,6 +1,13 @@
-/** The NIC's private state for one VI: its rings (shared with the driver) and counters. */
-import { declareCounters, type Counters } from '@xsim/hypervisor';
-import { VI_STATE_RESET, W_EV_PROD, W_RX_CONS, W_TX_CONS, W_VI_STATE } from './layout.ts';
+/**
+ * The NIC's private state for one VI: counters for its life, and, while a
+ * driver is attached, where that attachment's rings are (resolved once through
+ * the buffer table at vi_init), its doorbell, its interrupt, and the NIC's own
+ * indices. None of this is in memory a driver holds, except the doorbell
+ * words the NIC reads (TX_PROD, RX_PROD, EV_CONS, IRQ_ARM) and the two it
+ * reports (STATUS, NIC_ASLEEP).
+ */
+import { declareCounters, type Counters, type DeviceIrq } from '@xsim/hypervisor';
+import { DOORBELL_BYTES, VI_STATE_FAULTED, VI_STATE_RESET, VI_STATE_RUNNING, W_STATUS } from './layout.ts';
 
 export const VI_COUNTERS = declareCounters('nic VI', {
   txFrames: { kind: 'event', help: 'frames this VI sent' },
@@ -13,19 +20,30 @@ export const VI_COUNTERS = declareCounters('nic VI', {
   txSwitchedLocal: { kind: 'event', help: 'frames delivered to another VI of the same NIC without touching the wire' },
   faults: { kind: 'event', help: 'times the VI faulted on a bad descriptor' },
   txDiscardedAtFini: { kind: 'drop', help: 'posted by the driver but never sent: the VI was torn down first (a faulted VI: its driver counts them)' },
-  rxUnreadAtFini: { kind: 'drop', help: 'delivered into the driver\'s buffers, but the VI was torn down before the driver read the events' },
+  rxUnreadAtFini: { kind: 'drop', help: "delivered into the driver's buffers, but the VI was torn down before the driver read the events" },
+  attachments: { kind: 'event', help: 'times a driver was attached (vi_init)' },
 });
 
 export type ViCounters = Counters<typeof VI_COUNTERS.decls>;
 
-export class HwVi {
-  readonly i32: Int32Array;
-  readonly dv: DataView;
-  domid = -1;
-  irqDomid = -1;
-  irqPort = 0;
+/** One attachment of a driver to the VI. */
+export interface Attachment {
+  domid: number;
+  /** The doorbell made for this attachment. */
+  doorbell: SharedArrayBuffer;
+  db: Int32Array;
+  /** The driver's RAM and the byte offset of its ring pages there. */
+  ram: Uint8Array;
+  dv: DataView;
+  i32: Int32Array;
+  ring: number;
+  irq: DeviceIrq | null;
   /** MACs this VI may send from; null = any (VI 0 bridges everyone's frames). */
-  macs: Set<number> | null = null;
+  macs: Set<number> | null;
+}
+
+export class HwVi {
+  a: Attachment | null = null;
   txCons = 0;
   rxCons = 0;
   evProd = 0;
@@ -34,22 +52,41 @@ export class HwVi {
   faultReason = 0;
   readonly c: ViCounters = VI_COUNTERS.zero();
 
-  constructor(
-    readonly id: number,
-    readonly sab: SharedArrayBuffer,
-  ) {
-    this.i32 = new Int32Array(sab, 0, 16);
-    this.dv = new DataView(sab);
+  constructor(readonly id: number) {}
+
+  get domid(): number {
+    return this.a?.domid ?? -1;
   }
 
-  /** Start from the indices the driver sees now (a fresh VI has all zero). */
-  reset(): void {
-    this.txCons = Atomics.load(this.i32, W_TX_CONS) >>> 0;
-    this.rxCons = Atomics.load(this.i32, W_RX_CONS) >>> 0;
-    this.evProd = Atomics.load(this.i32, W_EV_PROD) >>> 0;
-    this.running = false;
+  attach(a: Attachment): void {
+    this.a = a;
+    this.txCons = this.rxCons = this.evProd = 0;
     this.faultReason = 0;
     this.evDirty = false;
-    Atomics.store(this.i32, W_VI_STATE, VI_STATE_RESET);
+    this.running = true;
+    this.c.attachments++;
+    this.setStatus(VI_STATE_RUNNING, 0);
+  }
+
+  setStatus(state: number, fault: number): void {
+    if (this.a) Atomics.store(this.a.db, W_STATUS, state | (fault << 8));
+  }
+
+  fault(reason: number): void {
+    this.running = false;
+    this.faultReason = reason;
+    this.c.faults++;
+    this.setStatus(VI_STATE_FAULTED, reason);
+  }
+
+  /** The attachment is over: its memory is never touched again. */
+  detach(): void {
+    this.setStatus(VI_STATE_RESET, 0);
+    this.running = false;
+    this.a = null;
+  }
+
+  static newDoorbell(): SharedArrayBuffer {
+    return new SharedArrayBuffer(DOORBELL_BYTES);
   }
 }

@@ -2,13 +2,14 @@ export * from './layout.ts';
 export { ViQueues } from './vi-queues.ts';
 export { BufferTable } from './buffer-table.ts';
 export { FilterTable, DEFAULT_VI, type FilterMatch, type FilterEntry } from './filter-table.ts';
-export { HwNic, NIC_COUNTERS, type NicSpec, type NicCounters } from './hw-nic.ts';
-export { VI_COUNTERS, type ViCounters } from './hw-vi.ts';
+export { HwNic, NIC_COUNTERS, type NicSpec, type NicCounters, type WireEnd } from './hw-nic.ts';
+export { HwVi, VI_COUNTERS, type ViCounters } from './hw-vi.ts';
+export { L2Switch, SWITCH_COUNTERS, SWITCH_PORT_COUNTERS } from './switch.ts';
 export { handleMcdi, type McdiOp } from './mcdi.ts';
 export { NetDriver, NET_DRIVER_COUNTERS, netDriverPages, netDriverRxBuf, type NetDriverOptions, type NetDriverStats, type RxCallback, type TxDoneCallback } from './net-driver.ts';
 export { Driverlink, type SecondaryDriver, type NicInfo, type DriverFailure } from './driverlink.ts';
-export { createNicResources, createFabricWake, nicAlias, type NicResources } from './resources.ts';
-export type { FabricConfig, FabricNicConfig } from './fabric.ts';
+export { nicAlias } from './resources.ts';
+export type { FabricConfig, FabricNicConfig, WireRef } from './fabric.ts';
 
-/** The fabric worker's kernel module, for DomainTask.kernel. */
+/** The NIC hardware's kernel module (a device kernel), for DomainSpec.kernel. */
 export const FABRIC_KERNEL = new URL('./fabric.ts', import.meta.url).href;

@@ -1,26 +1,60 @@
 /**
- * The NIC's shared-memory layout: one SharedArrayBuffer per virtual interface
- * (VI) holding its index words and three rings (TX descriptors, RX
- * descriptors, event queue), and the fabric's wake block. This file is the
- * one place these offsets live. Little-endian; free-running u32 indices;
+ * The VI ABI: what a driver and the NIC share, and nothing else. This file is
+ * the one place these offsets live. Little-endian; free-running u32 indices;
  * slot = index & (size - 1).
+ *
+ * A VI's rings live in the driver's own memory (pages it registered in the
+ * NIC's buffer table for that VI through dom0, as sfc_netfront's SETHW did):
+ *
+ *   ring pages, from the buffer id given to vi_init:
+ *     +0       TX descriptor ring   VI_TXQ_SIZE × 16 B  (2 pages)
+ *     +8 KiB   RX descriptor ring   VI_RXQ_SIZE × 16 B  (2 pages)
+ *     +16 KiB  event queue          VI_EVQ_SIZE × 16 B  (8 pages)
+ *
+ *   TX descriptor   +0 bufId u32 | +4 offset u16 | +6 len u16 | +8 flags u16 (TXD_CONT) | pad
+ *   RX descriptor   +0 bufId u32 | +4 offset u16 | +6 capacity u16 | pad
+ *   event           +0 type u16 | +2 flags u16 | +4 len u16 | +6 pad | +8 index u32 | +12 seq u32
+ *                   seq = event number + 1, written last: an event is there when its seq is
+ *                   the one the driver expects next (no producer index in shared memory).
+ *
+ * And a doorbell page, 32 bytes, made fresh by the NIC for each attachment
+ * (vi_init) and shared by that VI's driver and the NIC only: whatever an old
+ * driver writes into an old doorbell is never read again.
+ *
+ *   word 0  TX_PROD    driver → NIC  TX producer index
+ *   word 1  RX_PROD    driver → NIC  RX producer index
+ *   word 2  EV_CONS    driver → NIC  events consumed (the NIC never overwrites an unread one)
+ *   word 3  IRQ_ARM    driver sets 1 to be interrupted at the next event; the NIC clears it
+ *   word 4  STATUS     NIC → driver  state | fault reason << 8
+ *   word 5  NIC_ASLEEP NIC → driver  the NIC is about to sleep: a doorbell write must ring its wake line
+ *
+ * The NIC reads only words 0–3, each once per use, and trusts none of them
+ * beyond this VI; all its own state (consumer indices, event producer,
+ * running/faulted, ring addresses) is in its private memory.
  */
 export const VI_TXQ_SIZE = 512;
 export const VI_RXQ_SIZE = 512;
-/** Big enough for every TX and RX completion that can be outstanding at once: it never overflows. */
+/** Big enough for every TX and RX completion that can be outstanding at once. */
 export const VI_EVQ_SIZE = 2048;
 
-// Index words (Int32) at the start of a VI's buffer.
-export const W_TX_PROD = 0; // driver: TX doorbell
-export const W_TX_CONS = 1; // NIC
-export const W_RX_PROD = 2; // driver
-export const W_RX_CONS = 3; // NIC
-export const W_EV_PROD = 4; // NIC
-export const W_EV_CONS = 5; // driver
-export const W_IRQ_ARM = 6; // driver sets 1; NIC exchanges to 0 and interrupts only if it was 1
-export const W_VI_STATE = 7; // NIC
-export const W_FAULT = 8; // NIC: fault reason code
-export const VI_HEADER_BYTES = 64;
+export const DESC_SIZE = 16;
+export const EV_SIZE = 16;
+export const TXQ_OFFSET = 0;
+export const RXQ_OFFSET = TXQ_OFFSET + VI_TXQ_SIZE * DESC_SIZE;
+export const EVQ_OFFSET = RXQ_OFFSET + VI_RXQ_SIZE * DESC_SIZE;
+export const VI_RING_BYTES = EVQ_OFFSET + VI_EVQ_SIZE * EV_SIZE;
+export const BUFFER_PAGE = 4096;
+/** Pages of driver memory a VI's rings take (contiguous, registered for the VI). */
+export const VI_RING_PAGES = VI_RING_BYTES / BUFFER_PAGE;
+
+// Doorbell words (Int32).
+export const W_TX_PROD = 0;
+export const W_RX_PROD = 1;
+export const W_EV_CONS = 2;
+export const W_IRQ_ARM = 3;
+export const W_STATUS = 4;
+export const W_NIC_ASLEEP = 5;
+export const DOORBELL_BYTES = 32;
 
 export const VI_STATE_RESET = 0;
 export const VI_STATE_RUNNING = 1;
@@ -31,33 +65,26 @@ export const FAULT_NONE = 0;
 export const FAULT_BUFFER_OWNER = 1;
 /** A descriptor's offset+length ran past its buffer, or spanned non-contiguous pages. */
 export const FAULT_BUFFER_RANGE = 2;
-/** A TX frame chained more descriptors than a frame may have. */
+/** A TX frame chained more descriptors than a frame may have, or an index was impossible. */
 export const FAULT_TX_CHAIN = 3;
 export const FAULT_NAMES = ['none', 'buffer-owner', 'buffer-range', 'tx-chain'];
 
-export const DESC_SIZE = 16;
-export const EV_SIZE = 16;
-export const TXQ_OFFSET = VI_HEADER_BYTES;
-export const RXQ_OFFSET = TXQ_OFFSET + VI_TXQ_SIZE * DESC_SIZE;
-export const EVQ_OFFSET = RXQ_OFFSET + VI_RXQ_SIZE * DESC_SIZE;
-export const VI_BYTES = EVQ_OFFSET + VI_EVQ_SIZE * EV_SIZE;
-
-// TX descriptor: { bufId u32, offset u16, len u16, flags u16 }
+// TX descriptor
 export const TXD_BUF = 0;
 export const TXD_OFF = 4;
 export const TXD_LEN = 6;
 export const TXD_FLAGS = 8;
 export const TXD_CONT = 1;
-// RX descriptor: { bufId u32, offset u16, len (capacity) u16 }
+// RX descriptor
 export const RXD_BUF = 0;
 export const RXD_OFF = 4;
 export const RXD_LEN = 6;
-// Event: { type u16, flags u16, len u16, pad, index u32, aux u32 }
+// Event
 export const EV_TYPE = 0;
 export const EV_FLAGS = 2;
 export const EV_LEN = 4;
 export const EV_INDEX = 8;
-export const EV_AUX = 12;
+export const EV_SEQ = 12;
 /** TX descriptors before `index` are done (DMA finished, buffers free). */
 export const EV_TX = 1;
 /** RX descriptor `index` holds `len` bytes of a frame. */
@@ -68,11 +95,6 @@ export const EV_RX_CONT = 1;
 /** Max descriptors one TX frame may chain (a 9 KiB frame in 4 KiB pieces needs 3-4). */
 export const TX_MAX_CHAIN = 18;
 
-// The fabric's wake block, laid out as a hypervisor WakeWord: [0] wake counter, [1] asleep flag.
-// The fabric also raises the flag itself before its last look at the TX rings, so a driver's
-// doorbell (ViQueues.pushTx) may skip even the counter bump while the fabric is awake.
-export const FABRIC_WAKE = 0;
-export const FABRIC_ASLEEP = 1;
-export const FABRIC_WAKE_BYTES = 8;
-
-export const BUFFER_PAGE = 4096;
+export function viStatus(word: number): { state: number; fault: number } {
+  return { state: word & 0xff, fault: (word >>> 8) & 0xff };
+}

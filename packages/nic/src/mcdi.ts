@@ -3,7 +3,7 @@
  * channel that only dom0 holds. Guests never get one, so they can never
  * program filters or the buffer table.
  */
-import type { RpcValue } from '@xsim/hypervisor';
+import { WithShared, type RpcValue } from '@xsim/hypervisor';
 import type { FilterMatch } from './filter-table.ts';
 import type { HwNic } from './hw-nic.ts';
 
@@ -29,20 +29,26 @@ function int(a: Args, k: string): number {
   return v;
 }
 
-export function handleMcdi(nic: HwNic, op: string, raw: RpcValue): RpcValue {
-  const a = (raw ?? {}) as Args;
+/**
+ * One MCDI command from this NIC's dom0. vi_init takes the VI's device
+ * interrupt beside the message (shared: its binding and the driver domain's
+ * doorbell) and answers with the attachment's doorbell beside the reply.
+ */
+export function handleMcdi(nic: HwNic, op: string, raw: RpcValue, shared: readonly SharedArrayBuffer[] = []): RpcValue {
+  const a = (raw === null || typeof raw !== 'object' ? {} : raw) as Args;
   switch (op as McdiOp) {
     case 'vi_init': {
-      const irq = a.irq as { domid: number; port: number } | null | undefined;
-      const macs = a.macs as number[] | null | undefined;
-      nic.viInit(int(a, 'vi'), int(a, 'domid'), irq ?? null, macs ?? null);
-      return true;
+      const macs = a.macs;
+      if (macs !== null && macs !== undefined && (!Array.isArray(macs) || macs.some((m) => !Number.isInteger(m) || m < 0 || m >= 2 ** 48))) throw new Error('MCDI vi_init: macs must be null or a list of 48-bit MACs');
+      const irq = a.irq === true && shared.length >= 2 ? { binding: shared[0], doorbell: shared[1] } : null;
+      const doorbell = nic.viInit(int(a, 'vi'), int(a, 'domid'), int(a, 'rings'), irq, (macs as number[] | null | undefined) ?? null);
+      return new WithShared(true, [doorbell]);
     }
     case 'vi_fini':
       return nic.viFini(int(a, 'vi'), a.count !== false);
     case 'buffer_table_alloc': {
       const frames = a.frames as number[];
-      if (!Array.isArray(frames) || frames.some((f) => !Number.isInteger(f) || f < 0)) throw new Error('MCDI buffer_table_alloc: frames must be frame numbers');
+      if (!Array.isArray(frames) || frames.length === 0 || frames.length > 65536 || frames.some((f) => !Number.isInteger(f) || f < 0)) throw new Error('MCDI buffer_table_alloc: frames must be 1..65536 frame numbers');
       return nic.buffers.alloc(int(a, 'vi'), int(a, 'domid'), frames);
     }
     case 'buffer_table_free':

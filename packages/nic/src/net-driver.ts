@@ -14,6 +14,7 @@ import {
   EV_TX,
   EV_TYPE,
   FAULT_NAMES,
+  VI_RING_PAGES,
   VI_RXQ_SIZE,
   VI_STATE_FAULTED,
   VI_TXQ_SIZE,
@@ -23,8 +24,8 @@ import type { Driverlink } from './driverlink.ts';
 
 export interface NetDriverOptions {
   mcdi: RpcEndpoint;
-  viSab: SharedArrayBuffer;
-  fabricWake: { sab: SharedArrayBuffer; offset: number };
+  /** The NIC's wake line (rung only when a doorbell says the NIC sleeps). */
+  nicWake: { sab: SharedArrayBuffer; offset: number };
   mem: GuestMemory;
   frames: FrameAllocator;
   evtchn: EventChannels;
@@ -86,15 +87,18 @@ export class NetDriver {
     const domid = o.evtchn.domid;
     this.mtu = o.mtu;
     this.ram = o.mem.u8;
-    this.port = o.evtchn.allocPirq();
-    // Completions are polled from the domain loop; the interrupt only wakes us.
-    o.evtchn.bindHandler(this.port, () => {});
-    o.mcdi.requestSync('vi_init', { vi: 0, domid, irq: { domid, port: this.port }, macs: null });
-    // After vi_init: the NIC has zeroed the VI's indices.
-    this.q = new ViQueues(o.viSab, o.fabricWake);
+    // VI 0's rings are pages of dom0's own RAM, registered with the rest of it in the buffer table.
+    const ringFrame = o.frames.allocRange(VI_RING_PAGES);
+    ViQueues.clearRings(this.ram, ringFrame * 4096);
     const frames: number[] = [];
     for (let f = 0; f < o.mem.pages; f++) frames.push(f);
     this.bufBase = o.mcdi.requestSync('buffer_table_alloc', { vi: 0, domid, frames }) as number;
+    this.port = o.evtchn.allocPirq();
+    // Completions are polled from the domain's turns; the interrupt only makes it runnable.
+    o.evtchn.bindHandler(this.port, () => {});
+    const irq = o.evtchn.deviceIrq(domid, this.port);
+    const r = o.mcdi.requestSyncShared('vi_init', { vi: 0, domid, rings: this.bufBase + ringFrame, irq: true, macs: null }, 10_000, [irq.binding, irq.doorbell]);
+    this.q = new ViQueues(r.shared[0], o.mem.sab, ringFrame * 4096, o.nicWake);
     this.txDone = this.q.txProdPvt;
 
     this.rxBufSize = netDriverRxBuf(o.mtu);
@@ -148,19 +152,22 @@ export class NetDriver {
     const q = this.q;
     const dv = q.dv;
     let n = 0;
-    let pending = q.evPending();
     while (this.vetoedCookies.length > 0) {
       onTxDone(this.vetoedCookies.shift()!);
       n++;
     }
-    while (pending > 0 && n < budget) {
-      const o = q.evOffset(q.evCons);
+    let taken = 0;
+    for (let o = q.nextEvent(); o >= 0 && n < budget; o = q.nextEvent()) {
       const type = dv.getUint16(o + EV_TYPE, true);
       const index = dv.getUint32(o + EV_INDEX, true);
-      q.evCons = (q.evCons + 1) >>> 0;
-      pending--;
+      const flags = dv.getUint16(o + EV_FLAGS, true);
+      const len = dv.getUint16(o + EV_LEN, true);
+      q.takeEvent();
+      taken++;
       n++;
       if (type === EV_TX) {
+        // Completions up to `index`, never past what we posted (the NIC's word is checked, not trusted).
+        if (((index - this.txDone) >>> 0) > ((q.txProdPvt - this.txDone) >>> 0)) continue;
         while (this.txDone !== index) {
           onTxDone(this.txCookie[this.txDone & (VI_TXQ_SIZE - 1)]);
           this.txDone = (this.txDone + 1) >>> 0;
@@ -168,17 +175,15 @@ export class NetDriver {
         }
       } else if (type === EV_RX) {
         const buf = this.rxSlotBuf[index & (VI_RXQ_SIZE - 1)];
-        const more = (dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) !== 0;
+        const more = (flags & EV_RX_CONT) !== 0;
+        if (buf < 0 || len > this.rxBufSize) continue;
         if (more || this.rxBroken) {
           // Our buffers hold any frame within the MTU; a scattered one is counted and dropped.
           if (!more) this.s.rxScatterDrops++;
           this.rxBroken = more;
-        } else {
-          const len = dv.getUint16(o + EV_LEN, true);
-          if (!this.o.driverlink?.vetoRx(this.ram, this.rxAddr[buf], len)) {
-            this.s.rxFrames++;
-            onRx(this.ram, this.rxAddr[buf], len);
-          }
+        } else if (!this.o.driverlink?.vetoRx(this.ram, this.rxAddr[buf], len)) {
+          this.s.rxFrames++;
+          onRx(this.ram, this.rxAddr[buf], len);
         }
         // Repost at once: whatever onRx did (bridge, stack) may already have let a
         // sender send this frame's successor.
@@ -186,7 +191,7 @@ export class NetDriver {
         q.pushRx();
       }
     }
-    q.publishEvCons();
+    if (taken > 0) q.publishEvCons();
     if (n === 0 && q.armIrq()) return 1;
     return n;
   }
@@ -207,6 +212,10 @@ export class NetDriver {
     } catch {
       // The NIC may already be gone at shutdown; nothing left to undo on our side.
     }
-    this.o.evtchn.close(this.port);
+    try {
+      this.o.evtchn.close(this.port);
+    } catch {
+      // Likewise the hypervisor.
+    }
   }
 }

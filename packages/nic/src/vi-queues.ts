@@ -1,14 +1,16 @@
 /**
- * A VI's rings as the driver sees them (dom0's primary driver for VI 0, a
- * guest's accelerator plugin for its own VI). The NIC side reads the same
- * memory through the same layout constants.
+ * A VI as its driver sees it (dom0's primary driver for VI 0, a guest's
+ * accelerator plugin for its own VI): the rings in the driver's own memory,
+ * and the attachment's doorbell. The NIC side reads the same memory through
+ * the same layout constants (layout.ts).
  */
+import { WakeWord } from '@xsim/hypervisor';
 import {
   DESC_SIZE,
+  DOORBELL_BYTES,
   EVQ_OFFSET,
+  EV_SEQ,
   EV_SIZE,
-  FABRIC_ASLEEP,
-  FABRIC_WAKE,
   RXD_BUF,
   RXD_LEN,
   RXD_OFF,
@@ -18,54 +20,63 @@ import {
   TXD_LEN,
   TXD_OFF,
   TXQ_OFFSET,
-  VI_BYTES,
   VI_EVQ_SIZE,
+  VI_RING_BYTES,
   VI_RXQ_SIZE,
   VI_TXQ_SIZE,
   W_EV_CONS,
-  W_EV_PROD,
   W_IRQ_ARM,
-  W_RX_CONS,
+  W_NIC_ASLEEP,
   W_RX_PROD,
-  W_TX_CONS,
+  W_STATUS,
   W_TX_PROD,
-  W_VI_STATE,
-  W_FAULT,
+  viStatus,
 } from './layout.ts';
 
 export class ViQueues {
-  readonly i32: Int32Array;
+  /** The attachment's doorbell (shared with the NIC only). */
+  readonly db: Int32Array;
+  /** The driver's RAM, where the rings are. */
   readonly dv: DataView;
-  txProdPvt: number;
-  rxProdPvt: number;
-  evCons: number;
-  private readonly fabric: Int32Array;
+  private readonly i32: Int32Array;
+  /** Byte offset of the ring pages in the driver's RAM. */
+  readonly ring: number;
+  txProdPvt = 0;
+  rxProdPvt = 0;
+  evCons = 0;
+  readonly #nicWake: WakeWord;
 
-  constructor(sab: SharedArrayBuffer, fabricWake: { sab: SharedArrayBuffer; offset: number }) {
-    if (sab.byteLength < VI_BYTES) throw new RangeError(`VI buffer of ${sab.byteLength} bytes is smaller than ${VI_BYTES}`);
-    this.i32 = new Int32Array(sab, 0, 16);
-    this.dv = new DataView(sab);
-    this.fabric = new Int32Array(fabricWake.sab, fabricWake.offset, 2);
-    this.txProdPvt = Atomics.load(this.i32, W_TX_PROD) >>> 0;
-    this.rxProdPvt = Atomics.load(this.i32, W_RX_PROD) >>> 0;
-    this.evCons = Atomics.load(this.i32, W_EV_CONS) >>> 0;
+  /**
+   * @param doorbell the doorbell the NIC made for this attachment (vi_init's answer)
+   * @param ram      the driver's RAM (a SharedArrayBuffer) and the byte offset of its ring pages
+   * @param nicWake  the NIC's wake line: rung only when the NIC says it sleeps
+   */
+  constructor(doorbell: SharedArrayBuffer, ram: SharedArrayBuffer, ringOffset: number, nicWake: { sab: SharedArrayBuffer; offset: number }) {
+    if (doorbell.byteLength < DOORBELL_BYTES) throw new RangeError(`a doorbell of ${doorbell.byteLength} bytes is smaller than ${DOORBELL_BYTES}`);
+    if (ringOffset % 4096 !== 0 || ringOffset + VI_RING_BYTES > ram.byteLength) throw new RangeError(`VI rings at ${ringOffset} do not fit the driver's RAM`);
+    this.db = new Int32Array(doorbell, 0, DOORBELL_BYTES / 4);
+    this.dv = new DataView(ram);
+    this.i32 = new Int32Array(ram);
+    this.ring = ringOffset;
+    this.#nicWake = new WakeWord(nicWake.sab, nicWake.offset);
+  }
+
+  /** Zero the event queue before the attachment starts: stale memory must not look like events. */
+  static clearRings(ram: Uint8Array, ringOffset: number): void {
+    ram.fill(0, ringOffset, ringOffset + VI_RING_BYTES);
   }
 
   get state(): number {
-    return Atomics.load(this.i32, W_VI_STATE);
+    return viStatus(Atomics.load(this.db, W_STATUS)).state;
   }
   get fault(): number {
-    return Atomics.load(this.i32, W_FAULT);
-  }
-
-  txSpace(): number {
-    return VI_TXQ_SIZE - ((this.txProdPvt - (Atomics.load(this.i32, W_TX_CONS) >>> 0)) >>> 0);
+    return viStatus(Atomics.load(this.db, W_STATUS)).fault;
   }
 
   /** Queue a TX descriptor (not yet visible to the NIC: see pushTx). Returns its ring index. */
   postTx(bufId: number, off: number, len: number, flags: number): number {
     const idx = this.txProdPvt;
-    const o = TXQ_OFFSET + (idx & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
+    const o = this.ring + TXQ_OFFSET + (idx & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
     this.dv.setUint32(o + TXD_BUF, bufId, true);
     this.dv.setUint16(o + TXD_OFF, off, true);
     this.dv.setUint16(o + TXD_LEN, len, true);
@@ -74,19 +85,15 @@ export class ViQueues {
     return idx;
   }
 
-  /** Ring the TX doorbell; kick the fabric only if it is asleep. */
+  /** Ring the TX doorbell; ring the NIC's wake line only if it says it sleeps. */
   pushTx(): void {
-    Atomics.store(this.i32, W_TX_PROD, this.txProdPvt | 0);
-    this.kickIfAsleep();
-  }
-
-  rxSpace(): number {
-    return VI_RXQ_SIZE - ((this.rxProdPvt - (Atomics.load(this.i32, W_RX_CONS) >>> 0)) >>> 0);
+    Atomics.store(this.db, W_TX_PROD, this.txProdPvt | 0);
+    if (Atomics.load(this.db, W_NIC_ASLEEP) !== 0) this.#nicWake.kick();
   }
 
   postRx(bufId: number, off: number, len: number): number {
     const idx = this.rxProdPvt;
-    const o = RXQ_OFFSET + (idx & (VI_RXQ_SIZE - 1)) * DESC_SIZE;
+    const o = this.ring + RXQ_OFFSET + (idx & (VI_RXQ_SIZE - 1)) * DESC_SIZE;
     this.dv.setUint32(o + RXD_BUF, bufId, true);
     this.dv.setUint16(o + RXD_OFF, off, true);
     this.dv.setUint16(o + RXD_LEN, len, true);
@@ -96,21 +103,27 @@ export class ViQueues {
 
   /** RX buffers need no kick: the NIC only looks for them when a frame arrives. */
   pushRx(): void {
-    Atomics.store(this.i32, W_RX_PROD, this.rxProdPvt | 0);
+    Atomics.store(this.db, W_RX_PROD, this.rxProdPvt | 0);
   }
 
-  evPending(): number {
-    return ((Atomics.load(this.i32, W_EV_PROD) >>> 0) - this.evCons) >>> 0;
+  /** Byte offset (in the driver's RAM) of the next event, or -1 if the NIC has not written it yet. */
+  nextEvent(): number {
+    const o = this.ring + EVQ_OFFSET + (this.evCons & (VI_EVQ_SIZE - 1)) * EV_SIZE;
+    return Atomics.load(this.i32, (o + EV_SEQ) >> 2) === ((this.evCons + 1) | 0) ? o : -1;
   }
 
-  /** Byte offset of event `i` (free-running index). */
-  evOffset(i: number): number {
-    return EVQ_OFFSET + (i & (VI_EVQ_SIZE - 1)) * EV_SIZE;
+  /** The event at nextEvent() is consumed. */
+  takeEvent(): void {
+    this.evCons = (this.evCons + 1) >>> 0;
+  }
+
+  evPending(): boolean {
+    return this.nextEvent() >= 0;
   }
 
   /** Hand consumed events back to the NIC. */
   publishEvCons(): void {
-    Atomics.store(this.i32, W_EV_CONS, this.evCons | 0);
+    Atomics.store(this.db, W_EV_CONS, this.evCons | 0);
   }
 
   /**
@@ -118,14 +131,7 @@ export class ViQueues {
    * that landed before the arm would otherwise raise nothing. True if one did.
    */
   armIrq(): boolean {
-    Atomics.store(this.i32, W_IRQ_ARM, 1);
-    return this.evPending() > 0;
-  }
-
-  private kickIfAsleep(): void {
-    if (Atomics.load(this.fabric, FABRIC_ASLEEP) === 1) {
-      Atomics.add(this.fabric, FABRIC_WAKE, 1);
-      Atomics.notify(this.fabric, FABRIC_WAKE);
-    }
+    Atomics.store(this.db, W_IRQ_ARM, 1);
+    return this.evPending();
   }
 }

@@ -6,18 +6,18 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DeviceInterrupts } from '@xsim/hypervisor';
+import { WithShared } from '@xsim/hypervisor';
 import {
   EV_FLAGS,
   EV_INDEX,
-  EV_RX_CONT,
   EV_LEN,
   EV_RX,
+  EV_RX_CONT,
   EV_TX,
   EV_TYPE,
   FAULT_BUFFER_OWNER,
   HwNic,
-  VI_BYTES,
+  VI_RING_PAGES,
   VI_STATE_FAULTED,
   VI_STATE_RUNNING,
   ViQueues,
@@ -28,6 +28,9 @@ const PAGE = 4096;
 const MAC_A = 0x00163e0a0101;
 const MAC_B = 0x00163e0a0201;
 const MAC_REMOTE = 0x00163e0b0101;
+/** Pages 0-3 of a domain are TX buffers, 4-7 RX buffers, 8.. the VI's rings. */
+const RING_PAGE = 8;
+const RAM_PAGES = RING_PAGE + VI_RING_PAGES;
 
 interface Guest {
   vi: number;
@@ -43,37 +46,34 @@ function macBytes(mac: number): number[] {
 
 /** Two NICs joined by a wire; on NIC 0, guests A (VI 1) and B (VI 2); VI 0 of each is dom0's. */
 function rig() {
-  const fabricWake = { sab: new SharedArrayBuffer(8), offset: 0 };
-  const rams = new Map<number, Uint8Array>([0, 1, 2].map((d) => [d, new Uint8Array(new SharedArrayBuffer(16 * PAGE))]));
-  const mkNic = (name: string) => {
-    const sabs = [0, 1, 2].map(() => new SharedArrayBuffer(VI_BYTES));
-    const nic = new HwNic({ name, host: name, mac: 0x000f53000000, mtu: 1500, vendor: '1924', device: '0803', vis: 3 }, sabs, rams, new DeviceInterrupts(new SharedArrayBuffer(4096)));
-    return { nic, sabs };
-  };
+  const nicWake = { sab: new SharedArrayBuffer(8), offset: 0 };
+  const rams = new Map<number, Uint8Array>([0, 1, 2].map((d) => [d, new Uint8Array(new SharedArrayBuffer(RAM_PAGES * PAGE))]));
+  const mkNic = (name: string) => new HwNic({ name, host: name, mac: 0x000f53000000, mtu: 1500, vendor: '1924', device: '0803', vis: 3 }, rams);
   const local = mkNic('nic-a');
   const remote = mkNic('nic-b');
-  local.nic.peer = remote.nic;
-  remote.nic.peer = local.nic;
+  local.wire = remote.fromWire;
+  remote.wire = local.fromWire;
 
-  // Pages 0-3 of a domain are TX buffers, 4-7 RX buffers.
-  const attach = (n: { nic: HwNic; sabs: SharedArrayBuffer[] }, vi: number, domid: number, macs: number[] | null): Guest => {
-    handleMcdi(n.nic, 'vi_init', { vi, domid, irq: null, macs });
-    const bufBase = handleMcdi(n.nic, 'buffer_table_alloc', { vi, domid, frames: [0, 1, 2, 3, 4, 5, 6, 7] }) as number;
-    const q = new ViQueues(n.sabs[vi], fabricWake);
+  const attach = (nic: HwNic, vi: number, domid: number, macs: number[] | null): Guest => {
+    const frames = Array.from({ length: RAM_PAGES }, (_, f) => f);
+    const bufBase = handleMcdi(nic, 'buffer_table_alloc', { vi, domid, frames }) as number;
+    const r = handleMcdi(nic, 'vi_init', { vi, domid, rings: bufBase + RING_PAGE, irq: false, macs }) as WithShared;
+    const ram = rams.get(domid)!;
+    const q = new ViQueues(r.shared[0], ram.buffer as SharedArrayBuffer, RING_PAGE * PAGE, nicWake);
     for (let p = 4; p < 8; p++) q.postRx(bufBase + p, 0, PAGE);
     q.pushRx();
-    return { vi, domid, ram: rams.get(domid)!, q, bufBase };
+    return { vi, domid, ram, q, bufBase };
   };
   const dom0 = attach(remote, 0, 0, null);
   const a = attach(local, 1, 1, [MAC_A]);
   const b = attach(local, 2, 2, [MAC_B]);
   const run = () => {
-    local.nic.poll();
-    remote.nic.poll();
-    local.nic.flushAll();
-    remote.nic.flushAll();
+    local.poll();
+    remote.poll();
+    local.flushAll();
+    remote.flushAll();
   };
-  return { nic: local.nic, remoteNic: remote.nic, a, b, dom0, run };
+  return { nic: local, remoteNic: remote, a, b, dom0, run };
 }
 
 /** Write a frame dst <- src into TX page `page` of the guest and post it. */
@@ -86,20 +86,21 @@ function send(g: Guest, dst: number, src: number, len = 100, page = 0, fill = 0x
   g.q.pushTx();
 }
 
-/** Drain a driver's event queue: RX pieces as [ring index + 4, len, more], and the last TX completion index. */
+/** Drain a driver's event queue: RX frames as [ring index + 4, len], every RX piece, and the last TX completion index. */
 function events(g: Guest): { rx: [number, number][]; pieces: [number, number, boolean][]; txDone: number } {
   const rx: [number, number][] = [];
   const pieces: [number, number, boolean][] = [];
   let txDone = -1;
-  while (g.q.evPending() > 0) {
-    const o = g.q.evOffset(g.q.evCons);
-    const type = g.q.dv.getUint16(o + EV_TYPE, true);
+  const dv = g.q.dv;
+  for (let o = g.q.nextEvent(); o >= 0; o = g.q.nextEvent()) {
+    const type = dv.getUint16(o + EV_TYPE, true);
+    const index = dv.getUint32(o + EV_INDEX, true);
     if (type === EV_RX) {
-      rx.push([g.q.dv.getUint32(o + EV_INDEX, true) + 4, g.q.dv.getUint16(o + EV_LEN, true)]);
-      pieces.push([g.q.dv.getUint32(o + EV_INDEX, true), g.q.dv.getUint16(o + EV_LEN, true), (g.q.dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) !== 0]);
+      rx.push([index + 4, dv.getUint16(o + EV_LEN, true)]);
+      pieces.push([index, dv.getUint16(o + EV_LEN, true), (dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) !== 0]);
     }
-    if (type === EV_TX) txDone = g.q.dv.getUint32(o + EV_INDEX, true);
-    g.q.evCons = (g.q.evCons + 1) >>> 0;
+    if (type === EV_TX) txDone = index;
+    g.q.takeEvent();
   }
   g.q.publishEvCons();
   return { rx, pieces, txDone };

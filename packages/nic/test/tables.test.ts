@@ -1,13 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BufferTable, FAULT_BUFFER_OWNER, FAULT_BUFFER_RANGE, FilterTable, VI_BYTES, EVQ_OFFSET, RXQ_OFFSET, TXQ_OFFSET } from '../src/index.ts';
+import { BufferTable, FAULT_BUFFER_OWNER, FAULT_BUFFER_RANGE, FilterTable, VI_RING_BYTES, VI_RING_PAGES, DOORBELL_BYTES, EVQ_OFFSET, RXQ_OFFSET, TXQ_OFFSET } from '../src/index.ts';
 
 describe('VI memory layout', () => {
-  it('places the rings after a 64-byte index header', () => {
-    expect(TXQ_OFFSET).toBe(64);
-    expect(RXQ_OFFSET).toBe(64 + 512 * 16);
-    expect(EVQ_OFFSET).toBe(64 + 1024 * 16);
-    expect(VI_BYTES).toBe(64 + 1024 * 16 + 2048 * 16);
+  it('lays a VI\'s rings out in whole pages of the driver\'s memory, and its doorbell in 32 bytes', () => {
+    expect(TXQ_OFFSET).toBe(0);
+    expect(RXQ_OFFSET).toBe(512 * 16);
+    expect(EVQ_OFFSET).toBe(1024 * 16);
+    expect(VI_RING_BYTES).toBe(1024 * 16 + 2048 * 16);
+    expect(VI_RING_PAGES).toBe(12);
+    expect(DOORBELL_BYTES).toBe(32);
   });
 });
 
