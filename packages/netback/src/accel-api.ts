@@ -23,11 +23,15 @@ export interface AccelBackendContext {
   readonly dom0: number;
   /** A privileged NIC command (MCDI). */
   mcdi(op: string, args: Record<string, unknown>): unknown;
-  /** A free VI of this host's NIC and its shared memory, or null if none is left. */
-  allocVi(): { vi: number; sab: SharedArrayBuffer } | null;
+  /** An MCDI command with shared memory beside it both ways (vi_init: the interrupt in, the doorbell out). */
+  mcdiShared(op: string, args: Record<string, unknown>, shared: SharedArrayBuffer[]): { value: unknown; shared: readonly SharedArrayBuffer[] };
+  /** A free VI of this host's NIC, or null if none is left. */
+  allocVi(): number | null;
   freeVi(vi: number): void;
-  /** The fabric's doorbell block, which a guest driving a VI needs. */
-  fabricWake(): { sab: SharedArrayBuffer; offset: number };
+  /** The NIC's wake line, which a guest driving a VI rings when its doorbell says the NIC sleeps. */
+  nicWake(): { sab: SharedArrayBuffer; offset: number };
+  /** The binding of a guest's interrupt port and its doorbell, to hand to the NIC (vi_init). */
+  deviceIrq(domid: number, port: number): { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer };
   /** Map a guest's grants (read-write) to learn the frames to register in the buffer table. */
   mapGrants(domid: number, grefs: number[]): { frames: number[]; handles: number[] } | string;
   unmapGrants(handles: number[]): void;

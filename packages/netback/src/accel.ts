@@ -89,7 +89,7 @@ export class AccelManager {
       ...c,
       allocVi: () => {
         const v = c.allocVi();
-        if (v) held.vis.add(v.vi);
+        if (v !== null) held.vis.add(v);
         return v;
       },
       freeVi: (vi) => {

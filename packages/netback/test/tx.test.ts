@@ -238,7 +238,7 @@ describe('netback TX reads each request once (RING_COPY_REQUEST)', () => {
       { gref: h.dataRefs[0], size: 500, id: 2 },
     ]);
     const slot2 = h.tx.slotOffset(1);
-    h.guestGnttab.race = () => h.tx.dv.setUint16(slot2 + field, value, true);
+    h.hvGnttab.race = () => h.tx.dv.setUint16(slot2 + field, value, true);
     // Paint every skb so a copy longer than the frame shows in a neighbour.
     h.paintDom0();
     const u8 = h.dom0Mem.u8;
@@ -283,7 +283,7 @@ describe('netback TX under attack (property)', () => {
         for (let i = 0; i < 4; i++) frameIn(h, i, 2048);
         const outside = h.outsideSkbs();
         let raceWrites: [number, number][] = [];
-        h.guestGnttab.race = () => {
+        h.hvGnttab.race = () => {
           for (const [o, v] of raceWrites) h.tx.page[o] = v;
         };
         for (const s of steps) {

@@ -4,7 +4,7 @@
  * startXmit (true = taken on the fast path, false = declined: netfront sends
  * it on the slow path unchanged) and calls poll from its own poll.
  */
-import type { EventChannels, FrameAllocator, GrantRefAllocator, GrantTable, GuestMemory } from '@xsim/hypervisor';
+import type { Clock, EventChannels, FrameAllocator, GrantRefAllocator, GrantTable, GuestMemory } from '@xsim/hypervisor';
 
 export interface AccelFrontendContext {
   readonly domid: number;
@@ -16,6 +16,8 @@ export interface AccelFrontendContext {
   readonly grefs: GrantRefAllocator;
   readonly evtchn: EventChannels;
   readonly mtu: number;
+  /** The domain's clock (virtual in a deterministic run): plugin timers read this. */
+  readonly clock: Clock;
   /** Message the plugin's backend part. */
   send(op: string, args: Record<string, unknown>): void;
   /** Hand a received frame to the guest's stack (valid during the call only). */

@@ -4,7 +4,7 @@
  * by toolstack control requests. Used by guests (over netfront) and by dom0
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
-import { DEFERRED, declareCounters, type RpcValue } from '@xsim/hypervisor';
+import { DEFERRED, declareCounters, realClock, type Clock, type RpcValue } from '@xsim/hypervisor';
 import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
 import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender } from './traffic/index.ts';
 
@@ -26,7 +26,12 @@ export interface EndpointOptions {
   ip: string;
   mtu: number;
   transport: FrameTransport;
+  /** Every timer of the apps reads this (a virtual clock in a deterministic run). */
+  clock?: Clock;
 }
+
+/** How often the apps look at their timers while they have jobs (ARP retries, idle receivers, lingering ports). */
+const TICK_MS = 10;
 
 type Reply = (result: RpcValue, error?: string) => void;
 
@@ -82,7 +87,10 @@ export class NetEndpoint {
   private readonly lingering: { port: number; until: number }[] = [];
   lateCredits = 0;
 
+  private readonly clock: Clock;
+
   constructor(private readonly o: EndpointOptions) {
+    this.clock = o.clock ?? realClock;
     this.t = o.transport;
     const transport: StackTransport = {
       reserve: (len) => {
@@ -91,7 +99,7 @@ export class NetEndpoint {
       },
       commit: (len) => this.t.txCommit(len),
     };
-    this.stack = new GuestStack({ mac: parseMac(o.mac), ip: parseIp(o.ip), transport, mtu: o.mtu });
+    this.stack = new GuestStack({ mac: parseMac(o.mac), ip: parseIp(o.ip), transport, mtu: o.mtu, now: () => this.clock.now() });
     const server = new PingServer();
     this.stack.bind(ECHO_PORT, (buf, off, len, srcIp, srcPort) => {
       // A probe larger than we may send back (a peer with a larger MTU) is not answered.
@@ -112,7 +120,7 @@ export class NetEndpoint {
   /** Toolstack requests for the apps. */
   control(op: string, args: RpcValue, later: () => Reply): RpcValue | typeof DEFERRED {
     const a = (args ?? {}) as Record<string, number | string | undefined>;
-    const now = performance.now();
+    const now = this.clock.now();
     switch (op) {
       case 'arp_resolve': {
         const ip = parseIp(String(a.ip));
@@ -127,7 +135,7 @@ export class NetEndpoint {
         const job: RecvJob = { receiver, port, count: Number(a.count), idleMs: Number(a.idleMs ?? 500), deadline: now + Number(a.timeoutMs ?? 60_000), reply: later(), lastArrival: now };
         this.recvs.set(port, job);
         this.stack.bind(port, (buf, off, len, srcIp, srcPort) => {
-          const t = performance.now();
+          const t = this.clock.now();
           job.lastArrival = t;
           const credit = receiver.onPayload(buf, off, len, t);
           if (credit >= 0) this.stack.sendUdp(srcIp, port, srcPort, 8, (out, at) => writeCredit(out, at, receiver.streamId, credit));
@@ -138,7 +146,7 @@ export class NetEndpoint {
         const frameSize = Number(a.frameSize ?? 1500);
         const payloadLen = frameSize - 42;
         if (!(payloadLen >= 8) || frameSize > this.o.mtu + 14) throw new Error(`frame size ${frameSize} outside 50..${this.o.mtu + 14}`);
-        const sender = new StreamSender({ count: Number(a.count), streamId: Number(a.streamId ?? 0), window: Number(a.window ?? 0) });
+        const sender = new StreamSender({ count: Number(a.count), streamId: Number(a.streamId ?? 0), window: Number(a.window ?? 0), now: () => this.clock.now() });
         // A caller may pin the source port (credits come back to it), e.g. to keep one learnt flow across streams.
         const creditPort = a.srcPort !== undefined ? Number(a.srcPort) : this.nextPort++;
         const linger = this.lingering.findIndex((l) => l.port === creditPort);
@@ -159,9 +167,9 @@ export class NetEndpoint {
         const frame = GuestStack.udpFrameLen(size);
         if (frame > this.stack.maxFrame) throw new Error(`ping of ${size} bytes makes a ${frame}-byte frame: over ${this.o.name}'s MTU ${this.o.mtu} (+14-byte header)`);
         const srcPort = this.nextPort++;
-        const client = new PingClient();
+        const client = new PingClient(() => this.clock.now());
         const job: PingJob = { client, dstIp: parseIp(String(a.dstIp)), count: Number(a.count ?? 100), size, sent: 0, reply: later(), deadline: now + Number(a.timeoutMs ?? 10_000), srcPort };
-        this.stack.bind(srcPort, (buf, off, len) => client.onReply(buf, off, len, performance.now()));
+        this.stack.bind(srcPort, (buf, off, len) => client.onReply(buf, off, len, this.clock.now()));
         this.pings.push(job);
         return DEFERRED;
       }
@@ -170,11 +178,24 @@ export class NetEndpoint {
     }
   }
 
+  /** Jobs that need the clock to move (an ARP wait, a receiver, a ping, a stalled sender, a lingering port). */
+  private get timed(): boolean {
+    return this.arpWaits.length + this.recvs.size + this.pings.length + this.lingering.length + this.sends.length > 0;
+  }
+
+  /** When the apps next need a turn for their timers alone, or Infinity with nothing waiting on time. */
+  nextDeadline(): number {
+    if (!this.timed) return Infinity;
+    let t = this.lastTick + TICK_MS;
+    for (const s of this.sends) t = Math.min(t, s.sender.deadline());
+    return t;
+  }
+
   /** The apps' share of the domain loop. */
   poll(): number {
-    const now = performance.now();
+    const now = this.clock.now();
     let work = 0;
-    if (now - this.lastTick > 10) {
+    if (now - this.lastTick >= TICK_MS) {
       this.lastTick = now;
       this.stack.tick(now);
       this.checkArp(now);
@@ -211,7 +232,7 @@ export class NetEndpoint {
   private pumpPing(job: PingJob, now: number): number {
     if (job.client.outstanding() === 0 && job.sent < job.count) {
       const seq = job.sent++;
-      this.stack.sendUdp(job.dstIp, job.srcPort, ECHO_PORT, job.size, (buf, off) => job.client.fill(buf, off, seq, performance.now()));
+      this.stack.sendUdp(job.dstIp, job.srcPort, ECHO_PORT, job.size, (buf, off) => job.client.fill(buf, off, seq, this.clock.now()));
       return 1;
     }
     if ((job.sent >= job.count && job.client.outstanding() === 0) || now > job.deadline) {

@@ -1,26 +1,25 @@
 /**
  * A domU's kernel: its page allocator and grant table, the netfront driver for
- * each vif, a tiny IP stack per vif and the traffic apps, all run from one
- * polling loop that sleeps on the domain's wake word.
+ * each vif, a tiny IP stack per vif and the traffic apps, each a poller of the
+ * domain's vCPU.
  *
  * bootGuest takes an optional extension: more control ops served with access
  * to the kernel's parts. The stock kernel has none; a test fixture uses it to
  * build a guest that misbehaves on purpose, so no driver carries test hooks.
  */
 import {
-  DEFERRED,
-  DomainLoop,
-  EventChannelBus,
-  EventChannels,
+  CH,
   FrameAllocator,
   GrantRefAllocator,
   GrantTable,
   GuestMemory,
-  RpcEndpoint,
-  XenstoreClient,
   counterKinds,
-  type DomainTask,
+  type Addr,
+  type DEFERRED,
+  type DomainEnv,
+  type EventChannels,
   type RpcValue,
+  type XenstoreClient,
 } from '@xsim/hypervisor';
 import { NetEndpoint } from './endpoint.ts';
 import { parseMac } from './net/addr.ts';
@@ -30,10 +29,10 @@ import { AccelHost } from './accel-host.ts';
 export interface GuestConfig {
   mem: SharedArrayBuffer;
   gnttab: SharedArrayBuffer;
-  evtchn: SharedArrayBuffer;
   mtu: number;
   vifs: { handle: number; mac: string; ip: string }[];
-  spinRounds?: number;
+  /** Bus address of the host's dom0 (the vifs' backend, and the peer of their plugin channels). */
+  dom0Uid: Addr;
 }
 
 export interface GuestDevice {
@@ -44,7 +43,7 @@ export interface GuestDevice {
 
 /** The parts of a running guest kernel an extension may use. */
 export interface GuestKernel {
-  readonly task: DomainTask<GuestConfig>;
+  readonly env: DomainEnv<GuestConfig>;
   readonly mem: GuestMemory;
   readonly frames: FrameAllocator;
   readonly gnttab: GrantTable;
@@ -63,21 +62,18 @@ export interface GuestExtension {
   control?(op: string, args: RpcValue, later: () => Reply, g: GuestKernel): RpcValue | typeof DEFERRED | typeof NOT_MINE;
 }
 
-export async function bootGuest(task: DomainTask<GuestConfig>, ext: GuestExtension = {}): Promise<unknown> {
-  const cfg = task.config;
+export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {}): void {
+  const cfg = env.config;
+  const { core, xs, evtchn, clock } = env;
+  const domid = env.id.domid;
   const mem = new GuestMemory(cfg.mem);
   const frames = new FrameAllocator(mem);
   const gnttab = new GrantTable(cfg.gnttab);
   const grefs = new GrantRefAllocator(gnttab);
-  const evtchn = new EventChannels(cfg.evtchn, task.domid);
-  const wake = evtchn.wake;
-  const xs = new XenstoreClient(task.xenstore!, wake);
-  const loop = new DomainLoop(wake, { spinRounds: cfg.spinRounds });
-  const log = (m: string): void => console.error(`[${task.host}/${task.name}] ${m}`);
+  const log = (m: string): void => env.log(m);
 
-  const dom0Wake = EventChannelBus.wakeOf(cfg.evtchn, 0);
-  const devices: GuestDevice[] = cfg.vifs.map((v, i) => {
-    const nf = new Netfront({ domid: task.domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: cfg.mtu, log });
+  const devices: GuestDevice[] = cfg.vifs.map((v) => {
+    const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: cfg.mtu, log });
     const transport = {
       ram: mem.u8,
       txReserve: (len: number) => nf.txReserve(len),
@@ -85,39 +81,36 @@ export async function bootGuest(task: DomainTask<GuestConfig>, ext: GuestExtensi
       txAvailable: () => nf.txAvailable(),
       flush: () => nf.flush(),
     };
-    const ep = new NetEndpoint({ name: `${task.host}/${task.name}`, mac: v.mac, ip: v.ip, transport, mtu: cfg.mtu });
+    const ep = new NetEndpoint({ name: `${env.id.host}/${env.id.name}`, mac: v.mac, ip: v.ip, transport, mtu: cfg.mtu, clock });
     nf.onReceive = (ram, off, len) => ep.receive(ram, off, len);
-    const port = task.ports?.[i];
-    const accel = port
-      ? new AccelHost(
-          new RpcEndpoint(port, dom0Wake, wake),
-          nf,
-          { domid: task.domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: cfg.mtu, log },
-          (p, then, fail) => loop.defer(p, then, fail),
-        )
-      : null;
+    const accel = new AccelHost(
+      env.channel(CH.accel + v.handle, cfg.dom0Uid),
+      nf,
+      { domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: cfg.mtu, clock, log },
+      (p, then, fail) => core.defer(p, then, fail),
+    );
     return { nf, ep, accel };
   });
   const primary = devices[0];
-  const kernel: GuestKernel = { task, mem, frames, gnttab, grefs, evtchn, xs, devices, log };
+  const kernel: GuestKernel = { env, mem, frames, gnttab, grefs, evtchn, xs, devices, log };
 
   const stats = (): Record<string, unknown> => ({
-    domid: task.domid,
-    name: task.name,
-    host: task.host,
+    domid,
+    name: env.id.name,
+    host: env.id.host,
     vifs: devices.map((d) => ({ handle: d.nf.handle, ...d.nf.stats(), accel: d.accel ? d.accel.stats(d.nf.accel !== null) : null })),
     endpoint: primary.ep.stats(),
-    loop: { ...loop.stats },
+    core: { ...core.c, pcpu: core.pcpu },
     freeFrames: frames.available,
     freeGrants: grefs.available,
     kinds: counterKinds(),
   });
 
-  const control = new RpcEndpoint(task.control, null, wake).onRequest((op, args, later) => {
+  env.control.onRequest((op, args, later) => {
     if (op === 'stats') return stats();
     if (op === 'shutdown') {
-      loop.stop();
-      return true;
+      core.stop();
+      return stats();
     }
     if (op === 'vif_close') {
       primary.nf.close();
@@ -131,23 +124,15 @@ export async function bootGuest(task: DomainTask<GuestConfig>, ext: GuestExtensi
   });
 
   for (const d of devices) d.nf.start();
-  loop.add('control', () => control.poll() + xs.pump());
-  loop.add('evtchn', () => {
-    evtchn.dispatch();
-    return 0;
-  });
   for (const d of devices) {
-    if (d.accel) loop.add(`accel${d.nf.handle}`, () => d.accel!.poll());
-    loop.add(`vif${d.nf.handle}`, () => d.nf.poll());
-    loop.add(`apps${d.nf.handle}`, () => d.ep.poll());
+    if (d.accel) core.add(`accel${d.nf.handle}`, () => d.accel!.poll());
+    core.add(`vif${d.nf.handle}`, () => d.nf.poll());
+    core.add(`apps${d.nf.handle}`, () => d.ep.poll());
+    core.timer(() => d.ep.nextDeadline());
   }
-  await loop.runAsync();
-  const final = stats();
-  control.close();
-  return final;
 }
 
 /** The stock guest kernel. */
-export function boot(task: DomainTask<GuestConfig>): Promise<unknown> {
-  return bootGuest(task);
+export function boot(env: DomainEnv<GuestConfig>): void {
+  bootGuest(env);
 }

@@ -1,10 +1,12 @@
 /**
  * vnic, dom0 side: gives each guest vif its own VI on the NIC. On attach it
  * offers the VI to the guest; when the guest answers with the grants of its
- * DMA pages and its interrupt port, it maps them, registers the frames in the
- * NIC's buffer table for that VI (the guest can DMA nowhere else) and starts
- * the VI with the guest's MAC as the only source it may send from. Flows the
- * slow path delivers to an attached guest are learnt as IPv4 filters so later
+ * DMA pages (the VI's rings first, then its buffers) and its interrupt port,
+ * it maps them, registers the frames in the NIC's buffer table for that VI
+ * (the guest can DMA nowhere else), and attaches the VI to them with the
+ * guest's MAC as the only source it may send from; the NIC's answer is a
+ * doorbell made for this attachment, which goes to the guest. Flows the slow
+ * path delivers to an attached guest are learnt as IPv4 filters so later
  * frames of the flow reach the guest's VI straight from the wire.
  */
 import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
@@ -84,15 +86,14 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
     },
     attachVif(vif) {
       const v = ctx.allocVi();
-      if (!v) {
+      if (v === null) {
         s.noFreeVi++;
         ctx.log(`vnic: no free VI for ${vif.key}; it stays on the slow path`);
         ctx.detached(vif);
         return;
       }
-      vifs.set(vif.key, { vif, vi: v.vi, stage: 'offered', handles: [], bufBase: -1, filters: new Map() });
-      const fw = ctx.fabricWake();
-      ctx.send(vif, 'offer', { vi: v.vi, fabricWakeOffset: fw.offset, mtu: ctx.nic().mtu }, [v.sab, fw.sab]);
+      vifs.set(vif.key, { vif, vi: v, stage: 'offered', handles: [], bufBase: -1, filters: new Map() });
+      ctx.send(vif, 'offer', { vi: v, mtu: ctx.nic().mtu });
     },
     onFrontendMessage(vif, op, args) {
       const st = vifs.get(vif.key);
@@ -108,12 +109,15 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         }
         st.handles = m.handles;
         st.bufBase = ctx.mcdi('buffer_table_alloc', { vi: st.vi, domid: vif.domid, frames: m.frames }) as number;
-        ctx.mcdi('vi_init', { vi: st.vi, domid: vif.domid, irq: { domid: vif.domid, port: Number(args.irqPort) }, macs: [vif.mac] });
+        // The VI's interrupt is the guest's port; only dom0 may hand its binding to the NIC.
+        const irq = ctx.deviceIrq(vif.domid, Number(args.irqPort));
+        const r = ctx.mcdiShared('vi_init', { vi: st.vi, domid: vif.domid, rings: st.bufBase, irq: true, macs: [vif.mac] }, [irq.binding, irq.doorbell]);
         // No filter steers anything to the VI until the guest says its RX buffers are posted:
         // a frame arriving before that would find none.
         st.stage = 'starting';
         s.attached++;
-        ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs() });
+        const wake = ctx.nicWake();
+        ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs(), nicWakeOffset: wake.offset }, [r.shared[0], wake.sab]);
       } else if (op === 'running' && st.stage === 'starting') {
         st.stage = 'ready';
       } else if (op === 'decline') {

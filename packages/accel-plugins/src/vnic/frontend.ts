@@ -6,9 +6,14 @@
  * netfront sends it on the slow path. RX: frames the NIC steered to our VI are
  * handed to the stack from the DMA page itself.
  *
- * DMA pages are allocated and granted at newDevice and given back at
- * release (after the backend has unmapped them), so a plugin that is no
- * longer attached holds no guest memory.
+ * Our DMA area, allocated and granted at newDevice and given back at release
+ * (after the backend has unmapped it), so a plugin no longer attached holds
+ * no guest memory:
+ *
+ *     [ VI rings: VI_RING_PAGES ][ TX slots: txSlots × slotPages ][ RX buffers: RX_PAGES ]
+ *
+ * The rings are ours, registered for our VI; the doorbell is the one the NIC
+ * made for this attachment (it comes with 'ready').
  */
 import { declareCounters, readMac, type Counters } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
@@ -25,6 +30,7 @@ import {
   VI_RXQ_SIZE,
   VI_STATE_FAULTED,
   VI_STATE_RUNNING,
+  VI_RING_PAGES,
   VI_TXQ_SIZE,
   ViQueues,
 } from '@xsim/nic';
@@ -59,8 +65,6 @@ export class VnicFrontend implements AccelFrontend {
   protected firstFrame = -1;
   protected grefs: number[] = [];
   protected irqPort = 0;
-  protected viSab: SharedArrayBuffer | null = null;
-  protected fabric: { sab: SharedArrayBuffer; offset: number } | null = null;
   protected q: ViQueues | null = null;
   protected bufBase = 0;
   protected ready = false;
@@ -70,7 +74,7 @@ export class VnicFrontend implements AccelFrontend {
   protected readonly fast = new Set<number>();
   protected readonly freeTx: number[] = [];
   protected readonly txSlotOf = new Int32Array(VI_TXQ_SIZE);
-  private readonly rxBufOf = new Int32Array(VI_RXQ_SIZE);
+  private readonly rxBufOf = new Int32Array(VI_RXQ_SIZE).fill(-1);
   private txDone = 0;
   private readonly scratch: Uint8Array;
   private scratchLen = 0;
@@ -83,17 +87,22 @@ export class VnicFrontend implements AccelFrontend {
     this.rxBuf = ctx.mtu + 18 <= PAGE / 2 ? PAGE / 2 : this.slotPages * PAGE;
     this.rxBufs = Math.min(VI_RXQ_SIZE, Math.floor((RX_PAGES * PAGE) / this.rxBuf));
     this.txSlots = Math.max(16, Math.floor(TX_PAGES / this.slotPages));
-    this.totalPages = this.txSlots * this.slotPages + RX_PAGES;
+    this.totalPages = VI_RING_PAGES + this.txSlots * this.slotPages + RX_PAGES;
     this.scratch = new Uint8Array(this.slotPages * PAGE);
     this.ram = ctx.mem.u8;
   }
 
+  /** Page index (in our DMA area, = buffer id - bufBase) of TX slot `slot`. */
+  protected slotPage(slot: number): number {
+    return VI_RING_PAGES + slot * this.slotPages;
+  }
+
   protected slotAddr(slot: number): number {
-    return (this.firstFrame + slot * this.slotPages) * PAGE;
+    return (this.firstFrame + this.slotPage(slot)) * PAGE;
   }
 
   private get rxPages(): number {
-    return this.txSlots * this.slotPages;
+    return VI_RING_PAGES + this.txSlots * this.slotPages;
   }
 
   private rxAddr(i: number): number {
@@ -107,13 +116,13 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   /** Post a TX descriptor for `len` bytes at `slot`'s buffer (or at buffer id `bufId` if given) and ring the doorbell. */
-  protected postTx(slot: number, len: number, bufId = this.bufBase + slot * this.slotPages): void {
+  protected postTx(slot: number, len: number, bufId = this.bufBase + this.slotPage(slot)): void {
     const idx = this.q!.postTx(bufId, 0, len, 0);
     this.txSlotOf[idx & (VI_TXQ_SIZE - 1)] = slot;
     this.q!.pushTx();
   }
 
-  newDevice(args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
+  newDevice(): void {
     const { ctx } = this;
     if (this.firstFrame < 0) {
       this.firstFrame = ctx.frames.allocRange(this.totalPages);
@@ -125,16 +134,16 @@ export class VnicFrontend implements AccelFrontend {
       this.irqPort = ctx.evtchn.allocPirq();
       ctx.evtchn.bindHandler(this.irqPort, () => {});
     }
-    this.viSab = shared[0];
-    this.fabric = { sab: shared[1], offset: Number(args.fabricWakeOffset) };
+    // Stale bytes in the ring pages must not look like events to the next attachment.
+    ViQueues.clearRings(this.ram, this.firstFrame * PAGE);
     this.ready = this.draining = this.faulted = false;
     ctx.send('accept', { grefs: this.grefs, irqPort: this.irqPort });
   }
 
-  onMessage(op: string, args: Record<string, unknown>): void {
+  onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
     if (op === 'ready') {
       this.bufBase = Number(args.bufBase);
-      this.q = new ViQueues(this.viSab!, this.fabric!);
+      this.q = new ViQueues(shared[0], this.ctx.mem.sab, this.firstFrame * PAGE, { sab: shared[1], offset: Number(args.nicWakeOffset) });
       this.txDone = this.q.txProdPvt;
       this.freeTx.length = 0;
       for (let i = this.txSlots - 1; i >= 0; i--) this.freeTx.push(i);
@@ -192,21 +201,22 @@ export class VnicFrontend implements AccelFrontend {
     if (faulting) budget = VI_EVQ_SIZE;
     const dv = q.dv;
     let n = 0;
-    let pending = q.evPending();
-    while (pending > 0 && n < budget) {
-      const o = q.evOffset(q.evCons);
+    for (let o = q.nextEvent(); o >= 0 && n < budget; o = q.nextEvent()) {
       const type = dv.getUint16(o + EV_TYPE, true);
       const index = dv.getUint32(o + EV_INDEX, true);
-      q.evCons = (q.evCons + 1) >>> 0;
-      pending--;
+      const len = dv.getUint16(o + EV_LEN, true);
+      const flags = dv.getUint16(o + EV_FLAGS, true);
+      q.takeEvent();
       n++;
       if (type === EV_TX) {
+        // Completions up to `index`, never past what we posted.
+        if (((index - this.txDone) >>> 0) > ((q.txProdPvt - this.txDone) >>> 0)) continue;
         while (this.txDone !== index) {
           this.freeTx.push(this.txSlotOf[this.txDone & (VI_TXQ_SIZE - 1)]);
           this.txDone = (this.txDone + 1) >>> 0;
         }
       } else if (type === EV_RX) {
-        this.rxEvent(dv.getUint32(o + EV_INDEX, true), dv.getUint16(o + EV_LEN, true), (dv.getUint16(o + EV_FLAGS, true) & EV_RX_CONT) !== 0);
+        this.rxEvent(index, len, (flags & EV_RX_CONT) !== 0);
       }
     }
     q.publishEvCons();
@@ -223,6 +233,11 @@ export class VnicFrontend implements AccelFrontend {
   private rxEvent(index: number, len: number, more: boolean): void {
     const s = this.s;
     const buf = this.rxBufOf[index & (VI_RXQ_SIZE - 1)];
+    // An event naming a buffer we never posted, or longer than it: not the NIC we know (dropped, counted).
+    if (buf < 0 || len > this.rxBuf) {
+      s.rxTooLong++;
+      return;
+    }
     const at = this.rxAddr(buf);
     if (!more && this.scratchLen === 0 && !this.chainBroken) {
       s.rxFrames++;
@@ -260,7 +275,7 @@ export class VnicFrontend implements AccelFrontend {
     if (!q || this.faulted) return true;
     this.poll(VI_RXQ_SIZE);
     // Drained once every TX descriptor has completed and every event is consumed.
-    return this.txDone === q.txProdPvt && q.evPending() === 0;
+    return this.txDone === q.txProdPvt && !q.evPending();
   }
 
   release(): void {

@@ -80,10 +80,13 @@ export class GuestStack {
   /** The largest Ethernet frame this interface sends (MTU + 14-byte header). */
   readonly maxFrame: number;
 
+  private readonly clock: () => number;
+
   constructor(
-    readonly opts: { mac: number; ip: number; transport: StackTransport; mtu?: number },
+    readonly opts: { mac: number; ip: number; transport: StackTransport; mtu?: number; now?: () => number },
   ) {
     this.maxFrame = (opts.mtu ?? 1500) + ETH_HLEN;
+    this.clock = opts.now ?? (() => performance.now());
   }
 
   /** The frame length sendUdp builds for a payload of `payloadLen` bytes. */
@@ -114,7 +117,7 @@ export class GuestStack {
   }
 
   /** Start resolving `ip` (sends a request unless one went out just now). */
-  resolve(ip: number, now = performance.now()): boolean {
+  resolve(ip: number, now = this.clock()): boolean {
     if (this.arp.lookup(ip) !== undefined) return true;
     if (this.arp.shouldAsk(ip, now)) this.sendArp(ARPOP_REQUEST, BROADCAST_MAC, 0, ip);
     return false;
@@ -125,7 +128,7 @@ export class GuestStack {
     const dmac = this.arp.lookup(dstIp);
     if (dmac === undefined) {
       this.counters.txArpPending++;
-      this.resolve(dstIp, performance.now());
+      this.resolve(dstIp, this.clock());
       return false;
     }
     const len = GuestStack.udpFrameLen(payloadLen);
@@ -248,7 +251,7 @@ export class GuestStack {
     const sha = readMac(buf, a + 8);
     const spa = readU32(buf, a + 14);
     const tpa = readU32(buf, a + 24);
-    const now = this.now || performance.now();
+    const now = this.now || this.clock();
     if (tpa !== this.opts.ip) {
       // Not for us; refresh an existing entry (as Linux does) but create none.
       if (this.arp.lookup(spa) !== undefined) this.arp.learn(spa, sha, now);

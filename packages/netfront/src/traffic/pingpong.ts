@@ -44,9 +44,16 @@ export class PingClient {
   private waiting = -1;
   private sentAt = 0;
 
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  /** When the probe in flight will be given up, or Infinity. */
+  deadline(): number {
+    return this.waiting >= 0 ? this.sentAt + PROBE_TIMEOUT_MS : Infinity;
+  }
+
   /** 0 or 1: one probe in flight at a time (ping-pong). A probe unanswered for 1 s is lost. */
   outstanding(): number {
-    if (this.waiting >= 0 && performance.now() - this.sentAt > PROBE_TIMEOUT_MS) {
+    if (this.waiting >= 0 && this.now() - this.sentAt > PROBE_TIMEOUT_MS) {
       this.waiting = -1;
       this.stats.lost++;
     }

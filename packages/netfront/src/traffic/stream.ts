@@ -27,9 +27,12 @@ export class StreamSender {
   /** Times the window ran dry with no credit for STALL_MS: the sender presumes the tail lost and moves on. */
   stalls = 0;
   private credited = 0;
-  private lastProgress = performance.now();
+  private lastProgress: number;
+  private readonly now: () => number;
 
-  constructor(o: { count: number; streamId: number; window?: number }) {
+  constructor(o: { count: number; streamId: number; window?: number; now?: () => number }) {
+    this.now = o.now ?? (() => performance.now());
+    this.lastProgress = this.now();
     if (!(Number.isInteger(o.count) && o.count > 0)) throw new Error(`stream count must be a positive integer, got ${o.count}`);
     this.count = o.count;
     this.streamId = o.streamId >>> 0;
@@ -39,7 +42,7 @@ export class StreamSender {
   canSend(): boolean {
     if (this.sent >= this.count) return false;
     if (this.window === 0 || this.sent < this.credited + this.window) return true;
-    const now = performance.now();
+    const now = this.now();
     if (now - this.lastProgress > STALL_MS) {
       this.stalls++;
       this.credited = this.sent;
@@ -65,12 +68,18 @@ export class StreamSender {
   onCredit(highestSeen: number): void {
     if (highestSeen + 1 > this.credited) {
       this.credited = highestSeen + 1;
-      this.lastProgress = performance.now();
+      this.lastProgress = this.now();
     }
   }
 
   done(): boolean {
     return this.sent >= this.count;
+  }
+
+  /** When a window run dry will be presumed lost (a stall), or Infinity while credits flow. */
+  deadline(): number {
+    if (this.window === 0 || this.sent >= this.count || this.sent < this.credited + this.window) return Infinity;
+    return this.lastProgress + STALL_MS;
   }
 }
 
