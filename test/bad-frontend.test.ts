@@ -21,7 +21,7 @@ const FATAL = TX_ATTACKS.fatal;
 const ATTACKERS = [...FATAL.map((_, i) => `f${i + 1}`), 'e1', 'r1', 'r2', 'x1'];
 
 function topology() {
-  const nic = (x: string) => ({ vendor: '1924', device: '0803', mac: `00:0f:53:00:0${x}:00`, vis: 8, mtu: 9000 });
+  const nic = (x: string) => ({ vendor: '1924', device: '0803', mac: `00:0f:53:00:0${x}:00`, vis: 16, mtu: 9000 });
   return validateTopology({
     name: 'bad-frontends',
     hosts: [

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { PATHS, validateBenchJson, type BenchJson } from '@xsim/cli';
+import { PATHS, compare, validateBenchJson, type BenchJson } from '@xsim/cli';
 
 describe('xsim bench --quick', () => {
   it('measures every path, conserves every frame and writes valid JSON', () => {
@@ -23,6 +23,12 @@ describe('xsim bench --quick', () => {
       }
     }
     expect(r.ratios.find((x) => x.placement === 'cross')?.accelOverUnaccel).toBeGreaterThan(0);
-    expect(validateBenchJson({ ...r, schema: 'other' })).toEqual(['schema: expected "xsim-bench/1", got "other"']);
+    // Each path names the pCPU of every domain it keeps busy, and the thread count.
+    expect(r.threads.unaccel.busy).toEqual(expect.arrayContaining([expect.stringMatching(/^host-a\/a1@pCPU\d+$/), 'NIC thread']));
+    for (const c of r.cells.filter((x) => x.path !== 'raw')) expect(Object.keys(c.vcpu ?? {}).length, `${c.path}/${c.placement}`).toBeGreaterThan(0);
+    expect(validateBenchJson({ ...r, schema: 'other' })).toEqual(['schema: expected "xsim-bench/2", got "other"']);
+    // --compare still reads the committed baseline from before pCPUs (schema xsim-bench/1).
+    const old = JSON.parse(readFileSync(`${root}bench/results/baseline.json`, 'utf8')) as BenchJson;
+    expect(compare(old, r)).toMatch(/^compared with .*\n.*old Gbit\/s/);
   });
 });

@@ -21,8 +21,27 @@ let server: ControlServer;
 const socket = join(dir, 'ctl.sock');
 const cli = (object: string, ...argv: string[]) => manageCommand(object, [...argv, '--socket', socket]);
 
+/**
+ * The hostile b2 (whose code may never yield) shares pCPU 2 with a2 alone; every other
+ * guest runs in a cpupool on pCPU 1 and the dom0s on pCPU 0. A pCPU runs its vCPUs
+ * cooperatively, so a vCPU that never yields holds its whole pCPU: what a hang can
+ * reach is decided by placement.
+ */
+function placedTopology() {
+  const t = defaultTopology();
+  t.cpupools = { guests: [1] };
+  for (const h of t.hosts) for (const d of h.domUs) d.cpupool = 'guests';
+  const [, a2] = t.hosts[0].domUs;
+  const [, b2] = t.hosts[1].domUs;
+  for (const d of [a2, b2]) {
+    delete d.cpupool;
+    d.pcpu = 2;
+  }
+  return t;
+}
+
 beforeAll(async () => {
-  sim = await Simulation.start(defaultTopology(), { kernels: { 'host-b/b2': HOSTILE }, answerMs: 1500, pluginVetMs: 3000 });
+  sim = await Simulation.start(placedTopology(), { pcpus: 3, kernels: { 'host-b/b2': HOSTILE }, answerMs: 1500, pluginVetMs: 3000 });
   server = await serveControl(sim, socket);
 });
 afterAll(async () => {
@@ -95,8 +114,11 @@ describe('a domain whose code never yields', () => {
     const t = performance.now();
     const s = (await sim.stats()) as Json;
     expect(performance.now() - t).toBeLessThan(4000);
-    expect(s['host-b/b2'].hung).toMatch(/no answer to "stats" within 1500 ms/);
+    expect(s['host-b/b2'].hung).toMatch(/no answer to "stats" within 1500 ms: its code never yields \(pCPU 2 is stuck in its turn\)/);
+    // a2 shares b2's pCPU: it is held, and the report says by whom.
+    expect(s['host-a/a2'].hung).toMatch(/pCPU 2 is held by host-b\/b2, whose code never yields/);
     expect(s['host-a/a1'].vifs).toBeDefined();
+    expect(s['host-b/b1'].vifs).toBeDefined();
     expect(s['host-b/dom0'].vifs).toBeDefined();
     const devs = JSON.parse(await cli('dev', 'list', '-j')) as Json[];
     expect(devs.map((d) => d.dev)).toContain('host-a/a1/vif0');

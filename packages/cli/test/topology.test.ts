@@ -49,18 +49,20 @@ describe('topology validation', () => {
   it('checks wires and reachability', () => {
     const t = base();
     t.wires = [{ a: 'host-a', b: 'host-z' }];
-    expect(issues(t)).toEqual(['wires[0].b: no host named "host-z"']);
+    expect(issues(t)).toEqual(['wires[0].b: no host or switch named "host-z"']);
     t.wires = [];
-    expect(issues(t)).toEqual(['wires: host(s) host-b cannot be reached from host-a']);
+    expect(issues(t)).toEqual(['wires: host(s) host-b cannot be reached from host-a: no wire path leads there']);
     t.wires = [{ a: 'host-a', b: 'host-a' }];
     expect(issues(t)).toContain('wires[0]: a wire from host-a to itself');
   });
 
-  it('explains thread limits and subnet rules', () => {
+  it('explains the limits and subnet rules', () => {
     const t = base();
     const d = t.hosts[0].domUs as unknown[];
-    for (let i = 0; i < 16; i++) d.push({ name: `x${i}`, vifs: [{ mac: `00:16:3e:99:00:${(i + 16).toString(16)}`, ip: `10.0.99.${i + 1}` }] });
-    expect(issues(t).some((l) => /at most 16 domUs per host \(one worker each on a 2-core machine\)/.test(l))).toBe(true);
+    for (let i = 0; i < 255; i++) d.push({ name: `x${i}`, vifs: [{ mac: `00:16:3e:99:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, ip: `10.0.${99 + (i >> 8)}.${(i & 255) + 1}` }] });
+    const out = issues(t);
+    expect(out).toContain('hosts[0].domUs: at most 256 domUs per host');
+    expect(out).toContain("hosts[0].nic.vis: 64 VIs (one is dom0's) cannot give each of the host's 257 vifs one: at least 258");
     const u = base();
     (u.hosts[0].dom0 as Loose).ip = '192.168.0.1';
     expect(issues(u).some((l) => /outside the \/16 shared by every domain/.test(l))).toBe(true);
@@ -109,6 +111,57 @@ describe('topology validation', () => {
       { a: 'host-b', b: 'host-c' },
     ];
     expect(issues(t)).toEqual(["wires[1]: host-b's NIC is already wired by wires[0]: a NIC has one port (join three or more hosts through a switch)"]);
+  });
+
+  describe('switches', () => {
+    /** Three hosts (the default two plus host-c) and what joins them. */
+    function three(switches: unknown[], wires: unknown[]): Loose {
+      const t = base();
+      const h = JSON.parse(JSON.stringify(t.hosts[1])) as Loose;
+      h.name = 'host-c';
+      (h.nic as Loose).mac = '00:0f:53:00:0c:00';
+      (h.dom0 as Loose).ip = '10.0.0.3';
+      (h.domUs as Loose[]).forEach((d, i) => {
+        d.name = `c${i + 1}`;
+        d.vifs = [{ mac: `00:16:3e:0c:0${i + 1}:01`, ip: `10.0.12.${i + 1}` }];
+      });
+      t.hosts.push(h);
+      t.switches = switches;
+      t.wires = wires;
+      return t;
+    }
+
+    it('joins three hosts through a switch', () => {
+      const t = three([{ name: 'sw', ports: 4 }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }, { a: 'sw', b: 'host-c' }]);
+      expect(issues(t)).toEqual([]);
+      expect(validateTopology(t).switches).toEqual([{ name: 'sw', ports: 4 }]);
+    });
+
+    it('refuses a loop, naming the wire that closes it', () => {
+      const t = three([{ name: 's1' }, { name: 's2' }], [{ a: 'host-a', b: 's1' }, { a: 's1', b: 's2' }, { a: 'host-b', b: 's2' }, { a: 's2', b: 's1' }, { a: 'host-c', b: 's1' }]);
+      expect(issues(t)).toEqual(['wires[3]: wiring s2 to s1 closes a loop: they are already connected (a tree of hosts and switches has no loops)']);
+    });
+
+    it('refuses a NIC wired twice, a switch out of ports, an end that names nothing, a switch named like a host', () => {
+      expect(issues(three([{ name: 'sw' }], [{ a: 'host-a', b: 'sw' }, { a: 'host-a', b: 'host-b' }, { a: 'host-c', b: 'sw' }]))).toEqual([
+        "wires[1]: host-a's NIC is already wired by wires[0]: a NIC has one port (join three or more hosts through a switch)",
+      ]);
+      expect(issues(three([{ name: 'sw', ports: 2 }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }, { a: 'host-c', b: 'sw' }]))).toEqual(['wires[2]: switch sw has 2 ports, all wired already']);
+      expect(issues(three([{ name: 'sw' }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }, { a: 'host-c', b: 'swx' }]))).toEqual(['wires[2].b: no host or switch named "swx"']);
+      expect(issues(three([{ name: 'host-c' }], [{ a: 'host-a', b: 'host-b' }]))).toContain('switches[0].name: "host-c" is a host\'s name too: a wire end must name one thing');
+    });
+
+    it('names a host no wire path reaches', () => {
+      const t = three([{ name: 'sw' }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }]);
+      expect(issues(t)).toEqual(['wires: host(s) host-c cannot be reached from host-a: no wire path leads there']);
+    });
+
+    it('ships a rack: 16 hosts under 4 top-of-rack switches and a spine, 16 domUs each', () => {
+      const rack = validateTopology(JSON.parse(readFileSync(new URL('../../../topologies/rack.json', import.meta.url), 'utf8')));
+      expect(rack.hosts).toHaveLength(16);
+      expect(rack.hosts.reduce((n, h) => n + h.domUs.length, 0)).toBe(256);
+      expect(rack.switches.map((s) => s.name)).toEqual(['tor0', 'tor1', 'tor2', 'tor3', 'spine']);
+    });
   });
 
   it('reports a file that is not JSON with its name', async () => {

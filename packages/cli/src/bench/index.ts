@@ -2,3 +2,4 @@ export { runBench, DEFAULT_BENCH, QUICK_BENCH, threadAccounting, type BenchOptio
 export { runRawRing, type RawResult } from './raw.ts';
 export { runMicro, type MicroResult } from './micro.ts';
 export * from './schema.ts';
+export { compare, report } from '../commands/bench.ts';

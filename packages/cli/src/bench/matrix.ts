@@ -9,7 +9,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { Simulation } from '../toolstack/simulation.ts';
 import { runPing, runStream } from '../toolstack/traffic.ts';
 import { streamAccount } from '../toolstack/drops.ts';
-import { awakeShare, sleepTimes } from '../toolstack/cpu.ts';
+import { awakeShare, busyShare, pcpuSleepTimes, vcpuTimes } from '../toolstack/cpu.ts';
 import { validateTopology, type Topology } from '../topo/index.ts';
 import { runRawRing } from './raw.ts';
 import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
@@ -27,6 +27,8 @@ export interface BenchOptions {
   repSeconds: number;
   pings: number;
   quick: boolean;
+  /** pCPU worker threads of the simulation (default: the machine's cores). */
+  pcpus?: number;
   progress?: (done: number, total: number, what: string) => void;
 }
 
@@ -62,21 +64,32 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** Workers busy on each path, out of all the simulation runs (domains + the NIC fabric). */
-export function threadAccounting(cores: number): BenchJson['threads'] {
-  const total = 7; // 2 dom0 + 4 domUs + fabric, as in the bench topology
+/**
+ * Which domains each path keeps busy and the pCPU each runs on (from the
+ * simulation's placement), out of how many threads on how many cores.
+ */
+export function threadAccounting(sim: Simulation, cores: number): BenchJson['threads'] {
+  const t = sim.threads();
+  const at = (host: string, domain: string) => {
+    const d = sim.domain({ host, domain });
+    return `${host}/${d.name}@pCPU${d.pcpu}`;
+  };
+  const nic = 'NIC thread';
+  const entry = (busy: string[], note: string) => ({ pcpus: t.pcpus, threads: t.pcpus + t.nic, cores, busy, note: `${note}; ${t.placement}` });
+  const cross = [at('host-a', 'a1'), at('host-a', 'dom0'), nic, at('host-b', 'dom0'), at('host-b', 'b1')];
   return {
-    unaccel: { busyWorkers: 5, totalWorkers: total, cores, note: 'cross: sender domU, dom0-a, NIC fabric, dom0-b, receiver domU; same host: domU, dom0, domU (3)' },
-    vnic: { busyWorkers: 3, totalWorkers: total, cores, note: 'cross, after learning: sender domU, NIC fabric, receiver domU; same host falls back to the slow path (3)' },
-    null: { busyWorkers: 5, totalWorkers: total, cores, note: 'as unaccel, plus the hook calls' },
-    dom0: { busyWorkers: 3, totalWorkers: total, cores, note: 'dom0-a, NIC fabric, dom0-b (cross host only)' },
-    raw: { busyWorkers: 2, totalWorkers: 2, cores, note: 'producer and consumer workers on a bare SAB ring' },
+    unaccel: entry(cross, 'cross; same host: a1, dom0-a, a2'),
+    vnic: entry([at('host-a', 'a1'), nic, at('host-b', 'b1')], 'cross, after learning (dom0s only for the first frames); same host falls back to the slow path'),
+    null: entry(cross, 'as unaccel, plus the hook calls'),
+    dom0: entry([at('host-a', 'dom0'), nic, at('host-b', 'dom0')], 'cross host only'),
+    raw: { pcpus: 2, threads: 2, cores, busy: ['producer@pCPU0', 'consumer@pCPU1'], note: 'a runtime of its own: two pCPU workers, one domain each, on a bare SAB ring' },
   };
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchJson> {
   const cells: BenchCell[] = [];
   const cores = availableParallelism();
+  let accounting: BenchJson['threads'] | undefined;
   const plan: { size: number; path: BenchPath; placement: Placement }[] = [];
   for (const size of o.sizes) {
     for (const path of o.paths) {
@@ -100,7 +113,8 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
     const order = (['raw', 'unaccel', 'null', 'vnic', 'dom0'] as BenchPath[]).flatMap((path) => plan.filter((p) => p.size === size && p.path === path));
     if (order.length === 0) continue;
     const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
-    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(benchTopology(size)) : null;
+    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(benchTopology(size), { pcpus: o.pcpus }) : null;
+    if (sim && !accounting) accounting = threadAccounting(sim, cores);
     try {
       const srcPort = 42000; // fixed, so vnic learns the flow and its credits once
       let loaded: BenchPath | undefined;
@@ -155,22 +169,23 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
     schema: BENCH_SCHEMA,
     date: new Date().toISOString(),
     machine: { cores, node: process.version, cpu: cpus()[0]?.model ?? 'unknown' },
-    options: { sizes: o.sizes, paths: o.paths, placements: o.placements, reps: o.reps, quick: o.quick },
-    threads: threadAccounting(cores),
+    options: { sizes: o.sizes, paths: o.paths, placements: o.placements, reps: o.reps, quick: o.quick, pcpus: o.pcpus ?? cores },
+    threads: accounting ?? {},
     cells,
     ratios: ratios(cells, o),
   };
 }
 
-/** One measured stream: goodput, exact conservation, and each worker's awake share. */
+/** One measured stream: goodput, exact conservation, each thread's awake share and each domain's CPU. */
 async function measure(sim: Simulation, o: Parameters<typeof runStream>[1]): Promise<RepResult> {
-  const before = await sim.stats();
+  const [before, pBefore] = await Promise.all([sim.stats(), sim.runtime.pcpuStats(5000)]);
   const t0 = performance.now();
   const res = await runStream(sim, o);
   const wallMs = performance.now() - t0;
-  const after = await sim.stats();
+  const [after, pAfter] = await Promise.all([sim.stats(), sim.runtime.pcpuStats(5000)]);
   const account = streamAccount(before, after, res);
-  const awake = awakeShare(sleepTimes(before), sleepTimes(after), wallMs, res.elapsedMs);
+  const awake = awakeShare(pcpuSleepTimes(pBefore), pcpuSleepTimes(pAfter), wallMs, res.elapsedMs);
+  const vcpu = Object.fromEntries(Object.entries(busyShare(vcpuTimes(before), vcpuTimes(after), res.elapsedMs)).filter(([, v]) => v > 0));
   const awakeMs = Object.values(awake).reduce((a, b) => a + b, 0) * res.elapsedMs;
   return {
     sent: res.sent,
@@ -180,6 +195,7 @@ async function measure(sim: Simulation, o: Parameters<typeof runStream>[1]): Pro
     pps: res.pps,
     gbps: res.gbps,
     awake,
+    vcpu,
     cpuUsPerFrame: (awakeMs * 1000) / Math.max(1, res.delivered),
   };
 }
@@ -193,7 +209,8 @@ function cell(path: BenchPath, placement: Placement, size: number, reps: RepResu
     size,
     reps,
     median: { pps: median(reps.map((r) => r.pps)), gbps: median(reps.map((r) => r.gbps)) },
-    awake: medianAwake(reps),
+    awake: medianShare(reps, (r) => r.awake),
+    vcpu: medianShare(reps, (r) => r.vcpu),
     cpuUsPerFrame: reps.every((r) => r.cpuUsPerFrame !== undefined) ? median(reps.map((r) => r.cpuUsPerFrame!)) : undefined,
     spread: { minGbps: Math.min(...reps.map((r) => r.gbps)), maxGbps: Math.max(...reps.map((r) => r.gbps)) },
     lossRate: sent > 0 ? (sent - delivered) / sent : 0,
@@ -201,13 +218,13 @@ function cell(path: BenchPath, placement: Placement, size: number, reps: RepResu
   };
 }
 
-/** Per worker, the median over repetitions of its awake share; workers asleep throughout are left out. */
-function medianAwake(reps: RepResult[]): Record<string, number> | undefined {
-  if (!reps.some((r) => r.awake)) return undefined;
-  const workers = new Set(reps.flatMap((r) => Object.keys(r.awake ?? {})));
+/** Per thread (or domain), the median over repetitions of its share; those under 2% are left out. */
+function medianShare(reps: RepResult[], of: (r: RepResult) => Record<string, number> | undefined): Record<string, number> | undefined {
+  if (!reps.some((r) => of(r))) return undefined;
+  const workers = new Set(reps.flatMap((r) => Object.keys(of(r) ?? {})));
   const out: Record<string, number> = {};
   for (const w of workers) {
-    const m = median(reps.map((r) => r.awake?.[w] ?? 0));
+    const m = median(reps.map((r) => of(r)?.[w] ?? 0));
     if (m >= 0.02) out[w] = m;
   }
   return out;

@@ -1,23 +1,24 @@
 /**
  * The raw baseline: the same frames pushed over a bare SharedArrayBuffer ring
- * between two workers — one copy in, one copy out, the same spin-then-wait
- * policy and notification avoidance as the real paths, and nothing else (no
- * grants, no descriptors, no stack). It is the physical limit of this design
- * on this machine; every path is reported as a fraction of it.
+ * between two domains on two pCPUs — one copy in, one copy out, the same
+ * scheduler, spin-then-wait policy and doorbells as the real paths, and
+ * nothing else (no grants, no descriptors, no stack). It is the physical
+ * limit of this design on this machine; every path is reported as a fraction
+ * of it.
  */
-import { DomainLoop, WakeWord, type DomainTask } from '@xsim/hypervisor';
+import { DEFERRED, WakeWord, type DomainEnv } from '@xsim/hypervisor';
 
 export const RAW_SLOTS = 256;
-// Int32 words: [0] prod, [1] cons; wake words (counter, asleep flag) at bytes 8 (producer) and 16 (consumer).
+// Int32 words: [0] prod, [1] cons.
 const HDR = 64;
-export const RAW_WAKE_OFFSET = { producer: 8, consumer: 16 } as const;
 
 export interface RawConfig {
   role: 'producer' | 'consumer';
   sab: SharedArrayBuffer;
-  count: number;
   size: number;
   slotBytes: number;
+  /** The other end's pCPU doorbell: rung after each index update (a notify only if it sleeps). */
+  peerDoorbell: SharedArrayBuffer;
 }
 
 export function rawRingBytes(size: number): { bytes: number; slotBytes: number } {
@@ -25,21 +26,36 @@ export function rawRingBytes(size: number): { bytes: number; slotBytes: number }
   return { bytes: HDR + RAW_SLOTS * slotBytes, slotBytes };
 }
 
-export function boot(task: DomainTask<RawConfig>): unknown {
-  const { role, sab, count, size, slotBytes } = task.config;
+export function boot(env: DomainEnv<RawConfig>): void {
+  const { role, sab, size, slotBytes } = env.config;
   const i32 = new Int32Array(sab, 0, 16);
   const data = new Uint8Array(sab, HDR);
-  const me = new WakeWord(sab, RAW_WAKE_OFFSET[role]);
-  const peer = new WakeWord(sab, RAW_WAKE_OFFSET[role === 'producer' ? 'consumer' : 'producer']);
+  const peer = new WakeWord(env.config.peerDoorbell, 0);
   const local = new Uint8Array(size);
   for (let i = 0; i < size; i++) local[i] = i & 255;
+  let count = 0;
   let done = 0;
   let first = 0;
   let last = 0;
-  // Every index update kicks the peer: a counter bump, and a notify only if it sleeps.
-  const loop = new DomainLoop(me);
-  const kick = () => peer.kick();
-  loop.add(role, () => {
+  let runMs = 0;
+  let reply: ((v: unknown) => void) | null = null;
+  const finish = () => {
+    const r = reply;
+    reply = null;
+    r?.({ role, frames: done, first, last, awakeMs: env.core.c.runMs - runMs });
+  };
+  // Runnable when a turn would do something: the producer when the ring has room (or, all
+  // sent, when the consumer has caught up and the run can be answered); the consumer when
+  // frames wait.
+  env.core.wakeOn(() => {
+    if (reply === null) return false;
+    const prod = Atomics.load(i32, 0);
+    const cons = Atomics.load(i32, 1);
+    if (role === 'consumer') return prod !== cons;
+    return done < count ? prod - cons < RAW_SLOTS : prod === cons;
+  });
+  env.core.add(role, () => {
+    if (!reply) return 0;
     const prod = Atomics.load(i32, 0);
     const cons = Atomics.load(i32, 1);
     let n = 0;
@@ -53,9 +69,9 @@ export function boot(task: DomainTask<RawConfig>): unknown {
       }
       if (n) {
         Atomics.store(i32, 0, p);
-        kick();
+        peer.kick();
       }
-      if (done >= count && cons === Atomics.load(i32, 0)) loop.stop();
+      if (done >= count && cons === Atomics.load(i32, 0)) finish();
     } else {
       let c = cons;
       while (c !== prod && n < 64) {
@@ -70,15 +86,27 @@ export function boot(task: DomainTask<RawConfig>): unknown {
         last = t;
         done += n;
         Atomics.store(i32, 1, c);
-        kick();
+        peer.kick();
       }
-      if (done >= count) loop.stop();
+      if (done >= count) finish();
     }
     return n;
   });
-  const started = performance.now();
-  loop.run();
-  return { role, frames: done, first, last, awakeMs: performance.now() - started - loop.stats.sleepMs };
+  env.control.onRequest((op, args, later) => {
+    if (op === 'run') {
+      count = Number((args as { count?: number }).count);
+      done = 0;
+      runMs = env.core.c.runMs;
+      reply = later();
+      env.core.wake();
+      return DEFERRED;
+    }
+    if (op === 'shutdown') {
+      env.core.stop();
+      return true;
+    }
+    throw new Error(`raw: unknown request ${op}`);
+  });
 }
 
 export const RAW_KERNEL = new URL('./raw-kernel.ts', import.meta.url).href;

@@ -1,36 +1,64 @@
-/** Runs the raw-ring baseline in two workers of its own pool. */
-import { MessageChannel } from 'node:worker_threads';
-import { DomainPool, type DomainTask } from '@xsim/hypervisor';
-import { RAW_KERNEL, RAW_WAKE_OFFSET, rawRingBytes, type RawConfig } from './raw-kernel.ts';
+/** Runs the raw-ring baseline: a producer and a consumer domain on two pCPUs of a runtime of their own. */
+import { ADDR_TOOLSTACK, CH, RpcEndpoint, ThreadRuntime } from '@xsim/hypervisor';
+
+import { RAW_KERNEL, rawRingBytes, type RawConfig } from './raw-kernel.ts';
 
 export interface RawResult {
   frames: number;
   pps: number;
   gbps: number;
   elapsedMs: number;
-  /** Both workers' time awake (not blocked in Atomics.wait), per frame. */
+  /** Both domains' time in their turns, per frame. */
   cpuUsPerFrame: number;
 }
 
-export async function runRawRing(count: number, size: number, pool?: DomainPool): Promise<RawResult> {
-  const own = pool ?? new DomainPool(2);
-  const { bytes, slotBytes } = rawRingBytes(size);
-  const sab = new SharedArrayBuffer(bytes);
-  const task = (role: RawConfig['role']): DomainTask<RawConfig> => ({
-    kernel: RAW_KERNEL,
-    name: `raw-${role}`,
-    host: 'bench',
-    domid: role === 'producer' ? 1 : 2,
-    control: new MessageChannel().port2,
-    wake: { sab, offset: RAW_WAKE_OFFSET[role] },
-    config: { role, sab, count, size, slotBytes },
-  });
-  try {
-    const [p, c] = (await Promise.all([own.start(task('producer')), own.start(task('consumer'))])) as { frames: number; first: number; last: number; awakeMs: number }[];
+interface Side {
+  frames: number;
+  first: number;
+  last: number;
+  awakeMs: number;
+}
+
+export class RawRing {
+  private readonly rt: ThreadRuntime;
+  private readonly ctl: RpcEndpoint[] = [];
+
+  private constructor(readonly size: number) {
+    this.rt = new ThreadRuntime(2, { log: (l) => console.error(l) });
+  }
+
+  static async start(size: number): Promise<RawRing> {
+    const r = new RawRing(size);
+    const { bytes, slotBytes } = rawRingBytes(size);
+    const sab = new SharedArrayBuffer(bytes);
+    const roles: RawConfig['role'][] = ['producer', 'consumer'];
+    for (const [i, role] of roles.entries()) {
+      const uid = i + 1;
+      r.ctl.push(new RpcEndpoint(r.rt.bus, ADDR_TOOLSTACK, uid, CH.control).listen());
+      const config: RawConfig = { role, sab, size, slotBytes, peerDoorbell: r.rt.doorbell(1 - i) };
+      await r.rt.create({ kernel: RAW_KERNEL, name: `raw-${role}`, host: 'bench', hostIndex: 0, domid: uid, uid, config }, i);
+    }
+    return r;
+  }
+
+  async run(count: number): Promise<RawResult> {
+    const [p, c] = (await Promise.all(this.ctl.map((e) => e.request('run', { count }, 120_000)))) as Side[];
     const elapsedMs = c.last - c.first;
     const pps = elapsedMs > 0 ? ((c.frames - 1) * 1000) / elapsedMs : 0;
-    return { frames: c.frames, pps, gbps: (pps * size * 8) / 1e9, elapsedMs, cpuUsPerFrame: ((p.awakeMs + c.awakeMs) * 1000) / Math.max(1, c.frames) };
+    return { frames: c.frames, pps, gbps: (pps * this.size * 8) / 1e9, elapsedMs, cpuUsPerFrame: ((p.awakeMs + c.awakeMs) * 1000) / Math.max(1, c.frames) };
+  }
+
+  async stop(): Promise<void> {
+    await this.rt.shutdown(5000);
+  }
+}
+
+/** One run on a ring of its own. */
+export async function runRawRing(count: number, size: number): Promise<RawResult> {
+  const r = await RawRing.start(size);
+  try {
+    return await r.run(count);
   } finally {
-    if (!pool) await own.destroy();
+    await r.stop();
   }
 }

@@ -1,21 +1,26 @@
 /**
- * The benchmark's JSON output (schema "xsim-bench/1"), documented here and
+ * The benchmark's JSON output (schema "xsim-bench/2"), documented here and
  * checked by validateBenchJson so a later run can be compared against it.
+ * ("xsim-bench/1" files, from before domains ran as vCPUs on pCPUs, have the
+ * same cells and ratios; --compare reads both.)
  *
  * {
- *   schema: "xsim-bench/1", date, machine: { cores, node, cpu },
- *   options: { sizes, paths, placements, reps, quick },
- *   threads: { [path]: { busyWorkers, totalWorkers, cores, note } },
+ *   schema: "xsim-bench/2", date, machine: { cores, node, cpu },
+ *   options: { sizes, paths, placements, reps, quick, pcpus },
+ *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
  *     path: "unaccel" | "vnic" | "null" | "dom0" | "raw",
  *     placement: "cross" | "same",         // cross host (over the wire) or same host
  *     size: bytes (whole Ethernet frame),
- *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake?, cpuUsPerFrame? }],
+ *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake?, vcpu?, cpuUsPerFrame? }],
  *     median: { pps, gbps }, spread: { minGbps, maxGbps },
- *     awake?: { [worker]: share },         // median share of the stream's wall time each worker was
- *                                          // not blocked in Atomics.wait (on a core or queued for one);
- *                                          // workers under 2% left out; absent for the raw ring
- *     cpuUsPerFrame?: number,              // median of: every worker's awake time / frames delivered (us)
+ *     awake?: { [thread]: share },         // "pcpu0", …, "nic": median share of the stream's wall time the
+ *                                          // thread was not blocked in Atomics.wait (its domains' turns,
+ *                                          // its spin rounds; on a core or queued for one); under 2% left
+ *                                          // out; absent for the raw ring
+ *     vcpu?: { [domain]: share },          // "host-a/a1", "fabric", …: median share of the stream's time
+ *                                          // the domain's vCPU spent in its turns
+ *     cpuUsPerFrame?: number,              // median of: every thread's awake time / frames delivered (us)
  *     lossRate: lost / sent over all reps,
  *     rtt: { p50Us, p99Us } | null          // UDP ping-pong with frames of this size
  *   }],
@@ -25,7 +30,9 @@
  *   micro?: [{ name, opsPerSec, margin }]
  * }
  */
-export const BENCH_SCHEMA = 'xsim-bench/1';
+export const BENCH_SCHEMA = 'xsim-bench/2';
+/** Earlier schemas whose cells and ratios --compare can still read. */
+export const READABLE_SCHEMAS = ['xsim-bench/1', BENCH_SCHEMA] as const;
 export const PATHS = ['unaccel', 'vnic', 'null', 'dom0', 'raw'] as const;
 export type BenchPath = (typeof PATHS)[number];
 export type Placement = 'cross' | 'same';
@@ -37,8 +44,10 @@ export interface RepResult {
   conserved: boolean;
   pps: number;
   gbps: number;
-  /** Worker ("host-a/a1", "fabric", ...) -> share of this repetition's wall time it was awake. */
+  /** Thread ("pcpu0", ..., "nic") -> share of this repetition's stream time it was awake. */
   awake?: Record<string, number>;
+  /** Domain ("host-a/a1", "fabric", ...) -> share of the stream's time its vCPU was in its turns. */
+  vcpu?: Record<string, number>;
   /** Awake time of all the path's workers per delivered frame, in microseconds. */
   cpuUsPerFrame?: number;
 }
@@ -51,6 +60,7 @@ export interface BenchCell {
   median: { pps: number; gbps: number };
   spread: { minGbps: number; maxGbps: number };
   awake?: Record<string, number>;
+  vcpu?: Record<string, number>;
   cpuUsPerFrame?: number;
   lossRate: number;
   rtt: { p50Us: number; p99Us: number } | null;
@@ -68,19 +78,19 @@ export interface BenchJson {
   schema: typeof BENCH_SCHEMA;
   date: string;
   machine: { cores: number; node: string; cpu: string };
-  options: { sizes: number[]; paths: BenchPath[]; placements: Placement[]; reps: number; quick: boolean };
-  threads: Record<string, { busyWorkers: number; totalWorkers: number; cores: number; note: string }>;
+  options: { sizes: number[]; paths: BenchPath[]; placements: Placement[]; reps: number; quick: boolean; pcpus?: number };
+  threads: Record<string, { pcpus: number; threads: number; cores: number; busy: string[]; note: string }>;
   cells: BenchCell[];
   ratios: BenchRatio[];
   micro?: { name: string; opsPerSec: number; margin: number }[];
 }
 
-/** Problems with a parsed benchmark file (empty = valid). */
-export function validateBenchJson(v: unknown): string[] {
+/** Problems with a parsed benchmark file (empty = valid); `accept` lists the schemas taken. */
+export function validateBenchJson(v: unknown, accept: readonly string[] = [BENCH_SCHEMA]): string[] {
   const out: string[] = [];
   const o = v as Partial<BenchJson>;
   if (!o || typeof o !== 'object') return ['not an object'];
-  if (o.schema !== BENCH_SCHEMA) out.push(`schema: expected "${BENCH_SCHEMA}", got ${JSON.stringify(o.schema)}`);
+  if (!accept.includes(String(o.schema))) out.push(`schema: expected ${accept.map((x) => `"${x}"`).join(' or ')}, got ${JSON.stringify(o.schema)}`);
   if (typeof o.date !== 'string') out.push('date: missing');
   if (!o.machine || typeof o.machine.cores !== 'number') out.push('machine.cores: missing');
   if (!o.options || !Array.isArray(o.options.sizes)) out.push('options.sizes: missing');

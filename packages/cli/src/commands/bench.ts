@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '../bench/matrix.ts';
 import { runMicro } from '../bench/micro.ts';
-import { PATHS, validateBenchJson, type BenchJson, type BenchPath, type Placement } from '../bench/schema.ts';
+import { PATHS, READABLE_SCHEMAS, validateBenchJson, type BenchJson, type BenchPath, type Placement } from '../bench/schema.ts';
 import { intFlag, numFlag, parseArgs } from '../args.ts';
 import { fmtNum, table } from '../format.ts';
 
@@ -31,7 +31,7 @@ function progressBar(done: number, total: number, what: string): void {
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare'], ['quick', 'micro', 'no-micro', 'j', 'json']);
+  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'], ['quick', 'micro', 'no-micro', 'j', 'json']);
   const base = p.flags.has('quick') ? QUICK_BENCH : DEFAULT_BENCH;
   const o: BenchOptions = {
     ...base,
@@ -45,6 +45,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     reps: intFlag(p, 'reps', base.reps, 1, 50),
     frames: p.flags.has('frames') ? intFlag(p, 'frames', base.frames, 100, 10_000_000) : base.frames,
     repSeconds: numFlag(p, 'seconds', base.repSeconds, 0.05, 60),
+    pcpus: p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined,
     progress: progressBar,
   };
   const json = p.flags.has('j') || p.flags.has('json');
@@ -98,21 +99,24 @@ export function report(r: BenchJson): string {
   );
   const awake = r.cells.filter((c) => c.awake && Object.keys(c.awake).length > 0);
   if (awake.length) {
-    parts.push('', `awake share of each worker during the stream (not blocked in Atomics.wait; sum against ${r.machine.cores} cores):`);
+    parts.push('', `awake share of each thread during the stream (not blocked in Atomics.wait; sum against ${r.machine.cores} cores), and of each busy domain's vCPU (in its turns):`);
+    const shares = (m: Record<string, number>) => {
+      const w = Object.entries(m).sort((x, y) => y[1] - x[1]);
+      return `sum ${w.reduce((a, [, v]) => a + v, 0).toFixed(2)}: ${w.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`;
+    };
     for (const c of awake) {
-      const w = Object.entries(c.awake!).sort((x, y) => y[1] - x[1]);
-      const sum = w.reduce((a, [, v]) => a + v, 0);
-      parts.push(`  ${`${c.path} ${c.placement} ${c.size}B`.padEnd(20)} sum ${sum.toFixed(2)}: ${w.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`);
+      parts.push(`  ${`${c.path} ${c.placement} ${c.size}B`.padEnd(20)} threads ${shares(c.awake!)}`);
+      if (c.vcpu && Object.keys(c.vcpu).length) parts.push(`  ${''.padEnd(20)} vCPUs   ${shares(c.vcpu)}`);
     }
   }
   parts.push('', `threads (${r.machine.cores} cores):`);
-  for (const [path, t] of Object.entries(r.threads)) parts.push(`  ${path}: ${t.busyWorkers} busy of ${t.totalWorkers} workers — ${t.note}`);
+  for (const [path, t] of Object.entries(r.threads)) parts.push(`  ${path}: ${t.busy.join(', ')} — ${t.threads} threads (${t.pcpus} pCPUs${t.threads > t.pcpus ? ' + NIC' : ''}); ${t.note}`);
   if (r.micro) parts.push('', table(['microbenchmark', 'ops/s', '±%'], r.micro.map((m) => [m.name, Math.round(m.opsPerSec), m.margin])));
   return parts.join('\n');
 }
 
 export function compare(old: BenchJson, now: BenchJson): string {
-  const problems = validateBenchJson(old);
+  const problems = validateBenchJson(old, READABLE_SCHEMAS);
   if (problems.length) return `cannot compare: the old file is not ${now.schema}: ${problems.join('; ')}`;
   const rows: (string | number)[][] = [];
   for (const c of now.cells) {

@@ -1,34 +1,38 @@
 /**
- * The toolstack: bring a topology up (memory, xenstore, NIC, domains as
- * workers), wait until every vif is connected, drive the traffic apps in the
- * domains and collect their counters, then shut everything down.
+ * The toolstack: bring a topology up (memory, xenstored and the hypervisor
+ * service of each host, the NIC hardware, every domain placed on a pCPU),
+ * wait until every vif is connected, drive the domains over their control
+ * channels and collect their counters, then shut everything down.
  *
- * Thread budget: one worker per domain plus one "fabric" worker that models
- * every NIC and wire of the topology, all from one piscina pool sized exactly.
- * Idle workers sleep in Atomics.wait, so only the domains on the active path
- * compete for the machine's cores.
+ * Threads: a fixed set of pCPU workers (--pcpus, default one per core) each
+ * running many domains, one thread for the NIC hardware, and this thread; or,
+ * deterministically, everything on this thread with a seeded order and a
+ * virtual clock.
  */
-import { MessageChannel, type MessagePort as Port } from 'node:worker_threads';
-import { existsSync, statSync } from 'node:fs';
-import { resolve as resolvePath } from 'node:path';
-import { pluginModules } from '@xsim/accel-plugins';
-import { vetPlugin } from '../plugins/vet.ts';
-import { DomainPool, RpcEndpoint, WakeWord, type DomainTask } from '@xsim/hypervisor';
+import { availableParallelism } from 'node:os';
+import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, type Addr, type Clock, type Runtime } from '@xsim/hypervisor';
 import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
-import { FABRIC_KERNEL, createFabricWake, type FabricConfig } from '@xsim/nic';
+import { FABRIC_KERNEL, type FabricConfig, type WireRef } from '@xsim/nic';
 import { parseMac, type Topology } from '../topo/index.ts';
-import { buildHost, type DomainMemory, type HostResources } from './host.ts';
+import { buildHost, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
+import { placeDomains, type Placement } from './placement.ts';
+
+import { PluginOps } from './plugins.ts';
 
 export interface SimulationOptions {
-  /** Empty polling rounds before a worker sleeps. */
+  /** pCPU worker threads (default: the machine's cores). */
+  pcpus?: number;
+  /** Run every domain and the NIC on this thread, in a seeded order, on a virtual clock. */
+  deterministic?: { seed: number };
+  /** Empty polling rounds before a pCPU sleeps. */
   spinRounds?: number;
   /** How long to wait for every vif to connect. */
   connectTimeoutMs?: number;
   log?: (line: string) => void;
   /**
    * A guest kernel other than the stock one for some domains ("host/domU" →
-   * module URL exporting boot(task)): a user's own kernel, or a test's
+   * module URL exporting boot(env)): a user's own kernel, or a test's
    * misbehaving guest.
    */
   kernels?: Record<string, string>;
@@ -48,41 +52,56 @@ export interface RunningDomain {
   host: string;
   name: string;
   domid: number;
+  uid: Addr;
   ip: string;
+  pcpu: number;
   ctl: RpcEndpoint;
-  done: Promise<unknown>;
-  /** Set if the domain's worker crashed. */
-  crashed?: Error;
+  /** Set if the domain crashed (its code threw). */
+  crashed?: string;
   /** Set if the domain stopped answering (its code never yields): what it did not answer. */
   hung?: string;
-  /** Terminates the domain's worker. */
-  abort: AbortController;
   final?: unknown;
 }
 
 export class Simulation {
   readonly domains: RunningDomain[] = [];
-  private fabricCtl!: RpcEndpoint;
-  private fabricDone!: Promise<unknown>;
-  private fabricFinal: unknown;
+  readonly hosts: HostResources[] = [];
+  readonly plugins: PluginOps;
+  private readonly fabricCtl: RpcEndpoint;
   private stopped = false;
+  private nextUid = 1;
 
   private constructor(
     readonly topology: Topology,
-    readonly hosts: HostResources[],
-    private readonly pool: DomainPool,
+    readonly runtime: Runtime,
+    readonly placement: Placement,
     private readonly opts: SimulationOptions,
-  ) {}
+  ) {
+    this.fabricCtl = new RpcEndpoint(runtime.bus, ADDR_TOOLSTACK, ADDR_FABRIC, CH.control, { setTimer: runtime.setTimer }).listen();
+    this.plugins = new PluginOps(this, opts.pluginVetMs);
+    runtime.onCrash = (uid, error) => {
+      const d = this.domains.find((x) => x.uid === uid);
+      if (!d) return;
+      d.crashed = error;
+      this.log(`${d.host}/${d.name} (domain ${d.domid}) crashed: ${error}`);
+    };
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
 
   static async start(topology: Topology, opts: SimulationOptions = {}): Promise<Simulation> {
-    const hosts = topology.hosts.map((h, i) => buildHost(h, i));
-    const threads = 1 + hosts.reduce((n, h) => n + 1 + h.domUs.length, 0);
-    const sim = new Simulation(topology, hosts, new DomainPool(threads), opts);
+    const log = opts.log ?? ((l: string) => console.error(l));
+    const runtime: Runtime = opts.deterministic ? new DetRuntime(opts.deterministic.seed, log) : new ThreadRuntime(opts.pcpus ?? availableParallelism(), { spinRounds: opts.spinRounds, log });
+    const placement = placeDomains(topology, runtime.pcpus);
+    const sim = new Simulation(topology, runtime, placement, opts);
     try {
-      sim.startFabric();
-      for (const h of hosts) sim.startDom0(h);
-      for (const h of hosts) h.domUs.forEach((d, i) => sim.startGuest(h, d, i));
-      await sim.waitConnected(opts.connectTimeoutMs ?? 20_000);
+      for (const [i, h] of topology.hosts.entries()) sim.hosts.push(buildHost(runtime.bus, h, i, () => sim.nextUid++, placement.dom0[i], placement.guests[i]));
+      await runtime.create({ kernel: FABRIC_KERNEL, name: 'nic-hw', host: '*', hostIndex: -1, domid: -1, uid: ADDR_FABRIC, config: sim.fabricConfig() }, 'nic');
+      for (const h of sim.hosts) await sim.startDom0(h);
+      for (const h of sim.hosts) for (const [i, d] of h.domUs.entries()) await sim.startGuest(h, d, i);
+      await sim.waitConnected(opts.connectTimeoutMs ?? 30_000);
     } catch (e) {
       await sim.shutdown().catch(() => {});
       throw e;
@@ -90,209 +109,179 @@ export class Simulation {
     return sim;
   }
 
-  private fabricWake = createFabricWake();
-  private mcdiPorts = new Map<number, MessageChannel>();
+  get clock(): Clock {
+    return this.runtime.clock;
+  }
 
-  private startFabric(): void {
-    const wires = this.topology.wires.map((w) => {
-      const a = this.hosts.findIndex((h) => h.spec.name === w.a);
-      const b = this.hosts.findIndex((h) => h.spec.name === w.b);
-      return [a, b] as [number, number];
-    });
-    const fabricMcdi: MessagePort[] = [];
-    for (const h of this.hosts) {
-      const ch = new MessageChannel();
-      this.mcdiPorts.set(h.index, ch);
-      fabricMcdi.push(ch.port2 as unknown as MessagePort);
+  /** Wait `ms` on the simulation's clock (virtual in a deterministic run). */
+  sleep(ms: number): Promise<void> {
+    return this.runtime.sleep(ms);
+  }
+
+  /** Poll `pred` on the simulation's clock until it holds, or fail naming `what`. */
+  async waitFor(what: string, pred: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+    const deadline = this.clock.now() + ms;
+    while (this.clock.now() < deadline) {
+      if (await pred()) return;
+      await this.sleep(5);
     }
-    const config: FabricConfig = {
+    if (await pred()) return;
+    throw new Error(`timed out waiting for ${what} (${ms} ms)`);
+  }
+
+  private fabricConfig(): FabricConfig {
+    const t = this.topology;
+    const index = new Map(t.hosts.map((h, i) => [h.name, i]));
+    const ports = new Map<string, number>();
+    const ref = (end: string): WireRef => {
+      if (index.has(end)) return { nic: index.get(end)! };
+      const p = ports.get(end) ?? 0;
+      ports.set(end, p + 1);
+      return { switch: end, port: p };
+    };
+    return {
       nics: this.hosts.map((h) => ({
-        ...h.nic.spec,
-        viSabs: h.nic.viSabs,
-        evtchnSab: h.evtchn,
+        name: `${h.spec.name}-nic`,
+        host: h.spec.name,
+        mac: parseMac(h.spec.nic.mac),
+        mtu: h.spec.nic.mtu,
+        vendor: h.spec.nic.vendor,
+        device: h.spec.nic.device,
+        vis: h.spec.nic.vis,
+        dom0Uid: h.dom0.uid,
         domainRam: Object.fromEntries([h.dom0, ...h.domUs].map((d) => [d.domid, d.mem.sab])),
-        dom0Wake: { sab: h.evtchn, offset: h.dom0.wakeOffset },
       })),
-      wires,
+      switches: t.switches.map((s) => ({ name: s.name, ports: s.ports })),
+      wires: t.wires.map((w) => ({ a: ref(w.a), b: ref(w.b) })),
     };
-    const { port1, port2 } = new MessageChannel();
-    const task: DomainTask<FabricConfig> = {
-      kernel: FABRIC_KERNEL,
-      name: 'fabric',
-      host: '*',
-      domid: -1,
-      control: port2,
-      ports: fabricMcdi as unknown as import('node:worker_threads').MessagePort[],
-      wake: { sab: this.fabricWake, offset: 0 },
-      config,
-    };
-    this.fabricCtl = new RpcEndpoint(port1, new WakeWord(this.fabricWake, 0), null).listen();
-    this.fabricDone = this.pool.start(task).then(
-      (v) => (this.fabricFinal = v),
-      (e: Error) => {
-        this.opts.log?.(`NIC fabric crashed: ${e.message}`);
-        throw e;
-      },
-    );
-    this.fabricDone.catch(() => {});
   }
 
-  private launch(h: HostResources, d: DomainMemory, kernel: string, ip: string, config: unknown, ports?: import('node:worker_threads').MessagePort[]): void {
-    const { port1, port2 } = new MessageChannel();
-    const task: DomainTask = {
-      kernel,
-      name: d.name,
-      host: h.spec.name,
-      domid: d.domid,
-      control: port2,
-      xenstore: h.xenstore.connect(d.domid, d.wake),
-      ports,
-      wake: { sab: h.evtchn, offset: d.wakeOffset },
-      config,
-    };
-    const rd: RunningDomain = { host: h.spec.name, name: d.name, domid: d.domid, ip, ctl: new RpcEndpoint(port1, d.wake, null).listen(), done: Promise.resolve(), abort: new AbortController() };
-    rd.done = this.pool.start(task, rd.abort.signal).then(
-      (v) => {
-        rd.final = v;
-        return v;
-      },
-      (e: Error) => {
-        // A worker we terminated because it hung did not crash.
-        if (rd.abort.signal.aborted) return undefined;
-        rd.crashed = e;
-        this.opts.log?.(`${h.spec.name}/${d.name} (domain ${d.domid}) crashed: ${e.message}`);
-        return undefined;
-      },
-    );
+  private introduce(h: HostResources, d: DomainMemory): void {
+    h.xenstore.introduce(d.uid, d.domid);
+    h.hv.introduce(d.uid, d.domid, this.runtime.doorbell(d.pcpu));
+  }
+
+  private track(h: HostResources, d: DomainMemory, ip: string): RunningDomain {
+    const ctl = new RpcEndpoint(this.runtime.bus, ADDR_TOOLSTACK, d.uid, CH.control, { setTimer: this.runtime.setTimer }).listen();
+    const rd: RunningDomain = { host: h.spec.name, name: d.domid === 0 ? 'dom0' : d.name, domid: d.domid, uid: d.uid, ip, pcpu: d.pcpu, ctl };
     this.domains.push(rd);
+    return rd;
   }
 
-  private startDom0(h: HostResources): void {
-    const mtu = h.spec.nic.mtu ?? 1500;
+  private async startDom0(h: HostResources): Promise<void> {
+    const s = h.spec;
     const config: Dom0Config = {
       mem: h.dom0.mem.sab,
-      gnttab: h.dom0.gnttab.sab,
-      evtchn: h.evtchn,
-      guests: h.domUs.map((d) => ({ domid: d.domid, mem: d.mem.sab, gnttab: d.gnttab.sab })),
-      mac: h.spec.nic.mac,
-      ip: h.spec.dom0.ip,
-      mtu,
-      nic: { viSabs: h.nic.viSabs, fabricWake: { sab: this.fabricWake, offset: 0 }, mac: parseMac(h.spec.nic.mac), vendor: h.spec.nic.vendor, device: h.spec.nic.device },
-      accelChannels: [],
-      spinRounds: this.opts.spinRounds,
+      gnttab: h.dom0.gnttab,
+      guests: h.domUs.map((d, i) => ({ domid: d.domid, uid: d.uid, mem: d.mem.sab, gnttab: d.gnttab, vifs: s.domUs[i].vifs.map((_v, n) => n) })),
+      mac: s.nic.mac,
+      ip: s.dom0.ip,
+      mtu: s.nic.mtu,
+      nic: { nicWake: { sab: this.runtime.nicWake, offset: 0 }, mac: parseMac(s.nic.mac), vendor: s.nic.vendor, device: s.nic.device, vis: s.nic.vis },
     };
-    const ports: Port[] = [this.mcdiPorts.get(h.index)!.port1 as unknown as Port];
-    // One accelerator-plugin channel per guest vif: dom0 keeps one end, the guest gets the other.
-    h.spec.domUs.forEach((spec, i) => {
-      spec.vifs.forEach((_v, n) => {
-        const ch = new MessageChannel();
-        config.accelChannels!.push({ domid: h.domUs[i].domid, handle: n });
-        ports.push(ch.port1 as unknown as Port);
-        this.accelGuestPorts.set(`${h.index}/${h.domUs[i].domid}/${n}`, ch.port2 as unknown as Port);
-      });
-    });
-    this.launch(h, h.dom0, DOM0_KERNEL, h.spec.dom0.ip, config, ports);
+    this.introduce(h, h.dom0);
+    this.track(h, h.dom0, s.dom0.ip);
+    await this.runtime.create({ kernel: DOM0_KERNEL, name: 'dom0', host: s.name, hostIndex: h.index, domid: 0, uid: h.dom0.uid, config }, h.dom0.pcpu);
   }
 
-  private readonly accelGuestPorts = new Map<string, Port>();
-
-  private startGuest(h: HostResources, d: DomainMemory, i: number): void {
+  private async startGuest(h: HostResources, d: DomainMemory, i: number): Promise<void> {
     const spec = h.spec.domUs[i];
-    const config: GuestConfig = {
-      mem: d.mem.sab,
-      gnttab: d.gnttab.sab,
-      evtchn: h.evtchn,
-      mtu: h.spec.nic.mtu ?? 1500,
-      vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip })),
-      spinRounds: this.opts.spinRounds,
-    };
-    const ports = spec.vifs.map((_v, n) => this.accelGuestPorts.get(`${h.index}/${d.domid}/${n}`)!);
-    this.launch(h, d, this.opts.kernels?.[`${h.spec.name}/${spec.name}`] ?? GUEST_KERNEL, spec.vifs[0].ip, config, ports);
+    writeDomainNodes(h.xenstore, d.domid, spec.name);
+    spec.vifs.forEach((v, n) => writeVifNodes(h.xenstore, d.domid, n, v));
+    const config: GuestConfig = { mem: d.mem.sab, gnttab: d.gnttab, mtu: h.spec.nic.mtu, vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip })), dom0Uid: h.dom0.uid };
+    this.introduce(h, d);
+    this.track(h, d, spec.vifs[0].ip);
+    const kernel = this.opts.kernels?.[`${h.spec.name}/${spec.name}`] ?? GUEST_KERNEL;
+    await this.runtime.create({ kernel, name: spec.name, host: h.spec.name, hostIndex: h.index, domid: d.domid, uid: d.uid, config }, d.pcpu);
   }
 
   /** Resolve when every vif's frontend and backend read Connected in xenstore. */
   private async waitConnected(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const pending: string[] = [];
+    const pending = (): string[] => {
+      const out: string[] = [];
       for (const h of this.hosts) {
         h.spec.domUs.forEach((spec, i) => {
-          const d = h.domUs[i].domid;
           spec.vifs.forEach((_v, n) => {
-            const fe = h.xenstore.read(0, `/local/domain/${d}/device/vif/${n}/state`);
-            const be = h.xenstore.read(0, `/local/domain/0/backend/vif/${d}/${n}/state`);
-            if (fe !== '4' || be !== '4') pending.push(`${h.spec.name}/${spec.name} vif${n} (frontend ${fe}, backend ${be})`);
+            const st = vifStates(h.xenstore, h.domUs[i].domid, n);
+            if (st.frontend !== '4' || st.backend !== '4') out.push(`${h.spec.name}/${spec.name} vif${n} (frontend ${st.frontend}, backend ${st.backend})`);
           });
         });
       }
-      if (pending.length === 0) return;
+      return out;
+    };
+    const deadline = this.clock.now() + timeoutMs;
+    for (;;) {
+      const left = pending();
+      if (left.length === 0) return;
       const crashed = this.domains.find((d) => d.crashed);
-      if (crashed) throw new Error(`${crashed.host}/${crashed.name} crashed during bring-up: ${crashed.crashed!.message}`);
-      if (Date.now() > deadline) throw new Error(`vifs did not connect within ${timeoutMs} ms: ${pending.join('; ')}`);
-      await new Promise((r) => setTimeout(r, 5));
+      if (crashed) throw new Error(`${crashed.host}/${crashed.name} crashed during bring-up: ${crashed.crashed}`);
+      if (this.clock.now() > deadline) throw new Error(`vifs did not connect within ${timeoutMs} ms: ${left.slice(0, 8).join('; ')}${left.length > 8 ? `; and ${left.length - 8} more` : ''}`);
+      await this.sleep(5);
     }
   }
 
   domain(ref: DomainRef): RunningDomain {
     const d = this.domains.find((x) => x.host === ref.host && (ref.domain === 'dom0' ? x.domid === 0 : x.name === ref.domain && x.domid !== 0));
     if (d) return d;
-    const hosts = [...new Set(this.domains.map((x) => x.host))];
+    const hosts = this.hosts.map((h) => h.spec.name);
     if (!hosts.includes(ref.host)) throw new Error(`no host "${ref.host}" (hosts: ${hosts.join(', ')})`);
-    const here = this.domains.filter((x) => x.host === ref.host).map((x) => (x.domid === 0 ? 'dom0' : x.name));
+    const here = this.domains.filter((x) => x.host === ref.host).map((x) => x.name);
     throw new Error(`no domain "${ref.domain}" on ${ref.host} (domains: ${here.join(', ')})`);
+  }
+
+  host(name: string): HostResources {
+    const h = this.hosts.find((x) => x.spec.name === name);
+    if (!h) throw new Error(`no host "${name}" (hosts: ${this.hosts.map((x) => x.spec.name).join(', ')})`);
+    return h;
   }
 
   async request(ref: DomainRef, op: string, args: unknown = {}, timeoutMs = 120_000): Promise<unknown> {
     return this.ask(this.domain(ref), op, args, timeoutMs);
   }
 
-  /** A request to one domain with a deadline; a domain that misses it is marked hung. */
+  /** A request to one domain with a deadline; a domain that misses it because its pCPU is stuck in it is marked hung. */
   private async ask(d: RunningDomain, op: string, args: unknown, timeoutMs: number): Promise<unknown> {
-    if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed.message}`);
+    if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed}`);
     if (d.hung) throw new Error(`${d.host}/${d.name} is hung (${d.hung})`);
+    const before = this.runtime.stuckIn(d.pcpu);
     try {
       return await d.ctl.request(op, args, timeoutMs);
     } catch (e) {
-      if (e instanceof Error && /no reply within/.test(e.message) && !d.crashed) {
-        d.hung = `no answer to "${op}" within ${timeoutMs} ms`;
-        this.opts.log?.(`${d.host}/${d.name} (domain ${d.domid}) is hung: ${d.hung}`);
-      }
+      if (e instanceof Error && /no reply within/.test(e.message) && !d.crashed) this.diagnose(d, op, timeoutMs, before);
       throw e;
     }
   }
 
-  private hostNames(host?: string): string[] {
+  /**
+   * Why did `d` not answer? If its pCPU has been in one and the same turn
+   * since the request went out, the domain in that turn never yields: it is
+   * hung, and the others on that pCPU (cooperatively scheduled) with it.
+   */
+  private diagnose(d: RunningDomain, op: string, ms: number, before: { uid: Addr; turns: number } | null): void {
+    const stuck = this.runtime.stuckIn(d.pcpu);
+    if (!stuck || !before || stuck.uid !== before.uid || stuck.turns !== before.turns) return;
+    const culprit = this.domains.find((x) => x.uid === stuck.uid);
+    const name = culprit ? `${culprit.host}/${culprit.name}` : `domain ${stuck.uid}`;
+    for (const x of this.domains) {
+      if (x.pcpu !== d.pcpu || x.hung) continue;
+      x.hung = x === culprit ? `no answer to "${op}" within ${ms} ms: its code never yields (pCPU ${d.pcpu} is stuck in its turn)` : `pCPU ${d.pcpu} is held by ${name}, whose code never yields`;
+      this.log(`${x.host}/${x.name} (domain ${x.domid}) is hung: ${x.hung}`);
+    }
+  }
+
+  hostNames(host?: string): string[] {
     const names = this.hosts.map((h) => h.spec.name);
     if (host === undefined) return names;
     if (!names.includes(host)) throw new Error(`no host ${host} (hosts: ${names.join(', ')})`);
     return [host];
   }
 
-  /**
-   * Load an accelerator plugin (a bundled name, or a path to a module) into
-   * every host's dom0 (or one host's). It binds to a NIC only if its aliases match.
-   */
-  async loadPlugin(name: string, opts: { host?: string; args?: Record<string, unknown> } = {}): Promise<unknown[]> {
-    const mod = pluginModules(name);
-    const hosts = this.hostNames(opts.host);
-    if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args))) throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
-    // No domain imports a module that has not first loaded cleanly in a throwaway worker.
-    await vetPlugin(mod, this.opts.pluginVetMs);
-    const out: unknown[] = [];
-    for (const host of hosts) {
-      out.push(await this.request({ host, domain: 'dom0' }, 'plugin_load', { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} }, 30_000));
-    }
-    return out;
+  loadPlugin(name: string, opts: { host?: string; args?: Record<string, unknown> } = {}): Promise<unknown[]> {
+    return this.plugins.load(name, opts);
   }
 
-  /** Unload a plugin: every vif using it detaches (drains, falls back to the slow path) first. */
-  async unloadPlugin(nameOrPath: string, opts: { host?: string } = {}): Promise<unknown[]> {
-    // A plugin loaded by path may be unloaded by that path (or by its name).
-    const dir = resolvePath(nameOrPath);
-    const name = existsSync(dir) && statSync(dir).isDirectory() ? pluginModules(nameOrPath).name : nameOrPath;
-    const out: unknown[] = [];
-    for (const host of this.hostNames(opts.host)) out.push(await this.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000));
-    return out;
+  unloadPlugin(nameOrPath: string, opts: { host?: string } = {}): Promise<unknown[]> {
+    return this.plugins.unload(nameOrPath, opts);
   }
 
   async nicReset(host: string): Promise<unknown> {
@@ -308,54 +297,57 @@ export class Simulation {
   }
 
   async fabricStats(): Promise<unknown> {
-    return this.fabricCtl.request('stats', {});
+    return this.fabricCtl.request('stats', {}, this.opts.answerMs ?? 5000);
   }
 
-  /** Every domain's counters and the NIC fabric's, keyed host/domain. */
+  /** Threads the simulation runs and where every domain is placed. */
+  threads(): ReturnType<Runtime['threads']> & { placement: string } {
+    return { ...this.runtime.threads(), placement: this.placement.policy };
+  }
+
   /**
-   * Every domain's counters and the NIC fabric's, keyed host/domain, asked of
-   * all at once: a domain that does not answer within answerMs is reported as
-   * hung (`{ hung }`), not waited for.
+   * Every domain's counters and the NIC hardware's, keyed host/domain, asked
+   * of all at once: a domain that does not answer within answerMs is reported
+   * as hung (`{ hung }`), not waited for.
    */
   async stats(): Promise<Record<string, unknown>> {
     const ms = this.opts.answerMs ?? 5000;
     const answers = await Promise.all(
       this.domains.map(async (d): Promise<[string, unknown]> => {
-        const key = `${d.host}/${d.domid === 0 ? 'dom0' : d.name}`;
-        if (d.crashed) return [key, { crashed: d.crashed.message }];
-        if (d.hung) return [key, { hung: d.hung }];
+        const key = `${d.host}/${d.name}`;
+        if (d.crashed) return [key, { crashed: d.crashed, pcpu: d.pcpu }];
+        if (d.hung) return [key, { hung: d.hung, pcpu: d.pcpu }];
         try {
           return [key, await this.ask(d, 'stats', {}, ms)];
         } catch (e) {
-          return [key, d.hung ? { hung: d.hung } : { error: e instanceof Error ? e.message : String(e) }];
+          return [key, d.hung ? { hung: d.hung, pcpu: d.pcpu } : { error: e instanceof Error ? e.message : String(e) }];
         }
       }),
     );
     const out: Record<string, unknown> = Object.fromEntries(answers);
-    out.fabric = await this.fabricStats();
+    out.fabric = await this.fabricStats().catch((e: Error) => ({ error: e.message }));
     return out;
   }
 
   async shutdown(): Promise<{ domains: Record<string, unknown>; fabric: unknown }> {
-    if (this.stopped) return { domains: {}, fabric: this.fabricFinal };
+    if (this.stopped) return { domains: {}, fabric: undefined };
     this.stopped = true;
+    const ms = this.opts.answerMs ?? 5000;
     const finals: Record<string, unknown> = {};
     // Guests first (they may still have traffic in flight), then dom0s, then the hardware.
     const order = [...this.domains.filter((d) => d.domid !== 0), ...this.domains.filter((d) => d.domid === 0)];
-    const ms = this.opts.answerMs ?? 5000;
     for (const d of order) {
-      if (!d.crashed && !d.hung) await this.ask(d, 'shutdown', {}, ms).catch(() => {});
-      // A domain that will not stop (its code never yields) is ended: its worker is terminated.
-      if (d.hung) d.abort.abort(new Error(`terminated: ${d.hung}`));
-      await d.done;
-      finals[`${d.host}/${d.domid === 0 ? 'dom0' : d.name}`] = d.crashed ? { crashed: d.crashed.message } : d.hung ? { hung: d.hung, terminated: true } : d.final;
+      if (!d.crashed && !d.hung) d.final = await this.ask(d, 'shutdown', {}, ms).catch(() => undefined);
+      finals[`${d.host}/${d.name}`] = d.crashed ? { crashed: d.crashed } : d.hung ? { hung: d.hung, terminated: true } : d.final;
+      if (!d.hung && !d.crashed) await this.runtime.remove(d.uid, d.pcpu, 'reap');
       d.ctl.close();
     }
-    await this.fabricCtl.request('shutdown', {}, 10_000).catch(() => {});
-    await this.fabricDone.catch(() => {});
+    // A pCPU stuck in a domain that never yields is ended with it.
+    for (const p of new Set(this.domains.filter((d) => d.hung).map((d) => d.pcpu))) this.runtime.terminate(p);
+    const fabric = await this.fabricCtl.request('shutdown', {}, ms).catch(() => undefined);
     this.fabricCtl.close();
-    await this.pool.destroy();
+    await this.runtime.shutdown(ms);
     for (const h of this.hosts) h.xenstore.close();
-    return { domains: finals, fabric: this.fabricFinal };
+    return { domains: finals, fabric };
   }
 }

@@ -1,8 +1,13 @@
-/** A topology: hosts (dom0 + NIC + domUs) joined by wires. Plain JSON data. */
+/** A topology: hosts (dom0 + NIC + domUs) and L2 switches joined by wires. Plain JSON data. */
 export interface Topology {
   name: string;
   hosts: HostSpec[];
+  /** L2 switches between hosts (any tree of hosts and switches). */
+  switches: SwitchSpec[];
+  /** Each wire joins two of: a host's NIC (by host name), a switch (by name). */
   wires: WireSpec[];
+  /** Named sets of pCPUs domains may be placed in ("cpupool": NAME), as xl cpupool-create. */
+  cpupools?: Record<string, number[]>;
 }
 
 export interface NicSpecJson {
@@ -16,14 +21,20 @@ export interface NicSpecJson {
   mtu: number;
 }
 
+/** Where a domain's vCPU may run: one pCPU, or a cpupool (at most one of the two). */
+export interface Pinning {
+  pcpu?: number;
+  cpupool?: string;
+}
+
 export interface HostSpec {
   name: string;
   nic: NicSpecJson;
-  dom0: { ip: string; memPages: number };
+  dom0: { ip: string; memPages: number } & Pinning;
   domUs: DomUSpec[];
 }
 
-export interface DomUSpec {
+export interface DomUSpec extends Pinning {
   name: string;
   domid: number;
   memPages: number;
@@ -33,6 +44,11 @@ export interface DomUSpec {
 export interface VifSpec {
   mac: string;
   ip: string;
+}
+
+export interface SwitchSpec {
+  name: string;
+  ports: number;
 }
 
 export interface WireSpec {

@@ -6,7 +6,7 @@
  */
 import { netfrontPages } from '@xsim/netfront';
 import { dom0MinPages } from '@xsim/netback';
-import type { DomUSpec, HostSpec, Topology, VifSpec, WireSpec } from './types.ts';
+import type { DomUSpec, HostSpec, Pinning, SwitchSpec, Topology, VifSpec, WireSpec } from './types.ts';
 
 export interface TopologyIssue {
   path: string;
@@ -20,7 +20,12 @@ export class TopologyError extends Error {
   }
 }
 
-export const LIMITS = { hosts: 8, domUsPerHost: 16, vifsPerDomU: 8 };
+/**
+ * What the code really does (measured by xsim scale): hosts and switches are
+ * objects in the NIC worker, domains vCPUs on pCPU workers, a host's guests
+ * limited by its NIC's VIs and dom0's skbs rather than by threads.
+ */
+export const LIMITS = { hosts: 64, domUsPerHost: 256, vifsPerDomU: 8, switches: 64, switchPorts: 256 };
 
 type Obj = Record<string, unknown>;
 
@@ -117,12 +122,24 @@ function ipToNum(s: string): number {
 
 export function validateTopology(input: unknown): Topology {
   const c = new Checker();
-  const top = c.obj(input, '', ['name', 'hosts', 'wires']);
+  const top = c.obj(input, '', ['name', 'hosts', 'switches', 'wires', 'cpupools']);
   if (!top) throw new TopologyError(c.issues);
   const name = c.str(top.name, 'name', /^.+$/, 'a non-empty name') ?? '';
   const hostsIn = c.arr(top.hosts, 'hosts');
   if (Array.isArray(top.hosts) && hostsIn.length === 0) c.fail('hosts', 'at least one host is needed');
-  if (hostsIn.length > LIMITS.hosts) c.fail('hosts', `at most ${LIMITS.hosts} hosts (one worker per domain on a 2-core machine)`);
+  if (hostsIn.length > LIMITS.hosts) c.fail('hosts', `at most ${LIMITS.hosts} hosts`);
+  const cpupools = validatePools(c, top.cpupools);
+  const pinning = (x: Record<string, unknown>, path: string): Pinning => {
+    const out: Pinning = {};
+    if (x.pcpu !== undefined) out.pcpu = c.int(x.pcpu, `${path}.pcpu`, undefined, 0, 1023);
+    if (x.cpupool !== undefined) {
+      const pool = c.str(x.cpupool, `${path}.cpupool`);
+      if (pool !== undefined && !cpupools?.[pool]) c.fail(`${path}.cpupool`, `no cpupool named "${pool}" (cpupools: ${Object.keys(cpupools ?? {}).join(', ') || 'none'})`);
+      out.cpupool = pool;
+    }
+    if (out.pcpu !== undefined && out.cpupool !== undefined) c.fail(path, 'pin to a pcpu or place in a cpupool, not both');
+    return out;
+  };
   const macs = new Map<string, string>();
   const ips = new Map<string, string>();
   const hostNames = new Set<string>();
@@ -159,20 +176,22 @@ export function validateTopology(input: unknown): Topology {
       mtu: c.int(n.mtu, `${hp}.nic.mtu`, 1500, 68, 9000) ?? 1500,
     };
     claimMac(nic.mac, `${hp}.nic.mac`);
-    const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages']) ?? {};
+    const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages', 'pcpu', 'cpupool']) ?? {};
     const dom0Min = dom0MinPages(nic.mtu);
     const dom0 = {
       ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '',
       memPages: c.int(d0.memPages, `${hp}.dom0.memPages`, Math.max(4096, dom0Min), dom0Min, 262144, ` (4 KiB pages: the NIC driver's RX ring and skbs need ${dom0Min} at MTU ${nic.mtu})`) ?? 4096,
+      ...pinning(d0, `${hp}.dom0`),
     };
     claimIp(dom0.ip, `${hp}.dom0.ip`);
     const dsIn = c.arr(o.domUs, `${hp}.domUs`);
-    if (dsIn.length > LIMITS.domUsPerHost) c.fail(`${hp}.domUs`, `at most ${LIMITS.domUsPerHost} domUs per host (one worker each on a 2-core machine)`);
+    if (dsIn.length > LIMITS.domUsPerHost) c.fail(`${hp}.domUs`, `at most ${LIMITS.domUsPerHost} domUs per host`);
+    const vifsHere = dsIn.reduce((n: number, d) => n + (Array.isArray((d as Obj)?.vifs) ? ((d as Obj).vifs as unknown[]).length : 0), 0);
     const dnames = new Set<string>();
     const domids = new Set<number>();
     const domUs: DomUSpec[] = dsIn.map((d, di) => {
       const dp = `${hp}.domUs[${di}]`;
-      const x = c.obj(d, dp, ['name', 'domid', 'memPages', 'vifs']) ?? {};
+      const x = c.obj(d, dp, ['name', 'domid', 'memPages', 'vifs', 'pcpu', 'cpupool']) ?? {};
       const dname = c.str(x.name, `${dp}.name`, NAME_RE, 'a domain name ([a-z0-9-])') ?? `d${di}`;
       if (RESERVED.has(dname)) c.fail(`${dp}.name`, `"${dname}" is reserved: it names the host's dom0`);
       if (dnames.has(dname)) c.fail(`${dp}.name`, `domU name "${dname}" is used twice on ${hname}`);
@@ -193,48 +212,112 @@ export function validateTopology(input: unknown): Topology {
         claimIp(vif.ip, `${vp}.ip`);
         return vif;
       });
-      return { name: dname, domid, memPages, vifs };
+      return { name: dname, domid, memPages, vifs, ...pinning(x, dp) };
     });
+    // Each guest vif may be given a VI (VI 0 is dom0's): more vifs than VIs would leave some unaccelerated.
+    if (vifsHere > nic.vis - 1 && nic.vis > 1) c.fail(`${hp}.nic.vis`, `${nic.vis} VIs (one is dom0's) cannot give each of the host's ${vifsHere} vifs one: at least ${vifsHere + 1}`);
     return { name: hname, nic, dom0, domUs };
   });
 
-  const wiresIn = top.wires === undefined ? [] : c.arr(top.wires, 'wires');
-  const seenWires = new Set<string>();
+  const switches = validateSwitches(c, top.switches, hostNames);
+  const wires = validateWires(c, top.wires, hosts, switches);
+  if (c.issues.length) throw new TopologyError(c.issues);
+  return { name, hosts, switches, wires, ...(cpupools ? { cpupools } : {}) };
+}
+
+function validatePools(c: Checker, v: unknown): Record<string, number[]> | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    c.fail('cpupools', `must be an object of pool name -> pCPU list, got ${describe(v)}`);
+    return undefined;
+  }
+  const out: Record<string, number[]> = {};
+  for (const [name, cpus] of Object.entries(v)) {
+    const p = `cpupools.${name}`;
+    if (!NAME_RE.test(name)) c.fail(p, 'a pool name is [a-z0-9-]');
+    const list = c.arr(cpus, p);
+    if (Array.isArray(cpus) && list.length === 0) c.fail(p, 'a cpupool needs at least one pCPU');
+    out[name] = list.map((x, i) => c.int(x, `${p}[${i}]`, undefined, 0, 1023) ?? 0);
+    if (new Set(out[name]).size !== out[name].length) c.fail(p, 'names a pCPU twice');
+  }
+  return out;
+}
+
+function validateSwitches(c: Checker, v: unknown, hostNames: Set<string>): SwitchSpec[] {
+  const list = v === undefined ? [] : c.arr(v, 'switches');
+  if (list.length > LIMITS.switches) c.fail('switches', `at most ${LIMITS.switches} switches`);
+  const names = new Set<string>();
+  return list.map((s, si) => {
+    const sp = `switches[${si}]`;
+    const o = c.obj(s, sp, ['name', 'ports']) ?? {};
+    const name = c.str(o.name, `${sp}.name`, NAME_RE, 'a switch name ([a-z0-9-])') ?? `sw${si}`;
+    if (names.has(name)) c.fail(`${sp}.name`, `switch name "${name}" is used twice`);
+    if (hostNames.has(name)) c.fail(`${sp}.name`, `"${name}" is a host's name too: a wire end must name one thing`);
+    names.add(name);
+    const ports = c.int(o.ports, `${sp}.ports`, 48, 2, LIMITS.switchPorts) ?? 48;
+    return { name, ports };
+  });
+}
+
+/**
+ * Wires join NICs (one port each) and switch ports into a tree: a loop, a NIC
+ * wired twice, a switch out of ports, an end that names nothing, and a host
+ * no wire leads to are errors naming the wire (or host) at fault.
+ */
+function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: SwitchSpec[]): WireSpec[] {
+  const list = v === undefined ? [] : c.arr(v, 'wires');
+  const hostNames = new Set(hosts.map((h) => h.name));
+  const sw = new Map(switches.map((s) => [s.name, s]));
   const nicWired = new Map<string, string>();
-  const wires: WireSpec[] = wiresIn.map((w, wi) => {
+  const portsUsed = new Map<string, number>();
+  // Union-find over hosts and switches: a wire between two already-joined ends closes a loop.
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    let r = x;
+    while (parent.has(r) && parent.get(r) !== r) r = parent.get(r)!;
+    parent.set(x, r);
+    return r;
+  };
+  const wires: WireSpec[] = list.map((w, wi) => {
     const wp = `wires[${wi}]`;
     const o = c.obj(w, wp, ['a', 'b']) ?? {};
     const a = c.str(o.a, `${wp}.a`) ?? '';
     const b = c.str(o.b, `${wp}.b`) ?? '';
-    for (const [k, v] of [['a', a], ['b', b]] as const) if (v && !hostNames.has(v)) c.fail(`${wp}.${k}`, `no host named "${v}"`);
-    if (a && a === b) c.fail(wp, `a wire from ${a} to itself`);
-    const key = [a, b].sort().join('|');
-    if (seenWires.has(key)) c.fail(wp, `hosts ${a} and ${b} are already wired`);
-    seenWires.add(key);
-    // A NIC has one port: a host wired to two others needs a switch between them.
-    for (const end of [a, b]) {
-      const prev = nicWired.get(end);
-      if (end && prev !== undefined && prev !== wp && a !== b) c.fail(wp, `${end}'s NIC is already wired by ${prev}: a NIC has one port (join three or more hosts through a switch)`);
-      else if (end) nicWired.set(end, wp);
-    }
-    return { a, b };
-  });
-
-  if (hosts.length > 1 && c.issues.length === 0) {
-    const reach = new Set([hosts[0].name]);
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const w of wires) {
-        if (reach.has(w.a) !== reach.has(w.b)) {
-          reach.add(w.a);
-          reach.add(w.b);
-          grew = true;
-        }
+    let ok = true;
+    for (const [k, end] of [['a', a], ['b', b]] as const) {
+      if (end && !hostNames.has(end) && !sw.has(end)) {
+        c.fail(`${wp}.${k}`, `no host or switch named "${end}"`);
+        ok = false;
       }
     }
-    const cut = hosts.filter((h) => !reach.has(h.name)).map((h) => h.name);
-    if (cut.length) c.fail('wires', `host(s) ${cut.join(', ')} cannot be reached from ${hosts[0].name}`);
+    if (!ok || !a || !b) return { a, b };
+    if (a === b) {
+      c.fail(wp, `a wire from ${a} to itself`);
+      return { a, b };
+    }
+    for (const end of [a, b]) {
+      if (hostNames.has(end)) {
+        // A NIC has one port: a host wired to two others needs a switch between them.
+        const prev = nicWired.get(end);
+        if (prev !== undefined) c.fail(wp, `${end}'s NIC is already wired by ${prev}: a NIC has one port (join three or more hosts through a switch)`);
+        else nicWired.set(end, wp);
+      } else {
+        const used = (portsUsed.get(end) ?? 0) + 1;
+        portsUsed.set(end, used);
+        if (used > sw.get(end)!.ports) c.fail(wp, `switch ${end} has ${sw.get(end)!.ports} ports, all wired already`);
+      }
+    }
+    const ra = find(a);
+    const rb = find(b);
+    if (ra === rb) c.fail(wp, `wiring ${a} to ${b} closes a loop: they are already connected (a tree of hosts and switches has no loops)`);
+    else parent.set(ra, rb);
+    return { a, b };
+  });
+  if (hosts.length > 1 && c.issues.length === 0) {
+    const root = find(hosts[0].name);
+    const cut = hosts.filter((h) => find(h.name) !== root).map((h) => h.name);
+    if (cut.length) c.fail('wires', `host(s) ${cut.join(', ')} cannot be reached from ${hosts[0].name}: no wire path leads there`);
   }
-  if (c.issues.length) throw new TopologyError(c.issues);
-  return { name, hosts, wires };
+  for (const s of switches) if (!portsUsed.has(s.name)) c.fail('switches', `switch ${s.name} is wired to nothing`);
+  return wires;
 }
