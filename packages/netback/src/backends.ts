@@ -21,30 +21,67 @@ export class VifBackends {
   }
 
   start(): void {
-    this.xs.watch(this.root, 'netback', () => this.scan());
+    this.xs.watch(this.root, 'netback', (path) => this.changed(path));
+  }
+
+  /**
+   * The watch fired for `path`. Like Linux's xenbus (xenbus_dev_changed), look
+   * only at the device the path names: a write under a vif node the backend
+   * already runs needs no xenstore call at all, so bringing up N vifs costs
+   * O(N) requests, not a rescan of the whole directory per write (O(N^2)).
+   * The registration event and a change to the root or a domain directory
+   * rescan what they cover.
+   */
+  private changed(path: string): void {
+    if (!path.startsWith(this.root)) return;
+    const parts = path.slice(this.root.length).split('/').filter((x) => x !== '');
+    if (parts.length === 0) return this.scan();
+    if (parts.length === 1) return this.scanDomain(parts[0]);
+    const key = `${parts[0]}/${parts[1]}`;
+    // Writes inside a running vif's node (its state, features, our own keys): nothing to do,
+    // except when the node itself changed (removed, or re-created), which fires with its path.
+    if (this.vifs.has(key) && parts.length > 2) return;
+    this.consider(parts[0], parts[1]);
   }
 
   private scan(): void {
-    const seen = new Set<string>();
-    for (const dom of listOrEmpty(this.xs, this.root)) {
-      for (const handle of listOrEmpty(this.xs, `${this.root}/${dom}`)) {
-        const key = `${dom}/${handle}`;
-        seen.add(key);
-        if (this.vifs.has(key)) continue;
-        // The node appears before the toolstack has filled it in; wait for its state key.
-        if (this.xs.tryRead(`${this.root}/${key}/${VIF_KEY.frontend}`) === undefined) continue;
-        if (this.xs.tryRead(`${this.root}/${key}/${VIF_KEY.state}`) === undefined) continue;
-        const vif = new VifBackend(this.deps, Number(dom), Number(handle));
-        this.vifs.set(key, vif);
-        vif.probe();
-      }
+    const doms = listOrEmpty(this.xs, this.root);
+    for (const dom of doms) this.scanDomain(dom);
+    const live = new Set(doms);
+    for (const key of [...this.vifs.keys()]) if (!live.has(key.split('/')[0])) this.drop(key);
+  }
+
+  private scanDomain(dom: string): void {
+    const handles = listOrEmpty(this.xs, `${this.root}/${dom}`);
+    for (const handle of handles) this.consider(dom, handle);
+    const live = new Set(handles);
+    for (const key of [...this.vifs.keys()]) {
+      const [d, h] = key.split('/');
+      if (d === dom && !live.has(h)) this.drop(key);
     }
-    for (const [key, vif] of this.vifs) {
-      if (!seen.has(key)) {
-        vif.close();
-        this.vifs.delete(key);
-      }
+  }
+
+  /** One vif node: start its backend once the toolstack has filled it in; close it when the node is gone. */
+  private consider(dom: string, handle: string): void {
+    const key = `${dom}/${handle}`;
+    const node = `${this.root}/${key}`;
+    if (this.vifs.has(key)) {
+      if (this.xs.tryRead(node) === undefined) this.drop(key);
+      return;
     }
+    // The node appears before the toolstack has filled it in; wait for its frontend and state keys.
+    if (this.xs.tryRead(`${node}/${VIF_KEY.frontend}`) === undefined) return;
+    if (this.xs.tryRead(`${node}/${VIF_KEY.state}`) === undefined) return;
+    const vif = new VifBackend(this.deps, Number(dom), Number(handle));
+    this.vifs.set(key, vif);
+    vif.probe();
+  }
+
+  private drop(key: string): void {
+    const vif = this.vifs.get(key);
+    if (!vif) return;
+    vif.close();
+    this.vifs.delete(key);
   }
 
   poll(): number {
