@@ -21,6 +21,13 @@ export interface Vcpu {
   readonly uid?: number;
   /** Something to do now? */
   runnable(now: number): boolean;
+  /**
+   * Runnable for a reason no doorbell announces: it did work in its last turn
+   * (it polls on), or deferred work settled. A scheduler that skips the full
+   * runnable() check of idle vCPUs while its doorbell is quiet must still look
+   * at these every round.
+   */
+  hot(): boolean;
   /** One bounded turn. Returns work done. */
   turn(now: number): number;
   /** Absolute time (ms, the scheduler's clock) of this vCPU's next timer, or Infinity. */
@@ -134,6 +141,10 @@ export class DomainCore implements Vcpu {
     return t;
   }
 
+  hot(): boolean {
+    return this.running && (this.busy || this.settled.length > 0);
+  }
+
   runnable(now: number): boolean {
     if (!this.running) return false;
     if (this.busy || this.settled.length > 0) return true;
@@ -141,8 +152,10 @@ export class DomainCore implements Vcpu {
     return this.nextTimer() <= now;
   }
 
-  turn(now: number): number {
+  turn(_now: number): number {
     if (!this.running) return 0;
+    // The turn's own start: `_now` is the round's, and earlier turns of the round are not ours.
+    const start = this.clock.now();
     this.c.turns++;
     let work = 0;
     try {
@@ -160,7 +173,7 @@ export class DomainCore implements Vcpu {
     }
     this.busy = work > 0;
     if (this.busy) this.c.busyTurns++;
-    this.c.runMs += this.clock.now() - now;
+    this.c.runMs += this.clock.now() - start;
     return work;
   }
 

@@ -10,6 +10,15 @@
  *
  * The snapshot is taken before each round, so a kick that lands during the
  * round makes the sleep return at once: no lost wake-ups.
+ *
+ * A run queue, not a poll of everyone: every input of a domain (an event
+ * channel raised, a message arrived, deferred work settled) rings the pCPU's
+ * doorbell, locally or from another thread. So a round checks every vCPU
+ * only when the doorbell moved since the last full check, a timer is due, or
+ * FULL_CHECK_EVERY rounds have passed (a bound on what a missed wake-up could
+ * cost); otherwise only the hot vCPUs (busy in their last turn) get a look.
+ * With 256 guests on a pCPU and two of them streaming, a round costs two
+ * turns, not 256 runnable() checks.
  */
 import type { Bus } from '../bus/bus.ts';
 import { declareCounters, type Counters } from '../metrics.ts';
@@ -19,6 +28,7 @@ import type { Vcpu } from './core.ts';
 
 export const PCPU_COUNTERS = declareCounters('pCPU', {
   rounds: { kind: 'event', help: 'scheduling rounds run' },
+  fullChecks: { kind: 'event', help: 'rounds that checked every vCPU (doorbell moved, a timer due, or the periodic bound); the rest looked at hot vCPUs only' },
   sleeps: { kind: 'event', help: 'times the pCPU blocked in Atomics.wait' },
   sleepMs: { kind: 'gauge', help: 'time blocked in Atomics.wait (ms): the rest of its life the thread was on a core or waiting for one' },
 });
@@ -32,8 +42,33 @@ export interface PcpuOptions {
   maxSleepMs?: number;
 }
 
+/** Bytes of a pCPU's watchdog words. */
+export const WATCH_BYTES = 12;
+
+/**
+ * Milliseconds on a clock every thread shares (performance.now() has a
+ * per-thread origin), folded into 31 bits for an Int32 word; compare with
+ * wallMsSince().
+ */
+export function wallMs(): number {
+  return Math.floor(performance.timeOrigin + performance.now()) & 0x7fffffff;
+}
+
+/** Milliseconds from a wallMs() reading to now (modulo the 31-bit fold: ~24 days). */
+export function wallMsSince(then: number): number {
+  return (wallMs() - then) & 0x7fffffff;
+}
+
+/** Rounds between full runnable() checks of every vCPU even when the doorbell stays quiet. */
+export const FULL_CHECK_EVERY = 64;
+
 export class Pcpu {
   private readonly vcpus: Vcpu[] = [];
+  /** Doorbell count at the last full check. */
+  private checkedBell = -1;
+  private sinceFull = 0;
+  /** Earliest timer of any vCPU, as of the last full check and the turns since. */
+  private timerAt = -Infinity;
   private stopped = false;
   private readonly spinRounds: number;
   private readonly maxSleepMs: number;
@@ -41,8 +76,9 @@ export class Pcpu {
 
   /**
    * The watchdog words (shared with the toolstack): [0] the uid of the vCPU in
-   * its turn (0 between turns), [1] turns begun. A pCPU stuck in one turn
-   * (a domain whose code never yields) shows which domain holds it.
+   * its turn (0 between turns), [1] turns begun, [2] when the turn began
+   * (wallMs()). A pCPU stuck in one turn (a domain whose code never yields)
+   * shows which domain holds it, and since when.
    */
   private readonly watch: Int32Array;
 
@@ -54,13 +90,14 @@ export class Pcpu {
     o: PcpuOptions = {},
     watch?: SharedArrayBuffer,
   ) {
-    this.watch = new Int32Array(watch ?? new SharedArrayBuffer(8), 0, 2);
+    this.watch = new Int32Array(watch ?? new SharedArrayBuffer(WATCH_BYTES), 0, WATCH_BYTES / 4);
     this.spinRounds = o.spinRounds ?? 32;
     this.maxSleepMs = o.maxSleepMs ?? 1000;
   }
 
   add(v: Vcpu): void {
     this.vcpus.push(v);
+    this.checkedBell = -1;
     v.placed?.(this.id, () => this.doorbell.kick());
     this.doorbell.kick();
   }
@@ -87,16 +124,33 @@ export class Pcpu {
   /** One round: deliver what arrived, then a turn for every runnable vCPU. */
   round(): number {
     let work = this.bus.pump();
+    // After the pump: wake-ups it caused (a message for a domain here) count in this round.
+    const bell = this.doorbell.snapshot();
     const now = this.clock.now();
+    const full = bell !== this.checkedBell || now >= this.timerAt || ++this.sinceFull >= FULL_CHECK_EVERY;
+    if (full) {
+      this.checkedBell = bell;
+      this.sinceFull = 0;
+      this.timerAt = Infinity;
+      this.c.fullChecks++;
+    }
     const vs = this.vcpus;
     const w = this.watch;
     for (let i = 0; i < vs.length; i++) {
       const v = vs[i];
+      if (full) {
+        const t = v.nextTimer();
+        if (t < this.timerAt) this.timerAt = t;
+      } else if (!v.hot()) continue;
       if (!v.runnable(now)) continue;
+      Atomics.store(w, 2, wallMs());
       Atomics.store(w, 0, v.uid ?? 0);
       Atomics.add(w, 1, 1);
       work += v.turn(now);
       Atomics.store(w, 0, 0);
+      // A turn may have set a timer: keep the earliest without waiting for the next full check.
+      const t = v.nextTimer();
+      if (t < this.timerAt) this.timerAt = t;
     }
     this.c.rounds++;
     return work;
