@@ -39,3 +39,15 @@ export function intFlag(p: Parsed, name: string, dflt: number, min: number, max:
   if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got "${String(v)}"`);
   return n;
 }
+
+/** The flags every command that starts a simulation takes: where its domains run. */
+export const RUNTIME_VALUED = ['pcpus', 'seed'];
+export const RUNTIME_BOOLEANS = ['deterministic'];
+
+export function runtimeFlags(p: Parsed): { pcpus?: number; deterministic?: { seed: number } } {
+  const det = p.flags.has('deterministic');
+  if (p.flags.has('seed') && !det) throw new Error('--seed needs --deterministic (a threaded run has no seed: its interleavings are the machine\'s)');
+  if (det && p.flags.has('pcpus')) throw new Error('--pcpus and --deterministic exclude each other: a deterministic run puts every domain and the NIC on one thread');
+  if (det) return { deterministic: { seed: intFlag(p, 'seed', 1, 0, 2 ** 31 - 1) } };
+  return p.flags.has('pcpus') ? { pcpus: intFlag(p, 'pcpus', 1, 1, 256) } : {};
+}

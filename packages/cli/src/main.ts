@@ -21,12 +21,18 @@ commands:
       --serve             keep running and serve a control socket for the commands below; stream
                           in rounds of --count frames, a line per round (--idle: no traffic)
       --socket PATH       where to serve (default $XSIM_SOCKET or the system temp dir's xsim.sock)
+      --pcpus N           pCPU worker threads the domains are scheduled on (default: the machine's
+                          cores; the NIC hardware has one thread more)
+      --deterministic     every domain and the NIC on one thread, a seeded order, a virtual clock:
+                          the same --seed gives the same output byte for byte
+      --seed N            the scheduling seed of a deterministic run (default 1)
       -j, -p              JSON output (-p: pretty)
   bench                   throughput matrix: paths x frame sizes x placements, ratios, microbenchmarks
       --quick             a short smoke run (what the tests run)
       --sizes 64,1500     frame sizes (default 64,512,1500,9000)
       --paths LIST        unaccel,vnic,null,dom0,raw (default all)
       --placements LIST   cross,same (default both)
+      --pcpus N           pCPU worker threads (default: the machine's cores)
       --reps N            repetitions per cell (default 5)
       --seconds S         length of each repetition (default 0.5; sized from a warm-up)
       --frames N          a fixed frame count per repetition at 1500 B instead

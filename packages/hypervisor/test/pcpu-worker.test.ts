@@ -109,11 +109,13 @@ describe('domains on pCPU workers', () => {
       await rt2.create({ kernel: ECHO, name: 'spinner', host: 'h', hostIndex: 0, domid: 9, uid, config: {} }, 0);
       void ctl.request('spin', null, 60_000).catch(() => {});
       await new Promise((r) => setTimeout(r, 200));
-      const a = rt2.stuckIn(0);
+      const a = rt2.pcpuTurn(0);
       await new Promise((r) => setTimeout(r, 200));
-      const b = rt2.stuckIn(0);
+      const b = rt2.pcpuTurn(0);
       expect(a?.uid).toBe(uid);
-      expect(b).toEqual(a);
+      // The same turn, 200 ms older.
+      expect(b).toMatchObject({ uid, turns: a?.turns });
+      expect(b!.forMs - a!.forMs).toBeGreaterThanOrEqual(150);
       rt2.terminate(0);
     } finally {
       await rt2.shutdown(1000);

@@ -6,7 +6,7 @@
 import { defaultTopology, loadTopology, type Topology } from '../topo/index.ts';
 import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
 import { runPing, runStream } from '../toolstack/traffic.ts';
-import { intFlag, parseArgs } from '../args.ts';
+import { RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, parseArgs, runtimeFlags } from '../args.ts';
 import { table } from '../format.ts';
 import { dropCounters, streamAccount } from '../toolstack/drops.ts';
 import { defaultSocketPath, serveControl } from '../toolstack/control-socket.ts';
@@ -27,7 +27,8 @@ function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket'], ['j', 'json', 'p', 'pretty', 'serve', 'idle']);
+  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS]);
+  const where = runtimeFlags(p);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
   const count = intFlag(p, 'count', 200_000, 1, 100_000_000);
   const size = intFlag(p, 'size', 1500, 64, 9018);
@@ -53,8 +54,13 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   say(`xsim: topology "${topo.name}": ${topo.hosts.map((h) => `${h.name} (dom0 + ${h.domUs.map((d) => d.name).join(', ')})`).join(', ')}`);
   const t0 = performance.now();
-  const sim = await Simulation.start(topo, { log: (l) => process.stderr.write(`xsim: ${l}\n`) });
-  say(`xsim: ${sim.domains.length} domains + NIC fabric up, all vifs Connected in ${(performance.now() - t0).toFixed(0)} ms`);
+  const sim = await Simulation.start(topo, { ...where, log: (l) => process.stderr.write(`xsim: ${l}\n`) });
+  const th = sim.threads();
+  // A deterministic run's output must not depend on the machine: no wall-clock figures in it.
+  const det = sim.runtime.kind === 'deterministic';
+  say(`xsim: ${sim.domains.length} domains + NIC fabric up, all vifs Connected${det ? '' : ` in ${(performance.now() - t0).toFixed(0)} ms`}`);
+  say(`xsim: ${th.model}; ${th.placement}`);
+  if (det) say('xsim: times and rates below are on the virtual clock (a fixed cost per busy round), not measurements');
   try {
     const plugin = p.flags.get('plugin');
     if (typeof plugin === 'string') {
@@ -87,6 +93,11 @@ export async function runCommand(argv: string[]): Promise<number> {
     say(vifTable(stats));
     say('');
     say(nicTable(stats));
+    const sw = switchTable(stats);
+    if (sw) {
+      say('');
+      say(sw);
+    }
     const drops = dropLines(stats);
     if (drops.length) {
       say('');
@@ -154,9 +165,10 @@ function domainTable(stats: Json): string {
     if (key === 'fabric') continue;
     const s = v as Json;
     const st = ((s.endpoint as Json)?.stack ?? {}) as Json;
-    rows.push([key, Number(st.txFrames ?? 0), Number(st.rxFrames ?? 0), Number(st.rxUdp ?? 0), Number(st.rxArp ?? 0), Number((s.loop as Json)?.sleeps ?? 0)]);
+    const core = (s.core ?? {}) as Json;
+    rows.push([key, Number(st.txFrames ?? 0), Number(st.rxFrames ?? 0), Number(st.rxUdp ?? 0), Number(st.rxArp ?? 0), core.pcpu === undefined ? '-' : Number(core.pcpu), Number(core.busyTurns ?? 0), Number(core.runMs ?? 0)]);
   }
-  return table(['domain', 'stack tx', 'stack rx', 'rx udp', 'rx arp', 'sleeps'], rows);
+  return table(['domain', 'stack tx', 'stack rx', 'rx udp', 'rx arp', 'pCPU', 'busy turns', 'vCPU ms'], rows);
 }
 
 function vifTable(stats: Json): string {
@@ -180,6 +192,13 @@ function nicTable(stats: Json): string {
   const f = stats.fabric as { nics: Json[] };
   const rows = f.nics.map((n) => [String(n.name), Number(n.wireTx), Number(n.wireRx), Number(n.rxDefault), Number(n.filters)]);
   return table(['NIC', 'wire tx', 'wire rx', 'to VI 0', 'filters'], rows);
+}
+
+function switchTable(stats: Json): string | null {
+  const f = stats.fabric as { switches?: Json[] };
+  if (!f.switches?.length) return null;
+  const rows = f.switches.map((s) => [String(s.name), Number(s.swForwarded), Number(s.swFlooded), Number(s.macs), (s.ports as Json[]).filter((x) => x.wired).length]);
+  return table(['switch', 'forwarded', 'flooded', 'MACs learnt', 'ports wired'], rows);
 }
 
 function dropLines(stats: Json): string[] {

@@ -243,28 +243,28 @@ export class Simulation {
   private async ask(d: RunningDomain, op: string, args: unknown, timeoutMs: number): Promise<unknown> {
     if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed}`);
     if (d.hung) throw new Error(`${d.host}/${d.name} is hung (${d.hung})`);
-    const before = this.runtime.stuckIn(d.pcpu);
-    try {
+        try {
       return await d.ctl.request(op, args, timeoutMs);
     } catch (e) {
-      if (e instanceof Error && /no reply within/.test(e.message) && !d.crashed) this.diagnose(d, op, timeoutMs, before);
+      if (e instanceof Error && /no reply within/.test(e.message) && !d.crashed) this.diagnose(d, op, timeoutMs);
       throw e;
     }
   }
 
   /**
-   * Why did `d` not answer? If its pCPU has been in one and the same turn
-   * since the request went out, the domain in that turn never yields: it is
-   * hung, and the others on that pCPU (cooperatively scheduled) with it.
+   * Why did `d` not answer? If its pCPU has been in one turn for at least
+   * half the deadline (a bounded turn lasts microseconds to milliseconds),
+   * the domain in that turn never yields: it is hung, and the others on that
+   * pCPU (cooperatively scheduled) with it.
    */
-  private diagnose(d: RunningDomain, op: string, ms: number, before: { uid: Addr; turns: number } | null): void {
-    const stuck = this.runtime.stuckIn(d.pcpu);
-    if (!stuck || !before || stuck.uid !== before.uid || stuck.turns !== before.turns) return;
-    const culprit = this.domains.find((x) => x.uid === stuck.uid);
-    const name = culprit ? `${culprit.host}/${culprit.name}` : `domain ${stuck.uid}`;
+  private diagnose(d: RunningDomain, op: string, ms: number): void {
+    const now = this.runtime.pcpuTurn(d.pcpu);
+    if (!now || now.uid === 0 || now.forMs < ms / 2) return;
+    const culprit = this.domains.find((x) => x.uid === now.uid);
+    const name = culprit ? `${culprit.host}/${culprit.name}` : `domain ${now.uid}`;
     for (const x of this.domains) {
       if (x.pcpu !== d.pcpu || x.hung) continue;
-      x.hung = x === culprit ? `no answer to "${op}" within ${ms} ms: its code never yields (pCPU ${d.pcpu} is stuck in its turn)` : `pCPU ${d.pcpu} is held by ${name}, whose code never yields`;
+      x.hung = x === culprit ? `no answer to "${op}" within ${ms} ms: its code never yields (pCPU ${d.pcpu} has been in its turn for ${Math.round(now.forMs)} ms)` : `pCPU ${d.pcpu} is held by ${name}, whose code never yields`;
       this.log(`${x.host}/${x.name} (domain ${x.domid}) is hung: ${x.hung}`);
     }
   }

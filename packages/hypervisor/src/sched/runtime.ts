@@ -13,6 +13,7 @@ import { WakeWord } from '../wake.ts';
 import { realClock, type Clock } from './clock.ts';
 import type { DomainCore } from './core.ts';
 import { DetScheduler } from './det.ts';
+import { WATCH_BYTES, wallMsSince } from './pcpu.ts';
 import { buildDeviceEnv, buildEnv, type BuiltEnv, type DomainSpec, type KernelModule } from './env.ts';
 import { packShared } from './shared-config.ts';
 import type { PcpuTask } from './worker.ts';
@@ -33,8 +34,13 @@ export interface Runtime {
   /** Stop a domain without its cooperation (destroy) or after it stopped itself (reap). */
   remove(uid: Addr, where: number | 'nic', how: 'destroy' | 'reap'): Promise<void>;
   onCrash: (uid: Addr, error: string) => void;
-  /** Which domain a pCPU is stuck in, if it has been in one turn since `sinceTurns` (threads only). */
-  stuckIn(pcpu: number): { uid: Addr; turns: number } | null;
+  /**
+   * A pCPU's watchdog words (threads only): the domain whose turn it is in (0
+   * between turns), how many turns it has begun, and how long ago the
+   * current one began (ms). A turn that lasts seconds is a domain that never
+   * yields.
+   */
+  pcpuTurn(pcpu: number): { uid: Addr; turns: number; forMs: number } | null;
   /** Every pCPU's counters. */
   pcpuStats(timeoutMs: number): Promise<unknown[]>;
   /** End a pCPU that will not answer (its domains end with it). */
@@ -66,7 +72,7 @@ export class ThreadRuntime implements Runtime {
     const n = pcpus + 1; // the NIC hardware's thread is the last
     for (let i = 0; i < n; i++) {
       this.doorbells.push(new SharedArrayBuffer(8));
-      this.watches.push(new Int32Array(new SharedArrayBuffer(8)));
+      this.watches.push(new Int32Array(new SharedArrayBuffer(WATCH_BYTES)));
     }
     this.nicWake = this.doorbells[pcpus];
     this.pool = new PcpuPool(n);
@@ -126,10 +132,11 @@ export class ThreadRuntime implements Runtime {
     this.bus.route(uid, null);
   }
 
-  stuckIn(pcpu: number): { uid: Addr; turns: number } | null {
+  pcpuTurn(pcpu: number): { uid: Addr; turns: number; forMs: number } | null {
     const w = this.watches[pcpu];
+    if (!w) return null;
     const uid = Atomics.load(w, 0);
-    return uid === 0 ? null : { uid, turns: Atomics.load(w, 1) };
+    return { uid, turns: Atomics.load(w, 1), forMs: uid === 0 ? 0 : wallMsSince(Atomics.load(w, 2)) };
   }
 
   async pcpuStats(timeoutMs: number): Promise<unknown[]> {
@@ -230,7 +237,7 @@ export class DetRuntime implements Runtime {
     this.drop(uid);
   }
 
-  stuckIn(): null {
+  pcpuTurn(): null {
     return null;
   }
 
