@@ -5,6 +5,7 @@
  */
 import { runCommand } from './commands/run.ts';
 import { benchCommand } from './commands/bench.ts';
+import { scaleCommand } from './commands/scale.ts';
 import { MANAGE_USAGE, manageCommand } from './commands/manage.ts';
 
 const USAGE = `usage: xsim <command> [options]
@@ -39,6 +40,13 @@ commands:
       --out FILE          JSON result (default bench/results/latest.json; none with --quick)
       --compare OLD.json  show the change against an earlier result
       --micro/--no-micro  microbenchmarks (default on, off with --quick)
+  scale                   boot time, peak RSS, idle CPU and a cross-rack stream against the number of
+                          domains: each point a generated rack booted in a fresh process
+      --domains LIST      domU counts (default 16,64,256,1024; 16 domUs per host, >= 2 hosts)
+      --idle-seconds S    idle window measured after boot (default 3)
+      --stream-frames N   frames streamed first guest -> last guest (default 20000; 0 = none)
+      --pcpus N           pCPU worker threads (default: the machine's cores)
+      --out FILE          JSON result (schema xsim-scale/1)
 
 against a simulation that \`xsim run --serve\` keeps running:
 ${MANAGE_USAGE}
@@ -52,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
       return runCommand(rest);
     case 'bench':
       return benchCommand(rest);
+    case 'scale':
+      return scaleCommand(rest);
     case 'mgmtdev':
     case 'dev':
     case 'plugin':

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TopologyError, defaultTopology, loadTopology, validateTopology } from '../src/topo/index.ts';
+import { TopologyError, defaultTopology, loadTopology, rackTopology, validateTopology } from '../src/topo/index.ts';
 
 const DEFAULT_JSON = new URL('../../../topologies/default.json', import.meta.url);
 
@@ -161,6 +161,25 @@ describe('topology validation', () => {
       expect(rack.hosts).toHaveLength(16);
       expect(rack.hosts.reduce((n, h) => n + h.domUs.length, 0)).toBe(256);
       expect(rack.switches.map((s) => s.name)).toEqual(['tor0', 'tor1', 'tor2', 'tor3', 'spine']);
+      // The file is the generator's output (what xsim scale measures), kept equal.
+      expect(rack).toEqual(rackTopology({ hosts: 16, domUsPerHost: 16 }));
+    });
+
+    it.each([
+      [1, 3, 0],
+      [2, 8, 1],
+      [5, 2, 3],
+      [64, 16, 17],
+    ])('generates a valid rack of %i hosts x %i domUs with %i switches (a tree: validation accepts it)', (hosts, per, switches) => {
+      const t = rackTopology({ hosts, domUsPerHost: per });
+      expect(t.hosts).toHaveLength(hosts);
+      expect(t.switches).toHaveLength(switches);
+      expect(t.wires).toHaveLength(hosts === 1 ? 0 : hosts + (switches > 1 ? switches - 1 : 0));
+    });
+
+    it('refuses a rack it cannot address', () => {
+      expect(() => rackTopology({ hosts: 65, domUsPerHost: 1 })).toThrow(/1 to 64 hosts, not 65/);
+      expect(() => rackTopology({ hosts: 2, domUsPerHost: 201 })).toThrow(/0 to 200 domUs, not 201/);
     });
   });
 

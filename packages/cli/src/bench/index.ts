@@ -3,3 +3,4 @@ export { runRawRing, type RawResult } from './raw.ts';
 export { runMicro, type MicroResult } from './micro.ts';
 export * from './schema.ts';
 export { compare, report } from '../commands/bench.ts';
+export { runScale, measurePoint, scaleShape, SCALE_SCHEMA, type ScaleJson, type ScalePoint, type ScaleOptions } from './scale.ts';

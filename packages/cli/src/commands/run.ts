@@ -52,7 +52,12 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (!json) process.stdout.write(s + '\n');
   };
 
-  say(`xsim: topology "${topo.name}": ${topo.hosts.map((h) => `${h.name} (dom0 + ${h.domUs.map((d) => d.name).join(', ')})`).join(', ')}`);
+  const domUs = topo.hosts.reduce((a, h) => a + h.domUs.length, 0);
+  say(
+    topo.hosts.length <= 4
+      ? `xsim: topology "${topo.name}": ${topo.hosts.map((h) => `${h.name} (dom0 + ${h.domUs.map((d) => d.name).join(', ')})`).join(', ')}`
+      : `xsim: topology "${topo.name}": ${topo.hosts.length} hosts (${topo.hosts[0].name} .. ${topo.hosts[topo.hosts.length - 1].name}), ${domUs} domUs, ${topo.switches.length} switches, ${topo.wires.length} wires`,
+  );
   const t0 = performance.now();
   const sim = await Simulation.start(topo, { ...where, log: (l) => process.stderr.write(`xsim: ${l}\n`) });
   const th = sim.threads();
@@ -159,6 +164,14 @@ async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: 
   return failed ? 1 : 0;
 }
 
+/** Rows a big topology prints: the busy ones (and a line saying how many idle ones were left out). */
+const QUIET_ABOVE = 16;
+function busyRows(rows: (string | number)[][], busy: (r: (string | number)[]) => boolean): { rows: (string | number)[][]; note: string } {
+  if (rows.length <= QUIET_ABOVE) return { rows, note: '' };
+  const kept = rows.filter(busy);
+  return { rows: kept, note: kept.length < rows.length ? `\n(${rows.length - kept.length} idle rows not shown; -j gives every counter)` : '' };
+}
+
 function domainTable(stats: Json): string {
   const rows: (string | number)[][] = [];
   for (const [key, v] of Object.entries(stats)) {
@@ -168,7 +181,8 @@ function domainTable(stats: Json): string {
     const core = (s.core ?? {}) as Json;
     rows.push([key, Number(st.txFrames ?? 0), Number(st.rxFrames ?? 0), Number(st.rxUdp ?? 0), Number(st.rxArp ?? 0), core.pcpu === undefined ? '-' : Number(core.pcpu), Number(core.busyTurns ?? 0), Number(core.runMs ?? 0)]);
   }
-  return table(['domain', 'stack tx', 'stack rx', 'rx udp', 'rx arp', 'pCPU', 'busy turns', 'vCPU ms'], rows);
+  const b = busyRows(rows, (r) => Number(r[1]) > 1 || Number(r[2]) > 1);
+  return table(['domain', 'stack tx', 'stack rx', 'rx udp', 'rx arp', 'pCPU', 'busy turns', 'vCPU ms'], b.rows) + b.note;
 }
 
 function vifTable(stats: Json): string {
@@ -185,13 +199,15 @@ function vifTable(stats: Json): string {
     const u = s.uplink as Json | null;
     if (u) rows.push([`${key.split('/')[0]}/uplink`, '', Number(u.txPackets), Number(u.rxPackets), '', '']);
   }
-  return table(['dom0 port (netback)', 'state', 'from guest / fwd / tx', 'to guest / flood / rx', 'notifies', 'disconnects'], rows);
+  const q = busyRows(rows, (r) => Number(r[2]) > 1 || Number(r[3]) > 1 || (r[1] !== '' && Number(r[1]) !== 4));
+  return table(['dom0 port (netback)', 'state', 'from guest / fwd / tx', 'to guest / flood / rx', 'notifies', 'disconnects'], q.rows) + q.note;
 }
 
 function nicTable(stats: Json): string {
   const f = stats.fabric as { nics: Json[] };
   const rows = f.nics.map((n) => [String(n.name), Number(n.wireTx), Number(n.wireRx), Number(n.rxDefault), Number(n.filters)]);
-  return table(['NIC', 'wire tx', 'wire rx', 'to VI 0', 'filters'], rows);
+  const q = busyRows(rows, (r) => Number(r[1]) > 1 || Number(r[2]) > 1);
+  return table(['NIC', 'wire tx', 'wire rx', 'to VI 0', 'filters'], q.rows) + q.note;
 }
 
 function switchTable(stats: Json): string | null {
@@ -201,6 +217,18 @@ function switchTable(stats: Json): string | null {
   return table(['switch', 'forwarded', 'flooded', 'MACs learnt', 'ports wired'], rows);
 }
 
+/** Non-zero drop counters; in a big topology, one line per counter name with its total and where. */
 function dropLines(stats: Json): string[] {
-  return [...dropCounters(stats)].filter(([, v]) => v > 0).map(([k, v]) => `${k} = ${v}`);
+  const nz = [...dropCounters(stats)].filter(([, v]) => v > 0);
+  if (nz.length <= QUIET_ABOVE) return nz.map(([k, v]) => `${k} = ${v}`);
+  const by = new Map<string, { total: number; where: string[] }>();
+  for (const [k, v] of nz) {
+    const [where, ...rest] = k.split('.');
+    const name = rest.join('.');
+    const e = by.get(name) ?? { total: 0, where: [] };
+    e.total += v;
+    e.where.push(where);
+    by.set(name, e);
+  }
+  return [...by].map(([name, e]) => `${name} = ${e.total} over ${e.where.length} place${e.where.length === 1 ? '' : 's'}${e.where.length <= 3 ? ` (${e.where.join(', ')})` : ''}`);
 }

@@ -8,3 +8,4 @@ export function nicAlias(vendor: string, device: string): string {
 }
 
 export { parseMac } from '@xsim/netfront';
+export { rackTopology, type RackOptions } from './generate.ts';

@@ -1,0 +1,58 @@
+/**
+ * `xsim scale`: boot time, peak RSS, idle CPU and a cross-rack stream against
+ * the number of domains (bench/scale.ts), a table and a JSON file.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { intFlag, numFlag, parseArgs } from '../args.ts';
+import { measurePoint, runScale, type ScaleJson } from '../bench/scale.ts';
+import { table } from '../format.ts';
+
+export async function scaleCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(argv, ['domains', 'idle-seconds', 'stream-frames', 'pcpus', 'out', 'point'], ['j', 'json']);
+  const idleSeconds = numFlag(p, 'idle-seconds', 3, 0.5, 60);
+  const streamFrames = intFlag(p, 'stream-frames', 20_000, 0, 10_000_000);
+  const pcpus = p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined;
+  if (p.flags.has('point')) {
+    // A child of runScale: one point, one JSON line.
+    const point = await measurePoint(intFlag(p, 'point', 16, 2, 12_800), { idleSeconds, streamFrames, pcpus });
+    process.stdout.write(JSON.stringify(point) + '\n');
+    return 0;
+  }
+  const domUs = String(p.flags.get('domains') ?? '16,64,256,1024')
+    .split(',')
+    .map((s) => {
+      const n = Number(s.trim());
+      if (!Number.isInteger(n) || n < 2 || n > 12_800) throw new Error(`--domains: "${s}" is not a domU count from 2 to 12800`);
+      return n;
+    });
+  const r = await runScale({ domUs, idleSeconds, streamFrames, pcpus, progress: (l) => process.stderr.write(`xsim ${l}\n`) });
+  const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : undefined;
+  if (out) {
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, JSON.stringify(r, null, 2) + '\n');
+  }
+  if (p.flags.has('j') || p.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
+  else process.stdout.write(scaleReport(r) + (out ? `\n\nsaved ${out}` : '') + '\n');
+  return r.points.every((x) => !x.stream || (x.stream.conserved && x.stream.delivered > 0)) ? 0 : 1;
+}
+
+export function scaleReport(r: ScaleJson): string {
+  const rows = r.points.map((x) => [
+    x.domUs,
+    x.domains,
+    x.hosts,
+    x.switches,
+    x.bootMs / 1000,
+    Math.round(x.maxRssMb),
+    x.idleCores,
+    x.stream ? `${x.stream.from} -> ${x.stream.to}` : '-',
+    x.stream ? x.stream.pps / 1e6 : '-',
+    x.stream ? (x.stream.conserved ? 'yes' : 'NO') : '-',
+    x.shutdownMs / 1000,
+  ]);
+  return [
+    `xsim scale on ${r.machine.cores} cores (${r.machine.cpu}), Node ${r.machine.node}, ${r.points[0]?.pcpus ?? '?'} pCPUs + NIC thread + main thread; idle measured over ${r.points[0]?.idleSeconds ?? '?'} s`,
+    table(['domUs', 'domains', 'hosts', 'switches', 'boot s', 'peak RSS MB', 'idle cores', 'stream (1500 B)', 'Mpps', 'conserved', 'shutdown s'], rows),
+  ].join('\n');
+}
