@@ -1,194 +1,205 @@
 /**
- * Accelerator plugins with real domain workers, a real NIC fabric and real
- * shared memory: bypass of dom0 after filter learning, hot swap of plugins in
- * the middle of a stream, isolation (filters, spoofing, buffer table), NIC
- * reset, link and MTU events through driverlink, and alias matching.
+ * Accelerator plugins end to end, deterministically over several seeds: bypass
+ * of dom0 after filter learning, hot swap of plugins in the middle of a
+ * stream, NIC reset, link and MTU events through driverlink, and alias
+ * matching. Every frame of every stream is delivered once or counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Simulation, defaultTopology, dropDelta, validateTopology, type DomainRef, type StreamOptions } from '@xsim/cli';
-import { conservedStream, waitFor, type Json } from './helpers.ts';
+import { afterFrames, conservedStream, replayOnFailure, rxUdp, seededModes, type Json } from './helpers.ts';
 
-let sim: Simulation;
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
 const a2: DomainRef = { host: 'host-a', domain: 'a2' };
 const b1: DomainRef = { host: 'host-b', domain: 'b1' };
 const b2: DomainRef = { host: 'host-b', domain: 'b2' };
 
-beforeAll(async () => {
-  sim = await Simulation.start(defaultTopology());
-});
-afterAll(async () => {
-  await sim?.shutdown();
-});
+describe.each(seededModes())('accelerator plugins ($name)', (mode) => {
+  let sim: Simulation;
+  replayOnFailure(mode, import.meta.url);
 
-async function stats(): Promise<Json> {
-  return (await sim.stats()) as Json;
-}
-
-const conserved = (o: StreamOptions, during?: () => Promise<void>) => conservedStream(sim, o, during);
-
-function vif(s: Json, host: string, domid: number): Json {
-  return s[`${host}/dom0`].vifs[`vif${domid}.0`];
-}
-
-describe('vnic bypasses dom0', () => {
-  it('refuses a plugin whose aliases do not match the NIC, with a clear error', async () => {
-    const other = await Simulation.start(
-      validateTopology({
-        name: 'other-nic',
-        hosts: [{ name: 'h', nic: { vendor: '8086', device: '10fb', mac: '00:1b:21:00:00:01', vis: 4 }, dom0: { ip: '10.0.0.1' }, domUs: [{ name: 'g', vifs: [{ mac: '00:16:3e:00:00:01', ip: '10.0.0.5' }] }] }],
-        wires: [],
-      }),
-    );
-    try {
-      await expect(other.loadPlugin('vnic')).rejects.toThrow('plugin vnic 1.0.0 drives nic:1924-0803, nic:1924-0903; this host\'s NIC is nic:8086-10fb');
-      // A plugin matching any NIC binds fine there.
-      await expect(other.loadPlugin('null')).resolves.toBeTruthy();
-      await expect(other.loadPlugin('nonesuch')).rejects.toThrow(/no plugin "nonesuch"/);
-    } finally {
-      await other.shutdown();
-    }
+  beforeAll(async () => {
+    sim = await Simulation.start(defaultTopology(), mode.opts);
+  });
+  afterAll(async () => {
+    await sim?.shutdown();
   });
 
-  it('after learning, a 10,000-frame cross-host stream never touches dom0 on either host', async () => {
-    await sim.loadPlugin('vnic');
-    const idA1 = sim.domain(a1).domid;
-    const idB1 = sim.domain(b1).domid;
-    await waitFor('vnic to attach a1 and b1', async () => {
-      const s = await stats();
-      return s['host-a/a1'].vifs[0].accel?.current?.ready === true && s['host-b/b1'].vifs[0].accel?.current?.ready === true;
-    });
-    // Learning: the first frames of the flow reach b1 through dom0-b, which installs a filter.
-    // Both streams use one sender port, so the reverse (credit) flow is learnt during the first too.
-    await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 64, srcPort: 41000 });
-    const { r, before, after } = await conserved({ from: a1, to: b1, count: 10_000, frameSize: 1500, window: 256, srcPort: 41000 });
-    // Conservation is exact (checked in conserved). The window fits b1's RX ring, so nothing is lost
-    // unless the sender stalled (no credit for 50 ms on a loaded machine) and sent past its window.
-    expect(r.sent - r.delivered, `stalls: ${r.stalls}`).toBeLessThanOrEqual(r.stalls * 256);
-    expect(r.reordered).toBe(0);
-    // The data flow a1 -> b1: nothing through netback or the bridge on either host.
-    expect(vif(after, 'host-a', idA1).txPackets - vif(before, 'host-a', idA1).txPackets, 'host-a netback, from a1').toBe(0);
-    expect(vif(after, 'host-b', idB1).rxPackets - vif(before, 'host-b', idB1).rxPackets, 'host-b netback, to b1').toBe(0);
-    expect(after['host-b/dom0'].bridge.forwarded - before['host-b/dom0'].bridge.forwarded, 'host-b bridge').toBe(0);
-    expect(vif(after, 'host-a', idA1).rxPackets - vif(before, 'host-a', idA1).rxPackets, 'host-a netback, to a1').toBe(0);
-    expect(after['host-a/dom0'].bridge.forwarded - before['host-a/dom0'].bridge.forwarded, 'host-a bridge').toBe(0);
-    expect(after['host-a/a1'].vifs[0].txAccel - before['host-a/a1'].vifs[0].txAccel).toBe(10_000);
-    expect(after['host-b/b1'].vifs[0].rxAccel - before['host-b/b1'].vifs[0].rxAccel).toBe(r.delivered);
-    expect(after['host-b/dom0'].accel.plugins.vnic.filtersInserted).toBeGreaterThan(0);
-  });
+  async function stats(): Promise<Json> {
+    return (await sim.stats()) as Json;
+  }
 
-  it('broadcast and ARP still go through dom0', async () => {
-    const before = await stats();
-    // b2 has never talked to a1: its ARP request is a broadcast, declined by the fast path.
-    await sim.request(b2, 'arp_resolve', { ip: sim.domain(a1).ip });
-    const after = await stats();
-    const fb = after['host-b/b2'].vifs[0].accel.current;
-    expect(fb.declinedMulticast + fb.declinedArp).toBeGreaterThan(0);
-    expect(after['host-b/dom0'].bridge.flooded).toBeGreaterThan(before['host-b/dom0'].bridge.flooded);
-    expect(vif(after, 'host-b', sim.domain(b2).domid).txPackets).toBeGreaterThan(vif(before, 'host-b', sim.domain(b2).domid).txPackets);
-  });
-});
+  const conserved = (o: StreamOptions, during?: () => Promise<void>) => conservedStream(sim, o, during);
 
-describe('swapping plugins while traffic flows', () => {
-  it('load -> unload -> load another plugin mid-stream: every frame delivered once or counted', async () => {
-    const { r, after } = await conserved({ from: a1, to: b1, count: 30_000, frameSize: 1500, window: 256 }, async () => {
-      await new Promise((res) => setTimeout(res, 30));
-      await sim.unloadPlugin('vnic');
-      await sim.loadPlugin('null');
-      await new Promise((res) => setTimeout(res, 30));
-      await sim.unloadPlugin('null');
-      await sim.loadPlugin('vnic');
-    });
-    expect(r.delivered).toBeGreaterThan(29_000);
-    expect(after['host-a/a1'].vifs[0].accel.attachments).toBeGreaterThanOrEqual(2);
-    expect(Object.keys(after['host-a/dom0'].accel.plugins)).toEqual(['vnic']);
-  });
-});
+  function vif(s: Json, host: string, domid: number): Json {
+    return s[`${host}/dom0`].vifs[`vif${domid}.0`];
+  }
 
-describe('a swap storm', () => {
-  it('20 plugin swaps under an unpaced stream: every frame delivered once, counted, or too old to track (never lost silently)', async () => {
-    if (!(await stats())['host-a/dom0'].accel.plugins.vnic) await sim.loadPlugin('vnic');
-    let swaps = 0;
-    const { r } = await conserved({ from: a1, to: b1, count: 60_000, frameSize: 1500, window: 0 }, async () => {
-      for (let i = 0; i < 10; i++) {
-        await sim.unloadPlugin('vnic');
-        await sim.loadPlugin('null');
-        await sim.unloadPlugin('null');
-        await sim.loadPlugin('vnic');
-        swaps += 2;
+  describe('vnic bypasses dom0', () => {
+    it('refuses a plugin whose aliases do not match the NIC, with a clear error', async () => {
+      const other = await Simulation.start(
+        validateTopology({
+          name: 'other-nic',
+          hosts: [{ name: 'h', nic: { vendor: '8086', device: '10fb', mac: '00:1b:21:00:00:01', vis: 4 }, dom0: { ip: '10.0.0.1' }, domUs: [{ name: 'g', vifs: [{ mac: '00:16:3e:00:00:01', ip: '10.0.0.5' }] }] }],
+          wires: [],
+        }),
+        mode.opts,
+      );
+      try {
+        await expect(other.loadPlugin('vnic')).rejects.toThrow('plugin vnic 1.0.0 drives nic:1924-0803, nic:1924-0903; this host\'s NIC is nic:8086-10fb');
+        // A plugin matching any NIC binds fine there.
+        await expect(other.loadPlugin('null')).resolves.toBeTruthy();
+        await expect(other.loadPlugin('nonesuch')).rejects.toThrow(/no plugin "nonesuch"/);
+      } finally {
+        await other.shutdown();
       }
     });
-    expect(swaps).toBe(20);
-    expect(r.duplicated).toBe(0);
-    expect(Object.keys((await stats())['host-a/dom0'].accel.plugins)).toEqual(['vnic']);
-  });
-});
 
-describe('driverlink events', () => {
-  it('NIC reset suspends the plugins, traffic falls back to the slow path, then resumes accelerated', async () => {
-    const { r } = await conserved({ from: a1, to: b1, count: 20_000, frameSize: 1500, window: 256 }, async () => {
-      await new Promise((res) => setTimeout(res, 20));
-      await sim.nicReset('host-a');
+    it('after learning, a 10,000-frame cross-host stream never touches dom0 on either host', async () => {
+      await sim.loadPlugin('vnic');
+      const idA1 = sim.domain(a1).domid;
+      const idB1 = sim.domain(b1).domid;
+      await sim.waitFor('vnic to attach a1 and b1', async () => {
+        const s = await stats();
+        return s['host-a/a1'].vifs[0].accel?.current?.ready === true && s['host-b/b1'].vifs[0].accel?.current?.ready === true;
+      });
+      // Learning: the first frames of the flow reach b1 through dom0-b, which installs a filter.
+      // Both streams use one sender port, so the reverse (credit) flow is learnt during the first too.
+      await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 64, srcPort: 41000 });
+      const { r, before, after } = await conserved({ from: a1, to: b1, count: 10_000, frameSize: 1500, window: 256, srcPort: 41000 });
+      // Conservation is exact (checked in conserved). The window fits b1's RX ring, so nothing is lost.
+      expect(r.stalls).toBe(0);
+      expect(r.delivered).toBe(r.sent);
+      expect(r.reordered).toBe(0);
+      // The data flow a1 -> b1: nothing through netback or the bridge on either host.
+      expect(vif(after, 'host-a', idA1).txPackets - vif(before, 'host-a', idA1).txPackets, 'host-a netback, from a1').toBe(0);
+      expect(vif(after, 'host-b', idB1).rxPackets - vif(before, 'host-b', idB1).rxPackets, 'host-b netback, to b1').toBe(0);
+      expect(after['host-b/dom0'].bridge.forwarded - before['host-b/dom0'].bridge.forwarded, 'host-b bridge').toBe(0);
+      expect(vif(after, 'host-a', idA1).rxPackets - vif(before, 'host-a', idA1).rxPackets, 'host-a netback, to a1').toBe(0);
+      expect(after['host-a/dom0'].bridge.forwarded - before['host-a/dom0'].bridge.forwarded, 'host-a bridge').toBe(0);
+      expect(after['host-a/a1'].vifs[0].txAccel - before['host-a/a1'].vifs[0].txAccel).toBe(10_000);
+      expect(after['host-b/b1'].vifs[0].rxAccel - before['host-b/b1'].vifs[0].rxAccel).toBe(r.delivered);
+      expect(after['host-b/dom0'].accel.plugins.vnic.filtersInserted).toBeGreaterThan(0);
     });
-    expect(r.delivered).toBeGreaterThan(19_000);
-    const s = await stats();
-    expect(s['host-a/dom0'].driverlink).toEqual(expect.arrayContaining(['suspend', 'resume']));
-    await waitFor('a1 to be accelerated again', async () => (await stats())['host-a/a1'].vifs[0].accel?.current?.ready === true);
-    const before = await stats();
-    await conserved({ from: a1, to: b1, count: 1000, frameSize: 1500, window: 128 });
-    const after = await stats();
-    expect(after['host-a/a1'].vifs[0].txAccel - before['host-a/a1'].vifs[0].txAccel).toBe(1000);
+
+    it('broadcast and ARP still go through dom0', async () => {
+      const before = await stats();
+      // b2 has never talked to a1: its ARP request is a broadcast, declined by the fast path.
+      await sim.request(b2, 'arp_resolve', { ip: sim.domain(a1).ip });
+      const after = await stats();
+      const fb = after['host-b/b2'].vifs[0].accel.current;
+      expect(fb.declinedMulticast + fb.declinedArp).toBeGreaterThan(0);
+      expect(after['host-b/dom0'].bridge.flooded).toBeGreaterThan(before['host-b/dom0'].bridge.flooded);
+      expect(vif(after, 'host-b', sim.domain(b2).domid).txPackets).toBeGreaterThan(vif(before, 'host-b', sim.domain(b2).domid).txPackets);
+    });
   });
 
-  it('two NIC resets asked for at once are run one after the other, and both are answered', async () => {
-    const s0 = await stats();
-    const logLen = s0['host-a/dom0'].driverlink.length;
-    const [r1, r2] = await Promise.all([sim.nicReset('host-a'), sim.nicReset('host-a')]);
-    expect(r1).toBeTruthy();
-    expect(r2).toBeTruthy();
-    const log = ((await stats())['host-a/dom0'].driverlink as string[]).slice(Math.max(0, logLen - 20 + 0));
-    const events = log.filter((l) => l === 'suspend' || l === 'resume');
-    expect(events.slice(-4)).toEqual(['suspend', 'resume', 'suspend', 'resume']);
-    await waitFor('a1 accelerated again', async () => (await stats())['host-a/a1'].vifs[0].accel?.current?.ready === true);
+  describe('swapping plugins while traffic flows', () => {
+    it('load -> unload -> load another plugin mid-stream: every frame delivered once or counted', async () => {
+      let rxBefore = 0;
+      let rxAfterSwaps = 0;
+      const { r, after } = await conserved({ from: a1, to: b1, count: 30_000, frameSize: 1500, window: 256 }, async () => {
+        rxBefore = await rxUdp(sim, b1);
+        await afterFrames(sim, b1, 5000);
+        await sim.unloadPlugin('vnic');
+        await sim.loadPlugin('null');
+        await afterFrames(sim, b1, 5000);
+        await sim.unloadPlugin('null');
+        await sim.loadPlugin('vnic');
+        rxAfterSwaps = await rxUdp(sim, b1);
+      });
+      // The swaps happened while the stream ran.
+      expect(rxAfterSwaps - rxBefore).toBeLessThan(30_000);
+      expect(r.delivered).toBeGreaterThan(29_000);
+      expect(after['host-a/a1'].vifs[0].accel.attachments).toBeGreaterThanOrEqual(2);
+      expect(Object.keys(after['host-a/dom0'].accel.plugins)).toEqual(['vnic']);
+    });
   });
 
-  it('link down/up reaches both drivers; frames sent while down are counted', async () => {
-    await sim.setLink('host-a', false);
-    const s = await stats();
-    expect(s['host-a/dom0'].nic.linkUp).toBe(false);
-    expect(s['host-a/dom0'].driverlink.at(-1)).toBe('link down');
-    await waitFor('the guest to hear it', async () => (await stats())['host-a/a1'].vifs[0].accel.current.linkUp === false);
-    try {
-      const { r } = await conserved({ from: a1, to: b1, count: 100, frameSize: 1500, window: 0, timeoutMs: 1500 });
+  describe('a swap storm', () => {
+    it('20 plugin swaps under an unpaced stream: every frame delivered once, counted, or too old to track (never lost silently)', async () => {
+      if (!(await stats())['host-a/dom0'].accel.plugins.vnic) await sim.loadPlugin('vnic');
+      let swaps = 0;
+      const { r } = await conserved({ from: a1, to: b1, count: 60_000, frameSize: 1500, window: 0 }, async () => {
+        for (let i = 0; i < 10; i++) {
+          await sim.unloadPlugin('vnic');
+          await sim.loadPlugin('null');
+          await sim.unloadPlugin('null');
+          await sim.loadPlugin('vnic');
+          swaps += 2;
+        }
+      });
+      expect(swaps).toBe(20);
+      expect(r.duplicated).toBe(0);
+      expect(Object.keys((await stats())['host-a/dom0'].accel.plugins)).toEqual(['vnic']);
+    });
+  });
+
+  describe('driverlink events', () => {
+    it('NIC reset suspends the plugins, traffic falls back to the slow path, then resumes accelerated', async () => {
+      const { r } = await conserved({ from: a1, to: b1, count: 20_000, frameSize: 1500, window: 256 }, async () => {
+        await afterFrames(sim, b1, 3000);
+        await sim.nicReset('host-a');
+      });
+      expect(r.delivered).toBeGreaterThan(19_000);
+      const s = await stats();
+      expect(s['host-a/dom0'].driverlink).toEqual(expect.arrayContaining(['suspend', 'resume']));
+      await sim.waitFor('a1 to be accelerated again', async () => (await stats())['host-a/a1'].vifs[0].accel?.current?.ready === true);
+      const before = await stats();
+      await conserved({ from: a1, to: b1, count: 1000, frameSize: 1500, window: 128 });
+      const after = await stats();
+      expect(after['host-a/a1'].vifs[0].txAccel - before['host-a/a1'].vifs[0].txAccel).toBe(1000);
+    });
+
+    it('two NIC resets asked for at once are run one after the other, and both are answered', async () => {
+      const s0 = await stats();
+      const logLen = s0['host-a/dom0'].driverlink.length;
+      const [r1, r2] = await Promise.all([sim.nicReset('host-a'), sim.nicReset('host-a')]);
+      expect(r1).toBeTruthy();
+      expect(r2).toBeTruthy();
+      const log = ((await stats())['host-a/dom0'].driverlink as string[]).slice(Math.max(0, logLen - 20 + 0));
+      const events = log.filter((l) => l === 'suspend' || l === 'resume');
+      expect(events.slice(-4)).toEqual(['suspend', 'resume', 'suspend', 'resume']);
+      await sim.waitFor('a1 accelerated again', async () => (await stats())['host-a/a1'].vifs[0].accel?.current?.ready === true);
+    });
+
+    it('link down/up reaches both drivers; frames sent while down are counted', async () => {
+      await sim.setLink('host-a', false);
+      const s = await stats();
+      expect(s['host-a/dom0'].nic.linkUp).toBe(false);
+      expect(s['host-a/dom0'].driverlink.at(-1)).toBe('link down');
+      await sim.waitFor('the guest to hear it', async () => (await stats())['host-a/a1'].vifs[0].accel.current.linkUp === false);
+      try {
+        const { r } = await conserved({ from: a1, to: b1, count: 100, frameSize: 1500, window: 0, timeoutMs: 1500 });
+        expect(r.delivered).toBe(0);
+      } finally {
+        await sim.setLink('host-a', true);
+      }
+      expect((await stats())['host-a/dom0'].driverlink.at(-1)).toBe('link up');
+      await sim.waitFor('the guest to hear link up', async () => (await stats())['host-a/a1'].vifs[0].accel.current.linkUp === true);
+    });
+
+    it('an MTU change refused by a secondary driver is refused for everyone, and reported', async () => {
+      await sim.loadPlugin('firewall', { host: 'host-a', args: { rules: [] } });
+      await expect(sim.setMtu('host-a', 1400)).resolves.toEqual({ mtu: 1400 });
+      await expect(sim.setMtu('host-a', 1500)).resolves.toEqual({ mtu: 1500 });
+      await expect(sim.setMtu('host-a', 4000)).rejects.toThrow(/primary driver refused MTU 4000|firewall refused MTU 4000/);
+      const s = await stats();
+      expect(s['host-a/dom0'].nic.mtu).toBe(1500);
+      await sim.unloadPlugin('firewall', { host: 'host-a' });
+    });
+
+    it('the firewall vetoes matching frames on the primary driver, counted', async () => {
+      await sim.unloadPlugin('vnic');
+      await sim.loadPlugin('firewall', { host: 'host-b', args: { rules: [{ proto: 17, dstPort: 5009 }] } });
+      const { r, before, after } = await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 0, port: 5009, timeoutMs: 1500 });
       expect(r.delivered).toBe(0);
-    } finally {
-      await sim.setLink('host-a', true);
-    }
-    expect((await stats())['host-a/dom0'].driverlink.at(-1)).toBe('link up');
-    await waitFor('the guest to hear link up', async () => (await stats())['host-a/a1'].vifs[0].accel.current.linkUp === true);
-  });
-
-  it('an MTU change refused by a secondary driver is refused for everyone, and reported', async () => {
-    await sim.loadPlugin('firewall', { host: 'host-a', args: { rules: [] } });
-    await expect(sim.setMtu('host-a', 1400)).resolves.toEqual({ mtu: 1400 });
-    await expect(sim.setMtu('host-a', 1500)).resolves.toEqual({ mtu: 1500 });
-    await expect(sim.setMtu('host-a', 4000)).rejects.toThrow(/primary driver refused MTU 4000|firewall refused MTU 4000/);
-    const s = await stats();
-    expect(s['host-a/dom0'].nic.mtu).toBe(1500);
-    await sim.unloadPlugin('firewall', { host: 'host-a' });
-  });
-
-  it('the firewall vetoes matching frames on the primary driver, counted', async () => {
-    await sim.unloadPlugin('vnic');
-    await sim.loadPlugin('firewall', { host: 'host-b', args: { rules: [{ proto: 17, dstPort: 5009 }] } });
-    const { r, before, after } = await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 0, port: 5009, timeoutMs: 1500 });
-    expect(r.delivered).toBe(0);
-    // Every frame was vetoed by the rule, unless the unpaced sender overran dom0-b's queue first.
-    const drops = dropDelta(before, after);
-    expect(drops.get('host-b/dom0.nic.vetoedRx')).toBeGreaterThan(0);
-    expect([...drops.keys()].every((k) => k === 'host-b/dom0.nic.vetoedRx' || k === 'fabric.nics.1.vis.0.rxNoDesc'), JSON.stringify([...drops])).toBe(true);
-    const ok = await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 64, port: 5010 });
-    expect(ok.r.delivered).toBe(500);
-    await sim.unloadPlugin('firewall', { host: 'host-b' });
+      // Every frame was vetoed by the rule, unless the unpaced sender overran dom0-b's queue first.
+      const drops = dropDelta(before, after);
+      expect(drops.get('host-b/dom0.nic.vetoedRx')).toBeGreaterThan(0);
+      expect([...drops.keys()].every((k) => k === 'host-b/dom0.nic.vetoedRx' || k === 'fabric.nics.1.vis.0.rxNoDesc'), JSON.stringify([...drops])).toBe(true);
+      const ok = await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 64, port: 5010 });
+      expect(ok.r.delivered).toBe(500);
+      await sim.unloadPlugin('firewall', { host: 'host-b' });
+    });
   });
 });

@@ -1,6 +1,46 @@
-/** What the end-to-end tests share: exact conservation around a stream, and waiting for a condition. */
-import { expect } from 'vitest';
-import { runStream, streamAccount, type Simulation, type StreamOptions, type StreamResult } from '@xsim/cli';
+/**
+ * What the end-to-end tests share: exact conservation around a stream, the
+ * seeds deterministic runs use (and how to replay a failing one), and the
+ * runtimes a suite runs on.
+ */
+import { beforeEach, expect } from 'vitest';
+import { runStream, streamAccount, type DomainRef, type Simulation, type SimulationOptions, type StreamOptions, type StreamResult } from '@xsim/cli';
+
+/**
+ * The seeds every deterministic suite runs with (each seed a whole run of the
+ * suite): XSIM_SEEDS=4,5 replays or explores others. A failing test's name
+ * carries its seed, and the failure prints the command that replays it.
+ */
+export const SEEDS: number[] = (process.env.XSIM_SEEDS ?? '1,2,3').split(',').map((s) => {
+  const n = Number(s.trim());
+  if (!Number.isInteger(n) || n < 0) throw new Error(`XSIM_SEEDS: "${s}" is not a seed (a non-negative integer)`);
+  return n;
+});
+
+export interface Mode {
+  name: string;
+  opts: SimulationOptions;
+  seed?: number;
+}
+
+/** Deterministic runs, one per seed: every domain and the NIC on one thread, a virtual clock. */
+export function seededModes(): Mode[] {
+  return SEEDS.map((seed) => ({ name: `deterministic, seed ${seed}`, opts: { deterministic: { seed } }, seed }));
+}
+
+/** Real pCPU worker threads: integration on real parallelism (not reproducible). */
+export const THREADS: Mode = { name: 'threads', opts: { pcpus: 2 } };
+
+/** Inside a describe of a seeded mode: a failing test prints how to replay it. */
+export function replayOnFailure(mode: Mode, testFile: string): void {
+  if (mode.seed === undefined) return;
+  const file = new URL(testFile).pathname.replace(/^.*?\/(test|packages)\//, '$1/');
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      console.error(`replay: XSIM_SEEDS=${mode.seed} npx vitest run ${file}`);
+    });
+  });
+}
 
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -33,11 +73,22 @@ export async function conservedStream(
   return { r, before, after, drops };
 }
 
-export async function waitFor(what: string, f: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await f()) return;
-    await new Promise((r) => setTimeout(r, 20));
+
+
+/**
+ * Resolve once `to` has received `frames` more UDP frames than when called: how a test acts
+ * "mid-stream" at a point of the stream's progress, not after a guessed delay.
+ */
+export async function afterFrames(sim: Simulation, to: DomainRef, frames: number, ms = 30_000): Promise<void> {
+  const start = await rxUdp(sim, to);
+  const deadline = sim.clock.now() + ms;
+  while ((await rxUdp(sim, to)) < start + frames) {
+    if (sim.clock.now() > deadline) throw new Error(`${to.host}/${to.domain} did not receive ${frames} frames within ${ms} ms`);
+    await sim.sleep(1);
   }
-  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** UDP frames `to`'s stack has received so far. */
+export async function rxUdp(sim: Simulation, to: DomainRef): Promise<number> {
+  return Number(((await sim.request(to, 'stats')) as Json).endpoint?.stack?.rxUdp ?? 0);
 }

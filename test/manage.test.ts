@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Simulation, controlRequest, defaultTopology, manageCommand, serveControl, type ControlServer, type DomainRef } from '@xsim/cli';
-import { conservedStream, waitFor, type Json } from './helpers.ts';
+import { conservedStream, type Json } from './helpers.ts';
 
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
 const b1: DomainRef = { host: 'host-b', domain: 'b1' };
@@ -50,7 +50,7 @@ describe('the control socket', () => {
   it('loads, lists and unloads a plugin while a stream runs; every frame delivered or counted', async () => {
     const { r } = await conservedStream(sim, { from: a1, to: b1, count: 40_000, frameSize: 1500, window: 256, srcPort: 44000 }, async () => {
       expect(await cli('plugin', 'load', 'vnic')).toBe('plugin vnic loaded on every host');
-      await waitFor('vnic attached to a1', async () => ((await sim.stats()) as Json)['host-a/a1'].vifs[0].accel.current?.ready === true);
+      await sim.waitFor('vnic attached to a1', async () => ((await sim.stats()) as Json)['host-a/a1'].vifs[0].accel.current?.ready === true);
       const list = JSON.parse(await cli('plugin', 'list', '-j')) as Json[];
       expect(list).toEqual([
         { host: 'host-a', name: 'vnic', version: '1.0.0', vifs: 2, unloading: false },

@@ -21,7 +21,7 @@ export class PluginOps {
     const hosts = this.sim.hostNames(opts.host);
     if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args))) throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
     // No domain imports a module that has not first loaded cleanly in a throwaway worker.
-    await vetPlugin(mod, this.vetMs);
+    await this.sim.runtime.hold(vetPlugin(mod, this.vetMs));
     const out: unknown[] = [];
     for (const host of hosts) {
       out.push(await this.sim.request({ host, domain: 'dom0' }, 'plugin_load', { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} }, 30_000));

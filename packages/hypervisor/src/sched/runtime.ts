@@ -27,6 +27,8 @@ export interface Runtime {
   /** The NIC hardware's wake line (its thread's doorbell). */
   readonly nicWake: SharedArrayBuffer;
   sleep(ms: number): Promise<void>;
+  /** The toolstack's real asynchrony (a worker, a file): a deterministic run stands still until it settles. */
+  hold<T>(p: Promise<T>): Promise<T>;
   /** A pCPU's doorbell: what a binding's peer rings to wake a domain placed there. */
   doorbell(pcpu: number): SharedArrayBuffer;
   /** Boot a domain on a pCPU, or the NIC hardware ('nic'). */
@@ -112,6 +114,10 @@ export class ThreadRuntime implements Runtime {
     return new Promise((r) => setTimeout(r, ms));
   }
 
+  hold<T>(p: Promise<T>): Promise<T> {
+    return p;
+  }
+
   doorbell(pcpu: number): SharedArrayBuffer {
     return this.doorbells[pcpu];
   }
@@ -183,7 +189,7 @@ export class DetRuntime implements Runtime {
   constructor(
     readonly seed: number,
     private readonly log: (l: string) => void,
-    ioEvery = 0,
+    ioEvery?: number,
   ) {
     this.det = new DetScheduler(this.bus, { seed, ioEvery });
     this.clock = this.det.clock;
@@ -198,12 +204,17 @@ export class DetRuntime implements Runtime {
     return this.det.sleep(ms);
   }
 
+  hold<T>(p: Promise<T>): Promise<T> {
+    return this.det.hold(p);
+  }
+
   doorbell(): SharedArrayBuffer {
     return this.bell;
   }
 
   async create(spec: DomainSpec): Promise<void> {
-    const mod = (await import(spec.kernel)) as KernelModule;
+    // The import is real asynchrony (a file, a transpile): the simulation stands still meanwhile.
+    const mod = (await this.det.hold(import(spec.kernel))) as KernelModule;
     if (typeof mod.boot !== 'function') throw new Error(`kernel ${spec.kernel} exports no boot() function`);
     const o = { clock: this.clock, wait: null, setTimer: this.setTimer, log: this.log };
     const built: BuiltEnv<unknown> | { env: { core: DomainCore }; dispose(): void } = mod.kind === 'device' ? buildDeviceEnv(this.bus, spec, o) : buildEnv(this.bus, spec, o);
