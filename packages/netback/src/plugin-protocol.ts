@@ -74,11 +74,17 @@ export function manifestProblems(m: unknown): string[] {
  * if it is refused (unknown op, wrong shape), or undefined if it may pass.
  */
 export function messageProblem(schemas: Record<string, TSchema> | undefined, op: string, args: unknown): string | undefined {
-  const schema = FRAMEWORK_MESSAGES[op] ?? (Object.hasOwn(schemas ?? {}, op) ? schemas![op] : undefined);
-  if (!schema) return `op "${op}" is not a message this plugin accepts (${[...Object.keys(FRAMEWORK_MESSAGES), ...Object.keys(schemas ?? {})].join(', ')})`;
-  const first = Value.Errors(schema, args).First();
-  if (!first) return undefined;
-  return `${op}${first.path}: ${first.message} (got ${short(first.value)})`;
+  // Own keys only: an op named "__proto__" or "constructor" must not find Object.prototype's.
+  const schema = Object.hasOwn(FRAMEWORK_MESSAGES, op) ? FRAMEWORK_MESSAGES[op] : Object.hasOwn(schemas ?? {}, op) ? schemas![op] : undefined;
+  if (!schema) return `op "${short(op)}" is not a message this plugin accepts (${[...Object.keys(FRAMEWORK_MESSAGES), ...Object.keys(schemas ?? {})].join(', ')})`;
+  try {
+    const first = Value.Errors(schema, args).First();
+    if (!first) return undefined;
+    return `${op}${first.path}: ${first.message} (got ${short(first.value)})`;
+  } catch (e) {
+    // A validator that cannot judge the message (a plugin's malformed schema) refuses it.
+    return `${op}: cannot be checked against its schema (${e instanceof Error ? e.message : String(e)})`;
+  }
 }
 
 function short(v: unknown): string {

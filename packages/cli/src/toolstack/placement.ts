@@ -31,7 +31,7 @@ function allowed(t: Topology, pcpus: number, where: string, pin: number | undefi
     return [pin];
   }
   if (pool !== undefined) {
-    const p = t.cpupools?.[pool];
+    const p = t.cpupools && Object.hasOwn(t.cpupools, pool) ? t.cpupools[pool] : undefined;
     if (!p) throw new PlacementError(`${where} names cpupool "${pool}", which the topology does not define`);
     const ok = p.filter((c) => c < pcpus);
     if (ok.length === 0) throw new PlacementError(`cpupool "${pool}" (pCPUs ${p.join(', ')}) has none of the ${pcpus} pCPUs this simulation runs`);

@@ -134,7 +134,7 @@ export function validateTopology(input: unknown): Topology {
     if (x.pcpu !== undefined) out.pcpu = c.int(x.pcpu, `${path}.pcpu`, undefined, 0, 1023);
     if (x.cpupool !== undefined) {
       const pool = c.str(x.cpupool, `${path}.cpupool`);
-      if (pool !== undefined && !cpupools?.[pool]) c.fail(`${path}.cpupool`, `no cpupool named "${pool}" (cpupools: ${Object.keys(cpupools ?? {}).join(', ') || 'none'})`);
+      if (pool !== undefined && !(cpupools && Object.hasOwn(cpupools, pool))) c.fail(`${path}.cpupool`, `no cpupool named "${pool}" (cpupools: ${Object.keys(cpupools ?? {}).join(', ') || 'none'})`);
       out.cpupool = pool;
     }
     if (out.pcpu !== undefined && out.cpupool !== undefined) c.fail(path, 'pin to a pcpu or place in a cpupool, not both');
@@ -234,7 +234,10 @@ function validatePools(c: Checker, v: unknown): Record<string, number[]> | undef
   const out: Record<string, number[]> = {};
   for (const [name, cpus] of Object.entries(v)) {
     const p = `cpupools.${name}`;
-    if (!NAME_RE.test(name)) c.fail(p, 'a pool name is [a-z0-9-]');
+    if (!NAME_RE.test(name)) {
+      c.fail(p, 'a pool name is [a-z0-9-]');
+      continue;
+    }
     const list = c.arr(cpus, p);
     if (Array.isArray(cpus) && list.length === 0) c.fail(p, 'a cpupool needs at least one pCPU');
     out[name] = list.map((x, i) => c.int(x, `${p}[${i}]`, undefined, 0, 1023) ?? 0);
