@@ -25,6 +25,7 @@ export const BRIDGE_COUNTERS = declareCounters('bridge', {
   dropSamePort: { kind: 'drop', help: 'known destination is the port the frame came from: nothing to do (as Linux\'s bridge)' },
   dropNoPort: { kind: 'drop', help: 'nowhere to send: no other port exists' },
   dropBadSource: { kind: 'drop', help: 'source MAC is broadcast/multicast: invalid, never forwarded' },
+  dropStaticSource: { kind: 'drop', help: "source MAC is a vif's own (a static entry) but the frame came in on another port: a spoof, never learnt, never forwarded" },
 });
 
 export type BridgeStats = Counters<typeof BRIDGE_COUNTERS.decls>;
@@ -34,6 +35,12 @@ const NO_PORT = -1;
 export class Bridge {
   private readonly ports: (BridgePort | null)[] = [];
   private readonly fdb = new Map<number, number>();
+  /**
+   * Static entries (as `bridge fdb add ... static`, which Xen's vif scripts
+   * amount to): each vif's configured MAC on its port. Learning never moves
+   * one, so no other port can draw a guest's traffic by sending with its MAC.
+   */
+  private readonly statics = new Map<number, number>();
   readonly stats: BridgeStats = BRIDGE_COUNTERS.zero();
 
   /** Told when a source MAC is learned (or moves) on a port: accelerators track the uplink's MACs. */
@@ -52,6 +59,13 @@ export class Bridge {
     if (!this.ports[id]) return;
     this.ports[id] = null;
     for (const [mac, p] of this.fdb) if (p === id) this.fdb.delete(mac);
+    for (const [mac, p] of this.statics) if (p === id) this.statics.delete(mac);
+  }
+
+  /** Pin `mac` to `port` (a vif's configured MAC while it is connected). */
+  addStatic(mac: number, port: number): void {
+    this.statics.set(mac, port);
+    this.fdb.set(mac, port);
   }
 
   get portCount(): number {
@@ -68,8 +82,8 @@ export class Bridge {
     return out;
   }
 
-  fdbEntries(): { mac: number; port: string }[] {
-    return [...this.fdb].map(([mac, p]) => ({ mac, port: this.ports[p]?.name ?? '?' }));
+  fdbEntries(): { mac: number; port: string; static: boolean }[] {
+    return [...this.fdb].map(([mac, p]) => ({ mac, port: this.ports[p]?.name ?? '?', static: this.statics.get(mac) === p }));
   }
 
   /**
@@ -81,6 +95,11 @@ export class Bridge {
     const src = readMac(r, addr + 6);
     if (r[addr + 6] & 1) {
       this.stats.dropBadSource++;
+      return 0;
+    }
+    const pinned = this.statics.get(src);
+    if (pinned !== undefined && pinned !== ingress) {
+      this.stats.dropStaticSource++;
       return 0;
     }
     const known = this.fdb.get(src);

@@ -43,6 +43,7 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   txErrTooManySlots: { kind: 'drop', help: 'guest frame over XEN_NETBK_LEGACY_SLOTS_MAX slots (up to fatal_skb_slots): answered XEN_NETIF_RSP_ERROR' },
   txErrGrantCopy: { kind: 'drop', help: 'guest frame whose grant copy failed (a grant it does not own): answered XEN_NETIF_RSP_ERROR' },
   txErrResponses: { kind: 'event', help: 'XEN_NETIF_RSP_ERROR responses written (one per slot of a dropped frame)' },
+  txDropSpoof: { kind: 'drop', help: "guest frame whose source MAC is not the vif's configured MAC: answered, then dropped before the bridge (anti-spoofing, as Xen's vif scripts do with ebtables)" },
   txDropDisconnected: { kind: 'drop', help: 'guest frame copied and answered, then dropped: the vif was disconnected before it was forwarded' },
   txStallNoSkb: { kind: 'event', help: 'times TX stopped because dom0 had no free skb (frames wait in the ring)' },
   rxPackets: { kind: 'event', help: 'frames copied into the guest' },

@@ -36,8 +36,10 @@ import {
   TXRSP_ID,
   TXRSP_STATUS,
   grantStatusName,
+  readMac,
   type BackRing,
 } from '@xsim/hypervisor';
+import { formatMac } from '@xsim/netfront';
 import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps } from './common.ts';
 
 const { legacySlotsMax, fatalSkbSlots, txBudget, txBatch } = VIF_TUNABLES;
@@ -51,6 +53,8 @@ export interface TxOwner {
   readonly c: VifCounters;
   readonly portId: number;
   readonly connected: boolean;
+  /** The MAC the toolstack gave this vif (0: none given, nothing to check against). */
+  readonly mac: number;
   /** xenvif_fatal_tx_err: disconnect this frontend. The ring is gone when this returns. */
   fatal(reason: string): void;
   notify(): void;
@@ -247,10 +251,18 @@ export class VifTx {
       if (skb < 0) continue;
       if (alive && this.v.connected) {
         const len = this.fLen[f];
+        const at = skbs.addr(skb);
+        // Anti-spoofing, on dom0's own copy: a source MAC other than the one the toolstack
+        // gave this vif never reaches the bridge (so it is never learnt on this port).
+        if (this.v.mac !== 0 && readMac(skbs.mem.u8, at + 6) !== this.v.mac) {
+          if (c.txDropSpoof++ === 0) this.d.log(`${this.v.name}: frame with source MAC ${formatMac(readMac(skbs.mem.u8, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`);
+          skbs.put(skb);
+          continue;
+        }
         c.txPackets++;
         c.txBytes += len;
         skbs.len[skb] = len;
-        this.d.bridge.forward(port, skbs.addr(skb), len, skb);
+        this.d.bridge.forward(port, at, len, skb);
       } else {
         alive = false;
         c.txDropDisconnected++;
