@@ -28,8 +28,6 @@ export interface AccelBackendContext {
   /** A free VI of this host's NIC, or null if none is left. */
   allocVi(): number | null;
   freeVi(vi: number): void;
-  /** The NIC's wake line, which a guest driving a VI rings when its doorbell says the NIC sleeps. */
-  nicWake(): { sab: SharedArrayBuffer; offset: number };
   /** The binding of a guest's interrupt port and its doorbell, to hand to the NIC (vi_init). */
   deviceIrq(domid: number, port: number): { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer };
   /** Map a guest's grants (read-write) to learn the frames to register in the buffer table. */

@@ -115,7 +115,7 @@ export function boot(env: DomainEnv<Dom0Config>): void {
       if (plugin) xs.write(path, plugin);
       else if (xs.tryRead(path) !== undefined) xs.rm(path);
     },
-    ctx: accelContext({ dom0: domid, driverlink, mcdi, vis: nic?.vis ?? 0, nicWake: nic?.nicWake, ops, evtchn, uplinkMacs: () => (uplink ? bridge.macsOn(uplink.portId) : []), log: say }),
+    ctx: accelContext({ dom0: domid, driverlink, mcdi, vis: nic?.vis ?? 0, ops, evtchn, uplinkMacs: () => (uplink ? bridge.macsOn(uplink.portId) : []), log: say }),
   });
   bridge.onLearn = (mac, port) => {
     if (uplink && port === uplink.portId) accel.uplinkLearned(mac);

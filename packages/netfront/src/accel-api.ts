@@ -20,6 +20,8 @@ export interface AccelFrontendContext {
   readonly clock: Clock;
   /** Message the plugin's backend part. */
   send(op: string, args: Record<string, unknown>): void;
+  /** Wake the NIC (a doorbell write found it asleep): through the platform, the guest never holds its wake line. */
+  kickNic(): void;
   /** Hand a received frame to the guest's stack (valid during the call only). */
   deliver(ram: Uint8Array, off: number, len: number): void;
   log(msg: string): void;

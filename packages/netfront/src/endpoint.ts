@@ -6,7 +6,7 @@
  */
 import { DEFERRED, declareCounters, realClock, type Clock, type RpcValue } from '@xsim/hypervisor';
 import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
-import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender } from './traffic/index.ts';
+import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
 
 /** Where frames go: a netfront vif or dom0's bridge port. */
 export interface FrameTransport {
@@ -37,6 +37,7 @@ type Reply = (result: RpcValue, error?: string) => void;
 
 export const ENDPOINT_COUNTERS = declareCounters('traffic endpoint', {
   lateCredits: { kind: 'event', help: 'stream credits that arrived after their stream ended' },
+  creditsDeferred: { kind: 'event', help: 'times a receiver\'s credit was refused by the transport and kept to send again (never dropped)' },
 });
 
 const ECHO_PORT = 7;
@@ -61,6 +62,12 @@ interface RecvJob {
   deadline: number;
   reply: Reply;
   lastArrival: number;
+  /**
+   * A credit the transport refused (its queue was stopped, an ARP was out):
+   * kept and sent again from poll(), the latest superseding older ones. A
+   * credit dropped would stall the sender for its whole stall timeout.
+   */
+  credit: { to: number; toPort: number; value: number } | null;
 }
 
 interface PingJob {
@@ -86,6 +93,7 @@ export class NetEndpoint {
   /** Credit ports kept open after a stream ends, so late credits are not rxNoSocket drops (cf. TIME_WAIT). */
   private readonly lingering: { port: number; until: number }[] = [];
   lateCredits = 0;
+  creditsDeferred = 0;
 
   private readonly clock: Clock;
 
@@ -114,7 +122,7 @@ export class NetEndpoint {
   }
 
   stats(): Record<string, unknown> {
-    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, lateCredits: this.lateCredits };
+    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, lateCredits: this.lateCredits, creditsDeferred: this.creditsDeferred };
   }
 
   /** Toolstack requests for the apps. */
@@ -132,13 +140,16 @@ export class NetEndpoint {
         const port = Number(a.port);
         if (this.recvs.has(port)) throw new Error(`a stream is already being received on port ${port}`);
         const receiver = new StreamReceiver({ streamId: Number(a.streamId ?? 0), creditEvery: Number(a.creditEvery ?? 64) });
-        const job: RecvJob = { receiver, port, count: Number(a.count), idleMs: Number(a.idleMs ?? 500), deadline: now + Number(a.timeoutMs ?? 60_000), reply: later(), lastArrival: now };
+        const job: RecvJob = { receiver, port, count: Number(a.count), idleMs: Number(a.idleMs ?? 500), deadline: now + Number(a.timeoutMs ?? 60_000), reply: later(), lastArrival: now, credit: null };
         this.recvs.set(port, job);
         this.stack.bind(port, (buf, off, len, srcIp, srcPort) => {
           const t = this.clock.now();
           job.lastArrival = t;
           const credit = receiver.onPayload(buf, off, len, t);
-          if (credit >= 0) this.stack.sendUdp(srcIp, port, srcPort, 8, (out, at) => writeCredit(out, at, receiver.streamId, credit));
+          if (credit >= 0) {
+            job.credit = { to: srcIp, toPort: srcPort, value: credit };
+            this.sendCredit(job);
+          }
         });
         return DEFERRED;
       }
@@ -146,7 +157,8 @@ export class NetEndpoint {
         const frameSize = Number(a.frameSize ?? 1500);
         const payloadLen = frameSize - 42;
         if (!(payloadLen >= 8) || frameSize > this.o.mtu + 14) throw new Error(`frame size ${frameSize} outside 50..${this.o.mtu + 14}`);
-        const sender = new StreamSender({ count: Number(a.count), streamId: Number(a.streamId ?? 0), window: Number(a.window ?? 0), now: () => this.clock.now() });
+        const pattern = a.pattern !== undefined ? parsePattern(String(a.pattern)) : undefined;
+        const sender = new StreamSender({ count: Number(a.count), streamId: Number(a.streamId ?? 0), window: Number(a.window ?? 0), now: () => this.clock.now(), pattern });
         // A caller may pin the source port (credits come back to it), e.g. to keep one learnt flow across streams.
         const creditPort = a.srcPort !== undefined ? Number(a.srcPort) : this.nextPort++;
         const linger = this.lingering.findIndex((l) => l.port === creditPort);
@@ -202,10 +214,22 @@ export class NetEndpoint {
       this.checkReceivers(now);
       while (this.lingering.length > 0 && this.lingering[0].until < now) this.stack.unbind(this.lingering.shift()!.port);
     }
+    for (const job of this.recvs.values()) if (job.credit) work += this.sendCredit(job);
     for (let i = 0; i < this.sends.length; i++) work += this.pump(this.sends[i], now);
     for (let i = 0; i < this.pings.length; i++) work += this.pumpPing(this.pings[i], now);
     if (work > 0) this.t.flush();
     return work;
+  }
+
+  /** Send the receiver's pending credit; 1 if it went out, else 0 (kept for the next poll). */
+  private sendCredit(job: RecvJob): number {
+    const c = job.credit!;
+    if (!this.stack.sendUdp(c.to, job.port, c.toPort, 8, (out, at) => writeCredit(out, at, job.receiver.streamId, c.value))) {
+      this.creditsDeferred++;
+      return 0;
+    }
+    job.credit = null;
+    return 1;
   }
 
   private pump(job: SendJob, now: number): number {
@@ -213,7 +237,7 @@ export class NetEndpoint {
     let n = 0;
     while (n < TX_BURST && s.canSend()) {
       const seq = s.peekSeq();
-      const ok = this.stack.sendUdp(job.dstIp, job.srcPort, job.dstPort, job.payloadLen, (buf, off) => s.fill(buf, off, seq));
+      const ok = this.stack.sendUdp(job.dstIp, job.srcPort, job.dstPort, job.payloadLen, (buf, off) => s.fill(buf, off, seq, job.payloadLen));
       if (!ok) break;
       s.commit();
       n++;

@@ -8,6 +8,7 @@
  * build a guest that misbehaves on purpose, so no driver carries test hooks.
  */
 import {
+  ADDR_FABRIC,
   CH,
   FrameAllocator,
   GrantRefAllocator,
@@ -86,7 +87,7 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
     const accel = new AccelHost(
       env.channel(CH.accel + v.handle, cfg.dom0Uid),
       nf,
-      { domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: cfg.mtu, clock, log },
+      { domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: cfg.mtu, clock, log, kickNic: () => env.kickDevice(ADDR_FABRIC) },
       (p, then, fail) => core.defer(p, then, fail),
     );
     return { nf, ep, accel };

@@ -6,8 +6,9 @@
  * Each NIC answers MCDI only from its own host's dom0 (an endpoint made for
  * that dom0's bus address: nobody else's message reaches it). Before the NIC
  * sleeps it marks every attached VI's doorbell "asleep" and looks once more
- * at the TX rings; a driver that rings a doorbell marked asleep rings the
- * NIC's wake line too.
+ * at the TX rings; a driver that rings a doorbell marked asleep wakes the
+ * NIC too: dom0 (privileged) on the NIC's wake line, a guest through the
+ * platform (CH.kick), never holding the wake line itself.
  */
 import { CH, type Addr, type DeviceEnv } from '@xsim/hypervisor';
 import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
@@ -51,6 +52,12 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     return n;
   });
   core.wakeOn(() => nics.some((n) => n.txPending()));
+  // A guest's doorbell ring (CH.kick) only wakes us: the rings tell what there is to do.
+  let kicks = 0;
+  env.anyChannel(CH.kick).onMessage(() => {
+    kicks++;
+    core.wake();
+  });
   core.sleepHooks = {
     // Doorbell protocol: say we are asleep, then look once more before sleeping.
     prepare: () => {
@@ -67,7 +74,7 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     if (!n) throw new Error(`fabric: no NIC ${String(a.nic)} (there are ${nics.length})`);
     return n;
   };
-  const stats = () => ({ nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), core: { ...core.c } });
+  const stats = () => ({ nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), core: { ...core.c }, doorbellKicks: kicks });
   env.control.onRequest((op, args, _later, shared) => {
     const a = (args ?? {}) as Record<string, unknown>;
     switch (op) {

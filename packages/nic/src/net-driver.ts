@@ -4,7 +4,7 @@
  * without a copy, keeps RX buffers big enough for a whole frame posted, and
  * turns events into RX frames and TX completions.
  */
-import { declareCounters, type Counters, type EventChannels, type FrameAllocator, type GuestMemory, type RpcEndpoint } from '@xsim/hypervisor';
+import { WakeWord, declareCounters, type Counters, type EventChannels, type FrameAllocator, type GuestMemory, type RpcEndpoint } from '@xsim/hypervisor';
 import {
   EV_FLAGS,
   EV_INDEX,
@@ -98,7 +98,8 @@ export class NetDriver {
     o.evtchn.bindHandler(this.port, () => {});
     const irq = o.evtchn.deviceIrq(domid, this.port);
     const r = o.mcdi.requestSyncShared('vi_init', { vi: 0, domid, rings: this.bufBase + ringFrame, irq: true, macs: null }, 10_000, [irq.binding, irq.doorbell]);
-    this.q = new ViQueues(r.shared[0], o.mem.sab, ringFrame * 4096, o.nicWake);
+    const wake = new WakeWord(o.nicWake.sab, o.nicWake.offset);
+    this.q = new ViQueues(r.shared[0], o.mem.sab, ringFrame * 4096, () => wake.kick());
     this.txDone = this.q.txProdPvt;
 
     this.rxBufSize = netDriverRxBuf(o.mtu);

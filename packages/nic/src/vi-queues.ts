@@ -4,7 +4,6 @@
  * and the attachment's doorbell. The NIC side reads the same memory through
  * the same layout constants (layout.ts).
  */
-import { WakeWord } from '@xsim/hypervisor';
 import {
   DESC_SIZE,
   DOORBELL_BYTES,
@@ -44,21 +43,22 @@ export class ViQueues {
   txProdPvt = 0;
   rxProdPvt = 0;
   evCons = 0;
-  readonly #nicWake: WakeWord;
+  readonly #wakeNic: () => void;
 
   /**
    * @param doorbell the doorbell the NIC made for this attachment (vi_init's answer)
    * @param ram      the driver's RAM (a SharedArrayBuffer) and the byte offset of its ring pages
-   * @param nicWake  the NIC's wake line: rung only when the NIC says it sleeps
+   * @param wakeNic  wakes the NIC (called only when it says it sleeps): dom0 rings the NIC's
+   *                 wake line; a guest asks the platform (DomainEnv.kickDevice)
    */
-  constructor(doorbell: SharedArrayBuffer, ram: SharedArrayBuffer, ringOffset: number, nicWake: { sab: SharedArrayBuffer; offset: number }) {
+  constructor(doorbell: SharedArrayBuffer, ram: SharedArrayBuffer, ringOffset: number, wakeNic: () => void) {
     if (doorbell.byteLength < DOORBELL_BYTES) throw new RangeError(`a doorbell of ${doorbell.byteLength} bytes is smaller than ${DOORBELL_BYTES}`);
     if (ringOffset % 4096 !== 0 || ringOffset + VI_RING_BYTES > ram.byteLength) throw new RangeError(`VI rings at ${ringOffset} do not fit the driver's RAM`);
     this.db = new Int32Array(doorbell, 0, DOORBELL_BYTES / 4);
     this.dv = new DataView(ram);
     this.i32 = new Int32Array(ram);
     this.ring = ringOffset;
-    this.#nicWake = new WakeWord(nicWake.sab, nicWake.offset);
+    this.#wakeNic = wakeNic;
   }
 
   /** Zero the event queue before the attachment starts: stale memory must not look like events. */
@@ -88,7 +88,7 @@ export class ViQueues {
   /** Ring the TX doorbell; ring the NIC's wake line only if it says it sleeps. */
   pushTx(): void {
     Atomics.store(this.db, W_TX_PROD, this.txProdPvt | 0);
-    if (Atomics.load(this.db, W_NIC_ASLEEP) !== 0) this.#nicWake.kick();
+    if (Atomics.load(this.db, W_NIC_ASLEEP) !== 0) this.#wakeNic();
   }
 
   postRx(bufId: number, off: number, len: number): number {

@@ -46,7 +46,6 @@ function macBytes(mac: number): number[] {
 
 /** Two NICs joined by a wire; on NIC 0, guests A (VI 1) and B (VI 2); VI 0 of each is dom0's. */
 function rig() {
-  const nicWake = { sab: new SharedArrayBuffer(8), offset: 0 };
   const rams = new Map<number, Uint8Array>([0, 1, 2].map((d) => [d, new Uint8Array(new SharedArrayBuffer(RAM_PAGES * PAGE))]));
   const mkNic = (name: string) => new HwNic({ name, host: name, mac: 0x000f53000000, mtu: 1500, vendor: '1924', device: '0803', vis: 3 }, rams);
   const local = mkNic('nic-a');
@@ -59,7 +58,7 @@ function rig() {
     const bufBase = handleMcdi(nic, 'buffer_table_alloc', { vi, domid, frames }) as number;
     const r = handleMcdi(nic, 'vi_init', { vi, domid, rings: bufBase + RING_PAGE, irq: false, macs }) as WithShared;
     const ram = rams.get(domid)!;
-    const q = new ViQueues(r.shared[0], ram.buffer as SharedArrayBuffer, RING_PAGE * PAGE, nicWake);
+    const q = new ViQueues(r.shared[0], ram.buffer as SharedArrayBuffer, RING_PAGE * PAGE, () => {}); // the NIC here is driven by hand: no wake-ups needed
     for (let p = 4; p < 8; p++) q.postRx(bufBase + p, 0, PAGE);
     q.pushRx();
     return { vi, domid, ram, q, bufBase };

@@ -116,8 +116,8 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         // a frame arriving before that would find none.
         st.stage = 'starting';
         s.attached++;
-        const wake = ctx.nicWake();
-        ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs(), nicWakeOffset: wake.offset }, [r.shared[0], wake.sab]);
+        // The attachment's doorbell only: the guest wakes a sleeping NIC through the platform.
+        ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs() }, [r.shared[0]]);
       } else if (op === 'running' && st.stage === 'starting') {
         st.stage = 'ready';
       } else if (op === 'decline') {

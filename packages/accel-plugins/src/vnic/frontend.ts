@@ -143,7 +143,7 @@ export class VnicFrontend implements AccelFrontend {
   onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
     if (op === 'ready') {
       this.bufBase = Number(args.bufBase);
-      this.q = new ViQueues(shared[0], this.ctx.mem.sab, this.firstFrame * PAGE, { sab: shared[1], offset: Number(args.nicWakeOffset) });
+      this.q = new ViQueues(shared[0], this.ctx.mem.sab, this.firstFrame * PAGE, () => this.ctx.kickNic());
       this.txDone = this.q.txProdPvt;
       this.freeTx.length = 0;
       for (let i = this.txSlots - 1; i >= 0; i--) this.freeTx.push(i);

@@ -19,6 +19,8 @@ export interface StreamOptions {
   srcPort?: number;
   streamId?: number;
   timeoutMs?: number;
+  /** Payload filler after the sequence header, hex (1 to 32 bytes), repeated. */
+  pattern?: string;
 }
 
 export interface StreamResult {
@@ -54,7 +56,7 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
   const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
   let send: Record<string, number>;
   try {
-    send = (await sim.request(o.from, 'stream_send', { dstIp: dst.ip, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort }, timeoutMs)) as Record<string, number>;
+    send = (await sim.request(o.from, 'stream_send', { dstIp: dst.ip, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort, pattern: o.pattern }, timeoutMs)) as Record<string, number>;
   } catch (e) {
     // The receiver is still waiting; its request fails when the simulation shuts down, and that is not news.
     recv.catch(() => {});

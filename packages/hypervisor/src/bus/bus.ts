@@ -44,6 +44,13 @@ export const CH = {
   hv: 3,
   mcdi: 4,
   sched: 5,
+  /**
+   * A domain rings a device's doorbell (what an MMIO write to a doorbell page
+   * is on real hardware): the platform carries it to the device's thread and
+   * wakes it. The domain never holds the device's wake word, so it cannot
+   * suppress anyone else's wake-up.
+   */
+  kick: 6,
   accel: 64,
 } as const;
 

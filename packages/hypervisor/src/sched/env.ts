@@ -17,6 +17,8 @@ import { XenstoreClient } from '../xs/client.ts';
 import type { Clock } from './clock.ts';
 import { DomainCore } from './core.ts';
 
+const NO_BYTES = new Uint8Array(0);
+
 export interface DomainIdentity {
   name: string;
   host: string;
@@ -42,6 +44,8 @@ export interface DomainEnv<C = unknown> {
   readonly evtchn: EventChannels;
   /** Open another control channel of this domain's (to the NIC for dom0's MCDI, a vif's plugin channel). */
   channel(ch: number, peer: Addr): RpcEndpoint;
+  /** Ring a device's doorbell (CH.kick): wakes the device if it sleeps, nothing else. */
+  kickDevice(device: Addr): void;
   log(msg: string): void;
 }
 
@@ -163,6 +167,7 @@ export function buildEnv<C>(bus: Bus, spec: DomainSpec<C>, o: EnvOptions): Built
     xs,
     evtchn,
     channel: open,
+    kickDevice: (device) => bus.send({ to: device, from: spec.uid, ch: CH.kick, b: NO_BYTES }),
     log: (m) => o.log(`[${spec.host}/${spec.name}] ${m}`),
   };
   return {

@@ -14,7 +14,6 @@ export interface AccelContextDeps {
   mcdi: RpcEndpoint | undefined;
   /** Guest VIs of the NIC (1..vis-1): VI 0 is dom0's. */
   vis: number;
-  nicWake: { sab: SharedArrayBuffer; offset: number } | undefined;
   ops: GrantOps;
   evtchn: EventChannels;
   uplinkMacs(): number[];
@@ -36,10 +35,6 @@ export function accelContext(d: AccelContextDeps): Omit<AccelBackendContext, 'se
     allocVi: () => (d.mcdi ? (freeVis.pop() ?? null) : null),
     freeVi: (vi) => {
       if (vi >= 1 && vi < d.vis && !freeVis.includes(vi)) freeVis.push(vi);
-    },
-    nicWake: () => {
-      if (!d.nicWake) throw new Error('this host has no NIC');
-      return d.nicWake;
     },
     deviceIrq: (domid, port) => d.evtchn.deviceIrq(domid, port),
     mapGrants: (gdom, grefs) => {

@@ -1,6 +1,8 @@
 /**
  * The UDP stream app. Payload: seq u32, stream id u32 (big-endian), then
- * filler. The sender may run a credit window: at most `window` frames beyond
+ * filler: a repeated pattern if one was given (as `ping -p`: a marker to find
+ * the bytes again, e.g. to prove they never reached a domain they were not
+ * sent to), else whatever the buffer held (the sender's own memory). The sender may run a credit window: at most `window` frames beyond
  * the highest sequence the receiver has reported, which keeps a fast sender
  * from burying a slower receiver on a 2-core machine (every dropped frame
  * still costs CPU). Credits travel back as ordinary UDP frames.
@@ -19,6 +21,12 @@ function writeU32(b: Uint8Array, o: number, v: number): void {
   b[o + 3] = v & 0xff;
 }
 
+/** A payload pattern from hex ("c0ffee…", 1 to 32 bytes), or a clear error. */
+export function parsePattern(hex: string): Uint8Array {
+  if (!/^([0-9a-fA-F]{2}){1,32}$/.test(hex)) throw new Error(`pattern "${hex}" must be 1 to 32 bytes of hex (an even number of hex digits)`);
+  return Uint8Array.from(hex.match(/../g)!.map((b) => parseInt(b, 16)));
+}
+
 export class StreamSender {
   readonly count: number;
   readonly streamId: number;
@@ -30,13 +38,17 @@ export class StreamSender {
   private lastProgress: number;
   private readonly now: () => number;
 
-  constructor(o: { count: number; streamId: number; window?: number; now?: () => number }) {
+  /** Filler repeated after the 8-byte header, or null. */
+  private readonly pattern: Uint8Array | null;
+
+  constructor(o: { count: number; streamId: number; window?: number; now?: () => number; pattern?: Uint8Array }) {
     this.now = o.now ?? (() => performance.now());
     this.lastProgress = this.now();
     if (!(Number.isInteger(o.count) && o.count > 0)) throw new Error(`stream count must be a positive integer, got ${o.count}`);
     this.count = o.count;
     this.streamId = o.streamId >>> 0;
     this.window = o.window ?? 0;
+    this.pattern = o.pattern && o.pattern.length > 0 ? o.pattern : null;
   }
 
   canSend(): boolean {
@@ -56,9 +68,11 @@ export class StreamSender {
     return this.sent;
   }
 
-  fill(buf: Uint8Array, off: number, seq: number): void {
+  fill(buf: Uint8Array, off: number, seq: number, len: number): void {
     writeU32(buf, off, seq);
     writeU32(buf, off + 4, this.streamId);
+    const p = this.pattern;
+    if (p) for (let i = 8, j = 0; i < len; i++, j = j + 1 === p.length ? 0 : j + 1) buf[off + i] = p[j];
   }
 
   commit(): void {
