@@ -34,6 +34,14 @@ const NO_PORT = -1;
 
 export class Bridge {
   private readonly ports: (BridgePort | null)[] = [];
+  /**
+   * Per port: does unknown unicast flood to it (Linux's BR_FLOOD)? Off on vif
+   * ports: every vif's MAC is a static entry, so a unicast frame whose
+   * destination the bridge does not know cannot be for a guest, and no guest
+   * is sent a copy of someone else's traffic. Broadcast and multicast still
+   * reach every port.
+   */
+  private readonly unicastFlood: boolean[] = [];
   private readonly fdb = new Map<number, number>();
   /**
    * Static entries (as `bridge fdb add ... static`, which Xen's vif scripts
@@ -48,10 +56,11 @@ export class Bridge {
 
   constructor(private readonly ram: Uint8Array) {}
 
-  addPort(port: BridgePort): number {
+  addPort(port: BridgePort, o: { unicastFlood?: boolean } = {}): number {
     let id = this.ports.indexOf(null);
     if (id < 0) id = this.ports.push(port) - 1;
     else this.ports[id] = port;
+    this.unicastFlood[id] = o.unicastFlood ?? true;
     return id;
   }
 
@@ -125,11 +134,12 @@ export class Bridge {
         }
       }
     }
-    // Broadcast, multicast or unknown unicast: flood.
+    // Broadcast or multicast: flood to every port; unknown unicast: to the ports that take it.
+    const group = (r[addr] & 1) !== 0;
     let n = 0;
     for (let i = 0; i < this.ports.length; i++) {
       const p = this.ports[i];
-      if (p && i !== ingress) {
+      if (p && i !== ingress && (group || this.unicastFlood[i])) {
         p.deliver(addr, len, skb);
         n++;
       }

@@ -156,7 +156,7 @@ export function boot(env: DomainEnv<Dom0Config>): void {
     domid,
     name: env.id.name,
     host: env.id.host,
-    bridge: { ...bridge.stats, ports: bridge.portCount },
+    bridge: { ...bridge.stats, ports: bridge.portCount, fdb: bridge.fdbEntries() },
     vifs: Object.fromEntries([...backends.vifs].map(([k, v]) => [v.name, { ...v.stats(), key: k }])),
     uplink: uplink ? { ...uplink.stats, backlog: uplink.backlogLength() } : null,
     nic: driver ? driver.stats() : null,

@@ -183,7 +183,8 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     }
     this.tx = new VifTx(tx, this.d, this);
     this.rx = new VifRx(rx, this.d, this);
-    this.portId = this.d.bridge.addPort(this);
+    // Unknown unicast is not flooded to a vif (its MAC is pinned below: such a frame is not for it).
+    this.portId = this.d.bridge.addPort(this, { unicastFlood: this.mac === 0 });
     // The vif's own MAC is pinned to its port: no other port's frames can move it.
     if (this.mac !== 0) this.d.bridge.addStatic(this.mac, this.portId);
     this.d.onConnected?.(this);
