@@ -192,7 +192,7 @@ export class AccelManager {
           this.d.driverlink.register(backend);
           const p: LoadedPlugin = { manifest: m, backend, frontendUrl, vifs: new Set() };
           this.plugins.set(name, p);
-          for (const key of this.connected) this.attach(p, key);
+          for (const key of this.vifOrder()) this.attach(p, key);
           if (this.plugins.get(name) !== p) throw new Error(this.failures[this.failures.length - 1]?.error ?? `plugin ${name} failed while attaching`);
           done({ name, version: m.version, vifs: p.vifs.size });
         } catch (e) {
@@ -254,7 +254,7 @@ export class AccelManager {
   }
 
   attachAll(): void {
-    for (const p of this.plugins.values()) for (const key of this.connected) this.attach(p, key);
+    for (const p of this.plugins.values()) for (const key of this.vifOrder()) this.attach(p, key);
   }
 
   private onDetached: () => void = () => {};
@@ -323,6 +323,16 @@ export class AccelManager {
     this.d.ctx.log(`accel: ${ch.vif.key}: ${reason}; the vif is back on the slow path (${name} serves the others)`);
     this.call(p, 'vifGone', (b) => b.vifGone?.(ch.vif), undefined);
     this.detached(name, ch.vif);
+  }
+
+  /**
+   * Connected vifs in domid, handle order: plugins are offered vifs (and hand
+   * out VIs) in an order that does not depend on which vif happened to
+   * connect first.
+   */
+  private vifOrder(): string[] {
+    const n = (k: string) => k.split('/').map(Number);
+    return [...this.connected].sort((a, b) => n(a)[0] - n(b)[0] || n(a)[1] - n(b)[1]);
   }
 
   /** Fill in what only the connected backend knows (the guest's MAC and IP). */

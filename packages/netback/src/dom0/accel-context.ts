@@ -21,8 +21,10 @@ export interface AccelContextDeps {
 }
 
 export function accelContext(d: AccelContextDeps): Omit<AccelBackendContext, 'send' | 'detached'> {
+  // A queue, not a stack: a VI freed goes to the back, so the next attachment takes the one free
+  // longest (whatever handles an old owner kept point at a VI that stays idle as long as possible).
   const freeVis: number[] = [];
-  for (let v = d.vis - 1; v >= 1; v--) freeVis.push(v);
+  for (let v = 1; v < d.vis; v++) freeVis.push(v);
   const mcdi = (): RpcEndpoint => {
     if (!d.mcdi) throw new Error('this host has no NIC');
     return d.mcdi;
@@ -32,7 +34,7 @@ export function accelContext(d: AccelContextDeps): Omit<AccelBackendContext, 'se
     dom0: d.dom0,
     mcdi: (op, args) => mcdi().requestSync(op, args),
     mcdiShared: (op, args, shared) => mcdi().requestSyncShared(op, args, 10_000, shared),
-    allocVi: () => (d.mcdi ? (freeVis.pop() ?? null) : null),
+    allocVi: () => (d.mcdi ? (freeVis.shift() ?? null) : null),
     freeVi: (vi) => {
       if (vi >= 1 && vi < d.vis && !freeVis.includes(vi)) freeVis.push(vi);
     },
