@@ -12,9 +12,12 @@ describe('xsim bench --quick', () => {
   it('measures every path, conserves every frame and writes valid JSON', () => {
     const out = `/tmp/xsim-bench-smoke-${process.pid}.json`;
     const root = new URL('..', import.meta.url).pathname;
-    execFileSync('npx', ['tsx', 'packages/cli/src/main.ts', 'bench', '--quick', '--sizes', '64,9000', '--out', out], { cwd: root, stdio: 'pipe', timeout: 120_000 });
+    execFileSync('npx', ['tsx', 'packages/cli/src/main.ts', 'bench', '--quick', '--micro', '--sizes', '64,9000', '--out', out], { cwd: root, stdio: 'pipe', timeout: 120_000 });
     const r = JSON.parse(readFileSync(out, 'utf8')) as BenchJson;
     expect(validateBenchJson(r)).toEqual([]);
+    // The microbenchmarks ran too (each case a positive rate).
+    expect(r.micro?.map((m) => m.name)).toHaveLength(4);
+    for (const m of r.micro ?? []) expect(m.opsPerSec, m.name).toBeGreaterThan(0);
     expect(new Set(r.cells.map((c) => c.path))).toEqual(new Set(PATHS));
     for (const c of r.cells) {
       for (const rep of c.reps) {

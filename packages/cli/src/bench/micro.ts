@@ -37,7 +37,9 @@ export async function runMicro(opts: { quick: boolean; folder?: string }): Promi
   const dom0 = { domid: 0, mem: GuestMemory.allocate(4), gnttab: GrantTable.create(64) };
   const guest = { domid: 1, mem: GuestMemory.allocate(4), gnttab: GrantTable.create(64) };
   guest.gnttab.grantAccess(10, 0, 2, true);
-  const ops = new GrantOps(dom0, (d) => (d === 1 ? guest : undefined));
+  // Grant operations see the guest's table through the hypervisor's view (private pin counts).
+  const guestHv = { ...guest, gnttab: GrantTable.hypervisorView(guest.gnttab.sab) };
+  const ops = new GrantOps(dom0, (d) => (d === 1 ? guestHv : undefined));
 
   const filters = new FilterTable();
   for (let i = 0; i < 10_000; i++) filters.insert(1 + (i % 63), { kind: 'ipv4', proto: 17, addr: 0x0a000000 + i, port: 5001 });
