@@ -7,3 +7,5 @@ export * from './bench/index.ts';
 export { serveControl, controlRequest, defaultSocketPath, type ControlServer } from './toolstack/control-socket.ts';
 export { MANAGE_OPS, mgmtdevList, devList, devStats, devFeatures, pluginList, type MgmtDev, type Dev, type PluginView } from './toolstack/manage.ts';
 export { manageCommand } from './commands/manage.ts';
+export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo, type DomainState } from './toolstack/lifecycle.ts';
+export { domainCommand, DOMAIN_USAGE } from './commands/domain.ts';

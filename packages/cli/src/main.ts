@@ -63,6 +63,7 @@ async function main(argv: string[]): Promise<number> {
     case 'scale':
       return scaleCommand(rest);
     case 'mgmtdev':
+    case 'domain':
     case 'dev':
     case 'plugin':
     case 'shutdown': {

@@ -359,6 +359,13 @@ export class EvtchnService {
     return n;
   }
 
+  /** Domains introduced and ports held by all of them (for leak checks). */
+  usage(): { domains: number; ports: number } {
+    let ports = 0;
+    for (const d of this.byUid.values()) ports += d.ports.size;
+    return { domains: this.byUid.size, ports };
+  }
+
   /** Ports a domain holds (for leak checks). */
   portsOf(domid: number): number {
     return this.byDomid.get(domid)?.ports.size ?? 0;

@@ -159,6 +159,20 @@ export class AccelManager {
     rpc.onEvent((op, args, shared) => this.fromFrontend(ch, op, (args ?? {}) as Record<string, unknown>, shared));
   }
 
+  channelKeys(): string[] {
+    return [...this.channels.keys()];
+  }
+
+  /** The vif's domain is gone: its plugin lets go of it (as for a disconnect), and its channel closes. */
+  removeChannel(key: string): void {
+    const ch = this.channels.get(key);
+    if (!ch) return;
+    if (this.connected.has(key)) this.vifDisconnected(key);
+    if (ch.plugin) this.detached(ch.plugin, ch.vif);
+    this.channels.delete(key);
+    ch.rpc.close();
+  }
+
   poll(): number {
     let n = 0;
     for (const ch of this.channels.values()) n += ch.rpc.poll();

@@ -10,6 +10,12 @@ import { listOrEmpty } from './xs-util.ts';
 
 export class VifBackends {
   readonly vifs = new Map<string, VifBackend>();
+  /**
+   * The final stats of every vif that was removed, by name (domids are not
+   * reused): a frame a removed vif dropped stays counted, under the same name,
+   * after it is gone.
+   */
+  readonly removed = new Map<string, Record<string, unknown>>();
   private readonly root: string;
 
   constructor(
@@ -80,8 +86,20 @@ export class VifBackends {
   private drop(key: string): void {
     const vif = this.vifs.get(key);
     if (!vif) return;
-    vif.close();
+    vif.remove();
     this.vifs.delete(key);
+    this.removed.set(vif.name, { ...vif.stats(), key, removed: true });
+  }
+
+  /** The toolstack is taking domain `domid` away: remove every vif of it now, whatever the watch has delivered so far. */
+  dropDomain(domid: number): number {
+    let n = 0;
+    for (const key of [...this.vifs.keys()]) {
+      if (key.split('/')[0] !== String(domid)) continue;
+      this.drop(key);
+      n++;
+    }
+    return n;
   }
 
   poll(): number {

@@ -71,6 +71,16 @@ export class Bridge {
     for (const [mac, p] of this.statics) if (p === id) this.statics.delete(mac);
   }
 
+  /**
+   * Forget a learnt MAC (a guest that was destroyed or moved elsewhere): its
+   * frames go nowhere stale. A pinned MAC stays pinned: it is a vif of this
+   * bridge and leaves with its port.
+   */
+  forget(mac: number): boolean {
+    if (this.statics.has(mac)) return false;
+    return this.fdb.delete(mac);
+  }
+
   /** Pin `mac` to `port` (a vif's configured MAC while it is connected). */
   addStatic(mac: number, port: number): void {
     this.statics.set(mac, port);

@@ -111,8 +111,10 @@ export function boot(env: DomainEnv<Dom0Config>): void {
     driverlink,
     defer: (p, then, fail) => core.defer(p, then, fail),
     writeAccelKey: (vif, plugin) => {
-      const path = `${vifBackendPath(domid, vif.domid, vif.handle)}/${VIF_KEY.accel}`;
-      if (plugin) xs.write(path, plugin);
+      const node = vifBackendPath(domid, vif.domid, vif.handle);
+      const path = `${node}/${VIF_KEY.accel}`;
+      // A vif whose node the toolstack removed (its domain is going) gets no key: that would re-create the node.
+      if (plugin && xs.tryRead(node) !== undefined) xs.write(path, plugin);
       else if (xs.tryRead(path) !== undefined) xs.rm(path);
     },
     ctx: accelContext({ dom0: domid, driverlink, mcdi, vis: nic?.vis ?? 0, ops, evtchn, uplinkMacs: () => (uplink ? bridge.macsOn(uplink.portId) : []), log: say }),
@@ -157,7 +159,7 @@ export function boot(env: DomainEnv<Dom0Config>): void {
     name: env.id.name,
     host: env.id.host,
     bridge: { ...bridge.stats, ports: bridge.portCount, fdb: bridge.fdbEntries() },
-    vifs: Object.fromEntries([...backends.vifs].map(([k, v]) => [v.name, { ...v.stats(), key: k }])),
+    vifs: { ...Object.fromEntries(backends.removed), ...Object.fromEntries([...backends.vifs].map(([k, v]) => [v.name, { ...v.stats(), key: k }])) },
     uplink: uplink ? { ...uplink.stats, backlog: uplink.backlogLength() } : null,
     nic: driver ? driver.stats() : null,
     accel: accel.stats(),
@@ -172,7 +174,7 @@ export function boot(env: DomainEnv<Dom0Config>): void {
     kinds: counterKinds(),
   });
 
-  env.control.onRequest((op, args, later) => {
+  env.control.onRequest((op, args, later, shared) => {
     const a = (args ?? {}) as Record<string, unknown>;
     switch (op) {
       case 'stats':
@@ -185,6 +187,30 @@ export function boot(env: DomainEnv<Dom0Config>): void {
       }
       case 'fdb':
         return bridge.fdbEntries();
+      case 'guest_add': {
+        // A guest created at run time (xl create): its RAM and grant table come beside the request.
+        const [gm, gt] = shared;
+        if (!(gm instanceof SharedArrayBuffer) || !(gt instanceof SharedArrayBuffer)) throw new Error('guest_add: the guest\'s RAM and grant table must come beside the request');
+        const gid = Number(a.domid);
+        if (!Number.isInteger(gid) || gid <= 0 || guests.has(gid)) throw new Error(`guest_add: domid ${String(a.domid)} is not a new guest's`);
+        const vifs = Array.isArray(a.vifs) ? a.vifs.map(Number) : [];
+        addGuest({ domid: gid, uid: Number(a.uid), mem: gm, gnttab: gt, vifs });
+        return true;
+      }
+      case 'guest_remove': {
+        // The guest is gone (shut down, destroyed or crashed): its vifs are removed now, counting what
+        // was queued for them, its plugin channels close, and no grant operation can reach its memory.
+        const gid = Number(a.domid);
+        if (!guests.has(gid)) throw new Error(`guest_remove: domain ${String(a.domid)} is not a guest of this host`);
+        backends.dropDomain(gid);
+        // However they went (this request, or the watch on their removed nodes first), count them.
+        const vifs = [...backends.removed.values()].filter((v) => String(v.key).split('/')[0] === String(gid)).length;
+        for (const key of accel.channelKeys()) if (key.split('/')[0] === String(gid)) accel.removeChannel(key);
+        guests.delete(gid);
+        return { vifs, grantMappings: ops.activeMappings };
+      }
+      case 'fdb_forget':
+        return bridge.forget(Number(a.mac));
       case 'plugin_load': {
         accel.load(String(a.name), String(a.backend), a.frontend ? String(a.frontend) : undefined, (a.args ?? {}) as Record<string, unknown>, later());
         return DEFERRED;

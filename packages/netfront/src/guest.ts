@@ -14,6 +14,8 @@ import {
   GrantRefAllocator,
   GrantTable,
   GuestMemory,
+  SHUTDOWN_POWEROFF,
+  controlShutdownPath,
   counterKinds,
   type Addr,
   type DEFERRED,
@@ -122,6 +124,16 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
       if (r !== NOT_MINE) return r;
     }
     return primary.ep.control(op, args, later);
+  });
+
+  // xl shutdown: the toolstack writes "poweroff" to control/shutdown; like Linux's
+  // drivers/xen/manage.c the guest then closes its devices (each vif goes through
+  // Closing to Closed with its backend) before it stops.
+  const shutdownPath = controlShutdownPath(domid);
+  xs.watch(shutdownPath, 'shutdown', () => {
+    if (xs.tryRead(shutdownPath) !== SHUTDOWN_POWEROFF) return;
+    log('poweroff requested: closing every vif');
+    for (const d of devices) d.nf.close();
   });
 
   for (const d of devices) d.nf.start();

@@ -7,6 +7,7 @@ import { controlRequest, defaultSocketPath } from '../toolstack/control-socket.t
 import type { Dev, MgmtDev, PluginView } from '../toolstack/manage.ts';
 import { parseArgs } from '../args.ts';
 import { table } from '../format.ts';
+import { DOMAIN_USAGE, domainCommand } from './domain.ts';
 
 type Json = Record<string, unknown>;
 
@@ -15,6 +16,7 @@ const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, 
   dev stats show DEV                  a vif's counters, from netfront and from netback
   dev features show DEV               the feature-* keys both ends published in xenstore
   dev add | del                       (not supported: vifs are fixed by the topology)
+${DOMAIN_USAGE}
   plugin list                         accelerator plugins loaded, per host
   plugin load NAME [--host H] [--args JSON]
   plugin unload NAME [--host H]
@@ -35,7 +37,7 @@ function flat(o: Json, prefix = ''): [string, string][] {
 
 /** Run one management command; returns what to print. */
 export async function manageCommand(object: string, argv: string[]): Promise<string> {
-  const p = parseArgs(argv, ['socket', 'host', 'args'], ['j', 'json', 'p', 'pretty']);
+  const p = parseArgs(argv, ['socket', 'host', 'args', 'mac', 'ip', 'mem', 'pcpu'], ['j', 'json', 'p', 'pretty']);
   const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
   const json = p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty');
   const pretty = p.flags.has('p') || p.flags.has('pretty');
@@ -44,6 +46,7 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
   const out = (value: unknown, human: () => string) => (json ? JSON.stringify(value, null, pretty ? 2 : 0) : human());
   const host = typeof p.flags.get('host') === 'string' ? String(p.flags.get('host')) : undefined;
 
+  if (object === 'domain') return domainCommand(verb, rest, p, call, out);
   const key = `${object} ${verb ?? ''}`.trim();
   switch (key) {
     case 'mgmtdev list':

@@ -11,6 +11,7 @@ import {
   VIF_KEY,
   XenbusState,
   XenstoreServer,
+  controlShutdownPath,
   domainPath,
   hostServiceAddr,
   vifBackendPath,
@@ -63,6 +64,8 @@ export function writeDomainNodes(xs: XenstoreServer, domid: number, name: string
   xs.mkdir(0, `${dom}/device/vif`);
   xs.setPerms(0, `${dom}/device`, [{ domid, perm: 'n' }]);
   xs.setPerms(0, `${dom}/device/vif`, [{ domid, perm: 'n' }]);
+  // Where xl shutdown asks the guest to power off; the guest may acknowledge by writing it.
+  xs.write(0, controlShutdownPath(domid), '');
 }
 
 /** The nodes libxl creates for a vif: a frontend directory the guest owns, a backend directory dom0 owns. */

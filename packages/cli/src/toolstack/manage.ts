@@ -6,6 +6,7 @@
  * `xsim mgmtdev|dev|plugin` print them.
  */
 import type { Simulation } from './simulation.ts';
+import type { CreateDomainOptions } from './lifecycle.ts';
 
 type Json = Record<string, unknown>;
 
@@ -67,7 +68,7 @@ export async function mgmtdevList(sim: Simulation): Promise<MgmtDev[]> {
       mtu: nic.mtu,
       link: String(hw.link ?? 'unknown'),
       vis: nic.vis,
-      visInUse: Object.keys((hw.vis as Json) ?? {}).length,
+      visInUse: Object.values((hw.vis as Record<string, { running?: boolean }>) ?? {}).filter((v) => v.running).length,
       filters: Number(hw.filters ?? 0),
     };
   });
@@ -145,6 +146,22 @@ const str = (args: Json, k: string): string => {
 };
 const optHost = (args: Json): string | undefined => (typeof args.host === 'string' ? args.host : undefined);
 
+/** domain.create's options, each checked for its type (the values themselves are the validator's). */
+function createOptions(a: Json): CreateDomainOptions {
+  const o: CreateDomainOptions = {};
+  for (const k of ['mac', 'ip'] as const) {
+    if (a[k] === undefined) continue;
+    if (typeof a[k] !== 'string') throw new Error(`argument "${k}" must be a string`);
+    o[k] = a[k] as string;
+  }
+  for (const k of ['memPages', 'pcpu'] as const) {
+    if (a[k] === undefined) continue;
+    if (typeof a[k] !== 'number' || !Number.isInteger(a[k])) throw new Error(`argument "${k}" must be an integer`);
+    o[k] = a[k] as number;
+  }
+  return o;
+}
+
 async function noHotplug(): Promise<never> {
   throw new Error("vif hotplug is not supported: a domain's vifs are fixed by the topology it was started with");
 }
@@ -157,6 +174,10 @@ export const MANAGE_OPS: Record<string, ManageOp> = {
   'dev.features': async (sim, a) => devFeatures(sim, str(a, 'dev')),
   'dev.add': noHotplug,
   'dev.del': noHotplug,
+  'domain.list': (sim) => sim.listDomains(),
+  'domain.create': (sim, a) => sim.createDomain(str(a, 'host'), str(a, 'name'), createOptions(a)),
+  'domain.shutdown': (sim, a) => sim.shutdownDomain({ host: str(a, 'host'), domain: str(a, 'domain') }),
+  'domain.destroy': (sim, a) => sim.destroyDomain({ host: str(a, 'host'), domain: str(a, 'domain') }),
   'plugin.list': (sim) => pluginList(sim),
   'plugin.load': (sim, a) => sim.loadPlugin(str(a, 'name'), { host: optHost(a), args: (a.args ?? {}) as Json }),
   'plugin.unload': (sim, a) => sim.unloadPlugin(str(a, 'name'), { host: optHost(a) }),

@@ -5,7 +5,7 @@
  * a pCPU ("pcpu": N) or put it in a cpupool ("cpupool": NAME, with the pools
  * named at the topology's top level), as `xl vcpu-pin` and `xl cpupool-*` do.
  */
-import type { Topology } from '../topo/index.ts';
+import type { Pinning, Topology } from '../topo/index.ts';
 
 export interface Placement {
   /** pCPU of each host's dom0, by host index. */
@@ -40,11 +40,16 @@ function allowed(t: Topology, pcpus: number, where: string, pin: number | undefi
   return dflt;
 }
 
-export function placeDomains(t: Topology, pcpus: number): Placement {
-  if (!(Number.isInteger(pcpus) && pcpus >= 1)) throw new PlacementError(`pCPUs must be a positive integer, got ${pcpus}`);
-  // dom0s apart from guests where there are enough pCPUs: a quarter of them (at least one) for dom0s.
+/** dom0s apart from guests where there are enough pCPUs: a quarter of them (at least one) for dom0s. */
+function pools(pcpus: number): { dom0Pool: number[]; guestPool: number[] } {
   const dom0Pool = pcpus === 1 ? [0] : Array.from({ length: Math.max(1, Math.floor(pcpus / 4)) }, (_, i) => i);
   const guestPool = pcpus === 1 ? [0] : Array.from({ length: pcpus - dom0Pool.length }, (_, i) => dom0Pool.length + i);
+  return { dom0Pool, guestPool };
+}
+
+export function placeDomains(t: Topology, pcpus: number): Placement {
+  if (!(Number.isInteger(pcpus) && pcpus >= 1)) throw new PlacementError(`pCPUs must be a positive integer, got ${pcpus}`);
+  const { dom0Pool, guestPool } = pools(pcpus);
   const load = new Array(pcpus).fill(0);
   const pick = (choices: number[]): number => {
     // The least loaded pCPU of those allowed (ties to the lowest): round-robin in effect.
@@ -60,4 +65,17 @@ export function placeDomains(t: Topology, pcpus: number): Placement {
       ? 'one pCPU: every domain shares it'
       : `dom0s on pCPU${dom0Pool.length > 1 ? `s 0-${dom0Pool.length - 1}` : ' 0'}, guests round-robin on pCPUs ${guestPool[0]}-${guestPool[guestPool.length - 1]} (pins and cpupools from the topology first)`;
   return { dom0, guests, pcpus, policy };
+}
+
+/**
+ * Where a guest created at run time goes: its pin or pool, else the guest
+ * pCPUs; of those, the one running fewest domains now (ties to the lowest).
+ */
+export function placeNewGuest(t: Topology, pcpus: number, where: string, pin: Pinning, running: readonly { pcpu: number }[]): number {
+  const choices = allowed(t, pcpus, where, pin.pcpu, pin.cpupool, pools(pcpus).guestPool);
+  const load = new Array(pcpus).fill(0);
+  for (const d of running) if (d.pcpu < pcpus) load[d.pcpu]++;
+  let best = choices[0];
+  for (const c of choices) if (load[c] < load[best]) best = c;
+  return best;
 }

@@ -17,6 +17,7 @@ import { FABRIC_KERNEL, type FabricConfig, type WireRef } from '@xsim/nic';
 import { parseMac, type Topology } from '../topo/index.ts';
 import { buildHost, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import { placeDomains, type Placement } from './placement.ts';
+import { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo } from './lifecycle.ts';
 
 import { PluginOps } from './plugins.ts';
 
@@ -68,7 +69,10 @@ export class Simulation {
   readonly hosts: HostResources[] = [];
   readonly plugins: PluginOps;
   private readonly fabricCtl: RpcEndpoint;
+  private readonly lifecycle: DomainLifecycle;
   private stopped = false;
+  /** Bring-up is over: a crash from now on is cleaned up like a destroy. */
+  private started = false;
   private nextUid = 1;
 
   private constructor(
@@ -79,11 +83,27 @@ export class Simulation {
   ) {
     this.fabricCtl = new RpcEndpoint(runtime.bus, ADDR_TOOLSTACK, ADDR_FABRIC, CH.control, { setTimer: runtime.setTimer }).listen();
     this.plugins = new PluginOps(this, opts.pluginVetMs);
+    this.lifecycle = new DomainLifecycle({
+      sim: this,
+      nextUid: () => this.nextUid++,
+      startGuest: (h, d, i) => this.startGuest(h, d, i),
+      fabric: (op, args, shared) => this.fabricCtl.request(op, args, opts.answerMs ?? 5000, shared),
+      untrack: (d) => {
+        const i = this.domains.indexOf(d);
+        if (i >= 0) this.domains.splice(i, 1);
+        d.ctl.close();
+      },
+      log: (l) => this.log(l),
+    });
     runtime.onCrash = (uid, error) => {
       const d = this.domains.find((x) => x.uid === uid);
       if (!d) return;
       d.crashed = error;
       this.log(`${d.host}/${d.name} (domain ${d.domid}) crashed: ${error}`);
+      // A guest that crashes once everything is up is handled as a destroy: dom0 and the others carry on.
+      if (this.started && !this.stopped && d.domid !== 0) {
+        void this.lifecycle.crashed(d).catch((e: Error) => this.log(`cleaning up after ${d.host}/${d.name} failed: ${e.message}`));
+      }
     };
   }
 
@@ -102,6 +122,7 @@ export class Simulation {
       for (const h of sim.hosts) await sim.startDom0(h);
       for (const h of sim.hosts) for (const [i, d] of h.domUs.entries()) await sim.startGuest(h, d, i);
       await sim.waitConnected(opts.connectTimeoutMs ?? 30_000);
+      sim.started = true;
     } catch (e) {
       await sim.shutdown().catch(() => {});
       throw e;
@@ -235,16 +256,16 @@ export class Simulation {
     return h;
   }
 
-  async request(ref: DomainRef, op: string, args: unknown = {}, timeoutMs = 120_000): Promise<unknown> {
-    return this.ask(this.domain(ref), op, args, timeoutMs);
+  async request(ref: DomainRef, op: string, args: unknown = {}, timeoutMs = 120_000, shared?: SharedArrayBuffer[]): Promise<unknown> {
+    return this.ask(this.domain(ref), op, args, timeoutMs, shared);
   }
 
   /** A request to one domain with a deadline; a domain that misses it because its pCPU is stuck in it is marked hung. */
-  private async ask(d: RunningDomain, op: string, args: unknown, timeoutMs: number): Promise<unknown> {
+  private async ask(d: RunningDomain, op: string, args: unknown, timeoutMs: number, shared?: SharedArrayBuffer[]): Promise<unknown> {
     if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed}`);
     if (d.hung) throw new Error(`${d.host}/${d.name} is hung (${d.hung})`);
-        try {
-      return await d.ctl.request(op, args, timeoutMs);
+    try {
+      return await d.ctl.request(op, args, timeoutMs, shared);
     } catch (e) {
       if (e instanceof Error && /no reply within/.test(e.message) && !d.crashed) this.diagnose(d, op, timeoutMs);
       throw e;
@@ -267,6 +288,31 @@ export class Simulation {
       x.hung = x === culprit ? `no answer to "${op}" within ${ms} ms: its code never yields (pCPU ${d.pcpu} has been in its turn for ${Math.round(now.forMs)} ms)` : `pCPU ${d.pcpu} is held by ${name}, whose code never yields`;
       this.log(`${x.host}/${x.name} (domain ${x.domid}) is hung: ${x.hung}`);
     }
+  }
+
+  /** xl create: a guest with one vif on `host`, connected (full xenbus handshake) when this resolves. */
+  createDomain(host: string, name: string, opts: CreateDomainOptions = {}): Promise<DomainInfo> {
+    return this.lifecycle.create(host, name, opts);
+  }
+
+  /** xl shutdown: the guest closes its vifs itself, then stops; nothing of it is left. */
+  shutdownDomain(ref: DomainRef, timeoutMs?: number): Promise<DomainEnd> {
+    return this.lifecycle.shutdown(ref, timeoutMs);
+  }
+
+  /** xl destroy: the guest stops at once; nothing of it is left. */
+  destroyDomain(ref: DomainRef): Promise<DomainEnd> {
+    return this.lifecycle.destroy(ref);
+  }
+
+  /** xl list: every domain, its state, memory, pCPU and vifs with their accelerator. */
+  listDomains(): Promise<DomainInfo[]> {
+    return this.lifecycle.list();
+  }
+
+  /** Every domain that ended while the simulation ran (shut down, destroyed, crashed), oldest first. */
+  get endedDomains(): readonly DomainEnd[] {
+    return this.lifecycle.ended;
   }
 
   hostNames(host?: string): string[] {

@@ -54,6 +54,9 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
   await sim.request(o.from, 'arp_resolve', { ip: dst.ip });
   const creditEvery = o.window ? Math.max(1, Math.floor(o.window / 4)) : 0;
   const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
+  // Marked handled now: the receiver may go away (destroyed) while we still wait for the sender;
+  // awaiting it below still throws.
+  recv.catch(() => {});
   let send: Record<string, number>;
   try {
     send = (await sim.request(o.from, 'stream_send', { dstIp: dst.ip, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort, pattern: o.pattern }, timeoutMs)) as Record<string, number>;

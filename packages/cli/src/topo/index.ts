@@ -1,4 +1,4 @@
-export type { Topology, HostSpec, DomUSpec, VifSpec, WireSpec, NicSpecJson } from './types.ts';
+export type { Topology, HostSpec, DomUSpec, VifSpec, WireSpec, NicSpecJson, Pinning, SwitchSpec } from './types.ts';
 export { validateTopology, TopologyError, LIMITS, type TopologyIssue } from './validate.ts';
 export { loadTopology } from './load.ts';
 export { defaultTopology } from './default.ts';

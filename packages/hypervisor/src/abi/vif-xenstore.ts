@@ -31,6 +31,16 @@ export function domainPath(domid: number): string {
   return `/local/domain/${domid}`;
 }
 
+/**
+ * The toolstack's request to a guest (xl shutdown writes "poweroff" here; the
+ * guest closes its devices and stops), as Linux's drivers/xen/manage.c reads it.
+ */
+export function controlShutdownPath(domid: number): string {
+  return `${domainPath(domid)}/control/shutdown`;
+}
+
+export const SHUTDOWN_POWEROFF = 'poweroff';
+
 /** Keys of a vif's directories. */
 export const VIF_KEY = {
   state: 'state',

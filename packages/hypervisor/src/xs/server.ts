@@ -152,6 +152,11 @@ export class XenstoreServer {
     this.store.unwatch(0, path, token);
   }
 
+  /** Nodes, watches and open transactions in the store. */
+  usage(): { nodes: number; watches: number; transactions: number } {
+    return this.store.usage();
+  }
+
   close(): void {
     this.bus.unregister(this.addr, CH.xenstore, ANY);
   }

@@ -315,6 +315,17 @@ export class Store {
     }
   }
 
+  /** What the store holds (for leak checks: a domain that went away must leave none of it behind). */
+  usage(): { nodes: number; watches: number; transactions: number } {
+    let nodes = 0;
+    const walk = (n: Node): void => {
+      nodes++;
+      for (const c of n.children.values()) walk(c);
+    };
+    walk(this.root);
+    return { nodes, watches: this.watches.length, transactions: this.txs.size };
+  }
+
   /** The toolstack destroyed a domain: drop its watches and transactions, tell @releaseDomain watchers. */
   releaseDomain(domid: number): void {
     for (let i = this.watches.length - 1; i >= 0; i--) if (this.watches[i].domid === domid) this.watches.splice(i, 1);

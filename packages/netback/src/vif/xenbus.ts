@@ -74,6 +74,8 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   private rxMap = -1;
   private port = 0;
   private readonly dom0: number;
+  /** The toolstack removed the vif's node (netback_remove): nothing more is written to it. */
+  private removed = false;
 
   constructor(
     private readonly d: VifDeps,
@@ -105,6 +107,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
 
   /** frontend_changed */
   private frontendChanged(): void {
+    if (this.removed) return;
     const s = this.d.xs.tryRead(`${this.frontendPath}/${VIF_KEY.state}`);
     const fs = s === undefined ? XenbusState.Unknown : parseState(s);
     if (fs === this.frontendState) return;
@@ -146,7 +149,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     this.history.push(`${stateName(this.state)}->${stateName(s)} (${why})`);
     if (this.history.length > HISTORY_MAX) this.history.shift();
     this.state = s;
-    this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
+    if (!this.removed) this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
   }
 
   /** connect(): map the rings and bind the event channel the frontend published. False if it failed (then fatal). */
@@ -226,6 +229,25 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   close(): void {
     this.setBackendState(Closing, 'toolstack unplug');
     this.disconnect();
+  }
+
+  /**
+   * netback_remove: the toolstack removed this vif's node (the domain is gone,
+   * or the vif was unplugged). Disconnect as close() does, counting what was
+   * queued for the guest, and stop watching its frontend; nothing is written
+   * back, so the removed node is not re-created.
+   */
+  remove(): void {
+    if (this.removed) return;
+    this.removed = true;
+    // As Linux's netback_remove: set_backend_state(Closed), walking the table (disconnecting on the way).
+    this.setBackendState(Closed, 'toolstack removed the vif');
+    this.disconnect();
+    try {
+      this.d.xs.unwatch(`${this.frontendPath}/${VIF_KEY.state}`, `${this.name}-frontend`);
+    } catch {
+      // Never watched (it failed before probing) or already released with its domain.
+    }
   }
 
   notify(): void {

@@ -1,0 +1,292 @@
+/**
+ * Domains at run time, as xl has them: create (memory, grant table, xenstore
+ * nodes, dom0 and the NIC told of the new RAM, the vCPU placed on a pCPU, the
+ * vifs through the full xenbus handshake), shutdown (the guest closes its vifs
+ * itself, then stops), destroy (no cooperation: the guest simply stops), and
+ * the cleanup every end shares, crashes included: nothing of the domain stays
+ * behind (backend and frontend xenstore directories, grant mappings, VIs and
+ * filters through the plugin's vifGone, event-channel ports, xenstore
+ * watches, its RAM in dom0 and the NIC, its MAC in every bridge and switch).
+ */
+import { SHUTDOWN_POWEROFF, controlShutdownPath, domainPath, vifBackendRoot, type Addr } from '@xsim/hypervisor';
+import { parseMac, validateTopology, type DomUSpec, type Topology } from '../topo/index.ts';
+import { domainMemory, vifStates, type DomainMemory, type HostResources } from './host.ts';
+import { placeNewGuest } from './placement.ts';
+import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
+
+export interface CreateDomainOptions {
+  /** The vif's MAC (default: 00:16:3e, then the host's index and the domid). */
+  mac?: string;
+  /** The vif's IPv4 address (default: the first free one of the host's /24, 10.0.(10 + host index).x). */
+  ip?: string;
+  /** RAM in 4 KiB pages (default: what the validator gives a topology's guest). */
+  memPages?: number;
+  /** Pin the vCPU to this pCPU (default: the least loaded guest pCPU). */
+  pcpu?: number;
+  /** How long the vif may take to connect (default 30 s). */
+  connectTimeoutMs?: number;
+}
+
+export type DomainState = 'running' | 'crashed' | 'hung';
+
+/** One row of `xsim domain list` (xl list, plus where it runs and what accelerates it). */
+export interface DomainInfo {
+  host: string;
+  name: string;
+  domid: number;
+  state: DomainState;
+  memPages: number;
+  pcpu: number;
+  vifs: { mac: string; ip: string; accel: string | null }[];
+}
+
+/** How a domain ended, and what its end released. */
+export interface DomainEnd {
+  host: string;
+  name: string;
+  domid: number;
+  how: 'shutdown' | 'destroy' | 'crash';
+  /** The guest's own last counters (a shut down guest hands them over; a destroyed one cannot). */
+  final?: unknown;
+  /** Vifs dom0 removed (their frames in flight are in their counters, kept in dom0's stats). */
+  vifsRemoved: number;
+  /** Event-channel ports that were still open and were closed with the domain. */
+  portsClosed: number;
+  ms: number;
+}
+
+/** What the lifecycle needs of the Simulation beyond its public surface. */
+export interface LifecycleDeps {
+  sim: Simulation;
+  nextUid(): Addr;
+  startGuest(h: HostResources, d: DomainMemory, i: number): Promise<void>;
+  fabric(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
+  untrack(d: RunningDomain): void;
+  log(line: string): void;
+}
+
+const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, '0');
+
+export class DomainLifecycle {
+  /** Every domain that ended, oldest first. */
+  readonly ended: DomainEnd[] = [];
+  private readonly nextDomid = new Map<string, number>();
+  private readonly busy = new Set<string>();
+
+  constructor(private readonly d: LifecycleDeps) {}
+
+  private get sim(): Simulation {
+    return this.d.sim;
+  }
+
+  /** xl create: a new guest with one vif on `host`, connected and ready to send when this resolves. */
+  async create(host: string, name: string, o: CreateDomainOptions = {}): Promise<DomainInfo> {
+    const h = this.sim.host(host);
+    const index = this.sim.hosts.indexOf(h);
+    // Domids are never reused within a run (as Xen): a stale reference to a dead guest names no one.
+    const domid = Math.max(this.nextDomid.get(host) ?? 1, ...h.domUs.map((x) => x.domid + 1));
+    const spec = this.validate(h, index, {
+      name,
+      domid,
+      ...(o.memPages !== undefined ? { memPages: o.memPages } : {}),
+      ...(o.pcpu !== undefined ? { pcpu: o.pcpu } : {}),
+      vifs: [{ mac: o.mac ?? this.freshMac(index, domid), ip: o.ip ?? this.freshIp(h, index) }],
+    });
+    this.nextDomid.set(host, domid + 1);
+    const pcpu = placeNewGuest(this.sim.topology, this.sim.runtime.pcpus, `${host}/${name}`, spec, this.sim.domains);
+    const mem = domainMemory(domid, this.d.nextUid(), name, spec.memPages, pcpu);
+    h.spec.domUs.push(spec);
+    h.domUs.push(mem);
+    const t0 = this.sim.clock.now();
+    try {
+      // The NIC may DMA to its pages (through the buffer table only), dom0 may grant-copy to them.
+      await this.d.fabric('add_domain', { nic: index, domid }, [mem.mem.sab]);
+      await this.sim.request({ host, domain: 'dom0' }, 'guest_add', { domid, uid: mem.uid, vifs: spec.vifs.map((_v, n) => n) }, 10_000, [mem.mem.sab, mem.gnttab]);
+      await this.d.startGuest(h, mem, h.domUs.length - 1);
+      await this.sim.waitFor(`${host}/${name}'s vif to connect`, () => this.vifsConnected(h, mem.domid, spec.vifs.length), o.connectTimeoutMs ?? 30_000);
+    } catch (e) {
+      const rd = this.sim.domains.find((x) => x.uid === mem.uid);
+      await this.release(h, mem, rd, 'destroy').catch(() => {});
+      throw new Error(`domain create ${host}/${name} failed: ${e instanceof Error ? e.message : String(e)} (nothing of it is left)`);
+    }
+    this.d.log(`${host}/${name} (domain ${domid}) created on pCPU ${pcpu}, vif connected in ${Math.round(this.sim.clock.now() - t0)} ms`);
+    return (await this.list()).find((x) => x.host === host && x.domid === domid)!;
+  }
+
+  /** xl shutdown: ask the guest to power off; it closes its vifs, then it is stopped and everything released. */
+  async shutdown(ref: DomainRef, timeoutMs = 10_000): Promise<DomainEnd> {
+    const { h, mem, rd } = this.find(ref);
+    return this.once(rd, async () => {
+      const t0 = this.sim.clock.now();
+      h.xenstore.write(0, controlShutdownPath(mem.domid), SHUTDOWN_POWEROFF);
+      const closed = (): boolean => h.spec.domUs[h.domUs.indexOf(mem)].vifs.every((_v, n) => vifStates(h.xenstore, mem.domid, n).frontend === '6');
+      try {
+        await this.sim.waitFor(`${ref.host}/${ref.domain} to close its vifs`, closed, timeoutMs);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}: it is still running (destroy it with "xsim domain destroy ${ref.host}/${ref.domain}")`);
+      }
+      const final = await this.sim.request(ref, 'shutdown', {}, 5000).catch(() => undefined);
+      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'reap');
+      return this.release(h, mem, rd, 'shutdown', final, t0);
+    });
+  }
+
+  /** xl destroy: the guest stops at once, with no say; everything it held is released. */
+  async destroy(ref: DomainRef): Promise<DomainEnd> {
+    const { h, mem, rd } = this.find(ref);
+    return this.once(rd, async () => {
+      const t0 = this.sim.clock.now();
+      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'destroy');
+      return this.release(h, mem, rd, 'destroy', undefined, t0);
+    });
+  }
+
+  /** A guest whose code threw: handled as a destroy, logged. */
+  async crashed(rd: RunningDomain): Promise<DomainEnd | undefined> {
+    const h = this.sim.hosts.find((x) => x.spec.name === rd.host);
+    const mem = h?.domUs.find((x) => x.uid === rd.uid);
+    if (!h || !mem || this.busy.has(`${rd.host}/${rd.name}`)) return undefined;
+    return this.once(rd, async () => {
+      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'destroy');
+      const end = await this.release(h, mem, rd, 'crash');
+      this.d.log(`${rd.host}/${rd.name} (domain ${rd.domid}) cleaned up after its crash: ${end.vifsRemoved} vif(s) removed, ${end.portsClosed} event-channel port(s) closed`);
+      return end;
+    });
+  }
+
+  /** xl list. */
+  async list(): Promise<DomainInfo[]> {
+    const dom0Accel = new Map<string, Record<string, string | null>>();
+    for (const h of this.sim.hosts) {
+      const s = (await this.sim.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { vifs?: Record<string, string | null> };
+      dom0Accel.set(h.spec.name, s.vifs ?? {});
+    }
+    const out: DomainInfo[] = [];
+    for (const h of this.sim.hosts) {
+      const here = this.sim.domains.filter((x) => x.host === h.spec.name);
+      for (const rd of here) {
+        const state: DomainState = rd.crashed ? 'crashed' : rd.hung ? 'hung' : 'running';
+        if (rd.domid === 0) {
+          out.push({ host: rd.host, name: 'Domain-0', domid: 0, state, memPages: h.spec.dom0.memPages, pcpu: rd.pcpu, vifs: [] });
+          continue;
+        }
+        const i = h.domUs.findIndex((x) => x.uid === rd.uid);
+        const spec = h.spec.domUs[i];
+        const accel = dom0Accel.get(h.spec.name) ?? {};
+        out.push({ host: rd.host, name: rd.name, domid: rd.domid, state, memPages: spec.memPages, pcpu: rd.pcpu, vifs: spec.vifs.map((v, n) => ({ mac: v.mac, ip: v.ip, accel: accel[`${rd.domid}/${n}`] ?? null })) });
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------
+
+  /** The new guest checked exactly as a topology's guest is: the topology with it added must validate. */
+  private validate(h: HostResources, index: number, candidate: Record<string, unknown>): DomUSpec {
+    const t = structuredClone(this.sim.topology) as Topology;
+    (t.hosts[index].domUs as unknown[]).push(candidate);
+    try {
+      const v = validateTopology(t);
+      return v.hosts[index].domUs[v.hosts[index].domUs.length - 1];
+    } catch (e) {
+      // The paths name the new guest as the host's last domU: say it in the user's words.
+      const at = `hosts[${index}].domUs[${h.spec.domUs.length}]`;
+      throw new Error(`cannot create ${h.spec.name}/${String(candidate.name)}: ${(e as Error).message.replaceAll(at, 'the new domain')}`);
+    }
+  }
+
+  private freshMac(index: number, domid: number): string {
+    const used = new Set(this.sim.topology.hosts.flatMap((x) => x.domUs.flatMap((d) => d.vifs.map((v) => parseMac(v.mac)))));
+    for (let k = 0; k < 256; k++) {
+      const mac = `00:16:3e:${hex2(index)}:${hex2(domid)}:${hex2((domid >> 8) + 1 + k)}`;
+      if (!used.has(parseMac(mac))) return mac;
+    }
+    throw new Error('no free MAC address: give one with --mac');
+  }
+
+  private freshIp(h: HostResources, index: number): string {
+    const used = new Set(this.sim.topology.hosts.flatMap((x) => [x.dom0.ip, ...x.domUs.flatMap((d) => d.vifs.map((v) => v.ip))]));
+    for (let third = 10 + index; third < 255; third += 64) {
+      for (let last = 1; last < 255; last++) {
+        const ip = `10.0.${third}.${last}`;
+        if (!used.has(ip)) return ip;
+      }
+    }
+    throw new Error(`no free IPv4 address for ${h.spec.name}: give one with --ip`);
+  }
+
+  private vifsConnected(h: HostResources, domid: number, n: number): boolean {
+    for (let i = 0; i < n; i++) {
+      const st = vifStates(h.xenstore, domid, i);
+      if (st.frontend !== '4' || st.backend !== '4') return false;
+    }
+    const rd = this.sim.domains.find((x) => x.host === h.spec.name && x.domid === domid);
+    if (rd?.crashed) throw new Error(`it crashed while connecting: ${rd.crashed}`);
+    return true;
+  }
+
+  private find(ref: DomainRef): { h: HostResources; mem: DomainMemory; rd: RunningDomain } {
+    if (ref.domain === 'dom0' || ref.domain === 'Domain-0') throw new Error(`${ref.host}/${ref.domain} is dom0: it lives as long as its host (xsim shutdown ends everything)`);
+    const rd = this.sim.domain(ref);
+    const h = this.sim.host(ref.host);
+    const mem = h.domUs.find((x) => x.uid === rd.uid);
+    if (!mem) throw new Error(`${ref.host}/${ref.domain} has no memory record (it is being torn down)`);
+    return { h, mem, rd };
+  }
+
+  /** One end at a time per domain: a second shutdown or destroy of the same domain while one runs is refused. */
+  private async once<T>(rd: RunningDomain, fn: () => Promise<T>): Promise<T> {
+    const key = `${rd.host}/${rd.name}`;
+    if (this.busy.has(key)) throw new Error(`${key} is already going away`);
+    this.busy.add(key);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(key);
+    }
+  }
+
+  /** Everything a guest held, released; the guest has already stopped (or never started). */
+  private async release(h: HostResources, mem: DomainMemory, rd: RunningDomain | undefined, how: DomainEnd['how'], final?: unknown, t0 = this.sim.clock.now()): Promise<DomainEnd> {
+    const i = h.domUs.indexOf(mem);
+    const spec = h.spec.domUs[i];
+    const host = h.spec.name;
+    const index = this.sim.hosts.indexOf(h);
+    // The toolstack removes the backend directories first (netback sees its vifs' nodes go), then the domain's own.
+    const xs = h.xenstore;
+    if (xs.directory(0, `${vifBackendRoot(0)}/${mem.domid}`) !== undefined) xs.rm(0, `${vifBackendRoot(0)}/${mem.domid}`);
+    let vifsRemoved = 0;
+    const dom0 = this.sim.domains.find((x) => x.host === host && x.domid === 0);
+    if (dom0 && !dom0.crashed && !dom0.hung) {
+      const r = (await this.sim.request({ host, domain: 'dom0' }, 'guest_remove', { domid: mem.domid }, 10_000).catch((e: Error) => {
+        this.d.log(`${host}/dom0 could not release domain ${mem.domid}: ${e.message}`);
+        return { vifs: 0 };
+      })) as { vifs: number };
+      vifsRemoved = r.vifs;
+    }
+    // dom0 may have written under the backend directory between our rm and its guest_remove (a plugin's
+    // accel key for a message already in flight): now that dom0 holds nothing of the guest, remove again.
+    if (xs.directory(0, `${vifBackendRoot(0)}/${mem.domid}`) !== undefined) xs.rm(0, `${vifBackendRoot(0)}/${mem.domid}`);
+    if (xs.directory(0, domainPath(mem.domid)) !== undefined) xs.rm(0, domainPath(mem.domid));
+    await this.d.fabric('remove_domain', { nic: index, domid: mem.domid }).catch(() => undefined);
+    // Nobody keeps sending its traffic to where it was: the switches and every other bridge forget its MACs.
+    for (const v of spec?.vifs ?? []) {
+      const mac = parseMac(v.mac);
+      await this.d.fabric('forget_mac', { mac }).catch(() => undefined);
+      for (const other of this.sim.domains.filter((x) => x.domid === 0 && x.host !== host && !x.crashed && !x.hung)) {
+        await this.sim.request({ host: other.host, domain: 'dom0' }, 'fdb_forget', { mac }, 5000).catch(() => undefined);
+      }
+    }
+    const portsClosed = h.hv.release(mem.uid);
+    h.xenstore.release(mem.uid);
+    if (rd) this.d.untrack(rd);
+    if (i >= 0) {
+      h.domUs.splice(i, 1);
+      h.spec.domUs.splice(i, 1);
+    }
+    const end: DomainEnd = { host, name: mem.name, domid: mem.domid, how, final, vifsRemoved, portsClosed, ms: this.sim.clock.now() - t0 };
+    this.ended.push(end);
+    if (how !== 'crash') this.d.log(`${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`);
+    return end;
+  }
+}
