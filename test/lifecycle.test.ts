@@ -57,16 +57,16 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
   });
 
   it('create -> stream both ways -> destroy, 50 times on one host: nothing leaks', async () => {
-    // Warm: ARP entries and learnt MACs of the long-lived guests exist before the baseline.
-    await runStream(sim, { from: a1, to: b1, count: 200, frameSize: 200, window: 64 });
-    await runStream(sim, { from: b1, to: a1, count: 200, frameSize: 200, window: 64, srcPort: 6000 });
-    const before = await holdings(sim);
+    // One cycle first, not counted: the long-lived guests' ARP entries, learnt MACs and vnic's flow
+    // filters for b1's two flows (in to port 5001, credits back to 6000) exist before the baseline.
+    let before: Json = {};
     const domids = new Set<number>();
-    for (let i = 0; i < 50; i++) {
-      const d = await sim.createDomain('host-a', `t${i}`);
-      domids.add(d.domid);
+    for (let i = -1; i < 50; i++) {
+      if (i === 0) before = await holdings(sim);
+      const d = await sim.createDomain('host-a', `t${i + 1}`);
+      if (i >= 0) domids.add(d.domid);
       expect(d.state).toBe('running');
-      const me: DomainRef = { host: 'host-a', domain: `t${i}` };
+      const me: DomainRef = { host: 'host-a', domain: `t${i + 1}` };
       const out = await runStream(sim, { from: me, to: b1, count: 300, frameSize: 600, window: 64 });
       // b1 sends from one port every time: one flow for vnic to learn on host-b, not one per guest.
       const back = await runStream(sim, { from: b1, to: me, count: 300, frameSize: 600, window: 64, srcPort: 6000 });
@@ -78,7 +78,7 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
     expect(domids.size).toBe(50);
     const after = await holdings(sim);
     expect(after).toEqual(before);
-    expect(sim.endedDomains.length).toBeGreaterThanOrEqual(50);
+    expect(sim.endedDomains.length).toBeGreaterThanOrEqual(51);
   });
 
   it('a created guest is accelerated like any other, and a shut down one hands over its counters', async () => {
@@ -106,9 +106,10 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
     await sim.request(b2, 'arp_resolve', { ip: sim.domain(doomed).ip });
     // An unpaced stream into the guest that will be destroyed, so frames are in flight when it goes.
     const into = runStream(sim, { from: b2, to: doomed, count: 30_000, frameSize: 1000, window: 0, timeoutMs: 20_000 }).catch((e: Error) => e);
-    // What the dead guest's stream leaves behind is not a1 -> b1's business: dom0's stack refusing frames for
-    // a MAC no one has any more, VI 0 overrun by them, and the frames left on the dead guest's VI.
-    const theirs = (path: string) => /^host-a\/dom0\.endpoint\.stack\.rxNotForUs$|^fabric\.nics\.0\.vis\.0\.|rxUnreadAtFini$|^host-a\/dom0\.vifs\.vif\d+\.0\.rx/.test(path);
+    // What the dead guest's stream leaves behind is not a1 -> b1's business (a1 -> b1 receives nothing on
+    // host-a): dom0's stack refusing frames for a MAC no one has any more, host-a's NIC dropping them on
+    // receive (VI 0 overrun, the dead guest's VI with no buffers posted, or left on it at vi_fini).
+    const theirs = (path: string) => /^host-a\/dom0\.endpoint\.stack\.rxNotForUs$|^fabric\.nics\.0\.vis\.\d+\.rx|^host-a\/dom0\.vifs\.vif\d+\.0\.rx/.test(path);
     let delivered = 0;
     try {
       const { r } = await conservedStream(

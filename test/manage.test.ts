@@ -64,6 +64,35 @@ describe('the control socket', () => {
     expect(await cli('plugin', 'list')).toBe('no plugins loaded');
   });
 
+  it('creates, lists, shuts down and destroys domains (xl create/list/shutdown/destroy)', async () => {
+    const made = await cli('domain', 'create', 'host-b', 'web', '--mac', '00:16:3e:0b:99:01', '--ip', '10.0.11.99');
+    expect(made).toMatch(/^host-b\/web created: domain 3 on pCPU \d+, \d+ pages, vif0 00:16:3e:0b:99:01 10\.0\.11\.99 connected$/);
+    const list = JSON.parse(await cli('domain', 'list', '-j')) as Json[];
+    expect(list.map((d) => `${d.host}/${d.name}:${d.domid}:${d.state}`)).toEqual([
+      'host-a/Domain-0:0:running',
+      'host-a/a1:1:running',
+      'host-a/a2:2:running',
+      'host-b/Domain-0:0:running',
+      'host-b/b1:1:running',
+      'host-b/b2:2:running',
+      'host-b/web:3:running',
+    ]);
+    expect(await cli('domain', 'list')).toMatch(/host-b +web +3 +running/);
+    // The new guest streams at once, and shows up as a device like the others.
+    const { r } = await conservedStream(sim, { from: a1, to: { host: 'host-b', domain: 'web' }, count: 3000, frameSize: 1000, window: 256 });
+    expect(r.delivered).toBe(3000);
+    expect((JSON.parse(await cli('dev', 'show', 'host-b/web', '-j')) as Json[])[0]).toMatchObject({ dev: 'host-b/web/vif0', state: 4, backendState: 4 });
+    expect(await cli('domain', 'shutdown', 'host-b/web')).toMatch(/^host-b\/web \(domain 3\) shut down in \d+ ms: 1 vif\(s\) removed/);
+    await cli('domain', 'create', 'host-b', 'tmp');
+    const gone = JSON.parse(await cli('domain', 'destroy', 'host-b/tmp', '-j')) as Json;
+    expect(gone).toMatchObject({ host: 'host-b', name: 'tmp', domid: 4, how: 'destroy', vifsRemoved: 1 });
+    expect((JSON.parse(await cli('domain', 'list', '-j')) as Json[]).length).toBe(6);
+    await expect(cli('domain', 'destroy', 'web')).rejects.toThrow(/usage: xsim domain destroy HOST\/NAME/);
+    await expect(cli('domain', 'create', 'host-b')).rejects.toThrow(/usage: xsim domain create HOST NAME/);
+    await expect(cli('domain', 'create', 'host-b', 'x', '--mem', 'lots')).rejects.toThrow(/--mem/);
+    await expect(cli('domain', 'frob')).rejects.toThrow(/unknown command "xsim domain frob"/);
+  });
+
   it('answers bad requests with clear errors', async () => {
     await expect(cli('dev', 'add')).rejects.toThrow(/vif hotplug is not supported/);
     await expect(cli('dev', 'stats', 'show', 'host-a/zz')).rejects.toThrow(/zz/);

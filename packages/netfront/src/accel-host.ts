@@ -131,6 +131,14 @@ export class AccelHost {
     return this.fe;
   }
 
+  /** The vif was unplugged (it is Closed, so the plugin already detached): give every frontend's memory back, close the channel. */
+  close(): void {
+    for (const fe of new Set([...this.cache.values(), ...(this.fe ? [this.fe] : [])])) this.releaseFrontend(fe);
+    this.cache.clear();
+    this.fe = null;
+    this.rpc.close();
+  }
+
   get pluginName(): string {
     return this.plugin;
   }

@@ -15,8 +15,11 @@ import {
   GrantTable,
   GuestMemory,
   SHUTDOWN_POWEROFF,
+  VIF_KEY,
   controlShutdownPath,
   counterKinds,
+  domainPath,
+  vifFrontendPath,
   type Addr,
   type DEFERRED,
   type DomainEnv,
@@ -75,8 +78,12 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
   const grefs = new GrantRefAllocator(gnttab);
   const log = (m: string): void => env.log(m);
 
-  const devices: GuestDevice[] = cfg.vifs.map((v) => {
-    const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: cfg.mtu, log });
+  const devices: GuestDevice[] = [];
+  const unpoll = new Map<number, (() => void)[]>();
+
+  /** xennet_probe: a netfront, its stack and its plugin host for vif `v`, polled from now on. */
+  const addDevice = (v: { handle: number; mac: string; ip: string; mtu: number }): GuestDevice => {
+    const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: v.mtu, log });
     const transport = {
       ram: mem.u8,
       txReserve: (len: number) => nf.txReserve(len),
@@ -84,17 +91,68 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
       txAvailable: () => nf.txAvailable(),
       flush: () => nf.flush(),
     };
-    const ep = new NetEndpoint({ name: `${env.id.host}/${env.id.name}`, mac: v.mac, ip: v.ip, transport, mtu: cfg.mtu, clock });
+    const ep = new NetEndpoint({ name: `${env.id.host}/${env.id.name}`, mac: v.mac, ip: v.ip, transport, mtu: v.mtu, clock });
     nf.onReceive = (ram, off, len) => ep.receive(ram, off, len);
     const accel = new AccelHost(
       env.channel(CH.accel + v.handle, cfg.dom0Uid),
       nf,
-      { domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: cfg.mtu, clock, log, kickNic: () => env.kickDevice(ADDR_FABRIC) },
+      { domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: v.mtu, clock, log, kickNic: () => env.kickDevice(ADDR_FABRIC) },
       (p, then, fail) => core.defer(p, then, fail),
     );
-    return { nf, ep, accel };
+    const d: GuestDevice = { nf, ep, accel };
+    devices.push(d);
+    nf.start();
+    unpoll.set(v.handle, [
+      core.add(`accel${v.handle}`, () => accel.poll()),
+      core.add(`vif${v.handle}`, () => nf.poll()),
+      core.add(`apps${v.handle}`, () => ep.poll()),
+      core.timer(() => ep.nextDeadline()),
+    ]);
+    return d;
+  };
+
+  /** xennet_remove: the toolstack removed a Closed vif's node; its memory goes back to the allocator. */
+  const removeDevice = (d: GuestDevice): void => {
+    if (!d.nf.release()) return log(`vif${d.nf.handle}: node removed while the device is not closed; kept until it is`);
+    for (const off of unpoll.get(d.nf.handle) ?? []) off();
+    unpoll.delete(d.nf.handle);
+    d.accel?.close();
+    devices.splice(devices.indexOf(d), 1);
+    log(`vif${d.nf.handle} unplugged`);
+  };
+
+  for (const v of cfg.vifs) addDevice({ ...v, mtu: cfg.mtu });
+
+  // Hotplug: the toolstack writes a new vif's frontend directory (xl network-attach) or removes a
+  // closed one's (network-detach); like Linux's xenbus frontend, watch the device directory.
+  const vifRoot = `${domainPath(domid)}/device/vif`;
+  xs.watch(vifRoot, 'vif-hotplug', (path) => {
+    // Our own writes under a device we run (its state, rings, features) need no look at the directory.
+    const m = /^\/(\d+)(\/.*)?$/.exec(path.slice(vifRoot.length));
+    if (m && m[2] !== undefined && (m[2] !== `/${VIF_KEY.state}` || devices.some((d) => d.nf.handle === Number(m[1])))) return;
+    const handles = new Set((xs.tryRead(vifRoot) === undefined ? [] : xs.directory(vifRoot)).map(Number));
+    for (const d of [...devices]) if (!handles.has(d.nf.handle)) removeDevice(d);
+    for (const h of handles) {
+      if (devices.some((d) => d.nf.handle === h)) continue;
+      const fe = vifFrontendPath(domid, h);
+      const mac = xs.tryRead(`${fe}/${VIF_KEY.mac}`);
+      const ip = xs.tryRead(`${fe}/${VIF_KEY.ip}`);
+      // Wait until the toolstack has written the whole directory (the state key comes last).
+      if (mac === undefined || ip === undefined || xs.tryRead(`${fe}/${VIF_KEY.state}`) === undefined) continue;
+      const be = xs.tryRead(`${fe}/${VIF_KEY.backend}`);
+      const mtu = Number((be !== undefined ? xs.tryRead(`${be}/${VIF_KEY.mtu}`) : undefined) ?? cfg.mtu);
+      addDevice({ handle: h, mac, ip, mtu: Number.isInteger(mtu) && mtu >= 68 && mtu <= cfg.mtu ? mtu : cfg.mtu });
+      log(`vif${h} plugged: ${mac} ${ip}`);
+    }
   });
-  const primary = devices[0];
+  /** The device a control op names (`vif: N`), else the first. */
+  const deviceFor = (args: RpcValue): GuestDevice => {
+    const want = args !== null && typeof args === 'object' && 'vif' in args ? Number((args as { vif: unknown }).vif) : undefined;
+    if (want === undefined) return devices[0];
+    const d = devices.find((x) => x.nf.handle === want);
+    if (!d) throw new Error(`no vif${String(want)} (vifs: ${devices.map((x) => x.nf.handle).join(', ')})`);
+    return d;
+  };
   const kernel: GuestKernel = { env, mem, frames, gnttab, grefs, evtchn, xs, devices, log };
 
   const stats = (): Record<string, unknown> => ({
@@ -102,7 +160,8 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
     name: env.id.name,
     host: env.id.host,
     vifs: devices.map((d) => ({ handle: d.nf.handle, ...d.nf.stats(), accel: d.accel ? d.accel.stats(d.nf.accel !== null) : null })),
-    endpoint: primary.ep.stats(),
+    endpoint: devices[0]?.ep.stats() ?? null,
+    endpoints: Object.fromEntries(devices.slice(1).map((d) => [`vif${d.nf.handle}`, d.ep.stats()])),
     core: { ...core.c, pcpu: core.pcpu },
     freeFrames: frames.available,
     freeGrants: grefs.available,
@@ -116,14 +175,14 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
       return stats();
     }
     if (op === 'vif_close') {
-      primary.nf.close();
+      deviceFor(args).nf.close();
       return true;
     }
     if (ext.control) {
       const r = ext.control(op, args, later, kernel);
       if (r !== NOT_MINE) return r;
     }
-    return primary.ep.control(op, args, later);
+    return deviceFor(args).ep.control(op, args, later);
   });
 
   // xl shutdown: the toolstack writes "poweroff" to control/shutdown; like Linux's
@@ -136,13 +195,6 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
     for (const d of devices) d.nf.close();
   });
 
-  for (const d of devices) d.nf.start();
-  for (const d of devices) {
-    if (d.accel) core.add(`accel${d.nf.handle}`, () => d.accel!.poll());
-    core.add(`vif${d.nf.handle}`, () => d.nf.poll());
-    core.add(`apps${d.nf.handle}`, () => d.ep.poll());
-    core.timer(() => d.ep.nextDeadline());
-  }
 }
 
 /** The stock guest kernel. */

@@ -10,11 +10,13 @@ import {
   GuestMemory,
   VIF_KEY,
   XenbusState,
+  HOTPLUG_CONNECTED,
   XenstoreServer,
   controlShutdownPath,
   domainPath,
   hostServiceAddr,
   vifBackendPath,
+  vifBackendRoot,
   vifFrontendPath,
   type Addr,
   type Bus,
@@ -52,7 +54,27 @@ export function buildHost(bus: Bus, spec: HostSpec, index: number, uids: () => A
   const host: HostResources = { spec, index, xenstore, hv, dom0, domUs };
   xenstore.write(0, `${domainPath(0)}/name`, 'Domain-0');
   xenstore.write(0, `${domainPath(0)}/domid`, '0');
+  runHotplugScripts(xenstore);
   return host;
+}
+
+/**
+ * The vif hotplug script, as libxl runs it: once a vif's backend reaches
+ * InitWait (netback made the device), "put it on the bridge" and write
+ * hotplug-status = connected, which netback waits for before it connects.
+ * (Here netback itself joins the bridge when it connects; the script's part is
+ * the handshake.)
+ */
+function runHotplugScripts(xs: XenstoreServer): void {
+  const stateKey = `/${VIF_KEY.state}`;
+  xs.watch(vifBackendRoot(0), 'hotplug-scripts', (path) => {
+    if (!path.endsWith(stateKey) || xs.read(0, path) !== String(XenbusState.InitWait)) return;
+    const dir = path.slice(0, -stateKey.length);
+    // Not inside the write that fired us: the script runs after it.
+    queueMicrotask(() => {
+      if (xs.read(0, `${dir}/${VIF_KEY.hotplugStatus}`) === '') xs.write(0, `${dir}/${VIF_KEY.hotplugStatus}`, HOTPLUG_CONNECTED);
+    });
+  });
 }
 
 /** The nodes libxl creates for a new domain: its directory, owned by it. */
@@ -69,7 +91,7 @@ export function writeDomainNodes(xs: XenstoreServer, domid: number, name: string
 }
 
 /** The nodes libxl creates for a vif: a frontend directory the guest owns, a backend directory dom0 owns. */
-export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number, vif: VifSpec): void {
+export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number, vif: VifSpec, mtu?: number): void {
   const fe = vifFrontendPath(domid, handle);
   const be = vifBackendPath(0, domid, handle);
   // Permissions go on each directory before its keys: new nodes inherit them.
@@ -83,6 +105,8 @@ export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number,
   xs.write(0, `${fe}/${VIF_KEY.backendId}`, '0');
   xs.write(0, `${fe}/${VIF_KEY.handle}`, String(handle));
   xs.write(0, `${fe}/${VIF_KEY.mac}`, vif.mac);
+  // The guest's address (what DHCP would give it): a vif plugged at run time configures its stack from it.
+  xs.write(0, `${fe}/${VIF_KEY.ip}`, vif.ip);
   xs.write(0, `${fe}/${VIF_KEY.state}`, String(XenbusState.Initialising));
   // Backend keys last, state last of all: netback acts once it sees a state.
   xs.write(0, `${be}/${VIF_KEY.frontend}`, fe);
@@ -92,6 +116,9 @@ export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number,
   xs.write(0, `${be}/${VIF_KEY.ip}`, vif.ip);
   xs.write(0, `${be}/${VIF_KEY.bridge}`, 'xenbr0');
   xs.write(0, `${be}/${VIF_KEY.online}`, '1');
+  if (mtu !== undefined) xs.write(0, `${be}/${VIF_KEY.mtu}`, String(mtu));
+  // Empty until the hotplug script has run: netback waits for "connected" (libxl does the same).
+  xs.write(0, `${be}/${VIF_KEY.hotplugStatus}`, '');
   xs.write(0, `${be}/${VIF_KEY.state}`, String(XenbusState.Initialising));
 }
 

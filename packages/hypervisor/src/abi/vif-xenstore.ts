@@ -54,12 +54,17 @@ export const VIF_KEY = {
   bridge: 'bridge',
   online: 'online',
   hotplugStatus: 'hotplug-status',
+  /** The vif's MTU (io/netif.h: written by the toolstack in the backend directory, read by the frontend). */
+  mtu: 'mtu',
   txRingRef: 'tx-ring-ref',
   rxRingRef: 'rx-ring-ref',
   eventChannel: 'event-channel',
   requestRxCopy: 'request-rx-copy',
   accel: 'accel',
 } as const;
+
+/** What the toolstack's vif hotplug script writes to hotplug-status when the vif is on its bridge. */
+export const HOTPLUG_CONNECTED = 'connected';
 
 /** feature-* keys each end publishes, with the values xsim's drivers write. */
 export const BACKEND_FEATURES: Readonly<Record<string, string>> = {

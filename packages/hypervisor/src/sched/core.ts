@@ -115,8 +115,12 @@ export class DomainCore implements Vcpu {
   }
 
   /** A timer source: returns the absolute time of its next deadline (or Infinity). */
-  timer(next: () => number): void {
+  timer(next: () => number): () => void {
     this.timers.push(next);
+    return () => {
+      const i = this.timers.indexOf(next);
+      if (i >= 0) this.timers.splice(i, 1);
+    };
   }
 
   stop(): void {

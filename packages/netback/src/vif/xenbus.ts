@@ -16,6 +16,7 @@ import {
   NETIF_RX_SLOT_SIZE,
   NETIF_TX_SLOT_SIZE,
   SharedRing,
+  HOTPLUG_CONNECTED,
   VIF_KEY,
   XenbusState,
   grantStatusName,
@@ -76,6 +77,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   private readonly dom0: number;
   /** The toolstack removed the vif's node (netback_remove): nothing more is written to it. */
   private removed = false;
+  private hotplugWatch = false;
 
   constructor(
     private readonly d: VifDeps,
@@ -139,10 +141,30 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     while (this.state !== target) {
       const next = NEXT[this.state]?.[target];
       if (next === undefined) throw new Error(`${this.name}: no transition from ${stateName(this.state)} towards ${stateName(target)}`);
+      if (this.state === InitWait && next === Connected && !this.hotplugDone()) return;
       if (this.state === InitWait && next === Connected && !this.connect()) return;
       if (this.state === Connected && next === Closing) this.disconnect();
       this.switchState(next, why);
     }
+  }
+
+  /**
+   * As Linux netback with libxl (which writes an empty hotplug-status node):
+   * the vif joins the network only once the toolstack's hotplug script says
+   * "connected". Until then stay in InitWait, watching the node.
+   */
+  private hotplugDone(): boolean {
+    const path = `${this.path}/${VIF_KEY.hotplugStatus}`;
+    const status = this.d.xs.tryRead(path);
+    if (status === undefined || status === HOTPLUG_CONNECTED) return true;
+    if (!this.hotplugWatch) {
+      this.hotplugWatch = true;
+      this.d.xs.watch(path, `${this.name}-hotplug`, () => {
+        if (this.removed || this.d.xs.tryRead(path) !== HOTPLUG_CONNECTED) return;
+        if (this.frontendState === Connected && this.state === InitWait && !this.fatalReason) this.setBackendState(Connected, 'hotplug-status connected');
+      });
+    }
+    return false;
   }
 
   private switchState(s: S, why: string): void {
@@ -245,6 +267,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     this.disconnect();
     try {
       this.d.xs.unwatch(`${this.frontendPath}/${VIF_KEY.state}`, `${this.name}-frontend`);
+      if (this.hotplugWatch) this.d.xs.unwatch(`${this.path}/${VIF_KEY.hotplugStatus}`, `${this.name}-hotplug`);
     } catch {
       // Never watched (it failed before probing) or already released with its domain.
     }

@@ -64,6 +64,11 @@ export class NetfrontRx {
     this.ring = null;
   }
 
+  /** Unplugged: the buffers go back to the guest's allocator (detached first, so no grant of them is left). */
+  releaseBuffers(): void {
+    for (let k = 0; k < NET_RX_RING_SIZE; k++) this.d.frames.release(this.base + k);
+  }
+
   get needsRefill(): boolean {
     return this.ring !== null && this.freeIds.length > 0;
   }

@@ -54,6 +54,11 @@ export class NetfrontTx {
     this.base = d.frames.allocRange(this.chunks * this.chunkPages);
   }
 
+  /** Unplugged: the buffers go back to the guest's allocator (detached first, so no grant of them is left). */
+  releaseBuffers(): void {
+    for (let k = 0; k < this.chunks * this.chunkPages; k++) this.d.frames.release(this.base + k);
+  }
+
   /** A new ring (connect): every buffer and id is free. */
   attach(ring: FrontRing): void {
     this.ring = ring;

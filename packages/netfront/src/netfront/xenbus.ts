@@ -168,6 +168,23 @@ export class Netfront implements RingOwner {
     this.setState(Connected, why);
   }
 
+  /**
+   * The vif is gone (the toolstack removed its node after both ends closed,
+   * xennet_remove): stop following the backend, give the buffers back. Only a
+   * Closed device may go: a live one still has grants the backend may hold.
+   */
+  release(): boolean {
+    if (this.txRing || this.rxRing) return false;
+    try {
+      this.d.xs.unwatch(`${this.backendPath}/${VIF_KEY.state}`, `vif${this.handle}-backend`);
+    } catch {
+      // The backend path was never read (the device never started).
+    }
+    this.tx.releaseBuffers();
+    this.rx.releaseBuffers();
+    return true;
+  }
+
   /** Frontend-initiated unplug: ask the backend to close, finish when it has. */
   close(): void {
     if (this.state === Connected) this.setState(Closing, 'unplug');
