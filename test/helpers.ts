@@ -56,7 +56,8 @@ export async function conservedStream(
   /** Only drop counters whose path passes count (e.g. leave out an attacker's own counters). */
   keep: (path: string) => boolean = () => true,
 ): Promise<{ r: StreamResult; before: Json; after: Json; drops: Map<string, number> }> {
-  await sim.request(o.from, 'arp_resolve', { ip: sim.domain(o.to).ip });
+  const ip = o.toVif === undefined ? sim.domain(o.to).ip : sim.vifAddress(o.to, o.toVif).ip;
+  await sim.request(o.from, 'arp_resolve', { ip, ...(o.fromVif === undefined ? {} : { vif: o.fromVif }) });
   const before = (await sim.stats()) as Json;
   const p = runStream(sim, o);
   if (during) await during();

@@ -94,7 +94,8 @@ describe('the control socket', () => {
   });
 
   it('answers bad requests with clear errors', async () => {
-    await expect(cli('dev', 'add')).rejects.toThrow(/vif hotplug is not supported/);
+    await expect(cli('dev', 'add')).rejects.toThrow(/usage: xsim dev add HOST\/DOMU/);
+    await expect(cli('dev', 'add', 'host-a/a1', 'colour', 'red')).rejects.toThrow(/unknown attribute "colour"/);
     await expect(cli('dev', 'stats', 'show', 'host-a/zz')).rejects.toThrow(/zz/);
     await expect(cli('plugin', 'load', 'nonesuch')).rejects.toThrow(/no plugin "nonesuch"/);
     await expect(controlRequest(socket, 'frobnicate')).rejects.toThrow(/unknown operation "frobnicate"/);

@@ -9,3 +9,4 @@ export { MANAGE_OPS, mgmtdevList, devList, devStats, devFeatures, pluginList, ty
 export { manageCommand } from './commands/manage.ts';
 export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo, type DomainState } from './toolstack/lifecycle.ts';
 export { domainCommand, DOMAIN_USAGE } from './commands/domain.ts';
+export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './toolstack/hotplug.ts';

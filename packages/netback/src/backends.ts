@@ -91,6 +91,11 @@ export class VifBackends {
     this.removed.set(vif.name, { ...vif.stats(), key, removed: true });
   }
 
+  /** The toolstack removed one vif (hotplug): remove it now, whatever the watch has delivered so far. */
+  dropVif(key: string): void {
+    this.drop(key);
+  }
+
   /** The toolstack is taking domain `domid` away: remove every vif of it now, whatever the watch has delivered so far. */
   dropDomain(domid: number): number {
     let n = 0;

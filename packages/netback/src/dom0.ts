@@ -125,9 +125,22 @@ export function boot(env: DomainEnv<Dom0Config>): void {
   const accelVif = (v: VifPort): AccelVif => ({ key: v.key, domid: v.frontendDomid, handle: v.handle, mac: v.mac, ip: v.ip });
 
   /** A guest of this host: its memory for grant operations, a plugin channel per vif. */
+  const guestUids = new Map<number, number>();
+  const addChannel = (domid: number, handle: number): void => {
+    accel.addChannel({ key: `${domid}/${handle}`, domid, handle, mac: 0, ip: 0 }, env.channel(CH.accel + handle, guestUids.get(domid)!));
+  };
   const addGuest = (g: Dom0Guest): void => {
     guests.set(g.domid, { domid: g.domid, mem: new GuestMemory(g.mem), gnttab: GrantTable.hypervisorView(g.gnttab) });
-    for (const handle of g.vifs) accel.addChannel({ key: `${g.domid}/${handle}`, domid: g.domid, handle, mac: 0, ip: 0 }, env.channel(CH.accel + handle, g.uid));
+    guestUids.set(g.domid, g.uid);
+    for (const handle of g.vifs) addChannel(g.domid, handle);
+  };
+  /** A vif op's guest and handle, checked. */
+  const vifArgs = (op: string, a: Record<string, unknown>): { domid: number; handle: number; key: string } => {
+    const domid = Number(a.domid);
+    const handle = Number(a.handle);
+    if (!guests.has(domid)) throw new Error(`${op}: domain ${String(a.domid)} is not a guest of this host`);
+    if (!Number.isInteger(handle) || handle < 0 || handle > 255) throw new Error(`${op}: handle ${String(a.handle)} is not a vif handle`);
+    return { domid, handle, key: `${domid}/${handle}` };
   };
   for (const g of cfg.guests) addGuest(g);
 
@@ -208,6 +221,28 @@ export function boot(env: DomainEnv<Dom0Config>): void {
         for (const key of accel.channelKeys()) if (key.split('/')[0] === String(gid)) accel.removeChannel(key);
         guests.delete(gid);
         return { vifs, grantMappings: ops.activeMappings };
+      }
+      case 'vif_add': {
+        // Hotplug (xl network-attach): the vif's plugin channel, before its xenstore nodes appear.
+        const v = vifArgs(op, a);
+        if (accel.channelKeys().includes(v.key)) throw new Error(`vif_add: vif${v.domid}.${v.handle} exists`);
+        addChannel(v.domid, v.handle);
+        return true;
+      }
+      case 'vif_unplug': {
+        // xl network-detach: the backend closes first; the frontend follows it to Closed.
+        const v = vifArgs(op, a);
+        const vif = backends.vifs.get(v.key);
+        if (!vif) throw new Error(`vif_unplug: no vif${v.domid}.${v.handle}`);
+        vif.close();
+        return true;
+      }
+      case 'vif_remove': {
+        // Both ends closed and the nodes removed: nothing of the vif stays (its counters do).
+        const v = vifArgs(op, a);
+        backends.dropVif(v.key);
+        accel.removeChannel(v.key);
+        return backends.removed.has(`vif${v.domid}.${v.handle}`);
       }
       case 'fdb_forget':
         return bridge.forget(Number(a.mac));

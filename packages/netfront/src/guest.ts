@@ -16,9 +16,11 @@ import {
   GuestMemory,
   SHUTDOWN_POWEROFF,
   VIF_KEY,
+  XenbusState,
   controlShutdownPath,
   counterKinds,
   domainPath,
+  vifErrorPath,
   vifFrontendPath,
   type Addr,
   type DEFERRED,
@@ -126,14 +128,17 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
   // Hotplug: the toolstack writes a new vif's frontend directory (xl network-attach) or removes a
   // closed one's (network-detach); like Linux's xenbus frontend, watch the device directory.
   const vifRoot = `${domainPath(domid)}/device/vif`;
+  /** Handles whose probe failed: not retried until the toolstack removes the node. */
+  const failed = new Set<number>();
   xs.watch(vifRoot, 'vif-hotplug', (path) => {
     // Our own writes under a device we run (its state, rings, features) need no look at the directory.
     const m = /^\/(\d+)(\/.*)?$/.exec(path.slice(vifRoot.length));
     if (m && m[2] !== undefined && (m[2] !== `/${VIF_KEY.state}` || devices.some((d) => d.nf.handle === Number(m[1])))) return;
     const handles = new Set((xs.tryRead(vifRoot) === undefined ? [] : xs.directory(vifRoot)).map(Number));
     for (const d of [...devices]) if (!handles.has(d.nf.handle)) removeDevice(d);
+    for (const h of [...failed]) if (!handles.has(h)) failed.delete(h);
     for (const h of handles) {
-      if (devices.some((d) => d.nf.handle === h)) continue;
+      if (devices.some((d) => d.nf.handle === h) || failed.has(h)) continue;
       const fe = vifFrontendPath(domid, h);
       const mac = xs.tryRead(`${fe}/${VIF_KEY.mac}`);
       const ip = xs.tryRead(`${fe}/${VIF_KEY.ip}`);
@@ -141,8 +146,18 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
       if (mac === undefined || ip === undefined || xs.tryRead(`${fe}/${VIF_KEY.state}`) === undefined) continue;
       const be = xs.tryRead(`${fe}/${VIF_KEY.backend}`);
       const mtu = Number((be !== undefined ? xs.tryRead(`${be}/${VIF_KEY.mtu}`) : undefined) ?? cfg.mtu);
-      addDevice({ handle: h, mac, ip, mtu: Number.isInteger(mtu) && mtu >= 68 && mtu <= cfg.mtu ? mtu : cfg.mtu });
-      log(`vif${h} plugged: ${mac} ${ip}`);
+      try {
+        addDevice({ handle: h, mac, ip, mtu: Number.isInteger(mtu) && mtu >= 68 && mtu <= cfg.mtu ? mtu : cfg.mtu });
+        log(`vif${h} plugged: ${mac} ${ip}`);
+      } catch (e) {
+        // xenbus_dev_fatal: the probe failed (e.g. no room for the buffers); say why where the toolstack
+        // looks, and close the device: the guest carries on without it.
+        const why = e instanceof Error ? e.message : String(e);
+        log(`vif${h}: probe failed: ${why}`);
+        xs.write(vifErrorPath(domid, h), `probe failed: ${why}`);
+        xs.write(`${fe}/${VIF_KEY.state}`, String(XenbusState.Closed));
+        failed.add(h);
+      }
     }
   });
   /** The device a control op names (`vif: N`), else the first. */

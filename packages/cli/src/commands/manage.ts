@@ -15,7 +15,9 @@ const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, 
   dev list | show [DEV]               the guests' vifs (DEV = HOST/DOMAIN[/vifN]): state, accelerator
   dev stats show DEV                  a vif's counters, from netfront and from netback
   dev features show DEV               the feature-* keys both ends published in xenstore
-  dev add | del                       (not supported: vifs are fixed by the topology)
+  dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]
+                                      hotplug a vif: the full xenbus handshake, connected when it returns
+  dev del HOST/DOMU/vifN              unplug it: the backend closes, the frontend follows, the vif is gone
 ${DOMAIN_USAGE}
   plugin list                         accelerator plugins loaded, per host
   plugin load NAME [--host H] [--args JSON]
@@ -54,7 +56,7 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
       const all = (await call('mgmtdev.list')) as MgmtDev[];
       const list = rest[0] ? all.filter((m) => m.name === rest[0] || m.host === rest[0]) : all;
       if (rest[0] && list.length === 0) throw new Error(`no management device "${rest[0]}" (have: ${all.map((m) => m.name).join(', ')})`);
-      return out(list, () => table(['mgmtdev', 'host', 'alias', 'mac', 'mtu', 'link', 'VIs used', 'filters'], list.map((m) => [m.name, m.host, m.alias, m.mac, m.mtu, m.link, `${m.visInUse}/${m.vis}`, m.filters])));
+      return out(list, () => table(['mgmtdev', 'host', 'alias', 'mac', 'mtu', 'link', 'VIs used', 'vifs', 'vifs free', 'filters'], list.map((m) => [m.name, m.host, m.alias, m.mac, m.mtu, m.link, `${m.visInUse}/${m.vis}`, m.vifs, m.vifsFree, m.filters])));
     }
     case 'dev list':
     case 'dev show': {
@@ -72,9 +74,29 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
         return `${v.dev}\n` + table(['end', verb === 'stats' ? 'counter' : 'feature', 'value'], rows);
       });
     }
-    case 'dev add':
-    case 'dev del':
-      return out(await call(`dev.${verb}`), () => '');
+    case 'dev add': {
+      // vdpa style: dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]
+      const [target, ...kv] = rest;
+      if (!target) throw new Error('usage: xsim dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]');
+      const args: Json = { dev: target };
+      for (let k = 0; k < kv.length; k += 2) {
+        const key = kv[k];
+        const value = kv[k + 1];
+        if (!['name', 'mac', 'ip', 'mtu'].includes(key)) throw new Error(`dev add: unknown attribute "${key}" (attributes: name, mac, ip, mtu)`);
+        if (value === undefined) throw new Error(`dev add: ${key} needs a value`);
+        if (key === 'mtu') {
+          if (!/^\d+$/.test(value)) throw new Error(`dev add: mtu "${value}" is not a number`);
+          args.mtu = Number(value);
+        } else args[key] = value;
+      }
+      const v = (await call('dev.add', args)) as { dev: string; mac: string; ip: string; mtu: number };
+      return out(v, () => `${v.dev} added: mac ${v.mac} ip ${v.ip} mtu ${v.mtu}, connected`);
+    }
+    case 'dev del': {
+      if (!rest[0]) throw new Error('usage: xsim dev del HOST/DOMU/vifN');
+      const v = (await call('dev.del', { dev: rest[0] })) as { dev: string; forced: boolean };
+      return out(v, () => `${v.dev} deleted${v.forced ? ' (its frontend did not close in time: forced)' : ''}`);
+    }
     case 'plugin list': {
       const list = (await call('plugin.list')) as PluginView[];
       return out(list, () => (list.length ? table(['host', 'plugin', 'version', 'vifs', 'unloading'], list.map((x) => [x.host, x.name, x.version, x.vifs, x.unloading ? 'yes' : 'no'])) : 'no plugins loaded'));

@@ -39,6 +39,8 @@ export interface HostResources {
   hv: EvtchnService;
   dom0: DomainMemory;
   domUs: DomainMemory[];
+  /** A guest's vif handles in the order of its spec's vifs, once a vif was hot-added or removed (else the indices). */
+  handles: Map<number, number[]>;
 }
 
 export function domainMemory(domid: number, uid: Addr, name: string, pages: number, pcpu: number): DomainMemory {
@@ -51,7 +53,7 @@ export function buildHost(bus: Bus, spec: HostSpec, index: number, uids: () => A
   const hv = new EvtchnService(bus, addr);
   const dom0 = domainMemory(0, uids(), 'Domain-0', spec.dom0.memPages, dom0Pcpu);
   const domUs = spec.domUs.map((d, i) => domainMemory(d.domid, uids(), d.name, d.memPages, guestPcpus[i]));
-  const host: HostResources = { spec, index, xenstore, hv, dom0, domUs };
+  const host: HostResources = { spec, index, xenstore, hv, dom0, domUs, handles: new Map() };
   xenstore.write(0, `${domainPath(0)}/name`, 'Domain-0');
   xenstore.write(0, `${domainPath(0)}/domid`, '0');
   runHotplugScripts(xenstore);

@@ -10,7 +10,9 @@
  */
 import { SHUTDOWN_POWEROFF, controlShutdownPath, domainPath, vifBackendRoot, type Addr } from '@xsim/hypervisor';
 import { parseMac, validateTopology, type DomUSpec, type Topology } from '../topo/index.ts';
+import { freshIp, freshMac } from './addresses.ts';
 import { domainMemory, vifStates, type DomainMemory, type HostResources } from './host.ts';
+import { vifHandles } from './hotplug.ts';
 import { placeNewGuest } from './placement.ts';
 import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
 
@@ -37,7 +39,7 @@ export interface DomainInfo {
   state: DomainState;
   memPages: number;
   pcpu: number;
-  vifs: { mac: string; ip: string; accel: string | null }[];
+  vifs: { handle: number; mac: string; ip: string; accel: string | null }[];
 }
 
 /** How a domain ended, and what its end released. */
@@ -65,8 +67,6 @@ export interface LifecycleDeps {
   log(line: string): void;
 }
 
-const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, '0');
-
 export class DomainLifecycle {
   /** Every domain that ended, oldest first. */
   readonly ended: DomainEnd[] = [];
@@ -90,7 +90,7 @@ export class DomainLifecycle {
       domid,
       ...(o.memPages !== undefined ? { memPages: o.memPages } : {}),
       ...(o.pcpu !== undefined ? { pcpu: o.pcpu } : {}),
-      vifs: [{ mac: o.mac ?? this.freshMac(index, domid), ip: o.ip ?? this.freshIp(h, index) }],
+      vifs: [{ mac: o.mac ?? freshMac(this.sim.topology, index, domid, 0), ip: o.ip ?? freshIp(this.sim.topology, index) }],
     });
     this.nextDomid.set(host, domid + 1);
     const pcpu = placeNewGuest(this.sim.topology, this.sim.runtime.pcpus, `${host}/${name}`, spec, this.sim.domains);
@@ -119,7 +119,7 @@ export class DomainLifecycle {
     return this.once(rd, async () => {
       const t0 = this.sim.clock.now();
       h.xenstore.write(0, controlShutdownPath(mem.domid), SHUTDOWN_POWEROFF);
-      const closed = (): boolean => h.spec.domUs[h.domUs.indexOf(mem)].vifs.every((_v, n) => vifStates(h.xenstore, mem.domid, n).frontend === '6');
+      const closed = (): boolean => vifHandles(h, mem.domid).every((n) => vifStates(h.xenstore, mem.domid, n).frontend === '6');
       try {
         await this.sim.waitFor(`${ref.host}/${ref.domain} to close its vifs`, closed, timeoutMs);
       } catch (e) {
@@ -173,7 +173,8 @@ export class DomainLifecycle {
         const i = h.domUs.findIndex((x) => x.uid === rd.uid);
         const spec = h.spec.domUs[i];
         const accel = dom0Accel.get(h.spec.name) ?? {};
-        out.push({ host: rd.host, name: rd.name, domid: rd.domid, state, memPages: spec.memPages, pcpu: rd.pcpu, vifs: spec.vifs.map((v, n) => ({ mac: v.mac, ip: v.ip, accel: accel[`${rd.domid}/${n}`] ?? null })) });
+        const handles = vifHandles(h, rd.domid);
+        out.push({ host: rd.host, name: rd.name, domid: rd.domid, state, memPages: spec.memPages, pcpu: rd.pcpu, vifs: spec.vifs.map((v, n) => ({ handle: handles[n], mac: v.mac, ip: v.ip, accel: accel[`${rd.domid}/${handles[n]}`] ?? null })) });
       }
     }
     return out;
@@ -193,26 +194,6 @@ export class DomainLifecycle {
       const at = `hosts[${index}].domUs[${h.spec.domUs.length}]`;
       throw new Error(`cannot create ${h.spec.name}/${String(candidate.name)}: ${(e as Error).message.replaceAll(at, 'the new domain')}`);
     }
-  }
-
-  private freshMac(index: number, domid: number): string {
-    const used = new Set(this.sim.topology.hosts.flatMap((x) => x.domUs.flatMap((d) => d.vifs.map((v) => parseMac(v.mac)))));
-    for (let k = 0; k < 256; k++) {
-      const mac = `00:16:3e:${hex2(index)}:${hex2(domid)}:${hex2((domid >> 8) + 1 + k)}`;
-      if (!used.has(parseMac(mac))) return mac;
-    }
-    throw new Error('no free MAC address: give one with --mac');
-  }
-
-  private freshIp(h: HostResources, index: number): string {
-    const used = new Set(this.sim.topology.hosts.flatMap((x) => [x.dom0.ip, ...x.domUs.flatMap((d) => d.vifs.map((v) => v.ip))]));
-    for (let third = 10 + index; third < 255; third += 64) {
-      for (let last = 1; last < 255; last++) {
-        const ip = `10.0.${third}.${last}`;
-        if (!used.has(ip)) return ip;
-      }
-    }
-    throw new Error(`no free IPv4 address for ${h.spec.name}: give one with --ip`);
   }
 
   private vifsConnected(h: HostResources, domid: number, n: number): boolean {
@@ -270,13 +251,7 @@ export class DomainLifecycle {
     if (xs.directory(0, domainPath(mem.domid)) !== undefined) xs.rm(0, domainPath(mem.domid));
     await this.d.fabric('remove_domain', { nic: index, domid: mem.domid }).catch(() => undefined);
     // Nobody keeps sending its traffic to where it was: the switches and every other bridge forget its MACs.
-    for (const v of spec?.vifs ?? []) {
-      const mac = parseMac(v.mac);
-      await this.d.fabric('forget_mac', { mac }).catch(() => undefined);
-      for (const other of this.sim.domains.filter((x) => x.domid === 0 && x.host !== host && !x.crashed && !x.hung)) {
-        await this.sim.request({ host: other.host, domain: 'dom0' }, 'fdb_forget', { mac }, 5000).catch(() => undefined);
-      }
-    }
+    for (const v of spec?.vifs ?? []) await this.sim.forgetMac(host, parseMac(v.mac));
     const portsClosed = h.hv.release(mem.uid);
     h.xenstore.release(mem.uid);
     if (rd) this.d.untrack(rd);
@@ -284,6 +259,7 @@ export class DomainLifecycle {
       h.domUs.splice(i, 1);
       h.spec.domUs.splice(i, 1);
     }
+    h.handles.delete(mem.domid);
     const end: DomainEnd = { host, name: mem.name, domid: mem.domid, how, final, vifsRemoved, portsClosed, ms: this.sim.clock.now() - t0 };
     this.ended.push(end);
     if (how !== 'crash') this.d.log(`${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`);

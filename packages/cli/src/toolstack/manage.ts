@@ -7,6 +7,7 @@
  */
 import type { Simulation } from './simulation.ts';
 import type { CreateDomainOptions } from './lifecycle.ts';
+import { vifHandles, type VifAddOptions } from './hotplug.ts';
 
 type Json = Record<string, unknown>;
 
@@ -19,6 +20,9 @@ export interface MgmtDev {
   link: string;
   vis: number;
   visInUse: number;
+  /** Guest vifs on the host, and how many more the NIC could give a VI of their own (VI 0 is dom0's). */
+  vifs: number;
+  vifsFree: number;
   filters: number;
 }
 
@@ -69,6 +73,8 @@ export async function mgmtdevList(sim: Simulation): Promise<MgmtDev[]> {
       link: String(hw.link ?? 'unknown'),
       vis: nic.vis,
       visInUse: Object.values((hw.vis as Record<string, { running?: boolean }>) ?? {}).filter((v) => v.running).length,
+      vifs: h.spec.domUs.reduce((n, d) => n + d.vifs.length, 0),
+      vifsFree: Math.max(0, nic.vis - 1 - h.spec.domUs.reduce((n, d) => n + d.vifs.length, 0)),
       filters: Number(hw.filters ?? 0),
     };
   });
@@ -80,14 +86,18 @@ export async function devList(sim: Simulation): Promise<Dev[]> {
   for (const d of sim.domains) {
     if (d.domid === 0) continue;
     const s = stats[`${d.host}/${d.name}`] as { vifs?: Json[] } | undefined;
-    const spec = sim.topology.hosts.find((h) => h.name === d.host)?.domUs.find((u) => u.name === d.name);
+    const h = sim.host(d.host);
+    const spec = h.spec.domUs.find((u) => u.name === d.name);
+    const handles = vifHandles(h, d.domid);
     (s?.vifs ?? []).forEach((v, i) => {
       const accel = v.accel as { plugin?: string | null } | null;
+      const handle = Number(v.handle ?? i);
+      const at = handles.indexOf(handle);
       out.push({
-        dev: `${d.host}/${d.name}/vif${Number(v.handle ?? i)}`,
+        dev: `${d.host}/${d.name}/vif${handle}`,
         domid: d.domid,
-        mac: spec?.vifs[i]?.mac ?? '',
-        ip: spec?.vifs[i]?.ip ?? '',
+        mac: spec?.vifs[at]?.mac ?? '',
+        ip: spec?.vifs[at]?.ip ?? '',
         state: Number(v.state),
         backendState: Number(v.backendState),
         accel: accel?.plugin ?? null,
@@ -162,8 +172,31 @@ function createOptions(a: Json): CreateDomainOptions {
   return o;
 }
 
-async function noHotplug(): Promise<never> {
-  throw new Error("vif hotplug is not supported: a domain's vifs are fixed by the topology it was started with");
+/** dev.add's options, each checked for its type (the values themselves are the validator's). */
+function vifOptions(a: Json): VifAddOptions {
+  const o: VifAddOptions = {};
+  for (const k of ['name', 'mac', 'ip'] as const) {
+    if (a[k] === undefined) continue;
+    if (typeof a[k] !== 'string') throw new Error(`argument "${k}" must be a string`);
+    o[k] = a[k] as string;
+  }
+  if (a.mtu !== undefined) {
+    if (typeof a.mtu !== 'number' || !Number.isInteger(a.mtu)) throw new Error('argument "mtu" must be an integer');
+    o.mtu = a.mtu;
+  }
+  return o;
+}
+
+/** HOST/DOMU for dev add; HOST/DOMU/vifN for dev del. */
+function guestRef(sim: Simulation, dev: string, withVif: boolean): { ref: { host: string; domain: string }; handle: number } {
+  if (withVif) {
+    const p = parseDev(sim, dev);
+    if (!/\/vif\d+$/.test(dev)) throw new Error(`device "${dev}" is not HOST/DOMU/vifN: name the vif to delete`);
+    return { ref: { host: p.host, domain: p.domain }, handle: p.vif };
+  }
+  const m = /^([^/]+)\/([^/]+)$/.exec(dev);
+  if (!m) throw new Error(`"${dev}" is not HOST/DOMU (the guest to add a vif to)`);
+  return { ref: { host: m[1], domain: m[2] }, handle: -1 };
 }
 
 /** Every op the control socket serves, by name. */
@@ -172,8 +205,11 @@ export const MANAGE_OPS: Record<string, ManageOp> = {
   'dev.list': (sim) => devList(sim),
   'dev.stats': (sim, a) => devStats(sim, str(a, 'dev')),
   'dev.features': async (sim, a) => devFeatures(sim, str(a, 'dev')),
-  'dev.add': noHotplug,
-  'dev.del': noHotplug,
+  'dev.add': (sim, a) => sim.addVif(guestRef(sim, str(a, 'dev'), false).ref, vifOptions(a)),
+  'dev.del': (sim, a) => {
+    const g = guestRef(sim, str(a, 'dev'), true);
+    return sim.delVif(g.ref, g.handle);
+  },
   'domain.list': (sim) => sim.listDomains(),
   'domain.create': (sim, a) => sim.createDomain(str(a, 'host'), str(a, 'name'), createOptions(a)),
   'domain.shutdown': (sim, a) => sim.shutdownDomain({ host: str(a, 'host'), domain: str(a, 'domain') }),

@@ -18,6 +18,7 @@ import { parseMac, type Topology } from '../topo/index.ts';
 import { buildHost, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import { placeDomains, type Placement } from './placement.ts';
 import { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo } from './lifecycle.ts';
+import { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotplug.ts';
 
 import { PluginOps } from './plugins.ts';
 
@@ -70,6 +71,7 @@ export class Simulation {
   readonly plugins: PluginOps;
   private readonly fabricCtl: RpcEndpoint;
   private readonly lifecycle: DomainLifecycle;
+  private readonly hotplug: VifHotplug;
   private stopped = false;
   /** Bring-up is over: a crash from now on is cleaned up like a destroy. */
   private started = false;
@@ -95,6 +97,7 @@ export class Simulation {
       },
       log: (l) => this.log(l),
     });
+    this.hotplug = new VifHotplug(this, (l) => this.log(l));
     runtime.onCrash = (uid, error) => {
       const d = this.domains.find((x) => x.uid === uid);
       if (!d) return;
@@ -308,6 +311,35 @@ export class Simulation {
   /** xl list: every domain, its state, memory, pCPU and vifs with their accelerator. */
   listDomains(): Promise<DomainInfo[]> {
     return this.lifecycle.list();
+  }
+
+  /** vdpa dev add / xl network-attach: a vif on a running guest, connected when this resolves. */
+  addVif(ref: DomainRef, opts: VifAddOptions = {}): Promise<VifInfo> {
+    return this.hotplug.add(ref, opts);
+  }
+
+  /** vdpa dev del / xl network-detach: the backend closes, the frontend follows, the vif is gone. */
+  delVif(ref: DomainRef, handle: number): Promise<{ dev: string; forced: boolean }> {
+    return this.hotplug.del(ref, handle);
+  }
+
+  /** A guest vif's MAC and IP, by handle. */
+  vifAddress(ref: DomainRef, handle: number): { mac: string; ip: string } {
+    const d = this.domain(ref);
+    const h = this.host(ref.host);
+    const i = h.domUs.findIndex((x) => x.uid === d.uid);
+    const handles = vifHandles(h, d.domid);
+    const v = h.spec.domUs[i]?.vifs[handles.indexOf(handle)];
+    if (!v) throw new Error(`${ref.host}/${ref.domain} has no vif${handle} (vifs: ${handles.map((x) => `vif${x}`).join(', ')})`);
+    return v;
+  }
+
+  /** A MAC that left `host` (its guest or vif went away): the switches and every other host's bridge forget it. */
+  async forgetMac(host: string, mac: number): Promise<void> {
+    await this.fabricCtl.request('forget_mac', { mac }, this.opts.answerMs ?? 5000).catch(() => undefined);
+    for (const other of this.domains.filter((x) => x.domid === 0 && x.host !== host && !x.crashed && !x.hung)) {
+      await this.ask(other, 'fdb_forget', { mac }, this.opts.answerMs ?? 5000).catch(() => undefined);
+    }
   }
 
   /** Every domain that ended while the simulation ran (shut down, destroyed, crashed), oldest first. */

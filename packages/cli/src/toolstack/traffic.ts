@@ -21,6 +21,9 @@ export interface StreamOptions {
   timeoutMs?: number;
   /** Payload filler after the sequence header, hex (1 to 32 bytes), repeated. */
   pattern?: string;
+  /** Send from / receive on this vif of the guest (default: its first). */
+  fromVif?: number;
+  toVif?: number;
 }
 
 export interface StreamResult {
@@ -51,15 +54,17 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
   const port = o.port ?? 5001;
   const streamId = o.streamId ?? nextStream++;
   const timeoutMs = o.timeoutMs ?? 120_000;
-  await sim.request(o.from, 'arp_resolve', { ip: dst.ip });
+  const dstIp = o.toVif === undefined ? dst.ip : sim.vifAddress(o.to, o.toVif).ip;
+  const on = (vif: number | undefined) => (vif === undefined ? {} : { vif });
+  await sim.request(o.from, 'arp_resolve', { ip: dstIp, ...on(o.fromVif) });
   const creditEvery = o.window ? Math.max(1, Math.floor(o.window / 4)) : 0;
-  const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
+  const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery, ...on(o.toVif) }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
   // Marked handled now: the receiver may go away (destroyed) while we still wait for the sender;
   // awaiting it below still throws.
   recv.catch(() => {});
   let send: Record<string, number>;
   try {
-    send = (await sim.request(o.from, 'stream_send', { dstIp: dst.ip, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort, pattern: o.pattern }, timeoutMs)) as Record<string, number>;
+    send = (await sim.request(o.from, 'stream_send', { ...on(o.fromVif), dstIp, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort, pattern: o.pattern }, timeoutMs)) as Record<string, number>;
   } catch (e) {
     // The receiver is still waiting; its request fails when the simulation shuts down, and that is not news.
     recv.catch(() => {});

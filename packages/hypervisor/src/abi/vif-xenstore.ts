@@ -27,6 +27,11 @@ export function vifBackendPath(backendDomid: number, frontendDomid: number, hand
   return `${vifBackendRoot(backendDomid)}/${frontendDomid}/${handle}`;
 }
 
+/** Where a frontend says why its device failed (Linux's xenbus_dev_fatal writes error/<nodename>/error). */
+export function vifErrorPath(domid: number, handle: number): string {
+  return `/local/domain/${domid}/error/device/vif/${handle}/error`;
+}
+
 export function domainPath(domid: number): string {
   return `/local/domain/${domid}`;
 }
