@@ -83,7 +83,7 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
 
   it('a created guest is accelerated like any other, and a shut down one hands over its counters', async () => {
     const d = await sim.createDomain('host-a', 'fresh', { mac: '00:16:3e:0a:77:01', ip: '10.0.10.77' });
-    expect(d.vifs).toEqual([{ mac: '00:16:3e:0a:77:01', ip: '10.0.10.77', accel: expect.any(String) }]);
+    expect(d.vifs).toEqual([{ handle: 0, mac: '00:16:3e:0a:77:01', ip: '10.0.10.77', accel: expect.any(String) }]);
     const me: DomainRef = { host: 'host-a', domain: 'fresh' };
     await sim.waitFor('vnic on the new vif', async () => (await sim.listDomains()).find((x) => x.name === 'fresh')?.vifs[0].accel === 'vnic');
     const { r } = await conservedStream(sim, { from: me, to: b2, count: 2000, frameSize: 1000, window: 256 });

@@ -139,7 +139,7 @@ async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: 
   });
   process.once('SIGINT', requestStop);
   process.once('SIGTERM', requestStop);
-  process.stdout.write(`xsim: serving on ${socket} (xsim mgmtdev|dev|plugin ... --socket ${socket}); Ctrl-C or xsim shutdown to stop\n`);
+  process.stdout.write(`xsim: serving on ${socket} (xsim domain|mgmtdev|dev|plugin ... --socket ${socket}); Ctrl-C or xsim shutdown to stop\n`);
   let failed = false;
   try {
     if (o.idle) await stopped;

@@ -243,7 +243,8 @@ export class DomainLifecycle {
         this.d.log(`${host}/dom0 could not release domain ${mem.domid}: ${e.message}`);
         return { vifs: 0 };
       })) as { vifs: number };
-      vifsRemoved = r.vifs;
+      // dom0's count includes vifs hot-removed earlier; what this end removed is what the guest had.
+      vifsRemoved = Math.min(r.vifs, spec?.vifs.length ?? 0);
     }
     // dom0 may have written under the backend directory between our rm and its guest_remove (a plugin's
     // accel key for a message already in flight): now that dom0 holds nothing of the guest, remove again.
