@@ -55,6 +55,11 @@ ${MANAGE_USAGE}
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  // `xsim run --help`, `xsim scale -h`, `xsim domain help`: the usage, not "unknown option".
+  if (cmd !== undefined && (rest.includes('--help') || rest.includes('-h') || rest[0] === 'help')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   switch (cmd) {
     case 'run':
       return runCommand(rest);
