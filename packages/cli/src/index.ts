@@ -10,3 +10,4 @@ export { manageCommand } from './commands/manage.ts';
 export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo, type DomainState } from './toolstack/lifecycle.ts';
 export { domainCommand, DOMAIN_USAGE } from './commands/domain.ts';
 export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './toolstack/hotplug.ts';
+export { serveXenstores, type XenstoreSockets } from './toolstack/xenstored-socket.ts';

@@ -10,6 +10,7 @@ import { RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, parseArgs, runtimeFlags } fr
 import { table } from '../format.ts';
 import { dropCounters, streamAccount } from '../toolstack/drops.ts';
 import { defaultSocketPath, serveControl } from '../toolstack/control-socket.ts';
+import { serveXenstores } from '../toolstack/xenstored-socket.ts';
 
 function ref(s: string): DomainRef {
   const [host, domain] = s.split('/');
@@ -137,9 +138,13 @@ async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: 
       return 'shutting down';
     },
   });
+  // Each host's xenstore over Xen's wire protocol, for the real xenstore-utils.
+  const xenstores = await serveXenstores(sim.hosts, `${socket}.xs`);
   process.once('SIGINT', requestStop);
   process.once('SIGTERM', requestStop);
   process.stdout.write(`xsim: serving on ${socket} (xsim domain|mgmtdev|dev|plugin ... --socket ${socket}); Ctrl-C or xsim shutdown to stop\n`);
+  const first = Object.entries(xenstores.paths)[0];
+  if (first) process.stdout.write(`xsim: xenstore of each host at ${socket}.xs/HOST (XENSTORED_PATH=${first[1]} xenstore-ls /local/domain)\n`);
   let failed = false;
   try {
     if (o.idle) await stopped;
@@ -160,6 +165,7 @@ async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: 
     process.off('SIGINT', requestStop);
     process.off('SIGTERM', requestStop);
     await server.close();
+    await xenstores.close();
   }
   return failed ? 1 : 0;
 }

@@ -75,21 +75,27 @@ export interface ControlServer {
  * Serve the management ops for `sim` on a Unix socket. `extra` ops (the run
  * command's own, like shutdown) are served beside them.
  */
+/**
+ * Make `path` free for a new Unix socket: only a socket left by a simulation
+ * that is gone may be replaced; anything else at that path (a user's file, a
+ * directory) is not ours to delete, and a live socket is someone else's.
+ */
+export async function claimSocketPath(path: string, hint: string): Promise<void> {
+  if (!existsSync(path)) return;
+  const st = lstatSync(path);
+  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket (it is a ${describeFile(st)}); refusing to replace it: ${hint}`);
+  const live = await new Promise<boolean>((r) => {
+    const c = createConnection(path, () => {
+      c.destroy();
+      r(true);
+    }).on('error', () => r(false));
+  });
+  if (live) throw new Error(`${path}: another simulation is serving there (${hint})`);
+  unlinkSync(path);
+}
+
 export async function serveControl(sim: Simulation, path: string, extra: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {}): Promise<ControlServer> {
-  if (existsSync(path)) {
-    // Only a Unix socket left by a simulation that is gone may be replaced: anything else at
-    // that path (a user's file, a directory) is not ours to delete.
-    const st = lstatSync(path);
-    if (!st.isSocket()) throw new Error(`${path} exists and is not a socket (it is a ${describeFile(st)}); refusing to replace it: choose another --socket`);
-    const live = await new Promise<boolean>((r) => {
-      const c = createConnection(path, () => {
-        c.destroy();
-        r(true);
-      }).on('error', () => r(false));
-    });
-    if (live) throw new Error(`${path}: another simulation is serving there (set --socket or XSIM_SOCKET)`);
-    unlinkSync(path);
-  }
+  await claimSocketPath(path, 'set --socket or XSIM_SOCKET');
   const server: Server = createServer((sock) => {
     readFrame(sock)
       .then(async (req) => {

@@ -82,9 +82,12 @@ function runHotplugScripts(xs: XenstoreServer): void {
 /** The nodes libxl creates for a new domain: its directory, owned by it. */
 export function writeDomainNodes(xs: XenstoreServer, domid: number, name: string): void {
   const dom = domainPath(domid);
+  // Permissions on the directory before its keys (new nodes inherit them): the guest owns its
+  // directory and can read its own name, as libxl makes it.
+  xs.mkdir(0, dom);
+  xs.setPerms(0, dom, [{ domid, perm: 'n' }]);
   xs.write(0, `${dom}/name`, name);
   xs.write(0, `${dom}/domid`, String(domid));
-  xs.setPerms(0, dom, [{ domid, perm: 'n' }]);
   xs.mkdir(0, `${dom}/device/vif`);
   xs.setPerms(0, `${dom}/device`, [{ domid, perm: 'n' }]);
   xs.setPerms(0, `${dom}/device/vif`, [{ domid, perm: 'n' }]);

@@ -1,5 +1,6 @@
 export { Store, XenstoreError, checkPath, type Perm, type PermEntry, type XsErrno, type WatchFn } from './store.ts';
 export { XenstoreServer } from './server.ts';
+export * from './wire.ts';
 export { XenstoreClient, type WatchCallback } from './client.ts';
 export type { XsMessage, XsOp, XsRequest, XsResponse, XsWatchEvent } from './protocol.ts';
 
