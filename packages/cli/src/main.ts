@@ -18,6 +18,8 @@ commands:
       --from HOST/DOM     sender (default: first domU of the first host)
       --to HOST/DOM       receiver (default: first domU of the second host)
       --window FRAMES     sender credit window (default 256; 0 = unpaced)
+      --interval S        a line per S seconds while streaming, as iperf3 -i (time, frames, Gbit/s,
+                          lost); -j gives them as "intervals"
       --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first
       --serve             keep running and serve a control socket for the commands below; stream
                           in rounds of --count frames, a line per round (--idle: no traffic)

@@ -122,7 +122,11 @@ export class NetEndpoint {
   }
 
   stats(): Record<string, unknown> {
-    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, lateCredits: this.lateCredits, creditsDeferred: this.creditsDeferred };
+    // Streams being received, by port: how far each has got (the toolstack's per-interval rates read this).
+    const progress = Object.fromEntries(
+      [...this.recvs].map(([port, j]) => [port, { delivered: j.receiver.tracker.delivered, highest: j.receiver.tracker.highestSeq, duplicated: j.receiver.tracker.duplicated }]),
+    );
+    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, progress, lateCredits: this.lateCredits, creditsDeferred: this.creditsDeferred };
   }
 
   /** Toolstack requests for the apps. */

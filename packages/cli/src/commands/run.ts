@@ -5,8 +5,8 @@
  */
 import { defaultTopology, loadTopology, type Topology } from '../topo/index.ts';
 import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
-import { runPing, runStream } from '../toolstack/traffic.ts';
-import { RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, parseArgs, runtimeFlags } from '../args.ts';
+import { runPing, runStream, type IntervalSample } from '../toolstack/traffic.ts';
+import { RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, numFlag, parseArgs, runtimeFlags } from '../args.ts';
 import { table } from '../format.ts';
 import { dropCounters, streamAccount } from '../toolstack/drops.ts';
 import { defaultSocketPath, serveControl } from '../toolstack/control-socket.ts';
@@ -28,7 +28,7 @@ function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS]);
+  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', 'interval', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS]);
   const where = runtimeFlags(p);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
   const count = intFlag(p, 'count', 200_000, 1, 100_000_000);
@@ -36,6 +36,8 @@ export async function runCommand(argv: string[]): Promise<number> {
   // Flow-controlled by default (a 256-frame credit window, as the benchmark runs): an unpaced
   // UDP blast (--window 0) mostly measures how fast the receiver's queues overflow.
   const window = intFlag(p, 'window', 256, 0, 1_000_000);
+  // iperf3's -i: a line per interval while the stream runs (seconds, on the simulation's clock).
+  const interval = p.flags.has('interval') ? numFlag(p, 'interval', 1, 0.01, 3600) : undefined;
   const ends = defaultEnds(topo);
   const from = p.flags.has('from') ? ref(String(p.flags.get('from'))) : ends.from;
   const to = p.flags.has('to') ? ref(String(p.flags.get('to'))) : ends.to;
@@ -80,10 +82,29 @@ export async function runCommand(argv: string[]): Promise<number> {
     const ping = await runPing(sim, from, to, 200);
     say(`xsim: ping ${from.host}/${from.domain} -> ${to.host}/${to.domain}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`);
     say(`xsim: streaming ${count} frames of ${size} bytes ${from.host}/${from.domain} -> ${to.host}/${to.domain} ...`);
-    const r = await runStream(sim, { from, to, count, frameSize: size, window });
+    const intervals: IntervalSample[] = [];
+    if (interval !== undefined) say(intervalHeader());
+    const r = await runStream(sim, {
+      from,
+      to,
+      count,
+      frameSize: size,
+      window,
+      ...(interval !== undefined
+        ? {
+            interval: {
+              ms: interval * 1000,
+              each: (x: IntervalSample) => {
+                intervals.push(x);
+                say(intervalLine(x));
+              },
+            },
+          }
+        : {}),
+    });
     const stats = await sim.stats();
     if (json) {
-      process.stdout.write(JSON.stringify({ topology: topo.name, ping, stream: r, stats }, null, pretty ? 2 : 0) + '\n');
+      process.stdout.write(JSON.stringify({ topology: topo.name, ping, stream: r, ...(interval !== undefined ? { intervals } : {}), stats }, null, pretty ? 2 : 0) + '\n');
       return r.delivered + r.lost === r.count ? 0 : 1;
     }
     say('');
@@ -147,6 +168,7 @@ async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: 
   if (first) process.stdout.write(`xsim: xenstore of each host at ${socket}.xs/HOST (XENSTORED_PATH=${first[1]} xenstore-ls /local/domain)\n`);
   let failed = false;
   try {
+    const served = sim.clock.now();
     if (o.idle) await stopped;
     for (let round = 1; !stopping; round++) {
       const before = await sim.stats();
@@ -155,7 +177,7 @@ async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: 
       const { dropped } = streamAccount(before, after, r);
       const fe = ((after[`${o.from.host}/${o.from.domain}`] as Json)?.vifs as Json[] | undefined)?.[0]?.accel as { plugin?: string | null } | undefined;
       process.stdout.write(
-        `round ${round}: ${r.sent} sent, ${r.delivered} delivered, ${r.lost} lost (${dropped} counted drops), ${(r.pps / 1e6).toFixed(3)} Mpps, ${r.gbps.toFixed(2)} Gbit/s, sender's accelerator: ${fe?.plugin ?? 'none'}\n`,
+        `round ${round} [${((sim.clock.now() - served) / 1000).toFixed(2)} s]: ${r.sent} sent, ${r.delivered} delivered, ${r.lost} lost (${dropped} counted drops), ${(r.pps / 1e6).toFixed(3)} Mpps, ${r.gbps.toFixed(2)} Gbit/s, sender's accelerator: ${fe?.plugin ?? 'none'}\n`,
       );
     }
   } catch (e) {
@@ -168,6 +190,16 @@ async function serve(sim: Simulation, socket: string, o: { from: DomainRef; to: 
     await xenstores.close();
   }
   return failed ? 1 : 0;
+}
+
+function intervalHeader(): string {
+  return '[ interval s ]     frames   Gbit/s   lost';
+}
+
+/** One line per interval, as iperf3 prints them. */
+function intervalLine(x: IntervalSample): string {
+  const span = `${x.start.toFixed(2).padStart(6)}-${x.end.toFixed(2).padStart(6)}`;
+  return `[${span} ] ${String(x.frames).padStart(10)} ${x.gbps.toFixed(3).padStart(8)} ${String(x.lost).padStart(6)}`;
 }
 
 /** Rows a big topology prints: the busy ones (and a line saying how many idle ones were left out). */

@@ -4,7 +4,7 @@
  * the receiver's (frames delivered between its first and last arrival).
  */
 import type { LatencySummary } from '@xsim/netfront';
-import type { DomainRef, Simulation } from './simulation.ts';
+import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
 
 export interface StreamOptions {
   from: DomainRef;
@@ -24,6 +24,20 @@ export interface StreamOptions {
   /** Send from / receive on this vif of the guest (default: its first). */
   fromVif?: number;
   toVif?: number;
+  /** Every `ms` of the simulation's clock while the stream runs, how far the receiver has got (iperf3's interval lines). */
+  interval?: { ms: number; each: (s: IntervalSample) => void };
+}
+
+/** One interval of a stream, as the receiver saw it. */
+export interface IntervalSample {
+  /** Seconds since the stream started, on the simulation's clock. */
+  start: number;
+  end: number;
+  /** Frames delivered in the interval (first copies). */
+  frames: number;
+  gbps: number;
+  /** Sequence numbers passed over in the interval and not (yet) delivered: lost, or still to come out of order. */
+  lost: number;
 }
 
 export interface StreamResult {
@@ -62,15 +76,78 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
   // Marked handled now: the receiver may go away (destroyed) while we still wait for the sender;
   // awaiting it below still throws.
   recv.catch(() => {});
+  const sampler = o.interval ? new IntervalSampler(sim, { ...o, interval: o.interval }, port) : null;
   let send: Record<string, number>;
   try {
     send = (await sim.request(o.from, 'stream_send', { ...on(o.fromVif), dstIp, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort, pattern: o.pattern }, timeoutMs)) as Record<string, number>;
   } catch (e) {
     // The receiver is still waiting; its request fails when the simulation shuts down, and that is not news.
     recv.catch(() => {});
+    await sampler?.finish(null);
     throw e;
   }
-  const r = await recv;
+  let r: Record<string, number | boolean>;
+  try {
+    r = await recv;
+  } catch (e) {
+    await sampler?.finish(null);
+    throw e;
+  }
+  await sampler?.finish({ delivered: Number(r.delivered), lost: Number(r.lost) });
+  return streamResult(src, dst, o, send, r);
+}
+
+/**
+ * iperf3-style interval lines: poll the receiver's progress every interval of
+ * the simulation's clock while the stream runs; the last, partial interval
+ * ends with the stream, from its final counts.
+ */
+class IntervalSampler {
+  private readonly t0: number;
+  private last: { t: number; delivered: number; gaps: number };
+  private finished = false;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly sim: Simulation,
+    private readonly o: StreamOptions & { interval: NonNullable<StreamOptions['interval']> },
+    private readonly port: number,
+  ) {
+    this.t0 = sim.clock.now();
+    this.last = { t: this.t0, delivered: 0, gaps: 0 };
+    this.loop = this.run();
+  }
+
+  private emit(t: number, delivered: number, gaps: number): void {
+    const frames = delivered - this.last.delivered;
+    const secs = (t - this.last.t) / 1000;
+    this.o.interval.each({ start: (this.last.t - this.t0) / 1000, end: (t - this.t0) / 1000, frames, gbps: secs > 0 ? (frames * this.o.frameSize * 8) / secs / 1e9 : 0, lost: Math.max(0, gaps - this.last.gaps) });
+    this.last = { t, delivered, gaps };
+  }
+
+  private async run(): Promise<void> {
+    const { sim, o } = this;
+    while (!this.finished) {
+      const until = sim.clock.now() + o.interval.ms;
+      while (!this.finished && sim.clock.now() < until) await sim.sleep(Math.min(5, until - sim.clock.now()));
+      if (this.finished) return;
+      type Progress = Record<string, { delivered: number; highest: number }>;
+      const st = (await sim.request(o.to, 'stats').catch(() => null)) as { endpoint?: { progress?: Progress }; endpoints?: Record<string, { progress?: Progress }> } | null;
+      const ep = o.toVif ? st?.endpoints?.[`vif${o.toVif}`] : st?.endpoint;
+      const p = ep?.progress?.[String(this.port)];
+      if (p && !this.finished) this.emit(sim.clock.now(), p.delivered, p.highest + 1 - p.delivered);
+    }
+  }
+
+  /** The stream is over: stop polling and report what the last interval got. */
+  async finish(r: { delivered: number; lost: number } | null): Promise<void> {
+    this.finished = true;
+    await this.loop;
+    if (r) this.emit(this.sim.clock.now(), r.delivered, r.lost);
+  }
+}
+
+function streamResult(src: RunningDomain, dst: RunningDomain, o: StreamOptions, send: Record<string, number>, r: Record<string, number | boolean>): StreamResult {
   return {
     from: `${src.host}/${src.name}`,
     to: `${dst.host}/${dst.name}`,
