@@ -1,27 +1,45 @@
-/** A tiny flag parser: --name value, --flag, -j/-p, and positionals. Unknown flags are errors. */
+import { parseArgs as nodeParseArgs } from 'node:util';
+
+/**
+ * Flags as Node's util.parseArgs reads them: `--name value`, `--name=value`,
+ * `--flag`, `-j`, `-p` and `-jp`, options before or after positionals, `--`
+ * ending options. Chosen over hand-written code because it ships with Node
+ * (no dependency) and behaves as users of other CLIs expect. Unknown options
+ * are errors that list the known ones.
+ */
 export interface Parsed {
   positional: string[];
   flags: Map<string, string | true>;
 }
 
+type OptionSpec = { type: 'string' | 'boolean'; short?: string };
+
 export function parseArgs(argv: string[], valued: string[], booleans: string[]): Parsed {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('-') || a === '-') {
-      positional.push(a);
-      continue;
+  const options: Record<string, OptionSpec> = {};
+  for (const v of valued) options[v] = { type: 'string', ...(v.length === 1 ? { short: v } : {}) };
+  for (const b of booleans) options[b] = { type: 'boolean', ...(b.length === 1 ? { short: b } : {}) };
+  const known = () => [...valued.map((v) => (v.length === 1 ? `-${v} V` : `--${v} V`)), ...booleans.map((b) => (b.length === 1 ? `-${b}` : `--${b}`))].join(', ');
+  let parsed: ReturnType<typeof nodeParseArgs>;
+  try {
+    parsed = nodeParseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    const msg = e instanceof Error ? e.message : String(e);
+    const opt = /'(-{1,2}[^' ]+)/.exec(msg)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new Error(`unknown option ${opt} (options: ${known()})`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      if (/ambiguous/.test(msg)) throw new Error(`option ${opt} needs a value; to give one that starts with "-", write ${opt}=VALUE`);
+      if (/argument missing/.test(msg)) throw new Error(`option ${opt} needs a value`);
+      throw new Error(`option ${opt}: ${msg.split('\n')[0]}`);
     }
-    const name = a.replace(/^--?/, '');
-    if (valued.includes(name)) {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`option ${a} needs a value`);
-      flags.set(name, v);
-    } else if (booleans.includes(name)) flags.set(name, true);
-    else throw new Error(`unknown option ${a}`);
+    throw new Error(msg.split('\n')[0]);
   }
-  return { positional, flags };
+  const flags = new Map<string, string | true>();
+  for (const [k, v] of Object.entries(parsed.values)) {
+    if (v === true) flags.set(k, true);
+    else if (typeof v === 'string') flags.set(k, v);
+  }
+  return { positional: parsed.positionals, flags };
 }
 
 export function numFlag(p: Parsed, name: string, dflt: number, min: number, max: number): number {
