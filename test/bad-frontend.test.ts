@@ -116,29 +116,30 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
       }
     });
 
-    it('a broken RX ring: the frame in hand and every later one are counted (E = 0)', async () => {
-      const r1 = ref('r1');
-      await sim.request(a1, 'arp_resolve', { ip: sim.domain(r1).ip });
-      await sim.request(r1, 'rx_attack', { kind: 'bad-producer' });
+    /**
+     * `guest` breaks its RX ring (`kind`), then a1 sends it `count` frames that reach no
+     * receiver: wait until every one is in a drop counter, and return the snapshots around.
+     */
+    async function sendAtAttackedRx(guest: string, kind: string, count: number): Promise<{ before: Json; after: Json; drops: Map<string, number> }> {
+      const g = ref(guest);
+      await sim.request(a1, 'arp_resolve', { ip: sim.domain(g).ip });
+      await sim.request(g, 'rx_attack', { kind });
       const before = (await sim.stats()) as Json;
-      const r = await sim.request(a1, 'stream_send', { dstIp: sim.domain(r1).ip, dstPort: 5001, count: 50, frameSize: 1500, window: 0 });
+      const r = await sim.request(a1, 'stream_send', { dstIp: sim.domain(g).ip, dstPort: 5001, count, frameSize: 1500, window: 0 });
       const res = { sent: (r as Json).sent as number, delivered: 0, duplicated: 0 };
       await sim.waitFor('every frame counted', async () => streamAccount(before, await sim.stats(), res).conserved);
       const after = (await sim.stats()) as Json;
-      const { drops } = streamAccount(before, after, res);
+      return { before, after, drops: streamAccount(before, after, res).drops };
+    }
+
+    it('a broken RX ring: the frame in hand and every later one are counted (E = 0)', async () => {
+      const { after, drops } = await sendAtAttackedRx('r1', 'bad-producer', 50);
       expect(drops.get(`host-a/dom0.vifs.vif${domid('r1')}.0.rxDropFatal`)).toBe(1);
       expect(vifOf(after, 'r1').fatalReason).toMatch(/impossible RX producer/);
     });
 
     it('RX buffers the guest does not own: each frame fails alone, counted, the vif stays up', async () => {
-      const r2 = ref('r2');
-      await sim.request(a1, 'arp_resolve', { ip: sim.domain(r2).ip });
-      await sim.request(r2, 'rx_attack', { kind: 'bad-gref' });
-      const before = (await sim.stats()) as Json;
-      const r = await sim.request(a1, 'stream_send', { dstIp: sim.domain(r2).ip, dstPort: 5001, count: 20, frameSize: 1500, window: 0 });
-      const res = { sent: (r as Json).sent as number, delivered: 0, duplicated: 0 };
-      await sim.waitFor('every frame counted', async () => streamAccount(before, await sim.stats(), res).conserved);
-      const after = (await sim.stats()) as Json;
+      const { before, after } = await sendAtAttackedRx('r2', 'bad-gref', 20);
       expect(vifOf(after, 'r2').rxErrGrantCopy - vifOf(before, 'r2').rxErrGrantCopy).toBeGreaterThan(0);
       expect(vifOf(after, 'r2').state).toBe(4);
     });

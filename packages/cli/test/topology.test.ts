@@ -21,6 +21,23 @@ function base(): Loose {
   return JSON.parse(readFileSync(DEFAULT_JSON, 'utf8')) as Loose;
 }
 
+/** Three hosts (the default two plus host-c) and what joins them. */
+function three(switches: unknown[], wires: unknown[]): Loose {
+  const t = base();
+  const h = JSON.parse(JSON.stringify(t.hosts[1])) as Loose;
+  h.name = 'host-c';
+  (h.nic as Loose).mac = '00:0f:53:00:0c:00';
+  (h.dom0 as Loose).ip = '10.0.0.3';
+  (h.domUs as Loose[]).forEach((d, i) => {
+    d.name = `c${i + 1}`;
+    d.vifs = [{ mac: `00:16:3e:0c:0${i + 1}:01`, ip: `10.0.12.${i + 1}` }];
+  });
+  t.hosts.push(h);
+  t.switches = switches;
+  t.wires = wires;
+  return t;
+}
+
 describe('topology validation', () => {
   it('the built-in default is valid and equals topologies/default.json', () => {
     expect(defaultTopology()).toEqual(base());
@@ -96,41 +113,17 @@ describe('topology validation', () => {
   });
 
   it('refuses a NIC wired twice (three hosts in a chain), naming the wire', () => {
-    const t = base();
-    const h = JSON.parse(JSON.stringify(t.hosts[1])) as Loose;
-    h.name = 'host-c';
-    (h.nic as Loose).mac = '00:0f:53:00:0c:00';
-    (h.dom0 as Loose).ip = '10.0.0.3';
-    (h.domUs as Loose[]).forEach((d, i) => {
-      d.name = `c${i + 1}`;
-      d.vifs = [{ mac: `00:16:3e:0c:0${i + 1}:01`, ip: `10.0.12.${i + 1}` }];
-    });
-    t.hosts.push(h);
-    t.wires = [
-      { a: 'host-a', b: 'host-b' },
-      { a: 'host-b', b: 'host-c' },
-    ];
+    const t = three(
+      [],
+      [
+        { a: 'host-a', b: 'host-b' },
+        { a: 'host-b', b: 'host-c' },
+      ],
+    );
     expect(issues(t)).toEqual(["wires[1]: host-b's NIC is already wired by wires[0]: a NIC has one port (join three or more hosts through a switch)"]);
   });
 
   describe('switches', () => {
-    /** Three hosts (the default two plus host-c) and what joins them. */
-    function three(switches: unknown[], wires: unknown[]): Loose {
-      const t = base();
-      const h = JSON.parse(JSON.stringify(t.hosts[1])) as Loose;
-      h.name = 'host-c';
-      (h.nic as Loose).mac = '00:0f:53:00:0c:00';
-      (h.dom0 as Loose).ip = '10.0.0.3';
-      (h.domUs as Loose[]).forEach((d, i) => {
-        d.name = `c${i + 1}`;
-        d.vifs = [{ mac: `00:16:3e:0c:0${i + 1}:01`, ip: `10.0.12.${i + 1}` }];
-      });
-      t.hosts.push(h);
-      t.switches = switches;
-      t.wires = wires;
-      return t;
-    }
-
     it('joins three hosts through a switch', () => {
       const t = three([{ name: 'sw', ports: 4 }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }, { a: 'sw', b: 'host-c' }]);
       expect(issues(t)).toEqual([]);
