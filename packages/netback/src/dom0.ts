@@ -216,11 +216,12 @@ export function boot(env: DomainEnv<Dom0Config>): void {
         const gid = Number(a.domid);
         if (!guests.has(gid)) throw new Error(`guest_remove: domain ${String(a.domid)} is not a guest of this host`);
         backends.dropDomain(gid);
-        // However they went (this request, or the watch on their removed nodes first), count them.
-        const vifs = [...backends.removed.values()].filter((v) => String(v.key).split('/')[0] === String(gid)).length;
         for (const key of accel.channelKeys()) if (key.split('/')[0] === String(gid)) accel.removeChannel(key);
         guests.delete(gid);
-        return { vifs, grantMappings: ops.activeMappings };
+        // Every removed vif of the guest by handle, however it went (this request, the watch on its
+        // removed node first, or an earlier hotplug): the toolstack knows which were still its own.
+        const removed = [...backends.removed.values()].filter((v) => String(v.key).split('/')[0] === String(gid)).map((v) => Number(String(v.key).split('/')[1]));
+        return { removed, grantMappings: ops.activeMappings };
       }
       case 'vif_add': {
         // Hotplug (xl network-attach): the vif's plugin channel, before its xenstore nodes appear.

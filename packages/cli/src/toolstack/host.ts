@@ -127,6 +127,17 @@ export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number,
   xs.write(0, `${be}/${VIF_KEY.state}`, String(XenbusState.Initialising));
 }
 
+/** Whether a vif's frontend and backend (or only its frontend) are in `state` now. */
+export function vifAt(xs: XenstoreServer, domid: number, handle: number, state: XenbusState, ends: 'both' | 'frontend' = 'both'): boolean {
+  const st = vifStates(xs, domid, handle);
+  return st.frontend === String(state) && (ends === 'frontend' || st.backend === String(state));
+}
+
+/** Remove a subtree if it is there: the toolstack's cleanup, safe to repeat. */
+export function rmTree(xs: XenstoreServer, path: string): void {
+  if (xs.directory(0, path) !== undefined) xs.rm(0, path);
+}
+
 /** A vif's two states as xenstore has them now. */
 export function vifStates(xs: XenstoreServer, domid: number, handle: number): { frontend: string | undefined; backend: string | undefined } {
   return { frontend: xs.read(0, `${vifFrontendPath(domid, handle)}/${VIF_KEY.state}`), backend: xs.read(0, `${vifBackendPath(0, domid, handle)}/${VIF_KEY.state}`) };

@@ -7,9 +7,9 @@
  * then both directories go and nothing of it is left but its counters.
  */
 import { XenbusState, vifBackendPath, vifErrorPath, vifFrontendPath } from '@xsim/hypervisor';
-import { parseMac, validateTopology, type Topology, type VifSpec } from '../topo/index.ts';
-import { freshIp, freshMac } from './addresses.ts';
-import { vifStates, writeVifNodes, type HostResources } from './host.ts';
+import { parseMac, type VifSpec } from '../topo/index.ts';
+import { freshIp, freshMac, validateAddition } from './addresses.ts';
+import { rmTree, vifAt, writeVifNodes, type HostResources } from './host.ts';
 import type { DomainRef, Simulation } from './simulation.ts';
 
 export interface VifAddOptions {
@@ -31,9 +31,6 @@ export interface VifInfo {
   ip: string;
   mtu: number;
 }
-
-const CLOSED = String(XenbusState.Closed);
-const CONNECTED = String(XenbusState.Connected);
 
 /** A domain's vifs' handles, in the order of its spec's vifs (indices until a vif was hot-removed). */
 export function vifHandles(h: HostResources, domid: number): number[] {
@@ -82,10 +79,9 @@ export class VifHotplug {
     writeVifNodes(h.xenstore, domid, handle, vif, o.mtu);
     try {
       await this.sim.waitFor(`${dev} to connect`, () => {
-        const st = vifStates(h.xenstore, domid, handle);
         const error = h.xenstore.read(0, vifErrorPath(domid, handle));
         if (error !== undefined) throw new Error(`the guest says: ${error}`);
-        return st.frontend === CONNECTED && st.backend === CONNECTED;
+        return vifAt(h.xenstore, domid, handle, XenbusState.Connected);
       }, o.connectTimeoutMs ?? 30_000);
     } catch (e) {
       await this.remove(ref, h, domid, handle).catch(() => {});
@@ -104,10 +100,7 @@ export class VifHotplug {
     await this.sim.request({ host: ref.host, domain: 'dom0' }, 'vif_unplug', { domid, handle }, 10_000);
     let forced = false;
     try {
-      await this.sim.waitFor(`${dev}'s frontend to close`, () => {
-        const st = vifStates(h.xenstore, domid, handle);
-        return st.frontend === CLOSED && st.backend === CLOSED;
-      }, timeoutMs);
+      await this.sim.waitFor(`${dev}'s frontend to close`, () => vifAt(h.xenstore, domid, handle, XenbusState.Closed), timeoutMs);
     } catch {
       // A frontend that does not follow is not waited for forever (libxl's timeout, then the force path).
       forced = true;
@@ -121,10 +114,10 @@ export class VifHotplug {
   private async remove(ref: DomainRef, h: HostResources, domid: number, handle: number): Promise<void> {
     const xs = h.xenstore;
     const errorDir = vifErrorPath(domid, handle).replace(/\/error$/, '');
-    for (const path of [vifBackendPath(0, domid, handle), vifFrontendPath(domid, handle), errorDir]) if (xs.directory(0, path) !== undefined) xs.rm(0, path);
+    for (const path of [vifBackendPath(0, domid, handle), vifFrontendPath(domid, handle), errorDir]) rmTree(xs, path);
     await this.sim.request({ host: ref.host, domain: 'dom0' }, 'vif_remove', { domid, handle }, 10_000);
     // dom0 may have written into the backend node between our rm and vif_remove (a plugin's key): remove again.
-    if (xs.directory(0, vifBackendPath(0, domid, handle)) !== undefined) xs.rm(0, vifBackendPath(0, domid, handle));
+    rmTree(xs, vifBackendPath(0, domid, handle));
     const i = h.domUs.findIndex((d) => d.domid === domid);
     const handles = vifHandles(h, domid);
     const at = handles.indexOf(handle);
@@ -136,17 +129,16 @@ export class VifHotplug {
 
   /** The vif checked as a topology's would be: the topology with it added must validate. */
   private validate(h: HostResources, index: number, i: number, vif: VifSpec): VifSpec {
-    const t = structuredClone(this.sim.topology) as Topology;
-    t.hosts[index].domUs[i].vifs.push(vif);
-    try {
-      const v = validateTopology(t);
-      const vifs = v.hosts[index].domUs[i].vifs;
-      return vifs[vifs.length - 1];
-    } catch (e) {
-      const at = `hosts[${index}].domUs[${i}]`;
-      const n = h.spec.domUs[i].vifs.length;
-      const msg = (e as Error).message.replaceAll(`${at}.vifs[${n}]`, 'the new vif').replaceAll(at, `${h.spec.name}/${h.spec.domUs[i].name}`);
-      throw new Error(`cannot add a vif to ${h.spec.name}/${h.spec.domUs[i].name}: ${msg}`);
-    }
+    const at = `hosts[${index}].domUs[${i}]`;
+    return validateAddition(
+      this.sim.topology,
+      (t) => t.hosts[index].domUs[i].vifs.push(vif),
+      (v) => v.hosts[index].domUs[i].vifs[v.hosts[index].domUs[i].vifs.length - 1],
+      [
+        [`${at}.vifs[${h.spec.domUs[i].vifs.length}]`, 'the new vif'],
+        [at, `${h.spec.name}/${h.spec.domUs[i].name}`],
+      ],
+      `cannot add a vif to ${h.spec.name}/${h.spec.domUs[i].name}`,
+    );
   }
 }

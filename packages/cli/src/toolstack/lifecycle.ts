@@ -8,10 +8,10 @@
  * filters through the plugin's vifGone, event-channel ports, xenstore
  * watches, its RAM in dom0 and the NIC, its MAC in every bridge and switch).
  */
-import { SHUTDOWN_POWEROFF, controlShutdownPath, domainPath, vifBackendRoot, type Addr } from '@xsim/hypervisor';
-import { parseMac, validateTopology, type DomUSpec, type Topology } from '../topo/index.ts';
-import { freshIp, freshMac } from './addresses.ts';
-import { domainMemory, vifStates, type DomainMemory, type HostResources } from './host.ts';
+import { SHUTDOWN_POWEROFF, XenbusState, controlShutdownPath, domainPath, vifBackendRoot, type Addr } from '@xsim/hypervisor';
+import { parseMac, type DomUSpec } from '../topo/index.ts';
+import { freshIp, freshMac, validateAddition } from './addresses.ts';
+import { domainMemory, rmTree, vifAt, type DomainMemory, type HostResources } from './host.ts';
 import { vifHandles } from './hotplug.ts';
 import { placeNewGuest } from './placement.ts';
 import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
@@ -119,7 +119,7 @@ export class DomainLifecycle {
     return this.once(rd, async () => {
       const t0 = this.sim.clock.now();
       h.xenstore.write(0, controlShutdownPath(mem.domid), SHUTDOWN_POWEROFF);
-      const closed = (): boolean => vifHandles(h, mem.domid).every((n) => vifStates(h.xenstore, mem.domid, n).frontend === '6');
+      const closed = (): boolean => vifHandles(h, mem.domid).every((n) => vifAt(h.xenstore, mem.domid, n, XenbusState.Closed, 'frontend'));
       try {
         await this.sim.waitFor(`${ref.host}/${ref.domain} to close its vifs`, closed, timeoutMs);
       } catch (e) {
@@ -184,23 +184,18 @@ export class DomainLifecycle {
 
   /** The new guest checked exactly as a topology's guest is: the topology with it added must validate. */
   private validate(h: HostResources, index: number, candidate: Record<string, unknown>): DomUSpec {
-    const t = structuredClone(this.sim.topology) as Topology;
-    (t.hosts[index].domUs as unknown[]).push(candidate);
-    try {
-      const v = validateTopology(t);
-      return v.hosts[index].domUs[v.hosts[index].domUs.length - 1];
-    } catch (e) {
+    return validateAddition(
+      this.sim.topology,
+      (t) => (t.hosts[index].domUs as unknown[]).push(candidate),
+      (v) => v.hosts[index].domUs[v.hosts[index].domUs.length - 1],
       // The paths name the new guest as the host's last domU: say it in the user's words.
-      const at = `hosts[${index}].domUs[${h.spec.domUs.length}]`;
-      throw new Error(`cannot create ${h.spec.name}/${String(candidate.name)}: ${(e as Error).message.replaceAll(at, 'the new domain')}`);
-    }
+      [[`hosts[${index}].domUs[${h.spec.domUs.length}]`, 'the new domain']],
+      `cannot create ${h.spec.name}/${String(candidate.name)}`,
+    );
   }
 
   private vifsConnected(h: HostResources, domid: number, n: number): boolean {
-    for (let i = 0; i < n; i++) {
-      const st = vifStates(h.xenstore, domid, i);
-      if (st.frontend !== '4' || st.backend !== '4') return false;
-    }
+    for (let i = 0; i < n; i++) if (!vifAt(h.xenstore, domid, i, XenbusState.Connected)) return false;
     const rd = this.sim.domains.find((x) => x.host === h.spec.name && x.domid === domid);
     if (rd?.crashed) throw new Error(`it crashed while connecting: ${rd.crashed}`);
     return true;
@@ -235,21 +230,21 @@ export class DomainLifecycle {
     const index = this.sim.hosts.indexOf(h);
     // The toolstack removes the backend directories first (netback sees its vifs' nodes go), then the domain's own.
     const xs = h.xenstore;
-    if (xs.directory(0, `${vifBackendRoot(0)}/${mem.domid}`) !== undefined) xs.rm(0, `${vifBackendRoot(0)}/${mem.domid}`);
+    rmTree(xs, `${vifBackendRoot(0)}/${mem.domid}`);
     let vifsRemoved = 0;
     const dom0 = this.sim.domains.find((x) => x.host === host && x.domid === 0);
     if (dom0 && !dom0.crashed && !dom0.hung) {
       const r = (await this.sim.request({ host, domain: 'dom0' }, 'guest_remove', { domid: mem.domid }, 10_000).catch((e: Error) => {
         this.d.log(`${host}/dom0 could not release domain ${mem.domid}: ${e.message}`);
-        return { vifs: 0 };
-      })) as { vifs: number };
-      // dom0's count includes vifs hot-removed earlier; what this end removed is what the guest had.
-      vifsRemoved = Math.min(r.vifs, spec?.vifs.length ?? 0);
+        return { removed: [] };
+      })) as { removed: number[] };
+      // What this end removed: the guest's vifs now (not those hot-removed before) that dom0 no longer runs.
+      vifsRemoved = vifHandles(h, mem.domid).filter((n) => r.removed.includes(n)).length;
     }
     // dom0 may have written under the backend directory between our rm and its guest_remove (a plugin's
     // accel key for a message already in flight): now that dom0 holds nothing of the guest, remove again.
-    if (xs.directory(0, `${vifBackendRoot(0)}/${mem.domid}`) !== undefined) xs.rm(0, `${vifBackendRoot(0)}/${mem.domid}`);
-    if (xs.directory(0, domainPath(mem.domid)) !== undefined) xs.rm(0, domainPath(mem.domid));
+    rmTree(xs, `${vifBackendRoot(0)}/${mem.domid}`);
+    rmTree(xs, domainPath(mem.domid));
     await this.d.fabric('remove_domain', { nic: index, domid: mem.domid }).catch(() => undefined);
     // Nobody keeps sending its traffic to where it was: the switches and every other bridge forget its MACs.
     for (const v of spec?.vifs ?? []) await this.sim.forgetMac(host, parseMac(v.mac));

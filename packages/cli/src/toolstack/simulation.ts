@@ -10,12 +10,12 @@
  * virtual clock.
  */
 import { availableParallelism } from 'node:os';
-import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, type Addr, type Clock, type Runtime } from '@xsim/hypervisor';
+import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, XenbusState, type Addr, type Clock, type Runtime } from '@xsim/hypervisor';
 import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
 import { FABRIC_KERNEL, type FabricConfig, type WireRef } from '@xsim/nic';
 import { parseMac, type Topology } from '../topo/index.ts';
-import { buildHost, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
+import { buildHost, vifAt, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import { placeDomains, type Placement } from './placement.ts';
 import { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo } from './lifecycle.ts';
 import { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotplug.ts';
@@ -226,8 +226,9 @@ export class Simulation {
       for (const h of this.hosts) {
         h.spec.domUs.forEach((spec, i) => {
           spec.vifs.forEach((_v, n) => {
+            if (vifAt(h.xenstore, h.domUs[i].domid, n, XenbusState.Connected)) return;
             const st = vifStates(h.xenstore, h.domUs[i].domid, n);
-            if (st.frontend !== '4' || st.backend !== '4') out.push(`${h.spec.name}/${spec.name} vif${n} (frontend ${st.frontend}, backend ${st.backend})`);
+            out.push(`${h.spec.name}/${spec.name} vif${n} (frontend ${st.frontend}, backend ${st.backend})`);
           });
         });
       }
