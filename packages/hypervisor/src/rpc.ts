@@ -57,9 +57,17 @@ export class RpcError extends Error {
 export type RpcHandler = (
   op: string,
   args: RpcValue,
-  later: () => (result: RpcValue, error?: string, shared?: SharedArrayBuffer[]) => void,
+  later: () => RpcReply,
   shared: readonly SharedArrayBuffer[],
 ) => RpcValue | typeof DEFERRED;
+
+/**
+ * The answer to one request, to call once. `id` names the request on its
+ * channel: a domain that is saved or migrated with requests still to answer
+ * keeps the ids in its saved state, and its restored kernel answers them
+ * through `RpcEndpoint.replier(id)` (the caller never knew it moved).
+ */
+export type RpcReply = ((result: RpcValue, error?: string, shared?: SharedArrayBuffer[]) => void) & { readonly id: number };
 export const DEFERRED: unique symbol = Symbol('deferred');
 /** Return a value with shared memory beside it from a handler. */
 export class WithShared {
@@ -276,13 +284,19 @@ export class RpcEndpoint {
     this.serve(msg);
   }
 
-  private serve(req: RpcRequest): void {
+  /** The reply to request `id` that an earlier incarnation of this endpoint accepted (a restored domain's). */
+  replier(id: number): RpcReply {
     let answered = false;
     const reply = (value: RpcValue, error?: string, shared?: SharedArrayBuffer[]): void => {
       if (answered) return;
       answered = true;
-      this.post(error === undefined ? { t: 'rsp', id: req.id, ok: true, value, shared } : { t: 'rsp', id: req.id, ok: false, error });
+      this.post(error === undefined ? { t: 'rsp', id, ok: true, value, shared } : { t: 'rsp', id, ok: false, error });
     };
+    return Object.assign(reply, { id });
+  }
+
+  private serve(req: RpcRequest): void {
+    const reply = this.replier(req.id);
     if (!this.handler) return reply(undefined, `no handler for ${req.op}`);
     let deferred = false;
     try {

@@ -31,3 +31,14 @@ export class VirtualClock implements Clock {
     if (t > this.t) this.t = t;
   }
 }
+
+/**
+ * Milliseconds comparable between threads. Each worker's performance.now()
+ * counts from that worker's own start; the epoch (timeOrigin + now) is the
+ * same line for all. A virtual clock is one clock for everyone already.
+ * What a domain hands to another thread (a saved kernel's timers, the time
+ * of its last frame) goes through this.
+ */
+export function crossThreadNow(c: Clock): number {
+  return c === realClock ? performance.timeOrigin + performance.now() : c.now();
+}
