@@ -23,3 +23,5 @@ export type { PcpuTask } from './sched/worker.ts';
 export * from './domain/pool.ts';
 export * from './xs/index.ts';
 export * from './metrics.ts';
+export * from './migration/stream.ts';
+export * from './migration/precopy.ts';

@@ -69,6 +69,19 @@ export class FrameAllocator {
   }
 
   /**
+   * Take these frames out of the free list (a resumed kernel: the frames its
+   * predecessor left data in, until it has read them). A frame that is not
+   * free is an error: two owners for one frame.
+   */
+  take(gfns: readonly number[]): void {
+    const want = new Set(gfns);
+    const rest = this.free.filter((f) => !want.has(f));
+    if (this.free.length - rest.length !== want.size) throw new Error(`frames ${[...want].filter((f) => !this.free.includes(f)).join(', ')} are not free`);
+    this.free.length = 0;
+    this.free.push(...rest);
+  }
+
+  /**
    * `n` physically contiguous frames (a multi-page buffer: jumbo frames, DMA
    * areas). Returns the first frame. Meant for set-up time: it sorts the list.
    */
