@@ -4,9 +4,10 @@
  * by toolstack control requests. Used by guests (over netfront) and by dom0
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
-import { DEFERRED, declareCounters, realClock, type Clock, type RpcValue } from '@xsim/hypervisor';
+import { DEFERRED, declareCounters, realClock, type Clock, type RpcReply, type RpcValue } from '@xsim/hypervisor';
 import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
 import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
+import type { StreamReceiverState, StreamSenderState } from './traffic/stream.ts';
 
 /** Where frames go: a netfront vif or dom0's bridge port. */
 export interface FrameTransport {
@@ -33,7 +34,25 @@ export interface EndpointOptions {
 /** How often the apps look at their timers while they have jobs (ARP retries, idle receivers, lingering ports). */
 const TICK_MS = 10;
 
-type Reply = (result: RpcValue, error?: string) => void;
+type Reply = RpcReply;
+
+/**
+ * An endpoint as plain data, for a guest being saved or migrated: the stack's
+ * counters and neighbours, and every app with the id of the toolstack request
+ * it will answer. Times are on the saving domain's clock at `now`.
+ */
+export interface EndpointState {
+  now: number;
+  counters: Record<string, number>;
+  arp: [number, number, number][];
+  nextPort: number;
+  lateCredits: number;
+  creditsDeferred: number;
+  sends: { replyId: number; sender: StreamSenderState; dstIp: number; srcPort: number; dstPort: number; payloadLen: number; started: number }[];
+  recvs: { replyId: number; port: number; count: number; idleMs: number; deadline: number; lastArrival: number; credit: RecvJob['credit']; receiver: StreamReceiverState }[];
+  arpWaits: { replyId: number; ip: number; deadline: number }[];
+  lingering: { port: number; until: number }[];
+}
 
 export const ENDPOINT_COUNTERS = declareCounters('traffic endpoint', {
   lateCredits: { kind: 'event', help: 'stream credits that arrived after their stream ended' },
@@ -144,17 +163,7 @@ export class NetEndpoint {
         const port = Number(a.port);
         if (this.recvs.has(port)) throw new Error(`a stream is already being received on port ${port}`);
         const receiver = new StreamReceiver({ streamId: Number(a.streamId ?? 0), creditEvery: Number(a.creditEvery ?? 64) });
-        const job: RecvJob = { receiver, port, count: Number(a.count), idleMs: Number(a.idleMs ?? 500), deadline: now + Number(a.timeoutMs ?? 60_000), reply: later(), lastArrival: now, credit: null };
-        this.recvs.set(port, job);
-        this.stack.bind(port, (buf, off, len, srcIp, srcPort) => {
-          const t = this.clock.now();
-          job.lastArrival = t;
-          const credit = receiver.onPayload(buf, off, len, t);
-          if (credit >= 0) {
-            job.credit = { to: srcIp, toPort: srcPort, value: credit };
-            this.sendCredit(job);
-          }
-        });
+        this.addRecv({ receiver, port, count: Number(a.count), idleMs: Number(a.idleMs ?? 500), deadline: now + Number(a.timeoutMs ?? 60_000), reply: later(), lastArrival: now, credit: null });
         return DEFERRED;
       }
       case 'stream_send': {
@@ -170,11 +179,7 @@ export class NetEndpoint {
           this.lingering.splice(linger, 1);
           this.stack.unbind(creditPort);
         }
-        const job: SendJob = { sender, dstIp: parseIp(String(a.dstIp)), srcPort: creditPort, dstPort: Number(a.dstPort), payloadLen, reply: later(), started: now, creditPort };
-        this.stack.bind(creditPort, (buf, off, len) => {
-          if (len >= 8) sender.onCredit(readCredit(buf, off));
-        });
-        this.sends.push(job);
+        this.addSend({ sender, dstIp: parseIp(String(a.dstIp)), srcPort: creditPort, dstPort: Number(a.dstPort), payloadLen, reply: later(), started: now, creditPort });
         return DEFERRED;
       }
       case 'ping': {
@@ -192,6 +197,82 @@ export class NetEndpoint {
       default:
         throw new Error(`unknown request "${op}"`);
     }
+  }
+
+  private addRecv(job: RecvJob): void {
+    this.recvs.set(job.port, job);
+    this.stack.bind(job.port, (buf, off, len, srcIp, srcPort) => {
+      const t = this.clock.now();
+      job.lastArrival = t;
+      const credit = job.receiver.onPayload(buf, off, len, t);
+      if (credit >= 0) {
+        job.credit = { to: srcIp, toPort: srcPort, value: credit };
+        this.sendCredit(job);
+      }
+    });
+  }
+
+  private addSend(job: SendJob): void {
+    this.stack.bind(job.creditPort, (buf, off, len) => {
+      if (len >= 8) job.sender.onCredit(readCredit(buf, off));
+    });
+    this.sends.push(job);
+  }
+
+  private linger(port: number, until: number): void {
+    this.stack.bind(port, () => this.lateCredits++);
+    this.lingering.push({ port, until });
+  }
+
+  /**
+   * The endpoint as plain data, for a suspend. Pings in flight cannot wait
+   * out a migration (their RTTs would measure it): they are answered now, with
+   * what they measured and `interrupted`.
+   */
+  save(): EndpointState {
+    const now = this.clock.now();
+    for (const job of this.pings.splice(0)) {
+      this.stack.unbind(job.srcPort);
+      job.reply({ sent: job.sent, ...job.client.stats.summary(), interrupted: 'the domain was suspended' });
+    }
+    return {
+      now,
+      counters: { ...this.stack.counters },
+      arp: this.stack.arp.save(),
+      nextPort: this.nextPort,
+      lateCredits: this.lateCredits,
+      creditsDeferred: this.creditsDeferred,
+      sends: this.sends.map((j) => ({ replyId: j.reply.id, sender: j.sender.save(), dstIp: j.dstIp, srcPort: j.srcPort, dstPort: j.dstPort, payloadLen: j.payloadLen, started: j.started })),
+      recvs: [...this.recvs.values()].map((j) => ({ replyId: j.reply.id, port: j.port, count: j.count, idleMs: j.idleMs, deadline: j.deadline, lastArrival: j.lastArrival, credit: j.credit, receiver: j.receiver.save() })),
+      arpWaits: this.arpWaits.map((w) => ({ replyId: w.reply.id, ip: w.ip, deadline: w.deadline })),
+      lingering: this.lingering.map((l) => ({ ...l })),
+    };
+  }
+
+  /**
+   * Take up a saved endpoint's work. Its times move onto this clock as if no
+   * time had passed while the domain was suspended (guest time stands still
+   * while a domain does not run, as Xen's default HVM timer mode has it), so a
+   * blackout does not trip an idle receiver; the blackout is measured and
+   * reported by the toolstack instead. `replier` answers the requests the
+   * saved apps had accepted.
+   */
+  restore(st: EndpointState, replier: (id: number) => Reply): void {
+    const shift = this.clock.now() - st.now;
+    Object.assign(this.stack.counters, st.counters);
+    for (const [ip, mac, updated] of st.arp) this.stack.arp.learn(ip, mac, updated + shift);
+    this.nextPort = st.nextPort;
+    this.lateCredits = st.lateCredits;
+    this.creditsDeferred = st.creditsDeferred;
+    const now = () => this.clock.now();
+    for (const j of st.sends) {
+      this.addSend({ sender: StreamSender.restore(j.sender, shift, now), dstIp: j.dstIp, srcPort: j.srcPort, dstPort: j.dstPort, payloadLen: j.payloadLen, reply: replier(j.replyId), started: j.started + shift, creditPort: j.srcPort });
+    }
+    for (const j of st.recvs) {
+      this.addRecv({ receiver: StreamReceiver.restore(j.receiver, shift), port: j.port, count: j.count, idleMs: j.idleMs, deadline: j.deadline + shift, reply: replier(j.replyId), lastArrival: j.lastArrival + shift, credit: j.credit });
+    }
+    for (const w of st.arpWaits) this.arpWaits.push({ ip: w.ip, reply: replier(w.replyId), deadline: w.deadline + shift });
+    for (const l of st.lingering) this.linger(l.port, l.until + shift);
   }
 
   /** Jobs that need the clock to move (an ARP wait, a receiver, a ping, a stalled sender, a lingering port). */
@@ -249,8 +330,7 @@ export class NetEndpoint {
     if (s.done()) {
       this.sends.splice(this.sends.indexOf(job), 1);
       this.stack.unbind(job.creditPort);
-      this.stack.bind(job.creditPort, () => this.lateCredits++);
-      this.lingering.push({ port: job.creditPort, until: now + 2000 });
+      this.linger(job.creditPort, now + 2000);
       this.t.flush();
       job.reply({ sent: s.sent, elapsedMs: now - job.started, stalls: s.stalls });
     }

@@ -19,6 +19,7 @@ import {
   XenbusState,
   controlShutdownPath,
   counterKinds,
+  crossThreadNow,
   domainPath,
   vifErrorPath,
   vifFrontendPath,
@@ -33,6 +34,7 @@ import { NetEndpoint } from './endpoint.ts';
 import { parseMac } from './net/addr.ts';
 import { Netfront } from './netfront/xenbus.ts';
 import { AccelHost } from './accel-host.ts';
+import { bufferFrames, readKernelState, stateFrames, writeKernelState, KERNEL_STATE_VERSION, type DeviceState } from './suspend.ts';
 
 export interface GuestConfig {
   mem: SharedArrayBuffer;
@@ -41,12 +43,27 @@ export interface GuestConfig {
   vifs: { handle: number; mac: string; ip: string }[];
   /** Bus address of the host's dom0 (the vifs' backend, and the peer of their plugin channels). */
   dom0Uid: Addr;
+  /**
+   * Resume instead of a fresh boot (restore, or the destination of a
+   * migration): where the suspended kernel left its record in this RAM.
+   * The vifs then come from the record.
+   */
+  resume?: { frame: number; len: number };
 }
 
 export interface GuestDevice {
   nf: Netfront;
   ep: NetEndpoint;
   accel: AccelHost | null;
+  readonly ip: string;
+  readonly mac: string;
+  readonly mtu: number;
+  /**
+   * Frame arrival times, kept only while a migration is under way (one
+   * branch per frame otherwise): the last before the suspend, and the first
+   * after the resume, for the downtime.
+   */
+  rx: { armed: boolean; last: number; firstAfterResume: number | null };
 }
 
 /** The parts of a running guest kernel an extension may use. */
@@ -94,14 +111,24 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
       flush: () => nf.flush(),
     };
     const ep = new NetEndpoint({ name: `${env.id.host}/${env.id.name}`, mac: v.mac, ip: v.ip, transport, mtu: v.mtu, clock });
-    nf.onReceive = (ram, off, len) => ep.receive(ram, off, len);
+    const rx: GuestDevice['rx'] = { armed: false, last: -1, firstAfterResume: null };
+    nf.onReceive = (ram, off, len) => {
+      if (rx.armed) {
+        rx.last = clock.now();
+        if (resumedAt !== null && rx.firstAfterResume === null) {
+          rx.firstAfterResume = crossThreadNow(clock);
+          rx.armed = false;
+        }
+      }
+      ep.receive(ram, off, len);
+    };
     const accel = new AccelHost(
       env.channel(CH.accel + v.handle, cfg.dom0Uid),
       nf,
       { domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: v.mtu, clock, log, kickNic: () => env.kickDevice(ADDR_FABRIC) },
       (p, then, fail) => core.defer(p, then, fail),
     );
-    const d: GuestDevice = { nf, ep, accel };
+    const d: GuestDevice = { nf, ep, accel, ip: v.ip, mac: v.mac, mtu: v.mtu, rx };
     devices.push(d);
     nf.start();
     unpoll.set(v.handle, [
@@ -123,7 +150,12 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
     log(`vif${d.nf.handle} unplugged`);
   };
 
-  for (const v of cfg.vifs) addDevice({ ...v, mtu: cfg.mtu });
+  /** Cross-thread time this kernel resumed at, if it is a resumed one. */
+  let resumedAt: number | null = null;
+  if (cfg.resume) {
+    resumedAt = crossThreadNow(clock);
+    resume(cfg.resume);
+  } else for (const v of cfg.vifs) addDevice({ ...v, mtu: cfg.mtu });
 
   // Hotplug: the toolstack writes a new vif's frontend directory (xl network-attach) or removes a
   // closed one's (network-detach); like Linux's xenbus frontend, watch the device directory.
@@ -179,12 +211,99 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
     endpoints: Object.fromEntries(devices.slice(1).map((d) => [`vif${d.nf.handle}`, d.ep.stats()])),
     core: { ...core.c, pcpu: core.pcpu },
     freeFrames: frames.available,
+    resume: resumedAt === null ? null : { at: resumedAt, firstRxAt: devices.map((d) => d.rx.firstAfterResume) },
     freeGrants: grefs.available,
     kinds: counterKinds(),
   });
 
+  /**
+   * Suspend, second half (the toolstack has removed the backends): drain
+   * what they left on the rings, write the kernel's record into RAM and stop.
+   * The answer says where the record is.
+   */
+  function suspend(): RpcValue {
+    const now = clock.now();
+    const devs: DeviceState[] = devices.map((d) => {
+      const unanswered = d.nf.drainForSuspend();
+      return {
+        handle: d.nf.handle,
+        mac: d.mac,
+        ip: d.ip,
+        mtu: d.mtu,
+        counters: { ...d.nf.c },
+        endpoint: d.ep.save(),
+        unanswered,
+        lastRxAt: d.rx.last >= 0 ? crossThreadNow(clock) - (now - d.rx.last) : null,
+      };
+    });
+    const at = writeKernelState(mem, frames, { v: KERNEL_STATE_VERSION, devices: devs });
+    for (const offs of unpoll.values()) for (const off of offs) off();
+    unpoll.clear();
+    core.stop();
+    log(`suspended: record of ${at.len} octets at frame ${at.frame}, ${devs.reduce((n, d) => n + d.unanswered.length, 0)} TX frame(s) to send again`);
+    return { ...at, lastRxAt: devs.map((d) => d.lastRxAt), unanswered: devs.map((d) => d.unanswered.length) };
+  }
+
+  /**
+   * Resume from a record: the frames it names stay ours until read; each vif
+   * is probed afresh (new rings, grants and event channel against whatever
+   * backend this host gives it, as Linux netfront's resume), its counters and
+   * apps carry on, and once it is connected it sends again what its old
+   * backend never took, then announces itself with a gratuitous ARP so
+   * bridges and switches learn where it is now.
+   */
+  function resume(at: { frame: number; len: number }): void {
+    const st = readKernelState(mem, at);
+    const held = [...stateFrames(at), ...st.devices.flatMap((d) => d.unanswered.flatMap(bufferFrames))];
+    frames.take([...new Set(held)]);
+    for (const f of stateFrames(at)) frames.release(f);
+    for (const s of st.devices) {
+      const d = addDevice({ handle: s.handle, mac: s.mac, ip: s.ip, mtu: s.mtu });
+      Object.assign(d.nf.c, s.counters);
+      d.ep.restore(s.endpoint, (id) => env.control.replier(id));
+      d.rx.armed = true;
+      let pending = s.unanswered;
+      d.nf.onCarrier = (up) => {
+        if (!up || pending.length === 0) return announce(d);
+        pending = resend(d, pending);
+        announce(d);
+      };
+    }
+    log(`resumed: ${st.devices.length} vif(s) probed afresh`);
+  }
+
+  /** Send again the frames the old backend never took; the rest (no room now) are dropped and counted. */
+  function resend(d: GuestDevice, bufs: { addr: number; len: number }[]): { addr: number; len: number }[] {
+    for (const b of bufs) {
+      const at = d.nf.txReserve(b.len);
+      if (at < 0) {
+        d.nf.c.txLostAtResume++;
+      } else {
+        mem.u8.copyWithin(at, b.addr, b.addr + b.len);
+        d.nf.txCommit(b.len);
+        d.nf.c.txResent++;
+      }
+      for (const f of bufferFrames(b)) frames.release(f);
+    }
+    d.nf.flush();
+    return [];
+  }
+
+  function announce(d: GuestDevice): void {
+    if (d.ep.stack.announce()) d.nf.flush();
+  }
+
   env.control.onRequest((op, args, later) => {
     if (op === 'stats') return stats();
+    if (op === 'migrate_arm') {
+      for (const d of devices) d.rx.armed = true;
+      return true;
+    }
+    if (op === 'suspend_quiesce') {
+      for (const d of devices) d.nf.quiesce();
+      return true;
+    }
+    if (op === 'suspend') return suspend();
     if (op === 'shutdown') {
       core.stop();
       return stats();

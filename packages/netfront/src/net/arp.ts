@@ -44,6 +44,11 @@ export class ArpCache {
     return n;
   }
 
+  /** The neighbours known now, [ip, mac, updated] (a saved guest keeps them). */
+  save(): [number, number, number][] {
+    return [...this.entries].map(([ip, e]) => [ip, e.mac, e.updated]);
+  }
+
   get size(): number {
     return this.entries.size;
   }

@@ -53,6 +53,7 @@ export const STACK_COUNTERS = declareCounters('guest stack', {
   rxFrames: { kind: 'event', help: 'frames handed to the stack' },
   rxUdp: { kind: 'event', help: 'UDP datagrams delivered to a socket' },
   rxArp: { kind: 'event', help: 'ARP packets handled' },
+  rxGratuitousArp: { kind: 'event', help: 'gratuitous ARPs heard (a host announcing its address, e.g. after a migration)' },
   rxRunt: { kind: 'drop', help: 'frames shorter than an Ethernet header' },
   rxNotForUs: { kind: 'drop', help: 'frames for another MAC or IP (a flooded copy, an ARP request for someone else)' },
   rxBadIp: { kind: 'drop', help: 'malformed IPv4 header or ARP packet' },
@@ -114,6 +115,15 @@ export class GuestStack {
   tick(now: number): void {
     this.now = now;
     this.arp.expire(now);
+  }
+
+  /**
+   * A gratuitous ARP (a request for our own address, to everyone): after a
+   * migration it tells bridges and switches where our MAC is now, and
+   * neighbours that already know us refresh their entry.
+   */
+  announce(): boolean {
+    return this.sendArp(ARPOP_REQUEST, BROADCAST_MAC, 0, this.opts.ip);
   }
 
   /** Start resolving `ip` (sends a request unless one went out just now). */
@@ -255,7 +265,9 @@ export class GuestStack {
     if (tpa !== this.opts.ip) {
       // Not for us; refresh an existing entry (as Linux does) but create none.
       if (this.arp.lookup(spa) !== undefined) this.arp.learn(spa, sha, now);
-      if (op === ARPOP_REQUEST) c.rxNotForUs++;
+      // A gratuitous ARP (sender and target address the same: a host announcing itself) is news, not a stray.
+      if (spa === tpa) c.rxGratuitousArp++;
+      else if (op === ARPOP_REQUEST) c.rxNotForUs++;
       return;
     }
     this.arp.learn(spa, sha, now);

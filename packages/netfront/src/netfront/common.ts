@@ -34,6 +34,8 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
   rxAccel: { kind: 'event', help: 'frames received on the accelerator fast path' },
   notifiesSent: { kind: 'event', help: 'event-channel notifications sent to the backend' },
   brokenBackend: { kind: 'event', help: 'the backend broke the ring protocol: the device was disabled (Linux netfront "broken")' },
+  txResent: { kind: 'event', help: 'frames a resumed kernel sent again because the old backend never took them (counted in txPackets twice)' },
+  txLostAtResume: { kind: 'drop', help: 'frames the old backend never took that a resumed kernel found no room to send again' },
   txLostBroken: { kind: 'drop', help: 'frames outstanding on the TX ring when the device was disabled for a broken backend' },
 });
 

@@ -35,6 +35,10 @@ export class NetfrontTx {
   private readonly base: number;
   private readonly freeChunks: number[] = [];
   private readonly chunkOutstanding: Int32Array;
+  /** Each busy chunk's frame length and queue order (a suspend re-sends unanswered frames in order). */
+  private readonly chunkLen: Int32Array;
+  private readonly chunkOrder: Float64Array;
+  private queued = 0;
   private readonly idChunk = new Int32Array(NET_TX_RING_SIZE).fill(-1);
   private readonly idGref = new Int32Array(NET_TX_RING_SIZE).fill(-1);
   /** The id of the first slot of a frame carries the frame; the others -1. One frame per chunk. */
@@ -51,6 +55,8 @@ export class NetfrontTx {
     this.chunkPages = Math.ceil((d.mtu + 18) / PAGE_SIZE);
     this.chunks = Math.floor(NET_TX_RING_SIZE / this.chunkPages);
     this.chunkOutstanding = new Int32Array(this.chunks);
+    this.chunkLen = new Int32Array(this.chunks);
+    this.chunkOrder = new Float64Array(this.chunks);
     this.base = d.frames.allocRange(this.chunks * this.chunkPages);
   }
 
@@ -148,9 +154,18 @@ export class NetfrontTx {
       this.chunkOutstanding[chunk]++;
       piece++;
     }
+    this.chunkLen[chunk] = len;
+    this.chunkOrder[chunk] = this.queued++;
     this.unpushed++;
     this.o.c.txPackets++;
     this.o.c.txBytes += len;
+  }
+
+  /** Frames on the ring the backend has not answered, oldest first, where they lie in guest RAM. */
+  unanswered(): { addr: number; len: number }[] {
+    const out: { addr: number; len: number; order: number }[] = [];
+    for (let c = 0; c < this.chunks; c++) if (this.chunkOutstanding[c] > 0) out.push({ addr: this.chunkAddr(c), len: this.chunkLen[c], order: this.chunkOrder[c] });
+    return out.sort((a, b) => a.order - b.order).map(({ addr, len }) => ({ addr, len }));
   }
 
   /** Publish queued requests; notify the backend only if it asked (req_event). */

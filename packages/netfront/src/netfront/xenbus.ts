@@ -51,6 +51,8 @@ export class Netfront implements RingOwner {
   accel: AccelFrontend | null = null;
   /** Why the backend was given up on, or ''. */
   brokenReason = '';
+  /** The kernel is suspending (save or migration): no more TX, the backend's comings and goings ignored. */
+  private suspended = false;
 
   private readonly d: NetfrontDeps;
   private readonly tx: NetfrontTx;
@@ -86,7 +88,32 @@ export class Netfront implements RingOwner {
   }
 
   get connected(): boolean {
-    return this.state === Connected && this.backendState === Connected && this.brokenReason === '';
+    return this.state === Connected && this.backendState === Connected && this.brokenReason === '' && !this.suspended;
+  }
+
+  /**
+   * Suspend, first half: publish what was queued, then take no more frames
+   * and stop following the backend (the toolstack is about to remove it; the
+   * device is not closed, it moves). The kernel's pollers still run.
+   */
+  quiesce(): void {
+    if (this.connected) this.tx.flush();
+    this.suspended = true;
+  }
+
+  /**
+   * Suspend, second half, once the backend is gone: take every response it
+   * left on the rings (frames it delivered reach the stack; TX it answered is
+   * done) and hand back the frames it never took, oldest first, still in
+   * guest RAM: the resumed kernel sends them again (none was taken by the
+   * backend, so none can arrive twice).
+   */
+  drainForSuspend(): { addr: number; len: number }[] {
+    if (!this.txRing || this.brokenReason !== '') return [];
+    this.tx.gc();
+    while (this.rx.poll(256) > 0);
+    this.tx.gc();
+    return this.tx.unanswered();
   }
 
   private setState(s: S, why: string): void {
@@ -100,6 +127,7 @@ export class Netfront implements RingOwner {
 
   /** netback_changed */
   private backendChanged(): void {
+    if (this.suspended) return;
     const prev = this.backendState;
     const s = parseState(this.d.xs.tryRead(`${this.backendPath}/${VIF_KEY.state}`));
     if (s === prev) return;

@@ -17,6 +17,16 @@ export interface SeqStats {
   reorderSamples: [number, number][];
 }
 
+export interface SeqTrackerState {
+  bits: Uint8Array;
+  highest: number;
+  delivered: number;
+  duplicated: number;
+  reordered: number;
+  tooOld: number;
+  samples: [number, number][];
+}
+
 export class SeqTracker {
   private readonly bits = new Uint32Array(SEQ_WINDOW / 32);
   private highest = -1;
@@ -62,6 +72,24 @@ export class SeqTracker {
     this.reordered++;
     this.delivered++;
     return true;
+  }
+
+  /** Everything the tracker knows, as plain data (a saved or migrating guest carries it). */
+  save(): SeqTrackerState {
+    return { bits: new Uint8Array(this.bits.buffer.slice(0)), highest: this.highest, delivered: this.delivered, duplicated: this.duplicated, reordered: this.reordered, tooOld: this.tooOld, samples: this.reorderSamples.map((x) => [x[0], x[1]]) };
+  }
+
+  static restore(st: SeqTrackerState): SeqTracker {
+    const t = new SeqTracker();
+    if (st.bits.byteLength !== t.bits.byteLength) throw new Error(`saved sequence window of ${st.bits.byteLength} bytes, expected ${t.bits.byteLength}`);
+    new Uint8Array(t.bits.buffer).set(st.bits);
+    t.highest = st.highest;
+    t.delivered = st.delivered;
+    t.duplicated = st.duplicated;
+    t.reordered = st.reordered;
+    t.tooOld = st.tooOld;
+    t.reorderSamples.push(...st.samples);
+    return t;
   }
 
   get highestSeq(): number {

@@ -7,7 +7,31 @@
  * from burying a slower receiver on a 2-core machine (every dropped frame
  * still costs CPU). Credits travel back as ordinary UDP frames.
  */
-import { SeqTracker, type SeqStats } from './seqtrack.ts';
+import { SeqTracker, type SeqStats, type SeqTrackerState } from './seqtrack.ts';
+
+/** A sender as plain data; times are on the saving domain's clock. */
+export interface StreamSenderState {
+  count: number;
+  streamId: number;
+  window: number;
+  sent: number;
+  stalls: number;
+  credited: number;
+  lastProgress: number;
+  pattern: Uint8Array | null;
+}
+
+/** A receiver as plain data; times are on the saving domain's clock (-1: no frame yet). */
+export interface StreamReceiverState {
+  streamId: number;
+  creditEvery: number;
+  foreign: number;
+  first: number;
+  last: number;
+  bytes: number;
+  sinceCredit: number;
+  tracker: SeqTrackerState;
+}
 
 const STALL_MS = 50;
 
@@ -49,6 +73,20 @@ export class StreamSender {
     this.streamId = o.streamId >>> 0;
     this.window = o.window ?? 0;
     this.pattern = o.pattern && o.pattern.length > 0 ? o.pattern : null;
+  }
+
+  save(): StreamSenderState {
+    return { count: this.count, streamId: this.streamId, window: this.window, sent: this.sent, stalls: this.stalls, credited: this.credited, lastProgress: this.lastProgress, pattern: this.pattern };
+  }
+
+  /** A saved sender, its times moved by `shift` ms onto the restoring domain's clock. */
+  static restore(st: StreamSenderState, shift: number, now: () => number): StreamSender {
+    const s = new StreamSender({ count: st.count, streamId: st.streamId, window: st.window, now, ...(st.pattern ? { pattern: st.pattern } : {}) });
+    s.sent = st.sent;
+    s.stalls = st.stalls;
+    s.credited = st.credited;
+    s.lastProgress = st.lastProgress + shift;
+    return s;
   }
 
   canSend(): boolean {
@@ -109,7 +147,7 @@ export class StreamReceiver {
   readonly streamId: number;
   /** Frames between credits sent back to the sender; 0 = never (a sender without a window needs none). */
   readonly creditEvery: number;
-  readonly tracker = new SeqTracker();
+  tracker = new SeqTracker();
   /** Frames of another stream arriving on our port: counted, not delivered. */
   foreign = 0;
   private first = -1;
@@ -120,6 +158,22 @@ export class StreamReceiver {
   constructor(o: { streamId: number; creditEvery?: number }) {
     this.streamId = o.streamId >>> 0;
     this.creditEvery = o.creditEvery ?? 64;
+  }
+
+  save(): StreamReceiverState {
+    return { streamId: this.streamId, creditEvery: this.creditEvery, foreign: this.foreign, first: this.first, last: this.last, bytes: this.bytes, sinceCredit: this.sinceCredit, tracker: this.tracker.save() };
+  }
+
+  /** A saved receiver, its times moved by `shift` ms onto the restoring domain's clock. */
+  static restore(st: StreamReceiverState, shift: number): StreamReceiver {
+    const r = new StreamReceiver({ streamId: st.streamId, creditEvery: st.creditEvery });
+    r.foreign = st.foreign;
+    r.first = st.first < 0 ? -1 : st.first + shift;
+    r.last = st.last < 0 ? -1 : st.last + shift;
+    r.bytes = st.bytes;
+    r.sinceCredit = st.sinceCredit;
+    r.tracker = SeqTracker.restore(st.tracker);
+    return r;
   }
 
   /**
