@@ -52,8 +52,33 @@ export interface AccelBackend extends SecondaryDriver {
   /** A frame netback delivered to an attached vif on the slow path (learning). */
   onSlowPathRx?(vif: AccelVif, ram: Uint8Array, off: number, len: number): void;
   onUplinkLearn?(mac: number): void;
+  /**
+   * Migration, STOP_COPY (after VFIO migration v2): the vif's device state to
+   * carry to the destination (vnic: its learnt flows), as plain data. Called
+   * before the vif is detached from the source.
+   */
+  saveState?(vif: AccelVif): unknown;
+  /**
+   * Migration, RESUMING: the state a source plugin of the same name saved for
+   * this vif, given just before attachVif on the destination, so what was
+   * learnt comes back at once instead of being relearnt.
+   */
+  restoreState?(vif: AccelVif, state: unknown): void;
   stats(): Record<string, unknown>;
 }
+
+/**
+ * A vif's migration arcs on the accelerator side, after VFIO migration v2
+ * (RUNNING -> PRE_COPY -> STOP_COPY on the source; RESUMING -> RUNNING on the
+ * destination). The manager moves along this table only.
+ */
+export const ACCEL_MIGRATION_ARCS: Readonly<Record<AccelMigrationState, readonly AccelMigrationState[]>> = {
+  running: ['pre_copy', 'stop_copy'],
+  pre_copy: ['stop_copy', 'running'],
+  stop_copy: [],
+  resuming: ['running'],
+};
+export type AccelMigrationState = 'running' | 'pre_copy' | 'stop_copy' | 'resuming';
 
 /** What a plugin module exports (backend and frontend may live in different modules). */
 export interface BackendModule {

@@ -16,7 +16,7 @@
  */
 import { declareCounters, RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
-import type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, PluginManifest } from './accel-api.ts';
+import { ACCEL_MIGRATION_ARCS, type AccelBackend, type AccelBackendContext, type AccelMigrationState, type AccelVif, type BackendModule, type PluginManifest } from './accel-api.ts';
 import { CHANNEL_OP, manifestProblems, messageProblem } from './plugin-protocol.ts';
 import { Value } from '@sinclair/typebox/value';
 
@@ -56,6 +56,12 @@ export interface VifChannel {
   /** Frames offered to the accel hooks on the slow path, and so on: for stats. */
 }
 
+/** What a vif's source plugin left for its destination. */
+export interface MigratedOut {
+  plugin: string | null;
+  state: unknown;
+}
+
 export interface AccelManagerDeps {
   driverlink: Driverlink;
   ctx: Omit<AccelBackendContext, 'send' | 'detached'>;
@@ -73,6 +79,9 @@ export class AccelManager {
   /** Attachments failed by one vif's input, newest last. */
   readonly vifFailureLog: { vif: string; plugin: string; reason: string }[] = [];
   readonly c = ACCEL_MANAGER_COUNTERS.zero();
+  /** Vifs in a migration, by key: where they are on the VFIO arcs, and every move (logged). */
+  private readonly migration = new Map<string, { state: AccelMigrationState; restore?: { plugin: string; state: unknown }; left?: (r: MigratedOut) => void; out?: MigratedOut }>();
+  readonly migrationLog: string[] = [];
 
   constructor(private readonly d: AccelManagerDeps) {
     d.driverlink.onFailure = (drv, hook, e) => {
@@ -148,6 +157,7 @@ export class AccelManager {
       const ch = this.channels.get(key);
       if (ch) this.release(name, ch);
       p.vifs.delete(key);
+      this.leftSource(key);
       this.onDetached();
     }
     p.unloading?.done(`plugin ${name} failed in ${hook}: ${e.message}`);
@@ -165,6 +175,7 @@ export class AccelManager {
 
   /** The vif's domain is gone: its plugin lets go of it (as for a disconnect), and its channel closes. */
   removeChannel(key: string): void {
+    this.migration.delete(key);
     const ch = this.channels.get(key);
     if (!ch) return;
     if (this.connected.has(key)) this.vifDisconnected(key);
@@ -238,11 +249,72 @@ export class AccelManager {
     if (this.plugins.get(p.manifest.name) !== p) return; // failed while attaching an earlier vif
     const ch = this.channels.get(key);
     if (!ch || !p.manifest.features.includes('vif') || ch.plugin || !p.backend.attachVif) return;
+    const mig = this.migration.get(key);
+    // A vif leaving this host is not accelerated again here.
+    if (mig && mig.state !== 'resuming') return;
     ch.plugin = p.manifest.name;
     p.vifs.add(key);
     this.d.writeAccelKey(ch.vif, p.manifest.name);
     ch.rpc.event('attach', { plugin: p.manifest.name, version: p.manifest.version, frontend: p.frontendUrl ?? '' });
+    if (mig?.restore && mig.restore.plugin === p.manifest.name && p.backend.restoreState) {
+      const saved = mig.restore.state;
+      this.call(p, 'restoreState', (b) => b.restoreState!(ch.vif, saved), undefined);
+    }
+    if (mig) this.migrate(key, 'running', mig.restore ? `re-accelerated by ${p.manifest.name}${mig.restore.plugin === p.manifest.name && p.backend.restoreState ? ', saved state restored' : ' (saved state was for ' + mig.restore.plugin + ')'}` : `accelerated by ${p.manifest.name}`);
     this.call(p, 'attachVif', (b) => b.attachVif!(ch.vif), undefined);
+  }
+
+  /** Move a migrating vif along the VFIO arcs; every move is logged. */
+  private migrate(key: string, to: AccelMigrationState, why: string): void {
+    const m = this.migration.get(key);
+    const from = m?.state ?? 'running';
+    if (m && !ACCEL_MIGRATION_ARCS[from].includes(to)) throw new Error(`accel migration of ${key}: no arc ${from} -> ${to}`);
+    const line = `${key}: ${from.toUpperCase()} -> ${to.toUpperCase()} (${why})`;
+    this.migrationLog.push(line);
+    if (this.migrationLog.length > 64) this.migrationLog.shift();
+    this.d.ctx.log(`accel migration ${line}`);
+    if (to === 'running' && m?.state === 'resuming') this.migration.delete(key);
+    else if (m) m.state = to;
+    else this.migration.set(key, { state: to });
+  }
+
+  /**
+   * Source side of a migration, for one vif: PRE_COPY, then STOP_COPY (the
+   * plugin saves the vif's state), then the usual detach (filters first; the
+   * frontend drains its VI and falls back to the slow path). `done` gets the
+   * saved state once the vif is detached, or at once if no plugin has it.
+   */
+  migrateOut(key: string, done: (r: MigratedOut) => void): void {
+    const ch = this.channels.get(key);
+    if (!ch) return done({ plugin: null, state: undefined });
+    // A vif that arrived by migration and no plugin took here runs all the same: it may leave again.
+    if (this.migration.get(key)?.state === 'resuming') this.migrate(key, 'running', 'never accelerated here');
+    this.migrate(key, 'pre_copy', 'migration started');
+    const name = ch.plugin;
+    const p = name ? this.plugins.get(name) : undefined;
+    const state = p?.backend.saveState ? this.call(p, 'saveState', (b) => b.saveState!(ch.vif), undefined) : undefined;
+    this.migrate(key, 'stop_copy', p ? `${name} saved ${state === undefined ? 'nothing' : 'its state'}` : 'not accelerated');
+    const out: MigratedOut = { plugin: p ? name! : null, state };
+    if (!p || !ch.plugin) return done(out);
+    const m = this.migration.get(key)!;
+    m.out = out;
+    m.left = done;
+    this.detach(p, key);
+  }
+
+  /** A vif migrating out is off its plugin (detached, or the plugin failed): its saved state goes on. */
+  private leftSource(key: string): void {
+    const mig = this.migration.get(key);
+    if (!mig?.left) return;
+    const left = mig.left;
+    mig.left = undefined;
+    left(mig.out!);
+  }
+
+  /** Destination side: the vif arrives with what its source plugin saved; RESUMING until a plugin takes it. */
+  migrateIn(key: string, saved: { plugin: string; state: unknown } | null): void {
+    this.migration.set(key, { state: 'resuming', ...(saved ? { restore: saved } : {}) });
+    this.migrationLog.push(`${key}: -> RESUMING (${saved ? `${saved.plugin} state carried` : 'was on the slow path'})`);
   }
 
   private detach(p: LoadedPlugin, key: string): void {
@@ -285,6 +357,7 @@ export class AccelManager {
     const p = this.plugins.get(name);
     const ch = this.channels.get(vif.key);
     if (ch) this.release(name, ch);
+    this.leftSource(vif.key);
     if (!p || !p.vifs.delete(vif.key)) return;
     this.onDetached();
     if (p.unloading && p.vifs.size === 0) this.finishUnload(p);
@@ -398,6 +471,8 @@ export class AccelManager {
       driverErrors: this.d.driverlink.driverErrors,
       failures: this.failures,
       vifFailureLog: this.vifFailureLog,
+      migrating: Object.fromEntries([...this.migration].map(([k, m]) => [k, m.state])),
+      migrationLog: this.migrationLog,
     };
   }
 }

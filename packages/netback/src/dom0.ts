@@ -23,6 +23,7 @@ import {
   type Addr,
   type DomainEnv,
   type DomainHandle,
+  type RpcValue,
 } from '@xsim/hypervisor';
 import { Driverlink, NetDriver, netDriverPages, nicAlias } from '@xsim/nic';
 import { NetEndpoint } from '@xsim/netfront';
@@ -244,6 +245,31 @@ export function boot(env: DomainEnv<Dom0Config>): void {
         backends.dropVif(v.key);
         accel.removeChannel(v.key);
         return backends.removed.has(`vif${v.domid}.${v.handle}`);
+      }
+      case 'accel_migrate_out': {
+        // A guest about to migrate: each of its vifs goes PRE_COPY -> STOP_COPY (the plugin saves what it
+        // learnt) and is detached (its frontend drains its VI and falls back). Answered once all are off.
+        const gid = Number(a.domid);
+        if (!guests.has(gid)) throw new Error(`accel_migrate_out: domain ${String(a.domid)} is not a guest of this host`);
+        const keys = accel.channelKeys().filter((k) => k.split('/')[0] === String(gid));
+        const reply = later();
+        const out: { handle: number; plugin: string | null; state: unknown }[] = [];
+        if (keys.length === 0) reply([]);
+        for (const key of keys) {
+          accel.migrateOut(key, (r) => {
+            out.push({ handle: Number(key.split('/')[1]), plugin: r.plugin, state: r.state as RpcValue });
+            if (out.length === keys.length) reply(out.sort((x, y) => x.handle - y.handle) as RpcValue);
+          });
+        }
+        return DEFERRED;
+      }
+      case 'accel_migrate_in': {
+        // A migrated guest's vif arrives here: what its source plugin saved waits for a plugin to attach it.
+        const v = vifArgs(op, a);
+        if (!accel.channelKeys().includes(v.key)) throw new Error(`accel_migrate_in: no vif${v.domid}.${v.handle}`);
+        const saved = typeof a.plugin === 'string' ? { plugin: a.plugin, state: a.state } : null;
+        accel.migrateIn(v.key, saved);
+        return true;
       }
       case 'fdb_forget':
         return bridge.forget(Number(a.mac));

@@ -50,11 +50,40 @@ export const VNIC_BACKEND_COUNTERS = declareCounters('vnic backend', {
   noFreeVi: { kind: 'event', help: 'vifs left on the slow path: no VI free' },
   faults: { kind: 'event', help: 'VIs that faulted (a bad descriptor from the guest)' },
   declined: { kind: 'event', help: "offers the guest's frontend declined" },
+  filtersRestored: { kind: 'event', help: 'flow filters put back at once from a migrated vif\'s saved state (not relearnt)' },
 });
+
+/** What vnic carries across a migration for one vif: the flows it had learnt, as [proto, port]. */
+interface SavedVnicState {
+  flows: [number, number][];
+}
+
+function savedFlows(state: unknown): [number, number][] {
+  const f = (state as Partial<SavedVnicState> | null)?.flows;
+  if (!Array.isArray(f)) return [];
+  // A saved state is data from another host: only well-formed flows are taken, at most a VI's worth.
+  return f.filter((x): x is [number, number] => Array.isArray(x) && (x[0] === 17 || x[0] === 6) && Number.isInteger(x[1]) && x[1] >= 0 && x[1] <= 65535).slice(0, MAX_FILTERS_PER_VIF);
+}
 
 export function createBackend(ctx: AccelBackendContext): AccelBackend {
   const vifs = new Map<string, VifState>();
   const s = VNIC_BACKEND_COUNTERS.zero();
+  /** Flows a migrated vif brought with it, inserted as soon as its VI runs. */
+  const restored = new Map<string, [number, number][]>();
+
+  const insertFilter = (st: VifState, proto: number, port: number): boolean => {
+    const key = proto * 65536 + port;
+    if (st.filters.has(key) || st.filters.size >= MAX_FILTERS_PER_VIF) return false;
+    try {
+      st.filters.set(key, ctx.mcdi('filter_insert', { vi: st.vi, match: { kind: 'ipv4', proto, addr: st.vif.ip, port } }) as number);
+      return true;
+    } catch (e) {
+      s.filterFailures++;
+      st.filters.set(key, -1);
+      ctx.log(`vnic: ${st.vif.key}: filter for ${proto}/${port} not inserted: ${(e as Error).message}`);
+      return false;
+    }
+  };
 
   const removeFilters = (st: VifState) => {
     for (const id of st.filters.values()) ctx.mcdi('filter_remove', { id });
@@ -120,6 +149,8 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs() }, [r.shared[0]]);
       } else if (op === 'running' && st.stage === 'starting') {
         st.stage = 'ready';
+        for (const [proto, port] of restored.get(vif.key) ?? []) if (insertFilter(st, proto, port)) s.filtersRestored++;
+        restored.delete(vif.key);
       } else if (op === 'decline') {
         // Whatever stage it is in: a VI already up is finalised, its grants unmapped, its filters removed.
         s.declined++;
@@ -145,6 +176,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       ctx.send(vif, 'detach', {});
     },
     vifGone(vif) {
+      restored.delete(vif.key);
       const st = vifs.get(vif.key);
       if (st) teardown(st);
     },
@@ -158,16 +190,16 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       if (dst !== vif.ip) return;
       const l4 = ip + (ram[ip] & 15) * 4;
       const port = (ram[l4 + 2] << 8) | ram[l4 + 3];
-      const key = proto * 65536 + port;
-      if (st.filters.has(key) || st.filters.size >= MAX_FILTERS_PER_VIF) return;
-      try {
-        st.filters.set(key, ctx.mcdi('filter_insert', { vi: st.vi, match: { kind: 'ipv4', proto, addr: dst, port } }) as number);
-        s.filtersInserted++;
-      } catch (e) {
-        s.filterFailures++;
-        st.filters.set(key, -1);
-        ctx.log(`vnic: ${vif.key}: filter for ${proto}/${port} not inserted: ${(e as Error).message}`);
-      }
+      if (insertFilter(st, proto, port)) s.filtersInserted++;
+    },
+    saveState(vif): SavedVnicState {
+      const st = vifs.get(vif.key);
+      const flows: [number, number][] = [];
+      for (const [key, id] of st?.filters ?? []) if (id >= 0) flows.push([Math.floor(key / 65536), key % 65536]);
+      return { flows };
+    },
+    restoreState(vif, state) {
+      restored.set(vif.key, savedFlows(state));
     },
     onUplinkLearn(mac) {
       for (const st of vifs.values()) if (viUp(st)) ctx.send(st.vif, 'fastpath', { mac });
