@@ -11,3 +11,4 @@ export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainI
 export { domainCommand, DOMAIN_USAGE } from './commands/domain.ts';
 export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './toolstack/hotplug.ts';
 export { serveXenstores, type XenstoreSockets } from './toolstack/xenstored-socket.ts';
+export { DomainMover, MAX_ROUNDS, STOP_PAGES, type MigrateOptions, type MigrationReport, type SaveReport } from './toolstack/migration.ts';

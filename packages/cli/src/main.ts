@@ -71,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
       return scaleCommand(rest);
     case 'mgmtdev':
     case 'domain':
+    case 'migrate':
     case 'dev':
     case 'plugin':
     case 'shutdown': {

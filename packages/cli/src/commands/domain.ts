@@ -2,7 +2,9 @@
  * `xsim domain create|shutdown|destroy|list` against `xsim run --serve`, in
  * the style of xl: a table like `xl list`, or JSON with -j/-p.
  */
+import { resolve } from 'node:path';
 import type { DomainEnd, DomainInfo } from '../toolstack/lifecycle.ts';
+import type { MigrationReport, SaveReport } from '../toolstack/migration.ts';
 import { intFlag, type Parsed } from '../args.ts';
 import { table } from '../format.ts';
 
@@ -12,7 +14,26 @@ export const DOMAIN_USAGE = `  domain list                         every domain 
   domain create HOST NAME [--mac M] [--ip A] [--mem PAGES] [--pcpu N]
                                       a guest with one vif, connected when the command returns
   domain shutdown HOST/NAME           the guest closes its vifs, then stops; nothing of it is left
-  domain destroy HOST/NAME            the guest stops at once; nothing of it is left`;
+  domain destroy HOST/NAME            the guest stops at once; nothing of it is left
+  domain save HOST/NAME FILE          the guest stops and is written to FILE (Xen's migration stream format)
+  domain restore FILE [--host H]      a saved guest runs again (default: on the host it was saved on)
+  migrate HOST/NAME --to HOST2 [--live]
+                                      move a running guest; --live pre-copies its RAM while it runs`;
+
+/** xl migrate's report, and more: rounds, pages, blackout, downtime, frames lost and where, the fast path. */
+export function migrationText(r: MigrationReport): string {
+  const lines = [`${r.from.host}/${r.domain} (domain ${r.from.domid}) -> ${r.to.host} (domain ${r.to.domid}, pCPU ${r.to.pcpu})${r.live ? ', live' : ''}`];
+  for (const x of r.rounds) lines.push(`  ${x.stop ? 'stop-and-copy' : `pre-copy round ${x.round}`}: ${x.pages} pages (${x.ms.toFixed(1)} ms)`);
+  lines.push(`  ${r.pagesSent} pages sent for ${r.memPages} pages of RAM, in ${Math.round(r.totalMs)} ms`);
+  lines.push(`  blackout ${r.blackoutMs.toFixed(1)} ms (quiesced at the source -> vifs connected at the destination)`);
+  lines.push(`  downtime ${r.downtimeMs === null ? 'unknown (no frame received since the resume)' : `${r.downtimeMs.toFixed(1)} ms (last frame received at the source -> first at the destination)`}`);
+  lines.push(`  TX frames sent again: ${r.resent}`);
+  const fp = (l: string[]) => (l.length ? l.join(',') : 'slow path');
+  lines.push(`  fast path: ${fp(r.fastPath.before)} -> ${fp(r.fastPath.after)}${r.fastPath.backAfterMs === null ? '' : `, back ${r.fastPath.backAfterMs.toFixed(1)} ms after the vifs connected`}`);
+  const lost = Object.entries(r.lost);
+  lines.push(`  frames lost: ${r.lostTotal}${lost.length ? ` (${lost.map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
+  return lines.join('\n');
+}
 
 function ref(s: string | undefined, verb: string): { host: string; domain: string } {
   const m = s ? /^([^/]+)\/([^/]+)$/.exec(s) : null;
@@ -52,6 +73,18 @@ export async function domainCommand(verb: string | undefined, rest: string[], p:
     case 'destroy': {
       const e = (await call(`domain.${verb}`, ref(rest[0], verb))) as DomainEnd;
       return out(e, () => endLine(e));
+    }
+    case 'save': {
+      const r = ref(rest[0], 'save');
+      if (!rest[1]) throw new Error('usage: xsim domain save HOST/NAME FILE');
+      const s = (await call('domain.save', { ...r, file: resolve(rest[1]) })) as SaveReport;
+      return out(s, () => `${s.domain} saved to ${s.file}: ${s.pages} of ${s.memPages} pages, ${s.bytes} octets, in ${Math.round(s.ms)} ms`);
+    }
+    case 'restore': {
+      if (!rest[0]) throw new Error('usage: xsim domain restore FILE [--host H]');
+      const host = p.flags.get('host');
+      const r = (await call('domain.restore', { file: resolve(rest[0]), ...(typeof host === 'string' ? { host } : {}) })) as { domain: string; domid: number; pages: number; ms: number };
+      return out(r, () => `${r.domain} restored as domain ${r.domid}: ${r.pages} pages, vifs connected, in ${Math.round(r.ms)} ms`);
     }
     default:
       throw new Error(`unknown command "xsim domain ${verb ?? ''}"\n${DOMAIN_USAGE}`);

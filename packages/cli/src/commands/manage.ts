@@ -7,7 +7,8 @@ import { controlRequest, defaultSocketPath } from '../toolstack/control-socket.t
 import type { Dev, MgmtDev, PluginView } from '../toolstack/manage.ts';
 import { parseArgs } from '../args.ts';
 import { table } from '../format.ts';
-import { DOMAIN_USAGE, domainCommand } from './domain.ts';
+import { DOMAIN_USAGE, domainCommand, migrationText } from './domain.ts';
+import type { MigrationReport } from '../toolstack/migration.ts';
 
 type Json = Record<string, unknown>;
 
@@ -39,7 +40,7 @@ function flat(o: Json, prefix = ''): [string, string][] {
 
 /** Run one management command; returns what to print. */
 export async function manageCommand(object: string, argv: string[]): Promise<string> {
-  const p = parseArgs(argv, ['socket', 'host', 'args', 'mac', 'ip', 'mem', 'pcpu'], ['j', 'json', 'p', 'pretty']);
+  const p = parseArgs(argv, ['socket', 'host', 'args', 'mac', 'ip', 'mem', 'pcpu', 'to'], ['j', 'json', 'p', 'pretty', 'live']);
   const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
   const json = p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty');
   const pretty = p.flags.has('p') || p.flags.has('pretty');
@@ -49,6 +50,14 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
   const host = typeof p.flags.get('host') === 'string' ? String(p.flags.get('host')) : undefined;
 
   if (object === 'domain') return domainCommand(verb, rest, p, call, out);
+  if (object === 'migrate') {
+    // xl migrate DOM HOST: here `xsim migrate HOST/NAME --to HOST2 [--live]`.
+    const m = verb ? /^([^/]+)\/([^/]+)$/.exec(verb) : null;
+    const to = p.flags.get('to');
+    if (!m || typeof to !== 'string' || rest.length > 0) throw new Error('usage: xsim migrate HOST/NAME --to HOST2 [--live]');
+    const r = (await call('domain.migrate', { host: m[1], domain: m[2], to, live: p.flags.has('live') })) as MigrationReport;
+    return out(r, () => migrationText(r));
+  }
   const key = `${object} ${verb ?? ''}`.trim();
   switch (key) {
     case 'mgmtdev list':

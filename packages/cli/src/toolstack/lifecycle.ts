@@ -83,8 +83,7 @@ export class DomainLifecycle {
   async create(host: string, name: string, o: CreateDomainOptions = {}): Promise<DomainInfo> {
     const h = this.sim.host(host);
     const index = this.sim.hosts.indexOf(h);
-    // Domids are never reused within a run (as Xen): a stale reference to a dead guest names no one.
-    const domid = Math.max(this.nextDomid.get(host) ?? 1, ...h.domUs.map((x) => x.domid + 1));
+    const domid = this.peekDomid(h);
     const spec = this.validate(h, index, {
       name,
       domid,
@@ -111,6 +110,16 @@ export class DomainLifecycle {
     }
     this.d.log(`${host}/${name} (domain ${domid}) created on pCPU ${pcpu}, vif connected in ${Math.round(this.sim.clock.now() - t0)} ms`);
     return (await this.list()).find((x) => x.host === host && x.domid === domid)!;
+  }
+
+  /** The next domid of `h`. Domids are never reused within a run (as Xen): a stale reference to a dead guest names no one. */
+  peekDomid(h: HostResources): number {
+    return Math.max(this.nextDomid.get(h.spec.name) ?? 1, ...h.domUs.map((x) => x.domid + 1));
+  }
+
+  /** Take `domid` on `h` (after peekDomid, once the new domain is validated). */
+  takeDomid(h: HostResources, domid: number): void {
+    this.nextDomid.set(h.spec.name, domid + 1);
   }
 
   /** xl shutdown: ask the guest to power off; it closes its vifs, then it is stopped and everything released. */
@@ -201,7 +210,7 @@ export class DomainLifecycle {
     return true;
   }
 
-  private find(ref: DomainRef): { h: HostResources; mem: DomainMemory; rd: RunningDomain } {
+  find(ref: DomainRef): { h: HostResources; mem: DomainMemory; rd: RunningDomain } {
     if (ref.domain === 'dom0' || ref.domain === 'Domain-0') throw new Error(`${ref.host}/${ref.domain} is dom0: it lives as long as its host (xsim shutdown ends everything)`);
     const rd = this.sim.domain(ref);
     const h = this.sim.host(ref.host);
@@ -211,7 +220,7 @@ export class DomainLifecycle {
   }
 
   /** One end at a time per domain: a second shutdown or destroy of the same domain while one runs is refused. */
-  private async once<T>(rd: RunningDomain, fn: () => Promise<T>): Promise<T> {
+  async once<T>(rd: RunningDomain, fn: () => Promise<T>): Promise<T> {
     const key = `${rd.host}/${rd.name}`;
     if (this.busy.has(key)) throw new Error(`${key} is already going away`);
     this.busy.add(key);
@@ -224,6 +233,24 @@ export class DomainLifecycle {
 
   /** Everything a guest held, released; the guest has already stopped (or never started). */
   private async release(h: HostResources, mem: DomainMemory, rd: RunningDomain | undefined, how: DomainEnd['how'], final?: unknown, t0 = this.sim.clock.now()): Promise<DomainEnd> {
+    const host = h.spec.name;
+    const vifsRemoved = await this.detachFromHost(h, mem);
+    const portsClosed = this.forgetOnHost(h, mem);
+    if (rd) this.d.untrack(rd);
+    const end: DomainEnd = { host, name: mem.name, domid: mem.domid, how, final, vifsRemoved, portsClosed, ms: this.sim.clock.now() - t0 };
+    this.ended.push(end);
+    if (how !== 'crash') this.d.log(`${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`);
+    return end;
+  }
+
+  /**
+   * The host lets go of a guest: its backends (removed, counting what was
+   * queued for it), its plugin channels, its xenstore directories, its RAM
+   * in dom0 and the NIC, its MACs in every bridge and switch. Returns the
+   * vifs removed. The guest itself may still run (a migration suspends it
+   * after this).
+   */
+  async detachFromHost(h: HostResources, mem: DomainMemory): Promise<number> {
     const i = h.domUs.indexOf(mem);
     const spec = h.spec.domUs[i];
     const host = h.spec.name;
@@ -248,17 +275,19 @@ export class DomainLifecycle {
     await this.d.fabric('remove_domain', { nic: index, domid: mem.domid }).catch(() => undefined);
     // Nobody keeps sending its traffic to where it was: the switches and every other bridge forget its MACs.
     for (const v of spec?.vifs ?? []) await this.sim.forgetMac(host, parseMac(v.mac));
+    return vifsRemoved;
+  }
+
+  /** The host's records of a stopped guest go: event-channel ports (returns how many were open), xenstore connection, its entries. */
+  forgetOnHost(h: HostResources, mem: DomainMemory): number {
     const portsClosed = h.hv.release(mem.uid);
     h.xenstore.release(mem.uid);
-    if (rd) this.d.untrack(rd);
+    const i = h.domUs.indexOf(mem);
     if (i >= 0) {
       h.domUs.splice(i, 1);
       h.spec.domUs.splice(i, 1);
     }
     h.handles.delete(mem.domid);
-    const end: DomainEnd = { host, name: mem.name, domid: mem.domid, how, final, vifsRemoved, portsClosed, ms: this.sim.clock.now() - t0 };
-    this.ended.push(end);
-    if (how !== 'crash') this.d.log(`${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`);
-    return end;
+    return portsClosed;
   }
 }

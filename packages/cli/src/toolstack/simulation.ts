@@ -21,6 +21,7 @@ import { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainI
 import { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotplug.ts';
 
 import { PluginOps } from './plugins.ts';
+import { DomainMover, type MigrateOptions, type MigrationReport, type SaveReport } from './migration.ts';
 
 export interface SimulationOptions {
   /** pCPU worker threads (default: the machine's cores). */
@@ -72,6 +73,7 @@ export class Simulation {
   private readonly fabricCtl: RpcEndpoint;
   private readonly lifecycle: DomainLifecycle;
   private readonly hotplug: VifHotplug;
+  private readonly mover: DomainMover;
   private stopped = false;
   /** Bring-up is over: a crash from now on is cleaned up like a destroy. */
   private started = false;
@@ -98,6 +100,21 @@ export class Simulation {
       log: (l) => this.log(l),
     });
     this.hotplug = new VifHotplug(this, (l) => this.log(l));
+    this.mover = new DomainMover({
+      sim: this,
+      lifecycle: this.lifecycle,
+      nextUid: () => this.nextUid++,
+      fabric: (op, args, shared) => this.fabricCtl.request(op, args, opts.answerMs ?? 5000, shared),
+      introduce: (h, d) => this.introduce(h, d),
+      track: (h, d, ip) => this.track(h, d, ip),
+      untrack: (d) => {
+        const i = this.domains.indexOf(d);
+        if (i >= 0) this.domains.splice(i, 1);
+        d.ctl.close();
+      },
+      kernelFor: (host, name) => this.kernelFor(host, name),
+      log: (l) => this.log(l),
+    });
     runtime.onCrash = (uid, error) => {
       const d = this.domains.find((x) => x.uid === uid);
       if (!d) return;
@@ -215,8 +232,12 @@ export class Simulation {
     const config: GuestConfig = { mem: d.mem.sab, gnttab: d.gnttab, mtu: h.spec.nic.mtu, vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip })), dom0Uid: h.dom0.uid };
     this.introduce(h, d);
     this.track(h, d, spec.vifs[0].ip);
-    const kernel = this.opts.kernels?.[`${h.spec.name}/${spec.name}`] ?? GUEST_KERNEL;
+    const kernel = this.kernelFor(h.spec.name, spec.name);
     await this.runtime.create({ kernel, name: spec.name, host: h.spec.name, hostIndex: h.index, domid: d.domid, uid: d.uid, config }, d.pcpu);
+  }
+
+  private kernelFor(host: string, name: string): string {
+    return this.opts.kernels?.[`${host}/${name}`] ?? GUEST_KERNEL;
   }
 
   /** Resolve when every vif's frontend and backend read Connected in xenstore. */
@@ -312,6 +333,21 @@ export class Simulation {
   /** xl list: every domain, its state, memory, pCPU and vifs with their accelerator. */
   listDomains(): Promise<DomainInfo[]> {
     return this.lifecycle.list();
+  }
+
+  /** xl migrate [--live]: move a running guest to another host (or the same one); what it cost is in the report. */
+  migrateDomain(ref: DomainRef, toHost: string, opts: MigrateOptions = {}): Promise<MigrationReport> {
+    return this.mover.migrate(ref, toHost, opts);
+  }
+
+  /** xl save: the guest stops and is written to `file`; it no longer runs. */
+  saveDomain(ref: DomainRef, file: string): Promise<SaveReport> {
+    return this.mover.save(ref, file);
+  }
+
+  /** xl restore: a saved guest runs again on `host` (default: where it was saved). */
+  restoreDomain(file: string, host?: string): Promise<{ domain: string; domid: number; pages: number; ms: number }> {
+    return this.mover.restore(file, host);
   }
 
   /** vdpa dev add / xl network-attach: a vif on a running guest, connected when this resolves. */
