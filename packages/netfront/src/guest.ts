@@ -262,10 +262,11 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
       Object.assign(d.nf.c, s.counters);
       d.ep.restore(s.endpoint, (id) => env.control.replier(id));
       d.rx.armed = true;
-      let pending = s.unanswered;
+      const pending = s.unanswered;
+      // Once connected: the untaken TX first (each is sent once: splice empties the list), then the announcement.
       d.nf.onCarrier = (up) => {
-        if (!up || pending.length === 0) return announce(d);
-        pending = resend(d, pending);
+        if (!up) return;
+        resend(d, pending.splice(0));
         announce(d);
       };
     }
@@ -273,7 +274,7 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
   }
 
   /** Send again the frames the old backend never took; the rest (no room now) are dropped and counted. */
-  function resend(d: GuestDevice, bufs: { addr: number; len: number }[]): { addr: number; len: number }[] {
+  function resend(d: GuestDevice, bufs: { addr: number; len: number }[]): void {
     for (const b of bufs) {
       const at = d.nf.txReserve(b.len);
       if (at < 0) {
@@ -286,7 +287,6 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
       for (const f of bufferFrames(b)) frames.release(f);
     }
     d.nf.flush();
-    return [];
   }
 
   function announce(d: GuestDevice): void {

@@ -91,7 +91,7 @@ export class DomainLifecycle {
       ...(o.pcpu !== undefined ? { pcpu: o.pcpu } : {}),
       vifs: [{ mac: o.mac ?? freshMac(this.sim.topology, index, domid, 0), ip: o.ip ?? freshIp(this.sim.topology, index) }],
     });
-    this.nextDomid.set(host, domid + 1);
+    this.takeDomid(h, domid);
     const pcpu = placeNewGuest(this.sim.topology, this.sim.runtime.pcpus, `${host}/${name}`, spec, this.sim.domains);
     const mem = domainMemory(domid, this.d.nextUid(), name, spec.memPages, pcpu);
     h.spec.domUs.push(spec);

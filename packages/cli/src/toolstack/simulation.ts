@@ -91,12 +91,8 @@ export class Simulation {
       sim: this,
       nextUid: () => this.nextUid++,
       startGuest: (h, d, i) => this.startGuest(h, d, i),
-      fabric: (op, args, shared) => this.fabricCtl.request(op, args, opts.answerMs ?? 5000, shared),
-      untrack: (d) => {
-        const i = this.domains.indexOf(d);
-        if (i >= 0) this.domains.splice(i, 1);
-        d.ctl.close();
-      },
+      fabric: (op, args, shared) => this.fabric(op, args, shared),
+      untrack: (d) => this.untrack(d),
       log: (l) => this.log(l),
     });
     this.hotplug = new VifHotplug(this, (l) => this.log(l));
@@ -104,14 +100,10 @@ export class Simulation {
       sim: this,
       lifecycle: this.lifecycle,
       nextUid: () => this.nextUid++,
-      fabric: (op, args, shared) => this.fabricCtl.request(op, args, opts.answerMs ?? 5000, shared),
+      fabric: (op, args, shared) => this.fabric(op, args, shared),
       introduce: (h, d) => this.introduce(h, d),
       track: (h, d, ip) => this.track(h, d, ip),
-      untrack: (d) => {
-        const i = this.domains.indexOf(d);
-        if (i >= 0) this.domains.splice(i, 1);
-        d.ctl.close();
-      },
+      untrack: (d) => this.untrack(d),
       kernelFor: (host, name) => this.kernelFor(host, name),
       log: (l) => this.log(l),
     });
@@ -200,6 +192,18 @@ export class Simulation {
   private introduce(h: HostResources, d: DomainMemory): void {
     h.xenstore.introduce(d.uid, d.domid);
     h.hv.introduce(d.uid, d.domid, this.runtime.doorbell(d.pcpu));
+  }
+
+  /** A request to the NIC hardware, with the usual deadline. */
+  private fabric(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown> {
+    return this.fabricCtl.request(op, args, this.opts.answerMs ?? 5000, shared);
+  }
+
+  /** The toolstack stops following a domain that is gone (or saved): its entry and its control channel. */
+  private untrack(d: RunningDomain): void {
+    const i = this.domains.indexOf(d);
+    if (i >= 0) this.domains.splice(i, 1);
+    d.ctl.close();
   }
 
   private track(h: HostResources, d: DomainMemory, ip: string): RunningDomain {
@@ -373,7 +377,7 @@ export class Simulation {
 
   /** A MAC that left `host` (its guest or vif went away): the switches and every other host's bridge forget it. */
   async forgetMac(host: string, mac: number): Promise<void> {
-    await this.fabricCtl.request('forget_mac', { mac }, this.opts.answerMs ?? 5000).catch(() => undefined);
+    await this.fabric('forget_mac', { mac }).catch(() => undefined);
     for (const other of this.domains.filter((x) => x.domid === 0 && x.host !== host && !x.crashed && !x.hung)) {
       await this.ask(other, 'fdb_forget', { mac }, this.opts.answerMs ?? 5000).catch(() => undefined);
     }
@@ -412,7 +416,7 @@ export class Simulation {
   }
 
   async fabricStats(): Promise<unknown> {
-    return this.fabricCtl.request('stats', {}, this.opts.answerMs ?? 5000);
+    return this.fabric('stats', {});
   }
 
   /** Threads the simulation runs and where every domain is placed. */
