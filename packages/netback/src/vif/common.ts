@@ -51,7 +51,7 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   rxDropQueueFull: { kind: 'drop', help: "frame for the guest dropped: its RX queue was full" },
   rxDropNotConnected: { kind: 'drop', help: 'frame for the guest dropped: the vif was not connected' },
   rxDropNoSkb: { kind: 'drop', help: 'frame for the guest dropped: no skb was free to queue it' },
-  rxDropFatal: { kind: 'drop', help: 'frame in hand when the guest was disconnected for a broken RX ring' },
+  rxDropFatal: { kind: 'drop', help: 'frame in hand, or copied but not yet published, when the guest was disconnected for a broken RX ring' },
   rxErrGrantCopy: { kind: 'drop', help: 'frame for the guest whose copy into its buffer failed: the response carries the GNTST_* status' },
   notifiesSent: { kind: 'event', help: 'event-channel notifications sent to the frontend' },
   disconnects: { kind: 'event', help: 'times the frontend was disconnected for malice or a broken ring' },

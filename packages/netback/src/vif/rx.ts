@@ -39,7 +39,15 @@ export class VifRx {
   /** skbs waiting for RX buffers, oldest first. */
   private readonly queue: number[] = [];
   private head = 0;
-  private unpushed = false;
+  /**
+   * Frames copied whose responses are written but not yet published
+   * (rsp_prod): counted delivered at the push, since until then the guest
+   * cannot see them. A vif that goes in between publishes them first.
+   */
+  private unpushed = 0;
+  private unpushedBytes = 0;
+  /** Responses written since the last push (delivered frames and failed copies alike). */
+  private written = false;
   private gone = false;
 
   constructor(
@@ -125,14 +133,14 @@ export class VifRx {
       dv.setInt16(r + RXRSP_STATUS, st === GNTST_okay ? n : st, true);
       ring.rspProdPvt = (ring.rspProdPvt + 1) >>> 0;
     }
-    this.unpushed = true;
+    this.written = true;
     if (failed !== GNTST_okay) {
       c.rxErrGrantCopy++;
       if (c.rxErrGrantCopy === 1) this.d.log(`${this.v.name}: grant copy into RX gref ${failedRef} failed: ${grantStatusName(failed)}; frame dropped, status in the response`);
       return 'done';
     }
-    c.rxPackets++;
-    c.rxBytes += len;
+    this.unpushed++;
+    this.unpushedBytes += len;
     this.d.onRxDelivered?.(this.v, this.d.skbs.mem.u8, addr, len);
     return 'done';
   }
@@ -167,15 +175,27 @@ export class VifRx {
     return n;
   }
 
-  /** Publish responses written since the last push; notify if the frontend asked. */
+  /** Publish responses written since the last push (their frames now delivered); notify if the frontend asked. */
   push(): void {
-    if (!this.unpushed || this.gone) return;
-    this.unpushed = false;
+    if (!this.written || this.gone) return;
+    this.written = false;
+    const c = this.v.c;
+    c.rxPackets += this.unpushed;
+    c.rxBytes += this.unpushedBytes;
+    this.unpushed = this.unpushedBytes = 0;
     if (this.ring.pushResponsesAndCheckNotify()) this.v.notify();
   }
 
-  /** The vif is going: every frame still queued is dropped, counted. */
+  /**
+   * The vif is going: frames already copied into the guest's buffers are
+   * published (an orderly close, or a guest suspending, still reads them);
+   * on a ring the frontend broke they are counted lost instead. Every frame
+   * still queued is dropped, counted.
+   */
   purge(): void {
+    this.push();
+    this.v.c.rxDropFatal += this.unpushed;
+    this.unpushed = this.unpushedBytes = 0;
     this.gone = true;
     const { skbs } = this.d;
     for (let i = this.head; i < this.queue.length; i++) {
