@@ -9,6 +9,7 @@ export { MANAGE_OPS, mgmtdevList, devList, devStats, devFeatures, pluginList, ty
 export { manageCommand } from './commands/manage.ts';
 export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo, type DomainState } from './toolstack/lifecycle.ts';
 export { domainCommand, DOMAIN_USAGE } from './commands/domain.ts';
+export { migrationCommand, migrationReport } from './commands/migration.ts';
 export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './toolstack/hotplug.ts';
 export { serveXenstores, type XenstoreSockets } from './toolstack/xenstored-socket.ts';
 export { DomainMover, MAX_ROUNDS, STOP_PAGES, type MigrateOptions, type MigrationReport, type SaveReport } from './toolstack/migration.ts';

@@ -6,6 +6,7 @@
 import { runCommand } from './commands/run.ts';
 import { benchCommand } from './commands/bench.ts';
 import { scaleCommand } from './commands/scale.ts';
+import { migrationCommand } from './commands/migration.ts';
 import { MANAGE_USAGE, manageCommand } from './commands/manage.ts';
 
 const USAGE = `usage: xsim <command> [options]
@@ -49,6 +50,15 @@ commands:
       --stream-frames N   frames streamed first guest -> last guest (default 20000; 0 = none)
       --pcpus N           pCPU worker threads (default: the machine's cores)
       --out FILE          JSON result (schema xsim-scale/1)
+  migration               live-migration figures: a streaming receiver moved between hosts, per case
+                          (rounds, pages, blackout, downtime, lost and where, time to the fast path)
+      --cases LIST        vnic-vnic,vnic-none,slow-slow (default all)
+      --reps N            repetitions per case, each a fresh simulation (default 5)
+      --frames N          frames in each stream (default 60000), --size BYTES (default 1500),
+      --window FRAMES     sender credit window (default 64); --after N: move after N frames (default 1/4)
+      --pcpus N           pCPU worker threads (default: the machine's cores)
+      --seed N            deterministic runs instead, seeds N, N+1, ...
+      --out FILE          JSON result (schema xsim-migration/1)
 
 against a simulation that \`xsim run --serve\` keeps running:
 ${MANAGE_USAGE}
@@ -69,6 +79,8 @@ async function main(argv: string[]): Promise<number> {
       return benchCommand(rest);
     case 'scale':
       return scaleCommand(rest);
+    case 'migration':
+      return migrationCommand(rest);
     case 'mgmtdev':
     case 'domain':
     case 'migrate':

@@ -4,3 +4,4 @@ export { runMicro, type MicroResult } from './micro.ts';
 export * from './schema.ts';
 export { compare, report } from '../commands/bench.ts';
 export { runScale, measurePoint, scaleShape, SCALE_SCHEMA, type ScaleJson, type ScalePoint, type ScaleOptions } from './scale.ts';
+export * from './migration.ts';
