@@ -13,3 +13,4 @@ export { migrationCommand, migrationReport } from './commands/migration.ts';
 export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './toolstack/hotplug.ts';
 export { serveXenstores, type XenstoreSockets } from './toolstack/xenstored-socket.ts';
 export { DomainMover, MAX_ROUNDS, STOP_PAGES, type MigrateOptions, type MigrationReport, type SaveReport } from './toolstack/migration.ts';
+export { PacketCapture, matchTaps, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './toolstack/capture.ts';

@@ -19,6 +19,11 @@ commands:
       --from HOST/DOM     sender (default: first domU of the first host)
       --to HOST/DOM       receiver (default: first domU of the second host)
       --window FRAMES     sender credit window (default 256; 0 = unpaced)
+      --capture SPEC,...  capture frames into one pcapng file (one interface per tap point): a tap point
+                          (host-a/vif1.0 backend side, host-a/a1/vif0 frontend side, host-a/uplink,
+                          host-a/bridge (its drops), host-b/nic/vi3, host-a/nic/wire, tor0/port1), a glob
+                          (host-a/*) or a host name; drops are captured with their counter's name
+      --capture-file F    where (default xsim.pcapng); --snaplen N: octets kept per frame
       --interval S        a line per S seconds while streaming, as iperf3 -i (time, frames, Gbit/s,
                           lost); -j gives them as "intervals"
       --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first

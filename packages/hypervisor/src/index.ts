@@ -25,3 +25,5 @@ export * from './xs/index.ts';
 export * from './metrics.ts';
 export * from './migration/stream.ts';
 export * from './migration/precopy.ts';
+export * from './capture/pcapng.ts';
+export * from './capture/tap.ts';

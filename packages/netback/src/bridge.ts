@@ -4,7 +4,7 @@
  * needs to keep one past deliver() takes a reference on its skb (or copies a
  * transient one).
  */
-import { declareCounters, readMac, type Counters } from '@xsim/hypervisor';
+import { DIR_INBOUND, declareCounters, offTap, readMac, type Counters, type Tap } from '@xsim/hypervisor';
 
 export interface BridgePort {
   readonly name: string;
@@ -33,6 +33,8 @@ export type BridgeStats = Counters<typeof BRIDGE_COUNTERS.decls>;
 const NO_PORT = -1;
 
 export class Bridge {
+  /** Capture point of the bridge itself (`host/bridge`): the frames it drops, each with its counter's name and the port it came in on. */
+  tap: Tap = offTap('bridge');
   private readonly ports: (BridgePort | null)[] = [];
   /**
    * Per port: does unknown unicast flood to it (Linux's BR_FLOOD)? Off on vif
@@ -105,6 +107,14 @@ export class Bridge {
     return [...this.fdb].map(([mac, p]) => ({ mac, port: this.ports[p]?.name ?? '?', static: this.statics.get(mac) === p }));
   }
 
+  /** Count a drop, and capture it at the port it came in on with the counter's name. */
+  private dropped(ingress: number, addr: number, len: number, counter: 'dropBadSource' | 'dropStaticSource' | 'dropSamePort' | 'dropNoPort'): 0 {
+    this.stats[counter]++;
+    const t = this.tap;
+    if (t.on) t.drop(this.ram, addr, len, DIR_INBOUND, `bridge.${counter} (in on ${this.ports[ingress]?.name ?? `port ${ingress}`})`);
+    return 0;
+  }
+
   /**
    * Forward a frame that arrived on port `ingress`. Returns how many ports it
    * was delivered to (0 = dropped, and counted).
@@ -112,15 +122,9 @@ export class Bridge {
   forward(ingress: number, addr: number, len: number, skb: number): number {
     const r = this.ram;
     const src = readMac(r, addr + 6);
-    if (r[addr + 6] & 1) {
-      this.stats.dropBadSource++;
-      return 0;
-    }
+    if (r[addr + 6] & 1) return this.dropped(ingress, addr, len, 'dropBadSource');
     const pinned = this.statics.get(src);
-    if (pinned !== undefined && pinned !== ingress) {
-      this.stats.dropStaticSource++;
-      return 0;
-    }
+    if (pinned !== undefined && pinned !== ingress) return this.dropped(ingress, addr, len, 'dropStaticSource');
     const known = this.fdb.get(src);
     if (known !== ingress) {
       if (known === undefined) this.stats.learned++;
@@ -132,10 +136,7 @@ export class Bridge {
       const dst = readMac(r, addr);
       const out = this.fdb.get(dst);
       if (out !== undefined) {
-        if (out === ingress) {
-          this.stats.dropSamePort++;
-          return 0;
-        }
+        if (out === ingress) return this.dropped(ingress, addr, len, 'dropSamePort');
         const port = this.ports[out];
         if (port) {
           this.stats.forwarded++;
@@ -154,7 +155,7 @@ export class Bridge {
         n++;
       }
     }
-    if (n === 0) this.stats.dropNoPort++;
+    if (n === 0) this.dropped(ingress, addr, len, 'dropNoPort');
     else {
       this.stats.flooded++;
       this.stats.floodCopies += n - 1;

@@ -19,6 +19,9 @@ import {
   GuestMemory,
   VIF_KEY,
   counterKinds,
+  CaptureSink,
+  captureClock,
+  captureOp,
   vifBackendPath,
   type Addr,
   type DomainEnv,
@@ -88,6 +91,10 @@ export function boot(env: DomainEnv<Dom0Config>): void {
   if (skbCount < MIN_SKBS) throw new Error(`dom0 of ${env.id.host}: ${mem.pages} pages of RAM leave room for ${skbCount} skbs at MTU ${cfg.mtu} (at least ${MIN_SKBS}): give it at least ${dom0MinPages(cfg.mtu)} pages`);
   const skbs = new SkbPool(mem, frames, skbCount, maxFrame);
   const bridge = new Bridge(mem.u8);
+  /** Capture points of this host's dom0: its vifs (backend side), the uplink (VI 0), bridge drops at their port. */
+  const capture = new CaptureSink(captureClock(clock));
+  const tapPoint = (name: string) => capture.tap(`${env.id.host}/${name}`);
+  bridge.tap = tapPoint('bridge');
   const local = new LocalPort(skbs, bridge);
   local.portId = bridge.addPort(local);
 
@@ -104,7 +111,7 @@ export function boot(env: DomainEnv<Dom0Config>): void {
   }));
   if (nic && mcdi) {
     driver = NetDriver.probe({ mcdi, nicWake: nic.nicWake, mem, frames, evtchn, mac: nic.mac, mtu: cfg.mtu, driverlink });
-    uplink = new UplinkPort(driver, skbs, bridge);
+    uplink = new UplinkPort(driver, skbs, bridge, tapPoint('uplink'));
     uplink.attach();
   }
 
@@ -160,6 +167,7 @@ export function boot(env: DomainEnv<Dom0Config>): void {
       },
       onDisconnected: (v) => accel.vifDisconnected(v.key),
       onRxDelivered: (v, ram, addr, len) => accel.slowPathRx(v.key, ram, addr, len),
+      tapPoint,
     },
     xs,
     domid,
@@ -190,6 +198,8 @@ export function boot(env: DomainEnv<Dom0Config>): void {
 
   env.control.onRequest((op, args, later, shared) => {
     const a = (args ?? {}) as Record<string, unknown>;
+    const cap = captureOp(capture, op, a);
+    if (cap) return cap;
     switch (op) {
       case 'stats':
         return stats();

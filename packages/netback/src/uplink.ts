@@ -4,7 +4,7 @@
  * NIC reports the DMA done. Received frames enter the bridge straight from the
  * driver's RX buffer, which is reposted when forwarding returns.
  */
-import { declareCounters, type Counters } from '@xsim/hypervisor';
+import { DIR_INBOUND, DIR_OUTBOUND, declareCounters, offTap, type Counters, type Tap } from '@xsim/hypervisor';
 import type { Bridge, BridgePort } from './bridge.ts';
 import type { SkbPool } from './skb.ts';
 
@@ -38,9 +38,12 @@ export class UplinkPort implements BridgePort {
     private readonly driver: UplinkDriver,
     private readonly skbs: SkbPool,
     private readonly bridge: Bridge,
+    /** Capture point: frames from the NIC (inbound) and to it (outbound). */
+    readonly tap: Tap = offTap('uplink'),
   ) {
-    this.onRx = (_ram, off, len) => {
+    this.onRx = (ram, off, len) => {
       this.stats.rxPackets++;
+      if (this.tap.on) this.tap.frame(ram, off, len, DIR_INBOUND);
       this.bridge.forward(this.portId, off, len, -1);
     };
     this.onTxDone = (skb) => this.skbs.put(skb);
@@ -57,15 +60,18 @@ export class UplinkPort implements BridgePort {
       keep = this.skbs.clone(addr, len);
       if (keep < 0) {
         this.stats.txDropNoSkb++;
+        if (this.tap.on) this.tap.drop(this.skbs.mem.u8, addr, len, DIR_OUTBOUND, 'uplink.txDropNoSkb');
         return;
       }
     }
     this.skbs.len[keep] = len;
     if (this.backlog.length - this.backlogHead === 0 && this.driver.transmit(this.skbs.addr(keep), len, keep)) {
       this.stats.txPackets++;
+      if (this.tap.on) this.tap.frame(this.skbs.mem.u8, this.skbs.addr(keep), len, DIR_OUTBOUND);
       return;
     }
     if (this.backlog.length - this.backlogHead >= BACKLOG_MAX) {
+      if (this.tap.on) this.tap.drop(this.skbs.mem.u8, this.skbs.addr(keep), len, DIR_OUTBOUND, 'uplink.txDropBacklogFull');
       this.skbs.put(keep);
       this.stats.txDropBacklogFull++;
       return;
@@ -80,6 +86,7 @@ export class UplinkPort implements BridgePort {
       if (!this.driver.transmit(this.skbs.addr(skb), this.skbs.len[skb], skb)) break;
       this.backlogHead++;
       this.stats.txPackets++;
+      if (this.tap.on) this.tap.frame(this.skbs.mem.u8, this.skbs.addr(skb), this.skbs.len[skb], DIR_OUTBOUND);
       work++;
     }
     if (this.backlogHead === this.backlog.length) {

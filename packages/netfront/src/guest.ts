@@ -20,6 +20,9 @@ import {
   controlShutdownPath,
   counterKinds,
   crossThreadNow,
+  CaptureSink,
+  captureClock,
+  captureOp,
   domainPath,
   vifErrorPath,
   vifFrontendPath,
@@ -98,11 +101,14 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
   const log = (m: string): void => env.log(m);
 
   const devices: GuestDevice[] = [];
+  /** Capture points: each vif's frontend side. */
+  const capture = new CaptureSink(captureClock(clock));
   const unpoll = new Map<number, (() => void)[]>();
 
   /** xennet_probe: a netfront, its stack and its plugin host for vif `v`, polled from now on. */
   const addDevice = (v: { handle: number; mac: string; ip: string; mtu: number }): GuestDevice => {
-    const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: v.mtu, log });
+    const tap = capture.tap(`${env.id.host}/${env.id.name}/vif${v.handle}`);
+    const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: v.mtu, log, tap });
     const transport = {
       ram: mem.u8,
       txReserve: (len: number) => nf.txReserve(len),
@@ -147,6 +153,7 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
     unpoll.delete(d.nf.handle);
     d.accel?.close();
     devices.splice(devices.indexOf(d), 1);
+    d.nf.tap.release();
     log(`vif${d.nf.handle} unplugged`);
   };
 
@@ -295,6 +302,8 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
 
   env.control.onRequest((op, args, later) => {
     if (op === 'stats') return stats();
+    const cap = captureOp(capture, op, (args ?? {}) as Record<string, unknown>);
+    if (cap) return cap;
     if (op === 'migrate_arm') {
       for (const d of devices) d.rx.armed = true;
       return true;

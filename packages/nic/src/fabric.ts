@@ -10,7 +10,7 @@
  * NIC too: dom0 (privileged) on the NIC's wake line, a guest through the
  * platform (CH.kick), never holding the wake line itself.
  */
-import { CH, type Addr, type DeviceEnv } from '@xsim/hypervisor';
+import { CH, CaptureSink, captureClock, captureOp, type Addr, type DeviceEnv } from '@xsim/hypervisor';
 import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
 import { handleMcdi } from './mcdi.ts';
 import { L2Switch } from './switch.ts';
@@ -38,6 +38,10 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
   const nics = cfg.nics.map((n) => new HwNic(n, new Map(Object.entries(n.domainRam).map(([d, sab]) => [Number(d), new Uint8Array(sab)]))));
   const switches = new Map(cfg.switches.map((s) => [s.name, new L2Switch(s.name, s.ports)]));
   wire(cfg, nics, switches);
+  // Capture points: every NIC's wire port and VIs, every switch port.
+  const capture = new CaptureSink(captureClock(env.clock));
+  nics.forEach((n, i) => n.tapInto(capture, i));
+  for (const s of switches.values()) s.tapInto(capture);
 
   for (let i = 0; i < nics.length; i++) {
     const nic = nics[i];
@@ -77,6 +81,8 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
   const stats = () => ({ nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), core: { ...core.c }, doorbellKicks: kicks });
   env.control.onRequest((op, args, _later, shared) => {
     const a = (args ?? {}) as Record<string, unknown>;
+    const cap = captureOp(capture, op, a);
+    if (cap) return cap;
     switch (op) {
       case 'stats':
         return stats();

@@ -11,7 +11,7 @@
  * resolved through the buffer table when the driver attaches; the NIC reads
  * them only while that attachment lives.
  */
-import { DeviceIrq, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
+import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, declareCounters, offTap, readMac, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import { FilterTable } from './filter-table.ts';
 import { HwVi } from './hw-vi.ts';
@@ -109,6 +109,11 @@ export class HwNic {
   private readonly rams = new Map<number, Ram>();
   /** Received from the wire: what this NIC's port hands on. */
   readonly fromWire: WireEnd;
+  /** Capture point of the NIC's port (`host/nic/wire`). */
+  private wireTap: Tap = offTap();
+  /** How drop comments name this NIC's counters (`nics.<index>`). */
+  private capPath = 'nic';
+  private sink: CaptureSink | null = null;
 
   constructor(
     readonly spec: NicSpec,
@@ -120,6 +125,29 @@ export class HwNic {
     this.staging = new Uint8Array(65536);
     for (const [d, u8] of rams) this.addDomain(d, u8);
     this.fromWire = (ram, addr, len) => this.receive(ram, addr, len);
+  }
+
+  /** Register this NIC's capture points (its wire port and every VI) with the fabric's sink. */
+  tapInto(sink: CaptureSink, index: number): void {
+    this.capPath = `nics.${index}`;
+    this.sink = sink;
+    this.wireTap = sink.tap(`${this.spec.host}/nic/wire`);
+    for (const v of this.vis) if (v.a) this.tapVi(v);
+  }
+
+  /** A VI is a tap point while it is attached (64 idle VIs per NIC would only clutter the list). */
+  private tapVi(v: HwVi): void {
+    if (this.sink) v.tap = this.sink.tap(`${this.spec.host}/nic/vi${v.id}`);
+  }
+
+  private viDrop(v: HwVi, ram: Uint8Array, addr: number, len: number, dir: number, counter: 'txOversize' | 'txSpoofDrops' | 'rxNoDesc'): void {
+    v.c[counter]++;
+    if (v.tap.on) v.tap.drop(ram, addr, len, dir, `${this.capPath}.vi${v.id}.${counter}`);
+  }
+
+  private nicDrop(ram: Uint8Array, addr: number, len: number, dir: number, counter: 'txNoLink' | 'linkDownDrops' | 'rxOversize'): void {
+    this.c[counter]++;
+    if (this.wireTap.on) this.wireTap.drop(ram, addr, len, dir, `${this.capPath}.${counter}`);
   }
 
   /** A domain's RAM the NIC may DMA to and from (always through the buffer table). */
@@ -160,6 +188,7 @@ export class HwNic {
       macs: macs === null ? null : new Set(macs),
     });
     if (!this.active.includes(v)) this.active.push(v);
+    this.tapVi(v);
     return doorbell;
   }
 
@@ -175,6 +204,7 @@ export class HwNic {
       this.flushEvents(v);
       if (countStranded) this.countStranded(v);
       v.detach();
+      v.tap.release();
     }
     v.running = false;
     const i = this.active.indexOf(v);
@@ -329,17 +359,12 @@ export class HwNic {
 
   /** A frame a VI sent: anti-spoofing, size, then the internal switch or the wire. */
   private transmit(v: HwVi, ram: Uint8Array, addr: number, len: number): void {
-    if (len < 14 || len > this.maxFrame) {
-      v.c.txOversize++;
-      return;
-    }
+    if (len < 14 || len > this.maxFrame) return this.viDrop(v, ram, addr, len, DIR_OUTBOUND, 'txOversize');
     const macs = v.a!.macs;
-    if (macs !== null && !macs.has(readMac(ram, addr + 6))) {
-      v.c.txSpoofDrops++;
-      return;
-    }
+    if (macs !== null && !macs.has(readMac(ram, addr + 6))) return this.viDrop(v, ram, addr, len, DIR_OUTBOUND, 'txSpoofDrops');
     v.c.txFrames++;
     v.c.txBytes += len;
+    if (v.tap.on) v.tap.frame(ram, addr, len, DIR_OUTBOUND);
     if (ram[addr] & 1) {
       // Broadcast/multicast from a guest VI also reaches dom0's bridge on this host.
       if (v.id !== 0) this.deliver(this.vis[0], ram, addr, len);
@@ -356,29 +381,20 @@ export class HwNic {
   }
 
   private toWire(ram: Uint8Array, addr: number, len: number): void {
-    if (!this.wire) {
-      this.c.txNoLink++;
-      return;
-    }
-    if (!this.linkUp || !this.peerUp()) {
-      this.c.linkDownDrops++;
-      return;
-    }
+    if (!this.wire) return this.nicDrop(ram, addr, len, DIR_OUTBOUND, 'txNoLink');
+    if (!this.linkUp || !this.peerUp()) return this.nicDrop(ram, addr, len, DIR_OUTBOUND, 'linkDownDrops');
     this.c.wireTx++;
+    if (this.wireTap.on) this.wireTap.frame(ram, addr, len, DIR_OUTBOUND);
     this.wire(ram, addr, len);
   }
 
   /** A frame arriving from the wire: steer it with the filter table. */
   private receive(ram: Uint8Array, addr: number, len: number): void {
     this.c.wireRx++;
-    if (!this.linkUp) {
-      this.c.linkDownDrops++;
-      return;
-    }
-    if (len > this.maxFrame) {
-      this.c.rxOversize++;
-      return;
-    }
+    if (!this.linkUp) return this.nicDrop(ram, addr, len, DIR_INBOUND, 'linkDownDrops');
+    if (len > this.maxFrame) return this.nicDrop(ram, addr, len, DIR_INBOUND, 'rxOversize');
+    // Captured once: a frame dropped above is in the capture with its counter's name instead.
+    if (this.wireTap.on) this.wireTap.frame(ram, addr, len, DIR_INBOUND);
     let target = ram[addr] & 1 ? -1 : this.filters.lookup(ram, addr, len);
     if (target < 0) {
       this.c.rxDefault++;
@@ -394,7 +410,9 @@ export class HwNic {
    */
   private deliver(v: HwVi, ram: Uint8Array, addr: number, len: number): void {
     if (!v.running) {
+      // A NIC counter, captured at the VI it was for.
       this.c.rxViDown++;
+      if (v.tap.on) v.tap.drop(ram, addr, len, DIR_INBOUND, `${this.capPath}.rxViDown`);
       return;
     }
     const a = v.a!;
@@ -415,10 +433,7 @@ export class HwNic {
       room += this.rLen[need];
       need++;
     }
-    if (room < len || this.evSpace(v) < need) {
-      v.c.rxNoDesc++;
-      return;
-    }
+    if (room < len || this.evSpace(v) < need) return this.viDrop(v, ram, addr, len, DIR_INBOUND, 'rxNoDesc');
     let done = 0;
     for (let j = 0; j < need; j++) {
       const idx = (v.rxCons + j) >>> 0;
@@ -436,6 +451,7 @@ export class HwNic {
     v.rxCons = (v.rxCons + need) >>> 0;
     v.c.rxFrames++;
     v.c.rxBytes += len;
+    if (v.tap.on) v.tap.frame(ram, addr, len, DIR_INBOUND);
   }
 
   /** Events the queue can still take without overwriting one the driver has not read. */

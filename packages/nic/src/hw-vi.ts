@@ -6,7 +6,7 @@
  * words the NIC reads (TX_PROD, RX_PROD, EV_CONS, IRQ_ARM) and the two it
  * reports (STATUS, NIC_ASLEEP).
  */
-import { declareCounters, type Counters, type DeviceIrq } from '@xsim/hypervisor';
+import { declareCounters, offTap, type Counters, type DeviceIrq, type Tap } from '@xsim/hypervisor';
 import { DOORBELL_BYTES, VI_STATE_FAULTED, VI_STATE_RESET, VI_STATE_RUNNING, W_STATUS } from './layout.ts';
 
 export const VI_COUNTERS = declareCounters('nic VI', {
@@ -51,6 +51,8 @@ export class HwVi {
   evDirty = false;
   faultReason = 0;
   readonly c: ViCounters = VI_COUNTERS.zero();
+  /** Capture point (`host/nic/viN`): what the VI sends (outbound) and receives (inbound), from its owner's side. */
+  tap: Tap = offTap();
 
   constructor(readonly id: number) {}
 

@@ -5,7 +5,7 @@
  * on synchronously inside the NIC worker, as views into the sender's FIFO:
  * a port that keeps one copies it (a NIC DMAs it into a VI).
  */
-import { declareCounters, readMac, type Counters } from '@xsim/hypervisor';
+import { DIR_INBOUND, DIR_OUTBOUND, declareCounters, offTap, readMac, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
 import type { WireEnd } from './hw-nic.ts';
 
 export const SWITCH_PORT_COUNTERS = declareCounters('switch port', {
@@ -34,6 +34,8 @@ export class L2Switch {
   private readonly fdb = new Map<number, number>();
   readonly c: SwitchCounters = SWITCH_COUNTERS.zero();
   readonly ports: PortCounters[];
+  /** Capture points, one per port (`<switch>/port<N>`): frames in from its wire and out to it. */
+  private taps: Tap[];
 
   constructor(
     readonly name: string,
@@ -41,6 +43,17 @@ export class L2Switch {
   ) {
     this.peers = new Array(portCount).fill(null);
     this.ports = Array.from({ length: portCount }, () => SWITCH_PORT_COUNTERS.zero());
+    this.taps = Array.from({ length: portCount }, () => offTap());
+  }
+
+  tapInto(sink: CaptureSink): void {
+    this.taps = this.taps.map((_, i) => sink.tap(`${this.name}/port${i}`));
+  }
+
+  private dropped(port: number, ram: Uint8Array, off: number, len: number, dir: number, counter: 'swDropSamePort' | 'swDropBadSource' | 'swDropNoPort' | 'swDropUnwired'): void {
+    this.c[counter]++;
+    const t = this.taps[port];
+    if (t.on) t.drop(ram, off, len, dir, `switches.${this.name}.${counter}`);
   }
 
   /** Plug a wire into `port`; returns what the other end hands frames to. */
@@ -63,20 +76,20 @@ export class L2Switch {
   private send(port: number, ram: Uint8Array, off: number, len: number): boolean {
     const p = this.peers[port];
     if (!p) {
-      this.c.swDropUnwired++;
+      this.dropped(port, ram, off, len, DIR_OUTBOUND, 'swDropUnwired');
       return false;
     }
     this.ports[port].txFrames++;
+    if (this.taps[port].on) this.taps[port].frame(ram, off, len, DIR_OUTBOUND);
     p(ram, off, len);
     return true;
   }
 
+  /** A frame in on `ingress`: captured there once (with the counter's name if it is dropped here). */
   private receive(ingress: number, ram: Uint8Array, off: number, len: number): void {
     this.ports[ingress].rxFrames++;
-    if (len < 14 || ram[off + 6] & 1) {
-      this.c.swDropBadSource++;
-      return;
-    }
+    const tap = this.taps[ingress];
+    if (len < 14 || ram[off + 6] & 1) return this.dropped(ingress, ram, off, len, DIR_INBOUND, 'swDropBadSource');
     const src = readMac(ram, off + 6);
     const known = this.fdb.get(src);
     if (known !== ingress) {
@@ -87,27 +100,25 @@ export class L2Switch {
     if ((ram[off] & 1) === 0) {
       const out = this.fdb.get(readMac(ram, off));
       if (out !== undefined) {
-        if (out === ingress) {
-          this.c.swDropSamePort++;
-          return;
-        }
+        if (out === ingress) return this.dropped(ingress, ram, off, len, DIR_INBOUND, 'swDropSamePort');
+        if (tap.on) tap.frame(ram, off, len, DIR_INBOUND);
         this.c.swForwarded++;
         this.send(out, ram, off, len);
         return;
       }
     }
-    let n = 0;
+    let wired = 0;
+    for (let p = 0; p < this.portCount; p++) if (p !== ingress && this.peers[p]) wired++;
+    if (wired === 0) return this.dropped(ingress, ram, off, len, DIR_INBOUND, 'swDropNoPort');
+    if (tap.on) tap.frame(ram, off, len, DIR_INBOUND);
     for (let p = 0; p < this.portCount; p++) {
       if (p === ingress || !this.peers[p]) continue;
       this.ports[p].txFrames++;
+      if (this.taps[p].on) this.taps[p].frame(ram, off, len, DIR_OUTBOUND);
       this.peers[p]!(ram, off, len);
-      n++;
     }
-    if (n === 0) this.c.swDropNoPort++;
-    else {
-      this.c.swFlooded++;
-      this.c.swFloodCopies += n - 1;
-    }
+    this.c.swFlooded++;
+    this.c.swFloodCopies += wired - 1;
   }
 
   stats(): Record<string, unknown> {

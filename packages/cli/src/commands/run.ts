@@ -28,7 +28,7 @@ function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', 'interval', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS]);
+  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', 'interval', 'capture', 'capture-file', 'snaplen', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS]);
   const where = runtimeFlags(p);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
   const count = intFlag(p, 'count', 200_000, 1, 100_000_000);
@@ -38,6 +38,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   const window = intFlag(p, 'window', 256, 0, 1_000_000);
   // iperf3's -i: a line per interval while the stream runs (seconds, on the simulation's clock).
   const interval = p.flags.has('interval') ? numFlag(p, 'interval', 1, 0.01, 3600) : undefined;
+  // tcpdump's -w and -s: capture at these tap points into one pcapng file.
+  const capture = p.flags.has('capture') ? String(p.flags.get('capture')).split(',') : undefined;
+  if (!capture && (p.flags.has('capture-file') || p.flags.has('snaplen'))) throw new Error('--capture-file and --snaplen go with --capture SPEC[,SPEC...] (which tap points to capture at)');
+  const captureFile = typeof p.flags.get('capture-file') === 'string' ? String(p.flags.get('capture-file')) : 'xsim.pcapng';
+  const snaplen = intFlag(p, 'snaplen', 262_144, 14, 262_144);
   const ends = defaultEnds(topo);
   const from = p.flags.has('from') ? ref(String(p.flags.get('from'))) : ends.from;
   const to = p.flags.has('to') ? ref(String(p.flags.get('to'))) : ends.to;
@@ -75,6 +80,10 @@ export async function runCommand(argv: string[]): Promise<number> {
       await sim.loadPlugin(plugin);
       say(`xsim: plugin ${plugin} loaded on every host`);
     }
+    if (capture) {
+      const c = await sim.captureStart(capture, { file: captureFile, snaplen });
+      say(`xsim: capturing at ${c.interfaces.length} tap point(s) into ${c.file}: ${c.interfaces.join(', ')}`);
+    }
     if (p.flags.has('serve')) {
       const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
       return await serve(sim, socket, { from, to, count, size, window, idle: p.flags.has('idle') });
@@ -103,8 +112,9 @@ export async function runCommand(argv: string[]): Promise<number> {
         : {}),
     });
     const stats = await sim.stats();
+    const captured = capture ? await sim.captureStop() : undefined;
     if (json) {
-      process.stdout.write(JSON.stringify({ topology: topo.name, ping, stream: r, ...(interval !== undefined ? { intervals } : {}), stats }, null, pretty ? 2 : 0) + '\n');
+      process.stdout.write(JSON.stringify({ topology: topo.name, ping, stream: r, ...(interval !== undefined ? { intervals } : {}), ...(captured ? { capture: captured } : {}), stats }, null, pretty ? 2 : 0) + '\n');
       return r.delivered + r.lost === r.count ? 0 : 1;
     }
     say('');
@@ -130,6 +140,11 @@ export async function runCommand(argv: string[]): Promise<number> {
       say('');
       say('drop counters (non-zero):');
       for (const d of drops) say(`  ${d}`);
+    }
+    if (captured) {
+      say('');
+      say(`capture ${captured.file} (${captured.bytes} octets; read it with tshark -r or Wireshark):`);
+      say(table(['tap point', 'frames', 'of them drops', 'not kept (buffer full)'], captured.interfaces.map((f) => [f.name, f.packets, f.drops, f.lost])));
     }
     return 0;
   } finally {

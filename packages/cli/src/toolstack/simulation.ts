@@ -22,6 +22,7 @@ import { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotp
 
 import { PluginOps } from './plugins.ts';
 import { DomainMover, type MigrateOptions, type MigrationReport, type SaveReport } from './migration.ts';
+import { PacketCapture, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './capture.ts';
 
 export interface SimulationOptions {
   /** pCPU worker threads (default: the machine's cores). */
@@ -75,6 +76,7 @@ export class Simulation {
   private readonly hotplug: VifHotplug;
   private readonly mover: DomainMover;
   private stopped = false;
+  private capture: PacketCapture | null = null;
   /** Bring-up is over: a crash from now on is cleaned up like a destroy. */
   private started = false;
   private nextUid = 1;
@@ -419,6 +421,38 @@ export class Simulation {
     return this.fabric('stats', {});
   }
 
+  /** Every kernel with tap points: the running domains, then the NIC hardware. */
+  private captureTargets(): CaptureTarget[] {
+    const ms = this.opts.answerMs ?? 5000;
+    const live = this.domains.filter((d) => !d.crashed && !d.hung);
+    return [
+      ...live.map((d) => ({ prefix: `${d.host}/${d.name}.`, request: (op: string, args: Record<string, unknown>) => this.ask(d, op, args, ms) })),
+      { prefix: 'fabric.', request: (op: string, args: Record<string, unknown>) => this.fabric(op, args) },
+    ];
+  }
+
+  /** The tap points a capture may name (`xsim capture list`). */
+  async captureTaps(): Promise<string[]> {
+    return [...(await PacketCapture.list(this.captureTargets())).values()].flat();
+  }
+
+  /** Start capturing at the tap points `specs` match into one pcapng file (one at a time). */
+  async captureStart(specs: readonly string[], o: CaptureOptions): Promise<{ file: string; interfaces: string[] }> {
+    if (this.capture) throw new Error(`capture: already capturing into ${this.capture.file} (stop it first)`);
+    this.capture = await PacketCapture.start(this.captureTargets(), specs, { ...o, realTime: !this.opts.deterministic, hold: (p) => this.runtime.hold(p) });
+    this.log(`capturing ${this.capture.interfaces.length} tap point(s) into ${o.file}`);
+    return { file: this.capture.file, interfaces: this.capture.interfaces };
+  }
+
+  async captureStop(): Promise<CaptureSummary> {
+    const c = this.capture;
+    if (!c) throw new Error('capture: not capturing');
+    this.capture = null;
+    const s = await c.stop();
+    this.log(`capture ${s.file}: ${s.interfaces.reduce((n, f) => n + f.packets, 0)} frames, ${s.bytes} octets`);
+    return s;
+  }
+
   /** Threads the simulation runs and where every domain is placed. */
   threads(): ReturnType<Runtime['threads']> & { placement: string } {
     return { ...this.runtime.threads(), placement: this.placement.policy };
@@ -450,6 +484,8 @@ export class Simulation {
 
   async shutdown(): Promise<{ domains: Record<string, unknown>; fabric: unknown }> {
     if (this.stopped) return { domains: {}, fabric: undefined };
+    // A capture still running is finished first: its file is whole, not left half written.
+    if (this.capture) await this.captureStop().catch((e: Error) => this.log(`capture: ${e.message}`));
     this.stopped = true;
     const ms = this.opts.answerMs ?? 5000;
     const finals: Record<string, unknown> = {};

@@ -5,7 +5,7 @@
  * channels and grant operations.
  */
 import type { XsLike } from '@xsim/hypervisor';
-import { DOMID_SELF, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_okay, PAGE_SIZE, declareCounters, type Counters, type GrantOps } from '@xsim/hypervisor';
+import { DOMID_SELF, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_okay, PAGE_SIZE, declareCounters, type Counters, type GrantOps, type Tap } from '@xsim/hypervisor';
 import type { Bridge } from '../bridge.ts';
 import type { SkbPool } from '../skb.ts';
 
@@ -96,6 +96,8 @@ export interface VifDeps {
   onDisconnected?: (vif: VifPort) => void;
   /** A frame was delivered into the guest on the slow path (accelerators learn flows here). */
   onRxDelivered?: (vif: VifPort, ram: Uint8Array, addr: number, len: number) => void;
+  /** The capture point named `name` (its host's prefix added); none: never captured. */
+  tapPoint?: (name: string) => Tap;
 }
 
 /** What the accelerator hooks learn of a vif. */

@@ -20,8 +20,10 @@ import {
   RXRSP_ID,
   RXRSP_OFFSET,
   RXRSP_STATUS,
+  DIR_OUTBOUND,
   grantStatusName,
   type BackRing,
+  type Tap,
 } from '@xsim/hypervisor';
 import { VIF_TUNABLES, copyToGuest, type VifCounters, type VifDeps, type VifPort } from './common.ts';
 
@@ -29,6 +31,7 @@ import { VIF_TUNABLES, copyToGuest, type VifCounters, type VifDeps, type VifPort
 export interface RxOwner extends VifPort {
   readonly name: string;
   readonly c: VifCounters;
+  readonly tap: Tap;
   fatal(reason: string): void;
   notify(): void;
 }
@@ -63,30 +66,28 @@ export class VifRx {
   /** A frame for this guest from the bridge (skb >= 0: a pooled buffer we may keep a reference to). */
   deliver(addr: number, len: number, skb: number): void {
     const c = this.v.c;
-    if (this.gone) {
-      c.rxDropNotConnected++;
-      return;
-    }
+    if (this.gone) return this.dropped(addr, len, 'rxDropNotConnected');
     if (this.queued === 0) {
       const r = this.copyOne(addr, len);
       if (r !== 'wait') return;
     }
-    if (this.queued >= VIF_TUNABLES.rxQueueMax) {
-      c.rxDropQueueFull++;
-      return;
-    }
+    if (this.queued >= VIF_TUNABLES.rxQueueMax) return this.dropped(addr, len, 'rxDropQueueFull');
     const { skbs } = this.d;
     let keep = skb;
     if (keep >= 0) skbs.get(keep);
     else {
       keep = skbs.clone(addr, len);
-      if (keep < 0) {
-        c.rxDropNoSkb++;
-        return;
-      }
+      if (keep < 0) return this.dropped(addr, len, 'rxDropNoSkb');
     }
     skbs.len[keep] = len;
     this.queue.push(keep);
+  }
+
+  /** A frame for the guest dropped here: counted, and captured with the counter's name. */
+  private dropped(addr: number, len: number, counter: 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb'): void {
+    this.v.c[counter]++;
+    const t = this.v.tap;
+    if (t.on) t.drop(this.d.skbs.mem.u8, addr, len, DIR_OUTBOUND, `vifs.${this.v.name}.${counter}`);
   }
 
   /**
@@ -141,6 +142,7 @@ export class VifRx {
     }
     this.unpushed++;
     this.unpushedBytes += len;
+    if (this.v.tap.on) this.v.tap.frame(this.d.skbs.mem.u8, addr, len, DIR_OUTBOUND);
     this.d.onRxDelivered?.(this.v, this.d.skbs.mem.u8, addr, len);
     return 'done';
   }

@@ -37,7 +37,9 @@ import {
   TXRSP_STATUS,
   grantStatusName,
   readMac,
+  DIR_INBOUND,
   type BackRing,
+  type Tap,
 } from '@xsim/hypervisor';
 import { formatMac } from '@xsim/netfront';
 import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps } from './common.ts';
@@ -51,6 +53,7 @@ export interface TxOwner {
   readonly name: string;
   readonly frontendDomid: number;
   readonly c: VifCounters;
+  readonly tap: Tap;
   readonly portId: number;
   readonly connected: boolean;
   /** The MAC the toolstack gave this vif (0: none given, nothing to check against). */
@@ -256,11 +259,13 @@ export class VifTx {
         // gave this vif never reaches the bridge (so it is never learnt on this port).
         if (this.v.mac !== 0 && readMac(skbs.mem.u8, at + 6) !== this.v.mac) {
           if (c.txDropSpoof++ === 0) this.d.log(`${this.v.name}: frame with source MAC ${formatMac(readMac(skbs.mem.u8, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`);
+          if (this.v.tap.on) this.v.tap.drop(skbs.mem.u8, at, len, DIR_INBOUND, `vifs.${this.v.name}.txDropSpoof`);
           skbs.put(skb);
           continue;
         }
         c.txPackets++;
         c.txBytes += len;
+        if (this.v.tap.on) this.v.tap.frame(skbs.mem.u8, at, len, DIR_INBOUND);
         skbs.len[skb] = len;
         this.d.bridge.forward(port, at, len, skb);
       } else {

@@ -23,6 +23,9 @@ import {
   parseState,
   stateName,
   vifBackendPath,
+  offTap,
+  DIR_OUTBOUND,
+  type Tap,
 } from '@xsim/hypervisor';
 import { parseIp, parseMac } from '@xsim/netfront';
 import type { BridgePort } from '../bridge.ts';
@@ -54,6 +57,8 @@ const HISTORY_MAX = 32;
 
 export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   readonly name: string;
+  /** Capture point: frames from the guest (inbound to dom0) and to it (outbound), and drops here. */
+  readonly tap: Tap;
   readonly key: string;
   readonly path: string;
   readonly frontendPath: string;
@@ -86,6 +91,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   ) {
     this.dom0 = d.ops.self.domid;
     this.name = `vif${frontendDomid}.${handle}`;
+    this.tap = d.tapPoint?.(this.name) ?? offTap(this.name);
     this.path = vifBackendPath(this.dom0, frontendDomid, handle);
     this.frontendPath = d.xs.read(`${this.path}/${VIF_KEY.frontend}`);
     this.key = `${frontendDomid}/${handle}`;
@@ -262,6 +268,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   remove(): void {
     if (this.removed) return;
     this.removed = true;
+    this.tap.release();
     // As Linux's netback_remove: set_backend_state(Closed), walking the table (disconnecting on the way).
     this.setBackendState(Closed, 'toolstack removed the vif');
     this.disconnect();
@@ -280,7 +287,10 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   /** A frame from the bridge for this guest. */
   deliver(addr: number, len: number, skb: number): void {
     if (this.rx) this.rx.deliver(addr, len, skb);
-    else this.c.rxDropNotConnected++;
+    else {
+      this.c.rxDropNotConnected++;
+      if (this.tap.on) this.tap.drop(this.d.skbs.mem.u8, addr, len, DIR_OUTBOUND, `vifs.${this.name}.rxDropNotConnected`);
+    }
   }
 
   /** This vif's share of dom0's loop. */

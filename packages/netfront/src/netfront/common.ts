@@ -3,7 +3,7 @@
  * holds a backend to, the dependencies it is handed, and the one place it
  * gives up on a backend (Linux xen-netfront's `broken` flag).
  */
-import { declareCounters, type Counters, type EventChannels, type FrameAllocator, type GrantRefAllocator, type GrantTable, type GuestMemory } from '@xsim/hypervisor';
+import { declareCounters, type Counters, type Tap, type EventChannels, type FrameAllocator, type GrantRefAllocator, type GrantTable, type GuestMemory } from '@xsim/hypervisor';
 import type { XsLike } from '@xsim/hypervisor';
 
 /**
@@ -53,6 +53,8 @@ export interface NetfrontDeps {
   /** Largest L2 payload; TX buffers are sized for mtu + 18 (Ethernet header and a VLAN tag). */
   mtu: number;
   log?: (msg: string) => void;
+  /** Capture point of this vif's frontend side: what the guest sends (outbound) and receives (inbound), on either path. */
+  tap?: Tap;
 }
 
 /** A frame delivered to the guest; the view is valid only during the call. */

@@ -10,7 +10,7 @@
  * that breaks the ring protocol marks the device broken (Linux's `broken`):
  * logged once, counted, the rings are no longer used, and the guest lives on.
  */
-import { FrontRing, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, PAGE_SIZE, SharedRing, VIF_KEY, FRONTEND_FEATURES, XenbusState, parseState, stateName, vifFrontendPath } from '@xsim/hypervisor';
+import { FrontRing, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, PAGE_SIZE, SharedRing, VIF_KEY, FRONTEND_FEATURES, XenbusState, parseState, stateName, vifFrontendPath, DIR_INBOUND, DIR_OUTBOUND, offTap, type Tap } from '@xsim/hypervisor';
 import { parseMac } from '../net/addr.ts';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
@@ -49,6 +49,8 @@ export class Netfront implements RingOwner {
   onCarrier: (up: boolean) => void = () => {};
   /** The accelerator plugin's frontend hooks, while one is attached. */
   accel: AccelFrontend | null = null;
+  /** Capture point of the frontend side (`host/guest/vifN`). */
+  readonly tap: Tap;
   /** Why the backend was given up on, or ''. */
   brokenReason = '';
   /** The kernel is suspending (save or migration): no more TX, the backend's comings and goings ignored. */
@@ -70,12 +72,17 @@ export class Netfront implements RingOwner {
     this.domid = deps.domid;
     this.handle = deps.handle;
     this.path = vifFrontendPath(deps.domid, deps.handle);
+    this.tap = deps.tap ?? offTap(`vif${deps.handle}`);
     this.tx = new NetfrontTx(deps, this);
     this.rx = new NetfrontRx(deps, this, this.tx.chunkPages * PAGE_SIZE);
   }
 
   set onReceive(h: RxHandler) {
-    this.rx.onReceive = h;
+    const tap = this.tap;
+    this.rx.onReceive = (ram, off, len) => {
+      if (tap.on) tap.frame(ram, off, len, DIR_INBOUND);
+      h(ram, off, len);
+    };
   }
 
   /** Probe: read what the toolstack wrote and follow the backend's state. */
@@ -272,6 +279,7 @@ export class Netfront implements RingOwner {
   txCommit(len: number): void {
     const chunk = this.tx.takeReserved();
     if (chunk < 0) throw new Error('netfront: txCommit without txReserve');
+    if (this.tap.on) this.tap.frame(this.d.mem.u8, this.tx.chunkAddr(chunk), len, DIR_OUTBOUND);
     if (this.accel && this.accel.startXmit(this.d.mem.u8, this.tx.chunkAddr(chunk), len)) {
       this.tx.giveBack(chunk);
       this.c.txAccel++;

@@ -1,0 +1,211 @@
+/**
+ * Packet capture across the simulation (`xsim run --capture`, `xsim capture
+ * start|stop`): every kernel keeps its own tap points (hypervisor's
+ * capture/tap.ts); this gathers them into one pcapng file, one Interface
+ * Description Block per tap point named after it (`host-a/vif1.0`,
+ * `host-a/a1/vif0`, `host-b/nic/vi3`, `host-a/nic/wire`, `tor0/port1`…).
+ *
+ *   start  ask every domain and the NIC hardware for its tap points, match
+ *          the specs (a name, a glob with *, or a host name for all of it),
+ *          turn on only the matched ones, write the section and interfaces
+ *   drain  (every drainMs on threads) take what each kernel recorded, merge
+ *          by timestamp, append Enhanced Packet Blocks; a frame dropped at a
+ *          tap carries the drop counter's full name as its comment
+ *   stop   turn every tap off, drain the rest, append an Interface
+ *          Statistics Block per interface (frames seen, frames not kept
+ *          because a kernel's buffer was full), and rename the file into place
+ *
+ * Timestamps are nanoseconds: the process-wide monotonic clock on threads,
+ * shifted to the Unix epoch once at start; the virtual clock in a
+ * deterministic run (so the same seed gives the same file; drains happen only
+ * at stop there, so capture does not perturb the seeded order).
+ */
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { captureRecords, enhancedPacket, interfaceDescription, interfaceStatistics, sectionHeader, tapPattern, type CaptureBatch } from '@xsim/hypervisor';
+
+/** A kernel with tap points: a domain, or the NIC hardware. */
+export interface CaptureTarget {
+  /** What drop-counter names are prefixed with (`host-a/dom0.`, `fabric.`), as the stats name them. */
+  prefix: string;
+  request(op: string, args: Record<string, unknown>): Promise<unknown>;
+}
+
+export interface CaptureOptions {
+  file: string;
+  /** Octets kept of each frame (default 262144: all of it). */
+  snaplen?: number;
+  /** How often a running capture is drained on threads (default 200 ms; 0: only at stop). */
+  drainMs?: number;
+  /** Per kernel, octets buffered between drains before frames are counted lost (default 32 MiB). */
+  bufferBytes?: number;
+}
+
+/** How file I/O is awaited: a deterministic run must not run past real asynchrony (Runtime.hold). */
+export type Hold = <T>(p: Promise<T>) => Promise<T>;
+
+export interface CaptureSummary {
+  file: string;
+  bytes: number;
+  interfaces: { name: string; packets: number; drops: number; lost: number }[];
+}
+
+interface Iface {
+  id: number;
+  name: string;
+  target: CaptureTarget;
+  packets: number;
+  drops: number;
+}
+
+/** Turn capture specs into tap point names; a spec that matches nothing is an error naming what exists. */
+export function matchTaps(specs: readonly string[], all: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const spec of specs) {
+    const s = spec.trim();
+    if (s === '') throw new Error('capture: empty tap spec');
+    const re = tapPattern(s);
+    const hits = all.filter((n) => re.test(n));
+    if (hits.length === 0) throw new Error(`capture: no tap point matches "${s}" (tap points: ${all.join(', ')})`);
+    for (const h of hits) out.add(h);
+  }
+  return [...out];
+}
+
+export class PacketCapture {
+  private readonly ifaces: Iface[] = [];
+  private readonly byTarget = new Map<CaptureTarget, Map<string, Iface>>();
+  private fh: FileHandle | null = null;
+  private bytes = 0;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private draining: Promise<void> = Promise.resolve();
+  private startNs = 0n;
+  private lastNs = 0n;
+  private readonly tmp: string;
+
+  private constructor(
+    private readonly o: Required<CaptureOptions>,
+    private readonly epochOffsetNs: bigint,
+    private readonly hold: Hold,
+  ) {
+    this.tmp = `${o.file}.${process.pid}.partial`;
+  }
+
+  /** Every tap point there is now, by target. */
+  static async list(targets: readonly CaptureTarget[]): Promise<Map<CaptureTarget, string[]>> {
+    const out = new Map<CaptureTarget, string[]>();
+    await Promise.all(
+      targets.map(async (t) => {
+        const r = (await t.request('capture_taps', {}).catch(() => ({ taps: [] }))) as { taps?: string[] };
+        out.set(t, r.taps ?? []);
+      }),
+    );
+    return out;
+  }
+
+  static async start(targets: readonly CaptureTarget[], specs: readonly string[], o: CaptureOptions & { realTime: boolean; hold: Hold }): Promise<PacketCapture> {
+    const snaplen = o.snaplen ?? 262_144;
+    if (!Number.isInteger(snaplen) || snaplen < 14 || snaplen > 262_144) throw new Error(`capture: snap length ${snaplen} is not from 14 to 262144`);
+    const listed = await PacketCapture.list(targets);
+    const all = [...listed.values()].flat();
+    const wanted = new Set(matchTaps(specs, all));
+    const offset = o.realTime ? BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint() : 0n;
+    const c = new PacketCapture({ file: o.file, snaplen, drainMs: o.realTime ? (o.drainMs ?? 200) : 0, bufferBytes: o.bufferBytes ?? 32 << 20 }, offset, o.hold);
+    c.fh = await o.hold(open(c.tmp, 'w')).catch((e: Error) => {
+      throw new Error(`capture: cannot write ${o.file}: ${e.message}`);
+    });
+    const blocks: Uint8Array[] = [sectionHeader('xsim')];
+    for (const [t, names] of listed) {
+      const m = new Map<string, Iface>();
+      c.byTarget.set(t, m);
+      for (const name of names) if (wanted.has(name)) blocks.push(c.iface(t, m, name));
+    }
+    await c.write(blocks);
+    // Each kernel gets the specs themselves: a point that appears there later (a VI attached, a vif added) is captured too.
+    const specList = specs.map((s) => s.trim());
+    await Promise.all([...c.byTarget.keys()].map((t) => t.request('capture_start', { specs: specList, snaplen, limit: c.o.bufferBytes })));
+    c.startNs = c.lastNs = o.realTime ? process.hrtime.bigint() + offset : 0n;
+    if (c.o.drainMs > 0) c.timer = setInterval(() => void c.drain('capture_drain'), c.o.drainMs);
+    return c;
+  }
+
+  get file(): string {
+    return this.o.file;
+  }
+
+  get interfaces(): string[] {
+    return this.ifaces.map((f) => f.name);
+  }
+
+  /** Stop everywhere, write what is left and the statistics, and put the file in place. */
+  async stop(): Promise<CaptureSummary> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const lost = new Map<Iface, number>();
+    await this.drain('capture_stop', lost);
+    const end = this.lastNs;
+    await this.write(this.ifaces.map((f) => interfaceStatistics(f.id, end, { start: this.startNs, end, recv: f.packets + (lost.get(f) ?? 0), drop: lost.get(f) ?? 0 })));
+    await this.hold(this.fh!.close());
+    this.fh = null;
+    await this.hold(rename(this.tmp, this.o.file));
+    return { file: this.o.file, bytes: this.bytes, interfaces: this.ifaces.map((f) => ({ name: f.name, packets: f.packets, drops: f.drops, lost: lost.get(f) ?? 0 })) };
+  }
+
+  /** A capture that cannot finish (the simulation is going down badly): its partial file goes, nothing else is touched. */
+  async abandon(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.fh?.close().catch(() => undefined);
+    this.fh = null;
+    await unlink(this.tmp).catch(() => undefined);
+  }
+
+  /** A new interface of `t` (its IDB returned, to be written before any of its packets). */
+  private iface(t: CaptureTarget, m: Map<string, Iface>, name: string): Uint8Array {
+    const f: Iface = { id: this.ifaces.length, name, target: t, packets: 0, drops: 0 };
+    this.ifaces.push(f);
+    m.set(name, f);
+    return interfaceDescription(name, this.o.snaplen);
+  }
+
+  /** Take every target's records (one drain at a time), merged by timestamp, into the file. */
+  private drain(op: 'capture_drain' | 'capture_stop', lost?: Map<Iface, number>): Promise<void> {
+    this.draining = this.draining.then(async () => {
+      const batches = await Promise.all(
+        [...this.byTarget].map(async ([t, m]) => ({ t, m, b: (await t.request(op, {}).catch(() => null)) as CaptureBatch | null })),
+      );
+      const recs: { ts: bigint; block: Uint8Array }[] = [];
+      const idbs: Uint8Array[] = [];
+      for (const { t, m, b } of batches) {
+        if (!b) continue;
+        // A point that appeared after the start is described the first time it has frames.
+        const ifaceOf = b.taps.map((name, i) => m.get(name) ?? (b.seen[i] > 0 ? (idbs.push(this.iface(t, m, name)), m.get(name)) : undefined));
+        for (const r of captureRecords(b.data)) {
+          const f = ifaceOf[r.tap];
+          if (!f) continue;
+          const ts = r.tsNs + this.epochOffsetNs;
+          const comment = r.comment >= 0 ? `dropped: ${t.prefix}${b.comments[r.comment]}` : undefined;
+          if (comment) f.drops++;
+          f.packets++;
+          recs.push({ ts, block: enhancedPacket(f.id, ts, r.data, r.origLen, r.dir, comment) });
+        }
+        if (lost) b.lost.forEach((n, i) => ifaceOf[i] && n > 0 && lost.set(ifaceOf[i]!, n));
+      }
+      recs.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+      if (recs.length > 0 && recs[recs.length - 1].ts > this.lastNs) this.lastNs = recs[recs.length - 1].ts;
+      await this.write([...idbs, ...recs.map((r) => r.block)]);
+    });
+    return this.draining;
+  }
+
+  private async write(blocks: Uint8Array[]): Promise<void> {
+    if (blocks.length === 0 || !this.fh) return;
+    const n = blocks.reduce((a, b) => a + b.length, 0);
+    const all = new Uint8Array(n);
+    let at = 0;
+    for (const b of blocks) {
+      all.set(b, at);
+      at += b.length;
+    }
+    await this.hold(this.fh.write(all));
+    this.bytes += n;
+  }
+}
