@@ -3,11 +3,12 @@
  * and `xsim mgmtdev|dev|plugin` do: real workers, a real Unix socket, and a
  * plugin swapped while a stream runs.
  */
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Simulation, controlRequest, defaultTopology, manageCommand, serveControl, type ControlServer, type DomainRef } from '@xsim/cli';
+import { readPcapng } from '@xsim/hypervisor';
 import { conservedStream, type Json } from './helpers.ts';
 
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
@@ -91,6 +92,22 @@ describe('the control socket', () => {
     await expect(cli('domain', 'create', 'host-b')).rejects.toThrow(/usage: xsim domain create HOST NAME/);
     await expect(cli('domain', 'create', 'host-b', 'x', '--mem', 'lots')).rejects.toThrow(/--mem/);
     await expect(cli('domain', 'frob')).rejects.toThrow(/unknown command "xsim domain frob"/);
+  });
+
+  it('captures while a stream runs (xsim capture start|stop), and refuses what it cannot do by name', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'xsim-cap-')), 'ab.pcapng');
+    expect(await cli('capture', 'list')).toMatch(/^host-a\/a1\/vif0$/m);
+    expect(await cli('capture', 'start', 'host-a/a1,host-b/vif1.0', '--file', file)).toMatch(/capturing at 2 tap point\(s\)/);
+    await expect(cli('capture', 'start', 'host-a', '--file', file)).rejects.toThrow(/already capturing into .*ab\.pcapng/);
+    const { r } = await conservedStream(sim, { from: a1, to: b1, count: 400, frameSize: 700, window: 64 });
+    const stop = JSON.parse(await cli('capture', 'stop', '-j')) as { interfaces: { name: string; packets: number }[] };
+    const f = readPcapng(readFileSync(file));
+    expect(f.interfaces.map((i) => i.name).sort()).toEqual(['host-a/a1/vif0', 'host-b/vif1.0']);
+    // The sender's side saw every frame it sent (and the credits that came back).
+    expect(f.packets.filter((p) => p.ifId === f.interfaces.findIndex((i) => i.name === 'host-a/a1/vif0')).length).toBeGreaterThanOrEqual(r.sent);
+    expect(stop.interfaces.reduce((n, i) => n + i.packets, 0)).toBe(f.packets.length);
+    await expect(cli('capture', 'stop')).rejects.toThrow(/not capturing/);
+    await expect(cli('capture', 'start', 'host-z/*')).rejects.toThrow(/no tap point matches "host-z\/\*" \(tap points: /);
   });
 
   it('answers bad requests with clear errors', async () => {

@@ -91,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
     case 'migrate':
     case 'dev':
     case 'plugin':
+    case 'capture':
     case 'shutdown': {
       const text = await manageCommand(cmd, rest);
       if (text) process.stdout.write(text + '\n');

@@ -5,7 +5,9 @@
  */
 import { controlRequest, defaultSocketPath } from '../toolstack/control-socket.ts';
 import type { Dev, MgmtDev, PluginView } from '../toolstack/manage.ts';
-import { parseArgs } from '../args.ts';
+import { resolve } from 'node:path';
+import { intFlag, parseArgs } from '../args.ts';
+import type { CaptureSummary } from '../toolstack/capture.ts';
 import { table } from '../format.ts';
 import { DOMAIN_USAGE, domainCommand, migrationText } from './domain.ts';
 import type { MigrationReport } from '../toolstack/migration.ts';
@@ -20,6 +22,11 @@ const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, 
                                       hotplug a vif: the full xenbus handshake, connected when it returns
   dev del HOST/DOMU/vifN              unplug it: the backend closes, the frontend follows, the vif is gone
 ${DOMAIN_USAGE}
+  capture list                        the tap points a capture can name
+  capture start SPEC[,SPEC...] [--file F] [--snaplen N]
+                                      capture there into one pcapng file (default xsim.pcapng): a tap
+                                      point, a glob (host-a/*) or a host; points that appear later too
+  capture stop                        finish the file: frames per tap point, drops, frames not kept
   plugin list                         accelerator plugins loaded, per host
   plugin load NAME [--host H] [--args JSON]
   plugin unload NAME [--host H]
@@ -40,7 +47,7 @@ function flat(o: Json, prefix = ''): [string, string][] {
 
 /** Run one management command; returns what to print. */
 export async function manageCommand(object: string, argv: string[]): Promise<string> {
-  const p = parseArgs(argv, ['socket', 'host', 'args', 'mac', 'ip', 'mem', 'pcpu', 'to'], ['j', 'json', 'p', 'pretty', 'live']);
+  const p = parseArgs(argv, ['socket', 'host', 'args', 'mac', 'ip', 'mem', 'pcpu', 'to', 'file', 'snaplen'], ['j', 'json', 'p', 'pretty', 'live']);
   const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
   const json = p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty');
   const pretty = p.flags.has('p') || p.flags.has('pretty');
@@ -124,6 +131,21 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
       }
       const v = await call(`plugin.${verb}`, verb === 'load' ? { name: rest[0], host, args } : { name: rest[0], host });
       return out(v, () => `plugin ${rest[0]} ${verb === 'load' ? 'loaded' : 'unloaded'}${host ? ` on ${host}` : ' on every host'}`);
+    }
+    case 'capture list': {
+      const taps = (await call('capture.list')) as string[];
+      return out(taps, () => taps.join('\n'));
+    }
+    case 'capture start': {
+      if (!rest[0] || rest.length > 1) throw new Error('usage: xsim capture start SPEC[,SPEC...] [--file F] [--snaplen N]');
+      // The simulation writes the file: a relative name is the caller's, made absolute here.
+      const file = resolve(typeof p.flags.get('file') === 'string' ? String(p.flags.get('file')) : 'xsim.pcapng');
+      const v = (await call('capture.start', { specs: rest[0].split(','), file, ...(p.flags.has('snaplen') ? { snaplen: intFlag(p, 'snaplen', 262_144, 14, 262_144) } : {}) })) as { file: string; interfaces: string[] };
+      return out(v, () => `capturing at ${v.interfaces.length} tap point(s) into ${v.file}: ${v.interfaces.join(', ')}`);
+    }
+    case 'capture stop': {
+      const v = (await call('capture.stop')) as CaptureSummary;
+      return out(v, () => `${v.file}: ${v.bytes} octets\n` + table(['tap point', 'frames', 'of them drops', 'not kept (buffer full)'], v.interfaces.map((f) => [f.name, f.packets, f.drops, f.lost])));
     }
     case 'shutdown':
       return out(await call('shutdown'), () => 'shutting down');

@@ -217,6 +217,13 @@ export const MANAGE_OPS: Record<string, ManageOp> = {
   'domain.save': (sim, a) => sim.saveDomain({ host: str(a, 'host'), domain: str(a, 'domain') }, str(a, 'file')),
   'domain.restore': (sim, a) => sim.restoreDomain(str(a, 'file'), optHost(a)),
   'domain.migrate': (sim, a) => sim.migrateDomain({ host: str(a, 'host'), domain: str(a, 'domain') }, str(a, 'to'), { live: a.live === true }),
+  'capture.list': (sim) => sim.captureTaps(),
+  'capture.start': (sim, a) => {
+    const specs = Array.isArray(a.specs) ? a.specs.map(String) : [];
+    if (specs.length === 0) throw new Error('capture.start: no tap points given (specs)');
+    return sim.captureStart(specs, { file: str(a, 'file'), ...(typeof a.snaplen === 'number' ? { snaplen: a.snaplen } : {}) });
+  },
+  'capture.stop': (sim) => sim.captureStop(),
   'plugin.list': (sim) => pluginList(sim),
   'plugin.load': (sim, a) => sim.loadPlugin(str(a, 'name'), { host: optHost(a), args: (a.args ?? {}) as Json }),
   'plugin.unload': (sim, a) => sim.unloadPlugin(str(a, 'name'), { host: optHost(a) }),
