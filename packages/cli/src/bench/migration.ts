@@ -16,7 +16,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { defaultTopology } from '../topo/default.ts';
 import { Simulation } from '../toolstack/simulation.ts';
 import { runStream } from '../toolstack/traffic.ts';
-import { streamAccount } from '../toolstack/drops.ts';
+import { movedStats, streamAccount } from '../toolstack/drops.ts';
 import type { MigrationReport } from '../toolstack/migration.ts';
 
 export const MIGRATION_SCHEMA = 'xsim-migration/1';
@@ -95,9 +95,7 @@ async function oneMove(c: MigrationCase, o: MigrationBenchOptions, rep: number):
     const r = await p;
     const after = (await sim.stats()) as Record<string, unknown>;
     // The receiver's own counters moved with it.
-    before['host-a/b1'] = before['host-b/b1'];
-    delete before['host-b/b1'];
-    const acc = streamAccount(before, after, r);
+    const acc = streamAccount(movedStats(before, 'b1', 'host-b', 'host-a'), after, r);
     return {
       rounds: m.rounds.map((x) => x.pages),
       pagesSent: m.pagesSent,

@@ -90,6 +90,18 @@ export function totalDrops(stats: unknown): number {
  * receiver's window had moved past it (tooOld) did arrive: it is neither
  * delivered nor dropped, and it is not a violation.
  */
+/**
+ * A guest that moved (migrated, or saved and restored elsewhere) carries its
+ * counters with it: in a stats snapshot taken before the move, file its
+ * entry under the name it has now, so deltas compare like with like.
+ */
+export function movedStats(before: Record<string, unknown>, domain: string, fromHost: string, toHost: string): Record<string, unknown> {
+  if (fromHost === toHost) return before;
+  before[`${toHost}/${domain}`] = before[`${fromHost}/${domain}`];
+  delete before[`${fromHost}/${domain}`];
+  return before;
+}
+
 export function streamAccount(
   before: unknown,
   after: unknown,

@@ -27,7 +27,7 @@ import { readFile, writeFile, rename } from 'node:fs/promises';
 import { GrantTable, GuestMemory, PageMirror, SaveStreamError, XenbusState, crossThreadNow, decodeSaveStream, encodeSaveStream, type Addr, type SavedDomain } from '@xsim/hypervisor';
 import type { GuestConfig } from '@xsim/netfront';
 import { validateAddition } from './addresses.ts';
-import { dropDelta } from './drops.ts';
+import { dropDelta, movedStats } from './drops.ts';
 import { vifAt, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import { vifHandles } from './hotplug.ts';
 import type { DomainLifecycle } from './lifecycle.ts';
@@ -147,10 +147,7 @@ export class DomainMover {
       const settled = await this.settle({ host: to, domain: ref.domain }, dst, arrived.domid, o.settleMs ?? 2000);
       const after = await this.sim.stats();
       // The guest's own counters moved with it: compare them under its new name.
-      const b = before as Record<string, unknown>;
-      b[`${to}/${ref.domain}`] = b[`${ref.host}/${ref.domain}`];
-      delete b[`${ref.host}/${ref.domain}`];
-      const lost = Object.fromEntries(dropDelta(b, after));
+      const lost = Object.fromEntries(dropDelta(movedStats(before, ref.domain, ref.host, to), after));
       const lastRx = Math.max(...sus.lastRxAt.map((x) => x ?? -Infinity));
       const firstRx = settled.firstRxAt;
       return {
