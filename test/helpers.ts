@@ -4,7 +4,7 @@
  * runtimes a suite runs on.
  */
 import { beforeEach, expect } from 'vitest';
-import { runStream, streamAccount, type DomainRef, type Simulation, type SimulationOptions, type StreamOptions, type StreamResult } from '@xsim/cli';
+import { runStream, rxUdp, streamAccount, type DomainRef, type Simulation, type SimulationOptions, type StreamOptions, type StreamResult } from '@xsim/cli';
 
 /**
  * The seeds every deterministic suite runs with (each seed a whole run of the
@@ -89,7 +89,4 @@ export async function afterFrames(sim: Simulation, to: DomainRef, frames: number
   }
 }
 
-/** UDP frames `to`'s stack has received so far. */
-export async function rxUdp(sim: Simulation, to: DomainRef): Promise<number> {
-  return Number(((await sim.request(to, 'stats')) as Json).endpoint?.stack?.rxUdp ?? 0);
-}
+export { rxUdp };

@@ -1,6 +1,6 @@
 export { placeDomains, PlacementError, type Placement } from './toolstack/placement.ts';
 export { Simulation, type SimulationOptions, type DomainRef, type RunningDomain } from './toolstack/simulation.ts';
-export { runStream, runPing, type StreamOptions, type StreamResult, type PingResult, type IntervalSample } from './toolstack/traffic.ts';
+export { runStream, runPing, rxUdp, type StreamOptions, type StreamResult, type PingResult, type IntervalSample } from './toolstack/traffic.ts';
 export { copyDelta, dropCounters, dropDelta, movedStats, streamAccount, totalDrops } from './toolstack/drops.ts';
 export * from './topo/index.ts';
 export * from './bench/index.ts';

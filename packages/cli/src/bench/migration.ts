@@ -15,7 +15,7 @@
 import { availableParallelism, cpus } from 'node:os';
 import { defaultTopology } from '../topo/default.ts';
 import { Simulation } from '../toolstack/simulation.ts';
-import { runStream } from '../toolstack/traffic.ts';
+import { runStream, rxUdp } from '../toolstack/traffic.ts';
 import { movedStats, streamAccount } from '../toolstack/drops.ts';
 import type { MigrationReport } from '../toolstack/migration.ts';
 
@@ -69,11 +69,6 @@ export interface MigrationBenchOptions {
 
 const A1 = { host: 'host-a', domain: 'a1' };
 const B1 = { host: 'host-b', domain: 'b1' };
-
-async function rxUdp(sim: Simulation, ref: { host: string; domain: string }): Promise<number> {
-  const s = (await sim.request(ref, 'stats')) as { endpoint?: { stack?: { rxUdp?: number } } };
-  return Number(s.endpoint?.stack?.rxUdp ?? 0);
-}
 
 async function oneMove(c: MigrationCase, o: MigrationBenchOptions, rep: number): Promise<MigrationRep> {
   const opts = o.seed !== undefined ? { deterministic: { seed: o.seed + rep } } : { pcpus: o.pcpus };

@@ -52,7 +52,6 @@ export interface CaptureSummary {
 interface Iface {
   id: number;
   name: string;
-  target: CaptureTarget;
   packets: number;
   drops: number;
 }
@@ -160,7 +159,7 @@ export class PacketCapture {
 
   /** A new interface of `t` (its IDB returned, to be written before any of its packets). */
   private iface(t: CaptureTarget, m: Map<string, Iface>, name: string): Uint8Array {
-    const f: Iface = { id: this.ifaces.length, name, target: t, packets: 0, drops: 0 };
+    const f: Iface = { id: this.ifaces.length, name, packets: 0, drops: 0 };
     this.ifaces.push(f);
     m.set(name, f);
     return interfaceDescription(name, this.o.snaplen);

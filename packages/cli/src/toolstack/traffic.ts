@@ -62,6 +62,12 @@ export interface StreamResult {
 
 let nextStream = 1;
 
+/** UDP frames `to`'s stack has received so far (what "mid-stream" is measured by). */
+export async function rxUdp(sim: Simulation, to: DomainRef): Promise<number> {
+  const s = (await sim.request(to, 'stats')) as { endpoint?: { stack?: { rxUdp?: number } } };
+  return Number(s.endpoint?.stack?.rxUdp ?? 0);
+}
+
 export async function runStream(sim: Simulation, o: StreamOptions): Promise<StreamResult> {
   const src = sim.domain(o.from);
   const dst = sim.domain(o.to);

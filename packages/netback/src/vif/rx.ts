@@ -38,6 +38,14 @@ export interface RxOwner extends VifPort {
 
 type Copied = 'done' | 'wait' | 'gone';
 
+export type RxDropCounter = 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb';
+
+/** A frame for the guest dropped before its RX ring (dom0 RAM at `addr`): counted, and captured at the vif with the counter's name. */
+export function droppedForGuest(v: Pick<RxOwner, 'c' | 'tap' | 'name'>, ram: Uint8Array, addr: number, len: number, counter: RxDropCounter): void {
+  v.c[counter]++;
+  if (v.tap.on) v.tap.drop(ram, addr, len, DIR_OUTBOUND, `vifs.${v.name}.${counter}`);
+}
+
 export class VifRx {
   /** skbs waiting for RX buffers, oldest first. */
   private readonly queue: number[] = [];
@@ -65,7 +73,6 @@ export class VifRx {
 
   /** A frame for this guest from the bridge (skb >= 0: a pooled buffer we may keep a reference to). */
   deliver(addr: number, len: number, skb: number): void {
-    const c = this.v.c;
     if (this.gone) return this.dropped(addr, len, 'rxDropNotConnected');
     if (this.queued === 0) {
       const r = this.copyOne(addr, len);
@@ -83,11 +90,8 @@ export class VifRx {
     this.queue.push(keep);
   }
 
-  /** A frame for the guest dropped here: counted, and captured with the counter's name. */
-  private dropped(addr: number, len: number, counter: 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb'): void {
-    this.v.c[counter]++;
-    const t = this.v.tap;
-    if (t.on) t.drop(this.d.skbs.mem.u8, addr, len, DIR_OUTBOUND, `vifs.${this.v.name}.${counter}`);
+  private dropped(addr: number, len: number, counter: RxDropCounter): void {
+    droppedForGuest(this.v, this.d.skbs.mem.u8, addr, len, counter);
   }
 
   /**

@@ -24,13 +24,12 @@ import {
   stateName,
   vifBackendPath,
   offTap,
-  DIR_OUTBOUND,
   type Tap,
 } from '@xsim/hypervisor';
 import { parseIp, parseMac } from '@xsim/netfront';
 import type { BridgePort } from '../bridge.ts';
 import { VIF_COUNTERS, type VifCounters, type VifDeps, type VifPort } from './common.ts';
-import { VifRx, type RxOwner } from './rx.ts';
+import { VifRx, droppedForGuest, type RxOwner } from './rx.ts';
 import { VifTx, type TxOwner } from './tx.ts';
 
 type S = XenbusState;
@@ -287,10 +286,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   /** A frame from the bridge for this guest. */
   deliver(addr: number, len: number, skb: number): void {
     if (this.rx) this.rx.deliver(addr, len, skb);
-    else {
-      this.c.rxDropNotConnected++;
-      if (this.tap.on) this.tap.drop(this.d.skbs.mem.u8, addr, len, DIR_OUTBOUND, `vifs.${this.name}.rxDropNotConnected`);
-    }
+    else droppedForGuest(this, this.d.skbs.mem.u8, addr, len, 'rxDropNotConnected');
   }
 
   /** This vif's share of dom0's loop. */
