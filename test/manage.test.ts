@@ -31,14 +31,21 @@ const cli = (object: string, ...argv: string[]) => manageCommand(object, [...arg
 
 describe('the control socket', () => {
   it('lists the NICs and vifs, with their features and counters', async () => {
-    const nics = JSON.parse(await cli('mgmtdev', 'list', '-j')) as Json[];
-    expect(nics.map((n) => [n.host, n.alias, n.link])).toEqual([
-      ['host-a', 'nic:1924-0803', 'up'],
-      ['host-b', 'nic:1924-0803', 'up'],
+    // vdpa's JSON: keyed by object type, then by name; snake_case; states by name and number.
+    const nics = (JSON.parse(await cli('mgmtdev', 'list', '-j')) as { mgmtdev: Record<string, Json> }).mgmtdev;
+    expect(Object.values(nics).map((n) => [n.host, n.alias, n.link, n.max_vis])).toEqual([
+      ['host-a', 'nic:1924-0803', 'up', 64],
+      ['host-b', 'nic:1924-0803', 'up', 64],
     ]);
-    const devs = JSON.parse(await cli('dev', 'list', '-j')) as Json[];
-    expect(devs.map((d) => d.dev)).toEqual(['host-a/a1/vif0', 'host-a/a2/vif0', 'host-b/b1/vif0', 'host-b/b2/vif0']);
-    expect(devs.every((d) => d.state === 4 && d.backendState === 4 && d.accel === null)).toBe(true);
+    const devs = (JSON.parse(await cli('dev', 'list', '-j')) as { dev: Record<string, Json> }).dev;
+    expect(Object.keys(devs)).toEqual(['host-a/a1/vif0', 'host-a/a2/vif0', 'host-b/b1/vif0', 'host-b/b2/vif0']);
+    expect(Object.values(devs).every((d) => d.state === 'Connected' && d.state_num === 4 && d.backend_state === 'Connected' && d.accel === null)).toBe(true);
+    // What netfront published for its handshake, read back from xenstore as xl network-list shows it.
+    const a1v = devs['host-a/a1/vif0'];
+    expect(a1v).toMatchObject({ domid: 1, handle: 0, backend_id: 0, backend_path: '/local/domain/0/backend/vif/1/0' });
+    expect([a1v.event_channel, a1v.tx_ring_ref, a1v.rx_ring_ref].every((x) => Number.isInteger(x) && (x as number) > 0)).toBe(true);
+    expect(await cli('dev', 'list')).toMatch(/^dev +domid +Idx +BE +mac +ip +state +BE state +evt-ch +tx-\/rx-ring-ref +BE-path +accel$/m);
+    expect(await cli('dev', 'show', 'host-a/a1')).toMatch(/host-a\/a1\/vif0 +1 +0 +0 +00:16:3e:\S+ +\S+ +4 Connected +4 Connected +\d+ +\d+\/\d+ +\/local\/domain\/0\/backend\/vif\/1\/0 +-/);
     const f = JSON.parse(await cli('dev', 'features', 'show', 'host-a/a1', '-j')) as { frontend: Json; backend: Json };
     expect(f.frontend['feature-sg']).toBe('1');
     expect(f.backend['feature-rx-copy']).toBe('1');
@@ -57,7 +64,7 @@ describe('the control socket', () => {
         { host: 'host-a', name: 'vnic', version: '1.0.0', vifs: 2, unloading: false },
         { host: 'host-b', name: 'vnic', version: '1.0.0', vifs: 2, unloading: false },
       ]);
-      expect((JSON.parse(await cli('dev', 'show', 'host-a/a1', '-j')) as Json[])[0].accel).toBe('vnic');
+      expect((JSON.parse(await cli('dev', 'show', 'host-a/a1', '-j')) as { dev: Record<string, Json> }).dev['host-a/a1/vif0'].accel).toBe('vnic');
       expect(await cli('plugin', 'unload', 'vnic', '--host', 'host-a')).toBe('plugin vnic unloaded on host-a');
       await cli('plugin', 'unload', 'vnic', '--host', 'host-b');
     });
@@ -82,7 +89,7 @@ describe('the control socket', () => {
     // The new guest streams at once, and shows up as a device like the others.
     const { r } = await conservedStream(sim, { from: a1, to: { host: 'host-b', domain: 'web' }, count: 3000, frameSize: 1000, window: 256 });
     expect(r.delivered).toBe(3000);
-    expect((JSON.parse(await cli('dev', 'show', 'host-b/web', '-j')) as Json[])[0]).toMatchObject({ dev: 'host-b/web/vif0', state: 4, backendState: 4 });
+    expect((JSON.parse(await cli('dev', 'show', 'host-b/web', '-j')) as { dev: Record<string, Json> }).dev['host-b/web/vif0']).toMatchObject({ state: 'Connected', backend_state_num: 4 });
     expect(await cli('domain', 'shutdown', 'host-b/web')).toMatch(/^host-b\/web \(domain 3\) shut down in \d+ ms: 1 vif\(s\) removed/);
     await cli('domain', 'create', 'host-b', 'tmp');
     const gone = JSON.parse(await cli('domain', 'destroy', 'host-b/tmp', '-j')) as Json;
@@ -108,6 +115,26 @@ describe('the control socket', () => {
     expect(stop.interfaces.reduce((n, i) => n + i.packets, 0)).toBe(f.packets.length);
     await expect(cli('capture', 'stop')).rejects.toThrow(/not capturing/);
     await expect(cli('capture', 'start', 'host-z/*')).rejects.toThrow(/no tap point matches "host-z\/\*" \(tap points: /);
+  });
+
+  it('sets a NIC\'s link, MTU and resets it (mgmtdev set), naming what exists when it cannot', async () => {
+    expect(await cli('mgmtdev', 'set', 'host-a', 'link', 'down')).toMatch(/^\S+ \(host-a\): link down$/);
+    const down = (JSON.parse(await cli('mgmtdev', 'show', 'host-a', '-j')) as { mgmtdev: Record<string, Json> }).mgmtdev;
+    expect(Object.values(down)[0].link).toBe('down');
+    expect(await cli('mgmtdev', 'set', 'host-a', 'link', 'up')).toMatch(/link up$/);
+    expect(JSON.parse(await cli('mgmtdev', 'set', 'host-a', 'mtu', '1400', '-j'))).toMatchObject({ host: 'host-a', done: 'mtu 1400', result: { mtu: 1400 } });
+    expect(Object.values((JSON.parse(await cli('mgmtdev', 'show', 'host-a', '-j')) as { mgmtdev: Record<string, Json> }).mgmtdev)[0].mtu).toBe(1400);
+    await cli('mgmtdev', 'set', 'host-a', 'mtu', '1500');
+    expect(await cli('mgmtdev', 'set', 'host-a', 'reset')).toMatch(/: reset$/);
+    // After the reset the link and the path still carry a stream.
+    const { r } = await conservedStream(sim, { from: a1, to: b1, count: 500, frameSize: 600, window: 64 });
+    expect(r.delivered).toBe(500);
+    await expect(cli('mgmtdev', 'set', 'host-q', 'link', 'up')).rejects.toThrow(/no management device "host-q" \(have: .*\(host-a\), .*\(host-b\)\)/);
+    await expect(cli('mgmtdev', 'set', 'host-a', 'link', 'sideways')).rejects.toThrow(/link is "up" or "down", got "sideways"/);
+    await expect(cli('mgmtdev', 'set', 'host-a', 'mtu', 'big')).rejects.toThrow(/mtu needs a number, got "big"/);
+    await expect(cli('mgmtdev', 'set', 'host-a', 'mtu', '4000')).rejects.toThrow(/refused MTU 4000/);
+    await expect(cli('mgmtdev', 'set', 'host-a', 'speed', '10')).rejects.toThrow(/unknown attribute "speed" \(attributes: link, mtu, reset\)/);
+    await expect(cli('mgmtdev', 'set', 'host-a')).rejects.toThrow(/usage: xsim mgmtdev set DEV/);
   });
 
   it('answers bad requests with clear errors', async () => {

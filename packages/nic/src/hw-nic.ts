@@ -490,6 +490,7 @@ export class HwNic {
     return {
       name: this.spec.name,
       link: this.linkUp ? 'up' : 'down',
+      mtu: this.spec.mtu,
       ...this.c,
       filters: this.filters.size,
       filterHits: this.filters.hits,

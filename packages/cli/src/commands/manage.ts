@@ -5,6 +5,7 @@
  */
 import { controlRequest, defaultSocketPath } from '../toolstack/control-socket.ts';
 import type { Dev, MgmtDev, PluginView } from '../toolstack/manage.ts';
+import { STATE_NAMES } from '@xsim/hypervisor';
 import { resolve } from 'node:path';
 import { intFlag, parseArgs } from '../args.ts';
 import type { CaptureSummary } from '../toolstack/capture.ts';
@@ -15,7 +16,10 @@ import type { MigrationReport } from '../toolstack/migration.ts';
 type Json = Record<string, unknown>;
 
 const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, link, VIs in use, filters
-  dev list | show [DEV]               the guests' vifs (DEV = HOST/DOMAIN[/vifN]): state, accelerator
+  mgmtdev set DEV link up|down | mtu N | reset
+                                      act on a NIC (DEV = its name or its host) as ip link / ethtool -r do
+  dev list | show [DEV]               the guests' vifs (DEV = HOST/DOMAIN[/vifN]), as xl network-list: handle,
+                                      backend, state, event channel, ring refs, backend path, accelerator
   dev stats show DEV                  a vif's counters, from netfront and from netback
   dev features show DEV               the feature-* keys both ends published in xenstore
   dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]
@@ -34,6 +38,38 @@ ${DOMAIN_USAGE}
       -j, -p                          JSON output (-p: pretty)`;
 
 export const MANAGE_USAGE = USAGE;
+
+/**
+ * JSON as iproute2's vdpa prints it: one object keyed by the object type, each
+ * device keyed by its name, snake_case attributes, states by name and number.
+ */
+export function vdpaMgmtdevs(list: MgmtDev[]): { mgmtdev: Record<string, Json> } {
+  const o: Record<string, Json> = {};
+  for (const m of list) o[m.name] = { host: m.host, alias: m.alias, mac: m.mac, mtu: m.mtu, link: m.link, max_vis: m.vis, vis_in_use: m.visInUse, vifs: m.vifs, vifs_free: m.vifsFree, filters: m.filters };
+  return { mgmtdev: o };
+}
+
+export function vdpaDevs(list: Dev[]): { dev: Record<string, Json> } {
+  const o: Record<string, Json> = {};
+  for (const d of list)
+    o[d.dev] = {
+      domid: d.domid,
+      handle: d.handle,
+      backend_id: d.backendId,
+      mac: d.mac,
+      ip: d.ip,
+      state: STATE_NAMES[d.state] ?? 'Unknown',
+      state_num: d.state,
+      backend_state: STATE_NAMES[d.backendState] ?? 'Unknown',
+      backend_state_num: d.backendState,
+      event_channel: d.evtchn,
+      tx_ring_ref: d.txRingRef,
+      rx_ring_ref: d.rxRingRef,
+      backend_path: d.backendPath,
+      accel: d.accel,
+    };
+  return { dev: o };
+}
 
 function flat(o: Json, prefix = ''): [string, string][] {
   const out: [string, string][] = [];
@@ -72,14 +108,40 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
       const all = (await call('mgmtdev.list')) as MgmtDev[];
       const list = rest[0] ? all.filter((m) => m.name === rest[0] || m.host === rest[0]) : all;
       if (rest[0] && list.length === 0) throw new Error(`no management device "${rest[0]}" (have: ${all.map((m) => m.name).join(', ')})`);
-      return out(list, () => table(['mgmtdev', 'host', 'alias', 'mac', 'mtu', 'link', 'VIs used', 'vifs', 'vifs free', 'filters'], list.map((m) => [m.name, m.host, m.alias, m.mac, m.mtu, m.link, `${m.visInUse}/${m.vis}`, m.vifs, m.vifsFree, m.filters])));
+      return out(vdpaMgmtdevs(list), () => table(['mgmtdev', 'host', 'alias', 'mac', 'mtu', 'link', 'VIs used', 'vifs', 'vifs free', 'filters'], list.map((m) => [m.name, m.host, m.alias, m.mac, m.mtu, m.link, `${m.visInUse}/${m.vis}`, m.vifs, m.vifsFree, m.filters])));
+    }
+    case 'mgmtdev set': {
+      // vdpa dev set / ip link set style: mgmtdev set DEV link up|down | mtu N | reset
+      const [name, attr, value, ...extra] = rest;
+      const usage = 'usage: xsim mgmtdev set DEV link up|down | mtu N | reset';
+      if (!name || !attr || extra.length > 0) throw new Error(usage);
+      let args: Json;
+      if (attr === 'link') {
+        if (value !== 'up' && value !== 'down') throw new Error(`mgmtdev set: link is "up" or "down", got ${value === undefined ? 'nothing' : `"${value}"`}`);
+        args = { dev: name, link: value };
+      } else if (attr === 'mtu') {
+        if (value === undefined || !/^\d+$/.test(value)) throw new Error(`mgmtdev set: mtu needs a number, got ${value === undefined ? 'nothing' : `"${value}"`}`);
+        args = { dev: name, mtu: Number(value) };
+      } else if (attr === 'reset') {
+        if (value !== undefined) throw new Error(usage);
+        args = { dev: name, reset: true };
+      } else throw new Error(`mgmtdev set: unknown attribute "${attr}" (attributes: link, mtu, reset)`);
+      const v = (await call('mgmtdev.set', args)) as { mgmtdev: string; host: string; done: string };
+      return out(v, () => `${v.mgmtdev} (${v.host}): ${v.done}`);
     }
     case 'dev list':
     case 'dev show': {
       const all = (await call('dev.list')) as Dev[];
       const list = rest[0] ? all.filter((d) => d.dev === rest[0] || d.dev.startsWith(`${rest[0]}/`)) : all;
       if (rest[0] && list.length === 0) throw new Error(`no device "${rest[0]}" (have: ${all.map((d) => d.dev).join(', ')})`);
-      return out(list, () => table(['dev', 'domid', 'mac', 'ip', 'state', 'backend', 'accel'], list.map((d) => [d.dev, d.domid, d.mac, d.ip, d.state, d.backendState, d.accel ?? '-'])));
+      // xl network-list's columns (Idx BE Mac state evt-ch tx-/rx-ring-ref BE-path), with the domain and accelerator.
+      const st = (n: number) => STATE_NAMES[n] ?? String(n);
+      return out(vdpaDevs(list), () =>
+        table(
+          ['dev', 'domid', 'Idx', 'BE', 'mac', 'ip', 'state', 'BE state', 'evt-ch', 'tx-/rx-ring-ref', 'BE-path', 'accel'],
+          list.map((d) => [d.dev, d.domid, d.handle, d.backendId, d.mac, d.ip, `${d.state} ${st(d.state)}`, `${d.backendState} ${st(d.backendState)}`, d.evtchn ?? '-', `${d.txRingRef ?? '-'}/${d.rxRingRef ?? '-'}`, d.backendPath, d.accel ?? '-']),
+        ),
+      );
     }
     case 'dev stats':
     case 'dev features': {

@@ -8,6 +8,7 @@
 import type { Simulation } from './simulation.ts';
 import type { CreateDomainOptions } from './lifecycle.ts';
 import { vifHandles, type VifAddOptions } from './hotplug.ts';
+import { VIF_KEY, vifBackendPath, vifFrontendPath } from '@xsim/hypervisor';
 
 type Json = Record<string, unknown>;
 
@@ -30,10 +31,19 @@ export interface Dev {
   /** host/domain/vifN */
   dev: string;
   domid: number;
+  /** The vif's handle (xl network-list's Idx) and its backend's domain (BE). */
+  handle: number;
+  backendId: number;
   mac: string;
   ip: string;
   state: number;
   backendState: number;
+  /** What netfront published in xenstore for the handshake: its event channel and the rings' grant refs (null before it did). */
+  evtchn: number | null;
+  txRingRef: number | null;
+  rxRingRef: number | null;
+  /** The backend's xenstore directory (xl network-list's BE-path). */
+  backendPath: string;
   accel: string | null;
 }
 
@@ -69,7 +79,8 @@ export async function mgmtdevList(sim: Simulation): Promise<MgmtDev[]> {
       host: h.spec.name,
       alias: `nic:${nic.vendor}-${nic.device}`,
       mac: nic.mac,
-      mtu: nic.mtu,
+      // The hardware's MTU now (mgmtdev set changes it), the topology's before the NIC answered.
+      mtu: typeof hw.mtu === 'number' ? hw.mtu : nic.mtu,
       link: String(hw.link ?? 'unknown'),
       vis: nic.vis,
       visInUse: Object.values((hw.vis as Record<string, { running?: boolean }>) ?? {}).filter((v) => v.running).length,
@@ -78,6 +89,31 @@ export async function mgmtdevList(sim: Simulation): Promise<MgmtDev[]> {
       filters: Number(hw.filters ?? 0),
     };
   });
+}
+
+/** A NIC by its management-device name or its host's name. */
+async function mgmtdevHost(sim: Simulation, dev: string): Promise<MgmtDev> {
+  const all = await mgmtdevList(sim);
+  const m = all.find((x) => x.name === dev || x.host === dev);
+  if (!m) throw new Error(`no management device "${dev}" (have: ${all.map((x) => `${x.name} (${x.host})`).join(', ')})`);
+  return m;
+}
+
+/** mgmtdev set: the link, the MTU or a reset, through dom0's primary driver as `ip link` and `ethtool -r` would. */
+export async function mgmtdevSet(sim: Simulation, a: Json): Promise<{ mgmtdev: string; host: string; done: string; result: unknown }> {
+  const m = await mgmtdevHost(sim, str(a, 'dev'));
+  const given = ['link', 'mtu', 'reset'].filter((k) => a[k] !== undefined);
+  if (given.length !== 1) throw new Error(`mgmtdev.set takes exactly one of link, mtu, reset (got ${given.length ? given.join(', ') : 'none'})`);
+  if (a.link !== undefined) {
+    if (a.link !== 'up' && a.link !== 'down') throw new Error(`link is "up" or "down", got ${JSON.stringify(a.link)}`);
+    return { mgmtdev: m.name, host: m.host, done: `link ${a.link}`, result: await sim.setLink(m.host, a.link === 'up') };
+  }
+  if (a.mtu !== undefined) {
+    if (typeof a.mtu !== 'number' || !Number.isInteger(a.mtu)) throw new Error('argument "mtu" must be an integer');
+    return { mgmtdev: m.name, host: m.host, done: `mtu ${a.mtu}`, result: await sim.setMtu(m.host, a.mtu) };
+  }
+  if (a.reset !== true) throw new Error('argument "reset" must be true');
+  return { mgmtdev: m.name, host: m.host, done: 'reset', result: await sim.nicReset(m.host) };
 }
 
 export async function devList(sim: Simulation): Promise<Dev[]> {
@@ -93,13 +129,25 @@ export async function devList(sim: Simulation): Promise<Dev[]> {
       const accel = v.accel as { plugin?: string | null } | null;
       const handle = Number(v.handle ?? i);
       const at = handles.indexOf(handle);
+      const fe = vifFrontendPath(d.domid, handle);
+      const num = (key: string): number | null => {
+        const x = h.xenstore.read(0, `${fe}/${key}`);
+        return x !== undefined && /^\d+$/.test(x) ? Number(x) : null;
+      };
+      const backendId = num(VIF_KEY.backendId) ?? 0;
       out.push({
         dev: `${d.host}/${d.name}/vif${handle}`,
         domid: d.domid,
+        handle,
+        backendId,
         mac: spec?.vifs[at]?.mac ?? '',
         ip: spec?.vifs[at]?.ip ?? '',
         state: Number(v.state),
         backendState: Number(v.backendState),
+        evtchn: num(VIF_KEY.eventChannel),
+        txRingRef: num(VIF_KEY.txRingRef),
+        rxRingRef: num(VIF_KEY.rxRingRef),
+        backendPath: h.xenstore.read(0, `${fe}/${VIF_KEY.backend}`) ?? vifBackendPath(backendId, d.domid, handle),
         accel: accel?.plugin ?? null,
       });
     });
@@ -202,6 +250,7 @@ function guestRef(sim: Simulation, dev: string, withVif: boolean): { ref: { host
 /** Every op the control socket serves, by name. */
 export const MANAGE_OPS: Record<string, ManageOp> = {
   'mgmtdev.list': (sim) => mgmtdevList(sim),
+  'mgmtdev.set': (sim, a) => mgmtdevSet(sim, a),
   'dev.list': (sim) => devList(sim),
   'dev.stats': (sim, a) => devStats(sim, str(a, 'dev')),
   'dev.features': async (sim, a) => devFeatures(sim, str(a, 'dev')),
