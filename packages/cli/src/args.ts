@@ -1,4 +1,5 @@
 import { parseArgs as nodeParseArgs } from 'node:util';
+import type { LogLevel } from '@xsim/hypervisor';
 
 /**
  * Flags as Node's util.parseArgs reads them: `--name value`, `--name=value`,
@@ -58,9 +59,22 @@ export function intFlag(p: Parsed, name: string, dflt: number, min: number, max:
   return n;
 }
 
-/** The flags every command that starts a simulation takes: where its domains run. */
+/** The flags every command that starts a simulation takes: where its domains run, and how much it says. */
 export const RUNTIME_VALUED = ['pcpus', 'seed'];
 export const RUNTIME_BOOLEANS = ['deterministic'];
+export const LOG_BOOLEANS = ['quiet', 'q', 'verbose', 'v'];
+
+/**
+ * -q/--quiet: warnings and errors only (no progress lines); -v/--verbose: debug
+ * lines too (each xenbus transition of each vif, at both ends). `dflt` is the
+ * level without either.
+ */
+export function logLevelFlag(p: Parsed, dflt: LogLevel = 'info'): LogLevel {
+  const quiet = p.flags.has('quiet') || p.flags.has('q');
+  const verbose = p.flags.has('verbose') || p.flags.has('v');
+  if (quiet && verbose) throw new Error('--quiet and --verbose exclude each other');
+  return quiet ? 'warn' : verbose ? 'debug' : dflt;
+}
 
 export function runtimeFlags(p: Parsed): { pcpus?: number; deterministic?: { seed: number } } {
   const det = p.flags.has('deterministic');

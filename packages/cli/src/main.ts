@@ -8,8 +8,9 @@ import { benchCommand } from './commands/bench.ts';
 import { scaleCommand } from './commands/scale.ts';
 import { migrationCommand } from './commands/migration.ts';
 import { MANAGE_USAGE, manageCommand } from './commands/manage.ts';
+import { setCommandLine, versionLine } from './meta.ts';
 
-const USAGE = `usage: xsim <command> [options]
+const USAGE = `usage: xsim <command> [options]      (xsim --version: version and git commit)
 
 commands:
   run [topology.json]     bring a topology up (default: built-in 2 hosts x (dom0 + 2 domUs)),
@@ -35,7 +36,9 @@ commands:
       --deterministic     every domain and the NIC on one thread, a seeded order, a virtual clock:
                           the same --seed gives the same output byte for byte
       --seed N            the scheduling seed of a deterministic run (default 1)
-      -j, -p              JSON output (-p: pretty)
+      -j, -p              JSON output (-p: pretty); nothing but the JSON goes to stdout
+      -q, --quiet         warnings and errors only (no progress lines); -v, --verbose: debug lines too
+                          (each vif's xenbus transitions at both ends). Log lines go to stderr.
   bench                   throughput matrix: paths x frame sizes x placements, ratios, microbenchmarks
       --quick             a short smoke run (what the tests run)
       --sizes 64,1500     frame sizes (default 64,512,1500,9000)
@@ -71,6 +74,12 @@ ${MANAGE_USAGE}
 `;
 
 async function main(argv: string[]): Promise<number> {
+  setCommandLine(argv);
+  // `xsim --version`, `xsim -V`, `xsim version`, and `--version` after any command.
+  if (argv.includes('--version') || argv[0] === '-V' || argv[0] === 'version') {
+    process.stdout.write(versionLine() + '\n');
+    return 0;
+  }
   const [cmd, ...rest] = argv;
   // `xsim run --help`, `xsim scale -h`, `xsim domain help`: the usage, not "unknown option".
   if (cmd !== undefined && (rest.includes('--help') || rest.includes('-h') || rest[0] === 'help')) {

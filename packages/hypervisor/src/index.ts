@@ -27,3 +27,4 @@ export * from './migration/stream.ts';
 export * from './migration/precopy.ts';
 export * from './capture/pcapng.ts';
 export * from './capture/tap.ts';
+export * from './log.ts';

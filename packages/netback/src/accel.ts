@@ -14,7 +14,7 @@
  * frontends it is detached so they fall back to the slow path, and reports
  * the hook and the error in its stats and log.
  */
-import { declareCounters, RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
+import { logWarn, declareCounters, RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
 import { ACCEL_MIGRATION_ARCS, type AccelBackend, type AccelBackendContext, type AccelMigrationState, type AccelVif, type BackendModule, type PluginManifest } from './accel-api.ts';
 import { CHANNEL_OP, manifestProblems, messageProblem } from './plugin-protocol.ts';
@@ -137,7 +137,7 @@ export class AccelManager {
     this.plugins.delete(name);
     this.failures.push({ plugin: name, hook, error: e.message });
     if (this.failures.length > 50) this.failures.shift();
-    this.d.ctx.log(`accel: plugin ${name} failed in ${hook}: ${e.message}; unloaded, its vifs are back on the slow path`);
+    this.d.ctx.log(logWarn(`accel: plugin ${name} failed in ${hook}: ${e.message}; unloaded, its vifs are back on the slow path`));
     this.d.driverlink.unregister(p.backend);
     const held = this.held.get(name);
     if (held) {
@@ -146,7 +146,7 @@ export class AccelManager {
           // count: false: the guests' frontends are alive, see the VI reset and account for what was on it.
           this.d.ctx.mcdi('vi_fini', { vi, count: false });
         } catch (err) {
-          this.d.ctx.log(`accel: vi_fini ${vi} after ${name} failed: ${(err as Error).message}`);
+          this.d.ctx.log(logWarn(`accel: vi_fini ${vi} after ${name} failed: ${(err as Error).message}`));
         }
         this.d.ctx.freeVi(vi);
       }
@@ -383,7 +383,7 @@ export class AccelManager {
     if (op === CHANNEL_OP.frontendFailed) {
       // The guest's part broke and stopped taking frames: detach the vif the plugin's own way.
       this.c.frontendFailures++;
-      this.d.ctx.log(`accel: ${ch.vif.key}: ${name} frontend failed (${String(args.reason)}); detaching`);
+      this.d.ctx.log(logWarn(`accel: ${ch.vif.key}: ${name} frontend failed (${String(args.reason)}); detaching`));
       this.detach(p, ch.vif.key);
       return;
     }
@@ -407,7 +407,7 @@ export class AccelManager {
     this.c.vifFailures++;
     this.vifFailureLog.push({ vif: ch.vif.key, plugin: name, reason });
     if (this.vifFailureLog.length > 50) this.vifFailureLog.shift();
-    this.d.ctx.log(`accel: ${ch.vif.key}: ${reason}; the vif is back on the slow path (${name} serves the others)`);
+    this.d.ctx.log(logWarn(`accel: ${ch.vif.key}: ${reason}; the vif is back on the slow path (${name} serves the others)`));
     this.call(p, 'vifGone', (b) => b.vifGone?.(ch.vif), undefined);
     this.detached(name, ch.vif);
   }

@@ -27,6 +27,7 @@ import {
   type DomainEnv,
   type DomainHandle,
   type RpcValue,
+  parseLogLine,
 } from '@xsim/hypervisor';
 import { Driverlink, NetDriver, netDriverPages, nicAlias } from '@xsim/nic';
 import { NetEndpoint } from '@xsim/netfront';
@@ -79,8 +80,12 @@ export function boot(env: DomainEnv<Dom0Config>): void {
   const ops = new GrantOps({ domid, mem, gnttab }, (d) => guests.get(d));
   const log: string[] = [];
   const say = (msg: string): void => {
-    log.push(msg);
-    if (log.length > 200) log.shift();
+    // The last 200 lines worth keeping (debug lines, such as each xenbus transition, only go out).
+    const { level, text } = parseLogLine(msg);
+    if (level !== 'debug') {
+      log.push(level === 'info' ? text : `${level}: ${text}`);
+      if (log.length > 200) log.shift();
+    }
     env.log(msg);
   };
 

@@ -12,7 +12,7 @@
  * hears "frontend_failed" so it detaches the vif its usual way. The broken
  * frontend is dropped, not cached for a later attachment.
  */
-import { declareCounters, type RpcEndpoint } from '@xsim/hypervisor';
+import { logWarn, declareCounters, type RpcEndpoint } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
 import type { Netfront } from './netfront/xenbus.ts';
 
@@ -59,7 +59,7 @@ export class AccelHost {
     this.broken = fe;
     this.lastError = `${hook}: ${e instanceof Error ? e.message : String(e)}`;
     this.cache.delete(this.plugin);
-    this.base.log(`accel: ${this.plugin} frontend failed in ${this.lastError}; back to the slow path`);
+    this.base.log(logWarn(`accel: ${this.plugin} frontend failed in ${this.lastError}; back to the slow path`));
     this.send('frontend_failed', { reason: this.lastError });
   }
 
@@ -69,7 +69,7 @@ export class AccelHost {
       fe.release?.();
     } catch (e) {
       this.pluginErrors++;
-      this.base.log(`accel: ${this.plugin} frontend failed in release: ${e instanceof Error ? e.message : String(e)}; its pages stay allocated`);
+      this.base.log(logWarn(`accel: ${this.plugin} frontend failed in release: ${e instanceof Error ? e.message : String(e)}; its pages stay allocated`));
     }
   }
 
@@ -199,7 +199,7 @@ export class AccelHost {
           this.fe = mod.createFrontend(ctx);
         } catch (e) {
           this.queued.length = 0;
-          this.base.log(`accel: frontend of ${plugin} failed to start: ${(e as Error).message}`);
+          this.base.log(logWarn(`accel: frontend of ${plugin} failed to start: ${(e as Error).message}`));
           this.send('decline', { reason: (e as Error).message });
           return;
         }
@@ -210,7 +210,7 @@ export class AccelHost {
         if (gen !== this.attachGen) return;
         this.loading = false;
         this.queued.length = 0;
-        this.base.log(`accel: cannot load frontend of ${plugin}: ${e.message}`);
+        this.base.log(logWarn(`accel: cannot load frontend of ${plugin}: ${e.message}`));
         this.send('decline', { reason: e.message });
       },
     );

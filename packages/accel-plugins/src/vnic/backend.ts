@@ -11,7 +11,7 @@
  */
 import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
 import type { NicInfo } from '@xsim/nic';
-import { declareCounters } from '@xsim/hypervisor';
+import { logWarn, declareCounters } from '@xsim/hypervisor';
 
 export const manifest: PluginManifest = {
   name: 'vnic',
@@ -80,7 +80,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
     } catch (e) {
       s.filterFailures++;
       st.filters.set(key, -1);
-      ctx.log(`vnic: ${st.vif.key}: filter for ${proto}/${port} not inserted: ${(e as Error).message}`);
+      ctx.log(logWarn(`vnic: ${st.vif.key}: filter for ${proto}/${port} not inserted: ${(e as Error).message}`));
       return false;
     }
   };
@@ -117,7 +117,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       const v = ctx.allocVi();
       if (v === null) {
         s.noFreeVi++;
-        ctx.log(`vnic: no free VI for ${vif.key}; it stays on the slow path`);
+        ctx.log(logWarn(`vnic: no free VI for ${vif.key}; it stays on the slow path`));
         ctx.detached(vif);
         return;
       }
@@ -131,7 +131,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         const grefs = args.grefs as number[];
         const m = ctx.mapGrants(vif.domid, grefs);
         if (typeof m === 'string') {
-          ctx.log(`vnic: ${vif.key}: ${m}`);
+          ctx.log(logWarn(`vnic: ${vif.key}: ${m}`));
           ctx.send(vif, 'detach', {});
           st.stage = 'detaching';
           return;
@@ -159,7 +159,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       } else if (op === 'fault') {
         // The VI faulted (a bad descriptor): the guest already fell back; take the VI away.
         s.faults++;
-        ctx.log(`vnic: ${vif.key}: VI ${st.vi} faulted (${String(args.reason)}); back to the slow path`);
+        ctx.log(logWarn(`vnic: ${vif.key}: VI ${st.vi} faulted (${String(args.reason)}); back to the slow path`));
         teardown(st);
         ctx.detached(vif);
       } else if (op === 'drained') {

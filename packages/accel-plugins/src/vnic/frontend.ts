@@ -15,7 +15,7 @@
  * The rings are ours, registered for our VI; the doorbell is the one the NIC
  * made for this attachment (it comes with 'ready').
  */
-import { declareCounters, readMac, type Counters } from '@xsim/hypervisor';
+import { logWarn, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
 import {
   EV_FLAGS,
@@ -288,7 +288,7 @@ export class VnicFrontend implements AccelFrontend {
     }
     if (stillMapped > 0) {
       // dom0 still maps some: those pages must never be reused, so none are freed (counted, logged).
-      ctx.log(`vnic: ${stillMapped} DMA grants still mapped by dom0 at release; their pages stay allocated`);
+      ctx.log(logWarn(`vnic: ${stillMapped} DMA grants still mapped by dom0 at release; their pages stay allocated`));
       this.s.releaseLeaks += stillMapped;
     } else {
       for (let p = 0; p < this.totalPages; p++) ctx.frames.release(this.firstFrame + p);

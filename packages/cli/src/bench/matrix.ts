@@ -5,6 +5,7 @@
  * flow-controlled streams (receiver goodput; median and spread), conservation
  * checked per repetition, and a UDP ping-pong for latency.
  */
+import type { LogLevel } from '@xsim/hypervisor';
 import { availableParallelism, cpus } from 'node:os';
 import { Simulation } from '../toolstack/simulation.ts';
 import { runPing, runStream } from '../toolstack/traffic.ts';
@@ -30,6 +31,8 @@ export interface BenchOptions {
   /** pCPU worker threads of the simulation (default: the machine's cores). */
   pcpus?: number;
   progress?: (done: number, total: number, what: string) => void;
+  /** The simulations' log level (default warn: their warnings and errors, not their chatter). */
+  logLevel?: LogLevel;
 }
 
 export const DEFAULT_BENCH: BenchOptions = { sizes: [64, 512, 1500, 9000], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 5, frames: 0, repSeconds: 0.5, pings: 200, quick: false };
@@ -113,7 +116,7 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
     const order = (['raw', 'unaccel', 'null', 'vnic', 'dom0'] as BenchPath[]).flatMap((path) => plan.filter((p) => p.size === size && p.path === path));
     if (order.length === 0) continue;
     const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
-    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(benchTopology(size), { pcpus: o.pcpus }) : null;
+    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(benchTopology(size), { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' }) : null;
     if (sim && !accounting) accounting = threadAccounting(sim, cores);
     try {
       const srcPort = 42000; // fixed, so vnic learns the flow and its credits once

@@ -12,6 +12,7 @@
  * accounted over its whole length: frames delivered + named drops = sent;
  * `uncounted` is what no counter holds and must be 0. Schema "xsim-migration/1".
  */
+import type { LogLevel } from '@xsim/hypervisor';
 import { availableParallelism, cpus } from 'node:os';
 import { defaultTopology } from '../topo/default.ts';
 import { Simulation } from '../toolstack/simulation.ts';
@@ -65,6 +66,8 @@ export interface MigrationBenchOptions {
   /** Seeded deterministic runs (seed = first seed + repetition) instead of threads. */
   seed?: number;
   progress?: (line: string) => void;
+  /** The simulations' log level (default warn: their warnings and errors, not their chatter). */
+  logLevel?: LogLevel;
 }
 
 const A1 = { host: 'host-a', domain: 'a1' };
@@ -72,7 +75,7 @@ const B1 = { host: 'host-b', domain: 'b1' };
 
 async function oneMove(c: MigrationCase, o: MigrationBenchOptions, rep: number): Promise<MigrationRep> {
   const opts = o.seed !== undefined ? { deterministic: { seed: o.seed + rep } } : { pcpus: o.pcpus };
-  const sim = await Simulation.start(defaultTopology(), { ...opts, log: () => {} });
+  const sim = await Simulation.start(defaultTopology(), { ...opts, logLevel: o.logLevel ?? 'warn' });
   try {
     if (c !== 'slow-slow') {
       await sim.loadPlugin('vnic');

@@ -14,6 +14,7 @@
  * A fresh process per point, so one point's heap and JIT do not weigh on the
  * next. Schema "xsim-scale/1" (ScaleJson below).
  */
+import type { LogLevel } from '@xsim/hypervisor';
 import { spawn } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
 import { Simulation } from '../toolstack/simulation.ts';
@@ -50,6 +51,8 @@ export interface ScaleOptions {
   streamFrames: number;
   pcpus?: number;
   progress?: (line: string) => void;
+  /** The simulations' log level (default warn: their warnings and errors, not their chatter). */
+  logLevel?: LogLevel;
 }
 
 /** The rack a point is measured on: 16 domUs per host (fewer with fewer than 32 domUs), at least 2 hosts. */
@@ -65,7 +68,7 @@ export async function measurePoint(domUs: number, o: Omit<ScaleOptions, 'domUs' 
   const shape = scaleShape(domUs);
   const topo = rackTopology({ name: `scale-${domUs}`, ...shape });
   const t0 = performance.now();
-  const sim = await Simulation.start(topo, { pcpus: o.pcpus, connectTimeoutMs: 120_000, log: () => {} });
+  const sim = await Simulation.start(topo, { pcpus: o.pcpus, connectTimeoutMs: 120_000, logLevel: o.logLevel ?? 'warn' });
   const bootMs = performance.now() - t0;
   let stream: ScalePoint['stream'] = null;
   let idleCores = 0;

@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '../bench/matrix.ts';
 import { runMicro } from '../bench/micro.ts';
 import { PATHS, READABLE_SCHEMAS, validateBenchJson, type BenchJson, type BenchPath, type Placement } from '../bench/schema.ts';
-import { intFlag, numFlag, parseArgs } from '../args.ts';
+import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs } from '../args.ts';
 import { fmtNum, table } from '../format.ts';
 
 function list<T extends string | number>(v: string | true | undefined, parse: (s: string) => T, allowed?: readonly T[]): T[] | undefined {
@@ -31,7 +31,9 @@ function progressBar(done: number, total: number, what: string): void {
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'], ['quick', 'micro', 'no-micro', 'j', 'json']);
+  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'], ['quick', 'micro', 'no-micro', 'j', 'json', ...LOG_BOOLEANS]);
+  const level = logLevelFlag(p);
+  const info = (s: string) => level !== 'warn' && process.stderr.write(s);
   const base = p.flags.has('quick') ? QUICK_BENCH : DEFAULT_BENCH;
   const o: BenchOptions = {
     ...base,
@@ -46,16 +48,17 @@ export async function benchCommand(argv: string[]): Promise<number> {
     frames: p.flags.has('frames') ? intFlag(p, 'frames', base.frames, 100, 10_000_000) : base.frames,
     repSeconds: numFlag(p, 'seconds', base.repSeconds, 0.05, 60),
     pcpus: p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined,
-    progress: progressBar,
+    progress: level === 'warn' ? undefined : progressBar,
+    logLevel: level === 'debug' ? 'debug' : 'warn',
   };
   const json = p.flags.has('j') || p.flags.has('json');
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : o.quick ? undefined : 'bench/results/latest.json';
 
-  process.stderr.write(`xsim bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)\n`);
+  info(`xsim bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)\n`);
   const result = await runBench(o);
   const wantMicro = p.flags.has('micro') || (!o.quick && !p.flags.has('no-micro'));
   if (wantMicro) {
-    process.stderr.write('xsim bench: microbenchmarks...\n');
+    info('xsim bench: microbenchmarks...\n');
     result.micro = await runMicro({ quick: o.quick, folder: out ? dirname(out) : undefined });
   }
   const problems = validateBenchJson(result);

@@ -4,12 +4,14 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { intFlag, parseArgs } from '../args.ts';
+import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs } from '../args.ts';
 import { MIGRATION_CASES, runMigrationBench, type MigrationCase, type MigrationJson } from '../bench/migration.ts';
 import { table } from '../format.ts';
 
 export async function migrationCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['cases', 'reps', 'frames', 'size', 'window', 'after', 'pcpus', 'seed', 'out'], ['j', 'json']);
+  const p = parseArgs(argv, ['cases', 'reps', 'frames', 'size', 'window', 'after', 'pcpus', 'seed', 'out'], ['j', 'json', ...LOG_BOOLEANS]);
+  // Progress lines are info; the simulations say only their warnings unless --verbose.
+  const level = logLevelFlag(p);
   const cases = String(p.flags.get('cases') ?? MIGRATION_CASES.join(','))
     .split(',')
     .map((s) => {
@@ -27,7 +29,8 @@ export async function migrationCommand(argv: string[]): Promise<number> {
     migrateAfter: intFlag(p, 'after', Math.round(frames / 4), 1, frames - 1),
     pcpus: p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined,
     seed: p.flags.has('seed') ? intFlag(p, 'seed', 1, 0, 2 ** 31) : undefined,
-    progress: (l) => process.stderr.write(`xsim ${l}\n`),
+    progress: (l) => level !== 'warn' && process.stderr.write(`xsim ${l}\n`),
+    logLevel: level === 'debug' ? 'debug' : 'warn',
   });
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : undefined;
   if (out) {

@@ -6,7 +6,7 @@
 import { defaultTopology, loadTopology, type Topology } from '../topo/index.ts';
 import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
 import { runPing, runStream, type IntervalSample } from '../toolstack/traffic.ts';
-import { RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, numFlag, parseArgs, runtimeFlags } from '../args.ts';
+import { LOG_BOOLEANS, RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, logLevelFlag, numFlag, parseArgs, runtimeFlags } from '../args.ts';
 import { table } from '../format.ts';
 import { dropCounters, streamAccount } from '../toolstack/drops.ts';
 import { defaultSocketPath, serveControl } from '../toolstack/control-socket.ts';
@@ -28,8 +28,9 @@ function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', 'interval', 'capture', 'capture-file', 'snaplen', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS]);
+  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', 'interval', 'capture', 'capture-file', 'snaplen', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS, ...LOG_BOOLEANS]);
   const where = runtimeFlags(p);
+  const logLevel = logLevelFlag(p);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
   const count = intFlag(p, 'count', 200_000, 1, 100_000_000);
   const size = intFlag(p, 'size', 1500, 64, 9018);
@@ -59,38 +60,42 @@ export async function runCommand(argv: string[]): Promise<number> {
   const say = (s: string) => {
     if (!json) process.stdout.write(s + '\n');
   };
+  // Progress lines ("xsim: ..."): left out with --quiet, which keeps the results.
+  const note = (s: string) => {
+    if (logLevel !== 'warn') say(s);
+  };
 
   const domUs = topo.hosts.reduce((a, h) => a + h.domUs.length, 0);
-  say(
+  note(
     topo.hosts.length <= 4
       ? `xsim: topology "${topo.name}": ${topo.hosts.map((h) => `${h.name} (dom0 + ${h.domUs.map((d) => d.name).join(', ')})`).join(', ')}`
       : `xsim: topology "${topo.name}": ${topo.hosts.length} hosts (${topo.hosts[0].name} .. ${topo.hosts[topo.hosts.length - 1].name}), ${domUs} domUs, ${topo.switches.length} switches, ${topo.wires.length} wires`,
   );
   const t0 = performance.now();
-  const sim = await Simulation.start(topo, { ...where, log: (l) => process.stderr.write(`xsim: ${l}\n`) });
+  const sim = await Simulation.start(topo, { ...where, logLevel });
   const th = sim.threads();
   // A deterministic run's output must not depend on the machine: no wall-clock figures in it.
   const det = sim.runtime.kind === 'deterministic';
-  say(`xsim: ${sim.domains.length} domains + NIC fabric up, all vifs Connected${det ? '' : ` in ${(performance.now() - t0).toFixed(0)} ms`}`);
-  say(`xsim: ${th.model}; ${th.placement}`);
-  if (det) say('xsim: times and rates below are on the virtual clock (a fixed cost per busy round), not measurements');
+  note(`xsim: ${sim.domains.length} domains + NIC fabric up, all vifs Connected${det ? '' : ` in ${(performance.now() - t0).toFixed(0)} ms`}`);
+  note(`xsim: ${th.model}; ${th.placement}`);
+  if (det) note('xsim: times and rates below are on the virtual clock (a fixed cost per busy round), not measurements');
   try {
     const plugin = p.flags.get('plugin');
     if (typeof plugin === 'string') {
       await sim.loadPlugin(plugin);
-      say(`xsim: plugin ${plugin} loaded on every host`);
+      note(`xsim: plugin ${plugin} loaded on every host`);
     }
     if (capture) {
       const c = await sim.captureStart(capture, { file: captureFile, snaplen });
-      say(`xsim: capturing at ${c.interfaces.length} tap point(s) into ${c.file}: ${c.interfaces.join(', ')}`);
+      note(`xsim: capturing at ${c.interfaces.length} tap point(s) into ${c.file}: ${c.interfaces.join(', ')}`);
     }
     if (p.flags.has('serve')) {
       const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
       return await serve(sim, socket, { from, to, count, size, window, idle: p.flags.has('idle') });
     }
     const ping = await runPing(sim, from, to, 200);
-    say(`xsim: ping ${from.host}/${from.domain} -> ${to.host}/${to.domain}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`);
-    say(`xsim: streaming ${count} frames of ${size} bytes ${from.host}/${from.domain} -> ${to.host}/${to.domain} ...`);
+    note(`xsim: ping ${from.host}/${from.domain} -> ${to.host}/${to.domain}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`);
+    note(`xsim: streaming ${count} frames of ${size} bytes ${from.host}/${from.domain} -> ${to.host}/${to.domain} ...`);
     const intervals: IntervalSample[] = [];
     if (interval !== undefined) say(intervalHeader());
     const r = await runStream(sim, {

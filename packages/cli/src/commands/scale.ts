@@ -4,12 +4,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { intFlag, numFlag, parseArgs } from '../args.ts';
+import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs } from '../args.ts';
 import { measurePoint, runScale, type ScaleJson } from '../bench/scale.ts';
 import { table } from '../format.ts';
 
 export async function scaleCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['domains', 'idle-seconds', 'stream-frames', 'pcpus', 'out', 'point'], ['j', 'json']);
+  const p = parseArgs(argv, ['domains', 'idle-seconds', 'stream-frames', 'pcpus', 'out', 'point'], ['j', 'json', ...LOG_BOOLEANS]);
+  const level = logLevelFlag(p);
   const idleSeconds = numFlag(p, 'idle-seconds', 3, 0.5, 60);
   const streamFrames = intFlag(p, 'stream-frames', 20_000, 0, 10_000_000);
   const pcpus = p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined;
@@ -26,7 +27,7 @@ export async function scaleCommand(argv: string[]): Promise<number> {
       if (!Number.isInteger(n) || n < 2 || n > 12_800) throw new Error(`--domains: "${s}" is not a domU count from 2 to 12800`);
       return n;
     });
-  const r = await runScale({ domUs, idleSeconds, streamFrames, pcpus, progress: (l) => process.stderr.write(`xsim ${l}\n`) });
+  const r = await runScale({ domUs, idleSeconds, streamFrames, pcpus, progress: (l) => level !== 'warn' && process.stderr.write(`xsim ${l}\n`) });
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : undefined;
   if (out) {
     mkdirSync(dirname(out), { recursive: true });

@@ -6,7 +6,7 @@
  * at once; a vif deleted is closed by the backend first, the frontend follows,
  * then both directories go and nothing of it is left but its counters.
  */
-import { XenbusState, vifBackendPath, vifErrorPath, vifFrontendPath } from '@xsim/hypervisor';
+import { XenbusState, logWarn, vifBackendPath, vifErrorPath, vifFrontendPath } from '@xsim/hypervisor';
 import { parseMac, type VifSpec } from '../topo/index.ts';
 import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { rmTree, vifAt, writeVifNodes, type HostResources } from './host.ts';
@@ -104,7 +104,7 @@ export class VifHotplug {
     } catch {
       // A frontend that does not follow is not waited for forever (libxl's timeout, then the force path).
       forced = true;
-      this.log(`${dev}: the frontend did not close within ${timeoutMs} ms; removing the vif anyway`);
+      this.log(logWarn(`${dev}: the frontend did not close within ${timeoutMs} ms; removing the vif anyway`));
     }
     await this.remove(ref, h, domid, handle);
     this.log(`${dev} deleted${forced ? ' (forced)' : ''}`);

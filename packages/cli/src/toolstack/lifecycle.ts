@@ -8,7 +8,7 @@
  * filters through the plugin's vifGone, event-channel ports, xenstore
  * watches, its RAM in dom0 and the NIC, its MAC in every bridge and switch).
  */
-import { SHUTDOWN_POWEROFF, XenbusState, controlShutdownPath, domainPath, vifBackendRoot, type Addr } from '@xsim/hypervisor';
+import { SHUTDOWN_POWEROFF, XenbusState, logWarn, controlShutdownPath, domainPath, vifBackendRoot, type Addr } from '@xsim/hypervisor';
 import { parseMac, type DomUSpec } from '../topo/index.ts';
 import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { domainMemory, rmTree, vifAt, type DomainMemory, type HostResources } from './host.ts';
@@ -262,7 +262,7 @@ export class DomainLifecycle {
     const dom0 = this.sim.domains.find((x) => x.host === host && x.domid === 0);
     if (dom0 && !dom0.crashed && !dom0.hung) {
       const r = (await this.sim.request({ host, domain: 'dom0' }, 'guest_remove', { domid: mem.domid }, 10_000).catch((e: Error) => {
-        this.d.log(`${host}/dom0 could not release domain ${mem.domid}: ${e.message}`);
+        this.d.log(logWarn(`${host}/dom0 could not release domain ${mem.domid}: ${e.message}`));
         return { removed: [] };
       })) as { removed: number[] };
       // What this end removed: the guest's vifs now (not those hot-removed before) that dom0 no longer runs.

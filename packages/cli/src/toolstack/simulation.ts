@@ -10,7 +10,7 @@
  * virtual clock.
  */
 import { availableParallelism } from 'node:os';
-import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, XenbusState, type Addr, type Clock, type Runtime } from '@xsim/hypervisor';
+import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, XenbusState, logError, logPrinter, logWarn, type Addr, type Clock, type LogLevel, type Runtime } from '@xsim/hypervisor';
 import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
 import { FABRIC_KERNEL, type FabricConfig, type WireRef } from '@xsim/nic';
@@ -33,7 +33,13 @@ export interface SimulationOptions {
   spinRounds?: number;
   /** How long to wait for every vif to connect. */
   connectTimeoutMs?: number;
+  /**
+   * Where the toolstack's log lines go (default: stderr, as "xsim: warning: ...", at `logLevel`).
+   * Lines may carry a printk-style level mark (see @xsim/hypervisor's log.ts).
+   */
   log?: (line: string) => void;
+  /** The least severe level printed: 'warn' for --quiet, 'debug' for --verbose (default 'info'). PCPU workers filter by it too. */
+  logLevel?: LogLevel;
   /**
    * A guest kernel other than the stock one for some domains ("host/domU" →
    * module URL exporting boot(env)): a user's own kernel, or a test's
@@ -113,10 +119,10 @@ export class Simulation {
       const d = this.domains.find((x) => x.uid === uid);
       if (!d) return;
       d.crashed = error;
-      this.log(`${d.host}/${d.name} (domain ${d.domid}) crashed: ${error}`);
+      this.log(logError(`${d.host}/${d.name} (domain ${d.domid}) crashed: ${error}`));
       // A guest that crashes once everything is up is handled as a destroy: dom0 and the others carry on.
       if (this.started && !this.stopped && d.domid !== 0) {
-        void this.lifecycle.crashed(d).catch((e: Error) => this.log(`cleaning up after ${d.host}/${d.name} failed: ${e.message}`));
+        void this.lifecycle.crashed(d).catch((e: Error) => this.log(logError(`cleaning up after ${d.host}/${d.name} failed: ${e.message}`)));
       }
     };
   }
@@ -126,10 +132,12 @@ export class Simulation {
   }
 
   static async start(topology: Topology, opts: SimulationOptions = {}): Promise<Simulation> {
-    const log = opts.log ?? ((l: string) => console.error(l));
-    const runtime: Runtime = opts.deterministic ? new DetRuntime(opts.deterministic.seed, log) : new ThreadRuntime(opts.pcpus ?? availableParallelism(), { spinRounds: opts.spinRounds, log });
+    const log = opts.log ?? logPrinter(opts.logLevel ?? 'info', (s) => process.stderr.write(s));
+    const runtime: Runtime = opts.deterministic
+      ? new DetRuntime(opts.deterministic.seed, log)
+      : new ThreadRuntime(opts.pcpus ?? availableParallelism(), { spinRounds: opts.spinRounds, log, logLevel: opts.logLevel });
     const placement = placeDomains(topology, runtime.pcpus);
-    const sim = new Simulation(topology, runtime, placement, opts);
+    const sim = new Simulation(topology, runtime, placement, { ...opts, log });
     try {
       for (const [i, h] of topology.hosts.entries()) sim.hosts.push(buildHost(runtime.bus, h, i, () => sim.nextUid++, placement.dom0[i], placement.guests[i]));
       await runtime.create({ kernel: FABRIC_KERNEL, name: 'nic-hw', host: '*', hostIndex: -1, domid: -1, uid: ADDR_FABRIC, config: sim.fabricConfig() }, 'nic');
@@ -317,7 +325,7 @@ export class Simulation {
     for (const x of this.domains) {
       if (x.pcpu !== d.pcpu || x.hung) continue;
       x.hung = x === culprit ? `no answer to "${op}" within ${ms} ms: its code never yields (pCPU ${d.pcpu} has been in its turn for ${Math.round(now.forMs)} ms)` : `pCPU ${d.pcpu} is held by ${name}, whose code never yields`;
-      this.log(`${x.host}/${x.name} (domain ${x.domid}) is hung: ${x.hung}`);
+      this.log(logError(`${x.host}/${x.name} (domain ${x.domid}) is hung: ${x.hung}`));
     }
   }
 
@@ -485,7 +493,7 @@ export class Simulation {
   async shutdown(): Promise<{ domains: Record<string, unknown>; fabric: unknown }> {
     if (this.stopped) return { domains: {}, fabric: undefined };
     // A capture still running is finished first: its file is whole, not left half written.
-    if (this.capture) await this.captureStop().catch((e: Error) => this.log(`capture: ${e.message}`));
+    if (this.capture) await this.captureStop().catch((e: Error) => this.log(logWarn(`capture: ${e.message}`)));
     this.stopped = true;
     const ms = this.opts.answerMs ?? 5000;
     const finals: Record<string, unknown> = {};

@@ -14,6 +14,7 @@ import { existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
+  logWarn,
   XENSTORE_PAYLOAD_MAX,
   XSD_ERRORS,
   XenstoreError,
@@ -67,7 +68,7 @@ class XsConnection {
   private data(chunk: Buffer): void {
     for (const m of this.decoder.push(chunk)) this.serve(m);
     if (this.decoder.error) {
-      this.log(`xenstore socket: closing a client that sent a ${this.decoder.error}`);
+      this.log(logWarn(`xenstore socket: closing a client that sent a ${this.decoder.error}`));
       this.sock.destroy();
     }
   }

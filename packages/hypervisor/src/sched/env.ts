@@ -16,6 +16,7 @@ import { RpcEndpoint, type SetTimer, type SyncWait } from '../rpc.ts';
 import { XenstoreClient } from '../xs/client.ts';
 import type { Clock } from './clock.ts';
 import { DomainCore } from './core.ts';
+import { prefixLogLine } from '../log.ts';
 
 const NO_BYTES = new Uint8Array(0);
 
@@ -117,7 +118,7 @@ export function buildDeviceEnv<C>(bus: Bus, spec: DomainSpec<C>, o: EnvOptions):
         },
       };
     },
-    log: (m) => o.log(`[${spec.name}] ${m}`),
+    log: (m) => o.log(prefixLogLine(`[${spec.name}] `, m)),
     addr: spec.uid,
     send: (to, ch, b, shared) => bus.send({ to, from: spec.uid, ch, b, s: shared }),
   };
@@ -168,7 +169,7 @@ export function buildEnv<C>(bus: Bus, spec: DomainSpec<C>, o: EnvOptions): Built
     evtchn,
     channel: open,
     kickDevice: (device) => bus.send({ to: device, from: spec.uid, ch: CH.kick, b: NO_BYTES }),
-    log: (m) => o.log(`[${spec.host}/${spec.name}] ${m}`),
+    log: (m) => o.log(prefixLogLine(`[${spec.host}/${spec.name}] `, m)),
   };
   return {
     env,

@@ -5,6 +5,7 @@
  * (every domain and the NIC on this thread, a seeded order, a virtual clock).
  */
 import { cpus } from 'node:os';
+import { logError, type LogLevel } from '../log.ts';
 import { MessageChannel } from 'node:worker_threads';
 import { ADDR_FABRIC, ADDR_TOOLSTACK, Bus, CH, PortLink, pcpuAddr, type Addr } from '../bus/bus.ts';
 import { PcpuPool } from '../domain/pool.ts';
@@ -69,7 +70,7 @@ export class ThreadRuntime implements Runtime {
 
   constructor(
     readonly pcpus: number,
-    o: { spinRounds?: number; maxSleepMs?: number; log: (l: string) => void },
+    o: { spinRounds?: number; maxSleepMs?: number; log: (l: string) => void; logLevel?: LogLevel },
   ) {
     const n = pcpus + 1; // the NIC hardware's thread is the last
     for (let i = 0; i < n; i++) {
@@ -101,9 +102,9 @@ export class ThreadRuntime implements Runtime {
       this.mgmt.push(ep);
       const abort = new AbortController();
       this.aborts.push(abort);
-      const task: PcpuTask = { id: i, doorbell: this.doorbells[i], watch: this.watches[i].buffer as SharedArrayBuffer, hub: hub.port2, links: pcpuLinks[i], spinRounds: o.spinRounds, maxSleepMs: o.maxSleepMs };
+      const task: PcpuTask = { id: i, doorbell: this.doorbells[i], watch: this.watches[i].buffer as SharedArrayBuffer, hub: hub.port2, links: pcpuLinks[i], spinRounds: o.spinRounds, maxSleepMs: o.maxSleepMs, logLevel: o.logLevel };
       const p = this.pool.start(task, abort.signal).catch((e: Error) => {
-        if (!abort.signal.aborted) o.log(`pCPU ${i} died: ${e.message}`);
+        if (!abort.signal.aborted) o.log(logError(`pCPU ${i} died: ${e.message}`));
       });
       this.done.push(p);
     }
@@ -221,7 +222,7 @@ export class DetRuntime implements Runtime {
     const core = built.env.core;
     core.onCrash = (e) => {
       this.drop(spec.uid);
-      this.log(`[${spec.host}/${spec.name}] crashed: ${e.stack ?? e.message}`);
+      this.log(logError(`[${spec.host}/${spec.name}] crashed: ${e.stack ?? e.message}`));
       this.onCrash(spec.uid, e.message);
     };
     this.hosted.set(spec.uid, { core, dispose: built.dispose });

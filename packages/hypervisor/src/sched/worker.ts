@@ -11,6 +11,7 @@
  * domain's state lives in the objects its boot() made.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { logPrinter, type LogLevel } from '../log.ts';
 import { ADDR_TOOLSTACK, Bus, CH, PortLink, pcpuAddr, type Addr } from '../bus/bus.ts';
 import { counterKinds } from '../metrics.ts';
 import { DEFERRED, RpcEndpoint, type SyncWait } from '../rpc.ts';
@@ -33,6 +34,8 @@ export interface PcpuTask {
   links: { addrs: Addr[]; port: MessagePort; doorbell: SharedArrayBuffer | null }[];
   spinRounds?: number;
   maxSleepMs?: number;
+  /** Kernel log lines at this level or more severe reach stderr (default info). */
+  logLevel?: LogLevel;
 }
 
 interface Hosted {
@@ -59,7 +62,8 @@ export default async function runPcpu(task: PcpuTask): Promise<unknown> {
     sleep: (seen, ms) => void doorbell.sleep(seen, ms),
     now: () => performance.now(),
   };
-  const log = (line: string) => console.error(line);
+  // A kernel's lines go to the process's stderr from here, filtered by level as the toolstack's own are.
+  const log = logPrinter(task.logLevel ?? 'info', (s) => process.stderr.write(s));
   const hosted = new Map<Addr, Hosted>();
   const kernels = new Map<string, Promise<KernelModule>>();
 

@@ -10,6 +10,7 @@
  * ring: the vif is disconnected, and the frame in hand is counted too.
  */
 import {
+  logWarn,
   GNTST_okay,
   NETRXF_data_validated,
   NETRXF_more_data,
@@ -141,7 +142,7 @@ export class VifRx {
     this.written = true;
     if (failed !== GNTST_okay) {
       c.rxErrGrantCopy++;
-      if (c.rxErrGrantCopy === 1) this.d.log(`${this.v.name}: grant copy into RX gref ${failedRef} failed: ${grantStatusName(failed)}; frame dropped, status in the response`);
+      if (c.rxErrGrantCopy === 1) this.d.log(logWarn(`${this.v.name}: grant copy into RX gref ${failedRef} failed: ${grantStatusName(failed)}; frame dropped, status in the response`));
       return 'done';
     }
     this.unpushed++;

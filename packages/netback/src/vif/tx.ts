@@ -22,6 +22,7 @@
  * extra-info slot it never negotiated) is disconnected (xenvif_fatal_tx_err).
  */
 import {
+  logWarn,
   GNTST_okay,
   NETIF_RSP_ERROR,
   NETIF_RSP_OKAY,
@@ -237,7 +238,7 @@ export class VifTx {
         this.txErr(k0, slots);
         skbs.put(this.fSkb[f]);
         this.fSkb[f] = -1;
-        if (c.txErrGrantCopy === 1) this.d.log(`${this.v.name}: grant copy from TX gref ${bad} failed: ${grantStatusName(st)}; frame dropped with XEN_NETIF_RSP_ERROR`);
+        if (c.txErrGrantCopy === 1) this.d.log(logWarn(`${this.v.name}: grant copy from TX gref ${bad} failed: ${grantStatusName(st)}; frame dropped with XEN_NETIF_RSP_ERROR`));
         continue;
       }
       for (let s = 0; s < slots; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
@@ -258,7 +259,7 @@ export class VifTx {
         // Anti-spoofing, on dom0's own copy: a source MAC other than the one the toolstack
         // gave this vif never reaches the bridge (so it is never learnt on this port).
         if (this.v.mac !== 0 && readMac(skbs.mem.u8, at + 6) !== this.v.mac) {
-          if (c.txDropSpoof++ === 0) this.d.log(`${this.v.name}: frame with source MAC ${formatMac(readMac(skbs.mem.u8, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`);
+          if (c.txDropSpoof++ === 0) this.d.log(logWarn(`${this.v.name}: frame with source MAC ${formatMac(readMac(skbs.mem.u8, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`));
           if (this.v.tap.on) this.v.tap.drop(skbs.mem.u8, at, len, DIR_INBOUND, `vifs.${this.v.name}.txDropSpoof`);
           skbs.put(skb);
           continue;

@@ -10,6 +10,8 @@
  * Connected → Closing) and logging every transition in the vif's history.
  */
 import {
+  logDebug,
+  logWarn,
   BACKEND_FEATURES,
   BackRing,
   GNTST_okay,
@@ -173,8 +175,10 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   }
 
   private switchState(s: S, why: string): void {
-    this.history.push(`${stateName(this.state)}->${stateName(s)} (${why})`);
+    const line = `${stateName(this.state)}->${stateName(s)} (${why})`;
+    this.history.push(line);
     if (this.history.length > HISTORY_MAX) this.history.shift();
+    this.d.log(logDebug(`${this.name}: backend ${line}`));
     this.state = s;
     if (!this.removed) this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
   }
@@ -246,7 +250,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     this.c.disconnects++;
     if (this.fatalReason === '') {
       this.fatalReason = reason;
-      this.d.log(`${this.name}: disconnecting misbehaving frontend (domain ${this.frontendDomid}): ${reason}`);
+      this.d.log(logWarn(`${this.name}: disconnecting misbehaving frontend (domain ${this.frontendDomid}): ${reason}`));
     }
     if (this.state !== Closing && this.state !== Closed) this.setBackendState(Closing, `fatal: ${reason}`);
     else this.disconnect();

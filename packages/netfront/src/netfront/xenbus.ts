@@ -10,7 +10,7 @@
  * that breaks the ring protocol marks the device broken (Linux's `broken`):
  * logged once, counted, the rings are no longer used, and the guest lives on.
  */
-import { FrontRing, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, PAGE_SIZE, SharedRing, VIF_KEY, FRONTEND_FEATURES, XenbusState, parseState, stateName, vifFrontendPath, DIR_INBOUND, DIR_OUTBOUND, offTap, type Tap } from '@xsim/hypervisor';
+import { logDebug, logWarn, FrontRing, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, PAGE_SIZE, SharedRing, VIF_KEY, FRONTEND_FEATURES, XenbusState, parseState, stateName, vifFrontendPath, DIR_INBOUND, DIR_OUTBOUND, offTap, type Tap } from '@xsim/hypervisor';
 import { parseMac } from '../net/addr.ts';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
@@ -126,8 +126,10 @@ export class Netfront implements RingOwner {
   private setState(s: S, why: string): void {
     if (s === this.state) return;
     if (!frontendMayMove(this.state, s)) throw new Error(`netfront vif${this.handle}: no transition ${stateName(this.state)} -> ${stateName(s)}`);
-    this.history.push(`${stateName(this.state)}->${stateName(s)} (${why})`);
+    const line = `${stateName(this.state)}->${stateName(s)} (${why})`;
+    this.history.push(line);
     if (this.history.length > HISTORY_MAX) this.history.shift();
+    this.d.log?.(logDebug(`netfront vif${this.handle}: ${line}`));
     this.state = s;
     this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
   }
@@ -246,7 +248,7 @@ export class Netfront implements RingOwner {
     if (this.brokenReason !== '') return;
     this.brokenReason = reason;
     this.c.brokenBackend++;
-    this.d.log?.(`netfront vif${this.handle}: ${reason}; disabled for further use`);
+    this.d.log?.(logWarn(`netfront vif${this.handle}: ${reason}; disabled for further use`));
     this.c.txLostBroken += this.tx.detach();
     this.rx.detach();
   }
