@@ -5,6 +5,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { PATHS, compare, validateBenchJson, type BenchJson } from '@xsim/cli';
 
@@ -12,7 +14,7 @@ describe('xsim bench --quick', () => {
   it('measures every path, conserves every frame and writes valid JSON', () => {
     const out = `/tmp/xsim-bench-smoke-${process.pid}.json`;
     const root = new URL('..', import.meta.url).pathname;
-    execFileSync('npx', ['tsx', 'packages/cli/src/main.ts', 'bench', '--quick', '--micro', '--sizes', '64,9000', '--out', out], { cwd: root, stdio: 'pipe', timeout: 120_000 });
+    execFileSync('npx', ['xsim', 'bench', '--quick', '--micro', '--sizes', '64,9000', '--out', out], { cwd: root, stdio: 'pipe', timeout: 120_000 });
     const r = JSON.parse(readFileSync(out, 'utf8')) as BenchJson;
     expect(validateBenchJson(r)).toEqual([]);
     // The microbenchmarks ran too (each case a positive rate).
@@ -29,7 +31,14 @@ describe('xsim bench --quick', () => {
     // Each path names the pCPU of every domain it keeps busy, and the thread count.
     expect(r.threads.unaccel.busy).toEqual(expect.arrayContaining([expect.stringMatching(/^host-a\/a1@pCPU\d+$/), 'NIC thread']));
     for (const c of r.cells.filter((x) => x.path !== 'raw')) expect(Object.keys(c.vcpu ?? {}).length, `${c.path}/${c.placement}`).toBeGreaterThan(0);
-    expect(validateBenchJson({ ...r, schema: 'other' })).toEqual(['schema: expected "xsim-bench/2", got "other"']);
+    expect(validateBenchJson({ ...r, schema: 'other' })).toEqual([`/schema: Expected 'xsim-bench/3', got "other"`]);
+    // The published schema file says the same to an independent validator; the run says what produced it.
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    addFormats.default(ajv);
+    const validate = ajv.compile(JSON.parse(readFileSync(`${root}schemas/xsim-bench-3.schema.json`, 'utf8')) as object);
+    expect(validate(r), JSON.stringify(validate.errors)).toBe(true);
+    expect(r.meta.command.slice(0, 2)).toEqual(['bench', '--quick']);
+    expect(r.meta.commit).toMatch(/^[0-9a-f]{40}$/);
     // --compare still reads the committed baseline from before pCPUs (schema xsim-bench/1).
     const old = JSON.parse(readFileSync(`${root}bench/results/baseline.json`, 'utf8')) as BenchJson;
     expect(compare(old, r)).toMatch(/^compared with .*\n.*old Gbit\/s/);

@@ -14,3 +14,5 @@ export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './tool
 export { serveXenstores, type XenstoreSockets } from './toolstack/xenstored-socket.ts';
 export { DomainMover, MAX_ROUNDS, STOP_PAGES, type MigrateOptions, type MigrationReport, type SaveReport } from './toolstack/migration.ts';
 export { PacketCapture, matchTaps, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './toolstack/capture.ts';
+export { PUBLISHED_SCHEMAS, schemaFileText, RunMetaSchema, RunJsonSchema, RUN_SCHEMA, type RunMeta, type RunJson } from './schema/index.ts';
+export { runMeta, versionLine, xsimVersion } from './meta.ts';

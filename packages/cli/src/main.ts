@@ -9,6 +9,7 @@ import { scaleCommand } from './commands/scale.ts';
 import { migrationCommand } from './commands/migration.ts';
 import { MANAGE_USAGE, manageCommand } from './commands/manage.ts';
 import { setCommandLine, versionLine } from './meta.ts';
+import { schemaCommand } from './commands/schema.ts';
 
 const USAGE = `usage: xsim <command> [options]      (xsim --version: version and git commit)
 
@@ -68,6 +69,10 @@ commands:
       --seed N            deterministic runs instead, seeds N, N+1, ...
       --out FILE          JSON result (schema xsim-migration/1)
 
+  schema [--out DIR]      write the JSON Schema files of run -j and bench results (default schemas/);
+                          every result carries "meta": xsim version, git commit, command line, Node,
+                          CPU, pCPUs
+
 against a simulation that \`xsim run --serve\` keeps running:
 ${MANAGE_USAGE}
   shutdown [--socket PATH]            stop it
@@ -95,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
       return scaleCommand(rest);
     case 'migration':
       return migrationCommand(rest);
+    case 'schema':
+      return schemaCommand(rest);
     case 'mgmtdev':
     case 'domain':
     case 'migrate':

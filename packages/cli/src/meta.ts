@@ -7,24 +7,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { RunMeta } from './schema/meta.ts';
 
-export interface RunMeta {
-  /** xsim's version (the root package.json's). */
-  xsim: string;
-  /** The git commit the code ran from, null outside a git checkout. */
-  commit: string | null;
-  /** Whether tracked files differed from that commit (null when unknown). */
-  dirty: boolean | null;
-  /** The command as typed after `xsim`. */
-  command: string[];
-  node: string;
-  platform: string;
-  cpu: string;
-  cores: number;
-  /** pCPU worker threads the simulation ran its domains on (null: none, or not one number). */
-  pcpus: number | null;
-  date: string;
-}
+export type { RunMeta };
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -59,7 +44,8 @@ export function setCommandLine(argv: string[]): void {
   command = [...argv];
 }
 
-export function runMeta(pcpus: number | null): RunMeta {
+/** `deterministic`: leave out the date, so the same seed still gives the same bytes. */
+export function runMeta(pcpus: number | null, o: { deterministic?: boolean } = {}): RunMeta {
   const g = gitState();
   return {
     xsim: xsimVersion(),
@@ -71,7 +57,7 @@ export function runMeta(pcpus: number | null): RunMeta {
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
     cores: availableParallelism(),
     pcpus,
-    date: new Date().toISOString(),
+    date: o.deterministic ? null : new Date().toISOString(),
   };
 }
 

@@ -2,6 +2,6 @@ export { runBench, DEFAULT_BENCH, QUICK_BENCH, threadAccounting, type BenchOptio
 export { runRawRing, type RawResult } from './raw.ts';
 export { runMicro, type MicroResult } from './micro.ts';
 export * from './schema.ts';
-export { compare, report } from '../commands/bench.ts';
+export { compare, compareResults, compareText, loadComparable, report, type CompareRow, type Comparison } from '../commands/bench.ts';
 export { runScale, measurePoint, scaleShape, SCALE_SCHEMA, type ScaleJson, type ScalePoint, type ScaleOptions } from './scale.ts';
 export * from './migration.ts';

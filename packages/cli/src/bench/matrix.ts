@@ -5,6 +5,7 @@
  * flow-controlled streams (receiver goodput; median and spread), conservation
  * checked per repetition, and a UDP ping-pong for latency.
  */
+import { runMeta } from '../meta.ts';
 import type { LogLevel } from '@xsim/hypervisor';
 import { availableParallelism, cpus } from 'node:os';
 import { Simulation } from '../toolstack/simulation.ts';
@@ -171,6 +172,7 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
   return {
     schema: BENCH_SCHEMA,
     date: new Date().toISOString(),
+    meta: runMeta(o.pcpus ?? cores),
     machine: { cores, node: process.version, cpu: cpus()[0]?.model ?? 'unknown' },
     options: { sizes: o.sizes, paths: o.paths, placements: o.placements, reps: o.reps, quick: o.quick, pcpus: o.pcpus ?? cores },
     threads: accounting ?? {},

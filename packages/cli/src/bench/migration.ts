@@ -12,6 +12,7 @@
  * accounted over its whole length: frames delivered + named drops = sent;
  * `uncounted` is what no counter holds and must be 0. Schema "xsim-migration/1".
  */
+import { runMeta, type RunMeta } from '../meta.ts';
 import type { LogLevel } from '@xsim/hypervisor';
 import { availableParallelism, cpus } from 'node:os';
 import { defaultTopology } from '../topo/default.ts';
@@ -49,6 +50,8 @@ export interface MigrationCaseResult {
 export interface MigrationJson {
   schema: typeof MIGRATION_SCHEMA;
   date: string;
+  /** What produced it: xsim version, git commit, command line, Node, CPU, pCPUs. */
+  meta: RunMeta;
   machine: { cores: number; node: string; cpu: string };
   run: { mode: string; pcpus: number | null; frames: number; frameSize: number; window: number; migrateAfter: number; reps: number };
   cases: MigrationCaseResult[];
@@ -151,6 +154,7 @@ export async function runMigrationBench(o: MigrationBenchOptions): Promise<Migra
   }
   return {
     schema: MIGRATION_SCHEMA,
+    meta: runMeta(o.seed !== undefined ? null : (o.pcpus ?? availableParallelism())),
     date: new Date().toISOString(),
     machine: { cores: availableParallelism(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown' },
     run: { mode: o.seed !== undefined ? `deterministic, seeds ${o.seed}..${o.seed + o.reps - 1}` : 'threads', pcpus: o.seed !== undefined ? null : (o.pcpus ?? null), frames: o.frames, frameSize: o.frameSize, window: o.window, migrateAfter: o.migrateAfter, reps: o.reps },

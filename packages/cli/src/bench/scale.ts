@@ -14,6 +14,7 @@
  * A fresh process per point, so one point's heap and JIT do not weigh on the
  * next. Schema "xsim-scale/1" (ScaleJson below).
  */
+import { runMeta, type RunMeta } from '../meta.ts';
 import type { LogLevel } from '@xsim/hypervisor';
 import { spawn } from 'node:child_process';
 import { availableParallelism, cpus } from 'node:os';
@@ -41,6 +42,8 @@ export interface ScalePoint {
 export interface ScaleJson {
   schema: typeof SCALE_SCHEMA;
   date: string;
+  /** What produced it: xsim version, git commit, command line, Node, CPU, pCPUs. */
+  meta: RunMeta;
   machine: { cores: number; node: string; cpu: string };
   points: ScalePoint[];
 }
@@ -122,7 +125,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleJson> {
     if (o.pcpus) args.push('--pcpus', String(o.pcpus));
     points.push(JSON.parse(await child(process.execPath, args)) as ScalePoint);
   }
-  return { schema: SCALE_SCHEMA, date: new Date().toISOString(), machine: { cores: availableParallelism(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown' }, points };
+  return { schema: SCALE_SCHEMA, date: new Date().toISOString(), meta: runMeta(o.pcpus ?? availableParallelism()), machine: { cores: availableParallelism(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown' }, points };
 }
 
 function child(cmd: string, args: string[]): Promise<string> {

@@ -1,11 +1,13 @@
 /**
- * The benchmark's JSON output (schema "xsim-bench/2"), documented here and
- * checked by validateBenchJson so a later run can be compared against it.
- * ("xsim-bench/1" files, from before domains ran as vCPUs on pCPUs, have the
- * same cells and ratios; --compare reads both.)
+ * The benchmark's JSON output (schema "xsim-bench/3"), sketched here and
+ * defined once below as a TypeBox schema: the TypeScript types derive from it,
+ * validateBenchJson checks a file against it, and `xsim schema` publishes it
+ * as schemas/xsim-bench-3.schema.json. ("xsim-bench/1" and "/2" files, from
+ * before run metadata and before pCPUs, have the same cells; --compare reads
+ * them through ComparableSchema.)
  *
  * {
- *   schema: "xsim-bench/2", date, machine: { cores, node, cpu },
+ *   schema: "xsim-bench/3", date, meta: RunMeta, machine: { cores, node, cpu },
  *   options: { sizes, paths, placements, reps, quick, pcpus },
  *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
@@ -27,85 +29,133 @@
  *   ratios: [{ size, placement, accelOverUnaccel, accelOverDom0, overRaw: { [path]: ratio } }],
  *                                          // paired: median over repetitions of (a / b) measured in the
  *                                          // same repetition (every repetition visits every path in turn)
- *   micro?: [{ name, opsPerSec, margin }]
+ *   micro?: [{ name, opsPerSec, margin }],
+ *   capture?: [{ path, placement, size, reps: [{ offGbps, onGbps, ratio }],  // the same stream with
+ *                ratio, spread: { min, max }, taps, note }]     // capture off and on ('*'), paired per repetition
  * }
  */
-export const BENCH_SCHEMA = 'xsim-bench/2';
-/** Earlier schemas whose cells and ratios --compare can still read. */
-export const READABLE_SCHEMAS = ['xsim-bench/1', BENCH_SCHEMA] as const;
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { RunMetaSchema } from '../schema/meta.ts';
+
+export const BENCH_SCHEMA = 'xsim-bench/3';
+/** Earlier schemas whose cells --compare can still read. */
+export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', BENCH_SCHEMA] as const;
 export const PATHS = ['unaccel', 'vnic', 'null', 'dom0', 'raw'] as const;
 export type BenchPath = (typeof PATHS)[number];
 export type Placement = 'cross' | 'same';
 
-export interface RepResult {
-  sent: number;
-  delivered: number;
-  dropsCounted: number;
-  conserved: boolean;
-  pps: number;
-  gbps: number;
-  /** Thread ("pcpu0", ..., "nic") -> share of this repetition's stream time it was awake. */
-  awake?: Record<string, number>;
-  /** Domain ("host-a/a1", "fabric", ...) -> share of the stream's time its vCPU was in its turns. */
-  vcpu?: Record<string, number>;
-  /** Awake time of all the path's workers per delivered frame, in microseconds. */
-  cpuUsPerFrame?: number;
-}
+const Num = (description?: string) => Type.Number(description ? { description } : {});
+const Share = Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 1 }));
+const PathSchema = Type.Union(PATHS.map((p) => Type.Literal(p)));
+const PlacementSchema = Type.Union([Type.Literal('cross'), Type.Literal('same')], { description: 'cross host (over the wire) or same host' });
 
-export interface BenchCell {
-  path: BenchPath;
-  placement: Placement;
-  size: number;
-  reps: RepResult[];
-  median: { pps: number; gbps: number };
-  spread: { minGbps: number; maxGbps: number };
-  awake?: Record<string, number>;
-  vcpu?: Record<string, number>;
-  cpuUsPerFrame?: number;
-  lossRate: number;
-  rtt: { p50Us: number; p99Us: number } | null;
-}
+export const RepResultSchema = Type.Object({
+  sent: Type.Integer({ minimum: 0 }),
+  delivered: Type.Integer({ minimum: 0 }),
+  dropsCounted: Type.Integer({ minimum: 0 }),
+  conserved: Type.Boolean({ description: 'every frame sent was delivered or counted in a drop counter' }),
+  pps: Num(),
+  gbps: Num(),
+  awake: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "thread ('pcpu0', ..., 'nic') -> share of the stream's time it was awake" })),
+  vcpu: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "domain -> share of the stream's time its vCPU was in its turns" })),
+  cpuUsPerFrame: Type.Optional(Num('awake time of all the threads per delivered frame, us')),
+});
+export type RepResult = Static<typeof RepResultSchema>;
 
-export interface BenchRatio {
-  size: number;
-  placement: Placement;
-  accelOverUnaccel: number | null;
-  accelOverDom0: number | null;
-  overRaw: Partial<Record<BenchPath, number>>;
-}
+export const BenchCellSchema = Type.Object({
+  path: PathSchema,
+  placement: PlacementSchema,
+  size: Type.Integer({ minimum: 64, description: 'whole Ethernet frame, bytes' }),
+  reps: Type.Array(RepResultSchema, { minItems: 1 }),
+  median: Type.Object({ pps: Num(), gbps: Num() }),
+  spread: Type.Object({ minGbps: Num(), maxGbps: Num() }),
+  awake: Type.Optional(Share),
+  vcpu: Type.Optional(Share),
+  cpuUsPerFrame: Type.Optional(Num()),
+  lossRate: Type.Number({ minimum: 0, maximum: 1 }),
+  rtt: Type.Union([Type.Object({ p50Us: Num(), p99Us: Num() }), Type.Null()]),
+});
+export type BenchCell = Static<typeof BenchCellSchema>;
 
-export interface BenchJson {
-  schema: typeof BENCH_SCHEMA;
-  date: string;
-  machine: { cores: number; node: string; cpu: string };
-  options: { sizes: number[]; paths: BenchPath[]; placements: Placement[]; reps: number; quick: boolean; pcpus?: number };
-  threads: Record<string, { pcpus: number; threads: number; cores: number; busy: string[]; note: string }>;
-  cells: BenchCell[];
-  ratios: BenchRatio[];
-  micro?: { name: string; opsPerSec: number; margin: number }[];
-}
+const Ratio = Type.Union([Type.Number(), Type.Null()]);
+export const BenchRatioSchema = Type.Object({
+  size: Type.Integer(),
+  placement: PlacementSchema,
+  accelOverUnaccel: Ratio,
+  accelOverDom0: Ratio,
+  overRaw: Type.Object({ unaccel: Type.Optional(Num()), vnic: Type.Optional(Num()), null: Type.Optional(Num()), dom0: Type.Optional(Num()), raw: Type.Optional(Num()) }, { description: 'each path over the raw ring' }),
+});
+export type BenchRatio = Static<typeof BenchRatioSchema>;
 
-/** Problems with a parsed benchmark file (empty = valid); `accept` lists the schemas taken. */
-export function validateBenchJson(v: unknown, accept: readonly string[] = [BENCH_SCHEMA]): string[] {
+export const CaptureCellSchema = Type.Object({
+  path: PathSchema,
+  placement: PlacementSchema,
+  size: Type.Integer(),
+  reps: Type.Array(Type.Object({ offGbps: Num(), onGbps: Num(), ratio: Num('on / off in this repetition') }), { minItems: 1 }),
+  ratio: Num('median over repetitions of on / off'),
+  spread: Type.Object({ min: Num(), max: Num() }),
+  taps: Type.Integer({ minimum: 0, description: 'tap points captured at' }),
+  frames: Type.Integer({ minimum: 0, description: 'records written in the last repetition' }),
+  note: Type.String(),
+});
+export type CaptureCell = Static<typeof CaptureCellSchema>;
+
+export const BenchJsonSchema = Type.Object(
+  {
+    schema: Type.Literal(BENCH_SCHEMA),
+    date: Type.String({ format: 'date-time' }),
+    meta: RunMetaSchema,
+    machine: Type.Object({ cores: Type.Integer({ minimum: 1 }), node: Type.String(), cpu: Type.String() }),
+    options: Type.Object({
+      sizes: Type.Array(Type.Integer()),
+      paths: Type.Array(PathSchema),
+      placements: Type.Array(PlacementSchema),
+      reps: Type.Integer({ minimum: 1 }),
+      quick: Type.Boolean(),
+      pcpus: Type.Optional(Type.Integer({ minimum: 1 })),
+    }),
+    threads: Type.Record(Type.String(), Type.Object({ pcpus: Type.Integer(), threads: Type.Integer(), cores: Type.Integer(), busy: Type.Array(Type.String()), note: Type.String() })),
+    cells: Type.Array(BenchCellSchema),
+    ratios: Type.Array(BenchRatioSchema, { description: 'paired: median over repetitions of (a / b) measured in the same repetition' }),
+    micro: Type.Optional(Type.Array(Type.Object({ name: Type.String(), opsPerSec: Num(), margin: Num() }))),
+    capture: Type.Optional(Type.Array(CaptureCellSchema, { description: 'the capture\'s cost: the same stream with capture off and on' })),
+  },
+  { $id: 'https://xsim.invalid/schemas/xsim-bench-3.schema.json', title: 'xsim bench result' },
+);
+export type BenchJson = Static<typeof BenchJsonSchema>;
+
+/**
+ * What --compare needs of an earlier file, of any readable schema: cells with
+ * medians and repetitions (other fields may be there or not).
+ */
+export const ComparableSchema = Type.Object({
+  schema: Type.Union(READABLE_SCHEMAS.map((s) => Type.Literal(s))),
+  date: Type.String(),
+  cells: Type.Array(
+    Type.Object({
+      path: PathSchema,
+      placement: PlacementSchema,
+      size: Type.Integer(),
+      median: Type.Object({ gbps: Type.Number() }),
+      reps: Type.Array(Type.Object({ gbps: Type.Number() }), { minItems: 1 }),
+    }),
+    { minItems: 1 },
+  ),
+});
+export type Comparable = Static<typeof ComparableSchema>;
+
+/** Problems of `v` against `schema`, one line each ("/cells/3/median/gbps: Expected number"); empty = valid. */
+export function schemaProblems(schema: TSchema, v: unknown, max = 20): string[] {
   const out: string[] = [];
-  const o = v as Partial<BenchJson>;
-  if (!o || typeof o !== 'object') return ['not an object'];
-  if (!accept.includes(String(o.schema))) out.push(`schema: expected ${accept.map((x) => `"${x}"`).join(' or ')}, got ${JSON.stringify(o.schema)}`);
-  if (typeof o.date !== 'string') out.push('date: missing');
-  if (!o.machine || typeof o.machine.cores !== 'number') out.push('machine.cores: missing');
-  if (!o.options || !Array.isArray(o.options.sizes)) out.push('options.sizes: missing');
-  if (!Array.isArray(o.cells)) out.push('cells: missing');
-  else
-    o.cells.forEach((c, i) => {
-      if (!PATHS.includes(c.path)) out.push(`cells[${i}].path: ${JSON.stringify(c.path)}`);
-      if (c.placement !== 'cross' && c.placement !== 'same') out.push(`cells[${i}].placement: ${JSON.stringify(c.placement)}`);
-      if (!Number.isInteger(c.size)) out.push(`cells[${i}].size`);
-      if (!Array.isArray(c.reps) || c.reps.length === 0) out.push(`cells[${i}].reps: empty`);
-      for (const k of ['pps', 'gbps'] as const) if (typeof c.median?.[k] !== 'number' || !Number.isFinite(c.median[k])) out.push(`cells[${i}].median.${k}`);
-      if (typeof c.lossRate !== 'number') out.push(`cells[${i}].lossRate`);
-      if (c.awake !== undefined && (typeof c.awake !== 'object' || Object.values(c.awake).some((x) => typeof x !== 'number' || x < 0 || x > 1))) out.push(`cells[${i}].awake`);
-    });
-  if (!Array.isArray(o.ratios)) out.push('ratios: missing');
-  if (!o.threads || typeof o.threads !== 'object') out.push('threads: missing');
+  for (const e of Value.Errors(schema, v)) {
+    out.push(`${e.path || '/'}: ${e.message}${e.value === undefined ? '' : `, got ${JSON.stringify(e.value)?.slice(0, 60)}`}`);
+    if (out.length >= max) break;
+  }
   return out;
+}
+
+/** Problems with a parsed benchmark file of this schema (empty = valid). */
+export function validateBenchJson(v: unknown): string[] {
+  return schemaProblems(BenchJsonSchema, v);
 }

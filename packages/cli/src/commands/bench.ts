@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '../bench/matrix.ts';
 import { runMicro } from '../bench/micro.ts';
-import { PATHS, READABLE_SCHEMAS, validateBenchJson, type BenchJson, type BenchPath, type Placement } from '../bench/schema.ts';
+import { ComparableSchema, PATHS, READABLE_SCHEMAS, schemaProblems, validateBenchJson, type BenchJson, type BenchPath, type Comparable, type Placement } from '../bench/schema.ts';
 import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs } from '../args.ts';
 import { fmtNum, table } from '../format.ts';
 
@@ -52,6 +52,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
     logLevel: level === 'debug' ? 'debug' : 'warn',
   };
   const json = p.flags.has('j') || p.flags.has('json');
+  // The file to compare against is checked before minutes of measuring, not after.
+  const cmpFile = typeof p.flags.get('compare') === 'string' ? String(p.flags.get('compare')) : undefined;
+  const old = cmpFile ? loadComparable(cmpFile, o) : undefined;
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : o.quick ? undefined : 'bench/results/latest.json';
 
   info(`xsim bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)\n`);
@@ -67,14 +70,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
   }
+  const cmp = old && cmpFile ? compareResults(old, result, cmpFile) : undefined;
   if (json) {
-    process.stdout.write(JSON.stringify(result) + '\n');
+    // Nothing but JSON on stdout: the comparison goes inside it.
+    process.stdout.write(JSON.stringify(cmp ? { ...result, compare: cmp } : result) + '\n');
   } else {
     process.stdout.write(report(result) + '\n');
     if (out) process.stdout.write(`\nsaved ${out}\n`);
+    if (cmp) process.stdout.write('\n' + compareText(cmp) + '\n');
   }
-  const cmp = p.flags.get('compare');
-  if (typeof cmp === 'string') process.stdout.write('\n' + compare(JSON.parse(readFileSync(cmp, 'utf8')) as BenchJson, result) + '\n');
   return result.cells.every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
 }
 
@@ -118,15 +122,89 @@ export function report(r: BenchJson): string {
   return parts.join('\n');
 }
 
-export function compare(old: BenchJson, now: BenchJson): string {
-  const problems = validateBenchJson(old, READABLE_SCHEMAS);
-  if (problems.length) return `cannot compare: the old file is not ${now.schema}: ${problems.join('; ')}`;
-  const rows: (string | number)[][] = [];
+export interface CompareRow {
+  path: BenchPath;
+  placement: Placement;
+  size: number;
+  old: { gbps: number; min: number; max: number };
+  now: { gbps: number; min: number; max: number };
+  /** (new - old) / old, percent. */
+  changePct: number;
+  /** The new median lies outside the old repetitions' min..max. */
+  outside: boolean;
+}
+
+export interface Comparison {
+  file: string;
+  date: string;
+  schema: string;
+  rows: CompareRow[];
+}
+
+/**
+ * Read and check a file to compare against, before any measuring: it must be
+ * JSON, a bench result of a readable schema, and share at least one cell with
+ * what this run will measure. Every failure names the file and what is wrong.
+ */
+export function loadComparable(file: string, plan?: { sizes: number[]; paths: readonly string[]; placements: readonly string[] }): Comparable {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`--compare ${file}: cannot read it: ${(e as Error).message}`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`--compare ${file}: not JSON: ${(e as Error).message}`);
+  }
+  const problems = schemaProblems(ComparableSchema, v, 5);
+  if (problems.length) throw new Error(`--compare ${file}: not a bench result xsim can compare (schemas ${READABLE_SCHEMAS.join(', ')}): ${problems.join('; ')}`);
+  const old = v as Comparable;
+  if (plan) {
+    const shared = old.cells.filter((c) => plan.sizes.includes(c.size) && plan.paths.includes(c.path) && plan.placements.includes(c.placement));
+    if (shared.length === 0) {
+      const has = (k: 'size' | 'path' | 'placement') => [...new Set(old.cells.map((c) => String(c[k])))].join(',');
+      throw new Error(`--compare ${file}: no cell in common with this run (it has sizes ${has('size')}, paths ${has('path')}, placements ${has('placement')})`);
+    }
+  }
+  return old;
+}
+
+const range = (reps: { gbps: number }[]) => ({ min: Math.min(...reps.map((r) => r.gbps)), max: Math.max(...reps.map((r) => r.gbps)) });
+
+export function compareResults(old: Comparable, now: BenchJson, file = ''): Comparison {
+  const rows: CompareRow[] = [];
   for (const c of now.cells) {
     const o = old.cells.find((x) => x.path === c.path && x.placement === c.placement && x.size === c.size);
     if (!o) continue;
-    const d = o.median.gbps > 0 ? ((c.median.gbps - o.median.gbps) / o.median.gbps) * 100 : 0;
-    rows.push([c.path, c.placement, c.size, o.median.gbps, c.median.gbps, `${d >= 0 ? '+' : ''}${d.toFixed(1)}%`]);
+    const or = range(o.reps);
+    const changePct = o.median.gbps > 0 ? ((c.median.gbps - o.median.gbps) / o.median.gbps) * 100 : 0;
+    rows.push({
+      path: c.path,
+      placement: c.placement,
+      size: c.size,
+      old: { gbps: o.median.gbps, ...or },
+      now: { gbps: c.median.gbps, min: c.spread.minGbps, max: c.spread.maxGbps },
+      changePct,
+      outside: c.median.gbps < or.min || c.median.gbps > or.max,
+    });
   }
-  return `compared with ${old.date}:\n` + table(['path', 'placement', 'bytes', 'old Gbit/s', 'new Gbit/s', 'change'], rows);
+  return { file, date: old.date, schema: old.schema, rows };
+}
+
+export function compareText(cmp: Comparison): string {
+  const span = (x: { min: number; max: number }) => `${fmtNum(x.min)}..${fmtNum(x.max)}`;
+  const rows = cmp.rows.map((r) => [r.path, r.placement, r.size, r.old.gbps, span(r.old), r.now.gbps, span(r.now), `${r.changePct >= 0 ? '+' : ''}${r.changePct.toFixed(1)}%`, r.outside ? 'OUTSIDE' : 'within']);
+  const n = cmp.rows.filter((r) => r.outside).length;
+  return (
+    `compared with ${cmp.file ? `${cmp.file} ` : ''}(${cmp.schema}, ${cmp.date}); a change is OUTSIDE when the new median lies outside the old repetitions' min..max (${n} of ${cmp.rows.length}):\n` +
+    table(['path', 'placement', 'bytes', 'old Gbit/s', 'old spread', 'new Gbit/s', 'new spread', 'change', 'vs old spread'], rows)
+  );
+}
+
+/** The comparison as text (what the tests and `--compare` print). */
+export function compare(old: Comparable, now: BenchJson): string {
+  return compareText(compareResults(old, now));
 }

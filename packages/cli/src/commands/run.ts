@@ -3,6 +3,8 @@
  * domUs on different hosts (the slow path: netfront → netback → bridge → NIC →
  * wire → NIC → bridge → netback → netfront), and print what every layer counted.
  */
+import { RUN_SCHEMA, type RunJson } from '../schema/run.ts';
+import { runMeta } from '../meta.ts';
 import { defaultTopology, loadTopology, type Topology } from '../topo/index.ts';
 import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
 import { runPing, runStream, type IntervalSample } from '../toolstack/traffic.ts';
@@ -119,7 +121,17 @@ export async function runCommand(argv: string[]): Promise<number> {
     const stats = await sim.stats();
     const captured = capture ? await sim.captureStop() : undefined;
     if (json) {
-      process.stdout.write(JSON.stringify({ topology: topo.name, ping, stream: r, ...(interval !== undefined ? { intervals } : {}), ...(captured ? { capture: captured } : {}), stats }, null, pretty ? 2 : 0) + '\n');
+      const result: RunJson = {
+        schema: RUN_SCHEMA,
+        meta: runMeta(det ? null : sim.runtime.pcpus, { deterministic: det }),
+        topology: topo.name,
+        ping,
+        stream: r,
+        ...(interval !== undefined ? { intervals } : {}),
+        ...(captured ? { capture: captured } : {}),
+        stats: stats as Record<string, unknown>,
+      };
+      process.stdout.write(JSON.stringify(result, null, pretty ? 2 : 0) + '\n');
       return r.delivered + r.lost === r.count ? 0 : 1;
     }
     say('');

@@ -43,11 +43,9 @@ export interface CaptureOptions {
 /** How file I/O is awaited: a deterministic run must not run past real asynchrony (Runtime.hold). */
 export type Hold = <T>(p: Promise<T>) => Promise<T>;
 
-export interface CaptureSummary {
-  file: string;
-  bytes: number;
-  interfaces: { name: string; packets: number; drops: number; lost: number }[];
-}
+import type { CaptureSummary } from '../schema/run.ts';
+
+export type { CaptureSummary };
 
 interface Iface {
   id: number;

@@ -29,36 +29,9 @@ export interface StreamOptions {
 }
 
 /** One interval of a stream, as the receiver saw it. */
-export interface IntervalSample {
-  /** Seconds since the stream started, on the simulation's clock. */
-  start: number;
-  end: number;
-  /** Frames delivered in the interval (first copies). */
-  frames: number;
-  gbps: number;
-  /** Sequence numbers passed over in the interval and not (yet) delivered: lost, or still to come out of order. */
-  lost: number;
-}
+import type { IntervalSample, StreamResult } from '../schema/run.ts';
 
-export interface StreamResult {
-  from: string;
-  to: string;
-  count: number;
-  frameSize: number;
-  sent: number;
-  delivered: number;
-  lost: number;
-  duplicated: number;
-  reordered: number;
-  tooOld: number;
-  elapsedMs: number;
-  pps: number;
-  gbps: number;
-  senderMs: number;
-  stalls: number;
-  complete: boolean;
-  reorderSamples: [number, number][];
-}
+export type { IntervalSample, StreamResult };
 
 let nextStream = 1;
 

@@ -1,0 +1,79 @@
+/**
+ * `xsim run -j`'s output (schema "xsim-run/1"), defined once as TypeBox
+ * schemas: the stream's, the intervals' and the capture's TypeScript types
+ * derive from these, and `xsim schema` publishes the whole as
+ * schemas/xsim-run-1.schema.json.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { RunMetaSchema } from './meta.ts';
+
+export const RUN_SCHEMA = 'xsim-run/1';
+
+export const IntervalSampleSchema = Type.Object({
+  start: Type.Number({ description: 'seconds since the stream started, on the simulation\'s clock' }),
+  end: Type.Number(),
+  frames: Type.Integer({ minimum: 0, description: 'frames delivered in the interval (first copies)' }),
+  gbps: Type.Number(),
+  lost: Type.Integer({ minimum: 0, description: 'sequence numbers passed over in the interval and not (yet) delivered: lost, or still to come out of order' }),
+});
+export type IntervalSample = Static<typeof IntervalSampleSchema>;
+
+export const StreamResultSchema = Type.Object({
+  from: Type.String({ description: 'HOST/DOMAIN' }),
+  to: Type.String(),
+  count: Type.Integer({ minimum: 0 }),
+  frameSize: Type.Integer({ minimum: 64 }),
+  sent: Type.Integer({ minimum: 0 }),
+  delivered: Type.Integer({ minimum: 0 }),
+  lost: Type.Integer({ minimum: 0 }),
+  duplicated: Type.Integer({ minimum: 0 }),
+  reordered: Type.Integer({ minimum: 0 }),
+  tooOld: Type.Integer({ minimum: 0 }),
+  elapsedMs: Type.Number(),
+  pps: Type.Number(),
+  gbps: Type.Number(),
+  senderMs: Type.Number(),
+  stalls: Type.Integer({ minimum: 0 }),
+  complete: Type.Boolean(),
+  reorderSamples: Type.Array(Type.Tuple([Type.Number(), Type.Number()])),
+});
+export type StreamResult = Static<typeof StreamResultSchema>;
+
+export const CaptureSummarySchema = Type.Object({
+  file: Type.String(),
+  bytes: Type.Integer({ minimum: 0 }),
+  interfaces: Type.Array(
+    Type.Object({
+      name: Type.String({ description: 'the tap point, as the pcapng IDB names it' }),
+      packets: Type.Integer({ minimum: 0 }),
+      drops: Type.Integer({ minimum: 0, description: 'of them, frames captured where they were dropped' }),
+      lost: Type.Integer({ minimum: 0, description: 'frames a full capture buffer could not keep' }),
+    }),
+  ),
+});
+export type CaptureSummary = Static<typeof CaptureSummarySchema>;
+
+export const PingSchema = Type.Object({
+  count: Type.Integer({ minimum: 0 }),
+  lost: Type.Integer({ minimum: 0 }),
+  minUs: Type.Number(),
+  p50Us: Type.Number(),
+  p99Us: Type.Number(),
+  maxUs: Type.Number(),
+  meanUs: Type.Number(),
+});
+
+export const RunJsonSchema = Type.Object(
+  {
+    schema: Type.Literal(RUN_SCHEMA),
+    meta: RunMetaSchema,
+    topology: Type.String(),
+    ping: PingSchema,
+    stream: StreamResultSchema,
+    intervals: Type.Optional(Type.Array(IntervalSampleSchema)),
+    capture: Type.Optional(CaptureSummarySchema),
+    stats: Type.Record(Type.String(), Type.Unknown(), { description: "every domain's and the NIC fabric's counters after the stream, by HOST/DOMAIN and 'fabric'" }),
+  },
+  { $id: 'https://xsim.invalid/schemas/xsim-run-1.schema.json', title: 'xsim run -j result' },
+);
+export type RunJson = Static<typeof RunJsonSchema>;
