@@ -52,6 +52,8 @@ commands:
       --out FILE          JSON result (default bench/results/latest.json; none with --quick)
       --compare OLD.json  show the change against an earlier result
       --micro/--no-micro  microbenchmarks (default on, off with --quick)
+      --no-capture        skip the capture-cost streams (unaccel and vnic at 1500 B, capture off and on at
+                          one tap point and at every one, paired per repetition)
   scale                   boot time, peak RSS, idle CPU and a cross-rack stream against the number of
                           domains: each point a generated rack booted in a fresh process
       --domains LIST      domU counts (default 16,64,256,1024; 16 domUs per host, >= 2 hosts)

@@ -14,7 +14,9 @@ import {
   DIR_INBOUND,
   DIR_OUTBOUND,
   PcapngError,
-  captureRecords,
+  batchData,
+  captureBlocks,
+  type CaptureBatch,
   enhancedPacket,
   interfaceDescription,
   interfaceStatistics,
@@ -122,23 +124,27 @@ describe('pcapng', () => {
   });
 });
 
+/** A drained batch read back as a file would hold it (its interface ids are still the taps' indexes). */
+const packets = (b: CaptureBatch) => readPcapng(cat(sectionHeader('t'), ...b.taps.map((n) => interfaceDescription(n, 262_144)), batchData(b))).packets;
+
 describe('tap points', () => {
-  let t = 0n;
+  let t = 0;
   const sink = (): CaptureSink => new CaptureSink(() => ++t);
 
   it('records nothing while off; on, every frame once, cut to the snap length, with its direction', () => {
     const s = sink();
     const tap = s.tap('host-a/vif1.0');
     expect(tap.on).toBe(false);
-    expect(s.drain().data.length).toBe(0);
+    expect(batchData(s.drain()).length).toBe(0);
     expect(s.start(['host-a/vif1.0'], 16)).toEqual(['host-a/vif1.0']);
     expect(tap.on).toBe(true);
     tap.frame(frame(100, 7), 10, 60, DIR_OUTBOUND);
-    const recs = [...captureRecords(s.drain().data)];
+    const recs = packets(s.drain());
     expect(recs).toHaveLength(1);
-    expect(recs[0]).toMatchObject({ tap: tap.index, dir: DIR_OUTBOUND, origLen: 60, comment: -1 });
+    expect(recs[0]).toMatchObject({ ifId: tap.index, dir: DIR_OUTBOUND, origLen: 60 });
+    expect(recs[0].comment).toBeUndefined();
     expect(recs[0].data).toEqual(frame(16, 7));
-    expect([...captureRecords(s.drain().data)]).toHaveLength(0);
+    expect(batchData(s.drain()).length).toBe(0);
     s.stop();
     expect(tap.on).toBe(false);
   });
@@ -146,23 +152,56 @@ describe('tap points', () => {
   it('names a drop by its counter', () => {
     const s = sink();
     const tap = s.tap('host-b/bridge');
-    s.start(['host-b'], 1500);
+    s.start(['host-b'], 1500, undefined, { prefix: 'host-b/dom0.' });
     tap.drop(frame(60), 0, 60, DIR_INBOUND, 'bridge.dropSamePort');
+    tap.frame(frame(60), 0, 60, DIR_INBOUND);
     const b = s.drain();
-    const [r] = [...captureRecords(b.data)];
-    expect(b.comments[r.comment]).toBe('bridge.dropSamePort');
+    expect(packets(b).map((p) => p.comment)).toEqual(['dropped: host-b/dom0.bridge.dropSamePort', undefined]);
+    expect([b.kept[tap.index], b.drops[tap.index]]).toEqual([2, 1]);
   });
 
   it('counts the frames a full buffer could not keep, per tap point', () => {
     const s = sink();
     const tap = s.tap('x');
-    s.start(['x'], 1500, 4096);
+    // Four blocks of 28 + 1000 + 8 (epb_flags) + 4 (end of options) + 4 (length) octets fill 4176 exactly.
+    s.start(['x'], 1500, 4 * 1044);
     for (let i = 0; i < 10; i++) tap.frame(frame(1000), 0, 1000, DIR_INBOUND);
     const b = s.drain();
-    // Four records of 24 + 1000 octets fill 4096 exactly.
-    expect([...captureRecords(b.data)]).toHaveLength(4);
+    expect(captureBlocks(batchData(b)).n).toBe(4);
+    expect(b.kept[tap.index]).toBe(4);
     expect(b.seen[tap.index]).toBe(10);
     expect(b.lost[tap.index]).toBe(6);
+    // kept counts a batch's blocks; seen and lost the whole capture.
+    tap.frame(frame(1000), 0, 1000, DIR_INBOUND);
+    const b2 = s.drain();
+    expect([b2.kept[tap.index], b2.seen[tap.index], b2.lost[tap.index]]).toEqual([1, 11, 6]);
+  });
+
+  it('timestamps from the epoch with the offset the toolstack gives, in time order', () => {
+    const s = new CaptureSink(() => 5);
+    const tap = s.tap('x');
+    s.start(['x'], 1500, undefined, { offsetNs: 1_764_000_000_000_000_000n });
+    tap.frame(frame(60), 0, 60, DIR_INBOUND);
+    expect(packets(s.drain())[0].tsNs).toBe(1_764_000_000_000_000_005n);
+    // The low half carries into the high one.
+    s.start(['x'], 1500, undefined, { offsetNs: 2n ** 32n - 2n });
+    tap.frame(frame(60), 0, 60, DIR_INBOUND);
+    expect(packets(s.drain())[0].tsNs).toBe(2n ** 32n + 3n);
+    expect(() => s.start(['x'], 1500, undefined, { offsetNs: -1n })).toThrow(/negative/);
+  });
+
+  it('refuses a batch that is not Enhanced Packet Blocks back to back', () => {
+    const s = sink();
+    const tap = s.tap('x');
+    s.start(['x'], 1500);
+    tap.frame(frame(60), 0, 60, DIR_INBOUND);
+    const good = batchData(s.drain());
+    expect(captureBlocks(good).n).toBe(1);
+    expect(() => captureBlocks(good.subarray(0, good.length - 4))).toThrow(/no Enhanced Packet Block at 0|not a block/);
+    const wrongType = good.slice();
+    wrongType[0] = 5;
+    expect(() => captureBlocks(wrongType)).toThrow(/no Enhanced Packet Block at 0/);
+    expect(() => captureBlocks(cat(good, new Uint8Array(8)))).toThrow(/8 octets at \d+ are not a block/);
   });
 
   it('captures a point that appears while a capture runs, when the specs select it', () => {

@@ -203,7 +203,7 @@ export function boot(env: DomainEnv<Dom0Config>): void {
 
   env.control.onRequest((op, args, later, shared) => {
     const a = (args ?? {}) as Record<string, unknown>;
-    const cap = captureOp(capture, op, a);
+    const cap = captureOp(capture, op, a, shared);
     if (cap) return cap;
     switch (op) {
       case 'stats':

@@ -300,9 +300,9 @@ export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {})
     if (d.ep.stack.announce()) d.nf.flush();
   }
 
-  env.control.onRequest((op, args, later) => {
+  env.control.onRequest((op, args, later, shared) => {
     if (op === 'stats') return stats();
-    const cap = captureOp(capture, op, (args ?? {}) as Record<string, unknown>);
+    const cap = captureOp(capture, op, (args ?? {}) as Record<string, unknown>, shared);
     if (cap) return cap;
     if (op === 'migrate_arm') {
       for (const d of devices) d.rx.armed = true;

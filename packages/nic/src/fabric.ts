@@ -81,7 +81,7 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
   const stats = () => ({ nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), core: { ...core.c }, doorbellKicks: kicks });
   env.control.onRequest((op, args, _later, shared) => {
     const a = (args ?? {}) as Record<string, unknown>;
-    const cap = captureOp(capture, op, a);
+    const cap = captureOp(capture, op, a, shared);
     if (cap) return cap;
     switch (op) {
       case 'stats':

@@ -43,11 +43,11 @@ export const QUICK_BENCH: BenchOptions = { sizes: [64, 1500], paths: ['unaccel',
  * The sender's credit window, in bytes as TCP's is: 256 standard frames, fewer
  * jumbo ones (a 256 x 9000-byte window would be larger than any receive ring).
  */
-function windowFrames(size: number): number {
+export function windowFrames(size: number): number {
   return Math.max(32, Math.min(256, Math.floor((256 * 1514) / size)));
 }
 
-function benchTopology(size: number): Topology {
+export function benchTopology(size: number): Topology {
   const mtu = size - 14 > 1500 ? 9000 : 1500;
   const host = (x: 'a' | 'b', n: number) => ({
     name: `host-${x}`,
@@ -63,7 +63,7 @@ function ends(path: BenchPath, placement: Placement) {
   return { from: { host: 'host-a', domain: 'a1' }, to: placement === 'cross' ? { host: 'host-b', domain: 'b1' } : { host: 'host-a', domain: 'a2' } };
 }
 
-function median(xs: number[]): number {
+export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }

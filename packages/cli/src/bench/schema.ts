@@ -30,8 +30,9 @@
  *                                          // paired: median over repetitions of (a / b) measured in the
  *                                          // same repetition (every repetition visits every path in turn)
  *   micro?: [{ name, opsPerSec, margin }],
- *   capture?: [{ path, placement, size, reps: [{ offGbps, onGbps, ratio }],  // the same stream with
- *                ratio, spread: { min, max }, taps, note }]     // capture off and on ('*'), paired per repetition
+ *   capture?: [{ path, placement, size, spec, reps: [{ offGbps, onGbps, ratio, records, lost }],
+ *                ratio, spread: { min, max }, taps, snaplen, note }]   // the same stream with capture off and
+ *                                          // on (one point, or '*'), paired per repetition
  * }
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
@@ -92,11 +93,12 @@ export const CaptureCellSchema = Type.Object({
   path: PathSchema,
   placement: PlacementSchema,
   size: Type.Integer(),
-  reps: Type.Array(Type.Object({ offGbps: Num(), onGbps: Num(), ratio: Num('on / off in this repetition') }), { minItems: 1 }),
+  spec: Type.String({ description: "what was captured: one tap point (the receiver's vif, frontend side) or '*' (every point)" }),
+  reps: Type.Array(Type.Object({ offGbps: Num(), onGbps: Num(), ratio: Num('on / off in this repetition'), records: Type.Integer({ minimum: 0 }), lost: Type.Integer({ minimum: 0, description: 'frames a full capture buffer could not keep' }) }), { minItems: 1 }),
   ratio: Num('median over repetitions of on / off'),
   spread: Type.Object({ min: Num(), max: Num() }),
   taps: Type.Integer({ minimum: 0, description: 'tap points captured at' }),
-  frames: Type.Integer({ minimum: 0, description: 'records written in the last repetition' }),
+  snaplen: Type.Integer({ minimum: 14 }),
   note: Type.String(),
 });
 export type CaptureCell = Static<typeof CaptureCellSchema>;

@@ -6,7 +6,8 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '../bench/matrix.ts';
+import { DEFAULT_BENCH, QUICK_BENCH, median, runBench, type BenchOptions } from '../bench/matrix.ts';
+import { runCaptureCost } from '../bench/capture-cost.ts';
 import { runMicro } from '../bench/micro.ts';
 import { ComparableSchema, PATHS, READABLE_SCHEMAS, schemaProblems, validateBenchJson, type BenchJson, type BenchPath, type Comparable, type Placement } from '../bench/schema.ts';
 import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs } from '../args.ts';
@@ -31,7 +32,7 @@ function progressBar(done: number, total: number, what: string): void {
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'], ['quick', 'micro', 'no-micro', 'j', 'json', ...LOG_BOOLEANS]);
+  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'], ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS]);
   const level = logLevelFlag(p);
   const info = (s: string) => level !== 'warn' && process.stderr.write(s);
   const base = p.flags.has('quick') ? QUICK_BENCH : DEFAULT_BENCH;
@@ -59,6 +60,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
 
   info(`xsim bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)\n`);
   const result = await runBench(o);
+  if (!p.flags.has('no-capture')) {
+    info('xsim bench: capture cost (off and on, paired)...\n');
+    const cap = await runCaptureCost({ paths: o.paths, reps: o.reps, frames: o.frames, repSeconds: o.repSeconds, pcpus: o.pcpus, logLevel: o.logLevel, progress: (w) => info(`xsim bench: ${w}\n`) });
+    if (cap.length) result.capture = cap;
+  }
   const wantMicro = p.flags.has('micro') || (!o.quick && !p.flags.has('no-micro'));
   if (wantMicro) {
     info('xsim bench: microbenchmarks...\n');
@@ -118,6 +124,15 @@ export function report(r: BenchJson): string {
   }
   parts.push('', `threads (${r.machine.cores} cores):`);
   for (const [path, t] of Object.entries(r.threads)) parts.push(`  ${path}: ${t.busy.join(', ')} — ${t.threads} threads (${t.pcpus} pCPUs${t.threads > t.pcpus ? ' + NIC' : ''}); ${t.note}`);
+  if (r.capture?.length) {
+    parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`);
+    parts.push(
+      table(
+        ['path', 'bytes', 'captured at', 'tap points', 'snap length', 'off Gbit/s', 'on Gbit/s', 'on/off', 'spread', 'records/stream', 'not kept'],
+        r.capture.map((c) => [c.path, c.size, c.spec, c.taps, c.snaplen >= 65_535 ? 'whole' : c.snaplen, median(c.reps.map((x) => x.offGbps)), median(c.reps.map((x) => x.onGbps)), c.ratio, `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`, Math.round(median(c.reps.map((x) => x.records))), c.reps.reduce((n, x) => n + x.lost, 0)]),
+      ),
+    );
+  }
   if (r.micro) parts.push('', table(['microbenchmark', 'ops/s', '±%'], r.micro.map((m) => [m.name, Math.round(m.opsPerSec), m.margin])));
   return parts.join('\n');
 }

@@ -50,6 +50,7 @@ export const CaptureSummarySchema = Type.Object({
       lost: Type.Integer({ minimum: 0, description: 'frames a full capture buffer could not keep' }),
     }),
   ),
+  badBatches: Type.Optional(Type.Integer({ minimum: 1, description: 'drains a kernel answered with something no capture sink writes: skipped' })),
 });
 export type CaptureSummary = Static<typeof CaptureSummarySchema>;
 

@@ -434,8 +434,8 @@ export class Simulation {
     const ms = this.opts.answerMs ?? 5000;
     const live = this.domains.filter((d) => !d.crashed && !d.hung);
     return [
-      ...live.map((d) => ({ prefix: `${d.host}/${d.name}.`, request: (op: string, args: Record<string, unknown>) => this.ask(d, op, args, ms) })),
-      { prefix: 'fabric.', request: (op: string, args: Record<string, unknown>) => this.fabric(op, args) },
+      ...live.map((d) => ({ prefix: `${d.host}/${d.name}.`, request: (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => this.ask(d, op, args, ms, shared) })),
+      { prefix: 'fabric.', request: (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => this.fabric(op, args, shared) },
     ];
   }
 

@@ -121,22 +121,66 @@ export function interfaceDescription(name: string, snaplen: number): Uint8Array 
   });
 }
 
+/**
+ * An Enhanced Packet Block's length: 28 octets of header, the captured octets
+ * padded, epb_flags when `dir` is set, the comment when there is one, the
+ * end of options and the trailing length.
+ *
+ *    0 type (6)   4 total length   8 interface id   12 timestamp high   16 timestamp low
+ *   20 captured length   24 original length   28 packet data (padded) ... options ... total length
+ */
+export const EPB_FIXED = 28;
+export const EPB_IFID = 8;
+export const EPB_TS_HIGH = 12;
+export const EPB_TS_LOW = 16;
+
+export function enhancedPacketLength(cap: number, dir: number, comment: Uint8Array | null): number {
+  const opts = (dir !== 0 ? 8 : 0) + (comment ? 4 + pad4(comment.length) : 0);
+  return EPB_FIXED + pad4(cap) + (opts > 0 ? opts + 4 : 0) + 4;
+}
+
+/**
+ * Write an Enhanced Packet Block at `at` of `u8` (as long as enhancedPacketLength
+ * says): `cap` octets of `src` from `off`, of a frame of `origLen`. What the
+ * capture sinks use to write each record once, in place, with no allocation.
+ */
+export function writeEnhancedPacket(dv: DataView, u8: Uint8Array, at: number, ifId: number, tsHigh: number, tsLow: number, src: Uint8Array, off: number, cap: number, origLen: number, dir: number, comment: Uint8Array | null): number {
+  const len = enhancedPacketLength(cap, dir, comment);
+  dv.setUint32(at, BT_EPB, true);
+  dv.setUint32(at + 4, len, true);
+  dv.setUint32(at + EPB_IFID, ifId, true);
+  dv.setUint32(at + EPB_TS_HIGH, tsHigh, true);
+  dv.setUint32(at + EPB_TS_LOW, tsLow, true);
+  dv.setUint32(at + 20, cap, true);
+  dv.setUint32(at + 24, origLen, true);
+  u8.set(src.subarray(off, off + cap), at + EPB_FIXED);
+  let o = at + EPB_FIXED + cap;
+  while (o & 3) u8[o++] = 0;
+  if (dir !== 0 || comment) {
+    if (dir !== 0) {
+      dv.setUint32(o, EPB_FLAGS | (4 << 16), true);
+      dv.setUint32(o + 4, dir, true);
+      o += 8;
+    }
+    if (comment) {
+      dv.setUint32(o, OPT_COMMENT | (comment.length << 16), true);
+      u8.set(comment, o + 4);
+      o += 4 + comment.length;
+      while (o & 3) u8[o++] = 0;
+    }
+    dv.setUint32(o, OPT_ENDOFOPT, true);
+    o += 4;
+  }
+  dv.setUint32(o, len, true);
+  return len;
+}
+
 /** An Enhanced Packet Block: `data` is what was captured (at most the snap length) of `origLen` octets. */
 export function enhancedPacket(ifId: number, tsNs: bigint, data: Uint8Array, origLen: number, dir: number, comment?: string): Uint8Array {
-  const opts: Opt[] = [];
-  if (dir !== 0) {
-    const f = new Uint8Array(4);
-    new DataView(f.buffer).setUint32(0, dir, true);
-    opts.push([EPB_FLAGS, f]);
-  }
-  if (comment) opts.push([OPT_COMMENT, utf8.encode(comment)]);
-  return block(BT_EPB, 20 + data.length, opts, (dv, u8) => {
-    dv.setUint32(0, ifId, true);
-    u8.set(tsPair(tsNs), 4);
-    dv.setUint32(12, data.length, true);
-    dv.setUint32(16, origLen, true);
-    u8.set(data, 20);
-  });
+  const c = comment ? utf8.encode(comment) : null;
+  const u8 = new Uint8Array(enhancedPacketLength(data.length, dir, c));
+  writeEnhancedPacket(new DataView(u8.buffer), u8, 0, ifId, Number(tsNs >> 32n), Number(tsNs & 0xffffffffn), data, 0, data.length, origLen, dir, c);
+  return u8;
 }
 
 export function interfaceStatistics(ifId: number, tsNs: bigint, s: { start: bigint; end: bigint; recv: number; drop: number }): Uint8Array {

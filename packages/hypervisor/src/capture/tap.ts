@@ -3,36 +3,56 @@
  * NIC hardware) has one CaptureSink; its drivers register a Tap per point
  * (`host-a/vif1.0`, `host-a/a1/vif0`, `host-b/nic/vi3`…) and, on every frame,
  * test `tap.on` — the whole cost of capture when it is off. When on, the
- * frame (up to the snap length) is appended to the sink's private buffer with
- * a nanosecond timestamp; the toolstack drains the buffer (capture_drain) and
- * writes the pcapng file. A frame dropped where a tap sees it is recorded
- * with the drop counter's name, which becomes the packet's comment.
+ * frame (up to the snap length) is written into the sink's buffer as a
+ * finished pcapng Enhanced Packet Block (pcapng.ts), timestamped in ns since
+ * the epoch, its interface id the tap's index here; the toolstack drains the
+ * buffer (capture_drain), sets each block's interface id to the file's and
+ * merges the kernels' blocks by time: no record is encoded twice, and none is
+ * built on the toolstack's thread.
  *
- * A record in the buffer (little-endian), then the captured octets, padded
- * to 4:
- *
- *    0 timestamp, ns (u64)   8 tap index (u16)   10 direction (u8)
- *   12 original length (u32) 16 captured length (u32) 20 comment index (i32, -1: none)
+ * On threads the toolstack hands each sink two SharedArrayBuffers: the sink
+ * fills one while the toolstack reads the other, and a drain answers only
+ * which one and how far, so no record is copied between threads. (A drain is
+ * asked for only after the previous one was written out, so the buffer the
+ * sink turns back to is free.) A frame dropped where a tap sees it carries
+ * the drop counter's full name as its comment.
  */
 import { realClock, type Clock } from '../sched/clock.ts';
+import { BT_EPB, EPB_TS_HIGH, EPB_TS_LOW, enhancedPacketLength, writeEnhancedPacket } from './pcapng.ts';
 
-const REC = 24;
+const utf8 = new TextEncoder();
 
-/** Timestamps in ns: the process-wide monotonic clock on real threads (the same on every worker), else the virtual clock. */
-export function captureClock(clock: Clock): () => bigint {
-  return clock === realClock ? () => process.hrtime.bigint() : () => BigInt(Math.round(clock.now() * 1e6));
+/**
+ * Timestamps in ns, as a double: the process-wide monotonic clock on real
+ * threads (the same on every worker; exact below 2^53 ns, 104 days of
+ * uptime), else the virtual clock. A double, not a BigInt: every record takes
+ * one, and BigInt arithmetic allocates.
+ */
+export function captureClock(clock: Clock): () => number {
+  if (clock !== realClock) return () => Math.round(clock.now() * 1e6);
+  return () => {
+    const h = process.hrtime();
+    return h[0] * 1e9 + h[1];
+  };
 }
+
+const TWO32 = 4294967296;
 
 /** What a drain hands the toolstack. */
 export interface CaptureBatch {
-  /** Every tap point of the sink, by index (records name them by index). */
+  /** Every tap point of the sink, by index (blocks name them by index until the toolstack renumbers them). */
   taps: string[];
-  comments: string[];
-  /** Records as laid out above. */
-  data: Uint8Array;
-  /** Per tap index: frames seen while capturing, and those not kept because the buffer was full. */
+  /** Enhanced Packet Blocks, back to back, in time order (when the sink has no shared buffers). */
+  data?: Uint8Array;
+  /** Else: which of the two shared buffers holds them, and how many octets. */
+  buffer?: number;
+  used?: number;
+  /** Per tap index, since the capture started: frames seen, and those not kept because the buffer was full. */
   seen: number[];
   lost: number[];
+  /** Per tap index, in this batch: blocks, and of them frames dropped at the point. */
+  kept: number[];
+  drops: number[];
 }
 
 export class Tap {
@@ -40,6 +60,8 @@ export class Tap {
   on = false;
   seen = 0;
   lost = 0;
+  kept = 0;
+  drops = 0;
   released = false;
 
   constructor(
@@ -55,7 +77,7 @@ export class Tap {
 
   /** A frame passing this point (dir: DIR_INBOUND or DIR_OUTBOUND). */
   frame(u8: Uint8Array, off: number, len: number, dir: number): void {
-    this.sink.record(this, u8, off, len, dir, -1);
+    this.sink.record(this, u8, off, len, dir, null);
   }
 
   /** A frame dropped at this point, counted in `counter` (its path in the kernel's stats). */
@@ -80,9 +102,16 @@ export function tapPattern(spec: string): RegExp {
 export class CaptureSink {
   private readonly taps: Tap[] = [];
   private readonly byName = new Map<string, Tap>();
-  private comments: string[] = [];
-  private readonly commentIds = new Map<string, number>();
+  /** Drop comments, encoded once per counter: "dropped: <kernel prefix><counter>". */
+  private readonly comments = new Map<string, Uint8Array>();
+  private prefix = '';
+  /** Added to the clock's ns so timestamps count from the epoch (the toolstack's offset of the shared monotonic clock), in 32-bit halves. */
+  private offHi = 0;
+  private offLo = 0;
   private buf: Uint8Array = new Uint8Array(0);
+  /** The toolstack's two buffers (threads), or none (in process: a private buffer that grows to the limit). */
+  private shared: SharedArrayBuffer[] = [];
+  private cur = 0;
   private dv: DataView = new DataView(this.buf.buffer);
   private used = 0;
   private snaplen = 262_144;
@@ -90,7 +119,7 @@ export class CaptureSink {
   /** While capturing: what the capture asked for, so a point that appears later (a VI attached, a vif added) is captured too. */
   private patterns: RegExp[] = [];
 
-  constructor(private readonly now: () => bigint) {}
+  constructor(private readonly now: () => number) {}
 
   /** The tap named `name`, registered on first use (a vif that comes back gets its old tap again). */
   tap(name: string): Tap {
@@ -124,14 +153,25 @@ export class CaptureSink {
    * that appear until stop(), each frame cut to `snaplen`; buffer at most
    * `limit` octets between drains. Returns the points on now.
    */
-  start(specs: readonly string[], snaplen: number, limit = 32 << 20): string[] {
+  start(specs: readonly string[], snaplen: number, limit = 32 << 20, o: { prefix?: string; offsetNs?: bigint; shared?: readonly SharedArrayBuffer[] } = {}): string[] {
     this.snaplen = snaplen;
     this.limit = limit;
+    this.shared = o.shared?.length === 2 ? [...o.shared] : [];
+    this.cur = 0;
+    this.used = 0;
+    if (this.shared.length) this.setBuffer(new Uint8Array(this.shared[0]));
+    else if (this.buf.buffer instanceof SharedArrayBuffer) this.setBuffer(new Uint8Array(0));
+    if (o.prefix !== undefined && o.prefix !== this.prefix) this.comments.clear();
+    this.prefix = o.prefix ?? this.prefix;
+    const off = o.offsetNs ?? 0n;
+    if (off < 0n) throw new RangeError('capture: a negative timestamp offset');
+    this.offHi = Number(off >> 32n);
+    this.offLo = Number(off & 0xffffffffn);
     this.patterns = specs.map(tapPattern);
     const on: string[] = [];
     for (const t of this.taps) {
       t.on = this.patterns.some((p) => p.test(t.name));
-      t.seen = t.lost = 0;
+      t.seen = t.lost = t.kept = t.drops = 0;
       if (t.on && !t.released) on.push(t.name);
     }
     return on;
@@ -141,12 +181,19 @@ export class CaptureSink {
   drain(): CaptureBatch {
     const out: CaptureBatch = {
       taps: this.taps.map((t) => t.name),
-      comments: this.comments,
-      data: this.buf.slice(0, this.used),
+      ...(this.shared.length ? { buffer: this.cur, used: this.used } : { data: this.buf.slice(0, this.used) }),
       seen: this.taps.map((t) => t.seen),
       lost: this.taps.map((t) => t.lost),
+      kept: this.taps.map((t) => t.kept),
+      drops: this.taps.map((t) => t.drops),
     };
+    // kept and drops count this batch's blocks; seen and lost count the whole capture.
+    for (const t of this.taps) t.kept = t.drops = 0;
     this.used = 0;
+    if (this.shared.length) {
+      this.cur ^= 1;
+      this.setBuffer(new Uint8Array(this.shared[this.cur]));
+    }
     return out;
   }
 
@@ -155,49 +202,44 @@ export class CaptureSink {
     this.patterns = [];
     for (const t of this.taps) t.on = false;
     const b = this.drain();
-    if (this.buf.length > 1 << 20) this.setBuffer(new Uint8Array(0));
+    this.shared = [];
+    if (this.buf.length > 1 << 20 || this.buf.buffer instanceof SharedArrayBuffer) this.setBuffer(new Uint8Array(0));
     return b;
   }
 
-  comment(text: string): number {
-    let id = this.commentIds.get(text);
-    if (id === undefined) {
-      id = this.comments.length;
-      this.comments.push(text);
-      this.commentIds.set(text, id);
+  comment(counter: string): Uint8Array {
+    let c = this.comments.get(counter);
+    if (c === undefined) {
+      c = utf8.encode(`dropped: ${this.prefix}${counter}`);
+      this.comments.set(counter, c);
     }
-    return id;
+    return c;
   }
 
-  record(t: Tap, u8: Uint8Array, off: number, len: number, dir: number, comment: number): void {
+  record(t: Tap, u8: Uint8Array, off: number, len: number, dir: number, comment: Uint8Array | null): void {
     t.seen++;
     const cap = Math.min(len, this.snaplen);
-    const need = REC + ((cap + 3) & ~3);
+    const need = enhancedPacketLength(cap, dir, comment);
     if (this.used + need > this.buf.length && !this.grow(this.used + need)) {
       t.lost++;
       return;
     }
-    const dv = this.dv;
-    const at = this.used;
-    dv.setBigUint64(at, this.now(), true);
-    dv.setUint16(at + 8, t.index, true);
-    dv.setUint8(at + 10, dir);
-    dv.setUint32(at + 12, len, true);
-    dv.setUint32(at + 16, cap, true);
-    dv.setInt32(at + 20, comment, true);
-    this.buf.set(u8.subarray(off, off + cap), at + REC);
-    this.used += need;
+    const ns = this.offLo + this.now();
+    const carry = Math.floor(ns / TWO32);
+    this.used += writeEnhancedPacket(this.dv, this.buf, this.used, t.index, this.offHi + carry, ns - carry * TWO32, u8, off, cap, len, dir, comment);
+    t.kept++;
+    if (comment) t.drops++;
   }
 
   private grow(need: number): boolean {
-    if (need > this.limit) return false;
+    if (need > this.limit || this.shared.length) return false;
     const next = new Uint8Array(Math.min(this.limit, Math.max(need, this.buf.length * 2, 1 << 16)));
     next.set(this.buf.subarray(0, this.used));
     this.setBuffer(next);
     return true;
   }
 
-  private setBuffer(b: Uint8Array<ArrayBuffer>): void {
+  private setBuffer(b: Uint8Array<ArrayBufferLike>): void {
     this.buf = b;
     this.dv = new DataView(b.buffer);
   }
@@ -205,36 +247,58 @@ export class CaptureSink {
 
 /** A tap point that is never on: for drivers built without a capture sink (unit tests, tools). */
 export function offTap(name = 'off'): Tap {
-  return new CaptureSink(() => 0n).tap(name);
+  return new CaptureSink(() => 0).tap(name);
 }
 
-/** One record of a batch, decoded (the toolstack's side). */
-export interface CaptureRecord {
-  tsNs: bigint;
-  tap: number;
-  dir: number;
-  origLen: number;
-  data: Uint8Array;
-  comment: number;
-}
-
-/** Walk a batch's records; a record that does not fit what is left is an error (the batch came from our own sink). */
-export function* captureRecords(data: Uint8Array): Generator<CaptureRecord> {
+/**
+ * The blocks of a batch, for the toolstack: each block's offset and its
+ * timestamp's two halves. A block that is not an EPB or does not fit what is
+ * left is an error (the batch crossed a thread boundary; it is checked, not trusted).
+ */
+export function captureBlocks(data: Uint8Array): { at: Int32Array; hi: Uint32Array; lo: Uint32Array; n: number } {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let at = 0;
-  while (at + REC <= data.length) {
-    const cap = dv.getUint32(at + 16, true);
-    const end = at + REC + ((cap + 3) & ~3);
-    if (end > data.length) throw new Error(`capture batch: record at ${at} of ${cap} octets runs past its ${data.length}`);
-    yield { tsNs: dv.getBigUint64(at, true), tap: dv.getUint16(at + 8, true), dir: dv.getUint8(at + 10), origLen: dv.getUint32(at + 12, true), data: data.subarray(at + REC, at + REC + cap), comment: dv.getInt32(at + 20, true) };
-    at = end;
+  let cap = 1024;
+  let at = new Int32Array(cap);
+  let hi = new Uint32Array(cap);
+  let lo = new Uint32Array(cap);
+  let n = 0;
+  for (let o = 0; o < data.length; ) {
+    if (o + 32 > data.length) throw new Error(`capture batch: ${data.length - o} octets at ${o} are not a block`);
+    const len = dv.getUint32(o + 4, true);
+    if (dv.getUint32(o, true) !== BT_EPB || len < 32 || len % 4 !== 0 || o + len > data.length || dv.getUint32(o + len - 4, true) !== len) throw new Error(`capture batch: no Enhanced Packet Block at ${o}`);
+    if (n === cap) {
+      cap *= 2;
+      const a2 = new Int32Array(cap);
+      const h2 = new Uint32Array(cap);
+      const l2 = new Uint32Array(cap);
+      a2.set(at);
+      h2.set(hi);
+      l2.set(lo);
+      [at, hi, lo] = [a2, h2, l2];
+    }
+    at[n] = o;
+    hi[n] = dv.getUint32(o + EPB_TS_HIGH, true);
+    lo[n] = dv.getUint32(o + EPB_TS_LOW, true);
+    n++;
+    o += len;
   }
+  return { at, hi, lo, n };
+}
+
+/** A batch's blocks: its own copy, or the part of the shared buffer it names (checked: it crossed a thread boundary). */
+export function batchData(b: CaptureBatch, shared: readonly SharedArrayBuffer[] = []): Uint8Array {
+  if (b.data) return b.data;
+  const buf = b.buffer === 0 || b.buffer === 1 ? shared[b.buffer] : undefined;
+  if (!buf) throw new Error(`capture batch: names shared buffer ${String(b.buffer)}, of ${shared.length}`);
+  const used = b.used ?? -1;
+  if (!Number.isInteger(used) || used < 0 || used > buf.byteLength) throw new Error(`capture batch: ${String(b.used)} octets used of a ${buf.byteLength}-octet buffer`);
+  return new Uint8Array(buf, 0, used);
 }
 
 /** The capture ops every kernel answers on its control channel (undefined: not a capture op). */
 export const CAPTURE_OPS = ['capture_taps', 'capture_start', 'capture_drain', 'capture_stop'] as const;
 
-export function captureOp(sink: CaptureSink, op: string, args: Record<string, unknown>): { taps: string[] } | CaptureBatch | undefined {
+export function captureOp(sink: CaptureSink, op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[] = []): { taps: string[] } | CaptureBatch | undefined {
   switch (op) {
     case 'capture_taps':
       return { taps: sink.names() };
@@ -242,7 +306,10 @@ export function captureOp(sink: CaptureSink, op: string, args: Record<string, un
       const names = Array.isArray(args.specs) ? args.specs.filter((x): x is string => typeof x === 'string') : [];
       const snaplen = typeof args.snaplen === 'number' && args.snaplen > 0 ? args.snaplen : 262_144;
       const limit = typeof args.limit === 'number' && args.limit > 0 ? args.limit : undefined;
-      return { taps: sink.start(names, snaplen, limit) };
+      const prefix = typeof args.prefix === 'string' ? args.prefix : undefined;
+      // Carried as a decimal string: a ns offset from the epoch does not fit a double.
+      const offsetNs = typeof args.offsetNs === 'string' && /^-?\d+$/.test(args.offsetNs) ? BigInt(args.offsetNs) : 0n;
+      return { taps: sink.start(names, snaplen, limit, { prefix, offsetNs, shared }) };
     }
     case 'capture_drain':
       return sink.drain();
