@@ -44,6 +44,14 @@ describe('published JSON Schemas and run metadata', () => {
     expect(validate({ ...out, meta: { ...out.meta, commit: 'not-a-commit' } })).toBe(false);
   });
 
+  it('bench -j puts nothing but its JSON on stdout (the microbenchmarks\' progress goes to stderr)', () => {
+    const r = xsim('bench', '--quick', '--sizes', '64', '--paths', 'raw', '--placements', 'cross', '--micro', '--no-capture', '-j', '--compare', join(root, 'bench/results/pcpu.json'));
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { schema: string; micro: unknown[]; compare: { rows: unknown[] } };
+    expect([out.schema, out.micro.length, out.compare.rows.length]).toEqual(['xsim-bench/3', 4, 1]);
+    expect(r.stderr).toMatch(/xsim micro/);
+  });
+
   it('bench --compare refuses an unusable file before measuring, naming what is wrong', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xsim-cmp-'));
     const bad = (name: string, text: string) => {

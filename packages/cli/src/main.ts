@@ -49,8 +49,9 @@ commands:
       --reps N            repetitions per cell (default 5)
       --seconds S         length of each repetition (default 0.5; sized from a warm-up)
       --frames N          a fixed frame count per repetition at 1500 B instead
-      --out FILE          JSON result (default bench/results/latest.json; none with --quick)
-      --compare OLD.json  show the change against an earlier result
+      --out FILE          JSON result (default bench/results/latest.json; none with --quick), and SVG charts
+                          beside it (FILE-throughput.svg, -cpu, -ratios, -capture, -compare)
+      --compare OLD.json  show the change against an earlier result, marking changes outside its spread
       --micro/--no-micro  microbenchmarks (default on, off with --quick)
       --no-capture        skip the capture-cost streams (unaccel and vnic at 1500 B, capture off and on at
                           one tap point and at every one, paired per repetition)

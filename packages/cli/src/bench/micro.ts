@@ -61,6 +61,9 @@ export async function runMicro(opts: { quick: boolean; folder?: string }): Promi
   bridge.forward(p1 + 1, 100, 60, -1);
 
   let id = 0;
+  // benny reports progress with console.log; xsim's stdout carries results only (JSON with -j), so progress goes to stderr.
+  const log = console.log;
+  console.log = (...a: unknown[]) => console.error(...a);
   const summary = await b.suite(
     'xsim micro',
     b.configure({ cases }),
@@ -84,6 +87,8 @@ export async function runMicro(opts: { quick: boolean; folder?: string }): Promi
       bridge.forward(p1, 0, 60, -1);
     }),
     ...(opts.folder ? [b.save({ file: 'micro', folder: opts.folder, format: 'json' as const, details: false })] : []),
-  );
+  ).finally(() => {
+    console.log = log;
+  });
   return summary.results.map((r) => ({ name: r.name, opsPerSec: r.ops, margin: r.margin }));
 }

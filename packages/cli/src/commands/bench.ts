@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, median, runBench, type BenchOptions } from '../bench/matrix.ts';
 import { runCaptureCost } from '../bench/capture-cost.ts';
+import { benchCharts } from '../bench/charts.ts';
 import { runMicro } from '../bench/micro.ts';
 import { ComparableSchema, PATHS, READABLE_SCHEMAS, schemaProblems, validateBenchJson, type BenchJson, type BenchPath, type Comparable, type Placement } from '../bench/schema.ts';
 import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs } from '../args.ts';
@@ -77,12 +78,21 @@ export async function benchCommand(argv: string[]): Promise<number> {
     writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
   }
   const cmp = old && cmpFile ? compareResults(old, result, cmpFile) : undefined;
+  // Charts next to the JSON: latest.json -> latest-throughput.svg, latest-cpu.svg, ...
+  const charts: string[] = [];
+  if (out) {
+    for (const [name, svg] of Object.entries(await benchCharts(result, cmp))) {
+      const file = `${out.replace(/\.json$/, '')}-${name}.svg`;
+      writeFileSync(file, svg);
+      charts.push(file);
+    }
+  }
   if (json) {
     // Nothing but JSON on stdout: the comparison goes inside it.
     process.stdout.write(JSON.stringify(cmp ? { ...result, compare: cmp } : result) + '\n');
   } else {
     process.stdout.write(report(result) + '\n');
-    if (out) process.stdout.write(`\nsaved ${out}\n`);
+    if (out) process.stdout.write(`\nsaved ${out}${charts.length ? ` and its charts: ${charts.join(', ')}` : ''}\n`);
     if (cmp) process.stdout.write('\n' + compareText(cmp) + '\n');
   }
   return result.cells.every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
