@@ -32,13 +32,18 @@ describe('published JSON Schemas and run metadata', () => {
   });
 
   it('xsim run -j validates against schemas/xsim-run-1.schema.json and says what produced it', () => {
-    const r = xsim('run', '--deterministic', '--count', '10000', '--interval', '0.01', '-j');
+    const trace = join(mkdtempSync(join(tmpdir(), 'xsim-run-')), 'trace.json');
+    const r = xsim('run', '--deterministic', '--count', '10000', '--interval', '0.01', '--trace', trace, '-j');
     expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout) as { meta: Record<string, unknown>; stream: object };
+    const out = JSON.parse(r.stdout) as { meta: Record<string, unknown>; stream: object; trace: { frames: number; events: number } };
+    // --trace wrote a trace from boot: its summary is in the result, its events in the file.
+    // Every 1024th frame of the stream (10), and the ping's first probe, whose payload starts the same way.
+    expect(out.trace.frames).toBe(Math.ceil(10_000 / 1024) + 1);
+    expect((JSON.parse(readFileSync(trace, 'utf8')) as { traceEvents: unknown[] }).traceEvents.length).toBe(out.trace.events);
     const validate = validator('xsim-run-1.schema.json');
     expect(validate(out), JSON.stringify(validate.errors)).toBe(true);
     const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root }).toString().trim();
-    expect(out.meta).toMatchObject({ commit: head, command: ['run', '--deterministic', '--count', '10000', '--interval', '0.01', '-j'], node: process.version, pcpus: null, date: null });
+    expect(out.meta).toMatchObject({ commit: head, command: ['run', '--deterministic', '--count', '10000', '--interval', '0.01', '--trace', trace, '-j'], node: process.version, pcpus: null, date: null });
     // The validator is not a rubber stamp: a wrong field is refused.
     expect(validate({ ...out, stream: { ...out.stream, delivered: -1 } })).toBe(false);
     expect(validate({ ...out, meta: { ...out.meta, commit: 'not-a-commit' } })).toBe(false);

@@ -28,6 +28,10 @@ commands:
       --capture-file F    where (default xsim.pcapng); --snaplen N: octets kept per frame
       --interval S        a line per S seconds while streaming, as iperf3 -i (time, frames, Gbit/s,
                           lost); -j gives them as "intervals"
+      --trace FILE        Chrome/Perfetto trace events of every thread from boot on (open FILE at
+                          ui.perfetto.dev): a track per domain, pCPU sleeps, ring pushes, notifications,
+                          grant copies, xenbus changes, plugin messages, filter insertions, and the hop-by-
+                          hop journey of every Nth frame (--trace-sample N, default 1024)
       --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first
       --serve             keep running and serve a control socket for the commands below; stream
                           in rounds of --count frames, a line per round (--idle: no traffic)

@@ -23,6 +23,7 @@
  * device interrupts (a binding between a domain and the NIC, which only dom0
  * may hand to the hardware).
  */
+import { tracer } from './trace/tracer.ts';
 import { ANY, CH, type Addr, type Bus, type Envelope } from './bus/bus.ts';
 import { RpcEndpoint, WithShared, type RpcValue } from './rpc.ts';
 import { WakeWord } from './wake.ts';
@@ -161,6 +162,7 @@ export class EventChannels {
   send(port: number): boolean {
     const b = this.#bound.get(port);
     if (!b || !b.kick) return false;
+    if (tracer.on) tracer.instant('evtchn send', { port });
     if (Atomics.exchange(b.words, 1 - b.end, 1) === 0) b.kick.kick();
     return true;
   }

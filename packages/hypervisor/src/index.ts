@@ -28,3 +28,4 @@ export * from './migration/precopy.ts';
 export * from './capture/pcapng.ts';
 export * from './capture/tap.ts';
 export * from './log.ts';
+export * from './trace/tracer.ts';

@@ -14,7 +14,7 @@
  * frontends it is detached so they fall back to the slow path, and reports
  * the hook and the error in its stats and log.
  */
-import { logWarn, declareCounters, RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
+import { logWarn, declareCounters, tracer, RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
 import { ACCEL_MIGRATION_ARCS, type AccelBackend, type AccelBackendContext, type AccelMigrationState, type AccelVif, type BackendModule, type PluginManifest } from './accel-api.ts';
 import { CHANNEL_OP, manifestProblems, messageProblem } from './plugin-protocol.ts';
@@ -166,7 +166,10 @@ export class AccelManager {
   addChannel(vif: AccelVif, rpc: RpcEndpoint): void {
     const ch: VifChannel = { vif, rpc };
     this.channels.set(vif.key, ch);
-    rpc.onEvent((op, args, shared) => this.fromFrontend(ch, op, (args ?? {}) as Record<string, unknown>, shared));
+    rpc.onEvent((op, args, shared) => {
+      if (tracer.on) tracer.instant(`accel channel: ${op} (from frontend)`, { vif: vif.key });
+      this.fromFrontend(ch, op, (args ?? {}) as Record<string, unknown>, shared);
+    });
   }
 
   channelKeys(): string[] {

@@ -29,6 +29,8 @@ export class UplinkPort implements BridgePort {
   readonly name = 'uplink';
   portId = -1;
   private readonly backlog: number[] = [];
+  /** Backlogged frames the tap saw already (when the NIC's ring was full): not seen twice. */
+  private readonly tappedEarly = new Set<number>();
   private backlogHead = 0;
   readonly stats: UplinkStats = UPLINK_COUNTERS.zero();
   private readonly onRx: (ram: Uint8Array, off: number, len: number) => void;
@@ -65,10 +67,15 @@ export class UplinkPort implements BridgePort {
       }
     }
     this.skbs.len[keep] = len;
-    if (this.backlog.length - this.backlogHead === 0 && this.driver.transmit(this.skbs.addr(keep), len, keep)) {
-      this.stats.txPackets++;
-      if (this.tap.on) this.tap.frame(this.skbs.mem.u8, this.skbs.addr(keep), len, DIR_OUTBOUND);
-      return;
+    if (this.backlog.length - this.backlogHead === 0) {
+      // Seen at the tap before the NIC, whose thread may take it at once, so times stay in hop order.
+      const tapped = this.tap.on;
+      if (tapped) this.tap.frame(this.skbs.mem.u8, this.skbs.addr(keep), len, DIR_OUTBOUND);
+      if (this.driver.transmit(this.skbs.addr(keep), len, keep)) {
+        this.stats.txPackets++;
+        return;
+      }
+      if (tapped) this.tappedEarly.add(keep);
     }
     if (this.backlog.length - this.backlogHead >= BACKLOG_MAX) {
       if (this.tap.on) this.tap.drop(this.skbs.mem.u8, this.skbs.addr(keep), len, DIR_OUTBOUND, 'uplink.txDropBacklogFull');
@@ -86,7 +93,7 @@ export class UplinkPort implements BridgePort {
       if (!this.driver.transmit(this.skbs.addr(skb), this.skbs.len[skb], skb)) break;
       this.backlogHead++;
       this.stats.txPackets++;
-      if (this.tap.on) this.tap.frame(this.skbs.mem.u8, this.skbs.addr(skb), this.skbs.len[skb], DIR_OUTBOUND);
+      if (this.tap.on && !this.tappedEarly.delete(skb)) this.tap.frame(this.skbs.mem.u8, this.skbs.addr(skb), this.skbs.len[skb], DIR_OUTBOUND);
       work++;
     }
     if (this.backlogHead === this.backlog.length) {

@@ -12,7 +12,7 @@
  * hears "frontend_failed" so it detaches the vif its usual way. The broken
  * frontend is dropped, not cached for a later attachment.
  */
-import { logWarn, declareCounters, type RpcEndpoint } from '@xsim/hypervisor';
+import { logWarn, declareCounters, tracer, type RpcEndpoint } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
 import type { Netfront } from './netfront/xenbus.ts';
 
@@ -49,7 +49,10 @@ export class AccelHost {
     private readonly base: Omit<AccelFrontendContext, 'send' | 'deliver'>,
     private readonly defer: <T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void) => void,
   ) {
-    rpc.onEvent((op, args, shared) => this.onEvent(op, (args ?? {}) as Record<string, unknown>, shared));
+    rpc.onEvent((op, args, shared) => {
+      if (tracer.on) tracer.instant(`accel channel: ${op} (from backend)`, { plugin: this.plugin || String((args as { plugin?: unknown } | null)?.plugin ?? '') });
+      this.onEvent(op, (args ?? {}) as Record<string, unknown>, shared);
+    });
     this.guarded = this.guard();
   }
 

@@ -4,7 +4,7 @@
  * MAC (and VLAN), else to VI 0 (dom0). Hash maps, so lookups stay O(1) with
  * thousands of filters. Only dom0 inserts or removes filters (through MCDI).
  */
-import { readMac } from '@xsim/hypervisor';
+import { readMac, tracer } from '@xsim/hypervisor';
 
 export type FilterMatch = { kind: 'mac'; mac: number; vlan?: number } | { kind: 'ipv4'; proto: number; addr: number; port: number };
 
@@ -65,6 +65,7 @@ export class FilterTable {
       m.set(key, e);
     }
     this.byId.set(id, e);
+    if (tracer.on) tracer.instant(`filter insert: VI ${vi}`, match.kind === 'mac' ? { id, kind: 'mac', mac: match.mac.toString(16).padStart(12, '0') } : { id, kind: 'ipv4', proto: match.proto, port: match.port });
     return id;
   }
 

@@ -30,7 +30,7 @@ function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', 'interval', 'capture', 'capture-file', 'snaplen', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS, ...LOG_BOOLEANS]);
+  const p = parseArgs(argv, ['count', 'size', 'from', 'to', 'window', 'plugin', 'socket', 'interval', 'capture', 'capture-file', 'snaplen', 'trace', 'trace-sample', ...RUNTIME_VALUED], ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS, ...LOG_BOOLEANS]);
   const where = runtimeFlags(p);
   const logLevel = logLevelFlag(p);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
@@ -46,6 +46,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (!capture && (p.flags.has('capture-file') || p.flags.has('snaplen'))) throw new Error('--capture-file and --snaplen go with --capture SPEC[,SPEC...] (which tap points to capture at)');
   const captureFile = typeof p.flags.get('capture-file') === 'string' ? String(p.flags.get('capture-file')) : 'xsim.pcapng';
   const snaplen = intFlag(p, 'snaplen', 262_144, 14, 262_144);
+  // Chrome / Perfetto trace events of every thread, and every Nth frame's journey.
+  const traceFile = typeof p.flags.get('trace') === 'string' ? String(p.flags.get('trace')) : undefined;
+  if (!traceFile && p.flags.has('trace-sample')) throw new Error('--trace-sample goes with --trace FILE');
+  const traceSample = intFlag(p, 'trace-sample', 1024, 1, 1 << 30);
   const ends = defaultEnds(topo);
   const from = p.flags.has('from') ? ref(String(p.flags.get('from'))) : ends.from;
   const to = p.flags.has('to') ? ref(String(p.flags.get('to'))) : ends.to;
@@ -74,7 +78,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       : `xsim: topology "${topo.name}": ${topo.hosts.length} hosts (${topo.hosts[0].name} .. ${topo.hosts[topo.hosts.length - 1].name}), ${domUs} domUs, ${topo.switches.length} switches, ${topo.wires.length} wires`,
   );
   const t0 = performance.now();
-  const sim = await Simulation.start(topo, { ...where, logLevel });
+  const sim = await Simulation.start(topo, { ...where, logLevel, ...(traceFile ? { trace: { file: traceFile, sample: traceSample } } : {}) });
   const th = sim.threads();
   // A deterministic run's output must not depend on the machine: no wall-clock figures in it.
   const det = sim.runtime.kind === 'deterministic';
@@ -91,6 +95,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       const c = await sim.captureStart(capture, { file: captureFile, snaplen });
       note(`xsim: capturing at ${c.interfaces.length} tap point(s) into ${c.file}: ${c.interfaces.join(', ')}`);
     }
+    if (traceFile) note(`xsim: tracing every thread since boot into ${traceFile} (and the journey of every ${traceSample}th frame)`);
     if (p.flags.has('serve')) {
       const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
       return await serve(sim, socket, { from, to, count, size, window, idle: p.flags.has('idle') });
@@ -120,6 +125,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     });
     const stats = await sim.stats();
     const captured = capture ? await sim.captureStop() : undefined;
+    const traced = traceFile ? await sim.traceStop() : undefined;
     if (json) {
       const result: RunJson = {
         schema: RUN_SCHEMA,
@@ -129,6 +135,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         stream: r,
         ...(interval !== undefined ? { intervals } : {}),
         ...(captured ? { capture: captured } : {}),
+        ...(traced ? { trace: traced } : {}),
         stats: stats as Record<string, unknown>,
       };
       process.stdout.write(JSON.stringify(result, null, pretty ? 2 : 0) + '\n');
@@ -162,6 +169,10 @@ export async function runCommand(argv: string[]): Promise<number> {
       say('');
       say(`capture ${captured.file} (${captured.bytes} octets; read it with tshark -r or Wireshark):`);
       say(table(['tap point', 'frames', 'of them drops', 'not kept (buffer full)'], captured.interfaces.map((f) => [f.name, f.packets, f.drops, f.lost])));
+    }
+    if (traced) {
+      say('');
+      say(`trace ${traced.file}: ${traced.events} events, ${traced.frames} frame journeys (${traced.hops} hops)${traced.dropped ? `, ${traced.dropped} events not kept` : ''}; open it in the Perfetto UI (ui.perfetto.dev, "Open trace file")`);
     }
     return 0;
   } finally {

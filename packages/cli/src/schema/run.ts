@@ -54,6 +54,16 @@ export const CaptureSummarySchema = Type.Object({
 });
 export type CaptureSummary = Static<typeof CaptureSummarySchema>;
 
+export const TraceSummarySchema = Type.Object({
+  file: Type.String(),
+  events: Type.Integer({ minimum: 0 }),
+  dropped: Type.Integer({ minimum: 0, description: 'events a thread could not keep (its limit reached)' }),
+  frames: Type.Integer({ minimum: 0, description: 'frames whose journey was traced' }),
+  hops: Type.Integer({ minimum: 0, description: 'tap points those frames passed, in all' }),
+  bytes: Type.Integer({ minimum: 0 }),
+});
+export type TraceSummary = Static<typeof TraceSummarySchema>;
+
 export const PingSchema = Type.Object({
   count: Type.Integer({ minimum: 0 }),
   lost: Type.Integer({ minimum: 0 }),
@@ -73,6 +83,7 @@ export const RunJsonSchema = Type.Object(
     stream: StreamResultSchema,
     intervals: Type.Optional(Type.Array(IntervalSampleSchema)),
     capture: Type.Optional(CaptureSummarySchema),
+    trace: Type.Optional(TraceSummarySchema),
     stats: Type.Record(Type.String(), Type.Unknown(), { description: "every domain's and the NIC fabric's counters after the stream, by HOST/DOMAIN and 'fabric'" }),
   },
   { $id: 'https://xsim.invalid/schemas/xsim-run-1.schema.json', title: 'xsim run -j result' },

@@ -22,6 +22,7 @@ import { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotp
 
 import { PluginOps } from './plugins.ts';
 import { DomainMover, type MigrateOptions, type MigrationReport, type SaveReport } from './migration.ts';
+import { TraceSession, type TraceOptions, type TraceSummary } from './trace.ts';
 import { PacketCapture, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './capture.ts';
 
 export interface SimulationOptions {
@@ -48,6 +49,8 @@ export interface SimulationOptions {
   kernels?: Record<string, string>;
   /** How long a plugin's modules may take to load in the vetting worker (default 10 s). */
   pluginVetMs?: number;
+  /** Trace from the start (the boot's xenbus handshakes included) into this file; traceStop() writes it. */
+  trace?: TraceOptions;
   /** How long a domain may take to answer a stats or shutdown request before it is called hung (default 5 s). */
   answerMs?: number;
 }
@@ -83,6 +86,9 @@ export class Simulation {
   private readonly mover: DomainMover;
   private stopped = false;
   private capture: PacketCapture | null = null;
+  private trace: TraceSession | null = null;
+  /** Names of every domain seen while tracing, by uid (the trace's tracks). */
+  private readonly traced = new Map<Addr, { host: string; name: string; domid: number }>();
   /** Bring-up is over: a crash from now on is cleaned up like a destroy. */
   private started = false;
   private nextUid = 1;
@@ -139,6 +145,7 @@ export class Simulation {
     const placement = placeDomains(topology, runtime.pcpus);
     const sim = new Simulation(topology, runtime, placement, { ...opts, log });
     try {
+      if (opts.trace) await sim.traceStart(opts.trace);
       for (const [i, h] of topology.hosts.entries()) sim.hosts.push(buildHost(runtime.bus, h, i, () => sim.nextUid++, placement.dom0[i], placement.guests[i]));
       await runtime.create({ kernel: FABRIC_KERNEL, name: 'nic-hw', host: '*', hostIndex: -1, domid: -1, uid: ADDR_FABRIC, config: sim.fabricConfig() }, 'nic');
       for (const h of sim.hosts) await sim.startDom0(h);
@@ -461,6 +468,28 @@ export class Simulation {
     return s;
   }
 
+  /** Trace every thread into a Chrome / Perfetto JSON file until traceStop() (see trace.ts). */
+  async traceStart(o: TraceOptions): Promise<{ file: string }> {
+    if (this.trace) throw new Error(`trace: already tracing into ${this.trace.file} (stop it first)`);
+    this.trace = await TraceSession.start(this.runtime, o);
+    for (const d of this.domains) this.traced.set(d.uid, { host: d.host, name: d.name, domid: d.domid });
+    this.log(`tracing into ${o.file}`);
+    return { file: o.file };
+  }
+
+  async traceStop(): Promise<TraceSummary> {
+    const t = this.trace;
+    if (!t) throw new Error('trace: not tracing');
+    this.trace = null;
+    // Domains that came and went while tracing keep their names (a migrated guest has a uid per host).
+    for (const d of this.domains) this.traced.set(d.uid, { host: d.host, name: d.name, domid: d.domid });
+    const th = this.runtime.threads();
+    const threads = this.runtime.kind === 'deterministic' ? ['main thread (every domain, deterministic)'] : [...Array.from({ length: th.pcpus }, (_, i) => `pCPU ${i}`), 'NIC thread', 'main thread'];
+    const s = await t.stop({ domain: (uid) => this.traced.get(uid), hosts: this.hosts.map((h) => h.spec.name), threads });
+    this.log(`trace ${s.file}: ${s.events} events, ${s.frames} frame journeys${s.dropped ? `, ${s.dropped} events not kept` : ''}`);
+    return s;
+  }
+
   /** Threads the simulation runs and where every domain is placed. */
   threads(): ReturnType<Runtime['threads']> & { placement: string } {
     return { ...this.runtime.threads(), placement: this.placement.policy };
@@ -494,6 +523,7 @@ export class Simulation {
     if (this.stopped) return { domains: {}, fabric: undefined };
     // A capture still running is finished first: its file is whole, not left half written.
     if (this.capture) await this.captureStop().catch((e: Error) => this.log(logWarn(`capture: ${e.message}`)));
+    if (this.trace) await this.traceStop().catch((e: Error) => this.log(logWarn(`trace: ${e.message}`)));
     this.stopped = true;
     const ms = this.opts.answerMs ?? 5000;
     const finals: Record<string, unknown> = {};

@@ -18,6 +18,7 @@
  * the drop counter's full name as its comment.
  */
 import { realClock, type Clock } from '../sched/clock.ts';
+import { tracer } from '../trace/tracer.ts';
 import { BT_EPB, EPB_TS_HIGH, EPB_TS_LOW, enhancedPacketLength, writeEnhancedPacket } from './pcapng.ts';
 
 const utf8 = new TextEncoder();
@@ -56,8 +57,10 @@ export interface CaptureBatch {
 }
 
 export class Tap {
-  /** Capturing now: the one test a driver makes per frame. */
+  /** Capturing or tracing now: the one test a driver makes per frame. */
   on = false;
+  /** Selected by the running capture. */
+  capturing = false;
   seen = 0;
   lost = 0;
   kept = 0;
@@ -77,12 +80,14 @@ export class Tap {
 
   /** A frame passing this point (dir: DIR_INBOUND or DIR_OUTBOUND). */
   frame(u8: Uint8Array, off: number, len: number, dir: number): void {
-    this.sink.record(this, u8, off, len, dir, null);
+    if (this.capturing) this.sink.record(this, u8, off, len, dir, null);
+    if (tracer.on) tracer.hop(this.name, u8, off, len, dir);
   }
 
   /** A frame dropped at this point, counted in `counter` (its path in the kernel's stats). */
   drop(u8: Uint8Array, off: number, len: number, dir: number, counter: string): void {
-    this.sink.record(this, u8, off, len, dir, this.sink.comment(counter));
+    if (this.capturing) this.sink.record(this, u8, off, len, dir, this.sink.comment(counter));
+    if (tracer.on) tracer.hop(`${this.name} (dropped: ${counter})`, u8, off, len, dir);
   }
 }
 
@@ -119,7 +124,14 @@ export class CaptureSink {
   /** While capturing: what the capture asked for, so a point that appears later (a VI attached, a vif added) is captured too. */
   private patterns: RegExp[] = [];
 
-  constructor(private readonly now: () => number) {}
+  constructor(private readonly now: () => number) {
+    tracer.listen(this);
+  }
+
+  /** Tracing started or stopped: every tap is on while either wants frames. */
+  traceChanged(): void {
+    for (const t of this.taps) t.on = t.capturing || tracer.on;
+  }
 
   /** The tap named `name`, registered on first use (a vif that comes back gets its old tap again). */
   tap(name: string): Tap {
@@ -129,7 +141,8 @@ export class CaptureSink {
       return t;
     }
     const n = new Tap(name, this.taps.length, this);
-    n.on = this.patterns.some((p) => p.test(name));
+    n.capturing = this.patterns.some((p) => p.test(name));
+    n.on = n.capturing || tracer.on;
     this.taps.push(n);
     this.byName.set(name, n);
     return n;
@@ -170,9 +183,10 @@ export class CaptureSink {
     this.patterns = specs.map(tapPattern);
     const on: string[] = [];
     for (const t of this.taps) {
-      t.on = this.patterns.some((p) => p.test(t.name));
+      t.capturing = this.patterns.some((p) => p.test(t.name));
+      t.on = t.capturing || tracer.on;
       t.seen = t.lost = t.kept = t.drops = 0;
-      if (t.on && !t.released) on.push(t.name);
+      if (t.capturing && !t.released) on.push(t.name);
     }
     return on;
   }
@@ -200,7 +214,10 @@ export class CaptureSink {
   /** Stop capturing everywhere; what was left is returned. */
   stop(): CaptureBatch {
     this.patterns = [];
-    for (const t of this.taps) t.on = false;
+    for (const t of this.taps) {
+      t.capturing = false;
+      t.on = tracer.on;
+    }
     const b = this.drain();
     this.shared = [];
     if (this.buf.length > 1 << 20 || this.buf.buffer instanceof SharedArrayBuffer) this.setBuffer(new Uint8Array(0));

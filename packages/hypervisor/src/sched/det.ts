@@ -19,6 +19,7 @@ import type { Bus } from '../bus/bus.ts';
 import type { SetTimer } from '../rpc.ts';
 import { VirtualClock } from './clock.ts';
 import type { Vcpu } from './core.ts';
+import { tracer } from '../trace/tracer.ts';
 import { SeededRng } from './rng.ts';
 
 export interface DetOptions {
@@ -151,7 +152,19 @@ export class DetScheduler {
     let work = this.bus.pump();
     const now = this.clock.now();
     const order = this.rng.shuffle([...this.vcpus]);
-    for (const v of order) if (v.runnable(now)) work += v.turn(now);
+    for (const v of order) {
+      if (!v.runnable(now)) continue;
+      if (!tracer.on) {
+        work += v.turn(now);
+        continue;
+      }
+      const t0 = tracer.now();
+      tracer.track = v.uid ?? 0;
+      const n = v.turn(now);
+      tracer.track = 0;
+      if (n > 0) tracer.busy(v.uid ?? 0, t0);
+      work += n;
+    }
     this.rounds++;
     return work;
   }

@@ -25,6 +25,7 @@ import { declareCounters, type Counters } from '../metrics.ts';
 import type { WakeWord } from '../wake.ts';
 import type { Clock } from './clock.ts';
 import type { Vcpu } from './core.ts';
+import { pcpuTrack, tracer } from '../trace/tracer.ts';
 
 export const PCPU_COUNTERS = declareCounters('pCPU', {
   rounds: { kind: 'event', help: 'scheduling rounds run' },
@@ -146,7 +147,8 @@ export class Pcpu {
       Atomics.store(w, 2, wallMs());
       Atomics.store(w, 0, v.uid ?? 0);
       Atomics.add(w, 1, 1);
-      work += v.turn(now);
+      if (tracer.on) work += this.tracedTurn(v, now);
+      else work += v.turn(now);
       Atomics.store(w, 0, 0);
       // A turn may have set a timer: keep the earliest without waiting for the next full check.
       const t = v.nextTimer();
@@ -154,6 +156,16 @@ export class Pcpu {
     }
     this.c.rounds++;
     return work;
+  }
+
+  /** A turn with the tracer on: its events go on the domain's track, and a turn that worked is part of its run span. */
+  private tracedTurn(v: Vcpu, now: number): number {
+    const t0 = tracer.now();
+    tracer.track = v.uid ?? 0;
+    const n = v.turn(now);
+    tracer.track = 0;
+    if (n > 0) tracer.busy(v.uid ?? 0, t0);
+    return n;
   }
 
   /** Run until stop(); steps out to the event loop while a vCPU awaits async work (a plugin's import). */
@@ -187,8 +199,10 @@ export class Pcpu {
       if (ms > 0) {
         this.c.sleeps++;
         const t = performance.now();
+        const tt = tracer.on ? tracer.now() : 0;
         this.doorbell.sleep(seen, ms);
         this.c.sleepMs += performance.now() - t;
+        if (tracer.on) tracer.span('asleep', tt, null, pcpuTrack(this.id));
       }
       for (let i = 0; i < this.vcpus.length; i++) this.vcpus[i].wakeUp?.();
     }

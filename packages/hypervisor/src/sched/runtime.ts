@@ -6,10 +6,11 @@
  */
 import { cpus } from 'node:os';
 import { logError, type LogLevel } from '../log.ts';
+import { traceOp, type TraceBatch } from '../trace/tracer.ts';
 import { MessageChannel } from 'node:worker_threads';
 import { ADDR_FABRIC, ADDR_TOOLSTACK, Bus, CH, PortLink, pcpuAddr, type Addr } from '../bus/bus.ts';
 import { PcpuPool } from '../domain/pool.ts';
-import { RpcEndpoint, realTimer, type SetTimer } from '../rpc.ts';
+import { RpcEndpoint, realTimer, type RpcValue, type SetTimer } from '../rpc.ts';
 import { WakeWord } from '../wake.ts';
 import { realClock, type Clock } from './clock.ts';
 import type { DomainCore } from './core.ts';
@@ -46,6 +47,12 @@ export interface Runtime {
   pcpuTurn(pcpu: number): { uid: Addr; turns: number; forMs: number } | null;
   /** Every pCPU's counters. */
   pcpuStats(timeoutMs: number): Promise<unknown[]>;
+  /**
+   * A trace op (trace_start, trace_drain, trace_stop: see trace/tracer.ts) on
+   * every thread: each pCPU worker (the NIC's included) and this one. Answers
+   * in that order; a thread that does not answer gives null.
+   */
+  trace(op: string, args: Record<string, unknown>, timeoutMs: number): Promise<(TraceBatch | null)[]>;
   /** End a pCPU that will not answer (its domains end with it). */
   terminate(pcpu: number): void;
   shutdown(timeoutMs: number): Promise<void>;
@@ -150,6 +157,12 @@ export class ThreadRuntime implements Runtime {
     return Promise.all(this.mgmt.map((m, i) => m.request('stats', {}, timeoutMs).catch((e: Error) => ({ pcpu: i, error: e.message }))));
   }
 
+  async trace(op: string, args: Record<string, unknown>, timeoutMs: number): Promise<(TraceBatch | null)[]> {
+    const workers = await Promise.all(this.mgmt.map((m) => m.request(op, args as RpcValue, timeoutMs).catch(() => null)));
+    const here = traceOp(op, args, this.clock);
+    return [...workers, here].map((b) => (b && typeof b === 'object' && 'events' in b ? (b as TraceBatch) : null));
+  }
+
   terminate(pcpu: number): void {
     this.aborts[pcpu].abort(new Error('terminated: a domain on it never yields'));
   }
@@ -251,6 +264,11 @@ export class DetRuntime implements Runtime {
 
   pcpuTurn(): null {
     return null;
+  }
+
+  async trace(op: string, args: Record<string, unknown>): Promise<(TraceBatch | null)[]> {
+    const b = traceOp(op, args, this.clock);
+    return [b && 'events' in b ? b : null];
   }
 
   async pcpuStats(): Promise<unknown[]> {

@@ -12,9 +12,10 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { logPrinter, type LogLevel } from '../log.ts';
+import { traceOp } from '../trace/tracer.ts';
 import { ADDR_TOOLSTACK, Bus, CH, PortLink, pcpuAddr, type Addr } from '../bus/bus.ts';
 import { counterKinds } from '../metrics.ts';
-import { DEFERRED, RpcEndpoint, type SyncWait } from '../rpc.ts';
+import { DEFERRED, RpcEndpoint, type RpcValue, type SyncWait } from '../rpc.ts';
 import { WakeWord } from '../wake.ts';
 import { realClock } from './clock.ts';
 import { DomainCore } from './core.ts';
@@ -158,8 +159,11 @@ export default async function runPcpu(task: PcpuTask): Promise<unknown> {
       case 'shutdown':
         pcpu.stop();
         return true;
-      default:
+      default: {
+        const t = traceOp(op, a, realClock);
+        if (t) return t as unknown as RpcValue;
         throw new Error(`pcpu: unknown request ${op}`);
+      }
     }
   });
 

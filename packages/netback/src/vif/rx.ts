@@ -9,7 +9,7 @@
  * it, and the frame is counted. An impossible request producer is a broken
  * ring: the vif is disconnected, and the frame in hand is counted too.
  */
-import {
+import { tracer, traceRingPush,
   logWarn,
   GNTST_okay,
   NETRXF_data_validated,
@@ -157,6 +157,7 @@ export class VifRx {
     if (this.gone) return 0;
     const { skbs } = this.d;
     let n = 0;
+    const t0 = tracer.on ? tracer.now() : 0;
     while (this.queued > 0 && n < VIF_TUNABLES.rxBatch) {
       // Out of the queue before the copy: if the ring breaks, this frame is the one in hand (counted once).
       const skb = this.queue[this.head++];
@@ -173,6 +174,7 @@ export class VifRx {
       this.queue.length = 0;
       this.head = 0;
     }
+    if (tracer.on && n > 0) tracer.span('grant copy (rx)', t0, { vif: this.v.name, frames: n });
     this.push();
     // Waiting for buffers: ask to be told when the guest posts more (req_event).
     if (this.queued > 0 && this.ring.finalCheckForRequests() < 0) {
@@ -190,7 +192,9 @@ export class VifRx {
     c.rxPackets += this.unpushed;
     c.rxBytes += this.unpushedBytes;
     this.unpushed = this.unpushedBytes = 0;
-    if (this.ring.pushResponsesAndCheckNotify()) this.v.notify();
+    const notify = this.ring.pushResponsesAndCheckNotify();
+    if (tracer.on) traceRingPush(`${this.v.name} rx responses`, this.ring.rspProdPvt, notify);
+    if (notify) this.v.notify();
   }
 
   /**

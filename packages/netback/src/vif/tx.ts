@@ -21,7 +21,7 @@
  * requests, more than fatal_skb_slots slots, a slot crossing its page, an
  * extra-info slot it never negotiated) is disconnected (xenvif_fatal_tx_err).
  */
-import {
+import { tracer, traceRingPush,
   logWarn,
   GNTST_okay,
   NETIF_RSP_ERROR,
@@ -220,6 +220,7 @@ export class VifTx {
     const c = this.v.c;
     const { skbs, ops } = this.d;
     const domid = this.v.frontendDomid;
+    const t0 = tracer.on ? tracer.now() : 0;
     for (let f = 0; f < n; f++) {
       const k0 = this.fFirst[f];
       const slots = this.fSlots[f];
@@ -245,7 +246,10 @@ export class VifTx {
     }
     this.frames = 0;
     this.top = 0;
-    if (this.ring.pushResponsesAndCheckNotify()) this.v.notify();
+    if (tracer.on && n > 0) tracer.span('grant copy (tx)', t0, { vif: this.v.name, frames: n });
+    const notify = this.ring.pushResponsesAndCheckNotify();
+    if (tracer.on && n > 0) traceRingPush(`${this.v.name} tx responses`, this.ring.rspProdPvt, notify);
+    if (notify) this.v.notify();
     // The frames are dom0's now; forwarding one may disconnect this very vif (a reply
     // from dom0's stack into a broken RX ring), after which the rest are dropped, counted.
     const port = this.v.portId;

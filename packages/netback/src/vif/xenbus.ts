@@ -9,7 +9,7 @@
  * running each edge's action (connect on InitWait → Connected, disconnect on
  * Connected → Closing) and logging every transition in the vif's history.
  */
-import {
+import { tracer,
   logDebug,
   logWarn,
   BACKEND_FEATURES,
@@ -179,6 +179,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     this.history.push(line);
     if (this.history.length > HISTORY_MAX) this.history.shift();
     this.d.log(logDebug(`${this.name}: backend ${line}`));
+    if (tracer.on) tracer.instant(`xenbus ${this.name} backend: ${stateName(s)}`, { from: stateName(this.state), to: stateName(s), why });
     this.state = s;
     if (!this.removed) this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
   }

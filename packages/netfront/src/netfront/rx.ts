@@ -9,7 +9,7 @@
  * A response whose offset and size run past its page, or a chain too long, is
  * a bad frame: dropped here and counted (xennet_get_responses' rx_errors).
  */
-import {
+import { tracer, traceRingPush,
   NETRXF_more_data,
   NET_RX_RING_SIZE,
   PAGE_SIZE,
@@ -92,7 +92,10 @@ export class NetfrontRx {
       ring.reqProdPvt = (ring.reqProdPvt + 1) >>> 0;
       n++;
     }
-    if (n > 0 && ring.pushRequestsAndCheckNotify()) this.o.notify();
+    if (n === 0) return n;
+    const notify = ring.pushRequestsAndCheckNotify();
+    if (tracer.on) traceRingPush('netfront rx requests', ring.reqProdPvt, notify);
+    if (notify) this.o.notify();
     return n;
   }
 

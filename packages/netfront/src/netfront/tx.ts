@@ -11,7 +11,7 @@
  * or a grant the backend still holds when it says it is done, marks the
  * device broken.
  */
-import {
+import { tracer, traceRingPush,
   NETIF_RSP_NULL,
   NETIF_RSP_OKAY,
   NETTXF_more_data,
@@ -172,7 +172,9 @@ export class NetfrontTx {
   flush(): void {
     if (this.unpushed === 0 || !this.ring) return;
     this.unpushed = 0;
-    if (this.ring.pushRequestsAndCheckNotify()) this.o.notify();
+    const notify = this.ring.pushRequestsAndCheckNotify();
+    if (tracer.on) traceRingPush('netfront tx requests', this.ring.reqProdPvt, notify);
+    if (notify) this.o.notify();
   }
 
   /** Frames that could be queued right now. */

@@ -10,7 +10,7 @@
  * that breaks the ring protocol marks the device broken (Linux's `broken`):
  * logged once, counted, the rings are no longer used, and the guest lives on.
  */
-import { logDebug, logWarn, FrontRing, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, PAGE_SIZE, SharedRing, VIF_KEY, FRONTEND_FEATURES, XenbusState, parseState, stateName, vifFrontendPath, DIR_INBOUND, DIR_OUTBOUND, offTap, type Tap } from '@xsim/hypervisor';
+import { tracer, logDebug, logWarn, FrontRing, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, PAGE_SIZE, SharedRing, VIF_KEY, FRONTEND_FEATURES, XenbusState, parseState, stateName, vifFrontendPath, DIR_INBOUND, DIR_OUTBOUND, offTap, type Tap } from '@xsim/hypervisor';
 import { parseMac } from '../net/addr.ts';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
@@ -130,6 +130,7 @@ export class Netfront implements RingOwner {
     this.history.push(line);
     if (this.history.length > HISTORY_MAX) this.history.shift();
     this.d.log?.(logDebug(`netfront vif${this.handle}: ${line}`));
+    if (tracer.on) tracer.instant(`xenbus vif${this.handle} frontend: ${stateName(s)}`, { from: stateName(this.state), to: stateName(s), why });
     this.state = s;
     this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
   }

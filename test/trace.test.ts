@@ -1,0 +1,132 @@
+/**
+ * `--trace`: a Chrome / Perfetto JSON trace of a simulation, from boot through
+ * a slow-path stream, a plugin load and a fast-path stream, on real pCPU
+ * threads and on a seeded run. The file is checked as the Perfetto UI reads
+ * it (Trace Event Format: every event placed on a named track, slices with a
+ * duration, flow arrows bound to slices on their tracks), and for what a user
+ * looks for: a track per domain, busy and asleep spans, the boot's xenbus
+ * handshakes, ring pushes, notifications, grant copies, accelerator channel
+ * messages, filter insertions, and sampled frames' journeys hop by hop on the
+ * slow path and on the fast one.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tracer } from '@xsim/hypervisor';
+import { Simulation, defaultTopology, runStream, type DomainRef } from '@xsim/cli';
+import { THREADS, replayOnFailure, seededModes } from './helpers.ts';
+
+interface Ev {
+  ph: string;
+  name: string;
+  cat?: string;
+  ts: number;
+  dur?: number;
+  pid: number;
+  tid: number;
+  id?: number;
+  bp?: string;
+  args?: Record<string, unknown>;
+}
+
+/** Map.groupBy, which Node 20 lacks. */
+function groupBy<T, K>(xs: readonly T[], key: (x: T) => K): Map<K, T[]> {
+  const m = new Map<K, T[]>();
+  for (const x of xs) m.set(key(x), [...(m.get(key(x)) ?? []), x]);
+  return m;
+}
+
+const a1: DomainRef = { host: 'host-a', domain: 'a1' };
+const b1: DomainRef = { host: 'host-b', domain: 'b1' };
+
+describe.each([THREADS, seededModes()[0]])('trace ($name)', (mode) => {
+  let sim: Simulation;
+  let events: Ev[];
+  const track = new Map<string, string>();
+  replayOnFailure(mode, import.meta.url);
+
+  beforeAll(async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'xsim-trace-')), 'trace.json');
+    sim = await Simulation.start(defaultTopology(), { ...mode.opts, logLevel: 'warn', trace: { file, sample: 64 } });
+    await runStream(sim, { from: a1, to: b1, count: 2000, frameSize: 800, window: 64, srcPort: 41000 });
+    await sim.loadPlugin('vnic');
+    await sim.waitFor('vnic on every vif', async () => (await sim.listDomains()).every((d) => d.domid === 0 || d.vifs.every((v) => v.accel === 'vnic')));
+    await runStream(sim, { from: a1, to: b1, count: 2000, frameSize: 800, window: 64, srcPort: 41001 });
+    const s = await sim.traceStop();
+    expect(s.dropped).toBe(0);
+    const json = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: Ev[]; displayTimeUnit: string };
+    expect(json.displayTimeUnit).toBe('ns');
+    events = json.traceEvents;
+    for (const e of events) if (e.ph === 'M' && e.name === 'thread_name') track.set(`${e.pid}/${e.tid}`, `${events.find((p) => p.ph === 'M' && p.name === 'process_name' && p.pid === e.pid)?.args?.name}/${String(e.args?.name)}`);
+  });
+
+  afterAll(async () => {
+    await sim?.shutdown();
+  });
+
+  const on = (e: Ev) => track.get(`${e.pid}/${e.tid}`) ?? '?';
+
+  it('is in the Trace Event Format: every event on a named track, slices with durations, flows bound to slices', () => {
+    const body = events.filter((e) => e.ph !== 'M');
+    expect(body.length).toBeGreaterThan(100);
+    for (const e of body) {
+      expect(['X', 'i', 's', 't', 'f'], e.name).toContain(e.ph);
+      expect(Number.isFinite(e.ts) && e.ts >= 0, e.name).toBe(true);
+      expect(track.has(`${e.pid}/${e.tid}`), `${e.name} on ${e.pid}/${e.tid}`).toBe(true);
+      if (e.ph === 'X') expect(e.dur! >= 0, e.name).toBe(true);
+    }
+    // Each flow step sits on a hop slice of its own track at its own time ("bp": "e" binds it there).
+    const slices = new Set(body.filter((e) => e.ph === 'X' && e.cat === 'frame').map((e) => `${e.pid}/${e.tid}@${e.ts}`));
+    const flows = body.filter((e) => e.ph === 's' || e.ph === 't' || e.ph === 'f');
+    for (const f of flows) expect(slices.has(`${f.pid}/${f.tid}@${f.ts}`), `flow ${f.id} at ${f.ts}`).toBe(true);
+    const byId = groupBy(flows, (f) => f.id);
+    for (const [id, fs] of byId) expect(fs.map((f) => f.ph).join(''), `flow ${id}`).toMatch(/^st*f$/);
+  });
+
+  it('has a track per domain with its busy spans, and (on threads) each pCPU\'s sleeps', () => {
+    const tracks = new Set(events.filter((e) => e.ph === 'X' && e.name === 'run').map(on));
+    for (const t of ['host-a/dom0', 'host-b/dom0', 'host-a/a1 (domain 1)', 'host-b/b1 (domain 1)', 'NIC hardware/NICs and switches']) expect(tracks, t).toContain(t);
+    const asleep = new Set(events.filter((e) => e.name === 'asleep').map(on));
+    if (mode.seed === undefined) expect([...asleep].sort()).toEqual(['pCPUs/NIC thread: asleep', 'pCPUs/pCPU 0: asleep', 'pCPUs/pCPU 1: asleep']);
+    else expect(asleep.size).toBe(0); // one thread, a virtual clock: nothing ever blocks
+  });
+
+  it('shows the boot\'s xenbus handshakes, ring pushes, notifications, grant copies, channel messages and filter insertions', () => {
+    const names = (re: RegExp) => events.filter((e) => re.test(e.name)).map((e) => `${on(e)}: ${e.name}`);
+    expect(names(/^xenbus vif1\.0 backend: Connected$/)).toEqual(expect.arrayContaining(['host-a/dom0: xenbus vif1.0 backend: Connected', 'host-b/dom0: xenbus vif1.0 backend: Connected']));
+    expect(names(/^xenbus vif0 frontend: Connected$/)).toContain('host-a/a1 (domain 1): xenbus vif0 frontend: Connected');
+    expect(names(/^ring push: netfront tx requests$/)).toContain('host-a/a1 (domain 1): ring push: netfront tx requests');
+    expect(names(/^ring push: vif1\.0 tx responses$/)).toContain('host-a/dom0: ring push: vif1.0 tx responses');
+    expect(names(/^ring push: vif1\.0 rx responses$/)).toContain('host-b/dom0: ring push: vif1.0 rx responses');
+    expect(names(/^evtchn send$/).length).toBeGreaterThan(0);
+    const copies = events.filter((e) => e.name === 'grant copy (tx)' && on(e) === 'host-a/dom0');
+    expect(copies.length).toBeGreaterThan(0);
+    expect(copies.every((e) => (e.args?.frames as number) > 0)).toBe(true);
+    expect(names(/^accel channel: /).some((n) => n.startsWith('host-a/a1 (domain 1): accel channel: attach (from backend)'))).toBe(true);
+    expect(names(/^accel channel: .*\(from frontend\)$/).some((n) => n.startsWith('host-a/dom0:'))).toBe(true);
+    expect(events.filter((e) => e.name.startsWith('filter insert: VI ')).length).toBeGreaterThan(0);
+  });
+
+  it('follows sampled frames hop by hop: through both dom0s on the slow path, past them on the fast one', () => {
+    const hops = events.filter((e) => e.ph === 'X' && e.cat === 'frame');
+    const journeys = groupBy(hops, (e) => String(e.args?.frame));
+    const path = (j: Ev[]) => j.sort((x, y) => x.ts - y.ts).map((e) => String(e.args?.tap));
+    const all = [...journeys.values()].map(path);
+    const slow = all.filter((p) => p.includes('host-a/vif1.0'));
+    const fast = all.filter((p) => p[0] === 'host-a/a1/vif0' && !p.includes('host-a/vif1.0') && p.some((t) => /^host-a\/nic\/vi[1-9]/.test(t)));
+    // Every 64th frame of each stream (seq 0, 64, ...): 32 per stream. The second stream's first
+    // frames go the slow way too, until vnic has learnt the flow and inserted its filters.
+    expect(slow.length).toBeGreaterThanOrEqual(32);
+    expect(slow.length + fast.length).toBeGreaterThanOrEqual(62);
+    expect(fast.length).toBeGreaterThanOrEqual(16);
+    expect(slow[0]).toEqual(['host-a/a1/vif0', 'host-a/vif1.0', 'host-a/uplink', 'host-a/nic/vi0', 'host-a/nic/wire', 'host-b/nic/wire', 'host-b/nic/vi0', 'host-b/uplink', 'host-b/vif1.0', 'host-b/b1/vif0']);
+    expect(fast[0][0]).toBe('host-a/a1/vif0');
+    expect(fast[0].at(-1)).toBe('host-b/b1/vif0');
+    expect(fast[0]).toEqual(expect.arrayContaining(['host-a/nic/wire', 'host-b/nic/wire']));
+  });
+
+  it('costs nothing once stopped: the tracer is off', () => {
+    expect(tracer.on).toBe(false);
+  });
+});
