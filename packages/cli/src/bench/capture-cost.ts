@@ -90,7 +90,8 @@ export async function runCaptureCost(o: CaptureCostOptions): Promise<CaptureCell
           spread: { min: Math.min(...ratios), max: Math.max(...ratios) },
           taps,
           snaplen,
-          note: `${count} frames a1 -> b1 per stream; ${sim.threads().pcpus} pCPU workers + the NIC thread, the main thread merging and writing the file`,
+          frames: count,
+          note: `a1 -> b1; ${sim.threads().pcpus} pCPU workers + the NIC thread, the main thread merging and writing the file`,
         });
       }
       if (path === 'vnic') await sim.unloadPlugin('vnic');

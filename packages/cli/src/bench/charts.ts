@@ -45,8 +45,8 @@ function throughput(r: BenchJson): TopLevelSpec {
         color: { field: 'path', type: 'nominal', title: 'path' },
       },
       layer: [
-        { mark: { type: 'rule', strokeWidth: 2, opacity: 0.6 }, encoding: { y: { field: 'min', type: 'quantitative', title: 'Gbit/s' }, y2: { field: 'max' } } },
-        { mark: { type: 'line', point: true }, encoding: { y: { field: 'gbps', type: 'quantitative', title: 'Gbit/s' }, tooltip: [{ field: 'path' }, { field: 'size' }, { field: 'gbps', format: '.2f' }] } },
+        { mark: { type: 'rule', strokeWidth: 2, opacity: 0.6 }, encoding: { y: { field: 'min', type: 'quantitative', title: 'Gbit/s (log scale)', scale: { type: 'log' } }, y2: { field: 'max' } } },
+        { mark: { type: 'line', point: true }, encoding: { y: { field: 'gbps', type: 'quantitative', title: 'Gbit/s (log scale)', scale: { type: 'log' } }, tooltip: [{ field: 'path' }, { field: 'size' }, { field: 'gbps', format: '.2f' }] } },
       ],
     },
   };

@@ -99,6 +99,7 @@ export const CaptureCellSchema = Type.Object({
   spread: Type.Object({ min: Num(), max: Num() }),
   taps: Type.Integer({ minimum: 0, description: 'tap points captured at' }),
   snaplen: Type.Integer({ minimum: 14 }),
+  frames: Type.Optional(Type.Integer({ minimum: 1, description: 'frames per stream (sized per path from a warm-up)' })),
   note: Type.String(),
 });
 export type CaptureCell = Static<typeof CaptureCellSchema>;

@@ -138,8 +138,8 @@ export function report(r: BenchJson): string {
     parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`);
     parts.push(
       table(
-        ['path', 'bytes', 'captured at', 'tap points', 'snap length', 'off Gbit/s', 'on Gbit/s', 'on/off', 'spread', 'records/stream', 'not kept'],
-        r.capture.map((c) => [c.path, c.size, c.spec, c.taps, c.snaplen >= 65_535 ? 'whole' : c.snaplen, median(c.reps.map((x) => x.offGbps)), median(c.reps.map((x) => x.onGbps)), c.ratio, `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`, Math.round(median(c.reps.map((x) => x.records))), c.reps.reduce((n, x) => n + x.lost, 0)]),
+        ['path', 'bytes', 'frames/stream', 'captured at', 'tap points', 'snap length', 'off Gbit/s', 'on Gbit/s', 'on/off', 'spread', 'records/stream', 'not kept'],
+        r.capture.map((c) => [c.path, c.size, c.frames ?? '-', c.spec, c.taps, c.snaplen >= 65_535 ? 'whole' : c.snaplen, median(c.reps.map((x) => x.offGbps)), median(c.reps.map((x) => x.onGbps)), c.ratio, `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`, Math.round(median(c.reps.map((x) => x.records))), c.reps.reduce((n, x) => n + x.lost, 0)]),
       ),
     );
   }
