@@ -137,6 +137,19 @@ describe('the control socket', () => {
     await expect(cli('mgmtdev', 'set', 'host-a')).rejects.toThrow(/usage: xsim mgmtdev set DEV/);
   });
 
+  it('traces while a stream runs (xsim trace start|stop), and refuses what it cannot do by name', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'xsim-tr-')), 't.json');
+    expect(await cli('trace', 'start', '--file', file, '--sample', '32')).toBe(`tracing every thread into ${file}`);
+    await expect(cli('trace', 'start', '--file', file)).rejects.toThrow(/already tracing into .*t\.json/);
+    await conservedStream(sim, { from: a1, to: b1, count: 640, frameSize: 700, window: 64 });
+    const s = JSON.parse(await cli('trace', 'stop', '-j')) as { events: number; frames: number };
+    expect(s.frames).toBeGreaterThanOrEqual(20);
+    expect((JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: unknown[] }).traceEvents.length).toBe(s.events);
+    await expect(cli('trace', 'stop')).rejects.toThrow(/not tracing/);
+    await expect(cli('trace', 'start', '--file', '/nonexistent-dir/t.json')).rejects.toThrow(/trace: cannot write \/nonexistent-dir\/t\.json/);
+    await expect(cli('trace', 'start', '--sample', '0')).rejects.toThrow(/--sample must be an integer from 1/);
+  });
+
   it('answers bad requests with clear errors', async () => {
     await expect(cli('dev', 'add')).rejects.toThrow(/usage: xsim dev add HOST\/DOMU/);
     await expect(cli('dev', 'add', 'host-a/a1', 'colour', 'red')).rejects.toThrow(/unknown attribute "colour"/);

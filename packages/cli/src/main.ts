@@ -115,6 +115,7 @@ async function main(argv: string[]): Promise<number> {
     case 'dev':
     case 'plugin':
     case 'capture':
+    case 'trace':
     case 'shutdown': {
       const text = await manageCommand(cmd, rest);
       if (text) process.stdout.write(text + '\n');

@@ -9,6 +9,7 @@ import { STATE_NAMES } from '@xsim/hypervisor';
 import { resolve } from 'node:path';
 import { intFlag, parseArgs } from '../args.ts';
 import type { CaptureSummary } from '../toolstack/capture.ts';
+import type { TraceSummary } from '../schema/run.ts';
 import { table } from '../format.ts';
 import { DOMAIN_USAGE, domainCommand, migrationText } from './domain.ts';
 import type { MigrationReport } from '../toolstack/migration.ts';
@@ -31,6 +32,9 @@ ${DOMAIN_USAGE}
                                       capture there into one pcapng file (default xsim.pcapng): a tap
                                       point, a glob (host-a/*) or a host; points that appear later too
   capture stop                        finish the file: frames per tap point, drops, frames not kept
+  trace start [--file F] [--sample N] trace every thread into a Chrome/Perfetto JSON file (default
+                                      xsim-trace.json), with every Nth frame's journey (default 1024)
+  trace stop                          write it: events, frame journeys, events not kept
   plugin list                         accelerator plugins loaded, per host
   plugin load NAME [--host H] [--args JSON]
   plugin unload NAME [--host H]
@@ -83,7 +87,7 @@ function flat(o: Json, prefix = ''): [string, string][] {
 
 /** Run one management command; returns what to print. */
 export async function manageCommand(object: string, argv: string[]): Promise<string> {
-  const p = parseArgs(argv, ['socket', 'host', 'args', 'mac', 'ip', 'mem', 'pcpu', 'to', 'file', 'snaplen'], ['j', 'json', 'p', 'pretty', 'live']);
+  const p = parseArgs(argv, ['socket', 'host', 'args', 'mac', 'ip', 'mem', 'pcpu', 'to', 'file', 'snaplen', 'sample'], ['j', 'json', 'p', 'pretty', 'live']);
   const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
   const json = p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty');
   const pretty = p.flags.has('p') || p.flags.has('pretty');
@@ -208,6 +212,16 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
     case 'capture stop': {
       const v = (await call('capture.stop')) as CaptureSummary;
       return out(v, () => `${v.file}: ${v.bytes} octets\n` + table(['tap point', 'frames', 'of them drops', 'not kept (buffer full)'], v.interfaces.map((f) => [f.name, f.packets, f.drops, f.lost])));
+    }
+    case 'trace start': {
+      if (rest.length) throw new Error('usage: xsim trace start [--file F] [--sample N]');
+      const file = resolve(typeof p.flags.get('file') === 'string' ? String(p.flags.get('file')) : 'xsim-trace.json');
+      const v = (await call('trace.start', { file, ...(p.flags.has('sample') ? { sample: intFlag(p, 'sample', 1024, 1, 1 << 30) } : {}) })) as { file: string };
+      return out(v, () => `tracing every thread into ${v.file}`);
+    }
+    case 'trace stop': {
+      const v = (await call('trace.stop')) as TraceSummary;
+      return out(v, () => `${v.file}: ${v.events} events, ${v.frames} frame journeys (${v.hops} hops)${v.dropped ? `, ${v.dropped} events not kept` : ''}, ${v.bytes} octets; open it at ui.perfetto.dev`);
     }
     case 'shutdown':
       return out(await call('shutdown'), () => 'shutting down');

@@ -273,6 +273,11 @@ export const MANAGE_OPS: Record<string, ManageOp> = {
     return sim.captureStart(specs, { file: str(a, 'file'), ...(typeof a.snaplen === 'number' ? { snaplen: a.snaplen } : {}) });
   },
   'capture.stop': (sim) => sim.captureStop(),
+  'trace.start': (sim, a) => {
+    if (a.sample !== undefined && (typeof a.sample !== 'number' || !Number.isInteger(a.sample))) throw new Error('argument "sample" must be an integer');
+    return sim.traceStart({ file: str(a, 'file'), ...(typeof a.sample === 'number' ? { sample: a.sample } : {}) });
+  },
+  'trace.stop': (sim) => sim.traceStop(),
   'plugin.list': (sim) => pluginList(sim),
   'plugin.load': (sim, a) => sim.loadPlugin(str(a, 'name'), { host: optHost(a), args: (a.args ?? {}) as Json }),
   'plugin.unload': (sim, a) => sim.unloadPlugin(str(a, 'name'), { host: optHost(a) }),
