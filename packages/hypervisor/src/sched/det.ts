@@ -152,9 +152,10 @@ export class DetScheduler {
     let work = this.bus.pump();
     const now = this.clock.now();
     const order = this.rng.shuffle([...this.vcpus]);
+    const tracing = tracer.on;
     for (const v of order) {
       if (!v.runnable(now)) continue;
-      if (!tracer.on) {
+      if (!tracing) {
         work += v.turn(now);
         continue;
       }

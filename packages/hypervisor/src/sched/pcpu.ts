@@ -137,6 +137,7 @@ export class Pcpu {
     }
     const vs = this.vcpus;
     const w = this.watch;
+    const tracing = tracer.on;
     for (let i = 0; i < vs.length; i++) {
       const v = vs[i];
       if (full) {
@@ -147,7 +148,7 @@ export class Pcpu {
       Atomics.store(w, 2, wallMs());
       Atomics.store(w, 0, v.uid ?? 0);
       Atomics.add(w, 1, 1);
-      if (tracer.on) work += this.tracedTurn(v, now);
+      if (tracing) work += this.tracedTurn(v, now);
       else work += v.turn(now);
       Atomics.store(w, 0, 0);
       // A turn may have set a timer: keep the earliest without waiting for the next full check.
