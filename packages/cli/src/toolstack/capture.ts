@@ -28,6 +28,8 @@ import { batchData, captureBlocks, interfaceDescription, interfaceStatistics, se
 export interface CaptureTarget {
   /** What drop-counter names are prefixed with (`host-a/dom0.`, `fabric.`), as the stats name them. */
   prefix: string;
+  /** The kernel's bus address: a domain that arrives by migration keeps it, and replaces its old target. */
+  addr: number;
   request(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
 }
 
@@ -96,6 +98,10 @@ export class PacketCapture {
   private readonly byTarget = new Map<CaptureTarget, Map<string, Iface>>();
   /** On threads, each target's two shared buffers (see tap.ts): records cross threads without a copy. */
   private readonly buffers = new Map<CaptureTarget, SharedArrayBuffer[]>();
+  private specs: string[] = [];
+  private realTime = false;
+  /** Per interface, frames its sink could not keep (known at the sink's stop). */
+  private readonly lostAt = new Map<Iface, number>();
   /** Targets that answered capture_stop. */
   private readonly stopped = new Set<CaptureTarget>();
   /** The merge's output, reused from drain to drain (a drain's write finishes before the next drain starts). */
@@ -149,21 +155,64 @@ export class PacketCapture {
     }
     await c.write(blocks);
     // Each kernel gets the specs themselves: a point that appears there later (a VI attached, a vif added) is captured too.
-    const specList = specs.map((s) => s.trim());
-    // Each sink timestamps from the epoch (the shared monotonic clock plus this offset) and names drops with its kernel's prefix.
-    await Promise.all(
-      [...c.byTarget.keys()].map((t) => {
-        // Only kernels with a point selected now get shared buffers (a point that appears later elsewhere
-        // is drained by copy). Pages a sink never fills are never touched, so they are not resident.
-        const selected = [...(c.byTarget.get(t)?.keys() ?? [])].length > 0;
-        const shared = o.realTime && selected ? [takeBuffer(c.o.bufferBytes), takeBuffer(c.o.bufferBytes)] : undefined;
-        if (shared) c.buffers.set(t, shared);
-        return t.request('capture_start', { specs: specList, snaplen, limit: c.o.bufferBytes, prefix: t.prefix, offsetNs: String(offset) }, shared);
-      }),
-    );
+    c.specs = specs.map((s) => s.trim());
+    c.realTime = o.realTime;
+    await Promise.all([...c.byTarget.keys()].map((t) => c.startAt(t, (c.byTarget.get(t)?.size ?? 0) > 0)));
     c.startNs = c.lastNs = o.realTime ? process.hrtime.bigint() + offset : 0n;
     if (c.o.drainMs > 0) c.timer = setInterval(() => void c.drain('capture_drain'), c.o.drainMs);
     return c;
+  }
+
+  /**
+   * Start `t`'s sink: the specs, the snap length, the epoch offset its
+   * timestamps need and the prefix of its drop counters' names; on threads,
+   * when `selected`, two shared buffers (pages a sink never fills are never
+   * touched, so an idle kernel's are not resident; a kernel with nothing
+   * selected yet is drained by copy).
+   */
+  private startAt(t: CaptureTarget, selected: boolean): Promise<unknown> {
+    const shared = this.realTime && selected ? [takeBuffer(this.o.bufferBytes), takeBuffer(this.o.bufferBytes)] : undefined;
+    if (shared) this.buffers.set(t, shared);
+    return t.request('capture_start', { specs: this.specs, snaplen: this.o.snaplen, limit: this.o.bufferBytes, prefix: t.prefix, offsetNs: String(this.epochOffsetNs) }, shared);
+  }
+
+  /**
+   * A kernel that came up while the capture runs (a guest created, restored
+   * or arrived by migration): its points the specs select are captured from
+   * now on, described in the file when their first frames are drained.
+   */
+  async join(t: CaptureTarget): Promise<string[]> {
+    // A kernel that had this address before and did not leave (it crashed) is drained no more.
+    await this.leave(t.addr, false);
+    const names = ((await t.request('capture_taps', {})) as { taps?: string[] }).taps ?? [];
+    const selected = names.filter((n) => this.specs.some((s) => tapPattern(s).test(n)));
+    this.byTarget.set(t, new Map());
+    await this.startAt(t, selected.length > 0);
+    return selected;
+  }
+
+  /**
+   * A kernel about to go (shut down, destroyed, suspended to migrate): its
+   * last records are taken into the file (when `drain`, and it answers), and
+   * it is drained no more, so a drain never waits on a kernel that is gone.
+   */
+  leave(addr: number, drain = true): Promise<void> {
+    const gone = [...this.byTarget.keys()].filter((t) => t.addr === addr);
+    if (gone.length === 0) return this.draining;
+    const forget = () => {
+      for (const t of gone) {
+        this.byTarget.delete(t);
+        const bufs = this.buffers.get(t);
+        this.buffers.delete(t);
+        // Only a sink that answered its stop has let go of its buffers.
+        if (bufs && this.stopped.has(t)) giveBack([bufs]);
+      }
+    };
+    if (!drain) {
+      this.draining = this.draining.then(forget);
+      return this.draining;
+    }
+    return this.drain('capture_stop', gone).then(forget);
   }
 
   get file(): string {
@@ -178,8 +227,8 @@ export class PacketCapture {
   async stop(): Promise<CaptureSummary> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    const lost = new Map<Iface, number>();
-    await this.drain('capture_stop', lost);
+    const lost = this.lostAt;
+    await this.drain('capture_stop');
     const end = this.lastNs;
     // A sink that answered its stop has let go of its buffers: they are free for the next capture. (One that
     // did not, a hung domain's, might still write into them: those are left to the garbage collector.)
@@ -222,11 +271,10 @@ export class PacketCapture {
    * Take every target's blocks (one drain at a time) into the file, merged by
    * timestamp (capture-merge.ts).
    */
-  private drain(op: 'capture_drain' | 'capture_stop', lost?: Map<Iface, number>): Promise<void> {
+  private drain(op: 'capture_drain' | 'capture_stop', only?: readonly CaptureTarget[]): Promise<void> {
     this.draining = this.draining.then(async () => {
-      const batches = await Promise.all(
-        [...this.byTarget].map(async ([t, m]) => ({ t, m, b: (await t.request(op, {}).catch(() => null)) as CaptureBatch | null })),
-      );
+      const targets = [...this.byTarget].filter(([t]) => !only || only.includes(t));
+      const batches = await Promise.all(targets.map(async ([t, m]) => ({ t, m, b: (await t.request(op, {}).catch(() => null)) as CaptureBatch | null })));
       const idbs: Uint8Array[] = [];
       const runs: MergeRun[] = [];
       for (const { t, m, b } of batches) {
@@ -238,7 +286,8 @@ export class PacketCapture {
           if (!f) return;
           f.packets += b.kept[i];
           f.drops += b.drops[i];
-          if (lost && b.lost[i] > 0) lost.set(f, b.lost[i]);
+          // At a sink's stop, what its full buffer could not keep over the whole capture.
+          if (op === 'capture_stop' && b.lost[i] > 0) this.lostAt.set(f, b.lost[i]);
         });
         let data: Uint8Array;
         let blocks: ReturnType<typeof captureBlocks>;

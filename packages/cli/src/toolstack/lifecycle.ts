@@ -64,6 +64,8 @@ export interface LifecycleDeps {
   startGuest(h: HostResources, d: DomainMemory, i: number): Promise<void>;
   fabric(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
   untrack(d: RunningDomain): void;
+  /** The domain is about to stop while it can still answer: observers (a capture) take what it holds. */
+  leaving(d: RunningDomain): Promise<void>;
   log(line: string): void;
 }
 
@@ -134,6 +136,7 @@ export class DomainLifecycle {
       } catch (e) {
         throw new Error(`${(e as Error).message}: it is still running (destroy it with "xsim domain destroy ${ref.host}/${ref.domain}")`);
       }
+      await this.d.leaving(rd);
       const final = await this.sim.request(ref, 'shutdown', {}, 5000).catch(() => undefined);
       await this.sim.runtime.remove(rd.uid, rd.pcpu, 'reap');
       return this.release(h, mem, rd, 'shutdown', final, t0);
@@ -145,6 +148,7 @@ export class DomainLifecycle {
     const { h, mem, rd } = this.find(ref);
     return this.once(rd, async () => {
       const t0 = this.sim.clock.now();
+      await this.d.leaving(rd);
       await this.sim.runtime.remove(rd.uid, rd.pcpu, 'destroy');
       return this.release(h, mem, rd, 'destroy', undefined, t0);
     });

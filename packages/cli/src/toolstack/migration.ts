@@ -24,7 +24,7 @@
  * fed from the file.
  */
 import { readFile, writeFile, rename } from 'node:fs/promises';
-import { GrantTable, GuestMemory, PageMirror, SaveStreamError, XenbusState, crossThreadNow, decodeSaveStream, encodeSaveStream, type Addr, type SavedDomain } from '@xsim/hypervisor';
+import { GrantTable, GuestMemory, PageMirror, SaveStreamError, XenbusState, crossThreadNow, decodeSaveStream, encodeSaveStream, type Addr, type DomainSpec, type SavedDomain } from '@xsim/hypervisor';
 import type { GuestConfig } from '@xsim/netfront';
 import { validateAddition } from './addresses.ts';
 import { dropDelta, movedStats } from './drops.ts';
@@ -92,6 +92,10 @@ export interface MoverDeps {
   introduce(h: HostResources, d: DomainMemory): void;
   track(h: HostResources, d: DomainMemory, ip: string): RunningDomain;
   untrack(d: RunningDomain): void;
+  /** Boot the kernel of a domain being restored or arriving (a running capture takes it in). */
+  boot(spec: DomainSpec, pcpu: number): Promise<void>;
+  /** The domain is about to be suspended (and then answers nothing): observers (a capture) take what it holds. */
+  leaving(d: RunningDomain): Promise<void>;
   kernelFor(host: string, name: string): string;
   log(line: string): void;
 }
@@ -246,6 +250,8 @@ export class DomainMover {
     const accel = (await this.sim.request(dom0, 'accel_migrate_out', { domid: mem.domid }, 10_000)) as { handle: number; plugin: string | null; state: unknown }[];
     await this.sim.request(ref, 'suspend_quiesce', {}, 5000);
     await this.d.lifecycle.detachFromHost(h, mem);
+    // Before the suspend, which stops the guest's core: after it the guest answers nothing.
+    await this.d.leaving(rd);
     const rec = (await this.sim.request(ref, 'suspend', {}, 5000)) as { frame: number; len: number; lastRxAt: (number | null)[]; unanswered: number[] };
     await this.sim.runtime.remove(rd.uid, rd.pcpu, 'reap');
     this.kernelOf.set(rd.uid, this.kernelOf.get(rd.uid) ?? this.d.kernelFor(h.spec.name, mem.name));
@@ -291,7 +297,7 @@ export class DomainMover {
     } else this.d.track(dst, mem, saved.vifs[0].ip);
     const kernel = this.kernelOf.get(uid) ?? this.d.kernelFor(host, saved.name);
     const config: GuestConfig = { mem: ram.sab, gnttab: mem.gnttab, mtu: dst.spec.nic.mtu, vifs: saved.vifs.map((v) => ({ handle: v.handle, mac: v.mac, ip: v.ip })), dom0Uid: dst.dom0.uid, resume: saved.kernel };
-    await this.sim.runtime.create({ kernel, name: saved.name, host, hostIndex: dst.index, domid, uid, config }, pcpu);
+    await this.d.boot({ kernel, name: saved.name, host, hostIndex: dst.index, domid, uid, config }, pcpu);
     await this.sim.waitFor(`${host}/${saved.name}'s vifs to connect after its resume`, () => saved.vifs.every((v) => vifAt(dst.xenstore, domid, v.handle, XenbusState.Connected)), connectTimeoutMs);
     return { domid, pcpu };
   }

@@ -10,7 +10,7 @@
  * virtual clock.
  */
 import { availableParallelism } from 'node:os';
-import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, XenbusState, logError, logPrinter, logWarn, type Addr, type Clock, type LogLevel, type Runtime } from '@xsim/hypervisor';
+import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, XenbusState, logError, logPrinter, logWarn, type Addr, type Clock, type DomainSpec, type LogLevel, type Runtime } from '@xsim/hypervisor';
 import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
 import { FABRIC_KERNEL, type FabricConfig, type WireRef } from '@xsim/nic';
@@ -107,6 +107,7 @@ export class Simulation {
       startGuest: (h, d, i) => this.startGuest(h, d, i),
       fabric: (op, args, shared) => this.fabric(op, args, shared),
       untrack: (d) => this.untrack(d),
+      leaving: (d) => this.leaving(d),
       log: (l) => this.log(l),
     });
     this.hotplug = new VifHotplug(this, (l) => this.log(l));
@@ -116,6 +117,8 @@ export class Simulation {
       nextUid: () => this.nextUid++,
       fabric: (op, args, shared) => this.fabric(op, args, shared),
       introduce: (h, d) => this.introduce(h, d),
+      boot: (spec, pcpu) => this.boot(spec, pcpu),
+      leaving: (d) => this.leaving(d),
       track: (h, d, ip) => this.track(h, d, ip),
       untrack: (d) => this.untrack(d),
       kernelFor: (host, name) => this.kernelFor(host, name),
@@ -254,7 +257,7 @@ export class Simulation {
     this.introduce(h, d);
     this.track(h, d, spec.vifs[0].ip);
     const kernel = this.kernelFor(h.spec.name, spec.name);
-    await this.runtime.create({ kernel, name: spec.name, host: h.spec.name, hostIndex: h.index, domid: d.domid, uid: d.uid, config }, d.pcpu);
+    await this.boot({ kernel, name: spec.name, host: h.spec.name, hostIndex: h.index, domid: d.domid, uid: d.uid, config }, d.pcpu);
   }
 
   private kernelFor(host: string, name: string): string {
@@ -438,12 +441,31 @@ export class Simulation {
 
   /** Every kernel with tap points: the running domains, then the NIC hardware. */
   private captureTargets(): CaptureTarget[] {
-    const ms = this.opts.answerMs ?? 5000;
     const live = this.domains.filter((d) => !d.crashed && !d.hung);
-    return [
-      ...live.map((d) => ({ prefix: `${d.host}/${d.name}.`, request: (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => this.ask(d, op, args, ms, shared) })),
-      { prefix: 'fabric.', request: (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => this.fabric(op, args, shared) },
-    ];
+    return [...live.map((d) => this.captureTarget(d)), { prefix: 'fabric.', addr: ADDR_FABRIC, request: (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => this.fabric(op, args, shared) }];
+  }
+
+  private captureTarget(d: RunningDomain): CaptureTarget {
+    const ms = this.opts.answerMs ?? 5000;
+    return { prefix: `${d.host}/${d.name}.`, addr: d.uid, request: (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => this.ask(d, op, args, ms, shared) };
+  }
+
+  /** A domain about to stop: a running capture takes its last records and drains it no more. */
+  private async leaving(d: RunningDomain): Promise<void> {
+    await this.capture?.leave(d.uid).catch((e: Error) => this.log(logWarn(`capture: ${d.host}/${d.name}'s last records: ${e.message}`)));
+  }
+
+  /**
+   * Boot a guest's kernel (created, restored or arrived by migration); a
+   * capture that is running takes in its tap points.
+   */
+  private async boot(spec: DomainSpec, pcpu: number): Promise<void> {
+    await this.runtime.create(spec, pcpu);
+    const d = this.domains.find((x) => x.uid === spec.uid);
+    if (d && this.capture) {
+      const joined = await this.capture.join(this.captureTarget(d)).catch((e: Error) => this.log(logWarn(`capture: ${d.host}/${d.name} not captured: ${e.message}`)));
+      if (joined?.length) this.log(`capture: ${d.host}/${d.name} joined: ${joined.join(', ')}`);
+    }
   }
 
   /** The tap points a capture may name (`xsim capture list`). */
