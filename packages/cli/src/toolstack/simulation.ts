@@ -10,7 +10,7 @@
  * virtual clock.
  */
 import { availableParallelism } from 'node:os';
-import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, XenbusState, logError, logPrinter, logWarn, type Addr, type Clock, type DomainSpec, type LogLevel, type Runtime } from '@xsim/hypervisor';
+import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, DetRuntime, RpcEndpoint, ThreadRuntime, XenbusState, logError, logPrinter, type Addr, type Clock, type DomainSpec, type LogLevel, type Runtime } from '@xsim/hypervisor';
 import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
 import { FABRIC_KERNEL, type FabricConfig, type WireRef } from '@xsim/nic';
@@ -22,8 +22,9 @@ import { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotp
 
 import { PluginOps } from './plugins.ts';
 import { DomainMover, type MigrateOptions, type MigrationReport, type SaveReport } from './migration.ts';
-import { TraceSession, type TraceOptions, type TraceSummary } from './trace.ts';
-import { PacketCapture, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './capture.ts';
+import type { TraceOptions, TraceSummary } from './trace.ts';
+import type { CaptureOptions, CaptureSummary } from './capture.ts';
+import { Observers } from './observers.ts';
 
 export interface SimulationOptions {
   /** pCPU worker threads (default: the machine's cores). */
@@ -85,10 +86,7 @@ export class Simulation {
   private readonly hotplug: VifHotplug;
   private readonly mover: DomainMover;
   private stopped = false;
-  private capture: PacketCapture | null = null;
-  private trace: TraceSession | null = null;
-  /** Names of every domain seen while tracing, by uid (the trace's tracks). */
-  private readonly traced = new Map<Addr, { host: string; name: string; domid: number }>();
+  private readonly observers: Observers;
   /** Bring-up is over: a crash from now on is cleaned up like a destroy. */
   private started = false;
   private nextUid = 1;
@@ -100,6 +98,14 @@ export class Simulation {
     private readonly opts: SimulationOptions,
   ) {
     this.fabricCtl = new RpcEndpoint(runtime.bus, ADDR_TOOLSTACK, ADDR_FABRIC, CH.control, { setTimer: runtime.setTimer }).listen();
+    this.observers = new Observers({
+      runtime,
+      domains: () => this.domains,
+      hosts: () => this.hosts.map((h) => h.spec.name),
+      ask: (d, op, args, shared) => this.ask(d, op, args, this.opts.answerMs ?? 5000, shared),
+      fabric: (op, args, shared) => this.fabric(op, args, shared),
+      log: (l) => this.log(l),
+    });
     this.plugins = new PluginOps(this, opts.pluginVetMs);
     this.lifecycle = new DomainLifecycle({
       sim: this,
@@ -107,7 +113,7 @@ export class Simulation {
       startGuest: (h, d, i) => this.startGuest(h, d, i),
       fabric: (op, args, shared) => this.fabric(op, args, shared),
       untrack: (d) => this.untrack(d),
-      leaving: (d) => this.leaving(d),
+      leaving: (d) => this.observers.leaving(d),
       log: (l) => this.log(l),
     });
     this.hotplug = new VifHotplug(this, (l) => this.log(l));
@@ -118,7 +124,7 @@ export class Simulation {
       fabric: (op, args, shared) => this.fabric(op, args, shared),
       introduce: (h, d) => this.introduce(h, d),
       boot: (spec, pcpu) => this.boot(spec, pcpu),
-      leaving: (d) => this.leaving(d),
+      leaving: (d) => this.observers.leaving(d),
       track: (h, d, ip) => this.track(h, d, ip),
       untrack: (d) => this.untrack(d),
       kernelFor: (host, name) => this.kernelFor(host, name),
@@ -439,22 +445,6 @@ export class Simulation {
     return this.fabric('stats', {});
   }
 
-  /** Every kernel with tap points: the running domains, then the NIC hardware. */
-  private captureTargets(): CaptureTarget[] {
-    const live = this.domains.filter((d) => !d.crashed && !d.hung);
-    return [...live.map((d) => this.captureTarget(d)), { prefix: 'fabric.', addr: ADDR_FABRIC, request: (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => this.fabric(op, args, shared) }];
-  }
-
-  private captureTarget(d: RunningDomain): CaptureTarget {
-    const ms = this.opts.answerMs ?? 5000;
-    return { prefix: `${d.host}/${d.name}.`, addr: d.uid, request: (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => this.ask(d, op, args, ms, shared) };
-  }
-
-  /** A domain about to stop: a running capture takes its last records and drains it no more. */
-  private async leaving(d: RunningDomain): Promise<void> {
-    await this.capture?.leave(d.uid).catch((e: Error) => this.log(logWarn(`capture: ${d.host}/${d.name}'s last records: ${e.message}`)));
-  }
-
   /**
    * Boot a guest's kernel (created, restored or arrived by migration); a
    * capture that is running takes in its tap points.
@@ -462,54 +452,30 @@ export class Simulation {
   private async boot(spec: DomainSpec, pcpu: number): Promise<void> {
     await this.runtime.create(spec, pcpu);
     const d = this.domains.find((x) => x.uid === spec.uid);
-    if (d && this.capture) {
-      const joined = await this.capture.join(this.captureTarget(d)).catch((e: Error) => this.log(logWarn(`capture: ${d.host}/${d.name} not captured: ${e.message}`)));
-      if (joined?.length) this.log(`capture: ${d.host}/${d.name} joined: ${joined.join(', ')}`);
-    }
+    if (d) await this.observers.joined(d);
   }
 
   /** The tap points a capture may name (`xsim capture list`). */
-  async captureTaps(): Promise<string[]> {
-    return [...(await PacketCapture.list(this.captureTargets())).values()].flat();
+  captureTaps(): Promise<string[]> {
+    return this.observers.captureTaps();
   }
 
-  /** Start capturing at the tap points `specs` match into one pcapng file (one at a time). */
-  async captureStart(specs: readonly string[], o: CaptureOptions): Promise<{ file: string; interfaces: string[] }> {
-    if (this.capture) throw new Error(`capture: already capturing into ${this.capture.file} (stop it first)`);
-    this.capture = await PacketCapture.start(this.captureTargets(), specs, { ...o, realTime: !this.opts.deterministic, hold: (p) => this.runtime.hold(p) });
-    this.log(`capturing ${this.capture.interfaces.length} tap point(s) into ${o.file}`);
-    return { file: this.capture.file, interfaces: this.capture.interfaces };
+  /** Capture at the tap points `specs` select into one pcapng file until captureStop() (see capture.ts). */
+  captureStart(specs: readonly string[], o: CaptureOptions): Promise<{ file: string; interfaces: string[] }> {
+    return this.observers.captureStart(specs, o);
   }
 
-  async captureStop(): Promise<CaptureSummary> {
-    const c = this.capture;
-    if (!c) throw new Error('capture: not capturing');
-    this.capture = null;
-    const s = await c.stop();
-    this.log(`capture ${s.file}: ${s.interfaces.reduce((n, f) => n + f.packets, 0)} frames, ${s.bytes} octets`);
-    return s;
+  captureStop(): Promise<CaptureSummary> {
+    return this.observers.captureStop();
   }
 
   /** Trace every thread into a Chrome / Perfetto JSON file until traceStop() (see trace.ts). */
-  async traceStart(o: TraceOptions): Promise<{ file: string }> {
-    if (this.trace) throw new Error(`trace: already tracing into ${this.trace.file} (stop it first)`);
-    this.trace = await TraceSession.start(this.runtime, o);
-    for (const d of this.domains) this.traced.set(d.uid, { host: d.host, name: d.name, domid: d.domid });
-    this.log(`tracing into ${o.file}`);
-    return { file: o.file };
+  traceStart(o: TraceOptions): Promise<{ file: string }> {
+    return this.observers.traceStart(o);
   }
 
-  async traceStop(): Promise<TraceSummary> {
-    const t = this.trace;
-    if (!t) throw new Error('trace: not tracing');
-    this.trace = null;
-    // Domains that came and went while tracing keep their names (a migrated guest has a uid per host).
-    for (const d of this.domains) this.traced.set(d.uid, { host: d.host, name: d.name, domid: d.domid });
-    const th = this.runtime.threads();
-    const threads = this.runtime.kind === 'deterministic' ? ['main thread (every domain, deterministic)'] : [...Array.from({ length: th.pcpus }, (_, i) => `pCPU ${i}`), 'NIC thread', 'main thread'];
-    const s = await t.stop({ domain: (uid) => this.traced.get(uid), hosts: this.hosts.map((h) => h.spec.name), threads });
-    this.log(`trace ${s.file}: ${s.events} events, ${s.frames} frame journeys${s.dropped ? `, ${s.dropped} events not kept` : ''}`);
-    return s;
+  traceStop(): Promise<TraceSummary> {
+    return this.observers.traceStop();
   }
 
   /** Threads the simulation runs and where every domain is placed. */
@@ -543,9 +509,8 @@ export class Simulation {
 
   async shutdown(): Promise<{ domains: Record<string, unknown>; fabric: unknown }> {
     if (this.stopped) return { domains: {}, fabric: undefined };
-    // A capture still running is finished first: its file is whole, not left half written.
-    if (this.capture) await this.captureStop().catch((e: Error) => this.log(logWarn(`capture: ${e.message}`)));
-    if (this.trace) await this.traceStop().catch((e: Error) => this.log(logWarn(`trace: ${e.message}`)));
+    // A capture or trace still running is finished first: its file is whole, not left half written.
+    await this.observers.finish();
     this.stopped = true;
     const ms = this.opts.answerMs ?? 5000;
     const finals: Record<string, unknown> = {};

@@ -1,0 +1,111 @@
+/**
+ * What looks inside a running simulation without changing it: the packet
+ * capture (capture.ts) and the trace (trace.ts). Here they meet the
+ * toolstack: which kernels a capture drains (every running domain and the
+ * NIC hardware), guests that come up or go while one runs, and the names a
+ * trace gives its tracks.
+ */
+import { ADDR_FABRIC, logWarn, type Addr, type Runtime } from '@xsim/hypervisor';
+import { PacketCapture, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './capture.ts';
+import { TraceSession, type TraceOptions, type TraceSummary } from './trace.ts';
+import type { RunningDomain } from './simulation.ts';
+
+type Request = (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => Promise<unknown>;
+
+export interface ObserverDeps {
+  runtime: Runtime;
+  domains(): readonly RunningDomain[];
+  hosts(): string[];
+  /** A request to a domain with the simulation's deadline (a domain that misses it is marked hung). */
+  ask(d: RunningDomain, op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
+  fabric: Request;
+  log(line: string): void;
+}
+
+export class Observers {
+  private capture: PacketCapture | null = null;
+  private trace: TraceSession | null = null;
+  /** Names of every domain seen while tracing, by uid (the trace's tracks). */
+  private readonly traced = new Map<Addr, { host: string; name: string; domid: number }>();
+
+  constructor(private readonly d: ObserverDeps) {}
+
+  /** Every kernel with tap points: the running domains, then the NIC hardware. */
+  private targets(): CaptureTarget[] {
+    const live = this.d.domains().filter((x) => !x.crashed && !x.hung);
+    return [...live.map((x) => this.target(x)), { prefix: 'fabric.', addr: ADDR_FABRIC, request: this.d.fabric }];
+  }
+
+  private target(x: RunningDomain): CaptureTarget {
+    return { prefix: `${x.host}/${x.name}.`, addr: x.uid, request: (op, args, shared) => this.d.ask(x, op, args, shared) };
+  }
+
+  /** The tap points a capture may name (`xsim capture list`). */
+  async captureTaps(): Promise<string[]> {
+    return [...(await PacketCapture.list(this.targets())).values()].flat();
+  }
+
+  async captureStart(specs: readonly string[], o: CaptureOptions): Promise<{ file: string; interfaces: string[] }> {
+    if (this.capture) throw new Error(`capture: already capturing into ${this.capture.file} (stop it first)`);
+    const rt = this.d.runtime;
+    this.capture = await PacketCapture.start(this.targets(), specs, { ...o, realTime: rt.kind !== 'deterministic', hold: (p) => rt.hold(p) });
+    this.d.log(`capturing ${this.capture.interfaces.length} tap point(s) into ${o.file}`);
+    return { file: this.capture.file, interfaces: this.capture.interfaces };
+  }
+
+  async captureStop(): Promise<CaptureSummary> {
+    const c = this.capture;
+    if (!c) throw new Error('capture: not capturing');
+    this.capture = null;
+    const s = await c.stop();
+    this.d.log(`capture ${s.file}: ${s.interfaces.reduce((n, f) => n + f.packets, 0)} frames, ${s.bytes} octets`);
+    return s;
+  }
+
+  /** Trace every thread into a Chrome / Perfetto JSON file until traceStop() (see trace.ts). */
+  async traceStart(o: TraceOptions): Promise<{ file: string }> {
+    if (this.trace) throw new Error(`trace: already tracing into ${this.trace.file} (stop it first)`);
+    this.trace = await TraceSession.start(this.d.runtime, o);
+    this.name();
+    this.d.log(`tracing into ${o.file}`);
+    return { file: o.file };
+  }
+
+  async traceStop(): Promise<TraceSummary> {
+    const t = this.trace;
+    if (!t) throw new Error('trace: not tracing');
+    this.trace = null;
+    // Domains that came and went while tracing keep their names (a migrated guest has a uid per host).
+    this.name();
+    const rt = this.d.runtime;
+    const th = rt.threads();
+    const threads = rt.kind === 'deterministic' ? ['main thread (every domain, deterministic)'] : [...Array.from({ length: th.pcpus }, (_, i) => `pCPU ${i}`), 'NIC thread', 'main thread'];
+    const s = await t.stop({ domain: (uid) => this.traced.get(uid), hosts: this.d.hosts(), threads });
+    this.d.log(`trace ${s.file}: ${s.events} events, ${s.frames} frame journeys${s.dropped ? `, ${s.dropped} events not kept` : ''}`);
+    return s;
+  }
+
+  private name(): void {
+    for (const x of this.d.domains()) this.traced.set(x.uid, { host: x.host, name: x.name, domid: x.domid });
+  }
+
+  /** A guest's kernel came up (created, restored, arrived by migration): a running capture takes in its tap points. */
+  async joined(x: RunningDomain): Promise<void> {
+    if (this.trace) this.name();
+    if (!this.capture) return;
+    const points = await this.capture.join(this.target(x)).catch((e: Error) => this.d.log(logWarn(`capture: ${x.host}/${x.name} not captured: ${e.message}`)));
+    if (points?.length) this.d.log(`capture: ${x.host}/${x.name} joined: ${points.join(', ')}`);
+  }
+
+  /** A domain about to stop while it can still answer: a running capture takes its last records and drains it no more. */
+  async leaving(x: RunningDomain): Promise<void> {
+    if (this.trace) this.name();
+    await this.capture?.leave(x.uid).catch((e: Error) => this.d.log(logWarn(`capture: ${x.host}/${x.name}'s last records: ${e.message}`)));
+  }
+
+  /** At shutdown: a capture or trace still running is finished, its file whole. */
+  async finish(): Promise<void> {
+    if (this.capture) await this.captureStop().catch((e: Error) => this.d.log(logWarn(`capture: ${e.message}`)));
+    if (this.trace) await this.traceStop().catch((e: Error) => this.d.log(logWarn(`trace: ${e.message}`)));
+  }
+}
