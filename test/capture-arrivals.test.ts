@@ -1,9 +1,8 @@
 /**
  * A capture takes in guests that come up while it runs (created, or arrived
- * by migration) and takes a leaving guest's last records before it goes. Its
- * own file: a deterministic capture earlier in the same process slows a later
- * threaded simulation down (see the closing notes), which this test must not
- * inherit.
+ * by migration) and takes a leaving guest's last records before it goes.
+ * (Written while finding that every control message after a large one
+ * carried that large one's buffer across threads: see PortLink.)
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

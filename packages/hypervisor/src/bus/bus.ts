@@ -77,9 +77,24 @@ export class PortLink implements Link {
   ) {}
 
   post(e: Envelope): void {
-    this.port.postMessage(e);
+    this.port.postMessage(ownBuffer(e));
     this.wake?.kick();
   }
+}
+
+/**
+ * msgpackr packs into a buffer it reuses and hands back a view of it, and
+ * postMessage clones a view's whole buffer: 8 KiB for an 8-octet message, and
+ * after one large message (a capture batch, a saved domain's pages) as much as
+ * that for every message after it, on both threads. A message crosses threads
+ * in a buffer of its own size.
+ */
+function ownBuffer(e: Envelope): Envelope {
+  const b = e.b;
+  if (!b || (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength)) return e;
+  const own = new Uint8Array(b.byteLength);
+  own.set(b);
+  return { ...e, b: own };
 }
 
 export type Arrival = (e: Envelope) => void;
