@@ -142,7 +142,7 @@ export class HwNic {
 
   private viDrop(v: HwVi, ram: Uint8Array, addr: number, len: number, dir: number, counter: 'txOversize' | 'txSpoofDrops' | 'rxNoDesc'): void {
     v.c[counter]++;
-    if (v.tap.on) v.tap.drop(ram, addr, len, dir, `${this.capPath}.vi${v.id}.${counter}`);
+    if (v.tap.on) v.tap.drop(ram, addr, len, dir, `${this.capPath}.vis.${v.id}.${counter}`);
   }
 
   private nicDrop(ram: Uint8Array, addr: number, len: number, dir: number, counter: 'txNoLink' | 'linkDownDrops' | 'rxOversize'): void {
