@@ -106,6 +106,8 @@ describe.each([THREADS, seededModes()[0]])('trace ($name)', (mode) => {
     expect(names(/^accel channel: /).some((n) => n.startsWith('host-a/a1 (domain 1): accel channel: attach (from backend)'))).toBe(true);
     expect(names(/^accel channel: .*\(from frontend\)$/).some((n) => n.startsWith('host-a/dom0:'))).toBe(true);
     expect(events.filter((e) => e.name.startsWith('filter insert: VI ')).length).toBeGreaterThan(0);
+    // The fast path's notifications: the NIC interrupting a guest's VI.
+    expect(names(/^VI [1-9]\d* interrupt$/).some((n) => n.startsWith('NIC hardware/'))).toBe(true);
   });
 
   it('follows sampled frames hop by hop: through both dom0s on the slow path, past them on the fast one', () => {

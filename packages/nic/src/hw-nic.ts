@@ -11,7 +11,7 @@
  * resolved through the buffer table when the driver attaches; the NIC reads
  * them only while that attachment lives.
  */
-import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, declareCounters, offTap, readMac, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
+import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, declareCounters, offTap, readMac, tracer, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import { FilterTable } from './filter-table.ts';
 import { HwVi } from './hw-vi.ts';
@@ -478,7 +478,10 @@ export class HwNic {
   flushEvents(v: HwVi): void {
     if (!v.evDirty || !v.a) return;
     v.evDirty = false;
-    if (Atomics.exchange(v.a.db, W_IRQ_ARM, 0) === 1) v.a.irq?.raise();
+    if (Atomics.exchange(v.a.db, W_IRQ_ARM, 0) === 1) {
+      if (tracer.on) tracer.instant(`VI ${v.id} interrupt`, { host: this.spec.host, domid: v.a.domid });
+      v.a.irq?.raise();
+    }
   }
 
   /** After a round (which may have delivered into this NIC from the wire): interrupt who asked. */

@@ -4,6 +4,7 @@
  * and the attachment's doorbell. The NIC side reads the same memory through
  * the same layout constants (layout.ts).
  */
+import { tracer, traceRingPush } from '@xsim/hypervisor';
 import {
   DESC_SIZE,
   DOORBELL_BYTES,
@@ -88,7 +89,12 @@ export class ViQueues {
   /** Ring the TX doorbell; ring the NIC's wake line only if it says it sleeps. */
   pushTx(): void {
     Atomics.store(this.db, W_TX_PROD, this.txProdPvt | 0);
-    if (Atomics.load(this.db, W_NIC_ASLEEP) !== 0) this.#wakeNic();
+    const asleep = Atomics.load(this.db, W_NIC_ASLEEP) !== 0;
+    // Traced when it wakes the NIC (a notification); a doorbell per frame otherwise would swamp a trace.
+    if (asleep) {
+      if (tracer.on) traceRingPush('VI TX doorbell, NIC woken', this.txProdPvt, true);
+      this.#wakeNic();
+    }
   }
 
   postRx(bufId: number, off: number, len: number): number {
