@@ -19,7 +19,7 @@ import type { Bus } from '../bus/bus.ts';
 import type { SetTimer } from '../rpc.ts';
 import { VirtualClock } from './clock.ts';
 import type { Vcpu } from './core.ts';
-import { tracer } from '../trace/tracer.ts';
+import { tracedTurn, tracer } from '../trace/tracer.ts';
 import { SeededRng } from './rng.ts';
 
 export interface DetOptions {
@@ -153,19 +153,7 @@ export class DetScheduler {
     const now = this.clock.now();
     const order = this.rng.shuffle([...this.vcpus]);
     const tracing = tracer.on;
-    for (const v of order) {
-      if (!v.runnable(now)) continue;
-      if (!tracing) {
-        work += v.turn(now);
-        continue;
-      }
-      const t0 = tracer.now();
-      tracer.track = v.uid ?? 0;
-      const n = v.turn(now);
-      tracer.track = 0;
-      if (n > 0) tracer.busy(v.uid ?? 0, t0);
-      work += n;
-    }
+    for (const v of order) if (v.runnable(now)) work += tracing ? tracedTurn(v, now) : v.turn(now);
     this.rounds++;
     return work;
   }

@@ -25,7 +25,7 @@ import { declareCounters, type Counters } from '../metrics.ts';
 import type { WakeWord } from '../wake.ts';
 import type { Clock } from './clock.ts';
 import type { Vcpu } from './core.ts';
-import { pcpuTrack, tracer } from '../trace/tracer.ts';
+import { pcpuTrack, tracedTurn, tracer } from '../trace/tracer.ts';
 
 export const PCPU_COUNTERS = declareCounters('pCPU', {
   rounds: { kind: 'event', help: 'scheduling rounds run' },
@@ -148,7 +148,7 @@ export class Pcpu {
       Atomics.store(w, 2, wallMs());
       Atomics.store(w, 0, v.uid ?? 0);
       Atomics.add(w, 1, 1);
-      if (tracing) work += this.tracedTurn(v, now);
+      if (tracing) work += tracedTurn(v, now);
       else work += v.turn(now);
       Atomics.store(w, 0, 0);
       // A turn may have set a timer: keep the earliest without waiting for the next full check.
@@ -157,16 +157,6 @@ export class Pcpu {
     }
     this.c.rounds++;
     return work;
-  }
-
-  /** A turn with the tracer on: its events go on the domain's track, and a turn that worked is part of its run span. */
-  private tracedTurn(v: Vcpu, now: number): number {
-    const t0 = tracer.now();
-    tracer.track = v.uid ?? 0;
-    const n = v.turn(now);
-    tracer.track = 0;
-    if (n > 0) tracer.busy(v.uid ?? 0, t0);
-    return n;
   }
 
   /** Run until stop(); steps out to the event loop while a vCPU awaits async work (a plugin's import). */

@@ -20,6 +20,7 @@
  * a deterministic run.
  */
 import { realClock, type Clock } from '../sched/clock.ts';
+import type { Vcpu } from '../sched/core.ts';
 
 export type TraceArgs = Record<string, string | number | boolean>;
 
@@ -171,6 +172,19 @@ export function streamFrameId(u8: Uint8Array, off: number, len: number, sample: 
   if (seq % sample !== 0) return null;
   const stream = ((u8[p + 4] << 24) | (u8[p + 5] << 16) | (u8[p + 6] << 8) | u8[p + 7]) >>> 0;
   return `${stream}/${seq}`;
+}
+
+/**
+ * A vCPU's turn with the tracer on (both schedulers run it): its events go
+ * on its domain's track, and a turn that worked joins its run span.
+ */
+export function tracedTurn(v: Vcpu, now: number): number {
+  const t0 = tracer.now();
+  tracer.track = v.uid ?? 0;
+  const n = v.turn(now);
+  tracer.track = 0;
+  if (n > 0) tracer.busy(v.uid ?? 0, t0);
+  return n;
 }
 
 /** A ring's producer index published (and whether the other end asked to be notified). */
