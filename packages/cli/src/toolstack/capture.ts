@@ -89,8 +89,8 @@ function takeBuffer(bytes: number): SharedArrayBuffer {
   return i >= 0 ? bufferPool.splice(i, 1)[0] : new SharedArrayBuffer(bytes);
 }
 
-function giveBack(bufs: Iterable<SharedArrayBuffer[]>): void {
-  for (const pair of bufs) for (const b of pair) if (bufferPool.length < POOL_MAX) bufferPool.push(b);
+function giveBack(bufs: readonly SharedArrayBuffer[]): void {
+  for (const b of bufs) if (bufferPool.length < POOL_MAX) bufferPool.push(b);
 }
 
 export class PacketCapture {
@@ -153,7 +153,7 @@ export class PacketCapture {
       c.byTarget.set(t, m);
       for (const name of names) if (wanted.has(name)) blocks.push(c.iface(t, m, name));
     }
-    await c.write(blocks);
+    await c.write(Buffer.concat(blocks));
     // Each kernel gets the specs themselves: a point that appears there later (a VI attached, a vif added) is captured too.
     c.specs = specs.map((s) => s.trim());
     c.realTime = o.realTime;
@@ -202,10 +202,7 @@ export class PacketCapture {
     const forget = () => {
       for (const t of gone) {
         this.byTarget.delete(t);
-        const bufs = this.buffers.get(t);
-        this.buffers.delete(t);
-        // Only a sink that answered its stop has let go of its buffers.
-        if (bufs && this.stopped.has(t)) giveBack([bufs]);
+        this.releaseBuffers(t);
       }
     };
     if (!drain) {
@@ -230,11 +227,8 @@ export class PacketCapture {
     const lost = this.lostAt;
     await this.drain('capture_stop');
     const end = this.lastNs;
-    // A sink that answered its stop has let go of its buffers: they are free for the next capture. (One that
-    // did not, a hung domain's, might still write into them: those are left to the garbage collector.)
-    giveBack([...this.buffers].filter(([t]) => this.stopped.has(t)).map(([, b]) => b));
-    this.buffers.clear();
-    await this.write(this.ifaces.map((f) => interfaceStatistics(f.id, end, { start: this.startNs, end, recv: f.packets + (lost.get(f) ?? 0), drop: lost.get(f) ?? 0 })));
+    for (const t of [...this.buffers.keys()]) this.releaseBuffers(t);
+    await this.write(Buffer.concat(this.ifaces.map((f) => interfaceStatistics(f.id, end, { start: this.startNs, end, recv: f.packets + (lost.get(f) ?? 0), drop: lost.get(f) ?? 0 }))));
     await this.hold(this.fh!.close());
     this.fh = null;
     await this.hold(rename(this.tmp, this.o.file));
@@ -252,6 +246,17 @@ export class PacketCapture {
     await this.fh?.close().catch(() => undefined);
     this.fh = null;
     await unlink(this.tmp).catch(() => undefined);
+  }
+
+  /**
+   * `t`'s shared buffers go back to the pool when its sink answered its stop
+   * and so let go of them; a sink that did not (a hung domain's) might still
+   * write into them, so those are left to the garbage collector.
+   */
+  private releaseBuffers(t: CaptureTarget): void {
+    const bufs = this.buffers.get(t);
+    this.buffers.delete(t);
+    if (bufs && this.stopped.has(t)) giveBack(bufs);
   }
 
   private scratch(n: number): Uint8Array {
@@ -314,26 +319,14 @@ export class PacketCapture {
         const ts = (BigInt(lastHi) << 32n) | BigInt(lastLo);
         if (ts > this.lastNs) this.lastNs = ts;
       }
-      if (at > 0) await this.write([out.subarray(0, at)]);
+      if (at > 0) await this.write(out.subarray(0, at));
     });
     return this.draining;
   }
 
-  private async write(blocks: Uint8Array[]): Promise<void> {
-    if (blocks.length === 0 || !this.fh) return;
-    if (blocks.length === 1) {
-      await this.hold(this.fh.write(blocks[0]));
-      this.bytes += blocks[0].length;
-      return;
-    }
-    const n = blocks.reduce((a, b) => a + b.length, 0);
-    const all = new Uint8Array(n);
-    let at = 0;
-    for (const b of blocks) {
-      all.set(b, at);
-      at += b.length;
-    }
-    await this.hold(this.fh.write(all));
-    this.bytes += n;
+  private async write(bytes: Uint8Array): Promise<void> {
+    if (bytes.length === 0 || !this.fh) return;
+    await this.hold(this.fh.write(bytes));
+    this.bytes += bytes.length;
   }
 }
