@@ -25,15 +25,8 @@ import {
   tapPattern,
 } from '@xsim/hypervisor';
 
-const cat = (...bs: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(bs.reduce((n, b) => n + b.length, 0));
-  let at = 0;
-  for (const b of bs) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
-};
+/** The blocks back to back in an array of their own (offset 0: the tests edit it through DataViews). */
+const cat = (...bs: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(bs));
 
 const frame = (n: number, fill = 0xab): Uint8Array => new Uint8Array(n).fill(fill);
 
