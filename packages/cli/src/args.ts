@@ -83,3 +83,15 @@ export function runtimeFlags(p: Parsed): { pcpus?: number; deterministic?: { see
   if (det) return { deterministic: { seed: intFlag(p, 'seed', 1, 0, 2 ** 31 - 1) } };
   return p.flags.has('pcpus') ? { pcpus: intFlag(p, 'pcpus', 1, 1, 256) } : {};
 }
+
+/** The level a long command's simulations log at: their warnings and errors, everything with --verbose. */
+export function simulationLogLevel(level: LogLevel): LogLevel {
+  return level === 'debug' ? 'debug' : 'warn';
+}
+
+/** A long command's progress lines ("xsim <line>"): to stderr, none with --quiet. */
+export function progressLines(level: LogLevel): (line: string) => void {
+  return (line) => {
+    if (level !== 'warn') process.stderr.write(`xsim ${line}\n`);
+  };
+}

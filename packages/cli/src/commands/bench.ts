@@ -4,14 +4,15 @@
  * run, and a JSON file (schema in bench/schema.ts) that a later run can be
  * compared against with --compare.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, median, runBench, type BenchOptions } from '../bench/matrix.ts';
 import { runCaptureCost } from '../bench/capture-cost.ts';
 import { benchCharts } from '../bench/charts.ts';
 import { runMicro } from '../bench/micro.ts';
 import { ComparableSchema, PATHS, READABLE_SCHEMAS, schemaProblems, validateBenchJson, type BenchJson, type BenchPath, type Comparable, type Placement } from '../bench/schema.ts';
-import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs } from '../args.ts';
+import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs, progressLines, simulationLogLevel } from '../args.ts';
+import { saveJson } from '../save.ts';
 import { fmtNum, table } from '../format.ts';
 
 function list<T extends string | number>(v: string | true | undefined, parse: (s: string) => T, allowed?: readonly T[]): T[] | undefined {
@@ -35,7 +36,7 @@ function progressBar(done: number, total: number, what: string): void {
 export async function benchCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'], ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS]);
   const level = logLevelFlag(p);
-  const info = (s: string) => level !== 'warn' && process.stderr.write(s);
+  const info = progressLines(level);
   const base = p.flags.has('quick') ? QUICK_BENCH : DEFAULT_BENCH;
   const o: BenchOptions = {
     ...base,
@@ -51,7 +52,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     repSeconds: numFlag(p, 'seconds', base.repSeconds, 0.05, 60),
     pcpus: p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined,
     progress: level === 'warn' ? undefined : progressBar,
-    logLevel: level === 'debug' ? 'debug' : 'warn',
+    logLevel: simulationLogLevel(level),
   };
   const json = p.flags.has('j') || p.flags.has('json');
   // The file to compare against is checked before minutes of measuring, not after.
@@ -59,24 +60,21 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const old = cmpFile ? loadComparable(cmpFile, o) : undefined;
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : o.quick ? undefined : 'bench/results/latest.json';
 
-  info(`xsim bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)\n`);
+  info(`bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)`);
   const result = await runBench(o);
   if (!p.flags.has('no-capture')) {
-    info('xsim bench: capture cost (off and on, paired)...\n');
-    const cap = await runCaptureCost({ paths: o.paths, reps: o.reps, frames: o.frames, repSeconds: o.repSeconds, pcpus: o.pcpus, logLevel: o.logLevel, progress: (w) => info(`xsim bench: ${w}\n`) });
+    info('bench: capture cost (off and on, paired)...');
+    const cap = await runCaptureCost({ paths: o.paths, reps: o.reps, frames: o.frames, repSeconds: o.repSeconds, pcpus: o.pcpus, logLevel: o.logLevel, progress: (w) => info(`bench: ${w}`) });
     if (cap.length) result.capture = cap;
   }
   const wantMicro = p.flags.has('micro') || (!o.quick && !p.flags.has('no-micro'));
   if (wantMicro) {
-    info('xsim bench: microbenchmarks...\n');
+    info('bench: microbenchmarks...');
     result.micro = await runMicro({ quick: o.quick, folder: out ? dirname(out) : undefined });
   }
   const problems = validateBenchJson(result);
   if (problems.length) throw new Error(`benchmark output does not match its schema: ${problems.join('; ')}`);
-  if (out) {
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
-  }
+  if (out) saveJson(out, result);
   const cmp = old && cmpFile ? compareResults(old, result, cmpFile) : undefined;
   // Charts next to the JSON: latest.json -> latest-throughput.svg, latest-cpu.svg, ...
   const charts: string[] = [];

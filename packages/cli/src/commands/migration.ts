@@ -2,9 +2,8 @@
  * `xsim migration`: the figures of the three live-migration cases over
  * repetitions (bench/migration.ts), a table and a JSON file.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs } from '../args.ts';
+import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs, progressLines, simulationLogLevel } from '../args.ts';
+import { saveJson } from '../save.ts';
 import { MIGRATION_CASES, runMigrationBench, type MigrationCase, type MigrationJson } from '../bench/migration.ts';
 import { table } from '../format.ts';
 
@@ -29,14 +28,11 @@ export async function migrationCommand(argv: string[]): Promise<number> {
     migrateAfter: intFlag(p, 'after', Math.round(frames / 4), 1, frames - 1),
     pcpus: p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined,
     seed: p.flags.has('seed') ? intFlag(p, 'seed', 1, 0, 2 ** 31) : undefined,
-    progress: (l) => level !== 'warn' && process.stderr.write(`xsim ${l}\n`),
-    logLevel: level === 'debug' ? 'debug' : 'warn',
+    progress: progressLines(level),
+    logLevel: simulationLogLevel(level),
   });
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : undefined;
-  if (out) {
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify(r, null, 2) + '\n');
-  }
+  if (out) saveJson(out, r);
   if (p.flags.has('j') || p.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
   else process.stdout.write(migrationReport(r) + (out ? `\n\nsaved ${out}` : '') + '\n');
   return r.cases.every((c) => c.reps.every((x) => x.uncounted === 0 && x.duplicated === 0)) ? 0 : 1;

@@ -2,9 +2,8 @@
  * `xsim scale`: boot time, peak RSS, idle CPU and a cross-rack stream against
  * the number of domains (bench/scale.ts), a table and a JSON file.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs } from '../args.ts';
+import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs, progressLines } from '../args.ts';
+import { saveJson } from '../save.ts';
 import { measurePoint, runScale, type ScaleJson } from '../bench/scale.ts';
 import { table } from '../format.ts';
 
@@ -27,12 +26,9 @@ export async function scaleCommand(argv: string[]): Promise<number> {
       if (!Number.isInteger(n) || n < 2 || n > 12_800) throw new Error(`--domains: "${s}" is not a domU count from 2 to 12800`);
       return n;
     });
-  const r = await runScale({ domUs, idleSeconds, streamFrames, pcpus, progress: (l) => level !== 'warn' && process.stderr.write(`xsim ${l}\n`) });
+  const r = await runScale({ domUs, idleSeconds, streamFrames, pcpus, progress: progressLines(level) });
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : undefined;
-  if (out) {
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify(r, null, 2) + '\n');
-  }
+  if (out) saveJson(out, r);
   if (p.flags.has('j') || p.flags.has('json')) process.stdout.write(JSON.stringify(r) + '\n');
   else process.stdout.write(scaleReport(r) + (out ? `\n\nsaved ${out}` : '') + '\n');
   return r.points.every((x) => !x.stream || (x.stream.conserved && x.stream.delivered > 0)) ? 0 : 1;
