@@ -8,7 +8,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, type DomainRef } from '@xsim/cli';
+import { Simulation, defaultTopology, type DomainRef } from '@xsim/toolstack';
 import { THREADS, conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;

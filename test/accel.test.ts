@@ -5,7 +5,7 @@
  * matching. Every frame of every stream is delivered once or counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, dropDelta, validateTopology, type DomainRef, type StreamOptions } from '@xsim/cli';
+import { Simulation, defaultTopology, dropDelta, validateTopology, type DomainRef, type StreamOptions } from '@xsim/toolstack';
 import { afterFrames, conservedStream, replayOnFailure, rxUdp, seededModes, type Json } from './helpers.ts';
 
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };

@@ -12,7 +12,7 @@
  * threads (the races are real) and deterministically over several seeds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, streamAccount, validateTopology, type DomainRef } from '@xsim/cli';
+import { Simulation, streamAccount, validateTopology, type DomainRef } from '@xsim/toolstack';
 import { TX_ATTACKS } from './fixtures/hostile-guest.ts';
 import { THREADS, conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
 

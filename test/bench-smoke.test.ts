@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import { PATHS, compare, validateBenchJson, type BenchJson } from '@xsim/cli';
+import { PATHS, compare, validateBenchJson, type BenchJson } from '@xsim/bench';
 
 describe('xsim bench --quick', () => {
   it('measures every path, conserves every frame and writes valid JSON', () => {

@@ -7,7 +7,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, type DomainRef } from '@xsim/cli';
+import { Simulation, defaultTopology, type DomainRef } from '@xsim/toolstack';
 import { conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const FLAKY = fileURLToPath(new URL('./fixtures/flaky/', import.meta.url));

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPcapng } from '@xsim/hypervisor';
-import { Simulation, defaultTopology, runStream, type CaptureSummary } from '@xsim/cli';
+import { Simulation, defaultTopology, runStream, type CaptureSummary } from '@xsim/toolstack';
 import { THREADS, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const at = (host: string, domain: string) => ({ host, domain });

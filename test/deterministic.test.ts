@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, type DomainRef } from '@xsim/cli';
+import { Simulation, defaultTopology, type DomainRef } from '@xsim/toolstack';
 import { SEEDS, afterFrames, conservedStream, type Json } from './helpers.ts';
 
 const root = new URL('..', import.meta.url).pathname;

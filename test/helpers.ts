@@ -4,7 +4,7 @@
  * runtimes a suite runs on.
  */
 import { beforeEach, expect } from 'vitest';
-import { runStream, rxUdp, streamAccount, type DomainRef, type Simulation, type SimulationOptions, type StreamOptions, type StreamResult } from '@xsim/cli';
+import { runStream, rxUdp, streamAccount, type DomainRef, type Simulation, type SimulationOptions, type StreamOptions, type StreamResult } from '@xsim/toolstack';
 
 /**
  * The seeds every deterministic suite runs with (each seed a whole run of the

@@ -6,7 +6,7 @@
  * leaves nothing behind, and the guest gets its memory back. Threads and seeds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, mgmtdevList, runStream, type DomainRef } from '@xsim/cli';
+import { Simulation, defaultTopology, mgmtdevList, runStream, type DomainRef } from '@xsim/toolstack';
 import { THREADS, conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };

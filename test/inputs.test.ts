@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, controlRequest, defaultTopology, manageCommand, serveControl, type ControlServer } from '@xsim/cli';
+import { Simulation, controlRequest, defaultTopology, serveControl, type ControlServer } from '@xsim/toolstack';
+import { manageCommand } from '@xsim/cli';
 import type { Json } from './helpers.ts';
 
 const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;

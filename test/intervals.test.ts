@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, runStream, type DomainRef, type IntervalSample } from '@xsim/cli';
+import { Simulation, defaultTopology, runStream, type DomainRef, type IntervalSample } from '@xsim/toolstack';
 import { replayOnFailure, seededModes } from './helpers.ts';
 
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };

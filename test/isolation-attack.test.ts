@@ -14,7 +14,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, runStream, validateTopology, type DomainRef, type StreamResult } from '@xsim/cli';
+import { Simulation, runStream, validateTopology, type DomainRef, type StreamResult } from '@xsim/toolstack';
 import { THREADS, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const CHAOS = new URL('./fixtures/chaos-guest.ts', import.meta.url).href;

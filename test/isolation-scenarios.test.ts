@@ -19,7 +19,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, runPing, runStream, validateTopology, type DomainRef } from '@xsim/cli';
+import { Simulation, runPing, runStream, validateTopology, type DomainRef } from '@xsim/toolstack';
 import { THREADS, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;

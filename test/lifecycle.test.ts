@@ -8,7 +8,7 @@
  * on real pCPU threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, runStream, totalDrops, type DomainRef } from '@xsim/cli';
+import { Simulation, defaultTopology, runStream, totalDrops, type DomainRef } from '@xsim/toolstack';
 import { THREADS, afterFrames, conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;

@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, controlRequest, defaultTopology, manageCommand, serveControl, type ControlServer, type DomainRef } from '@xsim/cli';
+import { Simulation, controlRequest, defaultTopology, serveControl, type ControlServer, type DomainRef } from '@xsim/toolstack';
+import { manageCommand } from '@xsim/cli';
 import { readPcapng } from '@xsim/hypervisor';
 import { conservedStream, type Json } from './helpers.ts';
 

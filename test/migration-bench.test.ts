@@ -4,7 +4,7 @@
  * pages and times, and loses nothing that no counter holds.
  */
 import { describe, expect, it } from 'vitest';
-import { MIGRATION_CASES, MIGRATION_SCHEMA, migrationReport, runMigrationBench } from '@xsim/cli';
+import { MIGRATION_CASES, MIGRATION_SCHEMA, migrationReport, runMigrationBench } from '@xsim/bench';
 
 describe('xsim migration (deterministic)', () => {
   it('measures every case: pages per round add up, downtime is known, nothing uncounted or duplicated', async () => {

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Simulation, defaultTopology, movedStats, runStream, streamAccount, type DomainRef, type MigrationReport, type StreamOptions } from '@xsim/cli';
+import { Simulation, defaultTopology, movedStats, runStream, streamAccount, type DomainRef, type MigrationReport, type StreamOptions } from '@xsim/toolstack';
 import { THREADS, afterFrames, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const at = (host: string, domain: string): DomainRef => ({ host, domain });

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SCALE_SCHEMA, type ScaleJson } from '@xsim/cli';
+import { SCALE_SCHEMA, type ScaleJson } from '@xsim/bench';
 
 describe('xsim scale', () => {
   it('boots each point in a fresh process and reports boot, RSS, idle CPU and a conserved cross-rack stream', () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import { PUBLISHED_SCHEMAS, compareResults, compareText, schemaFileText, type BenchJson, type Comparable } from '@xsim/cli';
+import { PUBLISHED_SCHEMAS, compareResults, compareText, schemaFileText, type BenchJson, type Comparable } from '@xsim/bench';
 
 const root = new URL('..', import.meta.url).pathname;
 const xsim = (...args: string[]) => {

@@ -7,7 +7,7 @@
  * interleavings).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, type StreamOptions, type StreamResult } from '@xsim/cli';
+import { Simulation, defaultTopology, type StreamOptions, type StreamResult } from '@xsim/toolstack';
 import { THREADS, conservedStream, replayOnFailure, seededModes } from './helpers.ts';
 
 describe.each([THREADS, ...seededModes()])('slow path ($name)', (mode) => {

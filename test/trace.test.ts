@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tracer } from '@xsim/hypervisor';
-import { Simulation, defaultTopology, runStream, type DomainRef } from '@xsim/cli';
+import { Simulation, defaultTopology, runStream, type DomainRef } from '@xsim/toolstack';
 import { THREADS, replayOnFailure, seededModes } from './helpers.ts';
 
 interface Ev {

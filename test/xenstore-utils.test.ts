@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XsType, encodeXsWire, payloadStrings, XsWireDecoder, type XsWireMessage } from '@xsim/hypervisor';
-import { Simulation, defaultTopology, serveXenstores, type XenstoreSockets } from '@xsim/cli';
+import { Simulation, defaultTopology, serveXenstores, type XenstoreSockets } from '@xsim/toolstack';
 import { THREADS } from './helpers.ts';
 
 let sim: Simulation;

@@ -1,18 +1,8 @@
-export { placeDomains, PlacementError, type Placement } from './toolstack/placement.ts';
-export { Simulation, type SimulationOptions, type DomainRef, type RunningDomain } from './toolstack/simulation.ts';
-export { runStream, runPing, rxUdp, type StreamOptions, type StreamResult, type PingResult, type IntervalSample } from './toolstack/traffic.ts';
-export { copyDelta, dropCounters, dropDelta, movedStats, streamAccount, totalDrops } from './toolstack/drops.ts';
-export * from './topo/index.ts';
-export * from './bench/index.ts';
-export { serveControl, controlRequest, defaultSocketPath, type ControlServer } from './toolstack/control-socket.ts';
-export { MANAGE_OPS, mgmtdevList, devList, devStats, devFeatures, pluginList, type MgmtDev, type Dev, type PluginView } from './toolstack/manage.ts';
+/**
+ * `xsim` (Xen's xl): argument parsing, one command table, formatting. The
+ * library it calls is @xsim/toolstack (and @xsim/bench for the benchmarks);
+ * import those, not this, from code.
+ */
 export { manageCommand } from './commands/manage.ts';
-export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo, type DomainState } from './toolstack/lifecycle.ts';
 export { domainCommand, DOMAIN_USAGE } from './commands/domain.ts';
-export { migrationCommand, migrationReport } from './commands/migration.ts';
-export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './toolstack/hotplug.ts';
-export { serveXenstores, type XenstoreSockets } from './toolstack/xenstored-socket.ts';
-export { DomainMover, MAX_ROUNDS, STOP_PAGES, type MigrateOptions, type MigrationReport, type SaveReport } from './toolstack/migration.ts';
-export { PacketCapture, matchTaps, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './toolstack/capture.ts';
-export { PUBLISHED_SCHEMAS, schemaFileText, RunMetaSchema, RunJsonSchema, RUN_SCHEMA, type RunMeta, type RunJson } from './schema/index.ts';
-export { runMeta, versionLine, xsimVersion } from './meta.ts';
+export { migrationCommand } from './commands/migration.ts';

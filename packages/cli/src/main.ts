@@ -8,7 +8,7 @@ import { benchCommand } from './commands/bench.ts';
 import { scaleCommand } from './commands/scale.ts';
 import { migrationCommand } from './commands/migration.ts';
 import { MANAGE_USAGE, manageCommand } from './commands/manage.ts';
-import { setCommandLine, versionLine } from './meta.ts';
+import { setCommandLine, versionLine } from '@xsim/toolstack';
 import { schemaCommand } from './commands/schema.ts';
 
 const USAGE = `usage: xsim <command> [options]      (xsim --version: version and git commit)

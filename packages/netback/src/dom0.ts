@@ -30,7 +30,7 @@ import {
   parseLogLine,
 } from '@xsim/hypervisor';
 import { Driverlink, NetDriver, netDriverPages, nicAlias } from '@xsim/nic';
-import { NetEndpoint } from '@xsim/netfront';
+import { NetEndpoint } from '@xsim/netstack';
 import { Bridge } from './bridge.ts';
 import { DOM0_SLACK_PAGES, MIN_SKBS, SkbPool, skbPages } from './skb.ts';
 import { UplinkPort } from './uplink.ts';

@@ -33,8 +33,8 @@ import {
   type RpcValue,
   type XenstoreClient,
 } from '@xsim/hypervisor';
-import { NetEndpoint } from './endpoint.ts';
-import { parseMac } from './net/addr.ts';
+import { NetEndpoint } from '@xsim/netstack';
+import { parseMac } from '@xsim/netstack';
 import { Netfront } from './netfront/xenbus.ts';
 import { AccelHost } from './accel-host.ts';
 import { bufferFrames, readKernelState, stateFrames, writeKernelState, KERNEL_STATE_VERSION, type DeviceState } from './suspend.ts';

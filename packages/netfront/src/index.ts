@@ -1,9 +1,6 @@
 export { Netfront, frontendMayMove } from './netfront/xenbus.ts';
 export { NETFRONT_COUNTERS, MAX_FRAME_PIECES, netfrontPages, type NetfrontDeps, type NetfrontCounters, type RxHandler } from './netfront/common.ts';
 export { XenbusState, frontendPath, backendPath, parseState, STATE_NAMES, stateName, type XsLike } from './xenbus.ts';
-export { NetEndpoint, type FrameTransport } from './endpoint.ts';
-export { parseMac, parseIp, formatMac, formatIp } from './net/addr.ts';
-export type { LatencySummary } from './traffic/index.ts';
 export { bootGuest, NOT_MINE, type GuestConfig, type GuestDevice, type GuestKernel, type GuestExtension } from './guest.ts';
 export type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
 export { AccelHost } from './accel-host.ts';

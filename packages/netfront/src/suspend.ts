@@ -11,7 +11,7 @@
  */
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE, type FrameAllocator, type GuestMemory } from '@xsim/hypervisor';
-import type { EndpointState } from './endpoint.ts';
+import type { EndpointState } from '@xsim/netstack';
 
 export const KERNEL_STATE_VERSION = 1;
 

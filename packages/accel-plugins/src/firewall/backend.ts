@@ -6,10 +6,11 @@
  * refuses an MTU above 1500.
  */
 import { declareCounters } from '@xsim/hypervisor';
+import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
 import { Type, type AccelBackend, type PluginManifest } from '@xsim/netback';
 import type { Static } from '@sinclair/typebox';
 
-const IPV4 = Type.String({ pattern: '^(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)(\\.(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)){3}$' });
+const IPV4 = Type.String({ pattern: IPV4_PATTERN });
 
 /** A rule: every field given must match for a frame to be vetoed. */
 const RULE = Type.Object(
@@ -39,17 +40,13 @@ export const FIREWALL_COUNTERS = declareCounters('firewall', {
   matched: { kind: 'event', help: 'frames a rule matched (vetoed: driverlink counts them as vetoedRx/vetoedTx)' },
 });
 
-function ipNum(s: string): number {
-  return s.split('.').reduce((n, p) => n * 256 + Number(p), 0) >>> 0;
-}
-
 export function createBackend(_ctx: unknown, args: Record<string, unknown>): AccelBackend {
   // args were checked against manifest.args by netback before we are called.
   const rules = ((args.rules ?? []) as FirewallRule[]).map((r) => ({
     proto: r.proto,
     dstPort: r.dstPort,
-    dstIp: r.dstIp === undefined ? undefined : ipNum(r.dstIp),
-    srcIp: r.srcIp === undefined ? undefined : ipNum(r.srcIp),
+    dstIp: r.dstIp === undefined ? undefined : parseIp(r.dstIp),
+    srcIp: r.srcIp === undefined ? undefined : parseIp(r.srcIp),
   }));
   let inspected = 0;
   let matched = 0;

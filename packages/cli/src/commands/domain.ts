@@ -3,10 +3,10 @@
  * the style of xl: a table like `xl list`, or JSON with -j/-p.
  */
 import { resolve } from 'node:path';
-import type { DomainEnd, DomainInfo } from '../toolstack/lifecycle.ts';
-import type { MigrationReport, SaveReport } from '../toolstack/migration.ts';
+import type { DomainEnd, DomainInfo } from '@xsim/toolstack';
+import type { MigrationReport, SaveReport } from '@xsim/toolstack';
 import { intFlag, type Parsed } from '../args.ts';
-import { table } from '../format.ts';
+import { table } from '@xsim/toolstack';
 
 type Json = Record<string, unknown>;
 

@@ -3,16 +3,16 @@
  * keeps running, over its control socket. Human-readable tables by default,
  * -j for JSON, -p to pretty-print it.
  */
-import { controlRequest, defaultSocketPath } from '../toolstack/control-socket.ts';
-import type { Dev, MgmtDev, PluginView } from '../toolstack/manage.ts';
+import { controlRequest, defaultSocketPath } from '@xsim/toolstack';
+import type { Dev, MgmtDev, PluginView } from '@xsim/toolstack';
 import { STATE_NAMES } from '@xsim/hypervisor';
 import { resolve } from 'node:path';
 import { intFlag, parseArgs } from '../args.ts';
-import type { CaptureSummary } from '../toolstack/capture.ts';
-import type { TraceSummary } from '../schema/run.ts';
-import { table } from '../format.ts';
+import type { CaptureSummary } from '@xsim/toolstack';
+import type { TraceSummary } from '@xsim/toolstack';
+import { table } from '@xsim/toolstack';
 import { DOMAIN_USAGE, domainCommand, migrationText } from './domain.ts';
-import type { MigrationReport } from '../toolstack/migration.ts';
+import type { MigrationReport } from '@xsim/toolstack';
 
 type Json = Record<string, unknown>;
 

@@ -3,9 +3,8 @@
  * repetitions (bench/migration.ts), a table and a JSON file.
  */
 import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs, progressLines, simulationLogLevel } from '../args.ts';
-import { saveJson } from '../save.ts';
-import { MIGRATION_CASES, runMigrationBench, type MigrationCase, type MigrationJson } from '../bench/migration.ts';
-import { table } from '../format.ts';
+import { migrationReport, saveJson } from '@xsim/bench';
+import { MIGRATION_CASES, runMigrationBench, type MigrationCase, type MigrationJson } from '@xsim/bench';
 
 export async function migrationCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, ['cases', 'reps', 'frames', 'size', 'window', 'after', 'pcpus', 'seed', 'out'], ['j', 'json', ...LOG_BOOLEANS]);
@@ -38,29 +37,3 @@ export async function migrationCommand(argv: string[]): Promise<number> {
   return r.cases.every((c) => c.reps.every((x) => x.uncounted === 0 && x.duplicated === 0)) ? 0 : 1;
 }
 
-const ms = (x: number | null): string => (x === null ? '-' : x.toFixed(1));
-const span = (s: [number, number] | null): string => (s === null ? '-' : `${s[0].toFixed(1)}..${s[1].toFixed(1)}`);
-
-export function migrationReport(r: MigrationJson): string {
-  const rows = r.cases.map((c) => {
-    const drops = new Map<string, number>();
-    for (const x of c.reps) for (const [k, v] of Object.entries(x.drops)) drops.set(k, (drops.get(k) ?? 0) + v);
-    return [
-      c.case,
-      c.median.rounds,
-      `${c.median.pagesSent} (${c.spread.pagesSent[0]}..${c.spread.pagesSent[1]})`,
-      `${ms(c.median.blackoutMs)} (${span(c.spread.blackoutMs)})`,
-      `${ms(c.median.downtimeMs)} (${span(c.spread.downtimeMs)})`,
-      c.median.lost,
-      c.reps.reduce((n, x) => n + x.uncounted, 0),
-      ms(c.median.fastPathBackMs),
-      [...drops].map(([k, v]) => `${k} ${v}`).join(', ') || '-',
-    ];
-  });
-  const run = r.run;
-  return [
-    `xsim migration: ${run.reps} repetition(s) per case, ${run.mode}${run.mode === 'threads' ? `, ${run.pcpus ?? r.machine.cores} pCPUs + NIC thread` : ' (one thread, virtual clock: ms are virtual)'}, on ${r.machine.cores} cores (${r.machine.cpu}), Node ${r.machine.node}`,
-    `receiver host-b/b1 moved live to host-a after ${run.migrateAfter} of ${run.frames} frames of ${run.frameSize} B (window ${run.window}); medians (min..max)`,
-    table(['case', 'rounds', 'pages', 'blackout ms', 'downtime ms', 'lost', 'uncounted', 'fast path back ms', 'drop counters (all reps)'], rows),
-  ].join('\n');
-}

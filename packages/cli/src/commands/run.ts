@@ -3,16 +3,16 @@
  * domUs on different hosts (the slow path: netfront → netback → bridge → NIC →
  * wire → NIC → bridge → netback → netfront), and print what every layer counted.
  */
-import { RUN_SCHEMA, type RunJson } from '../schema/run.ts';
-import { runMeta } from '../meta.ts';
-import { defaultTopology, loadTopology, type Topology } from '../topo/index.ts';
-import { Simulation, type DomainRef } from '../toolstack/simulation.ts';
-import { runPing, runStream, type IntervalSample } from '../toolstack/traffic.ts';
+import { RUN_SCHEMA, type RunJson } from '@xsim/toolstack';
+import { runMeta } from '@xsim/toolstack';
+import { defaultTopology, loadTopology, type Topology } from '@xsim/toolstack';
+import { Simulation, type DomainRef } from '@xsim/toolstack';
+import { runPing, runStream, type IntervalSample } from '@xsim/toolstack';
 import { LOG_BOOLEANS, RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, logLevelFlag, numFlag, parseArgs, runtimeFlags } from '../args.ts';
-import { table } from '../format.ts';
-import { dropCounters, streamAccount } from '../toolstack/drops.ts';
-import { defaultSocketPath, serveControl } from '../toolstack/control-socket.ts';
-import { serveXenstores } from '../toolstack/xenstored-socket.ts';
+import { table } from '@xsim/toolstack';
+import { dropCounters, streamAccount } from '@xsim/toolstack';
+import { defaultSocketPath, serveControl } from '@xsim/toolstack';
+import { serveXenstores } from '@xsim/toolstack';
 
 function ref(s: string): DomainRef {
   const [host, domain] = s.split('/');

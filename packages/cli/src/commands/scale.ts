@@ -3,9 +3,8 @@
  * the number of domains (bench/scale.ts), a table and a JSON file.
  */
 import { LOG_BOOLEANS, intFlag, logLevelFlag, numFlag, parseArgs, progressLines } from '../args.ts';
-import { saveJson } from '../save.ts';
-import { measurePoint, runScale, type ScaleJson } from '../bench/scale.ts';
-import { table } from '../format.ts';
+import { saveJson, scaleReport } from '@xsim/bench';
+import { measurePoint, runScale } from '@xsim/bench';
 
 export async function scaleCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, ['domains', 'idle-seconds', 'stream-frames', 'pcpus', 'out', 'point'], ['j', 'json', ...LOG_BOOLEANS]);
@@ -34,22 +33,3 @@ export async function scaleCommand(argv: string[]): Promise<number> {
   return r.points.every((x) => !x.stream || (x.stream.conserved && x.stream.delivered > 0)) ? 0 : 1;
 }
 
-export function scaleReport(r: ScaleJson): string {
-  const rows = r.points.map((x) => [
-    x.domUs,
-    x.domains,
-    x.hosts,
-    x.switches,
-    x.bootMs / 1000,
-    Math.round(x.maxRssMb),
-    x.idleCores,
-    x.stream ? `${x.stream.from} -> ${x.stream.to}` : '-',
-    x.stream ? x.stream.pps / 1e6 : '-',
-    x.stream ? (x.stream.conserved ? 'yes' : 'NO') : '-',
-    x.shutdownMs / 1000,
-  ]);
-  return [
-    `xsim scale on ${r.machine.cores} cores (${r.machine.cpu}), Node ${r.machine.node}, ${r.points[0]?.pcpus ?? '?'} pCPUs + NIC thread + main thread; idle measured over ${r.points[0]?.idleSeconds ?? '?'} s`,
-    table(['domUs', 'domains', 'hosts', 'switches', 'boot s', 'peak RSS MB', 'idle cores', 'stream (1500 B)', 'Mpps', 'conserved', 'shutdown s'], rows),
-  ].join('\n');
-}

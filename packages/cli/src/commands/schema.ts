@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from '../args.ts';
-import { PUBLISHED_SCHEMAS, schemaFileText } from '../schema/index.ts';
+import { PUBLISHED_SCHEMAS, schemaFileText } from '@xsim/bench';
 
 export function schemaCommand(argv: string[]): number {
   const p = parseArgs(argv, ['out'], []);

@@ -6,7 +6,7 @@
  * guest's data.
  */
 import { declareCounters } from '@xsim/hypervisor';
-import type { FrameTransport } from '@xsim/netfront';
+import type { FrameTransport } from '@xsim/netstack';
 import type { Bridge, BridgePort } from '../bridge.ts';
 import type { SkbPool } from '../skb.ts';
 

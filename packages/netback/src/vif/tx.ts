@@ -42,7 +42,7 @@ import { tracer, traceRingPush,
   type BackRing,
   type Tap,
 } from '@xsim/hypervisor';
-import { formatMac } from '@xsim/netfront';
+import { formatMac } from '@xsim/netstack';
 import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps } from './common.ts';
 
 const { legacySlotsMax, fatalSkbSlots, txBudget, txBatch } = VIF_TUNABLES;

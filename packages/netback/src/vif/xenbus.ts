@@ -28,7 +28,7 @@ import { tracer,
   offTap,
   type Tap,
 } from '@xsim/hypervisor';
-import { parseIp, parseMac } from '@xsim/netfront';
+import { parseIp, parseMac } from '@xsim/netstack';
 import type { BridgePort } from '../bridge.ts';
 import { VIF_COUNTERS, type VifCounters, type VifDeps, type VifPort } from './common.ts';
 import { VifRx, droppedForGuest, type RxOwner } from './rx.ts';

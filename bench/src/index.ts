@@ -1,0 +1,18 @@
+/**
+ * The benchmarks (a workspace package of their own): the throughput matrix,
+ * the raw ring baseline, microbenchmarks, scale, live migration and capture
+ * cost, their result schemas, charts and text reports. `xsim bench|scale|
+ * migration` parse arguments and call these.
+ */
+export { runBench, median, DEFAULT_BENCH, QUICK_BENCH, threadAccounting, type BenchOptions } from './matrix.ts';
+export { runRawRing, type RawResult } from './raw.ts';
+export { runMicro, type MicroResult } from './micro.ts';
+export { runCaptureCost } from './capture-cost.ts';
+export { benchCharts } from './charts.ts';
+export * from './schema.ts';
+export { compareResults, loadComparable, type CompareRow, type Comparison } from './compare.ts';
+export { report, compare, compareText, migrationReport, scaleReport } from './report.ts';
+export { runScale, measurePoint, scaleShape, SCALE_SCHEMA, type ScaleJson, type ScalePoint, type ScaleOptions } from './scale.ts';
+export * from './migration.ts';
+export { saveJson } from './save.ts';
+export { PUBLISHED_SCHEMAS, schemaFileText } from './published.ts';

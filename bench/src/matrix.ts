@@ -1,0 +1,268 @@
+/**
+ * The throughput matrix: for each frame size a topology is brought up once
+ * (MTU 9000 when the frame needs it), and every path is measured in it, in
+ * the same process, so the ratios compare like with like. Each cell: several
+ * flow-controlled streams (receiver goodput; median and spread), conservation
+ * checked per repetition, and a UDP ping-pong for latency.
+ */
+import { runMeta } from '@xsim/toolstack';
+import type { LogLevel } from '@xsim/hypervisor';
+import { availableParallelism, cpus } from 'node:os';
+import { Simulation } from '@xsim/toolstack';
+import { runPing, runStream } from '@xsim/toolstack';
+import { streamAccount } from '@xsim/toolstack';
+import { awakeShare, busyShare, pcpuSleepTimes, vcpuTimes } from '@xsim/toolstack';
+import { validateTopology, type Topology } from '@xsim/toolstack';
+import { runRawRing } from './raw.ts';
+import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
+
+export interface BenchOptions {
+  sizes: number[];
+  paths: BenchPath[];
+  placements: Placement[];
+  reps: number;
+  /**
+   * Frames per repetition at 1500 bytes (scaled by bytes for other sizes); 0 = size each
+   * path's repetitions from its warm-up rate to last about `repSeconds`.
+   */
+  frames: number;
+  repSeconds: number;
+  pings: number;
+  quick: boolean;
+  /** pCPU worker threads of the simulation (default: the machine's cores). */
+  pcpus?: number;
+  progress?: (done: number, total: number, what: string) => void;
+  /** The simulations' log level (default warn: their warnings and errors, not their chatter). */
+  logLevel?: LogLevel;
+}
+
+export const DEFAULT_BENCH: BenchOptions = { sizes: [64, 512, 1500, 9000], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 5, frames: 0, repSeconds: 0.5, pings: 200, quick: false };
+export const QUICK_BENCH: BenchOptions = { sizes: [64, 1500], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 1, frames: 1500, repSeconds: 0, pings: 10, quick: true };
+
+/**
+ * The sender's credit window, in bytes as TCP's is: 256 standard frames, fewer
+ * jumbo ones (a 256 x 9000-byte window would be larger than any receive ring).
+ */
+export function windowFrames(size: number): number {
+  return Math.max(32, Math.min(256, Math.floor((256 * 1514) / size)));
+}
+
+export function benchTopology(size: number): Topology {
+  const mtu = size - 14 > 1500 ? 9000 : 1500;
+  const host = (x: 'a' | 'b', n: number) => ({
+    name: `host-${x}`,
+    nic: { vendor: '1924', device: '0803', mac: `00:0f:53:00:0${x}:00`, vis: 8, mtu },
+    dom0: { ip: `10.0.0.${n}` },
+    domUs: [1, 2].map((i) => ({ name: `${x}${i}`, vifs: [{ mac: `00:16:3e:0${x}:0${i}:01`, ip: `10.0.${9 + n}.${i}` }] })),
+  });
+  return validateTopology({ name: `bench-${size}`, hosts: [host('a', 1), host('b', 2)], wires: [{ a: 'host-a', b: 'host-b' }] });
+}
+
+function ends(path: BenchPath, placement: Placement) {
+  if (path === 'dom0') return { from: { host: 'host-a', domain: 'dom0' }, to: { host: 'host-b', domain: 'dom0' } };
+  return { from: { host: 'host-a', domain: 'a1' }, to: placement === 'cross' ? { host: 'host-b', domain: 'b1' } : { host: 'host-a', domain: 'a2' } };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/**
+ * Which domains each path keeps busy and the pCPU each runs on (from the
+ * simulation's placement), out of how many threads on how many cores.
+ */
+export function threadAccounting(sim: Simulation, cores: number): BenchJson['threads'] {
+  const t = sim.threads();
+  const at = (host: string, domain: string) => {
+    const d = sim.domain({ host, domain });
+    return `${host}/${d.name}@pCPU${d.pcpu}`;
+  };
+  const nic = 'NIC thread';
+  const entry = (busy: string[], note: string) => ({ pcpus: t.pcpus, threads: t.pcpus + t.nic, cores, busy, note: `${note}; ${t.placement}` });
+  const cross = [at('host-a', 'a1'), at('host-a', 'dom0'), nic, at('host-b', 'dom0'), at('host-b', 'b1')];
+  return {
+    unaccel: entry(cross, 'cross; same host: a1, dom0-a, a2'),
+    vnic: entry([at('host-a', 'a1'), nic, at('host-b', 'b1')], 'cross, after learning (dom0s only for the first frames); same host falls back to the slow path'),
+    null: entry(cross, 'as unaccel, plus the hook calls'),
+    dom0: entry([at('host-a', 'dom0'), nic, at('host-b', 'dom0')], 'cross host only'),
+    raw: { pcpus: 2, threads: 2, cores, busy: ['producer@pCPU0', 'consumer@pCPU1'], note: 'a runtime of its own: two pCPU workers, one domain each, on a bare SAB ring' },
+  };
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchJson> {
+  const cells: BenchCell[] = [];
+  const cores = availableParallelism();
+  let accounting: BenchJson['threads'] | undefined;
+  const plan: { size: number; path: BenchPath; placement: Placement }[] = [];
+  for (const size of o.sizes) {
+    for (const path of o.paths) {
+      for (const placement of o.placements) {
+        if ((path === 'dom0' || path === 'raw') && placement === 'same') continue;
+        plan.push({ size, path, placement });
+      }
+    }
+  }
+  let step = 0;
+  const tick = (what: string) => o.progress?.(step++, plan.length, what);
+  for (const size of o.sizes) {
+    const fixed = Math.max(200, Math.round((o.frames * 1500) / Math.max(size, 500)));
+    const warmup = o.frames > 0 ? Math.min(2_000, fixed) : 20_000;
+    // Frames per repetition, per path: fixed, or what the warm-up rate gives in repSeconds.
+    const counts = new Map<string, number>();
+    const sized = (key: string, warmPps: number) => counts.set(key, o.frames > 0 ? fixed : Math.max(2_000, Math.min(5_000_000, Math.round(warmPps * o.repSeconds))));
+    // Round-robin: every repetition visits every path in turn (the raw ring too), so JIT
+    // warm-up and machine drift fall on all paths alike, and each repetition's ratios
+    // compare measurements taken moments apart.
+    const order = (['raw', 'unaccel', 'null', 'vnic', 'dom0'] as BenchPath[]).flatMap((path) => plan.filter((p) => p.size === size && p.path === path));
+    if (order.length === 0) continue;
+    const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
+    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(benchTopology(size), { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' }) : null;
+    if (sim && !accounting) accounting = threadAccounting(sim, cores);
+    try {
+      const srcPort = 42000; // fixed, so vnic learns the flow and its credits once
+      let loaded: BenchPath | undefined;
+      const use = async (s: Simulation, path: BenchPath) => {
+        const want = path === 'vnic' || path === 'null' ? path : undefined;
+        if (loaded === want) return;
+        if (loaded) await s.unloadPlugin(loaded);
+        if (want) await s.loadPlugin(want);
+        loaded = want;
+      };
+      // Two unmeasured rounds: the first warms the JIT up and lets vnic learn its flows,
+      // the second (steady now) sizes the measured repetitions.
+      for (let r = -2; r < o.reps; r++) {
+        for (const { path, placement } of order) {
+          if (r === 0) tick(`${path} ${placement} @${size}B`);
+          const key = `${path}/${placement}`;
+          if (path === 'raw') {
+            if (r < 0) {
+              sized(key, (await runRawRing(warmup * 4, size)).pps);
+              continue;
+            }
+            const x = await runRawRing(counts.get(key)! * (o.frames > 0 ? 4 : 1), size);
+            reps.get('raw/cross')!.push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps, cpuUsPerFrame: x.cpuUsPerFrame });
+            continue;
+          }
+          await use(sim!, path);
+          const { from, to } = ends(path, placement);
+          if (r < 0) {
+            sized(key, (await runStream(sim!, { from, to, count: warmup, frameSize: size, window: windowFrames(size), srcPort })).pps);
+            continue;
+          }
+          reps.get(key)!.push(await measure(sim!, { from, to, count: counts.get(key)!, frameSize: size, window: windowFrames(size), srcPort }));
+        }
+      }
+      for (const { path, placement } of order) {
+        if (path === 'raw') {
+          cells.push(cell('raw', 'cross', size, reps.get('raw/cross')!, null));
+          continue;
+        }
+        await use(sim!, path);
+        const { from, to } = ends(path, placement);
+        const ping = await runPing(sim!, from, to, o.pings, Math.max(16, size - 42));
+        cells.push(cell(path, placement, size, reps.get(`${path}/${placement}`)!, { p50Us: ping.p50Us, p99Us: ping.p99Us }));
+      }
+      if (sim) await use(sim, 'unaccel');
+    } finally {
+      await sim?.shutdown();
+    }
+  }
+  o.progress?.(plan.length, plan.length, 'done');
+  return {
+    schema: BENCH_SCHEMA,
+    date: new Date().toISOString(),
+    meta: runMeta(o.pcpus ?? cores),
+    machine: { cores, node: process.version, cpu: cpus()[0]?.model ?? 'unknown' },
+    options: { sizes: o.sizes, paths: o.paths, placements: o.placements, reps: o.reps, quick: o.quick, pcpus: o.pcpus ?? cores },
+    threads: accounting ?? {},
+    cells,
+    ratios: ratios(cells, o),
+  };
+}
+
+/** One measured stream: goodput, exact conservation, each thread's awake share and each domain's CPU. */
+async function measure(sim: Simulation, o: Parameters<typeof runStream>[1]): Promise<RepResult> {
+  const [before, pBefore] = await Promise.all([sim.stats(), sim.runtime.pcpuStats(5000)]);
+  const t0 = performance.now();
+  const res = await runStream(sim, o);
+  const wallMs = performance.now() - t0;
+  const [after, pAfter] = await Promise.all([sim.stats(), sim.runtime.pcpuStats(5000)]);
+  const account = streamAccount(before, after, res);
+  const awake = awakeShare(pcpuSleepTimes(pBefore), pcpuSleepTimes(pAfter), wallMs, res.elapsedMs);
+  const vcpu = Object.fromEntries(Object.entries(busyShare(vcpuTimes(before), vcpuTimes(after), res.elapsedMs)).filter(([, v]) => v > 0));
+  const awakeMs = Object.values(awake).reduce((a, b) => a + b, 0) * res.elapsedMs;
+  return {
+    sent: res.sent,
+    delivered: res.delivered,
+    dropsCounted: account.dropped,
+    conserved: account.conserved,
+    pps: res.pps,
+    gbps: res.gbps,
+    awake,
+    vcpu,
+    cpuUsPerFrame: (awakeMs * 1000) / Math.max(1, res.delivered),
+  };
+}
+
+function cell(path: BenchPath, placement: Placement, size: number, reps: RepResult[], rtt: BenchCell['rtt']): BenchCell {
+  const sent = reps.reduce((a, r) => a + r.sent, 0);
+  const delivered = reps.reduce((a, r) => a + r.delivered, 0);
+  return {
+    path,
+    placement,
+    size,
+    reps,
+    median: { pps: median(reps.map((r) => r.pps)), gbps: median(reps.map((r) => r.gbps)) },
+    awake: medianShare(reps, (r) => r.awake),
+    vcpu: medianShare(reps, (r) => r.vcpu),
+    cpuUsPerFrame: reps.every((r) => r.cpuUsPerFrame !== undefined) ? median(reps.map((r) => r.cpuUsPerFrame!)) : undefined,
+    spread: { minGbps: Math.min(...reps.map((r) => r.gbps)), maxGbps: Math.max(...reps.map((r) => r.gbps)) },
+    lossRate: sent > 0 ? (sent - delivered) / sent : 0,
+    rtt,
+  };
+}
+
+/** Per thread (or domain), the median over repetitions of its share; those under 2% are left out. */
+function medianShare(reps: RepResult[], of: (r: RepResult) => Record<string, number> | undefined): Record<string, number> | undefined {
+  if (!reps.some((r) => of(r))) return undefined;
+  const workers = new Set(reps.flatMap((r) => Object.keys(of(r) ?? {})));
+  const out: Record<string, number> = {};
+  for (const w of workers) {
+    const m = median(reps.map((r) => of(r)?.[w] ?? 0));
+    if (m >= 0.02) out[w] = m;
+  }
+  return out;
+}
+
+function ratios(cells: BenchCell[], o: BenchOptions): BenchRatio[] {
+  const out: BenchRatio[] = [];
+  const get = (path: BenchPath, placement: Placement, size: number) => cells.find((c) => c.path === path && c.placement === placement && c.size === size);
+  // Paired: the median over repetitions of (a / b) within the same repetition.
+  const ratio = (a: BenchCell | undefined, b: BenchCell | undefined): number | null => {
+    if (!a || !b) return null;
+    const n = Math.min(a.reps.length, b.reps.length);
+    const rs: number[] = [];
+    for (let i = 0; i < n; i++) if (b.reps[i].gbps > 0) rs.push(a.reps[i].gbps / b.reps[i].gbps);
+    return rs.length ? median(rs) : null;
+  };
+  for (const size of o.sizes) {
+    for (const placement of o.placements) {
+      const raw = get('raw', 'cross', size);
+      const acc = get('vnic', placement, size);
+      const overRaw: BenchRatio['overRaw'] = {};
+      for (const p of ['unaccel', 'vnic', 'null', 'dom0'] as BenchPath[]) {
+        const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw);
+        if (v !== null) overRaw[p] = v;
+      }
+      out.push({
+        size,
+        placement,
+        accelOverUnaccel: ratio(acc, get('unaccel', placement, size)),
+        accelOverDom0: placement === 'cross' ? ratio(acc, get('dom0', 'cross', size)) : null,
+        overRaw,
+      });
+    }
+  }
+  return out;
+}

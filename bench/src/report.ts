@@ -1,0 +1,118 @@
+/** The benchmarks' results as text tables, for `xsim bench`, `xsim scale` and `xsim migration`. */
+import { fmtNum, table } from '@xsim/toolstack';
+import { median } from './matrix.ts';
+import { compareResults, type Comparison } from './compare.ts';
+import type { BenchJson, Comparable } from './schema.ts';
+import type { MigrationJson } from './migration.ts';
+import type { ScaleJson } from './scale.ts';
+
+export function report(r: BenchJson): string {
+  const rows = r.cells.map((c) => [
+    c.path,
+    c.placement,
+    c.size,
+    c.median.pps / 1e6,
+    c.median.gbps,
+    `${fmtNum(c.spread.minGbps)}..${fmtNum(c.spread.maxGbps)}`,
+    `${(c.lossRate * 100).toFixed(2)}%`,
+    c.rtt ? Math.round(c.rtt.p50Us) : '-',
+    c.rtt ? Math.round(c.rtt.p99Us) : '-',
+    c.cpuUsPerFrame !== undefined ? c.cpuUsPerFrame : '-',
+    c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
+  ]);
+  const parts = [table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved'], rows)];
+  parts.push(
+    '',
+    table(
+      ['bytes', 'placement', 'vnic/unaccel', 'vnic/dom0', 'unaccel/raw', 'vnic/raw', 'null/raw', 'dom0/raw'],
+      r.ratios.map((x) => [x.size, x.placement, x.accelOverUnaccel ?? '-', x.accelOverDom0 ?? '-', x.overRaw.unaccel ?? '-', x.overRaw.vnic ?? '-', x.overRaw.null ?? '-', x.overRaw.dom0 ?? '-']),
+    ),
+  );
+  const awake = r.cells.filter((c) => c.awake && Object.keys(c.awake).length > 0);
+  if (awake.length) {
+    parts.push('', `awake share of each thread during the stream (not blocked in Atomics.wait; sum against ${r.machine.cores} cores), and of each busy domain's vCPU (in its turns):`);
+    const shares = (m: Record<string, number>) => {
+      const w = Object.entries(m).sort((x, y) => y[1] - x[1]);
+      return `sum ${w.reduce((a, [, v]) => a + v, 0).toFixed(2)}: ${w.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`;
+    };
+    for (const c of awake) {
+      parts.push(`  ${`${c.path} ${c.placement} ${c.size}B`.padEnd(20)} threads ${shares(c.awake!)}`);
+      if (c.vcpu && Object.keys(c.vcpu).length) parts.push(`  ${''.padEnd(20)} vCPUs   ${shares(c.vcpu)}`);
+    }
+  }
+  parts.push('', `threads (${r.machine.cores} cores):`);
+  for (const [path, t] of Object.entries(r.threads)) parts.push(`  ${path}: ${t.busy.join(', ')} — ${t.threads} threads (${t.pcpus} pCPUs${t.threads > t.pcpus ? ' + NIC' : ''}); ${t.note}`);
+  if (r.capture?.length) {
+    parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`);
+    parts.push(
+      table(
+        ['path', 'bytes', 'frames/stream', 'captured at', 'tap points', 'snap length', 'off Gbit/s', 'on Gbit/s', 'on/off', 'spread', 'records/stream', 'not kept'],
+        r.capture.map((c) => [c.path, c.size, c.frames ?? '-', c.spec, c.taps, c.snaplen >= 65_535 ? 'whole' : c.snaplen, median(c.reps.map((x) => x.offGbps)), median(c.reps.map((x) => x.onGbps)), c.ratio, `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`, Math.round(median(c.reps.map((x) => x.records))), c.reps.reduce((n, x) => n + x.lost, 0)]),
+      ),
+    );
+  }
+  if (r.micro) parts.push('', table(['microbenchmark', 'ops/s', '±%'], r.micro.map((m) => [m.name, Math.round(m.opsPerSec), m.margin])));
+  return parts.join('\n');
+}
+
+export function compareText(cmp: Comparison): string {
+  const span = (x: { min: number; max: number }) => `${fmtNum(x.min)}..${fmtNum(x.max)}`;
+  const rows = cmp.rows.map((r) => [r.path, r.placement, r.size, r.old.gbps, span(r.old), r.now.gbps, span(r.now), `${r.changePct >= 0 ? '+' : ''}${r.changePct.toFixed(1)}%`, r.outside ? 'OUTSIDE' : 'within']);
+  const n = cmp.rows.filter((r) => r.outside).length;
+  return (
+    `compared with ${cmp.file ? `${cmp.file} ` : ''}(${cmp.schema}, ${cmp.date}); a change is OUTSIDE when the new median lies outside the old repetitions' min..max (${n} of ${cmp.rows.length}):\n` +
+    table(['path', 'placement', 'bytes', 'old Gbit/s', 'old spread', 'new Gbit/s', 'new spread', 'change', 'vs old spread'], rows)
+  );
+}
+
+/** The comparison as text (what the tests and `--compare` print). */
+export function compare(old: Comparable, now: BenchJson): string {
+  return compareText(compareResults(old, now));
+}
+
+const ms = (x: number | null): string => (x === null ? '-' : x.toFixed(1));
+const span = (s: [number, number] | null): string => (s === null ? '-' : `${s[0].toFixed(1)}..${s[1].toFixed(1)}`);
+
+export function migrationReport(r: MigrationJson): string {
+  const rows = r.cases.map((c) => {
+    const drops = new Map<string, number>();
+    for (const x of c.reps) for (const [k, v] of Object.entries(x.drops)) drops.set(k, (drops.get(k) ?? 0) + v);
+    return [
+      c.case,
+      c.median.rounds,
+      `${c.median.pagesSent} (${c.spread.pagesSent[0]}..${c.spread.pagesSent[1]})`,
+      `${ms(c.median.blackoutMs)} (${span(c.spread.blackoutMs)})`,
+      `${ms(c.median.downtimeMs)} (${span(c.spread.downtimeMs)})`,
+      c.median.lost,
+      c.reps.reduce((n, x) => n + x.uncounted, 0),
+      ms(c.median.fastPathBackMs),
+      [...drops].map(([k, v]) => `${k} ${v}`).join(', ') || '-',
+    ];
+  });
+  const run = r.run;
+  return [
+    `xsim migration: ${run.reps} repetition(s) per case, ${run.mode}${run.mode === 'threads' ? `, ${run.pcpus ?? r.machine.cores} pCPUs + NIC thread` : ' (one thread, virtual clock: ms are virtual)'}, on ${r.machine.cores} cores (${r.machine.cpu}), Node ${r.machine.node}`,
+    `receiver host-b/b1 moved live to host-a after ${run.migrateAfter} of ${run.frames} frames of ${run.frameSize} B (window ${run.window}); medians (min..max)`,
+    table(['case', 'rounds', 'pages', 'blackout ms', 'downtime ms', 'lost', 'uncounted', 'fast path back ms', 'drop counters (all reps)'], rows),
+  ].join('\n');
+}
+
+export function scaleReport(r: ScaleJson): string {
+  const rows = r.points.map((x) => [
+    x.domUs,
+    x.domains,
+    x.hosts,
+    x.switches,
+    x.bootMs / 1000,
+    Math.round(x.maxRssMb),
+    x.idleCores,
+    x.stream ? `${x.stream.from} -> ${x.stream.to}` : '-',
+    x.stream ? x.stream.pps / 1e6 : '-',
+    x.stream ? (x.stream.conserved ? 'yes' : 'NO') : '-',
+    x.shutdownMs / 1000,
+  ]);
+  return [
+    `xsim scale on ${r.machine.cores} cores (${r.machine.cpu}), Node ${r.machine.node}, ${r.points[0]?.pcpus ?? '?'} pCPUs + NIC thread + main thread; idle measured over ${r.points[0]?.idleSeconds ?? '?'} s`,
+    table(['domUs', 'domains', 'hosts', 'switches', 'boot s', 'peak RSS MB', 'idle cores', 'stream (1500 B)', 'Mpps', 'conserved', 'shutdown s'], rows),
+  ].join('\n');
+}

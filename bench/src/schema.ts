@@ -1,0 +1,164 @@
+/**
+ * The benchmark's JSON output (schema "xsim-bench/3"), sketched here and
+ * defined once below as a TypeBox schema: the TypeScript types derive from it,
+ * validateBenchJson checks a file against it, and `xsim schema` publishes it
+ * as schemas/xsim-bench-3.schema.json. ("xsim-bench/1" and "/2" files, from
+ * before run metadata and before pCPUs, have the same cells; --compare reads
+ * them through ComparableSchema.)
+ *
+ * {
+ *   schema: "xsim-bench/3", date, meta: RunMeta, machine: { cores, node, cpu },
+ *   options: { sizes, paths, placements, reps, quick, pcpus },
+ *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
+ *   cells: [{
+ *     path: "unaccel" | "vnic" | "null" | "dom0" | "raw",
+ *     placement: "cross" | "same",         // cross host (over the wire) or same host
+ *     size: bytes (whole Ethernet frame),
+ *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake?, vcpu?, cpuUsPerFrame? }],
+ *     median: { pps, gbps }, spread: { minGbps, maxGbps },
+ *     awake?: { [thread]: share },         // "pcpu0", …, "nic": median share of the stream's wall time the
+ *                                          // thread was not blocked in Atomics.wait (its domains' turns,
+ *                                          // its spin rounds; on a core or queued for one); under 2% left
+ *                                          // out; absent for the raw ring
+ *     vcpu?: { [domain]: share },          // "host-a/a1", "fabric", …: median share of the stream's time
+ *                                          // the domain's vCPU spent in its turns
+ *     cpuUsPerFrame?: number,              // median of: every thread's awake time / frames delivered (us)
+ *     lossRate: lost / sent over all reps,
+ *     rtt: { p50Us, p99Us } | null          // UDP ping-pong with frames of this size
+ *   }],
+ *   ratios: [{ size, placement, accelOverUnaccel, accelOverDom0, overRaw: { [path]: ratio } }],
+ *                                          // paired: median over repetitions of (a / b) measured in the
+ *                                          // same repetition (every repetition visits every path in turn)
+ *   micro?: [{ name, opsPerSec, margin }],
+ *   capture?: [{ path, placement, size, spec, reps: [{ offGbps, onGbps, ratio, records, lost }],
+ *                ratio, spread: { min, max }, taps, snaplen, note }]   // the same stream with capture off and
+ *                                          // on (one point, or '*'), paired per repetition
+ * }
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { RunMetaSchema } from '@xsim/toolstack';
+
+export const BENCH_SCHEMA = 'xsim-bench/3';
+/** Earlier schemas whose cells --compare can still read. */
+export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', BENCH_SCHEMA] as const;
+export const PATHS = ['unaccel', 'vnic', 'null', 'dom0', 'raw'] as const;
+export type BenchPath = (typeof PATHS)[number];
+export type Placement = 'cross' | 'same';
+
+const Num = (description?: string) => Type.Number(description ? { description } : {});
+const Share = Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 1 }));
+const PathSchema = Type.Union(PATHS.map((p) => Type.Literal(p)));
+const PlacementSchema = Type.Union([Type.Literal('cross'), Type.Literal('same')], { description: 'cross host (over the wire) or same host' });
+
+export const RepResultSchema = Type.Object({
+  sent: Type.Integer({ minimum: 0 }),
+  delivered: Type.Integer({ minimum: 0 }),
+  dropsCounted: Type.Integer({ minimum: 0 }),
+  conserved: Type.Boolean({ description: 'every frame sent was delivered or counted in a drop counter' }),
+  pps: Num(),
+  gbps: Num(),
+  awake: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "thread ('pcpu0', ..., 'nic') -> share of the stream's time it was awake" })),
+  vcpu: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "domain -> share of the stream's time its vCPU was in its turns" })),
+  cpuUsPerFrame: Type.Optional(Num('awake time of all the threads per delivered frame, us')),
+});
+export type RepResult = Static<typeof RepResultSchema>;
+
+export const BenchCellSchema = Type.Object({
+  path: PathSchema,
+  placement: PlacementSchema,
+  size: Type.Integer({ minimum: 64, description: 'whole Ethernet frame, bytes' }),
+  reps: Type.Array(RepResultSchema, { minItems: 1 }),
+  median: Type.Object({ pps: Num(), gbps: Num() }),
+  spread: Type.Object({ minGbps: Num(), maxGbps: Num() }),
+  awake: Type.Optional(Share),
+  vcpu: Type.Optional(Share),
+  cpuUsPerFrame: Type.Optional(Num()),
+  lossRate: Type.Number({ minimum: 0, maximum: 1 }),
+  rtt: Type.Union([Type.Object({ p50Us: Num(), p99Us: Num() }), Type.Null()]),
+});
+export type BenchCell = Static<typeof BenchCellSchema>;
+
+const Ratio = Type.Union([Type.Number(), Type.Null()]);
+export const BenchRatioSchema = Type.Object({
+  size: Type.Integer(),
+  placement: PlacementSchema,
+  accelOverUnaccel: Ratio,
+  accelOverDom0: Ratio,
+  overRaw: Type.Object({ unaccel: Type.Optional(Num()), vnic: Type.Optional(Num()), null: Type.Optional(Num()), dom0: Type.Optional(Num()), raw: Type.Optional(Num()) }, { description: 'each path over the raw ring' }),
+});
+export type BenchRatio = Static<typeof BenchRatioSchema>;
+
+export const CaptureCellSchema = Type.Object({
+  path: PathSchema,
+  placement: PlacementSchema,
+  size: Type.Integer(),
+  spec: Type.String({ description: "what was captured: one tap point (the receiver's vif, frontend side) or '*' (every point)" }),
+  reps: Type.Array(Type.Object({ offGbps: Num(), onGbps: Num(), ratio: Num('on / off in this repetition'), records: Type.Integer({ minimum: 0 }), lost: Type.Integer({ minimum: 0, description: 'frames a full capture buffer could not keep' }) }), { minItems: 1 }),
+  ratio: Num('median over repetitions of on / off'),
+  spread: Type.Object({ min: Num(), max: Num() }),
+  taps: Type.Integer({ minimum: 0, description: 'tap points captured at' }),
+  snaplen: Type.Integer({ minimum: 14 }),
+  frames: Type.Optional(Type.Integer({ minimum: 1, description: 'frames per stream (sized per path from a warm-up)' })),
+  note: Type.String(),
+});
+export type CaptureCell = Static<typeof CaptureCellSchema>;
+
+export const BenchJsonSchema = Type.Object(
+  {
+    schema: Type.Literal(BENCH_SCHEMA),
+    date: Type.String({ format: 'date-time' }),
+    meta: RunMetaSchema,
+    machine: Type.Object({ cores: Type.Integer({ minimum: 1 }), node: Type.String(), cpu: Type.String() }),
+    options: Type.Object({
+      sizes: Type.Array(Type.Integer()),
+      paths: Type.Array(PathSchema),
+      placements: Type.Array(PlacementSchema),
+      reps: Type.Integer({ minimum: 1 }),
+      quick: Type.Boolean(),
+      pcpus: Type.Optional(Type.Integer({ minimum: 1 })),
+    }),
+    threads: Type.Record(Type.String(), Type.Object({ pcpus: Type.Integer(), threads: Type.Integer(), cores: Type.Integer(), busy: Type.Array(Type.String()), note: Type.String() })),
+    cells: Type.Array(BenchCellSchema),
+    ratios: Type.Array(BenchRatioSchema, { description: 'paired: median over repetitions of (a / b) measured in the same repetition' }),
+    micro: Type.Optional(Type.Array(Type.Object({ name: Type.String(), opsPerSec: Num(), margin: Num() }))),
+    capture: Type.Optional(Type.Array(CaptureCellSchema, { description: 'the capture\'s cost: the same stream with capture off and on' })),
+  },
+  { $id: 'https://xsim.invalid/schemas/xsim-bench-3.schema.json', title: 'xsim bench result' },
+);
+export type BenchJson = Static<typeof BenchJsonSchema>;
+
+/**
+ * What --compare needs of an earlier file, of any readable schema: cells with
+ * medians and repetitions (other fields may be there or not).
+ */
+export const ComparableSchema = Type.Object({
+  schema: Type.Union(READABLE_SCHEMAS.map((s) => Type.Literal(s))),
+  date: Type.String(),
+  cells: Type.Array(
+    Type.Object({
+      path: PathSchema,
+      placement: PlacementSchema,
+      size: Type.Integer(),
+      median: Type.Object({ gbps: Type.Number() }),
+      reps: Type.Array(Type.Object({ gbps: Type.Number() }), { minItems: 1 }),
+    }),
+    { minItems: 1 },
+  ),
+});
+export type Comparable = Static<typeof ComparableSchema>;
+
+/** Problems of `v` against `schema`, one line each ("/cells/3/median/gbps: Expected number"); empty = valid. */
+export function schemaProblems(schema: TSchema, v: unknown, max = 20): string[] {
+  const out: string[] = [];
+  for (const e of Value.Errors(schema, v)) {
+    out.push(`${e.path || '/'}: ${e.message}${e.value === undefined ? '' : `, got ${JSON.stringify(e.value)?.slice(0, 60)}`}`);
+    if (out.length >= max) break;
+  }
+  return out;
+}
+
+/** Problems with a parsed benchmark file of this schema (empty = valid). */
+export function validateBenchJson(v: unknown): string[] {
+  return schemaProblems(BenchJsonSchema, v);
+}

@@ -1,0 +1,144 @@
+/**
+ * Everything the toolstack builds for one host before its domains start:
+ * each domain's RAM and grant table, the host's xenstored and hypervisor
+ * (event-channel) service, and the xenstore nodes libxl would write for every
+ * vif (frontend and backend directories with their permissions).
+ */
+import {
+  EvtchnService,
+  GrantTable,
+  GuestMemory,
+  VIF_KEY,
+  XenbusState,
+  HOTPLUG_CONNECTED,
+  XenstoreServer,
+  controlShutdownPath,
+  domainPath,
+  hostServiceAddr,
+  vifBackendPath,
+  vifBackendRoot,
+  vifFrontendPath,
+  type Addr,
+  type Bus,
+} from '@xsim/hypervisor';
+import type { HostSpec, VifSpec } from './topo/index.ts';
+
+export interface DomainMemory {
+  domid: number;
+  uid: Addr;
+  name: string;
+  mem: GuestMemory;
+  gnttab: SharedArrayBuffer;
+  pcpu: number;
+}
+
+export interface HostResources {
+  spec: HostSpec;
+  index: number;
+  xenstore: XenstoreServer;
+  hv: EvtchnService;
+  dom0: DomainMemory;
+  domUs: DomainMemory[];
+  /** A guest's vif handles in the order of its spec's vifs, once a vif was hot-added or removed (else the indices). */
+  handles: Map<number, number[]>;
+}
+
+export function domainMemory(domid: number, uid: Addr, name: string, pages: number, pcpu: number): DomainMemory {
+  return { domid, uid, name, mem: GuestMemory.allocate(pages), gnttab: GrantTable.create().sab, pcpu };
+}
+
+export function buildHost(bus: Bus, spec: HostSpec, index: number, uids: () => Addr, dom0Pcpu: number, guestPcpus: number[]): HostResources {
+  const addr = hostServiceAddr(index);
+  const xenstore = new XenstoreServer(bus, addr);
+  const hv = new EvtchnService(bus, addr);
+  const dom0 = domainMemory(0, uids(), 'Domain-0', spec.dom0.memPages, dom0Pcpu);
+  const domUs = spec.domUs.map((d, i) => domainMemory(d.domid, uids(), d.name, d.memPages, guestPcpus[i]));
+  const host: HostResources = { spec, index, xenstore, hv, dom0, domUs, handles: new Map() };
+  xenstore.write(0, `${domainPath(0)}/name`, 'Domain-0');
+  xenstore.write(0, `${domainPath(0)}/domid`, '0');
+  runHotplugScripts(xenstore);
+  return host;
+}
+
+/**
+ * The vif hotplug script, as libxl runs it: once a vif's backend reaches
+ * InitWait (netback made the device), "put it on the bridge" and write
+ * hotplug-status = connected, which netback waits for before it connects.
+ * (Here netback itself joins the bridge when it connects; the script's part is
+ * the handshake.)
+ */
+function runHotplugScripts(xs: XenstoreServer): void {
+  const stateKey = `/${VIF_KEY.state}`;
+  xs.watch(vifBackendRoot(0), 'hotplug-scripts', (path) => {
+    if (!path.endsWith(stateKey) || xs.read(0, path) !== String(XenbusState.InitWait)) return;
+    const dir = path.slice(0, -stateKey.length);
+    // Not inside the write that fired us: the script runs after it.
+    queueMicrotask(() => {
+      if (xs.read(0, `${dir}/${VIF_KEY.hotplugStatus}`) === '') xs.write(0, `${dir}/${VIF_KEY.hotplugStatus}`, HOTPLUG_CONNECTED);
+    });
+  });
+}
+
+/** The nodes libxl creates for a new domain: its directory, owned by it. */
+export function writeDomainNodes(xs: XenstoreServer, domid: number, name: string): void {
+  const dom = domainPath(domid);
+  // Permissions on the directory before its keys (new nodes inherit them): the guest owns its
+  // directory and can read its own name, as libxl makes it.
+  xs.mkdir(0, dom);
+  xs.setPerms(0, dom, [{ domid, perm: 'n' }]);
+  xs.write(0, `${dom}/name`, name);
+  xs.write(0, `${dom}/domid`, String(domid));
+  xs.mkdir(0, `${dom}/device/vif`);
+  xs.setPerms(0, `${dom}/device`, [{ domid, perm: 'n' }]);
+  xs.setPerms(0, `${dom}/device/vif`, [{ domid, perm: 'n' }]);
+  // Where xl shutdown asks the guest to power off; the guest may acknowledge by writing it.
+  xs.write(0, controlShutdownPath(domid), '');
+}
+
+/** The nodes libxl creates for a vif: a frontend directory the guest owns, a backend directory dom0 owns. */
+export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number, vif: VifSpec, mtu?: number): void {
+  const fe = vifFrontendPath(domid, handle);
+  const be = vifBackendPath(0, domid, handle);
+  // Permissions go on each directory before its keys: new nodes inherit them.
+  // dom0 owns the backend; the guest may read it (to follow the backend state).
+  xs.mkdir(0, be);
+  xs.setPerms(0, be, [{ domid: 0, perm: 'n' }, { domid, perm: 'r' }]);
+  // The guest owns its frontend directory; dom0 may read it.
+  xs.mkdir(0, fe);
+  xs.setPerms(0, fe, [{ domid, perm: 'n' }, { domid: 0, perm: 'r' }]);
+  xs.write(0, `${fe}/${VIF_KEY.backend}`, be);
+  xs.write(0, `${fe}/${VIF_KEY.backendId}`, '0');
+  xs.write(0, `${fe}/${VIF_KEY.handle}`, String(handle));
+  xs.write(0, `${fe}/${VIF_KEY.mac}`, vif.mac);
+  // The guest's address (what DHCP would give it): a vif plugged at run time configures its stack from it.
+  xs.write(0, `${fe}/${VIF_KEY.ip}`, vif.ip);
+  xs.write(0, `${fe}/${VIF_KEY.state}`, String(XenbusState.Initialising));
+  // Backend keys last, state last of all: netback acts once it sees a state.
+  xs.write(0, `${be}/${VIF_KEY.frontend}`, fe);
+  xs.write(0, `${be}/${VIF_KEY.frontendId}`, String(domid));
+  xs.write(0, `${be}/${VIF_KEY.handle}`, String(handle));
+  xs.write(0, `${be}/${VIF_KEY.mac}`, vif.mac);
+  xs.write(0, `${be}/${VIF_KEY.ip}`, vif.ip);
+  xs.write(0, `${be}/${VIF_KEY.bridge}`, 'xenbr0');
+  xs.write(0, `${be}/${VIF_KEY.online}`, '1');
+  if (mtu !== undefined) xs.write(0, `${be}/${VIF_KEY.mtu}`, String(mtu));
+  // Empty until the hotplug script has run: netback waits for "connected" (libxl does the same).
+  xs.write(0, `${be}/${VIF_KEY.hotplugStatus}`, '');
+  xs.write(0, `${be}/${VIF_KEY.state}`, String(XenbusState.Initialising));
+}
+
+/** Whether a vif's frontend and backend (or only its frontend) are in `state` now. */
+export function vifAt(xs: XenstoreServer, domid: number, handle: number, state: XenbusState, ends: 'both' | 'frontend' = 'both'): boolean {
+  const st = vifStates(xs, domid, handle);
+  return st.frontend === String(state) && (ends === 'frontend' || st.backend === String(state));
+}
+
+/** Remove a subtree if it is there: the toolstack's cleanup, safe to repeat. */
+export function rmTree(xs: XenstoreServer, path: string): void {
+  if (xs.directory(0, path) !== undefined) xs.rm(0, path);
+}
+
+/** A vif's two states as xenstore has them now. */
+export function vifStates(xs: XenstoreServer, domid: number, handle: number): { frontend: string | undefined; backend: string | undefined } {
+  return { frontend: xs.read(0, `${vifFrontendPath(domid, handle)}/${VIF_KEY.state}`), backend: xs.read(0, `${vifBackendPath(0, domid, handle)}/${VIF_KEY.state}`) };
+}

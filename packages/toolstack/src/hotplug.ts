@@ -1,0 +1,144 @@
+/**
+ * vif hotplug at run time, in the style of vdpa's `dev add|del` and xl's
+ * network-attach/-detach: a vif added to a running guest goes through the
+ * whole xenbus handshake (netback waiting for the hotplug script's
+ * hotplug-status), is offered to the loaded plugin like any other, and streams
+ * at once; a vif deleted is closed by the backend first, the frontend follows,
+ * then both directories go and nothing of it is left but its counters.
+ */
+import { XenbusState, logWarn, vifBackendPath, vifErrorPath, vifFrontendPath } from '@xsim/hypervisor';
+import { parseMac, type VifSpec } from './topo/index.ts';
+import { freshIp, freshMac, validateAddition } from './addresses.ts';
+import { rmTree, vifAt, writeVifNodes, type HostResources } from './host.ts';
+import type { DomainRef, Simulation } from './simulation.ts';
+
+export interface VifAddOptions {
+  /** The device's name, vifN (N its handle); default: the next handle of the domain. */
+  name?: string;
+  mac?: string;
+  ip?: string;
+  /** At most the NIC's MTU (default: the NIC's). */
+  mtu?: number;
+  connectTimeoutMs?: number;
+}
+
+export interface VifInfo {
+  /** HOST/DOMU/vifN */
+  dev: string;
+  domid: number;
+  handle: number;
+  mac: string;
+  ip: string;
+  mtu: number;
+}
+
+/** A domain's vifs' handles, in the order of its spec's vifs (indices until a vif was hot-removed). */
+export function vifHandles(h: HostResources, domid: number): number[] {
+  const i = h.domUs.findIndex((d) => d.domid === domid);
+  return h.handles.get(domid) ?? (h.spec.domUs[i]?.vifs.map((_v, n) => n) ?? []);
+}
+
+export class VifHotplug {
+  /** Next handle per host/domid: handles are not reused, so a removed vif's counters keep their name. */
+  private readonly nextHandle = new Map<string, number>();
+
+  constructor(
+    private readonly sim: Simulation,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  private guest(ref: DomainRef): { h: HostResources; index: number; i: number; domid: number } {
+    if (ref.domain === 'dom0' || ref.domain === 'Domain-0') throw new Error(`${ref.host}/${ref.domain} is dom0: vifs belong to guests (HOST/DOMU)`);
+    const rd = this.sim.domain(ref);
+    const h = this.sim.host(ref.host);
+    const i = h.domUs.findIndex((d) => d.uid === rd.uid);
+    if (i < 0) throw new Error(`${ref.host}/${ref.domain} is going away`);
+    return { h, index: this.sim.hosts.indexOf(h), i, domid: rd.domid };
+  }
+
+  async add(ref: DomainRef, o: VifAddOptions = {}): Promise<VifInfo> {
+    const { h, index, i, domid } = this.guest(ref);
+    const handles = vifHandles(h, domid);
+    const key = `${ref.host}/${domid}`;
+    let handle = Math.max(this.nextHandle.get(key) ?? 0, ...handles.map((x) => x + 1));
+    if (o.name !== undefined) {
+      const m = /^vif(\d+)$/.exec(o.name);
+      if (!m || Number(m[1]) > 255) throw new Error(`name "${o.name}" is not vifN (N a handle, 0..255)`);
+      handle = Number(m[1]);
+      if (handles.includes(handle)) throw new Error(`${ref.host}/${ref.domain} already has vif${handle} (vifs: ${handles.map((x) => `vif${x}`).join(', ')})`);
+    }
+    const nicMtu = h.spec.nic.mtu;
+    if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= nicMtu)) throw new Error(`mtu ${String(o.mtu)}: a vif's MTU is 68..${nicMtu} (the NIC's)`);
+    const spec = h.spec.domUs[i];
+    const vif = this.validate(h, index, i, { mac: o.mac ?? freshMac(this.sim.topology, index, domid, handle), ip: o.ip ?? freshIp(this.sim.topology, index) });
+    this.nextHandle.set(key, handle + 1);
+    const dev = `${ref.host}/${ref.domain}/vif${handle}`;
+    await this.sim.request({ host: ref.host, domain: 'dom0' }, 'vif_add', { domid, handle }, 10_000);
+    spec.vifs.push(vif);
+    h.handles.set(domid, [...handles, handle]);
+    writeVifNodes(h.xenstore, domid, handle, vif, o.mtu);
+    try {
+      await this.sim.waitFor(`${dev} to connect`, () => {
+        const error = h.xenstore.read(0, vifErrorPath(domid, handle));
+        if (error !== undefined) throw new Error(`the guest says: ${error}`);
+        return vifAt(h.xenstore, domid, handle, XenbusState.Connected);
+      }, o.connectTimeoutMs ?? 30_000);
+    } catch (e) {
+      await this.remove(ref, h, domid, handle).catch(() => {});
+      throw new Error(`dev add ${dev} failed: ${(e as Error).message} (the vif was removed again)`);
+    }
+    this.log(`${dev} added: ${vif.mac} ${vif.ip}, connected`);
+    return { dev, domid, handle, mac: vif.mac, ip: vif.ip, mtu: o.mtu ?? nicMtu };
+  }
+
+  /** vdpa dev del / xl network-detach: the backend closes, the frontend follows, then the nodes go. */
+  async del(ref: DomainRef, handle: number, timeoutMs = 10_000): Promise<{ dev: string; forced: boolean }> {
+    const { h, domid } = this.guest(ref);
+    const handles = vifHandles(h, domid);
+    if (!handles.includes(handle)) throw new Error(`${ref.host}/${ref.domain} has no vif${handle} (vifs: ${handles.map((x) => `vif${x}`).join(', ') || 'none'})`);
+    const dev = `${ref.host}/${ref.domain}/vif${handle}`;
+    await this.sim.request({ host: ref.host, domain: 'dom0' }, 'vif_unplug', { domid, handle }, 10_000);
+    let forced = false;
+    try {
+      await this.sim.waitFor(`${dev}'s frontend to close`, () => vifAt(h.xenstore, domid, handle, XenbusState.Closed), timeoutMs);
+    } catch {
+      // A frontend that does not follow is not waited for forever (libxl's timeout, then the force path).
+      forced = true;
+      this.log(logWarn(`${dev}: the frontend did not close within ${timeoutMs} ms; removing the vif anyway`));
+    }
+    await this.remove(ref, h, domid, handle);
+    this.log(`${dev} deleted${forced ? ' (forced)' : ''}`);
+    return { dev, forced };
+  }
+
+  private async remove(ref: DomainRef, h: HostResources, domid: number, handle: number): Promise<void> {
+    const xs = h.xenstore;
+    const errorDir = vifErrorPath(domid, handle).replace(/\/error$/, '');
+    for (const path of [vifBackendPath(0, domid, handle), vifFrontendPath(domid, handle), errorDir]) rmTree(xs, path);
+    await this.sim.request({ host: ref.host, domain: 'dom0' }, 'vif_remove', { domid, handle }, 10_000);
+    // dom0 may have written into the backend node between our rm and vif_remove (a plugin's key): remove again.
+    rmTree(xs, vifBackendPath(0, domid, handle));
+    const i = h.domUs.findIndex((d) => d.domid === domid);
+    const handles = vifHandles(h, domid);
+    const at = handles.indexOf(handle);
+    if (i < 0 || at < 0) return;
+    const [vif] = h.spec.domUs[i].vifs.splice(at, 1);
+    h.handles.set(domid, handles.filter((x) => x !== handle));
+    await this.sim.forgetMac(h.spec.name, parseMac(vif.mac));
+  }
+
+  /** The vif checked as a topology's would be: the topology with it added must validate. */
+  private validate(h: HostResources, index: number, i: number, vif: VifSpec): VifSpec {
+    const at = `hosts[${index}].domUs[${i}]`;
+    return validateAddition(
+      this.sim.topology,
+      (t) => t.hosts[index].domUs[i].vifs.push(vif),
+      (v) => v.hosts[index].domUs[i].vifs[v.hosts[index].domUs[i].vifs.length - 1],
+      [
+        [`${at}.vifs[${h.spec.domUs[i].vifs.length}]`, 'the new vif'],
+        [at, `${h.spec.name}/${h.spec.domUs[i].name}`],
+      ],
+      `cannot add a vif to ${h.spec.name}/${h.spec.domUs[i].name}`,
+    );
+  }
+}

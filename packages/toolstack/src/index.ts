@@ -1,0 +1,25 @@
+/**
+ * The toolstack (Xen's libxl): a Simulation over a topology, and everything it
+ * drives — domain lifecycle, vif hotplug, save/restore and migration, packet
+ * capture and traces, the control and xenstored sockets, the topology model and
+ * its validation, placement on pCPUs. `xsim` (packages/cli) and the benchmarks
+ * (bench/) call it; it runs no command line of its own.
+ */
+export { placeDomains, PlacementError, type Placement } from './placement.ts';
+export { Simulation, type SimulationOptions, type DomainRef, type RunningDomain } from './simulation.ts';
+export { runStream, runPing, rxUdp, type StreamOptions, type StreamResult, type PingResult, type IntervalSample } from './traffic.ts';
+export { copyDelta, dropCounters, dropDelta, movedStats, streamAccount, totalDrops } from './drops.ts';
+export { vcpuTimes, pcpuSleepTimes, busyShare, awakeShare } from './cpu.ts';
+export * from './topo/index.ts';
+export { serveControl, controlRequest, defaultSocketPath, type ControlServer } from './control-socket.ts';
+export { MANAGE_OPS, mgmtdevList, devList, devStats, devFeatures, pluginList, type MgmtDev, type Dev, type PluginView } from './manage.ts';
+export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo, type DomainState } from './lifecycle.ts';
+export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotplug.ts';
+export { serveXenstores, type XenstoreSockets } from './xenstored-socket.ts';
+export { DomainMover, MAX_ROUNDS, STOP_PAGES, type MigrateOptions, type MigrationReport, type SaveReport } from './migration.ts';
+export { PacketCapture, matchTaps, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './capture.ts';
+export { RunMetaSchema, type RunMeta } from './schema/meta.ts';
+export { RUN_SCHEMA, RunJsonSchema, type RunJson } from './schema/run.ts';
+export { runMeta, setCommandLine, versionLine, xsimVersion } from './meta.ts';
+export { type TraceSummary } from './trace.ts';
+export { fmtNum, table } from './format.ts';

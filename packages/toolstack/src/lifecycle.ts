@@ -1,0 +1,297 @@
+/**
+ * Domains at run time, as xl has them: create (memory, grant table, xenstore
+ * nodes, dom0 and the NIC told of the new RAM, the vCPU placed on a pCPU, the
+ * vifs through the full xenbus handshake), shutdown (the guest closes its vifs
+ * itself, then stops), destroy (no cooperation: the guest simply stops), and
+ * the cleanup every end shares, crashes included: nothing of the domain stays
+ * behind (backend and frontend xenstore directories, grant mappings, VIs and
+ * filters through the plugin's vifGone, event-channel ports, xenstore
+ * watches, its RAM in dom0 and the NIC, its MAC in every bridge and switch).
+ */
+import { SHUTDOWN_POWEROFF, XenbusState, logWarn, controlShutdownPath, domainPath, vifBackendRoot, type Addr } from '@xsim/hypervisor';
+import { parseMac, type DomUSpec } from './topo/index.ts';
+import { freshIp, freshMac, validateAddition } from './addresses.ts';
+import { domainMemory, rmTree, vifAt, type DomainMemory, type HostResources } from './host.ts';
+import { vifHandles } from './hotplug.ts';
+import { placeNewGuest } from './placement.ts';
+import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
+
+export interface CreateDomainOptions {
+  /** The vif's MAC (default: 00:16:3e, then the host's index and the domid). */
+  mac?: string;
+  /** The vif's IPv4 address (default: the first free one of the host's /24, 10.0.(10 + host index).x). */
+  ip?: string;
+  /** RAM in 4 KiB pages (default: what the validator gives a topology's guest). */
+  memPages?: number;
+  /** Pin the vCPU to this pCPU (default: the least loaded guest pCPU). */
+  pcpu?: number;
+  /** How long the vif may take to connect (default 30 s). */
+  connectTimeoutMs?: number;
+}
+
+export type DomainState = 'running' | 'crashed' | 'hung';
+
+/** One row of `xsim domain list` (xl list, plus where it runs and what accelerates it). */
+export interface DomainInfo {
+  host: string;
+  name: string;
+  domid: number;
+  state: DomainState;
+  memPages: number;
+  pcpu: number;
+  vifs: { handle: number; mac: string; ip: string; accel: string | null }[];
+}
+
+/** How a domain ended, and what its end released. */
+export interface DomainEnd {
+  host: string;
+  name: string;
+  domid: number;
+  how: 'shutdown' | 'destroy' | 'crash';
+  /** The guest's own last counters (a shut down guest hands them over; a destroyed one cannot). */
+  final?: unknown;
+  /** Vifs dom0 removed (their frames in flight are in their counters, kept in dom0's stats). */
+  vifsRemoved: number;
+  /** Event-channel ports that were still open and were closed with the domain. */
+  portsClosed: number;
+  ms: number;
+}
+
+/** What the lifecycle needs of the Simulation beyond its public surface. */
+export interface LifecycleDeps {
+  sim: Simulation;
+  nextUid(): Addr;
+  startGuest(h: HostResources, d: DomainMemory, i: number): Promise<void>;
+  fabric(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
+  untrack(d: RunningDomain): void;
+  /** The domain is about to stop while it can still answer: observers (a capture) take what it holds. */
+  leaving(d: RunningDomain): Promise<void>;
+  log(line: string): void;
+}
+
+export class DomainLifecycle {
+  /** Every domain that ended, oldest first. */
+  readonly ended: DomainEnd[] = [];
+  private readonly nextDomid = new Map<string, number>();
+  private readonly busy = new Set<string>();
+
+  constructor(private readonly d: LifecycleDeps) {}
+
+  private get sim(): Simulation {
+    return this.d.sim;
+  }
+
+  /** xl create: a new guest with one vif on `host`, connected and ready to send when this resolves. */
+  async create(host: string, name: string, o: CreateDomainOptions = {}): Promise<DomainInfo> {
+    const h = this.sim.host(host);
+    const index = this.sim.hosts.indexOf(h);
+    const domid = this.peekDomid(h);
+    const spec = this.validate(h, index, {
+      name,
+      domid,
+      ...(o.memPages !== undefined ? { memPages: o.memPages } : {}),
+      ...(o.pcpu !== undefined ? { pcpu: o.pcpu } : {}),
+      vifs: [{ mac: o.mac ?? freshMac(this.sim.topology, index, domid, 0), ip: o.ip ?? freshIp(this.sim.topology, index) }],
+    });
+    this.takeDomid(h, domid);
+    const pcpu = placeNewGuest(this.sim.topology, this.sim.runtime.pcpus, `${host}/${name}`, spec, this.sim.domains);
+    const mem = domainMemory(domid, this.d.nextUid(), name, spec.memPages, pcpu);
+    h.spec.domUs.push(spec);
+    h.domUs.push(mem);
+    const t0 = this.sim.clock.now();
+    try {
+      // The NIC may DMA to its pages (through the buffer table only), dom0 may grant-copy to them.
+      await this.d.fabric('add_domain', { nic: index, domid }, [mem.mem.sab]);
+      await this.sim.request({ host, domain: 'dom0' }, 'guest_add', { domid, uid: mem.uid, vifs: spec.vifs.map((_v, n) => n) }, 10_000, [mem.mem.sab, mem.gnttab]);
+      await this.d.startGuest(h, mem, h.domUs.length - 1);
+      await this.sim.waitFor(`${host}/${name}'s vif to connect`, () => this.vifsConnected(h, mem.domid, spec.vifs.length), o.connectTimeoutMs ?? 30_000);
+    } catch (e) {
+      const rd = this.sim.domains.find((x) => x.uid === mem.uid);
+      await this.release(h, mem, rd, 'destroy').catch(() => {});
+      throw new Error(`domain create ${host}/${name} failed: ${e instanceof Error ? e.message : String(e)} (nothing of it is left)`);
+    }
+    this.d.log(`${host}/${name} (domain ${domid}) created on pCPU ${pcpu}, vif connected in ${Math.round(this.sim.clock.now() - t0)} ms`);
+    return (await this.list()).find((x) => x.host === host && x.domid === domid)!;
+  }
+
+  /** The next domid of `h`. Domids are never reused within a run (as Xen): a stale reference to a dead guest names no one. */
+  peekDomid(h: HostResources): number {
+    return Math.max(this.nextDomid.get(h.spec.name) ?? 1, ...h.domUs.map((x) => x.domid + 1));
+  }
+
+  /** Take `domid` on `h` (after peekDomid, once the new domain is validated). */
+  takeDomid(h: HostResources, domid: number): void {
+    this.nextDomid.set(h.spec.name, domid + 1);
+  }
+
+  /** xl shutdown: ask the guest to power off; it closes its vifs, then it is stopped and everything released. */
+  async shutdown(ref: DomainRef, timeoutMs = 10_000): Promise<DomainEnd> {
+    const { h, mem, rd } = this.find(ref);
+    return this.once(rd, async () => {
+      const t0 = this.sim.clock.now();
+      h.xenstore.write(0, controlShutdownPath(mem.domid), SHUTDOWN_POWEROFF);
+      const closed = (): boolean => vifHandles(h, mem.domid).every((n) => vifAt(h.xenstore, mem.domid, n, XenbusState.Closed, 'frontend'));
+      try {
+        await this.sim.waitFor(`${ref.host}/${ref.domain} to close its vifs`, closed, timeoutMs);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}: it is still running (destroy it with "xsim domain destroy ${ref.host}/${ref.domain}")`);
+      }
+      await this.d.leaving(rd);
+      const final = await this.sim.request(ref, 'shutdown', {}, 5000).catch(() => undefined);
+      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'reap');
+      return this.release(h, mem, rd, 'shutdown', final, t0);
+    });
+  }
+
+  /** xl destroy: the guest stops at once, with no say; everything it held is released. */
+  async destroy(ref: DomainRef): Promise<DomainEnd> {
+    const { h, mem, rd } = this.find(ref);
+    return this.once(rd, async () => {
+      const t0 = this.sim.clock.now();
+      await this.d.leaving(rd);
+      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'destroy');
+      return this.release(h, mem, rd, 'destroy', undefined, t0);
+    });
+  }
+
+  /** A guest whose code threw: handled as a destroy, logged. */
+  async crashed(rd: RunningDomain): Promise<DomainEnd | undefined> {
+    const h = this.sim.hosts.find((x) => x.spec.name === rd.host);
+    const mem = h?.domUs.find((x) => x.uid === rd.uid);
+    if (!h || !mem || this.busy.has(`${rd.host}/${rd.name}`)) return undefined;
+    return this.once(rd, async () => {
+      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'destroy');
+      const end = await this.release(h, mem, rd, 'crash');
+      this.d.log(`${rd.host}/${rd.name} (domain ${rd.domid}) cleaned up after its crash: ${end.vifsRemoved} vif(s) removed, ${end.portsClosed} event-channel port(s) closed`);
+      return end;
+    });
+  }
+
+  /** xl list. */
+  async list(): Promise<DomainInfo[]> {
+    const dom0Accel = new Map<string, Record<string, string | null>>();
+    for (const h of this.sim.hosts) {
+      const s = (await this.sim.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { vifs?: Record<string, string | null> };
+      dom0Accel.set(h.spec.name, s.vifs ?? {});
+    }
+    const out: DomainInfo[] = [];
+    for (const h of this.sim.hosts) {
+      const here = this.sim.domains.filter((x) => x.host === h.spec.name);
+      for (const rd of here) {
+        const state: DomainState = rd.crashed ? 'crashed' : rd.hung ? 'hung' : 'running';
+        if (rd.domid === 0) {
+          out.push({ host: rd.host, name: 'Domain-0', domid: 0, state, memPages: h.spec.dom0.memPages, pcpu: rd.pcpu, vifs: [] });
+          continue;
+        }
+        const i = h.domUs.findIndex((x) => x.uid === rd.uid);
+        const spec = h.spec.domUs[i];
+        const accel = dom0Accel.get(h.spec.name) ?? {};
+        const handles = vifHandles(h, rd.domid);
+        out.push({ host: rd.host, name: rd.name, domid: rd.domid, state, memPages: spec.memPages, pcpu: rd.pcpu, vifs: spec.vifs.map((v, n) => ({ handle: handles[n], mac: v.mac, ip: v.ip, accel: accel[`${rd.domid}/${handles[n]}`] ?? null })) });
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------
+
+  /** The new guest checked exactly as a topology's guest is: the topology with it added must validate. */
+  private validate(h: HostResources, index: number, candidate: Record<string, unknown>): DomUSpec {
+    return validateAddition(
+      this.sim.topology,
+      (t) => (t.hosts[index].domUs as unknown[]).push(candidate),
+      (v) => v.hosts[index].domUs[v.hosts[index].domUs.length - 1],
+      // The paths name the new guest as the host's last domU: say it in the user's words.
+      [[`hosts[${index}].domUs[${h.spec.domUs.length}]`, 'the new domain']],
+      `cannot create ${h.spec.name}/${String(candidate.name)}`,
+    );
+  }
+
+  private vifsConnected(h: HostResources, domid: number, n: number): boolean {
+    for (let i = 0; i < n; i++) if (!vifAt(h.xenstore, domid, i, XenbusState.Connected)) return false;
+    const rd = this.sim.domains.find((x) => x.host === h.spec.name && x.domid === domid);
+    if (rd?.crashed) throw new Error(`it crashed while connecting: ${rd.crashed}`);
+    return true;
+  }
+
+  find(ref: DomainRef): { h: HostResources; mem: DomainMemory; rd: RunningDomain } {
+    if (ref.domain === 'dom0' || ref.domain === 'Domain-0') throw new Error(`${ref.host}/${ref.domain} is dom0: it lives as long as its host (xsim shutdown ends everything)`);
+    const rd = this.sim.domain(ref);
+    const h = this.sim.host(ref.host);
+    const mem = h.domUs.find((x) => x.uid === rd.uid);
+    if (!mem) throw new Error(`${ref.host}/${ref.domain} has no memory record (it is being torn down)`);
+    return { h, mem, rd };
+  }
+
+  /** One end at a time per domain: a second shutdown or destroy of the same domain while one runs is refused. */
+  async once<T>(rd: RunningDomain, fn: () => Promise<T>): Promise<T> {
+    const key = `${rd.host}/${rd.name}`;
+    if (this.busy.has(key)) throw new Error(`${key} is already going away`);
+    this.busy.add(key);
+    try {
+      return await fn();
+    } finally {
+      this.busy.delete(key);
+    }
+  }
+
+  /** Everything a guest held, released; the guest has already stopped (or never started). */
+  private async release(h: HostResources, mem: DomainMemory, rd: RunningDomain | undefined, how: DomainEnd['how'], final?: unknown, t0 = this.sim.clock.now()): Promise<DomainEnd> {
+    const host = h.spec.name;
+    const vifsRemoved = await this.detachFromHost(h, mem);
+    const portsClosed = this.forgetOnHost(h, mem);
+    if (rd) this.d.untrack(rd);
+    const end: DomainEnd = { host, name: mem.name, domid: mem.domid, how, final, vifsRemoved, portsClosed, ms: this.sim.clock.now() - t0 };
+    this.ended.push(end);
+    if (how !== 'crash') this.d.log(`${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`);
+    return end;
+  }
+
+  /**
+   * The host lets go of a guest: its backends (removed, counting what was
+   * queued for it), its plugin channels, its xenstore directories, its RAM
+   * in dom0 and the NIC, its MACs in every bridge and switch. Returns the
+   * vifs removed. The guest itself may still run (a migration suspends it
+   * after this).
+   */
+  async detachFromHost(h: HostResources, mem: DomainMemory): Promise<number> {
+    const i = h.domUs.indexOf(mem);
+    const spec = h.spec.domUs[i];
+    const host = h.spec.name;
+    const index = this.sim.hosts.indexOf(h);
+    // The toolstack removes the backend directories first (netback sees its vifs' nodes go), then the domain's own.
+    const xs = h.xenstore;
+    rmTree(xs, `${vifBackendRoot(0)}/${mem.domid}`);
+    let vifsRemoved = 0;
+    const dom0 = this.sim.domains.find((x) => x.host === host && x.domid === 0);
+    if (dom0 && !dom0.crashed && !dom0.hung) {
+      const r = (await this.sim.request({ host, domain: 'dom0' }, 'guest_remove', { domid: mem.domid }, 10_000).catch((e: Error) => {
+        this.d.log(logWarn(`${host}/dom0 could not release domain ${mem.domid}: ${e.message}`));
+        return { removed: [] };
+      })) as { removed: number[] };
+      // What this end removed: the guest's vifs now (not those hot-removed before) that dom0 no longer runs.
+      vifsRemoved = vifHandles(h, mem.domid).filter((n) => r.removed.includes(n)).length;
+    }
+    // dom0 may have written under the backend directory between our rm and its guest_remove (a plugin's
+    // accel key for a message already in flight): now that dom0 holds nothing of the guest, remove again.
+    rmTree(xs, `${vifBackendRoot(0)}/${mem.domid}`);
+    rmTree(xs, domainPath(mem.domid));
+    await this.d.fabric('remove_domain', { nic: index, domid: mem.domid }).catch(() => undefined);
+    // Nobody keeps sending its traffic to where it was: the switches and every other bridge forget its MACs.
+    for (const v of spec?.vifs ?? []) await this.sim.forgetMac(host, parseMac(v.mac));
+    return vifsRemoved;
+  }
+
+  /** The host's records of a stopped guest go: event-channel ports (returns how many were open), xenstore connection, its entries. */
+  forgetOnHost(h: HostResources, mem: DomainMemory): number {
+    const portsClosed = h.hv.release(mem.uid);
+    h.xenstore.release(mem.uid);
+    const i = h.domUs.indexOf(mem);
+    if (i >= 0) {
+      h.domUs.splice(i, 1);
+      h.spec.domUs.splice(i, 1);
+    }
+    h.handles.delete(mem.domid);
+    return portsClosed;
+  }
+}

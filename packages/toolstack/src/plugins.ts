@@ -1,0 +1,41 @@
+/**
+ * Accelerator plugins from the toolstack's side: resolve a bundled name or a
+ * directory to module URLs, vet the modules in a throwaway worker before any
+ * domain imports them, and load or unload the plugin in every host's dom0
+ * (or one host's). A plugin binds to a NIC only if its aliases match.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { pluginModules } from '@xsim/accel-plugins';
+import { vetPlugin } from './plugins/vet.ts';
+import type { Simulation } from './simulation.ts';
+
+export class PluginOps {
+  constructor(
+    private readonly sim: Simulation,
+    private readonly vetMs?: number,
+  ) {}
+
+  async load(name: string, opts: { host?: string; args?: Record<string, unknown> } = {}): Promise<unknown[]> {
+    const mod = pluginModules(name);
+    const hosts = this.sim.hostNames(opts.host);
+    if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args))) throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
+    // No domain imports a module that has not first loaded cleanly in a throwaway worker.
+    await this.sim.runtime.hold(vetPlugin(mod, this.vetMs));
+    const out: unknown[] = [];
+    for (const host of hosts) {
+      out.push(await this.sim.request({ host, domain: 'dom0' }, 'plugin_load', { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} }, 30_000));
+    }
+    return out;
+  }
+
+  /** Unload: every vif using it detaches (drains, falls back to the slow path) first. */
+  async unload(nameOrPath: string, opts: { host?: string } = {}): Promise<unknown[]> {
+    // A plugin loaded by path may be unloaded by that path (or by its name).
+    const dir = resolvePath(nameOrPath);
+    const name = existsSync(dir) && statSync(dir).isDirectory() ? pluginModules(nameOrPath).name : nameOrPath;
+    const out: unknown[] = [];
+    for (const host of this.sim.hostNames(opts.host)) out.push(await this.sim.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000));
+    return out;
+  }
+}

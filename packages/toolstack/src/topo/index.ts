@@ -1,0 +1,11 @@
+export type { Topology, HostSpec, DomUSpec, VifSpec, WireSpec, NicSpecJson, Pinning, SwitchSpec } from './types.ts';
+export { validateTopology, TopologyError, LIMITS, type TopologyIssue } from './validate.ts';
+export { loadTopology } from './load.ts';
+export { defaultTopology } from './default.ts';
+
+export function nicAlias(vendor: string, device: string): string {
+  return `nic:${vendor.toLowerCase()}-${device.toLowerCase()}`;
+}
+
+export { parseMac } from '@xsim/netstack';
+export { rackTopology, type RackOptions } from './generate.ts';

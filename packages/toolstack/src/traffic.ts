@@ -1,0 +1,158 @@
+/**
+ * Traffic between two domains, driven from the toolstack: resolve ARP first,
+ * start the receiver, run the sender, and combine both ends' views. Goodput is
+ * the receiver's (frames delivered between its first and last arrival).
+ */
+import type { LatencySummary } from '@xsim/netstack';
+import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
+
+export interface StreamOptions {
+  from: DomainRef;
+  to: DomainRef;
+  count: number;
+  /** Whole Ethernet frame length in bytes (headers included, FCS excluded). */
+  frameSize: number;
+  /** Credit window in frames (0 = send as fast as the rings allow). */
+  window?: number;
+  port?: number;
+  /** Sender's UDP port (credits return to it); default: a fresh one per stream. */
+  srcPort?: number;
+  streamId?: number;
+  timeoutMs?: number;
+  /** Payload filler after the sequence header, hex (1 to 32 bytes), repeated. */
+  pattern?: string;
+  /** Send from / receive on this vif of the guest (default: its first). */
+  fromVif?: number;
+  toVif?: number;
+  /** Every `ms` of the simulation's clock while the stream runs, how far the receiver has got (iperf3's interval lines). */
+  interval?: { ms: number; each: (s: IntervalSample) => void };
+}
+
+/** One interval of a stream, as the receiver saw it. */
+import type { IntervalSample, StreamResult } from './schema/run.ts';
+
+export type { IntervalSample, StreamResult };
+
+let nextStream = 1;
+
+/** UDP frames `to`'s stack has received so far (what "mid-stream" is measured by). */
+export async function rxUdp(sim: Simulation, to: DomainRef): Promise<number> {
+  const s = (await sim.request(to, 'stats')) as { endpoint?: { stack?: { rxUdp?: number } } };
+  return Number(s.endpoint?.stack?.rxUdp ?? 0);
+}
+
+export async function runStream(sim: Simulation, o: StreamOptions): Promise<StreamResult> {
+  const src = sim.domain(o.from);
+  const dst = sim.domain(o.to);
+  const port = o.port ?? 5001;
+  const streamId = o.streamId ?? nextStream++;
+  const timeoutMs = o.timeoutMs ?? 120_000;
+  const dstIp = o.toVif === undefined ? dst.ip : sim.vifAddress(o.to, o.toVif).ip;
+  const on = (vif: number | undefined) => (vif === undefined ? {} : { vif });
+  await sim.request(o.from, 'arp_resolve', { ip: dstIp, ...on(o.fromVif) });
+  const creditEvery = o.window ? Math.max(1, Math.floor(o.window / 4)) : 0;
+  const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery, ...on(o.toVif) }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
+  // Marked handled now: the receiver may go away (destroyed) while we still wait for the sender;
+  // awaiting it below still throws.
+  recv.catch(() => {});
+  const sampler = o.interval ? new IntervalSampler(sim, { ...o, interval: o.interval }, port) : null;
+  let send: Record<string, number>;
+  try {
+    send = (await sim.request(o.from, 'stream_send', { ...on(o.fromVif), dstIp, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort, pattern: o.pattern }, timeoutMs)) as Record<string, number>;
+  } catch (e) {
+    // The receiver is still waiting; its request fails when the simulation shuts down, and that is not news.
+    recv.catch(() => {});
+    await sampler?.finish(null);
+    throw e;
+  }
+  let r: Record<string, number | boolean>;
+  try {
+    r = await recv;
+  } catch (e) {
+    await sampler?.finish(null);
+    throw e;
+  }
+  await sampler?.finish({ delivered: Number(r.delivered), lost: Number(r.lost) });
+  return streamResult(src, dst, o, send, r);
+}
+
+/**
+ * iperf3-style interval lines: poll the receiver's progress every interval of
+ * the simulation's clock while the stream runs; the last, partial interval
+ * ends with the stream, from its final counts.
+ */
+class IntervalSampler {
+  private readonly t0: number;
+  private last: { t: number; delivered: number; gaps: number };
+  private finished = false;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly sim: Simulation,
+    private readonly o: StreamOptions & { interval: NonNullable<StreamOptions['interval']> },
+    private readonly port: number,
+  ) {
+    this.t0 = sim.clock.now();
+    this.last = { t: this.t0, delivered: 0, gaps: 0 };
+    this.loop = this.run();
+  }
+
+  private emit(t: number, delivered: number, gaps: number): void {
+    const frames = delivered - this.last.delivered;
+    const secs = (t - this.last.t) / 1000;
+    this.o.interval.each({ start: (this.last.t - this.t0) / 1000, end: (t - this.t0) / 1000, frames, gbps: secs > 0 ? (frames * this.o.frameSize * 8) / secs / 1e9 : 0, lost: Math.max(0, gaps - this.last.gaps) });
+    this.last = { t, delivered, gaps };
+  }
+
+  private async run(): Promise<void> {
+    const { sim, o } = this;
+    while (!this.finished) {
+      const until = sim.clock.now() + o.interval.ms;
+      while (!this.finished && sim.clock.now() < until) await sim.sleep(Math.min(5, until - sim.clock.now()));
+      if (this.finished) return;
+      type Progress = Record<string, { delivered: number; highest: number }>;
+      const st = (await sim.request(o.to, 'stats').catch(() => null)) as { endpoint?: { progress?: Progress }; endpoints?: Record<string, { progress?: Progress }> } | null;
+      const ep = o.toVif ? st?.endpoints?.[`vif${o.toVif}`] : st?.endpoint;
+      const p = ep?.progress?.[String(this.port)];
+      if (p && !this.finished) this.emit(sim.clock.now(), p.delivered, p.highest + 1 - p.delivered);
+    }
+  }
+
+  /** The stream is over: stop polling and report what the last interval got. */
+  async finish(r: { delivered: number; lost: number } | null): Promise<void> {
+    this.finished = true;
+    await this.loop;
+    if (r) this.emit(this.sim.clock.now(), r.delivered, r.lost);
+  }
+}
+
+function streamResult(src: RunningDomain, dst: RunningDomain, o: StreamOptions, send: Record<string, number>, r: Record<string, number | boolean>): StreamResult {
+  return {
+    from: `${src.host}/${src.name}`,
+    to: `${dst.host}/${dst.name}`,
+    count: o.count,
+    frameSize: o.frameSize,
+    sent: send.sent,
+    delivered: Number(r.delivered),
+    lost: Number(r.lost),
+    duplicated: Number(r.duplicated),
+    reordered: Number(r.reordered),
+    tooOld: Number(r.tooOld),
+    elapsedMs: Number(r.elapsedMs),
+    pps: Number(r.pps),
+    gbps: Number(r.gbps),
+    senderMs: send.elapsedMs,
+    stalls: send.stalls,
+    complete: r.complete === true,
+    reorderSamples: (r as unknown as { reorderSamples: [number, number][] }).reorderSamples ?? [],
+  };
+}
+
+/** What a ping-pong run reports: the client's latency summary. */
+export type PingResult = LatencySummary;
+
+export async function runPing(sim: Simulation, from: DomainRef, to: DomainRef, count: number, size = 64): Promise<PingResult> {
+  const dst = sim.domain(to);
+  await sim.request(from, 'arp_resolve', { ip: dst.ip });
+  return (await sim.request(from, 'ping', { dstIp: dst.ip, count, size })) as PingResult;
+}
