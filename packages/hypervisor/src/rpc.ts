@@ -40,10 +40,19 @@ export interface RpcEvent {
 }
 export type RpcMessage = RpcRequest | RpcResponse | RpcEvent;
 
+/**
+ * Why a request failed, for callers that act on it: no answer in time, the
+ * channel closed under it, the peer answered with an error, or the message
+ * itself was refused (not an rpc message, or arguments that fail the op's
+ * schema at the receiver).
+ */
+export type RpcErrorCode = 'timeout' | 'closed' | 'remote' | 'refused';
+
 export class RpcError extends Error {
   constructor(
     message: string,
     readonly op: string,
+    readonly code: RpcErrorCode = 'remote',
   ) {
     super(message);
     this.name = 'RpcError';
@@ -104,7 +113,7 @@ function encode(m: RpcMessage): { b: Uint8Array; s?: SharedArrayBuffer[] } {
 
 function decode(e: Envelope): RpcMessage {
   const m = packr.unpack(e.b) as RpcMessage;
-  if (m === null || typeof m !== 'object' || (m.t !== 'req' && m.t !== 'rsp' && m.t !== 'evt')) throw new RpcError('control message is not an rpc message', '?');
+  if (m === null || typeof m !== 'object' || (m.t !== 'req' && m.t !== 'rsp' && m.t !== 'evt')) throw new RpcError('control message is not an rpc message', '?', 'refused');
   if (e.s?.length) m.shared = e.s;
   return m;
 }
@@ -186,7 +195,7 @@ export class RpcEndpoint {
     return new Promise((resolve, reject) => {
       const timer = this.setTimer(() => {
         this.pending.delete(id);
-        reject(new RpcError(`${op}: no reply within ${timeoutMs} ms`, op));
+        reject(new RpcError(`${op}: no reply within ${timeoutMs} ms`, op, 'timeout'));
       }, timeoutMs);
       this.pending.set(id, { op, resolve, reject, timer });
       this.post({ t: 'req', id, op, args, shared });
@@ -211,12 +220,12 @@ export class RpcEndpoint {
       const rsp = this.syncReplies.get(id);
       if (rsp) {
         this.syncReplies.delete(id);
-        if (!rsp.ok) throw new RpcError(`${op}: ${rsp.error ?? 'failed'}`, op);
+        if (!rsp.ok) throw new RpcError(`${op}: ${rsp.error ?? 'failed'}`, op, 'remote');
         return { value: rsp.value, shared: rsp.shared ?? NONE };
       }
-      if (!w) throw new RpcError(`${op}: the peer did not answer (a synchronous request to an in-process peer must be answered at once)`, op);
+      if (!w) throw new RpcError(`${op}: the peer did not answer (a synchronous request to an in-process peer must be answered at once)`, op, 'timeout');
       const left = deadline - w.now();
-      if (left <= 0) throw new RpcError(`${op}: no reply within ${timeoutMs} ms`, op);
+      if (left <= 0) throw new RpcError(`${op}: no reply within ${timeoutMs} ms`, op, 'timeout');
       w.sleep(seen, Math.min(left, 100));
     }
   }
@@ -271,7 +280,7 @@ export class RpcEndpoint {
         this.pending.delete(msg.id);
         p.timer.cancel();
         if (msg.ok) p.resolve(msg.value);
-        else p.reject(new RpcError(`${p.op}: ${msg.error ?? 'failed'}`, p.op));
+        else p.reject(new RpcError(`${p.op}: ${msg.error ?? 'failed'}`, p.op, 'remote'));
       } else {
         this.syncReplies.set(msg.id, msg);
       }
@@ -322,7 +331,7 @@ export class RpcEndpoint {
     this.closed = true;
     for (const p of this.pending.values()) {
       p.timer.cancel();
-      p.reject(new RpcError(`${p.op}: channel closed`, p.op));
+      p.reject(new RpcError(`${p.op}: channel closed`, p.op, 'closed'));
     }
     this.pending.clear();
     this.#bus.unregister(this.self, this.ch, this.peer);
