@@ -10,7 +10,7 @@ import { XenbusState, logWarn, vifBackendPath, vifErrorPath, vifFrontendPath } f
 import { parseMac, type VifSpec } from './topo/index.ts';
 import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { rmTree, vifAt, writeVifNodes, type HostResources } from './host.ts';
-import type { DomainRef, Simulation } from './simulation.ts';
+import type { DomainRef, ToolstackContext } from './context.ts';
 
 export interface VifAddOptions {
   /** The device's name, vifN (N its handle); default: the next handle of the domain. */
@@ -42,18 +42,19 @@ export class VifHotplug {
   /** Next handle per host/domid: handles are not reused, so a removed vif's counters keep their name. */
   private readonly nextHandle = new Map<string, number>();
 
-  constructor(
-    private readonly sim: Simulation,
-    private readonly log: (line: string) => void,
-  ) {}
+  constructor(private readonly ctx: ToolstackContext) {}
+
+  private log(line: string): void {
+    this.ctx.log(line);
+  }
 
   private guest(ref: DomainRef): { h: HostResources; index: number; i: number; domid: number } {
     if (ref.domain === 'dom0' || ref.domain === 'Domain-0') throw new Error(`${ref.host}/${ref.domain} is dom0: vifs belong to guests (HOST/DOMU)`);
-    const rd = this.sim.domain(ref);
-    const h = this.sim.host(ref.host);
+    const rd = this.ctx.domain(ref);
+    const h = this.ctx.host(ref.host);
     const i = h.domUs.findIndex((d) => d.uid === rd.uid);
     if (i < 0) throw new Error(`${ref.host}/${ref.domain} is going away`);
-    return { h, index: this.sim.hosts.indexOf(h), i, domid: rd.domid };
+    return { h, index: this.ctx.hosts.indexOf(h), i, domid: rd.domid };
   }
 
   async add(ref: DomainRef, o: VifAddOptions = {}): Promise<VifInfo> {
@@ -70,15 +71,15 @@ export class VifHotplug {
     const nicMtu = h.spec.nic.mtu;
     if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= nicMtu)) throw new Error(`mtu ${String(o.mtu)}: a vif's MTU is 68..${nicMtu} (the NIC's)`);
     const spec = h.spec.domUs[i];
-    const vif = this.validate(h, index, i, { mac: o.mac ?? freshMac(this.sim.topology, index, domid, handle), ip: o.ip ?? freshIp(this.sim.topology, index) });
+    const vif = this.validate(h, index, i, { mac: o.mac ?? freshMac(this.ctx.topology, index, domid, handle), ip: o.ip ?? freshIp(this.ctx.topology, index) });
     this.nextHandle.set(key, handle + 1);
     const dev = `${ref.host}/${ref.domain}/vif${handle}`;
-    await this.sim.request({ host: ref.host, domain: 'dom0' }, 'vif_add', { domid, handle }, 10_000);
+    await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_add', { domid, handle }, 10_000);
     spec.vifs.push(vif);
     h.handles.set(domid, [...handles, handle]);
     writeVifNodes(h.xenstore, domid, handle, vif, o.mtu);
     try {
-      await this.sim.waitFor(`${dev} to connect`, () => {
+      await this.ctx.waitFor(`${dev} to connect`, () => {
         const error = h.xenstore.read(0, vifErrorPath(domid, handle));
         if (error !== undefined) throw new Error(`the guest says: ${error}`);
         return vifAt(h.xenstore, domid, handle, XenbusState.Connected);
@@ -97,10 +98,10 @@ export class VifHotplug {
     const handles = vifHandles(h, domid);
     if (!handles.includes(handle)) throw new Error(`${ref.host}/${ref.domain} has no vif${handle} (vifs: ${handles.map((x) => `vif${x}`).join(', ') || 'none'})`);
     const dev = `${ref.host}/${ref.domain}/vif${handle}`;
-    await this.sim.request({ host: ref.host, domain: 'dom0' }, 'vif_unplug', { domid, handle }, 10_000);
+    await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_unplug', { domid, handle }, 10_000);
     let forced = false;
     try {
-      await this.sim.waitFor(`${dev}'s frontend to close`, () => vifAt(h.xenstore, domid, handle, XenbusState.Closed), timeoutMs);
+      await this.ctx.waitFor(`${dev}'s frontend to close`, () => vifAt(h.xenstore, domid, handle, XenbusState.Closed), timeoutMs);
     } catch {
       // A frontend that does not follow is not waited for forever (libxl's timeout, then the force path).
       forced = true;
@@ -115,7 +116,7 @@ export class VifHotplug {
     const xs = h.xenstore;
     const errorDir = vifErrorPath(domid, handle).replace(/\/error$/, '');
     for (const path of [vifBackendPath(0, domid, handle), vifFrontendPath(domid, handle), errorDir]) rmTree(xs, path);
-    await this.sim.request({ host: ref.host, domain: 'dom0' }, 'vif_remove', { domid, handle }, 10_000);
+    await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_remove', { domid, handle }, 10_000);
     // dom0 may have written into the backend node between our rm and vif_remove (a plugin's key): remove again.
     rmTree(xs, vifBackendPath(0, domid, handle));
     const i = h.domUs.findIndex((d) => d.domid === domid);
@@ -124,14 +125,14 @@ export class VifHotplug {
     if (i < 0 || at < 0) return;
     const [vif] = h.spec.domUs[i].vifs.splice(at, 1);
     h.handles.set(domid, handles.filter((x) => x !== handle));
-    await this.sim.forgetMac(h.spec.name, parseMac(vif.mac));
+    await this.ctx.forgetMac(h.spec.name, parseMac(vif.mac));
   }
 
   /** The vif checked as a topology's would be: the topology with it added must validate. */
   private validate(h: HostResources, index: number, i: number, vif: VifSpec): VifSpec {
     const at = `hosts[${index}].domUs[${i}]`;
     return validateAddition(
-      this.sim.topology,
+      this.ctx.topology,
       (t) => t.hosts[index].domUs[i].vifs.push(vif),
       (v) => v.hosts[index].domUs[i].vifs[v.hosts[index].domUs[i].vifs.length - 1],
       [

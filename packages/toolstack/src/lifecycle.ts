@@ -14,7 +14,7 @@ import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { domainMemory, rmTree, vifAt, type DomainMemory, type HostResources } from './host.ts';
 import { vifHandles } from './hotplug.ts';
 import { placeNewGuest } from './placement.ts';
-import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
+import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
 
 export interface CreateDomainOptions {
   /** The vif's MAC (default: 00:16:3e, then the host's index and the domid). */
@@ -58,16 +58,6 @@ export interface DomainEnd {
 }
 
 /** What the lifecycle needs of the Simulation beyond its public surface. */
-export interface LifecycleDeps {
-  sim: Simulation;
-  nextUid(): Addr;
-  startGuest(h: HostResources, d: DomainMemory, i: number): Promise<void>;
-  fabric(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
-  untrack(d: RunningDomain): void;
-  /** The domain is about to stop while it can still answer: observers (a capture) take what it holds. */
-  leaving(d: RunningDomain): Promise<void>;
-  log(line: string): void;
-}
 
 export class DomainLifecycle {
   /** Every domain that ended, oldest first. */
@@ -75,42 +65,38 @@ export class DomainLifecycle {
   private readonly nextDomid = new Map<string, number>();
   private readonly busy = new Set<string>();
 
-  constructor(private readonly d: LifecycleDeps) {}
-
-  private get sim(): Simulation {
-    return this.d.sim;
-  }
+  constructor(private readonly ctx: ToolstackContext) {}
 
   /** xl create: a new guest with one vif on `host`, connected and ready to send when this resolves. */
   async create(host: string, name: string, o: CreateDomainOptions = {}): Promise<DomainInfo> {
-    const h = this.sim.host(host);
-    const index = this.sim.hosts.indexOf(h);
+    const h = this.ctx.host(host);
+    const index = this.ctx.hosts.indexOf(h);
     const domid = this.peekDomid(h);
     const spec = this.validate(h, index, {
       name,
       domid,
       ...(o.memPages !== undefined ? { memPages: o.memPages } : {}),
       ...(o.pcpu !== undefined ? { pcpu: o.pcpu } : {}),
-      vifs: [{ mac: o.mac ?? freshMac(this.sim.topology, index, domid, 0), ip: o.ip ?? freshIp(this.sim.topology, index) }],
+      vifs: [{ mac: o.mac ?? freshMac(this.ctx.topology, index, domid, 0), ip: o.ip ?? freshIp(this.ctx.topology, index) }],
     });
     this.takeDomid(h, domid);
-    const pcpu = placeNewGuest(this.sim.topology, this.sim.runtime.pcpus, `${host}/${name}`, spec, this.sim.domains);
-    const mem = domainMemory(domid, this.d.nextUid(), name, spec.memPages, pcpu);
+    const pcpu = placeNewGuest(this.ctx.topology, this.ctx.runtime.pcpus, `${host}/${name}`, spec, this.ctx.domains);
+    const mem = domainMemory(domid, this.ctx.nextUid(), name, spec.memPages, pcpu);
     h.spec.domUs.push(spec);
     h.domUs.push(mem);
-    const t0 = this.sim.clock.now();
+    const t0 = this.ctx.clock.now();
     try {
       // The NIC may DMA to its pages (through the buffer table only), dom0 may grant-copy to them.
-      await this.d.fabric('add_domain', { nic: index, domid }, [mem.mem.sab]);
-      await this.sim.request({ host, domain: 'dom0' }, 'guest_add', { domid, uid: mem.uid, vifs: spec.vifs.map((_v, n) => n) }, 10_000, [mem.mem.sab, mem.gnttab]);
-      await this.d.startGuest(h, mem, h.domUs.length - 1);
-      await this.sim.waitFor(`${host}/${name}'s vif to connect`, () => this.vifsConnected(h, mem.domid, spec.vifs.length), o.connectTimeoutMs ?? 30_000);
+      await this.ctx.fabric('add_domain', { nic: index, domid }, [mem.mem.sab]);
+      await this.ctx.request({ host, domain: 'dom0' }, 'guest_add', { domid, uid: mem.uid, vifs: spec.vifs.map((_v, n) => n) }, 10_000, [mem.mem.sab, mem.gnttab]);
+      await this.ctx.startGuest(h, mem, h.domUs.length - 1);
+      await this.ctx.waitFor(`${host}/${name}'s vif to connect`, () => this.vifsConnected(h, mem.domid, spec.vifs.length), o.connectTimeoutMs ?? 30_000);
     } catch (e) {
-      const rd = this.sim.domains.find((x) => x.uid === mem.uid);
+      const rd = this.ctx.domains.find((x) => x.uid === mem.uid);
       await this.release(h, mem, rd, 'destroy').catch(() => {});
       throw new Error(`domain create ${host}/${name} failed: ${e instanceof Error ? e.message : String(e)} (nothing of it is left)`);
     }
-    this.d.log(`${host}/${name} (domain ${domid}) created on pCPU ${pcpu}, vif connected in ${Math.round(this.sim.clock.now() - t0)} ms`);
+    this.ctx.log(`${host}/${name} (domain ${domid}) created on pCPU ${pcpu}, vif connected in ${Math.round(this.ctx.clock.now() - t0)} ms`);
     return (await this.list()).find((x) => x.host === host && x.domid === domid)!;
   }
 
@@ -128,17 +114,17 @@ export class DomainLifecycle {
   async shutdown(ref: DomainRef, timeoutMs = 10_000): Promise<DomainEnd> {
     const { h, mem, rd } = this.find(ref);
     return this.once(rd, async () => {
-      const t0 = this.sim.clock.now();
+      const t0 = this.ctx.clock.now();
       h.xenstore.write(0, controlShutdownPath(mem.domid), SHUTDOWN_POWEROFF);
       const closed = (): boolean => vifHandles(h, mem.domid).every((n) => vifAt(h.xenstore, mem.domid, n, XenbusState.Closed, 'frontend'));
       try {
-        await this.sim.waitFor(`${ref.host}/${ref.domain} to close its vifs`, closed, timeoutMs);
+        await this.ctx.waitFor(`${ref.host}/${ref.domain} to close its vifs`, closed, timeoutMs);
       } catch (e) {
         throw new Error(`${(e as Error).message}: it is still running (destroy it with "xsim domain destroy ${ref.host}/${ref.domain}")`);
       }
-      await this.d.leaving(rd);
-      const final = await this.sim.request(ref, 'shutdown', {}, 5000).catch(() => undefined);
-      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'reap');
+      await this.ctx.hooks.leaving(rd);
+      const final = await this.ctx.request(ref, 'shutdown', {}, 5000).catch(() => undefined);
+      await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'reap');
       return this.release(h, mem, rd, 'shutdown', final, t0);
     });
   }
@@ -147,22 +133,22 @@ export class DomainLifecycle {
   async destroy(ref: DomainRef): Promise<DomainEnd> {
     const { h, mem, rd } = this.find(ref);
     return this.once(rd, async () => {
-      const t0 = this.sim.clock.now();
-      await this.d.leaving(rd);
-      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'destroy');
+      const t0 = this.ctx.clock.now();
+      await this.ctx.hooks.leaving(rd);
+      await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'destroy');
       return this.release(h, mem, rd, 'destroy', undefined, t0);
     });
   }
 
   /** A guest whose code threw: handled as a destroy, logged. */
   async crashed(rd: RunningDomain): Promise<DomainEnd | undefined> {
-    const h = this.sim.hosts.find((x) => x.spec.name === rd.host);
+    const h = this.ctx.hosts.find((x) => x.spec.name === rd.host);
     const mem = h?.domUs.find((x) => x.uid === rd.uid);
     if (!h || !mem || this.busy.has(`${rd.host}/${rd.name}`)) return undefined;
     return this.once(rd, async () => {
-      await this.sim.runtime.remove(rd.uid, rd.pcpu, 'destroy');
+      await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'destroy');
       const end = await this.release(h, mem, rd, 'crash');
-      this.d.log(`${rd.host}/${rd.name} (domain ${rd.domid}) cleaned up after its crash: ${end.vifsRemoved} vif(s) removed, ${end.portsClosed} event-channel port(s) closed`);
+      this.ctx.log(`${rd.host}/${rd.name} (domain ${rd.domid}) cleaned up after its crash: ${end.vifsRemoved} vif(s) removed, ${end.portsClosed} event-channel port(s) closed`);
       return end;
     });
   }
@@ -170,13 +156,13 @@ export class DomainLifecycle {
   /** xl list. */
   async list(): Promise<DomainInfo[]> {
     const dom0Accel = new Map<string, Record<string, string | null>>();
-    for (const h of this.sim.hosts) {
-      const s = (await this.sim.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { vifs?: Record<string, string | null> };
+    for (const h of this.ctx.hosts) {
+      const s = (await this.ctx.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { vifs?: Record<string, string | null> };
       dom0Accel.set(h.spec.name, s.vifs ?? {});
     }
     const out: DomainInfo[] = [];
-    for (const h of this.sim.hosts) {
-      const here = this.sim.domains.filter((x) => x.host === h.spec.name);
+    for (const h of this.ctx.hosts) {
+      const here = this.ctx.domains.filter((x) => x.host === h.spec.name);
       for (const rd of here) {
         const state: DomainState = rd.crashed ? 'crashed' : rd.hung ? 'hung' : 'running';
         if (rd.domid === 0) {
@@ -198,7 +184,7 @@ export class DomainLifecycle {
   /** The new guest checked exactly as a topology's guest is: the topology with it added must validate. */
   private validate(h: HostResources, index: number, candidate: Record<string, unknown>): DomUSpec {
     return validateAddition(
-      this.sim.topology,
+      this.ctx.topology,
       (t) => (t.hosts[index].domUs as unknown[]).push(candidate),
       (v) => v.hosts[index].domUs[v.hosts[index].domUs.length - 1],
       // The paths name the new guest as the host's last domU: say it in the user's words.
@@ -209,15 +195,15 @@ export class DomainLifecycle {
 
   private vifsConnected(h: HostResources, domid: number, n: number): boolean {
     for (let i = 0; i < n; i++) if (!vifAt(h.xenstore, domid, i, XenbusState.Connected)) return false;
-    const rd = this.sim.domains.find((x) => x.host === h.spec.name && x.domid === domid);
+    const rd = this.ctx.domains.find((x) => x.host === h.spec.name && x.domid === domid);
     if (rd?.crashed) throw new Error(`it crashed while connecting: ${rd.crashed}`);
     return true;
   }
 
   find(ref: DomainRef): { h: HostResources; mem: DomainMemory; rd: RunningDomain } {
     if (ref.domain === 'dom0' || ref.domain === 'Domain-0') throw new Error(`${ref.host}/${ref.domain} is dom0: it lives as long as its host (xsim shutdown ends everything)`);
-    const rd = this.sim.domain(ref);
-    const h = this.sim.host(ref.host);
+    const rd = this.ctx.domain(ref);
+    const h = this.ctx.host(ref.host);
     const mem = h.domUs.find((x) => x.uid === rd.uid);
     if (!mem) throw new Error(`${ref.host}/${ref.domain} has no memory record (it is being torn down)`);
     return { h, mem, rd };
@@ -236,14 +222,14 @@ export class DomainLifecycle {
   }
 
   /** Everything a guest held, released; the guest has already stopped (or never started). */
-  private async release(h: HostResources, mem: DomainMemory, rd: RunningDomain | undefined, how: DomainEnd['how'], final?: unknown, t0 = this.sim.clock.now()): Promise<DomainEnd> {
+  private async release(h: HostResources, mem: DomainMemory, rd: RunningDomain | undefined, how: DomainEnd['how'], final?: unknown, t0 = this.ctx.clock.now()): Promise<DomainEnd> {
     const host = h.spec.name;
     const vifsRemoved = await this.detachFromHost(h, mem);
     const portsClosed = this.forgetOnHost(h, mem);
-    if (rd) this.d.untrack(rd);
-    const end: DomainEnd = { host, name: mem.name, domid: mem.domid, how, final, vifsRemoved, portsClosed, ms: this.sim.clock.now() - t0 };
+    if (rd) this.ctx.untrack(rd);
+    const end: DomainEnd = { host, name: mem.name, domid: mem.domid, how, final, vifsRemoved, portsClosed, ms: this.ctx.clock.now() - t0 };
     this.ended.push(end);
-    if (how !== 'crash') this.d.log(`${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`);
+    if (how !== 'crash') this.ctx.log(`${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`);
     return end;
   }
 
@@ -258,15 +244,15 @@ export class DomainLifecycle {
     const i = h.domUs.indexOf(mem);
     const spec = h.spec.domUs[i];
     const host = h.spec.name;
-    const index = this.sim.hosts.indexOf(h);
+    const index = this.ctx.hosts.indexOf(h);
     // The toolstack removes the backend directories first (netback sees its vifs' nodes go), then the domain's own.
     const xs = h.xenstore;
     rmTree(xs, `${vifBackendRoot(0)}/${mem.domid}`);
     let vifsRemoved = 0;
-    const dom0 = this.sim.domains.find((x) => x.host === host && x.domid === 0);
+    const dom0 = this.ctx.domains.find((x) => x.host === host && x.domid === 0);
     if (dom0 && !dom0.crashed && !dom0.hung) {
-      const r = (await this.sim.request({ host, domain: 'dom0' }, 'guest_remove', { domid: mem.domid }, 10_000).catch((e: Error) => {
-        this.d.log(logWarn(`${host}/dom0 could not release domain ${mem.domid}: ${e.message}`));
+      const r = (await this.ctx.request({ host, domain: 'dom0' }, 'guest_remove', { domid: mem.domid }, 10_000).catch((e: Error) => {
+        this.ctx.log(logWarn(`${host}/dom0 could not release domain ${mem.domid}: ${e.message}`));
         return { removed: [] };
       })) as { removed: number[] };
       // What this end removed: the guest's vifs now (not those hot-removed before) that dom0 no longer runs.
@@ -276,9 +262,9 @@ export class DomainLifecycle {
     // accel key for a message already in flight): now that dom0 holds nothing of the guest, remove again.
     rmTree(xs, `${vifBackendRoot(0)}/${mem.domid}`);
     rmTree(xs, domainPath(mem.domid));
-    await this.d.fabric('remove_domain', { nic: index, domid: mem.domid }).catch(() => undefined);
+    await this.ctx.fabric('remove_domain', { nic: index, domid: mem.domid }).catch(() => undefined);
     // Nobody keeps sending its traffic to where it was: the switches and every other bridge forget its MACs.
-    for (const v of spec?.vifs ?? []) await this.sim.forgetMac(host, parseMac(v.mac));
+    for (const v of spec?.vifs ?? []) await this.ctx.forgetMac(host, parseMac(v.mac));
     return vifsRemoved;
   }
 

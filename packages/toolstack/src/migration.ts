@@ -32,7 +32,7 @@ import { vifAt, writeDomainNodes, writeVifNodes, type DomainMemory, type HostRes
 import { vifHandles } from './hotplug.ts';
 import type { DomainLifecycle } from './lifecycle.ts';
 import { placeNewGuest } from './placement.ts';
-import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
+import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
 
 /** Pre-copy stops after this many rounds (Xen's default is 5 iterations too)… */
 export const MAX_ROUNDS = 5;
@@ -83,22 +83,6 @@ export interface SaveReport {
 }
 
 /** What the mover needs of the Simulation beyond its public surface. */
-export interface MoverDeps {
-  sim: Simulation;
-  lifecycle: DomainLifecycle;
-  nextUid(): Addr;
-  fabric(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
-  /** xenstore and hypervisor service of `h` learn the domain. */
-  introduce(h: HostResources, d: DomainMemory): void;
-  track(h: HostResources, d: DomainMemory, ip: string): RunningDomain;
-  untrack(d: RunningDomain): void;
-  /** Boot the kernel of a domain being restored or arriving (a running capture takes it in). */
-  boot(spec: DomainSpec, pcpu: number): Promise<void>;
-  /** The domain is about to be suspended (and then answers nothing): observers (a capture) take what it holds. */
-  leaving(d: RunningDomain): Promise<void>;
-  kernelFor(host: string, name: string): string;
-  log(line: string): void;
-}
 
 interface Suspended {
   saved: SavedDomain;
@@ -110,46 +94,45 @@ export class DomainMover {
   /** Custom kernels follow their domain (keyed by the topology's host/name). */
   private readonly kernelOf = new Map<Addr, string>();
 
-  constructor(private readonly d: MoverDeps) {}
-
-  private get sim(): Simulation {
-    return this.d.sim;
-  }
+  constructor(
+    private readonly ctx: ToolstackContext,
+    private readonly lifecycle: DomainLifecycle,
+  ) {}
 
   /** xl migrate: move a running guest to `to` (the same host is allowed: a local migration). */
   async migrate(ref: DomainRef, to: string, o: MigrateOptions = {}): Promise<MigrationReport> {
-    const { h: src, mem, rd } = this.d.lifecycle.find(ref);
-    const dst = this.sim.host(to);
+    const { h: src, mem, rd } = this.lifecycle.find(ref);
+    const dst = this.ctx.host(to);
     const live = o.live ?? false;
-    return this.d.lifecycle.once(rd, async () => {
-      const t0 = this.sim.clock.now();
+    return this.lifecycle.once(rd, async () => {
+      const t0 = this.ctx.clock.now();
       const spec = src.spec.domUs[src.domUs.indexOf(mem)];
       const handles = vifHandles(src, mem.domid);
       this.check(src, mem, dst, spec.vifs.map((v) => ({ ...v })));
-      const before = await this.sim.stats();
+      const before = await this.ctx.stats();
       const accelBefore = await this.accelOf(src, mem.domid);
       const ram = GuestMemory.allocate(mem.mem.pages);
-      const mirror = new PageMirror(mem.mem, ram, () => this.sim.clock.now());
-      await this.sim.request(ref, 'migrate_arm', {}, 5000);
+      const mirror = new PageMirror(mem.mem, ram, () => this.ctx.clock.now());
+      await this.ctx.request(ref, 'migrate_arm', {}, 5000);
       if (live) {
         // Each round copies what changed; the guest runs meanwhile (on its pCPU, or here for as long as
         // the copy took in a deterministic run), dirtying pages the next round sends.
         for (let r = 0; r < (o.maxRounds ?? MAX_ROUNDS); r++) {
           const sent = mirror.round();
-          await this.sim.sleep(Math.max(1, mirror.rounds[r].ms));
+          await this.ctx.sleep(Math.max(1, mirror.rounds[r].ms));
           if (r > 0 && sent.length <= (o.stopPages ?? STOP_PAGES)) break;
         }
       }
-      const tStop = this.sim.clock.now();
+      const tStop = this.ctx.clock.now();
       const sus = await this.suspend(ref, src, mem, rd, handles);
       mirror.round();
       const rounds: MigrationReport['rounds'] = mirror.rounds.map((r) => ({ ...r }));
       rounds[rounds.length - 1].stop = true;
       const arrived = await this.arrive(dst, sus.saved, ram, rd.uid, rd, handles, o.connectTimeoutMs);
-      const tUp = this.sim.clock.now();
-      this.d.log(`${ref.host}/${ref.domain} migrated to ${to} as domain ${arrived.domid}: ${mirror.rounds.length} round(s), ${mirror.pagesSent} pages, blackout ${Math.round(tUp - tStop)} ms`);
+      const tUp = this.ctx.clock.now();
+      this.ctx.log(`${ref.host}/${ref.domain} migrated to ${to} as domain ${arrived.domid}: ${mirror.rounds.length} round(s), ${mirror.pagesSent} pages, blackout ${Math.round(tUp - tStop)} ms`);
       const settled = await this.settle({ host: to, domain: ref.domain }, dst, arrived.domid, o.settleMs ?? 2000);
-      const after = await this.sim.stats();
+      const after = await this.ctx.stats();
       // The guest's own counters moved with it: compare them under its new name.
       const lost = Object.fromEntries(dropDelta(movedStats(before, ref.domain, ref.host, to), after));
       const lastRx = Math.max(...sus.lastRxAt.map((x) => x ?? -Infinity));
@@ -168,32 +151,32 @@ export class DomainMover {
         fastPath: { before: accelBefore, after: settled.accel, backAfterMs: settled.accelAt === null ? null : settled.accelAt - tUp },
         lost,
         lostTotal: Object.values(lost).reduce((n, v) => n + v, 0),
-        totalMs: this.sim.clock.now() - t0,
+        totalMs: this.ctx.clock.now() - t0,
       };
     });
   }
 
   /** xl save: stop the guest and write it to `file` (the guest is gone from the host afterwards). */
   async save(ref: DomainRef, file: string): Promise<SaveReport> {
-    const { h, mem, rd } = this.d.lifecycle.find(ref);
-    return this.d.lifecycle.once(rd, async () => {
-      const t0 = this.sim.clock.now();
+    const { h, mem, rd } = this.lifecycle.find(ref);
+    return this.lifecycle.once(rd, async () => {
+      const t0 = this.ctx.clock.now();
       const sus = await this.suspend(ref, h, mem, rd, vifHandles(h, mem.domid));
-      this.d.untrack(rd);
+      this.ctx.untrack(rd);
       const { bytes, pages } = encodeSaveStream(sus.saved, mem.mem);
       // Written beside, then renamed: a failed save never leaves half an image under the name.
       const tmp = `${file}.${process.pid}.partial`;
-      await this.sim.runtime.hold(writeFile(tmp, bytes));
-      await this.sim.runtime.hold(rename(tmp, file));
-      this.d.log(`${ref.host}/${ref.domain} (domain ${mem.domid}) saved to ${file}: ${pages} pages, ${bytes.length} octets`);
-      return { domain: `${ref.host}/${ref.domain}`, file, bytes: bytes.length, pages, memPages: mem.mem.pages, ms: this.sim.clock.now() - t0 };
+      await this.ctx.runtime.hold(writeFile(tmp, bytes));
+      await this.ctx.runtime.hold(rename(tmp, file));
+      this.ctx.log(`${ref.host}/${ref.domain} (domain ${mem.domid}) saved to ${file}: ${pages} pages, ${bytes.length} octets`);
+      return { domain: `${ref.host}/${ref.domain}`, file, bytes: bytes.length, pages, memPages: mem.mem.pages, ms: this.ctx.clock.now() - t0 };
     });
   }
 
   /** xl restore: a saved guest runs again on `host` (default: the one it was saved on), its vifs connected. */
   async restore(file: string, host?: string, o: { connectTimeoutMs?: number } = {}): Promise<{ domain: string; domid: number; pages: number; ms: number }> {
-    const t0 = this.sim.clock.now();
-    const bytes = await this.sim.runtime.hold(readFile(file)).catch((e: Error) => {
+    const t0 = this.ctx.clock.now();
+    const bytes = await this.ctx.runtime.hold(readFile(file)).catch((e: Error) => {
       throw new Error(`cannot read save image ${file}: ${e.message}`);
     });
     let img: ReturnType<typeof decodeSaveStream>;
@@ -202,12 +185,12 @@ export class DomainMover {
     } catch (e) {
       throw new Error(`${file}: ${e instanceof SaveStreamError ? e.message : `not a usable xsim save image: ${(e as Error).message}`}`);
     }
-    const dst = this.sim.host(host ?? img.dom.from.host);
+    const dst = this.ctx.host(host ?? img.dom.from.host);
     const vifs = img.dom.vifs.map((v) => ({ mac: v.mac, ip: v.ip }));
     this.check(undefined, undefined, dst, vifs, img.dom);
-    const arrived = await this.arrive(dst, img.dom, img.mem, this.d.nextUid(), undefined, img.dom.vifs.map((v) => v.handle), o.connectTimeoutMs);
-    this.d.log(`${dst.spec.name}/${img.dom.name} restored from ${file} as domain ${arrived.domid}`);
-    return { domain: `${dst.spec.name}/${img.dom.name}`, domid: arrived.domid, pages: img.pages, ms: this.sim.clock.now() - t0 };
+    const arrived = await this.arrive(dst, img.dom, img.mem, this.ctx.nextUid(), undefined, img.dom.vifs.map((v) => v.handle), o.connectTimeoutMs);
+    this.ctx.log(`${dst.spec.name}/${img.dom.name} restored from ${file} as domain ${arrived.domid}`);
+    return { domain: `${dst.spec.name}/${img.dom.name}`, domid: arrived.domid, pages: img.pages, ms: this.ctx.clock.now() - t0 };
   }
 
   // ---------------------------------------------------------------------------
@@ -217,16 +200,16 @@ export class DomainMover {
     const name = saved?.name ?? mem!.name;
     const mtu = Math.max(...(saved?.vifs.map((v) => v.mtu) ?? [src!.spec.nic.mtu]));
     if (dst.spec.nic.mtu < mtu) throw new Error(`cannot move ${name} to ${dst.spec.name}: its vifs use MTU ${mtu}, the destination's NIC carries ${dst.spec.nic.mtu}`);
-    const t = this.sim.topology;
-    const di = this.sim.hosts.indexOf(dst);
-    const si = src ? this.sim.hosts.indexOf(src) : -1;
+    const t = this.ctx.topology;
+    const di = this.ctx.hosts.indexOf(dst);
+    const si = src ? this.ctx.hosts.indexOf(src) : -1;
     const at = src ? src.domUs.indexOf(mem!) : -1;
     validateAddition(
       t,
       (c) => {
         // The guest leaves its source as it arrives: its name, MAC and IP are checked with it gone from there.
         if (si >= 0) c.hosts[si].domUs.splice(at, 1);
-        (c.hosts[di].domUs as unknown[]).push({ name, domid: this.d.lifecycle.peekDomid(dst), memPages: saved?.memPages ?? mem!.mem.pages, vifs });
+        (c.hosts[di].domUs as unknown[]).push({ name, domid: this.lifecycle.peekDomid(dst), memPages: saved?.memPages ?? mem!.mem.pages, vifs });
       },
       () => undefined,
       [[`hosts[${di}].domUs[${dst.spec.domUs.length - (si === di ? 1 : 0)}]`, name]],
@@ -236,7 +219,7 @@ export class DomainMover {
 
   /** Where each of the guest's vifs is accelerated now (plugin names, in handle order). */
   private async accelOf(h: HostResources, domid: number): Promise<string[]> {
-    const s = (await this.sim.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { vifs?: Record<string, string | null> };
+    const s = (await this.ctx.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { vifs?: Record<string, string | null> };
     return vifHandles(h, domid).map((n) => s.vifs?.[`${domid}/${n}`] ?? null).filter((x): x is string => x !== null);
   }
 
@@ -247,15 +230,15 @@ export class DomainMover {
   private async suspend(ref: DomainRef, h: HostResources, mem: DomainMemory, rd: RunningDomain, handles: number[]): Promise<Suspended> {
     const spec = h.spec.domUs[h.domUs.indexOf(mem)];
     const dom0 = { host: h.spec.name, domain: 'dom0' };
-    const accel = (await this.sim.request(dom0, 'accel_migrate_out', { domid: mem.domid }, 10_000)) as { handle: number; plugin: string | null; state: unknown }[];
-    await this.sim.request(ref, 'suspend_quiesce', {}, 5000);
-    await this.d.lifecycle.detachFromHost(h, mem);
+    const accel = (await this.ctx.request(dom0, 'accel_migrate_out', { domid: mem.domid }, 10_000)) as { handle: number; plugin: string | null; state: unknown }[];
+    await this.ctx.request(ref, 'suspend_quiesce', {}, 5000);
+    await this.lifecycle.detachFromHost(h, mem);
     // Before the suspend, which stops the guest's core: after it the guest answers nothing.
-    await this.d.leaving(rd);
-    const rec = (await this.sim.request(ref, 'suspend', {}, 5000)) as { frame: number; len: number; lastRxAt: (number | null)[]; unanswered: number[] };
-    await this.sim.runtime.remove(rd.uid, rd.pcpu, 'reap');
-    this.kernelOf.set(rd.uid, this.kernelOf.get(rd.uid) ?? this.d.kernelFor(h.spec.name, mem.name));
-    this.d.lifecycle.forgetOnHost(h, mem);
+    await this.ctx.hooks.leaving(rd);
+    const rec = (await this.ctx.request(ref, 'suspend', {}, 5000)) as { frame: number; len: number; lastRxAt: (number | null)[]; unanswered: number[] };
+    await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'reap');
+    this.kernelOf.set(rd.uid, this.kernelOf.get(rd.uid) ?? this.ctx.kernelFor(h.spec.name, mem.name));
+    this.lifecycle.forgetOnHost(h, mem);
     const saved: SavedDomain = {
       name: mem.name,
       memPages: mem.mem.pages,
@@ -263,7 +246,7 @@ export class DomainMover {
       vifs: spec.vifs.map((v, i) => ({ handle: handles[i], mac: v.mac, ip: v.ip, mtu: h.spec.nic.mtu })),
       kernel: { frame: rec.frame, len: rec.len },
       accel: accel.filter((a) => a.plugin !== null).map((a) => ({ handle: a.handle, plugin: a.plugin!, state: a.state })),
-      suspendedAt: crossThreadNow(this.sim.clock),
+      suspendedAt: crossThreadNow(this.ctx.clock),
     };
     return { saved, lastRxAt: rec.lastRxAt, resent: rec.unanswered.reduce((n, x) => n + x, 0) };
   }
@@ -271,55 +254,55 @@ export class DomainMover {
   /** The destination half: a new domain on `dst` with this RAM, booted from the kernel's record, its vifs connected. */
   private async arrive(dst: HostResources, saved: SavedDomain, ram: GuestMemory, uid: Addr, rd: RunningDomain | undefined, handles: number[], connectTimeoutMs = 30_000): Promise<{ domid: number; pcpu: number }> {
     const host = dst.spec.name;
-    const index = this.sim.hosts.indexOf(dst);
-    const domid = this.d.lifecycle.peekDomid(dst);
-    this.d.lifecycle.takeDomid(dst, domid);
+    const index = this.ctx.hosts.indexOf(dst);
+    const domid = this.lifecycle.peekDomid(dst);
+    this.lifecycle.takeDomid(dst, domid);
     const spec = { name: saved.name, domid, memPages: saved.memPages, vifs: saved.vifs.map((v) => ({ mac: v.mac, ip: v.ip })) };
-    const pcpu = placeNewGuest(this.sim.topology, this.sim.runtime.pcpus, `${host}/${saved.name}`, {}, this.sim.domains);
+    const pcpu = placeNewGuest(this.ctx.topology, this.ctx.runtime.pcpus, `${host}/${saved.name}`, {}, this.ctx.domains);
     const mem: DomainMemory = { domid, uid, name: saved.name, mem: ram, gnttab: GrantTable.create().sab, pcpu };
     dst.spec.domUs.push(spec);
     dst.domUs.push(mem);
     if (handles.some((x, i) => x !== i)) dst.handles.set(domid, handles);
     const dom0 = { host, domain: 'dom0' };
-    await this.d.fabric('add_domain', { nic: index, domid }, [ram.sab]);
-    await this.sim.request(dom0, 'guest_add', { domid, uid, vifs: handles }, 10_000, [ram.sab, mem.gnttab]);
+    await this.ctx.fabric('add_domain', { nic: index, domid }, [ram.sab]);
+    await this.ctx.request(dom0, 'guest_add', { domid, uid, vifs: handles }, 10_000, [ram.sab, mem.gnttab]);
     for (const v of saved.vifs) {
       const a = saved.accel.find((x) => x.handle === v.handle);
-      await this.sim.request(dom0, 'accel_migrate_in', { domid, handle: v.handle, ...(a ? { plugin: a.plugin, state: a.state as never } : {}) }, 5000);
+      await this.ctx.request(dom0, 'accel_migrate_in', { domid, handle: v.handle, ...(a ? { plugin: a.plugin, state: a.state as never } : {}) }, 5000);
     }
     writeDomainNodes(dst.xenstore, domid, saved.name);
     for (const v of saved.vifs) writeVifNodes(dst.xenstore, domid, v.handle, v, v.mtu < dst.spec.nic.mtu ? v.mtu : undefined);
-    this.d.introduce(dst, mem);
+    this.ctx.introduce(dst, mem);
     if (rd) {
       rd.host = host;
       rd.domid = domid;
       rd.pcpu = pcpu;
-    } else this.d.track(dst, mem, saved.vifs[0].ip);
-    const kernel = this.kernelOf.get(uid) ?? this.d.kernelFor(host, saved.name);
+    } else this.ctx.track(dst, mem, saved.vifs[0].ip);
+    const kernel = this.kernelOf.get(uid) ?? this.ctx.kernelFor(host, saved.name);
     const config: GuestConfig = { mem: ram.sab, gnttab: mem.gnttab, mtu: dst.spec.nic.mtu, vifs: saved.vifs.map((v) => ({ handle: v.handle, mac: v.mac, ip: v.ip })), dom0Uid: dst.dom0.uid, resume: saved.kernel };
-    await this.d.boot({ kernel, name: saved.name, host, hostIndex: dst.index, domid, uid, config }, pcpu);
-    await this.sim.waitFor(`${host}/${saved.name}'s vifs to connect after its resume`, () => saved.vifs.every((v) => vifAt(dst.xenstore, domid, v.handle, XenbusState.Connected)), connectTimeoutMs);
+    await this.ctx.boot({ kernel, name: saved.name, host, hostIndex: dst.index, domid, uid, config }, pcpu);
+    await this.ctx.waitFor(`${host}/${saved.name}'s vifs to connect after its resume`, () => saved.vifs.every((v) => vifAt(dst.xenstore, domid, v.handle, XenbusState.Connected)), connectTimeoutMs);
     return { domid, pcpu };
   }
 
   /** After the resume: wait (bounded) for the first frame and, where a plugin is loaded, the fast path. */
   private async settle(ref: DomainRef, dst: HostResources, domid: number, ms: number): Promise<{ firstRxAt: number | null; accel: string[]; accelAt: number | null }> {
-    const list = (await this.sim.request({ host: dst.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { plugins?: Record<string, unknown> };
+    const list = (await this.ctx.request({ host: dst.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { plugins?: Record<string, unknown> };
     const loaded = Object.keys(list.plugins ?? {}).length > 0;
     let firstRxAt: number | null = null;
     let accelAt: number | null = null;
     let accel: string[] = [];
     const done = async (): Promise<boolean> => {
-      const st = (await this.sim.request(ref, 'stats', {}, 5000)) as { resume: { firstRxAt: (number | null)[] } | null };
+      const st = (await this.ctx.request(ref, 'stats', {}, 5000)) as { resume: { firstRxAt: (number | null)[] } | null };
       const f = (st.resume?.firstRxAt ?? []).filter((x): x is number => x !== null);
       if (f.length > 0) firstRxAt = Math.min(...f);
       if (accelAt === null) {
         accel = await this.accelOf(dst, domid);
-        if (accel.length > 0) accelAt = this.sim.clock.now();
+        if (accel.length > 0) accelAt = this.ctx.clock.now();
       }
       return firstRxAt !== null && (!loaded || accelAt !== null);
     };
-    await this.sim.waitFor('the first frame after the resume', done, ms).catch(() => undefined);
+    await this.ctx.waitFor('the first frame after the resume', done, ms).catch(() => undefined);
     return { firstRxAt, accel, accelAt };
   }
 }

@@ -8,19 +8,9 @@
 import { ADDR_FABRIC, logWarn, type Addr, type Runtime } from '@xsim/hypervisor';
 import { PacketCapture, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './capture.ts';
 import { TraceSession, type TraceOptions, type TraceSummary } from './trace.ts';
-import type { RunningDomain } from './simulation.ts';
+import type { RunningDomain, ToolstackContext } from './context.ts';
 
-type Request = (op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]) => Promise<unknown>;
 
-export interface ObserverDeps {
-  runtime: Runtime;
-  domains(): readonly RunningDomain[];
-  hosts(): string[];
-  /** A request to a domain with the simulation's deadline (a domain that misses it is marked hung). */
-  ask(d: RunningDomain, op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
-  fabric: Request;
-  log(line: string): void;
-}
 
 export class Observers {
   private capture: PacketCapture | null = null;
@@ -28,16 +18,16 @@ export class Observers {
   /** Names of every domain seen while tracing, by uid (the trace's tracks). */
   private readonly traced = new Map<Addr, { host: string; name: string; domid: number }>();
 
-  constructor(private readonly d: ObserverDeps) {}
+  constructor(private readonly d: ToolstackContext) {}
 
   /** Every kernel with tap points: the running domains, then the NIC hardware. */
   private targets(): CaptureTarget[] {
-    const live = this.d.domains().filter((x) => !x.crashed && !x.hung);
-    return [...live.map((x) => this.target(x)), { prefix: 'fabric.', addr: ADDR_FABRIC, request: this.d.fabric }];
+    const live = this.d.domains.filter((x) => !x.crashed && !x.hung);
+    return [...live.map((x) => this.target(x)), { prefix: 'fabric.', addr: ADDR_FABRIC, request: (op, args, shared) => this.d.fabric(op, args, shared) }];
   }
 
   private target(x: RunningDomain): CaptureTarget {
-    return { prefix: `${x.host}/${x.name}.`, addr: x.uid, request: (op, args, shared) => this.d.ask(x, op, args, shared) };
+    return { prefix: `${x.host}/${x.name}.`, addr: x.uid, request: (op, args, shared) => this.d.ask(x, op, args, this.d.answerMs, shared) };
   }
 
   /** The tap points a capture may name (`xsim capture list`). */
@@ -80,13 +70,13 @@ export class Observers {
     const rt = this.d.runtime;
     const th = rt.threads();
     const threads = rt.kind === 'deterministic' ? ['main thread (every domain, deterministic)'] : [...Array.from({ length: th.pcpus }, (_, i) => `pCPU ${i}`), 'NIC thread', 'main thread'];
-    const s = await t.stop({ domain: (uid) => this.traced.get(uid), hosts: this.d.hosts(), threads });
+    const s = await t.stop({ domain: (uid) => this.traced.get(uid), hosts: this.d.hostNames(), threads });
     this.d.log(`trace ${s.file}: ${s.events} events, ${s.frames} frame journeys${s.dropped ? `, ${s.dropped} events not kept` : ''}`);
     return s;
   }
 
   private name(): void {
-    for (const x of this.d.domains()) this.traced.set(x.uid, { host: x.host, name: x.name, domid: x.domid });
+    for (const x of this.d.domains) this.traced.set(x.uid, { host: x.host, name: x.name, domid: x.domid });
   }
 
   /** A guest's kernel came up (created, restored, arrived by migration): a running capture takes in its tap points. */

@@ -8,23 +8,23 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { pluginModules } from '@xsim/accel-plugins';
 import { vetPlugin } from './plugins/vet.ts';
-import type { Simulation } from './simulation.ts';
+import type { ToolstackContext } from './context.ts';
 
 export class PluginOps {
   constructor(
-    private readonly sim: Simulation,
+    private readonly ctx: ToolstackContext,
     private readonly vetMs?: number,
   ) {}
 
   async load(name: string, opts: { host?: string; args?: Record<string, unknown> } = {}): Promise<unknown[]> {
     const mod = pluginModules(name);
-    const hosts = this.sim.hostNames(opts.host);
+    const hosts = this.ctx.hostNames(opts.host);
     if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args))) throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
     // No domain imports a module that has not first loaded cleanly in a throwaway worker.
-    await this.sim.runtime.hold(vetPlugin(mod, this.vetMs));
+    await this.ctx.runtime.hold(vetPlugin(mod, this.vetMs));
     const out: unknown[] = [];
     for (const host of hosts) {
-      out.push(await this.sim.request({ host, domain: 'dom0' }, 'plugin_load', { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} }, 30_000));
+      out.push(await this.ctx.request({ host, domain: 'dom0' }, 'plugin_load', { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} }, 30_000));
     }
     return out;
   }
@@ -35,7 +35,7 @@ export class PluginOps {
     const dir = resolvePath(nameOrPath);
     const name = existsSync(dir) && statSync(dir).isDirectory() ? pluginModules(nameOrPath).name : nameOrPath;
     const out: unknown[] = [];
-    for (const host of this.sim.hostNames(opts.host)) out.push(await this.sim.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000));
+    for (const host of this.ctx.hostNames(opts.host)) out.push(await this.ctx.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000));
     return out;
   }
 }
