@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPcapng } from '@xsim/hypervisor';
 import { Simulation, defaultTopology, runStream, type CaptureSummary } from '@xsim/toolstack';
 import { THREADS, replayOnFailure, seededModes, type Json } from './helpers.ts';
+import { needs } from './tools.ts';
 
 const at = (host: string, domain: string) => ({ host, domain });
 const delta = (a: Json | undefined, b: Json | undefined, ...keys: string[]): number => keys.reduce((n, k) => n + Number(a?.[k] ?? 0) - Number(b?.[k] ?? 0), 0);
@@ -97,7 +98,7 @@ describe.each([THREADS, seededModes()[0]])('capture ($name)', (mode) => {
     expect(comments.filter((c) => c === 'host-a/nic/wire: dropped: fabric.nics.0.linkDownDrops')).toHaveLength(linkDrops);
   });
 
-  it('tshark reads it: the same count per interface, Ethernet/ARP/IPv4/UDP, nothing malformed, no bad checksum', () => {
+  it('tshark reads it: the same count per interface, Ethernet/ARP/IPv4/UDP, nothing malformed, no bad checksum', needs('tshark'), () => {
     const counts = new Map<string, number>();
     for (const line of tshark('-r', file, '-T', 'fields', '-e', 'frame.interface_name').split('\n').filter(Boolean)) counts.set(line, (counts.get(line) ?? 0) + 1);
     const ours = new Map(summary.interfaces.filter((i) => i.packets > 0).map((i) => [i.name, i.packets]));

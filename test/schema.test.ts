@@ -12,6 +12,7 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { PUBLISHED_SCHEMAS, compareResults, compareText, schemaFileText, type BenchJson, type Comparable } from '@xsim/bench';
+import { needs } from './tools.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const xsim = (...args: string[]) => {
@@ -31,7 +32,7 @@ describe('published JSON Schemas and run metadata', () => {
     for (const [name, s] of Object.entries(PUBLISHED_SCHEMAS)) expect(readFileSync(join(root, 'schemas', name), 'utf8'), name).toBe(schemaFileText(s));
   });
 
-  it('xsim run -j validates against schemas/xsim-run-1.schema.json and says what produced it', () => {
+  it('xsim run -j validates against schemas/xsim-run-1.schema.json and says what produced it', needs('git'), () => {
     const trace = join(mkdtempSync(join(tmpdir(), 'xsim-run-')), 'trace.json');
     const r = xsim('run', '--deterministic', '--count', '10000', '--interval', '0.01', '--trace', trace, '-j');
     expect(r.status).toBe(0);
