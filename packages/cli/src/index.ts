@@ -3,6 +3,6 @@
  * library it calls is @xsim/toolstack (and @xsim/bench for the benchmarks);
  * import those, not this, from code.
  */
-export { manageCommand } from './commands/manage.ts';
-export { domainCommand, DOMAIN_USAGE } from './commands/domain.ts';
+export { manageCommand, MANAGE_OBJECTS, MANAGE_USAGE } from './commands/manage.ts';
+export { DOMAIN_USAGE } from './commands/domain.ts';
 export { migrationCommand } from './commands/migration.ts';

@@ -7,7 +7,7 @@ import { runCommand } from './commands/run.ts';
 import { benchCommand } from './commands/bench.ts';
 import { scaleCommand } from './commands/scale.ts';
 import { migrationCommand } from './commands/migration.ts';
-import { MANAGE_USAGE, manageCommand } from './commands/manage.ts';
+import { MANAGE_OBJECTS, MANAGE_USAGE, manageCommand } from './commands/manage.ts';
 import { setCommandLine, versionLine } from '@xsim/toolstack';
 import { schemaCommand } from './commands/schema.ts';
 
@@ -85,6 +85,26 @@ ${MANAGE_USAGE}
   shutdown [--socket PATH]            stop it
 `;
 
+/** The command table (as xl_cmdtable.c): a name and what runs it. Usage is USAGE above. */
+const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
+  run: runCommand,
+  bench: benchCommand,
+  scale: scaleCommand,
+  migration: migrationCommand,
+  schema: schemaCommand,
+  // Against a running simulation: print what the management verb returns.
+  ...Object.fromEntries(
+    MANAGE_OBJECTS.map((object) => [
+      object,
+      async (argv: string[]) => {
+        const text = await manageCommand(object, argv);
+        if (text) process.stdout.write(text + '\n');
+        return 0;
+      },
+    ]),
+  ),
+};
+
 async function main(argv: string[]): Promise<number> {
   setCommandLine(argv);
   // `xsim --version`, `xsim -V`, `xsim version`, and `--version` after any command.
@@ -93,44 +113,17 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [cmd, ...rest] = argv;
-  // `xsim run --help`, `xsim scale -h`, `xsim domain help`: the usage, not "unknown option".
-  if (cmd !== undefined && (rest.includes('--help') || rest.includes('-h') || rest[0] === 'help')) {
+  // `xsim`, `xsim help`, and `xsim run --help`, `xsim scale -h`, `xsim domain help`: the usage, not "unknown option".
+  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help' || rest.includes('--help') || rest.includes('-h') || rest[0] === 'help') {
     process.stdout.write(USAGE);
-    return 0;
+    return cmd === undefined ? 1 : 0;
   }
-  switch (cmd) {
-    case 'run':
-      return runCommand(rest);
-    case 'bench':
-      return benchCommand(rest);
-    case 'scale':
-      return scaleCommand(rest);
-    case 'migration':
-      return migrationCommand(rest);
-    case 'schema':
-      return schemaCommand(rest);
-    case 'mgmtdev':
-    case 'domain':
-    case 'migrate':
-    case 'dev':
-    case 'plugin':
-    case 'capture':
-    case 'trace':
-    case 'shutdown': {
-      const text = await manageCommand(cmd, rest);
-      if (text) process.stdout.write(text + '\n');
-      return 0;
-    }
-    case undefined:
-    case '-h':
-    case '--help':
-    case 'help':
-      process.stdout.write(USAGE);
-      return cmd === undefined ? 1 : 0;
-    default:
-      process.stderr.write(`xsim: unknown command "${cmd}"\n${USAGE}`);
-      return 1;
+  const command = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (!command) {
+    process.stderr.write(`xsim: unknown command "${cmd}"\n${USAGE}`);
+    return 1;
   }
+  return command(rest);
 }
 
 main(process.argv.slice(2)).then(

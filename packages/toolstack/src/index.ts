@@ -23,3 +23,4 @@ export { RUN_SCHEMA, RunJsonSchema, type RunJson } from './schema/run.ts';
 export { runMeta, setCommandLine, versionLine, xsimVersion } from './meta.ts';
 export { type TraceSummary } from './trace.ts';
 export { fmtNum, table } from './format.ts';
+export { runScenario, streamRounds, defaultEnds, checkEnds, parseDomainRef, type ScenarioOptions, type ScenarioResult, type StreamEnds, type Round } from './scenario.ts';

@@ -5,7 +5,8 @@
 import { resolve } from 'node:path';
 import type { DomainEnd, DomainInfo } from '@xsim/toolstack';
 import type { MigrationReport, SaveReport } from '@xsim/toolstack';
-import { intFlag, type Parsed } from '../args.ts';
+import { intFlag } from '../args.ts';
+import type { ManageVerb } from './manage-verb.ts';
 import { table } from '@xsim/toolstack';
 
 type Json = Record<string, unknown>;
@@ -26,10 +27,14 @@ export function migrationText(r: MigrationReport): string {
   for (const x of r.rounds) lines.push(`  ${x.stop ? 'stop-and-copy' : `pre-copy round ${x.round}`}: ${x.pages} pages (${x.ms.toFixed(1)} ms)`);
   lines.push(`  ${r.pagesSent} pages sent for ${r.memPages} pages of RAM, in ${Math.round(r.totalMs)} ms`);
   lines.push(`  blackout ${r.blackoutMs.toFixed(1)} ms (quiesced at the source -> vifs connected at the destination)`);
-  lines.push(`  downtime ${r.downtimeMs === null ? 'unknown (no frame received since the resume)' : `${r.downtimeMs.toFixed(1)} ms (last frame received at the source -> first at the destination)`}`);
+  lines.push(
+    `  downtime ${r.downtimeMs === null ? 'unknown (no frame received since the resume)' : `${r.downtimeMs.toFixed(1)} ms (last frame received at the source -> first at the destination)`}`,
+  );
   lines.push(`  TX frames sent again: ${r.resent}`);
   const fp = (l: string[]) => (l.length ? l.join(',') : 'slow path');
-  lines.push(`  fast path: ${fp(r.fastPath.before)} -> ${fp(r.fastPath.after)}${r.fastPath.backAfterMs === null ? '' : `, back ${r.fastPath.backAfterMs.toFixed(1)} ms after the vifs connected`}`);
+  lines.push(
+    `  fast path: ${fp(r.fastPath.before)} -> ${fp(r.fastPath.after)}${r.fastPath.backAfterMs === null ? '' : `, back ${r.fastPath.backAfterMs.toFixed(1)} ms after the vifs connected`}`,
+  );
   const lost = Object.entries(r.lost);
   lines.push(`  frames lost: ${r.lostTotal}${lost.length ? ` (${lost.map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}`);
   return lines.join('\n');
@@ -49,44 +54,68 @@ function endLine(e: DomainEnd): string {
 export function listTable(list: DomainInfo[]): string {
   return table(
     ['host', 'name', 'id', 'state', 'mem (pages)', 'pCPU', 'vifs', 'accel'],
-    list.map((d) => [d.host, d.name, d.domid, d.state, d.memPages, d.pcpu, d.vifs.map((v) => `${v.mac} ${v.ip}`).join(', ') || '-', d.vifs.map((v) => v.accel ?? '-').join(', ') || '-']),
+    list.map((d) => [
+      d.host,
+      d.name,
+      d.domid,
+      d.state,
+      d.memPages,
+      d.pcpu,
+      d.vifs.map((v) => `${v.mac} ${v.ip}`).join(', ') || '-',
+      d.vifs.map((v) => v.accel ?? '-').join(', ') || '-',
+    ]),
   );
 }
 
-export async function domainCommand(verb: string | undefined, rest: string[], p: Parsed, call: (op: string, args?: Json) => Promise<unknown>, out: (v: unknown, human: () => string) => string): Promise<string> {
-  switch (verb) {
-    case 'list': {
-      const list = (await call('domain.list')) as DomainInfo[];
-      return out(list, () => listTable(list));
-    }
-    case 'create': {
-      const [host, name] = rest;
-      if (!host || !name) throw new Error('usage: xsim domain create HOST NAME [--mac M] [--ip A] [--mem PAGES] [--pcpu N]');
-      const args: Json = { host, name };
-      for (const k of ['mac', 'ip'] as const) if (p.flags.has(k)) args[k] = String(p.flags.get(k));
-      if (p.flags.has('mem')) args.memPages = intFlag(p, 'mem', 0, 1, 1 << 20);
-      if (p.flags.has('pcpu')) args.pcpu = intFlag(p, 'pcpu', 0, 0, 1023);
-      const d = (await call('domain.create', args)) as DomainInfo;
-      return out(d, () => `${d.host}/${d.name} created: domain ${d.domid} on pCPU ${d.pcpu}, ${d.memPages} pages, vif0 ${d.vifs[0]?.mac} ${d.vifs[0]?.ip} connected`);
-    }
-    case 'shutdown':
-    case 'destroy': {
-      const e = (await call(`domain.${verb}`, ref(rest[0], verb))) as DomainEnd;
-      return out(e, () => endLine(e));
-    }
-    case 'save': {
-      const r = ref(rest[0], 'save');
-      if (!rest[1]) throw new Error('usage: xsim domain save HOST/NAME FILE');
-      const s = (await call('domain.save', { ...r, file: resolve(rest[1]) })) as SaveReport;
-      return out(s, () => `${s.domain} saved to ${s.file}: ${s.pages} of ${s.memPages} pages, ${s.bytes} octets, in ${Math.round(s.ms)} ms`);
-    }
-    case 'restore': {
-      if (!rest[0]) throw new Error('usage: xsim domain restore FILE [--host H]');
-      const host = p.flags.get('host');
-      const r = (await call('domain.restore', { file: resolve(rest[0]), ...(typeof host === 'string' ? { host } : {}) })) as { domain: string; domid: number; pages: number; ms: number };
-      return out(r, () => `${r.domain} restored as domain ${r.domid}: ${r.pages} pages, vifs connected, in ${Math.round(r.ms)} ms`);
-    }
-    default:
-      throw new Error(`unknown command "xsim domain ${verb ?? ''}"\n${DOMAIN_USAGE}`);
-  }
-}
+const domainList: ManageVerb = async ({ call, out }) => {
+  const list = (await call('domain.list')) as DomainInfo[];
+  return out(list, () => listTable(list));
+};
+
+const domainCreate: ManageVerb = async ({ p, rest, call, out }) => {
+  const [host, name] = rest;
+  if (!host || !name) throw new Error('usage: xsim domain create HOST NAME [--mac M] [--ip A] [--mem PAGES] [--pcpu N]');
+  const args: Json = { host, name };
+  for (const k of ['mac', 'ip'] as const) if (p.flags.has(k)) args[k] = String(p.flags.get(k));
+  if (p.flags.has('mem')) args.memPages = intFlag(p, 'mem', 0, 1, 1 << 20);
+  if (p.flags.has('pcpu')) args.pcpu = intFlag(p, 'pcpu', 0, 0, 1023);
+  const d = (await call('domain.create', args)) as DomainInfo;
+  return out(
+    d,
+    () => `${d.host}/${d.name} created: domain ${d.domid} on pCPU ${d.pcpu}, ${d.memPages} pages, vif0 ${d.vifs[0]?.mac} ${d.vifs[0]?.ip} connected`,
+  );
+};
+
+const domainShutdown: ManageVerb = async ({ rest, verb, call, out }) => {
+  const e = (await call(`domain.${verb}`, ref(rest[0], verb))) as DomainEnd;
+  return out(e, () => endLine(e));
+};
+
+const domainSave: ManageVerb = async ({ rest, call, out }) => {
+  const r = ref(rest[0], 'save');
+  if (!rest[1]) throw new Error('usage: xsim domain save HOST/NAME FILE');
+  const s = (await call('domain.save', { ...r, file: resolve(rest[1]) })) as SaveReport;
+  return out(s, () => `${s.domain} saved to ${s.file}: ${s.pages} of ${s.memPages} pages, ${s.bytes} octets, in ${Math.round(s.ms)} ms`);
+};
+
+const domainRestore: ManageVerb = async ({ p, rest, call, out }) => {
+  if (!rest[0]) throw new Error('usage: xsim domain restore FILE [--host H]');
+  const host = p.flags.get('host');
+  const r = (await call('domain.restore', { file: resolve(rest[0]), ...(typeof host === 'string' ? { host } : {}) })) as {
+    domain: string;
+    domid: number;
+    pages: number;
+    ms: number;
+  };
+  return out(r, () => `${r.domain} restored as domain ${r.domid}: ${r.pages} pages, vifs connected, in ${Math.round(r.ms)} ms`);
+};
+
+/** domain VERB -> its handler. */
+export const DOMAIN_VERBS: Record<string, ManageVerb> = {
+  list: domainList,
+  create: domainCreate,
+  shutdown: domainShutdown,
+  destroy: domainShutdown,
+  save: domainSave,
+  restore: domainRestore,
+};

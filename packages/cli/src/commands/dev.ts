@@ -1,0 +1,109 @@
+/** `xsim dev list|show|stats|features|add|del`: the guests' vifs, as xl network-list and vdpa dev show them. */
+import { STATE_NAMES } from '@xsim/hypervisor';
+import { table, type Dev } from '@xsim/toolstack';
+import type { ManageVerb } from './manage-verb.ts';
+
+type Json = Record<string, unknown>;
+
+export function vdpaDevs(list: Dev[]): { dev: Record<string, Json> } {
+  const o: Record<string, Json> = {};
+  for (const d of list)
+    o[d.dev] = {
+      domid: d.domid,
+      handle: d.handle,
+      backend_id: d.backendId,
+      mac: d.mac,
+      ip: d.ip,
+      state: STATE_NAMES[d.state] ?? 'Unknown',
+      state_num: d.state,
+      backend_state: STATE_NAMES[d.backendState] ?? 'Unknown',
+      backend_state_num: d.backendState,
+      event_channel: d.evtchn,
+      tx_ring_ref: d.txRingRef,
+      rx_ring_ref: d.rxRingRef,
+      backend_path: d.backendPath,
+      accel: d.accel,
+    };
+  return { dev: o };
+}
+
+function flat(o: Json, prefix = ''): [string, string][] {
+  const out: [string, string][] = [];
+  for (const [k, v] of Object.entries(o)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) out.push(...flat(v as Json, key));
+    else out.push([key, Array.isArray(v) ? JSON.stringify(v) : String(v)]);
+  }
+  return out;
+}
+
+const devList: ManageVerb = async ({ rest, call, out }) => {
+  const all = (await call('dev.list')) as Dev[];
+  const list = rest[0] ? all.filter((d) => d.dev === rest[0] || d.dev.startsWith(`${rest[0]}/`)) : all;
+  if (rest[0] && list.length === 0) throw new Error(`no device "${rest[0]}" (have: ${all.map((d) => d.dev).join(', ')})`);
+  // xl network-list's columns (Idx BE Mac state evt-ch tx-/rx-ring-ref BE-path), with the domain and accelerator.
+  const st = (n: number) => STATE_NAMES[n] ?? String(n);
+  return out(vdpaDevs(list), () =>
+    table(
+      ['dev', 'domid', 'Idx', 'BE', 'mac', 'ip', 'state', 'BE state', 'evt-ch', 'tx-/rx-ring-ref', 'BE-path', 'accel'],
+      list.map((d) => [
+        d.dev,
+        d.domid,
+        d.handle,
+        d.backendId,
+        d.mac,
+        d.ip,
+        `${d.state} ${st(d.state)}`,
+        `${d.backendState} ${st(d.backendState)}`,
+        d.evtchn ?? '-',
+        `${d.txRingRef ?? '-'}/${d.rxRingRef ?? '-'}`,
+        d.backendPath,
+        d.accel ?? '-',
+      ]),
+    ),
+  );
+};
+
+const devStats: ManageVerb = async ({ rest, verb, call, out }) => {
+  if (rest[0] !== 'show' || !rest[1]) throw new Error(`usage: xsim dev ${verb} show DEV`);
+  const v = (await call(`dev.${verb}`, { dev: rest[1] })) as { dev: string; frontend: Json; backend: Json };
+  return out(v, () => {
+    const rows = [...flat(v.frontend).map(([k, x]) => ['netfront', k, x]), ...flat(v.backend).map(([k, x]) => ['netback', k, x])];
+    return `${v.dev}\n` + table(['end', verb === 'stats' ? 'counter' : 'feature', 'value'], rows);
+  });
+};
+
+const devAdd: ManageVerb = async ({ rest, call, out }) => {
+  // vdpa style: dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]
+  const [target, ...kv] = rest;
+  if (!target) throw new Error('usage: xsim dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]');
+  const args: Json = { dev: target };
+  for (let k = 0; k < kv.length; k += 2) {
+    const key = kv[k];
+    const value = kv[k + 1];
+    if (!['name', 'mac', 'ip', 'mtu'].includes(key)) throw new Error(`dev add: unknown attribute "${key}" (attributes: name, mac, ip, mtu)`);
+    if (value === undefined) throw new Error(`dev add: ${key} needs a value`);
+    if (key === 'mtu') {
+      if (!/^\d+$/.test(value)) throw new Error(`dev add: mtu "${value}" is not a number`);
+      args.mtu = Number(value);
+    } else args[key] = value;
+  }
+  const v = (await call('dev.add', args)) as { dev: string; mac: string; ip: string; mtu: number };
+  return out(v, () => `${v.dev} added: mac ${v.mac} ip ${v.ip} mtu ${v.mtu}, connected`);
+};
+
+const devDel: ManageVerb = async ({ rest, call, out }) => {
+  if (!rest[0]) throw new Error('usage: xsim dev del HOST/DOMU/vifN');
+  const v = (await call('dev.del', { dev: rest[0] })) as { dev: string; forced: boolean };
+  return out(v, () => `${v.dev} deleted${v.forced ? ' (its frontend did not close in time: forced)' : ''}`);
+};
+
+/** dev VERB -> its handler. */
+export const DEV_VERBS: Record<string, ManageVerb> = {
+  list: devList,
+  show: devList,
+  stats: devStats,
+  features: devStats,
+  add: devAdd,
+  del: devDel,
+};
