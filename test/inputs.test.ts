@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { XenbusState } from '@xsim/hypervisor';
 import { Simulation, controlRequest, defaultTopology, serveControl, type ControlServer } from '@xsim/toolstack';
 import { manageCommand } from '@xsim/cli';
 import type { Json } from './helpers.ts';
@@ -99,9 +100,7 @@ describe('plugins', () => {
     ['never settles', 'plugins/never-settles', /top-level code awaits something that never settles: refused, no domain has run it/],
     ['never stops', 'plugins/loops-forever', /did not finish loading within 3000 ms .* refused, no domain has run it/],
   ])('a module whose top-level code %s is refused by the vetting worker; no domain ever ran it', async (_what, path, message) => {
-    const t = performance.now();
     await expect(sim.loadPlugin(fixture(path))).rejects.toThrow(message);
-    expect(performance.now() - t).toBeLessThan(8000);
     // dom0 never imported it and still answers at once.
     const s = (await sim.stats()) as Json;
     expect(s['host-a/dom0'].accel.plugins).toEqual({});
@@ -115,15 +114,17 @@ describe('a domain whose code never yields', () => {
     void sim.request({ host: 'host-b', domain: 'b2' }, 'hang').catch(() => {});
     // Ask once the hang has begun (b2's turn holds pCPU 2), so a2 cannot answer before it.
     await sim.waitFor('b2 to hold pCPU 2', () => sim.runtime.pcpuTurn(2)?.uid === b2.uid);
-    const t = performance.now();
     const s = (await sim.stats()) as Json;
-    expect(performance.now() - t).toBeLessThan(4000);
     expect(s['host-b/b2'].hung).toMatch(/no answer to "stats" within 1500 ms: its code never yields \(pCPU 2 has been in its turn for \d+ ms\)/);
     // a2 shares b2's pCPU: it is held, and the report says by whom.
     expect(s['host-a/a2'].hung).toMatch(/pCPU 2 is held by host-b\/b2, whose code never yields/);
-    expect(s['host-a/a1'].vifs).toBeDefined();
-    expect(s['host-b/b1'].vifs).toBeDefined();
-    expect(s['host-b/dom0'].vifs).toBeDefined();
+    // Everyone else answers with its own stats, its vif connected, not with a hang report.
+    const connected = { handle: 0, state: XenbusState.Connected, backendState: XenbusState.Connected, broken: null };
+    expect(s['host-a/a1']).toMatchObject({ name: 'a1', vifs: [connected] });
+    expect(s['host-b/b1']).toMatchObject({ name: 'b1', vifs: [connected] });
+    const backend = { state: XenbusState.Connected, frontendState: XenbusState.Connected };
+    expect(s['host-b/dom0'].vifs).toMatchObject({ 'vif1.0': backend, 'vif2.0': backend });
+    for (const d of ['host-a/a1', 'host-b/b1', 'host-a/dom0', 'host-b/dom0']) expect(s[d], d).not.toHaveProperty('hung');
     const devs = (JSON.parse(await cli('dev', 'list', '-j')) as { dev: Record<string, Json> }).dev;
     expect(Object.keys(devs)).toContain('host-a/a1/vif0');
     await expect(sim.request({ host: 'host-b', domain: 'b2' }, 'stats')).rejects.toThrow(/host-b\/b2 is hung/);
@@ -131,10 +132,13 @@ describe('a domain whose code never yields', () => {
 
   it('shutdown ends it: its worker is terminated, and the others stop cleanly', async () => {
     await server.close();
-    const t = performance.now();
     const r = await sim.shutdown();
-    expect(performance.now() - t).toBeLessThan(15_000);
-    expect(r.domains['host-b/b2']).toMatchObject({ terminated: true });
-    expect((r.domains['host-a/a1'] as Json).vifs).toBeDefined();
+    expect(r.domains['host-b/b2']).toMatchObject({ hung: expect.stringMatching(/never yields/), terminated: true });
+    // a2 was held on b2's pCPU: ended with it, and reported as held by b2.
+    expect(r.domains['host-a/a2']).toMatchObject({ hung: expect.stringMatching(/pCPU 2 is held by host-b\/b2/), terminated: true });
+    // The others stop cleanly: each gives its final word (its stats), not a hang report.
+    expect(r.domains['host-a/a1']).toMatchObject({ name: 'a1', vifs: [{ handle: 0, broken: null }] });
+    expect(r.domains['host-b/b1']).toMatchObject({ name: 'b1', vifs: [{ handle: 0, broken: null }] });
+    for (const d of ['host-a/a1', 'host-b/b1', 'host-a/dom0', 'host-b/dom0']) expect(r.domains[d], d).toMatchObject({ name: d.split('/')[1] });
   });
 });
