@@ -10,7 +10,10 @@
  * and sleeps on its pCPU's doorbell until the reply arrives.
  */
 import { Packr } from 'msgpackr';
+import { Value } from '@sinclair/typebox/value';
 import type { Addr, Bus, Envelope, Inbox } from './bus/bus.ts';
+import type { AnyOps, OpArgs, OpName, OpReply, OpTable } from './abi/ops.ts';
+import { logWarn } from './log.ts';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -30,6 +33,8 @@ export interface RpcResponse {
   ok: boolean;
   value?: RpcValue;
   error?: string;
+  /** Set when the receiver refused the request itself (its arguments failed the op's schema). */
+  code?: 'refused';
   shared?: SharedArrayBuffer[];
 }
 export interface RpcEvent {
@@ -124,7 +129,13 @@ export interface RpcEndpointOptions {
   setTimer?: SetTimer;
 }
 
-export class RpcEndpoint {
+/**
+ * One end of a channel. `Out` is the table of the ops this end sends (its
+ * peer serves them): request() and event() take only its ops, each with its
+ * arguments' type, and resolve to its reply's type. The default, AnyOps,
+ * leaves a channel untyped.
+ */
+export class RpcEndpoint<Out extends OpTable = AnyOps> {
   readonly #bus: Bus;
   readonly #inbox: Inbox;
   private nextId = 1;
@@ -185,30 +196,30 @@ export class RpcEndpoint {
     this.#bus.send({ to: this.peer, from: this.self, ch: this.ch, b, s });
   }
 
-  event(op: string, args: RpcValue, shared?: SharedArrayBuffer[]): void {
+  event<K extends OpName<Out>>(op: K, args: OpArgs<Out, K>, shared?: SharedArrayBuffer[]): void {
     this.post({ t: 'evt', op, args, shared });
   }
 
   /** Asynchronous request. */
-  request(op: string, args: RpcValue, timeoutMs = 60_000, shared?: SharedArrayBuffer[]): Promise<RpcValue> {
+  request<K extends OpName<Out>>(op: K, args: OpArgs<Out, K>, timeoutMs = 60_000, shared?: SharedArrayBuffer[]): Promise<OpReply<Out, K>> {
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    return new Promise<RpcValue>((resolve, reject) => {
       const timer = this.setTimer(() => {
         this.pending.delete(id);
         reject(new RpcError(`${op}: no reply within ${timeoutMs} ms`, op, 'timeout'));
       }, timeoutMs);
       this.pending.set(id, { op, resolve, reject, timer });
       this.post({ t: 'req', id, op, args, shared });
-    });
+    }) as Promise<OpReply<Out, K>>;
   }
 
   /** Synchronous request: blocks (pumping the bus, sleeping on the pCPU doorbell) until the reply. */
-  requestSync(op: string, args: RpcValue, timeoutMs = 10_000, shared?: SharedArrayBuffer[]): RpcValue {
+  requestSync<K extends OpName<Out>>(op: K, args: OpArgs<Out, K>, timeoutMs = 10_000, shared?: SharedArrayBuffer[]): OpReply<Out, K> {
     return this.requestSyncShared(op, args, timeoutMs, shared).value;
   }
 
   /** requestSync, with the shared memory that came back beside the reply. */
-  requestSyncShared(op: string, args: RpcValue, timeoutMs = 10_000, shared?: SharedArrayBuffer[]): { value: RpcValue; shared: readonly SharedArrayBuffer[] } {
+  requestSyncShared<K extends OpName<Out>>(op: K, args: OpArgs<Out, K>, timeoutMs = 10_000, shared?: SharedArrayBuffer[]): { value: OpReply<Out, K>; shared: readonly SharedArrayBuffer[] } {
     const id = this.nextId++;
     this.post({ t: 'req', id, op, args, shared });
     const w = this.wait;
@@ -220,8 +231,8 @@ export class RpcEndpoint {
       const rsp = this.syncReplies.get(id);
       if (rsp) {
         this.syncReplies.delete(id);
-        if (!rsp.ok) throw new RpcError(`${op}: ${rsp.error ?? 'failed'}`, op, 'remote');
-        return { value: rsp.value, shared: rsp.shared ?? NONE };
+        if (!rsp.ok) throw new RpcError(`${op}: ${rsp.error ?? 'failed'}`, op, rsp.code ?? 'remote');
+        return { value: rsp.value as OpReply<Out, K>, shared: rsp.shared ?? NONE };
       }
       if (!w) throw new RpcError(`${op}: the peer did not answer (a synchronous request to an in-process peer must be answered at once)`, op, 'timeout');
       const left = deadline - w.now();
@@ -280,7 +291,7 @@ export class RpcEndpoint {
         this.pending.delete(msg.id);
         p.timer.cancel();
         if (msg.ok) p.resolve(msg.value);
-        else p.reject(new RpcError(`${p.op}: ${msg.error ?? 'failed'}`, p.op, 'remote'));
+        else p.reject(new RpcError(`${p.op}: ${msg.error ?? 'failed'}`, p.op, msg.code ?? 'remote'));
       } else {
         this.syncReplies.set(msg.id, msg);
       }
@@ -322,7 +333,9 @@ export class RpcEndpoint {
       if (v instanceof WithShared) reply(v.value, undefined, v.shared);
       else reply(v);
     } catch (e) {
-      reply(undefined, e instanceof Error ? e.message : String(e));
+      // A request refused at the boundary (its arguments failed the op's schema) says so: the sender's RpcError has code 'refused'.
+      if (e instanceof RpcError && e.code === 'refused') this.post({ t: 'rsp', id: req.id, ok: false, error: e.message, code: 'refused' });
+      else reply(undefined, e instanceof Error ? e.message : String(e));
     }
   }
 
@@ -336,4 +349,98 @@ export class RpcEndpoint {
     this.pending.clear();
     this.#bus.unregister(this.self, this.ch, this.peer);
   }
+}
+
+/** What an op's handler gets beside its arguments. */
+export interface OpCall {
+  readonly op: string;
+  /** Answer later (the handler then returns DEFERRED). */
+  later(): RpcReply;
+  /** Shared memory that came beside the request. */
+  readonly shared: readonly SharedArrayBuffer[];
+}
+
+/** A handler's answer: the reply, the reply with shared memory beside it, or DEFERRED (answered through later()). */
+export type OpResult<R> = R | WithShared | typeof DEFERRED;
+
+/** A handler per op of a table, each taking that op's (checked) arguments. */
+export type OpHandlers<T extends OpTable> = { [K in OpName<T>]: (args: OpArgs<T, K>, call: OpCall) => OpResult<OpReply<T, K>> };
+
+export interface RpcOpServerOptions {
+  /** Where a refusal is logged (the kernel's log). */
+  log?: (line: string) => void;
+  /** Ops the table does not have go here (a kernel extension's); absent: refused as unknown. */
+  fallback?: RpcHandler;
+}
+
+/**
+ * A dispatcher built from an op table and a handler per op: the one place a
+ * channel's receiver checks arguments. A request whose arguments fail its
+ * op's schema is refused (an error reply naming the op and the field, with
+ * code 'refused' at the sender), counted and logged; its handler never runs.
+ */
+export class RpcOpServer<T extends OpTable> {
+  /** Requests refused at the boundary: unknown op, or arguments that fail the op's schema. */
+  refused = 0;
+  lastRefusal: string | null = null;
+
+  constructor(
+    /** The channel's name in refusals ("dom0 control", "MCDI", ...). */
+    readonly channel: string,
+    readonly table: T,
+    private readonly handlers: OpHandlers<T>,
+    private readonly o: RpcOpServerOptions = {},
+  ) {}
+
+  /** The RpcHandler to give RpcEndpoint.onRequest. */
+  readonly handle: RpcHandler = (op, raw, later, shared) => {
+    if (!Object.hasOwn(this.table, op)) {
+      if (this.o.fallback) return this.o.fallback(op, raw, later, shared);
+      throw this.refuse(op, `unknown op (${Object.keys(this.table).join(', ')})`);
+    }
+    const args = raw ?? {};
+    const schema = this.table[op].args;
+    if (!Value.Check(schema, args)) {
+      const e = Value.Errors(schema, args).First();
+      throw this.refuse(op, e ? `argument ${e.path || '(args)'}: ${e.message} (got ${short(e.value)})` : 'arguments do not match the op');
+    }
+    const handler = this.handlers[op as OpName<T>] as (a: unknown, c: OpCall) => RpcValue;
+    return handler(args, { op, later, shared });
+  };
+
+  /** The handler to give RpcEndpoint.onEvent: a one-way message, checked the same way; a refused one is counted and logged (nobody to answer). */
+  readonly handleEvent = (op: string, raw: RpcValue, shared: readonly SharedArrayBuffer[]): void => {
+    try {
+      this.handle(op, raw, () => {
+        throw new Error(`${this.channel}: ${op} is an event: nothing to answer`);
+      }, shared);
+    } catch (e) {
+      if (!(e instanceof RpcError && e.code === 'refused')) throw e;
+    }
+  };
+
+  /** Check and answer one request in process (a test, or a peer that calls the device directly). */
+  call(op: string, args: RpcValue, shared: readonly SharedArrayBuffer[] = NONE): RpcValue {
+    return this.handle(op, args, () => {
+      throw new Error(`${this.channel}: ${op} cannot be answered later in process`);
+    }, shared);
+  }
+
+  private refuse(op: string, why: string): RpcError {
+    this.refused++;
+    const msg = `${this.channel}: ${short(op)} refused: ${why}`;
+    this.lastRefusal = msg;
+    this.o.log?.(logWarn(msg));
+    return new RpcError(msg, op, 'refused');
+  }
+}
+
+function short(v: unknown): string {
+  let s: string;
+  try {
+    s = typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+  } catch {
+    s = String(v);
+  }
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }

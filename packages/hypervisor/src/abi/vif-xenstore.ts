@@ -16,7 +16,12 @@
 import { XenbusState } from '../xs/index.ts';
 
 export function vifFrontendPath(domid: number, handle: number): string {
-  return `/local/domain/${domid}/device/vif/${handle}`;
+  return `${vifFrontendRoot(domid)}/${handle}`;
+}
+
+/** The directory of a guest's vif frontends (the one its hotplug watch watches). */
+export function vifFrontendRoot(domid: number): string {
+  return `/local/domain/${domid}/device/vif`;
 }
 
 export function vifBackendRoot(backendDomid: number): string {

@@ -13,6 +13,7 @@
 import { ANY, CH, hostServiceAddr, type Addr, type Bus } from '../bus/bus.ts';
 import { EventChannels } from '../evtchn.ts';
 import { RpcEndpoint, type SetTimer, type SyncWait } from '../rpc.ts';
+import type { AnyOps, OpTable } from '../abi/ops.ts';
 import { XenstoreClient } from '../xs/client.ts';
 import type { Clock } from './clock.ts';
 import { DomainCore } from './core.ts';
@@ -43,8 +44,8 @@ export interface DomainEnv<C = unknown> {
   readonly control: RpcEndpoint;
   readonly xs: XenstoreClient;
   readonly evtchn: EventChannels;
-  /** Open another control channel of this domain's (to the NIC for dom0's MCDI, a vif's plugin channel). */
-  channel(ch: number, peer: Addr): RpcEndpoint;
+  /** Open another control channel of this domain's (to the NIC for dom0's MCDI, a vif's plugin channel); `Out`: the ops this end sends on it. */
+  channel<Out extends OpTable = AnyOps>(ch: number, peer: Addr): RpcEndpoint<Out>;
   /** Ring a device's doorbell (CH.kick): wakes the device if it sleeps, nothing else. */
   kickDevice(device: Addr): void;
   log(msg: string): void;
@@ -57,7 +58,7 @@ export interface DeviceEnv<C = unknown> {
   readonly clock: Clock;
   readonly core: DomainCore;
   readonly control: RpcEndpoint;
-  channel(ch: number, peer: Addr): RpcEndpoint;
+  channel<Out extends OpTable = AnyOps>(ch: number, peer: Addr): RpcEndpoint<Out>;
   /** A channel open to every sender (the NIC's MCDI: it learns who speaks from the bus). */
   anyChannel(ch: number): { onMessage(f: (from: Addr, b: Uint8Array, shared: readonly SharedArrayBuffer[]) => void): void };
   log(msg: string): void;
@@ -90,10 +91,10 @@ export interface BuiltEnv<C> {
 export function buildDeviceEnv<C>(bus: Bus, spec: DomainSpec<C>, o: EnvOptions): { env: DeviceEnv<C>; dispose(): void } {
   const id: DomainIdentity = { name: spec.name, host: spec.host, hostIndex: spec.hostIndex, domid: spec.domid, uid: spec.uid };
   const core = new DomainCore(spec.name, o.clock, spec.uid);
-  const endpoints: RpcEndpoint[] = [];
+  const endpoints: { close(): void }[] = [];
   const wildcards: number[] = [];
-  const open = (ch: number, peer: Addr): RpcEndpoint => {
-    const ep = new RpcEndpoint(bus, spec.uid, peer, ch, { wait: o.wait ?? undefined, setTimer: o.setTimer });
+  const open = <Out extends OpTable = AnyOps>(ch: number, peer: Addr): RpcEndpoint<Out> => {
+    const ep = new RpcEndpoint<Out>(bus, spec.uid, peer, ch, { wait: o.wait ?? undefined, setTimer: o.setTimer });
     ep.onArrive = () => core.wake();
     endpoints.push(ep);
     core.wakeOn(() => ep.queued > 0);
@@ -135,10 +136,10 @@ export function buildEnv<C>(bus: Bus, spec: DomainSpec<C>, o: EnvOptions): Built
   const id: DomainIdentity = { name: spec.name, host: spec.host, hostIndex: spec.hostIndex, domid: spec.domid, uid: spec.uid };
   const core = new DomainCore(`${spec.host}/${spec.name}`, o.clock, spec.uid);
   const service = hostServiceAddr(spec.hostIndex);
-  const endpoints: RpcEndpoint[] = [];
+  const endpoints: { close(): void }[] = [];
   const wait = o.wait ?? undefined;
-  const open = (ch: number, peer: Addr): RpcEndpoint => {
-    const ep = new RpcEndpoint(bus, spec.uid, peer, ch, { wait, setTimer: o.setTimer });
+  const open = <Out extends OpTable = AnyOps>(ch: number, peer: Addr): RpcEndpoint<Out> => {
+    const ep = new RpcEndpoint<Out>(bus, spec.uid, peer, ch, { wait, setTimer: o.setTimer });
     ep.onArrive = () => core.wake();
     endpoints.push(ep);
     core.wakeOn(() => ep.queued > 0);

@@ -1,0 +1,46 @@
+/**
+ * The traffic apps' ops (netstack's NetEndpoint), answered by dom0 and by
+ * every guest. A guest with several vifs runs one endpoint per vif: `vif`
+ * names which (absent: its first); dom0 has one and ignores it.
+ *
+ *   op            args                                            reply
+ *   arp_resolve   {ip: string          dotted quad to resolve      {resolved: true, mac: number}
+ *                  timeoutMs?: number  (3000)}                     (error: no ARP reply in time)
+ *   stream_recv   {port: number        UDP port to receive on      the receiver's counters and goodput
+ *                  count: number       frames the sender sends
+ *                  streamId?, creditEvery? (64), idleMs? (500), timeoutMs? (60000)}
+ *   stream_send   {dstIp: string, dstPort: number, count: number   {sent, elapsedMs, stalls}
+ *                  frameSize? (1500)   octets per frame, 50..MTU+14
+ *                  streamId?, window? (0: credits only), srcPort?, pattern?: string}
+ *   ping          {dstIp: string, count? (100), size? (64, >= 16), timeoutMs? (10000)}
+ *                                                                  {sent, ...latency summary}
+ */
+import { Type } from '@sinclair/typebox';
+import { op, replyOf } from './ops.ts';
+
+const vif = Type.Optional(Type.Number());
+const opt = () => Type.Optional(Type.Number());
+
+export const ENDPOINT_OPS = {
+  arp_resolve: op(Type.Object({ ip: Type.String(), timeoutMs: opt(), vif }), replyOf<{ resolved: boolean; mac: number }>()),
+  stream_recv: op(
+    Type.Object({ port: Type.Number(), count: Type.Number(), streamId: opt(), creditEvery: opt(), idleMs: opt(), timeoutMs: opt(), vif }),
+    replyOf<Record<string, number | boolean>>(),
+  ),
+  stream_send: op(
+    Type.Object({
+      dstIp: Type.String(),
+      dstPort: Type.Number(),
+      count: Type.Number(),
+      frameSize: opt(),
+      streamId: opt(),
+      window: opt(),
+      srcPort: opt(),
+      pattern: Type.Optional(Type.String()),
+      vif,
+    }),
+    replyOf<{ sent: number; elapsedMs: number; stalls: number }>(),
+  ),
+  ping: op(Type.Object({ dstIp: Type.String(), count: opt(), size: opt(), timeoutMs: opt(), vif }), replyOf<Record<string, unknown>>()),
+} as const;
+export type EndpointOps = typeof ENDPOINT_OPS;

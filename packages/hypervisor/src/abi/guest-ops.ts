@@ -1,0 +1,47 @@
+/**
+ * A guest's control channel: what the toolstack asks of a domU's kernel
+ * (netfront, its stacks, suspend for save and migration), beside what every
+ * kernel answers (kernel-ops.ts) and the traffic apps of each vif
+ * (endpoint-ops.ts: `vif` picks the vif, its first by default).
+ *
+ *   op               args              reply
+ *   migrate_arm      {}                true: every vif notes frame arrival times (downtime)
+ *   suspend_quiesce  {}                true: netfront stops queueing new TX
+ *   suspend          {}                {frame, len: the kernel's record in its RAM,
+ *                                       lastRxAt: per vif, unanswered: TX frames to send again, per vif}
+ *   vif_close        {vif?: number}    true: that vif goes Closing -> Closed
+ *
+ * A kernel extension (a test's misbehaving guest) serves more ops; it names
+ * them by adding to GuestExtensionOps (declaration merging), so its senders
+ * are typed too.
+ */
+import { Type } from '@sinclair/typebox';
+import { NO_ARGS, op, replyOf, type OpDef } from './ops.ts';
+import { CAPTURE_OPS_TABLE, KERNEL_OPS } from './kernel-ops.ts';
+import { ENDPOINT_OPS } from './endpoint-ops.ts';
+
+export interface SuspendRecord {
+  frame: number;
+  len: number;
+  lastRxAt: (number | null)[];
+  unanswered: number[];
+}
+
+export const GUEST_ONLY_OPS = {
+  migrate_arm: op(NO_ARGS, replyOf<true>()),
+  suspend_quiesce: op(NO_ARGS, replyOf<true>()),
+  suspend: op(NO_ARGS, replyOf<SuspendRecord>()),
+  vif_close: op(Type.Object({ vif: Type.Optional(Type.Number()) }), replyOf<true>()),
+} as const;
+
+export const GUEST_OPS = { ...KERNEL_OPS, ...CAPTURE_OPS_TABLE, ...ENDPOINT_OPS, ...GUEST_ONLY_OPS } as const;
+export type GuestOps = typeof GUEST_OPS;
+
+/**
+ * Ops a guest kernel's extension serves (none in the stock kernel). A module
+ * that boots an extended guest adds its ops here, e.g.
+ *   declare module '@xsim/hypervisor/abi/guest-ops' { interface GuestExtensionOps { crash: OpDef<...> } }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface GuestExtensionOps {}
+export type GuestExtensionOpTable = GuestExtensionOps & Record<never, OpDef>;

@@ -1,0 +1,53 @@
+/**
+ * MCDI: the management commands dom0's drivers send the NIC (sfc's
+ * MC_CMD_*), over a channel only dom0 holds. Guests never get one, so they
+ * can never program filters or the buffer table.
+ *
+ *   op                  args                                   reply
+ *   vi_init             {vi: number, domid: number             true; shared: [the attachment's doorbell]
+ *                        rings: number    buffer-table index of the VI's ring pages
+ *                        irq?: boolean    with shared: [binding, driver domain's doorbell]
+ *                        macs?: number[] | null}  48-bit MACs the VI may send from (null: any)
+ *   vi_fini             {vi, count?: boolean}  count frames left on it as drops (default true)
+ *   buffer_table_alloc  {vi, domid, frames: number[]}  1..65536 guest frames   base index
+ *   buffer_table_free   {vi, base, count}                          true
+ *   filter_insert       {vi, match: {kind: 'mac', mac, vlan?} | {kind: 'ipv4', proto, addr, port}}
+ *                                                              filter id
+ *   filter_remove       {id}                                       whether it existed
+ *   filter_list         {}                                         every filter
+ *   vi_stats            {vi}                                       its counters, running, fault, buffers
+ *   nic_stats           {}                                         the NIC's counters
+ *   link_set            {up?: boolean}                             the link now
+ *   nic_reset           {}                                         what the reset did
+ *   mtu_set             {mtu}                                      the MTU now
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { NO_ARGS, op, replyOf, type OpName } from './ops.ts';
+
+const int = () => Type.Integer();
+
+export const FILTER_MATCH = Type.Union([
+  Type.Object({ kind: Type.Literal('mac'), mac: Type.Number(), vlan: Type.Optional(Type.Number()) }),
+  Type.Object({ kind: Type.Literal('ipv4'), proto: Type.Number(), addr: Type.Number(), port: Type.Number() }),
+]);
+export type McdiFilterMatch = Static<typeof FILTER_MATCH>;
+
+export const MCDI_OPS = {
+  vi_init: op(
+    Type.Object({ vi: int(), domid: int(), rings: int(), irq: Type.Optional(Type.Boolean()), macs: Type.Optional(Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))])) }),
+    replyOf<true>(),
+  ),
+  vi_fini: op(Type.Object({ vi: int(), count: Type.Optional(Type.Boolean()) }), replyOf<unknown>()),
+  buffer_table_alloc: op(Type.Object({ vi: int(), domid: int(), frames: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 65536 }) }), replyOf<number>()),
+  buffer_table_free: op(Type.Object({ vi: int(), base: int(), count: int() }), replyOf<true>()),
+  filter_insert: op(Type.Object({ vi: int(), match: FILTER_MATCH }), replyOf<number>()),
+  filter_remove: op(Type.Object({ id: int() }), replyOf<boolean>()),
+  filter_list: op(NO_ARGS, replyOf<unknown[]>()),
+  vi_stats: op(Type.Object({ vi: int() }), replyOf<Record<string, unknown>>()),
+  nic_stats: op(NO_ARGS, replyOf<Record<string, unknown>>()),
+  link_set: op(Type.Object({ up: Type.Optional(Type.Boolean()) }), replyOf<boolean>()),
+  nic_reset: op(NO_ARGS, replyOf<unknown>()),
+  mtu_set: op(Type.Object({ mtu: int() }), replyOf<number>()),
+} as const;
+export type McdiOps = typeof MCDI_OPS;
+export type McdiOp = OpName<McdiOps>;
