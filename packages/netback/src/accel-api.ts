@@ -5,6 +5,7 @@
  * the backend (in dom0) programs the NIC: filters and buffer table go through
  * ctx.mcdi, which guests never have.
  */
+import type { McdiOp, McdiOps, OpArgs, OpReply } from '@xsim/hypervisor';
 import type { NicInfo, SecondaryDriver } from '@xsim/nic';
 import type { PluginManifest } from './plugin-protocol.ts';
 
@@ -21,10 +22,10 @@ export interface AccelVif {
 export interface AccelBackendContext {
   readonly nic: () => NicInfo;
   readonly dom0: number;
-  /** A privileged NIC command (MCDI). */
-  mcdi(op: string, args: Record<string, unknown>): unknown;
+  /** A privileged NIC command (MCDI: @xsim/hypervisor's MCDI_OPS names each and its arguments). */
+  mcdi<K extends McdiOp>(op: K, args: OpArgs<McdiOps, K>): OpReply<McdiOps, K>;
   /** An MCDI command with shared memory beside it both ways (vi_init: the interrupt in, the doorbell out). */
-  mcdiShared(op: string, args: Record<string, unknown>, shared: SharedArrayBuffer[]): { value: unknown; shared: readonly SharedArrayBuffer[] };
+  mcdiShared<K extends McdiOp>(op: K, args: OpArgs<McdiOps, K>, shared: SharedArrayBuffer[]): { value: OpReply<McdiOps, K>; shared: readonly SharedArrayBuffer[] };
   /** A free VI of this host's NIC, or null if none is left. */
   allocVi(): number | null;
   freeVi(vi: number): void;

@@ -6,23 +6,24 @@
  * waits its turn instead of interleaving with it (two resets at once would
  * suspend twice and resume once).
  */
-import type { RpcEndpoint, RpcValue } from '@xsim/hypervisor';
+import { NIC_ADMIN_OPS_TABLE, type McdiOps, type NicAdminOps, type OpArgs, type OpName, type RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
 import type { Driverlink, NetDriver } from '@xsim/nic';
 import type { AccelManager } from './accel.ts';
 
 type Reply = (result: RpcValue, error?: string) => void;
 
-export const NIC_ADMIN_OPS = ['link_set', 'mtu_set', 'nic_reset'] as const;
-export type NicAdminOp = (typeof NIC_ADMIN_OPS)[number];
+export const NIC_ADMIN_OPS = Object.keys(NIC_ADMIN_OPS_TABLE) as NicAdminOp[];
+export type NicAdminOp = OpName<NicAdminOps>;
+type Job = { [K in NicAdminOp]: { op: K; args: OpArgs<NicAdminOps, K>; reply: Reply } }[NicAdminOp];
 
 export class NicAdmin {
-  private readonly queue: { op: NicAdminOp; args: Record<string, unknown>; reply: Reply }[] = [];
+  private readonly queue: Job[] = [];
   private busy = false;
   /** Operations completed, by outcome (for stats). */
   readonly done = { ok: 0, refused: 0 };
 
   constructor(
-    private readonly mcdi: RpcEndpoint | undefined,
+    private readonly mcdi: RpcEndpoint<McdiOps> | undefined,
     private readonly driver: NetDriver | undefined,
     private readonly driverlink: Driverlink,
     private readonly accel: AccelManager,
@@ -32,8 +33,8 @@ export class NicAdmin {
     return this.queue.length + (this.busy ? 1 : 0);
   }
 
-  request(op: NicAdminOp, args: Record<string, unknown>, reply: Reply): void {
-    this.queue.push({ op, args, reply });
+  request<K extends NicAdminOp>(op: K, args: OpArgs<NicAdminOps, K>, reply: Reply): void {
+    this.queue.push({ op, args, reply } as Job);
     if (!this.busy) this.next();
   }
 
@@ -51,26 +52,26 @@ export class NicAdmin {
       this.next();
     };
     try {
-      this.run(job.op, job.args, finish);
+      this.run(job, finish);
     } catch (e) {
       finish(undefined, e instanceof Error ? e.message : String(e));
     }
   }
 
-  private run(op: NicAdminOp, a: Record<string, unknown>, finish: Reply): void {
+  private run(job: Job, finish: Reply): void {
     const { mcdi, driver, driverlink } = this;
     if (!mcdi || !driver) throw new Error('this host has no NIC');
-    switch (op) {
+    switch (job.op) {
       case 'link_set': {
-        if (typeof a.up !== 'boolean') throw new Error(`link_set: "up" must be true or false, got ${JSON.stringify(a.up)}`);
+        const a = job.args;
         mcdi.requestSync('link_set', { up: a.up });
         driver.linkUp = a.up;
         driverlink.linkChange(a.up);
         return finish({ up: a.up });
       }
       case 'mtu_set': {
-        const m = a.mtu;
-        if (typeof m !== 'number' || !Number.isInteger(m) || m < 68 || m > 9000) throw new Error(`mtu_set: MTU must be an integer from 68 to 9000, got ${JSON.stringify(m)}`);
+        const m = job.args.mtu;
+        if (!Number.isInteger(m) || m < 68 || m > 9000) throw new Error(`mtu_set: MTU must be an integer from 68 to 9000, got ${JSON.stringify(m)}`);
         if (m > driver.maxMtu) throw new Error(`primary driver refused MTU ${m}: its RX buffers hold at most MTU ${driver.maxMtu}`);
         const refused = driverlink.negotiateMtu(m);
         if (refused) throw new Error(refused);
@@ -83,7 +84,7 @@ export class NicAdmin {
         // Secondary drivers stop using the hardware, vifs fall back to the slow path, then the reset.
         driverlink.suspend();
         this.accel.detachAll(() => {
-          let r: RpcValue;
+          let r: unknown;
           try {
             r = mcdi.requestSync('nic_reset', {});
           } finally {

@@ -18,23 +18,8 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
-/** Ops netback routes itself (or passes on after its own check). */
-export const CHANNEL_OP = {
-  attach: 'attach',
-  detached: 'detached',
-  refused: 'refused',
-  decline: 'decline',
-  drained: 'drained',
-  frontendFailed: 'frontend_failed',
-  filterRequest: 'filter_request',
-} as const;
-
-/** Frontend → backend ops every vif plugin may receive, with the shape netback accepts. */
-export const FRAMEWORK_MESSAGES: Record<string, TSchema> = {
-  [CHANNEL_OP.decline]: Type.Object({ plugin: Type.Optional(Type.String()), reason: Type.Optional(Type.String({ maxLength: 1024 })) }),
-  [CHANNEL_OP.drained]: Type.Object({ plugin: Type.Optional(Type.String()) }),
-  [CHANNEL_OP.frontendFailed]: Type.Object({ plugin: Type.Optional(Type.String()), reason: Type.Optional(Type.String({ maxLength: 1024 })) }),
-};
+// The channel's own messages live in @xsim/hypervisor's abi/plugin-channel.ts, where netfront imports them too.
+export { CHANNEL_OP, FRAMEWORK_MESSAGES, messageProblem, pluginMessage } from '@xsim/hypervisor';
 
 const NAME = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' });
 
@@ -69,24 +54,6 @@ export function manifestProblems(m: unknown): string[] {
   return out;
 }
 
-/**
- * Check one frontend message against the schema for its op. Returns a reason
- * if it is refused (unknown op, wrong shape), or undefined if it may pass.
- */
-export function messageProblem(schemas: Record<string, TSchema> | undefined, op: string, args: unknown): string | undefined {
-  // Own keys only: an op named "__proto__" or "constructor" must not find Object.prototype's.
-  const schema = Object.hasOwn(FRAMEWORK_MESSAGES, op) ? FRAMEWORK_MESSAGES[op] : Object.hasOwn(schemas ?? {}, op) ? schemas![op] : undefined;
-  if (!schema) return `op "${short(op)}" is not a message this plugin accepts (${[...Object.keys(FRAMEWORK_MESSAGES), ...Object.keys(schemas ?? {})].join(', ')})`;
-  try {
-    const first = Value.Errors(schema, args).First();
-    if (!first) return undefined;
-    return `${op}${first.path}: ${first.message} (got ${short(first.value)})`;
-  } catch (e) {
-    // A validator that cannot judge the message (a plugin's malformed schema) refuses it.
-    return `${op}: cannot be checked against its schema (${e instanceof Error ? e.message : String(e)})`;
-  }
-}
-
 function short(v: unknown): string {
   let s: string;
   try {
@@ -95,11 +62,6 @@ function short(v: unknown): string {
     s = String(v);
   }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-/** A plugin-channel message schema: the given fields, plus the `plugin` field every frontend message carries; nothing else. */
-export function pluginMessage<P extends Record<string, TSchema>>(props: P) {
-  return Type.Object({ plugin: Type.Optional(Type.String({ maxLength: 64 })), ...props }, { additionalProperties: false });
 }
 
 export { Type };

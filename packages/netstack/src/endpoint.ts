@@ -4,7 +4,7 @@
  * by toolstack control requests. Used by guests (over netfront) and by dom0
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
-import { DEFERRED, declareCounters, realClock, type Clock, type RpcReply, type RpcValue } from '@xsim/hypervisor';
+import { DEFERRED, declareCounters, realClock, type Clock, type EndpointOps, type OpArgs, type OpHandlers, type RpcReply, type RpcValue } from '@xsim/hypervisor';
 import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
 import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
 import type { StreamReceiverState, StreamSenderState } from './traffic/stream.ts';
@@ -148,55 +148,57 @@ export class NetEndpoint {
     return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, progress, lateCredits: this.lateCredits, creditsDeferred: this.creditsDeferred };
   }
 
-  /** Toolstack requests for the apps. */
-  control(op: string, args: RpcValue, later: () => Reply): RpcValue | typeof DEFERRED {
-    const a = (args ?? {}) as Record<string, number | string | undefined>;
-    const now = this.clock.now();
-    switch (op) {
-      case 'arp_resolve': {
-        const ip = parseIp(String(a.ip));
+  /** Toolstack requests for the apps (@xsim/hypervisor's ENDPOINT_OPS: each op's arguments come checked). */
+  handlers(): OpHandlers<EndpointOps> {
+    return {
+      arp_resolve: (a, { later }) => {
+        const now = this.clock.now();
+        const ip = parseIp(a.ip);
         this.stack.resolve(ip, now);
-        this.arpWaits.push({ ip, reply: later(), deadline: now + Number(a.timeoutMs ?? 3000) });
+        this.arpWaits.push({ ip, reply: later(), deadline: now + (a.timeoutMs ?? 3000) });
         return DEFERRED;
-      }
-      case 'stream_recv': {
-        const port = Number(a.port);
+      },
+      stream_recv: (a, { later }) => {
+        const now = this.clock.now();
+        const port = a.port;
         if (this.recvs.has(port)) throw new Error(`a stream is already being received on port ${port}`);
-        const receiver = new StreamReceiver({ streamId: Number(a.streamId ?? 0), creditEvery: Number(a.creditEvery ?? 64) });
-        this.addRecv({ receiver, port, count: Number(a.count), idleMs: Number(a.idleMs ?? 500), deadline: now + Number(a.timeoutMs ?? 60_000), reply: later(), lastArrival: now, credit: null });
+        const receiver = new StreamReceiver({ streamId: a.streamId ?? 0, creditEvery: a.creditEvery ?? 64 });
+        this.addRecv({ receiver, port, count: a.count, idleMs: a.idleMs ?? 500, deadline: now + (a.timeoutMs ?? 60_000), reply: later(), lastArrival: now, credit: null });
         return DEFERRED;
-      }
-      case 'stream_send': {
-        const frameSize = Number(a.frameSize ?? 1500);
-        const payloadLen = frameSize - 42;
-        if (!(payloadLen >= 8) || frameSize > this.o.mtu + 14) throw new Error(`frame size ${frameSize} outside 50..${this.o.mtu + 14}`);
-        const pattern = a.pattern !== undefined ? parsePattern(String(a.pattern)) : undefined;
-        const sender = new StreamSender({ count: Number(a.count), streamId: Number(a.streamId ?? 0), window: Number(a.window ?? 0), now: () => this.clock.now(), pattern });
-        // A caller may pin the source port (credits come back to it), e.g. to keep one learnt flow across streams.
-        const creditPort = a.srcPort !== undefined ? Number(a.srcPort) : this.nextPort++;
-        const linger = this.lingering.findIndex((l) => l.port === creditPort);
-        if (linger >= 0) {
-          this.lingering.splice(linger, 1);
-          this.stack.unbind(creditPort);
-        }
-        this.addSend({ sender, dstIp: parseIp(String(a.dstIp)), srcPort: creditPort, dstPort: Number(a.dstPort), payloadLen, reply: later(), started: now, creditPort });
-        return DEFERRED;
-      }
-      case 'ping': {
-        const size = Number(a.size ?? 64);
+      },
+      stream_send: (a, { later }) => this.streamSend(a, later),
+      ping: (a, { later }) => {
+        const now = this.clock.now();
+        const size = a.size ?? 64;
         if (!Number.isInteger(size) || size < 16) throw new Error(`ping size must be an integer of at least 16 bytes (seq + timestamp), got ${String(a.size)}`);
         const frame = GuestStack.udpFrameLen(size);
         if (frame > this.stack.maxFrame) throw new Error(`ping of ${size} bytes makes a ${frame}-byte frame: over ${this.o.name}'s MTU ${this.o.mtu} (+14-byte header)`);
         const srcPort = this.nextPort++;
         const client = new PingClient(() => this.clock.now());
-        const job: PingJob = { client, dstIp: parseIp(String(a.dstIp)), count: Number(a.count ?? 100), size, sent: 0, reply: later(), deadline: now + Number(a.timeoutMs ?? 10_000), srcPort };
+        const job: PingJob = { client, dstIp: parseIp(a.dstIp), count: a.count ?? 100, size, sent: 0, reply: later(), deadline: now + (a.timeoutMs ?? 10_000), srcPort };
         this.stack.bind(srcPort, (buf, off, len) => client.onReply(buf, off, len, this.clock.now()));
         this.pings.push(job);
         return DEFERRED;
-      }
-      default:
-        throw new Error(`unknown request "${op}"`);
+      },
+    };
+  }
+
+  private streamSend(a: OpArgs<EndpointOps, 'stream_send'>, later: () => RpcReply): typeof DEFERRED {
+    const now = this.clock.now();
+    const frameSize = a.frameSize ?? 1500;
+    const payloadLen = frameSize - 42;
+    if (!(payloadLen >= 8) || frameSize > this.o.mtu + 14) throw new Error(`frame size ${frameSize} outside 50..${this.o.mtu + 14}`);
+    const pattern = a.pattern !== undefined ? parsePattern(a.pattern) : undefined;
+    const sender = new StreamSender({ count: a.count, streamId: a.streamId ?? 0, window: a.window ?? 0, now: () => this.clock.now(), pattern });
+    // A caller may pin the source port (credits come back to it), e.g. to keep one learnt flow across streams.
+    const creditPort = a.srcPort !== undefined ? a.srcPort : this.nextPort++;
+    const linger = this.lingering.findIndex((l) => l.port === creditPort);
+    if (linger >= 0) {
+      this.lingering.splice(linger, 1);
+      this.stack.unbind(creditPort);
     }
+    this.addSend({ sender, dstIp: parseIp(a.dstIp), srcPort: creditPort, dstPort: a.dstPort, payloadLen, reply: later(), started: now, creditPort });
+    return DEFERRED;
   }
 
   private addRecv(job: RecvJob): void {

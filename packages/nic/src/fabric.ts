@@ -10,9 +10,9 @@
  * NIC too: dom0 (privileged) on the NIC's wake line, a guest through the
  * platform (CH.kick), never holding the wake line itself.
  */
-import { CH, CaptureSink, captureClock, captureOp, type Addr, type DeviceEnv } from '@xsim/hypervisor';
+import { CH, CaptureSink, FABRIC_OPS, RpcOpServer, captureClock, captureHandlers, type Addr, type DeviceEnv, type FabricOps } from '@xsim/hypervisor';
 import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
-import { handleMcdi } from './mcdi.ts';
+import { mcdiServer } from './mcdi.ts';
 import { L2Switch } from './switch.ts';
 
 export const kind = 'device';
@@ -45,7 +45,7 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
 
   for (let i = 0; i < nics.length; i++) {
     const nic = nics[i];
-    env.channel(CH.mcdi, cfg.nics[i].dom0Uid).listen().onRequest((op, args, _later, shared) => handleMcdi(nic, op, args, shared));
+    env.channel(CH.mcdi, cfg.nics[i].dom0Uid).listen().onRequest(mcdiServer(nic, env.log).handle);
   }
 
   const core = env.core;
@@ -73,46 +73,42 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     },
   };
 
-  const nicOf = (a: Record<string, unknown>): HwNic => {
-    const n = nics[Number(a.nic)];
+  const nicOf = (a: { nic: number }): HwNic => {
+    const n = nics[a.nic];
     if (!n) throw new Error(`fabric: no NIC ${String(a.nic)} (there are ${nics.length})`);
     return n;
   };
   const stats = () => ({ nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), core: { ...core.c }, doorbellKicks: kicks });
-  env.control.onRequest((op, args, _later, shared) => {
-    const a = (args ?? {}) as Record<string, unknown>;
-    const cap = captureOp(capture, op, a, shared);
-    if (cap) return cap;
-    switch (op) {
-      case 'stats':
-        return stats();
-      case 'shutdown':
-        core.stop();
-        return stats();
-      case 'link_set': {
-        const nic = nicOf(a);
-        nic.linkUp = a.up === true;
-        return nic.linkUp;
-      }
-      case 'add_domain': {
-        // A domain created at run time: its RAM, for DMA through the buffer table.
-        if (!(shared[0] instanceof SharedArrayBuffer)) throw new Error('add_domain: the domain\'s RAM must come beside the request');
-        nicOf(a).addDomain(Number(a.domid), new Uint8Array(shared[0]));
-        return true;
-      }
-      case 'remove_domain':
-        nicOf(a).removeDomain(Number(a.domid));
-        return true;
-      case 'forget_mac': {
-        // A guest that left or moved: no switch keeps sending its traffic to the old port.
-        let n = 0;
-        for (const s of switches.values()) if (s.forget(Number(a.mac))) n++;
-        return n;
-      }
-      default:
-        throw new Error(`fabric: unknown request ${op}`);
-    }
-  });
+  const control = new RpcOpServer<FabricOps>('fabric control', FABRIC_OPS, {
+    stats: () => stats(),
+    shutdown: () => {
+      core.stop();
+      return stats();
+    },
+    ...captureHandlers(capture),
+    link_set: (a) => {
+      const nic = nicOf(a);
+      nic.linkUp = a.up;
+      return nic.linkUp;
+    },
+    add_domain: (a, { shared }) => {
+      // A domain created at run time: its RAM, for DMA through the buffer table.
+      if (!(shared[0] instanceof SharedArrayBuffer)) throw new Error('add_domain: the domain\'s RAM must come beside the request');
+      nicOf(a).addDomain(a.domid, new Uint8Array(shared[0]));
+      return true;
+    },
+    remove_domain: (a) => {
+      nicOf(a).removeDomain(a.domid);
+      return true;
+    },
+    forget_mac: (a) => {
+      // A guest that left or moved: no switch keeps sending its traffic to the old port.
+      let n = 0;
+      for (const s of switches.values()) if (s.forget(a.mac)) n++;
+      return n;
+    },
+  }, { log: env.log });
+  env.control.onRequest(control.handle);
 }
 
 /** Join every wire's ends. Ports of a switch are its wires' ports as the toolstack numbered them. */

@@ -4,7 +4,7 @@
  * without a copy, keeps RX buffers big enough for a whole frame posted, and
  * turns events into RX frames and TX completions.
  */
-import { WakeWord, declareCounters, type Counters, type EventChannels, type FrameAllocator, type GuestMemory, type RpcEndpoint } from '@xsim/hypervisor';
+import { WakeWord, declareCounters, type Counters, type EventChannels, type FrameAllocator, type GuestMemory, type McdiOps, type RpcEndpoint } from '@xsim/hypervisor';
 import {
   EV_FLAGS,
   EV_INDEX,
@@ -23,7 +23,7 @@ import { ViQueues } from './vi-queues.ts';
 import type { Driverlink } from './driverlink.ts';
 
 export interface NetDriverOptions {
-  mcdi: RpcEndpoint;
+  mcdi: RpcEndpoint<McdiOps>;
   /** The NIC's wake line (rung only when a doorbell says the NIC sleeps). */
   nicWake: { sab: SharedArrayBuffer; offset: number };
   mem: GuestMemory;
@@ -92,7 +92,7 @@ export class NetDriver {
     ViQueues.clearRings(this.ram, ringFrame * 4096);
     const frames: number[] = [];
     for (let f = 0; f < o.mem.pages; f++) frames.push(f);
-    this.bufBase = o.mcdi.requestSync('buffer_table_alloc', { vi: 0, domid, frames }) as number;
+    this.bufBase = o.mcdi.requestSync('buffer_table_alloc', { vi: 0, domid, frames });
     this.port = o.evtchn.allocPirq();
     // Completions are polled from the domain's turns; the interrupt only makes it runnable.
     o.evtchn.bindHandler(this.port, () => {});

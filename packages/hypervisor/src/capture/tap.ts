@@ -20,6 +20,8 @@
 import { realClock, type Clock } from '../sched/clock.ts';
 import { tracer } from '../trace/tracer.ts';
 import { BT_EPB, EPB_TS_HIGH, EPB_TS_LOW, enhancedPacketLength, writeEnhancedPacket } from './pcapng.ts';
+import type { OpHandlers } from '../rpc.ts';
+import type { CaptureOps } from '../abi/kernel-ops.ts';
 
 const utf8 = new TextEncoder();
 
@@ -312,27 +314,18 @@ export function batchData(b: CaptureBatch, shared: readonly SharedArrayBuffer[] 
   return new Uint8Array(buf, 0, used);
 }
 
-/** The capture ops every kernel answers on its control channel (undefined: not a capture op). */
-export const CAPTURE_OPS = ['capture_taps', 'capture_start', 'capture_drain', 'capture_stop'] as const;
-
-export function captureOp(sink: CaptureSink, op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[] = []): { taps: string[] } | CaptureBatch | undefined {
-  switch (op) {
-    case 'capture_taps':
-      return { taps: sink.names() };
-    case 'capture_start': {
-      const names = Array.isArray(args.specs) ? args.specs.filter((x): x is string => typeof x === 'string') : [];
-      const snaplen = typeof args.snaplen === 'number' && args.snaplen > 0 ? args.snaplen : 262_144;
-      const limit = typeof args.limit === 'number' && args.limit > 0 ? args.limit : undefined;
-      const prefix = typeof args.prefix === 'string' ? args.prefix : undefined;
+/** The capture ops every kernel answers on its control channel (abi/kernel-ops.ts's CAPTURE_OPS_TABLE), served by `sink`. */
+export function captureHandlers(sink: CaptureSink): OpHandlers<CaptureOps> {
+  return {
+    capture_taps: () => ({ taps: sink.names() }),
+    capture_start: (a, { shared }) => {
+      const snaplen = a.snaplen !== undefined && a.snaplen > 0 ? a.snaplen : 262_144;
+      const limit = a.limit !== undefined && a.limit > 0 ? a.limit : undefined;
       // Carried as a decimal string: a ns offset from the epoch does not fit a double.
-      const offsetNs = typeof args.offsetNs === 'string' && /^-?\d+$/.test(args.offsetNs) ? BigInt(args.offsetNs) : 0n;
-      return { taps: sink.start(names, snaplen, limit, { prefix, offsetNs, shared }) };
-    }
-    case 'capture_drain':
-      return sink.drain();
-    case 'capture_stop':
-      return sink.stop();
-    default:
-      return undefined;
-  }
+      const offsetNs = a.offsetNs !== undefined ? BigInt(a.offsetNs) : 0n;
+      return { taps: sink.start(a.specs, snaplen, limit, { prefix: a.prefix, offsetNs, shared }) };
+    },
+    capture_drain: () => sink.drain(),
+    capture_stop: () => sink.stop(),
+  };
 }

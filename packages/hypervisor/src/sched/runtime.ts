@@ -10,7 +10,9 @@ import { traceOp, type TraceBatch } from '../trace/tracer.ts';
 import { MessageChannel } from 'node:worker_threads';
 import { ADDR_FABRIC, ADDR_TOOLSTACK, Bus, CH, PortLink, pcpuAddr, type Addr } from '../bus/bus.ts';
 import { PcpuPool } from '../domain/pool.ts';
-import { RpcEndpoint, realTimer, type RpcValue, type SetTimer } from '../rpc.ts';
+import { RpcEndpoint, RpcOpServer, realTimer, type SetTimer } from '../rpc.ts';
+import { SCHED_EVENTS, type SchedEvents, type SchedOps, type TraceOp, type TraceOps } from '../abi/sched-ops.ts';
+import type { OpArgs } from '../abi/ops.ts';
 import { WakeWord } from '../wake.ts';
 import { realClock, type Clock } from './clock.ts';
 import type { DomainCore } from './core.ts';
@@ -52,7 +54,7 @@ export interface Runtime {
    * every thread: each pCPU worker (the NIC's included) and this one. Answers
    * in that order; a thread that does not answer gives null.
    */
-  trace(op: string, args: Record<string, unknown>, timeoutMs: number): Promise<(TraceBatch | null)[]>;
+  trace<K extends TraceOp>(op: K, args: OpArgs<TraceOps, K>, timeoutMs: number): Promise<(TraceBatch | null)[]>;
   /** End a pCPU that will not answer (its domains end with it). */
   terminate(pcpu: number): void;
   shutdown(timeoutMs: number): Promise<void>;
@@ -69,7 +71,7 @@ export class ThreadRuntime implements Runtime {
   private readonly pool: PcpuPool;
   private readonly doorbells: SharedArrayBuffer[] = [];
   private readonly watches: Int32Array[] = [];
-  private readonly mgmt: RpcEndpoint[] = [];
+  private readonly mgmt: RpcEndpoint<SchedOps>[] = [];
   private readonly links: PortLink[] = [];
   private readonly done: Promise<unknown>[] = [];
   private readonly aborts: AbortController[] = [];
@@ -101,11 +103,8 @@ export class ThreadRuntime implements Runtime {
       this.links.push(link);
       this.bus.listen(hub.port1);
       this.bus.route(pcpuAddr(i), link);
-      const ep = new RpcEndpoint(this.bus, ADDR_TOOLSTACK, pcpuAddr(i), CH.sched).listen();
-      ep.onEvent((op, args) => {
-        const a = (args ?? {}) as { uid?: number; error?: string };
-        if (op === 'crashed') this.onCrash(Number(a.uid), String(a.error));
-      });
+      const ep = new RpcEndpoint<SchedOps>(this.bus, ADDR_TOOLSTACK, pcpuAddr(i), CH.sched).listen();
+      ep.onEvent(new RpcOpServer<SchedEvents>(`pcpu${i} events`, SCHED_EVENTS, { crashed: (a) => this.onCrash(a.uid, a.error) }, { log: o.log }).handleEvent);
       this.mgmt.push(ep);
       const abort = new AbortController();
       this.aborts.push(abort);
@@ -157,8 +156,8 @@ export class ThreadRuntime implements Runtime {
     return Promise.all(this.mgmt.map((m, i) => m.request('stats', {}, timeoutMs).catch((e: Error) => ({ pcpu: i, error: e.message }))));
   }
 
-  async trace(op: string, args: Record<string, unknown>, timeoutMs: number): Promise<(TraceBatch | null)[]> {
-    const workers = await Promise.all(this.mgmt.map((m) => m.request(op, args as RpcValue, timeoutMs).catch(() => null)));
+  async trace<K extends TraceOp>(op: K, args: OpArgs<TraceOps, K>, timeoutMs: number): Promise<(TraceBatch | null)[]> {
+    const workers = await Promise.all(this.mgmt.map((m) => m.request(op, args, timeoutMs).catch(() => null)));
     const here = traceOp(op, args, this.clock);
     return [...workers, here].map((b) => (b && typeof b === 'object' && 'events' in b ? (b as TraceBatch) : null));
   }
@@ -266,7 +265,7 @@ export class DetRuntime implements Runtime {
     return null;
   }
 
-  async trace(op: string, args: Record<string, unknown>): Promise<(TraceBatch | null)[]> {
+  async trace<K extends TraceOp>(op: K, args: OpArgs<TraceOps, K>): Promise<(TraceBatch | null)[]> {
     const b = traceOp(op, args, this.clock);
     return [b && 'events' in b ? b : null];
   }

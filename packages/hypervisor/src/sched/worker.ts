@@ -12,10 +12,11 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import { logPrinter, type LogLevel } from '../log.ts';
-import { traceOp } from '../trace/tracer.ts';
+import { traceHandlers } from '../trace/tracer.ts';
+import { SCHED_OPS, type SchedEvents, type SchedOps } from '../abi/sched-ops.ts';
 import { ADDR_TOOLSTACK, Bus, CH, PortLink, pcpuAddr, type Addr } from '../bus/bus.ts';
 import { counterKinds } from '../metrics.ts';
-import { DEFERRED, RpcEndpoint, type RpcValue, type SyncWait } from '../rpc.ts';
+import { DEFERRED, RpcEndpoint, RpcOpServer, type SyncWait } from '../rpc.ts';
 import { WakeWord } from '../wake.ts';
 import { realClock } from './clock.ts';
 import { DomainCore } from './core.ts';
@@ -70,7 +71,7 @@ export default async function runPcpu(task: PcpuTask): Promise<unknown> {
 
   const self = pcpuAddr(task.id);
   const mgmtCore = new DomainCore(`pcpu${task.id}`, realClock);
-  const mgmt = new RpcEndpoint(bus, self, ADDR_TOOLSTACK, CH.sched, { wait });
+  const mgmt = new RpcEndpoint<SchedEvents>(bus, self, ADDR_TOOLSTACK, CH.sched, { wait });
   mgmt.onArrive = () => mgmtCore.wake();
   mgmtCore.wakeOn(() => mgmt.queued > 0);
   mgmtCore.add('mgmt', () => mgmt.poll());
@@ -119,53 +120,48 @@ export default async function runPcpu(task: PcpuTask): Promise<unknown> {
     );
   };
 
-  mgmt.onRequest((op, args, later, shared) => {
-    const a = (args ?? {}) as Record<string, unknown>;
-    switch (op) {
-      case 'create': {
+  mgmt.onRequest(
+    new RpcOpServer<SchedOps>(`pcpu${task.id} sched`, SCHED_OPS, {
+      create: (a, { later, shared }) => {
         const spec = unpackShared<DomainSpec>(a.spec, shared);
         if (hosted.has(spec.uid)) throw new Error(`domain ${spec.uid} already runs here`);
         create(spec, later());
         return DEFERRED;
-      }
-      case 'destroy': {
+      },
+      destroy: (a) => {
         // No cooperation: the domain simply stops (what it held is released by the toolstack and hypervisor).
-        const h = takeOut(Number(a.uid));
+        const h = takeOut(a.uid);
         if (h) h.core.stop();
         return { destroyed: h !== undefined };
-      }
-      case 'reap': {
+      },
+      reap: (a) => {
         // A domain that shut itself down: take it out of the round.
-        const h = hosted.get(Number(a.uid));
+        const h = hosted.get(a.uid);
         if (h && h.core.running) return { reaped: false };
-        takeOut(Number(a.uid));
+        takeOut(a.uid);
         return { reaped: h !== undefined };
-      }
-      case 'route': {
+      },
+      route: (a) => {
         // Envelopes for `addr` go straight over one of our direct links (the NIC answering a dom0).
-        const link = links[Number(a.via)];
+        const link = links[a.via];
         if (!link) throw new Error(`pcpu ${task.id}: no link ${String(a.via)}`);
-        bus.route(Number(a.addr), link);
+        bus.route(a.addr, link);
         return true;
-      }
-      case 'stats':
-        return {
-          pcpu: task.id,
-          ...pcpu.c,
-          domains: Object.fromEntries([...hosted].map(([uid, h]) => [uid, { name: h.name, ...h.core.c }])),
-          bus: { ...bus.stats },
-          kinds: counterKinds(),
-        };
-      case 'shutdown':
+      },
+      stats: () => ({
+        pcpu: task.id,
+        ...pcpu.c,
+        domains: Object.fromEntries([...hosted].map(([uid, h]) => [uid, { name: h.name, ...h.core.c }])),
+        bus: { ...bus.stats },
+        kinds: counterKinds(),
+      }),
+      shutdown: () => {
         pcpu.stop();
         return true;
-      default: {
-        const t = traceOp(op, a, realClock);
-        if (t) return t as unknown as RpcValue;
-        throw new Error(`pcpu: unknown request ${op}`);
-      }
-    }
-  });
+      },
+      ...traceHandlers(realClock),
+    }, { log }).handle,
+  );
 
   pcpu.add(mgmtCore);
   await pcpu.run();

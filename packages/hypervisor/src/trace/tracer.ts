@@ -21,6 +21,9 @@
  */
 import { realClock, type Clock } from '../sched/clock.ts';
 import type { Vcpu } from '../sched/core.ts';
+import { RpcOpServer, type OpHandlers } from '../rpc.ts';
+import { TRACE_OPS, type TraceOp, type TraceOps } from '../abi/sched-ops.ts';
+import type { OpArgs, OpReply } from '../abi/ops.ts';
 
 export type TraceArgs = Record<string, string | number | boolean>;
 
@@ -195,22 +198,24 @@ export function traceRingPush(ring: string, prod: number, notify: boolean): void
 /** This thread's tracer. */
 export const tracer = new Tracer();
 
-/** The trace ops a thread answers (pCPU workers on their sched channel; the main thread directly). */
-export function traceOp(op: string, args: Record<string, unknown>, clock: Clock): TraceBatch | { tracing: boolean } | undefined {
-  switch (op) {
-    case 'trace_start':
+/** The trace ops a thread answers (abi/sched-ops.ts's TRACE_OPS: pCPU workers on their sched channel; the main thread directly). */
+export function traceHandlers(clock: Clock): OpHandlers<TraceOps> {
+  return {
+    trace_start: (a) => {
       tracer.start({
         clock,
-        startNs: typeof args.startNs === 'number' ? args.startNs : undefined,
-        limit: typeof args.limit === 'number' && args.limit > 0 ? args.limit : undefined,
-        sample: typeof args.sample === 'number' && args.sample > 0 ? args.sample : undefined,
+        startNs: a.startNs,
+        limit: a.limit !== undefined && a.limit > 0 ? a.limit : undefined,
+        sample: a.sample !== undefined && a.sample > 0 ? a.sample : undefined,
       });
       return { tracing: true };
-    case 'trace_drain':
-      return tracer.drain();
-    case 'trace_stop':
-      return tracer.stop();
-    default:
-      return undefined;
-  }
+    },
+    trace_drain: () => tracer.drain(),
+    trace_stop: () => tracer.stop(),
+  };
+}
+
+/** One trace op on this thread, its arguments checked (the main thread's share of a runtime's trace()). */
+export function traceOp<K extends TraceOp>(op: K, args: OpArgs<TraceOps, K>, clock: Clock): OpReply<TraceOps, K> {
+  return new RpcOpServer('trace', TRACE_OPS, traceHandlers(clock)).call(op, args) as OpReply<TraceOps, K>;
 }

@@ -4,14 +4,14 @@
  * NIC, its free VIs, grant mapping of guests' pages, the guests' interrupt
  * bindings for the NIC, and the NIC's wake line.
  */
-import type { EventChannels, GrantOps, RpcEndpoint } from '@xsim/hypervisor';
+import type { EventChannels, GrantOps, McdiOps, RpcEndpoint } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
 import type { AccelBackendContext } from '../accel-api.ts';
 
 export interface AccelContextDeps {
   dom0: number;
   driverlink: Driverlink;
-  mcdi: RpcEndpoint | undefined;
+  mcdi: RpcEndpoint<McdiOps> | undefined;
   /** Guest VIs of the NIC (1..vis-1): VI 0 is dom0's. */
   vis: number;
   ops: GrantOps;
@@ -25,7 +25,7 @@ export function accelContext(d: AccelContextDeps): Omit<AccelBackendContext, 'se
   // longest (whatever handles an old owner kept point at a VI that stays idle as long as possible).
   const freeVis: number[] = [];
   for (let v = 1; v < d.vis; v++) freeVis.push(v);
-  const mcdi = (): RpcEndpoint => {
+  const mcdi = (): RpcEndpoint<McdiOps> => {
     if (!d.mcdi) throw new Error('this host has no NIC');
     return d.mcdi;
   };

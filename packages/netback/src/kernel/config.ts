@@ -1,0 +1,31 @@
+/** What the toolstack boots a dom0 with, and the least RAM it runs in. */
+import type { Addr } from '@xsim/hypervisor';
+import { netDriverPages } from '@xsim/nic';
+import { DOM0_SLACK_PAGES, MIN_SKBS, skbPages } from '../skb.ts';
+
+/** The least RAM (pages) a dom0 runs in at an MTU: the NIC driver's RX ring, MIN_SKBS skbs, and slack. */
+export function dom0MinPages(mtu: number): number {
+  return netDriverPages(mtu) + MIN_SKBS * skbPages(mtu + 18) + DOM0_SLACK_PAGES;
+}
+
+/** A guest of this host, as dom0 is handed it. */
+export interface Dom0Guest {
+  domid: number;
+  uid: Addr;
+  mem: SharedArrayBuffer;
+  gnttab: SharedArrayBuffer;
+  /** Its vifs' handles: one plugin channel each. */
+  vifs: number[];
+}
+
+export interface Dom0Config {
+  mem: SharedArrayBuffer;
+  gnttab: SharedArrayBuffer;
+  guests: Dom0Guest[];
+  mac: string;
+  ip: string;
+  mtu: number;
+  /** This host's NIC: its PCI ids, VIs, and wake line; MCDI goes to the NIC hardware's bus address. */
+  nic?: { nicWake: { sab: SharedArrayBuffer; offset: number }; mac: number; vendor: string; device: string; vis: number };
+  skbs?: number;
+}
