@@ -21,10 +21,16 @@ describe('xsim scale', () => {
     ]);
     for (const p of r.points) {
       expect(p.pcpus).toBe(2);
+      expect(p.idleSeconds).toBe(0.5);
       expect(p.bootMs).toBeGreaterThan(0);
+      expect(p.shutdownMs).toBeGreaterThan(0);
       expect(p.maxRssMb).toBeGreaterThan(0);
+      // The process's CPU time over the idle wall time: from none to every core the machine has.
       expect(p.idleCores).toBeGreaterThanOrEqual(0);
+      expect(p.idleCores).toBeLessThanOrEqual(r.machine.cores);
       expect(p.stream).toMatchObject({ frames: 500, delivered: 500, conserved: true });
+      expect(p.stream!.pps).toBeGreaterThan(0);
+      expect(p.stream!.gbps).toBeGreaterThan(0);
     }
     expect(r.points[1].stream?.to).toBe('h02/h02g14');
     expect(text).toMatch(/domUs +domains +hosts/);
