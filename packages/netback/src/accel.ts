@@ -14,7 +14,7 @@
  * frontends it is detached so they fall back to the slow path, and reports
  * the hook and the error in its stats and log.
  */
-import { logWarn, declareCounters, tracer, RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
+import { logWarn, declareCounters, tracer, RpcEndpoint, type RpcValue, type ToFrontendChannel } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
 import { ACCEL_MIGRATION_ARCS, type AccelBackend, type AccelBackendContext, type AccelMigrationState, type AccelVif, type BackendModule, type PluginManifest } from './accel-api.ts';
 import { CHANNEL_OP, manifestProblems, messageProblem } from './plugin-protocol.ts';
@@ -51,7 +51,7 @@ export interface PluginFailure {
 
 export interface VifChannel {
   vif: AccelVif;
-  rpc: RpcEndpoint;
+  rpc: RpcEndpoint<ToFrontendChannel>;
   plugin?: string;
   /** Frames offered to the accel hooks on the slow path, and so on: for stats. */
 }
@@ -163,7 +163,7 @@ export class AccelManager {
     p.unloading?.done(`plugin ${name} failed in ${hook}: ${e.message}`);
   }
 
-  addChannel(vif: AccelVif, rpc: RpcEndpoint): void {
+  addChannel(vif: AccelVif, rpc: RpcEndpoint<ToFrontendChannel>): void {
     const ch: VifChannel = { vif, rpc };
     this.channels.set(vif.key, ch);
     rpc.onEvent((op, args, shared) => {
@@ -258,7 +258,7 @@ export class AccelManager {
     ch.plugin = p.manifest.name;
     p.vifs.add(key);
     this.d.writeAccelKey(ch.vif, p.manifest.name);
-    ch.rpc.event('attach', { plugin: p.manifest.name, version: p.manifest.version, frontend: p.frontendUrl ?? '' });
+    ch.rpc.event(CHANNEL_OP.attach, { plugin: p.manifest.name, version: p.manifest.version, frontend: p.frontendUrl ?? '' });
     if (mig?.restore && mig.restore.plugin === p.manifest.name && p.backend.restoreState) {
       const saved = mig.restore.state;
       this.call(p, 'restoreState', (b) => b.restoreState!(ch.vif, saved), undefined);
@@ -353,7 +353,7 @@ export class AccelManager {
     if (ch.plugin !== name) return;
     ch.plugin = undefined;
     this.d.writeAccelKey(ch.vif, null);
-    ch.rpc.event('detached', { plugin: name });
+    ch.rpc.event(CHANNEL_OP.detached, { plugin: name });
   }
 
   private detached(name: string, vif: AccelVif): void {

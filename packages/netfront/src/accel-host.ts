@@ -12,7 +12,7 @@
  * hears "frontend_failed" so it detaches the vif its usual way. The broken
  * frontend is dropped, not cached for a later attachment.
  */
-import { logWarn, declareCounters, tracer, type RpcEndpoint } from '@xsim/hypervisor';
+import { CHANNEL_OP, frontendMessageProblem, logWarn, declareCounters, tracer, type OpArgs, type OpName, type RpcEndpoint, type ToBackendChannel } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
 import type { Netfront } from './netfront/xenbus.ts';
 
@@ -20,6 +20,7 @@ type Shared = readonly SharedArrayBuffer[];
 
 export const ACCEL_HOST_COUNTERS = declareCounters('accel frontend host', {
   refused: { kind: 'event', help: 'requests the backend refused (a guest asking for NIC filters)' },
+  badBackendMessages: { kind: 'event', help: "framework messages from the backend that failed their schema (abi/plugin-channel.ts): dropped" },
   attachments: { kind: 'event', help: 'times a plugin frontend was attached' },
   pluginErrors: { kind: 'event', help: 'hook calls into a frontend that threw (each broke that frontend)' },
 });
@@ -34,6 +35,8 @@ export class AccelHost {
   private readonly cache = new Map<string, AccelFrontend>();
   refused = 0;
   attachments = 0;
+  /** Framework messages from the backend that failed their schema: dropped. */
+  badBackendMessages = 0;
   /** Hook calls into a frontend that threw (each broke that frontend). */
   pluginErrors = 0;
   private broken: AccelFrontend | null = null;
@@ -44,7 +47,7 @@ export class AccelHost {
   private readonly guarded: AccelFrontend;
 
   constructor(
-    private readonly rpc: RpcEndpoint,
+    private readonly rpc: RpcEndpoint<ToBackendChannel>,
     private readonly nf: Netfront,
     private readonly base: Omit<AccelFrontendContext, 'send' | 'deliver'>,
     private readonly defer: <T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void) => void,
@@ -63,7 +66,7 @@ export class AccelHost {
     this.lastError = `${hook}: ${e instanceof Error ? e.message : String(e)}`;
     this.cache.delete(this.plugin);
     this.base.log(logWarn(`accel: ${this.plugin} frontend failed in ${this.lastError}; back to the slow path`));
-    this.send('frontend_failed', { reason: this.lastError });
+    this.send(CHANNEL_OP.frontendFailed, { reason: this.lastError });
   }
 
   /** Give a detached frontend's memory back (a broken one too, if it still can). */
@@ -146,17 +149,25 @@ export class AccelHost {
     return this.plugin;
   }
 
-  send(op: string, args: Record<string, unknown>): void {
-    this.rpc.event(op, { plugin: this.plugin, ...args });
+  /** A message to the backend, from the plugin attached now: the framework's typed (abi/plugin-channel.ts), a plugin's own by its manifest. */
+  send<K extends OpName<ToBackendChannel>>(op: K, args: Omit<OpArgs<ToBackendChannel, K>, 'plugin'>): void {
+    this.rpc.event(op, { plugin: this.plugin, ...args } as OpArgs<ToBackendChannel, K>);
   }
 
   private onEvent(op: string, args: Record<string, unknown>, shared: Shared): void {
-    if (op === 'attach') return this.attach(String(args.plugin), String(args.frontend ?? ''));
-    if (op === 'refused') {
+    // The framework's own messages are checked once, here (netfront trusts its backend no more than netback trusts it).
+    const problem = frontendMessageProblem(op, args);
+    if (problem) {
+      this.badBackendMessages++;
+      this.base.log(logWarn(`accel: refused a message from the backend: ${problem}`));
+      return;
+    }
+    if (op === CHANNEL_OP.attach) return this.attach(String(args.plugin), String(args.frontend));
+    if (op === CHANNEL_OP.refused) {
       this.refused++;
       return;
     }
-    if (op === 'detached') {
+    if (op === CHANNEL_OP.detached) {
       // The backend has torn the VI down; the plugin is out of our path (a load in flight is abandoned).
       this.attachGen++;
       this.loading = false;
@@ -183,7 +194,7 @@ export class AccelHost {
       return;
     }
     if (!url) {
-      this.send('decline', { reason: `plugin ${plugin} has no frontend part` });
+      this.send(CHANNEL_OP.decline, { reason: `plugin ${plugin} has no frontend part` });
       return;
     }
     this.loading = true;
@@ -203,7 +214,7 @@ export class AccelHost {
         } catch (e) {
           this.queued.length = 0;
           this.base.log(logWarn(`accel: frontend of ${plugin} failed to start: ${(e as Error).message}`));
-          this.send('decline', { reason: (e as Error).message });
+          this.send(CHANNEL_OP.decline, { reason: (e as Error).message });
           return;
         }
         this.cache.set(plugin, this.fe);
@@ -214,7 +225,7 @@ export class AccelHost {
         this.loading = false;
         this.queued.length = 0;
         this.base.log(logWarn(`accel: cannot load frontend of ${plugin}: ${e.message}`));
-        this.send('decline', { reason: e.message });
+        this.send(CHANNEL_OP.decline, { reason: e.message });
       },
     );
   }
@@ -242,6 +253,7 @@ export class AccelHost {
       plugin: attached ? this.plugin : null,
       attachments: this.attachments,
       refused: this.refused,
+      badBackendMessages: this.badBackendMessages,
       current: attached && this.fe ? this.guarded.getStats() : null,
       totals: Object.fromEntries([...this.cache].map(([name, fe]) => [name, fe === this.fe ? this.guarded.getStats() : safeStats(fe)])),
       pluginErrors: this.pluginErrors,
@@ -255,7 +267,7 @@ export class AccelHost {
     if (this.draining && this.fe && this.guarded.remove()) {
       this.draining = false;
       this.nf.accel = null;
-      this.send('drained', {});
+      this.send(CHANNEL_OP.drained, {});
       n++;
     }
     return n;

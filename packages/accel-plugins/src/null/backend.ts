@@ -2,7 +2,7 @@
  * null: attaches to every vif and declines every frame, so a run with it
  * measures what the accelerator hooks alone cost on the slow path.
  */
-import { declareCounters } from '@xsim/hypervisor';
+import { CHANNEL_OP, declareCounters } from '@xsim/hypervisor';
 import { pluginMessage, type AccelBackend, type AccelBackendContext, type PluginManifest } from '@xsim/netback';
 
 export const NULL_BACKEND_COUNTERS = declareCounters('null backend', {
@@ -22,7 +22,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       ctx.send(vif, 'offer', {});
     },
     onFrontendMessage(vif, op) {
-      if (op === 'drained' || op === 'decline') {
+      if (op === CHANNEL_OP.drained || op === CHANNEL_OP.decline) {
         attached.delete(vif.key);
         ctx.detached(vif);
       }

@@ -11,7 +11,7 @@
  */
 import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
 import type { NicInfo } from '@xsim/nic';
-import { logWarn, declareCounters } from '@xsim/hypervisor';
+import { CHANNEL_OP, logWarn, declareCounters } from '@xsim/hypervisor';
 
 export const manifest: PluginManifest = {
   name: 'vnic',
@@ -151,7 +151,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         st.stage = 'ready';
         for (const [proto, port] of restored.get(vif.key) ?? []) if (insertFilter(st, proto, port)) s.filtersRestored++;
         restored.delete(vif.key);
-      } else if (op === 'decline') {
+      } else if (op === CHANNEL_OP.decline) {
         // Whatever stage it is in: a VI already up is finalised, its grants unmapped, its filters removed.
         s.declined++;
         teardown(st);
@@ -162,7 +162,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         ctx.log(logWarn(`vnic: ${vif.key}: VI ${st.vi} faulted (${String(args.reason)}); back to the slow path`));
         teardown(st);
         ctx.detached(vif);
-      } else if (op === 'drained') {
+      } else if (op === CHANNEL_OP.drained) {
         teardown(st);
         ctx.detached(vif);
       }

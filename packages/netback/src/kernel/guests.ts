@@ -6,13 +6,13 @@
  * xenbus handshake itself (otherend_changed) is each VifBackend's, watched by
  * VifBackends.
  */
-import { CH, GrantTable, GuestMemory } from '@xsim/hypervisor';
+import { CH, GrantTable, GuestMemory, type ToFrontendChannel } from '@xsim/hypervisor';
 import type { Dom0Guest } from './config.ts';
 import type { Dom0Kernel } from './compose.ts';
 
 /** A vif's plugin channel to its guest. */
 export function addChannel(k: Dom0Kernel, domid: number, handle: number): void {
-  k.accel.addChannel({ key: `${domid}/${handle}`, domid, handle, mac: 0, ip: 0 }, k.env.channel(CH.accel + handle, k.guestUids.get(domid)!));
+  k.accel.addChannel({ key: `${domid}/${handle}`, domid, handle, mac: 0, ip: 0 }, k.env.channel<ToFrontendChannel>(CH.accel + handle, k.guestUids.get(domid)!));
 }
 
 /** A guest of this host: its memory for grant operations, a plugin channel per vif. */
