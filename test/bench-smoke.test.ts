@@ -9,9 +9,10 @@ import { Ajv } from 'ajv';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import { PATHS, compare, validateBenchJson, type BenchJson } from '@xsim/bench';
+import { needs } from './tools.ts';
 
 describe('xsim bench --quick', () => {
-  it('measures every path, conserves every frame and writes valid JSON', () => {
+  it('measures every path, conserves every frame and writes valid JSON', needs('git'), () => {
     const out = `/tmp/xsim-bench-smoke-${process.pid}.json`;
     const root = new URL('..', import.meta.url).pathname;
     const stdout = execFileSync('npx', ['xsim', 'bench', '--quick', '--micro', '--sizes', '64,9000', '--out', out, '--compare', `${root}bench/results/pcpu.json`], { cwd: root, stdio: 'pipe', timeout: 120_000 }).toString();

@@ -1,6 +1,7 @@
 /** `help` at every level: a command's --help, -h or help prints the usage and exits 0 (it used to be "unknown option"). */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { needs } from './tools.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const xsim = (...args: string[]) => execFileSync('npx', ['xsim', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 }).toString();
@@ -22,7 +23,7 @@ const xsimBoth = (...args: string[]) => {
 };
 
 describe('xsim version and log levels', () => {
-  it('--version names the version and the git commit, anywhere on the line', () => {
+  it('--version names the version and the git commit, anywhere on the line', needs('git'), () => {
     for (const args of [['--version'], ['-V'], ['run', '--version']]) expect(xsim(...args)).toMatch(/^xsim \d+\.\d+\.\d+ \(git [0-9a-f]{12}(-dirty)?, Node v20\.\d+\.\d+\)\n$/);
   });
 

@@ -36,7 +36,7 @@ export const TOOLS = {
   'xenstore-write': 'xenstore-utils',
   'xenstore-rm': 'xenstore-utils',
   'xenstore-watch': 'xenstore-utils',
-  // test/schema.test.ts compares a result's commit with the work tree's HEAD.
+  // Results and --version name the commit they ran from (test/schema, bench-smoke, cli-help).
   git: 'git',
 } as const;
 
