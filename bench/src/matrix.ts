@@ -90,11 +90,11 @@ export function threadAccounting(sim: Simulation, cores: number): BenchJson['thr
   };
 }
 
-export async function runBench(o: BenchOptions): Promise<BenchJson> {
-  const cells: BenchCell[] = [];
-  const cores = availableParallelism();
-  let accounting: BenchJson['threads'] | undefined;
-  const plan: { size: number; path: BenchPath; placement: Placement }[] = [];
+type PlanCell = { size: number; path: BenchPath; placement: Placement };
+
+/** Every cell the options ask for (dom0 and raw exist only across hosts). */
+function benchPlan(o: BenchOptions): PlanCell[] {
+  const plan: PlanCell[] = [];
   for (const size of o.sizes) {
     for (const path of o.paths) {
       for (const placement of o.placements) {
@@ -103,67 +103,90 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
       }
     }
   }
+  return plan;
+}
+
+/** Loads the plugin a path needs (vnic, null; none for the others), unloading the previous one. */
+function pluginSwitcher(): (s: Simulation, path: BenchPath) => Promise<void> {
+  let loaded: BenchPath | undefined;
+  return async (s, path) => {
+    const want = path === 'vnic' || path === 'null' ? path : undefined;
+    if (loaded === want) return;
+    if (loaded) await s.unloadPlugin(loaded);
+    if (want) await s.loadPlugin(want);
+    loaded = want;
+  };
+}
+
+/**
+ * One frame size: two unmeasured rounds (the first warms the JIT up and lets
+ * vnic learn its flows, the second, steady now, sizes the measured
+ * repetitions), then o.reps rounds in which every path takes its turn, then
+ * each cell's ping.
+ */
+async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim: Simulation | null, tick: (what: string) => void): Promise<BenchCell[]> {
+  const fixed = Math.max(200, Math.round((o.frames * 1500) / Math.max(size, 500)));
+  const warmup = o.frames > 0 ? Math.min(2_000, fixed) : 20_000;
+  // Frames per repetition, per path: fixed, or what the warm-up rate gives in repSeconds.
+  const counts = new Map<string, number>();
+  const sized = (key: string, warmPps: number) => counts.set(key, o.frames > 0 ? fixed : Math.max(2_000, Math.min(5_000_000, Math.round(warmPps * o.repSeconds))));
+  const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
+  const srcPort = 42000; // fixed, so vnic learns the flow and its credits once
+  const use = pluginSwitcher();
+  for (let r = -2; r < o.reps; r++) {
+    for (const { path, placement } of order) {
+      if (r === 0) tick(`${path} ${placement} @${size}B`);
+      const key = `${path}/${placement}`;
+      if (path === 'raw') {
+        if (r < 0) {
+          sized(key, (await runRawRing(warmup * 4, size)).pps);
+          continue;
+        }
+        const x = await runRawRing(counts.get(key)! * (o.frames > 0 ? 4 : 1), size);
+        reps.get('raw/cross')!.push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps, cpuUsPerFrame: x.cpuUsPerFrame });
+        continue;
+      }
+      await use(sim!, path);
+      const { from, to } = ends(path, placement);
+      if (r < 0) {
+        sized(key, (await runStream(sim!, { from, to, count: warmup, frameSize: size, window: windowFrames(size), srcPort })).pps);
+        continue;
+      }
+      reps.get(key)!.push(await measure(sim!, { from, to, count: counts.get(key)!, frameSize: size, window: windowFrames(size), srcPort }));
+    }
+  }
+  const cells: BenchCell[] = [];
+  for (const { path, placement } of order) {
+    if (path === 'raw') {
+      cells.push(cell('raw', 'cross', size, reps.get('raw/cross')!, null));
+      continue;
+    }
+    await use(sim!, path);
+    const { from, to } = ends(path, placement);
+    const ping = await runPing(sim!, from, to, o.pings, Math.max(16, size - 42));
+    cells.push(cell(path, placement, size, reps.get(`${path}/${placement}`)!, { p50Us: ping.p50Us, p99Us: ping.p99Us }));
+  }
+  if (sim) await use(sim, 'unaccel');
+  return cells;
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchJson> {
+  const cells: BenchCell[] = [];
+  const cores = availableParallelism();
+  let accounting: BenchJson['threads'] | undefined;
+  const plan = benchPlan(o);
   let step = 0;
   const tick = (what: string) => o.progress?.(step++, plan.length, what);
   for (const size of o.sizes) {
-    const fixed = Math.max(200, Math.round((o.frames * 1500) / Math.max(size, 500)));
-    const warmup = o.frames > 0 ? Math.min(2_000, fixed) : 20_000;
-    // Frames per repetition, per path: fixed, or what the warm-up rate gives in repSeconds.
-    const counts = new Map<string, number>();
-    const sized = (key: string, warmPps: number) => counts.set(key, o.frames > 0 ? fixed : Math.max(2_000, Math.min(5_000_000, Math.round(warmPps * o.repSeconds))));
     // Round-robin: every repetition visits every path in turn (the raw ring too), so JIT
     // warm-up and machine drift fall on all paths alike, and each repetition's ratios
     // compare measurements taken moments apart.
     const order = (['raw', 'unaccel', 'null', 'vnic', 'dom0'] as BenchPath[]).flatMap((path) => plan.filter((p) => p.size === size && p.path === path));
     if (order.length === 0) continue;
-    const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
     const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(benchTopology(size), { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' }) : null;
     if (sim && !accounting) accounting = threadAccounting(sim, cores);
     try {
-      const srcPort = 42000; // fixed, so vnic learns the flow and its credits once
-      let loaded: BenchPath | undefined;
-      const use = async (s: Simulation, path: BenchPath) => {
-        const want = path === 'vnic' || path === 'null' ? path : undefined;
-        if (loaded === want) return;
-        if (loaded) await s.unloadPlugin(loaded);
-        if (want) await s.loadPlugin(want);
-        loaded = want;
-      };
-      // Two unmeasured rounds: the first warms the JIT up and lets vnic learn its flows,
-      // the second (steady now) sizes the measured repetitions.
-      for (let r = -2; r < o.reps; r++) {
-        for (const { path, placement } of order) {
-          if (r === 0) tick(`${path} ${placement} @${size}B`);
-          const key = `${path}/${placement}`;
-          if (path === 'raw') {
-            if (r < 0) {
-              sized(key, (await runRawRing(warmup * 4, size)).pps);
-              continue;
-            }
-            const x = await runRawRing(counts.get(key)! * (o.frames > 0 ? 4 : 1), size);
-            reps.get('raw/cross')!.push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps, cpuUsPerFrame: x.cpuUsPerFrame });
-            continue;
-          }
-          await use(sim!, path);
-          const { from, to } = ends(path, placement);
-          if (r < 0) {
-            sized(key, (await runStream(sim!, { from, to, count: warmup, frameSize: size, window: windowFrames(size), srcPort })).pps);
-            continue;
-          }
-          reps.get(key)!.push(await measure(sim!, { from, to, count: counts.get(key)!, frameSize: size, window: windowFrames(size), srcPort }));
-        }
-      }
-      for (const { path, placement } of order) {
-        if (path === 'raw') {
-          cells.push(cell('raw', 'cross', size, reps.get('raw/cross')!, null));
-          continue;
-        }
-        await use(sim!, path);
-        const { from, to } = ends(path, placement);
-        const ping = await runPing(sim!, from, to, o.pings, Math.max(16, size - 42));
-        cells.push(cell(path, placement, size, reps.get(`${path}/${placement}`)!, { p50Us: ping.p50Us, p99Us: ping.p99Us }));
-      }
-      if (sim) await use(sim, 'unaccel');
+      cells.push(...(await measureSize(o, size, order, sim, tick)));
     } finally {
       await sim?.shutdown();
     }

@@ -88,7 +88,8 @@ class XsConnection {
       this.send(m.type, m.reqId, m.txId, value);
     } catch (e) {
       this.held = null;
-      const errno: XsdError = e instanceof XenstoreError || e instanceof XsWireError ? (XSD_ERRORS.includes(e.errno as XsdError) ? (e.errno as XsdError) : 'EINVAL') : 'EINVAL';
+      const errno: XsdError =
+        e instanceof XenstoreError || e instanceof XsWireError ? (XSD_ERRORS.includes(e.errno as XsdError) ? (e.errno as XsdError) : 'EINVAL') : 'EINVAL';
       this.send(XsType.ERROR, m.reqId, m.txId, `${errno}\0`);
     }
     for (const b of events) this.sock.write(b);
@@ -112,112 +113,117 @@ class XsConnection {
     return m.txId;
   }
 
+  /**
+   * The xs_wire message types this socket serves (xs_wire.h's XS_*), each
+   * with its handler: the payload's nul-separated strings in, the reply's
+   * payload out; an XsWireError becomes an XS_ERROR reply.
+   */
+  private readonly handlers: Partial<Record<number, (m: XsWireMessage, args: string[]) => string>> = {
+    [XsType.READ]: (m, args) => this.store.read(this.domid, this.abs(args[0]), this.tx(m)),
+    [XsType.DIRECTORY]: (m, args) => {
+      const out = nulTerminated(this.store.directory(this.domid, this.abs(args[0]), this.tx(m)));
+      if (Buffer.byteLength(out) > XENSTORE_PAYLOAD_MAX) throw new XsWireError('E2BIG', 'directory too large: use XS_DIRECTORY_PART');
+      return out;
+    },
+    [XsType.DIRECTORY_PART]: (m, args) => {
+      // "gen\0child\0...": children from `offset` while they fit; an empty string ends the list.
+      const all = this.store.directory(this.domid, this.abs(args[0]), this.tx(m));
+      const offset = Number(args[1] ?? 0);
+      let out = '0\0';
+      let i = Number.isInteger(offset) && offset >= 0 ? offset : 0;
+      for (; i < all.length; i++) {
+        const next = `${all[i]}\0`;
+        if (Buffer.byteLength(out + next) + 1 > XENSTORE_PAYLOAD_MAX) break;
+        out += next;
+      }
+      return i >= all.length ? out + '\0' : out;
+    },
+    [XsType.WRITE]: (m) => {
+      // "path\0value": the value is the rest of the payload, not nul-terminated.
+      const raw = m.payload.toString('utf8');
+      const nul = raw.indexOf('\0');
+      if (nul < 0) throw new XsWireError('EINVAL', 'write without a value');
+      this.store.write(this.domid, this.abs(raw.slice(0, nul)), raw.slice(nul + 1), this.tx(m));
+      return 'OK\0';
+    },
+    [XsType.MKDIR]: (m, args) => {
+      this.store.mkdir(this.domid, this.abs(args[0]), this.tx(m));
+      return 'OK\0';
+    },
+    [XsType.RM]: (m, args) => {
+      this.store.rm(this.domid, this.abs(args[0]), this.tx(m));
+      return 'OK\0';
+    },
+    [XsType.GET_PERMS]: (_m, args) => nulTerminated(this.store.getPerms(this.domid, this.abs(args[0])).map((p) => `${p.perm}${p.domid}`)),
+    [XsType.SET_PERMS]: (m, args) => {
+      const perms: PermEntry[] = args.slice(1).map((x) => {
+        const mm = /^([nrwb])(\d+)$/.exec(x);
+        if (!mm) throw new XsWireError('EINVAL', `permission "${x}" is not [nrwb]DOMID`);
+        return { perm: mm[1] as Perm, domid: Number(mm[2]) };
+      });
+      this.store.setPerms(this.domid, this.abs(args[0]), perms, this.tx(m));
+      return 'OK\0';
+    },
+    [XsType.WATCH]: (_m, args) => {
+      const [given, token] = args;
+      if (token === undefined) throw new XsWireError('EINVAL', 'watch without a token');
+      const path = this.abs(given);
+      // The store knows watches by (domain, path, token): make ours unique to this connection.
+      const key = `xs-wire-${this.id}:${token}`;
+      if (this.watches.some((w) => w.path === path && w.token === token)) throw new XsWireError('EEXIST', 'watch exists');
+      this.watches.push({ path, token, key });
+      this.store.watch(this.domid, path, key, (p) => this.send(XsType.WATCH_EVENT, 0, 0, nulTerminated([this.rel(p, given), token])));
+      return 'OK\0';
+    },
+    [XsType.UNWATCH]: (_m, args) => {
+      const path = this.abs(args[0]);
+      const i = this.watches.findIndex((w) => w.path === path && w.token === args[1]);
+      if (i < 0) throw new XsWireError('ENOENT', 'no such watch');
+      const [w] = this.watches.splice(i, 1);
+      this.store.unwatch(this.domid, w.path, w.key);
+      return 'OK\0';
+    },
+    [XsType.RESET_WATCHES]: (_m) => {
+      this.dropWatches();
+      return 'OK\0';
+    },
+    [XsType.TRANSACTION_START]: (_m) => {
+      const id = this.store.transactionStart(this.domid);
+      this.txs.add(id);
+      return `${id}\0`;
+    },
+    [XsType.TRANSACTION_END]: (m, args) => {
+      const id = this.tx(m);
+      if (id === undefined) throw new XsWireError('EINVAL', 'transaction end outside a transaction');
+      this.txs.delete(id);
+      if (!this.store.transactionEnd(this.domid, id, args[0] === 'T')) throw new XsWireError('EAGAIN', 'transaction conflict');
+      return 'OK\0';
+    },
+    [XsType.GET_DOMAIN_PATH]: (_m, args) => {
+      const n = Number(args[0]);
+      if (!Number.isInteger(n) || n < 0) throw new XsWireError('EINVAL', `domid "${args[0]}"`);
+      return `${domainPath(n)}\0`;
+    },
+    [XsType.IS_DOMAIN_INTRODUCED]: (_m, args) => {
+      const n = Number(args[0]);
+      return `${Number.isInteger(n) && this.store.directory(0, '/local/domain').includes(String(n)) ? 'T' : 'F'}\0`;
+    },
+    [XsType.RESTRICT]: (_m, args) => {
+      // Act as a domain from now on: only dom0 may, and a restricted connection stays restricted.
+      const n = Number(args[0]);
+      if (this.domid !== 0) throw new XsWireError('EACCES', 'only a privileged connection may restrict itself');
+      if (!Number.isInteger(n) || n <= 0 || n > 0x7fef) throw new XsWireError('EINVAL', `domid "${args[0]}"`);
+      this.dropWatches();
+      this.domid = n;
+      return 'OK\0';
+    },
+  };
+
   private answer(m: XsWireMessage): string {
-    const s = this.store;
-    const args = payloadStrings(m.payload);
-    const d = this.domid;
-    switch (m.type) {
-      case XsType.READ:
-        return s.read(d, this.abs(args[0]), this.tx(m));
-      case XsType.DIRECTORY: {
-        const out = nulTerminated(s.directory(d, this.abs(args[0]), this.tx(m)));
-        if (Buffer.byteLength(out) > XENSTORE_PAYLOAD_MAX) throw new XsWireError('E2BIG', 'directory too large: use XS_DIRECTORY_PART');
-        return out;
-      }
-      case XsType.DIRECTORY_PART: {
-        // "gen\0child\0...": children from `offset` while they fit; an empty string ends the list.
-        const all = s.directory(d, this.abs(args[0]), this.tx(m));
-        const offset = Number(args[1] ?? 0);
-        let out = '0\0';
-        let i = Number.isInteger(offset) && offset >= 0 ? offset : 0;
-        for (; i < all.length; i++) {
-          const next = `${all[i]}\0`;
-          if (Buffer.byteLength(out + next) + 1 > XENSTORE_PAYLOAD_MAX) break;
-          out += next;
-        }
-        return i >= all.length ? out + '\0' : out;
-      }
-      case XsType.WRITE: {
-        // "path\0value": the value is the rest of the payload, not nul-terminated.
-        const raw = m.payload.toString('utf8');
-        const nul = raw.indexOf('\0');
-        if (nul < 0) throw new XsWireError('EINVAL', 'write without a value');
-        s.write(d, this.abs(raw.slice(0, nul)), raw.slice(nul + 1), this.tx(m));
-        return 'OK\0';
-      }
-      case XsType.MKDIR:
-        s.mkdir(d, this.abs(args[0]), this.tx(m));
-        return 'OK\0';
-      case XsType.RM:
-        s.rm(d, this.abs(args[0]), this.tx(m));
-        return 'OK\0';
-      case XsType.GET_PERMS:
-        return nulTerminated(s.getPerms(d, this.abs(args[0])).map((p) => `${p.perm}${p.domid}`));
-      case XsType.SET_PERMS: {
-        const perms: PermEntry[] = args.slice(1).map((x) => {
-          const mm = /^([nrwb])(\d+)$/.exec(x);
-          if (!mm) throw new XsWireError('EINVAL', `permission "${x}" is not [nrwb]DOMID`);
-          return { perm: mm[1] as Perm, domid: Number(mm[2]) };
-        });
-        s.setPerms(d, this.abs(args[0]), perms, this.tx(m));
-        return 'OK\0';
-      }
-      case XsType.WATCH: {
-        const [given, token] = args;
-        if (token === undefined) throw new XsWireError('EINVAL', 'watch without a token');
-        const path = this.abs(given);
-        // The store knows watches by (domain, path, token): make ours unique to this connection.
-        const key = `xs-wire-${this.id}:${token}`;
-        if (this.watches.some((w) => w.path === path && w.token === token)) throw new XsWireError('EEXIST', 'watch exists');
-        this.watches.push({ path, token, key });
-        s.watch(d, path, key, (p) => this.send(XsType.WATCH_EVENT, 0, 0, nulTerminated([this.rel(p, given), token])));
-        return 'OK\0';
-      }
-      case XsType.UNWATCH: {
-        const path = this.abs(args[0]);
-        const i = this.watches.findIndex((w) => w.path === path && w.token === args[1]);
-        if (i < 0) throw new XsWireError('ENOENT', 'no such watch');
-        const [w] = this.watches.splice(i, 1);
-        s.unwatch(d, w.path, w.key);
-        return 'OK\0';
-      }
-      case XsType.RESET_WATCHES:
-        this.dropWatches();
-        return 'OK\0';
-      case XsType.TRANSACTION_START: {
-        const id = s.transactionStart(d);
-        this.txs.add(id);
-        return `${id}\0`;
-      }
-      case XsType.TRANSACTION_END: {
-        const id = this.tx(m);
-        if (id === undefined) throw new XsWireError('EINVAL', 'transaction end outside a transaction');
-        this.txs.delete(id);
-        if (!s.transactionEnd(d, id, args[0] === 'T')) throw new XsWireError('EAGAIN', 'transaction conflict');
-        return 'OK\0';
-      }
-      case XsType.GET_DOMAIN_PATH: {
-        const n = Number(args[0]);
-        if (!Number.isInteger(n) || n < 0) throw new XsWireError('EINVAL', `domid "${args[0]}"`);
-        return `${domainPath(n)}\0`;
-      }
-      case XsType.IS_DOMAIN_INTRODUCED: {
-        const n = Number(args[0]);
-        return `${Number.isInteger(n) && s.directory(0, '/local/domain').includes(String(n)) ? 'T' : 'F'}\0`;
-      }
-      case XsType.RESTRICT: {
-        // Act as a domain from now on: only dom0 may, and a restricted connection stays restricted.
-        const n = Number(args[0]);
-        if (this.domid !== 0) throw new XsWireError('EACCES', 'only a privileged connection may restrict itself');
-        if (!Number.isInteger(n) || n <= 0 || n > 0x7fef) throw new XsWireError('EINVAL', `domid "${args[0]}"`);
-        this.dropWatches();
-        this.domid = n;
-        return 'OK\0';
-      }
-      default:
-        // Introduce/release/resume/set-target belong to the toolstack that runs the domains (this simulation).
-        throw new XsWireError('ENOSYS', `${typeName(m.type)} is not served on this socket`);
-    }
+    const handler = this.handlers[m.type];
+    // Introduce/release/resume/set-target belong to the toolstack that runs the domains (this simulation).
+    if (!handler) throw new XsWireError('ENOSYS', `${typeName(m.type)} is not served on this socket`);
+    return handler(m, payloadStrings(m.payload));
   }
 
   private dropWatches(): void {

@@ -118,6 +118,117 @@ const RESERVED = new Set(['dom0', 'domain-0']);
 const DOMU_SLACK_PAGES = 16;
 const HEX4 = /^[0-9a-fA-F]{4}$/;
 
+/** Addresses claimed so far: each MAC and IP once, every IP in the one /16 all domains share. */
+class Claims {
+  private readonly macs = new Map<string, string>();
+  private readonly ips = new Map<string, string>();
+  private subnet: number | undefined;
+
+  constructor(private readonly c: Checker) {}
+
+  mac(mac: string | undefined, path: string): void {
+    if (!mac) return;
+    const prev = this.macs.get(mac);
+    if (prev) this.c.fail(path, `MAC ${mac} is already used by ${prev}`);
+    else this.macs.set(mac, path);
+  }
+
+  ip(ip: string | undefined, path: string): void {
+    if (!ip) return;
+    const prev = this.ips.get(ip);
+    if (prev) this.c.fail(path, `IP ${ip} is already used by ${prev}`);
+    else this.ips.set(ip, path);
+    const net = Math.floor(parseIp(ip) / 65536);
+    if (this.subnet === undefined) this.subnet = net;
+    else if (net !== this.subnet) this.c.fail(path, `${ip} is outside the /16 shared by every domain (all sit on one bridged segment)`);
+  }
+}
+
+/** What a host's and its domains' checks share. */
+interface HostScope {
+  c: Checker;
+  claims: Claims;
+  cpupools: Record<string, number[]> | undefined;
+}
+
+/** A domain's placement: pinned to a pCPU or in a cpupool (one that exists), not both. */
+function pinningOf(s: HostScope, x: Record<string, unknown>, path: string): Pinning {
+  const { c, cpupools } = s;
+  const out: Pinning = {};
+  if (x.pcpu !== undefined) out.pcpu = c.int(x.pcpu, `${path}.pcpu`, undefined, 0, 1023);
+  if (x.cpupool !== undefined) {
+    const pool = c.str(x.cpupool, `${path}.cpupool`);
+    if (pool !== undefined && !(cpupools && Object.hasOwn(cpupools, pool))) c.fail(`${path}.cpupool`, `no cpupool named "${pool}" (cpupools: ${Object.keys(cpupools ?? {}).join(', ') || 'none'})`);
+    out.cpupool = pool;
+  }
+  if (out.pcpu !== undefined && out.cpupool !== undefined) c.fail(path, 'pin to a pcpu or place in a cpupool, not both');
+  return out;
+}
+
+/** One domU of host `hname`: its name and domid unique on the host, memory enough for its vifs' buffers. */
+function validateDomU(s: HostScope, d: unknown, dp: string, di: number, hname: string, mtu: number, seen: { names: Set<string>; domids: Set<number> }): DomUSpec {
+  const { c, claims } = s;
+  const x = c.obj(d, dp, ['name', 'domid', 'memPages', 'vifs', 'pcpu', 'cpupool']) ?? {};
+  const dname = c.str(x.name, `${dp}.name`, NAME_RE, 'a domain name ([a-z0-9-])') ?? `d${di}`;
+  if (RESERVED.has(dname)) c.fail(`${dp}.name`, `"${dname}" is reserved: it names the host's dom0`);
+  if (seen.names.has(dname)) c.fail(`${dp}.name`, `domU name "${dname}" is used twice on ${hname}`);
+  seen.names.add(dname);
+  const domid = c.int(x.domid, `${dp}.domid`, di + 1, 1, 32767) ?? di + 1;
+  if (seen.domids.has(domid)) c.fail(`${dp}.domid`, `domid ${domid} is used twice on ${hname}`);
+  seen.domids.add(domid);
+  const vsIn = c.arr(x.vifs, `${dp}.vifs`);
+  // netfront's buffers for every vif, and a little for the kernel: what the guest really needs.
+  const need = Math.max(1, vsIn.length) * netfrontPages(mtu) + DOMU_SLACK_PAGES;
+  const memPages =
+    c.int(x.memPages, `${dp}.memPages`, Math.max(1024, need), need, 65536, ` (4 KiB pages: ${Math.max(1, vsIn.length)} vif(s) at MTU ${mtu} take ${netfrontPages(mtu)} pages each, plus ${DOMU_SLACK_PAGES})`) ?? need;
+  if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
+  const vifs: VifSpec[] = vsIn.map((v, vi) => {
+    const vp = `${dp}.vifs[${vi}]`;
+    const y = c.obj(v, vp, ['mac', 'ip']) ?? {};
+    const vif = { mac: c.mac(y.mac, `${vp}.mac`) ?? '', ip: c.ip(y.ip, `${vp}.ip`) ?? '' };
+    claims.mac(vif.mac, `${vp}.mac`);
+    claims.ip(vif.ip, `${vp}.ip`);
+    return vif;
+  });
+  return { name: dname, domid, memPages, vifs, ...pinningOf(s, x, dp) };
+}
+
+/** One host: its name unique, its NIC, its dom0 (memory enough for the NIC driver), its domUs, VIs enough for its vifs. */
+function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<string>): HostSpec {
+  const { c, claims } = s;
+  const hp = `hosts[${hi}]`;
+  const o = c.obj(h, hp, ['name', 'nic', 'dom0', 'domUs']) ?? {};
+  const hname = c.str(o.name, `${hp}.name`, NAME_RE, 'a host name ([a-z0-9-])') ?? `host${hi}`;
+  if (hostNames.has(hname)) c.fail(`${hp}.name`, `host name "${hname}" is used twice`);
+  hostNames.add(hname);
+  const n = c.obj(o.nic, `${hp}.nic`, ['vendor', 'device', 'mac', 'vis', 'mtu']) ?? {};
+  const nic = {
+    vendor: (c.str(n.vendor, `${hp}.nic.vendor`, HEX4, '4 hex digits') ?? '0000').toLowerCase(),
+    device: (c.str(n.device, `${hp}.nic.device`, HEX4, '4 hex digits') ?? '0000').toLowerCase(),
+    mac: c.mac(n.mac, `${hp}.nic.mac`) ?? '',
+    vis: c.int(n.vis, `${hp}.nic.vis`, 64, 1, 1024) ?? 64,
+    mtu: c.int(n.mtu, `${hp}.nic.mtu`, 1500, 68, 9000) ?? 1500,
+  };
+  claims.mac(nic.mac, `${hp}.nic.mac`);
+  const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages', 'pcpu', 'cpupool']) ?? {};
+  const dom0Min = dom0MinPages(nic.mtu);
+  const dom0 = {
+    ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '',
+    memPages:
+      c.int(d0.memPages, `${hp}.dom0.memPages`, Math.max(4096, dom0Min), dom0Min, 262144, ` (4 KiB pages: the NIC driver's RX ring and skbs need ${dom0Min} at MTU ${nic.mtu})`) ?? 4096,
+    ...pinningOf(s, d0, `${hp}.dom0`),
+  };
+  claims.ip(dom0.ip, `${hp}.dom0.ip`);
+  const dsIn = c.arr(o.domUs, `${hp}.domUs`);
+  if (dsIn.length > LIMITS.domUsPerHost) c.fail(`${hp}.domUs`, `at most ${LIMITS.domUsPerHost} domUs per host`);
+  const vifsHere = dsIn.reduce((k: number, d) => k + (Array.isArray((d as Obj)?.vifs) ? ((d as Obj).vifs as unknown[]).length : 0), 0);
+  const seen = { names: new Set<string>(), domids: new Set<number>() };
+  const domUs = dsIn.map((d, di) => validateDomU(s, d, `${hp}.domUs[${di}]`, di, hname, nic.mtu, seen));
+  // Each guest vif may be given a VI (VI 0 is dom0's): more vifs than VIs would leave some unaccelerated.
+  if (vifsHere > nic.vis - 1 && nic.vis > 1) c.fail(`${hp}.nic.vis`, `${nic.vis} VIs (one is dom0's) cannot give each of the host's ${vifsHere} vifs one: at least ${vifsHere + 1}`);
+  return { name: hname, nic, dom0, domUs };
+}
+
 export function validateTopology(input: unknown): Topology {
   const c = new Checker();
   const top = c.obj(input, '', ['name', 'hosts', 'switches', 'wires', 'cpupools']);
@@ -126,101 +237,13 @@ export function validateTopology(input: unknown): Topology {
   const hostsIn = c.arr(top.hosts, 'hosts');
   if (Array.isArray(top.hosts) && hostsIn.length === 0) c.fail('hosts', 'at least one host is needed');
   if (hostsIn.length > LIMITS.hosts) c.fail('hosts', `at most ${LIMITS.hosts} hosts`);
-  const cpupools = validatePools(c, top.cpupools);
-  const pinning = (x: Record<string, unknown>, path: string): Pinning => {
-    const out: Pinning = {};
-    if (x.pcpu !== undefined) out.pcpu = c.int(x.pcpu, `${path}.pcpu`, undefined, 0, 1023);
-    if (x.cpupool !== undefined) {
-      const pool = c.str(x.cpupool, `${path}.cpupool`);
-      if (pool !== undefined && !(cpupools && Object.hasOwn(cpupools, pool))) c.fail(`${path}.cpupool`, `no cpupool named "${pool}" (cpupools: ${Object.keys(cpupools ?? {}).join(', ') || 'none'})`);
-      out.cpupool = pool;
-    }
-    if (out.pcpu !== undefined && out.cpupool !== undefined) c.fail(path, 'pin to a pcpu or place in a cpupool, not both');
-    return out;
-  };
-  const macs = new Map<string, string>();
-  const ips = new Map<string, string>();
+  const scope: HostScope = { c, claims: new Claims(c), cpupools: validatePools(c, top.cpupools) };
   const hostNames = new Set<string>();
-  let subnet: number | undefined;
-
-  const claimMac = (mac: string | undefined, path: string) => {
-    if (!mac) return;
-    const prev = macs.get(mac);
-    if (prev) c.fail(path, `MAC ${mac} is already used by ${prev}`);
-    else macs.set(mac, path);
-  };
-  const claimIp = (ip: string | undefined, path: string) => {
-    if (!ip) return;
-    const prev = ips.get(ip);
-    if (prev) c.fail(path, `IP ${ip} is already used by ${prev}`);
-    else ips.set(ip, path);
-    const net = Math.floor(parseIp(ip) / 65536);
-    if (subnet === undefined) subnet = net;
-    else if (net !== subnet) c.fail(path, `${ip} is outside the /16 shared by every domain (all sit on one bridged segment)`);
-  };
-
-  const hosts: HostSpec[] = hostsIn.map((h, hi) => {
-    const hp = `hosts[${hi}]`;
-    const o = c.obj(h, hp, ['name', 'nic', 'dom0', 'domUs']) ?? {};
-    const hname = c.str(o.name, `${hp}.name`, NAME_RE, 'a host name ([a-z0-9-])') ?? `host${hi}`;
-    if (hostNames.has(hname)) c.fail(`${hp}.name`, `host name "${hname}" is used twice`);
-    hostNames.add(hname);
-    const n = c.obj(o.nic, `${hp}.nic`, ['vendor', 'device', 'mac', 'vis', 'mtu']) ?? {};
-    const nic = {
-      vendor: (c.str(n.vendor, `${hp}.nic.vendor`, HEX4, '4 hex digits') ?? '0000').toLowerCase(),
-      device: (c.str(n.device, `${hp}.nic.device`, HEX4, '4 hex digits') ?? '0000').toLowerCase(),
-      mac: c.mac(n.mac, `${hp}.nic.mac`) ?? '',
-      vis: c.int(n.vis, `${hp}.nic.vis`, 64, 1, 1024) ?? 64,
-      mtu: c.int(n.mtu, `${hp}.nic.mtu`, 1500, 68, 9000) ?? 1500,
-    };
-    claimMac(nic.mac, `${hp}.nic.mac`);
-    const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages', 'pcpu', 'cpupool']) ?? {};
-    const dom0Min = dom0MinPages(nic.mtu);
-    const dom0 = {
-      ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '',
-      memPages: c.int(d0.memPages, `${hp}.dom0.memPages`, Math.max(4096, dom0Min), dom0Min, 262144, ` (4 KiB pages: the NIC driver's RX ring and skbs need ${dom0Min} at MTU ${nic.mtu})`) ?? 4096,
-      ...pinning(d0, `${hp}.dom0`),
-    };
-    claimIp(dom0.ip, `${hp}.dom0.ip`);
-    const dsIn = c.arr(o.domUs, `${hp}.domUs`);
-    if (dsIn.length > LIMITS.domUsPerHost) c.fail(`${hp}.domUs`, `at most ${LIMITS.domUsPerHost} domUs per host`);
-    const vifsHere = dsIn.reduce((n: number, d) => n + (Array.isArray((d as Obj)?.vifs) ? ((d as Obj).vifs as unknown[]).length : 0), 0);
-    const dnames = new Set<string>();
-    const domids = new Set<number>();
-    const domUs: DomUSpec[] = dsIn.map((d, di) => {
-      const dp = `${hp}.domUs[${di}]`;
-      const x = c.obj(d, dp, ['name', 'domid', 'memPages', 'vifs', 'pcpu', 'cpupool']) ?? {};
-      const dname = c.str(x.name, `${dp}.name`, NAME_RE, 'a domain name ([a-z0-9-])') ?? `d${di}`;
-      if (RESERVED.has(dname)) c.fail(`${dp}.name`, `"${dname}" is reserved: it names the host's dom0`);
-      if (dnames.has(dname)) c.fail(`${dp}.name`, `domU name "${dname}" is used twice on ${hname}`);
-      dnames.add(dname);
-      const domid = c.int(x.domid, `${dp}.domid`, di + 1, 1, 32767) ?? di + 1;
-      if (domids.has(domid)) c.fail(`${dp}.domid`, `domid ${domid} is used twice on ${hname}`);
-      domids.add(domid);
-      const vsIn = c.arr(x.vifs, `${dp}.vifs`);
-      // netfront's buffers for every vif, and a little for the kernel: what the guest really needs.
-      const need = Math.max(1, vsIn.length) * netfrontPages(nic.mtu) + DOMU_SLACK_PAGES;
-      const memPages = c.int(x.memPages, `${dp}.memPages`, Math.max(1024, need), need, 65536, ` (4 KiB pages: ${Math.max(1, vsIn.length)} vif(s) at MTU ${nic.mtu} take ${netfrontPages(nic.mtu)} pages each, plus ${DOMU_SLACK_PAGES})`) ?? need;
-      if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
-      const vifs: VifSpec[] = vsIn.map((v, vi) => {
-        const vp = `${dp}.vifs[${vi}]`;
-        const y = c.obj(v, vp, ['mac', 'ip']) ?? {};
-        const vif = { mac: c.mac(y.mac, `${vp}.mac`) ?? '', ip: c.ip(y.ip, `${vp}.ip`) ?? '' };
-        claimMac(vif.mac, `${vp}.mac`);
-        claimIp(vif.ip, `${vp}.ip`);
-        return vif;
-      });
-      return { name: dname, domid, memPages, vifs, ...pinning(x, dp) };
-    });
-    // Each guest vif may be given a VI (VI 0 is dom0's): more vifs than VIs would leave some unaccelerated.
-    if (vifsHere > nic.vis - 1 && nic.vis > 1) c.fail(`${hp}.nic.vis`, `${nic.vis} VIs (one is dom0's) cannot give each of the host's ${vifsHere} vifs one: at least ${vifsHere + 1}`);
-    return { name: hname, nic, dom0, domUs };
-  });
-
+  const hosts = hostsIn.map((h, hi) => validateHost(scope, h, hi, hostNames));
   const switches = validateSwitches(c, top.switches, hostNames);
   const wires = validateWires(c, top.wires, hosts, switches);
   if (c.issues.length) throw new TopologyError(c.issues);
-  return { name, hosts, switches, wires, ...(cpupools ? { cpupools } : {}) };
+  return { name, hosts, switches, wires, ...(scope.cpupools ? { cpupools: scope.cpupools } : {}) };
 }
 
 function validatePools(c: Checker, v: unknown): Record<string, number[]> | undefined {
