@@ -30,7 +30,8 @@ export interface CaptureTarget {
   prefix: string;
   /** The kernel's bus address: a domain that arrives by migration keeps it, and replaces its old target. */
   addr: number;
-  request(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown>;
+  /** A capture op (@xsim/hypervisor's CAPTURE_OPS_TABLE: every kernel serves them). */
+  request<K extends OpName<CaptureOps>>(op: K, args: OpArgs<CaptureOps, K>, shared?: SharedArrayBuffer[]): Promise<OpReply<CaptureOps, K>>;
 }
 
 export interface CaptureOptions {
@@ -52,6 +53,7 @@ export interface CaptureOptions {
 export type Hold = <T>(p: Promise<T>) => Promise<T>;
 
 import type { CaptureSummary } from './schema/run.ts';
+import type { CaptureOps, OpArgs, OpName, OpReply } from '@xsim/hypervisor';
 
 export type { CaptureSummary };
 

@@ -14,6 +14,7 @@ import { parseMac, type Topology } from './topo/index.ts';
 import { vifAt, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import type { Placement } from './placement.ts';
 import type { TraceOptions } from './trace.ts';
+import type { DomainOps, FabricOps, OpArgs, OpName, OpReply, OpRequestParams } from '@xsim/hypervisor';
 
 export interface SimulationOptions {
   /** pCPU worker threads (default: the machine's cores). */
@@ -58,7 +59,7 @@ export interface RunningDomain {
   uid: Addr;
   ip: string;
   pcpu: number;
-  ctl: RpcEndpoint;
+  ctl: RpcEndpoint<DomainOps>;
   /** Set if the domain crashed (its code threw). */
   crashed?: string;
   /** Set if the domain stopped answering (its code never yields): what it did not answer. */
@@ -77,7 +78,7 @@ export interface DomainHooks {
 export class ToolstackContext {
   readonly domains: RunningDomain[] = [];
   readonly hosts: HostResources[] = [];
-  readonly fabricCtl: RpcEndpoint;
+  readonly fabricCtl: RpcEndpoint<FabricOps>;
   /** Bring-up is over: a crash from now on is cleaned up like a destroy. */
   started = false;
   stopped = false;
@@ -90,7 +91,7 @@ export class ToolstackContext {
     readonly placement: Placement,
     readonly opts: SimulationOptions,
   ) {
-    this.fabricCtl = new RpcEndpoint(runtime.bus, ADDR_TOOLSTACK, ADDR_FABRIC, CH.control, { setTimer: runtime.setTimer }).listen();
+    this.fabricCtl = new RpcEndpoint<FabricOps>(runtime.bus, ADDR_TOOLSTACK, ADDR_FABRIC, CH.control, { setTimer: runtime.setTimer }).listen();
   }
 
   /** A fresh bus address for a domain. */
@@ -160,7 +161,7 @@ export class ToolstackContext {
   }
 
   /** A request to the NIC hardware, with the usual deadline. */
-  fabric(op: string, args: Record<string, unknown>, shared?: SharedArrayBuffer[]): Promise<unknown> {
+  fabric<K extends OpName<FabricOps>>(op: K, args: OpArgs<FabricOps, K>, shared?: SharedArrayBuffer[]): Promise<OpReply<FabricOps, K>> {
     return this.fabricCtl.request(op, args, this.answerMs, shared);
   }
 
@@ -172,7 +173,7 @@ export class ToolstackContext {
   }
 
   track(h: HostResources, d: DomainMemory, ip: string): RunningDomain {
-    const ctl = new RpcEndpoint(this.runtime.bus, ADDR_TOOLSTACK, d.uid, CH.control, { setTimer: this.runtime.setTimer }).listen();
+    const ctl = new RpcEndpoint<DomainOps>(this.runtime.bus, ADDR_TOOLSTACK, d.uid, CH.control, { setTimer: this.runtime.setTimer }).listen();
     const rd: RunningDomain = { host: h.spec.name, name: d.domid === 0 ? 'dom0' : d.name, domid: d.domid, uid: d.uid, ip, pcpu: d.pcpu, ctl };
     this.domains.push(rd);
     return rd;
@@ -250,12 +251,14 @@ export class ToolstackContext {
     return h;
   }
 
-  async request(ref: DomainRef, op: string, args: unknown = {}, timeoutMs = 120_000, shared?: SharedArrayBuffer[]): Promise<unknown> {
+  /** A request to a domain: the op and its arguments are DomainOps' (abi/dom0-ops.ts, guest-ops.ts), checked by the compiler. */
+  async request<K extends OpName<DomainOps>>(ref: DomainRef, op: K, ...rest: OpRequestParams<DomainOps, K>): Promise<OpReply<DomainOps, K>> {
+    const [args = {} as OpArgs<DomainOps, K>, timeoutMs = 120_000, shared] = rest;
     return this.ask(this.domain(ref), op, args, timeoutMs, shared);
   }
 
   /** A request to one domain with a deadline; a domain that misses it because its pCPU is stuck in it is marked hung. */
-  async ask(d: RunningDomain, op: string, args: unknown, timeoutMs: number, shared?: SharedArrayBuffer[]): Promise<unknown> {
+  async ask<K extends OpName<DomainOps>>(d: RunningDomain, op: K, args: OpArgs<DomainOps, K>, timeoutMs: number, shared?: SharedArrayBuffer[]): Promise<OpReply<DomainOps, K>> {
     if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed}`);
     if (d.hung) throw new Error(`${d.host}/${d.name} is hung (${d.hung})`);
     try {

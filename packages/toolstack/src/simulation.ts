@@ -23,6 +23,7 @@ import type { TraceOptions, TraceSummary } from './trace.ts';
 import type { CaptureOptions, CaptureSummary } from './capture.ts';
 import { Observers } from './observers.ts';
 import { ToolstackContext, type DomainRef, type RunningDomain, type SimulationOptions } from './context.ts';
+import type { DomainOps, OpName, OpReply, OpRequestParams } from '@xsim/hypervisor';
 
 export type { DomainRef, RunningDomain, SimulationOptions };
 
@@ -122,8 +123,9 @@ export class Simulation {
     return this.ctx.hostNames(host);
   }
 
-  request(ref: DomainRef, op: string, args: unknown = {}, timeoutMs = 120_000, shared?: SharedArrayBuffer[]): Promise<unknown> {
-    return this.ctx.request(ref, op, args, timeoutMs, shared);
+  /** A request to a domain: a misspelt op or a wrong argument is a compile error (DomainOps: @xsim/hypervisor's abi/dom0-ops.ts, guest-ops.ts). */
+  request<K extends OpName<DomainOps>>(ref: DomainRef, op: K, ...rest: OpRequestParams<DomainOps, K>): Promise<OpReply<DomainOps, K>> {
+    return this.ctx.request(ref, op, ...rest);
   }
 
   /** xl create: a guest with one vif on `host`, connected (full xenbus handshake) when this resolves. */

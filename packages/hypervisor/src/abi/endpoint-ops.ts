@@ -21,6 +21,20 @@ import { op, replyOf } from './ops.ts';
 const vif = Type.Optional(Type.Number());
 const opt = () => Type.Optional(Type.Number());
 
+/** ping's answer: frames sent and the round trips' summary (netstack's LatencySummary). */
+export interface PingReply {
+  sent: number;
+  count: number;
+  lost: number;
+  minUs: number;
+  p50Us: number;
+  p99Us: number;
+  maxUs: number;
+  meanUs: number;
+  /** Set if the domain was suspended while it pinged. */
+  interrupted?: string;
+}
+
 export const ENDPOINT_OPS = {
   arp_resolve: op(Type.Object({ ip: Type.String(), timeoutMs: opt(), vif }), replyOf<{ resolved: boolean; mac: number }>()),
   stream_recv: op(
@@ -41,6 +55,6 @@ export const ENDPOINT_OPS = {
     }),
     replyOf<{ sent: number; elapsedMs: number; stalls: number }>(),
   ),
-  ping: op(Type.Object({ dstIp: Type.String(), count: opt(), size: opt(), timeoutMs: opt(), vif }), replyOf<Record<string, unknown>>()),
+  ping: op(Type.Object({ dstIp: Type.String(), count: opt(), size: opt(), timeoutMs: opt(), vif }), replyOf<PingReply>()),
 } as const;
 export type EndpointOps = typeof ENDPOINT_OPS;

@@ -18,6 +18,7 @@
 import { Type } from '@sinclair/typebox';
 import { NO_ARGS, op, replyOf, type OpDef } from './ops.ts';
 import { CAPTURE_OPS_TABLE, KERNEL_OPS } from './kernel-ops.ts';
+import type { Dom0Ops } from './dom0-ops.ts';
 import { ENDPOINT_OPS } from './endpoint-ops.ts';
 
 export interface SuspendRecord {
@@ -44,4 +45,6 @@ export type GuestOps = typeof GUEST_OPS;
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface GuestExtensionOps {}
-export type GuestExtensionOpTable = GuestExtensionOps & Record<never, OpDef>;
+
+/** What the toolstack may ask of any domain (dom0 or a guest, the stock kernels and extensions): where both serve an op, it is the same op. */
+export type DomainOps = Dom0Ops & GuestOps & { [K in keyof GuestExtensionOps]: GuestExtensionOps[K] extends OpDef ? GuestExtensionOps[K] : never };

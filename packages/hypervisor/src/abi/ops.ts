@@ -44,5 +44,7 @@ export type OpName<T extends OpTable> = keyof T & string;
 export type OpArgs<T extends OpTable, K extends OpName<T>> = Static<T[K]['args']>;
 export type OpReply<T extends OpTable, K extends OpName<T>> = Static<T[K]['reply']>;
 
-/** A sender's arguments: optional when the op takes none (or only optional ones). */
-export type OpArgsParam<T extends OpTable, K extends OpName<T>> = {} extends OpArgs<T, K> ? [args?: OpArgs<T, K>] : [args: OpArgs<T, K>];
+/** A sender's arguments, deadline and shared memory: the arguments optional when the op takes none (or only optional ones). */
+export type OpRequestParams<T extends OpTable, K extends OpName<T>> = {} extends OpArgs<T, K>
+  ? [args?: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]]
+  : [args: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]];
