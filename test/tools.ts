@@ -102,7 +102,8 @@ export function needs(...tools: Tool[]): TestOptions {
   const missing = tools.filter((t) => !toolPresent(t));
   if (missing.length === 0) return {};
   if (process.env.CI === 'true') {
-    throw new Error(`${missing.join(', ')} not installed (Debian ${packagesOf(missing).join(', ')}): these tests drive it, and CI=true runs every test. Install with: ${installLine(missing)}`);
+    const what = missing.length === 1 ? 'it' : 'them';
+    throw new Error(`${missing.join(', ')} not installed (Debian ${packagesOf(missing).join(', ')}): this test file runs ${what}, and with CI=true every test runs, none is skipped. Install with: ${installLine(missing)}`);
   }
   const meta: ToolsMeta = { missingTools: missing.map((tool) => ({ tool, pkg: TOOLS[tool] })) };
   return { skip: true, meta };
