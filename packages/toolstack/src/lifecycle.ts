@@ -8,7 +8,7 @@
  * filters through the plugin's vifGone, event-channel ports, xenstore
  * watches, its RAM in dom0 and the NIC, its MAC in every bridge and switch).
  */
-import { SHUTDOWN_POWEROFF, XenbusState, logWarn, controlShutdownPath, domainPath, vifBackendRoot, type Addr } from '@xsim/hypervisor';
+import { SHUTDOWN_POWEROFF, XenbusState, logWarn, controlShutdownPath, domainPath, vifBackendRoot } from '@xsim/hypervisor';
 import { parseMac, type DomUSpec } from './topo/index.ts';
 import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { domainMemory, rmTree, vifAt, type DomainMemory, type HostResources } from './host.ts';

@@ -24,7 +24,7 @@
  * fed from the file.
  */
 import { readFile, writeFile, rename } from 'node:fs/promises';
-import { GrantTable, GuestMemory, PageMirror, SaveStreamError, XenbusState, crossThreadNow, decodeSaveStream, encodeSaveStream, type Addr, type DomainSpec, type SavedDomain } from '@xsim/hypervisor';
+import { GrantTable, GuestMemory, PageMirror, SaveStreamError, XenbusState, crossThreadNow, decodeSaveStream, encodeSaveStream, type Addr, type SavedDomain } from '@xsim/hypervisor';
 import type { GuestConfig } from '@xsim/netfront';
 import { validateAddition } from './addresses.ts';
 import { dropDelta, movedStats } from './drops.ts';

@@ -5,7 +5,7 @@
  * NIC hardware), guests that come up or go while one runs, and the names a
  * trace gives its tracks.
  */
-import { ADDR_FABRIC, logWarn, type Addr, type Runtime } from '@xsim/hypervisor';
+import { ADDR_FABRIC, logWarn, type Addr } from '@xsim/hypervisor';
 import { PacketCapture, type CaptureOptions, type CaptureSummary, type CaptureTarget } from './capture.ts';
 import { TraceSession, type TraceOptions, type TraceSummary } from './trace.ts';
 import type { RunningDomain, ToolstackContext } from './context.ts';

@@ -26,7 +26,7 @@ export function vdpaMgmtdevs(list: MgmtDev[]): { mgmtdev: Record<string, Json> }
   return { mgmtdev: o };
 }
 
-const mgmtdevList: ManageVerb = async ({ rest, call, out, host }) => {
+const mgmtdevList: ManageVerb = async ({ rest, call, out }) => {
   const all = (await call('mgmtdev.list')) as MgmtDev[];
   const list = rest[0] ? all.filter((m) => m.name === rest[0] || m.host === rest[0]) : all;
   if (rest[0] && list.length === 0) throw new Error(`no management device "${rest[0]}" (have: ${all.map((m) => m.name).join(', ')})`);
@@ -38,7 +38,7 @@ const mgmtdevList: ManageVerb = async ({ rest, call, out, host }) => {
   );
 };
 
-const mgmtdevSet: ManageVerb = async ({ rest, call, out, host }) => {
+const mgmtdevSet: ManageVerb = async ({ rest, call, out }) => {
   // vdpa dev set / ip link set style: mgmtdev set DEV link up|down | mtu N | reset
   const [name, attr, value, ...extra] = rest;
   const usage = 'usage: xsim mgmtdev set DEV link up|down | mtu N | reset';

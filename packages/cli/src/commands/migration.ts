@@ -4,7 +4,7 @@
  */
 import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs, progressLines, simulationLogLevel } from '../args.ts';
 import { migrationReport, saveJson } from '@xsim/bench';
-import { MIGRATION_CASES, runMigrationBench, type MigrationCase, type MigrationJson } from '@xsim/bench';
+import { MIGRATION_CASES, runMigrationBench, type MigrationCase } from '@xsim/bench';
 
 export async function migrationCommand(argv: string[]): Promise<number> {
   const p = parseArgs(argv, ['cases', 'reps', 'frames', 'size', 'window', 'after', 'pcpus', 'seed', 'out'], ['j', 'json', ...LOG_BOOLEANS]);

@@ -4,7 +4,7 @@ import type { ManageVerb } from './manage-verb.ts';
 
 type Json = Record<string, unknown>;
 
-const pluginList: ManageVerb = async ({ call, out, host }) => {
+const pluginList: ManageVerb = async ({ call, out }) => {
   const list = (await call('plugin.list')) as PluginView[];
   return out(list, () =>
     list.length

@@ -22,8 +22,13 @@ import {
   table,
   type DomainRef,
   type IntervalSample,
+  type CaptureSummary,
   type RunJson,
+  type StreamResult,
+  type Topology,
+  type TraceSummary,
 } from '@xsim/toolstack';
+import type { LogLevel } from '@xsim/hypervisor';
 import { LOG_BOOLEANS, RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, logLevelFlag, numFlag, parseArgs, runtimeFlags } from '../args.ts';
 import { domainTable, dropLines, intervalHeader, intervalLine, nicTable, switchTable, vifTable } from './run-tables.ts';
 
@@ -45,51 +50,90 @@ const VALUED = [
 ];
 const BOOLEANS = ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS, ...LOG_BOOLEANS];
 
-export async function runCommand(argv: string[]): Promise<number> {
+interface RunOptions {
+  topo: Topology;
+  from: DomainRef;
+  to: DomainRef;
+  count: number;
+  size: number;
+  window: number;
+  interval: number | undefined;
+  capture: string[] | undefined;
+  captureFile: string;
+  snaplen: number;
+  traceFile: string | undefined;
+  traceSample: number;
+  json: boolean;
+  pretty: boolean;
+  serve: { socket: string; idle: boolean } | undefined;
+  plugin: string | undefined;
+  logLevel: LogLevel;
+  where: ReturnType<typeof runtimeFlags>;
+}
+
+/** Every option checked before anything starts: a frame the path cannot carry would only fail at the sender. */
+async function runOptions(argv: string[]): Promise<RunOptions> {
   const p = parseArgs(argv, VALUED, BOOLEANS);
-  const where = runtimeFlags(p);
-  const logLevel = logLevelFlag(p);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
-  const count = intFlag(p, 'count', 200_000, 1, 100_000_000);
-  const size = intFlag(p, 'size', 1500, 64, 9018);
-  // Flow-controlled by default (a 256-frame credit window, as the benchmark runs): an unpaced
-  // UDP blast (--window 0) mostly measures how fast the receiver's queues overflow.
-  const window = intFlag(p, 'window', 256, 0, 1_000_000);
-  // iperf3's -i: a line per interval while the stream runs (seconds, on the simulation's clock).
-  const interval = p.flags.has('interval') ? numFlag(p, 'interval', 1, 0.01, 3600) : undefined;
+  const str = (k: string) => (typeof p.flags.get(k) === 'string' ? String(p.flags.get(k)) : undefined);
   // tcpdump's -w and -s: capture at these tap points into one pcapng file.
   const capture = p.flags.has('capture') ? String(p.flags.get('capture')).split(',') : undefined;
   if (!capture && (p.flags.has('capture-file') || p.flags.has('snaplen')))
     throw new Error('--capture-file and --snaplen go with --capture SPEC[,SPEC...] (which tap points to capture at)');
-  const captureFile = typeof p.flags.get('capture-file') === 'string' ? String(p.flags.get('capture-file')) : 'xsim.pcapng';
-  const snaplen = intFlag(p, 'snaplen', 262_144, 14, 262_144);
   // Chrome / Perfetto trace events of every thread, and every Nth frame's journey.
-  const traceFile = typeof p.flags.get('trace') === 'string' ? String(p.flags.get('trace')) : undefined;
+  const traceFile = str('trace');
   if (!traceFile && p.flags.has('trace-sample')) throw new Error('--trace-sample goes with --trace FILE');
-  const traceSample = intFlag(p, 'trace-sample', 1024, 1, 1 << 30);
   const ends = defaultEnds(topo);
-  const from = p.flags.has('from') ? parseDomainRef(String(p.flags.get('from'))) : ends.from;
-  const to = p.flags.has('to') ? parseDomainRef(String(p.flags.get('to'))) : ends.to;
-  // Checked before anything starts: a frame the path cannot carry would only fail at the sender.
-  checkEnds(topo, { from, to }, size);
-  const json = p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty');
-  const pretty = p.flags.has('p') || p.flags.has('pretty');
+  const o: RunOptions = {
+    topo,
+    from: p.flags.has('from') ? parseDomainRef(String(p.flags.get('from'))) : ends.from,
+    to: p.flags.has('to') ? parseDomainRef(String(p.flags.get('to'))) : ends.to,
+    count: intFlag(p, 'count', 200_000, 1, 100_000_000),
+    size: intFlag(p, 'size', 1500, 64, 9018),
+    // Flow-controlled by default (a 256-frame credit window, as the benchmark runs): an unpaced
+    // UDP blast (--window 0) mostly measures how fast the receiver's queues overflow.
+    window: intFlag(p, 'window', 256, 0, 1_000_000),
+    // iperf3's -i: a line per interval while the stream runs (seconds, on the simulation's clock).
+    interval: p.flags.has('interval') ? numFlag(p, 'interval', 1, 0.01, 3600) : undefined,
+    capture,
+    captureFile: str('capture-file') ?? 'xsim.pcapng',
+    snaplen: intFlag(p, 'snaplen', 262_144, 14, 262_144),
+    traceFile,
+    traceSample: intFlag(p, 'trace-sample', 1024, 1, 1 << 30),
+    json: p.flags.has('j') || p.flags.has('json') || p.flags.has('p') || p.flags.has('pretty'),
+    pretty: p.flags.has('p') || p.flags.has('pretty'),
+    serve: p.flags.has('serve') ? { socket: str('socket') ?? defaultSocketPath(), idle: p.flags.has('idle') } : undefined,
+    plugin: str('plugin'),
+    logLevel: logLevelFlag(p),
+    where: runtimeFlags(p),
+  };
+  checkEnds(topo, { from: o.from, to: o.to }, o.size);
+  return o;
+}
+
+function topologyLine(topo: Topology): string {
+  const domUs = topo.hosts.reduce((a, h) => a + h.domUs.length, 0);
+  return topo.hosts.length <= 4
+    ? `xsim: topology "${topo.name}": ${topo.hosts.map((h) => `${h.name} (dom0 + ${h.domUs.map((d) => d.name).join(', ')})`).join(', ')}`
+    : `xsim: topology "${topo.name}": ${topo.hosts.length} hosts (${topo.hosts[0].name} .. ${topo.hosts[topo.hosts.length - 1].name}), ${domUs} domUs, ${topo.switches.length} switches, ${topo.wires.length} wires`;
+}
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const o = await runOptions(argv);
   const say = (s: string) => {
-    if (!json) process.stdout.write(s + '\n');
+    if (!o.json) process.stdout.write(s + '\n');
   };
   // Progress lines ("xsim: ..."): left out with --quiet, which keeps the results.
   const note = (s: string) => {
-    if (logLevel !== 'warn') say(s);
+    if (o.logLevel !== 'warn') say(s);
   };
-
-  const domUs = topo.hosts.reduce((a, h) => a + h.domUs.length, 0);
-  note(
-    topo.hosts.length <= 4
-      ? `xsim: topology "${topo.name}": ${topo.hosts.map((h) => `${h.name} (dom0 + ${h.domUs.map((d) => d.name).join(', ')})`).join(', ')}`
-      : `xsim: topology "${topo.name}": ${topo.hosts.length} hosts (${topo.hosts[0].name} .. ${topo.hosts[topo.hosts.length - 1].name}), ${domUs} domUs, ${topo.switches.length} switches, ${topo.wires.length} wires`,
-  );
+  note(topologyLine(o.topo));
   const t0 = performance.now();
-  const sim = await Simulation.start(topo, { ...where, logLevel, ...(traceFile ? { trace: { file: traceFile, sample: traceSample } } : {}) });
+  const sim = await Simulation.start(o.topo, {
+    ...o.where,
+    logLevel: o.logLevel,
+    ...(o.traceFile ? { trace: { file: o.traceFile, sample: o.traceSample } } : {}),
+  });
   const th = sim.threads();
   // A deterministic run's output must not depend on the machine: no wall-clock figures in it.
   const det = sim.runtime.kind === 'deterministic';
@@ -97,91 +141,89 @@ export async function runCommand(argv: string[]): Promise<number> {
   note(`xsim: ${th.model}; ${th.placement}`);
   if (det) note('xsim: times and rates below are on the virtual clock (a fixed cost per busy round), not measurements');
   try {
-    const plugin = p.flags.get('plugin');
-    if (typeof plugin === 'string') {
-      await sim.loadPlugin(plugin);
-      note(`xsim: plugin ${plugin} loaded on every host`);
+    if (o.plugin) {
+      await sim.loadPlugin(o.plugin);
+      note(`xsim: plugin ${o.plugin} loaded on every host`);
     }
-    if (capture) {
-      const c = await sim.captureStart(capture, { file: captureFile, snaplen });
+    if (o.capture) {
+      const c = await sim.captureStart(o.capture, { file: o.captureFile, snaplen: o.snaplen });
       note(`xsim: capturing at ${c.interfaces.length} tap point(s) into ${c.file}: ${c.interfaces.join(', ')}`);
     }
-    if (traceFile) note(`xsim: tracing every thread since boot into ${traceFile} (and the journey of every ${traceSample}th frame)`);
-    if (p.flags.has('serve')) {
-      const socket = typeof p.flags.get('socket') === 'string' ? String(p.flags.get('socket')) : defaultSocketPath();
-      return await serve(sim, socket, { from, to, count, size, window, idle: p.flags.has('idle') });
-    }
-    if (interval !== undefined) say(intervalHeader());
-    const res = await runScenario(sim, {
-      from,
-      to,
-      count,
-      frameSize: size,
-      window,
-      onPing: (ping) => {
-        note(
-          `xsim: ping ${from.host}/${from.domain} -> ${to.host}/${to.domain}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`,
-        );
-        note(`xsim: streaming ${count} frames of ${size} bytes ${from.host}/${from.domain} -> ${to.host}/${to.domain} ...`);
-      },
-      ...(interval !== undefined ? { interval: { ms: interval * 1000, each: (x: IntervalSample) => say(intervalLine(x)) } } : {}),
-    });
-    const { ping, stream: r, intervals, stats } = res;
-    const captured = capture ? await sim.captureStop() : undefined;
-    const traced = traceFile ? await sim.traceStop() : undefined;
-    if (json) {
-      const result: RunJson = {
-        schema: RUN_SCHEMA,
-        meta: runMeta(det ? null : sim.runtime.pcpus, { deterministic: det }),
-        topology: topo.name,
-        ping,
-        stream: r,
-        ...(interval !== undefined ? { intervals } : {}),
-        ...(captured ? { capture: captured } : {}),
-        ...(traced ? { trace: traced } : {}),
-        stats,
-      };
-      process.stdout.write(JSON.stringify(result, null, pretty ? 2 : 0) + '\n');
-      return r.delivered + r.lost === r.count ? 0 : 1;
-    }
-    say('');
-    say(
-      table(
-        ['stream', 'sent', 'delivered', 'lost', 'dup', 'reord', 'Mpps', 'Gbit/s'],
-        [[`${r.from} -> ${r.to} @${r.frameSize}B`, r.sent, r.delivered, r.lost, r.duplicated, r.reordered, r.pps / 1e6, r.gbps]],
-      ),
-    );
-    for (const t of [domainTable(stats), vifTable(stats), nicTable(stats), switchTable(stats)]) {
-      if (t === null) continue;
-      say('');
-      say(t);
-    }
-    const drops = dropLines(stats);
-    if (drops.length) {
-      say('');
-      say('drop counters (non-zero):');
-      for (const d of drops) say(`  ${d}`);
-    }
-    if (captured) {
-      say('');
-      say(`capture ${captured.file} (${captured.bytes} octets; read it with tshark -r or Wireshark):`);
-      say(
+    if (o.traceFile) note(`xsim: tracing every thread since boot into ${o.traceFile} (and the journey of every ${o.traceSample}th frame)`);
+    if (o.serve) return await serve(sim, o.serve.socket, { from: o.from, to: o.to, count: o.count, size: o.size, window: o.window, idle: o.serve.idle });
+    return await scenario(sim, o, det, say, note);
+  } finally {
+    await sim.shutdown();
+  }
+}
+
+/** Ping, stream, then print (or write as JSON) what every layer counted; 1 if a frame is unaccounted for. */
+async function scenario(sim: Simulation, o: RunOptions, det: boolean, say: (s: string) => void, note: (s: string) => void): Promise<number> {
+  const { from, to, count, size } = o;
+  if (o.interval !== undefined) say(intervalHeader());
+  const res = await runScenario(sim, {
+    from,
+    to,
+    count,
+    frameSize: size,
+    window: o.window,
+    onPing: (ping) => {
+      note(
+        `xsim: ping ${from.host}/${from.domain} -> ${to.host}/${to.domain}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`,
+      );
+      note(`xsim: streaming ${count} frames of ${size} bytes ${from.host}/${from.domain} -> ${to.host}/${to.domain} ...`);
+    },
+    ...(o.interval !== undefined ? { interval: { ms: o.interval * 1000, each: (x: IntervalSample) => say(intervalLine(x)) } } : {}),
+  });
+  const captured = o.capture ? await sim.captureStop() : undefined;
+  const traced = o.traceFile ? await sim.traceStop() : undefined;
+  const r = res.stream;
+  if (o.json) {
+    const result: RunJson = {
+      schema: RUN_SCHEMA,
+      meta: runMeta(det ? null : sim.runtime.pcpus, { deterministic: det }),
+      topology: o.topo.name,
+      ping: res.ping,
+      stream: r,
+      ...(o.interval !== undefined ? { intervals: res.intervals } : {}),
+      ...(captured ? { capture: captured } : {}),
+      ...(traced ? { trace: traced } : {}),
+      stats: res.stats,
+    };
+    process.stdout.write(JSON.stringify(result, null, o.pretty ? 2 : 0) + '\n');
+    return r.delivered + r.lost === r.count ? 0 : 1;
+  }
+  say('');
+  say(resultText(res.stats, r, captured, traced));
+  return 0;
+}
+
+/** The human report: the stream, every layer's table, the non-zero drop counters, the capture and trace files. */
+function resultText(stats: Record<string, unknown>, r: StreamResult, captured: CaptureSummary | undefined, traced: TraceSummary | undefined): string {
+  const parts = [
+    table(
+      ['stream', 'sent', 'delivered', 'lost', 'dup', 'reord', 'Mpps', 'Gbit/s'],
+      [[`${r.from} -> ${r.to} @${r.frameSize}B`, r.sent, r.delivered, r.lost, r.duplicated, r.reordered, r.pps / 1e6, r.gbps]],
+    ),
+  ];
+  for (const t of [domainTable(stats), vifTable(stats), nicTable(stats), switchTable(stats)]) if (t !== null) parts.push(t);
+  const drops = dropLines(stats);
+  if (drops.length) parts.push(['drop counters (non-zero):', ...drops.map((d) => `  ${d}`)].join('\n'));
+  if (captured) {
+    parts.push(
+      `capture ${captured.file} (${captured.bytes} octets; read it with tshark -r or Wireshark):\n` +
         table(
           ['tap point', 'frames', 'of them drops', 'not kept (buffer full)'],
           captured.interfaces.map((f) => [f.name, f.packets, f.drops, f.lost]),
         ),
-      );
-    }
-    if (traced) {
-      say('');
-      say(
-        `trace ${traced.file}: ${traced.events} events, ${traced.frames} frame journeys (${traced.hops} hops)${traced.dropped ? `, ${traced.dropped} events not kept` : ''}; open it in the Perfetto UI (ui.perfetto.dev, "Open trace file")`,
-      );
-    }
-    return 0;
-  } finally {
-    await sim.shutdown();
+    );
   }
+  if (traced) {
+    parts.push(
+      `trace ${traced.file}: ${traced.events} events, ${traced.frames} frame journeys (${traced.hops} hops)${traced.dropped ? `, ${traced.dropped} events not kept` : ''}; open it in the Perfetto UI (ui.perfetto.dev, "Open trace file")`,
+    );
+  }
+  return parts.join('\n\n');
 }
 
 /**
