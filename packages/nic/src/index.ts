@@ -5,7 +5,7 @@ export { FilterTable, DEFAULT_VI, type FilterMatch, type FilterEntry } from './f
 export { HwNic, NIC_COUNTERS, type NicSpec, type NicCounters, type WireEnd } from './hw-nic.ts';
 export { HwVi, VI_COUNTERS, type ViCounters } from './hw-vi.ts';
 export { L2Switch, SWITCH_COUNTERS, SWITCH_PORT_COUNTERS } from './switch.ts';
-export { handleMcdi, type McdiOp } from './mcdi.ts';
+export { handleMcdi, mcdiHandlers, mcdiServer, type McdiOp } from './mcdi.ts';
 export { NetDriver, NET_DRIVER_COUNTERS, netDriverPages, netDriverRxBuf, type NetDriverOptions, type NetDriverStats, type RxCallback, type TxDoneCallback } from './net-driver.ts';
 export { Driverlink, type SecondaryDriver, type NicInfo, type DriverFailure } from './driverlink.ts';
 export { nicAlias } from './resources.ts';

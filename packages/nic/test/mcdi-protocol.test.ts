@@ -1,0 +1,27 @@
+/**
+ * MCDI at the NIC: each command is checked against @xsim/hypervisor's
+ * MCDI_OPS once, before it reaches the hardware. A malformed one (from a
+ * broken backend or plugin) is refused, counted and logged, and changes
+ * nothing; a well-formed one is served as before.
+ */
+import { describe, expect, it } from 'vitest';
+import { HwNic, mcdiServer } from '../src/index.ts';
+
+describe('MCDI commands are checked at the NIC', () => {
+  it('a malformed filter_insert or buffer_table_alloc is refused, counted, logged; the tables are untouched', () => {
+    const rams = new Map([[0, new Uint8Array(new SharedArrayBuffer(16 * 4096))], [1, new Uint8Array(new SharedArrayBuffer(16 * 4096))]]);
+    const nic = new HwNic({ name: 'nic-a', host: 'host-a', mac: 0x000f53000000, mtu: 1500, vendor: '1924', device: '0803', vis: 3 }, rams);
+    const log: string[] = [];
+    const mcdi = mcdiServer(nic, (l) => log.push(l));
+    expect(() => mcdi.call('filter_insert', { vi: 1, match: { kind: 'mac', mac: '00:16:3e:00:00:01' } })).toThrow(/MCDI: filter_insert refused: argument \/match/);
+    expect(() => mcdi.call('buffer_table_alloc', { vi: 1, domid: 1, frames: [-1] })).toThrow(/MCDI: buffer_table_alloc refused: argument \/frames\/0/);
+    expect(() => mcdi.call('vi_init', { vi: 1, domid: 1 })).toThrow(/MCDI: vi_init refused: argument \/rings/);
+    expect(() => mcdi.call('reset_everything', {})).toThrow(/MCDI: reset_everything refused: unknown op/);
+    expect(mcdi.refused).toBe(4);
+    expect(log).toHaveLength(4);
+    expect(nic.filters.list()).toEqual([]);
+    // A good command is served.
+    expect(mcdi.call('buffer_table_alloc', { vi: 1, domid: 1, frames: [2, 3] })).toBeTypeOf('number');
+    expect(mcdi.refused).toBe(4);
+  });
+});
