@@ -13,11 +13,13 @@ import {
   HOTPLUG_CONNECTED,
   XenstoreServer,
   controlShutdownPath,
+  deviceRoot,
   domainPath,
   hostServiceAddr,
   vifBackendPath,
   vifBackendRoot,
   vifFrontendPath,
+  vifFrontendRoot,
   type Addr,
   type Bus,
 } from '@xsim/hypervisor';
@@ -88,9 +90,9 @@ export function writeDomainNodes(xs: XenstoreServer, domid: number, name: string
   xs.setPerms(0, dom, [{ domid, perm: 'n' }]);
   xs.write(0, `${dom}/name`, name);
   xs.write(0, `${dom}/domid`, String(domid));
-  xs.mkdir(0, `${dom}/device/vif`);
-  xs.setPerms(0, `${dom}/device`, [{ domid, perm: 'n' }]);
-  xs.setPerms(0, `${dom}/device/vif`, [{ domid, perm: 'n' }]);
+  xs.mkdir(0, vifFrontendRoot(domid));
+  xs.setPerms(0, deviceRoot(domid), [{ domid, perm: 'n' }]);
+  xs.setPerms(0, vifFrontendRoot(domid), [{ domid, perm: 'n' }]);
   // Where xl shutdown asks the guest to power off; the guest may acknowledge by writing it.
   xs.write(0, controlShutdownPath(domid), '');
 }

@@ -178,8 +178,8 @@ export function devFeatures(sim: Simulation, dev: string): { dev: string; fronte
   };
   return {
     dev: `${host}/${domain}/vif${vif}`,
-    frontend: features(`/local/domain/${d.domid}/device/vif/${vif}`),
-    backend: features(`/local/domain/0/backend/vif/${d.domid}/${vif}`),
+    frontend: features(vifFrontendPath(d.domid, vif)),
+    backend: features(vifBackendPath(0, d.domid, vif)),
   };
 }
 

@@ -20,6 +20,7 @@ import {
   XenstoreError,
   XsType,
   XsWireDecoder,
+  LOCAL_DOMAIN,
   domainPath,
   encodeXsWire,
   nulTerminated,
@@ -206,7 +207,7 @@ class XsConnection {
     },
     [XsType.IS_DOMAIN_INTRODUCED]: (_m, args) => {
       const n = Number(args[0]);
-      return `${Number.isInteger(n) && this.store.directory(0, '/local/domain').includes(String(n)) ? 'T' : 'F'}\0`;
+      return `${Number.isInteger(n) && this.store.directory(0, LOCAL_DOMAIN).includes(String(n)) ? 'T' : 'F'}\0`;
     },
     [XsType.RESTRICT]: (_m, args) => {
       // Act as a domain from now on: only dom0 may, and a restricted connection stays restricted.

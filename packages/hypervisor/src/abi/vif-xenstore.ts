@@ -19,13 +19,21 @@ export function vifFrontendPath(domid: number, handle: number): string {
   return `${vifFrontendRoot(domid)}/${handle}`;
 }
 
+/** Where xenstored keeps every domain's directory. */
+export const LOCAL_DOMAIN = '/local/domain';
+
+/** A domain's device directory (its frontends, one directory per device type). */
+export function deviceRoot(domid: number): string {
+  return `${domainPath(domid)}/device`;
+}
+
 /** The directory of a guest's vif frontends (the one its hotplug watch watches). */
 export function vifFrontendRoot(domid: number): string {
-  return `/local/domain/${domid}/device/vif`;
+  return `${deviceRoot(domid)}/vif`;
 }
 
 export function vifBackendRoot(backendDomid: number): string {
-  return `/local/domain/${backendDomid}/backend/vif`;
+  return `${domainPath(backendDomid)}/backend/vif`;
 }
 
 export function vifBackendPath(backendDomid: number, frontendDomid: number, handle: number): string {
@@ -34,11 +42,11 @@ export function vifBackendPath(backendDomid: number, frontendDomid: number, hand
 
 /** Where a frontend says why its device failed (Linux's xenbus_dev_fatal writes error/<nodename>/error). */
 export function vifErrorPath(domid: number, handle: number): string {
-  return `/local/domain/${domid}/error/device/vif/${handle}/error`;
+  return `${domainPath(domid)}/error/device/vif/${handle}/error`;
 }
 
 export function domainPath(domid: number): string {
-  return `/local/domain/${domid}`;
+  return `${LOCAL_DOMAIN}/${domid}`;
 }
 
 /**
