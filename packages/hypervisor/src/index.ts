@@ -19,6 +19,7 @@ export * from './evtchn.ts';
 export * from './ring.ts';
 export * from './wake.ts';
 export * from './rpc.ts';
+export * from './rpc-server.ts';
 export * from './bus/bus.ts';
 export * from './sched/clock.ts';
 export * from './sched/rng.ts';

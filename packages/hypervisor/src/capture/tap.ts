@@ -20,7 +20,7 @@
 import { realClock, type Clock } from '../sched/clock.ts';
 import { tracer } from '../trace/tracer.ts';
 import { BT_EPB, EPB_TS_HIGH, EPB_TS_LOW, enhancedPacketLength, writeEnhancedPacket } from './pcapng.ts';
-import type { OpHandlers } from '../rpc.ts';
+import type { OpHandlers } from '../rpc-server.ts';
 import type { CaptureOps } from '../abi/kernel-ops.ts';
 
 const utf8 = new TextEncoder();

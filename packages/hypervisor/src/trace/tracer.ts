@@ -21,7 +21,7 @@
  */
 import { realClock, type Clock } from '../sched/clock.ts';
 import type { Vcpu } from '../sched/core.ts';
-import { RpcOpServer, type OpHandlers } from '../rpc.ts';
+import { RpcOpServer, type OpHandlers } from '../rpc-server.ts';
 import { TRACE_OPS, type TraceOp, type TraceOps } from '../abi/sched-ops.ts';
 import type { OpArgs, OpReply } from '../abi/ops.ts';
 
