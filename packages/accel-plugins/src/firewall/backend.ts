@@ -36,6 +36,7 @@ export const manifest: PluginManifest = {
 };
 
 export const FIREWALL_COUNTERS = declareCounters('firewall', {
+  rules: { kind: 'gauge', help: 'rules loaded' },
   inspected: { kind: 'event', help: 'frames the rules were checked against' },
   matched: { kind: 'event', help: 'frames a rule matched (vetoed: driverlink counts them as vetoedRx/vetoedTx)' },
 });
@@ -48,10 +49,10 @@ export function createBackend(_ctx: unknown, args: Record<string, unknown>): Acc
     dstIp: r.dstIp === undefined ? undefined : parseIp(r.dstIp),
     srcIp: r.srcIp === undefined ? undefined : parseIp(r.srcIp),
   }));
-  let inspected = 0;
-  let matched = 0;
+  const counters = FIREWALL_COUNTERS.zero();
+  counters.rules = rules.length;
   const match = (b: Uint8Array, off: number, len: number): boolean => {
-    inspected++;
+    counters.inspected++;
     if (len < 34 || b[off + 12] !== 8 || b[off + 13] !== 0) return false;
     const ip = off + 14;
     const proto = b[ip + 9];
@@ -64,7 +65,7 @@ export function createBackend(_ctx: unknown, args: Record<string, unknown>): Acc
       if (r.dstPort !== undefined && r.dstPort !== dport) continue;
       if (r.dstIp !== undefined && r.dstIp !== dst) continue;
       if (r.srcIp !== undefined && r.srcIp !== src) continue;
-      matched++;
+      counters.matched++;
       return true;
     }
     return false;
@@ -76,6 +77,6 @@ export function createBackend(_ctx: unknown, args: Record<string, unknown>): Acc
     mtuChangeRequest: (mtu) => (mtu <= 1500 ? true : 'rules inspect standard frames only (MTU <= 1500)'),
     rxIntercept: match,
     txIntercept: match,
-    stats: () => ({ rules: rules.length, inspected, matched }),
+    stats: () => ({ ...counters }),
   };
 }

@@ -6,20 +6,20 @@ export const NULL_FRONTEND_COUNTERS = declareCounters('null frontend', {
 });
 
 export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
-  let offered = 0;
+  const counters = NULL_FRONTEND_COUNTERS.zero();
   return {
     newDevice() {
-      offered = 0;
+      counters.offered = 0;
       ctx.send('accept', {});
     },
     onMessage() {},
     startXmit() {
-      offered++;
+      counters.offered++;
       return false;
     },
     poll: () => 0,
     checkReady: () => true,
     remove: () => true,
-    getStats: () => ({ offered }),
+    getStats: () => ({ ...counters }),
   };
 }
