@@ -17,7 +17,7 @@ import { SCHED_OPS, type SchedEvents, type SchedOps } from '../abi/sched-ops.ts'
 import { ADDR_TOOLSTACK, Bus, CH, PortLink, pcpuAddr, type Addr } from '../bus/bus.ts';
 import { counterKinds } from '../metrics.ts';
 import { DEFERRED, RpcEndpoint, type SyncWait } from '../rpc.ts';
-import { RpcOpServer } from '../rpc-server.ts';
+import { RpcOpServer, type OpHandlers } from '../rpc-server.ts';
 import { WakeWord } from '../wake.ts';
 import { realClock } from './clock.ts';
 import { DomainCore } from './core.ts';
@@ -86,83 +86,8 @@ export default async function runPcpu(task: PcpuTask): Promise<unknown> {
     return h;
   };
 
-  const create = (spec: DomainSpec, reply: (v: unknown, err?: string) => void): void => {
-    let mod = kernels.get(spec.kernel);
-    if (!mod) kernels.set(spec.kernel, (mod = import(spec.kernel) as Promise<KernelModule>));
-    mgmtCore.defer(
-      mod,
-      (m) => {
-        if (typeof m.boot !== 'function') return reply(undefined, `kernel ${spec.kernel} exports no boot() function`);
-        const built = m.kind === 'device' ? buildDeviceEnv(bus, spec, { clock: realClock, wait, log }) : buildEnv(bus, spec, { clock: realClock, wait, log });
-        const core = built.env.core;
-        core.onCrash = (e) => {
-          takeOut(spec.uid);
-          log(`[${spec.host}/${spec.name}] crashed: ${e.stack ?? e.message}`);
-          mgmt.event('crashed', { uid: spec.uid, error: e.message });
-        };
-        hosted.set(spec.uid, { core, dispose: built.dispose, name: spec.name });
-        const started = () => {
-          pcpu.add(core);
-          reply({ pcpu: task.id });
-        };
-        const failed = (e: unknown) => {
-          takeOut(spec.uid);
-          reply(undefined, `${spec.host}/${spec.name} failed to boot: ${e instanceof Error ? e.message : String(e)}`);
-        };
-        try {
-          const r = m.boot(built.env as never);
-          if (r instanceof Promise) mgmtCore.defer(r, started, failed);
-          else started();
-        } catch (e) {
-          failed(e);
-        }
-      },
-      (e) => reply(undefined, `cannot load kernel ${spec.kernel}: ${e.message}`),
-    );
-  };
-
-  mgmt.onRequest(
-    new RpcOpServer<SchedOps>(`pcpu${task.id} sched`, SCHED_OPS, {
-      create: (a, { later, shared }) => {
-        const spec = unpackShared<DomainSpec>(a.spec, shared);
-        if (hosted.has(spec.uid)) throw new Error(`domain ${spec.uid} already runs here`);
-        create(spec, later());
-        return DEFERRED;
-      },
-      destroy: (a) => {
-        // No cooperation: the domain simply stops (what it held is released by the toolstack and hypervisor).
-        const h = takeOut(a.uid);
-        if (h) h.core.stop();
-        return { destroyed: h !== undefined };
-      },
-      reap: (a) => {
-        // A domain that shut itself down: take it out of the round.
-        const h = hosted.get(a.uid);
-        if (h && h.core.running) return { reaped: false };
-        takeOut(a.uid);
-        return { reaped: h !== undefined };
-      },
-      route: (a) => {
-        // Envelopes for `addr` go straight over one of our direct links (the NIC answering a dom0).
-        const link = links[a.via];
-        if (!link) throw new Error(`pcpu ${task.id}: no link ${String(a.via)}`);
-        bus.route(a.addr, link);
-        return true;
-      },
-      stats: () => ({
-        pcpu: task.id,
-        ...pcpu.c,
-        domains: Object.fromEntries([...hosted].map(([uid, h]) => [uid, { name: h.name, ...h.core.c }])),
-        bus: { ...bus.stats },
-        kinds: counterKinds(),
-      }),
-      shutdown: () => {
-        pcpu.stop();
-        return true;
-      },
-      ...traceHandlers(realClock),
-    }, { log }).handle,
-  );
+  const w: Worker = { task, bus, links, pcpu, wait, log, hosted, kernels, mgmtCore, mgmt, takeOut };
+  mgmt.onRequest(new RpcOpServer<SchedOps>(`pcpu${task.id} sched`, SCHED_OPS, schedHandlers(w), { log }).handle);
 
   pcpu.add(mgmtCore);
   await pcpu.run();
@@ -170,4 +95,101 @@ export default async function runPcpu(task: PcpuTask): Promise<unknown> {
   mgmt.close();
   bus.close();
   return { pcpu: task.id, ...pcpu.c };
+}
+
+/** What the worker's management handlers reach. */
+interface Worker {
+  task: PcpuTask;
+  bus: Bus;
+  links: PortLink[];
+  pcpu: Pcpu;
+  wait: SyncWait;
+  log: (line: string) => void;
+  hosted: Map<Addr, Hosted>;
+  kernels: Map<string, Promise<KernelModule>>;
+  mgmtCore: DomainCore;
+  mgmt: RpcEndpoint<SchedEvents>;
+  takeOut(uid: Addr): Hosted | undefined;
+}
+
+/** Boot a domain here: import its kernel (once per worker), build its environment, run boot(); answered once it runs. */
+function create(w: Worker, spec: DomainSpec, reply: (v: unknown, err?: string) => void): void {
+  const { kernels, mgmtCore, bus, wait, log, hosted, pcpu, task, mgmt, takeOut } = w;
+  let mod = kernels.get(spec.kernel);
+  if (!mod) kernels.set(spec.kernel, (mod = import(spec.kernel) as Promise<KernelModule>));
+  mgmtCore.defer(
+    mod,
+    (m) => {
+      if (typeof m.boot !== 'function') return reply(undefined, `kernel ${spec.kernel} exports no boot() function`);
+      const built = m.kind === 'device' ? buildDeviceEnv(bus, spec, { clock: realClock, wait, log }) : buildEnv(bus, spec, { clock: realClock, wait, log });
+      const core = built.env.core;
+      core.onCrash = (e) => {
+        takeOut(spec.uid);
+        log(`[${spec.host}/${spec.name}] crashed: ${e.stack ?? e.message}`);
+        mgmt.event('crashed', { uid: spec.uid, error: e.message });
+      };
+      hosted.set(spec.uid, { core, dispose: built.dispose, name: spec.name });
+      const started = () => {
+        pcpu.add(core);
+        reply({ pcpu: task.id });
+      };
+      const failed = (e: unknown) => {
+        takeOut(spec.uid);
+        reply(undefined, `${spec.host}/${spec.name} failed to boot: ${e instanceof Error ? e.message : String(e)}`);
+      };
+      try {
+        const r = m.boot(built.env as never);
+        if (r instanceof Promise) mgmtCore.defer(r, started, failed);
+        else started();
+      } catch (e) {
+        failed(e);
+      }
+    },
+    (e) => reply(undefined, `cannot load kernel ${spec.kernel}: ${e.message}`),
+  );
+}
+
+/** The pCPU worker's management ops (abi/sched-ops.ts's SCHED_OPS), each with its arguments checked. */
+function schedHandlers(w: Worker): OpHandlers<SchedOps> {
+  const { task, bus, links, pcpu, hosted, takeOut } = w;
+  return {
+    create: (a, { later, shared }) => {
+      const spec = unpackShared<DomainSpec>(a.spec, shared);
+      if (hosted.has(spec.uid)) throw new Error(`domain ${spec.uid} already runs here`);
+      create(w, spec, later());
+      return DEFERRED;
+    },
+    destroy: (a) => {
+      // No cooperation: the domain simply stops (what it held is released by the toolstack and hypervisor).
+      const h = takeOut(a.uid);
+      if (h) h.core.stop();
+      return { destroyed: h !== undefined };
+    },
+    reap: (a) => {
+      // A domain that shut itself down: take it out of the round.
+      const h = hosted.get(a.uid);
+      if (h && h.core.running) return { reaped: false };
+      takeOut(a.uid);
+      return { reaped: h !== undefined };
+    },
+    route: (a) => {
+      // Envelopes for `addr` go straight over one of our direct links (the NIC answering a dom0).
+      const link = links[a.via];
+      if (!link) throw new Error(`pcpu ${task.id}: no link ${String(a.via)}`);
+      bus.route(a.addr, link);
+      return true;
+    },
+    stats: () => ({
+      pcpu: task.id,
+      ...pcpu.c,
+      domains: Object.fromEntries([...hosted].map(([uid, h]) => [uid, { name: h.name, ...h.core.c }])),
+      bus: { ...bus.stats },
+      kinds: counterKinds(),
+    }),
+    shutdown: () => {
+      pcpu.stop();
+      return true;
+    },
+    ...traceHandlers(realClock),
+  };
 }
