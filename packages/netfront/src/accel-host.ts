@@ -233,14 +233,14 @@ export class AccelHost {
   private route(op: string, args: Record<string, unknown>, shared: Shared): void {
     const fe = this.fe;
     if (!fe) return;
-    if (op === 'offer') {
+    if (op === CHANNEL_OP.offer) {
       this.guarded.newDevice(args, shared);
       this.nf.accel = this.guarded;
       this.attachments++;
       return;
     }
     this.guarded.onMessage(op, args, shared);
-    if (op === 'detach') this.draining = true;
+    if (op === CHANNEL_OP.detach) this.draining = true;
   }
 
   /**

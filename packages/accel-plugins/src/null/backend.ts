@@ -19,7 +19,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
     remove: () => attached.clear(),
     attachVif(vif) {
       attached.add(vif.key);
-      ctx.send(vif, 'offer', {});
+      ctx.send(vif, CHANNEL_OP.offer, {});
     },
     onFrontendMessage(vif, op) {
       if (op === CHANNEL_OP.drained || op === CHANNEL_OP.decline) {
@@ -28,7 +28,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       }
     },
     detachVif(vif) {
-      ctx.send(vif, 'detach', {});
+      ctx.send(vif, CHANNEL_OP.detach, {});
     },
     vifGone(vif) {
       attached.delete(vif.key);

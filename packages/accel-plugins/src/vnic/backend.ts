@@ -122,7 +122,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         return;
       }
       vifs.set(vif.key, { vif, vi: v, stage: 'offered', handles: [], bufBase: -1, filters: new Map() });
-      ctx.send(vif, 'offer', { vi: v, mtu: ctx.nic().mtu });
+      ctx.send(vif, CHANNEL_OP.offer, { vi: v, mtu: ctx.nic().mtu });
     },
     onFrontendMessage(vif, op, args) {
       const st = vifs.get(vif.key);
@@ -132,7 +132,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
         const m = ctx.mapGrants(vif.domid, grefs);
         if (typeof m === 'string') {
           ctx.log(logWarn(`vnic: ${vif.key}: ${m}`));
-          ctx.send(vif, 'detach', {});
+          ctx.send(vif, CHANNEL_OP.detach, {});
           st.stage = 'detaching';
           return;
         }
@@ -173,7 +173,7 @@ export function createBackend(ctx: AccelBackendContext): AccelBackend {
       // Filters first: from now on the NIC steers the guest's flows to dom0 again.
       removeFilters(st);
       st.stage = viUp(st) ? 'detaching' : st.stage;
-      ctx.send(vif, 'detach', {});
+      ctx.send(vif, CHANNEL_OP.detach, {});
     },
     vifGone(vif) {
       restored.delete(vif.key);

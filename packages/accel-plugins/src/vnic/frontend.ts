@@ -15,7 +15,7 @@
  * The rings are ours, registered for our VI; the doorbell is the one the NIC
  * made for this attachment (it comes with 'ready').
  */
-import { logWarn, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
+import { CHANNEL_OP, logWarn, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
 import {
   EV_FLAGS,
@@ -156,7 +156,7 @@ export class VnicFrontend implements AccelFrontend {
       this.ctx.send('running', {});
     } else if (op === 'fastpath') this.fast.add(Number(args.mac));
     else if (op === 'link') this.linkUp = args.up === true;
-    else if (op === 'detach') this.draining = true;
+    else if (op === CHANNEL_OP.detach) this.draining = true;
   }
 
   startXmit(src: Uint8Array, off: number, len: number): boolean {

@@ -12,6 +12,9 @@
  *                      frontend: string}    URL of its frontend part ('' if none)
  *     detached        {plugin}              the plugin let go: back to the slow path
  *     refused         {op, reason}          a message of the guest's that netback refused
+ *   dom0 -> guest (a plugin's backend; the accelerator host acts on them too)
+ *     offer           {plugin, ...}         the hardware is ready: the frontend's newDevice(args), netfront calls it from now
+ *     detach          {plugin, ...}         stop taking frames and drain; the host answers drained once empty
  *   guest -> dom0 (checked by netback; the plugin is told)
  *     decline         {plugin?, reason? (<= 1024 chars)}   the frontend could not start
  *     drained         {plugin?}             the frontend let go of the hardware
@@ -26,6 +29,8 @@ import { op, replyOf, type AnyOps } from './ops.ts';
 export const CHANNEL_OP = {
   attach: 'attach',
   detached: 'detached',
+  offer: 'offer',
+  detach: 'detach',
   refused: 'refused',
   decline: 'decline',
   drained: 'drained',
@@ -42,6 +47,9 @@ export const TO_FRONTEND = {
   [CHANNEL_OP.attach]: op(Type.Object({ plugin, version: Type.String(), frontend: Type.String() }), event),
   [CHANNEL_OP.detached]: op(Type.Object({ plugin }), event),
   [CHANNEL_OP.refused]: op(Type.Object({ op: Type.String(), reason: Type.String() }), event),
+  // The rest of an offer or a detach is the plugin's own (its frontend reads it).
+  [CHANNEL_OP.offer]: op(Type.Object({ plugin: Type.Optional(plugin) }, { additionalProperties: true }), event),
+  [CHANNEL_OP.detach]: op(Type.Object({ plugin: Type.Optional(plugin) }, { additionalProperties: true }), event),
 } as const;
 
 /** guest -> dom0: the framework's messages, with the shape netback accepts. */
