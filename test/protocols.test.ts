@@ -46,5 +46,7 @@ describe('malformed control requests are refused, counted and logged by the real
     const ctx = (sim as unknown as { ctx: { fabric(op: string, args: unknown): Promise<unknown> } }).ctx;
     await expect(ctx.fabric('forget_mac', { mac: 'ff:ff:ff:ff:ff:ff' })).rejects.toMatchObject({ code: 'refused', message: expect.stringMatching(/fabric control: forget_mac refused: argument \/mac/) });
     await expect(ctx.fabric('forget_mac', { mac: 1 })).resolves.toBe(0);
+    const st = (await sim.fabricStats()) as Json;
+    expect(st.control).toEqual({ refused: 1, mcdiRefused: [0, 0] });
   });
 });

@@ -10,7 +10,7 @@
  * NIC too: dom0 (privileged) on the NIC's wake line, a guest through the
  * platform (CH.kick), never holding the wake line itself.
  */
-import { CH, CaptureSink, FABRIC_OPS, RpcOpServer, captureClock, captureHandlers, type Addr, type DeviceEnv, type FabricOps } from '@xsim/hypervisor';
+import { CH, CaptureSink, FABRIC_OPS, RpcOpServer, captureClock, captureHandlers, type Addr, type DeviceEnv, type FabricOps, type KernelStats } from '@xsim/hypervisor';
 import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
 import { mcdiServer } from './mcdi.ts';
 import { L2Switch } from './switch.ts';
@@ -43,10 +43,12 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
   nics.forEach((n, i) => n.tapInto(capture, i));
   for (const s of switches.values()) s.tapInto(capture);
 
-  for (let i = 0; i < nics.length; i++) {
-    const nic = nics[i];
-    env.channel(CH.mcdi, cfg.nics[i].dom0Uid).listen().onRequest(mcdiServer(nic, env.log).handle);
-  }
+  // Each NIC's MCDI dispatcher counts the commands it refused (malformed: abi/mcdi.ts).
+  const mcdi = nics.map((nic, i) => {
+    const server = mcdiServer(nic, env.log);
+    env.channel(CH.mcdi, cfg.nics[i].dom0Uid).listen().onRequest(server.handle);
+    return server;
+  });
 
   const core = env.core;
   core.add('datapath', () => {
@@ -73,16 +75,31 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     },
   };
 
+  const control = fabricControl(env, nics, switches, capture, () => ({ core: { ...core.c }, doorbellKicks: kicks, mcdiRefused: mcdi.map((m) => m.refused) }));
+  env.control.onRequest(control.handle);
+}
+
+/** The fabric's control op table (abi/fabric-ops.ts's FABRIC_OPS), each op's arguments checked. */
+function fabricControl(
+  env: DeviceEnv<FabricConfig>,
+  nics: HwNic[],
+  switches: Map<string, L2Switch>,
+  capture: CaptureSink,
+  more: () => { core: unknown; doorbellKicks: number; mcdiRefused: number[] },
+): RpcOpServer<FabricOps> {
   const nicOf = (a: { nic: number }): HwNic => {
     const n = nics[a.nic];
     if (!n) throw new Error(`fabric: no NIC ${String(a.nic)} (there are ${nics.length})`);
     return n;
   };
-  const stats = () => ({ nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), core: { ...core.c }, doorbellKicks: kicks });
+  const stats = (): KernelStats => {
+    const { mcdiRefused, ...rest } = more();
+    return { nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), ...rest, control: { refused: control.refused, mcdiRefused } };
+  };
   const control = new RpcOpServer<FabricOps>('fabric control', FABRIC_OPS, {
     stats: () => stats(),
     shutdown: () => {
-      core.stop();
+      env.core.stop();
       return stats();
     },
     ...captureHandlers(capture),
@@ -108,7 +125,7 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
       return n;
     },
   }, { log: env.log });
-  env.control.onRequest(control.handle);
+  return control;
 }
 
 /** Join every wire's ends. Ports of a switch are its wires' ports as the toolstack numbered them. */

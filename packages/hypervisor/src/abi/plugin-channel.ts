@@ -42,14 +42,19 @@ const plugin = Type.String();
 const reason = Type.String({ maxLength: 1024 });
 const event = replyOf<void>();
 
+/** A message whose fields past `plugin` are the plugin's own (checked as an object with an optional string plugin, typed as open). */
+function pluginOwn() {
+  return Type.Unsafe<{ plugin?: string; [field: string]: unknown }>(Type.Object({ plugin: Type.Optional(plugin) }, { additionalProperties: true }));
+}
+
 /** dom0 -> guest: the framework's messages. */
 export const TO_FRONTEND = {
   [CHANNEL_OP.attach]: op(Type.Object({ plugin, version: Type.String(), frontend: Type.String() }), event),
   [CHANNEL_OP.detached]: op(Type.Object({ plugin }), event),
   [CHANNEL_OP.refused]: op(Type.Object({ op: Type.String(), reason: Type.String() }), event),
   // The rest of an offer or a detach is the plugin's own (its frontend reads it).
-  [CHANNEL_OP.offer]: op(Type.Object({ plugin: Type.Optional(plugin) }, { additionalProperties: true }), event),
-  [CHANNEL_OP.detach]: op(Type.Object({ plugin: Type.Optional(plugin) }, { additionalProperties: true }), event),
+  [CHANNEL_OP.offer]: op(pluginOwn(), event),
+  [CHANNEL_OP.detach]: op(pluginOwn(), event),
 } as const;
 
 /** guest -> dom0: the framework's messages, with the shape netback accepts. */
