@@ -4,7 +4,7 @@
  * boundary. Ops the table does not have go to the kernel's extension, if it
  * has one (a test's misbehaving guest); the stock kernel refuses them.
  */
-import { ENDPOINT_OPS, GUEST_OPS, RpcOpServer, captureHandlers, type EndpointOps, type GuestOps, type OpHandlers, type OpName, type RpcHandler, type RpcValue, type DEFERRED } from '@xsim/hypervisor';
+import { ENDPOINT_OPS, GUEST_OPS, RpcOpServer, captureHandlers, type EndpointOps, type GuestOps, type OpCall, type OpHandlers, type OpName, type OpTable, type RpcHandler, type RpcValue, type DEFERRED } from '@xsim/hypervisor';
 import type { GuestDevice, GuestKernel, GuestParts } from './compose.ts';
 import { guestStats } from './stats.ts';
 import { suspend } from './suspend.ts';
@@ -14,7 +14,29 @@ type Reply = (result: RpcValue, error?: string) => void;
 export const NOT_MINE: unique symbol = Symbol('not mine');
 
 export interface GuestExtension {
+  /**
+   * The extension's ops (name them in GuestExtensionOps too, so their senders
+   * are typed): given, each request for one is checked against its schema at
+   * the boundary like the kernel's own, and control() gets only those ops.
+   */
+  ops?: OpTable;
   control?(op: string, args: RpcValue, later: () => Reply, g: GuestKernel): RpcValue | typeof DEFERRED | typeof NOT_MINE;
+}
+
+/** The extension's control handler behind its own op table's check (if it has one). */
+function extensionHandler(k: GuestParts, ext: GuestExtension): { handle: RpcHandler; refused(): number } | undefined {
+  const control = ext.control;
+  if (!control) return undefined;
+  const kernel: GuestKernel = k;
+  const call: RpcHandler = (op, args, later) => {
+    const r = control(op, args, later, kernel);
+    if (r === NOT_MINE) throw new Error(`unknown request "${op}"`);
+    return r;
+  };
+  if (!ext.ops) return { handle: call, refused: () => 0 };
+  const handlers = Object.fromEntries(Object.keys(ext.ops).map((op) => [op, (a: unknown, c: OpCall) => call(op, a, c.later, c.shared)]));
+  const server = new RpcOpServer(`${k.env.id.name} extension`, ext.ops, handlers as OpHandlers<OpTable>, { log: k.log });
+  return { handle: server.handle, refused: () => server.refused };
 }
 
 /** The device a control op names (`vif: N`), else the first. */
@@ -43,7 +65,7 @@ function endpointHandlers(k: GuestParts): OpHandlers<EndpointOps> {
 export function guestControl(k: GuestParts, ext: GuestExtension = {}): RpcOpServer<GuestOps> {
   const { core } = k.env;
   const handlers: OpHandlers<GuestOps> = {
-    stats: () => ({ ...guestStats(k), control: { refused: server.refused } }),
+    stats: () => ({ ...guestStats(k), control: { refused: server.refused + (extension?.refused() ?? 0) } }),
     ...captureHandlers(k.capture),
     migrate_arm: () => {
       for (const d of k.devices) d.rx.armed = true;
@@ -64,14 +86,7 @@ export function guestControl(k: GuestParts, ext: GuestExtension = {}): RpcOpServ
     },
     ...endpointHandlers(k),
   };
-  const kernel: GuestKernel = k;
-  const extension: RpcHandler | undefined = ext.control
-    ? (op, args, later) => {
-        const r = ext.control!(op, args, later, kernel);
-        if (r === NOT_MINE) throw new Error(`unknown request "${op}"`);
-        return r;
-      }
-    : undefined;
-  const server = new RpcOpServer<GuestOps>(`${k.env.id.name} control`, GUEST_OPS, handlers, { log: k.log, fallback: extension });
+  const extension = extensionHandler(k, ext);
+  const server = new RpcOpServer<GuestOps>(`${k.env.id.name} control`, GUEST_OPS, handlers, { log: k.log, fallback: extension?.handle });
   return server;
 }
