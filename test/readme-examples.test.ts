@@ -577,10 +577,13 @@ describe('README.md', () => {
       it(`README.md:${b.line} is not run (${m.opts.reason}); the options it names exist`, async () => {
         console.log(`README.md:${b.line}: not run: ${m.opts.reason}`);
         const help = await xsimHelp();
-        const named = commandsOf(b)
-          .filter((c) => xsimArgs(c.text))
-          .flatMap((c) => [...c.text.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)].map((x) => x[0]))
-          .filter((o) => o !== '--');
+        // xsim lines, with their indented continuation lines (a synopsis wraps); their comments name options too.
+        let inXsim = false;
+        const xsimLines = b.body.filter((l) => {
+          if (/^\S/.test(l)) inXsim = xsimArgs(l.trim()) !== null;
+          return inXsim;
+        });
+        const named = xsimLines.flatMap((l) => [...l.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)].map((x) => x[0])).filter((o) => o !== '--');
         const unknown = [...new Set(named)].filter((o) => !new RegExp(`${escapeRe(o)}(?![\\w-])`).test(help));
         expect(unknown, `options of README.md:${b.line} that xsim help does not know`).toEqual([]);
       });
@@ -657,6 +660,8 @@ async function runBlock(b: Block, cmds: Command[], m: Marker): Promise<void> {
         shown = `xsim ${a.join(' ')}`;
         r = await run(process.execPath, [XSIM, ...a], env, `${where}: ${shown}`);
         if (a[0] === 'shutdown') shutDown = true;
+        // The usage, for the synopses' options (one xsim process fewer).
+        if (r.code === 0 && (a[0] === 'help' || a.includes('--help'))) helpText ??= r.stdout;
       } else {
         shown = atTmp(c.text);
         r = await run('bash', ['-c', shown], env, `${where}: ${shown}`);
