@@ -10,18 +10,15 @@
  * table first.
  */
 import type { DomainEnv } from '@xsim/hypervisor';
-import type { Dom0Config } from './kernel/config.ts';
-import { composeDom0 } from './kernel/compose.ts';
-import { addGuest } from './kernel/guests.ts';
-import { dom0Control } from './kernel/control.ts';
+import { NETBACK_DRIVER as drv, composeDom0, type Dom0Config } from './kernel/index.ts';
 
-export { dom0MinPages, type Dom0Config, type Dom0Guest } from './kernel/config.ts';
+export { dom0MinPages, type Dom0Config, type Dom0Guest } from './kernel/index.ts';
 
 /** The dom0 kernel module: compose the kernel, hand it its guests, serve its control ops, and poll its parts. */
 export function boot(env: DomainEnv<Dom0Config>): void {
   const k = composeDom0(env);
-  for (const g of env.config.guests) addGuest(k, g);
-  env.control.onRequest(dom0Control(k).handle);
+  for (const g of env.config.guests) drv.addGuest(k, g);
+  env.control.onRequest(drv.control(k).handle);
   k.backends.start();
   const { core } = env;
   core.add('accel', () => k.accel.poll());

@@ -11,26 +11,20 @@
  * build a guest that misbehaves on purpose, so no driver carries test hooks.
  */
 import { crossThreadNow, type DomainEnv } from '@xsim/hypervisor';
-import { composeGuest, type GuestConfig } from './kernel/compose.ts';
-import { probe } from './kernel/probe.ts';
-import { resume } from './kernel/suspend.ts';
-import { watchHotplug } from './kernel/hotplug.ts';
-import { guestControl, type GuestExtension } from './kernel/control.ts';
-import { watchPoweroff } from './kernel/poweroff.ts';
+import { NETFRONT_DRIVER as drv, composeGuest, type GuestConfig, type GuestExtension } from './kernel/index.ts';
 
-export type { GuestConfig, GuestDevice, GuestKernel } from './kernel/compose.ts';
-export { NOT_MINE, type GuestExtension } from './kernel/control.ts';
+export { NOT_MINE, type GuestConfig, type GuestDevice, type GuestKernel, type GuestExtension } from './kernel/index.ts';
 
 export function bootGuest(env: DomainEnv<GuestConfig>, ext: GuestExtension = {}): void {
   const cfg = env.config;
   const k = composeGuest(env);
   if (cfg.resume) {
     k.resumedAt = crossThreadNow(env.clock);
-    resume(k, cfg.resume);
-  } else for (const v of cfg.vifs) probe(k, { ...v, mtu: cfg.mtu });
-  watchHotplug(k);
-  env.control.onRequest(guestControl(k, ext).handle);
-  watchPoweroff(k);
+    drv.resume(k, cfg.resume);
+  } else for (const v of cfg.vifs) drv.probe(k, { ...v, mtu: cfg.mtu });
+  drv.hotplug(k);
+  env.control.onRequest(drv.control(k, ext).handle);
+  drv.poweroff(k);
 }
 
 /** The stock guest kernel. */
