@@ -71,7 +71,9 @@ import { TOOLS, needs, type Tool } from './tools.ts';
 const ROOT = new URL('..', import.meta.url).pathname;
 const XSIM = join(ROOT, 'packages/cli/bin/xsim.mjs');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
-const TMP = mkdtempSync(join(tmpdir(), 'xsim-readme-'));
+/** A temporary directory of this file's, made when first needed (a run that filters every test out makes none). */
+let tmpDir: string | undefined;
+const tmp = (): string => (tmpDir ??= mkdtempSync(join(tmpdir(), 'xsim-readme-')));
 
 /** Bounds: one command, a serving simulation's start, its exit after shutdown, a line from it. */
 const COMMAND_MS = 120_000;
@@ -187,7 +189,7 @@ function commandsOf(b: Block): Command[] {
 
 // ---------------------------------------------------------------- rewriting
 
-const atTmp = (s: string) => s.replaceAll('/tmp/', `${TMP}/`);
+const atTmp = (s: string) => s.replaceAll('/tmp/', `${tmp()}/`);
 
 /** The value of --name (`--name V` or `--name=V`), or undefined. */
 function opt(args: string[], name: string): string | undefined {
@@ -346,7 +348,7 @@ afterAll(async () => {
       await s.exitWithin(10_000);
     }
   }
-  rmSync(TMP, { recursive: true, force: true });
+  if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
 });
 
 // ---------------------------------------------------------------- checking output
@@ -604,7 +606,7 @@ describe('README.md', () => {
 
 async function runBlock(b: Block, cmds: Command[], m: Marker): Promise<void> {
   const wantExit = Number(m.opts.exit ?? 0);
-  const socket = join(TMP, `xsim-${b.line}.sock`);
+  const socket = join(tmp(), `xsim-${b.line}.sock`);
   const env: NodeJS.ProcessEnv = { ...process.env, XSIM_SOCKET: socket };
   let server: Server | undefined;
   let shutDown = false;
