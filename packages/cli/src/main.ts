@@ -3,13 +3,8 @@
  * xsim — run a topology, benchmark paths, manage devices and plugins.
  * Human-readable output by default; -j for JSON, -p to pretty-print it.
  */
-import { runCommand } from './commands/run.ts';
-import { benchCommand } from './commands/bench.ts';
-import { scaleCommand } from './commands/scale.ts';
-import { migrationCommand } from './commands/migration.ts';
 import { MANAGE_OBJECTS, MANAGE_USAGE, manageCommand } from './commands/manage.ts';
 import { setCommandLine, versionLine } from '@xsim/toolstack';
-import { schemaCommand } from './commands/schema.ts';
 
 const USAGE = `usage: xsim <command> [options]      (xsim --version: version and git commit)
 
@@ -85,13 +80,17 @@ ${MANAGE_USAGE}
   shutdown [--socket PATH]            stop it
 `;
 
-/** The command table (as xl_cmdtable.c): a name and what runs it. Usage is USAGE above. */
+/**
+ * The command table (as xl_cmdtable.c): a name and what runs it. Usage is USAGE
+ * above. A command's module is loaded when it runs, so `xsim domain list` does
+ * not load the benchmarks (and their chart renderer).
+ */
 const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
-  run: runCommand,
-  bench: benchCommand,
-  scale: scaleCommand,
-  migration: migrationCommand,
-  schema: schemaCommand,
+  run: async (argv) => (await import('./commands/run.ts')).runCommand(argv),
+  bench: async (argv) => (await import('./commands/bench.ts')).benchCommand(argv),
+  scale: async (argv) => (await import('./commands/scale.ts')).scaleCommand(argv),
+  migration: async (argv) => (await import('./commands/migration.ts')).migrationCommand(argv),
+  schema: async (argv) => (await import('./commands/schema.ts')).schemaCommand(argv),
   // Against a running simulation: print what the management verb returns.
   ...Object.fromEntries(
     MANAGE_OBJECTS.map((object) => [
