@@ -8,7 +8,7 @@
  * on real pCPU threads.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, runStream, totalDrops, type DomainRef } from '@xsim/toolstack';
+import { Simulation, defaultTopology, runStream, totalDrops, validateTopology, type DomainRef } from '@xsim/toolstack';
 import { THREADS, afterFrames, conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
 
 const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;
@@ -171,5 +171,26 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
     await expect(sim.destroyDomain({ host: 'host-a', domain: 'nobody' })).rejects.toThrow(/no domain "nobody" on host-a \(domains: dom0, a1, a2\)/);
     await expect(sim.shutdownDomain({ host: 'host-q', domain: 'a1' })).rejects.toThrow(/no host "host-q"/);
     expect(await holdings(sim)).toEqual(before);
+  });
+});
+
+describe('domids (deterministic, seed 1)', () => {
+  it("a host whose last guest is domain 32751 gives the next guest a free domid below Xen's reserved range, and it connects", async () => {
+    const t = structuredClone(defaultTopology());
+    t.hosts[0].domUs[1].domid = 0x7fef;
+    const sim = await Simulation.start(validateTopology(t), { deterministic: { seed: 1 }, log: () => {} });
+    try {
+      const d = await sim.createDomain('host-a', 'late');
+      // a1 is 1 and a2 is 32751: the ids wrap to the lowest free one, never to 32752 (DOMID_SELF).
+      expect(d.domid).toBe(2);
+      const next = await sim.createDomain('host-a', 'later');
+      expect(next.domid).toBe(3);
+      const s = (await sim.request({ host: 'host-a', domain: 'dom0' }, 'stats')) as { hung?: string; crashed?: string };
+      expect(s.hung).toBeUndefined();
+      expect(s.crashed).toBeUndefined();
+      expect((await sim.listDomains()).filter((x) => x.host === 'host-a').map((x) => x.domid)).toEqual([0, 1, 32751, 2, 3]);
+    } finally {
+      await sim.shutdown();
+    }
   });
 });

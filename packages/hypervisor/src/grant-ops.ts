@@ -16,6 +16,13 @@ import {
 import type { GrantTable } from './grant-table.ts';
 import { PAGE_SIZE, type GuestMemory } from './memory.ts';
 
+/**
+ * xen.h: domids from DOMID_FIRST_RESERVED (0x7FF0) up name no domain but a
+ * special meaning in hypercall arguments (DOMID_SELF, DOMID_IO, DOMID_XEN,
+ * DOMID_COW, DOMID_INVALID, DOMID_IDLE): a domain's id is at most 0x7FEF.
+ */
+export const DOMID_FIRST_RESERVED = 0x7ff0;
+export const DOMID_MAX = DOMID_FIRST_RESERVED - 1;
 /** DOMID_SELF from xen.h: "the calling domain" in hypercall arguments. */
 export const DOMID_SELF = 0x7ff0;
 

@@ -8,7 +8,7 @@
  * filters through the plugin's vifGone, event-channel ports, xenstore
  * watches, its RAM in dom0 and the NIC, its MAC in every bridge and switch).
  */
-import { SHUTDOWN_POWEROFF, XenbusState, logWarn, controlShutdownPath, domainPath, vifBackendRoot } from '@xsim/hypervisor';
+import { DOMID_FIRST_RESERVED, DOMID_MAX, SHUTDOWN_POWEROFF, XenbusState, logWarn, controlShutdownPath, domainPath, vifBackendRoot } from '@xsim/hypervisor';
 import { parseMac, type DomUSpec } from './topo/index.ts';
 import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { domainMemory, rmTree, vifAt, type DomainMemory, type HostResources } from './host.ts';
@@ -100,9 +100,18 @@ export class DomainLifecycle {
     return (await this.list()).find((x) => x.host === host && x.domid === domid)!;
   }
 
-  /** The next domid of `h`. Domids are never reused within a run (as Xen): a stale reference to a dead guest names no one. */
+  /**
+   * The next domid of `h`. As Xen's allocator does, ids go up from the last one
+   * given (a stale reference to a dead guest names no one until the ids wrap)
+   * and wrap below DOMID_FIRST_RESERVED (0x7FF0) to the lowest free one:
+   * 32752 and up are DOMID_SELF, DOMID_IO, DOMID_XEN, ..., never a domain's.
+   */
   peekDomid(h: HostResources): number {
-    return Math.max(this.nextDomid.get(h.spec.name) ?? 1, ...h.domUs.map((x) => x.domid + 1));
+    const used = new Set(h.domUs.map((x) => x.domid));
+    const start = Math.max(this.nextDomid.get(h.spec.name) ?? 1, ...h.domUs.map((x) => x.domid + 1));
+    for (let id = start; id <= DOMID_MAX; id++) if (!used.has(id)) return id;
+    for (let id = 1; id < Math.min(start, DOMID_MAX + 1); id++) if (!used.has(id)) return id;
+    throw new Error(`no free domid on ${h.spec.name}: all of 1..${DOMID_MAX} are in use (Xen reserves ${DOMID_FIRST_RESERVED} and up)`);
   }
 
   /** Take `domid` on `h` (after peekDomid, once the new domain is validated). */

@@ -50,6 +50,17 @@ describe('topology validation', () => {
     expect(issues(t)).toEqual(['hosts[1].domUs[0].vifs[0].mac: "ff:ff:ff:ff:ff:ff" is not a unicast MAC address']);
   });
 
+  it("refuses a domid Xen reserves (DOMID_FIRST_RESERVED, 0x7FF0, and up), and takes the highest one that is not", () => {
+    for (const domid of [0x7ff0, 0x7ff2, 32767]) {
+      const t = structuredClone(defaultTopology()) as unknown as { hosts: { domUs: { domid?: number }[] }[] };
+      t.hosts[0].domUs[1].domid = domid;
+      expect(() => validateTopology(t)).toThrow(/hosts\[0\]\.domUs\[1\]\.domid: must be an integer from 1 to 32751 \(Xen reserves 32752 and up/);
+    }
+    const t = structuredClone(defaultTopology()) as unknown as { hosts: { domUs: { domid?: number }[] }[] };
+    t.hosts[0].domUs[1].domid = 0x7fef;
+    expect(validateTopology(t).hosts[0].domUs[1].domid).toBe(32751);
+  });
+
   it('reports every problem at once, including unknown keys and duplicates', () => {
     const t = base();
     t.hosts[0].colour = 'blue';

@@ -4,6 +4,7 @@
  * keys are errors so a typo never passes silently. The result is normalised:
  * defaults filled in, MACs lower-cased.
  */
+import { DOMID_FIRST_RESERVED, DOMID_MAX } from '@xsim/hypervisor';
 import { netfrontPages } from '@xsim/netfront';
 import { dom0MinPages } from '@xsim/netback';
 import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
@@ -173,7 +174,8 @@ function validateDomU(s: HostScope, d: unknown, dp: string, di: number, hname: s
   if (RESERVED.has(dname)) c.fail(`${dp}.name`, `"${dname}" is reserved: it names the host's dom0`);
   if (seen.names.has(dname)) c.fail(`${dp}.name`, `domU name "${dname}" is used twice on ${hname}`);
   seen.names.add(dname);
-  const domid = c.int(x.domid, `${dp}.domid`, di + 1, 1, 32767) ?? di + 1;
+  // Xen reserves DOMID_FIRST_RESERVED (0x7FF0 = 32752) and up for DOMID_SELF, DOMID_IO, DOMID_XEN, ...
+  const domid = c.int(x.domid, `${dp}.domid`, di + 1, 1, DOMID_MAX, ` (Xen reserves ${DOMID_FIRST_RESERVED} and up: DOMID_SELF, DOMID_IO, DOMID_XEN, ...)`) ?? di + 1;
   if (seen.domids.has(domid)) c.fail(`${dp}.domid`, `domid ${domid} is used twice on ${hname}`);
   seen.domids.add(domid);
   const vsIn = c.arr(x.vifs, `${dp}.vifs`);
