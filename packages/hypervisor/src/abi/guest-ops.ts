@@ -41,7 +41,9 @@ export type GuestOps = typeof GUEST_OPS;
 /**
  * Ops a guest kernel's extension serves (none in the stock kernel). A module
  * that boots an extended guest adds its ops here, e.g.
- *   declare module '@xsim/hypervisor/abi/guest-ops' { interface GuestExtensionOps { crash: OpDef<...> } }
+ *   declare module '@xsim/hypervisor' { interface GuestExtensionOps extends MyOps {} }
+ * (test/fixtures/hostile-guest.ts does), and gives the same table as
+ * GuestExtension.ops so the kernel checks their arguments too.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface GuestExtensionOps {}
