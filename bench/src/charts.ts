@@ -31,10 +31,20 @@ async function render(spec: TopLevelSpec): Promise<string> {
 }
 
 function throughput(r: BenchJson): TopLevelSpec {
-  const values: Row[] = r.cells.map((c) => ({ path: c.path, placement: c.placement, size: c.size, gbps: c.median.gbps, min: c.spread.minGbps, max: c.spread.maxGbps }));
+  const values: Row[] = r.cells.map((c) => ({
+    path: c.path,
+    placement: c.placement,
+    size: c.size,
+    gbps: c.median.gbps,
+    min: c.spread.minGbps,
+    max: c.spread.maxGbps,
+  }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Goodput by path and frame size', subtitle: `median of ${r.options.reps} repetition(s); vertical bars: min..max; ${r.meta.pcpus ?? '?'} pCPUs on ${r.machine.cores} cores` },
+    title: {
+      text: 'Goodput by path and frame size',
+      subtitle: `median of ${r.options.reps} repetition(s); vertical bars: min..max; ${r.meta.pcpus ?? '?'} pCPUs on ${r.machine.cores} cores`,
+    },
     data: { values },
     facet: { column: { field: 'placement', title: 'placement' } },
     spec: {
@@ -45,18 +55,29 @@ function throughput(r: BenchJson): TopLevelSpec {
         color: { field: 'path', type: 'nominal', title: 'path' },
       },
       layer: [
-        { mark: { type: 'rule', strokeWidth: 2, opacity: 0.6 }, encoding: { y: { field: 'min', type: 'quantitative', title: 'Gbit/s (log scale)', scale: { type: 'log' } }, y2: { field: 'max' } } },
-        { mark: { type: 'line', point: true }, encoding: { y: { field: 'gbps', type: 'quantitative', title: 'Gbit/s (log scale)', scale: { type: 'log' } }, tooltip: [{ field: 'path' }, { field: 'size' }, { field: 'gbps', format: '.2f' }] } },
+        {
+          mark: { type: 'rule', strokeWidth: 2, opacity: 0.6 },
+          encoding: { y: { field: 'min', type: 'quantitative', title: 'Gbit/s (log scale)', scale: { type: 'log' } }, y2: { field: 'max' } },
+        },
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            y: { field: 'gbps', type: 'quantitative', title: 'Gbit/s (log scale)', scale: { type: 'log' } },
+            tooltip: [{ field: 'path' }, { field: 'size' }, { field: 'gbps', format: '.2f' }],
+          },
+        },
       ],
     },
   };
 }
 
 function cpu(r: BenchJson): TopLevelSpec {
-  const values: Row[] = r.cells.filter((c) => c.cpuUsPerFrame !== undefined).map((c) => ({ cell: `${c.path} ${c.placement}`, size: c.size, us: c.cpuUsPerFrame ?? null }));
+  const values: Row[] = r.cells
+    .filter((c) => c.cpuUsPerFrame !== undefined)
+    .map((c) => ({ cell: `${c.path} ${c.placement}`, size: c.size, us: c.cpuUsPerFrame ?? null }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'CPU per delivered frame', subtitle: 'every thread\'s awake time / frames delivered (µs), median over repetitions' },
+    title: { text: 'CPU per delivered frame', subtitle: "every thread's awake time / frames delivered (µs), median over repetitions" },
     data: { values },
     width: WIDTH * 1.5,
     height: HEIGHT,
@@ -73,7 +94,8 @@ function cpu(r: BenchJson): TopLevelSpec {
 function ratios(r: BenchJson): TopLevelSpec {
   const values: Row[] = [];
   for (const x of r.ratios) {
-    const push = (name: string, v: number | null | undefined) => v !== null && v !== undefined && values.push({ ratio: name, size: x.size, placement: x.placement, value: v });
+    const push = (name: string, v: number | null | undefined) =>
+      v !== null && v !== undefined && values.push({ ratio: name, size: x.size, placement: x.placement, value: v });
     push('vnic / unaccel', x.accelOverUnaccel);
     push('vnic / dom0', x.accelOverDom0);
     for (const [p, v] of Object.entries(x.overRaw)) push(`${p} / raw`, v);
@@ -99,14 +121,24 @@ function ratios(r: BenchJson): TopLevelSpec {
 
 function capture(r: BenchJson): TopLevelSpec | null {
   if (!r.capture?.length) return null;
-  const values: Row[] = r.capture.map((c) => ({ path: c.path, what: `${c.spec}, ${c.snaplen >= 65_535 ? 'whole frames' : `${c.snaplen} octets`}`, ratio: c.ratio, min: c.spread.min, max: c.spread.max }));
+  const values: Row[] = r.capture.map((c) => ({
+    path: c.path,
+    what: `${c.spec}, ${c.snaplen >= 65_535 ? 'whole frames' : `${c.snaplen} octets`}`,
+    ratio: c.ratio,
+    min: c.spread.min,
+    max: c.spread.max,
+  }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: 'What packet capture costs', subtitle: 'goodput with capture on / off, paired per repetition (1 = free); bar: median, line: min..max' },
     data: { values },
     width: WIDTH,
     height: HEIGHT,
-    encoding: { x: { field: 'what', type: 'nominal', title: 'captured', axis: { labelAngle: -30, labelLimit: 300 } }, xOffset: { field: 'path' }, color: { field: 'path', type: 'nominal' } },
+    encoding: {
+      x: { field: 'what', type: 'nominal', title: 'captured', axis: { labelAngle: -30, labelLimit: 300 } },
+      xOffset: { field: 'path' },
+      color: { field: 'path', type: 'nominal' },
+    },
     layer: [
       { mark: 'bar', encoding: { y: { field: 'ratio', type: 'quantitative', title: 'on / off' } } },
       { mark: { type: 'rule', color: 'black', strokeWidth: 1.5 }, encoding: { y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
@@ -116,12 +148,22 @@ function capture(r: BenchJson): TopLevelSpec | null {
 
 function compareChart(cmp: Comparison): TopLevelSpec {
   const values: Row[] = cmp.rows.flatMap((x) => [
-    { cell: `${x.path} ${x.placement} ${x.size}B`, run: `old (${cmp.date.slice(0, 10)})`, gbps: x.old.gbps, min: x.old.min, max: x.old.max, outside: x.outside },
+    {
+      cell: `${x.path} ${x.placement} ${x.size}B`,
+      run: `old (${cmp.date.slice(0, 10)})`,
+      gbps: x.old.gbps,
+      min: x.old.min,
+      max: x.old.max,
+      outside: x.outside,
+    },
     { cell: `${x.path} ${x.placement} ${x.size}B`, run: 'new', gbps: x.now.gbps, min: x.now.min, max: x.now.max, outside: x.outside },
   ]);
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Old and new, side by side', subtitle: 'median, min..max of the repetitions; solid bars: the new median lies outside the old spread, faded: within it' },
+    title: {
+      text: 'Old and new, side by side',
+      subtitle: 'median, min..max of the repetitions; solid bars: the new median lies outside the old spread, faded: within it',
+    },
     data: { values },
     width: Math.max(WIDTH, cmp.rows.length * 36),
     height: HEIGHT,
@@ -131,7 +173,10 @@ function compareChart(cmp: Comparison): TopLevelSpec {
       color: { field: 'run', type: 'nominal', title: null },
     },
     layer: [
-      { mark: 'bar', encoding: { y: { field: 'gbps', type: 'quantitative', title: 'Gbit/s' }, opacity: { condition: { test: 'datum.outside', value: 1 }, value: 0.55 } } },
+      {
+        mark: 'bar',
+        encoding: { y: { field: 'gbps', type: 'quantitative', title: 'Gbit/s' }, opacity: { condition: { test: 'datum.outside', value: 1 }, value: 0.55 } },
+      },
       { mark: { type: 'rule', color: 'black', strokeWidth: 1.5 }, encoding: { y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
     ],
   };
@@ -139,7 +184,13 @@ function compareChart(cmp: Comparison): TopLevelSpec {
 
 /** Every chart of a result (and of its comparison), as SVG text by name. */
 export async function benchCharts(r: BenchJson, cmp?: Comparison): Promise<Record<string, string>> {
-  const specs: Record<string, TopLevelSpec | null> = { throughput: throughput(r), cpu: cpu(r), ratios: ratios(r), capture: capture(r), compare: cmp && cmp.rows.length ? compareChart(cmp) : null };
+  const specs: Record<string, TopLevelSpec | null> = {
+    throughput: throughput(r),
+    cpu: cpu(r),
+    ratios: ratios(r),
+    capture: capture(r),
+    compare: cmp && cmp.rows.length ? compareChart(cmp) : null,
+  };
   const out: Record<string, string> = {};
   for (const [name, spec] of Object.entries(specs)) if (spec) out[name] = await render(spec);
   return out;

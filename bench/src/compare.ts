@@ -45,7 +45,8 @@ export function loadComparable(file: string, plan?: { sizes: number[]; paths: re
     throw new Error(`--compare ${file}: not JSON: ${(e as Error).message}`);
   }
   const problems = schemaProblems(ComparableSchema, v, 5);
-  if (problems.length) throw new Error(`--compare ${file}: not a bench result xsim can compare (schemas ${READABLE_SCHEMAS.join(', ')}): ${problems.join('; ')}`);
+  if (problems.length)
+    throw new Error(`--compare ${file}: not a bench result xsim can compare (schemas ${READABLE_SCHEMAS.join(', ')}): ${problems.join('; ')}`);
   const old = v as Comparable;
   if (plan) {
     const shared = old.cells.filter((c) => plan.sizes.includes(c.size) && plan.paths.includes(c.path) && plan.placements.includes(c.placement));
@@ -78,4 +79,3 @@ export function compareResults(old: Comparable, now: BenchJson, file = ''): Comp
   }
   return { file, date: old.date, schema: old.schema, rows };
 }
-

@@ -36,8 +36,26 @@ export interface BenchOptions {
   logLevel?: LogLevel;
 }
 
-export const DEFAULT_BENCH: BenchOptions = { sizes: [64, 512, 1500, 9000], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 5, frames: 0, repSeconds: 0.5, pings: 200, quick: false };
-export const QUICK_BENCH: BenchOptions = { sizes: [64, 1500], paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'], placements: ['cross', 'same'], reps: 1, frames: 1500, repSeconds: 0, pings: 10, quick: true };
+export const DEFAULT_BENCH: BenchOptions = {
+  sizes: [64, 512, 1500, 9000],
+  paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'],
+  placements: ['cross', 'same'],
+  reps: 5,
+  frames: 0,
+  repSeconds: 0.5,
+  pings: 200,
+  quick: false,
+};
+export const QUICK_BENCH: BenchOptions = {
+  sizes: [64, 1500],
+  paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'],
+  placements: ['cross', 'same'],
+  reps: 1,
+  frames: 1500,
+  repSeconds: 0,
+  pings: 10,
+  quick: true,
+};
 
 /**
  * The sender's credit window, in bytes as TCP's is: 256 standard frames, fewer
@@ -83,10 +101,19 @@ export function threadAccounting(sim: Simulation, cores: number): BenchJson['thr
   const cross = [at('host-a', 'a1'), at('host-a', 'dom0'), nic, at('host-b', 'dom0'), at('host-b', 'b1')];
   return {
     unaccel: entry(cross, 'cross; same host: a1, dom0-a, a2'),
-    vnic: entry([at('host-a', 'a1'), nic, at('host-b', 'b1')], 'cross, after learning (dom0s only for the first frames); same host falls back to the slow path'),
+    vnic: entry(
+      [at('host-a', 'a1'), nic, at('host-b', 'b1')],
+      'cross, after learning (dom0s only for the first frames); same host falls back to the slow path',
+    ),
     null: entry(cross, 'as unaccel, plus the hook calls'),
     dom0: entry([at('host-a', 'dom0'), nic, at('host-b', 'dom0')], 'cross host only'),
-    raw: { pcpus: 2, threads: 2, cores, busy: ['producer@pCPU0', 'consumer@pCPU1'], note: 'a runtime of its own: two pCPU workers, one domain each, on a bare SAB ring' },
+    raw: {
+      pcpus: 2,
+      threads: 2,
+      cores,
+      busy: ['producer@pCPU0', 'consumer@pCPU1'],
+      note: 'a runtime of its own: two pCPU workers, one domain each, on a bare SAB ring',
+    },
   };
 }
 
@@ -129,7 +156,8 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
   const warmup = o.frames > 0 ? Math.min(2_000, fixed) : 20_000;
   // Frames per repetition, per path: fixed, or what the warm-up rate gives in repSeconds.
   const counts = new Map<string, number>();
-  const sized = (key: string, warmPps: number) => counts.set(key, o.frames > 0 ? fixed : Math.max(2_000, Math.min(5_000_000, Math.round(warmPps * o.repSeconds))));
+  const sized = (key: string, warmPps: number) =>
+    counts.set(key, o.frames > 0 ? fixed : Math.max(2_000, Math.min(5_000_000, Math.round(warmPps * o.repSeconds))));
   const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
   const srcPort = 42000; // fixed, so vnic learns the flow and its credits once
   const use = pluginSwitcher();
@@ -143,7 +171,9 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
           continue;
         }
         const x = await runRawRing(counts.get(key)! * (o.frames > 0 ? 4 : 1), size);
-        reps.get('raw/cross')!.push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps, cpuUsPerFrame: x.cpuUsPerFrame });
+        reps
+          .get('raw/cross')!
+          .push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps, cpuUsPerFrame: x.cpuUsPerFrame });
         continue;
       }
       await use(sim!, path);

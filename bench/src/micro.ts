@@ -64,31 +64,33 @@ export async function runMicro(opts: { quick: boolean; folder?: string }): Promi
   // benny reports progress with console.log; xsim's stdout carries results only (JSON with -j), so progress goes to stderr.
   const log = console.log;
   console.log = (...a: unknown[]) => console.error(...a);
-  const summary = await b.suite(
-    'xsim micro',
-    b.configure({ cases }),
-    b.add('ring push+pop (netif TX slot, notify check)', () => {
-      sring.dv.setUint16(front.nextRequestOffset() + TXREQ_ID, id++ & 0xffff, true);
-      front.reqProdPvt = (front.reqProdPvt + 1) >>> 0;
-      front.pushRequestsAndCheckNotify();
-      const prod = back.requestProducer();
-      back.reqCons = prod;
-      back.rspProdPvt = prod;
-      back.pushResponsesAndCheckNotify();
-      front.rspCons = prod;
-    }),
-    b.add('grant copy 1500 B (checked)', () => {
-      ops.copy(GNTCOPY_source_gref, 1, 10, 0, DOMID_SELF, 1, 0, 1500);
-    }),
-    b.add('filter lookup among 10,000 filters', () => {
-      filters.lookup(frame, 0, 64);
-    }),
-    b.add('bridge forward (known unicast, 66 ports)', () => {
-      bridge.forward(p1, 0, 60, -1);
-    }),
-    ...(opts.folder ? [b.save({ file: 'micro', folder: opts.folder, format: 'json' as const, details: false })] : []),
-  ).finally(() => {
-    console.log = log;
-  });
+  const summary = await b
+    .suite(
+      'xsim micro',
+      b.configure({ cases }),
+      b.add('ring push+pop (netif TX slot, notify check)', () => {
+        sring.dv.setUint16(front.nextRequestOffset() + TXREQ_ID, id++ & 0xffff, true);
+        front.reqProdPvt = (front.reqProdPvt + 1) >>> 0;
+        front.pushRequestsAndCheckNotify();
+        const prod = back.requestProducer();
+        back.reqCons = prod;
+        back.rspProdPvt = prod;
+        back.pushResponsesAndCheckNotify();
+        front.rspCons = prod;
+      }),
+      b.add('grant copy 1500 B (checked)', () => {
+        ops.copy(GNTCOPY_source_gref, 1, 10, 0, DOMID_SELF, 1, 0, 1500);
+      }),
+      b.add('filter lookup among 10,000 filters', () => {
+        filters.lookup(frame, 0, 64);
+      }),
+      b.add('bridge forward (known unicast, 66 ports)', () => {
+        bridge.forward(p1, 0, 60, -1);
+      }),
+      ...(opts.folder ? [b.save({ file: 'micro', folder: opts.folder, format: 'json' as const, details: false })] : []),
+    )
+    .finally(() => {
+      console.log = log;
+    });
   return summary.results.map((r) => ({ name: r.name, opsPerSec: r.ops, margin: r.margin }));
 }

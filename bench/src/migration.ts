@@ -149,7 +149,11 @@ export async function runMigrationBench(o: MigrationBenchOptions): Promise<Migra
         fastPathBackMs: medianOrNull(reps.map((r) => r.fastPathBackMs)),
         lost: median(reps.map((r) => r.sent - r.delivered)),
       },
-      spread: { blackoutMs: range(reps.map((r) => r.blackoutMs)), downtimeMs: down.length ? range(down) : null, pagesSent: range(reps.map((r) => r.pagesSent)) },
+      spread: {
+        blackoutMs: range(reps.map((r) => r.blackoutMs)),
+        downtimeMs: down.length ? range(down) : null,
+        pagesSent: range(reps.map((r) => r.pagesSent)),
+      },
     });
   }
   return {
@@ -157,7 +161,15 @@ export async function runMigrationBench(o: MigrationBenchOptions): Promise<Migra
     meta: runMeta(o.seed !== undefined ? null : (o.pcpus ?? availableParallelism())),
     date: new Date().toISOString(),
     machine: { cores: availableParallelism(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown' },
-    run: { mode: o.seed !== undefined ? `deterministic, seeds ${o.seed}..${o.seed + o.reps - 1}` : 'threads', pcpus: o.seed !== undefined ? null : (o.pcpus ?? null), frames: o.frames, frameSize: o.frameSize, window: o.window, migrateAfter: o.migrateAfter, reps: o.reps },
+    run: {
+      mode: o.seed !== undefined ? `deterministic, seeds ${o.seed}..${o.seed + o.reps - 1}` : 'threads',
+      pcpus: o.seed !== undefined ? null : (o.pcpus ?? null),
+      frames: o.frames,
+      frameSize: o.frameSize,
+      window: o.window,
+      migrateAfter: o.migrateAfter,
+      reps: o.reps,
+    },
     cases,
   };
 }

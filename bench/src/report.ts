@@ -25,12 +25,24 @@ export function report(r: BenchJson): string {
     '',
     table(
       ['bytes', 'placement', 'vnic/unaccel', 'vnic/dom0', 'unaccel/raw', 'vnic/raw', 'null/raw', 'dom0/raw'],
-      r.ratios.map((x) => [x.size, x.placement, x.accelOverUnaccel ?? '-', x.accelOverDom0 ?? '-', x.overRaw.unaccel ?? '-', x.overRaw.vnic ?? '-', x.overRaw.null ?? '-', x.overRaw.dom0 ?? '-']),
+      r.ratios.map((x) => [
+        x.size,
+        x.placement,
+        x.accelOverUnaccel ?? '-',
+        x.accelOverDom0 ?? '-',
+        x.overRaw.unaccel ?? '-',
+        x.overRaw.vnic ?? '-',
+        x.overRaw.null ?? '-',
+        x.overRaw.dom0 ?? '-',
+      ]),
     ),
   );
   const awake = r.cells.filter((c) => c.awake && Object.keys(c.awake).length > 0);
   if (awake.length) {
-    parts.push('', `awake share of each thread during the stream (not blocked in Atomics.wait; sum against ${r.machine.cores} cores), and of each busy domain's vCPU (in its turns):`);
+    parts.push(
+      '',
+      `awake share of each thread during the stream (not blocked in Atomics.wait; sum against ${r.machine.cores} cores), and of each busy domain's vCPU (in its turns):`,
+    );
     const shares = (m: Record<string, number>) => {
       const w = Object.entries(m).sort((x, y) => y[1] - x[1]);
       return `sum ${w.reduce((a, [, v]) => a + v, 0).toFixed(2)}: ${w.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')}`;
@@ -41,23 +53,67 @@ export function report(r: BenchJson): string {
     }
   }
   parts.push('', `threads (${r.machine.cores} cores):`);
-  for (const [path, t] of Object.entries(r.threads)) parts.push(`  ${path}: ${t.busy.join(', ')} — ${t.threads} threads (${t.pcpus} pCPUs${t.threads > t.pcpus ? ' + NIC' : ''}); ${t.note}`);
+  for (const [path, t] of Object.entries(r.threads))
+    parts.push(`  ${path}: ${t.busy.join(', ')} — ${t.threads} threads (${t.pcpus} pCPUs${t.threads > t.pcpus ? ' + NIC' : ''}); ${t.note}`);
   if (r.capture?.length) {
     parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`);
     parts.push(
       table(
-        ['path', 'bytes', 'frames/stream', 'captured at', 'tap points', 'snap length', 'off Gbit/s', 'on Gbit/s', 'on/off', 'spread', 'records/stream', 'not kept'],
-        r.capture.map((c) => [c.path, c.size, c.frames ?? '-', c.spec, c.taps, c.snaplen >= 65_535 ? 'whole' : c.snaplen, median(c.reps.map((x) => x.offGbps)), median(c.reps.map((x) => x.onGbps)), c.ratio, `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`, Math.round(median(c.reps.map((x) => x.records))), c.reps.reduce((n, x) => n + x.lost, 0)]),
+        [
+          'path',
+          'bytes',
+          'frames/stream',
+          'captured at',
+          'tap points',
+          'snap length',
+          'off Gbit/s',
+          'on Gbit/s',
+          'on/off',
+          'spread',
+          'records/stream',
+          'not kept',
+        ],
+        r.capture.map((c) => [
+          c.path,
+          c.size,
+          c.frames ?? '-',
+          c.spec,
+          c.taps,
+          c.snaplen >= 65_535 ? 'whole' : c.snaplen,
+          median(c.reps.map((x) => x.offGbps)),
+          median(c.reps.map((x) => x.onGbps)),
+          c.ratio,
+          `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`,
+          Math.round(median(c.reps.map((x) => x.records))),
+          c.reps.reduce((n, x) => n + x.lost, 0),
+        ]),
       ),
     );
   }
-  if (r.micro) parts.push('', table(['microbenchmark', 'ops/s', '±%'], r.micro.map((m) => [m.name, Math.round(m.opsPerSec), m.margin])));
+  if (r.micro)
+    parts.push(
+      '',
+      table(
+        ['microbenchmark', 'ops/s', '±%'],
+        r.micro.map((m) => [m.name, Math.round(m.opsPerSec), m.margin]),
+      ),
+    );
   return parts.join('\n');
 }
 
 export function compareText(cmp: Comparison): string {
   const span = (x: { min: number; max: number }) => `${fmtNum(x.min)}..${fmtNum(x.max)}`;
-  const rows = cmp.rows.map((r) => [r.path, r.placement, r.size, r.old.gbps, span(r.old), r.now.gbps, span(r.now), `${r.changePct >= 0 ? '+' : ''}${r.changePct.toFixed(1)}%`, r.outside ? 'OUTSIDE' : 'within']);
+  const rows = cmp.rows.map((r) => [
+    r.path,
+    r.placement,
+    r.size,
+    r.old.gbps,
+    span(r.old),
+    r.now.gbps,
+    span(r.now),
+    `${r.changePct >= 0 ? '+' : ''}${r.changePct.toFixed(1)}%`,
+    r.outside ? 'OUTSIDE' : 'within',
+  ]);
   const n = cmp.rows.filter((r) => r.outside).length;
   return (
     `compared with ${cmp.file ? `${cmp.file} ` : ''}(${cmp.schema}, ${cmp.date}); a change is OUTSIDE when the new median lies outside the old repetitions' min..max (${n} of ${cmp.rows.length}):\n` +

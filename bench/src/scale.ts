@@ -94,7 +94,15 @@ export async function measurePoint(domUs: number, o: Omit<ScaleOptions, 'domUs' 
       const before = await sim.stats();
       const r = await runStream(sim, { from, to, count: o.streamFrames, frameSize: 1500, window: 256 });
       const after = await sim.stats();
-      stream = { from: r.from, to: r.to, frames: r.count, delivered: r.delivered, conserved: streamAccount(before, after, r).conserved, pps: r.pps, gbps: r.gbps };
+      stream = {
+        from: r.from,
+        to: r.to,
+        frames: r.count,
+        delivered: r.delivered,
+        conserved: streamAccount(before, after, r).conserved,
+        pps: r.pps,
+        gbps: r.gbps,
+      };
     }
   } finally {
     const s0 = performance.now();
@@ -121,11 +129,27 @@ export async function runScale(o: ScaleOptions): Promise<ScaleJson> {
   const points: ScalePoint[] = [];
   for (const n of o.domUs) {
     o.progress?.(`scale: ${n} domUs (${scaleShape(n).hosts} hosts) ...`);
-    const args = [...process.execArgv, process.argv[1], 'scale', '--point', String(n), '--idle-seconds', String(o.idleSeconds), '--stream-frames', String(o.streamFrames)];
+    const args = [
+      ...process.execArgv,
+      process.argv[1],
+      'scale',
+      '--point',
+      String(n),
+      '--idle-seconds',
+      String(o.idleSeconds),
+      '--stream-frames',
+      String(o.streamFrames),
+    ];
     if (o.pcpus) args.push('--pcpus', String(o.pcpus));
     points.push(JSON.parse(await child(process.execPath, args)) as ScalePoint);
   }
-  return { schema: SCALE_SCHEMA, date: new Date().toISOString(), meta: runMeta(o.pcpus ?? availableParallelism()), machine: { cores: availableParallelism(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown' }, points };
+  return {
+    schema: SCALE_SCHEMA,
+    date: new Date().toISOString(),
+    meta: runMeta(o.pcpus ?? availableParallelism()),
+    machine: { cores: availableParallelism(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown' },
+    points,
+  };
 }
 
 function child(cmd: string, args: string[]): Promise<string> {
@@ -136,6 +160,10 @@ function child(cmd: string, args: string[]): Promise<string> {
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out.trim().split('\n').pop() ?? '') : reject(new Error(`scale point failed (exit ${code}): ${err.trim().split('\n').slice(-3).join(' | ')}`))));
+    p.on('close', (code) =>
+      code === 0
+        ? resolve(out.trim().split('\n').pop() ?? '')
+        : reject(new Error(`scale point failed (exit ${code}): ${err.trim().split('\n').slice(-3).join(' | ')}`)),
+    );
   });
 }

@@ -58,8 +58,12 @@ export const RepResultSchema = Type.Object({
   conserved: Type.Boolean({ description: 'every frame sent was delivered or counted in a drop counter' }),
   pps: Num(),
   gbps: Num(),
-  awake: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "thread ('pcpu0', ..., 'nic') -> share of the stream's time it was awake" })),
-  vcpu: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "domain -> share of the stream's time its vCPU was in its turns" })),
+  awake: Type.Optional(
+    Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "thread ('pcpu0', ..., 'nic') -> share of the stream's time it was awake" }),
+  ),
+  vcpu: Type.Optional(
+    Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "domain -> share of the stream's time its vCPU was in its turns" }),
+  ),
   cpuUsPerFrame: Type.Optional(Num('awake time of all the threads per delivered frame, us')),
 });
 export type RepResult = Static<typeof RepResultSchema>;
@@ -85,7 +89,10 @@ export const BenchRatioSchema = Type.Object({
   placement: PlacementSchema,
   accelOverUnaccel: Ratio,
   accelOverDom0: Ratio,
-  overRaw: Type.Object({ unaccel: Type.Optional(Num()), vnic: Type.Optional(Num()), null: Type.Optional(Num()), dom0: Type.Optional(Num()), raw: Type.Optional(Num()) }, { description: 'each path over the raw ring' }),
+  overRaw: Type.Object(
+    { unaccel: Type.Optional(Num()), vnic: Type.Optional(Num()), null: Type.Optional(Num()), dom0: Type.Optional(Num()), raw: Type.Optional(Num()) },
+    { description: 'each path over the raw ring' },
+  ),
 });
 export type BenchRatio = Static<typeof BenchRatioSchema>;
 
@@ -94,7 +101,16 @@ export const CaptureCellSchema = Type.Object({
   placement: PlacementSchema,
   size: Type.Integer(),
   spec: Type.String({ description: "what was captured: one tap point (the receiver's vif, frontend side) or '*' (every point)" }),
-  reps: Type.Array(Type.Object({ offGbps: Num(), onGbps: Num(), ratio: Num('on / off in this repetition'), records: Type.Integer({ minimum: 0 }), lost: Type.Integer({ minimum: 0, description: 'frames a full capture buffer could not keep' }) }), { minItems: 1 }),
+  reps: Type.Array(
+    Type.Object({
+      offGbps: Num(),
+      onGbps: Num(),
+      ratio: Num('on / off in this repetition'),
+      records: Type.Integer({ minimum: 0 }),
+      lost: Type.Integer({ minimum: 0, description: 'frames a full capture buffer could not keep' }),
+    }),
+    { minItems: 1 },
+  ),
   ratio: Num('median over repetitions of on / off'),
   spread: Type.Object({ min: Num(), max: Num() }),
   taps: Type.Integer({ minimum: 0, description: 'tap points captured at' }),
@@ -118,11 +134,14 @@ export const BenchJsonSchema = Type.Object(
       quick: Type.Boolean(),
       pcpus: Type.Optional(Type.Integer({ minimum: 1 })),
     }),
-    threads: Type.Record(Type.String(), Type.Object({ pcpus: Type.Integer(), threads: Type.Integer(), cores: Type.Integer(), busy: Type.Array(Type.String()), note: Type.String() })),
+    threads: Type.Record(
+      Type.String(),
+      Type.Object({ pcpus: Type.Integer(), threads: Type.Integer(), cores: Type.Integer(), busy: Type.Array(Type.String()), note: Type.String() }),
+    ),
     cells: Type.Array(BenchCellSchema),
     ratios: Type.Array(BenchRatioSchema, { description: 'paired: median over repetitions of (a / b) measured in the same repetition' }),
     micro: Type.Optional(Type.Array(Type.Object({ name: Type.String(), opsPerSec: Num(), margin: Num() }))),
-    capture: Type.Optional(Type.Array(CaptureCellSchema, { description: 'the capture\'s cost: the same stream with capture off and on' })),
+    capture: Type.Optional(Type.Array(CaptureCellSchema, { description: "the capture's cost: the same stream with capture off and on" })),
   },
   { $id: 'https://xsim.invalid/schemas/xsim-bench-3.schema.json', title: 'xsim bench result' },
 );

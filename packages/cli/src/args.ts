@@ -19,7 +19,8 @@ export function parseArgs(argv: string[], valued: string[], booleans: string[]):
   const options: Record<string, OptionSpec> = {};
   for (const v of valued) options[v] = { type: 'string', ...(v.length === 1 ? { short: v } : {}) };
   for (const b of booleans) options[b] = { type: 'boolean', ...(b.length === 1 ? { short: b } : {}) };
-  const known = () => [...valued.map((v) => (v.length === 1 ? `-${v} V` : `--${v} V`)), ...booleans.map((b) => (b.length === 1 ? `-${b}` : `--${b}`))].join(', ');
+  const known = () =>
+    [...valued.map((v) => (v.length === 1 ? `-${v} V` : `--${v} V`)), ...booleans.map((b) => (b.length === 1 ? `-${b}` : `--${b}`))].join(', ');
   let parsed: ReturnType<typeof nodeParseArgs>;
   try {
     parsed = nodeParseArgs({ args: argv, options, allowPositionals: true, strict: true });
@@ -78,8 +79,9 @@ export function logLevelFlag(p: Parsed, dflt: LogLevel = 'info'): LogLevel {
 
 export function runtimeFlags(p: Parsed): { pcpus?: number; deterministic?: { seed: number } } {
   const det = p.flags.has('deterministic');
-  if (p.flags.has('seed') && !det) throw new Error('--seed needs --deterministic (a threaded run has no seed: its interleavings are the machine\'s)');
-  if (det && p.flags.has('pcpus')) throw new Error('--pcpus and --deterministic exclude each other: a deterministic run puts every domain and the NIC on one thread');
+  if (p.flags.has('seed') && !det) throw new Error("--seed needs --deterministic (a threaded run has no seed: its interleavings are the machine's)");
+  if (det && p.flags.has('pcpus'))
+    throw new Error('--pcpus and --deterministic exclude each other: a deterministic run puts every domain and the NIC on one thread');
   if (det) return { deterministic: { seed: intFlag(p, 'seed', 1, 0, 2 ** 31 - 1) } };
   return p.flags.has('pcpus') ? { pcpus: intFlag(p, 'pcpus', 1, 1, 256) } : {};
 }

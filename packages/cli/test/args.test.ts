@@ -18,7 +18,9 @@ describe('xsim argument parsing', () => {
   });
 
   it('an unknown option is refused, listing the known ones', () => {
-    expect(() => parseArgs(['--cuont', '5'], VALUED, BOOLS)).toThrow(/^unknown option --cuont \(options: --count V, --socket V, --seed V, -j, --json, -p, --pretty, --serve\)$/);
+    expect(() => parseArgs(['--cuont', '5'], VALUED, BOOLS)).toThrow(
+      /^unknown option --cuont \(options: --count V, --socket V, --seed V, -j, --json, -p, --pretty, --serve\)$/,
+    );
     expect(() => parseArgs(['-x'], VALUED, BOOLS)).toThrow(/^unknown option -x /);
   });
 

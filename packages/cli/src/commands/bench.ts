@@ -33,17 +33,22 @@ function progressBar(done: number, total: number, what: string): void {
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(argv, ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'], ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS]);
+  const p = parseArgs(
+    argv,
+    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'],
+    ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS],
+  );
   const level = logLevelFlag(p);
   const info = progressLines(level);
   const base = p.flags.has('quick') ? QUICK_BENCH : DEFAULT_BENCH;
   const o: BenchOptions = {
     ...base,
-    sizes: list(p.flags.get('sizes'), (s) => {
-      const n = Number(s);
-      if (!Number.isInteger(n) || n < 64 || n > 9014) throw new Error(`frame size "${s}" must be 64..9014`);
-      return n;
-    }) ?? base.sizes,
+    sizes:
+      list(p.flags.get('sizes'), (s) => {
+        const n = Number(s);
+        if (!Number.isInteger(n) || n < 64 || n > 9014) throw new Error(`frame size "${s}" must be 64..9014`);
+        return n;
+      }) ?? base.sizes,
     paths: list(p.flags.get('paths'), (s) => s as BenchPath, PATHS) ?? base.paths,
     placements: list(p.flags.get('placements'), (s) => s as Placement, ['cross', 'same'] as const) ?? base.placements,
     reps: intFlag(p, 'reps', base.reps, 1, 50),
@@ -63,7 +68,15 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const result = await runBench(o);
   if (!p.flags.has('no-capture')) {
     info('bench: capture cost (off and on, paired)...');
-    const cap = await runCaptureCost({ paths: o.paths, reps: o.reps, frames: o.frames, repSeconds: o.repSeconds, pcpus: o.pcpus, logLevel: o.logLevel, progress: (w) => info(`bench: ${w}`) });
+    const cap = await runCaptureCost({
+      paths: o.paths,
+      reps: o.reps,
+      frames: o.frames,
+      repSeconds: o.repSeconds,
+      pcpus: o.pcpus,
+      logLevel: o.logLevel,
+      progress: (w) => info(`bench: ${w}`),
+    });
     if (cap.length) result.capture = cap;
   }
   const wantMicro = p.flags.has('micro') || (!o.quick && !p.flags.has('no-micro'));
@@ -94,4 +107,3 @@ export async function benchCommand(argv: string[]): Promise<number> {
   }
   return result.cells.every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
 }
-

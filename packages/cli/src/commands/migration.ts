@@ -36,4 +36,3 @@ export async function migrationCommand(argv: string[]): Promise<number> {
   else process.stdout.write(migrationReport(r) + (out ? `\n\nsaved ${out}` : '') + '\n');
   return r.cases.every((c) => c.reps.every((x) => x.uncounted === 0 && x.duplicated === 0)) ? 0 : 1;
 }
-

@@ -32,4 +32,3 @@ export async function scaleCommand(argv: string[]): Promise<number> {
   else process.stdout.write(scaleReport(r) + (out ? `\n\nsaved ${out}` : '') + '\n');
   return r.points.every((x) => !x.stream || (x.stream.conserved && x.stream.delivered > 0)) ? 0 : 1;
 }
-
