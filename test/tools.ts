@@ -51,6 +51,8 @@ export interface ToolsMeta {
   missingTools?: MissingTool[];
 }
 declare module 'vitest' {
+  // Declaration merging: vitest's TaskMeta gains ToolsMeta's fields; the empty body is the point.
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
   interface TaskMeta extends ToolsMeta {}
 }
 

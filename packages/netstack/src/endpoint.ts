@@ -4,9 +4,9 @@
  * by toolstack control requests. Used by guests (over netfront) and by dom0
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
-import { DEFERRED, declareCounters, realClock, type Clock, type EndpointOps, type OpArgs, type OpHandlers, type RpcReply, type RpcValue } from '@xsim/hypervisor';
+import { DEFERRED, declareCounters, realClock, type Clock, type EndpointOps, type OpArgs, type OpHandlers, type RpcReply } from '@xsim/hypervisor';
 import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
-import { LatencyStats, PingClient, PingServer, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
+import { PingClient, PingServer, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
 import type { StreamReceiverState, StreamSenderState } from './traffic/stream.ts';
 
 /** Where frames go: a netfront vif or dom0's bridge port. */

@@ -45,6 +45,8 @@ export type OpArgs<T extends OpTable, K extends OpName<T>> = Static<T[K]['args']
 export type OpReply<T extends OpTable, K extends OpName<T>> = Static<T[K]['reply']>;
 
 /** A sender's arguments, deadline and shared memory: the arguments optional when the op takes none (or only optional ones). */
+// `{} extends Args` is the idiom for "every field of Args is optional", not an object type.
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export type OpRequestParams<T extends OpTable, K extends OpName<T>> = {} extends OpArgs<T, K>
   ? [args?: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]]
   : [args: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]];
