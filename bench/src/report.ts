@@ -6,7 +6,8 @@ import type { BenchJson, Comparable } from './schema.ts';
 import type { MigrationJson } from './migration.ts';
 import type { ScaleJson } from './scale.ts';
 
-export function report(r: BenchJson): string {
+/** The matrix: one row per cell, then the paired ratios. */
+function cellTables(r: BenchJson): string[] {
   const rows = r.cells.map((c) => [
     c.path,
     c.placement,
@@ -20,8 +21,8 @@ export function report(r: BenchJson): string {
     c.cpuUsPerFrame !== undefined ? c.cpuUsPerFrame : '-',
     c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
   ]);
-  const parts = [table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved'], rows)];
-  parts.push(
+  return [
+    table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved'], rows),
     '',
     table(
       ['bytes', 'placement', 'vnic/unaccel', 'vnic/dom0', 'unaccel/raw', 'vnic/raw', 'null/raw', 'dom0/raw'],
@@ -36,7 +37,12 @@ export function report(r: BenchJson): string {
         x.overRaw.dom0 ?? '-',
       ]),
     ),
-  );
+  ];
+}
+
+/** Where the time went: each thread's and each busy vCPU's awake share, and the threads each path ran on. */
+function threadLines(r: BenchJson): string[] {
+  const parts: string[] = [];
   const awake = r.cells.filter((c) => c.awake && Object.keys(c.awake).length > 0);
   if (awake.length) {
     parts.push(
@@ -55,42 +61,36 @@ export function report(r: BenchJson): string {
   parts.push('', `threads (${r.machine.cores} cores):`);
   for (const [path, t] of Object.entries(r.threads))
     parts.push(`  ${path}: ${t.busy.join(', ')} — ${t.threads} threads (${t.pcpus} pCPUs${t.threads > t.pcpus ? ' + NIC' : ''}); ${t.note}`);
+  return parts;
+}
+
+/** Capture's cost, paired per repetition. */
+function captureTable(capture: NonNullable<BenchJson['capture']>): string {
+  return table(
+    ['path', 'bytes', 'frames/stream', 'captured at', 'tap points', 'snap length', 'off Gbit/s', 'on Gbit/s', 'on/off', 'spread', 'records/stream', 'not kept'],
+    capture.map((c) => [
+      c.path,
+      c.size,
+      c.frames ?? '-',
+      c.spec,
+      c.taps,
+      c.snaplen >= 65_535 ? 'whole' : c.snaplen,
+      median(c.reps.map((x) => x.offGbps)),
+      median(c.reps.map((x) => x.onGbps)),
+      c.ratio,
+      `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`,
+      Math.round(median(c.reps.map((x) => x.records))),
+      c.reps.reduce((n, x) => n + x.lost, 0),
+    ]),
+  );
+}
+
+export function report(r: BenchJson): string {
+  const parts = [...cellTables(r), ...threadLines(r)];
   if (r.capture?.length) {
-    parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`);
-    parts.push(
-      table(
-        [
-          'path',
-          'bytes',
-          'frames/stream',
-          'captured at',
-          'tap points',
-          'snap length',
-          'off Gbit/s',
-          'on Gbit/s',
-          'on/off',
-          'spread',
-          'records/stream',
-          'not kept',
-        ],
-        r.capture.map((c) => [
-          c.path,
-          c.size,
-          c.frames ?? '-',
-          c.spec,
-          c.taps,
-          c.snaplen >= 65_535 ? 'whole' : c.snaplen,
-          median(c.reps.map((x) => x.offGbps)),
-          median(c.reps.map((x) => x.onGbps)),
-          c.ratio,
-          `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`,
-          Math.round(median(c.reps.map((x) => x.records))),
-          c.reps.reduce((n, x) => n + x.lost, 0),
-        ]),
-      ),
-    );
+    parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`, captureTable(r.capture));
   }
-  if (r.micro)
+  if (r.micro) {
     parts.push(
       '',
       table(
@@ -98,6 +98,7 @@ export function report(r: BenchJson): string {
         r.micro.map((m) => [m.name, Math.round(m.opsPerSec), m.margin]),
       ),
     );
+  }
   return parts.join('\n');
 }
 
