@@ -33,12 +33,8 @@ export class AccelHost {
   private readonly queued: [string, Record<string, unknown>, Shared][] = [];
   /** Frontends by plugin, kept across re-attachments (they keep their granted DMA pages). */
   private readonly cache = new Map<string, AccelFrontend>();
-  refused = 0;
-  attachments = 0;
-  /** Framework messages from the backend that failed their schema: dropped. */
-  badBackendMessages = 0;
-  /** Hook calls into a frontend that threw (each broke that frontend). */
-  pluginErrors = 0;
+  /** refused, attachments, badBackendMessages, pluginErrors: stored where declared (ACCEL_HOST_COUNTERS). */
+  readonly c = ACCEL_HOST_COUNTERS.zero();
   private broken: AccelFrontend | null = null;
   /** Bumped by every attach and detach, so a frontend module that finishes loading late knows it is no longer wanted. */
   private attachGen = 0;
@@ -60,7 +56,7 @@ export class AccelHost {
   }
 
   private fail(fe: AccelFrontend, hook: string, e: unknown): void {
-    this.pluginErrors++;
+    this.c.pluginErrors++;
     if (this.broken === fe) return;
     this.broken = fe;
     this.lastError = `${hook}: ${e instanceof Error ? e.message : String(e)}`;
@@ -74,7 +70,7 @@ export class AccelHost {
     try {
       fe.release?.();
     } catch (e) {
-      this.pluginErrors++;
+      this.c.pluginErrors++;
       this.base.log(logWarn(`accel: ${this.plugin} frontend failed in release: ${e instanceof Error ? e.message : String(e)}; its pages stay allocated`));
     }
   }
@@ -158,13 +154,13 @@ export class AccelHost {
     // The framework's own messages are checked once, here (netfront trusts its backend no more than netback trusts it).
     const problem = frontendMessageProblem(op, args);
     if (problem) {
-      this.badBackendMessages++;
+      this.c.badBackendMessages++;
       this.base.log(logWarn(`accel: refused a message from the backend: ${problem}`));
       return;
     }
     if (op === CHANNEL_OP.attach) return this.attach(String(args.plugin), String(args.frontend));
     if (op === CHANNEL_OP.refused) {
-      this.refused++;
+      this.c.refused++;
       return;
     }
     if (op === CHANNEL_OP.detached) {
@@ -236,7 +232,7 @@ export class AccelHost {
     if (op === CHANNEL_OP.offer) {
       this.guarded.newDevice(args, shared);
       this.nf.accel = this.guarded;
-      this.attachments++;
+      this.c.attachments++;
       return;
     }
     this.guarded.onMessage(op, args, shared);
@@ -248,15 +244,15 @@ export class AccelHost {
    * a frontend is kept across re-attachments), `current` the live view of the
    * attached one (the same numbers again, so drop accounting skips it).
    */
-  stats(attached: boolean): Record<string, unknown> {
+  stats(attached: boolean) {
     return {
       plugin: attached ? this.plugin : null,
-      attachments: this.attachments,
-      refused: this.refused,
-      badBackendMessages: this.badBackendMessages,
+      attachments: this.c.attachments,
+      refused: this.c.refused,
+      badBackendMessages: this.c.badBackendMessages,
       current: attached && this.fe ? this.guarded.getStats() : null,
       totals: Object.fromEntries([...this.cache].map(([name, fe]) => [name, fe === this.fe ? this.guarded.getStats() : safeStats(fe)])),
-      pluginErrors: this.pluginErrors,
+      pluginErrors: this.c.pluginErrors,
       lastError: this.lastError || null,
     };
   }

@@ -111,8 +111,8 @@ export class NetEndpoint {
   private lastTick = 0;
   /** Credit ports kept open after a stream ends, so late credits are not rxNoSocket drops (cf. TIME_WAIT). */
   private readonly lingering: { port: number; until: number }[] = [];
-  lateCredits = 0;
-  creditsDeferred = 0;
+  /** lateCredits, creditsDeferred: stored where declared (ENDPOINT_COUNTERS). */
+  readonly c = ENDPOINT_COUNTERS.zero();
 
   private readonly clock: Clock;
 
@@ -140,12 +140,12 @@ export class NetEndpoint {
     this.stack.receive(ram, off, len);
   }
 
-  stats(): Record<string, unknown> {
+  stats() {
     // Streams being received, by port: how far each has got (the toolstack's per-interval rates read this).
     const progress = Object.fromEntries(
       [...this.recvs].map(([port, j]) => [port, { delivered: j.receiver.tracker.delivered, highest: j.receiver.tracker.highestSeq, duplicated: j.receiver.tracker.duplicated }]),
     );
-    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, progress, lateCredits: this.lateCredits, creditsDeferred: this.creditsDeferred };
+    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, progress, lateCredits: this.c.lateCredits, creditsDeferred: this.c.creditsDeferred };
   }
 
   /** Toolstack requests for the apps (@xsim/hypervisor's ENDPOINT_OPS: each op's arguments come checked). */
@@ -222,7 +222,7 @@ export class NetEndpoint {
   }
 
   private linger(port: number, until: number): void {
-    this.stack.bind(port, () => this.lateCredits++);
+    this.stack.bind(port, () => this.c.lateCredits++);
     this.lingering.push({ port, until });
   }
 
@@ -242,8 +242,8 @@ export class NetEndpoint {
       counters: { ...this.stack.counters },
       arp: this.stack.arp.save(),
       nextPort: this.nextPort,
-      lateCredits: this.lateCredits,
-      creditsDeferred: this.creditsDeferred,
+      lateCredits: this.c.lateCredits,
+      creditsDeferred: this.c.creditsDeferred,
       sends: this.sends.map((j) => ({ replyId: j.reply.id, sender: j.sender.save(), dstIp: j.dstIp, srcPort: j.srcPort, dstPort: j.dstPort, payloadLen: j.payloadLen, started: j.started })),
       recvs: [...this.recvs.values()].map((j) => ({ replyId: j.reply.id, port: j.port, count: j.count, idleMs: j.idleMs, deadline: j.deadline, lastArrival: j.lastArrival, credit: j.credit, receiver: j.receiver.save() })),
       arpWaits: this.arpWaits.map((w) => ({ replyId: w.reply.id, ip: w.ip, deadline: w.deadline })),
@@ -264,8 +264,8 @@ export class NetEndpoint {
     Object.assign(this.stack.counters, st.counters);
     for (const [ip, mac, updated] of st.arp) this.stack.arp.learn(ip, mac, updated + shift);
     this.nextPort = st.nextPort;
-    this.lateCredits = st.lateCredits;
-    this.creditsDeferred = st.creditsDeferred;
+    this.c.lateCredits = st.lateCredits;
+    this.c.creditsDeferred = st.creditsDeferred;
     const now = () => this.clock.now();
     for (const j of st.sends) {
       this.addSend({ sender: StreamSender.restore(j.sender, shift, now), dstIp: j.dstIp, srcPort: j.srcPort, dstPort: j.dstPort, payloadLen: j.payloadLen, reply: replier(j.replyId), started: j.started + shift, creditPort: j.srcPort });
@@ -312,7 +312,7 @@ export class NetEndpoint {
   private sendCredit(job: RecvJob): number {
     const c = job.credit!;
     if (!this.stack.sendUdp(c.to, job.port, c.toPort, 8, (out, at) => writeCredit(out, at, job.receiver.streamId, c.value))) {
-      this.creditsDeferred++;
+      this.c.creditsDeferred++;
       return 0;
     }
     job.credit = null;

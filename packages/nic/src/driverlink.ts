@@ -5,6 +5,14 @@
  * refuse, and then nobody changes), suspended around a NIC reset and resumed
  * after it, and may intercept the primary driver's data path to veto frames.
  */
+import { declareCounters } from '@xsim/hypervisor';
+
+/** The vetoes are counted here, where they happen (the primary driver's stats show them). */
+export const DRIVERLINK_COUNTERS = declareCounters('driverlink', {
+  vetoedRx: { kind: 'drop', help: 'received frames a secondary driver vetoed' },
+  vetoedTx: { kind: 'drop', help: 'frames to send that a secondary driver vetoed' },
+});
+
 export interface NicInfo {
   alias: string;
   mac: number;
@@ -50,8 +58,8 @@ export class Driverlink {
   private rxHooks: SecondaryDriver[] = [];
   private txHooks: SecondaryDriver[] = [];
   readonly events: DriverlinkEvents = { log: [] };
-  vetoedRx = 0;
-  vetoedTx = 0;
+  /** vetoedRx, vetoedTx: stored where declared (DRIVERLINK_COUNTERS). */
+  readonly c = DRIVERLINK_COUNTERS.zero();
   /** Hook calls that threw; each took its driver off driverlink. */
   driverErrors = 0;
   onFailure: DriverFailure = () => {};
@@ -159,7 +167,7 @@ export class Driverlink {
 
   vetoRx(ram: Uint8Array, off: number, len: number): boolean {
     if (this.intercept(this.rxHooks, 'rxIntercept', ram, off, len)) {
-      this.vetoedRx++;
+      this.c.vetoedRx++;
       return true;
     }
     return false;
@@ -167,7 +175,7 @@ export class Driverlink {
 
   vetoTx(ram: Uint8Array, off: number, len: number): boolean {
     if (this.intercept(this.txHooks, 'txIntercept', ram, off, len)) {
-      this.vetoedTx++;
+      this.c.vetoedTx++;
       return true;
     }
     return false;

@@ -42,13 +42,12 @@ export const NET_DRIVER_COUNTERS = declareCounters('nic primary driver', {
   txRingFull: { kind: 'event', help: "times VI 0's TX ring was full (the caller keeps the frame)" },
   rxFrames: { kind: 'event', help: 'frames received on VI 0' },
   rxScatterDrops: { kind: 'drop', help: 'frames that did not fit one RX buffer (cannot happen within the MTU): dropped' },
-  vetoedRx: { kind: 'drop', help: 'received frames a secondary driver vetoed' },
-  vetoedTx: { kind: 'drop', help: 'frames to send that a secondary driver vetoed' },
+  // vetoedRx, vetoedTx (shown in stats()) are declared and stored by driverlink (DRIVERLINK_COUNTERS).
 });
 
 export type NetDriverCounters = Counters<typeof NET_DRIVER_COUNTERS.decls>;
 
-export interface NetDriverStats extends Omit<NetDriverCounters, 'vetoedRx' | 'vetoedTx'> {
+export interface NetDriverStats extends NetDriverCounters {
   viState: number;
   fault: string;
 }
@@ -81,7 +80,7 @@ export class NetDriver {
   private readonly vetoedCookies: number[] = [];
   linkUp = true;
   mtu: number;
-  readonly s: Omit<NetDriverStats, 'viState' | 'fault'> = { txPosted: 0, txCompleted: 0, txRingFull: 0, rxFrames: 0, rxScatterDrops: 0 };
+  readonly s: NetDriverCounters = NET_DRIVER_COUNTERS.zero();
 
   private constructor(private readonly o: NetDriverOptions) {
     const domid = o.evtchn.domid;
@@ -204,7 +203,7 @@ export class NetDriver {
 
   stats(): NetDriverStats & { linkUp: boolean; mtu: number; vetoedRx: number; vetoedTx: number } {
     const dl = this.o.driverlink;
-    return { ...this.s, viState: this.q.state, fault: FAULT_NAMES[this.q.fault] ?? String(this.q.fault), linkUp: this.linkUp, mtu: this.mtu, vetoedRx: dl?.vetoedRx ?? 0, vetoedTx: dl?.vetoedTx ?? 0 };
+    return { ...this.s, viState: this.q.state, fault: FAULT_NAMES[this.q.fault] ?? String(this.q.fault), linkUp: this.linkUp, mtu: this.mtu, vetoedRx: dl?.c.vetoedRx ?? 0, vetoedTx: dl?.c.vetoedTx ?? 0 };
   }
 
   remove(): void {
