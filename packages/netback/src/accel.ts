@@ -464,7 +464,7 @@ export class AccelManager {
     for (const p of [...this.plugins.values()]) this.call(p, 'onUplinkLearn', (b) => b.onUplinkLearn?.(mac), undefined);
   }
 
-  stats(): Record<string, unknown> {
+  stats() {
     return {
       plugins: Object.fromEntries(
         [...this.plugins].map(([n, p]) => [n, { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...this.call(p, 'stats', (b) => b.stats(), {}) }]),

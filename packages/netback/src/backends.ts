@@ -15,7 +15,7 @@ export class VifBackends {
    * reused): a frame a removed vif dropped stays counted, under the same name,
    * after it is gone.
    */
-  readonly removed = new Map<string, Record<string, unknown>>();
+  readonly removed = new Map<string, ReturnType<VifBackend['stats']> & { key: string; removed: true }>();
   private readonly root: string;
 
   constructor(

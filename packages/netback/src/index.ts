@@ -5,6 +5,7 @@ export { VIF_COUNTERS, VIF_TUNABLES, type VifDeps, type VifCounters, type VifPor
 export { VifBackends } from './backends.ts';
 export { UplinkPort, UPLINK_COUNTERS, type UplinkDriver, type UplinkStats } from './uplink.ts';
 export { dom0MinPages, type Dom0Config } from './dom0.ts';
+export type { Dom0Stats } from './kernel/stats.ts';
 export type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, PluginManifest } from './accel-api.ts';
 export { AccelManager, ACCEL_MANAGER_COUNTERS } from './accel.ts';
 export { CHANNEL_OP, FRAMEWORK_MESSAGES, MANIFEST_SCHEMA, manifestProblems, messageProblem, pluginMessage, Type } from './plugin-protocol.ts';

@@ -4,6 +4,7 @@ export { XenbusState, frontendPath, backendPath, parseState, STATE_NAMES, stateN
 export { bootGuest, NOT_MINE, type GuestConfig, type GuestDevice, type GuestKernel, type GuestExtension } from './guest.ts';
 export type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
 export { AccelHost } from './accel-host.ts';
+export type { GuestStats } from './kernel/stats.ts';
 
 /** The domU kernel module, for DomainTask.kernel. */
 export const GUEST_KERNEL = new URL('./guest.ts', import.meta.url).href;

@@ -10,7 +10,7 @@
  * NIC too: dom0 (privileged) on the NIC's wake line, a guest through the
  * platform (CH.kick), never holding the wake line itself.
  */
-import { CH, CaptureSink, FABRIC_OPS, RpcOpServer, captureClock, captureHandlers, type Addr, type DeviceEnv, type FabricOps, type KernelStats } from '@xsim/hypervisor';
+import { CH, CaptureSink, FABRIC_OPS, RpcOpServer, captureClock, captureHandlers, type Addr, type DeviceEnv, type CoreCounters, type FabricOps } from '@xsim/hypervisor';
 import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
 import { mcdiServer } from './mcdi.ts';
 import { L2Switch } from './switch.ts';
@@ -79,23 +79,36 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
   env.control.onRequest(control.handle);
 }
 
+/** The fabric thread's own counters beside the NICs' and the switches'. */
+interface FabricExtras {
+  core: CoreCounters;
+  doorbellKicks: number;
+  mcdiRefused: number[];
+}
+
+/** The NIC hardware's counters, as its stats op answers them. */
+function fabricStats(nics: HwNic[], switches: Map<string, L2Switch>, more: FabricExtras, refused: number) {
+  const { mcdiRefused, ...rest } = more;
+  return { nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), ...rest, control: { refused, mcdiRefused } };
+}
+
+/** What the fabric's stats op answers (and its shutdown, finally). */
+export type FabricStats = ReturnType<typeof fabricStats>;
+
 /** The fabric's control op table (abi/fabric-ops.ts's FABRIC_OPS), each op's arguments checked. */
 function fabricControl(
   env: DeviceEnv<FabricConfig>,
   nics: HwNic[],
   switches: Map<string, L2Switch>,
   capture: CaptureSink,
-  more: () => { core: unknown; doorbellKicks: number; mcdiRefused: number[] },
+  more: () => FabricExtras,
 ): RpcOpServer<FabricOps> {
   const nicOf = (a: { nic: number }): HwNic => {
     const n = nics[a.nic];
     if (!n) throw new Error(`fabric: no NIC ${String(a.nic)} (there are ${nics.length})`);
     return n;
   };
-  const stats = (): KernelStats => {
-    const { mcdiRefused, ...rest } = more();
-    return { nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), ...rest, control: { refused: control.refused, mcdiRefused } };
-  };
+  const stats = (): FabricStats => fabricStats(nics, switches, more(), control.refused);
   const control = new RpcOpServer<FabricOps>('fabric control', FABRIC_OPS, {
     stats: () => stats(),
     shutdown: () => {

@@ -489,7 +489,7 @@ export class HwNic {
     for (let i = 0; i < this.active.length; i++) this.flushEvents(this.active[i]);
   }
 
-  stats(): Record<string, unknown> {
+  stats() {
     return {
       name: this.spec.name,
       link: this.linkUp ? 'up' : 'down',

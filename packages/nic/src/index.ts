@@ -7,9 +7,9 @@ export { HwVi, VI_COUNTERS, type ViCounters } from './hw-vi.ts';
 export { L2Switch, SWITCH_COUNTERS, SWITCH_PORT_COUNTERS } from './switch.ts';
 export { handleMcdi, mcdiHandlers, mcdiServer, type McdiOp } from './mcdi.ts';
 export { NetDriver, NET_DRIVER_COUNTERS, netDriverPages, netDriverRxBuf, type NetDriverOptions, type NetDriverStats, type RxCallback, type TxDoneCallback } from './net-driver.ts';
-export { Driverlink, type SecondaryDriver, type NicInfo, type DriverFailure } from './driverlink.ts';
+export { Driverlink, DRIVERLINK_COUNTERS, type SecondaryDriver, type NicInfo, type DriverFailure } from './driverlink.ts';
 export { nicAlias } from './resources.ts';
-export type { FabricConfig, FabricNicConfig, WireRef } from './fabric.ts';
+export type { FabricConfig, FabricNicConfig, FabricStats, WireRef } from './fabric.ts';
 
 /** The NIC hardware's kernel module (a device kernel), for DomainSpec.kernel. */
 export const FABRIC_KERNEL = new URL('./fabric.ts', import.meta.url).href;

@@ -121,7 +121,7 @@ export class L2Switch {
     this.c.swFloodCopies += wired - 1;
   }
 
-  stats(): Record<string, unknown> {
+  stats() {
     return { name: this.name, ...this.c, macs: this.fdb.size, ports: this.ports.map((p, i) => ({ port: i, wired: this.peers[i] !== null, ...p })) };
   }
 }

@@ -1,8 +1,8 @@
 /** dom0's counters, as its stats op answers them. */
-import { counterKinds, type KernelStats } from '@xsim/hypervisor';
+import { counterKinds } from '@xsim/hypervisor';
 import type { Dom0Kernel } from './compose.ts';
 
-export function dom0Stats(k: Dom0Kernel): KernelStats {
+export function dom0Stats(k: Dom0Kernel) {
   const { env, bridge, backends, uplink, driver, accel, driverlink, local, skbs, ops, endpoint } = k;
   const core = env.core;
   return {
@@ -25,3 +25,10 @@ export function dom0Stats(k: Dom0Kernel): KernelStats {
     kinds: counterKinds(),
   };
 }
+
+/**
+ * What dom0's stats op answers: the tree above, typed from the code that
+ * builds it, and the control channel's refusals (its final answer, at
+ * shutdown, has no `control`).
+ */
+export type Dom0Stats = ReturnType<typeof dom0Stats> & { control?: { refused: number } };

@@ -306,7 +306,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     return this.rx?.queued ?? 0;
   }
 
-  stats(): Record<string, unknown> {
+  stats() {
     return { ...this.c, state: this.state, frontendState: this.frontendState, fatalReason: this.fatalReason, history: [...this.history], rxQueued: this.rxQueueLength() };
   }
 }

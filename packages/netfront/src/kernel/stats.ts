@@ -1,8 +1,8 @@
 /** A guest's counters, as its stats op answers them. */
-import { counterKinds, type KernelStats } from '@xsim/hypervisor';
+import { counterKinds } from '@xsim/hypervisor';
 import type { GuestParts } from './compose.ts';
 
-export function guestStats(k: GuestParts): KernelStats {
+export function guestStats(k: GuestParts) {
   const { env, devices } = k;
   const core = env.core;
   return {
@@ -19,3 +19,10 @@ export function guestStats(k: GuestParts): KernelStats {
     kinds: counterKinds(),
   };
 }
+
+/**
+ * What a guest's stats op answers: the tree above, typed from the code that
+ * builds it, and the control channel's refusals (its final answer, at
+ * shutdown, has no `control`).
+ */
+export type GuestStats = ReturnType<typeof guestStats> & { control?: { refused: number } };

@@ -322,7 +322,7 @@ export class Netfront implements RingOwner {
     return work;
   }
 
-  stats(): Record<string, unknown> {
+  stats() {
     return { ...this.c, state: this.state, backendState: this.backendState, broken: this.brokenReason || null, history: [...this.history] };
   }
 }
