@@ -11,7 +11,7 @@
  * resolved through the buffer table when the driver attaches; the NIC reads
  * them only while that attachment lives.
  */
-import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, declareCounters, offTap, readMac, tracer, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
+import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, declareCounters, offTap, readMac, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import { FilterTable } from './filter-table.ts';
 import { HwVi } from './hw-vi.ts';
@@ -20,11 +20,8 @@ import {
   DESC_SIZE,
   EVQ_OFFSET,
   EV_FLAGS,
-  EV_INDEX,
-  EV_LEN,
   EV_RX,
   EV_RX_CONT,
-  EV_SEQ,
   EV_SIZE,
   EV_TX,
   EV_TYPE,
@@ -45,7 +42,6 @@ import {
   VI_RXQ_SIZE,
   VI_TXQ_SIZE,
   W_EV_CONS,
-  W_IRQ_ARM,
   W_NIC_ASLEEP,
   W_RX_PROD,
   W_TX_PROD,
@@ -201,7 +197,7 @@ export class HwNic {
   viFini(vi: number, countStranded = true): { filters: number; buffers: number } {
     const v = this.vi(vi);
     if (v.a) {
-      this.flushEvents(v);
+      v.flushEvents(this.spec.host);
       if (countStranded) this.countStranded(v);
       v.detach();
       v.tap.release();
@@ -352,7 +348,7 @@ export class HwNic {
     }
     if (cons !== v.txCons) {
       v.txCons = cons;
-      this.event(v, EV_TX, 0, 0, cons);
+      v.writeEvent(EV_TX, 0, 0, cons);
     }
     return frames;
   }
@@ -433,7 +429,7 @@ export class HwNic {
       room += this.rLen[need];
       need++;
     }
-    if (room < len || this.evSpace(v) < need) return this.viDrop(v, ram, addr, len, DIR_INBOUND, 'rxNoDesc');
+    if (room < len || v.evSpace() < need) return this.viDrop(v, ram, addr, len, DIR_INBOUND, 'rxNoDesc');
     let done = 0;
     for (let j = 0; j < need; j++) {
       const idx = (v.rxCons + j) >>> 0;
@@ -446,7 +442,7 @@ export class HwNic {
       }
       this.rams.get(this.buffers.lastDomid)!.u8.set(ram.subarray(addr + done, addr + done + n), dst);
       done += n;
-      this.event(v, EV_RX, done < len ? EV_RX_CONT : 0, n, idx);
+      v.writeEvent(EV_RX, done < len ? EV_RX_CONT : 0, n, idx);
     }
     v.rxCons = (v.rxCons + need) >>> 0;
     v.c.rxFrames++;
@@ -454,39 +450,9 @@ export class HwNic {
     if (v.tap.on) v.tap.frame(ram, addr, len, DIR_INBOUND);
   }
 
-  /** Events the queue can still take without overwriting one the driver has not read. */
-  private evSpace(v: HwVi): number {
-    const used = (v.evProd - (Atomics.load(v.a!.db, W_EV_CONS) >>> 0)) >>> 0;
-    // A consumer index past what we produced is the driver's garbage: no room (its loss, counted).
-    return used > VI_EVQ_SIZE ? 0 : VI_EVQ_SIZE - used;
-  }
-
-  /** Write one event into the driver's queue; its seq, written last, makes it visible. */
-  private event(v: HwVi, type: number, flags: number, len: number, index: number): void {
-    const a = v.a!;
-    const o = a.ring + EVQ_OFFSET + (v.evProd & (VI_EVQ_SIZE - 1)) * EV_SIZE;
-    a.dv.setUint16(o + EV_TYPE, type, true);
-    a.dv.setUint16(o + EV_FLAGS, flags, true);
-    a.dv.setUint16(o + EV_LEN, len, true);
-    a.dv.setUint32(o + EV_INDEX, index >>> 0, true);
-    v.evProd = (v.evProd + 1) >>> 0;
-    Atomics.store(a.i32, (o + EV_SEQ) >> 2, v.evProd | 0);
-    v.evDirty = true;
-  }
-
-  /** Interrupt a VI's driver if it asked to be (events written since the last flush). */
-  flushEvents(v: HwVi): void {
-    if (!v.evDirty || !v.a) return;
-    v.evDirty = false;
-    if (Atomics.exchange(v.a.db, W_IRQ_ARM, 0) === 1) {
-      if (tracer.on) tracer.instant(`VI ${v.id} interrupt`, { host: this.spec.host, domid: v.a.domid });
-      v.a.irq?.raise();
-    }
-  }
-
   /** After a round (which may have delivered into this NIC from the wire): interrupt who asked. */
   flushAll(): void {
-    for (let i = 0; i < this.active.length; i++) this.flushEvents(this.active[i]);
+    for (let i = 0; i < this.active.length; i++) this.active[i].flushEvents(this.spec.host);
   }
 
   stats() {

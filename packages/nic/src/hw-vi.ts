@@ -6,8 +6,24 @@
  * words the NIC reads (TX_PROD, RX_PROD, EV_CONS, IRQ_ARM) and the two it
  * reports (STATUS, NIC_ASLEEP).
  */
-import { declareCounters, offTap, type Counters, type DeviceIrq, type Tap } from '@xsim/hypervisor';
-import { DOORBELL_BYTES, VI_STATE_FAULTED, VI_STATE_RESET, VI_STATE_RUNNING, W_STATUS } from './layout.ts';
+import { declareCounters, offTap, tracer, type Counters, type DeviceIrq, type Tap } from '@xsim/hypervisor';
+import {
+  DOORBELL_BYTES,
+  EVQ_OFFSET,
+  EV_FLAGS,
+  EV_INDEX,
+  EV_LEN,
+  EV_SEQ,
+  EV_SIZE,
+  EV_TYPE,
+  VI_EVQ_SIZE,
+  VI_STATE_FAULTED,
+  VI_STATE_RESET,
+  VI_STATE_RUNNING,
+  W_EV_CONS,
+  W_IRQ_ARM,
+  W_STATUS,
+} from './layout.ts';
 
 export const VI_COUNTERS = declareCounters('nic VI', {
   txFrames: { kind: 'event', help: 'frames this VI sent' },
@@ -86,6 +102,36 @@ export class HwVi {
     this.setStatus(VI_STATE_RESET, 0);
     this.running = false;
     this.a = null;
+  }
+
+  /** Events the queue can still take without overwriting one the driver has not read. */
+  evSpace(): number {
+    const used = (this.evProd - (Atomics.load(this.a!.db, W_EV_CONS) >>> 0)) >>> 0;
+    // A consumer index past what we produced is the driver's garbage: no room (its loss, counted).
+    return used > VI_EVQ_SIZE ? 0 : VI_EVQ_SIZE - used;
+  }
+
+  /** Write one event into the driver's queue; its seq, written last, makes it visible. */
+  writeEvent(type: number, flags: number, len: number, index: number): void {
+    const a = this.a!;
+    const o = a.ring + EVQ_OFFSET + (this.evProd & (VI_EVQ_SIZE - 1)) * EV_SIZE;
+    a.dv.setUint16(o + EV_TYPE, type, true);
+    a.dv.setUint16(o + EV_FLAGS, flags, true);
+    a.dv.setUint16(o + EV_LEN, len, true);
+    a.dv.setUint32(o + EV_INDEX, index >>> 0, true);
+    this.evProd = (this.evProd + 1) >>> 0;
+    Atomics.store(a.i32, (o + EV_SEQ) >> 2, this.evProd | 0);
+    this.evDirty = true;
+  }
+
+  /** Interrupt the VI's driver if it asked to be (events written since the last flush); `host` names it in a trace. */
+  flushEvents(host: string): void {
+    if (!this.evDirty || !this.a) return;
+    this.evDirty = false;
+    if (Atomics.exchange(this.a.db, W_IRQ_ARM, 0) === 1) {
+      if (tracer.on) tracer.instant(`VI ${this.id} interrupt`, { host, domid: this.a.domid });
+      this.a.irq?.raise();
+    }
   }
 
   static newDoorbell(): SharedArrayBuffer {
