@@ -15,6 +15,7 @@ import { vifAt, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, t
 import type { Placement } from './placement.ts';
 import type { TraceOptions } from './trace.ts';
 import type { DomainOps, FabricOps, OpArgs, OpName, OpReply, OpRequestParams } from '@xsim/hypervisor';
+import type { Dom0Stats, DomainStatsEntry, FabricStats, GuestStats, StatsTree } from './stats.ts';
 
 export interface SimulationOptions {
   /** pCPU worker threads (default: the machine's cores). */
@@ -302,8 +303,21 @@ export class ToolstackContext {
     }
   }
 
-  async fabricStats(): Promise<unknown> {
-    return this.fabric('stats', {});
+  /** The NIC hardware's counters (the fabric kernel is always @xsim/nic's: its reply is a FabricStats). */
+  async fabricStats(): Promise<FabricStats> {
+    return (await this.fabric('stats', {})) as FabricStats;
+  }
+
+  /**
+   * A domain's counters, typed by its kernel: dom0 runs @xsim/netback's
+   * (Dom0Stats), a guest @xsim/netfront's bootGuest (GuestStats; a kernel of
+   * one's own given in SimulationOptions.kernels boots through it too). The
+   * control channel carries the generic KernelStats; this is where it is
+   * known which kernel answered.
+   */
+  async kernelStats(d: RunningDomain): Promise<Dom0Stats | GuestStats> {
+    const s = await this.ask(d, 'stats', {}, this.answerMs);
+    return d.domid === 0 ? (s as Dom0Stats) : (s as GuestStats);
   }
 
   /**
@@ -321,23 +335,22 @@ export class ToolstackContext {
    * of all at once: a domain that does not answer within answerMs is reported
    * as hung (`{ hung }`), not waited for.
    */
-  async stats(): Promise<Record<string, unknown>> {
-    const ms = this.answerMs;
+  async stats(): Promise<StatsTree> {
     const answers = await Promise.all(
-      this.domains.map(async (d): Promise<[string, unknown]> => {
-        const key = `${d.host}/${d.name}`;
+      this.domains.map(async (d): Promise<[`${string}/${string}`, DomainStatsEntry]> => {
+        const key = `${d.host}/${d.name}` as const;
         if (d.crashed) return [key, { crashed: d.crashed, pcpu: d.pcpu }];
         if (d.hung) return [key, { hung: d.hung, pcpu: d.pcpu }];
         try {
-          return [key, await this.ask(d, 'stats', {}, ms)];
+          return [key, await this.kernelStats(d)];
         } catch (e) {
           return [key, d.hung ? { hung: d.hung, pcpu: d.pcpu } : { error: e instanceof Error ? e.message : String(e) }];
         }
       }),
     );
-    const out: Record<string, unknown> = Object.fromEntries(answers);
-    out.fabric = await this.fabricStats().catch((e: Error) => ({ error: e.message }));
-    return out;
+    const domains: Record<`${string}/${string}`, DomainStatsEntry> = Object.fromEntries(answers);
+    const fabric = await this.fabricStats().catch((e: Error) => ({ error: e.message }));
+    return { ...domains, fabric };
   }
 
 }

@@ -24,6 +24,7 @@ import type { CaptureOptions, CaptureSummary } from './capture.ts';
 import { Observers } from './observers.ts';
 import { ToolstackContext, type DomainRef, type RunningDomain, type SimulationOptions } from './context.ts';
 import type { DomainOps, OpName, OpReply, OpRequestParams } from '@xsim/hypervisor';
+import type { Dom0Stats, FabricStats, GuestStats, StatsTree } from './stats.ts';
 
 export type { DomainRef, RunningDomain, SimulationOptions };
 
@@ -214,8 +215,21 @@ export class Simulation {
     return this.request({ host, domain: 'dom0' }, 'mtu_set', { mtu });
   }
 
-  fabricStats(): Promise<unknown> {
+  /** The NIC hardware's counters: every NIC (and its VIs) and switch. */
+  fabricStats(): Promise<FabricStats> {
     return this.ctx.fabricStats();
+  }
+
+  /** `host`'s dom0 counters (its stats op, typed: `request(ref, 'stats')` answers the generic KernelStats). */
+  async dom0Stats(host: string): Promise<Dom0Stats> {
+    return (await this.ctx.kernelStats(this.domain({ host, domain: 'dom0' }))) as Dom0Stats;
+  }
+
+  /** A guest's counters (its stats op, typed). */
+  async guestStats(ref: DomainRef): Promise<GuestStats> {
+    const d = this.domain(ref);
+    if (d.domid === 0) throw new Error(`${ref.host}/${ref.domain} is a dom0: its counters are dom0Stats(${JSON.stringify(ref.host)})`);
+    return (await this.ctx.kernelStats(d)) as GuestStats;
   }
 
   /** The tap points a capture may name (`xsim capture list`). */
@@ -246,8 +260,12 @@ export class Simulation {
     return { ...this.runtime.threads(), placement: this.placement.policy };
   }
 
-  /** Every domain's counters and the NIC hardware's, keyed host/domain (a domain that does not answer in time is reported hung). */
-  stats(): Promise<Record<string, unknown>> {
+  /**
+   * Every domain's counters and the NIC hardware's, keyed host/domain and
+   * `fabric` (a domain that does not answer in time is reported hung): read
+   * one with stats.ts's dom0Stats(tree, host), guestStats(tree, ref), fabricStats(tree).
+   */
+  stats(): Promise<StatsTree> {
     return this.ctx.stats();
   }
 
