@@ -16,7 +16,23 @@
  */
 import { Type } from '@sinclair/typebox';
 import { NO_ARGS, op, replyOf } from './ops.ts';
-import type { CaptureBatch } from '../capture/tap.ts';
+
+/** What a capture drain hands the toolstack: a kernel's pcapng blocks since the last drain, and its per-tap tallies. */
+export interface CaptureBatch {
+  /** Every tap point of the sink, by index (blocks name them by index until the toolstack renumbers them). */
+  taps: string[];
+  /** Enhanced Packet Blocks, back to back, in time order (when the sink has no shared buffers). */
+  data?: Uint8Array;
+  /** Else: which of the two shared buffers holds them, and how many octets. */
+  buffer?: number;
+  used?: number;
+  /** Per tap index, since the capture started: frames seen, and those not kept because the buffer was full. */
+  seen: number[];
+  lost: number[];
+  /** Per tap index, in this batch: blocks, and of them frames dropped at the point. */
+  kept: number[];
+  drops: number[];
+}
 
 export type KernelStats = Record<string, unknown>;
 

@@ -18,7 +18,18 @@
  */
 import { Type } from '@sinclair/typebox';
 import { NO_ARGS, op, replyOf, type OpName } from './ops.ts';
-import type { TraceBatch } from '../trace/tracer.ts';
+
+export type TraceArgs = Record<string, string | number | boolean>;
+
+/** One event: kind, start (us), duration (us; 0 for instants), track (domain uid, or pcpuTrack(N)), name, args, frame id (hops). */
+export type TraceEvent = [kind: number, ts: number, dur: number, track: number, name: string, args: TraceArgs | null, frame: string | null];
+
+/** What a trace drain hands the toolstack: a thread's events since the last drain. */
+export interface TraceBatch {
+  events: TraceEvent[];
+  /** Events not kept because the limit was reached. */
+  dropped: number;
+}
 
 /** The trace ops every thread answers (pCPU workers here; the main thread directly). */
 export const TRACE_OPS = {

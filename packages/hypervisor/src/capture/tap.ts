@@ -21,7 +21,9 @@ import { realClock, type Clock } from '../sched/clock.ts';
 import { tracer } from '../trace/tracer.ts';
 import { BT_EPB, EPB_TS_HIGH, EPB_TS_LOW, enhancedPacketLength, writeEnhancedPacket } from './pcapng.ts';
 import type { OpHandlers } from '../rpc-server.ts';
-import type { CaptureOps } from '../abi/kernel-ops.ts';
+import type { CaptureBatch, CaptureOps } from '../abi/kernel-ops.ts';
+
+export type { CaptureBatch };
 
 const utf8 = new TextEncoder();
 
@@ -41,22 +43,6 @@ export function captureClock(clock: Clock): () => number {
 
 const TWO32 = 4294967296;
 
-/** What a drain hands the toolstack. */
-export interface CaptureBatch {
-  /** Every tap point of the sink, by index (blocks name them by index until the toolstack renumbers them). */
-  taps: string[];
-  /** Enhanced Packet Blocks, back to back, in time order (when the sink has no shared buffers). */
-  data?: Uint8Array;
-  /** Else: which of the two shared buffers holds them, and how many octets. */
-  buffer?: number;
-  used?: number;
-  /** Per tap index, since the capture started: frames seen, and those not kept because the buffer was full. */
-  seen: number[];
-  lost: number[];
-  /** Per tap index, in this batch: blocks, and of them frames dropped at the point. */
-  kept: number[];
-  drops: number[];
-}
 
 export class Tap {
   /** Capturing or tracing now: the one test a driver makes per frame. */

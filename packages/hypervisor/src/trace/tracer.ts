@@ -25,20 +25,12 @@ import { RpcOpServer, type OpHandlers } from '../rpc-server.ts';
 import { TRACE_OPS, type TraceOp, type TraceOps } from '../abi/sched-ops.ts';
 import type { OpArgs, OpReply } from '../abi/ops.ts';
 
-export type TraceArgs = Record<string, string | number | boolean>;
-
-/** One event: kind, start (us), duration (us; 0 for instants), track (domain uid, or pcpuTrack(N)), name, args, frame id (hops). */
-export type TraceEvent = [kind: number, ts: number, dur: number, track: number, name: string, args: TraceArgs | null, frame: string | null];
+export type { TraceArgs, TraceBatch, TraceEvent } from '../abi/sched-ops.ts';
+import type { TraceArgs, TraceBatch, TraceEvent } from '../abi/sched-ops.ts';
 
 export const EV_SPAN = 1;
 export const EV_INSTANT = 2;
 export const EV_HOP = 3;
-
-export interface TraceBatch {
-  events: TraceEvent[];
-  /** Events not kept because the limit was reached. */
-  dropped: number;
-}
 
 /** A pCPU's own track (its sleeps), apart from its domains' (uids; the NIC hardware's is -1). */
 export const PCPU_TRACK_BASE = -1000;
