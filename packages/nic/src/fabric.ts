@@ -10,7 +10,7 @@
  * NIC too: dom0 (privileged) on the NIC's wake line, a guest through the
  * platform (CH.kick), never holding the wake line itself.
  */
-import { CH, CaptureSink, FABRIC_OPS, RpcOpServer, captureClock, captureHandlers, type Addr, type DeviceEnv, type CoreCounters, type FabricOps } from '@xsim/hypervisor';
+import { CH, CaptureSink, FABRIC_OPS, RpcOpServer, captureClock, captureHandlers, declareCounters, type Addr, type DeviceEnv, type CoreCounters, type FabricOps } from '@xsim/hypervisor';
 import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
 import { mcdiServer } from './mcdi.ts';
 import { L2Switch } from './switch.ts';
@@ -59,9 +59,9 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
   });
   core.wakeOn(() => nics.some((n) => n.txPending()));
   // A guest's doorbell ring (CH.kick) only wakes us: the rings tell what there is to do.
-  let kicks = 0;
+  const c = FABRIC_COUNTERS.zero();
   env.anyChannel(CH.kick).onMessage(() => {
-    kicks++;
+    c.doorbellKicks++;
     core.wake();
   });
   core.sleepHooks = {
@@ -75,11 +75,16 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     },
   };
 
-  const control = fabricControl(env, nics, switches, capture, () => ({ core: { ...core.c }, doorbellKicks: kicks, mcdiRefused: mcdi.map((m) => m.refused) }));
+  const control = fabricControl(env, nics, switches, capture, () => ({ core: { ...core.c }, doorbellKicks: c.doorbellKicks, mcdiRefused: mcdi.map((m) => m.refused) }));
   env.control.onRequest(control.handle);
 }
 
-/** The fabric thread's own counters beside the NICs' and the switches'. */
+/** The fabric thread's own counters, beside the NICs' and the switches'. */
+export const FABRIC_COUNTERS = declareCounters('nic fabric', {
+  doorbellKicks: { kind: 'event', help: "doorbell messages from guests (CH.kick), each a wake of the NIC thread" },
+});
+
+/** The fabric thread's own numbers beside the NICs' and the switches'. */
 interface FabricExtras {
   core: CoreCounters;
   doorbellKicks: number;

@@ -4,7 +4,13 @@
  * MAC (and VLAN), else to VI 0 (dom0). Hash maps, so lookups stay O(1) with
  * thousands of filters. Only dom0 inserts or removes filters (through MCDI).
  */
-import { readMac, tracer } from '@xsim/hypervisor';
+import { declareCounters, readMac, tracer } from '@xsim/hypervisor';
+
+/** A NIC's filter lookups (its stats show them as filterHits, filterMisses). */
+export const FILTER_TABLE_COUNTERS = declareCounters('nic filter table', {
+  filterHits: { kind: 'event', help: 'lookups a filter matched (the frame went to its VI)' },
+  filterMisses: { kind: 'event', help: 'lookups no filter matched (the frame went to the default VI, or the sender\'s wire)' },
+});
 
 export type FilterMatch = { kind: 'mac'; mac: number; vlan?: number } | { kind: 'ipv4'; proto: number; addr: number; port: number };
 
@@ -42,8 +48,16 @@ export class FilterTable {
   private readonly ipv4 = new Map<number, Map<number, FilterEntry>>();
   private readonly byId = new Map<number, FilterEntry>();
   private nextId = 1;
-  hits = 0;
-  misses = 0;
+  /** filterHits, filterMisses: stored where declared (FILTER_TABLE_COUNTERS). */
+  readonly c = FILTER_TABLE_COUNTERS.zero();
+
+  get hits(): number {
+    return this.c.filterHits;
+  }
+
+  get misses(): number {
+    return this.c.filterMisses;
+  }
 
   get size(): number {
     return this.byId.size;
@@ -119,7 +133,7 @@ export class FilterTable {
         if (p + 4 <= off + len) {
           const e = m.get(addr * 65536 + ((b[p + 2] << 8) | b[p + 3]));
           if (e) {
-            this.hits++;
+            this.c.filterHits++;
             return e.vi;
           }
         }
@@ -128,10 +142,10 @@ export class FilterTable {
     const dst = readMac(b, off);
     const e = vlan >= 0 ? this.vlanMac.get(vlan)?.get(dst) : this.mac.get(dst);
     if (e) {
-      this.hits++;
+      this.c.filterHits++;
       return e.vi;
     }
-    this.misses++;
+    this.c.filterMisses++;
     return -1;
   }
 }

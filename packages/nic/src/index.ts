@@ -1,15 +1,16 @@
 export * from './layout.ts';
 export { ViQueues } from './vi-queues.ts';
 export { BufferTable } from './buffer-table.ts';
-export { FilterTable, DEFAULT_VI, type FilterMatch, type FilterEntry } from './filter-table.ts';
+export { FilterTable, FILTER_TABLE_COUNTERS, DEFAULT_VI, type FilterMatch, type FilterEntry } from './filter-table.ts';
 export { HwNic, NIC_COUNTERS, type NicSpec, type NicCounters, type WireEnd } from './hw-nic.ts';
 export { HwVi, VI_COUNTERS, type ViCounters } from './hw-vi.ts';
 export { L2Switch, SWITCH_COUNTERS, SWITCH_PORT_COUNTERS } from './switch.ts';
-export { handleMcdi, mcdiHandlers, mcdiServer, type McdiOp } from './mcdi.ts';
+export { handleMcdi, mcdiHandlers, mcdiServer, MCDI_COUNTERS, type McdiOp } from './mcdi.ts';
 export { NetDriver, NET_DRIVER_COUNTERS, netDriverPages, netDriverRxBuf, type NetDriverOptions, type NetDriverStats, type RxCallback, type TxDoneCallback } from './net-driver.ts';
 export { Driverlink, DRIVERLINK_COUNTERS, type SecondaryDriver, type NicInfo, type DriverFailure } from './driverlink.ts';
 export { nicAlias } from './resources.ts';
-export type { FabricConfig, FabricNicConfig, FabricStats, WireRef } from './fabric.ts';
+// FABRIC_COUNTERS as a value: whoever imports @xsim/nic (the toolstack's drop accounting) knows the fabric thread's counters.
+export { FABRIC_COUNTERS, type FabricConfig, type FabricNicConfig, type FabricStats, type WireRef } from './fabric.ts';
 
 /** The NIC hardware's kernel module (a device kernel), for DomainSpec.kernel. */
 export const FABRIC_KERNEL = new URL('./fabric.ts', import.meta.url).href;

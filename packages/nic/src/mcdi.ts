@@ -5,7 +5,7 @@
  * @xsim/hypervisor's abi/mcdi.ts (MCDI_OPS); each is checked there, once,
  * before it reaches the hardware here.
  */
-import { MCDI_OPS, RpcOpServer, WithShared, type McdiOp, type McdiOps, type OpHandlers, type RpcValue } from '@xsim/hypervisor';
+import { MCDI_OPS, RpcOpServer, WithShared, declareCounters, type McdiOp, type McdiOps, type OpHandlers, type RpcValue } from '@xsim/hypervisor';
 import type { HwNic } from './hw-nic.ts';
 
 export type { McdiOp };
@@ -53,6 +53,15 @@ export function mcdiHandlers(nic: HwNic): OpHandlers<McdiOps> {
 }
 
 /** The NIC's MCDI dispatcher: refusals (a malformed command) are counted on it and logged. */
+/**
+ * What the fabric's stats show of each NIC's MCDI server (control.mcdiRefused,
+ * one per NIC). Stored by the server itself, the generic RpcOpServer's
+ * `refused`, which counts its refusals on every control channel.
+ */
+export const MCDI_COUNTERS = declareCounters('nic MCDI', {
+  mcdiRefused: { kind: 'event', help: 'MCDI commands a NIC refused at the boundary (unknown op, or arguments failing its schema: abi/mcdi.ts), per NIC' },
+});
+
 export function mcdiServer(nic: HwNic, log?: (line: string) => void): RpcOpServer<McdiOps> {
   return new RpcOpServer('MCDI', MCDI_OPS, mcdiHandlers(nic), { log });
 }
