@@ -10,7 +10,10 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pack, unpack } from 'msgpackr';
+import { Value } from '@sinclair/typebox/value';
+import type { OpArgs, OpName, OpReply } from '@xsim/hypervisor';
 import { MANAGE_OPS } from './manage.ts';
+import { MANAGE_PROTOCOL, type ManageProtocol } from './manage-ops.ts';
 import type { Simulation } from './simulation.ts';
 
 /** Where `xsim run --serve` listens and the management commands connect, unless told otherwise. */
@@ -94,18 +97,37 @@ export async function claimSocketPath(path: string, hint: string): Promise<void>
   unlinkSync(path);
 }
 
-export async function serveControl(sim: Simulation, path: string, extra: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {}): Promise<ControlServer> {
+type Extra = Record<string, (args: Record<string, unknown>) => Promise<unknown>>;
+
+/**
+ * One request, checked once at the boundary: a declared op (never "constructor",
+ * "toString" or "__proto__" from the prototype chain), arguments an object that
+ * its schema in MANAGE_PROTOCOL accepts; then its handler, with typed arguments.
+ */
+function answer(sim: Simulation, extra: Extra, req: unknown): Promise<unknown> {
+  const { op, args } = (req ?? {}) as { op?: unknown; args?: unknown };
+  const name = typeof op === 'string' ? op : '';
+  if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args)))
+    throw new Error(`operation ${name || JSON.stringify(op)}: arguments must be an object, got ${JSON.stringify(args)}`);
+  const a = (args ?? {}) as Record<string, unknown>;
+  if (Object.hasOwn(extra, name)) return extra[name](a);
+  if (!Object.hasOwn(MANAGE_OPS, name))
+    throw new Error(`unknown operation ${JSON.stringify(op)} (known: ${[...Object.keys(MANAGE_OPS), ...Object.keys(extra)].sort().join(', ')})`);
+  const k = name as keyof typeof MANAGE_OPS;
+  const schema = MANAGE_PROTOCOL[k].args;
+  if (!Value.Check(schema, a)) {
+    const bad = [...Value.Errors(schema, a)].slice(0, 3).map((e) => `${e.path || '(arguments)'}: ${e.message}`);
+    throw new Error(`operation ${name}: bad arguments: ${bad.join('; ')}`);
+  }
+  return (MANAGE_OPS[k] as (sim: Simulation, args: unknown) => Promise<unknown>)(sim, a);
+}
+
+export async function serveControl(sim: Simulation, path: string, extra: Extra = {}): Promise<ControlServer> {
   await claimSocketPath(path, 'set --socket or XSIM_SOCKET');
   const server: Server = createServer((sock) => {
     readFrame(sock)
       .then(async (req) => {
-        const { op, args } = (req ?? {}) as { op?: unknown; args?: unknown };
-        const name = typeof op === 'string' ? op : '';
-        // Own, declared ops only: never "constructor", "toString" or "__proto__" from the prototype chain.
-        const fn = Object.hasOwn(extra, name) ? extra[name] : Object.hasOwn(MANAGE_OPS, name) ? (a: Record<string, unknown>) => MANAGE_OPS[name](sim, a) : undefined;
-        if (!fn) throw new Error(`unknown operation ${JSON.stringify(op)} (known: ${[...Object.keys(MANAGE_OPS), ...Object.keys(extra)].sort().join(', ')})`);
-        if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args))) throw new Error(`operation ${name}: arguments must be an object, got ${JSON.stringify(args)}`);
-        return fn((args ?? {}) as Record<string, unknown>);
+        return answer(sim, extra, req);
       })
       .then(
         (value) => sock.end(frame({ ok: true, value: value ?? null })),
@@ -133,7 +155,7 @@ export async function serveControl(sim: Simulation, path: string, extra: Record<
   };
 }
 
-/** One request to a serving simulation. */
+/** One request to a serving simulation, as raw as the wire: any op, any arguments (what a hostile or older client could send). */
 export async function controlRequest(path: string, op: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<unknown> {
   const sock = await new Promise<Socket>((resolve, reject) => {
     const s = createConnection(path, () => resolve(s));
@@ -151,4 +173,14 @@ export async function controlRequest(path: string, op: string, args: Record<stri
   } finally {
     sock.destroy();
   }
+}
+
+/** One request to a serving simulation, checked by the compiler against the control socket's protocol. */
+export async function manageRequest<K extends OpName<ManageProtocol>>(
+  path: string,
+  op: K,
+  args: OpArgs<ManageProtocol, K>,
+  timeoutMs = 60_000,
+): Promise<OpReply<ManageProtocol, K>> {
+  return (await controlRequest(path, op, args as Record<string, unknown>, timeoutMs)) as OpReply<ManageProtocol, K>;
 }

@@ -12,7 +12,8 @@ export { dom0Stats, guestStats, fabricStats, type StatsTree, type DomainStatsEnt
 export { copyDelta, dropCounters, dropDelta, movedStats, streamAccount, totalDrops } from './drops.ts';
 export { vcpuTimes, pcpuSleepTimes, busyShare, awakeShare } from './cpu.ts';
 export * from './topo/index.ts';
-export { serveControl, controlRequest, defaultSocketPath, type ControlServer } from './control-socket.ts';
+export { serveControl, controlRequest, manageRequest, defaultSocketPath, type ControlServer } from './control-socket.ts';
+export { MANAGE_PROTOCOL, type ManageProtocol } from './manage-ops.ts';
 export { MANAGE_OPS, mgmtdevList, devList, devStats, devFeatures, pluginList, type MgmtDev, type Dev, type PluginView } from './manage.ts';
 export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo, type DomainState } from './lifecycle.ts';
 export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotplug.ts';

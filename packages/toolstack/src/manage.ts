@@ -6,65 +6,27 @@
  * `xsim mgmtdev|dev|plugin` print them.
  */
 import type { Simulation } from './simulation.ts';
-import type { CreateDomainOptions } from './lifecycle.ts';
-import { vifHandles, type VifAddOptions } from './hotplug.ts';
+import { vifHandles } from './hotplug.ts';
+import type { MgmtDev, Dev, ManageProtocol, PluginView } from './manage-ops.ts';
+import type { OpArgs, OpName, OpReply } from '@xsim/hypervisor';
+
+export type { MgmtDev, Dev, PluginView };
 import { VIF_KEY, vifBackendPath, vifFrontendPath } from '@xsim/hypervisor';
 
 type Json = Record<string, unknown>;
-
-export interface MgmtDev {
-  name: string;
-  host: string;
-  alias: string;
-  mac: string;
-  mtu: number;
-  link: string;
-  vis: number;
-  visInUse: number;
-  /** Guest vifs on the host, and how many more the NIC could give a VI of their own (VI 0 is dom0's). */
-  vifs: number;
-  vifsFree: number;
-  filters: number;
-}
-
-export interface Dev {
-  /** host/domain/vifN */
-  dev: string;
-  domid: number;
-  /** The vif's handle (xl network-list's Idx) and its backend's domain (BE). */
-  handle: number;
-  backendId: number;
-  mac: string;
-  ip: string;
-  state: number;
-  backendState: number;
-  /** What netfront published in xenstore for the handshake: its event channel and the rings' grant refs (null before it did). */
-  evtchn: number | null;
-  txRingRef: number | null;
-  rxRingRef: number | null;
-  /** The backend's xenstore directory (xl network-list's BE-path). */
-  backendPath: string;
-  accel: string | null;
-}
-
-export interface PluginView {
-  host: string;
-  name: string;
-  version: string;
-  vifs: number;
-  unloading: boolean;
-}
-
-/** An op the control socket serves: args in, data out. */
-export type ManageOp = (sim: Simulation, args: Json) => Promise<unknown>;
 
 function parseDev(sim: Simulation, dev: string): { host: string; domain: string; vif: number } {
   const parts = dev.split('/');
   const [host, domain, vif = 'vif0'] = parts;
   const m = /^vif(\d+)$/.exec(vif);
-  const devices = () => sim.domains.filter((d) => d.domid !== 0).map((d) => `${d.host}/${d.name}`).join(', ');
+  const devices = () =>
+    sim.domains
+      .filter((d) => d.domid !== 0)
+      .map((d) => `${d.host}/${d.name}`)
+      .join(', ');
   if (parts.length > 3 || !host || !domain || !m) throw new Error(`device "${dev}" is not HOST/DOMU[/vifN] (guests: ${devices()})`);
-  if (domain === 'dom0' || domain === 'Domain-0') throw new Error(`${host}/${domain} is dom0: it has no vif of its own (a device is a guest's vif, HOST/DOMU[/vifN]; guests: ${devices()})`);
+  if (domain === 'dom0' || domain === 'Domain-0')
+    throw new Error(`${host}/${domain} is dom0: it has no vif of its own (a device is a guest's vif, HOST/DOMU[/vifN]; guests: ${devices()})`);
   sim.domain({ host, domain }); // throws, naming what exists, if there is no such domain
   return { host, domain, vif: Number(m[1]) };
 }
@@ -100,19 +62,12 @@ async function mgmtdevHost(sim: Simulation, dev: string): Promise<MgmtDev> {
 }
 
 /** mgmtdev set: the link, the MTU or a reset, through dom0's primary driver as `ip link` and `ethtool -r` would. */
-export async function mgmtdevSet(sim: Simulation, a: Json): Promise<{ mgmtdev: string; host: string; done: string; result: unknown }> {
-  const m = await mgmtdevHost(sim, str(a, 'dev'));
-  const given = ['link', 'mtu', 'reset'].filter((k) => a[k] !== undefined);
+export async function mgmtdevSet(sim: Simulation, a: OpArgs<ManageProtocol, 'mgmtdev.set'>): Promise<OpReply<ManageProtocol, 'mgmtdev.set'>> {
+  const m = await mgmtdevHost(sim, a.dev);
+  const given = (['link', 'mtu', 'reset'] as const).filter((k) => a[k] !== undefined);
   if (given.length !== 1) throw new Error(`mgmtdev.set takes exactly one of link, mtu, reset (got ${given.length ? given.join(', ') : 'none'})`);
-  if (a.link !== undefined) {
-    if (a.link !== 'up' && a.link !== 'down') throw new Error(`link is "up" or "down", got ${JSON.stringify(a.link)}`);
-    return { mgmtdev: m.name, host: m.host, done: `link ${a.link}`, result: await sim.setLink(m.host, a.link === 'up') };
-  }
-  if (a.mtu !== undefined) {
-    if (typeof a.mtu !== 'number' || !Number.isInteger(a.mtu)) throw new Error('argument "mtu" must be an integer');
-    return { mgmtdev: m.name, host: m.host, done: `mtu ${a.mtu}`, result: await sim.setMtu(m.host, a.mtu) };
-  }
-  if (a.reset !== true) throw new Error('argument "reset" must be true');
+  if (a.link !== undefined) return { mgmtdev: m.name, host: m.host, done: `link ${a.link}`, result: await sim.setLink(m.host, a.link === 'up') };
+  if (a.mtu !== undefined) return { mgmtdev: m.name, host: m.host, done: `mtu ${a.mtu}`, result: await sim.setMtu(m.host, a.mtu) };
   return { mgmtdev: m.name, host: m.host, done: 'reset', result: await sim.nicReset(m.host) };
 }
 
@@ -197,45 +152,6 @@ export async function pluginList(sim: Simulation): Promise<PluginView[]> {
   return out;
 }
 
-const str = (args: Json, k: string): string => {
-  const v = args[k];
-  if (typeof v !== 'string' || v === '') throw new Error(`argument "${k}" is required`);
-  return v;
-};
-const optHost = (args: Json): string | undefined => (typeof args.host === 'string' ? args.host : undefined);
-
-/** domain.create's options, each checked for its type (the values themselves are the validator's). */
-function createOptions(a: Json): CreateDomainOptions {
-  const o: CreateDomainOptions = {};
-  for (const k of ['mac', 'ip'] as const) {
-    if (a[k] === undefined) continue;
-    if (typeof a[k] !== 'string') throw new Error(`argument "${k}" must be a string`);
-    o[k] = a[k] as string;
-  }
-  for (const k of ['memPages', 'pcpu'] as const) {
-    if (a[k] === undefined) continue;
-    if (typeof a[k] !== 'number' || !Number.isInteger(a[k])) throw new Error(`argument "${k}" must be an integer`);
-    o[k] = a[k] as number;
-  }
-  return o;
-}
-
-/** dev.add's options, each checked for its type (the values themselves are the validator's). */
-function vifOptions(a: Json): VifAddOptions {
-  const o: VifAddOptions = {};
-  for (const k of ['name', 'mac', 'ip'] as const) {
-    if (a[k] === undefined) continue;
-    if (typeof a[k] !== 'string') throw new Error(`argument "${k}" must be a string`);
-    o[k] = a[k] as string;
-  }
-  if (a.mtu !== undefined) {
-    if (typeof a.mtu !== 'number' || !Number.isInteger(a.mtu)) throw new Error('argument "mtu" must be an integer');
-    o.mtu = a.mtu;
-  }
-  return o;
-}
-
-/** HOST/DOMU for dev add; HOST/DOMU/vifN for dev del. */
 function guestRef(sim: Simulation, dev: string, withVif: boolean): { ref: { host: string; domain: string }; handle: number } {
   if (withVif) {
     const p = parseDev(sim, dev);
@@ -248,37 +164,35 @@ function guestRef(sim: Simulation, dev: string, withVif: boolean): { ref: { host
 }
 
 /** Every op the control socket serves, by name. */
-export const MANAGE_OPS: Record<string, ManageOp> = {
+/** A handler per op of the control socket's protocol: its arguments already checked against the op's schema. */
+export type ManageHandlers = {
+  [K in Exclude<OpName<ManageProtocol>, 'shutdown'>]: (sim: Simulation, args: OpArgs<ManageProtocol, K>) => Promise<OpReply<ManageProtocol, K>>;
+};
+
+export const MANAGE_OPS: ManageHandlers = {
   'mgmtdev.list': (sim) => mgmtdevList(sim),
   'mgmtdev.set': (sim, a) => mgmtdevSet(sim, a),
   'dev.list': (sim) => devList(sim),
-  'dev.stats': (sim, a) => devStats(sim, str(a, 'dev')),
-  'dev.features': async (sim, a) => devFeatures(sim, str(a, 'dev')),
-  'dev.add': (sim, a) => sim.addVif(guestRef(sim, str(a, 'dev'), false).ref, vifOptions(a)),
+  'dev.stats': (sim, a) => devStats(sim, a.dev),
+  'dev.features': async (sim, a) => devFeatures(sim, a.dev),
+  'dev.add': (sim, { dev, ...vif }) => sim.addVif(guestRef(sim, dev, false).ref, vif),
   'dev.del': (sim, a) => {
-    const g = guestRef(sim, str(a, 'dev'), true);
+    const g = guestRef(sim, a.dev, true);
     return sim.delVif(g.ref, g.handle);
   },
   'domain.list': (sim) => sim.listDomains(),
-  'domain.create': (sim, a) => sim.createDomain(str(a, 'host'), str(a, 'name'), createOptions(a)),
-  'domain.shutdown': (sim, a) => sim.shutdownDomain({ host: str(a, 'host'), domain: str(a, 'domain') }),
-  'domain.destroy': (sim, a) => sim.destroyDomain({ host: str(a, 'host'), domain: str(a, 'domain') }),
-  'domain.save': (sim, a) => sim.saveDomain({ host: str(a, 'host'), domain: str(a, 'domain') }, str(a, 'file')),
-  'domain.restore': (sim, a) => sim.restoreDomain(str(a, 'file'), optHost(a)),
-  'domain.migrate': (sim, a) => sim.migrateDomain({ host: str(a, 'host'), domain: str(a, 'domain') }, str(a, 'to'), { live: a.live === true }),
+  'domain.create': (sim, { host, name, ...o }) => sim.createDomain(host, name, o),
+  'domain.shutdown': (sim, a) => sim.shutdownDomain(a),
+  'domain.destroy': (sim, a) => sim.destroyDomain(a),
+  'domain.save': (sim, a) => sim.saveDomain({ host: a.host, domain: a.domain }, a.file),
+  'domain.restore': (sim, a) => sim.restoreDomain(a.file, a.host),
+  'domain.migrate': (sim, a) => sim.migrateDomain({ host: a.host, domain: a.domain }, a.to, { live: a.live === true }),
   'capture.list': (sim) => sim.captureTaps(),
-  'capture.start': (sim, a) => {
-    const specs = Array.isArray(a.specs) ? a.specs.map(String) : [];
-    if (specs.length === 0) throw new Error('capture.start: no tap points given (specs)');
-    return sim.captureStart(specs, { file: str(a, 'file'), ...(typeof a.snaplen === 'number' ? { snaplen: a.snaplen } : {}) });
-  },
+  'capture.start': (sim, a) => sim.captureStart(a.specs, { file: a.file, ...(a.snaplen !== undefined ? { snaplen: a.snaplen } : {}) }),
   'capture.stop': (sim) => sim.captureStop(),
-  'trace.start': (sim, a) => {
-    if (a.sample !== undefined && (typeof a.sample !== 'number' || !Number.isInteger(a.sample))) throw new Error('argument "sample" must be an integer');
-    return sim.traceStart({ file: str(a, 'file'), ...(typeof a.sample === 'number' ? { sample: a.sample } : {}) });
-  },
+  'trace.start': (sim, a) => sim.traceStart({ file: a.file, ...(a.sample !== undefined ? { sample: a.sample } : {}) }),
   'trace.stop': (sim) => sim.traceStop(),
   'plugin.list': (sim) => pluginList(sim),
-  'plugin.load': (sim, a) => sim.loadPlugin(str(a, 'name'), { host: optHost(a), args: (a.args ?? {}) as Json }),
-  'plugin.unload': (sim, a) => sim.unloadPlugin(str(a, 'name'), { host: optHost(a) }),
+  'plugin.load': (sim, a) => sim.loadPlugin(a.name, { host: a.host, args: a.args ?? {} }),
+  'plugin.unload': (sim, a) => sim.unloadPlugin(a.name, { host: a.host }),
 };

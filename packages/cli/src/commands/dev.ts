@@ -38,7 +38,7 @@ function flat(o: Json, prefix = ''): [string, string][] {
 }
 
 const devList: ManageVerb = async ({ rest, call, out }) => {
-  const all = (await call('dev.list')) as Dev[];
+  const all = await call('dev.list');
   const list = rest[0] ? all.filter((d) => d.dev === rest[0] || d.dev.startsWith(`${rest[0]}/`)) : all;
   if (rest[0] && list.length === 0) throw new Error(`no device "${rest[0]}" (have: ${all.map((d) => d.dev).join(', ')})`);
   // xl network-list's columns (Idx BE Mac state evt-ch tx-/rx-ring-ref BE-path), with the domain and accelerator.
@@ -66,9 +66,9 @@ const devList: ManageVerb = async ({ rest, call, out }) => {
 
 const devStats: ManageVerb = async ({ rest, verb, call, out }) => {
   if (rest[0] !== 'show' || !rest[1]) throw new Error(`usage: xsim dev ${verb} show DEV`);
-  const v = (await call(`dev.${verb}`, { dev: rest[1] })) as { dev: string; frontend: Json; backend: Json };
+  const v = verb === 'stats' ? await call('dev.stats', { dev: rest[1] }) : await call('dev.features', { dev: rest[1] });
   return out(v, () => {
-    const rows = [...flat(v.frontend).map(([k, x]) => ['netfront', k, x]), ...flat(v.backend).map(([k, x]) => ['netback', k, x])];
+    const rows = [...flat(v.frontend as Json).map(([k, x]) => ['netfront', k, x]), ...flat(v.backend as Json).map(([k, x]) => ['netback', k, x])];
     return `${v.dev}\n` + table(['end', verb === 'stats' ? 'counter' : 'feature', 'value'], rows);
   });
 };
@@ -77,7 +77,7 @@ const devAdd: ManageVerb = async ({ rest, call, out }) => {
   // vdpa style: dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]
   const [target, ...kv] = rest;
   if (!target) throw new Error('usage: xsim dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]');
-  const args: Json = { dev: target };
+  const args: { dev: string; name?: string; mac?: string; ip?: string; mtu?: number } = { dev: target };
   for (let k = 0; k < kv.length; k += 2) {
     const key = kv[k];
     const value = kv[k + 1];
@@ -86,15 +86,15 @@ const devAdd: ManageVerb = async ({ rest, call, out }) => {
     if (key === 'mtu') {
       if (!/^\d+$/.test(value)) throw new Error(`dev add: mtu "${value}" is not a number`);
       args.mtu = Number(value);
-    } else args[key] = value;
+    } else args[key as 'name' | 'mac' | 'ip'] = value;
   }
-  const v = (await call('dev.add', args)) as { dev: string; mac: string; ip: string; mtu: number };
+  const v = await call('dev.add', args);
   return out(v, () => `${v.dev} added: mac ${v.mac} ip ${v.ip} mtu ${v.mtu}, connected`);
 };
 
 const devDel: ManageVerb = async ({ rest, call, out }) => {
   if (!rest[0]) throw new Error('usage: xsim dev del HOST/DOMU/vifN');
-  const v = (await call('dev.del', { dev: rest[0] })) as { dev: string; forced: boolean };
+  const v = await call('dev.del', { dev: rest[0] });
   return out(v, () => `${v.dev} deleted${v.forced ? ' (its frontend did not close in time: forced)' : ''}`);
 };
 

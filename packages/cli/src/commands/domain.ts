@@ -4,12 +4,11 @@
  */
 import { resolve } from 'node:path';
 import type { DomainEnd, DomainInfo } from '@xsim/toolstack';
-import type { MigrationReport, SaveReport } from '@xsim/toolstack';
+import type { MigrationReport } from '@xsim/toolstack';
 import { intFlag } from '../args.ts';
 import type { ManageVerb } from './manage-verb.ts';
 import { table } from '@xsim/toolstack';
 
-type Json = Record<string, unknown>;
 
 export const DOMAIN_USAGE = `  domain list                         every domain (xl list): id, host, state, memory, pCPU, vifs, accelerator
   domain create HOST NAME [--mac M] [--ip A] [--mem PAGES] [--pcpu N]
@@ -68,18 +67,18 @@ export function listTable(list: DomainInfo[]): string {
 }
 
 const domainList: ManageVerb = async ({ call, out }) => {
-  const list = (await call('domain.list')) as DomainInfo[];
+  const list = await call('domain.list');
   return out(list, () => listTable(list));
 };
 
 const domainCreate: ManageVerb = async ({ p, rest, call, out }) => {
   const [host, name] = rest;
   if (!host || !name) throw new Error('usage: xsim domain create HOST NAME [--mac M] [--ip A] [--mem PAGES] [--pcpu N]');
-  const args: Json = { host, name };
+  const args: { host: string; name: string; mac?: string; ip?: string; memPages?: number; pcpu?: number } = { host, name };
   for (const k of ['mac', 'ip'] as const) if (p.flags.has(k)) args[k] = String(p.flags.get(k));
   if (p.flags.has('mem')) args.memPages = intFlag(p, 'mem', 0, 1, 1 << 20);
   if (p.flags.has('pcpu')) args.pcpu = intFlag(p, 'pcpu', 0, 0, 1023);
-  const d = (await call('domain.create', args)) as DomainInfo;
+  const d = await call('domain.create', args);
   return out(
     d,
     () => `${d.host}/${d.name} created: domain ${d.domid} on pCPU ${d.pcpu}, ${d.memPages} pages, vif0 ${d.vifs[0]?.mac} ${d.vifs[0]?.ip} connected`,
@@ -87,26 +86,21 @@ const domainCreate: ManageVerb = async ({ p, rest, call, out }) => {
 };
 
 const domainShutdown: ManageVerb = async ({ rest, verb, call, out }) => {
-  const e = (await call(`domain.${verb}`, ref(rest[0], verb))) as DomainEnd;
+  const e = verb === 'shutdown' ? await call('domain.shutdown', ref(rest[0], verb)) : await call('domain.destroy', ref(rest[0], verb));
   return out(e, () => endLine(e));
 };
 
 const domainSave: ManageVerb = async ({ rest, call, out }) => {
   const r = ref(rest[0], 'save');
   if (!rest[1]) throw new Error('usage: xsim domain save HOST/NAME FILE');
-  const s = (await call('domain.save', { ...r, file: resolve(rest[1]) })) as SaveReport;
+  const s = await call('domain.save', { ...r, file: resolve(rest[1]) });
   return out(s, () => `${s.domain} saved to ${s.file}: ${s.pages} of ${s.memPages} pages, ${s.bytes} octets, in ${Math.round(s.ms)} ms`);
 };
 
 const domainRestore: ManageVerb = async ({ p, rest, call, out }) => {
   if (!rest[0]) throw new Error('usage: xsim domain restore FILE [--host H]');
   const host = p.flags.get('host');
-  const r = (await call('domain.restore', { file: resolve(rest[0]), ...(typeof host === 'string' ? { host } : {}) })) as {
-    domain: string;
-    domid: number;
-    pages: number;
-    ms: number;
-  };
+  const r = await call('domain.restore', { file: resolve(rest[0]), ...(typeof host === 'string' ? { host } : {}) });
   return out(r, () => `${r.domain} restored as domain ${r.domid}: ${r.pages} pages, vifs connected, in ${Math.round(r.ms)} ms`);
 };
 

@@ -5,7 +5,7 @@
  * handler parses what is left, calls the toolstack's op, and formats.
  * Human-readable tables by default, -j for JSON, -p to pretty-print it.
  */
-import { controlRequest, defaultSocketPath, type MigrationReport } from '@xsim/toolstack';
+import { defaultSocketPath, manageRequest } from '@xsim/toolstack';
 import { parseArgs } from '../args.ts';
 import { DEV_VERBS } from './dev.ts';
 import { DOMAIN_USAGE, DOMAIN_VERBS, migrationText } from './domain.ts';
@@ -13,8 +13,6 @@ import type { ManageVerb } from './manage-verb.ts';
 import { MGMTDEV_VERBS } from './mgmtdev.ts';
 import { CAPTURE_VERBS, TRACE_VERBS } from './observe.ts';
 import { PLUGIN_VERBS } from './plugin.ts';
-
-type Json = Record<string, unknown>;
 
 const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, link, VIs in use, filters
   mgmtdev set DEV link up|down | mtu N | reset
@@ -48,7 +46,7 @@ const migrate: ManageVerb = async ({ p, verb, rest, call, out }) => {
   const m = verb ? /^([^/]+)\/([^/]+)$/.exec(verb) : null;
   const to = p.flags.get('to');
   if (!m || typeof to !== 'string' || rest.length > 0) throw new Error('usage: xsim migrate HOST/NAME --to HOST2 [--live]');
-  const r = (await call('domain.migrate', { host: m[1], domain: m[2], to, live: p.flags.has('live') })) as MigrationReport;
+  const r = await call('domain.migrate', { host: m[1], domain: m[2], to, live: p.flags.has('live') });
   return out(r, () => migrationText(r));
 };
 
@@ -92,7 +90,7 @@ export async function manageCommand(object: string, argv: string[]): Promise<str
     p,
     verb,
     rest,
-    call: (op: string, args: Json = {}) => controlRequest(socket, op, args),
+    call: (op, ...args) => manageRequest(socket, op, args[0] ?? ({} as never)),
     out: (value: unknown, human: () => string) => (json ? JSON.stringify(value, null, pretty ? 2 : 0) : human()),
     host: typeof p.flags.get('host') === 'string' ? String(p.flags.get('host')) : undefined,
   });

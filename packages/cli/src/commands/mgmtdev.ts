@@ -27,7 +27,7 @@ export function vdpaMgmtdevs(list: MgmtDev[]): { mgmtdev: Record<string, Json> }
 }
 
 const mgmtdevList: ManageVerb = async ({ rest, call, out }) => {
-  const all = (await call('mgmtdev.list')) as MgmtDev[];
+  const all = await call('mgmtdev.list');
   const list = rest[0] ? all.filter((m) => m.name === rest[0] || m.host === rest[0]) : all;
   if (rest[0] && list.length === 0) throw new Error(`no management device "${rest[0]}" (have: ${all.map((m) => m.name).join(', ')})`);
   return out(vdpaMgmtdevs(list), () =>
@@ -43,7 +43,7 @@ const mgmtdevSet: ManageVerb = async ({ rest, call, out }) => {
   const [name, attr, value, ...extra] = rest;
   const usage = 'usage: xsim mgmtdev set DEV link up|down | mtu N | reset';
   if (!name || !attr || extra.length > 0) throw new Error(usage);
-  let args: Json;
+  let args: { dev: string; link?: 'up' | 'down'; mtu?: number; reset?: true };
   if (attr === 'link') {
     if (value !== 'up' && value !== 'down') throw new Error(`mgmtdev set: link is "up" or "down", got ${value === undefined ? 'nothing' : `"${value}"`}`);
     args = { dev: name, link: value };
@@ -54,7 +54,7 @@ const mgmtdevSet: ManageVerb = async ({ rest, call, out }) => {
     if (value !== undefined) throw new Error(usage);
     args = { dev: name, reset: true };
   } else throw new Error(`mgmtdev set: unknown attribute "${attr}" (attributes: link, mtu, reset)`);
-  const v = (await call('mgmtdev.set', args)) as { mgmtdev: string; host: string; done: string };
+  const v = await call('mgmtdev.set', args);
   return out(v, () => `${v.mgmtdev} (${v.host}): ${v.done}`);
 };
 

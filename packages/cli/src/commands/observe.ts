@@ -1,11 +1,11 @@
 /** `xsim capture list|start|stop` and `xsim trace start|stop`: pcapng capture and Perfetto traces of a running simulation. */
 import { resolve } from 'node:path';
-import { table, type CaptureSummary, type TraceSummary } from '@xsim/toolstack';
+import { table } from '@xsim/toolstack';
 import { intFlag } from '../args.ts';
 import type { ManageVerb } from './manage-verb.ts';
 
 const captureList: ManageVerb = async ({ call, out }) => {
-  const taps = (await call('capture.list')) as string[];
+  const taps = await call('capture.list');
   return out(taps, () => taps.join('\n'));
 };
 
@@ -22,7 +22,7 @@ const captureStart: ManageVerb = async ({ p, rest, call, out }) => {
 };
 
 const captureStop: ManageVerb = async ({ call, out }) => {
-  const v = (await call('capture.stop')) as CaptureSummary;
+  const v = await call('capture.stop');
   return out(
     v,
     () =>
@@ -37,12 +37,12 @@ const captureStop: ManageVerb = async ({ call, out }) => {
 const traceStart: ManageVerb = async ({ p, rest, call, out }) => {
   if (rest.length) throw new Error('usage: xsim trace start [--file F] [--sample N]');
   const file = resolve(typeof p.flags.get('file') === 'string' ? String(p.flags.get('file')) : 'xsim-trace.json');
-  const v = (await call('trace.start', { file, ...(p.flags.has('sample') ? { sample: intFlag(p, 'sample', 1024, 1, 1 << 30) } : {}) })) as { file: string };
+  const v = await call('trace.start', { file, ...(p.flags.has('sample') ? { sample: intFlag(p, 'sample', 1024, 1, 1 << 30) } : {}) });
   return out(v, () => `tracing every thread into ${v.file}`);
 };
 
 const traceStop: ManageVerb = async ({ call, out }) => {
-  const v = (await call('trace.stop')) as TraceSummary;
+  const v = await call('trace.stop');
   return out(
     v,
     () =>

@@ -1,11 +1,11 @@
 /** `xsim plugin list|load|unload`: accelerator plugins on a running simulation. */
-import { table, type PluginView } from '@xsim/toolstack';
+import { table } from '@xsim/toolstack';
 import type { ManageVerb } from './manage-verb.ts';
 
 type Json = Record<string, unknown>;
 
 const pluginList: ManageVerb = async ({ call, out }) => {
-  const list = (await call('plugin.list')) as PluginView[];
+  const list = await call('plugin.list');
   return out(list, () =>
     list.length
       ? table(
@@ -27,7 +27,9 @@ const pluginLoad: ManageVerb = async ({ p, rest, verb, call, out, host }) => {
       throw new Error(`--args is not JSON: ${(e as Error).message}`);
     }
   }
-  const v = await call(`plugin.${verb}`, verb === 'load' ? { name: rest[0], host, args } : { name: rest[0], host });
+  // Only what was given: an absent --host is no host key at all, not an undefined one.
+  const where = { name: rest[0], ...(host !== undefined ? { host } : {}) };
+  const v = verb === 'load' ? await call('plugin.load', { ...where, args }) : await call('plugin.unload', where);
   return out(v, () => `plugin ${rest[0]} ${verb === 'load' ? 'loaded' : 'unloaded'}${host ? ` on ${host}` : ' on every host'}`);
 };
 
