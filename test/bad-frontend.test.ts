@@ -12,9 +12,10 @@
  * threads (the races are real) and deterministically over several seeds.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, streamAccount, validateTopology, type DomainRef } from '@xsim/toolstack';
+import type { VifCounters } from '@xsim/netback';
+import { Simulation, dom0Stats, guestStats, streamAccount, validateTopology, type DomainRef, type StatsTree } from '@xsim/toolstack';
 import { TX_ATTACKS } from './fixtures/hostile-guest.ts';
-import { THREADS, conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
+import { THREADS, conservedStream, replayOnFailure, seededModes } from './helpers.ts';
 
 const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;
 const FATAL = TX_ATTACKS.fatal;
@@ -55,7 +56,7 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
   const b1: DomainRef = { host: 'host-b', domain: 'b1' };
   const ref = (domain: string): DomainRef => ({ host: 'host-a', domain });
   const domid = (name: string) => sim.domain(ref(name)).domid;
-  const vifOf = (s: Json, name: string) => s['host-a/dom0'].vifs[`vif${domid(name)}.0`];
+  const vifOf = (s: StatsTree, name: string) => dom0Stats(s, 'host-a').vifs[`vif${domid(name)}.0`];
   /** Counters of the attackers' own vifs are theirs, not the honest stream's. */
   const attackers = () => ATTACKERS.map((n) => `vif${domid(n)}.0`);
   const notAttackers = (k: string) => !attackers().some((v) => k.includes(`.${v}.`)) && !ATTACKERS.some((n) => k.startsWith(`host-a/${n}.`));
@@ -80,10 +81,10 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
         'extra-info': /extra-info/,
       };
       await sim.waitFor('every offender disconnected', async () => {
-        const s = (await sim.stats()) as Json;
+        const s = await sim.stats();
         return FATAL.every((_, i) => vifOf(s, `f${i + 1}`).state === 6);
       });
-      const s = (await sim.stats()) as Json;
+      const s = await sim.stats();
       FATAL.forEach((kind, i) => {
         const v = vifOf(s, `f${i + 1}`);
         expect(v.disconnects, kind).toBe(1);
@@ -91,13 +92,13 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
         expect(v.history.join(' | '), kind).toMatch(/Connected->Closing \(fatal: .*\) \| Closing->Closed \(frontend Closed\)/);
       });
       // Logged once per offender, not once per bad request.
-      expect(s['host-a/dom0'].log.filter((l: string) => l.includes('misbehaving')).length).toBe(FATAL.length);
+      expect(dom0Stats(s, 'host-a').log.filter((l) => l.includes('misbehaving')).length).toBe(FATAL.length);
       expect(vifOf(s, 'a1').disconnects).toBe(0);
-      expect(s['host-b/b1'].vifs[0].rxFragmented).toBeGreaterThanOrEqual(r.delivered);
+      expect(guestStats(s, b1).vifs[0].rxFragmented).toBeGreaterThanOrEqual(r.delivered);
     });
 
     it('malformed but harmless frames: each answered XEN_NETIF_RSP_ERROR, counted, and the vif stays connected', async () => {
-      const counters: Record<string, string> = {
+      const counters: Record<string, keyof VifCounters> = {
         'bad-gref': 'txErrGrantCopy',
         runt: 'txErrRunt',
         'zero-size': 'txErrRunt',
@@ -106,10 +107,10 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
         'too-many-slots': 'txErrTooManySlots',
       };
       for (const kind of TX_ATTACKS.error) {
-        const before = vifOf((await sim.stats()) as Json, 'e1');
+        const before = vifOf(await sim.stats(), 'e1');
         await sim.request(ref('e1'), 'tx_attack', { kind });
-        await sim.waitFor(`${kind} counted`, async () => vifOf((await sim.stats()) as Json, 'e1')[counters[kind]] === before[counters[kind]] + 1);
-        const v = vifOf((await sim.stats()) as Json, 'e1');
+        await sim.waitFor(`${kind} counted`, async () => vifOf(await sim.stats(), 'e1')[counters[kind]] === before[counters[kind]] + 1);
+        const v = vifOf(await sim.stats(), 'e1');
         expect(v.state, kind).toBe(4);
         expect(v.disconnects, kind).toBe(0);
         expect(v.txErrResponses - before.txErrResponses, kind).toBeGreaterThan(0);
@@ -120,15 +121,15 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
      * `guest` breaks its RX ring (`kind`), then a1 sends it `count` frames that reach no
      * receiver: wait until every one is in a drop counter, and return the snapshots around.
      */
-    async function sendAtAttackedRx(guest: string, kind: string, count: number): Promise<{ before: Json; after: Json; drops: Map<string, number> }> {
+    async function sendAtAttackedRx(guest: string, kind: string, count: number): Promise<{ before: StatsTree; after: StatsTree; drops: Map<string, number> }> {
       const g = ref(guest);
       await sim.request(a1, 'arp_resolve', { ip: sim.domain(g).ip });
       await sim.request(g, 'rx_attack', { kind });
-      const before = (await sim.stats()) as Json;
+      const before = await sim.stats();
       const r = await sim.request(a1, 'stream_send', { dstIp: sim.domain(g).ip, dstPort: 5001, count, frameSize: 1500, window: 0 });
-      const res = { sent: (r as Json).sent as number, delivered: 0, duplicated: 0 };
+      const res = { sent: r.sent, delivered: 0, duplicated: 0 };
       await sim.waitFor('every frame counted', async () => streamAccount(before, await sim.stats(), res).conserved);
-      const after = (await sim.stats()) as Json;
+      const after = await sim.stats();
       return { before, after, drops: streamAccount(before, after, res).drops };
     }
 
@@ -146,14 +147,14 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
 
     it('a size rewritten in a tight loop while dom0 reads it: one frame, one size, one answer', async () => {
       const x1 = ref('x1');
-      const before = (await sim.stats()) as Json;
+      const before = await sim.stats();
       const { flips } = (await sim.request(x1, 'flip_tx', { size: 4096 })) as { flips: number };
       expect(flips).toBeGreaterThan(0);
       await sim.waitFor('the frame taken', async () => {
-        const v = vifOf((await sim.stats()) as Json, 'x1');
+        const v = vifOf(await sim.stats(), 'x1');
         return v.txPackets + v.txErrOversize > vifOf(before, 'x1').txPackets + vifOf(before, 'x1').txErrOversize;
       });
-      const v = vifOf((await sim.stats()) as Json, 'x1');
+      const v = vifOf(await sim.stats(), 'x1');
       const b = vifOf(before, 'x1');
       expect(v.txPackets - b.txPackets).toBe(1);
       expect([1000, 4096]).toContain(v.txBytes - b.txBytes);
@@ -166,7 +167,7 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
       await sim.request(a1, 'vif_close');
       const xs = sim.hosts[0].xenstore;
       await sim.waitFor('both ends Closed', async () => xs.read(0, `/local/domain/${id}/device/vif/0/state`) === '6' && xs.read(0, `/local/domain/0/backend/vif/${id}/0/state`) === '6');
-      const dom0 = (await sim.request({ host: 'host-a', domain: 'dom0' }, 'stats')) as Json;
+      const dom0 = await sim.dom0Stats('host-a');
       expect(dom0.vifs[`vif${id}.0`].disconnects).toBe(0);
       expect(dom0.vifs[`vif${id}.0`].history).toEqual(expect.arrayContaining(['Connected->Closing (frontend Closing)', 'Closing->Closed (frontend Closed)']));
     });

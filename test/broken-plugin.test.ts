@@ -7,12 +7,14 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, type DomainRef } from '@xsim/toolstack';
-import { conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
+import { Simulation, defaultTopology, dom0Stats, guestStats, type DomainRef } from '@xsim/toolstack';
+import { conservedStream, replayOnFailure, seededModes } from './helpers.ts';
 
 const FLAKY = fileURLToPath(new URL('./fixtures/flaky/', import.meta.url));
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
+const a2: DomainRef = { host: 'host-a', domain: 'a2' };
 const b1: DomainRef = { host: 'host-b', domain: 'b1' };
+const b2: DomainRef = { host: 'host-b', domain: 'b2' };
 
 describe.each(seededModes())('$name', (mode) => {
   let sim: Simulation;
@@ -25,31 +27,31 @@ describe.each(seededModes())('$name', (mode) => {
   });
   // Whatever a test left loaded (it failed half-way) must not fail the next one too.
   afterEach(async () => {
-    const s = (await sim.stats()) as Json;
+    const s = await sim.stats();
     for (const host of ['host-a', 'host-b']) {
-      for (const name of Object.keys(s[`${host}/dom0`].accel.plugins)) await sim.unloadPlugin(name, { host }).catch(() => {});
+      for (const name of Object.keys(dom0Stats(s, host).accel.plugins)) await sim.unloadPlugin(name, { host }).catch(() => {});
     }
   });
 
-  const stats = async () => (await sim.stats()) as Json;
+  const stats = () => sim.stats();
 
   /** After a failure: no plugin left anywhere, every vif on the slow path, vnic loads and accelerates again. */
   async function recovers(): Promise<void> {
     await sim.waitFor('every vif back on the slow path', async () => {
       const s = await stats();
-      return ['host-a/a1', 'host-a/a2', 'host-b/b1', 'host-b/b2'].every((d) => s[d].vifs[0].accel.plugin === null);
+      return [a1, a2, b1, b2].every((d) => guestStats(s, d).vifs[0].accel?.plugin === null);
     });
     const s = await stats();
-    for (const d of ['host-a/dom0', 'host-b/dom0']) expect(s[d].crashed, d).toBeUndefined();
-    expect(Object.keys(s['host-a/dom0'].accel.plugins)).toEqual([]);
+    for (const h of ['host-a', 'host-b']) expect(s[`${h}/dom0`], h).not.toHaveProperty('crashed');
+    expect(Object.keys(dom0Stats(s, 'host-a').accel.plugins)).toEqual([]);
     // The VIs the broken plugin held were released: vnic gets them again and takes frames.
     await sim.loadPlugin('vnic');
-    await sim.waitFor('vnic attached to a1', async () => (await stats())['host-a/a1'].vifs[0].accel.current?.ready === true).catch(async (e: Error) => {
+    await sim.waitFor('vnic attached to a1', async () => guestStats(await stats(), a1).vifs[0].accel?.current?.ready === true).catch(async (e: Error) => {
       const s = await stats();
-      throw new Error(`${e.message}: a1 ${JSON.stringify(s['host-a/a1'].vifs[0].accel)} dom0 ${JSON.stringify(s['host-a/dom0'].accel)}`);
+      throw new Error(`${e.message}: a1 ${JSON.stringify(guestStats(s, a1).vifs[0].accel)} dom0 ${JSON.stringify(dom0Stats(s, 'host-a').accel)}`);
     });
     await conservedStream(sim, { from: a1, to: b1, count: 3000, frameSize: 1500, window: 128, srcPort: 43100 });
-    expect((await stats())['host-a/a1'].vifs[0].txAccel).toBeGreaterThan(0);
+    expect(guestStats(await stats(), a1).vifs[0].txAccel).toBeGreaterThan(0);
     await sim.unloadPlugin('vnic');
   }
 
@@ -64,28 +66,28 @@ describe.each(seededModes())('$name', (mode) => {
       const { r } = await conservedStream(sim, { from: a1, to: b1, count: 20_000, frameSize: 1500, window: 0, srcPort: 43000 });
       expect(r.delivered).toBeGreaterThan(0);
       const s = await stats();
-      const failures = s['host-b/dom0'].accel.failures as Json[];
+      const failures = dom0Stats(s, 'host-b').accel.failures;
       expect(failures).toContainEqual({ plugin: 'flaky', hook: 'onSlowPathRx', error: 'flaky: onSlowPathRx broke on purpose' });
-      expect(s['host-b/dom0'].accel.plugins.flaky).toBeUndefined();
-      expect(s['host-b/dom0'].driverlink).toContain('remove flaky');
+      expect(dom0Stats(s, 'host-b').accel.plugins.flaky).toBeUndefined();
+      expect(dom0Stats(s, 'host-b').driverlink).toContain('remove flaky');
       await sim.unloadPlugin('vnic', { host: 'host-a' });
       await recovers();
     });
 
     it('frontend throws from startXmit mid-stream: the guest lives, the frame in hand and every later one take the slow path', async () => {
       await sim.loadPlugin(FLAKY, { args: { frontendFailIn: 'startXmit', frontendAfter: 5000 } });
-      await sim.waitFor('flaky attached to a1', async () => (await stats())['host-a/a1'].vifs[0].accel.current?.ready === true);
+      await sim.waitFor('flaky attached to a1', async () => guestStats(await stats(), a1).vifs[0].accel?.current?.ready === true);
       const { r, before } = await conservedStream(sim, { from: a1, to: b1, count: 20_000, frameSize: 1500, window: 0, srcPort: 43001 });
       expect(r.delivered).toBeGreaterThan(0);
       const s = await stats();
-      expect(s['host-a/a1'].crashed).toBeUndefined();
-      expect(s['host-a/a1'].vifs[0].accel.pluginErrors).toBeGreaterThan(0);
-      expect(s['host-a/a1'].vifs[0].accel.lastError).toBe('startXmit: flaky: startXmit broke on purpose');
-      expect(s['host-a/dom0'].accel.frontendFailures).toBe(1);
+      expect(s['host-a/a1']).not.toHaveProperty('crashed');
+      expect(guestStats(s, a1).vifs[0].accel?.pluginErrors).toBeGreaterThan(0);
+      expect(guestStats(s, a1).vifs[0].accel?.lastError).toBe('startXmit: flaky: startXmit broke on purpose');
+      expect(dom0Stats(s, 'host-a').accel.frontendFailures).toBe(1);
       // 5000 frames went on the fast path, then the rest through netback on host-a.
-      expect(s['host-a/a1'].vifs[0].txAccel - before['host-a/a1'].vifs[0].txAccel).toBe(5000);
-      expect(s['host-a/dom0'].vifs['vif1.0'].txPackets - before['host-a/dom0'].vifs['vif1.0'].txPackets).toBeGreaterThanOrEqual(15_000);
-      await sim.waitFor('a1 detached', async () => (await stats())['host-a/a1'].vifs[0].accel.plugin === null);
+      expect(guestStats(s, a1).vifs[0].txAccel - guestStats(before, a1).vifs[0].txAccel).toBe(5000);
+      expect(dom0Stats(s, 'host-a').vifs['vif1.0'].txPackets - dom0Stats(before, 'host-a').vifs['vif1.0'].txPackets).toBeGreaterThanOrEqual(15_000);
+      await sim.waitFor('a1 detached', async () => guestStats(await stats(), a1).vifs[0].accel?.plugin === null);
       await sim.unloadPlugin('flaky');
       await recovers();
     });
@@ -93,19 +95,19 @@ describe.each(seededModes())('$name', (mode) => {
     it('backend throws while attaching a vif: the load fails naming the hook, and the host is as before', async () => {
       await expect(sim.loadPlugin(FLAKY, { host: 'host-a', args: { failIn: 'attachVif', after: 0 } })).rejects.toThrow('flaky: attachVif broke on purpose');
       const s = await stats();
-      expect(s['host-a/dom0'].accel.failures).toContainEqual({ plugin: 'flaky', hook: 'attachVif', error: 'flaky: attachVif broke on purpose' });
+      expect(dom0Stats(s, 'host-a').accel.failures).toContainEqual({ plugin: 'flaky', hook: 'attachVif', error: 'flaky: attachVif broke on purpose' });
       await recovers();
     });
 
     it('a driverlink hook that throws (link change) drops the plugin; both drivers still see the link go down and up', async () => {
       await sim.loadPlugin(FLAKY, { host: 'host-a', args: { failIn: 'linkChange', after: 0 } });
-      await sim.waitFor('flaky attached to a1', async () => (await stats())['host-a/a1'].vifs[0].accel.current?.ready === true);
+      await sim.waitFor('flaky attached to a1', async () => guestStats(await stats(), a1).vifs[0].accel?.current?.ready === true);
       await sim.setLink('host-a', false);
       await sim.setLink('host-a', true);
       const s = await stats();
-      expect(s['host-a/dom0'].accel.failures).toContainEqual({ plugin: 'flaky', hook: 'linkChange', error: 'flaky: linkChange broke on purpose' });
-      expect(s['host-a/dom0'].accel.driverErrors).toBeGreaterThan(0);
-      expect(s['host-a/dom0'].driverlink).toEqual(expect.arrayContaining(['link down', 'flaky failed in linkChange: flaky: linkChange broke on purpose', 'link up']));
+      expect(dom0Stats(s, 'host-a').accel.failures).toContainEqual({ plugin: 'flaky', hook: 'linkChange', error: 'flaky: linkChange broke on purpose' });
+      expect(dom0Stats(s, 'host-a').accel.driverErrors).toBeGreaterThan(0);
+      expect(dom0Stats(s, 'host-a').driverlink).toEqual(expect.arrayContaining(['link down', 'flaky failed in linkChange: flaky: linkChange broke on purpose', 'link up']));
       await recovers();
     });
   });

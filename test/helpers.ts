@@ -4,7 +4,8 @@
  * runtimes a suite runs on.
  */
 import { beforeEach, expect } from 'vitest';
-import { runStream, rxUdp, streamAccount, type DomainRef, type Simulation, type SimulationOptions, type StreamOptions, type StreamResult } from '@xsim/toolstack';
+import type { CounterDecls, CounterGroup, Counters } from '@xsim/hypervisor';
+import { runStream, rxUdp, streamAccount, type DomainRef, type Simulation, type SimulationOptions, type StatsTree, type StreamOptions, type StreamResult } from '@xsim/toolstack';
 
 /**
  * The seeds every deterministic suite runs with (each seed a whole run of the
@@ -42,7 +43,24 @@ export function replayOnFailure(mode: Mode, testFile: string): void {
   });
 }
 
+/** Parsed JSON of unknown shape (a CLI's output, a file): not for the stats tree, which is typed (StatsTree and its accessors). */
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/**
+ * A plugin's own counters (its stats are Record<string, unknown> to the
+ * framework), read through the group the plugin declared them in: every
+ * declared name must be there as a number, or this throws naming it.
+ */
+export function pluginCounters<D extends CounterDecls>(group: CounterGroup<D>, stats: Record<string, unknown> | null | undefined): Counters<D> {
+  if (!stats) throw new Error(`no ${group.group} stats`);
+  const out = group.zero();
+  for (const k of Object.keys(group.decls) as (keyof D & string)[]) {
+    const v = stats[k];
+    if (typeof v !== 'number') throw new Error(`${group.group} stats have no counter ${k} (${JSON.stringify(stats)})`);
+    out[k] = v;
+  }
+  return out;
+}
 
 /**
  * A stream with exact accounting: delivered + growth of named drop counters = sent, and no
@@ -55,14 +73,14 @@ export async function conservedStream(
   during?: () => Promise<void>,
   /** Only drop counters whose path passes count (e.g. leave out an attacker's own counters). */
   keep: (path: string) => boolean = () => true,
-): Promise<{ r: StreamResult; before: Json; after: Json; drops: Map<string, number> }> {
+): Promise<{ r: StreamResult; before: StatsTree; after: StatsTree; drops: Map<string, number> }> {
   const ip = o.toVif === undefined ? sim.domain(o.to).ip : sim.vifAddress(o.to, o.toVif).ip;
   await sim.request(o.from, 'arp_resolve', { ip, ...(o.fromVif === undefined ? {} : { vif: o.fromVif }) });
-  const before = (await sim.stats()) as Json;
+  const before = await sim.stats();
   const p = runStream(sim, o);
   if (during) await during();
   const r = await p;
-  const after = (await sim.stats()) as Json;
+  const after = await sim.stats();
   const all = streamAccount(before, after, r);
   const drops = new Map([...all.drops].filter(([k]) => keep(k)));
   const dropped = [...drops.values()].reduce((a, b) => a + b, 0);
@@ -90,3 +108,22 @@ export async function afterFrames(sim: Simulation, to: DomainRef, frames: number
 }
 
 export { rxUdp };
+
+/** One vif in vnic's (and hostile-vnic's) backend stats: the plugin's own shape, checked where it is read. */
+export interface VnicVif {
+  vif: string;
+  vi: number;
+  stage: string;
+  filters: number;
+}
+
+/** vnic's list of vifs in its entry of dom0's accel.plugins (it replaces the framework's count there). */
+export function vnicVifs(entry: Record<string, unknown> | undefined): VnicVif[] {
+  const list = entry?.vifs;
+  const isVif = (x: unknown): x is VnicVif => {
+    const o = x as Partial<Record<keyof VnicVif, unknown>> | null;
+    return typeof o === 'object' && o !== null && typeof o.vif === 'string' && typeof o.vi === 'number' && typeof o.stage === 'string' && typeof o.filters === 'number';
+  };
+  if (!Array.isArray(list) || !list.every(isVif)) throw new Error(`no vnic vif list in ${JSON.stringify(entry)}`);
+  return list;
+}

@@ -466,8 +466,10 @@ export class AccelManager {
 
   stats() {
     return {
+      // Typed as what it is: the plugin's own stats are spread last, so they may replace the
+      // framework's version, vifs (vnic's is its list of vifs, not the count) and unloading.
       plugins: Object.fromEntries(
-        [...this.plugins].map(([n, p]) => [n, { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...this.call(p, 'stats', (b) => b.stats(), {}) }]),
+        [...this.plugins].map(([n, p]): [string, Record<string, unknown>] => [n, { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...this.call(p, 'stats', (b) => b.stats(), {}) }]),
       ),
       vifs: Object.fromEntries([...this.channels].map(([k, c]) => [k, c.plugin ?? null])),
       ...this.c,
