@@ -6,7 +6,27 @@
  * limit of this design on this machine; every path is reported as a fraction
  * of it.
  */
-import { DEFERRED, WakeWord, type DomainEnv } from '@xsim/hypervisor';
+import { Type } from '@sinclair/typebox';
+import { DEFERRED, NO_ARGS, RpcOpServer, WakeWord, op, replyOf, type DomainEnv } from '@xsim/hypervisor';
+
+/** What one end measured: frames it moved, the first and last frame's time, and its time in turns. */
+export interface RawSide {
+  frames: number;
+  first: number;
+  last: number;
+  awakeMs: number;
+}
+
+/**
+ * The raw kernel's control channel:
+ *   run       {count: int >= 1}   RawSide, once `count` frames have gone through this end
+ *   shutdown  {}                  true; the domain stops
+ */
+export const RAW_OPS = {
+  run: op(Type.Object({ count: Type.Integer({ minimum: 1 }) }), replyOf<RawSide>()),
+  shutdown: op(NO_ARGS, replyOf<boolean>()),
+} as const;
+export type RawOps = typeof RAW_OPS;
 
 export const RAW_SLOTS = 256;
 // Int32 words: [0] prod, [1] cons.
@@ -92,21 +112,22 @@ export function boot(env: DomainEnv<RawConfig>): void {
     }
     return n;
   });
-  env.control.onRequest((op, args, later) => {
-    if (op === 'run') {
-      count = Number((args as { count?: number }).count);
-      done = 0;
-      runMs = env.core.c.runMs;
-      reply = later();
-      env.core.wake();
-      return DEFERRED;
-    }
-    if (op === 'shutdown') {
-      env.core.stop();
-      return true;
-    }
-    throw new Error(`raw: unknown request ${op}`);
-  });
+  env.control.onRequest(
+    new RpcOpServer('raw control', RAW_OPS, {
+      run: (a, { later }) => {
+        count = a.count;
+        done = 0;
+        runMs = env.core.c.runMs;
+        reply = later();
+        env.core.wake();
+        return DEFERRED;
+      },
+      shutdown: () => {
+        env.core.stop();
+        return true;
+      },
+    }).handle,
+  );
 }
 
 export const RAW_KERNEL = new URL('./raw-kernel.ts', import.meta.url).href;

@@ -1,7 +1,7 @@
 /** Runs the raw-ring baseline: a producer and a consumer domain on two pCPUs of a runtime of their own. */
 import { ADDR_TOOLSTACK, CH, RpcEndpoint, ThreadRuntime } from '@xsim/hypervisor';
 
-import { RAW_KERNEL, rawRingBytes, type RawConfig } from './raw-kernel.ts';
+import { RAW_KERNEL, rawRingBytes, type RawConfig, type RawOps } from './raw-kernel.ts';
 
 export interface RawResult {
   frames: number;
@@ -12,16 +12,9 @@ export interface RawResult {
   cpuUsPerFrame: number;
 }
 
-interface Side {
-  frames: number;
-  first: number;
-  last: number;
-  awakeMs: number;
-}
-
 export class RawRing {
   private readonly rt: ThreadRuntime;
-  private readonly ctl: RpcEndpoint[] = [];
+  private readonly ctl: RpcEndpoint<RawOps>[] = [];
 
   private constructor(readonly size: number) {
     this.rt = new ThreadRuntime(2, { log: (l) => console.error(l) });
@@ -34,7 +27,7 @@ export class RawRing {
     const roles: RawConfig['role'][] = ['producer', 'consumer'];
     for (const [i, role] of roles.entries()) {
       const uid = i + 1;
-      r.ctl.push(new RpcEndpoint(r.rt.bus, ADDR_TOOLSTACK, uid, CH.control).listen());
+      r.ctl.push(new RpcEndpoint<RawOps>(r.rt.bus, ADDR_TOOLSTACK, uid, CH.control).listen());
       const config: RawConfig = { role, sab, size, slotBytes, peerDoorbell: r.rt.doorbell(1 - i) };
       await r.rt.create({ kernel: RAW_KERNEL, name: `raw-${role}`, host: 'bench', hostIndex: 0, domid: uid, uid, config }, i);
     }
@@ -42,7 +35,7 @@ export class RawRing {
   }
 
   async run(count: number): Promise<RawResult> {
-    const [p, c] = (await Promise.all(this.ctl.map((e) => e.request('run', { count }, 120_000)))) as Side[];
+    const [p, c] = await Promise.all(this.ctl.map((e) => e.request('run', { count }, 120_000)));
     const elapsedMs = c.last - c.first;
     const pps = elapsedMs > 0 ? ((c.frames - 1) * 1000) / elapsedMs : 0;
     return { frames: c.frames, pps, gbps: (pps * this.size * 8) / 1e9, elapsedMs, cpuUsPerFrame: ((p.awakeMs + c.awakeMs) * 1000) / Math.max(1, c.frames) };
