@@ -12,32 +12,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPcapng } from '@xsim/hypervisor';
-import { Simulation, defaultTopology, runStream, type CaptureSummary } from '@xsim/toolstack';
-import { THREADS, replayOnFailure, seededModes, type Json } from './helpers.ts';
+import { Simulation, defaultTopology, dom0Stats, fabricStats, guestStats, runStream, type CaptureSummary, type StatsTree } from '@xsim/toolstack';
+import { THREADS, replayOnFailure, seededModes } from './helpers.ts';
 import { needs } from './tools.ts';
 
 const at = (host: string, domain: string) => ({ host, domain });
-const delta = (a: Json | undefined, b: Json | undefined, ...keys: string[]): number => keys.reduce((n, k) => n + Number(a?.[k] ?? 0) - Number(b?.[k] ?? 0), 0);
+/** Growth of the named counters of one part of the stats tree between two snapshots (a part absent before counts from 0). */
+function delta<T extends object>(a: T | null | undefined, b: T | null | undefined, ...keys: (keyof T & string)[]): number {
+  return keys.reduce((n, k) => n + Number(a?.[k] ?? 0) - Number(b?.[k] ?? 0), 0);
+}
 
 /** What the counters say each tap point saw between two stats snapshots (frames, drops included). */
-function expected(before: Json, after: Json, name: string): number {
+function expected(before: StatsTree, after: StatsTree, name: string): number {
   const [host, ...rest] = name.split('/');
-  const dom0a = after[`${host}/dom0`];
-  const dom0b = before[`${host}/dom0`];
+  const dom0a = dom0Stats(after, host);
+  const dom0b = dom0Stats(before, host);
   const nicIndex = ['host-a', 'host-b'].indexOf(host);
-  const nica = after.fabric?.nics?.[nicIndex];
-  const nicb = before.fabric?.nics?.[nicIndex];
+  const nica = fabricStats(after).nics[nicIndex];
+  const nicb = fabricStats(before).nics[nicIndex];
   if (rest[0] === 'uplink') return delta(dom0a.uplink, dom0b.uplink, 'txPackets', 'rxPackets', 'txDropNoSkb', 'txDropBacklogFull');
   if (rest[0] === 'bridge') return delta(dom0a.bridge, dom0b.bridge, 'dropBadSource', 'dropStaticSource', 'dropSamePort', 'dropNoPort');
-  if (/^vif\d+\.\d+$/.test(rest[0])) return delta(dom0a.vifs[rest[0]], dom0b.vifs?.[rest[0]], 'txPackets', 'rxPackets', 'txDropSpoof', 'rxDropNotConnected', 'rxDropQueueFull', 'rxDropNoSkb');
+  if (/^vif\d+\.\d+$/.test(rest[0])) return delta(dom0a.vifs[rest[0]], dom0b.vifs[rest[0]], 'txPackets', 'rxPackets', 'txDropSpoof', 'rxDropNotConnected', 'rxDropQueueFull', 'rxDropNoSkb');
   if (rest[0] === 'nic' && rest[1] === 'wire') return delta(nica, nicb, 'wireTx', 'wireRx', 'txNoLink', 'linkDownDrops');
   if (rest[0] === 'nic') {
     const id = rest[1].slice(2);
-    return delta(nica.vis[id], nicb.vis?.[id], 'txFrames', 'rxFrames', 'txSpoofDrops', 'txOversize', 'rxNoDesc');
+    return delta(nica.vis[id], nicb?.vis[id], 'txFrames', 'rxFrames', 'txSpoofDrops', 'txOversize', 'rxNoDesc');
   }
   // host/guest/vifN: the frontend side, either path.
-  const g = rest[1].slice(3);
-  return delta(after[`${host}/${rest[0]}`].vifs[g], before[`${host}/${rest[0]}`]?.vifs?.[g], 'txPackets', 'txAccel', 'rxPackets', 'rxAccel') - delta(after[`${host}/${rest[0]}`].vifs[g], before[`${host}/${rest[0]}`]?.vifs?.[g], 'txResent');
+  const g = Number(rest[1].slice(3));
+  const ref = { host, domain: rest[0] };
+  const va = guestStats(after, ref).vifs[g];
+  const vb = `${host}/${rest[0]}` in before ? guestStats(before, ref).vifs[g] : undefined;
+  return delta(va, vb, 'txPackets', 'txAccel', 'rxPackets', 'rxAccel') - delta(va, vb, 'txResent');
 }
 
 function tshark(...args: string[]): string {
@@ -48,8 +54,8 @@ describe.each([THREADS, seededModes()[0]])('capture ($name)', (mode) => {
   let sim: Simulation;
   let summary: CaptureSummary;
   let file: string;
-  let before: Json;
-  let after: Json;
+  let before: StatsTree;
+  let after: StatsTree;
   let linkDrops = 0;
   replayOnFailure(mode, import.meta.url);
 
@@ -57,7 +63,7 @@ describe.each([THREADS, seededModes()[0]])('capture ($name)', (mode) => {
     sim = await Simulation.start(defaultTopology(), { ...mode.opts, log: () => {} });
     file = join(mkdtempSync(join(tmpdir(), 'xsim-cap-')), 'all.pcapng');
     await sim.captureStart(['*'], { file });
-    before = (await sim.stats()) as Json;
+    before = await sim.stats();
     // The slow path, across the hosts; then vnic's fast path; then into a link that is down.
     await runStream(sim, { from: at('host-a', 'a1'), to: at('host-b', 'b1'), count: 1500, frameSize: 900, window: 64 });
     await sim.loadPlugin('vnic');
@@ -65,12 +71,12 @@ describe.each([THREADS, seededModes()[0]])('capture ($name)', (mode) => {
     await runStream(sim, { from: at('host-b', 'b2'), to: at('host-a', 'a2'), count: 1500, frameSize: 600, window: 64 });
     await sim.unloadPlugin('vnic');
     await sim.setLink('host-b', false);
-    const n0 = Number(((await sim.fabricStats()) as Json).nics[0].linkDownDrops);
+    const n0 = (await sim.fabricStats()).nics[0].linkDownDrops;
     // Nothing arrives: the receiver gives up after timeoutMs (the link is down).
     await runStream(sim, { from: at('host-a', 'a1'), to: at('host-b', 'b1'), count: 20, frameSize: 200, window: 0, timeoutMs: 1500 });
-    linkDrops = Number(((await sim.fabricStats()) as Json).nics[0].linkDownDrops) - n0;
+    linkDrops = (await sim.fabricStats()).nics[0].linkDownDrops - n0;
     await sim.setLink('host-b', true);
-    after = (await sim.stats()) as Json;
+    after = await sim.stats();
     summary = await sim.captureStop();
   });
 

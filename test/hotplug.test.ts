@@ -7,22 +7,25 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Simulation, defaultTopology, mgmtdevList, runStream, type DomainRef } from '@xsim/toolstack';
-import { THREADS, conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
+import { THREADS, conservedStream, replayOnFailure, seededModes } from './helpers.ts';
 
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
 const a2: DomainRef = { host: 'host-a', domain: 'a2' };
 const b1: DomainRef = { host: 'host-b', domain: 'b1' };
 
-async function holdings(sim: Simulation): Promise<Json> {
-  const fabric = (await sim.fabricStats()) as Json;
+/** What a host's parts hold (the kinds of thing a vif takes), to compare before and after. */
+type Holdings = Awaited<ReturnType<typeof holdings>>;
+
+async function holdings(sim: Simulation) {
+  const fabric = await sim.fabricStats();
   const h = sim.host('host-a');
-  const d0 = (await sim.request({ host: 'host-a', domain: 'dom0' }, 'stats')) as Json;
-  const g = (await sim.request(a1, 'stats')) as Json;
+  const d0 = await sim.dom0Stats('host-a');
+  const g = await sim.guestStats(a1);
   return {
     xenstore: h.xenstore.usage(),
     evtchn: h.hv.usage(),
     grantMappings: d0.grantMappings,
-    visRunning: Object.values(fabric.nics[0].vis as Record<string, Json>).filter((v) => v.running).length,
+    visRunning: Object.values(fabric.nics[0].vis).filter((v) => v.running).length,
     filters: fabric.nics[0].filters,
     bridgePorts: d0.bridge.ports,
     accelChannels: Object.keys(d0.accel.vifs).length,
@@ -37,7 +40,7 @@ async function holdings(sim: Simulation): Promise<Json> {
  * lets go of the device when it sees its node removed, on its own vCPU, a
  * moment later (as a Linux frontend does): give it that moment, then compare.
  */
-async function expectBack(sim: Simulation, before: Json): Promise<void> {
+async function expectBack(sim: Simulation, before: Holdings): Promise<void> {
   await sim.waitFor('the guest to let go of the vif', async () => JSON.stringify(await holdings(sim)) === JSON.stringify(before), 2000).catch(() => {});
   expect(await holdings(sim)).toEqual(before);
 }
@@ -80,7 +83,7 @@ describe.each([THREADS, ...seededModes()])('vif hotplug ($name)', (mode) => {
     });
     expect(r.delivered).toBe(20_000);
     await expectBack(sim, before);
-    const d0 = (await sim.request({ host: 'host-a', domain: 'dom0' }, 'stats')) as Json;
+    const d0 = await sim.dom0Stats('host-a');
     expect(d0.vifs['vif1.1']).toMatchObject({ removed: true, state: 6 });
   });
 
