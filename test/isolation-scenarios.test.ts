@@ -19,8 +19,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, runPing, runStream, validateTopology, type DomainRef } from '@xsim/toolstack';
-import { THREADS, replayOnFailure, seededModes, type Json } from './helpers.ts';
+import { Simulation, dom0Stats, guestStats, runPing, runStream, validateTopology, type DomainRef, type FabricStats, type StatsTree } from '@xsim/toolstack';
+import { THREADS, replayOnFailure, seededModes, vnicVifs } from './helpers.ts';
 
 const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;
 const CHAOS = new URL('./fixtures/chaos-guest.ts', import.meta.url).href;
@@ -65,9 +65,9 @@ function contains(hay: Uint8Array, needle: Uint8Array): boolean {
 describe.each([THREADS, ...seededModes()])('isolation scenarios ($name)', (mode) => {
   let sim: Simulation;
   replayOnFailure(mode, import.meta.url);
-  const stats = async () => (await sim.stats()) as Json;
+  const stats = () => sim.stats();
   const ramOf = (r: DomainRef) => new Uint8Array(sim.host(r.host).domUs.find((d) => d.name === r.domain)!.mem.sab);
-  const vifOf = (s: Json, r: DomainRef) => s[`${r.host}/dom0`].vifs[`vif${sim.domain(r).domid}.0`];
+  const vifOf = (s: StatsTree, r: DomainRef) => dom0Stats(s, r.host).vifs[`vif${sim.domain(r).domid}.0`];
   const exact = (r: { delivered: number; lost: number; duplicated: number; reordered: number }, count: number) => expect({ delivered: r.delivered, lost: r.lost, dup: r.duplicated, reord: r.reordered }).toEqual({ delivered: count, lost: 0, dup: 0, reord: 0 });
 
   beforeAll(async () => {
@@ -99,15 +99,18 @@ describe.each([THREADS, ...seededModes()])('isolation scenarios ($name)', (mode)
     expect(spoofed).toBeGreaterThan(0);
     expect(vifOf(after, a2).txPackets - vifOf(before, a2).txPackets, 'spoofed frames forwarded').toBe(0);
     expect(vifOf(after, a2).rxPackets - vifOf(mid, a2).rxPackets, 'frames for a1 copied to a2').toBe(0);
-    expect(after['host-a/dom0'].bridge.fdb.find((e: Json) => e.mac === MAC_A1)).toMatchObject({ port: `vif${sim.domain(a1).domid}.0`, static: true });
+    expect(dom0Stats(after, 'host-a').bridge.fdb.find((e) => e.mac === MAC_A1)).toMatchObject({ port: `vif${sim.domain(a1).domid}.0`, static: true });
   });
 
   it("2. a guest writing the doorbell and rings of a VI it no longer has: the VI's next owner loses nothing, never faults", async () => {
-    const viOf = (s: Json, r: DomainRef): number | undefined => (s['host-a/dom0'].accel.plugins['hostile-vnic']?.vifs as Json[] | undefined)?.find((v) => v.vif === `${sim.domain(r).domid}/0`)?.vi;
+    const viOf = (s: StatsTree, r: DomainRef): number | undefined => {
+      const plugin = dom0Stats(s, 'host-a').accel.plugins['hostile-vnic'];
+      return plugin ? vnicVifs(plugin).find((v) => v.vif === `${sim.domain(r).domid}/0`)?.vi : undefined;
+    };
     const attached = async () => {
       await sim.waitFor('every guest accelerated', async () => {
         const s = await stats();
-        return ['host-a/a1', 'host-a/a2', 'host-a/x', 'host-b/b1'].every((d) => s[d].vifs[0].accel?.current?.ready === true);
+        return [a1, a2, x, b1].every((d) => guestStats(s, d).vifs[0].accel?.current?.ready === true);
       });
       return stats();
     };
@@ -120,7 +123,7 @@ describe.each([THREADS, ...seededModes()])('isolation scenarios ($name)', (mode)
     let holder: DomainRef | undefined;
     for (let i = 0; i < 8 && !holder; i++) {
       await sim.request(a2, 'accel_send', { op: 'accept', args: { vi: 1, extra: true } });
-      await sim.waitFor('a2 detached', async () => (await stats())['host-a/dom0'].accel.vifs[`${sim.domain(a2).domid}/0`] === null);
+      await sim.waitFor('a2 detached', async () => dom0Stats(await stats(), 'host-a').accel.vifs[`${sim.domain(a2).domid}/0`] === null);
       await sim.unloadPlugin('hostile-vnic');
       await sim.loadPlugin(HOSTILE_VNIC);
       const s = await attached();
@@ -129,12 +132,12 @@ describe.each([THREADS, ...seededModes()])('isolation scenarios ($name)', (mode)
     expect(holder, `a2's old VI ${old} went to another guest`).toBeDefined();
     // The holder's flow learnt first (the switch from slow to fast path may reorder a batch).
     await runStream(sim, { from: holder!, to: b1, count: 500, frameSize: 1500, window: 64, srcPort: 46000 });
-    const before = (await sim.fabricStats()) as Json;
+    const before = await sim.fabricStats();
     const r = runStream(sim, { from: holder!, to: b1, count: 6000, frameSize: 1500, window: 128, srcPort: 46000 });
     for (let i = 0; i < 20; i++) await sim.request(a2, 'accel_inject', { kind: 'stale' });
     exact(await r, 6000);
-    const after = (await sim.fabricStats()) as Json;
-    const vi = (f: Json) => f.nics[0].vis[String(old)];
+    const after = await sim.fabricStats();
+    const vi = (f: FabricStats) => f.nics[0].vis[String(old)];
     expect(vi(after).domid).toBe(sim.domain(holder!).domid);
     expect(vi(after).faults - vi(before).faults, `VI ${old} faults`).toBe(0);
     await sim.unloadPlugin('hostile-vnic');
