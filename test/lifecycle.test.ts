@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Simulation, defaultTopology, runStream, totalDrops, validateTopology, type DomainRef } from '@xsim/toolstack';
-import { THREADS, afterFrames, conservedStream, replayOnFailure, seededModes, type Json } from './helpers.ts';
+import { THREADS, afterFrames, conservedStream, replayOnFailure, seededModes } from './helpers.ts';
 
 const HOSTILE = new URL('./fixtures/hostile-guest.ts', import.meta.url).href;
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
@@ -17,28 +17,27 @@ const b1: DomainRef = { host: 'host-b', domain: 'b1' };
 const b2: DomainRef = { host: 'host-b', domain: 'b2' };
 
 /** Everything a domain can hold that must come back when it goes. */
-async function holdings(sim: Simulation): Promise<Json> {
-  const fabric = (await sim.fabricStats()) as Json;
-  const out: Json = {};
+async function holdings(sim: Simulation) {
+  const fabric = await sim.fabricStats();
+  const hosts: Record<string, unknown> = {};
   for (const h of sim.hosts) {
-    const d0 = (await sim.request({ host: h.spec.name, domain: 'dom0' }, 'stats')) as Json;
-    const nic = fabric.nics[h.index] as Json;
-    out[h.spec.name] = {
+    const d0 = await sim.dom0Stats(h.spec.name);
+    const nic = fabric.nics[h.index];
+    hosts[h.spec.name] = {
       xenstore: h.xenstore.usage(),
       evtchn: h.hv.usage(),
       grantMappings: d0.grantMappings,
-      visRunning: Object.values(nic.vis as Record<string, Json>).filter((v) => v.running).length,
+      visRunning: Object.values(nic.vis).filter((v) => v.running).length,
       filters: nic.filters,
       bridgePorts: d0.bridge.ports,
       // Static entries are the vifs' pinned MACs; learnt ones are the traffic's, kept only for live guests.
-      fdbStatic: (d0.bridge.fdb as Json[]).filter((e) => e.static).length,
-      vifsLive: Object.values(d0.vifs as Record<string, Json>).filter((v) => !v.removed).length,
+      fdbStatic: d0.bridge.fdb.filter((e) => e.static).length,
+      vifsLive: Object.values(d0.vifs).filter((v) => !('removed' in v)).length,
       accelChannels: Object.keys(d0.accel.vifs).length,
       skbsFree: d0.skbsFree,
     };
   }
-  out.switchMacs = (fabric.switches as Json[]).map((s) => s.macs ?? s.fdb ?? null);
-  return out;
+  return { ...hosts, switchMacs: fabric.switches.map((s) => s.macs) };
 }
 
 describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) => {
@@ -59,7 +58,7 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
   it('create -> stream both ways -> destroy, 50 times on one host: nothing leaks', async () => {
     // One cycle first, not counted: the long-lived guests' ARP entries, learnt MACs and vnic's flow
     // filters for b1's two flows (in to port 5001, credits back to 6000) exist before the baseline.
-    let before: Json = {};
+    let before: Awaited<ReturnType<typeof holdings>> | undefined;
     const domids = new Set<number>();
     for (let i = -1; i < 50; i++) {
       if (i === 0) before = await holdings(sim);
@@ -90,9 +89,8 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
     expect(r.delivered).toBe(2000);
     const end = await sim.shutdownDomain(me);
     expect(end.how).toBe('shutdown');
-    const final = end.final as Json;
-    expect(final.vifs[0].state).toBe(6);
-    expect(Number(final.endpoint.stack.txUdp)).toBeGreaterThanOrEqual(2000);
+    expect(end.final!.vifs[0].state).toBe(6);
+    expect(end.final!.endpoint!.stack.txUdp).toBeGreaterThanOrEqual(2000);
     expect(() => sim.domain(me)).toThrow(/no domain "fresh" on host-a/);
   });
 
@@ -100,7 +98,7 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
     await sim.createDomain('host-a', 'doomed');
     const doomed: DomainRef = { host: 'host-a', domain: 'doomed' };
     const a2: DomainRef = { host: 'host-a', domain: 'a2' };
-    const a2Before = (await sim.request(a2, 'stats')) as Json;
+    const a2Before = await sim.guestStats(a2);
     const dropsBefore = totalDrops(await sim.stats());
     // ARP before anything is measured: its broadcast reaches every guest's stack.
     await sim.request(b2, 'arp_resolve', { ip: sim.domain(doomed).ip });
@@ -128,15 +126,15 @@ describe.each([THREADS, ...seededModes()])('domain lifecycle ($name)', (mode) =>
       expect(await into).toBeInstanceOf(Error);
     }
     expect(delivered).toBe(5000);
-    const d0 = (await sim.request({ host: 'host-a', domain: 'dom0' }, 'stats')) as Json;
-    const gone = Object.values(d0.vifs as Record<string, Json>).find((v) => v.removed && v.key === `${sim.endedDomains.at(-1)!.domid}/0`)!;
+    const d0 = await sim.dom0Stats('host-a');
+    const gone = Object.values(d0.vifs).find((v) => 'removed' in v && v.key === `${sim.endedDomains.at(-1)!.domid}/0`)!;
     expect(gone.state).toBe(6);
     expect(gone.history.at(-1)).toMatch(/toolstack removed the vif/);
     // Every frame that did not reach the guest before it died is in a drop counter somewhere...
     expect(totalDrops(await sim.stats())).toBeGreaterThan(dropsBefore);
     // ...and none of them reached its neighbour.
-    const a2After = (await sim.request(a2, 'stats')) as Json;
-    expect(a2After.endpoint.stack.rxUdp).toBe(a2Before.endpoint.stack.rxUdp);
+    const a2After = await sim.guestStats(a2);
+    expect(a2After.endpoint!.stack.rxUdp).toBe(a2Before.endpoint!.stack.rxUdp);
   });
 
   it('a guest that crashes mid-stream is cleaned up like a destroy; dom0 and the others carry on', async () => {

@@ -15,6 +15,7 @@ import { domainMemory, rmTree, vifAt, type DomainMemory, type HostResources } fr
 import { vifHandles } from './hotplug.ts';
 import { placeNewGuest } from './placement.ts';
 import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
+import type { GuestStats } from './stats.ts';
 
 export interface CreateDomainOptions {
   /** The vif's MAC (default: 00:16:3e, then the host's index and the domid). */
@@ -49,7 +50,7 @@ export interface DomainEnd {
   domid: number;
   how: 'shutdown' | 'destroy' | 'crash';
   /** The guest's own last counters (a shut down guest hands them over; a destroyed one cannot). */
-  final?: unknown;
+  final?: GuestStats;
   /** Vifs dom0 removed (their frames in flight are in their counters, kept in dom0's stats). */
   vifsRemoved: number;
   /** Event-channel ports that were still open and were closed with the domain. */
@@ -132,7 +133,8 @@ export class DomainLifecycle {
         throw new Error(`${(e as Error).message}: it is still running (destroy it with "xsim domain destroy ${ref.host}/${ref.domain}")`);
       }
       await this.ctx.hooks.leaving(rd);
-      const final = await this.ctx.request(ref, 'shutdown', {}, 5000).catch(() => undefined);
+      // A guest's kernel (@xsim/netfront's) answers shutdown with its final counters.
+      const final = (await this.ctx.request(ref, 'shutdown', {}, 5000).catch(() => undefined)) as GuestStats | undefined;
       await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'reap');
       return this.release(h, mem, rd, 'shutdown', final, t0);
     });
@@ -231,7 +233,7 @@ export class DomainLifecycle {
   }
 
   /** Everything a guest held, released; the guest has already stopped (or never started). */
-  private async release(h: HostResources, mem: DomainMemory, rd: RunningDomain | undefined, how: DomainEnd['how'], final?: unknown, t0 = this.ctx.clock.now()): Promise<DomainEnd> {
+  private async release(h: HostResources, mem: DomainMemory, rd: RunningDomain | undefined, how: DomainEnd['how'], final?: GuestStats, t0 = this.ctx.clock.now()): Promise<DomainEnd> {
     const host = h.spec.name;
     const vifsRemoved = await this.detachFromHost(h, mem);
     const portsClosed = this.forgetOnHost(h, mem);
