@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, type DomainRef } from '@xsim/toolstack';
+import { Simulation, defaultTopology, type DomainRef, type StatsTree } from '@xsim/toolstack';
 import { SEEDS, afterFrames, conservedStream, type Json } from './helpers.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -18,7 +18,7 @@ const a1: DomainRef = { host: 'host-a', domain: 'a1' };
 const b1: DomainRef = { host: 'host-b', domain: 'b1' };
 
 /** Stream with a swap in the middle, then every counter of every domain and the NIC. */
-async function scenario(seed: number): Promise<{ stats: Json; delivered: number }> {
+async function scenario(seed: number): Promise<{ stats: StatsTree; delivered: number }> {
   const sim = await Simulation.start(defaultTopology(), { deterministic: { seed }, log: () => {} });
   try {
     await sim.loadPlugin('vnic');
@@ -27,7 +27,7 @@ async function scenario(seed: number): Promise<{ stats: Json; delivered: number 
       await sim.unloadPlugin('vnic');
       await sim.loadPlugin('null');
     });
-    return { stats: (await sim.stats()) as Json, delivered: r.delivered };
+    return { stats: await sim.stats(), delivered: r.delivered };
   } finally {
     await sim.shutdown();
   }

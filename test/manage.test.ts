@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, controlRequest, defaultTopology, serveControl, type ControlServer, type DomainRef } from '@xsim/toolstack';
+import { Simulation, controlRequest, defaultTopology, guestStats, serveControl, type ControlServer, type DomainRef } from '@xsim/toolstack';
 import { manageCommand } from '@xsim/cli';
 import { readPcapng } from '@xsim/hypervisor';
 import { conservedStream, type Json } from './helpers.ts';
@@ -59,7 +59,7 @@ describe('the control socket', () => {
   it('loads, lists and unloads a plugin while a stream runs; every frame delivered or counted', async () => {
     const { r } = await conservedStream(sim, { from: a1, to: b1, count: 40_000, frameSize: 1500, window: 256, srcPort: 44000 }, async () => {
       expect(await cli('plugin', 'load', 'vnic')).toBe('plugin vnic loaded on every host');
-      await sim.waitFor('vnic attached to a1', async () => ((await sim.stats()) as Json)['host-a/a1'].vifs[0].accel.current?.ready === true);
+      await sim.waitFor('vnic attached to a1', async () => guestStats(await sim.stats(), a1).vifs[0].accel?.current?.ready === true);
       const list = JSON.parse(await cli('plugin', 'list', '-j')) as Json[];
       expect(list).toEqual([
         { host: 'host-a', name: 'vnic', version: '1.0.0', vifs: 2, unloading: false },
