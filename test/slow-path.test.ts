@@ -55,9 +55,9 @@ describe.each([THREADS, ...seededModes()])('slow path ($name)', (mode) => {
       const r = (await sim.request({ host: 'host-a', domain: 'a2' }, 'arp_resolve', { ip: dst.ip })) as { resolved: boolean; mac: number };
       expect(r.resolved).toBe(true);
       expect(r.mac).toBe(0x00163e0b0201);
-      const st = (await sim.request({ host: 'host-b', domain: 'b2' }, 'stats')) as { endpoint: { stack: { rxArp: number; txArp: number } } };
-      expect(st.endpoint.stack.rxArp).toBeGreaterThan(0);
-      expect(st.endpoint.stack.txArp).toBeGreaterThan(0);
+      const st = await sim.guestStats({ host: 'host-b', domain: 'b2' });
+      expect(st.endpoint!.stack.rxArp).toBeGreaterThan(0);
+      expect(st.endpoint!.stack.txArp).toBeGreaterThan(0);
     });
 
     it('same host: 10,000 frames a1 -> a2, each delivered once or counted', async () => {

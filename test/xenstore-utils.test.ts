@@ -116,7 +116,7 @@ describe('xenstore-utils against a running simulation', needs('xenstore-ls', 'xe
   it('a vif state of 5 written from outside starts its teardown: both ends reach Closed', async () => {
     await tool('xenstore-write', '/local/domain/2/device/vif/0/state', '5');
     await sim.waitFor('a2 vif0 closed', async () => (await tool('xenstore-read', '/local/domain/0/backend/vif/2/0/state')) === '6\n' && (await tool('xenstore-read', '/local/domain/2/device/vif/0/state')) === '6\n', 5000);
-    const stats = (await sim.request({ host: 'host-a', domain: 'dom0' }, 'stats')) as { vifs: Record<string, { history: string[] }> };
+    const stats = await sim.dom0Stats('host-a');
     expect(stats.vifs['vif2.0'].history.join('; ')).toMatch(/Connected->Closing \(frontend Closing\)/);
   });
 });
