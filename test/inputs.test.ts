@@ -139,6 +139,6 @@ describe('a domain whose code never yields', () => {
     // The others stop cleanly: each gives its final word (its stats), not a hang report.
     expect(r.domains['host-a/a1']).toMatchObject({ name: 'a1', vifs: [{ handle: 0, broken: null }] });
     expect(r.domains['host-b/b1']).toMatchObject({ name: 'b1', vifs: [{ handle: 0, broken: null }] });
-    for (const d of ['host-a/a1', 'host-b/b1', 'host-a/dom0', 'host-b/dom0']) expect(r.domains[d], d).toMatchObject({ name: d.split('/')[1] });
+    for (const d of ['host-a/a1', 'host-b/b1', 'host-a/dom0', 'host-b/dom0'] as const) expect(r.domains[d], d).toMatchObject({ name: d.split('/')[1] });
   });
 });

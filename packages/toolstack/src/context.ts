@@ -65,7 +65,8 @@ export interface RunningDomain {
   crashed?: string;
   /** Set if the domain stopped answering (its code never yields): what it did not answer. */
   hung?: string;
-  final?: unknown;
+  /** Its last counters, as its kernel answered shutdown. */
+  final?: Dom0Stats | GuestStats;
 }
 
 /** What observers (capture, trace) want to hear of domains coming and going. */

@@ -6,7 +6,7 @@
  * (bench/) call it; it runs no command line of its own.
  */
 export { placeDomains, PlacementError, type Placement } from './placement.ts';
-export { Simulation, type SimulationOptions, type DomainRef, type RunningDomain } from './simulation.ts';
+export { Simulation, type SimulationOptions, type DomainRef, type RunningDomain, type FinalStatsEntry } from './simulation.ts';
 export { runStream, runPing, rxUdp, type StreamOptions, type StreamResult, type PingResult, type IntervalSample } from './traffic.ts';
 export { dom0Stats, guestStats, fabricStats, type StatsTree, type DomainStatsEntry, type DomainFailure, type Dom0Stats, type GuestStats, type FabricStats } from './stats.ts';
 export { copyDelta, dropCounters, dropDelta, movedStats, streamAccount, totalDrops } from './drops.ts';

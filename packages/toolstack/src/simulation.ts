@@ -26,6 +26,9 @@ import { ToolstackContext, type DomainRef, type RunningDomain, type SimulationOp
 import type { DomainOps, OpName, OpReply, OpRequestParams } from '@xsim/hypervisor';
 import type { Dom0Stats, FabricStats, GuestStats, StatsTree } from './stats.ts';
 
+/** A domain's entry in shutdown()'s answer: its last counters, or why there are none (undefined: it did not answer). */
+export type FinalStatsEntry = Dom0Stats | GuestStats | { crashed: string } | { hung: string; terminated: true } | undefined;
+
 export type { DomainRef, RunningDomain, SimulationOptions };
 
 /** The toolstack's facade (libxl's API): every operation is one call into the module that owns it. */
@@ -269,24 +272,26 @@ export class Simulation {
     return this.ctx.stats();
   }
 
-  async shutdown(): Promise<{ domains: Record<string, unknown>; fabric: unknown }> {
+  /** Stop everything; every domain's last counters (its kernel's answer to shutdown, or why there is none) and the NIC hardware's. */
+  async shutdown(): Promise<{ domains: Record<`${string}/${string}`, FinalStatsEntry>; fabric: FabricStats | undefined }> {
     if (this.ctx.stopped) return { domains: {}, fabric: undefined };
     // A capture or trace still running is finished first: its file is whole, not left half written.
     await this.observers.finish();
     this.ctx.stopped = true;
     const ms = this.ctx.answerMs;
-    const finals: Record<string, unknown> = {};
+    const finals: Record<`${string}/${string}`, FinalStatsEntry> = {};
     // Guests first (they may still have traffic in flight), then dom0s, then the hardware.
     const order = [...this.domains.filter((d) => d.domid !== 0), ...this.domains.filter((d) => d.domid === 0)];
     for (const d of order) {
-      if (!d.crashed && !d.hung) d.final = await this.ctx.ask(d, 'shutdown', {}, ms).catch(() => undefined);
+      // A kernel answers shutdown with its final counters: dom0's are a Dom0Stats, a guest's a GuestStats.
+      if (!d.crashed && !d.hung) d.final = (await this.ctx.ask(d, 'shutdown', {}, ms).catch(() => undefined)) as Dom0Stats | GuestStats | undefined;
       finals[`${d.host}/${d.name}`] = d.crashed ? { crashed: d.crashed } : d.hung ? { hung: d.hung, terminated: true } : d.final;
       if (!d.hung && !d.crashed) await this.runtime.remove(d.uid, d.pcpu, 'reap');
       d.ctl.close();
     }
     // A pCPU stuck in a domain that never yields is ended with it.
     for (const p of new Set(this.domains.filter((d) => d.hung).map((d) => d.pcpu))) this.runtime.terminate(p);
-    const fabric = await this.ctx.fabricCtl.request('shutdown', {}, ms).catch(() => undefined);
+    const fabric = (await this.ctx.fabricCtl.request('shutdown', {}, ms).catch(() => undefined)) as FabricStats | undefined;
     this.ctx.fabricCtl.close();
     await this.runtime.shutdown(ms);
     for (const h of this.ctx.hosts) h.xenstore.close();
