@@ -316,8 +316,8 @@ export class ToolstackContext {
    * control channel carries the generic KernelStats; this is where it is
    * known which kernel answered.
    */
-  async kernelStats(d: RunningDomain): Promise<Dom0Stats | GuestStats> {
-    const s = await this.ask(d, 'stats', {}, this.answerMs);
+  async kernelStats(d: RunningDomain, timeoutMs = this.answerMs): Promise<Dom0Stats | GuestStats> {
+    const s = await this.ask(d, 'stats', {}, timeoutMs);
     return d.domid === 0 ? (s as Dom0Stats) : (s as GuestStats);
   }
 

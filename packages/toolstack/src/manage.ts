@@ -7,6 +7,7 @@
  */
 import type { Simulation } from './simulation.ts';
 import { vifHandles } from './hotplug.ts';
+import { dom0StatsIfAny, guestStatsIfAny } from './stats.ts';
 import type { MgmtDev, Dev, ManageProtocol, PluginView } from './manage-ops.ts';
 import type { OpArgs, OpName, OpReply } from '@xsim/hypervisor';
 
@@ -32,23 +33,23 @@ function parseDev(sim: Simulation, dev: string): { host: string; domain: string;
 }
 
 export async function mgmtdevList(sim: Simulation): Promise<MgmtDev[]> {
-  const fabric = (await sim.fabricStats()) as { nics: Json[] };
+  const fabric = await sim.fabricStats();
   return sim.hosts.map((h, i) => {
-    const hw = fabric.nics[i] ?? {};
+    const hw = fabric.nics[i];
     const nic = h.spec.nic;
     return {
-      name: String(hw.name ?? `${h.spec.name}-nic`),
+      name: hw?.name ?? `${h.spec.name}-nic`,
       host: h.spec.name,
       alias: `nic:${nic.vendor}-${nic.device}`,
       mac: nic.mac,
       // The hardware's MTU now (mgmtdev set changes it), the topology's before the NIC answered.
-      mtu: typeof hw.mtu === 'number' ? hw.mtu : nic.mtu,
-      link: String(hw.link ?? 'unknown'),
+      mtu: hw?.mtu ?? nic.mtu,
+      link: hw?.link ?? 'unknown',
       vis: nic.vis,
-      visInUse: Object.values((hw.vis as Record<string, { running?: boolean }>) ?? {}).filter((v) => v.running).length,
+      visInUse: Object.values(hw?.vis ?? {}).filter((v) => v.running).length,
       vifs: h.spec.domUs.reduce((n, d) => n + d.vifs.length, 0),
       vifsFree: Math.max(0, nic.vis - 1 - h.spec.domUs.reduce((n, d) => n + d.vifs.length, 0)),
-      filters: Number(hw.filters ?? 0),
+      filters: hw?.filters ?? 0,
     };
   });
 }
@@ -76,13 +77,14 @@ export async function devList(sim: Simulation): Promise<Dev[]> {
   const out: Dev[] = [];
   for (const d of sim.domains) {
     if (d.domid === 0) continue;
-    const s = stats[`${d.host}/${d.name}`] as { vifs?: Json[] } | undefined;
+    // A guest that is hung or crashed has no counters: it lists no vifs.
+    const s = guestStatsIfAny(stats, { host: d.host, domain: d.name });
     const h = sim.host(d.host);
     const spec = h.spec.domUs.find((u) => u.name === d.name);
     const handles = vifHandles(h, d.domid);
     (s?.vifs ?? []).forEach((v, i) => {
-      const accel = v.accel as { plugin?: string | null } | null;
-      const handle = Number(v.handle ?? i);
+      const accel = v.accel;
+      const handle = v.handle ?? i;
       const at = handles.indexOf(handle);
       const fe = vifFrontendPath(d.domid, handle);
       const num = (key: string): number | null => {
@@ -115,9 +117,9 @@ export async function devStats(sim: Simulation, dev: string): Promise<{ dev: str
   const { host, domain, vif } = parseDev(sim, dev);
   const d = sim.domain({ host, domain });
   const stats = await sim.stats();
-  const fe = ((stats[`${host}/${domain}`] as { vifs?: Json[] }).vifs ?? []).find((v) => Number(v.handle) === vif);
+  const fe = (guestStatsIfAny(stats, { host, domain })?.vifs ?? []).find((v) => v.handle === vif);
   if (!fe) throw new Error(`${host}/${domain} has no vif${vif}`);
-  const be = ((stats[`${host}/dom0`] as { vifs?: Record<string, Json> }).vifs ?? {})[`vif${d.domid}.${vif}`] ?? {};
+  const be = dom0StatsIfAny(stats, host)?.vifs[`vif${d.domid}.${vif}`] ?? {};
   return { dev: `${host}/${domain}/vif${vif}`, frontend: fe, backend: be };
 }
 
@@ -142,10 +144,10 @@ export async function pluginList(sim: Simulation): Promise<PluginView[]> {
   const stats = await sim.stats();
   const out: PluginView[] = [];
   for (const h of sim.hosts) {
-    const accel = (stats[`${h.spec.name}/dom0`] as { accel?: { plugins?: Record<string, Json>; vifs?: Record<string, string | null> } }).accel ?? {};
-    for (const [name, p] of Object.entries(accel.plugins ?? {})) {
+    const accel = dom0StatsIfAny(stats, h.spec.name)?.accel;
+    for (const [name, p] of Object.entries(accel?.plugins ?? {})) {
       // Which vifs a plugin holds is netback's view (the plugin's own stats may use the same names).
-      const vifs = Object.values(accel.vifs ?? {}).filter((x) => x === name).length;
+      const vifs = Object.values(accel?.vifs ?? {}).filter((x) => x === name).length;
       out.push({ host: h.spec.name, name, version: String(p.version), vifs, unloading: p.unloading === true });
     }
   }

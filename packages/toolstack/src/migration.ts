@@ -33,6 +33,7 @@ import { vifHandles } from './hotplug.ts';
 import type { DomainLifecycle } from './lifecycle.ts';
 import { placeNewGuest } from './placement.ts';
 import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
+import type { GuestStats } from './stats.ts';
 
 /** Pre-copy stops after this many rounds (Xen's default is 5 iterations too)… */
 export const MAX_ROUNDS = 5;
@@ -293,7 +294,8 @@ export class DomainMover {
     let accelAt: number | null = null;
     let accel: string[] = [];
     const done = async (): Promise<boolean> => {
-      const st = (await this.ctx.request(ref, 'stats', {}, 5000)) as { resume: { firstRxAt: (number | null)[] } | null };
+      // The moved domain is a guest: its kernel's stats are a GuestStats.
+      const st = (await this.ctx.kernelStats(this.ctx.domain(ref), 5000)) as GuestStats;
       const f = (st.resume?.firstRxAt ?? []).filter((x): x is number => x !== null);
       if (f.length > 0) firstRxAt = Math.min(...f);
       if (accelAt === null) {

@@ -228,6 +228,11 @@ export class Simulation {
     return (await this.ctx.kernelStats(this.domain({ host, domain: 'dom0' }))) as Dom0Stats;
   }
 
+  /** A domain's counters, dom0's or a guest's (what both have, such as `endpoint`, reads without telling them apart). */
+  domainStats(ref: DomainRef, timeoutMs?: number): Promise<Dom0Stats | GuestStats> {
+    return this.ctx.kernelStats(this.domain(ref), timeoutMs);
+  }
+
   /** A guest's counters (its stats op, typed). */
   async guestStats(ref: DomainRef): Promise<GuestStats> {
     const d = this.domain(ref);

@@ -40,6 +40,18 @@ function entry(tree: StatsTree, key: `${string}/${string}`): Dom0Stats | GuestSt
   return e as Dom0Stats | GuestStats;
 }
 
+/** `host`'s dom0 counters, or undefined if it crashed, hung or failed to answer (for views that carry on without them). */
+export function dom0StatsIfAny(tree: StatsTree, host: string): Dom0Stats | undefined {
+  const e = tree[`${host}/dom0`];
+  return e !== undefined && failure(e) === undefined && 'bridge' in e ? e : undefined;
+}
+
+/** A guest's counters, or undefined if it crashed, hung or failed to answer. */
+export function guestStatsIfAny(tree: StatsTree, ref: DomainRef): GuestStats | undefined {
+  const e = tree[`${ref.host}/${ref.domain}`];
+  return e !== undefined && failure(e) === undefined && !('bridge' in e) ? (e as GuestStats) : undefined;
+}
+
 /** `host`'s dom0 counters in a stats tree; throws naming the domain if it crashed, hung or failed to answer. */
 export function dom0Stats(tree: StatsTree, host: string): Dom0Stats {
   const e = entry(tree, `${host}/dom0`);

@@ -37,8 +37,8 @@ let nextStream = 1;
 
 /** UDP frames `to`'s stack has received so far (what "mid-stream" is measured by). */
 export async function rxUdp(sim: Simulation, to: DomainRef): Promise<number> {
-  const s = (await sim.request(to, 'stats')) as { endpoint?: { stack?: { rxUdp?: number } } };
-  return Number(s.endpoint?.stack?.rxUdp ?? 0);
+  const s = await sim.domainStats(to, 120_000);
+  return s.endpoint?.stack.rxUdp ?? 0;
 }
 
 export async function runStream(sim: Simulation, o: StreamOptions): Promise<StreamResult> {
@@ -110,9 +110,9 @@ class IntervalSampler {
       const until = sim.clock.now() + o.interval.ms;
       while (!this.finished && sim.clock.now() < until) await sim.sleep(Math.min(5, until - sim.clock.now()));
       if (this.finished) return;
-      type Progress = Record<string, { delivered: number; highest: number }>;
-      const st = (await sim.request(o.to, 'stats').catch(() => null)) as { endpoint?: { progress?: Progress }; endpoints?: Record<string, { progress?: Progress }> } | null;
-      const ep = o.toVif ? st?.endpoints?.[`vif${o.toVif}`] : st?.endpoint;
+      const st = await sim.domainStats(o.to, 120_000).catch(() => null);
+      // A guest's second and later vifs have endpoints of their own (dom0 has one endpoint).
+      const ep = o.toVif ? (st && 'endpoints' in st ? st.endpoints[`vif${o.toVif}`] : undefined) : st?.endpoint;
       const p = ep?.progress?.[String(this.port)];
       if (p && !this.finished) this.emit(sim.clock.now(), p.delivered, p.highest + 1 - p.delivered);
     }
