@@ -25,7 +25,7 @@ export const ACCEL_MANAGER_COUNTERS = declareCounters('accel manager', {
   badFrontendMessages: { kind: 'event', help: "plugin-channel messages from a guest that failed their schema: that vif's attachment failed" },
   vifFailures: { kind: 'event', help: 'vif attachments failed by one guest\'s input (bad message, or the plugin threw handling it): that vif is back on the slow path, the plugin stays' },
   frontendFailures: { kind: 'event', help: 'plugin frontends that reported they broke (their vif was detached)' },
-  driverErrors: { kind: 'event', help: 'driverlink hook calls that threw' },
+  // driverErrors (shown after these in stats()) is driverlink's: declared and stored there (DRIVERLINK_COUNTERS).
 });
 
 export interface LoadedPlugin {
@@ -473,7 +473,7 @@ export class AccelManager {
       ),
       vifs: Object.fromEntries([...this.channels].map(([k, c]) => [k, c.plugin ?? null])),
       ...this.c,
-      driverErrors: this.d.driverlink.driverErrors,
+      driverErrors: this.d.driverlink.c.driverErrors,
       failures: this.failures,
       vifFailureLog: this.vifFailureLog,
       migrating: Object.fromEntries([...this.migration].map(([k, m]) => [k, m.state])),

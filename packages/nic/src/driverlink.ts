@@ -7,10 +7,11 @@
  */
 import { declareCounters } from '@xsim/hypervisor';
 
-/** The vetoes are counted here, where they happen (the primary driver's stats show them). */
+/** Counted here, where they happen (the primary driver's stats show the vetoes, the accel manager's the errors). */
 export const DRIVERLINK_COUNTERS = declareCounters('driverlink', {
   vetoedRx: { kind: 'drop', help: 'received frames a secondary driver vetoed' },
   vetoedTx: { kind: 'drop', help: 'frames to send that a secondary driver vetoed' },
+  driverErrors: { kind: 'event', help: 'driverlink hook calls that threw (each took its driver off driverlink)' },
 });
 
 export interface NicInfo {
@@ -58,10 +59,8 @@ export class Driverlink {
   private rxHooks: SecondaryDriver[] = [];
   private txHooks: SecondaryDriver[] = [];
   readonly events: DriverlinkEvents = { log: [] };
-  /** vetoedRx, vetoedTx: stored where declared (DRIVERLINK_COUNTERS). */
+  /** vetoedRx, vetoedTx, driverErrors: stored where declared (DRIVERLINK_COUNTERS). */
   readonly c = DRIVERLINK_COUNTERS.zero();
-  /** Hook calls that threw; each took its driver off driverlink. */
-  driverErrors = 0;
   onFailure: DriverFailure = () => {};
 
   constructor(readonly nic: () => NicInfo) {}
@@ -77,7 +76,7 @@ export class Driverlink {
   }
 
   private fail(d: SecondaryDriver, hook: string, error: Error): void {
-    this.driverErrors++;
+    this.c.driverErrors++;
     const i = this.drivers.indexOf(d);
     if (i >= 0) {
       this.drivers.splice(i, 1);
@@ -115,7 +114,7 @@ export class Driverlink {
       d.remove();
     } catch (e) {
       // Already off driverlink: all that is left to do is say so.
-      this.driverErrors++;
+      this.c.driverErrors++;
       this.note(`${d.name} failed in remove: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
