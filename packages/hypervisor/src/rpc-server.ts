@@ -5,7 +5,7 @@
  */
 import { Value } from '@sinclair/typebox/value';
 import { RpcError, type RpcHandler, type RpcReply, type RpcValue, type WithShared, type DEFERRED } from './rpc.ts';
-import type { OpArgs, OpName, OpReply, OpTable } from './abi/ops.ts';
+import { shortValue, type OpArgs, type OpName, type OpReply, type OpTable } from './abi/ops.ts';
 import { logWarn } from './log.ts';
 
 const NONE: readonly SharedArrayBuffer[] = Object.freeze([]);
@@ -94,12 +94,4 @@ export class RpcOpServer<T extends OpTable> {
   }
 }
 
-function short(v: unknown): string {
-  let s: string;
-  try {
-    s = typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
+const short = (v: unknown): string => shortValue(v, false);

@@ -17,6 +17,7 @@
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { shortValue as short } from '@xsim/hypervisor';
 
 // The channel's own messages live in @xsim/hypervisor's abi/plugin-channel.ts, where netfront imports them too.
 export { CHANNEL_OP, FRAMEWORK_MESSAGES, messageProblem, pluginMessage } from '@xsim/hypervisor';
@@ -52,16 +53,6 @@ export function manifestProblems(m: unknown): string[] {
   const mm = m as PluginManifest;
   if (out.length === 0 && mm.features.includes('vif') && !mm.messages) out.push('/messages: a "vif" plugin must declare the frontend messages its backend accepts');
   return out;
-}
-
-function short(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 export { Type };

@@ -21,9 +21,8 @@ import { op, replyOf } from './ops.ts';
 const vif = Type.Optional(Type.Number());
 const opt = () => Type.Optional(Type.Number());
 
-/** ping's answer: frames sent and the round trips' summary (netstack's LatencySummary). */
-export interface PingReply {
-  sent: number;
+/** Round trips' summary, in microseconds: what netstack's LatencyStats gives. */
+export interface LatencySummary {
   count: number;
   lost: number;
   minUs: number;
@@ -31,6 +30,11 @@ export interface PingReply {
   p99Us: number;
   maxUs: number;
   meanUs: number;
+}
+
+/** ping's answer: frames sent and the round trips' summary. */
+export interface PingReply extends LatencySummary {
+  sent: number;
   /** Set if the domain was suspended while it pinged. */
   interrupted?: string;
 }

@@ -50,3 +50,14 @@ export type OpReply<T extends OpTable, K extends OpName<T>> = Static<T[K]['reply
 export type OpRequestParams<T extends OpTable, K extends OpName<T>> = {} extends OpArgs<T, K>
   ? [args?: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]]
   : [args: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]];
+
+/** A peer's value as a refusal quotes it: JSON (a string bare if `quote` is false), cut to 60 characters. */
+export function shortValue(v: unknown, quote = true): string {
+  let s: string;
+  try {
+    s = !quote && typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
+  } catch {
+    s = String(v);
+  }
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}

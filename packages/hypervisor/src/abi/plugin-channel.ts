@@ -23,7 +23,7 @@
  */
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { op, replyOf, type AnyOps } from './ops.ts';
+import { op, replyOf, shortValue as short, type AnyOps } from './ops.ts';
 
 /** Ops netback routes itself (or passes on after its own check). */
 export const CHANNEL_OP = {
@@ -102,16 +102,6 @@ export function frontendMessageProblem(op: string, args: unknown): string | unde
   if (!Object.hasOwn(TO_FRONTEND, op)) return undefined;
   const first = Value.Errors(TO_FRONTEND[op as keyof typeof TO_FRONTEND].args, args).First();
   return first ? `${op}${first.path}: ${first.message} (got ${short(first.value)})` : undefined;
-}
-
-function short(v: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(v) ?? String(v);
-  } catch {
-    s = String(v);
-  }
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
 /** A plugin-channel message schema: the given fields, plus the `plugin` field every frontend message carries; nothing else. */

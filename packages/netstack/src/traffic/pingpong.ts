@@ -2,17 +2,12 @@
  * UDP ping-pong: the client stamps each probe with its own clock and the echo
  * server returns the payload unchanged, so RTT never mixes two workers' clocks.
  */
+import type { LatencySummary } from '@xsim/hypervisor';
+
 const PROBE_TIMEOUT_MS = 1000;
 
-export interface LatencySummary {
-  count: number;
-  lost: number;
-  minUs: number;
-  p50Us: number;
-  p99Us: number;
-  maxUs: number;
-  meanUs: number;
-}
+/** The round trips' summary: its shape is the ping op's reply (hypervisor's abi/endpoint-ops.ts). */
+export type { LatencySummary };
 
 export class LatencyStats {
   private readonly samples: number[] = [];
