@@ -5,13 +5,22 @@
  * matching. Every frame of every stream is delivered once or counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, dom0Stats, dropDelta, guestStats, validateTopology, type DomainRef, type StatsTree, type StreamOptions } from '@xsim/toolstack';
+import {
+  Simulation,
+  defaultTopology,
+  dom0Stats,
+  dropDelta,
+  guestStats,
+  validateTopology,
+  type DomainRef,
+  type StatsTree,
+  type StreamOptions,
+} from '@xsim/toolstack';
 import { VNIC_BACKEND_COUNTERS } from '../packages/accel-plugins/src/vnic/backend.ts';
 import { VNIC_FRONTEND_COUNTERS } from '../packages/accel-plugins/src/vnic/frontend.ts';
 import { afterFrames, conservedStream, pluginCounters, replayOnFailure, rxUdp, seededModes } from './helpers.ts';
 
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
-const a2: DomainRef = { host: 'host-a', domain: 'a2' };
 const b1: DomainRef = { host: 'host-b', domain: 'b1' };
 const b2: DomainRef = { host: 'host-b', domain: 'b2' };
 
@@ -41,13 +50,20 @@ describe.each(seededModes())('accelerator plugins ($name)', (mode) => {
       const other = await Simulation.start(
         validateTopology({
           name: 'other-nic',
-          hosts: [{ name: 'h', nic: { vendor: '8086', device: '10fb', mac: '00:1b:21:00:00:01', vis: 4 }, dom0: { ip: '10.0.0.1' }, domUs: [{ name: 'g', vifs: [{ mac: '00:16:3e:00:00:01', ip: '10.0.0.5' }] }] }],
+          hosts: [
+            {
+              name: 'h',
+              nic: { vendor: '8086', device: '10fb', mac: '00:1b:21:00:00:01', vis: 4 },
+              dom0: { ip: '10.0.0.1' },
+              domUs: [{ name: 'g', vifs: [{ mac: '00:16:3e:00:00:01', ip: '10.0.0.5' }] }],
+            },
+          ],
           wires: [],
         }),
         mode.opts,
       );
       try {
-        await expect(other.loadPlugin('vnic')).rejects.toThrow('plugin vnic 1.0.0 drives nic:1924-0803, nic:1924-0903; this host\'s NIC is nic:8086-10fb');
+        await expect(other.loadPlugin('vnic')).rejects.toThrow("plugin vnic 1.0.0 drives nic:1924-0803, nic:1924-0903; this host's NIC is nic:8086-10fb");
         // A plugin matching any NIC binds fine there.
         await expect(other.loadPlugin('null')).resolves.toEqual([{ name: 'null', version: '1.0.0', vifs: 1 }]);
         await expect(other.loadPlugin('nonesuch')).rejects.toThrow(/no plugin "nonesuch"/);
@@ -203,7 +219,10 @@ describe.each(seededModes())('accelerator plugins ($name)', (mode) => {
       // Every frame was vetoed by the rule, unless the unpaced sender overran dom0-b's queue first.
       const drops = dropDelta(before, after);
       expect(drops.get('host-b/dom0.nic.vetoedRx')).toBeGreaterThan(0);
-      expect([...drops.keys()].every((k) => k === 'host-b/dom0.nic.vetoedRx' || k === 'fabric.nics.1.vis.0.rxNoDesc'), JSON.stringify([...drops])).toBe(true);
+      expect(
+        [...drops.keys()].every((k) => k === 'host-b/dom0.nic.vetoedRx' || k === 'fabric.nics.1.vis.0.rxNoDesc'),
+        JSON.stringify([...drops]),
+      ).toBe(true);
       const ok = await conserved({ from: a1, to: b1, count: 500, frameSize: 1500, window: 64, port: 5010 });
       expect(ok.r.delivered).toBe(500);
       await sim.unloadPlugin('firewall', { host: 'host-b' });

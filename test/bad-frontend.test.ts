@@ -63,7 +63,7 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
 
   describe('a misbehaving frontend, end to end', () => {
     it('malice or a broken ring: each offender is disconnected alone while another pair keeps streaming', async () => {
-      const { r, after } = await conservedStream(
+      const { r } = await conservedStream(
         sim,
         { from: a1, to: b1, count: 10_000, frameSize: 9000, window: 128 },
         async () => {
@@ -166,7 +166,10 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
       const id = domid('a1');
       await sim.request(a1, 'vif_close');
       const xs = sim.hosts[0].xenstore;
-      await sim.waitFor('both ends Closed', async () => xs.read(0, `/local/domain/${id}/device/vif/0/state`) === '6' && xs.read(0, `/local/domain/0/backend/vif/${id}/0/state`) === '6');
+      await sim.waitFor(
+        'both ends Closed',
+        async () => xs.read(0, `/local/domain/${id}/device/vif/0/state`) === '6' && xs.read(0, `/local/domain/0/backend/vif/${id}/0/state`) === '6',
+      );
       const dom0 = await sim.dom0Stats('host-a');
       expect(dom0.vifs[`vif${id}.0`].disconnects).toBe(0);
       expect(dom0.vifs[`vif${id}.0`].history).toEqual(expect.arrayContaining(['Connected->Closing (frontend Closing)', 'Closing->Closed (frontend Closed)']));

@@ -16,14 +16,25 @@
  */
 import { logWarn, declareCounters, tracer, RpcEndpoint, type RpcValue, type ToFrontendChannel } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
-import { ACCEL_MIGRATION_ARCS, type AccelBackend, type AccelBackendContext, type AccelMigrationState, type AccelVif, type BackendModule, type PluginManifest } from './accel-api.ts';
-import { CHANNEL_OP, manifestProblems, messageProblem } from './plugin-protocol.ts';
-import { Value } from '@sinclair/typebox/value';
+import {
+  ACCEL_MIGRATION_ARCS,
+  type AccelBackend,
+  type AccelBackendContext,
+  type AccelMigrationState,
+  type AccelVif,
+  type BackendModule,
+  type PluginManifest,
+} from './accel-api.ts';
+import { CHANNEL_OP, messageProblem } from './plugin-protocol.ts';
+import { admitPlugin } from './accel-admit.ts';
 
 export const ACCEL_MANAGER_COUNTERS = declareCounters('accel manager', {
   refusedFilterRequests: { kind: 'event', help: 'guests asking for NIC filters: refused' },
   badFrontendMessages: { kind: 'event', help: "plugin-channel messages from a guest that failed their schema: that vif's attachment failed" },
-  vifFailures: { kind: 'event', help: 'vif attachments failed by one guest\'s input (bad message, or the plugin threw handling it): that vif is back on the slow path, the plugin stays' },
+  vifFailures: {
+    kind: 'event',
+    help: "vif attachments failed by one guest's input (bad message, or the plugin threw handling it): that vif is back on the slow path, the plugin stays",
+  },
   frontendFailures: { kind: 'event', help: 'plugin frontends that reported they broke (their vif was detached)' },
   // driverErrors (shown after these in stats()) is driverlink's: declared and stored there (DRIVERLINK_COUNTERS).
 });
@@ -80,7 +91,10 @@ export class AccelManager {
   readonly vifFailureLog: { vif: string; plugin: string; reason: string }[] = [];
   readonly c = ACCEL_MANAGER_COUNTERS.zero();
   /** Vifs in a migration, by key: where they are on the VFIO arcs, and every move (logged). */
-  private readonly migration = new Map<string, { state: AccelMigrationState; restore?: { plugin: string; state: unknown }; left?: (r: MigratedOut) => void; out?: MigratedOut }>();
+  private readonly migration = new Map<
+    string,
+    { state: AccelMigrationState; restore?: { plugin: string; state: unknown }; left?: (r: MigratedOut) => void; out?: MigratedOut }
+  >();
   readonly migrationLog: string[] = [];
 
   constructor(private readonly d: AccelManagerDeps) {
@@ -194,28 +208,19 @@ export class AccelManager {
   }
 
   /** Load a plugin; `done` is called once it is bound to the NIC and offered to every vif. */
-  load(name: string, backendUrl: string, frontendUrl: string | undefined, args: Record<string, unknown>, done: (result: RpcValue, error?: string) => void): void {
+  load(
+    name: string,
+    backendUrl: string,
+    frontendUrl: string | undefined,
+    args: Record<string, unknown>,
+    done: (result: RpcValue, error?: string) => void,
+  ): void {
     if (this.plugins.has(name)) return done(undefined, `plugin ${name} is already loaded`);
     this.d.defer(
       import(backendUrl) as Promise<BackendModule>,
       (mod) => {
         try {
-          const m = mod.manifest;
-          if (typeof mod.createBackend !== 'function') throw new Error(`${backendUrl} is not a plugin backend: it exports no createBackend function`);
-          const problems = manifestProblems(m);
-          if (problems.length) throw new Error(`plugin ${name}: bad manifest: ${problems.join('; ')}`);
-          if (m.name !== name) throw new Error(`module ${backendUrl} is plugin "${m.name}", not "${name}"`);
-          if (m.args) {
-            const e = Value.Errors(m.args, args).First();
-            if (e) throw new Error(`plugin ${name}: bad arguments: ${e.path || '(args)'}: ${e.message}`);
-          }
-          const alias = this.d.driverlink.nic().alias;
-          if (!m.matches.includes('*') && !m.matches.includes(alias)) {
-            throw new Error(`plugin ${name} ${m.version} drives ${m.matches.join(', ')}; this host's NIC is ${alias}`);
-          }
-          if (m.features.includes('vif') && [...this.plugins.values()].some((p) => p.manifest.features.includes('vif'))) {
-            throw new Error(`another vif accelerator is loaded (${[...this.plugins.values()].filter((p) => p.manifest.features.includes('vif')).map((p) => p.manifest.name).join(', ')}): unload it first`);
-          }
+          const m = admitPlugin(name, backendUrl, mod, args, this.d.driverlink.nic().alias, [...this.plugins.values()]);
           const backend = mod.createBackend(this.context(name), args);
           this.d.driverlink.register(backend);
           const p: LoadedPlugin = { manifest: m, backend, frontendUrl, vifs: new Set() };
@@ -263,7 +268,14 @@ export class AccelManager {
       const saved = mig.restore.state;
       this.call(p, 'restoreState', (b) => b.restoreState!(ch.vif, saved), undefined);
     }
-    if (mig) this.migrate(key, 'running', mig.restore ? `re-accelerated by ${p.manifest.name}${mig.restore.plugin === p.manifest.name && p.backend.restoreState ? ', saved state restored' : ' (saved state was for ' + mig.restore.plugin + ')'}` : `accelerated by ${p.manifest.name}`);
+    if (mig)
+      this.migrate(
+        key,
+        'running',
+        mig.restore
+          ? `re-accelerated by ${p.manifest.name}${mig.restore.plugin === p.manifest.name && p.backend.restoreState ? ', saved state restored' : ' (saved state was for ' + mig.restore.plugin + ')'}`
+          : `accelerated by ${p.manifest.name}`,
+      );
     this.call(p, 'attachVif', (b) => b.attachVif!(ch.vif), undefined);
   }
 
@@ -469,7 +481,10 @@ export class AccelManager {
       // Typed as what it is: the plugin's own stats are spread last, so they may replace the
       // framework's version, vifs (vnic's is its list of vifs, not the count) and unloading.
       plugins: Object.fromEntries(
-        [...this.plugins].map(([n, p]): [string, Record<string, unknown>] => [n, { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...this.call(p, 'stats', (b) => b.stats(), {}) }]),
+        [...this.plugins].map(([n, p]): [string, Record<string, unknown>] => [
+          n,
+          { version: p.manifest.version, vifs: p.vifs.size, unloading: !!p.unloading, ...this.call(p, 'stats', (b) => b.stats(), {}) },
+        ]),
       ),
       vifs: Object.fromEntries([...this.channels].map(([k, c]) => [k, c.plugin ?? null])),
       ...this.c,

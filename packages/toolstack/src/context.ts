@@ -6,7 +6,19 @@
  * Simulation is a facade over them. Nothing here imports those modules, so
  * there is no import circle.
  */
-import { ADDR_FABRIC, ADDR_TOOLSTACK, CH, RpcEndpoint, XenbusState, logError, type Addr, type Clock, type DomainSpec, type LogLevel, type Runtime } from '@xsim/hypervisor';
+import {
+  ADDR_FABRIC,
+  ADDR_TOOLSTACK,
+  CH,
+  RpcEndpoint,
+  XenbusState,
+  logError,
+  type Addr,
+  type Clock,
+  type DomainSpec,
+  type LogLevel,
+  type Runtime,
+} from '@xsim/hypervisor';
 import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
 import type { FabricConfig, WireRef } from '@xsim/nic';
@@ -15,6 +27,7 @@ import { vifAt, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, t
 import type { Placement } from './placement.ts';
 import type { TraceOptions } from './trace.ts';
 import type { DomainOps, FabricOps, OpArgs, OpName, OpReply, OpRequestParams } from '@xsim/hypervisor';
+import type { DomainRef } from './domain-ref.ts';
 import type { Dom0Stats, DomainStatsEntry, FabricStats, GuestStats, StatsTree } from './stats.ts';
 
 export interface SimulationOptions {
@@ -47,11 +60,7 @@ export interface SimulationOptions {
   answerMs?: number;
 }
 
-export interface DomainRef {
-  host: string;
-  /** 'dom0' or a domU name. */
-  domain: string;
-}
+export type { DomainRef };
 
 export interface RunningDomain {
   host: string;
@@ -201,7 +210,13 @@ export class ToolstackContext {
     const spec = h.spec.domUs[i];
     writeDomainNodes(h.xenstore, d.domid, spec.name);
     spec.vifs.forEach((v, n) => writeVifNodes(h.xenstore, d.domid, n, v));
-    const config: GuestConfig = { mem: d.mem.sab, gnttab: d.gnttab, mtu: h.spec.nic.mtu, vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip })), dom0Uid: h.dom0.uid };
+    const config: GuestConfig = {
+      mem: d.mem.sab,
+      gnttab: d.gnttab,
+      mtu: h.spec.nic.mtu,
+      vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip })),
+      dom0Uid: h.dom0.uid,
+    };
     this.introduce(h, d);
     this.track(h, d, spec.vifs[0].ip);
     const kernel = this.kernelFor(h.spec.name, spec.name);
@@ -233,7 +248,8 @@ export class ToolstackContext {
       if (left.length === 0) return;
       const crashed = this.domains.find((d) => d.crashed);
       if (crashed) throw new Error(`${crashed.host}/${crashed.name} crashed during bring-up: ${crashed.crashed}`);
-      if (this.clock.now() > deadline) throw new Error(`vifs did not connect within ${timeoutMs} ms: ${left.slice(0, 8).join('; ')}${left.length > 8 ? `; and ${left.length - 8} more` : ''}`);
+      if (this.clock.now() > deadline)
+        throw new Error(`vifs did not connect within ${timeoutMs} ms: ${left.slice(0, 8).join('; ')}${left.length > 8 ? `; and ${left.length - 8} more` : ''}`);
       await this.sleep(5);
     }
   }
@@ -260,7 +276,13 @@ export class ToolstackContext {
   }
 
   /** A request to one domain with a deadline; a domain that misses it because its pCPU is stuck in it is marked hung. */
-  async ask<K extends OpName<DomainOps>>(d: RunningDomain, op: K, args: OpArgs<DomainOps, K>, timeoutMs: number, shared?: SharedArrayBuffer[]): Promise<OpReply<DomainOps, K>> {
+  async ask<K extends OpName<DomainOps>>(
+    d: RunningDomain,
+    op: K,
+    args: OpArgs<DomainOps, K>,
+    timeoutMs: number,
+    shared?: SharedArrayBuffer[],
+  ): Promise<OpReply<DomainOps, K>> {
     if (d.crashed) throw new Error(`${d.host}/${d.name} has crashed: ${d.crashed}`);
     if (d.hung) throw new Error(`${d.host}/${d.name} is hung (${d.hung})`);
     try {
@@ -284,7 +306,10 @@ export class ToolstackContext {
     const name = culprit ? `${culprit.host}/${culprit.name}` : `domain ${now.uid}`;
     for (const x of this.domains) {
       if (x.pcpu !== d.pcpu || x.hung) continue;
-      x.hung = x === culprit ? `no answer to "${op}" within ${ms} ms: its code never yields (pCPU ${d.pcpu} has been in its turn for ${Math.round(now.forMs)} ms)` : `pCPU ${d.pcpu} is held by ${name}, whose code never yields`;
+      x.hung =
+        x === culprit
+          ? `no answer to "${op}" within ${ms} ms: its code never yields (pCPU ${d.pcpu} has been in its turn for ${Math.round(now.forMs)} ms)`
+          : `pCPU ${d.pcpu} is held by ${name}, whose code never yields`;
       this.log(logError(`${x.host}/${x.name} (domain ${x.domid}) is hung: ${x.hung}`));
     }
   }
@@ -353,5 +378,4 @@ export class ToolstackContext {
     const fabric = await this.fabricStats().catch((e: Error) => ({ error: e.message }));
     return { ...domains, fabric };
   }
-
 }

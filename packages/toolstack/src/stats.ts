@@ -9,7 +9,7 @@
 import type { Dom0Stats } from '@xsim/netback';
 import type { GuestStats } from '@xsim/netfront';
 import type { FabricStats } from '@xsim/nic';
-import type { DomainRef } from './context.ts';
+import type { DomainRef } from './domain-ref.ts';
 
 export type { Dom0Stats, GuestStats, FabricStats };
 

@@ -46,10 +46,11 @@ export type OpReply<T extends OpTable, K extends OpName<T>> = Static<T[K]['reply
 
 /** A sender's arguments, deadline and shared memory: the arguments optional when the op takes none (or only optional ones). */
 // `{} extends Args` is the idiom for "every field of Args is optional", not an object type.
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export type OpRequestParams<T extends OpTable, K extends OpName<T>> = {} extends OpArgs<T, K>
-  ? [args?: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]]
-  : [args: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]];
+export type OpRequestParams<T extends OpTable, K extends OpName<T>> =
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type
+  {} extends OpArgs<T, K>
+    ? [args?: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]]
+    : [args: OpArgs<T, K>, timeoutMs?: number, shared?: SharedArrayBuffer[]];
 
 /** A peer's value as a refusal quotes it: JSON (a string bare if `quote` is false), cut to 60 characters. */
 export function shortValue(v: unknown, quote = true): string {
