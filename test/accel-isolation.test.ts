@@ -56,7 +56,10 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
       await sim.request(a2, 'accel_inject', { kind: 'bad-desc' });
       await sim.waitFor('the fault to be handled', async () => {
         const s = await stats();
-        return pluginCounters(VNIC_BACKEND_COUNTERS, dom0Stats(s, 'host-a').accel.plugins['hostile-vnic']).faults === 1 && dom0Stats(s, 'host-a').accel.vifs[`${idA2}/0`] === null;
+        return (
+          pluginCounters(VNIC_BACKEND_COUNTERS, dom0Stats(s, 'host-a').accel.plugins['hostile-vnic']).faults === 1 &&
+          dom0Stats(s, 'host-a').accel.vifs[`${idA2}/0`] === null
+        );
       });
       const f = (await sim.fabricStats()).nics[0];
       expect(Object.values(f.vis).filter((v) => v.faults > 0).length).toBe(1);
@@ -74,7 +77,7 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
       ['300,000 copies of one grant', { grefs: new Array(300_000).fill(8), irqPort: 3 }],
       ['a field the plugin does not know', { grefs: [8], irqPort: 3, extra: true }],
       ['an op the plugin does not take', undefined],
-    ])('a malformed channel message (%s) fails that vif\'s attachment alone; the plugin serves the others', async (_what, args) => {
+    ])("a malformed channel message (%s) fails that vif's attachment alone; the plugin serves the others", async (_what, args) => {
       await reattach();
       const before = dom0Stats(await stats(), 'host-a').accel;
       await sim.request(a2, 'accel_send', args === undefined ? { op: 'frobnicate', args: {} } : { op: 'accept', args });

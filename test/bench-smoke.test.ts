@@ -15,7 +15,11 @@ describe('xsim bench --quick', () => {
   it('measures every path, conserves every frame and writes valid JSON', needs('git'), () => {
     const out = `/tmp/xsim-bench-smoke-${process.pid}.json`;
     const root = new URL('..', import.meta.url).pathname;
-    const stdout = execFileSync('npx', ['xsim', 'bench', '--quick', '--micro', '--sizes', '64,9000', '--out', out, '--compare', `${root}bench/results/pcpu.json`], { cwd: root, stdio: 'pipe', timeout: 120_000 }).toString();
+    const stdout = execFileSync(
+      'npx',
+      ['xsim', 'bench', '--quick', '--micro', '--sizes', '64,9000', '--out', out, '--compare', `${root}bench/results/pcpu.json`],
+      { cwd: root, stdio: 'pipe', timeout: 120_000 },
+    ).toString();
     const r = JSON.parse(readFileSync(out, 'utf8')) as BenchJson;
     expect(validateBenchJson(r)).toEqual([]);
     // The microbenchmarks ran too (each case a positive rate).
@@ -41,13 +45,22 @@ describe('xsim bench --quick', () => {
     expect(r.meta.command.slice(0, 2)).toEqual(['bench', '--quick']);
     expect(r.meta.commit).toMatch(/^[0-9a-f]{40}$/);
     // Capture's cost was measured on the unaccelerated and vnic paths, for each of what is captured.
-    expect(r.capture?.map((c) => `${c.path} ${c.spec} ${c.snaplen}`)).toEqual(['unaccel host-b/b1/vif0 262144', 'unaccel * 128', 'unaccel * 262144', 'vnic host-b/b1/vif0 262144', 'vnic * 128', 'vnic * 262144']);
+    expect(r.capture?.map((c) => `${c.path} ${c.spec} ${c.snaplen}`)).toEqual([
+      'unaccel host-b/b1/vif0 262144',
+      'unaccel * 128',
+      'unaccel * 262144',
+      'vnic host-b/b1/vif0 262144',
+      'vnic * 128',
+      'vnic * 262144',
+    ]);
     for (const c of r.capture ?? []) {
       expect(c.taps, `${c.path} ${c.spec}`).toBeGreaterThan(0);
       expect(c.reps[0].records, `${c.path} ${c.spec}`).toBeGreaterThan(0);
     }
     // SVG charts beside the JSON, each with its data in it; the comparison marks changes against the old spread.
-    const charts = Object.fromEntries(['throughput', 'cpu', 'ratios', 'capture', 'compare'].map((n) => [n, readFileSync(out.replace(/\.json$/, `-${n}.svg`), 'utf8')]));
+    const charts = Object.fromEntries(
+      ['throughput', 'cpu', 'ratios', 'capture', 'compare'].map((n) => [n, readFileSync(out.replace(/\.json$/, `-${n}.svg`), 'utf8')]),
+    );
     for (const [n, svg] of Object.entries(charts)) {
       expect(svg, n).toMatch(/^<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
       expect(svg, n).not.toMatch(/NaN|undefined/);

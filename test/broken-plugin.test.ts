@@ -46,10 +46,12 @@ describe.each(seededModes())('$name', (mode) => {
     expect(Object.keys(dom0Stats(s, 'host-a').accel.plugins)).toEqual([]);
     // The VIs the broken plugin held were released: vnic gets them again and takes frames.
     await sim.loadPlugin('vnic');
-    await sim.waitFor('vnic attached to a1', async () => guestStats(await stats(), a1).vifs[0].accel?.current?.ready === true).catch(async (e: Error) => {
-      const s = await stats();
-      throw new Error(`${e.message}: a1 ${JSON.stringify(guestStats(s, a1).vifs[0].accel)} dom0 ${JSON.stringify(dom0Stats(s, 'host-a').accel)}`);
-    });
+    await sim
+      .waitFor('vnic attached to a1', async () => guestStats(await stats(), a1).vifs[0].accel?.current?.ready === true)
+      .catch(async (e: Error) => {
+        const s = await stats();
+        throw new Error(`${e.message}: a1 ${JSON.stringify(guestStats(s, a1).vifs[0].accel)} dom0 ${JSON.stringify(dom0Stats(s, 'host-a').accel)}`);
+      });
     await conservedStream(sim, { from: a1, to: b1, count: 3000, frameSize: 1500, window: 128, srcPort: 43100 });
     expect(guestStats(await stats(), a1).vifs[0].txAccel).toBeGreaterThan(0);
     await sim.unloadPlugin('vnic');
@@ -107,7 +109,9 @@ describe.each(seededModes())('$name', (mode) => {
       const s = await stats();
       expect(dom0Stats(s, 'host-a').accel.failures).toContainEqual({ plugin: 'flaky', hook: 'linkChange', error: 'flaky: linkChange broke on purpose' });
       expect(dom0Stats(s, 'host-a').accel.driverErrors).toBeGreaterThan(0);
-      expect(dom0Stats(s, 'host-a').driverlink).toEqual(expect.arrayContaining(['link down', 'flaky failed in linkChange: flaky: linkChange broke on purpose', 'link up']));
+      expect(dom0Stats(s, 'host-a').driverlink).toEqual(
+        expect.arrayContaining(['link down', 'flaky failed in linkChange: flaky: linkChange broke on purpose', 'link up']),
+      );
       await recovers();
     });
   });

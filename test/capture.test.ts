@@ -32,7 +32,8 @@ function expected(before: StatsTree, after: StatsTree, name: string): number {
   const nicb = fabricStats(before).nics[nicIndex];
   if (rest[0] === 'uplink') return delta(dom0a.uplink, dom0b.uplink, 'txPackets', 'rxPackets', 'txDropNoSkb', 'txDropBacklogFull');
   if (rest[0] === 'bridge') return delta(dom0a.bridge, dom0b.bridge, 'dropBadSource', 'dropStaticSource', 'dropSamePort', 'dropNoPort');
-  if (/^vif\d+\.\d+$/.test(rest[0])) return delta(dom0a.vifs[rest[0]], dom0b.vifs[rest[0]], 'txPackets', 'rxPackets', 'txDropSpoof', 'rxDropNotConnected', 'rxDropQueueFull', 'rxDropNoSkb');
+  if (/^vif\d+\.\d+$/.test(rest[0]))
+    return delta(dom0a.vifs[rest[0]], dom0b.vifs[rest[0]], 'txPackets', 'rxPackets', 'txDropSpoof', 'rxDropNotConnected', 'rxDropQueueFull', 'rxDropNoSkb');
   if (rest[0] === 'nic' && rest[1] === 'wire') return delta(nica, nicb, 'wireTx', 'wireRx', 'txNoLink', 'linkDownDrops');
   if (rest[0] === 'nic') {
     const id = rest[1].slice(2);
@@ -89,7 +90,9 @@ describe.each([THREADS, seededModes()[0]])('capture ($name)', (mode) => {
     const per = new Map<string, number>();
     for (const p of f.packets) per.set(f.interfaces[p.ifId].name, (per.get(f.interfaces[p.ifId].name) ?? 0) + 1);
     const names = f.interfaces.map((i) => i.name);
-    expect(names).toEqual(expect.arrayContaining(['host-a/a1/vif0', 'host-b/b1/vif0', 'host-a/vif1.0', 'host-b/uplink', 'host-a/nic/wire', 'host-b/nic/vi0', 'host-a/bridge']));
+    expect(names).toEqual(
+      expect.arrayContaining(['host-a/a1/vif0', 'host-b/b1/vif0', 'host-a/vif1.0', 'host-b/uplink', 'host-a/nic/wire', 'host-b/nic/vi0', 'host-a/bridge']),
+    );
     expect(names.some((n) => /^host-b\/nic\/vi[1-9]/.test(n))).toBe(true);
     const mismatches = names.map((n) => [n, per.get(n) ?? 0, expected(before, after, n)]).filter(([, got, want]) => got !== want);
     expect(mismatches).toEqual([]);
@@ -106,18 +109,32 @@ describe.each([THREADS, seededModes()[0]])('capture ($name)', (mode) => {
 
   it('tshark reads it: the same count per interface, Ethernet/ARP/IPv4/UDP, nothing malformed, no bad checksum', needs('tshark'), () => {
     const counts = new Map<string, number>();
-    for (const line of tshark('-r', file, '-T', 'fields', '-e', 'frame.interface_name').split('\n').filter(Boolean)) counts.set(line, (counts.get(line) ?? 0) + 1);
+    for (const line of tshark('-r', file, '-T', 'fields', '-e', 'frame.interface_name').split('\n').filter(Boolean))
+      counts.set(line, (counts.get(line) ?? 0) + 1);
     const ours = new Map(summary.interfaces.filter((i) => i.packets > 0).map((i) => [i.name, i.packets]));
     expect(counts).toEqual(ours);
     const phs = tshark('-r', file, '-q', '-z', 'io,phs');
     expect(phs).toMatch(/^\s*eth\s/m);
     expect(phs).toMatch(/^\s+arp\s/m);
     expect(phs).toMatch(/^\s+udp\s/m);
-    const bad = tshark('-r', file, '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE', '-Y', '_ws.malformed || _ws.expert.severity >= error || ip.checksum.status == 0 || udp.checksum.status == 0');
+    const bad = tshark(
+      '-r',
+      file,
+      '-o',
+      'ip.check_checksum:TRUE',
+      '-o',
+      'udp.check_checksum:TRUE',
+      '-Y',
+      '_ws.malformed || _ws.expert.severity >= error || ip.checksum.status == 0 || udp.checksum.status == 0',
+    );
     expect(bad.trim()).toBe('');
-    const good = tshark('-r', file, '-o', 'ip.check_checksum:TRUE', '-Y', 'ip.checksum.status == 1', '-T', 'fields', '-e', 'frame.number').split('\n').filter(Boolean).length;
+    const good = tshark('-r', file, '-o', 'ip.check_checksum:TRUE', '-Y', 'ip.checksum.status == 1', '-T', 'fields', '-e', 'frame.number')
+      .split('\n')
+      .filter(Boolean).length;
     expect(good).toBeGreaterThan(3000);
-    const dropped = tshark('-r', file, '-Y', 'frame.comment contains "linkDownDrops"', '-T', 'fields', '-e', 'frame.interface_name').split('\n').filter(Boolean);
+    const dropped = tshark('-r', file, '-Y', 'frame.comment contains "linkDownDrops"', '-T', 'fields', '-e', 'frame.interface_name')
+      .split('\n')
+      .filter(Boolean);
     expect(dropped).toEqual(new Array(linkDrops).fill('host-a/nic/wire'));
   });
 });

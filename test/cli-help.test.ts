@@ -7,7 +7,11 @@ const root = new URL('..', import.meta.url).pathname;
 const xsim = (...args: string[]) => execFileSync('npx', ['xsim', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 }).toString();
 
 describe('xsim help', () => {
-  it.each([['scale', '--help'], ['run', '-h'], ['domain', 'help']])('xsim %s %s prints the usage', (cmd, flag) => {
+  it.each([
+    ['scale', '--help'],
+    ['run', '-h'],
+    ['domain', 'help'],
+  ])('xsim %s %s prints the usage', (cmd, flag) => {
     const out = xsim(cmd, flag);
     expect(out).toMatch(/^usage: xsim <command> \[options\]/);
     expect(out).toMatch(/domain create HOST NAME/);
@@ -18,13 +22,18 @@ describe('xsim help', () => {
 const xsimBoth = (...args: string[]) => {
   const r = spawnSync('npx', ['xsim', ...args], { cwd: root, timeout: 60_000 });
   // npm's own warnings about the user's config are not xsim's.
-  const stderr = r.stderr.toString().split('\n').filter((l) => l && !l.startsWith('npm warn')).join('\n');
+  const stderr = r.stderr
+    .toString()
+    .split('\n')
+    .filter((l) => l && !l.startsWith('npm warn'))
+    .join('\n');
   return { status: r.status, stdout: r.stdout.toString(), stderr };
 };
 
 describe('xsim version and log levels', () => {
   it('--version names the version and the git commit, anywhere on the line', needs('git'), () => {
-    for (const args of [['--version'], ['-V'], ['run', '--version']]) expect(xsim(...args)).toMatch(/^xsim \d+\.\d+\.\d+ \(git [0-9a-f]{12}(-dirty)?, Node v20\.\d+\.\d+\)\n$/);
+    for (const args of [['--version'], ['-V'], ['run', '--version']])
+      expect(xsim(...args)).toMatch(/^xsim \d+\.\d+\.\d+ \(git [0-9a-f]{12}(-dirty)?, Node v20\.\d+\.\d+\)\n$/);
   });
 
   it('-j puts nothing but JSON on stdout; -v adds debug lines (xenbus transitions) on stderr', () => {

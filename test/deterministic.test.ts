@@ -45,7 +45,8 @@ describe('deterministic runs', () => {
   });
 
   it('different seeds interleave differently (and each is conserved)', () => {
-    const turns = (out: string) => JSON.stringify(Object.fromEntries(Object.entries((JSON.parse(out) as Json).stats).map(([k, v]) => [k, (v as Json).core?.busyTurns])));
+    const turns = (out: string) =>
+      JSON.stringify(Object.fromEntries(Object.entries((JSON.parse(out) as Json).stats).map(([k, v]) => [k, (v as Json).core?.busyTurns])));
     const outs = [11, 12, 13].map((seed) => xsim('run', '--deterministic', '--seed', String(seed), '--count', '3000', '-j'));
     for (const o of outs) expect((JSON.parse(o) as Json).stream).toMatchObject({ delivered: 3000, lost: 0, duplicated: 0 });
     expect(new Set(outs.map(turns)).size).toBeGreaterThan(1);

@@ -5,7 +5,17 @@
  */
 import { beforeEach, expect } from 'vitest';
 import type { CounterDecls, CounterGroup, Counters } from '@xsim/hypervisor';
-import { runStream, rxUdp, streamAccount, type DomainRef, type Simulation, type SimulationOptions, type StatsTree, type StreamOptions, type StreamResult } from '@xsim/toolstack';
+import {
+  runStream,
+  rxUdp,
+  streamAccount,
+  type DomainRef,
+  type Simulation,
+  type SimulationOptions,
+  type StatsTree,
+  type StreamOptions,
+  type StreamResult,
+} from '@xsim/toolstack';
 
 /**
  * The seeds every deterministic suite runs with (each seed a whole run of the
@@ -92,8 +102,6 @@ export async function conservedStream(
   return { r, before, after, drops };
 }
 
-
-
 /**
  * Resolve once `to` has received `frames` more UDP frames than when called: how a test acts
  * "mid-stream" at a point of the stream's progress, not after a guessed delay.
@@ -122,7 +130,14 @@ export function vnicVifs(entry: Record<string, unknown> | undefined): VnicVif[] 
   const list = entry?.vifs;
   const isVif = (x: unknown): x is VnicVif => {
     const o = x as Partial<Record<keyof VnicVif, unknown>> | null;
-    return typeof o === 'object' && o !== null && typeof o.vif === 'string' && typeof o.vi === 'number' && typeof o.stage === 'string' && typeof o.filters === 'number';
+    return (
+      typeof o === 'object' &&
+      o !== null &&
+      typeof o.vif === 'string' &&
+      typeof o.vi === 'number' &&
+      typeof o.stage === 'string' &&
+      typeof o.filters === 'number'
+    );
   };
   if (!Array.isArray(list) || !list.every(isVif)) throw new Error(`no vnic vif list in ${JSON.stringify(entry)}`);
   return list;

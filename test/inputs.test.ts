@@ -60,16 +60,23 @@ describe('the control socket', () => {
     await expect(serveControl(sim, dir)).rejects.toThrow(/it is a directory/);
   });
 
-  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])('knows only its own declared ops: "%s" is unknown, and the answer lists what exists', async (op) => {
-    await expect(controlRequest(socket, op)).rejects.toThrow(new RegExp(`unknown operation "${op.replace(/_/g, '_')}" \\(known: .*dev\\.list.*plugin\\.load`));
-  });
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty'])(
+    'knows only its own declared ops: "%s" is unknown, and the answer lists what exists',
+    async (op) => {
+      await expect(controlRequest(socket, op)).rejects.toThrow(
+        new RegExp(`unknown operation "${op.replace(/_/g, '_')}" \\(known: .*dev\\.list.*plugin\\.load`),
+      );
+    },
+  );
 
   it('refuses arguments that are not an object', async () => {
     await expect(controlRequest(socket, 'dev.list', [1, 2] as unknown as Record<string, unknown>)).rejects.toThrow(/arguments must be an object/);
   });
 
   it('answers a device that is dom0, or does not exist, with what does', async () => {
-    await expect(cli('dev', 'stats', 'show', 'host-a/dom0')).rejects.toThrow(/host-a\/dom0 is dom0: it has no vif of its own .* guests: host-a\/a1, host-a\/a2, host-b\/b1, host-b\/b2/);
+    await expect(cli('dev', 'stats', 'show', 'host-a/dom0')).rejects.toThrow(
+      /host-a\/dom0 is dom0: it has no vif of its own .* guests: host-a\/a1, host-a\/a2, host-b\/b1, host-b\/b2/,
+    );
     await expect(cli('dev', 'stats', 'show', 'host-z/a1')).rejects.toThrow(/no host "host-z" \(hosts: host-a, host-b\)/);
     await expect(cli('dev', 'stats', 'show', 'host-a/zz')).rejects.toThrow(/no domain "zz" on host-a \(domains: dom0, a1, a2\)/);
     await expect(cli('dev', 'stats', 'show', 'host-a/a1/eth0')).rejects.toThrow(/is not HOST\/DOMU\[\/vifN\]/);
@@ -81,7 +88,7 @@ describe('plugins', () => {
     await expect(sim.loadPlugin(fixture('plugins/bad-manifest'))).rejects.toThrow(/bad manifest: .*\/matches.*\/features/);
   });
 
-  it('bad arguments are refused by the plugin\'s own schema before it runs', async () => {
+  it("bad arguments are refused by the plugin's own schema before it runs", async () => {
     await expect(sim.loadPlugin('firewall', { args: { rules: 'x' } })).rejects.toThrow(/plugin firewall: bad arguments: \/rules: Expected array/);
     await expect(sim.loadPlugin('firewall', { args: { rules: [{ dstIp: '10.0.0.300' }] } })).rejects.toThrow(/bad arguments: \/rules\/0\/dstIp/);
     const s = await sim.stats();
@@ -115,7 +122,9 @@ describe('a domain whose code never yields', () => {
     // Ask once the hang has begun (b2's turn holds pCPU 2), so a2 cannot answer before it.
     await sim.waitFor('b2 to hold pCPU 2', () => sim.runtime.pcpuTurn(2)?.uid === b2.uid);
     const s = await sim.stats();
-    expect(s['host-b/b2']).toMatchObject({ hung: expect.stringMatching(/no answer to "stats" within 1500 ms: its code never yields \(pCPU 2 has been in its turn for \d+ ms\)/) });
+    expect(s['host-b/b2']).toMatchObject({
+      hung: expect.stringMatching(/no answer to "stats" within 1500 ms: its code never yields \(pCPU 2 has been in its turn for \d+ ms\)/),
+    });
     // a2 shares b2's pCPU: it is held, and the report says by whom.
     expect(s['host-a/a2']).toMatchObject({ hung: expect.stringMatching(/pCPU 2 is held by host-b\/b2, whose code never yields/) });
     // Everyone else answers with its own stats, its vif connected, not with a hang report.

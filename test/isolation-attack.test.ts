@@ -27,8 +27,18 @@ function topology() {
   return validateTopology({
     name: 'isolation-attack',
     hosts: [
-      { name: 'host-a', nic: nic('a'), dom0: { ip: '10.0.0.1' }, domUs: [g('a1', '00:16:3e:0a:01:01', '10.0.10.1'), g('a3', '00:16:3e:0a:03:01', '10.0.10.3'), g('x', '00:16:3e:0a:66:01', '10.0.10.66')] },
-      { name: 'host-b', nic: nic('b'), dom0: { ip: '10.0.0.2' }, domUs: [g('b1', '00:16:3e:0b:01:01', '10.0.11.1'), g('b2', '00:16:3e:0b:02:01', '10.0.11.2')] },
+      {
+        name: 'host-a',
+        nic: nic('a'),
+        dom0: { ip: '10.0.0.1' },
+        domUs: [g('a1', '00:16:3e:0a:01:01', '10.0.10.1'), g('a3', '00:16:3e:0a:03:01', '10.0.10.3'), g('x', '00:16:3e:0a:66:01', '10.0.10.66')],
+      },
+      {
+        name: 'host-b',
+        nic: nic('b'),
+        dom0: { ip: '10.0.0.2' },
+        domUs: [g('b1', '00:16:3e:0b:01:01', '10.0.11.1'), g('b2', '00:16:3e:0b:02:01', '10.0.11.2')],
+      },
     ],
     wires: [{ a: 'host-a', b: 'host-b' }],
   });
@@ -70,7 +80,9 @@ describe.each([THREADS, ...seededModes()])('a guest attacking through every hand
     await sim.loadPlugin(HOSTILE_VNIC);
     await sim.waitFor('every guest accelerated', async () => {
       const s = await sim.stats();
-      return [ref('host-a', 'a1'), ref('host-a', 'a3'), ref('host-a', 'x'), ref('host-b', 'b1'), ref('host-b', 'b2')].every((d) => guestStats(s, d).vifs[0].accel?.current?.ready === true);
+      return [ref('host-a', 'a1'), ref('host-a', 'a3'), ref('host-a', 'x'), ref('host-b', 'b1'), ref('host-b', 'b2')].every(
+        (d) => guestStats(s, d).vifs[0].accel?.current?.ready === true,
+      );
     });
     // Every flow resolved and learnt first (ARP, and vnic's filters for the flows it
     // accelerates): the measured streams then run on settled paths.
@@ -83,8 +95,16 @@ describe.each([THREADS, ...seededModes()])('a guest attacking through every hand
   it(`${STEPS} attack steps: every other domain's traffic, memory and event state untouched`, async () => {
     const x = ref('host-a', 'x');
     const before = await sim.stats();
-    const chaos = sim.request(x, 'chaos', { seed: mode.seed ?? 99, steps: STEPS, perTurn: 6 }, 120_000) as Promise<{ steps: number; refused: number; tally: Record<string, number> }>;
-    const results: StreamResult[] = await Promise.all(STREAMS.map((s) => runStream(sim, { from: s.from, to: s.to, count: s.count, frameSize: 1500, window: 128, srcPort: s.srcPort, port: s.port, pattern: s.pattern })));
+    const chaos = sim.request(x, 'chaos', { seed: mode.seed ?? 99, steps: STEPS, perTurn: 6 }, 120_000) as Promise<{
+      steps: number;
+      refused: number;
+      tally: Record<string, number>;
+    }>;
+    const results: StreamResult[] = await Promise.all(
+      STREAMS.map((s) =>
+        runStream(sim, { from: s.from, to: s.to, count: s.count, frameSize: 1500, window: 128, srcPort: s.srcPort, port: s.port, pattern: s.pattern }),
+      ),
+    );
     const tally = await chaos;
     const after = await sim.stats();
 
@@ -95,7 +115,17 @@ describe.each([THREADS, ...seededModes()])('a guest attacking through every hand
     // Every honest stream: all delivered, once, in order; deterministically also never stalled
     // (on threads a sender may wait 50 ms for credit on a loaded 2-core machine: timing, not loss).
     for (const [i, r] of results.entries()) {
-      expect({ stream: `${r.from} -> ${r.to}`, delivered: r.delivered, lost: r.lost, dup: r.duplicated, reord: r.reordered, stalled: mode.seed !== undefined && r.stalls > 0 }, `stream ${i}`).toEqual({
+      expect(
+        {
+          stream: `${r.from} -> ${r.to}`,
+          delivered: r.delivered,
+          lost: r.lost,
+          dup: r.duplicated,
+          reord: r.reordered,
+          stalled: mode.seed !== undefined && r.stalls > 0,
+        },
+        `stream ${i}`,
+      ).toEqual({
         stream: `${r.from} -> ${r.to}`,
         delivered: STREAMS[i].count,
         lost: 0,
@@ -131,7 +161,8 @@ describe.each([THREADS, ...seededModes()])('a guest attacking through every hand
     const ram = new Uint8Array(sim.host('host-a').domUs.find((d) => d.name === 'x')!.mem.sab);
     for (const s of STREAMS) expect(find(ram, hex(s.pattern)), `${s.from.host}/${s.from.domain}'s canary in x's RAM`).toEqual([]);
     // ...while receivers still hold the last frames sent to them: the scan finds what is there.
-    const ramOf = (r: DomainRef) => new Uint8Array((r.domain === 'dom0' ? sim.host(r.host).dom0 : sim.host(r.host).domUs.find((d) => d.name === r.domain)!).mem.sab);
+    const ramOf = (r: DomainRef) =>
+      new Uint8Array((r.domain === 'dom0' ? sim.host(r.host).dom0 : sim.host(r.host).domUs.find((d) => d.name === r.domain)!).mem.sab);
     const seen = STREAMS.filter((st) => find(ramOf(st.to), hex(st.pattern)).length > 0);
     expect(seen.length, 'canaries found in their own receivers').toBeGreaterThanOrEqual(3);
   });

@@ -36,7 +36,12 @@ function topology() {
   return validateTopology({
     name: 'isolation-scenarios',
     hosts: [
-      { name: 'host-a', nic: nic('a'), dom0: { ip: '10.0.0.1' }, domUs: [g('a1', '00:16:3e:0a:01:01', '10.0.10.1'), g('a2', '00:16:3e:0a:02:01', '10.0.10.2'), g('x', '00:16:3e:0a:66:01', '10.0.10.66')] },
+      {
+        name: 'host-a',
+        nic: nic('a'),
+        dom0: { ip: '10.0.0.1' },
+        domUs: [g('a1', '00:16:3e:0a:01:01', '10.0.10.1'), g('a2', '00:16:3e:0a:02:01', '10.0.10.2'), g('x', '00:16:3e:0a:66:01', '10.0.10.66')],
+      },
       { name: 'host-b', nic: nic('b'), dom0: { ip: '10.0.0.2' }, domUs: [g('b1', '00:16:3e:0b:01:01', '10.0.11.1')] },
     ],
     wires: [{ a: 'host-a', b: 'host-b' }],
@@ -68,7 +73,8 @@ describe.each([THREADS, ...seededModes()])('isolation scenarios ($name)', (mode)
   const stats = () => sim.stats();
   const ramOf = (r: DomainRef) => new Uint8Array(sim.host(r.host).domUs.find((d) => d.name === r.domain)!.mem.sab);
   const vifOf = (s: StatsTree, r: DomainRef) => dom0Stats(s, r.host).vifs[`vif${sim.domain(r).domid}.0`];
-  const exact = (r: { delivered: number; lost: number; duplicated: number; reordered: number }, count: number) => expect({ delivered: r.delivered, lost: r.lost, dup: r.duplicated, reord: r.reordered }).toEqual({ delivered: count, lost: 0, dup: 0, reord: 0 });
+  const exact = (r: { delivered: number; lost: number; duplicated: number; reordered: number }, count: number) =>
+    expect({ delivered: r.delivered, lost: r.lost, dup: r.duplicated, reord: r.reordered }).toEqual({ delivered: count, lost: 0, dup: 0, reord: 0 });
 
   beforeAll(async () => {
     sim = await Simulation.start(topology(), { ...mode.opts, kernels: { 'host-a/a2': HOSTILE, 'host-a/x': CHAOS } });

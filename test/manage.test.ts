@@ -46,7 +46,9 @@ describe('the control socket', () => {
     expect(a1v).toMatchObject({ domid: 1, handle: 0, backend_id: 0, backend_path: '/local/domain/0/backend/vif/1/0' });
     expect([a1v.event_channel, a1v.tx_ring_ref, a1v.rx_ring_ref].every((x) => Number.isInteger(x) && (x as number) > 0)).toBe(true);
     expect(await cli('dev', 'list')).toMatch(/^dev +domid +Idx +BE +mac +ip +state +BE state +evt-ch +tx-\/rx-ring-ref +BE-path +accel$/m);
-    expect(await cli('dev', 'show', 'host-a/a1')).toMatch(/host-a\/a1\/vif0 +1 +0 +0 +00:16:3e:\S+ +\S+ +4 Connected +4 Connected +\d+ +\d+\/\d+ +\/local\/domain\/0\/backend\/vif\/1\/0 +-/);
+    expect(await cli('dev', 'show', 'host-a/a1')).toMatch(
+      /host-a\/a1\/vif0 +1 +0 +0 +00:16:3e:\S+ +\S+ +4 Connected +4 Connected +\d+ +\d+\/\d+ +\/local\/domain\/0\/backend\/vif\/1\/0 +-/,
+    );
     const f = JSON.parse(await cli('dev', 'features', 'show', 'host-a/a1', '-j')) as { frontend: Json; backend: Json };
     expect(f.frontend['feature-sg']).toBe('1');
     expect(f.backend['feature-rx-copy']).toBe('1');
@@ -90,7 +92,10 @@ describe('the control socket', () => {
     // The new guest streams at once, and shows up as a device like the others.
     const { r } = await conservedStream(sim, { from: a1, to: { host: 'host-b', domain: 'web' }, count: 3000, frameSize: 1000, window: 256 });
     expect(r.delivered).toBe(3000);
-    expect((JSON.parse(await cli('dev', 'show', 'host-b/web', '-j')) as { dev: Record<string, Json> }).dev['host-b/web/vif0']).toMatchObject({ state: 'Connected', backend_state_num: 4 });
+    expect((JSON.parse(await cli('dev', 'show', 'host-b/web', '-j')) as { dev: Record<string, Json> }).dev['host-b/web/vif0']).toMatchObject({
+      state: 'Connected',
+      backend_state_num: 4,
+    });
     expect(await cli('domain', 'shutdown', 'host-b/web')).toMatch(/^host-b\/web \(domain 3\) shut down in \d+ ms: 1 vif\(s\) removed/);
     await cli('domain', 'create', 'host-b', 'tmp');
     const gone = JSON.parse(await cli('domain', 'destroy', 'host-b/tmp', '-j')) as Json;
@@ -118,7 +123,7 @@ describe('the control socket', () => {
     await expect(cli('capture', 'start', 'host-z/*')).rejects.toThrow(/no tap point matches "host-z\/\*" \(tap points: /);
   });
 
-  it('sets a NIC\'s link, MTU and resets it (mgmtdev set), naming what exists when it cannot', async () => {
+  it("sets a NIC's link, MTU and resets it (mgmtdev set), naming what exists when it cannot", async () => {
     expect(await cli('mgmtdev', 'set', 'host-a', 'link', 'down')).toMatch(/^\S+ \(host-a\): link down$/);
     const down = (JSON.parse(await cli('mgmtdev', 'show', 'host-a', '-j')) as { mgmtdev: Record<string, Json> }).mgmtdev;
     expect(Object.values(down)[0].link).toBe('down');

@@ -11,7 +11,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Simulation, defaultTopology, guestStats, movedStats, runStream, streamAccount, type DomainRef, type MigrationReport, type StreamOptions } from '@xsim/toolstack';
+import {
+  Simulation,
+  defaultTopology,
+  guestStats,
+  movedStats,
+  runStream,
+  streamAccount,
+  type DomainRef,
+  type MigrationReport,
+  type StreamOptions,
+} from '@xsim/toolstack';
 import { VNIC_BACKEND_COUNTERS } from '../packages/accel-plugins/src/vnic/backend.ts';
 import { THREADS, afterFrames, pluginCounters, replayOnFailure, seededModes } from './helpers.ts';
 
@@ -27,7 +37,13 @@ async function filtersRestored(sim: Simulation, host: string): Promise<number> {
  * A stream to or from `mover`, migrated (live unless told) once `frames` arrived. The accounting runs
  * over the whole stream, the moving guest's counters compared under its new name.
  */
-async function migrateMidStream(sim: Simulation, o: StreamOptions, mover: DomainRef, to: string, live = true): Promise<{ rep: MigrationReport; r: Awaited<ReturnType<typeof runStream>>; drops: Map<string, number> }> {
+async function migrateMidStream(
+  sim: Simulation,
+  o: StreamOptions,
+  mover: DomainRef,
+  to: string,
+  live = true,
+): Promise<{ rep: MigrationReport; r: Awaited<ReturnType<typeof runStream>>; drops: Map<string, number> }> {
   const receiver = o.to;
   const before = await sim.stats();
   const p = runStream(sim, o);
@@ -64,7 +80,12 @@ describe.each([THREADS, ...seededModes()])('migration ($name)', (mode) => {
     // Warm the flow so vnic on host-b has learnt it before the move.
     await runStream(sim, { from: at('host-a', 'a1'), to: at('host-b', 'b1'), count: 500, frameSize: 1000, window: 64, srcPort: 7001 });
     const restoredBefore = await filtersRestored(sim, 'host-a');
-    const { rep, r } = await migrateMidStream(sim, { from: at('host-a', 'a1'), to: at('host-b', 'b1'), count: 20_000, frameSize: 1000, window: 64, srcPort: 7001 }, at('host-b', 'b1'), 'host-a');
+    const { rep, r } = await migrateMidStream(
+      sim,
+      { from: at('host-a', 'a1'), to: at('host-b', 'b1'), count: 20_000, frameSize: 1000, window: 64, srcPort: 7001 },
+      at('host-b', 'b1'),
+      'host-a',
+    );
     expect(rep.live).toBe(true);
     expect(rep.rounds.length).toBeGreaterThanOrEqual(2);
     expect(rep.fastPath).toMatchObject({ before: ['vnic'], after: ['vnic'] });
@@ -80,19 +101,34 @@ describe.each([THREADS, ...seededModes()])('migration ($name)', (mode) => {
 
   it('vnic -> a host with no plugin: the guest stays on the slow path, nothing lost uncounted', async () => {
     await sim.unloadPlugin('vnic', { host: 'host-b' });
-    const { rep } = await migrateMidStream(sim, { from: at('host-a', 'a2'), to: at('host-a', 'b1'), count: 20_000, frameSize: 1000, window: 64 }, at('host-a', 'b1'), 'host-b');
+    const { rep } = await migrateMidStream(
+      sim,
+      { from: at('host-a', 'a2'), to: at('host-a', 'b1'), count: 20_000, frameSize: 1000, window: 64 },
+      at('host-a', 'b1'),
+      'host-b',
+    );
     expect(rep.fastPath).toMatchObject({ before: ['vnic'], after: [], backAfterMs: null });
     expect((await sim.listDomains()).find((d) => d.name === 'b1')?.vifs[0].accel).toBeNull();
   });
 
   it('slow -> slow: a streaming receiver moves live between hosts with no plugin', async () => {
     await sim.unloadPlugin('vnic', { host: 'host-a' });
-    const { rep } = await migrateMidStream(sim, { from: at('host-a', 'a1'), to: at('host-b', 'b1'), count: 20_000, frameSize: 1000, window: 64 }, at('host-b', 'b1'), 'host-a');
+    const { rep } = await migrateMidStream(
+      sim,
+      { from: at('host-a', 'a1'), to: at('host-b', 'b1'), count: 20_000, frameSize: 1000, window: 64 },
+      at('host-b', 'b1'),
+      'host-a',
+    );
     expect(rep.fastPath).toEqual({ before: [], after: [], backAfterMs: null });
   });
 
   it('a migrating sender: what its old backend never took is sent again, and nothing arrives twice', async () => {
-    const { rep, r } = await migrateMidStream(sim, { from: at('host-a', 'a1'), to: at('host-b', 'b2'), count: 20_000, frameSize: 1000, window: 128 }, at('host-a', 'a1'), 'host-b');
+    const { rep, r } = await migrateMidStream(
+      sim,
+      { from: at('host-a', 'a1'), to: at('host-b', 'b2'), count: 20_000, frameSize: 1000, window: 128 },
+      at('host-a', 'a1'),
+      'host-b',
+    );
     expect(r.duplicated).toBe(0);
     // Each frame the report says was left untaken went out again from the destination, or was counted lost there.
     const vif = guestStats(await sim.stats(), at('host-b', 'a1')).vifs[0];

@@ -21,7 +21,10 @@ describe('malformed control requests are refused, counted and logged by the real
   });
 
   it('dom0: a wrong field type and an unknown op', async () => {
-    await expect(sim.request(dom0, 'guest_remove', { domid: 'a1' } as never)).rejects.toMatchObject({ code: 'refused', message: expect.stringMatching(/dom0 control: guest_remove refused: argument \/domid/) });
+    await expect(sim.request(dom0, 'guest_remove', { domid: 'a1' } as never)).rejects.toMatchObject({
+      code: 'refused',
+      message: expect.stringMatching(/dom0 control: guest_remove refused: argument \/domid/),
+    });
     const untyped = sim.request.bind(sim) as unknown as (ref: unknown, op: string) => Promise<unknown>;
     await expect(untyped(dom0, 'frobnicate')).rejects.toMatchObject({ code: 'refused', message: expect.stringMatching(/frobnicate refused: unknown op/) });
     const st = await sim.dom0Stats('host-a');
@@ -32,7 +35,10 @@ describe('malformed control requests are refused, counted and logged by the real
   });
 
   it('a guest: its endpoint apps and its own ops', async () => {
-    await expect(sim.request(a1, 'stream_recv', { port: '5001', count: 10 } as never)).rejects.toMatchObject({ code: 'refused', message: expect.stringMatching(/stream_recv refused: argument \/port/) });
+    await expect(sim.request(a1, 'stream_recv', { port: '5001', count: 10 } as never)).rejects.toMatchObject({
+      code: 'refused',
+      message: expect.stringMatching(/stream_recv refused: argument \/port/),
+    });
     await expect(sim.request(a1, 'vif_close', { vif: 'vif0' } as never)).rejects.toMatchObject({ code: 'refused' });
     const st = await sim.guestStats(a1);
     expect(st.control).toEqual({ refused: 2 });
@@ -43,7 +49,10 @@ describe('malformed control requests are refused, counted and logged by the real
 
   it('the NIC fabric', async () => {
     const ctx = (sim as unknown as { ctx: { fabric(op: string, args: unknown): Promise<unknown> } }).ctx;
-    await expect(ctx.fabric('forget_mac', { mac: 'ff:ff:ff:ff:ff:ff' })).rejects.toMatchObject({ code: 'refused', message: expect.stringMatching(/fabric control: forget_mac refused: argument \/mac/) });
+    await expect(ctx.fabric('forget_mac', { mac: 'ff:ff:ff:ff:ff:ff' })).rejects.toMatchObject({
+      code: 'refused',
+      message: expect.stringMatching(/fabric control: forget_mac refused: argument \/mac/),
+    });
     await expect(ctx.fabric('forget_mac', { mac: 1 })).resolves.toBe(0);
     const st = await sim.fabricStats();
     expect(st.control).toEqual({ refused: 1, mcdiRefused: [0, 0] });

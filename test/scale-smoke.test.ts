@@ -12,7 +12,11 @@ describe('xsim scale', () => {
   it('boots each point in a fresh process and reports boot, RSS, idle CPU and a conserved cross-rack stream', () => {
     const out = `/tmp/xsim-scale-smoke-${process.pid}.json`;
     const root = new URL('..', import.meta.url).pathname;
-    const text = execFileSync('npx', ['xsim', 'scale', '--domains', '8,40', '--idle-seconds', '0.5', '--stream-frames', '500', '--pcpus', '2', '--out', out], { cwd: root, stdio: 'pipe', timeout: 120_000 }).toString();
+    const text = execFileSync('npx', ['xsim', 'scale', '--domains', '8,40', '--idle-seconds', '0.5', '--stream-frames', '500', '--pcpus', '2', '--out', out], {
+      cwd: root,
+      stdio: 'pipe',
+      timeout: 120_000,
+    }).toString();
     const r = JSON.parse(readFileSync(out, 'utf8')) as ScaleJson;
     expect(r.schema).toBe(SCALE_SCHEMA);
     expect(r.points.map((p) => [p.domUs, p.hosts, p.switches])).toEqual([
@@ -38,6 +42,8 @@ describe('xsim scale', () => {
 
   it('refuses a domain count it cannot build, by name', () => {
     const root = new URL('..', import.meta.url).pathname;
-    expect(() => execFileSync('npx', ['xsim', 'scale', '--domains', '16,abc'], { cwd: root, stdio: 'pipe' })).toThrow(/--domains: "abc" is not a domU count from 2 to 12800/);
+    expect(() => execFileSync('npx', ['xsim', 'scale', '--domains', '16,abc'], { cwd: root, stdio: 'pipe' })).toThrow(
+      /--domains: "abc" is not a domU count from 2 to 12800/,
+    );
   });
 });

@@ -17,7 +17,11 @@ import { needs } from './tools.ts';
 const root = new URL('..', import.meta.url).pathname;
 const xsim = (...args: string[]) => {
   const r = spawnSync('npx', ['xsim', ...args], { cwd: root, timeout: 60_000 });
-  const stderr = r.stderr.toString().split('\n').filter((l) => l && !l.startsWith('npm warn')).join('\n');
+  const stderr = r.stderr
+    .toString()
+    .split('\n')
+    .filter((l) => l && !l.startsWith('npm warn'))
+    .join('\n');
   return { status: r.status, stdout: r.stdout.toString(), stderr };
 };
 
@@ -44,14 +48,34 @@ describe('published JSON Schemas and run metadata', () => {
     const validate = validator('xsim-run-1.schema.json');
     expect(validate(out), JSON.stringify(validate.errors)).toBe(true);
     const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root }).toString().trim();
-    expect(out.meta).toMatchObject({ commit: head, command: ['run', '--deterministic', '--count', '10000', '--interval', '0.01', '--trace', trace, '-j'], node: process.version, pcpus: null, date: null });
+    expect(out.meta).toMatchObject({
+      commit: head,
+      command: ['run', '--deterministic', '--count', '10000', '--interval', '0.01', '--trace', trace, '-j'],
+      node: process.version,
+      pcpus: null,
+      date: null,
+    });
     // The validator is not a rubber stamp: a wrong field is refused.
     expect(validate({ ...out, stream: { ...out.stream, delivered: -1 } })).toBe(false);
     expect(validate({ ...out, meta: { ...out.meta, commit: 'not-a-commit' } })).toBe(false);
   });
 
-  it('bench -j puts nothing but its JSON on stdout (the microbenchmarks\' progress goes to stderr)', () => {
-    const r = xsim('bench', '--quick', '--sizes', '64', '--paths', 'raw', '--placements', 'cross', '--micro', '--no-capture', '-j', '--compare', join(root, 'bench/results/pcpu.json'));
+  it("bench -j puts nothing but its JSON on stdout (the microbenchmarks' progress goes to stderr)", () => {
+    const r = xsim(
+      'bench',
+      '--quick',
+      '--sizes',
+      '64',
+      '--paths',
+      'raw',
+      '--placements',
+      'cross',
+      '--micro',
+      '--no-capture',
+      '-j',
+      '--compare',
+      join(root, 'bench/results/pcpu.json'),
+    );
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout) as { schema: string; micro: unknown[]; compare: { rows: unknown[] } };
     expect([out.schema, out.micro.length, out.compare.rows.length]).toEqual(['xsim-bench/3', 4, 1]);
@@ -68,7 +92,17 @@ describe('published JSON Schemas and run metadata', () => {
       [join(dir, 'missing.json'), /--compare .*missing\.json: cannot read it: ENOENT/],
       [bad('notjson.json', '{"schema": "xsim-bench/3",'), /notjson\.json: not JSON/],
       [bad('other.json', JSON.stringify({ schema: 'xsim-scale/1', date: 'x', cells: [] })), /other\.json: not a bench result xsim can compare .*\/schema/],
-      [bad('nocells.json', JSON.stringify({ schema: 'xsim-bench/2', date: 'x', cells: [{ path: 'vnic', placement: 'cross', size: 1500, median: { gbps: 'fast' }, reps: [{ gbps: 1 }] }] })), /\/cells\/0\/median\/gbps: Expected number/],
+      [
+        bad(
+          'nocells.json',
+          JSON.stringify({
+            schema: 'xsim-bench/2',
+            date: 'x',
+            cells: [{ path: 'vnic', placement: 'cross', size: 1500, median: { gbps: 'fast' }, reps: [{ gbps: 1 }] }],
+          }),
+        ),
+        /\/cells\/0\/median\/gbps: Expected number/,
+      ],
     ];
     for (const [file, msg] of cases) {
       const r = xsim('bench', '--quick', '--compare', file);
@@ -83,7 +117,14 @@ describe('published JSON Schemas and run metadata', () => {
   });
 
   it('marks which changes lie outside the old spread', () => {
-    const cell = (gbps: number, reps: number[]) => ({ path: 'vnic' as const, placement: 'cross' as const, size: 1500, median: { pps: 0, gbps }, spread: { minGbps: Math.min(...reps), maxGbps: Math.max(...reps) }, reps: reps.map((g) => ({ gbps: g })) });
+    const cell = (gbps: number, reps: number[]) => ({
+      path: 'vnic' as const,
+      placement: 'cross' as const,
+      size: 1500,
+      median: { pps: 0, gbps },
+      spread: { minGbps: Math.min(...reps), maxGbps: Math.max(...reps) },
+      reps: reps.map((g) => ({ gbps: g })),
+    });
     const old: Comparable = { schema: 'xsim-bench/2', date: 'then', cells: [cell(4, [3.8, 4, 4.3]), { ...cell(2, [1.9, 2, 2.1]), size: 64 }] };
     const now = { cells: [cell(4.2, [4.1, 4.2, 4.4]), { ...cell(2.5, [2.4, 2.5, 2.6]), size: 64 }] } as unknown as BenchJson;
     const c = compareResults(old, now, 'old.json');

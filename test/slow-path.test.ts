@@ -61,14 +61,26 @@ describe.each([THREADS, ...seededModes()])('slow path ($name)', (mode) => {
     });
 
     it('same host: 10,000 frames a1 -> a2, each delivered once or counted', async () => {
-      const { r } = await conserved({ from: { host: 'host-a', domain: 'a1' }, to: { host: 'host-a', domain: 'a2' }, count: 10_000, frameSize: 1500, window: 256 });
+      const { r } = await conserved({
+        from: { host: 'host-a', domain: 'a1' },
+        to: { host: 'host-a', domain: 'a2' },
+        count: 10_000,
+        frameSize: 1500,
+        window: 256,
+      });
       expect(r.delivered).toBeGreaterThan(0);
       expect(r.reordered).toBe(0);
     });
 
     it('cross host: 10,000 frames a1 -> b1 through both bridges, NICs and the wire', async () => {
       const before = (await sim.fabricStats()) as { nics: { wireTx: number }[] };
-      const { r } = await conserved({ from: { host: 'host-a', domain: 'a1' }, to: { host: 'host-b', domain: 'b1' }, count: 10_000, frameSize: 1500, window: 256 });
+      const { r } = await conserved({
+        from: { host: 'host-a', domain: 'a1' },
+        to: { host: 'host-b', domain: 'b1' },
+        count: 10_000,
+        frameSize: 1500,
+        window: 256,
+      });
       const after = (await sim.fabricStats()) as { nics: { wireTx: number }[] };
       expect(r.delivered).toBeGreaterThan(9000);
       expect(r.reordered).toBe(0);
@@ -76,14 +88,26 @@ describe.each([THREADS, ...seededModes()])('slow path ($name)', (mode) => {
     });
 
     it('cross host without flow control: overload drops are all counted, in order', async () => {
-      const { r, drops } = await conserved({ from: { host: 'host-a', domain: 'a2' }, to: { host: 'host-b', domain: 'b2' }, count: 10_000, frameSize: 1500, window: 0 });
+      const { r, drops } = await conserved({
+        from: { host: 'host-a', domain: 'a2' },
+        to: { host: 'host-b', domain: 'b2' },
+        count: 10_000,
+        frameSize: 1500,
+        window: 0,
+      });
       expect(r.reordered).toBe(0);
       // Whatever was lost sits in named counters (typically the receiving NIC's rxNoDesc).
       for (const k of drops.keys()) expect(k).toMatch(/\.(rxNoDesc|rxDrop\w+|txDrop\w+|rxErrors)$/);
     });
 
     it('the other direction with the largest frame the 1500 MTU allows', async () => {
-      const { r } = await conserved({ from: { host: 'host-b', domain: 'b1' }, to: { host: 'host-a', domain: 'a1' }, count: 2000, frameSize: 1514, window: 256 });
+      const { r } = await conserved({
+        from: { host: 'host-b', domain: 'b1' },
+        to: { host: 'host-a', domain: 'a1' },
+        count: 2000,
+        frameSize: 1514,
+        window: 256,
+      });
       expect(r.delivered).toBeGreaterThan(1900);
     });
   });

@@ -105,7 +105,9 @@ export function needs(...tools: Tool[]): TestOptions {
   if (missing.length === 0) return {};
   if (process.env.CI === 'true') {
     const what = missing.length === 1 ? 'it' : 'them';
-    throw new Error(`${missing.join(', ')} not installed (Debian ${packagesOf(missing).join(', ')}): this test file runs ${what}, and with CI=true every test runs, none is skipped. Install with: ${installLine(missing)}`);
+    throw new Error(
+      `${missing.join(', ')} not installed (Debian ${packagesOf(missing).join(', ')}): this test file runs ${what}, and with CI=true every test runs, none is skipped. Install with: ${installLine(missing)}`,
+    );
   }
   const meta: ToolsMeta = { missingTools: missing.map((tool) => ({ tool, pkg: TOOLS[tool] })) };
   return { skip: true, meta };
@@ -118,11 +120,13 @@ export function needs(...tools: Tool[]): TestOptions {
 export function skippedSummary(byFile: ReadonlyMap<string, readonly MissingTool[]>): string {
   if (byFile.size === 0) return '';
   const all: Tool[] = [];
-  const lines = [...byFile].sort(([a], [b]) => a.localeCompare(b)).map(([file, missing]) => {
-    const tools = [...new Set(missing.map((m) => m.tool))].sort();
-    all.push(...tools);
-    return `  ${file}: ${tools.join(', ')} (Debian ${packagesOf(tools).join(', ')})`;
-  });
+  const lines = [...byFile]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([file, missing]) => {
+      const tools = [...new Set(missing.map((m) => m.tool))].sort();
+      all.push(...tools);
+      return `  ${file}: ${tools.join(', ')} (Debian ${packagesOf(tools).join(', ')})`;
+    });
   return ['', 'Tests skipped because outside tools are missing (CI=true fails them instead):', ...lines, `To run them: ${installLine(all)}`, ''].join('\n');
 }
 

@@ -58,7 +58,12 @@ describe.each([THREADS, seededModes()[0]])('trace ($name)', (mode) => {
     const json = JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: Ev[]; displayTimeUnit: string };
     expect(json.displayTimeUnit).toBe('ns');
     events = json.traceEvents;
-    for (const e of events) if (e.ph === 'M' && e.name === 'thread_name') track.set(`${e.pid}/${e.tid}`, `${events.find((p) => p.ph === 'M' && p.name === 'process_name' && p.pid === e.pid)?.args?.name}/${String(e.args?.name)}`);
+    for (const e of events)
+      if (e.ph === 'M' && e.name === 'thread_name')
+        track.set(
+          `${e.pid}/${e.tid}`,
+          `${events.find((p) => p.ph === 'M' && p.name === 'process_name' && p.pid === e.pid)?.args?.name}/${String(e.args?.name)}`,
+        );
   });
 
   afterAll(async () => {
@@ -84,17 +89,20 @@ describe.each([THREADS, seededModes()[0]])('trace ($name)', (mode) => {
     for (const [id, fs] of byId) expect(fs.map((f) => f.ph).join(''), `flow ${id}`).toMatch(/^st*f$/);
   });
 
-  it('has a track per domain with its busy spans, and (on threads) each pCPU\'s sleeps', () => {
+  it("has a track per domain with its busy spans, and (on threads) each pCPU's sleeps", () => {
     const tracks = new Set(events.filter((e) => e.ph === 'X' && e.name === 'run').map(on));
-    for (const t of ['host-a/dom0', 'host-b/dom0', 'host-a/a1 (domain 1)', 'host-b/b1 (domain 1)', 'NIC hardware/NICs and switches']) expect(tracks, t).toContain(t);
+    for (const t of ['host-a/dom0', 'host-b/dom0', 'host-a/a1 (domain 1)', 'host-b/b1 (domain 1)', 'NIC hardware/NICs and switches'])
+      expect(tracks, t).toContain(t);
     const asleep = new Set(events.filter((e) => e.name === 'asleep').map(on));
     if (mode.seed === undefined) expect([...asleep].sort()).toEqual(['pCPUs/NIC thread: asleep', 'pCPUs/pCPU 0: asleep', 'pCPUs/pCPU 1: asleep']);
     else expect(asleep.size).toBe(0); // one thread, a virtual clock: nothing ever blocks
   });
 
-  it('shows the boot\'s xenbus handshakes, ring pushes, notifications, grant copies, channel messages and filter insertions', () => {
+  it("shows the boot's xenbus handshakes, ring pushes, notifications, grant copies, channel messages and filter insertions", () => {
     const names = (re: RegExp) => events.filter((e) => re.test(e.name)).map((e) => `${on(e)}: ${e.name}`);
-    expect(names(/^xenbus vif1\.0 backend: Connected$/)).toEqual(expect.arrayContaining(['host-a/dom0: xenbus vif1.0 backend: Connected', 'host-b/dom0: xenbus vif1.0 backend: Connected']));
+    expect(names(/^xenbus vif1\.0 backend: Connected$/)).toEqual(
+      expect.arrayContaining(['host-a/dom0: xenbus vif1.0 backend: Connected', 'host-b/dom0: xenbus vif1.0 backend: Connected']),
+    );
     expect(names(/^xenbus vif0 frontend: Connected$/)).toContain('host-a/a1 (domain 1): xenbus vif0 frontend: Connected');
     expect(names(/^ring push: netfront tx requests$/)).toContain('host-a/a1 (domain 1): ring push: netfront tx requests');
     expect(names(/^ring push: vif1\.0 tx responses$/)).toContain('host-a/dom0: ring push: vif1.0 tx responses');
@@ -122,7 +130,18 @@ describe.each([THREADS, seededModes()[0]])('trace ($name)', (mode) => {
     expect(slow.length).toBeGreaterThanOrEqual(32);
     expect(slow.length + fast.length).toBeGreaterThanOrEqual(62);
     expect(fast.length).toBeGreaterThanOrEqual(16);
-    expect(slow[0]).toEqual(['host-a/a1/vif0', 'host-a/vif1.0', 'host-a/uplink', 'host-a/nic/vi0', 'host-a/nic/wire', 'host-b/nic/wire', 'host-b/nic/vi0', 'host-b/uplink', 'host-b/vif1.0', 'host-b/b1/vif0']);
+    expect(slow[0]).toEqual([
+      'host-a/a1/vif0',
+      'host-a/vif1.0',
+      'host-a/uplink',
+      'host-a/nic/vi0',
+      'host-a/nic/wire',
+      'host-b/nic/wire',
+      'host-b/nic/vi0',
+      'host-b/uplink',
+      'host-b/vif1.0',
+      'host-b/b1/vif0',
+    ]);
     expect(fast[0][0]).toBe('host-a/a1/vif0');
     expect(fast[0].at(-1)).toBe('host-b/b1/vif0');
     expect(fast[0]).toEqual(expect.arrayContaining(['host-a/nic/wire', 'host-b/nic/wire']));

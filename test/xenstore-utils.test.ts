@@ -82,47 +82,57 @@ afterAll(async () => {
   await sim?.shutdown();
 });
 
-describe('xenstore-utils against a running simulation', needs('xenstore-ls', 'xenstore-list', 'xenstore-read', 'xenstore-write', 'xenstore-rm', 'xenstore-watch'), () => {
-  it('xenstore-ls lists a guest and its vif as the drivers wrote them; -p shows the permissions', async () => {
-    const ls = await tool('xenstore-ls', '/local/domain/1');
-    expect(ls).toMatch(/^name = "a1"$/m);
-    expect(ls).toMatch(/^ {3}state = "4"$/m);
-    expect(ls).toMatch(/^ {3}backend = "\/local\/domain\/0\/backend\/vif\/1\/0"$/m);
-    expect(await tool('xenstore-ls', '-p', '/local/domain/0/backend/vif/1/0')).toMatch(/^state = "4" [ .]+\(n0,r1\)$/m);
-    expect((await tool('xenstore-list', '/local/domain')).split('\n').filter(Boolean)).toEqual(['0', '1', '2']);
-  });
+describe(
+  'xenstore-utils against a running simulation',
+  needs('xenstore-ls', 'xenstore-list', 'xenstore-read', 'xenstore-write', 'xenstore-rm', 'xenstore-watch'),
+  () => {
+    it('xenstore-ls lists a guest and its vif as the drivers wrote them; -p shows the permissions', async () => {
+      const ls = await tool('xenstore-ls', '/local/domain/1');
+      expect(ls).toMatch(/^name = "a1"$/m);
+      expect(ls).toMatch(/^ {3}state = "4"$/m);
+      expect(ls).toMatch(/^ {3}backend = "\/local\/domain\/0\/backend\/vif\/1\/0"$/m);
+      expect(await tool('xenstore-ls', '-p', '/local/domain/0/backend/vif/1/0')).toMatch(/^state = "4" [ .]+\(n0,r1\)$/m);
+      expect((await tool('xenstore-list', '/local/domain')).split('\n').filter(Boolean)).toEqual(['0', '1', '2']);
+    });
 
-  it('xenstore-read and xenstore-write go to the simulation\'s own store; xenstore-rm removes', async () => {
-    expect(await tool('xenstore-read', '/local/domain/2/name')).toBe('a2\n');
-    await tool('xenstore-write', '/local/domain/1/data/greeting', 'hello');
-    expect(sim.host('host-a').xenstore.read(0, '/local/domain/1/data/greeting')).toBe('hello');
-    await tool('xenstore-rm', '/local/domain/1/data');
-    expect(sim.host('host-a').xenstore.read(0, '/local/domain/1/data/greeting')).toBeUndefined();
-    await expect(tool('xenstore-read', '/local/domain/9/name')).rejects.toThrow(/couldn't read path/);
-  });
+    it("xenstore-read and xenstore-write go to the simulation's own store; xenstore-rm removes", async () => {
+      expect(await tool('xenstore-read', '/local/domain/2/name')).toBe('a2\n');
+      await tool('xenstore-write', '/local/domain/1/data/greeting', 'hello');
+      expect(sim.host('host-a').xenstore.read(0, '/local/domain/1/data/greeting')).toBe('hello');
+      await tool('xenstore-rm', '/local/domain/1/data');
+      expect(sim.host('host-a').xenstore.read(0, '/local/domain/1/data/greeting')).toBeUndefined();
+      await expect(tool('xenstore-read', '/local/domain/9/name')).rejects.toThrow(/couldn't read path/);
+    });
 
-  it('xenstore-watch sees the simulation write', async () => {
-    const w = spawn('xenstore-watch', ['-n', '2', '/local/domain/1/data2'], { env });
-    let out = '';
-    w.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    const done = new Promise<number | null>((r) => w.on('exit', r));
-    // The first event is the watch's own registration; then the simulation writes.
-    await sim.waitFor('the watch to be registered', () => out.includes('/local/domain/1/data2'), 5000);
-    sim.host('host-a').xenstore.write(0, '/local/domain/1/data2/x', '1');
-    expect(await done).toBe(0);
-    expect(out.split('\n').filter(Boolean)).toEqual(['/local/domain/1/data2', '/local/domain/1/data2/x']);
-  });
+    it('xenstore-watch sees the simulation write', async () => {
+      const w = spawn('xenstore-watch', ['-n', '2', '/local/domain/1/data2'], { env });
+      let out = '';
+      w.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      const done = new Promise<number | null>((r) => w.on('exit', r));
+      // The first event is the watch's own registration; then the simulation writes.
+      await sim.waitFor('the watch to be registered', () => out.includes('/local/domain/1/data2'), 5000);
+      sim.host('host-a').xenstore.write(0, '/local/domain/1/data2/x', '1');
+      expect(await done).toBe(0);
+      expect(out.split('\n').filter(Boolean)).toEqual(['/local/domain/1/data2', '/local/domain/1/data2/x']);
+    });
 
-  it('a vif state of 5 written from outside starts its teardown: both ends reach Closed', async () => {
-    await tool('xenstore-write', '/local/domain/2/device/vif/0/state', '5');
-    await sim.waitFor('a2 vif0 closed', async () => (await tool('xenstore-read', '/local/domain/0/backend/vif/2/0/state')) === '6\n' && (await tool('xenstore-read', '/local/domain/2/device/vif/0/state')) === '6\n', 5000);
-    const stats = await sim.dom0Stats('host-a');
-    expect(stats.vifs['vif2.0'].history.join('; ')).toMatch(/Connected->Closing \(frontend Closing\)/);
-  });
-});
+    it('a vif state of 5 written from outside starts its teardown: both ends reach Closed', async () => {
+      await tool('xenstore-write', '/local/domain/2/device/vif/0/state', '5');
+      await sim.waitFor(
+        'a2 vif0 closed',
+        async () =>
+          (await tool('xenstore-read', '/local/domain/0/backend/vif/2/0/state')) === '6\n' &&
+          (await tool('xenstore-read', '/local/domain/2/device/vif/0/state')) === '6\n',
+        5000,
+      );
+      const stats = await sim.dom0Stats('host-a');
+      expect(stats.vifs['vif2.0'].history.join('; ')).toMatch(/Connected->Closing \(frontend Closing\)/);
+    });
+  },
+);
 
 describe('the xs_wire socket, raw', () => {
-  it('a connection restricted to a guest has that guest\'s permissions, and relative paths are its own', async () => {
+  it("a connection restricted to a guest has that guest's permissions, and relative paths are its own", async () => {
     const c = await RawClient.open(sockets.paths['host-a']);
     expect((await c.ask(XsType.RESTRICT, '1\0')).raw).toBe('OK\0');
     expect((await c.ask(XsType.READ, 'name\0')).raw).toBe('a1');

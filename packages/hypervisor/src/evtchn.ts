@@ -97,7 +97,11 @@ export class EventChannels {
     if (!(port > 0 && port < NR_EVTCHN_PORTS)) return;
     if (op === 'bound' && shared[0]) {
       // Our unbound port was bound by its remote end: from now on it carries events.
-      this.attach(port, { words: new Int32Array(shared[0], 0, 2), end: Number(a.end) & 1, kick: shared[1] ? new WakeWord(shared[1], 0) : null }, ECS_INTERDOMAIN);
+      this.attach(
+        port,
+        { words: new Int32Array(shared[0], 0, 2), end: Number(a.end) & 1, kick: shared[1] ? new WakeWord(shared[1], 0) : null },
+        ECS_INTERDOMAIN,
+      );
     } else if (op === 'unbound') {
       // The remote end closed: the port reverts to unbound, and its binding is never read again.
       this.detach(port);
@@ -269,7 +273,8 @@ export class EventChannels {
   }
 
   private checkPort(port: number): void {
-    if (!(Number.isInteger(port) && port > 0 && port < NR_EVTCHN_PORTS)) throw new EvtchnError(`domain ${this.domid}: bad event-channel port ${port}`, 'EINVAL');
+    if (!(Number.isInteger(port) && port > 0 && port < NR_EVTCHN_PORTS))
+      throw new EvtchnError(`domain ${this.domid}: bad event-channel port ${port}`, 'EINVAL');
   }
 }
 
@@ -402,7 +407,8 @@ export class EvtchnService {
         if (!d.privileged) throw new EvtchnError(`device_irq: domain ${d.domid} may not hand interrupts to devices`, 'EPERM');
         const t = this.byDomid.get(int('domid'));
         const p = t?.ports.get(int('port'));
-        if (!t || !p || p.state !== ECS_PIRQ || !p.binding) throw new EvtchnError(`device_irq: port ${String(a.port)} of domain ${String(a.domid)} is not a device interrupt`, 'EINVAL');
+        if (!t || !p || p.state !== ECS_PIRQ || !p.binding)
+          throw new EvtchnError(`device_irq: port ${String(a.port)} of domain ${String(a.domid)} is not a device interrupt`, 'EINVAL');
         return withShared(true, [p.binding, t.doorbell]);
       }
       case 'status': {

@@ -77,21 +77,8 @@ export class GrantOps {
    * side is a frame of the caller's own RAM. Offsets and length must stay
    * within one page on both sides, as in Xen.
    */
-  copy(
-    flags: number,
-    srcDomid: number,
-    src: number,
-    srcOffset: number,
-    dstDomid: number,
-    dst: number,
-    dstOffset: number,
-    len: number,
-  ): number {
-    if (
-      !(len >= 0 && srcOffset >= 0 && dstOffset >= 0) ||
-      srcOffset + len > PAGE_SIZE ||
-      dstOffset + len > PAGE_SIZE
-    ) {
+  copy(flags: number, srcDomid: number, src: number, srcOffset: number, dstDomid: number, dst: number, dstOffset: number, len: number): number {
+    if (!(len >= 0 && srcOffset >= 0 && dstOffset >= 0) || srcOffset + len > PAGE_SIZE || dstOffset + len > PAGE_SIZE) {
       return this.fail(GNTST_bad_copy_arg);
     }
     const srcGref = (flags & GNTCOPY_source_gref) !== 0;

@@ -91,7 +91,7 @@ export class GrantTable {
     this.checkRef(ref);
     this.frames[ref * 2 + 1] = frame >>> 0;
     const flags = GTF_permit_access | (readonly ? GTF_readonly : 0);
-    Atomics.store(this.combo, ref * 2, (flags | ((domid & 0xffff) << 16)) | 0);
+    Atomics.store(this.combo, ref * 2, flags | ((domid & 0xffff) << 16) | 0);
   }
 
   /**
@@ -119,7 +119,7 @@ export class GrantTable {
    */
   acquire(ref: number, grantee: number, write: boolean): number {
     const pins = this.pins;
-    if (!pins) throw new Error('grant table: only the hypervisor\'s view of a table can acquire');
+    if (!pins) throw new Error("grant table: only the hypervisor's view of a table can acquire");
     if (!(ref >= 0 && ref < this.nrEntries) || (ref | 0) !== ref) return GNTST_bad_gntref;
     const idx = ref * 2;
     const busy = write ? GTF_reading | GTF_writing : GTF_reading;
@@ -170,4 +170,3 @@ export class GrantRefAllocator {
     this.free.push(ref);
   }
 }
-

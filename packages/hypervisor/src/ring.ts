@@ -65,7 +65,7 @@ export class SharedRing {
 
 /** Is `event` within (old, new]? The u32 test from RING_PUSH_..._AND_CHECK_NOTIFY. */
 function eventInBatch(newIdx: number, oldIdx: number, event: number): boolean {
-  return ((newIdx - event) >>> 0) < ((newIdx - oldIdx) >>> 0);
+  return (newIdx - event) >>> 0 < (newIdx - oldIdx) >>> 0;
 }
 
 /** FRONT_RING: the frontend's private producer/consumer state. */
@@ -115,7 +115,7 @@ export class FrontRing {
    */
   responseProducer(): number {
     const prod = this.sring.rspProd;
-    if (((prod - this.rspCons) >>> 0) > ((this.reqProdPvt - this.rspCons) >>> 0)) return -1;
+    if ((prod - this.rspCons) >>> 0 > (this.reqProdPvt - this.rspCons) >>> 0) return -1;
     return prod;
   }
 
@@ -150,7 +150,7 @@ export class BackRing {
    */
   requestProducer(): number {
     const prod = this.sring.reqProd;
-    if (((prod - this.rspProdPvt) >>> 0) > this.sring.size) return -1;
+    if ((prod - this.rspProdPvt) >>> 0 > this.sring.size) return -1;
     return prod;
   }
 

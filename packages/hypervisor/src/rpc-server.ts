@@ -70,9 +70,14 @@ export class RpcOpServer<T extends OpTable> {
   /** The handler to give RpcEndpoint.onEvent: a one-way message, checked the same way; a refused one is counted and logged (nobody to answer). */
   readonly handleEvent = (op: string, raw: RpcValue, shared: readonly SharedArrayBuffer[]): void => {
     try {
-      this.handle(op, raw, () => {
-        throw new Error(`${this.channel}: ${op} is an event: nothing to answer`);
-      }, shared);
+      this.handle(
+        op,
+        raw,
+        () => {
+          throw new Error(`${this.channel}: ${op} is an event: nothing to answer`);
+        },
+        shared,
+      );
     } catch (e) {
       if (!(e instanceof RpcError && e.code === 'refused')) throw e;
     }
@@ -80,9 +85,14 @@ export class RpcOpServer<T extends OpTable> {
 
   /** Check and answer one request in process (a test, or a peer that calls the device directly). */
   call(op: string, args: RpcValue, shared: readonly SharedArrayBuffer[] = NONE): RpcValue {
-    return this.handle(op, args, () => {
-      throw new Error(`${this.channel}: ${op} cannot be answered later in process`);
-    }, shared);
+    return this.handle(
+      op,
+      args,
+      () => {
+        throw new Error(`${this.channel}: ${op} cannot be answered later in process`);
+      },
+      shared,
+    );
   }
 
   private refuse(op: string, why: string): RpcError {

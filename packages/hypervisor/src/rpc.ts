@@ -66,12 +66,7 @@ export class RpcError extends Error {
  * Handles one request. Return a value to answer at once, or call `later` to
  * answer after the domain has done the work (a stream that runs for seconds).
  */
-export type RpcHandler = (
-  op: string,
-  args: RpcValue,
-  later: () => RpcReply,
-  shared: readonly SharedArrayBuffer[],
-) => RpcValue | typeof DEFERRED;
+export type RpcHandler = (op: string, args: RpcValue, later: () => RpcReply, shared: readonly SharedArrayBuffer[]) => RpcValue | typeof DEFERRED;
 
 /**
  * The answer to one request, to call once. `id` names the request on its
@@ -116,7 +111,8 @@ function encode(m: RpcMessage): { b: Uint8Array; s?: SharedArrayBuffer[] } {
 
 function decode(e: Envelope): RpcMessage {
   const m = packr.unpack(e.b) as RpcMessage;
-  if (m === null || typeof m !== 'object' || (m.t !== 'req' && m.t !== 'rsp' && m.t !== 'evt')) throw new RpcError('control message is not an rpc message', '?', 'refused');
+  if (m === null || typeof m !== 'object' || (m.t !== 'req' && m.t !== 'rsp' && m.t !== 'evt'))
+    throw new RpcError('control message is not an rpc message', '?', 'refused');
   if (e.s?.length) m.shared = e.s;
   return m;
 }
@@ -217,7 +213,12 @@ export class RpcEndpoint<Out extends OpTable = AnyOps> {
   }
 
   /** requestSync, with the shared memory that came back beside the reply. */
-  requestSyncShared<K extends OpName<Out>>(op: K, args: OpArgs<Out, K>, timeoutMs = 10_000, shared?: SharedArrayBuffer[]): { value: OpReply<Out, K>; shared: readonly SharedArrayBuffer[] } {
+  requestSyncShared<K extends OpName<Out>>(
+    op: K,
+    args: OpArgs<Out, K>,
+    timeoutMs = 10_000,
+    shared?: SharedArrayBuffer[],
+  ): { value: OpReply<Out, K>; shared: readonly SharedArrayBuffer[] } {
     const id = this.nextId++;
     this.post({ t: 'req', id, op, args, shared });
     const w = this.wait;

@@ -20,7 +20,8 @@ export class WakeWord {
 
   constructor(sab: SharedArrayBuffer, byteOffset = 0) {
     if (byteOffset % 4 !== 0) throw new RangeError(`wake word offset ${byteOffset} is not 4-byte aligned`);
-    if (byteOffset + WAKE_WORD_BYTES > sab.byteLength) throw new RangeError(`wake word at ${byteOffset} needs ${WAKE_WORD_BYTES} bytes; the buffer has ${sab.byteLength}`);
+    if (byteOffset + WAKE_WORD_BYTES > sab.byteLength)
+      throw new RangeError(`wake word at ${byteOffset} needs ${WAKE_WORD_BYTES} bytes; the buffer has ${sab.byteLength}`);
     this.i32 = new Int32Array(sab, byteOffset, 2);
     this.index = 0;
   }

@@ -4,7 +4,19 @@
  * memory of its two ends only; closing ends the peer's ability to reach us.
  */
 import { describe, expect, it } from 'vitest';
-import { Bus, CH, DeviceIrq, ECS_INTERDOMAIN, ECS_PIRQ, ECS_UNBOUND, EventChannels, EvtchnService, RpcEndpoint, WakeWord, hostServiceAddr } from '../src/index.ts';
+import {
+  Bus,
+  CH,
+  DeviceIrq,
+  ECS_INTERDOMAIN,
+  ECS_PIRQ,
+  ECS_UNBOUND,
+  EventChannels,
+  EvtchnService,
+  RpcEndpoint,
+  WakeWord,
+  hostServiceAddr,
+} from '../src/index.ts';
 
 const SVC = hostServiceAddr(0);
 
@@ -23,7 +35,7 @@ function host(domids = [0, 5]) {
 }
 
 describe('event channels', () => {
-  it('binds interdomain and delivers sends both ways, ringing the peer\'s doorbell', () => {
+  it("binds interdomain and delivers sends both ways, ringing the peer's doorbell", () => {
     const { doms } = host();
     const [d0, g] = doms;
     const p = g.ev.allocUnbound(0);
@@ -73,7 +85,7 @@ describe('event channels', () => {
     expect(runs).toBe(1);
   });
 
-  it('closing ends the sender\'s ability to reach us; the peer reverts to unbound', () => {
+  it("closing ends the sender's ability to reach us; the peer reverts to unbound", () => {
     const { doms } = host();
     const [d0, g] = doms;
     const p = g.ev.allocUnbound(0);
@@ -97,7 +109,7 @@ describe('event channels', () => {
     expect(svc.portsOf(5)).toBe(0);
   });
 
-  it('device interrupts: only the privileged domain may hand a guest\'s binding to a device, which can raise that one port', () => {
+  it("device interrupts: only the privileged domain may hand a guest's binding to a device, which can raise that one port", () => {
     const { doms } = host();
     const [d0, g] = doms;
     const p = g.ev.allocPirq();
@@ -115,7 +127,7 @@ describe('event channels', () => {
     expect(runs).toBe(1);
   });
 
-  it('a domain holds no other domain\'s event state: what it can reach of the implementation is its own', () => {
+  it("a domain holds no other domain's event state: what it can reach of the implementation is its own", () => {
     const { doms } = host([0, 5, 6]);
     const [d0, g5, g6] = doms;
     const q5 = d0.ev.bindInterdomain(5, g5.ev.allocUnbound(0));

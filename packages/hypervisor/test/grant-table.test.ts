@@ -107,9 +107,21 @@ describe('grant copy checks', () => {
       fc.property(
         fc.array(
           fc.oneof(
-            fc.record({ k: fc.constant('grant' as const), ref: fc.integer({ min: 0, max: 15 }), domid: fc.integer({ min: 0, max: 2 }), frame: fc.integer({ min: 0, max: 9 }), ro: fc.boolean() }),
+            fc.record({
+              k: fc.constant('grant' as const),
+              ref: fc.integer({ min: 0, max: 15 }),
+              domid: fc.integer({ min: 0, max: 2 }),
+              frame: fc.integer({ min: 0, max: 9 }),
+              ro: fc.boolean(),
+            }),
             fc.record({ k: fc.constant('end' as const), ref: fc.integer({ min: 0, max: 15 }) }),
-            fc.record({ k: fc.constant('copy' as const), ref: fc.integer({ min: -2, max: 17 }), write: fc.boolean(), off: fc.integer({ min: 0, max: 4200 }), len: fc.integer({ min: 0, max: 200 }) }),
+            fc.record({
+              k: fc.constant('copy' as const),
+              ref: fc.integer({ min: -2, max: 17 }),
+              write: fc.boolean(),
+              off: fc.integer({ min: 0, max: 4200 }),
+              len: fc.integer({ min: 0, max: 200 }),
+            }),
           ),
           { maxLength: 60 },
         ),
@@ -132,7 +144,8 @@ describe('grant copy checks', () => {
               if (s.off + s.len > 4096) want = GNTST_bad_copy_arg;
               else if (s.ref < 0 || s.ref >= 64) want = GNTST_bad_gntref;
               else if (!e || e.domid !== 0 || (s.write && e.ro)) want = GNTST_permission_denied;
-              else if (e.frame >= 8) want = -9; // bad_page: frame outside the guest's RAM
+              else if (e.frame >= 8)
+                want = -9; // bad_page: frame outside the guest's RAM
               else want = GNTST_okay;
               expect(st).toBe(want);
             }

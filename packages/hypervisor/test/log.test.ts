@@ -19,7 +19,12 @@ describe('log levels (printk-style marks)', () => {
   it('prints what is at the threshold or more severe, naming the level', () => {
     const out: string[] = [];
     const lines = ['<3>boom', '<4>careful', 'hello', '<7>detail'];
-    for (const [t, n] of [['error', 1], ['warn', 2], ['info', 3], ['debug', 4]] as const) {
+    for (const [t, n] of [
+      ['error', 1],
+      ['warn', 2],
+      ['info', 3],
+      ['debug', 4],
+    ] as const) {
       out.length = 0;
       const p = logPrinter(t, (s) => out.push(s));
       lines.forEach(p);

@@ -28,23 +28,26 @@ describe('pre-copy dirty log', () => {
 
   it('a page written between rounds is sent again, and after the last round the copy is exact (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.array(fc.tuple(fc.nat(31), fc.nat(PAGE_SIZE - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 20 }), { minLength: 1, maxLength: 6 }), (rounds) => {
-        const src = GuestMemory.allocate(32);
-        const dst = GuestMemory.allocate(32);
-        const m = new PageMirror(src, dst, clock);
-        for (const writes of rounds) {
-          const changed = new Set<number>();
-          for (const [page, off, v] of writes) {
-            const before = Buffer.from(dst.page(page));
-            src.page(page)[off] = v;
-            if (Buffer.compare(Buffer.from(src.page(page)), before) !== 0) changed.add(page);
-            else changed.delete(page);
+      fc.property(
+        fc.array(fc.array(fc.tuple(fc.nat(31), fc.nat(PAGE_SIZE - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 20 }), { minLength: 1, maxLength: 6 }),
+        (rounds) => {
+          const src = GuestMemory.allocate(32);
+          const dst = GuestMemory.allocate(32);
+          const m = new PageMirror(src, dst, clock);
+          for (const writes of rounds) {
+            const changed = new Set<number>();
+            for (const [page, off, v] of writes) {
+              const before = Buffer.from(dst.page(page));
+              src.page(page)[off] = v;
+              if (Buffer.compare(Buffer.from(src.page(page)), before) !== 0) changed.add(page);
+              else changed.delete(page);
+            }
+            // Exactly the pages that now differ from what was sent go out.
+            expect(m.round()).toEqual([...changed].sort((a, b) => a - b));
           }
-          // Exactly the pages that now differ from what was sent go out.
-          expect(m.round()).toEqual([...changed].sort((a, b) => a - b));
-        }
-        expect(Buffer.compare(Buffer.from(src.sab), Buffer.from(dst.sab))).toBe(0);
-      }),
+          expect(Buffer.compare(Buffer.from(src.sab), Buffer.from(dst.sab))).toBe(0);
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -122,7 +122,7 @@ describe('domains on pCPU workers', () => {
       const ctl = new RpcEndpoint(rt2.bus, ADDR_TOOLSTACK, uid, CH.control).listen();
       await rt2.create({ kernel: ECHO, name: 'spinner', host: 'h', hostIndex: 0, domid: 9, uid, config: {} }, 0);
       void ctl.request('spin', null, 60_000).catch(() => {});
-      const a = await until('the spinner\'s turn', () => {
+      const a = await until("the spinner's turn", () => {
         const t = rt2.pcpuTurn(0);
         return t?.uid === uid ? t : undefined;
       });

@@ -43,15 +43,43 @@ const CHANNELS: { name: string; table: OpTable; op: string; good: unknown; bad: 
   { name: 'dom0 control', table: DOM0_OPS, op: 'guest_remove', good: { domid: 3 }, bad: { domid: '3' }, field: '/domid' },
   { name: 'dom0 control (nic admin)', table: DOM0_OPS, op: 'link_set', good: { up: true }, bad: { up: 'yes' }, field: '/up' },
   { name: 'guest control', table: GUEST_OPS, op: 'vif_close', good: { vif: 1 }, bad: { vif: 'eth0' }, field: '/vif' },
-  { name: 'endpoint apps', table: ENDPOINT_OPS, op: 'stream_send', good: { dstIp: '10.0.0.2', dstPort: 5001, count: 10 }, bad: { dstIp: '10.0.0.2', count: 10 }, field: '/dstPort' },
+  {
+    name: 'endpoint apps',
+    table: ENDPOINT_OPS,
+    op: 'stream_send',
+    good: { dstIp: '10.0.0.2', dstPort: 5001, count: 10 },
+    bad: { dstIp: '10.0.0.2', count: 10 },
+    field: '/dstPort',
+  },
   { name: 'capture', table: CAPTURE_OPS_TABLE, op: 'capture_start', good: { specs: ['*'] }, bad: { specs: ['*'], offsetNs: '1e9' }, field: '/offsetNs' },
   { name: 'fabric control', table: FABRIC_OPS, op: 'forget_mac', good: { mac: 1 }, bad: { mac: null }, field: '/mac' },
-  { name: 'MCDI', table: MCDI_OPS, op: 'filter_insert', good: { vi: 1, match: { kind: 'mac', mac: 5 } }, bad: { vi: 1, match: { kind: 'vlan', vlan: 5 } }, field: '/match' },
-  { name: 'MCDI (frames)', table: MCDI_OPS, op: 'buffer_table_alloc', good: { vi: 1, domid: 2, frames: [1] }, bad: { vi: 1, domid: 2, frames: [] }, field: '/frames' },
+  {
+    name: 'MCDI',
+    table: MCDI_OPS,
+    op: 'filter_insert',
+    good: { vi: 1, match: { kind: 'mac', mac: 5 } },
+    bad: { vi: 1, match: { kind: 'vlan', vlan: 5 } },
+    field: '/match',
+  },
+  {
+    name: 'MCDI (frames)',
+    table: MCDI_OPS,
+    op: 'buffer_table_alloc',
+    good: { vi: 1, domid: 2, frames: [1] },
+    bad: { vi: 1, domid: 2, frames: [] },
+    field: '/frames',
+  },
   { name: 'pCPU sched', table: SCHED_OPS, op: 'route', good: { addr: 5, via: 0 }, bad: { addr: 5 }, field: '/via' },
   { name: 'tracer', table: TRACE_OPS, op: 'trace_start', good: { sample: 10 }, bad: { sample: 'often' }, field: '/sample' },
   { name: 'pCPU events', table: SCHED_EVENTS, op: 'crashed', good: { uid: 9, error: 'boom' }, bad: { uid: 9 }, field: '/error' },
-  { name: 'plugin channel (to frontend)', table: TO_FRONTEND, op: 'attach', good: { plugin: 'p', version: '1', frontend: '' }, bad: { plugin: 'p', version: 1, frontend: '' }, field: '/version' },
+  {
+    name: 'plugin channel (to frontend)',
+    table: TO_FRONTEND,
+    op: 'attach',
+    good: { plugin: 'p', version: '1', frontend: '' },
+    bad: { plugin: 'p', version: 1, frontend: '' },
+    field: '/version',
+  },
   { name: 'plugin channel (to backend)', table: TO_BACKEND, op: 'decline', good: { reason: 'no' }, bad: { reason: 'x'.repeat(2000) }, field: '/reason' },
 ];
 
@@ -112,7 +140,12 @@ describe('typed protocols: the receiver checks each message once', () => {
     await expect(ctl.request('remove_domain', { nic: 0, domid: 3 }, 1000)).resolves.toBe(true);
     expect(ran).toEqual(['remove_domain']);
     // A handler's own error is the peer's answer, not a refusal.
-    const failing = new RpcOpServer('fabric control', FABRIC_OPS, { ...handlers, stats: () => { throw new Error('no stats today'); } });
+    const failing = new RpcOpServer('fabric control', FABRIC_OPS, {
+      ...handlers,
+      stats: () => {
+        throw new Error('no stats today');
+      },
+    });
     const bus2 = new Bus();
     new RpcEndpoint(bus2, 2, 1, CH.control).listen().onRequest(failing.handle);
     const ctl2 = new RpcEndpoint<typeof FABRIC_OPS>(bus2, 1, 2, CH.control).listen();

@@ -38,7 +38,7 @@ describe('tracer', () => {
     expect(t.on).toBe(false);
   });
 
-  it('joins a domain\'s busy turns a short gap apart into one run span', () => {
+  it("joins a domain's busy turns a short gap apart into one run span", () => {
     const t = started();
     const at = (ms: number) => clock.advanceTo(ms);
     at(1);

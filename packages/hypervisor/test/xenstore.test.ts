@@ -38,7 +38,10 @@ describe('xenstore tree', () => {
     s.mkdir(0, '/local/domain/1');
     s.setPerms(0, '/local/domain/1', [{ domid: 1, perm: 'n' }]);
     s.mkdir(0, '/local/domain/2');
-    s.setPerms(0, '/local/domain/2', [{ domid: 2, perm: 'n' }, { domid: 1, perm: 'r' }]);
+    s.setPerms(0, '/local/domain/2', [
+      { domid: 2, perm: 'n' },
+      { domid: 1, perm: 'r' },
+    ]);
     s.write(0, '/local/domain/2/secret', 'x');
     // A guest writes its own subtree, and owns what it creates there.
     s.write(1, '/local/domain/1/data', 'd');

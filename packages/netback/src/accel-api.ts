@@ -25,7 +25,11 @@ export interface AccelBackendContext {
   /** A privileged NIC command (MCDI: @xsim/hypervisor's MCDI_OPS names each and its arguments). */
   mcdi<K extends McdiOp>(op: K, args: OpArgs<McdiOps, K>): OpReply<McdiOps, K>;
   /** An MCDI command with shared memory beside it both ways (vi_init: the interrupt in, the doorbell out). */
-  mcdiShared<K extends McdiOp>(op: K, args: OpArgs<McdiOps, K>, shared: SharedArrayBuffer[]): { value: OpReply<McdiOps, K>; shared: readonly SharedArrayBuffer[] };
+  mcdiShared<K extends McdiOp>(
+    op: K,
+    args: OpArgs<McdiOps, K>,
+    shared: SharedArrayBuffer[],
+  ): { value: OpReply<McdiOps, K>; shared: readonly SharedArrayBuffer[] };
   /** A free VI of this host's NIC, or null if none is left. */
   allocVi(): number | null;
   freeVi(vi: number): void;

@@ -40,7 +40,10 @@ export class VifBackends {
    */
   private changed(path: string): void {
     if (!path.startsWith(this.root)) return;
-    const parts = path.slice(this.root.length).split('/').filter((x) => x !== '');
+    const parts = path
+      .slice(this.root.length)
+      .split('/')
+      .filter((x) => x !== '');
     if (parts.length === 0) return this.scan();
     if (parts.length === 1) return this.scanDomain(parts[0]);
     const key = `${parts[0]}/${parts[1]}`;

@@ -22,10 +22,13 @@ export const BRIDGE_COUNTERS = declareCounters('bridge', {
   floodCopies: { kind: 'copy', help: 'extra copies flooding made: a frame flooded to n ports is n - 1 more frames in the system' },
   learned: { kind: 'event', help: 'source MACs learnt on a port' },
   moved: { kind: 'event', help: 'source MACs that moved to another port' },
-  dropSamePort: { kind: 'drop', help: 'known destination is the port the frame came from: nothing to do (as Linux\'s bridge)' },
+  dropSamePort: { kind: 'drop', help: "known destination is the port the frame came from: nothing to do (as Linux's bridge)" },
   dropNoPort: { kind: 'drop', help: 'nowhere to send: no other port exists' },
   dropBadSource: { kind: 'drop', help: 'source MAC is broadcast/multicast: invalid, never forwarded' },
-  dropStaticSource: { kind: 'drop', help: "source MAC is a vif's own (a static entry) but the frame came in on another port: a spoof, never learnt, never forwarded" },
+  dropStaticSource: {
+    kind: 'drop',
+    help: "source MAC is a vif's own (a static entry) but the frame came in on another port: a spoof, never learnt, never forwarded",
+  },
 });
 
 export type BridgeStats = Counters<typeof BRIDGE_COUNTERS.decls>;

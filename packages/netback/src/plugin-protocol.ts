@@ -49,9 +49,12 @@ export type PluginManifest = Omit<Static<typeof MANIFEST_SCHEMA>, 'messages' | '
 /** Every problem with a manifest, each naming the field: [] if it is fine. */
 export function manifestProblems(m: unknown): string[] {
   if (m === null || typeof m !== 'object') return [`the manifest must be an object, got ${m === null ? 'null' : typeof m}`];
-  const out = [...Value.Errors(MANIFEST_SCHEMA, m)].map((e) => `${e.path || '(manifest)'}: ${e.message}${e.value === undefined ? '' : ` (got ${short(e.value)})`}`);
+  const out = [...Value.Errors(MANIFEST_SCHEMA, m)].map(
+    (e) => `${e.path || '(manifest)'}: ${e.message}${e.value === undefined ? '' : ` (got ${short(e.value)})`}`,
+  );
   const mm = m as PluginManifest;
-  if (out.length === 0 && mm.features.includes('vif') && !mm.messages) out.push('/messages: a "vif" plugin must declare the frontend messages its backend accepts');
+  if (out.length === 0 && mm.features.includes('vif') && !mm.messages)
+    out.push('/messages: a "vif" plugin must declare the frontend messages its backend accepts');
   return out;
 }
 

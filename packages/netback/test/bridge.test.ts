@@ -41,7 +41,10 @@ function rig() {
     const t = ++tag & 0xff;
     ram[14] = t;
     bridge.forward(ingress, 0, 60, -1);
-    return [...got].filter(([, l]) => l.at(-1) === t && l.length > 0).map(([n]) => n).sort();
+    return [...got]
+      .filter(([, l]) => l.at(-1) === t && l.length > 0)
+      .map(([n]) => n)
+      .sort();
   };
   return { bridge, send, uplink, local, vifA, vifB, vifX, got };
 }
@@ -103,20 +106,31 @@ describe('the bridge', () => {
 
   it('no sequence of frames from any port moves a pinned MAC or gives a guest a unicast frame for another (property; vifs send as netback lets them: with their own source MAC)', () => {
     fc.assert(
-      fc.property(fc.array(fc.record({ port: fc.constantFrom('uplink', 'local', 'vifA', 'vifB', 'vifX'), dst: fc.constantFrom(...Object.values(MAC), 0x00163e0c0c0c), src: fc.constantFrom(...Object.values(MAC), 0x00163e0c0c0c) }), { maxLength: 40 }), (frames) => {
-        const r = rig();
-        const ids: Record<string, number> = { uplink: r.uplink, local: r.local, vifA: r.vifA, vifB: r.vifB, vifX: r.vifX };
-        const own: Record<string, number> = { vifA: MAC.a, vifB: MAC.b, vifX: MAC.x };
-        for (const f of frames) {
-          // A vif's frames carry its own MAC as source: netback drops any other before the bridge (txDropSpoof).
-          const src = own[f.port] ?? f.src;
-          const reached = r.send(ids[f.port], f.dst, src);
-          for (const p of reached) if (own[p] !== undefined && (Math.floor(f.dst / 2 ** 40) & 1) === 0) expect(f.dst, `${p} got unicast for someone else`).toBe(own[p]);
-        }
-        expect(r.bridge.lookup(MAC.a)).toBe(r.vifA);
-        expect(r.bridge.lookup(MAC.b)).toBe(r.vifB);
-        expect(r.bridge.lookup(MAC.x)).toBe(r.vifX);
-      }),
+      fc.property(
+        fc.array(
+          fc.record({
+            port: fc.constantFrom('uplink', 'local', 'vifA', 'vifB', 'vifX'),
+            dst: fc.constantFrom(...Object.values(MAC), 0x00163e0c0c0c),
+            src: fc.constantFrom(...Object.values(MAC), 0x00163e0c0c0c),
+          }),
+          { maxLength: 40 },
+        ),
+        (frames) => {
+          const r = rig();
+          const ids: Record<string, number> = { uplink: r.uplink, local: r.local, vifA: r.vifA, vifB: r.vifB, vifX: r.vifX };
+          const own: Record<string, number> = { vifA: MAC.a, vifB: MAC.b, vifX: MAC.x };
+          for (const f of frames) {
+            // A vif's frames carry its own MAC as source: netback drops any other before the bridge (txDropSpoof).
+            const src = own[f.port] ?? f.src;
+            const reached = r.send(ids[f.port], f.dst, src);
+            for (const p of reached)
+              if (own[p] !== undefined && (Math.floor(f.dst / 2 ** 40) & 1) === 0) expect(f.dst, `${p} got unicast for someone else`).toBe(own[p]);
+          }
+          expect(r.bridge.lookup(MAC.a)).toBe(r.vifA);
+          expect(r.bridge.lookup(MAC.b)).toBe(r.vifB);
+          expect(r.bridge.lookup(MAC.x)).toBe(r.vifX);
+        },
+      ),
       { numRuns: 500 },
     );
   });

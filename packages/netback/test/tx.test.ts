@@ -68,7 +68,11 @@ function frameIn(h: NetbackHarness, page: number, len: number): void {
 /** A chain of `n` slots of `each` bytes on data pages 0.., the first carrying the total. */
 function chain(h: NetbackHarness, n: number, each: number): Req[] {
   for (let i = 0; i < n; i++) frameIn(h, i % h.dataRefs.length, each);
-  return Array.from({ length: n }, (_, i) => ({ gref: h.dataRefs[i % h.dataRefs.length], flags: i < n - 1 ? NETTXF_more_data : 0, size: i === 0 ? n * each : each }));
+  return Array.from({ length: n }, (_, i) => ({
+    gref: h.dataRefs[i % h.dataRefs.length],
+    flags: i < n - 1 ? NETTXF_more_data : 0,
+    size: i === 0 ? n * each : each,
+  }));
 }
 
 function expectErrorTier(h: NetbackHarness, counter: string, slots: number): void {
@@ -268,9 +272,31 @@ describe('netback TX under attack (property)', () => {
     size: fc.oneof(fc.integer({ min: 14, max: 1600 }), fc.integer({ min: 0, max: 0xffff })),
   });
   const step = fc.oneof(
-    { weight: 6, arbitrary: fc.record({ t: fc.constant('reqs' as const), reqs: fc.array(req, { minLength: 1, maxLength: 24 }), bump: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -300, max: 300 }) }) }) },
-    { weight: 2, arbitrary: fc.record({ t: fc.constant('race' as const), writes: fc.array(fc.tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 0, max: 255 })), { maxLength: 12 }) }) },
-    { weight: 1, arbitrary: fc.record({ t: fc.constant('grant' as const), ref: fc.integer({ min: 8, max: 40 }), flags: fc.integer({ min: 0, max: 0xffff }), domid: fc.integer({ min: 0, max: 10 }), frame: fc.integer({ min: 0, max: 600 }) }) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        t: fc.constant('reqs' as const),
+        reqs: fc.array(req, { minLength: 1, maxLength: 24 }),
+        bump: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: -300, max: 300 }) }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        t: fc.constant('race' as const),
+        writes: fc.array(fc.tuple(fc.integer({ min: 0, max: 4095 }), fc.integer({ min: 0, max: 255 })), { maxLength: 12 }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        t: fc.constant('grant' as const),
+        ref: fc.integer({ min: 8, max: 40 }),
+        flags: fc.integer({ min: 0, max: 0xffff }),
+        domid: fc.integer({ min: 0, max: 10 }),
+        frame: fc.integer({ min: 0, max: 600 }),
+      }),
+    },
   );
 
   it('dom0 never throws, never writes outside its skbs, answers each request taken once, and counts every frame', () => {

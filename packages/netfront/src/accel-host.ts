@@ -12,7 +12,17 @@
  * hears "frontend_failed" so it detaches the vif its usual way. The broken
  * frontend is dropped, not cached for a later attachment.
  */
-import { CHANNEL_OP, frontendMessageProblem, logWarn, declareCounters, tracer, type OpArgs, type OpName, type RpcEndpoint, type ToBackendChannel } from '@xsim/hypervisor';
+import {
+  CHANNEL_OP,
+  frontendMessageProblem,
+  logWarn,
+  declareCounters,
+  tracer,
+  type OpArgs,
+  type OpName,
+  type RpcEndpoint,
+  type ToBackendChannel,
+} from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
 import type { Netfront } from './netfront/xenbus.ts';
 
@@ -20,7 +30,7 @@ type Shared = readonly SharedArrayBuffer[];
 
 export const ACCEL_HOST_COUNTERS = declareCounters('accel frontend host', {
   refused: { kind: 'event', help: 'requests the backend refused (a guest asking for NIC filters)' },
-  badBackendMessages: { kind: 'event', help: "framework messages from the backend that failed their schema (abi/plugin-channel.ts): dropped" },
+  badBackendMessages: { kind: 'event', help: 'framework messages from the backend that failed their schema (abi/plugin-channel.ts): dropped' },
   attachments: { kind: 'event', help: 'times a plugin frontend was attached' },
   pluginErrors: { kind: 'event', help: 'hook calls into a frontend that threw (each broke that frontend)' },
 });
@@ -49,7 +59,8 @@ export class AccelHost {
     private readonly defer: <T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void) => void,
   ) {
     rpc.onEvent((op, args, shared) => {
-      if (tracer.on) tracer.instant(`accel channel: ${op} (from backend)`, { plugin: this.plugin || String((args as { plugin?: unknown } | null)?.plugin ?? '') });
+      if (tracer.on)
+        tracer.instant(`accel channel: ${op} (from backend)`, { plugin: this.plugin || String((args as { plugin?: unknown } | null)?.plugin ?? '') });
       this.onEvent(op, (args ?? {}) as Record<string, unknown>, shared);
     });
     this.guarded = this.guard();

@@ -64,12 +64,23 @@ export function readKernelState(mem: GuestMemory, at: { frame: number; len: numb
   } catch (e) {
     throw new Error(`suspend record at frame ${at.frame} does not decode: ${(e as Error).message}`);
   }
-  if (!st || st.v !== KERNEL_STATE_VERSION || !Array.isArray(st.devices)) throw new Error(`suspend record at frame ${at.frame} is not version ${KERNEL_STATE_VERSION}`);
+  if (!st || st.v !== KERNEL_STATE_VERSION || !Array.isArray(st.devices))
+    throw new Error(`suspend record at frame ${at.frame} is not version ${KERNEL_STATE_VERSION}`);
   for (const d of st.devices) {
-    if (!d || !Number.isInteger(d.handle) || typeof d.mac !== 'string' || typeof d.ip !== 'string' || !Number.isInteger(d.mtu) || !d.endpoint || !Array.isArray(d.unanswered)) {
+    if (
+      !d ||
+      !Number.isInteger(d.handle) ||
+      typeof d.mac !== 'string' ||
+      typeof d.ip !== 'string' ||
+      !Number.isInteger(d.mtu) ||
+      !d.endpoint ||
+      !Array.isArray(d.unanswered)
+    ) {
       throw new Error(`suspend record at frame ${at.frame}: a device entry is malformed`);
     }
-    for (const b of d.unanswered) if (!(Number.isInteger(b.addr) && Number.isInteger(b.len) && b.len > 0 && b.len <= d.mtu + 18 && b.addr >= 0 && b.addr + b.len <= mem.u8.length)) throw new Error(`suspend record: a TX frame of vif${d.handle} lies outside RAM`);
+    for (const b of d.unanswered)
+      if (!(Number.isInteger(b.addr) && Number.isInteger(b.len) && b.len > 0 && b.len <= d.mtu + 18 && b.addr >= 0 && b.addr + b.len <= mem.u8.length))
+        throw new Error(`suspend record: a TX frame of vif${d.handle} lies outside RAM`);
   }
   return st as KernelState;
 }

@@ -183,7 +183,7 @@ describe('netfront against a hostile backend', () => {
     expect(r.received).toHaveLength(0);
   });
 
-  it('an error status is the backend\'s drop: an event here, not a second drop', () => {
+  it("an error status is the backend's drop: an event here, not a second drop", () => {
     const r = rig();
     const id = r.rx.dv.getUint16(r.rx.slotOffset(0) + RXREQ_ID, true);
     rxRespond(r.rx, [{ id, offset: 0, flags: 0, status: -8 }]);

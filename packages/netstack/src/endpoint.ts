@@ -49,14 +49,23 @@ export interface EndpointState {
   lateCredits: number;
   creditsDeferred: number;
   sends: { replyId: number; sender: StreamSenderState; dstIp: number; srcPort: number; dstPort: number; payloadLen: number; started: number }[];
-  recvs: { replyId: number; port: number; count: number; idleMs: number; deadline: number; lastArrival: number; credit: RecvJob['credit']; receiver: StreamReceiverState }[];
+  recvs: {
+    replyId: number;
+    port: number;
+    count: number;
+    idleMs: number;
+    deadline: number;
+    lastArrival: number;
+    credit: RecvJob['credit'];
+    receiver: StreamReceiverState;
+  }[];
   arpWaits: { replyId: number; ip: number; deadline: number }[];
   lingering: { port: number; until: number }[];
 }
 
 export const ENDPOINT_COUNTERS = declareCounters('traffic endpoint', {
   lateCredits: { kind: 'event', help: 'stream credits that arrived after their stream ended' },
-  creditsDeferred: { kind: 'event', help: 'times a receiver\'s credit was refused by the transport and kept to send again (never dropped)' },
+  creditsDeferred: { kind: 'event', help: "times a receiver's credit was refused by the transport and kept to send again (never dropped)" },
 });
 
 const ECHO_PORT = 7;
@@ -143,9 +152,21 @@ export class NetEndpoint {
   stats() {
     // Streams being received, by port: how far each has got (the toolstack's per-interval rates read this).
     const progress = Object.fromEntries(
-      [...this.recvs].map(([port, j]) => [port, { delivered: j.receiver.tracker.delivered, highest: j.receiver.tracker.highestSeq, duplicated: j.receiver.tracker.duplicated }]),
+      [...this.recvs].map(([port, j]) => [
+        port,
+        { delivered: j.receiver.tracker.delivered, highest: j.receiver.tracker.highestSeq, duplicated: j.receiver.tracker.duplicated },
+      ]),
     );
-    return { ip: this.o.ip, mac: this.o.mac, stack: { ...this.stack.counters }, sending: this.sends.length, receiving: this.recvs.size, progress, lateCredits: this.c.lateCredits, creditsDeferred: this.c.creditsDeferred };
+    return {
+      ip: this.o.ip,
+      mac: this.o.mac,
+      stack: { ...this.stack.counters },
+      sending: this.sends.length,
+      receiving: this.recvs.size,
+      progress,
+      lateCredits: this.c.lateCredits,
+      creditsDeferred: this.c.creditsDeferred,
+    };
   }
 
   /** Toolstack requests for the apps (@xsim/hypervisor's ENDPOINT_OPS: each op's arguments come checked). */
@@ -163,7 +184,16 @@ export class NetEndpoint {
         const port = a.port;
         if (this.recvs.has(port)) throw new Error(`a stream is already being received on port ${port}`);
         const receiver = new StreamReceiver({ streamId: a.streamId ?? 0, creditEvery: a.creditEvery ?? 64 });
-        this.addRecv({ receiver, port, count: a.count, idleMs: a.idleMs ?? 500, deadline: now + (a.timeoutMs ?? 60_000), reply: later(), lastArrival: now, credit: null });
+        this.addRecv({
+          receiver,
+          port,
+          count: a.count,
+          idleMs: a.idleMs ?? 500,
+          deadline: now + (a.timeoutMs ?? 60_000),
+          reply: later(),
+          lastArrival: now,
+          credit: null,
+        });
         return DEFERRED;
       },
       stream_send: (a, { later }) => this.streamSend(a, later),
@@ -172,10 +202,20 @@ export class NetEndpoint {
         const size = a.size ?? 64;
         if (!Number.isInteger(size) || size < 16) throw new Error(`ping size must be an integer of at least 16 bytes (seq + timestamp), got ${String(a.size)}`);
         const frame = GuestStack.udpFrameLen(size);
-        if (frame > this.stack.maxFrame) throw new Error(`ping of ${size} bytes makes a ${frame}-byte frame: over ${this.o.name}'s MTU ${this.o.mtu} (+14-byte header)`);
+        if (frame > this.stack.maxFrame)
+          throw new Error(`ping of ${size} bytes makes a ${frame}-byte frame: over ${this.o.name}'s MTU ${this.o.mtu} (+14-byte header)`);
         const srcPort = this.nextPort++;
         const client = new PingClient(() => this.clock.now());
-        const job: PingJob = { client, dstIp: parseIp(a.dstIp), count: a.count ?? 100, size, sent: 0, reply: later(), deadline: now + (a.timeoutMs ?? 10_000), srcPort };
+        const job: PingJob = {
+          client,
+          dstIp: parseIp(a.dstIp),
+          count: a.count ?? 100,
+          size,
+          sent: 0,
+          reply: later(),
+          deadline: now + (a.timeoutMs ?? 10_000),
+          srcPort,
+        };
         this.stack.bind(srcPort, (buf, off, len) => client.onReply(buf, off, len, this.clock.now()));
         this.pings.push(job);
         return DEFERRED;
@@ -244,8 +284,25 @@ export class NetEndpoint {
       nextPort: this.nextPort,
       lateCredits: this.c.lateCredits,
       creditsDeferred: this.c.creditsDeferred,
-      sends: this.sends.map((j) => ({ replyId: j.reply.id, sender: j.sender.save(), dstIp: j.dstIp, srcPort: j.srcPort, dstPort: j.dstPort, payloadLen: j.payloadLen, started: j.started })),
-      recvs: [...this.recvs.values()].map((j) => ({ replyId: j.reply.id, port: j.port, count: j.count, idleMs: j.idleMs, deadline: j.deadline, lastArrival: j.lastArrival, credit: j.credit, receiver: j.receiver.save() })),
+      sends: this.sends.map((j) => ({
+        replyId: j.reply.id,
+        sender: j.sender.save(),
+        dstIp: j.dstIp,
+        srcPort: j.srcPort,
+        dstPort: j.dstPort,
+        payloadLen: j.payloadLen,
+        started: j.started,
+      })),
+      recvs: [...this.recvs.values()].map((j) => ({
+        replyId: j.reply.id,
+        port: j.port,
+        count: j.count,
+        idleMs: j.idleMs,
+        deadline: j.deadline,
+        lastArrival: j.lastArrival,
+        credit: j.credit,
+        receiver: j.receiver.save(),
+      })),
       arpWaits: this.arpWaits.map((w) => ({ replyId: w.reply.id, ip: w.ip, deadline: w.deadline })),
       lingering: this.lingering.map((l) => ({ ...l })),
     };
@@ -268,10 +325,28 @@ export class NetEndpoint {
     this.c.creditsDeferred = st.creditsDeferred;
     const now = () => this.clock.now();
     for (const j of st.sends) {
-      this.addSend({ sender: StreamSender.restore(j.sender, shift, now), dstIp: j.dstIp, srcPort: j.srcPort, dstPort: j.dstPort, payloadLen: j.payloadLen, reply: replier(j.replyId), started: j.started + shift, creditPort: j.srcPort });
+      this.addSend({
+        sender: StreamSender.restore(j.sender, shift, now),
+        dstIp: j.dstIp,
+        srcPort: j.srcPort,
+        dstPort: j.dstPort,
+        payloadLen: j.payloadLen,
+        reply: replier(j.replyId),
+        started: j.started + shift,
+        creditPort: j.srcPort,
+      });
     }
     for (const j of st.recvs) {
-      this.addRecv({ receiver: StreamReceiver.restore(j.receiver, shift), port: j.port, count: j.count, idleMs: j.idleMs, deadline: j.deadline + shift, reply: replier(j.replyId), lastArrival: j.lastArrival + shift, credit: j.credit });
+      this.addRecv({
+        receiver: StreamReceiver.restore(j.receiver, shift),
+        port: j.port,
+        count: j.count,
+        idleMs: j.idleMs,
+        deadline: j.deadline + shift,
+        reply: replier(j.replyId),
+        lastArrival: j.lastArrival + shift,
+        credit: j.credit,
+      });
     }
     for (const w of st.arpWaits) this.arpWaits.push({ ip: w.ip, reply: replier(w.replyId), deadline: w.deadline + shift });
     for (const l of st.lingering) this.linger(l.port, l.until + shift);

@@ -88,7 +88,8 @@ describe('guest stack', () => {
     pump();
     expect(a.arp.lookup(b.ip)).toBe(b.mac);
     expect(b.arp.lookup(a.ip)).toBe(a.mac); // learnt from the request aimed at b
-    for (let i = 0; i < 1000; i++) expect(a.sendUdp(b.ip, 5000, 9, 100, (buf, off) => new DataView(buf.buffer, buf.byteOffset + off).setUint32(0, i))).toBe(true);
+    for (let i = 0; i < 1000; i++)
+      expect(a.sendUdp(b.ip, 5000, 9, 100, (buf, off) => new DataView(buf.buffer, buf.byteOffset + off).setUint32(0, i))).toBe(true);
     pump();
     expect(got).toEqual([...Array(1000).keys()]);
     expect(b.counters.rxUdp).toBe(1000);

@@ -10,7 +10,19 @@
  * NIC too: dom0 (privileged) on the NIC's wake line, a guest through the
  * platform (CH.kick), never holding the wake line itself.
  */
-import { CH, CaptureSink, FABRIC_OPS, RpcOpServer, captureClock, captureHandlers, declareCounters, type Addr, type DeviceEnv, type CoreCounters, type FabricOps } from '@xsim/hypervisor';
+import {
+  CH,
+  CaptureSink,
+  FABRIC_OPS,
+  RpcOpServer,
+  captureClock,
+  captureHandlers,
+  declareCounters,
+  type Addr,
+  type DeviceEnv,
+  type CoreCounters,
+  type FabricOps,
+} from '@xsim/hypervisor';
 import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
 import { mcdiServer } from './mcdi.ts';
 import { L2Switch } from './switch.ts';
@@ -75,13 +87,17 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     },
   };
 
-  const control = fabricControl(env, nics, switches, capture, () => ({ core: { ...core.c }, doorbellKicks: c.doorbellKicks, mcdiRefused: mcdi.map((m) => m.refused) }));
+  const control = fabricControl(env, nics, switches, capture, () => ({
+    core: { ...core.c },
+    doorbellKicks: c.doorbellKicks,
+    mcdiRefused: mcdi.map((m) => m.refused),
+  }));
   env.control.onRequest(control.handle);
 }
 
 /** The fabric thread's own counters, beside the NICs' and the switches'. */
 export const FABRIC_COUNTERS = declareCounters('nic fabric', {
-  doorbellKicks: { kind: 'event', help: "doorbell messages from guests (CH.kick), each a wake of the NIC thread" },
+  doorbellKicks: { kind: 'event', help: 'doorbell messages from guests (CH.kick), each a wake of the NIC thread' },
 });
 
 /** The fabric thread's own numbers beside the NICs' and the switches'. */
@@ -114,35 +130,40 @@ function fabricControl(
     return n;
   };
   const stats = (): FabricStats => fabricStats(nics, switches, more(), control.refused);
-  const control = new RpcOpServer<FabricOps>('fabric control', FABRIC_OPS, {
-    stats: () => stats(),
-    shutdown: () => {
-      env.core.stop();
-      return stats();
+  const control = new RpcOpServer<FabricOps>(
+    'fabric control',
+    FABRIC_OPS,
+    {
+      stats: () => stats(),
+      shutdown: () => {
+        env.core.stop();
+        return stats();
+      },
+      ...captureHandlers(capture),
+      link_set: (a) => {
+        const nic = nicOf(a);
+        nic.linkUp = a.up;
+        return nic.linkUp;
+      },
+      add_domain: (a, { shared }) => {
+        // A domain created at run time: its RAM, for DMA through the buffer table.
+        if (!(shared[0] instanceof SharedArrayBuffer)) throw new Error("add_domain: the domain's RAM must come beside the request");
+        nicOf(a).addDomain(a.domid, new Uint8Array(shared[0]));
+        return true;
+      },
+      remove_domain: (a) => {
+        nicOf(a).removeDomain(a.domid);
+        return true;
+      },
+      forget_mac: (a) => {
+        // A guest that left or moved: no switch keeps sending its traffic to the old port.
+        let n = 0;
+        for (const s of switches.values()) if (s.forget(a.mac)) n++;
+        return n;
+      },
     },
-    ...captureHandlers(capture),
-    link_set: (a) => {
-      const nic = nicOf(a);
-      nic.linkUp = a.up;
-      return nic.linkUp;
-    },
-    add_domain: (a, { shared }) => {
-      // A domain created at run time: its RAM, for DMA through the buffer table.
-      if (!(shared[0] instanceof SharedArrayBuffer)) throw new Error('add_domain: the domain\'s RAM must come beside the request');
-      nicOf(a).addDomain(a.domid, new Uint8Array(shared[0]));
-      return true;
-    },
-    remove_domain: (a) => {
-      nicOf(a).removeDomain(a.domid);
-      return true;
-    },
-    forget_mac: (a) => {
-      // A guest that left or moved: no switch keeps sending its traffic to the old port.
-      let n = 0;
-      for (const s of switches.values()) if (s.forget(a.mac)) n++;
-      return n;
-    },
-  }, { log: env.log });
+    { log: env.log },
+  );
   return control;
 }
 

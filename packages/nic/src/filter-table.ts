@@ -9,7 +9,7 @@ import { declareCounters, readMac, tracer } from '@xsim/hypervisor';
 /** A NIC's filter lookups (its stats show them as filterHits, filterMisses). */
 export const FILTER_TABLE_COUNTERS = declareCounters('nic filter table', {
   filterHits: { kind: 'event', help: 'lookups a filter matched (the frame went to its VI)' },
-  filterMisses: { kind: 'event', help: 'lookups no filter matched (the frame went to the default VI, or the sender\'s wire)' },
+  filterMisses: { kind: 'event', help: "lookups no filter matched (the frame went to the default VI, or the sender's wire)" },
 });
 
 export type FilterMatch = { kind: 'mac'; mac: number; vlan?: number } | { kind: 'ipv4'; proto: number; addr: number; port: number };
@@ -69,7 +69,10 @@ export class FilterTable {
     const e: FilterEntry = { id, vi, match };
     if (match.kind === 'mac') {
       const map = match.vlan === undefined ? this.mac : this.vlanMap(match.vlan);
-      if (map.has(match.mac)) throw new Error(`a filter for MAC ${match.mac.toString(16)}${match.vlan === undefined ? '' : ` VLAN ${match.vlan}`} exists (VI ${map.get(match.mac)!.vi})`);
+      if (map.has(match.mac))
+        throw new Error(
+          `a filter for MAC ${match.mac.toString(16)}${match.vlan === undefined ? '' : ` VLAN ${match.vlan}`} exists (VI ${map.get(match.mac)!.vi})`,
+        );
       map.set(match.mac, e);
     } else {
       let m = this.ipv4.get(match.proto);
@@ -79,7 +82,11 @@ export class FilterTable {
       m.set(key, e);
     }
     this.byId.set(id, e);
-    if (tracer.on) tracer.instant(`filter insert: VI ${vi}`, match.kind === 'mac' ? { id, kind: 'mac', mac: match.mac.toString(16).padStart(12, '0') } : { id, kind: 'ipv4', proto: match.proto, port: match.port });
+    if (tracer.on)
+      tracer.instant(
+        `filter insert: VI ${vi}`,
+        match.kind === 'mac' ? { id, kind: 'mac', mac: match.mac.toString(16).padStart(12, '0') } : { id, kind: 'ipv4', proto: match.proto, port: match.port },
+      );
     return id;
   }
 

@@ -164,13 +164,22 @@ export class HwNic {
    * (VI_RING_PAGES contiguous pages registered for it), its interrupt a
    * device binding. Returns the doorbell made for this attachment.
    */
-  viInit(vi: number, domid: number, ringBase: number, irq: { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer } | null, macs: number[] | null): SharedArrayBuffer {
+  viInit(
+    vi: number,
+    domid: number,
+    ringBase: number,
+    irq: { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer } | null,
+    macs: number[] | null,
+  ): SharedArrayBuffer {
     const v = this.vi(vi);
     if (v.running || v.a) throw new Error(`VI ${vi} is already initialised`);
     const ram = this.rams.get(domid);
     if (!ram) throw new Error(`no domain ${domid} on host ${this.spec.host}`);
     const at = this.buffers.resolve(vi, ringBase, 0, VI_RING_PAGES * BUFFER_PAGE);
-    if (at < 0 || this.buffers.lastDomid !== domid) throw new Error(`VI ${vi}: buffers ${ringBase}..${ringBase + VI_RING_PAGES - 1} are not ${VI_RING_PAGES} contiguous pages of domain ${domid} registered for this VI`);
+    if (at < 0 || this.buffers.lastDomid !== domid)
+      throw new Error(
+        `VI ${vi}: buffers ${ringBase}..${ringBase + VI_RING_PAGES - 1} are not ${VI_RING_PAGES} contiguous pages of domain ${domid} registered for this VI`,
+      );
     const doorbell = HwVi.newDoorbell();
     v.attach({
       domid,
@@ -291,7 +300,7 @@ export class HwNic {
     const a = v.a!;
     const prod = Atomics.load(a.db, W_TX_PROD) >>> 0;
     if (prod === v.txCons) return 0;
-    if (((prod - v.txCons) >>> 0) > VI_TXQ_SIZE) {
+    if ((prod - v.txCons) >>> 0 > VI_TXQ_SIZE) {
       this.fault(v, FAULT_TX_CHAIN);
       return 0;
     }
@@ -303,7 +312,7 @@ export class HwNic {
       // Copy the frame's descriptors; an unfinished chain waits for the driver.
       let k = 0;
       let complete = false;
-      while (((cons + k) >>> 0) !== prod) {
+      while ((cons + k) >>> 0 !== prod) {
         if (k >= TX_MAX_CHAIN) break;
         const o = a.ring + TXQ_OFFSET + ((cons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
         this.dBuf[k] = dv.getUint32(o + TXD_BUF, true);
@@ -472,4 +481,3 @@ export class HwNic {
     };
   }
 }
-

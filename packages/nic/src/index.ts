@@ -6,7 +6,16 @@ export { HwNic, NIC_COUNTERS, type NicSpec, type NicCounters, type WireEnd } fro
 export { HwVi, VI_COUNTERS, type ViCounters } from './hw-vi.ts';
 export { L2Switch, SWITCH_COUNTERS, SWITCH_PORT_COUNTERS } from './switch.ts';
 export { handleMcdi, mcdiHandlers, mcdiServer, MCDI_COUNTERS, type McdiOp } from './mcdi.ts';
-export { NetDriver, NET_DRIVER_COUNTERS, netDriverPages, netDriverRxBuf, type NetDriverOptions, type NetDriverStats, type RxCallback, type TxDoneCallback } from './net-driver.ts';
+export {
+  NetDriver,
+  NET_DRIVER_COUNTERS,
+  netDriverPages,
+  netDriverRxBuf,
+  type NetDriverOptions,
+  type NetDriverStats,
+  type RxCallback,
+  type TxDoneCallback,
+} from './net-driver.ts';
 export { Driverlink, DRIVERLINK_COUNTERS, type SecondaryDriver, type NicInfo, type DriverFailure } from './driverlink.ts';
 export { nicAlias } from './resources.ts';
 // FABRIC_COUNTERS as a value: whoever imports @xsim/nic (the toolstack's drop accounting) knows the fabric thread's counters.

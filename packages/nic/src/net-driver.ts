@@ -4,7 +4,16 @@
  * without a copy, keeps RX buffers big enough for a whole frame posted, and
  * turns events into RX frames and TX completions.
  */
-import { WakeWord, declareCounters, type Counters, type EventChannels, type FrameAllocator, type GuestMemory, type McdiOps, type RpcEndpoint } from '@xsim/hypervisor';
+import {
+  WakeWord,
+  declareCounters,
+  type Counters,
+  type EventChannels,
+  type FrameAllocator,
+  type GuestMemory,
+  type McdiOps,
+  type RpcEndpoint,
+} from '@xsim/hypervisor';
 import {
   EV_FLAGS,
   EV_INDEX,
@@ -96,7 +105,10 @@ export class NetDriver {
     // Completions are polled from the domain's turns; the interrupt only makes it runnable.
     o.evtchn.bindHandler(this.port, () => {});
     const irq = o.evtchn.deviceIrq(domid, this.port);
-    const r = o.mcdi.requestSyncShared('vi_init', { vi: 0, domid, rings: this.bufBase + ringFrame, irq: true, macs: null }, 10_000, [irq.binding, irq.doorbell]);
+    const r = o.mcdi.requestSyncShared('vi_init', { vi: 0, domid, rings: this.bufBase + ringFrame, irq: true, macs: null }, 10_000, [
+      irq.binding,
+      irq.doorbell,
+    ]);
     const wake = new WakeWord(o.nicWake.sab, o.nicWake.offset);
     this.q = new ViQueues(r.shared[0], o.mem.sab, ringFrame * 4096, () => wake.kick());
     this.txDone = this.q.txProdPvt;
@@ -167,7 +179,7 @@ export class NetDriver {
       n++;
       if (type === EV_TX) {
         // Completions up to `index`, never past what we posted (the NIC's word is checked, not trusted).
-        if (((index - this.txDone) >>> 0) > ((q.txProdPvt - this.txDone) >>> 0)) continue;
+        if ((index - this.txDone) >>> 0 > (q.txProdPvt - this.txDone) >>> 0) continue;
         while (this.txDone !== index) {
           onTxDone(this.txCookie[this.txDone & (VI_TXQ_SIZE - 1)]);
           this.txDone = (this.txDone + 1) >>> 0;
@@ -203,7 +215,15 @@ export class NetDriver {
 
   stats(): NetDriverStats & { linkUp: boolean; mtu: number; vetoedRx: number; vetoedTx: number } {
     const dl = this.o.driverlink;
-    return { ...this.s, viState: this.q.state, fault: FAULT_NAMES[this.q.fault] ?? String(this.q.fault), linkUp: this.linkUp, mtu: this.mtu, vetoedRx: dl?.c.vetoedRx ?? 0, vetoedTx: dl?.c.vetoedTx ?? 0 };
+    return {
+      ...this.s,
+      viState: this.q.state,
+      fault: FAULT_NAMES[this.q.fault] ?? String(this.q.fault),
+      linkUp: this.linkUp,
+      mtu: this.mtu,
+      vetoedRx: dl?.c.vetoedRx ?? 0,
+      vetoedTx: dl?.c.vetoedTx ?? 0,
+    };
   }
 
   remove(): void {

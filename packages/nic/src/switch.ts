@@ -50,7 +50,14 @@ export class L2Switch {
     this.taps = this.taps.map((_, i) => sink.tap(`${this.name}/port${i}`));
   }
 
-  private dropped(port: number, ram: Uint8Array, off: number, len: number, dir: number, counter: 'swDropSamePort' | 'swDropBadSource' | 'swDropNoPort' | 'swDropUnwired'): void {
+  private dropped(
+    port: number,
+    ram: Uint8Array,
+    off: number,
+    len: number,
+    dir: number,
+    counter: 'swDropSamePort' | 'swDropBadSource' | 'swDropNoPort' | 'swDropUnwired',
+  ): void {
     this.c[counter]++;
     const t = this.taps[port];
     if (t.on) t.drop(ram, off, len, dir, `switches.${this.name}.${counter}`);

@@ -121,7 +121,7 @@ describe('HwNic datapath', () => {
     expect(remoteNic.c.wireRx).toBe(0);
   });
 
-  it('a frame to a MAC no VI of this NIC owns leaves by the wire and lands on the peer\'s VI 0', () => {
+  it("a frame to a MAC no VI of this NIC owns leaves by the wire and lands on the peer's VI 0", () => {
     const { nic, remoteNic, a, dom0, run } = rig();
     handleMcdi(nic, 'filter_insert', { vi: 2, match: { kind: 'mac', mac: MAC_B } });
     send(a, MAC_REMOTE, MAC_A, 200);
@@ -144,7 +144,7 @@ describe('HwNic datapath', () => {
     expect(nic.c.wireTx).toBe(0);
   });
 
-  it('a descriptor outside the VI\'s buffers faults that VI alone; the other keeps sending', () => {
+  it("a descriptor outside the VI's buffers faults that VI alone; the other keeps sending", () => {
     const { nic, a, b, run } = rig();
     handleMcdi(nic, 'filter_insert', { vi: 1, match: { kind: 'mac', mac: MAC_A } });
     // B's buffer ids belong to VI 2, so naming one from VI 1 is a fault even though it exists.
@@ -165,7 +165,7 @@ describe('HwNic datapath', () => {
 });
 
 describe('HwNic reads what a driver wrote once', () => {
-  it('a guest flipping its frame\'s source MAC after the NIC checked it cannot forge it: the frame is checked and sent from the NIC\'s copy', () => {
+  it("a guest flipping its frame's source MAC after the NIC checked it cannot forge it: the frame is checked and sent from the NIC's copy", () => {
     const { nic, a, b, run } = rig();
     handleMcdi(nic, 'filter_insert', { vi: 2, match: { kind: 'mac', mac: MAC_B } });
     send(a, MAC_B, MAC_A, 100);

@@ -9,11 +9,16 @@ import { HwNic, mcdiServer } from '../src/index.ts';
 
 describe('MCDI commands are checked at the NIC', () => {
   it('a malformed filter_insert or buffer_table_alloc is refused, counted, logged; the tables are untouched', () => {
-    const rams = new Map([[0, new Uint8Array(new SharedArrayBuffer(16 * 4096))], [1, new Uint8Array(new SharedArrayBuffer(16 * 4096))]]);
+    const rams = new Map([
+      [0, new Uint8Array(new SharedArrayBuffer(16 * 4096))],
+      [1, new Uint8Array(new SharedArrayBuffer(16 * 4096))],
+    ]);
     const nic = new HwNic({ name: 'nic-a', host: 'host-a', mac: 0x000f53000000, mtu: 1500, vendor: '1924', device: '0803', vis: 3 }, rams);
     const log: string[] = [];
     const mcdi = mcdiServer(nic, (l) => log.push(l));
-    expect(() => mcdi.call('filter_insert', { vi: 1, match: { kind: 'mac', mac: '00:16:3e:00:00:01' } })).toThrow(/MCDI: filter_insert refused: argument \/match/);
+    expect(() => mcdi.call('filter_insert', { vi: 1, match: { kind: 'mac', mac: '00:16:3e:00:00:01' } })).toThrow(
+      /MCDI: filter_insert refused: argument \/match/,
+    );
     expect(() => mcdi.call('buffer_table_alloc', { vi: 1, domid: 1, frames: [-1] })).toThrow(/MCDI: buffer_table_alloc refused: argument \/frames\/0/);
     expect(() => mcdi.call('vi_init', { vi: 1, domid: 1 })).toThrow(/MCDI: vi_init refused: argument \/rings/);
     expect(() => mcdi.call('reset_everything', {})).toThrow(/MCDI: reset_everything refused: unknown op/);

@@ -1,9 +1,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BufferTable, FAULT_BUFFER_OWNER, FAULT_BUFFER_RANGE, FilterTable, VI_RING_BYTES, VI_RING_PAGES, DOORBELL_BYTES, EVQ_OFFSET, RXQ_OFFSET, TXQ_OFFSET } from '../src/index.ts';
+import {
+  BufferTable,
+  FAULT_BUFFER_OWNER,
+  FAULT_BUFFER_RANGE,
+  FilterTable,
+  VI_RING_BYTES,
+  VI_RING_PAGES,
+  DOORBELL_BYTES,
+  EVQ_OFFSET,
+  RXQ_OFFSET,
+  TXQ_OFFSET,
+} from '../src/index.ts';
 
 describe('VI memory layout', () => {
-  it('lays a VI\'s rings out in whole pages of the driver\'s memory, and its doorbell in 32 bytes', () => {
+  it("lays a VI's rings out in whole pages of the driver's memory, and its doorbell in 32 bytes", () => {
     expect(TXQ_OFFSET).toBe(0);
     expect(RXQ_OFFSET).toBe(512 * 16);
     expect(EVQ_OFFSET).toBe(1024 * 16);
@@ -14,7 +25,7 @@ describe('VI memory layout', () => {
 });
 
 describe('buffer table', () => {
-  it('resolves only a VI\'s own, contiguous pages', () => {
+  it("resolves only a VI's own, contiguous pages", () => {
     const t = new BufferTable(64);
     const a = t.alloc(1, 5, [10, 11, 12]);
     const b = t.alloc(2, 6, [40, 99]);

@@ -138,7 +138,11 @@ export class PacketCapture {
     return out;
   }
 
-  static async start(targets: readonly CaptureTarget[], specs: readonly string[], o: CaptureOptions & { realTime: boolean; hold: Hold }): Promise<PacketCapture> {
+  static async start(
+    targets: readonly CaptureTarget[],
+    specs: readonly string[],
+    o: CaptureOptions & { realTime: boolean; hold: Hold },
+  ): Promise<PacketCapture> {
     const snaplen = o.snaplen ?? 262_144;
     if (!Number.isInteger(snaplen) || snaplen < 14 || snaplen > 262_144) throw new Error(`capture: snap length ${snaplen} is not from 14 to 262144`);
     const listed = await PacketCapture.list(targets);
@@ -175,7 +179,11 @@ export class PacketCapture {
   private startAt(t: CaptureTarget, selected: boolean): Promise<unknown> {
     const shared = this.realTime && selected ? [takeBuffer(this.o.bufferBytes), takeBuffer(this.o.bufferBytes)] : undefined;
     if (shared) this.buffers.set(t, shared);
-    return t.request('capture_start', { specs: this.specs, snaplen: this.o.snaplen, limit: this.o.bufferBytes, prefix: t.prefix, offsetNs: String(this.epochOffsetNs) }, shared);
+    return t.request(
+      'capture_start',
+      { specs: this.specs, snaplen: this.o.snaplen, limit: this.o.bufferBytes, prefix: t.prefix, offsetNs: String(this.epochOffsetNs) },
+      shared,
+    );
   }
 
   /**
@@ -230,7 +238,11 @@ export class PacketCapture {
     await this.drain('capture_stop');
     const end = this.lastNs;
     for (const t of [...this.buffers.keys()]) this.releaseBuffers(t);
-    await this.write(Buffer.concat(this.ifaces.map((f) => interfaceStatistics(f.id, end, { start: this.startNs, end, recv: f.packets + (lost.get(f) ?? 0), drop: lost.get(f) ?? 0 }))));
+    await this.write(
+      Buffer.concat(
+        this.ifaces.map((f) => interfaceStatistics(f.id, end, { start: this.startNs, end, recv: f.packets + (lost.get(f) ?? 0), drop: lost.get(f) ?? 0 })),
+      ),
+    );
     await this.hold(this.fh!.close());
     this.fh = null;
     await this.hold(rename(this.tmp, this.o.file));

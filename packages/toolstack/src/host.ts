@@ -104,10 +104,16 @@ export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number,
   // Permissions go on each directory before its keys: new nodes inherit them.
   // dom0 owns the backend; the guest may read it (to follow the backend state).
   xs.mkdir(0, be);
-  xs.setPerms(0, be, [{ domid: 0, perm: 'n' }, { domid, perm: 'r' }]);
+  xs.setPerms(0, be, [
+    { domid: 0, perm: 'n' },
+    { domid, perm: 'r' },
+  ]);
   // The guest owns its frontend directory; dom0 may read it.
   xs.mkdir(0, fe);
-  xs.setPerms(0, fe, [{ domid, perm: 'n' }, { domid: 0, perm: 'r' }]);
+  xs.setPerms(0, fe, [
+    { domid, perm: 'n' },
+    { domid: 0, perm: 'r' },
+  ]);
   xs.write(0, `${fe}/${VIF_KEY.backend}`, be);
   xs.write(0, `${fe}/${VIF_KEY.backendId}`, '0');
   xs.write(0, `${fe}/${VIF_KEY.handle}`, String(handle));
@@ -142,5 +148,8 @@ export function rmTree(xs: XenstoreServer, path: string): void {
 
 /** A vif's two states as xenstore has them now. */
 export function vifStates(xs: XenstoreServer, domid: number, handle: number): { frontend: string | undefined; backend: string | undefined } {
-  return { frontend: xs.read(0, `${vifFrontendPath(domid, handle)}/${VIF_KEY.state}`), backend: xs.read(0, `${vifBackendPath(0, domid, handle)}/${VIF_KEY.state}`) };
+  return {
+    frontend: xs.read(0, `${vifFrontendPath(domid, handle)}/${VIF_KEY.state}`),
+    backend: xs.read(0, `${vifBackendPath(0, domid, handle)}/${VIF_KEY.state}`),
+  };
 }

@@ -35,7 +35,7 @@ export interface VifInfo {
 /** A domain's vifs' handles, in the order of its spec's vifs (indices until a vif was hot-removed). */
 export function vifHandles(h: HostResources, domid: number): number[] {
   const i = h.domUs.findIndex((d) => d.domid === domid);
-  return h.handles.get(domid) ?? (h.spec.domUs[i]?.vifs.map((_v, n) => n) ?? []);
+  return h.handles.get(domid) ?? h.spec.domUs[i]?.vifs.map((_v, n) => n) ?? [];
 }
 
 export class VifHotplug {
@@ -69,7 +69,8 @@ export class VifHotplug {
       if (handles.includes(handle)) throw new Error(`${ref.host}/${ref.domain} already has vif${handle} (vifs: ${handles.map((x) => `vif${x}`).join(', ')})`);
     }
     const nicMtu = h.spec.nic.mtu;
-    if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= nicMtu)) throw new Error(`mtu ${String(o.mtu)}: a vif's MTU is 68..${nicMtu} (the NIC's)`);
+    if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= nicMtu))
+      throw new Error(`mtu ${String(o.mtu)}: a vif's MTU is 68..${nicMtu} (the NIC's)`);
     const spec = h.spec.domUs[i];
     const vif = this.validate(h, index, i, { mac: o.mac ?? freshMac(this.ctx.topology, index, domid, handle), ip: o.ip ?? freshIp(this.ctx.topology, index) });
     this.nextHandle.set(key, handle + 1);
@@ -79,11 +80,15 @@ export class VifHotplug {
     h.handles.set(domid, [...handles, handle]);
     writeVifNodes(h.xenstore, domid, handle, vif, o.mtu);
     try {
-      await this.ctx.waitFor(`${dev} to connect`, () => {
-        const error = h.xenstore.read(0, vifErrorPath(domid, handle));
-        if (error !== undefined) throw new Error(`the guest says: ${error}`);
-        return vifAt(h.xenstore, domid, handle, XenbusState.Connected);
-      }, o.connectTimeoutMs ?? 30_000);
+      await this.ctx.waitFor(
+        `${dev} to connect`,
+        () => {
+          const error = h.xenstore.read(0, vifErrorPath(domid, handle));
+          if (error !== undefined) throw new Error(`the guest says: ${error}`);
+          return vifAt(h.xenstore, domid, handle, XenbusState.Connected);
+        },
+        o.connectTimeoutMs ?? 30_000,
+      );
     } catch (e) {
       await this.remove(ref, h, domid, handle).catch(() => {});
       throw new Error(`dev add ${dev} failed: ${(e as Error).message} (the vif was removed again)`);
@@ -96,7 +101,8 @@ export class VifHotplug {
   async del(ref: DomainRef, handle: number, timeoutMs = 10_000): Promise<{ dev: string; forced: boolean }> {
     const { h, domid } = this.guest(ref);
     const handles = vifHandles(h, domid);
-    if (!handles.includes(handle)) throw new Error(`${ref.host}/${ref.domain} has no vif${handle} (vifs: ${handles.map((x) => `vif${x}`).join(', ') || 'none'})`);
+    if (!handles.includes(handle))
+      throw new Error(`${ref.host}/${ref.domain} has no vif${handle} (vifs: ${handles.map((x) => `vif${x}`).join(', ') || 'none'})`);
     const dev = `${ref.host}/${ref.domain}/vif${handle}`;
     await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_unplug', { domid, handle }, 10_000);
     let forced = false;
@@ -124,7 +130,10 @@ export class VifHotplug {
     const at = handles.indexOf(handle);
     if (i < 0 || at < 0) return;
     const [vif] = h.spec.domUs[i].vifs.splice(at, 1);
-    h.handles.set(domid, handles.filter((x) => x !== handle));
+    h.handles.set(
+      domid,
+      handles.filter((x) => x !== handle),
+    );
     await this.ctx.forgetMac(h.spec.name, parseMac(vif.mac));
   }
 

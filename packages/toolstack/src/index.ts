@@ -8,7 +8,17 @@
 export { placeDomains, PlacementError, type Placement } from './placement.ts';
 export { Simulation, type SimulationOptions, type DomainRef, type RunningDomain, type FinalStatsEntry } from './simulation.ts';
 export { runStream, runPing, rxUdp, type StreamOptions, type StreamResult, type PingResult, type IntervalSample } from './traffic.ts';
-export { dom0Stats, guestStats, fabricStats, type StatsTree, type DomainStatsEntry, type DomainFailure, type Dom0Stats, type GuestStats, type FabricStats } from './stats.ts';
+export {
+  dom0Stats,
+  guestStats,
+  fabricStats,
+  type StatsTree,
+  type DomainStatsEntry,
+  type DomainFailure,
+  type Dom0Stats,
+  type GuestStats,
+  type FabricStats,
+} from './stats.ts';
 export { copyDelta, dropCounters, dropDelta, movedStats, streamAccount, totalDrops } from './drops.ts';
 export { vcpuTimes, pcpuSleepTimes, busyShare, awakeShare } from './cpu.ts';
 export * from './topo/index.ts';
@@ -25,4 +35,14 @@ export { RUN_SCHEMA, RunJsonSchema, type RunJson } from './schema/run.ts';
 export { runMeta, setCommandLine, versionLine, xsimVersion } from './meta.ts';
 export { type TraceSummary } from './trace.ts';
 export { fmtNum, table } from './format.ts';
-export { runScenario, streamRounds, defaultEnds, checkEnds, parseDomainRef, type ScenarioOptions, type ScenarioResult, type StreamEnds, type Round } from './scenario.ts';
+export {
+  runScenario,
+  streamRounds,
+  defaultEnds,
+  checkEnds,
+  parseDomainRef,
+  type ScenarioOptions,
+  type ScenarioResult,
+  type StreamEnds,
+  type Round,
+} from './scenario.ts';

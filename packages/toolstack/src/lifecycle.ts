@@ -89,7 +89,10 @@ export class DomainLifecycle {
     try {
       // The NIC may DMA to its pages (through the buffer table only), dom0 may grant-copy to them.
       await this.ctx.fabric('add_domain', { nic: index, domid }, [mem.mem.sab]);
-      await this.ctx.request({ host, domain: 'dom0' }, 'guest_add', { domid, uid: mem.uid, vifs: spec.vifs.map((_v, n) => n) }, 10_000, [mem.mem.sab, mem.gnttab]);
+      await this.ctx.request({ host, domain: 'dom0' }, 'guest_add', { domid, uid: mem.uid, vifs: spec.vifs.map((_v, n) => n) }, 10_000, [
+        mem.mem.sab,
+        mem.gnttab,
+      ]);
       await this.ctx.startGuest(h, mem, h.domUs.length - 1);
       await this.ctx.waitFor(`${host}/${name}'s vif to connect`, () => this.vifsConnected(h, mem.domid, spec.vifs.length), o.connectTimeoutMs ?? 30_000);
     } catch (e) {
@@ -159,7 +162,9 @@ export class DomainLifecycle {
     return this.once(rd, async () => {
       await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'destroy');
       const end = await this.release(h, mem, rd, 'crash');
-      this.ctx.log(`${rd.host}/${rd.name} (domain ${rd.domid}) cleaned up after its crash: ${end.vifsRemoved} vif(s) removed, ${end.portsClosed} event-channel port(s) closed`);
+      this.ctx.log(
+        `${rd.host}/${rd.name} (domain ${rd.domid}) cleaned up after its crash: ${end.vifsRemoved} vif(s) removed, ${end.portsClosed} event-channel port(s) closed`,
+      );
       return end;
     });
   }
@@ -168,7 +173,9 @@ export class DomainLifecycle {
   async list(): Promise<DomainInfo[]> {
     const dom0Accel = new Map<string, Record<string, string | null>>();
     for (const h of this.ctx.hosts) {
-      const s = (await this.ctx.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { vifs?: Record<string, string | null> };
+      const s = (await this.ctx.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as {
+        vifs?: Record<string, string | null>;
+      };
       dom0Accel.set(h.spec.name, s.vifs ?? {});
     }
     const out: DomainInfo[] = [];
@@ -184,7 +191,15 @@ export class DomainLifecycle {
         const spec = h.spec.domUs[i];
         const accel = dom0Accel.get(h.spec.name) ?? {};
         const handles = vifHandles(h, rd.domid);
-        out.push({ host: rd.host, name: rd.name, domid: rd.domid, state, memPages: spec.memPages, pcpu: rd.pcpu, vifs: spec.vifs.map((v, n) => ({ handle: handles[n], mac: v.mac, ip: v.ip, accel: accel[`${rd.domid}/${handles[n]}`] ?? null })) });
+        out.push({
+          host: rd.host,
+          name: rd.name,
+          domid: rd.domid,
+          state,
+          memPages: spec.memPages,
+          pcpu: rd.pcpu,
+          vifs: spec.vifs.map((v, n) => ({ handle: handles[n], mac: v.mac, ip: v.ip, accel: accel[`${rd.domid}/${handles[n]}`] ?? null })),
+        });
       }
     }
     return out;
@@ -212,7 +227,8 @@ export class DomainLifecycle {
   }
 
   find(ref: DomainRef): { h: HostResources; mem: DomainMemory; rd: RunningDomain } {
-    if (ref.domain === 'dom0' || ref.domain === 'Domain-0') throw new Error(`${ref.host}/${ref.domain} is dom0: it lives as long as its host (xsim shutdown ends everything)`);
+    if (ref.domain === 'dom0' || ref.domain === 'Domain-0')
+      throw new Error(`${ref.host}/${ref.domain} is dom0: it lives as long as its host (xsim shutdown ends everything)`);
     const rd = this.ctx.domain(ref);
     const h = this.ctx.host(ref.host);
     const mem = h.domUs.find((x) => x.uid === rd.uid);
@@ -233,14 +249,24 @@ export class DomainLifecycle {
   }
 
   /** Everything a guest held, released; the guest has already stopped (or never started). */
-  private async release(h: HostResources, mem: DomainMemory, rd: RunningDomain | undefined, how: DomainEnd['how'], final?: GuestStats, t0 = this.ctx.clock.now()): Promise<DomainEnd> {
+  private async release(
+    h: HostResources,
+    mem: DomainMemory,
+    rd: RunningDomain | undefined,
+    how: DomainEnd['how'],
+    final?: GuestStats,
+    t0 = this.ctx.clock.now(),
+  ): Promise<DomainEnd> {
     const host = h.spec.name;
     const vifsRemoved = await this.detachFromHost(h, mem);
     const portsClosed = this.forgetOnHost(h, mem);
     if (rd) this.ctx.untrack(rd);
     const end: DomainEnd = { host, name: mem.name, domid: mem.domid, how, final, vifsRemoved, portsClosed, ms: this.ctx.clock.now() - t0 };
     this.ended.push(end);
-    if (how !== 'crash') this.ctx.log(`${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`);
+    if (how !== 'crash')
+      this.ctx.log(
+        `${host}/${mem.name} (domain ${mem.domid}) ${how === 'shutdown' ? 'shut down' : 'destroyed'}: ${vifsRemoved} vif(s) removed, ${portsClosed} event-channel port(s) closed`,
+      );
     return end;
   }
 

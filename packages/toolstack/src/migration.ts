@@ -24,7 +24,18 @@
  * fed from the file.
  */
 import { readFile, writeFile, rename } from 'node:fs/promises';
-import { GrantTable, GuestMemory, PageMirror, SaveStreamError, XenbusState, crossThreadNow, decodeSaveStream, encodeSaveStream, type Addr, type SavedDomain } from '@xsim/hypervisor';
+import {
+  GrantTable,
+  GuestMemory,
+  PageMirror,
+  SaveStreamError,
+  XenbusState,
+  crossThreadNow,
+  decodeSaveStream,
+  encodeSaveStream,
+  type Addr,
+  type SavedDomain,
+} from '@xsim/hypervisor';
 import type { GuestConfig } from '@xsim/netfront';
 import { validateAddition } from './addresses.ts';
 import { dropDelta, movedStats } from './drops.ts';
@@ -109,7 +120,12 @@ export class DomainMover {
       const t0 = this.ctx.clock.now();
       const spec = src.spec.domUs[src.domUs.indexOf(mem)];
       const handles = vifHandles(src, mem.domid);
-      this.check(src, mem, dst, spec.vifs.map((v) => ({ ...v })));
+      this.check(
+        src,
+        mem,
+        dst,
+        spec.vifs.map((v) => ({ ...v })),
+      );
       const before = await this.ctx.stats();
       const accelBefore = await this.accelOf(src, mem.domid);
       const ram = GuestMemory.allocate(mem.mem.pages);
@@ -131,7 +147,9 @@ export class DomainMover {
       rounds[rounds.length - 1].stop = true;
       const arrived = await this.arrive(dst, sus.saved, ram, rd.uid, rd, handles, o.connectTimeoutMs);
       const tUp = this.ctx.clock.now();
-      this.ctx.log(`${ref.host}/${ref.domain} migrated to ${to} as domain ${arrived.domid}: ${mirror.rounds.length} round(s), ${mirror.pagesSent} pages, blackout ${Math.round(tUp - tStop)} ms`);
+      this.ctx.log(
+        `${ref.host}/${ref.domain} migrated to ${to} as domain ${arrived.domid}: ${mirror.rounds.length} round(s), ${mirror.pagesSent} pages, blackout ${Math.round(tUp - tStop)} ms`,
+      );
       const settled = await this.settle({ host: to, domain: ref.domain }, dst, arrived.domid, o.settleMs ?? 2000);
       const after = await this.ctx.stats();
       // The guest's own counters moved with it: compare them under its new name.
@@ -189,7 +207,15 @@ export class DomainMover {
     const dst = this.ctx.host(host ?? img.dom.from.host);
     const vifs = img.dom.vifs.map((v) => ({ mac: v.mac, ip: v.ip }));
     this.check(undefined, undefined, dst, vifs, img.dom);
-    const arrived = await this.arrive(dst, img.dom, img.mem, this.ctx.nextUid(), undefined, img.dom.vifs.map((v) => v.handle), o.connectTimeoutMs);
+    const arrived = await this.arrive(
+      dst,
+      img.dom,
+      img.mem,
+      this.ctx.nextUid(),
+      undefined,
+      img.dom.vifs.map((v) => v.handle),
+      o.connectTimeoutMs,
+    );
     this.ctx.log(`${dst.spec.name}/${img.dom.name} restored from ${file} as domain ${arrived.domid}`);
     return { domain: `${dst.spec.name}/${img.dom.name}`, domid: arrived.domid, pages: img.pages, ms: this.ctx.clock.now() - t0 };
   }
@@ -197,10 +223,17 @@ export class DomainMover {
   // ---------------------------------------------------------------------------
 
   /** Refuse before anything is touched: the destination must be able to take the guest. */
-  private check(src: HostResources | undefined, mem: DomainMemory | undefined, dst: HostResources, vifs: { mac: string; ip: string }[], saved?: SavedDomain): void {
+  private check(
+    src: HostResources | undefined,
+    mem: DomainMemory | undefined,
+    dst: HostResources,
+    vifs: { mac: string; ip: string }[],
+    saved?: SavedDomain,
+  ): void {
     const name = saved?.name ?? mem!.name;
     const mtu = Math.max(...(saved?.vifs.map((v) => v.mtu) ?? [src!.spec.nic.mtu]));
-    if (dst.spec.nic.mtu < mtu) throw new Error(`cannot move ${name} to ${dst.spec.name}: its vifs use MTU ${mtu}, the destination's NIC carries ${dst.spec.nic.mtu}`);
+    if (dst.spec.nic.mtu < mtu)
+      throw new Error(`cannot move ${name} to ${dst.spec.name}: its vifs use MTU ${mtu}, the destination's NIC carries ${dst.spec.nic.mtu}`);
     const t = this.ctx.topology;
     const di = this.ctx.hosts.indexOf(dst);
     const si = src ? this.ctx.hosts.indexOf(src) : -1;
@@ -220,8 +253,12 @@ export class DomainMover {
 
   /** Where each of the guest's vifs is accelerated now (plugin names, in handle order). */
   private async accelOf(h: HostResources, domid: number): Promise<string[]> {
-    const s = (await this.ctx.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { vifs?: Record<string, string | null> };
-    return vifHandles(h, domid).map((n) => s.vifs?.[`${domid}/${n}`] ?? null).filter((x): x is string => x !== null);
+    const s = (await this.ctx.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as {
+      vifs?: Record<string, string | null>;
+    };
+    return vifHandles(h, domid)
+      .map((n) => s.vifs?.[`${domid}/${n}`] ?? null)
+      .filter((x): x is string => x !== null);
   }
 
   /**
@@ -231,7 +268,11 @@ export class DomainMover {
   private async suspend(ref: DomainRef, h: HostResources, mem: DomainMemory, rd: RunningDomain, handles: number[]): Promise<Suspended> {
     const spec = h.spec.domUs[h.domUs.indexOf(mem)];
     const dom0 = { host: h.spec.name, domain: 'dom0' };
-    const accel = (await this.ctx.request(dom0, 'accel_migrate_out', { domid: mem.domid }, 10_000)) as { handle: number; plugin: string | null; state: unknown }[];
+    const accel = (await this.ctx.request(dom0, 'accel_migrate_out', { domid: mem.domid }, 10_000)) as {
+      handle: number;
+      plugin: string | null;
+      state: unknown;
+    }[];
     await this.ctx.request(ref, 'suspend_quiesce', {}, 5000);
     await this.lifecycle.detachFromHost(h, mem);
     // Before the suspend, which stops the guest's core: after it the guest answers nothing.
@@ -253,7 +294,15 @@ export class DomainMover {
   }
 
   /** The destination half: a new domain on `dst` with this RAM, booted from the kernel's record, its vifs connected. */
-  private async arrive(dst: HostResources, saved: SavedDomain, ram: GuestMemory, uid: Addr, rd: RunningDomain | undefined, handles: number[], connectTimeoutMs = 30_000): Promise<{ domid: number; pcpu: number }> {
+  private async arrive(
+    dst: HostResources,
+    saved: SavedDomain,
+    ram: GuestMemory,
+    uid: Addr,
+    rd: RunningDomain | undefined,
+    handles: number[],
+    connectTimeoutMs = 30_000,
+  ): Promise<{ domid: number; pcpu: number }> {
     const host = dst.spec.name;
     const index = this.ctx.hosts.indexOf(dst);
     const domid = this.lifecycle.peekDomid(dst);
@@ -280,15 +329,33 @@ export class DomainMover {
       rd.pcpu = pcpu;
     } else this.ctx.track(dst, mem, saved.vifs[0].ip);
     const kernel = this.kernelOf.get(uid) ?? this.ctx.kernelFor(host, saved.name);
-    const config: GuestConfig = { mem: ram.sab, gnttab: mem.gnttab, mtu: dst.spec.nic.mtu, vifs: saved.vifs.map((v) => ({ handle: v.handle, mac: v.mac, ip: v.ip })), dom0Uid: dst.dom0.uid, resume: saved.kernel };
+    const config: GuestConfig = {
+      mem: ram.sab,
+      gnttab: mem.gnttab,
+      mtu: dst.spec.nic.mtu,
+      vifs: saved.vifs.map((v) => ({ handle: v.handle, mac: v.mac, ip: v.ip })),
+      dom0Uid: dst.dom0.uid,
+      resume: saved.kernel,
+    };
     await this.ctx.boot({ kernel, name: saved.name, host, hostIndex: dst.index, domid, uid, config }, pcpu);
-    await this.ctx.waitFor(`${host}/${saved.name}'s vifs to connect after its resume`, () => saved.vifs.every((v) => vifAt(dst.xenstore, domid, v.handle, XenbusState.Connected)), connectTimeoutMs);
+    await this.ctx.waitFor(
+      `${host}/${saved.name}'s vifs to connect after its resume`,
+      () => saved.vifs.every((v) => vifAt(dst.xenstore, domid, v.handle, XenbusState.Connected)),
+      connectTimeoutMs,
+    );
     return { domid, pcpu };
   }
 
   /** After the resume: wait (bounded) for the first frame and, where a plugin is loaded, the fast path. */
-  private async settle(ref: DomainRef, dst: HostResources, domid: number, ms: number): Promise<{ firstRxAt: number | null; accel: string[]; accelAt: number | null }> {
-    const list = (await this.ctx.request({ host: dst.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as { plugins?: Record<string, unknown> };
+  private async settle(
+    ref: DomainRef,
+    dst: HostResources,
+    domid: number,
+    ms: number,
+  ): Promise<{ firstRxAt: number | null; accel: string[]; accelAt: number | null }> {
+    const list = (await this.ctx.request({ host: dst.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as {
+      plugins?: Record<string, unknown>;
+    };
     const loaded = Object.keys(list.plugins ?? {}).length > 0;
     let firstRxAt: number | null = null;
     let accelAt: number | null = null;

@@ -10,8 +10,6 @@ import { PacketCapture, type CaptureOptions, type CaptureSummary, type CaptureTa
 import { TraceSession, type TraceOptions, type TraceSummary } from './trace.ts';
 import type { RunningDomain, ToolstackContext } from './context.ts';
 
-
-
 export class Observers {
   private capture: PacketCapture | null = null;
   private trace: TraceSession | null = null;
@@ -69,7 +67,10 @@ export class Observers {
     this.name();
     const rt = this.d.runtime;
     const th = rt.threads();
-    const threads = rt.kind === 'deterministic' ? ['main thread (every domain, deterministic)'] : [...Array.from({ length: th.pcpus }, (_, i) => `pCPU ${i}`), 'NIC thread', 'main thread'];
+    const threads =
+      rt.kind === 'deterministic'
+        ? ['main thread (every domain, deterministic)']
+        : [...Array.from({ length: th.pcpus }, (_, i) => `pCPU ${i}`), 'NIC thread', 'main thread'];
     const s = await t.stop({ domain: (uid) => this.traced.get(uid), hosts: this.d.hostNames(), threads });
     this.d.log(`trace ${s.file}: ${s.events} events, ${s.frames} frame journeys${s.dropped ? `, ${s.dropped} events not kept` : ''}`);
     return s;

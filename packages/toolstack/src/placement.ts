@@ -27,7 +27,10 @@ export class PlacementError extends Error {
 /** The pCPUs a domain may run on: its pin, its pool, or the default pool for its kind. */
 function allowed(t: Topology, pcpus: number, where: string, pin: number | undefined, pool: string | undefined, dflt: number[]): number[] {
   if (pin !== undefined) {
-    if (pin >= pcpus) throw new PlacementError(`${where} is pinned to pCPU ${pin}, but the simulation runs ${pcpus} pCPU${pcpus === 1 ? '' : 's'} (0..${pcpus - 1}): run with --pcpus ${pin + 1} or more, or change the pin`);
+    if (pin >= pcpus)
+      throw new PlacementError(
+        `${where} is pinned to pCPU ${pin}, but the simulation runs ${pcpus} pCPU${pcpus === 1 ? '' : 's'} (0..${pcpus - 1}): run with --pcpus ${pin + 1} or more, or change the pin`,
+      );
     return [pin];
   }
   if (pool !== undefined) {
@@ -59,7 +62,9 @@ export function placeDomains(t: Topology, pcpus: number): Placement {
     return best;
   };
   const dom0 = t.hosts.map((h, hi) => pick(allowed(t, pcpus, `hosts[${hi}].dom0`, h.dom0.pcpu, h.dom0.cpupool, dom0Pool)));
-  const guests = t.hosts.map((h, hi) => h.domUs.map((d, di) => pick(allowed(t, pcpus, `hosts[${hi}].domUs[${di}] (${h.name}/${d.name})`, d.pcpu, d.cpupool, guestPool))));
+  const guests = t.hosts.map((h, hi) =>
+    h.domUs.map((d, di) => pick(allowed(t, pcpus, `hosts[${hi}].domUs[${di}] (${h.name}/${d.name})`, d.pcpu, d.cpupool, guestPool))),
+  );
   const policy =
     pcpus === 1
       ? 'one pCPU: every domain shares it'

@@ -19,12 +19,20 @@ export class PluginOps {
   async load(name: string, opts: { host?: string; args?: Record<string, unknown> } = {}): Promise<unknown[]> {
     const mod = pluginModules(name);
     const hosts = this.ctx.hostNames(opts.host);
-    if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args))) throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
+    if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args)))
+      throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
     // No domain imports a module that has not first loaded cleanly in a throwaway worker.
     await this.ctx.runtime.hold(vetPlugin(mod, this.vetMs));
     const out: unknown[] = [];
     for (const host of hosts) {
-      out.push(await this.ctx.request({ host, domain: 'dom0' }, 'plugin_load', { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} }, 30_000));
+      out.push(
+        await this.ctx.request(
+          { host, domain: 'dom0' },
+          'plugin_load',
+          { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} },
+          30_000,
+        ),
+      );
     }
     return out;
   }

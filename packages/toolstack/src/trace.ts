@@ -12,7 +12,18 @@
  *   ("frame journey"), first hop to last, across domains and threads
  */
 import { open } from 'node:fs/promises';
-import { ADDR_FABRIC, PCPU_TRACK_BASE, EV_HOP, EV_INSTANT, EV_SPAN, DEFAULT_FRAME_SAMPLE, type Addr, type Runtime, type TraceBatch, type TraceEvent } from '@xsim/hypervisor';
+import {
+  ADDR_FABRIC,
+  PCPU_TRACK_BASE,
+  EV_HOP,
+  EV_INSTANT,
+  EV_SPAN,
+  DEFAULT_FRAME_SAMPLE,
+  type Addr,
+  type Runtime,
+  type TraceBatch,
+  type TraceEvent,
+} from '@xsim/hypervisor';
 
 export interface TraceOptions {
   file: string;
@@ -51,9 +62,11 @@ export class TraceSession {
     if (!Number.isInteger(sample) || sample < 1) throw new Error(`trace: frame sample ${sample} is not a whole number from 1`);
     if (!Number.isInteger(limit) || limit < 1000) throw new Error(`trace: event limit ${limit} is below 1000`);
     // Fail before tracing starts if the file cannot be written.
-    await (await open(o.file, 'w').catch((e: Error) => {
-      throw new Error(`trace: cannot write ${o.file}: ${e.message}`);
-    })).close();
+    await (
+      await open(o.file, 'w').catch((e: Error) => {
+        throw new Error(`trace: cannot write ${o.file}: ${e.message}`);
+      })
+    ).close();
     const h = process.hrtime();
     await runtime.trace('trace_start', { startNs: h[0] * 1e9 + h[1], sample, limit }, 5000);
     return new TraceSession(runtime, { file: o.file, sample, limit });
@@ -140,7 +153,9 @@ export function traceEvents(batches: readonly (TraceBatch | null)[], names: Trac
     if (j.length < 2) continue;
     j.sort((a, b) => a.ts - b.ts);
     const id = ++flowId;
-    j.forEach((h, i) => out.push({ ph: i === 0 ? 's' : i === j.length - 1 ? 'f' : 't', bp: 'e', cat: 'frame', name: 'frame journey', id, ts: h.ts, pid: h.pid, tid: h.tid }));
+    j.forEach((h, i) =>
+      out.push({ ph: i === 0 ? 's' : i === j.length - 1 ? 'f' : 't', bp: 'e', cat: 'frame', name: 'frame journey', id, ts: h.ts, pid: h.pid, tid: h.tid }),
+    );
   }
   const meta = [...seenTracks.values()].flat();
   return { events: [...meta, ...out], dropped, frames: journeys.size, hops };
@@ -157,7 +172,10 @@ export async function writeTrace(file: string, batches: readonly (TraceBatch | n
     };
     await put('{"displayTimeUnit":"ns","traceEvents":[\n');
     for (let i = 0; i < t.events.length; i += 10_000) {
-      const chunk = t.events.slice(i, i + 10_000).map((e) => JSON.stringify(e)).join(',\n');
+      const chunk = t.events
+        .slice(i, i + 10_000)
+        .map((e) => JSON.stringify(e))
+        .join(',\n');
       await put((i > 0 ? ',\n' : '') + chunk);
     }
     await put(`\n],"otherData":${JSON.stringify({ producer: 'xsim', dropped: t.dropped, frames: t.frames, hops: t.hops })}}\n`);

@@ -51,14 +51,34 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
   const on = (vif: number | undefined) => (vif === undefined ? {} : { vif });
   await sim.request(o.from, 'arp_resolve', { ip: dstIp, ...on(o.fromVif) });
   const creditEvery = o.window ? Math.max(1, Math.floor(o.window / 4)) : 0;
-  const recv = sim.request(o.to, 'stream_recv', { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery, ...on(o.toVif) }, timeoutMs + 5000) as Promise<Record<string, number | boolean>>;
+  const recv = sim.request(
+    o.to,
+    'stream_recv',
+    { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery, ...on(o.toVif) },
+    timeoutMs + 5000,
+  ) as Promise<Record<string, number | boolean>>;
   // Marked handled now: the receiver may go away (destroyed) while we still wait for the sender;
   // awaiting it below still throws.
   recv.catch(() => {});
   const sampler = o.interval ? new IntervalSampler(sim, { ...o, interval: o.interval }, port) : null;
   let send: Record<string, number>;
   try {
-    send = (await sim.request(o.from, 'stream_send', { ...on(o.fromVif), dstIp, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window ?? 0, srcPort: o.srcPort, pattern: o.pattern }, timeoutMs)) as Record<string, number>;
+    send = (await sim.request(
+      o.from,
+      'stream_send',
+      {
+        ...on(o.fromVif),
+        dstIp,
+        dstPort: port,
+        count: o.count,
+        frameSize: o.frameSize,
+        streamId,
+        window: o.window ?? 0,
+        srcPort: o.srcPort,
+        pattern: o.pattern,
+      },
+      timeoutMs,
+    )) as Record<string, number>;
   } catch (e) {
     // The receiver is still waiting; its request fails when the simulation shuts down, and that is not news.
     recv.catch(() => {});
@@ -100,7 +120,13 @@ class IntervalSampler {
   private emit(t: number, delivered: number, gaps: number): void {
     const frames = delivered - this.last.delivered;
     const secs = (t - this.last.t) / 1000;
-    this.o.interval.each({ start: (this.last.t - this.t0) / 1000, end: (t - this.t0) / 1000, frames, gbps: secs > 0 ? (frames * this.o.frameSize * 8) / secs / 1e9 : 0, lost: Math.max(0, gaps - this.last.gaps) });
+    this.o.interval.each({
+      start: (this.last.t - this.t0) / 1000,
+      end: (t - this.t0) / 1000,
+      frames,
+      gbps: secs > 0 ? (frames * this.o.frameSize * 8) / secs / 1e9 : 0,
+      lost: Math.max(0, gaps - this.last.gaps),
+    });
     this.last = { t, delivered, gaps };
   }
 
@@ -126,7 +152,13 @@ class IntervalSampler {
   }
 }
 
-function streamResult(src: RunningDomain, dst: RunningDomain, o: StreamOptions, send: Record<string, number>, r: Record<string, number | boolean>): StreamResult {
+function streamResult(
+  src: RunningDomain,
+  dst: RunningDomain,
+  o: StreamOptions,
+  send: Record<string, number>,
+  r: Record<string, number | boolean>,
+): StreamResult {
   return {
     from: `${src.host}/${src.name}`,
     to: `${dst.host}/${dst.name}`,

@@ -22,7 +22,7 @@ function batch(name: string, times: number[], size: number): Uint8Array {
 }
 
 describe('merging drained capture batches', () => {
-  it('orders blocks by time across kernels and gives each the file\'s interface id', () => {
+  it("orders blocks by time across kernels and gives each the file's interface id", () => {
     const a = batch('a', [1, 4, 5, 9], 60);
     const bRaw = batch('b', [2, 3, 7], 1400); // long blocks: copied by memcpy rather than word by word
     // As msgpackr hands a batch over: a Buffer at an offset that is not 4-aligned.

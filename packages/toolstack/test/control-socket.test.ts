@@ -54,7 +54,9 @@ describe('control socket: arguments checked once at the boundary', () => {
   });
 
   it('arguments that are not an object are refused', async () => {
-    await expect(controlRequest(socket, 'dev.list', [1, 2] as unknown as Record<string, unknown>)).rejects.toThrow(/operation dev\.list: arguments must be an object/);
+    await expect(controlRequest(socket, 'dev.list', [1, 2] as unknown as Record<string, unknown>)).rejects.toThrow(
+      /operation dev\.list: arguments must be an object/,
+    );
     expect(reached).toBe(0);
   });
 

@@ -62,7 +62,11 @@ describe('pins and cpupools', () => {
   it('a pin beyond the pCPUs the run has is refused, saying how many there are', () => {
     const t = loose();
     t.hosts[0].domUs[1].pcpu = 5;
-    expect(() => placeDomains(validateTopology(t), 2)).toThrow(new PlacementError('hosts[0].domUs[1] (host-a/a2) is pinned to pCPU 5, but the simulation runs 2 pCPUs (0..1): run with --pcpus 6 or more, or change the pin'));
+    expect(() => placeDomains(validateTopology(t), 2)).toThrow(
+      new PlacementError(
+        'hosts[0].domUs[1] (host-a/a2) is pinned to pCPU 5, but the simulation runs 2 pCPUs (0..1): run with --pcpus 6 or more, or change the pin',
+      ),
+    );
   });
 
   it('a pool none of whose pCPUs the run has is refused', () => {
@@ -84,7 +88,13 @@ describe('pins and cpupools', () => {
   it('a pool with a bad name, no pCPUs or a pCPU twice is refused by name', () => {
     const t = loose();
     t.cpupools = { 'Bad Name': [1], empty: [], twice: [1, 1] };
-    expect(issues(t)).toEqual(expect.arrayContaining(['cpupools.Bad Name: a pool name is [a-z0-9-]', 'cpupools.empty: a cpupool needs at least one pCPU', 'cpupools.twice: names a pCPU twice']));
+    expect(issues(t)).toEqual(
+      expect.arrayContaining([
+        'cpupools.Bad Name: a pool name is [a-z0-9-]',
+        'cpupools.empty: a cpupool needs at least one pCPU',
+        'cpupools.twice: names a pCPU twice',
+      ]),
+    );
   });
 
   it('a pin and a pool at once, or a negative pin, are refused', () => {

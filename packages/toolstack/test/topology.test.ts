@@ -50,7 +50,7 @@ describe('topology validation', () => {
     expect(issues(t)).toEqual(['hosts[1].domUs[0].vifs[0].mac: "ff:ff:ff:ff:ff:ff" is not a unicast MAC address']);
   });
 
-  it("refuses a domid Xen reserves (DOMID_FIRST_RESERVED, 0x7FF0, and up), and takes the highest one that is not", () => {
+  it('refuses a domid Xen reserves (DOMID_FIRST_RESERVED, 0x7FF0, and up), and takes the highest one that is not', () => {
     for (const domid of [0x7ff0, 0x7ff2, 32767]) {
       const t = structuredClone(defaultTopology()) as unknown as { hosts: { domUs: { domid?: number }[] }[] };
       t.hosts[0].domUs[1].domid = domid;
@@ -87,7 +87,16 @@ describe('topology validation', () => {
   it('explains the limits and subnet rules', () => {
     const t = base();
     const d = t.hosts[0].domUs as unknown[];
-    for (let i = 0; i < 255; i++) d.push({ name: `x${i}`, vifs: [{ mac: `00:16:3e:99:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, ip: `10.0.${99 + (i >> 8)}.${(i & 255) + 1}` }] });
+    for (let i = 0; i < 255; i++)
+      d.push({
+        name: `x${i}`,
+        vifs: [
+          {
+            mac: `00:16:3e:99:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
+            ip: `10.0.${99 + (i >> 8)}.${(i & 255) + 1}`,
+          },
+        ],
+      });
     const out = issues(t);
     expect(out).toContain('hosts[0].domUs: at most 256 domUs per host');
     expect(out).toContain("hosts[0].nic.vis: 64 VIs (one is dom0's) cannot give each of the host's 257 vifs one: at least 258");
@@ -97,16 +106,44 @@ describe('topology validation', () => {
   });
 
   it.each([
-    ['a domU named dom0', (t: Loose) => ((t.hosts[0].domUs as Loose[])[0].name = 'dom0'), 'hosts[0].domUs[0].name: "dom0" is reserved: it names the host\'s dom0'],
-    ['an IP with a leading zero', (t: Loose) => (((t.hosts[0].domUs as Loose[])[1].vifs as Loose[])[0].ip = '10.0.010.1'), 'hosts[0].domUs[1].vifs[0].ip: "10.0.010.1" is not an IPv4 address in dotted-quad form without leading zeros'],
-    ['the network address', (t: Loose) => ((t.hosts[0].dom0 as Loose).ip = '10.0.0.0'), 'hosts[0].dom0.ip: 10.0.0.0 is the network address of the /16 every domain shares, not a host\'s'],
-    ['the broadcast address', (t: Loose) => ((t.hosts[0].dom0 as Loose).ip = '10.0.255.255'), 'hosts[0].dom0.ip: 10.0.255.255 is the broadcast address of the /16 every domain shares, not a host\'s'],
-    ['the all-zero MAC', (t: Loose) => ((t.hosts[1].nic as Loose).mac = '00:00:00:00:00:00'), 'hosts[1].nic.mac: "00:00:00:00:00:00": the all-zero MAC is no station\'s address'],
-    ['a domU too small for its vif', (t: Loose) => ((t.hosts[0].domUs as Loose[])[0].memPages = 512), 'hosts[0].domUs[0].memPages: must be an integer from 530 to 65536 (4 KiB pages: 1 vif(s) at MTU 1500 take 514 pages each, plus 16), got 512'],
-    ['a dom0 too small for jumbo frames', (t: Loose) => {
-      (t.hosts[0].nic as Loose).mtu = 9000;
-      (t.hosts[0].dom0 as Loose).memPages = 1024;
-    }, 'hosts[0].dom0.memPages: must be an integer from 1352 to 262144 (4 KiB pages: the NIC driver\'s RX ring and skbs need 1352 at MTU 9000), got 1024'],
+    [
+      'a domU named dom0',
+      (t: Loose) => ((t.hosts[0].domUs as Loose[])[0].name = 'dom0'),
+      'hosts[0].domUs[0].name: "dom0" is reserved: it names the host\'s dom0',
+    ],
+    [
+      'an IP with a leading zero',
+      (t: Loose) => (((t.hosts[0].domUs as Loose[])[1].vifs as Loose[])[0].ip = '10.0.010.1'),
+      'hosts[0].domUs[1].vifs[0].ip: "10.0.010.1" is not an IPv4 address in dotted-quad form without leading zeros',
+    ],
+    [
+      'the network address',
+      (t: Loose) => ((t.hosts[0].dom0 as Loose).ip = '10.0.0.0'),
+      "hosts[0].dom0.ip: 10.0.0.0 is the network address of the /16 every domain shares, not a host's",
+    ],
+    [
+      'the broadcast address',
+      (t: Loose) => ((t.hosts[0].dom0 as Loose).ip = '10.0.255.255'),
+      "hosts[0].dom0.ip: 10.0.255.255 is the broadcast address of the /16 every domain shares, not a host's",
+    ],
+    [
+      'the all-zero MAC',
+      (t: Loose) => ((t.hosts[1].nic as Loose).mac = '00:00:00:00:00:00'),
+      'hosts[1].nic.mac: "00:00:00:00:00:00": the all-zero MAC is no station\'s address',
+    ],
+    [
+      'a domU too small for its vif',
+      (t: Loose) => ((t.hosts[0].domUs as Loose[])[0].memPages = 512),
+      'hosts[0].domUs[0].memPages: must be an integer from 530 to 65536 (4 KiB pages: 1 vif(s) at MTU 1500 take 514 pages each, plus 16), got 512',
+    ],
+    [
+      'a dom0 too small for jumbo frames',
+      (t: Loose) => {
+        (t.hosts[0].nic as Loose).mtu = 9000;
+        (t.hosts[0].dom0 as Loose).memPages = 1024;
+      },
+      "hosts[0].dom0.memPages: must be an integer from 1352 to 262144 (4 KiB pages: the NIC driver's RX ring and skbs need 1352 at MTU 9000), got 1024",
+    ],
   ])('refuses %s before anything starts, naming the field', (_what, mutate, message) => {
     const t = base();
     mutate(t);
@@ -120,7 +157,9 @@ describe('topology validation', () => {
     delete d.memPages;
     expect(validateTopology(t).hosts[0].domUs[0].memPages).toBe(8 * 514 + 16);
     d.memPages = 1024;
-    expect(issues(t)).toEqual(['hosts[0].domUs[0].memPages: must be an integer from 4128 to 65536 (4 KiB pages: 8 vif(s) at MTU 1500 take 514 pages each, plus 16), got 1024']);
+    expect(issues(t)).toEqual([
+      'hosts[0].domUs[0].memPages: must be an integer from 4128 to 65536 (4 KiB pages: 8 vif(s) at MTU 1500 take 514 pages each, plus 16), got 1024',
+    ]);
   });
 
   it('refuses a NIC wired twice (three hosts in a chain), naming the wire', () => {
@@ -136,27 +175,82 @@ describe('topology validation', () => {
 
   describe('switches', () => {
     it('joins three hosts through a switch', () => {
-      const t = three([{ name: 'sw', ports: 4 }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }, { a: 'sw', b: 'host-c' }]);
+      const t = three(
+        [{ name: 'sw', ports: 4 }],
+        [
+          { a: 'host-a', b: 'sw' },
+          { a: 'host-b', b: 'sw' },
+          { a: 'sw', b: 'host-c' },
+        ],
+      );
       expect(issues(t)).toEqual([]);
       expect(validateTopology(t).switches).toEqual([{ name: 'sw', ports: 4 }]);
     });
 
     it('refuses a loop, naming the wire that closes it', () => {
-      const t = three([{ name: 's1' }, { name: 's2' }], [{ a: 'host-a', b: 's1' }, { a: 's1', b: 's2' }, { a: 'host-b', b: 's2' }, { a: 's2', b: 's1' }, { a: 'host-c', b: 's1' }]);
+      const t = three(
+        [{ name: 's1' }, { name: 's2' }],
+        [
+          { a: 'host-a', b: 's1' },
+          { a: 's1', b: 's2' },
+          { a: 'host-b', b: 's2' },
+          { a: 's2', b: 's1' },
+          { a: 'host-c', b: 's1' },
+        ],
+      );
       expect(issues(t)).toEqual(['wires[3]: wiring s2 to s1 closes a loop: they are already connected (a tree of hosts and switches has no loops)']);
     });
 
     it('refuses a NIC wired twice, a switch out of ports, an end that names nothing, a switch named like a host', () => {
-      expect(issues(three([{ name: 'sw' }], [{ a: 'host-a', b: 'sw' }, { a: 'host-a', b: 'host-b' }, { a: 'host-c', b: 'sw' }]))).toEqual([
-        "wires[1]: host-a's NIC is already wired by wires[0]: a NIC has one port (join three or more hosts through a switch)",
-      ]);
-      expect(issues(three([{ name: 'sw', ports: 2 }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }, { a: 'host-c', b: 'sw' }]))).toEqual(['wires[2]: switch sw has 2 ports, all wired already']);
-      expect(issues(three([{ name: 'sw' }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }, { a: 'host-c', b: 'swx' }]))).toEqual(['wires[2].b: no host or switch named "swx"']);
-      expect(issues(three([{ name: 'host-c' }], [{ a: 'host-a', b: 'host-b' }]))).toContain('switches[0].name: "host-c" is a host\'s name too: a wire end must name one thing');
+      expect(
+        issues(
+          three(
+            [{ name: 'sw' }],
+            [
+              { a: 'host-a', b: 'sw' },
+              { a: 'host-a', b: 'host-b' },
+              { a: 'host-c', b: 'sw' },
+            ],
+          ),
+        ),
+      ).toEqual(["wires[1]: host-a's NIC is already wired by wires[0]: a NIC has one port (join three or more hosts through a switch)"]);
+      expect(
+        issues(
+          three(
+            [{ name: 'sw', ports: 2 }],
+            [
+              { a: 'host-a', b: 'sw' },
+              { a: 'host-b', b: 'sw' },
+              { a: 'host-c', b: 'sw' },
+            ],
+          ),
+        ),
+      ).toEqual(['wires[2]: switch sw has 2 ports, all wired already']);
+      expect(
+        issues(
+          three(
+            [{ name: 'sw' }],
+            [
+              { a: 'host-a', b: 'sw' },
+              { a: 'host-b', b: 'sw' },
+              { a: 'host-c', b: 'swx' },
+            ],
+          ),
+        ),
+      ).toEqual(['wires[2].b: no host or switch named "swx"']);
+      expect(issues(three([{ name: 'host-c' }], [{ a: 'host-a', b: 'host-b' }]))).toContain(
+        'switches[0].name: "host-c" is a host\'s name too: a wire end must name one thing',
+      );
     });
 
     it('names a host no wire path reaches', () => {
-      const t = three([{ name: 'sw' }], [{ a: 'host-a', b: 'sw' }, { a: 'host-b', b: 'sw' }]);
+      const t = three(
+        [{ name: 'sw' }],
+        [
+          { a: 'host-a', b: 'sw' },
+          { a: 'host-b', b: 'sw' },
+        ],
+      );
       expect(issues(t)).toEqual(['wires: host(s) host-c cannot be reached from host-a: no wire path leads there']);
     });
 

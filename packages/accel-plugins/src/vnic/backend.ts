@@ -20,7 +20,10 @@ export const manifest: PluginManifest = {
   features: ['vif'],
   messages: {
     // The guest's DMA pages (as grants) and the event-channel port its VI interrupts on.
-    accept: pluginMessage({ grefs: Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 }), { minItems: 1, maxItems: 2048 }), irqPort: Type.Integer({ minimum: 1, maximum: 65535 }) }),
+    accept: pluginMessage({
+      grefs: Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 }), { minItems: 1, maxItems: 2048 }),
+      irqPort: Type.Integer({ minimum: 1, maximum: 65535 }),
+    }),
     running: pluginMessage({}),
     fault: pluginMessage({ reason: Type.Optional(Type.String({ maxLength: 256 })) }),
   },
@@ -50,7 +53,7 @@ export const VNIC_BACKEND_COUNTERS = declareCounters('vnic backend', {
   noFreeVi: { kind: 'event', help: 'vifs left on the slow path: no VI free' },
   faults: { kind: 'event', help: 'VIs that faulted (a bad descriptor from the guest)' },
   declined: { kind: 'event', help: "offers the guest's frontend declined" },
-  filtersRestored: { kind: 'event', help: 'flow filters put back at once from a migrated vif\'s saved state (not relearnt)' },
+  filtersRestored: { kind: 'event', help: "flow filters put back at once from a migrated vif's saved state (not relearnt)" },
 });
 
 /** What vnic carries across a migration for one vif: the flows it had learnt, as [proto, port]. */
@@ -62,7 +65,9 @@ function savedFlows(state: unknown): [number, number][] {
   const f = (state as Partial<SavedVnicState> | null)?.flows;
   if (!Array.isArray(f)) return [];
   // A saved state is data from another host: only well-formed flows are taken, at most a VI's worth.
-  return f.filter((x): x is [number, number] => Array.isArray(x) && (x[0] === 17 || x[0] === 6) && Number.isInteger(x[1]) && x[1] >= 0 && x[1] <= 65535).slice(0, MAX_FILTERS_PER_VIF);
+  return f
+    .filter((x): x is [number, number] => Array.isArray(x) && (x[0] === 17 || x[0] === 6) && Number.isInteger(x[1]) && x[1] >= 0 && x[1] <= 65535)
+    .slice(0, MAX_FILTERS_PER_VIF);
 }
 
 /**

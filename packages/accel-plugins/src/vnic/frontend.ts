@@ -210,7 +210,7 @@ export class VnicFrontend implements AccelFrontend {
       n++;
       if (type === EV_TX) {
         // Completions up to `index`, never past what we posted.
-        if (((index - this.txDone) >>> 0) > ((q.txProdPvt - this.txDone) >>> 0)) continue;
+        if ((index - this.txDone) >>> 0 > (q.txProdPvt - this.txDone) >>> 0) continue;
         while (this.txDone !== index) {
           this.freeTx.push(this.txSlotOf[this.txDone & (VI_TXQ_SIZE - 1)]);
           this.txDone = (this.txDone + 1) >>> 0;
@@ -302,7 +302,15 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   getStats(): Record<string, unknown> {
-    return { ...this.s, ready: this.ready, draining: this.draining, faulted: this.faulted, linkUp: this.linkUp, fastDestinations: this.fast.size, freeTxSlots: this.freeTx.length };
+    return {
+      ...this.s,
+      ready: this.ready,
+      draining: this.draining,
+      faulted: this.faulted,
+      linkUp: this.linkUp,
+      fastDestinations: this.fast.size,
+      freeTxSlots: this.freeTx.length,
+    };
   }
 }
 

@@ -9,7 +9,6 @@ import { intFlag } from '../args.ts';
 import type { ManageVerb } from './manage-verb.ts';
 import { table } from '@xsim/toolstack';
 
-
 export const DOMAIN_USAGE = `  domain list                         every domain (xl list): id, host, state, memory, pCPU, vifs, accelerator
   domain create HOST NAME [--mac M] [--ip A] [--mem PAGES] [--pcpu N]
                                       a guest with one vif, connected when the command returns

@@ -56,9 +56,17 @@ export const DOM0_ONLY_OPS = {
   vif_unplug: op(vifRef, replyOf<true>()),
   vif_remove: op(vifRef, replyOf<boolean>()),
   accel_migrate_out: op(Type.Object({ domid }), replyOf<AccelMigratedVif[]>()),
-  accel_migrate_in: op(Type.Object({ domid, handle: Type.Number(), plugin: Type.Optional(Type.String()), state: Type.Optional(Type.Unknown()) }), replyOf<true>()),
+  accel_migrate_in: op(
+    Type.Object({ domid, handle: Type.Number(), plugin: Type.Optional(Type.String()), state: Type.Optional(Type.Unknown()) }),
+    replyOf<true>(),
+  ),
   plugin_load: op(
-    Type.Object({ name: Type.String(), backend: Type.String(), frontend: Type.Optional(Type.String()), args: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+    Type.Object({
+      name: Type.String(),
+      backend: Type.String(),
+      frontend: Type.Optional(Type.String()),
+      args: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
     replyOf<unknown>(),
   ),
   plugin_unload: op(Type.Object({ name: Type.String() }), replyOf<unknown>()),

@@ -34,11 +34,20 @@ export type McdiFilterMatch = Static<typeof FILTER_MATCH>;
 
 export const MCDI_OPS = {
   vi_init: op(
-    Type.Object({ vi: int(), domid: int(), rings: int(), irq: Type.Optional(Type.Boolean()), macs: Type.Optional(Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))])) }),
+    Type.Object({
+      vi: int(),
+      domid: int(),
+      rings: int(),
+      irq: Type.Optional(Type.Boolean()),
+      macs: Type.Optional(Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))])),
+    }),
     replyOf<true>(),
   ),
   vi_fini: op(Type.Object({ vi: int(), count: Type.Optional(Type.Boolean()) }), replyOf<unknown>()),
-  buffer_table_alloc: op(Type.Object({ vi: int(), domid: int(), frames: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 65536 }) }), replyOf<number>()),
+  buffer_table_alloc: op(
+    Type.Object({ vi: int(), domid: int(), frames: Type.Array(Type.Integer({ minimum: 0 }), { minItems: 1, maxItems: 65536 }) }),
+    replyOf<number>(),
+  ),
   buffer_table_free: op(Type.Object({ vi: int(), base: int(), count: int() }), replyOf<true>()),
   filter_insert: op(Type.Object({ vi: int(), match: FILTER_MATCH }), replyOf<number>()),
   filter_remove: op(Type.Object({ id: int() }), replyOf<boolean>()),

@@ -86,7 +86,8 @@ export const FRAMEWORK_MESSAGES: Record<string, TSchema> = {
 export function messageProblem(schemas: Record<string, TSchema> | undefined, op: string, args: unknown): string | undefined {
   // Own keys only: an op named "__proto__" or "constructor" must not find Object.prototype's.
   const schema = Object.hasOwn(FRAMEWORK_MESSAGES, op) ? FRAMEWORK_MESSAGES[op] : Object.hasOwn(schemas ?? {}, op) ? schemas![op] : undefined;
-  if (!schema) return `op "${short(op)}" is not a message this plugin accepts (${[...Object.keys(FRAMEWORK_MESSAGES), ...Object.keys(schemas ?? {})].join(', ')})`;
+  if (!schema)
+    return `op "${short(op)}" is not a message this plugin accepts (${[...Object.keys(FRAMEWORK_MESSAGES), ...Object.keys(schemas ?? {})].join(', ')})`;
   try {
     const first = Value.Errors(schema, args).First();
     if (!first) return undefined;

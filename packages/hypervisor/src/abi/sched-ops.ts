@@ -33,7 +33,10 @@ export interface TraceBatch {
 
 /** The trace ops every thread answers (pCPU workers here; the main thread directly). */
 export const TRACE_OPS = {
-  trace_start: op(Type.Object({ startNs: Type.Optional(Type.Number()), limit: Type.Optional(Type.Number()), sample: Type.Optional(Type.Number()) }), replyOf<{ tracing: boolean }>()),
+  trace_start: op(
+    Type.Object({ startNs: Type.Optional(Type.Number()), limit: Type.Optional(Type.Number()), sample: Type.Optional(Type.Number()) }),
+    replyOf<{ tracing: boolean }>(),
+  ),
   trace_drain: op(NO_ARGS, replyOf<TraceBatch>()),
   trace_stop: op(NO_ARGS, replyOf<TraceBatch>()),
 } as const;

@@ -103,7 +103,17 @@ export function parseState(value: string | undefined): XenbusState {
   return n >= 0 && n <= 8 ? (n as XenbusState) : XenbusState.Unknown;
 }
 
-export const STATE_NAMES: readonly string[] = ['Unknown', 'Initialising', 'InitWait', 'Initialised', 'Connected', 'Closing', 'Closed', 'Reconfiguring', 'Reconfigured'];
+export const STATE_NAMES: readonly string[] = [
+  'Unknown',
+  'Initialising',
+  'InitWait',
+  'Initialised',
+  'Connected',
+  'Closing',
+  'Closed',
+  'Reconfiguring',
+  'Reconfigured',
+];
 
 export function stateName(s: number): string {
   return STATE_NAMES[s] ?? `state ${s}`;

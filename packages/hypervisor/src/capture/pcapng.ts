@@ -114,11 +114,19 @@ export function sectionHeader(application: string): Uint8Array {
 }
 
 export function interfaceDescription(name: string, snaplen: number): Uint8Array {
-  return block(BT_IDB, 8, [[IF_NAME, utf8.encode(name)], [IF_TSRESOL, Uint8Array.of(9)]], (dv) => {
-    dv.setUint16(0, LINKTYPE_ETHERNET, true);
-    dv.setUint16(2, 0, true);
-    dv.setUint32(4, snaplen, true);
-  });
+  return block(
+    BT_IDB,
+    8,
+    [
+      [IF_NAME, utf8.encode(name)],
+      [IF_TSRESOL, Uint8Array.of(9)],
+    ],
+    (dv) => {
+      dv.setUint16(0, LINKTYPE_ETHERNET, true);
+      dv.setUint16(2, 0, true);
+      dv.setUint32(4, snaplen, true);
+    },
+  );
 }
 
 /**
@@ -144,7 +152,20 @@ export function enhancedPacketLength(cap: number, dir: number, comment: Uint8Arr
  * says): `cap` octets of `src` from `off`, of a frame of `origLen`. What the
  * capture sinks use to write each record once, in place, with no allocation.
  */
-export function writeEnhancedPacket(dv: DataView, u8: Uint8Array, at: number, ifId: number, tsHigh: number, tsLow: number, src: Uint8Array, off: number, cap: number, origLen: number, dir: number, comment: Uint8Array | null): number {
+export function writeEnhancedPacket(
+  dv: DataView,
+  u8: Uint8Array,
+  at: number,
+  ifId: number,
+  tsHigh: number,
+  tsLow: number,
+  src: Uint8Array,
+  off: number,
+  cap: number,
+  origLen: number,
+  dir: number,
+  comment: Uint8Array | null,
+): number {
   const len = enhancedPacketLength(cap, dir, comment);
   dv.setUint32(at, BT_EPB, true);
   dv.setUint32(at + 4, len, true);

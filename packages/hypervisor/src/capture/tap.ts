@@ -43,7 +43,6 @@ export function captureClock(clock: Clock): () => number {
 
 const TWO32 = 4294967296;
 
-
 export class Tap {
   /** Capturing or tracing now: the one test a driver makes per frame. */
   on = false;
@@ -154,7 +153,12 @@ export class CaptureSink {
    * that appear until stop(), each frame cut to `snaplen`; buffer at most
    * `limit` octets between drains. Returns the points on now.
    */
-  start(specs: readonly string[], snaplen: number, limit = 32 << 20, o: { prefix?: string; offsetNs?: bigint; shared?: readonly SharedArrayBuffer[] } = {}): string[] {
+  start(
+    specs: readonly string[],
+    snaplen: number,
+    limit = 32 << 20,
+    o: { prefix?: string; offsetNs?: bigint; shared?: readonly SharedArrayBuffer[] } = {},
+  ): string[] {
     this.snaplen = snaplen;
     this.limit = limit;
     this.shared = o.shared?.length === 2 ? [...o.shared] : [];
@@ -267,10 +271,11 @@ export function captureBlocks(data: Uint8Array): { at: Int32Array; hi: Uint32Arr
   let hi = new Uint32Array(cap);
   let lo = new Uint32Array(cap);
   let n = 0;
-  for (let o = 0; o < data.length; ) {
+  for (let o = 0; o < data.length;) {
     if (o + 32 > data.length) throw new Error(`capture batch: ${data.length - o} octets at ${o} are not a block`);
     const len = dv.getUint32(o + 4, true);
-    if (dv.getUint32(o, true) !== BT_EPB || len < 32 || len % 4 !== 0 || o + len > data.length || dv.getUint32(o + len - 4, true) !== len) throw new Error(`capture batch: no Enhanced Packet Block at ${o}`);
+    if (dv.getUint32(o, true) !== BT_EPB || len < 32 || len % 4 !== 0 || o + len > data.length || dv.getUint32(o + len - 4, true) !== len)
+      throw new Error(`capture batch: no Enhanced Packet Block at ${o}`);
     if (n === cap) {
       cap *= 2;
       const a2 = new Int32Array(cap);
@@ -296,7 +301,8 @@ export function batchData(b: CaptureBatch, shared: readonly SharedArrayBuffer[] 
   const buf = b.buffer === 0 || b.buffer === 1 ? shared[b.buffer] : undefined;
   if (!buf) throw new Error(`capture batch: names shared buffer ${String(b.buffer)}, of ${shared.length}`);
   const used = b.used ?? -1;
-  if (!Number.isInteger(used) || used < 0 || used > buf.byteLength) throw new Error(`capture batch: ${String(b.used)} octets used of a ${buf.byteLength}-octet buffer`);
+  if (!Number.isInteger(used) || used < 0 || used > buf.byteLength)
+    throw new Error(`capture batch: ${String(b.used)} octets used of a ${buf.byteLength}-octet buffer`);
   return new Uint8Array(buf, 0, used);
 }
 

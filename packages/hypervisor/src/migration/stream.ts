@@ -129,7 +129,8 @@ export function decodeSaveStream(bytes: Uint8Array, maxPages: number): { dom: Sa
       const m = mem!;
       if (len < 8) bad('PAGE_DATA record too short');
       const count = b.readUInt32LE(body);
-      if (count === 0 || count > PAGES_PER_RECORD || len !== 8 + count * 4 + count * PAGE_SIZE) bad(`PAGE_DATA record of ${len} octets cannot hold ${count} pages`);
+      if (count === 0 || count > PAGES_PER_RECORD || len !== 8 + count * 4 + count * PAGE_SIZE)
+        bad(`PAGE_DATA record of ${len} octets cannot hold ${count} pages`);
       const data = body + 8 + count * 4;
       for (let k = 0; k < count; k++) {
         const pfn = b.readUInt32LE(body + 8 + k * 4);
@@ -158,10 +159,12 @@ function checkDomain(v: unknown, maxPages: number, bad: (why: string) => never):
   if (!o || typeof o !== 'object') return bad('DOMAIN record is not an object');
   if (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 64) bad('DOMAIN name missing or longer than 64');
   if (!int(o.memPages, 1, maxPages)) bad(`memPages ${String(o.memPages)} outside 1..${maxPages}`);
-  if (!o.kernel || !int(o.kernel.frame, 0, (o.memPages as number) - 1) || !int(o.kernel.len, 1, (o.memPages as number) * PAGE_SIZE)) bad('kernel state location outside the domain\'s RAM');
+  if (!o.kernel || !int(o.kernel.frame, 0, (o.memPages as number) - 1) || !int(o.kernel.len, 1, (o.memPages as number) * PAGE_SIZE))
+    bad("kernel state location outside the domain's RAM");
   if (!Array.isArray(o.vifs) || o.vifs.length === 0 || o.vifs.length > 64) bad('a saved domain has 1 to 64 vifs');
   for (const x of o.vifs!) {
-    if (!x || !int(x.handle, 0, 1 << 16) || typeof x.mac !== 'string' || typeof x.ip !== 'string' || !int(x.mtu, 68, 65535)) bad(`bad vif ${JSON.stringify(x)}`);
+    if (!x || !int(x.handle, 0, 1 << 16) || typeof x.mac !== 'string' || typeof x.ip !== 'string' || !int(x.mtu, 68, 65535))
+      bad(`bad vif ${JSON.stringify(x)}`);
   }
   if (!Array.isArray(o.accel)) bad('accel state missing');
   if (!o.from || typeof o.from.host !== 'string' || !int(o.from.domid, 1, 65535)) bad('source domain missing');

@@ -109,7 +109,16 @@ export class ThreadRuntime implements Runtime {
       this.mgmt.push(ep);
       const abort = new AbortController();
       this.aborts.push(abort);
-      const task: PcpuTask = { id: i, doorbell: this.doorbells[i], watch: this.watches[i].buffer as SharedArrayBuffer, hub: hub.port2, links: pcpuLinks[i], spinRounds: o.spinRounds, maxSleepMs: o.maxSleepMs, logLevel: o.logLevel };
+      const task: PcpuTask = {
+        id: i,
+        doorbell: this.doorbells[i],
+        watch: this.watches[i].buffer as SharedArrayBuffer,
+        hub: hub.port2,
+        links: pcpuLinks[i],
+        spinRounds: o.spinRounds,
+        maxSleepMs: o.maxSleepMs,
+        logLevel: o.logLevel,
+      };
       const p = this.pool.start(task, abort.signal).catch((e: Error) => {
         if (!abort.signal.aborted) o.log(logError(`pCPU ${i} died: ${e.message}`));
       });
@@ -184,7 +193,12 @@ export class ThreadRuntime implements Runtime {
   }
 
   threads() {
-    return { pcpus: this.pcpus, nic: 1, main: 1, model: `${this.pcpus} pCPU worker thread${this.pcpus === 1 ? '' : 's'} + 1 NIC thread + the main thread (toolstack, xenstored, hypervisor services) on ${cpus().length} cores` };
+    return {
+      pcpus: this.pcpus,
+      nic: 1,
+      main: 1,
+      model: `${this.pcpus} pCPU worker thread${this.pcpus === 1 ? '' : 's'} + 1 NIC thread + the main thread (toolstack, xenstored, hypervisor services) on ${cpus().length} cores`,
+    };
   }
 }
 
@@ -231,7 +245,8 @@ export class DetRuntime implements Runtime {
     const mod = (await this.det.hold(import(spec.kernel))) as KernelModule;
     if (typeof mod.boot !== 'function') throw new Error(`kernel ${spec.kernel} exports no boot() function`);
     const o = { clock: this.clock, wait: null, setTimer: this.setTimer, log: this.log };
-    const built: BuiltEnv<unknown> | { env: { core: DomainCore }; dispose(): void } = mod.kind === 'device' ? buildDeviceEnv(this.bus, spec, o) : buildEnv(this.bus, spec, o);
+    const built: BuiltEnv<unknown> | { env: { core: DomainCore }; dispose(): void } =
+      mod.kind === 'device' ? buildDeviceEnv(this.bus, spec, o) : buildEnv(this.bus, spec, o);
     const core = built.env.core;
     core.onCrash = (e) => {
       this.drop(spec.uid);

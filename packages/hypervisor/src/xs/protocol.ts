@@ -5,18 +5,7 @@
 import { Packr } from 'msgpackr';
 import type { PermEntry, XsErrno } from './store.ts';
 
-export type XsOp =
-  | 'read'
-  | 'write'
-  | 'mkdir'
-  | 'rm'
-  | 'directory'
-  | 'get_perms'
-  | 'set_perms'
-  | 'transaction_start'
-  | 'transaction_end'
-  | 'watch'
-  | 'unwatch';
+export type XsOp = 'read' | 'write' | 'mkdir' | 'rm' | 'directory' | 'get_perms' | 'set_perms' | 'transaction_start' | 'transaction_end' | 'watch' | 'unwatch';
 
 export interface XsRequest {
   kind: 'req';

@@ -298,7 +298,8 @@ export class Store {
   /** Register a watch; like Xen it fires once at once. */
   watch(domid: number, path: string, token: string, fire: WatchFn): void {
     checkPath(path);
-    if (this.watches.some((w) => w.domid === domid && w.path === path && w.token === token)) throw new XenstoreError('EEXIST', `watch on ${path} with token ${token} exists`);
+    if (this.watches.some((w) => w.domid === domid && w.path === path && w.token === token))
+      throw new XenstoreError('EEXIST', `watch on ${path} with token ${token} exists`);
     this.watches.push({ domid, path, token, fire });
     fire(path, token);
   }

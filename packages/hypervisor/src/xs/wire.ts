@@ -46,7 +46,23 @@ export const XS_HEADER_BYTES = 16;
 /** XENSTORE_PAYLOAD_MAX: a longer message is a protocol error. */
 export const XENSTORE_PAYLOAD_MAX = 4096;
 /** The errno names xsd_errors lists: the only error strings on the wire. */
-export const XSD_ERRORS = ['EINVAL', 'EACCES', 'EEXIST', 'EISDIR', 'ENOENT', 'ENOMEM', 'ENOSPC', 'EIO', 'ENOTEMPTY', 'ENOSYS', 'EROFS', 'EBUSY', 'EAGAIN', 'EISCONN', 'E2BIG'] as const;
+export const XSD_ERRORS = [
+  'EINVAL',
+  'EACCES',
+  'EEXIST',
+  'EISDIR',
+  'ENOENT',
+  'ENOMEM',
+  'ENOSPC',
+  'EIO',
+  'ENOTEMPTY',
+  'ENOSYS',
+  'EROFS',
+  'EBUSY',
+  'EAGAIN',
+  'EISCONN',
+  'E2BIG',
+] as const;
 export type XsdError = (typeof XSD_ERRORS)[number];
 
 const H_TYPE = 0;

@@ -62,7 +62,10 @@ export interface Dom0Kernel {
   readonly nicAdmin: NicAdmin;
 }
 
-type Base = Pick<Dom0Kernel, 'env' | 'domid' | 'log' | 'mem' | 'guests' | 'guestUids' | 'ops' | 'skbs' | 'bridge' | 'capture' | 'local'> & { frames: FrameAllocator; tapPoint(name: string): Tap };
+type Base = Pick<Dom0Kernel, 'env' | 'domid' | 'log' | 'mem' | 'guests' | 'guestUids' | 'ops' | 'skbs' | 'bridge' | 'capture' | 'local'> & {
+  frames: FrameAllocator;
+  tapPoint(name: string): Tap;
+};
 type Nic = Pick<Dom0Kernel, 'driverlink' | 'mcdi' | 'driver' | 'uplink'>;
 
 export function composeDom0(env: DomainEnv<Dom0Config>): Dom0Kernel {
@@ -92,7 +95,10 @@ function memoryAndBridge(env: DomainEnv<Dom0Config>): Base {
   // The NIC driver's RX ring comes first, then up to 2048 skbs from what is left (see dom0MinPages).
   const driverPages = cfg.nic ? netDriverPages(cfg.mtu) : 0;
   const skbCount = Math.min(cfg.skbs ?? 2048, Math.floor((frames.available - driverPages - DOM0_SLACK_PAGES) / skbPages(maxFrame)));
-  if (skbCount < MIN_SKBS) throw new Error(`dom0 of ${env.id.host}: ${mem.pages} pages of RAM leave room for ${skbCount} skbs at MTU ${cfg.mtu} (at least ${MIN_SKBS}): give it at least ${dom0MinPages(cfg.mtu)} pages`);
+  if (skbCount < MIN_SKBS)
+    throw new Error(
+      `dom0 of ${env.id.host}: ${mem.pages} pages of RAM leave room for ${skbCount} skbs at MTU ${cfg.mtu} (at least ${MIN_SKBS}): give it at least ${dom0MinPages(cfg.mtu)} pages`,
+    );
   const skbs = new SkbPool(mem, frames, skbCount, maxFrame);
   const bridge = new Bridge(mem.u8);
   /** Capture points of this host's dom0: its vifs (backend side), the uplink (VI 0), bridge drops at their port. */
@@ -140,7 +146,16 @@ function accelManager(b: Base, n: Nic): AccelManager {
       if (plugin && xs.tryRead(node) !== undefined) xs.write(path, plugin);
       else if (xs.tryRead(path) !== undefined) xs.rm(path);
     },
-    ctx: accelContext({ dom0: domid, driverlink: n.driverlink, mcdi: n.mcdi, vis: env.config.nic?.vis ?? 0, ops: b.ops, evtchn, uplinkMacs: () => (uplink ? bridge.macsOn(uplink.portId) : []), log: b.log.say }),
+    ctx: accelContext({
+      dom0: domid,
+      driverlink: n.driverlink,
+      mcdi: n.mcdi,
+      vis: env.config.nic?.vis ?? 0,
+      ops: b.ops,
+      evtchn,
+      uplinkMacs: () => (uplink ? bridge.macsOn(uplink.portId) : []),
+      log: b.log.say,
+    }),
   });
   bridge.onLearn = (mac, port) => {
     if (uplink && port === uplink.portId) accel.uplinkLearned(mac);

@@ -31,7 +31,8 @@ export function dom0Control(k: Dom0Kernel): RpcOpServer<Dom0Ops> {
     guest_add: (a, { shared }) => {
       // A guest created at run time (xl create): its RAM and grant table come beside the request.
       const [gm, gt] = shared;
-      if (!(gm instanceof SharedArrayBuffer) || !(gt instanceof SharedArrayBuffer)) throw new Error("guest_add: the guest's RAM and grant table must come beside the request");
+      if (!(gm instanceof SharedArrayBuffer) || !(gt instanceof SharedArrayBuffer))
+        throw new Error("guest_add: the guest's RAM and grant table must come beside the request");
       if (!Number.isInteger(a.domid) || a.domid <= 0 || k.guests.has(a.domid)) throw new Error(`guest_add: domid ${String(a.domid)} is not a new guest's`);
       addGuest(k, { domid: a.domid, uid: a.uid, mem: gm, gnttab: gt, vifs: a.vifs ?? [] });
       return true;

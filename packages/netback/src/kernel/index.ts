@@ -21,4 +21,14 @@ import { dom0Stats } from './stats.ts';
 export { composeDom0, type Dom0Kernel } from './compose.ts';
 export { dom0MinPages, type Dom0Config, type Dom0Guest } from './config.ts';
 
-export const NETBACK_DRIVER = { addGuest, removeGuest, probe: probeVif, unplug: unplugVif, remove: removeVif, suspend: migrateOut, resume: migrateIn, control: dom0Control, stats: dom0Stats } as const;
+export const NETBACK_DRIVER = {
+  addGuest,
+  removeGuest,
+  probe: probeVif,
+  unplug: unplugVif,
+  remove: removeVif,
+  suspend: migrateOut,
+  resume: migrateIn,
+  control: dom0Control,
+  stats: dom0Stats,
+} as const;

@@ -5,7 +5,17 @@
  * channels and grant operations.
  */
 import type { XsLike } from '@xsim/hypervisor';
-import { DOMID_SELF, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_okay, PAGE_SIZE, declareCounters, type Counters, type GrantOps, type Tap } from '@xsim/hypervisor';
+import {
+  DOMID_SELF,
+  GNTCOPY_dest_gref,
+  GNTCOPY_source_gref,
+  GNTST_okay,
+  PAGE_SIZE,
+  declareCounters,
+  type Counters,
+  type GrantOps,
+  type Tap,
+} from '@xsim/hypervisor';
 import type { Bridge } from '../bridge.ts';
 import type { SkbPool } from '../skb.ts';
 
@@ -43,12 +53,15 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   txErrTooManySlots: { kind: 'drop', help: 'guest frame over XEN_NETBK_LEGACY_SLOTS_MAX slots (up to fatal_skb_slots): answered XEN_NETIF_RSP_ERROR' },
   txErrGrantCopy: { kind: 'drop', help: 'guest frame whose grant copy failed (a grant it does not own): answered XEN_NETIF_RSP_ERROR' },
   txErrResponses: { kind: 'event', help: 'XEN_NETIF_RSP_ERROR responses written (one per slot of a dropped frame)' },
-  txDropSpoof: { kind: 'drop', help: "guest frame whose source MAC is not the vif's configured MAC: answered, then dropped before the bridge (anti-spoofing, as Xen's vif scripts do with ebtables)" },
+  txDropSpoof: {
+    kind: 'drop',
+    help: "guest frame whose source MAC is not the vif's configured MAC: answered, then dropped before the bridge (anti-spoofing, as Xen's vif scripts do with ebtables)",
+  },
   txDropDisconnected: { kind: 'drop', help: 'guest frame copied and answered, then dropped: the vif was disconnected before it was forwarded' },
   txStallNoSkb: { kind: 'event', help: 'times TX stopped because dom0 had no free skb (frames wait in the ring)' },
   rxPackets: { kind: 'event', help: 'frames copied into the guest' },
   rxBytes: { kind: 'event', help: 'bytes of those frames' },
-  rxDropQueueFull: { kind: 'drop', help: "frame for the guest dropped: its RX queue was full" },
+  rxDropQueueFull: { kind: 'drop', help: 'frame for the guest dropped: its RX queue was full' },
   rxDropNotConnected: { kind: 'drop', help: 'frame for the guest dropped: the vif was not connected' },
   rxDropNoSkb: { kind: 'drop', help: 'frame for the guest dropped: no skb was free to queue it' },
   rxDropFatal: { kind: 'drop', help: 'frame in hand, or copied but not yet published, when the guest was disconnected for a broken RX ring' },

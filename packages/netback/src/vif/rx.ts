@@ -9,7 +9,9 @@
  * it, and the frame is counted. An impossible request producer is a broken
  * ring: the vif is disconnected, and the frame in hand is counted too.
  */
-import { tracer, traceRingPush,
+import {
+  tracer,
+  traceRingPush,
   logWarn,
   GNTST_okay,
   NETRXF_data_validated,
@@ -142,7 +144,8 @@ export class VifRx {
     this.written = true;
     if (failed !== GNTST_okay) {
       c.rxErrGrantCopy++;
-      if (c.rxErrGrantCopy === 1) this.d.log(logWarn(`${this.v.name}: grant copy into RX gref ${failedRef} failed: ${grantStatusName(failed)}; frame dropped, status in the response`));
+      if (c.rxErrGrantCopy === 1)
+        this.d.log(logWarn(`${this.v.name}: grant copy into RX gref ${failedRef} failed: ${grantStatusName(failed)}; frame dropped, status in the response`));
       return 'done';
     }
     this.unpushed++;

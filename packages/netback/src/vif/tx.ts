@@ -21,7 +21,9 @@
  * requests, more than fatal_skb_slots slots, a slot crossing its page, an
  * extra-info slot it never negotiated) is disconnected (xenvif_fatal_tx_err).
  */
-import { tracer, traceRingPush,
+import {
+  tracer,
+  traceRingPush,
   logWarn,
   GNTST_okay,
   NETIF_RSP_ERROR,
@@ -122,12 +124,13 @@ export class VifTx {
     for (;;) {
       if (taken >= txBudget) break;
       const prod = ring.requestProducer();
-      if (prod < 0) return this.fatal(`impossible number of TX requests: req_prod ${ring.sring.reqProd}, rsp_prod_pvt ${ring.rspProdPvt}, ring size ${ring.size}`), taken;
+      if (prod < 0)
+        return (this.fatal(`impossible number of TX requests: req_prod ${ring.sring.reqProd}, rsp_prod_pvt ${ring.rspProdPvt}, ring size ${ring.size}`), taken);
       const work = ring.unconsumedRequests(prod);
       if (work === 0) {
         if (!this.flush()) return taken;
         const more = ring.finalCheckForRequests();
-        if (more < 0) return this.fatal('impossible TX producer index'), taken;
+        if (more < 0) return (this.fatal('impossible TX producer index'), taken);
         if (more === 0) break;
         continue;
       }
@@ -239,7 +242,8 @@ export class VifTx {
         this.txErr(k0, slots);
         skbs.put(this.fSkb[f]);
         this.fSkb[f] = -1;
-        if (c.txErrGrantCopy === 1) this.d.log(logWarn(`${this.v.name}: grant copy from TX gref ${bad} failed: ${grantStatusName(st)}; frame dropped with XEN_NETIF_RSP_ERROR`));
+        if (c.txErrGrantCopy === 1)
+          this.d.log(logWarn(`${this.v.name}: grant copy from TX gref ${bad} failed: ${grantStatusName(st)}; frame dropped with XEN_NETIF_RSP_ERROR`));
         continue;
       }
       for (let s = 0; s < slots; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
@@ -263,7 +267,12 @@ export class VifTx {
         // Anti-spoofing, on dom0's own copy: a source MAC other than the one the toolstack
         // gave this vif never reaches the bridge (so it is never learnt on this port).
         if (this.v.mac !== 0 && readMac(skbs.mem.u8, at + 6) !== this.v.mac) {
-          if (c.txDropSpoof++ === 0) this.d.log(logWarn(`${this.v.name}: frame with source MAC ${formatMac(readMac(skbs.mem.u8, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`));
+          if (c.txDropSpoof++ === 0)
+            this.d.log(
+              logWarn(
+                `${this.v.name}: frame with source MAC ${formatMac(readMac(skbs.mem.u8, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`,
+              ),
+            );
           if (this.v.tap.on) this.v.tap.drop(skbs.mem.u8, at, len, DIR_INBOUND, `vifs.${this.v.name}.txDropSpoof`);
           skbs.put(skb);
           continue;

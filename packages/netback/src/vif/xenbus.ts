@@ -9,7 +9,8 @@
  * running each edge's action (connect on InitWait → Connected, disconnect on
  * Connected → Closing) and logging every transition in the vif's history.
  */
-import { tracer,
+import {
+  tracer,
   logDebug,
   logWarn,
   BACKEND_FEATURES,
@@ -307,6 +308,13 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   }
 
   stats() {
-    return { ...this.c, state: this.state, frontendState: this.frontendState, fatalReason: this.fatalReason, history: [...this.history], rxQueued: this.rxQueueLength() };
+    return {
+      ...this.c,
+      state: this.state,
+      frontendState: this.frontendState,
+      fatalReason: this.fatalReason,
+      history: [...this.history],
+      rxQueued: this.rxQueueLength(),
+    };
   }
 }

@@ -4,7 +4,21 @@
  * boundary. Ops the table does not have go to the kernel's extension, if it
  * has one (a test's misbehaving guest); the stock kernel refuses them.
  */
-import { ENDPOINT_OPS, GUEST_OPS, RpcOpServer, captureHandlers, type EndpointOps, type GuestOps, type OpCall, type OpHandlers, type OpName, type OpTable, type RpcHandler, type RpcValue, type DEFERRED } from '@xsim/hypervisor';
+import {
+  ENDPOINT_OPS,
+  GUEST_OPS,
+  RpcOpServer,
+  captureHandlers,
+  type EndpointOps,
+  type GuestOps,
+  type OpCall,
+  type OpHandlers,
+  type OpName,
+  type OpTable,
+  type RpcHandler,
+  type RpcValue,
+  type DEFERRED,
+} from '@xsim/hypervisor';
 import type { GuestDevice, GuestKernel, GuestParts } from './compose.ts';
 import { guestStats } from './stats.ts';
 import { suspend } from './suspend.ts';
@@ -57,7 +71,8 @@ function endpointHandlers(k: GuestParts): OpHandlers<EndpointOps> {
   };
   const out = {} as Record<OpName<EndpointOps>, unknown>;
   for (const op of Object.keys(ENDPOINT_OPS) as OpName<EndpointOps>[]) {
-    out[op] = (a: { vif?: number }, call: Parameters<OpHandlers<EndpointOps>[typeof op]>[1]) => (of(deviceFor(k, a.vif))[op] as (a: unknown, c: typeof call) => unknown)(a, call);
+    out[op] = (a: { vif?: number }, call: Parameters<OpHandlers<EndpointOps>[typeof op]>[1]) =>
+      (of(deviceFor(k, a.vif))[op] as (a: unknown, c: typeof call) => unknown)(a, call);
   }
   return out as OpHandlers<EndpointOps>;
 }

@@ -23,4 +23,13 @@ import { watchPoweroff } from './poweroff.ts';
 export { composeGuest, type GuestConfig, type GuestDevice, type GuestKernel, type GuestParts } from './compose.ts';
 export { NOT_MINE, type GuestExtension } from './control.ts';
 
-export const NETFRONT_DRIVER = { probe, remove, suspend, resume, hotplug: watchHotplug, control: guestControl, stats: guestStats, poweroff: watchPoweroff } as const;
+export const NETFRONT_DRIVER = {
+  probe,
+  remove,
+  suspend,
+  resume,
+  hotplug: watchHotplug,
+  control: guestControl,
+  stats: guestStats,
+  poweroff: watchPoweroff,
+} as const;

@@ -3,7 +3,16 @@
  * holds a backend to, the dependencies it is handed, and the one place it
  * gives up on a backend (Linux xen-netfront's `broken` flag).
  */
-import { declareCounters, type Counters, type Tap, type EventChannels, type FrameAllocator, type GrantRefAllocator, type GrantTable, type GuestMemory } from '@xsim/hypervisor';
+import {
+  declareCounters,
+  type Counters,
+  type Tap,
+  type EventChannels,
+  type FrameAllocator,
+  type GrantRefAllocator,
+  type GrantTable,
+  type GuestMemory,
+} from '@xsim/hypervisor';
 import type { XsLike } from '@xsim/hypervisor';
 
 /**

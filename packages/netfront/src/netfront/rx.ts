@@ -9,7 +9,9 @@
  * A response whose offset and size run past its page, or a chain too long, is
  * a bad frame: dropped here and counted (xennet_get_responses' rx_errors).
  */
-import { tracer, traceRingPush,
+import {
+  tracer,
+  traceRingPush,
   NETRXF_more_data,
   NET_RX_RING_SIZE,
   PAGE_SIZE,
@@ -116,7 +118,8 @@ export class NetfrontRx {
     let n = 0;
     do {
       const prod = ring.responseProducer();
-      if (prod < 0) return this.fail(`Illegal number of RX responses: rsp_prod ${ring.sring.rspProd}, rsp_cons ${ring.rspCons}, req_prod_pvt ${ring.reqProdPvt}`);
+      if (prod < 0)
+        return this.fail(`Illegal number of RX responses: rsp_prod ${ring.sring.rspProd}, rsp_cons ${ring.rspCons}, req_prod_pvt ${ring.reqProdPvt}`);
       while (ring.rspCons !== prod && n < budget) {
         // RING_COPY_RESPONSE: every field is read once.
         const o = ring.responseOffset(ring.rspCons);

@@ -11,7 +11,9 @@
  * or a grant the backend still holds when it says it is done, marks the
  * device broken.
  */
-import { tracer, traceRingPush,
+import {
+  tracer,
+  traceRingPush,
   NETIF_RSP_NULL,
   NETIF_RSP_OKAY,
   NETTXF_more_data,
@@ -164,7 +166,8 @@ export class NetfrontTx {
   /** Frames on the ring the backend has not answered, oldest first, where they lie in guest RAM. */
   unanswered(): { addr: number; len: number }[] {
     const out: { addr: number; len: number; order: number }[] = [];
-    for (let c = 0; c < this.chunks; c++) if (this.chunkOutstanding[c] > 0) out.push({ addr: this.chunkAddr(c), len: this.chunkLen[c], order: this.chunkOrder[c] });
+    for (let c = 0; c < this.chunks; c++)
+      if (this.chunkOutstanding[c] > 0) out.push({ addr: this.chunkAddr(c), len: this.chunkLen[c], order: this.chunkOrder[c] });
     return out.sort((a, b) => a.order - b.order).map(({ addr, len }) => ({ addr, len }));
   }
 
@@ -192,7 +195,8 @@ export class NetfrontTx {
     let n = 0;
     do {
       const prod = ring.responseProducer();
-      if (prod < 0) return this.fail(`Illegal number of TX responses: rsp_prod ${ring.sring.rspProd}, rsp_cons ${ring.rspCons}, req_prod_pvt ${ring.reqProdPvt}`);
+      if (prod < 0)
+        return this.fail(`Illegal number of TX responses: rsp_prod ${ring.sring.rspProd}, rsp_cons ${ring.rspCons}, req_prod_pvt ${ring.reqProdPvt}`);
       while (ring.rspCons !== prod) {
         // RING_COPY_RESPONSE: id and status are read once.
         const o = ring.responseOffset(ring.rspCons);

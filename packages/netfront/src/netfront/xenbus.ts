@@ -10,7 +10,26 @@
  * that breaks the ring protocol marks the device broken (Linux's `broken`):
  * logged once, counted, the rings are no longer used, and the guest lives on.
  */
-import { tracer, logDebug, logWarn, FrontRing, NETIF_RX_SLOT_SIZE, NETIF_TX_SLOT_SIZE, PAGE_SIZE, SharedRing, VIF_KEY, FRONTEND_FEATURES, XenbusState, parseState, stateName, vifFrontendPath, DIR_INBOUND, DIR_OUTBOUND, offTap, type Tap } from '@xsim/hypervisor';
+import {
+  tracer,
+  logDebug,
+  logWarn,
+  FrontRing,
+  NETIF_RX_SLOT_SIZE,
+  NETIF_TX_SLOT_SIZE,
+  PAGE_SIZE,
+  SharedRing,
+  VIF_KEY,
+  FRONTEND_FEATURES,
+  XenbusState,
+  parseState,
+  stateName,
+  vifFrontendPath,
+  DIR_INBOUND,
+  DIR_OUTBOUND,
+  offTap,
+  type Tap,
+} from '@xsim/hypervisor';
 import { parseMac } from '@xsim/netstack';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';

@@ -83,9 +83,7 @@ export class GuestStack {
 
   private readonly clock: () => number;
 
-  constructor(
-    readonly opts: { mac: number; ip: number; transport: StackTransport; mtu?: number; now?: () => number },
-  ) {
+  constructor(readonly opts: { mac: number; ip: number; transport: StackTransport; mtu?: number; now?: () => number }) {
     this.maxFrame = (opts.mtu ?? 1500) + ETH_HLEN;
     this.clock = opts.now ?? (() => performance.now());
   }
@@ -142,7 +140,11 @@ export class GuestStack {
       return false;
     }
     const len = GuestStack.udpFrameLen(payloadLen);
-    if (len > this.maxFrame) throw new StackError('EMSGSIZE', `a UDP payload of ${payloadLen} bytes makes a ${len}-byte frame, over this interface's MTU ${this.maxFrame - ETH_HLEN} (+${ETH_HLEN}-byte header)`);
+    if (len > this.maxFrame)
+      throw new StackError(
+        'EMSGSIZE',
+        `a UDP payload of ${payloadLen} bytes makes a ${len}-byte frame, over this interface's MTU ${this.maxFrame - ETH_HLEN} (+${ETH_HLEN}-byte header)`,
+      );
     const slot = this.opts.transport.reserve(len);
     if (!slot) {
       this.counters.txBusy++;

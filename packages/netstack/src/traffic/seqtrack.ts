@@ -76,7 +76,15 @@ export class SeqTracker {
 
   /** Everything the tracker knows, as plain data (a saved or migrating guest carries it). */
   save(): SeqTrackerState {
-    return { bits: new Uint8Array(this.bits.buffer.slice(0)), highest: this.highest, delivered: this.delivered, duplicated: this.duplicated, reordered: this.reordered, tooOld: this.tooOld, samples: this.reorderSamples.map((x) => [x[0], x[1]]) };
+    return {
+      bits: new Uint8Array(this.bits.buffer.slice(0)),
+      highest: this.highest,
+      delivered: this.delivered,
+      duplicated: this.duplicated,
+      reordered: this.reordered,
+      tooOld: this.tooOld,
+      samples: this.reorderSamples.map((x) => [x[0], x[1]]),
+    };
   }
 
   static restore(st: SeqTrackerState): SeqTracker {

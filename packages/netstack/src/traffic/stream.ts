@@ -76,7 +76,16 @@ export class StreamSender {
   }
 
   save(): StreamSenderState {
-    return { count: this.count, streamId: this.streamId, window: this.window, sent: this.sent, stalls: this.stalls, credited: this.credited, lastProgress: this.lastProgress, pattern: this.pattern };
+    return {
+      count: this.count,
+      streamId: this.streamId,
+      window: this.window,
+      sent: this.sent,
+      stalls: this.stalls,
+      credited: this.credited,
+      lastProgress: this.lastProgress,
+      pattern: this.pattern,
+    };
   }
 
   /** A saved sender, its times moved by `shift` ms onto the restoring domain's clock. */
@@ -161,7 +170,16 @@ export class StreamReceiver {
   }
 
   save(): StreamReceiverState {
-    return { streamId: this.streamId, creditEvery: this.creditEvery, foreign: this.foreign, first: this.first, last: this.last, bytes: this.bytes, sinceCredit: this.sinceCredit, tracker: this.tracker.save() };
+    return {
+      streamId: this.streamId,
+      creditEvery: this.creditEvery,
+      foreign: this.foreign,
+      first: this.first,
+      last: this.last,
+      bytes: this.bytes,
+      sinceCredit: this.sinceCredit,
+      tracker: this.tracker.save(),
+    };
   }
 
   /** A saved receiver, its times moved by `shift` ms onto the restoring domain's clock. */

@@ -53,19 +53,34 @@ async function vetOnce(mod: PluginModules, timeoutMs: number): Promise<VetResult
   let timer: NodeJS.Timeout | undefined;
   try {
     const reply = await new Promise<Reply>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`plugin ${mod.name}: its modules did not finish loading within ${timeoutMs} ms (top-level code that never settles or never stops): refused, no domain has run it`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `plugin ${mod.name}: its modules did not finish loading within ${timeoutMs} ms (top-level code that never settles or never stops): refused, no domain has run it`,
+            ),
+          ),
+        timeoutMs,
+      );
       w.once('message', (m: Reply) => resolve(m));
       w.once('error', (e) => reject(new Error(`plugin ${mod.name}: loading its modules failed: ${e.message}`)));
       // Exit code 13: Node ended the worker on a top-level await left with nothing that could settle it.
       w.once('exit', (code) =>
-        reject(new Error(code === 13 ? `plugin ${mod.name}: its modules' top-level code awaits something that never settles: refused, no domain has run it` : `plugin ${mod.name}: the worker vetting it exited (code ${code}) before answering: refused, no domain has run it`)),
+        reject(
+          new Error(
+            code === 13
+              ? `plugin ${mod.name}: its modules' top-level code awaits something that never settles: refused, no domain has run it`
+              : `plugin ${mod.name}: the worker vetting it exited (code ${code}) before answering: refused, no domain has run it`,
+          ),
+        ),
       );
     });
     if (!reply.ok) throw new Error(`plugin ${mod.name}: loading its modules failed: ${reply.error}`);
     const b = reply.out!.backend!;
     if (!b.createBackend) throw new Error(`plugin ${mod.name}: ${mod.backend} exports no createBackend function`);
     if (b.problems.length) throw new Error(`plugin ${mod.name}: bad manifest: ${b.problems.join('; ')}`);
-    if (b.features.includes('vif') && mod.frontend && !reply.out!.frontend?.createFrontend) throw new Error(`plugin ${mod.name}: ${mod.frontend} exports no createFrontend function`);
+    if (b.features.includes('vif') && mod.frontend && !reply.out!.frontend?.createFrontend)
+      throw new Error(`plugin ${mod.name}: ${mod.frontend} exports no createFrontend function`);
     return { name: b.name ?? mod.name, features: b.features };
   } finally {
     clearTimeout(timer);

@@ -10,7 +10,7 @@ import { RunMetaSchema } from './meta.ts';
 export const RUN_SCHEMA = 'xsim-run/1';
 
 export const IntervalSampleSchema = Type.Object({
-  start: Type.Number({ description: 'seconds since the stream started, on the simulation\'s clock' }),
+  start: Type.Number({ description: "seconds since the stream started, on the simulation's clock" }),
   end: Type.Number(),
   frames: Type.Integer({ minimum: 0, description: 'frames delivered in the interval (first copies)' }),
   gbps: Type.Number(),
@@ -84,7 +84,9 @@ export const RunJsonSchema = Type.Object(
     intervals: Type.Optional(Type.Array(IntervalSampleSchema)),
     capture: Type.Optional(CaptureSummarySchema),
     trace: Type.Optional(TraceSummarySchema),
-    stats: Type.Record(Type.String(), Type.Unknown(), { description: "every domain's and the NIC fabric's counters after the stream, by HOST/DOMAIN and 'fabric'" }),
+    stats: Type.Record(Type.String(), Type.Unknown(), {
+      description: "every domain's and the NIC fabric's counters after the stream, by HOST/DOMAIN and 'fabric'",
+    }),
   },
   { $id: 'https://xsim.invalid/schemas/xsim-run-1.schema.json', title: 'xsim run -j result' },
 );

@@ -40,12 +40,28 @@ export function rackTopology(o: RackOptions): Topology {
       dom0: { ip: `10.0.0.${h + 1}`, memPages: o.dom0Pages ?? 4096 },
       domUs: Array.from({ length: o.domUsPerHost }, (_, i) => {
         const g = i + 1;
-        return { name: `${hn}g${dec2(g)}`, domid: g, memPages: o.domUPages ?? 640, vifs: [{ mac: `00:16:3e:${hex2(h)}:${hex2(g)}:01`, ip: `10.0.${10 + h}.${g}` }] };
+        return {
+          name: `${hn}g${dec2(g)}`,
+          domid: g,
+          memPages: o.domUPages ?? 640,
+          vifs: [{ mac: `00:16:3e:${hex2(h)}:${hex2(g)}:01`, ip: `10.0.${10 + h}.${g}` }],
+        };
       }),
     });
   }
   const tors = Math.ceil(o.hosts / perTor);
-  const switches = o.hosts === 1 ? [] : tors === 1 ? [{ name: 'tor0', ports: Math.max(8, o.hosts) }] : [...Array.from({ length: tors }, (_, t) => ({ name: `tor${t}`, ports: Math.max(8, perTor + 1) })), { name: 'spine', ports: Math.max(8, tors) }];
-  const wires = o.hosts === 1 ? [] : [...hosts.map((h, i) => ({ a: h.name, b: `tor${Math.floor(i / perTor)}` })), ...(tors > 1 ? Array.from({ length: tors }, (_, t) => ({ a: `tor${t}`, b: 'spine' })) : [])];
+  const switches =
+    o.hosts === 1
+      ? []
+      : tors === 1
+        ? [{ name: 'tor0', ports: Math.max(8, o.hosts) }]
+        : [...Array.from({ length: tors }, (_, t) => ({ name: `tor${t}`, ports: Math.max(8, perTor + 1) })), { name: 'spine', ports: Math.max(8, tors) }];
+  const wires =
+    o.hosts === 1
+      ? []
+      : [
+          ...hosts.map((h, i) => ({ a: h.name, b: `tor${Math.floor(i / perTor)}` })),
+          ...(tors > 1 ? Array.from({ length: tors }, (_, t) => ({ a: `tor${t}`, b: 'spine' })) : []),
+        ];
   return validateTopology({ name: o.name ?? 'rack', hosts, switches, wires });
 }

@@ -159,7 +159,8 @@ function pinningOf(s: HostScope, x: Record<string, unknown>, path: string): Pinn
   if (x.pcpu !== undefined) out.pcpu = c.int(x.pcpu, `${path}.pcpu`, undefined, 0, 1023);
   if (x.cpupool !== undefined) {
     const pool = c.str(x.cpupool, `${path}.cpupool`);
-    if (pool !== undefined && !(cpupools && Object.hasOwn(cpupools, pool))) c.fail(`${path}.cpupool`, `no cpupool named "${pool}" (cpupools: ${Object.keys(cpupools ?? {}).join(', ') || 'none'})`);
+    if (pool !== undefined && !(cpupools && Object.hasOwn(cpupools, pool)))
+      c.fail(`${path}.cpupool`, `no cpupool named "${pool}" (cpupools: ${Object.keys(cpupools ?? {}).join(', ') || 'none'})`);
     out.cpupool = pool;
   }
   if (out.pcpu !== undefined && out.cpupool !== undefined) c.fail(path, 'pin to a pcpu or place in a cpupool, not both');
@@ -167,7 +168,15 @@ function pinningOf(s: HostScope, x: Record<string, unknown>, path: string): Pinn
 }
 
 /** One domU of host `hname`: its name and domid unique on the host, memory enough for its vifs' buffers. */
-function validateDomU(s: HostScope, d: unknown, dp: string, di: number, hname: string, mtu: number, seen: { names: Set<string>; domids: Set<number> }): DomUSpec {
+function validateDomU(
+  s: HostScope,
+  d: unknown,
+  dp: string,
+  di: number,
+  hname: string,
+  mtu: number,
+  seen: { names: Set<string>; domids: Set<number> },
+): DomUSpec {
   const { c, claims } = s;
   const x = c.obj(d, dp, ['name', 'domid', 'memPages', 'vifs', 'pcpu', 'cpupool']) ?? {};
   const dname = c.str(x.name, `${dp}.name`, NAME_RE, 'a domain name ([a-z0-9-])') ?? `d${di}`;
@@ -175,14 +184,22 @@ function validateDomU(s: HostScope, d: unknown, dp: string, di: number, hname: s
   if (seen.names.has(dname)) c.fail(`${dp}.name`, `domU name "${dname}" is used twice on ${hname}`);
   seen.names.add(dname);
   // Xen reserves DOMID_FIRST_RESERVED (0x7FF0 = 32752) and up for DOMID_SELF, DOMID_IO, DOMID_XEN, ...
-  const domid = c.int(x.domid, `${dp}.domid`, di + 1, 1, DOMID_MAX, ` (Xen reserves ${DOMID_FIRST_RESERVED} and up: DOMID_SELF, DOMID_IO, DOMID_XEN, ...)`) ?? di + 1;
+  const domid =
+    c.int(x.domid, `${dp}.domid`, di + 1, 1, DOMID_MAX, ` (Xen reserves ${DOMID_FIRST_RESERVED} and up: DOMID_SELF, DOMID_IO, DOMID_XEN, ...)`) ?? di + 1;
   if (seen.domids.has(domid)) c.fail(`${dp}.domid`, `domid ${domid} is used twice on ${hname}`);
   seen.domids.add(domid);
   const vsIn = c.arr(x.vifs, `${dp}.vifs`);
   // netfront's buffers for every vif, and a little for the kernel: what the guest really needs.
   const need = Math.max(1, vsIn.length) * netfrontPages(mtu) + DOMU_SLACK_PAGES;
   const memPages =
-    c.int(x.memPages, `${dp}.memPages`, Math.max(1024, need), need, 65536, ` (4 KiB pages: ${Math.max(1, vsIn.length)} vif(s) at MTU ${mtu} take ${netfrontPages(mtu)} pages each, plus ${DOMU_SLACK_PAGES})`) ?? need;
+    c.int(
+      x.memPages,
+      `${dp}.memPages`,
+      Math.max(1024, need),
+      need,
+      65536,
+      ` (4 KiB pages: ${Math.max(1, vsIn.length)} vif(s) at MTU ${mtu} take ${netfrontPages(mtu)} pages each, plus ${DOMU_SLACK_PAGES})`,
+    ) ?? need;
   if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
   const vifs: VifSpec[] = vsIn.map((v, vi) => {
     const vp = `${dp}.vifs[${vi}]`;
@@ -217,7 +234,14 @@ function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<strin
   const dom0 = {
     ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '',
     memPages:
-      c.int(d0.memPages, `${hp}.dom0.memPages`, Math.max(4096, dom0Min), dom0Min, 262144, ` (4 KiB pages: the NIC driver's RX ring and skbs need ${dom0Min} at MTU ${nic.mtu})`) ?? 4096,
+      c.int(
+        d0.memPages,
+        `${hp}.dom0.memPages`,
+        Math.max(4096, dom0Min),
+        dom0Min,
+        262144,
+        ` (4 KiB pages: the NIC driver's RX ring and skbs need ${dom0Min} at MTU ${nic.mtu})`,
+      ) ?? 4096,
     ...pinningOf(s, d0, `${hp}.dom0`),
   };
   claims.ip(dom0.ip, `${hp}.dom0.ip`);
@@ -227,7 +251,8 @@ function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<strin
   const seen = { names: new Set<string>(), domids: new Set<number>() };
   const domUs = dsIn.map((d, di) => validateDomU(s, d, `${hp}.domUs[${di}]`, di, hname, nic.mtu, seen));
   // Each guest vif may be given a VI (VI 0 is dom0's): more vifs than VIs would leave some unaccelerated.
-  if (vifsHere > nic.vis - 1 && nic.vis > 1) c.fail(`${hp}.nic.vis`, `${nic.vis} VIs (one is dom0's) cannot give each of the host's ${vifsHere} vifs one: at least ${vifsHere + 1}`);
+  if (vifsHere > nic.vis - 1 && nic.vis > 1)
+    c.fail(`${hp}.nic.vis`, `${nic.vis} VIs (one is dom0's) cannot give each of the host's ${vifsHere} vifs one: at least ${vifsHere + 1}`);
   return { name: hname, nic, dom0, domUs };
 }
 
@@ -310,7 +335,10 @@ function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: Swit
     const a = c.str(o.a, `${wp}.a`) ?? '';
     const b = c.str(o.b, `${wp}.b`) ?? '';
     let ok = true;
-    for (const [k, end] of [['a', a], ['b', b]] as const) {
+    for (const [k, end] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
       if (end && !hostNames.has(end) && !sw.has(end)) {
         c.fail(`${wp}.${k}`, `no host or switch named "${end}"`);
         ok = false;
