@@ -23,7 +23,7 @@
  * to a file in the migration stream format; a restore is the destination half
  * fed from the file.
  */
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import {
   GrantTable,
   GuestMemory,
@@ -42,6 +42,7 @@ import { dropDelta, movedStats } from './drops.ts';
 import { vifAt, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import { vifHandles } from './hotplug.ts';
 import type { DomainLifecycle } from './lifecycle.ts';
+import { openOutFile } from './out-file.ts';
 import { placeNewGuest } from './placement.ts';
 import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
 import type { GuestStats } from './stats.ts';
@@ -175,21 +176,43 @@ export class DomainMover {
     });
   }
 
-  /** xl save: stop the guest and write it to `file` (the guest is gone from the host afterwards). */
+  /**
+   * xl save: stop the guest and write it to `file` (the guest is gone from the
+   * host afterwards). As xl does, the file is checked and opened first: a
+   * destination that cannot take the image refuses the save with the guest
+   * untouched; a write that fails after the suspend resumes the guest on its
+   * host from the image in memory, and the error says so.
+   */
   async save(ref: DomainRef, file: string): Promise<SaveReport> {
     const { h, mem, rd } = this.lifecycle.find(ref);
     return this.lifecycle.once(rd, async () => {
       const t0 = this.ctx.clock.now();
-      const sus = await this.suspend(ref, h, mem, rd, vifHandles(h, mem.domid));
+      const out = await this.ctx.runtime.hold(openOutFile(file, `cannot save ${ref.host}/${ref.domain} to`));
+      const handles = vifHandles(h, mem.domid);
+      let sus: Suspended;
+      try {
+        sus = await this.suspend(ref, h, mem, rd, handles);
+      } catch (e) {
+        await this.ctx.runtime.hold(out.discard());
+        throw e;
+      }
       this.ctx.untrack(rd);
       const { bytes, pages } = encodeSaveStream(sus.saved, mem.mem);
-      // Written beside, then renamed: a failed save never leaves half an image under the name.
-      const tmp = `${file}.${process.pid}.partial`;
-      await this.ctx.runtime.hold(writeFile(tmp, bytes));
-      await this.ctx.runtime.hold(rename(tmp, file));
+      try {
+        await this.ctx.runtime.hold(out.commit(bytes));
+      } catch (e) {
+        await this.resumeAfterFailedSave(h, bytes, handles);
+        throw new Error(`${(e as Error).message}; ${ref.host}/${ref.domain} was resumed on ${ref.host}`);
+      }
       this.ctx.log(`${ref.host}/${ref.domain} (domain ${mem.domid}) saved to ${file}: ${pages} pages, ${bytes.length} octets`);
       return { domain: `${ref.host}/${ref.domain}`, file, bytes: bytes.length, pages, memPages: mem.mem.pages, ms: this.ctx.clock.now() - t0 };
     });
+  }
+
+  /** The image never reached its file: the guest runs again where it was, from the image in memory (as a restore would). */
+  private async resumeAfterFailedSave(h: HostResources, bytes: Uint8Array, handles: number[]): Promise<void> {
+    const img = decodeSaveStream(bytes, 1 << 20);
+    await this.arrive(h, img.dom, img.mem, this.ctx.nextUid(), undefined, handles);
   }
 
   /** xl restore: a saved guest runs again on `host` (default: the one it was saved on), its vifs connected. */

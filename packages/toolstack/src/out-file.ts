@@ -1,0 +1,70 @@
+/**
+ * A file the toolstack writes (a save image), opened before anything is
+ * destroyed, as `xl save` opens its file first: the path must be a regular
+ * file or a new name in an existing, writable directory, never a directory, a
+ * FIFO or a device (opening a FIFO would block a libuv thread until someone
+ * reads it). The bytes go to a temporary file beside it, created exclusively,
+ * and are renamed over the name only when whole; a failure removes the
+ * temporary file, so nothing half-written is ever left behind.
+ */
+import { constants } from 'node:fs';
+import { access, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+
+export interface OutFile {
+  /** The name the bytes will have. */
+  readonly file: string;
+  /** Write the whole content, then rename it into place. */
+  commit(bytes: Uint8Array): Promise<void>;
+  /** Give up: the temporary file goes, the name is untouched. */
+  discard(): Promise<void>;
+}
+
+function kind(st: import('node:fs').Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  return 'not a regular file';
+}
+
+/** Check `file` and open its temporary twin; throws, naming `what` and the reason, before anything else happens. */
+export async function openOutFile(file: string, what: string): Promise<OutFile> {
+  const fail = (why: string): never => {
+    throw new Error(`${what} ${file}: ${why}`);
+  };
+  const existing = await lstat(file).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : fail(e.message)));
+  if (existing && !existing.isFile()) fail(`is ${kind(existing)}; give a regular file or a new name`);
+  const dir = dirname(file);
+  const d = await stat(dir).catch(() => null);
+  if (!d) fail(`no such directory ${dir}`);
+  if (!d!.isDirectory()) fail(`${dir} is not a directory`);
+  await access(dir, constants.W_OK).catch(() => fail(`directory ${dir} is not writable`));
+  const tmp = `${dir}/.${basename(file)}.${process.pid}.partial`;
+  const h: FileHandle = await open(tmp, 'wx', 0o644).catch((e: Error) => fail(`cannot create ${tmp}: ${e.message}`));
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await h.close();
+  };
+  const discard = async () => {
+    await close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+  };
+  return {
+    file,
+    async commit(bytes) {
+      try {
+        await h.writeFile(bytes);
+        await close();
+        await rename(tmp, file);
+      } catch (e) {
+        await discard();
+        throw new Error(`${what} ${file}: ${(e as Error).message}`);
+      }
+    },
+    discard,
+  };
+}
