@@ -49,3 +49,43 @@ describe('null frontend', () => {
     expect(fe.getStats!()).toEqual({ offered: 0 });
   });
 });
+
+describe('vnic backend', () => {
+  it('a vif at its filter cap keeps new flows on the slow path, counted in filterCapReached and logged once', async () => {
+    const { createBackend, VNIC_BACKEND_COUNTERS } = await import('../src/vnic/backend.ts');
+    const logs: string[] = [];
+    let nextFilter = 1;
+    const ctx = {
+      nic: () => ({ mtu: 1500, vis: 8, alias: 'nic:1924-0903' }),
+      allocVi: () => 3,
+      freeVi: () => {},
+      mcdi: (op: string) => (op === 'filter_insert' ? nextFilter++ : op === 'buffer_table_alloc' ? 0 : undefined),
+      mcdiShared: () => ({ value: undefined, shared: [new SharedArrayBuffer(64)] }),
+      deviceIrq: () => ({ binding: new SharedArrayBuffer(8), doorbell: new SharedArrayBuffer(8) }),
+      mapGrants: () => ({ frames: [1], handles: [1] }),
+      unmapGrants: () => {},
+      send: () => {},
+      uplinkMacs: () => [],
+      detached: () => {},
+      log: (m: string) => logs.push(m),
+    };
+    const be = createBackend(ctx as never);
+    const vif = { key: 'host-a/1/0', domid: 1, handle: 0, mac: 0x00163e000001, ip: parseIp('10.0.1.1') };
+    be.attachVif!(vif as never);
+    be.onFrontendMessage!(vif as never, 'accept', { grefs: [1], irqPort: 5 });
+    be.onFrontendMessage!(vif as never, 'running', {});
+    // 70 flows to the guest: 64 get a filter, the 6 others stay on the slow path, each frame of them counted.
+    for (let port = 1000; port < 1070; port++) {
+      const f = udpFrame(100, '10.0.1.1', port);
+      be.onSlowPathRx!(vif as never, f.b, f.off, 100);
+    }
+    const again = udpFrame(100, '10.0.1.1', 1069);
+    be.onSlowPathRx!(vif as never, again.b, again.off, 100);
+    const s = be.stats!() as Record<string, number>;
+    expect(s.filtersInserted).toBe(64);
+    expect(s.filterCapReached).toBe(7);
+    expect(s.filterFailures).toBe(0);
+    expect(logs.filter((l) => /64 flow filters in use; new flows stay on the slow path/.test(l))).toHaveLength(1);
+    expect(VNIC_BACKEND_COUNTERS.names()).toContain('filterCapReached');
+  });
+});

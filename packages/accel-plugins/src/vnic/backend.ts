@@ -41,6 +41,8 @@ interface VifState {
   handles: number[];
   bufBase: number;
   filters: Map<number, number>;
+  /** The vif hit MAX_FILTERS_PER_VIF and it was logged (once per attachment). */
+  capLogged?: boolean;
 }
 
 /** The VI is up and the guest drives it (link and fast-path news go to it). */
@@ -54,6 +56,10 @@ export const VNIC_BACKEND_COUNTERS = declareCounters('vnic backend', {
   faults: { kind: 'event', help: 'VIs that faulted (a bad descriptor from the guest)' },
   declined: { kind: 'event', help: "offers the guest's frontend declined" },
   filtersRestored: { kind: 'event', help: "flow filters put back at once from a migrated vif's saved state (not relearnt)" },
+  filterCapReached: {
+    kind: 'event',
+    help: `frames of a new flow that stayed on the slow path (through dom0) because its vif already had ${MAX_FILTERS_PER_VIF} flow filters`,
+  },
 });
 
 /** What vnic carries across a migration for one vif: the flows it had learnt, as [proto, port]. */
@@ -86,7 +92,15 @@ class VnicBackend implements AccelBackend {
 
   private insertFilter(st: VifState, proto: number, port: number): boolean {
     const key = proto * 65536 + port;
-    if (st.filters.has(key) || st.filters.size >= MAX_FILTERS_PER_VIF) return false;
+    if (st.filters.has(key)) return false;
+    if (st.filters.size >= MAX_FILTERS_PER_VIF) {
+      this.s.filterCapReached++;
+      if (!st.capLogged) {
+        st.capLogged = true;
+        this.ctx.log(logWarn(`vnic: ${st.vif.key}: ${MAX_FILTERS_PER_VIF} flow filters in use; new flows stay on the slow path (counted in filterCapReached)`));
+      }
+      return false;
+    }
     try {
       st.filters.set(key, this.ctx.mcdi('filter_insert', { vi: st.vi, match: { kind: 'ipv4', proto, addr: st.vif.ip, port } }) as number);
       return true;
