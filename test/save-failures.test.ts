@@ -4,6 +4,8 @@
  * touched: a directory, a missing directory or a FIFO is refused with the
  * guest running on, and nothing is left beside the target. A write that fails
  * after the suspend resumes the guest on its host from the image in memory.
+ * Capture and trace check their file the same way when they start (items 4
+ * and 11): a FIFO or a directory is refused at once, not at stop.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,5 +77,17 @@ describe.each([
     expect(readdirSync(dir).sort()).toEqual(['a2.img', 'adir', 'fifo', 'swapped']);
     const back = await sim.restoreDomain(join(dir, 'a2.img'));
     expect(back.domain).toBe('host-a/a2');
+  });
+
+  it('capture and trace refuse a directory, a FIFO or a missing directory when they start, not at stop', async () => {
+    await expect(sim.captureStart(['host-a/*'], { file: join(dir, 'adir') })).rejects.toThrow(/capture: cannot write .*adir: is a directory/);
+    await expect(sim.captureStart(['host-a/*'], { file: join(dir, 'fifo') })).rejects.toThrow(/capture: cannot write .*fifo: is a FIFO/);
+    await expect(sim.captureStart(['host-a/*'], { file: join(dir, 'nowhere', 'x.pcapng') })).rejects.toThrow(/no such directory/);
+    await expect(sim.traceStart({ file: join(dir, 'fifo') })).rejects.toThrow(/trace: cannot write .*fifo: is a FIFO/);
+    await expect(sim.traceStart({ file: join(dir, 'adir') })).rejects.toThrow(/trace: cannot write .*adir: is a directory/);
+    // Nothing was started: a capture to a good file starts and stops.
+    const c = await sim.captureStart(['host-a/*'], { file: join(dir, 'ok.pcapng') });
+    expect(c.interfaces.length).toBeGreaterThan(0);
+    expect((await sim.captureStop()).file).toBe(join(dir, 'ok.pcapng'));
   });
 });

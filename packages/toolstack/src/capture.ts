@@ -22,6 +22,7 @@
  */
 import { mergeRuns, type MergeRun } from './capture-merge.ts';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { checkOutPath } from './out-file.ts';
 import { batchData, captureBlocks, interfaceDescription, interfaceStatistics, sectionHeader, tapPattern, type CaptureBatch } from '@xsim/hypervisor';
 
 /** A kernel with tap points: a domain, or the NIC hardware. */
@@ -145,6 +146,8 @@ export class PacketCapture {
   ): Promise<PacketCapture> {
     const snaplen = o.snaplen ?? 262_144;
     if (!Number.isInteger(snaplen) || snaplen < 14 || snaplen > 262_144) throw new Error(`capture: snap length ${snaplen} is not from 14 to 262144`);
+    // A directory, FIFO or missing directory is refused now, not when the capture stops.
+    await o.hold(checkOutPath(o.file, 'capture: cannot write'));
     const listed = await PacketCapture.list(targets);
     const all = [...listed.values()].flat();
     const wanted = new Set(matchTaps(specs, all));

@@ -29,8 +29,14 @@ function kind(st: import('node:fs').Stats): string {
   return 'not a regular file';
 }
 
-/** Check `file` and open its temporary twin; throws, naming `what` and the reason, before anything else happens. */
-export async function openOutFile(file: string, what: string): Promise<OutFile> {
+/**
+ * Refuse, naming `what` and the reason, an output path that is not a regular
+ * file or a new name in an existing, writable directory. Nothing is opened:
+ * capture and trace check their file this way when they start, so a FIFO
+ * (whose open would block a libuv thread) or a directory is refused at once,
+ * not at stop.
+ */
+export async function checkOutPath(file: string, what: string): Promise<void> {
   const fail = (why: string): never => {
     throw new Error(`${what} ${file}: ${why}`);
   };
@@ -41,8 +47,16 @@ export async function openOutFile(file: string, what: string): Promise<OutFile> 
   if (!d) fail(`no such directory ${dir}`);
   if (!d!.isDirectory()) fail(`${dir} is not a directory`);
   await access(dir, constants.W_OK).catch(() => fail(`directory ${dir} is not writable`));
+}
+
+/** Check `file` and open its temporary twin; throws, naming `what` and the reason, before anything else happens. */
+export async function openOutFile(file: string, what: string): Promise<OutFile> {
+  await checkOutPath(file, what);
+  const dir = dirname(file);
   const tmp = `${dir}/.${basename(file)}.${process.pid}.partial`;
-  const h: FileHandle = await open(tmp, 'wx', 0o644).catch((e: Error) => fail(`cannot create ${tmp}: ${e.message}`));
+  const h: FileHandle = await open(tmp, 'wx', 0o644).catch((e: Error) => {
+    throw new Error(`${what} ${file}: cannot create ${tmp}: ${e.message}`);
+  });
   let closed = false;
   const close = async () => {
     if (closed) return;

@@ -11,6 +11,7 @@
  *   a sampled frame's hops (tap points) are tiny slices joined by flow arrows
  *   ("frame journey"), first hop to last, across domains and threads
  */
+import { checkOutPath } from './out-file.ts';
 import { open } from 'node:fs/promises';
 import {
   ADDR_FABRIC,
@@ -61,7 +62,8 @@ export class TraceSession {
     const limit = o.limit ?? 1_000_000;
     if (!Number.isInteger(sample) || sample < 1) throw new Error(`trace: frame sample ${sample} is not a whole number from 1`);
     if (!Number.isInteger(limit) || limit < 1000) throw new Error(`trace: event limit ${limit} is below 1000`);
-    // Fail before tracing starts if the file cannot be written.
+    // Fail before tracing starts if the file cannot be written; a FIFO is refused before it is opened (its open would block).
+    await runtime.hold(checkOutPath(o.file, 'trace: cannot write'));
     await (
       await open(o.file, 'w').catch((e: Error) => {
         throw new Error(`trace: cannot write ${o.file}: ${e.message}`);
