@@ -90,4 +90,23 @@ describe.each([
     expect(c.interfaces.length).toBeGreaterThan(0);
     expect((await sim.captureStop()).file).toBe(join(dir, 'ok.pcapng'));
   });
+
+  it('two concurrent capture starts, or trace starts: one starts, the other is refused, nothing is orphaned (item 7)', async () => {
+    const caps = await Promise.allSettled([join(dir, 'c1.pcapng'), join(dir, 'c2.pcapng')].map((file) => sim.captureStart(['host-a/*'], { file })));
+    expect(caps.map((x) => x.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect(String((caps.find((x) => x.status === 'rejected') as PromiseRejectedResult).reason)).toMatch(
+      /capture: (already capturing into|a capture into) .*c[12]\.pcapng/,
+    );
+    await sim.captureStop();
+    await expect(sim.captureStop()).rejects.toThrow(/capture: not capturing/);
+    const traces = await Promise.allSettled([join(dir, 't1.json'), join(dir, 't2.json')].map((file) => sim.traceStart({ file })));
+    expect(traces.map((x) => x.status).sort()).toEqual(['fulfilled', 'rejected']);
+    await sim.traceStop();
+    await expect(sim.traceStop()).rejects.toThrow(/trace: not tracing/);
+    // Exactly one finished file of each, no temporary file left.
+    const files = readdirSync(dir);
+    expect(files.filter((f) => /^c[12]\.pcapng$/.test(f))).toHaveLength(1);
+    expect(files.filter((f) => /^t[12]\.json$/.test(f))).toHaveLength(1);
+    expect(files.filter((f) => f.endsWith('.partial'))).toEqual([]);
+  });
 });

@@ -13,6 +13,9 @@ import type { RunningDomain, ToolstackContext } from './context.ts';
 export class Observers {
   private capture: PacketCapture | null = null;
   private trace: TraceSession | null = null;
+  /** The file of a capture or trace whose start is under way: reserved before its first await. */
+  private captureStarting: string | null = null;
+  private traceStarting: string | null = null;
   /** Names of every domain seen while tracing, by uid (the trace's tracks). */
   private readonly traced = new Map<Addr, { host: string; name: string; domid: number }>();
 
@@ -35,8 +38,15 @@ export class Observers {
 
   async captureStart(specs: readonly string[], o: CaptureOptions): Promise<{ file: string; interfaces: string[] }> {
     if (this.capture) throw new Error(`capture: already capturing into ${this.capture.file} (stop it first)`);
+    if (this.captureStarting !== null) throw new Error(`capture: a capture into ${this.captureStarting} is starting (stop it once it has)`);
+    // Reserved before the first await: two concurrent starts cannot both pass the check and orphan one.
+    this.captureStarting = o.file;
     const rt = this.d.runtime;
-    this.capture = await PacketCapture.start(this.targets(), specs, { ...o, realTime: rt.kind !== 'deterministic', hold: (p) => rt.hold(p) });
+    try {
+      this.capture = await PacketCapture.start(this.targets(), specs, { ...o, realTime: rt.kind !== 'deterministic', hold: (p) => rt.hold(p) });
+    } finally {
+      this.captureStarting = null;
+    }
     this.d.log(`capturing ${this.capture.interfaces.length} tap point(s) into ${o.file}`);
     return { file: this.capture.file, interfaces: this.capture.interfaces };
   }
@@ -53,7 +63,13 @@ export class Observers {
   /** Trace every thread into a Chrome / Perfetto JSON file until traceStop() (see trace.ts). */
   async traceStart(o: TraceOptions): Promise<{ file: string }> {
     if (this.trace) throw new Error(`trace: already tracing into ${this.trace.file} (stop it first)`);
-    this.trace = await TraceSession.start(this.d.runtime, o);
+    if (this.traceStarting !== null) throw new Error(`trace: a trace into ${this.traceStarting} is starting (stop it once it has)`);
+    this.traceStarting = o.file;
+    try {
+      this.trace = await TraceSession.start(this.d.runtime, o);
+    } finally {
+      this.traceStarting = null;
+    }
     this.name();
     this.d.log(`tracing into ${o.file}`);
     return { file: o.file };
