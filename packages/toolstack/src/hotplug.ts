@@ -75,9 +75,15 @@ export class VifHotplug {
     const vif = this.validate(h, index, i, { mac: o.mac ?? freshMac(this.ctx.topology, index, domid, handle), ip: o.ip ?? freshIp(this.ctx.topology, index) });
     this.nextHandle.set(key, handle + 1);
     const dev = `${ref.host}/${ref.domain}/vif${handle}`;
-    await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_add', { domid, handle }, 10_000);
-    spec.vifs.push(vif);
+    // Reserved before the first await: a concurrent add sees this handle, MAC and IP taken.
     h.handles.set(domid, [...handles, handle]);
+    spec.vifs.push(vif);
+    try {
+      await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_add', { domid, handle }, 10_000);
+    } catch (e) {
+      this.forget(h, domid, handle);
+      throw e;
+    }
     writeVifNodes(h.xenstore, domid, handle, vif, o.mtu);
     try {
       await this.ctx.waitFor(
@@ -125,16 +131,22 @@ export class VifHotplug {
     await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_remove', { domid, handle }, 10_000);
     // dom0 may have written into the backend node between our rm and vif_remove (a plugin's key): remove again.
     rmTree(xs, vifBackendPath(0, domid, handle));
+    const vif = this.forget(h, domid, handle);
+    if (vif) await this.ctx.forgetMac(h.spec.name, parseMac(vif.mac));
+  }
+
+  /** The vif's records on the host go (its spec with its MAC and IP, its handle): what reserved them is undone. */
+  private forget(h: HostResources, domid: number, handle: number): VifSpec | undefined {
     const i = h.domUs.findIndex((d) => d.domid === domid);
     const handles = vifHandles(h, domid);
     const at = handles.indexOf(handle);
-    if (i < 0 || at < 0) return;
+    if (i < 0 || at < 0) return undefined;
     const [vif] = h.spec.domUs[i].vifs.splice(at, 1);
     h.handles.set(
       domid,
       handles.filter((x) => x !== handle),
     );
-    await this.ctx.forgetMac(h.spec.name, parseMac(vif.mac));
+    return vif;
   }
 
   /** The vif checked as a topology's would be: the topology with it added must validate. */
