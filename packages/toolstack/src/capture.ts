@@ -21,8 +21,7 @@
  * at stop there, so capture does not perturb the seeded order).
  */
 import { mergeRuns, type MergeRun } from './capture-merge.ts';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { checkOutPath } from './out-file.ts';
+import { openOutFile, type OutFile } from './out-file.ts';
 import { batchData, captureBlocks, interfaceDescription, interfaceStatistics, sectionHeader, tapPattern, type CaptureBatch } from '@xsim/hypervisor';
 
 /** A kernel with tap points: a domain, or the NIC hardware. */
@@ -111,21 +110,19 @@ export class PacketCapture {
   private out = new Uint8Array(0);
   /** Batches a kernel answered with that were not what a sink writes (a hostile guest kernel could): skipped, counted. */
   private badBatches = 0;
-  private fh: FileHandle | null = null;
+  /** The pcapng file being written (beside its name until stop renames it). */
+  private dest: OutFile | null = null;
   private bytes = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
   private draining: Promise<void> = Promise.resolve();
   private startNs = 0n;
   private lastNs = 0n;
-  private readonly tmp: string;
 
   private constructor(
     private readonly o: Required<CaptureOptions>,
     private readonly epochOffsetNs: bigint,
     private readonly hold: Hold,
-  ) {
-    this.tmp = `${o.file}.${process.pid}.partial`;
-  }
+  ) {}
 
   /** Every tap point there is now, by target. */
   static async list(targets: readonly CaptureTarget[]): Promise<Map<CaptureTarget, string[]>> {
@@ -146,16 +143,13 @@ export class PacketCapture {
   ): Promise<PacketCapture> {
     const snaplen = o.snaplen ?? 262_144;
     if (!Number.isInteger(snaplen) || snaplen < 14 || snaplen > 262_144) throw new Error(`capture: snap length ${snaplen} is not from 14 to 262144`);
-    // A directory, FIFO or missing directory is refused now, not when the capture stops.
-    await o.hold(checkOutPath(o.file, 'capture: cannot write'));
     const listed = await PacketCapture.list(targets);
     const all = [...listed.values()].flat();
     const wanted = new Set(matchTaps(specs, all));
     const offset = o.realTime ? BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint() : 0n;
     const c = new PacketCapture({ file: o.file, snaplen, drainMs: o.realTime ? (o.drainMs ?? 20) : 0, bufferBytes: o.bufferBytes ?? 32 << 20 }, offset, o.hold);
-    c.fh = await o.hold(open(c.tmp, 'w')).catch((e: Error) => {
-      throw new Error(`capture: cannot write ${o.file}: ${e.message}`);
-    });
+    // A directory, FIFO or missing directory is refused now, not when the capture stops.
+    c.dest = await o.hold(openOutFile(o.file, 'capture: cannot write'));
     const blocks: Uint8Array[] = [sectionHeader('xsim')];
     for (const [t, names] of listed) {
       const m = new Map<string, Iface>();
@@ -246,9 +240,8 @@ export class PacketCapture {
         this.ifaces.map((f) => interfaceStatistics(f.id, end, { start: this.startNs, end, recv: f.packets + (lost.get(f) ?? 0), drop: lost.get(f) ?? 0 })),
       ),
     );
-    await this.hold(this.fh!.close());
-    this.fh = null;
-    await this.hold(rename(this.tmp, this.o.file));
+    await this.hold(this.dest!.commit());
+    this.dest = null;
     return {
       file: this.o.file,
       bytes: this.bytes,
@@ -260,9 +253,8 @@ export class PacketCapture {
   /** A capture that cannot finish (the simulation is going down badly): its partial file goes, nothing else is touched. */
   async abandon(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await this.fh?.close().catch(() => undefined);
-    this.fh = null;
-    await unlink(this.tmp).catch(() => undefined);
+    await this.dest?.discard();
+    this.dest = null;
   }
 
   /**
@@ -342,8 +334,8 @@ export class PacketCapture {
   }
 
   private async write(bytes: Uint8Array): Promise<void> {
-    if (bytes.length === 0 || !this.fh) return;
-    await this.hold(this.fh.write(bytes));
+    if (bytes.length === 0 || !this.dest) return;
+    await this.hold(this.dest.write(bytes));
     this.bytes += bytes.length;
   }
 }

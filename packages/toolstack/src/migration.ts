@@ -199,7 +199,8 @@ export class DomainMover {
       this.ctx.untrack(rd);
       const { bytes, pages } = encodeSaveStream(sus.saved, mem.mem);
       try {
-        await this.ctx.runtime.hold(out.commit(bytes));
+        await this.ctx.runtime.hold(out.write(bytes));
+        await this.ctx.runtime.hold(out.commit());
       } catch (e) {
         await this.resumeAfterFailedSave(h, bytes, handles);
         throw new Error(`${(e as Error).message}; ${ref.host}/${ref.domain} was resumed on ${ref.host}`);

@@ -1,6 +1,6 @@
 /**
- * A file the toolstack writes (a save image), opened before anything is
- * destroyed, as `xl save` opens its file first: the path must be a regular
+ * A file the toolstack writes (a save image, a capture, a trace), opened
+ * before anything is destroyed, as `xl save` opens its file first: the path must be a regular
  * file or a new name in an existing, writable directory, never a directory, a
  * FIFO or a device (opening a FIFO would block a libuv thread until someone
  * reads it). The bytes go to a temporary file beside it, created exclusively,
@@ -14,8 +14,10 @@ import { basename, dirname } from 'node:path';
 export interface OutFile {
   /** The name the bytes will have. */
   readonly file: string;
-  /** Write the whole content, then rename it into place. */
-  commit(bytes: Uint8Array): Promise<void>;
+  /** Append to the temporary file (a failure discards it and throws, naming the file). */
+  write(data: Uint8Array | string): Promise<void>;
+  /** Close the temporary file and rename it over the name: the content is whole. */
+  commit(): Promise<void>;
   /** Give up: the temporary file goes, the name is untouched. */
   discard(): Promise<void>;
 }
@@ -67,16 +69,21 @@ export async function openOutFile(file: string, what: string): Promise<OutFile> 
     await close().catch(() => {});
     await unlink(tmp).catch(() => {});
   };
+  const failed = async (e: unknown): Promise<never> => {
+    await discard();
+    throw new Error(`${what} ${file}: ${(e as Error).message}`);
+  };
   return {
     file,
-    async commit(bytes) {
+    async write(data) {
+      await (typeof data === 'string' ? h.write(data) : h.write(data)).catch(failed);
+    },
+    async commit() {
       try {
-        await h.writeFile(bytes);
         await close();
         await rename(tmp, file);
       } catch (e) {
-        await discard();
-        throw new Error(`${what} ${file}: ${(e as Error).message}`);
+        await failed(e);
       }
     },
     discard,

@@ -11,8 +11,7 @@
  *   a sampled frame's hops (tap points) are tiny slices joined by flow arrows
  *   ("frame journey"), first hop to last, across domains and threads
  */
-import { checkOutPath } from './out-file.ts';
-import { open } from 'node:fs/promises';
+import { checkOutPath, openOutFile } from './out-file.ts';
 import {
   ADDR_FABRIC,
   PCPU_TRACK_BASE,
@@ -62,13 +61,9 @@ export class TraceSession {
     const limit = o.limit ?? 1_000_000;
     if (!Number.isInteger(sample) || sample < 1) throw new Error(`trace: frame sample ${sample} is not a whole number from 1`);
     if (!Number.isInteger(limit) || limit < 1000) throw new Error(`trace: event limit ${limit} is below 1000`);
-    // Fail before tracing starts if the file cannot be written; a FIFO is refused before it is opened (its open would block).
+    // Fail before tracing starts if the file could not be written (a FIFO, a directory, no such
+    // directory, one not writable); the file itself is made only at stop, whole (writeTrace).
     await runtime.hold(checkOutPath(o.file, 'trace: cannot write'));
-    await (
-      await open(o.file, 'w').catch((e: Error) => {
-        throw new Error(`trace: cannot write ${o.file}: ${e.message}`);
-      })
-    ).close();
     const h = process.hrtime();
     await runtime.trace('trace_start', { startNs: h[0] * 1e9 + h[1], sample, limit }, 5000);
     return new TraceSession(runtime, { file: o.file, sample, limit });
@@ -165,12 +160,13 @@ export function traceEvents(batches: readonly (TraceBatch | null)[], names: Trac
 
 export async function writeTrace(file: string, batches: readonly (TraceBatch | null)[], names: TrackNames): Promise<TraceSummary> {
   const t = traceEvents(batches, names);
-  const fh = await open(file, 'w');
+  // Written beside the name and renamed when whole: a trace that fails half-way leaves nothing under it.
+  const out = await openOutFile(file, 'trace: cannot write');
   let bytes = 0;
   try {
     const put = async (s: string) => {
       bytes += Buffer.byteLength(s);
-      await fh.write(s);
+      await out.write(s);
     };
     await put('{"displayTimeUnit":"ns","traceEvents":[\n');
     for (let i = 0; i < t.events.length; i += 10_000) {
@@ -181,8 +177,10 @@ export async function writeTrace(file: string, batches: readonly (TraceBatch | n
       await put((i > 0 ? ',\n' : '') + chunk);
     }
     await put(`\n],"otherData":${JSON.stringify({ producer: 'xsim', dropped: t.dropped, frames: t.frames, hops: t.hops })}}\n`);
-  } finally {
-    await fh.close();
+    await out.commit();
+  } catch (e) {
+    await out.discard();
+    throw e;
   }
   return { file, events: t.events.length, dropped: t.dropped, frames: t.frames, hops: t.hops, bytes };
 }
