@@ -8,6 +8,7 @@ import type { Topology } from './topo/index.ts';
 import type { DomainRef, Simulation } from './simulation.ts';
 import { runPing, runStream, type IntervalSample, type PingResult, type StreamResult } from './traffic.ts';
 import { streamAccount } from './drops.ts';
+import { guestStatsIfAny } from './stats.ts';
 
 export interface StreamEnds {
   from: DomainRef;
@@ -105,8 +106,6 @@ export interface Round {
   plugin: string | null;
 }
 
-type Json = Record<string, unknown>;
-
 /**
  * Stream in rounds of `count` frames until `stopping()` says so, reporting
  * each round, so a plugin loaded or unloaded meanwhile shows in the rates.
@@ -124,8 +123,6 @@ export async function streamRounds(
     const r = await runStream(sim, { from: o.from, to: o.to, count: o.count, frameSize: o.frameSize, window: o.window, srcPort: 42000 });
     const after = await sim.stats();
     const { dropped } = streamAccount(before, after, r);
-    const fe = ((after[`${o.from.host}/${o.from.domain}`] as Json | undefined)?.vifs as Json[] | undefined)?.[0]?.accel as
-      { plugin?: string | null } | undefined;
-    each({ round, at: (sim.clock.now() - served) / 1000, stream: r, dropped, plugin: fe?.plugin ?? null });
+    each({ round, at: (sim.clock.now() - served) / 1000, stream: r, dropped, plugin: guestStatsIfAny(after, o.from)?.vifs[0]?.accel?.plugin ?? null });
   }
 }
