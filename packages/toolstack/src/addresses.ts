@@ -9,8 +9,9 @@ import { parseMac, validateTopology, type Topology } from './topo/index.ts';
 
 const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, '0');
 
-export function freshMac(t: Topology, hostIndex: number, domid: number, handle: number): string {
-  const used = new Set(t.hosts.flatMap((x) => x.domUs.flatMap((d) => d.vifs.map((v) => parseMac(v.mac)))));
+/** A MAC no guest of `t` (nor any of `taken`: guests on their way) has. */
+export function freshMac(t: Topology, hostIndex: number, domid: number, handle: number, taken: ReadonlySet<number> = new Set()): string {
+  const used = new Set([...taken, ...t.hosts.flatMap((x) => x.domUs.flatMap((d) => d.vifs.map((v) => parseMac(v.mac))))]);
   for (let k = 0; k < 256; k++) {
     const mac = `00:16:3e:${hex2(hostIndex)}:${hex2(domid)}:${hex2((domid >> 8) + handle + 1 + k)}`;
     if (!used.has(parseMac(mac))) return mac;
@@ -18,8 +19,9 @@ export function freshMac(t: Topology, hostIndex: number, domid: number, handle: 
   throw new Error('no free MAC address: give one');
 }
 
-export function freshIp(t: Topology, hostIndex: number): string {
-  const used = new Set(t.hosts.flatMap((x) => [x.dom0.ip, ...x.domUs.flatMap((d) => d.vifs.map((v) => v.ip))]));
+/** An IPv4 address of the host's range no domain of `t` (nor any of `taken`) has. */
+export function freshIp(t: Topology, hostIndex: number, taken: ReadonlySet<string> = new Set()): string {
+  const used = new Set([...taken, ...t.hosts.flatMap((x) => [x.dom0.ip, ...x.domUs.flatMap((d) => d.vifs.map((v) => v.ip))])]);
   for (let third = 10 + hostIndex; third < 255; third += 64) {
     for (let last = 1; last < 255; last++) {
       const ip = `10.0.${third}.${last}`;

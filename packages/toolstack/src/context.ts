@@ -29,6 +29,7 @@ import type { TraceOptions } from './trace.ts';
 import type { DomainOps, FabricOps, OpArgs, OpName, OpReply, OpRequestParams } from '@xsim/hypervisor';
 import type { DomainRef } from './domain-ref.ts';
 import type { Dom0Stats, DomainStatsEntry, FabricStats, GuestStats, StatsTree } from './stats.ts';
+import { DomainLocks } from './domain-locks.ts';
 
 export interface SimulationOptions {
   /** pCPU worker threads (default: the machine's cores). */
@@ -94,6 +95,8 @@ export class ToolstackContext {
   started = false;
   stopped = false;
   hooks: DomainHooks = { joined: async () => {}, leaving: async () => {} };
+  /** What management operations hold: one end per domain, hotplugs in flight, guests on their way to a host. */
+  readonly locks = new DomainLocks();
   private uid = 1;
 
   constructor(

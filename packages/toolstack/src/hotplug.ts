@@ -10,7 +10,7 @@ import { XenbusState, logWarn, vifBackendPath, vifErrorPath, vifFrontendPath } f
 import { parseMac, type VifSpec } from './topo/index.ts';
 import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { rmTree, vifAt, writeVifNodes, type HostResources } from './host.ts';
-import type { DomainRef, ToolstackContext } from './context.ts';
+import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
 
 export interface VifAddOptions {
   /** The device's name, vifN (N its handle); default: the next handle of the domain. */
@@ -48,16 +48,22 @@ export class VifHotplug {
     this.ctx.log(line);
   }
 
-  private guest(ref: DomainRef): { h: HostResources; index: number; i: number; domid: number } {
+  private guest(ref: DomainRef): { h: HostResources; index: number; i: number; domid: number; uid: RunningDomain['uid'] } {
     if (ref.domain === 'dom0' || ref.domain === 'Domain-0') throw new Error(`${ref.host}/${ref.domain} is dom0: vifs belong to guests (HOST/DOMU)`);
     const rd = this.ctx.domain(ref);
     const h = this.ctx.host(ref.host);
     const i = h.domUs.findIndex((d) => d.uid === rd.uid);
     if (i < 0) throw new Error(`${ref.host}/${ref.domain} is going away`);
-    return { h, index: this.ctx.hosts.indexOf(h), i, domid: rd.domid };
+    return { h, index: this.ctx.hosts.indexOf(h), i, domid: rd.domid, uid: rd.uid };
   }
 
+  /** vdpa dev add / xl network-attach: a new vif, through the full xenbus handshake; refused while the guest is going away or moving. */
   async add(ref: DomainRef, o: VifAddOptions = {}): Promise<VifInfo> {
+    const { uid } = this.guest(ref);
+    return this.ctx.locks.change(uid, `${ref.host}/${ref.domain}`, `dev add${o.name ? ` ${o.name}` : ''}`, () => this.addNow(ref, o));
+  }
+
+  private async addNow(ref: DomainRef, o: VifAddOptions): Promise<VifInfo> {
     const { h, index, i, domid } = this.guest(ref);
     const handles = vifHandles(h, domid);
     const key = `${ref.host}/${domid}`;
@@ -72,7 +78,13 @@ export class VifHotplug {
     if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= nicMtu))
       throw new Error(`mtu ${String(o.mtu)}: a vif's MTU is 68..${nicMtu} (the NIC's)`);
     const spec = h.spec.domUs[i];
-    const vif = this.validate(h, index, i, { mac: o.mac ?? freshMac(this.ctx.topology, index, domid, handle), ip: o.ip ?? freshIp(this.ctx.topology, index) });
+    const arriving = this.ctx.locks.arrivingAddresses();
+    const vif = this.validate(h, index, i, {
+      mac: o.mac ?? freshMac(this.ctx.topology, index, domid, handle, arriving.macs),
+      ip: o.ip ?? freshIp(this.ctx.topology, index, arriving.ips),
+    });
+    const conflict = this.ctx.locks.arrivalConflict(ref.host, null, [parseMac(vif.mac)], [vif.ip]);
+    if (conflict) throw new Error(`cannot add a vif to ${ref.host}/${ref.domain}: ${conflict}`);
     this.nextHandle.set(key, handle + 1);
     const dev = `${ref.host}/${ref.domain}/vif${handle}`;
     // Reserved before the first await: a concurrent add sees this handle, MAC and IP taken.
@@ -105,6 +117,11 @@ export class VifHotplug {
 
   /** vdpa dev del / xl network-detach: the backend closes, the frontend follows, then the nodes go. */
   async del(ref: DomainRef, handle: number, timeoutMs = 10_000): Promise<{ dev: string; forced: boolean }> {
+    const { uid } = this.guest(ref);
+    return this.ctx.locks.change(uid, `${ref.host}/${ref.domain}`, `dev del vif${handle}`, () => this.delNow(ref, handle, timeoutMs));
+  }
+
+  private async delNow(ref: DomainRef, handle: number, timeoutMs: number): Promise<{ dev: string; forced: boolean }> {
     const { h, domid } = this.guest(ref);
     const handles = vifHandles(h, domid);
     if (!handles.includes(handle))

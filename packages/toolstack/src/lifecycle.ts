@@ -16,6 +16,8 @@ import { vifHandles } from './hotplug.ts';
 import { placeNewGuest } from './placement.ts';
 import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
 import type { GuestStats } from './stats.ts';
+import type { Arrival } from './domain-locks.ts';
+import { formatMac } from '@xsim/netstack';
 
 export interface CreateDomainOptions {
   /** The vif's MAC (default: 00:16:3e, then the host's index and the domid). */
@@ -30,7 +32,8 @@ export interface CreateDomainOptions {
   connectTimeoutMs?: number;
 }
 
-export type DomainState = 'running' | 'crashed' | 'hung';
+/** As xl list shows a domain; `migrating`: between its suspend at the source and its resume at the destination (`migratingTo`). */
+export type DomainState = 'running' | 'crashed' | 'hung' | 'migrating';
 
 /** One row of `xsim domain list` (xl list, plus where it runs and what accelerates it). */
 export interface DomainInfo {
@@ -41,6 +44,8 @@ export interface DomainInfo {
   memPages: number;
   pcpu: number;
   vifs: { handle: number; mac: string; ip: string; accel: string | null }[];
+  /** Where a migrating guest is going. */
+  migratingTo?: string;
 }
 
 /** How a domain ended, and what its end released. */
@@ -64,7 +69,6 @@ export class DomainLifecycle {
   /** Every domain that ended, oldest first. */
   readonly ended: DomainEnd[] = [];
   private readonly nextDomid = new Map<string, number>();
-  private readonly busy = new Set<string>();
 
   constructor(private readonly ctx: ToolstackContext) {}
 
@@ -73,13 +77,18 @@ export class DomainLifecycle {
     const h = this.ctx.host(host);
     const index = this.ctx.hosts.indexOf(h);
     const domid = this.peekDomid(h);
+    const arriving = this.ctx.locks.arrivingAddresses();
+    const mac = o.mac ?? freshMac(this.ctx.topology, index, domid, 0, arriving.macs);
+    const ip = o.ip ?? freshIp(this.ctx.topology, index, arriving.ips);
     const spec = this.validate(h, index, {
       name,
       domid,
       ...(o.memPages !== undefined ? { memPages: o.memPages } : {}),
       ...(o.pcpu !== undefined ? { pcpu: o.pcpu } : {}),
-      vifs: [{ mac: o.mac ?? freshMac(this.ctx.topology, index, domid, 0), ip: o.ip ?? freshIp(this.ctx.topology, index) }],
+      vifs: [{ mac, ip }],
     });
+    const conflict = this.ctx.locks.arrivalConflict(host, name, [parseMac(spec.vifs[0].mac)], [spec.vifs[0].ip]);
+    if (conflict) throw new Error(`cannot create ${host}/${name}: ${conflict}`);
     this.takeDomid(h, domid);
     const pcpu = placeNewGuest(this.ctx.topology, this.ctx.runtime.pcpus, `${host}/${name}`, spec, this.ctx.domains);
     const mem = domainMemory(domid, this.ctx.nextUid(), name, spec.memPages, pcpu);
@@ -126,7 +135,7 @@ export class DomainLifecycle {
   /** xl shutdown: ask the guest to power off; it closes its vifs, then it is stopped and everything released. */
   async shutdown(ref: DomainRef, timeoutMs = 10_000): Promise<DomainEnd> {
     const { h, mem, rd } = this.find(ref);
-    return this.once(rd, async () => {
+    return this.once(rd, 'shutdown', async () => {
       const t0 = this.ctx.clock.now();
       h.xenstore.write(0, controlShutdownPath(mem.domid), SHUTDOWN_POWEROFF);
       const closed = (): boolean => vifHandles(h, mem.domid).every((n) => vifAt(h.xenstore, mem.domid, n, XenbusState.Closed, 'frontend'));
@@ -146,7 +155,7 @@ export class DomainLifecycle {
   /** xl destroy: the guest stops at once, with no say; everything it held is released. */
   async destroy(ref: DomainRef): Promise<DomainEnd> {
     const { h, mem, rd } = this.find(ref);
-    return this.once(rd, async () => {
+    return this.once(rd, 'destroy', async () => {
       const t0 = this.ctx.clock.now();
       await this.ctx.hooks.leaving(rd);
       await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'destroy');
@@ -158,15 +167,20 @@ export class DomainLifecycle {
   async crashed(rd: RunningDomain): Promise<DomainEnd | undefined> {
     const h = this.ctx.hosts.find((x) => x.spec.name === rd.host);
     const mem = h?.domUs.find((x) => x.uid === rd.uid);
-    if (!h || !mem || this.busy.has(`${rd.host}/${rd.name}`)) return undefined;
-    return this.once(rd, async () => {
-      await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'destroy');
-      const end = await this.release(h, mem, rd, 'crash');
-      this.ctx.log(
-        `${rd.host}/${rd.name} (domain ${rd.domid}) cleaned up after its crash: ${end.vifsRemoved} vif(s) removed, ${end.portsClosed} event-channel port(s) closed`,
-      );
-      return end;
-    });
+    if (!h || !mem || this.ctx.locks.ending(rd.uid) !== undefined) return undefined;
+    return this.once(
+      rd,
+      'crash cleanup',
+      async () => {
+        await this.ctx.runtime.remove(rd.uid, rd.pcpu, 'destroy');
+        const end = await this.release(h, mem, rd, 'crash');
+        this.ctx.log(
+          `${rd.host}/${rd.name} (domain ${rd.domid}) cleaned up after its crash: ${end.vifsRemoved} vif(s) removed, ${end.portsClosed} event-channel port(s) closed`,
+        );
+        return end;
+      },
+      { forced: true },
+    );
   }
 
   /** xl list. */
@@ -189,6 +203,12 @@ export class DomainLifecycle {
         }
         const i = h.domUs.findIndex((x) => x.uid === rd.uid);
         const spec = h.spec.domUs[i];
+        if (!spec) {
+          // Suspended at its source, not yet resumed at its destination: no host's records hold it, its move does.
+          const a = this.ctx.locks.arrivalOf(rd.uid);
+          if (a) out.push(migratingInfo(rd, a));
+          continue;
+        }
         const accel = dom0Accel.get(h.spec.name) ?? {};
         const handles = vifHandles(h, rd.domid);
         out.push({
@@ -236,16 +256,13 @@ export class DomainLifecycle {
     return { h, mem, rd };
   }
 
-  /** One end at a time per domain: a second shutdown or destroy of the same domain while one runs is refused. */
-  async once<T>(rd: RunningDomain, fn: () => Promise<T>): Promise<T> {
-    const key = `${rd.host}/${rd.name}`;
-    if (this.busy.has(key)) throw new Error(`${key} is already going away`);
-    this.busy.add(key);
-    try {
-      return await fn();
-    } finally {
-      this.busy.delete(key);
-    }
+  /**
+   * One end at a time per domain (`what`: shutdown, destroy, save, migration
+   * to HOST): a second end of the same domain, or one while a vif hotplug
+   * runs on it, is refused naming what it is busy with.
+   */
+  async once<T>(rd: RunningDomain, what: string, fn: () => Promise<T>, o: { forced?: boolean } = {}): Promise<T> {
+    return this.ctx.locks.end(rd.uid, `${rd.host}/${rd.name}`, what, fn, o);
   }
 
   /** Everything a guest held, released; the guest has already stopped (or never started). */
@@ -317,4 +334,18 @@ export class DomainLifecycle {
     h.handles.delete(mem.domid);
     return portsClosed;
   }
+}
+
+/** A guest between its suspend and its resume, as its move describes it (no plugin holds its vifs meanwhile). */
+function migratingInfo(rd: RunningDomain, a: Arrival): DomainInfo {
+  return {
+    host: rd.host,
+    name: rd.name,
+    domid: rd.domid,
+    state: 'migrating',
+    memPages: a.memPages,
+    pcpu: rd.pcpu,
+    vifs: a.handles.map((handle, n) => ({ handle, mac: formatMac(a.macs[n]), ip: a.ips[n], accel: null })),
+    migratingTo: a.host,
+  };
 }

@@ -38,6 +38,7 @@ import {
 } from '@xsim/hypervisor';
 import type { GuestConfig } from '@xsim/netfront';
 import { validateAddition } from './addresses.ts';
+import { parseMac } from './topo/index.ts';
 import { dropDelta, movedStats } from './drops.ts';
 import { vifAt, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import { vifHandles } from './hotplug.ts';
@@ -117,63 +118,85 @@ export class DomainMover {
     const { h: src, mem, rd } = this.lifecycle.find(ref);
     const dst = this.ctx.host(to);
     const live = o.live ?? false;
-    return this.lifecycle.once(rd, async () => {
+    return this.lifecycle.once(rd, `migration to ${to}`, async () => {
       const t0 = this.ctx.clock.now();
       const spec = src.spec.domUs[src.domUs.indexOf(mem)];
       const handles = vifHandles(src, mem.domid);
-      this.check(
-        src,
-        mem,
-        dst,
-        spec.vifs.map((v) => ({ ...v })),
-      );
-      const before = await this.ctx.stats();
-      const accelBefore = await this.accelOf(src, mem.domid);
-      const ram = GuestMemory.allocate(mem.mem.pages);
-      const mirror = new PageMirror(mem.mem, ram, () => this.ctx.clock.now());
-      await this.ctx.request(ref, 'migrate_arm', {}, 5000);
-      if (live) {
-        // Each round copies what changed; the guest runs meanwhile (on its pCPU, or here for as long as
-        // the copy took in a deterministic run), dirtying pages the next round sends.
-        for (let r = 0; r < (o.maxRounds ?? MAX_ROUNDS); r++) {
-          const sent = mirror.round();
-          await this.ctx.sleep(Math.max(1, mirror.rounds[r].ms));
-          if (r > 0 && sent.length <= (o.stopPages ?? STOP_PAGES)) break;
-        }
-      }
-      const tStop = this.ctx.clock.now();
-      const sus = await this.suspend(ref, src, mem, rd, handles);
-      mirror.round();
-      const rounds: MigrationReport['rounds'] = mirror.rounds.map((r) => ({ ...r }));
-      rounds[rounds.length - 1].stop = true;
-      const arrived = await this.arrive(dst, sus.saved, ram, rd.uid, rd, handles, o.connectTimeoutMs);
-      const tUp = this.ctx.clock.now();
-      this.ctx.log(
-        `${ref.host}/${ref.domain} migrated to ${to} as domain ${arrived.domid}: ${mirror.rounds.length} round(s), ${mirror.pagesSent} pages, blackout ${Math.round(tUp - tStop)} ms`,
-      );
-      const settled = await this.settle({ host: to, domain: ref.domain }, dst, arrived.domid, o.settleMs ?? 2000);
-      const after = await this.ctx.stats();
-      // The guest's own counters moved with it: compare them under its new name.
-      const lost = Object.fromEntries(dropDelta(movedStats(before, ref.domain, ref.host, to), after));
-      const lastRx = Math.max(...sus.lastRxAt.map((x) => x ?? -Infinity));
-      const firstRx = settled.firstRxAt;
-      return {
-        domain: ref.domain,
-        from: { host: ref.host, domid: sus.saved.from.domid },
-        to: { host: to, domid: arrived.domid, pcpu: arrived.pcpu },
-        live,
+      const vifs = spec.vifs.map((v) => ({ ...v }));
+      this.check(src, mem, dst, vifs);
+      // Until it lands, its name on the destination and its addresses are the guest's, though no host's records hold them.
+      const release = this.ctx.locks.claimArrival({
+        uid: rd.uid,
+        host: to,
+        name: mem.name,
         memPages: mem.mem.pages,
-        rounds,
-        pagesSent: mirror.pagesSent,
-        blackoutMs: tUp - tStop,
-        downtimeMs: firstRx !== null && Number.isFinite(lastRx) ? firstRx - lastRx : null,
-        resent: sus.resent,
-        fastPath: { before: accelBefore, after: settled.accel, backAfterMs: settled.accelAt === null ? null : settled.accelAt - tUp },
-        lost,
-        lostTotal: Object.values(lost).reduce((n, v) => n + v, 0),
-        totalMs: this.ctx.clock.now() - t0,
-      };
+        from: ref.host,
+        macs: vifs.map((v) => parseMac(v.mac)),
+        ips: vifs.map((v) => v.ip),
+        handles,
+      });
+      try {
+        return await this.move(ref, { src, dst, mem, rd, handles }, live, o, t0);
+      } finally {
+        release();
+      }
     });
+  }
+
+  private async move(
+    ref: DomainRef,
+    { src, dst, mem, rd, handles }: { src: HostResources; dst: HostResources; mem: DomainMemory; rd: RunningDomain; handles: number[] },
+    live: boolean,
+    o: MigrateOptions,
+    t0: number,
+  ): Promise<MigrationReport> {
+    const to = dst.spec.name;
+    const before = await this.ctx.stats();
+    const accelBefore = await this.accelOf(src, mem.domid);
+    const ram = GuestMemory.allocate(mem.mem.pages);
+    const mirror = new PageMirror(mem.mem, ram, () => this.ctx.clock.now());
+    await this.ctx.request(ref, 'migrate_arm', {}, 5000);
+    if (live) {
+      // Each round copies what changed; the guest runs meanwhile (on its pCPU, or here for as long as
+      // the copy took in a deterministic run), dirtying pages the next round sends.
+      for (let r = 0; r < (o.maxRounds ?? MAX_ROUNDS); r++) {
+        const sent = mirror.round();
+        await this.ctx.sleep(Math.max(1, mirror.rounds[r].ms));
+        if (r > 0 && sent.length <= (o.stopPages ?? STOP_PAGES)) break;
+      }
+    }
+    const tStop = this.ctx.clock.now();
+    const sus = await this.suspend(ref, src, mem, rd, handles);
+    mirror.round();
+    const rounds: MigrationReport['rounds'] = mirror.rounds.map((r) => ({ ...r }));
+    rounds[rounds.length - 1].stop = true;
+    const arrived = await this.arrive(dst, sus.saved, ram, rd.uid, rd, handles, o.connectTimeoutMs);
+    const tUp = this.ctx.clock.now();
+    this.ctx.log(
+      `${ref.host}/${ref.domain} migrated to ${to} as domain ${arrived.domid}: ${mirror.rounds.length} round(s), ${mirror.pagesSent} pages, blackout ${Math.round(tUp - tStop)} ms`,
+    );
+    const settled = await this.settle({ host: to, domain: ref.domain }, dst, arrived.domid, o.settleMs ?? 2000);
+    const after = await this.ctx.stats();
+    // The guest's own counters moved with it: compare them under its new name.
+    const lost = Object.fromEntries(dropDelta(movedStats(before, ref.domain, ref.host, to), after));
+    const lastRx = Math.max(...sus.lastRxAt.map((x) => x ?? -Infinity));
+    const firstRx = settled.firstRxAt;
+    return {
+      domain: ref.domain,
+      from: { host: ref.host, domid: sus.saved.from.domid },
+      to: { host: to, domid: arrived.domid, pcpu: arrived.pcpu },
+      live,
+      memPages: mem.mem.pages,
+      rounds,
+      pagesSent: mirror.pagesSent,
+      blackoutMs: tUp - tStop,
+      downtimeMs: firstRx !== null && Number.isFinite(lastRx) ? firstRx - lastRx : null,
+      resent: sus.resent,
+      fastPath: { before: accelBefore, after: settled.accel, backAfterMs: settled.accelAt === null ? null : settled.accelAt - tUp },
+      lost,
+      lostTotal: Object.values(lost).reduce((n, v) => n + v, 0),
+      totalMs: this.ctx.clock.now() - t0,
+    };
   }
 
   /**
@@ -185,7 +208,7 @@ export class DomainMover {
    */
   async save(ref: DomainRef, file: string): Promise<SaveReport> {
     const { h, mem, rd } = this.lifecycle.find(ref);
-    return this.lifecycle.once(rd, async () => {
+    return this.lifecycle.once(rd, 'save', async () => {
       const t0 = this.ctx.clock.now();
       const out = await this.ctx.runtime.hold(openOutFile(file, `cannot save ${ref.host}/${ref.domain} to`));
       const handles = vifHandles(h, mem.domid);
@@ -273,6 +296,13 @@ export class DomainMover {
       [[`hosts[${di}].domUs[${dst.spec.domUs.length - (si === di ? 1 : 0)}]`, name]],
       `cannot move ${name} to ${dst.spec.name}`,
     );
+    const conflict = this.ctx.locks.arrivalConflict(
+      dst.spec.name,
+      name,
+      vifs.map((v) => parseMac(v.mac)),
+      vifs.map((v) => v.ip),
+    );
+    if (conflict) throw new Error(`cannot move ${name} to ${dst.spec.name}: ${conflict}`);
   }
 
   /** Where each of the guest's vifs is accelerated now (plugin names, in handle order). */

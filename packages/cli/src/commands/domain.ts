@@ -56,7 +56,7 @@ export function listTable(list: DomainInfo[]): string {
       d.host,
       d.name,
       d.domid,
-      d.state,
+      d.migratingTo ? `${d.state} to ${d.migratingTo}` : d.state,
       d.memPages,
       d.pcpu,
       d.vifs.map((v) => `${v.mac} ${v.ip}`).join(', ') || '-',
