@@ -81,11 +81,17 @@ export class XenstoreClient {
     return String(this.call('read', { path, tx }).value);
   }
 
+  /**
+   * The value, or undefined if the node is not there for this domain: missing
+   * (ENOENT) or out of its sight (EACCES; xenstored answers that for a missing
+   * node under a directory the domain may not read, so to a guest the two are
+   * one, as Linux's xenbus_read_driver_state reads any error as Unknown).
+   */
   tryRead(path: string, tx?: number): string | undefined {
     try {
       return this.read(path, tx);
     } catch (e) {
-      if (e instanceof XenstoreError && e.errno === 'ENOENT') return undefined;
+      if (e instanceof XenstoreError && (e.errno === 'ENOENT' || e.errno === 'EACCES')) return undefined;
       throw e;
     }
   }
@@ -106,8 +112,8 @@ export class XenstoreClient {
     return this.call('directory', { path, tx }).value as string[];
   }
 
-  getPerms(path: string): PermEntry[] {
-    return this.call('get_perms', { path }).value as PermEntry[];
+  getPerms(path: string, tx?: number): PermEntry[] {
+    return this.call('get_perms', { path, tx }).value as PermEntry[];
   }
 
   setPerms(path: string, perms: PermEntry[], tx?: number): void {
