@@ -6,7 +6,7 @@
  */
 import { DEFERRED, declareCounters, realClock, type Clock, type EndpointOps, type OpArgs, type OpHandlers, type RpcReply } from '@xsim/hypervisor';
 import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
-import { PingClient, PingServer, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
+import { PingClient, PingServer, STREAM_FIRST_FRAME_MS, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
 import type { StreamReceiverState, StreamSenderState } from './traffic/stream.ts';
 
 /** Where frames go: a netfront vif or dom0's bridge port. */
@@ -397,7 +397,8 @@ export class NetEndpoint {
   private pump(job: SendJob, now: number): number {
     const s = job.sender;
     let n = 0;
-    while (n < TX_BURST && s.canSend()) {
+    // A sender whose stream has not moved for STREAM_GIVE_UP_MS stops here and answers with what it sent.
+    while (n < TX_BURST && !s.giveUpIfStuck() && s.canSend()) {
       const seq = s.peekSeq();
       const ok = this.stack.sendUdp(job.dstIp, job.srcPort, job.dstPort, job.payloadLen, (buf, off) => s.fill(buf, off, seq, job.payloadLen));
       if (!ok) break;
@@ -449,11 +450,14 @@ export class NetEndpoint {
     for (const [port, job] of this.recvs) {
       const st = job.receiver.stats(job.count);
       const complete = st.delivered >= job.count;
-      const idle = st.delivered > 0 && now - job.lastArrival > job.idleMs;
+      // Idle: nothing for idleMs since the last frame, or for STREAM_FIRST_FRAME_MS if none came at all
+      // (every frame dropped, a sender that gave up or is gone): such a stream ends too, saying what it lost.
+      const quiet = st.delivered > 0 ? job.idleMs : Math.max(job.idleMs, STREAM_FIRST_FRAME_MS);
+      const idle = !complete && now - job.lastArrival > quiet;
       if (complete || idle || now > job.deadline) {
         this.recvs.delete(port);
         this.stack.unbind(port);
-        job.reply({ ...st, ...job.receiver.goodput(), complete, timedOut: !complete && !idle });
+        job.reply({ ...st, ...job.receiver.goodput(), complete, idle, timedOut: !complete && !idle });
       }
     }
   }

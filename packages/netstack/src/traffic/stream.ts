@@ -6,6 +6,12 @@
  * the highest sequence the receiver has reported, which keeps a fast sender
  * from burying a slower receiver on a 2-core machine (every dropped frame
  * still costs CPU). Credits travel back as ordinary UDP frames.
+ *
+ * Neither end waits forever: a sender that makes no progress for
+ * STREAM_GIVE_UP_MS (no credit back for a windowed sender, no frame out for
+ * an unpaced one: its peer is gone, its vif closed, every frame dropped) gives
+ * up and answers with what it sent; a receiver ends once idle (see the
+ * endpoint), so a stream whose frames are all lost still ends and says so.
  */
 import { SeqTracker, type SeqStats, type SeqTrackerState } from './seqtrack.ts';
 
@@ -18,6 +24,9 @@ export interface StreamSenderState {
   stalls: number;
   credited: number;
   lastProgress: number;
+  /** Last credit (windowed) or frame sent (unpaced); absent in an image saved before senders gave up. */
+  lastUseful?: number;
+  gaveUp?: boolean;
   pattern: Uint8Array | null;
 }
 
@@ -34,6 +43,21 @@ export interface StreamReceiverState {
 }
 
 const STALL_MS = 50;
+
+/**
+ * A sender with no progress for this long gives up (its reply says how many
+ * it sent): forty stalls in a row for a windowed one. Four times a receiver's
+ * default idle time, so a sender gives up only on a stream its receiver has
+ * already given up on.
+ */
+export const STREAM_GIVE_UP_MS = 2000;
+
+/**
+ * A receiver that has had no frame of its stream at all ends after this long
+ * (one that has had some ends after its idle time): longer than a sender takes
+ * to give up, and ample for a first frame to arrive on a loaded machine.
+ */
+export const STREAM_FIRST_FRAME_MS = 5000;
 
 function readU32(b: Uint8Array, o: number): number {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
@@ -58,8 +82,12 @@ export class StreamSender {
   sent = 0;
   /** Times the window ran dry with no credit for STALL_MS: the sender presumes the tail lost and moves on. */
   stalls = 0;
+  /** No progress for STREAM_GIVE_UP_MS: the sender stopped short of `count` (done() is true, sent says how far it got). */
+  gaveUp = false;
   private credited = 0;
   private lastProgress: number;
+  /** When the stream last moved: a credit came back (windowed), a frame went out (unpaced). */
+  private lastUseful: number;
   private readonly now: () => number;
 
   /** Filler repeated after the 8-byte header, or null. */
@@ -68,6 +96,7 @@ export class StreamSender {
   constructor(o: { count: number; streamId: number; window?: number; now?: () => number; pattern?: Uint8Array }) {
     this.now = o.now ?? (() => performance.now());
     this.lastProgress = this.now();
+    this.lastUseful = this.lastProgress;
     if (!(Number.isInteger(o.count) && o.count > 0)) throw new Error(`stream count must be a positive integer, got ${o.count}`);
     this.count = o.count;
     this.streamId = o.streamId >>> 0;
@@ -84,6 +113,8 @@ export class StreamSender {
       stalls: this.stalls,
       credited: this.credited,
       lastProgress: this.lastProgress,
+      lastUseful: this.lastUseful,
+      gaveUp: this.gaveUp,
       pattern: this.pattern,
     };
   }
@@ -95,11 +126,13 @@ export class StreamSender {
     s.stalls = st.stalls;
     s.credited = st.credited;
     s.lastProgress = st.lastProgress + shift;
+    s.lastUseful = (st.lastUseful ?? st.lastProgress) + shift;
+    s.gaveUp = st.gaveUp ?? false;
     return s;
   }
 
   canSend(): boolean {
-    if (this.sent >= this.count) return false;
+    if (this.done()) return false;
     if (this.window === 0 || this.sent < this.credited + this.window) return true;
     const now = this.now();
     if (now - this.lastProgress > STALL_MS) {
@@ -124,23 +157,37 @@ export class StreamSender {
 
   commit(): void {
     this.sent++;
+    if (this.window === 0) this.lastUseful = this.now();
   }
 
   onCredit(highestSeen: number): void {
     if (highestSeen + 1 > this.credited) {
       this.credited = highestSeen + 1;
       this.lastProgress = this.now();
+      this.lastUseful = this.lastProgress;
     }
   }
 
-  done(): boolean {
-    return this.sent >= this.count;
+  /**
+   * Give up if the stream has not moved for STREAM_GIVE_UP_MS: true if it
+   * has given up (now or before). The endpoint asks before each burst.
+   */
+  giveUpIfStuck(): boolean {
+    if (!this.gaveUp && this.sent < this.count && this.now() - this.lastUseful > STREAM_GIVE_UP_MS) this.gaveUp = true;
+    return this.gaveUp;
   }
 
-  /** When a window run dry will be presumed lost (a stall), or Infinity while credits flow. */
+  /** Every frame sent, or given up. */
+  done(): boolean {
+    return this.sent >= this.count || this.gaveUp;
+  }
+
+  /** When the sender next needs a turn for time alone: a window run dry presumed lost (a stall), or giving up. */
   deadline(): number {
-    if (this.window === 0 || this.sent >= this.count || this.sent < this.credited + this.window) return Infinity;
-    return this.lastProgress + STALL_MS;
+    if (this.done()) return Infinity;
+    const giveUp = this.lastUseful + STREAM_GIVE_UP_MS;
+    if (this.window === 0 || this.sent < this.credited + this.window) return giveUp;
+    return Math.min(giveUp, this.lastProgress + STALL_MS);
   }
 }
 
