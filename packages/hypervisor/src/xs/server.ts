@@ -35,6 +35,7 @@ export class XenstoreServer {
   /** XS_INTRODUCE: domain `domid` speaks from bus address `uid`. */
   introduce(uid: Addr, domid: number): void {
     this.domids.set(uid, domid);
+    this.store.introduceDomain(domid);
   }
 
   /** The domain is gone: drop its watches and transactions, tell @releaseDomain watchers. */
@@ -86,7 +87,7 @@ export class XenstoreServer {
           value = s.directory(d, path, req.tx);
           break;
         case 'get_perms':
-          value = s.getPerms(d, path);
+          value = s.getPerms(d, path, req.tx);
           break;
         case 'set_perms':
           s.setPerms(d, path, req.perms ?? [], req.tx);

@@ -4,13 +4,22 @@
  * fails with EAGAIN if anything it touched changed meanwhile, as cxenstored
  * does); watches that fire on change at or below a path and carry only the
  * path and token, never the value.
+ *
+ * Permissions are checked as xenstored checks them (tools/xenstored/core.c):
+ * a request needs the right on the node; for a node that does not exist, the
+ * nearest existing ancestor decides whether the caller may learn so (ENOENT)
+ * or gets EACCES, so errors reveal nothing a domain cannot read. Only the
+ * owner (or dom0) changes a node's permissions, and only dom0 changes its
+ * owner (EPERM). A watch event goes only to a domain that can read the node
+ * or its parent, or could read the node before the change (watch.c,
+ * watch_permitted); @introduceDomain and @releaseDomain are nodes with
+ * permissions of their own, as in xenstored.
  */
-export type Perm = 'n' | 'r' | 'w' | 'b';
-export interface PermEntry {
-  domid: number;
-  perm: Perm;
-}
-export type XsErrno = 'ENOENT' | 'EACCES' | 'EINVAL' | 'EEXIST' | 'EAGAIN' | 'E2BIG' | 'ENOSPC';
+import { DOMID_ANY, PERM_OWNER, PERM_READ, PERM_WRITE, accessFor, canRead, clonePerms, isPrivileged, validPerms, type PermEntry } from './perms.ts';
+import { Transaction, type LiveNode, type NodeView } from './tx.ts';
+
+export type { Perm, PermEntry } from './perms.ts';
+export type XsErrno = 'ENOENT' | 'EACCES' | 'EINVAL' | 'EEXIST' | 'EAGAIN' | 'E2BIG' | 'ENOSPC' | 'EPERM';
 
 export class XenstoreError extends Error {
   constructor(
@@ -22,13 +31,6 @@ export class XenstoreError extends Error {
   }
 }
 
-interface Node {
-  value: string;
-  perms: PermEntry[];
-  children: Map<string, Node>;
-  gen: number;
-}
-
 export type WatchFn = (path: string, token: string) => void;
 
 interface Watch {
@@ -38,12 +40,15 @@ interface Watch {
   fire: WatchFn;
 }
 
-interface Tx {
-  domid: number;
-  /** Generation of every node read or written, when first touched (-1 = absent). */
-  touched: Map<string, number>;
-  /** Writes in order: value, mkdir, rm or perms. */
-  ops: { kind: 'write' | 'mkdir' | 'rm' | 'perms'; path: string; value?: string; perms?: PermEntry[] }[];
+/**
+ * Whose permissions decide who hears of a change: the node's before it
+ * (set_perms, a transaction's first touch), the node's now (absent if it is
+ * gone) and its parent's (looked at only while the node exists).
+ */
+interface Audience {
+  before?: readonly PermEntry[];
+  node?: readonly PermEntry[];
+  parent?: readonly PermEntry[];
 }
 
 const PATH_RE = /^[A-Za-z0-9_@/.\-]+$/;
@@ -60,19 +65,44 @@ export function checkPath(path: string): void {
   }
 }
 
+/** A tree path (not a special one) for operations on values and children. */
+function checkTreePath(path: string): void {
+  checkPath(path);
+  if (path.startsWith('@')) throw new XenstoreError('EINVAL', `${path} is a special path (for watches and permissions only)`);
+}
+
 function split(path: string): string[] {
   return path === '/' ? [] : path.slice(1).split('/');
 }
 
+/** The parent's path; a special node's parent is the root, as in xenstored. */
+function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+const VERB: Record<number, string> = { [PERM_READ]: 'read', [PERM_WRITE]: 'write', [PERM_WRITE | PERM_OWNER]: 'change permissions of' };
+
 export class Store {
-  private readonly root: Node = { value: '', perms: [{ domid: 0, perm: 'n' }], children: new Map(), gen: 0 };
+  private readonly root: LiveNode = { value: '', perms: [{ domid: 0, perm: 'n' }], children: new Map(), gen: 0 };
+  /** xenstored's special nodes: @releaseDomain readable by every domain, @introduceDomain by dom0 only (setup_structure). */
+  private readonly special = new Map<string, PermEntry[]>([
+    [
+      '@releaseDomain',
+      [
+        { domid: 0, perm: 'n' },
+        { domid: DOMID_ANY, perm: 'r' },
+      ],
+    ],
+    ['@introduceDomain', [{ domid: 0, perm: 'n' }]],
+  ]);
   private gen = 1;
   private nextTx = 1;
-  private readonly txs = new Map<number, Tx>();
+  private readonly txs = new Map<number, Transaction>();
   private readonly watches: Watch[] = [];
 
-  private find(path: string): Node | undefined {
-    let n: Node | undefined = this.root;
+  private find(path: string): LiveNode | undefined {
+    let n: LiveNode | undefined = this.root;
     for (const part of split(path)) {
       n = n.children.get(part);
       if (!n) return undefined;
@@ -80,196 +110,176 @@ export class Store {
     return n;
   }
 
-  private can(domid: number, node: Node, want: 'r' | 'w'): boolean {
-    if (domid === 0) return true;
-    const owner = node.perms[0];
-    if (owner.domid === domid) return true;
-    const e = node.perms.slice(1).find((p) => p.domid === domid) ?? owner;
-    return e.perm === 'b' || e.perm === want;
-  }
-
-  /** The deepest existing ancestor-or-self governs creating a node. */
-  private nearest(path: string): Node {
-    let n = this.root;
-    for (const part of split(path)) {
-      const c = n.children.get(part);
-      if (!c) break;
-      n = c;
+  /** A node as a request sees it: the transaction's view, or the live tree's. */
+  private view(path: string, t: Transaction | undefined): NodeView | undefined {
+    if (path.startsWith('@')) {
+      const perms = this.special.get(path);
+      return perms && { value: '', perms };
     }
-    return n;
+    return t ? t.lookup(path) : this.find(path);
   }
 
-  private tx(id: number | undefined, domid: number): Tx | undefined {
+  /**
+   * xenstored's get_node: the node, if `domid` has every right in `want` on it
+   * (else EACCES); undefined if it does not exist and its nearest existing
+   * ancestor grants `domid` one of those rights (else EACCES: a domain may not
+   * learn what exists where it cannot look).
+   */
+  private reach(domid: number, path: string, want: number, t: Transaction | undefined): NodeView | undefined {
+    const n = this.view(path, t);
+    const denied = (): XenstoreError => new XenstoreError('EACCES', `domain ${domid} may not ${VERB[want]} ${path}`);
+    if (n) {
+      if ((accessFor(domid, n.perms) & want) !== want) throw denied();
+      return n;
+    }
+    let q = path;
+    let a: NodeView | undefined;
+    do {
+      q = parentOf(q);
+      a = this.view(q, t);
+    } while (!a && q !== '/');
+    if (!a || (accessFor(domid, a.perms) & want) === 0) throw denied();
+    return undefined;
+  }
+
+  private tx(id: number | undefined, domid: number): Transaction | undefined {
     if (id === undefined || id === 0) return undefined;
     const t = this.txs.get(id);
     if (!t || t.domid !== domid) throw new XenstoreError('ENOENT', `no transaction ${id}`);
     return t;
   }
 
-  private touch(t: Tx, path: string): void {
-    if (!t.touched.has(path)) t.touched.set(path, this.find(path)?.gen ?? -1);
-  }
-
-  /** A transaction's view: replay its pending writes over the live tree for one path. */
-  private txView(t: Tx, path: string): { exists: boolean; value: string; children: Set<string> } {
-    const n = this.find(path);
-    let exists = n !== undefined;
-    let value = n?.value ?? '';
-    const children = new Set(n ? n.children.keys() : []);
-    for (const op of t.ops) {
-      if (op.kind === 'rm' && (path === op.path || path.startsWith(op.path + '/'))) {
-        exists = false;
-        value = '';
-        children.clear();
-      } else if ((op.kind === 'write' || op.kind === 'mkdir') && (op.path === path || op.path.startsWith(path === '/' ? '/' : path + '/'))) {
-        if (op.path === path) {
-          if (op.kind === 'write') value = op.value!;
-          else if (!exists) value = '';
-        } else {
-          const rest = op.path.slice(path === '/' ? 1 : path.length + 1);
-          children.add(rest.split('/')[0]);
-        }
-        exists = true;
-      } else if (op.kind === 'rm' && op.path.startsWith(path + '/')) {
-        const rest = op.path.slice(path.length + 1);
-        if (!rest.includes('/')) children.delete(rest);
-      }
-    }
-    return { exists, value, children };
+  private missing(path: string): XenstoreError {
+    return new XenstoreError('ENOENT', `${path} does not exist`);
   }
 
   read(domid: number, path: string, txId?: number): string {
-    checkPath(path);
+    checkTreePath(path);
     const t = this.tx(txId, domid);
-    const n = this.find(path);
-    if (n && !this.can(domid, n, 'r')) throw new XenstoreError('EACCES', `domain ${domid} may not read ${path}`);
-    if (t) {
-      this.touch(t, path);
-      const v = this.txView(t, path);
-      if (!v.exists) throw new XenstoreError('ENOENT', `${path} does not exist`);
-      return v.value;
-    }
-    if (!n) throw new XenstoreError('ENOENT', `${path} does not exist`);
+    const n = this.reach(domid, path, PERM_READ, t);
+    t?.touch(path);
+    if (!n) throw this.missing(path);
     return n.value;
   }
 
   directory(domid: number, path: string, txId?: number): string[] {
-    checkPath(path);
+    checkTreePath(path);
     const t = this.tx(txId, domid);
-    const n = this.find(path);
-    if (n && !this.can(domid, n, 'r')) throw new XenstoreError('EACCES', `domain ${domid} may not read ${path}`);
-    if (t) {
-      this.touch(t, path);
-      const v = this.txView(t, path);
-      if (!v.exists) throw new XenstoreError('ENOENT', `${path} does not exist`);
-      return [...v.children].sort();
-    }
-    if (!n) throw new XenstoreError('ENOENT', `${path} does not exist`);
-    return [...n.children.keys()].sort();
+    const n = this.reach(domid, path, PERM_READ, t);
+    t?.touch(path);
+    if (!n) throw this.missing(path);
+    return t ? t.children(path) : [...this.find(path)!.children.keys()].sort();
   }
 
   write(domid: number, path: string, value: string, txId?: number): void {
-    checkPath(path);
-    if (path.startsWith('@')) throw new XenstoreError('EINVAL', `cannot write special path ${path}`);
+    checkTreePath(path);
     if (typeof value !== 'string' || value.length > 4096) throw new XenstoreError('E2BIG', `value for ${path} too large`);
-    this.checkWrite(domid, path);
-    const t = this.tx(txId, domid);
-    if (t) {
-      this.touch(t, path);
-      t.ops.push({ kind: 'write', path, value });
-      return;
-    }
-    this.applyWrite(domid, path, value, false);
+    this.put(domid, path, value, txId);
   }
 
   mkdir(domid: number, path: string, txId?: number): void {
-    checkPath(path);
-    this.checkWrite(domid, path);
+    checkTreePath(path);
+    this.put(domid, path, undefined, txId);
+  }
+
+  /** A write (value) or mkdir (undefined): needs write access to the node, or to the nearest existing ancestor of a new one. */
+  private put(domid: number, path: string, value: string | undefined, txId: number | undefined): void {
     const t = this.tx(txId, domid);
+    this.reach(domid, path, PERM_WRITE, t);
     if (t) {
-      this.touch(t, path);
-      t.ops.push({ kind: 'mkdir', path });
+      t.touch(path);
+      t.write(path, value, domid);
       return;
     }
-    this.applyWrite(domid, path, '', true);
+    this.applyWrite(domid, path, value);
   }
 
   rm(domid: number, path: string, txId?: number): void {
-    checkPath(path);
-    if (path === '/') throw new XenstoreError('EINVAL', 'cannot remove the root');
-    const n = this.find(path);
-    if (n && !this.can(domid, n, 'w')) throw new XenstoreError('EACCES', `domain ${domid} may not remove ${path}`);
+    checkTreePath(path);
     const t = this.tx(txId, domid);
+    const n = this.reach(domid, path, PERM_WRITE, t);
+    if (path === '/') throw new XenstoreError('EINVAL', 'cannot remove the root');
+    if (!n) throw this.missing(path);
     if (t) {
-      this.touch(t, path);
-      t.ops.push({ kind: 'rm', path });
+      t.touch(path);
+      t.rm(path);
       return;
     }
-    if (!n) throw new XenstoreError('ENOENT', `${path} does not exist`);
     this.applyRm(path);
   }
 
-  getPerms(domid: number, path: string): PermEntry[] {
+  getPerms(domid: number, path: string, txId?: number): PermEntry[] {
     checkPath(path);
-    const n = this.find(path);
-    if (!n) throw new XenstoreError('ENOENT', `${path} does not exist`);
-    if (!this.can(domid, n, 'r')) throw new XenstoreError('EACCES', `domain ${domid} may not read ${path}`);
-    return n.perms.map((p) => ({ ...p }));
+    const t = path.startsWith('@') ? undefined : this.tx(txId, domid);
+    const n = this.reach(domid, path, PERM_READ, t);
+    t?.touch(path);
+    if (!n) throw this.missing(path);
+    return clonePerms(n.perms);
   }
 
+  /**
+   * do_set_perms: only the owner (or dom0) may, and only dom0 may name
+   * another owner (EPERM). A special node's permissions change at once, in a
+   * transaction or not.
+   */
   setPerms(domid: number, path: string, perms: PermEntry[], txId?: number): void {
     checkPath(path);
-    if (!Array.isArray(perms) || perms.length === 0 || perms.some((p) => !Number.isInteger(p.domid) || !'nrwb'.includes(p.perm))) {
-      throw new XenstoreError('EINVAL', `bad permissions for ${path}`);
+    if (!validPerms(perms)) throw new XenstoreError('EINVAL', `bad permissions for ${path}`);
+    const t = path.startsWith('@') ? undefined : this.tx(txId, domid);
+    const n = this.reach(domid, path, PERM_WRITE | PERM_OWNER, t);
+    if (!n) throw this.missing(path);
+    if (!isPrivileged(domid) && perms[0].domid !== n.perms[0].domid) {
+      throw new XenstoreError('EPERM', `domain ${domid} may not give ${path} to domain ${perms[0].domid}`);
     }
-    const n = this.find(path);
-    if (!n) throw new XenstoreError('ENOENT', `${path} does not exist`);
-    if (domid !== 0 && n.perms[0].domid !== domid) throw new XenstoreError('EACCES', `only the owner may change permissions of ${path}`);
-    const t = this.tx(txId, domid);
     if (t) {
-      this.touch(t, path);
-      t.ops.push({ kind: 'perms', path, perms });
+      t.touch(path);
+      t.setPerms(path, perms);
       return;
     }
-    n.perms = perms.map((p) => ({ ...p }));
-    n.gen = this.gen++;
-    this.fire(path);
+    const before = n.perms;
+    if (path.startsWith('@')) this.special.set(path, clonePerms(perms));
+    else {
+      const node = this.find(path)!;
+      node.perms = clonePerms(perms);
+      node.gen = this.gen++;
+    }
+    this.fire(path, { before, node: perms, parent: this.find(parentOf(path))?.perms });
   }
 
-  private checkWrite(domid: number, path: string): void {
-    const n = this.find(path) ?? this.nearest(path);
-    if (!this.can(domid, n, 'w')) throw new XenstoreError('EACCES', `domain ${domid} may not write ${path}`);
-  }
-
-  private applyWrite(domid: number, path: string, value: string, isMkdir: boolean): void {
+  /** Write or make a node in the live tree; new nodes inherit their parent's permissions, and a guest owns what it creates. */
+  private applyWrite(domid: number, path: string, value: string | undefined, t?: Transaction): void {
+    let parent: LiveNode | undefined;
     let n = this.root;
     for (const part of split(path)) {
       let c = n.children.get(part);
       if (!c) {
-        // New nodes inherit the parent's permissions; a guest creating one owns it.
-        const perms = n.perms.map((p) => ({ ...p }));
-        if (domid !== 0) perms[0] = { domid, perm: perms[0].perm };
+        const perms = clonePerms(n.perms);
+        if (!isPrivileged(domid)) perms[0] = { domid, perm: perms[0].perm };
         c = { value: '', perms, children: new Map(), gen: this.gen++ };
         n.children.set(part, c);
       }
+      parent = n;
       n = c;
     }
-    if (!isMkdir) n.value = value;
+    if (value !== undefined) n.value = value;
     n.gen = this.gen++;
-    this.fire(path);
+    this.fire(path, { before: t?.permsBefore(path), node: n.perms, parent: parent?.perms });
   }
 
-  private applyRm(path: string): void {
+  /** Remove a subtree. Outside a transaction, who could read it or its parent hears of it; at a commit, who could read it when the transaction first touched it. */
+  private applyRm(path: string, t?: Transaction): void {
     const parts = split(path);
     const parent = this.find('/' + parts.slice(0, -1).join('/')) ?? this.root;
-    if (!parent.children.delete(parts[parts.length - 1])) return;
+    const gone = parent.children.get(parts[parts.length - 1]);
+    if (!gone) return;
+    parent.children.delete(parts[parts.length - 1]);
     parent.gen = this.gen++;
-    this.fire(path);
+    this.fire(path, t ? { before: t.permsBefore(path) } : { node: gone.perms, parent: parent.perms });
   }
 
   transactionStart(domid: number): number {
     const id = this.nextTx++;
-    this.txs.set(id, { domid, touched: new Map(), ops: [] });
+    this.txs.set(id, new Transaction(domid, (p) => this.find(p)));
     return id;
   }
 
@@ -278,24 +288,24 @@ export class Store {
     const t = this.tx(id, domid)!;
     this.txs.delete(id);
     if (!commit) return true;
-    for (const [path, gen] of t.touched) if ((this.find(path)?.gen ?? -1) !== gen) return false;
+    for (const [path, { gen }] of t.touched) if ((this.find(path)?.gen ?? -1) !== gen) return false;
     for (const op of t.ops) {
-      if (op.kind === 'write') this.applyWrite(domid, op.path, op.value!, false);
-      else if (op.kind === 'mkdir') this.applyWrite(domid, op.path, '', true);
-      else if (op.kind === 'rm') this.applyRm(op.path);
+      if (op.kind === 'write') this.applyWrite(domid, op.path, op.value, t);
+      else if (op.kind === 'mkdir') this.applyWrite(domid, op.path, undefined, t);
+      else if (op.kind === 'rm') this.applyRm(op.path, t);
       else {
         const n = this.find(op.path);
         if (n) {
-          n.perms = op.perms!;
+          n.perms = clonePerms(op.perms);
           n.gen = this.gen++;
-          this.fire(op.path);
+          this.fire(op.path, { before: t.permsBefore(op.path), node: n.perms, parent: this.find(parentOf(op.path))?.perms });
         }
       }
     }
     return true;
   }
 
-  /** Register a watch; like Xen it fires once at once. */
+  /** Register a watch; like Xen it fires once at once (whatever the watcher may read: the path is its own). */
   watch(domid: number, path: string, token: string, fire: WatchFn): void {
     checkPath(path);
     if (this.watches.some((w) => w.domid === domid && w.path === path && w.token === token))
@@ -310,16 +320,28 @@ export class Store {
     this.watches.splice(i, 1);
   }
 
-  private fire(path: string): void {
+  /** watch_permitted: the watcher could read the node before, or can read it or (while it exists) its parent now. */
+  private mayHear(domid: number, a: Audience): boolean {
+    if (a.before && canRead(domid, a.before)) return true;
+    if (!a.node) return false;
+    return canRead(domid, a.node) || (a.parent !== undefined && canRead(domid, a.parent));
+  }
+
+  private fire(path: string, audience: Audience): void {
     for (const w of this.watches) {
-      if (path === w.path || (path.startsWith(w.path) && (w.path === '/' || path[w.path.length] === '/'))) w.fire(path, w.token);
+      if (path !== w.path && !(path.startsWith(w.path) && (w.path === '/' || path[w.path.length] === '/'))) continue;
+      if (this.mayHear(w.domid, audience)) w.fire(path, w.token);
     }
+  }
+
+  private fireSpecial(name: '@introduceDomain' | '@releaseDomain'): void {
+    this.fire(name, { node: this.special.get(name), parent: this.root.perms });
   }
 
   /** What the store holds (for leak checks: a domain that went away must leave none of it behind). */
   usage(): { nodes: number; watches: number; transactions: number } {
     let nodes = 0;
-    const walk = (n: Node): void => {
+    const walk = (n: LiveNode): void => {
       nodes++;
       for (const c of n.children.values()) walk(c);
     };
@@ -327,10 +349,15 @@ export class Store {
     return { nodes, watches: this.watches.length, transactions: this.txs.size };
   }
 
+  /** The toolstack introduced a domain: tell @introduceDomain watchers (those who may read it). */
+  introduceDomain(_domid: number): void {
+    this.fireSpecial('@introduceDomain');
+  }
+
   /** The toolstack destroyed a domain: drop its watches and transactions, tell @releaseDomain watchers. */
   releaseDomain(domid: number): void {
     for (let i = this.watches.length - 1; i >= 0; i--) if (this.watches[i].domid === domid) this.watches.splice(i, 1);
     for (const [id, t] of this.txs) if (t.domid === domid) this.txs.delete(id);
-    this.fire('@releaseDomain');
+    this.fireSpecial('@releaseDomain');
   }
 }

@@ -62,6 +62,7 @@ export const XSD_ERRORS = [
   'EAGAIN',
   'EISCONN',
   'E2BIG',
+  'EPERM',
 ] as const;
 export type XsdError = (typeof XSD_ERRORS)[number];
 
