@@ -6,7 +6,9 @@
  *
  * A socket connection is dom0's, as with xenstored (privileged: permissions
  * do not stop it); XS_RESTRICT(domid) makes it act as that domain from then
- * on, every permission enforced as for the guest itself. Writes through the
+ * on, every permission enforced as for the guest itself, by the store as
+ * xenstored enforces them (its watches hear only of nodes that domain may
+ * read; it may not give a node away: EPERM). Writes through the
  * socket are writes to the simulation's store: a vif's state written from
  * outside reaches netback's and netfront's watches like any other.
  */
@@ -33,7 +35,6 @@ import {
   type XsdError,
 } from '@xsim/hypervisor';
 import { claimSocketPath } from './control-socket.ts';
-import type { HostResources } from './host.ts';
 
 class XsWireError extends Error {
   constructor(
@@ -155,7 +156,7 @@ class XsConnection {
       this.store.rm(this.domid, this.abs(args[0]), this.tx(m));
       return 'OK\0';
     },
-    [XsType.GET_PERMS]: (_m, args) => nulTerminated(this.store.getPerms(this.domid, this.abs(args[0])).map((p) => `${p.perm}${p.domid}`)),
+    [XsType.GET_PERMS]: (m, args) => nulTerminated(this.store.getPerms(this.domid, this.abs(args[0]), this.tx(m)).map((p) => `${p.perm}${p.domid}`)),
     [XsType.SET_PERMS]: (m, args) => {
       const perms: PermEntry[] = args.slice(1).map((x) => {
         const mm = /^([nrwb])(\d+)$/.exec(x);
@@ -256,8 +257,14 @@ export interface XenstoreSockets {
   close(): Promise<void>;
 }
 
+/** What the socket serves of a host: its name and its xenstore (a HostResources has both). */
+export interface XenstoreHost {
+  spec: { name: string };
+  xenstore: { store: Store };
+}
+
 /** Serve every host's xenstore at DIR/<host>. DIR is made if missing; a socket left over in it is replaced. */
-export async function serveXenstores(hosts: readonly HostResources[], dir: string, log: (l: string) => void = () => {}): Promise<XenstoreSockets> {
+export async function serveXenstores(hosts: readonly XenstoreHost[], dir: string, log: (l: string) => void = () => {}): Promise<XenstoreSockets> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const servers: Server[] = [];
   const conns = new Set<Socket>();
