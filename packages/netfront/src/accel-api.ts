@@ -52,7 +52,16 @@ export interface AccelFrontend {
    * later newDevice starts afresh.
    */
   release?(): void;
-  getStats(): Record<string, unknown>;
+  /**
+   * The plugin's counters. Two keys are the framework's (netfront's accel host
+   * reads them to account for every frame startXmit took): `txPosted`, frames
+   * taken and put on the hardware (or held to be put there), and `txDropped`,
+   * frames taken and dropped instead (each also under a drop counter the
+   * plugin declared). What neither explains is counted `txUnaccounted`, a drop
+   * in conservation; a plugin that reports no `txPosted` cannot be checked
+   * and is said so in the log.
+   */
+  getStats(): Record<string, unknown> & { txPosted?: number; txDropped?: number };
 }
 
 export interface FrontendModule {

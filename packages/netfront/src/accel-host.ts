@@ -33,7 +33,30 @@ export const ACCEL_HOST_COUNTERS = declareCounters('accel frontend host', {
   badBackendMessages: { kind: 'event', help: 'framework messages from the backend that failed their schema (abi/plugin-channel.ts): dropped' },
   attachments: { kind: 'event', help: 'times a plugin frontend was attached' },
   pluginErrors: { kind: 'event', help: 'hook calls into a frontend that threw (each broke that frontend)' },
+  txTaken: { kind: 'event', help: 'frames a plugin frontend took (startXmit answered true), every plugin together' },
+  txUnaccounted: {
+    kind: 'drop',
+    help: 'frames a plugin frontend took that it neither put on its hardware (its txPosted) nor counted as dropped (its txDropped): lost inside the plugin',
+  },
 });
+
+/**
+ * What every plugin frontend reports in getStats() so that the frames it takes
+ * can be accounted for (accel-api.ts): frames it put on its hardware (or holds
+ * to put there), and frames it took and dropped instead, each of those also
+ * under a drop counter of its own. Declared here as events: the frames are
+ * counted where they end (the NIC, the receiver, the plugin's own drop counter).
+ */
+export const ACCEL_CONTRACT_COUNTERS = declareCounters('accel frontend contract', {
+  txPosted: { kind: 'event', help: 'frames a plugin frontend took and put on its hardware (or holds for it)' },
+  txDropped: { kind: 'event', help: 'frames a plugin frontend took and dropped before its hardware (each also under a drop counter of the plugin)' },
+});
+
+/** Frames one frontend took, and what it said became of them. */
+interface Taken {
+  fe: AccelFrontend;
+  n: number;
+}
 
 export class AccelHost {
   private fe: AccelFrontend | null = null;
@@ -51,6 +74,13 @@ export class AccelHost {
   private lastError = '';
   /** What netfront calls: the plugin's hooks behind the guard. */
   private readonly guarded: AccelFrontend;
+  /** Frames each frontend ever attached took (the live one's record cached for the per-frame path). */
+  private readonly taken: Taken[] = [];
+  private takenNow: Taken | null = null;
+  /** Frames lost inside frontends that have since broken (their last account, kept). */
+  private unaccountedGone = 0;
+  /** Plugins already warned about for not reporting txPosted. */
+  private readonly unreported = new Set<string>();
 
   constructor(
     private readonly rpc: RpcEndpoint<ToBackendChannel>,
@@ -70,6 +100,7 @@ export class AccelHost {
     this.c.pluginErrors++;
     if (this.broken === fe) return;
     this.broken = fe;
+    this.retire(fe);
     this.lastError = `${hook}: ${e instanceof Error ? e.message : String(e)}`;
     this.cache.delete(this.plugin);
     this.base.log(logWarn(`accel: ${this.plugin} frontend failed in ${this.lastError}; back to the slow path`));
@@ -108,7 +139,12 @@ export class AccelHost {
         const fe = live();
         if (!fe) return false;
         try {
-          return fe.startXmit(ram, off, len);
+          if (!fe.startXmit(ram, off, len)) return false;
+          let t = this.takenNow;
+          if (t === null || t.fe !== fe) t = this.takenBy(fe);
+          t.n++;
+          this.c.txTaken++;
+          return true;
         } catch (e) {
           this.fail(fe, 'startXmit', e);
           return false;
@@ -258,6 +294,8 @@ export class AccelHost {
   stats(attached: boolean) {
     return {
       plugin: attached ? this.plugin : null,
+      txTaken: this.c.txTaken,
+      txUnaccounted: this.unaccounted(),
       attachments: this.c.attachments,
       refused: this.c.refused,
       badBackendMessages: this.c.badBackendMessages,
@@ -266,6 +304,45 @@ export class AccelHost {
       pluginErrors: this.c.pluginErrors,
       lastError: this.lastError || null,
     };
+  }
+
+  private takenBy(fe: AccelFrontend): Taken {
+    this.takenNow = takenRecord(this.taken, fe);
+    return this.takenNow;
+  }
+
+  /**
+   * Frames frontends took and did not account for: taken - txPosted - txDropped,
+   * from each frontend's own report (conservation's drop accounting includes
+   * it). A plugin that reports no txPosted cannot be checked: it is said once.
+   */
+  private unaccounted(): number {
+    let n = this.unaccountedGone;
+    for (const t of this.taken) n += this.lostIn(t);
+    return n;
+  }
+
+  private lostIn(t: Taken): number {
+    const st = safeStats(t.fe);
+    if (typeof st.txPosted !== 'number') {
+      const name = [...this.cache].find(([, fe]) => fe === t.fe)?.[0] ?? this.plugin;
+      if (t.n > 0 && !this.unreported.has(name)) {
+        this.unreported.add(name);
+        this.base.log(logWarn(`accel: ${name} frontend reports no txPosted: the ${t.n} frame(s) it took cannot be accounted for`));
+      }
+      return 0;
+    }
+    const dropped = typeof st.txDropped === 'number' ? st.txDropped : 0;
+    return Math.max(0, t.n - st.txPosted - dropped);
+  }
+
+  /** A frontend that broke answers no more: its account is closed with what it last said. */
+  private retire(fe: AccelFrontend): void {
+    const i = this.taken.findIndex((t) => t.fe === fe);
+    if (i < 0) return;
+    this.unaccountedGone += this.lostIn(this.taken[i]);
+    this.taken.splice(i, 1);
+    if (this.takenNow?.fe === fe) this.takenNow = null;
   }
 
   /** Channel traffic, and the end of a drain. */
@@ -279,6 +356,13 @@ export class AccelHost {
     }
     return n;
   }
+}
+
+/** The record of frames `fe` took, made on its first frame. */
+function takenRecord(list: Taken[], fe: AccelFrontend): Taken {
+  let t = list.find((x) => x.fe === fe);
+  if (!t) list.push((t = { fe, n: 0 }));
+  return t;
 }
 
 /** A detached frontend's counters; one that throws even here has none worth showing. */
