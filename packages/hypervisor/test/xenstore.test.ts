@@ -87,6 +87,12 @@ describe('xenstore tree', () => {
 
   it('fires watches on registration and on changes at or below, not on siblings; tx changes on commit', () => {
     const s = new Store();
+    // Domain 1 hears only of what it may read: give it read access to the backend directory.
+    s.mkdir(0, '/local/domain/0/backend');
+    s.setPerms(0, '/local/domain/0/backend', [
+      { domid: 0, perm: 'n' },
+      { domid: 1, perm: 'r' },
+    ]);
     const seen: string[] = [];
     s.watch(1, '/local/domain/0/backend', 'tok', (p, t) => seen.push(`${t}:${p}`));
     expect(seen).toEqual(['tok:/local/domain/0/backend']);
