@@ -72,42 +72,49 @@ export async function mgmtdevSet(sim: Simulation, a: OpArgs<ManageProtocol, 'mgm
   return { mgmtdev: m.name, host: m.host, done: 'reset', result: await sim.nicReset(m.host) };
 }
 
+/**
+ * Every guest's vifs, as xl network-list shows them, from what dom0 knows: the
+ * toolstack's own records (handles, MAC, IP), the backend's directory it made
+ * (never the guest-writable `backend` key: a guest could point its row at
+ * another vif's backend), dom0's view of which plugin accelerates each vif,
+ * and, for what only the guest publishes (its state, event channel and ring
+ * refs), its own frontend keys, read as the guest's claims.
+ */
 export async function devList(sim: Simulation): Promise<Dev[]> {
-  const stats = await sim.stats();
   const out: Dev[] = [];
-  for (const d of sim.domains) {
-    if (d.domid === 0) continue;
-    // A guest that is hung or crashed has no counters: it lists no vifs.
-    const s = guestStatsIfAny(stats, { host: d.host, domain: d.name });
-    const h = sim.host(d.host);
-    const spec = h.spec.domUs.find((u) => u.name === d.name);
-    const handles = vifHandles(h, d.domid);
-    (s?.vifs ?? []).forEach((v, i) => {
-      const accel = v.accel;
-      const handle = v.handle ?? i;
-      const at = handles.indexOf(handle);
-      const fe = vifFrontendPath(d.domid, handle);
-      const num = (key: string): number | null => {
-        const x = h.xenstore.read(0, `${fe}/${key}`);
-        return x !== undefined && /^\d+$/.test(x) ? Number(x) : null;
-      };
-      const backendId = num(VIF_KEY.backendId) ?? 0;
-      out.push({
-        dev: `${d.host}/${d.name}/vif${handle}`,
-        domid: d.domid,
-        handle,
-        backendId,
-        mac: spec?.vifs[at]?.mac ?? '',
-        ip: spec?.vifs[at]?.ip ?? '',
-        state: Number(v.state),
-        backendState: Number(v.backendState),
-        evtchn: num(VIF_KEY.eventChannel),
-        txRingRef: num(VIF_KEY.txRingRef),
-        rxRingRef: num(VIF_KEY.rxRingRef),
-        backendPath: h.xenstore.read(0, `${fe}/${VIF_KEY.backend}`) ?? vifBackendPath(backendId, d.domid, handle),
-        accel: accel?.plugin ?? null,
+  for (const host of sim.hostNames()) {
+    const h = sim.host(host);
+    const accel = await sim
+      .request({ host, domain: 'dom0' }, 'plugin_list', {}, 5000)
+      .then((r) => (r as { vifs?: Record<string, string | null> }).vifs ?? {})
+      .catch(() => ({}) as Record<string, string | null>);
+    for (const d of sim.domains) {
+      if (d.domid === 0 || d.host !== host) continue;
+      const spec = h.spec.domUs.find((u) => u.name === d.name);
+      vifHandles(h, d.domid).forEach((handle, at) => {
+        const fe = vifFrontendPath(d.domid, handle);
+        const be = vifBackendPath(0, d.domid, handle);
+        const num = (path: string): number | null => {
+          const x = h.xenstore.read(0, path);
+          return x !== undefined && /^\d+$/.test(x) ? Number(x) : null;
+        };
+        out.push({
+          dev: `${d.host}/${d.name}/vif${handle}`,
+          domid: d.domid,
+          handle,
+          backendId: 0,
+          mac: spec?.vifs[at]?.mac ?? '',
+          ip: spec?.vifs[at]?.ip ?? '',
+          state: num(`${fe}/${VIF_KEY.state}`) ?? 0,
+          backendState: num(`${be}/${VIF_KEY.state}`) ?? 0,
+          evtchn: num(`${fe}/${VIF_KEY.eventChannel}`),
+          txRingRef: num(`${fe}/${VIF_KEY.txRingRef}`),
+          rxRingRef: num(`${fe}/${VIF_KEY.rxRingRef}`),
+          backendPath: be,
+          accel: accel[`${d.domid}/${handle}`] ?? null,
+        });
       });
-    });
+    }
   }
   return out;
 }
