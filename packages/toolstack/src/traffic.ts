@@ -2,6 +2,12 @@
  * Traffic between two domains, driven from the toolstack: resolve ARP first,
  * start the receiver, run the sender, and combine both ends' views. Goodput is
  * the receiver's (frames delivered between its first and last arrival).
+ *
+ * A stream always ends: its sender gives up when its credits stop coming back
+ * or it cannot send (its reply's `sent` then falls short of `count`), its
+ * receiver ends when idle (netstack's STREAM_GIVE_UP_MS and
+ * STREAM_FIRST_FRAME_MS); and a caller can stop waiting for one at once
+ * (`signal`).
  */
 import type { LatencySummary } from '@xsim/netstack';
 import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
@@ -26,6 +32,12 @@ export interface StreamOptions {
   toVif?: number;
   /** Every `ms` of the simulation's clock while the stream runs, how far the receiver has got (iperf3's interval lines). */
   interval?: { ms: number; each: (s: IntervalSample) => void };
+  /**
+   * Stop waiting when this aborts (a shutdown): runStream rejects at once with
+   * the signal's reason; the ends' apps finish by themselves (or go with the
+   * simulation).
+   */
+  signal?: AbortSignal;
 }
 
 /** One interval of a stream, as the receiver saw it. */
@@ -41,59 +53,88 @@ export async function rxUdp(sim: Simulation, to: DomainRef): Promise<number> {
   return s.endpoint?.stack.rxUdp ?? 0;
 }
 
+/** `p`, or a rejection with the signal's reason as soon as it aborts (`p` is then left to settle unheard). */
+export function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason instanceof Error ? signal.reason : new Error(`stopped: ${String(signal.reason)}`));
+    if (signal.aborted) return abort();
+    signal.addEventListener('abort', abort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
 export async function runStream(sim: Simulation, o: StreamOptions): Promise<StreamResult> {
+  const wait = <T>(p: Promise<T>) => untilAborted(p, o.signal);
+  o.signal?.throwIfAborted();
   const src = sim.domain(o.from);
   const dst = sim.domain(o.to);
-  const port = o.port ?? 5001;
-  const streamId = o.streamId ?? nextStream++;
-  const timeoutMs = o.timeoutMs ?? 120_000;
-  const dstIp = o.toVif === undefined ? dst.ip : sim.vifAddress(o.to, o.toVif).ip;
-  const on = (vif: number | undefined) => (vif === undefined ? {} : { vif });
-  await sim.request(o.from, 'arp_resolve', { ip: dstIp, ...on(o.fromVif) });
-  const creditEvery = o.window ? Math.max(1, Math.floor(o.window / 4)) : 0;
-  const recv = sim.request(
-    o.to,
-    'stream_recv',
-    { port, count: o.count, streamId, timeoutMs, idleMs: 500, creditEvery, ...on(o.toVif) },
-    timeoutMs + 5000,
-  ) as Promise<Record<string, number | boolean>>;
-  // Marked handled now: the receiver may go away (destroyed) while we still wait for the sender;
-  // awaiting it below still throws.
-  recv.catch(() => {});
-  const sampler = o.interval ? new IntervalSampler(sim, { ...o, interval: o.interval }, port) : null;
+  const s: StreamParams = {
+    port: o.port ?? 5001,
+    streamId: o.streamId ?? nextStream++,
+    timeoutMs: o.timeoutMs ?? 120_000,
+    dstIp: o.toVif === undefined ? dst.ip : sim.vifAddress(o.to, o.toVif).ip,
+  };
+  await wait(sim.request(o.from, 'arp_resolve', { ip: s.dstIp, ...onVif(o.fromVif) }));
+  const recv = receive(sim, o, s);
+  const sampler = o.interval ? new IntervalSampler(sim, { ...o, interval: o.interval }, s.port) : null;
   let send: Record<string, number>;
   try {
-    send = (await sim.request(
-      o.from,
-      'stream_send',
-      {
-        ...on(o.fromVif),
-        dstIp,
-        dstPort: port,
-        count: o.count,
-        frameSize: o.frameSize,
-        streamId,
-        window: o.window ?? 0,
-        srcPort: o.srcPort,
-        pattern: o.pattern,
-      },
-      timeoutMs,
-    )) as Record<string, number>;
+    send = await wait(transmit(sim, o, s));
   } catch (e) {
-    // The receiver is still waiting; its request fails when the simulation shuts down, and that is not news.
-    recv.catch(() => {});
-    await sampler?.finish(null);
+    // The receiver ends by itself (idle, or no frame at all, netstack's STREAM_FIRST_FRAME_MS) and frees its port then;
+    // its answer is not news.
+    await sampler?.finish(null, o.signal?.aborted);
     throw e;
   }
   let r: Record<string, number | boolean>;
   try {
-    r = await recv;
+    r = await wait(recv);
   } catch (e) {
-    await sampler?.finish(null);
+    await sampler?.finish(null, o.signal?.aborted);
     throw e;
   }
-  await sampler?.finish({ delivered: Number(r.delivered), lost: Number(r.lost) });
-  return streamResult(src, dst, o, send, r);
+  const result = streamResult(src, dst, o, send, r);
+  await sampler?.finish({ delivered: result.delivered, lost: result.lost });
+  return result;
+}
+
+interface StreamParams {
+  port: number;
+  streamId: number;
+  timeoutMs: number;
+  dstIp: string;
+}
+
+const onVif = (vif: number | undefined) => (vif === undefined ? {} : { vif });
+
+/** Start the receiver: its answer, already marked handled (it may go away, destroyed, while the sender is awaited; awaiting it still throws). */
+function receive(sim: Simulation, o: StreamOptions, s: StreamParams): Promise<Record<string, number | boolean>> {
+  const creditEvery = o.window ? Math.max(1, Math.floor(o.window / 4)) : 0;
+  const recv = sim.request(
+    o.to,
+    'stream_recv',
+    { port: s.port, count: o.count, streamId: s.streamId, timeoutMs: s.timeoutMs, idleMs: 500, creditEvery, ...onVif(o.toVif) },
+    s.timeoutMs + 5000,
+  ) as Promise<Record<string, number | boolean>>;
+  recv.catch(() => {});
+  return recv;
+}
+
+/** Run the sender: it answers with what it sent (short of `count` if it gave up). */
+function transmit(sim: Simulation, o: StreamOptions, s: StreamParams): Promise<Record<string, number>> {
+  const args = {
+    ...onVif(o.fromVif),
+    dstIp: s.dstIp,
+    dstPort: s.port,
+    count: o.count,
+    frameSize: o.frameSize,
+    streamId: s.streamId,
+    window: o.window ?? 0,
+    srcPort: o.srcPort,
+    pattern: o.pattern,
+  };
+  return sim.request(o.from, 'stream_send', args, s.timeoutMs) as Promise<Record<string, number>>;
 }
 
 /**
@@ -144,9 +185,10 @@ class IntervalSampler {
     }
   }
 
-  /** The stream is over: stop polling and report what the last interval got. */
-  async finish(r: { delivered: number; lost: number } | null): Promise<void> {
+  /** The stream is over: stop polling and report what the last interval got (`abandon`: at once, not waiting for a poll in flight). */
+  async finish(r: { delivered: number; lost: number } | null, abandon = false): Promise<void> {
     this.finished = true;
+    if (abandon) return;
     await this.loop;
     if (r) this.emit(this.sim.clock.now(), r.delivered, r.lost);
   }
@@ -166,7 +208,8 @@ function streamResult(
     frameSize: o.frameSize,
     sent: send.sent,
     delivered: Number(r.delivered),
-    lost: Number(r.lost),
+    // Only a frame that was sent can be lost: a sender that gave up left the rest unsent (count - sent).
+    lost: Math.max(0, send.sent - Number(r.delivered)),
     duplicated: Number(r.duplicated),
     reordered: Number(r.reordered),
     tooOld: Number(r.tooOld),
