@@ -5,9 +5,10 @@
  * line parses its options, calls these and prints; it runs no scenario itself.
  */
 import type { Topology } from './topo/index.ts';
-import type { DomainRef, Simulation } from './simulation.ts';
-import { runPing, runStream, type IntervalSample, type PingResult, type StreamResult } from './traffic.ts';
-import { streamAccount } from './drops.ts';
+import { STREAM_FIRST_FRAME_MS, STREAM_GIVE_UP_MS } from '@xsim/netstack';
+import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
+import { runPing, runStream, untilAborted, type IntervalSample, type PingResult, type StreamResult } from './traffic.ts';
+import { movedStats, streamAccount } from './drops.ts';
 import { guestStatsIfAny } from './stats.ts';
 
 export interface StreamEnds {
@@ -95,7 +96,9 @@ export async function runScenario(sim: Simulation, o: ScenarioOptions): Promise<
   return { ping, stream, intervals, stats: await sim.stats() };
 }
 
-export interface Round {
+/** A stream that ran (whole, or ended early: `shortfall` says how). */
+export interface StreamRound {
+  kind: 'round';
   round: number;
   /** Seconds since serving began, on the simulation's clock. */
   at: number;
@@ -104,25 +107,188 @@ export interface Round {
   dropped: number;
   /** The sender's accelerator plugin during the round, or null on the slow path. */
   plugin: string | null;
+  /** Frames the sender never sent: it gave up (its credits stopped coming back, or it could not send). */
+  unsent: number;
+  /** Why the stream ended short of its count, or null if every frame was sent. */
+  shortfall: string | null;
+}
+
+/** A round whose stream could not run or be heard to the end (a request failed); the next one starts after `retryMs`. */
+export interface FailedRound {
+  kind: 'failed';
+  round: number;
+  at: number;
+  error: string;
+  retryMs: number;
+}
+
+/** An end now lives elsewhere (migrated, or restored on another host): the rounds follow it. */
+export interface EndMoved {
+  kind: 'moved';
+  at: number;
+  end: 'from' | 'to';
+  was: string;
+  now: string;
+}
+
+/** An end is gone (destroyed, saved): no stream until it is back. */
+export interface EndGone {
+  kind: 'gone';
+  at: number;
+  end: 'from' | 'to';
+  was: string;
+}
+
+/** A gone end is there again (restored, re-created): the rounds go on. */
+export interface EndBack {
+  kind: 'back';
+  at: number;
+  end: 'from' | 'to';
+  now: string;
+}
+
+/** What the rounds report, one line each. */
+export type Round = StreamRound | FailedRound | EndMoved | EndGone | EndBack;
+
+/** The rounds' ports: one flow throughout (an accelerator learns it once). */
+const ROUND_PORT = 5001;
+const ROUND_STREAM = { port: ROUND_PORT, srcPort: 42000 };
+
+/** The wait after a failed round (or while an end is gone) doubles from the first to the cap, on the simulation's clock. */
+export const ROUND_BACKOFF = { firstMs: 250, maxMs: 8000 };
+
+export interface RoundsOptions extends StreamEnds {
+  count: number;
+  frameSize: number;
+  window: number;
+  /** Stop at once when this aborts (shutdown, SIGTERM): the round in flight is abandoned, not awaited. */
+  signal?: AbortSignal;
 }
 
 /**
- * Stream in rounds of `count` frames until `stopping()` says so, reporting
- * each round, so a plugin loaded or unloaded meanwhile shows in the rates.
- * A round that fails ends the rounds and throws.
+ * Stream in rounds of `count` frames until `stopping()` says so (or `signal`
+ * aborts), reporting each round, so a plugin loaded or unloaded meanwhile shows
+ * in the rates. Nothing a round meets ends the rounds: a stream that cannot
+ * complete is reported with what it lost; a round that fails is reported and
+ * the next starts after a backoff; the ends are followed wherever they move,
+ * and while one is gone the rounds wait for it.
  */
-export async function streamRounds(
-  sim: Simulation,
-  o: StreamEnds & { count: number; frameSize: number; window: number },
-  stopping: () => boolean,
-  each: (r: Round) => void,
-): Promise<void> {
+export async function streamRounds(sim: Simulation, o: RoundsOptions, stopping: () => boolean, each: (r: Round) => void): Promise<void> {
   const served = sim.clock.now();
-  for (let round = 1; !stopping(); round++) {
-    const before = await sim.stats();
-    const r = await runStream(sim, { from: o.from, to: o.to, count: o.count, frameSize: o.frameSize, window: o.window, srcPort: 42000 });
-    const after = await sim.stats();
-    const { dropped } = streamAccount(before, after, r);
-    each({ round, at: (sim.clock.now() - served) / 1000, stream: r, dropped, plugin: guestStatsIfAny(after, o.from)?.vifs[0]?.accel?.plugin ?? null });
+  const at = () => (sim.clock.now() - served) / 1000;
+  // A simulation shut down under the rounds ends them too (every request would fail).
+  const stop = () => stopping() || o.signal?.aborted === true || sim.ctx.stopped;
+  const ends = { from: new EndTracker(sim, 'from', o.from), to: new EndTracker(sim, 'to', o.to) };
+  const locate = () => {
+    const from = ends.from.locate(at, each);
+    const to = ends.to.locate(at, each);
+    return from && to ? { from, to } : null;
+  };
+  let backoff = 0;
+  const nextBackoff = () => (backoff = backoff === 0 ? ROUND_BACKOFF.firstMs : Math.min(2 * backoff, ROUND_BACKOFF.maxMs));
+  for (let round = 1; !stop();) {
+    const where = locate();
+    if (!where) {
+      await pauseFor(sim, nextBackoff(), stop, o.signal);
+      continue;
+    }
+    try {
+      const r = await oneRound(sim, { ...o, ...where }, locate);
+      backoff = 0;
+      each({ kind: 'round', round, at: at(), ...r });
+    } catch (e) {
+      if (stop()) return;
+      const retryMs = nextBackoff();
+      each({ kind: 'failed', round, at: at(), error: e instanceof Error ? e.message : String(e), retryMs });
+      // A receiver whose sender failed is still on its port until it idles out: the next round waits for that too.
+      await Promise.all([pauseFor(sim, retryMs, stop, o.signal), portFree(sim, where.to, stop, o.signal)]);
+    }
+    round++;
+  }
+}
+
+/** One round's stream and what the counters saw of it; `locate` again after it, to follow an end that moved meanwhile. */
+async function oneRound(sim: Simulation, o: RoundsOptions, locate: () => StreamEnds | null): Promise<Omit<StreamRound, 'kind' | 'round' | 'at'>> {
+  const wait = <T>(p: Promise<T>) => untilAborted(p, o.signal);
+  const before = await wait(sim.stats());
+  const r = await runStream(sim, { ...ROUND_STREAM, from: o.from, to: o.to, count: o.count, frameSize: o.frameSize, window: o.window, signal: o.signal });
+  const after = await wait(sim.stats());
+  const now = locate() ?? { from: o.from, to: o.to };
+  // An end that moved during the round: its counters are compared under its new name.
+  for (const end of ['from', 'to'] as const) movedStats(before, o[end].domain, o[end].host, now[end].host);
+  const { dropped } = streamAccount(before, after, r);
+  const unsent = r.count - r.sent;
+  return { stream: r, dropped, plugin: guestStatsIfAny(after, now.from)?.vifs[0]?.accel?.plugin ?? null, unsent, shortfall: shortfall(r, o.window) };
+}
+
+/** Why a stream ended short, in words, or null if it sent every frame. */
+function shortfall(r: StreamResult, window: number): string | null {
+  if (r.sent >= r.count) return null;
+  const why = window > 0 ? 'no credit came back, or its vif took no frame' : 'its vif took no frame';
+  return `the sender gave up after ${r.sent} of ${r.count} frames: nothing moved for ${STREAM_GIVE_UP_MS / 1000} s (${why})`;
+}
+
+/** Wait until `to` receives no stream on the rounds' port (bounded: a receiver with no frame ends within STREAM_FIRST_FRAME_MS). */
+async function portFree(sim: Simulation, to: DomainRef, stop: () => boolean, signal: AbortSignal | undefined): Promise<void> {
+  const until = sim.clock.now() + STREAM_FIRST_FRAME_MS + 1000;
+  while (!stop() && sim.clock.now() < until) {
+    // A receiver that is gone (or does not answer) holds no port of the next round's.
+    const st = await untilAborted((async () => sim.domainStats(to, 5000))(), signal).catch(() => null);
+    if (!st?.endpoint?.progress || !(String(ROUND_PORT) in st.endpoint.progress)) return;
+    await untilAborted(sim.sleep(50), signal).catch(() => {});
+  }
+}
+
+/** Wait `ms` on the simulation's clock, in slices, so that a stop (or an abort) ends the wait at once. */
+async function pauseFor(sim: Simulation, ms: number, stop: () => boolean, signal: AbortSignal | undefined): Promise<void> {
+  const until = sim.clock.now() + ms;
+  while (!stop() && sim.clock.now() < until) await untilAborted(sim.sleep(Math.min(100, until - sim.clock.now())), signal).catch(() => {});
+}
+
+/**
+ * One end of the rounds, followed by domain: the same guest wherever it now
+ * lives (a migration moves it, a restore brings it back under its name), and
+ * said when it moved, went or came back.
+ */
+class EndTracker {
+  private d: RunningDomain | undefined;
+  private where: string;
+  private gone = false;
+
+  constructor(
+    private readonly sim: Simulation,
+    private readonly end: 'from' | 'to',
+    ref: DomainRef,
+  ) {
+    this.d = sim.domain(ref);
+    this.where = `${ref.host}/${ref.domain}`;
+  }
+
+  /** Where the end is now (reporting a change through `each`), or null while it is gone. */
+  locate(at: () => number, each: (r: Round) => void): DomainRef | null {
+    const d = this.find();
+    if (!d) {
+      if (!this.gone) each({ kind: 'gone', at: at(), end: this.end, was: this.where });
+      this.gone = true;
+      return null;
+    }
+    const ref = { host: d.host, domain: d.domid === 0 ? 'dom0' : d.name };
+    const now = `${ref.host}/${ref.domain}`;
+    if (this.gone) each({ kind: 'back', at: at(), end: this.end, now });
+    else if (now !== this.where) each({ kind: 'moved', at: at(), end: this.end, was: this.where, now });
+    this.gone = false;
+    this.d = d;
+    this.where = now;
+    return ref;
+  }
+
+  /** The domain followed, if still there; else a guest of its name (restored), on its last host first. */
+  private find(): RunningDomain | undefined {
+    const live = this.sim.domains;
+    if (this.d && live.includes(this.d)) return this.d;
+    if (!this.d || this.d.domid === 0) return undefined;
+    const name = this.d.name;
+    const same = live.filter((x) => x.domid !== 0 && x.name === name && !x.crashed);
+    return same.find((x) => x.host === this.d!.host) ?? (same.length === 1 ? same[0] : undefined);
   }
 }

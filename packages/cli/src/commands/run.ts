@@ -22,6 +22,7 @@ import {
   table,
   type DomainRef,
   type IntervalSample,
+  type Round,
   type CaptureSummary,
   type RunJson,
   type StreamResult,
@@ -240,9 +241,12 @@ async function serve(
   let stop: () => void = () => {};
   const stopped = new Promise<void>((r) => (stop = r));
   let stopping = false;
+  // Shutdown abandons the round in flight at once (a stalled stream is not waited for); the simulation's shutdown ends it.
+  const abort = new AbortController();
   const requestStop = () => {
     stopping = true;
     stop();
+    abort.abort(new Error('shutting down'));
   };
   const server = await serveControl(sim, socket, {
     shutdown: async () => {
@@ -260,17 +264,13 @@ async function serve(
   let failed = false;
   try {
     if (o.idle) await stopped;
-    await streamRounds(
-      sim,
-      { from: o.from, to: o.to, count: o.count, frameSize: o.size, window: o.window },
-      () => stopping,
-      (x) => {
-        const r = x.stream;
-        process.stdout.write(
-          `round ${x.round} [${x.at.toFixed(2)} s]: ${r.sent} sent, ${r.delivered} delivered, ${r.lost} lost (${x.dropped} counted drops), ${(r.pps / 1e6).toFixed(3)} Mpps, ${r.gbps.toFixed(2)} Gbit/s, sender's accelerator: ${x.plugin ?? 'none'}\n`,
-        );
-      },
-    );
+    else
+      await streamRounds(
+        sim,
+        { from: o.from, to: o.to, count: o.count, frameSize: o.size, window: o.window, signal: abort.signal },
+        () => stopping,
+        (x) => process.stdout.write(roundLine(x) + '\n'),
+      );
   } catch (e) {
     failed = true;
     process.stderr.write(`xsim: traffic stopped: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -281,4 +281,25 @@ async function serve(
     await xenstores.close();
   }
   return failed ? 1 : 0;
+}
+
+/** A line of the serve loop: a round (and how it fell short), a failed round, or an end that moved, went or came back. */
+export function roundLine(x: Round): string {
+  const whose = (end: 'from' | 'to') => (end === 'from' ? 'the sender' : 'the receiver');
+  const t = `[${x.at.toFixed(2)} s]`;
+  switch (x.kind) {
+    case 'round': {
+      const r = x.stream;
+      const short = x.shortfall ? `; ${x.shortfall}` : '';
+      return `round ${x.round} ${t}: ${r.sent} sent, ${r.delivered} delivered, ${r.lost} lost (${x.dropped} counted drops), ${(r.pps / 1e6).toFixed(3)} Mpps, ${r.gbps.toFixed(2)} Gbit/s, sender's accelerator: ${x.plugin ?? 'none'}${short}`;
+    }
+    case 'failed':
+      return `round ${x.round} ${t}: failed: ${x.error}; next round in ${(x.retryMs / 1000).toFixed(2)} s`;
+    case 'moved':
+      return `xsim: ${t} ${whose(x.end)} ${x.was} is now ${x.now}; the rounds follow it`;
+    case 'gone':
+      return `xsim: ${t} ${whose(x.end)} ${x.was} is gone; no stream until it is back (the control socket still serves)`;
+    case 'back':
+      return `xsim: ${t} ${whose(x.end)} is back as ${x.now}; streaming again`;
+  }
 }
