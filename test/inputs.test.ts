@@ -4,7 +4,7 @@
  * names, plugins with bad manifests, bad arguments or top-level code that
  * never settles or never stops, and a domain whose code never yields.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,6 +93,25 @@ describe('plugins', () => {
     await expect(sim.loadPlugin('firewall', { args: { rules: [{ dstIp: '10.0.0.300' }] } })).rejects.toThrow(/bad arguments: \/rules\/0\/dstIp/);
     const s = await sim.stats();
     expect(Object.keys(dom0Stats(s, 'host-a').accel.plugins)).toEqual([]);
+  });
+
+  it('a plugin module too large to be code is refused for its size, naming the file, before anything reads it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xsim-huge-plugin-'));
+    try {
+      // A manifest with a 5 MiB table in it (the attack was 50 MB, refused as "did not finish loading").
+      const filler = 'x'.repeat(5 << 20);
+      writeFileSync(
+        join(dir, 'backend.ts'),
+        `export const manifest = { name: 'huge', version: '1', matches: ['nic:xsim-vnic'], features: ['intercept'], notes: '${filler}' };\nexport function createBackend() { return {}; }\n`,
+      );
+      writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
+      await expect(sim.loadPlugin(dir)).rejects.toThrow(
+        /its backend module .*backend\.ts is 5\.0 MiB; a plugin module may be at most 4 MiB: refused, no domain has run it/,
+      );
+      expect(dom0Stats(await sim.stats(), 'host-a').accel.plugins).toEqual({});
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a plugin loaded by path is unloaded by that path', async () => {

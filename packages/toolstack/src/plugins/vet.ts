@@ -26,6 +26,14 @@ interface Reply {
   };
 }
 
+/**
+ * A plugin module larger than this is refused before it is read: a plugin's
+ * code is kilobytes, and a module of tens of megabytes (a manifest with a
+ * huge table in it) would take longer to compile than vetting allows, and be
+ * refused for the wrong reason.
+ */
+export const MAX_PLUGIN_MODULE_BYTES = 4 << 20;
+
 /** Verdicts already reached, by the modules' identity (path, size, mtime): an unchanged plugin is not vetted twice. */
 const vetted = new Map<string, VetResult>();
 
@@ -39,7 +47,23 @@ function identity(mod: PluginModules): string {
     .join('|');
 }
 
+/** Each module's size checked first (MAX_PLUGIN_MODULE_BYTES), naming the file. */
+function checkSizes(mod: PluginModules): void {
+  for (const [part, url] of [
+    ['backend', mod.backend],
+    ['frontend', mod.frontend],
+  ] as const) {
+    if (!url) continue;
+    const bytes = statSync(fileURLToPath(url)).size;
+    if (bytes > MAX_PLUGIN_MODULE_BYTES)
+      throw new Error(
+        `plugin ${mod.name}: its ${part} module ${fileURLToPath(url)} is ${(bytes / 2 ** 20).toFixed(1)} MiB; a plugin module may be at most ${MAX_PLUGIN_MODULE_BYTES / 2 ** 20} MiB: refused, no domain has run it`,
+      );
+  }
+}
+
 export async function vetPlugin(mod: PluginModules, timeoutMs = 10_000): Promise<VetResult> {
+  checkSizes(mod);
   const id = identity(mod);
   const known = vetted.get(id);
   if (known) return known;
