@@ -7,7 +7,7 @@
  * then both directories go and nothing of it is left but its counters.
  */
 import { XenbusState, logWarn, vifBackendPath, vifErrorPath, vifFrontendPath } from '@xsim/hypervisor';
-import { parseMac, type VifSpec } from './topo/index.ts';
+import { guestPagesNeeded, parseMac, type VifSpec } from './topo/index.ts';
 import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { rmTree, vifAt, writeVifNodes, type HostResources } from './host.ts';
 import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
@@ -78,6 +78,11 @@ export class VifHotplug {
     if (o.mtu !== undefined && !(Number.isInteger(o.mtu) && o.mtu >= 68 && o.mtu <= nicMtu))
       throw new Error(`mtu ${String(o.mtu)}: a vif's MTU is 68..${nicMtu} (the NIC's)`);
     const spec = h.spec.domUs[i];
+    const room = guestPagesNeeded(spec.vifs.length + 1, nicMtu);
+    if (spec.memPages < room.need)
+      throw new Error(
+        `cannot add a vif to ${ref.host}/${ref.domain}: its RAM (${spec.memPages} pages) holds the buffers of ${spec.vifs.length} vif(s); ${spec.vifs.length + 1} need ${room.need} pages (${room.perVif} per vif at MTU ${nicMtu}, plus ${room.slack}), and a domain's RAM is fixed when it is created: create it with --mem ${room.need} or more`,
+      );
     const arriving = this.ctx.locks.arrivingAddresses();
     const vif = this.validate(h, index, i, {
       mac: o.mac ?? freshMac(this.ctx.topology, index, domid, handle, arriving.macs),

@@ -1,5 +1,5 @@
 export type { Topology, HostSpec, DomUSpec, VifSpec, WireSpec, NicSpecJson, Pinning, SwitchSpec } from './types.ts';
-export { validateTopology, TopologyError, LIMITS, type TopologyIssue } from './validate.ts';
+export { validateTopology, guestPagesNeeded, TopologyError, LIMITS, type TopologyIssue } from './validate.ts';
 export { loadTopology } from './load.ts';
 export { defaultTopology } from './default.ts';
 

@@ -117,6 +117,12 @@ const NAME_RE = /^[a-z0-9][a-z0-9-]*$/;
 const RESERVED = new Set(['dom0', 'domain-0']);
 /** Guest pages beyond netfront's buffers: rings, the odd allocation. */
 const DOMU_SLACK_PAGES = 16;
+
+/** RAM (4 KiB pages) a guest with `vifs` vifs at `mtu` needs: netfront's buffers for each, and a little for the kernel. */
+export function guestPagesNeeded(vifs: number, mtu: number): { need: number; perVif: number; slack: number } {
+  const perVif = netfrontPages(mtu);
+  return { need: Math.max(1, vifs) * perVif + DOMU_SLACK_PAGES, perVif, slack: DOMU_SLACK_PAGES };
+}
 const HEX4 = /^[0-9a-fA-F]{4}$/;
 
 /** Addresses claimed so far: each MAC and IP once, every IP in the one /16 all domains share. */
@@ -190,7 +196,7 @@ function validateDomU(
   seen.domids.add(domid);
   const vsIn = c.arr(x.vifs, `${dp}.vifs`);
   // netfront's buffers for every vif, and a little for the kernel: what the guest really needs.
-  const need = Math.max(1, vsIn.length) * netfrontPages(mtu) + DOMU_SLACK_PAGES;
+  const { need } = guestPagesNeeded(vsIn.length, mtu);
   const memPages =
     c.int(
       x.memPages,
