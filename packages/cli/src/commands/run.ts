@@ -207,6 +207,9 @@ function resultText(stats: Record<string, unknown>, r: StreamResult, captured: C
       [[`${r.from} -> ${r.to} @${r.frameSize}B`, r.sent, r.delivered, r.lost, r.duplicated, r.reordered, r.pps / 1e6, r.gbps]],
     ),
   ];
+  // A sender whose stream stopped moving gives up (netstack's STREAM_GIVE_UP_MS): the rest was never sent.
+  if (r.sent < r.count)
+    parts.push(`the sender gave up after ${r.sent} of ${r.count} frames: its stream stopped moving (no credit back, or its vif took no frame)`);
   for (const t of [domainTable(stats), vifTable(stats), nicTable(stats), switchTable(stats)]) if (t !== null) parts.push(t);
   const drops = dropLines(stats);
   if (drops.length) parts.push(['drop counters (non-zero):', ...drops.map((d) => `  ${d}`)].join('\n'));
