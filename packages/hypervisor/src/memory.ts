@@ -46,26 +46,50 @@ export class GuestMemory {
 /**
  * Hands out free frames of a domain's own RAM. Lives in the owning domain only:
  * it is that kernel's page allocator, not shared state.
+ *
+ * Always the lowest free frames, whatever was freed last: where a buffer
+ * lands depends only on which frames are in use, never on the order they
+ * were given back. (A last-freed-first-reused list put a resumed kernel's
+ * ring page in the middle of the hole a plugin's DMA area had just left, so
+ * the area no longer fitted after every other migration.)
  */
 export class FrameAllocator {
-  private readonly free: number[] = [];
+  /** 1 = free, by frame. */
+  private readonly free: Uint8Array;
+  private count = 0;
+  /** No frame below this one is free. */
+  private low: number;
 
   constructor(mem: GuestMemory, firstFrame = 0) {
-    for (let f = mem.pages - 1; f >= firstFrame; f--) this.free.push(f);
+    this.free = new Uint8Array(mem.pages);
+    this.low = Math.max(0, firstFrame);
+    for (let f = this.low; f < mem.pages; f++) this.free[f] = 1;
+    this.count = Math.max(0, mem.pages - this.low);
   }
 
   get available(): number {
-    return this.free.length;
+    return this.count;
   }
 
+  /** The lowest free frame. */
   alloc(): number {
-    const f = this.free.pop();
-    if (f === undefined) throw new Error('out of guest memory: no free frames');
+    const { free } = this;
+    let f = this.low;
+    while (f < free.length && free[f] === 0) f++;
+    if (f === free.length) throw new Error('out of guest memory: no free frames');
+    free[f] = 0;
+    this.count--;
+    this.low = f + 1;
     return f;
   }
 
+  /** Give a frame back. Releasing one that is free already (two owners gave it back) is an error. */
   release(gfn: number): void {
-    this.free.push(gfn);
+    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= this.free.length) throw new RangeError(`frame ${gfn} outside RAM of ${this.free.length} pages`);
+    if (this.free[gfn] === 1) throw new Error(`frame ${gfn} released twice`);
+    this.free[gfn] = 1;
+    this.count++;
+    if (gfn < this.low) this.low = gfn;
   }
 
   /**
@@ -74,29 +98,51 @@ export class FrameAllocator {
    * free is an error: two owners for one frame.
    */
   take(gfns: readonly number[]): void {
-    const want = new Set(gfns);
-    const rest = this.free.filter((f) => !want.has(f));
-    if (this.free.length - rest.length !== want.size) throw new Error(`frames ${[...want].filter((f) => !this.free.includes(f)).join(', ')} are not free`);
-    this.free.length = 0;
-    this.free.push(...rest);
+    const want = [...new Set(gfns)];
+    const busy = want.filter((f) => !(Number.isInteger(f) && f >= 0 && f < this.free.length && this.free[f] === 1));
+    if (busy.length > 0) throw new Error(`frames ${busy.join(', ')} are not free`);
+    for (const f of want) this.free[f] = 0;
+    this.count -= want.length;
   }
 
   /**
    * `n` physically contiguous frames (a multi-page buffer: jumbo frames, DMA
-   * areas). Returns the first frame. Meant for set-up time: it sorts the list.
+   * areas): the lowest run that fits. Returns the first frame.
    */
   allocRange(n: number): number {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`bad frame count ${n}`);
     if (n === 1) return this.alloc();
-    const sorted = [...this.free].sort((a, b) => a - b);
-    for (let i = 0; i + n <= sorted.length; i++) {
-      if (sorted[i + n - 1] - sorted[i] === n - 1) {
-        const first = sorted[i];
-        const taken = new Set<number>();
-        for (let k = 0; k < n; k++) taken.add(first + k);
-        const rest = this.free.filter((f) => !taken.has(f));
-        this.free.length = 0;
-        this.free.push(...rest);
+    const { free } = this;
+    let run = 0;
+    for (let f = this.low; f < free.length; f++) {
+      run = free[f] === 1 ? run + 1 : 0;
+      if (run === n) {
+        const first = f - n + 1;
+        free.fill(0, first, f + 1);
+        this.count -= n;
+        if (first === this.low) this.low = f + 1;
         return first;
+      }
+    }
+    throw new Error(`out of guest memory: no ${n} contiguous free frames`);
+  }
+
+  /**
+   * `n` contiguous frames from the top of RAM: the highest run that fits.
+   * For what a kernel leaves behind for its successor (a suspend record),
+   * out of the way of the buffers the successor sets up from the bottom.
+   */
+  allocRangeHigh(n: number): number {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`bad frame count ${n}`);
+    const { free } = this;
+    let run = 0;
+    for (let f = free.length - 1; f >= this.low; f--) {
+      run = free[f] === 1 ? run + 1 : 0;
+      if (run === n) {
+        free.fill(0, f, f + n);
+        this.count -= n;
+        if (f === this.low) this.low = f + n;
+        return f;
       }
     }
     throw new Error(`out of guest memory: no ${n} contiguous free frames`);
