@@ -7,7 +7,12 @@
  * of its new RAM.
  *
  * In RAM: msgpack of KernelState at frame `frame`, `len` octets, in
- * contiguous frames taken from the kernel's own allocator.
+ * contiguous frames taken from the top of the kernel's own allocator, and
+ * the untaken TX frames copied up beside it (a page-aligned copy each). The
+ * resumed kernel holds those frames until it has read them, and sets up its
+ * own rings and buffers from the bottom meanwhile: what it holds must not
+ * sit where its netfront (and, after it, a plugin's contiguous DMA area)
+ * would go, or the held frames split the free RAM for good.
  */
 import { pack, unpack } from 'msgpackr';
 import { PAGE_SIZE, type FrameAllocator, type GuestMemory } from '@xsim/hypervisor';
@@ -33,13 +38,30 @@ export interface KernelState {
   devices: DeviceState[];
 }
 
-/** Write the state into fresh contiguous frames of the kernel's RAM; where it went. */
+/**
+ * Write the state into fresh contiguous frames at the top of the kernel's
+ * RAM; where it went. Each untaken TX frame is first copied up there too (its
+ * entry then names the copy); one that finds no room stays where it is.
+ */
 export function writeKernelState(mem: GuestMemory, frames: FrameAllocator, st: KernelState): { frame: number; len: number } {
-  const bytes = pack(st);
+  const devices = st.devices.map((d) => ({ ...d, unanswered: d.unanswered.map((b) => moveUp(mem, frames, b)) }));
+  const bytes = pack({ ...st, devices });
   const n = Math.ceil(bytes.length / PAGE_SIZE);
-  const frame = frames.allocRange(n);
+  const frame = frames.allocRangeHigh(n);
   mem.u8.set(bytes, mem.frameOffset(frame));
   return { frame, len: bytes.length };
+}
+
+/** A TX frame's bytes copied to page-aligned frames at the top of RAM (or left where they are if none are free). */
+function moveUp(mem: GuestMemory, frames: FrameAllocator, b: { addr: number; len: number }): { addr: number; len: number } {
+  let to: number;
+  try {
+    to = frames.allocRangeHigh(Math.ceil(b.len / PAGE_SIZE)) * PAGE_SIZE;
+  } catch {
+    return b;
+  }
+  mem.u8.copyWithin(to, b.addr, b.addr + b.len);
+  return { addr: to, len: b.len };
 }
 
 /** The frames a state of `len` octets at `frame` occupies. */
@@ -82,5 +104,13 @@ export function readKernelState(mem: GuestMemory, at: { frame: number; len: numb
       if (!(Number.isInteger(b.addr) && Number.isInteger(b.len) && b.len > 0 && b.len <= d.mtu + 18 && b.addr >= 0 && b.addr + b.len <= mem.u8.length))
         throw new Error(`suspend record: a TX frame of vif${d.handle} lies outside RAM`);
   }
+  // The resumed kernel holds each frame named here once and gives each back once: none may be named twice.
+  const held = new Set(stateFrames(at));
+  for (const d of st.devices as DeviceState[])
+    for (const b of d.unanswered)
+      for (const f of bufferFrames(b)) {
+        if (held.has(f)) throw new Error(`suspend record: a TX frame of vif${d.handle} shares frame ${f} with the record or another TX frame`);
+        held.add(f);
+      }
   return st as KernelState;
 }
