@@ -38,6 +38,8 @@ import {
 const PAGE = 4096;
 const TX_PAGES = 128;
 const RX_PAGES = 256;
+/** How long an offer waits for its DMA area to fit (virtual ms in a deterministic run). */
+const DMA_WAIT_MS = 1000;
 
 export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   taken: { kind: 'event', help: 'frames sent on the fast path' },
@@ -51,6 +53,10 @@ export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   rxTooLong: { kind: 'drop', help: 'received frames longer than our gather buffer: dropped' },
   txLostOnFault: { kind: 'drop', help: 'frames posted on the VI that never completed: it faulted or was reset under us' },
   releaseLeaks: { kind: 'event', help: 'DMA grants dom0 still mapped at release: their pages stay allocated' },
+  dmaAreaWaits: {
+    kind: 'event',
+    help: 'offers answered late: the DMA area did not fit until frames came back (a resumed kernel still held the TX frames it sends again)',
+  },
 });
 
 export type VnicFrontendCounters = Counters<typeof VNIC_FRONTEND_COUNTERS.decls>;
@@ -71,6 +77,9 @@ export class VnicFrontend implements AccelFrontend {
   protected draining = false;
   protected faulted = false;
   protected linkUp = true;
+  /** While an offer waits for its DMA area to fit: until when, and the free frames at the last try (-1: not waiting). */
+  private waitUntil = -1;
+  private waitedAt = -1;
   protected readonly fast = new Set<number>();
   protected readonly freeTx: number[] = [];
   protected readonly txSlotOf = new Int32Array(VI_TXQ_SIZE);
@@ -123,21 +132,50 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   newDevice(): void {
+    this.ready = this.draining = this.faulted = false;
+    if (this.firstFrame < 0 && !this.allocate()) return;
+    this.accept();
+  }
+
+  /**
+   * Our DMA area, its grants and interrupt port. False when the area does
+   * not fit yet although the guest has the frames: a kernel just resumed
+   * holds the TX frames it is about to send again, and gives them back
+   * within moments; we then wait for them (poll retries as frames come
+   * back), for at most DMA_WAIT_MS. Short of RAM for good, or past that
+   * wait, it throws: the frontend fails and the vif stays on the slow path.
+   */
+  private allocate(): boolean {
     const { ctx } = this;
-    if (this.firstFrame < 0) {
+    try {
       this.firstFrame = ctx.frames.allocRange(this.totalPages);
-      for (let p = 0; p < this.totalPages; p++) {
-        const g = ctx.grefs.alloc();
-        ctx.gnttab.grantAccess(g, ctx.backendDomid, this.firstFrame + p, false);
-        this.grefs.push(g);
+    } catch (e) {
+      const now = ctx.clock.now();
+      if (ctx.frames.available < this.totalPages || (this.waitUntil >= 0 && now > this.waitUntil)) throw e;
+      if (this.waitUntil < 0) {
+        this.waitUntil = now + DMA_WAIT_MS;
+        this.s.dmaAreaWaits++;
+        ctx.log(`vnic: ${this.totalPages} contiguous frames for the DMA area are not free yet (${ctx.frames.available} free); waiting for frames`);
       }
-      this.irqPort = ctx.evtchn.allocPirq();
-      ctx.evtchn.bindHandler(this.irqPort, () => {});
+      this.waitedAt = ctx.frames.available;
+      return false;
     }
+    this.waitUntil = -1;
+    for (let p = 0; p < this.totalPages; p++) {
+      const g = ctx.grefs.alloc();
+      ctx.gnttab.grantAccess(g, ctx.backendDomid, this.firstFrame + p, false);
+      this.grefs.push(g);
+    }
+    this.irqPort = ctx.evtchn.allocPirq();
+    ctx.evtchn.bindHandler(this.irqPort, () => {});
+    return true;
+  }
+
+  /** Answer the offer with our DMA area. */
+  private accept(): void {
     // Stale bytes in the ring pages must not look like events to the next attachment.
     ViQueues.clearRings(this.ram, this.firstFrame * PAGE);
-    this.ready = this.draining = this.faulted = false;
-    ctx.send('accept', { grefs: this.grefs, irqPort: this.irqPort });
+    this.ctx.send('accept', { grefs: this.grefs, irqPort: this.irqPort });
   }
 
   onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
@@ -192,6 +230,11 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   poll(budget: number): number {
+    // An offer waiting for room: try again once frames came back (or the wait is over: then it throws).
+    if (this.waitUntil >= 0 && !this.draining) {
+      if ((this.ctx.frames.available !== this.waitedAt || this.ctx.clock.now() > this.waitUntil) && this.allocate()) this.accept();
+      return 0;
+    }
     const q = this.q;
     if (!this.ready || !q || this.faulted) return 0;
     // A VI that faulted, or was reset under us (its backend failed), still posted valid events
@@ -280,6 +323,7 @@ export class VnicFrontend implements AccelFrontend {
 
   release(): void {
     const { ctx } = this;
+    this.waitUntil = -1;
     if (this.firstFrame < 0) return;
     let stillMapped = 0;
     for (const g of this.grefs) {
