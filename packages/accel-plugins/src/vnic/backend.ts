@@ -174,8 +174,9 @@ class VnicBackend implements AccelBackend {
     // a frame arriving before that would find none.
     st.stage = 'starting';
     this.s.attached++;
-    // The attachment's doorbell only: the guest wakes a sleeping NIC through the platform.
-    ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs() }, [r.shared[0]]);
+    // The attachment's doorbell only: the guest wakes a sleeping NIC through the platform. The link as it is
+    // now: later changes reach a VI that is up (linkChange), but this attachment may start while it is down.
+    ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs(), linkUp: ctx.nic().linkUp }, [r.shared[0]]);
   }
 
   onFrontendMessage(vif: AccelVif, op: string, args: Record<string, unknown>): void {

@@ -189,6 +189,8 @@ export class VnicFrontend implements AccelFrontend {
       this.q.pushRx();
       this.fast.clear();
       for (const m of args.macs as number[]) this.fast.add(m);
+      // What the link is now (a frontend kept from an earlier attachment may have missed a change while detached).
+      if (typeof args.linkUp === 'boolean') this.linkUp = args.linkUp;
       this.ready = true;
       // Our RX buffers are on the ring: the backend may now steer flows to the VI.
       this.ctx.send('running', {});
