@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Simulation, defaultTopology, runStream, type DomainRef, type GuestStats } from '@xsim/toolstack';
+import { Simulation, defaultTopology, fabricStats, runStream, type DomainRef, type GuestStats } from '@xsim/toolstack';
 
-import { THREADS, afterFrames, replayOnFailure, seededModes } from './helpers.ts';
+import { THREADS, afterFrames, conservedStream, replayOnFailure, seededModes } from './helpers.ts';
 
 const at = (host: string, domain: string): DomainRef => ({ host, domain });
 const other = (host: string): string => (host === 'host-a' ? 'host-b' : 'host-a');
@@ -90,5 +90,102 @@ describe.each([...seededModes(), THREADS])('vnic across a guest that moves ($nam
       expect(r.delivered, why).toBe(500);
       expect(vif0(after).txAccel - vif0(g).txAccel, `fast-path frames ${why}`).toBeGreaterThan(0);
     }
+  });
+});
+
+describe.each([...seededModes(), THREADS])('vnic through link, MTU and reset events ($name)', (mode) => {
+  let sim: Simulation;
+  replayOnFailure(mode, import.meta.url);
+  const a1 = at('host-a', 'a1');
+  const b1 = at('host-b', 'b1');
+
+  beforeAll(async () => {
+    sim = await Simulation.start(defaultTopology(), { ...mode.opts, log: () => {} });
+    await sim.loadPlugin('vnic');
+    await accelerated(sim, a1);
+    await accelerated(sim, b1);
+  });
+
+  afterAll(async () => {
+    await sim?.shutdown();
+  });
+
+  /** What a1's frontend believes of the link (its vnic stats), or null with no frontend attached. */
+  const frontendLink = async (): Promise<unknown> => vif0(await sim.guestStats(a1)).accel?.current?.linkUp ?? null;
+  const linkDownDrops = async (): Promise<number> => fabricStats(await sim.stats()).nics[0].linkDownDrops;
+
+  /** After an event: a whole stream a1 -> b1, every frame of it on the fast path. */
+  async function fastPathCarries(why: string): Promise<void> {
+    const before = vif0(await accelerated(sim, a1)).txAccel;
+    const { r } = await conservedStream(sim, { from: a1, to: b1, count: 5000, frameSize: 1500, window: 256 });
+    expect(r.delivered, why).toBe(5000);
+    expect(vif0(await sim.guestStats(a1)).txAccel - before, `fast-path frames ${why}`).toBe(5000);
+  }
+
+  it('link down then up mid-stream: what the downtime lost is counted, and the fast path then carries a whole stream', async () => {
+    await fastPathCarries('before the flap');
+    // (b1's credits back to a1 die at host-b's port, whose peer is down: not the stream's frames, left out of its account.)
+    const notCredits = (path: string) => path !== 'fabric.nics.1.linkDownDrops';
+    const flap = async () => {
+      await afterFrames(sim, b1, 3000);
+      const down0 = await linkDownDrops();
+      await sim.setLink('host-a', false);
+      await sim.waitFor('a1 to hear the link is down', async () => (await frontendLink()) === false, 5000);
+      // Down for a while of the stream's own progress, not a guessed delay: until frames die on the link.
+      await sim.waitFor('frames to be dropped on the down link', async () => (await linkDownDrops()) >= down0 + 256, 5000);
+      await sim.setLink('host-a', true);
+      await sim.waitFor('a1 to hear the link is up', async () => (await frontendLink()) === true, 5000);
+    };
+    const { r, drops } = await conservedStream(sim, { from: a1, to: b1, count: 20_000, frameSize: 1500, window: 256 }, flap, notCredits);
+    // conservedStream checked that every frame not delivered is in a drop counter: here, the link's.
+    expect(r.sent - r.delivered).toBeGreaterThan(0);
+    expect(drops.get('fabric.nics.0.linkDownDrops') ?? 0).toBeGreaterThan(0);
+    await fastPathCarries('after link up');
+  });
+
+  it("MTU below the stream's frames and back: the frames that no longer fit are counted, then the fast path carries a whole stream", async () => {
+    await sim.setMtu('host-a', 1400);
+    try {
+      const { r, drops } = await conservedStream(sim, { from: a1, to: b1, count: 300, frameSize: 1500, window: 0, timeoutMs: 1500 });
+      expect(r.delivered).toBe(0);
+      // Each died at host-a's NIC, too long for its MTU (on a1's VI: the fast path took them).
+      const oversize = [...drops].filter(([k]) => /^fabric\.nics\.0\.vis\.[1-9]\d*\.txOversize$/.test(k)).reduce((n, [, v]) => n + v, 0);
+      expect(oversize, JSON.stringify([...drops])).toBe(300);
+    } finally {
+      await sim.setMtu('host-a', 1500);
+    }
+    await fastPathCarries('after the MTU came back');
+  });
+
+  it('a NIC reset mid-stream: the vifs fall back and come back, and the fast path then carries a whole stream', async () => {
+    const { r } = await conservedStream(sim, { from: a1, to: b1, count: 20_000, frameSize: 1500, window: 256 }, async () => {
+      await afterFrames(sim, b1, 3000);
+      await sim.nicReset('host-a');
+    });
+    expect(r.delivered).toBeGreaterThan(0);
+    await fastPathCarries('after the reset');
+  });
+
+  it('an attachment made while the link is down, or kept across a change it missed, learns the link as it is', async () => {
+    await sim.setLink('host-a', false);
+    await sim.waitFor('a1 to hear the link is down', async () => (await frontendLink()) === false, 5000);
+    // Detached while down; the link comes up while no plugin is there to say so.
+    await sim.unloadPlugin('vnic', { host: 'host-a' });
+    await sim.setLink('host-a', true);
+    await sim.loadPlugin('vnic', { host: 'host-a' });
+    await accelerated(sim, a1);
+    expect(await frontendLink()).toBe(true);
+    // And the other way round: attached while the link is down.
+    await sim.unloadPlugin('vnic', { host: 'host-a' });
+    await sim.setLink('host-a', false);
+    try {
+      await sim.loadPlugin('vnic', { host: 'host-a' });
+      await accelerated(sim, a1);
+      expect(await frontendLink()).toBe(false);
+    } finally {
+      await sim.setLink('host-a', true);
+    }
+    await sim.waitFor('a1 to hear the link is up', async () => (await frontendLink()) === true, 5000);
+    await fastPathCarries('after the plugin came back');
   });
 });
