@@ -42,6 +42,11 @@ export function probe(k: GuestParts, v: { handle: number; mac: string; ip: strin
     (p, then, fail) => core.defer(p, then, fail),
   );
   const d: GuestDevice = { nf, ep, accel, ip: v.ip, mac: v.mac, mtu: v.mtu, rx };
+  // As Linux netfront when its backend connects (netdev_notify_peers): a gratuitous ARP, so peers that
+  // knew this IP at another MAC (a guest destroyed and created again under its name) learn the new one at once.
+  nf.onCarrier = (up) => {
+    if (up && ep.stack.announce()) nf.flush();
+  };
   k.devices.push(d);
   nf.start();
   k.unpoll.set(v.handle, [
