@@ -12,7 +12,7 @@
  * socket are writes to the simulation's store: a vif's state written from
  * outside reaches netback's and netfront's watches like any other.
  */
-import { existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -265,6 +265,7 @@ export interface XenstoreHost {
 
 /** Serve every host's xenstore at DIR/<host>. DIR is made if missing; a socket left over in it is replaced. */
 export async function serveXenstores(hosts: readonly XenstoreHost[], dir: string, log: (l: string) => void = () => {}): Promise<XenstoreSockets> {
+  const made = !existsSync(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const servers: Server[] = [];
   const conns = new Set<Socket>();
@@ -291,6 +292,16 @@ export async function serveXenstores(hosts: readonly XenstoreHost[], dir: string
       await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
       // Ours, and closed: a socket file left behind would only confuse the next run.
       for (const p of Object.values(paths)) if (existsSync(p) && lstatSync(p).isSocket()) unlinkSync(p);
+      // The directory too, if we made it and nothing else was put in it meanwhile.
+      if (made) rmEmptyDir(dir);
     },
   };
+}
+
+function rmEmptyDir(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Not empty (someone put something there) or already gone: leave it.
+  }
 }

@@ -6,12 +6,14 @@
  *   op            args                                            reply
  *   arp_resolve   {ip: string          dotted quad to resolve      {resolved: true, mac: number}
  *                  timeoutMs?: number  (3000)}                     (error: no ARP reply in time)
- *   stream_recv   {port: number        UDP port to receive on      the receiver's counters and goodput
- *                  count: number       frames the sender sends
- *                  streamId?, creditEvery? (64), idleMs? (500), timeoutMs? (60000)}
- *   stream_send   {dstIp: string, dstPort: number, count: number   {sent, elapsedMs, stalls}
- *                  frameSize? (1500)   octets per frame, 50..MTU+14
- *                  streamId?, window? (0: credits only), srcPort?, pattern?: string}
+ *   stream_recv   {port: number        UDP port to receive on      the receiver's counters and goodput, and
+ *                  count: number       frames the sender sends     idle: true when it ended on silence (idleMs
+ *                  streamId?, creditEvery? (64), idleMs? (500),     after the last frame, or 5 s with none at
+ *                  timeoutMs? (60000)}                              all: every frame dropped, a sender gone)
+ *   stream_send   {dstIp: string, dstPort: number, count: number   {sent, elapsedMs, stalls}: sent falls short
+ *                  frameSize? (1500)   octets per frame, 50..MTU+14  of count when the sender gave up (no credit
+ *                  streamId?, window? (0: credits only), srcPort?,   back, or its vif took no frame, for 2 s)
+ *                  pattern?: string}
  *   ping          {dstIp: string, count? (100), size? (64, >= 16), timeoutMs? (10000)}
  *                                                                  {sent, ...latency summary}
  */
