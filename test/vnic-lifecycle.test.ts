@@ -104,6 +104,8 @@ describe.each([...seededModes(), THREADS])('vnic through link, MTU and reset eve
     await sim.loadPlugin('vnic');
     await accelerated(sim, a1);
     await accelerated(sim, b1);
+    // So host-a's bridge has seen b1 behind its uplink and a1's frontend counts b1 as a fast-path destination.
+    await runStream(sim, { from: a1, to: b1, count: 500, frameSize: 1500, window: 64 });
   });
 
   afterAll(async () => {
