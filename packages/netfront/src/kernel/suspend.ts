@@ -18,6 +18,9 @@ import { probe } from './probe.ts';
 export function suspend(k: GuestParts): SuspendRecord {
   const { clock, core } = k.env;
   const now = clock.now();
+  // dom0 has let go of the vifs (their plugins' mappings with them): every plugin frontend gives its DMA pages,
+  // grants and ports back now, before the record is laid out, whether or not its "detached" came first.
+  for (const d of k.devices) d.accel?.close();
   const devs: DeviceState[] = k.devices.map((d) => {
     const unanswered = d.nf.drainForSuspend();
     return {
