@@ -47,7 +47,7 @@ export interface FabricConfig {
 
 export function boot(env: DeviceEnv<FabricConfig>): void {
   const cfg = env.config;
-  const nics = cfg.nics.map((n) => new HwNic(n, new Map(Object.entries(n.domainRam).map(([d, sab]) => [Number(d), new Uint8Array(sab)]))));
+  const nics = cfg.nics.map((n) => new HwNic(n, new Map(Object.entries(n.domainRam).map(([d, sab]) => [Number(d), new Uint8Array(sab)])), env.clock));
   const switches = new Map(cfg.switches.map((s) => [s.name, new L2Switch(s.name, s.ports)]));
   wire(cfg, nics, switches);
   // Capture points: every NIC's wire port and VIs, every switch port.
@@ -65,11 +65,14 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
   const core = env.core;
   core.add('datapath', () => {
     let n = 0;
+    // Filters inserted with an idle age go when their sweep is due (the timer below wakes us for it).
+    for (let i = 0; i < nics.length; i++) nics[i].filters.age();
     for (let i = 0; i < nics.length; i++) n += nics[i].poll();
     for (let i = 0; i < nics.length; i++) nics[i].flushAll();
     return n;
   });
   core.wakeOn(() => nics.some((n) => n.txPending()));
+  core.timer(() => nics.reduce((t, n) => Math.min(t, n.filters.nextAgeAt()), Infinity));
   // A guest's doorbell ring (CH.kick) only wakes us: the rings tell what there is to do.
   const c = FABRIC_COUNTERS.zero();
   env.anyChannel(CH.kick).onMessage(() => {

@@ -3,14 +3,37 @@
  * destination address, destination port) filter first, then by destination
  * MAC (and VLAN), else to VI 0 (dom0). Hash maps, so lookups stay O(1) with
  * thousands of filters. Only dom0 inserts or removes filters (through MCDI).
+ *
+ * The table has a size (the topology's nic.filters, default
+ * DEFAULT_FILTER_TABLE_SIZE: thousands of entries, as a real NIC's RX filter
+ * table has): an insert into a full table is refused with
+ * an ENOSPC error (MCDI's MC_CMD_ERR_ENOSPC) and counted in filterNoSpace.
+ * Each filter counts the frames it matched (its hits, one increment on the
+ * lookup: what a plugin reads through MCDI filter_hits to tell hot flows from
+ * cold ones), and a filter inserted with an idle age is removed by the table
+ * itself once no frame has matched it for that long on the simulation's
+ * clock (after DPDK's rte_flow AGE action: the hardware ages, software finds
+ * out). Aging is swept on a timer (nextAgeAt/age, driven by the NIC's
+ * thread): a filter idle for ageMs goes between ageMs and 1.5 x ageMs after
+ * its last hit, counted in filtersAged.
  */
-import { declareCounters, readMac, tracer } from '@xsim/hypervisor';
+import { MCDI_ENOSPC, declareCounters, readMac, tracer, type Clock } from '@xsim/hypervisor';
 
-/** A NIC's filter lookups (its stats show them as filterHits, filterMisses). */
+/** A NIC's filter lookups (its stats show them as filterHits, filterMisses), refusals and aging. */
 export const FILTER_TABLE_COUNTERS = declareCounters('nic filter table', {
   filterHits: { kind: 'event', help: 'lookups a filter matched (the frame went to its VI)' },
   filterMisses: { kind: 'event', help: "lookups no filter matched (the frame went to the default VI, or the sender's wire)" },
+  filterNoSpace: { kind: 'event', help: "filter inserts refused because the NIC's whole filter table was full (MCDI error ENOSPC)" },
+  filtersAged: { kind: 'event', help: 'filters the NIC removed itself: inserted with an idle age, no frame matched them for that long' },
 });
+
+/** The size of a filter table: a level of the hardware, shown beside its counters. */
+export const FILTER_TABLE_GAUGES = declareCounters('nic filter table size', {
+  filterTableSize: { kind: 'gauge', help: "entries the NIC's filter table holds at most (the topology's nic.filters)" },
+});
+
+/** A NIC's filter table size when the topology does not give one. */
+export const DEFAULT_FILTER_TABLE_SIZE = 16384;
 
 export type FilterMatch = { kind: 'mac'; mac: number; vlan?: number } | { kind: 'ipv4'; proto: number; addr: number; port: number };
 
@@ -37,9 +60,26 @@ export interface FilterEntry {
   id: number;
   vi: number;
   match: FilterMatch;
+  /** Frames this filter matched since it was inserted. */
+  hits: number;
+  /** Removed by the table once idle this long (ms on its clock); 0: never. */
+  ageMs: number;
+}
+
+/** What the table keeps per aging filter: when it last saw it hit, and the hits it had then. */
+interface AgeState {
+  activeAt: number;
+  seenHits: number;
 }
 
 export const DEFAULT_VI = 0;
+
+export interface FilterTableOptions {
+  /** Entries at most (default DEFAULT_FILTER_TABLE_SIZE). */
+  size?: number;
+  /** The clock aging reads (the NIC thread's, virtual in a deterministic run); without one, no filter ages. */
+  clock?: Clock;
+}
 
 export class FilterTable {
   private readonly mac = new Map<number, FilterEntry>();
@@ -48,8 +88,19 @@ export class FilterTable {
   private readonly ipv4 = new Map<number, Map<number, FilterEntry>>();
   private readonly byId = new Map<number, FilterEntry>();
   private nextId = 1;
-  /** filterHits, filterMisses: stored where declared (FILTER_TABLE_COUNTERS). */
+  /** filterHits, filterMisses, filterNoSpace, filtersAged: stored where declared (FILTER_TABLE_COUNTERS). */
   readonly c = FILTER_TABLE_COUNTERS.zero();
+  readonly capacity: number;
+  private readonly clock: Clock | undefined;
+  private readonly aging = new Map<FilterEntry, AgeState>();
+  /** When the next aging sweep is due (Infinity: no filter ages). */
+  private nextSweep = Infinity;
+
+  constructor(o: FilterTableOptions = {}) {
+    this.capacity = o.size ?? DEFAULT_FILTER_TABLE_SIZE;
+    if (!Number.isInteger(this.capacity) || this.capacity < 1) throw new Error(`filter table size must be a positive integer, got ${String(o.size)}`);
+    this.clock = o.clock;
+  }
 
   get hits(): number {
     return this.c.filterHits;
@@ -63,10 +114,19 @@ export class FilterTable {
     return this.byId.size;
   }
 
-  insert(vi: number, match: FilterMatch): number {
+  /**
+   * Steer `match` to `vi`; with `ageMs` > 0 the table removes the filter once
+   * no frame matched it for that long. A full table refuses (ENOSPC, counted).
+   */
+  insert(vi: number, match: FilterMatch, ageMs = 0): number {
     checkFilterMatch(match);
+    if (!Number.isInteger(ageMs) || ageMs < 0) throw new Error(`filter ageMs must be a non-negative integer, got ${String(ageMs)}`);
+    if (this.byId.size >= this.capacity) {
+      this.c.filterNoSpace++;
+      throw new Error(`${MCDI_ENOSPC}: the filter table is full (${this.byId.size} of ${this.capacity} entries)`);
+    }
     const id = this.nextId++;
-    const e: FilterEntry = { id, vi, match };
+    const e: FilterEntry = { id, vi, match, hits: 0, ageMs };
     if (match.kind === 'mac') {
       const map = match.vlan === undefined ? this.mac : this.vlanMap(match.vlan);
       if (map.has(match.mac))
@@ -82,6 +142,11 @@ export class FilterTable {
       m.set(key, e);
     }
     this.byId.set(id, e);
+    if (ageMs > 0 && this.clock) {
+      const now = this.clock.now();
+      this.aging.set(e, { activeAt: now, seenHits: 0 });
+      this.nextSweep = Math.min(this.nextSweep, now + sweepStep(ageMs));
+    }
     if (tracer.on)
       tracer.instant(
         `filter insert: VI ${vi}`,
@@ -100,6 +165,7 @@ export class FilterTable {
     const e = this.byId.get(id);
     if (!e) return false;
     this.byId.delete(id);
+    this.aging.delete(e);
     const m = e.match;
     if (m.kind === 'mac') (m.vlan === undefined ? this.mac : this.vlanMap(m.vlan)).delete(m.mac);
     else this.ipv4.get(m.proto)?.delete(m.addr * 65536 + m.port);
@@ -115,6 +181,46 @@ export class FilterTable {
 
   list(): FilterEntry[] {
     return [...this.byId.values()];
+  }
+
+  /** Frames each filter matched so far, by id; null for one that is gone (removed, or aged out). */
+  hitsOf(ids: readonly number[]): (number | null)[] {
+    return ids.map((id) => this.byId.get(id)?.hits ?? null);
+  }
+
+  /** When the next aging sweep is due, on the table's clock (Infinity if no filter ages): the NIC's timer. */
+  nextAgeAt(): number {
+    return this.nextSweep;
+  }
+
+  /**
+   * The aging sweep, if due: a filter hit since the last sweep is active now;
+   * one not hit for its ageMs is removed (counted in filtersAged). Returns
+   * the filters removed.
+   */
+  age(): number {
+    if (!this.clock || this.aging.size === 0) {
+      this.nextSweep = Infinity;
+      return 0;
+    }
+    const now = this.clock.now();
+    if (now < this.nextSweep) return 0;
+    let removed = 0;
+    let next = Infinity;
+    for (const [e, a] of [...this.aging]) {
+      if (e.hits !== a.seenHits) {
+        a.seenHits = e.hits;
+        a.activeAt = now;
+      } else if (now - a.activeAt >= e.ageMs) {
+        this.remove(e.id);
+        this.c.filtersAged++;
+        removed++;
+        continue;
+      }
+      next = Math.min(next, now + sweepStep(e.ageMs));
+    }
+    this.nextSweep = next;
+    return removed;
   }
 
   /**
@@ -141,6 +247,7 @@ export class FilterTable {
           const e = m.get(addr * 65536 + ((b[p + 2] << 8) | b[p + 3]));
           if (e) {
             this.c.filterHits++;
+            e.hits++;
             return e.vi;
           }
         }
@@ -150,9 +257,15 @@ export class FilterTable {
     const e = vlan >= 0 ? this.vlanMac.get(vlan)?.get(dst) : this.mac.get(dst);
     if (e) {
       this.c.filterHits++;
+      e.hits++;
       return e.vi;
     }
     this.c.filterMisses++;
     return -1;
   }
+}
+
+/** Sweeps come every quarter of the shortest age: an idle filter goes at most half an age late (a hit is seen a sweep late). */
+function sweepStep(ageMs: number): number {
+  return Math.max(1, ageMs / 4);
 }

@@ -11,7 +11,18 @@
  * resolved through the buffer table when the driver attaches; the NIC reads
  * them only while that attachment lives.
  */
-import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, declareCounters, offTap, readMac, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
+import {
+  DIR_INBOUND,
+  DIR_OUTBOUND,
+  DeviceIrq,
+  declareCounters,
+  offTap,
+  readMac,
+  type CaptureSink,
+  type Clock,
+  type Counters,
+  type Tap,
+} from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import { FilterTable } from './filter-table.ts';
 import { HwVi } from './hw-vi.ts';
@@ -55,6 +66,8 @@ export interface NicSpec {
   vendor: string;
   device: string;
   vis: number;
+  /** Entries of the RX filter table (default DEFAULT_FILTER_TABLE_SIZE): a full table refuses inserts. */
+  filters?: number;
 }
 
 export const NIC_COUNTERS = declareCounters('nic', {
@@ -84,7 +97,7 @@ interface Ram {
 export class HwNic {
   readonly vis: HwVi[];
   readonly buffers: BufferTable;
-  readonly filters = new FilterTable();
+  readonly filters: FilterTable;
   readonly c: NicCounters = NIC_COUNTERS.zero();
   /** The other end of this NIC's wire (a NIC or a switch port), if wired. */
   wire: WireEnd | null = null;
@@ -114,7 +127,10 @@ export class HwNic {
   constructor(
     readonly spec: NicSpec,
     rams: Map<number, Uint8Array>,
+    /** The NIC thread's clock: what the filter table's aging reads (without one, no filter ages). */
+    clock?: Clock,
   ) {
+    this.filters = new FilterTable({ size: spec.filters, clock });
     this.vis = Array.from({ length: spec.vis }, (_, i) => new HwVi(i));
     this.buffers = new BufferTable(1 << 18);
     this.maxFrame = spec.mtu + 18;
@@ -471,8 +487,8 @@ export class HwNic {
       mtu: this.spec.mtu,
       ...this.c,
       filters: this.filters.size,
-      filterHits: this.filters.hits,
-      filterMisses: this.filters.misses,
+      ...this.filters.c,
+      filterTableSize: this.filters.capacity,
       vis: Object.fromEntries(
         this.vis
           .filter((v) => v.running || v.c.faults > 0 || v.c.txFrames > 0 || v.c.rxFrames > 0 || v.c.attachments > 0)

@@ -1,7 +1,16 @@
 export * from './layout.ts';
 export { ViQueues } from './vi-queues.ts';
 export { BufferTable } from './buffer-table.ts';
-export { FilterTable, FILTER_TABLE_COUNTERS, DEFAULT_VI, type FilterMatch, type FilterEntry } from './filter-table.ts';
+export {
+  FilterTable,
+  FILTER_TABLE_COUNTERS,
+  FILTER_TABLE_GAUGES,
+  DEFAULT_FILTER_TABLE_SIZE,
+  DEFAULT_VI,
+  type FilterMatch,
+  type FilterEntry,
+  type FilterTableOptions,
+} from './filter-table.ts';
 export { HwNic, NIC_COUNTERS, type NicSpec, type NicCounters, type WireEnd } from './hw-nic.ts';
 export { HwVi, VI_COUNTERS, type ViCounters } from './hw-vi.ts';
 export { L2Switch, SWITCH_COUNTERS, SWITCH_PORT_COUNTERS } from './switch.ts';

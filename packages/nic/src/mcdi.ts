@@ -31,10 +31,11 @@ export function mcdiHandlers(nic: HwNic): OpHandlers<McdiOps> {
     },
     filter_insert: (a) => {
       nic.vi(a.vi);
-      return nic.filters.insert(a.vi, a.match);
+      return nic.filters.insert(a.vi, a.match, a.ageMs ?? 0);
     },
     filter_remove: (a) => nic.filters.remove(a.id),
     filter_list: () => nic.filters.list(),
+    filter_hits: (a) => nic.filters.hitsOf(a.ids),
     vi_stats: (a) => {
       const v = nic.vi(a.vi);
       return { ...v.c, running: v.running, fault: v.faultReason, buffers: nic.buffers.entries(v.id) };

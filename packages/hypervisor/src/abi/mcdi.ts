@@ -11,10 +11,14 @@
  *   vi_fini             {vi, count?: boolean}  count frames left on it as drops (default true)
  *   buffer_table_alloc  {vi, domid, frames: number[]}  1..65536 guest frames   base index
  *   buffer_table_free   {vi, base, count}                          true
- *   filter_insert       {vi, match: {kind: 'mac', mac, vlan?} | {kind: 'ipv4', proto, addr, port}}
- *                                                              filter id
+ *   filter_insert       {vi, match: {kind: 'mac', mac, vlan?} | {kind: 'ipv4', proto, addr, port},
+ *                        ageMs?: number}  the NIC removes the filter once no frame matched it for this long (0, absent: never)
+ *                                                              filter id; error "ENOSPC: ..." (MCDI_ENOSPC) when the
+ *                                                              NIC's whole filter table is full (counted: filterNoSpace)
  *   filter_remove       {id}                                       whether it existed
- *   filter_list         {}                                         every filter
+ *   filter_list         {}                                         every filter (with its hits and ageMs)
+ *   filter_hits         {ids: number[]}  1..4096 filter ids        per id, the frames it matched so far, or null if it is
+ *                                                              gone (removed, or aged out by the NIC)
  *   vi_stats            {vi}                                       its counters, running, fault, buffers
  *   nic_stats           {}                                         the NIC's counters
  *   link_set            {up?: boolean}                             the link now
@@ -31,6 +35,9 @@ export const FILTER_MATCH = Type.Union([
   Type.Object({ kind: Type.Literal('ipv4'), proto: Type.Number(), addr: Type.Number(), port: Type.Number() }),
 ]);
 export type McdiFilterMatch = Static<typeof FILTER_MATCH>;
+
+/** The prefix of the error a NIC answers filter_insert with when its whole filter table is full (sfc's MC_CMD_ERR_ENOSPC). */
+export const MCDI_ENOSPC = 'ENOSPC';
 
 export const MCDI_OPS = {
   vi_init: op(
@@ -49,9 +56,13 @@ export const MCDI_OPS = {
     replyOf<number>(),
   ),
   buffer_table_free: op(Type.Object({ vi: int(), base: int(), count: int() }), replyOf<true>()),
-  filter_insert: op(Type.Object({ vi: int(), match: FILTER_MATCH }), replyOf<number>()),
+  filter_insert: op(
+    Type.Object({ vi: int(), match: FILTER_MATCH, ageMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })) }),
+    replyOf<number>(),
+  ),
   filter_remove: op(Type.Object({ id: int() }), replyOf<boolean>()),
   filter_list: op(NO_ARGS, replyOf<unknown[]>()),
+  filter_hits: op(Type.Object({ ids: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 4096 }) }), replyOf<(number | null)[]>()),
   vi_stats: op(Type.Object({ vi: int() }), replyOf<Record<string, unknown>>()),
   nic_stats: op(NO_ARGS, replyOf<Record<string, unknown>>()),
   link_set: op(Type.Object({ up: Type.Optional(Type.Boolean()) }), replyOf<boolean>()),
