@@ -8,10 +8,21 @@
  * doorbell made for this attachment, which goes to the guest. Flows the slow
  * path delivers to an attached guest are learnt as IPv4 filters so later
  * frames of the flow reach the guest's VI straight from the wire.
+ *
+ * Quotas (issue 19, item 4), as the 2007 accelerator had them: each vif may
+ * hold at most limits/max-filters learnt filters and register at most
+ * limits/max-buf-pages DMA pages, keys the toolstack writes under the vif's
+ * backend directory (`xsim dev set DEV max-filters N` changes them at run
+ * time: vnic watches them and evicts down to a lowered limit at once). A new
+ * flow on a full vif evicts a learnt filter (quota.ts: CLOCK by default, and
+ * why); filters are inserted with an idle age the NIC enforces, so idle flows
+ * give their place back; a NIC whose whole table is full refuses (ENOSPC) and
+ * the flow stays on the slow path. All counted, each first time logged.
  */
 import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
 import type { NicInfo } from '@xsim/nic';
-import { CHANNEL_OP, logWarn, declareCounters } from '@xsim/hypervisor';
+import { CHANNEL_OP, VIF_KEY, logWarn, declareCounters } from '@xsim/hypervisor';
+import { EVICTION_POLICIES, VifFilters, type EvictionPolicy } from './quota.ts';
 
 export const manifest: PluginManifest = {
   name: 'vnic',
@@ -31,7 +42,55 @@ export const manifest: PluginManifest = {
 
 /** Frames up to this MTU fit the guest's scatter buffers (3 pages per TX slot, RX scatter). */
 const MAX_MTU = 9000;
-const MAX_FILTERS_PER_VIF = 64;
+/** A vif's filter quota when neither xenstore (limits/max-filters) nor the plugin's arguments give one. */
+export const DEFAULT_MAX_FILTERS = 64;
+/** A vif's DMA page quota by default: as many as an accept may carry. */
+export const DEFAULT_MAX_BUF_PAGES = 2048;
+/** Filters go from the NIC after this long without a frame (ms, on the simulation's clock), by default. */
+export const DEFAULT_FILTER_IDLE_MS = 60_000;
+/** The most a limit may be (larger values in xenstore are ignored, logged). */
+const LIMIT_MAX = 65536;
+
+/**
+ * vnic's arguments (all optional): the eviction policy, the idle age its
+ * filters are inserted with (0: they never age), and the limits of a vif whose
+ * backend directory has none.
+ */
+export interface VnicArgs {
+  eviction?: EvictionPolicy;
+  filterIdleMs?: number;
+  maxFilters?: number;
+  maxBufPages?: number;
+}
+
+/** vnic's arguments as a JSON Schema (for the manifest's `args`). */
+export const VNIC_ARGS = Type.Object(
+  {
+    eviction: Type.Optional(Type.Union(EVICTION_POLICIES.map((p) => Type.Literal(p)))),
+    filterIdleMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
+    maxFilters: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMIT_MAX })),
+    maxBufPages: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMIT_MAX })),
+  },
+  { additionalProperties: false },
+);
+
+/**
+ * What vnic needs of dom0 and AccelBackendContext does not have yet: the
+ * vif's backend directory in xenstore, to read and watch its limits (as the
+ * 2007 accelerator's netback did through xenbus). Used where the context has
+ * it; without it every vif gets the arguments' limits.
+ */
+export interface VifConfigFacility {
+  /** A key under the vif's backend directory (relative: 'limits/max-filters'), or undefined. */
+  read(vif: AccelVif, key: string): string | undefined;
+  /** Call `changed` whenever something under `dir` of the vif's backend directory changes; returns the unwatch. */
+  watch(vif: AccelVif, dir: string, changed: () => void): () => void;
+}
+
+interface Limits {
+  maxFilters: number;
+  maxBufPages: number;
+}
 
 interface VifState {
   vif: AccelVif;
@@ -40,9 +99,12 @@ interface VifState {
   stage: 'offered' | 'starting' | 'ready' | 'detaching';
   handles: number[];
   bufBase: number;
-  filters: Map<number, number>;
-  /** The vif hit MAX_FILTERS_PER_VIF and it was logged (once per attachment). */
+  filters: VifFilters;
+  limits: Limits;
+  /** Each logged once per attachment: the quota was first full, the NIC's table was first full. */
   capLogged?: boolean;
+  nicFullLogged?: boolean;
+  unwatch?: () => void;
 }
 
 /** The VI is up and the guest drives it (link and fast-path news go to it). */
@@ -58,8 +120,28 @@ export const VNIC_BACKEND_COUNTERS = declareCounters('vnic backend', {
   filtersRestored: { kind: 'event', help: "flow filters put back at once from a migrated vif's saved state (not relearnt)" },
   filterCapReached: {
     kind: 'event',
-    help: `frames of a new flow that stayed on the slow path (through dom0) because its vif already had ${MAX_FILTERS_PER_VIF} flow filters`,
+    help: "frames of a new flow that stayed on the slow path (through dom0) because its vif's filter quota was full and eviction is off (or the quota is 0)",
   },
+  filtersEvicted: {
+    kind: 'event',
+    help: "learnt filters removed to make room for a new flow on a vif at its quota, or to meet a lowered quota (the policy's victims)",
+  },
+  filtersAgedOut: { kind: 'event', help: 'learnt filters the NIC had removed after filterIdleMs without a frame (found when vnic next looked)' },
+  flowsNicFull: {
+    kind: 'event',
+    help: 'new flows the NIC refused a filter because its whole filter table was full (MCDI ENOSPC): they stay on the slow path, tried again later',
+  },
+  bufPagesRefused: {
+    kind: 'event',
+    help: "attachments refused because the guest's DMA area was larger than the vif's limits/max-buf-pages: the vif stays on the slow path",
+  },
+  limitChanges: { kind: 'event', help: "changes of a vif's limits applied while it was attached (a lowered max-filters evicts at once)" },
+});
+
+/** A vif's limits as vnic's stats show them (levels, not counts). */
+export const VNIC_VIF_GAUGES = declareCounters('vnic backend vif', {
+  maxFilters: { kind: 'gauge', help: "a vif's filter quota now (limits/max-filters, else vnic's default)" },
+  maxBufPages: { kind: 'gauge', help: "a vif's DMA page quota now (limits/max-buf-pages, else vnic's default)" },
 });
 
 /** What vnic carries across a migration for one vif: the flows it had learnt, as [proto, port]. */
@@ -70,10 +152,37 @@ interface SavedVnicState {
 function savedFlows(state: unknown): [number, number][] {
   const f = (state as Partial<SavedVnicState> | null)?.flows;
   if (!Array.isArray(f)) return [];
-  // A saved state is data from another host: only well-formed flows are taken, at most a VI's worth.
+  // A saved state is data from another host: only well-formed flows are taken, at most the largest quota's worth (learn keeps to the vif's).
   return f
     .filter((x): x is [number, number] => Array.isArray(x) && (x[0] === 17 || x[0] === 6) && Number.isInteger(x[1]) && x[1] >= 0 && x[1] <= 65535)
-    .slice(0, MAX_FILTERS_PER_VIF);
+    .slice(0, LIMIT_MAX);
+}
+
+/** A limit as xenstore has it: a decimal integer 0..LIMIT_MAX, else undefined (absent, or not a limit). */
+function parseLimit(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d{1,6}$/.test(v)) return undefined;
+  const n = Number(v);
+  return n <= LIMIT_MAX ? n : undefined;
+}
+
+/** The arguments, checked (the loader checks them against VNIC_ARGS too when the manifest names it). */
+function vnicArgs(a: Record<string, unknown>): Required<VnicArgs> {
+  const int = (k: keyof VnicArgs, dflt: number, max: number): number => {
+    const v = a[k];
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+      throw new Error(`vnic: argument ${k} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const eviction = a.eviction ?? 'clock';
+  if (!EVICTION_POLICIES.includes(eviction as EvictionPolicy))
+    throw new Error(`vnic: argument eviction must be one of ${EVICTION_POLICIES.join(', ')}, got ${JSON.stringify(a.eviction)}`);
+  return {
+    eviction: eviction as EvictionPolicy,
+    filterIdleMs: int('filterIdleMs', DEFAULT_FILTER_IDLE_MS, 2 ** 31 - 1),
+    maxFilters: int('maxFilters', DEFAULT_MAX_FILTERS, LIMIT_MAX),
+    maxBufPages: int('maxBufPages', DEFAULT_MAX_BUF_PAGES, LIMIT_MAX),
+  };
 }
 
 /**
@@ -88,37 +197,108 @@ class VnicBackend implements AccelBackend {
   /** Flows a migrated vif brought with it, inserted as soon as its VI runs. */
   private readonly restored = new Map<string, [number, number][]>();
 
-  constructor(private readonly ctx: AccelBackendContext) {}
+  private readonly args: Required<VnicArgs>;
+  private readonly config: VifConfigFacility | undefined;
 
+  constructor(
+    private readonly ctx: AccelBackendContext,
+    args: Record<string, unknown> = {},
+  ) {
+    this.args = vnicArgs(args);
+    const facility = (ctx as AccelBackendContext & { vifConfig?: VifConfigFacility }).vifConfig;
+    this.config = facility && typeof facility.read === 'function' && typeof facility.watch === 'function' ? facility : undefined;
+  }
+
+  /** The vif's limits: its backend directory's limits/* keys where there are some, else the arguments'. */
+  private readLimits(vif: AccelVif): Limits {
+    const read = (key: string) => {
+      const raw = this.config?.read(vif, key);
+      const n = parseLimit(raw);
+      if (raw !== undefined && n === undefined) this.ctx.log(logWarn(`vnic: ${vif.key}: ${key} "${raw}" is not a limit (0..${LIMIT_MAX}); ignored`));
+      return n;
+    };
+    return { maxFilters: read(VIF_KEY.maxFilters) ?? this.args.maxFilters, maxBufPages: read(VIF_KEY.maxBufPages) ?? this.args.maxBufPages };
+  }
+
+  /** The vif's limits changed in xenstore: a lowered max-filters evicts down to it at once; max-buf-pages applies from the next attachment. */
+  private limitsChanged(st: VifState): void {
+    if (this.vifs.get(st.vif.key) !== st) return;
+    const now = this.readLimits(st.vif);
+    if (now.maxFilters === st.limits.maxFilters && now.maxBufPages === st.limits.maxBufPages) return;
+    this.s.limitChanges++;
+    const evicted = st.filters.makeRoom(now.maxFilters);
+    this.s.filtersEvicted += evicted;
+    st.filters.limit = now.maxFilters;
+    this.ctx.log(
+      `vnic: ${st.vif.key}: limits now max-filters ${now.maxFilters}, max-buf-pages ${now.maxBufPages}` +
+        (evicted ? `; ${evicted} filters evicted to meet it` : '') +
+        (now.maxBufPages !== st.limits.maxBufPages ? ' (max-buf-pages applies from the next attachment)' : ''),
+    );
+    st.limits = now;
+  }
+
+  /** The quota logic's view of the NIC for one vif: MCDI through the context. */
+  private filterOps(vif: AccelVif, vi: number, limit: number): VifFilters {
+    const ageMs = this.args.filterIdleMs;
+    return new VifFilters(
+      {
+        insert: (key) =>
+          this.ctx.mcdi('filter_insert', {
+            vi,
+            match: { kind: 'ipv4', proto: Math.floor(key / 65536), addr: vif.ip, port: key % 65536 },
+            ...(ageMs ? { ageMs } : {}),
+          }),
+        remove: (id) => void this.ctx.mcdi('filter_remove', { id }),
+        hits: (ids) => this.ctx.mcdi('filter_hits', { ids }),
+      },
+      limit,
+      this.args.eviction,
+    );
+  }
+
+  /** Learn flow (proto, port) of an attached vif onto its VI; true if a filter was inserted. */
   private insertFilter(st: VifState, proto: number, port: number): boolean {
-    const key = proto * 65536 + port;
-    if (st.filters.has(key)) return false;
-    if (st.filters.size >= MAX_FILTERS_PER_VIF) {
-      this.s.filterCapReached++;
-      if (!st.capLogged) {
-        st.capLogged = true;
-        this.ctx.log(logWarn(`vnic: ${st.vif.key}: ${MAX_FILTERS_PER_VIF} flow filters in use; new flows stay on the slow path (counted in filterCapReached)`));
-      }
-      return false;
-    }
+    const before = st.filters.evicted;
+    const agedBefore = st.filters.agedOut;
+    let r: ReturnType<VifFilters['learn']>;
     try {
-      st.filters.set(key, this.ctx.mcdi('filter_insert', { vi: st.vi, match: { kind: 'ipv4', proto, addr: st.vif.ip, port } }) as number);
-      return true;
+      r = st.filters.learn(proto * 65536 + port);
     } catch (e) {
       this.s.filterFailures++;
-      st.filters.set(key, -1);
       this.ctx.log(logWarn(`vnic: ${st.vif.key}: filter for ${proto}/${port} not inserted: ${(e as Error).message}`));
       return false;
     }
+    this.s.filtersAgedOut += st.filters.agedOut - agedBefore;
+    const evicted = st.filters.evicted - before;
+    this.s.filtersEvicted += evicted;
+    if ((evicted > 0 || r === 'capped') && !st.capLogged) {
+      st.capLogged = true;
+      const what =
+        r === 'capped'
+          ? `new flows stay on the slow path (eviction ${this.args.eviction}; counted in filterCapReached)`
+          : `new flows evict a learnt filter (${this.args.eviction === 'clock' ? 'CLOCK: one not hit since the hand last passed' : 'FIFO: the oldest'}; counted in filtersEvicted)`;
+      this.ctx.log(logWarn(`vnic: ${st.vif.key}: its ${st.limits.maxFilters} flow filters (limits/max-filters) are in use; ${what}`));
+    }
+    if (r === 'capped') this.s.filterCapReached++;
+    if (r === 'nicFull') {
+      this.s.flowsNicFull++;
+      if (!st.nicFullLogged) {
+        st.nicFullLogged = true;
+        this.ctx.log(
+          logWarn(`vnic: ${st.vif.key}: the NIC's filter table is full (ENOSPC); flow ${proto}/${port} stays on the slow path (counted in flowsNicFull)`),
+        );
+      }
+    }
+    return r === 'inserted';
   }
 
   private removeFilters(st: VifState): void {
-    for (const id of st.filters.values()) this.ctx.mcdi('filter_remove', { id });
     st.filters.clear();
   }
 
   private teardown(st: VifState): void {
     this.removeFilters(st);
+    st.unwatch?.();
     if (st.stage !== 'offered') this.ctx.mcdi('vi_fini', { vi: st.vi });
     this.ctx.unmapGrants(st.handles);
     st.handles = [];
@@ -151,14 +331,38 @@ class VnicBackend implements AccelBackend {
       this.ctx.detached(vif);
       return;
     }
-    this.vifs.set(vif.key, { vif, vi: v, stage: 'offered', handles: [], bufBase: -1, filters: new Map() });
+    const limits = this.readLimits(vif);
+    const filters = this.filterOps(vif, v, limits.maxFilters);
+    const st: VifState = { vif, vi: v, stage: 'offered', handles: [], bufBase: -1, filters, limits };
+    this.vifs.set(vif.key, st);
+    if (this.config) {
+      const cfg = this.config;
+      st.unwatch = cfg.watch(vif, VIF_KEY.limits, () => {
+        // A watch runs outside the framework's hook guard: a failure here is logged, never dom0's.
+        try {
+          this.limitsChanged(st);
+        } catch (e) {
+          this.ctx.log(logWarn(`vnic: ${vif.key}: applying its new limits failed: ${(e as Error).message}`));
+        }
+      });
+    }
     this.ctx.send(vif, CHANNEL_OP.offer, { vi: v, mtu: this.ctx.nic().mtu });
   }
 
   /** The guest accepted the offer: map its buffers, register them, start the VI, tell the guest it is ready. */
   private accept(st: VifState, vif: AccelVif, args: Record<string, unknown>): void {
     const ctx = this.ctx;
-    const m = ctx.mapGrants(vif.domid, args.grefs as number[]);
+    const grefs = args.grefs as number[];
+    if (grefs.length > st.limits.maxBufPages) {
+      this.s.bufPagesRefused++;
+      ctx.log(
+        logWarn(`vnic: ${vif.key}: its DMA area is ${grefs.length} pages, over its limits/max-buf-pages ${st.limits.maxBufPages}; it stays on the slow path`),
+      );
+      ctx.send(vif, CHANNEL_OP.detach, {});
+      st.stage = 'detaching';
+      return;
+    }
+    const m = ctx.mapGrants(vif.domid, grefs);
     if (typeof m === 'string') {
       ctx.log(logWarn(`vnic: ${vif.key}: ${m}`));
       ctx.send(vif, CHANNEL_OP.detach, {});
@@ -237,7 +441,7 @@ class VnicBackend implements AccelBackend {
   saveState(vif: AccelVif): SavedVnicState {
     const st = this.vifs.get(vif.key);
     const flows: [number, number][] = [];
-    for (const [key, id] of st?.filters ?? []) if (id >= 0) flows.push([Math.floor(key / 65536), key % 65536]);
+    for (const key of st?.filters.keys() ?? []) flows.push([Math.floor(key / 65536), key % 65536]);
     return { flows };
   }
 
@@ -250,10 +454,20 @@ class VnicBackend implements AccelBackend {
   }
 
   stats(): Record<string, unknown> {
-    return { ...this.s, vifs: [...this.vifs.values()].map((v) => ({ vif: v.vif.key, vi: v.vi, stage: v.stage, filters: v.filters.size })) };
+    return {
+      ...this.s,
+      vifs: [...this.vifs.values()].map((v) => ({
+        vif: v.vif.key,
+        vi: v.vi,
+        stage: v.stage,
+        filters: v.filters.size,
+        maxFilters: v.limits.maxFilters,
+        maxBufPages: v.limits.maxBufPages,
+      })),
+    };
   }
 }
 
-export function createBackend(ctx: AccelBackendContext): AccelBackend {
-  return new VnicBackend(ctx);
+export function createBackend(ctx: AccelBackendContext, args: Record<string, unknown> = {}): AccelBackend {
+  return new VnicBackend(ctx, args);
 }

@@ -10,7 +10,8 @@
  *       request-rx-copy, feature-*                   written by netfront
  *   /local/domain/<dom0>/backend/vif/<domU>/<n>/     backend (owned by dom0)
  *       frontend, frontend-id, handle, mac, ip,
- *       bridge, online, state, hotplug-status        written by the toolstack
+ *       bridge, online, state, hotplug-status,
+ *       limits/max-filters, limits/max-buf-pages     written by the toolstack
  *       feature-*, accel                             written by netback
  */
 import { XenbusState } from '../xs/index.ts';
@@ -79,6 +80,16 @@ export const VIF_KEY = {
   eventChannel: 'event-channel',
   requestRxCopy: 'request-rx-copy',
   accel: 'accel',
+  /**
+   * A vif's accelerator quotas (the 2007 accelerator's): written by the
+   * toolstack in the backend directory (from the topology's limits, or `xsim
+   * dev set`), read and watched by the plugin's backend in dom0.
+   */
+  limits: 'limits',
+  /** Flow filters the vif may hold on the NIC at once. */
+  maxFilters: 'limits/max-filters',
+  /** Pages of the guest's DMA area the NIC may register for the vif. */
+  maxBufPages: 'limits/max-buf-pages',
 } as const;
 
 /** What the toolstack's vif hotplug script writes to hotplug-status when the vif is on its bridge. */
