@@ -32,6 +32,7 @@ import { AccelManager } from '../accel.ts';
 import { NicAdmin } from '../nic-admin.ts';
 import { LocalPort } from './local-port.ts';
 import { accelContext } from './accel-context.ts';
+import { withVifConfig } from './vif-config.ts';
 import type { AccelVif } from '../accel-api.ts';
 import type { VifPort } from '../vif/common.ts';
 import { dom0MinPages, type Dom0Config } from './config.ts';
@@ -146,16 +147,21 @@ function accelManager(b: Base, n: Nic): AccelManager {
       if (plugin && xs.tryRead(node) !== undefined) xs.write(path, plugin);
       else if (xs.tryRead(path) !== undefined) xs.rm(path);
     },
-    ctx: accelContext({
-      dom0: domid,
-      driverlink: n.driverlink,
-      mcdi: n.mcdi,
-      vis: env.config.nic?.vis ?? 0,
-      ops: b.ops,
-      evtchn,
-      uplinkMacs: () => (uplink ? bridge.macsOn(uplink.portId) : []),
-      log: b.log.say,
-    }),
+    // vifConfig: the vifs' backend directories (their limits/*), which AccelBackendContext does not declare yet.
+    ctx: withVifConfig(
+      accelContext({
+        dom0: domid,
+        driverlink: n.driverlink,
+        mcdi: n.mcdi,
+        vis: env.config.nic?.vis ?? 0,
+        ops: b.ops,
+        evtchn,
+        uplinkMacs: () => (uplink ? bridge.macsOn(uplink.portId) : []),
+        log: b.log.say,
+      }),
+      xs,
+      domid,
+    ),
   });
   bridge.onLearn = (mac, port) => {
     if (uplink && port === uplink.portId) accel.uplinkLearned(mac);
