@@ -161,6 +161,7 @@ export class ToolstackContext {
         vendor: h.spec.nic.vendor,
         device: h.spec.nic.device,
         vis: h.spec.nic.vis,
+        filters: h.spec.nic.filters,
         dom0Uid: h.dom0.uid,
         domainRam: Object.fromEntries([h.dom0, ...h.domUs].map((d) => [d.domid, d.mem.sab])),
       })),

@@ -130,6 +130,9 @@ export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number,
   xs.write(0, `${be}/${VIF_KEY.bridge}`, 'xenbr0');
   xs.write(0, `${be}/${VIF_KEY.online}`, '1');
   if (mtu !== undefined) xs.write(0, `${be}/${VIF_KEY.mtu}`, String(mtu));
+  // The accelerator's quotas for this vif (the topology's limits): the plugin's backend reads and watches them.
+  if (vif.limits?.maxFilters !== undefined) xs.write(0, `${be}/${VIF_KEY.maxFilters}`, String(vif.limits.maxFilters));
+  if (vif.limits?.maxBufPages !== undefined) xs.write(0, `${be}/${VIF_KEY.maxBufPages}`, String(vif.limits.maxBufPages));
   // Empty until the hotplug script has run: netback waits for "connected" (libxl does the same).
   xs.write(0, `${be}/${VIF_KEY.hotplugStatus}`, '');
   xs.write(0, `${be}/${VIF_KEY.state}`, String(XenbusState.Initialising));

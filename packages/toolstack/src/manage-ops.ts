@@ -15,6 +15,8 @@
  *   dev.list         {}                                                Dev[]
  *   dev.stats        {dev: HOST/DOMU[/vifN]}                           a vif's counters at both ends
  *   dev.features     {dev}                                             the feature-* keys both ends wrote
+ *   dev.set          {dev: HOST/DOMU[/vifN], maxFilters?: int,         {dev, backendPath, limits}: the vif's limits/*
+ *                     maxBufPages?: int} (0..65536, at least one)      keys in xenstore now (its accelerator applies them)
  *   dev.add          {dev: HOST/DOMU, name?, mac?, ip?, mtu?: int}     VifInfo
  *   dev.del          {dev: HOST/DOMU/vifN}                             {dev, forced}
  *   domain.list      {}                                                DomainInfo[]
@@ -77,6 +79,12 @@ export interface Dev {
   accel: string | null;
 }
 
+/** A vif's accelerator limits as its backend directory has them (limits/max-filters, limits/max-buf-pages); absent: the plugin's defaults. */
+export interface DevLimits {
+  maxFilters?: number;
+  maxBufPages?: number;
+}
+
 export interface PluginView {
   host: string;
   name: string;
@@ -109,6 +117,17 @@ export const MANAGE_PROTOCOL = {
   'dev.list': op(NO_ARGS, replyOf<Dev[]>()),
   'dev.stats': op(dev(), replyOf<{ dev: string; frontend: Json; backend: Json }>()),
   'dev.features': op(dev(), replyOf<{ dev: string; frontend: Record<string, string>; backend: Record<string, string> }>()),
+  'dev.set': op(
+    Type.Object(
+      {
+        dev: str(),
+        maxFilters: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
+        maxBufPages: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
+      },
+      { additionalProperties: false },
+    ),
+    replyOf<{ dev: string; backendPath: string; limits: DevLimits }>(),
+  ),
   'dev.add': op(
     Type.Object(
       { dev: str(), name: Type.Optional(str()), mac: Type.Optional(str()), ip: Type.Optional(str()), mtu: Type.Optional(int()) },

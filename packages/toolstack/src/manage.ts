@@ -8,7 +8,7 @@
 import type { Simulation } from './simulation.ts';
 import { vifHandles } from './hotplug.ts';
 import { dom0StatsIfAny, guestStatsIfAny } from './stats.ts';
-import type { MgmtDev, Dev, ManageProtocol, PluginView } from './manage-ops.ts';
+import type { MgmtDev, Dev, DevLimits, ManageProtocol, PluginView } from './manage-ops.ts';
 import type { OpArgs, OpName, OpReply } from '@xsim/hypervisor';
 
 export type { MgmtDev, Dev, PluginView };
@@ -147,6 +147,50 @@ export function devFeatures(sim: Simulation, dev: string): { dev: string; fronte
   };
 }
 
+/** A vif's limits/* keys as its backend directory has them now. */
+function devLimits(sim: Simulation, host: string, be: string): DevLimits {
+  const xs = sim.host(host).xenstore;
+  const num = (key: string): number | undefined => {
+    const v = xs.read(0, `${be}/${key}`);
+    return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
+  };
+  const out: DevLimits = {};
+  const f = num(VIF_KEY.maxFilters);
+  const b = num(VIF_KEY.maxBufPages);
+  if (f !== undefined) out.maxFilters = f;
+  if (b !== undefined) out.maxBufPages = b;
+  return out;
+}
+
+/**
+ * dev set: a vif's accelerator limits, written where the 2007 accelerator
+ * read them (limits/max-filters, limits/max-buf-pages in the vif's backend
+ * directory, which dom0 owns); the plugin's backend watches them and applies
+ * a change at once (vnic evicts down to a lowered max-filters). The
+ * toolstack's record of the vif keeps them, so a migration writes them at the
+ * destination too.
+ */
+export function devSet(sim: Simulation, a: OpArgs<ManageProtocol, 'dev.set'>): OpReply<ManageProtocol, 'dev.set'> {
+  const { host, domain, vif } = parseDev(sim, a.dev);
+  const d = sim.domain({ host, domain });
+  const h = sim.host(host);
+  const at = vifHandles(h, d.domid).indexOf(vif);
+  if (at < 0) throw new Error(`${host}/${domain} has no vif${vif}`);
+  if (a.maxFilters === undefined && a.maxBufPages === undefined) throw new Error('dev.set: give max-filters and/or max-buf-pages');
+  const be = vifBackendPath(0, d.domid, vif);
+  if (h.xenstore.read(0, be) === undefined) throw new Error(`${host}/${domain}/vif${vif} has no backend directory (${be}): it is being removed`);
+  const spec = h.spec.domUs.find((u) => u.name === domain)?.vifs[at];
+  if (a.maxFilters !== undefined) h.xenstore.write(0, `${be}/${VIF_KEY.maxFilters}`, String(a.maxFilters));
+  if (a.maxBufPages !== undefined) h.xenstore.write(0, `${be}/${VIF_KEY.maxBufPages}`, String(a.maxBufPages));
+  if (spec)
+    spec.limits = {
+      ...spec.limits,
+      ...(a.maxFilters !== undefined ? { maxFilters: a.maxFilters } : {}),
+      ...(a.maxBufPages !== undefined ? { maxBufPages: a.maxBufPages } : {}),
+    };
+  return { dev: `${host}/${domain}/vif${vif}`, backendPath: be, limits: devLimits(sim, host, be) };
+}
+
 export async function pluginList(sim: Simulation): Promise<PluginView[]> {
   const stats = await sim.stats();
   const out: PluginView[] = [];
@@ -184,6 +228,7 @@ export const MANAGE_OPS: ManageHandlers = {
   'dev.list': (sim) => devList(sim),
   'dev.stats': (sim, a) => devStats(sim, a.dev),
   'dev.features': async (sim, a) => devFeatures(sim, a.dev),
+  'dev.set': async (sim, a) => devSet(sim, a),
   'dev.add': (sim, { dev, ...vif }) => sim.addVif(guestRef(sim, dev, false).ref, vif),
   'dev.del': (sim, a) => {
     const g = guestRef(sim, a.dev, true);

@@ -1,4 +1,4 @@
-/** `xsim dev list|show|stats|features|add|del`: the guests' vifs, as xl network-list and vdpa dev show them. */
+/** `xsim dev list|show|stats|features|set|add|del`: the guests' vifs, as xl network-list and vdpa dev show them. */
 import { STATE_NAMES } from '@xsim/hypervisor';
 import { table, type Dev } from '@xsim/toolstack';
 import type { ManageVerb } from './manage-verb.ts';
@@ -92,6 +92,25 @@ const devAdd: ManageVerb = async ({ rest, call, out }) => {
   return out(v, () => `${v.dev} added: mac ${v.mac} ip ${v.ip} mtu ${v.mtu}, connected`);
 };
 
+/** vdpa style: dev set DEV max-filters N [max-buf-pages N]: the vif's accelerator limits (xenstore limits/*), applied at once. */
+const devSet: ManageVerb = async ({ rest, call, out }) => {
+  const usage = 'usage: xsim dev set HOST/DOMU[/vifN] [max-filters N] [max-buf-pages N]';
+  const [target, ...kv] = rest;
+  if (!target || kv.length === 0) throw new Error(usage);
+  const args: { dev: string; maxFilters?: number; maxBufPages?: number } = { dev: target };
+  const keys: Record<string, 'maxFilters' | 'maxBufPages'> = { 'max-filters': 'maxFilters', 'max-buf-pages': 'maxBufPages' };
+  for (let k = 0; k < kv.length; k += 2) {
+    const key = keys[kv[k]];
+    const value = kv[k + 1];
+    if (!key) throw new Error(`dev set: unknown attribute "${kv[k]}" (attributes: max-filters, max-buf-pages)`);
+    if (value === undefined || !/^\d+$/.test(value)) throw new Error(`dev set: ${kv[k]} needs a number, got ${value === undefined ? 'nothing' : `"${value}"`}`);
+    args[key] = Number(value);
+  }
+  const v = await call('dev.set', args);
+  const show = (n: number | undefined) => (n === undefined ? "the plugin's default" : String(n));
+  return out(v, () => `${v.dev}: max-filters ${show(v.limits.maxFilters)}, max-buf-pages ${show(v.limits.maxBufPages)} (${v.backendPath}/limits)`);
+};
+
 const devDel: ManageVerb = async ({ rest, call, out }) => {
   if (!rest[0]) throw new Error('usage: xsim dev del HOST/DOMU/vifN');
   const v = await call('dev.del', { dev: rest[0] });
@@ -104,6 +123,7 @@ export const DEV_VERBS: Record<string, ManageVerb> = {
   show: devList,
   stats: devStats,
   features: devStats,
+  set: devSet,
   add: devAdd,
   del: devDel,
 };

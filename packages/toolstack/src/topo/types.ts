@@ -19,6 +19,20 @@ export interface NicSpecJson {
   /** Virtual interfaces (VI 0 is dom0's). */
   vis: number;
   mtu: number;
+  /** Entries of the NIC's RX filter table (validation fills in 16384): a full table refuses inserts. */
+  filters?: number;
+}
+
+/**
+ * Per-vif quotas of an accelerator (the 2007 accelerator's limits/max-filters
+ * and limits/max-buf-pages): written by the toolstack under the vif's backend
+ * directory, read by the plugin's backend. Absent: the plugin's defaults.
+ */
+export interface VifLimits {
+  /** Flow filters the vif may hold on the NIC at once. */
+  maxFilters?: number;
+  /** Pages of the guest's DMA area (rings and buffers) the NIC may register for it. */
+  maxBufPages?: number;
 }
 
 /** Where a domain's vCPU may run: one pCPU, or a cpupool (at most one of the two). */
@@ -32,6 +46,8 @@ export interface HostSpec {
   nic: NicSpecJson;
   dom0: { ip: string; memPages: number } & Pinning;
   domUs: DomUSpec[];
+  /** Limits for every vif of the host's guests (a vif's own limits win, key by key). */
+  limits?: VifLimits;
 }
 
 export interface DomUSpec extends Pinning {
@@ -44,6 +60,8 @@ export interface DomUSpec extends Pinning {
 export interface VifSpec {
   mac: string;
   ip: string;
+  /** After validation: the host's limits with the vif's own over them. */
+  limits?: VifLimits;
 }
 
 export interface SwitchSpec {

@@ -5,10 +5,11 @@
  * defaults filled in, MACs lower-cased.
  */
 import { DOMID_FIRST_RESERVED, DOMID_MAX } from '@xsim/hypervisor';
+import { DEFAULT_FILTER_TABLE_SIZE } from '@xsim/nic';
 import { netfrontPages } from '@xsim/netfront';
 import { dom0MinPages } from '@xsim/netback';
 import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
-import type { DomUSpec, HostSpec, Pinning, SwitchSpec, Topology, VifSpec, WireSpec } from './types.ts';
+import type { DomUSpec, HostSpec, Pinning, SwitchSpec, Topology, VifLimits, VifSpec, WireSpec } from './types.ts';
 
 export interface TopologyIssue {
   path: string;
@@ -156,6 +157,18 @@ interface HostScope {
   c: Checker;
   claims: Claims;
   cpupools: Record<string, number[]> | undefined;
+  /** The host being checked's limits, for its vifs. */
+  limits?: VifLimits;
+}
+
+/** A vif's (or a host's) accelerator limits: known keys, each a bounded integer. */
+function limitsOf(c: Checker, v: unknown, path: string): VifLimits | undefined {
+  if (v === undefined) return undefined;
+  const o = c.obj(v, path, ['maxFilters', 'maxBufPages']) ?? {};
+  const out: VifLimits = {};
+  if (o.maxFilters !== undefined) out.maxFilters = c.int(o.maxFilters, `${path}.maxFilters`, undefined, 0, 65536);
+  if (o.maxBufPages !== undefined) out.maxBufPages = c.int(o.maxBufPages, `${path}.maxBufPages`, undefined, 0, 65536);
+  return out;
 }
 
 /** A domain's placement: pinned to a pCPU or in a cpupool (one that exists), not both. */
@@ -209,8 +222,10 @@ function validateDomU(
   if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
   const vifs: VifSpec[] = vsIn.map((v, vi) => {
     const vp = `${dp}.vifs[${vi}]`;
-    const y = c.obj(v, vp, ['mac', 'ip']) ?? {};
-    const vif = { mac: c.mac(y.mac, `${vp}.mac`) ?? '', ip: c.ip(y.ip, `${vp}.ip`) ?? '' };
+    const y = c.obj(v, vp, ['mac', 'ip', 'limits']) ?? {};
+    const vif: VifSpec = { mac: c.mac(y.mac, `${vp}.mac`) ?? '', ip: c.ip(y.ip, `${vp}.ip`) ?? '' };
+    const limits = { ...s.limits, ...limitsOf(c, y.limits, `${vp}.limits`) };
+    if (Object.keys(limits).length) vif.limits = limits;
     claims.mac(vif.mac, `${vp}.mac`);
     claims.ip(vif.ip, `${vp}.ip`);
     return vif;
@@ -222,17 +237,18 @@ function validateDomU(
 function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<string>): HostSpec {
   const { c, claims } = s;
   const hp = `hosts[${hi}]`;
-  const o = c.obj(h, hp, ['name', 'nic', 'dom0', 'domUs']) ?? {};
+  const o = c.obj(h, hp, ['name', 'nic', 'dom0', 'domUs', 'limits']) ?? {};
   const hname = c.str(o.name, `${hp}.name`, NAME_RE, 'a host name ([a-z0-9-])') ?? `host${hi}`;
   if (hostNames.has(hname)) c.fail(`${hp}.name`, `host name "${hname}" is used twice`);
   hostNames.add(hname);
-  const n = c.obj(o.nic, `${hp}.nic`, ['vendor', 'device', 'mac', 'vis', 'mtu']) ?? {};
+  const n = c.obj(o.nic, `${hp}.nic`, ['vendor', 'device', 'mac', 'vis', 'mtu', 'filters']) ?? {};
   const nic = {
     vendor: (c.str(n.vendor, `${hp}.nic.vendor`, HEX4, '4 hex digits') ?? '0000').toLowerCase(),
     device: (c.str(n.device, `${hp}.nic.device`, HEX4, '4 hex digits') ?? '0000').toLowerCase(),
     mac: c.mac(n.mac, `${hp}.nic.mac`) ?? '',
     vis: c.int(n.vis, `${hp}.nic.vis`, 64, 1, 1024) ?? 64,
     mtu: c.int(n.mtu, `${hp}.nic.mtu`, 1500, 68, 9000) ?? 1500,
+    filters: c.int(n.filters, `${hp}.nic.filters`, DEFAULT_FILTER_TABLE_SIZE, 1, 1 << 20) ?? DEFAULT_FILTER_TABLE_SIZE,
   };
   claims.mac(nic.mac, `${hp}.nic.mac`);
   const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages', 'pcpu', 'cpupool']) ?? {};
@@ -255,11 +271,12 @@ function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<strin
   if (dsIn.length > LIMITS.domUsPerHost) c.fail(`${hp}.domUs`, `at most ${LIMITS.domUsPerHost} domUs per host`);
   const vifsHere = dsIn.reduce((k: number, d) => k + (Array.isArray((d as Obj)?.vifs) ? ((d as Obj).vifs as unknown[]).length : 0), 0);
   const seen = { names: new Set<string>(), domids: new Set<number>() };
-  const domUs = dsIn.map((d, di) => validateDomU(s, d, `${hp}.domUs[${di}]`, di, hname, nic.mtu, seen));
+  const limits = limitsOf(c, o.limits, `${hp}.limits`);
+  const domUs = dsIn.map((d, di) => validateDomU({ ...s, limits }, d, `${hp}.domUs[${di}]`, di, hname, nic.mtu, seen));
   // Each guest vif may be given a VI (VI 0 is dom0's): more vifs than VIs would leave some unaccelerated.
   if (vifsHere > nic.vis - 1 && nic.vis > 1)
     c.fail(`${hp}.nic.vis`, `${nic.vis} VIs (one is dom0's) cannot give each of the host's ${vifsHere} vifs one: at least ${vifsHere + 1}`);
-  return { name: hname, nic, dom0, domUs };
+  return { name: hname, nic, dom0, domUs, ...(limits ? { limits } : {}) };
 }
 
 export function validateTopology(input: unknown): Topology {
