@@ -21,22 +21,19 @@ export class BufferTable {
     this.frame = new Int32Array(capacity).fill(-1);
   }
 
-  /** Register `frames` (of domain `domid`) for VI `vi`; returns the first of a run of contiguous ids. */
-  alloc(vi: number, domid: number, frames: number[]): number {
+  /**
+   * Register `frames` (of domain `domid`) for VI `vi`; returns the first of a
+   * run of contiguous ids. Every frame must be a page of the domain's RAM
+   * (`pagesOf`: how many pages the NIC holds of it; unknown domain: none).
+   */
+  alloc(vi: number, domid: number, frames: number[], pagesOf: (domid: number) => number | undefined = () => Infinity): number {
     const n = frames.length;
     if (n === 0) throw new Error('buffer_table_alloc: no frames');
-    let base = -1;
-    const run = this.freeRuns.findIndex((r) => r.count >= n);
-    if (run >= 0) {
-      base = this.freeRuns[run].base;
-      this.freeRuns[run].base += n;
-      this.freeRuns[run].count -= n;
-      if (this.freeRuns[run].count === 0) this.freeRuns.splice(run, 1);
-    } else {
-      if (this.next + n > this.capacity) throw new Error(`buffer table full (${this.capacity} entries)`);
-      base = this.next;
-      this.next += n;
-    }
+    const pages = pagesOf(domid);
+    if (pages === undefined) throw new Error(`buffer_table_alloc: the NIC holds no RAM of domain ${domid}`);
+    const bad = frames.findIndex((f) => !(Number.isInteger(f) && f >= 0 && f < pages));
+    if (bad >= 0) throw new Error(`buffer_table_alloc: frames[${bad}] = ${frames[bad]} is not a page of domain ${domid}'s RAM (0..${pages - 1})`);
+    const base = this.take(n);
     for (let i = 0; i < n; i++) {
       this.owner[base + i] = vi;
       this.domid[base + i] = domid;
@@ -45,29 +42,92 @@ export class BufferTable {
     return base;
   }
 
+  /** The first of `n` free contiguous ids: the lowest free run that fits, else past the high-water mark. */
+  private take(n: number): number {
+    const run = this.freeRuns.findIndex((r) => r.count >= n);
+    if (run >= 0) {
+      const r = this.freeRuns[run];
+      const base = r.base;
+      r.base += n;
+      r.count -= n;
+      if (r.count === 0) this.freeRuns.splice(run, 1);
+      return base;
+    }
+    if (this.next + n > this.capacity) throw new Error(`buffer table full (${this.capacity} entries, ${this.inUse()} in use)`);
+    const base = this.next;
+    this.next += n;
+    return base;
+  }
+
+  /**
+   * Ids [base, base+count) are free again: kept sorted and merged with their
+   * neighbours (so space freed a page at a time comes back whole), and a run
+   * reaching the high-water mark lowers it.
+   */
+  private give(base: number, count: number): void {
+    const runs = this.freeRuns;
+    let i = 0;
+    while (i < runs.length && runs[i].base < base) i++;
+    runs.splice(i, 0, { base, count });
+    if (i + 1 < runs.length && runs[i].base + runs[i].count === runs[i + 1].base) {
+      runs[i].count += runs[i + 1].count;
+      runs.splice(i + 1, 1);
+    }
+    if (i > 0 && runs[i - 1].base + runs[i - 1].count === runs[i].base) {
+      runs[i - 1].count += runs[i].count;
+      runs.splice(i, 1);
+      i--;
+    }
+    const last = runs[runs.length - 1];
+    if (last && last.base + last.count === this.next) {
+      this.next = last.base;
+      runs.pop();
+    }
+  }
+
   free(vi: number, base: number, count: number): void {
+    if (!(Number.isInteger(base) && Number.isInteger(count) && count > 0 && base >= 0 && base + count <= this.next))
+      throw new Error(`buffer_table_free: ${base}+${count} is not a range of allocated entries`);
     for (let i = base; i < base + count; i++) {
       if (this.owner[i] !== vi) throw new Error(`buffer_table_free: entry ${i} is not owned by VI ${vi}`);
     }
     this.owner.fill(-1, base, base + count);
     this.domid.fill(-1, base, base + count);
     this.frame.fill(-1, base, base + count);
-    this.freeRuns.push({ base, count });
+    this.give(base, count);
   }
 
-  /** Drop every entry of a VI (vi_fini, NIC reset). */
+  /** Drop every entry of a VI (vi_fini, NIC reset), a contiguous run at a time. */
   freeVi(vi: number): number {
     let n = 0;
-    for (let i = 0; i < this.next; i++) {
-      if (this.owner[i] === vi) {
-        this.owner[i] = -1;
-        this.domid[i] = -1;
-        this.frame[i] = -1;
-        this.freeRuns.push({ base: i, count: 1 });
-        n++;
+    for (let i = 0; i < this.next;) {
+      if (this.owner[i] !== vi) {
+        i++;
+        continue;
       }
+      let j = i;
+      while (j < this.next && this.owner[j] === vi) j++;
+      this.owner.fill(-1, i, j);
+      this.domid.fill(-1, i, j);
+      this.frame.fill(-1, i, j);
+      n += j - i;
+      const end = j;
+      this.give(i, j - i);
+      i = Math.min(end, this.next);
     }
     return n;
+  }
+
+  /** Entries owned by any VI. */
+  inUse(): number {
+    let free = 0;
+    for (const r of this.freeRuns) free += r.count;
+    return this.next - free;
+  }
+
+  /** Free runs below the high-water mark (1 when the free space is one piece; 0 when it all lies above). */
+  get fragments(): number {
+    return this.freeRuns.length;
   }
 
   /**

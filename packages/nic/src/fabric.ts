@@ -23,7 +23,8 @@ import {
   type CoreCounters,
   type FabricOps,
 } from '@xsim/hypervisor';
-import { HwNic, type NicSpec, type WireEnd } from './hw-nic.ts';
+import { HwNic } from './hw-nic.ts';
+import type { NicSpec, WireEnd } from './nic-spec.ts';
 import { mcdiServer } from './mcdi.ts';
 import { L2Switch } from './switch.ts';
 

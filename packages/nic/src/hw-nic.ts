@@ -11,19 +11,9 @@
  * resolved through the buffer table when the driver attaches; the NIC reads
  * them only while that attachment lives.
  */
-import {
-  DIR_INBOUND,
-  DIR_OUTBOUND,
-  DeviceIrq,
-  declareCounters,
-  offTap,
-  readMac,
-  type CaptureSink,
-  type Clock,
-  type Counters,
-  type Tap,
-} from '@xsim/hypervisor';
+import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, offTap, readMac, type CaptureSink, type Clock, type Tap } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
+import { NIC_COUNTERS, type NicCounters, type NicSpec, type WireEnd } from './nic-spec.ts';
 import { FilterTable } from './filter-table.ts';
 import { HwVi } from './hw-vi.ts';
 import {
@@ -57,33 +47,6 @@ import {
   W_RX_PROD,
   W_TX_PROD,
 } from './layout.ts';
-
-export interface NicSpec {
-  name: string;
-  host: string;
-  mac: number;
-  mtu: number;
-  vendor: string;
-  device: string;
-  vis: number;
-  /** Entries of the RX filter table (default DEFAULT_FILTER_TABLE_SIZE): a full table refuses inserts. */
-  filters?: number;
-}
-
-export const NIC_COUNTERS = declareCounters('nic', {
-  wireTx: { kind: 'event', help: 'frames sent on the wire' },
-  wireRx: { kind: 'event', help: 'frames received from the wire' },
-  txNoLink: { kind: 'drop', help: 'sent while no wire is attached' },
-  linkDownDrops: { kind: 'drop', help: 'sent or received while the link is down' },
-  rxOversize: { kind: 'drop', help: 'received longer than our MTU allows' },
-  rxViDown: { kind: 'drop', help: 'received for a VI that is not running (reset or faulted)' },
-  rxDefault: { kind: 'event', help: 'received with no filter match: went to VI 0' },
-});
-
-export type NicCounters = Counters<typeof NIC_COUNTERS.decls>;
-
-/** The far end of a wire: a frame handed to it is that port's to deliver (or count) from then on. */
-export type WireEnd = (ram: Uint8Array, off: number, len: number) => void;
 
 const TX_BUDGET = 64;
 
@@ -165,6 +128,15 @@ export class HwNic {
   /** A domain's RAM the NIC may DMA to and from (always through the buffer table). */
   addDomain(domid: number, u8: Uint8Array): void {
     this.rams.set(domid, { u8, i32: new Int32Array(u8.buffer, u8.byteOffset, u8.byteLength >> 2), dv: new DataView(u8.buffer, u8.byteOffset, u8.byteLength) });
+  }
+
+  /** buffer_table_alloc: pages of a domain whose RAM the NIC holds, for a VI that exists (an id out of range is refused). */
+  bufferAlloc(vi: number, domid: number, frames: number[]): number {
+    this.vi(vi);
+    return this.buffers.alloc(vi, domid, frames, (d) => {
+      const r = this.rams.get(d);
+      return r ? Math.floor(r.u8.byteLength / BUFFER_PAGE) : undefined;
+    });
   }
 
   /** The domain is gone: its VIs must already be finalised; its buffers go. */

@@ -11,7 +11,8 @@ export {
   type FilterEntry,
   type FilterTableOptions,
 } from './filter-table.ts';
-export { HwNic, NIC_COUNTERS, type NicSpec, type NicCounters, type WireEnd } from './hw-nic.ts';
+export { HwNic } from './hw-nic.ts';
+export { NIC_COUNTERS, type NicSpec, type NicCounters, type WireEnd } from './nic-spec.ts';
 export { HwVi, VI_COUNTERS, type ViCounters } from './hw-vi.ts';
 export { L2Switch, SWITCH_COUNTERS, SWITCH_PORT_COUNTERS } from './switch.ts';
 export { handleMcdi, mcdiHandlers, mcdiServer, MCDI_COUNTERS, type McdiOp } from './mcdi.ts';

@@ -24,7 +24,7 @@ export function mcdiHandlers(nic: HwNic): OpHandlers<McdiOps> {
       return new WithShared(true, [doorbell]);
     },
     vi_fini: (a) => nic.viFini(a.vi, a.count !== false),
-    buffer_table_alloc: (a) => nic.buffers.alloc(a.vi, a.domid, a.frames),
+    buffer_table_alloc: (a) => nic.bufferAlloc(a.vi, a.domid, a.frames),
     buffer_table_free: (a) => {
       nic.buffers.free(a.vi, a.base, a.count);
       return true;

@@ -6,7 +6,7 @@
  * a port that keeps one copies it (a NIC DMAs it into a VI).
  */
 import { DIR_INBOUND, DIR_OUTBOUND, declareCounters, offTap, readMac, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
-import type { WireEnd } from './hw-nic.ts';
+import type { WireEnd } from './nic-spec.ts';
 
 export const SWITCH_PORT_COUNTERS = declareCounters('switch port', {
   rxFrames: { kind: 'event', help: 'frames received on the port' },
