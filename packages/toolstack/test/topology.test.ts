@@ -68,7 +68,7 @@ describe('topology validation', () => {
     t.hosts[1].name = 'host-a';
     (t.hosts[1].nic as Loose).mtu = 10000;
     const out = issues(t);
-    expect(out).toContain('hosts[0].colour: unknown key (allowed: name, nic, dom0, domUs)');
+    expect(out).toContain('hosts[0].colour: unknown key (allowed: name, nic, dom0, domUs, limits)');
     expect(out).toContain('hosts[0].domUs[0].vifs[0].ip: IP 10.0.10.1 is already used by hosts[0].dom0.ip');
     expect(out).toContain('hosts[1].name: host name "host-a" is used twice');
     expect(out.some((l) => l.startsWith('hosts[1].nic.mtu: must be an integer from 68 to 9000'))).toBe(true);

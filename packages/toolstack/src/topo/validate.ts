@@ -5,7 +5,6 @@
  * defaults filled in, MACs lower-cased.
  */
 import { DOMID_FIRST_RESERVED, DOMID_MAX } from '@xsim/hypervisor';
-import { DEFAULT_FILTER_TABLE_SIZE } from '@xsim/nic';
 import { netfrontPages } from '@xsim/netfront';
 import { dom0MinPages } from '@xsim/netback';
 import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
@@ -248,7 +247,8 @@ function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<strin
     mac: c.mac(n.mac, `${hp}.nic.mac`) ?? '',
     vis: c.int(n.vis, `${hp}.nic.vis`, 64, 1, 1024) ?? 64,
     mtu: c.int(n.mtu, `${hp}.nic.mtu`, 1500, 68, 9000) ?? 1500,
-    filters: c.int(n.filters, `${hp}.nic.filters`, DEFAULT_FILTER_TABLE_SIZE, 1, 1 << 20) ?? DEFAULT_FILTER_TABLE_SIZE,
+    // Absent: the NIC's own default (DEFAULT_FILTER_TABLE_SIZE).
+    ...(n.filters !== undefined ? { filters: c.int(n.filters, `${hp}.nic.filters`, undefined, 1, 1 << 20) } : {}),
   };
   claims.mac(nic.mac, `${hp}.nic.mac`);
   const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages', 'pcpu', 'cpupool']) ?? {};
