@@ -249,7 +249,12 @@ class VnicBackend implements AccelBackend {
             ...(ageMs ? { ageMs } : {}),
           }),
         remove: (id) => void this.ctx.mcdi('filter_remove', { id }),
-        hits: (ids) => this.ctx.mcdi('filter_hits', { ids }),
+        // filter_hits takes at most 4096 ids a command (a vif's quota may be larger).
+        hits: (ids) => {
+          const out: (number | null)[] = [];
+          for (let k = 0; k < ids.length || k === 0; k += 4096) out.push(...this.ctx.mcdi('filter_hits', { ids: ids.slice(k, k + 4096) }));
+          return out;
+        },
       },
       limit,
       this.args.eviction,
