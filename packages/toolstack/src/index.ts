@@ -46,3 +46,12 @@ export {
   type StreamEnds,
   type Round,
 } from './scenario.ts';
+export {
+  runConformance,
+  conformanceTable,
+  CHECK_IDS,
+  type CheckResult,
+  type CheckStatus,
+  type ConformanceOptions,
+  type ConformanceReport,
+} from './conformance/index.ts';
