@@ -71,6 +71,15 @@ commands:
       --seed N            deterministic runs instead, seeds N, N+1, ...
       --out FILE          JSON result (schema xsim-migration/1)
 
+  plugin test DIR|NAME    take a plugin through the conformance suite on a deterministic simulation of its
+                          own (no --serve needed): load and API handshake, attach, traffic with exact
+                          conservation, unload, swap, NIC reset, link, MTU, migration; a row each, PASS,
+                          FAIL or SKIP with the reason; exit status 1 on any FAIL
+      --args JSON         the plugin's load arguments
+      --seed N            the simulation's seed (default 1); --only ID,...: those checks only
+      --partner NAME      the plugin swapped in mid-stream (default null); -j, -p: the report as JSON
+      --from/--to H/DOM   the stream's ends (default the first guest of host-a and of host-b)
+
   schema [--out DIR]      write the JSON Schema files of run -j and bench results (default schemas/);
                           every result carries "meta": xsim version, git commit, command line, Node,
                           CPU, pCPUs
@@ -79,6 +88,13 @@ against a simulation that \`xsim run --serve\` keeps running:
 ${MANAGE_USAGE}
   shutdown [--socket PATH]            stop it
 `;
+
+/** A management command: run the verb over the control socket, print what it returns. */
+const manage = (object: string) => async (argv: string[]) => {
+  const text = await manageCommand(object, argv);
+  if (text) process.stdout.write(text + '\n');
+  return 0;
+};
 
 /**
  * The command table (as xl_cmdtable.c): a name and what runs it. Usage is USAGE
@@ -92,16 +108,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number> | number> = {
   migration: async (argv) => (await import('./commands/migration.ts')).migrationCommand(argv),
   schema: async (argv) => (await import('./commands/schema.ts')).schemaCommand(argv),
   // Against a running simulation: print what the management verb returns.
-  ...Object.fromEntries(
-    MANAGE_OBJECTS.map((object) => [
-      object,
-      async (argv: string[]) => {
-        const text = await manageCommand(object, argv);
-        if (text) process.stdout.write(text + '\n');
-        return 0;
-      },
-    ]),
-  ),
+  ...Object.fromEntries(MANAGE_OBJECTS.map((object) => [object, manage(object)])),
+  // `plugin test` starts a deterministic simulation of its own (no control socket): taken before the management verbs.
+  plugin: async (argv) => (argv[0] === 'test' ? (await import('./commands/plugin-test.ts')).pluginTestCommand(argv.slice(1)) : manage('plugin')(argv)),
 };
 
 async function main(argv: string[]): Promise<number> {
