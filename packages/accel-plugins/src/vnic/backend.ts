@@ -304,7 +304,8 @@ class VnicBackend implements AccelBackend {
   private teardown(st: VifState): void {
     this.removeFilters(st);
     st.unwatch?.();
-    if (st.stage !== 'offered') this.ctx.mcdi('vi_fini', { vi: st.vi });
+    // A VI started, or one whose pages were registered before its start failed: the NIC forgets both.
+    if (st.stage !== 'offered' || st.bufBase >= 0) this.ctx.mcdi('vi_fini', { vi: st.vi });
     this.ctx.unmapGrants(st.handles);
     st.handles = [];
     this.ctx.freeVi(st.vi);
