@@ -55,9 +55,11 @@ function endpoints(mcdi: RpcEndpoint<McdiOps>, fabric: RpcEndpoint<FabricOps>, s
 }
 
 function pluginChannel(ch: RpcEndpoint<ToFrontendChannel>, ctx: AccelBackendContext): void {
-  ch.event('attach', { plugin: 'vnic', version: '1', frontend: '' });
+  ch.event('attach', { plugin: 'vnic', version: '1', api: '1.1', pluginApi: '1.0', frontend: '' });
   // @ts-expect-error attach carries the plugin's version
-  ch.event('attach', { plugin: 'vnic', frontend: '' });
+  ch.event('attach', { plugin: 'vnic', api: '1.1', pluginApi: '1.0', frontend: '' });
+  // @ts-expect-error attach carries the plugin API versions
+  ch.event('attach', { plugin: 'vnic', version: '1', frontend: '' });
   // A plugin's own messages are its manifest's (checked at the receiver against the manifest's schemas).
   ch.event('offer', { vi: 1 });
   const id: number = ctx.mcdi('filter_insert', { vi: 1, match: { kind: 'mac', mac: 5 } });

@@ -76,8 +76,8 @@ const CHANNELS: { name: string; table: OpTable; op: string; good: unknown; bad: 
     name: 'plugin channel (to frontend)',
     table: TO_FRONTEND,
     op: 'attach',
-    good: { plugin: 'p', version: '1', frontend: '' },
-    bad: { plugin: 'p', version: 1, frontend: '' },
+    good: { plugin: 'p', version: '1', api: '1.1', pluginApi: '1.0', frontend: '' },
+    bad: { plugin: 'p', version: 1, api: '1.1', pluginApi: '1.0', frontend: '' },
     field: '/version',
   },
   { name: 'plugin channel (to backend)', table: TO_BACKEND, op: 'decline', good: { reason: 'no' }, bad: { reason: 'x'.repeat(2000) }, field: '/reason' },
@@ -158,8 +158,9 @@ describe('typed protocols: the receiver checks each message once', () => {
   });
 
   it('the plugin channel: each end checks the framework messages it receives', () => {
-    expect(frontendMessageProblem('attach', { plugin: 'vnic', version: '1.0', frontend: 'file:///x.ts' })).toBeUndefined();
-    expect(frontendMessageProblem('attach', { plugin: 'vnic', frontend: 'file:///x.ts' })).toMatch(/attach\/version/);
+    expect(frontendMessageProblem('attach', { plugin: 'vnic', version: '1.0', api: '1.1', pluginApi: '1.1', frontend: 'file:///x.ts' })).toBeUndefined();
+    expect(frontendMessageProblem('attach', { plugin: 'vnic', api: '1.1', pluginApi: '1.1', frontend: 'file:///x.ts' })).toMatch(/attach\/version/);
+    expect(frontendMessageProblem('attach', { plugin: 'vnic', version: '1.0', frontend: 'file:///x.ts' })).toMatch(/attach\/api/);
     expect(frontendMessageProblem('detached', { plugin: 7 })).toMatch(/detached\/plugin/);
     // A plugin's own messages are its manifest's to judge, not the framework's.
     expect(frontendMessageProblem('offer', { anything: true })).toBeUndefined();

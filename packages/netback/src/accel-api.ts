@@ -5,11 +5,11 @@
  * the backend (in dom0) programs the NIC: filters and buffer table go through
  * ctx.mcdi, which guests never have.
  */
-import type { McdiOp, McdiOps, OpArgs, OpReply } from '@xsim/hypervisor';
+import type { HookKind, McdiOp, McdiOps, OpArgs, OpReply } from '@xsim/hypervisor';
 import type { NicInfo, SecondaryDriver } from '@xsim/nic';
-import type { PluginManifest } from './plugin-protocol.ts';
+import type { JsonSchema, PluginManifest } from './plugin-protocol.ts';
 
-export type { PluginManifest };
+export type { JsonSchema, PluginManifest };
 
 export interface AccelVif {
   readonly key: string;
@@ -20,6 +20,8 @@ export interface AccelVif {
 }
 
 export interface AccelBackendContext {
+  /** The plugin API version this host speaks (PLUGIN_API_VERSION): the manifest's `api` or a newer minor of it. */
+  readonly apiVersion: string;
   readonly nic: () => NicInfo;
   readonly dom0: number;
   /** A privileged NIC command (MCDI: @xsim/hypervisor's MCDI_OPS names each and its arguments). */
@@ -71,6 +73,41 @@ export interface AccelBackend extends SecondaryDriver {
   restoreState?(vif: AccelVif, state: unknown): void;
   stats(): Record<string, unknown>;
 }
+
+/**
+ * Every member of AccelBackend (a SecondaryDriver's and the accelerator's), by
+ * kind: the loader refuses a backend object missing a required one or having
+ * a method of a name not here (hookProblems in @xsim/hypervisor). `satisfies`
+ * keeps the table and the interface the same set of names.
+ */
+export const ACCEL_BACKEND_HOOKS = {
+  name: 'string',
+  probe: 'required',
+  remove: 'required',
+  stats: 'required',
+  linkChange: 'optional',
+  mtuChangeRequest: 'optional',
+  mtuChanged: 'optional',
+  mtuChangeFailed: 'optional',
+  suspend: 'optional',
+  resume: 'optional',
+  rxIntercept: 'optional',
+  txIntercept: 'optional',
+  attachVif: 'optional',
+  detachVif: 'optional',
+  vifGone: 'optional',
+  onFrontendMessage: 'optional',
+  onSlowPathRx: 'optional',
+  onUplinkLearn: 'optional',
+  saveState: 'optional',
+  restoreState: 'optional',
+} as const satisfies Record<keyof AccelBackend, HookKind>;
+
+/** The hooks a feature needs: an "intercept" plugin at least one intercept, a "vif" plugin the three of a vif's life. */
+export const FEATURE_HOOKS = {
+  intercept: { anyOf: ['rxIntercept', 'txIntercept'] },
+  vif: { allOf: ['attachVif', 'detachVif', 'onFrontendMessage'] },
+} as const satisfies Record<PluginManifest['features'][number], { anyOf: readonly (keyof AccelBackend)[] } | { allOf: readonly (keyof AccelBackend)[] }>;
 
 /**
  * A vif's migration arcs on the accelerator side, after VFIO migration v2

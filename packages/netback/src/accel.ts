@@ -25,8 +25,9 @@ import {
   type BackendModule,
   type PluginManifest,
 } from './accel-api.ts';
-import { CHANNEL_OP, messageProblem } from './plugin-protocol.ts';
-import { admitPlugin } from './accel-admit.ts';
+import { CHANNEL_OP, PLUGIN_API_VERSION, messageProblem } from './plugin-protocol.ts';
+import { admitBackend, admitPlugin } from './accel-admit.ts';
+import { releaseHeld, trackedContext, type Held, type HostContext } from './accel-held.ts';
 
 export const ACCEL_MANAGER_COUNTERS = declareCounters('accel manager', {
   refusedFilterRequests: { kind: 'event', help: 'guests asking for NIC filters: refused' },
@@ -46,12 +47,6 @@ export interface LoadedPlugin {
   /** Attached (or attaching) vifs: the reference count. */
   vifs: Set<string>;
   unloading?: { done: (error?: string) => void };
-}
-
-/** What a plugin took through its context, so a broken one can be cleaned up after. */
-interface Held {
-  vis: Set<number>;
-  handles: Set<number>;
 }
 
 export interface PluginFailure {
@@ -75,7 +70,7 @@ export interface MigratedOut {
 
 export interface AccelManagerDeps {
   driverlink: Driverlink;
-  ctx: Omit<AccelBackendContext, 'send' | 'detached'>;
+  ctx: HostContext;
   /** Ask the domain loop to await a promise (dynamic import) without blocking the rings. */
   defer<T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void): void;
   writeAccelKey(vif: AccelVif, plugin: string | null): void;
@@ -107,30 +102,10 @@ export class AccelManager {
   private context(name: string): AccelBackendContext {
     const held: Held = { vis: new Set(), handles: new Set() };
     this.held.set(name, held);
-    const c = this.d.ctx;
-    return {
-      ...c,
-      allocVi: () => {
-        const v = c.allocVi();
-        if (v !== null) held.vis.add(v);
-        return v;
-      },
-      freeVi: (vi) => {
-        held.vis.delete(vi);
-        c.freeVi(vi);
-      },
-      mapGrants: (domid, grefs) => {
-        const m = c.mapGrants(domid, grefs);
-        if (typeof m !== 'string') for (const h of m.handles) held.handles.add(h);
-        return m;
-      },
-      unmapGrants: (handles) => {
-        for (const h of handles) held.handles.delete(h);
-        c.unmapGrants(handles);
-      },
+    return trackedContext(this.d.ctx, held, {
       send: (vif, op, args, shared) => this.channels.get(vif.key)?.rpc.event(op, { plugin: name, ...args }, shared),
       detached: (vif) => this.detached(name, vif),
-    };
+    });
   }
 
   /** Call into a plugin's backend; if it throws, fail the plugin and carry on with `fallback`. */
@@ -148,25 +123,21 @@ export class AccelManager {
   private fail(p: LoadedPlugin, hook: string, e: Error): void {
     const name = p.manifest.name;
     if (this.plugins.get(name) !== p) return;
-    this.plugins.delete(name);
-    this.failures.push({ plugin: name, hook, error: e.message });
-    if (this.failures.length > 50) this.failures.shift();
     this.d.ctx.log(logWarn(`accel: plugin ${name} failed in ${hook}: ${e.message}; unloaded, its vifs are back on the slow path`));
+    this.drop(p, hook, e.message);
+    p.unloading?.done(`plugin ${name} failed in ${hook}: ${e.message}`);
+  }
+
+  /** Remove a plugin by force (recorded as a failure in `hook`): off driverlink, what it held released, its vifs told they are detached. Returns the VIs released. */
+  private drop(p: LoadedPlugin, hook: string, error: string): number {
+    const name = p.manifest.name;
+    this.plugins.delete(name);
+    this.failures.push({ plugin: name, hook, error });
+    if (this.failures.length > 50) this.failures.shift();
     this.d.driverlink.unregister(p.backend);
     const held = this.held.get(name);
-    if (held) {
-      for (const vi of held.vis) {
-        try {
-          // count: false: the guests' frontends are alive, see the VI reset and account for what was on it.
-          this.d.ctx.mcdi('vi_fini', { vi, count: false });
-        } catch (err) {
-          this.d.ctx.log(logWarn(`accel: vi_fini ${vi} after ${name} failed: ${(err as Error).message}`));
-        }
-        this.d.ctx.freeVi(vi);
-      }
-      this.d.ctx.unmapGrants([...held.handles]);
-      this.held.delete(name);
-    }
+    this.held.delete(name);
+    const vis = held ? releaseHeld(this.d.ctx, held, name) : 0;
     for (const key of [...p.vifs]) {
       const ch = this.channels.get(key);
       if (ch) this.release(name, ch);
@@ -174,7 +145,7 @@ export class AccelManager {
       this.leftSource(key);
       this.onDetached();
     }
-    p.unloading?.done(`plugin ${name} failed in ${hook}: ${e.message}`);
+    return vis;
   }
 
   addChannel(vif: AccelVif, rpc: RpcEndpoint<ToFrontendChannel>): void {
@@ -220,20 +191,32 @@ export class AccelManager {
       import(backendUrl) as Promise<BackendModule>,
       (mod) => {
         try {
-          const m = admitPlugin(name, backendUrl, mod, args, this.d.driverlink.nic().alias, [...this.plugins.values()]);
-          const backend = mod.createBackend(this.context(name), args);
+          const m = admitPlugin({ name, backendUrl, frontendUrl, args }, mod, this.d.driverlink.nic().alias, [...this.plugins.values()]);
+          const backend = this.create(name, m, mod, args);
           this.d.driverlink.register(backend);
           const p: LoadedPlugin = { manifest: m, backend, frontendUrl, vifs: new Set() };
           this.plugins.set(name, p);
           for (const key of this.vifOrder()) this.attach(p, key);
           if (this.plugins.get(name) !== p) throw new Error(this.failures[this.failures.length - 1]?.error ?? `plugin ${name} failed while attaching`);
-          done({ name, version: m.version, vifs: p.vifs.size });
+          done({ name, version: m.version, api: { host: PLUGIN_API_VERSION, plugin: m.api }, vifs: p.vifs.size });
         } catch (e) {
           done(undefined, e instanceof Error ? e.message : String(e));
         }
       },
       (e) => done(undefined, `cannot load plugin ${name} from ${backendUrl}: ${e.message}`),
     );
+  }
+
+  /** The plugin's backend object, made through its context and checked; if it is refused, what the plugin took meanwhile is given back. */
+  private create(name: string, m: PluginManifest, mod: BackendModule, args: Record<string, unknown>): AccelBackend {
+    try {
+      return admitBackend(name, m, mod.createBackend(this.context(name), args));
+    } catch (e) {
+      const held = this.held.get(name);
+      this.held.delete(name);
+      if (held) releaseHeld(this.d.ctx, held, name);
+      throw e;
+    }
   }
 
   /** Unload: detach every vif (each frontend drains and falls back), then remove. */
@@ -263,7 +246,8 @@ export class AccelManager {
     ch.plugin = p.manifest.name;
     p.vifs.add(key);
     this.d.writeAccelKey(ch.vif, p.manifest.name);
-    ch.rpc.event(CHANNEL_OP.attach, { plugin: p.manifest.name, version: p.manifest.version, frontend: p.frontendUrl ?? '' });
+    const { name, version, api } = p.manifest;
+    ch.rpc.event(CHANNEL_OP.attach, { plugin: name, version, api: PLUGIN_API_VERSION, pluginApi: api, frontend: p.frontendUrl ?? '' });
     if (mig?.restore && mig.restore.plugin === p.manifest.name && p.backend.restoreState) {
       const saved = mig.restore.state;
       this.call(p, 'restoreState', (b) => b.restoreState!(ch.vif, saved), undefined);

@@ -6,9 +6,22 @@ export { VifBackends } from './backends.ts';
 export { UplinkPort, UPLINK_COUNTERS, type UplinkDriver, type UplinkStats } from './uplink.ts';
 export { dom0MinPages, type Dom0Config } from './dom0.ts';
 export type { Dom0Stats } from './kernel/stats.ts';
-export type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, PluginManifest } from './accel-api.ts';
+export type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, JsonSchema, PluginManifest } from './accel-api.ts';
+export { ACCEL_BACKEND_HOOKS, FEATURE_HOOKS } from './accel-api.ts';
 export { AccelManager, ACCEL_MANAGER_COUNTERS } from './accel.ts';
-export { CHANNEL_OP, FRAMEWORK_MESSAGES, MANIFEST_SCHEMA, manifestProblems, messageProblem, pluginMessage, Type } from './plugin-protocol.ts';
+export { admitBackend, admitPlugin, backendProblems } from './accel-admit.ts';
+export {
+  CHANNEL_OP,
+  FRAMEWORK_MESSAGES,
+  MANIFEST_SCHEMA,
+  PLUGIN_API_VERSION,
+  apiVersionProblem,
+  manifestProblems,
+  messageProblem,
+  pluginMessage,
+  schemaProblem,
+  Type,
+} from './plugin-protocol.ts';
 
 /** The dom0 kernel module, for DomainTask.kernel. */
 export const DOM0_KERNEL = new URL('./dom0.ts', import.meta.url).href;

@@ -4,9 +4,11 @@
  * startXmit (true = taken on the fast path, false = declined: netfront sends
  * it on the slow path unchanged) and calls poll from its own poll.
  */
-import type { Clock, EventChannels, FrameAllocator, GrantRefAllocator, GrantTable, GuestMemory } from '@xsim/hypervisor';
+import type { Clock, EventChannels, FrameAllocator, GrantRefAllocator, GrantTable, GuestMemory, HookKind } from '@xsim/hypervisor';
 
 export interface AccelFrontendContext {
+  /** The plugin API version this guest's netfront speaks (PLUGIN_API_VERSION): the manifest's `api` or a newer minor of it. */
+  readonly apiVersion: string;
   readonly domid: number;
   readonly backendDomid: number;
   readonly mac: number;
@@ -63,6 +65,22 @@ export interface AccelFrontend {
    */
   getStats(): Record<string, unknown> & { txPosted?: number; txDropped?: number };
 }
+
+/**
+ * Every member of AccelFrontend, by kind: the guest declines a frontend object
+ * missing a required hook or having a method of a name not here (hookProblems
+ * in @xsim/hypervisor). `satisfies` keeps the table and the interface the same.
+ */
+export const ACCEL_FRONTEND_HOOKS = {
+  newDevice: 'required',
+  onMessage: 'required',
+  startXmit: 'required',
+  poll: 'required',
+  checkReady: 'required',
+  remove: 'required',
+  release: 'optional',
+  getStats: 'required',
+} as const satisfies Record<keyof AccelFrontend, HookKind>;
 
 export interface FrontendModule {
   createFrontend(ctx: AccelFrontendContext): AccelFrontend;

@@ -11,10 +11,19 @@
  * the slow path), polls nothing and reports itself drained, and the backend
  * hears "frontend_failed" so it detaches the vif its usual way. The broken
  * frontend is dropped, not cached for a later attachment.
+ *
+ * Before it loads anything the host checks the attach's plugin API versions
+ * against its own (PLUGIN_API_VERSION): netback's must have the same major,
+ * the plugin's must be one this guest speaks; and the object createFrontend
+ * returns must have the hooks netfront calls and no hook it does not know.
+ * Otherwise the host declines the vif, naming the versions or the hooks.
  */
 import {
   CHANNEL_OP,
+  PLUGIN_API_VERSION,
+  apiVersionProblem,
   frontendMessageProblem,
+  hookProblems,
   logWarn,
   declareCounters,
   tracer,
@@ -23,7 +32,7 @@ import {
   type RpcEndpoint,
   type ToBackendChannel,
 } from '@xsim/hypervisor';
-import type { AccelFrontend, AccelFrontendContext, FrontendModule } from './accel-api.ts';
+import { ACCEL_FRONTEND_HOOKS, type AccelFrontend, type AccelFrontendContext, type FrontendModule } from './accel-api.ts';
 import type { Netfront } from './netfront/xenbus.ts';
 
 type Shared = readonly SharedArrayBuffer[];
@@ -85,7 +94,7 @@ export class AccelHost {
   constructor(
     private readonly rpc: RpcEndpoint<ToBackendChannel>,
     private readonly nf: Netfront,
-    private readonly base: Omit<AccelFrontendContext, 'send' | 'deliver'>,
+    private readonly base: Omit<AccelFrontendContext, 'send' | 'deliver' | 'apiVersion'>,
     private readonly defer: <T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void) => void,
   ) {
     rpc.onEvent((op, args, shared) => {
@@ -205,7 +214,7 @@ export class AccelHost {
       this.base.log(logWarn(`accel: refused a message from the backend: ${problem}`));
       return;
     }
-    if (op === CHANNEL_OP.attach) return this.attach(String(args.plugin), String(args.frontend));
+    if (op === CHANNEL_OP.attach) return this.attach(String(args.plugin), String(args.frontend), { host: String(args.api), plugin: String(args.pluginApi) });
     if (op === CHANNEL_OP.refused) {
       this.c.refused++;
       return;
@@ -228,9 +237,18 @@ export class AccelHost {
     this.route(op, args, shared);
   }
 
-  private attach(plugin: string, url: string): void {
+  /** Decline the vif: its plugin cannot run here (the reason is logged and goes to the backend). */
+  private decline(reason: string): void {
+    this.queued.length = 0;
+    this.base.log(logWarn(`accel: ${reason}`));
+    this.send(CHANNEL_OP.decline, { reason: reason.slice(0, 1024) });
+  }
+
+  private attach(plugin: string, url: string, api: { host: string; plugin: string }): void {
     const gen = ++this.attachGen;
     this.plugin = plugin;
+    const mismatch = versionMismatch(plugin, api);
+    if (mismatch) return this.decline(mismatch);
     const cached = this.cache.get(plugin);
     if (cached) {
       this.fe = cached;
@@ -243,6 +261,7 @@ export class AccelHost {
     this.loading = true;
     const ctx: AccelFrontendContext = {
       ...this.base,
+      apiVersion: PLUGIN_API_VERSION,
       send: (o, a) => this.send(o, a),
       deliver: (ram, off, len) => this.nf.deliverAccelRx(ram, off, len),
     };
@@ -252,14 +271,18 @@ export class AccelHost {
         // Detached (or attached elsewhere) while the module loaded: that attachment is over.
         if (gen !== this.attachGen) return;
         this.loading = false;
+        let fe: unknown;
         try {
-          this.fe = mod.createFrontend(ctx);
+          fe = mod.createFrontend(ctx);
         } catch (e) {
           this.queued.length = 0;
           this.base.log(logWarn(`accel: frontend of ${plugin} failed to start: ${(e as Error).message}`));
           this.send(CHANNEL_OP.decline, { reason: (e as Error).message });
           return;
         }
+        const problems = hookProblems(fe, ACCEL_FRONTEND_HOOKS, 'frontend');
+        if (problems.length) return this.decline(`plugin ${plugin}: createFrontend returned what netfront cannot use: ${problems.join('; ')}: declined`);
+        this.fe = fe as AccelFrontend;
         this.cache.set(plugin, this.fe);
         for (const [o, a, s] of this.queued.splice(0)) this.route(o, a, s);
       },
@@ -356,6 +379,19 @@ export class AccelHost {
     }
     return n;
   }
+}
+
+/**
+ * Why this guest cannot run the plugin an attach names, or undefined: dom0's
+ * netback must speak this guest's major plugin API version, and the plugin
+ * must be written for one this guest speaks (the same major, a minor no newer).
+ */
+function versionMismatch(plugin: string, api: { host: string; plugin: string }): string | undefined {
+  const ours = PLUGIN_API_VERSION;
+  if (apiVersionProblem(api.host, api.host) !== undefined || api.host.split('.')[0] !== ours.split('.')[0])
+    return `plugin ${plugin}: dom0's netback speaks plugin API ${api.host} and this guest's netfront ${ours}: another major version is incompatible (EPROTO): declined`;
+  const problem = apiVersionProblem(api.plugin, ours, "this guest's netfront");
+  return problem && `plugin ${plugin}: ${problem}: declined`;
 }
 
 /** The record of frames `fe` took, made on its first frame. */

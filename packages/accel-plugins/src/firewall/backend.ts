@@ -30,6 +30,7 @@ export type FirewallRule = Static<typeof RULE>;
 export const manifest: PluginManifest = {
   name: 'firewall',
   version: '1.0.0',
+  api: '1.1',
   matches: ['*'],
   features: ['intercept'],
   args: Type.Object({ rules: Type.Optional(Type.Array(RULE, { maxItems: 10_000 })) }, { additionalProperties: false }),

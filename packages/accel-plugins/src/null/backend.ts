@@ -9,7 +9,14 @@ export const NULL_BACKEND_COUNTERS = declareCounters('null backend', {
   attachedVifs: { kind: 'gauge', help: 'vifs attached now' },
 });
 
-export const manifest: PluginManifest = { name: 'null', version: '1.0.0', matches: ['*'], features: ['vif'], messages: { accept: pluginMessage({}) } };
+export const manifest: PluginManifest = {
+  name: 'null',
+  version: '1.0.0',
+  api: '1.1',
+  matches: ['*'],
+  features: ['vif'],
+  messages: { accept: pluginMessage({}) },
+};
 
 export function createBackend(ctx: AccelBackendContext): AccelBackend {
   const attached = new Set<string>();

@@ -27,6 +27,7 @@ import { EVICTION_POLICIES, VifFilters, type EvictionPolicy } from './quota.ts';
 export const manifest: PluginManifest = {
   name: 'vnic',
   version: '1.0.0',
+  api: '1.1',
   matches: ['nic:1924-0803', 'nic:1924-0903'],
   features: ['vif'],
   messages: {

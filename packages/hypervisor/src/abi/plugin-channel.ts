@@ -9,6 +9,8 @@
  *   dom0 -> guest (netback)
  *     attach          {plugin: string       the plugin that takes the vif
  *                      version: string      its manifest's version
+ *                      api: string          the plugin API dom0's netback speaks (PLUGIN_API_VERSION)
+ *                      pluginApi: string    the plugin API the plugin was written for (its manifest's api)
  *                      frontend: string}    URL of its frontend part ('' if none)
  *     detached        {plugin}              the plugin let go: back to the slow path
  *     refused         {op, reason}          a message of the guest's that netback refused
@@ -24,6 +26,41 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { op, replyOf, shortValue as short, type AnyOps } from './ops.ts';
+
+/**
+ * The plugin API version, MAJOR.MINOR (as the 2007 accelerator's
+ * NET_ACCEL_MSG_VERSION, checked at both ends). A plugin's manifest names the
+ * version it was written for (`api`); the host refuses one for another major
+ * or a newer minor, naming both (the accelerator answered -EPROTO), and tells
+ * a compatible older one its own (ctx.apiVersion, and the attach message).
+ * A minor bump only adds (optional hooks, context fields, message fields); a
+ * major bump changes or removes something a plugin may rely on.
+ *
+ *   1.0  the hooks of AccelBackend / AccelFrontend, the channel messages above,
+ *        the manifest's name, version, matches, features, messages, args
+ *   1.1  the version handshake: the manifest's `api`, ctx.apiVersion at both
+ *        ends, attach's `api` and `pluginApi`; a manifest's schemas may be any
+ *        JSON Schema (draft-07, 2019-09 or 2020-12), not only TypeBox's
+ */
+export const PLUGIN_API_VERSION = '1.1';
+
+/** What a plugin API version looks like: MAJOR.MINOR, decimal, no leading zeros. */
+export const API_VERSION_PATTERN = '^(0|[1-9][0-9]{0,3})\\.(0|[1-9][0-9]{0,3})$';
+
+/**
+ * Why a plugin written for plugin API `wanted` cannot run against `host`'s, or
+ * undefined if it can (same major, a minor no newer than the host's). `who`
+ * names the host's side in the reason ("this host", "this guest's netfront").
+ */
+export function apiVersionProblem(wanted: unknown, host: string = PLUGIN_API_VERSION, who = 'this host'): string | undefined {
+  if (typeof wanted !== 'string' || !new RegExp(API_VERSION_PATTERN).test(wanted))
+    return `its plugin API version must be MAJOR.MINOR (${who} speaks ${host}), got ${short(wanted)}`;
+  const [wMajor, wMinor] = wanted.split('.').map(Number);
+  const [hMajor, hMinor] = host.split('.').map(Number);
+  if (wMajor !== hMajor) return `it is written for plugin API ${wanted} and ${who} speaks ${host}: another major version is incompatible (EPROTO)`;
+  if (wMinor > hMinor) return `it is written for plugin API ${wanted}, newer than the ${host} ${who} speaks: it may use what ${host} lacks (EPROTO)`;
+  return undefined;
+}
 
 /** Ops netback routes itself (or passes on after its own check). */
 export const CHANNEL_OP = {
@@ -49,7 +86,10 @@ function pluginOwn() {
 
 /** dom0 -> guest: the framework's messages. */
 export const TO_FRONTEND = {
-  [CHANNEL_OP.attach]: op(Type.Object({ plugin, version: Type.String(), frontend: Type.String() }), event),
+  [CHANNEL_OP.attach]: op(
+    Type.Object({ plugin, version: Type.String(), api: Type.String({ maxLength: 16 }), pluginApi: Type.String({ maxLength: 16 }), frontend: Type.String() }),
+    event,
+  ),
   [CHANNEL_OP.detached]: op(Type.Object({ plugin }), event),
   [CHANNEL_OP.refused]: op(Type.Object({ op: Type.String(), reason: Type.String() }), event),
   // The rest of an offer or a detach is the plugin's own (its frontend reads it).
@@ -108,4 +148,75 @@ export function frontendMessageProblem(op: string, args: unknown): string | unde
 /** A plugin-channel message schema: the given fields, plus the `plugin` field every frontend message carries; nothing else. */
 export function pluginMessage<P extends Record<string, TSchema>>(props: P) {
   return Type.Object({ plugin: Type.Optional(Type.String({ maxLength: 64 })), ...props }, { additionalProperties: false });
+}
+
+/**
+ * The members a plugin object (what createBackend or createFrontend returns)
+ * may have, by name: a hook the framework calls (required or optional), or a
+ * string it reads. The backend's and the frontend's tables are beside their
+ * interfaces (ACCEL_BACKEND_HOOKS in @xsim/netback, ACCEL_FRONTEND_HOOKS in
+ * @xsim/netfront), each checked by the compiler against the interface.
+ */
+export type HookKind = 'required' | 'optional' | 'string';
+
+/** Levenshtein distance (insertions, deletions, substitutions), for suggesting a known name. */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+/** The known name closest to `name` if it is near enough to be a misspelling of it (at most 2 edits, and under a third of its length). */
+export function closestName(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = k.toLowerCase() === name.toLowerCase() ? 0.5 : editDistance(name, k);
+    if (d < bestD) [best, bestD] = [k, d];
+  }
+  return best !== undefined && bestD <= 2 && bestD * 3 < best.length ? best : undefined;
+}
+
+/** Every method name of `obj`: its own and its prototypes' (up to Object's), without the constructor. */
+function methodNames(obj: object): string[] {
+  const names = new Set<string>();
+  for (let o: object | null = obj; o && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    for (const k of Object.getOwnPropertyNames(o)) if (k !== 'constructor' && typeof Reflect.get(obj, k) === 'function') names.add(k);
+  }
+  return [...names];
+}
+
+/**
+ * Every problem with a plugin object against the members the framework knows
+ * (`hooks`), each naming the member: a required hook missing, a known one that
+ * is not a function (or `name` not a string), and a method the framework does
+ * not know, with the closest known name suggested. Every method of a plain
+ * object is meant as a hook, so each unknown one is refused; a class instance
+ * may have helpers of its own, so there only a near miss of a known hook (a
+ * misspelling, closestName) is refused. `what` names the object ("backend").
+ */
+export function hookProblems(obj: unknown, hooks: Readonly<Record<string, HookKind>>, what: string): string[] {
+  if (obj === null || typeof obj !== 'object') return [`${what} must be an object of hooks, got ${obj === null ? 'null' : typeof obj}`];
+  const out: string[] = [];
+  const known = Object.keys(hooks);
+  const plain = [Object.prototype, null].includes(Object.getPrototypeOf(obj) as object | null);
+  for (const [k, kind] of Object.entries(hooks)) {
+    const v: unknown = Reflect.get(obj, k);
+    if (kind === 'string') {
+      if (typeof v !== 'string') out.push(`${what}.${k} must be a string, got ${short(v)}`);
+    } else if (v === undefined) {
+      if (kind === 'required') out.push(`${what} has no ${k} hook (required)`);
+    } else if (typeof v !== 'function') out.push(`${what}.${k} must be a function, got ${short(v)}`);
+  }
+  for (const m of methodNames(obj)) {
+    if (Object.hasOwn(hooks, m)) continue;
+    const near = closestName(m, known);
+    if (near) out.push(`${what} has an unknown hook "${m}" (did you mean "${near}"?)`);
+    else if (plain) out.push(`${what} has an unknown hook "${m}" (known: ${known.join(', ')})`);
+  }
+  return out;
 }

@@ -6,7 +6,7 @@
  */
 import type { EventChannels, GrantOps, McdiOps, RpcEndpoint } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
-import type { AccelBackendContext } from '../accel-api.ts';
+import type { HostContext } from '../accel-held.ts';
 
 export interface AccelContextDeps {
   dom0: number;
@@ -20,7 +20,7 @@ export interface AccelContextDeps {
   log(msg: string): void;
 }
 
-export function accelContext(d: AccelContextDeps): Omit<AccelBackendContext, 'send' | 'detached'> {
+export function accelContext(d: AccelContextDeps): HostContext {
   // A queue, not a stack: a VI freed goes to the back, so the next attachment takes the one free
   // longest (whatever handles an old owner kept point at a VI that stays idle as long as possible).
   const freeVis: number[] = [];

@@ -1,0 +1,62 @@
+/**
+ * What a plugin takes through its context (VIs, grant mappings), recorded so
+ * that a plugin the manager has to drop (it failed, its backend object was
+ * refused, or its unload was forced) can be cleaned up after: each VI is
+ * finalised and freed, each mapping undone.
+ */
+import { logWarn } from '@xsim/hypervisor';
+import type { AccelBackendContext } from './accel-api.ts';
+import { PLUGIN_API_VERSION } from './plugin-protocol.ts';
+
+/** What the host gives every plugin (less what the manager adds per plugin). */
+export type HostContext = Omit<AccelBackendContext, 'send' | 'detached' | 'apiVersion'>;
+
+export interface Held {
+  vis: Set<number>;
+  handles: Set<number>;
+}
+
+/** A plugin's context: the host's, its VIs and mappings recorded in `held`, and the manager's send and detached. */
+export function trackedContext(c: HostContext, held: Held, own: Pick<AccelBackendContext, 'send' | 'detached'>): AccelBackendContext {
+  return {
+    ...c,
+    apiVersion: PLUGIN_API_VERSION,
+    allocVi: () => {
+      const v = c.allocVi();
+      if (v !== null) held.vis.add(v);
+      return v;
+    },
+    freeVi: (vi) => {
+      held.vis.delete(vi);
+      c.freeVi(vi);
+    },
+    mapGrants: (domid, grefs) => {
+      const m = c.mapGrants(domid, grefs);
+      if (typeof m !== 'string') for (const h of m.handles) held.handles.add(h);
+      return m;
+    },
+    unmapGrants: (handles) => {
+      for (const h of handles) held.handles.delete(h);
+      c.unmapGrants(handles);
+    },
+    ...own,
+  };
+}
+
+/** Give back what a dropped plugin held: its VIs finalised (without counting: the guests' frontends see the reset) and freed, its mappings undone. */
+export function releaseHeld(c: HostContext, held: Held, name: string): number {
+  const vis = held.vis.size;
+  for (const vi of held.vis) {
+    try {
+      // count: false: the guests' frontends are alive, see the VI reset and account for what was on it.
+      c.mcdi('vi_fini', { vi, count: false });
+    } catch (err) {
+      c.log(logWarn(`accel: vi_fini ${vi} after ${name} failed: ${(err as Error).message}`));
+    }
+    c.freeVi(vi);
+  }
+  c.unmapGrants([...held.handles]);
+  held.vis.clear();
+  held.handles.clear();
+  return vis;
+}
