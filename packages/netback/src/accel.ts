@@ -12,7 +12,9 @@
  * it held through its context (its VIs, whose teardown makes the NIC count
  * any frame still on them, and its grant mappings), tells each of its vifs'
  * frontends it is detached so they fall back to the slow path, and reports
- * the hook and the error in its stats and log.
+ * the hook and the error in its stats and log. An unload that a plugin never
+ * completes (its detachVif never calls ctx.detached) is bounded the same way:
+ * after UNLOAD_DETACH_MS the plugin is removed by force, naming the vifs.
  */
 import { logWarn, declareCounters, tracer, RpcEndpoint, type RpcValue, type ToFrontendChannel } from '@xsim/hypervisor';
 import type { Driverlink } from '@xsim/nic';
@@ -28,6 +30,14 @@ import {
 import { CHANNEL_OP, PLUGIN_API_VERSION, messageProblem } from './plugin-protocol.ts';
 import { admitBackend, admitPlugin } from './accel-admit.ts';
 import { releaseHeld, trackedContext, type Held, type HostContext } from './accel-held.ts';
+
+/**
+ * How long an unload waits (on dom0's clock) for the plugin to call
+ * ctx.detached(vif) for every vif it was asked to detach. A frontend drains
+ * in milliseconds; a plugin still holding a vif after this never will, and
+ * is removed by force (its vifs back on the slow path, its VIs released).
+ */
+export const UNLOAD_DETACH_MS = 5_000;
 
 export const ACCEL_MANAGER_COUNTERS = declareCounters('accel manager', {
   refusedFilterRequests: { kind: 'event', help: 'guests asking for NIC filters: refused' },
@@ -46,7 +56,8 @@ export interface LoadedPlugin {
   frontendUrl?: string;
   /** Attached (or attaching) vifs: the reference count. */
   vifs: Set<string>;
-  unloading?: { done: (error?: string) => void };
+  /** An unload in progress: who is told when it ends, and when it is forced (dom0's clock). */
+  unloading?: { done: (error?: string) => void; deadline: number };
 }
 
 export interface PluginFailure {
@@ -71,6 +82,8 @@ export interface MigratedOut {
 export interface AccelManagerDeps {
   driverlink: Driverlink;
   ctx: HostContext;
+  /** dom0's clock: what an unload's bound is measured on. */
+  clock: { now(): number };
   /** Ask the domain loop to await a promise (dynamic import) without blocking the rings. */
   defer<T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void): void;
   writeAccelKey(vif: AccelVif, plugin: string | null): void;
@@ -175,7 +188,33 @@ export class AccelManager {
   poll(): number {
     let n = 0;
     for (const ch of this.channels.values()) n += ch.rpc.poll();
+    // An unload past its bound is forced (a Map's iteration survives the deletion).
+    for (const p of this.plugins.values()) if (p.unloading && this.d.clock.now() >= p.unloading.deadline) n += this.forceUnload(p);
     return n;
+  }
+
+  /** Unloads in progress: the next one's bound (dom0's clock), or Infinity. dom0 wakes for it. */
+  nextDeadline(): number {
+    let t = Infinity;
+    for (const p of this.plugins.values()) if (p.unloading && p.unloading.deadline < t) t = p.unloading.deadline;
+    return t;
+  }
+
+  /**
+   * The plugin was asked to detach its vifs and, UNLOAD_DETACH_MS later, some
+   * are still its: its detachVif never called ctx.detached for them. It is
+   * removed by force (as a failed plugin) and the unload fails, naming them.
+   */
+  private forceUnload(p: LoadedPlugin): number {
+    const name = p.manifest.name;
+    const vifs = [...p.vifs].map((k) => `vif${k.replace('/', '.')}`).join(', ');
+    const vis = this.drop(p, 'detachVif', `never called ctx.detached(vif) for ${vifs} within ${UNLOAD_DETACH_MS} ms of detachVif`);
+    const msg =
+      `plugin ${name}: unload gave up after ${UNLOAD_DETACH_MS} ms: ${vifs} never detached (detachVif was called for each, and the plugin never ` +
+      `called ctx.detached(vif)); removed by force: those vifs are back on the slow path and the ${vis} VI(s) it held are released`;
+    this.d.ctx.log(logWarn(`accel: ${msg}`));
+    p.unloading?.done(msg);
+    return 1;
   }
 
   /** Load a plugin; `done` is called once it is bound to the NIC and offered to every vif. */
@@ -219,12 +258,12 @@ export class AccelManager {
     }
   }
 
-  /** Unload: detach every vif (each frontend drains and falls back), then remove. */
+  /** Unload: detach every vif (each frontend drains and falls back), then remove; forced after UNLOAD_DETACH_MS. */
   unload(name: string, done: (result: RpcValue, error?: string) => void): void {
     const p = this.plugins.get(name);
     if (!p) return done(undefined, `plugin ${name} is not loaded`);
     if (p.unloading) return done(undefined, `plugin ${name} is already unloading`);
-    p.unloading = { done: (err) => (err ? done(undefined, err) : done({ name, unloaded: true })) };
+    p.unloading = { done: (err) => (err ? done(undefined, err) : done({ name, unloaded: true })), deadline: this.d.clock.now() + UNLOAD_DETACH_MS };
     if (p.vifs.size === 0) return this.finishUnload(p);
     for (const key of [...p.vifs]) this.detach(p, key);
   }

@@ -139,6 +139,7 @@ function accelManager(b: Base, n: Nic): AccelManager {
   const uplink = n.uplink;
   const accel = new AccelManager({
     driverlink: n.driverlink,
+    clock: env.clock,
     defer: (p, then, fail) => core.defer(p, then, fail),
     writeAccelKey: (vif, plugin) => {
       const node = vifBackendPath(domid, vif.domid, vif.handle);
@@ -166,6 +167,8 @@ function accelManager(b: Base, n: Nic): AccelManager {
   bridge.onLearn = (mac, port) => {
     if (uplink && port === uplink.portId) accel.uplinkLearned(mac);
   };
+  // An unload in progress has a bound (UNLOAD_DETACH_MS): dom0 wakes for it even when nothing else happens.
+  core.timer(() => accel.nextDeadline());
   return accel;
 }
 
