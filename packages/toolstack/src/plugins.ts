@@ -22,7 +22,7 @@ export class PluginOps {
     if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args)))
       throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
     // No domain imports a module that has not first loaded cleanly in a throwaway worker.
-    await this.ctx.runtime.hold(vetPlugin(mod, this.vetMs));
+    await this.ctx.runtime.hold(vetPlugin(mod, this.vetMs, opts.args ?? {}));
     const out: unknown[] = [];
     for (const host of hosts) {
       out.push(

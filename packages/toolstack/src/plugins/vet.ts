@@ -1,14 +1,18 @@
 /**
  * Vet a plugin before any domain imports it: its modules are imported first
  * in a throwaway worker with a deadline. A module that throws, exports the
- * wrong things, carries a bad manifest, or whose top-level code never settles
- * (an await that never resolves) or never stops (a loop) is refused with a
- * clear error, and the worker, not a domain, is what gets terminated.
+ * wrong things, carries a bad manifest (an unknown field, a missing name, a
+ * plugin API this host does not speak), takes arguments its schema refuses,
+ * lacks the part or the hooks its features need, or has a hook the framework
+ * does not know (vet-checks.ts), or whose top-level code never settles (an
+ * await that never resolves) or never stops (a loop) is refused with a clear
+ * error, and the worker, not a domain, is what gets terminated.
  */
 import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { PluginModules } from '@xsim/accel-plugins';
+import type { VetVerdict } from './vet-checks.ts';
 
 const VET_WORKER = new URL('./vet-worker.mjs', import.meta.url);
 
@@ -20,10 +24,9 @@ export interface VetResult {
 interface Reply {
   ok: boolean;
   error?: string;
-  out?: {
-    backend: { createBackend: boolean; problems: string[]; name: string | null; features: string[] } | null;
-    frontend: { createFrontend: boolean } | null;
-  };
+  verdict?: VetVerdict;
+  /** The step the worker is at (a progress message, not the answer). */
+  phase?: string;
 }
 
 /**
@@ -34,7 +37,12 @@ interface Reply {
  */
 export const MAX_PLUGIN_MODULE_BYTES = 4 << 20;
 
-/** Verdicts already reached, by the modules' identity (path, size, mtime): an unchanged plugin is not vetted twice. */
+/**
+ * Verdicts already reached, by the modules' identity (path, size, mtime): an
+ * unchanged plugin is not vetted twice. Not by its arguments: they are the
+ * user's, checked against the plugin's schema in dom0 (a loader in a domain is
+ * the authority anyway); a worker per load would cost a second or more each.
+ */
 const vetted = new Map<string, VetResult>();
 
 function identity(mod: PluginModules): string {
@@ -62,31 +70,32 @@ function checkSizes(mod: PluginModules): void {
   }
 }
 
-export async function vetPlugin(mod: PluginModules, timeoutMs = 10_000): Promise<VetResult> {
+/** Vet `mod`; `args` (the load's) are what its factories are called with in the worker. */
+export async function vetPlugin(mod: PluginModules, timeoutMs = 10_000, args: Record<string, unknown> = {}): Promise<VetResult> {
   checkSizes(mod);
   const id = identity(mod);
   const known = vetted.get(id);
   if (known) return known;
-  const r = await vetOnce(mod, timeoutMs);
+  const r = await vetOnce(mod, timeoutMs, args);
   vetted.set(id, r);
   return r;
 }
 
-async function vetOnce(mod: PluginModules, timeoutMs: number): Promise<VetResult> {
-  const w = new Worker(VET_WORKER, { workerData: { backend: mod.backend, frontend: mod.frontend } });
+/** What a worker that never answered was stuck in, from the last step it named. */
+function stuck(name: string, phase: string, timeoutMs: number): string {
+  return phase.startsWith('calling ')
+    ? `plugin ${name}: its ${phase.slice(8)} did not return within ${timeoutMs} ms (a factory that never returns): refused, no domain has run it`
+    : `plugin ${name}: its modules did not finish loading within ${timeoutMs} ms (top-level code that never settles or never stops): refused, no domain has run it`;
+}
+
+async function vetOnce(mod: PluginModules, timeoutMs: number, args: Record<string, unknown>): Promise<VetResult> {
+  const w = new Worker(VET_WORKER, { workerData: { backend: mod.backend, frontend: mod.frontend, args } });
   let timer: NodeJS.Timeout | undefined;
+  let phase = 'importing';
   try {
     const reply = await new Promise<Reply>((resolve, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `plugin ${mod.name}: its modules did not finish loading within ${timeoutMs} ms (top-level code that never settles or never stops): refused, no domain has run it`,
-            ),
-          ),
-        timeoutMs,
-      );
-      w.once('message', (m: Reply) => resolve(m));
+      timer = setTimeout(() => reject(new Error(stuck(mod.name, phase, timeoutMs))), timeoutMs);
+      w.on('message', (m: Reply) => (m.phase !== undefined ? (phase = m.phase) : resolve(m)));
       w.once('error', (e) => reject(new Error(`plugin ${mod.name}: loading its modules failed: ${e.message}`)));
       // Exit code 13: Node ended the worker on a top-level await left with nothing that could settle it.
       w.once('exit', (code) =>
@@ -100,12 +109,9 @@ async function vetOnce(mod: PluginModules, timeoutMs: number): Promise<VetResult
       );
     });
     if (!reply.ok) throw new Error(`plugin ${mod.name}: loading its modules failed: ${reply.error}`);
-    const b = reply.out!.backend!;
-    if (!b.createBackend) throw new Error(`plugin ${mod.name}: ${mod.backend} exports no createBackend function`);
-    if (b.problems.length) throw new Error(`plugin ${mod.name}: bad manifest: ${b.problems.join('; ')}`);
-    if (b.features.includes('vif') && mod.frontend && !reply.out!.frontend?.createFrontend)
-      throw new Error(`plugin ${mod.name}: ${mod.frontend} exports no createFrontend function`);
-    return { name: b.name ?? mod.name, features: b.features };
+    const v = reply.verdict!;
+    if (v.refusals.length) throw new Error(`plugin ${mod.name}: ${v.refusals.join('; ')}: refused, no domain has run it`);
+    return { name: v.name ?? mod.name, features: v.features };
   } finally {
     clearTimeout(timer);
     await w.terminate();
