@@ -60,6 +60,20 @@ export function intFlag(p: Parsed, name: string, dflt: number, min: number, max:
   return n;
 }
 
+/** A flag whose value is a JSON object (a plugin's arguments), or undefined if it is absent; anything else is refused, naming the flag. */
+export function jsonObjectFlag(p: Parsed, name: string): Record<string, unknown> | undefined {
+  const a = p.flags.get(name);
+  if (a === undefined) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(String(a));
+  } catch (e) {
+    throw new Error(`--${name} is not JSON: ${(e as Error).message}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error(`--${name} must be a JSON object, got ${String(a)}`);
+  return v as Record<string, unknown>;
+}
+
 /** The flags every command that starts a simulation takes: where its domains run, and how much it says. */
 export const RUNTIME_VALUED = ['pcpus', 'seed'];
 export const RUNTIME_BOOLEANS = ['deterministic'];

@@ -28,6 +28,11 @@ commands:
                           grant copies, xenbus changes, plugin messages, filter insertions, and the hop-by-
                           hop journey of every Nth frame (--trace-sample N, default 1024)
       --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first
+      --plugin-args JSON  its load arguments, a JSON object checked against the plugin's manifest.args
+                          (e.g. --plugin firewall --plugin-args '{"rules":[{"proto":17,"dstPort":5009}]}')
+      --port N            the stream's UDP destination port (default 5001)
+      --src-port N        the sender's UDP source port (default: a fresh one per stream; with --serve
+                          every round uses one, 42000)
       --serve             keep running and serve a control socket for the commands below; stream
                           in rounds of --count frames, a line per round (--idle: no traffic)
       --socket PATH       where to serve (default $XSIM_SOCKET or the system temp dir's xsim.sock)

@@ -50,7 +50,18 @@ export function checkEnds(t: Topology, ends: StreamEnds, size: number): void {
   }
 }
 
-export interface ScenarioOptions extends StreamEnds {
+/** The demo stream's UDP ports, as `xsim run --port N --src-port N` set them. */
+export interface StreamPorts {
+  /** The receiver's UDP port (default DEMO_PORT). */
+  port?: number;
+  /** The sender's UDP port, where credits return (default: a fresh one per stream; the rounds' one flow: ROUND_SRC_PORT). */
+  srcPort?: number;
+}
+
+/** The demo stream's UDP destination port unless --port says otherwise (iperf's is 5201; this one predates it). */
+export const DEMO_PORT = 5001;
+
+export interface ScenarioOptions extends StreamEnds, StreamPorts {
   count: number;
   frameSize: number;
   window: number;
@@ -78,6 +89,8 @@ export async function runScenario(sim: Simulation, o: ScenarioOptions): Promise<
   const stream = await runStream(sim, {
     from: o.from,
     to: o.to,
+    port: o.port ?? DEMO_PORT,
+    ...(o.srcPort !== undefined ? { srcPort: o.srcPort } : {}),
     count: o.count,
     frameSize: o.frameSize,
     window: o.window,
@@ -150,14 +163,13 @@ export interface EndBack {
 /** What the rounds report, one line each. */
 export type Round = StreamRound | FailedRound | EndMoved | EndGone | EndBack;
 
-/** The rounds' ports: one flow throughout (an accelerator learns it once). */
-const ROUND_PORT = 5001;
-const ROUND_STREAM = { port: ROUND_PORT, srcPort: 42000 };
+/** The rounds' source port unless --src-port says otherwise: one flow throughout (an accelerator learns it once). */
+export const ROUND_SRC_PORT = 42000;
 
 /** The wait after a failed round (or while an end is gone) doubles from the first to the cap, on the simulation's clock. */
 export const ROUND_BACKOFF = { firstMs: 250, maxMs: 8000 };
 
-export interface RoundsOptions extends StreamEnds {
+export interface RoundsOptions extends StreamEnds, StreamPorts {
   count: number;
   frameSize: number;
   window: number;
@@ -201,7 +213,7 @@ export async function streamRounds(sim: Simulation, o: RoundsOptions, stopping: 
       const retryMs = nextBackoff();
       each({ kind: 'failed', round, at: at(), error: e instanceof Error ? e.message : String(e), retryMs });
       // A receiver whose sender failed is still on its port until it idles out: the next round waits for that too.
-      await Promise.all([pauseFor(sim, retryMs, stop, o.signal), portFree(sim, where.to, stop, o.signal)]);
+      await Promise.all([pauseFor(sim, retryMs, stop, o.signal), portFree(sim, where.to, o.port ?? DEMO_PORT, stop, o.signal)]);
     }
     round++;
   }
@@ -211,7 +223,8 @@ export async function streamRounds(sim: Simulation, o: RoundsOptions, stopping: 
 async function oneRound(sim: Simulation, o: RoundsOptions, locate: () => StreamEnds | null): Promise<Omit<StreamRound, 'kind' | 'round' | 'at'>> {
   const wait = <T>(p: Promise<T>) => untilAborted(p, o.signal);
   const before = await wait(sim.stats());
-  const r = await runStream(sim, { ...ROUND_STREAM, from: o.from, to: o.to, count: o.count, frameSize: o.frameSize, window: o.window, signal: o.signal });
+  const ports = { port: o.port ?? DEMO_PORT, srcPort: o.srcPort ?? ROUND_SRC_PORT };
+  const r = await runStream(sim, { ...ports, from: o.from, to: o.to, count: o.count, frameSize: o.frameSize, window: o.window, signal: o.signal });
   const after = await wait(sim.stats());
   const now = locate() ?? { from: o.from, to: o.to };
   // An end that moved during the round: its counters are compared under its new name.
@@ -229,12 +242,12 @@ function shortfall(r: StreamResult, window: number): string | null {
 }
 
 /** Wait until `to` receives no stream on the rounds' port (bounded: a receiver with no frame ends within STREAM_FIRST_FRAME_MS). */
-async function portFree(sim: Simulation, to: DomainRef, stop: () => boolean, signal: AbortSignal | undefined): Promise<void> {
+async function portFree(sim: Simulation, to: DomainRef, port: number, stop: () => boolean, signal: AbortSignal | undefined): Promise<void> {
   const until = sim.clock.now() + STREAM_FIRST_FRAME_MS + 1000;
   while (!stop() && sim.clock.now() < until) {
     // A receiver that is gone (or does not answer) holds no port of the next round's.
     const st = await untilAborted((async () => sim.domainStats(to, 5000))(), signal).catch(() => null);
-    if (!st?.endpoint?.progress || !(String(ROUND_PORT) in st.endpoint.progress)) return;
+    if (!st?.endpoint?.progress || !(String(port) in st.endpoint.progress)) return;
     await untilAborted(sim.sleep(50), signal).catch(() => {});
   }
 }

@@ -30,7 +30,18 @@ import {
   type TraceSummary,
 } from '@xsim/toolstack';
 import type { LogLevel } from '@xsim/hypervisor';
-import { LOG_BOOLEANS, RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, logLevelFlag, numFlag, parseArgs, runtimeFlags } from '../args.ts';
+import {
+  LOG_BOOLEANS,
+  RUNTIME_BOOLEANS,
+  RUNTIME_VALUED,
+  intFlag,
+  jsonObjectFlag,
+  logLevelFlag,
+  numFlag,
+  parseArgs,
+  runtimeFlags,
+  type Parsed,
+} from '../args.ts';
 import { domainTable, dropLines, intervalHeader, intervalLine, nicTable, switchTable, vifTable } from './run-tables.ts';
 
 const VALUED = [
@@ -40,6 +51,9 @@ const VALUED = [
   'to',
   'window',
   'plugin',
+  'plugin-args',
+  'port',
+  'src-port',
   'socket',
   'interval',
   'capture',
@@ -68,12 +82,30 @@ interface RunOptions {
   pretty: boolean;
   serve: { socket: string; idle: boolean } | undefined;
   plugin: string | undefined;
+  /** The plugin's load arguments (--plugin-args JSON): checked against its manifest's args schema at load. */
+  pluginArgs: Record<string, unknown> | undefined;
+  /** The stream's UDP ports (--port, --src-port); absent: the scenario's defaults. */
+  ports: { port?: number; srcPort?: number };
   logLevel: LogLevel;
   where: ReturnType<typeof runtimeFlags>;
 }
 
+/** --plugin-args: a JSON object, and only with --plugin. */
+function pluginArgs(p: Parsed): Record<string, unknown> | undefined {
+  if (p.flags.has('plugin-args') && !p.flags.has('plugin')) throw new Error('--plugin-args goes with --plugin NAME (the plugin they are for)');
+  return jsonObjectFlag(p, 'plugin-args');
+}
+
+/** --port and --src-port, each 1..65535 and not the same. */
+function ports(p: Parsed): { port?: number; srcPort?: number } {
+  const port = p.flags.has('port') ? intFlag(p, 'port', 0, 1, 65535) : undefined;
+  const srcPort = p.flags.has('src-port') ? intFlag(p, 'src-port', 0, 1, 65535) : undefined;
+  if (port !== undefined && port === srcPort) throw new Error(`--port and --src-port are both ${port}: the credits would come back to the receiver's port`);
+  return { ...(port !== undefined ? { port } : {}), ...(srcPort !== undefined ? { srcPort } : {}) };
+}
+
 /** Every option checked before anything starts: a frame the path cannot carry would only fail at the sender. */
-async function runOptions(argv: string[]): Promise<RunOptions> {
+export async function runOptions(argv: string[]): Promise<RunOptions> {
   const p = parseArgs(argv, VALUED, BOOLEANS);
   const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
   const str = (k: string) => (typeof p.flags.get(k) === 'string' ? String(p.flags.get(k)) : undefined);
@@ -105,6 +137,8 @@ async function runOptions(argv: string[]): Promise<RunOptions> {
     pretty: p.flags.has('p') || p.flags.has('pretty'),
     serve: p.flags.has('serve') ? { socket: str('socket') ?? defaultSocketPath(), idle: p.flags.has('idle') } : undefined,
     plugin: str('plugin'),
+    pluginArgs: pluginArgs(p),
+    ports: ports(p),
     logLevel: logLevelFlag(p),
     where: runtimeFlags(p),
   };
@@ -143,15 +177,16 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (det) note('xsim: times and rates below are on the virtual clock (a fixed cost per busy round), not measurements');
   try {
     if (o.plugin) {
-      await sim.loadPlugin(o.plugin);
-      note(`xsim: plugin ${o.plugin} loaded on every host`);
+      await sim.loadPlugin(o.plugin, o.pluginArgs ? { args: o.pluginArgs } : {});
+      note(`xsim: plugin ${o.plugin} loaded on every host${o.pluginArgs ? ` with ${JSON.stringify(o.pluginArgs)}` : ''}`);
     }
     if (o.capture) {
       const c = await sim.captureStart(o.capture, { file: o.captureFile, snaplen: o.snaplen });
       note(`xsim: capturing at ${c.interfaces.length} tap point(s) into ${c.file}: ${c.interfaces.join(', ')}`);
     }
     if (o.traceFile) note(`xsim: tracing every thread since boot into ${o.traceFile} (and the journey of every ${o.traceSample}th frame)`);
-    if (o.serve) return await serve(sim, o.serve.socket, { from: o.from, to: o.to, count: o.count, size: o.size, window: o.window, idle: o.serve.idle });
+    if (o.serve)
+      return await serve(sim, o.serve.socket, { from: o.from, to: o.to, count: o.count, size: o.size, window: o.window, idle: o.serve.idle, ...o.ports });
     return await scenario(sim, o, det, say, note);
   } finally {
     await sim.shutdown();
@@ -165,6 +200,7 @@ async function scenario(sim: Simulation, o: RunOptions, det: boolean, say: (s: s
   const res = await runScenario(sim, {
     from,
     to,
+    ...o.ports,
     count,
     frameSize: size,
     window: o.window,
@@ -239,7 +275,7 @@ function resultText(stats: Record<string, unknown>, r: StreamResult, captured: C
 async function serve(
   sim: Simulation,
   socket: string,
-  o: { from: DomainRef; to: DomainRef; count: number; size: number; window: number; idle: boolean },
+  o: { from: DomainRef; to: DomainRef; count: number; size: number; window: number; idle: boolean; port?: number; srcPort?: number },
 ): Promise<number> {
   let stop: () => void = () => {};
   const stopped = new Promise<void>((r) => (stop = r));
@@ -270,7 +306,7 @@ async function serve(
     else
       await streamRounds(
         sim,
-        { from: o.from, to: o.to, count: o.count, frameSize: o.size, window: o.window, signal: abort.signal },
+        { from: o.from, to: o.to, port: o.port, srcPort: o.srcPort, count: o.count, frameSize: o.size, window: o.window, signal: abort.signal },
         () => stopping,
         (x) => process.stdout.write(roundLine(x) + '\n'),
       );
