@@ -102,6 +102,19 @@ export const KNOWN_DEFECTS = {
    * leak: nodes under a guest's error/ directory.
    */
   errorNodes: "a dev add the guest refuses leaves its domain's error/device/vif directory (3 empty nodes) in xenstore",
+  /**
+   * `capture start host-b` while a guest it matches is being destroyed (or
+   * shut down, saved, migrated away): the capture asks every matched kernel to
+   * start, the leaving guest never answers, and after 5 s the start fails with
+   * "capture_start: no reply within 5000 ms" (the destroy waits as long in a
+   * deterministic run). Its temporary file `.FILE.PID.partial` is left behind,
+   * and from then on every capture into that file is refused ("cannot create
+   * .FILE.PID.partial: EEXIST") for as long as the process runs. Reproduction:
+   * Promise.all([destroyDomain(host-b/b2), captureStart(['host-b'], {file})]),
+   * in deterministic and threaded runs. Left out: a capture start in the same
+   * step as an operation that takes a guest away.
+   */
+  captureLeaving: 'a capture start racing a guest going away fails after 5 s and leaves its .partial, which blocks that file for good',
 } as const;
 
 export type DefectId = keyof typeof KNOWN_DEFECTS;
