@@ -19,6 +19,19 @@ export interface AccelVif {
   readonly ip: number;
 }
 
+/**
+ * A vif's backend directory in xenstore, as dom0 offers it to plugins
+ * (kernel/vif-config.ts): the keys the toolstack writes there for the
+ * accelerator (limits/max-filters, limits/max-buf-pages), relative keys only,
+ * read and watched as the 2007 accelerator's netback read them through xenbus.
+ */
+export interface AccelVifConfig {
+  /** A key under the vif's backend directory (relative: 'limits/max-filters'), or undefined. */
+  read(vif: AccelVif, key: string): string | undefined;
+  /** Call `changed` whenever something under `dir` of the vif's backend directory changes; returns the unwatch. */
+  watch(vif: AccelVif, dir: string, changed: () => void): () => void;
+}
+
 export interface AccelBackendContext {
   /** The plugin API version this host speaks (PLUGIN_API_VERSION): the manifest's `api` or a newer minor of it. */
   readonly apiVersion: string;
@@ -46,6 +59,8 @@ export interface AccelBackendContext {
   uplinkMacs(): number[];
   /** The backend finished detaching a vif (after its frontend drained). */
   detached(vif: AccelVif): void;
+  /** The vifs' backend directories (their limits/*): dom0 offers them; a plugin that uses them copes without (another host's context). */
+  readonly vifConfig?: AccelVifConfig;
   log(msg: string): void;
 }
 

@@ -6,7 +6,7 @@ export { VifBackends } from './backends.ts';
 export { UplinkPort, UPLINK_COUNTERS, type UplinkDriver, type UplinkStats } from './uplink.ts';
 export { dom0MinPages, type Dom0Config } from './dom0.ts';
 export type { Dom0Stats } from './kernel/stats.ts';
-export type { AccelBackend, AccelBackendContext, AccelVif, BackendModule, JsonSchema, PluginManifest } from './accel-api.ts';
+export type { AccelBackend, AccelBackendContext, AccelVif, AccelVifConfig, BackendModule, JsonSchema, PluginManifest } from './accel-api.ts';
 export { ACCEL_BACKEND_HOOKS, FEATURE_HOOKS } from './accel-api.ts';
 export { AccelManager, ACCEL_MANAGER_COUNTERS, UNLOAD_DETACH_MS } from './accel.ts';
 export { admitBackend, admitPlugin, backendProblems } from './accel-admit.ts';
