@@ -29,8 +29,8 @@ const row = (r: ConformanceReport, id: string): CheckResult => r.results.find((x
 /** What every plugin gets: a row per check, none failed; the checks that do not apply to its kind skipped. */
 function passes(r: ConformanceReport, kind: 'vif' | 'intercept'): void {
   expect(r.passed, explain(r)).toBe(true);
-  const skipped = ['quota', 'throws', ...(kind === 'vif' ? ['intercept'] : ['attach', 'detach'])];
-  const ran = ['load', 'handshake', 'attach', 'traffic', 'intercept', 'unload', 'swap', 'reset', 'link', 'mtu', 'migrate', 'detach'].filter(
+  const skipped = kind === 'vif' ? ['intercept'] : ['attach', 'quota', 'detach'];
+  const ran = ['load', 'handshake', 'attach', 'traffic', 'intercept', 'unload', 'swap', 'reset', 'link', 'mtu', 'migrate', 'quota', 'throws', 'detach'].filter(
     (id) => !skipped.includes(id),
   );
   for (const id of ran) expect(row(r, id).status, `${id}: ${row(r, id).reason}`).toMatch(id === 'handshake' ? /^(pass|skip)$/ : /^pass$/);
@@ -57,7 +57,11 @@ describe('the plugin conformance suite', () => {
     passes(r, kind);
     // vnic carries the stream on its fast path; null declines every frame (and says so).
     if (name === 'vnic') expect(row(r, 'traffic').reason).toMatch(/100\.0% of the sender's frames on the fast path/);
+    // vnic honours a vif's limits/max-filters: a full quota evicts a learnt filter.
+    if (name === 'vnic') expect(row(r, 'quota').reason).toMatch(/filtersEvicted \+\d+/);
     if (name === 'null') expect(row(r, 'traffic').reason).toMatch(/took no frame/);
+    // A copy of it made to throw: from startXmit in the guest (vnic only: null takes no frame), from linkChange in dom0.
+    expect(row(r, 'throws').reason).toMatch(name === 'vnic' ? /^its frontend threw from startXmit mid-stream/ : /startXmit never threw|no guest half/);
     if (name === 'firewall')
       expect(row(r, 'intercept').reason).toMatch(/frames offered to txIntercept on host-a, \d+ to rxIntercept on host-b; its own counters moved \(inspected/);
   });

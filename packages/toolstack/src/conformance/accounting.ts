@@ -22,6 +22,8 @@ export interface StreamSpec {
   to?: DomainRef;
   frameSize?: number;
   window?: number;
+  /** The UDP destination port (default: the stream's, 5001). */
+  port?: number;
   /** How long the stream may run at most (simulation ms). */
   timeoutMs?: number;
 }
@@ -66,7 +68,15 @@ export async function accountedStream(ctx: CheckContext, spec: StreamSpec): Prom
   const timeoutMs = spec.timeoutMs ?? 30_000;
   const before = await sim.stats();
   const beforeCounts = accelCounts(sim, before);
-  const p = runStream(sim, { from: ctx.from, to, count: spec.count, frameSize: spec.frameSize ?? 1500, window: spec.window ?? 128, timeoutMs });
+  const p = runStream(sim, {
+    from: ctx.from,
+    to,
+    count: spec.count,
+    frameSize: spec.frameSize ?? 1500,
+    window: spec.window ?? 128,
+    port: spec.port,
+    timeoutMs,
+  });
   let ended = false;
   p.then(
     () => (ended = true),

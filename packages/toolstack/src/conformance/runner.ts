@@ -21,7 +21,9 @@ import { resetCheck } from './checks/reset.ts';
 import { swapCheck } from './checks/swap.ts';
 import { trafficCheck } from './checks/traffic.ts';
 import { unloadCheck } from './checks/unload.ts';
-import { detachCheck, quotaCheck, throwsCheck } from './checks/unsupported.ts';
+import { throwsCheck } from './checks/throws.ts';
+import { quotaCheck } from './checks/quota.ts';
+import { detachCheck } from './checks/detach.ts';
 import { health, newTrouble, unloadEverywhere } from './plugin-state.ts';
 import { resources } from './resources.ts';
 import {
@@ -66,7 +68,7 @@ async function runOne(check: Check, ctx: CheckContext): Promise<Verdict> {
     v = { status: 'fail', reason: e instanceof Error ? e.message : String(e) };
   }
   const trouble = newTrouble(before, health(ctx, await ctx.sim.stats()));
-  if (trouble.length === 0) return v;
+  if (trouble.length === 0 || check.ownTrouble) return v;
   const t = trouble.join('; ');
   return { status: 'fail', reason: v.status === 'fail' ? `${t}; then: ${v.reason}` : t };
 }
@@ -117,7 +119,7 @@ function context(sim: Simulation, plugin: PluginUnderTest, o: ConformanceOptions
 function locate(target: string, args: Record<string, unknown>): PluginUnderTest | string {
   try {
     const mods = pluginModules(target);
-    return { target, name: mods.name, backend: mods.backend, version: null, features: [], args };
+    return { target, name: mods.name, backend: mods.backend, frontend: mods.frontend, version: null, features: [], args };
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   }

@@ -67,8 +67,9 @@ export interface ConformanceOptions {
 export interface PluginUnderTest {
   target: string;
   name: string;
-  /** Its backend module's URL (the manifest is read from it once the loader has vetted and loaded it). */
+  /** Its modules' URLs (the manifest is read from the backend once the loader has vetted and loaded it). */
   backend: string;
+  frontend?: string;
   version: string | null;
   features: readonly string[];
   args: Record<string, unknown>;
@@ -107,6 +108,8 @@ export interface Check {
   title: string;
   /** Runs even after a check wedged the host (it reports on the others). */
   always?: boolean;
+  /** Makes the plugin fail on purpose: the runner leaves judging the failures it sees to the check. */
+  ownTrouble?: boolean;
   /** Why the check does not apply to this plugin (it is then skipped with that reason), or undefined. */
   skip?(ctx: CheckContext): string | undefined;
   run(ctx: CheckContext): Promise<Verdict>;
