@@ -78,8 +78,9 @@ commands:
 
   plugin test DIR|NAME    take a plugin through the conformance suite on a deterministic simulation of its
                           own (no --serve needed): load and API handshake, attach, traffic with exact
-                          conservation, unload, swap, NIC reset, link, MTU, migration; a row each, PASS,
-                          FAIL or SKIP with the reason; exit status 1 on any FAIL
+                          conservation, unload, swap, NIC reset, link, MTU, migration, a full filter quota,
+                          a hook that throws; a row each, PASS, FAIL or SKIP with the reason; exit status 1
+                          on any FAIL
       --args JSON         the plugin's load arguments
       --seed N            the simulation's seed (default 1); --only ID,...: those checks only
       --partner NAME      the plugin swapped in mid-stream (default null); -j, -p: the report as JSON
