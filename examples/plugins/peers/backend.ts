@@ -52,9 +52,10 @@ const ARGS = Type.Object(
  */
 export const manifest: PluginManifest = { ...vnic.manifest, name: 'peers', version: '0.1.0', args: ARGS };
 
-/** Our own counters, declared so that the toolstack knows their kinds (these are events, not drops: nothing is lost here). */
+/** Our own counters, declared so that the toolstack knows their kinds (events and a gauge, no drops: nothing is lost here). */
 export const PEERS_BACKEND_COUNTERS = declareCounters('peers backend', {
   notLearnt: { kind: 'event', help: 'frames the slow path delivered from a non-peer: not shown to vnic, so no filter was learnt from them' },
+  peers: { kind: 'gauge', help: 'peers given (addresses and MACs)' },
 });
 
 /** The peers as numbers, as the frames carry them; this is also what the frontend is sent with each offer. */
@@ -83,6 +84,7 @@ export function createBackend(ctx: AccelBackendContext, args: Record<string, unk
   const peers = peerSet(args.peers as string[]);
   const lookup = { ips: new Set(peers.ips), macs: new Set(peers.macs) };
   const counters = PEERS_BACKEND_COUNTERS.zero();
+  counters.peers = peers.ips.length + peers.macs.length;
   // vnic gets our context with one change: its offer to a guest carries the peers, which our frontend reads in newDevice.
   const inner = vnic.createBackend({ ...ctx, send: (vif, op, a, shared) => ctx.send(vif, op, op === CHANNEL_OP.offer ? { ...a, peers } : a, shared) }, {});
   // Every hook the loader knows is spelt out (a plain object: no Proxy, no inherited methods), each passed to vnic.
@@ -109,6 +111,6 @@ export function createBackend(ctx: AccelBackendContext, args: Record<string, unk
       if (fromPeer(lookup, ram, off, len)) inner.onSlowPathRx?.(vif, ram, off, len);
       else counters.notLearnt++;
     },
-    stats: () => ({ ...inner.stats(), ...counters, peers: peers.ips.length + peers.macs.length }),
+    stats: () => ({ ...inner.stats(), ...counters }),
   };
 }

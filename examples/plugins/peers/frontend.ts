@@ -19,6 +19,7 @@ const vnic = (await import(pluginModules('vnic').frontend!)) as FrontendModule;
 
 export const PEERS_FRONTEND_COUNTERS = declareCounters('peers frontend', {
   declinedNotPeer: { kind: 'event', help: 'frames for a destination that is not a peer (broadcasts included): left to the slow path' },
+  peers: { kind: 'gauge', help: 'peers the backend named in its offer' },
 });
 
 /** The offer's peers, checked: the backend is dom0's, but a frontend reads what it is sent with care. */
@@ -42,6 +43,7 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
   return {
     newDevice(args, shared) {
       peers = peersOf(args.peers);
+      counters.peers = peers.ips.size + peers.macs.size;
       inner.newDevice(args, shared);
     },
     onMessage: (op, args, shared) => inner.onMessage(op, args, shared),
@@ -57,6 +59,6 @@ export function createFrontend(ctx: AccelFrontendContext): AccelFrontend {
     remove: () => inner.remove(),
     release: () => inner.release?.(),
     // vnic's counters (txPosted and txDropped among them, which the framework's accounting reads) and ours.
-    getStats: () => ({ ...inner.getStats(), ...counters, peers: peers.ips.size + peers.macs.size }),
+    getStats: () => ({ ...inner.getStats(), ...counters }),
   };
 }
