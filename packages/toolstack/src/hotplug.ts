@@ -6,7 +6,7 @@
  * at once; a vif deleted is closed by the backend first, the frontend follows,
  * then both directories go and nothing of it is left but its counters.
  */
-import { XenbusState, logWarn, vifBackendPath, vifErrorPath, vifFrontendPath } from '@xsim/hypervisor';
+import { XenbusState, domainPath, logWarn, vifBackendPath, vifErrorPath, vifFrontendPath } from '@xsim/hypervisor';
 import { guestPagesNeeded, parseMac, type VifSpec } from './topo/index.ts';
 import { freshIp, freshMac, validateAddition } from './addresses.ts';
 import { rmTree, vifAt, writeVifNodes, type HostResources } from './host.ts';
@@ -41,6 +41,8 @@ export function vifHandles(h: HostResources, domid: number): number[] {
 export class VifHotplug {
   /** Next handle per host/domid: handles are not reused, so a removed vif's counters keep their name. */
   private readonly nextHandle = new Map<string, number>();
+  /** Handles being deleted, per guest (by uid): a guest keeps one vif, counted with the deletes in flight. */
+  private readonly deleting = new Map<RunningDomain['uid'], Set<number>>();
 
   constructor(private readonly ctx: ToolstackContext) {}
 
@@ -127,10 +129,28 @@ export class VifHotplug {
   }
 
   private async delNow(ref: DomainRef, handle: number, timeoutMs: number): Promise<{ dev: string; forced: boolean }> {
-    const { h, domid } = this.guest(ref);
+    const { h, domid, uid } = this.guest(ref);
     const handles = vifHandles(h, domid);
     if (!handles.includes(handle))
       throw new Error(`${ref.host}/${ref.domain} has no vif${handle} (vifs: ${handles.map((x) => `vif${x}`).join(', ') || 'none'})`);
+    const deleting = this.deleting.get(uid) ?? new Set<number>();
+    if (deleting.has(handle)) throw new Error(`${ref.host}/${ref.domain}/vif${handle} is already being deleted`);
+    // A guest keeps one vif at least (as a topology's must): one without could neither migrate nor be restored from its save.
+    if (handles.length - deleting.size <= 1)
+      throw new Error(
+        `${ref.host}/${ref.domain}/vif${handle} is the guest's last vif${deleting.size ? ' (the others are being deleted)' : ''}: a guest keeps one; destroy the guest instead`,
+      );
+    deleting.add(handle);
+    this.deleting.set(uid, deleting);
+    try {
+      return await this.unplug(ref, h, domid, handle, timeoutMs);
+    } finally {
+      deleting.delete(handle);
+      if (deleting.size === 0) this.deleting.delete(uid);
+    }
+  }
+
+  private async unplug(ref: DomainRef, h: HostResources, domid: number, handle: number, timeoutMs: number): Promise<{ dev: string; forced: boolean }> {
     const dev = `${ref.host}/${ref.domain}/vif${handle}`;
     await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_unplug', { domid, handle }, 10_000);
     let forced = false;
@@ -150,6 +170,9 @@ export class VifHotplug {
     const xs = h.xenstore;
     const errorDir = vifErrorPath(domid, handle).replace(/\/error$/, '');
     for (const path of [vifBackendPath(0, domid, handle), vifFrontendPath(domid, handle), errorDir]) rmTree(xs, path);
+    // And the error directories above it that only this vif's error made (error/device/vif, error/device, error).
+    for (let dir = errorDir.slice(0, errorDir.lastIndexOf('/')); dir !== domainPath(domid); dir = dir.slice(0, dir.lastIndexOf('/')))
+      if (xs.directory(0, dir)?.length === 0) xs.rm(0, dir);
     await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_remove', { domid, handle }, 10_000);
     // dom0 may have written into the backend node between our rm and vif_remove (a plugin's key): remove again.
     rmTree(xs, vifBackendPath(0, domid, handle));

@@ -70,7 +70,10 @@ export class DomainLifecycle {
   readonly ended: DomainEnd[] = [];
   private readonly nextDomid = new Map<string, number>();
 
-  constructor(private readonly ctx: ToolstackContext) {}
+  constructor(private readonly ctx: ToolstackContext) {
+    // Ids go up from the topology's own: a created guest never takes the domid of a topology guest that was destroyed.
+    for (const h of ctx.topology.hosts) this.nextDomid.set(h.name, Math.max(0, ...h.domUs.map((d) => d.domid)) + 1);
+  }
 
   /** xl create: a new guest with one vif on `host`, connected and ready to send when this resolves. */
   async create(host: string, name: string, o: CreateDomainOptions = {}): Promise<DomainInfo> {

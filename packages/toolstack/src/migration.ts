@@ -23,7 +23,6 @@
  * to a file in the migration stream format; a restore is the destination half
  * fed from the file.
  */
-import { readFile } from 'node:fs/promises';
 import {
   GrantTable,
   GuestMemory,
@@ -43,7 +42,7 @@ import { dropDelta, movedStats } from './drops.ts';
 import { vifAt, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import { vifHandles } from './hotplug.ts';
 import type { DomainLifecycle } from './lifecycle.ts';
-import { openOutFile } from './out-file.ts';
+import { openOutFile, readInFile } from './out-file.ts';
 import { placeNewGuest } from './placement.ts';
 import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
 import type { GuestStats } from './stats.ts';
@@ -242,9 +241,7 @@ export class DomainMover {
   /** xl restore: a saved guest runs again on `host` (default: the one it was saved on), its vifs connected. */
   async restore(file: string, host?: string, o: { connectTimeoutMs?: number } = {}): Promise<{ domain: string; domid: number; pages: number; ms: number }> {
     const t0 = this.ctx.clock.now();
-    const bytes = await this.ctx.runtime.hold(readFile(file)).catch((e: Error) => {
-      throw new Error(`cannot read save image ${file}: ${e.message}`);
-    });
+    const bytes = await this.ctx.runtime.hold(readInFile(file, 'cannot read save image'));
     let img: ReturnType<typeof decodeSaveStream>;
     try {
       img = decodeSaveStream(bytes, 1 << 20);

@@ -51,6 +51,25 @@ export async function checkOutPath(file: string, what: string): Promise<void> {
   await access(dir, constants.W_OK).catch(() => fail(`directory ${dir} is not writable`));
 }
 
+/**
+ * Read a whole input file (a save image), refusing anything but a regular
+ * file, naming `what` and the reason. Opened without blocking and checked on
+ * the open handle, so a FIFO (whose plain open would hold a libuv thread until
+ * someone writes to it) is refused at once, even one swapped in after a check.
+ */
+export async function readInFile(file: string, what: string): Promise<Buffer> {
+  const h = await open(file, constants.O_RDONLY | constants.O_NONBLOCK).catch((e: Error) => {
+    throw new Error(`${what} ${file}: ${e.message}`);
+  });
+  try {
+    const st = await h.stat();
+    if (!st.isFile()) throw new Error(`${what} ${file}: is ${kind(st)}; give a save image (a regular file)`);
+    return await h.readFile();
+  } finally {
+    await h.close();
+  }
+}
+
 /** Check `file` and open its temporary twin; throws, naming `what` and the reason, before anything else happens. */
 export async function openOutFile(file: string, what: string): Promise<OutFile> {
   await checkOutPath(file, what);

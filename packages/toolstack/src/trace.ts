@@ -76,7 +76,8 @@ export class TraceSession {
   /** Stop every thread's tracer and write the file. */
   async stop(names: TrackNames): Promise<TraceSummary> {
     const batches = await this.runtime.trace('trace_stop', {}, 5000);
-    return writeTrace(this.o.file, batches, names);
+    // Held, as capture and save hold their files: a deterministic run does not run on (by real time) while it is written.
+    return this.runtime.hold(writeTrace(this.o.file, batches, names));
   }
 }
 

@@ -1,0 +1,83 @@
+/**
+ * Defects the model-based test of the management plane found (test/mgmt-model:
+ * KNOWN_DEFECTS), each reproduced alone here, deterministically:
+ *
+ * - lastVif: `dev del` of a guest's last vif was accepted, leaving a guest
+ *   that could not migrate and whose save image restore refused;
+ * - domidReuse: a created guest took the domid of a destroyed topology guest;
+ * - restoreFifo: `domain restore FIFO` blocked (a deterministic run froze);
+ * - errorNodes: a `dev add` the guest refused left error/device/vif in xenstore.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Simulation, defaultTopology, validateTopology, type DomainRef } from '@xsim/toolstack';
+
+const dir = mkdtempSync(join(tmpdir(), 'xsim-model-defects-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('management-plane defects found by the model test (deterministic, seed 4)', () => {
+  let sim: Simulation;
+  beforeAll(async () => {
+    const t = structuredClone(defaultTopology());
+    for (const h of t.hosts) for (const d of h.domUs) d.memPages = 4096;
+    sim = await Simulation.start(validateTopology(t), { deterministic: { seed: 4 }, log: () => {} });
+  });
+  afterAll(async () => {
+    await sim?.shutdown();
+  });
+
+  it("lastVif: a guest's last vif cannot be deleted, even by two deletes at once", async () => {
+    const a1: DomainRef = { host: 'host-a', domain: 'a1' };
+    await expect(sim.delVif(a1, 0)).rejects.toThrow(/host-a\/a1\/vif0 is the guest's last vif: a guest keeps one; destroy the guest instead/);
+    const v = await sim.addVif(a1);
+    const both = await Promise.allSettled([sim.delVif(a1, 0), sim.delVif(a1, v.handle)]);
+    expect(both.map((x) => x.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const r = both.find((x) => x.status === 'rejected') as PromiseRejectedResult;
+    expect(String(r.reason)).toMatch(/is the guest's last vif \(the others are being deleted\)/);
+    expect((await sim.listDomains()).find((d) => d.name === 'a1')!.vifs).toHaveLength(1);
+  });
+
+  it("domidReuse: a created guest never takes a destroyed topology guest's domid", async () => {
+    const a2 = sim.domain({ host: 'host-a', domain: 'a2' }).domid;
+    await sim.destroyDomain({ host: 'host-a', domain: 'a2' });
+    const x = await sim.createDomain('host-a', 'x');
+    expect(x.domid).not.toBe(a2);
+    expect(x.domid).toBeGreaterThan(a2);
+    await sim.destroyDomain({ host: 'host-a', domain: 'x' });
+  });
+
+  it('restoreFifo: restoring from a FIFO is refused at once, and the simulation goes on', async () => {
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    await expect(sim.restoreDomain(fifo)).rejects.toThrow(/cannot read save image .*fifo: is a FIFO; give a save image \(a regular file\)/);
+    // Not frozen: the simulation still answers and creates.
+    const y = await sim.createDomain('host-b', 'y');
+    await sim.destroyDomain({ host: 'host-b', domain: y.name });
+  });
+
+  it('errorNodes: a dev add the guest refuses leaves no error directory behind', async () => {
+    const b1 = sim.domain({ host: 'host-b', domain: 'b1' });
+    const xs = sim.host('host-b').xenstore;
+    const nodes = () => xs.usage().nodes;
+    const before = nodes();
+    await sim.loadPlugin('vnic', { host: 'host-b' });
+    // b1's 4096 pages hold vnic's DMA areas for a few vifs; more are refused by the guest itself.
+    const added: number[] = [];
+    let refused = '';
+    for (let i = 0; i < 6 && !refused; i++) {
+      try {
+        added.push((await sim.addVif({ host: 'host-b', domain: 'b1' })).handle);
+      } catch (e) {
+        refused = String(e);
+      }
+    }
+    expect(refused).toMatch(/the guest says: .*\(the vif was removed again\)/);
+    expect(xs.directory(0, `/local/domain/${b1.domid}/error`)).toBeUndefined();
+    for (const h of added) await sim.delVif({ host: 'host-b', domain: 'b1' }, h);
+    await sim.unloadPlugin('vnic', { host: 'host-b' });
+    expect(nodes()).toBe(before);
+  });
+});
