@@ -153,5 +153,5 @@ export function streamProblems(o: StreamOutcome, rules: StreamRules = {}): strin
 export function streamSummary(o: StreamOutcome): string {
   const { r } = o;
   const lost = r.sent - r.delivered - r.tooOld;
-  return `${r.sent} sent, ${r.delivered} delivered${lost > 0 ? `, ${lost} lost and counted (${dropList(o.drops, 2)})` : ''}${o.vif ? `, ${o.taken} taken by the plugin at ${r.from}` : ''}`;
+  return `${r.sent} sent, ${r.delivered} delivered${lost > 0 ? `, ${lost} lost and counted (${dropList(o.drops, 2)})` : ''}${o.vif ? `, ${o.taken} on the fast path at ${r.from}` : ''}`;
 }

@@ -15,7 +15,7 @@ function moved(ctx: CheckContext, before: StatsTree, after: StatsTree, host: str
   const a = dom0Stats(after, host).accel.plugins[ctx.plugin.name] ?? {};
   return Object.entries(a)
     .filter(([k, v]) => typeof v === 'number' && typeof b[k] === 'number' && v > b[k])
-    .map(([k, v]) => `${k} +${(v as number) - (b[k] as number)}`);
+    .map(([k, v]) => `${host} ${k} +${(v as number) - (b[k] as number)}`);
 }
 
 export const interceptCheck: Check = {
@@ -37,7 +37,7 @@ export const interceptCheck: Check = {
     const own = [...moved(ctx, o.before, o.after, tx), ...moved(ctx, o.before, o.after, rx)];
     const seen = own.length ? `its own counters moved (${own.join(', ')})` : 'its own stats show no counter that moved';
     return pass(
-      `${crossedTx + vetoedTx} frames offered to txIntercept on ${tx}, ${crossedRx + vetoedRx} to rxIntercept on ${rx}; ${seen}; vetoed ${vetoedTx} TX + ${vetoedRx} RX, each counted; ${o.r.delivered} of ${o.r.sent} delivered, the rest counted`,
+      `${crossedTx + vetoedTx} frames offered to txIntercept on ${tx}, ${crossedRx + vetoedRx} to rxIntercept on ${rx}; ${seen}; vetoed ${vetoedTx} TX + ${vetoedRx} RX, each counted; ${o.r.delivered} of ${o.r.sent} delivered${o.r.delivered < o.r.sent ? ', the rest counted' : ''}`,
     );
   },
 };
