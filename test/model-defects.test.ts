@@ -6,10 +6,12 @@
  *   that could not migrate and whose save image restore refused;
  * - domidReuse: a created guest took the domid of a destroyed topology guest;
  * - restoreFifo: `domain restore FIFO` blocked (a deterministic run froze);
- * - errorNodes: a `dev add` the guest refused left error/device/vif in xenstore.
+ * - errorNodes: a `dev add` the guest refused left error/device/vif in xenstore;
+ * - captureLeaving: a capture start racing a guest going away failed after 5 s
+ *   and left its temporary file, which refused every later capture into it.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,5 +81,21 @@ describe('management-plane defects found by the model test (deterministic, seed 
     for (const h of added) await sim.delVif({ host: 'host-b', domain: 'b1' }, h);
     await sim.unloadPlugin('vnic', { host: 'host-b' });
     expect(nodes()).toBe(before);
+  });
+
+  it('captureLeaving: a capture started while a guest is destroyed starts without it, and leaves no temporary file', async () => {
+    const z = await sim.createDomain('host-b', 'z');
+    const file = join(dir, 'leaving.pcapng');
+    const t0 = sim.clock.now();
+    const [destroyed, started] = await Promise.allSettled([sim.destroyDomain({ host: 'host-b', domain: z.name }), sim.captureStart(['host-b'], { file })]);
+    expect(destroyed.status).toBe('fulfilled');
+    expect(started.status).toBe('fulfilled');
+    // Not the 5 s a leaving guest's silence used to cost.
+    expect(sim.clock.now() - t0).toBeLessThan(5000);
+    await sim.captureStop();
+    expect(readdirSync(dir).filter((f) => f.includes('leaving'))).toEqual(['leaving.pcapng']);
+    // And the name takes another capture.
+    await sim.captureStart(['host-b'], { file });
+    await sim.captureStop();
   });
 });

@@ -150,20 +150,31 @@ export class PacketCapture {
     const c = new PacketCapture({ file: o.file, snaplen, drainMs: o.realTime ? (o.drainMs ?? 20) : 0, bufferBytes: o.bufferBytes ?? 32 << 20 }, offset, o.hold);
     // A directory, FIFO or missing directory is refused now, not when the capture stops.
     c.dest = await o.hold(openOutFile(o.file, 'capture: cannot write'));
+    try {
+      await c.begin(listed, wanted, specs, o.realTime, offset);
+    } catch (e) {
+      // Nothing of a capture that did not start is left: no temporary file to block the next one into that name.
+      await c.abandon();
+      throw e;
+    }
+    return c;
+  }
+
+  /** The file's header and interfaces, then every kernel's sink started. */
+  private async begin(listed: Map<CaptureTarget, string[]>, wanted: Set<string>, specs: readonly string[], realTime: boolean, offset: bigint): Promise<void> {
     const blocks: Uint8Array[] = [sectionHeader('xsim')];
     for (const [t, names] of listed) {
       const m = new Map<string, Iface>();
-      c.byTarget.set(t, m);
-      for (const name of names) if (wanted.has(name)) blocks.push(c.iface(t, m, name));
+      this.byTarget.set(t, m);
+      for (const name of names) if (wanted.has(name)) blocks.push(this.iface(t, m, name));
     }
-    await c.write(Buffer.concat(blocks));
+    await this.write(Buffer.concat(blocks));
     // Each kernel gets the specs themselves: a point that appears there later (a VI attached, a vif added) is captured too.
-    c.specs = specs.map((s) => s.trim());
-    c.realTime = o.realTime;
-    await Promise.all([...c.byTarget.keys()].map((t) => c.startAt(t, (c.byTarget.get(t)?.size ?? 0) > 0)));
-    c.startNs = c.lastNs = o.realTime ? process.hrtime.bigint() + offset : 0n;
-    if (c.o.drainMs > 0) c.timer = setInterval(() => void c.drain('capture_drain'), c.o.drainMs);
-    return c;
+    this.specs = specs.map((s) => s.trim());
+    this.realTime = realTime;
+    await Promise.all([...this.byTarget.keys()].map((t) => this.startAt(t, (this.byTarget.get(t)?.size ?? 0) > 0)));
+    this.startNs = this.lastNs = realTime ? process.hrtime.bigint() + offset : 0n;
+    if (this.o.drainMs > 0) this.timer = setInterval(() => void this.drain('capture_drain'), this.o.drainMs);
   }
 
   /**

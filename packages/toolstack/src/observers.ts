@@ -23,7 +23,8 @@ export class Observers {
 
   /** Every kernel with tap points: the running domains, then the NIC hardware. */
   private targets(): CaptureTarget[] {
-    const live = this.d.domains.filter((x) => !x.crashed && !x.hung);
+    // A domain going away (shut down, destroyed, saved, migrating) would not answer a start: one migrating joins again where it lands.
+    const live = this.d.domains.filter((x) => !x.crashed && !x.hung && this.d.locks.ending(x.uid) === undefined);
     return [...live.map((x) => this.target(x)), { prefix: 'fabric.', addr: ADDR_FABRIC, request: (op, args, shared) => this.d.fabric(op, args, shared) }];
   }
 
