@@ -43,7 +43,7 @@ function placedTopology() {
 }
 
 beforeAll(async () => {
-  sim = await Simulation.start(placedTopology(), { pcpus: 3, kernels: { 'host-b/b2': HOSTILE }, answerMs: 1500, pluginVetMs: 3000 });
+  sim = await Simulation.start(placedTopology(), { pcpus: 3, kernels: { 'host-b/b2': HOSTILE }, answerMs: 1500, pluginVetMs: 10_000 });
   server = await serveControl(sim, socket);
 });
 afterAll(async () => {
@@ -124,7 +124,7 @@ describe('plugins', () => {
 
   it.each([
     ['never settles', 'plugins/never-settles', /top-level code awaits something that never settles: refused, no domain has run it/],
-    ['never stops', 'plugins/loops-forever', /did not finish loading within 3000 ms .* refused, no domain has run it/],
+    ['never stops', 'plugins/loops-forever', /did not finish loading within 10000 ms .* refused, no domain has run it/],
   ])('a module whose top-level code %s is refused by the vetting worker; no domain ever ran it', async (_what, path, message) => {
     await expect(sim.loadPlugin(fixture(path))).rejects.toThrow(message);
     // dom0 never imported it and still answers at once.

@@ -7,6 +7,7 @@
  * - domidReuse: a created guest took the domid of a destroyed topology guest;
  * - restoreFifo: `domain restore FIFO` blocked (a deterministic run froze);
  * - errorNodes: a `dev add` the guest refused left error/device/vif in xenstore;
+ * - runtimeMtu: migrate, restore and dev add checked the topology's MTU, not the one set at run time;
  * - captureLeaving: a capture start racing a guest going away failed after 5 s
  *   and left its temporary file, which refused every later capture into it.
  */
@@ -97,5 +98,18 @@ describe('management-plane defects found by the model test (deterministic, seed 
     // And the name takes another capture.
     await sim.captureStart(['host-b'], { file });
     await sim.captureStop();
+  });
+
+  it('runtimeMtu: a move onto a NIC whose MTU was lowered, or a vif over it, is refused at the MTU it carries now', async () => {
+    await sim.setMtu('host-a', 1400);
+    try {
+      await expect(sim.migrateDomain({ host: 'host-b', domain: 'b1' }, 'host-a')).rejects.toThrow(
+        /cannot move b1 to host-a: its vifs use MTU 1500, the destination's NIC carries 1400/,
+      );
+      await expect(sim.addVif({ host: 'host-a', domain: 'a1' }, { mtu: 1500 })).rejects.toThrow(/mtu 1500: a vif's MTU is 68..1400/);
+      expect((await sim.listDomains()).find((d) => d.name === 'b1')!.host).toBe('host-b');
+    } finally {
+      await sim.setMtu('host-a', 1500);
+    }
   });
 });

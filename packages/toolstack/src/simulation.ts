@@ -214,8 +214,17 @@ export class Simulation {
     return this.request({ host, domain: 'dom0' }, 'link_set', { up });
   }
 
+  /**
+   * ip link set mtu: the NIC's MTU changes (dom0 negotiates it with the
+   * plugins); once it has, the host's record says so too, so what checks the
+   * NIC's MTU (a migration or restore onto the host, dev add's vif MTU, the
+   * RAM a new vif needs) sees the MTU it carries now, not the topology's.
+   */
   async setMtu(host: string, mtu: number): Promise<unknown> {
-    return this.request({ host, domain: 'dom0' }, 'mtu_set', { mtu });
+    const h = this.host(host);
+    const r = await this.request({ host, domain: 'dom0' }, 'mtu_set', { mtu });
+    h.spec.nic.mtu = mtu;
+    return r;
   }
 
   /** The NIC hardware's counters: every NIC (and its VIs) and switch. */
