@@ -8,6 +8,10 @@
  * - restoreFifo: `domain restore FIFO` blocked (a deterministic run froze);
  * - errorNodes: a `dev add` the guest refused left error/device/vif in xenstore;
  * - runtimeMtu: migrate, restore and dev add checked the topology's MTU, not the one set at run time;
+ * - unloadAttach: a vif attached (by a NIC reset's re-attach) to a plugin being
+ *   unloaded kept the unload from ever finishing;
+ * - loadRace: two loads of one plugin at once both passed the "already loaded"
+ *   check, the second refused by driverlink in its own words;
  * - captureLeaving: a capture start racing a guest going away failed after 5 s
  *   and left its temporary file, which refused every later capture into it.
  */
@@ -16,7 +20,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, validateTopology, type DomainRef } from '@xsim/toolstack';
+import { Simulation, defaultTopology, dom0Stats, validateTopology, type DomainRef } from '@xsim/toolstack';
 
 const dir = mkdtempSync(join(tmpdir(), 'xsim-model-defects-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -111,5 +115,27 @@ describe('management-plane defects found by the model test (deterministic, seed 
     } finally {
       await sim.setMtu('host-a', 1500);
     }
+  });
+
+  it('unloadAttach: an unload beside a NIC reset finishes, and the plugin can be loaded again', async () => {
+    const s0 = dom0Stats(await sim.stats(), 'host-a');
+    expect(Object.keys(s0.accel.plugins)).toEqual([]);
+    await sim.loadPlugin('vnic', { host: 'host-a' });
+    const [unloaded, reset] = await Promise.allSettled([sim.unloadPlugin('vnic', { host: 'host-a' }), sim.nicReset('host-a')]);
+    expect(unloaded.status).toBe('fulfilled');
+    expect(reset.status).toBe('fulfilled');
+    const s1 = dom0Stats(await sim.stats(), 'host-a');
+    expect(Object.keys(s1.accel.plugins)).toEqual([]);
+    await sim.loadPlugin('vnic', { host: 'host-a' });
+    await sim.unloadPlugin('vnic', { host: 'host-a' });
+  });
+
+  it('loadRace: two loads of one plugin at once: one loads, the other is told it is loading', async () => {
+    const both = await Promise.allSettled([sim.loadPlugin('firewall', { host: 'host-a' }), sim.loadPlugin('firewall', { host: 'host-a' })]);
+    expect(both.map((x) => x.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const r = both.find((x) => x.status === 'rejected') as PromiseRejectedResult;
+    expect(String(r.reason)).toMatch(/plugin firewall is already (loading|loaded)/);
+    expect(String(r.reason)).not.toMatch(/driverlink/);
+    await sim.unloadPlugin('firewall', { host: 'host-a' });
   });
 });

@@ -16,8 +16,7 @@
  * completes (its detachVif never calls ctx.detached) is bounded the same way:
  * after UNLOAD_DETACH_MS the plugin is removed by force, naming the vifs.
  */
-import { logWarn, declareCounters, tracer, RpcEndpoint, type RpcValue, type ToFrontendChannel } from '@xsim/hypervisor';
-import type { Driverlink } from '@xsim/nic';
+import { logWarn, tracer, type RpcEndpoint, type RpcValue, type ToFrontendChannel } from '@xsim/hypervisor';
 import {
   ACCEL_MIGRATION_ARCS,
   type AccelBackend,
@@ -29,68 +28,23 @@ import {
 } from './accel-api.ts';
 import { CHANNEL_OP, PLUGIN_API_VERSION, messageProblem } from './plugin-protocol.ts';
 import { admitBackend, admitPlugin } from './accel-admit.ts';
-import { releaseHeld, trackedContext, type Held, type HostContext } from './accel-held.ts';
+import { releaseHeld, trackedContext, type Held } from './accel-held.ts';
+import {
+  ACCEL_MANAGER_COUNTERS,
+  UNLOAD_DETACH_MS,
+  type AccelManagerDeps,
+  type LoadedPlugin,
+  type MigratedOut,
+  type PluginFailure,
+  type VifChannel,
+} from './accel-manager-types.ts';
 
-/**
- * How long an unload waits (on dom0's clock) for the plugin to call
- * ctx.detached(vif) for every vif it was asked to detach. A frontend drains
- * in milliseconds; a plugin still holding a vif after this never will, and
- * is removed by force (its vifs back on the slow path, its VIs released).
- */
-export const UNLOAD_DETACH_MS = 5_000;
-
-export const ACCEL_MANAGER_COUNTERS = declareCounters('accel manager', {
-  refusedFilterRequests: { kind: 'event', help: 'guests asking for NIC filters: refused' },
-  badFrontendMessages: { kind: 'event', help: "plugin-channel messages from a guest that failed their schema: that vif's attachment failed" },
-  vifFailures: {
-    kind: 'event',
-    help: "vif attachments failed by one guest's input (bad message, or the plugin threw handling it): that vif is back on the slow path, the plugin stays",
-  },
-  frontendFailures: { kind: 'event', help: 'plugin frontends that reported they broke (their vif was detached)' },
-  // driverErrors (shown after these in stats()) is driverlink's: declared and stored there (DRIVERLINK_COUNTERS).
-});
-
-export interface LoadedPlugin {
-  manifest: PluginManifest;
-  backend: AccelBackend;
-  frontendUrl?: string;
-  /** Attached (or attaching) vifs: the reference count. */
-  vifs: Set<string>;
-  /** An unload in progress: who is told when it ends, and when it is forced (dom0's clock). */
-  unloading?: { done: (error?: string) => void; deadline: number };
-}
-
-export interface PluginFailure {
-  plugin: string;
-  hook: string;
-  error: string;
-}
-
-export interface VifChannel {
-  vif: AccelVif;
-  rpc: RpcEndpoint<ToFrontendChannel>;
-  plugin?: string;
-  /** Frames offered to the accel hooks on the slow path, and so on: for stats. */
-}
-
-/** What a vif's source plugin left for its destination. */
-export interface MigratedOut {
-  plugin: string | null;
-  state: unknown;
-}
-
-export interface AccelManagerDeps {
-  driverlink: Driverlink;
-  ctx: HostContext;
-  /** dom0's clock: what an unload's bound is measured on. */
-  clock: { now(): number };
-  /** Ask the domain loop to await a promise (dynamic import) without blocking the rings. */
-  defer<T>(p: Promise<T>, then: (v: T) => void, fail: (e: Error) => void): void;
-  writeAccelKey(vif: AccelVif, plugin: string | null): void;
-}
+export { ACCEL_MANAGER_COUNTERS, UNLOAD_DETACH_MS, type AccelManagerDeps, type LoadedPlugin, type MigratedOut, type PluginFailure, type VifChannel };
 
 export class AccelManager {
   readonly plugins = new Map<string, LoadedPlugin>();
+  /** Plugins whose backend module is being imported: reserved by name until it loads or fails. */
+  private readonly loading = new Set<string>();
   private readonly channels = new Map<string, VifChannel>();
   private readonly connected = new Set<string>();
   private readonly held = new Map<string, Held>();
@@ -226,9 +180,13 @@ export class AccelManager {
     done: (result: RpcValue, error?: string) => void,
   ): void {
     if (this.plugins.has(name)) return done(undefined, `plugin ${name} is already loaded`);
+    // Reserved across the import: a second load of the same plugin meanwhile is refused in these words, not by driverlink's.
+    if (this.loading.has(name)) return done(undefined, `plugin ${name} is already loading`);
+    this.loading.add(name);
     this.d.defer(
       import(backendUrl) as Promise<BackendModule>,
       (mod) => {
+        this.loading.delete(name);
         try {
           const m = admitPlugin({ name, backendUrl, frontendUrl, args }, mod, this.d.driverlink.nic().alias, [...this.plugins.values()]);
           const backend = this.create(name, m, mod, args);
@@ -242,7 +200,10 @@ export class AccelManager {
           done(undefined, e instanceof Error ? e.message : String(e));
         }
       },
-      (e) => done(undefined, `cannot load plugin ${name} from ${backendUrl}: ${e.message}`),
+      (e) => {
+        this.loading.delete(name);
+        done(undefined, `cannot load plugin ${name} from ${backendUrl}: ${e.message}`);
+      },
     );
   }
 
@@ -277,6 +238,8 @@ export class AccelManager {
 
   private attach(p: LoadedPlugin, key: string): void {
     if (this.plugins.get(p.manifest.name) !== p) return; // failed while attaching an earlier vif
+    // A plugin being unloaded takes no new vif (one that connects meanwhile, or a NIC reset's re-attach): its unload would never end.
+    if (p.unloading) return;
     const ch = this.channels.get(key);
     if (!ch || !p.manifest.features.includes('vif') || ch.plugin || !p.backend.attachVif) return;
     const mig = this.migration.get(key);
