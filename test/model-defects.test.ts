@@ -12,6 +12,8 @@
  *   unloaded kept the unload from ever finishing;
  * - loadRace: two loads of one plugin at once both passed the "already loaded"
  *   check, the second refused by driverlink in its own words;
+ * - partialLoad: a load on every host stopped at the first refusal and left the
+ *   plugin loaded on the hosts before it;
  * - captureLeaving: a capture start racing a guest going away failed after 5 s
  *   and left its temporary file, which refused every later capture into it.
  */
@@ -137,5 +139,14 @@ describe('management-plane defects found by the model test (deterministic, seed 
     expect(String(r.reason)).toMatch(/plugin firewall is already (loading|loaded)/);
     expect(String(r.reason)).not.toMatch(/driverlink/);
     await sim.unloadPlugin('firewall', { host: 'host-a' });
+  });
+
+  it('partialLoad: a load on every host refused on one leaves it on none', async () => {
+    await sim.loadPlugin('vnic', { host: 'host-b' });
+    await expect(sim.loadPlugin('vnic')).rejects.toThrow(/plugin vnic is already loaded \(on host-b; unloaded again from host-a\)/);
+    const s = await sim.stats();
+    expect(Object.keys(dom0Stats(s, 'host-a').accel.plugins)).toEqual([]);
+    expect(Object.keys(dom0Stats(s, 'host-b').accel.plugins)).toEqual(['vnic']);
+    await sim.unloadPlugin('vnic', { host: 'host-b' });
   });
 });

@@ -24,17 +24,34 @@ export class PluginOps {
     // No domain imports a module that has not first loaded cleanly in a throwaway worker.
     await this.ctx.runtime.hold(vetPlugin(mod, this.vetMs, opts.args ?? {}));
     const out: unknown[] = [];
+    const done: string[] = [];
     for (const host of hosts) {
-      out.push(
-        await this.ctx.request(
-          { host, domain: 'dom0' },
-          'plugin_load',
-          { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} },
-          30_000,
-        ),
-      );
+      try {
+        out.push(
+          await this.ctx.request(
+            { host, domain: 'dom0' },
+            'plugin_load',
+            { name: mod.name, backend: mod.backend, frontend: mod.frontend, args: opts.args ?? {} },
+            30_000,
+          ),
+        );
+      } catch (e) {
+        // All hosts or none: the hosts it reached before the refusal let it go again, and the error says so.
+        const undone = await this.undo(mod.name, done);
+        throw new Error(`${e instanceof Error ? e.message : String(e)} (on ${host}${undone})`);
+      }
+      done.push(host);
     }
     return out;
+  }
+
+  /** Unload `name` from `hosts` after a load refused elsewhere; says what was undone, and what could not be. */
+  private async undo(name: string, hosts: string[]): Promise<string> {
+    if (hosts.length === 0) return '';
+    const failed: string[] = [];
+    for (const host of hosts) await this.ctx.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000).catch(() => failed.push(host));
+    const ok = hosts.filter((h) => !failed.includes(h));
+    return `; unloaded again from ${ok.join(', ') || 'none'}${failed.length ? `; could not unload it from ${failed.join(', ')}` : ''}`;
   }
 
   /** Unload: every vif using it detaches (drains, falls back to the slow path) first. */
