@@ -22,6 +22,14 @@
  *   backend-context, helpers
  *                     every call named exists (a member of the context, or of the class behind a
  *                     context field, or of ViQueues) and takes that many parameters
+ *   backend-hooks, frontend-hooks
+ *                     every hook of ACCEL_BACKEND_HOOKS / ACCEL_FRONTEND_HOOKS once, with the kind the
+ *                     loader holds it to (required, optional, a string, or what FEATURE_HOOKS asks)
+ *   constants         each constant shown is exported by every package named, with that value
+ *   conformance       the conformance suite's checks (CHECKS), in order, with the title each row prints
+ *   plugin-test-options
+ *                     the options of `xsim plugin test` (its usage line), with the defaults and ranges
+ *                     plugin-test.ts gives them
  *   template PATH     the templates: written with the page's package.json and tsconfig.json into a
  *                     temporary directory outside the repository (node_modules linked, as the page
  *                     says), type-checked there, then loaded into a deterministic simulation
@@ -35,10 +43,15 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHANNEL_OP, FILTER_MATCH, MCDI_OPS, TO_BACKEND, TO_FRONTEND, WithShared, type RpcValue } from '@xsim/hypervisor';
-import { MANIFEST_SCHEMA } from '@xsim/netback';
+import * as HYPERVISOR from '@xsim/hypervisor';
+import * as NETBACK from '@xsim/netback';
+import { ACCEL_BACKEND_HOOKS, FEATURE_HOOKS, MANIFEST_SCHEMA } from '@xsim/netback';
+import { ACCEL_FRONTEND_HOOKS } from '@xsim/netfront';
+import * as NIC from '@xsim/nic';
 import { HwNic, HwVi, ViQueues, handleMcdi, type McdiOp } from '@xsim/nic';
 import { Simulation, defaultTopology, dom0Stats, guestStats, runStream, streamAccount, type DomainRef } from '@xsim/toolstack';
 import * as LAYOUT from '../packages/nic/src/layout.ts';
+import { CHECKS } from '../packages/toolstack/src/conformance/runner.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DOC_PATH = 'docs/plugins.md';
@@ -231,6 +244,7 @@ function members(d: Decl, sf: ts.SourceFile): Map<string, Member> {
 const INTERFACE_SOURCES: Record<string, string> = {
   BackendModule: 'packages/netback/src/accel-api.ts',
   AccelVif: 'packages/netback/src/accel-api.ts',
+  AccelVifConfig: 'packages/netback/src/accel-api.ts',
   AccelBackendContext: 'packages/netback/src/accel-api.ts',
   AccelBackend: 'packages/netback/src/accel-api.ts',
   NicInfo: 'packages/nic/src/driverlink.ts',
@@ -310,6 +324,9 @@ const MCDI_ERROR_CASES: Record<string, (() => string)[]> = {
   ],
   vi_fini: [() => errorOf(() => mcdi(freshNic().nic, 'vi_fini', { vi: 9 }))],
   buffer_table_alloc: [
+    () => errorOf(() => mcdi(freshNic().nic, 'buffer_table_alloc', { vi: 9, domid: DOMID, frames: [0] })),
+    () => errorOf(() => mcdi(freshNic().nic, 'buffer_table_alloc', { vi: 1, domid: 7, frames: [0] })),
+    () => errorOf(() => mcdi(freshNic().nic, 'buffer_table_alloc', { vi: 1, domid: DOMID, frames: [0, 64] })),
     () => {
       const { nic } = freshNic();
       const frames = Array.from({ length: 65536 }, () => 0);
@@ -318,7 +335,10 @@ const MCDI_ERROR_CASES: Record<string, (() => string)[]> = {
       });
     },
   ],
-  buffer_table_free: [() => errorOf(() => mcdi(nicWithRings().nic, 'buffer_table_free', { vi: 2, base: 0, count: 1 }))],
+  buffer_table_free: [
+    () => errorOf(() => mcdi(nicWithRings().nic, 'buffer_table_free', { vi: 2, base: 0, count: 1 })),
+    () => errorOf(() => mcdi(nicWithRings().nic, 'buffer_table_free', { vi: 1, base: LAYOUT.VI_RING_PAGES, count: 4 })),
+  ],
   filter_insert: [
     () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 9, match: mac('mac', 1) })),
     () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 1, match: mac('mac', 1.5) })),
@@ -773,6 +793,103 @@ describe(`${DOC_PATH} against the code`, () => {
         }
       }
     }
+  });
+
+  describe('the hooks the loader holds a plugin to', () => {
+    /** Each row's hooks (the names before their parameters) with the kind the row gives them. */
+    const hookRows = (kind: string) =>
+      rows(blockOf(kind)).flatMap(({ cells, at }) => ticks(cells[0]).map((t) => ({ name: /^\w+/.exec(t)![0], kind: cells[1], at })));
+    const once = (names: string[], hooks: object, what: string) => {
+      expect([...names].sort(), `${what}: the hooks`).toEqual(Object.keys(hooks).sort());
+      expect(new Set(names).size, `${what}: a hook listed twice`).toBe(names.length);
+    };
+
+    it('gives every backend hook once, as ACCEL_BACKEND_HOOKS and FEATURE_HOOKS hold it', () => {
+      const feature = (name: string): string | undefined => {
+        for (const [f, need] of Object.entries(FEATURE_HOOKS) as [string, { allOf?: readonly string[]; anyOf?: readonly string[] }][]) {
+          if (need.allOf?.includes(name)) return `required for \`${f}\` plugins`;
+          if (need.anyOf?.includes(name)) return `one required for \`${f}\` plugins`;
+        }
+        return undefined;
+      };
+      const want = (name: string): string => {
+        const k = (ACCEL_BACKEND_HOOKS as Record<string, string>)[name];
+        if (k === 'string') return 'a string';
+        if (k === 'required') return 'required';
+        return feature(name) ?? 'optional';
+      };
+      const rs = hookRows('backend-hooks');
+      once(
+        rs.map((r) => r.name),
+        ACCEL_BACKEND_HOOKS,
+        'backend-hooks',
+      );
+      for (const r of rs) expect(r.kind, `${r.at}: ${r.name}`).toBe(want(r.name));
+    });
+
+    it('gives every frontend hook once, as ACCEL_FRONTEND_HOOKS holds it', () => {
+      const rs = hookRows('frontend-hooks');
+      once(
+        rs.map((r) => r.name),
+        ACCEL_FRONTEND_HOOKS,
+        'frontend-hooks',
+      );
+      for (const r of rs) expect(r.kind, `${r.at}: ${r.name}`).toBe((ACCEL_FRONTEND_HOOKS as Record<string, string>)[r.name]);
+    });
+  });
+
+  it('gives the constants with the values the packages export', () => {
+    const packages: Record<string, Record<string, unknown>> = { '@xsim/hypervisor': HYPERVISOR, '@xsim/netback': NETBACK, '@xsim/nic': NIC };
+    const rs = rows(blockOf('constants'));
+    expect(rs.map((r) => ticks(r.cells[0])[0]).sort()).toEqual(['DEFAULT_FILTER_TABLE_SIZE', 'MCDI_ENOSPC', 'PLUGIN_API_VERSION', 'UNLOAD_DETACH_MS']);
+    for (const { cells, at } of rs) {
+      const name = ticks(cells[0])[0];
+      const from = ticks(cells[1]);
+      expect(from.length, `${at}: ${name} comes from no package`).toBeGreaterThan(0);
+      for (const pkg of from) {
+        expect(Object.keys(packages), `${at}: ${pkg}`).toContain(pkg);
+        const v = packages[pkg][name];
+        expect(v, `${at}: ${pkg} exports no ${name}`).toBeDefined();
+        const shown = typeof v === 'string' ? `\`'${v}'\`` : String(v);
+        expect(cells[2], `${at}: ${name} in ${pkg}`).toBe(shown);
+      }
+    }
+  });
+
+  describe('xsim plugin test', () => {
+    it('lists the conformance checks in the order they run, each with the title its row prints', () => {
+      const rs = rows(blockOf('conformance'));
+      expect(
+        rs.map((r) => ticks(r.cells[0])[0]),
+        'the checks, in order',
+      ).toEqual(CHECKS.map((c) => c.id));
+      for (const { cells, at } of rs) expect(cells[1], `${at}: the row of ${ticks(cells[0])[0]}`).toBe(CHECKS.find((c) => c.id === ticks(cells[0])[0])!.title);
+    });
+
+    it('gives the options of its usage line, with their defaults and ranges', () => {
+      const src = readFileSync(join(ROOT, 'packages/cli/src/commands/plugin-test.ts'), 'utf8');
+      const usage = /const USAGE = '([^']*)'/.exec(src)![1];
+      const flags = (text: string) => [...text.matchAll(/(?<![\w-])(--?[a-z][\w-]*)/g)].map((m) => m[1]);
+      const rs = rows(blockOf('plugin-test-options'));
+      const shown = rs.flatMap((r) => ticks(r.cells[0]).flatMap(flags));
+      expect([...shown].sort(), `the options of "${usage}"`).toEqual([...new Set(flags(usage.replace(/^usage: xsim plugin test DIR\|NAME/, '')))].sort());
+      // intFlag(p, 'NAME', DEFAULT, MIN, MAX): the default, and the range where the page gives one.
+      const num = (x: string): number => {
+        const m = /^(\d+)(?: \*\* (\d+))?(?: - (\d+))?$/.exec(x.replace(/_/g, '').trim());
+        if (!m) throw new Error(`plugin-test.ts: a bound this test cannot read: ${x}`);
+        return Number(m[1]) ** Number(m[2] ?? 1) - Number(m[3] ?? 0);
+      };
+      const ints = new Map([...src.matchAll(/intFlag\(p, '(\w+)', ([\d_]+), ([\d_]+), ([\d_* -]+)\)/g)].map((m) => [m[1], [m[2], m[3], m[4]].map(num)]));
+      expect([...ints.keys()].sort()).toEqual(['frames', 'seed']);
+      for (const { cells, at } of rs) {
+        const flag = flags(ticks(cells[0])[0])[0].replace(/^-+/, '');
+        const int = ints.get(flag);
+        if (!int) continue;
+        expect(Number(/^\d+/.exec(cells[1])?.[0]), `${at}: --${flag}'s default`).toBe(int[0]);
+        const range = /\((\d+) to (\d+)\)/.exec(cells[1]);
+        if (range) expect([Number(range[1]), Number(range[2])], `${at}: --${flag}'s range`).toEqual([int[1], int[2]]);
+      }
+    });
   });
 
   describe('the templates, outside the repository', () => {
