@@ -115,6 +115,36 @@ export const KNOWN_DEFECTS = {
    * step as an operation that takes a guest away.
    */
   captureLeaving: 'a capture start racing a guest going away fails after 5 s and leaves its .partial, which blocks that file for good',
+  /**
+   * A `dev add` that names a handle below the guest's next one winds the
+   * handle counter back (hotplug.ts sets nextHandle to that handle + 1), so a
+   * later unnamed add gives a handle that was given and removed before: vif1,
+   * vif2, vif3 added; vif1 deleted; `dev add ... name vif1`; vif3 deleted; the
+   * next `dev add` is vif3 again. The README says handles are not reused, so a
+   * removed vif's counters keep their name (dom0 keeps them under it). Left
+   * out: naming a handle below the guest's next one (the add goes unnamed).
+   */
+  handleRewind: "a dev add naming a lower handle winds the handle counter back: a removed vif's handle is given again",
+  /**
+   * Two `domain create` on one host at once (or a create beside anything that
+   * adds a domain to the host or takes one away: a restore, a migration, a
+   * destroy, a save): the create boots its guest with another guest's spec.
+   * lifecycle.ts create() computes the index it hands startGuest
+   * (`h.domUs.length - 1`) after its awaits, when the other operation has
+   * pushed (or spliced) the host's lists meanwhile. Reproduction (deterministic,
+   * every time): Promise.all([createDomain('host-a','x',{ip:'10.0.10.100'}),
+   * createDomain('host-a','y',{ip:'10.0.10.101',memPages:4096})]): both answer
+   * success with their own addresses, and `domain list` shows them so, but x
+   * (domain 3) is named "y" in xenstore, its vif0 has y's MAC, and its kernel
+   * believes it is y: two guests on the wire with one MAC and one IP. When the
+   * other spec needs more RAM the victim crashes at boot ("out of guest
+   * memory: no free frames"), and the create then waits its whole 30 s for a
+   * vif that will never connect (vifsConnected looks at `crashed` only once
+   * every vif is Connected) before failing as "timed out waiting for ... vif to
+   * connect". Left out: a create in a step with another operation that
+   * changes its host's domains.
+   */
+  createRace: "a create beside another change of its host's domains boots its guest with another guest's spec (name, MAC, IP)",
 } as const;
 
 export type DefectId = keyof typeof KNOWN_DEFECTS;

@@ -22,7 +22,8 @@ import type { Ctx, Req } from './req.ts';
 import { BackgroundStream } from './stream.ts';
 import { diffHoldings, holdings, xenstoreDomains, type Holdings } from './holdings.ts';
 
-type Outcome = ({ ok: true; value: unknown } | { ok: false; message: string } | { timeout: true }) & { ms?: number };
+/** An answer (or none), how long it took, and when it came among its step's (`seq`: 0 first). */
+type Outcome = ({ ok: true; value: unknown } | { ok: false; message: string } | { timeout: true }) & { ms?: number; seq?: number };
 
 const FIXTURES = ['adir', 'fifo', 'junk.xsav'];
 
@@ -114,7 +115,7 @@ export class Env {
   }
 
   /** Answers within the real-time limit, or a timeout. */
-  private answer(req: Req): Promise<Outcome> {
+  private answer(req: Req, order: { n: number }): Promise<Outcome> {
     const t0 = Date.now();
     return new Promise((res) => {
       const t = setTimeout(() => res({ timeout: true }), this.cfg.answerMs);
@@ -124,11 +125,11 @@ export class Env {
         .then(
           (value) => {
             clearTimeout(t);
-            res({ ok: true, value, ms: Date.now() - t0 });
+            res({ ok: true, value, ms: Date.now() - t0, seq: order.n++ });
           },
           (e: unknown) => {
             clearTimeout(t);
-            res({ ok: false, message: e instanceof Error ? e.message : String(e), ms: Date.now() - t0 });
+            res({ ok: false, message: e instanceof Error ? e.message : String(e), ms: Date.now() - t0, seq: order.n++ });
           },
         );
     });
@@ -141,18 +142,29 @@ export class Env {
     // A deterministic run goes through the API unless told otherwise (see config.ts detSocket).
     const viaApi = this.mode === 'det' && !this.cfg.detSocket;
     const reqs = leaveOut(specs, this.cfg.known, this.mode).map((s) => resolve(viaApi ? { ...s, via: 'api' } : s, this.ctx, this.model));
+    // Defect createRace: no create beside another operation that changes its host's domains.
+    if (!this.cfg.known.has('createRace'))
+      reqs.forEach((r, i) => {
+        if (r.creates !== undefined && reqs.some((o, j) => j !== i && o.domainsOn?.includes(r.creates!)))
+          reqs[i] = resolve({ k: 'read', via: r.via, what: 0, pick: 0 }, this.ctx, this.model);
+      });
     const uses = new Map<string, number>();
     for (const r of reqs) for (const k of new Set(r.keys)) uses.set(k, (uses.get(k) ?? 0) + 1);
     const contended = reqs.map((r) => r.keys.some((k) => (uses.get(k) ?? 0) > 1));
     const t0 = Date.now();
     const links = reqs.some((r) => r.kind === 'link' || r.kind === 'reset');
     if (links) this.linkOps++;
-    const outcomes = await Promise.all(reqs.map((r) => this.answer(r)));
+    const answered = { n: 0 };
+    const outcomes = await Promise.all(reqs.map((r) => this.answer(r, answered)));
     if (links) this.linkOps++;
     const bad: string[] = [];
     const verified: Promise<string[]>[] = [];
     const saved = new Set<string>();
-    reqs.forEach((r, i) => {
+    // Into the model in the order the answers came: what one saw of another (a stop that made room for a start,
+    // a save whose image a restore read, a vif added before a save) was done before it answered.
+    const order = reqs.map((_r, i) => i).sort((a, b) => (outcomes[a].seq ?? Infinity) - (outcomes[b].seq ?? Infinity));
+    for (const i of order) {
+      const r = reqs[i];
       const o = outcomes[i];
       const strict = !contended[i] && !('either' in r.expect);
       if (contended[i]) this.fig.contended++;
@@ -179,7 +191,7 @@ export class Env {
           bad.push(`${where}: refused for another reason than ${r.expect.refuse.map(String).join(' or ')}: ${o.message}`);
         r.refused?.(this.model, o.message);
       }
-    });
+    }
     // An operation that did not answer may have left the simulation unable to answer anything (a deterministic
     // run stands still while a hold is pending): the step has failed, and the state is not asked for.
     if (outcomes.some((o) => 'timeout' in o)) throw new Error(this.failure(`step ${this.step}`, reqs, outcomes, bad));
@@ -240,7 +252,28 @@ export class Env {
       if ((n.link === 'up') !== m.link.get(n.host)) bad.push(`${n.host}'s link is ${n.link}, the model says ${m.link.get(n.host) ? 'up' : 'down'}`);
       if (n.mtu !== m.mtu.get(n.host)) bad.push(`${n.host}'s MTU is ${n.mtu}, the model says ${m.mtu.get(n.host)}`);
     }
-    bad.push(...this.files(), ...xenstoreDomains(this.sim), ...(await this.devices()));
+    bad.push(...this.files(), ...xenstoreDomains(this.sim), ...(await this.devices()), ...(await this.ownViews()));
+    return bad;
+  }
+
+  /** Each guest as it sees itself (its kernel's name, host, domid) and as xenstore has it (name, each vif's MAC): the model's. */
+  private async ownViews(): Promise<string[]> {
+    const bad: string[] = [];
+    const tree = await this.sim.stats();
+    for (const g of this.model.guests) {
+      const at = `${g.host}/${g.name}`;
+      const xs = this.sim.host(g.host).xenstore;
+      const name = xs.read(0, `/local/domain/${g.domid}/name`);
+      if (name !== g.name) bad.push(`${at} (domain ${g.domid}) is named ${JSON.stringify(name)} in xenstore`);
+      for (const v of g.vifs) {
+        const mac = xs.read(0, `/local/domain/${g.domid}/device/vif/${v.handle}/mac`);
+        if (mac !== v.mac) bad.push(`${at}/vif${v.handle} has MAC ${v.mac}, but xenstore gives its frontend ${JSON.stringify(mac)}`);
+      }
+      const own = tree[`${g.host}/${g.name}`];
+      if (own === undefined || 'error' in own || 'crashed' in own || 'hung' in own) bad.push(`${at} gave no counters: ${JSON.stringify(own)?.slice(0, 200)}`);
+      else if (!('bridge' in own) && (own.name !== g.name || own.host !== g.host || own.domid !== g.domid))
+        bad.push(`${at} (domain ${g.domid}) believes it is ${own.host}/${own.name} (domain ${own.domid})`);
+    }
     return bad;
   }
 

@@ -39,7 +39,7 @@ export type OpKind = OpSpec['k'];
 /** Host picks: 0 and 1 are the topology's; 2 is a host that does not exist. */
 export const HOST_CHOICES = 3;
 /** Names a create may take: a small pool so that names collide, and a few it must refuse. */
-export const NAMES = ['g0', 'g1', 'g2', 'g3', 'g4', 'g5', 'a2', 'b2', 'a1', 'dom0', 'Bad_Name'];
+export const NAMES = ['g0', 'g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7', 'g8', 'g9', 'a2', 'b2', 'a1', 'dom0', 'Bad_Name'];
 export const IMAGES = 4;
 export const CAPTURE_SPECS = [['host-a'], ['host-b/b1'], ['host-*'], ['host-a/a1', 'host-b'], ['host-z/*']];
 export const READS = ['domain.list', 'dev.list', 'plugin.list', 'mgmtdev.list', 'capture.list', 'dev.stats', 'dev.features'] as const;
@@ -62,7 +62,7 @@ export function opArb(): fc.Arbitrary<OpSpec> {
         via,
         host,
         name: fc.nat(NAMES.length - 1),
-        mem: fc.constantFrom<'default' | 'big' | 'tiny'>('default', 'big', 'big', 'tiny'),
+        mem: fc.constantFrom<'default' | 'big' | 'tiny'>('default', 'default', 'big', 'big', 'big', 'tiny'),
         ip: addr,
         mac: addr,
         n: fc.nat(49),

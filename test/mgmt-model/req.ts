@@ -29,6 +29,10 @@ export interface Req {
   apply(m: Model, value: unknown, strict: boolean): string[];
   /** A refusal, into the model (most change nothing). */
   refused?(m: Model, message: string): void;
+  /** Hosts whose lists of domains it may change while it runs (a guest made, ended, arriving or leaving). */
+  domainsOn?: string[];
+  /** For a create: its host. */
+  creates?: string;
   /** After the step, when it succeeded: files it wrote, checked whole. */
   verify?(value: unknown): Promise<string[]>;
 }

@@ -163,12 +163,14 @@ export function resolveObserver(s: ObserverSpec, c: Ctx, m: Model): Req {
         : s.via === 'socket'
           ? manageRequest(x.socket, 'trace.stop', {}, x.answerMs)
           : x.sim.traceStop(),
-    apply(model) {
-      const file = capture ? model.capture : model.trace;
-      if (capture) model.capture = null;
-      else model.trace = null;
-      if (file) model.finished.add(file);
-      return file ? [] : [`${what} stop succeeded, but the model had no ${what} running`];
+    apply(model, value) {
+      // By the file it names: a start of the same step may already have begun the next one.
+      const { file } = value as { file: string };
+      if (file !== busy) return [`${what} stop finished ${file}, but the model had ${busy ?? 'nothing'} running`];
+      if (capture && model.capture === file) model.capture = null;
+      if (!capture && model.trace === file) model.trace = null;
+      model.finished.add(file);
+      return [];
     },
     verify: (value) => (capture ? verifyCapture(value as CaptureReply) : verifyTrace(value as { file: string; events: number })),
   };
