@@ -33,11 +33,16 @@
  *                            draws each run's length)
  *   XSIM_MODEL_MODES=det,threads  deterministic runs (seeded order, virtual clock) and/or real pCPU threads
  *   XSIM_MODEL_CONCURRENCY=N operations issued at once in a step, at most (default 4)
- *   XSIM_MODEL_KNOWN=ids|all put back what a known defect keeps out (config.ts: KNOWN_DEFECTS)
+ *   XSIM_MODEL_KNOWN=ids|all put back what an open defect keeps out (config.ts: KNOWN_DEFECTS; the fixed
+ *                            ones are listed there too, FIXED_DEFECTS, and are no longer left out)
+ *   XSIM_MODEL_DET_SOCKET=1  deterministic runs over the control socket too (slow; see config.ts)
+ *   XSIM_MODEL_ANSWER_MS=N   real time an operation may take before it counts as unanswered (default 60000)
  *   XSIM_MODEL_SHRINK=1      shrink a failing sequence (slow: each try is a fresh simulation)
  *   XSIM_MODEL_REPORT=FILE   write the figures as JSON
  *   XSIM_MODEL_VERBOSE=1     print every step
- * The long run: XSIM_MODEL_STEPS=3000 XSIM_MODEL_STEPS_PER_RUN=150 npx vitest run test/mgmt-model.test.ts
+ * A long run, in pieces of a few hundred steps with their own seeds (one vitest run each; a failing piece
+ * prints its replay): for s in 101 102 103; do XSIM_MODEL_SEED=$s XSIM_MODEL_STEPS=400 \
+ *   XSIM_MODEL_REPORT=model-$s.json npx vitest run test/mgmt-model.test.ts; done
  */
 import fc from 'fast-check';
 import { afterAll, describe, it } from 'vitest';

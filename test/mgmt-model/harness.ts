@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { decodeSaveStream } from '@xsim/hypervisor';
 import { Simulation, defaultTopology, devList, mgmtdevList, pluginList, serveControl, validateTopology, type ControlServer } from '@xsim/toolstack';
-import type { DefectId, ModelConfig, RuntimeMode } from './config.ts';
+import type { ModelConfig, RuntimeMode } from './config.ts';
 import type { Figures } from './figures.ts';
 import { Model, compareWithModel, realInvariants, type PluginName } from './model.ts';
 import { specText, type OpSpec } from './ops.ts';
@@ -95,8 +95,6 @@ export class Env {
       if (d.domid === 0) continue;
       const g = { host: d.host, name: d.name, domid: d.domid, memPages: d.memPages, vifs: d.vifs.map((v) => ({ handle: v.handle, mac: v.mac, ip: v.ip })) };
       env.model.add({ ...g, stable: d.name === 'a1' || d.name === 'b1', nextHandle: 1 }, 'topology');
-      // Defect domidReuse: a topology guest's domid comes back after it is destroyed; not held against the run unless asked for.
-      if (!cfg.known.has('domidReuse')) env.model.everDomids.get(d.host)!.delete(d.domid);
     }
     // A round each way before the baseline: ARP entries, learnt MACs.
     const [a1, b1] = [
@@ -105,7 +103,7 @@ export class Env {
     ];
     await env.stream.round(a1, b1, 6001);
     await env.stream.round(b1, a1, 6002);
-    env.baseline = await holdings(sim, cfg.known.has('errorNodes'));
+    env.baseline = await holdings(sim);
     env.stream.start();
     return env;
   }
@@ -141,7 +139,7 @@ export class Env {
     this.fig.steps++;
     // A deterministic run goes through the API unless told otherwise (see config.ts detSocket).
     const viaApi = this.mode === 'det' && !this.cfg.detSocket;
-    const reqs = leaveOut(specs, this.cfg.known, this.mode).map((s) => resolve(viaApi ? { ...s, via: 'api' } : s, this.ctx, this.model));
+    const reqs = specs.map((s) => resolve(viaApi ? { ...s, via: 'api' } : s, this.ctx, this.model));
     // Defect createRace: no create beside another operation that changes its host's domains.
     if (!this.cfg.known.has('createRace'))
       reqs.forEach((r, i) => {
@@ -224,7 +222,7 @@ export class Env {
       try {
         const { dom } = decodeSaveStream(readFileSync(f), 1 << 20);
         const vifs = dom.vifs.map((v) => ({ handle: v.handle, mac: v.mac, ip: v.ip }));
-        this.model.images.set(f, { name: dom.name, host: dom.from.host, memPages: dom.memPages, vifs });
+        this.model.images.set(f, { name: dom.name, host: dom.from.host, memPages: dom.memPages, vifs, mtu: Math.max(0, ...dom.vifs.map((v) => v.mtu)) });
       } catch (e) {
         bad.push(`save image ${f} is not whole: ${(e as Error).message}`);
         this.model.images.delete(f);
@@ -347,7 +345,7 @@ export class Env {
     const list = await sim.listDomains();
     const names = list.filter((d) => d.domid !== 0).map((d) => `${d.host}/${d.name}`);
     if (names.sort().join() !== 'host-a/a1,host-a/a2,host-b/b1,host-b/b2') bad.push(`teardown: left running: ${names.join(', ')}`);
-    bad.push(...diffHoldings(this.baseline, await holdings(sim, this.cfg.known.has('errorNodes'))).map((d) => `leak: ${d}`));
+    bad.push(...diffHoldings(this.baseline, await holdings(sim)).map((d) => `leak: ${d}`));
     bad.push(...xenstoreDomains(sim));
     for (const f of [...m.images.keys(), ...m.finished]) rmSync(f, { force: true });
     const left = readdirSync(this.dir).filter((f) => !FIXTURES.includes(f));
@@ -365,42 +363,6 @@ export class Env {
     rmSync(this.dir, { recursive: true, force: true });
     rmSync(this.sockDir, { recursive: true, force: true });
   }
-}
-
-/** What a known defect keeps out of a step (config.ts KNOWN_DEFECTS): such an operation becomes a harmless read. */
-function leaveOut(specs: OpSpec[], known: Set<DefectId>, mode: RuntimeMode): OpSpec[] {
-  const read = (s: OpSpec): OpSpec => ({ k: 'read', via: s.via, what: 2, pick: 0 });
-  const firewallOn = new Set<number | null>();
-  // Hosts where an operation of the step may bring a vif up (null: any host; its guest is picked later).
-  const attaching = new Set(
-    specs.flatMap((s) =>
-      s.k === 'create' || s.k === 'reset'
-        ? [s.host]
-        : s.k === 'migrate'
-          ? [s.to]
-          : s.k === 'restore' || s.k === 'devAdd'
-            ? [s.k === 'restore' ? s.host : null]
-            : [],
-    ),
-  );
-  const leaving = specs.some((s) => s.k === 'destroy' || s.k === 'shutdown' || s.k === 'save' || s.k === 'migrate');
-  return specs.map((s) => {
-    // Defect captureLeaving: no capture start beside a guest going away.
-    if (s.k === 'captureStart' && leaving && !known.has('captureLeaving')) return read(s);
-    if (s.k === 'pluginLoad' && s.plugin === 'firewall' && !known.has('loadRace')) {
-      // Defect loadRace: a second load of firewall on a host in the same step.
-      const clash = s.host === null ? firewallOn.size > 0 : firewallOn.has(s.host) || firewallOn.has(null);
-      firewallOn.add(s.host);
-      return clash ? read(s) : s;
-    }
-    // Defect traceHold: no trace in a deterministic run.
-    if ((s.k === 'traceStart' || s.k === 'traceStop') && mode === 'det' && !known.has('traceHold')) return read(s);
-    // Defect unloadAttach: no unload beside an operation that may bring a vif up on its host.
-    if ((s.k === 'pluginUnload' || s.k === 'pluginSwap') && !known.has('unloadAttach')) {
-      if (attaching.has(null) || s.host === null || attaching.has(s.host)) return read(s);
-    }
-    return s;
-  });
 }
 
 function describe(o: Outcome): string {

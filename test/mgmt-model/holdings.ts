@@ -9,24 +9,14 @@ import type { Simulation } from '@xsim/toolstack';
 
 export type Holdings = Record<string, unknown>;
 
-/** Nodes under the running domains' error/ directories (see config.ts errorNodes). */
-function errorNodes(sim: Simulation, h: Simulation['hosts'][number]): number {
-  const count = (p: string): number => 1 + (h.xenstore.directory(0, p) ?? []).reduce((n, c) => n + count(`${p}/${c}`), 0);
-  return sim.domains
-    .filter((d) => d.host === h.spec.name && h.xenstore.directory(0, `/local/domain/${d.domid}/error`) !== undefined)
-    .reduce((n, d) => n + count(`/local/domain/${d.domid}/error`), 0);
-}
-
-/** `withErrorNodes` false: xenstore's count leaves out what a refused dev add leaves under error/ (defect errorNodes). */
-export async function holdings(sim: Simulation, withErrorNodes: boolean): Promise<Holdings> {
+export async function holdings(sim: Simulation): Promise<Holdings> {
   const fabric = await sim.fabricStats();
   const out: Holdings = {};
   for (const h of sim.hosts) {
     const d0 = await sim.dom0Stats(h.spec.name);
     const nic = fabric.nics[h.index];
-    const xs = h.xenstore.usage();
     out[h.spec.name] = {
-      xenstore: withErrorNodes ? xs : { ...xs, nodes: xs.nodes - errorNodes(sim, h) },
+      xenstore: h.xenstore.usage(),
       evtchn: h.hv.usage(),
       grantMappings: d0.grantMappings,
       visRunning: Object.values(nic.vis).filter((v) => v.running).length,

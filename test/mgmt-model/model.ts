@@ -33,6 +33,8 @@ export interface ImageM {
   host: string;
   memPages: number;
   vifs: VifM[];
+  /** Its vifs' MTU (the NIC's where it was saved): a host whose NIC carries less refuses it. */
+  mtu: number;
 }
 
 export const PLUGINS = ['vnic', 'null', 'firewall'] as const;

@@ -30,6 +30,7 @@ export const REFUSALS: [reason: string, pattern: RegExp][] = [
   ['vif name taken', /already has vif\d+ \(vifs: /],
   ['bad vif name', /is not vifN \(N a handle, 0\.\.255\)/],
   ['no such vif', /has no vif\d+( \(vifs: |$)/],
+  ['last vif', /is the guest's last vif.*: a guest keeps one|\/vif\d+ is already being deleted/],
   ['vif MTU', /mtu \d+: a vif's MTU is 68\.\.\d+ \(the NIC's\)/],
   ['migration MTU', /its vifs use MTU \d+, the destination's NIC carries \d+/],
   [
@@ -39,7 +40,7 @@ export const REFUSALS: [reason: string, pattern: RegExp][] = [
   ['output busy', /: cannot create \S+\.partial: EEXIST/],
   ['unreadable image', /cannot read save image \S+: /],
   ['bad image', /: not a usable xsim save image: /],
-  ['plugin loaded', /plugin \S+ is already loaded/],
+  ['plugin loaded', /plugin \S+ is already load(ed|ing)/],
   ['plugin not loaded', /plugin \S+ is not loaded/],
   ['plugin unloading', /plugin \S+ is already unloading/],
   ['another accelerator', /another vif accelerator is loaded \([^)]+\): unload it first/],

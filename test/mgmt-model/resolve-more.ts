@@ -89,9 +89,10 @@ export function resolvePlugin(s: PluginSpec, c: Ctx, m: Model): Req {
   let hosts = s.host === null ? [...c.hosts] : [hostName(c, s.host)];
   let reasons = hosts.map((h) => pluginRefusal(c, m, load, s.plugin, h));
   let host = s.host === null ? undefined : hosts[0];
-  if (host === undefined && reasons.some((r) => r) && reasons.some((r) => !r) && !c.known.has('partialLoad')) {
-    // Defect partialLoad: on every host at once, a refusal on one host leaves the plugin loaded (or unloaded) on
-    // the hosts before it. Left out unless asked for: the operation names the first host where it can succeed.
+  if (!load && host === undefined && reasons.some((r) => r) && reasons.some((r) => !r) && !c.known.has('partialUnload')) {
+    // Defect partialUnload: from every host at once, a refusal on one host leaves the plugin unloaded on the hosts
+    // before it. Left out unless asked for: the operation names the first host where it can succeed. (A load on
+    // every host is all or nothing since ec8d4dd: refused, it leaves no host changed.)
     host = hosts[reasons.findIndex((r) => !r)];
     hosts = [host];
     reasons = hosts.map((h) => pluginRefusal(c, m, load, s.plugin, h));
@@ -214,7 +215,7 @@ export function resolveNic(s: NicSpec, c: Ctx): Req {
     kind: s.k,
     via: s.via,
     label: `mgmtdev set ${h} ${what}`,
-    keys: [`nic:${h}`],
+    keys: [`nic:${h}`, ...(s.k === 'mtu' ? [`mtu:${h}`] : [])],
     expect: expectOf(reasons),
     run: (x) => (s.via === 'socket' ? manageRequest(x.socket, 'mgmtdev.set', { dev: h, ...args }, x.answerMs) : call(x.sim)),
     apply(model) {

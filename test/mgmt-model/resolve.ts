@@ -33,11 +33,10 @@ import {
 const hex2 = (n: number) => n.toString(16).padStart(2, '0');
 const nameRefusal = (host: string, name: string) => new RegExp(`domU name "${esc(name)}" is used twice on ${esc(host)}`);
 
-/** An MTU lowered at run time: the move or vif is refused as documented only if that defect is back in the run. */
-function mtuBelow(c: Ctx, m: Model, host: string, mtu: number): Expect | undefined {
-  if ((m.mtu.get(host) ?? c.mtu) >= mtu) return undefined;
-  if (c.known.has('runtimeMtu')) return { refuse: [/its vifs use MTU \d+, the destination's NIC carries \d+|a vif's MTU is 68\.\./] };
-  return { either: `${host}'s MTU was lowered to ${m.mtu.get(host)} at run time (defect runtimeMtu: not checked)` };
+/** A host whose NIC carries less than `mtu` (set at run time, or the topology's) refuses vifs of that MTU. */
+function mtuRefusal(c: Ctx, m: Model, host: string, mtu: number): RegExp | undefined {
+  const carries = m.mtu.get(host) ?? c.mtu;
+  return carries < mtu ? new RegExp(`its vifs use MTU ${mtu}, the destination's NIC carries ${carries}`) : undefined;
 }
 
 function create(s: Extract<OpSpec, { k: 'create' }>, c: Ctx, m: Model): Req {
@@ -137,7 +136,14 @@ function save(s: Extract<OpSpec, { k: 'save' }>, c: Ctx, m: Model): Req {
       const r = value as SaveReport;
       const g = model.remove(t.host, t.name);
       // What the file holds now is read back after the step (two saves to one file: the last rename wins).
-      if (g) model.images.set(out.file, { name: g.name, host: g.host, memPages: g.memPages, vifs: g.vifs.map((v) => ({ ...v })) });
+      if (g)
+        model.images.set(out.file, {
+          name: g.name,
+          host: g.host,
+          memPages: g.memPages,
+          vifs: g.vifs.map((v) => ({ ...v })),
+          mtu: model.mtu.get(g.host) ?? c.mtu,
+        });
       return r.file === out.file && r.domain === `${t.host}/${t.name}` ? [] : [`save ${t.host}/${t.name} answered ${r.domain} to ${r.file}`];
     },
     refused(model, message) {
@@ -156,7 +162,7 @@ function save(s: Extract<OpSpec, { k: 'save' }>, c: Ctx, m: Model): Req {
 function inPath(c: Ctx, spot: InSpot): string {
   if (spot === 'junk') return join(c.dir, 'junk.xsav');
   if (spot === 'adir') return join(c.dir, 'adir');
-  if (spot === 'fifo') return c.fifo && c.known.has('restoreFifo') ? join(c.dir, 'fifo') : join(c.dir, 'junk.xsav');
+  if (spot === 'fifo') return c.fifo ? join(c.dir, 'fifo') : join(c.dir, 'junk.xsav');
   return imagePath(c, spot % IMAGES);
 }
 
@@ -164,25 +170,25 @@ function restore(s: Extract<OpSpec, { k: 'restore' }>, c: Ctx, m: Model): Req {
   const file = inPath(c, s.file);
   const img = m.images.get(file);
   const dst = s.host === null ? (img?.host ?? c.hosts[0]) : hostName(c, s.host);
-  const reasons: RegExp[] = [];
-  let expect: Expect | undefined;
+  const reasons: (RegExp | undefined)[] = [];
   if (file.endsWith('junk.xsav')) reasons.push(/: not a usable xsim save image: /);
-  else if (file.endsWith('/fifo')) reasons.push(/is a FIFO|cannot read save image/);
+  else if (file.endsWith('/fifo')) reasons.push(/cannot read save image \S+: is a FIFO; give a save image/);
+  else if (file.endsWith('/adir')) reasons.push(/cannot read save image \S+: (is a directory; give a save image|EISDIR)/);
   else if (!img) reasons.push(/cannot read save image /);
   else {
     if (!c.hosts.includes(dst)) reasons.push(/no host "host-z" \(hosts: /);
     if (m.guest(dst, img.name)) reasons.push(nameRefusal(dst, img.name));
     if (img.vifs.length === 0) reasons.push(/a saved domain has 1 to \d+ vifs|must have 1 to \d+ vifs/);
     for (const v of img.vifs) reasons.push(...addrReasons(m, v.ip, v.mac));
-    if (reasons.length === 0) expect = mtuBelow(c, m, dst, c.mtu);
+    if (c.hosts.includes(dst)) reasons.push(mtuRefusal(c, m, dst, img.mtu));
   }
   return {
     kind: 'restore',
     via: s.via,
     domainsOn: [dst],
     label: `restore ${file}${s.host === null ? '' : ` on ${dst}`}${img ? ` (${img.host}/${img.name})` : ''}`,
-    keys: [`file:${file}`, ...(img ? [`name:${dst}/${img.name}`, 'ip:auto', ...img.vifs.flatMap((v) => [`ip:${v.ip}`, `mac:${v.mac}`])] : [])],
-    expect: expect ?? expectOf(reasons),
+    keys: [`file:${file}`, ...(img ? [`name:${dst}/${img.name}`, `mtu:${dst}`, 'ip:auto', ...img.vifs.flatMap((v) => [`ip:${v.ip}`, `mac:${v.mac}`])] : [])],
+    expect: expectOf(reasons),
     run: (x) =>
       s.via === 'socket'
         ? manageRequest(x.socket, 'domain.restore', { file, ...(s.host === null ? {} : { host: dst }) }, x.answerMs)
@@ -205,11 +211,11 @@ function migrate(s: Extract<OpSpec, { k: 'migrate' }>, c: Ctx, m: Model): Req {
   const t = target(c, m, s.pick, false);
   const to = hostName(c, s.to);
   const reasons: (RegExp | undefined)[] = [t.refuse];
-  let expect: Expect | undefined;
   if (!c.hosts.includes(to)) reasons.push(/no host "host-z" \(hosts: /);
   if (t.g && to !== t.host && m.guest(to, t.name)) reasons.push(nameRefusal(to, t.name));
   if (t.g && t.g.vifs.length === 0) reasons.push(/must have 1 to \d+ vifs/);
-  if (reasons.every((r) => r === undefined) && t.g) expect = mtuBelow(c, m, to, m.mtu.get(t.host) ?? c.mtu);
+  // Its vifs carry what its host's NIC carries now.
+  if (t.g && c.hosts.includes(to)) reasons.push(mtuRefusal(c, m, to, m.mtu.get(t.host) ?? c.mtu));
   // Over the socket the report waits up to 2 s for the first frame and the fast path (the op's default); the API is told 200 ms.
   const settleMs = 200;
   return {
@@ -217,8 +223,8 @@ function migrate(s: Extract<OpSpec, { k: 'migrate' }>, c: Ctx, m: Model): Req {
     via: s.via,
     domainsOn: [t.host, to],
     label: `migrate ${t.host}/${t.name} to ${to}${s.live ? ' live' : ''}`,
-    keys: [...guestKeys(t.host, t.name, t.g), `name:${to}/${t.name}`],
-    expect: expect ?? expectOf(reasons),
+    keys: [...guestKeys(t.host, t.name, t.g), `name:${to}/${t.name}`, `mtu:${t.host}`, `mtu:${to}`],
+    expect: expectOf(reasons),
     run: (x) =>
       s.via === 'socket'
         ? manageRequest(x.socket, 'domain.migrate', { host: t.host, domain: t.name, to, live: s.live }, x.answerMs)
@@ -250,6 +256,7 @@ function devAdd(s: Extract<OpSpec, { k: 'devAdd' }>, c: Ctx, m: Model): Req {
   const dev = `${t.host}/${t.name}`;
   const g = t.g;
   const hi = Math.max(0, c.hosts.indexOf(t.host));
+  const hostMtu = m.mtu.get(t.host) ?? c.mtu;
   // Defect handleRewind: naming a handle below the guest's next one winds its counter back; left out unless asked for.
   const rewinds = g !== undefined && Math.max(g.nextHandle, ...g.vifs.map((v) => v.handle + 1)) > 8 && !c.known.has('handleRewind');
   const name =
@@ -262,11 +269,10 @@ function devAdd(s: Extract<OpSpec, { k: 'devAdd' }>, c: Ctx, m: Model): Req {
     const handle = name && /^vif\d+$/.test(name) ? Number(name.slice(3)) : undefined;
     if (name === 'eth0') reasons.push(/name "eth0" is not vifN/);
     if (handle !== undefined && g.vifs.some((v) => v.handle === handle)) reasons.push(new RegExp(`already has vif${handle} \\(vifs: `));
-    if (s.mtu !== null && s.mtu > c.mtu) reasons.push(new RegExp(`mtu ${s.mtu}: a vif's MTU is 68\\.\\.${c.mtu}`));
+    if (s.mtu !== null && s.mtu > hostMtu) reasons.push(new RegExp(`mtu ${s.mtu}: a vif's MTU is 68\\.\\.${hostMtu}`));
     if (g.vifs.length + 1 > MAX_VIFS) reasons.push(/must have 1 to 8 vifs/);
     else if ((g.vifs.length + 1) * PAGES_PER_VIF + SLACK > g.memPages) reasons.push(MEMORY);
     reasons.push(...addrReasons(m, ip));
-    if (reasons.every((r) => r === undefined)) expect = mtuBelow(c, m, t.host, s.mtu ?? c.mtu);
     // Room for the buffers, but perhaps not for a plugin's areas beside them (vnic's, 396 frames a vif): the guest may refuse.
     if (reasons.every((r) => r === undefined) && (g.vifs.length + 1) * (PAGES_PER_VIF + VNIC_PAGES) + SLACK > g.memPages)
       expect ??= { either: `${dev} has room for ${g.vifs.length + 1} vifs' buffers, perhaps not for a plugin's areas too` };
@@ -275,7 +281,7 @@ function devAdd(s: Extract<OpSpec, { k: 'devAdd' }>, c: Ctx, m: Model): Req {
     kind: 'devAdd',
     via: s.via,
     label: `dev add ${dev} ${JSON.stringify(opts)}`,
-    keys: [`guest:${dev}`, ip ? `ip:${ip}` : 'ip:auto'],
+    keys: [`guest:${dev}`, ip ? `ip:${ip}` : 'ip:auto', `mtu:${t.host}`],
     expect: expect ?? expectOf(reasons),
     run: (x) => (s.via === 'socket' ? manageRequest(x.socket, 'dev.add', { dev, ...opts }, x.answerMs) : x.sim.addVif({ host: t.host, domain: t.name }, opts)),
     apply(model, value, strict) {
@@ -287,7 +293,7 @@ function devAdd(s: Extract<OpSpec, { k: 'devAdd' }>, c: Ctx, m: Model): Req {
       if (v.dev !== `${dev}/vif${v.handle}`) bad.push(`dev add ${dev} answered ${v.dev} (handle ${v.handle})`);
       if (strict && v.handle !== want) bad.push(`dev add ${dev} gave vif${v.handle}, expected vif${want} (handles are not reused)`);
       if (ip && v.ip !== ip) bad.push(`dev add ${dev} asked for IP ${ip}, got ${v.ip}`);
-      if (v.mtu !== (s.mtu ?? c.mtu)) bad.push(`dev add ${dev}: MTU ${v.mtu}, not ${s.mtu ?? c.mtu}`);
+      if (strict && v.mtu !== (s.mtu ?? hostMtu)) bad.push(`dev add ${dev}: MTU ${v.mtu}, not ${s.mtu ?? hostMtu}`);
       h.vifs.push({ handle: v.handle, mac: v.mac, ip: v.ip });
       h.nextHandle = Math.max(h.nextHandle, v.handle + 1);
       return bad;
@@ -309,11 +315,10 @@ function devDel(s: Extract<OpSpec, { k: 'devDel' }>, c: Ctx, m: Model): Req {
   if (g) {
     const i = s.vif % (g.vifs.length + 1);
     const v = g.vifs[i];
-    const keep = v === undefined || (g.stable && v.handle === 0) || (g.vifs.length === 1 && !c.known.has('lastVif'));
-    // Defect lastVif: deleting a guest's only vif is accepted and loses the guest at its next save; left out unless asked for.
-    if (!keep) handle = v.handle;
+    // A stream end keeps its vif0; a guest keeps one vif (the last is refused).
+    if (v !== undefined && !(g.stable && v.handle === 0)) handle = v.handle;
     if (handle === 99) reasons.push(/has no vif99 \(vifs: /);
-    else if (g.vifs.length === 1) reasons.push(/(last|only) vif/);
+    else if (g.vifs.length === 1) reasons.push(/is the guest's last vif: a guest keeps one/);
   }
   const dev = `${t.host}/${t.name}/vif${handle}`;
   return {
