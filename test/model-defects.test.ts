@@ -14,6 +14,7 @@
  *   check, the second refused by driverlink in its own words;
  * - partialLoad: a load on every host stopped at the first refusal and left the
  *   plugin loaded on the hosts before it;
+ * - createRace: a create beside another create booted its guest with the other's spec;
  * - captureLeaving: a capture start racing a guest going away failed after 5 s
  *   and left its temporary file, which refused every later capture into it.
  */
@@ -148,5 +149,20 @@ describe('management-plane defects found by the model test (deterministic, seed 
     expect(Object.keys(dom0Stats(s, 'host-a').accel.plugins)).toEqual([]);
     expect(Object.keys(dom0Stats(s, 'host-b').accel.plugins)).toEqual(['vnic']);
     await sim.unloadPlugin('vnic', { host: 'host-b' });
+  });
+
+  it('createRace: two creates at once on one host each boot with their own spec', async () => {
+    const [x, y] = await Promise.all([
+      sim.createDomain('host-a', 'rx', { ip: '10.0.10.100' }),
+      sim.createDomain('host-a', 'ry', { ip: '10.0.10.101', memPages: 4096 }),
+    ]);
+    const xs = sim.host('host-a').xenstore;
+    for (const d of [x, y]) {
+      // As xenstore has it and as the toolstack tracks it.
+      expect(xs.read(0, `/local/domain/${d.domid}/name`)).toBe(d.name);
+      expect(sim.domain({ host: 'host-a', domain: d.name }).ip).toBe(d.vifs[0].ip);
+    }
+    await sim.destroyDomain({ host: 'host-a', domain: 'rx' });
+    await sim.destroyDomain({ host: 'host-a', domain: 'ry' });
   });
 });

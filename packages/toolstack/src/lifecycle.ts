@@ -105,7 +105,8 @@ export class DomainLifecycle {
         mem.mem.sab,
         mem.gnttab,
       ]);
-      await this.ctx.startGuest(h, mem, h.domUs.length - 1);
+      // Its own record, found now: other creates or ends on the host may have changed the lists during the awaits.
+      await this.ctx.startGuest(h, mem, h.domUs.indexOf(mem));
       await this.ctx.waitFor(`${host}/${name}'s vif to connect`, () => this.vifsConnected(h, mem.domid, spec.vifs.length), o.connectTimeoutMs ?? 30_000);
     } catch (e) {
       const rd = this.ctx.domains.find((x) => x.uid === mem.uid);
