@@ -20,7 +20,7 @@ import { refusalReason } from './refusals.ts';
 import { resolve } from './resolve.ts';
 import type { Ctx, Req } from './req.ts';
 import { BackgroundStream } from './stream.ts';
-import { diffHoldings, holdings, xenstoreDomains, type Holdings } from './holdings.ts';
+import { diffHoldings, holdings, xenstoreDiff, xenstoreDomains, xenstorePaths, type Holdings } from './holdings.ts';
 
 /** An answer (or none), how long it took, and when it came among its step's (`seq`: 0 first). */
 type Outcome = ({ ok: true; value: unknown } | { ok: false; message: string } | { timeout: true }) & { ms?: number; seq?: number };
@@ -32,6 +32,7 @@ export class Env {
   readonly ctx: Ctx;
   private readonly stream: BackgroundStream;
   private baseline: Holdings = {};
+  private baselinePaths = new Map<string, Set<string>>();
   private step = 0;
   /** Link operations so far (the stream relaxes its upper bound over a round one overlapped). */
   private linkOps = 0;
@@ -103,7 +104,8 @@ export class Env {
     ];
     await env.stream.round(a1, b1, 6001);
     await env.stream.round(b1, a1, 6002);
-    env.baseline = await holdings(sim);
+    env.baseline = await holdings(sim, cfg.known.has('probeNodes'));
+    env.baselinePaths = xenstorePaths(sim);
     env.stream.start();
     return env;
   }
@@ -140,12 +142,7 @@ export class Env {
     // A deterministic run goes through the API unless told otherwise (see config.ts detSocket).
     const viaApi = this.mode === 'det' && !this.cfg.detSocket;
     const reqs = specs.map((s) => resolve(viaApi ? { ...s, via: 'api' } : s, this.ctx, this.model));
-    // Defect createRace: no create beside another operation that changes its host's domains.
-    if (!this.cfg.known.has('createRace'))
-      reqs.forEach((r, i) => {
-        if (r.creates !== undefined && reqs.some((o, j) => j !== i && o.domainsOn?.includes(r.creates!)))
-          reqs[i] = resolve({ k: 'read', via: r.via, what: 0, pick: 0 }, this.ctx, this.model);
-      });
+    this.leaveOut(reqs);
     const uses = new Map<string, number>();
     for (const r of reqs) for (const k of new Set(r.keys)) uses.set(k, (uses.get(k) ?? 0) + 1);
     const contended = reqs.map((r) => r.keys.some((k) => (uses.get(k) ?? 0) > 1));
@@ -202,6 +199,20 @@ export class Env {
         `[${this.mode} step ${this.step}] ${Date.now() - t0} ms (sync ${Date.now() - t1} ms): ${reqs.map((r, i) => `${r.label} -> ${describe(outcomes[i])}`).join(' | ')}`,
       );
     if (bad.length) throw new Error(this.failure(`step ${this.step}`, reqs, outcomes, bad));
+  }
+
+  /** What an open defect keeps out of a step (config.ts KNOWN_DEFECTS): such an operation becomes a read. */
+  private leaveOut(reqs: Req[]): void {
+    const known = this.cfg.known;
+    const others = (i: number, p: (o: Req) => boolean) => reqs.some((o, j) => j !== i && p(o));
+    reqs.forEach((r, i) => {
+      const out =
+        // captureLeaving: a capture start beside an operation that takes a guest away.
+        (!known.has('captureLeaving') && r.kind === 'captureStart' && others(i, (o) => o.takesAway === true)) ||
+        // partialUnload: an unload from every host beside another plugin operation.
+        (!known.has('partialUnload') && r.unloadsAll === true && others(i, (o) => o.keys.some((k) => k.startsWith('plugin:'))));
+      if (out) reqs[i] = resolve({ k: 'read', via: r.via, what: 0, pick: 0 }, this.ctx, this.model);
+    });
   }
 
   private failure(what: string, reqs: Req[], outcomes: Outcome[], bad: string[]): string {
@@ -345,7 +356,15 @@ export class Env {
     const list = await sim.listDomains();
     const names = list.filter((d) => d.domid !== 0).map((d) => `${d.host}/${d.name}`);
     if (names.sort().join() !== 'host-a/a1,host-a/a2,host-b/b1,host-b/b2') bad.push(`teardown: left running: ${names.join(', ')}`);
-    bad.push(...diffHoldings(this.baseline, await holdings(sim)).map((d) => `leak: ${d}`));
+    const leaks = diffHoldings(this.baseline, await holdings(sim, this.cfg.known.has('probeNodes'))).map((d) => `leak: ${d}`);
+    bad.push(...leaks);
+    // Name what xenstore holds more (or less) than at the start.
+    if (leaks.some((l) => l.includes('xenstore')))
+      bad.push(
+        ...xenstoreDiff(this.baselinePaths, xenstorePaths(sim))
+          .slice(0, 12)
+          .map((d) => `xenstore ${d}`),
+      );
     bad.push(...xenstoreDomains(sim));
     for (const f of [...m.images.keys(), ...m.finished]) rmSync(f, { force: true });
     const left = readdirSync(this.dir).filter((f) => !FIXTURES.includes(f));
