@@ -33,6 +33,10 @@ export interface Req {
   domainsOn?: string[];
   /** For a create: its host. */
   creates?: string;
+  /** It takes a guest away (destroy, shutdown, save, migration). */
+  takesAway?: boolean;
+  /** An unload from every host. */
+  unloadsAll?: boolean;
   /** After the step, when it succeeded: files it wrote, checked whole. */
   verify?(value: unknown): Promise<string[]>;
 }

@@ -101,6 +101,7 @@ export function resolvePlugin(s: PluginSpec, c: Ctx, m: Model): Req {
     kind: s.k,
     via: s.via,
     label: `plugin ${load ? 'load' : 'unload'} ${s.plugin} on ${host ?? 'every host'}`,
+    unloadsAll: !load && host === undefined,
     keys: hosts.map((h) => `plugin:${h}`),
     expect: expectOf(reasons),
     run: (x) => pluginCall(x, s.via, load, s.plugin, host),

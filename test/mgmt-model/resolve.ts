@@ -96,6 +96,7 @@ function end(s: Extract<OpSpec, { k: 'destroy' | 'shutdown' }>, c: Ctx, m: Model
     kind: s.k,
     via: s.via,
     domainsOn: [t.host],
+    takesAway: true,
     label: `${s.k} ${t.host}/${t.name}`,
     keys: guestKeys(t.host, t.name, t.g),
     expect: expectOf([t.refuse]),
@@ -125,6 +126,7 @@ function save(s: Extract<OpSpec, { k: 'save' }>, c: Ctx, m: Model): Req {
     kind: 'save',
     via: s.via,
     domainsOn: [t.host],
+    takesAway: true,
     label: `save ${t.host}/${t.name} to ${out.file}`,
     keys: [...guestKeys(t.host, t.name, t.g), `file:${out.file}`],
     expect: expectOf([t.refuse, out.refuse]),
@@ -222,6 +224,7 @@ function migrate(s: Extract<OpSpec, { k: 'migrate' }>, c: Ctx, m: Model): Req {
     kind: 'migrate',
     via: s.via,
     domainsOn: [t.host, to],
+    takesAway: true,
     label: `migrate ${t.host}/${t.name} to ${to}${s.live ? ' live' : ''}`,
     keys: [...guestKeys(t.host, t.name, t.g), `name:${to}/${t.name}`, `mtu:${t.host}`, `mtu:${to}`],
     expect: expectOf(reasons),
@@ -321,11 +324,13 @@ function devDel(s: Extract<OpSpec, { k: 'devDel' }>, c: Ctx, m: Model): Req {
     else if (g.vifs.length === 1) reasons.push(/is the guest's last vif: a guest keeps one/);
   }
   const dev = `${t.host}/${t.name}/vif${handle}`;
+  // Its MAC and IP are free again once it is gone: another operation of the step may take them.
+  const freed = (g?.vifs ?? []).filter((v) => v.handle === handle).flatMap((v) => [`ip:${v.ip}`, `mac:${v.mac}`]);
   return {
     kind: 'devDel',
     via: s.via,
     label: `dev del ${dev}`,
-    keys: [`guest:${t.host}/${t.name}`],
+    keys: [`guest:${t.host}/${t.name}`, ...freed],
     expect: expectOf(reasons),
     run: (x) => (s.via === 'socket' ? manageRequest(x.socket, 'dev.del', { dev }, x.answerMs) : x.sim.delVif({ host: t.host, domain: t.name }, handle)),
     apply(model, value) {
