@@ -10,6 +10,7 @@ export * from './abi/dom0-ops.ts';
 export * from './abi/guest-ops.ts';
 export * from './abi/fabric-ops.ts';
 export * from './abi/mcdi.ts';
+export * from './abi/vdpa.ts';
 export * from './abi/sched-ops.ts';
 export * from './abi/plugin-channel.ts';
 export * from './memory.ts';

@@ -27,7 +27,9 @@ export {
   type TxDoneCallback,
 } from './net-driver.ts';
 export { Driverlink, DRIVERLINK_COUNTERS, type SecondaryDriver, type NicInfo, type DriverFailure } from './driverlink.ts';
-export { nicAlias } from './resources.ts';
+export { nicAlias, nicModel, VIRTIO_NIC, VIRTIO_NIC_ALIAS, type NicModel } from './resources.ts';
+export * from './vq-layout.ts';
+export { Virtqueue, VqNotify, type VqArea, type VqUsed } from './vq-queues.ts';
 // FABRIC_COUNTERS as a value: whoever imports @xsim/nic (the toolstack's drop accounting) knows the fabric thread's counters.
 export { FABRIC_COUNTERS, type FabricConfig, type FabricNicConfig, type FabricStats, type WireRef } from './fabric.ts';
 
