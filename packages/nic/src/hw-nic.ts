@@ -11,11 +11,11 @@
  * resolved through the buffer table when the driver attaches; the NIC reads
  * them only while that attachment lives.
  */
-import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, offTap, readMac, type CaptureSink, type Clock, type Tap } from '@xsim/hypervisor';
+import { DIR_INBOUND, DeviceIrq, type Clock } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
-import { NIC_COUNTERS, type NicCounters, type NicSpec, type WireEnd } from './nic-spec.ts';
-import { FilterTable } from './filter-table.ts';
+import type { NicSpec } from './nic-spec.ts';
 import { HwVi } from './hw-vi.ts';
+import { NicPort } from './nic-port.ts';
 import {
   BUFFER_PAGE,
   DESC_SIZE,
@@ -50,24 +50,9 @@ import {
 
 const TX_BUDGET = 64;
 
-/** What a domain's RAM is to the NIC: bytes to DMA, words to stamp events with. */
-interface Ram {
-  u8: Uint8Array;
-  i32: Int32Array;
-  dv: DataView;
-}
-
-export class HwNic {
+export class HwNic extends NicPort<HwVi> {
   readonly vis: HwVi[];
   readonly buffers: BufferTable;
-  readonly filters: FilterTable;
-  readonly c: NicCounters = NIC_COUNTERS.zero();
-  /** The other end of this NIC's wire (a NIC or a switch port), if wired. */
-  wire: WireEnd | null = null;
-  /** Is the far end of the wire up? (A switch port always is.) */
-  peerUp: () => boolean = () => true;
-  linkUp = true;
-  private maxFrame: number;
   /** The TX FIFO: every frame a VI sends is gathered here once before it is checked or sent. */
   private readonly staging: Uint8Array;
   // Private copies of the descriptors of the frame in hand (TX) and of the RX buffers it needs.
@@ -78,56 +63,20 @@ export class HwNic {
   private readonly rOff = new Uint16Array(TX_MAX_CHAIN);
   private readonly rLen = new Uint16Array(TX_MAX_CHAIN);
   private readonly active: HwVi[] = [];
-  private readonly rams = new Map<number, Ram>();
-  /** Received from the wire: what this NIC's port hands on. */
-  readonly fromWire: WireEnd;
-  /** Capture point of the NIC's port (`host/nic/wire`). */
-  private wireTap: Tap = offTap();
-  /** How drop comments name this NIC's counters (`nics.<index>`). */
-  private capPath = 'nic';
-  private sink: CaptureSink | null = null;
 
-  constructor(
-    readonly spec: NicSpec,
-    rams: Map<number, Uint8Array>,
-    /** The NIC thread's clock: what the filter table's aging reads (without one, no filter ages). */
-    clock?: Clock,
-  ) {
-    this.filters = new FilterTable({ size: spec.filters, clock });
+  constructor(spec: NicSpec, rams: Map<number, Uint8Array>, clock?: Clock) {
+    super(spec, rams, clock);
     this.vis = Array.from({ length: spec.vis }, (_, i) => new HwVi(i));
     this.buffers = new BufferTable(1 << 18);
-    this.maxFrame = spec.mtu + 18;
     this.staging = new Uint8Array(65536);
-    for (const [d, u8] of rams) this.addDomain(d, u8);
-    this.fromWire = (ram, addr, len) => this.receive(ram, addr, len);
   }
 
-  /** Register this NIC's capture points (its wire port and every VI) with the fabric's sink. */
-  tapInto(sink: CaptureSink, index: number): void {
-    this.capPath = `nics.${index}`;
-    this.sink = sink;
-    this.wireTap = sink.tap(`${this.spec.host}/nic/wire`);
-    for (const v of this.vis) if (v.a) this.tapVi(v);
+  get fns(): readonly HwVi[] {
+    return this.vis;
   }
 
-  /** A VI is a tap point while it is attached (64 idle VIs per NIC would only clutter the list). */
-  private tapVi(v: HwVi): void {
-    if (this.sink) v.tap = this.sink.tap(`${this.spec.host}/nic/vi${v.id}`);
-  }
-
-  private viDrop(v: HwVi, ram: Uint8Array, addr: number, len: number, dir: number, counter: 'txOversize' | 'txSpoofDrops' | 'rxNoDesc'): void {
-    v.c[counter]++;
-    if (v.tap.on) v.tap.drop(ram, addr, len, dir, `${this.capPath}.vis.${v.id}.${counter}`);
-  }
-
-  private nicDrop(ram: Uint8Array, addr: number, len: number, dir: number, counter: 'txNoLink' | 'linkDownDrops' | 'rxOversize'): void {
-    this.c[counter]++;
-    if (this.wireTap.on) this.wireTap.drop(ram, addr, len, dir, `${this.capPath}.${counter}`);
-  }
-
-  /** A domain's RAM the NIC may DMA to and from (always through the buffer table). */
-  addDomain(domid: number, u8: Uint8Array): void {
-    this.rams.set(domid, { u8, i32: new Int32Array(u8.buffer, u8.byteOffset, u8.byteLength >> 2), dv: new DataView(u8.buffer, u8.byteOffset, u8.byteLength) });
+  protected attached(v: HwVi): boolean {
+    return v.a !== null;
   }
 
   /** buffer_table_alloc: pages of a domain whose RAM the NIC holds, for a VI that exists (an id out of range is refused). */
@@ -181,7 +130,7 @@ export class HwNic {
       macs: macs === null ? null : new Set(macs),
     });
     if (!this.active.includes(v)) this.active.push(v);
-    this.tapVi(v);
+    this.tapFn(v);
     return doorbell;
   }
 
@@ -239,12 +188,6 @@ export class HwNic {
       vis++;
     }
     return { vis, filters };
-  }
-
-  setMtu(mtu: number): void {
-    if (!(mtu >= 68 && mtu <= 9000)) throw new Error(`MTU ${mtu} outside 68..9000`);
-    this.spec.mtu = mtu;
-    this.maxFrame = mtu + 18;
   }
 
   vi(vi: number): HwVi {
@@ -340,7 +283,7 @@ export class HwNic {
       }
       cons = (cons + k) >>> 0;
       frames++;
-      this.transmit(v, fifo, 0, len);
+      this.transmit(v, v.a!.macs, fifo, 0, len);
       if (!v.a) return frames; // the frame's delivery tore this very VI down
     }
     if (cons !== v.txCons) {
@@ -350,64 +293,13 @@ export class HwNic {
     return frames;
   }
 
-  /** A frame a VI sent: anti-spoofing, size, then the internal switch or the wire. */
-  private transmit(v: HwVi, ram: Uint8Array, addr: number, len: number): void {
-    if (len < 14 || len > this.maxFrame) return this.viDrop(v, ram, addr, len, DIR_OUTBOUND, 'txOversize');
-    const macs = v.a!.macs;
-    if (macs !== null && !macs.has(readMac(ram, addr + 6))) return this.viDrop(v, ram, addr, len, DIR_OUTBOUND, 'txSpoofDrops');
-    v.c.txFrames++;
-    v.c.txBytes += len;
-    if (v.tap.on) v.tap.frame(ram, addr, len, DIR_OUTBOUND);
-    if (ram[addr] & 1) {
-      // Broadcast/multicast from a guest VI also reaches dom0's bridge on this host.
-      if (v.id !== 0) this.deliver(this.vis[0], ram, addr, len);
-      this.toWire(ram, addr, len);
-      return;
-    }
-    const target = this.filters.lookup(ram, addr, len);
-    if (target >= 0 && target !== v.id) {
-      v.c.txSwitchedLocal++;
-      this.deliver(this.vis[target], ram, addr, len);
-      return;
-    }
-    this.toWire(ram, addr, len);
-  }
-
-  private toWire(ram: Uint8Array, addr: number, len: number): void {
-    if (!this.wire) return this.nicDrop(ram, addr, len, DIR_OUTBOUND, 'txNoLink');
-    if (!this.linkUp || !this.peerUp()) return this.nicDrop(ram, addr, len, DIR_OUTBOUND, 'linkDownDrops');
-    this.c.wireTx++;
-    if (this.wireTap.on) this.wireTap.frame(ram, addr, len, DIR_OUTBOUND);
-    this.wire(ram, addr, len);
-  }
-
-  /** A frame arriving from the wire: steer it with the filter table. */
-  private receive(ram: Uint8Array, addr: number, len: number): void {
-    this.c.wireRx++;
-    if (!this.linkUp) return this.nicDrop(ram, addr, len, DIR_INBOUND, 'linkDownDrops');
-    if (len > this.maxFrame) return this.nicDrop(ram, addr, len, DIR_INBOUND, 'rxOversize');
-    // Captured once: a frame dropped above is in the capture with its counter's name instead.
-    if (this.wireTap.on) this.wireTap.frame(ram, addr, len, DIR_INBOUND);
-    let target = ram[addr] & 1 ? -1 : this.filters.lookup(ram, addr, len);
-    if (target < 0) {
-      this.c.rxDefault++;
-      target = 0;
-    }
-    this.deliver(this.vis[target], ram, addr, len);
-  }
-
   /**
    * DMA a frame into the VI's posted RX buffers (scattering if it must), one
    * event per descriptor. The descriptors needed are copied out of the ring
    * once; the room check and the DMA both use the copies.
    */
-  private deliver(v: HwVi, ram: Uint8Array, addr: number, len: number): void {
-    if (!v.running) {
-      // A NIC counter, captured at the VI it was for.
-      this.c.rxViDown++;
-      if (v.tap.on) v.tap.drop(ram, addr, len, DIR_INBOUND, `${this.capPath}.rxViDown`);
-      return;
-    }
+  protected deliver(v: HwVi, ram: Uint8Array, addr: number, len: number): void {
+    if (!v.running) return this.fnDown(v, ram, addr, len);
     const a = v.a!;
     const prod = Atomics.load(a.db, W_RX_PROD) >>> 0;
     const avail = (prod - v.rxCons) >>> 0;
@@ -426,7 +318,7 @@ export class HwNic {
       room += this.rLen[need];
       need++;
     }
-    if (room < len || v.evSpace() < need) return this.viDrop(v, ram, addr, len, DIR_INBOUND, 'rxNoDesc');
+    if (room < len || v.evSpace() < need) return this.fnDrop(v, ram, addr, len, DIR_INBOUND, 'rxNoDesc');
     let done = 0;
     for (let j = 0; j < need; j++) {
       const idx = (v.rxCons + j) >>> 0;
@@ -454,13 +346,7 @@ export class HwNic {
 
   stats() {
     return {
-      name: this.spec.name,
-      link: this.linkUp ? 'up' : 'down',
-      mtu: this.spec.mtu,
-      ...this.c,
-      filters: this.filters.size,
-      ...this.filters.c,
-      filterTableSize: this.filters.capacity,
+      ...this.portStats(),
       vis: Object.fromEntries(
         this.vis
           .filter((v) => v.running || v.c.faults > 0 || v.c.txFrames > 0 || v.c.rxFrames > 0 || v.c.attachments > 0)
