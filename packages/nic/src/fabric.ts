@@ -26,6 +26,10 @@ import {
 import { HwNic } from './hw-nic.ts';
 import type { NicSpec, WireEnd } from './nic-spec.ts';
 import { mcdiServer } from './mcdi.ts';
+import type { NicFunction, NicPort } from './nic-port.ts';
+import { nicModel } from './resources.ts';
+import { vdpaServer } from './vdpa-admin.ts';
+import { VqNic } from './vq-nic.ts';
 import { L2Switch } from './switch.ts';
 
 export const kind = 'device';
@@ -46,9 +50,17 @@ export interface FabricConfig {
   wires: { a: WireRef; b: WireRef }[];
 }
 
+/** A NIC of the model its PCI ids name (resources.ts: nicModel). */
+type AnyNic = NicPort<NicFunction>;
+
+function makeNic(n: FabricNicConfig, clock: DeviceEnv<FabricConfig>['clock']): AnyNic {
+  const rams = new Map(Object.entries(n.domainRam).map(([d, sab]) => [Number(d), new Uint8Array(sab)]));
+  return nicModel(n.vendor, n.device) === 'virtio' ? new VqNic(n, rams, clock) : new HwNic(n, rams, clock);
+}
+
 export function boot(env: DeviceEnv<FabricConfig>): void {
   const cfg = env.config;
-  const nics = cfg.nics.map((n) => new HwNic(n, new Map(Object.entries(n.domainRam).map(([d, sab]) => [Number(d), new Uint8Array(sab)])), env.clock));
+  const nics = cfg.nics.map((n) => makeNic(n, env.clock));
   const switches = new Map(cfg.switches.map((s) => [s.name, new L2Switch(s.name, s.ports)]));
   wire(cfg, nics, switches);
   // Capture points: every NIC's wire port and VIs, every switch port.
@@ -56,9 +68,9 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
   nics.forEach((n, i) => n.tapInto(capture, i));
   for (const s of switches.values()) s.tapInto(capture);
 
-  // Each NIC's MCDI dispatcher counts the commands it refused (malformed: abi/mcdi.ts).
+  // Each NIC's admin dispatcher (MCDI, or the virtio NIC's) counts the commands it refused (malformed: abi/mcdi.ts, abi/vdpa.ts).
   const mcdi = nics.map((nic, i) => {
-    const server = mcdiServer(nic, env.log);
+    const server = nic instanceof VqNic ? vdpaServer(nic, env.log) : mcdiServer(nic as HwNic, env.log);
     env.channel(CH.mcdi, cfg.nics[i].dom0Uid).listen().onRequest(server.handle);
     return server;
   });
@@ -112,7 +124,7 @@ interface FabricExtras {
 }
 
 /** The NIC hardware's counters, as its stats op answers them. */
-function fabricStats(nics: HwNic[], switches: Map<string, L2Switch>, more: FabricExtras, refused: number) {
+function fabricStats(nics: AnyNic[], switches: Map<string, L2Switch>, more: FabricExtras, refused: number) {
   const { mcdiRefused, ...rest } = more;
   return { nics: nics.map((n) => n.stats()), switches: [...switches.values()].map((s) => s.stats()), ...rest, control: { refused, mcdiRefused } };
 }
@@ -123,12 +135,12 @@ export type FabricStats = ReturnType<typeof fabricStats>;
 /** The fabric's control op table (abi/fabric-ops.ts's FABRIC_OPS), each op's arguments checked. */
 function fabricControl(
   env: DeviceEnv<FabricConfig>,
-  nics: HwNic[],
+  nics: AnyNic[],
   switches: Map<string, L2Switch>,
   capture: CaptureSink,
   more: () => FabricExtras,
 ): RpcOpServer<FabricOps> {
-  const nicOf = (a: { nic: number }): HwNic => {
+  const nicOf = (a: { nic: number }): AnyNic => {
     const n = nics[a.nic];
     if (!n) throw new Error(`fabric: no NIC ${String(a.nic)} (there are ${nics.length})`);
     return n;
@@ -172,7 +184,7 @@ function fabricControl(
 }
 
 /** Join every wire's ends. Ports of a switch are its wires' ports as the toolstack numbered them. */
-function wire(cfg: FabricConfig, nics: HwNic[], switches: Map<string, L2Switch>): void {
+function wire(cfg: FabricConfig, nics: AnyNic[], switches: Map<string, L2Switch>): void {
   const sw = (name: string): L2Switch => {
     const s = switches.get(name);
     if (!s) throw new Error(`fabric: no switch ${name}`);

@@ -15,7 +15,7 @@ import { DIR_INBOUND, DeviceIrq, type Clock } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import type { NicSpec } from './nic-spec.ts';
 import { HwVi } from './hw-vi.ts';
-import { NicPort } from './nic-port.ts';
+import { NicPort, type NicStats } from './nic-port.ts';
 import {
   BUFFER_PAGE,
   DESC_SIZE,
@@ -344,9 +344,10 @@ export class HwNic extends NicPort<HwVi> {
     for (let i = 0; i < this.active.length; i++) this.active[i].flushEvents(this.spec.host);
   }
 
-  stats() {
+  stats(): NicStats {
     return {
       ...this.portStats(),
+      model: 'vi',
       vis: Object.fromEntries(
         this.vis
           .filter((v) => v.running || v.c.faults > 0 || v.c.txFrames > 0 || v.c.rxFrames > 0 || v.c.attachments > 0)

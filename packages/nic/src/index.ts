@@ -12,6 +12,10 @@ export {
   type FilterTableOptions,
 } from './filter-table.ts';
 export { HwNic } from './hw-nic.ts';
+export { VqNic, type VqSetup } from './vq-nic.ts';
+export { NicPort, type NicFunction, type NicStats, type NicFnStats } from './nic-port.ts';
+export { Iommu } from './iommu.ts';
+export { handleVdpa, vdpaHandlers, vdpaServer } from './vdpa-admin.ts';
 export { NIC_COUNTERS, type NicSpec, type NicCounters, type WireEnd } from './nic-spec.ts';
 export { HwVi, VI_COUNTERS, type ViCounters } from './hw-vi.ts';
 export { L2Switch, SWITCH_COUNTERS, SWITCH_PORT_COUNTERS } from './switch.ts';

@@ -11,6 +11,7 @@ import { DIR_INBOUND, DIR_OUTBOUND, readMac, offTap, type CaptureSink, type Cloc
 import { FilterTable } from './filter-table.ts';
 import { NIC_COUNTERS, type NicCounters, type NicSpec, type WireEnd } from './nic-spec.ts';
 import type { ViCounters } from './hw-vi.ts';
+import type { NicModel } from './resources.ts';
 
 /** One of a NIC's functions as the port engine sees it: a VI, or a virtio function. */
 export interface NicFunction {
@@ -27,6 +28,17 @@ export interface Ram {
   i32: Int32Array;
   dv: DataView;
 }
+
+/** A function's stats: its counters and state (pages: what the virtio NIC's IOMMU maps for it). */
+export interface NicFnStats extends ViCounters {
+  domid: number;
+  running: boolean;
+  fault: number;
+  pages?: number;
+}
+
+/** A NIC's stats, whatever its model: the port's counters and filter table, and each function that was ever used. */
+export type NicStats = ReturnType<NicPort<NicFunction>['portStats']> & { model: NicModel; vis: Record<string, NicFnStats> };
 
 export type FnDropCounter = 'txOversize' | 'txSpoofDrops' | 'rxNoDesc';
 
@@ -76,7 +88,7 @@ export abstract class NicPort<F extends NicFunction> {
   /** About to sleep (or awake again): let drivers know a kick must wake the NIC. */
   abstract markAsleep(asleep: boolean): void;
   /** The NIC's whole stats, as its admin command and the fabric answer them. */
-  abstract stats(): Record<string, unknown>;
+  abstract stats(): NicStats;
   /** The domain is gone: its functions end, its RAM is forgotten. */
   abstract removeDomain(domid: number): void;
 
@@ -166,7 +178,7 @@ export abstract class NicPort<F extends NicFunction> {
   }
 
   /** The NIC's part of stats(): its port, its filter table. */
-  protected portStats() {
+  portStats() {
     return {
       name: this.spec.name,
       link: this.linkUp ? 'up' : 'down',

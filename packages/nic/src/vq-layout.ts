@@ -52,6 +52,9 @@
  *   word 1  STATUS   device → driver  virtio device status bits | fault reason << 8
  *                                      (DRIVER_OK while running; DEVICE_NEEDS_RESET on a fault)
  *   word 2  KICKS    driver → device  kicks so far (the device only counts them)
+ *   word 3  RX_SEEN  driver → device  receiveq used entries the driver has taken (u16, as used.idx).
+ *                                      Not virtio's: it lets a device that stops a function whose
+ *                                      driver is gone count the frames it delivered and nobody read.
  */
 export const VQ_SIZE = 256;
 export const VQ_RX = 0;
@@ -92,6 +95,7 @@ export const VNH_NUM_BUFFERS = 10;
 export const N_NOTIFY = 0;
 export const N_STATUS = 1;
 export const N_KICKS = 2;
+export const N_RX_SEEN = 3;
 export const NOTIFY_BYTES = 32;
 
 /** virtio device status bits (virtio 1.2 §2.1). */

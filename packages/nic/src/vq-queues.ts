@@ -13,6 +13,7 @@ import {
   NOTIFY_BYTES,
   N_KICKS,
   N_NOTIFY,
+  N_RX_SEEN,
   N_STATUS,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
@@ -204,6 +205,10 @@ export class VqNotify {
   notify(q: number): void {
     Atomics.store(this.w, N_NOTIFY, q);
     Atomics.add(this.w, N_KICKS, 1);
+  }
+  /** Tell the device how far the driver has taken the receiveq's used entries (Virtqueue.lastUsed), after each batch. */
+  rxSeen(lastUsed: number): void {
+    Atomics.store(this.w, N_RX_SEEN, lastUsed & 0xffff);
   }
   get status(): number {
     return vqStatus(Atomics.load(this.w, N_STATUS)).status;
