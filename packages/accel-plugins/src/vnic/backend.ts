@@ -22,7 +22,7 @@
 import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
 import type { NicInfo } from '@xsim/nic';
 import { CHANNEL_OP, VIF_KEY, logWarn, declareCounters } from '@xsim/hypervisor';
-import { EVICTION_POLICIES, VifFilters, type EvictionPolicy } from './quota.ts';
+import { EVICTION_POLICIES, LIMIT_MAX, VifFilters, learnableFlow, parseLimit, savedFlows, type EvictionPolicy } from './quota.ts';
 
 export const manifest: PluginManifest = {
   name: 'vnic',
@@ -49,8 +49,6 @@ export const DEFAULT_MAX_FILTERS = 64;
 export const DEFAULT_MAX_BUF_PAGES = 2048;
 /** Filters go from the NIC after this long without a frame (ms, on the simulation's clock), by default. */
 export const DEFAULT_FILTER_IDLE_MS = 60_000;
-/** The most a limit may be (larger values in xenstore are ignored, logged). */
-const LIMIT_MAX = 65536;
 
 /**
  * vnic's arguments (all optional): the eviction policy, the idle age its
@@ -148,22 +146,6 @@ export const VNIC_VIF_GAUGES = declareCounters('vnic backend vif', {
 /** What vnic carries across a migration for one vif: the flows it had learnt, as [proto, port]. */
 interface SavedVnicState {
   flows: [number, number][];
-}
-
-function savedFlows(state: unknown): [number, number][] {
-  const f = (state as Partial<SavedVnicState> | null)?.flows;
-  if (!Array.isArray(f)) return [];
-  // A saved state is data from another host: only well-formed flows are taken, at most the largest quota's worth (learn keeps to the vif's).
-  return f
-    .filter((x): x is [number, number] => Array.isArray(x) && (x[0] === 17 || x[0] === 6) && Number.isInteger(x[1]) && x[1] >= 0 && x[1] <= 65535)
-    .slice(0, LIMIT_MAX);
-}
-
-/** A limit as xenstore has it: a decimal integer 0..LIMIT_MAX, else undefined (absent, or not a limit). */
-function parseLimit(v: string | undefined): number | undefined {
-  if (v === undefined || !/^\d{1,6}$/.test(v)) return undefined;
-  const n = Number(v);
-  return n <= LIMIT_MAX ? n : undefined;
 }
 
 /** The arguments, checked (the loader checks them against VNIC_ARGS too when the manifest names it). */
@@ -434,15 +416,9 @@ class VnicBackend implements AccelBackend {
   /** A frame for an accelerated guest came the slow way: learn its flow and steer the next ones to the VI. */
   onSlowPathRx(vif: AccelVif, ram: Uint8Array, off: number, len: number): void {
     const st = this.vifs.get(vif.key);
-    if (!st || st.stage !== 'ready' || len < 38 || ram[off + 12] !== 8 || ram[off + 13] !== 0) return;
-    const ip = off + 14;
-    const proto = ram[ip + 9];
-    if (proto !== 17 && proto !== 6) return;
-    const dst = ((ram[ip + 16] << 24) | (ram[ip + 17] << 16) | (ram[ip + 18] << 8) | ram[ip + 19]) >>> 0;
-    if (dst !== vif.ip) return;
-    const l4 = ip + (ram[ip] & 15) * 4;
-    const port = (ram[l4 + 2] << 8) | ram[l4 + 3];
-    if (this.insertFilter(st, proto, port)) this.s.filtersInserted++;
+    if (!st || st.stage !== 'ready') return;
+    const key = learnableFlow(ram, off, len, vif.ip);
+    if (key >= 0 && this.insertFilter(st, Math.floor(key / 65536), key % 65536)) this.s.filtersInserted++;
   }
 
   saveState(vif: AccelVif): SavedVnicState {

@@ -61,6 +61,46 @@ const CHECK_EVERY = 32;
 /** A flow the NIC had no room for is tried again after this many more of its slow-path frames. */
 const NIC_FULL_RETRY = 256;
 
+/** The most a limit may be (larger values in xenstore are ignored, logged). */
+export const LIMIT_MAX = 65536;
+
+/** A limit as xenstore has it: a decimal integer 0..LIMIT_MAX, else undefined (absent, or not a limit). */
+export function parseLimit(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d{1,6}$/.test(v)) return undefined;
+  const n = Number(v);
+  return n <= LIMIT_MAX ? n : undefined;
+}
+
+/**
+ * The flows of a migrated vif's saved state ({flows: [proto, port][]}). A saved
+ * state is data from another host: only well-formed flows are taken, at most
+ * the largest quota's worth (learning keeps to the vif's).
+ */
+export function savedFlows(state: unknown): [number, number][] {
+  const f = (state as { flows?: unknown } | null)?.flows;
+  if (!Array.isArray(f)) return [];
+  return f
+    .filter((x): x is [number, number] => Array.isArray(x) && (x[0] === 17 || x[0] === 6) && Number.isInteger(x[1]) && x[1] >= 0 && x[1] <= 65535)
+    .slice(0, LIMIT_MAX);
+}
+
+/**
+ * The flow a frame the slow path delivered to a guest belongs to, as a key
+ * (proto * 65536 + destination port), if it is one a plugin may learn: IPv4,
+ * UDP or TCP, to the guest's own address `ip`. Else -1.
+ */
+export function learnableFlow(ram: Uint8Array, off: number, len: number, ip: number): number {
+  if (len < 38 || ram[off + 12] !== 8 || ram[off + 13] !== 0) return -1;
+  const l3 = off + 14;
+  const proto = ram[l3 + 9];
+  if (proto !== 17 && proto !== 6) return -1;
+  const dst = ((ram[l3 + 16] << 24) | (ram[l3 + 17] << 16) | (ram[l3 + 18] << 8) | ram[l3 + 19]) >>> 0;
+  if (dst !== ip) return -1;
+  const l4 = l3 + (ram[l3] & 15) * 4;
+  if (l4 + 4 > off + len) return -1;
+  return proto * 65536 + ((ram[l4 + 2] << 8) | ram[l4 + 3]);
+}
+
 export class VifFilters {
   /** Learnt filters in the hand's order (the order they were learnt, a victim's slot taken by its successor). */
   private readonly ring: Learnt[] = [];
