@@ -27,7 +27,11 @@ commands:
                           ui.perfetto.dev): a track per domain, pCPU sleeps, ring pushes, notifications,
                           grant copies, xenbus changes, plugin messages, filter insertions, and the hop-by-
                           hop journey of every Nth frame (--trace-sample N, default 1024)
-      --plugin NAME       load an accelerator plugin (vnic, null, firewall or a plugin directory) first
+      --plugin NAME[,NAME]  load accelerator plugins (vnic, vdpa, null, firewall or a plugin directory) first,
+                          each on the hosts whose NIC it drives
+      --nics M[,M]        the built-in topology's NIC models, host-a's and host-b's: vi (sfc-style VIs,
+                          nic:1924-0803, plugin vnic) or virtio (a vDPA device, nic:1af4-1041, plugin
+                          vdpa); e.g. --nics vi,virtio --plugin vnic,vdpa
       --plugin-args JSON  its load arguments, a JSON object checked against the plugin's manifest.args
                           (e.g. --plugin firewall --plugin-args '{"rules":[{"proto":17,"dstPort":5009}]}')
       --port N            the stream's UDP destination port (default 5001)

@@ -1,14 +1,16 @@
 /**
  * Accelerator plugins from the toolstack's side: resolve a bundled name or a
  * directory to module URLs, vet the modules in a throwaway worker before any
- * domain imports them, and load or unload the plugin in every host's dom0
- * (or one host's). A plugin binds to a NIC only if its aliases match.
+ * domain imports them, and load or unload the plugin in the dom0 of every host
+ * whose NIC it drives (or one host's). A plugin binds to a NIC only if its
+ * aliases match.
  */
 import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { pluginModules } from '@xsim/accel-plugins';
 import { vetPlugin } from './plugins/vet.ts';
 import type { ToolstackContext } from './context.ts';
+import { nicAlias } from './topo/index.ts';
 
 export class PluginOps {
   constructor(
@@ -18,11 +20,12 @@ export class PluginOps {
 
   async load(name: string, opts: { host?: string; args?: Record<string, unknown> } = {}): Promise<unknown[]> {
     const mod = pluginModules(name);
-    const hosts = this.ctx.hostNames(opts.host);
+    this.ctx.hostNames(opts.host);
     if (opts.args !== undefined && (opts.args === null || typeof opts.args !== 'object' || Array.isArray(opts.args)))
       throw new Error(`plugin ${mod.name}: arguments must be a JSON object, got ${JSON.stringify(opts.args)}`);
     // No domain imports a module that has not first loaded cleanly in a throwaway worker.
-    await this.ctx.runtime.hold(vetPlugin(mod, this.vetMs, opts.args ?? {}));
+    const vet = await this.ctx.runtime.hold(vetPlugin(mod, this.vetMs, opts.args ?? {}));
+    const hosts = this.hostsFor(mod.name, vet.matches, opts.host);
     const out: unknown[] = [];
     const done: string[] = [];
     for (const host of hosts) {
@@ -45,6 +48,21 @@ export class PluginOps {
     return out;
   }
 
+  /**
+   * Where a load goes: the host asked for (refused there, naming the NIC, if
+   * the plugin does not drive it), or else every host whose NIC the plugin
+   * matches, as a module alias loads a driver only where its hardware is; a
+   * plugin matching no host's NIC is refused with every host's NIC named.
+   */
+  private hostsFor(name: string, matches: string[], host: string | undefined): string[] {
+    if (host !== undefined || matches.includes('*')) return this.ctx.hostNames(host);
+    const nics = this.ctx.hosts.map((h) => ({ host: h.spec.name, alias: nicAlias(h.spec.nic.vendor, h.spec.nic.device) }));
+    const hosts = nics.filter((n) => matches.includes(n.alias)).map((n) => n.host);
+    if (hosts.length === 0)
+      throw new Error(`plugin ${name} drives ${matches.join(', ')}; no host's NIC is one of them (${nics.map((n) => `${n.host}: ${n.alias}`).join(', ')})`);
+    return hosts;
+  }
+
   /** Unload `name` from `hosts` after a load refused elsewhere; says what was undone, and what could not be. */
   private async undo(name: string, hosts: string[]): Promise<string> {
     if (hosts.length === 0) return '';
@@ -60,7 +78,16 @@ export class PluginOps {
     const dir = resolvePath(nameOrPath);
     const name = existsSync(dir) && statSync(dir).isDirectory() ? pluginModules(nameOrPath).name : nameOrPath;
     const out: unknown[] = [];
-    for (const host of this.ctx.hostNames(opts.host)) out.push(await this.ctx.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000));
+    const hosts = this.ctx.hostNames(opts.host);
+    for (const host of hosts) {
+      try {
+        out.push(await this.ctx.request({ host, domain: 'dom0' }, 'plugin_unload', { name }, 30_000));
+      } catch (e) {
+        // Without --host: the hosts it was never loaded on (their NIC is not one it drives) are passed by.
+        if (opts.host !== undefined || !(e instanceof Error && e.message.endsWith(`plugin ${name} is not loaded`))) throw e;
+      }
+    }
+    if (out.length === 0) throw new Error(`plugin ${name} is not loaded on any host (${hosts.join(', ')})`);
     return out;
   }
 }

@@ -13,6 +13,8 @@ import {
   defaultSocketPath,
   loadTopology,
   defaultTopology,
+  isNicModelName,
+  NIC_MODELS,
   parseDomainRef,
   runMeta,
   runScenario,
@@ -22,6 +24,7 @@ import {
   table,
   type DomainRef,
   type IntervalSample,
+  type NicModelName,
   type Round,
   type CaptureSummary,
   type RunJson,
@@ -52,6 +55,7 @@ const VALUED = [
   'window',
   'plugin',
   'plugin-args',
+  'nics',
   'port',
   'src-port',
   'socket',
@@ -93,7 +97,23 @@ interface RunOptions {
 /** --plugin-args: a JSON object, and only with --plugin. */
 function pluginArgs(p: Parsed): Record<string, unknown> | undefined {
   if (p.flags.has('plugin-args') && !p.flags.has('plugin')) throw new Error('--plugin-args goes with --plugin NAME (the plugin they are for)');
+  const names = p.flags.get('plugin');
+  if (p.flags.has('plugin-args') && typeof names === 'string' && names.includes(','))
+    throw new Error(`--plugin-args goes with one plugin, not a list (${names}): load the others with xsim plugin load NAME --args JSON`);
   return jsonObjectFlag(p, 'plugin-args');
+}
+
+/** --nics MODEL[,MODEL]: the built-in topology's NIC models (host-a's, host-b's; one name for both). */
+function nicsFlag(p: Parsed): [NicModelName, NicModelName] | undefined {
+  const v = p.flags.get('nics');
+  if (v === undefined) return undefined;
+  if (p.positional[0]) throw new Error("--nics chooses the built-in topology's NICs; a topology file names its own (a host's nic.vendor and nic.device)");
+  const names = String(v).split(',');
+  const bad = names.find((n) => !isNicModelName(n));
+  if (bad !== undefined || names.length > 2)
+    throw new Error(`--nics takes one or two of ${Object.keys(NIC_MODELS).join(', ')} (host-a's, host-b's), got ${JSON.stringify(String(v))}`);
+  const m = names as NicModelName[];
+  return [m[0], m[1] ?? m[0]];
 }
 
 /** --port and --src-port, each 1..65535 and not the same. */
@@ -107,7 +127,7 @@ function ports(p: Parsed): { port?: number; srcPort?: number } {
 /** Every option checked before anything starts: a frame the path cannot carry would only fail at the sender. */
 export async function runOptions(argv: string[]): Promise<RunOptions> {
   const p = parseArgs(argv, VALUED, BOOLEANS);
-  const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology();
+  const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology({ nics: nicsFlag(p) });
   const str = (k: string) => (typeof p.flags.get(k) === 'string' ? String(p.flags.get(k)) : undefined);
   // tcpdump's -w and -s: capture at these tap points into one pcapng file.
   const capture = p.flags.has('capture') ? String(p.flags.get('capture')).split(',') : undefined;
@@ -176,9 +196,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   note(`xsim: ${th.model}; ${th.placement}`);
   if (det) note('xsim: times and rates below are on the virtual clock (a fixed cost per busy round), not measurements');
   try {
-    if (o.plugin) {
-      await sim.loadPlugin(o.plugin, o.pluginArgs ? { args: o.pluginArgs } : {});
-      note(`xsim: plugin ${o.plugin} loaded on every host${o.pluginArgs ? ` with ${JSON.stringify(o.pluginArgs)}` : ''}`);
+    // --plugin a,b: each on the hosts whose NIC it drives (a topology may mix NIC models).
+    for (const name of o.plugin ? o.plugin.split(',') : []) {
+      const on = await sim.loadPlugin(name, o.pluginArgs ? { args: o.pluginArgs } : {});
+      const all = on.length === sim.topology.hosts.length;
+      note(
+        `xsim: plugin ${name} loaded on ${all ? 'every host' : `${on.length} of ${sim.topology.hosts.length} hosts (those whose NIC it drives)`}${o.pluginArgs ? ` with ${JSON.stringify(o.pluginArgs)}` : ''}`,
+      );
     }
     if (o.capture) {
       const c = await sim.captureStart(o.capture, { file: o.captureFile, snaplen: o.snaplen });

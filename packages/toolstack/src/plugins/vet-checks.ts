@@ -25,6 +25,8 @@ export interface VetInput {
 export interface VetVerdict {
   name: string | null;
   features: string[];
+  /** The NIC aliases its manifest says it drives ('*': any). */
+  matches: string[];
   /** Why the plugin is refused ([]: it may load), each naming the field, hook or version. */
   refusals: string[];
 }
@@ -57,6 +59,7 @@ export async function vetModules(w: VetInput, phase: (what: string) => void): Pr
   const verdict: VetVerdict = {
     name: typeof m?.name === 'string' ? m.name : null,
     features: Array.isArray(m?.features) ? m.features.filter((f) => typeof f === 'string') : [],
+    matches: Array.isArray(m?.matches) ? m.matches.filter((f) => typeof f === 'string') : [],
     refusals: [],
   };
   const refuse = (why: string) => verdict.refusals.push(why);

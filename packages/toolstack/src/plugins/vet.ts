@@ -19,6 +19,8 @@ const VET_WORKER = new URL('./vet-worker.mjs', import.meta.url);
 export interface VetResult {
   name: string;
   features: string[];
+  /** The NIC aliases it drives ('*': any): a load without --host goes to the hosts whose NIC it matches. */
+  matches: string[];
 }
 
 interface Reply {
@@ -111,7 +113,7 @@ async function vetOnce(mod: PluginModules, timeoutMs: number, args: Record<strin
     if (!reply.ok) throw new Error(`plugin ${mod.name}: loading its modules failed: ${reply.error}`);
     const v = reply.verdict!;
     if (v.refusals.length) throw new Error(`plugin ${mod.name}: ${v.refusals.join('; ')}: refused, no domain has run it`);
-    return { name: v.name ?? mod.name, features: v.features };
+    return { name: v.name ?? mod.name, features: v.features, matches: v.matches };
   } finally {
     clearTimeout(timer);
     await w.terminate();
