@@ -8,7 +8,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-export const BUNDLED = ['vnic', 'null', 'firewall'] as const;
+export const BUNDLED = ['vnic', 'null', 'firewall', 'vdpa'] as const;
 
 export interface PluginModules {
   name: string;
