@@ -39,3 +39,4 @@ export { FABRIC_COUNTERS, type FabricConfig, type FabricNicConfig, type FabricSt
 
 /** The NIC hardware's kernel module (a device kernel), for DomainSpec.kernel. */
 export const FABRIC_KERNEL = new URL('./fabric.ts', import.meta.url).href;
+export { VqNetDriver, VQ_NET_DRIVER_COUNTERS, vqNetDriverPages, vqNetDriverRxBuf, type VqNetDriverOptions, type VqNetDriverStats } from './vq-net-driver.ts';
