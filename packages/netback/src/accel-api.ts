@@ -3,9 +3,10 @@
  * A backend is a driverlink secondary driver of the host's NIC; netback
  * attaches vifs to it and routes the plugin's per-vif channel messages. Only
  * the backend (in dom0) programs the NIC: filters and buffer table go through
- * ctx.mcdi, which guests never have.
+ * ctx.mcdi (the VI NIC), steering and IOMMU through ctx.vdpa (the virtio NIC),
+ * which guests never have.
  */
-import type { HookKind, McdiOp, McdiOps, OpArgs, OpReply } from '@xsim/hypervisor';
+import type { HookKind, McdiOp, McdiOps, OpArgs, OpReply, VdpaOp, VdpaOps } from '@xsim/hypervisor';
 import type { NicInfo, SecondaryDriver } from '@xsim/nic';
 import type { JsonSchema, PluginManifest } from './plugin-protocol.ts';
 
@@ -37,7 +38,10 @@ export interface AccelBackendContext {
   readonly apiVersion: string;
   readonly nic: () => NicInfo;
   readonly dom0: number;
-  /** A privileged NIC command (MCDI: @xsim/hypervisor's MCDI_OPS names each and its arguments). */
+  /**
+   * A privileged command to the VI NIC (MCDI: @xsim/hypervisor's MCDI_OPS names each and its arguments).
+   * Throws on a host whose NIC is the virtio model (use vdpa there).
+   */
   mcdi<K extends McdiOp>(op: K, args: OpArgs<McdiOps, K>): OpReply<McdiOps, K>;
   /** An MCDI command with shared memory beside it both ways (vi_init: the interrupt in, the doorbell out). */
   mcdiShared<K extends McdiOp>(
@@ -45,12 +49,26 @@ export interface AccelBackendContext {
     args: OpArgs<McdiOps, K>,
     shared: SharedArrayBuffer[],
   ): { value: OpReply<McdiOps, K>; shared: readonly SharedArrayBuffer[] };
-  /** A free VI of this host's NIC, or null if none is left. */
+  /**
+   * A privileged command to the virtio NIC (`nic:1af4-1041`: @xsim/hypervisor's VDPA_OPS names each and
+   * its arguments). Throws on a host whose NIC is the VI model (use mcdi there).
+   */
+  vdpa<K extends VdpaOp>(op: K, args: OpArgs<VdpaOps, K>): OpReply<VdpaOps, K>;
+  /** A vDPA command with shared memory beside it both ways (fn_start: the interrupt in, the notify area out). */
+  vdpaShared<K extends VdpaOp>(
+    op: K,
+    args: OpArgs<VdpaOps, K>,
+    shared: SharedArrayBuffer[],
+  ): { value: OpReply<VdpaOps, K>; shared: readonly SharedArrayBuffer[] };
+  /**
+   * A free VI of this host's NIC — a VI, or a function of the virtio NIC — or null if none is left.
+   * VI (function) 0 is dom0's on either model and is never given.
+   */
   allocVi(): number | null;
   freeVi(vi: number): void;
-  /** The binding of a guest's interrupt port and its doorbell, to hand to the NIC (vi_init). */
+  /** The binding of a guest's interrupt port and its doorbell, to hand to the NIC (vi_init, fn_start). */
   deviceIrq(domid: number, port: number): { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer };
-  /** Map a guest's grants (read-write) to learn the frames to register in the buffer table. */
+  /** Map a guest's grants (read-write) to learn the frames to register in the buffer table (or map in a function's IOMMU). */
   mapGrants(domid: number, grefs: number[]): { frames: number[]; handles: number[] } | string;
   unmapGrants(handles: number[]): void;
   /** Message the vif's frontend part over the plugin channel. */

@@ -5,6 +5,7 @@
  * finalised and freed, each mapping undone.
  */
 import { logWarn } from '@xsim/hypervisor';
+import { VIRTIO_NIC_ALIAS } from '@xsim/nic';
 import type { AccelBackendContext } from './accel-api.ts';
 import { PLUGIN_API_VERSION } from './plugin-protocol.ts';
 
@@ -43,15 +44,21 @@ export function trackedContext(c: HostContext, held: Held, own: Pick<AccelBacken
   };
 }
 
-/** Give back what a dropped plugin held: its VIs finalised (without counting: the guests' frontends see the reset) and freed, its mappings undone. */
+/**
+ * Give back what a dropped plugin held: its VIs finalised (vi_fini; on the
+ * virtio NIC its functions stopped, fn_stop), without counting: the guests'
+ * frontends see the reset; then freed, and its mappings undone.
+ */
 export function releaseHeld(c: HostContext, held: Held, name: string): number {
   const vis = held.vis.size;
+  const virtio = held.vis.size > 0 && c.nic().alias === VIRTIO_NIC_ALIAS;
   for (const vi of held.vis) {
     try {
       // count: false: the guests' frontends are alive, see the VI reset and account for what was on it.
-      c.mcdi('vi_fini', { vi, count: false });
+      if (virtio) c.vdpa('fn_stop', { fn: vi, count: false });
+      else c.mcdi('vi_fini', { vi, count: false });
     } catch (err) {
-      c.log(logWarn(`accel: vi_fini ${vi} after ${name} failed: ${(err as Error).message}`));
+      c.log(logWarn(`accel: ${virtio ? 'fn_stop' : 'vi_fini'} ${vi} after ${name} failed: ${(err as Error).message}`));
     }
     c.freeVi(vi);
   }

@@ -6,9 +6,42 @@
  * waits its turn instead of interleaving with it (two resets at once would
  * suspend twice and resume once).
  */
-import { NIC_ADMIN_OPS_TABLE, type McdiOps, type NicAdminOps, type OpArgs, type OpName, type RpcEndpoint, type RpcValue } from '@xsim/hypervisor';
-import type { Driverlink, NetDriver } from '@xsim/nic';
+import { NIC_ADMIN_OPS_TABLE, type McdiOps, type NicAdminOps, type OpArgs, type OpName, type RpcEndpoint, type RpcValue, type VdpaOps } from '@xsim/hypervisor';
+import type { Driverlink } from '@xsim/nic';
 import type { AccelManager } from './accel.ts';
+
+/** dom0's admin channel to its NIC, by model: MCDI to the VI NIC, the vDPA ops to the virtio NIC (both over CH.mcdi). */
+export type NicAdminChannel = { model: 'vi'; mcdi: RpcEndpoint<McdiOps> } | { model: 'virtio'; vdpa: RpcEndpoint<VdpaOps> };
+
+/** What NIC administration needs of the hardware, whatever its model. */
+export interface NicControl {
+  linkSet(up: boolean): void;
+  mtuSet(mtu: number): void;
+  /** Reset the NIC's virtualised resources (every guest VI or function stops); what the NIC says it did. */
+  reset(): unknown;
+}
+
+/** NicControl over a model's admin channel: link_set, mtu_set and nic_reset (MCDI) or dev_reset (vDPA). */
+export function nicControl(ch: NicAdminChannel): NicControl {
+  if (ch.model === 'vi')
+    return {
+      linkSet: (up) => void ch.mcdi.requestSync('link_set', { up }),
+      mtuSet: (mtu) => void ch.mcdi.requestSync('mtu_set', { mtu }),
+      reset: () => ch.mcdi.requestSync('nic_reset', {}),
+    };
+  return {
+    linkSet: (up) => void ch.vdpa.requestSync('link_set', { up }),
+    mtuSet: (mtu) => void ch.vdpa.requestSync('mtu_set', { mtu }),
+    reset: () => ch.vdpa.requestSync('dev_reset', {}),
+  };
+}
+
+/** What NIC administration needs of dom0's primary driver (NetDriver or VqNetDriver). */
+export interface AdminDriver {
+  linkUp: boolean;
+  mtu: number;
+  readonly maxMtu: number;
+}
 
 type Reply = (result: RpcValue, error?: string) => void;
 
@@ -23,8 +56,8 @@ export class NicAdmin {
   readonly done = { ok: 0, refused: 0 };
 
   constructor(
-    private readonly mcdi: RpcEndpoint<McdiOps> | undefined,
-    private readonly driver: NetDriver | undefined,
+    private readonly nic: NicControl | undefined,
+    private readonly driver: AdminDriver | undefined,
     private readonly driverlink: Driverlink,
     private readonly accel: AccelManager,
   ) {}
@@ -59,12 +92,12 @@ export class NicAdmin {
   }
 
   private run(job: Job, finish: Reply): void {
-    const { mcdi, driver, driverlink } = this;
-    if (!mcdi || !driver) throw new Error('this host has no NIC');
+    const { nic, driver, driverlink } = this;
+    if (!nic || !driver) throw new Error('this host has no NIC');
     switch (job.op) {
       case 'link_set': {
         const a = job.args;
-        mcdi.requestSync('link_set', { up: a.up });
+        nic.linkSet(a.up);
         driver.linkUp = a.up;
         driverlink.linkChange(a.up);
         return finish({ up: a.up });
@@ -75,7 +108,7 @@ export class NicAdmin {
         if (m > driver.maxMtu) throw new Error(`primary driver refused MTU ${m}: its RX buffers hold at most MTU ${driver.maxMtu}`);
         const refused = driverlink.negotiateMtu(m);
         if (refused) throw new Error(refused);
-        mcdi.requestSync('mtu_set', { mtu: m });
+        nic.mtuSet(m);
         driver.mtu = m;
         driverlink.mtuChanged(m);
         return finish({ mtu: m });
@@ -86,7 +119,7 @@ export class NicAdmin {
         this.accel.detachAll(() => {
           let r: unknown;
           try {
-            r = mcdi.requestSync('nic_reset', {});
+            r = nic.reset();
           } finally {
             driverlink.resume();
             this.accel.attachAll();

@@ -174,6 +174,12 @@ function manager() {
     dom0: 0,
     mcdi: () => true,
     mcdiShared: () => ({ value: true, shared: [] }),
+    vdpa: () => {
+      throw new Error("ctx.vdpa: this host's NIC nic:1924-0803 is the VI model");
+    },
+    vdpaShared: () => {
+      throw new Error("ctx.vdpaShared: this host's NIC nic:1924-0803 is the VI model");
+    },
     allocVi: () => free.shift() ?? null,
     freeVi: (vi: number) => free.push(vi),
     deviceIrq: () => {

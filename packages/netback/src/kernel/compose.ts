@@ -1,6 +1,7 @@
 /**
  * dom0's kernel, put together: its memory and skbs, the bridge and its own
- * stack's port, the NIC's primary driver (VI 0) as the bridge's uplink, the
+ * stack's port, the NIC's primary driver (VI 0, or function 0 of the virtio
+ * NIC) as the bridge's uplink, the
  * accelerator manager, netback's vif backends and the endpoint. Each part is
  * built by a function of its own; the result is every part, by name, for
  * the entry points (guests.ts, migrate.ts, control.ts, stats.ts) to use.
@@ -20,22 +21,22 @@ import {
   type DomainEnv,
   type DomainHandle,
   type McdiOps,
-  type RpcEndpoint,
+  type VdpaOps,
 } from '@xsim/hypervisor';
-import { Driverlink, NetDriver, netDriverPages, nicAlias } from '@xsim/nic';
+import { Driverlink, NetDriver, VqNetDriver, nicAlias, nicModel } from '@xsim/nic';
 import { NetEndpoint } from '@xsim/netstack';
 import { Bridge } from '../bridge.ts';
 import { DOM0_SLACK_PAGES, MIN_SKBS, SkbPool, skbPages } from '../skb.ts';
 import { UplinkPort } from '../uplink.ts';
 import { VifBackends } from '../backends.ts';
 import { AccelManager } from '../accel.ts';
-import { NicAdmin } from '../nic-admin.ts';
+import { NicAdmin, nicControl, type NicAdminChannel } from '../nic-admin.ts';
 import { LocalPort } from './local-port.ts';
 import { accelContext } from './accel-context.ts';
 import { withVifConfig } from './vif-config.ts';
 import type { AccelVif } from '../accel-api.ts';
 import type { VifPort } from '../vif/common.ts';
-import { dom0MinPages, type Dom0Config } from './config.ts';
+import { dom0MinPages, primaryDriverPages, type Dom0Config } from './config.ts';
 import { logRing, type LogRing } from './log-ring.ts';
 
 /** Every part of a running dom0 kernel. */
@@ -54,8 +55,10 @@ export interface Dom0Kernel {
   readonly capture: CaptureSink;
   readonly local: LocalPort;
   readonly driverlink: Driverlink;
-  readonly mcdi: RpcEndpoint<McdiOps> | undefined;
-  readonly driver: NetDriver | undefined;
+  /** The NIC's admin channel (MCDI, or the virtio NIC's vDPA ops), by model. */
+  readonly admin: NicAdminChannel | undefined;
+  /** The NIC's primary driver: NetDriver on the VI NIC, VqNetDriver on the virtio NIC. */
+  readonly driver: NetDriver | VqNetDriver | undefined;
   readonly uplink: UplinkPort | undefined;
   readonly accel: AccelManager;
   readonly backends: VifBackends;
@@ -67,7 +70,7 @@ type Base = Pick<Dom0Kernel, 'env' | 'domid' | 'log' | 'mem' | 'guests' | 'guest
   frames: FrameAllocator;
   tapPoint(name: string): Tap;
 };
-type Nic = Pick<Dom0Kernel, 'driverlink' | 'mcdi' | 'driver' | 'uplink'>;
+type Nic = Pick<Dom0Kernel, 'driverlink' | 'admin' | 'driver' | 'uplink'>;
 
 export function composeDom0(env: DomainEnv<Dom0Config>): Dom0Kernel {
   const base = memoryAndBridge(env);
@@ -77,7 +80,7 @@ export function composeDom0(env: DomainEnv<Dom0Config>): Dom0Kernel {
   const cfg = env.config;
   const endpoint = new NetEndpoint({ name: `${env.id.host}/dom0`, mac: cfg.mac, ip: cfg.ip, transport: base.local, mtu: cfg.mtu, clock: env.clock });
   base.local.onReceive = (ram, off, len) => endpoint.receive(ram, off, len);
-  const nicAdmin = new NicAdmin(nic.mcdi, nic.driver, nic.driverlink, accel);
+  const nicAdmin = new NicAdmin(nic.admin && nicControl(nic.admin), nic.driver, nic.driverlink, accel);
   return { ...base, ...nic, accel, backends, endpoint, nicAdmin };
 }
 
@@ -94,11 +97,11 @@ function memoryAndBridge(env: DomainEnv<Dom0Config>): Base {
 
   const maxFrame = cfg.mtu + 18;
   // The NIC driver's RX ring comes first, then up to 2048 skbs from what is left (see dom0MinPages).
-  const driverPages = cfg.nic ? netDriverPages(cfg.mtu) : 0;
+  const driverPages = cfg.nic ? primaryDriverPages(cfg.mtu, nicModel(cfg.nic.vendor, cfg.nic.device)) : 0;
   const skbCount = Math.min(cfg.skbs ?? 2048, Math.floor((frames.available - driverPages - DOM0_SLACK_PAGES) / skbPages(maxFrame)));
   if (skbCount < MIN_SKBS)
     throw new Error(
-      `dom0 of ${env.id.host}: ${mem.pages} pages of RAM leave room for ${skbCount} skbs at MTU ${cfg.mtu} (at least ${MIN_SKBS}): give it at least ${dom0MinPages(cfg.mtu)} pages`,
+      `dom0 of ${env.id.host}: ${mem.pages} pages of RAM leave room for ${skbCount} skbs at MTU ${cfg.mtu} (at least ${MIN_SKBS}): give it at least ${dom0MinPages(cfg.mtu, cfg.nic && nicModel(cfg.nic.vendor, cfg.nic.device))} pages`,
     );
   const skbs = new SkbPool(mem, frames, skbCount, maxFrame);
   const bridge = new Bridge(mem.u8);
@@ -111,13 +114,22 @@ function memoryAndBridge(env: DomainEnv<Dom0Config>): Base {
   return { env, domid, log, mem, frames, guests, guestUids: new Map(), ops, skbs, bridge, capture, local, tapPoint };
 }
 
-/** The NIC's primary driver (VI 0, over MCDI) as the bridge's uplink, and driverlink for the secondary drivers. */
+/**
+ * The NIC's primary driver as the bridge's uplink, and driverlink for the
+ * secondary drivers. The NIC's model (its PCI ids) picks the driver: VI 0
+ * over MCDI, or function 0 of the virtio NIC over its vDPA ops (the same
+ * privileged channel).
+ */
 function nicDriver(b: Base): Nic {
   const cfg = b.env.config;
   const nic = cfg.nic;
-  let driver: NetDriver | undefined;
+  let driver: NetDriver | VqNetDriver | undefined;
   let uplink: UplinkPort | undefined;
-  const mcdi = nic ? b.env.channel<McdiOps>(CH.mcdi, ADDR_FABRIC) : undefined;
+  const admin: NicAdminChannel | undefined = !nic
+    ? undefined
+    : nicModel(nic.vendor, nic.device) === 'virtio'
+      ? { model: 'virtio', vdpa: b.env.channel<VdpaOps>(CH.mcdi, ADDR_FABRIC) }
+      : { model: 'vi', mcdi: b.env.channel<McdiOps>(CH.mcdi, ADDR_FABRIC) };
   const driverlink = new Driverlink(() => ({
     alias: nic ? nicAlias(nic.vendor, nic.device) : 'nic:none',
     mac: nic?.mac ?? 0,
@@ -125,12 +137,13 @@ function nicDriver(b: Base): Nic {
     vis: nic?.vis ?? 0,
     linkUp: driver?.linkUp ?? false,
   }));
-  if (nic && mcdi) {
-    driver = NetDriver.probe({ mcdi, nicWake: nic.nicWake, mem: b.mem, frames: b.frames, evtchn: b.env.evtchn, mac: nic.mac, mtu: cfg.mtu, driverlink });
+  if (nic && admin) {
+    const o = { nicWake: nic.nicWake, mem: b.mem, frames: b.frames, evtchn: b.env.evtchn, mac: nic.mac, mtu: cfg.mtu, driverlink };
+    driver = admin.model === 'virtio' ? VqNetDriver.probe({ ...o, vdpa: admin.vdpa }) : NetDriver.probe({ ...o, mcdi: admin.mcdi });
     uplink = new UplinkPort(driver, b.skbs, b.bridge, b.tapPoint('uplink'));
     uplink.attach();
   }
-  return { driverlink, mcdi, driver, uplink };
+  return { driverlink, admin, driver, uplink };
 }
 
 function accelManager(b: Base, n: Nic): AccelManager {
@@ -153,7 +166,7 @@ function accelManager(b: Base, n: Nic): AccelManager {
       accelContext({
         dom0: domid,
         driverlink: n.driverlink,
-        mcdi: n.mcdi,
+        admin: n.admin,
         vis: env.config.nic?.vis ?? 0,
         ops: b.ops,
         evtchn,
