@@ -7,8 +7,10 @@
  * leaves no plugin loaded, and shuts down a simulation it started.
  */
 import { pluginModules } from '@xsim/accel-plugins';
+import { nicAlias } from '@xsim/nic';
+import { vetPlugin } from '../plugins/vet.ts';
 import { Simulation } from '../simulation.ts';
-import { defaultTopology } from '../topo/index.ts';
+import { NIC_MODELS, defaultTopology, type NicModelName } from '../topo/index.ts';
 import type { DomainRef } from '../domain-ref.ts';
 import { attachCheck } from './checks/attach.ts';
 import { handshakeCheck } from './checks/handshake.ts';
@@ -167,7 +169,7 @@ export async function runConformance(target: string, o: ConformanceOptions = {})
     ms: Date.now() - t0,
   });
   if (typeof found === 'string') return report({ name: target, version: null, features: [] }, notFound(target, found, o));
-  const sim = o.sim ?? (await Simulation.start(defaultTopology(), { deterministic: { seed: seed ?? 1 }, log: () => {} }));
+  const sim = o.sim ?? (await Simulation.start(defaultTopology({ nics: await nicsFor(found) }), { deterministic: { seed: seed ?? 1 }, log: () => {} }));
   try {
     const ctx = context(sim, found, o);
     ctx.baseline = resources(sim, await sim.stats());
@@ -177,6 +179,22 @@ export async function runConformance(target: string, o: ConformanceOptions = {})
     return report(found, results);
   } finally {
     if (own) await sim.shutdown();
+  }
+}
+
+/**
+ * The NIC model of both hosts of the suite's own simulation: the first model
+ * (the VI NIC first) whose alias the plugin's manifest matches. A plugin that
+ * cannot be vetted gets the default; the load check says why it fails.
+ */
+async function nicsFor(p: PluginUnderTest): Promise<[NicModelName, NicModelName]> {
+  try {
+    const { matches } = await vetPlugin({ name: p.name, backend: p.backend, frontend: p.frontend }, 10_000, p.args);
+    const fits = (m: NicModelName) => matches.includes('*') || matches.includes(nicAlias(NIC_MODELS[m].vendor, NIC_MODELS[m].device));
+    const model = (Object.keys(NIC_MODELS) as NicModelName[]).find(fits) ?? 'vi';
+    return [model, model];
+  } catch {
+    return ['vi', 'vi'];
   }
 }
 
