@@ -7,6 +7,7 @@
 import { DOMID_FIRST_RESERVED, DOMID_MAX } from '@xsim/hypervisor';
 import { netfrontPages } from '@xsim/netfront';
 import { dom0MinPages } from '@xsim/netback';
+import { nicModel } from '@xsim/nic';
 import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
 import type { DomUSpec, HostSpec, Pinning, SwitchSpec, Topology, VifLimits, VifSpec, WireSpec } from './types.ts';
 
@@ -252,7 +253,7 @@ function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<strin
   };
   claims.mac(nic.mac, `${hp}.nic.mac`);
   const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages', 'pcpu', 'cpupool']) ?? {};
-  const dom0Min = dom0MinPages(nic.mtu);
+  const dom0Min = dom0MinPages(nic.mtu, nicModel(nic.vendor, nic.device));
   const dom0 = {
     ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '',
     memPages:
