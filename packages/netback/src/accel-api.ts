@@ -93,6 +93,12 @@ export interface AccelBackend extends SecondaryDriver {
   onSlowPathRx?(vif: AccelVif, ram: Uint8Array, off: number, len: number): void;
   onUplinkLearn?(mac: number): void;
   /**
+   * A MAC is no longer behind the uplink: its guest migrated onto this host
+   * (its vif now holds the MAC) or left the network (forgotten). Frames to it
+   * must leave the fast path at once (API 1.2).
+   */
+  onUplinkForget?(mac: number): void;
+  /**
    * Migration, STOP_COPY (after VFIO migration v2): the vif's device state to
    * carry to the destination (vnic: its learnt flows), as plain data. Called
    * before the vif is detached from the source.
@@ -132,6 +138,7 @@ export const ACCEL_BACKEND_HOOKS = {
   onFrontendMessage: 'optional',
   onSlowPathRx: 'optional',
   onUplinkLearn: 'optional',
+  onUplinkForget: 'optional',
   saveState: 'optional',
   restoreState: 'optional',
 } as const satisfies Record<keyof AccelBackend, HookKind>;

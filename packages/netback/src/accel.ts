@@ -462,6 +462,11 @@ export class AccelManager {
     for (const p of [...this.plugins.values()]) this.call(p, 'onUplinkLearn', (b) => b.onUplinkLearn?.(mac), undefined);
   }
 
+  /** A MAC is no longer behind the uplink (its guest arrived on this host, or left the network): no fast path to it. */
+  uplinkLost(mac: number): void {
+    for (const p of [...this.plugins.values()]) this.call(p, 'onUplinkForget', (b) => b.onUplinkForget?.(mac), undefined);
+  }
+
   stats() {
     return {
       // Typed as what it is: the plugin's own stats are spread last, so they may replace the

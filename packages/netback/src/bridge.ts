@@ -56,8 +56,14 @@ export class Bridge {
   private readonly statics = new Map<number, number>();
   readonly stats: BridgeStats = BRIDGE_COUNTERS.zero();
 
-  /** Told when a source MAC is learned (or moves) on a port: accelerators track the uplink's MACs. */
-  onLearn: (mac: number, port: number) => void = () => {};
+  /**
+   * Told when a MAC is learned on a port, moves to it (from: the port it was
+   * on) or is pinned there: accelerators track the uplink's MACs, which are
+   * fast-path destinations only while they stay behind the uplink.
+   */
+  onLearn: (mac: number, port: number, from: number | undefined) => void = () => {};
+  /** Told when a learnt MAC is forgotten (its guest left or moved elsewhere): `port` is where it was. */
+  onForget: (mac: number, port: number) => void = () => {};
 
   constructor(private readonly ram: Uint8Array) {}
 
@@ -83,13 +89,20 @@ export class Bridge {
    */
   forget(mac: number): boolean {
     if (this.statics.has(mac)) return false;
-    return this.fdb.delete(mac);
+    const port = this.fdb.get(mac);
+    if (port === undefined) return false;
+    this.fdb.delete(mac);
+    this.onForget(mac, port);
+    return true;
   }
 
   /** Pin `mac` to `port` (a vif's configured MAC while it is connected). */
   addStatic(mac: number, port: number): void {
+    const from = this.fdb.get(mac);
     this.statics.set(mac, port);
     this.fdb.set(mac, port);
+    // A guest arriving (migrated in) whose MAC was learnt behind the uplink while it lived elsewhere.
+    if (from !== port) this.onLearn(mac, port, from);
   }
 
   get portCount(): number {
@@ -133,7 +146,7 @@ export class Bridge {
       if (known === undefined) this.stats.learned++;
       else this.stats.moved++;
       this.fdb.set(src, ingress);
-      this.onLearn(src, ingress);
+      this.onLearn(src, ingress, known);
     }
     if ((r[addr] & 1) === 0) {
       const dst = readMac(r, addr);

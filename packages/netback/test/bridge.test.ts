@@ -50,6 +50,29 @@ function rig() {
 }
 
 describe('the bridge', () => {
+  it('tells who watches where a MAC was and is: learnt, moved, pinned by an arriving vif, forgotten', () => {
+    const r = rig();
+    const heard: string[] = [];
+    r.bridge.onLearn = (mac, port, from) => heard.push(`learn ${mac === MAC.remote ? 'remote' : mac} ${port} from ${from ?? '-'}`);
+    r.bridge.onForget = (mac, port) => heard.push(`forget ${mac === MAC.remote ? 'remote' : mac} ${port}`);
+    r.send(r.uplink, MAC.a, MAC.remote); // learnt behind the uplink
+    r.send(r.uplink, MAC.a, MAC.remote); // already known there: nothing
+    // The remote guest migrates onto this host: its vif pins its MAC (it was behind the uplink).
+    const arrived = r.bridge.addPort({ name: 'vifR', deliver: () => {} }, { unicastFlood: false });
+    r.bridge.addStatic(MAC.remote, arrived);
+    r.bridge.addStatic(MAC.remote, arrived); // pinned again where it is: nothing
+    expect(r.bridge.forget(MAC.remote)).toBe(false); // pinned: not forgotten
+    r.send(r.uplink, MAC.a, 0x00163e0c0101);
+    expect(r.bridge.forget(0x00163e0c0101)).toBe(true);
+    expect(r.bridge.forget(0x00163e0c0101)).toBe(false); // gone already: nothing told
+    expect(heard).toEqual([
+      `learn remote ${r.uplink} from -`,
+      `learn remote ${arrived} from ${r.uplink}`,
+      `learn ${0x00163e0c0101} ${r.uplink} from -`,
+      `forget ${0x00163e0c0101} ${r.uplink}`,
+    ]);
+  });
+
   it('forwards to the port a destination was learnt or pinned on', () => {
     const r = rig();
     expect(r.send(r.vifA, MAC.b, MAC.a)).toEqual(['vifB']);

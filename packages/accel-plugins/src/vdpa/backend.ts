@@ -38,7 +38,7 @@ export const VDPA_ARGS = Type.Object(
 export const manifest: PluginManifest = {
   name: 'vdpa',
   version: '1.0.0',
-  api: '1.1',
+  api: '1.2',
   matches: ['nic:1af4-1041'],
   features: ['vif'],
   messages: {
@@ -363,6 +363,11 @@ class VdpaBackend implements AccelBackend {
 
   onUplinkLearn(mac: number): void {
     for (const st of this.vifs.values()) if (fnUp(st)) this.ctx.send(st.vif, 'fastpath', { mac });
+  }
+
+  /** A destination that is no longer behind the uplink (it migrated here, or left): every frontend stops taking frames for it. */
+  onUplinkForget(mac: number): void {
+    for (const st of this.vifs.values()) if (fnUp(st)) this.ctx.send(st.vif, 'slowpath', { mac });
   }
 
   stats(): Record<string, unknown> {

@@ -122,6 +122,7 @@ export class VdpaFrontend implements AccelFrontend {
   onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
     if (op === 'ready') this.start(args, shared);
     else if (op === 'fastpath') this.fast.add(Number(args.mac));
+    else if (op === 'slowpath') this.fast.delete(Number(args.mac));
     else if (op === 'link') this.linkUp = args.up === true;
     else if (op === CHANNEL_OP.detach) this.draining = true;
   }

@@ -27,7 +27,7 @@ import { EVICTION_POLICIES, LIMIT_MAX, VifFilters, learnableFlow, parseLimit, sa
 export const manifest: PluginManifest = {
   name: 'vnic',
   version: '1.0.0',
-  api: '1.1',
+  api: '1.2',
   matches: ['nic:1924-0803', 'nic:1924-0903'],
   features: ['vif'],
   messages: {
@@ -434,6 +434,11 @@ class VnicBackend implements AccelBackend {
 
   onUplinkLearn(mac: number): void {
     for (const st of this.vifs.values()) if (viUp(st)) this.ctx.send(st.vif, 'fastpath', { mac });
+  }
+
+  /** A destination that is no longer behind the uplink (it migrated here, or left): every frontend stops taking frames for it. */
+  onUplinkForget(mac: number): void {
+    for (const st of this.vifs.values()) if (viUp(st)) this.ctx.send(st.vif, 'slowpath', { mac });
   }
 
   stats(): Record<string, unknown> {

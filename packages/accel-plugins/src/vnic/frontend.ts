@@ -195,6 +195,7 @@ export class VnicFrontend implements AccelFrontend {
       // Our RX buffers are on the ring: the backend may now steer flows to the VI.
       this.ctx.send('running', {});
     } else if (op === 'fastpath') this.fast.add(Number(args.mac));
+    else if (op === 'slowpath') this.fast.delete(Number(args.mac));
     else if (op === 'link') this.linkUp = args.up === true;
     else if (op === CHANNEL_OP.detach) this.draining = true;
   }

@@ -41,8 +41,11 @@ import { op, replyOf, shortValue as short, type AnyOps } from './ops.ts';
  *   1.1  the version handshake: the manifest's `api`, ctx.apiVersion at both
  *        ends, attach's `api` and `pluginApi`; a manifest's schemas may be any
  *        JSON Schema (draft-07, 2019-09 or 2020-12), not only TypeBox's
+ *   1.2  a second NIC model: the backend context's vdpa/vdpaShared (the virtio
+ *        NIC's admin commands beside mcdi/mcdiShared), and the optional hook
+ *        onUplinkForget(mac) (a destination no longer behind the uplink)
  */
-export const PLUGIN_API_VERSION = '1.1';
+export const PLUGIN_API_VERSION = '1.2';
 
 /** What a plugin API version looks like: MAJOR.MINOR, decimal, no leading zeros. */
 export const API_VERSION_PATTERN = '^(0|[1-9][0-9]{0,3})\\.(0|[1-9][0-9]{0,3})$';

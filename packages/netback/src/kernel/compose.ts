@@ -177,8 +177,13 @@ function accelManager(b: Base, n: Nic): AccelManager {
       domid,
     ),
   });
-  bridge.onLearn = (mac, port) => {
-    if (uplink && port === uplink.portId) accel.uplinkLearned(mac);
+  bridge.onLearn = (mac, port, from) => {
+    if (!uplink) return;
+    if (port === uplink.portId) accel.uplinkLearned(mac);
+    else if (from === uplink.portId) accel.uplinkLost(mac);
+  };
+  bridge.onForget = (mac, port) => {
+    if (uplink && port === uplink.portId) accel.uplinkLost(mac);
   };
   // An unload in progress has a bound (UNLOAD_DETACH_MS): dom0 wakes for it even when nothing else happens.
   core.timer(() => accel.nextDeadline());

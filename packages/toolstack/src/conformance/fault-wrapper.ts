@@ -32,6 +32,7 @@ const BACKEND_HOOKS = [
   'onFrontendMessage',
   'onSlowPathRx',
   'onUplinkLearn',
+  'onUplinkForget',
   'saveState',
   'restoreState',
 ];
