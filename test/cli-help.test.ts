@@ -1,4 +1,4 @@
-/** `help` at every level: a command's --help, -h or help prints the usage and exits 0 (it used to be "unknown option"). */
+/** `help` at every level: `xsim help` the whole usage; a command's --help, -h or help (or `xsim help COMMAND`) its part, exit 0 (it used to be "unknown option"). */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { needs } from './tools.ts';
@@ -7,15 +7,28 @@ const root = new URL('..', import.meta.url).pathname;
 const xsim = (...args: string[]) => execFileSync('npx', ['xsim', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 }).toString();
 
 describe('xsim help', () => {
-  it.each([
-    ['scale', '--help'],
-    ['run', '-h'],
-    ['domain', 'help'],
-  ])('xsim %s %s prints the usage', (cmd, flag) => {
-    const out = xsim(cmd, flag);
+  it('xsim help prints the whole usage', () => {
+    const out = xsim('help');
     expect(out).toMatch(/^usage: xsim <command> \[options\]/);
     expect(out).toMatch(/domain create HOST NAME/);
     expect(out).toMatch(/dev add HOST\/DOMU/);
+    expect(out).toMatch(/plugin test DIR\|NAME/);
+  });
+
+  it.each([
+    ['scale', '--help', /^ {2}scale +boot time/m, /domain create/],
+    ['run', '-h', /--nics M\[,M\]/, /plugin test DIR/],
+    ['domain', 'help', /domain create HOST NAME/, /dev add HOST/],
+    ['plugin', 'help', /plugin test DIR\|NAME[\s\S]*plugin load NAME/, /domain create/],
+  ])("xsim %s %s prints that command's part of the usage", (cmd, flag, has, hasNot) => {
+    const out = xsim(cmd, flag);
+    expect(out).toMatch(/^usage: xsim <command> \[options\]/);
+    expect(out).toMatch(has);
+    expect(out).not.toMatch(hasNot);
+  });
+
+  it('xsim help COMMAND is the same as xsim COMMAND help', () => {
+    expect(xsim('help', 'plugin')).toBe(xsim('plugin', 'help'));
   });
 });
 

@@ -99,6 +99,24 @@ ${MANAGE_USAGE}
   shutdown [--socket PATH]            stop it
 `;
 
+/**
+ * One command's part of the usage: its entries (a line indented two spaces
+ * that starts with the command's name, and the lines indented deeper under
+ * it), after the usage line; the whole usage for a name it does not know.
+ */
+export function usageOf(cmd: string): string {
+  const lines = USAGE.split('\n');
+  const out: string[] = [];
+  let taking = false;
+  for (const line of lines) {
+    const entry = /^ {2}\S/.test(line);
+    if (entry) taking = line.slice(2).split(/\s/)[0] === cmd;
+    else if (line.trim() === '' || !line.startsWith('   ')) taking = false;
+    if (taking) out.push(line);
+  }
+  return out.length ? `${lines[0]}\n\n${out.join('\n')}\n` : USAGE;
+}
+
 /** A management command: run the verb over the control socket, print what it returns. */
 const manage = (object: string) => async (argv: string[]) => {
   const text = await manageCommand(object, argv);
@@ -131,10 +149,14 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const [cmd, ...rest] = argv;
-  // `xsim`, `xsim help`, and `xsim run --help`, `xsim scale -h`, `xsim domain help`: the usage, not "unknown option".
-  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help' || rest.includes('--help') || rest.includes('-h') || rest[0] === 'help') {
-    process.stdout.write(USAGE);
+  // `xsim`, `xsim help`: the whole usage; `xsim run --help`, `xsim scale -h`, `xsim domain help`, `xsim help plugin`: that command's part.
+  if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    process.stdout.write(cmd === 'help' && rest[0] ? usageOf(rest[0]) : USAGE);
     return cmd === undefined ? 1 : 0;
+  }
+  if (rest.includes('--help') || rest.includes('-h') || rest[0] === 'help') {
+    process.stdout.write(usageOf(cmd));
+    return 0;
   }
   const command = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (!command) {
