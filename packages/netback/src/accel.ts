@@ -67,9 +67,9 @@ export class AccelManager {
   }
 
   private context(name: string): AccelBackendContext {
-    const held: Held = { vis: new Set(), handles: new Set() };
+    const held: Held = { vis: new Set(), handles: new Set(), filters: new Map() };
     this.held.set(name, held);
-    return trackedContext(this.d.ctx, held, {
+    return trackedContext(this.d.ctx, name, held, {
       send: (vif, op, args, shared) => this.channels.get(vif.key)?.rpc.event(op, { plugin: name, ...args }, shared),
       detached: (vif) => this.detached(name, vif),
     });

@@ -97,7 +97,7 @@ describe('dom0 on either NIC model', () => {
       const { ctx, logs } = context(model, calls);
       ctx.allocVi();
       expect(ctx.allocVi()).toBe(2);
-      expect(releaseHeld(ctx, { vis: new Set([2]), handles: new Set() }, 'p')).toBe(1);
+      expect(releaseHeld(ctx, { vis: new Set([2]), handles: new Set(), filters: new Map() }, 'p')).toBe(1);
       expect(calls).toEqual([line]);
       expect(logs).toEqual([]);
       // Given back: it is the next one after 3.
