@@ -61,10 +61,15 @@ export function rig(args: Record<string, unknown> = {}, o: { nicFilters?: number
     },
   };
   const mcdi = (op: McdiOp, a: unknown) => {
-    // The VI's own commands need a guest's memory; the filters are what this test is about.
-    if (op === 'buffer_table_alloc') return 0;
-    if (op === 'vi_fini') return { filters: nic.filters.removeVi((a as { vi: number }).vi), buffers: 0 };
+    // The guest's DMA pages are not what this test is about: the VI's rings and buffers are pages of the rig's own RAM.
+    if (op === 'buffer_table_alloc') return server.call(op, { vi: (a as { vi: number }).vi, domid: 0, frames: Array.from({ length: 12 }, (_, i) => i) });
     return server.call(op, a as never);
+  };
+  /** vi_init for real (the NIC takes filters only for a running VI), on the rig's RAM; no interrupt. */
+  const mcdiShared = (op: McdiOp, a: unknown) => {
+    const { irq: _irq, domid: _domid, ...rest } = a as { irq?: boolean; domid: number };
+    server.call(op, { ...rest, domid: 0 } as never);
+    return { value: true, shared: [new SharedArrayBuffer(64)] };
   };
   const ctx = {
     nic: () => ({ mtu: 1500, vis: 8, alias: 'nic:1924-0903', mac: 0, linkUp: true }),
@@ -72,7 +77,7 @@ export function rig(args: Record<string, unknown> = {}, o: { nicFilters?: number
     allocVi: () => 3,
     freeVi: () => {},
     mcdi,
-    mcdiShared: () => ({ value: true, shared: [new SharedArrayBuffer(64)] }),
+    mcdiShared,
     deviceIrq: () => ({ binding: new SharedArrayBuffer(8), doorbell: new SharedArrayBuffer(8) }),
     mapGrants: (_d: number, grefs: number[]) => ({ frames: grefs, handles: grefs }),
     unmapGrants: () => {},

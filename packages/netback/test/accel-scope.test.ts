@@ -76,7 +76,7 @@ describe("a plugin's NIC commands", () => {
     const fn = ctx.allocVi()!;
     expect(() => ctx.vdpa('iotlb_map', { fn: 0, domid: 1, iova: 0, frames: [1] })).toThrow('function 0 is not one it was given');
     const q = { size: 256, desc: 0, avail: 4096, used: 8192 };
-    expect(() => ctx.vdpaShared('fn_start', { fn: fn + 1, domid: 1, rx: q, tx: q }, [])).toThrow(`function ${fn + 1} is not one it was given`);
+    expect(() => ctx.vdpaShared('fn_start', { fn: fn + 1, domid: 1, rx: q, tx: q, macs: [1] }, [])).toThrow(`function ${fn + 1} is not one it was given`);
     expect(() => ctx.vdpa('steer_add', { fn: 0, match })).toThrow('function 0 is not one it was given');
     expect(calls).toEqual([]);
   });

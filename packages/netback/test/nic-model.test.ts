@@ -67,9 +67,9 @@ describe('dom0 on either NIC model', () => {
     const calls: string[] = [];
     const { ctx } = context('virtio', calls);
     expect(ctx.vdpa('fn_stats', { fn: 1 })).toBe('fn_stats done');
-    expect(ctx.vdpaShared('fn_start', { fn: 1, domid: 3, rx: q(), tx: q() }, []).value).toBe('fn_start done');
+    expect(ctx.vdpaShared('fn_start', { fn: 1, domid: 3, rx: q(), tx: q(), macs: null }, []).value).toBe('fn_start done');
     expect(() => ctx.mcdi('vi_fini', { vi: 1 })).toThrow(/nic:1af4-1041 is the virtio model.*ctx\.vdpa/);
-    expect(() => ctx.mcdiShared('vi_init', { vi: 1, domid: 3, rings: 0 }, [])).toThrow(/nic:1af4-1041.*ctx\.vdpa/);
+    expect(() => ctx.mcdiShared('vi_init', { vi: 1, domid: 3, rings: 0, macs: null }, [])).toThrow(/nic:1af4-1041.*ctx\.vdpa/);
     expect(calls.map((c) => c.split(' ')[0])).toEqual(['fn_stats', 'fn_start']);
   });
 
@@ -78,7 +78,7 @@ describe('dom0 on either NIC model', () => {
     const { ctx } = context('vi', calls);
     expect(ctx.mcdi('vi_stats', { vi: 1 })).toBe('vi_stats done');
     expect(() => ctx.vdpa('fn_stop', { fn: 1 })).toThrow(/nic:1924-0803 is the VI model.*ctx\.mcdi/);
-    expect(() => ctx.vdpaShared('fn_start', { fn: 1, domid: 3, rx: q(), tx: q() }, [])).toThrow(/nic:1924-0803.*ctx\.mcdi/);
+    expect(() => ctx.vdpaShared('fn_start', { fn: 1, domid: 3, rx: q(), tx: q(), macs: null }, [])).toThrow(/nic:1924-0803.*ctx\.mcdi/);
     expect(calls.map((c) => c.split(' ')[0])).toEqual(['vi_stats']);
   });
 

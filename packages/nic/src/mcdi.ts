@@ -20,7 +20,7 @@ export function mcdiHandlers(nic: HwNic): OpHandlers<McdiOps> {
   return {
     vi_init: (a, { shared }) => {
       const irq = a.irq === true && shared.length >= 2 ? { binding: shared[0], doorbell: shared[1] } : null;
-      const doorbell = nic.viInit(a.vi, a.domid, a.rings, irq, a.macs ?? null);
+      const doorbell = nic.viInit(a.vi, a.domid, a.rings, irq, a.macs);
       return new WithShared(true, [doorbell]);
     },
     vi_fini: (a) => nic.viFini(a.vi, a.count !== false),
@@ -30,7 +30,8 @@ export function mcdiHandlers(nic: HwNic): OpHandlers<McdiOps> {
       return true;
     },
     filter_insert: (a) => {
-      nic.vi(a.vi);
+      // A filter to a VI nobody drives would only drop what it steers (rxViDown): refused instead, naming why.
+      if (!nic.vi(a.vi).running) throw new Error(`VI ${a.vi} is not running (vi_init it first; a faulted or finalised VI takes no filter)`);
       return nic.filters.insert(a.vi, a.match, a.ageMs ?? 0);
     },
     filter_remove: (a) => nic.filters.remove(a.id),
@@ -42,7 +43,7 @@ export function mcdiHandlers(nic: HwNic): OpHandlers<McdiOps> {
     },
     nic_stats: () => nic.stats(),
     link_set: (a) => {
-      nic.linkUp = a.up === true;
+      nic.linkUp = a.up;
       return nic.linkUp;
     },
     nic_reset: () => nic.reset(),

@@ -15,11 +15,11 @@ export function vdpaHandlers(nic: VqNic): OpHandlers<VdpaOps> {
     iotlb_unmap: (a) => nic.iotlbUnmap(a.fn, a.iova, a.count),
     fn_start: (a, { shared }) => {
       const irq = a.irq === true && shared.length >= 2 ? { binding: shared[0], doorbell: shared[1] } : null;
-      return new WithShared(true, [nic.fnStart(a.fn, a.domid, a.rx, a.tx, irq, a.macs ?? null)]);
+      return new WithShared(true, [nic.fnStart(a.fn, a.domid, a.rx, a.tx, irq, a.macs)]);
     },
     fn_stop: (a) => nic.fnStop(a.fn, a.count !== false),
     steer_add: (a) => {
-      nic.fn(a.fn);
+      if (!nic.fn(a.fn).running) throw new Error(`function ${a.fn} is not running (fn_start it first; a faulted or stopped function takes no rule)`);
       return nic.filters.insert(a.fn, a.match, a.ageMs ?? 0);
     },
     steer_del: (a) => nic.filters.remove(a.id),
@@ -31,7 +31,7 @@ export function vdpaHandlers(nic: VqNic): OpHandlers<VdpaOps> {
     },
     dev_stats: () => nic.stats(),
     link_set: (a) => {
-      nic.linkUp = a.up === true;
+      nic.linkUp = a.up;
       return nic.linkUp;
     },
     dev_reset: () => nic.reset(),

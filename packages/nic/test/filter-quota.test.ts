@@ -26,6 +26,14 @@ function udp(port: number): Uint8Array {
 
 const flow = (port: number) => ({ kind: 'ipv4' as const, proto: 17, addr: ADDR, port });
 
+/** Start VIs on the NIC (it takes filters only for a running VI): rings in the 12 pages of domain 0's RAM, no interrupt. */
+function running(server: ReturnType<typeof mcdiServer>, vis: number[]): void {
+  for (const vi of vis) {
+    const rings = server.call('buffer_table_alloc', { vi, domid: 0, frames: Array.from({ length: 12 }, (_, i) => i) }) as number;
+    server.call('vi_init', { vi, domid: 0, rings, macs: null });
+  }
+}
+
 describe('a full filter table', () => {
   it('refuses the next insert with ENOSPC, counted in filterNoSpace; a removal makes room again', () => {
     const t = new FilterTable({ size: 4 });
@@ -49,6 +57,7 @@ describe('a full filter table', () => {
     const rams = new Map([[0, new Uint8Array(new SharedArrayBuffer(16 * 4096))]]);
     const nic = new HwNic({ name: 'nic-a', host: 'host-a', mac: 0x000f53000000, mtu: 1500, vendor: '1924', device: '0803', vis: 3, filters: 2 }, rams);
     const mcdi = mcdiServer(nic);
+    running(mcdi, [1, 2]);
     mcdi.call('filter_insert', { vi: 1, match: flow(1) });
     mcdi.call('filter_insert', { vi: 2, match: flow(2) });
     expect(() => mcdi.call('filter_insert', { vi: 1, match: flow(3) })).toThrow(/^ENOSPC: the filter table is full \(2 of 2 entries\)/);
@@ -63,6 +72,7 @@ describe('filter hits', () => {
     const rams = new Map([[0, new Uint8Array(new SharedArrayBuffer(16 * 4096))]]);
     const nic = new HwNic({ name: 'nic-a', host: 'host-a', mac: 0x000f53000000, mtu: 1500, vendor: '1924', device: '0803', vis: 3 }, rams);
     const mcdi = mcdiServer(nic);
+    running(mcdi, [1, 2]);
     const a = mcdi.call('filter_insert', { vi: 1, match: flow(10) }) as number;
     const b = mcdi.call('filter_insert', { vi: 2, match: flow(11) }) as number;
     for (let i = 0; i < 3; i++) nic.filters.lookup(udp(10), 0, 64);

@@ -328,6 +328,7 @@ describe('virtio NIC: one test per malformed driver input', () => {
         domid: 1,
         rx: { size: 256, desc: 0, avail: PAGE, used: 2 * PAGE },
         tx: { size: 256, desc: 0, avail: PAGE, used: 2 * PAGE },
+        macs: null,
       }),
     ).toThrow(/no pages of domain 1 mapped/);
     handleVdpa(nic, 'iotlb_map', { fn: 1, domid: 1, iova: 0, frames: [8, 9] });
@@ -337,6 +338,7 @@ describe('virtio NIC: one test per malformed driver input', () => {
         domid: 1,
         rx: { size: 256, desc: 0, avail: PAGE, used: 2 * PAGE },
         tx: { size: 256, desc: 0, avail: PAGE, used: 2 * PAGE },
+        macs: null,
       }),
     ).toThrow(/rx used at iova 8192 is not a page mapped for function 1/);
   });
@@ -356,6 +358,16 @@ describe('virtio NIC: one test per malformed driver input', () => {
     expect(() => handleVdpa(nic, 'iotlb_map', { fn: 1, domid: 1, iova: 100, frames: [0] })).toThrow(/multipleOf|iova/);
     handleVdpa(nic, 'iotlb_map', { fn: 1, domid: 1, iova: 0, frames: [0] });
     expect(() => handleVdpa(nic, 'iotlb_map', { fn: 1, domid: 1, iova: 0, frames: [1] })).toThrow(/already mapped/);
+  });
+
+  it('refuses a steering rule to a function not running, and a link_set that does not say up or down', () => {
+    const { nic } = rig();
+    handleVdpa(nic, 'fn_stop', { fn: 1 });
+    expect(() => handleVdpa(nic, 'steer_add', { fn: 1, match: { kind: 'mac', mac: MAC_A } })).toThrow(
+      'function 1 is not running (fn_start it first; a faulted or stopped function takes no rule)',
+    );
+    expect(() => handleVdpa(nic, 'link_set', {})).toThrow(/link_set refused: argument \/up/);
+    expect(nic.linkUp).toBe(true);
   });
 
   it('refuses to unmap a page holding a queue of a running function', () => {

@@ -7,11 +7,12 @@
  *   vi_init             {vi: number, domid: number             true; shared: [the attachment's doorbell]
  *                        rings: number    buffer-table index of the VI's ring pages
  *                        irq?: boolean    with shared: [binding, driver domain's doorbell]
- *                        macs?: number[] | null}  48-bit MACs the VI may send from (null: any)
+ *                        macs: number[] | null}   48-bit MACs the VI may send from (null: any; required,
+ *                                                  so no driver gets a VI without anti-spoofing by omission)
  *   vi_fini             {vi, count?: boolean}  count frames left on it as drops (default true)
  *   buffer_table_alloc  {vi, domid, frames: number[]}  1..65536 guest frames   base index
  *   buffer_table_free   {vi, base, count}                          true
- *   filter_insert       {vi, match: {kind: 'mac', mac, vlan?} | {kind: 'ipv4', proto, addr, port},
+ *   filter_insert       {vi (running), match: {kind: 'mac', mac, vlan?} | {kind: 'ipv4', proto, addr, port},
  *                        ageMs?: number}  the NIC removes the filter once no frame matched it for this long (0, absent: never)
  *                                                              filter id; error "ENOSPC: ..." (MCDI_ENOSPC) when the
  *                                                              NIC's whole filter table is full (counted: filterNoSpace)
@@ -21,7 +22,7 @@
  *                                                              gone (removed, or aged out by the NIC)
  *   vi_stats            {vi}                                       its counters, running, fault, buffers
  *   nic_stats           {}                                         the NIC's counters
- *   link_set            {up?: boolean}                             the link now
+ *   link_set            {up: boolean}                              the link now
  *   nic_reset           {}                                         what the reset did
  *   mtu_set             {mtu}                                      the MTU now
  */
@@ -46,7 +47,7 @@ export const MCDI_OPS = {
       domid: int(),
       rings: int(),
       irq: Type.Optional(Type.Boolean()),
-      macs: Type.Optional(Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))])),
+      macs: Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))]),
     }),
     replyOf<true>(),
   ),
@@ -65,7 +66,7 @@ export const MCDI_OPS = {
   filter_hits: op(Type.Object({ ids: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 4096 }) }), replyOf<(number | null)[]>()),
   vi_stats: op(Type.Object({ vi: int() }), replyOf<Record<string, unknown>>()),
   nic_stats: op(NO_ARGS, replyOf<Record<string, unknown>>()),
-  link_set: op(Type.Object({ up: Type.Optional(Type.Boolean()) }), replyOf<boolean>()),
+  link_set: op(Type.Object({ up: Type.Boolean() }), replyOf<boolean>()),
   nic_reset: op(NO_ARGS, replyOf<unknown>()),
   mtu_set: op(Type.Object({ mtu: int() }), replyOf<number>()),
 } as const;

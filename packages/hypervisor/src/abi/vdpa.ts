@@ -13,19 +13,19 @@
  *                                                              and a queue lives in them)
  *   fn_start     {fn, domid, rx: VQ, tx: VQ,                   true; shared: [the notify area made for it]
  *                 irq?: boolean (shared: [binding, doorbell]),
- *                 macs?: number[] | null}                      48-bit MACs it may send from (null: any)
+ *                 macs: number[] | null}                       48-bit MACs it may send from (null: any; required)
  *                VQ = {size, desc, avail, used}                 size a power of two 2..256; each area page-aligned
  *                                                              IOVAs of pages mapped for the function
  *   fn_stop      {fn, count?: boolean}                         {rules, pages} removed; count frames left on the
  *                                                              queues as drops (default true)
- *   steer_add    {fn, match, ageMs?}                           rule id (match as MCDI's filter_insert); error
+ *   steer_add    {fn (started), match, ageMs?}                 rule id (match as MCDI's filter_insert); error
  *                                                              "ENOSPC: ..." when the steering table is full
  *   steer_del    {id}                                          whether it existed
  *   steer_list   {}                                            every rule (hits, ageMs)
  *   steer_hits   {ids}                                         per id its hits, or null if gone
  *   fn_stats     {fn}                                          its counters, running, fault, pages mapped
  *   dev_stats    {}                                            the device's counters
- *   link_set     {up?}                                         the link now
+ *   link_set     {up}                                          the link now
  *   dev_reset    {}                                            what the reset did (every guest function stopped)
  *   mtu_set      {mtu}                                         the MTU now
  */
@@ -55,7 +55,7 @@ export const VDPA_OPS = {
       rx: VQ,
       tx: VQ,
       irq: Type.Optional(Type.Boolean()),
-      macs: Type.Optional(Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))])),
+      macs: Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))]),
     }),
     replyOf<true>(),
   ),
@@ -66,7 +66,7 @@ export const VDPA_OPS = {
   steer_hits: op(Type.Object({ ids: Type.Array(Type.Integer({ minimum: 0 }), { maxItems: 4096 }) }), replyOf<(number | null)[]>()),
   fn_stats: op(Type.Object({ fn: int() }), replyOf<Record<string, unknown>>()),
   dev_stats: op(NO_ARGS, replyOf<Record<string, unknown>>()),
-  link_set: op(Type.Object({ up: Type.Optional(Type.Boolean()) }), replyOf<boolean>()),
+  link_set: op(Type.Object({ up: Type.Boolean() }), replyOf<boolean>()),
   dev_reset: op(NO_ARGS, replyOf<unknown>()),
   mtu_set: op(Type.Object({ mtu: int() }), replyOf<number>()),
 } as const;
