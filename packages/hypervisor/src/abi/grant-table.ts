@@ -22,18 +22,25 @@ export const GNTCOPY_source_gref = 1 << 0;
 export const GNTCOPY_dest_gref = 1 << 1;
 
 /**
- * Grant operation status codes (enum grant_status). Note: Xen's bad_gntref is -3
- * and bad_handle is -4; we keep Xen's numbers so traces read like real ones.
+ * Grant operation status codes (grant_table.h's GNTST_*), with Xen's numbers
+ * so traces read like real ones. xsim's grant operations return the ones in
+ * GrantStatus; the others (-5 to -7, -11, -13) are here so a status from
+ * anywhere can be named.
  */
 export const GNTST_okay = 0;
 export const GNTST_general_error = -1;
 export const GNTST_bad_domain = -2;
 export const GNTST_bad_gntref = -3;
 export const GNTST_bad_handle = -4;
+export const GNTST_bad_virt_addr = -5;
+export const GNTST_bad_dev_addr = -6;
+export const GNTST_no_device_space = -7;
 export const GNTST_permission_denied = -8;
 export const GNTST_bad_page = -9;
 export const GNTST_bad_copy_arg = -10;
+export const GNTST_address_too_big = -11;
 export const GNTST_eagain = -12;
+export const GNTST_no_space = -13;
 
 export type GrantStatus =
   | typeof GNTST_okay
@@ -52,18 +59,34 @@ const NAMES: Record<number, string> = {
   [GNTST_bad_domain]: 'bad_domain',
   [GNTST_bad_gntref]: 'bad_gntref',
   [GNTST_bad_handle]: 'bad_handle',
+  [GNTST_bad_virt_addr]: 'bad_virt_addr',
+  [GNTST_bad_dev_addr]: 'bad_dev_addr',
+  [GNTST_no_device_space]: 'no_device_space',
   [GNTST_permission_denied]: 'permission_denied',
   [GNTST_bad_page]: 'bad_page',
   [GNTST_bad_copy_arg]: 'bad_copy_arg',
+  [GNTST_address_too_big]: 'address_too_big',
   [GNTST_eagain]: 'eagain',
+  [GNTST_no_space]: 'no_space',
 };
 
 export function grantStatusName(status: number): string {
   return NAMES[status] ?? `unknown(${status})`;
 }
 
-/** Grant frames per domain: Xen's default max_grant_frames (32 × 512 v1 entries). */
+/**
+ * Grant-table frames each domain gets: 32 (32 × 512 = 16,384 v1 entries).
+ * This is not Xen's default: Xen's maximum is 64 frames unless its
+ * gnttab_max_frames option says otherwise. 32 was libxl's fixed default
+ * (LIBXL_MAX_GRANT_FRAMES_DEFAULT, now deprecated: libxl passes "the
+ * hypervisor's default"), and Xen's own default before 4.10 made it 64.
+ * xsim keeps 32 because it allocates a domain's whole table when the domain
+ * is made (Xen grows a table on demand up to its maximum): 32 rather than 64
+ * halves what every domain's table costs (128 KiB, and 64 KiB of pin
+ * counts in the hypervisor's view of it), and xsim's drivers grant fewer entries than
+ * 32 frames hold.
+ */
 export const GRANT_FRAMES = 32;
 export const GRANT_ENTRIES_PER_FRAME = 4096 / GRANT_ENTRY_V1_SIZE;
-/** Refs 0..7 are reserved in Linux (GNTTAB_NR_RESERVED_ENTRIES); we reserve them too. */
+/** grant_table.h: refs 0..7 are the toolstack's (0 the console's, 1 xenstore's); guests allocate from 8, as Linux does. */
 export const GNTTAB_NR_RESERVED_ENTRIES = 8;
