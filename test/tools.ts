@@ -1,6 +1,7 @@
 /**
  * The outside tools some tests drive, each with the Debian package that
- * installs it; whether one is on PATH; and how a test declares it needs some.
+ * installs it; whether one is installed (a command on PATH, or for the few
+ * in FILES, a file at its path); and how a test declares it needs some.
  *
  *   it('tshark reads it', needs('tshark'), () => { ... })
  *   describe('xenstore-utils ...', needs('xenstore-ls', 'xenstore-read'), () => { ... })
@@ -13,14 +14,14 @@
  * tool's name and its install line; CI runs every test or says why not.
  *
  * .ci/run installs what is missing from this same table:
- * `npx tsx test/tools.ts missing` prints the packages of the tools not on PATH
+ * `npx tsx test/tools.ts missing` prints the packages of the tools not installed
  * (`all`: every package the table declares).
  *
  * Test aid: XSIM_PRETEND_MISSING=tshark,xenstore-ls (tool or package names,
  * comma-separated) makes those count as missing, to see the skip path, or
  * with CI=true the CI failure, on a machine that has them.
  */
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TestOptions } from 'vitest';
@@ -38,9 +39,19 @@ export const TOOLS = {
   'xenstore-watch': 'xenstore-utils',
   // Results and --version name the commit they ran from (test/schema, bench-smoke, cli-help).
   git: 'git',
+  // test/xen-abi*.test.ts compile C programs against Xen's public headers and run them.
+  gcc: 'gcc',
+  'libc-headers': 'libc6-dev',
+  'xen-headers': 'libxen-dev',
 } as const;
 
 export type Tool = keyof typeof TOOLS;
+
+/** Tools that are files rather than commands: installed when the file is there. */
+export const FILES: Partial<Record<Tool, string>> = {
+  'libc-headers': '/usr/include/stdio.h',
+  'xen-headers': '/usr/include/xen/io/netif.h',
+};
 
 /** What a test skipped for a missing tool carries in its task meta, for the reporter. */
 export interface MissingTool {
@@ -83,7 +94,8 @@ export function onPath(name: string): boolean {
 export function toolPresent(tool: Tool): boolean {
   const pretend = pretendMissing();
   if (pretend.includes(tool) || pretend.includes(TOOLS[tool])) return false;
-  return onPath(tool);
+  const file = FILES[tool];
+  return file ? existsSync(file) : onPath(tool);
 }
 
 /** The Debian packages of these tools, each once, sorted. */
