@@ -115,4 +115,11 @@ export class VifBackends {
     for (const vif of this.vifs.values()) n += vif.poll();
     return n;
   }
+
+  /** The soonest credit timer of a rate-limited vif (Infinity: none): dom0 wakes for it. */
+  nextDeadline(): number {
+    let t = Infinity;
+    for (const vif of this.vifs.values()) t = Math.min(t, vif.nextDeadline());
+    return t;
+  }
 }

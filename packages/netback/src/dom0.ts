@@ -23,6 +23,8 @@ export function boot(env: DomainEnv<Dom0Config>): void {
   const { core } = env;
   core.add('accel', () => k.accel.poll());
   core.add('netback', () => k.backends.poll());
+  // Rate-limited vifs' credit timers (tx_credit_exceeded's mod_timer): TX resumes when one is due.
+  core.timer(() => k.backends.nextDeadline());
   if (k.uplink) core.add('uplink', () => k.uplink!.poll());
   core.add('endpoint', () => k.endpoint.poll());
   core.timer(() => k.endpoint.nextDeadline());

@@ -34,7 +34,8 @@ describe('netback xenbus', () => {
     h.vif.remove();
     expect(h.vif.connected).toBe(false);
     expect(h.vif.state).toBe(XenbusState.Closed);
-    expect(h.store.usage().watches).toBe(watchesBefore - 1);
+    // Its two watches go: the frontend's state and the backend's rate node.
+    expect(h.store.usage().watches).toBe(watchesBefore - 2);
     expect(() => h.store.read(0, be)).toThrow(/ENOENT/);
     expect(h.bridge.portCount).toBe(1); // only the harness's recording port
     // The frontend moving on afterwards reaches no one.

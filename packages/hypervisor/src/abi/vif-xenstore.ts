@@ -6,13 +6,18 @@
  *
  *   /local/domain/<domU>/device/vif/<n>/            frontend (owned by the guest)
  *       backend, backend-id, handle, mac, state      written by the toolstack
- *       tx-ring-ref, rx-ring-ref, event-channel,
+ *       tx-ring-ref, rx-ring-ref, event-channel
+ *       (or event-channel-tx and event-channel-rx),
  *       request-rx-copy, feature-*                   written by netfront
  *   /local/domain/<dom0>/backend/vif/<domU>/<n>/     backend (owned by dom0)
  *       frontend, frontend-id, handle, mac, ip,
- *       bridge, online, state, hotplug-status,
- *       limits/max-filters, limits/max-buf-pages     written by the toolstack
+ *       bridge, online, state, hotplug-status, mtu,
+ *       rate, limits/max-filters, limits/max-buf-pages
+ *                                                    written by the toolstack
  *       feature-*, accel                             written by netback
+ *
+ * README's "The vif's xenstore keys" lists every key with who writes it, who
+ * reads it, and xsim's value beside Linux's.
  */
 import { XenbusState } from '../xs/index.ts';
 
@@ -78,7 +83,32 @@ export const VIF_KEY = {
   txRingRef: 'tx-ring-ref',
   rxRingRef: 'rx-ring-ref',
   eventChannel: 'event-channel',
+  /** Split event channels (io/netif.h): the frontend's two ports, TX notifications on one, RX on the other. */
+  eventChannelTx: 'event-channel-tx',
+  eventChannelRx: 'event-channel-rx',
   requestRxCopy: 'request-rx-copy',
+  /**
+   * Features (io/netif.h "Feature and Parameter Negotiation"): each end
+   * writes its own in its own directory and reads the other's. Absent reads
+   * as 0, except feature-no-csum-offload's opposite (IPv4 checksum offload
+   * is assumed on unless the frontend writes feature-no-csum-offload = 1).
+   */
+  featureSg: 'feature-sg',
+  featureGsoTcpv4: 'feature-gso-tcpv4',
+  featureGsoTcpv6: 'feature-gso-tcpv6',
+  featureIpv6CsumOffload: 'feature-ipv6-csum-offload',
+  featureNoCsumOffload: 'feature-no-csum-offload',
+  featureRxCopy: 'feature-rx-copy',
+  featureRxFlip: 'feature-rx-flip',
+  featureRxNotify: 'feature-rx-notify',
+  featureSplitEventChannels: 'feature-split-event-channels',
+  /**
+   * The vif's TX rate limit, "BYTES,USEC" (BYTES of credit every USEC
+   * microseconds): written by the toolstack in the backend directory (xl's
+   * rate=10Mb/s@20ms becomes "25000,20000"), read at connect and watched by
+   * netback. Absent or malformed: unlimited.
+   */
+  rate: 'rate',
   accel: 'accel',
   /**
    * A vif's accelerator quotas (the 2007 accelerator's): written by the
@@ -95,18 +125,50 @@ export const VIF_KEY = {
 /** What the toolstack's vif hotplug script writes to hotplug-status when the vif is on its bridge. */
 export const HOTPLUG_CONNECTED = 'connected';
 
-/** feature-* keys each end publishes, with the values xsim's drivers write. */
+/**
+ * feature-* keys each end publishes, with the values xsim's drivers write by
+ * default. Only what xsim does is claimed: no GSO and no checksum offload
+ * (0 where Linux writes 1), and no multi-queue or control ring (not written).
+ * feature-sg and feature-split-event-channels follow each driver's
+ * parameters (netback's separate_tx_rx_irq, as Linux's).
+ */
 export const BACKEND_FEATURES: Readonly<Record<string, string>> = {
-  'feature-sg': '1',
-  'feature-gso-tcpv4': '0',
-  'feature-rx-copy': '1',
-  'feature-rx-flip': '0',
+  [VIF_KEY.featureSg]: '1',
+  [VIF_KEY.featureGsoTcpv4]: '0',
+  [VIF_KEY.featureGsoTcpv6]: '0',
+  [VIF_KEY.featureIpv6CsumOffload]: '0',
+  [VIF_KEY.featureRxCopy]: '1',
+  [VIF_KEY.featureRxFlip]: '0',
+  [VIF_KEY.featureSplitEventChannels]: '1',
 };
 export const FRONTEND_FEATURES: Readonly<Record<string, string>> = {
-  'feature-rx-notify': '1',
-  'feature-sg': '1',
-  'feature-gso-tcpv4': '0',
+  [VIF_KEY.featureRxNotify]: '1',
+  [VIF_KEY.featureSg]: '1',
+  [VIF_KEY.featureGsoTcpv4]: '0',
+  [VIF_KEY.featureGsoTcpv6]: '0',
+  [VIF_KEY.featureIpv6CsumOffload]: '0',
+  // xsim's stack completes no partial checksum: it asks the backend for none (Linux's netfront leaves this key out).
+  [VIF_KEY.featureNoCsumOffload]: '1',
 };
+
+/**
+ * A node as Linux's xenbus_scanf("%u") reads it: optional leading white
+ * space and sign, then digits up to the first non-digit ("5x" is 5), the
+ * value modulo 2^32 (a minus sign negates it modulo 2^32, as the kernel's
+ * vsscanf does). Undefined when the node is absent or starts with no digit.
+ */
+export function scanUnsigned(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const m = /^\s*([+-]?)(\d+)/.exec(v);
+  if (!m) return undefined;
+  const n = Number(BigInt(m[2]) % 0x1_0000_0000n);
+  return m[1] === '-' ? (0x1_0000_0000 - n) % 0x1_0000_0000 : n;
+}
+
+/** xenbus_read_unsigned: scanUnsigned, or `def` when that finds no number. */
+export function readUnsigned(v: string | undefined, def: number): number {
+  return scanUnsigned(v) ?? def;
+}
 
 export function parseState(value: string | undefined): XenbusState {
   if (value === undefined || !/^\d$/.test(value)) return XenbusState.Unknown;

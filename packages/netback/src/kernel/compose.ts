@@ -203,6 +203,8 @@ function vifBackends(b: Base, accel: AccelManager): VifBackends {
       skbs: b.skbs,
       bridge: b.bridge,
       maxFrame: b.env.config.mtu + 18,
+      clock: b.env.clock,
+      params: b.env.config.netback,
       log: b.log.say,
       onConnected: (v) => {
         accel.refreshVif(accelVif(v));

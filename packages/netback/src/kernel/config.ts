@@ -2,6 +2,7 @@
 import type { Addr } from '@xsim/hypervisor';
 import { netDriverPages, vqNetDriverPages, type NicModel } from '@xsim/nic';
 import { DOM0_SLACK_PAGES, MIN_SKBS, skbPages } from '../skb.ts';
+import type { NetbackParams } from '../vif/features.ts';
 
 /** dom0 pages its NIC's primary driver takes at an MTU: NetDriver's RX ring (the VI NIC), VqNetDriver's queues and buffers (virtio). */
 export function primaryDriverPages(mtu: number, model: NicModel): number {
@@ -37,4 +38,6 @@ export interface Dom0Config {
   /** This host's NIC: its PCI ids, VIs, and wake line; MCDI goes to the NIC hardware's bus address. */
   nic?: { nicWake: { sab: SharedArrayBuffer; offset: number }; mac: number; vendor: string; device: string; vis: number };
   skbs?: number;
+  /** netback's parameters (Linux's module parameters: separate_tx_rx_irq; absent: the defaults). */
+  netback?: NetbackParams;
 }

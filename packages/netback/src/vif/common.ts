@@ -4,7 +4,7 @@
  * ring request, and the narrow interfaces netback needs of xenstore, event
  * channels and grant operations.
  */
-import type { XsLike } from '@xsim/hypervisor';
+import type { Clock, XsLike } from '@xsim/hypervisor';
 import {
   DOMID_SELF,
   GNTCOPY_dest_gref,
@@ -18,8 +18,13 @@ import {
 } from '@xsim/hypervisor';
 import type { Bridge } from '../bridge.ts';
 import type { SkbPool } from '../skb.ts';
+import type { NetbackParams } from './features.ts';
 
 export const ETH_HLEN = 14;
+/** ETH_DATA_LEN: the MTU a vif is held to when its frontend cannot take a frame over several RX slots (no feature-sg). */
+export const ETH_DATA_LEN = 1500;
+/** The largest frame such a vif is given: MTU + Ethernet header + VLAN tag, as the bridge's is_skb_forwardable allows. */
+export const NO_SG_MAX_FRAME = ETH_DATA_LEN + ETH_HLEN + 4;
 
 /** netback's tunables. Thresholds follow Linux xen-netback (netback.c, rx.c). */
 export const VIF_TUNABLES = {
@@ -59,11 +64,19 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   },
   txDropDisconnected: { kind: 'drop', help: 'guest frame copied and answered, then dropped: the vif was disconnected before it was forwarded' },
   txStallNoSkb: { kind: 'event', help: 'times TX stopped because dom0 had no free skb (frames wait in the ring)' },
+  txCreditStalls: {
+    kind: 'event',
+    help: "times TX stopped because the vif's rate limit (the backend's rate key) left too little credit for the next frame: it waits in the ring for the credit timer (tx_credit_exceeded)",
+  },
   rxPackets: { kind: 'event', help: 'frames copied into the guest' },
   rxBytes: { kind: 'event', help: 'bytes of those frames' },
   rxDropQueueFull: { kind: 'drop', help: 'frame for the guest dropped: its RX queue was full' },
   rxDropNotConnected: { kind: 'drop', help: 'frame for the guest dropped: the vif was not connected' },
   rxDropNoSkb: { kind: 'drop', help: 'frame for the guest dropped: no skb was free to queue it' },
+  rxDropNoSg: {
+    kind: 'drop',
+    help: 'frame for the guest over ETH_DATA_LEN (1500) + an Ethernet header and VLAN tag, to a frontend without feature-sg: Linux netback lowers such a vif to MTU 1500 (xenvif_carrier_on) and the bridge drops what does not fit (is_skb_forwardable)',
+  },
   rxDropFatal: { kind: 'drop', help: 'frame in hand, or copied but not yet published, when the guest was disconnected for a broken RX ring' },
   rxErrGrantCopy: { kind: 'drop', help: 'frame for the guest whose copy into its buffer failed: the response carries the GNTST_* status' },
   notifiesSent: { kind: 'event', help: 'event-channel notifications sent to the frontend' },
@@ -103,6 +116,10 @@ export interface VifDeps {
   bridge: Bridge;
   /** Largest frame accepted from the guest (MTU + Ethernet header + VLAN tag). */
   maxFrame: number;
+  /** dom0's clock (virtual in a deterministic run): what a vif's rate limit is measured on. */
+  clock: Clock;
+  /** netback's parameters (Linux's module parameters): what it offers frontends. */
+  params?: NetbackParams;
   log: (msg: string) => void;
   /** The vif reached Connected / left it (accelerators attach and detach). */
   onConnected?: (vif: VifPort) => void;

@@ -8,6 +8,10 @@
  * its response carries the GNTST_* status, as xenvif_rx_copy_flush writes
  * it, and the frame is counted. An impossible request producer is a broken
  * ring: the vif is disconnected, and the frame in hand is counted too.
+ *
+ * A frontend that did not negotiate feature-sg is given no frame over
+ * NO_SG_MAX_FRAME: Linux holds such a vif to MTU 1500, and the bridge drops
+ * what does not fit; here the vif counts it (rxDropNoSg).
  */
 import {
   tracer,
@@ -28,20 +32,23 @@ import {
   type BackRing,
   type Tap,
 } from '@xsim/hypervisor';
-import { VIF_TUNABLES, copyToGuest, type VifCounters, type VifDeps, type VifPort } from './common.ts';
+import { NO_SG_MAX_FRAME, VIF_TUNABLES, copyToGuest, type VifCounters, type VifDeps, type VifPort } from './common.ts';
 
 /** What the RX path needs of its vif. */
 export interface RxOwner extends VifPort {
   readonly name: string;
   readonly c: VifCounters;
   readonly tap: Tap;
+  /** What the frontend negotiated: feature-sg (it takes a frame over several RX slots). */
+  readonly canSg: boolean;
   fatal(reason: string): void;
-  notify(): void;
+  /** Tell the frontend its RX responses are there (its RX port). */
+  notifyRx(): void;
 }
 
 type Copied = 'done' | 'wait' | 'gone';
 
-export type RxDropCounter = 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb';
+export type RxDropCounter = 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb' | 'rxDropNoSg';
 
 /** A frame for the guest dropped before its RX ring (dom0 RAM at `addr`): counted, and captured at the vif with the counter's name. */
 export function droppedForGuest(v: Pick<RxOwner, 'c' | 'tap' | 'name'>, ram: Uint8Array, addr: number, len: number, counter: RxDropCounter): void {
@@ -77,6 +84,7 @@ export class VifRx {
   /** A frame for this guest from the bridge (skb >= 0: a pooled buffer we may keep a reference to). */
   deliver(addr: number, len: number, skb: number): void {
     if (this.gone) return this.dropped(addr, len, 'rxDropNotConnected');
+    if (len > NO_SG_MAX_FRAME && !this.v.canSg) return this.dropped(addr, len, 'rxDropNoSg');
     if (this.queued === 0) {
       const r = this.copyOne(addr, len);
       if (r !== 'wait') return;
@@ -197,7 +205,7 @@ export class VifRx {
     this.unpushed = this.unpushedBytes = 0;
     const notify = this.ring.pushResponsesAndCheckNotify();
     if (tracer.on) traceRingPush(`${this.v.name} rx responses`, this.ring.rspProdPvt, notify);
-    if (notify) this.v.notify();
+    if (notify) this.v.notifyRx();
   }
 
   /**

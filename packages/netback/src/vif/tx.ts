@@ -13,6 +13,10 @@
  * Nothing read from the ring is read twice: a guest that rewrites a slot
  * after it was copied changes nothing dom0 does.
  *
+ * A rate-limited vif (credit.ts) takes a frame only while it has credit for
+ * it, as xenvif_tx_build_gops does: otherwise the frame stays in the ring,
+ * unanswered, until the credit timer refills the credit.
+ *
  * Two tiers of guest error, as Linux: a malformed but harmless frame (runt,
  * over the MTU, a slot larger than the size left, 19–20 slots, a grant copy
  * that fails) is answered XEN_NETIF_RSP_ERROR, counted and dropped, and the
@@ -46,6 +50,7 @@ import {
 } from '@xsim/hypervisor';
 import { formatMac } from '@xsim/netstack';
 import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps } from './common.ts';
+import type { TxCredit } from './credit.ts';
 
 const { legacySlotsMax, fatalSkbSlots, txBudget, txBatch } = VIF_TUNABLES;
 /** Copies kept for frames awaiting their grant copies: each accepted frame has at most legacySlotsMax slots. */
@@ -63,7 +68,8 @@ export interface TxOwner {
   readonly mac: number;
   /** xenvif_fatal_tx_err: disconnect this frontend. The ring is gone when this returns. */
   fatal(reason: string): void;
-  notify(): void;
+  /** Tell the frontend its TX responses are there (its TX port). */
+  notifyTx(): void;
 }
 
 export class VifTx {
@@ -86,6 +92,7 @@ export class VifTx {
     readonly ring: BackRing,
     private readonly d: VifDeps,
     private readonly v: TxOwner,
+    private readonly credit: TxCredit,
   ) {}
 
   /** RING_COPY_REQUEST: the only read of request `idx` from shared memory, into copy `k`. */
@@ -121,6 +128,8 @@ export class VifTx {
   action(): number {
     const ring = this.ring;
     let taken = 0;
+    // The credit timer, if it is due (xenvif_tx_credit_callback).
+    this.credit.fire();
     for (;;) {
       if (taken >= txBudget) break;
       const prod = ring.requestProducer();
@@ -155,6 +164,8 @@ export class VifTx {
     const cons = ring.reqCons;
     const k0 = this.top;
     this.copyRequest(cons, k0);
+    // Credit-based scheduling: a frame costs the size its first slot carries, whatever becomes of it.
+    if (!this.takeCredit(this.size[k0])) return STALL;
     if (this.flags[k0] & NETTXF_extra_info) return this.fatal('extra-info slot used but no extra feature was negotiated');
     const total = this.size[k0];
     let remaining = total;
@@ -191,8 +202,9 @@ export class VifTx {
     }
     const skb = this.d.skbs.alloc();
     if (skb < 0) {
-      // dom0 is out of buffers: the frame stays in the ring (backpressure, not loss).
+      // dom0 is out of buffers: the frame stays in the ring (backpressure, not loss), and keeps its credit.
       c.txStallNoSkb++;
+      this.credit.refund(total);
       return STALL;
     }
     // The first slot's own length replaces the frame length it carried: the copies now say what to copy.
@@ -205,6 +217,14 @@ export class VifTx {
     this.top = k0 + slots;
     ring.reqCons = (cons + slots) >>> 0;
     return TAKEN;
+  }
+
+  /** The frame's credit, or false (TX stops here until the credit timer); a stall is counted once per timer armed. */
+  private takeCredit(size: number): boolean {
+    const pending = this.credit.timerAt !== Infinity;
+    if (this.credit.take(size)) return true;
+    if (!pending) this.v.c.txCreditStalls++;
+    return false;
   }
 
   private consumeDropped(cons: number, k0: number, slots: number): Outcome {
@@ -253,7 +273,7 @@ export class VifTx {
     if (tracer.on && n > 0) tracer.span('grant copy (tx)', t0, { vif: this.v.name, frames: n });
     const notify = this.ring.pushResponsesAndCheckNotify();
     if (tracer.on && n > 0) traceRingPush(`${this.v.name} tx responses`, this.ring.rspProdPvt, notify);
-    if (notify) this.v.notify();
+    if (notify) this.v.notifyTx();
     // The frames are dom0's now; forwarding one may disconnect this very vif (a reply
     // from dom0's stack into a broken RX ring), after which the rest are dropped, counted.
     const port = this.v.portId;

@@ -1,37 +1,23 @@
 /**
  * One vif backend's xenbus side, after Linux xen-netback's xenbus.c: probe
- * (features, InitWait), follow the frontend's state, connect (map the rings,
- * bind the event channel), disconnect, and xenvif_fatal_tx_err for a
- * frontend that broke the protocol. The data path lives in tx.ts and rx.ts.
+ * (features, InitWait), follow the frontend's state, connect (read what the
+ * frontend advertised, map the rings, bind its event channels, read and
+ * watch the rate), disconnect, and xenvif_fatal_tx_err for a frontend that
+ * broke the protocol. Negotiation lives in features.ts, the rings in
+ * connect.ts, the rate limit in credit.ts, the data path in tx.ts and rx.ts.
  *
  * The backend's state changes only through setBackendState, which walks the
  * transition table below along the shortest path to the state asked for,
  * running each edge's action (connect on InitWait → Connected, disconnect on
  * Connected → Closing) and logging every transition in the vif's history.
  */
-import {
-  tracer,
-  logDebug,
-  logWarn,
-  BACKEND_FEATURES,
-  BackRing,
-  GNTST_okay,
-  NETIF_RX_SLOT_SIZE,
-  NETIF_TX_SLOT_SIZE,
-  SharedRing,
-  HOTPLUG_CONNECTED,
-  VIF_KEY,
-  XenbusState,
-  grantStatusName,
-  parseState,
-  stateName,
-  vifBackendPath,
-  offTap,
-  type Tap,
-} from '@xsim/hypervisor';
+import { tracer, logDebug, logWarn, HOTPLUG_CONNECTED, VIF_KEY, XenbusState, parseState, stateName, vifBackendPath, offTap, type Tap } from '@xsim/hypervisor';
 import { parseIp, parseMac } from '@xsim/netstack';
 import type { BridgePort } from '../bridge.ts';
 import { VIF_COUNTERS, type VifCounters, type VifDeps, type VifPort } from './common.ts';
+import { connectDataRings, releaseDataRings, type DataRings } from './connect.ts';
+import { TxCredit, parseRate } from './credit.ts';
+import { backendFeatures, readFrontendFlags, type FrontendFlags } from './features.ts';
 import { VifRx, droppedForGuest, type RxOwner } from './rx.ts';
 import { VifTx, type TxOwner } from './tx.ts';
 
@@ -76,11 +62,14 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   readonly history: string[] = [];
   portId = -1;
 
+  /** What the frontend advertised, read at connect (null before its first connect). */
+  flags: FrontendFlags | null = null;
   private tx: VifTx | null = null;
   private rx: VifRx | null = null;
-  private txMap = -1;
-  private rxMap = -1;
-  private port = 0;
+  private rings: DataRings | null = null;
+  /** The TX rate limit of the current connection (the backend's rate node). */
+  private credit: TxCredit;
+  private rateWatch = false;
   private readonly dom0: number;
   /** The toolstack removed the vif's node (netback_remove): nothing more is written to it. */
   private removed = false;
@@ -101,6 +90,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     const ip = d.xs.tryRead(`${this.path}/${VIF_KEY.ip}`);
     if (mac) this.mac = parseMac(mac);
     if (ip) this.ip = parseIp(ip);
+    this.credit = new TxCredit(d.clock);
   }
 
   get connected(): boolean {
@@ -110,7 +100,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   /** netback_probe: advertise features, wait for the frontend. */
   probe(): void {
     const xs = this.d.xs;
-    for (const [k, v] of Object.entries(BACKEND_FEATURES)) xs.write(`${this.path}/${k}`, v);
+    for (const [k, v] of Object.entries(backendFeatures(this.d.params))) xs.write(`${this.path}/${k}`, v);
     this.setBackendState(InitWait, 'probe');
     xs.watch(`${this.frontendPath}/${VIF_KEY.state}`, `${this.name}-frontend`, () => this.frontendChanged());
   }
@@ -138,8 +128,13 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
         this.setBackendState(Closing, why);
         break;
       case Closed:
-      default:
+      case XenbusState.Unknown:
         this.setBackendState(Closed, why);
+        break;
+      default:
+        // InitWait, Reconfiguring, Reconfigured: states a vif frontend never takes.
+        // Linux answers xenbus_dev_fatal(-EINVAL, "saw state %d at frontend"): the backend goes to Closing.
+        this.fatal(`saw state ${fs} (${stateName(fs)}) at frontend`);
         break;
     }
   }
@@ -185,46 +180,74 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     if (!this.removed) this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
   }
 
-  /** connect(): map the rings and bind the event channel the frontend published. False if it failed (then fatal). */
+  /**
+   * connect(): read what the frontend advertised (read_xenbus_vif_flags), map
+   * its rings and bind its event channels (connect_data_rings), read and watch
+   * the rate. False if it failed (then fatal).
+   */
   private connect(): boolean {
     const xs = this.d.xs;
-    const num = (k: string): number => {
-      const v = xs.tryRead(`${this.frontendPath}/${k}`);
-      const n = v === undefined || !/^\d+$/.test(v) ? Number.NaN : Number(v);
-      if (!Number.isSafeInteger(n)) throw new Error(`${k} missing or malformed: ${JSON.stringify(v)}`);
-      return n;
-    };
-    let tx: BackRing;
-    let rx: BackRing;
+    const read = (k: string) => xs.tryRead(`${this.frontendPath}/${k}`);
+    const flags = readFrontendFlags(read, this.frontendPath);
+    if (typeof flags === 'string') return this.refuse(flags);
+    let rings: DataRings;
     try {
-      const txRef = num(VIF_KEY.txRingRef);
-      const rxRef = num(VIF_KEY.rxRingRef);
-      const evtchn = num(VIF_KEY.eventChannel);
-      if (xs.tryRead(`${this.frontendPath}/${VIF_KEY.requestRxCopy}`) !== '1') throw new Error('frontend does not support rx-copy (flipping is not supported)');
-      const { ops } = this.d;
-      const txm = ops.map(this.frontendDomid, txRef, false);
-      if (txm.status !== GNTST_okay) throw new Error(`cannot map tx-ring-ref ${txRef}: ${grantStatusName(txm.status)}`);
-      this.txMap = txm.handle;
-      const rxm = ops.map(this.frontendDomid, rxRef, false);
-      if (rxm.status !== GNTST_okay) throw new Error(`cannot map rx-ring-ref ${rxRef}: ${grantStatusName(rxm.status)}`);
-      this.rxMap = rxm.handle;
-      this.port = this.d.evtchn.bindInterdomain(this.frontendDomid, evtchn);
-      this.d.evtchn.bindHandler(this.port, () => {});
-      tx = new BackRing(new SharedRing(txm.page, NETIF_TX_SLOT_SIZE));
-      rx = new BackRing(new SharedRing(rxm.page, NETIF_RX_SLOT_SIZE));
+      rings = connectDataRings(this.d, this.frontendDomid, read, this.frontendPath);
     } catch (e) {
-      this.releaseRings();
-      this.fatal(`connect failed: ${e instanceof Error ? e.message : String(e)}`);
-      return false;
+      return this.refuse(e instanceof Error ? e.message : String(e));
     }
-    this.tx = new VifTx(tx, this.d, this);
-    this.rx = new VifRx(rx, this.d, this);
+    this.flags = flags;
+    this.rings = rings;
+    this.credit = new TxCredit(this.d.clock);
+    this.credit.start(this.readRate());
+    this.watchRate();
+    this.tx = new VifTx(rings.tx, this.d, this, this.credit);
+    this.rx = new VifRx(rings.rx, this.d, this);
     // Unknown unicast is not flooded to a vif (its MAC is pinned below: such a frame is not for it).
     this.portId = this.d.bridge.addPort(this, { unicastFlood: this.mac === 0 });
     // The vif's own MAC is pinned to its port: no other port's frames can move it.
     if (this.mac !== 0) this.d.bridge.addStatic(this.mac, this.portId);
     this.d.onConnected?.(this);
     return true;
+  }
+
+  private refuse(reason: string): false {
+    this.fatal(`connect failed: ${reason}`);
+    return false;
+  }
+
+  /** xen_net_read_rate: the backend's rate node now (null: unlimited; a malformed one is warned about). */
+  private readRate() {
+    const { rate, error } = parseRate(this.d.xs.tryRead(`${this.path}/${VIF_KEY.rate}`));
+    if (error) this.d.log(logWarn(`${this.name}: ${error}`));
+    return rate;
+  }
+
+  /** xen_register_credit_watch: a new rate applies at once (xen_net_rate_changed). */
+  private watchRate(): void {
+    if (this.rateWatch || this.removed) return;
+    this.rateWatch = true;
+    this.d.xs.watch(`${this.path}/${VIF_KEY.rate}`, `${this.name}-rate`, () => {
+      if (this.removed || !this.tx) return;
+      const before = this.rateText();
+      this.credit.change(this.readRate());
+      if (this.rateText() !== before) this.d.log(logDebug(`${this.name}: rate ${before ?? 'unlimited'} -> ${this.rateText() ?? 'unlimited'}`));
+    });
+  }
+
+  private unwatchRate(): void {
+    if (!this.rateWatch) return;
+    this.rateWatch = false;
+    try {
+      this.d.xs.unwatch(`${this.path}/${VIF_KEY.rate}`, `${this.name}-rate`);
+    } catch {
+      // Released with its domain already.
+    }
+  }
+
+  /** The limit in force, as the rate node spells it ("BYTES,USEC"), or null when unlimited. */
+  private rateText(): string | null {
+    return this.credit.unlimited ? null : `${this.credit.bytes},${this.credit.usec}`;
   }
 
   /** backend_disconnect: out of the bridge, rings unmapped, queued frames dropped (counted). */
@@ -235,16 +258,9 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     this.rx?.purge();
     this.tx = null;
     this.rx = null;
-    this.releaseRings();
-  }
-
-  private releaseRings(): void {
-    const { ops, evtchn } = this.d;
-    if (this.port > 0) evtchn.close(this.port);
-    this.port = 0;
-    if (this.txMap >= 0) ops.unmap(this.txMap);
-    if (this.rxMap >= 0) ops.unmap(this.rxMap);
-    this.txMap = this.rxMap = -1;
+    this.unwatchRate();
+    if (this.rings) releaseDataRings(this.d, this.rings);
+    this.rings = null;
   }
 
   /** xenvif_fatal_tx_err: this frontend broke the protocol. Disconnect it alone; it stays out. */
@@ -285,8 +301,24 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     }
   }
 
-  notify(): void {
-    if (this.port > 0 && this.d.evtchn.send(this.port)) this.c.notifiesSent++;
+  /** TX responses pushed: tell the frontend on its TX port (its only port without split channels). */
+  notifyTx(): void {
+    if (this.rings && this.d.evtchn.send(this.rings.txPort)) this.c.notifiesSent++;
+  }
+
+  /** RX responses pushed: tell the frontend on its RX port. */
+  notifyRx(): void {
+    if (this.rings && this.d.evtchn.send(this.rings.rxPort)) this.c.notifiesSent++;
+  }
+
+  /** A frontend without feature-sg takes no frame over several RX slots. */
+  get canSg(): boolean {
+    return this.flags?.canSg ?? false;
+  }
+
+  /** When this vif's credit timer fires (Infinity: none pending). dom0 wakes for it. */
+  nextDeadline(): number {
+    return this.tx ? this.credit.timerAt : Infinity;
   }
 
   /** A frame from the bridge for this guest. */
@@ -315,6 +347,9 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
       fatalReason: this.fatalReason,
       history: [...this.history],
       rxQueued: this.rxQueueLength(),
+      frontendFeatures: this.flags,
+      splitEventChannels: this.rings ? this.rings.txPort !== this.rings.rxPort : null,
+      rate: this.rateText(),
     };
   }
 }
