@@ -163,7 +163,9 @@ describe.each([THREADS, ...seededModes()])('migration ($name)', (mode) => {
     expect(r.delivered).toBe(500);
     // A file that is not an image, or is not there, is refused by name; nothing is created.
     writeFileSync(join(dir, 'junk'), 'not an image at all');
-    await expect(sim.restoreDomain(join(dir, 'junk'))).rejects.toThrow(/junk: not a usable xsim save image: no "XSIMSAV1" header/);
+    await expect(sim.restoreDomain(join(dir, 'junk'))).rejects.toThrow(
+      /junk: not a usable xsim save image: image header marker 0x6e6f7420616e2069, expected 0xffffffffffffffff \(not a Xen migration v2 stream\)/,
+    );
     await expect(sim.restoreDomain(join(dir, 'missing'))).rejects.toThrow(/cannot read save image/);
     // Restoring the same image again while its guest runs: the name (and MAC) are taken.
     await expect(sim.restoreDomain(file, 'host-a')).rejects.toThrow(/cannot move b2 to host-a/);

@@ -20,8 +20,8 @@
  *                                            again, a gratuitous ARP
  *
  * A save is the same stop with no pre-copy, the pages and the record written
- * to a file in the migration stream format; a restore is the destination half
- * fed from the file.
+ * to a file in Xen's migration v2 stream format (hypervisor's
+ * migration/stream.ts); a restore is the destination half fed from the file.
  */
 import {
   GrantTable,
@@ -42,6 +42,7 @@ import { dropDelta, movedStats } from './drops.ts';
 import { vifAt, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import { vifHandles } from './hotplug.ts';
 import type { DomainLifecycle } from './lifecycle.ts';
+import { xsimVersion } from './meta.ts';
 import { openOutFile, readInFile } from './out-file.ts';
 import { placeNewGuest } from './placement.ts';
 import type { DomainRef, RunningDomain, ToolstackContext } from './context.ts';
@@ -219,7 +220,7 @@ export class DomainMover {
         throw e;
       }
       this.ctx.untrack(rd);
-      const { bytes, pages } = encodeSaveStream(sus.saved, mem.mem);
+      const { bytes, pages } = encodeSaveStream(sus.saved, mem.mem, { producer: `xsim ${xsimVersion()}` });
       try {
         await this.ctx.runtime.hold(out.write(bytes));
         await this.ctx.runtime.hold(out.commit());
