@@ -2,10 +2,37 @@
  * Event channels, after Xen's 2-level ABI, with the hypervisor's part made
  * explicit so that no domain holds another's event state.
  *
- * A domain's shared_info (pending and mask bitmaps of NR_EVTCHN_PORTS ports,
- * the selector words) lives in memory of that domain alone. A binding (one
- * interdomain channel, or one device interrupt) is 8 bytes shared by its two
- * ends and no one else:
+ * A domain's shared_info is Xen's x86_64 struct shared_info (public/xen.h),
+ * in a page that domain alone holds, beside its RAM (a Xen guest maps the
+ * page; an xsim guest reaches it through mask, unmask, isPending and
+ * sharedInfo's copy, the page itself in a private field):
+ *
+ *        0  vcpu_info[XEN_LEGACY_MAX_VCPUS = 32], 64 octets each:
+ *             +0 u8 evtchn_upcall_pending, +1 u8 evtchn_upcall_mask,
+ *             +8 u64 evtchn_pending_sel, +16 arch_vcpu_info, +32 vcpu_time_info
+ *     2048  u64 evtchn_pending[64]   (bit p%64 of word p/64: port p)
+ *     2560  u64 evtchn_mask[64]
+ *     3072  u32 wc_version, 3076 wc_sec, 3080 wc_nsec, 3084 wc_sec_hi
+ *     3088  arch_shared_info (48 octets)
+ *     3136  end (sizeof(struct shared_info)); the rest of the page unused
+ *
+ * The 64-bit words are reached as 32-bit halves (Int32Array Atomics): in
+ * little-endian order bit p of the u64 array is bit p%32 of 32-bit word p/32
+ * at the same offset. A port sets its evtchn_pending bit; if it is not
+ * masked, the bit of its 64-bit word in vCPU 0's evtchn_pending_sel (an xsim
+ * domain has one vCPU, and Xen binds every port to vCPU 0 until told
+ * otherwise), and with a new selector bit evtchn_upcall_pending, as Xen's
+ * evtchn_2l_set_pending does; unmasking a pending port does the same. The
+ * upcall (dispatch) clears evtchn_upcall_pending, takes the selector and runs
+ * each pending unmasked port's handler, as Linux's 2-level upcall does.
+ * What xsim leaves unused: the other 31 vcpu_info slots, evtchn_upcall_mask
+ * (the upcall runs in the domain's own turn, where nothing can interrupt
+ * it), the time fields and the arch part (zeros).
+ *
+ * Xen's hypervisor sets the bits of a receiver's shared_info itself on a
+ * send; here each domain's shared_info is reachable by that domain only, and
+ * a binding (one interdomain channel, or one device interrupt) is 8 bytes
+ * shared by its two ends and no one else:
  *
  *     +0  u32  pending for end 0   (set by end 1's send)
  *     +4  u32  pending for end 1   (set by end 0's send)
@@ -25,18 +52,43 @@
  */
 import { tracer } from './trace/tracer.ts';
 import { ANY, CH, type Addr, type Bus, type Envelope } from './bus/bus.ts';
+import { PAGE_SIZE } from './memory.ts';
 import { RpcEndpoint, WithShared, type RpcValue } from './rpc.ts';
 import { WakeWord } from './wake.ts';
 
-/** Ports per domain: the 2-level ABI's 64 × 64 for a 64-bit guest. */
+/** Ports per domain: NR_EVENT_CHANNELS of the 2-level ABI for a 64-bit guest, 64 × 64 (EVTCHN_2L_NR_CHANNELS). */
 export const NR_EVTCHN_PORTS = 4096;
-const WORDS = NR_EVTCHN_PORTS / 32;
-const SEL_WORDS = WORDS / 32;
-// shared_info layout, in 32-bit words.
-const SI_PENDING = 0;
-const SI_MASK = SI_PENDING + WORDS;
-const SI_SEL = SI_MASK + WORDS;
-const SI_WORDS = SI_SEL + SEL_WORDS;
+
+// struct vcpu_info (x86), octets from its start.
+export const VCPU_INFO_SIZE = 64;
+export const VCPU_INFO_EVTCHN_UPCALL_PENDING = 0;
+export const VCPU_INFO_EVTCHN_UPCALL_MASK = 1;
+export const VCPU_INFO_EVTCHN_PENDING_SEL = 8;
+export const VCPU_INFO_ARCH = 16;
+export const VCPU_INFO_TIME = 32;
+// struct shared_info (x86_64), octets from its start.
+export const XEN_LEGACY_MAX_VCPUS = 32;
+export const SHARED_INFO_VCPU_INFO = 0;
+export const SHARED_INFO_EVTCHN_PENDING = SHARED_INFO_VCPU_INFO + XEN_LEGACY_MAX_VCPUS * VCPU_INFO_SIZE;
+/** xen_ulong_t words of the pending (and of the mask) bitmap: one per bit of a selector. */
+export const EVTCHN_WORDS = NR_EVTCHN_PORTS / 64;
+export const SHARED_INFO_EVTCHN_MASK = SHARED_INFO_EVTCHN_PENDING + EVTCHN_WORDS * 8;
+export const SHARED_INFO_WC_VERSION = SHARED_INFO_EVTCHN_MASK + EVTCHN_WORDS * 8;
+export const SHARED_INFO_WC_SEC = SHARED_INFO_WC_VERSION + 4;
+export const SHARED_INFO_WC_NSEC = SHARED_INFO_WC_SEC + 4;
+export const SHARED_INFO_WC_SEC_HI = SHARED_INFO_WC_NSEC + 4;
+export const SHARED_INFO_ARCH = SHARED_INFO_WC_SEC_HI + 4;
+export const ARCH_SHARED_INFO_SIZE = 48;
+/** sizeof(struct shared_info) on x86_64: 3136. */
+export const SHARED_INFO_SIZE = SHARED_INFO_ARCH + ARCH_SHARED_INFO_SIZE;
+
+// The same places in 32-bit words (vCPU 0's vcpu_info), and bytes for the upcall flag.
+const SI_PENDING = SHARED_INFO_EVTCHN_PENDING / 4;
+const SI_MASK = SHARED_INFO_EVTCHN_MASK / 4;
+const SI_SEL = (SHARED_INFO_VCPU_INFO + VCPU_INFO_EVTCHN_PENDING_SEL) / 4;
+/** 32-bit halves of the 64-bit selector. */
+const SEL_HALVES = EVTCHN_WORDS / 32;
+const SI_UPCALL_PENDING = SHARED_INFO_VCPU_INFO + VCPU_INFO_EVTCHN_UPCALL_PENDING;
 export const BINDING_BYTES = 8;
 
 export const ECS_FREE = 0;
@@ -74,7 +126,9 @@ interface Bound {
  */
 export class EventChannels {
   readonly domid: number;
+  /** The shared_info page, as 32-bit words (the bitmaps and selector) and as octets (evtchn_upcall_pending). */
   readonly #si: Int32Array;
+  readonly #si8: Uint8Array;
   readonly #hv: RpcEndpoint;
   readonly #bound = new Map<number, Bound>();
   /** Ports in the order the scan visits them (kept in step with #bound). */
@@ -85,7 +139,9 @@ export class EventChannels {
 
   constructor(domid: number, hv: RpcEndpoint) {
     this.domid = domid;
-    this.#si = new Int32Array(new SharedArrayBuffer(SI_WORDS * 4));
+    const page = new SharedArrayBuffer(PAGE_SIZE);
+    this.#si = new Int32Array(page);
+    this.#si8 = new Uint8Array(page);
     this.#hv = hv;
     hv.onEvent((op, args, shared) => this.fromHypervisor(op, args, shared));
   }
@@ -201,15 +257,20 @@ export class EventChannels {
     Atomics.or(this.#si, SI_MASK + (port >>> 5), 1 << (port & 31));
   }
 
-  /** Unmasking a port with an event pending delivers it, as in Xen. */
+  /** Unmasking a port with an event pending delivers it, as Xen's evtchn_2l_unmask does. */
   unmask(port: number): void {
     this.checkPort(port);
-    Atomics.and(this.#si, SI_MASK + (port >>> 5), ~(1 << (port & 31)));
-    if (this.isPending(port)) Atomics.or(this.#si, SI_SEL + (port >>> 10), 1 << ((port >>> 5) & 31));
+    const bit = 1 << (port & 31);
+    if ((Atomics.and(this.#si, SI_MASK + (port >>> 5), ~bit) & bit) !== 0 && this.isPending(port)) this.select(port);
   }
 
   isPending(port: number): boolean {
     return (Atomics.load(this.#si, SI_PENDING + (port >>> 5)) & (1 << (port & 31))) !== 0;
+  }
+
+  /** A copy of this domain's struct shared_info (SHARED_INFO_SIZE octets), as a guest may read its own. */
+  sharedInfo(): Uint8Array {
+    return this.#si8.slice(0, SHARED_INFO_SIZE);
   }
 
   bindHandler(port: number, handler: EvtchnHandler): void {
@@ -217,26 +278,33 @@ export class EventChannels {
     this.#handlers.set(port, handler);
   }
 
+  /** Xen's evtchn_2l_set_pending: the pending bit; unless masked, the selector bit and the upcall flag. */
   private setPending(port: number): void {
-    const w = port >>> 5;
     const bit = 1 << (port & 31);
-    Atomics.or(this.#si, SI_PENDING + w, bit);
-    Atomics.or(this.#si, SI_SEL + (w >>> 5), 1 << (w & 31));
+    if ((Atomics.or(this.#si, SI_PENDING + (port >>> 5), bit) & bit) !== 0) return;
+    if ((Atomics.load(this.#si, SI_MASK + (port >>> 5)) & bit) === 0) this.select(port);
   }
 
-  /** Anything to deliver? A binding word set, or a selector bit (cheap: the scheduler asks every round). */
+  /** Set the bit of the port's 64-bit pending word in vCPU 0's evtchn_pending_sel; a new one raises evtchn_upcall_pending. */
+  private select(port: number): void {
+    const w = port >>> 6;
+    const sel = 1 << (w & 31);
+    if ((Atomics.or(this.#si, SI_SEL + (w >>> 5), sel) & sel) === 0) Atomics.store(this.#si8, SI_UPCALL_PENDING, 1);
+  }
+
+  /** Anything to deliver? A binding word set, or evtchn_upcall_pending (cheap: the scheduler asks every round). */
   hasPending(): boolean {
     const scan = this.#scan;
     for (let i = 0; i < scan.length; i++) if (Atomics.load(scan[i].b.words, scan[i].b.end) !== 0) return true;
-    for (let i = 0; i < SEL_WORDS; i++) if (Atomics.load(this.#si, SI_SEL + i) !== 0) return true;
-    return false;
+    return Atomics.load(this.#si8, SI_UPCALL_PENDING) !== 0;
   }
 
   /**
-   * The upcall: take every binding's word into our pending bitmap, then clear
-   * and dispatch every pending unmasked port. A word is taken before its
-   * handler runs, so an event raised meanwhile is seen next time, never lost.
-   * Returns the number of ports dispatched.
+   * The upcall: take every binding's word into our pending bitmap, then, as
+   * Linux's 2-level upcall, clear evtchn_upcall_pending, take the selector,
+   * and clear and dispatch every pending unmasked port of each word it names.
+   * A bit is taken before its handler runs, so an event raised meanwhile is
+   * seen next time, never lost. Returns the number of ports dispatched.
    */
   dispatch(): number {
     const scan = this.#scan;
@@ -244,24 +312,32 @@ export class EventChannels {
       const { port, b } = scan[i];
       if (Atomics.load(b.words, b.end) !== 0 && Atomics.exchange(b.words, b.end, 0) !== 0) this.setPending(port);
     }
+    Atomics.store(this.#si8, SI_UPCALL_PENDING, 0);
     let n = 0;
-    for (let s = 0; s < SEL_WORDS; s++) {
+    for (let s = 0; s < SEL_HALVES; s++) {
       let sel = Atomics.exchange(this.#si, SI_SEL + s, 0);
       while (sel !== 0) {
         const wb = 31 - Math.clz32(sel);
         sel &= ~(1 << wb);
+        // 64-bit word w of the bitmaps: its high half, then its low half.
         const w = (s << 5) | wb;
-        const maskw = Atomics.load(this.#si, SI_MASK + w);
-        const fired = Atomics.and(this.#si, SI_PENDING + w, maskw) & ~maskw;
-        let bits = fired;
-        while (bits !== 0) {
-          const bit = 31 - Math.clz32(bits);
-          bits &= ~(1 << bit);
-          const port = (w << 5) | bit;
-          n++;
-          this.#handlers.get(port)?.(port);
-        }
+        for (let h = 1; h >= 0; h--) n += this.fire((w << 1) | h);
       }
+    }
+    return n;
+  }
+
+  /** Clear and run the pending unmasked ports of 32-bit bitmap word `w`. */
+  private fire(w: number): number {
+    const maskw = Atomics.load(this.#si, SI_MASK + w);
+    let bits = Atomics.and(this.#si, SI_PENDING + w, maskw) & ~maskw;
+    let n = 0;
+    while (bits !== 0) {
+      const bit = 31 - Math.clz32(bits);
+      bits &= ~(1 << bit);
+      const port = (w << 5) | bit;
+      n++;
+      this.#handlers.get(port)?.(port);
     }
     return n;
   }

@@ -13,8 +13,19 @@ import {
   ECS_UNBOUND,
   EventChannels,
   EvtchnService,
+  NR_EVTCHN_PORTS,
   RpcEndpoint,
+  SHARED_INFO_ARCH,
+  SHARED_INFO_EVTCHN_MASK,
+  SHARED_INFO_EVTCHN_PENDING,
+  SHARED_INFO_SIZE,
+  SHARED_INFO_WC_VERSION,
+  VCPU_INFO_EVTCHN_PENDING_SEL,
+  VCPU_INFO_EVTCHN_UPCALL_MASK,
+  VCPU_INFO_EVTCHN_UPCALL_PENDING,
+  VCPU_INFO_SIZE,
   WakeWord,
+  XEN_LEGACY_MAX_VCPUS,
   hostServiceAddr,
 } from '../src/index.ts';
 
@@ -152,5 +163,45 @@ describe('event channels', () => {
     g6.ev.send(1);
     d0.ev.dispatch();
     expect(d0runs6).toBe(1);
+  });
+
+  it("keeps its shared_info in Xen's x86_64 layout: pending and mask bitmaps of 64-bit words, vCPU 0's selector and upcall flag", () => {
+    // sizeof and offsetof from public/xen.h (x86_64), as gcc gives them for libxen-dev 4.17.
+    expect([SHARED_INFO_SIZE, SHARED_INFO_EVTCHN_PENDING, SHARED_INFO_EVTCHN_MASK, SHARED_INFO_WC_VERSION, SHARED_INFO_ARCH]).toEqual([
+      3136, 2048, 2560, 3072, 3088,
+    ]);
+    expect([VCPU_INFO_SIZE, VCPU_INFO_EVTCHN_UPCALL_PENDING, VCPU_INFO_EVTCHN_UPCALL_MASK, VCPU_INFO_EVTCHN_PENDING_SEL, XEN_LEGACY_MAX_VCPUS]).toEqual([
+      64, 0, 1, 8, 32,
+    ]);
+    expect(NR_EVTCHN_PORTS).toBe(4096);
+    const { doms } = host();
+    const g = doms[1].ev;
+    const view = () => Buffer.from(g.sharedInfo());
+    const bit = (b: Buffer, base: number, port: number) => (b.readBigUInt64LE(base + (port >> 6) * 8) >> BigInt(port & 63)) & 1n;
+    const sel = (b: Buffer) => b.readBigUInt64LE(VCPU_INFO_EVTCHN_PENDING_SEL);
+    expect(view().length).toBe(3136);
+    const seen: number[] = [];
+    for (const p of [70, 1000, 4000]) g.bindHandler(p, (port) => seen.push(port));
+    g.mask(1000);
+    g.raiseLocal(70);
+    g.raiseLocal(1000);
+    g.raiseLocal(4000);
+    let b = view();
+    expect([bit(b, 2048, 70), bit(b, 2048, 1000), bit(b, 2048, 4000)]).toEqual([1n, 1n, 1n]);
+    expect(bit(b, 2560, 1000)).toBe(1n);
+    // Selector bits of words 70/64 = 1 and 4000/64 = 62; none for masked 1000 (word 15). evtchn_upcall_pending set.
+    expect(sel(b)).toBe((1n << 1n) | (1n << 62n));
+    expect(b[0]).toBe(1);
+    expect(g.hasPending()).toBe(true);
+    expect(g.dispatch()).toBe(2);
+    expect(seen.sort((x, y) => x - y)).toEqual([70, 4000]);
+    b = view();
+    expect([b[0], sel(b), bit(b, 2048, 70), bit(b, 2048, 4000), bit(b, 2048, 1000)]).toEqual([0, 0n, 0n, 0n, 1n]);
+    expect(g.hasPending()).toBe(false);
+    g.unmask(1000);
+    b = view();
+    expect([b[0], sel(b), bit(b, 2560, 1000)]).toEqual([1, 1n << 15n, 0n]);
+    expect(g.dispatch()).toBe(1);
+    expect(seen).toContain(1000);
   });
 });
