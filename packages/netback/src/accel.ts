@@ -190,7 +190,7 @@ export class AccelManager {
         try {
           const m = admitPlugin({ name, backendUrl, frontendUrl, args }, mod, this.d.driverlink.nic().alias, [...this.plugins.values()]);
           const backend = this.create(name, m, mod, args);
-          this.d.driverlink.register(backend);
+          this.register(name, backend);
           const p: LoadedPlugin = { manifest: m, backend, frontendUrl, vifs: new Set() };
           this.plugins.set(name, p);
           for (const key of this.vifOrder()) this.attach(p, key);
@@ -209,8 +209,18 @@ export class AccelManager {
 
   /** The plugin's backend object, made through its context and checked; if it is refused, what the plugin took meanwhile is given back. */
   private create(name: string, m: PluginManifest, mod: BackendModule, args: Record<string, unknown>): AccelBackend {
+    return this.orGiveBack(name, () => admitBackend(name, m, mod.createBackend(this.context(name), args)));
+  }
+
+  /** Register with driverlink (its probe runs now); if that refuses it, what the plugin took in createBackend is given back. */
+  private register(name: string, backend: AccelBackend): void {
+    this.orGiveBack(name, () => this.d.driverlink.register(backend));
+  }
+
+  /** Run a step of a load; if it throws, every VI and mapping the plugin took so far is given back before the error goes on. */
+  private orGiveBack<T>(name: string, step: () => T): T {
     try {
-      return admitBackend(name, m, mod.createBackend(this.context(name), args));
+      return step();
     } catch (e) {
       const held = this.held.get(name);
       this.held.delete(name);

@@ -244,6 +244,20 @@ describe('the loader in dom0 (what the vetting worker also refuses, checked agai
     expect(m.free.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
+  it('a backend whose probe refuses the NIC gives back the VIs it took in createBackend', async () => {
+    const m = manager();
+    const src =
+      `export const manifest = ${JSON.stringify(manifest({ name: 'picky' }))};\n` +
+      "export function createBackend(ctx) { ctx.allocVi(); ctx.allocVi(); return { name: 'picky', probe() { return 'not this NIC'; }, remove() {}, stats() { return {}; }, rxIntercept() { return false; } }; }";
+    const url = `data:text/javascript,${encodeURIComponent(src)}`;
+    await expect(new Promise((res, rej) => m.accel.load('picky', url, undefined, {}, (r, e) => (e ? rej(new Error(e)) : res(r))))).rejects.toThrow(
+      /picky refused the NIC: not this NIC/,
+    );
+    // Before, the two VIs stayed taken for good (the free list lost 1 and 2).
+    expect(m.free.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect([...m.accel.plugins.keys()]).toEqual([]);
+  });
+
   it('a compatible older plugin loads and is told the host version: in its context and in the attach message', async () => {
     const m = manager();
     const reply = await m.load('older-api');
