@@ -161,7 +161,7 @@ function accelManager(b: Base, n: Nic): AccelManager {
       if (plugin && xs.tryRead(node) !== undefined) xs.write(path, plugin);
       else if (xs.tryRead(path) !== undefined) xs.rm(path);
     },
-    // vifConfig: the vifs' backend directories (their limits/*), which AccelBackendContext does not declare yet.
+    // vifConfig: the vifs' backend directories (their limits/*), AccelBackendContext's optional vifConfig.
     ctx: withVifConfig(
       accelContext({
         dom0: domid,

@@ -5,9 +5,9 @@
  * its netback read them through xenbus. Only under the vif's own backend
  * directory, and only relative keys.
  *
- * AccelBackendContext does not declare this yet (issue 19, item 4): dom0 adds
- * it to the context it gives plugins as `vifConfig`, and vnic uses it where
- * it is there (VifConfigFacility in its backend).
+ * AccelBackendContext declares it as the optional `vifConfig` (AccelVifConfig):
+ * dom0 adds it to the context it gives plugins; a plugin copes without it
+ * (another host's context, a test rig), as vnic and vdpa do.
  */
 import { vifBackendPath, type XsLike } from '@xsim/hypervisor';
 import type { AccelVif } from '../accel-api.ts';
