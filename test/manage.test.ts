@@ -47,7 +47,8 @@ describe('the control socket', () => {
     expect([a1v.event_channel, a1v.tx_ring_ref, a1v.rx_ring_ref].every((x) => Number.isInteger(x) && (x as number) > 0)).toBe(true);
     expect(await cli('dev', 'list')).toMatch(/^dev +domid +Idx +BE +mac +ip +state +BE state +evt-ch +tx-\/rx-ring-ref +BE-path +accel$/m);
     expect(await cli('dev', 'show', 'host-a/a1')).toMatch(
-      /host-a\/a1\/vif0 +1 +0 +0 +00:16:3e:\S+ +\S+ +4 Connected +4 Connected +\d+ +\d+\/\d+ +\/local\/domain\/0\/backend\/vif\/1\/0 +-/,
+      // evt-ch: the TX/RX ports (split event channels).
+      /host-a\/a1\/vif0 +1 +0 +0 +00:16:3e:\S+ +\S+ +4 Connected +4 Connected +\d+\/\d+ +\d+\/\d+ +\/local\/domain\/0\/backend\/vif\/1\/0 +-/,
     );
     const f = JSON.parse(await cli('dev', 'features', 'show', 'host-a/a1', '-j')) as { frontend: Json; backend: Json };
     expect(f.frontend['feature-sg']).toBe('1');

@@ -40,7 +40,10 @@ describe.each([THREADS, ...seededModes()])('slow path ($name)', (mode) => {
           expect(h.xenstore.read(0, `${be}/state`)).toBe('4');
           expect(Number(h.xenstore.read(0, `${fe}/tx-ring-ref`))).toBeGreaterThanOrEqual(8);
           expect(Number(h.xenstore.read(0, `${fe}/rx-ring-ref`))).toBeGreaterThanOrEqual(8);
-          expect(Number(h.xenstore.read(0, `${fe}/event-channel`))).toBeGreaterThan(0);
+          // Split event channels, as Linux's netback offers and its netfront takes: a TX and an RX port.
+          expect(Number(h.xenstore.read(0, `${fe}/event-channel-tx`))).toBeGreaterThan(0);
+          expect(Number(h.xenstore.read(0, `${fe}/event-channel-rx`))).toBeGreaterThan(0);
+          expect(h.xenstore.read(0, `${be}/feature-split-event-channels`)).toBe('1');
           expect(h.xenstore.read(0, `${fe}/request-rx-copy`)).toBe('1');
           expect(h.xenstore.read(0, `${be}/feature-sg`)).toBe('1');
           expect(h.xenstore.read(0, `${be}/feature-rx-copy`)).toBe('1');

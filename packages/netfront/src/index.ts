@@ -1,4 +1,5 @@
 export { Netfront, frontendMayMove } from './netfront/xenbus.ts';
+export { frontendFeatures, readBackendFeatures, type NetfrontParams, type BackendFeatures } from './netfront/features.ts';
 export { NETFRONT_COUNTERS, MAX_FRAME_PIECES, netfrontPages, type NetfrontDeps, type NetfrontCounters, type RxHandler } from './netfront/common.ts';
 export { XenbusState, frontendPath, backendPath, parseState, STATE_NAMES, stateName, type XsLike } from './xenbus.ts';
 export { bootGuest, NOT_MINE, type GuestConfig, type GuestDevice, type GuestKernel, type GuestExtension } from './guest.ts';

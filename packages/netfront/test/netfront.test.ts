@@ -52,6 +52,8 @@ function rig(mtu = 1500) {
   store.write(0, `${fe}/${VIF_KEY.backendId}`, '0');
   store.write(0, `${fe}/${VIF_KEY.mac}`, '00:16:3e:00:00:04');
   store.write(0, `${fe}/${VIF_KEY.state}`, '1');
+  // A backend that copies into our buffers (netfront connects to no other).
+  store.write(0, `${be}/${VIF_KEY.featureRxCopy}`, '1');
   store.write(0, `${be}/${VIF_KEY.state}`, String(XenbusState.InitWait));
   const evtchn = { allocUnbound: () => 9, bindHandler: () => {}, send: () => true, close: () => {} };
   const nf = new Netfront({ domid: DOMID, handle: 0, mem, frames, gnttab, grefs, evtchn, xs: storeClient(store, 0), mtu, log: (m) => log.push(m) });
@@ -104,9 +106,9 @@ interface RingState {
   readonly size: number;
 }
 function frontRings(nf: Netfront): { tx: RingState; rx: RingState } {
-  const p = nf as unknown as { txRing: RingState | null; rxRing: RingState | null };
-  if (!p.txRing || !p.rxRing) throw new Error('netfront has no rings');
-  return { tx: p.txRing, rx: p.rxRing };
+  const p = nf as unknown as { rings: { tx: RingState; rx: RingState } | null };
+  if (!p.rings) throw new Error('netfront has no rings');
+  return { tx: p.rings.tx, rx: p.rings.rx };
 }
 
 function expectBroken(r: ReturnType<typeof rig>, reason: RegExp): void {

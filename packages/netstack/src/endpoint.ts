@@ -149,6 +149,11 @@ export class NetEndpoint {
     this.stack.receive(ram, off, len);
   }
 
+  /** The driver cut the MTU (netfront without scatter-gather): the stack and the apps build no larger frame. */
+  setMtu(mtu: number): void {
+    this.stack.setMtu(mtu);
+  }
+
   stats() {
     // Streams being received, by port: how far each has got (the toolstack's per-interval rates read this).
     const progress = Object.fromEntries(
@@ -203,7 +208,7 @@ export class NetEndpoint {
         if (!Number.isInteger(size) || size < 16) throw new Error(`ping size must be an integer of at least 16 bytes (seq + timestamp), got ${String(a.size)}`);
         const frame = GuestStack.udpFrameLen(size);
         if (frame > this.stack.maxFrame)
-          throw new Error(`ping of ${size} bytes makes a ${frame}-byte frame: over ${this.o.name}'s MTU ${this.o.mtu} (+14-byte header)`);
+          throw new Error(`ping of ${size} bytes makes a ${frame}-byte frame: over ${this.o.name}'s MTU ${this.stack.maxFrame - 14} (+14-byte header)`);
         const srcPort = this.nextPort++;
         const client = new PingClient(() => this.clock.now());
         const job: PingJob = {
@@ -227,7 +232,7 @@ export class NetEndpoint {
     const now = this.clock.now();
     const frameSize = a.frameSize ?? 1500;
     const payloadLen = frameSize - 42;
-    if (!(payloadLen >= 8) || frameSize > this.o.mtu + 14) throw new Error(`frame size ${frameSize} outside 50..${this.o.mtu + 14}`);
+    if (!(payloadLen >= 8) || frameSize > this.stack.maxFrame) throw new Error(`frame size ${frameSize} outside 50..${this.stack.maxFrame}`);
     const pattern = a.pattern !== undefined ? parsePattern(a.pattern) : undefined;
     const sender = new StreamSender({ count: a.count, streamId: a.streamId ?? 0, window: a.window ?? 0, now: () => this.clock.now(), pattern });
     // A caller may pin the source port (credits come back to it), e.g. to keep one learnt flow across streams.

@@ -70,8 +70,14 @@ export interface Dev {
   ip: string;
   state: number;
   backendState: number;
-  /** What netfront published in xenstore for the handshake: its event channel and the rings' grant refs (null before it did). */
+  /**
+   * What netfront published in xenstore for the handshake (null before it
+   * did): its event channel (the TX one, event-channel-tx, with split event
+   * channels), the RX one (event-channel-rx; null with one channel for both),
+   * and the rings' grant refs.
+   */
   evtchn: number | null;
+  evtchnRx: number | null;
   txRingRef: number | null;
   rxRingRef: number | null;
   /** The backend's xenstore directory (xl network-list's BE-path). */

@@ -19,6 +19,7 @@ export function vdpaDevs(list: Dev[]): { dev: Record<string, Json> } {
       backend_state: STATE_NAMES[d.backendState] ?? 'Unknown',
       backend_state_num: d.backendState,
       event_channel: d.evtchn,
+      event_channel_rx: d.evtchnRx,
       tx_ring_ref: d.txRingRef,
       rx_ring_ref: d.rxRingRef,
       backend_path: d.backendPath,
@@ -55,7 +56,8 @@ const devList: ManageVerb = async ({ rest, call, out }) => {
         d.ip,
         `${d.state} ${st(d.state)}`,
         `${d.backendState} ${st(d.backendState)}`,
-        d.evtchn ?? '-',
+        // Split event channels: TX/RX.
+        d.evtchn === null ? '-' : d.evtchnRx === null ? d.evtchn : `${d.evtchn}/${d.evtchnRx}`,
         `${d.txRingRef ?? '-'}/${d.rxRingRef ?? '-'}`,
         d.backendPath,
         d.accel ?? '-',

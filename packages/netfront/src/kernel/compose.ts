@@ -19,6 +19,7 @@ import {
 import type { NetEndpoint } from '@xsim/netstack';
 import type { Netfront } from '../netfront/xenbus.ts';
 import type { AccelHost } from '../accel-host.ts';
+import type { NetfrontParams } from '../netfront/features.ts';
 
 export interface GuestConfig {
   mem: SharedArrayBuffer;
@@ -27,6 +28,8 @@ export interface GuestConfig {
   vifs: { handle: number; mac: string; ip: string }[];
   /** Bus address of the host's dom0 (the vifs' backend, and the peer of their plugin channels). */
   dom0Uid: Addr;
+  /** What its netfront offers (absent: the defaults); another frontend's, in tests of the backend's side. */
+  netfront?: NetfrontParams;
   /**
    * Resume instead of a fresh boot (restore, or the destination of a
    * migration): where the suspended kernel left its record in this RAM.

@@ -15,7 +15,8 @@ export function probe(k: GuestParts, v: { handle: number; mac: string; ip: strin
   const { env, domid, mem, frames, gnttab, grefs, evtchn, xs, log } = k;
   const { core, clock } = env;
   const tap = k.capture.tap(`${env.id.host}/${env.id.name}/vif${v.handle}`);
-  const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: v.mtu, log, tap });
+  const params = env.config.netfront;
+  const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: v.mtu, params, log, tap });
   const transport = {
     ram: mem.u8,
     txReserve: (len: number) => nf.txReserve(len),
@@ -24,6 +25,8 @@ export function probe(k: GuestParts, v: { handle: number; mac: string; ip: strin
     flush: () => nf.flush(),
   };
   const ep = new NetEndpoint({ name: `${env.id.host}/${env.id.name}`, mac: v.mac, ip: v.ip, transport, mtu: v.mtu, clock });
+  // xennet_set_features cut the MTU (no scatter-gather at one end): the stack follows.
+  nf.onMtu = (mtu) => ep.setMtu(mtu);
   const rx: GuestDevice['rx'] = { armed: false, last: -1, firstAfterResume: null };
   nf.onReceive = (ram, off, len) => {
     if (rx.armed) {

@@ -14,6 +14,7 @@ import {
   type GuestMemory,
 } from '@xsim/hypervisor';
 import type { XsLike } from '@xsim/hypervisor';
+import type { NetfrontParams } from './features.ts';
 
 /**
  * Guest pages one vif's netfront takes: its TX buffers (one chunk of whole
@@ -61,6 +62,8 @@ export interface NetfrontDeps {
   xs: XsLike;
   /** Largest L2 payload; TX buffers are sized for mtu + 18 (Ethernet header and a VLAN tag). */
   mtu: number;
+  /** What this frontend offers (absent: all a Linux netfront offers that xsim does). */
+  params?: NetfrontParams;
   log?: (msg: string) => void;
   /** Capture point of this vif's frontend side: what the guest sends (outbound) and receives (inbound), on either path. */
   tap?: Tap;
@@ -75,5 +78,7 @@ export interface RingOwner {
   readonly backendDomid: number;
   /** Linux netfront's `broken`: log once, count, stop using the rings. */
   broken(reason: string): void;
-  notify(): void;
+  /** Requests pushed on the TX ring / buffers posted on the RX ring: tell the backend on that ring's port. */
+  notifyTx(): void;
+  notifyRx(): void;
 }

@@ -97,7 +97,7 @@ export class NetfrontRx {
     if (n === 0) return n;
     const notify = ring.pushRequestsAndCheckNotify();
     if (tracer.on) traceRingPush('netfront rx requests', ring.reqProdPvt, notify);
-    if (notify) this.o.notify();
+    if (notify) this.o.notifyRx();
     return n;
   }
 

@@ -177,7 +177,7 @@ export class NetfrontTx {
     this.unpushed = 0;
     const notify = this.ring.pushRequestsAndCheckNotify();
     if (tracer.on) traceRingPush('netfront tx requests', this.ring.reqProdPvt, notify);
-    if (notify) this.o.notify();
+    if (notify) this.o.notifyTx();
   }
 
   /** Frames that could be queued right now. */

@@ -1,9 +1,15 @@
 /**
  * netfront: the guest half of a vif, after Linux xen-netfront. On the backend
- * reaching InitWait it allocates and grants one TX and one RX shared-ring
- * page, allocates an unbound event channel for the backend, publishes ring
- * refs and features in one xenstore transaction and switches to Connected
- * (talk_to_netback). The data path lives in tx.ts and rx.ts.
+ * reaching InitWait it reads what the backend advertised (no feature-rx-copy:
+ * it does not connect), allocates and grants one TX and one RX shared-ring
+ * page, allocates unbound event channels for the backend (a TX and an RX
+ * port when it offers split event channels), publishes ring refs, ports and
+ * features in one xenstore transaction, cuts the MTU to 1500 if either end
+ * lacks scatter-gather, and switches to Connected (xennet_connect,
+ * talk_to_netback). A backend in Initialising, Initialised, Reconfiguring or
+ * Reconfigured is ignored, as Linux's netback_changed ignores it.
+ * Negotiation lives in features.ts, the rings in connect.ts, the data path in
+ * tx.ts and rx.ts.
  *
  * The frontend's state changes only through setState, along the transition
  * table below, and every change is kept in the device's history. A backend
@@ -14,13 +20,8 @@ import {
   tracer,
   logDebug,
   logWarn,
-  FrontRing,
-  NETIF_RX_SLOT_SIZE,
-  NETIF_TX_SLOT_SIZE,
   PAGE_SIZE,
-  SharedRing,
   VIF_KEY,
-  FRONTEND_FEATURES,
   XenbusState,
   parseState,
   stateName,
@@ -33,6 +34,8 @@ import {
 import { parseMac } from '@xsim/netstack';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
+import { publishKeys, releaseRings, setupRings, type FrontRings } from './connect.ts';
+import { ETH_DATA_LEN, frontendFeatures, readBackendFeatures, type BackendFeatures } from './features.ts';
 import { NetfrontTx } from './tx.ts';
 import { NetfrontRx } from './rx.ts';
 
@@ -66,6 +69,12 @@ export class Netfront implements RingOwner {
   readonly history: string[] = [];
   /** Called on carrier changes (backend Connected / lost). */
   onCarrier: (up: boolean) => void = () => {};
+  /** The device's MTU: the toolstack's, or 1500 once scatter-gather is found missing at either end. */
+  mtu: number;
+  /** Called when the MTU is cut (the stack must build no larger frame). */
+  onMtu: (mtu: number) => void = () => {};
+  /** What the backend advertised, read at the last connect (null before). */
+  backendFeatures: BackendFeatures | null = null;
   /** The accelerator plugin's frontend hooks, while one is attached. */
   accel: AccelFrontend | null = null;
   /** Capture point of the frontend side (`host/guest/vifN`). */
@@ -78,18 +87,17 @@ export class Netfront implements RingOwner {
   private readonly d: NetfrontDeps;
   private readonly tx: NetfrontTx;
   private readonly rx: NetfrontRx;
-  private txRing: FrontRing | null = null;
-  private rxRing: FrontRing | null = null;
-  private txRingFrame = -1;
-  private rxRingFrame = -1;
-  private txRingRef = -1;
-  private rxRingRef = -1;
-  private port = 0;
+  private rings: FrontRings | null = null;
+  /** The backend said Connected (and has not left it for Closing, Closed or Unknown since). */
+  private carrier = false;
+  /** The backend lacks feature-rx-copy: said once. */
+  private refusedSaid = false;
 
   constructor(deps: NetfrontDeps) {
     this.d = deps;
     this.domid = deps.domid;
     this.handle = deps.handle;
+    this.mtu = deps.mtu;
     this.path = vifFrontendPath(deps.domid, deps.handle);
     this.tap = deps.tap ?? offTap(`vif${deps.handle}`);
     this.tx = new NetfrontTx(deps, this);
@@ -114,7 +122,7 @@ export class Netfront implements RingOwner {
   }
 
   get connected(): boolean {
-    return this.state === Connected && this.backendState === Connected && this.brokenReason === '' && !this.suspended;
+    return this.state === Connected && this.carrier && this.brokenReason === '' && !this.suspended;
   }
 
   /**
@@ -135,7 +143,7 @@ export class Netfront implements RingOwner {
    * backend, so none can arrive twice).
    */
   drainForSuspend(): { addr: number; len: number }[] {
-    if (!this.txRing || this.brokenReason !== '') return [];
+    if (!this.rings || this.brokenReason !== '') return [];
     this.tx.gc();
     while (this.rx.poll(256) > 0);
     this.tx.gc();
@@ -162,11 +170,13 @@ export class Netfront implements RingOwner {
     if (s === prev) return;
     this.backendState = s;
     const why = `backend ${stateName(s)}`;
+    const up = this.carrier;
     switch (s) {
       case XenbusState.InitWait:
         if (this.state === Initialising) this.connect(why);
         break;
       case Connected:
+        this.carrier = true;
         if (this.state === Connected) this.onCarrier(true);
         break;
       case Closing:
@@ -187,42 +197,44 @@ export class Netfront implements RingOwner {
         }
         break;
       default:
-        break;
+        // Initialising, Initialised, Reconfiguring, Reconfigured: nothing to do, the carrier stays as it was.
+        return;
     }
-    if (prev === Connected && s !== Connected) this.onCarrier(false);
+    if (s !== Connected) this.carrier = false;
+    if (up && !this.carrier) this.onCarrier(false);
   }
 
-  /** xennet_connect + talk_to_netback. */
+  /**
+   * xennet_connect + talk_to_netback: refuse a backend that cannot copy into
+   * our buffers (stay Initialising, as Linux's -ENODEV), set up the rings and
+   * ports, publish the keys, fix the features, post RX buffers.
+   */
   private connect(why: string): void {
-    const { frames, gnttab, grefs, mem, evtchn, xs } = this.d;
-    this.txRingFrame = frames.alloc();
-    this.rxRingFrame = frames.alloc();
-    const txs = new SharedRing(mem.page(this.txRingFrame), NETIF_TX_SLOT_SIZE);
-    const rxs = new SharedRing(mem.page(this.rxRingFrame), NETIF_RX_SLOT_SIZE);
-    txs.init();
-    rxs.init();
-    this.txRing = new FrontRing(txs);
-    this.rxRing = new FrontRing(rxs);
-    this.txRingRef = grefs.alloc();
-    this.rxRingRef = grefs.alloc();
-    gnttab.grantAccess(this.txRingRef, this.backendDomid, this.txRingFrame, false);
-    gnttab.grantAccess(this.rxRingRef, this.backendDomid, this.rxRingFrame, false);
-    this.port = evtchn.allocUnbound(this.backendDomid);
-    // Responses are polled by the domain loop; the upcall only has to wake us.
-    evtchn.bindHandler(this.port, () => {});
-    this.tx.attach(this.txRing);
-    this.rx.attach(this.rxRing);
-    for (;;) {
-      const t = xs.transactionStart();
-      xs.write(`${this.path}/${VIF_KEY.txRingRef}`, String(this.txRingRef), t);
-      xs.write(`${this.path}/${VIF_KEY.rxRingRef}`, String(this.rxRingRef), t);
-      xs.write(`${this.path}/${VIF_KEY.eventChannel}`, String(this.port), t);
-      xs.write(`${this.path}/${VIF_KEY.requestRxCopy}`, '1', t);
-      for (const [k, v] of Object.entries(FRONTEND_FEATURES)) xs.write(`${this.path}/${k}`, v, t);
-      if (xs.transactionEnd(t, true)) break;
+    const xs = this.d.xs;
+    const be = readBackendFeatures((k) => xs.tryRead(`${this.backendPath}/${k}`));
+    this.backendFeatures = be;
+    if (!be.rxCopy) {
+      if (!this.refusedSaid) this.d.log?.(`netfront vif${this.handle}: backend does not support copying receive path`);
+      this.refusedSaid = true;
+      return;
     }
+    const params = this.d.params ?? {};
+    const r = setupRings(this.d, this.backendDomid, params.splitEventChannels !== false && be.splitEventChannels);
+    this.rings = r;
+    this.tx.attach(r.tx);
+    this.rx.attach(r.rx);
+    publishKeys(xs, this.path, r, frontendFeatures(params));
+    this.fixFeatures(params.sg !== false && be.sg);
     this.rx.refill();
     this.setState(Connected, why);
+  }
+
+  /** xennet_fix_features and xennet_set_features: without scatter-gather at both ends, no MTU over ETH_DATA_LEN. */
+  private fixFeatures(sg: boolean): void {
+    if (sg || this.mtu <= ETH_DATA_LEN) return;
+    this.d.log?.(`netfront vif${this.handle}: Reducing MTU because no SG offload (${this.mtu} -> ${ETH_DATA_LEN})`);
+    this.mtu = ETH_DATA_LEN;
+    this.onMtu(this.mtu);
   }
 
   /**
@@ -231,7 +243,7 @@ export class Netfront implements RingOwner {
    * Closed device may go: a live one still has grants the backend may hold.
    */
   release(): boolean {
-    if (this.txRing || this.rxRing) return false;
+    if (this.rings) return false;
     try {
       this.d.xs.unwatch(`${this.backendPath}/${VIF_KEY.state}`, `vif${this.handle}-backend`);
     } catch {
@@ -249,18 +261,12 @@ export class Netfront implements RingOwner {
 
   /** The rings are going: take what the backend answered, count what it never will, reclaim everything. */
   private teardown(): void {
-    if (!this.txRing || !this.rxRing) return;
-    const { gnttab, grefs, frames, evtchn } = this.d;
+    if (!this.rings) return;
     if (this.brokenReason === '') this.tx.gc();
     this.c.txLostAtTeardown += this.tx.detach();
     this.rx.detach();
-    for (const r of [this.txRingRef, this.rxRingRef]) if (r >= 0 && gnttab.endAccess(r)) grefs.release(r);
-    frames.release(this.txRingFrame);
-    frames.release(this.rxRingFrame);
-    evtchn.close(this.port);
-    this.port = 0;
-    this.txRing = this.rxRing = null;
-    this.txRingRef = this.rxRingRef = -1;
+    releaseRings(this.d, this.rings);
+    this.rings = null;
   }
 
   /** Linux netfront's `broken`: the backend broke the ring protocol. Disabled for further use; the guest lives. */
@@ -273,8 +279,14 @@ export class Netfront implements RingOwner {
     this.rx.detach();
   }
 
-  notify(): void {
-    if (this.port > 0 && this.d.evtchn.send(this.port)) this.c.notifiesSent++;
+  /** TX requests pushed: tell the backend on the TX port (the only one without split channels). */
+  notifyTx(): void {
+    if (this.rings && this.d.evtchn.send(this.rings.txPort)) this.c.notifiesSent++;
+  }
+
+  /** RX buffers posted: tell the backend on the RX port. */
+  notifyRx(): void {
+    if (this.rings && this.d.evtchn.send(this.rings.rxPort)) this.c.notifiesSent++;
   }
 
   // ---------------- the stack's side ----------------
@@ -328,7 +340,7 @@ export class Netfront implements RingOwner {
 
   /** The device's share of the domain loop: TX completions, RX, accelerator, refill, push. */
   poll(budget = 64): number {
-    if (!this.txRing || this.brokenReason !== '') return 0;
+    if (!this.rings || this.brokenReason !== '') return 0;
     this.tx.flush();
     const g = this.tx.gc();
     if (g < 0) return 1;
@@ -342,6 +354,15 @@ export class Netfront implements RingOwner {
   }
 
   stats() {
-    return { ...this.c, state: this.state, backendState: this.backendState, broken: this.brokenReason || null, history: [...this.history] };
+    return {
+      ...this.c,
+      state: this.state,
+      backendState: this.backendState,
+      broken: this.brokenReason || null,
+      history: [...this.history],
+      mtu: this.mtu,
+      backendFeatures: this.backendFeatures,
+      splitEventChannels: this.rings ? this.rings.txPort !== this.rings.rxPort : null,
+    };
   }
 }

@@ -79,13 +79,18 @@ export class GuestStack {
   private now = 0;
 
   /** The largest Ethernet frame this interface sends (MTU + 14-byte header). */
-  readonly maxFrame: number;
+  maxFrame: number;
 
   private readonly clock: () => number;
 
   constructor(readonly opts: { mac: number; ip: number; transport: StackTransport; mtu?: number; now?: () => number }) {
     this.maxFrame = (opts.mtu ?? 1500) + ETH_HLEN;
     this.clock = opts.now ?? (() => performance.now());
+  }
+
+  /** The interface's MTU changed (its driver cut it, as netfront does without scatter-gather): no larger frame from now on. */
+  setMtu(mtu: number): void {
+    this.maxFrame = mtu + ETH_HLEN;
   }
 
   /** The frame length sendUdp builds for a payload of `payloadLen` bytes. */

@@ -1,0 +1,44 @@
+/**
+ * Feature negotiation, netfront's side (Linux xen-netfront's talk_to_netback,
+ * xennet_connect, xennet_fix_features): the keys it writes, and what it
+ * reads of the backend's and acts on. Numbers are read as xenbus_scanf("%u")
+ * reads them (readUnsigned), absent as 0.
+ */
+import { FRONTEND_FEATURES, VIF_KEY, readUnsigned } from '@xsim/hypervisor';
+
+/**
+ * netfront's parameters. Linux's netfront has neither: each stands for
+ * another frontend (an older or another OS's), so the backend's side of the
+ * negotiation meets one.
+ */
+export interface NetfrontParams {
+  /** Off: no scatter-gather (feature-sg not written, MTU held to 1500). */
+  sg?: boolean;
+  /** Off: ignore feature-split-event-channels and write the single event-channel, as frontends before it did. */
+  splitEventChannels?: boolean;
+}
+
+/** What the backend advertised that netfront acts on. */
+export interface BackendFeatures {
+  /** feature-rx-copy: without it, Linux's netfront will not connect ("backend does not support copying receive path"). */
+  rxCopy: boolean;
+  /** feature-sg: without it, no frame over several TX slots, so the MTU is cut to 1500 (xennet_set_features). */
+  sg: boolean;
+  /** feature-split-event-channels: allocate a TX and an RX port. */
+  splitEventChannels: boolean;
+}
+
+export function readBackendFeatures(read: (key: string) => string | undefined): BackendFeatures {
+  const on = (k: string) => readUnsigned(read(k), 0) !== 0;
+  return { rxCopy: on(VIF_KEY.featureRxCopy), sg: on(VIF_KEY.featureSg), splitEventChannels: on(VIF_KEY.featureSplitEventChannels) };
+}
+
+/** The feature keys talk_to_netback writes (request-rx-copy is written with the rings). */
+export function frontendFeatures(p: NetfrontParams = {}): Record<string, string> {
+  const out = { ...FRONTEND_FEATURES };
+  if (p.sg === false) delete out[VIF_KEY.featureSg];
+  return out;
+}
+
+/** ETH_DATA_LEN: the MTU of a device without scatter-gather. */
+export const ETH_DATA_LEN = 1500;
