@@ -26,7 +26,8 @@ describe('xenstore tree', () => {
 
   it('rejects malformed paths with EINVAL naming the path', () => {
     const s = new Store();
-    for (const p of ['relative', '/a//b', '/a/', '/bad path', '', '/' + 'x'.repeat(2000)]) {
+    // (A path too long for a guest: xs-edges.test.ts; dom0 has no path limit, as in cxenstored.)
+    for (const p of ['relative', '/a//b', '/a/', '/bad path', '', '/a.b']) {
       expect(() => s.write(0, p, 'v')).toThrow(XenstoreError);
       expect(errno(() => s.write(0, p, 'v'))).toBe('EINVAL');
     }
@@ -143,8 +144,9 @@ describe('xenstore tree', () => {
             s.mkdir(0, o.path);
             ensure(o.path);
           } else {
-            const had = m.has(o.path);
-            expect(errno(() => s.rm(0, o.path))).toBe(had ? 'ok' : 'ENOENT');
+            // A node already gone is fine while its parent is there (do_rm).
+            const parent = o.path.slice(0, o.path.lastIndexOf('/')) || '/';
+            expect(errno(() => s.rm(0, o.path))).toBe(m.has(o.path) || parent === '/' || m.has(parent) ? 'ok' : 'ENOENT');
             for (const k of [...m.keys()]) if (k === o.path || k.startsWith(o.path + '/')) m.delete(k);
           }
         }

@@ -277,6 +277,9 @@ describe('watch events and reads agree (property)', () => {
         for (const o of ops) {
           const before = [1, 2, 3].map((d) => readable(d, o.path) || readable(d, parentOf(o.path)));
           const nodeBefore = [1, 2, 3].map((d) => readable(d, o.path));
+          // mkdir of a node that is there, and rm of one that is not, change nothing and fire nothing.
+          const existed = readable(0, o.path);
+          const noop = (w0: typeof o.what): boolean => (w0.k === 'mkdir' && existed) || (w0.k === 'rm' && !existed);
           for (const h of heard) h.length = 0;
           const t = o.inTx ? s.transactionStart(o.by) : undefined;
           const w = o.what;
@@ -290,10 +293,11 @@ describe('watch events and reads agree (property)', () => {
           [1, 2, 3].forEach((d, i) => {
             const after = readable(d, o.path) || readable(d, parentOf(o.path));
             const got = heard[i];
-            if (result !== 'ok') expect(got).toEqual([]);
+            if (result !== 'ok' || noop(w)) expect(got).toEqual([]);
             expect(got.every((p) => p === o.path)).toBe(true);
             if (got.length > 0) expect(before[i] || after).toBe(true);
-            if (result === 'ok' && (readable(d, o.path) || ((w.k === 'rm' || w.k === 'perms') && nodeBefore[i]))) expect(got.length).toBeGreaterThan(0);
+            if (result === 'ok' && !noop(w) && (readable(d, o.path) || ((w.k === 'rm' || w.k === 'perms') && nodeBefore[i])))
+              expect(got.length).toBeGreaterThan(0);
           });
         }
       }),

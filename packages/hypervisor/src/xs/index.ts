@@ -1,4 +1,4 @@
-export { Store, XenstoreError, checkPath, type Perm, type PermEntry, type XsErrno, type WatchFn } from './store.ts';
+export { Store, XenstoreError, XENSTORE_REL_PATH_MAX, checkPath, type Perm, type PermEntry, type XsErrno, type WatchFn } from './store.ts';
 export { XenstoreServer } from './server.ts';
 export * from './wire.ts';
 export { XenstoreClient, type WatchCallback } from './client.ts';

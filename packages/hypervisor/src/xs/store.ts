@@ -14,7 +14,19 @@
  * or its parent, or could read the node before the change (watch.c,
  * watch_permitted); @introduceDomain and @releaseDomain are nodes with
  * permissions of their own, as in xenstored.
+ *
+ * At the edges it answers as cxenstored (tools/xenstored/core.c): a node
+ * name has only letters, digits and - / _ @ (no '.'); an unprivileged
+ * domain's path is shorter than XENSTORE_REL_PATH_MAX, counted below
+ * /local/domain/N/ when under it; removing a node that is already gone is
+ * fine while its parent is there; mkdir of an existing node changes nothing
+ * and fires nothing; removing a subtree fires a watch on each node removed
+ * (the top one for watches at or above it, every other one for watches on
+ * exactly that node); a commit fires once for each node it changed. A
+ * released domain leaves nothing behind (XSA-322): the nodes it owns go,
+ * and entries naming it go from every other node's permissions.
  */
+import { DOMID_SELF } from '../grant-ops.ts';
 import { DOMID_ANY, PERM_OWNER, PERM_READ, PERM_WRITE, accessFor, canRead, clonePerms, isPrivileged, validPerms, type PermEntry } from './perms.ts';
 import { Transaction, type LiveNode, type NodeView } from './tx.ts';
 
@@ -51,23 +63,33 @@ interface Audience {
   parent?: readonly PermEntry[];
 }
 
-const PATH_RE = /^[A-Za-z0-9_@/.\-]+$/;
-const MAX_PATH = 1024;
+/** xs_wire.h: the longest path an unprivileged domain may name below its /local/domain/N/ (and elsewhere): cxenstored's default path-max quota. */
+export const XENSTORE_REL_PATH_MAX = 2048;
+/** cxenstored's valid_chars: nothing else may appear in a path. */
+const VALID_CHARS = /^[A-Za-z0-9\-/_@]+$/;
+/** What cxenstored's sscanf("/local/domain/%5u/%n") matches: the part not counted against the limit. */
+const LOCAL_PREFIX = /^\/local\/domain\/(?:-\d{1,4}|\d{1,5})\//;
 
-export function checkPath(path: string): void {
-  if (typeof path !== 'string' || path.length === 0 || path.length > MAX_PATH) throw new XenstoreError('EINVAL', `bad path "${String(path)}"`);
-  if (path.startsWith('@')) {
-    if (!/^@[A-Za-z]+$/.test(path)) throw new XenstoreError('EINVAL', `bad special path "${path}"`);
-    return;
+/**
+ * cxenstored's canonicalize: only valid characters, absolute (or a special
+ * @name), no trailing or double slash, and for an unprivileged domain a
+ * path shorter than XENSTORE_REL_PATH_MAX not counting /local/domain/N/.
+ * A privileged domain has no path limit (only the message size bounds it).
+ */
+export function checkPath(path: string, domid = 0): void {
+  if (typeof path !== 'string' || !VALID_CHARS.test(path) || (!path.startsWith('/') && !path.startsWith('@'))) {
+    throw new XenstoreError('EINVAL', `bad path "${String(path)}"`);
   }
-  if (!path.startsWith('/') || !PATH_RE.test(path) || path.includes('//') || (path.length > 1 && path.endsWith('/'))) {
-    throw new XenstoreError('EINVAL', `bad path "${path}"`);
+  if (path.includes('//') || (path.length > 1 && path.endsWith('/'))) throw new XenstoreError('EINVAL', `bad path "${path}"`);
+  const counted = path.length - (LOCAL_PREFIX.exec(path)?.[0].length ?? 0);
+  if (!isPrivileged(domid) && counted >= XENSTORE_REL_PATH_MAX) {
+    throw new XenstoreError('EINVAL', `path of ${counted} characters for domain ${domid} (at most ${XENSTORE_REL_PATH_MAX - 1}): ${path.slice(0, 40)}...`);
   }
 }
 
 /** A tree path (not a special one) for operations on values and children. */
-function checkTreePath(path: string): void {
-  checkPath(path);
+function checkTreePath(path: string, domid: number): void {
+  checkPath(path, domid);
   if (path.startsWith('@')) throw new XenstoreError('EINVAL', `${path} is a special path (for watches and permissions only)`);
 }
 
@@ -98,6 +120,10 @@ export class Store {
   ]);
   private gen = 1;
   private nextTx = 1;
+  /** Domains introduced and not yet released; dom0 is from the start, as xenstored introduces it itself. */
+  private readonly introduced = new Set<number>([0]);
+  /** While a commit replays its changes: the nodes whose watches already fired (a commit fires once per node). */
+  private committing: Set<string> | null = null;
   private readonly txs = new Map<number, Transaction>();
   private readonly watches: Watch[] = [];
 
@@ -154,7 +180,7 @@ export class Store {
   }
 
   read(domid: number, path: string, txId?: number): string {
-    checkTreePath(path);
+    checkTreePath(path, domid);
     const t = this.tx(txId, domid);
     const n = this.reach(domid, path, PERM_READ, t);
     t?.touch(path);
@@ -163,29 +189,49 @@ export class Store {
   }
 
   directory(domid: number, path: string, txId?: number): string[] {
-    checkTreePath(path);
+    return this.listing(domid, path, txId).children;
+  }
+
+  /**
+   * A node's children (sorted) and its generation, which changes whenever
+   * the node or its list of children does (XS_DIRECTORY_PART hands it out so
+   * a client reading a long list in parts can tell it changed meanwhile). In
+   * a transaction, as the transaction sees the node.
+   */
+  listing(domid: number, path: string, txId?: number): { children: string[]; generation: number } {
+    checkTreePath(path, domid);
     const t = this.tx(txId, domid);
     const n = this.reach(domid, path, PERM_READ, t);
     t?.touch(path);
     if (!n) throw this.missing(path);
-    return t ? t.children(path) : [...this.find(path)!.children.keys()].sort();
+    if (t) return { children: t.children(path), generation: t.generation(path) };
+    const live = this.find(path)!;
+    return { children: [...live.children.keys()].sort(), generation: live.gen };
   }
 
   write(domid: number, path: string, value: string, txId?: number): void {
-    checkTreePath(path);
+    checkTreePath(path, domid);
     if (typeof value !== 'string' || value.length > 4096) throw new XenstoreError('E2BIG', `value for ${path} too large`);
     this.put(domid, path, value, txId);
   }
 
   mkdir(domid: number, path: string, txId?: number): void {
-    checkTreePath(path);
+    checkTreePath(path, domid);
     this.put(domid, path, undefined, txId);
   }
 
-  /** A write (value) or mkdir (undefined): needs write access to the node, or to the nearest existing ancestor of a new one. */
+  /**
+   * A write (value) or mkdir (undefined): needs write access to the node, or
+   * to the nearest existing ancestor of a new one. mkdir of a node that is
+   * there already changes nothing and fires no watch (do_mkdir).
+   */
   private put(domid: number, path: string, value: string | undefined, txId: number | undefined): void {
     const t = this.tx(txId, domid);
-    this.reach(domid, path, PERM_WRITE, t);
+    const n = this.reach(domid, path, PERM_WRITE, t);
+    if (value === undefined && n) {
+      t?.touch(path);
+      return;
+    }
     if (t) {
       t.touch(path);
       t.write(path, value, domid);
@@ -194,12 +240,23 @@ export class Store {
     this.applyWrite(domid, path, value);
   }
 
+  /**
+   * do_rm: a node already gone is fine (nothing fires) if its parent is
+   * there; ENOENT only when the parent is missing too. In a transaction, as
+   * the transaction sees the tree; what it looked at counts for the commit.
+   */
   rm(domid: number, path: string, txId?: number): void {
-    checkTreePath(path);
+    checkTreePath(path, domid);
     const t = this.tx(txId, domid);
     const n = this.reach(domid, path, PERM_WRITE, t);
     if (path === '/') throw new XenstoreError('EINVAL', 'cannot remove the root');
-    if (!n) throw this.missing(path);
+    if (!n) {
+      const parent = parentOf(path);
+      t?.touch(path);
+      t?.touch(parent);
+      if (this.view(parent, t)) return;
+      throw this.missing(path);
+    }
     if (t) {
       t.touch(path);
       t.rm(path);
@@ -209,7 +266,7 @@ export class Store {
   }
 
   getPerms(domid: number, path: string, txId?: number): PermEntry[] {
-    checkPath(path);
+    checkPath(path, domid);
     const t = path.startsWith('@') ? undefined : this.tx(txId, domid);
     const n = this.reach(domid, path, PERM_READ, t);
     t?.touch(path);
@@ -223,7 +280,7 @@ export class Store {
    * transaction or not.
    */
   setPerms(domid: number, path: string, perms: PermEntry[], txId?: number): void {
-    checkPath(path);
+    checkPath(path, domid);
     if (!validPerms(perms)) throw new XenstoreError('EINVAL', `bad permissions for ${path}`);
     const t = path.startsWith('@') ? undefined : this.tx(txId, domid);
     const n = this.reach(domid, path, PERM_WRITE | PERM_OWNER, t);
@@ -257,6 +314,8 @@ export class Store {
         if (!isPrivileged(domid)) perms[0] = { domid, perm: perms[0].perm };
         c = { value: '', perms, children: new Map(), gen: this.gen++ };
         n.children.set(part, c);
+        // The parent's list of children changed: so did its generation (add_child writes the parent).
+        n.gen = this.gen++;
       }
       parent = n;
       n = c;
@@ -266,12 +325,26 @@ export class Store {
     this.fire(path, { before: t?.permsBefore(path), node: n.perms, parent: parent?.perms });
   }
 
-  /** Remove a subtree. Outside a transaction, who could read it or its parent hears of it; at a commit, who could read it when the transaction first touched it. */
+  /**
+   * Remove a subtree, as rm_node walks it: each node below the top fires the
+   * watches on exactly its path, deepest first, then the top one fires the
+   * watches at or above it. Outside a transaction, who could read a node or
+   * its parent hears of it; at a commit, who could read the top node when
+   * the transaction first touched it (and each node below as it was).
+   */
   private applyRm(path: string, t?: Transaction): void {
     const parts = split(path);
     const parent = this.find('/' + parts.slice(0, -1).join('/')) ?? this.root;
     const gone = parent.children.get(parts[parts.length - 1]);
     if (!gone) return;
+    const below = (at: string, n: LiveNode): void => {
+      for (const [name, c] of n.children) {
+        const p = `${at}/${name}`;
+        below(p, c);
+        this.fire(p, t ? { before: c.perms } : { node: c.perms, parent: n.perms }, true);
+      }
+    };
+    below(path, gone);
     parent.children.delete(parts[parts.length - 1]);
     parent.gen = this.gen++;
     this.fire(path, t ? { before: t.permsBefore(path) } : { node: gone.perms, parent: parent.perms });
@@ -279,16 +352,38 @@ export class Store {
 
   transactionStart(domid: number): number {
     const id = this.nextTx++;
-    this.txs.set(id, new Transaction(domid, (p) => this.find(p)));
+    this.txs.set(
+      id,
+      new Transaction(
+        domid,
+        (p) => this.find(p),
+        () => this.gen++,
+      ),
+    );
     return id;
   }
 
-  /** Returns false (EAGAIN) if a node the transaction touched changed since. */
+  /**
+   * Returns false (EAGAIN) if a node the transaction touched changed since.
+   * Without a transaction to end (id 0) it is ENOENT, as do_transaction_end
+   * answers. A commit fires each changed node's watches once.
+   */
   transactionEnd(domid: number, id: number, commit: boolean): boolean {
+    if (!id) throw new XenstoreError('ENOENT', 'no transaction to end');
     const t = this.tx(id, domid)!;
     this.txs.delete(id);
     if (!commit) return true;
     for (const [path, { gen }] of t.touched) if ((this.find(path)?.gen ?? -1) !== gen) return false;
+    this.committing = new Set();
+    try {
+      this.replay(domid, t);
+    } finally {
+      this.committing = null;
+    }
+    return true;
+  }
+
+  private replay(domid: number, t: Transaction): void {
     for (const op of t.ops) {
       if (op.kind === 'write') this.applyWrite(domid, op.path, op.value, t);
       else if (op.kind === 'mkdir') this.applyWrite(domid, op.path, undefined, t);
@@ -302,12 +397,11 @@ export class Store {
         }
       }
     }
-    return true;
   }
 
   /** Register a watch; like Xen it fires once at once (whatever the watcher may read: the path is its own). */
   watch(domid: number, path: string, token: string, fire: WatchFn): void {
-    checkPath(path);
+    checkPath(path, domid);
     if (this.watches.some((w) => w.domid === domid && w.path === path && w.token === token))
       throw new XenstoreError('EEXIST', `watch on ${path} with token ${token} exists`);
     this.watches.push({ domid, path, token, fire });
@@ -327,9 +421,14 @@ export class Store {
     return canRead(domid, a.node) || (a.parent !== undefined && canRead(domid, a.parent));
   }
 
-  private fire(path: string, audience: Audience): void {
+  /** Fire the watches at or above `path` (exact: only those on `path` itself) that may hear of it. */
+  private fire(path: string, audience: Audience, exact = false): void {
+    if (this.committing) {
+      if (this.committing.has(path)) return;
+      this.committing.add(path);
+    }
     for (const w of this.watches) {
-      if (path !== w.path && !(path.startsWith(w.path) && (w.path === '/' || path[w.path.length] === '/'))) continue;
+      if (path !== w.path && (exact || !(path.startsWith(w.path) && (w.path === '/' || path[w.path.length] === '/')))) continue;
       if (this.mayHear(w.domid, audience)) w.fire(path, w.token);
     }
   }
@@ -350,14 +449,41 @@ export class Store {
   }
 
   /** The toolstack introduced a domain: tell @introduceDomain watchers (those who may read it). */
-  introduceDomain(_domid: number): void {
+  introduceDomain(domid: number): void {
+    this.introduced.add(domid);
     this.fireSpecial('@introduceDomain');
   }
 
-  /** The toolstack destroyed a domain: drop its watches and transactions, tell @releaseDomain watchers. */
+  /** XS_IS_DOMAIN_INTRODUCED: introduced and not released (DOMID_SELF, the asker itself, always is). */
+  isIntroduced(domid: number): boolean {
+    return domid === DOMID_SELF || this.introduced.has(domid);
+  }
+
+  /**
+   * The toolstack destroyed a domain: drop its watches and transactions,
+   * revoke what it held (xenstored's domain_tree_remove, XSA-322: a later
+   * domain with its domid inherits nothing), tell @releaseDomain watchers.
+   */
   releaseDomain(domid: number): void {
+    this.introduced.delete(domid);
     for (let i = this.watches.length - 1; i >= 0; i--) if (this.watches[i].domid === domid) this.watches.splice(i, 1);
     for (const [id, t] of this.txs) if (t.domid === domid) this.txs.delete(id);
+    if (!isPrivileged(domid)) this.revoke(domid);
     this.fireSpecial('@releaseDomain');
+  }
+
+  /** Nodes the domain owns are removed (their watches fire), and entries naming it go from every other node's permissions. */
+  private revoke(domid: number): void {
+    const strip = (perms: PermEntry[]): PermEntry[] => [perms[0], ...perms.slice(1).filter((p) => p.domid !== domid)];
+    const walk = (at: string, n: LiveNode): void => {
+      n.perms = strip(n.perms);
+      for (const [name, c] of [...n.children]) {
+        const p = at === '/' ? `/${name}` : `${at}/${name}`;
+        if (c.perms[0].domid === domid) this.applyRm(p);
+        else walk(p, c);
+      }
+    };
+    walk('/', this.root);
+    for (const [name, perms] of this.special) this.special.set(name, strip(perms));
   }
 }

@@ -53,11 +53,23 @@ export class Transaction {
   readonly ops: TxOp[] = [];
   /** The transaction's own nodes: a copy it changed, one it made (fresh), or null for one it removed. */
   private readonly view = new Map<string, TxNode | null>();
+  /** Generations of the nodes the transaction changed (their value, permissions or children), drawn from the store's counter. */
+  private readonly gens = new Map<string, number>();
 
   constructor(
     readonly domid: number,
     private readonly live: (path: string) => LiveNode | undefined,
+    private readonly nextGen: () => number,
   ) {}
+
+  /** A node's generation as the transaction sees it: its own if it changed the node, else the live one when first touched. */
+  generation(path: string): number {
+    return this.gens.get(path) ?? this.touched.get(path)?.gen ?? this.live(path)?.gen ?? 0;
+  }
+
+  private changed(path: string): void {
+    this.gens.set(path, this.nextGen());
+  }
 
   touch(path: string): void {
     if (this.touched.has(path)) return;
@@ -104,26 +116,36 @@ export class Transaction {
   write(path: string, value: string | undefined, creator: number): void {
     this.ops.push(value === undefined ? { kind: 'mkdir', path } : { kind: 'write', path, value });
     let node = this.lookup('/')!;
+    let above = '/';
     for (const q of prefixes(path).slice(1)) {
       const n = this.lookup(q);
       if (n) node = n;
       else {
         node = { value: '', perms: inheritPerms(node.perms, creator), fresh: true };
         this.view.set(q, node);
+        this.changed(above);
+        this.changed(q);
       }
+      above = q;
     }
-    if (value !== undefined) this.view.set(path, { value, perms: clonePerms(node.perms), fresh: node.fresh });
+    if (value !== undefined) {
+      this.view.set(path, { value, perms: clonePerms(node.perms), fresh: node.fresh });
+      this.changed(path);
+    }
   }
 
   rm(path: string): void {
     this.ops.push({ kind: 'rm', path });
     for (const k of [...this.view.keys()]) if (k.startsWith(`${path}/`)) this.view.delete(k);
+    for (const k of [...this.gens.keys()]) if (k === path || k.startsWith(`${path}/`)) this.gens.delete(k);
     this.view.set(path, null);
+    this.changed(path.slice(0, path.lastIndexOf('/')) || '/');
   }
 
   setPerms(path: string, perms: readonly PermEntry[]): void {
     this.ops.push({ kind: 'perms', path, perms: clonePerms(perms) });
     const n = this.lookup(path)!;
     this.view.set(path, { value: n.value, perms: clonePerms(perms), fresh: n.fresh });
+    this.changed(path);
   }
 }
