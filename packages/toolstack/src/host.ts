@@ -22,6 +22,7 @@ import {
   vifFrontendRoot,
   type Addr,
   type Bus,
+  type PermEntry,
 } from '@xsim/hypervisor';
 import type { HostSpec, VifSpec } from './topo/index.ts';
 
@@ -81,20 +82,41 @@ function runHotplugScripts(xs: XenstoreServer): void {
   });
 }
 
-/** The nodes libxl creates for a new domain: its directory, owned by it. */
+/**
+ * The nodes libxl creates for a new domain (libxl__domain_make, then
+ * libxl__build_post's domid), with libxl's permissions: the home directory
+ * and what describes the domain are dom0's, readable by the guest (n0,rN),
+ * so a guest cannot rename itself; the directories a guest writes into are
+ * its own (nN): control/shutdown and its feature flags, data, drivers,
+ * feature, attr and error (where a frontend reports a failed probe). device
+ * stays (n0,rN): each device's frontend directory is the guest's
+ * (writeVifNodes).
+ */
 export function writeDomainNodes(xs: XenstoreServer, domid: number, name: string): void {
   const dom = domainPath(domid);
-  // Permissions on the directory before its keys (new nodes inherit them): the guest owns its
-  // directory and can read its own name, as libxl makes it.
-  xs.mkdir(0, dom);
-  xs.setPerms(0, dom, [{ domid, perm: 'n' }]);
+  const roperm: PermEntry[] = [
+    { domid: 0, perm: 'n' },
+    { domid, perm: 'r' },
+  ];
+  const rwperm: PermEntry[] = [{ domid, perm: 'n' }];
+  // libxl__xs_mknod: the node, then its permissions (the keys written under it inherit them).
+  const mknod = (path: string, perms: PermEntry[]): void => {
+    xs.mkdir(0, path);
+    xs.setPerms(0, path, perms);
+  };
+  mknod(dom, roperm);
   xs.write(0, `${dom}/name`, name);
   xs.write(0, `${dom}/domid`, String(domid));
+  mknod(deviceRoot(domid), roperm);
+  // libxl makes device/vif with the first vif; made here at once, as the drivers have always found it.
   xs.mkdir(0, vifFrontendRoot(domid));
-  xs.setPerms(0, deviceRoot(domid), [{ domid, perm: 'n' }]);
-  xs.setPerms(0, vifFrontendRoot(domid), [{ domid, perm: 'n' }]);
-  // Where xl shutdown asks the guest to power off; the guest may acknowledge by writing it.
-  xs.write(0, controlShutdownPath(domid), '');
+  // control/shutdown is where xl shutdown asks the guest to power off; the guest may acknowledge by writing it.
+  mknod(`${dom}/control`, roperm);
+  for (const k of [controlShutdownPath(domid), ...['feature-poweroff', 'feature-reboot', 'feature-suspend', 'sysrq'].map((f) => `${dom}/control/${f}`)])
+    mknod(k, rwperm);
+  xs.write(0, `${dom}/control/platform-feature-multiprocessor-suspend`, '1');
+  xs.write(0, `${dom}/control/platform-feature-xs_reset_watches`, '1');
+  for (const d of ['data', 'drivers', 'feature', 'attr', 'error']) mknod(`${dom}/${d}`, rwperm);
 }
 
 /** The nodes libxl creates for a vif: a frontend directory the guest owns, a backend directory dom0 owns. */

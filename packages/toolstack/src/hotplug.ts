@@ -170,8 +170,9 @@ export class VifHotplug {
     const xs = h.xenstore;
     const errorDir = vifErrorPath(domid, handle).replace(/\/error$/, '');
     for (const path of [vifBackendPath(0, domid, handle), vifFrontendPath(domid, handle), errorDir]) rmTree(xs, path);
-    // And the error directories above it that only this vif's error made (error/device/vif, error/device, error).
-    for (let dir = errorDir.slice(0, errorDir.lastIndexOf('/')); dir !== domainPath(domid); dir = dir.slice(0, dir.lastIndexOf('/')))
+    // And the error directories above it that only this vif's error made (error/device/vif, error/device);
+    // error itself is libxl's, the guest's own (writeDomainNodes): without it the guest could report no error.
+    for (let dir = errorDir.slice(0, errorDir.lastIndexOf('/')); dir !== `${domainPath(domid)}/error`; dir = dir.slice(0, dir.lastIndexOf('/')))
       if (xs.directory(0, dir)?.length === 0) xs.rm(0, dir);
     await this.ctx.request({ host: ref.host, domain: 'dom0' }, 'vif_remove', { domid, handle }, 10_000);
     // dom0 may have written into the backend node between our rm and vif_remove (a plugin's key): remove again.
