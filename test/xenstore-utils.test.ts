@@ -4,7 +4,7 @@
  * xenstore-utils (test/tools.ts; .ci/run installs them when missing) list, read, write,
  * watch and chmod through it; a write from outside reaches the drivers.
  * A raw client checks what the tools cannot reach: a connection restricted
- * to a guest (XS_RESTRICT) gets that guest's permissions, and malformed
+ * to a guest (XS_CONTROL "restrict") gets that guest's permissions, and malformed
  * messages get XS_ERROR or the connection closed, never a crash.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -134,13 +134,18 @@ describe(
 describe('the xs_wire socket, raw', () => {
   it("a connection restricted to a guest has that guest's permissions, and relative paths are its own", async () => {
     const c = await RawClient.open(sockets.paths['host-a']);
-    expect((await c.ask(XsType.RESTRICT, '1\0')).raw).toBe('OK\0');
+    expect((await c.ask(XsType.CONTROL, 'restrict\x001\0')).raw).toBe('OK\0');
     expect((await c.ask(XsType.READ, 'name\0')).raw).toBe('a1');
+    // Its home directory is libxl's (n0,r1): it may not rename itself; the directories libxl gives it
+    // (data, drivers, feature, ...) are its own (an earlier test removed data).
+    expect(await c.ask(XsType.WRITE, 'name\0evil')).toMatchObject({ type: XsType.ERROR, strings: ['EACCES'] });
+    expect(await c.ask(XsType.GET_PERMS, '/local/domain/1\0')).toMatchObject({ strings: ['n0', 'r1'] });
+    expect((await c.ask(XsType.WRITE, 'drivers/note\0hi')).raw).toBe('OK\0');
     expect(await c.ask(XsType.READ, '/local/domain/2/name\0')).toMatchObject({ type: XsType.ERROR, strings: ['EACCES'] });
     expect(await c.ask(XsType.WRITE, '/local/domain/0/backend/vif/1/0/state\x005')).toMatchObject({ type: XsType.ERROR, strings: ['EACCES'] });
     // Its own backend directory it may read (r1), not write.
     expect((await c.ask(XsType.READ, '/local/domain/0/backend/vif/1/0/mac\0')).raw).toBe('00:16:3e:0a:01:01');
-    expect(await c.ask(XsType.RESTRICT, '0\0')).toMatchObject({ type: XsType.ERROR, strings: ['EACCES'] });
+    expect(await c.ask(XsType.CONTROL, 'restrict\x000\0')).toMatchObject({ type: XsType.ERROR, strings: ['EACCES'] });
     c.sock.destroy();
   });
 

@@ -1,6 +1,6 @@
 /**
  * Xenstore permissions over the xs_wire socket (issue 20, item 10): a
- * connection restricted to a guest (XS_RESTRICT) gets no watch event for a
+ * connection restricted to a guest (XS_CONTROL restrict) gets no watch event for a
  * node it cannot read, cannot give its node to another domain (EPERM), and
  * cannot tell a missing node from a hidden one where it may not look. The
  * socket is served from a bare store, no simulation running.
@@ -68,7 +68,7 @@ async function serve(): Promise<{ store: Store; connect: (domid: number) => Prom
     connect: async (domid) => {
       const c = await Client.open(path);
       clients.push(c);
-      if (domid !== 0) expect(await c.ask(XsType.RESTRICT, `${domid}\0`)).toEqual(['OK']);
+      if (domid !== 0) expect(await c.ask(XsType.CONTROL, `restrict\0${domid}\0`)).toEqual(['OK']);
       return c;
     },
   };

@@ -5,12 +5,19 @@
  *   XENSTORED_PATH=/tmp/xsim.sock.xs/host-a xenstore-ls /local/domain
  *
  * A socket connection is dom0's, as with xenstored (privileged: permissions
- * do not stop it); XS_RESTRICT(domid) makes it act as that domain from then
- * on, every permission enforced as for the guest itself, by the store as
- * xenstored enforces them (its watches hear only of nodes that domain may
- * read; it may not give a node away: EPERM). Writes through the
- * socket are writes to the simulation's store: a vif's state written from
- * outside reaches netback's and netfront's watches like any other.
+ * do not stop it). XS_CONTROL "restrict" DOMID (this simulation's own control
+ * command: cxenstored removed XS_RESTRICT, which answers ENOSYS here as
+ * there) makes it act as that domain from then on, every permission enforced
+ * as for the guest itself, by the store as xenstored enforces them (its
+ * watches hear only of nodes that domain may read; it may not give a node
+ * away: EPERM; privileged requests are EACCES). Writes through the socket
+ * are writes to the simulation's store: a vif's state written from outside
+ * reaches netback's and netfront's watches like any other.
+ *
+ * Requests are checked in cxenstored's order (process_message): an unknown
+ * type is ENOSYS, a privileged one from a guest EACCES, a tx_id that names
+ * no transaction of this connection ENOENT (watches ignore it), then the
+ * request itself.
  */
 import { existsSync, lstatSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -22,7 +29,6 @@ import {
   XenstoreError,
   XsType,
   XsWireDecoder,
-  LOCAL_DOMAIN,
   domainPath,
   encodeXsWire,
   nulTerminated,
@@ -46,6 +52,38 @@ class XsWireError extends Error {
 }
 
 let nextConn = 1;
+
+/** xen.h's DOMID_FIRST_RESERVED: domids from here on name no guest. */
+const DOMID_FIRST_RESERVED = 0x7ff0;
+
+/** Requests cxenstored serves only to a privileged connection (XS_FLAG_PRIV). */
+const PRIVILEGED: ReadonlySet<number> = new Set([
+  XsType.CONTROL,
+  XsType.INTRODUCE,
+  XsType.RELEASE,
+  XsType.IS_DOMAIN_INTRODUCED,
+  XsType.RESUME,
+  XsType.SET_TARGET,
+]);
+/** Requests that ignore the header's tx_id (XS_FLAG_NOTID). */
+const NO_TX: ReadonlySet<number> = new Set([XsType.WATCH, XsType.UNWATCH]);
+
+/** cxenstored's onearg: the payload is one string and its nul, nothing after. */
+function oneArg(m: XsWireMessage): string {
+  const nul = m.payload.indexOf(0);
+  if (nul < 0 || nul !== m.payload.length - 1) throw new XsWireError('EINVAL', 'expected one nul-terminated argument');
+  return m.payload.toString('utf8', 0, nul);
+}
+
+/** cxenstored's parse_domid: strtoul in base 10, the whole string used, at most 65535 ("" is 0, as strtoul reads it). */
+function parseDomid(s: string): number {
+  const m = /^[\t\n\v\f\r ]*([+-]?)(\d+)$/.exec(s);
+  if (s !== '' && !m) throw new XsWireError('EINVAL', `domid "${s}"`);
+  const n = m ? Number(m[2]) : 0;
+  // A minus sign wraps to a huge unsigned long (only -0 stays 0).
+  if (n > 65535 || (m?.[1] === '-' && n !== 0)) throw new XsWireError('EINVAL', `domid "${s}"`);
+  return n;
+}
 
 /** One client of the socket: the domain it acts as, its watches and transactions. */
 class XsConnection {
@@ -109,10 +147,9 @@ class XsConnection {
     return path.startsWith(base) ? path.slice(base.length) : path;
   }
 
+  /** The request's transaction (checked before any handler runs: see answer). */
   private tx(m: XsWireMessage): number | undefined {
-    if (m.txId === 0) return undefined;
-    if (!this.txs.has(m.txId)) throw new XsWireError('ENOENT', `no transaction ${m.txId} on this connection`);
-    return m.txId;
+    return m.txId === 0 ? undefined : m.txId;
   }
 
   /**
@@ -121,24 +158,32 @@ class XsConnection {
    * payload out; an XsWireError becomes an XS_ERROR reply.
    */
   private readonly handlers: Partial<Record<number, (m: XsWireMessage, args: string[]) => string>> = {
-    [XsType.READ]: (m, args) => this.store.read(this.domid, this.abs(args[0]), this.tx(m)),
-    [XsType.DIRECTORY]: (m, args) => {
-      const out = nulTerminated(this.store.directory(this.domid, this.abs(args[0]), this.tx(m)));
+    [XsType.READ]: (m) => this.store.read(this.domid, this.abs(oneArg(m)), this.tx(m)),
+    [XsType.DIRECTORY]: (m) => {
+      const out = nulTerminated(this.store.directory(this.domid, this.abs(oneArg(m)), this.tx(m)));
       if (Buffer.byteLength(out) > XENSTORE_PAYLOAD_MAX) throw new XsWireError('E2BIG', 'directory too large: use XS_DIRECTORY_PART');
       return out;
     },
     [XsType.DIRECTORY_PART]: (m, args) => {
-      // "gen\0child\0...": children from `offset` while they fit; an empty string ends the list.
-      const all = this.store.directory(this.domid, this.abs(args[0]), this.tx(m));
-      const offset = Number(args[1] ?? 0);
-      let out = '0\0';
-      let i = Number.isInteger(offset) && offset >= 0 ? offset : 0;
-      for (; i < all.length; i++) {
-        const next = `${all[i]}\0`;
-        if (Buffer.byteLength(out + next) + 1 > XENSTORE_PAYLOAD_MAX) break;
-        out += next;
+      // "path\0offset\0" in; "generation\0" and the children from byte `offset` of the
+      // nul-separated list while they fit, an empty string after the last (send_directory_part).
+      if (m.payload.filter((b) => b === 0).length !== 2) throw new XsWireError('EINVAL', 'expected a path and an offset');
+      const { children, generation } = this.store.listing(this.domid, this.abs(args[0]), this.tx(m));
+      const list = nulTerminated(children);
+      const gen = `${generation}\0`;
+      // atoi: leading digits (with a sign), else 0; a negative one reads as a huge unsigned offset.
+      const lead = /^\s*([+-]?\d+)/.exec(args[1] ?? '');
+      const at = lead ? Number(lead[1]) : 0;
+      const off = at < 0 ? Infinity : at;
+      if (off >= list.length) return `${gen}\0`;
+      const maxlen = XENSTORE_PAYLOAD_MAX - gen.length - 1;
+      let len = 0;
+      while (off + len < list.length) {
+        const child = list.indexOf('\0', off + len) - (off + len);
+        if (len + child >= maxlen) break;
+        len += child + 1;
       }
-      return i >= all.length ? out + '\0' : out;
+      return gen + list.slice(off, off + len) + (off + len === list.length ? '\0' : '');
     },
     [XsType.WRITE]: (m) => {
       // "path\0value": the value is the rest of the payload, not nul-terminated.
@@ -148,15 +193,15 @@ class XsConnection {
       this.store.write(this.domid, this.abs(raw.slice(0, nul)), raw.slice(nul + 1), this.tx(m));
       return 'OK\0';
     },
-    [XsType.MKDIR]: (m, args) => {
-      this.store.mkdir(this.domid, this.abs(args[0]), this.tx(m));
+    [XsType.MKDIR]: (m) => {
+      this.store.mkdir(this.domid, this.abs(oneArg(m)), this.tx(m));
       return 'OK\0';
     },
-    [XsType.RM]: (m, args) => {
-      this.store.rm(this.domid, this.abs(args[0]), this.tx(m));
+    [XsType.RM]: (m) => {
+      this.store.rm(this.domid, this.abs(oneArg(m)), this.tx(m));
       return 'OK\0';
     },
-    [XsType.GET_PERMS]: (m, args) => nulTerminated(this.store.getPerms(this.domid, this.abs(args[0]), this.tx(m)).map((p) => `${p.perm}${p.domid}`)),
+    [XsType.GET_PERMS]: (m) => nulTerminated(this.store.getPerms(this.domid, this.abs(oneArg(m)), this.tx(m)).map((p) => `${p.perm}${p.domid}`)),
     [XsType.SET_PERMS]: (m, args) => {
       const perms: PermEntry[] = args.slice(1).map((x) => {
         const mm = /^([nrwb])(\d+)$/.exec(x);
@@ -189,33 +234,32 @@ class XsConnection {
       this.dropWatches();
       return 'OK\0';
     },
-    [XsType.TRANSACTION_START]: (_m) => {
+    [XsType.TRANSACTION_START]: (m) => {
+      if (this.tx(m) !== undefined) throw new XsWireError('EBUSY', 'transactions do not nest');
       const id = this.store.transactionStart(this.domid);
       this.txs.add(id);
       return `${id}\0`;
     },
-    [XsType.TRANSACTION_END]: (m, args) => {
+    [XsType.TRANSACTION_END]: (m) => {
+      // The argument first: a bad one leaves the transaction open (do_transaction_end).
+      const arg = oneArg(m);
+      if (arg !== 'T' && arg !== 'F') throw new XsWireError('EINVAL', `transaction end "${arg}" (T or F)`);
       const id = this.tx(m);
-      if (id === undefined) throw new XsWireError('EINVAL', 'transaction end outside a transaction');
+      if (id === undefined) throw new XsWireError('ENOENT', 'no transaction to end');
       this.txs.delete(id);
-      if (!this.store.transactionEnd(this.domid, id, args[0] === 'T')) throw new XsWireError('EAGAIN', 'transaction conflict');
+      if (!this.store.transactionEnd(this.domid, id, arg === 'T')) throw new XsWireError('EAGAIN', 'transaction conflict');
       return 'OK\0';
     },
-    [XsType.GET_DOMAIN_PATH]: (_m, args) => {
-      const n = Number(args[0]);
-      if (!Number.isInteger(n) || n < 0) throw new XsWireError('EINVAL', `domid "${args[0]}"`);
-      return `${domainPath(n)}\0`;
-    },
-    [XsType.IS_DOMAIN_INTRODUCED]: (_m, args) => {
-      const n = Number(args[0]);
-      return `${Number.isInteger(n) && this.store.directory(0, LOCAL_DOMAIN).includes(String(n)) ? 'T' : 'F'}\0`;
-    },
-    [XsType.RESTRICT]: (_m, args) => {
-      // Act as a domain from now on: only dom0 may, and a restricted connection stays restricted.
-      const n = Number(args[0]);
-      if (this.domid !== 0) throw new XsWireError('EACCES', 'only a privileged connection may restrict itself');
-      if (!Number.isInteger(n) || n <= 0 || n > 0x7fef) throw new XsWireError('EINVAL', `domid "${args[0]}"`);
+    [XsType.GET_DOMAIN_PATH]: (m) => `${domainPath(parseDomid(oneArg(m)))}\0`,
+    [XsType.IS_DOMAIN_INTRODUCED]: (m) => `${this.store.isIntroduced(parseDomid(oneArg(m))) ? 'T' : 'F'}\0`,
+    [XsType.CONTROL]: (_m, args) => {
+      // cxenstored's control commands are its own (log, quota, live-update...): here only this simulation's.
+      if (args[0] !== 'restrict') throw new XsWireError('EINVAL', `control command "${args[0] ?? ''}" (this socket knows "restrict DOMID")`);
+      // Act as a domain from now on; then unprivileged, the connection may not come back (CONTROL is EACCES).
+      const n = parseDomid(args[1] ?? 'none');
+      if (n === 0 || n >= DOMID_FIRST_RESERVED) throw new XsWireError('EINVAL', `domid "${args[1]}" (a guest's: 1 to ${DOMID_FIRST_RESERVED - 1})`);
       this.dropWatches();
+      this.endTransactions();
       this.domid = n;
       return 'OK\0';
     },
@@ -223,9 +267,25 @@ class XsConnection {
 
   private answer(m: XsWireMessage): string {
     const handler = this.handlers[m.type];
+    // A type xenstored does not serve is ENOSYS: an unknown one, a reply's, or XS_RESTRICT's (20, removed from Xen).
+    const known = typeName(m.type) !== `type ${m.type}` && m.type !== XsType.WATCH_EVENT && m.type !== XsType.ERROR;
+    if (!known) throw new XsWireError('ENOSYS', `${typeName(m.type)} is not a request xenstored serves`);
+    if (PRIVILEGED.has(m.type) && this.domid !== 0) throw new XsWireError('EACCES', `${typeName(m.type)} is for a privileged connection`);
+    if (!NO_TX.has(m.type) && m.txId !== 0 && !this.txs.has(m.txId)) throw new XsWireError('ENOENT', `no transaction ${m.txId} on this connection`);
     // Introduce/release/resume/set-target belong to the toolstack that runs the domains (this simulation).
     if (!handler) throw new XsWireError('ENOSYS', `${typeName(m.type)} is not served on this socket`);
     return handler(m, payloadStrings(m.payload));
+  }
+
+  private endTransactions(): void {
+    for (const id of this.txs) {
+      try {
+        this.store.transactionEnd(this.domid, id, false);
+      } catch {
+        // Already ended.
+      }
+    }
+    this.txs.clear();
   }
 
   private dropWatches(): void {
@@ -240,14 +300,7 @@ class XsConnection {
 
   private closed(): void {
     this.dropWatches();
-    for (const id of this.txs) {
-      try {
-        this.store.transactionEnd(this.domid, id, false);
-      } catch {
-        // Already ended.
-      }
-    }
-    this.txs.clear();
+    this.endTransactions();
   }
 }
 

@@ -14,8 +14,9 @@
  * firing is XS_WATCH_EVENT with "path\0token\0" and req_id 0.
  */
 
-/** enum xsd_sockmsg_type, in order. */
+/** enum xsd_sockmsg_type, in order (XS_DEBUG is XS_CONTROL's old name; type 20, XS_RESTRICT, was removed from Xen). */
 export const XsType = {
+  CONTROL: 0,
   DEBUG: 0,
   DIRECTORY: 1,
   READ: 2,
@@ -36,7 +37,6 @@ export const XsType = {
   IS_DOMAIN_INTRODUCED: 17,
   RESUME: 18,
   SET_TARGET: 19,
-  RESTRICT: 20,
   RESET_WATCHES: 21,
   DIRECTORY_PART: 22,
 } as const;
