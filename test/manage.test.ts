@@ -144,6 +144,19 @@ describe('the control socket', () => {
     await expect(cli('mgmtdev', 'set', 'host-a')).rejects.toThrow(/usage: xsim mgmtdev set DEV/);
   });
 
+  it("sets a vif's rate at run time (dev set DEV rate, xl's syntax), which netback applies, and lifts it", async () => {
+    expect(await cli('dev', 'set', 'host-a/a1', 'rate', '10Mb/s@20ms')).toBe(
+      'host-a/a1/vif0: rate 10Mb/s@20ms: 25000 bytes every 20000 us (10.0 Mbit/s) (/local/domain/0/backend/vif/1/0/rate)',
+    );
+    expect(sim.host('host-a').xenstore.read(0, '/local/domain/0/backend/vif/1/0/rate')).toBe('25000,20000');
+    const stats = JSON.parse(await cli('dev', 'stats', 'show', 'host-a/a1', '-j')) as { backend: Json };
+    expect(stats.backend.rate).toBe('25000,20000');
+    expect(JSON.parse(await cli('dev', 'set', 'host-a/a1', 'rate', 'unlimited', '-j'))).toMatchObject({ dev: 'host-a/a1/vif0', rate: null });
+    await expect(cli('dev', 'set', 'host-a/a1', 'rate', '10Mbit')).rejects.toThrow(/invalid rate in `10Mbit'/);
+    await expect(cli('dev', 'set', 'host-a/a1', 'rate')).rejects.toThrow(/rate needs a value/);
+    expect(sim.host('host-a').xenstore.read(0, '/local/domain/0/backend/vif/1/0/rate')).toBeUndefined();
+  });
+
   it('traces while a stream runs (xsim trace start|stop), and refuses what it cannot do by name', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'xsim-tr-')), 't.json');
     expect(await cli('trace', 'start', '--file', file, '--sample', '32')).toBe(`tracing every thread into ${file}`);

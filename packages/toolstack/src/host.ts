@@ -25,6 +25,7 @@ import {
   type PermEntry,
 } from '@xsim/hypervisor';
 import type { HostSpec, VifSpec } from './topo/index.ts';
+import { parseXlRate, rateNode } from './topo/rate.ts';
 
 export interface DomainMemory {
   domid: number;
@@ -155,6 +156,8 @@ export function writeVifNodes(xs: XenstoreServer, domid: number, handle: number,
   // The accelerator's quotas for this vif (the topology's limits): the plugin's backend reads and watches them.
   if (vif.limits?.maxFilters !== undefined) xs.write(0, `${be}/${VIF_KEY.maxFilters}`, String(vif.limits.maxFilters));
   if (vif.limits?.maxBufPages !== undefined) xs.write(0, `${be}/${VIF_KEY.maxBufPages}`, String(vif.limits.maxBufPages));
+  // The vif's rate limit, as libxl writes xl's rate=: "BYTES,USEC" (netback reads it at connect and watches it).
+  if (vif.rate !== undefined) xs.write(0, `${be}/${VIF_KEY.rate}`, rateNode(parseXlRate(vif.rate)));
   // Empty until the hotplug script has run: netback waits for "connected" (libxl does the same).
   xs.write(0, `${be}/${VIF_KEY.hotplugStatus}`, '');
   xs.write(0, `${be}/${VIF_KEY.state}`, String(XenbusState.Initialising));

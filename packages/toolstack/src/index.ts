@@ -24,7 +24,19 @@ export { vcpuTimes, pcpuSleepTimes, busyShare, awakeShare } from './cpu.ts';
 export * from './topo/index.ts';
 export { serveControl, controlRequest, manageRequest, defaultSocketPath, type ControlServer } from './control-socket.ts';
 export { MANAGE_PROTOCOL, type ManageProtocol } from './manage-ops.ts';
-export { MANAGE_OPS, mgmtdevList, devList, devStats, devFeatures, pluginList, type MgmtDev, type Dev, type PluginView } from './manage.ts';
+export {
+  MANAGE_OPS,
+  RATE_UNLIMITED,
+  mgmtdevList,
+  devList,
+  devSet,
+  devStats,
+  devFeatures,
+  pluginList,
+  type MgmtDev,
+  type Dev,
+  type PluginView,
+} from './manage.ts';
 export { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainInfo, type DomainState } from './lifecycle.ts';
 export { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotplug.ts';
 export { serveXenstores, type XenstoreSockets } from './xenstored-socket.ts';

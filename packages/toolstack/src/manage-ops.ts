@@ -15,8 +15,9 @@
  *   dev.list         {}                                                Dev[]
  *   dev.stats        {dev: HOST/DOMU[/vifN]}                           a vif's counters at both ends
  *   dev.features     {dev}                                             the feature-* keys both ends wrote
- *   dev.set          {dev: HOST/DOMU[/vifN], maxFilters?: int,         {dev, backendPath, limits}: the vif's limits/*
- *                     maxBufPages?: int} (0..65536, at least one)      keys in xenstore now (its accelerator applies them)
+ *   dev.set          {dev: HOST/DOMU[/vifN], maxFilters?: int,         {dev, backendPath, limits, rate}: the vif's limits/*
+ *                     maxBufPages?: int (0..65536), rate?: xl's RATE     and rate keys in xenstore now (its accelerator
+ *                     or 'unlimited'} (at least one)                   applies the limits, netback the rate)
  *   dev.add          {dev: HOST/DOMU, name?, mac?, ip?, mtu?: int}     VifInfo
  *   dev.del          {dev: HOST/DOMU/vifN}                             {dev, forced}
  *   domain.list      {}                                                DomainInfo[]
@@ -129,10 +130,13 @@ export const MANAGE_PROTOCOL = {
         dev: str(),
         maxFilters: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
         maxBufPages: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
+        /** xl's rate= (AMOUNT[@INTERVAL], e.g. 10Mb/s@20ms), or 'unlimited' to remove the limit. */
+        rate: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
       },
       { additionalProperties: false },
     ),
-    replyOf<{ dev: string; backendPath: string; limits: DevLimits }>(),
+    /** rate: the backend's rate node now ("BYTES,USEC"), null when there is none (unlimited). */
+    replyOf<{ dev: string; backendPath: string; limits: DevLimits; rate: string | null }>(),
   ),
   'dev.add': op(
     Type.Object(

@@ -7,6 +7,8 @@
  */
 import type { Simulation } from './simulation.ts';
 import { vifHandles } from './hotplug.ts';
+import { rmTree } from './host.ts';
+import { parseXlRate, rateNode } from './topo/rate.ts';
 import { dom0StatsIfAny, guestStatsIfAny } from './stats.ts';
 import type { MgmtDev, Dev, DevLimits, ManageProtocol, PluginView } from './manage-ops.ts';
 import type { OpArgs, OpName, OpReply } from '@xsim/hypervisor';
@@ -163,8 +165,12 @@ function devLimits(sim: Simulation, host: string, be: string): DevLimits {
   return out;
 }
 
+/** `dev set DEV rate unlimited`: the rate node removed, as a vif configured without rate= has none. */
+export const RATE_UNLIMITED = 'unlimited';
+
 /**
- * dev set: a vif's accelerator limits, written where the 2007 accelerator
+ * dev set: a vif's rate limit (xl's rate=, written as the backend's rate
+ * node, which netback watches), and its accelerator limits, written where the 2007 accelerator
  * read them (limits/max-filters, limits/max-buf-pages in the vif's backend
  * directory, which dom0 owns); the plugin's backend watches them and applies
  * a change at once (vnic evicts down to a lowered max-filters). The
@@ -177,19 +183,29 @@ export function devSet(sim: Simulation, a: OpArgs<ManageProtocol, 'dev.set'>): O
   const h = sim.host(host);
   const at = vifHandles(h, d.domid).indexOf(vif);
   if (at < 0) throw new Error(`${host}/${domain} has no vif${vif}`);
-  if (a.maxFilters === undefined && a.maxBufPages === undefined) throw new Error('dev.set: give max-filters and/or max-buf-pages');
+  if (a.maxFilters === undefined && a.maxBufPages === undefined && a.rate === undefined)
+    throw new Error('dev.set: give max-filters, max-buf-pages and/or rate');
+  // Checked before anything is written: a bad rate changes nothing (xl's message: "invalid rate in `10Mbit'").
+  const rate = a.rate === undefined || a.rate === RATE_UNLIMITED ? a.rate : rateNode(parseXlRate(a.rate));
   const be = vifBackendPath(0, d.domid, vif);
   if (h.xenstore.read(0, be) === undefined) throw new Error(`${host}/${domain}/vif${vif} has no backend directory (${be}): it is being removed`);
   const spec = h.spec.domUs.find((u) => u.name === domain)?.vifs[at];
   if (a.maxFilters !== undefined) h.xenstore.write(0, `${be}/${VIF_KEY.maxFilters}`, String(a.maxFilters));
   if (a.maxBufPages !== undefined) h.xenstore.write(0, `${be}/${VIF_KEY.maxBufPages}`, String(a.maxBufPages));
-  if (spec)
+  // The rate node netback watches: a new limit applies at once (xen_net_rate_changed); none is unlimited.
+  if (rate === RATE_UNLIMITED) rmTree(h.xenstore, `${be}/${VIF_KEY.rate}`);
+  else if (rate !== undefined) h.xenstore.write(0, `${be}/${VIF_KEY.rate}`, rate);
+  if (spec && (a.maxFilters !== undefined || a.maxBufPages !== undefined))
     spec.limits = {
       ...spec.limits,
       ...(a.maxFilters !== undefined ? { maxFilters: a.maxFilters } : {}),
       ...(a.maxBufPages !== undefined ? { maxBufPages: a.maxBufPages } : {}),
     };
-  return { dev: `${host}/${domain}/vif${vif}`, backendPath: be, limits: devLimits(sim, host, be) };
+  if (spec && a.rate !== undefined) {
+    if (a.rate === RATE_UNLIMITED) delete spec.rate;
+    else spec.rate = a.rate;
+  }
+  return { dev: `${host}/${domain}/vif${vif}`, backendPath: be, limits: devLimits(sim, host, be), rate: h.xenstore.read(0, `${be}/${VIF_KEY.rate}`) ?? null };
 }
 
 export async function pluginList(sim: Simulation): Promise<PluginView[]> {

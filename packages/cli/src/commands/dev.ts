@@ -1,6 +1,6 @@
 /** `xsim dev list|show|stats|features|set|add|del`: the guests' vifs, as xl network-list and vdpa dev show them. */
 import { STATE_NAMES } from '@xsim/hypervisor';
-import { table, type Dev } from '@xsim/toolstack';
+import { describeRateNode, table, type Dev } from '@xsim/toolstack';
 import type { ManageVerb } from './manage-verb.ts';
 
 type Json = Record<string, unknown>;
@@ -94,23 +94,39 @@ const devAdd: ManageVerb = async ({ rest, call, out }) => {
   return out(v, () => `${v.dev} added: mac ${v.mac} ip ${v.ip} mtu ${v.mtu}, connected`);
 };
 
-/** vdpa style: dev set DEV max-filters N [max-buf-pages N]: the vif's accelerator limits (xenstore limits/*), applied at once. */
+/**
+ * vdpa style: dev set DEV [rate RATE] [max-filters N] [max-buf-pages N]: the vif's rate limit (xl's rate=,
+ * e.g. 10Mb/s@20ms, or unlimited: the backend's rate node, which netback applies at once) and its
+ * accelerator limits (xenstore limits/*, which the plugin applies).
+ */
 const devSet: ManageVerb = async ({ rest, call, out }) => {
-  const usage = 'usage: xsim dev set HOST/DOMU[/vifN] [max-filters N] [max-buf-pages N]';
+  const usage = 'usage: xsim dev set HOST/DOMU[/vifN] [rate RATE|unlimited] [max-filters N] [max-buf-pages N]';
   const [target, ...kv] = rest;
   if (!target || kv.length === 0) throw new Error(usage);
-  const args: { dev: string; maxFilters?: number; maxBufPages?: number } = { dev: target };
+  const args: { dev: string; maxFilters?: number; maxBufPages?: number; rate?: string } = { dev: target };
   const keys: Record<string, 'maxFilters' | 'maxBufPages'> = { 'max-filters': 'maxFilters', 'max-buf-pages': 'maxBufPages' };
   for (let k = 0; k < kv.length; k += 2) {
-    const key = keys[kv[k]];
     const value = kv[k + 1];
-    if (!key) throw new Error(`dev set: unknown attribute "${kv[k]}" (attributes: max-filters, max-buf-pages)`);
+    if (kv[k] === 'rate') {
+      if (value === undefined) throw new Error("dev set: rate needs a value (xl's RATE, e.g. 10Mb/s@20ms, or unlimited)");
+      args.rate = value;
+      continue;
+    }
+    const key = keys[kv[k]];
+    if (!key) throw new Error(`dev set: unknown attribute "${kv[k]}" (attributes: rate, max-filters, max-buf-pages)`);
     if (value === undefined || !/^\d+$/.test(value)) throw new Error(`dev set: ${kv[k]} needs a number, got ${value === undefined ? 'nothing' : `"${value}"`}`);
     args[key] = Number(value);
   }
   const v = await call('dev.set', args);
   const show = (n: number | undefined) => (n === undefined ? "the plugin's default" : String(n));
-  return out(v, () => `${v.dev}: max-filters ${show(v.limits.maxFilters)}, max-buf-pages ${show(v.limits.maxBufPages)} (${v.backendPath}/limits)`);
+  return out(v, () => {
+    const lines: string[] = [];
+    if (args.rate !== undefined)
+      lines.push(`${v.dev}: rate ${v.rate === null ? 'unlimited' : `${args.rate}: ${describeRateNode(v.rate)}`} (${v.backendPath}/rate)`);
+    if (args.maxFilters !== undefined || args.maxBufPages !== undefined)
+      lines.push(`${v.dev}: max-filters ${show(v.limits.maxFilters)}, max-buf-pages ${show(v.limits.maxBufPages)} (${v.backendPath}/limits)`);
+    return lines.join('\n');
+  });
 };
 
 const devDel: ManageVerb = async ({ rest, call, out }) => {

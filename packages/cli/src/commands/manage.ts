@@ -21,8 +21,9 @@ const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, 
                                       backend, state, event channel, ring refs, backend path, accelerator
   dev stats show DEV                  a vif's counters, from netfront and from netback
   dev features show DEV               the feature-* keys both ends published in xenstore
-  dev set DEV [max-filters N] [max-buf-pages N]
-                                      a vif's accelerator limits (xenstore limits/*): vnic applies them at once
+  dev set DEV [rate RATE|unlimited] [max-filters N] [max-buf-pages N]
+                                      a vif's rate limit (xl's rate=, e.g. 10Mb/s@20ms: netback applies it at once)
+                                      and accelerator limits (xenstore limits/*: vnic applies them at once)
   dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]
                                       hotplug a vif: the full xenbus handshake, connected when it returns
   dev del HOST/DOMU/vifN              unplug it: the backend closes, the frontend follows, the vif is gone

@@ -1,6 +1,7 @@
 export type { Topology, HostSpec, DomUSpec, VifSpec, WireSpec, NicSpecJson, Pinning, SwitchSpec } from './types.ts';
 export { validateTopology, guestPagesNeeded, TopologyError, LIMITS, type TopologyIssue } from './validate.ts';
 export { loadTopology } from './load.ts';
+export { parseXlRate, rateNode, describeRateNode, XL_RATE_DEFAULT_INTERVAL_US, type XlRate } from './rate.ts';
 export { defaultTopology, NIC_MODELS, isNicModelName, type NicModelName } from './default.ts';
 
 export function nicAlias(vendor: string, device: string): string {

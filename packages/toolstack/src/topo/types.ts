@@ -60,6 +60,12 @@ export interface DomUSpec extends Pinning {
 export interface VifSpec {
   mac: string;
   ip: string;
+  /**
+   * The vif's TX rate limit in xl's syntax ("10Mb/s@20ms": topo/rate.ts):
+   * the toolstack writes it as the backend's rate node ("25000,20000"),
+   * which netback reads and watches. Absent: unlimited.
+   */
+  rate?: string;
   /** After validation: the host's limits with the vif's own over them. */
   limits?: VifLimits;
 }

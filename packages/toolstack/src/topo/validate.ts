@@ -9,6 +9,7 @@ import { netfrontPages } from '@xsim/netfront';
 import { dom0MinPages } from '@xsim/netback';
 import { nicModel } from '@xsim/nic';
 import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
+import { parseXlRate } from './rate.ts';
 import type { DomUSpec, HostSpec, Pinning, SwitchSpec, Topology, VifLimits, VifSpec, WireSpec } from './types.ts';
 
 export interface TopologyIssue {
@@ -222,8 +223,17 @@ function validateDomU(
   if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
   const vifs: VifSpec[] = vsIn.map((v, vi) => {
     const vp = `${dp}.vifs[${vi}]`;
-    const y = c.obj(v, vp, ['mac', 'ip', 'limits']) ?? {};
+    const y = c.obj(v, vp, ['mac', 'ip', 'limits', 'rate']) ?? {};
     const vif: VifSpec = { mac: c.mac(y.mac, `${vp}.mac`) ?? '', ip: c.ip(y.ip, `${vp}.ip`) ?? '' };
+    const rate = y.rate === undefined ? undefined : c.str(y.rate, `${vp}.rate`);
+    if (rate !== undefined) {
+      try {
+        parseXlRate(rate);
+        vif.rate = rate;
+      } catch (e) {
+        c.fail(`${vp}.rate`, `${(e as Error).message} (xl's rate: AMOUNT[@INTERVAL], e.g. 10Mb/s@20ms)`);
+      }
+    }
     const limits = { ...s.limits, ...limitsOf(c, y.limits, `${vp}.limits`) };
     if (Object.keys(limits).length) vif.limits = limits;
     claims.mac(vif.mac, `${vp}.mac`);
