@@ -78,7 +78,7 @@ describe('published JSON Schemas and run metadata', () => {
     );
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout) as { schema: string; micro: unknown[]; compare: { rows: unknown[] } };
-    expect([out.schema, out.micro.length, out.compare.rows.length]).toEqual(['xsim-bench/3', 4, 1]);
+    expect([out.schema, out.micro.length, out.compare.rows.length]).toEqual(['xsim-bench/4', 4, 1]);
     expect(r.stderr).toMatch(/xsim micro/);
   });
 
@@ -90,7 +90,7 @@ describe('published JSON Schemas and run metadata', () => {
     };
     const cases: [string, RegExp][] = [
       [join(dir, 'missing.json'), /--compare .*missing\.json: cannot read it: ENOENT/],
-      [bad('notjson.json', '{"schema": "xsim-bench/3",'), /notjson\.json: not JSON/],
+      [bad('notjson.json', '{"schema": "xsim-bench/4",'), /notjson\.json: not JSON/],
       [bad('other.json', JSON.stringify({ schema: 'xsim-scale/1', date: 'x', cells: [] })), /other\.json: not a bench result xsim can compare .*\/schema/],
       [
         bad(

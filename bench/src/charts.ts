@@ -7,7 +7,8 @@
  *   throughput   Gbit/s by frame size, a line per path, the repetitions' min..max
  *                as a bar; a panel per placement
  *   cpu          CPU µs per delivered frame (all threads' awake time), by path and size
- *   ratios       the paired ratios (vnic/unaccel, vnic/dom0, each path over the raw ring)
+ *   ratios       the paired ratios (vnic/unaccel, vnic/dom0, vdpa/vnic, vdpa/unaccel, each path
+ *                over the raw ring)
  *   capture      goodput with capture on / off, per path and what was captured
  *   compare      (--compare) old and new medians side by side, with both spreads
  */
@@ -98,11 +99,19 @@ function ratios(r: BenchJson): TopLevelSpec {
       v !== null && v !== undefined && values.push({ ratio: name, size: x.size, placement: x.placement, value: v });
     push('vnic / unaccel', x.accelOverUnaccel);
     push('vnic / dom0', x.accelOverDom0);
+    // Only in a run that measured vdpa (earlier results have no such fields).
+    push('vdpa / vnic', x.vdpaOverVnic);
+    push('vdpa / unaccel', x.vdpaOverUnaccel);
     for (const [p, v] of Object.entries(x.overRaw)) push(`${p} / raw`, v);
   }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Paired ratios', subtitle: 'median over repetitions of a / b, both measured in the same repetition' },
+    title: {
+      text: 'Paired ratios',
+      subtitle: `median over repetitions of a / b, both measured in the same repetition${
+        values.some((v) => String(v.ratio).startsWith('vdpa')) ? "; vdpa's slow-path baseline (unaccel) is the VI NIC hosts'" : ''
+      }`,
+    },
     data: { values },
     facet: { row: { field: 'placement', title: 'placement' } },
     spec: {

@@ -1,7 +1,8 @@
 /**
  * The throughput matrix: for each frame size a topology is brought up once
  * (MTU 9000 when the frame needs it), and every path is measured in it, in
- * the same process, so the ratios compare like with like. Each cell: several
+ * the same process, so the ratios compare like with like (a run with the vdpa
+ * path adds two hosts with the virtio NIC to that topology). Each cell: several
  * flow-controlled streams (receiver goodput; median and spread), conservation
  * checked per repetition, and a UDP ping-pong for latency.
  */
@@ -12,7 +13,7 @@ import { Simulation } from '@xsim/toolstack';
 import { runPing, runStream } from '@xsim/toolstack';
 import { streamAccount } from '@xsim/toolstack';
 import { awakeShare, busyShare, pcpuSleepTimes, vcpuTimes } from '@xsim/toolstack';
-import { validateTopology, type Topology } from '@xsim/toolstack';
+import { NIC_MODELS, validateTopology, type Topology } from '@xsim/toolstack';
 import { runRawRing } from './raw.ts';
 import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
 
@@ -38,7 +39,7 @@ export interface BenchOptions {
 
 export const DEFAULT_BENCH: BenchOptions = {
   sizes: [64, 512, 1500, 9000],
-  paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'],
+  paths: ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw'],
   placements: ['cross', 'same'],
   reps: 5,
   frames: 0,
@@ -48,7 +49,7 @@ export const DEFAULT_BENCH: BenchOptions = {
 };
 export const QUICK_BENCH: BenchOptions = {
   sizes: [64, 1500],
-  paths: ['unaccel', 'vnic', 'null', 'dom0', 'raw'],
+  paths: ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw'],
   placements: ['cross', 'same'],
   reps: 1,
   frames: 1500,
@@ -65,19 +66,42 @@ export function windowFrames(size: number): number {
   return Math.max(32, Math.min(256, Math.floor((256 * 1514) / size)));
 }
 
-export function benchTopology(size: number): Topology {
+/** The switch that joins the four hosts of a run with vdpa. */
+export const BENCH_SWITCH = 'bench-sw';
+
+/**
+ * A size's topology: host-a and host-b with the VI NIC, wired to each other,
+ * each with dom0 and two domUs. With `virtio` (a run with the vdpa path),
+ * host-c and host-d too, with the virtio NIC (vdpa's), their domUs c1, c2 and
+ * d1, d2; then all four hosts hang off one switch, since a NIC has one port
+ * and every host must be reachable (validateTopology), so a-b's direct wire
+ * cannot stay beside a c-d one. Without `virtio` the topology is what it was
+ * before vdpa, so earlier results stay comparable.
+ */
+export function benchTopology(size: number, o: { virtio?: boolean } = {}): Topology {
   const mtu = size - 14 > 1500 ? 9000 : 1500;
-  const host = (x: 'a' | 'b', n: number) => ({
+  const host = (x: 'a' | 'b' | 'c' | 'd', n: number, nic: { vendor: string; device: string; oui: string }) => ({
     name: `host-${x}`,
-    nic: { vendor: '1924', device: '0803', mac: `00:0f:53:00:0${x}:00`, vis: 8, mtu },
+    nic: { vendor: nic.vendor, device: nic.device, mac: `${nic.oui}:00:0${x}:00`, vis: 8, mtu },
     dom0: { ip: `10.0.0.${n}` },
     domUs: [1, 2].map((i) => ({ name: `${x}${i}`, vifs: [{ mac: `00:16:3e:0${x}:0${i}:01`, ip: `10.0.${9 + n}.${i}` }] })),
   });
-  return validateTopology({ name: `bench-${size}`, hosts: [host('a', 1), host('b', 2)], wires: [{ a: 'host-a', b: 'host-b' }] });
+  const vi = NIC_MODELS.vi;
+  const ab = [host('a', 1, vi), host('b', 2, vi)];
+  if (!o.virtio) return validateTopology({ name: `bench-${size}`, hosts: ab, wires: [{ a: 'host-a', b: 'host-b' }] });
+  const hosts = [...ab, host('c', 3, NIC_MODELS.virtio), host('d', 4, NIC_MODELS.virtio)];
+  return validateTopology({
+    name: `bench-${size}-vdpa`,
+    hosts,
+    switches: [{ name: BENCH_SWITCH, ports: hosts.length }],
+    wires: hosts.map((h) => ({ a: h.name, b: BENCH_SWITCH })),
+  });
 }
 
 function ends(path: BenchPath, placement: Placement) {
   if (path === 'dom0') return { from: { host: 'host-a', domain: 'dom0' }, to: { host: 'host-b', domain: 'dom0' } };
+  if (path === 'vdpa')
+    return { from: { host: 'host-c', domain: 'c1' }, to: placement === 'cross' ? { host: 'host-d', domain: 'd1' } : { host: 'host-c', domain: 'c2' } };
   return { from: { host: 'host-a', domain: 'a1' }, to: placement === 'cross' ? { host: 'host-b', domain: 'b1' } : { host: 'host-a', domain: 'a2' } };
 }
 
@@ -97,7 +121,10 @@ export function threadAccounting(sim: Simulation, cores: number): BenchJson['thr
     return `${host}/${d.name}@pCPU${d.pcpu}`;
   };
   const nic = 'NIC thread';
-  const entry = (busy: string[], note: string) => ({ pcpus: t.pcpus, threads: t.pcpus + t.nic, cores, busy, note: `${note}; ${t.placement}` });
+  const virtio = sim.topology.hosts.some((h) => h.name === 'host-c');
+  // In a run with vdpa every cross-host frame also passes the switch (in the NIC thread).
+  const wire = virtio ? `; cross host through switch ${BENCH_SWITCH} (the four hosts of a run with vdpa)` : '';
+  const entry = (busy: string[], note: string) => ({ pcpus: t.pcpus, threads: t.pcpus + t.nic, cores, busy, note: `${note}${wire}; ${t.placement}` });
   const cross = [at('host-a', 'a1'), at('host-a', 'dom0'), nic, at('host-b', 'dom0'), at('host-b', 'b1')];
   return {
     unaccel: entry(cross, 'cross; same host: a1, dom0-a, a2'),
@@ -105,6 +132,14 @@ export function threadAccounting(sim: Simulation, cores: number): BenchJson['thr
       [at('host-a', 'a1'), nic, at('host-b', 'b1')],
       'cross, after learning (dom0s only for the first frames); same host falls back to the slow path',
     ),
+    ...(virtio
+      ? {
+          vdpa: entry(
+            [at('host-c', 'c1'), nic, at('host-d', 'd1')],
+            'the virtio NIC (host-c, host-d): cross, after learning (dom0s only for the first frames); same host (c1 -> c2) falls back to the slow path',
+          ),
+        }
+      : {}),
     null: entry(cross, 'as unaccel, plus the hook calls'),
     dom0: entry([at('host-a', 'dom0'), nic, at('host-b', 'dom0')], 'cross host only'),
     raw: {
@@ -133,11 +168,15 @@ function benchPlan(o: BenchOptions): PlanCell[] {
   return plan;
 }
 
-/** Loads the plugin a path needs (vnic, null; none for the others), unloading the previous one. */
+/**
+ * Loads the plugin a path needs (vnic, vdpa, null; none for the others),
+ * unloading the previous one: one plugin at a time. Loaded without a host,
+ * each goes to the hosts whose NIC it drives (vdpa to host-c and host-d).
+ */
 function pluginSwitcher(): (s: Simulation, path: BenchPath) => Promise<void> {
   let loaded: BenchPath | undefined;
   return async (s, path) => {
-    const want = path === 'vnic' || path === 'null' ? path : undefined;
+    const want = path === 'vnic' || path === 'vdpa' || path === 'null' ? path : undefined;
     if (loaded === want) return;
     if (loaded) await s.unloadPlugin(loaded);
     if (want) await s.loadPlugin(want);
@@ -147,7 +186,7 @@ function pluginSwitcher(): (s: Simulation, path: BenchPath) => Promise<void> {
 
 /**
  * One frame size: two unmeasured rounds (the first warms the JIT up and lets
- * vnic learn its flows, the second, steady now, sizes the measured
+ * vnic and vdpa learn their flows, the second, steady now, sizes the measured
  * repetitions), then o.reps rounds in which every path takes its turn, then
  * each cell's ping.
  */
@@ -159,7 +198,7 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
   const sized = (key: string, warmPps: number) =>
     counts.set(key, o.frames > 0 ? fixed : Math.max(2_000, Math.min(5_000_000, Math.round(warmPps * o.repSeconds))));
   const reps = new Map<string, RepResult[]>(order.map((c) => [`${c.path}/${c.placement}`, []]));
-  const srcPort = 42000; // fixed, so vnic learns the flow and its credits once
+  const srcPort = 42000; // fixed, so vnic (vdpa) learns the flow and its credits once
   const use = pluginSwitcher();
   for (let r = -2; r < o.reps; r++) {
     for (const { path, placement } of order) {
@@ -211,9 +250,11 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
     // Round-robin: every repetition visits every path in turn (the raw ring too), so JIT
     // warm-up and machine drift fall on all paths alike, and each repetition's ratios
     // compare measurements taken moments apart.
-    const order = (['raw', 'unaccel', 'null', 'vnic', 'dom0'] as BenchPath[]).flatMap((path) => plan.filter((p) => p.size === size && p.path === path));
+    const order = (['raw', 'unaccel', 'null', 'vnic', 'vdpa', 'dom0'] as BenchPath[]).flatMap((path) => plan.filter((p) => p.size === size && p.path === path));
     if (order.length === 0) continue;
-    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(benchTopology(size), { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' }) : null;
+    // host-c and host-d (the virtio NIC) only when vdpa is measured: otherwise the topology stays as before.
+    const topology = benchTopology(size, { virtio: order.some((p) => p.path === 'vdpa') });
+    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(topology, { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' }) : null;
     if (sim && !accounting) accounting = threadAccounting(sim, cores);
     try {
       cells.push(...(await measureSize(o, size, order, sim, tick)));
@@ -230,7 +271,7 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
     options: { sizes: o.sizes, paths: o.paths, placements: o.placements, reps: o.reps, quick: o.quick, pcpus: o.pcpus ?? cores },
     threads: accounting ?? {},
     cells,
-    ratios: ratios(cells, o),
+    ratios: benchRatios(cells, o),
   };
 }
 
@@ -288,7 +329,8 @@ function medianShare(reps: RepResult[], of: (r: RepResult) => Record<string, num
   return out;
 }
 
-function ratios(cells: BenchCell[], o: BenchOptions): BenchRatio[] {
+/** The paired ratios of each size and placement (exported for the tests). */
+export function benchRatios(cells: BenchCell[], o: Pick<BenchOptions, 'sizes' | 'placements'>): BenchRatio[] {
   const out: BenchRatio[] = [];
   const get = (path: BenchPath, placement: Placement, size: number) => cells.find((c) => c.path === path && c.placement === placement && c.size === size);
   // Paired: the median over repetitions of (a / b) within the same repetition.
@@ -303,16 +345,21 @@ function ratios(cells: BenchCell[], o: BenchOptions): BenchRatio[] {
     for (const placement of o.placements) {
       const raw = get('raw', 'cross', size);
       const acc = get('vnic', placement, size);
+      const vdpa = get('vdpa', placement, size);
+      // The slow-path baseline is the VI NIC's hosts' (a1 -> b1 or a2) for both accelerators.
+      const unaccel = get('unaccel', placement, size);
       const overRaw: BenchRatio['overRaw'] = {};
-      for (const p of ['unaccel', 'vnic', 'null', 'dom0'] as BenchPath[]) {
+      for (const p of ['unaccel', 'vnic', 'vdpa', 'null', 'dom0'] as BenchPath[]) {
         const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw);
         if (v !== null) overRaw[p] = v;
       }
       out.push({
         size,
         placement,
-        accelOverUnaccel: ratio(acc, get('unaccel', placement, size)),
+        accelOverUnaccel: ratio(acc, unaccel),
         accelOverDom0: placement === 'cross' ? ratio(acc, get('dom0', 'cross', size)) : null,
+        vdpaOverVnic: ratio(vdpa, acc),
+        vdpaOverUnaccel: ratio(vdpa, unaccel),
         overRaw,
       });
     }

@@ -21,23 +21,31 @@ function cellTables(r: BenchJson): string[] {
     c.cpuUsPerFrame !== undefined ? c.cpuUsPerFrame : '-',
     c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
   ]);
-  return [
-    table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved'], rows),
-    '',
-    table(
-      ['bytes', 'placement', 'vnic/unaccel', 'vnic/dom0', 'unaccel/raw', 'vnic/raw', 'null/raw', 'dom0/raw'],
-      r.ratios.map((x) => [
-        x.size,
-        x.placement,
-        x.accelOverUnaccel ?? '-',
-        x.accelOverDom0 ?? '-',
-        x.overRaw.unaccel ?? '-',
-        x.overRaw.vnic ?? '-',
-        x.overRaw.null ?? '-',
-        x.overRaw.dom0 ?? '-',
-      ]),
-    ),
-  ];
+  return [table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved'], rows), '', ratioTable(r)];
+}
+
+/**
+ * The paired ratios; the vdpa columns only in a run that measured vdpa
+ * (vdpa/unaccel: over the slow path of the VI NIC's hosts, as vnic/unaccel).
+ */
+function ratioTable(r: BenchJson): string {
+  const vdpa = r.ratios.some((x) => typeof x.vdpaOverVnic === 'number' || typeof x.vdpaOverUnaccel === 'number' || x.overRaw.vdpa !== undefined);
+  const head = ['bytes', 'placement', 'vnic/unaccel', 'vnic/dom0', ...(vdpa ? ['vdpa/vnic', 'vdpa/unaccel'] : []), 'unaccel/raw', 'vnic/raw'];
+  return table(
+    [...head, ...(vdpa ? ['vdpa/raw'] : []), 'null/raw', 'dom0/raw'],
+    r.ratios.map((x) => [
+      x.size,
+      x.placement,
+      x.accelOverUnaccel ?? '-',
+      x.accelOverDom0 ?? '-',
+      ...(vdpa ? [x.vdpaOverVnic ?? '-', x.vdpaOverUnaccel ?? '-'] : []),
+      x.overRaw.unaccel ?? '-',
+      x.overRaw.vnic ?? '-',
+      ...(vdpa ? [x.overRaw.vdpa ?? '-'] : []),
+      x.overRaw.null ?? '-',
+      x.overRaw.dom0 ?? '-',
+    ]),
+  );
 }
 
 /** Where the time went: each thread's and each busy vCPU's awake share, and the threads each path ran on. */

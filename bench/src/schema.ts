@@ -1,17 +1,19 @@
 /**
- * The benchmark's JSON output (schema "xsim-bench/3"), sketched here and
+ * The benchmark's JSON output (schema "xsim-bench/4"), sketched here and
  * defined once below as a TypeBox schema: the TypeScript types derive from it,
  * validateBenchJson checks a file against it, and `xsim schema` publishes it
- * as schemas/xsim-bench-3.schema.json. ("xsim-bench/1" and "/2" files, from
- * before run metadata and before pCPUs, have the same cells; --compare reads
- * them through ComparableSchema.)
+ * as schemas/xsim-bench-4.schema.json. ("xsim-bench/1", "/2" and "/3" files,
+ * from before run metadata, before pCPUs and before the vdpa path, have the
+ * same cells; --compare reads them through ComparableSchema.)
  *
  * {
- *   schema: "xsim-bench/3", date, meta: RunMeta, machine: { cores, node, cpu },
+ *   schema: "xsim-bench/4", date, meta: RunMeta, machine: { cores, node, cpu },
  *   options: { sizes, paths, placements, reps, quick, pcpus },
  *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
- *     path: "unaccel" | "vnic" | "null" | "dom0" | "raw",
+ *     path: "unaccel" | "vnic" | "vdpa" | "null" | "dom0" | "raw",
+ *                                          // vdpa: host-c/c1 -> host-d/d1 (or c2), the virtio NIC's
+ *                                          // hosts, which a run with vdpa adds (all four hosts on a switch)
  *     placement: "cross" | "same",         // cross host (over the wire) or same host
  *     size: bytes (whole Ethernet frame),
  *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake?, vcpu?, cpuUsPerFrame? }],
@@ -26,7 +28,10 @@
  *     lossRate: lost / sent over all reps,
  *     rtt: { p50Us, p99Us } | null          // UDP ping-pong with frames of this size
  *   }],
- *   ratios: [{ size, placement, accelOverUnaccel, accelOverDom0, overRaw: { [path]: ratio } }],
+ *   ratios: [{ size, placement, accelOverUnaccel, accelOverDom0,   // vnic over unaccel, over dom0
+ *              vdpaOverVnic, vdpaOverUnaccel,                   // vdpa over vnic; over unaccel measured
+ *                                                               // on the VI NIC's hosts (a1 -> b1 or a2)
+ *              overRaw: { [path]: ratio } }],
  *                                          // paired: median over repetitions of (a / b) measured in the
  *                                          // same repetition (every repetition visits every path in turn)
  *   micro?: [{ name, opsPerSec, margin }],
@@ -39,10 +44,10 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { RunMetaSchema } from '@xsim/toolstack';
 
-export const BENCH_SCHEMA = 'xsim-bench/3';
+export const BENCH_SCHEMA = 'xsim-bench/4';
 /** Earlier schemas whose cells --compare can still read. */
-export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', BENCH_SCHEMA] as const;
-export const PATHS = ['unaccel', 'vnic', 'null', 'dom0', 'raw'] as const;
+export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', 'xsim-bench/3', BENCH_SCHEMA] as const;
+export const PATHS = ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw'] as const;
 export type BenchPath = (typeof PATHS)[number];
 export type Placement = 'cross' | 'same';
 
@@ -83,14 +88,23 @@ export const BenchCellSchema = Type.Object({
 });
 export type BenchCell = Static<typeof BenchCellSchema>;
 
-const Ratio = Type.Union([Type.Number(), Type.Null()]);
+const Ratio = (description: string) => Type.Union([Type.Number(), Type.Null()], { description });
 export const BenchRatioSchema = Type.Object({
   size: Type.Integer(),
   placement: PlacementSchema,
-  accelOverUnaccel: Ratio,
-  accelOverDom0: Ratio,
+  accelOverUnaccel: Ratio('vnic over unaccel (the VI NIC: host-a, host-b)'),
+  accelOverDom0: Ratio('vnic over dom0 to dom0 (cross host only)'),
+  vdpaOverVnic: Ratio("vdpa (the virtio NIC's hosts, host-c and host-d) over vnic (the VI NIC's, host-a and host-b), same placement and size"),
+  vdpaOverUnaccel: Ratio("vdpa over unaccel; the slow-path baseline is measured on the VI NIC's hosts (host-a, host-b), as vnic's is"),
   overRaw: Type.Object(
-    { unaccel: Type.Optional(Num()), vnic: Type.Optional(Num()), null: Type.Optional(Num()), dom0: Type.Optional(Num()), raw: Type.Optional(Num()) },
+    {
+      unaccel: Type.Optional(Num()),
+      vnic: Type.Optional(Num()),
+      vdpa: Type.Optional(Num()),
+      null: Type.Optional(Num()),
+      dom0: Type.Optional(Num()),
+      raw: Type.Optional(Num()),
+    },
     { description: 'each path over the raw ring' },
   ),
 });
@@ -143,7 +157,7 @@ export const BenchJsonSchema = Type.Object(
     micro: Type.Optional(Type.Array(Type.Object({ name: Type.String(), opsPerSec: Num(), margin: Num() }))),
     capture: Type.Optional(Type.Array(CaptureCellSchema, { description: "the capture's cost: the same stream with capture off and on" })),
   },
-  { $id: 'https://xsim.invalid/schemas/xsim-bench-3.schema.json', title: 'xsim bench result' },
+  { $id: 'https://xsim.invalid/schemas/xsim-bench-4.schema.json', title: 'xsim bench result' },
 );
 export type BenchJson = Static<typeof BenchJsonSchema>;
 

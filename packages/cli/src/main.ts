@@ -51,7 +51,8 @@ commands:
   bench                   throughput matrix: paths x frame sizes x placements, ratios, microbenchmarks
       --quick             a short smoke run (what the tests run)
       --sizes 64,1500     frame sizes (default 64,512,1500,9000)
-      --paths LIST        unaccel,vnic,null,dom0,raw (default all)
+      --paths LIST        unaccel,vnic,vdpa,null,dom0,raw (default all; vdpa runs on two more hosts, c and
+                          d, with the virtio NIC, and then all four hosts share a switch)
       --placements LIST   cross,same (default both)
       --pcpus N           pCPU worker threads (default: the machine's cores)
       --reps N            repetitions per cell (default 5)
