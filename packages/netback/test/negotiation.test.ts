@@ -22,7 +22,7 @@ function expectRefused(h: NetbackHarness, reason: RegExp): void {
 }
 
 describe('netback advertises only what it does (netback_probe)', () => {
-  it('writes feature-sg, rx-copy and split event channels on, GSO and checksum offload off, and no multi-queue or control ring', () => {
+  it('writes feature-sg, rx-copy, split event channels and multicast control on, GSO and checksum offload off, and no multi-queue or control ring', () => {
     const h = new NetbackHarness();
     const keys = h.store.directory(0, h.be) ?? [];
     const feature = (k: string) => h.store.read(0, `${h.be}/${k}`);
@@ -34,6 +34,8 @@ describe('netback advertises only what it does (netback_probe)', () => {
       'feature-rx-copy': '1',
       'feature-rx-flip': '0',
       'feature-split-event-channels': '1',
+      'feature-multicast-control': '1',
+      'feature-dynamic-multicast-control': '1',
     });
     expect(keys).not.toContain('multi-queue-max-queues');
     expect(keys).not.toContain('feature-ctrl-ring');

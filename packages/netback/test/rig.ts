@@ -16,6 +16,9 @@ import {
   TXREQ_SIZE,
   TXRSP_ID,
   TXRSP_STATUS,
+  newExtraInfo,
+  writeExtraInfo,
+  type NetifExtraInfo,
 } from '@xsim/hypervisor';
 import type { NetbackHarness } from '../../../test/fixtures/netback-harness.ts';
 
@@ -108,4 +111,12 @@ export function deliverFrame(h: NetbackHarness, len: number, dst = [0x00, 0x16, 
   h.dom0Mem.u8.set([...dst, 0x00, 0x16, 0x3e, 0x11, 0x22, 0x33], addr);
   h.vif.deliver(addr, len, -1);
   h.skbs.put(skb);
+}
+
+/** An extra-info slot's 8 bytes (the rest of its 12-byte TX slot zero). */
+export function extraSlot(e: Partial<Omit<NetifExtraInfo, 'mcastAddr'>> & { mcastAddr?: number[] }): Uint8Array {
+  const out = new Uint8Array(8);
+  const x = { ...newExtraInfo(), ...e, mcastAddr: Uint8Array.from(e.mcastAddr ?? [0, 0, 0, 0, 0, 0]) };
+  writeExtraInfo(new DataView(out.buffer), 0, x);
+  return out;
 }

@@ -34,8 +34,8 @@ describe('netback xenbus', () => {
     h.vif.remove();
     expect(h.vif.connected).toBe(false);
     expect(h.vif.state).toBe(XenbusState.Closed);
-    // Its two watches go: the frontend's state and the backend's rate node.
-    expect(h.store.usage().watches).toBe(watchesBefore - 2);
+    // Its three watches go: the frontend's state and request-multicast-control, the backend's rate node.
+    expect(h.store.usage().watches).toBe(watchesBefore - 3);
     expect(() => h.store.read(0, be)).toThrow(/ENOENT/);
     expect(h.bridge.portCount).toBe(1); // only the harness's recording port
     // The frontend moving on afterwards reaches no one.

@@ -103,6 +103,15 @@ export const VIF_KEY = {
   featureRxNotify: 'feature-rx-notify',
   featureSplitEventChannels: 'feature-split-event-channels',
   /**
+   * Multicast control: the backend offers to drop multicast frames the
+   * frontend did not list (MCAST_ADD/DEL extra-info requests), and to let it
+   * turn that on and off at any time (dynamic); the frontend asks for it with
+   * request-multicast-control, which the backend watches.
+   */
+  featureMulticastControl: 'feature-multicast-control',
+  featureDynamicMulticastControl: 'feature-dynamic-multicast-control',
+  requestMulticastControl: 'request-multicast-control',
+  /**
    * The vif's TX rate limit, "BYTES,USEC" (BYTES of credit every USEC
    * microseconds): written by the toolstack in the backend directory (xl's
    * rate=10Mb/s@20ms becomes "25000,20000"), read at connect and watched by
@@ -128,7 +137,8 @@ export const HOTPLUG_CONNECTED = 'connected';
 /**
  * feature-* keys each end publishes, with the values xsim's drivers write by
  * default. Only what xsim does is claimed: no GSO and no checksum offload
- * (0 where Linux writes 1), and no multi-queue or control ring (not written).
+ * (0 where Linux writes 1), and no multi-queue or control ring (not written);
+ * netback's multicast control is Linux's (static and dynamic).
  * feature-sg and feature-split-event-channels follow each driver's
  * parameters (netback's separate_tx_rx_irq, as Linux's).
  */
@@ -140,6 +150,8 @@ export const BACKEND_FEATURES: Readonly<Record<string, string>> = {
   [VIF_KEY.featureRxCopy]: '1',
   [VIF_KEY.featureRxFlip]: '0',
   [VIF_KEY.featureSplitEventChannels]: '1',
+  [VIF_KEY.featureMulticastControl]: '1',
+  [VIF_KEY.featureDynamicMulticastControl]: '1',
 };
 export const FRONTEND_FEATURES: Readonly<Record<string, string>> = {
   [VIF_KEY.featureRxNotify]: '1',

@@ -48,7 +48,7 @@ export interface RxOwner extends VifPort {
 
 type Copied = 'done' | 'wait' | 'gone';
 
-export type RxDropCounter = 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb' | 'rxDropNoSg';
+export type RxDropCounter = 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb' | 'rxDropNoSg' | 'rxDropMcast';
 
 /** A frame for the guest dropped before its RX ring (dom0 RAM at `addr`): counted, and captured at the vif with the counter's name. */
 export function droppedForGuest(v: Pick<RxOwner, 'c' | 'tap' | 'name'>, ram: Uint8Array, addr: number, len: number, counter: RxDropCounter): void {

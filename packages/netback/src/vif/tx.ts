@@ -23,7 +23,10 @@
  * vif stays up (xenvif_tx_err); a frontend that breaks the ring or shows
  * malice (an impossible producer, a chain running past the published
  * requests, more than fatal_skb_slots slots, a slot crossing its page, an
- * extra-info slot it never negotiated) is disconnected (xenvif_fatal_tx_err).
+ * extra-info slot of no known type or a chain of them past the published
+ * requests, a GSO slot xenvif_set_skb_gso refuses) is disconnected
+ * (xenvif_fatal_tx_err). Extra-info slots (extras.ts) are answered
+ * NETIF_RSP_NULL, after the response of the request they follow.
  */
 import {
   tracer,
@@ -35,13 +38,11 @@ import {
   NETTXF_extra_info,
   NETTXF_more_data,
   PAGE_SIZE,
-  TXREQ_FLAGS,
-  TXREQ_GREF,
-  TXREQ_ID,
-  TXREQ_OFFSET,
-  TXREQ_SIZE,
-  TXRSP_ID,
-  TXRSP_STATUS,
+  XEN_NETIF_EXTRA_TYPE_GSO,
+  XEN_NETIF_EXTRA_TYPE_HASH,
+  XEN_NETIF_EXTRA_TYPE_MCAST_ADD,
+  XEN_NETIF_EXTRA_TYPE_MCAST_DEL,
+  XEN_NETIF_EXTRA_TYPE_XDP,
   grantStatusName,
   readMac,
   DIR_INBOUND,
@@ -51,10 +52,10 @@ import {
 import { formatMac } from '@xsim/netstack';
 import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps } from './common.ts';
 import type { TxCredit } from './credit.ts';
+import { TxExtras, macOf, type McastList } from './extras.ts';
+import { TxSlots } from './tx-slots.ts';
 
 const { legacySlotsMax, fatalSkbSlots, txBudget, txBatch } = VIF_TUNABLES;
-/** Copies kept for frames awaiting their grant copies: each accepted frame has at most legacySlotsMax slots. */
-const POOL = txBatch * legacySlotsMax + fatalSkbSlots;
 
 /** What the TX path needs of its vif. */
 export interface TxOwner {
@@ -70,55 +71,30 @@ export interface TxOwner {
   fatal(reason: string): void;
   /** Tell the frontend its TX responses are there (its TX port). */
   notifyTx(): void;
+  /** The multicast addresses the frontend listed (MCAST_ADD, MCAST_DEL). */
+  readonly mcast: McastList;
 }
 
-export class VifTx {
-  // RING_COPY_REQUEST's destination: private copies, one per slot, of the batch's requests.
-  private readonly gref = new Uint32Array(POOL);
-  private readonly off = new Uint16Array(POOL);
-  private readonly flags = new Uint16Array(POOL);
-  private readonly id = new Uint16Array(POOL);
-  private readonly size = new Uint16Array(POOL);
-  // The frames built and waiting for their grant copies: skb, first copy, slots, length.
+export class VifTx extends TxSlots {
+  // The frames built and waiting for their grant copies: skb, first copy, data slots, extra-info slots, length.
   private readonly fSkb = new Int32Array(txBatch);
   private readonly fFirst = new Int32Array(txBatch);
   private readonly fSlots = new Int32Array(txBatch);
+  private readonly fExtras = new Int32Array(txBatch);
   private readonly fLen = new Int32Array(txBatch);
+  /** The extra-info slots of the request being taken. */
+  private readonly x = new TxExtras();
   private frames = 0;
   /** Next free entry in the copy pool. */
   private top = 0;
 
   constructor(
-    readonly ring: BackRing,
+    ring: BackRing,
     private readonly d: VifDeps,
     private readonly v: TxOwner,
     private readonly credit: TxCredit,
-  ) {}
-
-  /** RING_COPY_REQUEST: the only read of request `idx` from shared memory, into copy `k`. */
-  private copyRequest(idx: number, k: number): void {
-    const dv = this.ring.sring.dv;
-    const o = this.ring.sring.slotOffset(idx);
-    this.gref[k] = dv.getUint32(o + TXREQ_GREF, true);
-    this.off[k] = dv.getUint16(o + TXREQ_OFFSET, true);
-    this.flags[k] = dv.getUint16(o + TXREQ_FLAGS, true);
-    this.id[k] = dv.getUint16(o + TXREQ_ID, true);
-    this.size[k] = dv.getUint16(o + TXREQ_SIZE, true);
-  }
-
-  private respond(k: number, status: number): void {
-    const ring = this.ring;
-    const dv = ring.sring.dv;
-    const r = ring.nextResponseOffset();
-    dv.setUint16(r + TXRSP_ID, this.id[k], true);
-    dv.setInt16(r + TXRSP_STATUS, status, true);
-    ring.rspProdPvt = (ring.rspProdPvt + 1) >>> 0;
-  }
-
-  /** xenvif_tx_err: answer every slot of a dropped frame with XEN_NETIF_RSP_ERROR. */
-  private txErr(first: number, slots: number): void {
-    for (let s = 0; s < slots; s++) this.respond(first + s, NETIF_RSP_ERROR);
-    this.v.c.txErrResponses += slots;
+  ) {
+    super(ring, v.c);
   }
 
   /**
@@ -156,28 +132,39 @@ export class VifTx {
 
   /**
    * One frame: copy and check its requests (xenvif_count_requests), then
-   * either answer it with an error or build its skb and grant-copy ops.
+   * either answer it with an error or build its skb and grant-copy ops. A
+   * multicast request is answered at once; it carries no frame.
    */
   private countAndBuild(work: number): Outcome {
-    const ring = this.ring;
-    const c = this.v.c;
-    const cons = ring.reqCons;
+    const cons = this.ring.reqCons;
     const k0 = this.top;
     this.copyRequest(cons, k0);
     // Credit-based scheduling: a frame costs the size its first slot carries, whatever becomes of it.
     if (!this.takeCredit(this.size[k0])) return STALL;
-    if (this.flags[k0] & NETTXF_extra_info) return this.fatal('extra-info slot used but no extra feature was negotiated');
+    let nx = 0;
+    if (this.flags[k0] & NETTXF_extra_info) {
+      const r = this.x.read(this.ring.sring.dv, (i) => this.ring.sring.slotOffset(i), cons, work);
+      if (typeof r === 'string') return this.fatal(r);
+      nx = r;
+    } else this.x.clear();
+    if (this.x.get(XEN_NETIF_EXTRA_TYPE_MCAST_ADD) || this.x.get(XEN_NETIF_EXTRA_TYPE_MCAST_DEL)) return this.multicast(cons, k0, nx);
+    return this.countFrame(cons, k0, nx, work);
+  }
+
+  /** The frame's data slots after its first and its extras: checked, then dropped with an error, refused, or built. */
+  private countFrame(cons: number, k0: number, nx: number, work: number): Outcome {
+    const c = this.v.c;
     const total = this.size[k0];
     let remaining = total;
     let slots = 1;
     let drop: 'slot-size' | 'too-many' | '' = '';
     let more = (this.flags[k0] & NETTXF_more_data) !== 0;
     while (more) {
-      if (slots >= work) return this.fatal(`frame chain needs more than the ${work} published TX requests`);
+      if (nx + slots >= work) return this.fatal(`frame chain needs more than the ${work} published TX requests`);
       if (slots >= fatalSkbSlots) return this.fatal(`malicious frontend using more than ${fatalSkbSlots} slots for one frame`);
       if (!drop && slots >= legacySlotsMax) drop = 'too-many';
       const k = k0 + slots;
-      this.copyRequest(cons + slots, k);
+      this.copyRequest(cons + nx + slots, k);
       if (!drop && this.size[k] > remaining) drop = 'slot-size';
       remaining -= this.size[k];
       if (this.off[k] + this.size[k] > PAGE_SIZE) return this.fatal(`TX slot offset ${this.off[k]} + size ${this.size[k]} crosses its page`);
@@ -188,17 +175,19 @@ export class VifTx {
     if (drop) {
       if (drop === 'too-many') c.txErrTooManySlots++;
       else c.txErrSlotSize++;
-      return this.consumeDropped(cons, k0, slots);
+      return this.consumeDropped(cons, k0, slots, nx);
     }
     if (firstLen < ETH_HLEN) {
       c.txErrRunt++;
-      return this.consumeDropped(cons, k0, slots);
+      return this.consumeDropped(cons, k0, slots, nx);
     }
     // "No crossing a page as the payload mustn't fragment" (xenvif_tx_build_gops): malice, not a bug.
     if (this.off[k0] + firstLen > PAGE_SIZE) return this.fatal(`TX slot offset ${this.off[k0]} + size ${firstLen} crosses its page`);
+    const gso = this.x.gsoProblem();
+    if (gso) return this.fatal(gso);
     if (total > this.d.maxFrame) {
       c.txErrOversize++;
-      return this.consumeDropped(cons, k0, slots);
+      return this.consumeDropped(cons, k0, slots, nx);
     }
     const skb = this.d.skbs.alloc();
     if (skb < 0) {
@@ -207,16 +196,50 @@ export class VifTx {
       this.credit.refund(total);
       return STALL;
     }
+    this.countExtras();
     // The first slot's own length replaces the frame length it carried: the copies now say what to copy.
     this.size[k0] = firstLen;
     const f = this.frames++;
     this.fSkb[f] = skb;
     this.fFirst[f] = k0;
     this.fSlots[f] = slots;
+    this.fExtras[f] = nx;
     this.fLen[f] = total;
     this.top = k0 + slots;
-    ring.reqCons = (cons + slots) >>> 0;
+    this.ring.reqCons = (cons + nx + slots) >>> 0;
     return TAKEN;
+  }
+
+  /**
+   * A request with MCAST_ADD or MCAST_DEL: no frame, a change to the vif's
+   * list (ADD first if it has both, as Linux), answered at once. Its data
+   * slots, if it says it has any, are not its own: they are the next requests.
+   */
+  private multicast(cons: number, k0: number, nx: number): Outcome {
+    const c = this.v.c;
+    const add = this.x.get(XEN_NETIF_EXTRA_TYPE_MCAST_ADD);
+    let status = NETIF_RSP_OKAY;
+    if (add) {
+      c.txMcastAdd++;
+      if (!this.v.mcast.add(macOf(add.mcastAddr))) {
+        status = NETIF_RSP_ERROR;
+        if (c.txMcastFull++ === 0) this.d.log(logWarn(`${this.v.name}: too many multicast addresses: MCAST_ADD answered XEN_NETIF_RSP_ERROR`));
+      }
+    } else {
+      c.txMcastDel++;
+      this.v.mcast.del(macOf(this.x.get(XEN_NETIF_EXTRA_TYPE_MCAST_DEL)!.mcastAddr));
+    }
+    this.respondFirst(k0, status, nx);
+    this.ring.reqCons = (cons + 1 + nx) >>> 0;
+    return DROPPED;
+  }
+
+  /** The extra-info slots of a frame taken or dropped: GSO ones (checked, not acted on: xsim segments nothing) and those xsim ignores. */
+  private countExtras(): void {
+    const c = this.v.c;
+    if (this.x.get(XEN_NETIF_EXTRA_TYPE_GSO)) c.txExtraGso++;
+    if (this.x.get(XEN_NETIF_EXTRA_TYPE_HASH)) c.txExtraIgnored++;
+    if (this.x.get(XEN_NETIF_EXTRA_TYPE_XDP)) c.txExtraIgnored++;
   }
 
   /** The frame's credit, or false (TX stops here until the credit timer); a stall is counted once per timer armed. */
@@ -227,9 +250,10 @@ export class VifTx {
     return false;
   }
 
-  private consumeDropped(cons: number, k0: number, slots: number): Outcome {
-    this.txErr(k0, slots);
-    this.ring.reqCons = (cons + slots) >>> 0;
+  private consumeDropped(cons: number, k0: number, slots: number, nx: number): Outcome {
+    this.countExtras();
+    this.txErr(k0, slots, nx);
+    this.ring.reqCons = (cons + nx + slots) >>> 0;
     return DROPPED;
   }
 
@@ -259,14 +283,15 @@ export class VifTx {
       if (st !== GNTST_okay) {
         // A grant the frontend does not own (or a bad page): its frame is dropped, the vif stays (xenvif_tx_check_gop).
         c.txErrGrantCopy++;
-        this.txErr(k0, slots);
+        this.txErr(k0, slots, this.fExtras[f]);
         skbs.put(this.fSkb[f]);
         this.fSkb[f] = -1;
         if (c.txErrGrantCopy === 1)
           this.d.log(logWarn(`${this.v.name}: grant copy from TX gref ${bad} failed: ${grantStatusName(st)}; frame dropped with XEN_NETIF_RSP_ERROR`));
         continue;
       }
-      for (let s = 0; s < slots; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
+      this.respondFirst(k0, NETIF_RSP_OKAY, this.fExtras[f]);
+      for (let s = 1; s < slots; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
     }
     this.frames = 0;
     this.top = 0;

@@ -11,13 +11,29 @@
  * running each edge's action (connect on InitWait → Connected, disconnect on
  * Connected → Closing) and logging every transition in the vif's history.
  */
-import { tracer, logDebug, logWarn, HOTPLUG_CONNECTED, VIF_KEY, XenbusState, parseState, stateName, vifBackendPath, offTap, type Tap } from '@xsim/hypervisor';
+import {
+  tracer,
+  logDebug,
+  logWarn,
+  HOTPLUG_CONNECTED,
+  VIF_KEY,
+  XenbusState,
+  parseState,
+  readMac,
+  readUnsigned,
+  stateName,
+  vifBackendPath,
+  offTap,
+  type Tap,
+} from '@xsim/hypervisor';
 import { parseIp, parseMac } from '@xsim/netstack';
 import type { BridgePort } from '../bridge.ts';
 import { VIF_COUNTERS, type VifCounters, type VifDeps, type VifPort } from './common.ts';
 import { connectDataRings, releaseDataRings, type DataRings } from './connect.ts';
 import { TxCredit, parseRate } from './credit.ts';
+import { McastList } from './extras.ts';
 import { backendFeatures, readFrontendFlags, type FrontendFlags } from './features.ts';
+import { NodeWatch } from './watch.ts';
 import { VifRx, droppedForGuest, type RxOwner } from './rx.ts';
 import { VifTx, type TxOwner } from './tx.ts';
 
@@ -69,7 +85,13 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   private rings: DataRings | null = null;
   /** The TX rate limit of the current connection (the backend's rate node). */
   private credit: TxCredit;
-  private rateWatch = false;
+  /** The multicast addresses the frontend listed (MCAST_ADD/DEL), and whether it asked that only they pass. */
+  readonly mcast = new McastList();
+  multicastControl = false;
+  /** While connected: the backend's rate node and the frontend's request-multicast-control. */
+  private readonly watches: NodeWatch[];
+  /** The malformed rate node last warned about. */
+  private badRate: string | undefined;
   private readonly dom0: number;
   /** The toolstack removed the vif's node (netback_remove): nothing more is written to it. */
   private removed = false;
@@ -91,6 +113,14 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     if (mac) this.mac = parseMac(mac);
     if (ip) this.ip = parseIp(ip);
     this.credit = new TxCredit(d.clock);
+    this.watches = [
+      // xen_net_rate_changed: a new rate applies at once.
+      new NodeWatch(d.xs, `${this.path}/${VIF_KEY.rate}`, `${this.name}-rate`, (v) => this.rateChanged(v)),
+      // xen_mcast_ctrl_changed (feature-dynamic-multicast-control): sampled again on every change.
+      new NodeWatch(d.xs, `${this.frontendPath}/${VIF_KEY.requestMulticastControl}`, `${this.name}-mcast`, (v) => {
+        if (this.tx) this.multicastControl = readUnsigned(v, 0) !== 0;
+      }),
+    ];
   }
 
   get connected(): boolean {
@@ -199,10 +229,10 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     this.flags = flags;
     this.rings = rings;
     this.credit = new TxCredit(this.d.clock);
-    this.credit.start(this.readRate());
-    this.watchRate();
+    this.credit.start(this.readRate(xs.tryRead(`${this.path}/${VIF_KEY.rate}`)));
     this.tx = new VifTx(rings.tx, this.d, this, this.credit);
     this.rx = new VifRx(rings.rx, this.d, this);
+    if (!this.removed) for (const w of this.watches) w.start();
     // Unknown unicast is not flooded to a vif (its MAC is pinned below: such a frame is not for it).
     this.portId = this.d.bridge.addPort(this, { unicastFlood: this.mac === 0 });
     // The vif's own MAC is pinned to its port: no other port's frames can move it.
@@ -216,33 +246,20 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     return false;
   }
 
-  /** xen_net_read_rate: the backend's rate node now (null: unlimited; a malformed one is warned about). */
-  private readRate() {
-    const { rate, error } = parseRate(this.d.xs.tryRead(`${this.path}/${VIF_KEY.rate}`));
-    if (error) this.d.log(logWarn(`${this.name}: ${error}`));
+  /** xen_net_read_rate: null is unlimited; a malformed node is warned about (once per value: the watch fires as it is set, too). */
+  private readRate(node: string | undefined) {
+    const { rate, error } = parseRate(node);
+    if (error && node !== this.badRate) this.d.log(logWarn(`${this.name}: ${error}`));
+    this.badRate = error ? node : undefined;
     return rate;
   }
 
-  /** xen_register_credit_watch: a new rate applies at once (xen_net_rate_changed). */
-  private watchRate(): void {
-    if (this.rateWatch || this.removed) return;
-    this.rateWatch = true;
-    this.d.xs.watch(`${this.path}/${VIF_KEY.rate}`, `${this.name}-rate`, () => {
-      if (this.removed || !this.tx) return;
-      const before = this.rateText();
-      this.credit.change(this.readRate());
-      if (this.rateText() !== before) this.d.log(logDebug(`${this.name}: rate ${before ?? 'unlimited'} -> ${this.rateText() ?? 'unlimited'}`));
-    });
-  }
-
-  private unwatchRate(): void {
-    if (!this.rateWatch) return;
-    this.rateWatch = false;
-    try {
-      this.d.xs.unwatch(`${this.path}/${VIF_KEY.rate}`, `${this.name}-rate`);
-    } catch {
-      // Released with its domain already.
-    }
+  /** xen_net_rate_changed: the rate node was written or removed while connected. */
+  private rateChanged(node: string | undefined): void {
+    if (this.removed || !this.tx) return;
+    const before = this.rateText();
+    this.credit.change(this.readRate(node));
+    if (this.rateText() !== before) this.d.log(logDebug(`${this.name}: rate ${before ?? 'unlimited'} -> ${this.rateText() ?? 'unlimited'}`));
   }
 
   /** The limit in force, as the rate node spells it ("BYTES,USEC"), or null when unlimited. */
@@ -258,7 +275,10 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     this.rx?.purge();
     this.tx = null;
     this.rx = null;
-    this.unwatchRate();
+    for (const w of this.watches) w.stop();
+    // xenvif_mcast_addr_list_free: a frontend that connects again lists its addresses again.
+    this.mcast.clear();
+    this.multicastControl = false;
     if (this.rings) releaseDataRings(this.d, this.rings);
     this.rings = null;
   }
@@ -321,10 +341,14 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     return this.tx ? this.credit.timerAt : Infinity;
   }
 
-  /** A frame from the bridge for this guest. */
+  /** A frame from the bridge for this guest (xenvif_start_xmit). */
   deliver(addr: number, len: number, skb: number): void {
-    if (this.rx) this.rx.deliver(addr, len, skb);
-    else droppedForGuest(this, this.d.skbs.mem.u8, addr, len, 'rxDropNotConnected');
+    const ram = this.d.skbs.mem.u8;
+    if (!this.rx) return droppedForGuest(this, ram, addr, len, 'rxDropNotConnected');
+    // Multicast, not broadcast, to a frontend that asked for multicast control: only the addresses it listed.
+    if (this.multicastControl && ram[addr] & 1 && !isBroadcast(ram, addr) && !this.mcast.has(readMac(ram, addr)))
+      return droppedForGuest(this, ram, addr, len, 'rxDropMcast');
+    this.rx.deliver(addr, len, skb);
   }
 
   /** This vif's share of dom0's loop. */
@@ -340,6 +364,7 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   }
 
   stats() {
+    this.c.mcastAddrs = this.mcast.size;
     return {
       ...this.c,
       state: this.state,
@@ -350,6 +375,13 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
       frontendFeatures: this.flags,
       splitEventChannels: this.rings ? this.rings.txPort !== this.rings.rxPort : null,
       rate: this.rateText(),
+      multicastControl: this.multicastControl,
     };
   }
+}
+
+/** ff:ff:ff:ff:ff:ff: PACKET_BROADCAST, which multicast control never filters. */
+function isBroadcast(ram: Uint8Array, at: number): boolean {
+  for (let i = 0; i < 6; i++) if (ram[at + i] !== 0xff) return false;
+  return true;
 }

@@ -42,6 +42,10 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
   rxErrorStatus: { kind: 'event', help: 'frames the backend answered with an error status (it counted the drop)' },
   rxBadResponse: { kind: 'drop', help: 'frames dropped here: a response with a bad offset or size, or a chain too long' },
   rxAccel: { kind: 'event', help: 'frames received on the accelerator fast path' },
+  rxExtraInfo: {
+    kind: 'event',
+    help: 'extra-info slots in RX responses (xsim netback sends none): each buffer goes back unused; one of no known type, a bad GSO one or one missing drops its frame (rxBadResponse)',
+  },
   notifiesSent: { kind: 'event', help: 'event-channel notifications sent to the backend' },
   brokenBackend: { kind: 'event', help: 'the backend broke the ring protocol: the device was disabled (Linux netfront "broken")' },
   txResent: { kind: 'event', help: 'frames a resumed kernel sent again because the old backend never took them (counted in txPackets twice)' },

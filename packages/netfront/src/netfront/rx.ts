@@ -8,10 +8,16 @@
  * and an id out of range or for a buffer not posted marks the device broken.
  * A response whose offset and size run past its page, or a chain too long, is
  * a bad frame: dropped here and counted (xennet_get_responses' rx_errors).
+ *
+ * A frame's first response may be followed by extra-info slots
+ * (NETRXF_extra_info, xennet_get_extras): each sits in the slot of a buffer
+ * posted there, which goes back unused. One of no known type, a GSO one
+ * xennet_set_skb_gso would refuse, or one missing drops the frame.
  */
 import {
   tracer,
   traceRingPush,
+  NETRXF_extra_info,
   NETRXF_more_data,
   NET_RX_RING_SIZE,
   PAGE_SIZE,
@@ -21,6 +27,13 @@ import {
   RXRSP_ID,
   RXRSP_OFFSET,
   RXRSP_STATUS,
+  XEN_NETIF_EXTRA_FLAG_MORE,
+  XEN_NETIF_EXTRA_TYPE_GSO,
+  XEN_NETIF_EXTRA_TYPE_MAX,
+  XEN_NETIF_GSO_TYPE_TCPV4,
+  XEN_NETIF_GSO_TYPE_TCPV6,
+  newExtraInfo,
+  readExtraInfo,
   type FrontRing,
 } from '@xsim/hypervisor';
 import { MAX_FRAME_PIECES, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
@@ -28,6 +41,9 @@ import { MAX_FRAME_PIECES, type NetfrontDeps, type RingOwner, type RxHandler } f
 export class NetfrontRx {
   private readonly base: number;
   private readonly idGref = new Int32Array(NET_RX_RING_SIZE).fill(-1);
+  /** The buffer posted at each ring slot: an extra-info response names none, it sits in the slot of one. */
+  private readonly slotId = new Int32Array(NET_RX_RING_SIZE).fill(-1);
+  private readonly extra = newExtraInfo();
   private readonly freeIds: number[] = [];
   private readonly scratch: Uint8Array;
   private scratchLen = 0;
@@ -87,6 +103,7 @@ export class NetfrontRx {
       const gref = grefs.alloc();
       gnttab.grantAccess(gref, this.o.backendDomid, this.base + id, false);
       this.idGref[id] = gref;
+      this.slotId[ring.reqProdPvt & (NET_RX_RING_SIZE - 1)] = id;
       const o = ring.nextRequestOffset();
       dv.setUint16(o + RXREQ_ID, id, true);
       dv.setUint16(o + 2, 0, true);
@@ -113,7 +130,6 @@ export class NetfrontRx {
     if (!ring) return 0;
     const dv = ring.sring.dv;
     const ram = this.d.mem.u8;
-    const { gnttab, grefs } = this.d;
     const c = this.o.c;
     let n = 0;
     do {
@@ -128,15 +144,10 @@ export class NetfrontRx {
         const flags = dv.getUint16(o + RXRSP_FLAGS, true);
         const status = dv.getInt16(o + RXRSP_STATUS, true);
         ring.rspCons = (ring.rspCons + 1) >>> 0;
-        if (id >= NET_RX_RING_SIZE) return this.fail(`RX response has incorrect id (${id})`);
-        const g = this.idGref[id];
-        if (g < 0) return this.fail(`RX response for a buffer not posted (id ${id})`);
-        if (!gnttab.endAccess(g)) return this.fail(`RX grant ${g} still in use by the backend after its response`);
-        grefs.release(g);
-        this.idGref[id] = -1;
-        this.freeIds.push(id);
+        if (!this.release(id)) return -1;
         const more = (flags & NETRXF_more_data) !== 0;
         this.pieces++;
+        if (this.pieces === 1 && flags & NETRXF_extra_info && !this.takeExtras(prod)) return -1;
         if (status < 0) this.chainBad ||= 'status';
         else if (offset + status > PAGE_SIZE || this.pieces > MAX_FRAME_PIECES) this.chainBad = 'bad';
         const at = (this.base + id) * PAGE_SIZE + offset;
@@ -173,6 +184,47 @@ export class NetfrontRx {
       if (n >= budget) break;
     } while (ring.finalCheckForResponses());
     return n;
+  }
+
+  /** A buffer the backend answered: its grant revoked, the buffer free again. False: the backend broke the ring (now broken). */
+  private release(id: number): boolean {
+    const g = id >= 0 && id < NET_RX_RING_SIZE ? this.idGref[id] : -2;
+    const why =
+      g === -2
+        ? `RX response has incorrect id (${id})`
+        : g < 0
+          ? `RX response for a buffer not posted (id ${id})`
+          : !this.d.gnttab.endAccess(g)
+            ? `RX grant ${g} still in use by the backend after its response`
+            : '';
+    if (why) {
+      this.o.broken(why);
+      return false;
+    }
+    this.d.grefs.release(g);
+    this.idGref[id] = -1;
+    this.freeIds.push(id);
+    return true;
+  }
+
+  /** xennet_get_extras: the extra-info slots after a frame's first response. False: the backend broke the ring. */
+  private takeExtras(prod: number): boolean {
+    const ring = this.ring!;
+    let more = true;
+    while (more) {
+      // "Missing extra info": the chain says more, the backend published no more.
+      if (ring.rspCons === prod) return ((this.chainBad = 'bad'), true);
+      const e = readExtraInfo(ring.sring.dv, ring.responseOffset(ring.rspCons), this.extra);
+      const id = this.slotId[ring.rspCons & (NET_RX_RING_SIZE - 1)];
+      ring.rspCons = (ring.rspCons + 1) >>> 0;
+      if (!this.release(id)) return false;
+      this.o.c.rxExtraInfo++;
+      more = (e.flags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0;
+      const badGso =
+        e.type === XEN_NETIF_EXTRA_TYPE_GSO && (e.gsoSize === 0 || (e.gsoType !== XEN_NETIF_GSO_TYPE_TCPV4 && e.gsoType !== XEN_NETIF_GSO_TYPE_TCPV6));
+      if (e.type === 0 || e.type >= XEN_NETIF_EXTRA_TYPE_MAX || badGso) this.chainBad = 'bad';
+    }
+    return true;
   }
 
   private fail(reason: string): number {
