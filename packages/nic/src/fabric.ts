@@ -47,7 +47,8 @@ export type WireRef = { nic: number } | { switch: string; port: number };
 export interface FabricConfig {
   nics: FabricNicConfig[];
   switches: { name: string; ports: number }[];
-  wires: { a: WireRef; b: WireRef }[];
+  /** gbps: the wire's line rate (each NIC end serialises what it sends at it); absent, frames cross at once. */
+  wires: { a: WireRef; b: WireRef; gbps?: number }[];
 }
 
 /** A NIC of the model its PCI ids name (resources.ts: nicModel). */
@@ -80,12 +81,14 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     let n = 0;
     // Filters inserted with an idle age go when their sweep is due (the timer below wakes us for it).
     for (let i = 0; i < nics.length; i++) nics[i].filters.age();
+    // Frames whose last bit has left a port with a line rate reach the far end first: then TX has FIFO room again.
+    for (let i = 0; i < nics.length; i++) n += nics[i].drainLine();
     for (let i = 0; i < nics.length; i++) n += nics[i].poll();
     for (let i = 0; i < nics.length; i++) nics[i].flushAll();
     return n;
   });
   core.wakeOn(() => nics.some((n) => n.txPending()));
-  core.timer(() => nics.reduce((t, n) => Math.min(t, n.filters.nextAgeAt()), Infinity));
+  core.timer(() => nics.reduce((t, n) => Math.min(t, n.filters.nextAgeAt(), n.nextLineDue()), Infinity));
   // A guest's doorbell ring (CH.kick) only wakes us: the rings tell what there is to do.
   const c = FABRIC_COUNTERS.zero();
   env.anyChannel(CH.kick).onMessage(() => {
@@ -201,6 +204,8 @@ function wire(cfg: FabricConfig, nics: AnyNic[], switches: Map<string, L2Switch>
     const up = (ref: typeof w.a) => ('nic' in ref ? () => nics[ref.nic].linkUp : () => true);
     if ('nic' in w.a) nics[w.a.nic].peerUp = up(w.b);
     if ('nic' in w.b) nics[w.b.nic].peerUp = up(w.a);
+    // A line rate serialises at the NIC ends (a switch forwards at once: no queue at its ports).
+    if (w.gbps !== undefined) for (const end of [w.a, w.b]) if ('nic' in end) nics[end.nic].setLineRate(w.gbps);
   }
 
   function attach(ref: WireRef, out: WireEnd): WireEnd {

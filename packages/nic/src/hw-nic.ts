@@ -206,6 +206,7 @@ export class HwNic extends NicPort<HwVi> {
 
   /** Is there TX work on any running VI? */
   txPending(): boolean {
+    if (this.lineFull()) return false;
     for (const v of this.active) if (v.running && Atomics.load(v.a!.db, W_TX_PROD) >>> 0 !== v.txCons) return true;
     return false;
   }
@@ -239,7 +240,7 @@ export class HwNic extends NicPort<HwVi> {
     let frames = 0;
     let cons = v.txCons;
     const fifo = this.staging;
-    while (cons !== prod && frames < TX_BUDGET) {
+    while (cons !== prod && frames < TX_BUDGET && this.lineHasRoom()) {
       // Copy the frame's descriptors; an unfinished chain waits for the driver.
       let k = 0;
       let complete = false;

@@ -35,6 +35,7 @@ export { nicAlias, nicModel, VIRTIO_NIC, VIRTIO_NIC_ALIAS, type NicModel } from 
 export * from './vq-layout.ts';
 export { Virtqueue, VqNotify, type VqArea, type VqUsed } from './vq-queues.ts';
 // FABRIC_COUNTERS as a value: whoever imports @xsim/nic (the toolstack's drop accounting) knows the fabric thread's counters.
+export { LineRate, ETH_LINE_OVERHEAD, LINE_FIFO_BYTES } from './line-rate.ts';
 export { FABRIC_COUNTERS, type FabricConfig, type FabricNicConfig, type FabricStats, type WireRef } from './fabric.ts';
 
 /** The NIC hardware's kernel module (a device kernel), for DomainSpec.kernel. */

@@ -12,6 +12,7 @@ import { FilterTable } from './filter-table.ts';
 import { NIC_COUNTERS, type NicCounters, type NicSpec, type WireEnd } from './nic-spec.ts';
 import type { ViCounters } from './hw-vi.ts';
 import type { NicModel } from './resources.ts';
+import { LineRate } from './line-rate.ts';
 
 /** One of a NIC's functions as the port engine sees it: a VI, or a virtio function. */
 export interface NicFunction {
@@ -59,19 +60,54 @@ export abstract class NicPort<F extends NicFunction> {
   /** How drop comments name this NIC's counters (`nics.<index>`). */
   protected capPath = 'nic';
   private sink: CaptureSink | null = null;
+  /** The port's line rate, if its wire has one (null: a frame crosses at once). */
+  private line: LineRate | null = null;
   /** The functions, by id (function 0 is dom0's). */
   abstract readonly fns: readonly F[];
 
   constructor(
     readonly spec: NicSpec,
     rams: Map<number, Uint8Array>,
-    /** The NIC thread's clock: what the filter table's aging reads (without one, no filter ages). */
-    clock?: Clock,
+    /** The NIC thread's clock: what the filter table's aging and the line rate read (without one, no filter ages). */
+    private readonly clock?: Clock,
   ) {
     this.filters = new FilterTable({ size: spec.filters, clock });
     this.maxFrame = spec.mtu + 18;
     for (const [d, u8] of rams) this.addDomain(d, u8);
     this.fromWire = (ram, addr, len) => this.receive(ram, addr, len);
+  }
+
+  /** Give the port a line rate (its wire's `gbps`): from now on what it sends is serialised at that rate. */
+  setLineRate(gbps: number): void {
+    const clock = this.clock;
+    if (!clock) throw new Error(`NIC ${this.spec.name}: a line rate needs the NIC thread's clock`);
+    this.line = new LineRate(gbps, () => clock.now());
+  }
+
+  /**
+   * May the NIC take another frame from a TX queue? Not while its port's FIFO
+   * lacks room for a frame of the MTU: the frames wait in the drivers' rings
+   * (counted once per stall in lineWaits).
+   */
+  protected lineHasRoom(): boolean {
+    if (this.line === null || this.line.room(this.maxFrame)) return true;
+    this.c.lineWaits++;
+    return false;
+  }
+
+  /** Is the port's FIFO too full for another frame (TX work then waits for the line, not for a doorbell)? */
+  protected lineFull(): boolean {
+    return this.line !== null && !this.line.room(this.maxFrame);
+  }
+
+  /** Send on the wire the frames the line has finished serialising; returns how many. */
+  drainLine(): number {
+    return this.line ? this.line.due((ram, addr, len) => this.onWire(ram, addr, len)) : 0;
+  }
+
+  /** When the line next finishes a frame (Infinity: nothing queued, or no line rate). */
+  nextLineDue(): number {
+    return this.line?.nextDue() ?? Infinity;
   }
 
   /** Is a driver attached to the function (only those are capture points)? */
@@ -156,6 +192,14 @@ export abstract class NicPort<F extends NicFunction> {
 
   private toWire(ram: Uint8Array, addr: number, len: number): void {
     if (!this.wire) return this.nicDrop(ram, addr, len, DIR_OUTBOUND, 'txNoLink');
+    // With a line rate the frame waits its turn in the port's FIFO (lineHasRoom made room for it).
+    if (this.line) return this.line.push(ram, addr, len);
+    this.onWire(ram, addr, len);
+  }
+
+  /** A frame leaves the port: the link is checked as its last bit goes. */
+  private onWire(ram: Uint8Array, addr: number, len: number): void {
+    if (!this.wire) return this.nicDrop(ram, addr, len, DIR_OUTBOUND, 'txNoLink');
     if (!this.linkUp || !this.peerUp()) return this.nicDrop(ram, addr, len, DIR_OUTBOUND, 'linkDownDrops');
     this.c.wireTx++;
     if (this.wireTap.on) this.wireTap.frame(ram, addr, len, DIR_OUTBOUND);
@@ -187,6 +231,10 @@ export abstract class NicPort<F extends NicFunction> {
       filters: this.filters.size,
       ...this.filters.c,
       filterTableSize: this.filters.capacity,
+      // In the port's FIFO, not yet on the wire (a gauge: frames in flight, part of no drop and no delivery yet).
+      ...(this.line
+        ? { line: { gbps: this.line.gbps, queued: this.line.queued, queuedOctets: this.line.queuedOctets, framesSent: this.line.framesSent } }
+        : {}),
     };
   }
 }

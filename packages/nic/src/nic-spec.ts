@@ -24,6 +24,10 @@ export const NIC_COUNTERS = declareCounters('nic', {
   rxOversize: { kind: 'drop', help: 'received longer than our MTU allows' },
   rxViDown: { kind: 'drop', help: 'received for a VI that is not running (reset or faulted)' },
   rxDefault: { kind: 'event', help: 'received with no filter match: went to VI 0' },
+  lineWaits: {
+    kind: 'event',
+    help: "times the NIC stopped taking frames from its TX queues because its port's FIFO was full (a wire with a line rate): they waited, none dropped",
+  },
 });
 
 export type NicCounters = Counters<typeof NIC_COUNTERS.decls>;

@@ -184,6 +184,7 @@ export class VqNic extends NicPort<VqFn> {
   // ---------------- the notification protocol with a sleeping device ----------------
 
   txPending(): boolean {
+    if (this.lineFull()) return false;
     for (const f of this.active) if (f.running && f.a!.tx.pending() !== 0) return true;
     return false;
   }
@@ -241,7 +242,7 @@ export class VqNic extends NicPort<VqFn> {
     }
     const fifo = this.staging;
     let frames = 0;
-    while (q.lastAvail !== avail && frames < TX_BUDGET) {
+    while (q.lastAvail !== avail && frames < TX_BUDGET && this.lineHasRoom()) {
       const head = q.head(q.lastAvail);
       const k = this.readChain(a.ram.dv, q, head, false);
       if (k < 0) {

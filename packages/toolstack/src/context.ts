@@ -166,7 +166,7 @@ export class ToolstackContext {
         domainRam: Object.fromEntries([h.dom0, ...h.domUs].map((d) => [d.domid, d.mem.sab])),
       })),
       switches: t.switches.map((s) => ({ name: s.name, ports: s.ports })),
-      wires: t.wires.map((w) => ({ a: ref(w.a), b: ref(w.b) })),
+      wires: t.wires.map((w) => ({ a: ref(w.a), b: ref(w.b), ...(w.gbps !== undefined ? { gbps: w.gbps } : {}) })),
     };
   }
 

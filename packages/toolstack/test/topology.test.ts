@@ -84,6 +84,17 @@ describe('topology validation', () => {
     expect(issues(t)).toContain('wires[0]: a wire from host-a to itself');
   });
 
+  it("takes a wire's line rate in Gbit/s (0.001 to 400) and refuses anything else, naming the wire", () => {
+    const t = base();
+    t.wires = [{ a: 'host-a', b: 'host-b', gbps: 10 }];
+    expect(validateTopology(t).wires).toEqual([{ a: 'host-a', b: 'host-b', gbps: 10 }]);
+    for (const bad of [0, -1, 401, '10', Number.NaN, null])
+      expect(issues({ ...t, wires: [{ a: 'host-a', b: 'host-b', gbps: bad }] }), String(bad)).toEqual([
+        expect.stringMatching(/^wires\[0\]\.gbps: must be a line rate in Gbit\/s from 0\.001 to 400, got /),
+      ]);
+    expect(validateTopology(base()).wires[0]).not.toHaveProperty('gbps');
+  });
+
   it('explains the limits and subnet rules', () => {
     const t = base();
     const d = t.hosts[0].domUs as unknown[];

@@ -78,4 +78,10 @@ export interface SwitchSpec {
 export interface WireSpec {
   a: string;
   b: string;
+  /**
+   * The line rate in Gbit/s (0.001..400): each NIC on this wire serialises what
+   * it sends at this rate (preamble, inter-frame gap and FCS counted), queueing
+   * behind its port; absent, a frame crosses at once.
+   */
+  gbps?: number;
 }

@@ -78,6 +78,15 @@ class Checker {
     return v;
   }
 
+  /** A line rate in Gbit/s: a number from 0.001 (1 Mbit/s) to 400. */
+  gbps(v: unknown, path: string): number | undefined {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0.001 || v > 400) {
+      this.fail(path, `must be a line rate in Gbit/s from 0.001 to 400, got ${describe(v)}`);
+      return undefined;
+    }
+    return v;
+  }
+
   mac(v: unknown, path: string): string | undefined {
     const s = this.str(v, path, /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/, 'a MAC address (aa:bb:cc:dd:ee:ff)');
     if (s === undefined) return undefined;
@@ -365,9 +374,10 @@ function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: Swit
   };
   const wires: WireSpec[] = list.map((w, wi) => {
     const wp = `wires[${wi}]`;
-    const o = c.obj(w, wp, ['a', 'b']) ?? {};
+    const o = c.obj(w, wp, ['a', 'b', 'gbps']) ?? {};
     const a = c.str(o.a, `${wp}.a`) ?? '';
     const b = c.str(o.b, `${wp}.b`) ?? '';
+    const rate = o.gbps === undefined ? {} : { gbps: c.gbps(o.gbps, `${wp}.gbps`) ?? 0 };
     let ok = true;
     for (const [k, end] of [
       ['a', a],
@@ -378,10 +388,10 @@ function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: Swit
         ok = false;
       }
     }
-    if (!ok || !a || !b) return { a, b };
+    if (!ok || !a || !b) return { a, b, ...rate };
     if (a === b) {
       c.fail(wp, `a wire from ${a} to itself`);
-      return { a, b };
+      return { a, b, ...rate };
     }
     for (const end of [a, b]) {
       if (hostNames.has(end)) {
@@ -399,7 +409,7 @@ function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: Swit
     const rb = find(b);
     if (ra === rb) c.fail(wp, `wiring ${a} to ${b} closes a loop: they are already connected (a tree of hosts and switches has no loops)`);
     else parent.set(ra, rb);
-    return { a, b };
+    return { a, b, ...rate };
   });
   if (hosts.length > 1 && c.issues.length === 0) {
     const root = find(hosts[0].name);
