@@ -151,10 +151,23 @@ describe('split event channels (connect_data_rings)', () => {
   });
 });
 
-describe('frontend states a vif never takes (frontend_changed)', () => {
+describe('frontend states (frontend_changed)', () => {
+  it('Reconfiguring (Linux 5.9+, a frontend changing its XDP headroom): answered Reconfigured in the node alone; the vif stays connected, and the node stays so when the frontend is Connected again', () => {
+    const h = new NetbackHarness();
+    h.store.write(0, `${h.fe}/xdp-headroom`, '256');
+    h.store.write(0, `${h.fe}/${VIF_KEY.state}`, String(XenbusState.Reconfiguring));
+    expect(h.store.read(0, `${h.be}/${VIF_KEY.state}`)).toBe(String(XenbusState.Reconfigured));
+    expect([h.vif.state, h.vif.connected, h.vif.fatalReason]).toEqual([XenbusState.Connected, true, '']);
+    h.store.write(0, `${h.fe}/${VIF_KEY.state}`, String(XenbusState.Connected));
+    expect(h.store.read(0, `${h.be}/${VIF_KEY.state}`)).toBe(String(XenbusState.Reconfigured));
+    frameIn(h, 0, 200);
+    publish(h, [{ gref: h.dataRefs[0], size: 200 }]);
+    h.vif.poll();
+    expect(h.sink.frames).toHaveLength(1);
+  });
+
   it.each([
     [XenbusState.InitWait, 'InitWait'],
-    [XenbusState.Reconfiguring, 'Reconfiguring'],
     [XenbusState.Reconfigured, 'Reconfigured'],
   ])('frontend in state %i (%s): xenbus_dev_fatal, the backend goes to Closing', (state, name) => {
     const h = new NetbackHarness();

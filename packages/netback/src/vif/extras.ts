@@ -127,6 +127,18 @@ export class McastList {
     return this.addrs.has(mac);
   }
 
+  /**
+   * xenvif_start_xmit's filter, for a frontend that asked for it: the frame at
+   * `at` goes to a multicast address it did not list. Broadcast
+   * (PACKET_BROADCAST, not PACKET_MULTICAST) and unicast always pass.
+   */
+  filters(ram: Uint8Array, at: number): boolean {
+    if ((ram[at] & 1) === 0) return false;
+    let bcast = true;
+    for (let i = 0; i < 6 && bcast; i++) bcast = ram[at + i] === 0xff;
+    return !bcast && !this.addrs.has(macOf(ram, at));
+  }
+
   get size(): number {
     return this.count;
   }

@@ -19,7 +19,6 @@ import {
   VIF_KEY,
   XenbusState,
   parseState,
-  readMac,
   readUnsigned,
   stateName,
   vifBackendPath,
@@ -161,12 +160,29 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
       case XenbusState.Unknown:
         this.setBackendState(Closed, why);
         break;
+      case XenbusState.Reconfiguring:
+        this.reconfigure(why);
+        break;
       default:
-        // InitWait, Reconfiguring, Reconfigured: states a vif frontend never takes.
+        // InitWait, Reconfigured: states a vif frontend never takes.
         // Linux answers xenbus_dev_fatal(-EINVAL, "saw state %d at frontend"): the backend goes to Closing.
         this.fatal(`saw state ${fs} (${stateName(fs)}) at frontend`);
         break;
     }
+  }
+
+  /**
+   * Linux 5.9 and later: a frontend goes Reconfiguring when it changes its
+   * XDP headroom (xdp-headroom); netback reads it and answers Reconfigured
+   * with xenbus_switch_state alone, so its own state stays what it was and
+   * the node keeps saying Reconfigured until the next transition. xsim offers
+   * no XDP headroom (no feature-xdp-headroom) and puts RX data at offset 0
+   * whatever xdp-headroom says.
+   */
+  private reconfigure(why: string): void {
+    const headroom = this.d.xs.tryRead(`${this.frontendPath}/xdp-headroom`);
+    this.remember(`${stateName(this.state)}, node ->Reconfigured (${why}; xdp-headroom ${headroom ?? 'absent'}, not applied)`);
+    if (!this.removed) this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(XenbusState.Reconfigured));
   }
 
   /** set_backend_state: walk the table to `target`, running each edge's action. */
@@ -200,11 +216,15 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     return false;
   }
 
-  private switchState(s: S, why: string): void {
-    const line = `${stateName(this.state)}->${stateName(s)} (${why})`;
+  /** A line of the vif's history, logged at debug level. */
+  private remember(line: string): void {
     this.history.push(line);
     if (this.history.length > HISTORY_MAX) this.history.shift();
     this.d.log(logDebug(`${this.name}: backend ${line}`));
+  }
+
+  private switchState(s: S, why: string): void {
+    this.remember(`${stateName(this.state)}->${stateName(s)} (${why})`);
     if (tracer.on) tracer.instant(`xenbus ${this.name} backend: ${stateName(s)}`, { from: stateName(this.state), to: stateName(s), why });
     this.state = s;
     if (!this.removed) this.d.xs.write(`${this.path}/${VIF_KEY.state}`, String(s));
@@ -345,9 +365,8 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   deliver(addr: number, len: number, skb: number): void {
     const ram = this.d.skbs.mem.u8;
     if (!this.rx) return droppedForGuest(this, ram, addr, len, 'rxDropNotConnected');
-    // Multicast, not broadcast, to a frontend that asked for multicast control: only the addresses it listed.
-    if (this.multicastControl && ram[addr] & 1 && !isBroadcast(ram, addr) && !this.mcast.has(readMac(ram, addr)))
-      return droppedForGuest(this, ram, addr, len, 'rxDropMcast');
+    // A frontend that asked for multicast control gets only the multicast addresses it listed.
+    if (this.multicastControl && this.mcast.filters(ram, addr)) return droppedForGuest(this, ram, addr, len, 'rxDropMcast');
     this.rx.deliver(addr, len, skb);
   }
 
@@ -378,10 +397,4 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
       multicastControl: this.multicastControl,
     };
   }
-}
-
-/** ff:ff:ff:ff:ff:ff: PACKET_BROADCAST, which multicast control never filters. */
-function isBroadcast(ram: Uint8Array, at: number): boolean {
-  for (let i = 0; i < 6; i++) if (ram[at + i] !== 0xff) return false;
-  return true;
 }
