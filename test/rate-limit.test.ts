@@ -6,8 +6,10 @@
  * frames of 1514 bytes, as fast as a1's ring allows) arrives at the limit, a1
  * held back by its full TX ring, nothing dropped; `dev set` changes the limit
  * at run time (40Mb/s@10ms) and lifts it (unlimited). On the deterministic
- * runs' virtual clock the figure is the algorithm's alone; on threads it is
- * measured on a shared machine's real clock.
+ * runs' virtual clock the figure is the algorithm's alone, held to 1 %; on
+ * threads it is measured on a shared machine's real clock, where a loaded
+ * machine can only make it slower, so only the limit is held (no test here
+ * asserts how fast a real clock lets anything go).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { vifBackendPath } from '@xsim/hypervisor';
@@ -63,8 +65,8 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
   it('6 MB arrive at 10 Mbit/s (1,250,000 B/s), the sender held back by its full ring, nothing dropped', async () => {
     const m = await measured(4000);
     console.log(`${mode.name}: 10Mb/s@20ms: ${Math.round(m.bps)} B/s over ${m.ms.toFixed(1)} ms, ${m.stalls} credit stalls, ${m.busy} times the ring was full`);
-    expect(m.bps / 1_250_000).toBeGreaterThan(exact ? 0.99 : 0.95);
-    expect(m.bps / 1_250_000).toBeLessThan(exact ? 1.02 : 1.05);
+    if (exact) expect(m.bps / 1_250_000).toBeGreaterThan(0.99);
+    expect(m.bps / 1_250_000).toBeLessThan(exact ? 1.01 : 1.05);
     expect(m.stalls).toBeGreaterThan(200);
     expect(m.busy).toBeGreaterThan(0);
   });
@@ -74,13 +76,13 @@ describe.each([THREADS, ...seededModes()])('$name', (mode) => {
     expect(v.rate).toBe('50000,10000');
     const m = await measured(8000);
     console.log(`${mode.name}: 40Mb/s@10ms: ${Math.round(m.bps)} B/s over ${m.ms.toFixed(1)} ms`);
-    expect(m.bps / 5_000_000).toBeGreaterThan(exact ? 0.99 : 0.9);
-    expect(m.bps / 5_000_000).toBeLessThan(exact ? 1.02 : 1.05);
+    if (exact) expect(m.bps / 5_000_000).toBeGreaterThan(0.99);
+    expect(m.bps / 5_000_000).toBeLessThan(exact ? 1.01 : 1.05);
     expect(devSet(sim, { dev: 'host-a/a1', rate: 'unlimited' }).rate).toBeNull();
     expect(dom0Stats(await sim.stats(), 'host-a').vifs[`vif${sim.domain(a1).domid}.0`].rate).toBeNull();
     const free = await measured(8000, 64);
     expect(free.stalls).toBe(0);
-    expect(free.bps).toBeGreaterThan(2 * 5_000_000);
+    if (exact) expect(free.bps).toBeGreaterThan(2 * 5_000_000);
   });
 
   it("a bad rate is refused with xl's message, and changes nothing", () => {
