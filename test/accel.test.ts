@@ -64,8 +64,12 @@ describe.each(seededModes())('accelerator plugins ($name)', (mode) => {
       );
       try {
         // Asked of every host: none has a NIC it drives (each host's NIC named); asked of that host: its dom0 refuses, naming it.
-        await expect(other.loadPlugin('vnic')).rejects.toThrow("plugin vnic drives nic:1924-0803, nic:1924-0903; no host's NIC is one of them (h: nic:8086-10fb)");
-        await expect(other.loadPlugin('vnic', { host: 'h' })).rejects.toThrow("plugin vnic 1.0.0 drives nic:1924-0803, nic:1924-0903; this host's NIC is nic:8086-10fb");
+        await expect(other.loadPlugin('vnic')).rejects.toThrow(
+          "plugin vnic drives nic:1924-0803, nic:1924-0903; no host's NIC is one of them (h: nic:8086-10fb)",
+        );
+        await expect(other.loadPlugin('vnic', { host: 'h' })).rejects.toThrow(
+          "plugin vnic 1.0.0 drives nic:1924-0803, nic:1924-0903; this host's NIC is nic:8086-10fb",
+        );
         // A plugin matching any NIC binds fine there.
         await expect(other.loadPlugin('null')).resolves.toEqual([{ name: 'null', version: '1.0.0', api: { host: '1.2', plugin: '1.1' }, vifs: 1 }]);
         await expect(other.loadPlugin('nonesuch')).rejects.toThrow(/no plugin "nonesuch"/);
