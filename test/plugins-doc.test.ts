@@ -302,6 +302,17 @@ function nicRunning(): { nic: HwNic; ram: SharedArrayBuffer; doorbell: SharedArr
   return { ...n, doorbell: r.shared[0] };
 }
 
+/** A NIC with VIs 1 and 2 running (each on 12 ring pages of its own), as filter_insert wants them. */
+function nicTwoRunning(spec: Partial<typeof NIC_SPEC & { filters: number }> = {}): { nic: HwNic } {
+  const { nic } = freshNic(spec);
+  for (const vi of [1, 2]) {
+    const frames = Array.from({ length: LAYOUT.VI_RING_PAGES }, (_, i) => vi * 16 + i);
+    const rings = mcdi(nic, 'buffer_table_alloc', { vi, domid: DOMID, frames });
+    mcdi(nic, 'vi_init', { vi, domid: DOMID, rings, macs: null });
+  }
+  return { nic };
+}
+
 function errorOf(f: () => unknown): string {
   try {
     f();
@@ -317,10 +328,10 @@ const ipv4 = (proto: number, addr: number, port: number) => ({ kind: 'ipv4' as c
 /** Each MCDI op's errors, as a NIC answers them: every error the page lists must be one of these, and each of these listed. */
 const MCDI_ERROR_CASES: Record<string, (() => string)[]> = {
   vi_init: [
-    () => errorOf(() => mcdi(freshNic().nic, 'vi_init', { vi: 9, domid: DOMID, rings: 0 })),
-    () => errorOf(() => mcdi(freshNic().nic, 'vi_init', { vi: 1, domid: 7, rings: 0 })),
-    () => errorOf(() => mcdi(freshNic().nic, 'vi_init', { vi: 1, domid: DOMID, rings: 0 })),
-    () => errorOf(() => mcdi(nicRunning().nic, 'vi_init', { vi: 1, domid: DOMID, rings: 0 })),
+    () => errorOf(() => mcdi(freshNic().nic, 'vi_init', { vi: 9, domid: DOMID, rings: 0, macs: null })),
+    () => errorOf(() => mcdi(freshNic().nic, 'vi_init', { vi: 1, domid: 7, rings: 0, macs: null })),
+    () => errorOf(() => mcdi(freshNic().nic, 'vi_init', { vi: 1, domid: DOMID, rings: 0, macs: null })),
+    () => errorOf(() => mcdi(nicRunning().nic, 'vi_init', { vi: 1, domid: DOMID, rings: 0, macs: null })),
   ],
   vi_fini: [() => errorOf(() => mcdi(freshNic().nic, 'vi_fini', { vi: 9 }))],
   buffer_table_alloc: [
@@ -341,18 +352,19 @@ const MCDI_ERROR_CASES: Record<string, (() => string)[]> = {
   ],
   filter_insert: [
     () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 9, match: mac('mac', 1) })),
-    () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 1, match: mac('mac', 1.5) })),
-    () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 1, match: mac('mac', 1, 5000) })),
-    () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 1, match: ipv4(256, 1, 1) })),
-    () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 1, match: ipv4(17, 2 ** 32, 1) })),
-    () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 1, match: ipv4(17, 1, 70000) })),
+    () => errorOf(() => mcdi(freshNic().nic, 'filter_insert', { vi: 1, match: mac('mac', 1) })),
+    () => errorOf(() => mcdi(nicTwoRunning().nic, 'filter_insert', { vi: 1, match: mac('mac', 1.5) })),
+    () => errorOf(() => mcdi(nicTwoRunning().nic, 'filter_insert', { vi: 1, match: mac('mac', 1, 5000) })),
+    () => errorOf(() => mcdi(nicTwoRunning().nic, 'filter_insert', { vi: 1, match: ipv4(256, 1, 1) })),
+    () => errorOf(() => mcdi(nicTwoRunning().nic, 'filter_insert', { vi: 1, match: ipv4(17, 2 ** 32, 1) })),
+    () => errorOf(() => mcdi(nicTwoRunning().nic, 'filter_insert', { vi: 1, match: ipv4(17, 1, 70000) })),
     () => {
-      const { nic } = freshNic({ filters: 1 });
+      const { nic } = nicTwoRunning({ filters: 1 });
       mcdi(nic, 'filter_insert', { vi: 1, match: mac('mac', 1) });
       return errorOf(() => mcdi(nic, 'filter_insert', { vi: 1, match: mac('mac', 2) }));
     },
     ...[mac('mac', 0x00163e000001), mac('mac', 0x00163e000001, 5), ipv4(17, 0x0a000a01, 5001)].map((match) => () => {
-      const { nic } = freshNic();
+      const { nic } = nicTwoRunning();
       mcdi(nic, 'filter_insert', { vi: 1, match });
       return errorOf(() => mcdi(nic, 'filter_insert', { vi: 2, match }));
     }),
@@ -363,26 +375,26 @@ const MCDI_ERROR_CASES: Record<string, (() => string)[]> = {
 
 /** A successful answer of each MCDI op, from a NIC. */
 const MCDI_REPLY_CASES: Record<string, () => unknown> = {
-  vi_init: () => mcdi(nicWithRings().nic, 'vi_init', { vi: 1, domid: DOMID, rings: 0 }),
+  vi_init: () => mcdi(nicWithRings().nic, 'vi_init', { vi: 1, domid: DOMID, rings: 0, macs: [0x00163e000001] }),
   vi_fini: () => mcdi(nicRunning().nic, 'vi_fini', { vi: 1 }),
   buffer_table_alloc: () => mcdi(freshNic().nic, 'buffer_table_alloc', { vi: 1, domid: DOMID, frames: [3, 4] }),
   buffer_table_free: () => mcdi(nicWithRings().nic, 'buffer_table_free', { vi: 1, base: 0, count: 2 }),
-  filter_insert: () => mcdi(freshNic().nic, 'filter_insert', { vi: 1, match: mac('mac', 1) }),
-  filter_remove: () => mcdi(freshNic().nic, 'filter_remove', { id: 1 }),
+  filter_insert: () => mcdi(nicTwoRunning().nic, 'filter_insert', { vi: 1, match: mac('mac', 1) }),
+  filter_remove: () => mcdi(nicTwoRunning().nic, 'filter_remove', { id: 1 }),
   filter_list: () => {
-    const { nic } = freshNic();
+    const { nic } = nicTwoRunning();
     mcdi(nic, 'filter_insert', { vi: 1, match: mac('mac', 1) });
     mcdi(nic, 'filter_insert', { vi: 2, match: ipv4(17, 1, 2) });
     return mcdi(nic, 'filter_list', {});
   },
   filter_hits: () => {
-    const { nic } = freshNic();
+    const { nic } = nicTwoRunning();
     const id = mcdi(nic, 'filter_insert', { vi: 1, match: mac('mac', 1) });
     return mcdi(nic, 'filter_hits', { ids: [id, 99] });
   },
   vi_stats: () => mcdi(nicRunning().nic, 'vi_stats', { vi: 1 }),
   nic_stats: () => mcdi(nicRunning().nic, 'nic_stats', {}),
-  link_set: () => mcdi(freshNic().nic, 'link_set', {}),
+  link_set: () => mcdi(freshNic().nic, 'link_set', { up: false }),
   nic_reset: () => mcdi(nicRunning().nic, 'nic_reset', {}),
   mtu_set: () => mcdi(freshNic().nic, 'mtu_set', { mtu: 9000 }),
 };
