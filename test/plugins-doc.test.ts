@@ -368,6 +368,12 @@ const MCDI_ERROR_CASES: Record<string, (() => string)[]> = {
       mcdi(nic, 'filter_insert', { vi: 1, match });
       return errorOf(() => mcdi(nic, 'filter_insert', { vi: 2, match }));
     }),
+    // A switch-only filter for the MAC names VI 1: a normal one to VI 2 would have the wire and the switch disagree.
+    () => {
+      const { nic } = nicTwoRunning();
+      mcdi(nic, 'filter_insert', { vi: 1, match: { ...mac('mac', 0x00163e000001), local: true } });
+      return errorOf(() => mcdi(nic, 'filter_insert', { vi: 2, match: mac('mac', 0x00163e000001) }));
+    },
   ],
   vi_stats: [() => errorOf(() => mcdi(freshNic().nic, 'vi_stats', { vi: 9 }))],
   mtu_set: [() => errorOf(() => mcdi(freshNic().nic, 'mtu_set', { mtu: 10_000 })), () => errorOf(() => mcdi(freshNic().nic, 'mtu_set', { mtu: 60 }))],

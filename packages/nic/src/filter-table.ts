@@ -4,6 +4,17 @@
  * MAC (and VLAN), else to VI 0 (dom0). Hash maps, so lookups stay O(1) with
  * thousands of filters. Only dom0 inserts or removes filters (through MCDI).
  *
+ * A MAC filter may be switch-only (`local: true`, issue 21): it is matched
+ * only for frames a function of the same NIC sends (the internal switch),
+ * never for frames from the wire, as an mlx5 eswitch's FDB rule matches on
+ * the source vport. dom0 steers a guest's MAC to its VI this way so the
+ * host's other guests reach it through the NIC, while frames from the wire
+ * to that MAC keep their path (flow filters, else VI 0). A switch-only and a
+ * normal filter for one MAC (and VLAN) may coexist only when they name the
+ * same VI: the internal switch and the wire then agree on where the MAC is;
+ * the table refuses a second filter of either kind for the MAC to another VI,
+ * and a second one of the same kind at all.
+ *
  * The table has a size (the topology's nic.filters, default
  * DEFAULT_FILTER_TABLE_SIZE: thousands of entries, as a real NIC's RX filter
  * table has): an insert into a full table is refused with
@@ -35,7 +46,8 @@ export const FILTER_TABLE_GAUGES = declareCounters('nic filter table size', {
 /** A NIC's filter table size when the topology does not give one. */
 export const DEFAULT_FILTER_TABLE_SIZE = 16384;
 
-export type FilterMatch = { kind: 'mac'; mac: number; vlan?: number } | { kind: 'ipv4'; proto: number; addr: number; port: number };
+/** A filter's match. A MAC match with `local: true` is switch-only: matched for frames the NIC's own functions send, never from the wire. */
+export type FilterMatch = { kind: 'mac'; mac: number; vlan?: number; local?: boolean } | { kind: 'ipv4'; proto: number; addr: number; port: number };
 
 const isInt = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
 
@@ -49,6 +61,7 @@ export function checkFilterMatch(m: unknown): asserts m is FilterMatch {
   if (o.kind === 'mac') {
     if (!isInt(o.mac, 2 ** 48 - 1)) throw new Error(`filter match mac must be a 48-bit integer, got ${JSON.stringify(o.mac)}`);
     if (o.vlan !== undefined && !isInt(o.vlan, 4095)) throw new Error(`filter match vlan must be 0..4095, got ${JSON.stringify(o.vlan)}`);
+    if (o.local !== undefined && typeof o.local !== 'boolean') throw new Error(`filter match local must be a boolean, got ${JSON.stringify(o.local)}`);
   } else if (o.kind === 'ipv4') {
     if (!isInt(o.proto, 255)) throw new Error(`filter match proto must be 0..255, got ${JSON.stringify(o.proto)}`);
     if (!isInt(o.addr, 2 ** 32 - 1)) throw new Error(`filter match addr must be a 32-bit integer, got ${JSON.stringify(o.addr)}`);
@@ -81,9 +94,32 @@ export interface FilterTableOptions {
   clock?: Clock;
 }
 
+/** MAC filters of one kind (normal, or switch-only): untagged by MAC, tagged by VLAN then MAC. */
+class MacFilters {
+  readonly untagged = new Map<number, FilterEntry>();
+  readonly tagged = new Map<number, Map<number, FilterEntry>>();
+
+  /** The map for `vlan` (undefined: untagged); made when `make`. */
+  map(vlan: number | undefined, make = false): Map<number, FilterEntry> | undefined {
+    if (vlan === undefined) return this.untagged;
+    let m = this.tagged.get(vlan);
+    if (!m && make) this.tagged.set(vlan, (m = new Map()));
+    return m;
+  }
+
+  /** The entry for a frame's destination (vlan < 0: untagged). */
+  find(vlan: number, dst: number): FilterEntry | undefined {
+    return vlan >= 0 ? this.tagged.get(vlan)?.get(dst) : this.untagged.get(dst);
+  }
+}
+
+const macName = (m: { mac: number; vlan?: number }) => `MAC ${m.mac.toString(16)}${m.vlan === undefined ? '' : ` VLAN ${m.vlan}`}`;
+
 export class FilterTable {
-  private readonly mac = new Map<number, FilterEntry>();
-  private readonly vlanMac = new Map<number, Map<number, FilterEntry>>();
+  /** MAC filters matched for every frame (from the wire and from the NIC's functions). */
+  private readonly macs = new MacFilters();
+  /** Switch-only MAC filters: matched only for frames a function of this NIC sends. */
+  private readonly localMacs = new MacFilters();
   /** proto → (addr * 65536 + port) → entry */
   private readonly ipv4 = new Map<number, Map<number, FilterEntry>>();
   private readonly byId = new Map<number, FilterEntry>();
@@ -125,16 +161,11 @@ export class FilterTable {
       this.c.filterNoSpace++;
       throw new Error(`${MCDI_ENOSPC}: the filter table is full (${this.byId.size} of ${this.capacity} entries)`);
     }
+    if (match.kind === 'mac') this.checkMac(vi, match);
     const id = this.nextId++;
     const e: FilterEntry = { id, vi, match, hits: 0, ageMs };
-    if (match.kind === 'mac') {
-      const map = match.vlan === undefined ? this.mac : this.vlanMap(match.vlan);
-      if (map.has(match.mac))
-        throw new Error(
-          `a filter for MAC ${match.mac.toString(16)}${match.vlan === undefined ? '' : ` VLAN ${match.vlan}`} exists (VI ${map.get(match.mac)!.vi})`,
-        );
-      map.set(match.mac, e);
-    } else {
+    if (match.kind === 'mac') this.insertMac(e, match);
+    else {
       let m = this.ipv4.get(match.proto);
       if (!m) this.ipv4.set(match.proto, (m = new Map()));
       const key = match.addr * 65536 + match.port;
@@ -150,15 +181,28 @@ export class FilterTable {
     if (tracer.on)
       tracer.instant(
         `filter insert: VI ${vi}`,
-        match.kind === 'mac' ? { id, kind: 'mac', mac: match.mac.toString(16).padStart(12, '0') } : { id, kind: 'ipv4', proto: match.proto, port: match.port },
+        match.kind === 'mac'
+          ? { id, kind: 'mac', mac: match.mac.toString(16).padStart(12, '0'), local: match.local === true }
+          : { id, kind: 'ipv4', proto: match.proto, port: match.port },
       );
     return id;
   }
 
-  private vlanMap(vlan: number): Map<number, FilterEntry> {
-    let m = this.vlanMac.get(vlan);
-    if (!m) this.vlanMac.set(vlan, (m = new Map()));
-    return m;
+  /**
+   * A MAC filter may go in unless one of its kind exists for the MAC (and
+   * VLAN), or one of the other kind names another VI: the internal switch
+   * and the wire must agree on where a MAC is.
+   */
+  private checkMac(vi: number, m: { mac: number; vlan?: number; local?: boolean }): void {
+    const local = m.local === true;
+    const same = (local ? this.localMacs : this.macs).map(m.vlan)?.get(m.mac);
+    if (same) throw new Error(`a ${local ? 'local ' : ''}filter for ${macName(m)} exists (VI ${same.vi})`);
+    const other = (local ? this.macs : this.localMacs).map(m.vlan)?.get(m.mac);
+    if (other && other.vi !== vi) throw new Error(`a ${local ? '' : 'local '}filter for ${macName(m)} exists (VI ${other.vi})`);
+  }
+
+  private insertMac(e: FilterEntry, m: { mac: number; vlan?: number; local?: boolean }): void {
+    (m.local === true ? this.localMacs : this.macs).map(m.vlan, true)!.set(m.mac, e);
   }
 
   remove(id: number): boolean {
@@ -167,7 +211,7 @@ export class FilterTable {
     this.byId.delete(id);
     this.aging.delete(e);
     const m = e.match;
-    if (m.kind === 'mac') (m.vlan === undefined ? this.mac : this.vlanMap(m.vlan)).delete(m.mac);
+    if (m.kind === 'mac') (m.local === true ? this.localMacs : this.macs).map(m.vlan)?.delete(m.mac);
     else this.ipv4.get(m.proto)?.delete(m.addr * 65536 + m.port);
     return true;
   }
@@ -226,8 +270,11 @@ export class FilterTable {
   /**
    * The VI a frame is steered to, or -1 if no filter matches (the caller
    * decides: VI 0 for received frames, the wire for transmitted ones).
+   * `fromLocal`: the frame was sent by a function of this NIC (the internal
+   * switch asks), so switch-only MAC filters match it too; a frame from the
+   * wire (false) is never steered by one.
    */
-  lookup(b: Uint8Array, off: number, len: number): number {
+  lookup(b: Uint8Array, off: number, len: number, fromLocal = false): number {
     if (len < 14) return -1;
     let l3 = off + 14;
     let type = (b[off + 12] << 8) | b[off + 13];
@@ -254,7 +301,7 @@ export class FilterTable {
       }
     }
     const dst = readMac(b, off);
-    const e = vlan >= 0 ? this.vlanMac.get(vlan)?.get(dst) : this.mac.get(dst);
+    const e = (fromLocal ? this.localMacs.find(vlan, dst) : undefined) ?? this.macs.find(vlan, dst);
     if (e) {
       this.c.filterHits++;
       e.hits++;

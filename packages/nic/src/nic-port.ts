@@ -181,7 +181,7 @@ export abstract class NicPort<F extends NicFunction> {
       this.toWire(ram, addr, len);
       return;
     }
-    const target = this.filters.lookup(ram, addr, len);
+    const target = this.filters.lookup(ram, addr, len, true);
     if (target >= 0 && target !== f.id) {
       f.c.txSwitchedLocal++;
       this.deliver(this.fns[target], ram, addr, len);
@@ -213,7 +213,7 @@ export abstract class NicPort<F extends NicFunction> {
     if (len > this.maxFrame) return this.nicDrop(ram, addr, len, DIR_INBOUND, 'rxOversize');
     // Captured once: a frame dropped above is in the capture with its counter's name instead.
     if (this.wireTap.on) this.wireTap.frame(ram, addr, len, DIR_INBOUND);
-    let target = ram[addr] & 1 ? -1 : this.filters.lookup(ram, addr, len);
+    let target = ram[addr] & 1 ? -1 : this.filters.lookup(ram, addr, len, false);
     if (target < 0) {
       this.c.rxDefault++;
       target = 0;

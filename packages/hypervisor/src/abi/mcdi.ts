@@ -12,10 +12,13 @@
  *   vi_fini             {vi, count?: boolean}  count frames left on it as drops (default true)
  *   buffer_table_alloc  {vi, domid, frames: number[]}  1..65536 guest frames   base index
  *   buffer_table_free   {vi, base, count}                          true
- *   filter_insert       {vi (running), match: {kind: 'mac', mac, vlan?} | {kind: 'ipv4', proto, addr, port},
+ *   filter_insert       {vi (running), match: {kind: 'mac', mac, vlan?, local?} | {kind: 'ipv4', proto, addr, port},
  *                        ageMs?: number}  the NIC removes the filter once no frame matched it for this long (0, absent: never)
  *                                                              filter id; error "ENOSPC: ..." (MCDI_ENOSPC) when the
  *                                                              NIC's whole filter table is full (counted: filterNoSpace)
+ *                        local: true: switch-only, matched only for frames a function of this NIC sends (its
+ *                        internal switch), never for frames from the wire (as an eswitch rule on the source
+ *                        vport); a local and a normal MAC filter for one MAC may coexist only on the same VI
  *   filter_remove       {id}                                       whether it existed
  *   filter_list         {}                                         every filter (with its hits and ageMs)
  *   filter_hits         {ids: number[]}  1..4096 filter ids        per id, the frames it matched so far, or null if it is
@@ -32,7 +35,7 @@ import { NO_ARGS, op, replyOf, type OpName } from './ops.ts';
 const int = () => Type.Integer();
 
 export const FILTER_MATCH = Type.Union([
-  Type.Object({ kind: Type.Literal('mac'), mac: Type.Number(), vlan: Type.Optional(Type.Number()) }),
+  Type.Object({ kind: Type.Literal('mac'), mac: Type.Number(), vlan: Type.Optional(Type.Number()), local: Type.Optional(Type.Boolean()) }),
   Type.Object({ kind: Type.Literal('ipv4'), proto: Type.Number(), addr: Type.Number(), port: Type.Number() }),
 ]);
 export type McdiFilterMatch = Static<typeof FILTER_MATCH>;

@@ -19,7 +19,10 @@
  *   fn_stop      {fn, count?: boolean}                         {rules, pages} removed; count frames left on the
  *                                                              queues as drops (default true)
  *   steer_add    {fn (started), match, ageMs?}                 rule id (match as MCDI's filter_insert); error
- *                                                              "ENOSPC: ..." when the steering table is full
+ *                                                              "ENOSPC: ..." when the steering table is full.
+ *                                                              A MAC match with local: true is switch-only: matched
+ *                                                              for frames the device's own functions send, never
+ *                                                              from the wire (mlx5's FDB rule on a source vport)
  *   steer_del    {id}                                          whether it existed
  *   steer_list   {}                                            every rule (hits, ageMs)
  *   steer_hits   {ids}                                         per id its hits, or null if gone
