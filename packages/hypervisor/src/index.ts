@@ -1,6 +1,7 @@
 export * from './abi/grant-table.ts';
 export * from './abi/ring.ts';
 export * from './abi/netif.ts';
+export * from './abi/netif-hash.ts';
 export * from './abi/ethernet.ts';
 export * from './abi/vif-xenstore.ts';
 export * from './abi/ops.ts';

@@ -1,9 +1,11 @@
 export { Bridge, BRIDGE_COUNTERS, type BridgePort, type BridgeStats } from './bridge.ts';
 export { SkbPool, skbPages, MIN_SKBS } from './skb.ts';
-export { VifBackend, backendNextHop } from './vif/xenbus.ts';
+export { VifBackend } from './vif/xenbus.ts';
+export { backendNextHop } from './vif/states.ts';
 export { VIF_COUNTERS, VIF_TUNABLES, NO_SG_MAX_FRAME, type VifDeps, type VifCounters, type VifPort, type XsLike, type EvtchnLike } from './vif/common.ts';
-export { TxCredit, parseRate, CREDIT_MAX_BURST, type Rate } from './vif/credit.ts';
-export { backendFeatures, type NetbackParams, type FrontendFlags } from './vif/features.ts';
+export { TxCredit, RateNode, parseRate, CREDIT_MAX_BURST, type Rate } from './vif/credit.ts';
+export { backendFeatures, MAX_QUEUES_DEFAULT, type NetbackParams, type FrontendFlags } from './vif/features.ts';
+export { VifHash, MAX_HASH_KEY_SIZE, MAX_HASH_MAPPING_SIZE, HASH_TYPES_ALL } from './vif/hash.ts';
 export { VifBackends } from './backends.ts';
 export { UplinkPort, UPLINK_COUNTERS, type UplinkDriver, type UplinkStats } from './uplink.ts';
 export { dom0MinPages, type Dom0Config } from './dom0.ts';

@@ -22,7 +22,7 @@ function expectRefused(h: NetbackHarness, reason: RegExp): void {
 }
 
 describe('netback advertises only what it does (netback_probe)', () => {
-  it('writes feature-sg, rx-copy, split event channels and multicast control on, GSO and checksum offload off, and no multi-queue or control ring', () => {
+  it('writes feature-sg, rx-copy, split event channels, multicast control and the control ring on, GSO and checksum offload off, and max_queues', () => {
     const h = new NetbackHarness();
     const keys = h.store.directory(0, h.be) ?? [];
     const feature = (k: string) => h.store.read(0, `${h.be}/${k}`);
@@ -36,9 +36,10 @@ describe('netback advertises only what it does (netback_probe)', () => {
       'feature-split-event-channels': '1',
       'feature-multicast-control': '1',
       'feature-dynamic-multicast-control': '1',
+      'feature-ctrl-ring': '1',
     });
-    expect(keys).not.toContain('multi-queue-max-queues');
-    expect(keys).not.toContain('feature-ctrl-ring');
+    expect(h.store.read(0, `${h.be}/multi-queue-max-queues`)).toBe('4');
+    expect(new NetbackHarness({ params: { maxQueues: 8 } }).store.read(0, `${h.be}/multi-queue-max-queues`)).toBe('8');
   });
 
   it('separate_tx_rx_irq off: feature-split-event-channels 0; sg off: feature-sg 0', () => {

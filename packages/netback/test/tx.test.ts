@@ -326,7 +326,7 @@ describe('netback TX under attack (property)', () => {
           expect(h.firstChangeOutsideSkbs(outside)).toBe(-1);
           if (h.vif.connected) {
             // Every request consumed is answered, and every answer is published.
-            const ring = (h.vif as unknown as { tx: { ring: { reqCons: number; rspProdPvt: number } } }).tx.ring;
+            const ring = (h.vif.queue(0)!.tx as unknown as { ring: { reqCons: number; rspProdPvt: number } }).ring;
             expect(ring.rspProdPvt >>> 0).toBe(ring.reqCons >>> 0);
             expect(h.tx.rspProd >>> 0).toBe(ring.rspProdPvt >>> 0);
           }

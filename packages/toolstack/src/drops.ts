@@ -39,8 +39,9 @@ function counters(stats: unknown, kind: CounterKind, kinds = kindsOf(stats)): Ma
       const p = path ? `${path}.${k}` : k;
       if (typeof v === 'number') {
         if (kinds.get(k) === kind) out.set(p, v);
-      } else if (typeof v === 'object' && k !== 'current' && k !== 'kinds') {
-        // A "current" subtree is a live view of counters also kept in totals: count them once.
+      } else if (typeof v === 'object' && k !== 'current' && k !== 'kinds' && k !== 'queues') {
+        // A "current" subtree, or a vif's "queues" (each queue's own counters), is a live view of counters
+        // also kept in totals: count them once.
         walk(v, p);
       }
     }

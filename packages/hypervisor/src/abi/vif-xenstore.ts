@@ -9,12 +9,15 @@
  *       tx-ring-ref, rx-ring-ref, event-channel
  *       (or event-channel-tx and event-channel-rx),
  *       request-rx-copy, feature-*                   written by netfront
+ *       multi-queue-num-queues, queue-N/{tx-ring-ref,
+ *       rx-ring-ref, event-channel(-tx/-rx)},
+ *       ctrl-ring-ref, event-channel-ctrl            written by netfront with several queues
  *   /local/domain/<dom0>/backend/vif/<domU>/<n>/     backend (owned by dom0)
  *       frontend, frontend-id, handle, mac, ip,
  *       bridge, online, state, hotplug-status, mtu,
  *       rate, limits/max-filters, limits/max-buf-pages
  *                                                    written by the toolstack
- *       feature-*, accel                             written by netback
+ *       feature-*, multi-queue-max-queues, accel     written by netback
  *
  * README's "The vif's xenstore keys" lists every key with who writes it, who
  * reads it, and xsim's value beside Linux's.
@@ -88,6 +91,22 @@ export const VIF_KEY = {
   eventChannelRx: 'event-channel-rx',
   requestRxCopy: 'request-rx-copy',
   /**
+   * Multi-queue (io/netif.h "Multiple transmit and receive queues"): the
+   * backend offers up to multi-queue-max-queues; a frontend that wants
+   * several writes multi-queue-num-queues and each queue's ring refs and
+   * event channels under queue-N/ (queueDir); one queue keeps the flat keys.
+   */
+  multiQueueMaxQueues: 'multi-queue-max-queues',
+  multiQueueNumQueues: 'multi-queue-num-queues',
+  /**
+   * The control ring (feature-ctrl-ring from the backend): the frontend
+   * grants its page as ctrl-ring-ref with one event channel,
+   * event-channel-ctrl, before it says Connected.
+   */
+  featureCtrlRing: 'feature-ctrl-ring',
+  ctrlRingRef: 'ctrl-ring-ref',
+  eventChannelCtrl: 'event-channel-ctrl',
+  /**
    * Features (io/netif.h "Feature and Parameter Negotiation"): each end
    * writes its own in its own directory and reads the other's. Absent reads
    * as 0, except feature-no-csum-offload's opposite (IPv4 checksum offload
@@ -131,6 +150,11 @@ export const VIF_KEY = {
   maxBufPages: 'limits/max-buf-pages',
 } as const;
 
+/** The directory of queue `q`'s keys under a frontend with several queues ("queue-0", ...). */
+export function queueDir(q: number): string {
+  return `queue-${q}`;
+}
+
 /** What the toolstack's vif hotplug script writes to hotplug-status when the vif is on its bridge. */
 export const HOTPLUG_CONNECTED = 'connected';
 
@@ -152,6 +176,7 @@ export const BACKEND_FEATURES: Readonly<Record<string, string>> = {
   [VIF_KEY.featureSplitEventChannels]: '1',
   [VIF_KEY.featureMulticastControl]: '1',
   [VIF_KEY.featureDynamicMulticastControl]: '1',
+  [VIF_KEY.featureCtrlRing]: '1',
 };
 export const FRONTEND_FEATURES: Readonly<Record<string, string>> = {
   [VIF_KEY.featureRxNotify]: '1',

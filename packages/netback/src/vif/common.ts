@@ -92,11 +92,23 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   },
   rxDropFatal: { kind: 'drop', help: 'frame in hand, or copied but not yet published, when the guest was disconnected for a broken RX ring' },
   rxErrGrantCopy: { kind: 'drop', help: 'frame for the guest whose copy into its buffer failed: the response carries the GNTST_* status' },
+  rxHashExtras: {
+    kind: 'event',
+    help: 'HASH extra-info slots sent with frames for the guest: the Toeplitz hash its control ring configured (xenvif_rx_extra); each takes one RX request',
+  },
+  ctrlRequests: { kind: 'event', help: 'control-ring requests answered (SET_HASH_*, GET_HASH_*: process_ctrl_request)' },
+  ctrlErrors: { kind: 'event', help: 'of them, answered with a status other than SUCCESS (NOT_SUPPORTED, INVALID_PARAMETER)' },
   notifiesSent: { kind: 'event', help: 'event-channel notifications sent to the frontend' },
   disconnects: { kind: 'event', help: 'times the frontend was disconnected for malice or a broken ring' },
 });
 
 export type VifCounters = Counters<typeof VIF_COUNTERS.decls>;
+
+/** Add every counter of `from` into `into` (a queue's counters into its vif's totals). */
+export function addCounters(into: VifCounters, from: Readonly<VifCounters>): VifCounters {
+  for (const k of Object.keys(from) as (keyof VifCounters)[]) into[k] += from[k];
+  return into;
+}
 
 /** A ring request copied once out of shared memory (RING_COPY_REQUEST): checks and use read only this. */
 export interface TxReq {

@@ -45,7 +45,33 @@ export function parseRate(v: string | undefined): { rate: Rate | null; error?: s
   return { rate: { bytes: u64(m[1]), usec: u64(m[2]) } };
 }
 
-/** One vif's credit (a xenvif_queue's credit_* fields and its credit timer). */
+/**
+ * The backend's rate node as a vif holds it (xen_net_read_rate): the limit in
+ * force, and a malformed node warned about once per value (its watch fires
+ * as it is set, too).
+ */
+export class RateNode {
+  rate: Rate | null = null;
+  private bad: string | undefined;
+
+  constructor(private readonly warn: (reason: string) => void) {}
+
+  /** Read the node's value (undefined: absent); null is unlimited. */
+  read(node: string | undefined): Rate | null {
+    const { rate, error } = parseRate(node);
+    if (error && node !== this.bad) this.warn(error);
+    this.bad = error ? node : undefined;
+    this.rate = rate;
+    return rate;
+  }
+
+  /** The limit, as the rate node spells it ("BYTES,USEC"), or null when unlimited. */
+  get text(): string | null {
+    return this.rate ? `${this.rate.bytes},${this.rate.usec}` : null;
+  }
+}
+
+/** One queue's credit (a xenvif_queue's credit_* fields and its credit timer). */
 export class TxCredit {
   /** credit_bytes: Infinity when unlimited (Linux's ~0UL). */
   bytes = Infinity;

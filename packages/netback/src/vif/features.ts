@@ -17,14 +17,30 @@ export interface NetbackParams {
    * frontend's side of the negotiation can be exercised.
    */
   sg?: boolean;
+  /**
+   * max_queues (Linux's xenvif_max_queues, module parameter; 0 there means
+   * num_online_cpus() of dom0): the most queues a frontend may ask for,
+   * written as multi-queue-max-queues. xsim's dom0 has one vCPU, so the
+   * default is a fixed MAX_QUEUES_DEFAULT instead; a host's topology may set
+   * its own (hosts[].dom0.maxQueues).
+   */
+  maxQueues?: number;
 }
 
-/** netback_probe's keys, for these parameters. */
+/** xsim's default max_queues (Linux's: dom0's online CPUs). */
+export const MAX_QUEUES_DEFAULT = 4;
+
+export function maxQueuesOf(p: NetbackParams = {}): number {
+  return p.maxQueues ?? MAX_QUEUES_DEFAULT;
+}
+
+/** netback_probe's keys, for these parameters (feature-ctrl-ring 1 and multi-queue-max-queues with them). */
 export function backendFeatures(p: NetbackParams = {}): Record<string, string> {
   return {
     ...BACKEND_FEATURES,
     [VIF_KEY.featureSg]: p.sg === false ? '0' : '1',
     [VIF_KEY.featureSplitEventChannels]: p.separateTxRxIrq === false ? '0' : '1',
+    [VIF_KEY.multiQueueMaxQueues]: String(maxQueuesOf(p)),
   };
 }
 

@@ -12,6 +12,11 @@
  * A frontend that did not negotiate feature-sg is given no frame over
  * NO_SG_MAX_FRAME: Linux holds such a vif to MTU 1500, and the bridge drops
  * what does not fit; here the vif counts it (rxDropNoSg).
+ *
+ * A frame whose queue was chosen by a Toeplitz hash the frontend configured
+ * carries that hash to it in a HASH extra-info slot after its first
+ * response (xenvif_rx_extra_slot: NETRXF_extra_info on the first response,
+ * the slot taking the next request, whose buffer goes back unused).
  */
 import {
   tracer,
@@ -28,7 +33,12 @@ import {
   RXRSP_OFFSET,
   RXRSP_STATUS,
   DIR_OUTBOUND,
+  NETRXF_extra_info,
+  XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ,
+  XEN_NETIF_EXTRA_TYPE_HASH,
   grantStatusName,
+  newExtraInfo,
+  writeExtraInfo,
   type BackRing,
   type Tap,
 } from '@xsim/hypervisor';
@@ -57,8 +67,10 @@ export function droppedForGuest(v: Pick<RxOwner, 'c' | 'tap' | 'name'>, ram: Uin
 }
 
 export class VifRx {
-  /** skbs waiting for RX buffers, oldest first. */
+  /** skbs waiting for RX buffers, oldest first, and each one's hash (HashInfo, -1: none). */
   private readonly queue: number[] = [];
+  private readonly hashes: number[] = [];
+  private readonly extra = newExtraInfo();
   private head = 0;
   /**
    * Frames copied whose responses are written but not yet published
@@ -81,12 +93,16 @@ export class VifRx {
     return this.queue.length - this.head;
   }
 
-  /** A frame for this guest from the bridge (skb >= 0: a pooled buffer we may keep a reference to). */
-  deliver(addr: number, len: number, skb: number): void {
+  /**
+   * A frame for this guest from the bridge (skb >= 0: a pooled buffer we may
+   * keep a reference to); `hash`: the Toeplitz hash its queue was chosen by,
+   * as VifHash.lastHash gives it (type * 2^32 + hash), or -1.
+   */
+  deliver(addr: number, len: number, skb: number, hash = -1): void {
     if (this.gone) return this.dropped(addr, len, 'rxDropNotConnected');
     if (len > NO_SG_MAX_FRAME && !this.v.canSg) return this.dropped(addr, len, 'rxDropNoSg');
     if (this.queued === 0) {
-      const r = this.copyOne(addr, len);
+      const r = this.copyOne(addr, len, hash);
       if (r !== 'wait') return;
     }
     if (this.queued >= VIF_TUNABLES.rxQueueMax) return this.dropped(addr, len, 'rxDropQueueFull');
@@ -99,6 +115,7 @@ export class VifRx {
     }
     skbs.len[keep] = len;
     this.queue.push(keep);
+    this.hashes.push(hash);
   }
 
   private dropped(addr: number, len: number, counter: RxDropCounter): void {
@@ -110,7 +127,7 @@ export class VifRx {
    * counted), 'wait' (not enough buffers posted yet) or 'gone' (the ring
    * broke: the vif is being disconnected and the frame was counted).
    */
-  private copyOne(addr: number, len: number): Copied {
+  private copyOne(addr: number, len: number, hash: number): Copied {
     const ring = this.ring;
     const c = this.v.c;
     const prod = ring.requestProducer();
@@ -120,7 +137,7 @@ export class VifRx {
       this.v.fatal(`impossible RX producer index ${ring.sring.reqProd} (rsp_prod_pvt ${ring.rspProdPvt}, ring size ${ring.size})`);
       return 'gone';
     }
-    const need = Math.max(1, Math.ceil(len / PAGE_SIZE));
+    const need = Math.max(1, Math.ceil(len / PAGE_SIZE)) + (hash >= 0 ? 1 : 0);
     if (ring.unconsumedRequests(prod) < need) return 'wait';
     const dv = ring.sring.dv;
     const domid = this.v.frontendDomid;
@@ -145,9 +162,12 @@ export class VifRx {
       const r = ring.nextResponseOffset();
       dv.setUint16(r + RXRSP_ID, id, true);
       dv.setUint16(r + RXRSP_OFFSET, 0, true);
-      dv.setUint16(r + RXRSP_FLAGS, NETRXF_data_validated | (left > 0 ? NETRXF_more_data : 0), true);
+      const first = src - n === addr;
+      const extra = first && hash >= 0 ? NETRXF_extra_info : 0;
+      dv.setUint16(r + RXRSP_FLAGS, NETRXF_data_validated | extra | (left > 0 ? NETRXF_more_data : 0), true);
       dv.setInt16(r + RXRSP_STATUS, st === GNTST_okay ? n : st, true);
       ring.rspProdPvt = (ring.rspProdPvt + 1) >>> 0;
+      if (extra) this.hashSlot(hash);
     }
     this.written = true;
     if (failed !== GNTST_okay) {
@@ -163,6 +183,21 @@ export class VifRx {
     return 'done';
   }
 
+  /** xenvif_rx_extra_slot: the HASH extra-info slot in the next request's slot (its buffer goes back unused). */
+  private hashSlot(hash: number): void {
+    const ring = this.ring;
+    ring.reqCons = (ring.reqCons + 1) >>> 0;
+    const e = this.extra;
+    e.type = XEN_NETIF_EXTRA_TYPE_HASH;
+    e.flags = 0;
+    e.hashType = Math.floor(hash / 0x1_0000_0000);
+    e.hashAlgorithm = XEN_NETIF_CTRL_HASH_ALGORITHM_TOEPLITZ;
+    e.hashValue = hash >>> 0;
+    writeExtraInfo(ring.sring.dv, ring.nextResponseOffset(), e);
+    ring.rspProdPvt = (ring.rspProdPvt + 1) >>> 0;
+    this.v.c.rxHashExtras++;
+  }
+
   /** xenvif_rx_action: copy queued frames while buffers last; push and notify. */
   action(): number {
     if (this.gone) return 0;
@@ -171,8 +206,9 @@ export class VifRx {
     const t0 = tracer.on ? tracer.now() : 0;
     while (this.queued > 0 && n < VIF_TUNABLES.rxBatch) {
       // Out of the queue before the copy: if the ring breaks, this frame is the one in hand (counted once).
+      const hash = this.hashes[this.head];
       const skb = this.queue[this.head++];
-      const r = this.copyOne(skbs.addr(skb), skbs.len[skb]);
+      const r = this.copyOne(skbs.addr(skb), skbs.len[skb], hash);
       if (r === 'wait') {
         this.head--;
         break;
@@ -183,6 +219,7 @@ export class VifRx {
     }
     if (this.head === this.queue.length) {
       this.queue.length = 0;
+      this.hashes.length = 0;
       this.head = 0;
     }
     if (tracer.on && n > 0) tracer.span('grant copy (rx)', t0, { vif: this.v.name, frames: n });
@@ -225,6 +262,7 @@ export class VifRx {
       this.v.c.rxDropNotConnected++;
     }
     this.queue.length = 0;
+    this.hashes.length = 0;
     this.head = 0;
   }
 }

@@ -1,10 +1,12 @@
 /**
  * One vif backend's xenbus side, after Linux xen-netback's xenbus.c: probe
- * (features, InitWait), follow the frontend's state, connect (read what the
- * frontend advertised, map the rings, bind its event channels, read and
- * watch the rate), disconnect, and xenvif_fatal_tx_err for a frontend that
- * broke the protocol. Negotiation lives in features.ts, the rings in
- * connect.ts, the rate limit in credit.ts, the data path in tx.ts and rx.ts.
+ * (features, InitWait), follow the frontend's state, connect (the queues the
+ * frontend asked for, what it advertised, its control ring, each queue's
+ * rings and event channels, the rate), disconnect, and xenvif_fatal_tx_err
+ * for a frontend that broke the protocol. Negotiation lives in features.ts,
+ * the queues in queue.ts (each queue's rings in connect.ts), the control
+ * ring in ctrl.ts, RX steering in hash.ts, the rate limit in credit.ts, the
+ * data path in tx.ts and rx.ts.
  *
  * The backend's state changes only through setBackendState, which walks the
  * transition table below along the shortest path to the state asked for,
@@ -27,38 +29,23 @@ import {
 } from '@xsim/hypervisor';
 import { parseIp, parseMac } from '@xsim/netstack';
 import type { BridgePort } from '../bridge.ts';
-import { VIF_COUNTERS, type VifCounters, type VifDeps, type VifPort } from './common.ts';
-import { connectDataRings, releaseDataRings, type DataRings } from './connect.ts';
-import { TxCredit, parseRate } from './credit.ts';
+import { VIF_COUNTERS, addCounters, type VifCounters, type VifDeps, type VifPort } from './common.ts';
+import { RateNode } from './credit.ts';
+import { CtrlRing, type CtrlOwner } from './ctrl.ts';
 import { McastList } from './extras.ts';
-import { backendFeatures, readFrontendFlags, type FrontendFlags } from './features.ts';
+import { backendFeatures, maxQueuesOf, readFrontendFlags, type FrontendFlags } from './features.ts';
+import { VifHash } from './hash.ts';
+import { connectQueues, requestedQueues, type QueueOwner, type VifQueue } from './queue.ts';
+import { NEXT } from './states.ts';
 import { NodeWatch } from './watch.ts';
-import { VifRx, droppedForGuest, type RxOwner } from './rx.ts';
-import { VifTx, type TxOwner } from './tx.ts';
+import { droppedForGuest } from './rx.ts';
 
 type S = XenbusState;
 const { Initialising, InitWait, Connected, Closing, Closed } = XenbusState;
 
-/**
- * set_backend_state's table: from the current state, the next hop towards a
- * target. Initialising → InitWait → Connected, any → Closing ↔ Closed.
- */
-const NEXT: Partial<Record<S, Partial<Record<S, S>>>> = {
-  [Initialising]: { [InitWait]: InitWait, [Connected]: InitWait, [Closing]: InitWait, [Closed]: Closed },
-  [Closed]: { [InitWait]: InitWait, [Connected]: InitWait, [Closing]: Closing },
-  [InitWait]: { [Connected]: Connected, [Closing]: Closing, [Closed]: Closing },
-  [Connected]: { [InitWait]: Closing, [Closing]: Closing, [Closed]: Closing },
-  [Closing]: { [InitWait]: Closed, [Connected]: Closed, [Closed]: Closed },
-};
-
-/** The backend transitions a test may check, as "from->to" names. */
-export function backendNextHop(from: S, to: S): S | undefined {
-  return NEXT[from]?.[to];
-}
-
 const HISTORY_MAX = 32;
 
-export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
+export class VifBackend implements BridgePort, QueueOwner, CtrlOwner, VifPort {
   readonly name: string;
   /** Capture point: frames from the guest (inbound to dom0) and to it (outbound), and drops here. */
   readonly tap: Tap;
@@ -70,7 +57,8 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   ip = 0;
   state: S = Initialising;
   frontendState: S = XenbusState.Unknown;
-  readonly c: VifCounters = VIF_COUNTERS.zero();
+  /** What the vif counts itself, and the counters of queues that are gone: c adds the live queues' to it. */
+  readonly own: VifCounters = VIF_COUNTERS.zero();
   /** Why the frontend was disconnected (first reason only), or ''. */
   fatalReason = '';
   /** Every backend state transition, newest last: "InitWait->Connected (frontend Connected)". */
@@ -79,18 +67,18 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
 
   /** What the frontend advertised, read at connect (null before its first connect). */
   flags: FrontendFlags | null = null;
-  private tx: VifTx | null = null;
-  private rx: VifRx | null = null;
-  private rings: DataRings | null = null;
-  /** The TX rate limit of the current connection (the backend's rate node). */
-  private credit: TxCredit;
+  /** The connected queues (none while not connected). */
+  private queues: VifQueue[] = [];
+  private ctrl: CtrlRing | null = null;
+  /** RX steering: the hash the frontend configured over its control ring. */
+  readonly hash = new VifHash();
+  /** The TX rate limit of the current connection (the backend's rate node), applied to each queue. */
+  private readonly rate = new RateNode((why) => this.d.log(logWarn(`${this.name}: ${why}`)));
   /** The multicast addresses the frontend listed (MCAST_ADD/DEL), and whether it asked that only they pass. */
   readonly mcast = new McastList();
   multicastControl = false;
   /** While connected: the backend's rate node and the frontend's request-multicast-control. */
   private readonly watches: NodeWatch[];
-  /** The malformed rate node last warned about. */
-  private badRate: string | undefined;
   private readonly dom0: number;
   /** The toolstack removed the vif's node (netback_remove): nothing more is written to it. */
   private removed = false;
@@ -111,19 +99,34 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     const ip = d.xs.tryRead(`${this.path}/${VIF_KEY.ip}`);
     if (mac) this.mac = parseMac(mac);
     if (ip) this.ip = parseIp(ip);
-    this.credit = new TxCredit(d.clock);
     this.watches = [
       // xen_net_rate_changed: a new rate applies at once.
       new NodeWatch(d.xs, `${this.path}/${VIF_KEY.rate}`, `${this.name}-rate`, (v) => this.rateChanged(v)),
       // xen_mcast_ctrl_changed (feature-dynamic-multicast-control): sampled again on every change.
       new NodeWatch(d.xs, `${this.frontendPath}/${VIF_KEY.requestMulticastControl}`, `${this.name}-mcast`, (v) => {
-        if (this.tx) this.multicastControl = readUnsigned(v, 0) !== 0;
+        if (this.connected) this.multicastControl = readUnsigned(v, 0) !== 0;
       }),
     ];
   }
 
   get connected(): boolean {
-    return this.tx !== null;
+    return this.queues.length > 0;
+  }
+
+  get numQueues(): number {
+    return this.queues.length;
+  }
+
+  /** Queue `i` while connected (its rings, counters and credit). */
+  queue(i: number): VifQueue | undefined {
+    return this.queues[i];
+  }
+
+  /** Every counter: the vif's own and its live queues' (what stats and tests read). */
+  get c(): VifCounters {
+    const out = { ...this.own };
+    for (const q of this.queues) addCounters(out, q.c);
+    return out;
   }
 
   /** netback_probe: advertise features, wait for the frontend. */
@@ -231,27 +234,29 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
   }
 
   /**
-   * connect(): read what the frontend advertised (read_xenbus_vif_flags), map
-   * its rings and bind its event channels (connect_data_rings), read and watch
-   * the rate. False if it failed (then fatal).
+   * connect(): the queues the frontend asked for (at most max_queues), what
+   * it advertised (read_xenbus_vif_flags), its control ring if it has one
+   * (connect_ctrl_ring), each queue's rings and event channels
+   * (connect_data_rings), the rate, read and watched. False if it failed
+   * (then fatal, with what was taken given back).
    */
   private connect(): boolean {
     const xs = this.d.xs;
     const read = (k: string) => xs.tryRead(`${this.frontendPath}/${k}`);
+    const n = requestedQueues(read, maxQueuesOf(this.d.params));
+    if (typeof n === 'string') return this.refuse(n);
     const flags = readFrontendFlags(read, this.frontendPath);
     if (typeof flags === 'string') return this.refuse(flags);
-    let rings: DataRings;
+    const rate = this.rate.read(xs.tryRead(`${this.path}/${VIF_KEY.rate}`));
     try {
-      rings = connectDataRings(this.d, this.frontendDomid, read, this.frontendPath);
+      this.ctrl = CtrlRing.connect(this.d, this, read, this.frontendPath);
+      this.queues = connectQueues(this.d, this, read, this.frontendPath, n, rate);
     } catch (e) {
+      this.ctrl?.release();
+      this.ctrl = null;
       return this.refuse(e instanceof Error ? e.message : String(e));
     }
     this.flags = flags;
-    this.rings = rings;
-    this.credit = new TxCredit(this.d.clock);
-    this.credit.start(this.readRate(xs.tryRead(`${this.path}/${VIF_KEY.rate}`)));
-    this.tx = new VifTx(rings.tx, this.d, this, this.credit);
-    this.rx = new VifRx(rings.rx, this.d, this);
     if (!this.removed) for (const w of this.watches) w.start();
     // Unknown unicast is not flooded to a vif (its MAC is pinned below: such a frame is not for it).
     this.portId = this.d.bridge.addPort(this, { unicastFlood: this.mac === 0 });
@@ -266,46 +271,42 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     return false;
   }
 
-  /** xen_net_read_rate: null is unlimited; a malformed node is warned about (once per value: the watch fires as it is set, too). */
-  private readRate(node: string | undefined) {
-    const { rate, error } = parseRate(node);
-    if (error && node !== this.badRate) this.d.log(logWarn(`${this.name}: ${error}`));
-    this.badRate = error ? node : undefined;
-    return rate;
-  }
-
-  /** xen_net_rate_changed: the rate node was written or removed while connected. */
+  /** xen_net_rate_changed: the rate node was written or removed while connected; each queue's credit takes it. */
   private rateChanged(node: string | undefined): void {
-    if (this.removed || !this.tx) return;
-    const before = this.rateText();
-    this.credit.change(this.readRate(node));
-    if (this.rateText() !== before) this.d.log(logDebug(`${this.name}: rate ${before ?? 'unlimited'} -> ${this.rateText() ?? 'unlimited'}`));
+    if (this.removed || !this.connected) return;
+    const before = this.rate.text;
+    const rate = this.rate.read(node);
+    for (const q of this.queues) q.credit.change(rate);
+    if (this.rate.text !== before) this.d.log(logDebug(`${this.name}: rate ${before ?? 'unlimited'} -> ${this.rate.text ?? 'unlimited'}`));
   }
 
-  /** The limit in force, as the rate node spells it ("BYTES,USEC"), or null when unlimited. */
-  private rateText(): string | null {
-    return this.credit.unlimited ? null : `${this.credit.bytes},${this.credit.usec}`;
-  }
-
-  /** backend_disconnect: out of the bridge, rings unmapped, queued frames dropped (counted). */
+  /**
+   * backend_disconnect: out of the bridge, every queue's rings unmapped and
+   * what it queued dropped (counted; its counters kept in the vif's own),
+   * the control ring and the hash it configured gone.
+   */
   private disconnect(): void {
-    if (this.tx) this.d.onDisconnected?.(this);
+    if (this.connected) this.d.onDisconnected?.(this);
     if (this.portId >= 0) this.d.bridge.removePort(this.portId);
     this.portId = -1;
-    this.rx?.purge();
-    this.tx = null;
-    this.rx = null;
+    const queues = this.queues;
+    this.queues = [];
+    for (const q of queues) {
+      q.release();
+      addCounters(this.own, q.c);
+    }
     for (const w of this.watches) w.stop();
     // xenvif_mcast_addr_list_free: a frontend that connects again lists its addresses again.
     this.mcast.clear();
     this.multicastControl = false;
-    if (this.rings) releaseDataRings(this.d, this.rings);
-    this.rings = null;
+    this.ctrl?.release();
+    this.ctrl = null;
+    this.hash.reset();
   }
 
   /** xenvif_fatal_tx_err: this frontend broke the protocol. Disconnect it alone; it stays out. */
   fatal(reason: string): void {
-    this.c.disconnects++;
+    this.own.disconnects++;
     if (this.fatalReason === '') {
       this.fatalReason = reason;
       this.d.log(logWarn(`${this.name}: disconnecting misbehaving frontend (domain ${this.frontendDomid}): ${reason}`));
@@ -341,60 +342,64 @@ export class VifBackend implements BridgePort, TxOwner, RxOwner, VifPort {
     }
   }
 
-  /** TX responses pushed: tell the frontend on its TX port (its only port without split channels). */
-  notifyTx(): void {
-    if (this.rings && this.d.evtchn.send(this.rings.txPort)) this.c.notifiesSent++;
-  }
-
-  /** RX responses pushed: tell the frontend on its RX port. */
-  notifyRx(): void {
-    if (this.rings && this.d.evtchn.send(this.rings.rxPort)) this.c.notifiesSent++;
-  }
-
   /** A frontend without feature-sg takes no frame over several RX slots. */
   get canSg(): boolean {
     return this.flags?.canSg ?? false;
   }
 
-  /** When this vif's credit timer fires (Infinity: none pending). dom0 wakes for it. */
+  /** When one of this vif's credit timers fires (Infinity: none pending). dom0 wakes for it. */
   nextDeadline(): number {
-    return this.tx ? this.credit.timerAt : Infinity;
+    let t = Infinity;
+    for (const q of this.queues) t = Math.min(t, q.credit.timerAt);
+    return t;
   }
 
-  /** A frame from the bridge for this guest (xenvif_start_xmit). */
+  /** A frame from the bridge for this guest (xenvif_start_xmit): to the queue xenvif_select_queue picks. */
   deliver(addr: number, len: number, skb: number): void {
     const ram = this.d.skbs.mem.u8;
-    if (!this.rx) return droppedForGuest(this, ram, addr, len, 'rxDropNotConnected');
+    const own = { c: this.own, tap: this.tap, name: this.name };
+    if (!this.connected) return droppedForGuest(own, ram, addr, len, 'rxDropNotConnected');
     // A frontend that asked for multicast control gets only the multicast addresses it listed.
-    if (this.multicastControl && this.mcast.filters(ram, addr)) return droppedForGuest(this, ram, addr, len, 'rxDropMcast');
-    this.rx.deliver(addr, len, skb);
+    if (this.multicastControl && this.mcast.filters(ram, addr)) return droppedForGuest(own, ram, addr, len, 'rxDropMcast');
+    const q = this.hash.selectQueue(ram, addr, len, this.queues.length);
+    // As xenvif_start_xmit: a queue past the last (a table set for more queues) is taken modulo.
+    this.queues[q % this.queues.length].rx.deliver(addr, len, skb, this.hash.lastHash);
   }
 
-  /** This vif's share of dom0's loop. */
+  /** This vif's share of dom0's loop: each queue on its own, then the control ring. */
   poll(): number {
     let n = 0;
-    if (this.tx) n += this.tx.action();
-    if (this.rx) n += this.rx.action();
+    const queues = this.queues;
+    for (let i = 0; i < queues.length && this.connected; i++) n += queues[i].poll();
+    if (this.ctrl && this.connected) n += this.ctrl.action();
     return n;
   }
 
   rxQueueLength(): number {
-    return this.rx?.queued ?? 0;
+    let n = 0;
+    for (const q of this.queues) n += q.rx.queued;
+    return n;
   }
 
   stats() {
-    this.c.mcastAddrs = this.mcast.size;
+    const c = this.c;
+    c.mcastAddrs = this.mcast.size;
     return {
-      ...this.c,
+      ...c,
       state: this.state,
       frontendState: this.frontendState,
       fatalReason: this.fatalReason,
       history: [...this.history],
       rxQueued: this.rxQueueLength(),
       frontendFeatures: this.flags,
-      splitEventChannels: this.rings ? this.rings.txPort !== this.rings.rxPort : null,
-      rate: this.rateText(),
+      splitEventChannels: this.queues.length ? this.queues[0].rings.txPort !== this.queues[0].rings.rxPort : null,
+      rate: this.rate.text,
       multicastControl: this.multicastControl,
+      numQueues: this.queues.length,
+      ctrlRing: this.ctrl !== null,
+      hash: this.hash.describe(),
+      /** Each queue's own counters (a live view of what the totals above include). */
+      queues: this.queues.map((q) => q.stats()),
     };
   }
 }
