@@ -38,6 +38,8 @@ export interface Rig {
   filtersOfVif(): number;
   /** The ports of the flows the NIC has filters for, sorted. */
   ports(): number[];
+  /** The NIC's flow filters now (the vif's switch-only MAC filter left out). */
+  flowFilters(): number;
 }
 
 export function rig(args: Record<string, unknown> = {}, o: { nicFilters?: number; keys?: Record<string, string>; config?: boolean } = {}): Rig {
@@ -104,10 +106,10 @@ export function rig(args: Record<string, unknown> = {}, o: { nicFilters?: number
     xs.set(key, value);
     for (const w of [...watchers]) w();
   };
+  const flows = () => nic.filters.list().filter((e) => e.match.kind === 'ipv4');
   const ports = () =>
-    nic.filters
-      .list()
+    flows()
       .map((e) => (e.match.kind === 'ipv4' ? e.match.port : -1))
       .sort((x, y) => x - y);
-  return { be, vif, nic, clock, logs, xs, setKey, frame, counters, filtersOfVif, ports };
+  return { be, vif, nic, clock, logs, xs, setKey, frame, counters, filtersOfVif, ports, flowFilters: () => flows().length };
 }

@@ -9,12 +9,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { N_KICKS, VQA_RING, VQD_ADDR, VQU_IDX, VQU_RING, VQ_DESC_SIZE } from '@xsim/nic';
-import { VDPA_BACKEND_COUNTERS } from '../src/vdpa/backend.ts';
+import { LOCALMAC_COUNTERS, VDPA_BACKEND_COUNTERS } from '../src/vdpa/backend.ts';
 import { VDPA_FRONTEND_COUNTERS } from '../src/vdpa/frontend.ts';
 import { geometry } from '../src/vdpa/layout.ts';
 import { GUEST_IP, GUEST_MAC, REMOTE_MAC, udpFrame, vdpaRig } from './vdpa-rig.ts';
 
 const PAGE = 4096;
+
+/** The flow rules on the rig's NIC (the guest's switch-only MAC rule left out). */
+const flowRules = (r: { nic: { filters: { list(): { match: { kind: string } }[] } } }) => r.nic.filters.list().filter((e) => e.match.kind === 'ipv4');
 
 describe('vdpa: attach', () => {
   it('maps the whole DMA area into the function IOMMU, starts the function on its queue pages, and answers running', () => {
@@ -43,7 +46,7 @@ describe('vdpa: attach', () => {
     );
     expect(fe.sort()).toEqual(VDPA_FRONTEND_COUNTERS.names().sort());
     const be = Object.keys(r.be.stats()).filter((k) => k !== 'vifs');
-    expect(be.sort()).toEqual(VDPA_BACKEND_COUNTERS.names().sort());
+    expect(be.sort()).toEqual([...VDPA_BACKEND_COUNTERS.names(), ...LOCALMAC_COUNTERS.names()].sort());
   });
 });
 
@@ -85,7 +88,7 @@ describe('vdpa: the data path', () => {
     // The first frame went to dom0 (function 0): the slow path, where the backend learnt the flow.
     expect(r.dom0.received).toHaveLength(1);
     expect(r.be.stats()).toMatchObject({ vdpaRulesLearnt: 1 });
-    const rules = r.nic.filters.list();
+    const rules = flowRules(r);
     expect(rules).toHaveLength(1);
     expect(rules[0]).toMatchObject({ vi: r.fn, match: { kind: 'ipv4', proto: 17, port: 5001 } });
     const next = udpFrame(GUEST_MAC, REMOTE_MAC, GUEST_IP, 5001, 300, 2);
@@ -189,12 +192,17 @@ describe('vdpa: detach and faults', () => {
     r.attach();
     r.remote.send(udpFrame(GUEST_MAC, REMOTE_MAC, GUEST_IP, 5001));
     r.pump();
-    expect(r.nic.filters.size).toBe(1);
+    // The flow's rule, and the switch-only rule for the guest's MAC (the host's other guests reach it by).
+    expect(flowRules(r)).toHaveLength(1);
+    expect(r.nic.filters.size).toBe(2);
     const f = udpFrame(REMOTE_MAC, GUEST_MAC, '10.0.2.1', 5001);
     r.fe.startXmit(f, 0, f.length);
     r.be.detachVif!(r.vif);
-    expect(r.nic.filters.size).toBe(0);
+    // The flow rule goes at once; the switch-only one stays while the function drains, and goes before it stops.
+    expect(flowRules(r)).toHaveLength(0);
+    expect(r.nic.filters.list()).toMatchObject([{ vi: r.fn, match: { kind: 'mac', mac: GUEST_MAC, local: true } }]);
     r.pump();
+    expect(r.nic.filters.size).toBe(0);
     expect(r.detached).toEqual([r.vif.key]);
     expect(r.remote.received).toHaveLength(1); // the frame in flight went out before the drain ended
     expect(r.nic.fns[r.fn].running).toBe(false);
@@ -251,8 +259,8 @@ describe('vdpa: quotas and migration', () => {
       r.remote.send(udpFrame(GUEST_MAC, REMOTE_MAC, GUEST_IP, port));
       r.pump();
     }
-    expect(r.nic.filters.size).toBe(2);
-    expect(r.be.stats()).toMatchObject({ vdpaRulesLearnt: 3, vdpaFiltersEvicted: 1 });
+    expect(flowRules(r)).toHaveLength(2);
+    expect(r.be.stats()).toMatchObject({ vdpaRulesLearnt: 3, vdpaFiltersEvicted: 1, localMacs: 1 });
     expect(
       r.nic.filters
         .list()
@@ -262,7 +270,8 @@ describe('vdpa: quotas and migration', () => {
   });
 
   it('a full steering table (ENOSPC) leaves the flow on the slow path, counted', () => {
-    const r = vdpaRig({ steering: 1 });
+    // Room for two: the guest's switch-only MAC rule, and one flow.
+    const r = vdpaRig({ steering: 2 });
     r.attach();
     for (const port of [6001, 6002]) {
       r.remote.send(udpFrame(GUEST_MAC, REMOTE_MAC, GUEST_IP, port));
@@ -290,7 +299,7 @@ describe('vdpa: quotas and migration', () => {
     dst.be.restoreState!(dst.vif, JSON.parse(JSON.stringify(state)));
     dst.attach();
     expect(dst.be.stats()).toMatchObject({ vdpaRulesRestored: 2, vdpaRulesLearnt: 0 });
-    expect(dst.nic.filters.size).toBe(2);
+    expect(flowRules(dst)).toHaveLength(2);
     dst.remote.send(udpFrame(GUEST_MAC, REMOTE_MAC, GUEST_IP, 7002));
     dst.pump();
     expect(dst.delivered).toHaveLength(1);

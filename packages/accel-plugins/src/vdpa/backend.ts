@@ -15,25 +15,21 @@
  * to the guest. Flows the slow path delivers to an attached guest are learnt
  * as steering rules under the vif's quota, by vnic's quota logic (quota.ts:
  * limits/max-filters, eviction, idle aging, ENOSPC), and carried across a
- * migration as vnic's are.
+ * migration as vnic's are. Guests of one host reach each other through the
+ * device's switch as vnic's do (../vnic/localmac.ts: a switch-only steering
+ * rule per running function, `localmac` and `slowpath` to the others).
  */
-import { CHANNEL_OP, VIF_KEY, logWarn, declareCounters } from '@xsim/hypervisor';
+import { CHANNEL_OP, VIF_KEY, logWarn } from '@xsim/hypervisor';
 import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
 import { VQ_PAIR_PAGES, VQ_SIZE, type NicInfo } from '@xsim/nic';
-import { EVICTION_POLICIES, LIMIT_MAX, VifFilters, learnableFlow, parseLimit, savedFlows, type EvictionPolicy } from '../vnic/quota.ts';
+import { LIMIT_MAX, VifFilters, learnableFlow, parseLimit, savedFlows } from '../vnic/quota.ts';
+import { LocalMacs } from '../vnic/localmac.ts';
+import { HITS_PER_COMMAND, MAX_MTU, VDPA_ARGS, VDPA_BACKEND_COUNTERS, vdpaArgs, type Args } from './config.ts';
 import { vdpaChannel, type VdpaChannel } from './channel.ts';
 import { IOVA_BASE, PAGE, QUEUE_PAGES } from './layout.ts';
 
-/** vdpa's arguments as a JSON Schema: vnic's (the eviction policy, the filters' idle age, the limits of a vif whose directory has none). */
-export const VDPA_ARGS = Type.Object(
-  {
-    eviction: Type.Optional(Type.Union(EVICTION_POLICIES.map((p) => Type.Literal(p)))),
-    filterIdleMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
-    maxFilters: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMIT_MAX })),
-    maxBufPages: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMIT_MAX })),
-  },
-  { additionalProperties: false },
-);
+export { DEFAULT_FILTER_IDLE_MS, DEFAULT_MAX_BUF_PAGES, DEFAULT_MAX_FILTERS, VDPA_ARGS, VDPA_BACKEND_COUNTERS } from './config.ts';
+export { LOCALMAC_COUNTERS } from '../vnic/localmac.ts';
 
 export const manifest: PluginManifest = {
   name: 'vdpa',
@@ -52,44 +48,6 @@ export const manifest: PluginManifest = {
   },
   args: VDPA_ARGS,
 };
-
-/** The largest MTU whose frames the guest's buffers carry (chains of whole pages). */
-const MAX_MTU = 9000;
-export const DEFAULT_MAX_FILTERS = 64;
-export const DEFAULT_MAX_BUF_PAGES = 2048;
-export const DEFAULT_FILTER_IDLE_MS = 60_000;
-/** steer_hits takes at most this many ids a command. */
-const HITS_PER_COMMAND = 4096;
-
-export const VDPA_BACKEND_COUNTERS = declareCounters('vdpa backend', {
-  vdpaAttached: { kind: 'event', help: 'vifs given a running virtio function' },
-  vdpaNoFunction: { kind: 'event', help: 'vifs left on the slow path: no function of the NIC free' },
-  vdpaDeclined: { kind: 'event', help: "offers the guest's frontend declined" },
-  vdpaFaults: { kind: 'event', help: 'functions that faulted (DEVICE_NEEDS_RESET: a bad descriptor or IOVA from the guest)' },
-  vdpaStartFailures: {
-    kind: 'event',
-    help: 'accepts that could not start the function (grants, IOMMU, interrupt or fn_start refused): the vif stays on the slow path',
-  },
-  vdpaRulesLearnt: { kind: 'event', help: 'IPv4 flow steering rules learnt onto a function' },
-  vdpaRulesRestored: { kind: 'event', help: "steering rules put back at once from a migrated vif's saved state (not relearnt)" },
-  vdpaRuleFailures: { kind: 'event', help: 'steering rules the NIC refused for another reason than a full table (a duplicate)' },
-  vdpaFilterCapReached: {
-    kind: 'event',
-    help: "frames of a new flow that stayed on the slow path because its vif's filter quota was full and eviction is off (or the quota is 0)",
-  },
-  vdpaFiltersEvicted: { kind: 'event', help: 'learnt steering rules removed to make room for a new flow at the quota, or to meet a lowered quota' },
-  vdpaFiltersAgedOut: { kind: 'event', help: 'learnt steering rules the NIC had removed after filterIdleMs without a frame (found when vdpa next looked)' },
-  vdpaFlowsNicFull: { kind: 'event', help: 'new flows the NIC refused a rule because its steering table was full (ENOSPC): they stay on the slow path' },
-  vdpaBufPagesRefused: { kind: 'event', help: "attachments refused: the guest's DMA area was larger than the vif's limits/max-buf-pages" },
-  vdpaLimitChanges: { kind: 'event', help: "changes of a vif's limits applied while it was attached (a lowered max-filters evicts at once)" },
-});
-
-interface Args {
-  eviction: EvictionPolicy;
-  filterIdleMs: number;
-  maxFilters: number;
-  maxBufPages: number;
-}
 
 interface Limits {
   maxFilters: number;
@@ -115,20 +73,6 @@ interface VifState {
 /** The function is up and the guest drives it (link and fast-path news go to it). */
 const fnUp = (st: VifState) => st.stage === 'starting' || st.stage === 'ready';
 
-/** The arguments, with their defaults (dom0 checked them against VDPA_ARGS before createBackend). */
-function vdpaArgs(a: Record<string, unknown>): Args {
-  const int = (k: keyof Args, dflt: number): number => {
-    const v = a[k];
-    return typeof v === 'number' ? v : dflt;
-  };
-  return {
-    eviction: EVICTION_POLICIES.includes(a.eviction as EvictionPolicy) ? (a.eviction as EvictionPolicy) : 'clock',
-    filterIdleMs: int('filterIdleMs', DEFAULT_FILTER_IDLE_MS),
-    maxFilters: int('maxFilters', DEFAULT_MAX_FILTERS),
-    maxBufPages: int('maxBufPages', DEFAULT_MAX_BUF_PAGES),
-  };
-}
-
 /** The queue areas of a function as fn_start takes them: IOVAs of the area's queue pages (layout.ts). */
 export function queueAreas(size = VQ_SIZE): Record<'rx' | 'tx', { size: number; desc: number; avail: number; used: number }> {
   const iova = (page: number) => IOVA_BASE + page * PAGE;
@@ -144,13 +88,25 @@ class VdpaBackend implements AccelBackend {
   private readonly restored = new Map<string, [number, number][]>();
   private readonly args: Args;
   private readonly dev: VdpaChannel | null;
+  /** The same-host fast path: each running function's MAC steered on the device's switch, and the news of it to the others. */
+  private readonly local: LocalMacs;
 
   constructor(
     private readonly ctx: AccelBackendContext,
     args: Record<string, unknown>,
   ) {
     this.args = vdpaArgs(args);
-    this.dev = vdpaChannel(ctx);
+    const dev = (this.dev = vdpaChannel(ctx));
+    this.local = new LocalMacs(
+      'vdpa',
+      {
+        insert: (fn, mac) => dev!.call('steer_add', { fn, match: { kind: 'mac', mac, local: true } }),
+        remove: (id) => void dev!.call('steer_del', { id }),
+      },
+      (vif, op, a) => ctx.send(vif, op, a),
+      () => [...this.vifs.values()].filter(fnUp).map((v) => v.vif),
+      (m) => ctx.log(m),
+    );
   }
 
   private readLimits(vif: AccelVif): Limits {
@@ -227,6 +183,8 @@ class VdpaBackend implements AccelBackend {
 
   /** Everything the vif holds on the NIC and in dom0 goes: rules, the function (its queues and IOMMU mappings), the grant mappings. */
   private teardown(st: VifState): void {
+    // The others stop taking frames for it (if not told yet), and its switch rule goes before the function stops.
+    this.local.unsteer(st.vif);
     st.filters.clear();
     st.unwatch?.();
     // fn_stop removes a started function's rules and IOMMU pages; pages mapped for a start that failed are unmapped.
@@ -305,7 +263,8 @@ class VdpaBackend implements AccelBackend {
     // No rule steers anything to the function until the guest says its RX buffers are posted.
     st.stage = 'starting';
     this.s.vdpaAttached++;
-    ctx.send(vif, 'ready', { iovaBase: IOVA_BASE, queueSize: VQ_SIZE, macs: ctx.uplinkMacs(), linkUp: ctx.nic().linkUp }, [r.shared[0]]);
+    const localMacs = this.local.macsFor(vif);
+    ctx.send(vif, 'ready', { iovaBase: IOVA_BASE, queueSize: VQ_SIZE, macs: ctx.uplinkMacs(), localMacs, linkUp: ctx.nic().linkUp }, [r.shared[0]]);
   }
 
   onFrontendMessage(vif: AccelVif, op: string, args: Record<string, unknown>): void {
@@ -315,6 +274,8 @@ class VdpaBackend implements AccelBackend {
       this.accept(st, this.dev, args);
     } else if (op === 'running' && st.stage === 'starting') {
       st.stage = 'ready';
+      // Its RX buffers are posted: the host's other guests may send to it through the device's switch.
+      this.local.join(vif, st.fn);
       for (const [proto, port] of this.restored.get(vif.key) ?? []) if (this.learn(st, proto * 65536 + port)) this.s.vdpaRulesRestored++;
       this.restored.delete(vif.key);
     } else if (op === CHANNEL_OP.decline || op === 'fault' || op === CHANNEL_OP.drained) {
@@ -331,6 +292,8 @@ class VdpaBackend implements AccelBackend {
   detachVif(vif: AccelVif): void {
     const st = this.vifs.get(vif.key);
     if (!st) return this.ctx.detached(vif);
+    // The others stop taking frames for it at once; its switch rule stays while its function drains what is on the way.
+    this.local.leave(vif);
     // Rules first: from now on the NIC steers the guest's flows to dom0 again.
     st.filters.clear();
     if (fnUp(st)) st.stage = 'detaching';
@@ -373,6 +336,7 @@ class VdpaBackend implements AccelBackend {
   stats(): Record<string, unknown> {
     return {
       ...this.s,
+      ...this.local.c,
       vifs: [...this.vifs.values()].map((v) => ({
         vif: v.vif.key,
         fn: v.fn,

@@ -2,8 +2,10 @@
  * vdpa, guest side: drives the guest's own function of the virtio NIC, its
  * receiveq1 and transmitq1 split virtqueues (Virtqueue from @xsim/nic), as
  * vnic's frontend drives a VI. TX: a frame for a destination the NIC reaches
- * directly (a unicast MAC learnt behind the uplink) is copied once into one of
- * our DMA buffers right after a zeroed virtio_net_hdr and posted as one chain
+ * directly (a unicast MAC learnt behind the uplink, or a guest of this host
+ * dom0 told us of with `localmac`: the device's switch delivers it) is copied
+ * once into one of our DMA buffers right after a zeroed virtio_net_hdr and
+ * posted as one chain
  * (one descriptor per page it spans); everything else (broadcast, multicast,
  * ARP, unknown destinations) is declined and netfront sends it on the slow
  * path. RX: chains of writable buffers, each a whole frame's room; a frame the
@@ -37,6 +39,8 @@ const MAX_DESCS = 4;
 
 export const VDPA_FRONTEND_COUNTERS = declareCounters('vdpa frontend', {
   vdpaTaken: { kind: 'event', help: 'frames sent on the fast path (posted on the transmitq)' },
+  vdpaTakenLocal: { kind: 'event', help: "frames sent on the fast path to a guest of this host (the device's switch delivers them): part of vdpaTaken" },
+  vdpaLocalDestinations: { kind: 'gauge', help: "MACs of this host's guests vdpa's frontend sends to on the fast path now (dom0's localmac)" },
   vdpaDeclinedMulticast: { kind: 'event', help: 'broadcast/multicast frames left to the slow path' },
   vdpaDeclinedArp: { kind: 'event', help: 'ARP frames left to the slow path' },
   vdpaDeclinedUnknown: { kind: 'event', help: 'frames for a destination not behind the NIC, left to the slow path' },
@@ -72,6 +76,8 @@ export class VdpaFrontend implements AccelFrontend {
   private faulted = false;
   private linkUp = true;
   private readonly fast = new Set<number>();
+  /** Guests of this host reached through the device's switch (dom0's localmac, taken back by slowpath). */
+  private readonly local = new Set<number>();
   private readonly freeTx: number[] = [];
   /** By chain head: the TX slot or RX buffer it carries (-1: none). Ours, never read from shared memory. */
   private readonly txSlotOf = new Int32Array(VQ_SIZE).fill(-1);
@@ -122,8 +128,12 @@ export class VdpaFrontend implements AccelFrontend {
   onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
     if (op === 'ready') this.start(args, shared);
     else if (op === 'fastpath') this.fast.add(Number(args.mac));
-    else if (op === 'slowpath') this.fast.delete(Number(args.mac));
-    else if (op === 'link') this.linkUp = args.up === true;
+    else if (op === 'localmac') this.addLocal(Number(args.mac));
+    else if (op === 'slowpath') {
+      // Gone from behind the uplink, or a guest of this host that left its fast path: not one more frame for it.
+      this.fast.delete(Number(args.mac));
+      this.local.delete(Number(args.mac));
+    } else if (op === 'link') this.linkUp = args.up === true;
     else if (op === CHANNEL_OP.detach) this.draining = true;
   }
 
@@ -152,6 +162,8 @@ export class VdpaFrontend implements AccelFrontend {
     this.rx.publish();
     this.fast.clear();
     for (const m of args.macs as number[]) this.fast.add(m);
+    this.local.clear();
+    if (Array.isArray(args.localMacs)) for (const m of args.localMacs) this.addLocal(Number(m));
     if (typeof args.linkUp === 'boolean') this.linkUp = args.linkUp;
     this.ready = true;
     this.ctx.send('running', {});
@@ -162,6 +174,11 @@ export class VdpaFrontend implements AccelFrontend {
     const k = chainOf(this.iovaBase, this.geo.rxStart + i * this.geo.bufBytes, this.geo.bufBytes, this.iovas, this.lens);
     const head = this.rx!.add(this.iovas, this.lens, true, k);
     if (head >= 0) this.rxBufOf[head] = i;
+  }
+
+  /** A guest of this host to send to through the device's switch (never our own MAC). */
+  private addLocal(mac: number): void {
+    if (mac !== this.ctx.mac) this.local.add(mac);
   }
 
   startXmit(src: Uint8Array, off: number, len: number): boolean {
@@ -178,7 +195,9 @@ export class VdpaFrontend implements AccelFrontend {
       s.vdpaDeclinedArp++;
       return false;
     }
-    if (!this.fast.has(readMac(src, off))) {
+    const dst = readMac(src, off);
+    const local = !this.fast.has(dst);
+    if (local && !this.local.has(dst)) {
       s.vdpaDeclinedUnknown++;
       return false;
     }
@@ -201,6 +220,7 @@ export class VdpaFrontend implements AccelFrontend {
     this.txSlotOf[head] = slot;
     tx.publish();
     s.vdpaTaken++;
+    if (local) s.vdpaTakenLocal++;
     return true;
   }
 
@@ -320,6 +340,7 @@ export class VdpaFrontend implements AccelFrontend {
       faulted: this.faulted,
       linkUp: this.linkUp,
       fastDestinations: this.fast.size,
+      vdpaLocalDestinations: this.local.size,
       freeTxSlots: this.freeTx.length,
     };
   }

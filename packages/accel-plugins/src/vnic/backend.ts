@@ -18,11 +18,31 @@
  * why); filters are inserted with an idle age the NIC enforces, so idle flows
  * give their place back; a NIC whose whole table is full refuses (ENOSPC) and
  * the flow stays on the slow path. All counted, each first time logged.
+ *
+ * Same host (issue 21, localmac.ts): once a vif's VI runs, a switch-only
+ * filter steers its MAC to the VI for frames the host's other VIs send, and
+ * the other frontends are told `localmac {mac}` (a vif's `ready` carries the
+ * MACs already there in `localMacs`); a vif leaving the fast path is
+ * `slowpath {mac}` to the others at once, and its filter goes before its VI.
  */
 import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
 import type { NicInfo } from '@xsim/nic';
-import { CHANNEL_OP, VIF_KEY, logWarn, declareCounters } from '@xsim/hypervisor';
-import { EVICTION_POLICIES, LIMIT_MAX, VifFilters, learnableFlow, parseLimit, savedFlows, type EvictionPolicy } from './quota.ts';
+import { CHANNEL_OP, VIF_KEY, logWarn } from '@xsim/hypervisor';
+import { LIMIT_MAX, VifFilters, learnableFlow, parseLimit, savedFlows } from './quota.ts';
+import { MAX_MTU, VNIC_BACKEND_COUNTERS, vnicArgs, type Limits, type VifConfigFacility, type VnicArgs } from './config.ts';
+import { LocalMacs } from './localmac.ts';
+
+export {
+  DEFAULT_FILTER_IDLE_MS,
+  DEFAULT_MAX_BUF_PAGES,
+  DEFAULT_MAX_FILTERS,
+  VNIC_ARGS,
+  VNIC_BACKEND_COUNTERS,
+  VNIC_VIF_GAUGES,
+  type VifConfigFacility,
+  type VnicArgs,
+} from './config.ts';
+export { LOCALMAC_COUNTERS } from './localmac.ts';
 
 export const manifest: PluginManifest = {
   name: 'vnic',
@@ -40,56 +60,6 @@ export const manifest: PluginManifest = {
     fault: pluginMessage({ reason: Type.Optional(Type.String({ maxLength: 256 })) }),
   },
 };
-
-/** Frames up to this MTU fit the guest's scatter buffers (3 pages per TX slot, RX scatter). */
-const MAX_MTU = 9000;
-/** A vif's filter quota when neither xenstore (limits/max-filters) nor the plugin's arguments give one. */
-export const DEFAULT_MAX_FILTERS = 64;
-/** A vif's DMA page quota by default: as many as an accept may carry. */
-export const DEFAULT_MAX_BUF_PAGES = 2048;
-/** Filters go from the NIC after this long without a frame (ms, on the simulation's clock), by default. */
-export const DEFAULT_FILTER_IDLE_MS = 60_000;
-
-/**
- * vnic's arguments (all optional): the eviction policy, the idle age its
- * filters are inserted with (0: they never age), and the limits of a vif whose
- * backend directory has none.
- */
-export interface VnicArgs {
-  eviction?: EvictionPolicy;
-  filterIdleMs?: number;
-  maxFilters?: number;
-  maxBufPages?: number;
-}
-
-/** vnic's arguments as a JSON Schema (for the manifest's `args`). */
-export const VNIC_ARGS = Type.Object(
-  {
-    eviction: Type.Optional(Type.Union(EVICTION_POLICIES.map((p) => Type.Literal(p)))),
-    filterIdleMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
-    maxFilters: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMIT_MAX })),
-    maxBufPages: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMIT_MAX })),
-  },
-  { additionalProperties: false },
-);
-
-/**
- * What vnic needs of dom0 and AccelBackendContext does not have yet: the
- * vif's backend directory in xenstore, to read and watch its limits (as the
- * 2007 accelerator's netback did through xenbus). Used where the context has
- * it; without it every vif gets the arguments' limits.
- */
-export interface VifConfigFacility {
-  /** A key under the vif's backend directory (relative: 'limits/max-filters'), or undefined. */
-  read(vif: AccelVif, key: string): string | undefined;
-  /** Call `changed` whenever something under `dir` of the vif's backend directory changes; returns the unwatch. */
-  watch(vif: AccelVif, dir: string, changed: () => void): () => void;
-}
-
-interface Limits {
-  maxFilters: number;
-  maxBufPages: number;
-}
 
 interface VifState {
   vif: AccelVif;
@@ -109,63 +79,9 @@ interface VifState {
 /** The VI is up and the guest drives it (link and fast-path news go to it). */
 const viUp = (st: VifState) => st.stage === 'starting' || st.stage === 'ready';
 
-export const VNIC_BACKEND_COUNTERS = declareCounters('vnic backend', {
-  attached: { kind: 'event', help: 'vifs given a running VI' },
-  filtersInserted: { kind: 'event', help: 'IPv4 flow filters learnt onto a VI' },
-  filterFailures: { kind: 'event', help: 'flow filters the NIC refused (table full, a duplicate)' },
-  noFreeVi: { kind: 'event', help: 'vifs left on the slow path: no VI free' },
-  faults: { kind: 'event', help: 'VIs that faulted (a bad descriptor from the guest)' },
-  declined: { kind: 'event', help: "offers the guest's frontend declined" },
-  filtersRestored: { kind: 'event', help: "flow filters put back at once from a migrated vif's saved state (not relearnt)" },
-  filterCapReached: {
-    kind: 'event',
-    help: "frames of a new flow that stayed on the slow path (through dom0) because its vif's filter quota was full and eviction is off (or the quota is 0)",
-  },
-  filtersEvicted: {
-    kind: 'event',
-    help: "learnt filters removed to make room for a new flow on a vif at its quota, or to meet a lowered quota (the policy's victims)",
-  },
-  filtersAgedOut: { kind: 'event', help: 'learnt filters the NIC had removed after filterIdleMs without a frame (found when vnic next looked)' },
-  flowsNicFull: {
-    kind: 'event',
-    help: 'new flows the NIC refused a filter because its whole filter table was full (MCDI ENOSPC): they stay on the slow path, tried again later',
-  },
-  bufPagesRefused: {
-    kind: 'event',
-    help: "attachments refused because the guest's DMA area was larger than the vif's limits/max-buf-pages: the vif stays on the slow path",
-  },
-  limitChanges: { kind: 'event', help: "changes of a vif's limits applied while it was attached (a lowered max-filters evicts at once)" },
-});
-
-/** A vif's limits as vnic's stats show them (levels, not counts). */
-export const VNIC_VIF_GAUGES = declareCounters('vnic backend vif', {
-  maxFilters: { kind: 'gauge', help: "a vif's filter quota now (limits/max-filters, else vnic's default)" },
-  maxBufPages: { kind: 'gauge', help: "a vif's DMA page quota now (limits/max-buf-pages, else vnic's default)" },
-});
-
 /** What vnic carries across a migration for one vif: the flows it had learnt, as [proto, port]. */
 interface SavedVnicState {
   flows: [number, number][];
-}
-
-/** The arguments, checked (the loader checks them against VNIC_ARGS too when the manifest names it). */
-function vnicArgs(a: Record<string, unknown>): Required<VnicArgs> {
-  const int = (k: keyof VnicArgs, dflt: number, max: number): number => {
-    const v = a[k];
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
-      throw new Error(`vnic: argument ${k} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const eviction = a.eviction ?? 'clock';
-  if (!EVICTION_POLICIES.includes(eviction as EvictionPolicy))
-    throw new Error(`vnic: argument eviction must be one of ${EVICTION_POLICIES.join(', ')}, got ${JSON.stringify(a.eviction)}`);
-  return {
-    eviction: eviction as EvictionPolicy,
-    filterIdleMs: int('filterIdleMs', DEFAULT_FILTER_IDLE_MS, 2 ** 31 - 1),
-    maxFilters: int('maxFilters', DEFAULT_MAX_FILTERS, LIMIT_MAX),
-    maxBufPages: int('maxBufPages', DEFAULT_MAX_BUF_PAGES, LIMIT_MAX),
-  };
 }
 
 /**
@@ -182,6 +98,8 @@ class VnicBackend implements AccelBackend {
 
   private readonly args: Required<VnicArgs>;
   private readonly config: VifConfigFacility | undefined;
+  /** The same-host fast path: each running VI's MAC steered on the NIC's switch, and the news of it to the others. */
+  private readonly local: LocalMacs;
 
   constructor(
     private readonly ctx: AccelBackendContext,
@@ -190,6 +108,16 @@ class VnicBackend implements AccelBackend {
     this.args = vnicArgs(args);
     const facility = (ctx as AccelBackendContext & { vifConfig?: VifConfigFacility }).vifConfig;
     this.config = facility && typeof facility.read === 'function' && typeof facility.watch === 'function' ? facility : undefined;
+    this.local = new LocalMacs(
+      'vnic',
+      {
+        insert: (vi, mac) => ctx.mcdi('filter_insert', { vi, match: { kind: 'mac', mac, local: true } }),
+        remove: (id) => void ctx.mcdi('filter_remove', { id }),
+      },
+      (vif, op, args) => ctx.send(vif, op, args),
+      () => [...this.vifs.values()].filter(viUp).map((v) => v.vif),
+      (m) => ctx.log(m),
+    );
   }
 
   /** The vif's limits: its backend directory's limits/* keys where there are some, else the arguments'. */
@@ -285,6 +213,8 @@ class VnicBackend implements AccelBackend {
   }
 
   private teardown(st: VifState): void {
+    // The others stop taking frames for it (if not told yet), and its switch filter goes before the VI does.
+    this.local.unsteer(st.vif);
     this.removeFilters(st);
     st.unwatch?.();
     // A VI started, or one whose pages were registered before its start failed: the NIC forgets both.
@@ -369,7 +299,8 @@ class VnicBackend implements AccelBackend {
     this.s.attached++;
     // The attachment's doorbell only: the guest wakes a sleeping NIC through the platform. The link as it is
     // now: later changes reach a VI that is up (linkChange), but this attachment may start while it is down.
-    ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs(), linkUp: ctx.nic().linkUp }, [r.shared[0]]);
+    // The destinations it may take: MACs behind the uplink, and the host's other guests whose VIs run (the NIC switches those).
+    ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs(), localMacs: this.local.macsFor(vif), linkUp: ctx.nic().linkUp }, [r.shared[0]]);
   }
 
   onFrontendMessage(vif: AccelVif, op: string, args: Record<string, unknown>): void {
@@ -379,6 +310,8 @@ class VnicBackend implements AccelBackend {
       this.accept(st, vif, args);
     } else if (op === 'running' && st.stage === 'starting') {
       st.stage = 'ready';
+      // Its RX buffers are posted: the host's other guests may send to it through the NIC's switch.
+      this.local.join(vif, st.vi);
       for (const [proto, port] of this.restored.get(vif.key) ?? []) if (this.insertFilter(st, proto, port)) this.s.filtersRestored++;
       this.restored.delete(vif.key);
     } else if (op === CHANNEL_OP.decline) {
@@ -401,6 +334,8 @@ class VnicBackend implements AccelBackend {
   detachVif(vif: AccelVif): void {
     const st = this.vifs.get(vif.key);
     if (!st) return this.ctx.detached(vif);
+    // The others stop taking frames for it at once; its switch filter stays while its VI drains what is on the way.
+    this.local.leave(vif);
     // Filters first: from now on the NIC steers the guest's flows to dom0 again.
     this.removeFilters(st);
     st.stage = viUp(st) ? 'detaching' : st.stage;
@@ -444,6 +379,7 @@ class VnicBackend implements AccelBackend {
   stats(): Record<string, unknown> {
     return {
       ...this.s,
+      ...this.local.c,
       vifs: [...this.vifs.values()].map((v) => ({
         vif: v.vif.key,
         vi: v.vi,

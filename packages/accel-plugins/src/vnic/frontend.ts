@@ -1,10 +1,12 @@
 /**
  * vnic, guest side: drives the guest's own VI. TX: a frame for a destination
- * the NIC reaches directly (a unicast MAC learnt behind the uplink) is copied
- * into one of our registered DMA buffers and posted on the VI; everything else
- * (broadcast, multicast, ARP, unknown or local destinations) is declined and
- * netfront sends it on the slow path. RX: frames the NIC steered to our VI are
- * handed to the stack from the DMA page itself.
+ * the NIC reaches directly (a unicast MAC learnt behind the uplink, or a guest
+ * of this host whose VI runs: the NIC's internal switch delivers it, as dom0
+ * told us with `localmac`) is copied into one of our registered DMA buffers
+ * and posted on the VI; everything else (broadcast, multicast, ARP, unknown
+ * destinations) is declined and netfront sends it on the slow path. We only
+ * learn destinations: dom0 inserts every filter. RX: frames the NIC steered
+ * to our VI are handed to the stack from the DMA page itself.
  *
  * Our DMA area, allocated and granted at newDevice and given back at release
  * (after the backend has unmapped it), so a plugin no longer attached holds
@@ -43,6 +45,8 @@ const DMA_WAIT_MS = 1000;
 
 export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   taken: { kind: 'event', help: 'frames sent on the fast path' },
+  takenLocal: { kind: 'event', help: "frames sent on the fast path to a guest of this host (the NIC's internal switch delivers them): part of taken" },
+  localDestinations: { kind: 'gauge', help: "MACs of this host's guests vnic's frontend sends to on the fast path now (dom0's localmac)" },
   declinedMulticast: { kind: 'event', help: 'broadcast/multicast frames left to the slow path' },
   declinedArp: { kind: 'event', help: 'ARP frames left to the slow path' },
   declinedUnknown: { kind: 'event', help: 'frames for a destination not behind the NIC, left to the slow path' },
@@ -81,6 +85,8 @@ export class VnicFrontend implements AccelFrontend {
   private waitUntil = -1;
   private waitedAt = -1;
   protected readonly fast = new Set<number>();
+  /** Guests of this host reached through the NIC's internal switch (dom0's localmac, taken back by slowpath). */
+  protected readonly local = new Set<number>();
   protected readonly freeTx: number[] = [];
   protected readonly txSlotOf = new Int32Array(VI_TXQ_SIZE);
   private readonly rxBufOf = new Int32Array(VI_RXQ_SIZE).fill(-1);
@@ -189,15 +195,26 @@ export class VnicFrontend implements AccelFrontend {
       this.q.pushRx();
       this.fast.clear();
       for (const m of args.macs as number[]) this.fast.add(m);
+      this.local.clear();
+      if (Array.isArray(args.localMacs)) for (const m of args.localMacs) this.addLocal(Number(m));
       // What the link is now (a frontend kept from an earlier attachment may have missed a change while detached).
       if (typeof args.linkUp === 'boolean') this.linkUp = args.linkUp;
       this.ready = true;
       // Our RX buffers are on the ring: the backend may now steer flows to the VI.
       this.ctx.send('running', {});
     } else if (op === 'fastpath') this.fast.add(Number(args.mac));
-    else if (op === 'slowpath') this.fast.delete(Number(args.mac));
-    else if (op === 'link') this.linkUp = args.up === true;
+    else if (op === 'localmac') this.addLocal(Number(args.mac));
+    else if (op === 'slowpath') {
+      // Gone from behind the uplink, or a guest of this host that left its fast path: not one more frame for it.
+      this.fast.delete(Number(args.mac));
+      this.local.delete(Number(args.mac));
+    } else if (op === 'link') this.linkUp = args.up === true;
     else if (op === CHANNEL_OP.detach) this.draining = true;
+  }
+
+  /** A guest of this host to send to through the NIC's switch (never our own MAC: nothing of ours is sent to us). */
+  private addLocal(mac: number): void {
+    if (mac !== this.ctx.mac) this.local.add(mac);
   }
 
   startXmit(src: Uint8Array, off: number, len: number): boolean {
@@ -214,7 +231,9 @@ export class VnicFrontend implements AccelFrontend {
       s.declinedArp++;
       return false;
     }
-    if (!this.fast.has(readMac(src, off))) {
+    const dst = readMac(src, off);
+    const local = !this.fast.has(dst);
+    if (local && !this.local.has(dst)) {
       s.declinedUnknown++;
       return false;
     }
@@ -229,6 +248,7 @@ export class VnicFrontend implements AccelFrontend {
     else this.ram.set(src.subarray(off, off + len), a);
     this.postTx(slot, len);
     s.taken++;
+    if (local) s.takenLocal++;
     return true;
   }
 
@@ -359,6 +379,7 @@ export class VnicFrontend implements AccelFrontend {
       faulted: this.faulted,
       linkUp: this.linkUp,
       fastDestinations: this.fast.size,
+      localDestinations: this.local.size,
       freeTxSlots: this.freeTx.length,
     };
   }
