@@ -25,6 +25,8 @@ export interface DeviceState {
   mac: string;
   ip: string;
   mtu: number;
+  /** The most queues the vif may ask for (absent in records before multi-queue: 1). */
+  queues?: number;
   counters: Record<string, number>;
   endpoint: EndpointState;
   /** TX frames the backend never took, oldest first: where they lie in RAM. */
@@ -95,6 +97,7 @@ export function readKernelState(mem: GuestMemory, at: { frame: number; len: numb
       typeof d.mac !== 'string' ||
       typeof d.ip !== 'string' ||
       !Number.isInteger(d.mtu) ||
+      (d.queues !== undefined && !(Number.isInteger(d.queues) && d.queues >= 1 && d.queues <= 64)) ||
       !d.endpoint ||
       !Array.isArray(d.unanswered)
     ) {

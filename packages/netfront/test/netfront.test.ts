@@ -99,16 +99,16 @@ function sendOne(nf: Netfront, tx: SharedRing, len = 100): number {
   return tx.dv.getUint16(tx.slotOffset(tx.reqProd - 1) + TXREQ_ID, true);
 }
 
-/** netfront's own FRONT_RING state (private to Netfront): the requests it made, the responses it took. */
+/** netfront's own FRONT_RING state (its queue's): the requests it made, the responses it took. */
 interface RingState {
   reqProdPvt: number;
   rspCons: number;
   readonly size: number;
 }
 function frontRings(nf: Netfront): { tx: RingState; rx: RingState } {
-  const p = nf as unknown as { rings: { tx: RingState; rx: RingState } | null };
-  if (!p.rings) throw new Error('netfront has no rings');
-  return { tx: p.rings.tx, rx: p.rings.rx };
+  const rings = nf.queue(0)?.rings;
+  if (!rings) throw new Error('netfront has no rings');
+  return { tx: rings.tx, rx: rings.rx };
 }
 
 function expectBroken(r: ReturnType<typeof rig>, reason: RegExp): void {

@@ -25,7 +25,8 @@ export interface GuestConfig {
   mem: SharedArrayBuffer;
   gnttab: SharedArrayBuffer;
   mtu: number;
-  vifs: { handle: number; mac: string; ip: string }[];
+  /** Each vif; queues: the most queues its netfront asks for (the topology's vif "queues"; absent: 1). */
+  vifs: { handle: number; mac: string; ip: string; queues?: number }[];
   /** Bus address of the host's dom0 (the vifs' backend, and the peer of their plugin channels). */
   dom0Uid: Addr;
   /** What its netfront offers (absent: the defaults); another frontend's, in tests of the backend's side. */
@@ -45,6 +46,8 @@ export interface GuestDevice {
   readonly ip: string;
   readonly mac: string;
   readonly mtu: number;
+  /** The most queues its netfront asks for. */
+  readonly queues: number;
   /**
    * Frame arrival times, kept only while a migration is under way (one
    * branch per frame otherwise): the last before the suspend, and the first

@@ -11,11 +11,12 @@ import { AccelHost } from '../accel-host.ts';
 import type { GuestDevice, GuestParts } from './compose.ts';
 
 /** xennet_probe: a netfront, its stack and its plugin host for vif `v`, polled from now on. */
-export function probe(k: GuestParts, v: { handle: number; mac: string; ip: string; mtu: number }): GuestDevice {
+export function probe(k: GuestParts, v: { handle: number; mac: string; ip: string; mtu: number; queues?: number }): GuestDevice {
   const { env, domid, mem, frames, gnttab, grefs, evtchn, xs, log } = k;
   const { core, clock } = env;
   const tap = k.capture.tap(`${env.id.host}/${env.id.name}/vif${v.handle}`);
-  const params = env.config.netfront;
+  const queues = Math.max(1, v.queues ?? env.config.netfront?.maxQueues ?? 1);
+  const params = { ...env.config.netfront, maxQueues: queues };
   const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: v.mtu, params, log, tap });
   const transport = {
     ram: mem.u8,
@@ -44,7 +45,7 @@ export function probe(k: GuestParts, v: { handle: number; mac: string; ip: strin
     { domid, backendDomid: 0, mac: parseMac(v.mac), mem, frames, gnttab, grefs, evtchn, mtu: v.mtu, clock, log, kickNic: () => env.kickDevice(ADDR_FABRIC) },
     (p, then, fail) => core.defer(p, then, fail),
   );
-  const d: GuestDevice = { nf, ep, accel, ip: v.ip, mac: v.mac, mtu: v.mtu, rx };
+  const d: GuestDevice = { nf, ep, accel, ip: v.ip, mac: v.mac, mtu: v.mtu, queues, rx };
   // As Linux netfront when its backend connects (netdev_notify_peers): a gratuitous ARP, so peers that
   // knew this IP at another MAC (a guest destroyed and created again under its name) learn the new one at once.
   nf.onCarrier = (up) => {

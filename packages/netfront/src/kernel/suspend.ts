@@ -28,7 +28,8 @@ export function suspend(k: GuestParts): SuspendRecord {
       mac: d.mac,
       ip: d.ip,
       mtu: d.mtu,
-      counters: { ...d.nf.c },
+      queues: d.queues,
+      counters: d.nf.c,
       endpoint: d.ep.save(),
       unanswered,
       lastRxAt: d.rx.last >= 0 ? crossThreadNow(clock) - (now - d.rx.last) : null,
@@ -56,8 +57,8 @@ export function resume(k: GuestParts, at: { frame: number; len: number }): void 
   k.frames.take([...new Set(held)]);
   for (const f of stateFrames(at)) k.frames.release(f);
   for (const s of st.devices) {
-    const d = probe(k, { handle: s.handle, mac: s.mac, ip: s.ip, mtu: s.mtu });
-    Object.assign(d.nf.c, s.counters);
+    const d = probe(k, { handle: s.handle, mac: s.mac, ip: s.ip, mtu: s.mtu, queues: s.queues });
+    Object.assign(d.nf.own, s.counters);
     d.ep.restore(s.endpoint, (id) => k.env.control.replier(id));
     d.rx.armed = true;
     const pending = s.unanswered;
@@ -76,11 +77,11 @@ function resend(k: GuestParts, d: GuestDevice, bufs: { addr: number; len: number
   for (const b of bufs) {
     const at = d.nf.txReserve(b.len);
     if (at < 0) {
-      d.nf.c.txLostAtResume++;
+      d.nf.own.txLostAtResume++;
     } else {
       k.mem.u8.copyWithin(at, b.addr, b.addr + b.len);
       d.nf.txCommit(b.len);
-      d.nf.c.txResent++;
+      d.nf.own.txResent++;
     }
     for (const f of bufferFrames(b)) k.frames.release(f);
   }

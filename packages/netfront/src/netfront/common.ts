@@ -17,13 +17,16 @@ import type { XsLike } from '@xsim/hypervisor';
 import type { NetfrontParams } from './features.ts';
 
 /**
- * Guest pages one vif's netfront takes: its TX buffers (one chunk of whole
- * pages per frame, as many chunks as the ring has slots for), one RX page per
- * ring slot, and the two ring pages. What a domU's memory must hold per vif.
+ * Guest pages one vif's netfront takes with up to `queues` queues: per queue
+ * its share of the TX buffers (one chunk of whole pages per frame, as many
+ * chunks as a ring has slots for), one RX page per ring slot, and the two
+ * ring pages; with several queues, the control ring's page and the pages of
+ * the hash key and mapping table it sends. What a domU's memory must hold
+ * per vif.
  */
-export function netfrontPages(mtu: number): number {
+export function netfrontPages(mtu: number, queues = 1): number {
   const chunkPages = Math.ceil((mtu + 18) / 4096);
-  return Math.floor(256 / chunkPages) * chunkPages + 256 + 2;
+  return queues * (Math.floor(256 / chunkPages) * chunkPages + 256 + 2) + (queues > 1 ? 3 : 0);
 }
 
 /** A frame may arrive in at most this many RX slots (XEN_NETBK_LEGACY_SLOTS_MAX); a longer chain is dropped. */
@@ -44,8 +47,14 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
   rxAccel: { kind: 'event', help: 'frames received on the accelerator fast path' },
   rxExtraInfo: {
     kind: 'event',
-    help: 'extra-info slots in RX responses (xsim netback sends none): each buffer goes back unused; one of no known type, a bad GSO one or one missing drops its frame (rxBadResponse)',
+    help: "extra-info slots in RX responses (xsim's netback sends HASH ones when the control ring configured a hash): each buffer goes back unused; one of no known type, a bad GSO one or one missing drops its frame (rxBadResponse)",
   },
+  rxHashExtras: {
+    kind: 'event',
+    help: 'HASH extra-info slots sent with frames for the guest: the Toeplitz hash its control ring configured (xenvif_rx_extra); each takes one RX request',
+  },
+  ctrlRequests: { kind: 'event', help: 'control-ring requests answered (SET_HASH_*, GET_HASH_*: process_ctrl_request)' },
+  ctrlErrors: { kind: 'event', help: 'of them, answered with a status other than SUCCESS (NOT_SUPPORTED, INVALID_PARAMETER)' },
   notifiesSent: { kind: 'event', help: 'event-channel notifications sent to the backend' },
   brokenBackend: { kind: 'event', help: 'the backend broke the ring protocol: the device was disabled (Linux netfront "broken")' },
   txResent: { kind: 'event', help: 'frames a resumed kernel sent again because the old backend never took them (counted in txPackets twice)' },
@@ -54,6 +63,12 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
 });
 
 export type NetfrontCounters = Counters<typeof NETFRONT_COUNTERS.decls>;
+
+/** Add every counter of `from` into `into` (a queue's into its device's). */
+export function addCounters(into: NetfrontCounters, from: Readonly<NetfrontCounters>): NetfrontCounters {
+  for (const k of Object.keys(from) as (keyof NetfrontCounters)[]) into[k] += from[k];
+  return into;
+}
 
 export interface NetfrontDeps {
   domid: number;
@@ -76,13 +91,16 @@ export interface NetfrontDeps {
 /** A frame delivered to the guest; the view is valid only during the call. */
 export type RxHandler = (ram: Uint8Array, off: number, len: number) => void;
 
-/** What the TX and RX halves need of their device. */
+/** What the TX and RX halves need of their queue. */
 export interface RingOwner {
+  /** The queue's own counters. */
   readonly c: NetfrontCounters;
+  /** The queue's index (0 with one queue). */
+  readonly queue: number;
   readonly backendDomid: number;
   /** Linux netfront's `broken`: log once, count, stop using the rings. */
   broken(reason: string): void;
-  /** Requests pushed on the TX ring / buffers posted on the RX ring: tell the backend on that ring's port. */
+  /** Requests pushed on the TX ring / buffers posted on the RX ring: tell the backend on that ring's queue's port. */
   notifyTx(): void;
   notifyRx(): void;
 }

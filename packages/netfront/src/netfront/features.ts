@@ -7,15 +7,29 @@
 import { FRONTEND_FEATURES, VIF_KEY, readUnsigned } from '@xsim/hypervisor';
 
 /**
- * netfront's parameters. Linux's netfront has neither: each stands for
- * another frontend (an older or another OS's), so the backend's side of the
- * negotiation meets one.
+ * netfront's parameters. sg and splitEventChannels Linux's netfront has not:
+ * each stands for another frontend (an older or another OS's), so the
+ * backend's side of the negotiation meets one.
  */
 export interface NetfrontParams {
   /** Off: no scatter-gather (feature-sg not written, MTU held to 1500). */
   sg?: boolean;
   /** Off: ignore feature-split-event-channels and write the single event-channel, as frontends before it did. */
   splitEventChannels?: boolean;
+  /**
+   * The most queues this frontend asks for (Linux's xennet_max_queues,
+   * module parameter max_queues, default min(8, the guest's online CPUs)):
+   * xsim's guests have one vCPU, so 1 unless the topology's vif says
+   * "queues". It asks for min(this, the backend's multi-queue-max-queues).
+   */
+  maxQueues?: number;
+  /**
+   * With several queues and a backend offering feature-ctrl-ring, set up a
+   * control ring and configure a Toeplitz hash over it (default on). Linux's
+   * netfront has no control ring (the Windows PV drivers use one); off, the
+   * backend steers by its own flow hash.
+   */
+  ctrlRing?: boolean;
 }
 
 /** What the backend advertised that netfront acts on. */
@@ -26,11 +40,26 @@ export interface BackendFeatures {
   sg: boolean;
   /** feature-split-event-channels: allocate a TX and an RX port. */
   splitEventChannels: boolean;
+  /** multi-queue-max-queues (absent, or no number: 1, as talk_to_netback reads it). */
+  maxQueues: number;
+  /** feature-ctrl-ring: the backend takes a control ring. */
+  ctrlRing: boolean;
 }
 
 export function readBackendFeatures(read: (key: string) => string | undefined): BackendFeatures {
   const on = (k: string) => readUnsigned(read(k), 0) !== 0;
-  return { rxCopy: on(VIF_KEY.featureRxCopy), sg: on(VIF_KEY.featureSg), splitEventChannels: on(VIF_KEY.featureSplitEventChannels) };
+  return {
+    rxCopy: on(VIF_KEY.featureRxCopy),
+    sg: on(VIF_KEY.featureSg),
+    splitEventChannels: on(VIF_KEY.featureSplitEventChannels),
+    maxQueues: readUnsigned(read(VIF_KEY.multiQueueMaxQueues), 1),
+    ctrlRing: on(VIF_KEY.featureCtrlRing),
+  };
+}
+
+/** talk_to_netback: min(the backend's multi-queue-max-queues, our own max), at least one. */
+export function queuesToUse(be: BackendFeatures, p: NetfrontParams = {}): number {
+  return Math.max(1, Math.min(be.maxQueues, p.maxQueues ?? 1));
 }
 
 /** The feature keys talk_to_netback writes (request-rx-copy is written with the rings). */

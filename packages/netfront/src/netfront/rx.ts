@@ -29,6 +29,7 @@ import {
   RXRSP_STATUS,
   XEN_NETIF_EXTRA_FLAG_MORE,
   XEN_NETIF_EXTRA_TYPE_GSO,
+  XEN_NETIF_EXTRA_TYPE_HASH,
   XEN_NETIF_EXTRA_TYPE_MAX,
   XEN_NETIF_GSO_TYPE_TCPV4,
   XEN_NETIF_GSO_TYPE_TCPV6,
@@ -219,6 +220,7 @@ export class NetfrontRx {
       ring.rspCons = (ring.rspCons + 1) >>> 0;
       if (!this.release(id)) return false;
       this.o.c.rxExtraInfo++;
+      if (e.type === XEN_NETIF_EXTRA_TYPE_HASH) this.o.c.rxHashExtras++;
       more = (e.flags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0;
       const badGso =
         e.type === XEN_NETIF_EXTRA_TYPE_GSO && (e.gsoSize === 0 || (e.gsoType !== XEN_NETIF_GSO_TYPE_TCPV4 && e.gsoType !== XEN_NETIF_GSO_TYPE_TCPV6));

@@ -1,9 +1,10 @@
 /**
- * netfront's TX half, after xen-netfront's xennet_start_xmit and
+ * A queue's TX ring, after xen-netfront's xennet_start_xmit and
  * xennet_tx_buf_gc. A frame is written straight into a guest-owned buffer
- * (one or more whole pages), each page granted read-only to the backend for
- * the life of its request and revoked on its response. Requests are pushed
- * once per burst; the backend is notified only when it asked (req_event).
+ * (a chunk of the device's TxPool), each page granted read-only to the
+ * backend for the life of its request and revoked on its response. Requests
+ * are pushed once per burst; the backend is notified only when it asked
+ * (req_event).
  *
  * The backend is not trusted: the response producer is checked
  * (RING_RESPONSE_PROD_OVERFLOW) and each response is copied out of the ring
@@ -29,56 +30,31 @@ import {
   type FrontRing,
 } from '@xsim/hypervisor';
 import type { NetfrontDeps, RingOwner } from './common.ts';
+import type { TxPool } from './tx-pool.ts';
 
 export class NetfrontTx {
-  /** Buffers: `chunks` chunks of `chunkPages` contiguous pages, allocated once. */
-  readonly chunkPages: number;
-  private readonly chunks: number;
-  private readonly base: number;
-  private readonly freeChunks: number[] = [];
-  private readonly chunkOutstanding: Int32Array;
-  /** Each busy chunk's frame length and queue order (a suspend re-sends unanswered frames in order). */
-  private readonly chunkLen: Int32Array;
-  private readonly chunkOrder: Float64Array;
-  private queued = 0;
   private readonly idChunk = new Int32Array(NET_TX_RING_SIZE).fill(-1);
   private readonly idGref = new Int32Array(NET_TX_RING_SIZE).fill(-1);
   /** The id of the first slot of a frame carries the frame; the others -1. One frame per chunk. */
   private readonly idFrameStart = new Uint8Array(NET_TX_RING_SIZE);
   private readonly freeIds: number[] = [];
-  private reserved = -1;
   private unpushed = 0;
   private ring: FrontRing | null = null;
 
   constructor(
     private readonly d: NetfrontDeps,
     private readonly o: RingOwner,
-  ) {
-    this.chunkPages = Math.ceil((d.mtu + 18) / PAGE_SIZE);
-    this.chunks = Math.floor(NET_TX_RING_SIZE / this.chunkPages);
-    this.chunkOutstanding = new Int32Array(this.chunks);
-    this.chunkLen = new Int32Array(this.chunks);
-    this.chunkOrder = new Float64Array(this.chunks);
-    this.base = d.frames.allocRange(this.chunks * this.chunkPages);
-  }
+    private readonly pool: TxPool,
+  ) {}
 
-  /** Unplugged: the buffers go back to the guest's allocator (detached first, so no grant of them is left). */
-  releaseBuffers(): void {
-    for (let k = 0; k < this.chunks * this.chunkPages; k++) this.d.frames.release(this.base + k);
-  }
-
-  /** A new ring (connect): every buffer and id is free. */
+  /** A new ring (connect): every id is free (the pool is reset by the device, once for all its queues). */
   attach(ring: FrontRing): void {
     this.ring = ring;
-    this.freeChunks.length = 0;
-    for (let c = this.chunks - 1; c >= 0; c--) this.freeChunks.push(c);
-    this.chunkOutstanding.fill(0);
     this.freeIds.length = 0;
     for (let id = NET_TX_RING_SIZE - 1; id >= 0; id--) this.freeIds.push(id);
     this.idChunk.fill(-1);
     this.idGref.fill(-1);
     this.idFrameStart.fill(0);
-    this.reserved = -1;
     this.unpushed = 0;
   }
 
@@ -103,36 +79,16 @@ export class NetfrontTx {
     return lost;
   }
 
-  /** Byte offset in guest RAM to build a frame of `len` bytes at, or -1 if there is no room now. */
-  reserve(len: number): number {
+  /** Room on this ring for a frame of `pieces` requests. */
+  room(pieces: number): boolean {
     const ring = this.ring;
-    if (!ring || len <= 0 || len > this.chunkPages * PAGE_SIZE) return -1;
-    const pieces = Math.ceil(len / PAGE_SIZE);
-    if (this.freeChunks.length === 0 || ring.freeRequests() < pieces || this.freeIds.length < pieces) return -1;
-    this.reserved = this.freeChunks.pop()!;
-    return this.chunkAddr(this.reserved);
-  }
-
-  chunkAddr(chunk: number): number {
-    return (this.base + chunk * this.chunkPages) * PAGE_SIZE;
-  }
-
-  /** The chunk reserved last; taking it back un-sent (an accelerator took the frame). */
-  takeReserved(): number {
-    const c = this.reserved;
-    this.reserved = -1;
-    return c;
-  }
-
-  giveBack(chunk: number): void {
-    this.freeChunks.push(chunk);
+    return ring !== null && ring.freeRequests() >= pieces && this.freeIds.length >= pieces;
   }
 
   /** Queue a frame built in `chunk` on the ring (pushed at the end of the burst, by flush). */
   queue(chunk: number, len: number): void {
     const ring = this.ring!;
     const { gnttab, grefs } = this.d;
-    const firstFrame = this.base + chunk * this.chunkPages;
     const dv = ring.sring.dv;
     let left = len;
     let piece = 0;
@@ -140,7 +96,7 @@ export class NetfrontTx {
       const size = left < PAGE_SIZE ? left : PAGE_SIZE;
       const id = this.freeIds.pop()!;
       const gref = grefs.alloc();
-      gnttab.grantAccess(gref, this.o.backendDomid, firstFrame + piece, true);
+      gnttab.grantAccess(gref, this.o.backendDomid, this.pool.frame(chunk, piece), true);
       this.idChunk[id] = chunk;
       this.idGref[id] = gref;
       this.idFrameStart[id] = piece === 0 ? 1 : 0;
@@ -153,22 +109,12 @@ export class NetfrontTx {
       // The first slot carries the whole frame length, the rest their own (netif.h).
       dv.setUint16(o + TXREQ_SIZE, piece === 0 ? len : size, true);
       ring.reqProdPvt = (ring.reqProdPvt + 1) >>> 0;
-      this.chunkOutstanding[chunk]++;
       piece++;
     }
-    this.chunkLen[chunk] = len;
-    this.chunkOrder[chunk] = this.queued++;
+    this.pool.queuedFrame(chunk, len, piece);
     this.unpushed++;
     this.o.c.txPackets++;
     this.o.c.txBytes += len;
-  }
-
-  /** Frames on the ring the backend has not answered, oldest first, where they lie in guest RAM. */
-  unanswered(): { addr: number; len: number }[] {
-    const out: { addr: number; len: number; order: number }[] = [];
-    for (let c = 0; c < this.chunks; c++)
-      if (this.chunkOutstanding[c] > 0) out.push({ addr: this.chunkAddr(c), len: this.chunkLen[c], order: this.chunkOrder[c] });
-    return out.sort((a, b) => a.order - b.order).map(({ addr, len }) => ({ addr, len }));
   }
 
   /** Publish queued requests; notify the backend only if it asked (req_event). */
@@ -180,10 +126,10 @@ export class NetfrontTx {
     if (notify) this.o.notifyTx();
   }
 
-  /** Frames that could be queued right now. */
+  /** Frames this ring has room for right now (the pool's free chunks aside). */
   available(): number {
     if (!this.ring) return 0;
-    return Math.min(this.freeChunks.length, Math.floor(this.ring.freeRequests() / this.chunkPages));
+    return Math.min(Math.floor(this.freeIds.length / this.pool.chunkPages), Math.floor(this.ring.freeRequests() / this.pool.chunkPages));
   }
 
   /** xennet_tx_buf_gc: take the backend's responses. Returns responses taken, or -1 if the backend broke the ring. */
@@ -216,7 +162,7 @@ export class NetfrontTx {
         const c = this.idChunk[id];
         this.idChunk[id] = -1;
         this.freeIds.push(id);
-        if (--this.chunkOutstanding[c] === 0) this.freeChunks.push(c);
+        this.pool.answered(c);
       }
     } while (ring.finalCheckForResponses());
     return n;

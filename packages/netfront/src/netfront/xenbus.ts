@@ -1,15 +1,20 @@
 /**
  * netfront: the guest half of a vif, after Linux xen-netfront. On the backend
  * reaching InitWait it reads what the backend advertised (no feature-rx-copy:
- * it does not connect), allocates and grants one TX and one RX shared-ring
- * page, allocates unbound event channels for the backend (a TX and an RX
- * port when it offers split event channels), publishes ring refs, ports and
- * features in one xenstore transaction, cuts the MTU to 1500 if either end
- * lacks scatter-gather, and switches to Connected (xennet_connect,
- * talk_to_netback). A backend in Initialising, Initialised, Reconfiguring or
- * Reconfigured is ignored, as Linux's netback_changed ignores it.
- * Negotiation lives in features.ts, the rings in connect.ts, the data path in
- * tx.ts and rx.ts.
+ * it does not connect), takes min(multi-queue-max-queues, its own max)
+ * queues, for each allocates and grants a TX and an RX shared-ring page and
+ * allocates unbound event channels for the backend (a TX and an RX port when
+ * it offers split event channels), with several queues and a backend
+ * offering feature-ctrl-ring sets up a control ring, publishes ring refs,
+ * ports and features in one xenstore transaction (flat for one queue,
+ * queue-N/ for several), cuts the MTU to 1500 if either end lacks
+ * scatter-gather, and switches to Connected (xennet_connect,
+ * talk_to_netback), then configures a Toeplitz hash over the control ring.
+ * A backend in Initialising, Initialised, Reconfiguring or Reconfigured is
+ * ignored, as Linux's netback_changed ignores it. Negotiation lives in
+ * features.ts, the queues in queues.ts and queue.ts (their rings in connect.ts), the TX
+ * buffers in tx-pool.ts, the control ring in ctrl.ts, the data path in tx.ts
+ * and rx.ts.
  *
  * The frontend's state changes only through setState, along the transition
  * table below, and every change is kept in the device's history. A backend
@@ -20,7 +25,6 @@ import {
   tracer,
   logDebug,
   logWarn,
-  PAGE_SIZE,
   VIF_KEY,
   XenbusState,
   parseState,
@@ -33,11 +37,11 @@ import {
 } from '@xsim/hypervisor';
 import { parseMac } from '@xsim/netstack';
 import type { AccelFrontend } from '../accel-api.ts';
-import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
-import { publishKeys, releaseRings, setupRings, type FrontRings } from './connect.ts';
-import { ETH_DATA_LEN, frontendFeatures, readBackendFeatures, type BackendFeatures } from './features.ts';
-import { NetfrontTx } from './tx.ts';
-import { NetfrontRx } from './rx.ts';
+import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RxHandler } from './common.ts';
+import type { CtrlHost } from './ctrl.ts';
+import { ETH_DATA_LEN, readBackendFeatures, type BackendFeatures } from './features.ts';
+import type { NetfrontQueue, QueueHost } from './queue.ts';
+import { QueueSet } from './queues.ts';
 
 type S = XenbusState;
 const { Initialising, Connected, Closing, Closed } = XenbusState;
@@ -56,7 +60,7 @@ export function frontendMayMove(from: S, to: S): boolean {
 
 const HISTORY_MAX = 32;
 
-export class Netfront implements RingOwner {
+export class Netfront implements QueueHost, CtrlHost {
   readonly domid: number;
   readonly handle: number;
   readonly path: string;
@@ -65,7 +69,8 @@ export class Netfront implements RingOwner {
   backendPath = '';
   state: S = Initialising;
   backendState: S = XenbusState.Unknown;
-  readonly c: NetfrontCounters = NETFRONT_COUNTERS.zero();
+  /** What the device counts itself, and the counters of its queues' past connections: c adds the live queues' to it. */
+  readonly own: NetfrontCounters = NETFRONT_COUNTERS.zero();
   readonly history: string[] = [];
   /** Called on carrier changes (backend Connected / lost). */
   onCarrier: (up: boolean) => void = () => {};
@@ -85,9 +90,8 @@ export class Netfront implements RingOwner {
   private suspended = false;
 
   private readonly d: NetfrontDeps;
-  private readonly tx: NetfrontTx;
-  private readonly rx: NetfrontRx;
-  private rings: FrontRings | null = null;
+  /** Its queues (as many as it may ask for), their TX buffers and the control ring. */
+  private readonly qs: QueueSet;
   /** The backend said Connected (and has not left it for Closing, Closed or Unknown since). */
   private carrier = false;
   /** The backend lacks feature-rx-copy: said once. */
@@ -100,16 +104,31 @@ export class Netfront implements RingOwner {
     this.mtu = deps.mtu;
     this.path = vifFrontendPath(deps.domid, deps.handle);
     this.tap = deps.tap ?? offTap(`vif${deps.handle}`);
-    this.tx = new NetfrontTx(deps, this);
-    this.rx = new NetfrontRx(deps, this, this.tx.chunkPages * PAGE_SIZE);
+    this.qs = new QueueSet(deps, this);
   }
 
   set onReceive(h: RxHandler) {
     const tap = this.tap;
-    this.rx.onReceive = (ram, off, len) => {
+    const rx: RxHandler = (ram, off, len) => {
       if (tap.on) tap.frame(ram, off, len, DIR_INBOUND);
       h(ram, off, len);
     };
+    this.qs.onReceive = rx;
+  }
+
+  /** Every counter: the device's own and its live queues' (what stats, a suspend record and tests read). */
+  get c(): NetfrontCounters {
+    return this.qs.addTo({ ...this.own });
+  }
+
+  /** Queues connected now. */
+  get numQueues(): number {
+    return this.qs.active.length;
+  }
+
+  /** Connected queue `i` (its rings and counters). */
+  queue(i: number): NetfrontQueue | undefined {
+    return this.qs.active[i];
   }
 
   /** Probe: read what the toolstack wrote and follow the backend's state. */
@@ -131,7 +150,7 @@ export class Netfront implements RingOwner {
    * device is not closed, it moves). The kernel's pollers still run.
    */
   quiesce(): void {
-    if (this.connected) this.tx.flush();
+    this.flush();
     this.suspended = true;
   }
 
@@ -143,11 +162,8 @@ export class Netfront implements RingOwner {
    * backend, so none can arrive twice).
    */
   drainForSuspend(): { addr: number; len: number }[] {
-    if (!this.rings || this.brokenReason !== '') return [];
-    this.tx.gc();
-    while (this.rx.poll(256) > 0);
-    this.tx.gc();
-    return this.tx.unanswered();
+    if (this.numQueues === 0 || this.brokenReason !== '') return [];
+    return this.qs.drain();
   }
 
   private setState(s: S, why: string): void {
@@ -219,13 +235,7 @@ export class Netfront implements RingOwner {
       return;
     }
     const params = this.d.params ?? {};
-    const r = setupRings(this.d, this.backendDomid, params.splitEventChannels !== false && be.splitEventChannels);
-    this.rings = r;
-    this.tx.attach(r.tx);
-    this.rx.attach(r.rx);
-    publishKeys(xs, this.path, r, frontendFeatures(params));
-    this.fixFeatures(params.sg !== false && be.sg);
-    this.rx.refill();
+    this.qs.connect(be, this.path, () => this.fixFeatures(params.sg !== false && be.sg));
     this.setState(Connected, why);
   }
 
@@ -243,14 +253,13 @@ export class Netfront implements RingOwner {
    * Closed device may go: a live one still has grants the backend may hold.
    */
   release(): boolean {
-    if (this.rings) return false;
+    if (this.numQueues > 0) return false;
     try {
       this.d.xs.unwatch(`${this.backendPath}/${VIF_KEY.state}`, `vif${this.handle}-backend`);
     } catch {
       // The backend path was never read (the device never started).
     }
-    this.tx.releaseBuffers();
-    this.rx.releaseBuffers();
+    this.qs.releaseBuffers();
     return true;
   }
 
@@ -259,34 +268,23 @@ export class Netfront implements RingOwner {
     if (this.state === Connected) this.setState(Closing, 'unplug');
   }
 
-  /** The rings are going: take what the backend answered, count what it never will, reclaim everything. */
+  /**
+   * The rings are going: each queue takes what the backend answered, counts
+   * what it never will and gives everything back, its counters kept in the
+   * device's own; the control ring goes too.
+   */
   private teardown(): void {
-    if (!this.rings) return;
-    if (this.brokenReason === '') this.tx.gc();
-    this.c.txLostAtTeardown += this.tx.detach();
-    this.rx.detach();
-    releaseRings(this.d, this.rings);
-    this.rings = null;
+    if (this.numQueues === 0) return;
+    this.own.txLostAtTeardown += this.qs.teardown(this.brokenReason === '', this.own);
   }
 
   /** Linux netfront's `broken`: the backend broke the ring protocol. Disabled for further use; the guest lives. */
   broken(reason: string): void {
     if (this.brokenReason !== '') return;
     this.brokenReason = reason;
-    this.c.brokenBackend++;
+    this.own.brokenBackend++;
     this.d.log?.(logWarn(`netfront vif${this.handle}: ${reason}; disabled for further use`));
-    this.c.txLostBroken += this.tx.detach();
-    this.rx.detach();
-  }
-
-  /** TX requests pushed: tell the backend on the TX port (the only one without split channels). */
-  notifyTx(): void {
-    if (this.rings && this.d.evtchn.send(this.rings.txPort)) this.c.notifiesSent++;
-  }
-
-  /** RX buffers posted: tell the backend on the RX port. */
-  notifyRx(): void {
-    if (this.rings && this.d.evtchn.send(this.rings.rxPort)) this.c.notifiesSent++;
+    this.own.txLostBroken += this.qs.detach();
   }
 
   // ---------------- the stack's side ----------------
@@ -301,56 +299,53 @@ export class Netfront implements RingOwner {
     // An attached accelerator out of fast-path room stops the queue (as Xen's
     // netfront does until checkReady): diverting to the slow path would reorder flows.
     if (this.accel && !this.accel.checkReady()) {
-      this.c.txBusy++;
+      this.own.txBusy++;
       return -1;
     }
-    const at = this.tx.reserve(len);
-    if (at < 0) this.c.txBusy++;
+    // The queue is picked from the frame once it is built: every queue must have room for it.
+    const at = this.qs.reserve(len);
+    if (at < 0) this.own.txBusy++;
     return at;
   }
 
-  /** Send the reserved frame: offered to the accelerator first, else queued on the TX ring. */
+  /** Send the reserved frame: offered to the accelerator first, else queued on the TX ring of the queue its flow hashes to. */
   txCommit(len: number): void {
-    const chunk = this.tx.takeReserved();
+    const pool = this.qs.pool;
+    const chunk = pool.takeReserved();
     if (chunk < 0) throw new Error('netfront: txCommit without txReserve');
-    if (this.tap.on) this.tap.frame(this.d.mem.u8, this.tx.chunkAddr(chunk), len, DIR_OUTBOUND);
-    if (this.accel && this.accel.startXmit(this.d.mem.u8, this.tx.chunkAddr(chunk), len)) {
-      this.tx.giveBack(chunk);
-      this.c.txAccel++;
+    const at = pool.chunkAddr(chunk);
+    const ram = this.d.mem.u8;
+    if (this.tap.on) this.tap.frame(ram, at, len, DIR_OUTBOUND);
+    if (this.accel && this.accel.startXmit(ram, at, len)) {
+      pool.giveBack(chunk);
+      this.own.txAccel++;
       return;
     }
-    this.tx.queue(chunk, len);
+    this.qs.queue(chunk, len, ram);
   }
 
-  /** Publish what was committed (one notification per burst). */
+  /** Publish what was committed (one notification per burst and queue). */
   flush(): void {
-    if (this.connected) this.tx.flush();
+    if (this.connected) this.qs.flush();
   }
 
   /** Frames that could be queued right now, for flow control by the sender. */
   txAvailable(): number {
-    return this.connected ? this.tx.available() : 0;
+    return this.connected ? this.qs.available() : 0;
   }
 
   /** A frame the accelerator received on its VI: to the stack like any other. */
   deliverAccelRx(ram: Uint8Array, off: number, len: number): void {
-    this.c.rxAccel++;
-    this.rx.onReceive(ram, off, len);
+    this.own.rxAccel++;
+    this.qs.onReceive(ram, off, len);
   }
 
-  /** The device's share of the domain loop: TX completions, RX, accelerator, refill, push. */
+  /** The device's share of the domain loop: each queue (TX completions, RX, refill, push), the control ring, the accelerator. */
   poll(budget = 64): number {
-    if (!this.rings || this.brokenReason !== '') return 0;
-    this.tx.flush();
-    const g = this.tx.gc();
-    if (g < 0) return 1;
-    const r = this.rx.poll(budget);
-    if (r < 0) return 1;
-    let work = g + r;
-    if (this.accel) work += this.accel.poll(budget);
-    // Reposting buffers is not progress in itself: it must not keep the loop spinning.
-    if (this.rx.needsRefill) this.rx.refill();
-    return work;
+    if (this.numQueues === 0 || this.brokenReason !== '') return 0;
+    const work = this.qs.poll(budget);
+    if (work < 0) return 1;
+    return this.accel ? work + this.accel.poll(budget) : work;
   }
 
   stats() {
@@ -362,7 +357,12 @@ export class Netfront implements RingOwner {
       history: [...this.history],
       mtu: this.mtu,
       backendFeatures: this.backendFeatures,
-      splitEventChannels: this.rings ? this.rings.txPort !== this.rings.rxPort : null,
+      splitEventChannels: this.numQueues ? this.qs.active[0].rings!.txPort !== this.qs.active[0].rings!.rxPort : null,
+      numQueues: this.numQueues,
+      maxQueues: this.qs.max,
+      ctrlRing: this.qs.ctrl?.state ?? 'off',
+      /** Each queue's own counters (a live view of what the totals above include). */
+      queues: this.qs.active.map((q) => q.stats()),
     };
   }
 }
