@@ -53,6 +53,13 @@ const NOT_COUNTERS: Record<string, string> = {
   at: 'when the guest resumed',
   firstRxAt: 'when each vif first received after a resume (one per vif)',
   mac: 'a MAC address (a bridge fdb entry)',
+  // A multi-queue vif: how many queues, which one, and the steering its control ring configured.
+  numQueues: 'queues a vif has connected now (either end)',
+  maxQueues: "the most queues a vif's netfront may ask for",
+  id: "a vif queue's index (its queues[] entry)",
+  flags: "the hash types a vif's control ring configured (XEN_NETIF_CTRL_HASH_TYPE_* bits)",
+  mappingSize: "entries of a vif's hash mapping table",
+  mapping: "a queue number of a vif's hash mapping table (one per entry)",
   // Levels a plugin computes when asked (vnic's frontend), not stored counters.
   fastDestinations: "MACs vnic's frontend sends to on the fast path now",
   freeTxSlots: "vnic's frontend's free fast-path TX slots now",

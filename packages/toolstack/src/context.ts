@@ -204,6 +204,7 @@ export class ToolstackContext {
       ip: s.dom0.ip,
       mtu: s.nic.mtu,
       nic: { nicWake: { sab: this.runtime.nicWake, offset: 0 }, mac: parseMac(s.nic.mac), vendor: s.nic.vendor, device: s.nic.device, vis: s.nic.vis },
+      ...(s.dom0.maxQueues !== undefined ? { netback: { maxQueues: s.dom0.maxQueues } } : {}),
     };
     this.introduce(h, h.dom0);
     this.track(h, h.dom0, s.dom0.ip);
@@ -218,7 +219,7 @@ export class ToolstackContext {
       mem: d.mem.sab,
       gnttab: d.gnttab,
       mtu: h.spec.nic.mtu,
-      vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip })),
+      vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip, ...(v.queues !== undefined ? { queues: v.queues } : {}) })),
       dom0Uid: h.dom0.uid,
     };
     this.introduce(h, d);

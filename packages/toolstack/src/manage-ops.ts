@@ -13,7 +13,7 @@
  *   mgmtdev.list     {}                                                MgmtDev[]
  *   mgmtdev.set      {dev, link?: 'up'|'down', mtu?: int, reset?: true} (exactly one of the three)
  *   dev.list         {}                                                Dev[]
- *   dev.stats        {dev: HOST/DOMU[/vifN]}                           a vif's counters at both ends
+ *   dev.stats        {dev: HOST/DOMU[/vifN], qidx?}                    a vif's counters at both ends (qidx: one queue's)
  *   dev.features     {dev}                                             the feature-* keys both ends wrote
  *   dev.set          {dev: HOST/DOMU[/vifN], maxFilters?: int,         {dev, backendPath, limits, rate}: the vif's limits/*
  *                     maxBufPages?: int (0..65536), rate?: xl's RATE     and rate keys in xenstore now (its accelerator
@@ -122,7 +122,10 @@ export const MANAGE_PROTOCOL = {
     replyOf<{ mgmtdev: string; host: string; done: string; result: unknown }>(),
   ),
   'dev.list': op(NO_ARGS, replyOf<Dev[]>()),
-  'dev.stats': op(dev(), replyOf<{ dev: string; frontend: Json; backend: Json }>()),
+  'dev.stats': op(
+    Type.Object({ dev: str(), qidx: Type.Optional(Type.Integer({ minimum: 0, maximum: 1023 })) }, { additionalProperties: false }),
+    replyOf<{ dev: string; frontend: Json; backend: Json }>(),
+  ),
   'dev.features': op(dev(), replyOf<{ dev: string; frontend: Record<string, string>; backend: Record<string, string> }>()),
   'dev.set': op(
     Type.Object(

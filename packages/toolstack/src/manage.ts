@@ -122,15 +122,24 @@ export async function devList(sim: Simulation): Promise<Dev[]> {
   return out;
 }
 
-/** Counters of one vif from both ends: the guest's netfront and dom0's netback. */
-export async function devStats(sim: Simulation, dev: string): Promise<{ dev: string; frontend: Json; backend: Json }> {
+/**
+ * Counters of one vif from both ends: the guest's netfront and dom0's
+ * netback; with `qidx`, queue qidx's own at each end (vdpa dev vstats
+ * show DEV qidx N), refused when the vif has no such queue.
+ */
+export async function devStats(sim: Simulation, dev: string, qidx?: number): Promise<{ dev: string; frontend: Json; backend: Json }> {
   const { host, domain, vif } = parseDev(sim, dev);
   const d = sim.domain({ host, domain });
   const stats = await sim.stats();
   const fe = (guestStatsIfAny(stats, { host, domain })?.vifs ?? []).find((v) => v.handle === vif);
   if (!fe) throw new Error(`${host}/${domain} has no vif${vif}`);
-  const be = dom0StatsIfAny(stats, host)?.vifs[`vif${d.domid}.${vif}`] ?? {};
-  return { dev: `${host}/${domain}/vif${vif}`, frontend: fe, backend: be };
+  const be = dom0StatsIfAny(stats, host)?.vifs[`vif${d.domid}.${vif}`];
+  const name = `${host}/${domain}/vif${vif}`;
+  if (qidx === undefined) return { dev: name, frontend: fe, backend: be ?? {} };
+  const n = fe.queues.length;
+  if (qidx >= n)
+    throw new Error(`${name} has ${n === 0 ? 'no queues (not connected)' : `${n} queue${n === 1 ? '' : 's'} (qidx 0${n > 1 ? `..${n - 1}` : ''})`}`);
+  return { dev: name, frontend: fe.queues[qidx], backend: be?.queues[qidx] ?? {} };
 }
 
 /** The feature-* keys each end published in xenstore (what the handshake negotiated). */
@@ -243,7 +252,7 @@ export const MANAGE_OPS: ManageHandlers = {
   'mgmtdev.list': (sim) => mgmtdevList(sim),
   'mgmtdev.set': (sim, a) => mgmtdevSet(sim, a),
   'dev.list': (sim) => devList(sim),
-  'dev.stats': (sim, a) => devStats(sim, a.dev),
+  'dev.stats': (sim, a) => devStats(sim, a.dev, a.qidx),
   'dev.features': async (sim, a) => devFeatures(sim, a.dev),
   'dev.set': async (sim, a) => devSet(sim, a),
   'dev.add': (sim, { dev, ...vif }) => sim.addVif(guestRef(sim, dev, false).ref, vif),

@@ -173,6 +173,27 @@ describe('topology validation', () => {
     ]);
   });
 
+  it("a vif's queues and a host's maxQueues: kept, bounded 1..64; a multi-queue guest's default RAM adds each further queue's pages to a one-queue guest's", () => {
+    const t = base();
+    const d = (t.hosts[0].domUs as Loose[])[0];
+    (d.vifs as Loose[])[0].queues = 4;
+    (t.hosts[0].dom0 as Loose).maxQueues = 8;
+    delete d.memPages;
+    const v = validateTopology(t);
+    expect(v.hosts[0].domUs[0].vifs[0].queues).toBe(4);
+    expect(v.hosts[0].dom0.maxQueues).toBe(8);
+    // 1024 as before, plus 3 more queues of 514 pages and the control ring's 3.
+    expect(v.hosts[0].domUs[0].memPages).toBe(1024 + 3 * 514 + 3);
+    d.memPages = 1024;
+    (t.hosts[1].dom0 as Loose).maxQueues = 0;
+    ((t.hosts[1].domUs as Loose[])[0].vifs as Loose[])[0].queues = 65;
+    expect(issues(t)).toEqual([
+      'hosts[0].domUs[0].memPages: must be an integer from 2075 to 65536 (4 KiB pages: 1 vif(s) with 4 queues at MTU 1500 take 2059, plus 16), got 1024',
+      "hosts[1].dom0.maxQueues: must be an integer from 1 to 64 (netback's max_queues), got 0",
+      "hosts[1].domUs[0].vifs[0].queues: must be an integer from 1 to 64 (the most queues this vif's netfront asks for), got 65",
+    ]);
+  });
+
   it('refuses a NIC wired twice (three hosts in a chain), naming the wire', () => {
     const t = three(
       [],

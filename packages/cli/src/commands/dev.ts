@@ -66,12 +66,25 @@ const devList: ManageVerb = async ({ rest, call, out }) => {
   );
 };
 
+/** `qidx N` after DEV (dev stats only), as vdpa dev vstats show DEV qidx N. */
+function qidxOf(verb: string, kv: string[]): number | undefined {
+  if (kv.length === 0) return undefined;
+  if (verb !== 'stats' || kv[0] !== 'qidx' || kv.length !== 2 || !/^\d+$/.test(kv[1]))
+    throw new Error(`usage: xsim dev ${verb} show DEV${verb === 'stats' ? ' [qidx N]' : ''}`);
+  return Number(kv[1]);
+}
+
 const devStats: ManageVerb = async ({ rest, verb, call, out }) => {
-  if (rest[0] !== 'show' || !rest[1]) throw new Error(`usage: xsim dev ${verb} show DEV`);
-  const v = verb === 'stats' ? await call('dev.stats', { dev: rest[1] }) : await call('dev.features', { dev: rest[1] });
+  if (rest[0] !== 'show' || !rest[1]) throw new Error(`usage: xsim dev ${verb} show DEV${verb === 'stats' ? ' [qidx N]' : ''}`);
+  const qidx = qidxOf(verb, rest.slice(2));
+  const v =
+    verb === 'stats' ? await call('dev.stats', { dev: rest[1], ...(qidx !== undefined ? { qidx } : {}) }) : await call('dev.features', { dev: rest[1] });
   return out(v, () => {
-    const rows = [...flat(v.frontend as Json).map(([k, x]) => ['netfront', k, x]), ...flat(v.backend as Json).map(([k, x]) => ['netback', k, x])];
-    return `${v.dev}\n` + table(['end', verb === 'stats' ? 'counter' : 'feature', 'value'], rows);
+    // The whole vif's table leaves out each queue's (`qidx N` shows one; -j gives them all).
+    const side = (o: Json) => flat(Object.fromEntries(Object.entries(o).filter(([k]) => k !== 'queues')));
+    const rows = [...side(v.frontend as Json).map(([k, x]) => ['netfront', k, x]), ...side(v.backend as Json).map(([k, x]) => ['netback', k, x])];
+    const title = qidx !== undefined ? `${v.dev} qidx ${qidx}` : v.dev;
+    return `${title}\n` + table(['end', verb === 'stats' ? 'counter' : 'feature', 'value'], rows);
   });
 };
 

@@ -19,7 +19,8 @@ const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, 
                                       act on a NIC (DEV = its name or its host) as ip link / ethtool -r do
   dev list | show [DEV]               the guests' vifs (DEV = HOST/DOMAIN[/vifN]), as xl network-list: handle,
                                       backend, state, event channel, ring refs, backend path, accelerator
-  dev stats show DEV                  a vif's counters, from netfront and from netback
+  dev stats show DEV [qidx N]         a vif's counters, from netfront and from netback; with qidx, queue N's own
+                                      (as vdpa dev vstats show ... qidx N)
   dev features show DEV               the feature-* keys both ends published in xenstore
   dev set DEV [rate RATE|unlimited] [max-filters N] [max-buf-pages N]
                                       a vif's rate limit (xl's rate=, e.g. 10Mb/s@20ms: netback applies it at once)

@@ -44,7 +44,12 @@ export interface Pinning {
 export interface HostSpec {
   name: string;
   nic: NicSpecJson;
-  dom0: { ip: string; memPages: number } & Pinning;
+  /**
+   * maxQueues: netback's max_queues on this host (multi-queue-max-queues, the
+   * most queues a vif may ask for; Linux's default is dom0's online CPUs,
+   * xsim's 4). Absent: netback's default.
+   */
+  dom0: { ip: string; memPages: number; maxQueues?: number } & Pinning;
   domUs: DomUSpec[];
   /** Limits for every vif of the host's guests (a vif's own limits win, key by key). */
   limits?: VifLimits;
@@ -66,6 +71,12 @@ export interface VifSpec {
    * which netback reads and watches. Absent: unlimited.
    */
   rate?: string;
+  /**
+   * The most queues the guest's netfront asks for (Linux's netfront
+   * max_queues, min(8, the guest's vCPUs); xsim's guests have one vCPU):
+   * it uses min(this, the host's maxQueues). Absent: 1.
+   */
+  queues?: number;
   /** After validation: the host's limits with the vif's own over them. */
   limits?: VifLimits;
 }

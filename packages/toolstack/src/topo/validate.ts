@@ -129,11 +129,20 @@ const RESERVED = new Set(['dom0', 'domain-0']);
 /** Guest pages beyond netfront's buffers: rings, the odd allocation. */
 const DOMU_SLACK_PAGES = 16;
 
-/** RAM (4 KiB pages) a guest with `vifs` vifs at `mtu` needs: netfront's buffers for each, and a little for the kernel. */
-export function guestPagesNeeded(vifs: number, mtu: number): { need: number; perVif: number; slack: number } {
+/**
+ * RAM (4 KiB pages) a guest with `vifs` vifs at `mtu` needs: netfront's
+ * buffers for each (for as many queues as `queues[i]` says vif i may ask
+ * for; absent, 1), and a little for the kernel.
+ */
+export function guestPagesNeeded(vifs: number, mtu: number, queues: readonly number[] = []): { need: number; perVif: number; slack: number } {
   const perVif = netfrontPages(mtu);
-  return { need: Math.max(1, vifs) * perVif + DOMU_SLACK_PAGES, perVif, slack: DOMU_SLACK_PAGES };
+  let need = DOMU_SLACK_PAGES;
+  for (let i = 0; i < Math.max(1, vifs); i++) need += netfrontPages(mtu, queues[i] ?? 1);
+  return { need, perVif, slack: DOMU_SLACK_PAGES };
 }
+
+/** The most queues a vif or a host may be given. */
+export const MAX_QUEUES_LIMIT = 64;
 const HEX4 = /^[0-9a-fA-F]{4}$/;
 
 /** Addresses claimed so far: each MAC and IP once, every IP in the one /16 all domains share. */
@@ -218,22 +227,33 @@ function validateDomU(
   if (seen.domids.has(domid)) c.fail(`${dp}.domid`, `domid ${domid} is used twice on ${hname}`);
   seen.domids.add(domid);
   const vsIn = c.arr(x.vifs, `${dp}.vifs`);
-  // netfront's buffers for every vif, and a little for the kernel: what the guest really needs.
-  const { need } = guestPagesNeeded(vsIn.length, mtu);
+  // netfront's buffers for every vif (each queue its own), and a little for the kernel: what the guest really needs.
+  // (A queues value out of range is refused below; it counts as 1 here.)
+  const queuesIn = vsIn.map((v) => {
+    const q = v && typeof v === 'object' ? (v as Obj).queues : undefined;
+    return typeof q === 'number' && Number.isInteger(q) && q >= 1 && q <= MAX_QUEUES_LIMIT ? q : 1;
+  });
+  const { need } = guestPagesNeeded(vsIn.length, mtu, queuesIn);
+  // The default: 1024 pages (or what one queue per vif needs, if more), and each further queue's pages on
+  // top, so a multi-queue guest keeps the free RAM a one-queue guest has (a plugin's DMA area lives there).
+  const oneQueue = guestPagesNeeded(vsIn.length, mtu).need;
   const memPages =
     c.int(
       x.memPages,
       `${dp}.memPages`,
-      Math.max(1024, need),
+      Math.max(1024, oneQueue) + need - oneQueue,
       need,
       65536,
-      ` (4 KiB pages: ${Math.max(1, vsIn.length)} vif(s) at MTU ${mtu} take ${netfrontPages(mtu)} pages each, plus ${DOMU_SLACK_PAGES})`,
+      need === oneQueue
+        ? ` (4 KiB pages: ${Math.max(1, vsIn.length)} vif(s) at MTU ${mtu} take ${netfrontPages(mtu)} pages each, plus ${DOMU_SLACK_PAGES})`
+        : ` (4 KiB pages: ${vsIn.length} vif(s) with ${queuesIn.reduce((a, b) => a + b, 0)} queues at MTU ${mtu} take ${need - DOMU_SLACK_PAGES}, plus ${DOMU_SLACK_PAGES})`,
     ) ?? need;
   if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
   const vifs: VifSpec[] = vsIn.map((v, vi) => {
     const vp = `${dp}.vifs[${vi}]`;
-    const y = c.obj(v, vp, ['mac', 'ip', 'limits', 'rate']) ?? {};
+    const y = c.obj(v, vp, ['mac', 'ip', 'limits', 'rate', 'queues']) ?? {};
     const vif: VifSpec = { mac: c.mac(y.mac, `${vp}.mac`) ?? '', ip: c.ip(y.ip, `${vp}.ip`) ?? '' };
+    if (y.queues !== undefined) vif.queues = c.int(y.queues, `${vp}.queues`, undefined, 1, MAX_QUEUES_LIMIT, " (the most queues this vif's netfront asks for)");
     const rate = y.rate === undefined ? undefined : c.str(y.rate, `${vp}.rate`);
     if (rate !== undefined) {
       try {
@@ -271,7 +291,7 @@ function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<strin
     ...(n.filters !== undefined ? { filters: c.int(n.filters, `${hp}.nic.filters`, undefined, 1, 1 << 20) } : {}),
   };
   claims.mac(nic.mac, `${hp}.nic.mac`);
-  const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages', 'pcpu', 'cpupool']) ?? {};
+  const d0 = c.obj(o.dom0, `${hp}.dom0`, ['ip', 'memPages', 'maxQueues', 'pcpu', 'cpupool']) ?? {};
   const dom0Min = dom0MinPages(nic.mtu, nicModel(nic.vendor, nic.device));
   const dom0 = {
     ip: c.ip(d0.ip, `${hp}.dom0.ip`) ?? '',
@@ -284,6 +304,9 @@ function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<strin
         262144,
         ` (4 KiB pages: the NIC driver's RX ring and skbs need ${dom0Min} at MTU ${nic.mtu})`,
       ) ?? 4096,
+    ...(d0.maxQueues !== undefined
+      ? { maxQueues: c.int(d0.maxQueues, `${hp}.dom0.maxQueues`, undefined, 1, MAX_QUEUES_LIMIT, " (netback's max_queues)") }
+      : {}),
     ...pinningOf(s, d0, `${hp}.dom0`),
   };
   claims.ip(dom0.ip, `${hp}.dom0.ip`);
