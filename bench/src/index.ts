@@ -8,6 +8,7 @@ export { runBench, median, DEFAULT_BENCH, QUICK_BENCH, threadAccounting, benchTo
 export { runRawRing, type RawResult } from './raw.ts';
 export { runMicro, type MicroResult } from './micro.ts';
 export { runCaptureCost } from './capture-cost.ts';
+export { runQueueBench, queueTopology, flowsOverQueues, type QueueBenchOptions } from './queues.ts';
 export { benchCharts } from './charts.ts';
 export * from './schema.ts';
 export { compareResults, loadComparable, type CompareRow, type Comparison } from './compare.ts';

@@ -93,10 +93,41 @@ function captureTable(capture: NonNullable<BenchJson['capture']>): string {
   );
 }
 
+/** Multi-queue vifs: N flows over N queues, each queue's share of the frames at both ends. */
+function queueTable(cells: NonNullable<BenchJson['queues']>): string {
+  const share = (xs: number[]) => {
+    const all = xs.reduce((a, b) => a + b, 0) || 1;
+    return xs.map((x) => `${Math.round((x * 100) / all)}%`).join(' ');
+  };
+  return table(
+    ['queues', 'flows', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'cpu us/frame', 'a1 TX per queue', 'b1 RX per queue', 'conserved'],
+    cells.map((c) => [
+      c.queues,
+      c.flows,
+      c.size,
+      c.median.pps / 1e6,
+      c.median.gbps,
+      `${fmtNum(c.spread.minGbps)}..${fmtNum(c.spread.maxGbps)}`,
+      `${(c.lossRate * 100).toFixed(2)}%`,
+      median(c.reps.map((x) => x.cpuUsPerFrame ?? 0)),
+      share(c.perQueue.tx),
+      share(c.perQueue.rx),
+      c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
+    ]),
+  );
+}
+
 export function report(r: BenchJson): string {
   const parts = [...cellTables(r), ...threadLines(r)];
   if (r.capture?.length) {
     parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`, captureTable(r.capture));
+  }
+  if (r.queues?.length) {
+    parts.push(
+      '',
+      'multi-queue vifs (a1 -> b1 unaccelerated across hosts, one flow per TX queue; each domain is one vCPU, so its queues take turns):',
+      queueTable(r.queues),
+    );
   }
   if (r.micro) {
     parts.push(

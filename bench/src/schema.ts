@@ -38,6 +38,10 @@
  *   capture?: [{ path, placement, size, spec, reps: [{ offGbps, onGbps, ratio, records, lost }],
  *                ratio, spread: { min, max }, taps, snaplen, note }]   // the same stream with capture off and
  *                                          // on (one point, or '*'), paired per repetition
+ *   queues?: [{ queues, flows, path: "unaccel", placement: "cross", size, reps, median, spread, lossRate,
+ *               perQueue: { tx: [frames], rx: [frames] }, note }]   // --queues: a1 and b1 with N queues,
+ *                                          // N flows a1 -> b1 at once (one per TX queue); per queue, the
+ *                                          // frames a1's netfront sent and b1's netback received there
  * }
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
@@ -134,6 +138,24 @@ export const CaptureCellSchema = Type.Object({
 });
 export type CaptureCell = Static<typeof CaptureCellSchema>;
 
+export const QueueCellSchema = Type.Object({
+  queues: Type.Integer({ minimum: 1, description: "queues a1's and b1's vifs asked for (and got)" }),
+  flows: Type.Integer({ minimum: 1, description: 'streams a1 -> b1 at once, one per TX queue' }),
+  path: PathSchema,
+  placement: PlacementSchema,
+  size: Type.Integer({ minimum: 64 }),
+  reps: Type.Array(RepResultSchema, { minItems: 1, description: 'each: the flows together (frames summed; pps and gbps over the longest flow)' }),
+  median: Type.Object({ pps: Num(), gbps: Num() }),
+  spread: Type.Object({ minGbps: Num(), maxGbps: Num() }),
+  lossRate: Type.Number({ minimum: 0, maximum: 1 }),
+  perQueue: Type.Object({
+    tx: Type.Array(Type.Integer({ minimum: 0 }), { description: "frames a1's netfront put on each TX queue, over the measured repetitions" }),
+    rx: Type.Array(Type.Integer({ minimum: 0 }), { description: "frames b1's netback copied into each RX queue, over the measured repetitions" }),
+  }),
+  note: Type.String(),
+});
+export type QueueCell = Static<typeof QueueCellSchema>;
+
 export const BenchJsonSchema = Type.Object(
   {
     schema: Type.Literal(BENCH_SCHEMA),
@@ -156,6 +178,7 @@ export const BenchJsonSchema = Type.Object(
     ratios: Type.Array(BenchRatioSchema, { description: 'paired: median over repetitions of (a / b) measured in the same repetition' }),
     micro: Type.Optional(Type.Array(Type.Object({ name: Type.String(), opsPerSec: Num(), margin: Num() }))),
     capture: Type.Optional(Type.Array(CaptureCellSchema, { description: "the capture's cost: the same stream with capture off and on" })),
+    queues: Type.Optional(Type.Array(QueueCellSchema, { description: 'multi-queue vifs (--queues): N flows over N queues, unaccel across hosts' })),
   },
   { $id: 'https://xsim.invalid/schemas/xsim-bench-4.schema.json', title: 'xsim bench result' },
 );

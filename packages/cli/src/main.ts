@@ -64,6 +64,8 @@ commands:
       --micro/--no-micro  microbenchmarks (default on, off with --quick)
       --no-capture        skip the capture-cost streams (unaccel and vnic at 1500 B, capture off and on at
                           one tap point and at every one, paired per repetition)
+      --queues 1,2,4      also multi-queue vifs: for each N, a1 and b1 with N queues, N flows a1 -> b1 at
+                          once over the slow path (one per TX queue), per-queue frames at both ends
   scale                   boot time, peak RSS, idle CPU and a cross-rack stream against the number of
                           domains: each point a generated rack booted in a fresh process
       --domains LIST      domU counts (default 16,64,256,1024; 16 domUs per host, >= 2 hosts)

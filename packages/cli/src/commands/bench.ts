@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '@xsim/bench';
-import { runCaptureCost } from '@xsim/bench';
+import { runCaptureCost, runQueueBench } from '@xsim/bench';
 import { benchCharts } from '@xsim/bench';
 import { runMicro } from '@xsim/bench';
 import { PATHS, validateBenchJson, type BenchPath, type Placement } from '@xsim/bench';
@@ -32,10 +32,17 @@ function progressBar(done: number, total: number, what: string): void {
   if (done === total) process.stderr.write('\n');
 }
 
+/** A --queues entry: how many queues a1's and b1's vifs ask for. */
+function queueCount(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`queue count "${s}" must be 1..64`);
+  return n;
+}
+
 export async function benchCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     argv,
-    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus'],
+    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus', 'queues'],
     ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS],
   );
   const level = logLevelFlag(p);
@@ -64,8 +71,14 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const old = cmpFile ? loadComparable(cmpFile, o) : undefined;
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : o.quick ? undefined : 'bench/results/latest.json';
 
+  const queues = list(p.flags.get('queues'), queueCount);
   info(`bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)`);
   const result = await runBench(o);
+  if (queues?.length) {
+    info(`bench: multi-queue vifs (${queues.join(', ')} queues)...`);
+    const { sizes, reps, frames, repSeconds, pcpus, logLevel } = o;
+    result.queues = await runQueueBench({ sizes, queues, reps, frames, repSeconds, pcpus, logLevel, progress: (w) => info(`bench: ${w}`) });
+  }
   if (!p.flags.has('no-capture')) {
     info('bench: capture cost (off and on, paired)...');
     const cap = await runCaptureCost({
@@ -105,5 +118,5 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (out) process.stdout.write(`\nsaved ${out}${charts.length ? ` and its charts: ${charts.join(', ')}` : ''}\n`);
     if (cmp) process.stdout.write('\n' + compareText(cmp) + '\n');
   }
-  return result.cells.every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
+  return [...result.cells, ...(result.queues ?? [])].every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
 }
