@@ -662,8 +662,8 @@ async function runBlock(b: Block, cmds: Command[], m: Marker): Promise<void> {
         shown = `xsim ${a.join(' ')}`;
         r = await run(process.execPath, [XSIM, ...a], env, `${where}: ${shown}`);
         if (a[0] === 'shutdown') shutDown = true;
-        // The usage, for the synopses' options (one xsim process fewer).
-        if (r.code === 0 && (a[0] === 'help' || a.includes('--help'))) helpText ??= r.stdout;
+        // The whole usage, for the synopses' options (one xsim process fewer); `xsim CMD --help` prints only CMD's part.
+        if (r.code === 0 && a.length === 1 && (a[0] === 'help' || a[0] === '--help')) helpText ??= r.stdout;
       } else {
         shown = atTmp(c.text);
         r = await run('bash', ['-c', shown], env, `${where}: ${shown}`);
