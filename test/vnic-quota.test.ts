@@ -103,6 +103,7 @@ describe(`vnic filter quota (${mode.name})`, () => {
       dev: 'host-b/b1/vif0',
       backendPath: `/local/domain/0/backend/vif/${sim.domain(b1).domid}/0`,
       limits: { maxFilters: 2, maxBufPages: 1024 },
+      rate: null,
     });
     await sim.waitFor("vnic to apply b1's new limit", async () => quotaB1(await sim.stats()) === 2);
     const after = await sim.stats();
