@@ -113,18 +113,31 @@ describe.each([...seededModes(), THREADS].flatMap((mode) => setups.map((x) => ({
 
     it('unloading the plugin mid-stream: both fall back to the slow path, every frame delivered once or counted', async () => {
       let mid = 0;
-      const { r, after } = await conservedStream(sim, { from: a1, to: a2, count: 20_000, frameSize: 1500, window: 256 }, async () => {
-        await afterFrames(sim, a2, 3000);
-        await sim.unloadPlugin(plugin);
-        mid = vifOf(await sim.stats(), sim, a2).rxPackets;
-      });
-      expect(r.duplicated).toBe(0);
-      expect(r.delivered).toBeGreaterThan(19_000);
-      // After the unload the stream went through dom0.
-      expect(vifOf(after, sim, a2).rxPackets).toBeGreaterThan(mid);
-      expect(dom0Stats(after, 'host-a').accel.plugins[plugin]).toBeUndefined();
-      await sim.loadPlugin(plugin);
-      await sameHostReady(sim, plugin);
+      // What the NIC counts on a1's own function's RX side are a2's credits to a1 (a VI finalised with a credit
+      // unread: rxUnreadAtFini), not frames of the stream: left out of its account, as other tests leave the reverse path.
+      const a1Fn = fnOf(sim, await sim.stats(), a1, plugin);
+      const streamOnly = (path: string) => !path.startsWith(`fabric.nics.0.vis.${a1Fn}.rx`);
+      try {
+        const { r, after } = await conservedStream(
+          sim,
+          { from: a1, to: a2, count: 20_000, frameSize: 1500, window: 256 },
+          async () => {
+            await afterFrames(sim, a2, 3000);
+            await sim.unloadPlugin(plugin);
+            mid = vifOf(await sim.stats(), sim, a2).rxPackets;
+          },
+          streamOnly,
+        );
+        expect(r.duplicated).toBe(0);
+        expect(r.delivered).toBeGreaterThan(19_000);
+        // After the unload the stream went through dom0.
+        expect(vifOf(after, sim, a2).rxPackets).toBeGreaterThan(mid);
+        expect(dom0Stats(after, 'host-a').accel.plugins[plugin]).toBeUndefined();
+      } finally {
+        // Loaded again whatever happened above, so the next test starts as it expects.
+        if (!dom0Stats(await sim.stats(), 'host-a').accel.plugins[plugin]) await sim.loadPlugin(plugin);
+        await sameHostReady(sim, plugin);
+      }
     });
 
     it('a2 migrates away mid-stream: a1 stops taking frames for it at once, and nothing is lost uncounted', async () => {
