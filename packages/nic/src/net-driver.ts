@@ -30,6 +30,7 @@ import {
 } from './layout.ts';
 import { ViQueues } from './vi-queues.ts';
 import type { Driverlink } from './driverlink.ts';
+import { primaryStats, releasePrimary } from './primary-driver.ts';
 
 export interface NetDriverOptions {
   mcdi: RpcEndpoint<McdiOps>;
@@ -214,28 +215,15 @@ export class NetDriver {
   }
 
   stats(): NetDriverStats & { linkUp: boolean; mtu: number; vetoedRx: number; vetoedTx: number } {
-    const dl = this.o.driverlink;
     return {
       ...this.s,
       viState: this.q.state,
       fault: FAULT_NAMES[this.q.fault] ?? String(this.q.fault),
-      linkUp: this.linkUp,
-      mtu: this.mtu,
-      vetoedRx: dl?.c.vetoedRx ?? 0,
-      vetoedTx: dl?.c.vetoedTx ?? 0,
+      ...primaryStats(this, this.o.driverlink),
     };
   }
 
   remove(): void {
-    try {
-      this.o.mcdi.requestSync('vi_fini', { vi: 0 }, 2000);
-    } catch {
-      // The NIC may already be gone at shutdown; nothing left to undo on our side.
-    }
-    try {
-      this.o.evtchn.close(this.port);
-    } catch {
-      // Likewise the hypervisor.
-    }
+    releasePrimary(() => this.o.mcdi.requestSync('vi_fini', { vi: 0 }, 2000), this.o.evtchn, this.port);
   }
 }

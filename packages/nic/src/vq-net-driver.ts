@@ -31,6 +31,7 @@ import {
 } from './vq-layout.ts';
 import { Virtqueue, VqNotify, type VqArea } from './vq-queues.ts';
 import type { NetDriverOptions, RxCallback, TxDoneCallback } from './net-driver.ts';
+import { primaryStats, releasePrimary } from './primary-driver.ts';
 
 export interface VqNetDriverOptions extends Omit<NetDriverOptions, 'mcdi'> {
   /** The virtio NIC's admin channel (abi/vdpa.ts, over CH.mcdi: only dom0 holds it). */
@@ -249,29 +250,16 @@ export class VqNetDriver {
   }
 
   stats(): VqNetDriverStats & { linkUp: boolean; mtu: number; vetoedRx: number; vetoedTx: number } {
-    const dl = this.o.driverlink;
     const status = this.notifyArea.status;
     return {
       ...this.s,
       fnStatus: status & VIRTIO_STATUS_NEEDS_RESET ? 'needs reset' : status & VIRTIO_STATUS_DRIVER_OK ? 'running' : 'stopped',
       fault: VQ_FAULT_NAMES[this.notifyArea.fault] ?? String(this.notifyArea.fault),
-      linkUp: this.linkUp,
-      mtu: this.mtu,
-      vetoedRx: dl?.c.vetoedRx ?? 0,
-      vetoedTx: dl?.c.vetoedTx ?? 0,
+      ...primaryStats(this, this.o.driverlink),
     };
   }
 
   remove(): void {
-    try {
-      this.o.vdpa.requestSync('fn_stop', { fn: 0 }, 2000);
-    } catch {
-      // The NIC may already be gone at shutdown; nothing left to undo on our side.
-    }
-    try {
-      this.o.evtchn.close(this.port);
-    } catch {
-      // Likewise the hypervisor.
-    }
+    releasePrimary(() => this.o.vdpa.requestSync('fn_stop', { fn: 0 }, 2000), this.o.evtchn, this.port);
   }
 }
