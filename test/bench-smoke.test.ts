@@ -34,6 +34,18 @@ describe('xsim bench --quick', () => {
       }
     }
     expect(r.ratios.find((x) => x.placement === 'cross')?.accelOverUnaccel).toBeGreaterThan(0);
+    // The bench checks itself: the accelerated cells took their streams on the fast path (or say they did not), the others took none.
+    for (const c of r.cells) {
+      const what = `${c.path}/${c.placement}/${c.size}`;
+      if (c.path === 'vnic' || c.path === 'vdpa') {
+        expect(
+          c.reps.every((x) => (x.fastPathShare ?? -1) >= 0),
+          what,
+        ).toBe(true);
+        expect(c.valid, `${what}: ${c.invalid}`).toBe(c.fastPathShare >= 0.99);
+        expect(c.fastPathShare, what).toBeGreaterThan(0.5);
+      } else expect([c.fastPathShare, c.valid], what).toEqual([0, true]);
+    }
     // Both accelerators, paired: vdpa (the virtio NIC's hosts) over vnic and over the VI hosts' slow path.
     for (const x of r.ratios) {
       expect(x.vdpaOverVnic, `${x.size} ${x.placement}`).toBeGreaterThan(0);
@@ -44,11 +56,11 @@ describe('xsim bench --quick', () => {
     expect(r.threads.unaccel.busy).toEqual(expect.arrayContaining([expect.stringMatching(/^host-a\/a1@pCPU\d+$/), 'NIC thread']));
     expect(r.threads.vdpa.busy).toEqual([expect.stringMatching(/^host-c\/c1@pCPU\d+$/), 'NIC thread', expect.stringMatching(/^host-d\/d1@pCPU\d+$/)]);
     for (const c of r.cells.filter((x) => x.path !== 'raw')) expect(Object.keys(c.vcpu ?? {}).length, `${c.path}/${c.placement}`).toBeGreaterThan(0);
-    expect(validateBenchJson({ ...r, schema: 'other' })).toEqual([`/schema: Expected 'xsim-bench/4', got "other"`]);
+    expect(validateBenchJson({ ...r, schema: 'other' })).toEqual([`/schema: Expected 'xsim-bench/5', got "other"`]);
     // The published schema file says the same to an independent validator; the run says what produced it.
     const ajv = new Ajv({ allErrors: true, strict: false });
     addFormats.default(ajv);
-    const validate = ajv.compile(JSON.parse(readFileSync(`${root}schemas/xsim-bench-4.schema.json`, 'utf8')) as object);
+    const validate = ajv.compile(JSON.parse(readFileSync(`${root}schemas/xsim-bench-5.schema.json`, 'utf8')) as object);
     expect(validate(r), JSON.stringify(validate.errors)).toBe(true);
     expect(r.meta.command.slice(0, 2)).toEqual(['bench', '--quick']);
     expect(r.meta.commit).toMatch(/^[0-9a-f]{40}$/);

@@ -4,7 +4,19 @@
  * cost, their result schemas, charts and text reports. `xsim bench|scale|
  * migration` parse arguments and call these.
  */
-export { runBench, median, DEFAULT_BENCH, QUICK_BENCH, threadAccounting, benchTopology, benchRatios, BENCH_SWITCH, type BenchOptions } from './matrix.ts';
+export {
+  runBench,
+  median,
+  DEFAULT_BENCH,
+  QUICK_BENCH,
+  threadAccounting,
+  benchTopology,
+  benchRatios,
+  cellValidity,
+  BENCH_SWITCH,
+  type BenchOptions,
+} from './matrix.ts';
+export * from './counts.ts';
 export { runRawRing, type RawResult } from './raw.ts';
 export { runMicro, type MicroResult } from './micro.ts';
 export { runCaptureCost } from './capture-cost.ts';

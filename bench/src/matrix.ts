@@ -15,6 +15,7 @@ import { streamAccount } from '@xsim/toolstack';
 import { awakeShare, busyShare, pcpuSleepTimes, vcpuTimes } from '@xsim/toolstack';
 import { NIC_MODELS, validateTopology, type Topology } from '@xsim/toolstack';
 import { runRawRing } from './raw.ts';
+import { ACCELERATED, MIN_FAST_PATH_SHARE, fastPathShare } from './counts.ts';
 import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
 
 export interface BenchOptions {
@@ -210,9 +211,16 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
           continue;
         }
         const x = await runRawRing(counts.get(key)! * (o.frames > 0 ? 4 : 1), size);
-        reps
-          .get('raw/cross')!
-          .push({ sent: x.frames, delivered: x.frames, dropsCounted: 0, conserved: true, pps: x.pps, gbps: x.gbps, cpuUsPerFrame: x.cpuUsPerFrame });
+        reps.get('raw/cross')!.push({
+          sent: x.frames,
+          delivered: x.frames,
+          dropsCounted: 0,
+          conserved: true,
+          pps: x.pps,
+          gbps: x.gbps,
+          cpuUsPerFrame: x.cpuUsPerFrame,
+          fastPathShare: 0,
+        });
         continue;
       }
       await use(sim!, path);
@@ -296,13 +304,35 @@ async function measure(sim: Simulation, o: Parameters<typeof runStream>[1]): Pro
     awake,
     vcpu,
     cpuUsPerFrame: (awakeMs * 1000) / Math.max(1, res.delivered),
+    fastPathShare: fastPathShare(before, after, o.from, res.sent),
   };
 }
+
+/**
+ * Is a cell what its path says? An accelerated path (vnic, vdpa) whose
+ * sender's frontend took under 99 % of the stream on the fast path measured
+ * mostly the slow path (a plugin that failed, declined or fell back), so it
+ * is marked invalid, with the share in the reason. Unaccelerated paths take
+ * nothing on the fast path and are valid with a share of 0.
+ */
+export function cellValidity(path: BenchPath, reps: Pick<RepResult, 'fastPathShare'>[]): Pick<BenchCell, 'fastPathShare' | 'valid' | 'invalid'> {
+  const shares = reps.map((r) => r.fastPathShare ?? 0);
+  const share = shares.length ? median(shares) : 0;
+  if (!ACCELERATED.includes(path) || share >= MIN_FAST_PATH_SHARE) return { fastPathShare: share, valid: true };
+  return {
+    fastPathShare: share,
+    valid: false,
+    invalid: `${path}: the sender's frontend took ${fmtShare(share)} of the stream on the fast path (median; repetitions ${shares.map(fmtShare).join(', ')}), under ${fmtShare(MIN_FAST_PATH_SHARE)}: the rest went by the slow path`,
+  };
+}
+
+const fmtShare = (x: number) => `${(x * 100).toFixed(x >= 0.995 && x < 1 ? 2 : 1)}%`;
 
 function cell(path: BenchPath, placement: Placement, size: number, reps: RepResult[], rtt: BenchCell['rtt']): BenchCell {
   const sent = reps.reduce((a, r) => a + r.sent, 0);
   const delivered = reps.reduce((a, r) => a + r.delivered, 0);
   return {
+    ...cellValidity(path, reps),
     path,
     placement,
     size,
@@ -333,9 +363,16 @@ function medianShare(reps: RepResult[], of: (r: RepResult) => Record<string, num
 export function benchRatios(cells: BenchCell[], o: Pick<BenchOptions, 'sizes' | 'placements'>): BenchRatio[] {
   const out: BenchRatio[] = [];
   const get = (path: BenchPath, placement: Placement, size: number) => cells.find((c) => c.path === path && c.placement === placement && c.size === size);
-  // Paired: the median over repetitions of (a / b) within the same repetition.
-  const ratio = (a: BenchCell | undefined, b: BenchCell | undefined): number | null => {
+  // Paired: the median over repetitions of (a / b) within the same repetition; null when
+  // either cell is not valid (named in `invalid` with the reason).
+  let invalid: string[] = [];
+  const ratio = (a: BenchCell | undefined, b: BenchCell | undefined, name: string): number | null => {
     if (!a || !b) return null;
+    const bad = [a, b].filter((c) => !c.valid);
+    if (bad.length) {
+      invalid.push(`${name}: ${bad.map((c) => `${c.path} ${c.placement} ${c.size} B is not valid (${c.invalid ?? 'no reason given'})`).join('; ')}`);
+      return null;
+    }
     const n = Math.min(a.reps.length, b.reps.length);
     const rs: number[] = [];
     for (let i = 0; i < n; i++) if (b.reps[i].gbps > 0) rs.push(a.reps[i].gbps / b.reps[i].gbps);
@@ -343,6 +380,7 @@ export function benchRatios(cells: BenchCell[], o: Pick<BenchOptions, 'sizes' | 
   };
   for (const size of o.sizes) {
     for (const placement of o.placements) {
+      invalid = [];
       const raw = get('raw', 'cross', size);
       const acc = get('vnic', placement, size);
       const vdpa = get('vdpa', placement, size);
@@ -350,17 +388,18 @@ export function benchRatios(cells: BenchCell[], o: Pick<BenchOptions, 'sizes' | 
       const unaccel = get('unaccel', placement, size);
       const overRaw: BenchRatio['overRaw'] = {};
       for (const p of ['unaccel', 'vnic', 'vdpa', 'null', 'dom0'] as BenchPath[]) {
-        const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw);
+        const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw, `overRaw.${p}`);
         if (v !== null) overRaw[p] = v;
       }
       out.push({
         size,
         placement,
-        accelOverUnaccel: ratio(acc, unaccel),
-        accelOverDom0: placement === 'cross' ? ratio(acc, get('dom0', 'cross', size)) : null,
-        vdpaOverVnic: ratio(vdpa, acc),
-        vdpaOverUnaccel: ratio(vdpa, unaccel),
+        accelOverUnaccel: ratio(acc, unaccel, 'accelOverUnaccel'),
+        accelOverDom0: placement === 'cross' ? ratio(acc, get('dom0', 'cross', size), 'accelOverDom0') : null,
+        vdpaOverVnic: ratio(vdpa, acc, 'vdpaOverVnic'),
+        vdpaOverUnaccel: ratio(vdpa, unaccel, 'vdpaOverUnaccel'),
         overRaw,
+        ...(invalid.length ? { invalid } : {}),
       });
     }
   }

@@ -20,8 +20,29 @@ function cellTables(r: BenchJson): string[] {
     c.rtt ? Math.round(c.rtt.p99Us) : '-',
     c.cpuUsPerFrame !== undefined ? c.cpuUsPerFrame : '-',
     c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
+    `${fastShare(c.fastPathShare)}${c.valid ? '' : ' INVALID'}`,
   ]);
-  return [table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved'], rows), '', ratioTable(r)];
+  const invalid = r.cells.filter((c) => !c.valid);
+  const left = r.ratios.flatMap((x) => (x.invalid ?? []).map((w) => `  ${x.size} B ${x.placement}: ${w}`));
+  return [
+    table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved', 'fast path'], rows),
+    ...(invalid.length
+      ? [
+          '',
+          `INVALID cells (not what their path says; their ratios are left out):`,
+          ...invalid.map((c) => `  ${c.path} ${c.placement} ${c.size} B: ${c.invalid ?? ''}`),
+        ]
+      : []),
+    '',
+    ratioTable(r),
+    ...(left.length ? ['', 'ratios left out ("-" above):', ...left] : []),
+  ];
+}
+
+/** A fast-path share as a percentage ('-' for none at all: an unaccelerated path). */
+function fastShare(x: number | undefined): string {
+  if (x === undefined || x === 0) return '-';
+  return `${(x * 100).toFixed(x >= 0.995 && x < 1 ? 2 : 1)}%`;
 }
 
 /**

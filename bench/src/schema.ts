@@ -1,13 +1,15 @@
 /**
- * The benchmark's JSON output (schema "xsim-bench/4"), sketched here and
+ * The benchmark's JSON output (schema "xsim-bench/5"), sketched here and
  * defined once below as a TypeBox schema: the TypeScript types derive from it,
  * validateBenchJson checks a file against it, and `xsim schema` publishes it
- * as schemas/xsim-bench-4.schema.json. ("xsim-bench/1", "/2" and "/3" files,
- * from before run metadata, before pCPUs and before the vdpa path, have the
- * same cells; --compare reads them through ComparableSchema.)
+ * as schemas/xsim-bench-5.schema.json. ("xsim-bench/1" to "/4" files, from
+ * before run metadata, before pCPUs, before the vdpa path and before the
+ * bench checked itself, have the same cells; --compare reads them through
+ * ComparableSchema. /5 added what the run checks of itself: each cell's
+ * fast-path share and validity.)
  *
  * {
- *   schema: "xsim-bench/4", date, meta: RunMeta, machine: { cores, node, cpu },
+ *   schema: "xsim-bench/5", date, meta: RunMeta, machine: { cores, node, cpu },
  *   options: { sizes, paths, placements, reps, quick, pcpus },
  *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
@@ -16,7 +18,8 @@
  *                                          // hosts, which a run with vdpa adds (all four hosts on a switch)
  *     placement: "cross" | "same",         // cross host (over the wire) or same host
  *     size: bytes (whole Ethernet frame),
- *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake?, vcpu?, cpuUsPerFrame? }],
+ *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake?, vcpu?, cpuUsPerFrame?,
+ *              fastPathShare? }],
  *     median: { pps, gbps }, spread: { minGbps, maxGbps },
  *     awake?: { [thread]: share },         // "pcpu0", …, "nic": median share of the stream's wall time the
  *                                          // thread was not blocked in Atomics.wait (its domains' turns,
@@ -26,12 +29,17 @@
  *                                          // the domain's vCPU spent in its turns
  *     cpuUsPerFrame?: number,              // median of: every thread's awake time / frames delivered (us)
  *     lossRate: lost / sent over all reps,
- *     rtt: { p50Us, p99Us } | null          // UDP ping-pong with frames of this size
+ *     rtt: { p50Us, p99Us } | null,         // UDP ping-pong with frames of this size
+ *     fastPathShare: number,               // median of: frames the sender's frontend took on the fast path
+ *                                          // (netfront's accel host txTaken delta) / frames sent; 0 when
+ *                                          // not accelerated
+ *     valid: boolean, invalid?: string     // an accelerated cell (vnic, vdpa) under 0.99 is not valid
  *   }],
  *   ratios: [{ size, placement, accelOverUnaccel, accelOverDom0,   // vnic over unaccel, over dom0
  *              vdpaOverVnic, vdpaOverUnaccel,                   // vdpa over vnic; over unaccel measured
  *                                                               // on the VI NIC's hosts (a1 -> b1 or a2)
- *              overRaw: { [path]: ratio } }],
+ *              overRaw: { [path]: ratio },
+ *              invalid?: [why] }],             // a ratio pairing an invalid cell is null, and said why here
  *                                          // paired: median over repetitions of (a / b) measured in the
  *                                          // same repetition (every repetition visits every path in turn)
  *   micro?: [{ name, opsPerSec, margin }],
@@ -48,9 +56,9 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { RunMetaSchema } from '@xsim/toolstack';
 
-export const BENCH_SCHEMA = 'xsim-bench/4';
+export const BENCH_SCHEMA = 'xsim-bench/5';
 /** Earlier schemas whose cells --compare can still read. */
-export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', 'xsim-bench/3', BENCH_SCHEMA] as const;
+export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', 'xsim-bench/3', 'xsim-bench/4', BENCH_SCHEMA] as const;
 export const PATHS = ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw'] as const;
 export type BenchPath = (typeof PATHS)[number];
 export type Placement = 'cross' | 'same';
@@ -74,6 +82,13 @@ export const RepResultSchema = Type.Object({
     Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: "domain -> share of the stream's time its vCPU was in its turns" }),
   ),
   cpuUsPerFrame: Type.Optional(Num('awake time of all the threads per delivered frame, us')),
+  fastPathShare: Type.Optional(
+    Type.Number({
+      minimum: 0,
+      description:
+        "frames the sender's frontend took on the fast path (netfront's accel host txTaken, grown over the repetition) / frames sent; 0 on an unaccelerated path",
+    }),
+  ),
 });
 export type RepResult = Static<typeof RepResultSchema>;
 
@@ -89,6 +104,11 @@ export const BenchCellSchema = Type.Object({
   cpuUsPerFrame: Type.Optional(Num()),
   lossRate: Type.Number({ minimum: 0, maximum: 1 }),
   rtt: Type.Union([Type.Object({ p50Us: Num(), p99Us: Num() }), Type.Null()]),
+  fastPathShare: Type.Number({ minimum: 0, description: 'median over repetitions of the fast-path share (0 on an unaccelerated path)' }),
+  valid: Type.Boolean({
+    description: 'false: the cell does not measure what its path says (an accelerated path whose median fast-path share is under 0.99); its ratios are null',
+  }),
+  invalid: Type.Optional(Type.String({ description: 'why the cell is not valid' })),
 });
 export type BenchCell = Static<typeof BenchCellSchema>;
 
@@ -111,6 +131,7 @@ export const BenchRatioSchema = Type.Object({
     },
     { description: 'each path over the raw ring' },
   ),
+  invalid: Type.Optional(Type.Array(Type.String(), { description: 'ratios left null because a cell they pair is not valid, and why' })),
 });
 export type BenchRatio = Static<typeof BenchRatioSchema>;
 
@@ -180,7 +201,7 @@ export const BenchJsonSchema = Type.Object(
     capture: Type.Optional(Type.Array(CaptureCellSchema, { description: "the capture's cost: the same stream with capture off and on" })),
     queues: Type.Optional(Type.Array(QueueCellSchema, { description: 'multi-queue vifs (--queues): N flows over N queues, unaccel across hosts' })),
   },
-  { $id: 'https://xsim.invalid/schemas/xsim-bench-4.schema.json', title: 'xsim bench result' },
+  { $id: 'https://xsim.invalid/schemas/xsim-bench-5.schema.json', title: 'xsim bench result' },
 );
 export type BenchJson = Static<typeof BenchJsonSchema>;
 

@@ -7,7 +7,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { validateTopology } from '@xsim/toolstack';
-import { BENCH_SWITCH, benchRatios, benchTopology, report, type BenchCell, type BenchJson, type BenchPath, type Placement } from '../src/index.ts';
+import {
+  BENCH_SWITCH,
+  benchRatios,
+  benchTopology,
+  cellValidity,
+  report,
+  type BenchCell,
+  type BenchJson,
+  type BenchPath,
+  type Placement,
+} from '../src/index.ts';
 
 /** benchTopology as it was before the vdpa path (commit aa3a00d), written out. */
 function before(size: number) {
@@ -72,6 +82,8 @@ function cell(path: BenchPath, placement: Placement, size: number, gbps: number[
     spread: { minGbps: Math.min(...gbps), maxGbps: Math.max(...gbps) },
     lossRate: 0,
     rtt: null,
+    fastPathShare: path === 'vnic' || path === 'vdpa' ? 1 : 0,
+    valid: true,
   };
 }
 
@@ -124,5 +136,40 @@ describe('bench ratios', () => {
     ]);
     expect(report(r(['unaccel', 'vnic', 'vdpa']))).toMatch(/\n64 +cross +2 +- +1\.50 +3 +- /);
     expect(header(report(r(['unaccel', 'vnic'])))).not.toContain('vdpa/vnic');
+  });
+});
+
+describe('a benchmark that checks itself: the fast-path share', () => {
+  it('an accelerated cell under 99 % on the fast path is not valid, and says why; unaccelerated paths are valid at 0', () => {
+    expect(cellValidity('vnic', [{ fastPathShare: 1 }, { fastPathShare: 0.995 }, { fastPathShare: 0.999 }])).toEqual({ fastPathShare: 0.999, valid: true });
+    const bad = cellValidity('vnic', [{ fastPathShare: 0.5 }, { fastPathShare: 0.4 }, { fastPathShare: 1 }]);
+    expect(bad).toMatchObject({ fastPathShare: 0.5, valid: false });
+    expect(bad.invalid).toMatch(
+      /^vnic: the sender's frontend took 50\.0% of the stream on the fast path \(median; repetitions 50\.0%, 40\.0%, 100\.0%\), under 99\.0%/,
+    );
+    expect(cellValidity('vdpa', [{ fastPathShare: 0.98 }]).valid).toBe(false);
+    for (const p of ['unaccel', 'null', 'dom0', 'raw'] as BenchPath[])
+      expect(cellValidity(p, [{ fastPathShare: 0 }]), p).toEqual({ fastPathShare: 0, valid: true });
+  });
+
+  it('a ratio pairing an invalid cell is null and names the cell; the others stand', () => {
+    const fellBack = { ...cell('vnic', 'cross', 1500, [6, 6, 6]), ...cellValidity('vnic', [{ fastPathShare: 0.1 }]) };
+    const cells = [cell('raw', 'cross', 1500, [40, 40, 40]), cell('unaccel', 'cross', 1500, [5, 5, 5]), fellBack, cell('dom0', 'cross', 1500, [10, 10, 10])];
+    const [x] = benchRatios(cells, { sizes: [1500], placements: ['cross'] });
+    expect([x.accelOverUnaccel, x.accelOverDom0, x.overRaw.vnic]).toEqual([null, null, undefined]);
+    expect(x.overRaw).toEqual({ unaccel: 0.125, dom0: 0.25 });
+    expect(x.invalid?.map((w) => w.split(':')[0])).toEqual(['overRaw.vnic', 'accelOverUnaccel', 'accelOverDom0']);
+    expect(x.invalid?.[1]).toMatch(/vnic cross 1500 B is not valid \(vnic: the sender's frontend took 10\.0%/);
+    // The same cells all valid: every ratio is there and nothing is listed.
+    const [ok] = benchRatios(
+      cells.map((c) => (c.path === 'vnic' ? cell('vnic', 'cross', 1500, [6, 6, 6]) : c)),
+      { sizes: [1500], placements: ['cross'] },
+    );
+    expect([ok.accelOverUnaccel, ok.accelOverDom0, ok.invalid]).toEqual([1.2, 0.6, undefined]);
+    // The report marks the cell and lists what was left out.
+    const text = report({ machine: { cores: 2 }, threads: {}, cells, ratios: [x] } as unknown as BenchJson);
+    expect(text).toMatch(/\nvnic +cross +1500 .* 10\.0% INVALID\n/);
+    expect(text).toMatch(/INVALID cells .*\n  vnic cross 1500 B: vnic: the sender's frontend took 10\.0%/);
+    expect(text).toMatch(/ratios left out .*\n  1500 B cross: overRaw\.vnic: vnic cross 1500 B is not valid/);
   });
 });
