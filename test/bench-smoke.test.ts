@@ -34,6 +34,7 @@ describe('xsim bench --quick', () => {
       }
     }
     expect(r.ratios.find((x) => x.placement === 'cross')?.accelOverUnaccel).toBeGreaterThan(0);
+    expect(r.cells.reduce((n, c) => n + (c.wakesPerFrame ?? 0), 0)).toBeGreaterThan(0);
     // The bench checks itself: the accelerated cells took their streams on the fast path (or say they did not), the others took none.
     for (const c of r.cells) {
       const what = `${c.path}/${c.placement}/${c.size}`;
@@ -45,6 +46,14 @@ describe('xsim bench --quick', () => {
         expect(c.valid, `${what}: ${c.invalid}`).toBe(c.fastPathShare >= 0.99);
         expect(c.fastPathShare, what).toBeGreaterThan(0.5);
       } else expect([c.fastPathShare, c.valid], what).toEqual([0, true]);
+      // Wake-ups and copies per delivered frame: every path copies each frame at least twice (out of
+      // the sender, into the receiver; the raw ring by construction), and threads slept at times.
+      expect(c.copiesPerFrame, what).toBeGreaterThanOrEqual(c.path === 'raw' ? 2 : 1.9);
+      expect(c.wakesPerFrame, what).toBeGreaterThanOrEqual(0);
+      if (c.path === 'unaccel' && c.placement === 'cross')
+        expect(Object.keys(c.copies ?? {}), what).toEqual(
+          expect.arrayContaining(['netback TX grant copy', 'netback RX grant copy', 'NIC TX DMA', 'NIC RX DMA']),
+        );
     }
     // Both accelerators, paired: vdpa (the virtio NIC's hosts) over vnic and over the VI hosts' slow path.
     for (const x of r.ratios) {

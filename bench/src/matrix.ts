@@ -15,7 +15,7 @@ import { streamAccount } from '@xsim/toolstack';
 import { awakeShare, busyShare, pcpuSleepTimes, vcpuTimes } from '@xsim/toolstack';
 import { NIC_MODELS, validateTopology, type Topology } from '@xsim/toolstack';
 import { runRawRing } from './raw.ts';
-import { ACCELERATED, MIN_FAST_PATH_SHARE, fastPathShare } from './counts.ts';
+import { ACCELERATED, MIN_FAST_PATH_SHARE, RAW_COPIES, copyDelta, fastPathShare, threadSleeps, wakeDelta } from './counts.ts';
 import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
 
 export interface BenchOptions {
@@ -220,6 +220,9 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
           gbps: x.gbps,
           cpuUsPerFrame: x.cpuUsPerFrame,
           fastPathShare: 0,
+          wakesPerFrame: x.wakes / Math.max(1, x.frames),
+          wakes: x.wakesPerThread,
+          ...perFrame(RAW_COPIES.raw, 1),
         });
         continue;
       }
@@ -294,6 +297,7 @@ async function measure(sim: Simulation, o: Parameters<typeof runStream>[1]): Pro
   const awake = awakeShare(pcpuSleepTimes(pBefore), pcpuSleepTimes(pAfter), wallMs, res.elapsedMs);
   const vcpu = Object.fromEntries(Object.entries(busyShare(vcpuTimes(before), vcpuTimes(after), res.elapsedMs)).filter(([, v]) => v > 0));
   const awakeMs = Object.values(awake).reduce((a, b) => a + b, 0) * res.elapsedMs;
+  const wakes = wakeDelta(threadSleeps(pBefore), threadSleeps(pAfter));
   return {
     sent: res.sent,
     delivered: res.delivered,
@@ -305,7 +309,16 @@ async function measure(sim: Simulation, o: Parameters<typeof runStream>[1]): Pro
     vcpu,
     cpuUsPerFrame: (awakeMs * 1000) / Math.max(1, res.delivered),
     fastPathShare: fastPathShare(before, after, o.from, res.sent),
+    wakesPerFrame: wakes.total / Math.max(1, res.delivered),
+    wakes: wakes.perThread,
+    ...perFrame(copyDelta(before, after), res.delivered),
   };
+}
+
+/** Copies per site over `frames` delivered frames, and their sum. */
+function perFrame(copies: Record<string, number>, frames: number): Pick<RepResult, 'copies' | 'copiesPerFrame'> {
+  const per = Object.fromEntries(Object.entries(copies).map(([k, n]) => [k, n / Math.max(1, frames)]));
+  return { copies: per, copiesPerFrame: Object.values(per).reduce((a, b) => a + b, 0) };
 }
 
 /**
@@ -341,10 +354,20 @@ function cell(path: BenchPath, placement: Placement, size: number, reps: RepResu
     awake: medianShare(reps, (r) => r.awake),
     vcpu: medianShare(reps, (r) => r.vcpu),
     cpuUsPerFrame: reps.every((r) => r.cpuUsPerFrame !== undefined) ? median(reps.map((r) => r.cpuUsPerFrame!)) : undefined,
+    wakesPerFrame: reps.every((r) => r.wakesPerFrame !== undefined) ? median(reps.map((r) => r.wakesPerFrame!)) : undefined,
+    copiesPerFrame: reps.every((r) => r.copiesPerFrame !== undefined) ? median(reps.map((r) => r.copiesPerFrame!)) : undefined,
+    copies: medianOf(reps, (r) => r.copies),
     spread: { minGbps: Math.min(...reps.map((r) => r.gbps)), maxGbps: Math.max(...reps.map((r) => r.gbps)) },
     lossRate: sent > 0 ? (sent - delivered) / sent : 0,
     rtt,
   };
+}
+
+/** Per key (a copy site), the median over repetitions of its value (0 where a repetition has none). */
+function medianOf(reps: RepResult[], of: (r: RepResult) => Record<string, number> | undefined): Record<string, number> | undefined {
+  if (!reps.some((r) => of(r))) return undefined;
+  const keys = new Set(reps.flatMap((r) => Object.keys(of(r) ?? {})));
+  return Object.fromEntries([...keys].map((k) => [k, median(reps.map((r) => of(r)?.[k] ?? 0))]));
 }
 
 /** Per thread (or domain), the median over repetitions of its share; those under 2% are left out. */

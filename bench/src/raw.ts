@@ -1,5 +1,6 @@
 /** Runs the raw-ring baseline: a producer and a consumer domain on two pCPUs of a runtime of their own. */
 import { ADDR_TOOLSTACK, CH, RpcEndpoint, ThreadRuntime } from '@xsim/hypervisor';
+import { threadSleeps, wakeDelta } from './counts.ts';
 
 import { RAW_KERNEL, rawRingBytes, type RawConfig, type RawOps } from './raw-kernel.ts';
 
@@ -10,6 +11,9 @@ export interface RawResult {
   elapsedMs: number;
   /** Both domains' time in their turns, per frame. */
   cpuUsPerFrame: number;
+  /** Sleeps in Atomics.wait of every thread of the ring's runtime over the run (pCPU workers and its idle NIC thread). */
+  wakes: number;
+  wakesPerThread: Record<string, number>;
 }
 
 export class RawRing {
@@ -35,10 +39,20 @@ export class RawRing {
   }
 
   async run(count: number): Promise<RawResult> {
+    const before = threadSleeps(await this.rt.pcpuStats(5000));
     const [p, c] = await Promise.all(this.ctl.map((e) => e.request('run', { count }, 120_000)));
+    const wakes = wakeDelta(before, threadSleeps(await this.rt.pcpuStats(5000)));
     const elapsedMs = c.last - c.first;
     const pps = elapsedMs > 0 ? ((c.frames - 1) * 1000) / elapsedMs : 0;
-    return { frames: c.frames, pps, gbps: (pps * this.size * 8) / 1e9, elapsedMs, cpuUsPerFrame: ((p.awakeMs + c.awakeMs) * 1000) / Math.max(1, c.frames) };
+    return {
+      frames: c.frames,
+      pps,
+      gbps: (pps * this.size * 8) / 1e9,
+      elapsedMs,
+      cpuUsPerFrame: ((p.awakeMs + c.awakeMs) * 1000) / Math.max(1, c.frames),
+      wakes: wakes.total,
+      wakesPerThread: wakes.perThread,
+    };
   }
 
   async stop(): Promise<void> {

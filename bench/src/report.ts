@@ -1,6 +1,7 @@
 /** The benchmarks' results as text tables, for `xsim bench`, `xsim scale` and `xsim migration`. */
 import { fmtNum, table } from '@xsim/toolstack';
 import { median } from './matrix.ts';
+import { UNCOUNTED_COPIES } from './counts.ts';
 import { compareResults, type Comparison } from './compare.ts';
 import type { BenchJson, Comparable } from './schema.ts';
 import type { MigrationJson } from './migration.ts';
@@ -19,13 +20,33 @@ function cellTables(r: BenchJson): string[] {
     c.rtt ? Math.round(c.rtt.p50Us) : '-',
     c.rtt ? Math.round(c.rtt.p99Us) : '-',
     c.cpuUsPerFrame !== undefined ? c.cpuUsPerFrame : '-',
+    c.wakesPerFrame !== undefined ? c.wakesPerFrame : '-',
+    c.copiesPerFrame !== undefined ? c.copiesPerFrame : '-',
     c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
     `${fastShare(c.fastPathShare)}${c.valid ? '' : ' INVALID'}`,
   ]);
   const invalid = r.cells.filter((c) => !c.valid);
   const left = r.ratios.flatMap((x) => (x.invalid ?? []).map((w) => `  ${x.size} B ${x.placement}: ${w}`));
   return [
-    table(['path', 'placement', 'bytes', 'Mpps', 'Gbit/s', 'spread', 'loss', 'p50 us', 'p99 us', 'cpu us/frame', 'conserved', 'fast path'], rows),
+    table(
+      [
+        'path',
+        'placement',
+        'bytes',
+        'Mpps',
+        'Gbit/s',
+        'spread',
+        'loss',
+        'p50 us',
+        'p99 us',
+        'cpu us/frame',
+        'wakes/frame',
+        'copies/frame',
+        'conserved',
+        'fast path',
+      ],
+      rows,
+    ),
     ...(invalid.length
       ? [
           '',
@@ -67,6 +88,28 @@ function ratioTable(r: BenchJson): string {
       x.overRaw.dom0 ?? '-',
     ]),
   );
+}
+
+/**
+ * Where each cell copied its frames (per delivered frame, by site: counts.ts
+ * COPY_SITES), and which copies no counter counts.
+ */
+function copyLines(r: BenchJson): string[] {
+  const cells = r.cells.filter((c) => c.copies && Object.keys(c.copies).length > 0);
+  if (!cells.length) return [];
+  const parts = [
+    '',
+    "copies of a frame per delivered frame, by site (median over repetitions; wakes/frame: every thread's sleeps in Atomics.wait, pCPUs and NIC thread):",
+  ];
+  for (const c of cells)
+    parts.push(
+      `  ${`${c.path} ${c.placement} ${c.size}B`.padEnd(20)} ${Object.entries(c.copies!)
+        .filter(([, v]) => v >= 0.005)
+        .map(([k, v]) => `${k} ${fmtNum(v)}`)
+        .join(', ')}`,
+    );
+  parts.push(`  not counted (no counter at the site): ${UNCOUNTED_COPIES.join('; ')}`);
+  return parts;
 }
 
 /** Where the time went: each thread's and each busy vCPU's awake share, and the threads each path ran on. */
@@ -139,7 +182,7 @@ function queueTable(cells: NonNullable<BenchJson['queues']>): string {
 }
 
 export function report(r: BenchJson): string {
-  const parts = [...cellTables(r), ...threadLines(r)];
+  const parts = [...cellTables(r), ...copyLines(r), ...threadLines(r)];
   if (r.capture?.length) {
     parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`, captureTable(r.capture));
   }

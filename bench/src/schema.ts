@@ -6,7 +6,7 @@
  * before run metadata, before pCPUs, before the vdpa path and before the
  * bench checked itself, have the same cells; --compare reads them through
  * ComparableSchema. /5 added what the run checks of itself: each cell's
- * fast-path share and validity.)
+ * fast-path share and validity, wake-ups and copies per frame.)
  *
  * {
  *   schema: "xsim-bench/5", date, meta: RunMeta, machine: { cores, node, cpu },
@@ -19,7 +19,7 @@
  *     placement: "cross" | "same",         // cross host (over the wire) or same host
  *     size: bytes (whole Ethernet frame),
  *     reps: [{ sent, delivered, dropsCounted, conserved, pps, gbps, awake?, vcpu?, cpuUsPerFrame?,
- *              fastPathShare? }],
+ *              fastPathShare?, wakesPerFrame?, wakes?, copiesPerFrame?, copies? }],
  *     median: { pps, gbps }, spread: { minGbps, maxGbps },
  *     awake?: { [thread]: share },         // "pcpu0", …, "nic": median share of the stream's wall time the
  *                                          // thread was not blocked in Atomics.wait (its domains' turns,
@@ -30,6 +30,9 @@
  *     cpuUsPerFrame?: number,              // median of: every thread's awake time / frames delivered (us)
  *     lossRate: lost / sent over all reps,
  *     rtt: { p50Us, p99Us } | null,         // UDP ping-pong with frames of this size
+ *     wakesPerFrame?: number,              // median of: every thread's Atomics.wait sleeps (pCPUs, NIC) / delivered
+ *     copiesPerFrame?: number,             // median of: whole-frame copies at every counted site / delivered
+ *     copies?: { [site]: perFrame },       // per copy site (bench/src/counts.ts COPY_SITES, RAW_COPIES)
  *     fastPathShare: number,               // median of: frames the sender's frontend took on the fast path
  *                                          // (netfront's accel host txTaken delta) / frames sent; 0 when
  *                                          // not accelerated
@@ -89,6 +92,19 @@ export const RepResultSchema = Type.Object({
         "frames the sender's frontend took on the fast path (netfront's accel host txTaken, grown over the repetition) / frames sent; 0 on an unaccelerated path",
     }),
   ),
+  wakesPerFrame: Type.Optional(
+    Type.Number({
+      minimum: 0,
+      description: "every thread's sleeps in Atomics.wait begun over the repetition (pCPU workers and the NIC thread) / frames delivered",
+    }),
+  ),
+  wakes: Type.Optional(
+    Type.Record(Type.String(), Type.Integer({ minimum: 0 }), { description: "thread ('pcpu0', ..., 'nic') -> its sleeps over the repetition" }),
+  ),
+  copiesPerFrame: Type.Optional(
+    Type.Number({ minimum: 0, description: 'whole-frame copies counted at every copy site (bench/src/counts.ts COPY_SITES) / frames delivered' }),
+  ),
+  copies: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'copy site -> its copies / frames delivered' })),
 });
 export type RepResult = Static<typeof RepResultSchema>;
 
@@ -105,6 +121,9 @@ export const BenchCellSchema = Type.Object({
   lossRate: Type.Number({ minimum: 0, maximum: 1 }),
   rtt: Type.Union([Type.Object({ p50Us: Num(), p99Us: Num() }), Type.Null()]),
   fastPathShare: Type.Number({ minimum: 0, description: 'median over repetitions of the fast-path share (0 on an unaccelerated path)' }),
+  wakesPerFrame: Type.Optional(Num('median over repetitions of wake-ups (every thread) per delivered frame')),
+  copiesPerFrame: Type.Optional(Num('median over repetitions of whole-frame copies per delivered frame')),
+  copies: Type.Optional(Type.Record(Type.String(), Type.Number({ minimum: 0 }), { description: 'copy site -> median copies per delivered frame' })),
   valid: Type.Boolean({
     description: 'false: the cell does not measure what its path says (an accelerated path whose median fast-path share is under 0.99); its ratios are null',
   }),
