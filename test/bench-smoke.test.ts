@@ -35,6 +35,10 @@ describe('xsim bench --quick', () => {
     }
     expect(r.ratios.find((x) => x.placement === 'cross')?.accelOverUnaccel).toBeGreaterThan(0);
     expect(r.cells.reduce((n, c) => n + (c.wakesPerFrame ?? 0), 0)).toBeGreaterThan(0);
+    // The machine's futex wake round trip, measured first (--quick: 5000 round trips) and printed in the header.
+    expect(r.machine.futexRoundTripUs?.roundTrips).toBe(5000);
+    expect(r.machine.futexRoundTripUs?.median).toBeGreaterThan(0);
+    expect(stdout).toMatch(/^machine: \d+ cores .*futex wake round trip .* median [\d.]+ us, p99 [\d.]+ us over 5000 round trips/);
     // The bench checks itself: the accelerated cells took their streams on the fast path (or say they did not), the others took none.
     for (const c of r.cells) {
       const what = `${c.path}/${c.placement}/${c.size}`;

@@ -18,6 +18,7 @@ export {
 } from './matrix.ts';
 export * from './counts.ts';
 export { runRawRing, type RawResult } from './raw.ts';
+export { futexRoundTrip, type FutexRoundTrip } from './futex.ts';
 export { runMicro, type MicroResult } from './micro.ts';
 export { runCaptureCost } from './capture-cost.ts';
 export { runQueueBench, queueTopology, flowsOverQueues, type QueueBenchOptions } from './queues.ts';

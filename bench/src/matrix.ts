@@ -15,6 +15,7 @@ import { streamAccount } from '@xsim/toolstack';
 import { awakeShare, busyShare, pcpuSleepTimes, vcpuTimes } from '@xsim/toolstack';
 import { NIC_MODELS, validateTopology, type Topology } from '@xsim/toolstack';
 import { runRawRing } from './raw.ts';
+import { futexRoundTrip } from './futex.ts';
 import { ACCELERATED, MIN_FAST_PATH_SHARE, RAW_COPIES, copyDelta, fastPathShare, threadSleeps, wakeDelta } from './counts.ts';
 import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
 
@@ -36,6 +37,8 @@ export interface BenchOptions {
   progress?: (done: number, total: number, what: string) => void;
   /** The simulations' log level (default warn: their warnings and errors, not their chatter). */
   logLevel?: LogLevel;
+  /** Futex round trips measured at the start (0: none). */
+  futexRoundTrips?: number;
 }
 
 export const DEFAULT_BENCH: BenchOptions = {
@@ -47,6 +50,7 @@ export const DEFAULT_BENCH: BenchOptions = {
   repSeconds: 0.5,
   pings: 200,
   quick: false,
+  futexRoundTrips: 20_000,
 };
 export const QUICK_BENCH: BenchOptions = {
   sizes: [64, 1500],
@@ -57,6 +61,7 @@ export const QUICK_BENCH: BenchOptions = {
   repSeconds: 0,
   pings: 10,
   quick: true,
+  futexRoundTrips: 5_000,
 };
 
 /**
@@ -257,6 +262,8 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
   const plan = benchPlan(o);
   let step = 0;
   const tick = (what: string) => o.progress?.(step++, plan.length, what);
+  // The machine's futex wake round trip first, on an idle machine (no simulation yet).
+  const futex = o.futexRoundTrips ? await futexRoundTrip(o.futexRoundTrips) : undefined;
   for (const size of o.sizes) {
     // Round-robin: every repetition visits every path in turn (the raw ring too), so JIT
     // warm-up and machine drift fall on all paths alike, and each repetition's ratios
@@ -278,7 +285,12 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
     schema: BENCH_SCHEMA,
     date: new Date().toISOString(),
     meta: runMeta(o.pcpus ?? cores),
-    machine: { cores, node: process.version, cpu: cpus()[0]?.model ?? 'unknown' },
+    machine: {
+      cores,
+      node: process.version,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      ...(futex ? { futexRoundTripUs: { median: futex.medianUs, p99: futex.p99Us, roundTrips: futex.roundTrips, noSleep: futex.noSleep } } : {}),
+    },
     options: { sizes: o.sizes, paths: o.paths, placements: o.placements, reps: o.reps, quick: o.quick, pcpus: o.pcpus ?? cores },
     threads: accounting ?? {},
     cells,

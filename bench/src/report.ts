@@ -181,8 +181,19 @@ function queueTable(cells: NonNullable<BenchJson['queues']>): string {
   );
 }
 
+/** The machine, and its futex wake round trip when measured. */
+function machineLine(r: BenchJson): string[] {
+  const m = r.machine;
+  if (!m || !m.cpu) return [];
+  const f = m.futexRoundTripUs;
+  return [
+    `machine: ${m.cores} cores (${m.cpu}), Node ${m.node}${f ? `; futex wake round trip (two worker threads, Atomics.notify/wait) median ${fmtNum(f.median)} us, p99 ${fmtNum(f.p99)} us over ${f.roundTrips} round trips` : ''}`,
+    '',
+  ];
+}
+
 export function report(r: BenchJson): string {
-  const parts = [...cellTables(r), ...copyLines(r), ...threadLines(r)];
+  const parts = [...machineLine(r), ...cellTables(r), ...copyLines(r), ...threadLines(r)];
   if (r.capture?.length) {
     parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`, captureTable(r.capture));
   }

@@ -6,10 +6,14 @@
  * before run metadata, before pCPUs, before the vdpa path and before the
  * bench checked itself, have the same cells; --compare reads them through
  * ComparableSchema. /5 added what the run checks of itself: each cell's
- * fast-path share and validity, wake-ups and copies per frame.)
+ * fast-path share and validity, wake-ups and copies per frame, the
+ * machine's futex round trip.)
  *
  * {
- *   schema: "xsim-bench/5", date, meta: RunMeta, machine: { cores, node, cpu },
+ *   schema: "xsim-bench/5", date, meta: RunMeta,
+ *   machine: { cores, node, cpu, futexRoundTripUs?: { median, p99, roundTrips, noSleep } },
+ *                                          // futex: two workers ping-pong with Atomics.notify/wait at the
+ *                                          // start of the run, µs per round trip (two wake-ups)
  *   options: { sizes, paths, placements, reps, quick, pcpus },
  *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
@@ -201,7 +205,25 @@ export const BenchJsonSchema = Type.Object(
     schema: Type.Literal(BENCH_SCHEMA),
     date: Type.String({ format: 'date-time' }),
     meta: RunMetaSchema,
-    machine: Type.Object({ cores: Type.Integer({ minimum: 1 }), node: Type.String(), cpu: Type.String() }),
+    machine: Type.Object({
+      cores: Type.Integer({ minimum: 1 }),
+      node: Type.String(),
+      cpu: Type.String(),
+      futexRoundTripUs: Type.Optional(
+        Type.Object(
+          {
+            median: Num(),
+            p99: Num(),
+            roundTrips: Type.Integer({ minimum: 1 }),
+            noSleep: Type.Integer({ minimum: 0, description: 'waits that found the answer already there (no sleep)' }),
+          },
+          {
+            description:
+              'two worker threads ping-pong on a SharedArrayBuffer word with Atomics.notify / Atomics.wait, measured at the start of the run: µs per round trip (two wake-ups)',
+          },
+        ),
+      ),
+    }),
     options: Type.Object({
       sizes: Type.Array(Type.Integer()),
       paths: Type.Array(PathSchema),
