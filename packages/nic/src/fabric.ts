@@ -8,7 +8,9 @@
  * sleeps it marks every attached VI's doorbell "asleep" and looks once more
  * at the TX rings; a driver that rings a doorbell marked asleep wakes the
  * NIC too: dom0 (privileged) on the NIC's wake line, a guest through the
- * platform (CH.kick), never holding the wake line itself.
+ * platform, never holding the wake line itself: its pCPU rings the NIC's wake
+ * word for it (pCPU bus stats `kicks`), or, where the NIC runs on the same
+ * thread (a deterministic run), sends it a CH.kick message.
  */
 import {
   CH,
@@ -116,7 +118,10 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
 
 /** The fabric thread's own counters, beside the NICs' and the switches'. */
 export const FABRIC_COUNTERS = declareCounters('nic fabric', {
-  doorbellKicks: { kind: 'event', help: 'doorbell messages from guests (CH.kick), each a wake of the NIC thread' },
+  doorbellKicks: {
+    kind: 'event',
+    help: "doorbell messages from guests (CH.kick), each a wake of the NIC: only where the NIC shares its thread (a deterministic run); on threads a guest's pCPU rings the NIC's wake word (pCPU bus stats `kicks`)",
+  },
 });
 
 /** The fabric thread's own numbers beside the NICs' and the switches'. */

@@ -67,6 +67,11 @@ export interface Envelope {
 /** Where envelopes for another thread go. */
 export interface Link {
   post(e: Envelope): void;
+  /**
+   * Wake the thread at the other end without a message, if this link holds its
+   * wake word (a doorbell ring: the rings say what there is to do). False if it cannot.
+   */
+  kick?(): boolean;
 }
 
 /** A MessagePort to another thread, whose doorbell is kicked after each post (it may be asleep). */
@@ -79,6 +84,12 @@ export class PortLink implements Link {
   post(e: Envelope): void {
     this.port.postMessage(ownBuffer(e));
     this.wake?.kick();
+  }
+
+  kick(): boolean {
+    if (!this.wake) return false;
+    this.wake.kick();
+    return true;
   }
 }
 
@@ -137,6 +148,8 @@ export interface BusStats {
   undeliverable: number;
   /** Envelopes from a sender the addressed endpoint does not talk to. */
   misdirected: number;
+  /** Device doorbells rung on another thread's wake word directly, with no envelope (kick()). */
+  kicks: number;
 }
 
 export class Bus {
@@ -145,7 +158,7 @@ export class Bus {
   private readonly inbound: MessagePort[] = [];
   /** Where envelopes for an address with no route of its own go (a worker's link to the hub). */
   defaultLink: Link | null = null;
-  readonly stats: BusStats = { sent: 0, delivered: 0, undeliverable: 0, misdirected: 0 };
+  readonly stats: BusStats = { sent: 0, delivered: 0, undeliverable: 0, misdirected: 0, kicks: 0 };
   /** Told of an envelope no endpoint here was made for (for logs). */
   onUndeliverable: (e: Envelope, why: string) => void = () => {};
 
@@ -197,6 +210,21 @@ export class Bus {
       return;
     }
     link.post(e);
+  }
+
+  /**
+   * Ring the doorbell of a device on another thread: its wake word is bumped
+   * (and the thread woken if it sleeps), no envelope travels; a device that
+   * sleeps looks at its rings when it wakes. This bus's thread is the
+   * platform (the pCPU), which holds the link; the guest that asked never
+   * holds the wake word. False when no direct link can (the device lives on
+   * this thread, or only the hub reaches it): then the caller sends a message.
+   */
+  kick(to: Addr): boolean {
+    const link = this.routes.get(to);
+    if (!link?.kick || !link.kick()) return false;
+    this.stats.kicks++;
+    return true;
   }
 
   /** An envelope from another thread (or sent here): to its endpoint, or on towards its address. */

@@ -169,7 +169,10 @@ export function buildEnv<C>(bus: Bus, spec: DomainSpec<C>, o: EnvOptions): Built
     xs,
     evtchn,
     channel: open,
-    kickDevice: (device) => bus.send({ to: device, from: spec.uid, ch: CH.kick, b: NO_BYTES }),
+    // A direct link (the NIC's thread) is rung on its wake word; a device on this thread (a deterministic run) gets the message.
+    kickDevice: (device) => {
+      if (!bus.kick(device)) bus.send({ to: device, from: spec.uid, ch: CH.kick, b: NO_BYTES });
+    },
     log: (m) => o.log(prefixLogLine(`[${spec.host}/${spec.name}] `, m)),
   };
   return {
