@@ -45,6 +45,10 @@ interface Msg {
 export interface Guest {
   vif: AccelVif;
   fe: AccelFrontend;
+  /** The guest's RAM (the plugin's DMA memory is in it). */
+  ram: Uint8Array;
+  /** Times its frontend asked the platform to wake the NIC (ctx.kickNic). */
+  kicks: number;
   toBackend: Msg[];
   toFrontend: Msg[];
   /** Every message its frontend got from the backend, in order (the plugin's own and the framework's). */
@@ -87,7 +91,7 @@ export function sameHostRig(model: Model, o: { guests?: number; args?: Record<st
   const byKey = (vif: AccelVif) => guests.find((g) => g.vif.key === vif.key)!;
 
   const bctx = {
-    apiVersion: '1.2',
+    apiVersion: '1.3',
     nic: () => ({ alias: model === 'vnic' ? 'nic:1924-0803' : 'nic:1af4-1041', mac: spec.mac, mtu: 1500, vis: 8, linkUp: true }),
     dom0: 0,
     mcdi: (op: McdiOp, a: unknown) => mcdi!.call(op, a as never),
@@ -117,6 +121,8 @@ export function sameHostRig(model: Model, o: { guests?: number; args?: Record<st
     const g: Guest = {
       vif: { key: `${d}/0`, domid: d, handle: 0, mac: macOf(d), ip: parseIp(ipOf(d)) },
       fe: null as unknown as AccelFrontend,
+      ram: mem.u8,
+      kicks: 0,
       toBackend: [],
       toFrontend: [],
       told: [],
@@ -132,7 +138,7 @@ export function sameHostRig(model: Model, o: { guests?: number; args?: Record<st
       },
     };
     const fctx = {
-      apiVersion: '1.2',
+      apiVersion: '1.3',
       domid: d,
       backendDomid: 0,
       mac: g.vif.mac,
@@ -147,7 +153,7 @@ export function sameHostRig(model: Model, o: { guests?: number; args?: Record<st
       mtu: 1500,
       clock,
       send: (op: string, args: Record<string, unknown>) => g.toBackend.push({ op, args, shared: [] }),
-      kickNic: () => {},
+      kickNic: () => void g.kicks++,
       deliver: (ram: Uint8Array, off: number, len: number) => void g.delivered.push(ram.slice(off, off + len)),
       log: (m: string) => logs.push(m),
     } as unknown as AccelFrontendContext;
@@ -202,11 +208,13 @@ export function sameHostRig(model: Model, o: { guests?: number; args?: Record<st
       .map((e) => [e.vi, e.match.kind === 'mac' ? e.match.mac : -1]);
   /** The plugin's messages a guest was told of `op`, and their MACs. */
   const toldMacs = (g: Guest, op: string): number[] => g.told.filter((m) => m.op === op).map((m) => Number(m.args.mac));
-  /** A frame from `from` to `to`'s MAC, offered to `from`'s frontend: taken (fast path) or declined. */
+  /** A frame from `from` to `to`'s MAC, offered to `from`'s frontend as netfront does (then the burst's flush): taken (fast path) or declined. */
   const send = (from: Guest, to: Guest | number, len = 200): boolean => {
     const mac = typeof to === 'number' ? to : to.vif.mac;
     const f = udpTo(mac, from.vif.mac, typeof to === 'number' ? '10.0.9.9' : ipOf(to.vif.domid), len, from.vif.domid);
-    return from.fe.startXmit(f, 0, f.length);
+    const taken = from.fe.startXmit(f, 0, f.length);
+    from.fe.flush?.();
+    return taken;
   };
   const fnStats = (g: Guest): Record<string, number> => {
     const vi = Number(

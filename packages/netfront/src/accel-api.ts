@@ -35,6 +35,22 @@ export interface AccelFrontend {
   onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void;
   /** Take the frame (true) or decline it (false: the slow path sends it). */
   startXmit(ram: Uint8Array, off: number, len: number): boolean;
+  /**
+   * Optional (plugin API 1.3): where the stack may build the next frame, of at
+   * most `len` bytes: a byte offset in guest RAM inside the plugin's own DMA
+   * memory (the frame's final DMA buffer, so taking it needs no copy), or -1
+   * (netfront's own TX buffer is used). The buffer is the plugin's until the
+   * next startXmit, which is always called with exactly that offset; a
+   * declined frame is copied out of it to the slow path by netfront.
+   */
+  txBuffer?(len: number): number;
+  /**
+   * Optional (plugin API 1.3): the end of a burst (netfront's flush, Linux's
+   * `xmit_more` false): make the frames taken since visible to the hardware
+   * (one doorbell per burst, not per frame). A plugin without it must ring
+   * its doorbell in startXmit.
+   */
+  flush?(): void;
   /** Receive and complete on the fast path; returns work done. */
   poll(budget: number): number;
   /**
@@ -75,6 +91,8 @@ export const ACCEL_FRONTEND_HOOKS = {
   newDevice: 'required',
   onMessage: 'required',
   startXmit: 'required',
+  txBuffer: 'optional',
+  flush: 'optional',
   poll: 'required',
   checkReady: 'required',
   remove: 'required',

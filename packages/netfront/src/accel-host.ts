@@ -159,6 +159,30 @@ export class AccelHost {
           return false;
         }
       },
+      txBuffer: (len) => {
+        const fe = live();
+        if (!fe?.txBuffer) return -1;
+        try {
+          const at = fe.txBuffer(len);
+          // An offset the stack cannot write a frame at is the plugin's bug: it fails, the frame takes the slow path.
+          if (at === -1) return -1;
+          if (!Number.isInteger(at) || at < 0 || at + len > this.base.mem.u8.byteLength)
+            throw new Error(`txBuffer(${len}) answered ${String(at)}, not a buffer inside guest RAM (${this.base.mem.u8.byteLength} bytes)`);
+          return at;
+        } catch (e) {
+          this.fail(fe, 'txBuffer', e);
+          return -1;
+        }
+      },
+      flush: () => {
+        const fe = live();
+        if (!fe?.flush) return;
+        try {
+          fe.flush();
+        } catch (e) {
+          this.fail(fe, 'flush', e);
+        }
+      },
       poll: (budget) => {
         const fe = live();
         if (!fe) return 0;

@@ -25,7 +25,7 @@ function host() {
     close: () => {},
   };
   const nf = { accel: null, deliverAccelRx: () => {} };
-  const base = { domid: 1, backendDomid: 0, mac: 1, mtu: 1500, log: (m: string) => logs.push(m) } as unknown as Omit<
+  const base = { domid: 1, backendDomid: 0, mac: 1, mtu: 1500, mem: { u8: new Uint8Array(64 * 1024) }, log: (m: string) => logs.push(m) } as unknown as Omit<
     AccelFrontendContext,
     'send' | 'deliver' | 'apiVersion'
   >;
@@ -60,7 +60,7 @@ describe("the guest's accel host", () => {
     await x.attach('older-api', '1.1', '1.9');
     expect(x.sent).toHaveLength(1);
     expect(x.sent[0].op).toBe('decline');
-    expect(x.sent[0].args.reason).toMatch(/written for plugin API 1\.9, newer than the 1\.2 this guest's netfront speaks/);
+    expect(x.sent[0].args.reason).toMatch(/written for plugin API 1\.9, newer than the 1\.3 this guest's netfront speaks/);
   });
 
   it('declines a frontend object with a misspelt hook, naming it and the hook it meant', async () => {
@@ -83,5 +83,19 @@ describe("the guest's accel host", () => {
     x.handler('offer', { plugin: 'older-api' });
     expect(x.sent).toEqual([{ op: 'accept', args: { plugin: 'older-api' } }]);
     expect(x.h.stats(true).current).toMatchObject({ hostApi: PLUGIN_API_VERSION });
+  });
+
+  it("fails a frontend whose txBuffer lends a buffer outside guest RAM: the frame is built in netfront's own, the plugin is off", async () => {
+    const x = host();
+    await x.attach('bad-txbuffer', PLUGIN_API_VERSION, PLUGIN_API_VERSION);
+    x.handler('offer', { plugin: 'bad-txbuffer' });
+    const fe = x.nf.accel as unknown as { txBuffer(len: number): number; startXmit(r: Uint8Array, o: number, l: number): boolean };
+    expect(fe).not.toBeNull();
+    expect(fe.txBuffer(100)).toBe(-1);
+    expect(x.logs.join('\n')).toMatch(
+      /bad-txbuffer frontend failed in txBuffer: txBuffer\(100\) answered 65526, not a buffer inside guest RAM \(65536 bytes\); back to the slow path/,
+    );
+    // Failed: every later frame is declined (the slow path sends it).
+    expect(fe.startXmit(new Uint8Array(64), 0, 64)).toBe(false);
   });
 });

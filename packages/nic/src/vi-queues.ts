@@ -88,7 +88,22 @@ export class ViQueues {
 
   /** Ring the TX doorbell; ring the NIC's wake line only if it says it sleeps. */
   pushTx(): void {
+    this.publishTx();
+    this.wakeIfAsleep();
+  }
+
+  /**
+   * Make the descriptors posted so far visible to the NIC (it takes them
+   * while it is awake, and counts them if the VI ends under them), without
+   * waking it: a driver sending a burst publishes each frame and wakes the
+   * NIC once at its end (wakeIfAsleep).
+   */
+  publishTx(): void {
     Atomics.store(this.db, W_TX_PROD, this.txProdPvt | 0);
+  }
+
+  /** The end of a burst: wake the NIC only if it says it sleeps (it then finds what publishTx made visible). */
+  wakeIfAsleep(): void {
     const asleep = Atomics.load(this.db, W_NIC_ASLEEP) !== 0;
     // Traced when it wakes the NIC (a notification); a doorbell per frame otherwise would swamp a trace.
     if (asleep) {

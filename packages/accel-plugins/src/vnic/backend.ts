@@ -47,7 +47,7 @@ export { LOCALMAC_COUNTERS } from './localmac.ts';
 export const manifest: PluginManifest = {
   name: 'vnic',
   version: '1.0.0',
-  api: '1.2',
+  api: '1.3',
   matches: ['nic:1924-0803', 'nic:1924-0903'],
   features: ['vif'],
   messages: {

@@ -52,6 +52,10 @@ export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   declinedUnknown: { kind: 'event', help: 'frames for a destination not behind the NIC, left to the slow path' },
   declinedBusy: { kind: 'event', help: 'frames left to the slow path: no free fast-path TX slot' },
   declinedNotReady: { kind: 'event', help: 'frames left to the slow path: the VI is not up (attaching, draining or faulted)' },
+  txCopied: {
+    kind: 'event',
+    help: 'frames taken that had to be copied into a TX slot (the stack had not built them in the slot txBuffer lent): part of taken; the rest went out of the buffer they were built in',
+  },
   rxFrames: { kind: 'event', help: 'frames received on the VI' },
   rxGathered: { kind: 'event', help: 'received frames that spanned several RX buffers' },
   rxTooLong: { kind: 'drop', help: 'received frames longer than our gather buffer: dropped' },
@@ -91,6 +95,10 @@ export class VnicFrontend implements AccelFrontend {
   protected readonly txSlotOf = new Int32Array(VI_TXQ_SIZE);
   private readonly rxBufOf = new Int32Array(VI_RXQ_SIZE).fill(-1);
   private txDone = 0;
+  /** The TX slot txBuffer lent the stack for the frame it is building (-1: none). */
+  private built = -1;
+  /** Descriptors posted since the NIC was last told to look (flush wakes it if it sleeps). */
+  protected unpushed = false;
   private readonly scratch: Uint8Array;
   private scratchLen = 0;
   private chainBroken = false;
@@ -130,11 +138,18 @@ export class VnicFrontend implements AccelFrontend {
     this.rxBufOf[idx & (VI_RXQ_SIZE - 1)] = i;
   }
 
-  /** Post a TX descriptor for `len` bytes at `slot`'s buffer (or at buffer id `bufId` if given) and ring the doorbell. */
+  /**
+   * Post a TX descriptor for `len` bytes at `slot`'s buffer (or at buffer id
+   * `bufId` if given) and publish it: the NIC sees every frame we took at
+   * once (and counts it if our VI ends under it); a sleeping NIC is woken
+   * at netfront's flush (once a burst), or at the next poll for a frame
+   * posted outside a burst.
+   */
   protected postTx(slot: number, len: number, bufId = this.bufBase + this.slotPage(slot)): void {
     const idx = this.q!.postTx(bufId, 0, len, 0);
     this.txSlotOf[idx & (VI_TXQ_SIZE - 1)] = slot;
-    this.q!.pushTx();
+    this.q!.publishTx();
+    this.unpushed = true;
   }
 
   newDevice(): void {
@@ -189,6 +204,8 @@ export class VnicFrontend implements AccelFrontend {
       this.bufBase = Number(args.bufBase);
       this.q = new ViQueues(shared[0], this.ctx.mem.sab, this.firstFrame * PAGE, () => this.ctx.kickNic());
       this.txDone = this.q.txProdPvt;
+      this.unpushed = false;
+      this.built = -1;
       this.freeTx.length = 0;
       for (let i = this.txSlots - 1; i >= 0; i--) this.freeTx.push(i);
       for (let i = 0; i < this.rxBufs; i++) this.postRx(i);
@@ -218,38 +235,63 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   startXmit(src: Uint8Array, off: number, len: number): boolean {
-    const s = this.s;
-    if (!this.ready || this.draining || this.faulted) {
-      s.declinedNotReady++;
-      return false;
-    }
-    if (src[off] & 1) {
-      s.declinedMulticast++;
-      return false;
-    }
-    if (src[off + 12] === 0x08 && src[off + 13] === 0x06) {
-      s.declinedArp++;
+    // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
+    const built = this.built;
+    this.built = -1;
+    const why = this.decline(src, off);
+    if (why !== null) {
+      if (built >= 0) this.freeTx.push(built);
+      this.s[why]++;
       return false;
     }
     const dst = readMac(src, off);
-    const local = !this.fast.has(dst);
-    if (local && !this.local.has(dst)) {
-      s.declinedUnknown++;
-      return false;
+    const s = this.s;
+    let slot = built;
+    // Built in place, it goes out of the buffer it was built in; otherwise it is copied into a free slot.
+    if (slot < 0 || src !== this.ram || off !== this.slotAddr(slot)) {
+      if (slot >= 0) this.freeTx.push(slot);
+      const free = this.freeTx.pop();
+      if (free === undefined || len > this.slotPages * PAGE) {
+        if (free !== undefined) this.freeTx.push(free);
+        s.declinedBusy++;
+        return false;
+      }
+      slot = free;
+      const a = this.slotAddr(slot);
+      if (src === this.ram) this.ram.copyWithin(a, off, off + len);
+      else this.ram.set(src.subarray(off, off + len), a);
+      s.txCopied++;
     }
-    const slot = this.freeTx.pop();
-    if (slot === undefined || len > this.slotPages * PAGE) {
-      if (slot !== undefined) this.freeTx.push(slot);
-      s.declinedBusy++;
-      return false;
-    }
-    const a = this.slotAddr(slot);
-    if (src === this.ram) this.ram.copyWithin(a, off, off + len);
-    else this.ram.set(src.subarray(off, off + len), a);
     this.postTx(slot, len);
     s.taken++;
-    if (local) s.takenLocal++;
+    if (!this.fast.has(dst)) s.takenLocal++;
     return true;
+  }
+
+  /** Why a frame stays off the fast path (the counter to bump), or null if we can take it. */
+  private decline(src: Uint8Array, off: number): 'declinedNotReady' | 'declinedMulticast' | 'declinedArp' | 'declinedUnknown' | null {
+    if (!this.ready || this.draining || this.faulted) return 'declinedNotReady';
+    if (src[off] & 1) return 'declinedMulticast';
+    if (src[off + 12] === 0x08 && src[off + 13] === 0x06) return 'declinedArp';
+    const dst = readMac(src, off);
+    return this.fast.has(dst) || this.local.has(dst) ? null : 'declinedUnknown';
+  }
+
+  /** Offer a free TX slot for the stack to build the next frame in: taken, it goes out from there with no copy. */
+  txBuffer(len: number): number {
+    if (!this.ready || this.draining || this.faulted || len > this.slotPages * PAGE) return -1;
+    if (this.built >= 0) this.freeTx.push(this.built);
+    const slot = this.freeTx.pop();
+    this.built = slot ?? -1;
+    return slot === undefined ? -1 : this.slotAddr(slot);
+  }
+
+  /** The end of netfront's burst: the NIC, if it sleeps, is woken once for every frame posted since. */
+  flush(): void {
+    if (this.unpushed && this.q) {
+      this.unpushed = false;
+      this.q.wakeIfAsleep();
+    }
   }
 
   poll(budget: number): number {
@@ -260,6 +302,8 @@ export class VnicFrontend implements AccelFrontend {
     }
     const q = this.q;
     if (!this.ready || !q || this.faulted) return 0;
+    // Descriptors posted outside a burst netfront flushed: announce them now.
+    this.flush();
     // A VI that faulted, or was reset under us (its backend failed), still posted valid events
     // for all it did before: take them all, then stop and count what never went out.
     const state = q.state;

@@ -44,8 +44,11 @@ import { op, replyOf, shortValue as short, type AnyOps } from './ops.ts';
  *   1.2  a second NIC model: the backend context's vdpa/vdpaShared (the virtio
  *        NIC's admin commands beside mcdi/mcdiShared), and the optional hook
  *        onUplinkForget(mac) (a destination no longer behind the uplink)
+ *   1.3  frames built in their final DMA buffer: the frontend's optional hooks
+ *        txBuffer(len) (where the stack builds the next frame) and flush()
+ *        (the end of a burst: one doorbell for the frames taken since)
  */
-export const PLUGIN_API_VERSION = '1.2';
+export const PLUGIN_API_VERSION = '1.3';
 
 /** What a plugin API version looks like: MAJOR.MINOR, decimal, no leading zeros. */
 export const API_VERSION_PATTERN = '^(0|[1-9][0-9]{0,3})\\.(0|[1-9][0-9]{0,3})$';

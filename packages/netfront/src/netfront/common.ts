@@ -39,6 +39,14 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
   txErrorResponses: { kind: 'event', help: 'TX responses with an error status (the backend dropped the frame and counted it)' },
   txLostAtTeardown: { kind: 'drop', help: 'frames queued on the TX ring that the backend never answered before the rings were torn down' },
   txAccel: { kind: 'event', help: 'frames the accelerator took on its fast path' },
+  txAccelInPlace: {
+    kind: 'event',
+    help: "frames the accelerator took that the stack had built in the accelerator's own DMA buffer (its txBuffer): sent with no copy in the guest; part of txAccel",
+  },
+  txAccelDeclinedCopies: {
+    kind: 'event',
+    help: "frames built in the accelerator's buffer that it then declined: copied once into netfront's own TX buffer for the slow path",
+  },
   rxPackets: { kind: 'event', help: 'frames handed to the stack from the RX ring' },
   rxBytes: { kind: 'event', help: 'bytes of those frames' },
   rxFragmented: { kind: 'event', help: 'received frames that spanned several pages' },

@@ -82,6 +82,8 @@ export class Netfront implements QueueHost, CtrlHost {
   backendFeatures: BackendFeatures | null = null;
   /** The accelerator plugin's frontend hooks, while one is attached. */
   accel: AccelFrontend | null = null;
+  /** The accelerator's TX buffer the reserved frame is being built in (its txBuffer), or -1. */
+  private accelBuf = -1;
   /** Capture point of the frontend side (`host/guest/vifN`). */
   readonly tap: Tap;
   /** Why the backend was given up on, or ''. */
@@ -304,8 +306,14 @@ export class Netfront implements QueueHost, CtrlHost {
     }
     // The queue is picked from the frame once it is built: every queue must have room for it.
     const at = this.qs.reserve(len);
-    if (at < 0) this.own.txBusy++;
-    return at;
+    if (at < 0) {
+      this.own.txBusy++;
+      return at;
+    }
+    // The frame is built where the fast path sends it from, if the accelerator offers that buffer;
+    // the slow path's buffer stays reserved for a frame it declines.
+    this.accelBuf = this.accel?.txBuffer?.(len) ?? -1;
+    return this.accelBuf >= 0 ? this.accelBuf : at;
   }
 
   /** Send the reserved frame: offered to the accelerator first, else queued on the TX ring of the queue its flow hashes to. */
@@ -314,19 +322,29 @@ export class Netfront implements QueueHost, CtrlHost {
     const chunk = pool.takeReserved();
     if (chunk < 0) throw new Error('netfront: txCommit without txReserve');
     const at = pool.chunkAddr(chunk);
+    const built = this.accelBuf;
+    this.accelBuf = -1;
+    const src = built >= 0 ? built : at;
     const ram = this.d.mem.u8;
-    if (this.tap.on) this.tap.frame(ram, at, len, DIR_OUTBOUND);
-    if (this.accel && this.accel.startXmit(ram, at, len)) {
+    if (this.tap.on) this.tap.frame(ram, src, len, DIR_OUTBOUND);
+    if (this.accel && this.accel.startXmit(ram, src, len)) {
       pool.giveBack(chunk);
       this.own.txAccel++;
+      if (built >= 0) this.own.txAccelInPlace++;
       return;
+    }
+    // Declined (or the accelerator failed) after the stack built it in the accelerator's buffer: one copy to ours.
+    if (built >= 0) {
+      ram.copyWithin(at, built, built + len);
+      this.own.txAccelDeclinedCopies++;
     }
     this.qs.queue(chunk, len, ram);
   }
 
-  /** Publish what was committed (one notification per burst and queue). */
+  /** Publish what was committed (one notification per burst and queue; the accelerator's doorbell too). */
   flush(): void {
     if (this.connected) this.qs.flush();
+    this.accel?.flush?.();
   }
 
   /** Frames that could be queued right now, for flow control by the sender. */
