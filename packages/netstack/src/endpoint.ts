@@ -4,110 +4,20 @@
  * by toolstack control requests. Used by guests (over netfront) and by dom0
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
-import { DEFERRED, declareCounters, realClock, type Clock, type EndpointOps, type OpArgs, type OpHandlers, type RpcReply } from '@xsim/hypervisor';
+import { DEFERRED, realClock, type Clock, type EndpointOps, type OpArgs, type OpHandlers, type RpcReply } from '@xsim/hypervisor';
 import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
 import { PingClient, PingServer, STREAM_FIRST_FRAME_MS, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
-import type { StreamReceiverState, StreamSenderState } from './traffic/stream.ts';
+import { ENDPOINT_COUNTERS, type EndpointOptions, type EndpointState, type FrameTransport, type PingJob, type RecvJob, type SendJob } from './endpoint-jobs.ts';
 
-/** Where frames go: a netfront vif or dom0's bridge port. */
-export interface FrameTransport {
-  readonly ram: Uint8Array;
-  /** Byte offset in `ram` to build a frame of `len` bytes at, or -1 if no room now. */
-  txReserve(len: number): number;
-  txCommit(len: number): void;
-  /** Frames that could be queued right now (flow control). */
-  txAvailable(): number;
-  /** Publish what was committed (one notification per burst). */
-  flush(): void;
-}
-
-export interface EndpointOptions {
-  name: string;
-  mac: string;
-  ip: string;
-  mtu: number;
-  transport: FrameTransport;
-  /** Every timer of the apps reads this (a virtual clock in a deterministic run). */
-  clock?: Clock;
-}
+export { ENDPOINT_COUNTERS, type EndpointOptions, type EndpointState, type FrameTransport } from './endpoint-jobs.ts';
 
 /** How often the apps look at their timers while they have jobs (ARP retries, idle receivers, lingering ports). */
 const TICK_MS = 10;
 
 type Reply = RpcReply;
 
-/**
- * An endpoint as plain data, for a guest being saved or migrated: the stack's
- * counters and neighbours, and every app with the id of the toolstack request
- * it will answer. Times are on the saving domain's clock at `now`.
- */
-export interface EndpointState {
-  now: number;
-  counters: Record<string, number>;
-  arp: [number, number, number][];
-  nextPort: number;
-  lateCredits: number;
-  creditsDeferred: number;
-  sends: { replyId: number; sender: StreamSenderState; dstIp: number; srcPort: number; dstPort: number; payloadLen: number; started: number }[];
-  recvs: {
-    replyId: number;
-    port: number;
-    count: number;
-    idleMs: number;
-    deadline: number;
-    lastArrival: number;
-    credit: RecvJob['credit'];
-    receiver: StreamReceiverState;
-  }[];
-  arpWaits: { replyId: number; ip: number; deadline: number }[];
-  lingering: { port: number; until: number }[];
-}
-
-export const ENDPOINT_COUNTERS = declareCounters('traffic endpoint', {
-  lateCredits: { kind: 'event', help: 'stream credits that arrived after their stream ended' },
-  creditsDeferred: { kind: 'event', help: "times a receiver's credit was refused by the transport and kept to send again (never dropped)" },
-});
-
 const ECHO_PORT = 7;
 const TX_BURST = 64;
-
-interface SendJob {
-  sender: StreamSender;
-  dstIp: number;
-  srcPort: number;
-  dstPort: number;
-  payloadLen: number;
-  reply: Reply;
-  started: number;
-  creditPort: number;
-}
-
-interface RecvJob {
-  receiver: StreamReceiver;
-  port: number;
-  count: number;
-  idleMs: number;
-  deadline: number;
-  reply: Reply;
-  lastArrival: number;
-  /**
-   * A credit the transport refused (its queue was stopped, an ARP was out):
-   * kept and sent again from poll(), the latest superseding older ones. A
-   * credit dropped would stall the sender for its whole stall timeout.
-   */
-  credit: { to: number; toPort: number; value: number } | null;
-}
-
-interface PingJob {
-  client: PingClient;
-  dstIp: number;
-  count: number;
-  size: number;
-  sent: number;
-  reply: Reply;
-  deadline: number;
-  srcPort: number;
-}
 
 export class NetEndpoint {
   readonly stack: GuestStack;
@@ -118,6 +28,8 @@ export class NetEndpoint {
   private readonly arpWaits: { ip: number; reply: Reply; deadline: number }[] = [];
   private nextPort = 40000;
   private lastTick = 0;
+  /** The time stamped on this batch of arrivals (read at its first frame, cleared at the end of each poll), or -1. */
+  private arrivalStamp = -1;
   /** Credit ports kept open after a stream ends, so late credits are not rxNoSocket drops (cf. TIME_WAIT). */
   private readonly lingering: { port: number; until: number }[] = [];
   /** lateCredits, creditsDeferred: stored where declared (ENDPOINT_COUNTERS). */
@@ -249,7 +161,9 @@ export class NetEndpoint {
   private addRecv(job: RecvJob): void {
     this.recvs.set(job.port, job);
     this.stack.bind(job.port, (buf, off, len, srcIp, srcPort) => {
-      const t = this.clock.now();
+      // One clock read per batch of arrivals: every frame of it is stamped with the first's time (poll starts the next batch).
+      if (this.arrivalStamp < 0) this.arrivalStamp = this.clock.now();
+      const t = this.arrivalStamp;
       job.lastArrival = t;
       const credit = job.receiver.onPayload(buf, off, len, t);
       if (credit >= 0) {
@@ -385,6 +299,7 @@ export class NetEndpoint {
     for (let i = 0; i < this.sends.length; i++) work += this.pump(this.sends[i], now);
     for (let i = 0; i < this.pings.length; i++) work += this.pumpPing(this.pings[i], now);
     if (work > 0) this.t.flush();
+    this.arrivalStamp = -1;
     return work;
   }
 
@@ -402,14 +317,16 @@ export class NetEndpoint {
   private pump(job: SendJob, now: number): number {
     const s = job.sender;
     let n = 0;
-    // A sender whose stream has not moved for STREAM_GIVE_UP_MS stops here and answers with what it sent.
-    while (n < TX_BURST && !s.giveUpIfStuck() && s.canSend()) {
-      const seq = s.peekSeq();
-      const ok = this.stack.sendUdp(job.dstIp, job.srcPort, job.dstPort, job.payloadLen, (buf, off) => s.fill(buf, off, seq, job.payloadLen));
-      if (!ok) break;
-      s.commit();
-      n++;
-    }
+    // A sender whose stream has not moved for STREAM_GIVE_UP_MS stops here and answers with what it sent
+    // (asked once a burst: the clock is not read per frame).
+    if (!s.giveUpIfStuck())
+      while (n < TX_BURST && s.canSend()) {
+        const seq = s.peekSeq();
+        const ok = this.stack.sendUdp(job.dstIp, job.srcPort, job.dstPort, job.payloadLen, (buf, off) => s.fill(buf, off, seq, job.payloadLen));
+        if (!ok) break;
+        s.commit();
+        n++;
+      }
     if (s.done()) {
       this.sends.splice(this.sends.indexOf(job), 1);
       this.stack.unbind(job.creditPort);
