@@ -103,6 +103,7 @@ function ratios(r: BenchJson): TopLevelSpec {
     push('vdpa / vnic', x.vdpaOverVnic);
     push('vdpa / unaccel', x.vdpaOverUnaccel);
     for (const [p, v] of Object.entries(x.overRaw)) push(`${p} / raw`, v);
+    for (const [p, v] of Object.entries(x.overRaw3 ?? {})) push(`${p} / raw3`, v);
   }
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',

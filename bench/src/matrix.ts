@@ -43,7 +43,7 @@ export interface BenchOptions {
 
 export const DEFAULT_BENCH: BenchOptions = {
   sizes: [64, 512, 1500, 9000],
-  paths: ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw'],
+  paths: ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw', 'raw3'],
   placements: ['cross', 'same'],
   reps: 5,
   frames: 0,
@@ -54,7 +54,7 @@ export const DEFAULT_BENCH: BenchOptions = {
 };
 export const QUICK_BENCH: BenchOptions = {
   sizes: [64, 1500],
-  paths: ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw'],
+  paths: ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw', 'raw3'],
   placements: ['cross', 'same'],
   reps: 1,
   frames: 1500,
@@ -155,18 +155,25 @@ export function threadAccounting(sim: Simulation, cores: number): BenchJson['thr
       busy: ['producer@pCPU0', 'consumer@pCPU1'],
       note: 'a runtime of its own: two pCPU workers, one domain each, on a bare SAB ring',
     },
+    raw3: {
+      pcpus: 3,
+      threads: 3,
+      cores,
+      busy: ['producer@pCPU0', 'forwarder@pCPU1', 'consumer@pCPU2'],
+      note: 'a runtime of its own: three pCPU workers, one domain each, two bare SAB rings; the forwarder copies each frame once from one to the other, as a NIC does',
+    },
   };
 }
 
 type PlanCell = { size: number; path: BenchPath; placement: Placement };
 
-/** Every cell the options ask for (dom0 and raw exist only across hosts). */
+/** Every cell the options ask for (dom0 and the raw references exist only across hosts). */
 function benchPlan(o: BenchOptions): PlanCell[] {
   const plan: PlanCell[] = [];
   for (const size of o.sizes) {
     for (const path of o.paths) {
       for (const placement of o.placements) {
-        if ((path === 'dom0' || path === 'raw') && placement === 'same') continue;
+        if ((path === 'dom0' || path === 'raw' || path === 'raw3') && placement === 'same') continue;
         plan.push({ size, path, placement });
       }
     }
@@ -210,13 +217,14 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
     for (const { path, placement } of order) {
       if (r === 0) tick(`${path} ${placement} @${size}B`);
       const key = `${path}/${placement}`;
-      if (path === 'raw') {
+      if (path === 'raw' || path === 'raw3') {
+        const threads = path === 'raw' ? 2 : 3;
         if (r < 0) {
-          sized(key, (await runRawRing(warmup * 4, size)).pps);
+          sized(key, (await runRawRing(warmup * 4, size, threads)).pps);
           continue;
         }
-        const x = await runRawRing(counts.get(key)! * (o.frames > 0 ? 4 : 1), size);
-        reps.get('raw/cross')!.push({
+        const x = await runRawRing(counts.get(key)! * (o.frames > 0 ? 4 : 1), size, threads);
+        reps.get(key)!.push({
           sent: x.frames,
           delivered: x.frames,
           dropsCounted: 0,
@@ -227,7 +235,7 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
           fastPathShare: 0,
           wakesPerFrame: x.wakes / Math.max(1, x.frames),
           wakes: x.wakesPerThread,
-          ...perFrame(RAW_COPIES.raw, 1),
+          ...perFrame(RAW_COPIES[path], 1),
         });
         continue;
       }
@@ -242,8 +250,8 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
   }
   const cells: BenchCell[] = [];
   for (const { path, placement } of order) {
-    if (path === 'raw') {
-      cells.push(cell('raw', 'cross', size, reps.get('raw/cross')!, null));
+    if (path === 'raw' || path === 'raw3') {
+      cells.push(cell(path, 'cross', size, reps.get(`${path}/cross`)!, null));
       continue;
     }
     await use(sim!, path);
@@ -268,11 +276,15 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
     // Round-robin: every repetition visits every path in turn (the raw ring too), so JIT
     // warm-up and machine drift fall on all paths alike, and each repetition's ratios
     // compare measurements taken moments apart.
-    const order = (['raw', 'unaccel', 'null', 'vnic', 'vdpa', 'dom0'] as BenchPath[]).flatMap((path) => plan.filter((p) => p.size === size && p.path === path));
+    const order = (['raw', 'raw3', 'unaccel', 'null', 'vnic', 'vdpa', 'dom0'] as BenchPath[]).flatMap((path) =>
+      plan.filter((p) => p.size === size && p.path === path),
+    );
     if (order.length === 0) continue;
     // host-c and host-d (the virtio NIC) only when vdpa is measured: otherwise the topology stays as before.
     const topology = benchTopology(size, { virtio: order.some((p) => p.path === 'vdpa') });
-    const sim = order.some((p) => p.path !== 'raw') ? await Simulation.start(topology, { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' }) : null;
+    const sim = order.some((p) => p.path !== 'raw' && p.path !== 'raw3')
+      ? await Simulation.start(topology, { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' })
+      : null;
     if (sim && !accounting) accounting = threadAccounting(sim, cores);
     try {
       cells.push(...(await measureSize(o, size, order, sim, tick)));
@@ -417,14 +429,20 @@ export function benchRatios(cells: BenchCell[], o: Pick<BenchOptions, 'sizes' | 
     for (const placement of o.placements) {
       invalid = [];
       const raw = get('raw', 'cross', size);
+      const raw3 = get('raw3', 'cross', size);
       const acc = get('vnic', placement, size);
       const vdpa = get('vdpa', placement, size);
       // The slow-path baseline is the VI NIC's hosts' (a1 -> b1 or a2) for both accelerators.
       const unaccel = get('unaccel', placement, size);
       const overRaw: BenchRatio['overRaw'] = {};
-      for (const p of ['unaccel', 'vnic', 'vdpa', 'null', 'dom0'] as BenchPath[]) {
+      for (const p of ['unaccel', 'vnic', 'vdpa', 'null', 'dom0'] as const) {
         const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw, `overRaw.${p}`);
         if (v !== null) overRaw[p] = v;
+      }
+      const overRaw3: NonNullable<BenchRatio['overRaw3']> = {};
+      for (const p of ['unaccel', 'vnic', 'vdpa', 'null', 'dom0'] as const) {
+        const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw3, `overRaw3.${p}`);
+        if (v !== null) overRaw3[p] = v;
       }
       out.push({
         size,
@@ -434,6 +452,7 @@ export function benchRatios(cells: BenchCell[], o: Pick<BenchOptions, 'sizes' | 
         vdpaOverVnic: ratio(vdpa, acc, 'vdpaOverVnic'),
         vdpaOverUnaccel: ratio(vdpa, unaccel, 'vdpaOverUnaccel'),
         overRaw,
+        ...(raw3 ? { overRaw3 } : {}),
         ...(invalid.length ? { invalid } : {}),
       });
     }

@@ -4,7 +4,10 @@
  * scheduler, spin-then-wait policy and doorbells as the real paths, and
  * nothing else (no grants, no descriptors, no stack). It is the physical
  * limit of this design on this machine; every path is reported as a fraction
- * of it.
+ * of it. The three-thread reference (raw3) puts a forwarder on a third pCPU
+ * between two such rings, copying each frame once from one to the other as a
+ * NIC does: every real path runs three threads or more (two pCPUs and the
+ * NIC thread), so raw3 is the limit with as many threads as they have.
  */
 import { Type } from '@sinclair/typebox';
 import { DEFERRED, NO_ARGS, RpcOpServer, WakeWord, op, replyOf, type DomainEnv } from '@xsim/hypervisor';
@@ -33,12 +36,18 @@ export const RAW_SLOTS = 256;
 const HDR = 64;
 
 export interface RawConfig {
-  role: 'producer' | 'consumer';
-  sab: SharedArrayBuffer;
+  /**
+   * producer: fills `out`; consumer: empties `in`; forwarder (the three-thread
+   * reference): moves each frame from `in` to `out` with one copy, as a NIC
+   * does between a TX ring and an RX ring.
+   */
+  role: 'producer' | 'forwarder' | 'consumer';
   size: number;
   slotBytes: number;
-  /** The other end's pCPU doorbell: rung after each index update (a notify only if it sleeps). */
-  peerDoorbell: SharedArrayBuffer;
+  /** The ring this end consumes, and the doorbell of the pCPU that produces into it (rung after each cons update). */
+  in?: { sab: SharedArrayBuffer; peerDoorbell: SharedArrayBuffer };
+  /** The ring this end produces into, and the doorbell of the pCPU that consumes it (rung after each prod update: a notify only if it sleeps). */
+  out?: { sab: SharedArrayBuffer; peerDoorbell: SharedArrayBuffer };
 }
 
 export function rawRingBytes(size: number): { bytes: number; slotBytes: number } {
@@ -46,11 +55,23 @@ export function rawRingBytes(size: number): { bytes: number; slotBytes: number }
   return { bytes: HDR + RAW_SLOTS * slotBytes, slotBytes };
 }
 
+type Ring = ReturnType<typeof ring>;
+
+function ring(r: { sab: SharedArrayBuffer; peerDoorbell: SharedArrayBuffer }) {
+  return { i32: new Int32Array(r.sab, 0, 16), data: new Uint8Array(r.sab, HDR), peer: new WakeWord(r.peerDoorbell, 0) };
+}
+
+/** The rings of this end's role: `in` for all but the producer, `out` for all but the consumer. */
+function rings(c: RawConfig) {
+  const rin = c.in ? ring(c.in) : null;
+  const rout = c.out ? ring(c.out) : null;
+  if ((c.role !== 'producer') !== (rin !== null) || (c.role !== 'consumer') !== (rout !== null)) throw new Error(`raw ${c.role}: wrong rings`);
+  return { rin, rout };
+}
+
 export function boot(env: DomainEnv<RawConfig>): void {
-  const { role, sab, size, slotBytes } = env.config;
-  const i32 = new Int32Array(sab, 0, 16);
-  const data = new Uint8Array(sab, HDR);
-  const peer = new WakeWord(env.config.peerDoorbell, 0);
+  const { role, size, slotBytes } = env.config;
+  const { rin, rout } = rings(env.config);
   const local = new Uint8Array(size);
   for (let i = 0; i < size; i++) local[i] = i & 255;
   let count = 0;
@@ -64,39 +85,44 @@ export function boot(env: DomainEnv<RawConfig>): void {
     reply = null;
     r?.({ role, frames: done, first, last, awakeMs: env.core.c.runMs - runMs });
   };
-  // Runnable when a turn would do something: the producer when the ring has room (or, all
-  // sent, when the consumer has caught up and the run can be answered); the consumer when
-  // frames wait.
+  const waiting = (r: Ring | null) => (r ? Atomics.load(r.i32, 0) !== Atomics.load(r.i32, 1) : false);
+  const room = (r: Ring | null) => (r ? Atomics.load(r.i32, 0) - Atomics.load(r.i32, 1) < RAW_SLOTS : false);
+  // Runnable when a turn would do something: frames wait in `in` (and, forwarding, `out`
+  // has room), the producer's `out` has room, or, all moved, `out` has drained and the
+  // run can be answered.
   env.core.wakeOn(() => {
     if (reply === null) return false;
-    const prod = Atomics.load(i32, 0);
-    const cons = Atomics.load(i32, 1);
-    if (role === 'consumer') return prod !== cons;
-    return done < count ? prod - cons < RAW_SLOTS : prod === cons;
+    if (role === 'consumer') return waiting(rin);
+    if (done >= count) return !waiting(rout);
+    return role === 'producer' ? room(rout) : waiting(rin) && room(rout);
   });
   env.core.add(role, () => {
     if (!reply) return 0;
-    const prod = Atomics.load(i32, 0);
-    const cons = Atomics.load(i32, 1);
     let n = 0;
+    const inProd = rin ? Atomics.load(rin.i32, 0) : 0;
+    let c = rin ? Atomics.load(rin.i32, 1) : 0;
+    const outCons = rout ? Atomics.load(rout.i32, 1) : 0;
+    let p = rout ? Atomics.load(rout.i32, 0) : 0;
     if (role === 'producer') {
-      let p = prod;
-      while (done < count && p - cons < RAW_SLOTS && n < 64) {
-        data.set(local, (p & (RAW_SLOTS - 1)) * slotBytes);
+      while (done < count && p - outCons < RAW_SLOTS && n < 64) {
+        rout!.data.set(local, (p & (RAW_SLOTS - 1)) * slotBytes);
         p++;
         done++;
         n++;
       }
-      if (n) {
-        Atomics.store(i32, 0, p);
-        peer.kick();
-      }
-      if (done >= count && cons === Atomics.load(i32, 0)) finish();
-    } else {
-      let c = cons;
-      while (c !== prod && n < 64) {
+    } else if (role === 'forwarder') {
+      while (done < count && c !== inProd && p - outCons < RAW_SLOTS && n < 64) {
         const o = (c & (RAW_SLOTS - 1)) * slotBytes;
-        local.set(data.subarray(o, o + size));
+        rout!.data.set(rin!.data.subarray(o, o + size), (p & (RAW_SLOTS - 1)) * slotBytes);
+        c++;
+        p++;
+        done++;
+        n++;
+      }
+    } else {
+      while (c !== inProd && n < 64) {
+        const o = (c & (RAW_SLOTS - 1)) * slotBytes;
+        local.set(rin!.data.subarray(o, o + size));
         c++;
         n++;
       }
@@ -105,21 +131,34 @@ export function boot(env: DomainEnv<RawConfig>): void {
         if (done === 0) first = t;
         last = t;
         done += n;
-        Atomics.store(i32, 1, c);
-        peer.kick();
       }
-      if (done >= count) finish();
     }
+    if (n && rout) {
+      Atomics.store(rout.i32, 0, p);
+      rout.peer.kick();
+    }
+    if (n && rin) {
+      Atomics.store(rin.i32, 1, c);
+      rin.peer.kick();
+    }
+    if (done >= count && (role === 'consumer' || !waiting(rout))) finish();
     return n;
   });
+  serve(env, (n, answer) => {
+    count = n;
+    done = 0;
+    runMs = env.core.c.runMs;
+    reply = answer;
+    env.core.wake();
+  });
+}
+
+/** The control channel: `run` starts a run (answered when it is over), `shutdown` stops the domain. */
+function serve(env: DomainEnv<RawConfig>, start: (count: number, reply: (v: unknown) => void) => void): void {
   env.control.onRequest(
     new RpcOpServer('raw control', RAW_OPS, {
       run: (a, { later }) => {
-        count = a.count;
-        done = 0;
-        runMs = env.core.c.runMs;
-        reply = later();
-        env.core.wake();
+        start(a.count, later());
         return DEFERRED;
       },
       shutdown: () => {

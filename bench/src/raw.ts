@@ -1,4 +1,8 @@
-/** Runs the raw-ring baseline: a producer and a consumer domain on two pCPUs of a runtime of their own. */
+/**
+ * Runs the raw-ring baselines: a producer and a consumer domain on two pCPUs
+ * of a runtime of their own (raw), or a producer, a forwarder and a consumer
+ * on three (raw3).
+ */
 import { ADDR_TOOLSTACK, CH, RpcEndpoint, ThreadRuntime } from '@xsim/hypervisor';
 import { threadSleeps, wakeDelta } from './counts.ts';
 
@@ -9,7 +13,7 @@ export interface RawResult {
   pps: number;
   gbps: number;
   elapsedMs: number;
-  /** Both domains' time in their turns, per frame. */
+  /** Every domain's time in its turns, per frame. */
   cpuUsPerFrame: number;
   /** Sleeps in Atomics.wait of every thread of the ring's runtime over the run (pCPU workers and its idle NIC thread). */
   wakes: number;
@@ -20,19 +24,33 @@ export class RawRing {
   private readonly rt: ThreadRuntime;
   private readonly ctl: RpcEndpoint<RawOps>[] = [];
 
-  private constructor(readonly size: number) {
-    this.rt = new ThreadRuntime(2, { log: (l) => console.error(l) });
+  private constructor(
+    readonly size: number,
+    readonly threads: 2 | 3,
+  ) {
+    this.rt = new ThreadRuntime(threads, { log: (l) => console.error(l) });
   }
 
-  static async start(size: number): Promise<RawRing> {
-    const r = new RawRing(size);
+  /**
+   * Two threads: producer -> ring -> consumer. Three: producer -> ring 1 ->
+   * forwarder -> ring 2 -> consumer, each domain on a pCPU of its own.
+   */
+  static async start(size: number, threads: 2 | 3 = 2): Promise<RawRing> {
+    const r = new RawRing(size, threads);
     const { bytes, slotBytes } = rawRingBytes(size);
-    const sab = new SharedArrayBuffer(bytes);
-    const roles: RawConfig['role'][] = ['producer', 'consumer'];
+    const rings = Array.from({ length: threads - 1 }, () => new SharedArrayBuffer(bytes));
+    const roles: RawConfig['role'][] = threads === 2 ? ['producer', 'consumer'] : ['producer', 'forwarder', 'consumer'];
     for (const [i, role] of roles.entries()) {
       const uid = i + 1;
       r.ctl.push(new RpcEndpoint<RawOps>(r.rt.bus, ADDR_TOOLSTACK, uid, CH.control).listen());
-      const config: RawConfig = { role, sab, size, slotBytes, peerDoorbell: r.rt.doorbell(1 - i) };
+      // Domain i runs on pCPU i: it consumes ring i - 1 (produced by pCPU i - 1) and produces into ring i (consumed by pCPU i + 1).
+      const config: RawConfig = {
+        role,
+        size,
+        slotBytes,
+        ...(i > 0 ? { in: { sab: rings[i - 1], peerDoorbell: r.rt.doorbell(i - 1) } } : {}),
+        ...(i < roles.length - 1 ? { out: { sab: rings[i], peerDoorbell: r.rt.doorbell(i + 1) } } : {}),
+      };
       await r.rt.create({ kernel: RAW_KERNEL, name: `raw-${role}`, host: 'bench', hostIndex: 0, domid: uid, uid, config }, i);
     }
     return r;
@@ -40,8 +58,9 @@ export class RawRing {
 
   async run(count: number): Promise<RawResult> {
     const before = threadSleeps(await this.rt.pcpuStats(5000));
-    const [p, c] = await Promise.all(this.ctl.map((e) => e.request('run', { count }, 120_000)));
+    const sides = await Promise.all(this.ctl.map((e) => e.request('run', { count }, 120_000)));
     const wakes = wakeDelta(before, threadSleeps(await this.rt.pcpuStats(5000)));
+    const c = sides[sides.length - 1];
     const elapsedMs = c.last - c.first;
     const pps = elapsedMs > 0 ? ((c.frames - 1) * 1000) / elapsedMs : 0;
     return {
@@ -49,7 +68,7 @@ export class RawRing {
       pps,
       gbps: (pps * this.size * 8) / 1e9,
       elapsedMs,
-      cpuUsPerFrame: ((p.awakeMs + c.awakeMs) * 1000) / Math.max(1, c.frames),
+      cpuUsPerFrame: (sides.reduce((n, x) => n + x.awakeMs, 0) * 1000) / Math.max(1, c.frames),
       wakes: wakes.total,
       wakesPerThread: wakes.perThread,
     };
@@ -60,9 +79,9 @@ export class RawRing {
   }
 }
 
-/** One run on a ring of its own. */
-export async function runRawRing(count: number, size: number): Promise<RawResult> {
-  const r = await RawRing.start(size);
+/** One run on a ring of its own (two threads), or on two rings with a forwarder between (three). */
+export async function runRawRing(count: number, size: number, threads: 2 | 3 = 2): Promise<RawResult> {
+  const r = await RawRing.start(size, threads);
   try {
     return await r.run(count);
   } finally {

@@ -3,7 +3,7 @@ import { fmtNum, table } from '@xsim/toolstack';
 import { median } from './matrix.ts';
 import { UNCOUNTED_COPIES } from './counts.ts';
 import { compareResults, type Comparison } from './compare.ts';
-import type { BenchJson, Comparable } from './schema.ts';
+import type { BenchJson, BenchPath, Comparable } from './schema.ts';
 import type { MigrationJson } from './migration.ts';
 import type { ScaleJson } from './scale.ts';
 
@@ -72,20 +72,29 @@ function fastShare(x: number | undefined): string {
  */
 function ratioTable(r: BenchJson): string {
   const vdpa = r.ratios.some((x) => typeof x.vdpaOverVnic === 'number' || typeof x.vdpaOverUnaccel === 'number' || x.overRaw.vdpa !== undefined);
-  const head = ['bytes', 'placement', 'vnic/unaccel', 'vnic/dom0', ...(vdpa ? ['vdpa/vnic', 'vdpa/unaccel'] : []), 'unaccel/raw', 'vnic/raw'];
+  const raw3 = r.ratios.some((x) => x.overRaw3 !== undefined);
+  const over = (ref: string) => ['unaccel', 'vnic', ...(vdpa ? ['vdpa'] : []), 'null', 'dom0'].map((p) => `${p}/${ref}`);
+  const head = [
+    'bytes',
+    'placement',
+    'vnic/unaccel',
+    'vnic/dom0',
+    ...(vdpa ? ['vdpa/vnic', 'vdpa/unaccel'] : []),
+    ...over('raw'),
+    ...(raw3 ? over('raw3') : []),
+  ];
+  type Over = Partial<Record<BenchPath, number>>;
+  const cols = (o: Over | undefined) => ['unaccel', 'vnic', ...(vdpa ? ['vdpa'] : []), 'null', 'dom0'].map((p) => o?.[p as BenchPath] ?? '-');
   return table(
-    [...head, ...(vdpa ? ['vdpa/raw'] : []), 'null/raw', 'dom0/raw'],
+    head,
     r.ratios.map((x) => [
       x.size,
       x.placement,
       x.accelOverUnaccel ?? '-',
       x.accelOverDom0 ?? '-',
       ...(vdpa ? [x.vdpaOverVnic ?? '-', x.vdpaOverUnaccel ?? '-'] : []),
-      x.overRaw.unaccel ?? '-',
-      x.overRaw.vnic ?? '-',
-      ...(vdpa ? [x.overRaw.vdpa ?? '-'] : []),
-      x.overRaw.null ?? '-',
-      x.overRaw.dom0 ?? '-',
+      ...cols(x.overRaw),
+      ...(raw3 ? cols(x.overRaw3) : []),
     ]),
   );
 }

@@ -7,7 +7,7 @@
  * bench checked itself, have the same cells; --compare reads them through
  * ComparableSchema. /5 added what the run checks of itself: each cell's
  * fast-path share and validity, wake-ups and copies per frame, the
- * machine's futex round trip.)
+ * machine's futex round trip, the three-thread raw reference raw3.)
  *
  * {
  *   schema: "xsim-bench/5", date, meta: RunMeta,
@@ -17,7 +17,9 @@
  *   options: { sizes, paths, placements, reps, quick, pcpus },
  *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
- *     path: "unaccel" | "vnic" | "vdpa" | "null" | "dom0" | "raw",
+ *     path: "unaccel" | "vnic" | "vdpa" | "null" | "dom0" | "raw" | "raw3",
+ *                                          // raw3: producer -> ring -> forwarder (one copy) -> ring -> consumer,
+ *                                          // three pCPUs
  *                                          // vdpa: host-c/c1 -> host-d/d1 (or c2), the virtio NIC's
  *                                          // hosts, which a run with vdpa adds (all four hosts on a switch)
  *     placement: "cross" | "same",         // cross host (over the wire) or same host
@@ -45,7 +47,7 @@
  *   ratios: [{ size, placement, accelOverUnaccel, accelOverDom0,   // vnic over unaccel, over dom0
  *              vdpaOverVnic, vdpaOverUnaccel,                   // vdpa over vnic; over unaccel measured
  *                                                               // on the VI NIC's hosts (a1 -> b1 or a2)
- *              overRaw: { [path]: ratio },
+ *              overRaw: { [path]: ratio }, overRaw3?: { [path]: ratio },
  *              invalid?: [why] }],             // a ratio pairing an invalid cell is null, and said why here
  *                                          // paired: median over repetitions of (a / b) measured in the
  *                                          // same repetition (every repetition visits every path in turn)
@@ -66,7 +68,7 @@ import { RunMetaSchema } from '@xsim/toolstack';
 export const BENCH_SCHEMA = 'xsim-bench/5';
 /** Earlier schemas whose cells --compare can still read. */
 export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', 'xsim-bench/3', 'xsim-bench/4', BENCH_SCHEMA] as const;
-export const PATHS = ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw'] as const;
+export const PATHS = ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw', 'raw3'] as const;
 export type BenchPath = (typeof PATHS)[number];
 export type Placement = 'cross' | 'same';
 
@@ -153,6 +155,19 @@ export const BenchRatioSchema = Type.Object({
       raw: Type.Optional(Num()),
     },
     { description: 'each path over the raw ring' },
+  ),
+  overRaw3: Type.Optional(
+    Type.Object(
+      {
+        unaccel: Type.Optional(Num()),
+        vnic: Type.Optional(Num()),
+        vdpa: Type.Optional(Num()),
+        null: Type.Optional(Num()),
+        dom0: Type.Optional(Num()),
+        raw: Type.Optional(Num()),
+      },
+      { description: 'each path over the three-thread raw reference (producer -> forwarder -> consumer): every real path runs three threads or more' },
+    ),
   ),
   invalid: Type.Optional(Type.Array(Type.String(), { description: 'ratios left null because a cell they pair is not valid, and why' })),
 });

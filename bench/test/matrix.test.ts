@@ -173,3 +173,31 @@ describe('a benchmark that checks itself: the fast-path share', () => {
     expect(text).toMatch(/ratios left out .*\n  1500 B cross: overRaw\.vnic: vnic cross 1500 B is not valid/);
   });
 });
+
+describe('the three-thread raw reference', () => {
+  it('every real path is also set over raw3 (paired), and the report adds those columns only when raw3 was measured', () => {
+    const cells = [
+      cell('raw', 'cross', 64, [40, 40]),
+      cell('raw3', 'cross', 64, [20, 10]),
+      cell('unaccel', 'cross', 64, [5, 5]),
+      cell('vnic', 'cross', 64, [10, 10]),
+    ];
+    const [x] = benchRatios(cells, { sizes: [64], placements: ['cross'] });
+    // Per repetition 10/20 and 10/10: a median of 0.75 (a ratio of medians would be 10/15).
+    expect(x.overRaw3).toEqual({ unaccel: 0.375, vnic: 0.75 });
+    expect(x.overRaw).toEqual({ unaccel: 0.125, vnic: 0.25 });
+    const header = (cs: BenchCell[]) =>
+      report({ machine: { cores: 2 }, threads: {}, cells: cs, ratios: benchRatios(cs, { sizes: [64], placements: ['cross'] }) } as unknown as BenchJson)
+        .split('\n')
+        .find((l) => l.startsWith('bytes'))!
+        .split(/\s+/);
+    expect(header(cells).slice(-4)).toEqual(['unaccel/raw3', 'vnic/raw3', 'null/raw3', 'dom0/raw3']);
+    expect(header(cells.filter((c) => c.path !== 'raw3')).some((h) => h.endsWith('/raw3'))).toBe(false);
+    expect(
+      benchRatios(
+        cells.filter((c) => c.path !== 'raw3'),
+        { sizes: [64], placements: ['cross'] },
+      )[0].overRaw3,
+    ).toBeUndefined();
+  });
+});
