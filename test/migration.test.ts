@@ -48,7 +48,8 @@ async function migrateMidStream(
   const before = await sim.stats();
   const p = runStream(sim, o);
   await afterFrames(sim, receiver, 1500);
-  const rep = await sim.migrateDomain(mover, to, { live });
+  // The first frame after the resume is waited for up to 10 s (the default 2 s was short under CI's load once: downtimeMs came back null).
+  const rep = await sim.migrateDomain(mover, to, { live, settleMs: 10_000 });
   const r = await p;
   const after = await sim.stats();
   const acc = streamAccount(movedStats(before, mover.domain, mover.host, to), after, r);
@@ -90,7 +91,8 @@ describe.each([THREADS, ...seededModes()])('migration ($name)', (mode) => {
     expect(rep.rounds.length).toBeGreaterThanOrEqual(2);
     expect(rep.fastPath).toMatchObject({ before: ['vnic'], after: ['vnic'] });
     expect(rep.fastPath.backAfterMs).not.toBeNull();
-    expect(rep.downtimeMs).not.toBeNull();
+    // The stream's own reply too: a sender that gave up (no credit for STREAM_GIVE_UP_MS) sends nothing after the resume.
+    expect(rep.downtimeMs, `no frame seen after the resume: ${JSON.stringify(rep)}; the stream: ${JSON.stringify(r)}`).not.toBeNull();
     expect(rep.to.host).toBe('host-a');
     // The learnt flow came back from the saved state, not by relearning.
     expect(await filtersRestored(sim, 'host-a')).toBeGreaterThan(restoredBefore);
