@@ -39,6 +39,8 @@ export interface BenchOptions {
   logLevel?: LogLevel;
   /** Futex round trips measured at the start (0: none). */
   futexRoundTrips?: number;
+  /** A line rate (Gbit/s) on every wire of the bench's topologies (`"gbps"`); none: wires as fast as the NIC thread. */
+  wireGbps?: number;
 }
 
 export const DEFAULT_BENCH: BenchOptions = {
@@ -84,7 +86,7 @@ export const BENCH_SWITCH = 'bench-sw';
  * cannot stay beside a c-d one. Without `virtio` the topology is what it was
  * before vdpa, so earlier results stay comparable.
  */
-export function benchTopology(size: number, o: { virtio?: boolean } = {}): Topology {
+export function benchTopology(size: number, o: { virtio?: boolean; gbps?: number } = {}): Topology {
   const mtu = size - 14 > 1500 ? 9000 : 1500;
   const host = (x: 'a' | 'b' | 'c' | 'd', n: number, nic: { vendor: string; device: string; oui: string }) => ({
     name: `host-${x}`,
@@ -94,13 +96,15 @@ export function benchTopology(size: number, o: { virtio?: boolean } = {}): Topol
   });
   const vi = NIC_MODELS.vi;
   const ab = [host('a', 1, vi), host('b', 2, vi)];
-  if (!o.virtio) return validateTopology({ name: `bench-${size}`, hosts: ab, wires: [{ a: 'host-a', b: 'host-b' }] });
+  // A line rate on every wire only when asked (`--wire-gbps`): without it the topology is what it was.
+  const rate = o.gbps !== undefined ? { gbps: o.gbps } : {};
+  if (!o.virtio) return validateTopology({ name: `bench-${size}`, hosts: ab, wires: [{ a: 'host-a', b: 'host-b', ...rate }] });
   const hosts = [...ab, host('c', 3, NIC_MODELS.virtio), host('d', 4, NIC_MODELS.virtio)];
   return validateTopology({
     name: `bench-${size}-vdpa`,
     hosts,
     switches: [{ name: BENCH_SWITCH, ports: hosts.length }],
-    wires: hosts.map((h) => ({ a: h.name, b: BENCH_SWITCH })),
+    wires: hosts.map((h) => ({ a: h.name, b: BENCH_SWITCH, ...rate })),
   });
 }
 
@@ -281,7 +285,7 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
     );
     if (order.length === 0) continue;
     // host-c and host-d (the virtio NIC) only when vdpa is measured: otherwise the topology stays as before.
-    const topology = benchTopology(size, { virtio: order.some((p) => p.path === 'vdpa') });
+    const topology = benchTopology(size, { virtio: order.some((p) => p.path === 'vdpa'), gbps: o.wireGbps });
     const sim = order.some((p) => p.path !== 'raw' && p.path !== 'raw3')
       ? await Simulation.start(topology, { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' })
       : null;
@@ -303,7 +307,15 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
       cpu: cpus()[0]?.model ?? 'unknown',
       ...(futex ? { futexRoundTripUs: { median: futex.medianUs, p99: futex.p99Us, roundTrips: futex.roundTrips, noSleep: futex.noSleep } } : {}),
     },
-    options: { sizes: o.sizes, paths: o.paths, placements: o.placements, reps: o.reps, quick: o.quick, pcpus: o.pcpus ?? cores },
+    options: {
+      sizes: o.sizes,
+      paths: o.paths,
+      placements: o.placements,
+      reps: o.reps,
+      quick: o.quick,
+      pcpus: o.pcpus ?? cores,
+      wireGbps: o.wireGbps ?? null,
+    },
     threads: accounting ?? {},
     cells,
     ratios: benchRatios(cells, o),

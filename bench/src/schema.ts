@@ -14,7 +14,7 @@
  *   machine: { cores, node, cpu, futexRoundTripUs?: { median, p99, roundTrips, noSleep } },
  *                                          // futex: two workers ping-pong with Atomics.notify/wait at the
  *                                          // start of the run, µs per round trip (two wake-ups)
- *   options: { sizes, paths, placements, reps, quick, pcpus },
+ *   options: { sizes, paths, placements, reps, quick, pcpus, wireGbps? },  // wireGbps: --wire-gbps, or null
  *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
  *     path: "unaccel" | "vnic" | "vdpa" | "null" | "dom0" | "raw" | "raw3",
@@ -246,6 +246,11 @@ export const BenchJsonSchema = Type.Object(
       reps: Type.Integer({ minimum: 1 }),
       quick: Type.Boolean(),
       pcpus: Type.Optional(Type.Integer({ minimum: 1 })),
+      wireGbps: Type.Optional(
+        Type.Union([Type.Number({ minimum: 0.001, maximum: 400 }), Type.Null()], {
+          description: "--wire-gbps: the line rate (Gbit/s) set on every wire of the bench's topologies; null: none (wires as fast as the NIC thread)",
+        }),
+      ),
     }),
     threads: Type.Record(
       Type.String(),

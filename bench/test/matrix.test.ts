@@ -57,6 +57,13 @@ describe('bench topology', () => {
     }
   });
 
+  it('--wire-gbps puts the line rate on every wire, and only then', () => {
+    expect(benchTopology(1500, { gbps: 10 }).wires).toEqual([{ a: 'host-a', b: 'host-b', gbps: 10 }]);
+    expect(benchTopology(1500, { virtio: true, gbps: 2.5 }).wires.map((w) => w.gbps)).toEqual([2.5, 2.5, 2.5, 2.5]);
+    expect(benchTopology(1500, { gbps: undefined })).toEqual(before(1500));
+    expect(() => benchTopology(1500, { gbps: 1000 })).toThrow(/line rate in Gbit\/s from 0\.001 to 400/);
+  });
+
   it('two separate wire pairs are refused (every host must be reachable), which is why the switch', () => {
     const t = benchTopology(1500, { virtio: true });
     expect(() =>

@@ -42,7 +42,7 @@ function queueCount(s: string): number {
 export async function benchCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     argv,
-    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus', 'queues'],
+    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus', 'queues', 'wire-gbps'],
     ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS],
   );
   const level = logLevelFlag(p);
@@ -62,6 +62,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
     frames: p.flags.has('frames') ? intFlag(p, 'frames', base.frames, 100, 10_000_000) : base.frames,
     repSeconds: numFlag(p, 'seconds', base.repSeconds, 0.05, 60),
     pcpus: p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined,
+    // A line rate on the bench's wires, as a topology's "gbps" (the same bounds).
+    wireGbps: p.flags.has('wire-gbps') ? numFlag(p, 'wire-gbps', 10, 0.001, 400) : undefined,
     progress: level === 'warn' ? undefined : progressBar,
     logLevel: simulationLogLevel(level),
   };
@@ -72,7 +74,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
   const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : o.quick ? undefined : 'bench/results/latest.json';
 
   const queues = list(p.flags.get('queues'), queueCount);
-  info(`bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)`);
+  info(
+    `bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)${o.wireGbps ? `, wires at ${o.wireGbps} Gbit/s` : ''}`,
+  );
   const result = await runBench(o);
   if (queues?.length) {
     info(`bench: multi-queue vifs (${queues.join(', ')} queues)...`);
