@@ -130,7 +130,21 @@ export class Virtqueue {
 
   /** Make added chains visible (the available index, written last), and kick if the device asked to be. */
   publish(): void {
+    this.expose();
+    this.kickIfAsked();
+  }
+
+  /**
+   * Make added chains visible without the kick decision: a driver sending a
+   * burst exposes each chain and decides once at its end (kickIfAsked), as
+   * virtio-net does while `xmit_more` says more follow.
+   */
+  expose(): void {
     Atomics.store(this.u16, (this.area.avail + VQA_IDX) >> 1, this.availIdx);
+  }
+
+  /** Kick if the device asked to be told of any entry made available since the last decision (vring_need_event over the batch). */
+  kickIfAsked(): void {
     const event = Atomics.load(this.u16, (this.area.used + vqAvailEventOffset(this.size)) >> 1);
     const old = this.kickedAt;
     this.kickedAt = this.availIdx;

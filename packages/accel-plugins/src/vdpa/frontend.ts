@@ -45,6 +45,10 @@ export const VDPA_FRONTEND_COUNTERS = declareCounters('vdpa frontend', {
   vdpaDeclinedArp: { kind: 'event', help: 'ARP frames left to the slow path' },
   vdpaDeclinedUnknown: { kind: 'event', help: 'frames for a destination not behind the NIC, left to the slow path' },
   vdpaDeclinedBusy: { kind: 'event', help: 'frames left to the slow path: no free TX buffer, or longer than one' },
+  vdpaTxCopied: {
+    kind: 'event',
+    help: 'frames taken that had to be copied into a TX buffer (the stack had not built them in the one txBuffer lent): part of vdpaTaken',
+  },
   vdpaDeclinedNotReady: { kind: 'event', help: 'frames left to the slow path: the function is not up (attaching, draining or stopped)' },
   vdpaRxFrames: { kind: 'event', help: 'frames received on the receiveq' },
   vdpaRxMalformed: {
@@ -88,6 +92,10 @@ export class VdpaFrontend implements AccelFrontend {
   private readonly lens = new Uint32Array(MAX_DESCS);
   /** Used entries the earlier attachments' queues ignored. */
   private bogusBefore = 0;
+  /** The TX slot txBuffer lent the stack for the frame it is building (-1: none). */
+  private built = -1;
+  /** TX chains made available since the last kick decision (flush makes it). */
+  private unkicked = false;
   private readonly s: VdpaFrontendCounters = VDPA_FRONTEND_COUNTERS.zero();
   private readonly ram: Uint8Array;
   private readonly u16: Uint16Array;
@@ -157,6 +165,8 @@ export class VdpaFrontend implements AccelFrontend {
     this.txSlotOf.fill(-1);
     this.rxBufOf.fill(-1);
     this.freeTx.length = 0;
+    this.built = -1;
+    this.unkicked = false;
     for (let i = this.geo.txSlots - 1; i >= 0; i--) this.freeTx.push(i);
     for (let i = 0; i < this.geo.rxBufs; i++) this.postRx(i);
     this.rx.publish();
@@ -182,46 +192,76 @@ export class VdpaFrontend implements AccelFrontend {
   }
 
   startXmit(src: Uint8Array, off: number, len: number): boolean {
+    // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
+    const built = this.built;
+    this.built = -1;
+    const why = this.decline(src, off);
+    if (why !== null) {
+      if (built >= 0) this.freeTx.push(built);
+      this.s[why]++;
+      return false;
+    }
     const s = this.s;
-    if (!this.ready || this.draining || this.faulted) {
-      s.vdpaDeclinedNotReady++;
-      return false;
-    }
-    if (src[off] & 1) {
-      s.vdpaDeclinedMulticast++;
-      return false;
-    }
-    if (src[off + 12] === 0x08 && src[off + 13] === 0x06) {
-      s.vdpaDeclinedArp++;
-      return false;
-    }
-    const dst = readMac(src, off);
-    const local = !this.fast.has(dst);
-    if (local && !this.local.has(dst)) {
-      s.vdpaDeclinedUnknown++;
-      return false;
-    }
     const tx = this.tx!;
     const n = HDR + len;
-    const slot = this.freeTx.length > 0 && n <= this.geo.bufBytes ? this.freeTx[this.freeTx.length - 1] : -1;
-    const o = this.geo.txStart + slot * this.geo.bufBytes;
+    const inPlace = built >= 0 && src === this.ram && off === this.area.ram(this.slotOffset(built)) + HDR;
+    if (built >= 0 && !inPlace) this.freeTx.push(built);
+    const slot = inPlace ? built : this.freeTx.length > 0 && n <= this.geo.bufBytes ? this.freeTx[this.freeTx.length - 1] : -1;
+    const o = this.slotOffset(slot);
     const k = slot >= 0 ? chainOf(this.iovaBase, o, n, this.iovas, this.lens) : 0;
     if (slot < 0 || tx.free < k) {
+      if (inPlace) this.freeTx.push(built);
       s.vdpaDeclinedBusy++;
       return false;
     }
-    this.freeTx.pop();
-    // The one copy: a zeroed header (no offload negotiated), then the frame right after it.
+    if (!inPlace) this.freeTx.pop();
+    // A zeroed header (no offload negotiated), then the frame right after it: built there already, or copied (the one copy).
     const at = this.area.ram(o);
     this.ram.fill(0, at, at + HDR);
-    if (src === this.ram) this.ram.copyWithin(at + HDR, off, off + len);
-    else this.ram.set(src.subarray(off, off + len), at + HDR);
+    if (!inPlace) {
+      if (src === this.ram) this.ram.copyWithin(at + HDR, off, off + len);
+      else this.ram.set(src.subarray(off, off + len), at + HDR);
+      s.vdpaTxCopied++;
+    }
     const head = tx.add(this.iovas, this.lens, false, k);
     this.txSlotOf[head] = slot;
-    tx.publish();
+    // Visible to the device at once; whether to kick it is decided once a burst (flush).
+    tx.expose();
+    this.unkicked = true;
     s.vdpaTaken++;
-    if (local) s.vdpaTakenLocal++;
+    if (!this.fast.has(readMac(src, off))) s.vdpaTakenLocal++;
     return true;
+  }
+
+  /** Why a frame stays off the fast path (the counter to bump), or null if we can take it. */
+  private decline(src: Uint8Array, off: number): 'vdpaDeclinedNotReady' | 'vdpaDeclinedMulticast' | 'vdpaDeclinedArp' | 'vdpaDeclinedUnknown' | null {
+    if (!this.ready || this.draining || this.faulted) return 'vdpaDeclinedNotReady';
+    if (src[off] & 1) return 'vdpaDeclinedMulticast';
+    if (src[off + 12] === 0x08 && src[off + 13] === 0x06) return 'vdpaDeclinedArp';
+    const dst = readMac(src, off);
+    return this.fast.has(dst) || this.local.has(dst) ? null : 'vdpaDeclinedUnknown';
+  }
+
+  /** Byte offset in our DMA area of TX slot `slot`'s buffer (its virtio-net header first). */
+  private slotOffset(slot: number): number {
+    return this.geo.txStart + slot * this.geo.bufBytes;
+  }
+
+  /** Lend a free TX slot for the stack to build the next frame in, right after its header: taken, it needs no copy. */
+  txBuffer(len: number): number {
+    if (!this.ready || this.draining || this.faulted || HDR + len > this.geo.bufBytes) return -1;
+    if (this.built >= 0) this.freeTx.push(this.built);
+    const slot = this.freeTx.pop();
+    this.built = slot ?? -1;
+    return slot === undefined ? -1 : this.area.ram(this.slotOffset(slot)) + HDR;
+  }
+
+  /** The end of netfront's burst: kick the device once if it asked to be told of what we made available. */
+  flush(): void {
+    if (this.unkicked && this.tx) {
+      this.unkicked = false;
+      this.tx.kickIfAsked();
+    }
   }
 
   /** Completed TX chains give their slots back; returns how many. */
@@ -277,6 +317,8 @@ export class VdpaFrontend implements AccelFrontend {
     }
     const notify = this.notify;
     if (!this.ready || !notify || this.faulted) return 0;
+    // Chains made available outside a burst netfront flushed: the kick decision now.
+    this.flush();
     // A function that needs a reset, or was stopped under us (its backend failed), returned valid
     // used entries for all it did before: take them all, then stop and count what never went out.
     const status = notify.status;
