@@ -2,8 +2,9 @@
  * vnic, guest side: drives the guest's own VI. TX: a frame for a destination
  * the NIC reaches directly (a unicast MAC learnt behind the uplink, or a guest
  * of this host whose VI runs: the NIC's internal switch delivers it, as dom0
- * told us with `localmac`) is copied into one of our registered DMA buffers
- * and posted on the VI; everything else (broadcast, multicast, ARP, unknown
+ * told us with `localmac`) is posted on the VI from one of our registered DMA
+ * buffers: the TX slot txBuffer lent the stack to build it in (no copy), or
+ * one it is copied into; everything else (broadcast, multicast, ARP, unknown
  * destinations) is declined and netfront sends it on the slow path. We only
  * learn destinations: dom0 inserts every filter. RX: frames the NIC steered
  * to our VI are handed to the stack from the DMA page itself.
