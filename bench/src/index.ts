@@ -10,6 +10,7 @@ export {
   DEFAULT_BENCH,
   QUICK_BENCH,
   threadAccounting,
+  ratiosAcrossRuns,
   benchTopology,
   benchRatios,
   cellValidity,

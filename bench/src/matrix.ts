@@ -16,6 +16,9 @@ import { awakeShare, busyShare, pcpuSleepTimes, vcpuTimes } from '@xsim/toolstac
 import { NIC_MODELS, validateTopology, type Topology } from '@xsim/toolstack';
 import { runRawRing } from './raw.ts';
 import { futexRoundTrip } from './futex.ts';
+import { benchRatios, median, ratiosAcrossRuns } from './ratios.ts';
+
+export { benchRatios, median, ratiosAcrossRuns };
 import { ACCELERATED, MIN_FAST_PATH_SHARE, RAW_COPIES, copyDelta, fastPathShare, threadSleeps, wakeDelta } from './counts.ts';
 import { BENCH_SCHEMA, type BenchCell, type BenchJson, type BenchPath, type BenchRatio, type Placement, type RepResult } from './schema.ts';
 
@@ -39,6 +42,8 @@ export interface BenchOptions {
   logLevel?: LogLevel;
   /** Futex round trips measured at the start (0: none). */
   futexRoundTrips?: number;
+  /** Times the whole matrix is measured, each run with fresh simulations (default 1). */
+  runs?: number;
   /** A line rate (Gbit/s) on every wire of the bench's topologies (`"gbps"`); none: wires as fast as the NIC thread. */
   wireGbps?: number;
 }
@@ -113,11 +118,6 @@ function ends(path: BenchPath, placement: Placement) {
   if (path === 'vdpa')
     return { from: { host: 'host-c', domain: 'c1' }, to: placement === 'cross' ? { host: 'host-d', domain: 'd1' } : { host: 'host-c', domain: 'c2' } };
   return { from: { host: 'host-a', domain: 'a1' }, to: placement === 'cross' ? { host: 'host-b', domain: 'b1' } : { host: 'host-a', domain: 'a2' } };
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /**
@@ -268,35 +268,42 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchJson> {
-  const cells: BenchCell[] = [];
   const cores = availableParallelism();
   let accounting: BenchJson['threads'] | undefined;
   const plan = benchPlan(o);
+  const runs = Math.max(1, o.runs ?? 1);
   let step = 0;
-  const tick = (what: string) => o.progress?.(step++, plan.length, what);
+  const total = plan.length * runs;
   // The machine's futex wake round trip first, on an idle machine (no simulation yet).
   const futex = o.futexRoundTrips ? await futexRoundTrip(o.futexRoundTrips) : undefined;
-  for (const size of o.sizes) {
-    // Round-robin: every repetition visits every path in turn (the raw ring too), so JIT
-    // warm-up and machine drift fall on all paths alike, and each repetition's ratios
-    // compare measurements taken moments apart.
-    const order = (['raw', 'raw3', 'unaccel', 'null', 'vnic', 'vdpa', 'dom0'] as BenchPath[]).flatMap((path) =>
-      plan.filter((p) => p.size === size && p.path === path),
-    );
-    if (order.length === 0) continue;
-    // host-c and host-d (the virtio NIC) only when vdpa is measured: otherwise the topology stays as before.
-    const topology = benchTopology(size, { virtio: order.some((p) => p.path === 'vdpa'), gbps: o.wireGbps });
-    const sim = order.some((p) => p.path !== 'raw' && p.path !== 'raw3')
-      ? await Simulation.start(topology, { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' })
-      : null;
-    if (sim && !accounting) accounting = threadAccounting(sim, cores);
-    try {
-      cells.push(...(await measureSize(o, size, order, sim, tick)));
-    } finally {
-      await sim?.shutdown();
+  const all: { run: number; cells: BenchCell[]; ratios: BenchRatio[] }[] = [];
+  for (let run = 1; run <= runs; run++) {
+    const tick = (what: string) => o.progress?.(step++, total, runs > 1 ? `run ${run}/${runs}: ${what}` : what);
+    const cells: BenchCell[] = [];
+    for (const size of o.sizes) {
+      // Round-robin: every repetition visits every path in turn (the raw rings too), so JIT
+      // warm-up and machine drift fall on all paths alike, and each repetition's ratios
+      // compare measurements taken moments apart.
+      const order = (['raw', 'raw3', 'unaccel', 'null', 'vnic', 'vdpa', 'dom0'] as BenchPath[]).flatMap((path) =>
+        plan.filter((p) => p.size === size && p.path === path),
+      );
+      if (order.length === 0) continue;
+      // host-c and host-d (the virtio NIC) only when vdpa is measured: otherwise the topology stays as before.
+      const topology = benchTopology(size, { virtio: order.some((p) => p.path === 'vdpa'), gbps: o.wireGbps });
+      // A fresh simulation per size and per run.
+      const sim = order.some((p) => p.path !== 'raw' && p.path !== 'raw3')
+        ? await Simulation.start(topology, { pcpus: o.pcpus, logLevel: o.logLevel ?? 'warn' })
+        : null;
+      if (sim && !accounting) accounting = threadAccounting(sim, cores);
+      try {
+        cells.push(...(await measureSize(o, size, order, sim, tick)));
+      } finally {
+        await sim?.shutdown();
+      }
     }
+    all.push({ run, cells, ratios: benchRatios(cells, o) });
   }
-  o.progress?.(plan.length, plan.length, 'done');
+  o.progress?.(total, total, 'done');
   return {
     schema: BENCH_SCHEMA,
     date: new Date().toISOString(),
@@ -315,10 +322,13 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
       quick: o.quick,
       pcpus: o.pcpus ?? cores,
       wireGbps: o.wireGbps ?? null,
+      runs,
     },
     threads: accounting ?? {},
-    cells,
-    ratios: benchRatios(cells, o),
+    // The first run's; with --runs N every run is in `runs` and each ratio's spread across them in `acrossRuns`.
+    cells: all[0].cells,
+    ratios: all[0].ratios,
+    ...(runs > 1 ? { runs: all, acrossRuns: ratiosAcrossRuns(all.map((r) => r.ratios)) } : {}),
   };
 }
 
@@ -414,60 +424,6 @@ function medianShare(reps: RepResult[], of: (r: RepResult) => Record<string, num
   for (const w of workers) {
     const m = median(reps.map((r) => of(r)?.[w] ?? 0));
     if (m >= 0.02) out[w] = m;
-  }
-  return out;
-}
-
-/** The paired ratios of each size and placement (exported for the tests). */
-export function benchRatios(cells: BenchCell[], o: Pick<BenchOptions, 'sizes' | 'placements'>): BenchRatio[] {
-  const out: BenchRatio[] = [];
-  const get = (path: BenchPath, placement: Placement, size: number) => cells.find((c) => c.path === path && c.placement === placement && c.size === size);
-  // Paired: the median over repetitions of (a / b) within the same repetition; null when
-  // either cell is not valid (named in `invalid` with the reason).
-  let invalid: string[] = [];
-  const ratio = (a: BenchCell | undefined, b: BenchCell | undefined, name: string): number | null => {
-    if (!a || !b) return null;
-    const bad = [a, b].filter((c) => !c.valid);
-    if (bad.length) {
-      invalid.push(`${name}: ${bad.map((c) => `${c.path} ${c.placement} ${c.size} B is not valid (${c.invalid ?? 'no reason given'})`).join('; ')}`);
-      return null;
-    }
-    const n = Math.min(a.reps.length, b.reps.length);
-    const rs: number[] = [];
-    for (let i = 0; i < n; i++) if (b.reps[i].gbps > 0) rs.push(a.reps[i].gbps / b.reps[i].gbps);
-    return rs.length ? median(rs) : null;
-  };
-  for (const size of o.sizes) {
-    for (const placement of o.placements) {
-      invalid = [];
-      const raw = get('raw', 'cross', size);
-      const raw3 = get('raw3', 'cross', size);
-      const acc = get('vnic', placement, size);
-      const vdpa = get('vdpa', placement, size);
-      // The slow-path baseline is the VI NIC's hosts' (a1 -> b1 or a2) for both accelerators.
-      const unaccel = get('unaccel', placement, size);
-      const overRaw: BenchRatio['overRaw'] = {};
-      for (const p of ['unaccel', 'vnic', 'vdpa', 'null', 'dom0'] as const) {
-        const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw, `overRaw.${p}`);
-        if (v !== null) overRaw[p] = v;
-      }
-      const overRaw3: NonNullable<BenchRatio['overRaw3']> = {};
-      for (const p of ['unaccel', 'vnic', 'vdpa', 'null', 'dom0'] as const) {
-        const v = ratio(get(p, p === 'dom0' ? 'cross' : placement, size), raw3, `overRaw3.${p}`);
-        if (v !== null) overRaw3[p] = v;
-      }
-      out.push({
-        size,
-        placement,
-        accelOverUnaccel: ratio(acc, unaccel, 'accelOverUnaccel'),
-        accelOverDom0: placement === 'cross' ? ratio(acc, get('dom0', 'cross', size), 'accelOverDom0') : null,
-        vdpaOverVnic: ratio(vdpa, acc, 'vdpaOverVnic'),
-        vdpaOverUnaccel: ratio(vdpa, unaccel, 'vdpaOverUnaccel'),
-        overRaw,
-        ...(raw3 ? { overRaw3 } : {}),
-        ...(invalid.length ? { invalid } : {}),
-      });
-    }
   }
   return out;
 }

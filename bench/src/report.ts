@@ -201,8 +201,30 @@ function machineLine(r: BenchJson): string[] {
   ];
 }
 
+/** --runs N: each ratio's median across runs and its spread (the tables above are the first run's). */
+function acrossRunsLines(r: BenchJson): string[] {
+  if (!r.acrossRuns?.length) return [];
+  const runs = r.runs?.length ?? r.options.runs ?? 0;
+  return [
+    '',
+    `across ${runs} runs of the whole matrix (each with fresh simulations; the tables above are run 1's): each ratio's median across runs and its min..max`,
+    table(
+      ['bytes', 'placement', 'ratio', 'median', 'min..max', 'runs', 'per run'],
+      r.acrossRuns.map((x) => [
+        x.size,
+        x.placement,
+        x.ratio,
+        x.median,
+        `${fmtNum(x.min)}..${fmtNum(x.max)}`,
+        x.runs,
+        x.values.map((v) => fmtNum(v.value)).join(' '),
+      ]),
+    ),
+  ];
+}
+
 export function report(r: BenchJson): string {
-  const parts = [...machineLine(r), ...cellTables(r), ...copyLines(r), ...threadLines(r)];
+  const parts = [...machineLine(r), ...cellTables(r), ...acrossRunsLines(r), ...copyLines(r), ...threadLines(r)];
   if (r.capture?.length) {
     parts.push('', `packet capture's cost (goodput with capture on / off, paired per repetition; ${r.capture[0].note}):`, captureTable(r.capture));
   }

@@ -7,14 +7,14 @@
  * bench checked itself, have the same cells; --compare reads them through
  * ComparableSchema. /5 added what the run checks of itself: each cell's
  * fast-path share and validity, wake-ups and copies per frame, the
- * machine's futex round trip, the three-thread raw reference raw3.)
+ * machine's futex round trip, the three-thread raw reference raw3, --runs.)
  *
  * {
  *   schema: "xsim-bench/5", date, meta: RunMeta,
  *   machine: { cores, node, cpu, futexRoundTripUs?: { median, p99, roundTrips, noSleep } },
  *                                          // futex: two workers ping-pong with Atomics.notify/wait at the
  *                                          // start of the run, µs per round trip (two wake-ups)
- *   options: { sizes, paths, placements, reps, quick, pcpus, wireGbps? },  // wireGbps: --wire-gbps, or null
+ *   options: { sizes, paths, placements, reps, quick, pcpus, runs?, wireGbps? },  // wireGbps: --wire-gbps, or null
  *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
  *     path: "unaccel" | "vnic" | "vdpa" | "null" | "dom0" | "raw" | "raw3",
@@ -51,6 +51,9 @@
  *              invalid?: [why] }],             // a ratio pairing an invalid cell is null, and said why here
  *                                          // paired: median over repetitions of (a / b) measured in the
  *                                          // same repetition (every repetition visits every path in turn)
+ *   runs?: [{ run, cells, ratios }],       // --runs N > 1: every run of the matrix (cells, ratios: the first's)
+ *   acrossRuns?: [{ size, placement, ratio, median, min, max, runs, values: [{ run, value }] }],
+ *                                          // each ratio's median across runs and its min..max
  *   micro?: [{ name, opsPerSec, margin }],
  *   capture?: [{ path, placement, size, spec, reps: [{ offGbps, onGbps, ratio, records, lost }],
  *                ratio, spread: { min, max }, taps, snaplen, note }]   // the same stream with capture off and
@@ -173,6 +176,18 @@ export const BenchRatioSchema = Type.Object({
 });
 export type BenchRatio = Static<typeof BenchRatioSchema>;
 
+export const AcrossRunsSchema = Type.Object({
+  size: Type.Integer(),
+  placement: PlacementSchema,
+  ratio: Type.String({ description: "the ratio's name: accelOverUnaccel, accelOverDom0, vdpaOverVnic, vdpaOverUnaccel, overRaw.PATH, overRaw3.PATH" }),
+  median: Num("median across runs of the run's paired ratio"),
+  min: Num(),
+  max: Num(),
+  runs: Type.Integer({ minimum: 1, description: 'runs in which the ratio was measured (not null)' }),
+  values: Type.Array(Type.Object({ run: Type.Integer({ minimum: 1 }), value: Num() })),
+});
+export type AcrossRuns = Static<typeof AcrossRunsSchema>;
+
 export const CaptureCellSchema = Type.Object({
   path: PathSchema,
   placement: PlacementSchema,
@@ -246,6 +261,7 @@ export const BenchJsonSchema = Type.Object(
       reps: Type.Integer({ minimum: 1 }),
       quick: Type.Boolean(),
       pcpus: Type.Optional(Type.Integer({ minimum: 1 })),
+      runs: Type.Optional(Type.Integer({ minimum: 1, description: '--runs: times the whole matrix was measured' })),
       wireGbps: Type.Optional(
         Type.Union([Type.Number({ minimum: 0.001, maximum: 400 }), Type.Null()], {
           description: "--wire-gbps: the line rate (Gbit/s) set on every wire of the bench's topologies; null: none (wires as fast as the NIC thread)",
@@ -256,8 +272,14 @@ export const BenchJsonSchema = Type.Object(
       Type.String(),
       Type.Object({ pcpus: Type.Integer(), threads: Type.Integer(), cores: Type.Integer(), busy: Type.Array(Type.String()), note: Type.String() }),
     ),
-    cells: Type.Array(BenchCellSchema),
-    ratios: Type.Array(BenchRatioSchema, { description: 'paired: median over repetitions of (a / b) measured in the same repetition' }),
+    cells: Type.Array(BenchCellSchema, { description: "the first run's (--runs N: every run's are in runs)" }),
+    ratios: Type.Array(BenchRatioSchema, { description: "paired: median over repetitions of (a / b) measured in the same repetition (the first run's)" }),
+    runs: Type.Optional(
+      Type.Array(Type.Object({ run: Type.Integer({ minimum: 1 }), cells: Type.Array(BenchCellSchema), ratios: Type.Array(BenchRatioSchema) }), {
+        description: '--runs N (N > 1): every run of the whole matrix, each with fresh simulations, the first included',
+      }),
+    ),
+    acrossRuns: Type.Optional(Type.Array(AcrossRunsSchema, { description: "--runs N: each ratio's median across runs and its min..max" })),
     micro: Type.Optional(Type.Array(Type.Object({ name: Type.String(), opsPerSec: Num(), margin: Num() }))),
     capture: Type.Optional(Type.Array(CaptureCellSchema, { description: "the capture's cost: the same stream with capture off and on" })),
     queues: Type.Optional(Type.Array(QueueCellSchema, { description: 'multi-queue vifs (--queues): N flows over N queues, unaccel across hosts' })),

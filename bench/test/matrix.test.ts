@@ -12,6 +12,7 @@ import {
   benchRatios,
   benchTopology,
   cellValidity,
+  ratiosAcrossRuns,
   report,
   type BenchCell,
   type BenchJson,
@@ -206,5 +207,26 @@ describe('the three-thread raw reference', () => {
         { sizes: [64], placements: ['cross'] },
       )[0].overRaw3,
     ).toBeUndefined();
+  });
+});
+
+describe('--runs: the spread across runs', () => {
+  it("each ratio's median across runs and its min..max; a run where it is null does not count", () => {
+    const run = (vnic: number, unaccel: number, valid = true) => {
+      const v = { ...cell('vnic', 'cross', 1500, [vnic]), valid };
+      return benchRatios([cell('raw', 'cross', 1500, [40]), cell('unaccel', 'cross', 1500, [unaccel]), v], { sizes: [1500], placements: ['cross'] });
+    };
+    const across = ratiosAcrossRuns([run(10, 5), run(12, 4), run(9, 3), run(30, 5, false)]);
+    const of = (name: string) => across.find((x) => x.ratio === name)!;
+    // vnic/unaccel per run: 2, 3, 3 (the fourth run's vnic cell is not valid).
+    expect(of('accelOverUnaccel')).toMatchObject({ size: 1500, placement: 'cross', median: 3, min: 2, max: 3, runs: 3 });
+    expect(of('accelOverUnaccel').values.map((x) => x.run)).toEqual([1, 2, 3]);
+    // unaccel/raw in all four: 0.125, 0.1, 0.075, 0.125.
+    expect(of('overRaw.unaccel')).toMatchObject({ median: 0.1125, min: 0.075, max: 0.125, runs: 4 });
+    expect(across.map((x) => x.ratio).sort()).toEqual(['accelOverUnaccel', 'overRaw.unaccel', 'overRaw.vnic']);
+    // The report shows the table when there is one.
+    const text = report({ machine: { cores: 2 }, threads: {}, cells: [], ratios: [], options: { runs: 4 }, acrossRuns: across } as unknown as BenchJson);
+    expect(text).toMatch(/across 4 runs of the whole matrix/);
+    expect(text).toMatch(/\n1500 +cross +accelOverUnaccel +3 +2\.\.3 +3 +2 3 3\n/);
   });
 });

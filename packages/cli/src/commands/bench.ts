@@ -39,16 +39,10 @@ function queueCount(s: string): number {
   return n;
 }
 
-export async function benchCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(
-    argv,
-    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus', 'queues', 'wire-gbps'],
-    ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS],
-  );
-  const level = logLevelFlag(p);
-  const info = progressLines(level);
+/** The bench's options from its flags (--quick's defaults, or the full matrix's). */
+function benchOptions(p: ReturnType<typeof parseArgs>, level: ReturnType<typeof logLevelFlag>): BenchOptions {
   const base = p.flags.has('quick') ? QUICK_BENCH : DEFAULT_BENCH;
-  const o: BenchOptions = {
+  return {
     ...base,
     sizes:
       list(p.flags.get('sizes'), (s) => {
@@ -59,6 +53,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     paths: list(p.flags.get('paths'), (s) => s as BenchPath, PATHS) ?? base.paths,
     placements: list(p.flags.get('placements'), (s) => s as Placement, ['cross', 'same'] as const) ?? base.placements,
     reps: intFlag(p, 'reps', base.reps, 1, 50),
+    runs: intFlag(p, 'runs', 1, 1, 20),
     frames: p.flags.has('frames') ? intFlag(p, 'frames', base.frames, 100, 10_000_000) : base.frames,
     repSeconds: numFlag(p, 'seconds', base.repSeconds, 0.05, 60),
     pcpus: p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined,
@@ -67,6 +62,17 @@ export async function benchCommand(argv: string[]): Promise<number> {
     progress: level === 'warn' ? undefined : progressBar,
     logLevel: simulationLogLevel(level),
   };
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(
+    argv,
+    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus', 'queues', 'wire-gbps', 'runs'],
+    ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS],
+  );
+  const level = logLevelFlag(p);
+  const info = progressLines(level);
+  const o = benchOptions(p, level);
   const json = p.flags.has('j') || p.flags.has('json');
   // The file to compare against is checked before minutes of measuring, not after.
   const cmpFile = typeof p.flags.get('compare') === 'string' ? String(p.flags.get('compare')) : undefined;
@@ -75,7 +81,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
 
   const queues = list(p.flags.get('queues'), queueCount);
   info(
-    `bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)${o.wireGbps ? `, wires at ${o.wireGbps} Gbit/s` : ''}`,
+    `bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)${(o.runs ?? 1) > 1 ? `, ${o.runs} runs` : ''}${o.wireGbps ? `, wires at ${o.wireGbps} Gbit/s` : ''}`,
   );
   const result = await runBench(o);
   if (queues?.length) {
@@ -122,5 +128,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (out) process.stdout.write(`\nsaved ${out}${charts.length ? ` and its charts: ${charts.join(', ')}` : ''}\n`);
     if (cmp) process.stdout.write('\n' + compareText(cmp) + '\n');
   }
-  return [...result.cells, ...(result.queues ?? [])].every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
+  const cells = [...(result.runs ?? [{ cells: result.cells }]).flatMap((x) => x.cells), ...(result.queues ?? [])];
+  return cells.every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
 }
