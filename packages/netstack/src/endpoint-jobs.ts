@@ -70,6 +70,8 @@ export interface SendJob {
   reply: RpcReply;
   started: number;
   creditPort: number;
+  /** Writes the payload of the frame the sender is at (made once, when the job starts). */
+  fill?: (buf: Uint8Array, off: number) => void;
 }
 
 export interface RecvJob {

@@ -174,6 +174,8 @@ export class NetEndpoint {
   }
 
   private addSend(job: SendJob): void {
+    // One filler for the job's life, not a closure per frame: it writes the frame the sender is at (peekSeq).
+    job.fill = (buf, off) => job.sender.fill(buf, off, job.sender.peekSeq(), job.payloadLen);
     this.stack.bind(job.creditPort, (buf, off, len) => {
       if (len >= 8) job.sender.onCredit(readCredit(buf, off));
     });
@@ -321,9 +323,7 @@ export class NetEndpoint {
     // (asked once a burst: the clock is not read per frame).
     if (!s.giveUpIfStuck())
       while (n < TX_BURST && s.canSend()) {
-        const seq = s.peekSeq();
-        const ok = this.stack.sendUdp(job.dstIp, job.srcPort, job.dstPort, job.payloadLen, (buf, off) => s.fill(buf, off, seq, job.payloadLen));
-        if (!ok) break;
+        if (!this.stack.sendUdp(job.dstIp, job.srcPort, job.dstPort, job.payloadLen, job.fill!)) break;
         s.commit();
         n++;
       }
