@@ -22,6 +22,7 @@ export { runRawRing, type RawResult } from './raw.ts';
 export { futexRoundTrip, type FutexRoundTrip } from './futex.ts';
 export { runMicro, type MicroResult } from './micro.ts';
 export { runCaptureCost } from './capture-cost.ts';
+export { runPairBench, pairsTopology, PAIR_SIZE, MAX_PAIRS, type PairBenchOptions } from './pairs.ts';
 export { runQueueBench, queueTopology, flowsOverQueues, type QueueBenchOptions } from './queues.ts';
 export { benchCharts } from './charts.ts';
 export * from './schema.ts';

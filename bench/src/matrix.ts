@@ -44,6 +44,8 @@ export interface BenchOptions {
   futexRoundTrips?: number;
   /** Times the whole matrix is measured, each run with fresh simulations (default 1). */
   runs?: number;
+  /** Concurrent guest pairs to measure (pairs.ts), e.g. [1, 2, 4]; none: no pairs section. */
+  pairs?: number[];
   /** A line rate (Gbit/s) on every wire of the bench's topologies (`"gbps"`); none: wires as fast as the NIC thread. */
   wireGbps?: number;
 }
@@ -58,6 +60,7 @@ export const DEFAULT_BENCH: BenchOptions = {
   pings: 200,
   quick: false,
   futexRoundTrips: 20_000,
+  pairs: [1, 2, 4],
 };
 export const QUICK_BENCH: BenchOptions = {
   sizes: [64, 1500],
@@ -69,6 +72,7 @@ export const QUICK_BENCH: BenchOptions = {
   pings: 10,
   quick: true,
   futexRoundTrips: 5_000,
+  pairs: [],
 };
 
 /**
@@ -323,6 +327,7 @@ export async function runBench(o: BenchOptions): Promise<BenchJson> {
       pcpus: o.pcpus ?? cores,
       wireGbps: o.wireGbps ?? null,
       runs,
+      pairs: o.pairs ?? [],
     },
     threads: accounting ?? {},
     // The first run's; with --runs N every run is in `runs` and each ratio's spread across them in `acrossRuns`.

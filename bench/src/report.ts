@@ -223,6 +223,32 @@ function acrossRunsLines(r: BenchJson): string[] {
   ];
 }
 
+/** Concurrent pairs: each N's aggregate goodput per path, every pair's loss, and vnic / unaccel per N. */
+function pairLines(pairs: NonNullable<BenchJson['pairs']>): string[] {
+  const rows = pairs.cells.map((c) => [
+    c.pairs,
+    c.path,
+    c.size,
+    c.median.aggregateGbps,
+    `${fmtNum(c.spread.min)}..${fmtNum(c.spread.max)}`,
+    `${(c.lossRate * 100).toFixed(2)}%`,
+    c.reps[0].perPair.map((_, i) => c.reps.reduce((n, x) => n + (x.perPair[i]?.lost ?? 0), 0)).join(' '),
+    c.reps.every((x) => x.conserved) ? 'yes' : 'NO',
+    `${fastShare(c.fastPathShare)}${c.valid ? '' : ' INVALID'}`,
+  ]);
+  return [
+    '',
+    `concurrent guest pairs (a_i -> b_i at once, host-a and host-b with four domUs each; ${pairs.cells[0]?.note.split('; ').slice(1).join('; ') ?? ''}):`,
+    table(['pairs', 'path', 'bytes', 'aggregate Gbit/s', 'spread', 'loss', 'lost per pair', 'conserved', 'fast path (least pair)'], rows),
+    '',
+    table(
+      ['pairs', 'bytes', 'vnic/unaccel aggregate', 'min..max'],
+      pairs.ratios.map((x) => [x.pairs, x.size, x.vnicOverUnaccel ?? '-', x.min !== null && x.max !== null ? `${fmtNum(x.min)}..${fmtNum(x.max)}` : '-']),
+    ),
+    ...pairs.ratios.flatMap((x) => (x.invalid ?? []).map((w) => `  left out: ${w}`)),
+  ];
+}
+
 export function report(r: BenchJson): string {
   const parts = [...machineLine(r), ...cellTables(r), ...acrossRunsLines(r), ...copyLines(r), ...threadLines(r)];
   if (r.capture?.length) {
@@ -235,6 +261,7 @@ export function report(r: BenchJson): string {
       queueTable(r.queues),
     );
   }
+  if (r.pairs?.cells.length) parts.push(...pairLines(r.pairs));
   if (r.micro) {
     parts.push(
       '',

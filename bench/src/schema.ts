@@ -7,14 +7,14 @@
  * bench checked itself, have the same cells; --compare reads them through
  * ComparableSchema. /5 added what the run checks of itself: each cell's
  * fast-path share and validity, wake-ups and copies per frame, the
- * machine's futex round trip, the three-thread raw reference raw3, --runs.)
+ * machine's futex round trip, the three-thread raw reference raw3, --runs, --pairs.)
  *
  * {
  *   schema: "xsim-bench/5", date, meta: RunMeta,
  *   machine: { cores, node, cpu, futexRoundTripUs?: { median, p99, roundTrips, noSleep } },
  *                                          // futex: two workers ping-pong with Atomics.notify/wait at the
  *                                          // start of the run, µs per round trip (two wake-ups)
- *   options: { sizes, paths, placements, reps, quick, pcpus, runs?, wireGbps? },  // wireGbps: --wire-gbps, or null
+ *   options: { sizes, paths, placements, reps, quick, pcpus, runs?, pairs?, wireGbps? },  // wireGbps: --wire-gbps, or null
  *   threads: { [path]: { pcpus, threads, cores, busy: ["host-a/a1@pCPU1", …], note } },
  *   cells: [{
  *     path: "unaccel" | "vnic" | "vdpa" | "null" | "dom0" | "raw" | "raw3",
@@ -54,6 +54,12 @@
  *   runs?: [{ run, cells, ratios }],       // --runs N > 1: every run of the matrix (cells, ratios: the first's)
  *   acrossRuns?: [{ size, placement, ratio, median, min, max, runs, values: [{ run, value }] }],
  *                                          // each ratio's median across runs and its min..max
+ *   pairs?: { cells: [{ pairs, path: "unaccel" | "vnic", size, reps: [{ sent, delivered, dropsCounted, conserved,
+ *                       aggregateGbps, minFastPathShare, perPair: [{ from, to, sent, delivered, lost, gbps,
+ *                       fastPathShare }] }], median: { aggregateGbps }, spread, lossRate, fastPathShare,
+ *                       valid, invalid?, note }],
+ *             ratios: [{ pairs, size, vnicOverUnaccel, min, max, invalid? }] }
+ *                                          // --pairs 1,2,4: N pairs a_i -> b_i at once, paired per repetition
  *   micro?: [{ name, opsPerSec, margin }],
  *   capture?: [{ path, placement, size, spec, reps: [{ offGbps, onGbps, ratio, records, lost }],
  *                ratio, spread: { min, max }, taps, snaplen, note }]   // the same stream with capture off and
@@ -188,6 +194,52 @@ export const AcrossRunsSchema = Type.Object({
 });
 export type AcrossRuns = Static<typeof AcrossRunsSchema>;
 
+export const PairRepSchema = Type.Object({
+  sent: Type.Integer({ minimum: 0 }),
+  delivered: Type.Integer({ minimum: 0 }),
+  dropsCounted: Type.Integer({ minimum: 0 }),
+  conserved: Type.Boolean({ description: 'over the N streams together: every frame sent delivered once or counted (drop counters are not per flow)' }),
+  aggregateGbps: Num("every pair's delivered bytes over the longest pair's time"),
+  minFastPathShare: Type.Number({ minimum: 0, description: "the least fast-path share among the pairs' senders" }),
+  perPair: Type.Array(
+    Type.Object({
+      from: Type.String(),
+      to: Type.String(),
+      sent: Type.Integer({ minimum: 0 }),
+      delivered: Type.Integer({ minimum: 0 }),
+      lost: Type.Integer({ minimum: 0, description: 'sent - delivered - too old' }),
+      gbps: Num(),
+      fastPathShare: Type.Number({ minimum: 0 }),
+    }),
+  ),
+});
+export type PairRep = Static<typeof PairRepSchema>;
+
+export const PairCellSchema = Type.Object({
+  pairs: Type.Integer({ minimum: 1 }),
+  path: Type.Union([Type.Literal('unaccel'), Type.Literal('vnic')]),
+  size: Type.Integer({ minimum: 64 }),
+  reps: Type.Array(PairRepSchema, { minItems: 1 }),
+  median: Type.Object({ aggregateGbps: Num() }),
+  spread: Type.Object({ min: Num(), max: Num() }),
+  lossRate: Type.Number({ minimum: 0, maximum: 1 }),
+  fastPathShare: Type.Number({ minimum: 0, description: "median over repetitions of the least-accelerated pair's share" }),
+  valid: Type.Boolean(),
+  invalid: Type.Optional(Type.String()),
+  note: Type.String(),
+});
+export type PairCell = Static<typeof PairCellSchema>;
+
+export const PairRatioSchema = Type.Object({
+  pairs: Type.Integer({ minimum: 1 }),
+  size: Type.Integer(),
+  vnicOverUnaccel: Ratio('vnic aggregate over unaccel aggregate, paired per repetition (median)'),
+  min: Type.Union([Type.Number(), Type.Null()]),
+  max: Type.Union([Type.Number(), Type.Null()]),
+  invalid: Type.Optional(Type.Array(Type.String())),
+});
+export type PairRatio = Static<typeof PairRatioSchema>;
+
 export const CaptureCellSchema = Type.Object({
   path: PathSchema,
   placement: PlacementSchema,
@@ -262,6 +314,7 @@ export const BenchJsonSchema = Type.Object(
       quick: Type.Boolean(),
       pcpus: Type.Optional(Type.Integer({ minimum: 1 })),
       runs: Type.Optional(Type.Integer({ minimum: 1, description: '--runs: times the whole matrix was measured' })),
+      pairs: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { description: '--pairs: the numbers of concurrent guest pairs measured' })),
       wireGbps: Type.Optional(
         Type.Union([Type.Number({ minimum: 0.001, maximum: 400 }), Type.Null()], {
           description: "--wire-gbps: the line rate (Gbit/s) set on every wire of the bench's topologies; null: none (wires as fast as the NIC thread)",
@@ -280,6 +333,12 @@ export const BenchJsonSchema = Type.Object(
       }),
     ),
     acrossRuns: Type.Optional(Type.Array(AcrossRunsSchema, { description: "--runs N: each ratio's median across runs and its min..max" })),
+    pairs: Type.Optional(
+      Type.Object(
+        { cells: Type.Array(PairCellSchema), ratios: Type.Array(PairRatioSchema) },
+        { description: '--pairs: N guest pairs a_i -> b_i streaming at once (host-a and host-b with four domUs each), unaccel and vnic' },
+      ),
+    ),
     micro: Type.Optional(Type.Array(Type.Object({ name: Type.String(), opsPerSec: Num(), margin: Num() }))),
     capture: Type.Optional(Type.Array(CaptureCellSchema, { description: "the capture's cost: the same stream with capture off and on" })),
     queues: Type.Optional(Type.Array(QueueCellSchema, { description: 'multi-queue vifs (--queues): N flows over N queues, unaccel across hosts' })),

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '@xsim/bench';
-import { runCaptureCost, runQueueBench } from '@xsim/bench';
+import { MAX_PAIRS, runCaptureCost, runPairBench, runQueueBench } from '@xsim/bench';
 import { benchCharts } from '@xsim/bench';
 import { runMicro } from '@xsim/bench';
 import { PATHS, validateBenchJson, type BenchPath, type Placement } from '@xsim/bench';
@@ -32,6 +32,13 @@ function progressBar(done: number, total: number, what: string): void {
   if (done === total) process.stderr.write('\n');
 }
 
+/** A --pairs entry: how many guest pairs stream at once (host-a and host-b have four domUs each in that topology). */
+function pairCount(s: string): number {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PAIRS) throw new Error(`pair count "${s}" must be 1..${MAX_PAIRS}`);
+  return n;
+}
+
 /** A --queues entry: how many queues a1's and b1's vifs ask for. */
 function queueCount(s: string): number {
   const n = Number(s);
@@ -54,6 +61,7 @@ function benchOptions(p: ReturnType<typeof parseArgs>, level: ReturnType<typeof 
     placements: list(p.flags.get('placements'), (s) => s as Placement, ['cross', 'same'] as const) ?? base.placements,
     reps: intFlag(p, 'reps', base.reps, 1, 50),
     runs: intFlag(p, 'runs', 1, 1, 20),
+    pairs: list(p.flags.get('pairs'), pairCount) ?? base.pairs,
     frames: p.flags.has('frames') ? intFlag(p, 'frames', base.frames, 100, 10_000_000) : base.frames,
     repSeconds: numFlag(p, 'seconds', base.repSeconds, 0.05, 60),
     pcpus: p.flags.has('pcpus') ? intFlag(p, 'pcpus', 2, 1, 256) : undefined,
@@ -67,7 +75,7 @@ function benchOptions(p: ReturnType<typeof parseArgs>, level: ReturnType<typeof 
 export async function benchCommand(argv: string[]): Promise<number> {
   const p = parseArgs(
     argv,
-    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus', 'queues', 'wire-gbps', 'runs'],
+    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus', 'queues', 'wire-gbps', 'runs', 'pairs'],
     ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS],
   );
   const level = logLevelFlag(p);
@@ -88,6 +96,11 @@ export async function benchCommand(argv: string[]): Promise<number> {
     info(`bench: multi-queue vifs (${queues.join(', ')} queues)...`);
     const { sizes, reps, frames, repSeconds, pcpus, logLevel } = o;
     result.queues = await runQueueBench({ sizes, queues, reps, frames, repSeconds, pcpus, logLevel, progress: (w) => info(`bench: ${w}`) });
+  }
+  if (o.pairs?.length) {
+    info(`bench: concurrent guest pairs (${o.pairs.join(', ')})...`);
+    const { pairs, reps, frames, repSeconds, pcpus, wireGbps, logLevel } = o;
+    result.pairs = await runPairBench({ pairs, reps, frames, repSeconds, pcpus, wireGbps, logLevel, progress: (w) => info(`bench: ${w}`) });
   }
   if (!p.flags.has('no-capture')) {
     info('bench: capture cost (off and on, paired)...');
@@ -128,6 +141,6 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (out) process.stdout.write(`\nsaved ${out}${charts.length ? ` and its charts: ${charts.join(', ')}` : ''}\n`);
     if (cmp) process.stdout.write('\n' + compareText(cmp) + '\n');
   }
-  const cells = [...(result.runs ?? [{ cells: result.cells }]).flatMap((x) => x.cells), ...(result.queues ?? [])];
+  const cells = [...(result.runs ?? [{ cells: result.cells }]).flatMap((x) => x.cells), ...(result.queues ?? []), ...(result.pairs?.cells ?? [])];
   return cells.every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
 }
