@@ -51,11 +51,17 @@ commands:
   bench                   throughput matrix: paths x frame sizes x placements, ratios, microbenchmarks
       --quick             a short smoke run (what the tests run)
       --sizes 64,1500     frame sizes (default 64,512,1500,9000)
-      --paths LIST        unaccel,vnic,vdpa,null,dom0,raw (default all; vdpa runs on two more hosts, c and
-                          d, with the virtio NIC, and then all four hosts share a switch)
+      --paths LIST        unaccel,vnic,vdpa,null,dom0,raw,raw3 (default all; vdpa runs on two more hosts, c
+                          and d, with the virtio NIC, and then all four hosts share a switch; raw3: the raw
+                          ring with a forwarder thread between producer and consumer)
       --placements LIST   cross,same (default both)
       --pcpus N           pCPU worker threads (default: the machine's cores)
       --reps N            repetitions per cell (default 5)
+      --runs N            repeat the whole matrix N times, fresh simulations each (default 1): every run
+                          kept, each ratio's median and min..max across runs
+      --wire-gbps G       a line rate on every wire of the bench's topologies (Gbit/s)
+      --pairs 1,2,4       concurrent guest pairs a_i -> b_i (four domUs a host), unaccel and vnic, and
+                          vnic/unaccel aggregate per N (default 1,2,4; none with --quick)
       --seconds S         length of each repetition (default 0.5; sized from a warm-up)
       --frames N          a fixed frame count per repetition at 1500 B instead
       --out FILE          JSON result (default bench/results/latest.json; none with --quick), and SVG charts
