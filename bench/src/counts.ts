@@ -151,7 +151,7 @@ export const UNCOUNTED_COPIES: readonly string[] = [
 /** The raw references copy by construction: in and out of one ring (raw), or of two with a forwarder between (raw3). */
 export const RAW_COPIES: Readonly<Record<'raw' | 'raw3', Record<string, number>>> = {
   raw: { 'raw producer into ring': 1, 'raw consumer out of ring': 1 },
-  raw3: { 'raw producer into ring 1': 1, 'raw forwarder ring 1 to ring 2': 1, 'raw consumer out of ring 2': 1 },
+  raw3: { 'raw producer into the first ring': 1, 'raw forwarder from the first ring to the second': 1, 'raw consumer out of the second ring': 1 },
 };
 
 /** Copies per site between two stats trees (sites with none left out). */
