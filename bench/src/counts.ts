@@ -94,11 +94,15 @@ export function wakeDelta(before: Map<string, number>, after: Map<string, number
  *                      the frame into the receiver's posted buffer
  *   line FIFO          nic/line-rate.ts push: with a line rate on the wire    fabric nics[*].wireTx of NICs
  *                      (`gbps`) the frame waits in the port's FIFO, copied    whose port has a `line`
- *   vnic TX            accel-plugins/vnic/frontend.ts startXmit: the frame    guest accel.totals.vnic.taken
- *                      into a VI TX buffer
+ *   vnic TX            accel-plugins/vnic/frontend.ts startXmit: a taken      guest accel.totals.vnic.txCopied
+ *                      frame the stack had not built in the TX slot txBuffer
+ *                      lent (plugin API 1.3, 1fc4273) is copied into one
  *   vnic RX gather     vnic/frontend.ts: a frame over several RX buffers       guest accel.totals.vnic.rxGathered
- *   vdpa TX            accel-plugins/vdpa/frontend.ts startXmit: the frame    guest accel.totals.vdpa.vdpaTaken
- *                      into a transmitq buffer
+ *   vdpa TX            accel-plugins/vdpa/frontend.ts startXmit: the same     guest accel.totals.vdpa.vdpaTxCopied
+ *                      for a transmitq buffer (d509388)
+ *   netfront declined  netfront/xenbus.ts: a frame built in the accelerator's guest vifs[*].txAccelDeclinedCopies
+ *                      buffer that it then declined, copied once to netfront's
+ *                      own TX buffer for the slow path
  *   vdpa RX            vdpa/frontend.ts takeRx: every received frame copied   guest accel.totals.vdpa.vdpaRxFrames
  *                      out of its receiveq buffer before delivery
  *
@@ -134,9 +138,13 @@ export const COPY_SITES: readonly CopySite[] = [
   { name: 'NIC TX DMA', count: (t) => nics(t).reduce((n, c) => n + Object.values(c.vis).reduce((m, v) => m + num(v.txFrames), 0), 0) },
   { name: 'NIC RX DMA', count: (t) => nics(t).reduce((n, c) => n + Object.values(c.vis).reduce((m, v) => m + num(v.rxFrames), 0), 0) },
   { name: 'line FIFO', count: (t) => nics(t).reduce((n, c) => n + ((c as { line?: unknown }).line ? num(c.wireTx) : 0), 0) },
-  { name: 'vnic TX into VI buffer', count: (t) => plugin(t, 'vnic', 'taken') },
+  { name: 'vnic TX copy into VI slot', count: (t) => plugin(t, 'vnic', 'txCopied') },
   { name: 'vnic RX gather', count: (t) => plugin(t, 'vnic', 'rxGathered') },
-  { name: 'vdpa TX into transmitq buffer', count: (t) => plugin(t, 'vdpa', 'vdpaTaken') },
+  { name: 'vdpa TX copy into transmitq buffer', count: (t) => plugin(t, 'vdpa', 'vdpaTxCopied') },
+  {
+    name: 'netfront copy of a declined in-place frame',
+    count: (t) => guests(t).reduce((n, g) => n + g.vifs.reduce((m, v) => m + num((v as { txAccelDeclinedCopies?: unknown }).txAccelDeclinedCopies), 0), 0),
+  },
   { name: 'vdpa RX out of receiveq buffer', count: (t) => plugin(t, 'vdpa', 'vdpaRxFrames') },
 ];
 

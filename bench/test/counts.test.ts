@@ -24,7 +24,9 @@ function tree(o: {
   return {
     'host-a/dom0': { bridge: {}, vifs: { 'vif1.0': { txPackets: o.backTx ?? 0, rxPackets: 0 }, 'vif2.0': { txPackets: 0, rxPackets: o.backRx ?? 0 } } },
     'host-a/a1': {
-      vifs: [vif({ txTaken: o.taken ?? 0, totals: { vnic: { taken: o.vnicTaken ?? 0 }, vdpa: { vdpaRxFrames: o.vdpaRx ?? 0 } } }, o.fragmented ?? 0)],
+      vifs: [
+        vif({ txTaken: o.taken ?? 0, totals: { vnic: { taken: 1000, txCopied: o.vnicTaken ?? 0 }, vdpa: { vdpaRxFrames: o.vdpaRx ?? 0 } } }, o.fragmented ?? 0),
+      ],
     },
     'host-b/b1': { vifs: [vif(null)] },
     'host-b/b2': { crashed: 'boom', pcpu: 1 },
@@ -78,7 +80,7 @@ describe('copies of a frame', () => {
       'netfront RX gather': 3,
       'NIC TX DMA': 40,
       'NIC RX DMA': 50,
-      'vnic TX into VI buffer': 60,
+      'vnic TX copy into VI slot': 60,
       'vdpa RX out of receiveq buffer': 70,
     });
     // The line FIFO copies only on a port with a line rate.
