@@ -489,6 +489,27 @@ function tableProblems(t: Table, r: Json): string[] {
       near(p50, cell.rtt ? Math.round(cell.rtt.p50Us) : null, `${where} RTT p50`, problems);
       near(p99, cell.rtt ? Math.round(cell.rtt.p99Us) : null, `${where} RTT p99`, problems);
       near(c[8], cell.cpuUsPerFrame, `${where} CPU`, problems);
+      // The self-checks (bench schema 5): wakes and copies per frame, and the share taken on the fast path.
+      if (header.includes('wakes/frame')) {
+        near(c[9], cell.wakesPerFrame, `${where} wakes/frame`, problems);
+        near(c[10], cell.copiesPerFrame, `${where} copies/frame`, problems);
+        const accelerated = c[0] === 'vnic' || c[0] === 'vdpa';
+        near(c[11].replace('%', ''), accelerated ? cell.fastPathShare * 100 : null, `${where} fast path`, problems);
+      }
+    } else if (header.startsWith('bytes | placement | ratio | median')) {
+      const x = r.acrossRuns.find((y: Json) => y.size === Number(c[0]) && y.placement === c[1] && y.ratio === c[2]);
+      if (!x) return problems.push(`${where}: no ratio ${c[2]} across runs for ${c[0]} ${c[1]}`);
+      near(c[3], x.median, `${where} median`, problems);
+      const [lo, hi] = c[4].split('..');
+      near(lo, x.min, `${where} min`, problems);
+      near(hi, x.max, `${where} max`, problems);
+    } else if (header.startsWith('pairs | bytes | vnic/unaccel aggregate')) {
+      const x = r.pairs.ratios.find((y: Json) => y.pairs === Number(c[0]) && y.size === Number(c[1]));
+      if (!x) return problems.push(`${where}: no pairs ratio for ${c[0]} pairs at ${c[1]} B`);
+      near(c[2], x.vnicOverUnaccel, `${where} vnic/unaccel aggregate`, problems);
+      const [lo, hi] = c[3].split('..');
+      near(lo, x.min, `${where} min`, problems);
+      near(hi, x.max, `${where} max`, problems);
     } else if (header.startsWith('bytes | placement | vnic/unaccel')) {
       const x = r.ratios.find((y: Json) => y.size === Number(c[0]) && y.placement === c[1]);
       if (!x) return problems.push(`${where}: no ratios for ${c[0]} ${c[1]}`);
