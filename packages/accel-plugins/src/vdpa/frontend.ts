@@ -31,6 +31,7 @@ import {
   VqNotify,
   type VqArea,
 } from '@xsim/nic';
+import { LentSlot, txDecline } from '../tx-path.ts';
 import { DmaArea } from './dma-area.ts';
 import { HDR, IOVA_BASE, PAGE, QUEUE_PAGES, chainOf, geometry, type Geometry } from './layout.ts';
 
@@ -63,6 +64,14 @@ export const VDPA_FRONTEND_COUNTERS = declareCounters('vdpa frontend', {
 
 export type VdpaFrontendCounters = Counters<typeof VDPA_FRONTEND_COUNTERS.decls>;
 
+/** The counter each reason to decline a frame bumps. */
+const VDPA_DECLINED = {
+  notReady: 'vdpaDeclinedNotReady',
+  multicast: 'vdpaDeclinedMulticast',
+  arp: 'vdpaDeclinedArp',
+  unknown: 'vdpaDeclinedUnknown',
+} as const;
+
 /** A queue's areas in RAM: the area's pages named by layout.ts. */
 function areaOf(area: DmaArea, p: { desc: number; avail: number; used: number }): VqArea {
   return { desc: area.ram(p.desc * PAGE), avail: area.ram(p.avail * PAGE), used: area.ram(p.used * PAGE) };
@@ -92,8 +101,8 @@ export class VdpaFrontend implements AccelFrontend {
   private readonly lens = new Uint32Array(MAX_DESCS);
   /** Used entries the earlier attachments' queues ignored. */
   private bogusBefore = 0;
-  /** The TX slot txBuffer lent the stack for the frame it is building (-1: none). */
-  private built = -1;
+  /** The TX slot txBuffer lent the stack for the frame it is building. */
+  private readonly lent = new LentSlot();
   /** TX chains made available since the last kick decision (flush makes it). */
   private unkicked = false;
   private readonly s: VdpaFrontendCounters = VDPA_FRONTEND_COUNTERS.zero();
@@ -165,7 +174,7 @@ export class VdpaFrontend implements AccelFrontend {
     this.txSlotOf.fill(-1);
     this.rxBufOf.fill(-1);
     this.freeTx.length = 0;
-    this.built = -1;
+    this.lent.reset();
     this.unkicked = false;
     for (let i = this.geo.txSlots - 1; i >= 0; i--) this.freeTx.push(i);
     for (let i = 0; i < this.geo.rxBufs; i++) this.postRx(i);
@@ -193,12 +202,11 @@ export class VdpaFrontend implements AccelFrontend {
 
   startXmit(src: Uint8Array, off: number, len: number): boolean {
     // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
-    const built = this.built;
-    this.built = -1;
-    const why = this.decline(src, off);
+    const built = this.lent.take();
+    const why = txDecline(this.ready && !this.draining && !this.faulted, this.fast, this.local, src, off);
     if (why !== null) {
       if (built >= 0) this.freeTx.push(built);
-      this.s[why]++;
+      this.s[VDPA_DECLINED[why]]++;
       return false;
     }
     const s = this.s;
@@ -233,15 +241,6 @@ export class VdpaFrontend implements AccelFrontend {
     return true;
   }
 
-  /** Why a frame stays off the fast path (the counter to bump), or null if we can take it. */
-  private decline(src: Uint8Array, off: number): 'vdpaDeclinedNotReady' | 'vdpaDeclinedMulticast' | 'vdpaDeclinedArp' | 'vdpaDeclinedUnknown' | null {
-    if (!this.ready || this.draining || this.faulted) return 'vdpaDeclinedNotReady';
-    if (src[off] & 1) return 'vdpaDeclinedMulticast';
-    if (src[off + 12] === 0x08 && src[off + 13] === 0x06) return 'vdpaDeclinedArp';
-    const dst = readMac(src, off);
-    return this.fast.has(dst) || this.local.has(dst) ? null : 'vdpaDeclinedUnknown';
-  }
-
   /** Byte offset in our DMA area of TX slot `slot`'s buffer (its virtio-net header first). */
   private slotOffset(slot: number): number {
     return this.geo.txStart + slot * this.geo.bufBytes;
@@ -250,10 +249,8 @@ export class VdpaFrontend implements AccelFrontend {
   /** Lend a free TX slot for the stack to build the next frame in, right after its header: taken, it needs no copy. */
   txBuffer(len: number): number {
     if (!this.ready || this.draining || this.faulted || HDR + len > this.geo.bufBytes) return -1;
-    if (this.built >= 0) this.freeTx.push(this.built);
-    const slot = this.freeTx.pop();
-    this.built = slot ?? -1;
-    return slot === undefined ? -1 : this.area.ram(this.slotOffset(slot)) + HDR;
+    const slot = this.lent.lend(this.freeTx);
+    return slot < 0 ? -1 : this.area.ram(this.slotOffset(slot)) + HDR;
   }
 
   /** The end of netfront's burst: kick the device once if it asked to be told of what we made available. */

@@ -37,6 +37,7 @@ import {
   VI_TXQ_SIZE,
   ViQueues,
 } from '@xsim/nic';
+import { LentSlot, txDecline } from '../tx-path.ts';
 
 const PAGE = 4096;
 const TX_PAGES = 128;
@@ -68,6 +69,9 @@ export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   },
 });
 
+/** The counter each reason to decline a frame bumps. */
+const VNIC_DECLINED = { notReady: 'declinedNotReady', multicast: 'declinedMulticast', arp: 'declinedArp', unknown: 'declinedUnknown' } as const;
+
 export type VnicFrontendCounters = Counters<typeof VNIC_FRONTEND_COUNTERS.decls>;
 
 export class VnicFrontend implements AccelFrontend {
@@ -96,8 +100,8 @@ export class VnicFrontend implements AccelFrontend {
   protected readonly txSlotOf = new Int32Array(VI_TXQ_SIZE);
   private readonly rxBufOf = new Int32Array(VI_RXQ_SIZE).fill(-1);
   private txDone = 0;
-  /** The TX slot txBuffer lent the stack for the frame it is building (-1: none). */
-  private built = -1;
+  /** The TX slot txBuffer lent the stack for the frame it is building. */
+  private readonly lent = new LentSlot();
   /** Descriptors posted since the NIC was last told to look (flush wakes it if it sleeps). */
   protected unpushed = false;
   private readonly scratch: Uint8Array;
@@ -206,7 +210,7 @@ export class VnicFrontend implements AccelFrontend {
       this.q = new ViQueues(shared[0], this.ctx.mem.sab, this.firstFrame * PAGE, () => this.ctx.kickNic());
       this.txDone = this.q.txProdPvt;
       this.unpushed = false;
-      this.built = -1;
+      this.lent.reset();
       this.freeTx.length = 0;
       for (let i = this.txSlots - 1; i >= 0; i--) this.freeTx.push(i);
       for (let i = 0; i < this.rxBufs; i++) this.postRx(i);
@@ -237,12 +241,11 @@ export class VnicFrontend implements AccelFrontend {
 
   startXmit(src: Uint8Array, off: number, len: number): boolean {
     // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
-    const built = this.built;
-    this.built = -1;
-    const why = this.decline(src, off);
+    const built = this.lent.take();
+    const why = txDecline(this.ready && !this.draining && !this.faulted, this.fast, this.local, src, off);
     if (why !== null) {
       if (built >= 0) this.freeTx.push(built);
-      this.s[why]++;
+      this.s[VNIC_DECLINED[why]]++;
       return false;
     }
     const dst = readMac(src, off);
@@ -269,22 +272,11 @@ export class VnicFrontend implements AccelFrontend {
     return true;
   }
 
-  /** Why a frame stays off the fast path (the counter to bump), or null if we can take it. */
-  private decline(src: Uint8Array, off: number): 'declinedNotReady' | 'declinedMulticast' | 'declinedArp' | 'declinedUnknown' | null {
-    if (!this.ready || this.draining || this.faulted) return 'declinedNotReady';
-    if (src[off] & 1) return 'declinedMulticast';
-    if (src[off + 12] === 0x08 && src[off + 13] === 0x06) return 'declinedArp';
-    const dst = readMac(src, off);
-    return this.fast.has(dst) || this.local.has(dst) ? null : 'declinedUnknown';
-  }
-
   /** Offer a free TX slot for the stack to build the next frame in: taken, it goes out from there with no copy. */
   txBuffer(len: number): number {
     if (!this.ready || this.draining || this.faulted || len > this.slotPages * PAGE) return -1;
-    if (this.built >= 0) this.freeTx.push(this.built);
-    const slot = this.freeTx.pop();
-    this.built = slot ?? -1;
-    return slot === undefined ? -1 : this.slotAddr(slot);
+    const slot = this.lent.lend(this.freeTx);
+    return slot < 0 ? -1 : this.slotAddr(slot);
   }
 
   /** The end of netfront's burst: the NIC, if it sleeps, is woken once for every frame posted since. */
