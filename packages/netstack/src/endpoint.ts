@@ -1,6 +1,7 @@
 /**
  * A network endpoint inside a domain: the tiny IP stack on one interface plus
- * the traffic apps (sequenced UDP stream with credits, UDP ping-pong), driven
+ * the traffic apps (sequenced UDP stream with credits, ping as ICMP echo, and
+ * a UDP echo service on port 7, RFC 862, for outside tools), driven
  * by toolstack control requests. Used by guests (over netfront) and by dom0
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
@@ -133,7 +134,8 @@ export class NetEndpoint {
           deadline: now + (a.timeoutMs ?? 10_000),
           srcPort,
         };
-        this.stack.bind(srcPort, (buf, off, len) => client.onReply(buf, off, len, this.clock.now()));
+        // ICMP echo (a raw socket's identifier: the port the job holds, so two pings never share one).
+        this.stack.bindEcho(srcPort, (buf, off, len) => client.onReply(buf, off, len, this.clock.now()));
         this.pings.push(job);
         return DEFERRED;
       },
@@ -195,7 +197,7 @@ export class NetEndpoint {
   save(): EndpointState {
     const now = this.clock.now();
     for (const job of this.pings.splice(0)) {
-      this.stack.unbind(job.srcPort);
+      this.stack.unbindEcho(job.srcPort);
       job.reply({ sent: job.sent, ...job.client.stats.summary(), interrupted: 'the domain was suspended' });
     }
     return {
@@ -339,13 +341,14 @@ export class NetEndpoint {
 
   private pumpPing(job: PingJob, now: number): number {
     if (job.client.outstanding() === 0 && job.sent < job.count) {
-      const seq = job.sent++;
-      this.stack.sendUdp(job.dstIp, job.srcPort, ECHO_PORT, job.size, (buf, off) => job.client.fill(buf, off, seq, this.clock.now()));
+      const seq = job.sent;
+      // Counted sent only once it went (an ARP still out, or no room: tried again next poll).
+      if (this.stack.sendEcho(job.dstIp, job.srcPort, seq, job.size, (buf, off) => job.client.fill(buf, off, seq, this.clock.now()))) job.sent++;
       return 1;
     }
     if ((job.sent >= job.count && job.client.outstanding() === 0) || now > job.deadline) {
       this.pings.splice(this.pings.indexOf(job), 1);
-      this.stack.unbind(job.srcPort);
+      this.stack.unbindEcho(job.srcPort);
       job.reply({ sent: job.sent, ...job.client.stats.summary() });
     }
     return 0;

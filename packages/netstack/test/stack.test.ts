@@ -102,11 +102,15 @@ describe('guest stack', () => {
     a.sendUdp(b.ip, 1, 4444, 10, () => {});
     pump();
     expect(b.counters.rxNoSocket).toBe(1);
-    const f = wire.at(-1)!.slice();
+    // b answered port unreachable (the last frame on the wire), and a heard it.
+    expect(a.counters.rxIcmpUnreach).toBe(1);
+    const udp = wire.at(-2)!;
+    expect(udp[23]).toBe(17);
+    const f = udp.slice();
     f[14 + 10] ^= 0xff; // corrupt the IP checksum
     b.receive(f, 0, f.length);
     expect(b.counters.rxBadChecksum).toBe(1);
-    const g = wire.at(-1)!.slice();
+    const g = udp.slice();
     g[0] = 0x02; // unicast to another MAC
     b.receive(g, 0, g.length);
     expect(b.counters.rxNotForUs).toBe(1);

@@ -15,7 +15,8 @@
  *                  streamId?, window? (0: credits only), srcPort?,   back, or its vif took no frame, for 2 s)
  *                  pattern?: string}
  *   ping          {dstIp: string, count? (100), size? (64, >= 16), timeoutMs? (10000)}
- *                                                                  {sent, ...latency summary}
+ *                 ICMP echo (RFC 792), one probe in flight; size:  {sent, ...latency summary}
+ *                 data octets after the 8-octet ICMP header
  */
 import { Type } from '@sinclair/typebox';
 import { op, replyOf } from './ops.ts';

@@ -1,4 +1,14 @@
 export * from './addr.ts';
 export * from './wire.ts';
+export * from './icmp.ts';
 export { ArpCache, type ArpEntry } from './arp.ts';
-export { GuestStack, StackError, STACK_COUNTERS, type StackTransport, type UdpHandler, type PayloadFill, type StackCounters } from './stack.ts';
+export {
+  GuestStack,
+  StackError,
+  STACK_COUNTERS,
+  type StackTransport,
+  type UdpHandler,
+  type EchoHandler,
+  type PayloadFill,
+  type StackCounters,
+} from './stack.ts';

@@ -1,6 +1,6 @@
 /**
- * Ethernet II, ARP (RFC 826) and IPv4/UDP header layouts and their checksums,
- * read and written in place in a frame buffer.
+ * Ethernet II, ARP (RFC 826) and IPv4/UDP header layouts and their checksums
+ * (ICMP's are in icmp.ts), read and written in place in a frame buffer.
  */
 export const ETH_HLEN = 14;
 export const ETH_ZLEN = 60;
@@ -48,20 +48,24 @@ export function readU32(b: Uint8Array, o: number): number {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
-/** Write IPv4 (no options, DF) + UDP headers at `o` (the IP header start). UDP checksum 0 = none (RFC 768). */
-export function writeIpUdp(b: Uint8Array, o: number, src: number, dst: number, id: number, srcPort: number, dstPort: number, payloadLen: number): void {
-  const total = IP_HLEN + UDP_HLEN + payloadLen;
+/** Write an IPv4 header (no options, DF, TTL 64) at `o` for `payloadLen` octets of protocol `proto` after it. */
+export function writeIpHeader(b: Uint8Array, o: number, src: number, dst: number, id: number, proto: number, payloadLen: number): void {
   b[o] = 0x45;
   b[o + 1] = 0;
-  writeU16(b, o + 2, total);
+  writeU16(b, o + 2, IP_HLEN + payloadLen);
   writeU16(b, o + 4, id & 0xffff);
   writeU16(b, o + 6, 0x4000);
   b[o + 8] = 64;
-  b[o + 9] = IPPROTO_UDP;
+  b[o + 9] = proto;
   writeU16(b, o + 10, 0);
   writeU32(b, o + 12, src);
   writeU32(b, o + 16, dst);
   writeU16(b, o + 10, inetChecksum(b, o, IP_HLEN));
+}
+
+/** Write IPv4 (no options, DF) + UDP headers at `o` (the IP header start). UDP checksum 0 = none (RFC 768). */
+export function writeIpUdp(b: Uint8Array, o: number, src: number, dst: number, id: number, srcPort: number, dstPort: number, payloadLen: number): void {
+  writeIpHeader(b, o, src, dst, id, IPPROTO_UDP, UDP_HLEN + payloadLen);
   const u = o + IP_HLEN;
   writeU16(b, u, srcPort);
   writeU16(b, u + 2, dstPort);
