@@ -82,6 +82,19 @@ export type BenchPath = (typeof PATHS)[number];
 export type Placement = 'cross' | 'same';
 
 const Num = (description?: string) => Type.Number(description ? { description } : {});
+/** A ratio per path (each optional: only the paths measured), over a reference. */
+const perPath = (description: string) =>
+  Type.Object(
+    {
+      unaccel: Type.Optional(Num()),
+      vnic: Type.Optional(Num()),
+      vdpa: Type.Optional(Num()),
+      null: Type.Optional(Num()),
+      dom0: Type.Optional(Num()),
+      raw: Type.Optional(Num()),
+    },
+    { description },
+  );
 const Share = Type.Record(Type.String(), Type.Number({ minimum: 0, maximum: 1 }));
 const PathSchema = Type.Union(PATHS.map((p) => Type.Literal(p)));
 const PlacementSchema = Type.Union([Type.Literal('cross'), Type.Literal('same')], { description: 'cross host (over the wire) or same host' });
@@ -154,29 +167,9 @@ export const BenchRatioSchema = Type.Object({
   accelOverDom0: Ratio('vnic over dom0 to dom0 (cross host only)'),
   vdpaOverVnic: Ratio("vdpa (the virtio NIC's hosts, host-c and host-d) over vnic (the VI NIC's, host-a and host-b), same placement and size"),
   vdpaOverUnaccel: Ratio("vdpa over unaccel; the slow-path baseline is measured on the VI NIC's hosts (host-a, host-b), as vnic's is"),
-  overRaw: Type.Object(
-    {
-      unaccel: Type.Optional(Num()),
-      vnic: Type.Optional(Num()),
-      vdpa: Type.Optional(Num()),
-      null: Type.Optional(Num()),
-      dom0: Type.Optional(Num()),
-      raw: Type.Optional(Num()),
-    },
-    { description: 'each path over the raw ring' },
-  ),
+  overRaw: perPath('each path over the raw ring'),
   overRaw3: Type.Optional(
-    Type.Object(
-      {
-        unaccel: Type.Optional(Num()),
-        vnic: Type.Optional(Num()),
-        vdpa: Type.Optional(Num()),
-        null: Type.Optional(Num()),
-        dom0: Type.Optional(Num()),
-        raw: Type.Optional(Num()),
-      },
-      { description: 'each path over the three-thread raw reference (producer -> forwarder -> consumer): every real path runs three threads or more' },
-    ),
+    perPath('each path over the three-thread raw reference (producer -> forwarder -> consumer): every real path runs three threads or more'),
   ),
   invalid: Type.Optional(Type.Array(Type.String(), { description: 'ratios left null because a cell they pair is not valid, and why' })),
 });
