@@ -1,0 +1,167 @@
+/**
+ * The TCP header (RFC 9293 §3.1), read and written in place, and its
+ * checksum over the IPv4 pseudo-header.
+ *
+ *      0                   1                   2                   3
+ *      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |          Source Port          |       Destination Port        |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |                        Sequence Number                        |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |                    Acknowledgment Number                      |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |  Data |       |C|E|U|A|P|R|S|F|                               |
+ *     | Offset| Rsrvd |W|C|R|C|S|S|Y|I|            Window             |
+ *     |       |       |R|E|G|K|H|T|N|N|                               |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |           Checksum            |         Urgent Pointer        |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |                    Options (data offset > 5)    |    Padding  |
+ *     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+ *     |                             Data                              |
+ *
+ * Data offset counts 32-bit words (5..15). The checksum is the one's
+ * complement of the one's-complement sum over the pseudo-header (source and
+ * destination IPv4 address, zero, protocol 6, TCP length) and the whole
+ * segment. Options: end (0), no-op (1), and kind/length/value, of which
+ * MSS (2, length 4) is read; others are skipped by their length.
+ */
+import { onesSum, readU16, readU32, writeU16, writeU32 } from '../net/wire.ts';
+
+export const IPPROTO_TCP = 6;
+export const TCP_HLEN = 20;
+export const TCP_MAX_HLEN = 60;
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+export const TCP_URG = 0x20;
+
+const OPT_END = 0;
+const OPT_NOP = 1;
+const OPT_MSS = 2;
+const OPT_MSS_LEN = 4;
+
+/** A parsed segment; one is reused per receiver, its payload left in place in `buf`. */
+export interface TcpSegment {
+  buf: Uint8Array;
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+  urgent: number;
+  /** The MSS option's value, or 0 when the segment carries none. */
+  mss: number;
+  /** Where the payload starts in `buf`, and its length. */
+  dataOff: number;
+  dataLen: number;
+}
+
+export function emptySegment(): TcpSegment {
+  return { buf: new Uint8Array(0), srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, urgent: 0, mss: 0, dataOff: 0, dataLen: 0 };
+}
+
+/** Why a segment was not parsed (each a counted reason, see counters.ts). */
+export type TcpParseError = 'short' | 'badOffset' | 'badOption' | 'badChecksum';
+
+/** The TCP checksum of `len` octets at `off` with the IPv4 pseudo-header (the field's value, as written). */
+export function tcpChecksum(b: Uint8Array, off: number, len: number, srcIp: number, dstIp: number): number {
+  let pseudo = (srcIp >>> 16) + (srcIp & 0xffff) + (dstIp >>> 16) + (dstIp & 0xffff);
+  pseudo += IPPROTO_TCP + len;
+  return ~onesSum(b, off, len, pseudo) & 0xffff;
+}
+
+/** Read the options between the fixed header and `end`; the MSS into `out`. False if one is malformed. */
+function parseOptions(b: Uint8Array, o: number, end: number, out: TcpSegment): boolean {
+  // Each pass consumes at least one octet; the header is at most 40 octets of options.
+  while (o < end) {
+    const kind = b[o];
+    if (kind === OPT_END) return true;
+    if (kind === OPT_NOP) {
+      o++;
+      continue;
+    }
+    if (o + 1 >= end) return false;
+    const len = b[o + 1];
+    if (len < 2 || o + len > end) return false;
+    if (kind === OPT_MSS) {
+      if (len !== OPT_MSS_LEN) return false;
+      out.mss = readU16(b, o + 2);
+    }
+    o += len;
+  }
+  return true;
+}
+
+/**
+ * Parse the segment of `len` octets at `off` (the IP payload, `len` from the
+ * IP total length) sent from `srcIp` to `dstIp` into `out`. Returns null when
+ * it is well formed, else the reason; never throws.
+ */
+export function parseTcp(b: Uint8Array, off: number, len: number, srcIp: number, dstIp: number, out: TcpSegment): TcpParseError | null {
+  if (len < TCP_HLEN || off < 0 || off + len > b.length) return 'short';
+  const hlen = (b[off + 12] >>> 4) * 4;
+  if (hlen < TCP_HLEN || hlen > len) return 'badOffset';
+  if (tcpChecksum(b, off, len, srcIp, dstIp) !== 0) return 'badChecksum';
+  out.buf = b;
+  out.srcPort = readU16(b, off);
+  out.dstPort = readU16(b, off + 2);
+  out.seq = readU32(b, off + 4);
+  out.ack = readU32(b, off + 8);
+  out.flags = b[off + 13] & 0x3f;
+  out.window = readU16(b, off + 14);
+  out.urgent = readU16(b, off + 18);
+  out.mss = 0;
+  out.dataOff = off + hlen;
+  out.dataLen = len - hlen;
+  if (!parseOptions(b, off + TCP_HLEN, off + hlen, out)) return 'badOption';
+  return null;
+}
+
+/** The header fields a sender fills. */
+export interface TcpHeaderFields {
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+  /** Put an MSS option of this value in (SYNs only), or 0 for none. */
+  mss: number;
+}
+
+/** The header length writeTcp uses for these fields. */
+export function tcpHeaderLen(h: TcpHeaderFields): number {
+  return h.mss ? TCP_HLEN + OPT_MSS_LEN : TCP_HLEN;
+}
+
+/**
+ * Write the header at `off` in front of `dataLen` octets of payload already
+ * in place after it (at off + tcpHeaderLen(h)), and the checksum. Returns
+ * the segment's length.
+ */
+export function writeTcp(b: Uint8Array, off: number, h: TcpHeaderFields, dataLen: number, srcIp: number, dstIp: number): number {
+  const hlen = tcpHeaderLen(h);
+  writeU16(b, off, h.srcPort);
+  writeU16(b, off + 2, h.dstPort);
+  writeU32(b, off + 4, h.seq >>> 0);
+  writeU32(b, off + 8, h.ack >>> 0);
+  b[off + 12] = (hlen / 4) << 4;
+  b[off + 13] = h.flags & 0x3f;
+  writeU16(b, off + 14, h.window);
+  writeU16(b, off + 16, 0);
+  writeU16(b, off + 18, 0);
+  if (h.mss) {
+    b[off + TCP_HLEN] = OPT_MSS;
+    b[off + TCP_HLEN + 1] = OPT_MSS_LEN;
+    writeU16(b, off + TCP_HLEN + 2, h.mss);
+  }
+  const len = hlen + dataLen;
+  writeU16(b, off + 16, tcpChecksum(b, off, len, srcIp, dstIp));
+  return len;
+}
