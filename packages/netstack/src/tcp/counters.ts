@@ -1,0 +1,32 @@
+/**
+ * What a TCB counts: every segment handed to it is either accepted
+ * (tcpRxAccepted) or dropped for exactly one reason (a 'drop' counter), so
+ * tcpRxSegments = tcpRxAccepted + the sum of the drops.
+ */
+import { declareCounters, type Counters } from '@xsim/hypervisor';
+
+export const TCP_COUNTERS = declareCounters('tcp', {
+  tcpRxSegments: { kind: 'event', help: 'TCP segments handed to a TCB' },
+  tcpRxAccepted: { kind: 'event', help: 'TCP segments accepted (their ACK, data, SYN, FIN or RST processed)' },
+  tcpRxShort: { kind: 'drop', help: 'TCP segments shorter than the 20-octet header' },
+  tcpRxBadOffset: { kind: 'drop', help: 'TCP segments whose data offset is under 5 words or beyond the segment' },
+  tcpRxBadOption: { kind: 'drop', help: 'TCP segments with a malformed option (length under 2, past the header, MSS not 4 long)' },
+  tcpRxBadChecksum: { kind: 'drop', help: 'TCP segments with a wrong checksum (pseudo-header included)' },
+  tcpRxNotOurs: { kind: 'drop', help: "TCP segments for another connection's ports or addresses" },
+  tcpRxClosed: { kind: 'drop', help: 'TCP segments reaching a closed TCB (answered RST unless one)' },
+  tcpRxListenDrop: { kind: 'drop', help: 'TCP segments a listener does not take: RST, an ACK (answered RST), neither SYN' },
+  tcpRxBadAck: { kind: 'drop', help: 'TCP segments acknowledging what was never sent (answered RST or ACK)' },
+  tcpRxNoSyn: { kind: 'drop', help: 'TCP segments in SYN-SENT with neither SYN nor RST' },
+  tcpRxNoAck: { kind: 'drop', help: 'TCP segments without ACK in a synchronized state' },
+  tcpRxOutOfWindow: { kind: 'drop', help: 'TCP segments outside the receive window (answered ACK unless RST)' },
+  tcpRxChallenged: { kind: 'drop', help: 'in-window RST not at RCV.NXT, or SYN, in a synchronized state (answered challenge ACK, RFC 5961)' },
+  tcpRstReceived: { kind: 'event', help: 'connections reset by an acceptable RST' },
+  tcpRxOutOfOrder: { kind: 'event', help: 'TCP segments held in the reassembly queue until the hole before them fills' },
+  tcpTxSegments: { kind: 'event', help: 'TCP segments sent' },
+  tcpTxRetransmits: { kind: 'event', help: 'TCP segments sent again after a retransmission timeout' },
+  tcpTxRst: { kind: 'event', help: 'TCP RSTs sent' },
+  tcpTimeouts: { kind: 'event', help: 'retransmission timer expiries' },
+  tcpGiveUps: { kind: 'event', help: 'connections given up after too many retransmissions' },
+});
+
+export type TcpCounters = Counters<typeof TCP_COUNTERS.decls>;

@@ -1,0 +1,8 @@
+/** TCP (RFC 9293) as a pure module: header, sequence arithmetic, RTO (RFC 6298), and the TCB. */
+export * from './seq.ts';
+export * from './segment.ts';
+export * from './states.ts';
+export { RtoEstimator, RTO_INITIAL, RTO_MIN, RTO_MAX, RTO_AFTER_SYN_LOSS } from './rto.ts';
+export { TCP_COUNTERS, type TcpCounters } from './counters.ts';
+export { DEFAULT_PEER_MSS, type TcbOptions, type TcpEmit, type TcpDeliver } from './tcb-core.ts';
+export { Tcb } from './tcb.ts';

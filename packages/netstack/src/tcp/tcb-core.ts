@@ -1,0 +1,270 @@
+/**
+ * The sending half of a TCB and what both halves share: the RFC 9293 §3.3.1
+ * variables, the state and its recorded transitions, segment output (SYN,
+ * data within the peer's window, FIN after the data, RST), and the timers
+ * (retransmission per RFC 6298 with go-back-N from SND.UNA, a one-octet
+ * probe into a zero window, TIME-WAIT's 2*MSL). Time is always the caller's
+ * `now` (ms); nothing here reads a clock. Segment arrival is tcb.ts.
+ */
+import { TCP_COUNTERS, type TcpCounters } from './counters.ts';
+import { Reassembly } from './reasm.ts';
+import { RtoEstimator } from './rto.ts';
+import { TCP_ACK, TCP_FIN, TCP_MAX_HLEN, TCP_RST, TCP_SYN, tcpHeaderLen, writeTcp, type TcpHeaderFields } from './segment.ts';
+import { SendBuffer } from './sendbuf.ts';
+import { seqAdd, seqDiff, seqGeq, seqLt } from './seq.ts';
+import { nextState, type TcpEvent, type TcpState, type Transition } from './states.ts';
+
+/** Where a TCB's segments go: the TCP segment (valid during the call only) and its IPv4 addresses. */
+export type TcpEmit = (seg: Uint8Array, len: number, srcIp: number, dstIp: number) => void;
+/** In-order application data (valid during the call only). */
+export type TcpDeliver = (buf: Uint8Array, off: number, len: number) => void;
+
+export interface TcbOptions {
+  localIp: number;
+  localPort: number;
+  /** The peer; a listener learns it from the SYN. */
+  remoteIp?: number;
+  remotePort?: number;
+  /** The initial send sequence number (the caller picks it, RFC 9293 §3.4.1). */
+  iss: number;
+  emit: TcpEmit;
+  onData?: TcpDeliver;
+  /** Our MSS (what we announce and the most we send), default 1460. */
+  mss?: number;
+  /** Receive window (no scaling: at most 65535), default 65535. */
+  rcvWnd?: number;
+  /** Send buffer octets, default 256 KiB. */
+  sndBuf?: number;
+  /** Maximum segment lifetime (ms); TIME-WAIT lasts 2*MSL. Default 30 s (Linux's 60 s TIME-WAIT). */
+  msl?: number;
+  /** Retransmissions before giving up (Linux tcp_retries2 15, tcp_syn_retries 6). */
+  maxRetries?: number;
+  synRetries?: number;
+}
+
+/** RFC 9293 §3.7.1: the MSS assumed when the peer announces none. */
+export const DEFAULT_PEER_MSS = 536;
+/** Segments sent per output call at most (a window of 65535 is 45 of 1460). */
+const OUTPUT_BURST = 64;
+
+export class TcbCore {
+  readonly counters: TcpCounters = TCP_COUNTERS.zero();
+  readonly history: Transition[] = [];
+  state: TcpState = 'CLOSED';
+  /** Opened by listen() (an RST or SYN in SYN-RECEIVED returns it to LISTEN). */
+  protected passive = false;
+  localIp: number;
+  localPort: number;
+  remoteIp: number;
+  remotePort: number;
+
+  readonly iss: number;
+  irs = 0;
+  sndUna: number;
+  sndNxt: number;
+  /** The highest SND.NXT reached (SND.NXT goes back to SND.UNA on a timeout). */
+  sndMax: number;
+  sndWnd = 0;
+  protected sndWl1 = 0;
+  protected sndWl2 = 0;
+  rcvNxt = 0;
+  readonly rcvWnd: number;
+  readonly mss: number;
+  /** What we send at most per segment: min(our MSS, the peer's). */
+  sendMss: number;
+  /** close() was called: a FIN follows the data. */
+  protected finQueued = false;
+
+  readonly rto = new RtoEstimator();
+  protected readonly snd: SendBuffer;
+  protected readonly reasm = new Reassembly();
+  protected rtxAt = -1;
+  protected timeWaitAt = -1;
+  protected retries = 0;
+  private synRetransmitted = false;
+  /** The segment being timed (Karn: never one sent twice): its end, and when it left. */
+  private rttEnd = -1;
+  private rttAt = 0;
+
+  private readonly tx: Uint8Array;
+  private readonly hdr: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, mss: 0 };
+
+  constructor(protected readonly opts: TcbOptions) {
+    this.localIp = opts.localIp;
+    this.localPort = opts.localPort;
+    this.remoteIp = opts.remoteIp ?? 0;
+    this.remotePort = opts.remotePort ?? 0;
+    this.iss = opts.iss >>> 0;
+    this.sndUna = this.sndNxt = this.sndMax = this.iss;
+    this.mss = opts.mss ?? 1460;
+    this.sendMss = Math.min(this.mss, DEFAULT_PEER_MSS);
+    this.rcvWnd = Math.min(opts.rcvWnd ?? 65535, 65535);
+    this.snd = new SendBuffer(opts.sndBuf ?? 256 * 1024);
+    this.snd.seq = seqAdd(this.iss, 1);
+    this.tx = new Uint8Array(TCP_MAX_HLEN + this.mss);
+  }
+
+  /** Move along the transition table, recording the move. */
+  protected go(event: TcpEvent, now: number): void {
+    const to = nextState(this.state, event);
+    if (!to) throw new Error(`TCP: no transition from ${this.state} on ${event}`);
+    this.history.push({ at: now, from: this.state, event, to });
+    this.state = to;
+    if (to === 'CLOSED' || to === 'LISTEN') this.rtxAt = this.timeWaitAt = -1;
+    if (to === 'CLOSED') this.reasm.clear();
+    if (to === 'TIME-WAIT') this.enterTimeWait(now);
+    if (to === 'ESTABLISHED' && this.synRetransmitted) this.rto.afterSynLoss();
+  }
+
+  protected enterTimeWait(now: number): void {
+    this.rtxAt = -1;
+    this.timeWaitAt = now + 2 * (this.opts.msl ?? 30_000);
+  }
+
+  /** Octets given to send() not yet acknowledged. */
+  get unacked(): number {
+    return this.snd.len;
+  }
+
+  /** The earliest time tick() has something to do, or -1. */
+  nextTimer(): number {
+    if (this.rtxAt < 0) return this.timeWaitAt;
+    if (this.timeWaitAt < 0) return this.rtxAt;
+    return Math.min(this.rtxAt, this.timeWaitAt);
+  }
+
+  /** Run the timers due at `now`. */
+  tick(now: number): void {
+    if (this.timeWaitAt >= 0 && now >= this.timeWaitAt) this.go('timeWaitDone', now);
+    if (this.rtxAt >= 0 && now >= this.rtxAt) this.onRtxTimeout(now);
+  }
+
+  /** RFC 6298 §5.4–5.6: resend from SND.UNA, back off, restart the timer; or probe a zero window. */
+  private onRtxTimeout(now: number): void {
+    this.rtxAt = -1;
+    const outstanding = this.sndUna !== this.sndMax;
+    if (outstanding) {
+      this.counters.tcpTimeouts++;
+      const limit = this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED' ? (this.opts.synRetries ?? 6) : (this.opts.maxRetries ?? 15);
+      if (++this.retries > limit) {
+        this.counters.tcpGiveUps++;
+        this.go('giveUp', now);
+        return;
+      }
+      this.rto.backoff();
+      this.rttEnd = -1;
+      if (this.sndUna === this.iss) this.synRetransmitted = true;
+      this.sndNxt = this.sndUna;
+      this.output(now, 1, false);
+    } else {
+      this.rto.backoff();
+      this.output(now, 1, true);
+    }
+    if (this.rtxAt < 0 && this.timed() && (this.sndUna !== this.sndMax || this.snd.len > 0)) this.rtxAt = now + this.rto.rto;
+  }
+
+  /** Does this state run the retransmission timer? */
+  private timed(): boolean {
+    const s = this.state;
+    return s !== 'CLOSED' && s !== 'LISTEN' && s !== 'TIME-WAIT';
+  }
+
+  /** May data (and FIN) go out: our SYN acknowledged, and the state one that sends? */
+  private sending(): boolean {
+    const s = this.state;
+    if (this.sndUna === this.iss) return false;
+    return s === 'ESTABLISHED' || s === 'CLOSE-WAIT' || s === 'FIN-WAIT-1' || s === 'CLOSING' || s === 'LAST-ACK';
+  }
+
+  /**
+   * Send what the state and the peer's window allow from SND.NXT: our SYN
+   * if it is due, then data, then the FIN once the data is out; at most
+   * `limit` segments. `probe`: one octet even into a zero window.
+   */
+  protected output(now: number, limit = OUTPUT_BURST, probe = false): void {
+    if (this.sndNxt === this.iss && this.state !== 'CLOSED' && this.state !== 'LISTEN') {
+      // Our SYN is due (first or again); SYN-RECEIVED may have moved on to FIN-WAIT-1 by a close.
+      const flags = this.state === 'SYN-SENT' ? TCP_SYN : TCP_SYN | TCP_ACK;
+      this.sendSeg(now, flags, this.iss, 0, 0, this.mss);
+      this.sndNxt = seqAdd(this.iss, 1);
+    }
+    for (let i = 0; i < limit && this.sending(); i++) {
+      const off = seqDiff(this.sndNxt, this.snd.seq);
+      const avail = this.snd.len - off;
+      let wndLeft = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
+      if (probe) wndLeft = Math.max(wndLeft, 1);
+      const n = Math.min(avail, wndLeft, this.sendMss);
+      if (n > 0) {
+        this.sendSeg(now, TCP_ACK, this.sndNxt, off, n, 0);
+        this.sndNxt = seqAdd(this.sndNxt, n);
+      } else if (this.finQueued && avail === 0) {
+        this.sendSeg(now, TCP_FIN | TCP_ACK, this.sndNxt, 0, 0, 0);
+        this.sndNxt = seqAdd(this.sndNxt, 1);
+      } else break;
+    }
+    if (seqLt(this.sndMax, this.sndNxt)) this.sndMax = this.sndNxt;
+    const waiting = this.sending() && this.snd.len > seqDiff(this.sndNxt, this.snd.seq);
+    if (this.rtxAt < 0 && this.timed() && (this.sndUna !== this.sndMax || waiting)) this.rtxAt = now + this.rto.rto;
+  }
+
+  /** Send one segment of ours: `n` octets from `off` in the send buffer at `seq`. */
+  private sendSeg(now: number, flags: number, seq: number, off: number, n: number, mss: number): void {
+    const end = seqAdd(seq, n + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0));
+    if (seqLt(seq, this.sndMax)) this.counters.tcpTxRetransmits++;
+    else if (this.rttEnd < 0) {
+      this.rttEnd = end;
+      this.rttAt = now;
+    }
+    const h = this.hdr;
+    h.mss = mss;
+    if (n > 0) this.snd.copyOut(off, n, this.tx, tcpHeaderLen(h));
+    this.emitSeg(flags, seq, flags & TCP_ACK ? this.rcvNxt : 0, n, mss, this.remoteIp, this.remotePort);
+  }
+
+  /** An ACK of what we have received: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
+  protected sendAck(): void {
+    this.emitSeg(TCP_ACK, this.sndNxt, this.rcvNxt, 0, 0, this.remoteIp, this.remotePort);
+  }
+
+  /** An RST to whoever sent a segment: <SEQ=seq><CTL=RST>, or with <ACK=ack> when `withAck`. */
+  protected sendRst(seq: number, ack: number, withAck: boolean, dstIp: number, dstPort: number): void {
+    this.counters.tcpTxRst++;
+    this.emitSeg(withAck ? TCP_RST | TCP_ACK : TCP_RST, seq, withAck ? ack : 0, 0, 0, dstIp, dstPort);
+  }
+
+  private emitSeg(flags: number, seq: number, ack: number, n: number, mss: number, dstIp: number, dstPort: number): void {
+    const h = this.hdr;
+    h.srcPort = this.localPort;
+    h.dstPort = dstPort;
+    h.seq = seq;
+    h.ack = ack;
+    h.flags = flags;
+    h.window = flags & TCP_RST ? 0 : this.rcvWnd;
+    h.mss = mss;
+    const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp);
+    this.counters.tcpTxSegments++;
+    this.opts.emit(this.tx, len, this.localIp, dstIp);
+  }
+
+  /**
+   * An acceptable ACK moved SND.UNA to `ack`: free the buffer, take the RTT
+   * sample if the timed segment is covered, restart or stop the timer (RFC 6298 §5.2, §5.3).
+   */
+  protected acked(ack: number, now: number): void {
+    const freed = seqDiff(ack, this.snd.seq);
+    if (freed > 0) this.snd.ack(freed);
+    this.sndUna = ack;
+    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    if (this.rttEnd >= 0 && seqGeq(ack, this.rttEnd)) {
+      this.rto.sample(now - this.rttAt);
+      this.rttEnd = -1;
+    }
+    this.retries = 0;
+    this.rtxAt = this.sndUna === this.sndMax || !this.timed() ? -1 : now + this.rto.rto;
+  }
+
+  /** Is our FIN sent and acknowledged? */
+  protected finAcked(): boolean {
+    return this.finQueued && seqGeq(this.sndUna, seqAdd(this.snd.seq, this.snd.len + 1)) && this.sndUna === this.sndMax;
+  }
+}

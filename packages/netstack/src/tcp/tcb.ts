@@ -1,0 +1,345 @@
+/**
+ * A TCP connection (RFC 9293): the user calls (listen, connect, send,
+ * close, abort) and segment arrival as §3.10.7 orders it, on top of the
+ * sending half in tcb-core.ts. It is a pure module: the caller hands in each
+ * segment with its addresses and `now`, and gets segments back through the
+ * emit callback and in-order data through onData, so tests drive it without
+ * a network. Every segment handed in is accepted or counted under one drop
+ * reason; none throws.
+ */
+import type { TcpCounters } from './counters.ts';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, emptySegment, parseTcp, type TcpParseError, type TcpSegment } from './segment.ts';
+import { seqAdd, seqDiff, seqGt, seqInRange, seqLeq, seqLt } from './seq.ts';
+import { TcbCore } from './tcb-core.ts';
+
+/** Why a segment was not taken: a drop counter's name. */
+type Drop = { [K in keyof TcpCounters]: K extends `tcpRx${string}` ? K : never }[keyof TcpCounters];
+
+const PARSE_DROP: Record<TcpParseError, Drop> = {
+  short: 'tcpRxShort',
+  badOffset: 'tcpRxBadOffset',
+  badOption: 'tcpRxBadOption',
+  badChecksum: 'tcpRxBadChecksum',
+};
+
+/** Segments held out of order at most (each within the window; bounds the copies an attacker can make us keep). */
+const REASM_MAX_SEGMENTS = 256;
+
+/** SEG.LEN: the octets of sequence space a segment occupies (data, SYN, FIN). */
+function segLen(s: TcpSegment): number {
+  return s.dataLen + (s.flags & TCP_SYN ? 1 : 0) + (s.flags & TCP_FIN ? 1 : 0);
+}
+
+export class Tcb extends TcbCore {
+  private readonly seg = emptySegment();
+  /** The sequence number of a FIN that arrived ahead of RCV.NXT, or -1. */
+  private finRcvSeq = -1;
+  /** Octets delivered to the application. */
+  delivered = 0;
+
+  /** Passive open (RFC 9293 §3.10.1). */
+  listen(now: number): void {
+    this.passive = true;
+    this.go('listen', now);
+  }
+
+  /** Active open to the remote given in the options: send our SYN. */
+  connect(now: number): void {
+    this.passive = false;
+    this.go('connect', now);
+    this.output(now);
+  }
+
+  /** Queue `len` octets at `off` for sending (copied); returns how many fitted. 0 once closing or closed. */
+  send(b: Uint8Array, off: number, len: number, now: number): number {
+    const s = this.state;
+    const open = s === 'SYN-SENT' || s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'CLOSE-WAIT';
+    if (!open || this.finQueued) return 0;
+    const n = this.snd.write(b, off, len);
+    this.output(now);
+    return n;
+  }
+
+  /** Octets send() would take now. */
+  get sendSpace(): number {
+    return this.finQueued ? 0 : this.snd.free;
+  }
+
+  /** Close our direction (RFC 9293 §3.10.4): a FIN follows the queued data. */
+  close(now: number): void {
+    const s = this.state;
+    if (s === 'LISTEN' || s === 'SYN-SENT') this.go('close', now);
+    else if (s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'CLOSE-WAIT') {
+      this.finQueued = true;
+      this.go('close', now);
+      this.output(now);
+    }
+  }
+
+  /** Abort (RFC 9293 §3.10.5): an RST if synchronized, then CLOSED. */
+  abort(now: number): void {
+    const s = this.state;
+    if (s === 'CLOSED') return;
+    if (s !== 'LISTEN' && s !== 'SYN-SENT' && s !== 'TIME-WAIT') this.sendRst(this.sndNxt, 0, false, this.remoteIp, this.remotePort);
+    this.go('abort', now);
+  }
+
+  /** A segment of `len` octets at `off` in `b` (the IP payload) from `srcIp` to `dstIp` arrives at `now`. */
+  input(b: Uint8Array, off: number, len: number, srcIp: number, dstIp: number, now: number): void {
+    this.counters.tcpRxSegments++;
+    const err = parseTcp(b, off, len, srcIp, dstIp, this.seg);
+    const drop = err ? PARSE_DROP[err] : this.arrive(this.seg, srcIp, dstIp, now);
+    if (drop) this.counters[drop]++;
+    else this.counters.tcpRxAccepted++;
+  }
+
+  private arrive(seg: TcpSegment, srcIp: number, dstIp: number, now: number): Drop | null {
+    if (dstIp !== this.localIp || seg.dstPort !== this.localPort) return 'tcpRxNotOurs';
+    const s = this.state;
+    if (s === 'CLOSED') return this.closedInput(seg, srcIp);
+    if (s === 'LISTEN') return this.listenInput(seg, srcIp, now);
+    if (srcIp !== this.remoteIp || seg.srcPort !== this.remotePort) return 'tcpRxNotOurs';
+    if (s === 'SYN-SENT') return this.synSentInput(seg, now);
+    const txBefore = this.counters.tcpTxSegments;
+    const r = this.synchronizedInput(seg, now);
+    if (r === 'ack') {
+      this.output(now);
+      if (this.counters.tcpTxSegments === txBefore) this.sendAck();
+      return null;
+    }
+    if (r === null) this.output(now);
+    return r;
+  }
+
+  /** CLOSED (§3.10.7.1): answer anything but an RST with an RST. */
+  private closedInput(seg: TcpSegment, srcIp: number): Drop {
+    if (seg.flags & TCP_RST) return 'tcpRxClosed';
+    if (seg.flags & TCP_ACK) this.sendRst(seg.ack, 0, false, srcIp, seg.srcPort);
+    else this.sendRst(0, seqAdd(seg.seq, segLen(seg)), true, srcIp, seg.srcPort);
+    return 'tcpRxClosed';
+  }
+
+  /** LISTEN (§3.10.7.2): a SYN opens; an ACK is answered RST; the rest is dropped. */
+  private listenInput(seg: TcpSegment, srcIp: number, now: number): Drop | null {
+    if (seg.flags & TCP_RST) return 'tcpRxListenDrop';
+    if (seg.flags & TCP_ACK) {
+      this.sendRst(seg.ack, 0, false, srcIp, seg.srcPort);
+      return 'tcpRxListenDrop';
+    }
+    if (!(seg.flags & TCP_SYN)) return 'tcpRxListenDrop';
+    this.remoteIp = srcIp;
+    this.remotePort = seg.srcPort;
+    this.takeSyn(seg);
+    this.sndWnd = seg.window;
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = this.iss;
+    this.go('rcvSyn', now);
+    this.output(now);
+    return null;
+  }
+
+  /** The peer's SYN: its ISN and MSS. Data and FIN on a SYN are not taken (not acknowledged, so the peer sends them again). */
+  private takeSyn(seg: TcpSegment): void {
+    this.irs = seg.seq;
+    this.rcvNxt = seqAdd(seg.seq, 1);
+    this.sendMss = Math.min(this.mss, seg.mss || 536);
+  }
+
+  /** SYN-SENT (§3.10.7.3). */
+  private synSentInput(seg: TcpSegment, now: number): Drop | null {
+    const hasAck = (seg.flags & TCP_ACK) !== 0;
+    if (hasAck && (seqLeq(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
+      if (!(seg.flags & TCP_RST)) this.sendRst(seg.ack, 0, false, this.remoteIp, this.remotePort);
+      return 'tcpRxBadAck';
+    }
+    if (seg.flags & TCP_RST) {
+      if (!hasAck) return 'tcpRxOutOfWindow';
+      this.counters.tcpRstReceived++;
+      this.go('rcvRst', now);
+      return null;
+    }
+    if (!(seg.flags & TCP_SYN)) return 'tcpRxNoSyn';
+    this.takeSyn(seg);
+    if (hasAck) this.acked(seg.ack, now);
+    this.sndWnd = seg.window;
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = seg.ack;
+    if (seqGt(this.sndUna, this.iss)) {
+      this.go('rcvSynAck', now);
+      this.sendAck();
+      this.output(now);
+    } else {
+      // Simultaneous open: answer SYN,ACK with our ISN again.
+      this.go('rcvSyn', now);
+      this.sndNxt = this.iss;
+      this.output(now);
+    }
+    return null;
+  }
+
+  /** Does the segment fall in the receive window (§3.10.7.4 first check, the four cases)? */
+  private acceptable(seg: TcpSegment): boolean {
+    const len = segLen(seg);
+    const right = seqAdd(this.rcvNxt, this.rcvWnd);
+    if (this.rcvWnd === 0) return len === 0 && seg.seq === this.rcvNxt;
+    if (seqInRange(seg.seq, this.rcvNxt, right)) return true;
+    return len > 0 && seqInRange(seqAdd(seg.seq, len - 1), this.rcvNxt, right);
+  }
+
+  /**
+   * The synchronized states (§3.10.7.4) in the RFC's order: sequence number,
+   * RST, SYN, ACK, text, FIN. Returns a drop reason, null when taken, 'ack'
+   * when taken and an acknowledgment is owed.
+   */
+  private synchronizedInput(seg: TcpSegment, now: number): Drop | null | 'ack' {
+    if (!this.acceptable(seg)) return this.unacceptable(seg, now);
+    if (seg.flags & TCP_RST) return this.rstInput(seg, now);
+    if (seg.flags & TCP_SYN) {
+      if (this.state === 'SYN-RECEIVED' && this.passive) {
+        this.backToListen(now, 'rcvSyn');
+        return null;
+      }
+      this.sendAck(); // challenge ACK (RFC 5961 §4)
+      return 'tcpRxChallenged';
+    }
+    if (!(seg.flags & TCP_ACK)) return 'tcpRxNoAck';
+    const ackDrop = this.ackInput(seg, now);
+    if (ackDrop) return ackDrop;
+    if (this.state === 'CLOSED') return null;
+    const owed = this.textInput(seg);
+    return this.finInput(seg, now) || owed ? 'ack' : null;
+  }
+
+  /**
+   * An unacceptable segment: ACK it unless it is an RST. Two the RFC's text
+   * leaves to the implementation are taken as Linux takes them: the peer's
+   * SYN again in SYN-RECEIVED (our SYN,ACK was lost, or a simultaneous open's
+   * SYN,ACK), and the peer's FIN again in TIME-WAIT (our last ACK was lost:
+   * ACK it and restart 2*MSL).
+   */
+  private unacceptable(seg: TcpSegment, now: number): Drop | null {
+    if (seg.flags & TCP_RST) return 'tcpRxOutOfWindow';
+    if (this.state === 'SYN-RECEIVED' && seg.flags & TCP_SYN && seg.seq === this.irs) {
+      if (seg.flags & TCP_ACK && seqLt(this.sndUna, seg.ack) && seqLeq(seg.ack, this.sndMax)) {
+        this.establish(seg, now);
+        this.sendAck();
+        this.output(now);
+        return null;
+      }
+      this.sndNxt = this.iss;
+      this.output(now, 1);
+      return 'tcpRxOutOfWindow';
+    }
+    if (this.state === 'TIME-WAIT' && seg.flags & TCP_FIN && seqAdd(seg.seq, segLen(seg)) === this.rcvNxt) {
+      this.sendAck();
+      this.enterTimeWait(now);
+      return null;
+    }
+    this.sendAck();
+    return 'tcpRxOutOfWindow';
+  }
+
+  /** An in-window RST (§3.10.7.4 second check, RFC 5961 §3): reset only when it is exactly at RCV.NXT. */
+  private rstInput(seg: TcpSegment, now: number): Drop | null {
+    if (seg.seq !== this.rcvNxt) {
+      this.sendAck();
+      return 'tcpRxChallenged';
+    }
+    this.counters.tcpRstReceived++;
+    if (this.state === 'SYN-RECEIVED' && this.passive) this.backToListen(now, 'rcvRstPassive');
+    else this.go('rcvRst', now);
+    return null;
+  }
+
+  private backToListen(now: number, event: 'rcvSyn' | 'rcvRstPassive'): void {
+    this.go(event, now);
+    this.sndUna = this.sndNxt = this.sndMax = this.iss;
+    this.remoteIp = this.remotePort = 0;
+    this.reasm.clear();
+    this.finRcvSeq = -1;
+  }
+
+  /** SYN-RECEIVED → ESTABLISHED on the ACK of our SYN. */
+  private establish(seg: TcpSegment, now: number): void {
+    this.go('rcvAck', now);
+    this.sndWnd = seg.window;
+    this.sndWl1 = seg.seq;
+    this.sndWl2 = seg.ack;
+    this.acked(seg.ack, now);
+  }
+
+  /** The fifth check: the ACK field, the send window, and the moves it makes. */
+  private ackInput(seg: TcpSegment, now: number): Drop | null {
+    if (this.state === 'SYN-RECEIVED') {
+      if (!(seqLt(this.sndUna, seg.ack) && seqLeq(seg.ack, this.sndMax))) {
+        this.sendRst(seg.ack, 0, false, this.remoteIp, this.remotePort);
+        return 'tcpRxBadAck';
+      }
+      this.establish(seg, now);
+    }
+    if (seqGt(seg.ack, this.sndMax)) {
+      this.sendAck();
+      return 'tcpRxBadAck';
+    }
+    if (seqLt(this.sndUna, seg.ack)) this.acked(seg.ack, now);
+    if (seqLeq(this.sndUna, seg.ack) && (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLeq(this.sndWl2, seg.ack)))) {
+      this.sndWnd = seg.window;
+      this.sndWl1 = seg.seq;
+      this.sndWl2 = seg.ack;
+    }
+    const s = this.state;
+    if ((s === 'FIN-WAIT-1' || s === 'CLOSING' || s === 'LAST-ACK') && this.finAcked()) this.go('rcvAckOfFin', now);
+    return null;
+  }
+
+  /** The seventh step: in-window data delivered in order, or held until the hole fills. True if an ACK is owed. */
+  private textInput(seg: TcpSegment): boolean {
+    const s = this.state;
+    if (seg.dataLen === 0 || !(s === 'ESTABLISHED' || s === 'FIN-WAIT-1' || s === 'FIN-WAIT-2')) return false;
+    const skip = Math.max(0, seqDiff(this.rcvNxt, seg.seq));
+    const end = Math.min(seg.dataLen, seqDiff(seqAdd(this.rcvNxt, this.rcvWnd), seg.seq));
+    if (skip >= end) return true;
+    if (skip > 0 || seg.seq === this.rcvNxt) {
+      this.deliver(seg.buf, seg.dataOff + skip, end - skip);
+      this.rcvNxt = this.reasm.drain(seqAdd(this.rcvNxt, end - skip), this.deliverFn);
+    } else if (this.reasm.segments < REASM_MAX_SEGMENTS) {
+      this.reasm.insert(seg.seq, seg.buf, seg.dataOff, end);
+      this.counters.tcpRxOutOfOrder++;
+    }
+    return true;
+  }
+
+  private readonly deliverFn = (b: Uint8Array, off: number, len: number): void => this.deliver(b, off, len);
+
+  private deliver(b: Uint8Array, off: number, len: number): void {
+    this.delivered += len;
+    this.opts.onData?.(b, off, len);
+  }
+
+  /** The eighth step: a FIN at RCV.NXT closes the peer's direction; one ahead of it waits for the data before it. */
+  private finInput(seg: TcpSegment, now: number): boolean {
+    const s = this.state;
+    if (
+      s !== 'SYN-RECEIVED' &&
+      s !== 'ESTABLISHED' &&
+      s !== 'FIN-WAIT-1' &&
+      s !== 'FIN-WAIT-2' &&
+      s !== 'CLOSE-WAIT' &&
+      s !== 'CLOSING' &&
+      s !== 'LAST-ACK' &&
+      s !== 'TIME-WAIT'
+    )
+      return false;
+    if (seg.flags & TCP_FIN) {
+      const finSeq = seqAdd(seg.seq, seg.dataLen);
+      if (seqLt(finSeq, seqAdd(this.rcvNxt, this.rcvWnd)) && seqLeq(this.rcvNxt, finSeq)) this.finRcvSeq = finSeq;
+    }
+    if (this.finRcvSeq < 0 || this.finRcvSeq !== this.rcvNxt) return seg.flags & TCP_FIN ? true : false;
+    if (s === 'CLOSE-WAIT' || s === 'CLOSING' || s === 'LAST-ACK') return true; // a FIN again
+    this.finRcvSeq = -1;
+    this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    if (s === 'TIME-WAIT') this.enterTimeWait(now);
+    else this.go('rcvFin', now);
+    return true;
+  }
+}
