@@ -8,3 +8,4 @@ export * from './net/index.ts';
 export * from './traffic/index.ts';
 export type { StreamReceiverState, StreamSenderState } from './traffic/stream.ts';
 export { NetEndpoint, ENDPOINT_COUNTERS, type FrameTransport, type EndpointOptions, type EndpointState } from './endpoint.ts';
+export * as tcp from './tcp/index.ts';

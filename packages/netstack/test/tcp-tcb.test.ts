@@ -5,7 +5,20 @@
  * that was not accepted.
  */
 import { describe, expect, it } from 'vitest';
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Tcb, TRANSITIONS, emptySegment, parseTcp, writeTcp, type TcbOptions, type TcpState } from '../src/tcp/index.ts';
+import {
+  HISTORY_MAX,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  Tcb,
+  TRANSITIONS,
+  emptySegment,
+  parseTcp,
+  writeTcp,
+  type TcbOptions,
+  type TcpState,
+} from '../src/tcp/index.ts';
 
 const ME = 0x0a000001;
 const PEER = 0x0a000002;
@@ -130,6 +143,31 @@ describe('opening', () => {
     h.peer(TCP_SYN, IRS, 0);
     expect(h.sent.map((s) => s.flags)).toEqual([TCP_SYN | A, TCP_SYN | A]);
     expect(h.tcb.state).toBe('SYN-RECEIVED');
+  });
+
+  it('SYN-RECEIVED: the SYN,ACK sent twice gives no RTT sample (Karn)', () => {
+    const h = harness({ remoteIp: undefined, remotePort: undefined });
+    h.tcb.listen(0);
+    h.peer(TCP_SYN, IRS, 0);
+    h.clock.t = 50;
+    h.peer(TCP_SYN, IRS, 0);
+    h.clock.t = 60;
+    h.peer(A, R(0), ISS + 1);
+    expect(h.tcb.state).toBe('ESTABLISHED');
+    expect(h.tcb.rto.sampled).toBe(false);
+    expect(h.tcb.counters.tcpTxRetransmits).toBe(1);
+  });
+
+  it('a listener churned by SYNs and RSTs keeps only the last HISTORY_MAX moves', () => {
+    const h = harness({ remoteIp: undefined, remotePort: undefined });
+    h.tcb.listen(0);
+    for (let i = 0; i < 300; i++) {
+      h.peer(TCP_SYN, IRS, 0);
+      h.peer(TCP_RST, R(0), 0);
+    }
+    expect(h.tcb.history).toHaveLength(HISTORY_MAX);
+    expect(h.tcb.historyDropped).toBe(601 - HISTORY_MAX);
+    expect(h.tcb.history.at(-1)).toMatchObject({ from: 'SYN-RECEIVED', event: 'rcvRstPassive', to: 'LISTEN' });
   });
 
   it('SYN-RECEIVED: an ACK of something else is answered RST and counted', () => {

@@ -4,5 +4,5 @@ export * from './segment.ts';
 export * from './states.ts';
 export { RtoEstimator, RTO_INITIAL, RTO_MIN, RTO_MAX, RTO_AFTER_SYN_LOSS } from './rto.ts';
 export { TCP_COUNTERS, type TcpCounters } from './counters.ts';
-export { DEFAULT_PEER_MSS, type TcbOptions, type TcpEmit, type TcpDeliver } from './tcb-core.ts';
+export { DEFAULT_PEER_MSS, HISTORY_MAX, type TcbOptions, type TcpEmit, type TcpDeliver } from './tcb-core.ts';
 export { Tcb } from './tcb.ts';

@@ -11,7 +11,7 @@ import { Reassembly } from './reasm.ts';
 import { RtoEstimator } from './rto.ts';
 import { TCP_ACK, TCP_FIN, TCP_MAX_HLEN, TCP_RST, TCP_SYN, tcpHeaderLen, writeTcp, type TcpHeaderFields } from './segment.ts';
 import { SendBuffer } from './sendbuf.ts';
-import { seqAdd, seqDiff, seqGeq, seqLt } from './seq.ts';
+import { seqAdd, seqDiff, seqGeq, seqGt, seqLt } from './seq.ts';
 import { nextState, type TcpEvent, type TcpState, type Transition } from './states.ts';
 
 /** Where a TCB's segments go: the TCP segment (valid during the call only) and its IPv4 addresses. */
@@ -44,12 +44,17 @@ export interface TcbOptions {
 
 /** RFC 9293 §3.7.1: the MSS assumed when the peer announces none. */
 export const DEFAULT_PEER_MSS = 536;
+/** Moves kept in a TCB's history. */
+export const HISTORY_MAX = 256;
 /** Segments sent per output call at most (a window of 65535 is 45 of 1460). */
 const OUTPUT_BURST = 64;
 
 export class TcbCore {
   readonly counters: TcpCounters = TCP_COUNTERS.zero();
+  /** The moves made, oldest first; the last HISTORY_MAX of them (a listener churned by SYNs and RSTs makes many). */
   readonly history: Transition[] = [];
+  /** Moves shifted out of the history. */
+  historyDropped = 0;
   state: TcpState = 'CLOSED';
   /** Opened by listen() (an RST or SYN in SYN-RECEIVED returns it to LISTEN). */
   protected passive = false;
@@ -108,6 +113,10 @@ export class TcbCore {
   protected go(event: TcpEvent, now: number): void {
     const to = nextState(this.state, event);
     if (!to) throw new Error(`TCP: no transition from ${this.state} on ${event}`);
+    if (this.history.length >= HISTORY_MAX) {
+      this.history.shift();
+      this.historyDropped++;
+    }
     this.history.push({ at: now, from: this.state, event, to });
     this.state = to;
     if (to === 'CLOSED' || to === 'LISTEN') this.rtxAt = this.timeWaitAt = -1;
@@ -210,8 +219,10 @@ export class TcbCore {
   /** Send one segment of ours: `n` octets from `off` in the send buffer at `seq`. */
   private sendSeg(now: number, flags: number, seq: number, off: number, n: number, mss: number): void {
     const end = seqAdd(seq, n + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0));
-    if (seqLt(seq, this.sndMax)) this.counters.tcpTxRetransmits++;
-    else if (this.rttEnd < 0) {
+    if (seqLt(seq, this.sndMax)) {
+      this.counters.tcpTxRetransmits++;
+      if (this.rttEnd >= 0 && seqGt(this.rttEnd, seq)) this.rttEnd = -1; // Karn: the timed segment went twice
+    } else if (this.rttEnd < 0) {
       this.rttEnd = end;
       this.rttAt = now;
     }
