@@ -289,6 +289,30 @@ describe('data', () => {
     expect(h.tcb.unacked).toBe(2);
   });
 
+  it('an ACK older than SND.UNA - MAX.SND.WND is answered ACK and dropped (RFC 9293 §3.10.7.4, RFC 5961 §5)', () => {
+    const h = established();
+    h.tcb.send(new Uint8Array(10), 0, 10, 0);
+    h.peer(A, R(0), S(10));
+    h.sent.length = 0;
+    h.peer(A, R(0), (S(10) - 70_000) >>> 0, [1]);
+    expect(h.tcb.counters.tcpRxBadAck).toBe(1);
+    expect(h.got).toEqual([]);
+    expect(h.sent).toEqual([expect.objectContaining({ flags: A, seq: S(10), ack: R(0) })]);
+    h.peer(A, R(0), S(5), [1]); // an old ACK within the bound is fine
+    expect(h.got).toEqual([1]);
+  });
+
+  it('an out-of-order segment finding the reassembly queue full is ACKed and counted, not held', () => {
+    const h = established();
+    for (let i = 0; i < 256; i++) h.peer(A, R(2 + 2 * i), S(0), [i & 0xff]);
+    expect(h.tcb.counters.tcpRxOutOfOrder).toBe(256);
+    h.peer(A, R(1000), S(0), [7]);
+    expect(h.tcb.counters.tcpRxReasmFull).toBe(1);
+    expect(h.last()).toMatchObject({ flags: A, ack: R(0) });
+    h.peer(A, R(0), S(0), [0, 0]);
+    expect(h.got.length).toBe(3); // the hole filled: octets 0-1, then the held one at 2 (the next hole is at 3)
+  });
+
   it('a segment without ACK is dropped and counted', () => {
     const h = established();
     h.peer(0, R(0), 0, [1]);

@@ -70,6 +70,8 @@ export class TcbCore {
   /** The highest SND.NXT reached (SND.NXT goes back to SND.UNA on a timeout). */
   sndMax: number;
   sndWnd = 0;
+  /** The largest window the peer has offered (MAX.SND.WND, for the ACK check of RFC 9293 §3.10.7.4 / RFC 5961 §5). */
+  protected maxSndWnd = 0;
   protected sndWl1 = 0;
   protected sndWl2 = 0;
   rcvNxt = 0;
@@ -128,6 +130,14 @@ export class TcbCore {
   protected enterTimeWait(now: number): void {
     this.rtxAt = -1;
     this.timeWaitAt = now + 2 * (this.opts.msl ?? 30_000);
+  }
+
+  /** Take the peer's window from a segment (SND.WND, SND.WL1, SND.WL2). */
+  protected setSndWnd(wnd: number, seq: number, ack: number): void {
+    this.sndWnd = wnd;
+    this.sndWl1 = seq;
+    this.sndWl2 = ack;
+    if (wnd > this.maxSndWnd) this.maxSndWnd = wnd;
   }
 
   /** Octets given to send() not yet acknowledged. */

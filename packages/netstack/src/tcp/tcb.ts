@@ -130,9 +130,7 @@ export class Tcb extends TcbCore {
     this.remoteIp = srcIp;
     this.remotePort = seg.srcPort;
     this.takeSyn(seg);
-    this.sndWnd = seg.window;
-    this.sndWl1 = seg.seq;
-    this.sndWl2 = this.iss;
+    this.setSndWnd(seg.window, seg.seq, this.iss);
     this.go('rcvSyn', now);
     this.output(now);
     return null;
@@ -161,9 +159,7 @@ export class Tcb extends TcbCore {
     if (!(seg.flags & TCP_SYN)) return 'tcpRxNoSyn';
     this.takeSyn(seg);
     if (hasAck) this.acked(seg.ack, now);
-    this.sndWnd = seg.window;
-    this.sndWl1 = seg.seq;
-    this.sndWl2 = seg.ack;
+    this.setSndWnd(seg.window, seg.seq, seg.ack);
     if (seqGt(this.sndUna, this.iss)) {
       this.go('rcvSynAck', now);
       this.sendAck();
@@ -207,6 +203,10 @@ export class Tcb extends TcbCore {
     if (ackDrop) return ackDrop;
     if (this.state === 'CLOSED') return null;
     const owed = this.textInput(seg);
+    if (owed === 'full') {
+      this.sendAck();
+      return 'tcpRxReasmFull';
+    }
     return this.finInput(seg, now) || owed ? 'ack' : null;
   }
 
@@ -262,9 +262,7 @@ export class Tcb extends TcbCore {
   /** SYN-RECEIVED → ESTABLISHED on the ACK of our SYN. */
   private establish(seg: TcpSegment, now: number): void {
     this.go('rcvAck', now);
-    this.sndWnd = seg.window;
-    this.sndWl1 = seg.seq;
-    this.sndWl2 = seg.ack;
+    this.setSndWnd(seg.window, seg.seq, seg.ack);
     this.acked(seg.ack, now);
   }
 
@@ -277,23 +275,22 @@ export class Tcb extends TcbCore {
       }
       this.establish(seg, now);
     }
-    if (seqGt(seg.ack, this.sndMax)) {
+    // Acceptable: SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT; anything else is answered ACK and dropped.
+    if (seqGt(seg.ack, this.sndMax) || seqLt(seg.ack, seqAdd(this.sndUna, -this.maxSndWnd))) {
       this.sendAck();
       return 'tcpRxBadAck';
     }
     if (seqLt(this.sndUna, seg.ack)) this.acked(seg.ack, now);
     if (seqLeq(this.sndUna, seg.ack) && (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLeq(this.sndWl2, seg.ack)))) {
-      this.sndWnd = seg.window;
-      this.sndWl1 = seg.seq;
-      this.sndWl2 = seg.ack;
+      this.setSndWnd(seg.window, seg.seq, seg.ack);
     }
     const s = this.state;
     if ((s === 'FIN-WAIT-1' || s === 'CLOSING' || s === 'LAST-ACK') && this.finAcked()) this.go('rcvAckOfFin', now);
     return null;
   }
 
-  /** The seventh step: in-window data delivered in order, or held until the hole fills. True if an ACK is owed. */
-  private textInput(seg: TcpSegment): boolean {
+  /** The seventh step: in-window data delivered in order, or held until the hole fills. True if an ACK is owed; 'full' if the queue had no room. */
+  private textInput(seg: TcpSegment): boolean | 'full' {
     const s = this.state;
     if (seg.dataLen === 0 || !(s === 'ESTABLISHED' || s === 'FIN-WAIT-1' || s === 'FIN-WAIT-2')) return false;
     const skip = Math.max(0, seqDiff(this.rcvNxt, seg.seq));
@@ -305,7 +302,7 @@ export class Tcb extends TcbCore {
     } else if (this.reasm.segments < REASM_MAX_SEGMENTS) {
       this.reasm.insert(seg.seq, seg.buf, seg.dataOff, end);
       this.counters.tcpRxOutOfOrder++;
-    }
+    } else return 'full';
     return true;
   }
 
