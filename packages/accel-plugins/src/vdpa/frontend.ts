@@ -290,10 +290,9 @@ export class VdpaFrontend implements AccelFrontend {
         this.rxCopy.set(this.ram.subarray(at, at + len));
       }
       // The buffer goes back at once (the copy is ours): the stack may credit the sender during deliver.
-      // Visible to the device now; whether to kick it is decided once for the batch, below (virtio-net refills so).
       if (buf >= 0 && repost) {
         this.postRx(buf);
-        rx.expose();
+        rx.publish();
       }
       if (!ok || (this.rxCopy[VNH_NUM_BUFFERS] | (this.rxCopy[VNH_NUM_BUFFERS + 1] << 8)) !== 1) {
         this.s.vdpaRxMalformed++;
@@ -302,7 +301,6 @@ export class VdpaFrontend implements AccelFrontend {
       this.s.vdpaRxFrames++;
       this.ctx.deliver(this.rxCopy, HDR, len - HDR);
     }
-    if (n > 0 && repost) rx.kickIfAsked();
     // The device learns how far we read (it counts what a driver that vanished never took).
     if (n > 0) this.notify!.rxSeen(rx.lastUsed);
     return n;

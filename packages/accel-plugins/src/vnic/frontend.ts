@@ -102,8 +102,6 @@ export class VnicFrontend implements AccelFrontend {
   private txDone = 0;
   /** The TX slot txBuffer lent the stack for the frame it is building. */
   private readonly lent = new LentSlot();
-  /** RX buffers reposted in this poll that the NIC has not been told of yet (pushRx after the batch). */
-  private rxReposted = false;
   /** Descriptors posted since the NIC was last told to look (flush wakes it if it sleeps). */
   protected unpushed = false;
   private readonly scratch: Uint8Array;
@@ -324,10 +322,6 @@ export class VnicFrontend implements AccelFrontend {
         this.rxEvent(index, len, (flags & EV_RX_CONT) !== 0);
       }
     }
-    if (this.rxReposted) {
-      this.rxReposted = false;
-      q.pushRx();
-    }
     q.publishEvCons();
     if (faulting) {
       this.faulted = true;
@@ -367,10 +361,10 @@ export class VnicFrontend implements AccelFrontend {
         this.chainBroken = false;
       }
     }
-    // Repost at once (the stack may already have credited the sender for this frame); the NIC
-    // learns of the reposted buffers once a poll (pushRx after the batch, as sfc refills once a NAPI poll).
+    // Repost at once, not at the end of the batch: the stack may already have
+    // credited the sender for this frame, and its successor needs the slot.
     this.postRx(buf);
-    this.rxReposted = true;
+    this.q!.pushRx();
   }
 
   /** False only while the fast path is up and out of TX slots (a fast path not in use never holds netfront up). */
