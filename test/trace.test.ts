@@ -52,6 +52,10 @@ describe.each([THREADS, seededModes()[0]])('trace ($name)', (mode) => {
     await runStream(sim, { from: a1, to: b1, count: 2000, frameSize: 800, window: 64, srcPort: 41000 });
     await sim.loadPlugin('vnic');
     await sim.waitFor('vnic on every vif', async () => (await sim.listDomains()).every((d) => d.domid === 0 || d.vifs.every((v) => v.accel === 'vnic')));
+    // Learning: vnic takes a flow once dom0 has seen it both ways and inserted its filters. A warm-up
+    // stream on the measured stream's port teaches it (how many of its frames that takes depends on
+    // how the threads interleave: a loaded machine once left 26 of 32 sampled frames on the slow path).
+    await runStream(sim, { from: a1, to: b1, count: 500, frameSize: 800, window: 64, srcPort: 41001 });
     await runStream(sim, { from: a1, to: b1, count: 2000, frameSize: 800, window: 64, srcPort: 41001 });
     const s = await sim.traceStop();
     expect(s.dropped).toBe(0);
@@ -125,11 +129,12 @@ describe.each([THREADS, seededModes()[0]])('trace ($name)', (mode) => {
     const all = [...journeys.values()].map(path);
     const slow = all.filter((p) => p.includes('host-a/vif1.0'));
     const fast = all.filter((p) => p[0] === 'host-a/a1/vif0' && !p.includes('host-a/vif1.0') && p.some((t) => /^host-a\/nic\/vi[1-9]/.test(t)));
-    // Every 64th frame of each stream (seq 0, 64, ...): 32 per stream. The second stream's first
-    // frames go the slow way too, until vnic has learnt the flow and inserted its filters.
+    // Every 64th frame of each stream (seq 0, 64, ...): 32 for each 2000-frame stream, 8 for the
+    // warm-up between them (slow or fast as the learning went). After the warm-up, every sampled
+    // frame of the last stream goes past both dom0s.
     expect(slow.length).toBeGreaterThanOrEqual(32);
-    expect(slow.length + fast.length).toBeGreaterThanOrEqual(62);
-    expect(fast.length).toBeGreaterThanOrEqual(16);
+    expect(fast.length).toBeGreaterThanOrEqual(32);
+    expect(slow.length + fast.length).toBe(72);
     expect(slow[0]).toEqual([
       'host-a/a1/vif0',
       'host-a/vif1.0',
