@@ -5,9 +5,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { TCP_ACK, TCP_HLEN, TCP_SYN, emptySegment, parseTcp, tcpChecksum, writeTcp } from '../src/tcp/segment.ts';
+import { TCP_ACK, TCP_HLEN, TCP_SYN, emptySegment, parseTcp, tcpChecksum, tcpPseudoSum, writeTcp } from '../src/tcp/segment.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqInRange, seqLeq, seqLt, seqMax } from '../src/tcp/seq.ts';
-import { writeU16 } from '../src/net/index.ts';
+import { onesSum, readU16, writeU16 } from '../src/net/index.ts';
 
 const SRC = 0x0a00000a;
 const DST = 0x0a00000b;
@@ -183,5 +183,51 @@ describe('TCP header', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+/** What an offload engine does with a CHECKSUM_PARTIAL segment: sum from the TCP header on (the field included), fold, complement, store. */
+function complete(b: Uint8Array, off: number, len: number): void {
+  writeU16(b, off + 16, ~onesSum(b, off, len) & 0xffff);
+}
+
+describe('checksum offload', () => {
+  it('tcpPseudoSum is the folded, uncomplemented sum of the pseudo-header', () => {
+    // 0x0a00 + 0x000a + 0x0a00 + 0x000b + 6 + 23
+    expect(tcpPseudoSum(SRC, DST, 23)).toBe(0x0a00 + 0x000a + 0x0a00 + 0x000b + 6 + 23);
+    expect(tcpPseudoSum(0xffffffff, 0xffffffff, 0xffff)).toBeLessThanOrEqual(0xffff);
+  });
+
+  it('a partial checksum completed over the TCP header and data equals tcpChecksum, whatever the segment (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 7 }),
+        (src, dst, data, seq, pad) => {
+          const b = new Uint8Array(pad + 20 + data.length);
+          b.set(data, pad + 20);
+          const len = writeTcp(b, pad, { srcPort: 1, dstPort: 2, seq, ack: 3, flags: TCP_ACK, window: 100, mss: 0 }, data.length, src, dst, true);
+          expect(readU16(b, pad + 16)).toBe(tcpPseudoSum(src, dst, len));
+          complete(b, pad, len);
+          const field = readU16(b, pad + 16);
+          writeU16(b, pad + 16, 0);
+          expect(field).toBe(tcpChecksum(b, pad, len, src, dst));
+          writeU16(b, pad + 16, field);
+          expect(parseTcp(b, pad, len, src, dst, emptySegment())).toBeNull();
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('csumValidated skips the checksum, and only it: a wrong checksum parses, a bad offset still does not', () => {
+    const b = segment();
+    b[21] ^= 0x40;
+    expect(parseTcp(b, 0, b.length, SRC, DST, emptySegment(), true)).toBeNull();
+    b[12] = 4 << 4;
+    expect(parseTcp(b, 0, b.length, SRC, DST, emptySegment(), true)).toBe('badOffset');
   });
 });

@@ -69,11 +69,23 @@ export function emptySegment(): TcpSegment {
 /** Why a segment was not parsed (each a counted reason, see counters.ts). */
 export type TcpParseError = 'short' | 'badOffset' | 'badOption' | 'badChecksum';
 
+/**
+ * The folded 16-bit one's-complement sum of the IPv4 pseudo-header (source,
+ * destination, zero + protocol 6, TCP length), not complemented: what a
+ * segment sent for checksum offload carries in its checksum field (Linux's
+ * CHECKSUM_PARTIAL), so that whoever completes it sums the TCP header and
+ * data from the header's start (this field included), folds, complements
+ * and stores the result, which then equals tcpChecksum of the segment.
+ */
+export function tcpPseudoSum(srcIp: number, dstIp: number, tcpLen: number): number {
+  let sum = (srcIp >>> 16) + (srcIp & 0xffff) + (dstIp >>> 16) + (dstIp & 0xffff) + IPPROTO_TCP + tcpLen;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return sum;
+}
+
 /** The TCP checksum of `len` octets at `off` with the IPv4 pseudo-header (the field's value, as written). */
 export function tcpChecksum(b: Uint8Array, off: number, len: number, srcIp: number, dstIp: number): number {
-  let pseudo = (srcIp >>> 16) + (srcIp & 0xffff) + (dstIp >>> 16) + (dstIp & 0xffff);
-  pseudo += IPPROTO_TCP + len;
-  return ~onesSum(b, off, len, pseudo) & 0xffff;
+  return ~onesSum(b, off, len, tcpPseudoSum(srcIp, dstIp, len)) & 0xffff;
 }
 
 /** Read the options between the fixed header and `end`; the MSS into `out`. False if one is malformed. */
@@ -101,13 +113,16 @@ function parseOptions(b: Uint8Array, o: number, end: number, out: TcpSegment): b
 /**
  * Parse the segment of `len` octets at `off` (the IP payload, `len` from the
  * IP total length) sent from `srcIp` to `dstIp` into `out`. Returns null when
- * it is well formed, else the reason; never throws.
+ * it is well formed, else the reason; never throws. `csumValidated`: the
+ * checksum is not verified (the driver said the data was validated, or its
+ * checksum left blank by a sender on the same host: NETRXF_data_validated /
+ * NETRXF_csum_blank).
  */
-export function parseTcp(b: Uint8Array, off: number, len: number, srcIp: number, dstIp: number, out: TcpSegment): TcpParseError | null {
+export function parseTcp(b: Uint8Array, off: number, len: number, srcIp: number, dstIp: number, out: TcpSegment, csumValidated = false): TcpParseError | null {
   if (len < TCP_HLEN || off < 0 || off + len > b.length) return 'short';
   const hlen = (b[off + 12] >>> 4) * 4;
   if (hlen < TCP_HLEN || hlen > len) return 'badOffset';
-  if (tcpChecksum(b, off, len, srcIp, dstIp) !== 0) return 'badChecksum';
+  if (!csumValidated && tcpChecksum(b, off, len, srcIp, dstIp) !== 0) return 'badChecksum';
   out.buf = b;
   out.srcPort = readU16(b, off);
   out.dstPort = readU16(b, off + 2);
@@ -143,9 +158,10 @@ export function tcpHeaderLen(h: TcpHeaderFields): number {
 /**
  * Write the header at `off` in front of `dataLen` octets of payload already
  * in place after it (at off + tcpHeaderLen(h)), and the checksum. Returns
- * the segment's length.
+ * the segment's length. `csumPartial`: the checksum field gets only the
+ * pseudo-header's sum (tcpPseudoSum) for an offload engine to complete.
  */
-export function writeTcp(b: Uint8Array, off: number, h: TcpHeaderFields, dataLen: number, srcIp: number, dstIp: number): number {
+export function writeTcp(b: Uint8Array, off: number, h: TcpHeaderFields, dataLen: number, srcIp: number, dstIp: number, csumPartial = false): number {
   const hlen = tcpHeaderLen(h);
   writeU16(b, off, h.srcPort);
   writeU16(b, off + 2, h.dstPort);
@@ -162,6 +178,6 @@ export function writeTcp(b: Uint8Array, off: number, h: TcpHeaderFields, dataLen
     writeU16(b, off + TCP_HLEN + 2, h.mss);
   }
   const len = hlen + dataLen;
-  writeU16(b, off + 16, tcpChecksum(b, off, len, srcIp, dstIp));
+  writeU16(b, off + 16, csumPartial ? tcpPseudoSum(srcIp, dstIp, len) : tcpChecksum(b, off, len, srcIp, dstIp));
   return len;
 }

@@ -14,8 +14,12 @@ import { SendBuffer } from './sendbuf.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLt } from './seq.ts';
 import { nextState, type TcpEvent, type TcpState, type Transition } from './states.ts';
 
-/** Where a TCB's segments go: the TCP segment (valid during the call only) and its IPv4 addresses. */
-export type TcpEmit = (seg: Uint8Array, len: number, srcIp: number, dstIp: number) => void;
+/**
+ * Where a TCB's segments go: the TCP segment (valid during the call only),
+ * its IPv4 addresses, and `gsoSize`: the MSS to cut it into when it carries
+ * more than one (TSO, see TcbOptions.tsoMax), else 0.
+ */
+export type TcpEmit = (seg: Uint8Array, len: number, srcIp: number, dstIp: number, gsoSize: number) => void;
 /** In-order application data (valid during the call only). */
 export type TcpDeliver = (buf: Uint8Array, off: number, len: number) => void;
 
@@ -40,6 +44,14 @@ export interface TcbOptions {
   /** Retransmissions before giving up (Linux tcp_retries2 15, tcp_syn_retries 6). */
   maxRetries?: number;
   synRetries?: number;
+  /**
+   * After each move of the state (from, to, the event). Like onSendSpace it
+   * is called once the public call that made the move (input, tick, a user
+   * call) is about to return, in order, so it may call back into the TCB.
+   */
+  onState?: (from: TcpState, to: TcpState, event: TcpEvent) => void;
+  /** An ACK freed send-buffer space and send() takes data: the application may write more. */
+  onSendSpace?: () => void;
 }
 
 /** RFC 9293 §3.7.1: the MSS assumed when the peer announces none. */
@@ -51,6 +63,12 @@ const OUTPUT_BURST = 64;
 
 export class TcbCore {
   readonly counters: TcpCounters = TCP_COUNTERS.zero();
+  /**
+   * Emit segments with a partial checksum (Linux's CHECKSUM_PARTIAL): the
+   * field holds tcpPseudoSum of the pseudo-header only, for whoever sends
+   * them (netfront, a NIC) to complete over the TCP header and data.
+   */
+  csumOffload = false;
   /** The moves made, oldest first; the last HISTORY_MAX of them (a listener churned by SYNs and RSTs makes many). */
   readonly history: Transition[] = [];
   /** Moves shifted out of the history. */
@@ -93,6 +111,12 @@ export class TcbCore {
   private rttEnd = -1;
   private rttAt = 0;
 
+  /** Public calls under way (the notifications wait until the outermost returns). */
+  private depth = 0;
+  private notifying = false;
+  private readonly movesToTell: Transition[] = [];
+  private spaceFreed = false;
+
   private readonly tx: Uint8Array;
   private readonly hdr: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, mss: 0 };
 
@@ -119,12 +143,48 @@ export class TcbCore {
       this.history.shift();
       this.historyDropped++;
     }
-    this.history.push({ at: now, from: this.state, event, to });
+    const move = { at: now, from: this.state, event, to };
+    this.history.push(move);
+    if (this.opts.onState) this.movesToTell.push(move);
     this.state = to;
     if (to === 'CLOSED' || to === 'LISTEN') this.rtxAt = this.timeWaitAt = -1;
     if (to === 'CLOSED') this.reasm.clear();
     if (to === 'TIME-WAIT') this.enterTimeWait(now);
     if (to === 'ESTABLISHED' && this.synRetransmitted) this.rto.afterSynLoss();
+  }
+
+  /** A public call begins (pair with leave() in a finally). */
+  protected enter(): void {
+    this.depth++;
+  }
+
+  /** A public call ends: the outermost one tells the moves made and freed send space. */
+  protected leave(): void {
+    if (--this.depth > 0 || this.notifying) return;
+    this.notifying = true;
+    try {
+      for (;;) {
+        const m = this.movesToTell.shift();
+        if (m) this.opts.onState?.(m.from, m.to, m.event);
+        else if (this.spaceFreed) {
+          this.spaceFreed = false;
+          if (this.canSend()) this.opts.onSendSpace?.();
+        } else break;
+      }
+    } finally {
+      this.notifying = false;
+    }
+  }
+
+  /** Would send() take data in this state? */
+  protected canSend(): boolean {
+    const s = this.state;
+    return !this.finQueued && this.snd.free > 0 && (s === 'SYN-SENT' || s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'CLOSE-WAIT');
+  }
+
+  /** The receive window we offer now (octets). */
+  get receiveWindow(): number {
+    return this.rcvWnd;
   }
 
   protected enterTimeWait(now: number): void {
@@ -154,8 +214,13 @@ export class TcbCore {
 
   /** Run the timers due at `now`. */
   tick(now: number): void {
-    if (this.timeWaitAt >= 0 && now >= this.timeWaitAt) this.go('timeWaitDone', now);
-    if (this.rtxAt >= 0 && now >= this.rtxAt) this.onRtxTimeout(now);
+    this.enter();
+    try {
+      if (this.timeWaitAt >= 0 && now >= this.timeWaitAt) this.go('timeWaitDone', now);
+      if (this.rtxAt >= 0 && now >= this.rtxAt) this.onRtxTimeout(now);
+    } finally {
+      this.leave();
+    }
   }
 
   /** RFC 6298 §5.4–5.6: resend from SND.UNA, back off, restart the timer; or probe a zero window. */
@@ -262,9 +327,9 @@ export class TcbCore {
     h.flags = flags;
     h.window = flags & TCP_RST ? 0 : this.rcvWnd;
     h.mss = mss;
-    const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp);
+    const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp, this.csumOffload);
     this.counters.tcpTxSegments++;
-    this.opts.emit(this.tx, len, this.localIp, dstIp);
+    this.opts.emit(this.tx, len, this.localIp, dstIp, 0);
   }
 
   /**
@@ -273,7 +338,10 @@ export class TcbCore {
    */
   protected acked(ack: number, now: number): void {
     const freed = seqDiff(ack, this.snd.seq);
-    if (freed > 0) this.snd.ack(freed);
+    if (freed > 0) {
+      this.snd.ack(freed);
+      this.spaceFreed = true;
+    }
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
     if (this.rttEnd >= 0 && seqGeq(ack, this.rttEnd)) {

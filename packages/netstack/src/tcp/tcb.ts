@@ -39,25 +39,38 @@ export class Tcb extends TcbCore {
 
   /** Passive open (RFC 9293 §3.10.1). */
   listen(now: number): void {
-    this.passive = true;
-    this.go('listen', now);
+    this.enter();
+    try {
+      this.passive = true;
+      this.go('listen', now);
+    } finally {
+      this.leave();
+    }
   }
 
   /** Active open to the remote given in the options: send our SYN. */
   connect(now: number): void {
-    this.passive = false;
-    this.go('connect', now);
-    this.output(now);
+    this.enter();
+    try {
+      this.passive = false;
+      this.go('connect', now);
+      this.output(now);
+    } finally {
+      this.leave();
+    }
   }
 
   /** Queue `len` octets at `off` for sending (copied); returns how many fitted. 0 once closing or closed. */
   send(b: Uint8Array, off: number, len: number, now: number): number {
-    const s = this.state;
-    const open = s === 'SYN-SENT' || s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'CLOSE-WAIT';
-    if (!open || this.finQueued) return 0;
-    const n = this.snd.write(b, off, len);
-    this.output(now);
-    return n;
+    if (!this.canSend()) return 0;
+    this.enter();
+    try {
+      const n = this.snd.write(b, off, len);
+      this.output(now);
+      return n;
+    } finally {
+      this.leave();
+    }
   }
 
   /** Octets send() would take now. */
@@ -67,12 +80,17 @@ export class Tcb extends TcbCore {
 
   /** Close our direction (RFC 9293 §3.10.4): a FIN follows the queued data. */
   close(now: number): void {
-    const s = this.state;
-    if (s === 'LISTEN' || s === 'SYN-SENT') this.go('close', now);
-    else if (s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'CLOSE-WAIT') {
-      this.finQueued = true;
-      this.go('close', now);
-      this.output(now);
+    this.enter();
+    try {
+      const s = this.state;
+      if (s === 'LISTEN' || s === 'SYN-SENT') this.go('close', now);
+      else if (s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'CLOSE-WAIT') {
+        this.finQueued = true;
+        this.go('close', now);
+        this.output(now);
+      }
+    } finally {
+      this.leave();
     }
   }
 
@@ -80,17 +98,31 @@ export class Tcb extends TcbCore {
   abort(now: number): void {
     const s = this.state;
     if (s === 'CLOSED') return;
-    if (s !== 'LISTEN' && s !== 'SYN-SENT' && s !== 'TIME-WAIT') this.sendRst(this.sndNxt, 0, false, this.remoteIp, this.remotePort);
-    this.go('abort', now);
+    this.enter();
+    try {
+      if (s !== 'LISTEN' && s !== 'SYN-SENT' && s !== 'TIME-WAIT') this.sendRst(this.sndNxt, 0, false, this.remoteIp, this.remotePort);
+      this.go('abort', now);
+    } finally {
+      this.leave();
+    }
   }
 
-  /** A segment of `len` octets at `off` in `b` (the IP payload) from `srcIp` to `dstIp` arrives at `now`. */
-  input(b: Uint8Array, off: number, len: number, srcIp: number, dstIp: number, now: number): void {
-    this.counters.tcpRxSegments++;
-    const err = parseTcp(b, off, len, srcIp, dstIp, this.seg);
-    const drop = err ? PARSE_DROP[err] : this.arrive(this.seg, srcIp, dstIp, now);
-    if (drop) this.counters[drop]++;
-    else this.counters.tcpRxAccepted++;
+  /**
+   * A segment of `len` octets at `off` in `b` (the IP payload) from `srcIp`
+   * to `dstIp` arrives at `now`. `csumValidated`: the driver vouches for its
+   * checksum (NETRXF_data_validated / csum_blank), which is then not checked.
+   */
+  input(b: Uint8Array, off: number, len: number, srcIp: number, dstIp: number, now: number, csumValidated = false): void {
+    this.enter();
+    try {
+      this.counters.tcpRxSegments++;
+      const err = parseTcp(b, off, len, srcIp, dstIp, this.seg, csumValidated);
+      const drop = err ? PARSE_DROP[err] : this.arrive(this.seg, srcIp, dstIp, now);
+      if (drop) this.counters[drop]++;
+      else this.counters.tcpRxAccepted++;
+    } finally {
+      this.leave();
+    }
   }
 
   private arrive(seg: TcpSegment, srcIp: number, dstIp: number, now: number): Drop | null {
