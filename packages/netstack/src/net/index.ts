@@ -1,6 +1,7 @@
 export * from './addr.ts';
 export * from './wire.ts';
 export * from './icmp.ts';
+export * from './csum.ts';
 export { ArpCache, type ArpEntry } from './arp.ts';
 export {
   GuestStack,
