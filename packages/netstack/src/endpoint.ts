@@ -6,7 +6,7 @@
  * (over its bridge port), so both ends of every benchmark run the same code.
  */
 import { DEFERRED, realClock, type Clock, type EndpointOps, type OpArgs, type OpHandlers, type RpcReply } from '@xsim/hypervisor';
-import { GuestStack, formatIp, parseIp, parseMac, type StackTransport } from './net/index.ts';
+import { GuestStack, formatIp, parseIp, parseMac, type StackOffloads, type StackTransport } from './net/index.ts';
 import { PingClient, PingServer, STREAM_FIRST_FRAME_MS, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
 import { ENDPOINT_COUNTERS, type EndpointOptions, type EndpointState, type FrameTransport, type PingJob, type RecvJob, type SendJob } from './endpoint-jobs.ts';
 
@@ -46,7 +46,7 @@ export class NetEndpoint {
         const off = this.t.txReserve(len);
         return off < 0 ? null : { buf: this.t.ram, off };
       },
-      commit: (len) => this.t.txCommit(len),
+      commit: (len, csumPartial) => this.t.txCommit(len, csumPartial),
     };
     this.stack = new GuestStack({ mac: parseMac(o.mac), ip: parseIp(o.ip), transport, mtu: o.mtu, now: () => this.clock.now() });
     const server = new PingServer();
@@ -58,8 +58,14 @@ export class NetEndpoint {
     });
   }
 
-  receive(ram: Uint8Array, off: number, len: number): void {
-    this.stack.receive(ram, off, len);
+  /** A frame for the stack; `rxFlags`: the driver's NETRXF bits (data_validated, csum_blank). */
+  receive(ram: Uint8Array, off: number, len: number, rxFlags = 0): void {
+    this.stack.receive(ram, off, len, rxFlags);
+  }
+
+  /** The driver's offloads (after negotiating with its backend or device, or switched at run time). */
+  setOffloads(o: StackOffloads): void {
+    this.stack.setOffloads(o);
   }
 
   /** The driver cut the MTU (netfront without scatter-gather): the stack and the apps build no larger frame. */
@@ -282,8 +288,11 @@ export class NetEndpoint {
 
   /** When the apps next need a turn for their timers alone, or Infinity with nothing waiting on time. */
   nextDeadline(): number {
-    if (!this.timed) return Infinity;
-    let t = this.lastTick + TICK_MS;
+    // TCP's timers (retransmission, delayed ACK, TIME-WAIT) wake the domain themselves; segments queued for room retry each tick.
+    const tcp = this.stack.tcp;
+    let t = tcp.queued > 0 ? this.lastTick + TICK_MS : tcp.nextTimer();
+    if (!this.timed) return t;
+    t = Math.min(t, this.lastTick + TICK_MS);
     for (const s of this.sends) t = Math.min(t, s.sender.deadline());
     return t;
   }
@@ -299,6 +308,9 @@ export class NetEndpoint {
       this.checkReceivers(now);
       while (this.lingering.length > 0 && this.lingering[0].until < now) this.stack.unbind(this.lingering.shift()!.port);
     }
+    const tcp = this.stack.tcp;
+    if (tcp.queued > 0 && tcp.flush()) work++;
+    if (tcp.nextTimer() <= now) tcp.tick(now);
     for (const job of this.recvs.values()) if (job.credit) work += this.sendCredit(job);
     for (let i = 0; i < this.sends.length; i++) work += this.pump(this.sends[i], now);
     for (let i = 0; i < this.pings.length; i++) work += this.pumpPing(this.pings[i], now);

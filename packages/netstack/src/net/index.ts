@@ -8,6 +8,7 @@ export {
   StackError,
   STACK_COUNTERS,
   type StackTransport,
+  type StackOffloads,
   type UdpHandler,
   type EchoHandler,
   type PayloadFill,

@@ -6,7 +6,9 @@
  * a buffer the transport lends (a guest page, a dom0 skb): no copies, no
  * per-frame allocation. Every frame not delivered is counted by reason.
  */
-import { declareCounters, type Counters } from '@xsim/hypervisor';
+import { NETRXF_csum_blank, NETRXF_data_validated } from '@xsim/hypervisor';
+import { IPPROTO_TCP } from '../tcp/segment.ts';
+import { TcpSockets, type IpSendResult } from './tcp-sock.ts';
 import { ArpCache } from './arp.ts';
 import { BROADCAST_MAC, readMac, writeMac } from './addr.ts';
 import {
@@ -30,81 +32,43 @@ import {
   writeU16,
   writeU32,
 } from './wire.ts';
-import {
-  ICMP_DEST_UNREACH,
-  ICMP_ECHO,
-  ICMP_ECHO_OVERHEAD,
-  ICMP_ECHO_REPLY,
-  ICMP_HLEN,
-  ICMP_PORT_UNREACH,
-  ICMP_PROT_UNREACH,
-  IPPROTO_ICMP,
-  IcmpRateLimit,
-  isFirstFragment,
-  writeIcmpEcho,
-  writeIcmpUnreach,
-} from './icmp.ts';
+import { ICMP_PORT_UNREACH, ICMP_PROT_UNREACH, IPPROTO_ICMP } from './icmp.ts';
+import { IcmpLayer, StackError, type EchoHandler } from './icmp-layer.ts';
+import { STACK_COUNTERS, type StackCounters } from './stack-counters.ts';
 
-/** Where the stack's frames go. reserve() lends space for a frame; commit() sends it. */
+/**
+ * Where the stack's frames go. reserve() lends space for a frame; commit()
+ * sends it. `csumPartial`: the frame's TCP checksum holds only the
+ * pseudo-header's sum (Linux's CHECKSUM_PARTIAL), for the driver to pass on
+ * as NETTXF_csum_blank or complete; only sent when the driver said it offloads.
+ */
 export interface StackTransport {
   reserve(len: number): { buf: Uint8Array; off: number } | null;
-  commit(len: number): void;
+  commit(len: number, csumPartial?: boolean): void;
 }
 
-/** A request the stack cannot honour (an errno and what is wrong). */
-export class StackError extends Error {
-  constructor(
-    readonly code: 'EMSGSIZE',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'StackError';
-  }
+/** What the driver below offers the stack (it says so after negotiating with its backend or device). */
+export interface StackOffloads {
+  /** The stack may hand down TCP segments with a partial checksum. */
+  txCsum: boolean;
 }
 
 export type UdpHandler = (buf: Uint8Array, off: number, len: number, srcIp: number, srcPort: number) => void;
 export type PayloadFill = (buf: Uint8Array, off: number) => void;
-/** An echo reply for an identifier someone pings with: its data (valid during the call), sequence and sender. */
-export type EchoHandler = (buf: Uint8Array, off: number, len: number, seq: number, srcIp: number) => void;
 
-export const STACK_COUNTERS = declareCounters('guest stack', {
-  rxFrames: { kind: 'event', help: 'frames handed to the stack' },
-  rxUdp: { kind: 'event', help: 'UDP datagrams delivered to a socket' },
-  rxArp: { kind: 'event', help: 'ARP packets handled' },
-  rxGratuitousArp: { kind: 'event', help: 'gratuitous ARPs heard (a host announcing its address, e.g. after a migration)' },
-  rxRunt: { kind: 'drop', help: 'frames shorter than an Ethernet header' },
-  rxNotForUs: { kind: 'drop', help: 'frames for another MAC or IP (a flooded copy, an ARP request for someone else)' },
-  rxBadIp: { kind: 'drop', help: 'malformed IPv4 header or ARP packet' },
-  rxBadChecksum: { kind: 'drop', help: 'IPv4 header checksum wrong' },
-  rxNotUdp: { kind: 'drop', help: 'IPv4 protocol other than UDP and ICMP (answered protocol unreachable, rate-limited)' },
-  rxIcmpEcho: { kind: 'event', help: 'ICMP echo requests answered (or counted under txBusy/txIcmpTooBig when the reply could not go)' },
-  rxIcmpEchoReply: { kind: 'event', help: 'ICMP echo replies delivered to whoever pings with their identifier' },
-  rxIcmpUnreach: { kind: 'event', help: 'ICMP destination-unreachable errors received (about something we sent)' },
-  rxBadIcmp: { kind: 'drop', help: 'ICMP message shorter than its header or with a wrong checksum' },
-  rxIcmpUnmatched: { kind: 'drop', help: 'ICMP echo replies for an identifier nobody pings with, and ICMP types a host does not handle' },
-  txIcmp: { kind: 'event', help: 'ICMP messages sent (echo requests and replies, unreachable errors)' },
-  txIcmpRateLimited: { kind: 'event', help: 'unreachable errors not sent: over the rate limit (1000/s, burst 50, as Linux)' },
-  txIcmpTooBig: { kind: 'event', help: 'echo requests not answered: the reply would not fit our MTU' },
-  rxBadUdp: { kind: 'drop', help: 'malformed UDP header' },
-  rxNoSocket: { kind: 'drop', help: 'UDP datagram for a port nobody listens on (answered port unreachable, rate-limited)' },
-  rxUnknownEthertype: { kind: 'drop', help: 'neither IPv4 nor ARP' },
-  txFrames: { kind: 'event', help: 'frames sent' },
-  txUdp: { kind: 'event', help: 'UDP datagrams sent' },
-  txArp: { kind: 'event', help: 'ARP packets sent' },
-  txArpPending: { kind: 'event', help: 'sendUdp refused: destination MAC not resolved yet (an ARP request is out)' },
-  txBusy: { kind: 'event', help: 'sendUdp refused: the transport had no room (the caller retries)' },
-});
-
-export type StackCounters = Counters<typeof STACK_COUNTERS.decls>;
+export { STACK_COUNTERS, StackError, type StackCounters, type EchoHandler };
 
 export class GuestStack {
   readonly arp = new ArpCache();
   readonly counters: StackCounters = STACK_COUNTERS.zero();
   private readonly sockets = new Map<number, UdpHandler>();
-  private readonly echoes = new Map<number, EchoHandler>();
-  private readonly icmpLimit = new IcmpRateLimit();
   private ipId = 0;
   private now = 0;
+  private offloads: StackOffloads = { txCsum: false };
+  /** TCP: connections, listeners, the interface queue (tcp-sock.ts). */
+  readonly tcp: TcpSockets;
+  /** ICMP: echo, unreachable errors (icmp-layer.ts). */
+  readonly icmp: IcmpLayer;
 
   /** The largest Ethernet frame this interface sends (MTU + 14-byte header). */
   maxFrame: number;
@@ -114,6 +78,72 @@ export class GuestStack {
   constructor(readonly opts: { mac: number; ip: number; transport: StackTransport; mtu?: number; now?: () => number }) {
     this.maxFrame = (opts.mtu ?? 1500) + ETH_HLEN;
     this.clock = opts.now ?? (() => performance.now());
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the ICMP layer reads the MTU as it is now
+    const self = this;
+    this.tcp = new TcpSockets(
+      {
+        ip: opts.ip,
+        mss: () => this.maxFrame - ETH_HLEN - IP_HLEN - 20,
+        sendIp: (dstIp, proto, seg, len, partial) => this.sendIp(dstIp, proto, seg, len, partial),
+        txCsumOffload: () => this.offloads.txCsum,
+      },
+      this.clock,
+      (opts.mac % 0x1_0000_0000) ^ Math.floor(opts.mac / 0x1_0000_0000),
+    );
+    this.icmp = new IcmpLayer({
+      counters: this.counters,
+      arp: this.arp,
+      get maxFrame() {
+        return self.maxFrame;
+      },
+      open: (frameLen, dmac, dstIp, proto, payloadLen) => {
+        const slot = this.opts.transport.reserve(frameLen);
+        if (!slot) {
+          this.counters.txBusy++;
+          return null;
+        }
+        return { buf: slot.buf, off: slot.off, at: this.ipHeaders(slot.buf, slot.off, dmac, dstIp, proto, payloadLen) };
+      },
+      send: (buf, end, off, frameLen) => {
+        if (end < off + frameLen) buf.fill(0, end, off + frameLen);
+        this.opts.transport.commit(frameLen);
+        this.counters.txFrames++;
+        this.counters.txIcmp++;
+      },
+      resolve: (ip) => this.resolve(ip, this.clock()),
+      time: () => this.now || this.clock(),
+    });
+  }
+
+  /** The driver's offloads (after negotiation, or switched at run time). */
+  setOffloads(o: StackOffloads): void {
+    this.offloads = { ...o };
+    this.tcp.offloadChanged();
+  }
+
+  /** Send an IP payload (valid during the call) to `dstIp`, or say why it could not go now (nothing was sent then). */
+  sendIp(dstIp: number, proto: number, payload: Uint8Array, len: number, csumPartial: boolean): IpSendResult {
+    const dmac = this.arp.lookup(dstIp);
+    if (dmac === undefined) {
+      this.counters.txArpPending++;
+      this.resolve(dstIp, this.clock());
+      return 'arp';
+    }
+    const frame = Math.max(ETH_HLEN + IP_HLEN + len, ETH_ZLEN);
+    if (frame > this.maxFrame) return 'tooBig';
+    const slot = this.opts.transport.reserve(frame);
+    if (!slot) {
+      this.counters.txBusy++;
+      return 'busy';
+    }
+    const { buf, off } = slot;
+    const at = this.ipHeaders(buf, off, dmac, dstIp, proto, len);
+    buf.set(payload.subarray(0, len), at);
+    if (at + len < off + frame) buf.fill(0, at + len, off + frame);
+    this.opts.transport.commit(frame, csumPartial);
+    this.counters.txFrames++;
+    if (proto === IPPROTO_TCP) this.counters.txTcp++;
+    return 'sent';
   }
 
   /** The interface's MTU changed (its driver cut it, as netfront does without scatter-gather): no larger frame from now on. */
@@ -144,39 +174,16 @@ export class GuestStack {
 
   /** Receive the echo replies for identifier `id` (a ping's, as a raw ICMP socket would). */
   bindEcho(id: number, handler: EchoHandler): void {
-    if (this.echoes.has(id)) throw new Error(`ICMP echo identifier ${id} already in use`);
-    this.echoes.set(id, handler);
+    this.icmp.bindEcho(id, handler);
   }
 
   unbindEcho(id: number): void {
-    this.echoes.delete(id);
+    this.icmp.unbindEcho(id);
   }
 
   /** Send an ICMP echo request of `dataLen` octets of data (`fill` writes them); false if it could not go now, as sendUdp. */
   sendEcho(dstIp: number, id: number, seq: number, dataLen: number, fill: PayloadFill): boolean {
-    const dmac = this.arp.lookup(dstIp);
-    if (dmac === undefined) {
-      this.counters.txArpPending++;
-      this.resolve(dstIp, this.clock());
-      return false;
-    }
-    const len = Math.max(ETH_HLEN + ICMP_ECHO_OVERHEAD + dataLen, ETH_ZLEN);
-    if (len > this.maxFrame)
-      throw new StackError(
-        'EMSGSIZE',
-        `an ICMP echo of ${dataLen} data octets makes a ${len}-byte frame, over this interface's MTU ${this.maxFrame - ETH_HLEN} (+${ETH_HLEN}-byte header)`,
-      );
-    const slot = this.opts.transport.reserve(len);
-    if (!slot) {
-      this.counters.txBusy++;
-      return false;
-    }
-    const { buf, off } = slot;
-    const icmp = this.ipHeaders(buf, off, dmac, dstIp, IPPROTO_ICMP, ICMP_HLEN + dataLen);
-    fill(buf, icmp + ICMP_HLEN);
-    writeIcmpEcho(buf, icmp, ICMP_ECHO, id, seq, dataLen);
-    this.padAndSend(buf, icmp + ICMP_HLEN + dataLen, off, len);
-    return true;
+    return this.icmp.sendEcho(dstIp, id, seq, dataLen, fill);
   }
 
   /** Ethernet and IPv4 headers of a frame at `off`; returns where the IP payload starts. */
@@ -188,18 +195,11 @@ export class GuestStack {
     return off + ETH_HLEN + IP_HLEN;
   }
 
-  /** Zero a short frame's padding from `end`, send it, count it as ICMP. */
-  private padAndSend(buf: Uint8Array, end: number, off: number, len: number): void {
-    if (end < off + len) buf.fill(0, end, off + len);
-    this.opts.transport.commit(len);
-    this.counters.txFrames++;
-    this.counters.txIcmp++;
-  }
-
-  /** Timers: expire neighbours. */
+  /** Timers: expire neighbours, run TCP's due timers. */
   tick(now: number): void {
     this.now = now;
     this.arp.expire(now);
+    if (this.tcp.nextTimer() <= now) this.tcp.tick(now);
   }
 
   /**
@@ -277,8 +277,13 @@ export class GuestStack {
     return true;
   }
 
-  /** A received frame; the view is only valid during the call. */
-  receive(buf: Uint8Array, off: number, len: number): void {
+  /**
+   * A received frame; the view is only valid during the call. `rxFlags`:
+   * the driver's word on its checksum, Xen's NETRXF bits (data_validated: it
+   * was checked; csum_blank: a sender on this host left it partial): either
+   * spares the transport's checksum check.
+   */
+  receive(buf: Uint8Array, off: number, len: number, rxFlags = 0): void {
     const c = this.counters;
     c.rxFrames++;
     if (len < ETH_HLEN) {
@@ -322,10 +327,15 @@ export class GuestStack {
     }
     const proto = buf[l3 + 9];
     const srcMac = readMac(buf, off + 6);
-    if (proto === IPPROTO_ICMP) return this.receiveIcmp(buf, l3, ihl, total, srcMac);
+    if (proto === IPPROTO_ICMP) return this.icmp.receive(buf, l3, ihl, total, srcMac);
+    if (proto === IPPROTO_TCP) {
+      c.rxTcp++;
+      this.tcp.input(buf, l3 + ihl, total - ihl, readU32(buf, l3 + 12), this.opts.ip, (rxFlags & (NETRXF_data_validated | NETRXF_csum_blank)) !== 0);
+      return;
+    }
     if (proto !== IPPROTO_UDP) {
       c.rxNotUdp++;
-      this.unreachable(ICMP_PROT_UNREACH, buf, l3, ihl, total, srcMac);
+      this.icmp.unreachable(ICMP_PROT_UNREACH, buf, l3, ihl, total, srcMac);
       return;
     }
     const u = l3 + ihl;
@@ -337,77 +347,11 @@ export class GuestStack {
     const h = this.sockets.get(readU16(buf, u + 2));
     if (!h) {
       c.rxNoSocket++;
-      this.unreachable(ICMP_PORT_UNREACH, buf, l3, ihl, total, srcMac);
+      this.icmp.unreachable(ICMP_PORT_UNREACH, buf, l3, ihl, total, srcMac);
       return;
     }
     c.rxUdp++;
     h(buf, u + UDP_HLEN, ulen - UDP_HLEN, readU32(buf, l3 + 12), readU16(buf, u));
-  }
-
-  /** An ICMP message for us: echo answered, echo replies to their pinger, errors noted; the rest counted. */
-  private receiveIcmp(buf: Uint8Array, l3: number, ihl: number, total: number, srcMac: number): void {
-    const c = this.counters;
-    const icmp = l3 + ihl;
-    const len = total - ihl;
-    if (len < ICMP_HLEN || onesSum(buf, icmp, len) !== 0xffff) {
-      c.rxBadIcmp++;
-      return;
-    }
-    const type = buf[icmp];
-    const srcIp = readU32(buf, l3 + 12);
-    if (type === ICMP_ECHO) {
-      c.rxIcmpEcho++;
-      this.echoReply(buf, icmp, len, srcIp, srcMac);
-    } else if (type === ICMP_ECHO_REPLY) {
-      const h = this.echoes.get(readU16(buf, icmp + 4));
-      if (!h) {
-        c.rxIcmpUnmatched++;
-        return;
-      }
-      c.rxIcmpEchoReply++;
-      h(buf, icmp + ICMP_HLEN, len - ICMP_HLEN, readU16(buf, icmp + 6), srcIp);
-    } else if (type === ICMP_DEST_UNREACH) c.rxIcmpUnreach++;
-    else c.rxIcmpUnmatched++;
-  }
-
-  /** Answer an echo request: the same identifier, sequence and data, back to its sender (RFC 792, RFC 1122 §3.2.2.6). */
-  private echoReply(req: Uint8Array, icmp: number, len: number, dstIp: number, srcMac: number): void {
-    const frame = Math.max(ETH_HLEN + IP_HLEN + len, ETH_ZLEN);
-    if (frame > this.maxFrame) {
-      this.counters.txIcmpTooBig++;
-      return;
-    }
-    const slot = this.opts.transport.reserve(frame);
-    if (!slot) {
-      this.counters.txBusy++;
-      return;
-    }
-    const { buf, off } = slot;
-    const at = this.ipHeaders(buf, off, this.arp.lookup(dstIp) ?? srcMac, dstIp, IPPROTO_ICMP, len);
-    buf.set(req.subarray(icmp + ICMP_HLEN, icmp + len), at + ICMP_HLEN);
-    writeIcmpEcho(buf, at, ICMP_ECHO_REPLY, readU16(req, icmp + 4), readU16(req, icmp + 6), len - ICMP_HLEN);
-    this.padAndSend(buf, at + len, off, frame);
-  }
-
-  /** A destination-unreachable error about the datagram at `l3`, unless it is a later fragment or over the rate limit. */
-  private unreachable(code: number, orig: Uint8Array, l3: number, ihl: number, total: number, srcMac: number): void {
-    if (!isFirstFragment(orig, l3)) return;
-    if (!this.icmpLimit.allow(this.now || this.clock())) {
-      this.counters.txIcmpRateLimited++;
-      return;
-    }
-    const msg = ICMP_HLEN + Math.min(total, ihl + 8);
-    const frame = Math.max(ETH_HLEN + IP_HLEN + msg, ETH_ZLEN);
-    const slot = this.opts.transport.reserve(frame);
-    if (!slot) {
-      this.counters.txBusy++;
-      return;
-    }
-    const { buf, off } = slot;
-    const dstIp = readU32(orig, l3 + 12);
-    const at = this.ipHeaders(buf, off, this.arp.lookup(dstIp) ?? srcMac, dstIp, IPPROTO_ICMP, msg);
-    writeIcmpUnreach(buf, at, code, orig, l3, ihl, total);
-    this.padAndSend(buf, at + msg, off, frame);
   }
 
   private receiveArp(buf: Uint8Array, a: number, len: number): void {

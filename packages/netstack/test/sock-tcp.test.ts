@@ -1,0 +1,283 @@
+/**
+ * TCP sockets in the guest stack (net/tcp-sock.ts): two GuestStacks back to
+ * back through an in-memory wire on a virtual clock. Connect, accept,
+ * transfer, close into TIME-WAIT and out of the table; an RST for a port
+ * nobody listens on; data that comes with the handshake's last ACK; the
+ * interface queue when the ring is full; partial checksums (offload) only
+ * accepted with the driver's word; timers through the stack's tick.
+ */
+import { NETRXF_data_validated } from '@xsim/hypervisor';
+import { describe, expect, it } from 'vitest';
+import { GuestStack, parseIp, parseMac, type StackTransport } from '../src/net/index.ts';
+import { TCP_TXQUEUE_LEN, type TcpCloseReason, type TcpSocket } from '../src/net/tcp-sock.ts';
+
+interface Frame {
+  bytes: Uint8Array;
+  partial: boolean;
+}
+
+/** A transport that collects frames; `room` frames at most until drained (Infinity: always room). */
+function transport(): StackTransport & { out: Frame[]; room: number } {
+  let cur = new Uint8Array(0);
+  const t = {
+    out: [] as Frame[],
+    room: Infinity,
+    reserve: (len: number) => {
+      if (t.out.length >= t.room) return null;
+      cur = new Uint8Array(len + 4);
+      return { buf: cur, off: 4 };
+    },
+    commit: (len: number, partial?: boolean) => {
+      t.out.push({ bytes: cur.slice(4, 4 + len), partial: partial === true });
+    },
+  };
+  return t;
+}
+
+function pair(o: { mtu?: number } = {}) {
+  let now = 1000;
+  const clock = () => now;
+  const ta = transport();
+  const tb = transport();
+  const a = new GuestStack({ mac: parseMac('00:16:3e:00:00:0a'), ip: parseIp('10.0.0.10'), transport: ta, mtu: o.mtu ?? 1500, now: clock });
+  const b = new GuestStack({ mac: parseMac('00:16:3e:00:00:0b'), ip: parseIp('10.0.0.11'), transport: tb, mtu: o.mtu ?? 1500, now: clock });
+  const net = {
+    a,
+    b,
+    ta,
+    tb,
+    /** Frames dropped on the way (the test's loss), by a predicate on the frame. */
+    lose: (_f: Frame, _from: 'a' | 'b'): boolean => false,
+    /** Deliver with the NETRXF flags the driver would give (partial frames: csum_blank + validated, as netback does). */
+    rxFlags: (f: Frame) => (f.partial ? 3 : 0),
+    now: () => now,
+    /** Move frames until both sides are quiet (bounded), flushing the interface queues each round. */
+    pump(maxRounds = 10_000) {
+      for (let i = 0; i < maxRounds; i++) {
+        a.tcp.flush();
+        b.tcp.flush();
+        const fa = ta.out.splice(0);
+        const fb = tb.out.splice(0);
+        if (fa.length === 0 && fb.length === 0 && a.tcp.queued === 0 && b.tcp.queued === 0) return i;
+        for (const f of fa) if (!net.lose(f, 'a')) b.receive(f.bytes, 0, f.bytes.length, net.rxFlags(f));
+        for (const f of fb) if (!net.lose(f, 'b')) a.receive(f.bytes, 0, f.bytes.length, net.rxFlags(f));
+      }
+      throw new Error('the wire never went quiet');
+    },
+    /** Let `ms` pass on the clock, ticking both stacks every 10 ms as the endpoint does, pumping between. */
+    advance(ms: number) {
+      const end = now + ms;
+      while (now < end) {
+        now = Math.min(end, now + 10);
+        a.tick(now);
+        b.tick(now);
+        net.pump();
+      }
+    },
+  };
+  // Neighbours known (the ARP exchange is the stack tests' business).
+  a.arp.learn(b.ip, b.mac, now);
+  b.arp.learn(a.ip, a.mac, now);
+  return net;
+}
+
+function payload(n: number, seed = 7): Uint8Array {
+  const p = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) p[i] = x = (x * 1103515245 + 12345) & 0xff;
+  return p;
+}
+
+/** Accept on b:port, collecting what each accepted socket receives. */
+function server(net: ReturnType<typeof pair>, port = 80) {
+  const got: { sock: TcpSocket; data: number[]; closed: TcpCloseReason | null; peerClosed: boolean }[] = [];
+  net.b.tcp.listen(port, (sock) => {
+    const rec = { sock, data: [] as number[], closed: null as TcpCloseReason | null, peerClosed: false };
+    got.push(rec);
+    sock.onData = (buf, off, len) => {
+      for (let i = 0; i < len; i++) rec.data.push(buf[off + i]);
+    };
+    sock.onPeerClosed = () => {
+      rec.peerClosed = true;
+      sock.close();
+    };
+    sock.onClosed = (why) => (rec.closed = why);
+  });
+  return got;
+}
+
+describe('TCP sockets in the guest stack', () => {
+  it('connects, carries 200 kB in order, closes both ways and leaves the table after TIME-WAIT', () => {
+    const net = pair();
+    const got = server(net);
+    const c = net.a.tcp.connect(net.b.ip, 80);
+    let est = 0;
+    let closed: TcpCloseReason | null = null;
+    c.onEstablished = () => est++;
+    c.onClosed = (why) => (closed = why);
+    net.pump();
+    expect(c.state).toBe('ESTABLISHED');
+    expect(est).toBe(1);
+    expect(got).toHaveLength(1);
+    const data = payload(200_000);
+    let sent = 0;
+    for (let i = 0; i < 1000 && sent < data.length; i++) {
+      sent += c.send(data, sent, data.length - sent);
+      net.pump();
+    }
+    expect(sent).toBe(data.length);
+    expect(Uint8Array.from(got[0].data)).toEqual(data);
+    c.close();
+    net.pump();
+    expect(got[0].peerClosed).toBe(true);
+    expect(got[0].closed).toBe('closed'); // LAST-ACK -> CLOSED on the ACK of its FIN
+    expect(c.state).toBe('TIME-WAIT');
+    expect(net.a.tcp.size).toBe(1);
+    expect(net.b.tcp.size).toBe(0);
+    net.advance(61_000);
+    expect(closed).toBe('closed');
+    expect(net.a.tcp.size).toBe(0);
+    const ta = net.a.tcp.totals();
+    const tb = net.b.tcp.totals();
+    expect(tb.tcpRxAccepted).toBe(tb.tcpRxSegments);
+    expect(ta.tcpRxAccepted).toBe(ta.tcpRxSegments);
+    expect(net.a.counters.txTcp).toBe(ta.tcpTxSegments);
+    expect(net.b.counters.rxTcp).toBe(tb.tcpRxSegments);
+    expect(net.a.tcp.counters.tcpActiveOpens).toBe(1);
+    expect(net.b.tcp.counters.tcpPassiveOpens).toBe(1);
+  });
+
+  it('answers a SYN to a port nobody listens on with an RST: the connect is refused', () => {
+    const net = pair();
+    const c = net.a.tcp.connect(net.b.ip, 81);
+    let why: TcpCloseReason | null = null;
+    c.onClosed = (w) => (why = w);
+    net.pump();
+    expect(why).toBe('refused');
+    expect(net.b.tcp.counters.tcpRxNoSocket).toBe(1);
+    expect(net.b.tcp.totals().tcpTxRst).toBe(1);
+    expect(net.a.tcp.size).toBe(0);
+  });
+
+  it('does not answer a malformed segment nobody owns (too short, bad checksum): counted', () => {
+    const net = pair();
+    const c = net.a.tcp.connect(net.b.ip, 82);
+    // Corrupt the SYN's checksum on the way.
+    net.lose = (f) => {
+      f.bytes[14 + 20 + 16] ^= 0xff;
+      return false;
+    };
+    net.pump();
+    expect(net.b.tcp.counters.tcpRxMalformed).toBe(1);
+    expect(net.b.tcp.counters.tcpRxNoSocket).toBe(0);
+    expect(c.state).toBe('SYN-SENT');
+  });
+
+  it('hands the app data that came with the handshake, before accept ran', () => {
+    const net = pair();
+    const got = server(net);
+    // a's frames: the SYN, the ACK of the SYN,ACK (lost here), then the data: its ACK completes b's handshake.
+    let n = 0;
+    net.lose = (_f, from) => from === 'a' && n++ === 1;
+    const c = net.a.tcp.connect(net.b.ip, 80);
+    // Queued in SYN-SENT: it goes right after the ACK that completes the handshake.
+    expect(c.send(Uint8Array.from([1, 2, 3, 4]), 0, 4)).toBe(4);
+    net.pump();
+    expect(got[0].data).toEqual([1, 2, 3, 4]);
+    // A close in SYN-SENT deletes the TCB (RFC 9293 §3.10.4), so the close waits for ESTABLISHED.
+    c.close();
+    net.pump();
+    expect(got[0].peerClosed).toBe(true);
+  });
+
+  it('holds segments the interface has no room for and sends them in order; drops past the queue are counted', () => {
+    const net = pair();
+    const got = server(net);
+    const c = net.a.tcp.connect(net.b.ip, 80);
+    net.pump();
+    net.ta.room = 2; // two frames a round
+    const data = payload(60_000, 3);
+    const n = c.send(data, 0, data.length);
+    expect(n).toBe(data.length);
+    expect(net.a.tcp.queued).toBeGreaterThan(0);
+    net.pump();
+    expect(Uint8Array.from(got[0].data)).toEqual(data);
+    expect(net.a.tcp.counters.tcpTxQueued).toBeGreaterThan(0);
+    expect(net.a.tcp.counters.tcpTxQueueDrops).toBe(0);
+    // No room at all: the queue fills to its bound, the rest is counted dropped.
+    net.ta.room = 0;
+    const big = payload(4_000_000, 5);
+    let sent = 0;
+    for (let i = 0; i < 200; i++) sent += c.send(big, sent, Math.min(big.length - sent, 64_000));
+    // TCP sends no more than the peer's window, so the queue does not overflow from one connection's data alone.
+    expect(net.a.tcp.queued).toBeLessThanOrEqual(TCP_TXQUEUE_LEN);
+    net.ta.room = Infinity;
+    net.advance(5000);
+    expect(got[0].data.length).toBe(data.length + sent);
+  });
+
+  it('hands down partial checksums only with offload on; the receiver takes them only with the driver’s word', () => {
+    const net = pair();
+    const got = server(net);
+    net.a.setOffloads({ txCsum: true });
+    const c = net.a.tcp.connect(net.b.ip, 80);
+    net.pump();
+    c.send(payload(3000), 0, 3000);
+    const partial: boolean[] = [];
+    const lose = net.lose;
+    net.lose = (f, from) => {
+      if (from === 'a') partial.push(f.partial);
+      return lose(f, from);
+    };
+    net.pump();
+    expect(partial.length).toBeGreaterThan(0);
+    expect(partial.every((p) => p)).toBe(true);
+    expect(got[0].data.length).toBe(3000);
+    // Without the driver's flag, a partial checksum is a bad one.
+    net.rxFlags = () => 0;
+    c.send(payload(100), 0, 100);
+    net.pump(20);
+    expect(net.b.tcp.totals().tcpRxBadChecksum).toBeGreaterThan(0);
+    expect(got[0].data.length).toBe(3000);
+    // Offload off: complete checksums again, accepted without any flag.
+    net.a.setOffloads({ txCsum: false });
+    net.advance(2000); // the retransmission carries a full checksum now
+    expect(got[0].data.length).toBe(3100);
+    void NETRXF_data_validated;
+  });
+
+  it('retransmits a lost SYN on the stack tick (RTO 1 s) and connects', () => {
+    const net = pair();
+    server(net);
+    let lost = 0;
+    net.lose = (_f, from) => from === 'a' && lost++ === 0;
+    const c = net.a.tcp.connect(net.b.ip, 80);
+    net.pump();
+    expect(c.state).toBe('SYN-SENT');
+    expect(net.a.tcp.nextTimer()).toBe(net.now() + 1000);
+    net.advance(1000);
+    expect(c.state).toBe('ESTABLISHED');
+    expect(net.a.tcp.totals().tcpTxRetransmits).toBe(1);
+  });
+
+  it('refuses what a bad caller asks: a port out of range, a second listener, a connection that exists', () => {
+    const net = pair();
+    expect(() => net.a.tcp.connect(net.b.ip, 0)).toThrow(/TCP port must be an integer 1..65535, got 0/);
+    expect(() => net.a.tcp.listen(70_000, () => {})).toThrow(/got 70000/);
+    net.a.tcp.listen(90, () => {});
+    expect(() => net.a.tcp.listen(90, () => {})).toThrow(/already listening/);
+    net.a.tcp.connect(net.b.ip, 80, { srcPort: 5000 });
+    expect(() => net.a.tcp.connect(net.b.ip, 80, { srcPort: 5000 })).toThrow(/already exists/);
+  });
+
+  it('drops SYNs past a listener’s backlog without answering', () => {
+    const net = pair();
+    net.b.tcp.listen(80, () => {}, { backlog: 2 });
+    // The SYN,ACKs are lost, so the first two stay half-open.
+    net.lose = (_f, from) => from === 'b';
+    for (let i = 0; i < 3; i++) net.a.tcp.connect(net.b.ip, 80);
+    net.pump();
+    expect(net.b.tcp.counters.tcpListenOverflow).toBe(1);
+    expect(net.b.tcp.size).toBe(2);
+  });
+});
