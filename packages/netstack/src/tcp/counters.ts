@@ -24,7 +24,12 @@ export const TCP_COUNTERS = declareCounters('tcp', {
   tcpRstReceived: { kind: 'event', help: 'connections reset by an acceptable RST' },
   tcpRxOutOfOrder: { kind: 'event', help: 'TCP segments held in the reassembly queue until the hole before them fills' },
   tcpTxSegments: { kind: 'event', help: 'TCP segments sent' },
-  tcpTxRetransmits: { kind: 'event', help: 'TCP segments sent again after a retransmission timeout' },
+  tcpTxRetransmits: { kind: 'event', help: 'TCP segments sent again (after a retransmission timeout, by fast retransmit or SACK recovery)' },
+  tcpTxFastRetransmits: {
+    kind: 'event',
+    help: 'TCP segments sent again by fast retransmit: the third duplicate ACK, then each partial ACK (RFC 5681, RFC 6582)',
+  },
+  tcpFastRecoveries: { kind: 'event', help: 'fast recoveries entered (a loss found by duplicate ACKs, cwnd halved or cut to 0.7)' },
   tcpTxRst: { kind: 'event', help: 'TCP RSTs sent' },
   tcpTimeouts: { kind: 'event', help: 'retransmission timer expiries' },
   tcpGiveUps: { kind: 'event', help: 'connections given up after too many retransmissions' },

@@ -1,17 +1,18 @@
 /**
- * The sending half of a TCB and what both halves share: the RFC 9293 §3.3.1
- * variables, the state and its recorded transitions, segment output (SYN,
- * data within the peer's window, FIN after the data, RST), and the timers
- * (retransmission per RFC 6298 with go-back-N from SND.UNA, a one-octet
- * probe into a zero window, TIME-WAIT's 2*MSL). Time is always the caller's
- * `now` (ms); nothing here reads a clock. Segment arrival is tcb.ts.
+ * What both halves of a TCB share: the RFC 9293 §3.3.1 variables, the state
+ * and its recorded transitions, the notifications to the owner, writing a
+ * segment out (ACK, RST, and the header of the sender's segments), and the
+ * timers' schedule. The sending half (output, retransmission, congestion
+ * control and loss recovery) is tcb-send.ts, segment arrival tcb.ts. Time
+ * is always the caller's `now` (ms); nothing here reads a clock.
  */
+import { NewReno, initialWindow, type CcName, type CongestionControl } from './cc.ts';
 import { TCP_COUNTERS, type TcpCounters } from './counters.ts';
 import { Reassembly } from './reasm.ts';
 import { RtoEstimator } from './rto.ts';
-import { TCP_ACK, TCP_FIN, TCP_MAX_HLEN, TCP_RST, TCP_SYN, tcpHeaderLen, writeTcp, type TcpHeaderFields } from './segment.ts';
+import { TCP_ACK, TCP_MAX_HLEN, TCP_RST, writeTcp, type TcpHeaderFields } from './segment.ts';
 import { SendBuffer } from './sendbuf.ts';
-import { seqAdd, seqDiff, seqGeq, seqGt, seqLt } from './seq.ts';
+import { seqAdd } from './seq.ts';
 import { nextState, type TcpEvent, type TcpState, type Transition } from './states.ts';
 
 /**
@@ -39,6 +40,8 @@ export interface TcbOptions {
   rcvWnd?: number;
   /** Send buffer octets, default 256 KiB. */
   sndBuf?: number;
+  /** Congestion control (cc.ts), default 'cubic' as Linux. */
+  cc?: CcName;
   /** Maximum segment lifetime (ms); TIME-WAIT lasts 2*MSL. Default 30 s (Linux's 60 s TIME-WAIT). */
   msl?: number;
   /** Retransmissions before giving up (Linux tcp_retries2 15, tcp_syn_retries 6). */
@@ -58,10 +61,7 @@ export interface TcbOptions {
 export const DEFAULT_PEER_MSS = 536;
 /** Moves kept in a TCB's history. */
 export const HISTORY_MAX = 256;
-/** Segments sent per output call at most (a window of 65535 is 45 of 1460). */
-const OUTPUT_BURST = 64;
-
-export class TcbCore {
+export abstract class TcbCore {
   readonly counters: TcpCounters = TCP_COUNTERS.zero();
   /**
    * Emit segments with a partial checksum (Linux's CHECKSUM_PARTIAL): the
@@ -106,19 +106,17 @@ export class TcbCore {
   protected rtxAt = -1;
   protected timeWaitAt = -1;
   protected retries = 0;
-  private synRetransmitted = false;
-  /** The segment being timed (Karn: never one sent twice): its end, and when it left. */
-  private rttEnd = -1;
-  private rttAt = 0;
+  protected synRetransmitted = false;
+  readonly cc: CongestionControl;
 
   /** Public calls under way (the notifications wait until the outermost returns). */
   private depth = 0;
   private notifying = false;
   private readonly movesToTell: Transition[] = [];
-  private spaceFreed = false;
+  protected spaceFreed = false;
 
-  private readonly tx: Uint8Array;
-  private readonly hdr: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, mss: 0 };
+  protected readonly tx: Uint8Array;
+  protected readonly hdr: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, mss: 0 };
 
   constructor(protected readonly opts: TcbOptions) {
     this.localIp = opts.localIp;
@@ -133,6 +131,8 @@ export class TcbCore {
     this.snd = new SendBuffer(opts.sndBuf ?? 256 * 1024);
     this.snd.seq = seqAdd(this.iss, 1);
     this.tx = new Uint8Array(TCP_MAX_HLEN + this.mss);
+    this.cc = new NewReno(); // CUBIC (opts.cc) comes next
+    this.cc.init(initialWindow(this.sendMss), 0);
   }
 
   /** Move along the transition table, recording the move. */
@@ -223,89 +223,8 @@ export class TcbCore {
     }
   }
 
-  /** RFC 6298 §5.4–5.6: resend from SND.UNA, back off, restart the timer; or probe a zero window. */
-  private onRtxTimeout(now: number): void {
-    this.rtxAt = -1;
-    const outstanding = this.sndUna !== this.sndMax;
-    if (outstanding) {
-      this.counters.tcpTimeouts++;
-      const limit = this.state === 'SYN-SENT' || this.state === 'SYN-RECEIVED' ? (this.opts.synRetries ?? 6) : (this.opts.maxRetries ?? 15);
-      if (++this.retries > limit) {
-        this.counters.tcpGiveUps++;
-        this.go('giveUp', now);
-        return;
-      }
-      this.rto.backoff();
-      this.rttEnd = -1;
-      if (this.sndUna === this.iss) this.synRetransmitted = true;
-      this.sndNxt = this.sndUna;
-      this.output(now, 1, false);
-    } else {
-      this.rto.backoff();
-      this.output(now, 1, true);
-    }
-    if (this.rtxAt < 0 && this.timed() && (this.sndUna !== this.sndMax || this.snd.len > 0)) this.rtxAt = now + this.rto.rto;
-  }
-
-  /** Does this state run the retransmission timer? */
-  private timed(): boolean {
-    const s = this.state;
-    return s !== 'CLOSED' && s !== 'LISTEN' && s !== 'TIME-WAIT';
-  }
-
-  /** May data (and FIN) go out: our SYN acknowledged, and the state one that sends? */
-  private sending(): boolean {
-    const s = this.state;
-    if (this.sndUna === this.iss) return false;
-    return s === 'ESTABLISHED' || s === 'CLOSE-WAIT' || s === 'FIN-WAIT-1' || s === 'CLOSING' || s === 'LAST-ACK';
-  }
-
-  /**
-   * Send what the state and the peer's window allow from SND.NXT: our SYN
-   * if it is due, then data, then the FIN once the data is out; at most
-   * `limit` segments. `probe`: one octet even into a zero window.
-   */
-  protected output(now: number, limit = OUTPUT_BURST, probe = false): void {
-    if (this.sndNxt === this.iss && this.state !== 'CLOSED' && this.state !== 'LISTEN') {
-      // Our SYN is due (first or again); SYN-RECEIVED may have moved on to FIN-WAIT-1 by a close.
-      const flags = this.state === 'SYN-SENT' ? TCP_SYN : TCP_SYN | TCP_ACK;
-      this.sendSeg(now, flags, this.iss, 0, 0, this.mss);
-      this.sndNxt = seqAdd(this.iss, 1);
-    }
-    for (let i = 0; i < limit && this.sending(); i++) {
-      const off = seqDiff(this.sndNxt, this.snd.seq);
-      const avail = this.snd.len - off;
-      let wndLeft = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
-      if (probe) wndLeft = Math.max(wndLeft, 1);
-      const n = Math.min(avail, wndLeft, this.sendMss);
-      if (n > 0) {
-        this.sendSeg(now, TCP_ACK, this.sndNxt, off, n, 0);
-        this.sndNxt = seqAdd(this.sndNxt, n);
-      } else if (this.finQueued && avail === 0) {
-        this.sendSeg(now, TCP_FIN | TCP_ACK, this.sndNxt, 0, 0, 0);
-        this.sndNxt = seqAdd(this.sndNxt, 1);
-      } else break;
-    }
-    if (seqLt(this.sndMax, this.sndNxt)) this.sndMax = this.sndNxt;
-    const waiting = this.sending() && this.snd.len > seqDiff(this.sndNxt, this.snd.seq);
-    if (this.rtxAt < 0 && this.timed() && (this.sndUna !== this.sndMax || waiting)) this.rtxAt = now + this.rto.rto;
-  }
-
-  /** Send one segment of ours: `n` octets from `off` in the send buffer at `seq`. */
-  private sendSeg(now: number, flags: number, seq: number, off: number, n: number, mss: number): void {
-    const end = seqAdd(seq, n + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0));
-    if (seqLt(seq, this.sndMax)) {
-      this.counters.tcpTxRetransmits++;
-      if (this.rttEnd >= 0 && seqGt(this.rttEnd, seq)) this.rttEnd = -1; // Karn: the timed segment went twice
-    } else if (this.rttEnd < 0) {
-      this.rttEnd = end;
-      this.rttAt = now;
-    }
-    const h = this.hdr;
-    h.mss = mss;
-    if (n > 0) this.snd.copyOut(off, n, this.tx, tcpHeaderLen(h));
-    this.emitSeg(flags, seq, flags & TCP_ACK ? this.rcvNxt : 0, n, mss, this.remoteIp, this.remotePort);
-  }
+  /** The retransmission timer expired (tcb-send.ts). */
+  protected abstract onRtxTimeout(now: number): void;
 
   /** An ACK of what we have received: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
   protected sendAck(): void {
@@ -318,7 +237,7 @@ export class TcbCore {
     this.emitSeg(withAck ? TCP_RST | TCP_ACK : TCP_RST, seq, withAck ? ack : 0, 0, 0, dstIp, dstPort);
   }
 
-  private emitSeg(flags: number, seq: number, ack: number, n: number, mss: number, dstIp: number, dstPort: number): void {
+  protected emitSeg(flags: number, seq: number, ack: number, n: number, mss: number, dstIp: number, dstPort: number): void {
     const h = this.hdr;
     h.srcPort = this.localPort;
     h.dstPort = dstPort;
@@ -330,30 +249,5 @@ export class TcbCore {
     const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp, this.csumOffload);
     this.counters.tcpTxSegments++;
     this.opts.emit(this.tx, len, this.localIp, dstIp, 0);
-  }
-
-  /**
-   * An acceptable ACK moved SND.UNA to `ack`: free the buffer, take the RTT
-   * sample if the timed segment is covered, restart or stop the timer (RFC 6298 §5.2, §5.3).
-   */
-  protected acked(ack: number, now: number): void {
-    const freed = seqDiff(ack, this.snd.seq);
-    if (freed > 0) {
-      this.snd.ack(freed);
-      this.spaceFreed = true;
-    }
-    this.sndUna = ack;
-    if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
-    if (this.rttEnd >= 0 && seqGeq(ack, this.rttEnd)) {
-      this.rto.sample(now - this.rttAt);
-      this.rttEnd = -1;
-    }
-    this.retries = 0;
-    this.rtxAt = this.sndUna === this.sndMax || !this.timed() ? -1 : now + this.rto.rto;
-  }
-
-  /** Is our FIN sent and acknowledged? */
-  protected finAcked(): boolean {
-    return this.finQueued && seqGeq(this.sndUna, seqAdd(this.snd.seq, this.snd.len + 1)) && this.sndUna === this.sndMax;
   }
 }

@@ -10,7 +10,7 @@
 import type { TcpCounters } from './counters.ts';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, emptySegment, parseTcp, type TcpParseError, type TcpSegment } from './segment.ts';
 import { seqAdd, seqDiff, seqGt, seqInRange, seqLeq, seqLt } from './seq.ts';
-import { TcbCore } from './tcb-core.ts';
+import { TcbSender } from './tcb-send.ts';
 
 /** Why a segment was not taken: a drop counter's name. */
 type Drop = { [K in keyof TcpCounters]: K extends `tcpRx${string}` ? K : never }[keyof TcpCounters];
@@ -30,7 +30,7 @@ function segLen(s: TcpSegment): number {
   return s.dataLen + (s.flags & TCP_SYN ? 1 : 0) + (s.flags & TCP_FIN ? 1 : 0);
 }
 
-export class Tcb extends TcbCore {
+export class Tcb extends TcbSender {
   private readonly seg = emptySegment();
   /** The sequence number of a FIN that arrived ahead of RCV.NXT, or -1. */
   private finRcvSeq = -1;
@@ -313,12 +313,18 @@ export class Tcb extends TcbCore {
       return 'tcpRxBadAck';
     }
     if (seqLt(this.sndUna, seg.ack)) this.acked(seg.ack, now);
+    else if (seg.ack === this.sndUna && this.isDupAck(seg)) this.dupAck(now);
     if (seqLeq(this.sndUna, seg.ack) && (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLeq(this.sndWl2, seg.ack)))) {
       this.setSndWnd(seg.window, seg.seq, seg.ack);
     }
     const s = this.state;
     if ((s === 'FIN-WAIT-1' || s === 'CLOSING' || s === 'LAST-ACK') && this.finAcked()) this.go('rcvAckOfFin', now);
     return null;
+  }
+
+  /** RFC 5681 §2: no data, no SYN or FIN, the same window, data outstanding (the ACK number checked by the caller). */
+  private isDupAck(seg: TcpSegment): boolean {
+    return seg.dataLen === 0 && !(seg.flags & (TCP_SYN | TCP_FIN)) && seg.window === this.sndWnd && this.sndUna !== this.sndMax;
   }
 
   /** The seventh step: in-window data delivered in order, or held until the hole fills. True if an ACK is owed; 'full' if the queue had no room. */
