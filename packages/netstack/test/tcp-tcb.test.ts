@@ -2,7 +2,8 @@
  * The TCB's transitions one by one (RFC 9293 §3.3.2, §3.10), driven by a
  * scripted peer: each test hands in segments and reads back what was sent,
  * delivered and recorded in the history, and which counter took a segment
- * that was not accepted.
+ * that was not accepted. ACKs go at once here (delAckMs 0); delayed ACKs
+ * are tcp-delack.test.ts's.
  */
 import { describe, expect, it } from 'vitest';
 import {
@@ -47,6 +48,7 @@ function harness(o: Partial<TcbOptions> = {}) {
     remotePort: 5555,
     iss: ISS,
     msl: 1000,
+    delAckMs: 0,
     emit: (b, len, src, dst) => {
       const s = emptySegment();
       expect(parseTcp(b, 0, len, src, dst, s)).toBeNull();

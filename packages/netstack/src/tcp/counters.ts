@@ -30,6 +30,7 @@ export const TCP_COUNTERS = declareCounters('tcp', {
     help: 'TCP segments sent again by fast retransmit: the third duplicate ACK, then each partial ACK (RFC 5681, RFC 6582)',
   },
   tcpFastRecoveries: { kind: 'event', help: 'fast recoveries entered (a loss found by duplicate ACKs, cwnd halved or cut to 0.7)' },
+  tcpDelayedAcks: { kind: 'event', help: 'ACKs sent by the delayed-ACK timer (in-order data waited for more, or for data to ride on)' },
   tcpTxRst: { kind: 'event', help: 'TCP RSTs sent' },
   tcpTimeouts: { kind: 'event', help: 'retransmission timer expiries' },
   tcpGiveUps: { kind: 'event', help: 'connections given up after too many retransmissions' },

@@ -8,6 +8,7 @@
  */
 import { NewReno, initialWindow, type CcName, type CongestionControl } from './cc.ts';
 import { TCP_COUNTERS, type TcpCounters } from './counters.ts';
+import { DELACK_MS, DelayedAck } from './delack.ts';
 import { Reassembly } from './reasm.ts';
 import { RtoEstimator } from './rto.ts';
 import { TCP_ACK, TCP_MAX_HLEN, TCP_RST, writeTcp, type TcpHeaderFields } from './segment.ts';
@@ -40,6 +41,8 @@ export interface TcbOptions {
   rcvWnd?: number;
   /** Send buffer octets, default 256 KiB. */
   sndBuf?: number;
+  /** Delayed-ACK timeout (ms), default 40 (Linux's minimum); 0 ACKs every segment at once. */
+  delAckMs?: number;
   /** Congestion control (cc.ts), default 'cubic' as Linux. */
   cc?: CcName;
   /** Maximum segment lifetime (ms); TIME-WAIT lasts 2*MSL. Default 30 s (Linux's 60 s TIME-WAIT). */
@@ -108,6 +111,7 @@ export abstract class TcbCore {
   protected retries = 0;
   protected synRetransmitted = false;
   readonly cc: CongestionControl;
+  protected readonly delack: DelayedAck;
 
   /** Public calls under way (the notifications wait until the outermost returns). */
   private depth = 0;
@@ -131,6 +135,7 @@ export abstract class TcbCore {
     this.snd = new SendBuffer(opts.sndBuf ?? 256 * 1024);
     this.snd.seq = seqAdd(this.iss, 1);
     this.tx = new Uint8Array(TCP_MAX_HLEN + this.mss);
+    this.delack = new DelayedAck(opts.delAckMs ?? DELACK_MS, this.mss);
     this.cc = new NewReno(); // CUBIC (opts.cc) comes next
     this.cc.init(initialWindow(this.sendMss), 0);
   }
@@ -147,7 +152,10 @@ export abstract class TcbCore {
     this.history.push(move);
     if (this.opts.onState) this.movesToTell.push(move);
     this.state = to;
-    if (to === 'CLOSED' || to === 'LISTEN') this.rtxAt = this.timeWaitAt = -1;
+    if (to === 'CLOSED' || to === 'LISTEN') {
+      this.rtxAt = this.timeWaitAt = -1;
+      this.delack.sent();
+    }
     if (to === 'CLOSED') this.reasm.clear();
     if (to === 'TIME-WAIT') this.enterTimeWait(now);
     if (to === 'ESTABLISHED' && this.synRetransmitted) this.rto.afterSynLoss();
@@ -207,9 +215,7 @@ export abstract class TcbCore {
 
   /** The earliest time tick() has something to do, or -1. */
   nextTimer(): number {
-    if (this.rtxAt < 0) return this.timeWaitAt;
-    if (this.timeWaitAt < 0) return this.rtxAt;
-    return Math.min(this.rtxAt, this.timeWaitAt);
+    return earliest(earliest(this.rtxAt, this.timeWaitAt), this.delack.at);
   }
 
   /** Run the timers due at `now`. */
@@ -217,6 +223,10 @@ export abstract class TcbCore {
     this.enter();
     try {
       if (this.timeWaitAt >= 0 && now >= this.timeWaitAt) this.go('timeWaitDone', now);
+      if (this.delack.at >= 0 && now >= this.delack.at) {
+        this.counters.tcpDelayedAcks++;
+        this.sendAck();
+      }
       if (this.rtxAt >= 0 && now >= this.rtxAt) this.onRtxTimeout(now);
     } finally {
       this.leave();
@@ -247,7 +257,15 @@ export abstract class TcbCore {
     h.window = flags & TCP_RST ? 0 : this.rcvWnd;
     h.mss = mss;
     const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp, this.csumOffload);
+    if (flags & TCP_ACK && !(flags & TCP_RST)) this.delack.sent();
     this.counters.tcpTxSegments++;
     this.opts.emit(this.tx, len, this.localIp, dstIp, 0);
   }
+}
+
+/** The earlier of two timer deadlines, -1 standing for none. */
+function earliest(a: number, b: number): number {
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return Math.min(a, b);
 }

@@ -139,8 +139,8 @@ export class Tcb extends TcbSender {
       if (this.counters.tcpTxSegments === txBefore) this.sendAck();
       return null;
     }
-    if (r === null) this.output(now);
-    return r;
+    if (r === null || r === 'delack') this.output(now);
+    return r === 'delack' ? null : r;
   }
 
   /** CLOSED (§3.10.7.1): answer anything but an RST with an RST. */
@@ -217,9 +217,10 @@ export class Tcb extends TcbSender {
   /**
    * The synchronized states (§3.10.7.4) in the RFC's order: sequence number,
    * RST, SYN, ACK, text, FIN. Returns a drop reason, null when taken, 'ack'
-   * when taken and an acknowledgment is owed.
+   * when taken and an acknowledgment is owed at once, 'delack' when one may
+   * wait (the delayed-ACK timer runs).
    */
-  private synchronizedInput(seg: TcpSegment, now: number): Drop | null | 'ack' {
+  private synchronizedInput(seg: TcpSegment, now: number): Drop | null | 'ack' | 'delack' {
     if (!this.acceptable(seg)) return this.unacceptable(seg, now);
     if (seg.flags & TCP_RST) return this.rstInput(seg, now);
     if (seg.flags & TCP_SYN) {
@@ -234,12 +235,13 @@ export class Tcb extends TcbSender {
     const ackDrop = this.ackInput(seg, now);
     if (ackDrop) return ackDrop;
     if (this.state === 'CLOSED') return null;
-    const owed = this.textInput(seg);
+    const owed = this.textInput(seg, now);
     if (owed === 'full') {
       this.sendAck();
       return 'tcpRxReasmFull';
     }
-    return this.finInput(seg, now) || owed ? 'ack' : null;
+    if (this.finInput(seg, now) || owed === 'now') return 'ack';
+    return owed === 'later' ? 'delack' : null;
   }
 
   /**
@@ -327,21 +329,29 @@ export class Tcb extends TcbSender {
     return seg.dataLen === 0 && !(seg.flags & (TCP_SYN | TCP_FIN)) && seg.window === this.sndWnd && this.sndUna !== this.sndMax;
   }
 
-  /** The seventh step: in-window data delivered in order, or held until the hole fills. True if an ACK is owed; 'full' if the queue had no room. */
-  private textInput(seg: TcpSegment): boolean | 'full' {
+  /**
+   * The seventh step: in-window data delivered in order, or held until the
+   * hole fills. Whether an ACK is owed: 'now' (out of order, filling a hole,
+   * old data again, or the delayed ACK's limit reached), 'later' (in-order
+   * data whose ACK may wait), false (no data); 'full' if the queue had no room.
+   */
+  private textInput(seg: TcpSegment, now: number): 'now' | 'later' | false | 'full' {
     const s = this.state;
     if (seg.dataLen === 0 || !(s === 'ESTABLISHED' || s === 'FIN-WAIT-1' || s === 'FIN-WAIT-2')) return false;
     const skip = Math.max(0, seqDiff(this.rcvNxt, seg.seq));
     const end = Math.min(seg.dataLen, seqDiff(seqAdd(this.rcvNxt, this.rcvWnd), seg.seq));
-    if (skip >= end) return true;
+    if (skip >= end) return 'now';
     if (skip > 0 || seg.seq === this.rcvNxt) {
+      const holes = this.reasm.segments > 0;
       this.deliver(seg.buf, seg.dataOff + skip, end - skip);
       this.rcvNxt = this.reasm.drain(seqAdd(this.rcvNxt, end - skip), this.deliverFn);
-    } else if (this.reasm.segments < REASM_MAX_SEGMENTS) {
-      this.reasm.insert(seg.seq, seg.buf, seg.dataOff, end);
-      this.counters.tcpRxOutOfOrder++;
-    } else return 'full';
-    return true;
+      if (holes || skip > 0) return 'now';
+      return this.delack.data(end, now) ? 'now' : 'later';
+    }
+    if (this.reasm.segments >= REASM_MAX_SEGMENTS) return 'full';
+    this.reasm.insert(seg.seq, seg.buf, seg.dataOff, end);
+    this.counters.tcpRxOutOfOrder++;
+    return 'now';
   }
 
   private readonly deliverFn = (b: Uint8Array, off: number, len: number): void => this.deliver(b, off, len);
