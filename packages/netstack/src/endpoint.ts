@@ -8,6 +8,7 @@
 import { DEFERRED, realClock, type Clock, type EndpointOps, type OpArgs, type OpHandlers, type RpcReply } from '@xsim/hypervisor';
 import { GuestStack, formatIp, parseIp, parseMac, type StackOffloads, type StackTransport } from './net/index.ts';
 import { PingClient, PingServer, STREAM_FIRST_FRAME_MS, StreamReceiver, StreamSender, parsePattern } from './traffic/index.ts';
+import { TcpJobs } from './endpoint-tcp.ts';
 import { ENDPOINT_COUNTERS, type EndpointOptions, type EndpointState, type FrameTransport, type PingJob, type RecvJob, type SendJob } from './endpoint-jobs.ts';
 
 export { ENDPOINT_COUNTERS, type EndpointOptions, type EndpointState, type FrameTransport } from './endpoint-jobs.ts';
@@ -37,6 +38,8 @@ export class NetEndpoint {
   readonly c = ENDPOINT_COUNTERS.zero();
 
   private readonly clock: Clock;
+  /** TCP apps (netperf-like streams and request/response). */
+  private readonly tcpJobs: TcpJobs;
 
   constructor(private readonly o: EndpointOptions) {
     this.clock = o.clock ?? realClock;
@@ -49,6 +52,7 @@ export class NetEndpoint {
       commit: (len, csumPartial) => this.t.txCommit(len, csumPartial),
     };
     this.stack = new GuestStack({ mac: parseMac(o.mac), ip: parseIp(o.ip), transport, mtu: o.mtu, now: () => this.clock.now() });
+    this.tcpJobs = new TcpJobs(this.stack, this.clock);
     const server = new PingServer();
     this.stack.bind(ECHO_PORT, (buf, off, len, srcIp, srcPort) => {
       // A probe larger than we may send back (a peer with a larger MTU) is not answered.
@@ -85,6 +89,7 @@ export class NetEndpoint {
       ip: this.o.ip,
       mac: this.o.mac,
       stack: { ...this.stack.counters },
+      tcp: { ...this.stack.tcp.counters, ...this.stack.tcp.totals(), conns: this.stack.tcp.size, queued: this.stack.tcp.queued },
       sending: this.sends.length,
       receiving: this.recvs.size,
       progress,
@@ -96,6 +101,7 @@ export class NetEndpoint {
   /** Toolstack requests for the apps (@xsim/hypervisor's ENDPOINT_OPS: each op's arguments come checked). */
   handlers(): OpHandlers<EndpointOps> {
     return {
+      ...this.tcpJobs.handlers(),
       arp_resolve: (a, { later }) => {
         const now = this.clock.now();
         const ip = parseIp(a.ip);
@@ -202,6 +208,7 @@ export class NetEndpoint {
    */
   save(): EndpointState {
     const now = this.clock.now();
+    this.tcpJobs.interrupt('the domain was suspended');
     for (const job of this.pings.splice(0)) {
       this.stack.unbindEcho(job.srcPort);
       job.reply({ sent: job.sent, ...job.client.stats.summary(), interrupted: 'the domain was suspended' });
@@ -283,7 +290,7 @@ export class NetEndpoint {
 
   /** Jobs that need the clock to move (an ARP wait, a receiver, a ping, a stalled sender, a lingering port). */
   private get timed(): boolean {
-    return this.arpWaits.length + this.recvs.size + this.pings.length + this.lingering.length + this.sends.length > 0;
+    return this.arpWaits.length + this.recvs.size + this.pings.length + this.lingering.length + this.sends.length + this.tcpJobs.size > 0;
   }
 
   /** When the apps next need a turn for their timers alone, or Infinity with nothing waiting on time. */
@@ -292,7 +299,7 @@ export class NetEndpoint {
     const tcp = this.stack.tcp;
     let t = tcp.queued > 0 ? this.lastTick + TICK_MS : tcp.nextTimer();
     if (!this.timed) return t;
-    t = Math.min(t, this.lastTick + TICK_MS);
+    t = Math.min(t, this.lastTick + TICK_MS, this.tcpJobs.nextDeadline());
     for (const s of this.sends) t = Math.min(t, s.sender.deadline());
     return t;
   }
@@ -314,6 +321,7 @@ export class NetEndpoint {
     for (const job of this.recvs.values()) if (job.credit) work += this.sendCredit(job);
     for (let i = 0; i < this.sends.length; i++) work += this.pump(this.sends[i], now);
     for (let i = 0; i < this.pings.length; i++) work += this.pumpPing(this.pings[i], now);
+    work += this.tcpJobs.poll(now);
     if (work > 0) this.t.flush();
     this.arrivalStamp = -1;
     return work;

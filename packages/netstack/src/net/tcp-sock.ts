@@ -64,12 +64,12 @@ export class TcpSocket {
   onEstablished?: () => void;
   /** The peer closed its direction (its FIN arrived: we are in CLOSE-WAIT or beyond). */
   onPeerClosed?: () => void;
-  /** The connection left the table. */
+  /** The connection is over: CLOSED, or TIME-WAIT after an orderly close (the TCB then waits out 2*MSL without the app). */
   onClosed?: (why: TcpCloseReason) => void;
   private last: TcpState;
   private peerClosed = false;
   private established = false;
-  /** Set once the socket left the table. */
+  /** Set once the connection is over (onClosed told). */
   closedBy: TcpCloseReason | null = null;
 
   constructor(
@@ -150,7 +150,16 @@ export class TcpSocket {
       this.peerClosed = true;
       this.onPeerClosed?.();
     }
+    // TIME-WAIT: both FINs exchanged, ours acknowledged; the connection is over for the app, the TCB stays 2*MSL.
+    if (s === 'TIME-WAIT') this.tell('closed');
     if (s === 'CLOSED' || (s === 'LISTEN' && was !== 'CLOSED')) this.owner.remove(this, closeReason(this.tcb, was));
+  }
+
+  /** Tell the app its connection is over (once). */
+  tell(why: TcpCloseReason): void {
+    if (this.closedBy !== null) return;
+    this.closedBy = why;
+    this.onClosed?.(why);
   }
 }
 
@@ -158,7 +167,7 @@ export class TcpSocket {
 function closeReason(tcb: Tcb, was: TcpState): TcpCloseReason {
   const e = tcb.history.at(-1)?.event;
   if (e === 'giveUp') return 'timeout';
-  if (e === 'abort') return 'aborted';
+  if (e === 'abort' || (e === 'close' && was === 'SYN-SENT')) return 'aborted';
   if (e === 'rcvRst' || e === 'rcvRstPassive' || e === 'rcvSyn') return was === 'SYN-SENT' ? 'refused' : 'reset';
   return 'closed';
 }
@@ -288,8 +297,7 @@ export class TcpSockets {
     if (m.size === 0) this.conns.delete(sock.localPort);
     addInto(this.gone, sock.tcb.counters);
     this.counters.tcpConnsClosed++;
-    sock.closedBy = why;
-    sock.onClosed?.(why);
+    sock.tell(why);
   }
 
   /** A TCP segment for our address, `len` octets at `off` (the IP payload); `validated`: the driver vouched for its checksum. */
