@@ -9,6 +9,17 @@ export { placeDomains, PlacementError, type Placement } from './placement.ts';
 export { Simulation, type SimulationOptions, type DomainRef, type RunningDomain, type FinalStatsEntry } from './simulation.ts';
 export { runStream, runPing, rxUdp, type StreamOptions, type StreamResult, type PingResult, type IntervalSample } from './traffic.ts';
 export {
+  runTcpStream,
+  runTcpRr,
+  TCP_STREAM_PORT,
+  TCP_RR_PORT,
+  type TcpStreamOptions,
+  type TcpStreamRun,
+  type TcpRrOptions,
+  type TcpRrRun,
+  type TcpDelta,
+} from './traffic-tcp.ts';
+export {
   dom0Stats,
   guestStats,
   fabricStats,
