@@ -213,7 +213,7 @@ function channelProperty(cc: CcName, runs: number): { recoveries: number; timeou
 }
 
 describe('congestion control over a lossy, reordering, duplicating channel (property)', () => {
-  it.each(['newreno'] as CcName[])('%s: every octet once and in order, no ACK of unsent data, cwnd >= SMSS, ssthresh >= 2*SMSS (100 runs)', (cc) => {
+  it.each(['newreno', 'cubic'] as CcName[])('%s: every octet once and in order, no ACK of unsent data, cwnd >= SMSS, ssthresh >= 2*SMSS (100 runs)', (cc) => {
     const seen = channelProperty(cc, 100);
     expect(seen.recoveries).toBeGreaterThan(0);
     console.log(`tcp ${cc} channel property: 100 runs, ${seen.recoveries} fast recoveries, ${seen.timeouts} timeouts`);

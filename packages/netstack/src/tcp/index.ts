@@ -1,4 +1,4 @@
-/** TCP (RFC 9293) as a pure module: header, sequence arithmetic, RTO (RFC 6298), congestion control (RFC 5681), and the TCB. */
+/** TCP (RFC 9293) as a pure module: header, sequence arithmetic, RTO (RFC 6298), congestion control (RFC 5681, CUBIC per RFC 9438), and the TCB. */
 export * from './seq.ts';
 export * from './segment.ts';
 export * from './states.ts';
@@ -7,4 +7,5 @@ export { TCP_COUNTERS, type TcpCounters } from './counters.ts';
 export { DEFAULT_PEER_MSS, HISTORY_MAX, type TcbOptions, type TcpEmit, type TcpDeliver } from './tcb-core.ts';
 export { Tcb } from './tcb.ts';
 export { DUPTHRESH } from './tcb-send.ts';
+export { Cubic, CUBIC_ALPHA, CUBIC_BETA, CUBIC_C } from './cubic.ts';
 export { NewReno, SSTHRESH_INITIAL, initialWindow, type CcName, type CongestionControl } from './cc.ts';

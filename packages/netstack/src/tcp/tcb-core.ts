@@ -8,6 +8,7 @@
  */
 import { NewReno, initialWindow, type CcName, type CongestionControl } from './cc.ts';
 import { TCP_COUNTERS, type TcpCounters } from './counters.ts';
+import { Cubic } from './cubic.ts';
 import { DELACK_MS, DelayedAck } from './delack.ts';
 import { Reassembly } from './reasm.ts';
 import { RtoEstimator } from './rto.ts';
@@ -136,7 +137,7 @@ export abstract class TcbCore {
     this.snd.seq = seqAdd(this.iss, 1);
     this.tx = new Uint8Array(TCP_MAX_HLEN + this.mss);
     this.delack = new DelayedAck(opts.delAckMs ?? DELACK_MS, this.mss);
-    this.cc = new NewReno(); // CUBIC (opts.cc) comes next
+    this.cc = opts.cc === 'newreno' ? new NewReno() : new Cubic();
     this.cc.init(initialWindow(this.sendMss), 0);
   }
 
