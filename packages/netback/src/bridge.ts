@@ -5,15 +5,18 @@
  * transient one).
  */
 import { DIR_INBOUND, declareCounters, offTap, readMac, type Counters, type Tap } from '@xsim/hypervisor';
+import { CSUM_NONE, type CsumState } from './skb.ts';
 
 export interface BridgePort {
   readonly name: string;
   /**
    * A frame at [addr, addr+len) of dom0 RAM. `skb` >= 0 names a pooled buffer
    * the port may keep with SkbPool.get(); -1 means the memory is only valid
-   * during this call.
+   * during this call. `csum`: what is known of its checksum (skb.ts: a
+   * partial one is for the port to complete, on a copy, if what lies behind
+   * it cannot).
    */
-  deliver(addr: number, len: number, skb: number): void;
+  deliver(addr: number, len: number, skb: number, csum: CsumState): void;
 }
 
 export const BRIDGE_COUNTERS = declareCounters('bridge', {
@@ -132,10 +135,10 @@ export class Bridge {
   }
 
   /**
-   * Forward a frame that arrived on port `ingress`. Returns how many ports it
-   * was delivered to (0 = dropped, and counted).
+   * Forward a frame that arrived on port `ingress`, its checksum state with
+   * it. Returns how many ports it was delivered to (0 = dropped, and counted).
    */
-  forward(ingress: number, addr: number, len: number, skb: number): number {
+  forward(ingress: number, addr: number, len: number, skb: number, csum: CsumState = CSUM_NONE): number {
     const r = this.ram;
     const src = readMac(r, addr + 6);
     if (r[addr + 6] & 1) return this.dropped(ingress, addr, len, 'dropBadSource');
@@ -156,7 +159,7 @@ export class Bridge {
         const port = this.ports[out];
         if (port) {
           this.stats.forwarded++;
-          port.deliver(addr, len, skb);
+          port.deliver(addr, len, skb, csum);
           return 1;
         }
       }
@@ -167,7 +170,7 @@ export class Bridge {
     for (let i = 0; i < this.ports.length; i++) {
       const p = this.ports[i];
       if (p && i !== ingress && (group || this.unicastFlood[i])) {
-        p.deliver(addr, len, skb);
+        p.deliver(addr, len, skb, csum);
         n++;
       }
     }

@@ -1,5 +1,5 @@
 export { Bridge, BRIDGE_COUNTERS, type BridgePort, type BridgeStats } from './bridge.ts';
-export { SkbPool, skbPages, MIN_SKBS } from './skb.ts';
+export { SkbPool, skbPages, MIN_SKBS, CSUM_NONE, CSUM_UNNECESSARY, CSUM_PARTIAL, type CsumState } from './skb.ts';
 export { VifBackend } from './vif/xenbus.ts';
 export { backendNextHop } from './vif/states.ts';
 export { VIF_COUNTERS, VIF_TUNABLES, NO_SG_MAX_FRAME, type VifDeps, type VifCounters, type VifPort, type XsLike, type EvtchnLike } from './vif/common.ts';

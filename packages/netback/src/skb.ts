@@ -5,6 +5,20 @@
  */
 import { PAGE_SIZE, type FrameAllocator, type GuestMemory } from '@xsim/hypervisor';
 
+/**
+ * What is known of a frame's TCP or UDP checksum as it crosses dom0 (Linux's
+ * skb->ip_summed): nothing (the receiver checks it), known good (checked by
+ * the NIC, or vouched for by a frontend with NETTXF_data_validated), or
+ * partial (CHECKSUM_PARTIAL: the field holds the pseudo-header sum, to be
+ * completed by whatever sends it on). It travels with the frame through the
+ * bridge; a frame is never completed in place (other ports may hold it):
+ * a port that must complete one completes a copy.
+ */
+export const CSUM_NONE = 0;
+export const CSUM_UNNECESSARY = 1;
+export const CSUM_PARTIAL = 2;
+export type CsumState = typeof CSUM_NONE | typeof CSUM_UNNECESSARY | typeof CSUM_PARTIAL;
+
 /** Pages one skb takes for frames of `frameBytes` (power-of-two slots up to a page, whole pages beyond). */
 export function skbPages(frameBytes: number): number {
   return frameBytes <= PAGE_SIZE ? 2 ** Math.ceil(Math.log2(Math.max(frameBytes, 64))) / PAGE_SIZE : Math.ceil(frameBytes / PAGE_SIZE);

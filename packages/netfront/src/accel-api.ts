@@ -24,8 +24,12 @@ export interface AccelFrontendContext {
   send(op: string, args: Record<string, unknown>): void;
   /** Wake the NIC (a doorbell write found it asleep): through the platform, the guest never holds its wake line. */
   kickNic(): void;
-  /** Hand a received frame to the guest's stack (valid during the call only). */
-  deliver(ram: Uint8Array, off: number, len: number): void;
+  /**
+   * Hand a received frame to the guest's stack (valid during the call only).
+   * `rxFlags` (plugin API 1.4): NETRXF_data_validated when the NIC checked the
+   * frame's TCP or UDP checksum (an older plugin passes none: the stack checks).
+   */
+  deliver(ram: Uint8Array, off: number, len: number, rxFlags?: number): void;
   log(msg: string): void;
 }
 
@@ -33,8 +37,20 @@ export interface AccelFrontend {
   /** The backend offered acceleration: set up and answer it. */
   newDevice(args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void;
   onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void;
-  /** Take the frame (true) or decline it (false: the slow path sends it). */
-  startXmit(ram: Uint8Array, off: number, len: number): boolean;
+  /**
+   * Take the frame (true) or decline it (false: the slow path sends it).
+   * `csumPartial` (plugin API 1.4) is true only for a plugin whose
+   * csumOffload() said so: the frame's TCP or UDP checksum is partial
+   * (CHECKSUM_PARTIAL) and its hardware must complete it.
+   */
+  startXmit(ram: Uint8Array, off: number, len: number, csumPartial?: boolean): boolean;
+  /**
+   * Optional (plugin API 1.4): true while the hardware completes partial
+   * checksums of the frames startXmit takes (a NIC's TX checksum offload).
+   * Absent or false: netfront completes every partial checksum in software
+   * before offering the frame, so an older plugin never sees one.
+   */
+  csumOffload?(): boolean;
   /**
    * Optional (plugin API 1.3): where the stack may build the next frame, of at
    * most `len` bytes: a byte offset in guest RAM inside the plugin's own DMA
@@ -92,6 +108,7 @@ export const ACCEL_FRONTEND_HOOKS = {
   onMessage: 'required',
   startXmit: 'required',
   txBuffer: 'optional',
+  csumOffload: 'optional',
   flush: 'optional',
   poll: 'required',
   checkReady: 'required',

@@ -144,11 +144,11 @@ export class AccelHost {
       onMessage: (op, args, shared) => call('onMessage', undefined, (fe) => fe.onMessage(op, args, shared)),
       // The per-frame and per-round hooks are guarded inline (no closure per call).
       // Declined is the safe answer: the frame takes the slow path.
-      startXmit: (ram, off, len) => {
+      startXmit: (ram, off, len, csumPartial) => {
         const fe = live();
         if (!fe) return false;
         try {
-          if (!fe.startXmit(ram, off, len)) return false;
+          if (!(csumPartial ? fe.startXmit(ram, off, len, true) : fe.startXmit(ram, off, len))) return false;
           let t = this.takenNow;
           if (t === null || t.fe !== fe) t = this.takenBy(fe);
           t.n++;
@@ -174,6 +174,8 @@ export class AccelHost {
           return -1;
         }
       },
+      // Once per frame with a partial checksum: false (netfront completes it) is the safe answer.
+      csumOffload: () => call('csumOffload', false, (fe) => fe.csumOffload?.() === true),
       flush: () => {
         const fe = live();
         if (!fe?.flush) return;
@@ -287,7 +289,7 @@ export class AccelHost {
       ...this.base,
       apiVersion: PLUGIN_API_VERSION,
       send: (o, a) => this.send(o, a),
-      deliver: (ram, off, len) => this.nf.deliverAccelRx(ram, off, len),
+      deliver: (ram, off, len, rxFlags) => this.nf.deliverAccelRx(ram, off, len, rxFlags),
     };
     this.defer(
       import(url) as Promise<FrontendModule>,

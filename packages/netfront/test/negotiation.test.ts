@@ -79,7 +79,7 @@ function rig(o: RigOptions = {}) {
 }
 
 describe('netfront writes only what it does (talk_to_netback)', () => {
-  it('request-rx-copy, rx-notify and sg on, GSO and checksum offload off (no-csum-offload 1), no multi-queue, in one go with the rings', () => {
+  it('request-rx-copy, rx-notify and sg on, IPv4 checksum offload on (no-csum-offload left out, as Linux), GSO and IPv6 checksums off, no multi-queue, in one go with the rings', () => {
     const r = rig();
     const k = r.keys();
     expect(r.nf.state).toBe(XenbusState.Connected);
@@ -90,10 +90,15 @@ describe('netfront writes only what it does (talk_to_netback)', () => {
       'feature-gso-tcpv4': '0',
       'feature-gso-tcpv6': '0',
       'feature-ipv6-csum-offload': '0',
-      'feature-no-csum-offload': '1',
     });
+    expect(Object.keys(k)).not.toContain('feature-no-csum-offload');
     expect(Object.keys(k)).not.toContain('multi-queue-num-queues');
     expect(Object.keys(k)).not.toContain('ctrl-ring-ref');
+  });
+
+  it("checksum offload off (the vif's offloads.csum false): feature-no-csum-offload = 1", () => {
+    const r = rig({ params: { csum: false } });
+    expect(r.keys()['feature-no-csum-offload']).toBe('1');
   });
 
   it('sg off (another frontend): feature-sg left out', () => {

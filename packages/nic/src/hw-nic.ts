@@ -11,11 +11,12 @@
  * resolved through the buffer table when the driver attaches; the NIC reads
  * them only while that attachment lives.
  */
-import { DIR_INBOUND, DeviceIrq, type Clock } from '@xsim/hypervisor';
+import { DIR_INBOUND, DIR_OUTBOUND, DeviceIrq, type Clock } from '@xsim/hypervisor';
 import { BufferTable } from './buffer-table.ts';
 import type { NicSpec } from './nic-spec.ts';
 import { HwVi } from './hw-vi.ts';
 import { NicPort, type NicStats } from './nic-port.ts';
+import { nicCompleteCsum, nicCsumGood } from './csum-engine.ts';
 import {
   BUFFER_PAGE,
   DESC_SIZE,
@@ -23,6 +24,7 @@ import {
   EV_FLAGS,
   EV_RX,
   EV_RX_CONT,
+  EV_RX_CSUM_OK,
   EV_SIZE,
   EV_TX,
   EV_TYPE,
@@ -33,6 +35,7 @@ import {
   RXQ_OFFSET,
   TXD_BUF,
   TXD_CONT,
+  TXD_CSUM,
   TXD_FLAGS,
   TXD_LEN,
   TXD_OFF,
@@ -99,7 +102,8 @@ export class HwNic extends NicPort<HwVi> {
   /**
    * Attach a driver to a VI: its rings are the VI's buffers from `ringBase`
    * (VI_RING_PAGES contiguous pages registered for it), its interrupt a
-   * device binding. Returns the doorbell made for this attachment.
+   * device binding; `csum`: the driver enables checksum offload (TX
+   * completion, RX checking). Returns the doorbell made for this attachment.
    */
   viInit(
     vi: number,
@@ -107,6 +111,7 @@ export class HwNic extends NicPort<HwVi> {
     ringBase: number,
     irq: { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer } | null,
     macs: number[] | null,
+    csum = false,
   ): SharedArrayBuffer {
     const v = this.vi(vi);
     if (v.running || v.a) throw new Error(`VI ${vi} is already initialised`);
@@ -128,6 +133,7 @@ export class HwNic extends NicPort<HwVi> {
       ring: at,
       irq: irq ? new DeviceIrq(irq.binding, irq.doorbell) : null,
       macs: macs === null ? null : new Set(macs),
+      csum,
     });
     if (!this.active.includes(v)) this.active.push(v);
     this.tapFn(v);
@@ -244,6 +250,7 @@ export class HwNic extends NicPort<HwVi> {
       // Copy the frame's descriptors; an unfinished chain waits for the driver.
       let k = 0;
       let complete = false;
+      let csum = false;
       while ((cons + k) >>> 0 !== prod) {
         if (k >= TX_MAX_CHAIN) break;
         const o = a.ring + TXQ_OFFSET + ((cons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
@@ -251,6 +258,7 @@ export class HwNic extends NicPort<HwVi> {
         this.dOff[k] = dv.getUint16(o + TXD_OFF, true);
         this.dLen[k] = dv.getUint16(o + TXD_LEN, true);
         const flags = dv.getUint16(o + TXD_FLAGS, true);
+        if (k === 0) csum = (flags & TXD_CSUM) !== 0;
         k++;
         if ((flags & TXD_CONT) === 0) {
           complete = true;
@@ -284,6 +292,12 @@ export class HwNic extends NicPort<HwVi> {
       }
       cons = (cons + k) >>> 0;
       frames++;
+      // TX checksum offload: completed in the FIFO, before anything (the wire, a capture, another VI) sees the frame.
+      if (csum && !(a.csum === true && nicCompleteCsum(fifo, 0, len))) {
+        this.fnDrop(v, fifo, 0, len, DIR_OUTBOUND, 'txCsumBad');
+        continue;
+      }
+      if (csum) v.c.txCsumOffloaded++;
       this.transmit(v, v.a!.macs, fifo, 0, len);
       if (!v.a) return frames; // the frame's delivery tore this very VI down
     }
@@ -320,6 +334,10 @@ export class HwNic extends NicPort<HwVi> {
       need++;
     }
     if (room < len || v.evSpace() < need) return this.fnDrop(v, ram, addr, len, DIR_INBOUND, 'rxNoDesc');
+    // RX checksum checking, for a driver that enabled it: reported on each of the frame's events.
+    const good = a.csum === true && nicCsumGood(ram, addr, len);
+    if (good) v.c.rxCsumGood++;
+    const csumFlag = good ? EV_RX_CSUM_OK : 0;
     let done = 0;
     for (let j = 0; j < need; j++) {
       const idx = (v.rxCons + j) >>> 0;
@@ -332,7 +350,7 @@ export class HwNic extends NicPort<HwVi> {
       }
       this.rams.get(this.buffers.lastDomid)!.u8.set(ram.subarray(addr + done, addr + done + n), dst);
       done += n;
-      v.writeEvent(EV_RX, done < len ? EV_RX_CONT : 0, n, idx);
+      v.writeEvent(EV_RX, (done < len ? EV_RX_CONT : 0) | csumFlag, n, idx);
     }
     v.rxCons = (v.rxCons + need) >>> 0;
     v.c.rxFrames++;

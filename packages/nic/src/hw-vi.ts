@@ -38,6 +38,12 @@ export const VI_COUNTERS = declareCounters('nic VI', {
   txDiscardedAtFini: { kind: 'drop', help: 'posted by the driver but never sent: the VI was torn down first (a faulted VI: its driver counts them)' },
   rxUnreadAtFini: { kind: 'drop', help: "delivered into the driver's buffers, but the VI was torn down before the driver read the events" },
   attachments: { kind: 'event', help: 'times a driver was attached (vi_init)' },
+  txCsumOffloaded: { kind: 'event', help: 'frames sent whose partial TCP or UDP checksum the NIC completed (TX checksum offload)' },
+  txCsumBad: {
+    kind: 'drop',
+    help: 'frames asking for checksum completion that the NIC could not complete (no IPv4 TCP or UDP frame, or a function without checksum offload): dropped, never sent partial',
+  },
+  rxCsumGood: { kind: 'event', help: 'frames received whose TCP or UDP checksum the NIC checked good (reported to the driver with the frame)' },
 });
 
 export type ViCounters = Counters<typeof VI_COUNTERS.decls>;
@@ -56,6 +62,8 @@ export interface Attachment {
   irq: DeviceIrq | null;
   /** MACs this VI may send from; null = any (VI 0 bridges everyone's frames). */
   macs: Set<number> | null;
+  /** The driver enabled checksum offload (vi_init's csum): TX completion and RX checking. Absent: off. */
+  csum?: boolean;
 }
 
 export class HwVi {

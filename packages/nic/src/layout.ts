@@ -11,9 +11,9 @@
  *     +8 KiB   RX descriptor ring   VI_RXQ_SIZE × 16 B  (2 pages)
  *     +16 KiB  event queue          VI_EVQ_SIZE × 16 B  (8 pages)
  *
- *   TX descriptor   +0 bufId u32 | +4 offset u16 | +6 len u16 | +8 flags u16 (TXD_CONT) | pad
+ *   TX descriptor   +0 bufId u32 | +4 offset u16 | +6 len u16 | +8 flags u16 (TXD_CONT, TXD_CSUM) | pad
  *   RX descriptor   +0 bufId u32 | +4 offset u16 | +6 capacity u16 | pad
- *   event           +0 type u16 | +2 flags u16 | +4 len u16 | +6 pad | +8 index u32 | +12 seq u32
+ *   event           +0 type u16 | +2 flags u16 (EV_RX_CONT, EV_RX_CSUM_OK) | +4 len u16 | +6 pad | +8 index u32 | +12 seq u32
  *                   seq = event number + 1, written last: an event is there when its seq is
  *                   the one the driver expects next (no producer index in shared memory).
  *
@@ -75,6 +75,13 @@ export const TXD_OFF = 4;
 export const TXD_LEN = 6;
 export const TXD_FLAGS = 8;
 export const TXD_CONT = 1;
+/**
+ * On a frame's first TX descriptor: its TCP or UDP checksum is partial (the
+ * pseudo-header sum in the field); the NIC completes it as it gathers the
+ * frame, on a VI whose driver enabled checksum offload at vi_init (else the
+ * frame is dropped, counted txCsumBad: nothing leaves partial).
+ */
+export const TXD_CSUM = 2;
 // RX descriptor
 export const RXD_BUF = 0;
 export const RXD_OFF = 4;
@@ -91,6 +98,8 @@ export const EV_TX = 1;
 export const EV_RX = 2;
 /** On EV_RX: the frame continues in the next descriptor. */
 export const EV_RX_CONT = 1;
+/** On every EV_RX of a frame, on a VI with checksum offload: the NIC checked its TCP or UDP checksum and it is good. */
+export const EV_RX_CSUM_OK = 2;
 
 /** Max descriptors one TX frame may chain (a 9 KiB frame in 4 KiB pieces needs 3-4). */
 export const TX_MAX_CHAIN = 18;

@@ -20,9 +20,11 @@ import {
   EV_LEN,
   EV_RX,
   EV_RX_CONT,
+  EV_RX_CSUM_OK,
   EV_TX,
   EV_TYPE,
   FAULT_NAMES,
+  TXD_CSUM,
   VI_RING_PAGES,
   VI_RXQ_SIZE,
   VI_STATE_FAULTED,
@@ -44,6 +46,8 @@ export interface NetDriverOptions {
   rxBuffers?: number;
   /** Secondary drivers' data-path intercepts run on this driver's RX and TX. */
   driverlink?: Driverlink;
+  /** Enable VI 0's checksum offload (default on, as sfc's NETIF_F_IP_CSUM / RXCSUM); off: ethtool -K tx off rx off. */
+  csum?: boolean;
 }
 
 export const NET_DRIVER_COUNTERS = declareCounters('nic primary driver', {
@@ -72,7 +76,8 @@ export function netDriverPages(mtu: number): number {
   return Math.ceil((512 * netDriverRxBuf(mtu)) / 4096);
 }
 
-export type RxCallback = (ram: Uint8Array, off: number, len: number) => void;
+/** A received frame; `validated`: the NIC checked its TCP or UDP checksum good. */
+export type RxCallback = (ram: Uint8Array, off: number, len: number, validated?: boolean) => void;
 export type TxDoneCallback = (cookie: number) => void;
 
 export class NetDriver {
@@ -90,6 +95,8 @@ export class NetDriver {
   private readonly vetoedCookies: number[] = [];
   linkUp = true;
   mtu: number;
+  /** VI 0's checksum offload is on: partial checksums may be handed to transmit, received frames come checked. */
+  readonly csumOffload: boolean;
   readonly s: NetDriverCounters = NET_DRIVER_COUNTERS.zero();
 
   private constructor(private readonly o: NetDriverOptions) {
@@ -106,7 +113,8 @@ export class NetDriver {
     // Completions are polled from the domain's turns; the interrupt only makes it runnable.
     o.evtchn.bindHandler(this.port, () => {});
     const irq = o.evtchn.deviceIrq(domid, this.port);
-    const r = o.mcdi.requestSyncShared('vi_init', { vi: 0, domid, rings: this.bufBase + ringFrame, irq: true, macs: null }, 10_000, [
+    this.csumOffload = o.csum !== false;
+    const r = o.mcdi.requestSyncShared('vi_init', { vi: 0, domid, rings: this.bufBase + ringFrame, irq: true, macs: null, csum: this.csumOffload }, 10_000, [
       irq.binding,
       irq.doorbell,
     ]);
@@ -144,8 +152,12 @@ export class NetDriver {
     return VI_TXQ_SIZE - ((this.q.txProdPvt - this.txDone) >>> 0);
   }
 
-  /** Send [addr, addr+len) of dom0 RAM; `cookie` comes back through onTxDone when the DMA is done. */
-  transmit(addr: number, len: number, cookie: number): boolean {
+  /**
+   * Send [addr, addr+len) of dom0 RAM; `cookie` comes back through onTxDone
+   * when the DMA is done. `csum`: its checksum is partial, for the NIC to
+   * complete (TXD_CSUM; only while csumOffload).
+   */
+  transmit(addr: number, len: number, cookie: number, csum = false): boolean {
     if (this.o.driverlink?.vetoTx(this.ram, addr, len)) {
       this.vetoedCookies.push(cookie);
       return true;
@@ -154,7 +166,7 @@ export class NetDriver {
       this.s.txRingFull++;
       return false;
     }
-    const idx = this.q.postTx(this.bufBase + Math.floor(addr / 4096), addr % 4096, len, 0);
+    const idx = this.q.postTx(this.bufBase + Math.floor(addr / 4096), addr % 4096, len, csum ? TXD_CSUM : 0);
     this.txCookie[idx & (VI_TXQ_SIZE - 1)] = cookie;
     this.q.pushTx();
     this.s.txPosted++;
@@ -196,7 +208,7 @@ export class NetDriver {
           this.rxBroken = more;
         } else if (!this.o.driverlink?.vetoRx(this.ram, this.rxAddr[buf], len)) {
           this.s.rxFrames++;
-          onRx(this.ram, this.rxAddr[buf], len);
+          onRx(this.ram, this.rxAddr[buf], len, (flags & EV_RX_CSUM_OK) !== 0);
         }
         // Repost at once: whatever onRx did (bridge, stack) may already have let a
         // sender send this frame's successor.

@@ -34,7 +34,7 @@ export { LOCALMAC_COUNTERS } from '../vnic/localmac.ts';
 export const manifest: PluginManifest = {
   name: 'vdpa',
   version: '1.0.0',
-  api: '1.3',
+  api: '1.4',
   matches: ['nic:1af4-1041'],
   features: ['vif'],
   messages: {

@@ -18,7 +18,7 @@
  * The rings are ours, registered for our VI; the doorbell is the one the NIC
  * made for this attachment (it comes with 'ready').
  */
-import { CHANNEL_OP, logWarn, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
+import { CHANNEL_OP, NETRXF_data_validated, logWarn, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
 import {
   EV_FLAGS,
@@ -26,9 +26,11 @@ import {
   EV_LEN,
   EV_RX,
   EV_RX_CONT,
+  EV_RX_CSUM_OK,
   EV_TX,
   EV_TYPE,
   FAULT_NAMES,
+  TXD_CSUM,
   VI_EVQ_SIZE,
   VI_RXQ_SIZE,
   VI_STATE_FAULTED,
@@ -58,6 +60,7 @@ export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
     kind: 'event',
     help: 'frames taken that had to be copied into a TX slot (the stack had not built them in the slot txBuffer lent): part of taken; the rest went out of the buffer they were built in',
   },
+  txCsumOffloaded: { kind: 'event', help: "frames taken with a partial checksum: posted with TXD_CSUM, the NIC completes it (the VI's checksum offload)" },
   rxFrames: { kind: 'event', help: 'frames received on the VI' },
   rxGathered: { kind: 'event', help: 'received frames that spanned several RX buffers' },
   rxTooLong: { kind: 'drop', help: 'received frames longer than our gather buffer: dropped' },
@@ -90,6 +93,8 @@ export class VnicFrontend implements AccelFrontend {
   protected draining = false;
   protected faulted = false;
   protected linkUp = true;
+  /** The VI's checksum offload is on (the backend enabled it at vi_init): partial checksums go to the NIC to complete. */
+  protected csum = false;
   /** While an offer waits for its DMA area to fit: until when, and the free frames at the last try (-1: not waiting). */
   private waitUntil = -1;
   private waitedAt = -1;
@@ -150,8 +155,8 @@ export class VnicFrontend implements AccelFrontend {
    * at netfront's flush (once a burst), or at the next poll for a frame
    * posted outside a burst.
    */
-  protected postTx(slot: number, len: number, bufId = this.bufBase + this.slotPage(slot)): void {
-    const idx = this.q!.postTx(bufId, 0, len, 0);
+  protected postTx(slot: number, len: number, bufId = this.bufBase + this.slotPage(slot), csumPartial = false): void {
+    const idx = this.q!.postTx(bufId, 0, len, csumPartial ? TXD_CSUM : 0);
     this.txSlotOf[idx & (VI_TXQ_SIZE - 1)] = slot;
     this.q!.publishTx();
     this.unpushed = true;
@@ -221,6 +226,7 @@ export class VnicFrontend implements AccelFrontend {
       if (Array.isArray(args.localMacs)) for (const m of args.localMacs) this.addLocal(Number(m));
       // What the link is now (a frontend kept from an earlier attachment may have missed a change while detached).
       if (typeof args.linkUp === 'boolean') this.linkUp = args.linkUp;
+      this.csum = args.csum === true;
       this.ready = true;
       // Our RX buffers are on the ring: the backend may now steer flows to the VI.
       this.ctx.send('running', {});
@@ -239,7 +245,12 @@ export class VnicFrontend implements AccelFrontend {
     if (mac !== this.ctx.mac) this.local.add(mac);
   }
 
-  startXmit(src: Uint8Array, off: number, len: number): boolean {
+  /** Plugin API 1.4: partial checksums are taken while the VI's checksum offload is on (the NIC completes them). */
+  csumOffload(): boolean {
+    return this.csum;
+  }
+
+  startXmit(src: Uint8Array, off: number, len: number, csumPartial = false): boolean {
     // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
     const built = this.lent.take();
     const why = txDecline(this.ready && !this.draining && !this.faulted, this.fast, this.local, src, off);
@@ -266,7 +277,8 @@ export class VnicFrontend implements AccelFrontend {
       else this.ram.set(src.subarray(off, off + len), a);
       s.txCopied++;
     }
-    this.postTx(slot, len);
+    this.postTx(slot, len, undefined, csumPartial && this.csum);
+    if (csumPartial) s.txCsumOffloaded++;
     s.taken++;
     if (!this.fast.has(dst)) s.takenLocal++;
     return true;
@@ -319,7 +331,7 @@ export class VnicFrontend implements AccelFrontend {
           this.txDone = (this.txDone + 1) >>> 0;
         }
       } else if (type === EV_RX) {
-        this.rxEvent(index, len, (flags & EV_RX_CONT) !== 0);
+        this.rxEvent(index, len, flags);
       }
     }
     q.publishEvCons();
@@ -333,7 +345,10 @@ export class VnicFrontend implements AccelFrontend {
     return n;
   }
 
-  private rxEvent(index: number, len: number, more: boolean): void {
+  /** An EV_RX: `flags` say whether the frame goes on (EV_RX_CONT) and whether the NIC checked its checksum good (EV_RX_CSUM_OK). */
+  private rxEvent(index: number, len: number, flags: number): void {
+    const more = (flags & EV_RX_CONT) !== 0;
+    const rxFlags = flags & EV_RX_CSUM_OK ? NETRXF_data_validated : 0;
     const s = this.s;
     const buf = this.rxBufOf[index & (VI_RXQ_SIZE - 1)];
     // An event naming a buffer we never posted, or longer than it: not the NIC we know (dropped, counted).
@@ -344,7 +359,7 @@ export class VnicFrontend implements AccelFrontend {
     const at = this.rxAddr(buf);
     if (!more && this.scratchLen === 0 && !this.chainBroken) {
       s.rxFrames++;
-      this.ctx.deliver(this.ram, at, len);
+      this.ctx.deliver(this.ram, at, len, rxFlags);
     } else {
       if (!this.chainBroken && this.scratchLen + len <= this.scratch.length) {
         this.scratch.set(this.ram.subarray(at, at + len), this.scratchLen);
@@ -355,7 +370,7 @@ export class VnicFrontend implements AccelFrontend {
         else {
           s.rxFrames++;
           s.rxGathered++;
-          this.ctx.deliver(this.scratch, 0, this.scratchLen);
+          this.ctx.deliver(this.scratch, 0, this.scratchLen, rxFlags);
         }
         this.scratchLen = 0;
         this.chainBroken = false;

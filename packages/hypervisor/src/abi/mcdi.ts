@@ -7,8 +7,11 @@
  *   vi_init             {vi: number, domid: number             true; shared: [the attachment's doorbell]
  *                        rings: number    buffer-table index of the VI's ring pages
  *                        irq?: boolean    with shared: [binding, driver domain's doorbell]
- *                        macs: number[] | null}   48-bit MACs the VI may send from (null: any; required,
+ *                        macs: number[] | null    48-bit MACs the VI may send from (null: any; required,
  *                                                  so no driver gets a VI without anti-spoofing by omission)
+ *                        csum?: boolean}  enable checksum offload: the NIC completes a frame's partial TCP/UDP
+ *                                         checksum when its first TX descriptor says TXD_CSUM, and checks received
+ *                                         ones (EV_RX_CSUM_OK); absent: off
  *   vi_fini             {vi, count?: boolean}  count frames left on it as drops (default true)
  *   buffer_table_alloc  {vi, domid, frames: number[]}  1..65536 guest frames   base index
  *   buffer_table_free   {vi, base, count}                          true
@@ -51,6 +54,7 @@ export const MCDI_OPS = {
       rings: int(),
       irq: Type.Optional(Type.Boolean()),
       macs: Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))]),
+      csum: Type.Optional(Type.Boolean()),
     }),
     replyOf<true>(),
   ),

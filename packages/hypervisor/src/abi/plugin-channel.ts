@@ -47,8 +47,14 @@ import { op, replyOf, shortValue as short, type AnyOps } from './ops.ts';
  *   1.3  frames built in their final DMA buffer: the frontend's optional hooks
  *        txBuffer(len) (where the stack builds the next frame) and flush()
  *        (the end of a burst: one doorbell for the frames taken since)
+ *   1.4  checksum offload: the frontend's optional hook csumOffload() (its
+ *        hardware completes partial checksums), startXmit's csumPartial
+ *        argument (only for a frontend whose csumOffload() says so: netfront
+ *        completes every partial checksum for the others), and deliver's
+ *        rxFlags (NETRXF_data_validated: the NIC checked the checksum); MCDI
+ *        vi_init's csum (TXD_CSUM, EV_RX_CSUM_OK)
  */
-export const PLUGIN_API_VERSION = '1.3';
+export const PLUGIN_API_VERSION = '1.4';
 
 /** What a plugin API version looks like: MAJOR.MINOR, decimal, no leading zeros. */
 export const API_VERSION_PATTERN = '^(0|[1-9][0-9]{0,3})\\.(0|[1-9][0-9]{0,3})$';

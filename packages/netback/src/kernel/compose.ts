@@ -79,7 +79,9 @@ export function composeDom0(env: DomainEnv<Dom0Config>): Dom0Kernel {
   const backends = vifBackends(base, accel);
   const cfg = env.config;
   const endpoint = new NetEndpoint({ name: `${env.id.host}/dom0`, mac: cfg.mac, ip: cfg.ip, transport: base.local, mtu: cfg.mtu, clock: env.clock });
-  base.local.onReceive = (ram, off, len) => endpoint.receive(ram, off, len);
+  base.local.onReceive = (ram, off, len, rxFlags) => endpoint.receive(ram, off, len, rxFlags);
+  // dom0's stack may leave checksums partial: every port behind the bridge completes what it cannot pass on partial.
+  endpoint.setOffloads({ txCsum: true });
   const nicAdmin = new NicAdmin(nic.admin && nicControl(nic.admin), nic.driver, nic.driverlink, accel);
   return { ...base, ...nic, accel, backends, endpoint, nicAdmin };
 }

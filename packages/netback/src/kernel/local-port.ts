@@ -8,7 +8,8 @@
 import { declareCounters } from '@xsim/hypervisor';
 import type { FrameTransport } from '@xsim/netstack';
 import type { Bridge, BridgePort } from '../bridge.ts';
-import type { SkbPool } from '../skb.ts';
+import { CSUM_NONE, CSUM_PARTIAL, type CsumState, type SkbPool } from '../skb.ts';
+import { rxCsumFlags } from '../vif/rx.ts';
 
 export const LOCAL_PORT_COUNTERS = declareCounters("dom0's stack port", {
   txDropNoSkb: { kind: 'drop', help: "frames dom0's own stack could not send: no skb was free" },
@@ -17,7 +18,8 @@ export const LOCAL_PORT_COUNTERS = declareCounters("dom0's stack port", {
 export class LocalPort implements BridgePort, FrameTransport {
   readonly name = 'dom0';
   portId = -1;
-  onReceive: (ram: Uint8Array, off: number, len: number) => void = () => {};
+  /** A frame for dom0's stack, with the NETRXF_* flags its checksum state gives (as a vif's guest is given them). */
+  onReceive: (ram: Uint8Array, off: number, len: number, rxFlags: number) => void = () => {};
   private reserved = -1;
   readonly c = LOCAL_PORT_COUNTERS.zero();
 
@@ -30,8 +32,8 @@ export class LocalPort implements BridgePort, FrameTransport {
     return this.skbs.mem.u8;
   }
 
-  deliver(addr: number, len: number): void {
-    this.onReceive(this.skbs.mem.u8, addr, len);
+  deliver(addr: number, len: number, _skb: number, csum: CsumState = CSUM_NONE): void {
+    this.onReceive(this.skbs.mem.u8, addr, len, rxCsumFlags(csum));
   }
 
   txReserve(len: number): number {
@@ -46,11 +48,12 @@ export class LocalPort implements BridgePort, FrameTransport {
     return at;
   }
 
-  txCommit(len: number): void {
+  /** `csumPartial`: dom0's stack left the checksum partial (it always may: every port behind the bridge completes what it must). */
+  txCommit(len: number, csumPartial = false): void {
     const skb = this.reserved;
     this.reserved = -1;
     this.skbs.len[skb] = len;
-    this.bridge.forward(this.portId, this.skbs.addr(skb), len, skb);
+    this.bridge.forward(this.portId, this.skbs.addr(skb), len, skb, csumPartial ? CSUM_PARTIAL : CSUM_NONE);
     this.skbs.put(skb);
   }
 

@@ -57,6 +57,14 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   txErrSlotSize: { kind: 'drop', help: 'guest frame with a slot larger than the size left: answered XEN_NETIF_RSP_ERROR' },
   txErrTooManySlots: { kind: 'drop', help: 'guest frame over XEN_NETBK_LEGACY_SLOTS_MAX slots (up to fatal_skb_slots): answered XEN_NETIF_RSP_ERROR' },
   txErrGrantCopy: { kind: 'drop', help: 'guest frame whose grant copy failed (a grant it does not own): answered XEN_NETIF_RSP_ERROR' },
+  txErrCsumSetup: {
+    kind: 'drop',
+    help: 'guest frame flagged NETTXF_csum_blank that is no IPv4 TCP or UDP frame a checksum could be completed over (not IPv4, not TCP/UDP, a fragment, headers cut short; checksum_setup fails): answered XEN_NETIF_RSP_ERROR',
+  },
+  txCsumPartial: {
+    kind: 'event',
+    help: 'guest frames taken with a partial checksum (NETTXF_csum_blank): completed further on by whatever cannot take them partial',
+  },
   txErrResponses: { kind: 'event', help: 'XEN_NETIF_RSP_ERROR responses written (one per slot of a dropped frame)' },
   txDropSpoof: {
     kind: 'drop',
@@ -91,6 +99,13 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
     help: 'frame for the guest over ETH_DATA_LEN (1500) + an Ethernet header and VLAN tag, to a frontend without feature-sg: Linux netback lowers such a vif to MTU 1500 (xenvif_carrier_on) and the bridge drops what does not fit (is_skb_forwardable)',
   },
   rxDropFatal: { kind: 'drop', help: 'frame in hand, or copied but not yet published, when the guest was disconnected for a broken RX ring' },
+  rxCsumBlank: { kind: 'event', help: 'frames sent to the guest with a partial checksum, flagged NETRXF_csum_blank | NETRXF_data_validated' },
+  rxCsumValidated: { kind: 'event', help: 'frames sent to the guest flagged NETRXF_data_validated alone (the NIC or the sender vouched for the checksum)' },
+  rxCsumCompletedSw: {
+    kind: 'event',
+    help: 'partial checksums completed in software (on a copy) for a guest that cannot take them (feature-no-csum-offload = 1)',
+  },
+  rxDropCsum: { kind: 'drop', help: 'frame for the guest with a partial checksum that could not be completed (no IPv4 TCP or UDP frame)' },
   rxErrGrantCopy: { kind: 'drop', help: 'frame for the guest whose copy into its buffer failed: the response carries the GNTST_* status' },
   rxHashExtras: {
     kind: 'event',

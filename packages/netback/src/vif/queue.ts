@@ -33,6 +33,7 @@ export interface QueueOwner extends VifPort {
   readonly connected: boolean;
   readonly mcast: McastList;
   readonly canSg: boolean;
+  readonly ipCsum: boolean;
   fatal(reason: string): void;
 }
 
@@ -88,6 +89,9 @@ export class VifQueue implements TxOwner, RxOwner {
   }
   get canSg(): boolean {
     return this.v.canSg;
+  }
+  get ipCsum(): boolean {
+    return this.v.ipCsum;
   }
 
   fatal(reason: string): void {

@@ -23,6 +23,7 @@ import {
   traceRingPush,
   logWarn,
   GNTST_okay,
+  NETRXF_csum_blank,
   NETRXF_data_validated,
   NETRXF_more_data,
   PAGE_SIZE,
@@ -42,6 +43,8 @@ import {
   type BackRing,
   type Tap,
 } from '@xsim/hypervisor';
+import { completeL4Checksum, tapFrame } from '@xsim/netstack';
+import { CSUM_NONE, CSUM_PARTIAL, CSUM_UNNECESSARY, type CsumState } from '../skb.ts';
 import { NO_SG_MAX_FRAME, VIF_TUNABLES, copyToGuest, type VifCounters, type VifDeps, type VifPort } from './common.ts';
 
 /** What the RX path needs of its vif. */
@@ -51,6 +54,8 @@ export interface RxOwner extends VifPort {
   readonly tap: Tap;
   /** What the frontend negotiated: feature-sg (it takes a frame over several RX slots). */
   readonly canSg: boolean;
+  /** It takes partial checksums (no feature-no-csum-offload = 1: vif->ip_csum). */
+  readonly ipCsum: boolean;
   fatal(reason: string): void;
   /** Tell the frontend its RX responses are there (its RX port). */
   notifyRx(): void;
@@ -58,7 +63,12 @@ export interface RxOwner extends VifPort {
 
 type Copied = 'done' | 'wait' | 'gone';
 
-export type RxDropCounter = 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb' | 'rxDropNoSg' | 'rxDropMcast';
+export type RxDropCounter = 'rxDropNotConnected' | 'rxDropQueueFull' | 'rxDropNoSkb' | 'rxDropNoSg' | 'rxDropMcast' | 'rxDropCsum';
+
+/** The NETRXF_* flags a frame goes to the guest with (xenvif_rx_complete's, from skb->ip_summed). */
+export function rxCsumFlags(csum: CsumState): number {
+  return csum === CSUM_PARTIAL ? NETRXF_csum_blank | NETRXF_data_validated : csum === CSUM_UNNECESSARY ? NETRXF_data_validated : 0;
+}
 
 /** A frame for the guest dropped before its RX ring (dom0 RAM at `addr`): counted, and captured at the vif with the counter's name. */
 export function droppedForGuest(v: Pick<RxOwner, 'c' | 'tap' | 'name'>, ram: Uint8Array, addr: number, len: number, counter: RxDropCounter): void {
@@ -67,9 +77,10 @@ export function droppedForGuest(v: Pick<RxOwner, 'c' | 'tap' | 'name'>, ram: Uin
 }
 
 export class VifRx {
-  /** skbs waiting for RX buffers, oldest first, and each one's hash (HashInfo, -1: none). */
+  /** skbs waiting for RX buffers, oldest first, and each one's hash (HashInfo, -1: none) and checksum state. */
   private readonly queue: number[] = [];
   private readonly hashes: number[] = [];
+  private readonly csums: CsumState[] = [];
   private readonly extra = newExtraInfo();
   private head = 0;
   /**
@@ -96,13 +107,15 @@ export class VifRx {
   /**
    * A frame for this guest from the bridge (skb >= 0: a pooled buffer we may
    * keep a reference to); `hash`: the Toeplitz hash its queue was chosen by,
-   * as VifHash.lastHash gives it (type * 2^32 + hash), or -1.
+   * as VifHash.lastHash gives it (type * 2^32 + hash), or -1. A partial
+   * checksum for a guest that cannot take one is completed on a copy first.
    */
-  deliver(addr: number, len: number, skb: number, hash = -1): void {
+  deliver(addr: number, len: number, skb: number, hash = -1, csum: CsumState = CSUM_NONE): void {
     if (this.gone) return this.dropped(addr, len, 'rxDropNotConnected');
     if (len > NO_SG_MAX_FRAME && !this.v.canSg) return this.dropped(addr, len, 'rxDropNoSg');
+    if (csum === CSUM_PARTIAL && !this.v.ipCsum) return this.deliverCompleted(addr, len, hash);
     if (this.queued === 0) {
-      const r = this.copyOne(addr, len, hash);
+      const r = this.copyOne(addr, len, hash, csum);
       if (r !== 'wait') return;
     }
     if (this.queued >= VIF_TUNABLES.rxQueueMax) return this.dropped(addr, len, 'rxDropQueueFull');
@@ -116,6 +129,20 @@ export class VifRx {
     skbs.len[keep] = len;
     this.queue.push(keep);
     this.hashes.push(hash);
+    this.csums.push(csum);
+  }
+
+  /** skb_checksum_help for a guest without checksum offload: the frame copied, its checksum completed there, the copy delivered. */
+  private deliverCompleted(addr: number, len: number, hash: number): void {
+    const { skbs } = this.d;
+    const copy = skbs.clone(addr, len);
+    if (copy < 0) return this.dropped(addr, len, 'rxDropNoSkb');
+    if (!completeL4Checksum(skbs.mem.u8, skbs.addr(copy), len)) this.dropped(addr, len, 'rxDropCsum');
+    else {
+      this.v.c.rxCsumCompletedSw++;
+      this.deliver(skbs.addr(copy), len, copy, hash, CSUM_NONE);
+    }
+    skbs.put(copy);
   }
 
   private dropped(addr: number, len: number, counter: RxDropCounter): void {
@@ -127,7 +154,7 @@ export class VifRx {
    * counted), 'wait' (not enough buffers posted yet) or 'gone' (the ring
    * broke: the vif is being disconnected and the frame was counted).
    */
-  private copyOne(addr: number, len: number, hash: number): Copied {
+  private copyOne(addr: number, len: number, hash: number, csum: CsumState): Copied {
     const ring = this.ring;
     const c = this.v.c;
     const prod = ring.requestProducer();
@@ -145,6 +172,7 @@ export class VifRx {
     let src = addr;
     let failed = GNTST_okay;
     let failedRef = 0;
+    const csumFlags = rxCsumFlags(csum);
     while (left > 0) {
       // RING_COPY_REQUEST: id and gref are read once.
       const o = ring.sring.slotOffset(ring.reqCons);
@@ -164,7 +192,7 @@ export class VifRx {
       dv.setUint16(r + RXRSP_OFFSET, 0, true);
       const first = src - n === addr;
       const extra = first && hash >= 0 ? NETRXF_extra_info : 0;
-      dv.setUint16(r + RXRSP_FLAGS, NETRXF_data_validated | extra | (left > 0 ? NETRXF_more_data : 0), true);
+      dv.setUint16(r + RXRSP_FLAGS, (first ? csumFlags : 0) | extra | (left > 0 ? NETRXF_more_data : 0), true);
       dv.setInt16(r + RXRSP_STATUS, st === GNTST_okay ? n : st, true);
       ring.rspProdPvt = (ring.rspProdPvt + 1) >>> 0;
       if (extra) this.hashSlot(hash);
@@ -178,7 +206,9 @@ export class VifRx {
     }
     this.unpushed++;
     this.unpushedBytes += len;
-    if (this.v.tap.on) this.v.tap.frame(this.d.skbs.mem.u8, addr, len, DIR_OUTBOUND);
+    if (csum === CSUM_PARTIAL) c.rxCsumBlank++;
+    else if (csum === CSUM_UNNECESSARY) c.rxCsumValidated++;
+    if (this.v.tap.on) tapFrame(this.v.tap, this.d.skbs.mem.u8, addr, len, DIR_OUTBOUND, csum === CSUM_PARTIAL);
     this.d.onRxDelivered?.(this.v, this.d.skbs.mem.u8, addr, len);
     return 'done';
   }
@@ -207,8 +237,9 @@ export class VifRx {
     while (this.queued > 0 && n < VIF_TUNABLES.rxBatch) {
       // Out of the queue before the copy: if the ring breaks, this frame is the one in hand (counted once).
       const hash = this.hashes[this.head];
+      const csum = this.csums[this.head];
       const skb = this.queue[this.head++];
-      const r = this.copyOne(skbs.addr(skb), skbs.len[skb], hash);
+      const r = this.copyOne(skbs.addr(skb), skbs.len[skb], hash, csum);
       if (r === 'wait') {
         this.head--;
         break;
@@ -220,6 +251,7 @@ export class VifRx {
     if (this.head === this.queue.length) {
       this.queue.length = 0;
       this.hashes.length = 0;
+      this.csums.length = 0;
       this.head = 0;
     }
     if (tracer.on && n > 0) tracer.span('grant copy (rx)', t0, { vif: this.v.name, frames: n });
@@ -263,6 +295,7 @@ export class VifRx {
     }
     this.queue.length = 0;
     this.hashes.length = 0;
+    this.csums.length = 0;
     this.head = 0;
   }
 }

@@ -35,6 +35,8 @@ import {
   GNTST_okay,
   NETIF_RSP_ERROR,
   NETIF_RSP_OKAY,
+  NETTXF_csum_blank,
+  NETTXF_data_validated,
   NETTXF_extra_info,
   NETTXF_more_data,
   PAGE_SIZE,
@@ -49,7 +51,8 @@ import {
   type BackRing,
   type Tap,
 } from '@xsim/hypervisor';
-import { formatMac } from '@xsim/netstack';
+import { formatMac, l4Frame, tapFrame } from '@xsim/netstack';
+import { CSUM_NONE, CSUM_PARTIAL, CSUM_UNNECESSARY, type CsumState } from '../skb.ts';
 import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps } from './common.ts';
 import type { TxCredit } from './credit.ts';
 import { TxExtras, macOf, type McastList } from './extras.ts';
@@ -82,6 +85,8 @@ export class VifTx extends TxSlots {
   private readonly fSlots = new Int32Array(txBatch);
   private readonly fExtras = new Int32Array(txBatch);
   private readonly fLen = new Int32Array(txBatch);
+  /** Each built frame's checksum state, from its first slot's flags (set at the copy). */
+  private readonly fCsum = new Uint8Array(txBatch);
   /** The extra-info slots of the request being taken. */
   private readonly x = new TxExtras();
   private frames = 0;
@@ -290,6 +295,14 @@ export class VifTx extends TxSlots {
           this.d.log(logWarn(`${this.v.name}: grant copy from TX gref ${bad} failed: ${grantStatusName(st)}; frame dropped with XEN_NETIF_RSP_ERROR`));
         continue;
       }
+      const csum = this.checksumSetup(f, k0);
+      if (csum < 0) {
+        this.txErr(k0, slots, this.fExtras[f]);
+        skbs.put(this.fSkb[f]);
+        this.fSkb[f] = -1;
+        continue;
+      }
+      this.fCsum[f] = csum;
       this.respondFirst(k0, NETIF_RSP_OKAY, this.fExtras[f]);
       for (let s = 1; s < slots; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
     }
@@ -324,9 +337,10 @@ export class VifTx extends TxSlots {
         }
         c.txPackets++;
         c.txBytes += len;
-        if (this.v.tap.on) this.v.tap.frame(skbs.mem.u8, at, len, DIR_INBOUND);
+        const csum = this.fCsum[f] as CsumState;
+        if (this.v.tap.on) tapFrame(this.v.tap, skbs.mem.u8, at, len, DIR_INBOUND, csum === CSUM_PARTIAL);
         skbs.len[skb] = len;
-        this.d.bridge.forward(port, at, len, skb);
+        this.d.bridge.forward(port, at, len, skb, csum);
       } else {
         alive = false;
         c.txDropDisconnected++;
@@ -334,6 +348,28 @@ export class VifTx extends TxSlots {
       skbs.put(skb);
     }
     return alive && this.v.connected;
+  }
+
+  /**
+   * checksum_setup on frame `f`, copied: NETTXF_csum_blank makes its checksum
+   * partial, and its headers must be ones a checksum can be completed over
+   * (skb_checksum_setup: IPv4 TCP or UDP, no fragment, every header in the
+   * frame); NETTXF_data_validated alone makes it known good. -1: a csum_blank
+   * frame that is not such a frame, counted (answered XEN_NETIF_RSP_ERROR).
+   */
+  private checksumSetup(f: number, k0: number): CsumState | -1 {
+    const flags = this.flags[k0];
+    if (flags & NETTXF_csum_blank) {
+      const why = l4Frame(this.d.skbs.mem.u8, this.d.skbs.addr(this.fSkb[f]), this.fLen[f]);
+      if (typeof why === 'string') {
+        if (this.v.c.txErrCsumSetup++ === 0)
+          this.d.log(logWarn(`${this.v.name}: NETTXF_csum_blank on a frame a checksum cannot be completed over (${why}): dropped`));
+        return -1;
+      }
+      this.v.c.txCsumPartial++;
+      return CSUM_PARTIAL;
+    }
+    return flags & NETTXF_data_validated ? CSUM_UNNECESSARY : CSUM_NONE;
   }
 
   private fatal(reason: string): Outcome {

@@ -30,6 +30,7 @@ import {
 import { parseIp, parseMac } from '@xsim/netstack';
 import type { BridgePort } from '../bridge.ts';
 import { VIF_COUNTERS, addCounters, type VifCounters, type VifDeps, type VifPort } from './common.ts';
+import { CSUM_NONE, type CsumState } from '../skb.ts';
 import { RateNode } from './credit.ts';
 import { CtrlRing, type CtrlOwner } from './ctrl.ts';
 import { McastList } from './extras.ts';
@@ -347,6 +348,11 @@ export class VifBackend implements BridgePort, QueueOwner, CtrlOwner, VifPort {
     return this.flags?.canSg ?? false;
   }
 
+  /** A frontend that wrote feature-no-csum-offload = 1 takes no partial checksum (vif->ip_csum). */
+  get ipCsum(): boolean {
+    return this.flags?.ipCsum ?? false;
+  }
+
   /** When one of this vif's credit timers fires (Infinity: none pending). dom0 wakes for it. */
   nextDeadline(): number {
     let t = Infinity;
@@ -355,7 +361,7 @@ export class VifBackend implements BridgePort, QueueOwner, CtrlOwner, VifPort {
   }
 
   /** A frame from the bridge for this guest (xenvif_start_xmit): to the queue xenvif_select_queue picks. */
-  deliver(addr: number, len: number, skb: number): void {
+  deliver(addr: number, len: number, skb: number, csum: CsumState = CSUM_NONE): void {
     const ram = this.d.skbs.mem.u8;
     const own = { c: this.own, tap: this.tap, name: this.name };
     if (!this.connected) return droppedForGuest(own, ram, addr, len, 'rxDropNotConnected');
@@ -363,7 +369,7 @@ export class VifBackend implements BridgePort, QueueOwner, CtrlOwner, VifPort {
     if (this.multicastControl && this.mcast.filters(ram, addr)) return droppedForGuest(own, ram, addr, len, 'rxDropMcast');
     const q = this.hash.selectQueue(ram, addr, len, this.queues.length);
     // As xenvif_start_xmit: a queue past the last (a table set for more queues) is taken modulo.
-    this.queues[q % this.queues.length].rx.deliver(addr, len, skb, this.hash.lastHash);
+    this.queues[q % this.queues.length].rx.deliver(addr, len, skb, this.hash.lastHash, csum);
   }
 
   /** This vif's share of dom0's loop: each queue on its own, then the control ring. */

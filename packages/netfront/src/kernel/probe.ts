@@ -21,15 +21,18 @@ export function probe(k: GuestParts, v: { handle: number; mac: string; ip: strin
   const transport = {
     ram: mem.u8,
     txReserve: (len: number) => nf.txReserve(len),
-    txCommit: (len: number) => nf.txCommit(len),
+    txCommit: (len: number, csumPartial?: boolean) => nf.txCommit(len, csumPartial),
     txAvailable: () => nf.txAvailable(),
     flush: () => nf.flush(),
   };
   const ep = new NetEndpoint({ name: `${env.id.host}/${env.id.name}`, mac: v.mac, ip: v.ip, transport, mtu: v.mtu, clock });
   // xennet_set_features cut the MTU (no scatter-gather at one end): the stack follows.
   nf.onMtu = (mtu) => ep.setMtu(mtu);
+  // What the stack may hand down (checksum offload), told at each connect and when switched (xennet_set_features).
+  nf.onOffloads = (o) => ep.setOffloads(o);
+  ep.setOffloads({ txCsum: nf.csumOffload });
   const rx: GuestDevice['rx'] = { armed: false, last: -1, firstAfterResume: null };
-  nf.onReceive = (ram, off, len) => {
+  nf.onReceive = (ram, off, len, flags) => {
     if (rx.armed) {
       rx.last = clock.now();
       if (k.resumedAt !== null && rx.firstAfterResume === null) {
@@ -37,7 +40,7 @@ export function probe(k: GuestParts, v: { handle: number; mac: string; ip: strin
         rx.armed = false;
       }
     }
-    ep.receive(ram, off, len);
+    ep.receive(ram, off, len, flags);
   };
   const accel = new AccelHost(
     env.channel(CH.accel + v.handle, env.config.dom0Uid),

@@ -47,7 +47,22 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
     kind: 'event',
     help: "frames built in the accelerator's buffer that it then declined: copied once into netfront's own TX buffer for the slow path",
   },
+  txCsumPartial: {
+    kind: 'event',
+    help: 'frames the stack handed down with a partial checksum (CHECKSUM_PARTIAL): sent with NETTXF_csum_blank | NETTXF_data_validated, or taken by an accelerator that completes them',
+  },
+  txCsumSoftware: {
+    kind: 'event',
+    help: "partial checksums completed here in software (skb_checksum_help): the vif's checksum offload is off, or the accelerator cannot take them",
+  },
+  txCsumBad: { kind: 'drop', help: 'frames the stack handed down as partial that are not IPv4 TCP or UDP (nothing could complete their checksum)' },
   rxPackets: { kind: 'event', help: 'frames handed to the stack from the RX ring' },
+  rxCsumBlank: { kind: 'event', help: 'frames received with NETRXF_csum_blank (a partial checksum, known good): the stack does not verify them' },
+  rxCsumValidated: { kind: 'event', help: 'frames received with NETRXF_data_validated alone (checked by the NIC or a peer): the stack does not verify them' },
+  rxCsumSetupErr: {
+    kind: 'drop',
+    help: 'frames flagged NETRXF_csum_blank whose headers are no IPv4 TCP or UDP a checksum could be completed over (checksum_setup fails: dropped, as handle_incoming)',
+  },
   rxBytes: { kind: 'event', help: 'bytes of those frames' },
   rxFragmented: { kind: 'event', help: 'received frames that spanned several pages' },
   rxErrorStatus: { kind: 'event', help: 'frames the backend answered with an error status (it counted the drop)' },
@@ -96,8 +111,8 @@ export interface NetfrontDeps {
   tap?: Tap;
 }
 
-/** A frame delivered to the guest; the view is valid only during the call. */
-export type RxHandler = (ram: Uint8Array, off: number, len: number) => void;
+/** A frame delivered to the guest, with its NETRXF_* checksum flags (csum_blank, data_validated); the view is valid only during the call. */
+export type RxHandler = (ram: Uint8Array, off: number, len: number, flags: number) => void;
 
 /** What the TX and RX halves need of their queue. */
 export interface RingOwner {

@@ -30,6 +30,17 @@ export interface NetfrontParams {
    * backend steers by its own flow hash.
    */
   ctrlRing?: boolean;
+  /**
+   * Checksum offload (default on, as Linux's netfront, which never writes
+   * feature-no-csum-offload): frames the stack hands down with a partial
+   * checksum go with NETTXF_csum_blank | NETTXF_data_validated, and partial
+   * or validated frames are taken from the backend (NETRXF_*). Off (the
+   * topology's vif "offloads": {"csum": false}, or `xsim dev set ... csum
+   * off`: ethtool -K tx off rx off in the guest): feature-no-csum-offload = 1
+   * is written, the stack is told to complete its own checksums, and a
+   * partial frame that still comes down is completed here.
+   */
+  csum?: boolean;
 }
 
 /** What the backend advertised that netfront acts on. */
@@ -66,6 +77,9 @@ export function queuesToUse(be: BackendFeatures, p: NetfrontParams = {}): number
 export function frontendFeatures(p: NetfrontParams = {}): Record<string, string> {
   const out = { ...FRONTEND_FEATURES };
   if (p.sg === false) delete out[VIF_KEY.featureSg];
+  // Linux's netfront leaves feature-no-csum-offload out (IPv4 checksum offload on); only a frontend that cannot take partial checksums writes it.
+  if (p.csum === false) out[VIF_KEY.featureNoCsumOffload] = '1';
+  else delete out[VIF_KEY.featureNoCsumOffload];
   return out;
 }
 

@@ -106,10 +106,10 @@ export class QueueSet {
     return chunk < 0 ? -1 : this.pool.chunkAddr(chunk);
   }
 
-  /** The frame built in the reserved chunk, onto the TX ring of the queue its flow hashes to. */
-  queue(chunk: number, len: number, ram: Uint8Array): void {
+  /** The frame built in the reserved chunk, onto the TX ring of the queue its flow hashes to (`flags`: its first slot's NETTXF_*). */
+  queue(chunk: number, len: number, ram: Uint8Array, flags = 0): void {
     const at = this.pool.chunkAddr(chunk);
-    this.active[selectTxQueue(ram, at, len, this.active.length, this.keys)].tx.queue(chunk, len);
+    this.active[selectTxQueue(ram, at, len, this.active.length, this.keys)].tx.queue(chunk, len, flags);
   }
 
   flush(): void {

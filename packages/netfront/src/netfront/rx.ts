@@ -17,6 +17,8 @@
 import {
   tracer,
   traceRingPush,
+  NETRXF_csum_blank,
+  NETRXF_data_validated,
   NETRXF_extra_info,
   NETRXF_more_data,
   NET_RX_RING_SIZE,
@@ -37,6 +39,7 @@ import {
   readExtraInfo,
   type FrontRing,
 } from '@xsim/hypervisor';
+import { l4Frame } from '@xsim/netstack';
 import { MAX_FRAME_PIECES, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
 
 export class NetfrontRx {
@@ -49,6 +52,8 @@ export class NetfrontRx {
   private readonly scratch: Uint8Array;
   private scratchLen = 0;
   private pieces = 0;
+  /** The checksum flags of the chain's first response (NETRXF_csum_blank, NETRXF_data_validated). */
+  private csumFlags = 0;
   /** Why the chain being gathered is dropped: '' (it is fine), 'status' (the backend said so) or 'bad'. */
   private chainBad: '' | 'status' | 'bad' = '';
   private ring: FrontRing | null = null;
@@ -148,6 +153,7 @@ export class NetfrontRx {
         if (!this.release(id)) return -1;
         const more = (flags & NETRXF_more_data) !== 0;
         this.pieces++;
+        if (this.pieces === 1) this.csumFlags = flags & (NETRXF_csum_blank | NETRXF_data_validated);
         if (this.pieces === 1 && flags & NETRXF_extra_info && !this.takeExtras(prod)) return -1;
         if (status < 0) this.chainBad ||= 'status';
         else if (offset + status > PAGE_SIZE || this.pieces > MAX_FRAME_PIECES) this.chainBad = 'bad';
@@ -156,9 +162,7 @@ export class NetfrontRx {
           // The common case: a whole frame in one page, handed up without a copy.
           this.pieces = 0;
           n++;
-          c.rxPackets++;
-          c.rxBytes += status;
-          this.onReceive(ram, at, status);
+          this.deliver(ram, at, status);
           continue;
         }
         // A frame spread over several pages: gather it (the stack wants it contiguous).
@@ -175,16 +179,34 @@ export class NetfrontRx {
         if (this.chainBad === 'status') c.rxErrorStatus++;
         else if (this.chainBad === 'bad') c.rxBadResponse++;
         else {
-          c.rxPackets++;
           c.rxFragmented++;
-          c.rxBytes += this.scratchLen;
-          this.onReceive(this.scratch, 0, this.scratchLen);
+          this.deliver(this.scratch, 0, this.scratchLen);
         }
         this.resetChain();
       }
       if (n >= budget) break;
     } while (ring.finalCheckForResponses());
     return n;
+  }
+
+  /**
+   * A whole frame to the stack with its checksum flags (handle_incoming):
+   * csum_blank means a partial checksum, so its headers must be ones a
+   * checksum can be completed over (checksum_setup), else it is dropped.
+   */
+  private deliver(ram: Uint8Array, at: number, len: number): void {
+    const c = this.o.c;
+    const f = this.csumFlags;
+    if (f & NETRXF_csum_blank) {
+      if (typeof l4Frame(ram, at, len) === 'string') {
+        c.rxCsumSetupErr++;
+        return;
+      }
+      c.rxCsumBlank++;
+    } else if (f & NETRXF_data_validated) c.rxCsumValidated++;
+    c.rxPackets++;
+    c.rxBytes += len;
+    this.onReceive(ram, at, len, f);
   }
 
   /** A buffer the backend answered: its grant revoked, the buffer free again. False: the backend broke the ring (now broken). */

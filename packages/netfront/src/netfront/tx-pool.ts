@@ -8,7 +8,8 @@
  * chunk back when the last is answered. As many chunks as every queue's ring
  * has slots for.
  */
-import { NET_TX_RING_SIZE, PAGE_SIZE } from '@xsim/hypervisor';
+import { NETTXF_csum_blank, NET_TX_RING_SIZE, PAGE_SIZE } from '@xsim/hypervisor';
+import { completeL4Checksum } from '@xsim/netstack';
 import type { NetfrontDeps } from './common.ts';
 
 /** Pages of one TX chunk at an MTU (a frame of mtu + 18 bytes). */
@@ -31,6 +32,8 @@ export class TxPool {
   /** Each busy chunk's frame length and queue order (a suspend re-sends unanswered frames in order). */
   private readonly len: Int32Array;
   private readonly order: Float64Array;
+  /** Each busy chunk's first-slot NETTXF_* flags (a partial checksum is completed before a resumed kernel sends it again). */
+  private readonly flags: Uint16Array;
   private queued = 0;
   private reserved = -1;
 
@@ -43,6 +46,7 @@ export class TxPool {
     this.outstanding = new Int32Array(this.chunks);
     this.len = new Int32Array(this.chunks);
     this.order = new Float64Array(this.chunks);
+    this.flags = new Uint16Array(this.chunks);
     this.base = d.frames.allocRange(this.chunks * this.chunkPages);
   }
 
@@ -90,9 +94,10 @@ export class TxPool {
     return this.base + chunk * this.chunkPages + piece;
   }
 
-  /** A frame of `len` bytes in `chunk` went onto a ring in `pieces` requests. */
-  queuedFrame(chunk: number, len: number, pieces: number): void {
+  /** A frame of `len` bytes in `chunk` went onto a ring in `pieces` requests, its first flagged `flags`. */
+  queuedFrame(chunk: number, len: number, pieces: number, flags = 0): void {
     this.outstanding[chunk] = pieces;
+    this.flags[chunk] = flags;
     this.len[chunk] = len;
     this.order[chunk] = this.queued++;
   }
@@ -102,10 +107,18 @@ export class TxPool {
     if (--this.outstanding[chunk] === 0) this.free.push(chunk);
   }
 
-  /** Frames on the rings their backend has not answered, oldest first, where they lie in guest RAM. */
+  /**
+   * Frames on the rings their backend has not answered, oldest first, where
+   * they lie in guest RAM; a partial checksum among them is completed (the
+   * resumed kernel sends them again as plain frames, whatever its new backend).
+   */
   unanswered(): { addr: number; len: number }[] {
     const out: { addr: number; len: number; order: number }[] = [];
-    for (let c = 0; c < this.chunks; c++) if (this.outstanding[c] > 0) out.push({ addr: this.chunkAddr(c), len: this.len[c], order: this.order[c] });
+    for (let c = 0; c < this.chunks; c++) {
+      if (this.outstanding[c] <= 0) continue;
+      if (this.flags[c] & NETTXF_csum_blank) completeL4Checksum(this.d.mem.u8, this.chunkAddr(c), this.len[c]);
+      out.push({ addr: this.chunkAddr(c), len: this.len[c], order: this.order[c] });
+    }
     return out.sort((a, b) => a.order - b.order).map(({ addr, len }) => ({ addr, len }));
   }
 }

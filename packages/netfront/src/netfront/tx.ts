@@ -85,8 +85,8 @@ export class NetfrontTx {
     return ring !== null && ring.freeRequests() >= pieces && this.freeIds.length >= pieces;
   }
 
-  /** Queue a frame built in `chunk` on the ring (pushed at the end of the burst, by flush). */
-  queue(chunk: number, len: number): void {
+  /** Queue a frame built in `chunk` on the ring (pushed at the end of the burst, by flush); `flags` (NETTXF_csum_blank...) go on its first slot. */
+  queue(chunk: number, len: number, flags = 0): void {
     const ring = this.ring!;
     const { gnttab, grefs } = this.d;
     const dv = ring.sring.dv;
@@ -104,14 +104,14 @@ export class NetfrontTx {
       dv.setUint32(o + TXREQ_GREF, gref, true);
       dv.setUint16(o + TXREQ_OFFSET, 0, true);
       left -= size;
-      dv.setUint16(o + TXREQ_FLAGS, left > 0 ? NETTXF_more_data : 0, true);
+      dv.setUint16(o + TXREQ_FLAGS, (left > 0 ? NETTXF_more_data : 0) | (piece === 0 ? flags : 0), true);
       dv.setUint16(o + TXREQ_ID, id, true);
       // The first slot carries the whole frame length, the rest their own (netif.h).
       dv.setUint16(o + TXREQ_SIZE, piece === 0 ? len : size, true);
       ring.reqProdPvt = (ring.reqProdPvt + 1) >>> 0;
       piece++;
     }
-    this.pool.queuedFrame(chunk, len, piece);
+    this.pool.queuedFrame(chunk, len, piece, flags);
     this.unpushed++;
     this.o.c.txPackets++;
     this.o.c.txBytes += len;

@@ -35,13 +35,15 @@ import {
   offTap,
   type Tap,
 } from '@xsim/hypervisor';
-import { parseMac } from '@xsim/netstack';
+import { NETRXF_csum_blank, NETRXF_data_validated } from '@xsim/hypervisor';
+import { parseMac, tapFrame } from '@xsim/netstack';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RxHandler } from './common.ts';
 import type { CtrlHost } from './ctrl.ts';
 import { ETH_DATA_LEN, readBackendFeatures, type BackendFeatures } from './features.ts';
 import type { NetfrontQueue, QueueHost } from './queue.ts';
 import { QueueSet } from './queues.ts';
+import { txCsum } from './offload.ts';
 
 type S = XenbusState;
 const { Initialising, Connected, Closing, Closed } = XenbusState;
@@ -78,6 +80,8 @@ export class Netfront implements QueueHost, CtrlHost {
   mtu: number;
   /** Called when the MTU is cut (the stack must build no larger frame). */
   onMtu: (mtu: number) => void = () => {};
+  /** Called at each connect with what the stack may hand down (txCsum: partial checksums). */
+  onOffloads: (o: { txCsum: boolean }) => void = () => {};
   /** What the backend advertised, read at the last connect (null before). */
   backendFeatures: BackendFeatures | null = null;
   /** The accelerator plugin's frontend hooks, while one is attached. */
@@ -98,6 +102,8 @@ export class Netfront implements QueueHost, CtrlHost {
   private carrier = false;
   /** The backend lacks feature-rx-copy: said once. */
   private refusedSaid = false;
+  /** Closed to connect again with other features (setOffloads): back to Initialising once the backend has closed too. */
+  private reconnecting = false;
 
   constructor(deps: NetfrontDeps) {
     this.d = deps;
@@ -111,9 +117,9 @@ export class Netfront implements QueueHost, CtrlHost {
 
   set onReceive(h: RxHandler) {
     const tap = this.tap;
-    const rx: RxHandler = (ram, off, len) => {
-      if (tap.on) tap.frame(ram, off, len, DIR_INBOUND);
-      h(ram, off, len);
+    const rx: RxHandler = (ram, off, len, flags) => {
+      if (tap.on) tapFrame(tap, ram, off, len, DIR_INBOUND, (flags & NETRXF_csum_blank) !== 0);
+      h(ram, off, len, flags);
     };
     this.qs.onReceive = rx;
   }
@@ -213,6 +219,10 @@ export class Netfront implements QueueHost, CtrlHost {
           if (this.state === Connected) this.setState(Closing, why);
           this.setState(Closed, why);
         }
+        if (this.reconnecting && this.state === Closed) {
+          this.reconnecting = false;
+          this.setState(Initialising, 'reconnect with new offloads');
+        }
         break;
       default:
         // Initialising, Initialised, Reconfiguring, Reconfigured: nothing to do, the carrier stays as it was.
@@ -238,7 +248,30 @@ export class Netfront implements QueueHost, CtrlHost {
     }
     const params = this.d.params ?? {};
     this.qs.connect(be, this.path, () => this.fixFeatures(params.sg !== false && be.sg));
+    this.onOffloads({ txCsum: this.csumOffload });
     this.setState(Connected, why);
+  }
+
+  /** Checksum offload on (the default, as Linux's): partial frames go flagged, partial or validated ones are taken. */
+  get csumOffload(): boolean {
+    return this.d.params?.csum !== false;
+  }
+
+  /**
+   * Switch checksum offload (ethtool -K): the stack is told at once; the
+   * backend learns it (feature-no-csum-offload) when the device connects
+   * again, so a connected device closes and reconnects. Returns whether it
+   * changed.
+   */
+  setOffloads(o: { csum: boolean }): boolean {
+    if (o.csum === this.csumOffload) return false;
+    this.d.params = { ...this.d.params, csum: o.csum };
+    this.onOffloads({ txCsum: o.csum });
+    if (this.state === Connected) {
+      this.reconnecting = true;
+      this.setState(Closing, 'offloads changed');
+    }
+    return true;
   }
 
   /** xennet_fix_features and xennet_set_features: without scatter-gather at both ends, no MTU over ETH_DATA_LEN. */
@@ -316,8 +349,12 @@ export class Netfront implements QueueHost, CtrlHost {
     return this.accelBuf >= 0 ? this.accelBuf : at;
   }
 
-  /** Send the reserved frame: offered to the accelerator first, else queued on the TX ring of the queue its flow hashes to. */
-  txCommit(len: number): void {
+  /**
+   * Send the reserved frame: offered to the accelerator first, else queued on
+   * the TX ring of the queue its flow hashes to. `csumPartial`: its TCP or
+   * UDP checksum is partial (offload.ts).
+   */
+  txCommit(len: number, csumPartial = false): void {
     const pool = this.qs.pool;
     const chunk = pool.takeReserved();
     if (chunk < 0) throw new Error('netfront: txCommit without txReserve');
@@ -326,8 +363,14 @@ export class Netfront implements QueueHost, CtrlHost {
     this.accelBuf = -1;
     const src = built >= 0 ? built : at;
     const ram = this.d.mem.u8;
-    if (this.tap.on) this.tap.frame(ram, src, len, DIR_OUTBOUND);
-    if (this.accel && this.accel.startXmit(ram, src, len)) {
+    if (this.tap.on) tapFrame(this.tap, ram, src, len, DIR_OUTBOUND, csumPartial);
+    const accel = this.accel;
+    const flags = txCsum(this.own, ram, src, len, csumPartial, this.csumOffload && (accel === null || accel.csumOffload?.() === true));
+    if (flags < 0) {
+      pool.giveBack(chunk);
+      return;
+    }
+    if (accel && accel.startXmit(ram, src, len, flags !== 0)) {
       pool.giveBack(chunk);
       this.own.txAccel++;
       if (built >= 0) this.own.txAccelInPlace++;
@@ -338,7 +381,7 @@ export class Netfront implements QueueHost, CtrlHost {
       ram.copyWithin(at, built, built + len);
       this.own.txAccelDeclinedCopies++;
     }
-    this.qs.queue(chunk, len, ram);
+    this.qs.queue(chunk, len, ram, flags);
   }
 
   /** Publish what was committed (one notification per burst and queue; the accelerator's doorbell too). */
@@ -352,10 +395,13 @@ export class Netfront implements QueueHost, CtrlHost {
     return this.connected ? this.qs.available() : 0;
   }
 
-  /** A frame the accelerator received on its VI: to the stack like any other. */
-  deliverAccelRx(ram: Uint8Array, off: number, len: number): void {
+  /** A frame the accelerator received on its VI: to the stack like any other (NETRXF_data_validated if its NIC checked the checksum). */
+  deliverAccelRx(ram: Uint8Array, off: number, len: number, flags = 0): void {
     this.own.rxAccel++;
-    this.qs.onReceive(ram, off, len);
+    // With checksum offload off (rx-checksumming off) the stack checks every frame itself.
+    const f = this.csumOffload ? flags & NETRXF_data_validated : 0;
+    if (f) this.own.rxCsumValidated++;
+    this.qs.onReceive(ram, off, len, f);
   }
 
   /** The device's share of the domain loop: each queue (TX completions, RX, refill, push), the control ring, the accelerator. */

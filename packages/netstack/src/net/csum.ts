@@ -9,6 +9,7 @@
  * Nothing here throws: a frame that is not such a frame is answered with the
  * reason, for the caller to count.
  */
+import type { Tap } from '@xsim/hypervisor';
 import { ETH_HLEN, ETH_P_8021Q, ETH_P_IP, IPPROTO_UDP, IP_HLEN, UDP_HLEN, onesSum, readU16, writeU16 } from './wire.ts';
 
 /** IPPROTO_TCP (the tcp module has its own; the flat namespace keeps one name per thing). */
@@ -140,4 +141,19 @@ export function verifyL4Checksum(buf: Uint8Array, off: number, len: number): boo
   if (typeof f === 'string') return false;
   if (f.proto === IPPROTO_UDP && readU16(buf, f.csum) === 0) return true;
   return onesSum(buf, f.l4, f.l4len, pseudoHeaderSum(buf, f)) === 0xffff;
+}
+
+let capture = new Uint8Array(2048);
+
+/**
+ * A frame passing a capture point inside a host, whose checksum may be
+ * partial: a partial one is captured as a completed copy (tshark checks
+ * checksums; the frame itself stays partial). Call it only when `tap.on`.
+ */
+export function tapFrame(tap: Tap, buf: Uint8Array, off: number, len: number, dir: number, partial: boolean): void {
+  if (!partial || len > 65535) return tap.frame(buf, off, len, dir);
+  if (capture.length < len) capture = new Uint8Array(65536);
+  capture.set(buf.subarray(off, off + len));
+  completeL4Checksum(capture, 0, len);
+  tap.frame(capture, 0, len, dir);
 }
