@@ -98,8 +98,9 @@ describe('delayed ACKs', () => {
     let data = 0;
     const p = pair({
       tap: (from, seg, len) => {
-        if (from === 'b' && len === 20) acks++;
-        if (from === 'a' && len > 20) data++;
+        const hlen = (seg[12] >>> 4) * 4;
+        if (from === 'b' && len === hlen) acks++;
+        if (from === 'a' && len > hlen) data++;
       },
     });
     const d = pattern(1 << 20);

@@ -22,6 +22,7 @@ import {
   parseTcp,
   seqAdd,
   seqDiff,
+  tcpHeaderLen,
   writeTcp,
   type TcpState,
 } from '../src/tcp/index.ts';
@@ -33,11 +34,22 @@ const IRS = 0x7ffffff0;
 /** Runs of the property (each up to 60 steps); the report in the README quotes this number. */
 const RUNS = 400;
 
+/** The peer's SYN,ACK when the run starts established: every option on. */
+const fullOpts: PeerOpts = { ts: 0, wscale: 7, sackOk: true, sack: [] };
+
 /** The octet the peer puts at sequence number s: a function of s, so any octet delivered can be checked. */
 const octet = (s: number) => (Math.imul(s, 2654435761) >>> 24) & 0xff;
 
+/** Options a peer segment may carry: timestamps (mostly rising), Window Scale and SACK-Permitted (meant for SYNs, sent on any), SACK blocks. */
+interface PeerOpts {
+  ts: number | null;
+  wscale: number;
+  sackOk: boolean;
+  sack: number[];
+}
+
 type Step =
-  | { k: 'seg'; flags: number; seq: number; ack: number; len: number; window: number; mss: number; wrongPort: boolean }
+  | { k: 'seg'; flags: number; seq: number; ack: number; len: number; window: number; mss: number; wrongPort: boolean; o: PeerOpts }
   | { k: 'junk'; bytes: Uint8Array }
   | { k: 'time'; ms: number }
   | { k: 'send'; n: number }
@@ -75,6 +87,27 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       window: fc.oneof(fc.constant(65535), fc.integer({ min: 0, max: 65535 })),
       mss: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 65535 })),
       wrongPort: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+      o: fc.record({
+        ts: fc.oneof(
+          { weight: 3, arbitrary: fc.constant(null) },
+          { weight: 4, arbitrary: fc.integer({ min: 0, max: 50 }) },
+          { weight: 1, arbitrary: fc.integer({ min: -20, max: -1 }) },
+          { weight: 1, arbitrary: anySeq },
+        ),
+        wscale: fc.oneof({ weight: 4, arbitrary: fc.constant(-1) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 20 }) }),
+        sackOk: fc.boolean(),
+        sack: fc.oneof(
+          { weight: 3, arbitrary: fc.constant<number[]>([]) },
+          {
+            weight: 1,
+            arbitrary: fc.array(
+              fc.integer({ min: 0, max: 8000 }).map((d) => seqAdd(ISS, 1 + d)),
+              { maxLength: 6 },
+            ),
+          },
+          { weight: 1, arbitrary: fc.array(anySeq, { maxLength: 6 }) },
+        ),
+      }),
     }),
   },
   { weight: 2, arbitrary: fc.record({ k: fc.constant('junk' as const), bytes: fc.uint8Array({ maxLength: 64 }) }) },
@@ -119,11 +152,30 @@ function drive(start: 'listen' | 'connect' | 'established', steps: Step[]): void
   });
   if (start === 'listen') tcb.listen(0);
   else tcb.connect(0);
-  if (start === 'established') peerSeg(TCP_SYN | TCP_ACK, IRS, seqAdd(ISS, 1), 0, 65535, 1460, false);
+  let tsClock = 1000; // the peer's timestamp clock: each segment's TSval is near it, mostly ahead
+  if (start === 'established') peerSeg(TCP_SYN | TCP_ACK, IRS, seqAdd(ISS, 1), 0, 65535, 1460, false, fullOpts);
 
-  function peerSeg(flags: number, seq: number, ack: number, len: number, window: number, mss: number, wrongPort: boolean): void {
-    const h = { srcPort: wrongPort ? 5556 : 5555, dstPort: 80, seq, ack, flags, window, mss };
-    const hl = mss ? 24 : 20;
+  function peerSeg(flags: number, seq: number, ack: number, len: number, window: number, mss: number, wrongPort: boolean, o: PeerOpts): void {
+    if (o.ts !== null && o.ts >= -20 && o.ts <= 50) tsClock = (tsClock + o.ts) >>> 0;
+    const n = Math.min(Math.floor(o.sack.length / 2), o.ts === null ? 4 : 3);
+    const h = {
+      srcPort: wrongPort ? 5556 : 5555,
+      dstPort: 80,
+      seq,
+      ack,
+      flags,
+      window,
+      mss,
+      ts: o.ts !== null,
+      tsVal: o.ts !== null && (o.ts < -20 || o.ts > 50) ? o.ts : tsClock,
+      tsEcr: 0,
+      wscale: mss ? o.wscale : -1,
+      sackOk: mss ? o.sackOk : false,
+      sack: o.sack,
+      sackCount: n,
+    };
+    if (h.wscale > 14) h.wscale = 14;
+    const hl = tcpHeaderLen(h);
     const b = new Uint8Array(hl + len);
     for (let i = 0; i < len; i++) {
       const s = seqAdd(seq, i + (flags & TCP_SYN ? 1 : 0));
@@ -138,7 +190,7 @@ function drive(start: 'listen' | 'connect' | 'established', steps: Step[]): void
   const data = new Uint8Array(5000);
   let given = 0; // octets the application gave
   for (const st of steps) {
-    if (st.k === 'seg') peerSeg(st.flags, st.seq, st.ack, st.len, st.window, st.mss, st.wrongPort);
+    if (st.k === 'seg') peerSeg(st.flags, st.seq, st.ack, st.len, st.window, st.mss, st.wrongPort, st.o);
     else if (st.k === 'junk') tcb.input(st.bytes, 0, st.bytes.length, PEER, ME, clock.t);
     else if (st.k === 'time') {
       clock.t += st.ms;
@@ -156,10 +208,11 @@ function drive(start: 'listen' | 'connect' | 'established', steps: Step[]): void
   if (delivered > 0) STATS.delivered++;
   for (const t of tcb.history) STATS.states.add(t.to);
   STATS.outOfOrder += tcb.counters.tcpRxOutOfOrder;
+  STATS.paws += tcb.counters.tcpRxPaws;
 }
 
 /** What the runs reached, so a generator that stops exercising the TCB shows. */
-const STATS = { runs: 0, delivered: 0, outOfOrder: 0, states: new Set<string>() };
+const STATS = { runs: 0, delivered: 0, outOfOrder: 0, paws: 0, states: new Set<string>() };
 
 function invariants(tcb: Tcb): void {
   const c = tcb.counters;
@@ -193,7 +246,7 @@ describe('TCB under arbitrary segments (property)', () => {
     expect(STATS.outOfOrder).toBeGreaterThan(RUNS / 10);
     expect(STATS.states.size).toBeGreaterThanOrEqual(8);
     console.log(
-      `tcp property: ${STATS.runs} runs, ${STATS.delivered} delivered data, ${STATS.outOfOrder} segments held out of order, states ${[...STATS.states].sort().join(' ')}`,
+      `tcp property: ${STATS.runs} runs, ${STATS.delivered} delivered data, ${STATS.outOfOrder} segments held out of order, ${STATS.paws} PAWS drops, states ${[...STATS.states].sort().join(' ')}`,
     );
   });
 });

@@ -48,8 +48,9 @@ describe('TCP back to back', () => {
       },
     });
     transfer(p, pattern(20_000));
-    expect(p.a.sendMss).toBe(1000);
-    expect(p.b.sendMss).toBe(1000);
+    // The timestamps' 12 octets come off each segment's payload (RFC 6691): the segment still fits 20 + the MSS.
+    expect(p.a.sendMss).toBe(1000 - 12);
+    expect(p.b.sendMss).toBe(1000 - 12);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(20 + 1000);
   });
 });
@@ -81,9 +82,10 @@ describe('retransmission timeout (RFC 6298)', () => {
     expect(p.a.rto.rto).toBe(RTO_MIN);
   });
 
-  it('uses 3 s once established when the SYN had to be sent again (§5.7)', () => {
+  it('uses 3 s once established when the SYN had to be sent again (§5.7), without timestamps', () => {
     let first = true;
     const p = pair({
+      a: { timestamps: false },
       drop: (_n, s) => {
         if (s[13] & TCP_SYN && first) {
           first = false;
@@ -98,6 +100,25 @@ describe('retransmission timeout (RFC 6298)', () => {
     expect(p.a.state).toBe('ESTABLISHED');
     expect(p.a.rto.sampled).toBe(false); // Karn: the retransmitted SYN gives no sample
     expect(p.a.rto.rto).toBe(3000);
+  });
+
+  it('with timestamps the SYN,ACK echoing the retransmitted SYN gives an RTT sample (RFC 7323 §4)', () => {
+    let first = true;
+    const p = pair({
+      drop: (_n, s) => {
+        if (s[13] & TCP_SYN && first) {
+          first = false;
+          return true;
+        }
+        return false;
+      },
+    });
+    p.b.listen(0);
+    p.a.connect(0);
+    p.run(5000);
+    expect(p.a.state).toBe('ESTABLISHED');
+    expect(p.a.rto.sampled).toBe(true);
+    expect(p.a.rto.srtt).toBe(10);
   });
 });
 

@@ -10,7 +10,11 @@ export const TCP_COUNTERS = declareCounters('tcp', {
   tcpRxAccepted: { kind: 'event', help: 'TCP segments accepted (their ACK, data, SYN, FIN or RST processed)' },
   tcpRxShort: { kind: 'drop', help: 'TCP segments shorter than the 20-octet header' },
   tcpRxBadOffset: { kind: 'drop', help: 'TCP segments whose data offset is under 5 words or beyond the segment' },
-  tcpRxBadOption: { kind: 'drop', help: 'TCP segments with a malformed option (length under 2, past the header, MSS not 4 long)' },
+  tcpRxBadOption: {
+    kind: 'drop',
+    help: 'TCP segments with a malformed option (length under 2 or past the header; MSS not 4, Window Scale not 3, SACK-Permitted not 2, Timestamps not 10 long, SACK not 2 + 8n with n 1..4)',
+  },
+  tcpRxPaws: { kind: 'drop', help: 'TCP segments older than TS.Recent by their timestamp: old duplicates (PAWS, RFC 7323 §5; answered ACK)' },
   tcpRxBadChecksum: { kind: 'drop', help: 'TCP segments with a wrong checksum (pseudo-header included)' },
   tcpRxNotOurs: { kind: 'drop', help: "TCP segments for another connection's ports or addresses" },
   tcpRxClosed: { kind: 'drop', help: 'TCP segments reaching a closed TCB (answered RST unless one)' },

@@ -8,4 +8,7 @@ export { DEFAULT_PEER_MSS, HISTORY_MAX, type TcbOptions, type TcpEmit, type TcpD
 export { Tcb } from './tcb.ts';
 export { DUPTHRESH } from './tcb-send.ts';
 export { Cubic, CUBIC_ALPHA, CUBIC_BETA, CUBIC_C } from './cubic.ts';
+export * from './options.ts';
+export { Negotiation, RCV_WND_MAX, RCV_WND_DEFAULT, PAWS_IDLE_MS } from './nego.ts';
+export { DELACK_MS } from './delack.ts';
 export { NewReno, SSTHRESH_INITIAL, initialWindow, type CcName, type CongestionControl } from './cc.ts';

@@ -22,15 +22,21 @@ export class RtoEstimator {
   /** The current RTO, backed off included (ms). */
   rto = RTO_INITIAL;
 
-  /** A round-trip sample `r` (ms) from a segment sent once (§2.2, §2.3). */
-  sample(r: number): void {
+  /**
+   * A round-trip sample `r` (ms) from a segment sent once (§2.2, §2.3), or
+   * from a timestamp echo; `perRtt`: the samples expected per RTT (RFC 7323
+   * Appendix G's ExpectedSamples), which divides α and β.
+   */
+  sample(r: number, perRtt = 1): void {
     if (!this.sampled) {
       this.srtt = r;
       this.rttvar = r / 2;
       this.sampled = true;
     } else {
-      this.rttvar = 0.75 * this.rttvar + 0.25 * Math.abs(this.srtt - r);
-      this.srtt = 0.875 * this.srtt + 0.125 * r;
+      const beta = 0.25 / perRtt;
+      const alpha = 0.125 / perRtt;
+      this.rttvar = (1 - beta) * this.rttvar + beta * Math.abs(this.srtt - r);
+      this.srtt = (1 - alpha) * this.srtt + alpha * r;
     }
     this.rto = clamp(this.srtt + Math.max(CLOCK_G, 4 * this.rttvar));
   }

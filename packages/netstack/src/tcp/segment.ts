@@ -24,10 +24,11 @@
  * Data offset counts 32-bit words (5..15). The checksum is the one's
  * complement of the one's-complement sum over the pseudo-header (source and
  * destination IPv4 address, zero, protocol 6, TCP length) and the whole
- * segment. Options: end (0), no-op (1), and kind/length/value, of which
- * MSS (2, length 4) is read; others are skipped by their length.
+ * segment. Options (MSS, Window Scale, SACK-Permitted, SACK, Timestamps)
+ * are options.ts's.
  */
 import { onesSum, readU16, readU32, writeU16, writeU32 } from '../net/wire.ts';
+import { optionsLen, parseOptions, writeOptions, type TcpOptionsIn, type TcpOptionsOut } from './options.ts';
 
 export const IPPROTO_TCP = 6;
 export const TCP_HLEN = 20;
@@ -40,13 +41,8 @@ export const TCP_PSH = 0x08;
 export const TCP_ACK = 0x10;
 export const TCP_URG = 0x20;
 
-const OPT_END = 0;
-const OPT_NOP = 1;
-const OPT_MSS = 2;
-const OPT_MSS_LEN = 4;
-
-/** A parsed segment; one is reused per receiver, its payload left in place in `buf`. */
-export interface TcpSegment {
+/** A parsed segment with its options; one is reused per receiver, its payload left in place in `buf`. */
+export interface TcpSegment extends TcpOptionsIn {
   buf: Uint8Array;
   srcPort: number;
   dstPort: number;
@@ -55,15 +51,32 @@ export interface TcpSegment {
   flags: number;
   window: number;
   urgent: number;
-  /** The MSS option's value, or 0 when the segment carries none. */
-  mss: number;
   /** Where the payload starts in `buf`, and its length. */
   dataOff: number;
   dataLen: number;
 }
 
 export function emptySegment(): TcpSegment {
-  return { buf: new Uint8Array(0), srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, urgent: 0, mss: 0, dataOff: 0, dataLen: 0 };
+  return {
+    buf: new Uint8Array(0),
+    srcPort: 0,
+    dstPort: 0,
+    seq: 0,
+    ack: 0,
+    flags: 0,
+    window: 0,
+    urgent: 0,
+    dataOff: 0,
+    dataLen: 0,
+    mss: 0,
+    wscale: -1,
+    sackOk: false,
+    hasTs: false,
+    tsVal: 0,
+    tsEcr: 0,
+    sack: [0, 0, 0, 0, 0, 0, 0, 0],
+    sackCount: 0,
+  };
 }
 
 /** Why a segment was not parsed (each a counted reason, see counters.ts). */
@@ -88,28 +101,6 @@ export function tcpChecksum(b: Uint8Array, off: number, len: number, srcIp: numb
   return ~onesSum(b, off, len, tcpPseudoSum(srcIp, dstIp, len)) & 0xffff;
 }
 
-/** Read the options between the fixed header and `end`; the MSS into `out`. False if one is malformed. */
-function parseOptions(b: Uint8Array, o: number, end: number, out: TcpSegment): boolean {
-  // Each pass consumes at least one octet; the header is at most 40 octets of options.
-  while (o < end) {
-    const kind = b[o];
-    if (kind === OPT_END) return true;
-    if (kind === OPT_NOP) {
-      o++;
-      continue;
-    }
-    if (o + 1 >= end) return false;
-    const len = b[o + 1];
-    if (len < 2 || o + len > end) return false;
-    if (kind === OPT_MSS) {
-      if (len !== OPT_MSS_LEN) return false;
-      out.mss = readU16(b, o + 2);
-    }
-    o += len;
-  }
-  return true;
-}
-
 /**
  * Parse the segment of `len` octets at `off` (the IP payload, `len` from the
  * IP total length) sent from `srcIp` to `dstIp` into `out`. Returns null when
@@ -131,28 +122,25 @@ export function parseTcp(b: Uint8Array, off: number, len: number, srcIp: number,
   out.flags = b[off + 13] & 0x3f;
   out.window = readU16(b, off + 14);
   out.urgent = readU16(b, off + 18);
-  out.mss = 0;
   out.dataOff = off + hlen;
   out.dataLen = len - hlen;
   if (!parseOptions(b, off + TCP_HLEN, off + hlen, out)) return 'badOption';
   return null;
 }
 
-/** The header fields a sender fills. */
-export interface TcpHeaderFields {
+/** The header fields a sender fills, and its options (options.ts). */
+export interface TcpHeaderFields extends TcpOptionsOut {
   srcPort: number;
   dstPort: number;
   seq: number;
   ack: number;
   flags: number;
   window: number;
-  /** Put an MSS option of this value in (SYNs only), or 0 for none. */
-  mss: number;
 }
 
 /** The header length writeTcp uses for these fields. */
 export function tcpHeaderLen(h: TcpHeaderFields): number {
-  return h.mss ? TCP_HLEN + OPT_MSS_LEN : TCP_HLEN;
+  return TCP_HLEN + optionsLen(h);
 }
 
 /**
@@ -172,11 +160,7 @@ export function writeTcp(b: Uint8Array, off: number, h: TcpHeaderFields, dataLen
   writeU16(b, off + 14, h.window);
   writeU16(b, off + 16, 0);
   writeU16(b, off + 18, 0);
-  if (h.mss) {
-    b[off + TCP_HLEN] = OPT_MSS;
-    b[off + TCP_HLEN + 1] = OPT_MSS_LEN;
-    writeU16(b, off + TCP_HLEN + 2, h.mss);
-  }
+  writeOptions(b, off + TCP_HLEN, h);
   const len = hlen + dataLen;
   writeU16(b, off + 16, csumPartial ? tcpPseudoSum(srcIp, dstIp, len) : tcpChecksum(b, off, len, srcIp, dstIp));
   return len;

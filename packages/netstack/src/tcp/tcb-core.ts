@@ -12,7 +12,8 @@ import { Cubic } from './cubic.ts';
 import { DELACK_MS, DelayedAck } from './delack.ts';
 import { Reassembly } from './reasm.ts';
 import { RtoEstimator } from './rto.ts';
-import { TCP_ACK, TCP_MAX_HLEN, TCP_RST, writeTcp, type TcpHeaderFields } from './segment.ts';
+import { Negotiation } from './nego.ts';
+import { TCP_ACK, TCP_MAX_HLEN, TCP_RST, TCP_SYN, tcpHeaderLen, writeTcp, type TcpHeaderFields } from './segment.ts';
 import { SendBuffer } from './sendbuf.ts';
 import { seqAdd } from './seq.ts';
 import { nextState, type TcpEvent, type TcpState, type Transition } from './states.ts';
@@ -38,8 +39,18 @@ export interface TcbOptions {
   onData?: TcpDeliver;
   /** Our MSS (what we announce and the most we send), default 1460. */
   mss?: number;
-  /** Receive window (no scaling: at most 65535), default 65535. */
+  /**
+   * Receive window (octets): with window scaling up to 65535 << 14 (about
+   * 1 GiB), default 256 KiB, the shift chosen to fit; without it (not offered
+   * or refused) at most 65535, default 65535.
+   */
   rcvWnd?: number;
+  /** Offer Window Scale, Timestamps (RFC 7323) and SACK-Permitted (RFC 2018) on the SYN; each default true, as Linux. */
+  windowScaling?: boolean;
+  timestamps?: boolean;
+  sack?: boolean;
+  /** Added to the caller's clock (ms) for the timestamps' TSval; default derived from the ISS. */
+  tsOffset?: number;
   /** Send buffer octets, default 256 KiB. */
   sndBuf?: number;
   /** Delayed-ACK timeout (ms), default 40 (Linux's minimum); 0 ACKs every segment at once. */
@@ -97,10 +108,11 @@ export abstract class TcbCore {
   protected sndWl1 = 0;
   protected sndWl2 = 0;
   rcvNxt = 0;
-  readonly rcvWnd: number;
   readonly mss: number;
-  /** What we send at most per segment: min(our MSS, the peer's). */
+  /** What we send at most per segment: min(our MSS, the peer's), less 12 octets with timestamps. */
   sendMss: number;
+  /** Window scaling, timestamps and SACK as the SYNs agreed (nego.ts). */
+  readonly nego: Negotiation;
   /** close() was called: a FIN follows the data. */
   protected finQueued = false;
 
@@ -121,7 +133,7 @@ export abstract class TcbCore {
   protected spaceFreed = false;
 
   protected readonly tx: Uint8Array;
-  protected readonly hdr: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, mss: 0 };
+  protected readonly hdr: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, mss: 0, sack: [0, 0, 0, 0, 0, 0, 0, 0] };
 
   constructor(protected readonly opts: TcbOptions) {
     this.localIp = opts.localIp;
@@ -132,7 +144,7 @@ export abstract class TcbCore {
     this.sndUna = this.sndNxt = this.sndMax = this.iss;
     this.mss = opts.mss ?? 1460;
     this.sendMss = Math.min(this.mss, DEFAULT_PEER_MSS);
-    this.rcvWnd = Math.min(opts.rcvWnd ?? 65535, 65535);
+    this.nego = new Negotiation(opts, this.iss);
     this.snd = new SendBuffer(opts.sndBuf ?? 256 * 1024);
     this.snd.seq = seqAdd(this.iss, 1);
     this.tx = new Uint8Array(TCP_MAX_HLEN + this.mss);
@@ -191,9 +203,14 @@ export abstract class TcbCore {
     return !this.finQueued && this.snd.free > 0 && (s === 'SYN-SENT' || s === 'SYN-RECEIVED' || s === 'ESTABLISHED' || s === 'CLOSE-WAIT');
   }
 
+  /** The receive window in force (octets; at most 65535 until window scaling is agreed). */
+  get rcvWnd(): number {
+    return this.nego.rcvWnd;
+  }
+
   /** The receive window we offer now (octets). */
   get receiveWindow(): number {
-    return this.rcvWnd;
+    return this.nego.rcvWnd;
   }
 
   protected enterTimeWait(now: number): void {
@@ -226,7 +243,7 @@ export abstract class TcbCore {
       if (this.timeWaitAt >= 0 && now >= this.timeWaitAt) this.go('timeWaitDone', now);
       if (this.delack.at >= 0 && now >= this.delack.at) {
         this.counters.tcpDelayedAcks++;
-        this.sendAck();
+        this.sendAck(now);
       }
       if (this.rtxAt >= 0 && now >= this.rtxAt) this.onRtxTimeout(now);
     } finally {
@@ -238,29 +255,49 @@ export abstract class TcbCore {
   protected abstract onRtxTimeout(now: number): void;
 
   /** An ACK of what we have received: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
-  protected sendAck(): void {
-    this.emitSeg(TCP_ACK, this.sndNxt, this.rcvNxt, 0, 0, this.remoteIp, this.remotePort);
+  protected sendAck(now: number): void {
+    this.emitSeg(TCP_ACK, this.sndNxt, this.rcvNxt, 0, 0, this.remoteIp, this.remotePort, now);
   }
 
   /** An RST to whoever sent a segment: <SEQ=seq><CTL=RST>, or with <ACK=ack> when `withAck`. */
-  protected sendRst(seq: number, ack: number, withAck: boolean, dstIp: number, dstPort: number): void {
+  protected sendRst(seq: number, ack: number, withAck: boolean, dstIp: number, dstPort: number, now: number): void {
     this.counters.tcpTxRst++;
-    this.emitSeg(withAck ? TCP_RST | TCP_ACK : TCP_RST, seq, withAck ? ack : 0, 0, 0, dstIp, dstPort);
+    this.emitSeg(withAck ? TCP_RST | TCP_ACK : TCP_RST, seq, withAck ? ack : 0, 0, 0, dstIp, dstPort, now);
   }
 
-  protected emitSeg(flags: number, seq: number, ack: number, n: number, mss: number, dstIp: number, dstPort: number): void {
+  /** SACK blocks for an ACK into `out` (pairs of edges), at most `max`; how many (tcb-recv.ts). */
+  protected sackBlocks(_out: number[], _max: number): number {
+    return 0;
+  }
+
+  /**
+   * Write and emit a segment: its header and options as the flags and the
+   * negotiation say (our MSS and offers on a SYN, timestamps, SACK blocks on
+   * an ACK), and `n` octets of payload from `off` in the send buffer.
+   */
+  protected emitSeg(flags: number, seq: number, ack: number, n: number, off: number, dstIp: number, dstPort: number, now: number, gso = 0): void {
     const h = this.hdr;
+    const syn = (flags & TCP_SYN) !== 0;
+    const rst = (flags & TCP_RST) !== 0;
+    const hasAck = (flags & TCP_ACK) !== 0;
     h.srcPort = this.localPort;
     h.dstPort = dstPort;
     h.seq = seq;
     h.ack = ack;
     h.flags = flags;
-    h.window = flags & TCP_RST ? 0 : this.rcvWnd;
-    h.mss = mss;
+    h.window = rst ? 0 : this.nego.windowField(syn);
+    h.mss = syn ? this.mss : 0;
+    this.nego.fill(h, { syn, ack: hasAck, rst }, now);
+    h.sackCount = hasAck && !syn && !rst ? this.sackBlocks(h.sack as number[], h.ts ? 3 : 4) : 0;
+    const hlen = tcpHeaderLen(h);
+    if (n > 0) this.snd.copyOut(off, n, this.tx, hlen);
     const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp, this.csumOffload);
-    if (flags & TCP_ACK && !(flags & TCP_RST)) this.delack.sent();
+    if (hasAck && !rst) {
+      this.delack.sent();
+      this.nego.lastAckSent = ack;
+    }
     this.counters.tcpTxSegments++;
-    this.opts.emit(this.tx, len, this.localIp, dstIp, 0);
+    this.opts.emit(this.tx, len, this.localIp, dstIp, gso);
   }
 }
 

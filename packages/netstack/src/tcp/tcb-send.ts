@@ -8,7 +8,7 @@
  * The windows themselves are the congestion control's (cc.ts).
  */
 import { initialWindow } from './cc.ts';
-import { TCP_ACK, TCP_FIN, TCP_SYN, tcpHeaderLen } from './segment.ts';
+import { TCP_ACK, TCP_FIN, TCP_SYN } from './segment.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLt } from './seq.ts';
 import { TcbCore } from './tcb-core.ts';
 
@@ -102,7 +102,7 @@ export abstract class TcbSender extends TcbCore {
     if (this.sndNxt === this.iss && this.state !== 'CLOSED' && this.state !== 'LISTEN') {
       // Our SYN is due (first or again); SYN-RECEIVED may have moved on to FIN-WAIT-1 by a close.
       const flags = this.state === 'SYN-SENT' ? TCP_SYN : TCP_SYN | TCP_ACK;
-      this.sendSeg(now, flags, this.iss, 0, 0, this.mss);
+      this.sendSeg(now, flags, this.iss, 0, 0);
       this.sndNxt = seqAdd(this.iss, 1);
     }
     if (this.sending()) this.restartAfterIdle(now);
@@ -117,10 +117,10 @@ export abstract class TcbSender extends TcbCore {
       // cwnd counts octets: do not cut a segment short for it while others are in flight.
       const n = cwndLeft >= want || inFlight === 0 ? want : 0;
       if (n > 0) {
-        this.sendSeg(now, TCP_ACK, this.sndNxt, off, n, 0);
+        this.sendSeg(now, TCP_ACK, this.sndNxt, off, n);
         this.sndNxt = seqAdd(this.sndNxt, n);
       } else if (this.finQueued && avail === 0) {
-        this.sendSeg(now, TCP_FIN | TCP_ACK, this.sndNxt, 0, 0, 0);
+        this.sendSeg(now, TCP_FIN | TCP_ACK, this.sndNxt, 0, 0);
         this.sndNxt = seqAdd(this.sndNxt, 1);
       } else break;
     }
@@ -140,14 +140,14 @@ export abstract class TcbSender extends TcbCore {
   protected retransmit(seq: number, now: number): void {
     const off = seqDiff(seq, this.snd.seq);
     const n = Math.min(this.snd.len - off, this.sendMss, seqDiff(this.sndMax, seq));
-    if (n > 0) this.sendSeg(now, TCP_ACK, seq, off, n, 0);
-    else if (this.finQueued && seqLt(seq, this.sndMax)) this.sendSeg(now, TCP_FIN | TCP_ACK, seq, 0, 0, 0);
+    if (n > 0) this.sendSeg(now, TCP_ACK, seq, off, n);
+    else if (this.finQueued && seqLt(seq, this.sndMax)) this.sendSeg(now, TCP_FIN | TCP_ACK, seq, 0, 0);
     else return;
     this.counters.tcpTxFastRetransmits++;
   }
 
   /** Send one segment of ours: `n` octets from `off` in the send buffer at `seq`. */
-  protected sendSeg(now: number, flags: number, seq: number, off: number, n: number, mss: number): void {
+  protected sendSeg(now: number, flags: number, seq: number, off: number, n: number, gso = 0): void {
     const end = seqAdd(seq, n + (flags & TCP_SYN ? 1 : 0) + (flags & TCP_FIN ? 1 : 0));
     if (seqLt(seq, this.sndMax)) {
       this.counters.tcpTxRetransmits++;
@@ -157,18 +157,16 @@ export abstract class TcbSender extends TcbCore {
       this.rttAt = now;
     }
     if (n > 0) this.lastDataAt = now;
-    const h = this.hdr;
-    h.mss = mss;
-    if (n > 0) this.snd.copyOut(off, n, this.tx, tcpHeaderLen(h));
-    this.emitSeg(flags, seq, flags & TCP_ACK ? this.rcvNxt : 0, n, mss, this.remoteIp, this.remotePort);
+    this.emitSeg(flags, seq, flags & TCP_ACK ? this.rcvNxt : 0, n, off, this.remoteIp, this.remotePort, now, gso);
   }
 
   /**
    * An acceptable ACK moved SND.UNA to `ack`: free the buffer, take the RTT
-   * sample if the timed segment is covered, restart or stop the timer (RFC
-   * 6298 §5.2, §5.3), and grow the window or go on with the recovery.
+   * sample (from the timestamps' `tsRtt` when they are on, RFC 7323 §4, else
+   * if the timed segment is covered), restart or stop the timer (RFC 6298
+   * §5.2, §5.3), and grow the window or go on with the recovery.
    */
-  protected acked(ack: number, now: number): void {
+  protected acked(ack: number, now: number, tsRtt = -1): void {
     const prevUna = this.sndUna;
     const inFlight = seqDiff(this.sndNxt, prevUna);
     const freed = seqDiff(ack, this.snd.seq);
@@ -178,7 +176,10 @@ export abstract class TcbSender extends TcbCore {
     }
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
-    if (this.rttEnd >= 0 && seqGeq(ack, this.rttEnd)) {
+    if (this.nego.ts) {
+      // RFC 7323 Appendix G: about one sample per two segments, so each weighs less.
+      if (tsRtt >= 0) this.rto.sample(tsRtt, Math.max(1, Math.ceil(inFlight / (2 * this.sendMss))));
+    } else if (this.rttEnd >= 0 && seqGeq(ack, this.rttEnd)) {
       this.rto.sample(now - this.rttAt);
       this.rttEnd = -1;
     }

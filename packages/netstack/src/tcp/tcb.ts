@@ -1,7 +1,9 @@
 /**
  * A TCP connection (RFC 9293): the user calls (listen, connect, send,
- * close, abort) and segment arrival as §3.10.7 orders it, on top of the
- * sending half in tcb-core.ts. It is a pure module: the caller hands in each
+ * close, abort) and segment arrival as §3.10.7 orders it (with PAWS, RFC
+ * 7323 §5, before the sequence check), on top of the receiving half
+ * (tcb-recv.ts), the sending half (tcb-send.ts: congestion control, loss
+ * recovery) and what both share (tcb-core.ts). A pure module: the caller hands in each
  * segment with its addresses and `now`, and gets segments back through the
  * emit callback and in-order data through onData, so tests drive it without
  * a network. Every segment handed in is accepted or counted under one drop
@@ -9,8 +11,8 @@
  */
 import type { TcpCounters } from './counters.ts';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, emptySegment, parseTcp, type TcpParseError, type TcpSegment } from './segment.ts';
-import { seqAdd, seqDiff, seqGt, seqInRange, seqLeq, seqLt } from './seq.ts';
-import { TcbSender } from './tcb-send.ts';
+import { seqAdd, seqGt, seqInRange, seqLeq, seqLt } from './seq.ts';
+import { TcbReceiver } from './tcb-recv.ts';
 
 /** Why a segment was not taken: a drop counter's name. */
 type Drop = { [K in keyof TcpCounters]: K extends `tcpRx${string}` ? K : never }[keyof TcpCounters];
@@ -22,20 +24,13 @@ const PARSE_DROP: Record<TcpParseError, Drop> = {
   badChecksum: 'tcpRxBadChecksum',
 };
 
-/** Segments held out of order at most (each within the window; bounds the copies an attacker can make us keep). */
-const REASM_MAX_SEGMENTS = 256;
-
 /** SEG.LEN: the octets of sequence space a segment occupies (data, SYN, FIN). */
 function segLen(s: TcpSegment): number {
   return s.dataLen + (s.flags & TCP_SYN ? 1 : 0) + (s.flags & TCP_FIN ? 1 : 0);
 }
 
-export class Tcb extends TcbSender {
+export class Tcb extends TcbReceiver {
   private readonly seg = emptySegment();
-  /** The sequence number of a FIN that arrived ahead of RCV.NXT, or -1. */
-  private finRcvSeq = -1;
-  /** Octets delivered to the application. */
-  delivered = 0;
 
   /** Passive open (RFC 9293 §3.10.1). */
   listen(now: number): void {
@@ -100,7 +95,7 @@ export class Tcb extends TcbSender {
     if (s === 'CLOSED') return;
     this.enter();
     try {
-      if (s !== 'LISTEN' && s !== 'SYN-SENT' && s !== 'TIME-WAIT') this.sendRst(this.sndNxt, 0, false, this.remoteIp, this.remotePort);
+      if (s !== 'LISTEN' && s !== 'SYN-SENT' && s !== 'TIME-WAIT') this.sendRst(this.sndNxt, 0, false, this.remoteIp, this.remotePort, now);
       this.go('abort', now);
     } finally {
       this.leave();
@@ -128,7 +123,7 @@ export class Tcb extends TcbSender {
   private arrive(seg: TcpSegment, srcIp: number, dstIp: number, now: number): Drop | null {
     if (dstIp !== this.localIp || seg.dstPort !== this.localPort) return 'tcpRxNotOurs';
     const s = this.state;
-    if (s === 'CLOSED') return this.closedInput(seg, srcIp);
+    if (s === 'CLOSED') return this.closedInput(seg, srcIp, now);
     if (s === 'LISTEN') return this.listenInput(seg, srcIp, now);
     if (srcIp !== this.remoteIp || seg.srcPort !== this.remotePort) return 'tcpRxNotOurs';
     if (s === 'SYN-SENT') return this.synSentInput(seg, now);
@@ -136,7 +131,7 @@ export class Tcb extends TcbSender {
     const r = this.synchronizedInput(seg, now);
     if (r === 'ack') {
       this.output(now);
-      if (this.counters.tcpTxSegments === txBefore) this.sendAck();
+      if (this.counters.tcpTxSegments === txBefore) this.sendAck(now);
       return null;
     }
     if (r === null || r === 'delack') this.output(now);
@@ -144,10 +139,10 @@ export class Tcb extends TcbSender {
   }
 
   /** CLOSED (§3.10.7.1): answer anything but an RST with an RST. */
-  private closedInput(seg: TcpSegment, srcIp: number): Drop {
+  private closedInput(seg: TcpSegment, srcIp: number, now: number): Drop {
     if (seg.flags & TCP_RST) return 'tcpRxClosed';
-    if (seg.flags & TCP_ACK) this.sendRst(seg.ack, 0, false, srcIp, seg.srcPort);
-    else this.sendRst(0, seqAdd(seg.seq, segLen(seg)), true, srcIp, seg.srcPort);
+    if (seg.flags & TCP_ACK) this.sendRst(seg.ack, 0, false, srcIp, seg.srcPort, now);
+    else this.sendRst(0, seqAdd(seg.seq, segLen(seg)), true, srcIp, seg.srcPort, now);
     return 'tcpRxClosed';
   }
 
@@ -155,31 +150,24 @@ export class Tcb extends TcbSender {
   private listenInput(seg: TcpSegment, srcIp: number, now: number): Drop | null {
     if (seg.flags & TCP_RST) return 'tcpRxListenDrop';
     if (seg.flags & TCP_ACK) {
-      this.sendRst(seg.ack, 0, false, srcIp, seg.srcPort);
+      this.sendRst(seg.ack, 0, false, srcIp, seg.srcPort, now);
       return 'tcpRxListenDrop';
     }
     if (!(seg.flags & TCP_SYN)) return 'tcpRxListenDrop';
     this.remoteIp = srcIp;
     this.remotePort = seg.srcPort;
-    this.takeSyn(seg);
+    this.takeSyn(seg, now);
     this.setSndWnd(seg.window, seg.seq, this.iss);
     this.go('rcvSyn', now);
     this.output(now);
     return null;
   }
 
-  /** The peer's SYN: its ISN and MSS. Data and FIN on a SYN are not taken (not acknowledged, so the peer sends them again). */
-  private takeSyn(seg: TcpSegment): void {
-    this.irs = seg.seq;
-    this.rcvNxt = seqAdd(seg.seq, 1);
-    this.sendMss = Math.min(this.mss, seg.mss || 536);
-  }
-
   /** SYN-SENT (§3.10.7.3). */
   private synSentInput(seg: TcpSegment, now: number): Drop | null {
     const hasAck = (seg.flags & TCP_ACK) !== 0;
     if (hasAck && (seqLeq(seg.ack, this.iss) || seqGt(seg.ack, this.sndMax))) {
-      if (!(seg.flags & TCP_RST)) this.sendRst(seg.ack, 0, false, this.remoteIp, this.remotePort);
+      if (!(seg.flags & TCP_RST)) this.sendRst(seg.ack, 0, false, this.remoteIp, this.remotePort, now);
       return 'tcpRxBadAck';
     }
     if (seg.flags & TCP_RST) {
@@ -189,12 +177,12 @@ export class Tcb extends TcbSender {
       return null;
     }
     if (!(seg.flags & TCP_SYN)) return 'tcpRxNoSyn';
-    this.takeSyn(seg);
-    if (hasAck) this.acked(seg.ack, now);
+    this.takeSyn(seg, now);
+    if (hasAck) this.acked(seg.ack, now, this.nego.rttSample(seg, now));
     this.setSndWnd(seg.window, seg.seq, seg.ack);
     if (seqGt(this.sndUna, this.iss)) {
       this.go('rcvSynAck', now);
-      this.sendAck();
+      this.sendAck(now);
       this.output(now);
     } else {
       // Simultaneous open: answer SYN,ACK with our ISN again.
@@ -221,14 +209,19 @@ export class Tcb extends TcbSender {
    * wait (the delayed-ACK timer runs).
    */
   private synchronizedInput(seg: TcpSegment, now: number): Drop | null | 'ack' | 'delack' {
+    if (this.nego.pawsReject(seg, (seg.flags & TCP_RST) !== 0, now)) {
+      this.sendAck(now); // RFC 7323 §5.3 R1: an old duplicate
+      return 'tcpRxPaws';
+    }
     if (!this.acceptable(seg)) return this.unacceptable(seg, now);
+    this.nego.acceptable(seg, now);
     if (seg.flags & TCP_RST) return this.rstInput(seg, now);
     if (seg.flags & TCP_SYN) {
       if (this.state === 'SYN-RECEIVED' && this.passive) {
         this.backToListen(now, 'rcvSyn');
         return null;
       }
-      this.sendAck(); // challenge ACK (RFC 5961 §4)
+      this.sendAck(now); // challenge ACK (RFC 5961 §4)
       return 'tcpRxChallenged';
     }
     if (!(seg.flags & TCP_ACK)) return 'tcpRxNoAck';
@@ -237,7 +230,7 @@ export class Tcb extends TcbSender {
     if (this.state === 'CLOSED') return null;
     const owed = this.textInput(seg, now);
     if (owed === 'full') {
-      this.sendAck();
+      this.sendAck(now);
       return 'tcpRxReasmFull';
     }
     if (this.finInput(seg, now) || owed === 'now') return 'ack';
@@ -256,7 +249,7 @@ export class Tcb extends TcbSender {
     if (this.state === 'SYN-RECEIVED' && seg.flags & TCP_SYN && seg.seq === this.irs) {
       if (seg.flags & TCP_ACK && seqLt(this.sndUna, seg.ack) && seqLeq(seg.ack, this.sndMax)) {
         this.establish(seg, now);
-        this.sendAck();
+        this.sendAck(now);
         this.output(now);
         return null;
       }
@@ -265,18 +258,18 @@ export class Tcb extends TcbSender {
       return 'tcpRxOutOfWindow';
     }
     if (this.state === 'TIME-WAIT' && seg.flags & TCP_FIN && seqAdd(seg.seq, segLen(seg)) === this.rcvNxt) {
-      this.sendAck();
+      this.sendAck(now);
       this.enterTimeWait(now);
       return null;
     }
-    this.sendAck();
+    this.sendAck(now);
     return 'tcpRxOutOfWindow';
   }
 
   /** An in-window RST (§3.10.7.4 second check, RFC 5961 §3): reset only when it is exactly at RCV.NXT. */
   private rstInput(seg: TcpSegment, now: number): Drop | null {
     if (seg.seq !== this.rcvNxt) {
-      this.sendAck();
+      this.sendAck(now);
       return 'tcpRxChallenged';
     }
     this.counters.tcpRstReceived++;
@@ -291,33 +284,34 @@ export class Tcb extends TcbSender {
     this.remoteIp = this.remotePort = 0;
     this.reasm.clear();
     this.finRcvSeq = -1;
+    this.nego.reset();
   }
 
   /** SYN-RECEIVED → ESTABLISHED on the ACK of our SYN. */
   private establish(seg: TcpSegment, now: number): void {
     this.go('rcvAck', now);
-    this.setSndWnd(seg.window, seg.seq, seg.ack);
-    this.acked(seg.ack, now);
+    this.setSndWnd(this.wndOf(seg), seg.seq, seg.ack);
+    this.acked(seg.ack, now, this.nego.rttSample(seg, now));
   }
 
   /** The fifth check: the ACK field, the send window, and the moves it makes. */
   private ackInput(seg: TcpSegment, now: number): Drop | null {
     if (this.state === 'SYN-RECEIVED') {
       if (!(seqLt(this.sndUna, seg.ack) && seqLeq(seg.ack, this.sndMax))) {
-        this.sendRst(seg.ack, 0, false, this.remoteIp, this.remotePort);
+        this.sendRst(seg.ack, 0, false, this.remoteIp, this.remotePort, now);
         return 'tcpRxBadAck';
       }
       this.establish(seg, now);
     }
     // Acceptable: SND.UNA - MAX.SND.WND =< SEG.ACK =< SND.NXT; anything else is answered ACK and dropped.
     if (seqGt(seg.ack, this.sndMax) || seqLt(seg.ack, seqAdd(this.sndUna, -this.maxSndWnd))) {
-      this.sendAck();
+      this.sendAck(now);
       return 'tcpRxBadAck';
     }
-    if (seqLt(this.sndUna, seg.ack)) this.acked(seg.ack, now);
+    if (seqLt(this.sndUna, seg.ack)) this.acked(seg.ack, now, this.nego.rttSample(seg, now));
     else if (seg.ack === this.sndUna && this.isDupAck(seg)) this.dupAck(now);
     if (seqLeq(this.sndUna, seg.ack) && (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLeq(this.sndWl2, seg.ack)))) {
-      this.setSndWnd(seg.window, seg.seq, seg.ack);
+      this.setSndWnd(this.wndOf(seg), seg.seq, seg.ack);
     }
     const s = this.state;
     if ((s === 'FIN-WAIT-1' || s === 'CLOSING' || s === 'LAST-ACK') && this.finAcked()) this.go('rcvAckOfFin', now);
@@ -326,65 +320,11 @@ export class Tcb extends TcbSender {
 
   /** RFC 5681 §2: no data, no SYN or FIN, the same window, data outstanding (the ACK number checked by the caller). */
   private isDupAck(seg: TcpSegment): boolean {
-    return seg.dataLen === 0 && !(seg.flags & (TCP_SYN | TCP_FIN)) && seg.window === this.sndWnd && this.sndUna !== this.sndMax;
+    return seg.dataLen === 0 && !(seg.flags & (TCP_SYN | TCP_FIN)) && this.wndOf(seg) === this.sndWnd && this.sndUna !== this.sndMax;
   }
 
-  /**
-   * The seventh step: in-window data delivered in order, or held until the
-   * hole fills. Whether an ACK is owed: 'now' (out of order, filling a hole,
-   * old data again, or the delayed ACK's limit reached), 'later' (in-order
-   * data whose ACK may wait), false (no data); 'full' if the queue had no room.
-   */
-  private textInput(seg: TcpSegment, now: number): 'now' | 'later' | false | 'full' {
-    const s = this.state;
-    if (seg.dataLen === 0 || !(s === 'ESTABLISHED' || s === 'FIN-WAIT-1' || s === 'FIN-WAIT-2')) return false;
-    const skip = Math.max(0, seqDiff(this.rcvNxt, seg.seq));
-    const end = Math.min(seg.dataLen, seqDiff(seqAdd(this.rcvNxt, this.rcvWnd), seg.seq));
-    if (skip >= end) return 'now';
-    if (skip > 0 || seg.seq === this.rcvNxt) {
-      const holes = this.reasm.segments > 0;
-      this.deliver(seg.buf, seg.dataOff + skip, end - skip);
-      this.rcvNxt = this.reasm.drain(seqAdd(this.rcvNxt, end - skip), this.deliverFn);
-      if (holes || skip > 0) return 'now';
-      return this.delack.data(end, now) ? 'now' : 'later';
-    }
-    if (this.reasm.segments >= REASM_MAX_SEGMENTS) return 'full';
-    this.reasm.insert(seg.seq, seg.buf, seg.dataOff, end);
-    this.counters.tcpRxOutOfOrder++;
-    return 'now';
-  }
-
-  private readonly deliverFn = (b: Uint8Array, off: number, len: number): void => this.deliver(b, off, len);
-
-  private deliver(b: Uint8Array, off: number, len: number): void {
-    this.delivered += len;
-    this.opts.onData?.(b, off, len);
-  }
-
-  /** The eighth step: a FIN at RCV.NXT closes the peer's direction; one ahead of it waits for the data before it. */
-  private finInput(seg: TcpSegment, now: number): boolean {
-    const s = this.state;
-    if (
-      s !== 'SYN-RECEIVED' &&
-      s !== 'ESTABLISHED' &&
-      s !== 'FIN-WAIT-1' &&
-      s !== 'FIN-WAIT-2' &&
-      s !== 'CLOSE-WAIT' &&
-      s !== 'CLOSING' &&
-      s !== 'LAST-ACK' &&
-      s !== 'TIME-WAIT'
-    )
-      return false;
-    if (seg.flags & TCP_FIN) {
-      const finSeq = seqAdd(seg.seq, seg.dataLen);
-      if (seqLt(finSeq, seqAdd(this.rcvNxt, this.rcvWnd)) && seqLeq(this.rcvNxt, finSeq)) this.finRcvSeq = finSeq;
-    }
-    if (this.finRcvSeq < 0 || this.finRcvSeq !== this.rcvNxt) return seg.flags & TCP_FIN ? true : false;
-    if (s === 'CLOSE-WAIT' || s === 'CLOSING' || s === 'LAST-ACK') return true; // a FIN again
-    this.finRcvSeq = -1;
-    this.rcvNxt = seqAdd(this.rcvNxt, 1);
-    if (s === 'TIME-WAIT') this.enterTimeWait(now);
-    else this.go('rcvFin', now);
-    return true;
+  /** The peer's window in octets: scaled by its shift except on a SYN (RFC 7323 §2.2). */
+  private wndOf(seg: TcpSegment): number {
+    return seg.flags & TCP_SYN ? seg.window : seg.window * 2 ** this.nego.sndShift;
   }
 }
