@@ -13,6 +13,8 @@ type TcpOps = Pick<EndpointOps, 'tcp_sink' | 'tcp_stream' | 'tcp_rr_server' | 't
 
 interface TcpJob {
   name: string;
+  /** A sink's port and octets so far (the toolstack's interval lines read them). */
+  progress?: () => { port: number; bytes: number };
   poll(): number;
   done(): boolean;
   /** What to answer with (when done, or cut short). */
@@ -53,6 +55,7 @@ export class TcpJobs {
         const flows = positiveInt('flows', a.flows, 1, 1024);
         const sink = new TcpSink(tcp, { port: a.port, flows, verify: a.verify === true }, now);
         return this.add(`tcp sink :${a.port}`, a.timeoutMs, later(), {
+          progress: () => ({ port: a.port, bytes: sink.result().bytes }),
           poll: () => 0,
           done: () => sink.done,
           result: () => sink.result(),
@@ -123,6 +126,16 @@ export class TcpJobs {
       }
     }
     return work;
+  }
+
+  /** Octets each running sink has received so far, by port. */
+  progress(): Record<number, { bytes: number }> {
+    const out: Record<number, { bytes: number }> = {};
+    for (const j of this.jobs) {
+      const p = j.progress?.();
+      if (p) out[p.port] = { bytes: p.bytes };
+    }
+    return out;
   }
 
   /** The earliest deadline, or Infinity. */

@@ -90,6 +90,7 @@ export class NetEndpoint {
       mac: this.o.mac,
       stack: { ...this.stack.counters },
       tcp: { ...this.stack.tcp.counters, ...this.stack.tcp.totals(), conns: this.stack.tcp.size, queued: this.stack.tcp.queued },
+      tcpProgress: this.tcpJobs.progress(),
       sending: this.sends.length,
       receiving: this.recvs.size,
       progress,

@@ -18,6 +18,7 @@ export {
   type TcpRrOptions,
   type TcpRrRun,
   type TcpDelta,
+  type TcpIntervalSample,
 } from './traffic-tcp.ts';
 export {
   dom0Stats,
@@ -64,6 +65,8 @@ export {
   defaultEnds,
   checkEnds,
   parseDomainRef,
+  WORKLOADS,
+  type Workload,
   type ScenarioOptions,
   type ScenarioResult,
   type StreamEnds,

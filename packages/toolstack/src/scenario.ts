@@ -9,6 +9,7 @@ import { STREAM_FIRST_FRAME_MS, STREAM_GIVE_UP_MS } from '@xsim/netstack';
 import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
 import { runPing, runStream, untilAborted, type IntervalSample, type PingResult, type StreamResult } from './traffic.ts';
 import { movedStats, streamAccount } from './drops.ts';
+import { runTcpRr, runTcpStream, type TcpIntervalSample, type TcpRrRun, type TcpStreamRun } from './traffic-tcp.ts';
 import { guestStatsIfAny } from './stats.ts';
 
 export interface StreamEnds {
@@ -61,10 +62,27 @@ export interface StreamPorts {
 /** The demo stream's UDP destination port unless --port says otherwise (iperf's is 5201; this one predates it). */
 export const DEMO_PORT = 5001;
 
+/** What `xsim run --workload` runs between the two ends, after netperf's tests and iperf3. */
+export const WORKLOADS = ['udp-stream', 'tcp-stream', 'tcp-rr', 'ping'] as const;
+export type Workload = (typeof WORKLOADS)[number];
+
 export interface ScenarioOptions extends StreamEnds, StreamPorts {
+  /** Default udp-stream (the sequenced UDP stream with credits). */
+  workload?: Workload;
+  /** Messages: frames (udp-stream), writes of writeSize (tcp-stream, unless bytes), transactions (tcp-rr), probes (ping). */
   count: number;
   frameSize: number;
   window: number;
+  /** tcp-stream: octets in all (iperf3 -n), instead of count writes. */
+  bytes?: number;
+  /** tcp-stream: parallel connections (iperf3 -P). */
+  flows?: number;
+  /** tcp-stream: octets per write (netperf -m); tcp-rr: request and response sizes (netperf -r). */
+  writeSize?: number;
+  reqSize?: number;
+  rspSize?: number;
+  /** tcp-stream's interval lines. */
+  tcpInterval?: { ms: number; each: (x: TcpIntervalSample) => void };
   /** Pings before the stream (default 200). */
   pings?: number;
   /** A sample every `ms` of the stream, handed to `each` as it is taken. */
@@ -75,15 +93,57 @@ export interface ScenarioOptions extends StreamEnds, StreamPorts {
 
 export interface ScenarioResult {
   ping: PingResult;
-  stream: StreamResult;
-  intervals: IntervalSample[];
+  /** The UDP stream (udp-stream). */
+  stream?: StreamResult;
+  tcpStream?: TcpStreamRun;
+  tcpRr?: TcpRrRun;
+  /** udp-stream's or tcp-stream's interval samples. */
+  intervals: IntervalSample[] | TcpIntervalSample[];
   stats: Record<string, unknown>;
 }
 
 /** Ping the receiver from the sender, stream `count` frames between them, then read every counter. */
 export async function runScenario(sim: Simulation, o: ScenarioOptions): Promise<ScenarioResult> {
-  const ping = await runPing(sim, o.from, o.to, o.pings ?? 200);
+  const workload = o.workload ?? 'udp-stream';
+  const ping = await runPing(sim, o.from, o.to, workload === 'ping' ? o.count : (o.pings ?? 200), workload === 'ping' ? o.frameSize : 64);
   o.onPing?.(ping);
+  if (workload === 'ping') return { ping, intervals: [], stats: await sim.stats() };
+  if (workload === 'tcp-stream') {
+    const writeSize = o.writeSize ?? 1448;
+    const samples: TcpIntervalSample[] = [];
+    const tcpEach = o.tcpInterval?.each;
+    const tcpStream = await runTcpStream(sim, {
+      from: o.from,
+      to: o.to,
+      bytes: o.bytes ?? o.count * writeSize,
+      flows: o.flows ?? 1,
+      writeSize,
+      ...(o.port !== undefined ? { port: o.port } : {}),
+      ...(o.tcpInterval
+        ? {
+            interval: {
+              ms: o.tcpInterval.ms,
+              each: (x: TcpIntervalSample) => {
+                samples.push(x);
+                tcpEach?.(x);
+              },
+            },
+          }
+        : {}),
+    });
+    return { ping, tcpStream, intervals: samples, stats: await sim.stats() };
+  }
+  if (workload === 'tcp-rr') {
+    const tcpRr = await runTcpRr(sim, {
+      from: o.from,
+      to: o.to,
+      count: o.count,
+      reqSize: o.reqSize ?? 1,
+      rspSize: o.rspSize ?? 1,
+      ...(o.port !== undefined ? { port: o.port } : {}),
+    });
+    return { ping, tcpRr, intervals: [], stats: await sim.stats() };
+  }
   const intervals: IntervalSample[] = [];
   const each = o.interval?.each;
   const stream = await runStream(sim, {

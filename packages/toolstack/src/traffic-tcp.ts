@@ -8,6 +8,11 @@
 import type { TcpRrReply, TcpSinkReply, TcpStreamReply } from '@xsim/hypervisor';
 import type { DomainRef, Simulation } from './simulation.ts';
 import { untilAborted } from './traffic.ts';
+import type { TcpIntervalSample, TcpRrRun, TcpStreamRun } from './schema/run.ts';
+
+export type { TcpIntervalSample, TcpRrRun, TcpStreamRun };
+/** What moved in an end's TCP counters during a run (only those that did). */
+export type TcpDelta = Record<string, number>;
 
 /** The iperf3 port (5201) for streams; netperf's data ports are chosen per test, ours is the next one up. */
 export const TCP_STREAM_PORT = 5201;
@@ -31,49 +36,14 @@ export interface TcpStreamOptions extends TcpEnds {
   writeSize?: number;
   /** The sink checks every octet against the stream's pattern (costs the receiver a compare per octet). */
   verify?: boolean;
-}
-
-/** What moved in an end's TCP counters during a run (only those that did). */
-export type TcpDelta = Record<string, number>;
-
-export interface TcpStreamRun {
-  from: string;
-  to: string;
-  flows: number;
-  /** Octets the sink received, and the sender saw acknowledged. */
-  bytes: number;
-  sentBytes: number;
-  /** From the sink's first octet to its last. */
-  elapsedMs: number;
-  gbps: number;
-  corrupt: number;
-  complete: boolean;
-  failed: Record<string, number>;
-  sender: TcpDelta;
-  receiver: TcpDelta;
+  /** Every `ms` of the simulation's clock while the stream runs: octets received and segments resent (iperf3's interval lines). */
+  interval?: { ms: number; each: (x: TcpIntervalSample) => void };
 }
 
 export interface TcpRrOptions extends TcpEnds {
   count: number;
   reqSize?: number;
   rspSize?: number;
-}
-
-export interface TcpRrRun {
-  from: string;
-  to: string;
-  transactions: number;
-  elapsedMs: number;
-  tps: number;
-  p50Us: number;
-  p99Us: number;
-  minUs: number;
-  maxUs: number;
-  meanUs: number;
-  complete: boolean;
-  failed: Record<string, number>;
-  sender: TcpDelta;
-  receiver: TcpDelta;
 }
 
 const name = (r: DomainRef) => `${r.host}/${r.domain}`;
@@ -123,10 +93,19 @@ export async function runTcpStream(sim: Simulation, o: TcpStreamOptions): Promis
   const sink = sim.request(o.to, 'tcp_sink', { port, flows, verify: o.verify === true, timeoutMs }, timeoutMs + 5000) as Promise<TcpSinkReply>;
   sink.catch(() => {});
   await wait(sim.request(o.to, 'arp_resolve', { ip: srcIp }));
-  const send = (await wait(
-    sim.request(o.from, 'tcp_stream', { dstIp, dstPort: port, bytes: o.bytes, flows, writeSize: o.writeSize ?? 1448, timeoutMs }, timeoutMs + 5000),
-  )) as TcpStreamReply;
-  const r = await wait(sink);
+  const sampler = o.interval ? new TcpSampler(sim, o, port, o.interval) : null;
+  let send: TcpStreamReply;
+  let r: TcpSinkReply;
+  try {
+    send = (await wait(
+      sim.request(o.from, 'tcp_stream', { dstIp, dstPort: port, bytes: o.bytes, flows, writeSize: o.writeSize ?? 1448, timeoutMs }, timeoutMs + 5000),
+    )) as TcpStreamReply;
+    r = await wait(sink);
+  } catch (e) {
+    await sampler?.finish(null);
+    throw e;
+  }
+  await sampler?.finish(r.bytes);
   const [sa, ra] = await wait(Promise.all([tcpCounters(sim, o.from), tcpCounters(sim, o.to)]));
   const secs = r.elapsedMs / 1000;
   return {
@@ -177,4 +156,65 @@ export async function runTcpRr(sim: Simulation, o: TcpRrOptions): Promise<TcpRrR
     sender: delta(sb, sa),
     receiver: delta(rb, ra),
   };
+}
+
+/** iperf3-style interval lines for a TCP stream: the sink's octets and the sender's retransmissions, polled every interval. */
+class TcpSampler {
+  private readonly t0: number;
+  private last: { t: number; bytes: number; retr: number } | null = null;
+  private finished = false;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly sim: Simulation,
+    private readonly o: TcpEnds,
+    private readonly port: number,
+    private readonly interval: { ms: number; each: (x: TcpIntervalSample) => void },
+  ) {
+    this.t0 = sim.clock.now();
+    this.loop = this.run();
+  }
+
+  private async sample(): Promise<{ t: number; bytes: number; retr: number } | null> {
+    const [to, from] = await Promise.all([this.sim.domainStats(this.o.to, 120_000), this.sim.domainStats(this.o.from, 120_000)]).catch(() => [null, null]);
+    const p = to?.endpoint?.tcpProgress?.[this.port];
+    const retr = (from?.endpoint?.tcp as Record<string, number> | undefined)?.tcpTxRetransmits ?? 0;
+    return p ? { t: this.sim.clock.now(), bytes: p.bytes, retr } : null;
+  }
+
+  private emit(x: { t: number; bytes: number; retr: number }): void {
+    const last = this.last ?? { t: this.t0, bytes: 0, retr: x.retr };
+    const secs = (x.t - last.t) / 1000;
+    const bytes = x.bytes - last.bytes;
+    this.interval.each({
+      start: (last.t - this.t0) / 1000,
+      end: (x.t - this.t0) / 1000,
+      bytes,
+      gbps: secs > 0 ? (bytes * 8) / secs / 1e9 : 0,
+      retransmits: x.retr - last.retr,
+    });
+    this.last = x;
+  }
+
+  private async run(): Promise<void> {
+    const first = await this.sample();
+    if (first) this.last = { ...first, t: this.t0, bytes: 0 };
+    while (!this.finished) {
+      const until = this.sim.clock.now() + this.interval.ms;
+      while (!this.finished && this.sim.clock.now() < until) await this.sim.sleep(Math.min(5, until - this.sim.clock.now()));
+      if (this.finished) return;
+      const x = await this.sample();
+      if (x && !this.finished) this.emit(x);
+    }
+  }
+
+  /** The stream is over with `bytes` received: stop sampling and report the last, partial interval (null: it failed, at once). */
+  async finish(bytes: number | null): Promise<void> {
+    this.finished = true;
+    if (bytes === null) return;
+    await this.loop;
+    const from = await this.sim.domainStats(this.o.from, 120_000).catch(() => null);
+    const retr = (from?.endpoint?.tcp as Record<string, number> | undefined)?.tcpTxRetransmits ?? this.last?.retr ?? 0;
+    if (bytes > (this.last?.bytes ?? 0)) this.emit({ t: this.sim.clock.now(), bytes, retr });
+  }
 }

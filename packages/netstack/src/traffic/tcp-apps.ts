@@ -77,7 +77,7 @@ export class TcpStreamClient {
   poll(): number {
     let work = 0;
     for (const f of this.flows) {
-      if (f.done || f.sent >= f.total) continue;
+      if (f.done || f.closing) continue;
       const st = f.sock.state;
       if (st !== 'ESTABLISHED' && st !== 'SYN-SENT' && st !== 'CLOSE-WAIT') continue;
       if (f.sent >= f.total) {

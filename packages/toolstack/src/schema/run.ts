@@ -39,6 +39,57 @@ export const StreamResultSchema = Type.Object({
 });
 export type StreamResult = Static<typeof StreamResultSchema>;
 
+/** What moved in an end's TCP counters during a run (only the counters that moved). */
+export const TcpDeltaSchema = Type.Record(Type.String(), Type.Number(), {
+  description: "the TCP counters this end's stack moved during the run (those that moved)",
+});
+const failures = Type.Record(Type.String(), Type.Integer({ minimum: 1 }), {
+  description: 'connections that ended otherwise than by an orderly close, by reason',
+});
+
+export const TcpStreamRunSchema = Type.Object({
+  from: Type.String(),
+  to: Type.String(),
+  flows: Type.Integer({ minimum: 0 }),
+  bytes: Type.Integer({ minimum: 0, description: 'octets the sink received' }),
+  sentBytes: Type.Integer({ minimum: 0, description: 'octets the sender saw acknowledged' }),
+  elapsedMs: Type.Number({ description: "from the sink's first octet to its last" }),
+  gbps: Type.Number(),
+  corrupt: Type.Integer({ minimum: 0, description: "octets that differed from the stream's pattern (when the sink checked)" }),
+  complete: Type.Boolean(),
+  failed: failures,
+  sender: TcpDeltaSchema,
+  receiver: TcpDeltaSchema,
+});
+export type TcpStreamRun = Static<typeof TcpStreamRunSchema>;
+
+export const TcpRrRunSchema = Type.Object({
+  from: Type.String(),
+  to: Type.String(),
+  transactions: Type.Integer({ minimum: 0 }),
+  elapsedMs: Type.Number(),
+  tps: Type.Number({ description: 'transactions per second' }),
+  p50Us: Type.Number(),
+  p99Us: Type.Number(),
+  minUs: Type.Number(),
+  maxUs: Type.Number(),
+  meanUs: Type.Number(),
+  complete: Type.Boolean(),
+  failed: failures,
+  sender: TcpDeltaSchema,
+  receiver: TcpDeltaSchema,
+});
+export type TcpRrRun = Static<typeof TcpRrRunSchema>;
+
+export const TcpIntervalSampleSchema = Type.Object({
+  start: Type.Number({ description: "seconds since the stream started, on the simulation's clock" }),
+  end: Type.Number(),
+  bytes: Type.Integer({ minimum: 0, description: 'octets the sink received in the interval' }),
+  gbps: Type.Number(),
+  retransmits: Type.Integer({ minimum: 0, description: "segments the sender sent again in the interval (iperf3's Retr)" }),
+});
+export type TcpIntervalSample = Static<typeof TcpIntervalSampleSchema>;
+
 export const CaptureSummarySchema = Type.Object({
   file: Type.String(),
   bytes: Type.Integer({ minimum: 0 }),
@@ -79,9 +130,16 @@ export const RunJsonSchema = Type.Object(
     schema: Type.Literal(RUN_SCHEMA),
     meta: RunMetaSchema,
     topology: Type.String(),
+    workload: Type.Optional(
+      Type.Union([Type.Literal('udp-stream'), Type.Literal('tcp-stream'), Type.Literal('tcp-rr'), Type.Literal('ping')], {
+        description: 'what ran after the ping (absent: udp-stream, as before workloads)',
+      }),
+    ),
     ping: PingSchema,
-    stream: StreamResultSchema,
-    intervals: Type.Optional(Type.Array(IntervalSampleSchema)),
+    stream: Type.Optional(StreamResultSchema),
+    tcpStream: Type.Optional(TcpStreamRunSchema),
+    tcpRr: Type.Optional(TcpRrRunSchema),
+    intervals: Type.Optional(Type.Array(Type.Union([IntervalSampleSchema, TcpIntervalSampleSchema]))),
     capture: Type.Optional(CaptureSummarySchema),
     trace: Type.Optional(TraceSummarySchema),
     stats: Type.Record(Type.String(), Type.Unknown(), {
