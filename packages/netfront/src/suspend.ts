@@ -27,6 +27,8 @@ export interface DeviceState {
   mtu: number;
   /** The most queues the vif may ask for (absent in records before multi-queue: 1). */
   queues?: number;
+  /** false: its checksum offload was off (absent in older records: on). */
+  csum?: boolean;
   counters: Record<string, number>;
   endpoint: EndpointState;
   /** TX frames the backend never took, oldest first: where they lie in RAM. */
@@ -98,6 +100,7 @@ export function readKernelState(mem: GuestMemory, at: { frame: number; len: numb
       typeof d.ip !== 'string' ||
       !Number.isInteger(d.mtu) ||
       (d.queues !== undefined && !(Number.isInteger(d.queues) && d.queues >= 1 && d.queues <= 64)) ||
+      (d.csum !== undefined && typeof d.csum !== 'boolean') ||
       !d.endpoint ||
       !Array.isArray(d.unanswered)
     ) {

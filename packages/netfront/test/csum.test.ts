@@ -74,7 +74,18 @@ function rig(params: NetfrontParams = {}) {
   store.write(0, `${be}/${VIF_KEY.state}`, String(XenbusState.Connected));
   const ring = (key: string, size: number) => new SharedRing(mem.page(gnttab.read(Number(store.read(0, `${fe}/${key}`))).frame), size);
   const keys = () => Object.fromEntries((store.directory(0, fe) ?? []).map((k) => [k, store.read(0, `${fe}/${k}`)]));
-  return { nf, mem, gnttab, rx: ring(VIF_KEY.rxRingRef, NETIF_RX_SLOT_SIZE), tx: ring(VIF_KEY.txRingRef, NETIF_TX_SLOT_SIZE), received, offloads, keys };
+  const backendState = (st: XenbusState) => store.write(0, `${be}/${VIF_KEY.state}`, String(st));
+  return {
+    nf,
+    mem,
+    gnttab,
+    rx: ring(VIF_KEY.rxRingRef, NETIF_RX_SLOT_SIZE),
+    tx: ring(VIF_KEY.txRingRef, NETIF_TX_SLOT_SIZE),
+    received,
+    offloads,
+    keys,
+    backendState,
+  };
 }
 
 /** An Ethernet + IPv4 + UDP frame of `payload` octets at `at`, its checksum partial. */
@@ -134,6 +145,19 @@ describe('netfront TX: partial checksums', () => {
     expect(r.offloads).toEqual([true, false]);
     expect(r.nf.state).toBe(XenbusState.Closing);
     expect(r.nf.setOffloads({ csum: false })).toBe(false);
+  });
+
+  it('switched back on: the device goes Closed, Initialising, Connected again, and feature-no-csum-offload is gone', () => {
+    const r = rig({ csum: false });
+    expect(r.keys()['feature-no-csum-offload']).toBe('1');
+    r.nf.setOffloads({ csum: true });
+    r.backendState(XenbusState.Closing);
+    r.backendState(XenbusState.Closed);
+    expect(r.nf.state).toBe(XenbusState.Initialising);
+    r.backendState(XenbusState.InitWait);
+    expect(r.nf.state).toBe(XenbusState.Connected);
+    expect(r.keys()['feature-no-csum-offload']).toBeUndefined();
+    expect(r.offloads).toEqual([false, true, true]);
   });
 });
 

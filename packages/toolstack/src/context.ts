@@ -219,7 +219,13 @@ export class ToolstackContext {
       mem: d.mem.sab,
       gnttab: d.gnttab,
       mtu: h.spec.nic.mtu,
-      vifs: spec.vifs.map((v, n) => ({ handle: n, mac: v.mac, ip: v.ip, ...(v.queues !== undefined ? { queues: v.queues } : {}) })),
+      vifs: spec.vifs.map((v, n) => ({
+        handle: n,
+        mac: v.mac,
+        ip: v.ip,
+        ...(v.queues !== undefined ? { queues: v.queues } : {}),
+        ...(v.offloads?.csum === false ? { csum: false } : {}),
+      })),
       dom0Uid: h.dom0.uid,
     };
     this.introduce(h, d);

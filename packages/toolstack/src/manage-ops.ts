@@ -15,9 +15,10 @@
  *   dev.list         {}                                                Dev[]
  *   dev.stats        {dev: HOST/DOMU[/vifN], qidx?}                    a vif's counters at both ends (qidx: one queue's)
  *   dev.features     {dev}                                             the feature-* keys both ends wrote
- *   dev.set          {dev: HOST/DOMU[/vifN], maxFilters?: int,         {dev, backendPath, limits, rate}: the vif's limits/*
- *                     maxBufPages?: int (0..65536), rate?: xl's RATE     and rate keys in xenstore now (its accelerator
- *                     or 'unlimited'} (at least one)                   applies the limits, netback the rate)
+ *   dev.set          {dev: HOST/DOMU[/vifN], maxFilters?: int,         {dev, backendPath, limits, rate, offloads?}: the vif's
+ *                     maxBufPages?: int (0..65536), rate?: xl's RATE     limits/* and rate keys in xenstore now (its accelerator
+ *                     or 'unlimited', csum?: boolean,                  applies the limits, netback the rate); offloads: its
+ *                     gso?: boolean} (at least one)                    checksum offload now (switched in the guest: a reconnect)
  *   dev.add          {dev: HOST/DOMU, name?, mac?, ip?, mtu?: int}     VifInfo
  *   dev.del          {dev: HOST/DOMU/vifN}                             {dev, forced}
  *   domain.list      {}                                                DomainInfo[]
@@ -135,11 +136,15 @@ export const MANAGE_PROTOCOL = {
         maxBufPages: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536 })),
         /** xl's rate= (AMOUNT[@INTERVAL], e.g. 10Mb/s@20ms), or 'unlimited' to remove the limit. */
         rate: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+        /** The vif's checksum offload, as ethtool -K in the guest (off: feature-no-csum-offload = 1 after a reconnect). */
+        csum: Type.Optional(Type.Boolean()),
+        /** Segmentation offload: refused, xsim's drivers negotiate none yet. */
+        gso: Type.Optional(Type.Boolean()),
       },
       { additionalProperties: false },
     ),
-    /** rate: the backend's rate node now ("BYTES,USEC"), null when there is none (unlimited). */
-    replyOf<{ dev: string; backendPath: string; limits: DevLimits; rate: string | null }>(),
+    /** rate: the backend's rate node now ("BYTES,USEC"), null when there is none (unlimited); offloads: when csum was given. */
+    replyOf<{ dev: string; backendPath: string; limits: DevLimits; rate: string | null; offloads?: { csum: boolean; changed: boolean } }>(),
   ),
   'dev.add': op(
     Type.Object(

@@ -5,6 +5,7 @@
  * on a Simulation and returns plain data; the control socket carries them and
  * `xsim mgmtdev|dev|plugin` print them.
  */
+import { devSetOffloads, setsOffloads } from './manage-offloads.ts';
 import type { Simulation } from './simulation.ts';
 import { vifHandles } from './hotplug.ts';
 import { rmTree } from './host.ts';
@@ -192,8 +193,8 @@ export function devSet(sim: Simulation, a: OpArgs<ManageProtocol, 'dev.set'>): O
   const h = sim.host(host);
   const at = vifHandles(h, d.domid).indexOf(vif);
   if (at < 0) throw new Error(`${host}/${domain} has no vif${vif}`);
-  if (a.maxFilters === undefined && a.maxBufPages === undefined && a.rate === undefined)
-    throw new Error('dev.set: give max-filters, max-buf-pages and/or rate');
+  if (a.maxFilters === undefined && a.maxBufPages === undefined && a.rate === undefined && !setsOffloads(a))
+    throw new Error('dev.set: give max-filters, max-buf-pages, rate and/or csum');
   // Checked before anything is written: a bad rate changes nothing (xl's message: "invalid rate in `10Mbit'").
   const rate = a.rate === undefined || a.rate === RATE_UNLIMITED ? a.rate : rateNode(parseXlRate(a.rate));
   const be = vifBackendPath(0, d.domid, vif);
@@ -254,7 +255,14 @@ export const MANAGE_OPS: ManageHandlers = {
   'dev.list': (sim) => devList(sim),
   'dev.stats': (sim, a) => devStats(sim, a.dev, a.qidx),
   'dev.features': async (sim, a) => devFeatures(sim, a.dev),
-  'dev.set': async (sim, a) => devSet(sim, a),
+  'dev.set': async (sim, a) => {
+    const offloads = setsOffloads(a);
+    const r = devSet(sim, a);
+    if (!offloads) return r;
+    const { host, domain, vif } = parseDev(sim, a.dev);
+    const at = vifHandles(sim.host(host), sim.domain({ host, domain }).domid).indexOf(vif);
+    return { ...r, offloads: await devSetOffloads(sim, { host, domain, vif, at }, a) };
+  },
   'dev.add': (sim, { dev, ...vif }) => sim.addVif(guestRef(sim, dev, false).ref, vif),
   'dev.del': (sim, a) => {
     const g = guestRef(sim, a.dev, true);

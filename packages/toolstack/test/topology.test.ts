@@ -194,6 +194,19 @@ describe('topology validation', () => {
     ]);
   });
 
+  it("a vif's offloads: csum and gso kept as given (each true or false), anything else refused by path", () => {
+    const t = base();
+    ((t.hosts[0].domUs as Loose[])[0].vifs as Loose[])[0].offloads = { csum: false, gso: false };
+    expect(validateTopology(t).hosts[0].domUs[0].vifs[0].offloads).toEqual({ csum: false, gso: false });
+    ((t.hosts[1].domUs as Loose[])[0].vifs as Loose[])[0].offloads = { csum: 'off', tso: true };
+    ((t.hosts[0].domUs as Loose[])[0].vifs as Loose[])[0].offloads = [];
+    expect(issues(t)).toEqual([
+      'hosts[0].domUs[0].vifs[0].offloads: must be an object like {"csum": false, "gso": false}, got []',
+      'hosts[1].domUs[0].vifs[0].offloads.csum: must be true or false, got "off"',
+      'hosts[1].domUs[0].vifs[0].offloads.tso: unknown offload (offloads: csum, gso)',
+    ]);
+  });
+
   it('refuses a NIC wired twice (three hosts in a chain), naming the wire', () => {
     const t = three(
       [],

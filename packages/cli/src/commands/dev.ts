@@ -113,10 +113,10 @@ const devAdd: ManageVerb = async ({ rest, call, out }) => {
  * accelerator limits (xenstore limits/*, which the plugin applies).
  */
 const devSet: ManageVerb = async ({ rest, call, out }) => {
-  const usage = 'usage: xsim dev set HOST/DOMU[/vifN] [rate RATE|unlimited] [max-filters N] [max-buf-pages N]';
+  const usage = 'usage: xsim dev set HOST/DOMU[/vifN] [rate RATE|unlimited] [max-filters N] [max-buf-pages N] [csum on|off]';
   const [target, ...kv] = rest;
   if (!target || kv.length === 0) throw new Error(usage);
-  const args: { dev: string; maxFilters?: number; maxBufPages?: number; rate?: string } = { dev: target };
+  const args: { dev: string; maxFilters?: number; maxBufPages?: number; rate?: string; csum?: boolean; gso?: boolean } = { dev: target };
   const keys: Record<string, 'maxFilters' | 'maxBufPages'> = { 'max-filters': 'maxFilters', 'max-buf-pages': 'maxBufPages' };
   for (let k = 0; k < kv.length; k += 2) {
     const value = kv[k + 1];
@@ -125,8 +125,14 @@ const devSet: ManageVerb = async ({ rest, call, out }) => {
       args.rate = value;
       continue;
     }
+    if (kv[k] === 'csum' || kv[k] === 'gso') {
+      // As ethtool -K: on or off.
+      if (value !== 'on' && value !== 'off') throw new Error(`dev set: ${kv[k]} needs on or off, got ${value === undefined ? 'nothing' : `"${value}"`}`);
+      args[kv[k] as 'csum' | 'gso'] = value === 'on';
+      continue;
+    }
     const key = keys[kv[k]];
-    if (!key) throw new Error(`dev set: unknown attribute "${kv[k]}" (attributes: rate, max-filters, max-buf-pages)`);
+    if (!key) throw new Error(`dev set: unknown attribute "${kv[k]}" (attributes: rate, max-filters, max-buf-pages, csum)`);
     if (value === undefined || !/^\d+$/.test(value)) throw new Error(`dev set: ${kv[k]} needs a number, got ${value === undefined ? 'nothing' : `"${value}"`}`);
     args[key] = Number(value);
   }
@@ -138,6 +144,8 @@ const devSet: ManageVerb = async ({ rest, call, out }) => {
       lines.push(`${v.dev}: rate ${v.rate === null ? 'unlimited' : `${args.rate}: ${describeRateNode(v.rate)}`} (${v.backendPath}/rate)`);
     if (args.maxFilters !== undefined || args.maxBufPages !== undefined)
       lines.push(`${v.dev}: max-filters ${show(v.limits.maxFilters)}, max-buf-pages ${show(v.limits.maxBufPages)} (${v.backendPath}/limits)`);
+    if (v.offloads)
+      lines.push(`${v.dev}: csum ${v.offloads.csum ? 'on' : 'off'}${v.offloads.changed ? ' (the vif reconnects: feature-no-csum-offload)' : ' (unchanged)'}`);
     return lines.join('\n');
   });
 };

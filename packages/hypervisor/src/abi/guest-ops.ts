@@ -10,6 +10,8 @@
  *   suspend          {}                {frame, len: the kernel's record in its RAM,
  *                                       lastRxAt: per vif, unanswered: TX frames to send again, per vif}
  *   vif_close        {vif?: number}    true: that vif goes Closing -> Closed
+ *   vif_offloads     {vif?: number,    {csum, changed}: that vif's checksum offload now (ethtool -K):
+ *                     csum?: boolean}   switching it reconnects the vif (feature-no-csum-offload)
  *
  * A kernel extension (a test's misbehaving guest) serves more ops; it names
  * them by adding to GuestExtensionOps (declaration merging), so its senders
@@ -33,6 +35,7 @@ export const GUEST_ONLY_OPS = {
   suspend_quiesce: op(NO_ARGS, replyOf<true>()),
   suspend: op(NO_ARGS, replyOf<SuspendRecord>()),
   vif_close: op(Type.Object({ vif: Type.Optional(Type.Number()) }), replyOf<true>()),
+  vif_offloads: op(Type.Object({ vif: Type.Optional(Type.Number()), csum: Type.Optional(Type.Boolean()) }), replyOf<{ csum: boolean; changed: boolean }>()),
 } as const;
 
 export const GUEST_OPS = { ...KERNEL_OPS, ...CAPTURE_OPS_TABLE, ...ENDPOINT_OPS, ...GUEST_ONLY_OPS } as const;

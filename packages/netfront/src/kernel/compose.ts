@@ -25,8 +25,12 @@ export interface GuestConfig {
   mem: SharedArrayBuffer;
   gnttab: SharedArrayBuffer;
   mtu: number;
-  /** Each vif; queues: the most queues its netfront asks for (the topology's vif "queues"; absent: 1). */
-  vifs: { handle: number; mac: string; ip: string; queues?: number }[];
+  /**
+   * Each vif; queues: the most queues its netfront asks for (the topology's
+   * vif "queues"; absent: 1); csum: false switches its checksum offload off
+   * (the vif's "offloads": {"csum": false}).
+   */
+  vifs: { handle: number; mac: string; ip: string; queues?: number; csum?: boolean }[];
   /** Bus address of the host's dom0 (the vifs' backend, and the peer of their plugin channels). */
   dom0Uid: Addr;
   /** What its netfront offers (absent: the defaults); another frontend's, in tests of the backend's side. */

@@ -99,6 +99,11 @@ export function guestControl(k: GuestParts, ext: GuestExtension = {}): RpcOpServ
       deviceFor(k, a.vif).nf.close();
       return true;
     },
+    vif_offloads: (a) => {
+      const nf = deviceFor(k, a.vif).nf;
+      const changed = a.csum !== undefined && nf.setOffloads({ csum: a.csum });
+      return { csum: nf.csumOffload, changed };
+    },
     ...endpointHandlers(k),
   };
   const extension = extensionHandler(k, ext);

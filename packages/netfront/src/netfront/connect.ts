@@ -96,6 +96,8 @@ export function publishKeys(xs: XsLike, path: string, queues: FrontRings[], ctrl
       xs.write(`${path}/${VIF_KEY.eventChannelCtrl}`, String(ctrl.port), t);
     } else for (const k of [VIF_KEY.ctrlRingRef, VIF_KEY.eventChannelCtrl]) rm(k);
     xs.write(`${path}/${VIF_KEY.requestRxCopy}`, '1', t);
+    // A key this connection leaves out (checksum offload switched back on) must not linger from the last one.
+    if (!(VIF_KEY.featureNoCsumOffload in features)) rm(VIF_KEY.featureNoCsumOffload);
     for (const [k, v] of Object.entries(features)) xs.write(`${path}/${k}`, v, t);
     if (xs.transactionEnd(t, true)) return;
   }

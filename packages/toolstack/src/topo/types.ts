@@ -1,4 +1,6 @@
 /** A topology: hosts (dom0 + NIC + domUs) and L2 switches joined by wires. Plain JSON data. */
+import type { VifOffloads } from './offloads.ts';
+
 export interface Topology {
   name: string;
   hosts: HostSpec[];
@@ -77,6 +79,8 @@ export interface VifSpec {
    * it uses min(this, the host's maxQueues). Absent: 1.
    */
   queues?: number;
+  /** Offloads switched off for this vif (offloads.ts: csum, gso; each on unless false). */
+  offloads?: VifOffloads;
   /** After validation: the host's limits with the vif's own over them. */
   limits?: VifLimits;
 }

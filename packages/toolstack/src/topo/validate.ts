@@ -9,6 +9,7 @@ import { netfrontPages } from '@xsim/netfront';
 import { dom0MinPages } from '@xsim/netback';
 import { nicModel } from '@xsim/nic';
 import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
+import { offloadsOf } from './offloads.ts';
 import { parseXlRate } from './rate.ts';
 import type { DomUSpec, HostSpec, Pinning, SwitchSpec, Topology, VifLimits, VifSpec, WireSpec } from './types.ts';
 
@@ -251,9 +252,11 @@ function validateDomU(
   if (Array.isArray(x.vifs) && (vsIn.length < 1 || vsIn.length > LIMITS.vifsPerDomU)) c.fail(`${dp}.vifs`, `must have 1 to ${LIMITS.vifsPerDomU} vifs`);
   const vifs: VifSpec[] = vsIn.map((v, vi) => {
     const vp = `${dp}.vifs[${vi}]`;
-    const y = c.obj(v, vp, ['mac', 'ip', 'limits', 'rate', 'queues']) ?? {};
+    const y = c.obj(v, vp, ['mac', 'ip', 'limits', 'rate', 'queues', 'offloads']) ?? {};
     const vif: VifSpec = { mac: c.mac(y.mac, `${vp}.mac`) ?? '', ip: c.ip(y.ip, `${vp}.ip`) ?? '' };
     if (y.queues !== undefined) vif.queues = c.int(y.queues, `${vp}.queues`, undefined, 1, MAX_QUEUES_LIMIT, " (the most queues this vif's netfront asks for)");
+    const offloads = offloadsOf(y.offloads, `${vp}.offloads`, (p, m) => c.fail(p, m));
+    if (offloads) vif.offloads = offloads;
     const rate = y.rate === undefined ? undefined : c.str(y.rate, `${vp}.rate`);
     if (rate !== undefined) {
       try {
