@@ -171,8 +171,8 @@ describe('a TCB under congestion control', () => {
 });
 
 /** The channel property, run for one congestion control. */
-function channelProperty(cc: CcName, runs: number): { recoveries: number; timeouts: number } {
-  const seen = { recoveries: 0, timeouts: 0 };
+function channelProperty(cc: CcName, sack: boolean, runs: number): { recoveries: number; timeouts: number; sackRtx: number } {
+  const seen = { recoveries: 0, timeouts: 0, sackRtx: 0 };
   fc.assert(
     fc.property(
       fc.integer({ min: 1, max: 200_000 }),
@@ -184,8 +184,8 @@ function channelProperty(cc: CcName, runs: number): { recoveries: number; timeou
         const p = pair({
           ...lossy(seed, lossPct, maxJitter, dupPct),
           tap: ackChecker(() => p),
-          a: { cc, maxRetries: 50, synRetries: 50, sndBuf: 64 * 1024 },
-          b: { cc, maxRetries: 50, synRetries: 50 },
+          a: { cc, sack, maxRetries: 50, synRetries: 50, sndBuf: 64 * 1024 },
+          b: { cc, sack, maxRetries: 50, synRetries: 50 },
         });
         const data = pattern(size);
         let off = 0;
@@ -205,6 +205,8 @@ function channelProperty(cc: CcName, runs: number): { recoveries: number; timeou
         expect(same(p.received(), data)).toBe(true);
         seen.recoveries += p.a.counters.tcpFastRecoveries;
         seen.timeouts += p.a.counters.tcpTimeouts;
+        seen.sackRtx += p.a.counters.tcpTxSackRetransmits;
+        if (!sack) expect(p.a.counters.tcpTxSackRetransmits + p.b.counters.tcpRxSackBlocks).toBe(0);
       },
     ),
     { numRuns: runs },
@@ -213,10 +215,18 @@ function channelProperty(cc: CcName, runs: number): { recoveries: number; timeou
 }
 
 describe('congestion control over a lossy, reordering, duplicating channel (property)', () => {
-  it.each(['newreno', 'cubic'] as CcName[])('%s: every octet once and in order, no ACK of unsent data, cwnd >= SMSS, ssthresh >= 2*SMSS (100 runs)', (cc) => {
-    const seen = channelProperty(cc, 100);
+  it.each([
+    ['newreno', false],
+    ['newreno', true],
+    ['cubic', false],
+    ['cubic', true],
+  ] as [CcName, boolean][])('%s, SACK %s: every octet once and in order, no ACK of unsent data, cwnd >= SMSS, ssthresh >= 2*SMSS (100 runs)', (cc, sack) => {
+    const seen = channelProperty(cc, sack, 100);
     expect(seen.recoveries).toBeGreaterThan(0);
-    console.log(`tcp ${cc} channel property: 100 runs, ${seen.recoveries} fast recoveries, ${seen.timeouts} timeouts`);
+    if (sack) expect(seen.sackRtx).toBeGreaterThan(0);
+    console.log(
+      `tcp ${cc} sack=${sack} channel property: 100 runs, ${seen.recoveries} fast recoveries, ${seen.sackRtx} SACK retransmissions, ${seen.timeouts} timeouts`,
+    );
   });
 
   it('a clean 1 MB transfer: no retransmission, cwnd grew past the initial window', () => {

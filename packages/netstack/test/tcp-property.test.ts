@@ -140,6 +140,15 @@ function drive(start: 'listen' | 'connect' | 'established', steps: Step[]): void
       // An ACK covers only what was delivered, plus a FIN the peer sent right after it.
       const rel = seqDiff(s.ack, seqAdd(tcb.irs, 1));
       expect(rel === delivered || (rel === delivered + 1 && fins.has(seqAdd(tcb.irs, 1 + delivered)))).toBe(true);
+      // A SACK block names only octets the peer sent, above the ACK.
+      for (let i = 0; i < s.sackCount; i++) {
+        const l = s.sack[2 * i];
+        const r = s.sack[2 * i + 1];
+        expect(seqDiff(l, s.ack)).toBeGreaterThan(0);
+        expect(seqDiff(r, l)).toBeGreaterThan(0);
+        for (const q of [l, seqAdd(l, seqDiff(r, l) >> 1), seqAdd(r, -1)]) expect(covered.has(q)).toBe(true);
+        STATS.sackBlocks++;
+      }
     },
     onData: (b, off, len) => {
       for (let i = 0; i < len; i++) {
@@ -212,7 +221,7 @@ function drive(start: 'listen' | 'connect' | 'established', steps: Step[]): void
 }
 
 /** What the runs reached, so a generator that stops exercising the TCB shows. */
-const STATS = { runs: 0, delivered: 0, outOfOrder: 0, paws: 0, states: new Set<string>() };
+const STATS = { runs: 0, delivered: 0, outOfOrder: 0, paws: 0, sackBlocks: 0, states: new Set<string>() };
 
 function invariants(tcb: Tcb): void {
   const c = tcb.counters;
@@ -246,7 +255,7 @@ describe('TCB under arbitrary segments (property)', () => {
     expect(STATS.outOfOrder).toBeGreaterThan(RUNS / 10);
     expect(STATS.states.size).toBeGreaterThanOrEqual(8);
     console.log(
-      `tcp property: ${STATS.runs} runs, ${STATS.delivered} delivered data, ${STATS.outOfOrder} segments held out of order, ${STATS.paws} PAWS drops, states ${[...STATS.states].sort().join(' ')}`,
+      `tcp property: ${STATS.runs} runs, ${STATS.delivered} delivered data, ${STATS.outOfOrder} segments held out of order, ${STATS.paws} PAWS drops, ${STATS.sackBlocks} SACK blocks sent, states ${[...STATS.states].sort().join(' ')}`,
     );
   });
 });

@@ -33,6 +33,11 @@ export const TCP_COUNTERS = declareCounters('tcp', {
     kind: 'event',
     help: 'TCP segments sent again by fast retransmit: the third duplicate ACK, then each partial ACK (RFC 5681, RFC 6582)',
   },
+  tcpTxSackRetransmits: {
+    kind: 'event',
+    help: 'TCP segments sent again from the SACK scoreboard: holes below the highest SACKed octet in recovery (RFC 6675)',
+  },
+  tcpRxSackBlocks: { kind: 'event', help: 'SACK blocks received in acceptable ACKs with SACK permitted (RFC 2018)' },
   tcpFastRecoveries: { kind: 'event', help: 'fast recoveries entered (a loss found by duplicate ACKs, cwnd halved or cut to 0.7)' },
   tcpDelayedAcks: { kind: 'event', help: 'ACKs sent by the delayed-ACK timer (in-order data waited for more, or for data to ride on)' },
   tcpTxRst: { kind: 'event', help: 'TCP RSTs sent' },

@@ -6,7 +6,8 @@ export { RtoEstimator, RTO_INITIAL, RTO_MIN, RTO_MAX, RTO_AFTER_SYN_LOSS } from 
 export { TCP_COUNTERS, type TcpCounters } from './counters.ts';
 export { DEFAULT_PEER_MSS, HISTORY_MAX, type TcbOptions, type TcpEmit, type TcpDeliver } from './tcb-core.ts';
 export { Tcb } from './tcb.ts';
-export { DUPTHRESH } from './tcb-send.ts';
+export { DUPTHRESH } from './recovery.ts';
+export { Scoreboard, SACK_MAX_RANGES } from './sack.ts';
 export { Cubic, CUBIC_ALPHA, CUBIC_BETA, CUBIC_C } from './cubic.ts';
 export * from './options.ts';
 export { Negotiation, RCV_WND_MAX, RCV_WND_DEFAULT, PAWS_IDLE_MS } from './nego.ts';

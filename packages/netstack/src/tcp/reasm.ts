@@ -48,6 +48,25 @@ export class Reassembly {
     return rcvNxt;
   }
 
+  /**
+   * The contiguous ranges held, merged: [left, right) pairs into `out`,
+   * ascending; how many.
+   */
+  ranges(out: number[]): number {
+    let n = 0;
+    for (const h of this.held) {
+      const end = seqAdd(h.seq, h.data.length);
+      if (n > 0 && seqLeq(h.seq, out[2 * n - 1])) {
+        if (seqLt(out[2 * n - 1], end)) out[2 * n - 1] = end;
+      } else {
+        out[2 * n] = h.seq;
+        out[2 * n + 1] = end;
+        n++;
+      }
+    }
+    return n;
+  }
+
   clear(): void {
     this.held.length = 0;
     this.bytes = 0;

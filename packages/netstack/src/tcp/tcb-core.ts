@@ -266,9 +266,10 @@ export abstract class TcbCore {
   }
 
   /** SACK blocks for an ACK into `out` (pairs of edges), at most `max`; how many (tcb-recv.ts). */
-  protected sackBlocks(_out: number[], _max: number): number {
-    return 0;
-  }
+  protected abstract sackBlocks(out: number[], max: number): number;
+
+  /** The octets of SACK option our next ACK would carry (tcb-recv.ts). */
+  protected abstract sackOptionLen(): number;
 
   /**
    * Write and emit a segment: its header and options as the flags and the

@@ -7,16 +7,53 @@
 import { DEFAULT_PEER_MSS } from './tcb-core.ts';
 import { TCP_FIN, type TcpSegment } from './segment.ts';
 import { seqAdd, seqDiff, seqLeq, seqLt } from './seq.ts';
-import { TcbSender } from './tcb-send.ts';
+import { TcbRecovery } from './recovery.ts';
 
 /** Segments held out of order at most (each within the window; bounds the copies an attacker can make us keep). */
 export const REASM_MAX_SEGMENTS = 256;
 
-export abstract class TcbReceiver extends TcbSender {
+export abstract class TcbReceiver extends TcbRecovery {
   /** The sequence number of a FIN that arrived ahead of RCV.NXT, or -1. */
   protected finRcvSeq = -1;
   /** Octets delivered to the application. */
   delivered = 0;
+  /** A sequence number in each of the last out-of-order segments held, most recent first (RFC 2018 §4's block order). */
+  private readonly sackRecent: number[] = [];
+  private readonly rangeBuf: number[] = [];
+
+  /**
+   * RFC 2018 §4: the SACK blocks to send while out-of-order data is held:
+   * the block holding the most recent such segment first, then the blocks
+   * of the segments before it, then any others; at most `max`.
+   */
+  protected sackBlocks(out: number[], max: number): number {
+    if (!this.nego.sack || this.reasm.segments === 0) return 0;
+    const r = this.rangeBuf;
+    const total = this.reasm.ranges(r);
+    let n = 0;
+    const taken = (i: number) => {
+      for (let k = 0; k < n; k++) if (out[2 * k] === r[2 * i]) return true;
+      return false;
+    };
+    const take = (i: number) => {
+      out[2 * n] = r[2 * i];
+      out[2 * n + 1] = r[2 * i + 1];
+      n++;
+    };
+    for (const s of this.sackRecent) {
+      if (n >= max) break;
+      for (let i = 0; i < total; i++) if (seqLeq(r[2 * i], s) && seqLt(s, r[2 * i + 1]) && !taken(i)) take(i);
+    }
+    for (let i = 0; i < total && n < max; i++) if (!taken(i)) take(i);
+    // Held data sits above RCV.NXT (the FIN clears what is beyond it); a block at or below it would be nonsense.
+    for (let k = 0; k < n; k++) if (!seqLt(this.rcvNxt, out[2 * k])) return 0;
+    return n;
+  }
+
+  protected sackOptionLen(): number {
+    if (!this.nego.sack || this.reasm.segments === 0) return 0;
+    return 4 + 8 * Math.min(this.reasm.ranges(this.rangeBuf), this.nego.ts ? 3 : 4);
+  }
 
   /**
    * The peer's SYN: its ISN, its MSS (RFC 9293 §3.7.1: 536 when it names
@@ -53,6 +90,8 @@ export abstract class TcbReceiver extends TcbSender {
     if (this.reasm.segments >= REASM_MAX_SEGMENTS) return 'full';
     this.reasm.insert(seg.seq, seg.buf, seg.dataOff, end);
     this.counters.tcpRxOutOfOrder++;
+    this.sackRecent.unshift(seg.seq);
+    if (this.sackRecent.length > 4) this.sackRecent.pop();
     return 'now';
   }
 
@@ -85,6 +124,7 @@ export abstract class TcbReceiver extends TcbSender {
     if (s === 'CLOSE-WAIT' || s === 'CLOSING' || s === 'LAST-ACK') return true; // a FIN again
     this.finRcvSeq = -1;
     this.rcvNxt = seqAdd(this.rcvNxt, 1);
+    this.reasm.clear(); // nothing follows a FIN: what a peer sent beyond it is void
     if (s === 'TIME-WAIT') this.enterTimeWait(now);
     else this.go('rcvFin', now);
     return true;

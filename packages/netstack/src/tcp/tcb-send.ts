@@ -2,21 +2,19 @@
  * The sending half of a TCB: segment output (our SYN, data within both the
  * peer's window and the congestion window, the FIN after the data), the
  * retransmission timer (RFC 6298, go-back-N from SND.UNA with cwnd at the
- * loss window, a one-octet probe into a zero window), and loss recovery:
- * fast retransmit on the third duplicate ACK and NewReno fast recovery
- * (RFC 5681 §3.2, RFC 6582), limited transmit on the first two (RFC 3042).
- * The windows themselves are the congestion control's (cc.ts).
+ * loss window, skipping what the peer SACKed, a one-octet probe into a zero
+ * window), and what an ACK of new data does to the buffer, the RTT and the
+ * timer. Loss recovery (fast retransmit, NewReno, SACK) is recovery.ts's,
+ * the windows themselves the congestion control's (cc.ts).
  */
 import { initialWindow } from './cc.ts';
 import { TCP_ACK, TCP_FIN, TCP_SYN } from './segment.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLt } from './seq.ts';
+import { Scoreboard } from './sack.ts';
 import { TcbCore } from './tcb-core.ts';
 
 /** Segments sent per output call at most. */
-const OUTPUT_BURST = 64;
-/** Duplicate ACKs that mean a segment was lost (RFC 5681's DupThresh). */
-export const DUPTHRESH = 3;
-
+export const OUTPUT_BURST = 64;
 export abstract class TcbSender extends TcbCore {
   /** Duplicate ACKs in a row (RFC 5681 §2's definition). */
   protected dupAcks = 0;
@@ -24,6 +22,8 @@ export abstract class TcbSender extends TcbCore {
   inRecovery = false;
   /** RFC 6582's recover: SND.MAX when recovery (or the last timeout) began; no new recovery for ACKs below it. */
   protected recover: number;
+  /** What the peer SACKed above SND.UNA (sack.ts). */
+  protected readonly sb = new Scoreboard();
   /** When data last left (for the restart after idle, RFC 5681 §4.1). */
   private lastDataAt = -1;
   /** The segment being timed (Karn: never one sent twice): its end, and when it left. */
@@ -65,6 +65,8 @@ export abstract class TcbSender extends TcbCore {
       this.inRecovery = false;
       this.recover = this.sndMax;
       this.dupAcks = 0;
+      // Go back to SND.UNA, skipping what is SACKed; a second timeout in a row forgets the SACKs (the peer may have reneged, RFC 2018 §8).
+      if (this.retries > 1) this.sb.clear();
       this.sndNxt = this.sndUna;
       this.output(now, 1, false);
     } else {
@@ -106,14 +108,19 @@ export abstract class TcbSender extends TcbCore {
       this.sndNxt = seqAdd(this.iss, 1);
     }
     if (this.sending()) this.restartAfterIdle(now);
+    if (this.sending() && this.recoveryOutput(now, limit)) {
+      this.armRtx(now);
+      return;
+    }
     for (let i = 0; i < limit && this.sending(); i++) {
+      if (this.skipSacked()) continue;
       const off = seqDiff(this.sndNxt, this.snd.seq);
       const avail = this.snd.len - off;
       const inFlight = seqDiff(this.sndNxt, this.sndUna);
       const cwndLeft = this.congestionWindow() - inFlight;
       let wndLeft = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
       if (probe) wndLeft = Math.max(wndLeft, 1);
-      const want = Math.min(avail, wndLeft, this.sendMss);
+      const want = Math.min(avail, wndLeft, this.segRoom(this.sndNxt));
       // cwnd counts octets: do not cut a segment short for it while others are in flight.
       const n = cwndLeft >= want || inFlight === 0 ? want : 0;
       if (n > 0) {
@@ -124,9 +131,38 @@ export abstract class TcbSender extends TcbCore {
         this.sndNxt = seqAdd(this.sndNxt, 1);
       } else break;
     }
+    this.armRtx(now);
+  }
+
+  /** SND.MAX follows SND.NXT; the retransmission timer runs while data is outstanding or waits to go. */
+  private armRtx(now: number): void {
     if (seqLt(this.sndMax, this.sndNxt)) this.sndMax = this.sndNxt;
     const waiting = this.sending() && this.snd.len > seqDiff(this.sndNxt, this.snd.seq);
     if (this.rtxAt < 0 && this.timed() && (this.sndUna !== this.sndMax || waiting)) this.rtxAt = now + this.rto.rto;
+  }
+
+  /** Going back over sent data: jump SND.NXT past a SACKed range it is in. True if it moved. */
+  private skipSacked(): boolean {
+    if (!seqLt(this.sndNxt, this.sndMax)) return false;
+    const end = this.sb.sackedEnd(this.sndNxt);
+    if (end < 0) return false;
+    this.sndNxt = seqLt(end, this.sndMax) ? end : this.sndMax;
+    return true;
+  }
+
+  /**
+   * The most payload a segment at `seq` may carry: one SMSS less the SACK
+   * blocks riding on it; a retransmission (below SND.MAX) stops at SND.MAX
+   * and at the next SACKed range.
+   */
+  protected segRoom(seq: number): number {
+    let n = this.sendMss - this.sackOptionLen();
+    if (seqLt(seq, this.sndMax)) {
+      n = Math.min(n, seqDiff(this.sndMax, seq));
+      const next = this.sb.nextSacked(seq);
+      if (next >= 0) n = Math.min(n, seqDiff(next, seq));
+    }
+    return Math.max(n, 1);
   }
 
   /** RFC 5681 §4.1: nothing sent for longer than the RTO and nothing outstanding: cwnd = min(cwnd, IW). */
@@ -134,16 +170,6 @@ export abstract class TcbSender extends TcbCore {
     if (this.lastDataAt < 0 || this.sndUna !== this.sndMax || now - this.lastDataAt <= this.rto.rto) return;
     this.cc.init(Math.min(this.cc.cwnd, initialWindow(this.sendMss)), now);
     this.lastDataAt = now;
-  }
-
-  /** Send the segment at `seq` again (fast retransmit, a partial ACK): at most one SMSS, or the FIN. */
-  protected retransmit(seq: number, now: number): void {
-    const off = seqDiff(seq, this.snd.seq);
-    const n = Math.min(this.snd.len - off, this.sendMss, seqDiff(this.sndMax, seq));
-    if (n > 0) this.sendSeg(now, TCP_ACK, seq, off, n);
-    else if (this.finQueued && seqLt(seq, this.sndMax)) this.sendSeg(now, TCP_FIN | TCP_ACK, seq, 0, 0);
-    else return;
-    this.counters.tcpTxFastRetransmits++;
   }
 
   /** Send one segment of ours: `n` octets from `off` in the send buffer at `seq`. */
@@ -176,6 +202,7 @@ export abstract class TcbSender extends TcbCore {
     }
     this.sndUna = ack;
     if (seqLt(this.sndNxt, ack)) this.sndNxt = ack;
+    this.sb.ackTo(ack);
     if (this.nego.ts) {
       // RFC 7323 Appendix G: about one sample per two segments, so each weighs less.
       if (tsRtt >= 0) this.rto.sample(tsRtt, Math.max(1, Math.ceil(inFlight / (2 * this.sendMss))));
@@ -194,44 +221,11 @@ export abstract class TcbSender extends TcbCore {
     this.newAck(ack, seqDiff(ack, prevUna), inFlight, now);
   }
 
-  /** `bytes` new octets ACKed with `inFlight` outstanding before: recovery's step, or the window grows. */
-  private newAck(ack: number, bytes: number, inFlight: number, now: number): void {
-    const smss = this.sendMss;
-    const cc = this.cc;
-    if (this.inRecovery) {
-      if (seqGeq(ack, this.recover)) {
-        // RFC 6582 §3.2 step 3, full ACK: cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS).
-        this.inRecovery = false;
-        cc.cwnd = Math.min(cc.ssthresh, Math.max(seqDiff(this.sndMax, this.sndUna), smss) + smss);
-        cc.onRecoveryEnd(now);
-      } else {
-        // Partial ACK: the next hole goes at once; deflate by what was ACKed, plus one SMSS if that was a segment's worth.
-        this.retransmit(this.sndUna, now);
-        cc.cwnd = Math.max(cc.cwnd - bytes + (bytes >= smss ? smss : 0), smss);
-      }
-      return;
-    }
-    const limited = cc.cwnd < cc.ssthresh ? 2 * inFlight >= cc.cwnd : inFlight + smss >= cc.cwnd;
-    cc.onAck(bytes, smss, limited, now, this.rto.srtt);
-  }
+  /** `bytes` new octets ACKed with `inFlight` outstanding before: the recovery's step, or the window grows (recovery.ts). */
+  protected abstract newAck(ack: number, bytes: number, inFlight: number, now: number): void;
 
-  /** A duplicate ACK (RFC 5681 §2): count it; the third starts fast retransmit, later ones inflate cwnd. */
-  protected dupAck(now: number): void {
-    this.dupAcks++;
-    const smss = this.sendMss;
-    if (this.inRecovery) {
-      this.cc.cwnd += smss;
-      return;
-    }
-    // RFC 6582 §3.2 step 2: not for an ACK below `recover` (data sent before the last timeout or recovery).
-    if (this.dupAcks !== DUPTHRESH || seqLt(this.sndUna, this.recover)) return;
-    this.cc.onLoss(seqDiff(this.sndMax, this.sndUna), smss, now);
-    this.recover = this.sndMax;
-    this.inRecovery = true;
-    this.counters.tcpFastRecoveries++;
-    this.retransmit(this.sndUna, now);
-    this.cc.cwnd = this.cc.ssthresh + DUPTHRESH * smss;
-  }
+  /** In SACK recovery, send what RFC 6675's NextSeg() picks and return true; else false (recovery.ts). */
+  protected abstract recoveryOutput(now: number, limit: number): boolean;
 
   /** Is our FIN sent and acknowledged? */
   protected finAcked(): boolean {

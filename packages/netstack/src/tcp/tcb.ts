@@ -308,8 +308,9 @@ export class Tcb extends TcbReceiver {
       this.sendAck(now);
       return 'tcpRxBadAck';
     }
+    const sacked = this.takeSack(seg);
     if (seqLt(this.sndUna, seg.ack)) this.acked(seg.ack, now, this.nego.rttSample(seg, now));
-    else if (seg.ack === this.sndUna && this.isDupAck(seg)) this.dupAck(now);
+    else if (seg.ack === this.sndUna && this.sndUna !== this.sndMax && (sacked || this.isDupAck(seg))) this.dupAck(now);
     if (seqLeq(this.sndUna, seg.ack) && (seqLt(this.sndWl1, seg.seq) || (this.sndWl1 === seg.seq && seqLeq(this.sndWl2, seg.ack)))) {
       this.setSndWnd(this.wndOf(seg), seg.seq, seg.ack);
     }
