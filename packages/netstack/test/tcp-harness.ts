@@ -5,7 +5,8 @@
  * `tap` sees every segment sent (before its fate is decided).
  */
 import { expect } from 'vitest';
-import { TCP_ACK, TCP_RST, TCP_SYN, Tcb, emptySegment, parseTcp, seqDiff, writeTcp, type TcbOptions } from '../src/tcp/index.ts';
+import { readU32, writeU16, writeU32 } from '../src/net/index.ts';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Tcb, emptySegment, parseTcp, seqDiff, tcpChecksum, writeTcp, type TcbOptions } from '../src/tcp/index.ts';
 
 export const A_IP = 0x0a00000a;
 export const B_IP = 0x0a00000b;
@@ -26,6 +27,8 @@ export function pair(
     dup?: (n: number) => boolean;
     drop?: (n: number, seg: Uint8Array, len: number) => boolean;
     tap?: (from: 'a' | 'b', seg: Uint8Array, len: number, gsoSize: number) => void;
+    /** Cut segments emitted with a gsoSize into MSS-sized ones before the channel, as a NIC would (each then meets its own fate). */
+    gsoSplit?: boolean;
     a?: Partial<TcbOptions>;
     b?: Partial<TcbOptions>;
   } = {},
@@ -37,6 +40,13 @@ export function pair(
   const chunksB: Uint8Array[] = [];
   const emitTo = (to: 'a' | 'b') => (seg: Uint8Array, len: number, src: number, dst: number, gsoSize: number) => {
     o.tap?.(to === 'a' ? 'b' : 'a', seg, len, gsoSize);
+    if (gsoSize > 0 && o.gsoSplit) {
+      for (const piece of gsoSplit(seg, len, src, dst, gsoSize)) wireOne(to, piece, piece.length, src, dst);
+      return;
+    }
+    wireOne(to, seg, len, src, dst);
+  };
+  const wireOne = (to: 'a' | 'b', seg: Uint8Array, len: number, src: number, dst: number) => {
     const n = sent++;
     if (o.drop?.(n, seg, len)) return;
     const p = { at: clock.t + delay + (o.jitter?.(n) ?? 0), to, data: seg.slice(0, len), src, dst };
@@ -90,6 +100,29 @@ export function pair(
     return out;
   }
   return { a, b, clock, wire, run, received, sentCount: () => sent };
+}
+
+/**
+ * What a NIC does with a TSO segment: cut its payload into `gso`-sized
+ * pieces, each with a copy of the header (the sequence number advanced, FIN
+ * and PSH on the last only) and its own checksum.
+ */
+export function gsoSplit(seg: Uint8Array, len: number, src: number, dst: number, gso: number): Uint8Array[] {
+  const hlen = (seg[12] >>> 4) * 4;
+  const seq0 = readU32(seg, 4);
+  const out: Uint8Array[] = [];
+  for (let off = hlen; off < len; off += gso) {
+    const n = Math.min(gso, len - off);
+    const p = new Uint8Array(hlen + n);
+    p.set(seg.subarray(0, hlen));
+    p.set(seg.subarray(off, off + n), hlen);
+    writeU32(p, 4, (seq0 + off - hlen) >>> 0);
+    if (off + n < len) p[13] &= ~(TCP_FIN | 0x08);
+    writeU16(p, 16, 0);
+    writeU16(p, 16, tcpChecksum(p, 0, p.length, src, dst));
+    out.push(p);
+  }
+  return out;
 }
 
 /** Byte-for-byte equality (toEqual on a megabyte is slow). */

@@ -28,6 +28,7 @@ export const TCP_COUNTERS = declareCounters('tcp', {
   tcpRstReceived: { kind: 'event', help: 'connections reset by an acceptable RST' },
   tcpRxOutOfOrder: { kind: 'event', help: 'TCP segments held in the reassembly queue until the hole before them fills' },
   tcpTxSegments: { kind: 'event', help: 'TCP segments sent' },
+  tcpTxTsoSegments: { kind: 'event', help: 'TCP segments sent carrying more than one MSS for segmentation offload (emitted with gsoSize = MSS)' },
   tcpTxRetransmits: { kind: 'event', help: 'TCP segments sent again (after a retransmission timeout, by fast retransmit or SACK recovery)' },
   tcpTxFastRetransmits: {
     kind: 'event',

@@ -53,6 +53,13 @@ export interface TcbOptions {
   tsOffset?: number;
   /** Send buffer octets, default 256 KiB. */
   sndBuf?: number;
+  /**
+   * TCP segmentation offload (octets, default 0: off): new data may leave as
+   * one segment of up to floor(tsoMax / SMSS) * SMSS octets (within the
+   * windows, its IP datagram at most 65535), emitted with gsoSize = SMSS for
+   * the NIC or the backend to cut; retransmissions stay one SMSS.
+   */
+  tsoMax?: number;
   /** Delayed-ACK timeout (ms), default 40 (Linux's minimum); 0 ACKs every segment at once. */
   delAckMs?: number;
   /** Congestion control (cc.ts), default 'cubic' as Linux. */
@@ -147,7 +154,7 @@ export abstract class TcbCore {
     this.nego = new Negotiation(opts, this.iss);
     this.snd = new SendBuffer(opts.sndBuf ?? 256 * 1024);
     this.snd.seq = seqAdd(this.iss, 1);
-    this.tx = new Uint8Array(TCP_MAX_HLEN + this.mss);
+    this.tx = new Uint8Array(TCP_MAX_HLEN + Math.max(this.mss, Math.min(opts.tsoMax ?? 0, 65535)));
     this.delack = new DelayedAck(opts.delAckMs ?? DELACK_MS, this.mss);
     this.cc = opts.cc === 'newreno' ? new NewReno() : new Cubic();
     this.cc.init(initialWindow(this.sendMss), 0);

@@ -8,11 +8,14 @@
  * the windows themselves the congestion control's (cc.ts).
  */
 import { initialWindow } from './cc.ts';
-import { TCP_ACK, TCP_FIN, TCP_SYN } from './segment.ts';
+import { TCP_ACK, TCP_FIN, TCP_HLEN, TCP_SYN } from './segment.ts';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLt } from './seq.ts';
 import { Scoreboard } from './sack.ts';
 import { TcbCore } from './tcb-core.ts';
 
+/** An IPv4 datagram's largest size, and its header without options (what a TSO segment must fit in). */
+const IP_MAXPACKET = 65535;
+const IP_HLEN = 20;
 /** Segments sent per output call at most. */
 export const OUTPUT_BURST = 64;
 export abstract class TcbSender extends TcbCore {
@@ -116,15 +119,13 @@ export abstract class TcbSender extends TcbCore {
       if (this.skipSacked()) continue;
       const off = seqDiff(this.sndNxt, this.snd.seq);
       const avail = this.snd.len - off;
-      const inFlight = seqDiff(this.sndNxt, this.sndUna);
-      const cwndLeft = this.congestionWindow() - inFlight;
       let wndLeft = seqDiff(seqAdd(this.sndUna, this.sndWnd), this.sndNxt);
       if (probe) wndLeft = Math.max(wndLeft, 1);
-      const want = Math.min(avail, wndLeft, this.segRoom(this.sndNxt));
-      // cwnd counts octets: do not cut a segment short for it while others are in flight.
-      const n = cwndLeft >= want || inFlight === 0 ? want : 0;
+      const n = this.cwndCut(Math.min(avail, wndLeft, this.segRoom(this.sndNxt, true)));
       if (n > 0) {
-        this.sendSeg(now, TCP_ACK, this.sndNxt, off, n);
+        const gso = n > this.sendMss ? this.sendMss : 0;
+        if (gso) this.counters.tcpTxTsoSegments++;
+        this.sendSeg(now, TCP_ACK, this.sndNxt, off, n, gso);
         this.sndNxt = seqAdd(this.sndNxt, n);
       } else if (this.finQueued && avail === 0) {
         this.sendSeg(now, TCP_FIN | TCP_ACK, this.sndNxt, 0, 0);
@@ -151,12 +152,35 @@ export abstract class TcbSender extends TcbCore {
   }
 
   /**
+   * `n` octets cut to what the congestion window allows: whole segments of
+   * it (cwnd counts octets: a segment is not cut short for it while others
+   * are in flight), or one segment when nothing is in flight.
+   */
+  private cwndCut(n: number): number {
+    const inFlight = seqDiff(this.sndNxt, this.sndUna);
+    const cwndLeft = this.congestionWindow() - inFlight;
+    if (n <= cwndLeft) return n;
+    const mss = this.sendMss;
+    const whole = Math.floor(Math.max(cwndLeft, 0) / mss) * mss;
+    if (whole > 0) return Math.min(n, whole);
+    return inFlight === 0 ? Math.min(n, mss) : 0;
+  }
+
+  /**
    * The most payload a segment at `seq` may carry: one SMSS less the SACK
    * blocks riding on it; a retransmission (below SND.MAX) stops at SND.MAX
-   * and at the next SACKed range.
+   * and at the next SACKed range. With `tso`, new data without SACK blocks
+   * may go as one segment of up to floor(tsoMax / SMSS) * SMSS octets, and
+   * never one whose IP datagram would pass 65535 octets.
    */
-  protected segRoom(seq: number): number {
-    let n = this.sendMss - this.sackOptionLen();
+  protected segRoom(seq: number, tso = false): number {
+    const sackLen = this.sackOptionLen();
+    const tsoMax = this.opts.tsoMax ?? 0;
+    if (tso && tsoMax > 0 && sackLen === 0 && !seqLt(seq, this.sndMax)) {
+      const hlen = TCP_HLEN + this.nego.optionOverhead;
+      return Math.max(this.sendMss, Math.min(Math.floor(tsoMax / this.sendMss) * this.sendMss, IP_MAXPACKET - IP_HLEN - hlen));
+    }
+    let n = this.sendMss - sackLen;
     if (seqLt(seq, this.sndMax)) {
       n = Math.min(n, seqDiff(this.sndMax, seq));
       const next = this.sb.nextSacked(seq);
