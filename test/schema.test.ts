@@ -79,7 +79,7 @@ describe('published JSON Schemas and run metadata', () => {
     );
     expect(r.status).toBe(0);
     const out = JSON.parse(r.stdout) as { schema: string; micro: unknown[]; compare: { rows: unknown[] } };
-    expect([out.schema, out.micro.length, out.compare.rows.length]).toEqual(['xsim-bench/5', 4, 1]);
+    expect([out.schema, out.micro.length, out.compare.rows.length]).toEqual(['xsim-bench/6', 4, 1]);
     expect(r.stderr).toMatch(/xsim micro/);
   });
 

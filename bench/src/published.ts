@@ -9,7 +9,7 @@ import { RunJsonSchema } from '@xsim/toolstack';
 import { BenchJsonSchema } from './schema.ts';
 
 export const PUBLISHED_SCHEMAS: Readonly<Record<string, TSchema>> = {
-  'xsim-bench-5.schema.json': BenchJsonSchema,
+  'xsim-bench-6.schema.json': BenchJsonSchema,
   'xsim-run-1.schema.json': RunJsonSchema,
 };
 

@@ -6,6 +6,7 @@ import { compareResults, type Comparison } from './compare.ts';
 import type { BenchJson, BenchPath, Comparable } from './schema.ts';
 import type { MigrationJson } from './migration.ts';
 import type { ScaleJson } from './scale.ts';
+import { tcpLines } from './tcp-report.ts';
 
 /** The matrix: one row per cell, then the paired ratios. */
 function cellTables(r: BenchJson): string[] {
@@ -262,6 +263,7 @@ export function report(r: BenchJson): string {
     );
   }
   if (r.pairs?.cells.length) parts.push(...pairLines(r.pairs));
+  if (r.tcp?.cells.length) parts.push(...tcpLines(r.tcp));
   if (r.micro) {
     parts.push(
       '',

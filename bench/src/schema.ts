@@ -1,16 +1,18 @@
 /**
- * The benchmark's JSON output (schema "xsim-bench/5"), sketched here and
+ * The benchmark's JSON output (schema "xsim-bench/6"), sketched here and
  * defined once below as a TypeBox schema: the TypeScript types derive from it,
  * validateBenchJson checks a file against it, and `xsim schema` publishes it
- * as schemas/xsim-bench-5.schema.json. ("xsim-bench/1" to "/4" files, from
+ * as schemas/xsim-bench-6.schema.json. ("xsim-bench/1" to "/5" files, from
  * before run metadata, before pCPUs, before the vdpa path and before the
  * bench checked itself, have the same cells; --compare reads them through
  * ComparableSchema. /5 added what the run checks of itself: each cell's
  * fast-path share and validity, wake-ups and copies per frame, the
- * machine's futex round trip, the three-thread raw reference raw3, --runs, --pairs.)
+ * machine's futex round trip, the three-thread raw reference raw3, --runs, --pairs.
+ * /6 added the TCP section, `tcp`: tcp-stream and tcp-rr with offloads on
+ * and off, sketched in tcp-schema.ts.)
  *
  * {
- *   schema: "xsim-bench/5", date, meta: RunMeta,
+ *   schema: "xsim-bench/6", date, meta: RunMeta,
  *   machine: { cores, node, cpu, futexRoundTripUs?: { median, p99, roundTrips, noSleep } },
  *                                          // futex: two workers ping-pong with Atomics.notify/wait at the
  *                                          // start of the run, µs per round trip (two wake-ups)
@@ -68,15 +70,17 @@
  *               perQueue: { tx: [frames], rx: [frames] }, note }]   // --queues: a1 and b1 with N queues,
  *                                          // N flows a1 -> b1 at once (one per TX queue); per queue, the
  *                                          // frames a1's netfront sent and b1's netback received there
+ *   tcp?: { options, cells, ratios, notes }  // --tcp: tcp-stream, tcp-rr, a udp-stream beside each (tcp-schema.ts)
  * }
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { RunMetaSchema } from '@xsim/toolstack';
+import { TcpSectionSchema } from './tcp-schema.ts';
 
-export const BENCH_SCHEMA = 'xsim-bench/5';
+export const BENCH_SCHEMA = 'xsim-bench/6';
 /** Earlier schemas whose cells --compare can still read. */
-export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', 'xsim-bench/3', 'xsim-bench/4', BENCH_SCHEMA] as const;
+export const READABLE_SCHEMAS = ['xsim-bench/1', 'xsim-bench/2', 'xsim-bench/3', 'xsim-bench/4', 'xsim-bench/5', BENCH_SCHEMA] as const;
 export const PATHS = ['unaccel', 'vnic', 'vdpa', 'null', 'dom0', 'raw', 'raw3'] as const;
 export type BenchPath = (typeof PATHS)[number];
 export type Placement = 'cross' | 'same';
@@ -335,8 +339,9 @@ export const BenchJsonSchema = Type.Object(
     micro: Type.Optional(Type.Array(Type.Object({ name: Type.String(), opsPerSec: Num(), margin: Num() }))),
     capture: Type.Optional(Type.Array(CaptureCellSchema, { description: "the capture's cost: the same stream with capture off and on" })),
     queues: Type.Optional(Type.Array(QueueCellSchema, { description: 'multi-queue vifs (--queues): N flows over N queues, unaccel across hosts' })),
+    tcp: Type.Optional(TcpSectionSchema),
   },
-  { $id: 'https://xsim.invalid/schemas/xsim-bench-5.schema.json', title: 'xsim bench result' },
+  { $id: 'https://xsim.invalid/schemas/xsim-bench-6.schema.json', title: 'xsim bench result' },
 );
 export type BenchJson = Static<typeof BenchJsonSchema>;
 

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_BENCH, QUICK_BENCH, runBench, type BenchOptions } from '@xsim/bench';
 import { MAX_PAIRS, runCaptureCost, runPairBench, runQueueBench } from '@xsim/bench';
+import { OFFLOAD_MODES, TCP_PATHS, runTcpBench, type TcpBenchOptions } from '@xsim/bench';
 import { benchCharts } from '@xsim/bench';
 import { runMicro } from '@xsim/bench';
 import { PATHS, validateBenchJson, type BenchPath, type Placement } from '@xsim/bench';
@@ -72,26 +73,38 @@ function benchOptions(p: ReturnType<typeof parseArgs>, level: ReturnType<typeof 
   };
 }
 
-export async function benchCommand(argv: string[]): Promise<number> {
-  const p = parseArgs(
-    argv,
-    ['sizes', 'paths', 'placements', 'reps', 'frames', 'seconds', 'out', 'compare', 'pcpus', 'queues', 'wire-gbps', 'runs', 'pairs'],
-    ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'j', 'json', ...LOG_BOOLEANS],
-  );
-  const level = logLevelFlag(p);
-  const info = progressLines(level);
-  const o = benchOptions(p, level);
-  const json = p.flags.has('j') || p.flags.has('json');
-  // The file to compare against is checked before minutes of measuring, not after.
-  const cmpFile = typeof p.flags.get('compare') === 'string' ? String(p.flags.get('compare')) : undefined;
-  const old = cmpFile ? loadComparable(cmpFile, o) : undefined;
-  const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : o.quick ? undefined : 'bench/results/latest.json';
+/**
+ * The TCP section's options, or undefined when it is not measured: on in a
+ * full bench (--no-tcp leaves it out), off with --quick unless --tcp.
+ */
+function tcpOptions(p: ReturnType<typeof parseArgs>, o: BenchOptions): TcpBenchOptions | undefined {
+  if (p.flags.has('no-tcp') || (o.quick && !p.flags.has('tcp'))) return undefined;
+  return {
+    paths: list(p.flags.get('tcp-paths'), (s) => s as (typeof TCP_PATHS)[number], TCP_PATHS) ?? [...TCP_PATHS],
+    placements: o.placements,
+    offloads: list(p.flags.get('tcp-offloads'), (s) => s as (typeof OFFLOAD_MODES)[number], OFFLOAD_MODES) ?? [...OFFLOAD_MODES],
+    reps: o.reps,
+    // --quick: fixed, small; otherwise sized per cell from the warm-up, as the matrix's frames.
+    bytes: intFlag(p, 'tcp-bytes', o.quick ? 1_000_000 : 0, 1_000, 4_000_000_000),
+    rrCount: intFlag(p, 'tcp-rr-count', o.quick ? 200 : 0, 10, 10_000_000),
+    frames: o.frames,
+    repSeconds: o.repSeconds,
+    verify: !p.flags.has('no-tcp-verify'),
+    pcpus: o.pcpus,
+    wireGbps: o.wireGbps,
+    logLevel: o.logLevel,
+  };
+}
 
-  const queues = list(p.flags.get('queues'), queueCount);
-  info(
-    `bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)${(o.runs ?? 1) > 1 ? `, ${o.runs} runs` : ''}${o.wireGbps ? `, wires at ${o.wireGbps} Gbit/s` : ''}`,
-  );
-  const result = await runBench(o);
+/** The sections measured after the matrix, each in simulations of its own: multi-queue vifs, concurrent pairs, TCP, capture's cost. */
+async function sections(
+  p: ReturnType<typeof parseArgs>,
+  o: BenchOptions,
+  result: Awaited<ReturnType<typeof runBench>>,
+  x: { queues: number[] | undefined; tcp: TcpBenchOptions | undefined },
+  info: (line: string) => void,
+): Promise<void> {
+  const { queues, tcp } = x;
   if (queues?.length) {
     info(`bench: multi-queue vifs (${queues.join(', ')} queues)...`);
     const { sizes, reps, frames, repSeconds, pcpus, logLevel } = o;
@@ -101,6 +114,10 @@ export async function benchCommand(argv: string[]): Promise<number> {
     info(`bench: concurrent guest pairs (${o.pairs.join(', ')})...`);
     const { pairs, reps, frames, repSeconds, pcpus, wireGbps, logLevel } = o;
     result.pairs = await runPairBench({ pairs, reps, frames, repSeconds, pcpus, wireGbps, logLevel, progress: (w) => info(`bench: ${w}`) });
+  }
+  if (tcp) {
+    info(`bench: TCP (${tcp.paths.join(', ')}; offloads ${tcp.offloads.join(', ')})...`);
+    result.tcp = await runTcpBench({ ...tcp, progress: (w) => info(`bench: ${w}`) });
   }
   if (!p.flags.has('no-capture')) {
     info('bench: capture cost (off and on, paired)...');
@@ -115,6 +132,48 @@ export async function benchCommand(argv: string[]): Promise<number> {
     });
     if (cap.length) result.capture = cap;
   }
+}
+
+export async function benchCommand(argv: string[]): Promise<number> {
+  const p = parseArgs(
+    argv,
+    [
+      'sizes',
+      'paths',
+      'placements',
+      'reps',
+      'frames',
+      'seconds',
+      'out',
+      'compare',
+      'pcpus',
+      'queues',
+      'wire-gbps',
+      'runs',
+      'pairs',
+      'tcp-bytes',
+      'tcp-rr-count',
+      'tcp-paths',
+      'tcp-offloads',
+    ],
+    ['quick', 'micro', 'no-micro', 'capture', 'no-capture', 'tcp', 'no-tcp', 'no-tcp-verify', 'j', 'json', ...LOG_BOOLEANS],
+  );
+  const level = logLevelFlag(p);
+  const info = progressLines(level);
+  const o = benchOptions(p, level);
+  const json = p.flags.has('j') || p.flags.has('json');
+  // The file to compare against is checked before minutes of measuring, not after.
+  const cmpFile = typeof p.flags.get('compare') === 'string' ? String(p.flags.get('compare')) : undefined;
+  const old = cmpFile ? loadComparable(cmpFile, o) : undefined;
+  const out = typeof p.flags.get('out') === 'string' ? String(p.flags.get('out')) : o.quick ? undefined : 'bench/results/latest.json';
+
+  const queues = list(p.flags.get('queues'), queueCount);
+  const tcp = tcpOptions(p, o);
+  info(
+    `bench: sizes ${o.sizes.join(',')}, paths ${o.paths.join(',')}, ${o.placements.join('+')}, ${o.reps} rep(s)${(o.runs ?? 1) > 1 ? `, ${o.runs} runs` : ''}${o.wireGbps ? `, wires at ${o.wireGbps} Gbit/s` : ''}`,
+  );
+  const result = await runBench(o);
+  await sections(p, o, result, { queues, tcp }, info);
   const wantMicro = p.flags.has('micro') || (!o.quick && !p.flags.has('no-micro'));
   if (wantMicro) {
     info('bench: microbenchmarks...');
@@ -142,5 +201,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (cmp) process.stdout.write('\n' + compareText(cmp) + '\n');
   }
   const cells = [...(result.runs ?? [{ cells: result.cells }]).flatMap((x) => x.cells), ...(result.queues ?? []), ...(result.pairs?.cells ?? [])];
-  return cells.every((c) => c.reps.every((r) => r.conserved)) ? 0 : 1;
+  // A TCP stream that did not complete (or had corrupt octets) fails the run as a frame not conserved does.
+  const tcpOk = (result.tcp?.cells ?? []).every((c) => c.reps.every((r) => r.ok));
+  return cells.every((c) => c.reps.every((r) => r.conserved)) && tcpOk ? 0 : 1;
 }
