@@ -46,6 +46,12 @@ function parse(b: Uint8Array, off: number, len: number): boolean {
   return true;
 }
 
+/** Where a TCP or UDP frame's checksum is, as virtio's csum_start (L4 header, from the frame's start) * 65536 + csum_offset; -1 for anything else. */
+export function nicCsumField(b: Uint8Array, off: number, len: number): number {
+  if (!parse(b, off, len)) return -1;
+  return (at.l4 - off) * 65536 + (at.udp ? 6 : 16);
+}
+
 /** TX: complete the frame's partial checksum in place. False: not a frame the engine can (left as it was). */
 export function nicCompleteCsum(b: Uint8Array, off: number, len: number): boolean {
   if (!parse(b, off, len)) return false;
@@ -54,6 +60,20 @@ export function nicCompleteCsum(b: Uint8Array, off: number, len: number): boolea
   if (c === 0 && at.udp) c = 0xffff;
   b[field] = c >>> 8;
   b[field + 1] = c & 0xff;
+  return true;
+}
+
+/**
+ * TX, virtio's way (VIRTIO_NET_HDR_F_NEEDS_CSUM): sum from `start` to the
+ * frame's end, fold, complement, store at start + offset (a UDP result of 0
+ * as 0xffff). False (left alone) when start and offset do not lie in the frame.
+ */
+export function nicCompleteAt(b: Uint8Array, off: number, len: number, start: number, offset: number): boolean {
+  if (start < 14 || offset < 0 || (offset & 1) !== 0 || start + offset + 2 > len || off + len > b.length) return false;
+  let c = ~sum16(b, off + start, len - start, 0) & 0xffff;
+  if (c === 0 && offset === 6) c = 0xffff;
+  b[off + start + offset] = c >>> 8;
+  b[off + start + offset + 1] = c & 0xff;
   return true;
 }
 

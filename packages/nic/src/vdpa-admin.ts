@@ -15,7 +15,7 @@ export function vdpaHandlers(nic: VqNic): OpHandlers<VdpaOps> {
     iotlb_unmap: (a) => nic.iotlbUnmap(a.fn, a.iova, a.count),
     fn_start: (a, { shared }) => {
       const irq = a.irq === true && shared.length >= 2 ? { binding: shared[0], doorbell: shared[1] } : null;
-      return new WithShared(true, [nic.fnStart(a.fn, a.domid, a.rx, a.tx, irq, a.macs)]);
+      return new WithShared(true, [nic.fnStart(a.fn, a.domid, a.rx, a.tx, irq, a.macs, a.features ?? 0)]);
     },
     fn_stop: (a) => nic.fnStop(a.fn, a.count !== false),
     steer_add: (a) => {

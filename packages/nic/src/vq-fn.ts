@@ -98,6 +98,8 @@ export interface VqAttachment {
   irq: DeviceIrq | null;
   /** MACs this function may send from; null = any (function 0 bridges everyone's frames). */
   macs: Set<number> | null;
+  /** virtio-net features negotiated (VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM); absent: none. */
+  features?: number;
 }
 
 export class VqFn {

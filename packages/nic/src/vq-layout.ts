@@ -42,7 +42,13 @@
  *     | flags | gso_type | hdr_len  | gso_size | csum_start | csum_offset | num_buffers |
  *     +-------+----------+----------+----------+------------+-------------+-------------+
  *
- * No offload is negotiated (flags 0, gso_type VIRTIO_NET_HDR_GSO_NONE); the
+ * Checksum offload, when fn_start's features negotiate it (virtio 1.2
+ * §5.1.6.2): VIRTIO_NET_F_CSUM lets the driver send a frame flagged
+ * VIRTIO_NET_HDR_F_NEEDS_CSUM (the device sums from csum_start to the end of
+ * the frame, the field's pseudo-header sum included, and stores the
+ * complement at csum_start + csum_offset); VIRTIO_NET_F_GUEST_CSUM lets the
+ * device flag a received frame VIRTIO_NET_HDR_F_DATA_VALID (its TCP or UDP
+ * checksum checked good). No GSO (gso_type VIRTIO_NET_HDR_GSO_NONE); the
  * device writes num_buffers 1 (each received frame fills one chain).
  *
  * And a notify area, 32 bytes, made fresh by the device for each fn_start
@@ -89,7 +95,16 @@ export const VQ_PAGE = 4096;
 
 /** virtio_net_hdr v1 (VIRTIO_F_VERSION_1: num_buffers always present). */
 export const VIRTIO_NET_HDR_SIZE = 12;
+export const VNH_FLAGS = 0;
+export const VNH_CSUM_START = 6;
+export const VNH_CSUM_OFFSET = 8;
 export const VNH_NUM_BUFFERS = 10;
+/** virtio_net_hdr flags (virtio 1.2 §5.1.6). */
+export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
+/** virtio-net feature bits fn_start's features may carry (as masks: 1 << bit number). */
+export const VIRTIO_NET_F_CSUM = 1 << 0;
+export const VIRTIO_NET_F_GUEST_CSUM = 1 << 1;
 
 // Notify area (Int32 words).
 export const N_NOTIFY = 0;

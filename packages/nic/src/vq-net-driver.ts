@@ -17,9 +17,16 @@
  */
 import { WakeWord, declareCounters, type Counters, type RpcEndpoint, type VdpaOps } from '@xsim/hypervisor';
 import {
+  VIRTIO_NET_F_CSUM,
+  VIRTIO_NET_F_GUEST_CSUM,
+  VIRTIO_NET_HDR_F_DATA_VALID,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_SIZE,
   VIRTIO_STATUS_DRIVER_OK,
   VIRTIO_STATUS_NEEDS_RESET,
+  VNH_CSUM_OFFSET,
+  VNH_CSUM_START,
+  VNH_FLAGS,
   VNH_NUM_BUFFERS,
   VQ_FAULT_NAMES,
   VQ_PAGE,
@@ -32,6 +39,7 @@ import {
 import { Virtqueue, VqNotify, type VqArea } from './vq-queues.ts';
 import type { NetDriverOptions, RxCallback, TxDoneCallback } from './net-driver.ts';
 import { primaryStats, releasePrimary } from './primary-driver.ts';
+import { nicCsumField } from './csum-engine.ts';
 
 export interface VqNetDriverOptions extends Omit<NetDriverOptions, 'mcdi'> {
   /** The virtio NIC's admin channel (abi/vdpa.ts, over CH.mcdi: only dom0 holds it). */
@@ -50,6 +58,7 @@ export const VQ_NET_DRIVER_COUNTERS = declareCounters('virtio primary driver', {
     help: 'virtio NIC RX used entries whose length is no frame (header only) or more than the buffer posted: dropped, the buffer posted again',
   },
   vqUsedUnposted: { kind: 'event', help: 'virtio used entries naming a chain the driver had not posted (either queue): ignored' },
+  txCsumBad: { kind: 'drop', help: 'frames handed over with a partial checksum that is no IPv4 TCP or UDP frame: not sent (never partial on the wire)' },
   // vetoedRx, vetoedTx (shown in stats()) are declared and stored by driverlink (DRIVERLINK_COUNTERS).
 });
 
@@ -100,6 +109,8 @@ export class VqNetDriver {
   private readonly vetoedCookies: number[] = [];
   linkUp = true;
   mtu: number;
+  /** VIRTIO_NET_F_CSUM and GUEST_CSUM negotiated: partial checksums may be handed to transmit, received frames come checked. */
+  readonly csumOffload: boolean;
   readonly s: VqNetDriverCounters = VQ_NET_DRIVER_COUNTERS.zero();
 
   private constructor(private readonly o: VqNetDriverOptions) {
@@ -123,7 +134,9 @@ export class VqNetDriver {
     o.evtchn.bindHandler(this.port, () => {});
     const irq = o.evtchn.deviceIrq(domid, this.port);
     const vq = (a: VqArea) => ({ size: VQ_SIZE, ...a });
-    const r = o.vdpa.requestSyncShared('fn_start', { fn: 0, domid, rx: vq(rxArea), tx: vq(txArea), irq: true, macs: null }, 10_000, [
+    this.csumOffload = o.csum !== false;
+    const features = this.csumOffload ? VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM : 0;
+    const r = o.vdpa.requestSyncShared('fn_start', { fn: 0, domid, rx: vq(rxArea), tx: vq(txArea), irq: true, macs: null, features }, 10_000, [
       irq.binding,
       irq.doorbell,
     ]);
@@ -172,8 +185,12 @@ export class VqNetDriver {
     return (this.notifyArea.status & VIRTIO_STATUS_NEEDS_RESET) !== 0;
   }
 
-  /** Send [addr, addr+len) of dom0 RAM; `cookie` comes back through onTxDone when the device is done with it. */
-  transmit(addr: number, len: number, cookie: number): boolean {
+  /**
+   * Send [addr, addr+len) of dom0 RAM; `cookie` comes back through onTxDone
+   * when the device is done with it. `csum`: its checksum is partial (the
+   * header says NEEDS_CSUM, where its TCP or UDP checksum is).
+   */
+  transmit(addr: number, len: number, cookie: number, csum = false): boolean {
     if (this.o.driverlink?.vetoTx(this.ram, addr, len)) {
       this.vetoedCookies.push(cookie);
       return true;
@@ -182,7 +199,18 @@ export class VqNetDriver {
       this.s.txRingFull++;
       return false;
     }
+    const field = csum ? nicCsumField(this.ram, addr, len) : 0;
+    if (field < 0) {
+      this.s.txCsumBad++;
+      this.vetoedCookies.push(cookie);
+      return true;
+    }
     const slot = this.hdrFree.pop()!;
+    const h = this.hdrBase + slot * VIRTIO_NET_HDR_SIZE;
+    this.ram[h + VNH_FLAGS] = csum ? VIRTIO_NET_HDR_F_NEEDS_CSUM : 0;
+    this.ram[h + VNH_CSUM_START] = (field >>> 16) & 0xff;
+    this.ram[h + VNH_CSUM_START + 1] = field >>> 24;
+    this.ram[h + VNH_CSUM_OFFSET] = field & 0xffff;
     const head = this.tx.add([this.hdrBase + slot * VIRTIO_NET_HDR_SIZE, addr], [VIRTIO_NET_HDR_SIZE, len], false);
     this.txHdrOf[head] = slot;
     this.txCookie[head] = cookie;
@@ -241,7 +269,7 @@ export class VqNetDriver {
     const frameLen = len - VIRTIO_NET_HDR_SIZE;
     if (this.o.driverlink?.vetoRx(this.ram, off, frameLen)) return;
     this.s.rxFrames++;
-    onRx(this.ram, off, frameLen);
+    onRx(this.ram, off, frameLen, (this.ram[addr + VNH_FLAGS] & VIRTIO_NET_HDR_F_DATA_VALID) !== 0);
   }
 
   /** The largest MTU our posted RX buffers can take (after the virtio_net_hdr). */

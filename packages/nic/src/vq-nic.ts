@@ -16,12 +16,20 @@ import { Iommu } from './iommu.ts';
 import { NicPort, type NicStats } from './nic-port.ts';
 import type { NicSpec } from './nic-spec.ts';
 import { DeviceQueue, VqFn } from './vq-fn.ts';
+import { nicCompleteAt, nicCsumGood } from './csum-engine.ts';
 import {
   N_RX_SEEN,
+  VIRTIO_NET_F_CSUM,
+  VIRTIO_NET_F_GUEST_CSUM,
+  VIRTIO_NET_HDR_F_DATA_VALID,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
   VIRTIO_NET_HDR_SIZE,
   VIRTQ_DESC_F_INDIRECT,
   VIRTQ_DESC_F_NEXT,
   VIRTQ_DESC_F_WRITE,
+  VNH_CSUM_OFFSET,
+  VNH_CSUM_START,
+  VNH_FLAGS,
   VNH_NUM_BUFFERS,
   VQD_ADDR,
   VQD_FLAGS,
@@ -53,6 +61,7 @@ export class VqNic extends NicPort<VqFn> {
   readonly iommu = new Iommu();
   /** The TX FIFO: every chain a function sends is gathered here once. */
   private readonly staging = new Uint8Array(FIFO);
+  private readonly fifoView = new DataView(this.staging.buffer);
   // Private copies of the descriptors of the chain in hand.
   private readonly dAddr = new Float64Array(MAX_CHAIN);
   private readonly dLen = new Uint32Array(MAX_CHAIN);
@@ -106,6 +115,7 @@ export class VqNic extends NicPort<VqFn> {
     tx: VqSetup,
     irq: { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer } | null,
     macs: number[] | null,
+    features = 0,
   ): SharedArrayBuffer {
     const f = this.fn(fn);
     if (f.running || f.a) throw new Error(`function ${fn} is already started`);
@@ -131,6 +141,7 @@ export class VqNic extends NicPort<VqFn> {
       tx: queue('tx', tx),
       irq: irq ? new DeviceIrq(irq.binding, irq.doorbell) : null,
       macs: macs === null ? null : new Set(macs),
+      features,
     });
     if (!this.active.includes(f)) this.active.push(f);
     this.tapFn(f);
@@ -264,9 +275,9 @@ export class VqNic extends NicPort<VqFn> {
       q.lastAvail = (q.lastAvail + 1) & 0xffff;
       q.putUsed(head, 0);
       frames++;
-      // The frame follows its virtio_net_hdr (no offload negotiated: the header says nothing we use).
+      // The frame follows its virtio_net_hdr: NEEDS_CSUM (with VIRTIO_NET_F_CSUM) is completed here, before anything sees the frame.
       if (len < VIRTIO_NET_HDR_SIZE) this.fnDrop(f, fifo, 0, len, DIR_OUTBOUND, 'txOversize');
-      else this.transmit(f, a.macs, fifo, VIRTIO_NET_HDR_SIZE, len - VIRTIO_NET_HDR_SIZE);
+      else if (this.txCsum(f, fifo, len)) this.transmit(f, a.macs, fifo, VIRTIO_NET_HDR_SIZE, len - VIRTIO_NET_HDR_SIZE);
       if (!f.a) return frames; // the frame's delivery tore this very function down
     }
     if (frames > 0) {
@@ -274,6 +285,18 @@ export class VqNic extends NicPort<VqFn> {
       f.dirty = true;
     }
     return frames;
+  }
+
+  /** A TX frame's NEEDS_CSUM: completed (true), or, without VIRTIO_NET_F_CSUM or with csum_start/offset outside it, dropped (false). */
+  private txCsum(f: VqFn, fifo: Uint8Array, len: number): boolean {
+    if ((fifo[VNH_FLAGS] & VIRTIO_NET_HDR_F_NEEDS_CSUM) === 0) return true;
+    const dv = this.fifoView;
+    const ok =
+      ((f.a!.features ?? 0) & VIRTIO_NET_F_CSUM) !== 0 &&
+      nicCompleteAt(fifo, VIRTIO_NET_HDR_SIZE, len - VIRTIO_NET_HDR_SIZE, dv.getUint16(VNH_CSUM_START, true), dv.getUint16(VNH_CSUM_OFFSET, true));
+    if (!ok) this.fnDrop(f, fifo, VIRTIO_NET_HDR_SIZE, len - VIRTIO_NET_HDR_SIZE, DIR_OUTBOUND, 'txCsumBad');
+    else f.c.txCsumOffloaded++;
+    return ok;
   }
 
   /** DMA a frame (after a virtio_net_hdr) into the function's next RX chain, or count why not. */
@@ -291,6 +314,10 @@ export class VqNic extends NicPort<VqFn> {
     for (let j = 0; j < k; j++) room += this.dLen[j];
     // A chain too small for the frame stays posted (a driver's buffers are all one size: its MTU is wrong).
     if (room < VIRTIO_NET_HDR_SIZE + len) return this.fnDrop(f, ram, addr, len, DIR_INBOUND, 'rxNoDesc');
+    // DATA_VALID (with VIRTIO_NET_F_GUEST_CSUM): the device checked the frame's TCP or UDP checksum good.
+    const valid = ((a.features ?? 0) & VIRTIO_NET_F_GUEST_CSUM) !== 0 && nicCsumGood(ram, addr, len);
+    if (valid) f.c.rxCsumGood++;
+    this.hdr[VNH_FLAGS] = valid ? VIRTIO_NET_HDR_F_DATA_VALID : 0;
     // Header then frame, scattered over the chain's buffers.
     let src: Uint8Array = this.hdr;
     let srcOff = 0;

@@ -7,8 +7,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { FrameAllocator, GuestMemory, WithShared, type EventChannels, type RpcEndpoint, type RpcValue, type VdpaOp, type VdpaOps } from '@xsim/hypervisor';
+import { ETH_HLEN, ETH_P_IP, verifyL4Checksum, writeIpUdp, writePartialL4Checksum, writeU16 } from '@xsim/netstack';
 import {
   Driverlink,
+  VIRTIO_NET_F_CSUM,
+  VIRTIO_NET_F_GUEST_CSUM,
   VIRTIO_NET_HDR_SIZE,
   VQU_IDX,
   VQU_RING,
@@ -385,3 +388,51 @@ function rxBufAddr(h: Host, head: number): number {
   const desc = (h.calls.find((c) => c.op === 'fn_start')!.args.rx as { desc: number }).desc;
   return Number(new DataView(h.mem.sab).getBigUint64(desc + head * 16, true));
 }
+
+describe('VqNetDriver and the virtio NIC: checksum offload (VIRTIO_NET_F_CSUM, GUEST_CSUM)', () => {
+  /** A UDP frame a -> b in a's RAM, its checksum partial (the folded pseudo-header sum in the field); its offset and length. */
+  function partialUdp(h: Host, payload: number): { at: number; len: number } {
+    const len = 42 + payload;
+    const at = h.frames.allocRange(1) * PAGE;
+    const b = h.mem.u8;
+    b.set([...macBytes(MAC_B), ...macBytes(MAC_A)], at);
+    writeU16(b, at + 12, ETH_P_IP);
+    writeIpUdp(b, at + ETH_HLEN, 0x0a000001, 0x0a000002, 9, 1111, 2222, payload);
+    for (let i = 0; i < payload; i++) b[at + 42 + i] = (i * 7 + 3) & 0xff;
+    writePartialL4Checksum(b, at, len);
+    return { at, len };
+  }
+
+  it('negotiates both at fn_start; a partial frame goes with NEEDS_CSUM, leaves complete, and arrives flagged DATA_VALID', () => {
+    const { a, b, run } = pair();
+    expect(a.calls.find((c) => c.op === 'fn_start')!.args.features).toBe(VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM);
+    expect(a.driver.csumOffload).toBe(true);
+    const f = partialUdp(a, 301);
+    expect(a.driver.transmit(f.at, f.len, 1, true)).toBe(true);
+    run();
+    const got: { bytes: Uint8Array; valid: boolean }[] = [];
+    while (
+      b.driver.poll(
+        64,
+        (ram, off, len, valid) => got.push({ bytes: ram.slice(off, off + len), valid: valid === true }),
+        () => {},
+      ) > 0
+    );
+    expect(got).toHaveLength(1);
+    expect(got[0].valid).toBe(true);
+    expect(verifyL4Checksum(got[0].bytes, 0, f.len)).toBe(true);
+    expect(a.nic.fn(0).c.txCsumOffloaded).toBe(1);
+    expect(b.nic.fn(0).c.rxCsumGood).toBe(1);
+  });
+
+  it('a partial frame that is no IPv4 TCP or UDP is not sent (txCsumBad), its cookie completed', () => {
+    const { a, b, run } = pair();
+    const f = partialUdp(a, 40);
+    a.mem.u8[f.at + ETH_HLEN + 9] = 1;
+    expect(a.driver.transmit(f.at, f.len, 7, true)).toBe(true);
+    run();
+    expect(drain(a).done).toEqual([7]);
+    expect(a.driver.stats().txCsumBad).toBe(1);
+    expect(drain(b).rx).toHaveLength(0);
+  });
+});

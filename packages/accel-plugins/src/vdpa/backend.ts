@@ -21,7 +21,7 @@
  */
 import { CHANNEL_OP, VIF_KEY, logWarn } from '@xsim/hypervisor';
 import { Type, pluginMessage, type AccelBackend, type AccelBackendContext, type AccelVif, type PluginManifest } from '@xsim/netback';
-import { VQ_PAIR_PAGES, VQ_SIZE, type NicInfo } from '@xsim/nic';
+import { VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VQ_PAIR_PAGES, VQ_SIZE, type NicInfo } from '@xsim/nic';
 import { LIMIT_MAX, VifFilters, learnableFlow, parseLimit, savedFlows } from '../vnic/quota.ts';
 import { LocalMacs } from '../vnic/localmac.ts';
 import { HITS_PER_COMMAND, MAX_MTU, VDPA_ARGS, VDPA_BACKEND_COUNTERS, vdpaArgs, type Args } from './config.ts';
@@ -257,14 +257,16 @@ class VdpaBackend implements AccelBackend {
     st.mapped = dev.call('iotlb_map', { fn: st.fn, domid: vif.domid, iova: IOVA_BASE, frames: m.frames });
     // The function's interrupt is the guest's port; only dom0 may hand its binding to the NIC.
     const irq = ctx.deviceIrq(vif.domid, Number(args.irqPort));
-    const r = dev.callShared('fn_start', { fn: st.fn, domid: vif.domid, ...queueAreas(), irq: true, macs: [vif.mac] }, [irq.binding, irq.doorbell]);
+    // Checksum offload negotiated both ways (plugin API 1.4): the device completes NEEDS_CSUM and flags DATA_VALID.
+    const features = VIRTIO_NET_F_CSUM | VIRTIO_NET_F_GUEST_CSUM;
+    const r = dev.callShared('fn_start', { fn: st.fn, domid: vif.domid, ...queueAreas(), irq: true, macs: [vif.mac], features }, [irq.binding, irq.doorbell]);
     st.started = true;
     if (!(r.shared[0] instanceof SharedArrayBuffer)) throw new Error(`fn_start of function ${st.fn} answered without a notify area`);
     // No rule steers anything to the function until the guest says its RX buffers are posted.
     st.stage = 'starting';
     this.s.vdpaAttached++;
     const localMacs = this.local.macsFor(vif);
-    ctx.send(vif, 'ready', { iovaBase: IOVA_BASE, queueSize: VQ_SIZE, macs: ctx.uplinkMacs(), localMacs, linkUp: ctx.nic().linkUp }, [r.shared[0]]);
+    ctx.send(vif, 'ready', { iovaBase: IOVA_BASE, queueSize: VQ_SIZE, macs: ctx.uplinkMacs(), localMacs, linkUp: ctx.nic().linkUp, features }, [r.shared[0]]);
   }
 
   onFrontendMessage(vif: AccelVif, op: string, args: Record<string, unknown>): void {

@@ -16,11 +16,14 @@
  * The DMA area (layout.ts) is allocated and granted at the offer and given
  * back at release, after the backend has unmapped it.
  */
-import { CHANNEL_OP, declareCounters, logWarn, readMac, type Counters } from '@xsim/hypervisor';
+import { CHANNEL_OP, NETRXF_data_validated, declareCounters, logWarn, readMac, type Counters } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
 import {
+  VIRTIO_NET_F_CSUM,
+  VIRTIO_NET_HDR_F_DATA_VALID,
   VIRTIO_STATUS_DRIVER_OK,
   VIRTIO_STATUS_NEEDS_RESET,
+  VNH_FLAGS,
   VNH_NUM_BUFFERS,
   VQ_FAULT_NAMES,
   VQ_RX,
@@ -33,7 +36,7 @@ import {
 } from '@xsim/nic';
 import { LentSlot, txDecline } from '../tx-path.ts';
 import { DmaArea } from './dma-area.ts';
-import { HDR, IOVA_BASE, PAGE, QUEUE_PAGES, chainOf, geometry, type Geometry } from './layout.ts';
+import { HDR, IOVA_BASE, PAGE, QUEUE_PAGES, chainOf, geometry, writeVnetHdr, type Geometry } from './layout.ts';
 
 /** Most descriptors one buffer takes (a 9000-octet MTU: three pages). */
 const MAX_DESCS = 4;
@@ -51,6 +54,7 @@ export const VDPA_FRONTEND_COUNTERS = declareCounters('vdpa frontend', {
     help: 'frames taken that had to be copied into a TX buffer (the stack had not built them in the one txBuffer lent): part of vdpaTaken',
   },
   vdpaDeclinedNotReady: { kind: 'event', help: 'frames left to the slow path: the function is not up (attaching, draining or stopped)' },
+  vdpaTxCsumOffloaded: { kind: 'event', help: 'frames taken with a partial checksum: their header says NEEDS_CSUM, the device completes them' },
   vdpaRxFrames: { kind: 'event', help: 'frames received on the receiveq' },
   vdpaRxMalformed: {
     kind: 'drop',
@@ -88,6 +92,8 @@ export class VdpaFrontend implements AccelFrontend {
   private draining = false;
   private faulted = false;
   private linkUp = true;
+  /** VIRTIO_NET_F_CSUM negotiated (the backend's 'ready'): partial checksums go with NEEDS_CSUM for the device to complete. */
+  private csum = false;
   private readonly fast = new Set<number>();
   /** Guests of this host reached through the device's switch (dom0's localmac, taken back by slowpath). */
   private readonly local = new Set<number>();
@@ -184,6 +190,7 @@ export class VdpaFrontend implements AccelFrontend {
     this.local.clear();
     if (Array.isArray(args.localMacs)) for (const m of args.localMacs) this.addLocal(Number(m));
     if (typeof args.linkUp === 'boolean') this.linkUp = args.linkUp;
+    this.csum = (Number(args.features ?? 0) & VIRTIO_NET_F_CSUM) !== 0;
     this.ready = true;
     this.ctx.send('running', {});
   }
@@ -200,7 +207,12 @@ export class VdpaFrontend implements AccelFrontend {
     if (mac !== this.ctx.mac) this.local.add(mac);
   }
 
-  startXmit(src: Uint8Array, off: number, len: number): boolean {
+  /** Plugin API 1.4: partial checksums are taken while VIRTIO_NET_F_CSUM is negotiated (the device completes them). */
+  csumOffload(): boolean {
+    return this.csum;
+  }
+
+  startXmit(src: Uint8Array, off: number, len: number, csumPartial = false): boolean {
     // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
     const built = this.lent.take();
     const why = txDecline(this.ready && !this.draining && !this.faulted, this.fast, this.local, src, off);
@@ -222,15 +234,23 @@ export class VdpaFrontend implements AccelFrontend {
       s.vdpaDeclinedBusy++;
       return false;
     }
-    if (!inPlace) this.freeTx.pop();
-    // A zeroed header (no offload negotiated), then the frame right after it: built there already, or copied (the one copy).
+    // The frame right after its header: built there already, or copied (the one copy).
     const at = this.area.ram(o);
-    this.ram.fill(0, at, at + HDR);
     if (!inPlace) {
       if (src === this.ram) this.ram.copyWithin(at + HDR, off, off + len);
       else this.ram.set(src.subarray(off, off + len), at + HDR);
+    }
+    // The header: zero, or NEEDS_CSUM for a partial checksum the device completes (one it cannot: declined).
+    if (!writeVnetHdr(this.ram, at, len, csumPartial && this.csum)) {
+      if (inPlace) this.freeTx.push(built);
+      s.vdpaDeclinedBusy++;
+      return false;
+    }
+    if (!inPlace) {
+      this.freeTx.pop();
       s.vdpaTxCopied++;
     }
+    if (csumPartial) s.vdpaTxCsumOffloaded++;
     const head = tx.add(this.iovas, this.lens, false, k);
     this.txSlotOf[head] = slot;
     // Visible to the device at once; whether to kick it is decided once a burst (flush).
@@ -299,7 +319,7 @@ export class VdpaFrontend implements AccelFrontend {
         continue;
       }
       this.s.vdpaRxFrames++;
-      this.ctx.deliver(this.rxCopy, HDR, len - HDR);
+      this.ctx.deliver(this.rxCopy, HDR, len - HDR, this.rxCopy[VNH_FLAGS] & VIRTIO_NET_HDR_F_DATA_VALID ? NETRXF_data_validated : 0);
     }
     // The device learns how far we read (it counts what a driver that vanished never took).
     if (n > 0) this.notify!.rxSeen(rx.lastUsed);

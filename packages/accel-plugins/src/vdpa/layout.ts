@@ -17,7 +17,8 @@
  * pages, and the area's pages need not be contiguous in IOVA space to anyone
  * but us).
  */
-import { VIRTIO_NET_HDR_SIZE, VQ_PAGE, VQ_PAIR_PAGES, VQ_SIZE } from '@xsim/nic';
+import { l4Frame } from '@xsim/netstack';
+import { VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_SIZE, VNH_CSUM_OFFSET, VNH_CSUM_START, VNH_FLAGS, VQ_PAGE, VQ_PAIR_PAGES, VQ_SIZE } from '@xsim/nic';
 
 export const PAGE = VQ_PAGE;
 export const HDR = VIRTIO_NET_HDR_SIZE;
@@ -58,6 +59,27 @@ export function geometry(mtu: number, queueSize = VQ_SIZE): Geometry {
   const txStart = VQ_PAIR_PAGES * PAGE;
   const rxStart = txStart + Math.ceil((txSlots * bufBytes) / PAGE) * PAGE;
   return { bufBytes, descs, txSlots, rxBufs, txStart, rxStart, pages: rxStart / PAGE + Math.ceil((rxBufs * bufBytes) / PAGE) };
+}
+
+/**
+ * The virtio_net_hdr in front of a frame at `at` (the frame at at + HDR, `len`
+ * octets): zero, or for a partial checksum (with VIRTIO_NET_F_CSUM)
+ * NEEDS_CSUM with csum_start at the TCP or UDP header and csum_offset at its
+ * checksum field. False: a partial frame that is no IPv4 TCP or UDP (nothing
+ * written: the caller declines it).
+ */
+export function writeVnetHdr(ram: Uint8Array, at: number, len: number, partial: boolean): boolean {
+  const f = partial ? l4Frame(ram, at + HDR, len) : null;
+  if (typeof f === 'string') return false;
+  ram.fill(0, at, at + HDR);
+  if (f) {
+    const start = f.l4 - (at + HDR);
+    ram[at + VNH_FLAGS] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    ram[at + VNH_CSUM_START] = start & 0xff;
+    ram[at + VNH_CSUM_START + 1] = start >>> 8;
+    ram[at + VNH_CSUM_OFFSET] = f.csum - f.l4;
+  }
+  return true;
 }
 
 /**

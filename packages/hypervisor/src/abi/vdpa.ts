@@ -59,6 +59,8 @@ export const VDPA_OPS = {
       tx: VQ,
       irq: Type.Optional(Type.Boolean()),
       macs: Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))]),
+      /** virtio-net feature bits negotiated (VIRTIO_NET_F_CSUM 1, VIRTIO_NET_F_GUEST_CSUM 2); absent: none. */
+      features: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
     }),
     replyOf<true>(),
   ),

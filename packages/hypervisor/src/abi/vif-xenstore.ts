@@ -160,8 +160,10 @@ export const HOTPLUG_CONNECTED = 'connected';
 
 /**
  * feature-* keys each end publishes, with the values xsim's drivers write by
- * default. Only what xsim does is claimed: no GSO and no checksum offload
- * (0 where Linux writes 1), and no multi-queue or control ring (not written);
+ * default. Only what xsim does is claimed: no GSO and no IPv6 checksum
+ * offload (0 where Linux writes 1); IPv4 checksum offload is on, as Linux's
+ * (netfront writes feature-no-csum-offload = 1 only with it switched off);
+ * no multi-queue or control ring (not written);
  * netback's multicast control is Linux's (static and dynamic).
  * feature-sg and feature-split-event-channels follow each driver's
  * parameters (netback's separate_tx_rx_irq, as Linux's).
@@ -184,8 +186,6 @@ export const FRONTEND_FEATURES: Readonly<Record<string, string>> = {
   [VIF_KEY.featureGsoTcpv4]: '0',
   [VIF_KEY.featureGsoTcpv6]: '0',
   [VIF_KEY.featureIpv6CsumOffload]: '0',
-  // xsim's stack completes no partial checksum: it asks the backend for none (Linux's netfront leaves this key out).
-  [VIF_KEY.featureNoCsumOffload]: '1',
 };
 
 /**

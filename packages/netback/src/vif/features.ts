@@ -53,7 +53,7 @@ export interface FrontendFlags {
   /** feature-gso-tcpv4/v6 (vif->gso_mask): GSO frames it can take on RX. xsim sends none. */
   gsoTcpv4: boolean;
   gsoTcpv6: boolean;
-  /** !feature-no-csum-offload, feature-ipv6-csum-offload (vif->ip_csum, ipv6_csum): partial checksums it can take. xsim sends none. */
+  /** !feature-no-csum-offload, feature-ipv6-csum-offload (vif->ip_csum, ipv6_csum): partial checksums it can take (without ip_csum, rx.ts completes them on a copy first; xsim sends no IPv6). */
   ipCsum: boolean;
   ipv6Csum: boolean;
 }

@@ -79,7 +79,6 @@ export function frontendFeatures(p: NetfrontParams = {}): Record<string, string>
   if (p.sg === false) delete out[VIF_KEY.featureSg];
   // Linux's netfront leaves feature-no-csum-offload out (IPv4 checksum offload on); only a frontend that cannot take partial checksums writes it.
   if (p.csum === false) out[VIF_KEY.featureNoCsumOffload] = '1';
-  else delete out[VIF_KEY.featureNoCsumOffload];
   return out;
 }
 
