@@ -38,6 +38,7 @@ export function pair(
   const wire: Pkt[] = [];
   let sent = 0;
   const chunksB: Uint8Array[] = [];
+  const chunksA: Uint8Array[] = [];
   const emitTo = (to: 'a' | 'b') => (seg: Uint8Array, len: number, src: number, dst: number, gsoSize: number) => {
     o.tap?.(to === 'a' ? 'b' : 'a', seg, len, gsoSize);
     if (gsoSize > 0 && o.gsoSplit) {
@@ -59,7 +60,18 @@ export function pair(
     while (i > 0 && wire[i - 1].at > p.at) i--;
     wire.splice(i, 0, p);
   };
-  const a = new Tcb({ localIp: A_IP, localPort: 40000, remoteIp: B_IP, remotePort: 80, iss: 0xfffff000, emit: emitTo('b'), ...o.a });
+  const a = new Tcb({
+    localIp: A_IP,
+    localPort: 40000,
+    remoteIp: B_IP,
+    remotePort: 80,
+    iss: 0xfffff000,
+    emit: emitTo('b'),
+    onData: (buf, off, len) => {
+      chunksA.push(buf.slice(off, off + len));
+    },
+    ...o.a,
+  });
   const b = new Tcb({
     localIp: B_IP,
     localPort: 80,
@@ -89,11 +101,13 @@ export function pair(
     }
     throw new Error('channel did not settle');
   }
-  function received(): Uint8Array {
-    const total = chunksB.reduce((s, c) => s + c.length, 0);
+  /** What b received (or, `ofA`, what a received), in order. */
+  function received(ofA = false): Uint8Array {
+    const chunks = ofA ? chunksA : chunksB;
+    const total = chunks.reduce((s, c) => s + c.length, 0);
     const out = new Uint8Array(total);
     let o2 = 0;
-    for (const c of chunksB) {
+    for (const c of chunks) {
       out.set(c, o2);
       o2 += c.length;
     }

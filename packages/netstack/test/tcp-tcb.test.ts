@@ -330,6 +330,26 @@ describe('data', () => {
     expect(h.got).toEqual([]);
   });
 
+  it('while a timeout resends from SND.UNA, an ACK still carries the highest sequence number sent (else the peer finds it unacceptable)', () => {
+    const h = established();
+    h.tcb.send(new Uint8Array(3000), 0, 3000, 0);
+    h.tcb.tick(h.tcb.nextTimer());
+    expect(h.tcb.sndNxt).toBe(S(1460)); // one segment again
+    h.sent.length = 0;
+    h.peer(A, R(0), S(0), [1]);
+    expect(h.sent.at(-1)).toMatchObject({ flags: A, seq: S(3000), ack: R(1) });
+  });
+
+  it("the FIN waits for room in the peer's window, and an ACK's sequence number stays at the window's edge", () => {
+    const h = established();
+    h.peer(A, R(0), S(0), [], { window: 3 });
+    h.tcb.send(new Uint8Array([1, 2, 3]), 0, 3, 0);
+    h.tcb.close(0);
+    expect(h.sent.map((s) => s.flags)).toEqual([A]);
+    h.peer(A, R(0), S(3), [], { window: 10 });
+    expect(h.sent.at(-1)).toMatchObject({ flags: TCP_FIN | A, seq: S(3) });
+  });
+
   it('a zero window is probed with one octet when the timer runs out', () => {
     const h = established();
     h.peer(A, R(0), S(0), [], { window: 0 });

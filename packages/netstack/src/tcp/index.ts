@@ -1,4 +1,10 @@
-/** TCP (RFC 9293) as a pure module: header, sequence arithmetic, RTO (RFC 6298), congestion control (RFC 5681, CUBIC per RFC 9438), and the TCB. */
+/**
+ * TCP (RFC 9293) as a pure module: header and options, sequence arithmetic,
+ * RTO (RFC 6298), congestion control (RFC 5681 NewReno, RFC 9438 CUBIC),
+ * loss recovery (RFC 6582, SACK per RFC 2018/6675), delayed ACKs, window
+ * scaling and timestamps (RFC 7323), TSO, and the TCB that drives them on
+ * the caller's clock.
+ */
 export * from './seq.ts';
 export * from './segment.ts';
 export * from './states.ts';

@@ -129,7 +129,7 @@ export abstract class TcbRecovery extends TcbSender {
       if (n > 0) {
         this.sendSeg(now, TCP_ACK, this.sndMax, off, n);
         this.sndMax = this.sndNxt = seqAdd(this.sndMax, n);
-      } else if (this.finQueued && avail === 0) {
+      } else if (this.finQueued && avail === 0 && seqLt(this.sndMax, seqAdd(this.sndUna, this.sndWnd))) {
         this.sendSeg(now, TCP_FIN | TCP_ACK, this.sndMax, 0, 0);
         this.sndMax = this.sndNxt = seqAdd(this.sndMax, 1);
       } else break;

@@ -1,10 +1,18 @@
 /**
  * What both halves of a TCB share: the RFC 9293 §3.3.1 variables, the state
- * and its recorded transitions, the notifications to the owner, writing a
- * segment out (ACK, RST, and the header of the sender's segments), and the
- * timers' schedule. The sending half (output, retransmission, congestion
- * control and loss recovery) is tcb-send.ts, segment arrival tcb.ts. Time
- * is always the caller's `now` (ms); nothing here reads a clock.
+ * and its recorded transitions, the notifications to the owner (told when
+ * the outermost public call returns), writing a segment out (its options as
+ * the SYNs agreed, nego.ts; a partial checksum for offload), and the timers'
+ * schedule (retransmission, delayed ACK, TIME-WAIT). The layers on top, each
+ * a class extending the one before:
+ *
+ *   tcb-send.ts   output within rwnd and cwnd, TSO, the retransmission timer
+ *   recovery.ts   fast retransmit, NewReno and SACK recovery (sack.ts)
+ *   tcb-recv.ts   the peer's SYN, in-order delivery, SACK blocks, the FIN
+ *   tcb.ts        user calls and segment arrival (RFC 9293 §3.10), PAWS
+ *
+ * with congestion control behind cc.ts's interface (NewReno, cubic.ts).
+ * Time is always the caller's `now` (ms); nothing here reads a clock.
  */
 import { NewReno, initialWindow, type CcName, type CongestionControl } from './cc.ts';
 import { TCP_COUNTERS, type TcpCounters } from './counters.ts';
@@ -15,7 +23,7 @@ import { RtoEstimator } from './rto.ts';
 import { Negotiation } from './nego.ts';
 import { TCP_ACK, TCP_MAX_HLEN, TCP_RST, TCP_SYN, tcpHeaderLen, writeTcp, type TcpHeaderFields } from './segment.ts';
 import { SendBuffer } from './sendbuf.ts';
-import { seqAdd } from './seq.ts';
+import { seqAdd, seqLt } from './seq.ts';
 import { nextState, type TcpEvent, type TcpState, type Transition } from './states.ts';
 
 /**
@@ -263,7 +271,19 @@ export abstract class TcbCore {
 
   /** An ACK of what we have received: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
   protected sendAck(now: number): void {
-    this.emitSeg(TCP_ACK, this.sndNxt, this.rcvNxt, 0, 0, this.remoteIp, this.remotePort, now);
+    this.emitSeg(TCP_ACK, this.ackSeq(), this.rcvNxt, 0, 0, this.remoteIp, this.remotePort, now);
+  }
+
+  /**
+   * The sequence number for a segment without data: the highest sent (the
+   * RFC's SND.NXT; ours goes back to SND.UNA while a timeout resends, and an
+   * ACK below the peer's RCV.NXT would be unacceptable to it, its ACK lost),
+   * but not past the right edge of the peer's window (Linux's
+   * tcp_acceptable_seq).
+   */
+  protected ackSeq(): number {
+    const edge = seqAdd(this.sndUna, this.sndWnd);
+    return this.sndUna !== this.iss && seqLt(edge, this.sndMax) ? edge : this.sndMax;
   }
 
   /** An RST to whoever sent a segment: <SEQ=seq><CTL=RST>, or with <ACK=ack> when `withAck`. */

@@ -127,7 +127,7 @@ export abstract class TcbSender extends TcbCore {
         if (gso) this.counters.tcpTxTsoSegments++;
         this.sendSeg(now, TCP_ACK, this.sndNxt, off, n, gso);
         this.sndNxt = seqAdd(this.sndNxt, n);
-      } else if (this.finQueued && avail === 0) {
+      } else if (this.finQueued && avail === 0 && wndLeft > 0) {
         this.sendSeg(now, TCP_FIN | TCP_ACK, this.sndNxt, 0, 0);
         this.sndNxt = seqAdd(this.sndNxt, 1);
       } else break;

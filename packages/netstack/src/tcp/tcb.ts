@@ -95,7 +95,7 @@ export class Tcb extends TcbReceiver {
     if (s === 'CLOSED') return;
     this.enter();
     try {
-      if (s !== 'LISTEN' && s !== 'SYN-SENT' && s !== 'TIME-WAIT') this.sendRst(this.sndNxt, 0, false, this.remoteIp, this.remotePort, now);
+      if (s !== 'LISTEN' && s !== 'SYN-SENT' && s !== 'TIME-WAIT') this.sendRst(this.ackSeq(), 0, false, this.remoteIp, this.remotePort, now);
       this.go('abort', now);
     } finally {
       this.leave();
