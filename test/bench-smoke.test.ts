@@ -242,7 +242,7 @@ describe('xsim bench --quick --tcp', () => {
     expect(ratios.find((y) => y.name === 'tcp-stream vnic/unaccel' && y.offloads === 'off')?.median).toBeGreaterThan(0);
     // The report marks it.
     const text = report({ ...r, tcp: { ...t, cells, ratios } });
-    expect(text).toMatch(/^vnic +cross +on .* NO +[\d.]+% INVALID\s*$/m);
+    expect(text).toMatch(/^vnic +cross +on .* NO +\S+ +[\d.]+% INVALID\s*$/m);
     expect(text).toMatch(/^INVALID TCP cells/m);
   });
 });

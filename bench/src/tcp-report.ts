@@ -20,6 +20,7 @@ export function tcpLines(t: TcpSection): string[] {
     Math.round(c.median.p99Us),
     pct(c.reps.some((r) => r.csumPartialShare === null) ? null : med(c.reps.map((r) => r.csumPartialShare ?? 0))),
     c.reps.every((r) => r.ok) ? 'yes' : 'NO',
+    c.path === 'vnic' ? pct(med(c.reps.map((r) => r.ackFastPathShare))) : '-',
     `${c.path === 'vnic' ? pct(c.fastPathShare) : '-'}${c.valid ? '' : ' INVALID'}`,
   ]);
   const invalid = t.cells.filter((c) => !c.valid);
@@ -27,7 +28,7 @@ export function tcpLines(t: TcpSection): string[] {
   const o = t.options;
   return [
     '',
-    `TCP at ${o.size} B (MTU 1500), ${o.reps} repetition(s); tcp-stream ${o.bytes ? `${o.bytes} octets` : 'sized per cell from the warm-up'} per repetition, writes of ${o.writeSize}, sink ${o.verify ? 'verifying every octet' : 'not verifying'}; tcp-rr ${o.reqSize}/${o.rspSize} octets; medians, spread min..max:`,
+    `TCP at ${o.size} B (MTU 1500), ${o.reps} repetition(s); tcp-stream ${o.bytes ? `${o.bytes} octets per repetition` : 'sized per cell from the warm-up'}, writes of ${o.writeSize}, sink ${o.verify ? 'verifying every octet' : 'not verifying'}; tcp-rr ${o.reqSize}/${o.rspSize} octets; medians, spread min..max:`,
     table(
       [
         'path',
@@ -43,6 +44,7 @@ export function tcpLines(t: TcpSection): string[] {
         'rr p99 us',
         'csum partial',
         'complete',
+        'ACKs fast path',
         'fast path',
       ],
       rows,

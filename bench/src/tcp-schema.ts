@@ -64,6 +64,11 @@ export const TcpRepSchema = Type.Object({
     minimum: 0,
     description: "frames the TCP sender's frontend took on the fast path (txTaken) / its frames sent (txTaken + txPackets) over the stream; 0 off a guest",
   }),
+  ackFastPathShare: Type.Number({
+    minimum: 0,
+    description:
+      "the same for the receiver's frames over the stream (its ACKs): vnic learns a filter per destination port, so the ACKs to each new connection's port go by dom0 until learnt; 0 off a guest",
+  }),
   csumPartialShare: Type.Union([Type.Number({ minimum: 0 }), Type.Null()], {
     description:
       "frames the sender's stack handed its netfront with a partial checksum (txCsumPartial) / its frames sent over the stream: about 1 with checksum offload on, 0 off; null for dom0 (no netfront)",

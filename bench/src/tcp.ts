@@ -142,6 +142,9 @@ async function measureCell(sim: Simulation, k: Key, n: Sizes, o: TcpBenchOptions
   const s2 = await sim.stats();
   const [a, b] = [senderTx(s1, from), senderTx(s2, from)];
   const sent = a && b ? b.taken - a.taken + (b.slow - a.slow) : 0;
+  // The other way: the receiver's ACKs (vnic learns a filter per port, so each connection's new port anew).
+  const [ra, rb] = [senderTx(s1, to), senderTx(s2, to)];
+  const acks = ra && rb ? rb.taken - ra.taken + (rb.slow - ra.slow) : 0;
   const rr: TcpRep['rr'] = { transactions: 0, tps: 0, p50Us: 0, p99Us: 0, complete: false, failed: {} };
   try {
     const r = await runTcpRr(sim, { from, to, count: n.rr, reqSize: o.reqSize, rspSize: o.rspSize, timeoutMs: 60_000 });
@@ -156,6 +159,7 @@ async function measureCell(sim: Simulation, k: Key, n: Sizes, o: TcpBenchOptions
     rr,
     fastPathShare: a && b && sent > 0 ? (b.taken - a.taken) / sent : 0,
     csumPartialShare: a && b && sent > 0 ? (b.partial - a.partial) / sent : null,
+    ackFastPathShare: ra && rb && acks > 0 ? (rb.taken - ra.taken) / acks : 0,
     ok: why.length === 0,
     ...(why.length ? { why: why.join('; ') } : {}),
   };

@@ -11,6 +11,7 @@ const rep = (gbps: number, udpGbps: number, tps: number): TcpRep => ({
   stream: { bytes: 1000, elapsedMs: 1, gbps, complete: true, corrupt: 0, retransmits: 0, failed: {}, sender: {}, receiver: {} },
   rr: { transactions: 10, tps, p50Us: 100, p99Us: 200, complete: true, failed: {} },
   fastPathShare: 1,
+  ackFastPathShare: 1,
   csumPartialShare: 1,
   ok: true,
 });
