@@ -137,6 +137,20 @@ describe('notifications', () => {
     expect(calls).toBe(0);
   });
 
+  it('onState may call back into the TCB: a close on ESTABLISHED sends the FIN and its move is told next', () => {
+    const moves: string[] = [];
+    const h = harness({
+      onState: (_from, to) => {
+        moves.push(to);
+        if (to === 'ESTABLISHED') h.tcb.close(0);
+      },
+    });
+    h.tcb.connect(0);
+    h.peer(TCP_SYN | A, IRS, ISS + 1);
+    expect(moves).toEqual(['SYN-SENT', 'ESTABLISHED', 'FIN-WAIT-1']);
+    expect(h.sent.at(-1)?.flags).toBe(A | 0x01);
+  });
+
   it('receiveWindow is the window offered', () => {
     const h = harness({ rcvWnd: 30_000 });
     expect(h.tcb.receiveWindow).toBe(30_000);

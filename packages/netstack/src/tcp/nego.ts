@@ -106,14 +106,14 @@ export class Negotiation {
     return (Math.floor(now) + this.tsOffset) >>> 0;
   }
 
-  /** Fill a segment's Window Scale, SACK-Permitted and Timestamps fields: `syn` (ours, offering), `synAck`, or neither. */
-  fill(h: TcpOptionsOut, flags: { syn: boolean; ack: boolean; rst: boolean }, now: number): void {
-    const offering = flags.syn && !flags.ack;
-    h.wscale = flags.syn && (offering ? this.offerWs : this.ws) ? this.rcvShiftOffer : -1;
-    h.sackOk = flags.syn && (offering ? this.offerSack : this.sack);
-    h.ts = !flags.rst && (offering ? this.offerTs : this.ts);
+  /** Fill a segment's Window Scale, SACK-Permitted and Timestamps fields: a SYN of ours offers, a SYN,ACK answers, others follow what is on. */
+  fill(h: TcpOptionsOut, syn: boolean, ack: boolean, rst: boolean, now: number): void {
+    const offering = syn && !ack;
+    h.wscale = syn && (offering ? this.offerWs : this.ws) ? this.rcvShiftOffer : -1;
+    h.sackOk = syn && (offering ? this.offerSack : this.sack);
+    h.ts = !rst && (offering ? this.offerTs : this.ts);
     h.tsVal = this.tsVal(now);
-    h.tsEcr = flags.ack ? this.tsRecent : 0;
+    h.tsEcr = ack ? this.tsRecent : 0;
   }
 
   /** The window field for a segment (SYNs unscaled). */

@@ -16,7 +16,7 @@
  * alone take 12 octets (TCPOLEN_TSTAMP_ALIGNED), so with them at most 3 SACK
  * blocks fit in the 40 octets of options, 4 without.
  */
-import { readU16, readU32, writeU16, writeU32 } from '../net/wire.ts';
+import { readU16, readU32, writeU32 } from '../net/wire.ts';
 
 export const OPT_END = 0;
 export const OPT_NOP = 1;
@@ -133,30 +133,34 @@ export function optionsLen(h: TcpOptionsOut): number {
 /** Write the options of `h` at `o` (optionsLen(h) octets). */
 export function writeOptions(b: Uint8Array, o: number, h: TcpOptionsOut): void {
   if (h.mss) {
-    b[o] = OPT_MSS;
-    b[o + 1] = 4;
-    writeU16(b, o + 2, h.mss);
+    put4(b, o, OPT_MSS, 4, h.mss >>> 8, h.mss & 0xff);
     o += 4;
   }
   if (h.ts) {
-    if (h.sackOk) b.set([OPT_SACK_OK, 2], o);
-    else b.set([OPT_NOP, OPT_NOP], o);
-    b[o + 2] = OPT_TS;
-    b[o + 3] = 10;
+    if (h.sackOk) put4(b, o, OPT_SACK_OK, 2, OPT_TS, 10);
+    else put4(b, o, OPT_NOP, OPT_NOP, OPT_TS, 10);
     writeU32(b, o + 4, (h.tsVal ?? 0) >>> 0);
     writeU32(b, o + 8, (h.tsEcr ?? 0) >>> 0);
     o += TS_ALIGNED_LEN;
   } else if (h.sackOk) {
-    b.set([OPT_NOP, OPT_NOP, OPT_SACK_OK, 2], o);
+    put4(b, o, OPT_NOP, OPT_NOP, OPT_SACK_OK, 2);
     o += 4;
   }
   if (h.wscale !== undefined && h.wscale >= 0) {
-    b.set([OPT_NOP, OPT_WS, 3, h.wscale], o);
+    put4(b, o, OPT_NOP, OPT_WS, 3, h.wscale);
     o += 4;
   }
   const n = h.sackCount ?? 0;
   if (n > 0 && h.sack) {
-    b.set([OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * n], o);
+    put4(b, o, OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * n);
     for (let i = 0; i < 2 * n; i++) writeU32(b, o + 4 + 4 * i, h.sack[i] >>> 0);
   }
+}
+
+/** Four octets at `o` (no array made per segment). */
+function put4(b: Uint8Array, o: number, a: number, c: number, d: number, e: number): void {
+  b[o] = a;
+  b[o + 1] = c;
+  b[o + 2] = d;
+  b[o + 3] = e;
 }

@@ -315,7 +315,7 @@ export abstract class TcbCore {
     h.flags = flags;
     h.window = rst ? 0 : this.nego.windowField(syn);
     h.mss = syn ? this.mss : 0;
-    this.nego.fill(h, { syn, ack: hasAck, rst }, now);
+    this.nego.fill(h, syn, hasAck, rst, now);
     h.sackCount = hasAck && !syn && !rst ? this.sackBlocks(h.sack as number[], h.ts ? 3 : 4) : 0;
     const hlen = tcpHeaderLen(h);
     if (n > 0) this.snd.copyOut(off, n, this.tx, hlen);

@@ -1,6 +1,7 @@
 /**
  * The sending half of a TCB: segment output (our SYN, data within both the
- * peer's window and the congestion window, the FIN after the data), the
+ * peer's window and the congestion window, as one TSO segment of several
+ * MSS when tsoMax allows, the FIN after the data and within the window), the
  * retransmission timer (RFC 6298, go-back-N from SND.UNA with cwnd at the
  * loss window, skipping what the peer SACKed, a one-octet probe into a zero
  * window), and what an ACK of new data does to the buffer, the RTT and the
