@@ -201,6 +201,17 @@ describe('RFC 7323 in a TCB', () => {
     expect(h.tcb.sndWnd).toBe(1000 * 128);
   });
 
+  it('a peer naming a tiny MSS still gets segments of 48 octets (Linux TCP_MIN_SND_MSS), unless our MSS is smaller', () => {
+    const h = h7323();
+    h.tcb.connect(0);
+    h.peer({ flags: TCP_SYN | A, seq: 5000, mss: 1, ...ALL });
+    expect(h.tcb.sendMss).toBe(48);
+    const g = h7323({ mss: 30 });
+    g.tcb.connect(0);
+    g.peer({ flags: TCP_SYN | A, seq: 5000, mss: 1, ...ALL });
+    expect(g.tcb.sendMss).toBe(30);
+  });
+
   it('rcvWnd up to 65535 << 14 picks shift 14; without window scaling it stays at most 65535', () => {
     const big = h7323({ rcvWnd: 2 ** 30 });
     expect(big.tcb.nego.rcvShiftOffer).toBe(14);

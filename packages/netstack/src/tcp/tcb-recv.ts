@@ -9,6 +9,8 @@ import { TCP_FIN, type TcpSegment } from './segment.ts';
 import { seqAdd, seqDiff, seqLeq, seqLt } from './seq.ts';
 import { TcbRecovery } from './recovery.ts';
 
+/** The least we send per segment whatever MSS the peer names (Linux's TCP_MIN_SND_MSS). */
+export const TCP_MIN_SND_MSS = 48;
 /** Segments held out of order at most (each within the window; bounds the copies an attacker can make us keep). */
 export const REASM_MAX_SEGMENTS = 256;
 
@@ -58,14 +60,18 @@ export abstract class TcbReceiver extends TcbRecovery {
   /**
    * The peer's SYN: its ISN, its MSS (RFC 9293 §3.7.1: 536 when it names
    * none), and the options both SYNs carried; the timestamp option's 12
-   * octets come off what we send per segment (RFC 6691). Data and FIN on a
-   * SYN are not taken (not acknowledged, so the peer sends them again).
+   * octets come off what we send per segment (RFC 6691), but not below 48
+   * (Linux's TCP_MIN_SND_MSS: a peer naming a tiny MSS would have us send
+   * segments of a few octets, SACK blocks taking the rest, CVE-2019-11477)
+   * unless our own MSS is smaller. Data and FIN on a SYN are not taken (not
+   * acknowledged, so the peer sends them again).
    */
   protected takeSyn(seg: TcpSegment, now: number): void {
     this.irs = seg.seq;
     this.rcvNxt = seqAdd(seg.seq, 1);
     this.nego.onSyn(seg, now);
-    this.sendMss = Math.max(1, Math.min(this.mss, seg.mss || DEFAULT_PEER_MSS) - this.nego.optionOverhead);
+    const mss = Math.min(this.mss, seg.mss || DEFAULT_PEER_MSS) - this.nego.optionOverhead;
+    this.sendMss = Math.max(1, Math.min(this.mss, Math.max(TCP_MIN_SND_MSS, mss)));
   }
 
   /**
