@@ -105,6 +105,18 @@ describe('CUBIC (RFC 9438)', () => {
     expect(reno.cwnd).toBeLessThan(seg(160));
   });
 
+  it('in a TCB: three duplicate ACKs set ssthresh to 0.7 of the flight and W_max to the window', () => {
+    const h = scripted({ sndBuf: 1 << 20 });
+    h.establish();
+    h.tcb.send(new Uint8Array(100_000), 0, 100_000, 0);
+    const cwnd = h.tcb.cwnd;
+    for (let i = 0; i < 4; i++) h.peer(0x10, h.R(0), h.S(1460));
+    const flight = h.tcb.sndMax - h.tcb.sndUna; // at the loss (limited transmit's two included); the recovery sent nothing new yet
+    expect(h.tcb.inRecovery).toBe(true);
+    expect(h.tcb.ssthresh).toBe(Math.floor(flight * 0.7));
+    expect((h.tcb.cc as Cubic).wMax).toBe(cwnd + 1460);
+  });
+
   it('is the TCB default; cc: newreno chooses NewReno', () => {
     expect(scripted().tcb.cc.name).toBe('cubic');
     expect(scripted({ cc: 'newreno' }).tcb.cc.name).toBe('newreno');
