@@ -11,7 +11,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type CcName, type TcbOptions } from '../src/tcp/index.ts';
-import { ackChecker, lossy, pair, pattern, same } from './tcp-harness.ts';
+import { ackChecker, countsAddUp, lossy, pair, pattern, same } from './tcp-harness.ts';
 
 const RUNS = 150;
 
@@ -78,6 +78,8 @@ describe('both directions at once (property)', () => {
           expect(same(p.received(true), db)).toBe(true);
           expect(p.a.state).toBe('CLOSED');
           expect(p.b.state).toBe('CLOSED');
+          countsAddUp(p.a);
+          countsAddUp(p.b);
           seen.recoveries += p.a.counters.tcpFastRecoveries + p.b.counters.tcpFastRecoveries;
           seen.runs++;
         },

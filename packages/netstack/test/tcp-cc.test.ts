@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NewReno, SSTHRESH_INITIAL, TCP_ACK, TCP_FIN, TCP_SYN, initialWindow, type CcName } from '../src/tcp/index.ts';
-import { ackChecker, lossy, pair, pattern, same, scripted, transfer } from './tcp-harness.ts';
+import { ackChecker, countsAddUp, lossy, pair, pattern, same, scripted, transfer } from './tcp-harness.ts';
 
 const A = TCP_ACK;
 const MSS = 1460;
@@ -203,6 +203,8 @@ function channelProperty(cc: CcName, sack: boolean, runs: number): { recoveries:
         });
         expect(p.b.delivered).toBe(size);
         expect(same(p.received(), data)).toBe(true);
+        countsAddUp(p.a);
+        countsAddUp(p.b);
         seen.recoveries += p.a.counters.tcpFastRecoveries;
         seen.timeouts += p.a.counters.tcpTimeouts;
         seen.sackRtx += p.a.counters.tcpTxSackRetransmits;

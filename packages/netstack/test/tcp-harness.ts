@@ -6,7 +6,20 @@
  */
 import { expect } from 'vitest';
 import { readU32, writeU16, writeU32 } from '../src/net/index.ts';
-import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Tcb, emptySegment, parseTcp, seqDiff, tcpChecksum, writeTcp, type TcbOptions } from '../src/tcp/index.ts';
+import {
+  TCP_ACK,
+  TCP_COUNTERS,
+  TCP_FIN,
+  TCP_RST,
+  TCP_SYN,
+  Tcb,
+  emptySegment,
+  parseTcp,
+  seqDiff,
+  tcpChecksum,
+  writeTcp,
+  type TcbOptions,
+} from '../src/tcp/index.ts';
 
 export const A_IP = 0x0a00000a;
 export const B_IP = 0x0a00000b;
@@ -188,6 +201,14 @@ export function ackChecker(get: () => { a: Tcb; b: Tcb }) {
     if (peer.state === 'CLOSED' || peer.state === 'LISTEN' || (s.flags & TCP_SYN && peer.state === 'SYN-SENT')) return;
     expect(seqDiff(s.ack, peer.sndMax)).toBeLessThanOrEqual(0);
   };
+}
+
+/** Every segment handed to the TCB was accepted or dropped for exactly one counted reason. */
+export function countsAddUp(tcb: Tcb): void {
+  const c = tcb.counters;
+  let drops = 0;
+  for (const [name, d] of Object.entries(TCP_COUNTERS.decls)) if (d.kind === 'drop') drops += c[name as keyof typeof c];
+  expect(c.tcpRxSegments).toBe(c.tcpRxAccepted + drops);
 }
 
 interface Sent {

@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TCP_ACK, TCP_SYN, seqGeq, type CcName } from '../src/tcp/index.ts';
-import { ackChecker, gsoSplit, lossy, pair, pattern, same, scripted, transfer } from './tcp-harness.ts';
+import { ackChecker, countsAddUp, gsoSplit, lossy, pair, pattern, same, scripted, transfer } from './tcp-harness.ts';
 
 const A = TCP_ACK;
 const MSS = 1460;
@@ -119,6 +119,8 @@ describe('TSO over a lossy, reordering, duplicating channel (property)', () => {
           transfer(p, data, 100_000_000);
           expect(p.b.delivered).toBe(size);
           expect(same(p.received(), data)).toBe(true);
+          countsAddUp(p.a);
+          countsAddUp(p.b);
         },
       ),
       { numRuns: 100 },
