@@ -39,30 +39,30 @@ function expectFatal(h: NetbackHarness, reason: RegExp): void {
 }
 
 describe('extra-info slots a frame carries', () => {
-  it('a GSO slot (TCPv4, MSS 1448): checked, answered NULL after the frame; the frame goes on as it is (xsim segments nothing)', () => {
+  it('a GSO slot (TCPv4, MSS 1448): checked, answered NULL after the frame; a frame that is no TCP cannot be segmented (txErrGso)', () => {
     const h = new NetbackHarness();
     frameIn(h, 0, 1000);
     publishRaw(h, [{ gref: h.dataRefs[0], size: 1000, flags: NETTXF_extra_info, id: 7 }, GSO]);
     h.vif.poll();
-    expect(txResponses(h)).toEqual([{ id: 7, status: NETIF_RSP_OKAY }, expect.objectContaining({ status: NETIF_RSP_NULL })]);
-    expect(h.sink.frames.map((f) => f.length)).toEqual([1000]);
-    expect(h.vif.c.txExtraGso).toBe(1);
+    expect(txResponses(h)).toEqual([{ id: 7, status: NETIF_RSP_ERROR }, expect.objectContaining({ status: NETIF_RSP_NULL })]);
+    expect(h.sink.frames).toHaveLength(0);
+    expect(h.vif.c).toMatchObject({ txExtraGso: 1, txErrGso: 1 });
   });
 
-  it('a chain of two (HASH, then GSO) before the data slots of a 3-slot frame: OK, NULL, NULL, OK, OK', () => {
+  it('a chain of two (HASH, then XDP) before the data slots of a 3-slot frame: OK, NULL, NULL, OK, OK', () => {
     const h = new NetbackHarness({ mtu: 9000 });
     for (let i = 0; i < 3; i++) frameIn(h, i, 3000);
     publishRaw(h, [
       { gref: h.dataRefs[0], size: 9000, flags: NETTXF_extra_info | NETTXF_more_data, id: 1 },
       extraSlot({ type: XEN_NETIF_EXTRA_TYPE_HASH, flags: XEN_NETIF_EXTRA_FLAG_MORE, hashType: 1, hashAlgorithm: 1, hashValue: 0xdeadbeef }),
-      GSO,
+      extraSlot({ type: XEN_NETIF_EXTRA_TYPE_XDP }),
       { gref: h.dataRefs[1], size: 3000, flags: NETTXF_more_data, id: 2 },
       { gref: h.dataRefs[2], size: 3000, id: 3 },
     ]);
     h.vif.poll();
     expect(txResponses(h).map((r) => r.status)).toEqual([NETIF_RSP_OKAY, NETIF_RSP_NULL, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETIF_RSP_OKAY]);
     expect(h.sink.frames.map((f) => f.length)).toEqual([9000]);
-    expect([h.vif.c.txExtraGso, h.vif.c.txExtraIgnored]).toEqual([1, 1]);
+    expect([h.vif.c.txExtraGso, h.vif.c.txExtraIgnored]).toEqual([0, 2]);
   });
 
   it.each([

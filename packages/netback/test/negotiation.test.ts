@@ -22,13 +22,13 @@ function expectRefused(h: NetbackHarness, reason: RegExp): void {
 }
 
 describe('netback advertises only what it does (netback_probe)', () => {
-  it('writes feature-sg, rx-copy, split event channels, multicast control and the control ring on, GSO and checksum offload off, and max_queues', () => {
+  it('writes feature-sg, rx-copy, split event channels, multicast control, the control ring and TCPv4 GSO on, IPv6 GSO and checksum offload off, and max_queues', () => {
     const h = new NetbackHarness();
     const keys = h.store.directory(0, h.be) ?? [];
     const feature = (k: string) => h.store.read(0, `${h.be}/${k}`);
     expect(Object.fromEntries(keys.filter((k) => k.startsWith('feature-')).map((k) => [k, feature(k)]))).toEqual({
       'feature-sg': '1',
-      'feature-gso-tcpv4': '0',
+      'feature-gso-tcpv4': '1',
       'feature-gso-tcpv6': '0',
       'feature-ipv6-csum-offload': '0',
       'feature-rx-copy': '1',

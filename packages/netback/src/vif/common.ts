@@ -61,6 +61,16 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
     kind: 'drop',
     help: 'guest frame flagged NETTXF_csum_blank that is no IPv4 TCP or UDP frame a checksum could be completed over (not IPv4, not TCP/UDP, a fragment, headers cut short; checksum_setup fails): answered XEN_NETIF_RSP_ERROR',
   },
+  txErrGso: {
+    kind: 'drop',
+    help: 'guest GSO frame that cannot be segmented (not IPv4 TCP, headers not in its first slot, a fragment, a gso_size making segments over the MTU): answered XEN_NETIF_RSP_ERROR',
+  },
+  txErrGsoNoSkb: { kind: 'drop', help: 'guest GSO frame dropped: dom0 had too few free skbs for its segments (answered XEN_NETIF_RSP_ERROR)' },
+  txGsoFrames: {
+    kind: 'event',
+    help: 'guest GSO frames (a GSO extra-info slot) taken and segmented in software (skb_segment): nothing behind the bridge takes them whole',
+  },
+  txGsoSegments: { kind: 'event', help: 'segments those GSO frames were cut into, each forwarded as a frame with a partial checksum' },
   txCsumPartial: {
     kind: 'event',
     help: 'guest frames taken with a partial checksum (NETTXF_csum_blank): completed further on by whatever cannot take them partial',

@@ -16,8 +16,9 @@
  *                         addresses are listed); applied to RX only while the
  *                         frontend asks for it (request-multicast-control)
  *   GSO                   checked as xenvif_set_skb_gso checks it (a size of
- *                         0 or a type other than TCPv4/TCPv6 is malice); xsim
- *                         segments nothing, so the frame goes on as it is
+ *                         0 or a type other than TCPv4/TCPv6 is malice); the
+ *                         frame (up to 64 KiB) is segmented in software as it
+ *                         is copied (gso.ts, gso-tx.ts)
  *   HASH, XDP             nothing (xsim keeps no packet hash; XDP means
  *                         nothing on TX)
  */

@@ -25,6 +25,12 @@ export interface NetbackParams {
    * its own (hosts[].dom0.maxQueues).
    */
   maxQueues?: number;
+  /**
+   * Offer feature-gso-tcpv4 (default on, as Linux): the frontend may send
+   * TCPv4 frames up to 64 KiB with a GSO extra-info slot, which netback
+   * segments in software (gso.ts). xsim offers no GSO for IPv6 (no IPv6 stack).
+   */
+  gso?: boolean;
 }
 
 /** xsim's default max_queues (Linux's: dom0's online CPUs). */
@@ -39,6 +45,7 @@ export function backendFeatures(p: NetbackParams = {}): Record<string, string> {
   return {
     ...BACKEND_FEATURES,
     [VIF_KEY.featureSg]: p.sg === false ? '0' : '1',
+    [VIF_KEY.featureGsoTcpv4]: p.gso === false ? '0' : '1',
     [VIF_KEY.featureSplitEventChannels]: p.separateTxRxIrq === false ? '0' : '1',
     [VIF_KEY.multiQueueMaxQueues]: String(maxQueuesOf(p)),
   };

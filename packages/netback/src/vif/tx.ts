@@ -40,6 +40,7 @@ import {
   NETTXF_extra_info,
   NETTXF_more_data,
   PAGE_SIZE,
+  XEN_NETIF_MAX_TX_SIZE,
   XEN_NETIF_EXTRA_TYPE_GSO,
   XEN_NETIF_EXTRA_TYPE_HASH,
   XEN_NETIF_EXTRA_TYPE_MCAST_ADD,
@@ -57,6 +58,7 @@ import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps }
 import type { TxCredit } from './credit.ts';
 import { TxExtras, macOf, type McastList } from './extras.ts';
 import { TxSlots } from './tx-slots.ts';
+import { copyGsoFrame } from './gso-tx.ts';
 
 const { legacySlotsMax, fatalSkbSlots, txBudget, txBatch } = VIF_TUNABLES;
 
@@ -87,6 +89,9 @@ export class VifTx extends TxSlots {
   private readonly fLen = new Int32Array(txBatch);
   /** Each built frame's checksum state, from its first slot's flags (set at the copy). */
   private readonly fCsum = new Uint8Array(txBatch);
+  /** Each built frame's gso_size (0: no GSO extra-info slot), and a GSO frame's segments once copied. */
+  private readonly fGso = new Uint16Array(txBatch);
+  private readonly fSegs: (number[] | null)[] = new Array<number[] | null>(txBatch).fill(null);
   /** The extra-info slots of the request being taken. */
   private readonly x = new TxExtras();
   private frames = 0;
@@ -190,7 +195,8 @@ export class VifTx extends TxSlots {
     if (this.off[k0] + firstLen > PAGE_SIZE) return this.fatal(`TX slot offset ${this.off[k0]} + size ${firstLen} crosses its page`);
     const gso = this.x.gsoProblem();
     if (gso) return this.fatal(gso);
-    if (total > this.d.maxFrame) {
+    const gsoSize = this.x.get(XEN_NETIF_EXTRA_TYPE_GSO)?.gsoSize ?? 0;
+    if (total > (gsoSize > 0 ? XEN_NETIF_MAX_TX_SIZE : this.d.maxFrame)) {
       c.txErrOversize++;
       return this.consumeDropped(cons, k0, slots, nx);
     }
@@ -210,6 +216,7 @@ export class VifTx extends TxSlots {
     this.fSlots[f] = slots;
     this.fExtras[f] = nx;
     this.fLen[f] = total;
+    this.fGso[f] = gsoSize;
     this.top = k0 + slots;
     this.ring.reqCons = (cons + nx + slots) >>> 0;
     return TAKEN;
@@ -276,6 +283,10 @@ export class VifTx extends TxSlots {
     for (let f = 0; f < n; f++) {
       const k0 = this.fFirst[f];
       const slots = this.fSlots[f];
+      if (this.fGso[f] > 0) {
+        this.copyGso(f, domid);
+        continue;
+      }
       let at = skbs.addr(this.fSkb[f]);
       let st = GNTST_okay;
       let bad = 0;
@@ -312,8 +323,17 @@ export class VifTx extends TxSlots {
     const notify = this.ring.pushResponsesAndCheckNotify();
     if (tracer.on && n > 0) traceRingPush(`${this.v.name} tx responses`, this.ring.rspProdPvt, notify);
     if (notify) this.v.notifyTx();
-    // The frames are dom0's now; forwarding one may disconnect this very vif (a reply
-    // from dom0's stack into a broken RX ring), after which the rest are dropped, counted.
+    return this.forwardAll(n);
+  }
+
+  /**
+   * Hand the copied frames to the bridge. The frames are dom0's now;
+   * forwarding one may disconnect this very vif (a reply from dom0's stack
+   * into a broken RX ring), after which the rest are dropped, counted.
+   */
+  private forwardAll(n: number): boolean {
+    const c = this.v.c;
+    const { skbs } = this.d;
     const port = this.v.portId;
     let alive = true;
     for (let f = 0; f < n; f++) {
@@ -322,32 +342,87 @@ export class VifTx extends TxSlots {
       if (alive && this.v.connected) {
         const len = this.fLen[f];
         const at = skbs.addr(skb);
-        // Anti-spoofing, on dom0's own copy: a source MAC other than the one the toolstack
-        // gave this vif never reaches the bridge (so it is never learnt on this port).
-        if (this.v.mac !== 0 && readMac(skbs.mem.u8, at + 6) !== this.v.mac) {
-          if (c.txDropSpoof++ === 0)
-            this.d.log(
-              logWarn(
-                `${this.v.name}: frame with source MAC ${formatMac(readMac(skbs.mem.u8, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`,
-              ),
-            );
-          if (this.v.tap.on) this.v.tap.drop(skbs.mem.u8, at, len, DIR_INBOUND, `vifs.${this.v.name}.txDropSpoof`);
-          skbs.put(skb);
-          continue;
+        if (!this.spoofed(at, len)) {
+          c.txPackets++;
+          c.txBytes += len;
+          const csum = this.fCsum[f] as CsumState;
+          const segs = this.fSegs[f];
+          if (segs) this.forwardSegments(segs);
+          else {
+            if (this.v.tap.on) tapFrame(this.v.tap, skbs.mem.u8, at, len, DIR_INBOUND, csum === CSUM_PARTIAL);
+            skbs.len[skb] = len;
+            this.d.bridge.forward(port, at, len, skb, csum);
+          }
         }
-        c.txPackets++;
-        c.txBytes += len;
-        const csum = this.fCsum[f] as CsumState;
-        if (this.v.tap.on) tapFrame(this.v.tap, skbs.mem.u8, at, len, DIR_INBOUND, csum === CSUM_PARTIAL);
-        skbs.len[skb] = len;
-        this.d.bridge.forward(port, at, len, skb, csum);
       } else {
         alive = false;
         c.txDropDisconnected++;
       }
+      this.fSegs[f]?.forEach((x) => skbs.put(x));
+      this.fSegs[f] = null;
       skbs.put(skb);
     }
     return alive && this.v.connected;
+  }
+
+  /**
+   * Frame `f` carries a GSO slot: copied segment by segment (gso-tx.ts) and
+   * answered; a frame that cannot be segmented (not IPv4 TCP, headers not in
+   * its first slot, segments over the MTU), no skb for a segment, or a grant
+   * copy that fails: XEN_NETIF_RSP_ERROR, counted.
+   */
+  private copyGso(f: number, domid: number): void {
+    const c = this.v.c;
+    const k0 = this.fFirst[f];
+    const slots = { gref: this.gref, off: this.off, size: this.size, first: k0, count: this.fSlots[f] };
+    const r = copyGsoFrame(this.d, domid, slots, this.fSkb[f], this.fLen[f], this.fGso[f]);
+    if ('error' in r) {
+      if (r.error === 'plan') c.txErrGso++;
+      else if (r.error === 'noskb') c.txErrGsoNoSkb++;
+      else c.txErrGrantCopy++;
+      if (r.error !== 'noskb' && c.txErrGso + c.txErrGrantCopy === 1)
+        this.d.log(logWarn(`${this.v.name}: GSO frame dropped (${r.why}${r.status ? `: ${grantStatusName(r.status)}` : ''}): XEN_NETIF_RSP_ERROR`));
+      this.txErr(k0, this.fSlots[f], this.fExtras[f]);
+      this.d.skbs.put(this.fSkb[f]);
+      this.fSkb[f] = -1;
+      return;
+    }
+    c.txGsoFrames++;
+    c.txGsoSegments += r.segs.length;
+    this.fSegs[f] = r.segs;
+    this.fCsum[f] = CSUM_PARTIAL;
+    this.respondFirst(k0, NETIF_RSP_OKAY, this.fExtras[f]);
+    for (let s = 1; s < this.fSlots[f]; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
+  }
+
+  /**
+   * Anti-spoofing, on dom0's own copy: a source MAC other than the one the
+   * toolstack gave this vif never reaches the bridge (so it is never learnt
+   * on this port). True: dropped, counted.
+   */
+  private spoofed(at: number, len: number): boolean {
+    const { c } = this.v;
+    const ram = this.d.skbs.mem.u8;
+    if (this.v.mac === 0 || readMac(ram, at + 6) === this.v.mac) return false;
+    if (c.txDropSpoof++ === 0)
+      this.d.log(
+        logWarn(
+          `${this.v.name}: frame with source MAC ${formatMac(readMac(ram, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`,
+        ),
+      );
+    if (this.v.tap.on) this.v.tap.drop(ram, at, len, DIR_INBOUND, `vifs.${this.v.name}.txDropSpoof`);
+    return true;
+  }
+
+  /** A GSO frame's segments to the bridge, each a partial-checksum frame of its own. */
+  private forwardSegments(segs: number[]): void {
+    const { skbs } = this.d;
+    for (const x of segs) {
+      const at = skbs.addr(x);
+      const len = skbs.len[x];
+      if (this.v.tap.on) tapFrame(this.v.tap, skbs.mem.u8, at, len, DIR_INBOUND, true);
+      this.d.bridge.forward(this.v.portId, at, len, x, CSUM_PARTIAL);
+    }
   }
 
   /**
