@@ -350,6 +350,15 @@ describe('data', () => {
     expect(h.sent.at(-1)).toMatchObject({ flags: TCP_FIN | A, seq: S(3) });
   });
 
+  it('a FIN outstanding when the window closes goes again as a probe on the timeout', () => {
+    const h = established();
+    h.tcb.close(0);
+    h.peer(A, R(0), S(0), [], { window: 0 });
+    h.sent.length = 0;
+    h.tcb.tick(h.tcb.nextTimer());
+    expect(h.sent).toEqual([expect.objectContaining({ flags: TCP_FIN | A, seq: S(0) })]);
+  });
+
   it('a zero window is probed with one octet when the timer runs out', () => {
     const h = established();
     h.peer(A, R(0), S(0), [], { window: 0 });

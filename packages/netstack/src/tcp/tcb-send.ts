@@ -72,7 +72,7 @@ export abstract class TcbSender extends TcbCore {
       // Go back to SND.UNA, skipping what is SACKed; a second timeout in a row forgets the SACKs (the peer may have reneged, RFC 2018 §8).
       if (this.retries > 1) this.sb.clear();
       this.sndNxt = this.sndUna;
-      this.output(now, 1, false);
+      this.output(now, 1, this.sndWnd === 0); // into a window closed since: as a probe (the FIN too)
     } else {
       this.rto.backoff();
       this.output(now, 1, true);
