@@ -55,6 +55,20 @@ describe('TSO (tsoMax)', () => {
     expect(Math.max(...h.sent.map((s) => s.len))).toBe(65535 - 40);
   });
 
+  it("tsoMax may change on a live connection (the interface's offloads changed)", () => {
+    const h = tso(0, 200_000);
+    expect(h.sent.every((s) => s.len === MSS && s.gso === 0)).toBe(true);
+    h.tcb.tsoMax = 65536;
+    h.sent.length = 0;
+    h.peer(A, h.R(0), h.S(10 * MSS));
+    expect(h.sent).toEqual([expect.objectContaining({ len: 12 * MSS, gso: MSS })]); // cwnd 10 + 2 MSS
+    h.tcb.tsoMax = 0;
+    h.sent.length = 0;
+    h.peer(A, h.R(0), h.tcb.sndMax);
+    expect(h.sent.length).toBeGreaterThan(1);
+    expect(h.sent.every((s) => s.len === MSS && s.gso === 0)).toBe(true);
+  });
+
   it('retransmissions are one MSS, with gsoSize 0', () => {
     const h = tso(65536, 100_000);
     h.sent.length = 0;

@@ -99,6 +99,8 @@ export abstract class TcbCore {
    * them (netfront, a NIC) to complete over the TCP header and data.
    */
   csumOffload = false;
+  /** TCP segmentation offload (octets, 0: off): TcbOptions.tsoMax, changeable as the interface's offloads change. */
+  tsoMax: number;
   /** The moves made, oldest first; the last HISTORY_MAX of them (a listener churned by SYNs and RSTs makes many). */
   readonly history: Transition[] = [];
   /** Moves shifted out of the history. */
@@ -147,7 +149,8 @@ export abstract class TcbCore {
   private readonly movesToTell: Transition[] = [];
   protected spaceFreed = false;
 
-  protected readonly tx: Uint8Array;
+  /** Where segments are written (grown when tsoMax grows). */
+  private tx: Uint8Array;
   protected readonly hdr: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, mss: 0, sack: [0, 0, 0, 0, 0, 0, 0, 0] };
 
   constructor(protected readonly opts: TcbOptions) {
@@ -162,7 +165,8 @@ export abstract class TcbCore {
     this.nego = new Negotiation(opts, this.iss);
     this.snd = new SendBuffer(opts.sndBuf ?? 256 * 1024);
     this.snd.seq = seqAdd(this.iss, 1);
-    this.tx = new Uint8Array(TCP_MAX_HLEN + Math.max(this.mss, Math.min(opts.tsoMax ?? 0, 65535)));
+    this.tsoMax = opts.tsoMax ?? 0;
+    this.tx = new Uint8Array(TCP_MAX_HLEN + Math.max(this.mss, Math.min(this.tsoMax, 65535)));
     this.delack = new DelayedAck(opts.delAckMs ?? DELACK_MS, this.mss);
     this.cc = opts.cc === 'newreno' ? new NewReno() : new Cubic();
     this.cc.init(initialWindow(this.sendMss), 0);
@@ -318,6 +322,7 @@ export abstract class TcbCore {
     this.nego.fill(h, syn, hasAck, rst, now);
     h.sackCount = hasAck && !syn && !rst ? this.sackBlocks(h.sack as number[], h.ts ? 3 : 4) : 0;
     const hlen = tcpHeaderLen(h);
+    if (hlen + n > this.tx.length) this.tx = new Uint8Array(hlen + n);
     if (n > 0) this.snd.copyOut(off, n, this.tx, hlen);
     const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp, this.csumOffload);
     if (hasAck && !rst) {

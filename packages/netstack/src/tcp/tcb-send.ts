@@ -176,7 +176,7 @@ export abstract class TcbSender extends TcbCore {
    */
   protected segRoom(seq: number, tso = false): number {
     const sackLen = this.sackOptionLen();
-    const tsoMax = this.opts.tsoMax ?? 0;
+    const tsoMax = this.tsoMax;
     if (tso && tsoMax > 0 && sackLen === 0 && !seqLt(seq, this.sndMax)) {
       const hlen = TCP_HLEN + this.nego.optionOverhead;
       return Math.max(this.sendMss, Math.min(Math.floor(tsoMax / this.sendMss) * this.sendMss, IP_MAXPACKET - IP_HLEN - hlen));
