@@ -7,7 +7,7 @@
  * counters account for every segment handed in (accepted or one drop reason).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Simulation, defaultTopology, runTcpRr, runTcpStream, type DomainRef, type TcpDelta } from '@xsim/toolstack';
+import { Simulation, defaultTopology, guestStats, runTcpRr, runTcpStream, type DomainRef, type TcpDelta } from '@xsim/toolstack';
 import { THREADS, replayOnFailure, seededModes } from './helpers.ts';
 
 const a1: DomainRef = { host: 'host-a', domain: 'a1' };
@@ -71,9 +71,9 @@ describe.each([THREADS, seededModes()[0]])('TCP between guests ($name)', (mode) 
     await sim.waitFor('vnic on every vif', async () => (await sim.listDomains()).every((d) => d.domid === 0 || d.vifs.every((v) => v.accel === 'vnic')));
     // Learning: the first stream teaches dom0 the flow both ways; the second goes past dom0.
     await runTcpStream(sim, { from: a1, to: b1, bytes: 300_000 });
-    const before = await sim.domainStats(a1);
+    const before = guestStats(await sim.stats(), a1);
     const r = await runTcpStream(sim, { from: a1, to: b1, bytes: 2_000_000, verify: true });
-    const after = await sim.domainStats(a1);
+    const after = guestStats(await sim.stats(), a1);
     expect(r).toMatchObject({ bytes: 2_000_000, corrupt: 0, complete: true });
     const txAccel = after.vifs[0].txAccel - before.vifs[0].txAccel;
     const tx = after.endpoint!.stack.txFrames - before.endpoint!.stack.txFrames;

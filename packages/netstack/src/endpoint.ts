@@ -91,6 +91,7 @@ export class NetEndpoint {
       stack: { ...this.stack.counters },
       tcp: { ...this.stack.tcp.counters, ...this.stack.tcp.totals(), conns: this.stack.tcp.size, queued: this.stack.tcp.queued },
       tcpProgress: this.tcpJobs.progress(),
+      tcpConns: this.stack.tcp.connections(),
       sending: this.sends.length,
       receiving: this.recvs.size,
       progress,

@@ -13,7 +13,7 @@
 import { declareCounters, type Counters } from '@xsim/hypervisor';
 import { TCP_COUNTERS, type TcpCounters } from '../tcp/counters.ts';
 import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_HLEN, TCP_RST, TCP_SYN, emptySegment, parseTcp, writeTcp, type TcpHeaderFields } from '../tcp/segment.ts';
-import { seqAdd } from '../tcp/seq.ts';
+import { seqAdd, seqDiff } from '../tcp/seq.ts';
 import type { TcpState } from '../tcp/states.ts';
 import { Tcb } from '../tcp/tcb.ts';
 import type { TcbOptions } from '../tcp/tcb-core.ts';
@@ -44,6 +44,25 @@ export const TCP_SOCK_COUNTERS = declareCounters('tcp sockets', {
   tcpTxTooBig: { kind: 'drop', help: "segments over the interface's MTU (cut after the connection began) dropped (TCP sends them again)" },
 });
 export type TcpSockCounters = Counters<typeof TCP_SOCK_COUNTERS.decls>;
+
+/** A connection as `ss -ti` would show it. */
+export interface TcpConnInfo {
+  state: TcpState;
+  localPort: number;
+  remoteIp: number;
+  remotePort: number;
+  cwnd: number;
+  ssthresh: number;
+  /** The peer's window (scaled), and ours as we announce it. */
+  sndWnd: number;
+  rcvWnd: number;
+  /** Octets sent and not acknowledged; octets queued and not sent. */
+  inFlight: number;
+  unsent: number;
+  srttMs: number;
+  rtoMs: number;
+  sendMss: number;
+}
 
 /** Segments the interface queue holds at most (Linux's default txqueuelen is 1000 frames). */
 export const TCP_TXQUEUE_LEN = 1000;
@@ -393,6 +412,32 @@ export class TcpSockets {
     }
     if (i > 0) this.queue.splice(0, i);
     return i > 0;
+  }
+
+  /** The connections as `ss -ti` shows them (at most `max`): state, addresses, windows, RTT, what is in flight. */
+  connections(max = 16): TcpConnInfo[] {
+    const out: TcpConnInfo[] = [];
+    for (const m of this.conns.values())
+      for (const s of m.values()) {
+        if (out.length >= max) return out;
+        const t = s.tcb;
+        out.push({
+          state: t.state,
+          localPort: t.localPort,
+          remoteIp: t.remoteIp,
+          remotePort: t.remotePort,
+          cwnd: t.cwnd,
+          ssthresh: t.ssthresh,
+          sndWnd: t.sndWnd,
+          rcvWnd: t.rcvWnd,
+          inFlight: seqDiff(t.sndMax, t.sndUna),
+          unsent: t.unacked - seqDiff(t.sndMax, t.sndUna),
+          srttMs: t.rto.srtt,
+          rtoMs: t.rto.rto,
+          sendMss: t.sendMss,
+        });
+      }
+    return out;
   }
 
   /** Segments waiting in the interface queue. */

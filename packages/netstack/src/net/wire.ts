@@ -23,7 +23,7 @@ const WORDS_FROM = 128;
 
 /** A word view of the whole buffer, kept for the buffer summed last (a domain's RAM, a NIC's FIFO: the same one, frame after frame). */
 let wordsBuf: ArrayBufferLike | null = null;
-let wordsView = new Uint32Array(0);
+let wordsView: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
 function wordsOf(buf: ArrayBufferLike): Uint32Array {
   if (buf !== wordsBuf) {
     wordsView = new Uint32Array(buf, 0, buf.byteLength >>> 2);
