@@ -13,7 +13,7 @@ export interface FrameTransport {
   /** Byte offset in `ram` to build a frame of `len` bytes at, or -1 if no room now. */
   txReserve(len: number): number;
   /** Send the frame built at the reserved offset; `csumPartial`: its TCP checksum is for the driver to complete (NETTXF_csum_blank). */
-  txCommit(len: number, csumPartial?: boolean): void;
+  txCommit(len: number, csumPartial?: boolean, gsoSize?: number): void;
   /** Frames that could be queued right now (flow control). */
   txAvailable(): number;
   /** Publish what was committed (one notification per burst). */

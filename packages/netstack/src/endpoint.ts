@@ -49,7 +49,7 @@ export class NetEndpoint {
         const off = this.t.txReserve(len);
         return off < 0 ? null : { buf: this.t.ram, off };
       },
-      commit: (len, csumPartial) => this.t.txCommit(len, csumPartial),
+      commit: (len, csumPartial, gsoSize) => this.t.txCommit(len, csumPartial, gsoSize),
     };
     this.stack = new GuestStack({ mac: parseMac(o.mac), ip: parseIp(o.ip), transport, mtu: o.mtu, now: () => this.clock.now() });
     this.tcpJobs = new TcpJobs(this.stack, this.clock);

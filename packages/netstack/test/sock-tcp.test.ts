@@ -167,6 +167,40 @@ describe('TCP sockets in the guest stack', () => {
     expect(got[0].data.length).toBe(3100);
   });
 
+  it('hands the driver TCP frames over the MTU with their segment size once it offers TSO (with checksum offload only)', () => {
+    const net = pair();
+    const got = server(net);
+    const sizes: number[] = [];
+    const lose = net.lose;
+    net.lose = (f, from) => {
+      if (from === 'a' && f.gsoSize > 0) sizes.push(f.gsoSize, f.bytes.length);
+      return lose(f, from);
+    };
+    // TSO without checksum offload is no TSO (Linux's netdev feature dependencies).
+    net.a.setOffloads({ txCsum: false, tsoMax: 65536 });
+    const c = net.a.tcp.connect(net.b.ip, 80);
+    net.pump();
+    c.send(payload(100_000), 0, 100_000);
+    net.pump();
+    expect(net.a.counters.txTso).toBe(0);
+    net.a.setOffloads({ txCsum: true, tsoMax: 65536 });
+    const data = payload(400_000, 9);
+    let sent = 0;
+    for (let i = 0; i < 100 && sent < data.length; i++) {
+      sent += c.send(data, sent, data.length - sent);
+      net.pump();
+    }
+    expect(got[0].data.length).toBe(500_000);
+    expect(Uint8Array.from(got[0].data.slice(100_000))).toEqual(data);
+    expect(net.a.counters.txTso).toBeGreaterThan(0);
+    // Every TSO frame names the connection's MSS and stays within the largest IPv4 datagram.
+    for (let i = 0; i < sizes.length; i += 2) {
+      expect(sizes[i]).toBe(c.tcb.sendMss);
+      expect(sizes[i + 1]).toBeGreaterThan(1514);
+      expect(sizes[i + 1]).toBeLessThanOrEqual(14 + 65535);
+    }
+  });
+
   it('retransmits a lost SYN on the stack tick (RTO 1 s) and connects', () => {
     const net = pair();
     server(net);

@@ -4,6 +4,8 @@ import { GuestStack, parseIp, parseMac, type StackTransport } from '../src/net/i
 export interface Frame {
   bytes: Uint8Array;
   partial: boolean;
+  /** The driver was asked to cut the frame into segments of this many octets (TSO), or 0. */
+  gsoSize: number;
 }
 
 /** A transport that collects frames; `room` frames at most until drained (Infinity: always room). */
@@ -17,8 +19,8 @@ export function transport(): StackTransport & { out: Frame[]; room: number } {
       cur = new Uint8Array(len + 4);
       return { buf: cur, off: 4 };
     },
-    commit: (len: number, partial?: boolean) => {
-      t.out.push({ bytes: cur.slice(4, 4 + len), partial: partial === true });
+    commit: (len: number, partial?: boolean, gsoSize?: number) => {
+      t.out.push({ bytes: cur.slice(4, 4 + len), partial: partial === true, gsoSize: gsoSize ?? 0 });
     },
   };
   return t;

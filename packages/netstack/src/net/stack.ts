@@ -44,13 +44,16 @@ import { STACK_COUNTERS, type StackCounters } from './stack-counters.ts';
  */
 export interface StackTransport {
   reserve(len: number): { buf: Uint8Array; off: number } | null;
-  commit(len: number, csumPartial?: boolean): void;
+  /** `gsoSize` > 0: a TCP frame over the MTU (TSO), to be cut into segments of that many octets of data (NETTXF_extra_info, XEN_NETIF_GSO_TYPE_TCPV4). */
+  commit(len: number, csumPartial?: boolean, gsoSize?: number): void;
 }
 
 /** What the driver below offers the stack (it says so after negotiating with its backend or device). */
 export interface StackOffloads {
   /** The stack may hand down TCP segments with a partial checksum. */
   txCsum: boolean;
+  /** TCP segmentation offload: the largest frame's IP datagram the driver takes for segmenting (0 or absent: none). Needs txCsum. */
+  tsoMax?: number;
 }
 
 export type UdpHandler = (buf: Uint8Array, off: number, len: number, srcIp: number, srcPort: number) => void;
@@ -84,8 +87,9 @@ export class GuestStack {
       {
         ip: opts.ip,
         mss: () => this.maxFrame - ETH_HLEN - IP_HLEN - 20,
-        sendIp: (dstIp, proto, seg, len, partial) => this.sendIp(dstIp, proto, seg, len, partial),
+        sendIp: (dstIp, proto, seg, len, partial, gsoSize) => this.sendIp(dstIp, proto, seg, len, partial, gsoSize),
         txCsumOffload: () => this.offloads.txCsum,
+        tsoMax: () => (this.offloads.txCsum ? (this.offloads.tsoMax ?? 0) : 0),
       },
       this.clock,
       (opts.mac % 0x1_0000_0000) ^ Math.floor(opts.mac / 0x1_0000_0000),
@@ -122,7 +126,7 @@ export class GuestStack {
   }
 
   /** Send an IP payload (valid during the call) to `dstIp`, or say why it could not go now (nothing was sent then). */
-  sendIp(dstIp: number, proto: number, payload: Uint8Array, len: number, csumPartial: boolean): IpSendResult {
+  sendIp(dstIp: number, proto: number, payload: Uint8Array, len: number, csumPartial: boolean, gsoSize = 0): IpSendResult {
     const dmac = this.arp.lookup(dstIp);
     if (dmac === undefined) {
       this.counters.txArpPending++;
@@ -130,7 +134,8 @@ export class GuestStack {
       return 'arp';
     }
     const frame = Math.max(ETH_HLEN + IP_HLEN + len, ETH_ZLEN);
-    if (frame > this.maxFrame) return 'tooBig';
+    // A TSO frame may exceed the MTU up to the largest IPv4 datagram; the driver cuts it.
+    if (frame > (gsoSize > 0 ? ETH_HLEN + 65535 : this.maxFrame)) return 'tooBig';
     const slot = this.opts.transport.reserve(frame);
     if (!slot) {
       this.counters.txBusy++;
@@ -140,7 +145,10 @@ export class GuestStack {
     const at = this.ipHeaders(buf, off, dmac, dstIp, proto, len);
     buf.set(payload.subarray(0, len), at);
     if (at + len < off + frame) buf.fill(0, at + len, off + frame);
-    this.opts.transport.commit(frame, csumPartial);
+    if (gsoSize > 0 && frame > this.maxFrame) {
+      this.opts.transport.commit(frame, csumPartial, gsoSize);
+      this.counters.txTso++;
+    } else this.opts.transport.commit(frame, csumPartial);
     this.counters.txFrames++;
     if (proto === IPPROTO_TCP) this.counters.txTcp++;
     return 'sent';

@@ -27,9 +27,11 @@ export interface TcpIpLayer {
   /** The largest TCP segment one frame carries (MTU - IP and TCP headers' 40 octets). */
   mss(): number;
   /** Send a TCP segment (valid during the call) to `dstIp`; `csumPartial`: its checksum is for the driver to complete. */
-  sendIp(dstIp: number, proto: number, seg: Uint8Array, len: number, csumPartial: boolean): IpSendResult;
+  sendIp(dstIp: number, proto: number, seg: Uint8Array, len: number, csumPartial: boolean, gsoSize: number): IpSendResult;
   /** May segments leave with a partial checksum (the interface offloads it)? */
   txCsumOffload(): boolean;
+  /** The largest TCP frame the interface segments itself (TSO), 0: none. */
+  tsoMax(): number;
 }
 
 export const TCP_SOCK_COUNTERS = declareCounters('tcp sockets', {
@@ -204,6 +206,7 @@ interface Queued {
   dstIp: number;
   seg: Uint8Array;
   csumPartial: boolean;
+  gsoSize: number;
 }
 
 export class TcpSockets {
@@ -276,10 +279,11 @@ export class TcpSockets {
       remotePort,
       iss: this.iss(localPort, remoteIp, remotePort),
       mss: this.ip.mss(),
-      emit: (seg, len, _src, dst) => this.output(dst, seg, len, tcb.csumOffload),
+      emit: (seg, len, _src, dst, gsoSize) => this.output(dst, seg, len, tcb.csumOffload, gsoSize),
       onData: (b, off, len) => sock?.deliver(b, off, len),
     });
     tcb.csumOffload = this.ip.txCsumOffload();
+    tcb.tsoMax = this.tsoFor();
     sock = new TcpSocket(tcb, this);
     let m = this.conns.get(localPort);
     if (!m) this.conns.set(localPort, (m = new Map()));
@@ -390,15 +394,15 @@ export class TcpSockets {
   }
 
   /** A segment for the interface: straight out, or into the queue behind the ones waiting (order kept). */
-  private output(dstIp: number, seg: Uint8Array, len: number, csumPartial: boolean): void {
+  private output(dstIp: number, seg: Uint8Array, len: number, csumPartial: boolean, gsoSize = 0): void {
     if (this.queue.length === 0) {
-      const r = this.ip.sendIp(dstIp, IPPROTO_TCP, seg, len, csumPartial);
+      const r = this.ip.sendIp(dstIp, IPPROTO_TCP, seg, len, csumPartial, gsoSize);
       if (r === 'sent') return;
       if (r === 'tooBig') return void this.counters.tcpTxTooBig++;
     }
     if (this.queue.length >= TCP_TXQUEUE_LEN) return void this.counters.tcpTxQueueDrops++;
     this.counters.tcpTxQueued++;
-    this.queue.push({ dstIp, seg: seg.slice(0, len), csumPartial });
+    this.queue.push({ dstIp, seg: seg.slice(0, len), csumPartial, gsoSize });
   }
 
   /** Send what waits in the interface queue while the interface takes it; true if any went. */
@@ -406,7 +410,7 @@ export class TcpSockets {
     let i = 0;
     for (; i < this.queue.length; i++) {
       const q = this.queue[i];
-      const r = this.ip.sendIp(q.dstIp, IPPROTO_TCP, q.seg, q.seg.length, q.csumPartial);
+      const r = this.ip.sendIp(q.dstIp, IPPROTO_TCP, q.seg, q.seg.length, q.csumPartial, q.gsoSize);
       if (r === 'arp' || r === 'busy') break;
       if (r === 'tooBig') this.counters.tcpTxTooBig++;
     }
@@ -473,7 +477,18 @@ export class TcpSockets {
   /** The interface's checksum offload was switched: connections from now on (and those open) hand partial checksums down or not. */
   offloadChanged(): void {
     const on = this.ip.txCsumOffload();
-    for (const m of this.conns.values()) for (const s of m.values()) s.tcb.csumOffload = on;
+    const tso = this.tsoFor();
+    for (const m of this.conns.values())
+      for (const s of m.values()) {
+        s.tcb.csumOffload = on;
+        s.tcb.tsoMax = tso;
+      }
+  }
+
+  /** The TCB's tsoMax: the driver's largest frame less the IP and TCP headers (and the timestamp option), or 0. */
+  private tsoFor(): number {
+    const max = this.ip.tsoMax();
+    return max > 0 ? Math.max(0, Math.min(max, 65535) - 20 - 20 - 12) : 0;
   }
 }
 
