@@ -79,7 +79,7 @@ function rig(o: RigOptions = {}) {
 }
 
 describe('netfront writes only what it does (talk_to_netback)', () => {
-  it('request-rx-copy, rx-notify and sg on, IPv4 checksum offload on (no-csum-offload left out, as Linux), GSO and IPv6 checksums off, no multi-queue, in one go with the rings', () => {
+  it('request-rx-copy, rx-notify, sg and TCPv4 GSO on, IPv4 checksum offload on (no-csum-offload left out, as Linux), TCPv6 GSO and IPv6 checksums off, no multi-queue, in one go with the rings', () => {
     const r = rig();
     const k = r.keys();
     expect(r.nf.state).toBe(XenbusState.Connected);
@@ -87,7 +87,7 @@ describe('netfront writes only what it does (talk_to_netback)', () => {
       'request-rx-copy': '1',
       'feature-rx-notify': '1',
       'feature-sg': '1',
-      'feature-gso-tcpv4': '0',
+      'feature-gso-tcpv4': '1',
       'feature-gso-tcpv6': '0',
       'feature-ipv6-csum-offload': '0',
     });

@@ -56,6 +56,15 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
     help: "partial checksums completed here in software (skb_checksum_help): the vif's checksum offload is off, or the accelerator cannot take them",
   },
   txCsumBad: { kind: 'drop', help: 'frames the stack handed down as partial that are not IPv4 TCP or UDP (nothing could complete their checksum)' },
+  txGsoFrames: {
+    kind: 'event',
+    help: 'TCPv4 GSO frames (up to 64 KiB) sent with a GSO extra-info slot: the backend segments them (feature-gso-tcpv4)',
+  },
+  txGsoRefused: {
+    kind: 'drop',
+    help: 'GSO frames the stack handed down that this connection cannot send (no GSO negotiated, or an accelerator attached): dropped',
+  },
+  txGsoLostAtSuspend: { kind: 'drop', help: 'GSO frames the old backend never took at a suspend: not sent again (the record carries MTU-sized frames only)' },
   rxPackets: { kind: 'event', help: 'frames handed to the stack from the RX ring' },
   rxCsumBlank: { kind: 'event', help: 'frames received with NETRXF_csum_blank (a partial checksum, known good): the stack does not verify them' },
   rxCsumValidated: { kind: 'event', help: 'frames received with NETRXF_data_validated alone (checked by the NIC or a peer): the stack does not verify them' },

@@ -41,6 +41,14 @@ export interface NetfrontParams {
    * partial frame that still comes down is completed here.
    */
   csum?: boolean;
+  /**
+   * TCPv4 segmentation offload (default on, as Linux's NETIF_F_TSO): with a
+   * backend offering feature-gso-tcpv4, the stack may hand down TCP frames up
+   * to 64 KiB with their MSS, sent with a GSO extra-info slot; and
+   * feature-gso-tcpv4 = 1 tells the backend it may send such frames here.
+   * Off: neither.
+   */
+  gso?: boolean;
 }
 
 /** What the backend advertised that netfront acts on. */
@@ -55,6 +63,8 @@ export interface BackendFeatures {
   maxQueues: number;
   /** feature-ctrl-ring: the backend takes a control ring. */
   ctrlRing: boolean;
+  /** feature-gso-tcpv4: the backend takes TCPv4 GSO frames (xennet_fix_features' NETIF_F_TSO). */
+  gsoTcpv4: boolean;
 }
 
 export function readBackendFeatures(read: (key: string) => string | undefined): BackendFeatures {
@@ -65,6 +75,7 @@ export function readBackendFeatures(read: (key: string) => string | undefined): 
     splitEventChannels: on(VIF_KEY.featureSplitEventChannels),
     maxQueues: readUnsigned(read(VIF_KEY.multiQueueMaxQueues), 1),
     ctrlRing: on(VIF_KEY.featureCtrlRing),
+    gsoTcpv4: on(VIF_KEY.featureGsoTcpv4),
   };
 }
 
@@ -79,6 +90,8 @@ export function frontendFeatures(p: NetfrontParams = {}): Record<string, string>
   if (p.sg === false) delete out[VIF_KEY.featureSg];
   // Linux's netfront leaves feature-no-csum-offload out (IPv4 checksum offload on); only a frontend that cannot take partial checksums writes it.
   if (p.csum === false) out[VIF_KEY.featureNoCsumOffload] = '1';
+  // RX of TCPv4 GSO frames (netfront gathers them whole): as Linux's netfront writes it.
+  if (p.gso !== false) out[VIF_KEY.featureGsoTcpv4] = '1';
   return out;
 }
 

@@ -15,6 +15,9 @@ import { frontendFeatures, queuesToUse, type BackendFeatures } from './features.
 import { NetfrontQueue, selectTxQueue, type QueueHost } from './queue.ts';
 import { TxPool } from './tx-pool.ts';
 
+/** The largest frame RX gathers: a TCPv4 GSO frame (feature-gso-tcpv4) up to 64 KiB. */
+const RX_GSO_MAX = 65536;
+
 export class QueueSet {
   /** TX buffers, shared by the queues. */
   readonly pool: TxPool;
@@ -24,6 +27,8 @@ export class QueueSet {
   /** The control ring (a device that may have several queues). */
   readonly ctrl: FrontCtrl | null;
   private readonly keys = newFlowKeys();
+  /** This connection sends TCPv4 GSO frames (the backend offers feature-gso-tcpv4, the big TX buffers are there). */
+  gso = false;
 
   constructor(
     private readonly d: NetfrontDeps,
@@ -31,7 +36,7 @@ export class QueueSet {
   ) {
     const max = Math.max(1, d.params?.maxQueues ?? 1);
     this.pool = new TxPool(d, max);
-    this.all = Array.from({ length: max }, (_v, i) => new NetfrontQueue(d, host, i, this.pool, this.pool.chunkPages * PAGE_SIZE));
+    this.all = Array.from({ length: max }, (_v, i) => new NetfrontQueue(d, host, i, this.pool, Math.max(this.pool.chunkPages * PAGE_SIZE, RX_GSO_MAX)));
     this.ctrl = max > 1 ? new FrontCtrl(d, host) : null;
   }
 
@@ -58,6 +63,8 @@ export class QueueSet {
     const params = this.d.params ?? {};
     const n = queuesToUse(be, params);
     const split = params.splitEventChannels !== false && be.splitEventChannels;
+    // TCPv4 GSO when both ends do it and RAM has room for its big buffers (xennet_fix_features).
+    this.gso = be.gsoTcpv4 && params.gso !== false && this.pool.enableGso();
     this.pool.reset();
     this.active = this.all.slice(0, n);
     const rings = this.active.map((q) => q.connect(split));
@@ -100,16 +107,17 @@ export class QueueSet {
 
   /** A chunk for a frame of `len` bytes, if every queue has room for it (its queue is known only once it is built), or -1. */
   reserve(len: number): number {
-    const pieces = Math.ceil(len / PAGE_SIZE);
+    // A GSO frame (over an MTU chunk) takes one more slot: its extra-info slot.
+    const pieces = Math.ceil(len / PAGE_SIZE) + (len > this.pool.chunkPages * PAGE_SIZE ? 1 : 0);
     if (!this.active.every((q) => q.tx.room(pieces))) return -1;
     const chunk = this.pool.reserve(len);
     return chunk < 0 ? -1 : this.pool.chunkAddr(chunk);
   }
 
-  /** The frame built in the reserved chunk, onto the TX ring of the queue its flow hashes to (`flags`: its first slot's NETTXF_*). */
-  queue(chunk: number, len: number, ram: Uint8Array, flags = 0): void {
+  /** The frame built in the reserved chunk, onto the TX ring of the queue its flow hashes to (`flags`: its first slot's NETTXF_*; gsoSize: its MSS, a GSO frame). */
+  queue(chunk: number, len: number, ram: Uint8Array, flags = 0, gsoSize = 0): void {
     const at = this.pool.chunkAddr(chunk);
-    this.active[selectTxQueue(ram, at, len, this.active.length, this.keys)].tx.queue(chunk, len, flags);
+    this.active[selectTxQueue(ram, at, len, this.active.length, this.keys)].tx.queue(chunk, len, flags, gsoSize);
   }
 
   flush(): void {

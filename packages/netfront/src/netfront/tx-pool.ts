@@ -17,6 +17,10 @@ export function txChunkPages(mtu: number): number {
   return Math.ceil((mtu + 18) / PAGE_SIZE);
 }
 
+/** Big chunks for TCP GSO frames (up to 64 KiB: XEN_NETIF_MAX_TX_SIZE), taken at the first connect that negotiates GSO. */
+export const GSO_CHUNKS = 4;
+export const GSO_CHUNK_PAGES = 16;
+
 /** Chunks one ring's slots call for. */
 export function chunksPerRing(mtu: number): number {
   return Math.floor(NET_TX_RING_SIZE / txChunkPages(mtu));
@@ -36,6 +40,9 @@ export class TxPool {
   private readonly flags: Uint16Array;
   private queued = 0;
   private reserved = -1;
+  /** The big chunks' first frames (ids chunks .. chunks + GSO_CHUNKS - 1), once allocated, and the free ones. */
+  private readonly bigBase: number[] = [];
+  private readonly bigFree: number[] = [];
 
   constructor(
     private readonly d: NetfrontDeps,
@@ -43,10 +50,10 @@ export class TxPool {
   ) {
     this.chunkPages = txChunkPages(d.mtu);
     this.chunks = rings * chunksPerRing(d.mtu);
-    this.outstanding = new Int32Array(this.chunks);
-    this.len = new Int32Array(this.chunks);
-    this.order = new Float64Array(this.chunks);
-    this.flags = new Uint16Array(this.chunks);
+    this.outstanding = new Int32Array(this.chunks + GSO_CHUNKS);
+    this.len = new Int32Array(this.chunks + GSO_CHUNKS);
+    this.order = new Float64Array(this.chunks + GSO_CHUNKS);
+    this.flags = new Uint16Array(this.chunks + GSO_CHUNKS);
     this.base = d.frames.allocRange(this.chunks * this.chunkPages);
   }
 
@@ -54,13 +61,39 @@ export class TxPool {
   reset(): void {
     this.free.length = 0;
     for (let c = this.chunks - 1; c >= 0; c--) this.free.push(c);
+    this.bigFree.length = 0;
+    for (let i = this.bigBase.length - 1; i >= 0; i--) this.bigFree.push(this.chunks + i);
     this.outstanding.fill(0);
     this.reserved = -1;
+  }
+
+  /**
+   * Big chunks for GSO frames, taken from the guest's free pages the first
+   * time (contiguous runs of GSO_CHUNK_PAGES): false when its RAM has none
+   * to spare (the device then offers no TSO to its stack).
+   */
+  enableGso(): boolean {
+    if (this.bigBase.length > 0) return true;
+    try {
+      for (let i = 0; i < GSO_CHUNKS; i++) this.bigBase.push(this.d.frames.allocRange(GSO_CHUNK_PAGES));
+    } catch {
+      for (const b of this.bigBase.splice(0)) for (let k = 0; k < GSO_CHUNK_PAGES; k++) this.d.frames.release(b + k);
+      return false;
+    }
+    for (let i = this.bigBase.length - 1; i >= 0; i--) this.bigFree.push(this.chunks + i);
+    return true;
+  }
+
+  /** The largest frame a reservation may be (GSO chunks allocated: 64 KiB). */
+  get maxFrame(): number {
+    return this.bigBase.length > 0 ? GSO_CHUNK_PAGES * PAGE_SIZE : this.chunkPages * PAGE_SIZE;
   }
 
   /** Unplugged: the buffers go back to the guest's allocator (every queue detached first). */
   releaseBuffers(): void {
     for (let k = 0; k < this.chunks * this.chunkPages; k++) this.d.frames.release(this.base + k);
+    for (const b of this.bigBase.splice(0)) for (let k = 0; k < GSO_CHUNK_PAGES; k++) this.d.frames.release(b + k);
+    this.bigFree.length = 0;
   }
 
   get freeChunks(): number {
@@ -69,9 +102,15 @@ export class TxPool {
 
   /** A chunk for a frame of `len` bytes (kept as the reservation), or -1. */
   reserve(len: number): number {
-    if (len <= 0 || len > this.chunkPages * PAGE_SIZE || this.free.length === 0) return -1;
-    this.reserved = this.free.pop()!;
+    const list = len > this.chunkPages * PAGE_SIZE ? this.bigFree : this.free;
+    if (len <= 0 || len > this.maxFrame || list.length === 0) return -1;
+    this.reserved = list.pop()!;
     return this.reserved;
+  }
+
+  /** Is `chunk` a big (GSO) one? */
+  isBig(chunk: number): boolean {
+    return chunk >= this.chunks;
   }
 
   /** The chunk reserved last, taken (-1: none). */
@@ -82,16 +121,16 @@ export class TxPool {
   }
 
   giveBack(chunk: number): void {
-    this.free.push(chunk);
+    (chunk >= this.chunks ? this.bigFree : this.free).push(chunk);
   }
 
   chunkAddr(chunk: number): number {
-    return (this.base + chunk * this.chunkPages) * PAGE_SIZE;
+    return this.frame(chunk, 0) * PAGE_SIZE;
   }
 
   /** The guest frame number of page `piece` of `chunk`. */
   frame(chunk: number, piece: number): number {
-    return this.base + chunk * this.chunkPages + piece;
+    return chunk >= this.chunks ? this.bigBase[chunk - this.chunks] + piece : this.base + chunk * this.chunkPages + piece;
   }
 
   /** A frame of `len` bytes in `chunk` went onto a ring in `pieces` requests, its first flagged `flags`. */
@@ -104,7 +143,14 @@ export class TxPool {
 
   /** One request of `chunk`'s frame was answered; the last frees the chunk. */
   answered(chunk: number): void {
-    if (--this.outstanding[chunk] === 0) this.free.push(chunk);
+    if (--this.outstanding[chunk] === 0) this.giveBack(chunk);
+  }
+
+  /** GSO frames on the rings their backend has not answered (a suspend cannot carry them: lost, counted by the caller). */
+  gsoUnanswered(): number {
+    let n = 0;
+    for (let c = this.chunks; c < this.chunks + this.bigBase.length; c++) if (this.outstanding[c] > 0) n++;
+    return n;
   }
 
   /**
@@ -114,6 +160,7 @@ export class TxPool {
    */
   unanswered(): { addr: number; len: number }[] {
     const out: { addr: number; len: number; order: number }[] = [];
+    // GSO frames (big chunks) are not sent again: gsoUnanswered() counts them.
     for (let c = 0; c < this.chunks; c++) {
       if (this.outstanding[c] <= 0) continue;
       if (this.flags[c] & NETTXF_csum_blank) completeL4Checksum(this.d.mem.u8, this.chunkAddr(c), this.len[c]);

@@ -17,6 +17,7 @@ import {
   traceRingPush,
   NETIF_RSP_NULL,
   NETIF_RSP_OKAY,
+  NETTXF_extra_info,
   NETTXF_more_data,
   NET_TX_RING_SIZE,
   PAGE_SIZE,
@@ -27,6 +28,10 @@ import {
   TXREQ_SIZE,
   TXRSP_ID,
   TXRSP_STATUS,
+  XEN_NETIF_EXTRA_TYPE_GSO,
+  XEN_NETIF_GSO_TYPE_TCPV4,
+  newExtraInfo,
+  writeExtraInfo,
   type FrontRing,
 } from '@xsim/hypervisor';
 import type { NetfrontDeps, RingOwner } from './common.ts';
@@ -40,6 +45,7 @@ export class NetfrontTx {
   private readonly freeIds: number[] = [];
   private unpushed = 0;
   private ring: FrontRing | null = null;
+  private readonly gso = newExtraInfo();
 
   constructor(
     private readonly d: NetfrontDeps,
@@ -85,8 +91,13 @@ export class NetfrontTx {
     return ring !== null && ring.freeRequests() >= pieces && this.freeIds.length >= pieces;
   }
 
-  /** Queue a frame built in `chunk` on the ring (pushed at the end of the burst, by flush); `flags` (NETTXF_csum_blank...) go on its first slot. */
-  queue(chunk: number, len: number, flags = 0): void {
+  /**
+   * Queue a frame built in `chunk` on the ring (pushed at the end of the
+   * burst, by flush); `flags` (NETTXF_csum_blank...) go on its first slot;
+   * `gsoSize` > 0: a TCPv4 GSO frame, its GSO extra-info slot right after
+   * the first request (xennet_start_xmit), answered NETIF_RSP_NULL.
+   */
+  queue(chunk: number, len: number, flags = 0, gsoSize = 0): void {
     const ring = this.ring!;
     const { gnttab, grefs } = this.d;
     const dv = ring.sring.dv;
@@ -104,17 +115,33 @@ export class NetfrontTx {
       dv.setUint32(o + TXREQ_GREF, gref, true);
       dv.setUint16(o + TXREQ_OFFSET, 0, true);
       left -= size;
-      dv.setUint16(o + TXREQ_FLAGS, (left > 0 ? NETTXF_more_data : 0) | (piece === 0 ? flags : 0), true);
+      const extra = piece === 0 && gsoSize > 0 ? NETTXF_extra_info : 0;
+      dv.setUint16(o + TXREQ_FLAGS, (left > 0 ? NETTXF_more_data : 0) | (piece === 0 ? flags : 0) | extra, true);
       dv.setUint16(o + TXREQ_ID, id, true);
       // The first slot carries the whole frame length, the rest their own (netif.h).
       dv.setUint16(o + TXREQ_SIZE, piece === 0 ? len : size, true);
       ring.reqProdPvt = (ring.reqProdPvt + 1) >>> 0;
+      if (extra) this.gsoSlot(gsoSize);
       piece++;
     }
     this.pool.queuedFrame(chunk, len, piece, flags);
     this.unpushed++;
     this.o.c.txPackets++;
     this.o.c.txBytes += len;
+  }
+
+  /** The GSO extra-info slot in the next request slot (it carries no id: the backend answers it NETIF_RSP_NULL). */
+  private gsoSlot(gsoSize: number): void {
+    const ring = this.ring!;
+    const e = this.gso;
+    e.type = XEN_NETIF_EXTRA_TYPE_GSO;
+    e.flags = 0;
+    e.gsoSize = gsoSize;
+    e.gsoType = XEN_NETIF_GSO_TYPE_TCPV4;
+    e.gsoFeatures = 0;
+    writeExtraInfo(ring.sring.dv, ring.nextRequestOffset(), e);
+    ring.reqProdPvt = (ring.reqProdPvt + 1) >>> 0;
+    this.o.c.txGsoFrames++;
   }
 
   /** Publish queued requests; notify the backend only if it asked (req_event). */

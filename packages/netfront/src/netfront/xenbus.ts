@@ -35,7 +35,7 @@ import {
   offTap,
   type Tap,
 } from '@xsim/hypervisor';
-import { NETRXF_csum_blank, NETRXF_data_validated } from '@xsim/hypervisor';
+import { NETRXF_csum_blank, NETRXF_data_validated, XEN_NETIF_MAX_TX_SIZE } from '@xsim/hypervisor';
 import { parseMac, tapFrame } from '@xsim/netstack';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RxHandler } from './common.ts';
@@ -43,7 +43,7 @@ import type { CtrlHost } from './ctrl.ts';
 import { ETH_DATA_LEN, readBackendFeatures, type BackendFeatures } from './features.ts';
 import type { NetfrontQueue, QueueHost } from './queue.ts';
 import { QueueSet } from './queues.ts';
-import { txCsum } from './offload.ts';
+import { TX_CSUM_FLAGS, txCsum } from './offload.ts';
 
 type S = XenbusState;
 const { Initialising, Connected, Closing, Closed } = XenbusState;
@@ -80,12 +80,16 @@ export class Netfront implements QueueHost, CtrlHost {
   mtu: number;
   /** Called when the MTU is cut (the stack must build no larger frame). */
   onMtu: (mtu: number) => void = () => {};
-  /** Called at each connect with what the stack may hand down (txCsum: partial checksums). */
-  onOffloads: (o: { txCsum: boolean }) => void = () => {};
+  /**
+   * Called at each connect, and when an accelerator comes or goes, with what
+   * the stack may hand down (txCsum: partial checksums; tsoMax: the largest
+   * TCP frame with an MSS, 0 for none).
+   */
+  onOffloads: (o: { txCsum: boolean; tsoMax: number }) => void = () => {};
   /** What the backend advertised, read at the last connect (null before). */
   backendFeatures: BackendFeatures | null = null;
-  /** The accelerator plugin's frontend hooks, while one is attached. */
-  accel: AccelFrontend | null = null;
+  /** The accelerator plugin's frontend hooks, while one is attached (its hardware has no TSO: the stack is told). */
+  private accelFe: AccelFrontend | null = null;
   /** The accelerator's TX buffer the reserved frame is being built in (its txBuffer), or -1. */
   private accelBuf = -1;
   /** Capture point of the frontend side (`host/guest/vifN`). */
@@ -171,7 +175,9 @@ export class Netfront implements QueueHost, CtrlHost {
    */
   drainForSuspend(): { addr: number; len: number }[] {
     if (this.numQueues === 0 || this.brokenReason !== '') return [];
-    return this.qs.drain();
+    const frames = this.qs.drain();
+    this.own.txGsoLostAtSuspend += this.qs.pool.gsoUnanswered();
+    return frames;
   }
 
   private setState(s: S, why: string): void {
@@ -248,8 +254,22 @@ export class Netfront implements QueueHost, CtrlHost {
     }
     const params = this.d.params ?? {};
     this.qs.connect(be, this.path, () => this.fixFeatures(params.sg !== false && be.sg));
-    this.onOffloads({ txCsum: this.csumOffload });
+    this.notifyOffloads();
     this.setState(Connected, why);
+  }
+
+  get accel(): AccelFrontend | null {
+    return this.accelFe;
+  }
+
+  set accel(a: AccelFrontend | null) {
+    if (a === this.accelFe) return;
+    this.accelFe = a;
+    this.notifyOffloads();
+  }
+
+  private notifyOffloads(): void {
+    this.onOffloads({ txCsum: this.csumOffload, tsoMax: this.tsoMax });
   }
 
   /** Checksum offload on (the default, as Linux's): partial frames go flagged, partial or validated ones are taken. */
@@ -266,7 +286,7 @@ export class Netfront implements QueueHost, CtrlHost {
   setOffloads(o: { csum: boolean }): boolean {
     if (o.csum === this.csumOffload) return false;
     this.d.params = { ...this.d.params, csum: o.csum };
-    this.onOffloads({ txCsum: o.csum });
+    this.notifyOffloads();
     if (this.state === Connected) {
       this.reconnecting = true;
       this.setState(Closing, 'offloads changed');
@@ -354,10 +374,11 @@ export class Netfront implements QueueHost, CtrlHost {
    * the TX ring of the queue its flow hashes to. `csumPartial`: its TCP or
    * UDP checksum is partial (offload.ts).
    */
-  txCommit(len: number, csumPartial = false): void {
+  txCommit(len: number, csumPartial = false, gsoSize = 0): void {
     const pool = this.qs.pool;
     const chunk = pool.takeReserved();
     if (chunk < 0) throw new Error('netfront: txCommit without txReserve');
+    if (gsoSize > 0 || pool.isBig(chunk)) return this.txGso(chunk, len, gsoSize);
     const at = pool.chunkAddr(chunk);
     const built = this.accelBuf;
     this.accelBuf = -1;
@@ -382,6 +403,32 @@ export class Netfront implements QueueHost, CtrlHost {
       this.own.txAccelDeclinedCopies++;
     }
     this.qs.queue(chunk, len, ram, flags);
+  }
+
+  /**
+   * A TCPv4 GSO frame (built in a big chunk): straight to the TX ring with
+   * its GSO slot and a partial checksum, never to an accelerator (its
+   * hardware has no TSO); without GSO negotiated, or one too big for its
+   * gso_size, it is dropped and counted.
+   */
+  private txGso(chunk: number, len: number, gsoSize: number): void {
+    const pool = this.qs.pool;
+    const ram = this.d.mem.u8;
+    const at = pool.chunkAddr(chunk);
+    this.accelBuf = -1;
+    if (!this.qs.gso || gsoSize <= 0 || this.accel) {
+      pool.giveBack(chunk);
+      this.own.txGsoRefused++;
+      return;
+    }
+    if (this.tap.on) tapFrame(this.tap, ram, at, len, DIR_OUTBOUND, true);
+    this.own.txCsumPartial++;
+    this.qs.queue(chunk, len, ram, TX_CSUM_FLAGS, gsoSize);
+  }
+
+  /** The largest TCP frame the stack may hand down with its MSS (TSO), 0 for none: GSO negotiated and no accelerator attached. */
+  get tsoMax(): number {
+    return this.qs.gso && !this.accel ? Math.min(this.qs.pool.maxFrame, XEN_NETIF_MAX_TX_SIZE) : 0;
   }
 
   /** Publish what was committed (one notification per burst and queue; the accelerator's doorbell too). */
