@@ -21,7 +21,7 @@ export function probe(k: GuestParts, v: { handle: number; mac: string; ip: strin
   const transport = {
     ram: mem.u8,
     txReserve: (len: number) => nf.txReserve(len),
-    // gsoSize: the stack's MSS for a TCP frame over the MTU (TSO), once its FrameTransport passes one.
+    // gsoSize: the stack's MSS for a TCP frame over the MTU (TSO).
     txCommit: (len: number, csumPartial?: boolean, gsoSize?: number) => nf.txCommit(len, csumPartial, gsoSize),
     txAvailable: () => nf.txAvailable(),
     flush: () => nf.flush(),
@@ -31,8 +31,7 @@ export function probe(k: GuestParts, v: { handle: number; mac: string; ip: strin
   nf.onMtu = (mtu) => ep.setMtu(mtu);
   // What the stack may hand down (checksum offload), told at each connect and when switched (xennet_set_features).
   nf.onOffloads = (o) => ep.setOffloads(o);
-  ep.setOffloads({ txCsum: nf.csumOffload });
-  // tsoMax (in what onOffloads hands it) reaches the stack once its StackOffloads takes it.
+  ep.setOffloads({ txCsum: nf.csumOffload, tsoMax: nf.tsoMax });
   const rx: GuestDevice['rx'] = { armed: false, last: -1, firstAfterResume: null };
   nf.onReceive = (ram, off, len, flags) => {
     if (rx.armed) {

@@ -36,7 +36,7 @@ import {
   type Tap,
 } from '@xsim/hypervisor';
 import { NETRXF_csum_blank, NETRXF_data_validated, XEN_NETIF_MAX_TX_SIZE } from '@xsim/hypervisor';
-import { parseMac, tapFrame } from '@xsim/netstack';
+import { ETH_HLEN, parseMac, tapFrame } from '@xsim/netstack';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RxHandler } from './common.ts';
 import type { CtrlHost } from './ctrl.ts';
@@ -426,9 +426,14 @@ export class Netfront implements QueueHost, CtrlHost {
     this.qs.queue(chunk, len, ram, TX_CSUM_FLAGS, gsoSize);
   }
 
-  /** The largest TCP frame the stack may hand down with its MSS (TSO), 0 for none: GSO negotiated and no accelerator attached. */
+  /**
+   * The largest IP datagram the stack may hand down as one TCP frame with its
+   * MSS (TSO: StackOffloads.tsoMax), 0 for none: GSO negotiated and no
+   * accelerator attached. The frame, its Ethernet header and a VLAN tag
+   * included, stays within XEN_NETIF_MAX_TX_SIZE.
+   */
   get tsoMax(): number {
-    return this.qs.gso && !this.accel ? Math.min(this.qs.pool.maxFrame, XEN_NETIF_MAX_TX_SIZE) : 0;
+    return this.qs.gso && !this.accel ? Math.min(this.qs.pool.maxFrame, XEN_NETIF_MAX_TX_SIZE) - ETH_HLEN - 4 : 0;
   }
 
   /** Publish what was committed (one notification per burst and queue; the accelerator's doorbell too). */
