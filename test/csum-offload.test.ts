@@ -122,7 +122,7 @@ describe('checksum offload end to end (threads)', () => {
 
   it('dev set host-a/a2 csum on: the vif reconnects, and a2 then takes partial frames flagged csum_blank', async () => {
     const r = await MANAGE_OPS['dev.set'](sim, { dev: 'host-a/a2', csum: true });
-    expect(r.offloads).toEqual({ csum: true, changed: true });
+    expect(r.offloads).toEqual({ csum: true, gso: true, changed: true });
     await sim.waitFor('a2 connected again', () => reconnected(a2));
     const { before, after } = await stream(a1, a2, 200_000);
     const g = (pick: (t: StatsTree) => Counted, k: string) => grew(before, after, pick, k);
@@ -152,7 +152,7 @@ describe('checksum offload end to end (threads)', () => {
 
   it('vnic, offload off on a1 (dev set csum off): a1’s stack completes its checksums, nothing partial reaches the VI', async () => {
     const r = await MANAGE_OPS['dev.set'](sim, { dev: 'host-a/a1', csum: false });
-    expect(r.offloads).toEqual({ csum: false, changed: true });
+    expect(r.offloads).toEqual({ csum: false, gso: true, changed: true });
     await sim.waitFor('a1 connected again', () => reconnected(a1));
     await sim.waitFor('a1 back on vnic', async () => (await sim.listDomains()).find((d) => d.name === 'a1')?.vifs[0].accel === 'vnic', 20_000);
     await stream(a1, b1, 100_000);

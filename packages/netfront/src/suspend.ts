@@ -27,8 +27,9 @@ export interface DeviceState {
   mtu: number;
   /** The most queues the vif may ask for (absent in records before multi-queue: 1). */
   queues?: number;
-  /** false: its checksum offload was off (absent in older records: on). */
+  /** false: its checksum or segmentation offload was off (absent in older records: on). */
   csum?: boolean;
+  gso?: boolean;
   counters: Record<string, number>;
   endpoint: EndpointState;
   /** TX frames the backend never took, oldest first: where they lie in RAM. */
@@ -101,6 +102,7 @@ export function readKernelState(mem: GuestMemory, at: { frame: number; len: numb
       !Number.isInteger(d.mtu) ||
       (d.queues !== undefined && !(Number.isInteger(d.queues) && d.queues >= 1 && d.queues <= 64)) ||
       (d.csum !== undefined && typeof d.csum !== 'boolean') ||
+      (d.gso !== undefined && typeof d.gso !== 'boolean') ||
       !d.endpoint ||
       !Array.isArray(d.unanswered)
     ) {

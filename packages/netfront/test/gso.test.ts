@@ -117,3 +117,15 @@ describe('netfront TX: TCPv4 GSO frames', () => {
     expect(r.told.at(-1)).toEqual({ txCsum: true, tsoMax: 65517 });
   });
 });
+
+describe('netfront: TCPv4 GSO switched off at run time (ethtool -K tso off)', () => {
+  it('tsoMax 0 told at once, the device reconnects, and writes feature-gso-tcpv4 0 this time', () => {
+    const r = rig();
+    expect(r.nf.setOffloads({ gso: false })).toBe(true);
+    expect(r.told.at(-1)).toEqual({ txCsum: true, tsoMax: 0 });
+    expect(r.nf.state).toBe(XenbusState.Closing);
+    expect(r.nf.gsoOffload).toBe(false);
+    expect(r.nf.csumOffload).toBe(true);
+    expect(r.nf.setOffloads({ gso: false })).toBe(false);
+  });
+});

@@ -225,6 +225,7 @@ export class ToolstackContext {
         ip: v.ip,
         ...(v.queues !== undefined ? { queues: v.queues } : {}),
         ...(v.offloads?.csum === false ? { csum: false } : {}),
+        ...(v.offloads?.gso === false ? { gso: false } : {}),
       })),
       dom0Uid: h.dom0.uid,
     };

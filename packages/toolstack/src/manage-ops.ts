@@ -138,13 +138,13 @@ export const MANAGE_PROTOCOL = {
         rate: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
         /** The vif's checksum offload, as ethtool -K in the guest (off: feature-no-csum-offload = 1 after a reconnect). */
         csum: Type.Optional(Type.Boolean()),
-        /** Segmentation offload: refused, xsim's drivers negotiate none yet. */
+        /** TCPv4 segmentation offload, likewise (off: feature-gso-tcpv4 0 and no TSO frames from the guest's stack). */
         gso: Type.Optional(Type.Boolean()),
       },
       { additionalProperties: false },
     ),
     /** rate: the backend's rate node now ("BYTES,USEC"), null when there is none (unlimited); offloads: when csum was given. */
-    replyOf<{ dev: string; backendPath: string; limits: DevLimits; rate: string | null; offloads?: { csum: boolean; changed: boolean } }>(),
+    replyOf<{ dev: string; backendPath: string; limits: DevLimits; rate: string | null; offloads?: { csum: boolean; gso: boolean; changed: boolean } }>(),
   ),
   'dev.add': op(
     Type.Object(

@@ -207,15 +207,20 @@ export class VdpaFrontend implements AccelFrontend {
     if (mac !== this.ctx.mac) this.local.add(mac);
   }
 
-  /** Plugin API 1.4: partial checksums are taken while VIRTIO_NET_F_CSUM is negotiated (the device completes them). */
+  /**
+   * Plugin API 1.4: a partial checksum we take is completed by the device
+   * (VIRTIO_NET_F_CSUM negotiated). Until the function is up we take
+   * nothing, so a partial frame stays partial for the slow path.
+   */
   csumOffload(): boolean {
-    return this.csum;
+    return this.csum || !this.ready;
   }
 
   startXmit(src: Uint8Array, off: number, len: number, csumPartial = false): boolean {
     // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
     const built = this.lent.take();
-    const why = txDecline(this.ready && !this.draining && !this.faulted, this.fast, this.local, src, off);
+    // A partial checksum our function cannot complete is left to the slow path (still partial there).
+    const why = txDecline(this.ready && !this.draining && !this.faulted && (this.csum || !csumPartial), this.fast, this.local, src, off);
     if (why !== null) {
       if (built >= 0) this.freeTx.push(built);
       this.s[VDPA_DECLINED[why]]++;

@@ -245,15 +245,20 @@ export class VnicFrontend implements AccelFrontend {
     if (mac !== this.ctx.mac) this.local.add(mac);
   }
 
-  /** Plugin API 1.4: partial checksums are taken while the VI's checksum offload is on (the NIC completes them). */
+  /**
+   * Plugin API 1.4: a partial checksum we take is completed by the NIC (the
+   * VI's checksum offload is on). Until the VI is up we take nothing, so a
+   * partial frame stays partial for the slow path.
+   */
   csumOffload(): boolean {
-    return this.csum;
+    return this.csum || !this.ready;
   }
 
   startXmit(src: Uint8Array, off: number, len: number, csumPartial = false): boolean {
     // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
     const built = this.lent.take();
-    const why = txDecline(this.ready && !this.draining && !this.faulted, this.fast, this.local, src, off);
+    // A partial checksum our VI cannot complete is left to the slow path (still partial: netback or the NIC completes it).
+    const why = txDecline(this.ready && !this.draining && !this.faulted && (this.csum || !csumPartial), this.fast, this.local, src, off);
     if (why !== null) {
       if (built >= 0) this.freeTx.push(built);
       this.s[VNIC_DECLINED[why]]++;

@@ -113,7 +113,7 @@ const devAdd: ManageVerb = async ({ rest, call, out }) => {
  * accelerator limits (xenstore limits/*, which the plugin applies).
  */
 const devSet: ManageVerb = async ({ rest, call, out }) => {
-  const usage = 'usage: xsim dev set HOST/DOMU[/vifN] [rate RATE|unlimited] [max-filters N] [max-buf-pages N] [csum on|off]';
+  const usage = 'usage: xsim dev set HOST/DOMU[/vifN] [rate RATE|unlimited] [max-filters N] [max-buf-pages N] [csum on|off] [gso on|off]';
   const [target, ...kv] = rest;
   if (!target || kv.length === 0) throw new Error(usage);
   const args: { dev: string; maxFilters?: number; maxBufPages?: number; rate?: string; csum?: boolean; gso?: boolean } = { dev: target };
@@ -132,7 +132,7 @@ const devSet: ManageVerb = async ({ rest, call, out }) => {
       continue;
     }
     const key = keys[kv[k]];
-    if (!key) throw new Error(`dev set: unknown attribute "${kv[k]}" (attributes: rate, max-filters, max-buf-pages, csum)`);
+    if (!key) throw new Error(`dev set: unknown attribute "${kv[k]}" (attributes: rate, max-filters, max-buf-pages, csum, gso)`);
     if (value === undefined || !/^\d+$/.test(value)) throw new Error(`dev set: ${kv[k]} needs a number, got ${value === undefined ? 'nothing' : `"${value}"`}`);
     args[key] = Number(value);
   }
@@ -145,7 +145,9 @@ const devSet: ManageVerb = async ({ rest, call, out }) => {
     if (args.maxFilters !== undefined || args.maxBufPages !== undefined)
       lines.push(`${v.dev}: max-filters ${show(v.limits.maxFilters)}, max-buf-pages ${show(v.limits.maxBufPages)} (${v.backendPath}/limits)`);
     if (v.offloads)
-      lines.push(`${v.dev}: csum ${v.offloads.csum ? 'on' : 'off'}${v.offloads.changed ? ' (the vif reconnects: feature-no-csum-offload)' : ' (unchanged)'}`);
+      lines.push(
+        `${v.dev}: csum ${v.offloads.csum ? 'on' : 'off'}, gso ${v.offloads.gso ? 'on' : 'off'}${v.offloads.changed ? ' (the vif reconnects: feature-no-csum-offload, feature-gso-tcpv4)' : ' (unchanged)'}`,
+      );
     return lines.join('\n');
   });
 };

@@ -22,10 +22,11 @@ const USAGE = `  mgmtdev list | show [NAME]          the NICs: alias, MAC, MTU, 
   dev stats show DEV [qidx N]         a vif's counters, from netfront and from netback; with qidx, queue N's own
                                       (as vdpa dev vstats show ... qidx N)
   dev features show DEV               the feature-* keys both ends published in xenstore
-  dev set DEV [rate RATE|unlimited] [max-filters N] [max-buf-pages N] [csum on|off]
+  dev set DEV [rate RATE|unlimited] [max-filters N] [max-buf-pages N] [csum on|off] [gso on|off]
                                       a vif's rate limit (xl's rate=, e.g. 10Mb/s@20ms: netback applies it at once),
                                       accelerator limits (xenstore limits/*: vnic applies them at once) and
-                                      checksum offload (as ethtool -K in the guest: the vif reconnects)
+                                      checksum and TCP segmentation offloads (as ethtool -K in the guest:
+                                      the vif reconnects)
   dev add HOST/DOMU [name vifN] [mac M] [ip A] [mtu N]
                                       hotplug a vif: the full xenbus handshake, connected when it returns
   dev del HOST/DOMU/vifN              unplug it: the backend closes, the frontend follows, the vif is gone

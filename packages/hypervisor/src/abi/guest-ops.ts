@@ -10,8 +10,9 @@
  *   suspend          {}                {frame, len: the kernel's record in its RAM,
  *                                       lastRxAt: per vif, unanswered: TX frames to send again, per vif}
  *   vif_close        {vif?: number}    true: that vif goes Closing -> Closed
- *   vif_offloads     {vif?: number,    {csum, changed}: that vif's checksum offload now (ethtool -K):
- *                     csum?: boolean}   switching it reconnects the vif (feature-no-csum-offload)
+ *   vif_offloads     {vif?: number,    {csum, gso, changed}: that vif's checksum and TCPv4 segmentation
+ *                     csum?: boolean,   offloads now (ethtool -K): switching one reconnects the vif
+ *                     gso?: boolean}    (feature-no-csum-offload, feature-gso-tcpv4)
  *
  * A kernel extension (a test's misbehaving guest) serves more ops; it names
  * them by adding to GuestExtensionOps (declaration merging), so its senders
@@ -35,7 +36,10 @@ export const GUEST_ONLY_OPS = {
   suspend_quiesce: op(NO_ARGS, replyOf<true>()),
   suspend: op(NO_ARGS, replyOf<SuspendRecord>()),
   vif_close: op(Type.Object({ vif: Type.Optional(Type.Number()) }), replyOf<true>()),
-  vif_offloads: op(Type.Object({ vif: Type.Optional(Type.Number()), csum: Type.Optional(Type.Boolean()) }), replyOf<{ csum: boolean; changed: boolean }>()),
+  vif_offloads: op(
+    Type.Object({ vif: Type.Optional(Type.Number()), csum: Type.Optional(Type.Boolean()), gso: Type.Optional(Type.Boolean()) }),
+    replyOf<{ csum: boolean; gso: boolean; changed: boolean }>(),
+  ),
 } as const;
 
 export const GUEST_OPS = { ...KERNEL_OPS, ...CAPTURE_OPS_TABLE, ...ENDPOINT_OPS, ...GUEST_ONLY_OPS } as const;

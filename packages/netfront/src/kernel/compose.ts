@@ -27,10 +27,10 @@ export interface GuestConfig {
   mtu: number;
   /**
    * Each vif; queues: the most queues its netfront asks for (the topology's
-   * vif "queues"; absent: 1); csum: false switches its checksum offload off
-   * (the vif's "offloads": {"csum": false}).
+   * vif "queues"; absent: 1); csum, gso: false switches its checksum or
+   * TCPv4 segmentation offload off (the vif's "offloads": {"csum": false, "gso": false}).
    */
-  vifs: { handle: number; mac: string; ip: string; queues?: number; csum?: boolean }[];
+  vifs: { handle: number; mac: string; ip: string; queues?: number; csum?: boolean; gso?: boolean }[];
   /** Bus address of the host's dom0 (the vifs' backend, and the peer of their plugin channels). */
   dom0Uid: Addr;
   /** What its netfront offers (absent: the defaults); another frontend's, in tests of the backend's side. */

@@ -101,8 +101,8 @@ export function guestControl(k: GuestParts, ext: GuestExtension = {}): RpcOpServ
     },
     vif_offloads: (a) => {
       const nf = deviceFor(k, a.vif).nf;
-      const changed = a.csum !== undefined && nf.setOffloads({ csum: a.csum });
-      return { csum: nf.csumOffload, changed };
+      const changed = nf.setOffloads({ csum: a.csum, gso: a.gso });
+      return { csum: nf.csumOffload, gso: nf.gsoOffload, changed };
     },
     ...endpointHandlers(k),
   };

@@ -11,12 +11,12 @@ import { AccelHost } from '../accel-host.ts';
 import type { GuestDevice, GuestParts } from './compose.ts';
 
 /** xennet_probe: a netfront, its stack and its plugin host for vif `v`, polled from now on. */
-export function probe(k: GuestParts, v: { handle: number; mac: string; ip: string; mtu: number; queues?: number; csum?: boolean }): GuestDevice {
+export function probe(k: GuestParts, v: { handle: number; mac: string; ip: string; mtu: number; queues?: number; csum?: boolean; gso?: boolean }): GuestDevice {
   const { env, domid, mem, frames, gnttab, grefs, evtchn, xs, log } = k;
   const { core, clock } = env;
   const tap = k.capture.tap(`${env.id.host}/${env.id.name}/vif${v.handle}`);
   const queues = Math.max(1, v.queues ?? env.config.netfront?.maxQueues ?? 1);
-  const params = { ...env.config.netfront, maxQueues: queues, ...(v.csum === false ? { csum: false } : {}) };
+  const params = { ...env.config.netfront, maxQueues: queues, ...(v.csum === false ? { csum: false } : {}), ...(v.gso === false ? { gso: false } : {}) };
   const nf = new Netfront({ domid, handle: v.handle, mem, frames, gnttab, grefs, evtchn, xs, mtu: v.mtu, params, log, tap });
   const transport = {
     ram: mem.u8,

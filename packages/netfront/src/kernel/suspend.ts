@@ -30,6 +30,7 @@ export function suspend(k: GuestParts): SuspendRecord {
       mtu: d.mtu,
       queues: d.queues,
       ...(d.nf.csumOffload ? {} : { csum: false }),
+      ...(d.nf.gsoOffload ? {} : { gso: false }),
       counters: d.nf.c,
       endpoint: d.ep.save(),
       unanswered,
@@ -58,7 +59,7 @@ export function resume(k: GuestParts, at: { frame: number; len: number }): void 
   k.frames.take([...new Set(held)]);
   for (const f of stateFrames(at)) k.frames.release(f);
   for (const s of st.devices) {
-    const d = probe(k, { handle: s.handle, mac: s.mac, ip: s.ip, mtu: s.mtu, queues: s.queues, csum: s.csum });
+    const d = probe(k, { handle: s.handle, mac: s.mac, ip: s.ip, mtu: s.mtu, queues: s.queues, csum: s.csum, gso: s.gso });
     Object.assign(d.nf.own, s.counters);
     d.ep.restore(s.endpoint, (id) => k.env.control.replier(id));
     d.rx.armed = true;

@@ -277,15 +277,24 @@ export class Netfront implements QueueHost, CtrlHost {
     return this.d.params?.csum !== false;
   }
 
+  /** TCPv4 segmentation offload on (the default, as Linux's): GSO frames sent when the backend takes them, feature-gso-tcpv4 written. */
+  get gsoOffload(): boolean {
+    return this.d.params?.gso !== false;
+  }
+
   /**
-   * Switch checksum offload (ethtool -K): the stack is told at once; the
-   * backend learns it (feature-no-csum-offload) when the device connects
-   * again, so a connected device closes and reconnects. Returns whether it
-   * changed.
+   * Switch checksum or segmentation offload (ethtool -K): the stack is told
+   * at once; the backend learns it (feature-no-csum-offload,
+   * feature-gso-tcpv4) when the device connects again, so a connected device
+   * closes and reconnects. Returns whether anything changed.
    */
-  setOffloads(o: { csum: boolean }): boolean {
-    if (o.csum === this.csumOffload) return false;
-    this.d.params = { ...this.d.params, csum: o.csum };
+  setOffloads(o: { csum?: boolean; gso?: boolean }): boolean {
+    const csum = o.csum ?? this.csumOffload;
+    const gso = o.gso ?? this.gsoOffload;
+    if (csum === this.csumOffload && gso === this.gsoOffload) return false;
+    this.d.params = { ...this.d.params, csum, gso };
+    // Until the reconnect, no TSO frame for a device that dropped GSO.
+    if (!gso) this.qs.gso = false;
     this.notifyOffloads();
     if (this.state === Connected) {
       this.reconnecting = true;

@@ -3,8 +3,8 @@
  * as `ethtool -K` would set them in the guest: each on unless switched off.
  * csum: checksum offload through netif (netfront writes
  * feature-no-csum-offload = 1 and its stack completes its own checksums when
- * off). gso: segmentation offload, accepted for the topology's sake; xsim's
- * drivers negotiate no GSO yet, so it changes nothing today.
+ * off). gso: TCPv4 segmentation offload (netfront writes feature-gso-tcpv4
+ * 0 and its stack hands down no frame over the MTU when off).
  */
 
 export interface VifOffloads {
