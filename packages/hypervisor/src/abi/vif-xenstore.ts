@@ -160,17 +160,18 @@ export const HOTPLUG_CONNECTED = 'connected';
 
 /**
  * feature-* keys each end publishes, with the values xsim's drivers write by
- * default. Only what xsim does is claimed: no GSO and no IPv6 checksum
- * offload (0 where Linux writes 1); IPv4 checksum offload is on, as Linux's
- * (netfront writes feature-no-csum-offload = 1 only with it switched off);
- * no multi-queue or control ring (not written);
+ * default. Only what xsim does is claimed: TCPv4 GSO (each driver's
+ * parameter may turn it off), no TCPv6 GSO and no IPv6 checksum offload (0
+ * where Linux writes 1: xsim has no IPv6); IPv4 checksum offload is on, as
+ * Linux's (netfront writes feature-no-csum-offload = 1 only with it switched
+ * off); no multi-queue or control ring (not written);
  * netback's multicast control is Linux's (static and dynamic).
  * feature-sg and feature-split-event-channels follow each driver's
  * parameters (netback's separate_tx_rx_irq, as Linux's).
  */
 export const BACKEND_FEATURES: Readonly<Record<string, string>> = {
   [VIF_KEY.featureSg]: '1',
-  [VIF_KEY.featureGsoTcpv4]: '0',
+  [VIF_KEY.featureGsoTcpv4]: '1',
   [VIF_KEY.featureGsoTcpv6]: '0',
   [VIF_KEY.featureIpv6CsumOffload]: '0',
   [VIF_KEY.featureRxCopy]: '1',
@@ -183,7 +184,7 @@ export const BACKEND_FEATURES: Readonly<Record<string, string>> = {
 export const FRONTEND_FEATURES: Readonly<Record<string, string>> = {
   [VIF_KEY.featureRxNotify]: '1',
   [VIF_KEY.featureSg]: '1',
-  [VIF_KEY.featureGsoTcpv4]: '0',
+  [VIF_KEY.featureGsoTcpv4]: '1',
   [VIF_KEY.featureGsoTcpv6]: '0',
   [VIF_KEY.featureIpv6CsumOffload]: '0',
 };

@@ -91,7 +91,7 @@ export function frontendFeatures(p: NetfrontParams = {}): Record<string, string>
   // Linux's netfront leaves feature-no-csum-offload out (IPv4 checksum offload on); only a frontend that cannot take partial checksums writes it.
   if (p.csum === false) out[VIF_KEY.featureNoCsumOffload] = '1';
   // RX of TCPv4 GSO frames (netfront gathers them whole): as Linux's netfront writes it.
-  if (p.gso !== false) out[VIF_KEY.featureGsoTcpv4] = '1';
+  out[VIF_KEY.featureGsoTcpv4] = p.gso === false ? '0' : '1';
   return out;
 }
 
