@@ -157,6 +157,27 @@ describe('the control socket', () => {
     expect(sim.host('host-a').xenstore.read(0, '/local/domain/0/backend/vif/1/0/rate')).toBeUndefined();
   });
 
+  it("switches a vif's offloads at run time (dev set DEV csum|gso on|off, as ethtool -K): the vif reconnects with the new keys", async () => {
+    const fe = '/local/domain/2/device/vif/0';
+    const xs = sim.host('host-b').xenstore;
+    expect(await cli('dev', 'set', 'host-b/b2', 'csum', 'off', 'gso', 'off')).toBe(
+      'host-b/b2/vif0: csum off, gso off (the vif reconnects: feature-no-csum-offload, feature-gso-tcpv4)',
+    );
+    await sim.waitFor(
+      'b2 connected with the offloads off',
+      async () => xs.read(0, `${fe}/state`) === '4' && xs.read(0, `${fe}/feature-no-csum-offload`) === '1',
+    );
+    expect(xs.read(0, `${fe}/feature-gso-tcpv4`)).toBe('0');
+    expect(JSON.parse(await cli('dev', 'set', 'host-b/b2', 'csum', 'off', '-j'))).toMatchObject({ offloads: { csum: false, gso: false, changed: false } });
+    expect(await cli('dev', 'set', 'host-b/b2', 'csum', 'on', 'gso', 'on')).toMatch(/csum on, gso on \(the vif reconnects/);
+    await sim.waitFor(
+      'b2 connected with the offloads on',
+      async () => xs.read(0, `${fe}/state`) === '4' && xs.read(0, `${fe}/feature-no-csum-offload`) === undefined,
+    );
+    expect(xs.read(0, `${fe}/feature-gso-tcpv4`)).toBe('1');
+    await expect(cli('dev', 'set', 'host-b/b2', 'csum', 'maybe')).rejects.toThrow(/csum needs on or off, got "maybe"/);
+  });
+
   it('traces while a stream runs (xsim trace start|stop), and refuses what it cannot do by name', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'xsim-tr-')), 't.json');
     expect(await cli('trace', 'start', '--file', file, '--sample', '32')).toBe(`tracing every thread into ${file}`);
