@@ -35,8 +35,6 @@ import {
   GNTST_okay,
   NETIF_RSP_ERROR,
   NETIF_RSP_OKAY,
-  NETTXF_csum_blank,
-  NETTXF_data_validated,
   NETTXF_extra_info,
   NETTXF_more_data,
   PAGE_SIZE,
@@ -47,18 +45,18 @@ import {
   XEN_NETIF_EXTRA_TYPE_MCAST_DEL,
   XEN_NETIF_EXTRA_TYPE_XDP,
   grantStatusName,
-  readMac,
   DIR_INBOUND,
   type BackRing,
   type Tap,
 } from '@xsim/hypervisor';
-import { formatMac, l4Frame, tapFrame } from '@xsim/netstack';
-import { CSUM_NONE, CSUM_PARTIAL, CSUM_UNNECESSARY, type CsumState } from '../skb.ts';
+import { tapFrame } from '@xsim/netstack';
+import { CSUM_PARTIAL, type CsumState } from '../skb.ts';
 import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps } from './common.ts';
 import type { TxCredit } from './credit.ts';
 import { TxExtras, macOf, type McastList } from './extras.ts';
 import { TxSlots } from './tx-slots.ts';
 import { copyGsoFrame } from './gso-tx.ts';
+import { checksumSetup, spoofed } from './tx-checks.ts';
 
 const { legacySlotsMax, fatalSkbSlots, txBudget, txBatch } = VIF_TUNABLES;
 
@@ -306,7 +304,7 @@ export class VifTx extends TxSlots {
           this.d.log(logWarn(`${this.v.name}: grant copy from TX gref ${bad} failed: ${grantStatusName(st)}; frame dropped with XEN_NETIF_RSP_ERROR`));
         continue;
       }
-      const csum = this.checksumSetup(f, k0);
+      const csum = checksumSetup(this.d, this.v, this.flags[k0], skbs.addr(this.fSkb[f]), this.fLen[f]);
       if (csum < 0) {
         this.txErr(k0, slots, this.fExtras[f]);
         skbs.put(this.fSkb[f]);
@@ -342,7 +340,7 @@ export class VifTx extends TxSlots {
       if (alive && this.v.connected) {
         const len = this.fLen[f];
         const at = skbs.addr(skb);
-        if (!this.spoofed(at, len)) {
+        if (!spoofed(this.d, this.v, at, len)) {
           c.txPackets++;
           c.txBytes += len;
           const csum = this.fCsum[f] as CsumState;
@@ -395,25 +393,6 @@ export class VifTx extends TxSlots {
     for (let s = 1; s < this.fSlots[f]; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
   }
 
-  /**
-   * Anti-spoofing, on dom0's own copy: a source MAC other than the one the
-   * toolstack gave this vif never reaches the bridge (so it is never learnt
-   * on this port). True: dropped, counted.
-   */
-  private spoofed(at: number, len: number): boolean {
-    const { c } = this.v;
-    const ram = this.d.skbs.mem.u8;
-    if (this.v.mac === 0 || readMac(ram, at + 6) === this.v.mac) return false;
-    if (c.txDropSpoof++ === 0)
-      this.d.log(
-        logWarn(
-          `${this.v.name}: frame with source MAC ${formatMac(readMac(ram, at + 6))}, not the vif's ${formatMac(this.v.mac)}: dropped (counted in txDropSpoof)`,
-        ),
-      );
-    if (this.v.tap.on) this.v.tap.drop(ram, at, len, DIR_INBOUND, `vifs.${this.v.name}.txDropSpoof`);
-    return true;
-  }
-
   /** A GSO frame's segments to the bridge, each a partial-checksum frame of its own. */
   private forwardSegments(segs: number[]): void {
     const { skbs } = this.d;
@@ -423,28 +402,6 @@ export class VifTx extends TxSlots {
       if (this.v.tap.on) tapFrame(this.v.tap, skbs.mem.u8, at, len, DIR_INBOUND, true);
       this.d.bridge.forward(this.v.portId, at, len, x, CSUM_PARTIAL);
     }
-  }
-
-  /**
-   * checksum_setup on frame `f`, copied: NETTXF_csum_blank makes its checksum
-   * partial, and its headers must be ones a checksum can be completed over
-   * (skb_checksum_setup: IPv4 TCP or UDP, no fragment, every header in the
-   * frame); NETTXF_data_validated alone makes it known good. -1: a csum_blank
-   * frame that is not such a frame, counted (answered XEN_NETIF_RSP_ERROR).
-   */
-  private checksumSetup(f: number, k0: number): CsumState | -1 {
-    const flags = this.flags[k0];
-    if (flags & NETTXF_csum_blank) {
-      const why = l4Frame(this.d.skbs.mem.u8, this.d.skbs.addr(this.fSkb[f]), this.fLen[f]);
-      if (typeof why === 'string') {
-        if (this.v.c.txErrCsumSetup++ === 0)
-          this.d.log(logWarn(`${this.v.name}: NETTXF_csum_blank on a frame a checksum cannot be completed over (${why}): dropped`));
-        return -1;
-      }
-      this.v.c.txCsumPartial++;
-      return CSUM_PARTIAL;
-    }
-    return flags & NETTXF_data_validated ? CSUM_UNNECESSARY : CSUM_NONE;
   }
 
   private fatal(reason: string): Outcome {
