@@ -1,7 +1,7 @@
 /**
  * Every counter in a real stats tree is declared (issue 18, item 5): a
- * deterministic run of the default topology with the vnic plugin and a short
- * stream, then every numeric leaf of every domain's and the NIC hardware's
+ * deterministic run of the default topology with the vnic plugin, a short
+ * stream and a short TCP stream, then every numeric leaf of every domain's and the NIC hardware's
  * stats must be a name the registry knows (this worker's declarations merged
  * with the `kinds` snapshot each domain ships, as drops.ts reads them) or be
  * on the allow-list below of numbers that are not counters. A counter that is
@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { counterKinds, mergeCounterKinds, type CounterKind } from '@xsim/hypervisor';
-import { Simulation, defaultTopology, type DomainRef } from '@xsim/toolstack';
+import { Simulation, defaultTopology, runTcpStream, type DomainRef } from '@xsim/toolstack';
 import { conservedStream } from './helpers.ts';
 
 /**
@@ -63,6 +63,23 @@ const NOT_COUNTERS: Record<string, string> = {
   // Levels a plugin computes when asked (vnic's frontend), not stored counters.
   fastDestinations: "MACs vnic's frontend sends to on the fast path now",
   freeTxSlots: "vnic's frontend's free fast-path TX slots now",
+  // TCP: levels of the moment (connections in the table, segments in the interface queue) and
+  // each connection as `ss -ti` shows it (endpoint.tcpConns), and a sink's octets so far (tcpProgress).
+  conns: 'TCP connections in the table now (TIME-WAIT included)',
+  queued: "segments in the stack's interface queue now",
+  localPort: "a TCP connection's local port",
+  remoteIp: "a TCP connection's peer address",
+  remotePort: "a TCP connection's peer port",
+  cwnd: "a TCP connection's congestion window now",
+  ssthresh: "a TCP connection's slow-start threshold now",
+  sndWnd: "the window a TCP connection's peer offers now",
+  rcvWnd: 'the window a TCP connection offers now',
+  inFlight: 'octets a TCP connection has sent and not had acknowledged now',
+  unsent: 'octets queued on a TCP connection and not sent yet',
+  srttMs: "a TCP connection's smoothed round-trip time",
+  rtoMs: "a TCP connection's retransmission timeout",
+  sendMss: 'the most a TCP connection puts in a segment',
+  bytes: "octets a TCP sink has received so far (progress)",
 };
 
 interface Leaf {
@@ -106,6 +123,8 @@ describe('counters in the stats tree', () => {
       await sim.loadPlugin('vnic');
       await sim.waitFor('vnic attached to a1', async () => (await sim.guestStats(a1)).vifs[0].accel?.current?.ready === true);
       await conservedStream(sim, { from: a1, to: b1, count: 300, frameSize: 512, window: 64, srcPort: 40000 });
+      // A TCP stream too: its counters, and its connections still listed (TIME-WAIT) when the stats are read.
+      expect((await runTcpStream(sim, { from: a1, to: b1, bytes: 50_000 })).complete).toBe(true);
       const tree = await sim.stats();
       const kinds = kindsIn(tree);
       const leaves = numericLeaves(tree);
