@@ -31,19 +31,19 @@ import {
   stateName,
   vifFrontendPath,
   DIR_INBOUND,
-  DIR_OUTBOUND,
+  NETRXF_csum_blank,
+  NETRXF_data_validated,
   offTap,
   type Tap,
 } from '@xsim/hypervisor';
-import { NETRXF_csum_blank, NETRXF_data_validated, XEN_NETIF_MAX_TX_SIZE } from '@xsim/hypervisor';
-import { ETH_HLEN, parseMac, tapFrame } from '@xsim/netstack';
+import { parseMac, tapFrame } from '@xsim/netstack';
 import type { AccelFrontend } from '../accel-api.ts';
 import { NETFRONT_COUNTERS, type NetfrontCounters, type NetfrontDeps, type RxHandler } from './common.ts';
 import type { CtrlHost } from './ctrl.ts';
 import { ETH_DATA_LEN, readBackendFeatures, type BackendFeatures } from './features.ts';
 import type { NetfrontQueue, QueueHost } from './queue.ts';
 import { QueueSet } from './queues.ts';
-import { TX_CSUM_FLAGS, txCsum } from './offload.ts';
+import { StackTx } from './stack-tx.ts';
 
 type S = XenbusState;
 const { Initialising, Connected, Closing, Closed } = XenbusState;
@@ -90,8 +90,6 @@ export class Netfront implements QueueHost, CtrlHost {
   backendFeatures: BackendFeatures | null = null;
   /** The accelerator plugin's frontend hooks, while one is attached (its hardware has no TSO: the stack is told). */
   private accelFe: AccelFrontend | null = null;
-  /** The accelerator's TX buffer the reserved frame is being built in (its txBuffer), or -1. */
-  private accelBuf = -1;
   /** Capture point of the frontend side (`host/guest/vifN`). */
   readonly tap: Tap;
   /** Why the backend was given up on, or ''. */
@@ -102,6 +100,8 @@ export class Netfront implements QueueHost, CtrlHost {
   private readonly d: NetfrontDeps;
   /** Its queues (as many as it may ask for), their TX buffers and the control ring. */
   private readonly qs: QueueSet;
+  /** The stack's way in: reservations and commits (stack-tx.ts). */
+  private readonly stx: StackTx;
   /** The backend said Connected (and has not left it for Closing, Closed or Unknown since). */
   private carrier = false;
   /** The backend lacks feature-rx-copy: said once. */
@@ -117,6 +117,7 @@ export class Netfront implements QueueHost, CtrlHost {
     this.path = vifFrontendPath(deps.domid, deps.handle);
     this.tap = deps.tap ?? offTap(`vif${deps.handle}`);
     this.qs = new QueueSet(deps, this);
+    this.stx = new StackTx(deps, this.qs, this);
   }
 
   set onReceive(h: RxHandler) {
@@ -356,93 +357,20 @@ export class Netfront implements QueueHost, CtrlHost {
   /**
    * Reserve a TX buffer for a frame of `len` bytes: the byte offset in guest
    * RAM to write it at, or -1 if there is no room now (retry after poll()).
-   * One reservation at a time: commit it before reserving again.
+   * One reservation at a time: commit it before reserving again (stack-tx.ts).
    */
   txReserve(len: number): number {
-    if (!this.connected) return -1;
-    // An attached accelerator out of fast-path room stops the queue (as Xen's
-    // netfront does until checkReady): diverting to the slow path would reorder flows.
-    if (this.accel && !this.accel.checkReady()) {
-      this.own.txBusy++;
-      return -1;
-    }
-    // The queue is picked from the frame once it is built: every queue must have room for it.
-    const at = this.qs.reserve(len);
-    if (at < 0) {
-      this.own.txBusy++;
-      return at;
-    }
-    // The frame is built where the fast path sends it from, if the accelerator offers that buffer;
-    // the slow path's buffer stays reserved for a frame it declines.
-    this.accelBuf = this.accel?.txBuffer?.(len) ?? -1;
-    return this.accelBuf >= 0 ? this.accelBuf : at;
+    return this.stx.reserve(len);
   }
 
-  /**
-   * Send the reserved frame: offered to the accelerator first, else queued on
-   * the TX ring of the queue its flow hashes to. `csumPartial`: its TCP or
-   * UDP checksum is partial (offload.ts).
-   */
+  /** Send the reserved frame (stack-tx.ts): `csumPartial`, its checksum is partial; `gsoSize` > 0, a TCPv4 GSO frame of that MSS. */
   txCommit(len: number, csumPartial = false, gsoSize = 0): void {
-    const pool = this.qs.pool;
-    const chunk = pool.takeReserved();
-    if (chunk < 0) throw new Error('netfront: txCommit without txReserve');
-    if (gsoSize > 0 || pool.isBig(chunk)) return this.txGso(chunk, len, gsoSize);
-    const at = pool.chunkAddr(chunk);
-    const built = this.accelBuf;
-    this.accelBuf = -1;
-    const src = built >= 0 ? built : at;
-    const ram = this.d.mem.u8;
-    if (this.tap.on) tapFrame(this.tap, ram, src, len, DIR_OUTBOUND, csumPartial);
-    const accel = this.accel;
-    const flags = txCsum(this.own, ram, src, len, csumPartial, this.csumOffload && (accel === null || accel.csumOffload?.() === true));
-    if (flags < 0) {
-      pool.giveBack(chunk);
-      return;
-    }
-    if (accel && accel.startXmit(ram, src, len, flags !== 0)) {
-      pool.giveBack(chunk);
-      this.own.txAccel++;
-      if (built >= 0) this.own.txAccelInPlace++;
-      return;
-    }
-    // Declined (or the accelerator failed) after the stack built it in the accelerator's buffer: one copy to ours.
-    if (built >= 0) {
-      ram.copyWithin(at, built, built + len);
-      this.own.txAccelDeclinedCopies++;
-    }
-    this.qs.queue(chunk, len, ram, flags);
+    this.stx.commit(len, csumPartial, gsoSize);
   }
 
-  /**
-   * A TCPv4 GSO frame (built in a big chunk): straight to the TX ring with
-   * its GSO slot and a partial checksum, never to an accelerator (its
-   * hardware has no TSO); without GSO negotiated, or one too big for its
-   * gso_size, it is dropped and counted.
-   */
-  private txGso(chunk: number, len: number, gsoSize: number): void {
-    const pool = this.qs.pool;
-    const ram = this.d.mem.u8;
-    const at = pool.chunkAddr(chunk);
-    this.accelBuf = -1;
-    if (!this.qs.gso || gsoSize <= 0 || this.accel) {
-      pool.giveBack(chunk);
-      this.own.txGsoRefused++;
-      return;
-    }
-    if (this.tap.on) tapFrame(this.tap, ram, at, len, DIR_OUTBOUND, true);
-    this.own.txCsumPartial++;
-    this.qs.queue(chunk, len, ram, TX_CSUM_FLAGS, gsoSize);
-  }
-
-  /**
-   * The largest IP datagram the stack may hand down as one TCP frame with its
-   * MSS (TSO: StackOffloads.tsoMax), 0 for none: GSO negotiated and no
-   * accelerator attached. The frame, its Ethernet header and a VLAN tag
-   * included, stays within XEN_NETIF_MAX_TX_SIZE.
-   */
+  /** The largest IP datagram the stack may hand down as one TCP frame with its MSS (StackOffloads.tsoMax), 0 for none. */
   get tsoMax(): number {
-    return this.qs.gso && !this.accel ? Math.min(this.qs.pool.maxFrame, XEN_NETIF_MAX_TX_SIZE) - ETH_HLEN - 4 : 0;
+    return this.stx.tsoMax;
   }
 
   /** Publish what was committed (one notification per burst and queue; the accelerator's doorbell too). */
