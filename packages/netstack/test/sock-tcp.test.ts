@@ -236,3 +236,37 @@ describe('TCP sockets in the guest stack', () => {
     expect(net.b.tcp.size).toBe(2);
   });
 });
+
+describe('neighbours (ARP) under a long flow', () => {
+  it('confirms a stale neighbour in use with a unicast request, never a broadcast, and keeps sending meanwhile', () => {
+    const net = pair();
+    const got = server(net);
+    const c = net.a.tcp.connect(net.b.ip, 80);
+    net.pump();
+    const broadcasts: number[] = [];
+    const lose = net.lose;
+    net.lose = (f, from) => {
+      // An ARP frame to ff:ff:ff:ff:ff:ff from a.
+      if (from === 'a' && f.bytes[12] === 0x08 && f.bytes[13] === 0x06 && f.bytes[0] === 0xff) broadcasts.push(net.now());
+      return lose(f, from);
+    };
+    // Three minutes of a trickle: the entry goes stale after 60 s and is confirmed by unicast (a's probe, or
+    // b's own probe for a, which refreshes a's entry for b on the way).
+    for (let t = 0; t < 180; t++) {
+      c.send(payload(100), 0, 100);
+      net.advance(1000);
+    }
+    expect(got[0].data.length).toBe(18_000);
+    expect(broadcasts).toEqual([]);
+    expect(net.a.counters.txArpProbe + net.b.counters.txArpProbe).toBeGreaterThanOrEqual(2);
+    expect(net.a.counters.txArpProbe).toBeGreaterThanOrEqual(1);
+    expect(net.a.arp.lookup(net.b.ip)).toBe(net.b.mac);
+  });
+
+  it('drops a neighbour that answers no confirmation for three TTLs; the next send asks everyone', () => {
+    const net = pair();
+    net.lose = (f, from) => from === 'b' && f.bytes[12] === 0x08 && f.bytes[13] === 0x06; // b's ARP replies lost
+    net.a.tick(net.now() + 181_000);
+    expect(net.a.arp.lookup(net.b.ip)).toBeUndefined();
+  });
+});

@@ -1,6 +1,12 @@
 /**
  * The neighbour cache: IPv4 → MAC, with request rate limiting and entry
  * expiry. Times are passed in (no timers), so it is deterministic to test.
+ *
+ * As Linux's neighbour states, in short: an entry confirmed within ttlMs is
+ * reachable; older, it is stale but still used, and the stack confirms it
+ * with a unicast request to the MAC it knows (NUD_PROBE), not a broadcast;
+ * one unconfirmed for three times ttlMs is dropped, and the next send asks
+ * everyone again.
  */
 export interface ArpEntry {
   mac: number;
@@ -20,6 +26,12 @@ export class ArpCache {
     return this.entries.get(ip)?.mac;
   }
 
+  /** Is `ip`'s entry stale at `now` (older than ttlMs: due a unicast confirmation)? */
+  isStale(ip: number, now: number): boolean {
+    const e = this.entries.get(ip);
+    return e !== undefined && now - e.updated > this.ttlMs;
+  }
+
   learn(ip: number, mac: number, now: number): void {
     this.entries.set(ip, { mac, updated: now });
     this.asked.delete(ip);
@@ -33,10 +45,11 @@ export class ArpCache {
     return true;
   }
 
+  /** Drop the entries no one confirmed for three times ttlMs (their unicast probes went unanswered). */
   expire(now: number): number {
     let n = 0;
     for (const [ip, e] of this.entries) {
-      if (now - e.updated > this.ttlMs) {
+      if (now - e.updated > 3 * this.ttlMs) {
         this.entries.delete(ip);
         n++;
       }

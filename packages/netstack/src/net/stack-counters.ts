@@ -28,6 +28,7 @@ export const STACK_COUNTERS = declareCounters('guest stack', {
   txFrames: { kind: 'event', help: 'frames sent' },
   txUdp: { kind: 'event', help: 'UDP datagrams sent' },
   txArp: { kind: 'event', help: 'ARP packets sent' },
+  txArpProbe: { kind: 'event', help: 'of them, unicast requests confirming a stale neighbour still in use (NUD_PROBE)' },
   txArpPending: { kind: 'event', help: 'sendUdp refused: destination MAC not resolved yet (an ARP request is out)' },
   txBusy: { kind: 'event', help: 'sendUdp refused: the transport had no room (the caller retries)' },
 });

@@ -68,6 +68,8 @@ export class GuestStack {
   private ipId = 0;
   private now = 0;
   private offloads: StackOffloads = { txCsum: false };
+  /** Neighbours sent to since the last tick (the tick confirms the stale ones among them). */
+  private readonly inUse = new Set<number>();
   /** TCP: connections, listeners, the interface queue (tcp-sock.ts). */
   readonly tcp: TcpSockets;
   /** ICMP: echo, unreachable errors (icmp-layer.ts). */
@@ -133,6 +135,7 @@ export class GuestStack {
       this.resolve(dstIp, this.clock());
       return 'arp';
     }
+    this.inUse.add(dstIp);
     const frame = Math.max(ETH_HLEN + IP_HLEN + len, ETH_ZLEN);
     // A TSO frame may exceed the MTU up to the largest IPv4 datagram; the driver cuts it.
     if (frame > (gsoSize > 0 ? ETH_HLEN + 65535 : this.maxFrame)) return 'tooBig';
@@ -203,10 +206,12 @@ export class GuestStack {
     return off + ETH_HLEN + IP_HLEN;
   }
 
-  /** Timers: expire neighbours, run TCP's due timers. */
+  /** Timers: confirm stale neighbours that are in use, expire dead ones, run TCP's due timers. */
   tick(now: number): void {
     this.now = now;
     this.arp.expire(now);
+    for (const ip of this.inUse) if (this.arp.isStale(ip, now)) this.confirm(ip, now);
+    this.inUse.clear();
     if (this.tcp.nextTimer() <= now) this.tcp.tick(now);
   }
 
@@ -217,6 +222,15 @@ export class GuestStack {
    */
   announce(): boolean {
     return this.sendArp(ARPOP_REQUEST, BROADCAST_MAC, 0, this.opts.ip);
+  }
+
+  /** A stale neighbour still in use: a unicast request to the MAC we know (Linux's NUD_PROBE), rate-limited as any request. */
+  private confirm(ip: number, now: number): void {
+    const mac = this.arp.lookup(ip);
+    if (mac !== undefined && this.arp.shouldAsk(ip, now)) {
+      this.counters.txArpProbe++;
+      this.sendArp(ARPOP_REQUEST, mac, 0, ip);
+    }
   }
 
   /** Start resolving `ip` (sends a request unless one went out just now). */
@@ -234,6 +248,7 @@ export class GuestStack {
       this.resolve(dstIp, this.clock());
       return false;
     }
+    this.inUse.add(dstIp);
     const len = GuestStack.udpFrameLen(payloadLen);
     if (len > this.maxFrame)
       throw new StackError(
