@@ -27,7 +27,7 @@
  * frames on the fast path, and every ratio it would enter is null.
  */
 import type { LogLevel } from '@xsim/hypervisor';
-import { Simulation, runStream, runTcpRr, runTcpStream, streamAccount, validateTopology, type StatsTree, type Topology } from '@xsim/toolstack';
+import { Simulation, TCP_WRITE_SIZE, runStream, runTcpRr, runTcpStream, streamAccount, validateTopology, type StatsTree, type Topology } from '@xsim/toolstack';
 import { MIN_FAST_PATH_SHARE, fastPathTaken } from './counts.ts';
 import { windowFrames } from './matrix.ts';
 import { pairsTopology } from './pairs.ts';
@@ -282,7 +282,7 @@ export async function runTcpBench(o: TcpBenchOptions): Promise<TcpSection> {
         udpFrames: per((s) => s.udp),
         reqSize: o.reqSize ?? 1,
         rspSize: o.rspSize ?? 1,
-        writeSize: o.writeSize ?? 1448,
+        writeSize: o.writeSize ?? TCP_WRITE_SIZE,
         verify: o.verify,
         reps: o.reps,
         paths: o.paths,

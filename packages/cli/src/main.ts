@@ -10,9 +10,16 @@ const USAGE = `usage: xsim <command> [options]      (xsim --version: version and
 
 commands:
   run [topology.json]     bring a topology up (default: built-in 2 hosts x (dom0 + 2 domUs)),
-                          stream UDP between two domUs on different hosts, print counters
-      --count N           frames to send (default 200000)
-      --size BYTES        Ethernet frame size, 64..MTU+14 (default 1500)
+                          ping, run a workload between two domUs on different hosts, print counters
+      --workload W        udp-stream (default: sequenced UDP frames with credits), tcp-stream (netperf
+                          TCP_STREAM, iperf3), tcp-rr (netperf TCP_RR) or ping (ICMP echo)
+      --count N           messages: frames (udp-stream, default 200000), MSS-sized 1448-octet messages
+                          (tcp-stream, 20000), transactions (tcp-rr, 10000), probes (ping, 100)
+      --bytes N           tcp-stream: octets in all instead of --count writes (iperf3 -n)
+      --flows N           tcp-stream: parallel connections sharing them (iperf3 -P; default 1)
+      --write-size N      tcp-stream: octets per write (netperf -m; default 65536, as iperf3's large writes)
+      --req-size N        tcp-rr: request octets (default 1); --rsp-size N: response octets (default 1)
+      --size BYTES        Ethernet frame size, 64..MTU+14 (default 1500); ping: data octets (default 56)
       --from HOST/DOM     sender (default: first domU of the first host)
       --to HOST/DOM       receiver (default: first domU of the second host)
       --window FRAMES     sender credit window (default 256; 0 = unpaced)
@@ -22,7 +29,7 @@ commands:
                           (host-a/*) or a host name; drops are captured with their counter's name
       --capture-file F    where (default xsim.pcapng); --snaplen N: octets kept per frame
       --interval S        a line per S seconds while streaming, as iperf3 -i (time, frames, Gbit/s,
-                          lost); -j gives them as "intervals"
+                          lost; tcp-stream: MBytes, Gbit/s, retransmissions); -j gives them as "intervals"
       --trace FILE        Chrome/Perfetto trace events of every thread from boot on (open FILE at
                           ui.perfetto.dev): a track per domain, pCPU sleeps, ring pushes, notifications,
                           grant copies, xenbus changes, plugin messages, filter insertions, and the hop-by-
@@ -72,6 +79,13 @@ commands:
                           one tap point and at every one, paired per repetition)
       --queues 1,2,4      also multi-queue vifs: for each N, a1 and b1 with N queues, N flows a1 -> b1 at
                           once over the slow path (one per TX queue), per-queue frames at both ends
+      --tcp, --no-tcp     the TCP section (default on, off with --quick): tcp-stream and tcp-rr on unaccel,
+                          dom0 and vnic, offloads on and off, a udp-stream beside each; paired ratios
+                          (vnic/unaccel, vnic/dom0, offloads on/off, tcp/udp)
+      --tcp-bytes N       octets per tcp-stream repetition; --tcp-rr-count N: transactions per tcp-rr one
+                          (default: sized from a warm-up to last --seconds)
+      --tcp-paths LIST    unaccel,dom0,vnic (default all); --tcp-offloads on,off (default both)
+      --no-tcp-verify     the sink counts octets without checking each against the stream's pattern
   scale                   boot time, peak RSS, idle CPU and a cross-rack stream against the number of
                           domains: each point a generated rack booted in a fresh process
       --domains LIST      domU counts (default 16,64,256,1024; 16 domUs per host, >= 2 hosts)

@@ -66,7 +66,7 @@ export class TcpJobs {
       tcp_stream: (a, { later }) => {
         const flows = positiveInt('flows', a.flows, 1, 1024);
         const bytes = positiveInt('bytes', a.bytes, 1);
-        const writeSize = positiveInt('writeSize', a.writeSize, 1448, 65536);
+        const writeSize = positiveInt('writeSize', a.writeSize, 65536, 65536);
         const client = new TcpStreamClient(tcp, { dstIp: parseIp(a.dstIp), dstPort: a.dstPort, bytes, flows, writeSize }, now);
         return this.add(`tcp stream to ${a.dstIp}:${a.dstPort}`, a.timeoutMs, later(), {
           poll: () => client.poll(),

@@ -13,6 +13,8 @@ export {
   runTcpRr,
   TCP_STREAM_PORT,
   TCP_RR_PORT,
+  TCP_MESSAGE,
+  TCP_WRITE_SIZE,
   type TcpStreamOptions,
   type TcpStreamRun,
   type TcpRrOptions,

@@ -9,7 +9,7 @@ import { STREAM_FIRST_FRAME_MS, STREAM_GIVE_UP_MS } from '@xsim/netstack';
 import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
 import { runPing, runStream, untilAborted, type IntervalSample, type PingResult, type StreamResult } from './traffic.ts';
 import { movedStats, streamAccount } from './drops.ts';
-import { runTcpRr, runTcpStream, type TcpIntervalSample, type TcpRrRun, type TcpStreamRun } from './traffic-tcp.ts';
+import { TCP_MESSAGE, TCP_WRITE_SIZE, runTcpRr, runTcpStream, type TcpIntervalSample, type TcpRrRun, type TcpStreamRun } from './traffic-tcp.ts';
 import { guestStatsIfAny } from './stats.ts';
 
 export interface StreamEnds {
@@ -69,7 +69,7 @@ export type Workload = (typeof WORKLOADS)[number];
 export interface ScenarioOptions extends StreamEnds, StreamPorts {
   /** Default udp-stream (the sequenced UDP stream with credits). */
   workload?: Workload;
-  /** Messages: frames (udp-stream), writes of writeSize (tcp-stream, unless bytes), transactions (tcp-rr), probes (ping). */
+  /** Messages: frames (udp-stream), MSS-sized messages of TCP_MESSAGE octets (tcp-stream, unless bytes), transactions (tcp-rr), probes (ping). */
   count: number;
   frameSize: number;
   window: number;
@@ -109,13 +109,13 @@ export async function runScenario(sim: Simulation, o: ScenarioOptions): Promise<
   o.onPing?.(ping);
   if (workload === 'ping') return { ping, intervals: [], stats: await sim.stats() };
   if (workload === 'tcp-stream') {
-    const writeSize = o.writeSize ?? 1448;
+    const writeSize = o.writeSize ?? TCP_WRITE_SIZE;
     const samples: TcpIntervalSample[] = [];
     const tcpEach = o.tcpInterval?.each;
     const tcpStream = await runTcpStream(sim, {
       from: o.from,
       to: o.to,
-      bytes: o.bytes ?? o.count * writeSize,
+      bytes: o.bytes ?? o.count * TCP_MESSAGE,
       flows: o.flows ?? 1,
       writeSize,
       ...(o.port !== undefined ? { port: o.port } : {}),

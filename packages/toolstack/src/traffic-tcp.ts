@@ -17,6 +17,14 @@ export type TcpDelta = Record<string, number>;
 /** The iperf3 port (5201) for streams; netperf's data ports are chosen per test, ours is the next one up. */
 export const TCP_STREAM_PORT = 5201;
 export const TCP_RR_PORT = 5202;
+/** A tcp-stream's message as --count counts them: one MSS at MTU 1500 with timestamps. */
+export const TCP_MESSAGE = 1448;
+/**
+ * Octets per send() by default: 64 KiB, as iperf3 writes 128 KiB and netperf
+ * the socket buffer's size (its -m); a write of one MSS at a time leaves the
+ * stack no run of data to put in a TSO frame.
+ */
+export const TCP_WRITE_SIZE = 65536;
 
 interface TcpEnds {
   from: DomainRef;
@@ -32,7 +40,7 @@ export interface TcpStreamOptions extends TcpEnds {
   bytes: number;
   /** Parallel connections (iperf3 -P). */
   flows?: number;
-  /** Octets per send() (netperf -m); default one MSS at MTU 1500 with timestamps, 1448. */
+  /** Octets per send() (netperf -m); default TCP_WRITE_SIZE, 64 KiB. */
   writeSize?: number;
   /** The sink checks every octet against the stream's pattern (costs the receiver a compare per octet). */
   verify?: boolean;
@@ -98,7 +106,7 @@ export async function runTcpStream(sim: Simulation, o: TcpStreamOptions): Promis
   let r: TcpSinkReply;
   try {
     send = (await wait(
-      sim.request(o.from, 'tcp_stream', { dstIp, dstPort: port, bytes: o.bytes, flows, writeSize: o.writeSize ?? 1448, timeoutMs }, timeoutMs + 5000),
+      sim.request(o.from, 'tcp_stream', { dstIp, dstPort: port, bytes: o.bytes, flows, writeSize: o.writeSize ?? TCP_WRITE_SIZE, timeoutMs }, timeoutMs + 5000),
     )) as TcpStreamReply;
     r = await wait(sink);
   } catch (e) {

@@ -3,7 +3,17 @@
  * netperf's tests and iperf3 (udp-stream, the default; tcp-stream; tcp-rr;
  * ping), its flags checked together, and how its result prints.
  */
-import { WORKLOADS, table, type ScenarioResult, type TcpIntervalSample, type TcpRrRun, type TcpStreamRun, type Workload } from '@xsim/toolstack';
+import {
+  TCP_MESSAGE,
+  TCP_WRITE_SIZE,
+  WORKLOADS,
+  table,
+  type ScenarioResult,
+  type TcpIntervalSample,
+  type TcpRrRun,
+  type TcpStreamRun,
+  type Workload,
+} from '@xsim/toolstack';
 import { intFlag, type Parsed } from '../args.ts';
 
 export const WORKLOAD_VALUED = ['workload', 'bytes', 'flows', 'write-size', 'req-size', 'rsp-size'];
@@ -44,7 +54,7 @@ export function workloadFlags(p: Parsed): WorkloadOptions {
     workload,
     bytes: p.flags.has('bytes') ? intFlag(p, 'bytes', 0, 1, 2 ** 40) : undefined,
     flows: intFlag(p, 'flows', 1, 1, 128),
-    writeSize: intFlag(p, 'write-size', 1448, 1, 65536),
+    writeSize: intFlag(p, 'write-size', TCP_WRITE_SIZE, 1, 65536),
     reqSize: intFlag(p, 'req-size', 1, 1, 65536),
     rspSize: intFlag(p, 'rsp-size', 1, 1, 65536),
   };
@@ -56,7 +66,7 @@ export function workloadLine(w: WorkloadOptions, count: number, size: number, en
     case 'udp-stream':
       return `xsim: streaming ${count} frames of ${size} bytes ${ends} ...`;
     case 'tcp-stream':
-      return `xsim: TCP stream of ${w.bytes ?? count * w.writeSize} octets over ${w.flows} connection(s), ${w.writeSize}-octet writes, ${ends} ...`;
+      return `xsim: TCP stream of ${w.bytes ?? count * TCP_MESSAGE} octets over ${w.flows} connection(s), ${w.writeSize}-octet writes, ${ends} ...`;
     case 'tcp-rr':
       return `xsim: ${count} TCP request/response transactions (${w.reqSize}/${w.rspSize} octets) ${ends} ...`;
     case 'ping':
