@@ -79,7 +79,7 @@ const NOT_COUNTERS: Record<string, string> = {
   srttMs: "a TCP connection's smoothed round-trip time",
   rtoMs: "a TCP connection's retransmission timeout",
   sendMss: 'the most a TCP connection puts in a segment',
-  bytes: "octets a TCP sink has received so far (progress)",
+  bytes: 'octets a TCP sink has received so far (progress)',
 };
 
 interface Leaf {
