@@ -33,6 +33,8 @@ import { nicModel } from './resources.ts';
 import { vdpaServer } from './vdpa-admin.ts';
 import { VqNic } from './vq-nic.ts';
 import { L2Switch } from './switch.ts';
+import { VxlanIo } from './vxlan/io.ts';
+import type { VxlanEnd } from './vxlan/tunnel.ts';
 
 export const kind = 'device';
 
@@ -43,14 +45,16 @@ export interface FabricNicConfig extends NicSpec {
   domainRam: Record<number, SharedArrayBuffer>;
 }
 
-/** One end of a wire: a NIC (by index), or a switch's port. */
-export type WireRef = { nic: number } | { switch: string; port: number };
+/** One end of a wire: a NIC (by index), a switch's port, or a VXLAN tunnel (vxlan/: the I/O thread's UDP socket). */
+export type WireRef = { nic: number } | { switch: string; port: number } | { vxlan: VxlanEnd };
 
 export interface FabricConfig {
   nics: FabricNicConfig[];
   switches: { name: string; ports: number }[];
   /** gbps: the wire's line rate (each NIC end serialises what it sends at it); absent, frames cross at once. */
   wires: { a: WireRef; b: WireRef; gbps?: number }[];
+  /** The fabric thread's doorbell, for the VXLAN I/O thread to ring when datagrams arrive (needed with a tunnel wire). */
+  wake?: SharedArrayBuffer;
 }
 
 /** A NIC of the model its PCI ids name (resources.ts: nicModel). */
@@ -61,15 +65,25 @@ function makeNic(n: FabricNicConfig, clock: DeviceEnv<FabricConfig>['clock']): A
   return nicModel(n.vendor, n.device) === 'virtio' ? new VqNic(n, rams, clock) : new HwNic(n, rams, clock);
 }
 
-export function boot(env: DeviceEnv<FabricConfig>): void {
+/** The tunnel wires' sockets and I/O thread, if any wire ends in a tunnel. */
+function vxlanOf(cfg: FabricConfig): VxlanIo | null {
+  const ends = cfg.wires.flatMap((w, wire) => [w.a, w.b].flatMap((r) => ('vxlan' in r ? [{ wire, end: r.vxlan }] : [])));
+  if (ends.length === 0) return null;
+  if (!cfg.wake) throw new Error(`${ends[0].end.path}: a VXLAN wire needs the fabric's doorbell (a run on threads)`);
+  return new VxlanIo(ends, cfg.wake);
+}
+
+export function boot(env: DeviceEnv<FabricConfig>): void | Promise<void> {
   const cfg = env.config;
   const nics = cfg.nics.map((n) => makeNic(n, env.clock));
   const switches = new Map(cfg.switches.map((s) => [s.name, new L2Switch(s.name, s.ports)]));
-  wire(cfg, nics, switches);
-  // Capture points: every NIC's wire port and VIs, every switch port.
+  const vx = vxlanOf(cfg);
+  wire(cfg, nics, switches, vx);
+  // Capture points: every NIC's wire port and VIs, every switch port, every tunnel's end.
   const capture = new CaptureSink(captureClock(env.clock));
   nics.forEach((n, i) => n.tapInto(capture, i));
   for (const s of switches.values()) s.tapInto(capture);
+  vx?.tapInto(capture);
 
   // Each NIC's admin dispatcher (MCDI, or the virtio NIC's) counts the commands it refused (malformed: abi/mcdi.ts, abi/vdpa.ts).
   const mcdi = nics.map((nic, i) => {
@@ -90,6 +104,11 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     return n;
   });
   core.wakeOn(() => nics.some((n) => n.txPending()));
+  // Datagrams from the VXLAN I/O thread (it rings our doorbell when it queues them).
+  if (vx) {
+    core.add('vxlan', () => vx.poll());
+    core.wakeOn(() => vx.pending());
+  }
   core.timer(() => nics.reduce((t, n) => Math.min(t, n.filters.nextAgeAt(), n.nextLineDue()), Infinity));
   // A guest's doorbell ring (CH.kick) only wakes us: the rings tell what there is to do.
   const c = FABRIC_COUNTERS.zero();
@@ -101,19 +120,22 @@ export function boot(env: DeviceEnv<FabricConfig>): void {
     // Doorbell protocol: say we are asleep, then look once more before sleeping.
     prepare: () => {
       for (const n of nics) n.markAsleep(true);
-      return nics.some((n) => n.txPending());
+      return nics.some((n) => n.txPending()) || (vx?.pending() ?? false);
     },
     wake: () => {
       for (const n of nics) n.markAsleep(false);
     },
   };
 
-  const control = fabricControl(env, nics, switches, capture, () => ({
+  const control = fabricControl(env, nics, switches, capture, vx, () => ({
     core: { ...core.c },
     doorbellKicks: c.doorbellKicks,
     mcdiRefused: mcdi.map((m) => m.refused),
+    ...(vx ? { vxlan: vx.stats() } : {}),
   }));
   env.control.onRequest(control.handle);
+  // Booted once the I/O thread has bound every tunnel's socket (a bind that fails fails the boot, naming the wire).
+  return vx?.start();
 }
 
 /** The fabric thread's own counters, beside the NICs' and the switches'. */
@@ -129,6 +151,8 @@ interface FabricExtras {
   core: CoreCounters;
   doorbellKicks: number;
   mcdiRefused: number[];
+  /** The tunnel wires' sockets and tunnels (vxlan/io.ts), when there are any. */
+  vxlan?: ReturnType<VxlanIo['stats']>;
 }
 
 /** The NIC hardware's counters, as its stats op answers them. */
@@ -146,6 +170,7 @@ function fabricControl(
   nics: AnyNic[],
   switches: Map<string, L2Switch>,
   capture: CaptureSink,
+  vx: VxlanIo | null,
   more: () => FabricExtras,
 ): RpcOpServer<FabricOps> {
   const nicOf = (a: { nic: number }): AnyNic => {
@@ -161,7 +186,9 @@ function fabricControl(
       stats: () => stats(),
       shutdown: () => {
         env.core.stop();
-        return stats();
+        const last = stats();
+        vx?.close();
+        return last;
       },
       ...captureHandlers(capture),
       link_set: (a) => {
@@ -192,28 +219,39 @@ function fabricControl(
 }
 
 /** Join every wire's ends. Ports of a switch are its wires' ports as the toolstack numbered them. */
-function wire(cfg: FabricConfig, nics: AnyNic[], switches: Map<string, L2Switch>): void {
+function wire(cfg: FabricConfig, nics: AnyNic[], switches: Map<string, L2Switch>, vx: VxlanIo | null): void {
   const sw = (name: string): L2Switch => {
     const s = switches.get(name);
     if (!s) throw new Error(`fabric: no switch ${name}`);
     return s;
   };
-  for (const w of cfg.wires) {
+  for (const [i, w] of cfg.wires.entries()) {
     // Each end hands frames to a function that forwards to the other end's input, set once both exist.
     let intoB: WireEnd = () => {};
     let intoA: WireEnd = () => {};
     const toB: WireEnd = (r, o, l) => intoB(r, o, l);
     const toA: WireEnd = (r, o, l) => intoA(r, o, l);
-    intoA = attach(w.a, toB);
-    intoB = attach(w.b, toA);
-    const up = (ref: typeof w.a) => ('nic' in ref ? () => nics[ref.nic].linkUp : () => true);
+    intoA = attach(w.a, toB, i);
+    intoB = attach(w.b, toA, i);
+    // A NIC sees its peer's link: another NIC's, a tunnel's (up while its sockets are), a switch port's (always).
+    const up = (ref: WireRef): (() => boolean) => {
+      if ('nic' in ref) return () => nics[ref.nic].linkUp;
+      const t = 'vxlan' in ref ? vx?.tunnels.get(i) : undefined;
+      return t ? () => t.up : () => true;
+    };
     if ('nic' in w.a) nics[w.a.nic].peerUp = up(w.b);
     if ('nic' in w.b) nics[w.b.nic].peerUp = up(w.a);
     // A line rate serialises at the NIC ends (a switch forwards at once: no queue at its ports).
     if (w.gbps !== undefined) for (const end of [w.a, w.b]) if ('nic' in end) nics[end.nic].setLineRate(w.gbps);
   }
 
-  function attach(ref: WireRef, out: WireEnd): WireEnd {
+  function attach(ref: WireRef, out: WireEnd, i: number): WireEnd {
+    if ('vxlan' in ref) {
+      const t = vx?.tunnels.get(i);
+      if (!t) throw new Error(`fabric: no tunnel for ${ref.vxlan.path}`);
+      t.out = out;
+      return t.input;
+    }
     if ('nic' in ref) {
       const nic = nics[ref.nic];
       if (!nic) throw new Error(`fabric: no NIC ${ref.nic}`);

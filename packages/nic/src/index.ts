@@ -41,3 +41,18 @@ export { FABRIC_COUNTERS, type FabricConfig, type FabricNicConfig, type FabricSt
 /** The NIC hardware's kernel module (a device kernel), for DomainSpec.kernel. */
 export const FABRIC_KERNEL = new URL('./fabric.ts', import.meta.url).href;
 export { VqNetDriver, VQ_NET_DRIVER_COUNTERS, vqNetDriverPages, vqNetDriverRxBuf, type VqNetDriverOptions, type VqNetDriverStats } from './vq-net-driver.ts';
+export {
+  VXLAN_HEADER,
+  VXLAN_OVERHEAD,
+  VXLAN_IP_OVERHEAD,
+  VXLAN_PORT,
+  VNI_MAX,
+  parseVxlan,
+  writeVxlanHeader,
+  parseUdpAddr,
+  formatUdpAddr,
+  type UdpAddr,
+  type VxlanParse,
+} from './vxlan/codec.ts';
+export { VXLAN_TUNNEL_COUNTERS, VXLAN_SOCKET_COUNTERS, type VxlanEnd } from './vxlan/tunnel.ts';
+export { VXLAN_RING_BYTES, VXLAN_MAX_IN_FLIGHT } from './vxlan/io.ts';
