@@ -23,6 +23,8 @@ import { DOM0_KERNEL, type Dom0Config } from '@xsim/netback';
 import { GUEST_KERNEL, type GuestConfig } from '@xsim/netfront';
 import type { FabricConfig, WireRef } from '@xsim/nic';
 import { parseMac, type Topology } from './topo/index.ts';
+import type { WireEndSpec } from './topo/types.ts';
+import { VXLAN_DEFAULT_MTU } from './topo/vxlan.ts';
 import { vifAt, vifStates, writeDomainNodes, writeVifNodes, type DomainMemory, type HostResources } from './host.ts';
 import type { Placement } from './placement.ts';
 import type { TraceOptions } from './trace.ts';
@@ -146,7 +148,13 @@ export class ToolstackContext {
     const t = this.topology;
     const index = new Map(t.hosts.map((h, i) => [h.name, i]));
     const ports = new Map<string, number>();
-    const ref = (end: string): WireRef => {
+    const ref = (end: WireEndSpec, path: string): WireRef => {
+      if (typeof end !== 'string') {
+        // A tunnel's socket lives on a real thread with a real clock: a seeded run on a virtual clock cannot have one.
+        if (this.opts.deterministic)
+          throw new Error(`${path}: a VXLAN wire cannot be part of a deterministic run (its datagrams come and go on real time); run on threads`);
+        return { vxlan: { ...end.vxlan, mtu: end.vxlan.mtu ?? VXLAN_DEFAULT_MTU, path: `${path}.vxlan` } };
+      }
       if (index.has(end)) return { nic: index.get(end)! };
       const p = ports.get(end) ?? 0;
       ports.set(end, p + 1);
@@ -166,7 +174,9 @@ export class ToolstackContext {
         domainRam: Object.fromEntries([h.dom0, ...h.domUs].map((d) => [d.domid, d.mem.sab])),
       })),
       switches: t.switches.map((s) => ({ name: s.name, ports: s.ports })),
-      wires: t.wires.map((w) => ({ a: ref(w.a), b: ref(w.b), ...(w.gbps !== undefined ? { gbps: w.gbps } : {}) })),
+      wires: t.wires.map((w, i) => ({ a: ref(w.a, `wires[${i}].a`), b: ref(w.b, `wires[${i}].b`), ...(w.gbps !== undefined ? { gbps: w.gbps } : {}) })),
+      // The NIC thread's doorbell: the VXLAN I/O thread rings it when datagrams arrive.
+      ...(t.wires.some((w) => typeof w.a !== 'string' || typeof w.b !== 'string') ? { wake: this.runtime.nicWake } : {}),
     };
   }
 

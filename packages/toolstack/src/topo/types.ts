@@ -90,9 +90,32 @@ export interface SwitchSpec {
   ports: number;
 }
 
+/**
+ * A wire end outside this topology: a VXLAN tunnel (RFC 7348). Frames that
+ * leave onto the wire go out as UDP datagrams to `remote`; datagrams that
+ * arrive on `local` with this VNI come in. Addresses are IPv4 "ADDR:PORT"
+ * (after validation always with the port; ADDR alone means port 4789).
+ */
+export interface VxlanSpec {
+  remote: string;
+  local: string;
+  /** The VXLAN Network Identifier, 0..16777215. */
+  vni: number;
+  /** The underlay's IP MTU (validation fills in 1500): a frame of n octets needs n + 36 (IPv4, UDP, VXLAN headers). */
+  mtu?: number;
+}
+
+export interface VxlanWireEnd {
+  vxlan: VxlanSpec;
+}
+
+/** A wire end: a host's NIC or a switch (by name), or a VXLAN tunnel. */
+export type WireEndSpec = string | VxlanWireEnd;
+
 export interface WireSpec {
-  a: string;
-  b: string;
+  /** At most one of the two ends is a tunnel. */
+  a: WireEndSpec;
+  b: WireEndSpec;
   /**
    * The line rate in Gbit/s (0.001..400): each NIC on this wire serialises what
    * it sends at this rate (preamble, inter-frame gap and FCS counted), queueing

@@ -12,6 +12,7 @@ import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
 import { offloadsOf } from './offloads.ts';
 import { parseXlRate } from './rate.ts';
 import type { DomUSpec, HostSpec, Pinning, SwitchSpec, Topology, VifLimits, VifSpec, WireSpec } from './types.ts';
+import { TunnelEnds, isTunnelNode, tunnelNode } from './vxlan.ts';
 
 export interface TopologyIssue {
   path: string;
@@ -382,7 +383,8 @@ function validateSwitches(c: Checker, v: unknown, hostNames: Set<string>): Switc
 /**
  * Wires join NICs (one port each) and switch ports into a tree: a loop, a NIC
  * wired twice, a switch out of ports, an end that names nothing, and a host
- * no wire leads to are errors naming the wire (or host) at fault.
+ * no wire leads to are errors naming the wire (or host) at fault. One end of
+ * a wire may be a VXLAN tunnel (topo/vxlan.ts): a host beyond one is reached.
  */
 function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: SwitchSpec[]): WireSpec[] {
   const list = v === undefined ? [] : c.arr(v, 'wires');
@@ -398,26 +400,33 @@ function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: Swit
     parent.set(x, r);
     return r;
   };
+  const tunnels = new TunnelEnds((p, m) => c.fail(p, m));
+  const tunnelRoots = (): Set<string> => new Set([...parent.keys()].filter(isTunnelNode).map(find));
   const wires: WireSpec[] = list.map((w, wi) => {
     const wp = `wires[${wi}]`;
     const o = c.obj(w, wp, ['a', 'b', 'gbps']) ?? {};
-    const a = c.str(o.a, `${wp}.a`) ?? '';
-    const b = c.str(o.b, `${wp}.b`) ?? '';
+    // An object end is a VXLAN tunnel (topo/vxlan.ts checks it); it goes by a name of its own below.
+    const ta = tunnels.end(o.a, `${wp}.a`);
+    const tb = tunnels.end(o.b, `${wp}.b`);
+    if (ta !== undefined && tb !== undefined) c.fail(wp, 'both ends are VXLAN tunnels: a tunnel wire joins a host or switch of this topology to the tunnel');
+    const a = ta !== undefined ? tunnelNode(wp) : (c.str(o.a, `${wp}.a`) ?? '');
+    const b = tb !== undefined ? tunnelNode(wp) : (c.str(o.b, `${wp}.b`) ?? '');
     const rate = o.gbps === undefined ? {} : { gbps: c.gbps(o.gbps, `${wp}.gbps`) ?? 0 };
-    let ok = true;
+    const spec = (): WireSpec => ({ a: ta ?? a, b: tb ?? b, ...rate });
+    let ok = ta === undefined || tb === undefined;
     for (const [k, end] of [
       ['a', a],
       ['b', b],
     ] as const) {
-      if (end && !hostNames.has(end) && !sw.has(end)) {
+      if (end && !isTunnelNode(end) && !hostNames.has(end) && !sw.has(end)) {
         c.fail(`${wp}.${k}`, `no host or switch named "${end}"`);
         ok = false;
       }
     }
-    if (!ok || !a || !b) return { a, b, ...rate };
+    if (!ok || !a || !b) return spec();
     if (a === b) {
       c.fail(wp, `a wire from ${a} to itself`);
-      return { a, b, ...rate };
+      return spec();
     }
     for (const end of [a, b]) {
       if (hostNames.has(end)) {
@@ -425,7 +434,7 @@ function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: Swit
         const prev = nicWired.get(end);
         if (prev !== undefined) c.fail(wp, `${end}'s NIC is already wired by ${prev}: a NIC has one port (join three or more hosts through a switch)`);
         else nicWired.set(end, wp);
-      } else {
+      } else if (sw.has(end)) {
         const used = (portsUsed.get(end) ?? 0) + 1;
         portsUsed.set(end, used);
         if (used > sw.get(end)!.ports) c.fail(wp, `switch ${end} has ${sw.get(end)!.ports} ports, all wired already`);
@@ -435,11 +444,13 @@ function validateWires(c: Checker, v: unknown, hosts: HostSpec[], switches: Swit
     const rb = find(b);
     if (ra === rb) c.fail(wp, `wiring ${a} to ${b} closes a loop: they are already connected (a tree of hosts and switches has no loops)`);
     else parent.set(ra, rb);
-    return { a, b, ...rate };
+    return spec();
   });
   if (hosts.length > 1 && c.issues.length === 0) {
+    // A host is reached from the first, or through a tunnel (what lies beyond it is not this topology's to check).
     const root = find(hosts[0].name);
-    const cut = hosts.filter((h) => find(h.name) !== root).map((h) => h.name);
+    const beyond = tunnelRoots();
+    const cut = hosts.filter((h) => find(h.name) !== root && !beyond.has(find(h.name))).map((h) => h.name);
     if (cut.length) c.fail('wires', `host(s) ${cut.join(', ')} cannot be reached from ${hosts[0].name}: no wire path leads there`);
   }
   for (const s of switches) if (!portsUsed.has(s.name)) c.fail('switches', `switch ${s.name} is wired to nothing`);
