@@ -160,6 +160,10 @@ export class ToolstackContext {
       ports.set(end, p + 1);
       return { switch: end, port: p };
     };
+    // The fabric starts one I/O thread for every tunnel wire's sockets (nic's vxlan/io.ts): it counts in threads().
+    const tunnels = t.wires.filter((w) => typeof w.a !== 'string' || typeof w.b !== 'string').length;
+    const io = `VXLAN I/O thread (the UDP sockets of ${tunnels} tunnel wire${tunnels === 1 ? '' : 's'})`;
+    if (tunnels && !this.opts.deterministic && !this.runtime.ioThreads.includes(io)) this.runtime.ioThreads.push(io);
     return {
       nics: this.hosts.map((h) => ({
         name: `${h.spec.name}-nic`,
@@ -176,7 +180,7 @@ export class ToolstackContext {
       switches: t.switches.map((s) => ({ name: s.name, ports: s.ports })),
       wires: t.wires.map((w, i) => ({ a: ref(w.a, `wires[${i}].a`), b: ref(w.b, `wires[${i}].b`), ...(w.gbps !== undefined ? { gbps: w.gbps } : {}) })),
       // The NIC thread's doorbell: the VXLAN I/O thread rings it when datagrams arrive.
-      ...(t.wires.some((w) => typeof w.a !== 'string' || typeof w.b !== 'string') ? { wake: this.runtime.nicWake } : {}),
+      ...(tunnels ? { wake: this.runtime.nicWake } : {}),
     };
   }
 

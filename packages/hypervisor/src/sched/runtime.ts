@@ -59,7 +59,13 @@ export interface Runtime {
   /** End a pCPU that will not answer (its domains end with it). */
   terminate(pcpu: number): void;
   shutdown(timeoutMs: number): Promise<void>;
-  threads(): { pcpus: number; nic: number; main: number; model: string };
+  /**
+   * Threads of their own that a device kernel starts, by what each serves
+   * (the NIC fabric's VXLAN I/O thread: the tunnel wires' UDP sockets): the
+   * toolstack notes them here when it configures the device, for threads().
+   */
+  readonly ioThreads: string[];
+  threads(): { pcpus: number; nic: number; io: number; main: number; model: string };
 }
 
 /** pCPU worker threads, plus one for the NIC hardware; the main thread is the hub of the bus. */
@@ -76,6 +82,7 @@ export class ThreadRuntime implements Runtime {
   private readonly links: PortLink[] = [];
   private readonly done: Promise<unknown>[] = [];
   private readonly aborts: AbortController[] = [];
+  readonly ioThreads: string[] = [];
   onCrash: (uid: Addr, error: string) => void = () => {};
 
   constructor(
@@ -193,11 +200,13 @@ export class ThreadRuntime implements Runtime {
   }
 
   threads() {
+    const io = this.ioThreads.map((t) => ` + 1 ${t}`).join('');
     return {
       pcpus: this.pcpus,
       nic: 1,
+      io: this.ioThreads.length,
       main: 1,
-      model: `${this.pcpus} pCPU worker thread${this.pcpus === 1 ? '' : 's'} + 1 NIC thread + the main thread (toolstack, xenstored, hypervisor services) on ${cpus().length} cores`,
+      model: `${this.pcpus} pCPU worker thread${this.pcpus === 1 ? '' : 's'} + 1 NIC thread${io} + the main thread (toolstack, xenstored, hypervisor services) on ${cpus().length} cores`,
     };
   }
 }
@@ -212,6 +221,8 @@ export class DetRuntime implements Runtime {
   readonly nicWake = new SharedArrayBuffer(8);
   private readonly bell = new SharedArrayBuffer(8);
   private readonly hosted = new Map<Addr, { core: DomainCore; dispose(): void }>();
+  /** None: a device that needs a thread of its own cannot run here (the toolstack refuses it). */
+  readonly ioThreads: string[] = [];
   onCrash: (uid: Addr, error: string) => void = () => {};
 
   constructor(
@@ -298,6 +309,6 @@ export class DetRuntime implements Runtime {
   }
 
   threads() {
-    return { pcpus: 1, nic: 0, main: 1, model: `deterministic: every domain and the NIC on the main thread, seed ${this.seed}, virtual clock` };
+    return { pcpus: 1, nic: 0, io: 0, main: 1, model: `deterministic: every domain and the NIC on the main thread, seed ${this.seed}, virtual clock` };
   }
 }
