@@ -54,7 +54,7 @@ export class VxlanIo {
         const words = new SharedArrayBuffer(WORDS_BYTES);
         si = this.cfg.sockets.push({ local, rx, words, what: `${end.path}.local` }) - 1;
         byLocal.set(key, si);
-        this.sockets.push(new VxlanSocket(key, new DatagramRing(rx), new Int32Array(words)));
+        this.sockets.push(new VxlanSocket(key, local, new DatagramRing(rx), new Int32Array(words)));
       }
       const sock = this.sockets[si];
       if (sock.tunnels.has(end.vni)) throw new Error(`${end.path}.vni: VNI ${end.vni} is already carried on ${key}`);

@@ -8,7 +8,8 @@
  */
 import { DIR_INBOUND, DIR_OUTBOUND, declareCounters, offTap, type CaptureSink, type Counters, type Tap } from '@xsim/hypervisor';
 import type { WireEnd } from '../nic-spec.ts';
-import { VXLAN_HEADER, VXLAN_IP_OVERHEAD, parseVxlan, writeVxlanHeader } from './codec.ts';
+import { VXLAN_HEADER, VXLAN_IP_OVERHEAD, parseVxlan, writeVxlanHeader, type UdpAddr } from './codec.ts';
+import { udpKernelDrops } from './kernel-drops.ts';
 import { SOCKET_WORDS, TUNNEL_WORDS } from './io-layout.ts';
 import type { DatagramRing } from './ring.ts';
 
@@ -39,7 +40,11 @@ export const VXLAN_SOCKET_COUNTERS = declareCounters('vxlan socket', {
   },
   vxlanRxRunt: { kind: 'drop', help: 'VXLAN datagrams whose inner frame is shorter than an Ethernet header (14 octets)' },
   vxlanRxUnknownVni: { kind: 'drop', help: 'VXLAN datagrams for a VNI no tunnel on this socket carries' },
-  vxlanRxErrors: { kind: 'event', help: "errors the socket reported (the I/O thread); a datagram lost to one is the kernel's, not seen here" },
+  vxlanRxErrors: { kind: 'event', help: 'errors the socket reported (the I/O thread)' },
+  vxlanRxKernelDrops: {
+    kind: 'drop',
+    help: "datagrams the kernel dropped for the socket before the I/O thread read them (its receive buffer full): /proc/net/udp's drops column, read when stats are asked for (0 where there is no such file)",
+  },
 });
 
 type TunnelCounters = Counters<typeof VXLAN_TUNNEL_COUNTERS.decls>;
@@ -137,6 +142,7 @@ export class VxlanSocket {
 
   constructor(
     readonly local: string,
+    private readonly addr: UdpAddr,
     private readonly ring: DatagramRing,
     readonly words: Int32Array,
   ) {
@@ -177,6 +183,7 @@ export class VxlanSocket {
       vxlanRxDatagrams: w(SOCKET_WORDS.rxDatagrams),
       vxlanRxRingFull: w(SOCKET_WORDS.rxRingFull),
       vxlanRxErrors: w(SOCKET_WORDS.errors),
+      vxlanRxKernelDrops: udpKernelDrops(this.addr) ?? 0,
     };
   }
 }
