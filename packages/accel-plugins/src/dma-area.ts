@@ -1,20 +1,22 @@
 /**
- * A vdpa frontend's DMA area: `pages` physically contiguous guest frames,
- * each granted read-write to dom0 (page i is grant i, and the backend maps it
- * at IOVA iovaBase + i × 4096), and the device-interrupt port the function
- * raises. Allocated at an offer, given back at release once dom0 no longer
- * maps it.
+ * An accelerator frontend's DMA area (vnic's and vdpa's): `pages` physically
+ * contiguous guest frames, each granted read-write to dom0 (page i is grant
+ * i: vnic's buffer ids, vdpa's IOVA iovaBase + i × 4096), and the
+ * device-interrupt port the NIC raises. Allocated at an offer, given back at
+ * release once dom0 no longer maps it.
  *
- * As vnic's area does, an offer that finds no room although the guest has
- * the frames (a kernel just resumed still holds the TX frames it is about to
- * send again) waits for them, for at most DMA_WAIT_MS of the guest's clock;
- * short of RAM for good, or past the wait, allocation throws and the frontend
- * fails (the vif stays on the slow path).
+ * An offer that finds no room although the guest has the frames (a kernel
+ * just resumed still holds the TX frames it is about to send again) waits
+ * for them while they come back: it gives up only after DMA_WAIT_MS of the
+ * guest's clock in which not one frame came back (on a loaded machine the
+ * kernel may take longer than that to send them all, but it keeps giving
+ * frames back while it does). Short of RAM for good, or past that wait,
+ * allocation throws and the frontend fails (the vif stays on the slow path).
  */
 import type { AccelFrontendContext } from '@xsim/netfront';
-import { PAGE } from './layout.ts';
+const PAGE = 4096;
 
-/** How long an offer waits for its DMA area to fit (virtual ms in a deterministic run). */
+/** How long an offer waits for its DMA area with no frame coming back (virtual ms in a deterministic run). */
 export const DMA_WAIT_MS = 1000;
 
 export class DmaArea {
@@ -61,15 +63,15 @@ export class DmaArea {
       this.first = ctx.frames.allocRange(this.pages);
     } catch (e) {
       const now = ctx.clock.now();
-      if (ctx.frames.available < this.pages || (this.waitUntil >= 0 && now > this.waitUntil)) {
+      const available = ctx.frames.available;
+      if (available < this.pages || (this.waitUntil >= 0 && available === this.waitedAt && now > this.waitUntil)) {
         this.waitUntil = -1;
         throw e;
       }
-      if (this.waitUntil < 0) {
-        this.waitUntil = now + DMA_WAIT_MS;
-        onWait();
-      }
-      this.waitedAt = ctx.frames.available;
+      if (this.waitUntil < 0) onWait();
+      // Waiting starts, or frames came back since the last try: DMA_WAIT_MS more for the rest.
+      if (this.waitUntil < 0 || available !== this.waitedAt) this.waitUntil = now + DMA_WAIT_MS;
+      this.waitedAt = available;
       return false;
     }
     this.waitUntil = -1;

@@ -179,6 +179,22 @@ describe('vnic frontend', () => {
     expect(() => w.fe.poll(64)).toThrow('out of guest memory: no 396 contiguous free frames');
     expect(w.sent).toEqual([]);
 
+    // Frames coming back one by one, each within the bound, keep the offer waiting past it (a loaded
+    // machine's resumed kernel sends its frames again slowly); it is answered once the area fits.
+    const slow = frontend(frames, mem);
+    frames.take([650, 750]);
+    slow.fe.newDevice({}, []);
+    for (const f of [650, 750]) {
+      slow.advance(900);
+      frames.release(f);
+      expect(slow.fe.poll(64)).toBe(0);
+      expect(slow.sent).toEqual([]);
+    }
+    slow.advance(900);
+    frames.release(700);
+    slow.fe.poll(64);
+    expect(slow.sent.map((m) => m.op)).toEqual(['accept']);
+
     const small = GuestMemory.allocate(800);
     const tight = new FrameAllocator(small);
     bootNetfront(tight);

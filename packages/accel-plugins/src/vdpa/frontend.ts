@@ -35,7 +35,7 @@ import {
   type VqArea,
 } from '@xsim/nic';
 import { LentSlot, txDecline } from '../tx-path.ts';
-import { DmaArea } from './dma-area.ts';
+import { DmaArea } from '../dma-area.ts';
 import { HDR, IOVA_BASE, PAGE, QUEUE_PAGES, chainOf, geometry, writeVnetHdr, type Geometry } from './layout.ts';
 
 /** Most descriptors one buffer takes (a 9000-octet MTU: three pages). */

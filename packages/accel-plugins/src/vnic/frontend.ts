@@ -39,13 +39,12 @@ import {
   VI_TXQ_SIZE,
   ViQueues,
 } from '@xsim/nic';
+import { DmaArea } from '../dma-area.ts';
 import { LentSlot, txDecline } from '../tx-path.ts';
 
 const PAGE = 4096;
 const TX_PAGES = 128;
 const RX_PAGES = 256;
-/** How long an offer waits for its DMA area to fit (virtual ms in a deterministic run). */
-const DMA_WAIT_MS = 1000;
 
 export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   taken: { kind: 'event', help: 'frames sent on the fast path' },
@@ -84,9 +83,8 @@ export class VnicFrontend implements AccelFrontend {
   protected readonly rxBufs: number;
   protected readonly txSlots: number;
   protected readonly totalPages: number;
-  protected firstFrame = -1;
-  protected grefs: number[] = [];
-  protected irqPort = 0;
+  /** Our DMA area (rings, TX slots, RX buffers), its grants and interrupt port. */
+  protected readonly dma: DmaArea;
   protected q: ViQueues | null = null;
   protected bufBase = 0;
   protected ready = false;
@@ -95,9 +93,6 @@ export class VnicFrontend implements AccelFrontend {
   protected linkUp = true;
   /** The VI's checksum offload is on (the backend enabled it at vi_init): partial checksums go to the NIC to complete. */
   protected csum = false;
-  /** While an offer waits for its DMA area to fit: until when, and the free frames at the last try (-1: not waiting). */
-  private waitUntil = -1;
-  private waitedAt = -1;
   protected readonly fast = new Set<number>();
   /** Guests of this host reached through the NIC's internal switch (dom0's localmac, taken back by slowpath). */
   protected readonly local = new Set<number>();
@@ -121,6 +116,7 @@ export class VnicFrontend implements AccelFrontend {
     this.rxBufs = Math.min(VI_RXQ_SIZE, Math.floor((RX_PAGES * PAGE) / this.rxBuf));
     this.txSlots = Math.max(16, Math.floor(TX_PAGES / this.slotPages));
     this.totalPages = VI_RING_PAGES + this.txSlots * this.slotPages + RX_PAGES;
+    this.dma = new DmaArea(ctx, this.totalPages);
     this.scratch = new Uint8Array(this.slotPages * PAGE);
     this.ram = ctx.mem.u8;
   }
@@ -131,7 +127,7 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   protected slotAddr(slot: number): number {
-    return (this.firstFrame + this.slotPage(slot)) * PAGE;
+    return this.dma.ram(this.slotPage(slot) * PAGE);
   }
 
   private get rxPages(): number {
@@ -139,7 +135,7 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   private rxAddr(i: number): number {
-    return (this.firstFrame + this.rxPages) * PAGE + i * this.rxBuf;
+    return this.dma.ram(this.rxPages * PAGE + i * this.rxBuf);
   }
 
   private postRx(i: number): void {
@@ -164,55 +160,33 @@ export class VnicFrontend implements AccelFrontend {
 
   newDevice(): void {
     this.ready = this.draining = this.faulted = false;
-    if (this.firstFrame < 0 && !this.allocate()) return;
-    this.accept();
+    if (this.allocate()) this.accept();
   }
 
   /**
-   * Our DMA area, its grants and interrupt port. False when the area does
-   * not fit yet although the guest has the frames: a kernel just resumed
-   * holds the TX frames it is about to send again, and gives them back
-   * within moments; we then wait for them (poll retries as frames come
-   * back), for at most DMA_WAIT_MS. Short of RAM for good, or past that
-   * wait, it throws: the frontend fails and the vif stays on the slow path.
+   * Our DMA area, its grants and interrupt port (dma-area.ts). False while
+   * it does not fit yet but frames are coming back (a kernel just resumed
+   * holds the TX frames it is about to send again): poll retries. Throws
+   * when it never will: the frontend fails and the vif stays on the slow path.
    */
   private allocate(): boolean {
-    const { ctx } = this;
-    try {
-      this.firstFrame = ctx.frames.allocRange(this.totalPages);
-    } catch (e) {
-      const now = ctx.clock.now();
-      if (ctx.frames.available < this.totalPages || (this.waitUntil >= 0 && now > this.waitUntil)) throw e;
-      if (this.waitUntil < 0) {
-        this.waitUntil = now + DMA_WAIT_MS;
-        this.s.dmaAreaWaits++;
-        ctx.log(`vnic: ${this.totalPages} contiguous frames for the DMA area are not free yet (${ctx.frames.available} free); waiting for frames`);
-      }
-      this.waitedAt = ctx.frames.available;
-      return false;
-    }
-    this.waitUntil = -1;
-    for (let p = 0; p < this.totalPages; p++) {
-      const g = ctx.grefs.alloc();
-      ctx.gnttab.grantAccess(g, ctx.backendDomid, this.firstFrame + p, false);
-      this.grefs.push(g);
-    }
-    this.irqPort = ctx.evtchn.allocPirq();
-    ctx.evtchn.bindHandler(this.irqPort, () => {});
-    return true;
+    return this.dma.allocate(() => {
+      this.s.dmaAreaWaits++;
+      this.ctx.log(`vnic: ${this.totalPages} contiguous frames for the DMA area are not free yet (${this.ctx.frames.available} free); waiting for frames`);
+    });
   }
 
   /** Answer the offer with our DMA area. */
   private accept(): void {
     // Stale bytes in the ring pages must not look like events to the next attachment.
-    ViQueues.clearRings(this.ram, this.firstFrame * PAGE);
-    this.ctx.send('accept', { grefs: this.grefs, irqPort: this.irqPort });
+    ViQueues.clearRings(this.ram, this.dma.ram(0));
+    this.ctx.send('accept', { grefs: this.dma.grefs, irqPort: this.dma.irqPort });
   }
 
   onMessage(op: string, args: Record<string, unknown>, shared: readonly SharedArrayBuffer[]): void {
     if (op === 'ready') {
       this.bufBase = Number(args.bufBase);
-      this.q = new ViQueues(shared[0], this.ctx.mem.sab, this.firstFrame * PAGE, () => this.ctx.kickNic());
+      this.q = new ViQueues(shared[0], this.ctx.mem.sab, this.dma.ram(0), () => this.ctx.kickNic());
       this.txDone = this.q.txProdPvt;
       this.unpushed = false;
       this.lent.reset();
@@ -306,8 +280,8 @@ export class VnicFrontend implements AccelFrontend {
 
   poll(budget: number): number {
     // An offer waiting for room: try again once frames came back (or the wait is over: then it throws).
-    if (this.waitUntil >= 0 && !this.draining) {
-      if ((this.ctx.frames.available !== this.waitedAt || this.ctx.clock.now() > this.waitUntil) && this.allocate()) this.accept();
+    if (this.dma.waiting && !this.draining) {
+      if (this.dma.retryDue() && this.allocate()) this.accept();
       return 0;
     }
     const q = this.q;
@@ -402,25 +376,12 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   release(): void {
-    const { ctx } = this;
-    this.waitUntil = -1;
-    if (this.firstFrame < 0) return;
-    let stillMapped = 0;
-    for (const g of this.grefs) {
-      if (ctx.gnttab.endAccess(g)) ctx.grefs.release(g);
-      else stillMapped++;
-    }
-    if (stillMapped > 0) {
+    const leaks = this.dma.release();
+    if (leaks > 0) {
       // dom0 still maps some: those pages must never be reused, so none are freed (counted, logged).
-      ctx.log(logWarn(`vnic: ${stillMapped} DMA grants still mapped by dom0 at release; their pages stay allocated`));
-      this.s.releaseLeaks += stillMapped;
-    } else {
-      for (let p = 0; p < this.totalPages; p++) ctx.frames.release(this.firstFrame + p);
+      this.ctx.log(logWarn(`vnic: ${leaks} DMA grants still mapped by dom0 at release; their pages stay allocated`));
+      this.s.releaseLeaks += leaks;
     }
-    ctx.evtchn.close(this.irqPort);
-    this.firstFrame = -1;
-    this.grefs = [];
-    this.irqPort = 0;
     this.q = null;
     this.ready = false;
   }
