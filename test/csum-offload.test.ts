@@ -134,9 +134,7 @@ describe('checksum offload end to end (threads)', () => {
 
   it('vnic, offload on: a1’s partial segments posted with TXD_CSUM, its VI’s NIC completes them; b1’s VI reports them checked', async () => {
     await sim.loadPlugin('vnic');
-    await sim.waitFor('vnic on a1 and b1', async () =>
-      (await sim.listDomains()).filter((d) => ['a1', 'b1'].includes(d.name)).every((d) => d.vifs[0].accel === 'vnic'),
-    );
+    await sim.waitAccelerated([a1, b1], { plugin: 'vnic' });
     // The first segments teach vnic where b1 is; the second stream runs on the fast path.
     await stream(a1, b1, 100_000);
     const { before, after } = await stream(a1, b1);
@@ -154,7 +152,7 @@ describe('checksum offload end to end (threads)', () => {
     const r = await MANAGE_OPS['dev.set'](sim, { dev: 'host-a/a1', csum: false });
     expect(r.offloads).toEqual({ csum: false, gso: true, changed: true });
     await sim.waitFor('a1 connected again', () => reconnected(a1));
-    await sim.waitFor('a1 back on vnic', async () => (await sim.listDomains()).find((d) => d.name === 'a1')?.vifs[0].accel === 'vnic', 20_000);
+    await sim.waitAccelerated([a1], { plugin: 'vnic', timeoutMs: 20_000 });
     await stream(a1, b1, 100_000);
     const { before, after } = await stream(a1, b1);
     const g = (pick: (t: StatsTree) => Counted, k: string) => grew(before, after, pick, k);

@@ -36,7 +36,7 @@ describe.each([seededModes()[0], THREADS])('a 1 Gbit/s wire ($name)', (mode) => 
   it.each(['slow path', 'vnic'])('holds a stream on the %s to the line rate, none dropped', async (path) => {
     if (path === 'vnic') {
       await sim.loadPlugin('vnic');
-      await sim.waitFor('vnic on a1 and b1', async () => (await sim.listDomains()).every((d) => d.domid === 0 || d.vifs.every((v) => v.accel === 'vnic')));
+      await sim.waitAccelerated([at('host-a', 'a1'), at('host-b', 'b1')], { plugin: 'vnic' });
     }
     const waits = fabricStats(await sim.stats()).nics[0].lineWaits;
     const { r } = await conservedStream(sim, { from: at('host-a', 'a1'), to: at('host-b', 'b1'), count: 20_000, frameSize: 1500, window: 256, srcPort: 42100 });

@@ -68,7 +68,7 @@ describe.each([THREADS, seededModes()[0]])('TCP between guests ($name)', (mode) 
 
   it('carries a stream over vnic’s fast path once loaded, past both dom0s', async () => {
     await sim.loadPlugin('vnic');
-    await sim.waitFor('vnic on every vif', async () => (await sim.listDomains()).every((d) => d.domid === 0 || d.vifs.every((v) => v.accel === 'vnic')));
+    await sim.waitAccelerated([a1, b1], { plugin: 'vnic' });
     // Learning: the first stream teaches dom0 the flow both ways; the second goes past dom0.
     await runTcpStream(sim, { from: a1, to: b1, bytes: 300_000 });
     const before = guestStats(await sim.stats(), a1);

@@ -24,7 +24,7 @@ const peerOf = (host: string): DomainRef => (host === 'host-a' ? at('host-b', 'b
 const vif0 = (g: GuestStats) => g.vifs[0];
 
 async function accelerated(sim: Simulation, ref: DomainRef): Promise<GuestStats> {
-  await sim.waitFor(`${ref.host}/${ref.domain} accelerated by vnic`, async () => vif0(await sim.guestStats(ref)).accel?.current?.ready === true, 5000);
+  await sim.waitAccelerated([ref], { plugin: 'vnic' });
   return sim.guestStats(ref);
 }
 

@@ -48,9 +48,7 @@ export async function runCaptureCost(o: CaptureCostOptions): Promise<CaptureCell
     for (const path of paths) {
       if (path === 'vnic') {
         await sim.loadPlugin('vnic');
-        await sim.waitFor('vnic on a1 and b1', async () =>
-          (await sim.listDomains()).filter((d) => d.name === 'a1' || d.name === 'b1').every((d) => d.vifs.every((v) => v.accel === 'vnic')),
-        );
+        await sim.waitAccelerated([A1, B1], { plugin: 'vnic' });
       }
       const stream = (count: number) => runStream(sim, { from: A1, to: B1, count, frameSize: SIZE, window: windowFrames(SIZE), srcPort: 42000 });
       const warm = await stream(o.frames > 0 ? Math.min(2000, o.frames) : 20_000);

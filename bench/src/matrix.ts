@@ -249,6 +249,8 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
       }
       await use(sim!, path);
       const { from, to } = ends(path, placement);
+      // A plugin just loaded: its frontends attach after the load returns (slower on a loaded machine); measure once they are up.
+      if (path === 'vnic' || path === 'vdpa') await sim!.waitAccelerated([from, to], { plugin: path });
       if (r < 0) {
         sized(key, (await runStream(sim!, { from, to, count: warmup, frameSize: size, window: windowFrames(size), srcPort })).pps);
         continue;
@@ -264,6 +266,7 @@ async function measureSize(o: BenchOptions, size: number, order: PlanCell[], sim
     }
     await use(sim!, path);
     const { from, to } = ends(path, placement);
+    if (path === 'vnic' || path === 'vdpa') await sim!.waitAccelerated([from, to], { plugin: path });
     const ping = await runPing(sim!, from, to, o.pings, Math.max(16, size - 42));
     cells.push(cell(path, placement, size, reps.get(`${path}/${placement}`)!, { p50Us: ping.p50Us, p99Us: ping.p99Us }));
   }

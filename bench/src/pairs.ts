@@ -92,7 +92,11 @@ async function measureN(o: PairBenchOptions, n: number): Promise<{ cells: PairCe
   const use = async (path: (typeof PATHS)[number]) => {
     if ((path === 'vnic') === loaded) return;
     if (loaded) await sim.unloadPlugin('vnic');
-    else await sim.loadPlugin('vnic');
+    else {
+      await sim.loadPlugin('vnic');
+      // Its frontends attach after the load returns: every pair's ends up before a frame is measured.
+      await sim.waitAccelerated(Array.from({ length: n }, (_, i) => [end('a', i), end('b', i)]).flat(), { plugin: 'vnic' });
+    }
     loaded = !loaded;
   };
   try {

@@ -257,6 +257,11 @@ export async function runTcpBench(o: TcpBenchOptions): Promise<TcpSection> {
         const name = cellName(k);
         if (r === 0 || r === (sized ? -2 : -1)) o.progress?.(`${r < 0 ? 'warm-up' : 'measuring'} tcp ${name}`);
         await use(k.path);
+        if (k.path === 'vnic') {
+          // Its frontends attach after the load returns: the cell's ends up before a segment is measured.
+          const { from, to } = tcpEnds(k);
+          await sim.waitAccelerated([from, to], { plugin: 'vnic' });
+        }
         if (r < 0) {
           const w = await measureCell(sim, k, warm, o);
           const secs = o.repSeconds;

@@ -9,7 +9,8 @@ import { existsSync, statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { pluginModules } from '@xsim/accel-plugins';
 import { vetPlugin } from './plugins/vet.ts';
-import type { ToolstackContext } from './context.ts';
+import type { DomainRef, ToolstackContext } from './context.ts';
+import type { GuestStats } from './stats.ts';
 import { nicAlias } from './topo/index.ts';
 
 export class PluginOps {
@@ -89,5 +90,37 @@ export class PluginOps {
     }
     if (out.length === 0) throw new Error(`plugin ${name} is not loaded on any host (${hosts.join(', ')})`);
     return out;
+  }
+
+  /**
+   * Wait until every vif of each guest in `refs` has its fast path up: a
+   * frontend attached (of `plugin`, if named) whose stats say `ready: true`
+   * (docs/plugins.md: getStats). A plugin's load returns once each dom0 has
+   * it; its frontends attach after (xenstore, the channel's handshake, the
+   * DMA area), which on a loaded machine takes a while: what measures the
+   * fast path waits for this first. On timeout the error names each vif not
+   * up and what its accelerator host says (plugin, attachments, lastError).
+   */
+  async waitAccelerated(refs: readonly DomainRef[], o: { plugin?: string; timeoutMs?: number } = {}): Promise<void> {
+    const notUp = new Map<string, string>();
+    const up = async (): Promise<boolean> => {
+      notUp.clear();
+      for (const ref of refs) {
+        const g = (await this.ctx.kernelStats(this.ctx.domain(ref))) as GuestStats;
+        for (const v of g.vifs) {
+          const a = v.accel;
+          if (a?.current?.ready === true && (o.plugin === undefined || a.plugin === o.plugin)) continue;
+          const say = a ? { plugin: a.plugin, attachments: a.attachments, ready: a.current?.ready ?? null, lastError: a.lastError } : null;
+          notUp.set(`${ref.host}/${ref.domain}/vif${v.handle}`, JSON.stringify(say));
+        }
+      }
+      return notUp.size === 0;
+    };
+    const what = `${refs.map((r) => `${r.host}/${r.domain}`).join(', ')} accelerated${o.plugin ? ` by ${o.plugin}` : ''}`;
+    try {
+      await this.ctx.waitFor(what, up, o.timeoutMs);
+    } catch (e) {
+      throw new Error(`${e instanceof Error ? e.message : String(e)}: not up: ${[...notUp].map(([k, v]) => `${k} ${v}`).join('; ')}`);
+    }
   }
 }

@@ -206,6 +206,11 @@ export class Simulation {
     return this.plugins.unload(nameOrPath, opts);
   }
 
+  /** Until every vif of each guest in `refs` has its fast path up (of `plugin`, if named), or an error naming those that have not (plugins.ts). */
+  waitAccelerated(refs: readonly DomainRef[], o: { plugin?: string; timeoutMs?: number } = {}): Promise<void> {
+    return this.plugins.waitAccelerated(refs, o);
+  }
+
   async nicReset(host: string): Promise<unknown> {
     return this.request({ host, domain: 'dom0' }, 'nic_reset', {}, 30_000);
   }
