@@ -3,6 +3,7 @@ export * from './abi/ring.ts';
 export * from './abi/netif.ts';
 export * from './abi/netif-hash.ts';
 export * from './abi/ethernet.ts';
+export * from './abi/inet-csum.ts';
 export * from './abi/vif-xenstore.ts';
 export * from './abi/ops.ts';
 export * from './abi/kernel-ops.ts';

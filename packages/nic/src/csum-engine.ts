@@ -8,18 +8,10 @@
  * options, not a fragment, TCP or UDP, every header within the frame; for
  * anything else it answers "not mine" (-1 / false) and leaves the bytes alone.
  */
+import { onesSum } from '@xsim/hypervisor';
 
 /** Where a frame's L4 header starts, its length, and whether it is UDP; scratch, valid until the next parse. */
 const at = { l3: 0, l4: 0, l4len: 0, udp: false };
-
-function sum16(b: Uint8Array, from: number, n: number, acc: number): number {
-  const end = from + (n & ~1);
-  let s = acc;
-  for (let i = from; i < end; i += 2) s += (b[i] << 8) | b[i + 1];
-  if (n & 1) s += b[from + n - 1] << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
 
 /** Parse [off, off+len): true when it is an IPv4 TCP or UDP frame the engine handles (offsets in `at`). */
 function parse(b: Uint8Array, off: number, len: number): boolean {
@@ -56,7 +48,7 @@ export function nicCsumField(b: Uint8Array, off: number, len: number): number {
 export function nicCompleteCsum(b: Uint8Array, off: number, len: number): boolean {
   if (!parse(b, off, len)) return false;
   const field = at.l4 + (at.udp ? 6 : 16);
-  let c = ~sum16(b, at.l4, at.l4len, 0) & 0xffff;
+  let c = ~onesSum(b, at.l4, at.l4len, 0) & 0xffff;
   if (c === 0 && at.udp) c = 0xffff;
   b[field] = c >>> 8;
   b[field + 1] = c & 0xff;
@@ -70,7 +62,7 @@ export function nicCompleteCsum(b: Uint8Array, off: number, len: number): boolea
  */
 export function nicCompleteAt(b: Uint8Array, off: number, len: number, start: number, offset: number): boolean {
   if (start < 14 || offset < 0 || (offset & 1) !== 0 || start + offset + 2 > len || off + len > b.length) return false;
-  let c = ~sum16(b, off + start, len - start, 0) & 0xffff;
+  let c = ~onesSum(b, off + start, len - start, 0) & 0xffff;
   if (c === 0 && offset === 6) c = 0xffff;
   b[off + start + offset] = c >>> 8;
   b[off + start + offset + 1] = c & 0xff;
@@ -86,6 +78,6 @@ export function nicCsumGood(b: Uint8Array, off: number, len: number): boolean {
   if (!parse(b, off, len)) return false;
   const field = at.l4 + (at.udp ? 6 : 16);
   if (at.udp && b[field] === 0 && b[field + 1] === 0) return false;
-  const pseudo = sum16(b, at.l3 + 12, 8, (at.udp ? 17 : 6) + at.l4len);
-  return sum16(b, at.l4, at.l4len, pseudo) === 0xffff;
+  const pseudo = onesSum(b, at.l3 + 12, 8, (at.udp ? 17 : 6) + at.l4len);
+  return onesSum(b, at.l4, at.l4len, pseudo) === 0xffff;
 }

@@ -2,6 +2,10 @@
  * Ethernet II, ARP (RFC 826) and IPv4/UDP header layouts and their checksums
  * (ICMP's are in icmp.ts), read and written in place in a frame buffer.
  */
+// RFC 1071's sum lives where the NICs' checksum engines share it (@xsim/hypervisor, abi/inet-csum.ts).
+import { onesSum } from '@xsim/hypervisor';
+export { onesSum };
+
 export const ETH_HLEN = 14;
 export const ETH_ZLEN = 60;
 export const ETH_P_IP = 0x0800;
@@ -15,57 +19,6 @@ export const UDP_OVERHEAD = ETH_HLEN + IP_HLEN + UDP_HLEN;
 export const ARP_LEN = 28;
 export const ARPOP_REQUEST = 1;
 export const ARPOP_REPLY = 2;
-
-/** Is this machine little-endian (the word-at-a-time sum reads native 32-bit words)? */
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-/** Below this many octets the word-at-a-time sum is not worth its view. */
-const WORDS_FROM = 128;
-
-/** A word view of the whole buffer, kept for the buffer summed last (a domain's RAM, a NIC's FIFO: the same one, frame after frame). */
-let wordsBuf: ArrayBufferLike | null = null;
-let wordsView: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
-function wordsOf(buf: ArrayBufferLike): Uint32Array {
-  if (buf !== wordsBuf) {
-    wordsView = new Uint32Array(buf, 0, buf.byteLength >>> 2);
-    wordsBuf = buf;
-  }
-  return wordsView;
-}
-
-/**
- * RFC 1071 one's-complement sum over [off, off+len), folded, not inverted.
- * Long ranges are summed four octets at a time as native words (RFC 1071
- * §2(B): the sum is byte-order independent, the little-endian sum is the
- * big-endian one byte-swapped; §2(C): carries are kept in a wider
- * accumulator and folded once), once the range reaches a 4-octet boundary at
- * an even distance from its start; the rest pair by pair.
- */
-export function onesSum(b: Uint8Array, off: number, len: number, initial = 0): number {
-  let sum = initial;
-  let i = off;
-  const end = off + len;
-  if (len >= WORDS_FROM && LITTLE_ENDIAN && ((b.byteOffset + off) & 1) === 0) {
-    // Pairs up to the 4-octet boundary (0 or 1 pair: the start is even), then whole words.
-    if ((b.byteOffset + i) & 2) {
-      sum += (b[i] << 8) | b[i + 1];
-      i += 2;
-    }
-    const words = (end - i) >>> 2;
-    const u32 = wordsOf(b.buffer);
-    const first = (b.byteOffset + i) >>> 2;
-    let w = 0;
-    for (let k = first, last = first + words; k < last; k++) w += u32[k];
-    // w < 2^53 (at most 2^21 words of 2^32): fold to 16 bits, then swap to network order.
-    while (w > 0xffff) w = Math.floor(w / 65536) + (w % 65536);
-    sum += ((w & 0xff) << 8) | (w >>> 8);
-    i += words << 2;
-  }
-  const pairsEnd = i + ((end - i) & ~1);
-  for (; i < pairsEnd; i += 2) sum += (b[i] << 8) | b[i + 1];
-  if (i < end) sum += b[i] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
 
 /** The internet checksum of a range (what goes into the header field). */
 export function inetChecksum(b: Uint8Array, off: number, len: number): number {
