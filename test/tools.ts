@@ -28,8 +28,14 @@ import type { TestOptions } from 'vitest';
 
 /** Every outside tool a test runs, and its Debian package. */
 export const TOOLS = {
-  // test/capture.test.ts reads the simulation's pcapng captures with Wireshark's dissectors.
+  // test/capture.test.ts reads the simulation's pcapng captures with Wireshark's dissectors
+  // (and test/vxlan-linux.test.ts captures on a Linux vxlan device with it).
   tshark: 'tshark',
+  // test/vxlan-linux.test.ts: a network namespace, a veth pair and a vxlan device (iproute2), Linux's own ping,
+  // and ethtool to turn the vxlan device's TX checksum offload off (a veth never finishes a checksum).
+  ip: 'iproute2',
+  ping: 'iputils-ping',
+  ethtool: 'ethtool',
   // test/xenstore-utils.test.ts drives the simulation's xs_wire socket with Xen's own tools.
   'xenstore-ls': 'xenstore-utils',
   'xenstore-list': 'xenstore-utils',
