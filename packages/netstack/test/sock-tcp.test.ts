@@ -119,9 +119,14 @@ describe('TCP sockets in the guest stack', () => {
     net.pump();
     net.ta.room = 2; // two frames a round
     const data = payload(60_000, 3);
+    const busy = net.a.counters.txBusy;
     const n = c.send(data, 0, data.length);
     expect(n).toBe(data.length);
     expect(net.a.tcp.queued).toBeGreaterThan(0);
+    // Built in the frame while there was room; the first the interface refused is counted once (not
+    // again when it is written aside and queued), and the ones after it queue without asking.
+    expect(net.ta.out).toHaveLength(2);
+    expect(net.a.counters.txBusy - busy).toBe(1);
     net.pump();
     expect(Uint8Array.from(got[0].data)).toEqual(data);
     expect(net.a.tcp.counters.tcpTxQueued).toBeGreaterThan(0);

@@ -8,7 +8,7 @@
  */
 import { NETRXF_csum_blank, NETRXF_data_validated } from '@xsim/hypervisor';
 import { IPPROTO_TCP } from '../tcp/segment.ts';
-import { TcpSockets, type IpSendResult } from './tcp-sock.ts';
+import { TcpSockets, type IpRefusal, type IpSendResult } from './tcp-sock.ts';
 import { ArpCache } from './arp.ts';
 import { BROADCAST_MAC, readMac, writeMac } from './addr.ts';
 import {
@@ -70,6 +70,16 @@ export class GuestStack {
   private offloads: StackOffloads = { txCsum: false };
   /** Neighbours sent to since the last tick (the tick confirms the stale ones among them). */
   private readonly inUse = new Set<number>();
+  /** The frame openIp() opened last (reused: one frame is open at a time). */
+  private readonly opened: { buf: Uint8Array; off: number; payloadEnd: number; end: number; frame: number; proto: number; gsoSize: number } = {
+    buf: new Uint8Array(0),
+    off: 0,
+    payloadEnd: 0,
+    end: 0,
+    frame: 0,
+    proto: 0,
+    gsoSize: 0,
+  };
   /** TCP: connections, listeners, the interface queue (tcp-sock.ts). */
   readonly tcp: TcpSockets;
   /** ICMP: echo, unreachable errors (icmp-layer.ts). */
@@ -90,6 +100,8 @@ export class GuestStack {
         ip: opts.ip,
         mss: () => this.maxFrame - ETH_HLEN - IP_HLEN - 20,
         sendIp: (dstIp, proto, seg, len, partial, gsoSize) => this.sendIp(dstIp, proto, seg, len, partial, gsoSize),
+        openIp: (dstIp, proto, len, gsoSize) => this.openIp(dstIp, proto, len, gsoSize),
+        commitIp: (partial) => this.commitIp(partial),
         txCsumOffload: () => this.offloads.txCsum,
         tsoMax: () => (this.offloads.txCsum ? (this.offloads.tsoMax ?? 0) : 0),
       },
@@ -129,6 +141,21 @@ export class GuestStack {
 
   /** Send an IP payload (valid during the call) to `dstIp`, or say why it could not go now (nothing was sent then). */
   sendIp(dstIp: number, proto: number, payload: Uint8Array, len: number, csumPartial: boolean, gsoSize = 0): IpSendResult {
+    const slot = this.openIp(dstIp, proto, len, gsoSize);
+    if (typeof slot === 'string') return slot;
+    slot.buf.set(len === payload.length ? payload : payload.subarray(0, len), slot.off);
+    this.commitIp(csumPartial);
+    return 'sent';
+  }
+
+  /**
+   * Open a frame for `len` octets of IP payload to `dstIp`: its Ethernet and
+   * IP headers written, the payload to be written at the returned place (the
+   * same object each time, valid until commitIp), then commitIp() sends it.
+   * Or why it cannot go now (nothing was reserved then).
+   * What builds its payload in place (TCP's segments) saves a copy.
+   */
+  openIp(dstIp: number, proto: number, len: number, gsoSize = 0): { buf: Uint8Array; off: number } | IpRefusal {
     const dmac = this.arp.lookup(dstIp);
     if (dmac === undefined) {
       this.counters.txArpPending++;
@@ -144,17 +171,28 @@ export class GuestStack {
       this.counters.txBusy++;
       return 'busy';
     }
-    const { buf, off } = slot;
-    const at = this.ipHeaders(buf, off, dmac, dstIp, proto, len);
-    buf.set(payload.subarray(0, len), at);
-    if (at + len < off + frame) buf.fill(0, at + len, off + frame);
-    if (gsoSize > 0 && frame > this.maxFrame) {
-      this.opts.transport.commit(frame, csumPartial, gsoSize);
+    const o = this.opened;
+    o.buf = slot.buf;
+    o.off = this.ipHeaders(slot.buf, slot.off, dmac, dstIp, proto, len);
+    o.payloadEnd = o.off + len;
+    o.end = slot.off + frame;
+    o.frame = frame;
+    o.proto = proto;
+    o.gsoSize = gsoSize;
+    return o;
+  }
+
+  /** Send the frame openIp() opened, its payload written (`csumPartial`: its TCP or UDP checksum is for the driver to complete). */
+  commitIp(csumPartial: boolean): void {
+    const o = this.opened;
+    // A frame padded to the Ethernet minimum: the padding is zeros.
+    if (o.payloadEnd < o.end) o.buf.fill(0, o.payloadEnd, o.end);
+    if (o.gsoSize > 0 && o.frame > this.maxFrame) {
+      this.opts.transport.commit(o.frame, csumPartial, o.gsoSize);
       this.counters.txTso++;
-    } else this.opts.transport.commit(frame, csumPartial);
+    } else this.opts.transport.commit(o.frame, csumPartial);
     this.counters.txFrames++;
-    if (proto === IPPROTO_TCP) this.counters.txTcp++;
-    return 'sent';
+    if (o.proto === IPPROTO_TCP) this.counters.txTcp++;
   }
 
   /** The interface's MTU changed (its driver cut it, as netfront does without scatter-gather): no larger frame from now on. */

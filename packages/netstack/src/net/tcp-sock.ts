@@ -22,6 +22,7 @@ export { TcpSocket, type TcpCloseReason, type TcpSocketOptions };
 
 /** How a send to the interface went: sent, or why not (nothing was sent then). */
 export type IpSendResult = 'sent' | 'arp' | 'busy' | 'tooBig';
+export type IpRefusal = Exclude<IpSendResult, 'sent'>;
 
 /** What the sockets need of the IP layer below them. */
 export interface TcpIpLayer {
@@ -30,6 +31,10 @@ export interface TcpIpLayer {
   mss(): number;
   /** Send a TCP segment (valid during the call) to `dstIp`; `csumPartial`: its checksum is for the driver to complete. */
   sendIp(dstIp: number, proto: number, seg: Uint8Array, len: number, csumPartial: boolean, gsoSize: number): IpSendResult;
+  /** A frame for a segment of `len` octets to build in place (stack.ts openIp), or why it cannot go now. */
+  openIp(dstIp: number, proto: number, len: number, gsoSize: number): { buf: Uint8Array; off: number } | IpRefusal;
+  /** Send the frame openIp opened. */
+  commitIp(csumPartial: boolean): void;
   /** May segments leave with a partial checksum (the interface offloads it)? */
   txCsumOffload(): boolean;
   /** The largest TCP frame the interface segments itself (TSO), 0: none. */
@@ -97,6 +102,8 @@ export class TcpSockets implements SocketOwner {
   private readonly conns = new Map<number, Map<number, TcpSocket>>();
   private readonly listeners = new Map<number, Listener>();
   private readonly queue: Queued[] = [];
+  /** Why the interface refused the frame openFrame asked for (the segment then comes to output written aside). */
+  private refused: IpRefusal | null = null;
   private nextEphemeral = EPHEMERAL_LO;
   private issCounter = 0;
   private readonly seg = emptySegment();
@@ -160,6 +167,9 @@ export class TcpSockets implements SocketOwner {
       iss: this.iss(localPort, remoteIp, remotePort),
       mss: this.ip.mss(),
       emit: (seg, len, _src, dst, gsoSize) => this.output(dst, seg, len, tcb.csumOffload, gsoSize),
+      // Built in the frame itself while nothing waits in the interface queue (order is kept), else emitted.
+      open: (dst, len, gsoSize) => this.openFrame(dst, len, gsoSize),
+      commit: () => this.ip.commitIp(tcb.csumOffload),
       onData: (b, off, len) => sock?.deliver(b, off, len),
     });
     tcb.csumOffload = this.ip.txCsumOffload();
@@ -272,10 +282,26 @@ export class TcpSockets implements SocketOwner {
     this.output(srcIp, this.rst, n, false);
   }
 
+  /**
+   * A frame to build the next segment in, while nothing waits in the
+   * interface queue (order is kept); else null, and the segment comes to
+   * output() written aside, with the interface's refusal, if it was one.
+   */
+  private openFrame(dstIp: number, len: number, gsoSize: number): { buf: Uint8Array; off: number } | null {
+    if (this.queue.length > 0) return null;
+    const r = this.ip.openIp(dstIp, IPPROTO_TCP, len, gsoSize);
+    if (typeof r !== 'string') return r;
+    this.refused = r;
+    return null;
+  }
+
   /** A segment for the interface: straight out, or into the queue behind the ones waiting (order kept). */
   private output(dstIp: number, seg: Uint8Array, len: number, csumPartial: boolean, gsoSize = 0): void {
+    // Refused just now by openFrame: not asked twice (its counters would count it twice).
+    const refused = this.refused;
+    this.refused = null;
     if (this.queue.length === 0) {
-      const r = this.ip.sendIp(dstIp, IPPROTO_TCP, seg, len, csumPartial, gsoSize);
+      const r = refused ?? this.ip.sendIp(dstIp, IPPROTO_TCP, seg, len, csumPartial, gsoSize);
       if (r === 'sent') return;
       if (r === 'tooBig') return void this.counters.tcpTxTooBig++;
     }

@@ -44,6 +44,14 @@ export interface TcbOptions {
   /** The initial send sequence number (the caller picks it, RFC 9293 §3.4.1). */
   iss: number;
   emit: TcpEmit;
+  /**
+   * Optional, a copy saved: a place in the outgoing frame to write a
+   * segment of `len` octets for `dstIp` in (valid until commit), or null
+   * when it cannot go now (the segment is then written aside and emitted).
+   */
+  open?: (dstIp: number, len: number, gsoSize: number) => { buf: Uint8Array; off: number } | null;
+  /** Send the segment written where open() said. */
+  commit?: () => void;
   onData?: TcpDeliver;
   /** Our MSS (what we announce and the most we send), default 1460. */
   mss?: number;
@@ -322,14 +330,22 @@ export abstract class TcbCore {
     this.nego.fill(h, syn, hasAck, rst, now);
     h.sackCount = hasAck && !syn && !rst ? this.sackBlocks(h.sack as number[], h.ts ? 3 : 4) : 0;
     const hlen = tcpHeaderLen(h);
-    if (hlen + n > this.tx.length) this.tx = new Uint8Array(hlen + n);
-    if (n > 0) this.snd.copyOut(off, n, this.tx, hlen);
-    const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp, this.csumOffload);
     if (hasAck && !rst) {
       this.delack.sent();
       this.nego.lastAckSent = ack;
     }
     this.counters.tcpTxSegments++;
+    // Straight into the frame when the layer below lends it (one copy: send buffer to frame), else aside and emitted.
+    const place = this.opts.open?.(dstIp, hlen + n, gso) ?? null;
+    if (place !== null) {
+      if (n > 0) this.snd.copyOut(off, n, place.buf, place.off + hlen);
+      writeTcp(place.buf, place.off, h, n, this.localIp, dstIp, this.csumOffload);
+      this.opts.commit!();
+      return;
+    }
+    if (hlen + n > this.tx.length) this.tx = new Uint8Array(hlen + n);
+    if (n > 0) this.snd.copyOut(off, n, this.tx, hlen);
+    const len = writeTcp(this.tx, 0, h, n, this.localIp, dstIp, this.csumOffload);
     this.opts.emit(this.tx, len, this.localIp, dstIp, gso);
   }
 }
