@@ -1,20 +1,19 @@
 /**
- * The guest's tiny IP stack on one interface: Ethernet, ARP (answer requests
- * for our address, learn from replies and from requests aimed at us), IPv4
- * with header checksum validation, UDP sockets, ICMP (icmp.ts: echo answered,
- * echo replies to whoever pings, unreachable errors for what nobody takes). Frames are built in place in
- * a buffer the transport lends (a guest page, a dom0 skb): no copies, no
- * per-frame allocation. Every frame not delivered is counted by reason.
+ * The IP stack every kernel runs on one interface: Ethernet, ARP
+ * (arp-layer.ts), IPv4 with header checksum validation, UDP sockets, ICMP
+ * (icmp-layer.ts: echo answered, echo replies to whoever pings, unreachable
+ * errors for what nobody takes), TCP (tcp-sock.ts over tcp/). Frames are
+ * built in place in a buffer the transport lends (a guest page, a dom0 skb,
+ * an accelerator's DMA buffer): no copies, no per-frame allocation. Every
+ * frame not delivered is counted by reason.
  */
 import { NETRXF_csum_blank, NETRXF_data_validated } from '@xsim/hypervisor';
 import { IPPROTO_TCP } from '../tcp/segment.ts';
 import { TcpSockets, type IpRefusal, type IpSendResult } from './tcp-sock.ts';
 import { ArpCache } from './arp.ts';
+import { ArpLayer } from './arp-layer.ts';
 import { BROADCAST_MAC, readMac, writeMac } from './addr.ts';
 import {
-  ARPOP_REPLY,
-  ARPOP_REQUEST,
-  ARP_LEN,
   ETH_HLEN,
   ETH_P_8021Q,
   ETH_P_ARP,
@@ -28,9 +27,7 @@ import {
   readU16,
   readU32,
   writeIpHeader,
-  writeIpUdp,
   writeU16,
-  writeU32,
 } from './wire.ts';
 import { ICMP_PORT_UNREACH, ICMP_PROT_UNREACH, IPPROTO_ICMP } from './icmp.ts';
 import { IcmpLayer, StackError, type EchoHandler } from './icmp-layer.ts';
@@ -68,8 +65,8 @@ export class GuestStack {
   private ipId = 0;
   private now = 0;
   private offloads: StackOffloads = { txCsum: false };
-  /** Neighbours sent to since the last tick (the tick confirms the stale ones among them). */
-  private readonly inUse = new Set<number>();
+  /** ARP: resolving, confirming and answering (arp-layer.ts; the cache is `arp`). */
+  private readonly arpLayer: ArpLayer;
   /** The frame openIp() opened last (reused: one frame is open at a time). */
   private readonly opened: { buf: Uint8Array; off: number; payloadEnd: number; end: number; frame: number; proto: number; gsoSize: number } = {
     buf: new Uint8Array(0),
@@ -93,6 +90,14 @@ export class GuestStack {
   constructor(readonly opts: { mac: number; ip: number; transport: StackTransport; mtu?: number; now?: () => number }) {
     this.maxFrame = (opts.mtu ?? 1500) + ETH_HLEN;
     this.clock = opts.now ?? (() => performance.now());
+    this.arpLayer = new ArpLayer({
+      cache: this.arp,
+      counters: this.counters,
+      transport: opts.transport,
+      mac: opts.mac,
+      ip: opts.ip,
+      now: () => this.now || this.clock(),
+    });
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the ICMP layer reads the MTU as it is now
     const self = this;
     this.tcp = new TcpSockets(
@@ -162,7 +167,7 @@ export class GuestStack {
       this.resolve(dstIp, this.clock());
       return 'arp';
     }
-    this.inUse.add(dstIp);
+    this.arpLayer.used(dstIp);
     const frame = Math.max(ETH_HLEN + IP_HLEN + len, ETH_ZLEN);
     // A TSO frame may exceed the MTU up to the largest IPv4 datagram; the driver cuts it.
     if (frame > (gsoSize > 0 ? ETH_HLEN + 65535 : this.maxFrame)) return 'tooBig';
@@ -247,94 +252,40 @@ export class GuestStack {
   /** Timers: confirm stale neighbours that are in use, expire dead ones, run TCP's due timers. */
   tick(now: number): void {
     this.now = now;
-    this.arp.expire(now);
-    for (const ip of this.inUse) if (this.arp.isStale(ip, now)) this.confirm(ip, now);
-    this.inUse.clear();
+    this.arpLayer.tick(now);
     if (this.tcp.nextTimer() <= now) this.tcp.tick(now);
   }
 
-  /**
-   * A gratuitous ARP (a request for our own address, to everyone): after a
-   * migration it tells bridges and switches where our MAC is now, and
-   * neighbours that already know us refresh their entry.
-   */
+  /** A gratuitous ARP: after a migration, bridges, switches and neighbours learn where our MAC is (arp-layer.ts). */
   announce(): boolean {
-    return this.sendArp(ARPOP_REQUEST, BROADCAST_MAC, 0, this.opts.ip);
-  }
-
-  /** A stale neighbour still in use: a unicast request to the MAC we know (Linux's NUD_PROBE), rate-limited as any request. */
-  private confirm(ip: number, now: number): void {
-    const mac = this.arp.lookup(ip);
-    if (mac !== undefined && this.arp.shouldAsk(ip, now)) {
-      this.counters.txArpProbe++;
-      this.sendArp(ARPOP_REQUEST, mac, 0, ip);
-    }
+    return this.arpLayer.announce();
   }
 
   /** Start resolving `ip` (sends a request unless one went out just now). */
   resolve(ip: number, now = this.clock()): boolean {
-    if (this.arp.lookup(ip) !== undefined) return true;
-    if (this.arp.shouldAsk(ip, now)) this.sendArp(ARPOP_REQUEST, BROADCAST_MAC, 0, ip);
-    return false;
+    return this.arpLayer.resolve(ip, now);
   }
 
   /** Send one UDP datagram; false if it could not go now (ARP pending or no room), and nothing was sent. */
   sendUdp(dstIp: number, srcPort: number, dstPort: number, payloadLen: number, fill: PayloadFill): boolean {
-    const dmac = this.arp.lookup(dstIp);
-    if (dmac === undefined) {
-      this.counters.txArpPending++;
-      this.resolve(dstIp, this.clock());
-      return false;
-    }
-    this.inUse.add(dstIp);
-    const len = GuestStack.udpFrameLen(payloadLen);
-    if (len > this.maxFrame)
+    const at = this.openIp(dstIp, IPPROTO_UDP, UDP_HLEN + payloadLen);
+    if (at === 'tooBig') {
+      const len = GuestStack.udpFrameLen(payloadLen);
       throw new StackError(
         'EMSGSIZE',
         `a UDP payload of ${payloadLen} bytes makes a ${len}-byte frame, over this interface's MTU ${this.maxFrame - ETH_HLEN} (+${ETH_HLEN}-byte header)`,
       );
-    const slot = this.opts.transport.reserve(len);
-    if (!slot) {
-      this.counters.txBusy++;
-      return false;
     }
-    const { buf, off } = slot;
-    writeMac(buf, off, dmac);
-    writeMac(buf, off + 6, this.opts.mac);
-    writeU16(buf, off + 12, ETH_P_IP);
-    writeIpUdp(buf, off + ETH_HLEN, this.opts.ip, dstIp, this.ipId++, srcPort, dstPort, payloadLen);
-    if (len > UDP_OVERHEAD + payloadLen) buf.fill(0, off + UDP_OVERHEAD + payloadLen, off + len);
-    fill(buf, off + UDP_OVERHEAD);
-    this.opts.transport.commit(len);
-    this.counters.txFrames++;
+    if (typeof at === 'string') return false;
+    const { buf, off } = at;
+    // No checksum (0: allowed over IPv4, RFC 768): the payload is the app's to fill after the header.
+    writeU16(buf, off, srcPort);
+    writeU16(buf, off + 2, dstPort);
+    writeU16(buf, off + 4, UDP_HLEN + payloadLen);
+    writeU16(buf, off + 6, 0);
+    fill(buf, off + UDP_HLEN);
+    this.commitIp(false);
     this.counters.txUdp++;
-    return true;
-  }
-
-  private sendArp(op: number, dstMac: number, targetMac: number, targetIp: number): boolean {
-    const slot = this.opts.transport.reserve(ETH_ZLEN);
-    if (!slot) {
-      this.counters.txBusy++;
-      return false;
-    }
-    const { buf, off } = slot;
-    writeMac(buf, off, dstMac);
-    writeMac(buf, off + 6, this.opts.mac);
-    writeU16(buf, off + 12, ETH_P_ARP);
-    const a = off + ETH_HLEN;
-    writeU16(buf, a, 1); // htype Ethernet
-    writeU16(buf, a + 2, ETH_P_IP);
-    buf[a + 4] = 6;
-    buf[a + 5] = 4;
-    writeU16(buf, a + 6, op);
-    writeMac(buf, a + 8, this.opts.mac);
-    writeU32(buf, a + 14, this.opts.ip);
-    writeMac(buf, a + 18, targetMac);
-    writeU32(buf, a + 24, targetIp);
-    buf.fill(0, a + ARP_LEN, off + ETH_ZLEN);
-    this.opts.transport.commit(ETH_ZLEN);
-    this.counters.txFrames++;
-    this.counters.txArp++;
     return true;
   }
 
@@ -363,7 +314,7 @@ export class GuestStack {
       l3 += 4;
     }
     const l3len = off + len - l3;
-    if (type === ETH_P_ARP) return this.receiveArp(buf, l3, l3len);
+    if (type === ETH_P_ARP) return this.arpLayer.receive(buf, l3, l3len);
     if (type !== ETH_P_IP) {
       c.rxUnknownEthertype++;
       return;
@@ -413,29 +364,5 @@ export class GuestStack {
     }
     c.rxUdp++;
     h(buf, u + UDP_HLEN, ulen - UDP_HLEN, readU32(buf, l3 + 12), readU16(buf, u));
-  }
-
-  private receiveArp(buf: Uint8Array, a: number, len: number): void {
-    const c = this.counters;
-    if (len < ARP_LEN || readU16(buf, a) !== 1 || readU16(buf, a + 2) !== ETH_P_IP || buf[a + 4] !== 6 || buf[a + 5] !== 4) {
-      c.rxBadIp++;
-      return;
-    }
-    c.rxArp++;
-    const op = readU16(buf, a + 6);
-    const sha = readMac(buf, a + 8);
-    const spa = readU32(buf, a + 14);
-    const tpa = readU32(buf, a + 24);
-    const now = this.now || this.clock();
-    if (tpa !== this.opts.ip) {
-      // Not for us; refresh an existing entry (as Linux does) but create none.
-      if (this.arp.lookup(spa) !== undefined) this.arp.learn(spa, sha, now);
-      // A gratuitous ARP (sender and target address the same: a host announcing itself) is news, not a stray.
-      if (spa === tpa) c.rxGratuitousArp++;
-      else if (op === ARPOP_REQUEST) c.rxNotForUs++;
-      return;
-    }
-    this.arp.learn(spa, sha, now);
-    if (op === ARPOP_REQUEST) this.sendArp(ARPOP_REPLY, sha, sha, spa);
   }
 }
