@@ -34,7 +34,7 @@ describe.each([seededModes()[0]])('a TCP stream through tshark ($name)', (mode) 
     sim = await Simulation.start(defaultTopology(), { ...mode.opts, log: () => {} });
     file = join(mkdtempSync(join(tmpdir(), 'xsim-tcpcap-')), 'tcp.pcapng');
     await sim.captureStart(['host-a/a1/vif0', 'host-a/nic/wire', 'host-b/nic/wire', 'host-b/b1/vif0'], { file });
-    const run = runTcpStream(sim, { from: a1, to: b1, bytes: 3_000_000, verify: true });
+    const run = runTcpStream(sim, { from: a1, to: b1, bytes: 12_000_000, verify: true });
     // A link flap mid-stream: segments die at the NIC (counted linkDownDrops), TCP sends them again.
     await sim.waitFor('the sink to be under way', async () => ((await sim.domainStats(b1)).endpoint?.tcpProgress?.[5201]?.bytes ?? 0) > 500_000);
     await sim.setLink('host-b', false);
@@ -49,7 +49,7 @@ describe.each([seededModes()[0]])('a TCP stream through tshark ($name)', (mode) 
   });
 
   it('completes despite the flap, with retransmissions', () => {
-    expect(r).toMatchObject({ bytes: 3_000_000, corrupt: 0, complete: true });
+    expect(r).toMatchObject({ bytes: 12_000_000, corrupt: 0, complete: true });
     expect(r.sender.tcpTxRetransmits ?? 0).toBeGreaterThan(0);
   });
 

@@ -110,3 +110,35 @@ describe('delayed ACKs', () => {
     expect(acks).toBeGreaterThan(data * 0.4);
   });
 });
+
+describe('stretch ACKs (a kernel that receives in batches, as Linux with GRO)', () => {
+  it('a batch of full-sized segments gets one ACK, when the batch is over (its timer due at once)', () => {
+    const h = receiving({ stretchAcks: true });
+    h.clock.t = 100;
+    for (let i = 0; i < 10; i++) h.peer(A, h.R(i * MSS), h.S(0), MSS);
+    expect(h.sent).toEqual([]);
+    expect(h.tcb.nextTimer()).toBe(100);
+    h.tcb.tick(100);
+    expect(h.sent).toEqual([expect.objectContaining({ flags: A, ack: h.R(10 * MSS) })]);
+    expect(h.tcb.counters.tcpStretchAcks).toBe(1);
+    expect(h.tcb.counters.tcpDelayedAcks).toBe(0);
+    expect(h.tcb.nextTimer()).toBe(-1);
+  });
+
+  it('no ACK waits for more than 64 KiB; one segment alone still waits the 40 ms of a delayed ACK', () => {
+    const h = receiving({ stretchAcks: true });
+    for (let i = 0; i < 46; i++) h.peer(A, h.R(i * MSS), h.S(0), MSS);
+    // 45 segments are 65700 octets: ACKed at once on the 45th; the 46th alone waits.
+    expect(h.sent.map((x) => x.ack)).toEqual([h.R(45 * MSS)]);
+    expect(h.tcb.nextTimer()).toBe(40);
+    h.tcb.tick(40);
+    expect(h.tcb.counters.tcpDelayedAcks).toBe(1);
+  });
+
+  it('out-of-order data is still ACKed at once (a duplicate ACK for the sender to count)', () => {
+    const h = receiving({ stretchAcks: true });
+    h.peer(A, h.R(0), h.S(0), MSS);
+    h.peer(A, h.R(2 * MSS), h.S(0), MSS);
+    expect(h.sent.map((x) => x.ack)).toEqual([h.R(MSS)]);
+  });
+});

@@ -110,6 +110,9 @@ export class TcpSockets implements SocketOwner {
   private readonly rst = new Uint8Array(TCP_HLEN);
   private readonly rstHdr: TcpHeaderFields = { srcPort: 0, dstPort: 0, seq: 0, ack: 0, flags: 0, window: 0, mss: 0 };
 
+  /** New connections ACK once per receive batch (TcbOptions.stretchAcks): set by a kernel whose apps poll after its drivers. */
+  stretchAcks = false;
+
   constructor(
     private readonly ip: TcpIpLayer,
     readonly now: () => number,
@@ -166,6 +169,7 @@ export class TcpSockets implements SocketOwner {
       remotePort,
       iss: this.iss(localPort, remoteIp, remotePort),
       mss: this.ip.mss(),
+      stretchAcks: this.stretchAcks,
       emit: (seg, len, _src, dst, gsoSize) => this.output(dst, seg, len, tcb.csumOffload, gsoSize),
       // Built in the frame itself while nothing waits in the interface queue (order is kept), else emitted.
       open: (dst, len, gsoSize) => this.openFrame(dst, len, gsoSize),

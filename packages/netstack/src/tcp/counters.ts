@@ -41,6 +41,10 @@ export const TCP_COUNTERS = declareCounters('tcp', {
   tcpRxSackBlocks: { kind: 'event', help: 'SACK blocks received in acceptable ACKs with SACK permitted (RFC 2018)' },
   tcpFastRecoveries: { kind: 'event', help: 'fast recoveries entered (a loss found by duplicate ACKs, cwnd halved or cut to 0.7)' },
   tcpDelayedAcks: { kind: 'event', help: 'ACKs sent by the delayed-ACK timer (in-order data waited for more, or for data to ride on)' },
+  tcpStretchAcks: {
+    kind: 'event',
+    help: "ACKs for more than one full segment sent at the end of a receive batch (stretch ACKs: one per batch of up to 64 KiB, as Linux's GRO gives)",
+  },
   tcpTxRst: { kind: 'event', help: 'TCP RSTs sent' },
   tcpTimeouts: { kind: 'event', help: 'retransmission timer expiries' },
   tcpGiveUps: { kind: 'event', help: 'connections given up after too many retransmissions' },

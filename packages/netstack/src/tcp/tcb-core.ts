@@ -17,7 +17,7 @@
 import { NewReno, initialWindow, type CcName, type CongestionControl } from './cc.ts';
 import { TCP_COUNTERS, type TcpCounters } from './counters.ts';
 import { Cubic } from './cubic.ts';
-import { DELACK_MS, DelayedAck } from './delack.ts';
+import { DELACK_MS, DelayedAck, STRETCH_ACK_MAX } from './delack.ts';
 import { Reassembly } from './reasm.ts';
 import { RtoEstimator } from './rto.ts';
 import { Negotiation } from './nego.ts';
@@ -78,6 +78,8 @@ export interface TcbOptions {
   tsoMax?: number;
   /** Delayed-ACK timeout (ms), default 40 (Linux's minimum); 0 ACKs every segment at once. */
   delAckMs?: number;
+  /** Stretch ACKs (delack.ts): the ACK for more than one full segment waits for the end of the receive batch, up to 64 KiB, as Linux's GRO. */
+  stretchAcks?: boolean;
   /** Congestion control (cc.ts), default 'cubic' as Linux. */
   cc?: CcName;
   /** Maximum segment lifetime (ms); TIME-WAIT lasts 2*MSL. Default 30 s (Linux's 60 s TIME-WAIT). */
@@ -175,7 +177,7 @@ export abstract class TcbCore {
     this.snd.seq = seqAdd(this.iss, 1);
     this.tsoMax = opts.tsoMax ?? 0;
     this.tx = new Uint8Array(TCP_MAX_HLEN + Math.max(this.mss, Math.min(this.tsoMax, 65535)));
-    this.delack = new DelayedAck(opts.delAckMs ?? DELACK_MS, this.mss);
+    this.delack = new DelayedAck(opts.delAckMs ?? DELACK_MS, this.mss, opts.stretchAcks ? STRETCH_ACK_MAX : 0);
     this.cc = opts.cc === 'newreno' ? new NewReno() : new Cubic();
     this.cc.init(initialWindow(this.sendMss), 0);
   }
@@ -269,7 +271,8 @@ export abstract class TcbCore {
     try {
       if (this.timeWaitAt >= 0 && now >= this.timeWaitAt) this.go('timeWaitDone', now);
       if (this.delack.at >= 0 && now >= this.delack.at) {
-        this.counters.tcpDelayedAcks++;
+        if (this.delack.stretch) this.counters.tcpStretchAcks++;
+        else this.counters.tcpDelayedAcks++;
         this.sendAck(now);
       }
       if (this.rtxAt >= 0 && now >= this.rtxAt) this.onRtxTimeout(now);
