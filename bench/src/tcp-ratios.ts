@@ -72,7 +72,7 @@ export function tcpRatios(cells: TcpCell[], o: { placements: Placement[]; offloa
 export function tcpNotes(o: { verify: boolean; offloads: OffloadMode[] }, placement: string): string[] {
   return [
     'offloads on: a1 -> b1 (cross), a1 -> a2 (same), the vifs as booted; offloads off: a3 -> b3, a3 -> a4, whose vifs (both ends) have "offloads": {"csum": false, "gso": false}; one simulation, so on and off are paired per repetition',
-    'gso: xsim\'s drivers negotiate no segmentation offload yet (packages/toolstack/src/topo/offloads.ts), so "gso": false changes nothing today: offloads off measures checksum offload off; csumPartialShare says whether the sender\'s stack handed its netfront partial checksums (about 1 on, 0 off)',
+    "gso: with \"gso\" on, a guest's stack hands netfront TCP frames of up to 64 KiB (TSO, feature-gso-tcpv4) while no accelerator is attached, and netback cuts them (the unaccel cells); vnic's NIC does no TSO yet, so on vnic offloads on/off is checksum offload alone; csumPartialShare says whether the sender's stack handed down partial checksums (about 1 on, 0 off)",
     "dom0: dom0's stack sits on its own bridge port, not behind a vif; netback's composeDom0 sets its offloads once (txCsum on), so no topology switch reaches it and dom0 is measured with offloads on only",
     `each repetition: a udp-stream (runStream, ${'1500'} B frames, the matrix's window) on the cell's ends, then the tcp-stream, then tcp-rr; the sink ${o.verify ? 'verifies every octet against the stream pattern (a corrupt octet makes the cell INVALID; the compare costs the receiver some goodput)' : 'does not verify octets (--no-tcp-verify): a corrupt octet would not show'}`,
     `placement: ${placement}`,
