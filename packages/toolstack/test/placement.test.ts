@@ -4,18 +4,8 @@
  * topology first, and a clear error for each placement that cannot be.
  */
 import { describe, expect, it } from 'vitest';
+import { issues } from './topo-issues.ts';
 import { PlacementError, defaultTopology, placeDomains, rackTopology, validateTopology, type Topology } from '../src/index.ts';
-import { TopologyError } from '../src/topo/index.ts';
-
-function issues(input: unknown): string[] {
-  try {
-    validateTopology(input);
-  } catch (e) {
-    if (e instanceof TopologyError) return e.issues.map((i) => `${i.path}: ${i.message}`);
-    throw e;
-  }
-  return [];
-}
 
 const loose = (): Record<string, any> => JSON.parse(JSON.stringify(defaultTopology())); // eslint-disable-line @typescript-eslint/no-explicit-any
 

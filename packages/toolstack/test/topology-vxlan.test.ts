@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { TopologyError, validateTopology } from '../src/topo/index.ts';
+import { issues } from './topo-issues.ts';
+import { validateTopology } from '../src/topo/index.ts';
 
 const DEFAULT_JSON = new URL('../../../topologies/default.json', import.meta.url);
 type Loose = Record<string, unknown> & { hosts: Loose[]; wires: unknown[] };
@@ -23,16 +24,6 @@ function tunnels(a: unknown, b: unknown = tunnel({ vni: 43 })): Loose {
     { a: b, b: 'host-b' },
   ];
   return t;
-}
-
-function issues(input: unknown): string[] {
-  try {
-    validateTopology(input);
-  } catch (e) {
-    if (e instanceof TopologyError) return e.issues.map((i) => `${i.path}: ${i.message}`);
-    throw e;
-  }
-  return [];
 }
 
 describe('topology: VXLAN wire ends', () => {

@@ -1,19 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { issues } from './topo-issues.ts';
 import { TopologyError, defaultTopology, loadTopology, rackTopology, validateTopology } from '../src/topo/index.ts';
 
 const DEFAULT_JSON = new URL('../../../topologies/default.json', import.meta.url);
-
-function issues(input: unknown): string[] {
-  try {
-    validateTopology(input);
-  } catch (e) {
-    if (e instanceof TopologyError) return e.issues.map((i) => `${i.path}: ${i.message}`);
-    throw e;
-  }
-  return [];
-}
 
 type Loose = Record<string, unknown> & { hosts: Loose[]; wires?: unknown };
 
