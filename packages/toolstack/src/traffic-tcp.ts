@@ -8,6 +8,7 @@
 import type { TcpRrReply, TcpSinkReply, TcpStreamReply } from '@xsim/hypervisor';
 import type { DomainRef, Simulation } from './simulation.ts';
 import { untilAborted } from './traffic.ts';
+import { IntervalLoop, type Sample } from './interval-loop.ts';
 import type { TcpIntervalSample, TcpRrRun, TcpStreamRun } from './schema/run.ts';
 
 export type { TcpIntervalSample, TcpRrRun, TcpStreamRun };
@@ -166,12 +167,12 @@ export async function runTcpRr(sim: Simulation, o: TcpRrOptions): Promise<TcpRrR
   };
 }
 
-/** iperf3-style interval lines for a TCP stream: the sink's octets and the sender's retransmissions, polled every interval. */
+/** What the TCP sink has taken, and the sender's retransmissions so far. */
+type TcpSample = Sample & { bytes: number; retr: number };
+
+/** The TCP stream's interval lines: octets the sink took, and the sender's retransmissions. */
 class TcpSampler {
-  private readonly t0: number;
-  private last: { t: number; bytes: number; retr: number } | null = null;
-  private finished = false;
-  private readonly loop: Promise<void>;
+  private readonly loop: IntervalLoop<TcpSample>;
 
   constructor(
     private readonly sim: Simulation,
@@ -179,50 +180,48 @@ class TcpSampler {
     private readonly port: number,
     private readonly interval: { ms: number; each: (x: TcpIntervalSample) => void },
   ) {
-    this.t0 = sim.clock.now();
-    this.loop = this.run();
+    // The first interval starts from the stream's start, the sender's retransmissions so far as its base.
+    this.loop = new IntervalLoop(
+      sim,
+      interval.ms,
+      { sample: () => this.sample(), report: (a, b, t0) => this.report(a, b, t0) },
+      { from: (first, t) => ({ ...first, t, bytes: 0 }) },
+    );
   }
 
-  private async sample(): Promise<{ t: number; bytes: number; retr: number } | null> {
-    const [to, from] = await Promise.all([this.sim.domainStats(this.o.to, 120_000), this.sim.domainStats(this.o.from, 120_000)]).catch(() => [null, null]);
+  private async retransmits(): Promise<number | null> {
+    const from = await this.sim.domainStats(this.o.from, 120_000).catch(() => null);
+    return (from?.endpoint?.tcp as Record<string, number> | undefined)?.tcpTxRetransmits ?? (from ? 0 : null);
+  }
+
+  private async sample(): Promise<TcpSample | null> {
+    const [to, retr] = await Promise.all([this.sim.domainStats(this.o.to, 120_000).catch(() => null), this.retransmits()]);
     const p = to?.endpoint?.tcpProgress?.[this.port];
-    const retr = (from?.endpoint?.tcp as Record<string, number> | undefined)?.tcpTxRetransmits ?? 0;
-    return p ? { t: this.sim.clock.now(), bytes: p.bytes, retr } : null;
+    return p ? { t: this.sim.clock.now(), bytes: p.bytes, retr: retr ?? 0 } : null;
   }
 
-  private emit(x: { t: number; bytes: number; retr: number }): void {
-    const last = this.last ?? { t: this.t0, bytes: 0, retr: x.retr };
-    const secs = (x.t - last.t) / 1000;
-    const bytes = x.bytes - last.bytes;
+  private report(a: TcpSample, b: TcpSample, t0: number): void {
+    const secs = (b.t - a.t) / 1000;
+    const bytes = b.bytes - a.bytes;
     this.interval.each({
-      start: (last.t - this.t0) / 1000,
-      end: (x.t - this.t0) / 1000,
+      start: (a.t - t0) / 1000,
+      end: (b.t - t0) / 1000,
       bytes,
       gbps: secs > 0 ? (bytes * 8) / secs / 1e9 : 0,
-      retransmits: x.retr - last.retr,
+      retransmits: b.retr - a.retr,
     });
-    this.last = x;
-  }
-
-  private async run(): Promise<void> {
-    const first = await this.sample();
-    if (first) this.last = { ...first, t: this.t0, bytes: 0 };
-    while (!this.finished) {
-      const until = this.sim.clock.now() + this.interval.ms;
-      while (!this.finished && this.sim.clock.now() < until) await this.sim.sleep(Math.min(5, until - this.sim.clock.now()));
-      if (this.finished) return;
-      const x = await this.sample();
-      if (x && !this.finished) this.emit(x);
-    }
   }
 
   /** The stream is over with `bytes` received: stop sampling and report the last, partial interval (null: it failed, at once). */
   async finish(bytes: number | null): Promise<void> {
-    this.finished = true;
+    await this.loop.finish(bytes === null);
     if (bytes === null) return;
-    await this.loop;
-    const from = await this.sim.domainStats(this.o.from, 120_000).catch(() => null);
-    const retr = (from?.endpoint?.tcp as Record<string, number> | undefined)?.tcpTxRetransmits ?? this.last?.retr ?? 0;
-    if (bytes > (this.last?.bytes ?? 0)) this.emit({ t: this.sim.clock.now(), bytes, retr });
+    const last = this.loop.previous ?? { t: this.loop.t0, bytes: 0, retr: 0 };
+    const retr = (await this.retransmits()) ?? last.retr;
+    if (bytes > last.bytes) {
+      // Nothing sampled before: the interval runs from the start.
+      if (!this.loop.previous) this.loop.emit({ t: this.loop.t0, bytes: 0, retr });
+      this.loop.emit({ t: this.sim.clock.now(), bytes, retr });
+    }
   }
 }

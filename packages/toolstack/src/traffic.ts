@@ -11,6 +11,7 @@
  */
 import type { LatencySummary } from '@xsim/netstack';
 import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
+import { IntervalLoop, type Sample } from './interval-loop.ts';
 
 export interface StreamOptions {
   from: DomainRef;
@@ -137,60 +138,51 @@ function transmit(sim: Simulation, o: StreamOptions, s: StreamParams): Promise<R
   return sim.request(o.from, 'stream_send', args, s.timeoutMs) as Promise<Record<string, number>>;
 }
 
-/**
- * iperf3-style interval lines: poll the receiver's progress every interval of
- * the simulation's clock while the stream runs; the last, partial interval
- * ends with the stream, from its final counts.
- */
+/** What the UDP stream's receiver has taken, and the gaps in its sequence numbers (lost, or late). */
+type UdpSample = Sample & { delivered: number; gaps: number };
+
+/** The UDP stream's interval lines: frames the receiver took, lost ones by the gaps in its sequence numbers. */
 class IntervalSampler {
-  private readonly t0: number;
-  private last: { t: number; delivered: number; gaps: number };
-  private finished = false;
-  private readonly loop: Promise<void>;
+  private readonly loop: IntervalLoop<UdpSample>;
 
   constructor(
     private readonly sim: Simulation,
     private readonly o: StreamOptions & { interval: NonNullable<StreamOptions['interval']> },
     private readonly port: number,
   ) {
-    this.t0 = sim.clock.now();
-    this.last = { t: this.t0, delivered: 0, gaps: 0 };
-    this.loop = this.run();
+    this.loop = new IntervalLoop(
+      sim,
+      o.interval.ms,
+      { sample: () => this.sample(), report: (a, b, t0) => this.report(a, b, t0) },
+      { at: (t) => ({ t, delivered: 0, gaps: 0 }) },
+    );
   }
 
-  private emit(t: number, delivered: number, gaps: number): void {
-    const frames = delivered - this.last.delivered;
-    const secs = (t - this.last.t) / 1000;
+  private async sample(): Promise<UdpSample | null> {
+    const { sim, o } = this;
+    const st = await sim.domainStats(o.to, 120_000).catch(() => null);
+    // A guest's second and later vifs have endpoints of their own (dom0 has one endpoint).
+    const ep = o.toVif ? (st && 'endpoints' in st ? st.endpoints[`vif${o.toVif}`] : undefined) : st?.endpoint;
+    const p = ep?.progress?.[String(this.port)];
+    return p ? { t: sim.clock.now(), delivered: p.delivered, gaps: p.highest + 1 - p.delivered } : null;
+  }
+
+  private report(a: UdpSample, b: UdpSample, t0: number): void {
+    const frames = b.delivered - a.delivered;
+    const secs = (b.t - a.t) / 1000;
     this.o.interval.each({
-      start: (this.last.t - this.t0) / 1000,
-      end: (t - this.t0) / 1000,
+      start: (a.t - t0) / 1000,
+      end: (b.t - t0) / 1000,
       frames,
       gbps: secs > 0 ? (frames * this.o.frameSize * 8) / secs / 1e9 : 0,
-      lost: Math.max(0, gaps - this.last.gaps),
+      lost: Math.max(0, b.gaps - a.gaps),
     });
-    this.last = { t, delivered, gaps };
-  }
-
-  private async run(): Promise<void> {
-    const { sim, o } = this;
-    while (!this.finished) {
-      const until = sim.clock.now() + o.interval.ms;
-      while (!this.finished && sim.clock.now() < until) await sim.sleep(Math.min(5, until - sim.clock.now()));
-      if (this.finished) return;
-      const st = await sim.domainStats(o.to, 120_000).catch(() => null);
-      // A guest's second and later vifs have endpoints of their own (dom0 has one endpoint).
-      const ep = o.toVif ? (st && 'endpoints' in st ? st.endpoints[`vif${o.toVif}`] : undefined) : st?.endpoint;
-      const p = ep?.progress?.[String(this.port)];
-      if (p && !this.finished) this.emit(sim.clock.now(), p.delivered, p.highest + 1 - p.delivered);
-    }
   }
 
   /** The stream is over: stop polling and report what the last interval got (`abandon`: at once, not waiting for a poll in flight). */
   async finish(r: { delivered: number; lost: number } | null, abandon = false): Promise<void> {
-    this.finished = true;
-    if (abandon) return;
-    await this.loop;
-    if (r) this.emit(this.sim.clock.now(), r.delivered, r.lost);
+    await this.loop.finish(abandon);
+    if (r && !abandon) this.loop.emit({ t: this.sim.clock.now(), delivered: r.delivered, gaps: r.lost });
   }
 }
 
