@@ -1,4 +1,4 @@
-export type { Topology, HostSpec, DomUSpec, VifSpec, WireSpec, NicSpecJson, Pinning, SwitchSpec } from './types.ts';
+export type { Topology, HostSpec, DomUSpec, VifSpec, WireSpec, NicSpecJson, Pinning, SwitchSpec, PartitionSpec } from './types.ts';
 export { validateTopology, guestPagesNeeded, TopologyError, LIMITS, type TopologyIssue } from './validate.ts';
 export { loadTopology } from './load.ts';
 export { parseXlRate, rateNode, describeRateNode, XL_RATE_DEFAULT_INTERVAL_US, type XlRate } from './rate.ts';
@@ -10,3 +10,15 @@ export function nicAlias(vendor: string, device: string): string {
 
 export { parseMac } from '@xsim/netstack';
 export { rackTopology, type RackOptions } from './generate.ts';
+export {
+  partitionTopology,
+  partitionAddrs,
+  partitionNames,
+  partitionOf,
+  cutWires,
+  DEFAULT_VXLAN_BASE_PORT,
+  DEFAULT_VNI_BASE,
+  type CutWire,
+  type PartitionAddrs,
+  type PartitionOptions,
+} from './partition-split.ts';

@@ -10,6 +10,18 @@ export interface Topology {
   wires: WireSpec[];
   /** Named sets of pCPUs domains may be placed in ("cpupool": NAME), as xl cpupool-create. */
   cpupools?: Record<string, number[]>;
+  /**
+   * The topology split into partitions, each run by a process of its own
+   * (topo/partitions.ts): every host and switch in exactly one; a wire between
+   * two partitions becomes a VXLAN tunnel in each.
+   */
+  partitions?: Record<string, PartitionSpec>;
+}
+
+/** One partition: the hosts (at least one) and switches it runs. */
+export interface PartitionSpec {
+  hosts: string[];
+  switches: string[];
 }
 
 export interface NicSpecJson {

@@ -10,6 +10,7 @@ import { dom0MinPages } from '@xsim/netback';
 import { nicModel } from '@xsim/nic';
 import { IPV4_PATTERN, parseIp } from '@xsim/netstack';
 import { offloadsOf } from './offloads.ts';
+import { validatePartitions } from './partitions.ts';
 import { parseXlRate } from './rate.ts';
 import type { DomUSpec, HostSpec, Pinning, SwitchSpec, Topology, VifLimits, VifSpec, WireSpec } from './types.ts';
 import { TunnelEnds, isTunnelNode, tunnelNode } from './vxlan.ts';
@@ -328,7 +329,7 @@ function validateHost(s: HostScope, h: unknown, hi: number, hostNames: Set<strin
 
 export function validateTopology(input: unknown): Topology {
   const c = new Checker();
-  const top = c.obj(input, '', ['name', 'hosts', 'switches', 'wires', 'cpupools']);
+  const top = c.obj(input, '', ['name', 'hosts', 'switches', 'wires', 'cpupools', 'partitions']);
   if (!top) throw new TopologyError(c.issues);
   const name = c.str(top.name, 'name', /^.+$/, 'a non-empty name') ?? '';
   const hostsIn = c.arr(top.hosts, 'hosts');
@@ -339,8 +340,14 @@ export function validateTopology(input: unknown): Topology {
   const hosts = hostsIn.map((h, hi) => validateHost(scope, h, hi, hostNames));
   const switches = validateSwitches(c, top.switches, hostNames);
   const wires = validateWires(c, top.wires, hosts, switches);
+  const partitions = validatePartitions(
+    top.partitions,
+    [...hostNames],
+    switches.map((s) => s.name),
+    (p, m) => c.fail(p, m),
+  );
   if (c.issues.length) throw new TopologyError(c.issues);
-  return { name, hosts, switches, wires, ...(scope.cpupools ? { cpupools: scope.cpupools } : {}) };
+  return { name, hosts, switches, wires, ...(scope.cpupools ? { cpupools: scope.cpupools } : {}), ...(partitions ? { partitions } : {}) };
 }
 
 function validatePools(c: Checker, v: unknown): Record<string, number[]> | undefined {
