@@ -75,11 +75,24 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
   rxBytes: { kind: 'event', help: 'bytes of those frames' },
   rxFragmented: { kind: 'event', help: 'received frames that spanned several pages' },
   rxErrorStatus: { kind: 'event', help: 'frames the backend answered with an error status (it counted the drop)' },
-  rxBadResponse: { kind: 'drop', help: 'frames dropped here: a response with a bad offset or size, or a chain too long' },
+  rxBadResponse: { kind: 'drop', help: 'frames dropped here: a response whose offset and size run past its page' },
+  rxErrTooManySlots: { kind: 'drop', help: 'frames dropped here: a chain of more than MAX_FRAME_PIECES (18) data slots' },
+  rxErrTooLong: {
+    kind: 'drop',
+    help: 'frames dropped here: longer than the largest frame gathered (65535 + 14 octets: a 64 KiB GSO frame and its Ethernet header)',
+  },
+  rxErrExtraType: { kind: 'drop', help: 'frames dropped here: an extra-info slot of no known type (0, or XEN_NETIF_EXTRA_TYPE_MAX and over)' },
+  rxErrExtraMissing: { kind: 'drop', help: 'frames dropped here: an extra-info slot says another follows, and the backend published none' },
+  rxErrGsoSize: { kind: 'drop', help: 'frames dropped here: a GSO extra-info slot with gso.size 0 (xennet_set_skb_gso: "GSO size must not be zero")' },
+  rxErrGsoType: { kind: 'drop', help: 'frames dropped here: a GSO extra-info slot of a type other than TCPv4 (xsim has no IPv6)' },
+  rxGso: {
+    kind: 'event',
+    help: 'TCPv4 GSO frames received whole (a GSO extra-info slot, data over several slots, up to 64 KiB) and handed to the stack as one frame',
+  },
   rxAccel: { kind: 'event', help: 'frames received on the accelerator fast path' },
   rxExtraInfo: {
     kind: 'event',
-    help: "extra-info slots in RX responses (xsim's netback sends HASH ones when the control ring configured a hash): each buffer goes back unused; one of no known type, a bad GSO one or one missing drops its frame (rxBadResponse)",
+    help: "extra-info slots in RX responses (xsim's netback sends GSO ones with GSO frames, HASH ones when the control ring configured a hash): each buffer goes back unused; one of no known type, a bad GSO one or one missing drops its frame (rxErrExtraType, rxErrGsoSize, rxErrGsoType, rxErrExtraMissing)",
   },
   rxHashExtras: {
     kind: 'event',
@@ -95,6 +108,10 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
 });
 
 export type NetfrontCounters = Counters<typeof NETFRONT_COUNTERS.decls>;
+
+/** The counters an RX frame is dropped under, one per reason (rxErrorStatus: the backend's own drop, counted there). */
+export type RxDropReason =
+  'rxErrorStatus' | 'rxBadResponse' | 'rxErrTooManySlots' | 'rxErrTooLong' | 'rxErrExtraType' | 'rxErrExtraMissing' | 'rxErrGsoSize' | 'rxErrGsoType';
 
 /** Add every counter of `from` into `into` (a queue's into its device's). */
 export function addCounters(into: NetfrontCounters, from: Readonly<NetfrontCounters>): NetfrontCounters {

@@ -15,8 +15,8 @@ import { frontendFeatures, queuesToUse, type BackendFeatures } from './features.
 import { NetfrontQueue, selectTxQueue, type QueueHost } from './queue.ts';
 import { TxPool } from './tx-pool.ts';
 
-/** The largest frame RX gathers: a TCPv4 GSO frame (feature-gso-tcpv4) up to 64 KiB. */
-const RX_GSO_MAX = 65536;
+/** The largest frame RX gathers: a TCPv4 GSO frame (feature-gso-tcpv4) of a 64 KiB IP datagram and its Ethernet header. */
+const RX_GSO_MAX = 65535 + 14;
 
 export class QueueSet {
   /** TX buffers, shared by the queues. */

@@ -12,7 +12,16 @@
  * A frame's first response may be followed by extra-info slots
  * (NETRXF_extra_info, xennet_get_extras): each sits in the slot of a buffer
  * posted there, which goes back unused. One of no known type, a GSO one
- * xennet_set_skb_gso would refuse, or one missing drops the frame.
+ * xennet_set_skb_gso would refuse (size 0, a type other than TCPv4: xsim
+ * has no IPv6), or one missing drops the frame.
+ *
+ * A TCPv4 GSO frame (feature-gso-tcpv4: a backend may send frames up to
+ * 64 KiB) comes as its first response, its GSO extra-info slot, and the
+ * rest of its data in following slots (more_data on all but the last). It
+ * is gathered into one buffer (xennet_fill_frags) and handed to the stack
+ * whole, with the checksum flags of its first response; one longer than
+ * 65535 + 14 octets or over MAX_FRAME_PIECES slots is dropped. Every drop
+ * is counted by its reason, once per frame, and every slot is consumed.
  */
 import {
   tracer,
@@ -34,13 +43,13 @@ import {
   XEN_NETIF_EXTRA_TYPE_HASH,
   XEN_NETIF_EXTRA_TYPE_MAX,
   XEN_NETIF_GSO_TYPE_TCPV4,
-  XEN_NETIF_GSO_TYPE_TCPV6,
   newExtraInfo,
   readExtraInfo,
   type FrontRing,
+  type NetifExtraInfo,
 } from '@xsim/hypervisor';
 import { l4Frame } from '@xsim/netstack';
-import { MAX_FRAME_PIECES, type NetfrontDeps, type RingOwner, type RxHandler } from './common.ts';
+import { MAX_FRAME_PIECES, type NetfrontDeps, type RingOwner, type RxDropReason, type RxHandler } from './common.ts';
 
 export class NetfrontRx {
   private readonly base: number;
@@ -54,8 +63,10 @@ export class NetfrontRx {
   private pieces = 0;
   /** The checksum flags of the chain's first response (NETRXF_csum_blank, NETRXF_data_validated). */
   private csumFlags = 0;
-  /** Why the chain being gathered is dropped: '' (it is fine), 'status' (the backend said so) or 'bad'. */
-  private chainBad: '' | 'status' | 'bad' = '';
+  /** Why the chain being gathered is dropped: '' (it is fine), or the counter of the first reason found. */
+  private chainBad: '' | RxDropReason = '';
+  /** The gso.size of the chain's GSO extra-info slot (0: none). */
+  private gsoSize = 0;
   private ring: FrontRing | null = null;
   onReceive: RxHandler = () => {};
 
@@ -128,6 +139,7 @@ export class NetfrontRx {
     this.scratchLen = 0;
     this.pieces = 0;
     this.chainBad = '';
+    this.gsoSize = 0;
   }
 
   /** xennet_poll: take up to `budget` frames. Returns frames handled, or -1 if the backend broke the ring. */
@@ -155,10 +167,11 @@ export class NetfrontRx {
         this.pieces++;
         if (this.pieces === 1) this.csumFlags = flags & (NETRXF_csum_blank | NETRXF_data_validated);
         if (this.pieces === 1 && flags & NETRXF_extra_info && !this.takeExtras(prod)) return -1;
-        if (status < 0) this.chainBad ||= 'status';
-        else if (offset + status > PAGE_SIZE || this.pieces > MAX_FRAME_PIECES) this.chainBad = 'bad';
+        if (status < 0) this.chainBad ||= 'rxErrorStatus';
+        else if (offset + status > PAGE_SIZE) this.chainBad ||= 'rxBadResponse';
+        else if (this.pieces > MAX_FRAME_PIECES) this.chainBad ||= 'rxErrTooManySlots';
         const at = (this.base + id) * PAGE_SIZE + offset;
-        if (!more && this.pieces === 1 && this.chainBad === '') {
+        if (!more && this.pieces === 1 && this.chainBad === '' && this.gsoSize === 0) {
           // The common case: a whole frame in one page, handed up without a copy.
           this.pieces = 0;
           n++;
@@ -167,7 +180,7 @@ export class NetfrontRx {
         }
         // A frame spread over several pages: gather it (the stack wants it contiguous).
         if (this.chainBad === '') {
-          if (this.scratchLen + status > this.scratch.length) this.chainBad = 'bad';
+          if (this.scratchLen + status > this.scratch.length) this.chainBad = 'rxErrTooLong';
           else {
             this.scratch.set(ram.subarray(at, at + status), this.scratchLen);
             this.scratchLen += status;
@@ -176,10 +189,10 @@ export class NetfrontRx {
         if (more) continue;
         // End of the chain: one frame, delivered or counted once.
         n++;
-        if (this.chainBad === 'status') c.rxErrorStatus++;
-        else if (this.chainBad === 'bad') c.rxBadResponse++;
+        if (this.chainBad !== '') c[this.chainBad]++;
         else {
-          c.rxFragmented++;
+          if (this.pieces > 1) c.rxFragmented++;
+          if (this.gsoSize > 0) c.rxGso++;
           this.deliver(this.scratch, 0, this.scratchLen);
         }
         this.resetChain();
@@ -236,7 +249,7 @@ export class NetfrontRx {
     let more = true;
     while (more) {
       // "Missing extra info": the chain says more, the backend published no more.
-      if (ring.rspCons === prod) return ((this.chainBad = 'bad'), true);
+      if (ring.rspCons === prod) return ((this.chainBad ||= 'rxErrExtraMissing'), true);
       const e = readExtraInfo(ring.sring.dv, ring.responseOffset(ring.rspCons), this.extra);
       const id = this.slotId[ring.rspCons & (NET_RX_RING_SIZE - 1)];
       ring.rspCons = (ring.rspCons + 1) >>> 0;
@@ -244,11 +257,19 @@ export class NetfrontRx {
       this.o.c.rxExtraInfo++;
       if (e.type === XEN_NETIF_EXTRA_TYPE_HASH) this.o.c.rxHashExtras++;
       more = (e.flags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0;
-      const badGso =
-        e.type === XEN_NETIF_EXTRA_TYPE_GSO && (e.gsoSize === 0 || (e.gsoType !== XEN_NETIF_GSO_TYPE_TCPV4 && e.gsoType !== XEN_NETIF_GSO_TYPE_TCPV6));
-      if (e.type === 0 || e.type >= XEN_NETIF_EXTRA_TYPE_MAX || badGso) this.chainBad = 'bad';
+      this.chainBad ||= this.extraProblem(e);
     }
     return true;
+  }
+
+  /** xennet_get_extras' and xennet_set_skb_gso's checks of one extra-info slot (copied out of the ring): the drop it means, or ''. A good GSO one is kept. */
+  private extraProblem(e: Readonly<NetifExtraInfo>): '' | RxDropReason {
+    if (e.type === 0 || e.type >= XEN_NETIF_EXTRA_TYPE_MAX) return 'rxErrExtraType';
+    if (e.type !== XEN_NETIF_EXTRA_TYPE_GSO) return '';
+    if (e.gsoSize === 0) return 'rxErrGsoSize';
+    if (e.gsoType !== XEN_NETIF_GSO_TYPE_TCPV4) return 'rxErrGsoType';
+    this.gsoSize = e.gsoSize;
+    return '';
   }
 
   private fail(reason: string): number {
