@@ -47,6 +47,10 @@ commands:
       --serve             keep running and serve a control socket for the commands below; stream
                           in rounds of --count frames, a line per round (--idle: no traffic)
       --socket PATH       where to serve (default $XSIM_SOCKET or the system temp dir's xsim.sock)
+      --partition NAME    run one partition of the topology file's "partitions": its wires to the
+                          others are VXLAN tunnels on 127.0.0.1 (VNI 10000 + the wire's index); both
+                          stream ends in it, or --workload ping --to a guest of another partition
+      --vxlan-base-port N the k-th partition's tunnels use UDP port N + k (default 14789)
       --pcpus N           pCPU worker threads the domains are scheduled on (default: the machine's
                           cores; the NIC hardware has one thread more)
       --deterministic     every domain and the NIC on one thread, a seeded order, a virtual clock:

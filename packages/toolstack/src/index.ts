@@ -83,3 +83,4 @@ export {
   type ConformanceOptions,
   type ConformanceReport,
 } from './conformance/index.ts';
+export { onePartition, partitionEnds, pingAcross, type PartitionChoice } from './partitions/one.ts';

@@ -20,6 +20,7 @@ import {
   runScenario,
   serveControl,
   serveXenstores,
+  pingAcross,
   streamRounds,
   table,
   type DomainRef,
@@ -28,6 +29,7 @@ import {
   type Round,
   type CaptureSummary,
   type RunJson,
+  type ScenarioResult,
   type StreamResult,
   type TcpIntervalSample,
   type Topology,
@@ -58,6 +60,7 @@ import {
   workloadText,
   type WorkloadOptions,
 } from './run-workload.ts';
+import { PARTITION_VALUED, partitionFlags, partitionRemote, partitionTopo } from './run-partition.ts';
 
 const VALUED = [
   'count',
@@ -79,6 +82,7 @@ const VALUED = [
   'trace-sample',
   ...WORKLOAD_VALUED,
   ...RUNTIME_VALUED,
+  ...PARTITION_VALUED,
 ];
 const BOOLEANS = ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS, ...LOG_BOOLEANS];
 
@@ -107,6 +111,8 @@ interface RunOptions {
   ports: { port?: number; srcPort?: number };
   logLevel: LogLevel;
   where: ReturnType<typeof runtimeFlags>;
+  /** --partition with a receiver in another partition: its IP (a ping crosses to it). */
+  remoteTo?: string;
 }
 
 /** --plugin-args: a JSON object, and only with --plugin. */
@@ -142,7 +148,10 @@ function ports(p: Parsed): { port?: number; srcPort?: number } {
 /** Every option checked before anything starts: a frame the path cannot carry would only fail at the sender. */
 export async function runOptions(argv: string[]): Promise<RunOptions> {
   const p = parseArgs(argv, VALUED, BOOLEANS);
-  const topo = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology({ nics: nicsFlag(p) });
+  const file = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology({ nics: nicsFlag(p) });
+  // --partition NAME: this process runs that partition of the file's topology (run-partition.ts).
+  const part = partitionFlags(p, file);
+  const topo = part ? partitionTopo(part) : file;
   const str = (k: string) => (typeof p.flags.get(k) === 'string' ? String(p.flags.get(k)) : undefined);
   // tcpdump's -w and -s: capture at these tap points into one pcapng file.
   const capture = p.flags.has('capture') ? String(p.flags.get('capture')).split(',') : undefined;
@@ -180,7 +189,9 @@ export async function runOptions(argv: string[]): Promise<RunOptions> {
     logLevel: logLevelFlag(p),
     where: runtimeFlags(p),
   };
-  checkEnds(topo, { from: o.from, to: o.to }, wl.workload === 'ping' ? o.size + 42 : o.size);
+  o.remoteTo = part ? partitionRemote(part, { from: o.from, to: o.to }, wl.workload) : undefined;
+  // A receiver in another partition is checked in the whole topology (both ends exist, the frame fits their MTUs).
+  checkEnds(o.remoteTo ? file : topo, { from: o.from, to: o.to }, wl.workload === 'ping' ? o.size + 42 : o.size);
   return o;
 }
 
@@ -241,27 +252,29 @@ async function scenario(sim: Simulation, o: RunOptions, det: boolean, say: (s: s
   const ends = `${from.host}/${from.domain} -> ${to.host}/${to.domain}`;
   const intervals = o.interval !== undefined;
   if (intervals && (wl.workload === 'udp-stream' || wl.workload === 'tcp-stream')) say(wl.workload === 'udp-stream' ? intervalHeader() : tcpIntervalHeader());
-  const res = await runScenario(sim, {
-    from,
-    to,
-    ...o.ports,
-    workload: wl.workload,
-    count,
-    frameSize: size,
-    window: o.window,
-    ...(wl.bytes !== undefined ? { bytes: wl.bytes } : {}),
-    flows: wl.flows,
-    writeSize: wl.writeSize,
-    reqSize: wl.reqSize,
-    rspSize: wl.rspSize,
-    onPing: (ping) => {
-      if (wl.workload !== 'ping')
-        note(`xsim: ping ${ends}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`);
-      note(workloadLine(wl, count, size, ends));
-    },
-    ...(intervals ? { interval: { ms: o.interval! * 1000, each: (x: IntervalSample) => say(intervalLine(x)) } } : {}),
-    ...(intervals ? { tcpInterval: { ms: o.interval! * 1000, each: (x: TcpIntervalSample) => say(tcpIntervalLine(x)) } } : {}),
-  });
+  const res: ScenarioResult = o.remoteTo
+    ? await pingAcross(sim, from, o.remoteTo, count, size).then(async (ping) => ({ ping, intervals: [], stats: await sim.stats() }))
+    : await runScenario(sim, {
+        from,
+        to,
+        ...o.ports,
+        workload: wl.workload,
+        count,
+        frameSize: size,
+        window: o.window,
+        ...(wl.bytes !== undefined ? { bytes: wl.bytes } : {}),
+        flows: wl.flows,
+        writeSize: wl.writeSize,
+        reqSize: wl.reqSize,
+        rspSize: wl.rspSize,
+        onPing: (ping) => {
+          if (wl.workload !== 'ping')
+            note(`xsim: ping ${ends}: p50 ${ping.p50Us.toFixed(0)} us, p99 ${ping.p99Us.toFixed(0)} us (${ping.count} probes, ${ping.lost} lost)`);
+          note(workloadLine(wl, count, size, ends));
+        },
+        ...(intervals ? { interval: { ms: o.interval! * 1000, each: (x: IntervalSample) => say(intervalLine(x)) } } : {}),
+        ...(intervals ? { tcpInterval: { ms: o.interval! * 1000, each: (x: TcpIntervalSample) => say(tcpIntervalLine(x)) } } : {}),
+      });
   const captured = o.capture ? await sim.captureStop() : undefined;
   const traced = o.traceFile ? await sim.traceStop() : undefined;
   const ok = workloadComplete(res, count);
