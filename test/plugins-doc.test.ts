@@ -548,13 +548,13 @@ describe(`${DOC_PATH} against the code`, () => {
   it('draws the TX and RX descriptors where ViQueues writes their fields', () => {
     const ram = new SharedArrayBuffer(LAYOUT.VI_RING_BYTES);
     const q = new ViQueues(new SharedArrayBuffer(LAYOUT.DOORBELL_BYTES), ram, 0, () => {});
-    const tx = { bufId: 0x11223344, offset: 0x5566, len: 0x7788, flags: 0x99aa };
-    q.postTx(tx.bufId, tx.offset, tx.len, tx.flags);
+    const tx = { bufId: 0x11223344, offset: 0x5566, len: 0x7788, flags: 0x99aa, mss: 0xbbcc };
+    q.postTx(tx.bufId, tx.offset, tx.len, tx.flags, tx.mss);
     const rx = { bufId: 0x44332211, offset: 0x6655, capacity: 0x8877 };
     q.postRx(rx.bufId, rx.offset, rx.capacity);
     const mem = new Uint8Array(ram);
-    const { TXD_BUF, TXD_OFF, TXD_LEN, TXD_FLAGS, RXD_BUF, RXD_OFF, RXD_LEN } = LAYOUT;
-    const txConstants = { bufId: TXD_BUF, offset: TXD_OFF, len: TXD_LEN, flags: TXD_FLAGS };
+    const { TXD_BUF, TXD_OFF, TXD_LEN, TXD_FLAGS, TXD_MSS, RXD_BUF, RXD_OFF, RXD_LEN } = LAYOUT;
+    const txConstants = { bufId: TXD_BUF, offset: TXD_OFF, len: TXD_LEN, flags: TXD_FLAGS, mss: TXD_MSS };
     expectDiagram('tx', { size: LAYOUT.DESC_SIZE, constants: txConstants, mem, base: LAYOUT.TXQ_OFFSET, wrote: tx });
     expectDiagram('rx', { size: LAYOUT.DESC_SIZE, constants: { bufId: RXD_BUF, offset: RXD_OFF, capacity: RXD_LEN }, mem, base: LAYOUT.RXQ_OFFSET, wrote: rx });
   });

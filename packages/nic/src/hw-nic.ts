@@ -17,6 +17,7 @@ import type { NicSpec } from './nic-spec.ts';
 import { HwVi } from './hw-vi.ts';
 import { NicPort, type NicStats } from './nic-port.ts';
 import { nicCompleteCsum, nicCsumGood } from './csum-engine.ts';
+import { tsoParse, tsoSegment } from './tso-engine.ts';
 import {
   BUFFER_PAGE,
   DESC_SIZE,
@@ -38,7 +39,9 @@ import {
   TXD_CSUM,
   TXD_FLAGS,
   TXD_LEN,
+  TXD_MSS,
   TXD_OFF,
+  TXD_TSO,
   TXQ_OFFSET,
   TX_MAX_CHAIN,
   VI_EVQ_SIZE,
@@ -58,6 +61,8 @@ export class HwNic extends NicPort<HwVi> {
   readonly buffers: BufferTable;
   /** The TX FIFO: every frame a VI sends is gathered here once before it is checked or sent. */
   private readonly staging: Uint8Array;
+  /** Where the TSO engine builds each segment before it is sent. */
+  private readonly segBuf: Uint8Array;
   // Private copies of the descriptors of the frame in hand (TX) and of the RX buffers it needs.
   private readonly dBuf = new Uint32Array(TX_MAX_CHAIN);
   private readonly dOff = new Uint16Array(TX_MAX_CHAIN);
@@ -71,7 +76,9 @@ export class HwNic extends NicPort<HwVi> {
     super(spec, rams, clock);
     this.vis = Array.from({ length: spec.vis }, (_, i) => new HwVi(i));
     this.buffers = new BufferTable(1 << 18);
-    this.staging = new Uint8Array(65536);
+    // The largest frame a driver may chain: a 64 KiB IPv4 datagram behind an Ethernet header and a VLAN tag (TSO).
+    this.staging = new Uint8Array(65535 + 18);
+    this.segBuf = new Uint8Array(65535 + 18);
   }
 
   get fns(): readonly HwVi[] {
@@ -103,7 +110,8 @@ export class HwNic extends NicPort<HwVi> {
    * Attach a driver to a VI: its rings are the VI's buffers from `ringBase`
    * (VI_RING_PAGES contiguous pages registered for it), its interrupt a
    * device binding; `csum`: the driver enables checksum offload (TX
-   * completion, RX checking). Returns the doorbell made for this attachment.
+   * completion, RX checking); `tso`: TCP segmentation offload (TXD_TSO).
+   * Returns the doorbell made for this attachment.
    */
   viInit(
     vi: number,
@@ -112,6 +120,7 @@ export class HwNic extends NicPort<HwVi> {
     irq: { binding: SharedArrayBuffer; doorbell: SharedArrayBuffer } | null,
     macs: number[] | null,
     csum = false,
+    tso = false,
   ): SharedArrayBuffer {
     const v = this.vi(vi);
     if (v.running || v.a) throw new Error(`VI ${vi} is already initialised`);
@@ -134,6 +143,7 @@ export class HwNic extends NicPort<HwVi> {
       irq: irq ? new DeviceIrq(irq.binding, irq.doorbell) : null,
       macs: macs === null ? null : new Set(macs),
       csum,
+      tso,
     });
     if (!this.active.includes(v)) this.active.push(v);
     this.tapFn(v);
@@ -213,7 +223,7 @@ export class HwNic extends NicPort<HwVi> {
   /** Is there TX work on any running VI? */
   txPending(): boolean {
     if (this.lineFull()) return false;
-    for (const v of this.active) if (v.running && Atomics.load(v.a!.db, W_TX_PROD) >>> 0 !== v.txCons) return true;
+    for (const v of this.active) if (v.running && (v.tsoLeft !== null || Atomics.load(v.a!.db, W_TX_PROD) >>> 0 !== v.txCons)) return true;
     return false;
   }
 
@@ -236,6 +246,8 @@ export class HwNic extends NicPort<HwVi> {
 
   private processTx(v: HwVi): number {
     const a = v.a!;
+    // Segments of a TSO frame the line had no room for go first: the frames behind it wait.
+    if (v.tsoLeft !== null && !this.sendSegments(v)) return 0;
     const prod = Atomics.load(a.db, W_TX_PROD) >>> 0;
     if (prod === v.txCons) return 0;
     if ((prod - v.txCons) >>> 0 > VI_TXQ_SIZE) {
@@ -251,6 +263,7 @@ export class HwNic extends NicPort<HwVi> {
       let k = 0;
       let complete = false;
       let csum = false;
+      let mss = 0;
       while ((cons + k) >>> 0 !== prod) {
         if (k >= TX_MAX_CHAIN) break;
         const o = a.ring + TXQ_OFFSET + ((cons + k) & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
@@ -258,7 +271,10 @@ export class HwNic extends NicPort<HwVi> {
         this.dOff[k] = dv.getUint16(o + TXD_OFF, true);
         this.dLen[k] = dv.getUint16(o + TXD_LEN, true);
         const flags = dv.getUint16(o + TXD_FLAGS, true);
-        if (k === 0) csum = (flags & TXD_CSUM) !== 0;
+        if (k === 0) {
+          csum = (flags & TXD_CSUM) !== 0;
+          mss = flags & TXD_TSO ? dv.getUint16(o + TXD_MSS, true) || -1 : 0;
+        }
         k++;
         if ((flags & TXD_CONT) === 0) {
           complete = true;
@@ -269,29 +285,20 @@ export class HwNic extends NicPort<HwVi> {
         if (k >= TX_MAX_CHAIN) this.fault(v, FAULT_TX_CHAIN);
         break;
       }
-      // Gather into the FIFO from the copies, each piece through the buffer table.
-      let len = 0;
-      let bad = 0;
-      for (let j = 0; j < k; j++) {
-        const l = this.dLen[j];
-        const at = this.buffers.resolve(v.id, this.dBuf[j], this.dOff[j], l);
-        if (at < 0) {
-          bad = -at;
-          break;
-        }
-        if (len + l > fifo.length) {
-          bad = FAULT_TX_CHAIN;
-          break;
-        }
-        fifo.set(this.rams.get(this.buffers.lastDomid)!.u8.subarray(at, at + l), len);
-        len += l;
-      }
-      if (bad) {
-        this.fault(v, bad);
+      const len = this.gather(v, k, fifo);
+      if (len < 0) {
+        this.fault(v, -len);
         break;
       }
       cons = (cons + k) >>> 0;
       frames++;
+      if (mss !== 0) {
+        // TSO: cut into segments, each with its checksums (tso-engine.ts); those the line has no room for wait on the VI.
+        if (!this.startTso(v, fifo, len, mss)) continue;
+        if (!v.a) return frames;
+        if (v.tsoLeft !== null) break;
+        continue;
+      }
       // TX checksum offload: completed in the FIFO, before anything (the wire, a capture, another VI) sees the frame.
       if (csum && !(a.csum === true && nicCompleteCsum(fifo, 0, len))) {
         this.fnDrop(v, fifo, 0, len, DIR_OUTBOUND, 'txCsumBad');
@@ -306,6 +313,48 @@ export class HwNic extends NicPort<HwVi> {
       v.writeEvent(EV_TX, 0, 0, cons);
     }
     return frames;
+  }
+
+  /** Gather the frame of the `k` copied descriptors into `fifo`, each piece through the buffer table: its length, or -(fault reason). */
+  private gather(v: HwVi, k: number, fifo: Uint8Array): number {
+    let len = 0;
+    for (let j = 0; j < k; j++) {
+      const l = this.dLen[j];
+      const at = this.buffers.resolve(v.id, this.dBuf[j], this.dOff[j], l);
+      if (at < 0) return at;
+      if (len + l > fifo.length) return -FAULT_TX_CHAIN;
+      fifo.set(this.rams.get(this.buffers.lastDomid)!.u8.subarray(at, at + l), len);
+      len += l;
+    }
+    return len;
+  }
+
+  /** A TXD_TSO frame gathered in `fifo`: false (dropped, counted) when the engine cannot cut it or the VI has no TSO. */
+  private startTso(v: HwVi, fifo: Uint8Array, len: number, mss: number): boolean {
+    const f = v.a!.tso === true ? tsoParse(fifo, len, mss, this.maxFrame) : null;
+    if (f === null) {
+      this.fnDrop(v, fifo, 0, len, DIR_OUTBOUND, 'txTsoBad');
+      return false;
+    }
+    v.c.txTsoFrames++;
+    v.tsoLeft = { frame: fifo, f, next: 0 };
+    // The FIFO is shared: what the line cannot take now is kept as the VI's own copy.
+    if (!this.sendSegments(v)) v.tsoLeft = { frame: fifo.slice(0, len), f, next: v.tsoLeft.next };
+    return true;
+  }
+
+  /** Send the waiting TSO frame's segments while the line has room; true when all have gone (or the VI went away). */
+  private sendSegments(v: HwVi): boolean {
+    const t = v.tsoLeft!;
+    while (t.next < t.f.count) {
+      if (t.next > 0 && !this.lineHasRoom()) return false;
+      const n = tsoSegment(t.frame, t.f, t.next++, this.segBuf);
+      v.c.txTsoSegments++;
+      this.transmit(v, v.a!.macs, this.segBuf, 0, n);
+      if (!v.a) return true; // its delivery tore this very VI down (detach counted what was left)
+    }
+    v.tsoLeft = null;
+    return true;
   }
 
   /**

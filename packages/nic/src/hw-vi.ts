@@ -24,6 +24,7 @@ import {
   W_IRQ_ARM,
   W_STATUS,
 } from './layout.ts';
+import type { TsoFrame } from './tso-engine.ts';
 
 export const VI_COUNTERS = declareCounters('nic VI', {
   txFrames: { kind: 'event', help: 'frames this VI sent' },
@@ -44,6 +45,12 @@ export const VI_COUNTERS = declareCounters('nic VI', {
     help: 'frames asking for checksum completion that the NIC could not complete (no IPv4 TCP or UDP frame, or a function without checksum offload): dropped, never sent partial',
   },
   rxCsumGood: { kind: 'event', help: 'frames received whose TCP or UDP checksum the NIC checked good (reported to the driver with the frame)' },
+  txTsoFrames: { kind: 'event', help: 'TCP frames the NIC cut into segments (TX TSO, TXD_TSO): each segment is counted in txFrames' },
+  txTsoSegments: { kind: 'event', help: 'segments those frames made' },
+  txTsoBad: {
+    kind: 'drop',
+    help: 'frames asking for TSO that the NIC could not cut (not IPv4 TCP, an MSS of 0 or over the MTU, a length that disagrees with its IP header, or a VI without TSO): dropped whole',
+  },
 });
 
 export type ViCounters = Counters<typeof VI_COUNTERS.decls>;
@@ -64,6 +71,15 @@ export interface Attachment {
   macs: Set<number> | null;
   /** The driver enabled checksum offload (vi_init's csum): TX completion and RX checking. Absent: off. */
   csum?: boolean;
+  /** The driver enabled TCP segmentation offload (vi_init's tso). Absent: off. */
+  tso?: boolean;
+}
+
+/** A TSO frame the line had no room for all of: the NIC's private copy, how it splits, the next segment to send. */
+export interface TsoInFlight {
+  frame: Uint8Array;
+  f: TsoFrame;
+  next: number;
 }
 
 export class HwVi {
@@ -75,6 +91,8 @@ export class HwVi {
   evDirty = false;
   faultReason = 0;
   readonly c: ViCounters = VI_COUNTERS.zero();
+  /** Segments of a TSO frame still waiting for the line (null: none). */
+  tsoLeft: TsoInFlight | null = null;
   /** Capture point (`host/nic/viN`): what the VI sends (outbound) and receives (inbound), from its owner's side. */
   tap: Tap = offTap();
 
@@ -107,6 +125,9 @@ export class HwVi {
 
   /** The attachment is over: its memory is never touched again. */
   detach(): void {
+    // Segments of a TSO frame the line never took: the driver was told the frame went (its TX completion).
+    if (this.tsoLeft) this.c.txDiscardedAtFini += this.tsoLeft.f.count - this.tsoLeft.next;
+    this.tsoLeft = null;
     this.setStatus(VI_STATE_RESET, 0);
     this.running = false;
     this.a = null;

@@ -11,7 +11,7 @@
  *     +8 KiB   RX descriptor ring   VI_RXQ_SIZE × 16 B  (2 pages)
  *     +16 KiB  event queue          VI_EVQ_SIZE × 16 B  (8 pages)
  *
- *   TX descriptor   +0 bufId u32 | +4 offset u16 | +6 len u16 | +8 flags u16 (TXD_CONT, TXD_CSUM) | pad
+ *   TX descriptor   +0 bufId u32 | +4 offset u16 | +6 len u16 | +8 flags u16 (TXD_CONT, TXD_CSUM, TXD_TSO) | +10 mss u16 | pad
  *   RX descriptor   +0 bufId u32 | +4 offset u16 | +6 capacity u16 | pad
  *   event           +0 type u16 | +2 flags u16 (EV_RX_CONT, EV_RX_CSUM_OK) | +4 len u16 | +6 pad | +8 index u32 | +12 seq u32
  *                   seq = event number + 1, written last: an event is there when its seq is
@@ -82,6 +82,16 @@ export const TXD_CONT = 1;
  * frame is dropped, counted txCsumBad: nothing leaves partial).
  */
 export const TXD_CSUM = 2;
+/**
+ * On a frame's first TX descriptor: cut this IPv4 TCP frame (up to 64 KiB,
+ * over chained descriptors) into segments of at most `mss` (TXD_MSS) octets
+ * of payload, each with its headers and checksums (tso-engine.ts), on a VI
+ * whose driver enabled TSO at vi_init (else the frame is dropped, counted
+ * txTsoBad).
+ */
+export const TXD_TSO = 4;
+/** The MSS of a TXD_TSO frame (u16, first descriptor). */
+export const TXD_MSS = 10;
 // RX descriptor
 export const RXD_BUF = 0;
 export const RXD_OFF = 4;

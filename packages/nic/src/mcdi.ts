@@ -20,7 +20,7 @@ export function mcdiHandlers(nic: HwNic): OpHandlers<McdiOps> {
   return {
     vi_init: (a, { shared }) => {
       const irq = a.irq === true && shared.length >= 2 ? { binding: shared[0], doorbell: shared[1] } : null;
-      const doorbell = nic.viInit(a.vi, a.domid, a.rings, irq, a.macs, a.csum === true);
+      const doorbell = nic.viInit(a.vi, a.domid, a.rings, irq, a.macs, a.csum === true, a.tso === true);
       return new WithShared(true, [doorbell]);
     },
     vi_fini: (a) => nic.viFini(a.vi, a.count !== false),

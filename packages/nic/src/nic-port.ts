@@ -41,7 +41,7 @@ export interface NicFnStats extends ViCounters {
 /** A NIC's stats, whatever its model: the port's counters and filter table, and each function that was ever used. */
 export type NicStats = ReturnType<NicPort<NicFunction>['portStats']> & { model: NicModel; vis: Record<string, NicFnStats> };
 
-export type FnDropCounter = 'txOversize' | 'txSpoofDrops' | 'rxNoDesc' | 'txCsumBad';
+export type FnDropCounter = 'txOversize' | 'txSpoofDrops' | 'rxNoDesc' | 'txCsumBad' | 'txTsoBad';
 
 export abstract class NicPort<F extends NicFunction> {
   readonly filters: FilterTable;

@@ -17,6 +17,7 @@ import {
   RXQ_OFFSET,
   TXD_BUF,
   TXD_FLAGS,
+  TXD_MSS,
   TXD_LEN,
   TXD_OFF,
   TXQ_OFFSET,
@@ -74,14 +75,15 @@ export class ViQueues {
     return viStatus(Atomics.load(this.db, W_STATUS)).fault;
   }
 
-  /** Queue a TX descriptor (not yet visible to the NIC: see pushTx). Returns its ring index. */
-  postTx(bufId: number, off: number, len: number, flags: number): number {
+  /** Queue a TX descriptor (not yet visible to the NIC: see pushTx), `mss` for a TXD_TSO frame's first. Returns its ring index. */
+  postTx(bufId: number, off: number, len: number, flags: number, mss = 0): number {
     const idx = this.txProdPvt;
     const o = this.ring + TXQ_OFFSET + (idx & (VI_TXQ_SIZE - 1)) * DESC_SIZE;
     this.dv.setUint32(o + TXD_BUF, bufId, true);
     this.dv.setUint16(o + TXD_OFF, off, true);
     this.dv.setUint16(o + TXD_LEN, len, true);
     this.dv.setUint16(o + TXD_FLAGS, flags, true);
+    this.dv.setUint16(o + TXD_MSS, mss, true);
     this.txProdPvt = (idx + 1) >>> 0;
     return idx;
   }

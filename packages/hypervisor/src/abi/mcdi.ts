@@ -9,9 +9,12 @@
  *                        irq?: boolean    with shared: [binding, driver domain's doorbell]
  *                        macs: number[] | null    48-bit MACs the VI may send from (null: any; required,
  *                                                  so no driver gets a VI without anti-spoofing by omission)
- *                        csum?: boolean}  enable checksum offload: the NIC completes a frame's partial TCP/UDP
+ *                        csum?: boolean   enable checksum offload: the NIC completes a frame's partial TCP/UDP
  *                                         checksum when its first TX descriptor says TXD_CSUM, and checks received
  *                                         ones (EV_RX_CSUM_OK); absent: off
+ *                        tso?: boolean}   enable TCP segmentation offload: the NIC cuts an IPv4 TCP frame of up to
+ *                                         64 KiB whose first TX descriptor says TXD_TSO into segments of its MSS
+ *                                         (TXD_MSS), each with its checksums; absent: off
  *   vi_fini             {vi, count?: boolean}  count frames left on it as drops (default true)
  *   buffer_table_alloc  {vi, domid, frames: number[]}  1..65536 guest frames   base index
  *   buffer_table_free   {vi, base, count}                          true
@@ -55,6 +58,7 @@ export const MCDI_OPS = {
       irq: Type.Optional(Type.Boolean()),
       macs: Type.Union([Type.Null(), Type.Array(Type.Integer({ minimum: 0, maximum: 2 ** 48 - 1 }))]),
       csum: Type.Optional(Type.Boolean()),
+      tso: Type.Optional(Type.Boolean()),
     }),
     replyOf<true>(),
   ),
