@@ -50,6 +50,11 @@ commands:
       --partition NAME    run one partition of the topology file's "partitions": its wires to the
                           others are VXLAN tunnels on 127.0.0.1 (VNI 10000 + the wire's index); both
                           stream ends in it, or --workload ping --to a guest of another partition
+      --partitions local  every partition in a process of its own on this machine, driven as one:
+                          boot waits for all, --workload udp-stream (conserved over every partition's
+                          counters, frames in UDP counted) or ping between guests of two partitions
+                          (default: the first partition's first domU and another's); takes --count,
+                          --size, --window, --from, --to, --port, --src-port, --pcpus (each), -j
       --vxlan-base-port N the k-th partition's tunnels use UDP port N + k (default 14789)
       --pcpus N           pCPU worker threads the domains are scheduled on (default: the machine's
                           cores; the NIC hardware has one thread more)

@@ -84,3 +84,7 @@ export {
   type ConformanceReport,
 } from './conformance/index.ts';
 export { onePartition, partitionEnds, pingAcross, type PartitionChoice } from './partitions/one.ts';
+export { runPartitionsLocal, type PartitionsRunOptions, type PartitionsRunResult, type PartitionUp } from './partitions/local.ts';
+export { LocalPartitions, type LocalPartitionsOptions } from './partitions/procs.ts';
+export { mergeStats, udpInFlight } from './partitions/merge.ts';
+export { crossAccount, type CrossAccount } from './partitions/traffic.ts';

@@ -19,7 +19,7 @@ export interface PartitionRun {
 /** --partition and --vxlan-base-port, checked against the topology; undefined without --partition. */
 export function partitionFlags(p: Parsed, full: Topology): PartitionRun | undefined {
   if (p.flags.has('vxlan-base-port') && !p.flags.has('partition'))
-    throw new Error('--vxlan-base-port goes with --partition NAME (the ports of the tunnels between partitions)');
+    throw new Error('--vxlan-base-port goes with --partition NAME or --partitions local (the ports of the tunnels between partitions)');
   const v = p.flags.get('partition');
   if (v === undefined) return undefined;
   if (!p.positional[0]) throw new Error('--partition NAME runs a partition of a topology file: give the file (its "partitions" name them)');

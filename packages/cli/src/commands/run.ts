@@ -13,8 +13,6 @@ import {
   defaultSocketPath,
   loadTopology,
   defaultTopology,
-  isNicModelName,
-  NIC_MODELS,
   parseDomainRef,
   runMeta,
   runScenario,
@@ -25,7 +23,6 @@ import {
   table,
   type DomainRef,
   type IntervalSample,
-  type NicModelName,
   type Round,
   type CaptureSummary,
   type RunJson,
@@ -36,18 +33,7 @@ import {
   type TraceSummary,
 } from '@xsim/toolstack';
 import type { LogLevel } from '@xsim/hypervisor';
-import {
-  LOG_BOOLEANS,
-  RUNTIME_BOOLEANS,
-  RUNTIME_VALUED,
-  intFlag,
-  jsonObjectFlag,
-  logLevelFlag,
-  numFlag,
-  parseArgs,
-  runtimeFlags,
-  type Parsed,
-} from '../args.ts';
+import { LOG_BOOLEANS, RUNTIME_BOOLEANS, RUNTIME_VALUED, intFlag, logLevelFlag, numFlag, parseArgs, runtimeFlags } from '../args.ts';
 import { domainTable, dropLines, intervalHeader, intervalLine, nicTable, switchTable, vifTable } from './run-tables.ts';
 import {
   DEFAULT_COUNT,
@@ -61,6 +47,8 @@ import {
   type WorkloadOptions,
 } from './run-workload.ts';
 import { PARTITION_VALUED, partitionFlags, partitionRemote, partitionTopo } from './run-partition.ts';
+import { partitionsCommand, wantsPartitions } from './run-partitions.ts';
+import { nicsFlag, pluginArgs, ports } from './run-flags.ts';
 
 const VALUED = [
   'count',
@@ -113,36 +101,6 @@ interface RunOptions {
   where: ReturnType<typeof runtimeFlags>;
   /** --partition with a receiver in another partition: its IP (a ping crosses to it). */
   remoteTo?: string;
-}
-
-/** --plugin-args: a JSON object, and only with --plugin. */
-function pluginArgs(p: Parsed): Record<string, unknown> | undefined {
-  if (p.flags.has('plugin-args') && !p.flags.has('plugin')) throw new Error('--plugin-args goes with --plugin NAME (the plugin they are for)');
-  const names = p.flags.get('plugin');
-  if (p.flags.has('plugin-args') && typeof names === 'string' && names.includes(','))
-    throw new Error(`--plugin-args goes with one plugin, not a list (${names}): load the others with xsim plugin load NAME --args JSON`);
-  return jsonObjectFlag(p, 'plugin-args');
-}
-
-/** --nics MODEL[,MODEL]: the built-in topology's NIC models (host-a's, host-b's; one name for both). */
-function nicsFlag(p: Parsed): [NicModelName, NicModelName] | undefined {
-  const v = p.flags.get('nics');
-  if (v === undefined) return undefined;
-  if (p.positional[0]) throw new Error("--nics chooses the built-in topology's NICs; a topology file names its own (a host's nic.vendor and nic.device)");
-  const names = String(v).split(',');
-  const bad = names.find((n) => !isNicModelName(n));
-  if (bad !== undefined || names.length > 2)
-    throw new Error(`--nics takes one or two of ${Object.keys(NIC_MODELS).join(', ')} (host-a's, host-b's), got ${JSON.stringify(String(v))}`);
-  const m = names as NicModelName[];
-  return [m[0], m[1] ?? m[0]];
-}
-
-/** --port and --src-port, each 1..65535 and not the same. */
-function ports(p: Parsed): { port?: number; srcPort?: number } {
-  const port = p.flags.has('port') ? intFlag(p, 'port', 0, 1, 65535) : undefined;
-  const srcPort = p.flags.has('src-port') ? intFlag(p, 'src-port', 0, 1, 65535) : undefined;
-  if (port !== undefined && port === srcPort) throw new Error(`--port and --src-port are both ${port}: the credits would come back to the receiver's port`);
-  return { ...(port !== undefined ? { port } : {}), ...(srcPort !== undefined ? { srcPort } : {}) };
 }
 
 /** Every option checked before anything starts: a frame the path cannot carry would only fail at the sender. */
@@ -203,6 +161,8 @@ function topologyLine(topo: Topology): string {
 }
 
 export async function runCommand(argv: string[]): Promise<number> {
+  // --partitions local: a process per partition, driven from here (run-partitions.ts).
+  if (wantsPartitions(argv)) return partitionsCommand(argv);
   const o = await runOptions(argv);
   const say = (s: string) => {
     if (!o.json) process.stdout.write(s + '\n');

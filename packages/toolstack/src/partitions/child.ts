@@ -1,0 +1,75 @@
+/**
+ * A partition process (`xsim run --partitions local` starts one per
+ * partition through child-boot.mjs): told its partition on its IPC channel,
+ * it runs that partition's topology as a Simulation of its own, says when
+ * every vif is Connected, then answers the parent's calls (protocol.ts).
+ * It ends on the parent's shutdown, and on its own when the parent is gone
+ * (the channel closes): a partition never outlives its coordinator.
+ */
+import type { DomainRef } from '../domain-ref.ts';
+import { Simulation } from '../simulation.ts';
+import { validateTopology } from '../topo/validate.ts';
+import { onePartition } from './one.ts';
+import type { Call, ChildMsg, ParentMsg, StartMsg } from './protocol.ts';
+
+let sim: Simulation | undefined;
+let ending = false;
+
+function send(m: ChildMsg, then?: () => void): void {
+  if (process.connected) process.send!(m, undefined, {}, () => then?.());
+  else then?.();
+}
+
+/** Shut the partition's simulation down and exit (once). */
+async function end(code: number): Promise<void> {
+  if (ending) return;
+  ending = true;
+  await sim?.shutdown().catch(() => {});
+  process.exit(code);
+}
+
+async function start(m: StartMsg): Promise<void> {
+  try {
+    const topo = onePartition(validateTopology(m.topology), { partition: m.partition, basePort: m.basePort });
+    const t0 = performance.now();
+    sim = await Simulation.start(topo, {
+      logLevel: m.logLevel,
+      ...(m.pcpus !== undefined ? { pcpus: m.pcpus } : {}),
+      ...(m.connectTimeoutMs !== undefined ? { connectTimeoutMs: m.connectTimeoutMs } : {}),
+    });
+    send({ type: 'up', ms: performance.now() - t0, domains: sim.domains.length, threads: sim.threads().model });
+  } catch (e) {
+    send({ type: 'failed', error: e instanceof Error ? e.message : String(e) }, () => void end(1));
+  }
+}
+
+type AnyRequest = (ref: DomainRef, op: string, args: Record<string, unknown>, timeoutMs: number) => Promise<unknown>;
+
+async function call(c: Call): Promise<unknown> {
+  if (!sim) throw new Error('the partition is not up');
+  switch (c.op) {
+    case 'request':
+      // The parent forwards what the toolstack's own scenario asks a domain (arp_resolve, ping, stream_recv, stream_send).
+      return (sim.request as unknown as AnyRequest).call(sim, c.ref, c.name, c.args, c.timeoutMs);
+    case 'domainStats':
+      return sim.domainStats(c.ref, c.timeoutMs);
+    case 'stats':
+      return sim.stats();
+    case 'shutdown':
+      return sim.shutdown();
+  }
+}
+
+process.on('message', (m: ParentMsg) => {
+  if (m.type === 'start') return void start(m);
+  const { id } = m;
+  call(m).then(
+    (value) => send({ type: 'reply', id, ok: true, value: value ?? null }, m.op === 'shutdown' ? () => process.exit(0) : undefined),
+    (e: unknown) => send({ type: 'reply', id, ok: false, error: e instanceof Error ? e.message : String(e) }),
+  );
+});
+// The coordinator is gone (it exited or was killed): end with it, leaving no orphan.
+process.on('disconnect', () => void end(1));
+// Ctrl-C reaches the whole process group: the coordinator shuts the partitions down in order.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => void end(0));

@@ -1,0 +1,138 @@
+/**
+ * `xsim run topo.json --partitions local` (issue 24, item 2): a process per
+ * partition on this machine, driven as one simulation. A stream from a guest
+ * of p0 to a guest of p1 crosses their VXLAN tunnel and is conserved over
+ * both partitions' counters; --workload ping crosses too; a partition that
+ * dies is reported by name and the other is shut down; a coordinator that
+ * dies takes its partitions with it. No process outlives its test: every
+ * pid is checked, every wait bounded.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { alive, freshBasePort, killAll, xsim, type XsimProc } from './partition-procs.ts';
+
+const TOPO = 'test/fixtures/partitions-2.json';
+const RUN_MS = 150_000;
+/** A test's own bound: boots of two processes and a run, on 2 busy cores (vitest's default 60 s is too short). */
+const TEST_MS = 2 * RUN_MS + 60_000;
+
+afterAll(() => killAll());
+
+/** The partitions' pids, from the coordinator's "partition NAME up (pid N)" lines. */
+async function pids(p: XsimProc): Promise<Record<string, number>> {
+  await p.line(/^xsim: partition p1 up \(pid \d+\)/, RUN_MS);
+  await p.line(/^xsim: partition p0 up \(pid \d+\)/, RUN_MS);
+  return Object.fromEntries([...p.out().matchAll(/^xsim: partition (\w+) up \(pid (\d+)\)/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
+/** Until none of `ps` is alive, polled every 50 ms, at most `ms`. */
+async function allGone(ps: number[], ms: number): Promise<number[]> {
+  const until = Date.now() + ms;
+  while (Date.now() < until && ps.some(alive)) await new Promise((r) => setTimeout(r, 50));
+  return ps.filter(alive);
+}
+
+describe('xsim run --partitions local', () => {
+  it(
+    'a stream from p0 to p1 crosses the tunnel, conserved over both partitions; the processes are gone after',
+    async () => {
+      const p = xsim(['run', TOPO, '--partitions', 'local', '--count', '5000', '--pcpus', '1', '--vxlan-base-port', String(freshBasePort())]);
+      const ps = await pids(p);
+      expect(Object.keys(ps).sort()).toEqual(['p0', 'p1']);
+      expect(await p.exit(RUN_MS)).toBe(0);
+      const out = p.out();
+      expect(out).toMatch(/host-a\/a1 \(p0\) -> host-b\/b1 \(p1\)/);
+      const m = /conservation across 2 partitions: sent (\d+) = delivered (\d+) \+ counted drops (\d+) \+ in UDP between partitions (\d+).*: conserved$/m.exec(
+        out,
+      );
+      expect(m, out).not.toBeNull();
+      const [sent, delivered, dropped, inUdp] = m!.slice(1).map(Number);
+      expect(sent).toBe(5000);
+      expect(delivered + dropped + inUdp).toBe(5000);
+      expect(delivered).toBeGreaterThan(0);
+      // Both partitions' NICs, in one table: host-a's sent the stream onto the tunnel, host-b's took it off.
+      expect(out).toMatch(/^host-a-nic +\d{4,}/m);
+      expect(out).toMatch(/^host-b-nic +\d+ +\d{4,}/m);
+      expect(await allGone(Object.values(ps), 10_000)).toEqual([]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    '--workload ping: every probe from a1 (p0) to b1 (p1) answered, as JSON',
+    async () => {
+      const p = xsim([
+        'run',
+        TOPO,
+        '--partitions',
+        'local',
+        '--workload',
+        'ping',
+        '--count',
+        '30',
+        '-j',
+        '--pcpus',
+        '1',
+        '--vxlan-base-port',
+        String(freshBasePort()),
+      ]);
+      expect(await p.exit(RUN_MS)).toBe(0);
+      const r = JSON.parse(p.out()) as { ping: { count: number; lost: number }; partitions: { name: string; pid: number }[]; stats: Record<string, unknown> };
+      expect(r.ping).toMatchObject({ count: 30, lost: 0 });
+      expect(r.partitions.map((x) => x.name)).toEqual(['p0', 'p1']);
+      // The merged counters hold every partition's domains.
+      expect(Object.keys(r.stats).sort()).toEqual(['fabric', 'host-a/a1', 'host-a/a2', 'host-a/dom0', 'host-b/b1', 'host-b/b2', 'host-b/dom0']);
+      expect(
+        await allGone(
+          r.partitions.map((x) => x.pid),
+          10_000,
+        ),
+      ).toEqual([]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'a partition killed mid-run is reported by name and pid, and the other is shut down',
+    async () => {
+      const p = xsim(['run', TOPO, '--partitions', 'local', '--count', '50000000', '--pcpus', '1', '--vxlan-base-port', String(freshBasePort())]);
+      const ps = await pids(p);
+      await p.line(/frames of 1500 bytes/, RUN_MS);
+      process.kill(ps.p1, 'SIGKILL');
+      expect(await p.exit(60_000)).not.toBe(0);
+      expect(p.err()).toMatch(new RegExp(`partition p1 \\(pid ${ps.p1}\\) was killed by SIGKILL`));
+      expect(await allGone([ps.p0, ps.p1], 10_000)).toEqual([]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'a coordinator that dies takes its partitions with it (no orphans)',
+    async () => {
+      const p = xsim(['run', TOPO, '--partitions', 'local', '--count', '50000000', '--pcpus', '1', '--vxlan-base-port', String(freshBasePort())]);
+      const ps = await pids(p);
+      p.child.kill('SIGKILL');
+      await p.exit(10_000);
+      expect(await allGone([ps.p0, ps.p1], 30_000)).toEqual([]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'what --partitions local refuses, naming it',
+    async () => {
+      const cases: [string[], RegExp][] = [
+        [[TOPO, '--partitions', 'k8s'], /--partitions takes "local"/],
+        [['topologies/default.json', '--partitions', 'local'], /topology "default" has no "partitions"/],
+        [[TOPO, '--partitions', 'local', '--workload', 'tcp-stream'], /--partitions local runs --workload udp-stream or ping/],
+        [[TOPO, '--partitions', 'local', '--serve'], /unknown option --serve/],
+        [[TOPO, '--partitions', 'local', '--to', 'host-b/b9'], /no domain "b9" on host-b/],
+      ];
+      const ps = cases.map(([args]) => xsim(['run', ...args]));
+      for (const [i, q] of ps.entries()) {
+        expect(await q.exit(30_000)).not.toBe(0);
+        expect(q.err()).toMatch(cases[i][1]);
+      }
+    },
+    TEST_MS,
+  );
+});
