@@ -126,8 +126,9 @@ describe('checksum offload end to end (threads)', () => {
     await sim.waitFor('a2 connected again', () => reconnected(a2));
     const { before, after } = await stream(a1, a2, 200_000);
     const g = (pick: (t: StatsTree) => Counted, k: string) => grew(before, after, pick, k);
-    expect(g(be('host-a', 'vif2.0'), 'rxCsumBlank')).toBeGreaterThan(50);
-    expect(g(fe(a2), 'rxCsumBlank')).toBeGreaterThan(50);
+    // a1's TSO frames now reach a2 whole (its vif's gso is on: test/gso-rx.test.ts), each one partial frame, not one per MSS.
+    expect(g(be('host-a', 'vif2.0'), 'rxCsumBlank')).toBeGreaterThan(5);
+    expect(g(fe(a2), 'rxCsumBlank')).toBeGreaterThan(5);
     expect(g(be('host-a', 'vif2.0'), 'rxCsumCompletedSw')).toBe(0);
     expect(g(fe(a2), 'txCsumPartial')).toBeGreaterThan(10);
   });

@@ -17,6 +17,26 @@ export interface BridgePort {
    * it cannot).
    */
   deliver(addr: number, len: number, skb: number, csum: CsumState): void;
+  /**
+   * The port takes a TCPv4 GSO frame whole (the egress device has
+   * NETIF_F_TSO: a vif whose frontend wrote feature-gso-tcpv4). Absent or
+   * false: the sender segments it in software first (validate_xmit_skb).
+   */
+  takesGso?(): boolean;
+  /** A GSO frame for this port, asked of it only after takesGso(); it takes a reference on each skb it keeps. */
+  deliverGso?(f: GsoFrame): void;
+}
+
+/**
+ * A TCPv4 GSO frame held whole in dom0 (an skb with frags and gso_size):
+ * its `len` octets in order over `skbs`, each full (SkbPool.slotSize) but
+ * the last; `mss` its gso_size. Its headers are in the first skb.
+ */
+export interface GsoFrame {
+  readonly skbs: readonly number[];
+  readonly len: number;
+  readonly mss: number;
+  readonly csum: CsumState;
 }
 
 export const BRIDGE_COUNTERS = declareCounters('bridge', {
@@ -134,23 +154,54 @@ export class Bridge {
     return 0;
   }
 
+  /** Why a frame from `ingress` with the source MAC at `addr + 6` is never forwarded, or ''. */
+  private badSource(ingress: number, addr: number): '' | 'dropBadSource' | 'dropStaticSource' {
+    if (this.ram[addr + 6] & 1) return 'dropBadSource';
+    const pinned = this.statics.get(readMac(this.ram, addr + 6));
+    return pinned !== undefined && pinned !== ingress ? 'dropStaticSource' : '';
+  }
+
+  private learn(ingress: number, src: number): void {
+    const known = this.fdb.get(src);
+    if (known === ingress) return;
+    if (known === undefined) this.stats.learned++;
+    else this.stats.moved++;
+    this.fdb.set(src, ingress);
+    this.onLearn(src, ingress, known);
+  }
+
+  /** The port a GSO frame from `ingress` with its MACs at `addr` would go to whole, or null (it would be segmented). */
+  gsoPort(ingress: number, addr: number): BridgePort | null {
+    if ((this.ram[addr] & 1) !== 0 || this.badSource(ingress, addr)) return null;
+    const out = this.fdb.get(readMac(this.ram, addr));
+    const port = out === undefined || out === ingress ? null : this.ports[out];
+    return port?.deliverGso && port.takesGso?.() ? port : null;
+  }
+
+  /**
+   * A GSO frame from `ingress` whose headers are at `addr`, forwarded whole
+   * if its destination is one known unicast port that takes GSO frames.
+   * False: nothing was done (the caller segments it and forwards each
+   * segment, which the bridge then counts as any frame).
+   */
+  forwardGso(ingress: number, addr: number, f: GsoFrame): boolean {
+    const port = this.gsoPort(ingress, addr);
+    if (!port?.deliverGso) return false;
+    this.learn(ingress, readMac(this.ram, addr + 6));
+    this.stats.forwarded++;
+    port.deliverGso(f);
+    return true;
+  }
+
   /**
    * Forward a frame that arrived on port `ingress`, its checksum state with
    * it. Returns how many ports it was delivered to (0 = dropped, and counted).
    */
   forward(ingress: number, addr: number, len: number, skb: number, csum: CsumState = CSUM_NONE): number {
     const r = this.ram;
-    const src = readMac(r, addr + 6);
-    if (r[addr + 6] & 1) return this.dropped(ingress, addr, len, 'dropBadSource');
-    const pinned = this.statics.get(src);
-    if (pinned !== undefined && pinned !== ingress) return this.dropped(ingress, addr, len, 'dropStaticSource');
-    const known = this.fdb.get(src);
-    if (known !== ingress) {
-      if (known === undefined) this.stats.learned++;
-      else this.stats.moved++;
-      this.fdb.set(src, ingress);
-      this.onLearn(src, ingress, known);
-    }
+    const bad = this.badSource(ingress, addr);
+    if (bad) return this.dropped(ingress, addr, len, bad);
+    this.learn(ingress, readMac(r, addr + 6));
     if ((r[addr] & 1) === 0) {
       const dst = readMac(r, addr);
       const out = this.fdb.get(dst);

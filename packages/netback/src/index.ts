@@ -1,4 +1,4 @@
-export { Bridge, BRIDGE_COUNTERS, type BridgePort, type BridgeStats } from './bridge.ts';
+export { Bridge, BRIDGE_COUNTERS, type BridgePort, type BridgeStats, type GsoFrame } from './bridge.ts';
 export { SkbPool, skbPages, MIN_SKBS, CSUM_NONE, CSUM_UNNECESSARY, CSUM_PARTIAL, type CsumState } from './skb.ts';
 export { VifBackend } from './vif/xenbus.ts';
 export { backendNextHop } from './vif/states.ts';

@@ -68,9 +68,17 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   txErrGsoNoSkb: { kind: 'drop', help: 'guest GSO frame dropped: dom0 had too few free skbs for its segments (answered XEN_NETIF_RSP_ERROR)' },
   txGsoFrames: {
     kind: 'event',
-    help: 'guest GSO frames (a GSO extra-info slot) taken and segmented in software (skb_segment): nothing behind the bridge takes them whole',
+    help: 'guest GSO frames (a GSO extra-info slot) taken: forwarded whole to a vif that takes them (txGsoWhole) or segmented in software (skb_segment) for anything else',
   },
-  txGsoSegments: { kind: 'event', help: 'segments those GSO frames were cut into, each forwarded as a frame with a partial checksum' },
+  txGsoSegments: { kind: 'event', help: 'segments GSO frames were cut into in software, each forwarded as a frame with a partial checksum' },
+  txGsoWhole: {
+    kind: 'event',
+    help: "guest GSO frames the bridge handed whole to another vif whose frontend takes them (feature-gso-tcpv4): that vif's rxGsoFrames",
+  },
+  txDropGsoLate: {
+    kind: 'drop',
+    help: 'guest GSO frame copied whole for a vif that took GSO, which no longer did at the forward, and too few skbs were free to segment it then',
+  },
   txCsumPartial: {
     kind: 'event',
     help: 'guest frames taken with a partial checksum (NETTXF_csum_blank): completed further on by whatever cannot take them partial',
@@ -91,7 +99,7 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   txMcastDel: { kind: 'event', help: 'MCAST_DEL extra-info requests taken' },
   txExtraGso: {
     kind: 'event',
-    help: 'frames with a GSO extra-info slot (checked as xenvif_set_skb_gso checks it): xsim segments nothing, so each went on as it was',
+    help: 'frames with a GSO extra-info slot (checked as xenvif_set_skb_gso checks it), whatever became of them (txGsoFrames: taken; txErrGso: refused)',
   },
   mcastAddrs: { kind: 'gauge', help: 'multicast addresses the frontend lists now (MCAST_ADD less MCAST_DEL, at most 64)' },
   txExtraIgnored: { kind: 'event', help: 'HASH and XDP extra-info slots: answered NETIF_RSP_NULL, nothing done (xsim keeps no packet hash)' },
@@ -120,6 +128,10 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   rxHashExtras: {
     kind: 'event',
     help: 'HASH extra-info slots sent with frames for the guest: the Toeplitz hash its control ring configured (xenvif_rx_extra); each takes one RX request',
+  },
+  rxGsoFrames: {
+    kind: 'event',
+    help: 'TCPv4 GSO frames copied whole into the guest (feature-gso-tcpv4): NETRXF_extra_info on the first response, then a GSO extra-info slot (gso.size = MSS), the data over several slots',
   },
   ctrlRequests: { kind: 'event', help: 'control-ring requests answered (SET_HASH_*, GET_HASH_*: process_ctrl_request)' },
   ctrlErrors: { kind: 'event', help: 'of them, answered with a status other than SUCCESS (NOT_SUPPORTED, INVALID_PARAMETER)' },

@@ -17,8 +17,9 @@
  *                         frontend asks for it (request-multicast-control)
  *   GSO                   checked as xenvif_set_skb_gso checks it (a size of
  *                         0 or a type other than TCPv4/TCPv6 is malice); the
- *                         frame (up to 64 KiB) is segmented in software as it
- *                         is copied (gso.ts, gso-tx.ts)
+ *                         frame (up to 64 KiB) goes whole to a vif that takes
+ *                         GSO frames, and is segmented in software for
+ *                         anything else (tx-gso.ts, gso.ts, gso-tx.ts)
  *   HASH, XDP             nothing (xsim keeps no packet hash; XDP means
  *                         nothing on TX)
  */

@@ -57,7 +57,7 @@ export interface FrontendFlags {
   rxNotify: boolean;
   /** feature-sg (vif->can_sg): it takes a frame over several RX slots. Without it, nothing over ETH_DATA_LEN reaches it. */
   canSg: boolean;
-  /** feature-gso-tcpv4/v6 (vif->gso_mask): GSO frames it can take on RX. xsim sends none. */
+  /** feature-gso-tcpv4/v6 (vif->gso_mask): GSO frames it can take on RX (xsim sends TCPv4 ones, VifBackend.takesGso). */
   gsoTcpv4: boolean;
   gsoTcpv6: boolean;
   /** !feature-no-csum-offload, feature-ipv6-csum-offload (vif->ip_csum, ipv6_csum): partial checksums it can take (without ip_csum, rx.ts completes them on a copy first; xsim sends no IPv6). */

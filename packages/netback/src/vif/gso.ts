@@ -1,8 +1,9 @@
 /**
  * Software segmentation of a guest's TCPv4 GSO frame (Linux's skb_segment,
- * tcp_gso_segment), for netback's TX: nothing behind xsim's bridge takes a
- * frame over the MTU whole (no vif negotiates GSO on RX, the NIC has no TSO),
- * so a frame the frontend sent with a GSO extra-info slot is cut into
+ * tcp_gso_segment), for netback's TX: unless the bridge hands it to a vif
+ * that takes it whole (feature-gso-tcpv4: tx-gso.ts), nothing behind xsim's
+ * bridge takes a frame over the MTU (the uplink's NIC has no TSO, dom0's
+ * stack takes MTU frames), so a frame the frontend sent with a GSO extra-info slot is cut into
  * gso_size segments as it is copied from the guest, each a frame of its own
  * with the original headers adjusted: IPv4 total length, identification (+1
  * a segment) and header checksum; TCP sequence number (+ the payload before

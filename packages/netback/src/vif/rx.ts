@@ -17,6 +17,14 @@
  * carries that hash to it in a HASH extra-info slot after its first
  * response (xenvif_rx_extra_slot: NETRXF_extra_info on the first response,
  * the slot taking the next request, whose buffer goes back unused).
+ *
+ * A TCPv4 GSO frame (a guest's TSO frame, held whole in a chain of skbs) is
+ * offered only to a vif whose frontend wrote feature-gso-tcpv4 and takes
+ * frames over several slots and partial checksums (takesGso); the bridge
+ * segments it for any other. It goes over as many slots as its pages: the
+ * first response flagged NETRXF_extra_info, NETRXF_more_data and
+ * csum_blank | data_validated, then its GSO extra-info slot (rx-gso.ts),
+ * then the rest with more_data on all but the last.
  */
 import {
   tracer,
@@ -44,7 +52,9 @@ import {
   type Tap,
 } from '@xsim/hypervisor';
 import { completeL4Checksum, tapFrame } from '@xsim/netstack';
+import type { GsoFrame } from '../bridge.ts';
 import { CSUM_NONE, CSUM_PARTIAL, CSUM_UNNECESSARY, type CsumState } from '../skb.ts';
+import { copyChainToGuest, gatherChain, writeGsoSlot } from './rx-gso.ts';
 import { NO_SG_MAX_FRAME, VIF_TUNABLES, copyToGuest, type VifCounters, type VifDeps, type VifPort } from './common.ts';
 
 /** What the RX path needs of its vif. */
@@ -81,6 +91,8 @@ export class VifRx {
   private readonly queue: number[] = [];
   private readonly hashes: number[] = [];
   private readonly csums: CsumState[] = [];
+  /** A GSO frame's chain (its first skb the one in `queue`), or null. */
+  private readonly gsos: (GsoFrame | null)[] = [];
   private readonly extra = newExtraInfo();
   private head = 0;
   /**
@@ -130,6 +142,28 @@ export class VifRx {
     this.queue.push(keep);
     this.hashes.push(hash);
     this.csums.push(csum);
+    this.gsos.push(null);
+  }
+
+  /** A GSO frame for this guest, whole (its owner checked that the frontend takes it): copied now, or queued with a reference on each skb. */
+  deliverGso(f: GsoFrame, hash = -1): void {
+    const { skbs } = this.d;
+    const head = f.skbs[0];
+    if (this.gone) return this.dropped(skbs.addr(head), skbs.len[head], 'rxDropNotConnected');
+    if (this.queued === 0 && this.copyOne(skbs.addr(head), f.len, hash, f.csum, f) !== 'wait') return;
+    if (this.queued >= VIF_TUNABLES.rxQueueMax) return this.dropped(skbs.addr(head), skbs.len[head], 'rxDropQueueFull');
+    for (const x of f.skbs) skbs.get(x);
+    this.queue.push(head);
+    this.hashes.push(hash);
+    this.csums.push(f.csum);
+    this.gsos.push(f);
+  }
+
+  /** Give back a queued frame's skbs (a GSO frame's whole chain). */
+  private putQueued(i: number): void {
+    const g = this.gsos[i];
+    if (g) for (const x of g.skbs) this.d.skbs.put(x);
+    else this.d.skbs.put(this.queue[i]);
   }
 
   /** skb_checksum_help for a guest without checksum offload: the frame copied, its checksum completed there, the copy delivered. */
@@ -154,7 +188,7 @@ export class VifRx {
    * counted), 'wait' (not enough buffers posted yet) or 'gone' (the ring
    * broke: the vif is being disconnected and the frame was counted).
    */
-  private copyOne(addr: number, len: number, hash: number, csum: CsumState): Copied {
+  private copyOne(addr: number, len: number, hash: number, csum: CsumState, gso: GsoFrame | null = null): Copied {
     const ring = this.ring;
     const c = this.v.c;
     const prod = ring.requestProducer();
@@ -164,7 +198,7 @@ export class VifRx {
       this.v.fatal(`impossible RX producer index ${ring.sring.reqProd} (rsp_prod_pvt ${ring.rspProdPvt}, ring size ${ring.size})`);
       return 'gone';
     }
-    const need = Math.max(1, Math.ceil(len / PAGE_SIZE)) + (hash >= 0 ? 1 : 0);
+    const need = Math.max(1, Math.ceil(len / PAGE_SIZE)) + (hash >= 0 ? 1 : 0) + (gso ? 1 : 0);
     if (ring.unconsumedRequests(prod) < need) return 'wait';
     const dv = ring.sring.dv;
     const domid = this.v.frontendDomid;
@@ -180,7 +214,7 @@ export class VifRx {
       const gref = dv.getUint32(o + RXREQ_GREF, true);
       ring.reqCons = (ring.reqCons + 1) >>> 0;
       const n = left < PAGE_SIZE ? left : PAGE_SIZE;
-      const st = copyToGuest(this.d.ops, domid, src, gref, 0, n);
+      const st = gso ? copyChainToGuest(this.d.ops, domid, this.d.skbs, gso, src - addr, gref, n) : copyToGuest(this.d.ops, domid, src, gref, 0, n);
       if (st !== GNTST_okay && failed === GNTST_okay) {
         failed = st;
         failedRef = gref;
@@ -191,11 +225,13 @@ export class VifRx {
       dv.setUint16(r + RXRSP_ID, id, true);
       dv.setUint16(r + RXRSP_OFFSET, 0, true);
       const first = src - n === addr;
-      const extra = first && hash >= 0 ? NETRXF_extra_info : 0;
+      const extra = first && (hash >= 0 || gso) ? NETRXF_extra_info : 0;
       dv.setUint16(r + RXRSP_FLAGS, (first ? csumFlags : 0) | extra | (left > 0 ? NETRXF_more_data : 0), true);
       dv.setInt16(r + RXRSP_STATUS, st === GNTST_okay ? n : st, true);
       ring.rspProdPvt = (ring.rspProdPvt + 1) >>> 0;
-      if (extra) this.hashSlot(hash);
+      // xenvif_rx_extra_slot: GSO first, then HASH.
+      if (extra && gso) writeGsoSlot(ring, this.extra, gso.mss, hash >= 0);
+      if (extra && hash >= 0) this.hashSlot(hash);
     }
     this.written = true;
     if (failed !== GNTST_okay) {
@@ -208,8 +244,16 @@ export class VifRx {
     this.unpushedBytes += len;
     if (csum === CSUM_PARTIAL) c.rxCsumBlank++;
     else if (csum === CSUM_UNNECESSARY) c.rxCsumValidated++;
-    if (this.v.tap.on) tapFrame(this.v.tap, this.d.skbs.mem.u8, addr, len, DIR_OUTBOUND, csum === CSUM_PARTIAL);
-    this.d.onRxDelivered?.(this.v, this.d.skbs.mem.u8, addr, len);
+    const ram = this.d.skbs.mem.u8;
+    if (gso) {
+      c.rxGsoFrames++;
+      if (this.v.tap.on) tapFrame(this.v.tap, gatherChain(this.d.skbs, gso), 0, len, DIR_OUTBOUND, csum === CSUM_PARTIAL);
+      // Flows are learnt from the headers, all in the chain's first skb.
+      this.d.onRxDelivered?.(this.v, ram, addr, this.d.skbs.len[gso.skbs[0]]);
+      return 'done';
+    }
+    if (this.v.tap.on) tapFrame(this.v.tap, ram, addr, len, DIR_OUTBOUND, csum === CSUM_PARTIAL);
+    this.d.onRxDelivered?.(this.v, ram, addr, len);
     return 'done';
   }
 
@@ -238,22 +282,18 @@ export class VifRx {
       // Out of the queue before the copy: if the ring breaks, this frame is the one in hand (counted once).
       const hash = this.hashes[this.head];
       const csum = this.csums[this.head];
+      const gso = this.gsos[this.head];
       const skb = this.queue[this.head++];
-      const r = this.copyOne(skbs.addr(skb), skbs.len[skb], hash, csum);
+      const r = this.copyOne(skbs.addr(skb), gso ? gso.len : skbs.len[skb], hash, csum, gso);
       if (r === 'wait') {
         this.head--;
         break;
       }
-      skbs.put(skb);
+      this.putQueued(this.head - 1);
       n++;
       if (r === 'gone') return n;
     }
-    if (this.head === this.queue.length) {
-      this.queue.length = 0;
-      this.hashes.length = 0;
-      this.csums.length = 0;
-      this.head = 0;
-    }
+    if (this.head === this.queue.length) this.clearQueue();
     if (tracer.on && n > 0) tracer.span('grant copy (rx)', t0, { vif: this.v.name, frames: n });
     this.push();
     // Waiting for buffers: ask to be told when the guest posts more (req_event).
@@ -288,14 +328,18 @@ export class VifRx {
     this.v.c.rxDropFatal += this.unpushed;
     this.unpushed = this.unpushedBytes = 0;
     this.gone = true;
-    const { skbs } = this.d;
     for (let i = this.head; i < this.queue.length; i++) {
-      skbs.put(this.queue[i]);
+      this.putQueued(i);
       this.v.c.rxDropNotConnected++;
     }
+    this.clearQueue();
+  }
+
+  private clearQueue(): void {
     this.queue.length = 0;
     this.hashes.length = 0;
     this.csums.length = 0;
+    this.gsos.length = 0;
     this.head = 0;
   }
 }

@@ -55,7 +55,8 @@ import { ETH_HLEN, VIF_TUNABLES, copyFromGuest, type VifCounters, type VifDeps }
 import type { TxCredit } from './credit.ts';
 import { TxExtras, macOf, type McastList } from './extras.ts';
 import { TxSlots } from './tx-slots.ts';
-import { copyGsoFrame } from './gso-tx.ts';
+import type { GsoFrame } from '../bridge.ts';
+import { copyGsoForBridge, forwardGsoSegments, forwardGsoWhole } from './tx-gso.ts';
 import { checksumSetup, spoofed } from './tx-checks.ts';
 
 const { legacySlotsMax, fatalSkbSlots, txBudget, txBatch } = VIF_TUNABLES;
@@ -90,6 +91,8 @@ export class VifTx extends TxSlots {
   /** Each built frame's gso_size (0: no GSO extra-info slot), and a GSO frame's segments once copied. */
   private readonly fGso = new Uint16Array(txBatch);
   private readonly fSegs: (number[] | null)[] = new Array<number[] | null>(txBatch).fill(null);
+  /** A GSO frame copied whole (its destination takes it so), or null. */
+  private readonly fWhole: (GsoFrame | null)[] = new Array<GsoFrame | null>(txBatch).fill(null);
   /** The extra-info slots of the request being taken. */
   private readonly x = new TxExtras();
   private frames = 0;
@@ -244,7 +247,7 @@ export class VifTx extends TxSlots {
     return DROPPED;
   }
 
-  /** The extra-info slots of a frame taken or dropped: GSO ones (checked, not acted on: xsim segments nothing) and those xsim ignores. */
+  /** The extra-info slots of a frame taken or dropped: GSO ones (checked; the frame goes whole or segmented: tx-gso.ts) and those xsim ignores. */
   private countExtras(): void {
     const c = this.v.c;
     if (this.x.get(XEN_NETIF_EXTRA_TYPE_GSO)) c.txExtraGso++;
@@ -345,7 +348,9 @@ export class VifTx extends TxSlots {
           c.txBytes += len;
           const csum = this.fCsum[f] as CsumState;
           const segs = this.fSegs[f];
-          if (segs) this.forwardSegments(segs);
+          const whole = this.fWhole[f];
+          if (whole) forwardGsoWhole(this.d, this.v, whole);
+          else if (segs) forwardGsoSegments(this.d, this.v, segs);
           else {
             if (this.v.tap.on) tapFrame(this.v.tap, skbs.mem.u8, at, len, DIR_INBOUND, csum === CSUM_PARTIAL);
             skbs.len[skb] = len;
@@ -358,22 +363,25 @@ export class VifTx extends TxSlots {
       }
       this.fSegs[f]?.forEach((x) => skbs.put(x));
       this.fSegs[f] = null;
+      // The chain's first skb is the frame's own, put below.
+      this.fWhole[f]?.skbs.forEach((x, i) => i > 0 && skbs.put(x));
+      this.fWhole[f] = null;
       skbs.put(skb);
     }
     return alive && this.v.connected;
   }
 
   /**
-   * Frame `f` carries a GSO slot: copied segment by segment (gso-tx.ts) and
-   * answered; a frame that cannot be segmented (not IPv4 TCP, headers not in
-   * its first slot, segments over the MTU), no skb for a segment, or a grant
-   * copy that fails: XEN_NETIF_RSP_ERROR, counted.
+   * Frame `f` carries a GSO slot: copied whole or segment by segment
+   * (tx-gso.ts), and answered; a frame that cannot be segmented (not IPv4
+   * TCP, headers not in its first slot, segments over the MTU), no skb for
+   * it, or a grant copy that fails: XEN_NETIF_RSP_ERROR, counted.
    */
   private copyGso(f: number, domid: number): void {
     const c = this.v.c;
     const k0 = this.fFirst[f];
     const slots = { gref: this.gref, off: this.off, size: this.size, first: k0, count: this.fSlots[f] };
-    const r = copyGsoFrame(this.d, domid, slots, this.fSkb[f], this.fLen[f], this.fGso[f]);
+    const r = copyGsoForBridge(this.d, this.v.portId, domid, slots, this.fSkb[f], this.fLen[f], this.fGso[f]);
     if ('error' in r) {
       if (r.error === 'plan') c.txErrGso++;
       else if (r.error === 'noskb') c.txErrGsoNoSkb++;
@@ -386,22 +394,14 @@ export class VifTx extends TxSlots {
       return;
     }
     c.txGsoFrames++;
-    c.txGsoSegments += r.segs.length;
-    this.fSegs[f] = r.segs;
+    if ('frame' in r) this.fWhole[f] = r.frame;
+    else {
+      c.txGsoSegments += r.segs.length;
+      this.fSegs[f] = r.segs;
+    }
     this.fCsum[f] = CSUM_PARTIAL;
     this.respondFirst(k0, NETIF_RSP_OKAY, this.fExtras[f]);
     for (let s = 1; s < this.fSlots[f]; s++) this.respond(k0 + s, NETIF_RSP_OKAY);
-  }
-
-  /** A GSO frame's segments to the bridge, each a partial-checksum frame of its own. */
-  private forwardSegments(segs: number[]): void {
-    const { skbs } = this.d;
-    for (const x of segs) {
-      const at = skbs.addr(x);
-      const len = skbs.len[x];
-      if (this.v.tap.on) tapFrame(this.v.tap, skbs.mem.u8, at, len, DIR_INBOUND, true);
-      this.d.bridge.forward(this.v.portId, at, len, x, CSUM_PARTIAL);
-    }
   }
 
   private fatal(reason: string): Outcome {

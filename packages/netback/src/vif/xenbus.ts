@@ -28,7 +28,7 @@ import {
   type Tap,
 } from '@xsim/hypervisor';
 import { parseIp, parseMac } from '@xsim/netstack';
-import type { BridgePort } from '../bridge.ts';
+import type { BridgePort, GsoFrame } from '../bridge.ts';
 import { VIF_COUNTERS, addCounters, type VifCounters, type VifDeps, type VifPort } from './common.ts';
 import { CSUM_NONE, type CsumState } from '../skb.ts';
 import { RateNode } from './credit.ts';
@@ -370,6 +370,26 @@ export class VifBackend implements BridgePort, QueueOwner, CtrlOwner, VifPort {
     const q = this.hash.selectQueue(ram, addr, len, this.queues.length);
     // As xenvif_start_xmit: a queue past the last (a table set for more queues) is taken modulo.
     this.queues[q % this.queues.length].rx.deliver(addr, len, skb, this.hash.lastHash, csum);
+  }
+
+  /**
+   * The bridge may hand this vif a TCPv4 GSO frame whole: its frontend wrote
+   * feature-gso-tcpv4 (vif->gso_mask; netfront writes 0 with the vif's gso
+   * offload off) and takes frames over several slots and partial checksums,
+   * as Linux's xenvif_fix_features keeps NETIF_F_TSO only with SG and IP_CSUM.
+   */
+  takesGso(): boolean {
+    const f = this.flags;
+    return this.connected && f !== null && f.gsoTcpv4 && f.canSg && f.ipCsum;
+  }
+
+  /** A GSO frame whole from the bridge (after takesGso): to the queue xenvif_select_queue picks for its headers. */
+  deliverGso(f: GsoFrame): void {
+    const ram = this.d.skbs.mem.u8;
+    const head = f.skbs[0];
+    const addr = this.d.skbs.addr(head);
+    const q = this.hash.selectQueue(ram, addr, this.d.skbs.len[head], this.queues.length);
+    this.queues[q % this.queues.length].rx.deliverGso(f, this.hash.lastHash);
   }
 
   /** This vif's share of dom0's loop: each queue on its own, then the control ring. */
