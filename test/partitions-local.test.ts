@@ -7,6 +7,7 @@
  * dies takes its partitions with it. No process outlives its test: every
  * pid is checked, every wait bounded.
  */
+import { createSocket } from 'node:dgram';
 import { afterAll, describe, expect, it } from 'vitest';
 import { alive, freshBasePort, killAll, xsim, type XsimProc } from './partition-procs.ts';
 
@@ -101,6 +102,28 @@ describe('xsim run --partitions local', () => {
       expect(await p.exit(60_000)).not.toBe(0);
       expect(p.err()).toMatch(new RegExp(`partition p1 \\(pid ${ps.p1}\\) was killed by SIGKILL`));
       expect(await allGone([ps.p0, ps.p1], 10_000)).toEqual([]);
+    },
+    TEST_MS,
+  );
+
+  it(
+    'a partition that cannot boot (its UDP port is taken) is reported by name and pid with why; the other is ended',
+    async () => {
+      const base = freshBasePort();
+      const taken = createSocket('udp4');
+      await new Promise<void>((r) => taken.bind(base, '127.0.0.1', r));
+      try {
+        const p = xsim(['run', TOPO, '--partitions', 'local', '--count', '100', '--pcpus', '1', '--vxlan-base-port', String(base)]);
+        expect(await p.exit(RUN_MS)).not.toBe(0);
+        const started = Object.fromEntries([...p.out().matchAll(/^xsim: partition (\w+) starting \(pid (\d+)\)/gm)].map((m) => [m[1], Number(m[2])]));
+        expect(Object.keys(started).sort()).toEqual(['p0', 'p1']);
+        expect(p.err()).toMatch(
+          new RegExp(`partition p0 \\(pid ${started.p0}\\) failed to boot: .*wires\\[0\\]\\.b\\.vxlan\\.local: cannot bind UDP 127\\.0\\.0\\.1:${base}`),
+        );
+        expect(await allGone(Object.values(started), 10_000)).toEqual([]);
+      } finally {
+        taken.close();
+      }
     },
     TEST_MS,
   );

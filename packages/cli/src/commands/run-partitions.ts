@@ -19,7 +19,7 @@ import {
   type Topology,
 } from '@xsim/toolstack';
 import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs, type Parsed } from '../args.ts';
-import { dropLines, nicTable } from './run-tables.ts';
+import { dropLines, nicTable, switchTable } from './run-tables.ts';
 
 const VALUED = ['partitions', 'vxlan-base-port', 'workload', 'count', 'size', 'window', 'from', 'to', 'port', 'src-port', 'pcpus'];
 const BOOLEANS = ['j', 'json', ...LOG_BOOLEANS];
@@ -112,6 +112,8 @@ function report(r: PartitionsRunResult): string {
         `${a.copies ? ` (flood copies ${a.copies})` : ''}: ${a.conserved ? 'conserved' : 'NOT conserved'}`,
     );
   parts.push(nicTable(r.stats));
+  const sw = switchTable(r.stats);
+  if (sw !== null) parts.push(sw);
   const drops = dropLines(r.stats);
   if (drops.length) parts.push(['drop counters (non-zero):', ...drops.map((d) => `  ${d}`)].join('\n'));
   return parts.join('\n\n');
@@ -141,6 +143,7 @@ export async function partitionsCommand(argv: string[]): Promise<number> {
       logLevel: level === 'debug' ? 'debug' : 'warn',
       signal: abort.signal,
       onLine: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
+      onSpawn: (name, pid) => note(`xsim: partition ${name} starting (pid ${pid})`),
       onUp: (up) => {
         for (const u of up) note(`xsim: partition ${u.name} up (pid ${u.pid}): ${u.domains} domains, all vifs Connected in ${u.ms.toFixed(0)} ms`);
         note(`xsim: ${o.workload === 'ping' ? `${o.count} ICMP echo probes` : `ping, then ${o.count} frames of ${o.size} bytes`} ${ends} ...`);

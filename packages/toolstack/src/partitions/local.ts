@@ -34,6 +34,8 @@ export interface PartitionsRunOptions {
   bootMs?: number;
   /** A partition's log line (its stderr). */
   onLine?: (partition: string, line: string) => void;
+  /** A partition's process was started. */
+  onSpawn?: (partition: string, pid: number) => void;
   /** Every partition is up: their names, pids and boot times. */
   onUp?: (up: PartitionUp[]) => void;
   onPing?: (p: PingResult) => void;
@@ -78,7 +80,14 @@ async function workload(run: LocalPartitions, o: PartitionsRunOptions, up: Parti
 export async function runPartitionsLocal(full: Topology, o: PartitionsRunOptions): Promise<PartitionsRunResult> {
   const stop = aborted(o.signal);
   stop.catch(() => {});
-  const started = LocalPartitions.start(full, { basePort: o.basePort, pcpus: o.pcpus, logLevel: o.logLevel, bootMs: o.bootMs, onLine: o.onLine });
+  const started = LocalPartitions.start(full, {
+    basePort: o.basePort,
+    pcpus: o.pcpus,
+    logLevel: o.logLevel,
+    bootMs: o.bootMs,
+    onLine: o.onLine,
+    onSpawn: o.onSpawn,
+  });
   const run = await Promise.race([started, stop]).catch(async (e: unknown) => {
     // Aborted while booting: the partitions that were starting are ended as soon as the start settles.
     await started.then((r) => r.shutdown()).catch(() => {});

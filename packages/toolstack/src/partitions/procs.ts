@@ -28,6 +28,8 @@ export interface LocalPartitionsOptions {
   bootMs?: number;
   /** A line a partition wrote to its stderr (its log). */
   onLine?: (partition: string, line: string) => void;
+  /** A partition's process was started (before it boots). */
+  onSpawn?: (partition: string, pid: number) => void;
 }
 
 interface Pending {
@@ -99,6 +101,7 @@ export class LocalPartitions {
     const child = fork(BOOT, [name], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'advanced', execArgv: [] });
     const p = new PartitionProc(name, child);
     this.procs.push(p);
+    o.onSpawn?.(name, p.pid);
     let buf = '';
     child.stderr!.on('data', (d: Buffer) => {
       buf += d.toString();

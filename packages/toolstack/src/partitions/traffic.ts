@@ -107,7 +107,7 @@ export interface CrossAccount {
 }
 
 /** sent <= delivered + dropped + tooOld + in UDP <= sent + copies, and nothing delivered twice. */
-export function crossAccount(before: StatsTree, after: StatsTree, r: StreamResult): CrossAccount {
+export function crossAccount(before: StatsTree, after: StatsTree, r: Pick<StreamResult, 'sent' | 'delivered' | 'duplicated' | 'tooOld'>): CrossAccount {
   const a = streamAccount(before, after, r);
   const inUdp = Math.max(0, udpInFlight(after) - udpInFlight(before));
   const seen = r.delivered + a.dropped + (r.tooOld ?? 0) + inUdp;
