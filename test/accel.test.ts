@@ -71,7 +71,7 @@ describe.each(seededModes())('accelerator plugins ($name)', (mode) => {
           "plugin vnic 1.0.0 drives nic:1924-0803, nic:1924-0903; this host's NIC is nic:8086-10fb",
         );
         // A plugin matching any NIC binds fine there.
-        await expect(other.loadPlugin('null')).resolves.toEqual([{ name: 'null', version: '1.0.0', api: { host: '1.4', plugin: '1.1' }, vifs: 1 }]);
+        await expect(other.loadPlugin('null')).resolves.toEqual([{ name: 'null', version: '1.0.0', api: { host: '1.5', plugin: '1.1' }, vifs: 1 }]);
         await expect(other.loadPlugin('nonesuch')).rejects.toThrow(/no plugin "nonesuch"/);
       } finally {
         await other.shutdown();

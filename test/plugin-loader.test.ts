@@ -66,11 +66,11 @@ describe('the loader', () => {
     ],
     [
       'newer-minor',
-      /plugin newer-minor: it is written for plugin API 1\.5, newer than the 1\.4 this host speaks: it may use what 1\.4 lacks \(EPROTO\): refused/,
+      /plugin newer-minor: it is written for plugin API 1\.6, newer than the 1\.5 this host speaks: it may use what 1\.5 lacks \(EPROTO\): refused/,
     ],
     [
       'other-major',
-      /plugin other-major: it is written for plugin API 2\.0 and this host speaks 1\.4: another major version is incompatible \(EPROTO\): refused/,
+      /plugin other-major: it is written for plugin API 2\.0 and this host speaks 1\.5: another major version is incompatible \(EPROTO\): refused/,
     ],
   ])('%s is refused before any domain imports it, naming what is wrong', async (name, message) => {
     const e = await sim.loadPlugin(fixture(name)).then(
@@ -84,11 +84,11 @@ describe('the loader', () => {
 
   it('a compatible older plugin loads, and both halves are told the host version', async () => {
     const replies = await sim.loadPlugin(fixture('older-api'));
-    expect(replies).toEqual([expect.objectContaining({ name: 'older-api', api: { host: '1.4', plugin: '1.0' } }), expect.anything()]);
+    expect(replies).toEqual([expect.objectContaining({ name: 'older-api', api: { host: '1.5', plugin: '1.0' } }), expect.anything()]);
     await sim.waitFor('older-api attached to a1', async () => guestStats(await sim.stats(), a1).vifs[0].accel?.current !== null);
     const s = await sim.stats();
-    expect(dom0Stats(s, 'host-a').accel.plugins['older-api']).toMatchObject({ hostApi: '1.4', attachedVifs: 2 });
-    expect(guestStats(s, a1).vifs[0].accel?.current).toMatchObject({ hostApi: '1.4' });
+    expect(dom0Stats(s, 'host-a').accel.plugins['older-api']).toMatchObject({ hostApi: '1.5', attachedVifs: 2 });
+    expect(guestStats(s, a1).vifs[0].accel?.current).toMatchObject({ hostApi: '1.5' });
     await sim.unloadPlugin(fixture('older-api'));
   });
 

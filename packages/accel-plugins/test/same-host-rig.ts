@@ -91,7 +91,7 @@ export function sameHostRig(model: Model, o: { guests?: number; args?: Record<st
   const byKey = (vif: AccelVif) => guests.find((g) => g.vif.key === vif.key)!;
 
   const bctx = {
-    apiVersion: '1.4',
+    apiVersion: '1.5',
     nic: () => ({ alias: model === 'vnic' ? 'nic:1924-0803' : 'nic:1af4-1041', mac: spec.mac, mtu: 1500, vis: 8, linkUp: true }),
     dom0: 0,
     mcdi: (op: McdiOp, a: unknown) => mcdi!.call(op, a as never),
@@ -138,7 +138,7 @@ export function sameHostRig(model: Model, o: { guests?: number; args?: Record<st
       },
     };
     const fctx = {
-      apiVersion: '1.4',
+      apiVersion: '1.5',
       domid: d,
       backendDomid: 0,
       mac: g.vif.mac,

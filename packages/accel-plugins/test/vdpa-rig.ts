@@ -149,7 +149,7 @@ export function vdpaRig(o: { mtu?: number; args?: Record<string, unknown>; steer
   const vdpa = (op: VdpaOp, args: unknown, shared: SharedArrayBuffer[] = []) => handleVdpa(nic, op, args as RpcValue, shared);
 
   const fctx = {
-    apiVersion: '1.4',
+    apiVersion: '1.5',
     domid: GUEST,
     backendDomid: 0,
     mac: GUEST_MAC,
@@ -172,7 +172,7 @@ export function vdpaRig(o: { mtu?: number; args?: Record<string, unknown>; steer
   const fe: AccelFrontend = createFrontend(fctx);
 
   const bctx = {
-    apiVersion: '1.4',
+    apiVersion: '1.5',
     nic: () => ({ alias: 'nic:1af4-1041', mac: 0x000f53000000, mtu, vis: 8, linkUp: true }),
     dom0: 0,
     mcdi: () => {

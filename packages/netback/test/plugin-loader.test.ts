@@ -216,8 +216,8 @@ describe('the loader in dom0 (what the vetting worker also refuses, checked agai
   it.each([
     ['unknown-key', /bad manifest: \/apiVersion: not a manifest field/],
     ['no-name', /bad manifest: \/name: Expected required property/],
-    ['newer-minor', /plugin newer-minor: it is written for plugin API 1\.5, newer than the 1\.4 this host speaks.*: refused/],
-    ['other-major', /plugin other-major: it is written for plugin API 2\.0 and this host speaks 1\.4: another major version is incompatible/],
+    ['newer-minor', /plugin newer-minor: it is written for plugin API 1\.6, newer than the 1\.5 this host speaks.*: refused/],
+    ['other-major', /plugin other-major: it is written for plugin API 2\.0 and this host speaks 1\.5: another major version is incompatible/],
     ['misspelt-hook', /createBackend returned what the loader cannot use: backend has an unknown hook "rxIntercpt" \(did you mean "rxIntercept"\?\)/],
     ['no-intercept-hook', /an "intercept" plugin needs a rxIntercept or txIntercept hook/],
     ['vif-no-hooks', /a "vif" plugin needs a attachVif hook; it has none; .*detachVif.*onFrontendMessage/],
@@ -261,11 +261,11 @@ describe('the loader in dom0 (what the vetting worker also refuses, checked agai
   it('a compatible older plugin loads and is told the host version: in its context and in the attach message', async () => {
     const m = manager();
     const reply = await m.load('older-api');
-    expect(reply).toMatchObject({ name: 'older-api', api: { host: '1.4', plugin: '1.0' }, vifs: 2 });
-    expect(m.accel.stats().plugins['older-api']).toMatchObject({ hostApi: '1.4' });
+    expect(reply).toMatchObject({ name: 'older-api', api: { host: '1.5', plugin: '1.0' }, vifs: 2 });
+    expect(m.accel.stats().plugins['older-api']).toMatchObject({ hostApi: '1.5' });
     expect(m.sent.filter((s) => s.op === 'attach').map((s) => s.args)).toEqual([
-      { plugin: 'older-api', version: '0.1.0', api: '1.4', pluginApi: '1.0', frontend: fixture('older-api', 'frontend') },
-      { plugin: 'older-api', version: '0.1.0', api: '1.4', pluginApi: '1.0', frontend: fixture('older-api', 'frontend') },
+      { plugin: 'older-api', version: '0.1.0', api: '1.5', pluginApi: '1.0', frontend: fixture('older-api', 'frontend') },
+      { plugin: 'older-api', version: '0.1.0', api: '1.5', pluginApi: '1.0', frontend: fixture('older-api', 'frontend') },
     ]);
   });
 

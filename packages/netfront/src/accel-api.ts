@@ -41,9 +41,20 @@ export interface AccelFrontend {
    * Take the frame (true) or decline it (false: the slow path sends it).
    * `csumPartial` (plugin API 1.4) is true only for a plugin whose
    * csumOffload() said so: the frame's TCP or UDP checksum is partial
-   * (CHECKSUM_PARTIAL) and its hardware must complete it.
+   * (CHECKSUM_PARTIAL) and its hardware must complete it. `gsoSize` (plugin
+   * API 1.5) is given only to a plugin whose tsoMax() is above 0: the frame
+   * is a TCPv4 frame over the MTU (up to tsoMax() octets of IP datagram, its
+   * checksum partial) for its hardware to cut into segments of `gsoSize`
+   * octets of payload; declined, netback segments it (the slow path).
    */
-  startXmit(ram: Uint8Array, off: number, len: number, csumPartial?: boolean): boolean;
+  startXmit(ram: Uint8Array, off: number, len: number, csumPartial?: boolean, gsoSize?: number): boolean;
+  /**
+   * Optional (plugin API 1.5): the largest IP datagram startXmit may be
+   * offered as one TCPv4 frame to segment (TSO, the NIC's), 0 for none. The
+   * guest's stack builds such frames only while netback takes them too (a
+   * frame declined goes the slow path). Absent or 0: only MTU-sized frames.
+   */
+  tsoMax?(): number;
   /**
    * Optional (plugin API 1.4): true while the hardware completes partial
    * checksums of the frames startXmit takes (a NIC's TX checksum offload).
@@ -109,6 +120,7 @@ export const ACCEL_FRONTEND_HOOKS = {
   startXmit: 'required',
   txBuffer: 'optional',
   csumOffload: 'optional',
+  tsoMax: 'optional',
   flush: 'optional',
   poll: 'required',
   checkReady: 'required',

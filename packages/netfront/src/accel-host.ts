@@ -67,6 +67,13 @@ interface Taken {
   n: number;
 }
 
+/** A frontend's tsoMax(): an answer that is no size in octets is the plugin's bug (it fails). */
+function tsoMaxOf(fe: AccelFrontend): number {
+  const n = fe.tsoMax?.() ?? 0;
+  if (!Number.isInteger(n) || n < 0) throw new Error(`tsoMax() answered ${String(n)}, not a size in octets`);
+  return n;
+}
+
 export class AccelHost {
   private fe: AccelFrontend | null = null;
   private plugin = '';
@@ -144,11 +151,12 @@ export class AccelHost {
       onMessage: (op, args, shared) => call('onMessage', undefined, (fe) => fe.onMessage(op, args, shared)),
       // The per-frame and per-round hooks are guarded inline (no closure per call).
       // Declined is the safe answer: the frame takes the slow path.
-      startXmit: (ram, off, len, csumPartial) => {
+      startXmit: (ram, off, len, csumPartial, gsoSize) => {
         const fe = live();
         if (!fe) return false;
         try {
-          if (!(csumPartial ? fe.startXmit(ram, off, len, true) : fe.startXmit(ram, off, len))) return false;
+          const taken = gsoSize ? fe.startXmit(ram, off, len, true, gsoSize) : csumPartial ? fe.startXmit(ram, off, len, true) : fe.startXmit(ram, off, len);
+          if (!taken) return false;
           let t = this.takenNow;
           if (t === null || t.fe !== fe) t = this.takenBy(fe);
           t.n++;
@@ -176,6 +184,8 @@ export class AccelHost {
       },
       // Once per frame with a partial checksum: false (netfront completes it) is the safe answer.
       csumOffload: () => call('csumOffload', false, (fe) => fe.csumOffload?.() === true),
+      // 0 (no TSO frame offered) is the safe answer.
+      tsoMax: () => call('tsoMax', 0, tsoMaxOf),
       flush: () => {
         const fe = live();
         if (!fe?.flush) return;

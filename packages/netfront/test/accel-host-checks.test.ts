@@ -60,7 +60,7 @@ describe("the guest's accel host", () => {
     await x.attach('older-api', '1.1', '1.9');
     expect(x.sent).toHaveLength(1);
     expect(x.sent[0].op).toBe('decline');
-    expect(x.sent[0].args.reason).toMatch(/written for plugin API 1\.9, newer than the 1\.4 this guest's netfront speaks/);
+    expect(x.sent[0].args.reason).toMatch(/written for plugin API 1\.9, newer than the 1\.5 this guest's netfront speaks/);
   });
 
   it('declines a frontend object with a misspelt hook, naming it and the hook it meant', async () => {

@@ -47,7 +47,7 @@ export { LOCALMAC_COUNTERS } from './localmac.ts';
 export const manifest: PluginManifest = {
   name: 'vnic',
   version: '1.0.0',
-  api: '1.4',
+  api: '1.5',
   matches: ['nic:1924-0803', 'nic:1924-0903'],
   features: ['vif'],
   messages: {
@@ -292,8 +292,9 @@ class VnicBackend implements AccelBackend {
     st.bufBase = ctx.mcdi('buffer_table_alloc', { vi: st.vi, domid: vif.domid, frames: m.frames }) as number;
     // The VI's interrupt is the guest's port; only dom0 may hand its binding to the NIC.
     const irq = ctx.deviceIrq(vif.domid, Number(args.irqPort));
-    // Checksum offload on the VI (plugin API 1.4): the NIC completes the guest's partial checksums and checks received ones.
-    const r = ctx.mcdiShared('vi_init', { vi: st.vi, domid: vif.domid, rings: st.bufBase, irq: true, macs: [vif.mac], csum: true }, [
+    // Checksum offload on the VI (plugin API 1.4): the NIC completes the guest's partial checksums and checks received ones;
+    // TSO (1.5): it cuts the guest's TCP frames of up to 64 KiB (the guest offers them only while netback takes them too).
+    const r = ctx.mcdiShared('vi_init', { vi: st.vi, domid: vif.domid, rings: st.bufBase, irq: true, macs: [vif.mac], csum: true, tso: true }, [
       irq.binding,
       irq.doorbell,
     ]);
@@ -304,9 +305,12 @@ class VnicBackend implements AccelBackend {
     // The attachment's doorbell only: the guest wakes a sleeping NIC through the platform. The link as it is
     // now: later changes reach a VI that is up (linkChange), but this attachment may start while it is down.
     // The destinations it may take: MACs behind the uplink, and the host's other guests whose VIs run (the NIC switches those).
-    ctx.send(vif, 'ready', { bufBase: st.bufBase, macs: ctx.uplinkMacs(), localMacs: this.local.macsFor(vif), linkUp: ctx.nic().linkUp, csum: true }, [
-      r.shared[0],
-    ]);
+    ctx.send(
+      vif,
+      'ready',
+      { bufBase: st.bufBase, macs: ctx.uplinkMacs(), localMacs: this.local.macsFor(vif), linkUp: ctx.nic().linkUp, csum: true, tso: true },
+      [r.shared[0]],
+    );
   }
 
   onFrontendMessage(vif: AccelVif, op: string, args: Record<string, unknown>): void {

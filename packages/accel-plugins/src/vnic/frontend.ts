@@ -13,7 +13,7 @@
  * (after the backend has unmapped it), so a plugin no longer attached holds
  * no guest memory:
  *
- *     [ VI rings: VI_RING_PAGES ][ TX slots: txSlots × slotPages ][ RX buffers: RX_PAGES ]
+ *     [ VI rings: VI_RING_PAGES ][ TX slots: txSlots × slotPages ][ RX buffers: RX_PAGES ][ TSO buffers: 2 × 17 ]
  *
  * The rings are ours, registered for our VI; the doorbell is the one the NIC
  * made for this attachment (it comes with 'ready').
@@ -41,6 +41,7 @@ import {
 } from '@xsim/nic';
 import { DmaArea } from '../dma-area.ts';
 import { LentSlot, txDecline } from '../tx-path.ts';
+import { TSO_ID, TSO_MAX, TSO_SLOTS, TSO_SLOT_PAGES, TsoSlots, type TsoArea } from './tso-slots.ts';
 
 const PAGE = 4096;
 const TX_PAGES = 128;
@@ -60,6 +61,10 @@ export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
     help: 'frames taken that had to be copied into a TX slot (the stack had not built them in the slot txBuffer lent): part of taken; the rest went out of the buffer they were built in',
   },
   txCsumOffloaded: { kind: 'event', help: "frames taken with a partial checksum: posted with TXD_CSUM, the NIC completes it (the VI's checksum offload)" },
+  txTso: {
+    kind: 'event',
+    help: 'TCP frames of up to 64 KiB taken for the NIC to cut into segments (posted with TXD_TSO from a TSO slot, copied there): part of taken',
+  },
   rxFrames: { kind: 'event', help: 'frames received on the VI' },
   rxGathered: { kind: 'event', help: 'received frames that spanned several RX buffers' },
   rxTooLong: { kind: 'drop', help: 'received frames longer than our gather buffer: dropped' },
@@ -93,6 +98,11 @@ export class VnicFrontend implements AccelFrontend {
   protected linkUp = true;
   /** The VI's checksum offload is on (the backend enabled it at vi_init): partial checksums go to the NIC to complete. */
   protected csum = false;
+  /** The VI's TSO is on (the backend enabled it at vi_init): TCP frames up to 64 KiB go to the NIC to cut. */
+  protected tsoOn = false;
+  /** Our TSO slots (tso-slots.ts): none for a guest short of RAM. */
+  protected readonly tso: TsoSlots;
+  private tsoArea: TsoArea | null = null;
   protected readonly fast = new Set<number>();
   /** Guests of this host reached through the NIC's internal switch (dom0's localmac, taken back by slowpath). */
   protected readonly local = new Set<number>();
@@ -114,8 +124,11 @@ export class VnicFrontend implements AccelFrontend {
     this.slotPages = Math.ceil((ctx.mtu + 18) / PAGE);
     this.rxBuf = ctx.mtu + 18 <= PAGE / 2 ? PAGE / 2 : this.slotPages * PAGE;
     this.rxBufs = Math.min(VI_RXQ_SIZE, Math.floor((RX_PAGES * PAGE) / this.rxBuf));
-    this.txSlots = Math.max(16, Math.floor(TX_PAGES / this.slotPages));
-    this.totalPages = VI_RING_PAGES + this.txSlots * this.slotPages + RX_PAGES;
+    // The TSO buffers are carved out of the TX pages (the area stays the size it was: a guest's RAM is tight).
+    this.txSlots = Math.max(16, Math.floor((TX_PAGES - TSO_SLOTS * TSO_SLOT_PAGES) / this.slotPages));
+    const base = VI_RING_PAGES + this.txSlots * this.slotPages + RX_PAGES;
+    this.tso = new TsoSlots(base, TSO_SLOTS);
+    this.totalPages = base + this.tso.pages;
     this.dma = new DmaArea(ctx, this.totalPages);
     this.scratch = new Uint8Array(this.slotPages * PAGE);
     this.ram = ctx.mem.u8;
@@ -192,6 +205,7 @@ export class VnicFrontend implements AccelFrontend {
       this.lent.reset();
       this.freeTx.length = 0;
       for (let i = this.txSlots - 1; i >= 0; i--) this.freeTx.push(i);
+      this.tso.reset();
       for (let i = 0; i < this.rxBufs; i++) this.postRx(i);
       this.q.pushRx();
       this.fast.clear();
@@ -201,6 +215,7 @@ export class VnicFrontend implements AccelFrontend {
       // What the link is now (a frontend kept from an earlier attachment may have missed a change while detached).
       if (typeof args.linkUp === 'boolean') this.linkUp = args.linkUp;
       this.csum = args.csum === true;
+      this.tsoOn = args.tso === true && this.tso.count > 0;
       this.ready = true;
       // Our RX buffers are on the ring: the backend may now steer flows to the VI.
       this.ctx.send('running', {});
@@ -228,9 +243,20 @@ export class VnicFrontend implements AccelFrontend {
     return this.csum || !this.ready;
   }
 
-  startXmit(src: Uint8Array, off: number, len: number, csumPartial = false): boolean {
+  /** Plugin API 1.5: TCP frames of up to 64 KiB may be offered (startXmit's gsoSize) while we have TSO slots. */
+  tsoMax(): number {
+    return this.tso.count > 0 ? TSO_MAX : 0;
+  }
+
+  startXmit(src: Uint8Array, off: number, len: number, csumPartial = false, gsoSize = 0): boolean {
     // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
-    const built = this.lent.take();
+    let built = this.lent.take();
+    if (gsoSize > 0) return this.xmitTso(src, off, len, gsoSize, built);
+    if (built >= TSO_ID) {
+      // A TSO buffer lent for a frame that came as an MTU-sized one: back, and the frame is copied as any other.
+      this.tso.give(built);
+      built = -1;
+    }
     // A partial checksum our VI cannot complete is left to the slow path (still partial: netback or the NIC completes it).
     const why = txDecline(this.ready && !this.draining && !this.faulted && (this.csum || !csumPartial), this.fast, this.local, src, off);
     if (why !== null) {
@@ -263,11 +289,63 @@ export class VnicFrontend implements AccelFrontend {
     return true;
   }
 
-  /** Offer a free TX slot for the stack to build the next frame in: taken, it goes out from there with no copy. */
+  /**
+   * A TCP frame over the MTU: copied into a TSO slot and posted with TXD_TSO
+   * (the MSS in the first descriptor) over descriptors of at most 32 KiB, for
+   * the NIC to cut; declined (netback segments it) where an MTU-sized frame
+   * would be, or while the VI has no TSO or no TSO slot is free.
+   */
+  private xmitTso(src: Uint8Array, off: number, len: number, mss: number, built: number): boolean {
+    const s = this.s;
+    const why = txDecline(this.ready && !this.draining && !this.faulted, this.fast, this.local, src, off);
+    if (why !== null) {
+      this.giveBack(built);
+      s[VNIC_DECLINED[why]]++;
+      return false;
+    }
+    // Built in the TSO buffer txBuffer lent: posted from there; else copied into a free one.
+    let id = built >= TSO_ID && src === this.ram && off === this.dma.ram(this.tso.page(built) * PAGE) ? built : -1;
+    if (id < 0) {
+      this.giveBack(built);
+      id = this.tsoOn && len <= TSO_SLOT_PAGES * PAGE ? this.tso.take() : -1;
+      if (id >= 0) s.txCopied++;
+    }
+    if (id < 0) {
+      s.declinedBusy++;
+      return false;
+    }
+    this.tsoArea ??= { ram: this.ram, at: (page) => this.dma.ram(page * PAGE), bufBase: 0, slotOf: this.txSlotOf };
+    this.tsoArea.bufBase = this.bufBase;
+    this.tso.post(this.q!, id, this.tsoArea, src, off, len, mss);
+    this.q!.publishTx();
+    this.unpushed = true;
+    s.txTso++;
+    s.taken++;
+    if (!this.fast.has(readMac(src, off))) s.takenLocal++;
+    return true;
+  }
+
+  /**
+   * Offer a free TX slot for the stack to build the next frame in (a TSO
+   * buffer for a frame over the MTU, while the VI does TSO): taken, it goes
+   * out from there with no copy.
+   */
   txBuffer(len: number): number {
-    if (!this.ready || this.draining || this.faulted || len > this.slotPages * PAGE) return -1;
-    const slot = this.lent.lend(this.freeTx);
-    return slot < 0 ? -1 : this.slotAddr(slot);
+    if (!this.ready || this.draining || this.faulted) return -1;
+    this.giveBack(this.lent.take());
+    if (len <= this.slotPages * PAGE) {
+      const slot = this.lent.lend(this.freeTx);
+      return slot < 0 ? -1 : this.slotAddr(slot);
+    }
+    if (!this.tsoOn || len > TSO_SLOT_PAGES * PAGE) return -1;
+    const id = this.lent.lend(this.tso.free);
+    return id < 0 ? -1 : this.dma.ram(this.tso.page(id) * PAGE);
+  }
+
+  /** A lent buffer not used: back to its free list (-1: none). */
+  private giveBack(slot: number): void {
+    if (slot >= TSO_ID) this.tso.give(slot);
+    else if (slot >= 0) this.freeTx.push(slot);
   }
 
   /** The end of netfront's burst: the NIC, if it sleeps, is woken once for every frame posted since. */
@@ -306,7 +384,9 @@ export class VnicFrontend implements AccelFrontend {
         // Completions up to `index`, never past what we posted.
         if ((index - this.txDone) >>> 0 > (q.txProdPvt - this.txDone) >>> 0) continue;
         while (this.txDone !== index) {
-          this.freeTx.push(this.txSlotOf[this.txDone & (VI_TXQ_SIZE - 1)]);
+          const slot = this.txSlotOf[this.txDone & (VI_TXQ_SIZE - 1)];
+          if (slot >= TSO_ID) this.tso.give(slot);
+          else if (slot >= 0) this.freeTx.push(slot);
           this.txDone = (this.txDone + 1) >>> 0;
         }
       } else if (type === EV_RX) {
@@ -361,9 +441,13 @@ export class VnicFrontend implements AccelFrontend {
     this.q!.pushRx();
   }
 
-  /** False only while the fast path is up and out of TX slots (a fast path not in use never holds netfront up). */
+  /**
+   * False only while the fast path is up and out of TX slots, or of TSO slots
+   * while the VI does TSO (a fast path not in use never holds netfront up;
+   * a frame declined for want of a slot would overtake the ones before it).
+   */
   checkReady(): boolean {
-    return !this.ready || this.draining || this.faulted || this.freeTx.length > 0;
+    return !this.ready || this.draining || this.faulted || (this.freeTx.length > 0 && (!this.tsoOn || this.tso.available > 0));
   }
 
   remove(): boolean {
@@ -399,6 +483,8 @@ export class VnicFrontend implements AccelFrontend {
       fastDestinations: this.fast.size,
       localDestinations: this.local.size,
       freeTxSlots: this.freeTx.length,
+      tsoSlots: this.tso.count,
+      tso: this.tsoOn,
     };
   }
 }

@@ -54,7 +54,7 @@ import { op, replyOf, shortValue as short, type AnyOps } from './ops.ts';
  *        rxFlags (NETRXF_data_validated: the NIC checked the checksum); MCDI
  *        vi_init's csum (TXD_CSUM, EV_RX_CSUM_OK)
  */
-export const PLUGIN_API_VERSION = '1.4';
+export const PLUGIN_API_VERSION = '1.5';
 
 /** What a plugin API version looks like: MAJOR.MINOR, decimal, no leading zeros. */
 export const API_VERSION_PATTERN = '^(0|[1-9][0-9]{0,3})\\.(0|[1-9][0-9]{0,3})$';

@@ -43,6 +43,10 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
     kind: 'event',
     help: "frames the accelerator took that the stack had built in the accelerator's own DMA buffer (its txBuffer): sent with no copy in the guest; part of txAccel",
   },
+  txAccelTso: {
+    kind: 'event',
+    help: 'TCPv4 GSO frames (up to 64 KiB) the accelerator took for its hardware to segment (its tsoMax, plugin API 1.5): part of txAccel',
+  },
   txAccelDeclinedCopies: {
     kind: 'event',
     help: "frames built in the accelerator's buffer that it then declined: copied once into netfront's own TX buffer for the slow path",
@@ -62,7 +66,7 @@ export const NETFRONT_COUNTERS = declareCounters('netfront', {
   },
   txGsoRefused: {
     kind: 'drop',
-    help: 'GSO frames the stack handed down that this connection cannot send (no GSO negotiated, or an accelerator attached): dropped',
+    help: 'GSO frames the stack handed down that this connection cannot send (no GSO negotiated, or larger than the accelerator attached segments): dropped',
   },
   txGsoLostAtSuspend: { kind: 'drop', help: 'GSO frames the old backend never took at a suspend: not sent again (the record carries MTU-sized frames only)' },
   rxPackets: { kind: 'event', help: 'frames handed to the stack from the RX ring' },

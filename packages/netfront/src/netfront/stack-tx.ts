@@ -93,33 +93,52 @@ export class StackTx {
   }
 
   /**
-   * A TCPv4 GSO frame (built in a big chunk): straight to the TX ring with
-   * its GSO slot and a partial checksum, never to an accelerator (its
-   * hardware has no TSO); without GSO negotiated, or one too big for its
-   * gso_size, it is dropped and counted.
+   * A TCPv4 GSO frame (built in a big chunk): to an accelerator whose
+   * hardware segments it (tsoMax, plugin API 1.5), else to the TX ring with
+   * its GSO slot and a partial checksum, for netback to segment; without GSO
+   * negotiated, with gso_size 0, or too big for the accelerator attached, it
+   * is dropped and counted.
    */
   private gso(chunk: number, len: number, gsoSize: number): void {
     const pool = this.qs.pool;
     const ram = this.d.mem.u8;
     const at = pool.chunkAddr(chunk);
+    // A frame small enough for the accelerator's buffer was built there (its txBuffer), not in our chunk.
+    const built = this.accelBuf;
     this.accelBuf = -1;
-    if (!this.qs.gso || gsoSize <= 0 || this.h.accel) {
+    const src = built >= 0 ? built : at;
+    const accel = this.h.accel;
+    const accelTso = accel === null ? 0 : (accel.tsoMax?.() ?? 0);
+    if (!this.qs.gso || gsoSize <= 0 || (accel !== null && len - ETH_HLEN > accelTso)) {
       pool.giveBack(chunk);
       this.h.own.txGsoRefused++;
       return;
     }
-    if (this.h.tap.on) tapFrame(this.h.tap, ram, at, len, DIR_OUTBOUND, true);
+    if (this.h.tap.on) tapFrame(this.h.tap, ram, src, len, DIR_OUTBOUND, true);
+    if (accel !== null && accel.startXmit(ram, src, len, true, gsoSize)) {
+      pool.giveBack(chunk);
+      this.h.own.txAccel++;
+      this.h.own.txAccelTso++;
+      return;
+    }
+    if (built >= 0) {
+      ram.copyWithin(at, built, built + len);
+      this.h.own.txAccelDeclinedCopies++;
+    }
     this.h.own.txCsumPartial++;
     this.qs.queue(chunk, len, ram, TX_CSUM_FLAGS, gsoSize);
   }
 
   /**
    * The largest IP datagram the stack may hand down as one TCP frame with its
-   * MSS (TSO: StackOffloads.tsoMax), 0 for none: GSO negotiated and no
-   * accelerator attached. The frame, its Ethernet header and a VLAN tag
-   * included, stays within XEN_NETIF_MAX_TX_SIZE.
+   * MSS (TSO: StackOffloads.tsoMax), 0 for none: GSO negotiated (a frame the
+   * accelerator declines goes to netback whole), and an accelerator attached
+   * segments it too (its tsoMax). The frame, its Ethernet header and a VLAN
+   * tag included, stays within XEN_NETIF_MAX_TX_SIZE.
    */
   get tsoMax(): number {
-    return this.qs.gso && !this.h.accel ? Math.min(this.qs.pool.maxFrame, XEN_NETIF_MAX_TX_SIZE) - ETH_HLEN - 4 : 0;
+    if (!this.qs.gso) return 0;
+    const own = Math.min(this.qs.pool.maxFrame, XEN_NETIF_MAX_TX_SIZE) - ETH_HLEN - 4;
+    return this.h.accel ? Math.min(own, this.h.accel.tsoMax?.() ?? 0) : own;
   }
 }
