@@ -161,6 +161,26 @@ describe('netback RX: a GSO frame into a guest with feature-gso-tcpv4', () => {
     expect(h.vif.c.rxGsoFrames).toBe(1);
   });
 
+  it('queued GSO frames are bounded by octets (512 KiB, XENVIF_RX_QUEUE_BYTES), not only by frames: the 9th of 60000 octets is dropped, counted', () => {
+    const h = new NetbackHarness({ frontend: GSO_FRONTEND, skbs: 512 });
+    const frame = tcpFrame(60000 - 54);
+    for (let i = 0; i < 9; i++) {
+      const f = chain(h, frame, 1448);
+      h.vif.deliverGso(f);
+      f.skbs.forEach((x) => h.skbs.put(x));
+    }
+    expect(h.vif.rxQueueLength()).toBe(8);
+    expect(h.vif.c.rxDropQueueFull).toBe(1);
+    // Buffers for all of them, a few at a time: each is copied whole once there are 16 for it, the queue drains.
+    for (let i = 0; i < 8; i++) {
+      postBuffers(h, 16);
+      h.vif.poll();
+    }
+    expect(h.vif.c.rxGsoFrames).toBe(8);
+    expect(h.vif.rxQueueLength()).toBe(0);
+    expect(h.skbs.available).toBe(512);
+  });
+
   it('a vif going away drops what is queued, counted, and gives every skb of the chain back', () => {
     const h = new NetbackHarness({ frontend: GSO_FRONTEND });
     const free = h.skbs.available;

@@ -45,6 +45,12 @@ export const VIF_TUNABLES = {
   txBatch: 32,
   /** Frames queued for a guest that has not posted RX buffers yet. */
   rxQueueMax: 256,
+  /**
+   * And their octets at most (XENVIF_RX_QUEUE_BYTES: half the RX ring's pages,
+   * 512 KiB): what bounds a queue of GSO frames of up to 64 KiB, each held in
+   * a chain of skbs.
+   */
+  rxQueueBytes: 128 * PAGE_SIZE,
   /** Frames copied into the guest per poll (RX_BATCH_SIZE). */
   rxBatch: 64,
 } as const;
@@ -105,7 +111,7 @@ export const VIF_COUNTERS = declareCounters('netback vif', {
   txExtraIgnored: { kind: 'event', help: 'HASH and XDP extra-info slots: answered NETIF_RSP_NULL, nothing done (xsim keeps no packet hash)' },
   rxPackets: { kind: 'event', help: 'frames copied into the guest' },
   rxBytes: { kind: 'event', help: 'bytes of those frames' },
-  rxDropQueueFull: { kind: 'drop', help: 'frame for the guest dropped: its RX queue was full' },
+  rxDropQueueFull: { kind: 'drop', help: 'frame for the guest dropped: its RX queue was full (rxQueueMax frames or rxQueueBytes octets)' },
   rxDropNotConnected: { kind: 'drop', help: 'frame for the guest dropped: the vif was not connected' },
   rxDropNoSkb: { kind: 'drop', help: 'frame for the guest dropped: no skb was free to queue it' },
   rxDropMcast: {

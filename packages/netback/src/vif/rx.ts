@@ -93,6 +93,8 @@ export class VifRx {
   private readonly csums: CsumState[] = [];
   /** A GSO frame's chain (its first skb the one in `queue`), or null. */
   private readonly gsos: (GsoFrame | null)[] = [];
+  /** Octets of the frames queued. */
+  private queuedBytes = 0;
   private readonly extra = newExtraInfo();
   private head = 0;
   /**
@@ -130,7 +132,7 @@ export class VifRx {
       const r = this.copyOne(addr, len, hash, csum);
       if (r !== 'wait') return;
     }
-    if (this.queued >= VIF_TUNABLES.rxQueueMax) return this.dropped(addr, len, 'rxDropQueueFull');
+    if (this.full(len)) return this.dropped(addr, len, 'rxDropQueueFull');
     const { skbs } = this.d;
     let keep = skb;
     if (keep >= 0) skbs.get(keep);
@@ -140,6 +142,7 @@ export class VifRx {
     }
     skbs.len[keep] = len;
     this.queue.push(keep);
+    this.queuedBytes += len;
     this.hashes.push(hash);
     this.csums.push(csum);
     this.gsos.push(null);
@@ -151,17 +154,24 @@ export class VifRx {
     const head = f.skbs[0];
     if (this.gone) return this.dropped(skbs.addr(head), skbs.len[head], 'rxDropNotConnected');
     if (this.queued === 0 && this.copyOne(skbs.addr(head), f.len, hash, f.csum, f) !== 'wait') return;
-    if (this.queued >= VIF_TUNABLES.rxQueueMax) return this.dropped(skbs.addr(head), skbs.len[head], 'rxDropQueueFull');
+    if (this.full(f.len)) return this.dropped(skbs.addr(head), skbs.len[head], 'rxDropQueueFull');
     for (const x of f.skbs) skbs.get(x);
     this.queue.push(head);
+    this.queuedBytes += f.len;
     this.hashes.push(hash);
     this.csums.push(f.csum);
     this.gsos.push(f);
   }
 
+  /** The queue cannot take a frame of `len` octets more (xenvif_rx_queue_tail's limits). */
+  private full(len: number): boolean {
+    return this.queued >= VIF_TUNABLES.rxQueueMax || this.queuedBytes + len > VIF_TUNABLES.rxQueueBytes;
+  }
+
   /** Give back a queued frame's skbs (a GSO frame's whole chain). */
   private putQueued(i: number): void {
     const g = this.gsos[i];
+    this.queuedBytes -= g ? g.len : this.d.skbs.len[this.queue[i]];
     if (g) for (const x of g.skbs) this.d.skbs.put(x);
     else this.d.skbs.put(this.queue[i]);
   }
@@ -340,6 +350,7 @@ export class VifRx {
     this.hashes.length = 0;
     this.csums.length = 0;
     this.gsos.length = 0;
+    this.queuedBytes = 0;
     this.head = 0;
   }
 }
