@@ -24,8 +24,9 @@ function tcpFrame(dst: number, src: number, payload: number): Uint8Array {
   return b;
 }
 
+/** Two guests of one host on vnic with its tso argument on. */
 function up() {
-  const r = sameHostRig('vnic');
+  const r = sameHostRig('vnic', { args: { tso: true } });
   const [g1, g2] = r.guests;
   r.attach(g1, g2);
   return { r, g1, g2 };
@@ -42,6 +43,14 @@ function payloads(g: Guest): number[] {
 }
 
 describe('vnic: TSO through the VI NIC (plugin API 1.5)', () => {
+  it('off by default: tsoMax 0, so the stack hands it MTU-sized frames only', () => {
+    const r = sameHostRig('vnic');
+    const [g1, g2] = r.guests;
+    r.attach(g1, g2);
+    expect(g1.fe.tsoMax!()).toBe(0);
+    expect(g1.stats()).toMatchObject({ tso: false });
+  });
+
   it('a TCP frame of 30 kB to a guest of this host: copied into a TSO buffer, cut by the NIC, every segment delivered in order', () => {
     const { r, g1, g2 } = up();
     expect(g1.fe.tsoMax!()).toBe(65535);

@@ -265,7 +265,7 @@ class VnicBackend implements AccelBackend {
         }
       });
     }
-    this.ctx.send(vif, CHANNEL_OP.offer, { vi: v, mtu: this.ctx.nic().mtu });
+    this.ctx.send(vif, CHANNEL_OP.offer, { vi: v, mtu: this.ctx.nic().mtu, tso: this.args.tso });
   }
 
   /** The guest accepted the offer: map its buffers, register them, start the VI, tell the guest it is ready. */
@@ -293,8 +293,8 @@ class VnicBackend implements AccelBackend {
     // The VI's interrupt is the guest's port; only dom0 may hand its binding to the NIC.
     const irq = ctx.deviceIrq(vif.domid, Number(args.irqPort));
     // Checksum offload on the VI (plugin API 1.4): the NIC completes the guest's partial checksums and checks received ones;
-    // TSO (1.5): it cuts the guest's TCP frames of up to 64 KiB (the guest offers them only while netback takes them too).
-    const r = ctx.mcdiShared('vi_init', { vi: st.vi, domid: vif.domid, rings: st.bufBase, irq: true, macs: [vif.mac], csum: true, tso: true }, [
+    // TSO (1.5, the tso argument): it cuts the guest's TCP frames of up to 64 KiB (the guest offers them only while netback takes them too).
+    const r = ctx.mcdiShared('vi_init', { vi: st.vi, domid: vif.domid, rings: st.bufBase, irq: true, macs: [vif.mac], csum: true, tso: this.args.tso }, [
       irq.binding,
       irq.doorbell,
     ]);
@@ -308,7 +308,7 @@ class VnicBackend implements AccelBackend {
     ctx.send(
       vif,
       'ready',
-      { bufBase: st.bufBase, macs: ctx.uplinkMacs(), localMacs: this.local.macsFor(vif), linkUp: ctx.nic().linkUp, csum: true, tso: true },
+      { bufBase: st.bufBase, macs: ctx.uplinkMacs(), localMacs: this.local.macsFor(vif), linkUp: ctx.nic().linkUp, csum: true, tso: this.args.tso },
       [r.shared[0]],
     );
   }

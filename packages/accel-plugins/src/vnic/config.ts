@@ -28,6 +28,14 @@ export interface VnicArgs {
   filterIdleMs?: number;
   maxFilters?: number;
   maxBufPages?: number;
+  /**
+   * TCP segmentation offload on the VI (plugin API 1.5): guests hand vnic TCP
+   * frames of up to 64 KiB for the NIC to cut. Off by default: on the 2-core
+   * machine the bench runs on it costs more than it saves (two 64 KiB TSO
+   * buffers in flight hold the sender back: tcp-stream 1.92 against 2.50
+   * Gbit/s with it off, bench/results/tcp.json of 2026-12-07).
+   */
+  tso?: boolean;
 }
 
 /** vnic's arguments as a JSON Schema (for the manifest's `args`). */
@@ -37,6 +45,7 @@ export const VNIC_ARGS = Type.Object(
     filterIdleMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1 })),
     maxFilters: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMIT_MAX })),
     maxBufPages: Type.Optional(Type.Integer({ minimum: 0, maximum: LIMIT_MAX })),
+    tso: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );
@@ -68,6 +77,7 @@ export function vnicArgs(a: Record<string, unknown>): Required<VnicArgs> {
       throw new Error(`vnic: argument ${k} must be an integer from 0 to ${max}, got ${JSON.stringify(v)}`);
     return v;
   };
+  if (a.tso !== undefined && typeof a.tso !== 'boolean') throw new Error(`vnic: argument tso must be true or false, got ${JSON.stringify(a.tso)}`);
   const eviction = a.eviction ?? 'clock';
   if (!EVICTION_POLICIES.includes(eviction as EvictionPolicy))
     throw new Error(`vnic: argument eviction must be one of ${EVICTION_POLICIES.join(', ')}, got ${JSON.stringify(a.eviction)}`);
@@ -76,6 +86,7 @@ export function vnicArgs(a: Record<string, unknown>): Required<VnicArgs> {
     filterIdleMs: int('filterIdleMs', DEFAULT_FILTER_IDLE_MS, 2 ** 31 - 1),
     maxFilters: int('maxFilters', DEFAULT_MAX_FILTERS, LIMIT_MAX),
     maxBufPages: int('maxBufPages', DEFAULT_MAX_BUF_PAGES, LIMIT_MAX),
+    tso: a.tso === true,
   };
 }
 

@@ -100,7 +100,9 @@ export class VnicFrontend implements AccelFrontend {
   protected csum = false;
   /** The VI's TSO is on (the backend enabled it at vi_init): TCP frames up to 64 KiB go to the NIC to cut. */
   protected tsoOn = false;
-  /** Our TSO slots (tso-slots.ts): none for a guest short of RAM. */
+  /** The offer said the VI does TSO (vnic's tso argument). */
+  protected tsoOffered = false;
+  /** Our TSO slots (tso-slots.ts). */
   protected readonly tso: TsoSlots;
   private tsoArea: TsoArea | null = null;
   protected readonly fast = new Set<number>();
@@ -171,8 +173,10 @@ export class VnicFrontend implements AccelFrontend {
     this.unpushed = true;
   }
 
-  newDevice(): void {
+  newDevice(args: Record<string, unknown> = {}): void {
     this.ready = this.draining = this.faulted = false;
+    // The backend says in its offer whether the VI will do TSO: tsoMax (asked next) follows it.
+    this.tsoOffered = args.tso === true && this.tso.count > 0;
     if (this.allocate()) this.accept();
   }
 
@@ -245,7 +249,7 @@ export class VnicFrontend implements AccelFrontend {
 
   /** Plugin API 1.5: TCP frames of up to 64 KiB may be offered (startXmit's gsoSize) while we have TSO slots. */
   tsoMax(): number {
-    return this.tso.count > 0 ? TSO_MAX : 0;
+    return this.tsoOffered ? TSO_MAX : 0;
   }
 
   startXmit(src: Uint8Array, off: number, len: number, csumPartial = false, gsoSize = 0): boolean {
