@@ -487,7 +487,7 @@ export class VnicFrontend implements AccelFrontend {
       fastDestinations: this.fast.size,
       localDestinations: this.local.size,
       freeTxSlots: this.freeTx.length,
-      tsoSlots: this.tso.count,
+      freeTsoSlots: this.tso.available,
       tso: this.tsoOn,
     };
   }
