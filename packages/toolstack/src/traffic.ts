@@ -10,7 +10,7 @@
  * (`signal`).
  */
 import type { LatencySummary } from '@xsim/netstack';
-import type { DomainRef, RunningDomain, Simulation } from './simulation.ts';
+import type { DomainRef, Simulation } from './simulation.ts';
 import { IntervalLoop, type Sample } from './interval-loop.ts';
 
 export interface StreamOptions {
@@ -95,7 +95,7 @@ export async function runStream(sim: Simulation, o: StreamOptions): Promise<Stre
     await sampler?.finish(null, o.signal?.aborted);
     throw e;
   }
-  const result = streamResult(src, dst, o, send, r);
+  const result = streamResult(`${src.host}/${src.name}`, `${dst.host}/${dst.name}`, o, send, r);
   await sampler?.finish({ delivered: result.delivered, lost: result.lost });
   return result;
 }
@@ -186,16 +186,17 @@ class IntervalSampler {
   }
 }
 
-function streamResult(
-  src: RunningDomain,
-  dst: RunningDomain,
-  o: StreamOptions,
+/** A stream's result from its sender's and receiver's answers (`from`, `to`: "host/domain"); the partitions' cross-process stream reports the same. */
+export function streamResult(
+  from: string,
+  to: string,
+  o: Pick<StreamOptions, 'count' | 'frameSize'>,
   send: Record<string, number>,
   r: Record<string, number | boolean>,
 ): StreamResult {
   return {
-    from: `${src.host}/${src.name}`,
-    to: `${dst.host}/${dst.name}`,
+    from,
+    to,
     count: o.count,
     frameSize: o.frameSize,
     sent: send.sent,

@@ -11,7 +11,7 @@ import { streamAccount } from '../drops.ts';
 import type { DomainRef } from '../domain-ref.ts';
 import type { StatsTree } from '../stats.ts';
 import type { Topology } from '../topo/types.ts';
-import type { PingResult, StreamResult } from '../traffic.ts';
+import { streamResult, type PingResult, type StreamResult } from '../traffic.ts';
 import { udpInFlight } from './merge.ts';
 import type { LocalPartitions } from './procs.ts';
 
@@ -71,25 +71,7 @@ export async function crossStream(run: LocalPartitions, o: CrossStreamOptions): 
   const sendArgs = { dstIp, dstPort: port, count: o.count, frameSize: o.frameSize, streamId, window: o.window, ...(o.srcPort ? { srcPort: o.srcPort } : {}) };
   const send = (await run.request(o.from, 'stream_send', sendArgs, timeoutMs)) as Record<string, number>;
   const r = await recv;
-  return {
-    from: `${o.from.host}/${o.from.domain}`,
-    to: `${o.to.host}/${o.to.domain}`,
-    count: o.count,
-    frameSize: o.frameSize,
-    sent: send.sent,
-    delivered: Number(r.delivered),
-    lost: Math.max(0, send.sent - Number(r.delivered)),
-    duplicated: Number(r.duplicated),
-    reordered: Number(r.reordered),
-    tooOld: Number(r.tooOld),
-    elapsedMs: Number(r.elapsedMs),
-    pps: Number(r.pps),
-    gbps: Number(r.gbps),
-    senderMs: send.elapsedMs,
-    stalls: send.stalls,
-    complete: r.complete === true,
-    reorderSamples: (r as unknown as { reorderSamples?: [number, number][] }).reorderSamples ?? [],
-  };
+  return streamResult(`${o.from.host}/${o.from.domain}`, `${o.to.host}/${o.to.domain}`, o, send, r);
 }
 
 /** A stream's accounting across the partitions. */
