@@ -288,7 +288,7 @@ function mcdi(nic: HwNic, op: string, args: unknown, shared: SharedArrayBuffer[]
   return handleMcdi(nic, op as McdiOp, args as RpcValue, shared);
 }
 
-/** A NIC whose VI 1 has its ring pages (frames 0..11 of domain 1) registered from buffer id 0. */
+/** A NIC whose VI 1 has its ring pages (frames 0..VI_RING_PAGES − 1 of domain 1) registered from buffer id 0. */
 function nicWithRings(): { nic: HwNic; ram: SharedArrayBuffer } {
   const n = freshNic();
   mcdi(n.nic, 'buffer_table_alloc', { vi: 1, domid: DOMID, frames: Array.from({ length: LAYOUT.VI_RING_PAGES }, (_, i) => i) });

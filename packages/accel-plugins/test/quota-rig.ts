@@ -9,7 +9,7 @@
 import { expect } from 'vitest';
 import { VIF_KEY, VirtualClock, type McdiOp } from '@xsim/hypervisor';
 import { parseIp, writeIpUdp } from '@xsim/netstack';
-import { HwNic, mcdiServer } from '@xsim/nic';
+import { HwNic, mcdiServer, VI_RING_PAGES } from '@xsim/nic';
 import type { AccelBackend, AccelVif } from '@xsim/netback';
 import { createBackend, type VifConfigFacility } from '../src/vnic/backend.ts';
 
@@ -64,7 +64,7 @@ export function rig(args: Record<string, unknown> = {}, o: { nicFilters?: number
   };
   const mcdi = (op: McdiOp, a: unknown) => {
     // The guest's DMA pages are not what this test is about: the VI's rings and buffers are pages of the rig's own RAM.
-    if (op === 'buffer_table_alloc') return server.call(op, { vi: (a as { vi: number }).vi, domid: 0, frames: Array.from({ length: 12 }, (_, i) => i) });
+    if (op === 'buffer_table_alloc') return server.call(op, { vi: (a as { vi: number }).vi, domid: 0, frames: Array.from({ length: VI_RING_PAGES }, (_, i) => i) });
     return server.call(op, a as never);
   };
   /** vi_init for real (the NIC takes filters only for a running VI), on the rig's RAM; no interrupt. */

@@ -23,21 +23,21 @@ function bootNetfront(frames: FrameAllocator): void {
 }
 
 describe('FrameAllocator', () => {
-  it('after every suspend and resume the 396-frame DMA area lands where it did at boot', () => {
+  it('after every suspend and resume the 398-frame DMA area lands where it did at boot', () => {
     const mem = GuestMemory.allocate(PAGES);
     let frames = new FrameAllocator(mem);
     bootNetfront(frames);
-    const area = frames.allocRange(396);
+    const area = frames.allocRange(398);
     for (let move = 0; move < 6; move++) {
       // Suspend: the plugin gives its area back, then the kernel writes its record.
-      for (let p = 0; p < 396; p++) frames.release(area + p);
+      for (let p = 0; p < 398; p++) frames.release(area + p);
       const record = frames.allocRange(1);
       // Resume in a fresh kernel: the record's frame is held until read, then the kernel boots its devices.
       frames = new FrameAllocator(mem);
       frames.take([record]);
       frames.release(record);
       bootNetfront(frames);
-      expect(frames.allocRange(396), `move ${move}`).toBe(area);
+      expect(frames.allocRange(398), `move ${move}`).toBe(area);
     }
   });
 
@@ -88,8 +88,8 @@ describe('suspend record', () => {
     const at = writeKernelState(mem, frames, { v: KERNEL_STATE_VERSION, devices: [device] });
     const st = readKernelState(mem, at);
     const held = [...stateFrames(at), ...st.devices[0].unanswered.flatMap(bufferFrames)];
-    // All held frames sit above what netfront and vnic take at the bottom (514 + 396).
-    expect(Math.min(...held)).toBeGreaterThanOrEqual(514 + 396);
+    // All held frames sit above what netfront and vnic take at the bottom (514 + 398).
+    expect(Math.min(...held)).toBeGreaterThanOrEqual(514 + 398);
     expect(st.devices[0].unanswered.map((b) => b.len)).toEqual([1000, 1500]);
     const [a, b] = st.devices[0].unanswered;
     expect(a.addr % 4096).toBe(0);
@@ -144,7 +144,7 @@ describe('vnic frontend', () => {
     const mem = GuestMemory.allocate(PAGES);
     const frames = new FrameAllocator(mem);
     bootNetfront(frames);
-    // The TX frames to send again lie in the middle of the free RAM: 510 frames free, no 396 of them contiguous.
+    // The TX frames to send again lie in the middle of the free RAM: 510 frames free, no 398 of them contiguous.
     frames.take([700, 701]);
     const { fe, sent, logs, advance } = frontend(frames, mem);
     fe.newDevice({}, []);
@@ -158,8 +158,8 @@ describe('vnic frontend', () => {
     frames.release(701);
     fe.poll(64);
     expect(sent.map((m) => m.op)).toEqual(['accept']);
-    expect((sent[0].args.grefs as number[]).length).toBe(396);
-    expect(frames.available).toBe(PAGES - 514 - 396);
+    expect((sent[0].args.grefs as number[]).length).toBe(398);
+    expect(frames.available).toBe(PAGES - 514 - 398);
     const s = fe.getStats();
     expect(s.dmaAreaWaits).toBe(1);
     expect(VNIC_FRONTEND_COUNTERS.names()).toContain('dmaAreaWaits');
@@ -176,7 +176,7 @@ describe('vnic frontend', () => {
     const w = frontend(frames, mem);
     w.fe.newDevice({}, []);
     w.advance(1001);
-    expect(() => w.fe.poll(64)).toThrow('out of guest memory: no 396 contiguous free frames');
+    expect(() => w.fe.poll(64)).toThrow('out of guest memory: no 398 contiguous free frames');
     expect(w.sent).toEqual([]);
 
     // Frames coming back one by one, each within the bound, keep the offer waiting past it (a loaded
@@ -199,6 +199,6 @@ describe('vnic frontend', () => {
     const tight = new FrameAllocator(small);
     bootNetfront(tight);
     const t = frontend(tight, small);
-    expect(() => t.fe.newDevice({}, [])).toThrow('out of guest memory: no 396 contiguous free frames');
+    expect(() => t.fe.newDevice({}, [])).toThrow('out of guest memory: no 398 contiguous free frames');
   });
 });

@@ -33,7 +33,13 @@
  * running/faulted, ring addresses) is in its private memory.
  */
 export const VI_TXQ_SIZE = 512;
-export const VI_RXQ_SIZE = 512;
+/**
+ * 1024 RX descriptors, as Linux's sfc driver posts by default
+ * (EFX_DEFAULT_DMAQ_SIZE): dom0's VI 0 must hold the frames of every window
+ * in flight toward it (four streams of 256 frames while a plugin's filters are
+ * still being learnt) or the NIC drops them as rxNoDesc.
+ */
+export const VI_RXQ_SIZE = 1024;
 /** Big enough for every TX and RX completion that can be outstanding at once. */
 export const VI_EVQ_SIZE = 2048;
 

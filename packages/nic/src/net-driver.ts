@@ -73,7 +73,7 @@ export function netDriverRxBuf(mtu: number): number {
 
 /** dom0 pages the primary driver takes for its full RX ring at an MTU. */
 export function netDriverPages(mtu: number): number {
-  return Math.ceil((512 * netDriverRxBuf(mtu)) / 4096);
+  return Math.ceil((VI_RXQ_SIZE * netDriverRxBuf(mtu)) / 4096);
 }
 
 /** A received frame; `validated`: the NIC checked its TCP or UDP checksum good. */

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MCDI_ENOSPC, VirtualClock } from '@xsim/hypervisor';
-import { DEFAULT_FILTER_TABLE_SIZE, FilterTable, HwNic, mcdiServer } from '../src/index.ts';
+import { DEFAULT_FILTER_TABLE_SIZE, FilterTable, HwNic, mcdiServer, VI_RING_PAGES } from '../src/index.ts';
 
 const ADDR = 0x0a000105;
 
@@ -26,10 +26,10 @@ function udp(port: number): Uint8Array {
 
 const flow = (port: number) => ({ kind: 'ipv4' as const, proto: 17, addr: ADDR, port });
 
-/** Start VIs on the NIC (it takes filters only for a running VI): rings in the 12 pages of domain 0's RAM, no interrupt. */
+/** Start VIs on the NIC (it takes filters only for a running VI): rings in the VI_RING_PAGES pages of domain 0's RAM, no interrupt. */
 function running(server: ReturnType<typeof mcdiServer>, vis: number[]): void {
   for (const vi of vis) {
-    const rings = server.call('buffer_table_alloc', { vi, domid: 0, frames: Array.from({ length: 12 }, (_, i) => i) }) as number;
+    const rings = server.call('buffer_table_alloc', { vi, domid: 0, frames: Array.from({ length: VI_RING_PAGES }, (_, i) => i) }) as number;
     server.call('vi_init', { vi, domid: 0, rings, macs: null });
   }
 }

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { FILTER_MATCH, MCDI_ENOSPC, VirtualClock, type McdiFilterMatch } from '@xsim/hypervisor';
 import { Value } from '@sinclair/typebox/value';
-import { FilterTable, HwNic, mcdiServer, vdpaServer, VqNic } from '../src/index.ts';
+import { FilterTable, HwNic, mcdiServer, vdpaServer, VI_RING_PAGES, VqNic } from '../src/index.ts';
 
 const MAC_A2 = 0x00163e000002;
 const ADDR = 0x0a000102;
@@ -129,7 +129,7 @@ function twoGuests(model: 'vi' | 'virtio') {
     const nic = new HwNic({ ...spec, vendor: '1924', device: '0803' }, rams, clock);
     const mcdi = mcdiServer(nic);
     for (const vi of [1, 2]) {
-      const rings = mcdi.call('buffer_table_alloc', { vi, domid: 0, frames: Array.from({ length: 12 }, (_, i) => vi * 16 + i) }) as number;
+      const rings = mcdi.call('buffer_table_alloc', { vi, domid: 0, frames: Array.from({ length: VI_RING_PAGES }, (_, i) => vi * 16 + i) }) as number;
       mcdi.call('vi_init', { vi, domid: 0, rings, macs: [vi] });
     }
     nic.wire = (r, a, l) => void sent.push(r.slice(a, a + l));

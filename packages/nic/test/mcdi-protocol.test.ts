@@ -5,7 +5,7 @@
  * nothing; a well-formed one is served as before.
  */
 import { describe, expect, it } from 'vitest';
-import { HwNic, mcdiServer } from '../src/index.ts';
+import { HwNic, mcdiServer, VI_RING_PAGES } from '../src/index.ts';
 
 describe('MCDI commands are checked at the NIC', () => {
   it('a malformed filter_insert or buffer_table_alloc is refused, counted, logged; the tables are untouched', () => {
@@ -37,7 +37,7 @@ describe('MCDI commands are checked at the NIC', () => {
     // Before, an empty link_set took the link down, and a vi_init without macs made a VI with no anti-spoofing.
     expect(() => mcdi.call('link_set', {})).toThrow(/MCDI: link_set refused: argument \/up/);
     expect(nic.linkUp).toBe(true);
-    const base = mcdi.call('buffer_table_alloc', { vi: 1, domid: 1, frames: Array.from({ length: 12 }, (_, i) => i) }) as number;
+    const base = mcdi.call('buffer_table_alloc', { vi: 1, domid: 1, frames: Array.from({ length: VI_RING_PAGES }, (_, i) => i) }) as number;
     expect(() => mcdi.call('vi_init', { vi: 1, domid: 1, rings: base })).toThrow(/MCDI: vi_init refused: argument \/macs/);
     expect(nic.vi(1).running).toBe(false);
     // A filter to a VI nobody drives would only drop what it steers.

@@ -17,9 +17,9 @@ describe('VI memory layout', () => {
   it("lays a VI's rings out in whole pages of the driver's memory, and its doorbell in 32 bytes", () => {
     expect(TXQ_OFFSET).toBe(0);
     expect(RXQ_OFFSET).toBe(512 * 16);
-    expect(EVQ_OFFSET).toBe(1024 * 16);
-    expect(VI_RING_BYTES).toBe(1024 * 16 + 2048 * 16);
-    expect(VI_RING_PAGES).toBe(12);
+    expect(EVQ_OFFSET).toBe((512 + 1024) * 16);
+    expect(VI_RING_BYTES).toBe((512 + 1024) * 16 + 2048 * 16);
+    expect(VI_RING_PAGES).toBe(14);
     expect(DOORBELL_BYTES).toBe(32);
   });
 });

@@ -144,7 +144,7 @@ describe('topology validation', () => {
         (t.hosts[0].nic as Loose).mtu = 9000;
         (t.hosts[0].dom0 as Loose).memPages = 1024;
       },
-      "hosts[0].dom0.memPages: must be an integer from 1352 to 262144 (4 KiB pages: the NIC driver's RX ring and skbs need 1352 at MTU 9000), got 1024",
+      "hosts[0].dom0.memPages: must be an integer from 2480 to 262144 (4 KiB pages: the NIC driver's RX ring and skbs need 2480 at MTU 9000), got 1024",
     ],
   ])('refuses %s before anything starts, naming the field', (_what, mutate, message) => {
     const t = base();
