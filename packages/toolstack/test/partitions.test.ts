@@ -89,7 +89,7 @@ describe('topology: partitions, validated', () => {
     expect(issues(twoHosts({}))).toEqual(['partitions: names no partition (leave it out to run the topology in one process)']);
     expect(issues(twoHosts(['p0']))).toEqual(['partitions: must be an object of partition name -> {"hosts": [...], "switches": [...]}, got an array']);
     expect(issues(twoHosts({ p0: { hosts: 'host-a', vms: [] }, p1: { hosts: ['host-b', 7] } }))).toEqual([
-      'partitions.p0.vms: unknown key (allowed: hosts, switches)',
+      'partitions.p0.vms: unknown key (allowed: hosts, switches, address, port)',
       'partitions.p0.hosts: must be an array of host names, got "host-a"',
       'partitions.p1.hosts[1]: must be a host name, got 7',
       'partitions: host host-a is in no partition: every host and switch must be in one',

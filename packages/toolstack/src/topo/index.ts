@@ -13,12 +13,21 @@ export { rackTopology, type RackOptions } from './generate.ts';
 export {
   partitionTopology,
   partitionAddrs,
+  partitionEndpoints,
+  parsePartitionAddresses,
+  withPartitionAddresses,
+  resolvePartitionAddresses,
   partitionNames,
   partitionOf,
   cutWires,
   DEFAULT_VXLAN_BASE_PORT,
   DEFAULT_VNI_BASE,
+  DEFAULT_RESOLVE_MS,
   type CutWire,
+  type PartitionAddressOverrides,
+  type PartitionEndpoint,
+  type ResolveOptions,
   type PartitionAddrs,
   type PartitionOptions,
 } from './partition-split.ts';
+export { DEFAULT_PARTITION_ADDRESS, partitionAddressProblem } from './partitions.ts';

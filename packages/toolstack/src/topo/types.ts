@@ -18,10 +18,16 @@ export interface Topology {
   partitions?: Record<string, PartitionSpec>;
 }
 
-/** One partition: the hosts (at least one) and switches it runs. */
+/**
+ * One partition: the hosts (at least one) and switches it runs, and where its
+ * tunnels send and receive: `address` (an IPv4 address or a DNS name; absent:
+ * 127.0.0.1) and UDP `port` (absent: the base port + the partition's index).
+ */
 export interface PartitionSpec {
   hosts: string[];
   switches: string[];
+  address?: string;
+  port?: number;
 }
 
 export interface NicSpecJson {
