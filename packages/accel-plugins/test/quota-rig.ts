@@ -64,7 +64,8 @@ export function rig(args: Record<string, unknown> = {}, o: { nicFilters?: number
   };
   const mcdi = (op: McdiOp, a: unknown) => {
     // The guest's DMA pages are not what this test is about: the VI's rings and buffers are pages of the rig's own RAM.
-    if (op === 'buffer_table_alloc') return server.call(op, { vi: (a as { vi: number }).vi, domid: 0, frames: Array.from({ length: VI_RING_PAGES }, (_, i) => i) });
+    if (op === 'buffer_table_alloc')
+      return server.call(op, { vi: (a as { vi: number }).vi, domid: 0, frames: Array.from({ length: VI_RING_PAGES }, (_, i) => i) });
     return server.call(op, a as never);
   };
   /** vi_init for real (the NIC takes filters only for a running VI), on the rig's RAM; no interrupt. */
