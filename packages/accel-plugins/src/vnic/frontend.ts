@@ -1,13 +1,12 @@
 /**
- * vnic, guest side: drives the guest's own VI. TX: a frame for a destination
- * the NIC reaches directly (a unicast MAC learnt behind the uplink, or a guest
- * of this host whose VI runs: the NIC's internal switch delivers it, as dom0
- * told us with `localmac`) is posted on the VI from one of our registered DMA
- * buffers: the TX slot txBuffer lent the stack to build it in (no copy), or
- * one it is copied into; everything else (broadcast, multicast, ARP, unknown
- * destinations) is declined and netfront sends it on the slow path. We only
- * learn destinations: dom0 inserts every filter. RX: frames the NIC steered
- * to our VI are handed to the stack from the DMA page itself.
+ * vnic, guest side: drives the guest's own VI. TX (tx.ts): a frame for a
+ * destination the NIC reaches directly (a unicast MAC learnt behind the
+ * uplink, or a guest of this host whose VI runs: the NIC's internal switch
+ * delivers it, as dom0 told us with `localmac`) is posted on the VI from one
+ * of our registered DMA buffers; everything else (broadcast, multicast, ARP,
+ * unknown destinations) is declined and netfront sends it on the slow path.
+ * We only learn destinations: dom0 inserts every filter. RX: frames the NIC
+ * steered to our VI are handed to the stack from the DMA page itself.
  *
  * Our DMA area, allocated and granted at newDevice and given back at release
  * (after the backend has unmapped it), so a plugin no longer attached holds
@@ -18,7 +17,7 @@
  * The rings are ours, registered for our VI; the doorbell is the one the NIC
  * made for this attachment (it comes with 'ready').
  */
-import { CHANNEL_OP, NETRXF_data_validated, logWarn, declareCounters, readMac, type Counters } from '@xsim/hypervisor';
+import { CHANNEL_OP, NETRXF_data_validated, logWarn, declareCounters, type Counters } from '@xsim/hypervisor';
 import type { AccelFrontend, AccelFrontendContext } from '@xsim/netfront';
 import {
   EV_FLAGS,
@@ -30,18 +29,16 @@ import {
   EV_TX,
   EV_TYPE,
   FAULT_NAMES,
-  TXD_CSUM,
   VI_EVQ_SIZE,
   VI_RXQ_SIZE,
   VI_STATE_FAULTED,
   VI_STATE_RUNNING,
   VI_RING_PAGES,
-  VI_TXQ_SIZE,
   ViQueues,
 } from '@xsim/nic';
 import { DmaArea } from '../dma-area.ts';
-import { LentSlot, txDecline } from '../tx-path.ts';
-import { TSO_ID, TSO_MAX, TSO_SLOTS, TSO_SLOT_PAGES, TsoSlots, type TsoArea } from './tso-slots.ts';
+import { TSO_MAX, TSO_SLOTS, TSO_SLOT_PAGES } from './tso-slots.ts';
+import { VnicTx } from './tx.ts';
 
 const PAGE = 4096;
 const TX_PAGES = 128;
@@ -76,9 +73,6 @@ export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   },
 });
 
-/** The counter each reason to decline a frame bumps. */
-const VNIC_DECLINED = { notReady: 'declinedNotReady', multicast: 'declinedMulticast', arp: 'declinedArp', unknown: 'declinedUnknown' } as const;
-
 export type VnicFrontendCounters = Counters<typeof VNIC_FRONTEND_COUNTERS.decls>;
 
 export class VnicFrontend implements AccelFrontend {
@@ -86,7 +80,6 @@ export class VnicFrontend implements AccelFrontend {
   /** RX buffer size: half pages for a standard MTU (so RX_PAGES fill the 512-slot ring), a whole frame's contiguous pages for jumbo. */
   protected readonly rxBuf: number;
   protected readonly rxBufs: number;
-  protected readonly txSlots: number;
   protected readonly totalPages: number;
   /** Our DMA area (rings, TX slots, RX buffers), its grants and interrupt port. */
   protected readonly dma: DmaArea;
@@ -96,26 +89,14 @@ export class VnicFrontend implements AccelFrontend {
   protected draining = false;
   protected faulted = false;
   protected linkUp = true;
-  /** The VI's checksum offload is on (the backend enabled it at vi_init): partial checksums go to the NIC to complete. */
-  protected csum = false;
-  /** The VI's TSO is on (the backend enabled it at vi_init): TCP frames up to 64 KiB go to the NIC to cut. */
-  protected tsoOn = false;
   /** The offer said the VI does TSO (vnic's tso argument). */
   protected tsoOffered = false;
-  /** Our TSO slots (tso-slots.ts). */
-  protected readonly tso: TsoSlots;
-  private tsoArea: TsoArea | null = null;
+  /** The TX path: slots, TSO slots, descriptors, completions (tx.ts). */
+  protected readonly tx: VnicTx;
   protected readonly fast = new Set<number>();
   /** Guests of this host reached through the NIC's internal switch (dom0's localmac, taken back by slowpath). */
   protected readonly local = new Set<number>();
-  protected readonly freeTx: number[] = [];
-  protected readonly txSlotOf = new Int32Array(VI_TXQ_SIZE);
   private readonly rxBufOf = new Int32Array(VI_RXQ_SIZE).fill(-1);
-  private txDone = 0;
-  /** The TX slot txBuffer lent the stack for the frame it is building. */
-  private readonly lent = new LentSlot();
-  /** Descriptors posted since the NIC was last told to look (flush wakes it if it sleeps). */
-  protected unpushed = false;
   private readonly scratch: Uint8Array;
   private scratchLen = 0;
   private chainBroken = false;
@@ -127,26 +108,35 @@ export class VnicFrontend implements AccelFrontend {
     this.rxBuf = ctx.mtu + 18 <= PAGE / 2 ? PAGE / 2 : this.slotPages * PAGE;
     this.rxBufs = Math.min(VI_RXQ_SIZE, Math.floor((RX_PAGES * PAGE) / this.rxBuf));
     // The TSO buffers are carved out of the TX pages (the area stays the size it was: a guest's RAM is tight).
-    this.txSlots = Math.max(16, Math.floor((TX_PAGES - TSO_SLOTS * TSO_SLOT_PAGES) / this.slotPages));
-    const base = VI_RING_PAGES + this.txSlots * this.slotPages + RX_PAGES;
-    this.tso = new TsoSlots(base, TSO_SLOTS);
-    this.totalPages = base + this.tso.pages;
-    this.dma = new DmaArea(ctx, this.totalPages);
-    this.scratch = new Uint8Array(this.slotPages * PAGE);
+    const txSlots = Math.max(16, Math.floor((TX_PAGES - TSO_SLOTS * TSO_SLOT_PAGES) / this.slotPages));
     this.ram = ctx.mem.u8;
+    this.dma = new DmaArea(ctx, VI_RING_PAGES + txSlots * this.slotPages + RX_PAGES + TSO_SLOTS * TSO_SLOT_PAGES);
+    this.totalPages = this.dma.pages;
+    this.tx = new VnicTx(
+      { ram: this.ram, dma: this.dma, s: this.s, fast: this.fast, local: this.local, up: () => this.ready && !this.draining && !this.faulted },
+      this.slotPages,
+      txSlots,
+      VI_RING_PAGES + txSlots * this.slotPages + RX_PAGES,
+    );
+    this.scratch = new Uint8Array(this.slotPages * PAGE);
   }
 
-  /** Page index (in our DMA area, = buffer id - bufBase) of TX slot `slot`. */
-  protected slotPage(slot: number): number {
-    return VI_RING_PAGES + slot * this.slotPages;
+  /** The free TX slots (a stack: pop one to use it). */
+  protected get freeTx(): number[] {
+    return this.tx.freeTx;
   }
 
   protected slotAddr(slot: number): number {
-    return this.dma.ram(this.slotPage(slot) * PAGE);
+    return this.tx.slotAddr(slot);
+  }
+
+  /** Post and publish a TX descriptor for `len` bytes at `slot` (or at buffer id `bufId`): VnicTx.postTx. */
+  protected postTx(slot: number, len: number, bufId?: number, csumPartial = false): void {
+    this.tx.postTx(slot, len, bufId, csumPartial);
   }
 
   private get rxPages(): number {
-    return VI_RING_PAGES + this.txSlots * this.slotPages;
+    return VI_RING_PAGES + this.tx.txSlots * this.tx.slotPages;
   }
 
   private rxAddr(i: number): number {
@@ -159,24 +149,10 @@ export class VnicFrontend implements AccelFrontend {
     this.rxBufOf[idx & (VI_RXQ_SIZE - 1)] = i;
   }
 
-  /**
-   * Post a TX descriptor for `len` bytes at `slot`'s buffer (or at buffer id
-   * `bufId` if given) and publish it: the NIC sees every frame we took at
-   * once (and counts it if our VI ends under it); a sleeping NIC is woken
-   * at netfront's flush (once a burst), or at the next poll for a frame
-   * posted outside a burst.
-   */
-  protected postTx(slot: number, len: number, bufId = this.bufBase + this.slotPage(slot), csumPartial = false): void {
-    const idx = this.q!.postTx(bufId, 0, len, csumPartial ? TXD_CSUM : 0);
-    this.txSlotOf[idx & (VI_TXQ_SIZE - 1)] = slot;
-    this.q!.publishTx();
-    this.unpushed = true;
-  }
-
   newDevice(args: Record<string, unknown> = {}): void {
     this.ready = this.draining = this.faulted = false;
     // The backend says in its offer whether the VI will do TSO: tsoMax (asked next) follows it.
-    this.tsoOffered = args.tso === true && this.tso.count > 0;
+    this.tsoOffered = args.tso === true && TSO_SLOTS > 0;
     if (this.allocate()) this.accept();
   }
 
@@ -204,12 +180,7 @@ export class VnicFrontend implements AccelFrontend {
     if (op === 'ready') {
       this.bufBase = Number(args.bufBase);
       this.q = new ViQueues(shared[0], this.ctx.mem.sab, this.dma.ram(0), () => this.ctx.kickNic());
-      this.txDone = this.q.txProdPvt;
-      this.unpushed = false;
-      this.lent.reset();
-      this.freeTx.length = 0;
-      for (let i = this.txSlots - 1; i >= 0; i--) this.freeTx.push(i);
-      this.tso.reset();
+      this.tx.attach(this.q, this.bufBase, args.csum === true, args.tso === true);
       for (let i = 0; i < this.rxBufs; i++) this.postRx(i);
       this.q.pushRx();
       this.fast.clear();
@@ -218,8 +189,6 @@ export class VnicFrontend implements AccelFrontend {
       if (Array.isArray(args.localMacs)) for (const m of args.localMacs) this.addLocal(Number(m));
       // What the link is now (a frontend kept from an earlier attachment may have missed a change while detached).
       if (typeof args.linkUp === 'boolean') this.linkUp = args.linkUp;
-      this.csum = args.csum === true;
-      this.tsoOn = args.tso === true && this.tso.count > 0;
       this.ready = true;
       // Our RX buffers are on the ring: the backend may now steer flows to the VI.
       this.ctx.send('running', {});
@@ -244,7 +213,7 @@ export class VnicFrontend implements AccelFrontend {
    * partial frame stays partial for the slow path.
    */
   csumOffload(): boolean {
-    return this.csum || !this.ready;
+    return this.tx.csum || !this.ready;
   }
 
   /** Plugin API 1.5: TCP frames of up to 64 KiB may be offered (startXmit's gsoSize) while we have TSO slots. */
@@ -253,111 +222,17 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   startXmit(src: Uint8Array, off: number, len: number, csumPartial = false, gsoSize = 0): boolean {
-    // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
-    let built = this.lent.take();
-    if (gsoSize > 0) return this.xmitTso(src, off, len, gsoSize, built);
-    if (built >= TSO_ID) {
-      // A TSO buffer lent for a frame that came as an MTU-sized one: back, and the frame is copied as any other.
-      this.tso.give(built);
-      built = -1;
-    }
-    // A partial checksum our VI cannot complete is left to the slow path (still partial: netback or the NIC completes it).
-    const why = txDecline(this.ready && !this.draining && !this.faulted && (this.csum || !csumPartial), this.fast, this.local, src, off);
-    if (why !== null) {
-      if (built >= 0) this.freeTx.push(built);
-      this.s[VNIC_DECLINED[why]]++;
-      return false;
-    }
-    const dst = readMac(src, off);
-    const s = this.s;
-    let slot = built;
-    // Built in place, it goes out of the buffer it was built in; otherwise it is copied into a free slot.
-    if (slot < 0 || src !== this.ram || off !== this.slotAddr(slot)) {
-      if (slot >= 0) this.freeTx.push(slot);
-      const free = this.freeTx.pop();
-      if (free === undefined || len > this.slotPages * PAGE) {
-        if (free !== undefined) this.freeTx.push(free);
-        s.declinedBusy++;
-        return false;
-      }
-      slot = free;
-      const a = this.slotAddr(slot);
-      if (src === this.ram) this.ram.copyWithin(a, off, off + len);
-      else this.ram.set(src.subarray(off, off + len), a);
-      s.txCopied++;
-    }
-    this.postTx(slot, len, undefined, csumPartial && this.csum);
-    if (csumPartial) s.txCsumOffloaded++;
-    s.taken++;
-    if (!this.fast.has(dst)) s.takenLocal++;
-    return true;
+    return this.tx.startXmit(src, off, len, csumPartial, gsoSize);
   }
 
-  /**
-   * A TCP frame over the MTU: copied into a TSO slot and posted with TXD_TSO
-   * (the MSS in the first descriptor) over descriptors of at most 32 KiB, for
-   * the NIC to cut; declined (netback segments it) where an MTU-sized frame
-   * would be, or while the VI has no TSO or no TSO slot is free.
-   */
-  private xmitTso(src: Uint8Array, off: number, len: number, mss: number, built: number): boolean {
-    const s = this.s;
-    const why = txDecline(this.ready && !this.draining && !this.faulted, this.fast, this.local, src, off);
-    if (why !== null) {
-      this.giveBack(built);
-      s[VNIC_DECLINED[why]]++;
-      return false;
-    }
-    // Built in the TSO buffer txBuffer lent: posted from there; else copied into a free one.
-    let id = built >= TSO_ID && src === this.ram && off === this.dma.ram(this.tso.page(built) * PAGE) ? built : -1;
-    if (id < 0) {
-      this.giveBack(built);
-      id = this.tsoOn && len <= TSO_SLOT_PAGES * PAGE ? this.tso.take() : -1;
-      if (id >= 0) s.txCopied++;
-    }
-    if (id < 0) {
-      s.declinedBusy++;
-      return false;
-    }
-    this.tsoArea ??= { ram: this.ram, at: (page) => this.dma.ram(page * PAGE), bufBase: 0, slotOf: this.txSlotOf };
-    this.tsoArea.bufBase = this.bufBase;
-    this.tso.post(this.q!, id, this.tsoArea, src, off, len, mss);
-    this.q!.publishTx();
-    this.unpushed = true;
-    s.txTso++;
-    s.taken++;
-    if (!this.fast.has(readMac(src, off))) s.takenLocal++;
-    return true;
-  }
-
-  /**
-   * Offer a free TX slot for the stack to build the next frame in (a TSO
-   * buffer for a frame over the MTU, while the VI does TSO): taken, it goes
-   * out from there with no copy.
-   */
+  /** Lend a TX slot (or a TSO slot for a frame over the MTU) for the stack to build the next frame in: tx.ts. */
   txBuffer(len: number): number {
-    if (!this.ready || this.draining || this.faulted) return -1;
-    this.giveBack(this.lent.take());
-    if (len <= this.slotPages * PAGE) {
-      const slot = this.lent.lend(this.freeTx);
-      return slot < 0 ? -1 : this.slotAddr(slot);
-    }
-    if (!this.tsoOn || len > TSO_SLOT_PAGES * PAGE) return -1;
-    const id = this.lent.lend(this.tso.free);
-    return id < 0 ? -1 : this.dma.ram(this.tso.page(id) * PAGE);
-  }
-
-  /** A lent buffer not used: back to its free list (-1: none). */
-  private giveBack(slot: number): void {
-    if (slot >= TSO_ID) this.tso.give(slot);
-    else if (slot >= 0) this.freeTx.push(slot);
+    return this.tx.txBuffer(len);
   }
 
   /** The end of netfront's burst: the NIC, if it sleeps, is woken once for every frame posted since. */
   flush(): void {
-    if (this.unpushed && this.q) {
-      this.unpushed = false;
-      this.q.wakeIfAsleep();
-    }
+    this.tx.flush();
   }
 
   poll(budget: number): number {
@@ -384,23 +259,15 @@ export class VnicFrontend implements AccelFrontend {
       const flags = dv.getUint16(o + EV_FLAGS, true);
       q.takeEvent();
       n++;
-      if (type === EV_TX) {
-        // Completions up to `index`, never past what we posted.
-        if ((index - this.txDone) >>> 0 > (q.txProdPvt - this.txDone) >>> 0) continue;
-        while (this.txDone !== index) {
-          const slot = this.txSlotOf[this.txDone & (VI_TXQ_SIZE - 1)];
-          if (slot >= TSO_ID) this.tso.give(slot);
-          else if (slot >= 0) this.freeTx.push(slot);
-          this.txDone = (this.txDone + 1) >>> 0;
-        }
-      } else if (type === EV_RX) {
+      if (type === EV_TX) this.tx.completed(index);
+      else if (type === EV_RX) {
         this.rxEvent(index, len, flags);
       }
     }
     q.publishEvCons();
     if (faulting) {
       this.faulted = true;
-      this.s.txLostOnFault += (q.txProdPvt - this.txDone) >>> 0;
+      this.s.txLostOnFault += this.tx.inFlight;
       if (state === VI_STATE_FAULTED) this.ctx.send('fault', { reason: FAULT_NAMES[q.fault] ?? String(q.fault) });
       return n + 1;
     }
@@ -451,7 +318,7 @@ export class VnicFrontend implements AccelFrontend {
    * a frame declined for want of a slot would overtake the ones before it).
    */
   checkReady(): boolean {
-    return !this.ready || this.draining || this.faulted || (this.freeTx.length > 0 && (!this.tsoOn || this.tso.available > 0));
+    return !this.ready || this.draining || this.faulted || this.tx.hasRoom;
   }
 
   remove(): boolean {
@@ -460,7 +327,7 @@ export class VnicFrontend implements AccelFrontend {
     if (!q || this.faulted) return true;
     this.poll(VI_RXQ_SIZE);
     // Drained once every TX descriptor has completed and every event is consumed.
-    return this.txDone === q.txProdPvt && !q.evPending();
+    return this.tx.inFlight === 0 && !q.evPending();
   }
 
   release(): void {
@@ -471,6 +338,7 @@ export class VnicFrontend implements AccelFrontend {
       this.s.releaseLeaks += leaks;
     }
     this.q = null;
+    this.tx.detach();
     this.ready = false;
   }
 
@@ -486,9 +354,9 @@ export class VnicFrontend implements AccelFrontend {
       linkUp: this.linkUp,
       fastDestinations: this.fast.size,
       localDestinations: this.local.size,
-      freeTxSlots: this.freeTx.length,
-      freeTsoSlots: this.tso.available,
-      tso: this.tsoOn,
+      freeTxSlots: this.tx.freeTx.length,
+      freeTsoSlots: this.tx.tso.available,
+      tso: this.tx.tsoOn,
     };
   }
 }
