@@ -196,6 +196,13 @@ function fabricControl(
         nic.linkUp = a.up;
         return nic.linkUp;
       },
+      wire_link_set: (a) => {
+        // A tunnel wire end's link (the far end's partition is gone, or back): what is wired to it sees it as a NIC's.
+        const t = Number.isInteger(a.wire) ? vx?.tunnels.get(a.wire) : undefined;
+        if (!t) throw new Error(`fabric: wire ${String(a.wire)} is not a VXLAN tunnel (tunnel wires: ${[...(vx?.tunnels.keys() ?? [])].join(', ') || 'none'})`);
+        t.linkUp = a.up;
+        return t.linkUp;
+      },
       add_domain: (a, { shared }) => {
         // A domain created at run time: its RAM, for DMA through the buffer table.
         if (!(shared[0] instanceof SharedArrayBuffer)) throw new Error("add_domain: the domain's RAM must come beside the request");

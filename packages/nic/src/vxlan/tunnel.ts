@@ -20,7 +20,10 @@ export const VXLAN_TUNNEL_COUNTERS = declareCounters('vxlan tunnel', {
     help: "frames that would not fit the underlay's MTU with the outer headers (a frame of n octets needs n + 36 of IP MTU: IPv4 20, UDP 8, VXLAN 8)",
   },
   vxlanTxRingFull: { kind: 'drop', help: "frames refused because the queue to the I/O thread was full (the socket's sends lag behind)" },
-  vxlanTxDown: { kind: 'drop', help: 'frames sent while the tunnel is down (its sockets not bound or connected)' },
+  vxlanTxDown: {
+    kind: 'drop',
+    help: "frames sent while the tunnel is down (its sockets not bound or connected, or its link set down: the far end's partition is gone)",
+  },
   vxlanTxSendErrors: {
     kind: 'drop',
     help: 'datagrams the socket failed to send (an ICMP unreachable from the remote, no route, a full socket buffer): counted by the I/O thread',
@@ -67,6 +70,12 @@ export class VxlanTunnel {
   /** What the wire's other end hands frames to. */
   readonly input: WireEnd;
   private tap: Tap = offTap();
+  /**
+   * The wire end's link, as a NIC's: set down when the far end is gone (its
+   * partition's process died), as a failed host's cable would go dark. A NIC
+   * wired to the tunnel then counts what it sends in its linkDownDrops.
+   */
+  linkUp = true;
   private readonly header = new Uint8Array(VXLAN_HEADER);
 
   constructor(
@@ -82,9 +91,9 @@ export class VxlanTunnel {
     this.input = (ram, off, len) => this.send(ram, off, len);
   }
 
-  /** Up while its socket is bound and its sending socket connected. */
+  /** Up while its link is and its socket is bound and its sending socket connected. */
   get up(): boolean {
-    return Atomics.load(this.socketWords, SOCKET_WORDS.bound) === 1 && Atomics.load(this.words, TUNNEL_WORDS.ready) === 1;
+    return this.linkUp && Atomics.load(this.socketWords, SOCKET_WORDS.bound) === 1 && Atomics.load(this.words, TUNNEL_WORDS.ready) === 1;
   }
 
   tapInto(sink: CaptureSink): void {
@@ -122,6 +131,7 @@ export class VxlanTunnel {
       remote: this.end.remote,
       vni: this.end.vni,
       up: this.up,
+      link: this.linkUp ? 'up' : 'down',
       ...this.c,
       vxlanTxSent: sent,
       vxlanTxSendErrors: errors,
