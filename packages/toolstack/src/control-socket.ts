@@ -99,36 +99,61 @@ export async function claimSocketPath(path: string, hint: string): Promise<void>
 
 type Extra = Record<string, (args: Record<string, unknown>) => Promise<unknown>>;
 
+/** A request that passed the boundary's checks: one of the server's own ops, or a declared management op with arguments its schema accepts. */
+export type CheckedRequest =
+  { kind: 'extra'; op: string; args: Record<string, unknown> } | { kind: 'manage'; op: keyof typeof MANAGE_OPS; args: Record<string, unknown> };
+
 /**
  * One request, checked once at the boundary: a declared op (never "constructor",
  * "toString" or "__proto__" from the prototype chain), arguments an object that
- * its schema in MANAGE_PROTOCOL accepts; then its handler, with typed arguments.
+ * its schema in MANAGE_PROTOCOL accepts. `extra`: the server's own ops (taken
+ * by name, their arguments theirs to check).
  */
-function answer(sim: Simulation, extra: Extra, req: unknown): Promise<unknown> {
+export function checkRequest(req: unknown, extra: readonly string[]): CheckedRequest {
   const { op, args } = (req ?? {}) as { op?: unknown; args?: unknown };
   const name = typeof op === 'string' ? op : '';
   if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args)))
     throw new Error(`operation ${name || JSON.stringify(op)}: arguments must be an object, got ${JSON.stringify(args)}`);
   const a = (args ?? {}) as Record<string, unknown>;
-  if (Object.hasOwn(extra, name)) return extra[name](a);
+  if (extra.includes(name)) return { kind: 'extra', op: name, args: a };
   if (!Object.hasOwn(MANAGE_OPS, name))
-    throw new Error(`unknown operation ${JSON.stringify(op)} (known: ${[...Object.keys(MANAGE_OPS), ...Object.keys(extra)].sort().join(', ')})`);
+    throw new Error(`unknown operation ${JSON.stringify(op)} (known: ${[...Object.keys(MANAGE_OPS), ...extra].sort().join(', ')})`);
   const k = name as keyof typeof MANAGE_OPS;
   const schema = MANAGE_PROTOCOL[k].args;
   if (!Value.Check(schema, a)) {
     const bad = [...Value.Errors(schema, a)].slice(0, 3).map((e) => `${e.path || '(arguments)'}: ${e.message}`);
     throw new Error(`operation ${name}: bad arguments: ${bad.join('; ')}`);
   }
-  return (MANAGE_OPS[k] as (sim: Simulation, args: unknown) => Promise<unknown>)(sim, a);
+  return { kind: 'manage', op: k, args: a };
+}
+
+/** A management op on `sim`, checked as the socket checks it (a partition answers the ops its coordinator forwards this way). */
+export function manageAnswer(sim: Simulation, op: string, args: Record<string, unknown>): Promise<unknown> {
+  const c = checkRequest({ op, args }, []);
+  return (MANAGE_OPS[c.op as keyof typeof MANAGE_OPS] as (sim: Simulation, args: unknown) => Promise<unknown>)(sim, c.args);
+}
+
+function answer(sim: Simulation, extra: Extra, req: unknown): Promise<unknown> {
+  const c = checkRequest(req, Object.keys(extra));
+  if (c.kind === 'extra') return extra[c.op](c.args);
+  return (MANAGE_OPS[c.op] as (sim: Simulation, args: unknown) => Promise<unknown>)(sim, c.args);
 }
 
 export async function serveControl(sim: Simulation, path: string, extra: Extra = {}): Promise<ControlServer> {
+  return serveRequests(path, async (req) => answer(sim, extra, req));
+}
+
+/**
+ * Serve a control socket at `path` whose every request `handle` answers
+ * (serveControl: a simulation's ops; `--partitions local`: forwarded to the
+ * partition that holds what the request names). A request that throws is
+ * answered with its error; the server goes on.
+ */
+export async function serveRequests(path: string, handle: (req: unknown) => Promise<unknown>): Promise<ControlServer> {
   await claimSocketPath(path, 'set --socket or XSIM_SOCKET');
   const server: Server = createServer((sock) => {
     readFrame(sock)
-      .then(async (req) => {
-        return answer(sim, extra, req);
-      })
+      .then(handle)
       .then(
         (value) => sock.end(frame({ ok: true, value: value ?? null })),
         (e: unknown) => sock.end(frame({ ok: false, error: e instanceof Error ? e.message : String(e) })),

@@ -36,7 +36,7 @@ export {
 export { copyDelta, dropCounters, dropDelta, movedStats, streamAccount, totalDrops } from './drops.ts';
 export { vcpuTimes, pcpuSleepTimes, busyShare, awakeShare } from './cpu.ts';
 export * from './topo/index.ts';
-export { serveControl, controlRequest, manageRequest, defaultSocketPath, type ControlServer } from './control-socket.ts';
+export { serveControl, serveRequests, checkRequest, controlRequest, manageRequest, defaultSocketPath, type ControlServer } from './control-socket.ts';
 export { MANAGE_PROTOCOL, type ManageProtocol } from './manage-ops.ts';
 export {
   MANAGE_OPS,
@@ -85,6 +85,7 @@ export {
 } from './conformance/index.ts';
 export { onePartition, partitionEnds, pingAcross, type PartitionChoice } from './partitions/one.ts';
 export { runPartitionsLocal, type PartitionsRunOptions, type PartitionsRunResult, type PartitionUp } from './partitions/local.ts';
-export { LocalPartitions, type LocalPartitionsOptions } from './partitions/procs.ts';
+export { LocalPartitions, type LocalPartitionsOptions, type PartitionDeath } from './partitions/procs.ts';
+export { partitionsAnswer, servePartitionsLocal, type PartitionsServeOptions } from './partitions/serve.ts';
 export { mergeStats, udpInFlight } from './partitions/merge.ts';
-export { crossAccount, type CrossAccount } from './partitions/traffic.ts';
+export { crossAccount, crossAccountBy, type CrossAccount } from './partitions/traffic.ts';

@@ -6,11 +6,12 @@
  * It ends on the parent's shutdown, and on its own when the parent is gone
  * (the channel closes): a partition never outlives its coordinator.
  */
+import { manageAnswer } from '../control-socket.ts';
 import type { DomainRef } from '../domain-ref.ts';
 import { Simulation } from '../simulation.ts';
 import { validateTopology } from '../topo/validate.ts';
 import { onePartition } from './one.ts';
-import type { Call, ChildMsg, ParentMsg, StartMsg } from './protocol.ts';
+import type { Call, CallOf, ChildMsg, ParentMsg, StartMsg, WireDown } from './protocol.ts';
 
 let sim: Simulation | undefined;
 let ending = false;
@@ -43,6 +44,23 @@ async function start(m: StartMsg): Promise<void> {
   }
 }
 
+/**
+ * Another partition is gone: every tunnel end of ours whose cut wire (by its
+ * VNI) led there goes link down in the fabric, as the cable of a failed host.
+ */
+async function partitionGone(s: Simulation, c: CallOf<'partitionGone'>): Promise<WireDown[]> {
+  const down: WireDown[] = [];
+  for (const [i, w] of s.topology.wires.entries()) {
+    for (const side of ['a', 'b'] as const) {
+      const end = w[side];
+      if (typeof end === 'string' || !c.vnis.includes(end.vxlan.vni)) continue;
+      await s.ctx.fabric('wire_link_set', { wire: i, up: false });
+      down.push({ wire: i, vni: end.vxlan.vni, path: `wires[${i}].${side}` });
+    }
+  }
+  return down;
+}
+
 type AnyRequest = (ref: DomainRef, op: string, args: Record<string, unknown>, timeoutMs: number) => Promise<unknown>;
 
 async function call(c: Call): Promise<unknown> {
@@ -55,6 +73,10 @@ async function call(c: Call): Promise<unknown> {
       return sim.domainStats(c.ref, c.timeoutMs);
     case 'stats':
       return sim.stats();
+    case 'manage':
+      return manageAnswer(sim, c.name, c.args);
+    case 'partitionGone':
+      return partitionGone(sim, c);
     case 'shutdown':
       return sim.shutdown();
   }

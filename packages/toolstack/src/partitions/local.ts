@@ -3,17 +3,23 @@
  * process per partition (procs.ts), wait until all are up, ping between the
  * two ends and run the workload (a UDP stream or the ping itself) across
  * the partitions, account for the stream over every partition's counters,
- * and end every process, whatever happened. A partition that dies, or an
- * abort (Ctrl-C), ends the run at once with an error naming why; the other
- * partitions are shut down all the same.
+ * and end every process, whatever happened. A partition that dies while
+ * they boot, or an abort (Ctrl-C), ends the run at once with an error naming
+ * why. One that dies later is a failed host: the others set their wires to
+ * it down (procs.ts) and the workload goes on if both its ends are alive,
+ * accounted over the survivors (the dead one's counters missing, and said
+ * to be); if it held an end, the run ends with an error naming it. Every
+ * partition is shut down all the same.
  */
 import type { LogLevel } from '@xsim/hypervisor';
 import type { DomainRef } from '../domain-ref.ts';
 import type { StatsTree } from '../stats.ts';
+import { mergeStats } from './merge.ts';
 import type { Topology } from '../topo/types.ts';
 import type { PingResult, StreamResult } from '../traffic.ts';
-import { LocalPartitions } from './procs.ts';
-import { crossAccount, crossPing, crossStream, type CrossAccount } from './traffic.ts';
+import { cutWires } from '../topo/partition-split.ts';
+import { LocalPartitions, type PartitionDeath } from './procs.ts';
+import { crossAccountBy, crossPing, crossStream, type CrossAccount } from './traffic.ts';
 
 export interface PartitionsRunOptions {
   from: DomainRef;
@@ -39,6 +45,8 @@ export interface PartitionsRunOptions {
   /** Every partition is up: their names, pids and boot times. */
   onUp?: (up: PartitionUp[]) => void;
   onPing?: (p: PingResult) => void;
+  /** A partition died once all were up (and the others set their wires to it down). */
+  onDeath?: (d: PartitionDeath) => void;
   /** Abort the run (Ctrl-C): every partition is shut down and the run rejects. */
   signal?: AbortSignal;
 }
@@ -55,8 +63,10 @@ export interface PartitionsRunResult {
   ping: PingResult;
   stream?: StreamResult;
   account?: CrossAccount;
-  /** Every partition's counters, merged (merge.ts), after the workload. */
+  /** The running partitions' counters, merged (merge.ts), after the workload. */
   stats: StatsTree;
+  /** Partitions that died during the run (their counters are not in `stats` nor in the accounting). */
+  dead: PartitionDeath[];
 }
 
 function aborted(signal: AbortSignal | undefined): Promise<never> {
@@ -67,14 +77,25 @@ function aborted(signal: AbortSignal | undefined): Promise<never> {
   });
 }
 
-async function workload(run: LocalPartitions, o: PartitionsRunOptions, up: PartitionUp[]): Promise<PartitionsRunResult> {
+/** The VNIs of the cut wires with an end in a partition of `dead`. */
+function vnisOf(run: LocalPartitions, dead: readonly string[]): number[] {
+  return cutWires(run.topology)
+    .filter((c) => dead.includes(c.a.partition) || dead.includes(c.b.partition))
+    .map((c) => c.vni);
+}
+
+async function workload(run: LocalPartitions, o: PartitionsRunOptions, up: PartitionUp[]): Promise<Omit<PartitionsRunResult, 'dead'>> {
   const ping = await crossPing(run, o.from, o.to, o.workload === 'ping' ? o.count : (o.pings ?? 20), o.workload === 'ping' ? o.size : 64);
   o.onPing?.(ping);
   if (o.workload === 'ping') return { partitions: up, ping, stats: await run.stats() };
-  const before = await run.stats();
+  const before = await run.statsBy();
   const stream = await crossStream(run, { from: o.from, to: o.to, count: o.count, frameSize: o.size, window: o.window, port: o.port, srcPort: o.srcPort });
-  const stats = await run.stats();
-  return { partitions: up, ping, stream, account: crossAccount(before, stats, stream), stats };
+  // A partition that died meanwhile has had its wires set down on the others before they are counted.
+  await run.settled();
+  const after = await run.statsBy();
+  const dead = run.deaths.map((d) => d.name);
+  const account = crossAccountBy(before, after, stream, dead, vnisOf(run, dead));
+  return { partitions: up, ping, stream, account, stats: mergeStats(Object.values(after)) };
 }
 
 export async function runPartitionsLocal(full: Topology, o: PartitionsRunOptions): Promise<PartitionsRunResult> {
@@ -87,6 +108,7 @@ export async function runPartitionsLocal(full: Topology, o: PartitionsRunOptions
     bootMs: o.bootMs,
     onLine: o.onLine,
     onSpawn: o.onSpawn,
+    onDeath: o.onDeath,
   });
   const run = await Promise.race([started, stop]).catch(async (e: unknown) => {
     // Aborted while booting: the partitions that were starting are ended as soon as the start settles.
@@ -96,7 +118,11 @@ export async function runPartitionsLocal(full: Topology, o: PartitionsRunOptions
   try {
     const up = run.procs.map((p) => ({ name: p.name, pid: p.pid, ms: p.up!.ms, domains: p.up!.domains }));
     o.onUp?.(up);
-    return await Promise.race([workload(run, o, up), run.died, stop]);
+    // The run ends at once if the partition of an end dies (the others' wires to it set down first).
+    const endsDied = Promise.race([run.holderDied(o.from, 'the sender'), run.holderDied(o.to, 'the receiver')]);
+    const r = await Promise.race([workload(run, o, up), endsDied, stop]);
+    await run.settled();
+    return { ...r, dead: [...run.deaths] };
   } finally {
     await run.shutdown();
   }

@@ -12,7 +12,7 @@ import type { DomainRef } from '../domain-ref.ts';
 import type { StatsTree } from '../stats.ts';
 import type { Topology } from '../topo/types.ts';
 import { streamResult, type PingResult, type StreamResult } from '../traffic.ts';
-import { udpInFlight } from './merge.ts';
+import { mergeStats, udpInFlight } from './merge.ts';
 import type { LocalPartitions } from './procs.ts';
 
 /** A domain's IP in the topology (dom0's, or a guest's first vif's), or an error naming what exists. */
@@ -86,6 +86,14 @@ export interface CrossAccount {
   copies: number;
   drops: Record<string, number>;
   conserved: boolean;
+  /**
+   * When partitions died: their names (their counters are missing from the
+   * accounting), and the datagrams the survivors sent into them during the
+   * stream less those that came back out: frames that may have died with
+   * them, uncounted (an upper bound: replies and credits count too).
+   */
+  dead?: string[];
+  intoDead?: number;
 }
 
 /** sent <= delivered + dropped + tooOld + in UDP <= sent + copies, and nothing delivered twice. */
@@ -101,5 +109,47 @@ export function crossAccount(before: StatsTree, after: StatsTree, r: Pick<Stream
     copies: a.copies,
     drops: Object.fromEntries(a.drops),
     conserved: seen >= r.sent && seen <= r.sent + a.copies && r.duplicated === 0,
+  };
+}
+
+type Tunnel = { vni: number; vxlanTxSent?: number; vxlanRxFrames?: number };
+
+/** Datagrams sent less frames received on the tunnels of `vnis` in a merged tree. */
+function netInto(tree: StatsTree, vnis: ReadonlySet<number>): number {
+  const ts = (tree.fabric as { vxlan?: { tunnels: Tunnel[] } }).vxlan?.tunnels ?? [];
+  return ts.filter((t) => vnis.has(t.vni)).reduce((n, t) => n + Number(t.vxlanTxSent ?? 0) - Number(t.vxlanRxFrames ?? 0), 0);
+}
+
+/**
+ * The stream's accounting over the partitions that are still running (every
+ * partition's tree `before`, the survivors' `after`): the dead ones' counters
+ * are missing, so what the survivors sent into them and did not see come back
+ * (on the tunnels of `deadVnis`, the cut wires to them) is given apart, as
+ * frames that may have died with them: the stream is conserved when
+ * delivered + counted + in UDP between survivors <= sent + copies <= that + intoDead.
+ */
+export function crossAccountBy(
+  before: Record<string, StatsTree>,
+  after: Record<string, StatsTree>,
+  r: Pick<StreamResult, 'sent' | 'delivered' | 'duplicated' | 'tooOld'>,
+  dead: readonly string[] = [],
+  deadVnis: readonly number[] = [],
+): CrossAccount {
+  const live = Object.keys(after).filter((n) => before[n] !== undefined);
+  const b = mergeStats(live.map((n) => before[n]));
+  const a = mergeStats(live.map((n) => after[n]));
+  const all = crossAccount(b, a, r);
+  if (dead.length === 0) return all;
+  const vnis = new Set(deadVnis);
+  const raw = netInto(a, vnis) - netInto(b, vnis);
+  const intoDead = Math.max(0, raw);
+  const inUdp = Math.max(0, udpInFlight(a) - udpInFlight(b) - raw);
+  const counted = r.delivered + all.dropped + (r.tooOld ?? 0) + inUdp;
+  return {
+    ...all,
+    inUdp,
+    dead: [...dead],
+    intoDead,
+    conserved: counted <= r.sent + all.copies && counted + intoDead >= r.sent && r.duplicated === 0,
   };
 }
