@@ -191,7 +191,7 @@ describe('xsim run --partitions local', () => {
         [[TOPO, '--partitions', 'k8s'], /--partitions takes "local"/],
         [['topologies/default.json', '--partitions', 'local'], /topology "default" has no "partitions"/],
         [[TOPO, '--partitions', 'local', '--workload', 'tcp-stream'], /--partitions local runs --workload udp-stream or ping/],
-        [[TOPO, '--partitions', 'local', '--serve'], /unknown option --serve/],
+        [[TOPO, '--partitions', 'local', '--serve'], /--partitions local --serve serves idle only: add --idle/],
         [[TOPO, '--partitions', 'local', '--to', 'host-b/b9'], /no domain "b9" on host-b/],
       ];
       const ps = cases.map(([args]) => xsim(['run', ...args]));

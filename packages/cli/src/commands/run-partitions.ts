@@ -2,27 +2,35 @@
  * `xsim run topo.json --partitions local`: every partition of the topology in
  * a process of its own on this machine (the toolstack's partitions/local.ts
  * starts, drives and ends them), the workload between domains of different
- * partitions, the stream's accounting over every partition's counters.
- * Parses, calls the toolstack, prints.
+ * partitions, the stream's accounting over every partition's counters; or,
+ * with --serve --idle, one control socket here for every partition's
+ * domains. A partition that dies is reported with the wires the others set
+ * down; the exit status is then 3. Parses, calls the toolstack, prints.
  */
 import {
   DEFAULT_VXLAN_BASE_PORT,
   checkEnds,
+  defaultSocketPath,
   loadTopology,
   parseDomainRef,
   partitionAddrs,
   partitionOf,
   runPartitionsLocal,
+  servePartitionsLocal,
   table,
   type DomainRef,
+  type PartitionDeath,
   type PartitionsRunResult,
   type Topology,
 } from '@xsim/toolstack';
 import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs, type Parsed } from '../args.ts';
 import { dropLines, nicTable, switchTable } from './run-tables.ts';
 
-const VALUED = ['partitions', 'vxlan-base-port', 'workload', 'count', 'size', 'window', 'from', 'to', 'port', 'src-port', 'pcpus'];
-const BOOLEANS = ['j', 'json', ...LOG_BOOLEANS];
+const VALUED = ['partitions', 'vxlan-base-port', 'workload', 'count', 'size', 'window', 'from', 'to', 'port', 'src-port', 'pcpus', 'socket'];
+const BOOLEANS = ['j', 'json', 'serve', 'idle', ...LOG_BOOLEANS];
+
+/** The exit status of a run during which a partition died (1: the workload fell short; an error: 1 too). */
+export const EXIT_PARTITION_DIED = 3;
 
 /** Is this `xsim run` one of --partitions (it takes its own, smaller set of options)? */
 export function wantsPartitions(argv: readonly string[]): boolean {
@@ -56,6 +64,8 @@ interface PartitionsOptions {
   basePort: number;
   pcpus?: number;
   json: boolean;
+  /** --serve --idle: the control socket's path. */
+  serve?: string;
   p: Parsed;
 }
 
@@ -73,7 +83,13 @@ async function options(argv: string[]): Promise<PartitionsOptions> {
   const w = String(p.flags.get('workload') ?? 'udp-stream');
   if (w !== 'udp-stream' && w !== 'ping')
     throw new Error(`--partitions local runs --workload udp-stream or ping, got ${JSON.stringify(w)} (TCP across partitions is not built yet)`);
-  const ends = defaultEnds(topo);
+  if (p.flags.has('idle') && !p.flags.has('serve')) throw new Error('--idle goes with --serve');
+  if (p.flags.has('socket') && !p.flags.has('serve')) throw new Error('--socket goes with --serve');
+  if (p.flags.has('serve') && !p.flags.has('idle'))
+    throw new Error('--partitions local --serve serves idle only: add --idle (rounds of streams across partitions are not built yet)');
+  const serve = p.flags.has('serve') ? String(p.flags.get('socket') ?? defaultSocketPath()) : undefined;
+  // Serving, no stream runs: the ends are whatever the topology has (none needed).
+  const ends = serve ? { from: { host: topo.hosts[0].name, domain: 'dom0' }, to: { host: topo.hosts[0].name, domain: 'dom0' } } : defaultEnds(topo);
   const o: PartitionsOptions = {
     topo,
     workload: w,
@@ -87,9 +103,10 @@ async function options(argv: string[]): Promise<PartitionsOptions> {
     basePort,
     ...(p.flags.has('pcpus') ? { pcpus: intFlag(p, 'pcpus', 1, 1, 256) } : {}),
     json: p.flags.has('j') || p.flags.has('json'),
+    ...(serve !== undefined ? { serve } : {}),
     p,
   };
-  checkEnds(topo, o, w === 'ping' ? o.size + 42 : o.size);
+  if (!serve) checkEnds(topo, o, w === 'ping' ? o.size + 42 : o.size);
   return o;
 }
 
@@ -106,17 +123,33 @@ function report(r: PartitionsRunResult): string {
       ),
     );
   const a = r.account;
-  if (a)
+  if (a && !a.dead?.length)
     parts.push(
       `conservation across ${r.partitions.length} partitions: sent ${a.sent} = delivered ${a.delivered} + counted drops ${a.dropped} + in UDP between partitions ${a.inUdp}` +
         `${a.copies ? ` (flood copies ${a.copies})` : ''}: ${a.conserved ? 'conserved' : 'NOT conserved'}`,
     );
+  else if (a) {
+    const dead = a.dead!.join(', ');
+    parts.push(
+      `conservation across the ${r.partitions.length - a.dead!.length} partitions still running (${dead} died: its counters are missing): ` +
+        `sent ${a.sent} = delivered ${a.delivered} + counted drops ${a.dropped} + in UDP between partitions ${a.inUdp}` +
+        ` + sent into ${dead} and not come back (at most) ${a.intoDead ?? 0}${a.copies ? ` (flood copies ${a.copies})` : ''}: ${a.conserved ? 'conserved' : 'NOT conserved'}`,
+    );
+  }
   parts.push(nicTable(r.stats));
   const sw = switchTable(r.stats);
   if (sw !== null) parts.push(sw);
   const drops = dropLines(r.stats);
   if (drops.length) parts.push(['drop counters (non-zero):', ...drops.map((d) => `  ${d}`)].join('\n'));
   return parts.join('\n\n');
+}
+
+/** A partition's death, and the wires each other partition set down for it. */
+function deathLine(d: PartitionDeath): string {
+  const sides = Object.entries(d.wiresDown).map(([p, w]) =>
+    'error' in w ? `${p} could not: ${w.error}` : w.length ? `on ${p} ${w.map((x) => `${x.path} (VNI ${x.vni})`).join(', ')}` : `${p} had no wire to it`,
+  );
+  return `xsim: ${d.message}; its wires are down as a failed host's: ${sides.join('; ') || 'no partition left running'}`;
 }
 
 /** The run's exit status: 0 when the workload all happened (and the stream was conserved across the partitions). */
@@ -128,9 +161,11 @@ function ok(o: PartitionsOptions, r: PartitionsRunResult): boolean {
 export async function partitionsCommand(argv: string[]): Promise<number> {
   const o = await options(argv);
   const level = logLevelFlag(o.p);
+  // Progress lines: on stdout, or with -j on stderr (stdout is the JSON's; a script still learns the partitions' pids).
   const note = (s: string) => {
-    if (!o.json && level !== 'warn') process.stdout.write(s + '\n');
+    if (level !== 'warn') (o.json ? process.stderr : process.stdout).write(s + '\n');
   };
+  if (o.serve !== undefined) return serveCommand(o, o.serve, note);
   const ends = `${o.from.host}/${o.from.domain} (${partitionOf(o.topo, o.from.host)}) -> ${o.to.host}/${o.to.domain} (${partitionOf(o.topo, o.to.host)})`;
   note(`xsim: topology "${o.topo.name}": ${Object.keys(o.topo.partitions!).length} partitions, one process each; tunnels on 127.0.0.1:${o.basePort}+`);
   const abort = new AbortController();
@@ -144,6 +179,10 @@ export async function partitionsCommand(argv: string[]): Promise<number> {
       signal: abort.signal,
       onLine: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
       onSpawn: (name, pid) => note(`xsim: partition ${name} starting (pid ${pid})`),
+      onDeath: (d) => process.stderr.write(deathLine(d) + '\n'),
+      onPing: (ping) => {
+        if (o.workload !== 'ping') note(`xsim: ping done (${ping.count} answered, ${ping.lost} lost, p50 ${ping.p50Us.toFixed(0)} us); streaming`);
+      },
       onUp: (up) => {
         for (const u of up) note(`xsim: partition ${u.name} up (pid ${u.pid}): ${u.domains} domains, all vifs Connected in ${u.ms.toFixed(0)} ms`);
         note(`xsim: ${o.workload === 'ping' ? `${o.count} ICMP echo probes` : `ping, then ${o.count} frames of ${o.size} bytes`} ${ends} ...`);
@@ -151,7 +190,49 @@ export async function partitionsCommand(argv: string[]): Promise<number> {
     });
     if (o.json) process.stdout.write(JSON.stringify({ topology: o.topo.name, workload: o.workload, ...r }) + '\n');
     else process.stdout.write('\n' + report(r) + '\n');
+    if (r.dead.length) {
+      process.stderr.write(`xsim: ${r.dead.map((d) => d.message).join('; ')} during the run (exit status ${EXIT_PARTITION_DIED})\n`);
+      return EXIT_PARTITION_DIED;
+    }
     return ok(o, r) ? 0 : 1;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+/** --partitions local --serve --idle: every partition up, one control socket here, until xsim shutdown or Ctrl-C. */
+async function serveCommand(o: PartitionsOptions, socket: string, note: (s: string) => void): Promise<number> {
+  const level = logLevelFlag(o.p);
+  const abort = new AbortController();
+  const stop = () => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const r = await servePartitionsLocal(o.topo, {
+      basePort: o.basePort,
+      ...(o.pcpus !== undefined ? { pcpus: o.pcpus } : {}),
+      logLevel: level === 'debug' ? 'debug' : 'warn',
+      socket,
+      signal: abort.signal,
+      onLine: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
+      onSpawn: (name, pid) => note(`xsim: partition ${name} starting (pid ${pid})`),
+      onDeath: (d) => process.stderr.write(deathLine(d) + '\n'),
+      onUp: (run) => {
+        for (const p of run.procs)
+          note(`xsim: partition ${p.name} up (pid ${p.pid}): ${p.up!.domains} domains, all vifs Connected in ${p.up!.ms.toFixed(0)} ms`);
+      },
+      // Always said (as run --serve says it): a script waits for this line.
+      onServing: (s) =>
+        process.stdout.write(
+          `xsim: serving on ${s.path} for every partition (xsim domain|mgmtdev|dev|plugin ... --socket ${s.path}, each op forwarded to the partition holding its host); Ctrl-C or xsim shutdown to stop\n`,
+        ),
+    });
+    if (r.dead.length) {
+      process.stderr.write(`xsim: ${r.dead.map((d) => d.message).join('; ')} while serving (exit status ${EXIT_PARTITION_DIED})\n`);
+      return EXIT_PARTITION_DIED;
+    }
+    return 0;
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
