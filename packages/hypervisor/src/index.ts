@@ -37,6 +37,7 @@ export * from './domain/pool.ts';
 export * from './xs/index.ts';
 export * from './metrics.ts';
 export * from './migration/stream.ts';
+export * from './migration/stream-reader.ts';
 export * from './migration/precopy.ts';
 export * from './capture/pcapng.ts';
 export * from './capture/tap.ts';

@@ -65,15 +65,25 @@
  * (Xen's own included: an image of a real Xen guest is refused at its first
  * HVM or PV record).
  *
- * Pages that are all zeros are not written (a restored domain's RAM starts
- * zeroed), as libxc leaves out frames that are not populated. The stream is
- * written whole, once, at save; live migration copies pages between the two
+ * A save file writes only pages that are not all zeros (a restored domain's
+ * RAM starts zeroed), as libxc leaves out frames that are not populated.
+ *
+ * A live stream (migration between partitions, over TCP) is in libxc's live
+ * order instead: the headers, STATIC_DATA_END, then PAGE_DATA records round
+ * after round while the guest runs (a page sent again in a later round
+ * overwrites the earlier copy), and only after the suspend XSIM_DOMAIN,
+ * XSIM_ACCEL_STATE and END, as libxc sends HVM_CONTEXT and HVM_PARAMS after
+ * the pages. The receiver learns the domain's size before the stream (xl
+ * sends the domain's configuration first), so its reader is told memPages.
+ * Between hosts of one process, live migration copies pages between the two
  * RAMs directly (precopy.ts) and hands over SavedDomain itself.
+ *
+ * The reader (stream-reader.ts) takes the stream in chunks as they arrive.
  *
  * Images in xsim's earlier "XSIMSAV1" format are recognised and refused with
  * that said: they are not read.
  */
-import { pack, unpack } from 'msgpackr';
+import { pack } from 'msgpackr';
 import { GuestMemory, PAGE_SHIFT, PAGE_SIZE } from '../memory.ts';
 
 // ---------------------------------------------------------------------------
@@ -162,9 +172,9 @@ export const REC_TYPE_XSIM_ACCEL_STATE = (REC_TYPE_OPTIONAL | XSIM_REC_BASE | 0x
 /** Pages per PAGE_DATA record (libxc's saver batches 1024 as well). */
 export const PAGES_PER_RECORD = 1024;
 /** An XSIM_DOMAIN or XSIM_ACCEL_STATE record larger than this is not one xsim wrote. */
-const XSIM_RECORD_MAX = 16 << 20;
+export const XSIM_RECORD_MAX = 16 << 20;
 /** Octets of XSIM_PRODUCER kept. */
-const PRODUCER_MAX = 256;
+export const PRODUCER_MAX = 256;
 
 const REC_NAMES: Record<number, string> = {
   [REC_TYPE_END]: 'END',
@@ -191,14 +201,15 @@ const REC_NAMES: Record<number, string> = {
   [REC_TYPE_XSIM_ACCEL_STATE]: 'XSIM_ACCEL_STATE',
 };
 
-const hex8 = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+export const hex8 = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 /** "PAGE_DATA (0x00000001)", or the number alone for a type no one named. */
 export function recordTypeName(type: number): string {
   const n = REC_NAMES[type >>> 0];
   return n ? `${n} (${hex8(type)})` : hex8(type);
 }
 
-const PAGE_TYPE_NAMES: Record<number, string> = {
+/** A PAGE_DATA entry's type (bits 60-63) by name: XEN_DOMCTL_PFINFO_* >> 28. */
+export const PAGE_TYPE_NAMES: Record<number, string> = {
   0x0: 'NOTAB',
   0x1: 'L1TAB',
   0x2: 'L2TAB',
@@ -214,7 +225,7 @@ const PAGE_TYPE_NAMES: Record<number, string> = {
 };
 
 /** xsim's image format before Xen's (refused, with that said). */
-const OLD_MAGIC = 'XSIMSAV1';
+export const OLD_MAGIC = 'XSIMSAV1';
 
 // ---------------------------------------------------------------------------
 
@@ -241,7 +252,7 @@ export interface SavedDomain {
   suspendedAt: number;
 }
 
-const pad8 = (n: number): number => (n + REC_ALIGN - 1) & ~(REC_ALIGN - 1);
+export const pad8 = (n: number): number => (n + REC_ALIGN - 1) & ~(REC_ALIGN - 1);
 
 function record(type: number, body: Uint8Array): Buffer {
   if (body.length > REC_LENGTH_MAX) throw new RangeError(`${recordTypeName(type)} record of ${body.length} octets exceeds REC_LENGTH_MAX`);
@@ -273,17 +284,26 @@ function isZero(page: Uint8Array): boolean {
   return true;
 }
 
-/**
- * Encode a domain and the pages of `mem` that are not all zeros.
- * `producer` (e.g. "xsim 0.1.0") goes in the optional XSIM_PRODUCER record.
- */
-export function encodeSaveStream(dom: SavedDomain, mem: GuestMemory, o: { producer?: string } = {}): { bytes: Buffer; pages: number } {
-  const parts: Buffer[] = [headers()];
-  if (o.producer) parts.push(record(REC_TYPE_XSIM_PRODUCER, Buffer.from(o.producer.slice(0, PRODUCER_MAX), 'utf8')));
+/** XSIM_PRODUCER: the saving xsim's version (optional record). */
+export function producerRecord(producer: string): Buffer {
+  return record(REC_TYPE_XSIM_PRODUCER, Buffer.from(producer.slice(0, PRODUCER_MAX), 'utf8'));
+}
+
+/** XSIM_DOMAIN: the domain without its plugins' states (they go in XSIM_ACCEL_STATE records). */
+export function domainRecord(dom: SavedDomain): Buffer {
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { accel, ...rest } = dom;
-  parts.push(record(REC_TYPE_XSIM_DOMAIN, pack(rest)), record(REC_TYPE_STATIC_DATA_END, new Uint8Array(0)));
-  const pfns: number[] = [];
-  for (let p = 0; p < mem.pages; p++) if (!isZero(mem.page(p))) pfns.push(p);
+  return record(REC_TYPE_XSIM_DOMAIN, pack(rest));
+}
+
+/** STATIC_DATA_END (empty). */
+export function staticDataEndRecord(): Buffer {
+  return record(REC_TYPE_STATIC_DATA_END, new Uint8Array(0));
+}
+
+/** PAGE_DATA records for `pfns` of `mem`, PAGES_PER_RECORD a record, every page with its data (type NOTAB). */
+export function pageDataRecords(mem: GuestMemory, pfns: readonly number[]): Buffer[] {
+  const out: Buffer[] = [];
   for (let i = 0; i < pfns.length; i += PAGES_PER_RECORD) {
     const batch = pfns.slice(i, i + PAGES_PER_RECORD);
     const data = PAGE_DATA_HDR_SIZE + batch.length * 8;
@@ -293,193 +313,38 @@ export function encodeSaveStream(dom: SavedDomain, mem: GuestMemory, o: { produc
       body.writeBigUInt64LE(pageDataEntry(pfn), PAGE_DATA_HDR_SIZE + k * 8);
       body.set(mem.page(pfn), data + k * PAGE_SIZE);
     });
-    parts.push(record(REC_TYPE_PAGE_DATA, body));
+    out.push(record(REC_TYPE_PAGE_DATA, body));
   }
-  for (const a of accel) parts.push(record(REC_TYPE_XSIM_ACCEL_STATE, pack({ handle: a.handle, plugin: a.plugin, state: a.state })));
-  parts.push(record(REC_TYPE_END, new Uint8Array(0)));
-  return { bytes: Buffer.concat(parts), pages: pfns.length };
+  return out;
 }
 
-export class SaveStreamError extends Error {}
-
-export interface DecodedSaveStream {
-  dom: SavedDomain;
-  mem: GuestMemory;
-  /** Pages written from PAGE_DATA records. */
-  pages: number;
-  /** The saving xsim, from XSIM_PRODUCER (null without one). */
-  producer: string | null;
-  /** The domain header's xen_major.xen_minor. */
-  xen: { major: number; minor: number };
+/** XSIM_ACCEL_STATE records, one per accelerated vif, then END. */
+export function closingRecords(accel: SavedDomain['accel']): Buffer[] {
+  return [
+    ...accel.map((a) => record(REC_TYPE_XSIM_ACCEL_STATE, pack({ handle: a.handle, plugin: a.plugin, state: a.state }))),
+    record(REC_TYPE_END, new Uint8Array(0)),
+  ];
 }
 
-/** Decode a stream into a fresh RAM; every header field, length, pfn and record is checked first. */
-export function decodeSaveStream(bytes: Uint8Array, maxPages: number): DecodedSaveStream {
-  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const bad = (why: string): never => {
-    throw new SaveStreamError(`not a usable xsim save image: ${why}`);
-  };
-  const xen = checkHeaders(b, bad);
-  const version = b.readUInt32BE(12);
-  let at = IHDR_SIZE + DHDR_SIZE;
-  let dom: SavedDomain | undefined;
-  let mem: GuestMemory | undefined;
-  let staticEnd = false;
-  let pages = 0;
-  let producer: string | null = null;
-  for (;;) {
-    const left = b.length - at;
-    if (left < RHDR_SIZE) bad(`truncated at octet ${at}: ${left} octets left where a record header needs ${RHDR_SIZE} (no END record)`);
-    const type = b.readUInt32LE(at);
-    const len = b.readUInt32LE(at + 4);
-    const name = recordTypeName(type);
-    const where = `${name} record at octet ${at}`;
-    if (len > REC_LENGTH_MAX) bad(`${where}: length ${len} exceeds REC_LENGTH_MAX (${REC_LENGTH_MAX})`);
-    const body = at + RHDR_SIZE;
-    if (pad8(len) > b.length - body) bad(`${where} runs past the end: ${len} octets of body (${pad8(len)} with padding), ${b.length - body} left`);
-    const content = b.subarray(body, body + len);
-    if (type === REC_TYPE_END) {
-      if (len !== 0) bad(`${where} has a body of ${len} octets (END has none)`);
-      break;
-    }
-    switch (type) {
-      case REC_TYPE_XSIM_DOMAIN:
-        if (dom) bad(`${where}: a second XSIM_DOMAIN`);
-        if (staticEnd) bad(`${where} after STATIC_DATA_END (it is static data: the domain's size comes before its pages)`);
-        if (len > XSIM_RECORD_MAX) bad(`${where}: ${len} octets, more than ${XSIM_RECORD_MAX}`);
-        dom = checkDomain(unpackSafe(content, where, bad), maxPages, bad);
-        mem = GuestMemory.allocate(dom.memPages);
-        break;
-      case REC_TYPE_XSIM_PRODUCER:
-        producer = content.toString('utf8', 0, Math.min(len, PRODUCER_MAX));
-        break;
-      case REC_TYPE_STATIC_DATA_END:
-        if (staticEnd) bad(`${where}: a second STATIC_DATA_END`);
-        if (!dom) bad(`${where} before XSIM_DOMAIN`);
-        staticEnd = true;
-        break;
-      case REC_TYPE_PAGE_DATA:
-        if (!dom || !mem) bad(`${where} before XSIM_DOMAIN`);
-        // Version 2 has no STATIC_DATA_END: libxc infers it at the first PAGE_DATA.
-        if (version < 3) staticEnd = true;
-        if (!staticEnd) bad(`${where} before STATIC_DATA_END`);
-        pages += pageData(mem!, content, where, bad);
-        break;
-      case REC_TYPE_XSIM_ACCEL_STATE:
-        if (!dom) bad(`${where} before XSIM_DOMAIN`);
-        dom!.accel.push(checkAccel(unpackSafe(content, where, bad), dom!, where, bad));
-        break;
-      default:
-        // As libxc: an optional record no one here knows is skipped; a mandatory one ends the restore.
-        if ((type & REC_TYPE_OPTIONAL) === 0) bad(`${where}: a mandatory record xsim does not handle`);
-    }
-    at = body + pad8(len);
-  }
-  if (!dom || !mem) bad('no XSIM_DOMAIN record');
-  if (version >= 3 && !staticEnd) bad('no STATIC_DATA_END record');
-  return { dom: dom!, mem: mem!, pages, producer, xen };
+/** The image and domain headers, and XSIM_PRODUCER when `producer` is given: how every stream starts. */
+export function streamStart(o: { producer?: string } = {}): Buffer[] {
+  return o.producer ? [headers(), producerRecord(o.producer)] : [headers()];
 }
 
-/** The image header, then the domain header: each field checked in the order libxc reads them. */
-function checkHeaders(b: Buffer, bad: (why: string) => never): { major: number; minor: number } {
-  if (b.length >= OLD_MAGIC.length && b.toString('latin1', 0, OLD_MAGIC.length) === OLD_MAGIC)
-    bad(`an image in xsim's earlier "${OLD_MAGIC}" format, which this xsim does not read (it reads Xen's migration v2 stream)`);
-  if (b.length >= 8) {
-    const marker = b.readBigUInt64BE(0);
-    if (marker !== IHDR_MARKER)
-      bad(`image header marker 0x${marker.toString(16).padStart(16, '0')}, expected 0xffffffffffffffff (not a Xen migration v2 stream)`);
-  }
-  if (b.length < IHDR_SIZE + DHDR_SIZE) bad(`${b.length} octets: shorter than the image and domain headers (${IHDR_SIZE + DHDR_SIZE})`);
-  const id = b.readUInt32BE(8);
-  if (id !== IHDR_ID) bad(`image header id ${hex8(id)}, expected ${hex8(IHDR_ID)} ("XENF")`);
-  const version = b.readUInt32BE(12);
-  if (version < IHDR_VERSION_MIN || version > IHDR_VERSION)
-    bad(`image header version ${version}, this xsim reads versions ${IHDR_VERSION_MIN} to ${IHDR_VERSION}`);
-  // Bits 1-15 of options are reserved: ignored on restore, as the spec says.
-  const options = b.readUInt16BE(16);
-  if (options & IHDR_OPT_BIG_ENDIAN)
-    bad(`image header options 0x${options.toString(16).padStart(4, '0')}: a big-endian stream, and xsim (as libxc) reads little-endian ones only`);
-  const d = IHDR_SIZE;
-  const type = b.readUInt32LE(d);
-  if (type !== DHDR_TYPE_X86_HVM)
-    bad(`domain header type ${type}${type === DHDR_TYPE_X86_PV ? ' (x86 PV)' : ''}, xsim reads x86 HVM images (type ${DHDR_TYPE_X86_HVM}) only`);
-  const shift = b.readUInt16LE(d + 4);
-  if (shift !== PAGE_SHIFT) bad(`domain header page_shift ${shift}, xsim's pages are ${PAGE_SIZE} octets (page_shift ${PAGE_SHIFT})`);
-  return { major: b.readUInt32LE(d + 8), minor: b.readUInt32LE(d + 12) };
-}
-
-/** One PAGE_DATA record into `mem`, checked as libxc's handle_page_data checks it; the pages it wrote. */
-function pageData(mem: GuestMemory, c: Buffer, where: string, bad: (why: string) => never): number {
-  if (c.length < PAGE_DATA_HDR_SIZE) bad(`${where}: ${c.length} octets, shorter than its ${PAGE_DATA_HDR_SIZE}-octet header`);
-  const count = c.readUInt32LE(0);
-  if (count < 1) bad(`${where}: count 0 (a PAGE_DATA record describes at least one page)`);
-  if (c.length < PAGE_DATA_HDR_SIZE + count * 8) bad(`${where}: ${c.length} octets cannot hold ${count} pfns`);
+/** The pfns of `mem` whose page is not all zeros (a restored domain's RAM starts zeroed, so only these are written). */
+export function populatedPages(mem: GuestMemory): number[] {
   const pfns: number[] = [];
-  const types: number[] = [];
-  let withData = 0;
-  for (let k = 0; k < count; k++) {
-    const e = c.readBigUInt64LE(PAGE_DATA_HDR_SIZE + k * 8);
-    // Bits 52-59 are reserved: ignored on restore, as libxc does.
-    const pfn = Number(e & PAGE_DATA_PFN_MASK);
-    const type = Number((e & PAGE_DATA_TYPE_MASK) >> 60n);
-    if (!mem.validFrame(pfn)) bad(`${where}: pfn ${pfn} (index ${k}) outside the domain's ${mem.pages} pages`);
-    const tname = PAGE_TYPE_NAMES[type];
-    if (tname === undefined) bad(`${where}: pfn ${pfn} (index ${k}) has unknown page type 0x${type.toString(16)}`);
-    if (type >= 0x1 && type <= 0xc) bad(`${where}: pfn ${pfn} (index ${k}) has page type ${tname}, a page table, and xsim's (HVM) guests have none to restore`);
-    if (type === 0x0) withData++;
-    pfns.push(pfn);
-    types.push(type);
-  }
-  const expected = PAGE_DATA_HDR_SIZE + count * 8 + withData * PAGE_SIZE;
-  if (c.length !== expected)
-    bad(
-      `${where}: length ${c.length}, but count ${count} with ${withData} pages of data makes ${PAGE_DATA_HDR_SIZE} + 8×${count} + ${PAGE_SIZE}×${withData} = ${expected}`,
-    );
-  let data = PAGE_DATA_HDR_SIZE + count * 8;
-  for (let k = 0; k < count; k++) {
-    if (types[k] === 0x0) {
-      mem.page(pfns[k]).set(c.subarray(data, data + PAGE_SIZE));
-      data += PAGE_SIZE;
-    } else {
-      // XTAB, XALLOC, BROKEN: no data in the stream; the frame holds nothing.
-      mem.page(pfns[k]).fill(0);
-    }
-  }
-  return withData;
+  for (let p = 0; p < mem.pages; p++) if (!isZero(mem.page(p))) pfns.push(p);
+  return pfns;
 }
 
-function unpackSafe(body: Uint8Array, where: string, bad: (why: string) => never): unknown {
-  try {
-    return unpack(body);
-  } catch (e) {
-    return bad(`${where} does not decode: ${(e as Error).message}`);
-  }
-}
-
-function checkDomain(v: unknown, maxPages: number, bad: (why: string) => never): SavedDomain {
-  const o = v as Partial<SavedDomain> | null;
-  const int = (x: unknown, lo: number, hi: number): boolean => Number.isInteger(x) && (x as number) >= lo && (x as number) <= hi;
-  if (!o || typeof o !== 'object') return bad('XSIM_DOMAIN record is not an object');
-  if (typeof o.name !== 'string' || o.name.length === 0 || o.name.length > 64) bad('XSIM_DOMAIN name missing or longer than 64');
-  if (!int(o.memPages, 1, maxPages)) bad(`memPages ${String(o.memPages)} outside 1..${maxPages}`);
-  if (!o.kernel || !int(o.kernel.frame, 0, (o.memPages as number) - 1) || !int(o.kernel.len, 1, (o.memPages as number) * PAGE_SIZE))
-    bad("kernel state location outside the domain's RAM");
-  if (!Array.isArray(o.vifs) || o.vifs.length === 0 || o.vifs.length > 64) bad('a saved domain has 1 to 64 vifs');
-  for (const x of o.vifs!) {
-    if (!x || !int(x.handle, 0, 1 << 16) || typeof x.mac !== 'string' || typeof x.ip !== 'string' || !int(x.mtu, 68, 65535))
-      bad(`bad vif ${JSON.stringify(x)}`);
-  }
-  if (!o.from || typeof o.from.host !== 'string' || !int(o.from.domid, 1, 65535)) bad('source domain missing');
-  if (typeof o.suspendedAt !== 'number') bad('suspend time missing');
-  // Plugins' states come in XSIM_ACCEL_STATE records, never in this one.
-  return { ...(o as SavedDomain), accel: [] };
-}
-
-function checkAccel(v: unknown, dom: SavedDomain, where: string, bad: (why: string) => never): SavedDomain['accel'][number] {
-  const o = v as { handle?: unknown; plugin?: unknown; state?: unknown } | null;
-  if (!o || typeof o !== 'object') return bad(`${where} is not an object`);
-  if (!dom.vifs.some((x) => x.handle === o.handle)) bad(`${where}: handle ${String(o.handle)} is none of the domain's vifs`);
-  if (dom.accel.some((x) => x.handle === o.handle)) bad(`${where}: a second state for vif ${String(o.handle)}`);
-  if (typeof o.plugin !== 'string' || o.plugin.length === 0 || o.plugin.length > 64) bad(`${where}: plugin name missing or longer than 64`);
-  return { handle: o.handle as number, plugin: o.plugin as string, state: o.state };
+/**
+ * Encode a domain and the pages of `mem` that are not all zeros, in a save
+ * file's order: XSIM_DOMAIN first (the domain's size before its pages).
+ * `producer` (e.g. "xsim 0.1.0") goes in the optional XSIM_PRODUCER record.
+ */
+export function encodeSaveStream(dom: SavedDomain, mem: GuestMemory, o: { producer?: string } = {}): { bytes: Buffer; pages: number } {
+  const pfns = populatedPages(mem);
+  const parts = [...streamStart(o), domainRecord(dom), staticDataEndRecord(), ...pageDataRecords(mem, pfns), ...closingRecords(dom.accel)];
+  return { bytes: Buffer.concat(parts), pages: pfns.length };
 }
