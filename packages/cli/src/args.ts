@@ -10,14 +10,17 @@ import type { LogLevel } from '@xsim/hypervisor';
  */
 export interface Parsed {
   positional: string[];
+  /** A repeatable option (`repeatable` of parseArgs) holds its last value here, and all of them in `lists`. */
   flags: Map<string, string | true>;
+  lists?: Map<string, string[]>;
 }
 
-type OptionSpec = { type: 'string' | 'boolean'; short?: string };
+type OptionSpec = { type: 'string' | 'boolean'; short?: string; multiple?: boolean };
 
-export function parseArgs(argv: string[], valued: string[], booleans: string[]): Parsed {
+/** `repeatable`: valued options that may be given more than once (--partition-address p0=... --partition-address p1=...). */
+export function parseArgs(argv: string[], valued: string[], booleans: string[], repeatable: readonly string[] = []): Parsed {
   const options: Record<string, OptionSpec> = {};
-  for (const v of valued) options[v] = { type: 'string', ...(v.length === 1 ? { short: v } : {}) };
+  for (const v of valued) options[v] = { type: 'string', ...(v.length === 1 ? { short: v } : {}), ...(repeatable.includes(v) ? { multiple: true } : {}) };
   for (const b of booleans) options[b] = { type: 'boolean', ...(b.length === 1 ? { short: b } : {}) };
   const known = () =>
     [...valued.map((v) => (v.length === 1 ? `-${v} V` : `--${v} V`)), ...booleans.map((b) => (b.length === 1 ? `-${b}` : `--${b}`))].join(', ');
@@ -37,11 +40,17 @@ export function parseArgs(argv: string[], valued: string[], booleans: string[]):
     throw new Error(msg.split('\n')[0]);
   }
   const flags = new Map<string, string | true>();
+  const lists = new Map<string, string[]>();
   for (const [k, v] of Object.entries(parsed.values)) {
     if (v === true) flags.set(k, true);
     else if (typeof v === 'string') flags.set(k, v);
+    else if (Array.isArray(v) && v.length) {
+      const all = v.filter((x): x is string => typeof x === 'string');
+      lists.set(k, all);
+      flags.set(k, all[all.length - 1]);
+    }
   }
-  return { positional: parsed.positionals, flags };
+  return { positional: parsed.positionals, flags, ...(lists.size ? { lists } : {}) };
 }
 
 export function numFlag(p: Parsed, name: string, dflt: number, min: number, max: number): number {

@@ -48,8 +48,14 @@ commands:
                           in rounds of --count frames, a line per round (--idle: no traffic)
       --socket PATH       where to serve (default $XSIM_SOCKET or the system temp dir's xsim.sock)
       --partition NAME    run one partition of the topology file's "partitions": its wires to the
-                          others are VXLAN tunnels on 127.0.0.1 (VNI 10000 + the wire's index); both
-                          stream ends in it, or --workload ping --to a guest of another partition
+                          others are VXLAN tunnels (VNI 10000 + the wire's index) on each partition's
+                          "address" (default 127.0.0.1) and "port"; both stream ends in it, or
+                          --workload ping --to a guest of another partition
+      --partition-address NAME=ADDR[:PORT]
+                          partition NAME's tunnels are on ADDR (IPv4 or a DNS name, resolved at start,
+                          retried up to 120 s) and PORT, over the file's; repeatable
+      --bind-any          with --partition: bind this partition's tunnels to 0.0.0.0 (its port), not
+                          its own address (one behind NAT, or a name this machine does not hold)
       --partitions local  every partition in a process of its own on this machine, driven as one:
                           boot waits for all, --workload udp-stream (conserved over every partition's
                           counters, frames in UDP counted) or ping between guests of two partitions

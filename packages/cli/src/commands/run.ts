@@ -46,7 +46,7 @@ import {
   workloadText,
   type WorkloadOptions,
 } from './run-workload.ts';
-import { PARTITION_VALUED, partitionFlags, partitionRemote, partitionTopo } from './run-partition.ts';
+import { PARTITION_BOOLEANS, PARTITION_REPEATABLE, PARTITION_VALUED, partitionFlags, partitionRemote, partitionTopo } from './run-partition.ts';
 import { partitionsCommand, wantsPartitions } from './run-partitions.ts';
 import { nicsFlag, pluginArgs, ports } from './run-flags.ts';
 
@@ -72,7 +72,7 @@ const VALUED = [
   ...RUNTIME_VALUED,
   ...PARTITION_VALUED,
 ];
-const BOOLEANS = ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS, ...LOG_BOOLEANS];
+const BOOLEANS = ['j', 'json', 'p', 'pretty', 'serve', 'idle', ...RUNTIME_BOOLEANS, ...LOG_BOOLEANS, ...PARTITION_BOOLEANS];
 
 interface RunOptions {
   topo: Topology;
@@ -101,15 +101,18 @@ interface RunOptions {
   where: ReturnType<typeof runtimeFlags>;
   /** --partition with a receiver in another partition: its IP (a ping crosses to it). */
   remoteTo?: string;
+  /** --partition: where its tunnels are. */
+  partitionLine?: string;
 }
 
 /** Every option checked before anything starts: a frame the path cannot carry would only fail at the sender. */
 export async function runOptions(argv: string[]): Promise<RunOptions> {
-  const p = parseArgs(argv, VALUED, BOOLEANS);
+  const p = parseArgs(argv, VALUED, BOOLEANS, PARTITION_REPEATABLE);
   const file = p.positional[0] ? await loadTopology(p.positional[0]) : defaultTopology({ nics: nicsFlag(p) });
   // --partition NAME: this process runs that partition of the file's topology (run-partition.ts).
   const part = partitionFlags(p, file);
-  const topo = part ? partitionTopo(part) : file;
+  const cut = part ? await partitionTopo(part) : undefined;
+  const topo = cut?.topo ?? file;
   const str = (k: string) => (typeof p.flags.get(k) === 'string' ? String(p.flags.get(k)) : undefined);
   // tcpdump's -w and -s: capture at these tap points into one pcapng file.
   const capture = p.flags.has('capture') ? String(p.flags.get('capture')).split(',') : undefined;
@@ -148,6 +151,7 @@ export async function runOptions(argv: string[]): Promise<RunOptions> {
     where: runtimeFlags(p),
   };
   o.remoteTo = part ? partitionRemote(part, { from: o.from, to: o.to }, wl.workload) : undefined;
+  o.partitionLine = cut?.line;
   // A receiver in another partition is checked in the whole topology (both ends exist, the frame fits their MTUs).
   checkEnds(o.remoteTo ? file : topo, { from: o.from, to: o.to }, wl.workload === 'ping' ? o.size + 42 : o.size);
   return o;
@@ -172,6 +176,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     if (o.logLevel !== 'warn') say(s);
   };
   note(topologyLine(o.topo));
+  if (o.partitionLine) note(o.partitionLine);
   const t0 = performance.now();
   const sim = await Simulation.start(o.topo, {
     ...o.where,
