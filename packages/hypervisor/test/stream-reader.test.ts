@@ -103,8 +103,9 @@ describe('save stream reader, chunk by chunk', () => {
     const r = new SaveStreamReader({ maxPages: 1 << 20, memPages: PAGES });
     expect(r.push(bytes.subarray(0, bytes.length - 8))).toBe(false);
     expect(r.done).toBe(false);
-    expect(r.push(Buffer.concat([bytes.subarray(bytes.length - 8), Buffer.from('trailing garbage')]))).toBe(true);
+    expect(r.push(Buffer.concat([bytes.subarray(bytes.length - 8), Buffer.from('the next message')]))).toBe(true);
     expect(r.result().dom.name).toBe('g1');
+    expect(r.trailing().toString()).toBe('the next message');
   });
 });
 

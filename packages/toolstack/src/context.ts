@@ -61,6 +61,21 @@ export interface SimulationOptions {
   trace?: TraceOptions;
   /** How long a domain may take to answer a stats or shutdown request before it is called hung (default 5 s). */
   answerMs?: number;
+  /**
+   * This simulation is one partition of a larger topology: it takes
+   * migrations on `listen` (TCP; the same port number as its VXLAN tunnels'
+   * UDP port), and a migration to a host of `peers` goes to that host's
+   * partition (migrate-remote.ts).
+   */
+  partition?: PartitionNet;
+}
+
+/** A partition's place among the others, for migrations between them. */
+export interface PartitionNet {
+  name: string;
+  listen?: { address: string; port: number };
+  /** Every host of another partition, and where its partition takes migrations. */
+  peers: Record<string, { partition: string; address: string; port: number }>;
 }
 
 export type { DomainRef };

@@ -7,6 +7,9 @@
  */
 export { placeDomains, PlacementError, type Placement } from './placement.ts';
 export { Simulation, type SimulationOptions, type DomainRef, type RunningDomain, type FinalStatsEntry } from './simulation.ts';
+export type { PartitionNet } from './context.ts';
+export { RemoteMover, partitionNet, MIGRATE_STEP_MS, type PartitionPeer, type MigrationListener } from './migrate-remote.ts';
+export { MigrateConn, MigrateWireError, checkMigrateMsg, frameMigrateMsg, MIGRATE_WIRE_VERSION, type MigrateMsg, type MigrateMsgs } from './migrate-wire.ts';
 export { runStream, runPing, rxUdp, type StreamOptions, type StreamResult, type PingResult, type IntervalSample } from './traffic.ts';
 export {
   runTcpStream,

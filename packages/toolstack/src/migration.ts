@@ -98,7 +98,8 @@ export interface SaveReport {
 
 /** What the mover needs of the Simulation beyond its public surface. */
 
-interface Suspended {
+/** A guest stopped at its source: its record, when each vif last received, TX frames to send again. */
+export interface Suspended {
   saved: SavedDomain;
   lastRxAt: (number | null)[];
   resent: number;
@@ -266,15 +267,10 @@ export class DomainMover {
   }
 
   // ---------------------------------------------------------------------------
+  // The halves of a move, also used by migrate-remote.ts (a move between partitions).
 
   /** Refuse before anything is touched: the destination must be able to take the guest. */
-  private check(
-    src: HostResources | undefined,
-    mem: DomainMemory | undefined,
-    dst: HostResources,
-    vifs: { mac: string; ip: string }[],
-    saved?: SavedDomain,
-  ): void {
+  check(src: HostResources | undefined, mem: DomainMemory | undefined, dst: HostResources, vifs: { mac: string; ip: string }[], saved?: SavedDomain): void {
     const name = saved?.name ?? mem!.name;
     const mtu = Math.max(...(saved?.vifs.map((v) => v.mtu) ?? [src!.spec.nic.mtu]));
     if (dst.spec.nic.mtu < mtu)
@@ -304,7 +300,7 @@ export class DomainMover {
   }
 
   /** Where each of the guest's vifs is accelerated now (plugin names, in handle order). */
-  private async accelOf(h: HostResources, domid: number): Promise<string[]> {
+  async accelOf(h: HostResources, domid: number): Promise<string[]> {
     const s = (await this.ctx.request({ host: h.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as {
       vifs?: Record<string, string | null>;
     };
@@ -317,7 +313,7 @@ export class DomainMover {
    * Stop the guest at its source: plugins save and detach, netfront
    * quiesces, the host lets go of it, the kernel writes its record and stops.
    */
-  private async suspend(ref: DomainRef, h: HostResources, mem: DomainMemory, rd: RunningDomain, handles: number[]): Promise<Suspended> {
+  async suspend(ref: DomainRef, h: HostResources, mem: DomainMemory, rd: RunningDomain, handles: number[]): Promise<Suspended> {
     const spec = h.spec.domUs[h.domUs.indexOf(mem)];
     const dom0 = { host: h.spec.name, domain: 'dom0' };
     const accel = (await this.ctx.request(dom0, 'accel_migrate_out', { domid: mem.domid }, 10_000)) as {
@@ -346,7 +342,7 @@ export class DomainMover {
   }
 
   /** The destination half: a new domain on `dst` with this RAM, booted from the kernel's record, its vifs connected. */
-  private async arrive(
+  async arrive(
     dst: HostResources,
     saved: SavedDomain,
     ram: GuestMemory,
@@ -399,12 +395,7 @@ export class DomainMover {
   }
 
   /** After the resume: wait (bounded) for the first frame and, where a plugin is loaded, the fast path. */
-  private async settle(
-    ref: DomainRef,
-    dst: HostResources,
-    domid: number,
-    ms: number,
-  ): Promise<{ firstRxAt: number | null; accel: string[]; accelAt: number | null }> {
+  async settle(ref: DomainRef, dst: HostResources, domid: number, ms: number): Promise<{ firstRxAt: number | null; accel: string[]; accelAt: number | null }> {
     const list = (await this.ctx.request({ host: dst.spec.name, domain: 'dom0' }, 'plugin_list', {}, 5000).catch(() => ({}))) as {
       plugins?: Record<string, unknown>;
     };

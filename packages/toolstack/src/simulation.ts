@@ -19,6 +19,7 @@ import { DomainLifecycle, type CreateDomainOptions, type DomainEnd, type DomainI
 import { VifHotplug, vifHandles, type VifAddOptions, type VifInfo } from './hotplug.ts';
 import { PluginOps } from './plugins.ts';
 import { DomainMover, type MigrateOptions, type MigrationReport, type SaveReport } from './migration.ts';
+import { RemoteMover, type MigrationListener } from './migrate-remote.ts';
 import type { TraceOptions, TraceSummary } from './trace.ts';
 import type { CaptureOptions, CaptureSummary } from './capture.ts';
 import { Observers } from './observers.ts';
@@ -37,6 +38,9 @@ export class Simulation {
   private readonly lifecycle: DomainLifecycle;
   private readonly hotplug: VifHotplug;
   private readonly mover: DomainMover;
+  private readonly remote: RemoteMover;
+  /** Where this partition takes migrations from the others (null: not a partition, or not listening). */
+  migrations: MigrationListener | null = null;
   private readonly observers: Observers;
 
   private constructor(readonly ctx: ToolstackContext) {
@@ -46,6 +50,7 @@ export class Simulation {
     this.lifecycle = new DomainLifecycle(ctx);
     this.hotplug = new VifHotplug(ctx);
     this.mover = new DomainMover(ctx, this.lifecycle);
+    this.remote = new RemoteMover(ctx, this.lifecycle, this.mover);
     ctx.runtime.onCrash = (uid, error) => {
       const d = ctx.domains.find((x) => x.uid === uid);
       if (!d) return;
@@ -74,6 +79,8 @@ export class Simulation {
       for (const h of ctx.hosts) for (const [i, d] of h.domUs.entries()) await ctx.startGuest(h, d, i);
       await ctx.waitConnected(opts.connectTimeoutMs ?? 30_000);
       ctx.started = true;
+      const l = opts.partition?.listen;
+      if (l) sim.migrations = await sim.remote.listen(l.address, l.port);
     } catch (e) {
       await sim.shutdown().catch(() => {});
       throw e;
@@ -154,6 +161,9 @@ export class Simulation {
 
   /** xl migrate [--live]: move a running guest to another host (or the same one); what it cost is in the report. */
   migrateDomain(ref: DomainRef, toHost: string, opts: MigrateOptions = {}): Promise<MigrationReport> {
+    const peer = this.ctx.opts.partition?.peers[toHost];
+    // A host of another partition: over TCP to that partition's toolstack (as xl migrate over ssh).
+    if (peer && !this.ctx.hosts.some((h) => h.spec.name === toHost)) return this.remote.migrate(ref, toHost, peer, opts);
     return this.mover.migrate(ref, toHost, opts);
   }
 
@@ -297,6 +307,8 @@ export class Simulation {
     // A capture or trace still running is finished first: its file is whole, not left half written.
     await this.observers.finish();
     this.ctx.stopped = true;
+    await this.migrations?.close();
+    this.migrations = null;
     const ms = this.ctx.answerMs;
     const finals: Record<`${string}/${string}`, FinalStatsEntry> = {};
     // Guests first (they may still have traffic in flight), then dom0s, then the hardware.

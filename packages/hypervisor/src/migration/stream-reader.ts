@@ -102,6 +102,14 @@ export class SaveStreamReader {
     return this.ended;
   }
 
+  /** What came after END (the next message of whoever sent the stream), taken out of the reader. */
+  trailing(): Buffer {
+    const out = Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.buffered = 0;
+    return out;
+  }
+
   /** Octets read so far. */
   get octets(): number {
     return this.consumed + this.buffered;
