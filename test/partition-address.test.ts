@@ -67,6 +67,7 @@ describe('xsim run --partition with --partition-address', () => {
         ],
         [['--partition-address', 'p1=127.0.0.2'], /--partition-address goes with --partition NAME/],
         [['--bind-any'], /--bind-any goes with --partition NAME/],
+        [['--partitions', 'local', '--partition-address', 'p9=127.0.0.2'], /--partition-address p9=127\.0\.0\.2: no partition "p9"/],
       ];
       const ps = cases.map(([args]) => xsim(['run', TOPO, ...args]));
       for (const [i, p] of ps.entries()) {

@@ -60,7 +60,8 @@ commands:
                           boot waits for all, --workload udp-stream (conserved over every partition's
                           counters, frames in UDP counted) or ping between guests of two partitions
                           (default: the first partition's first domU and another's); takes --count,
-                          --size, --window, --from, --to, --port, --src-port, --pcpus (each), -j;
+                          --size, --window, --from, --to, --port, --src-port, --pcpus (each),
+                          --partition-address, -j;
                           --serve --idle [--socket PATH]: one control socket for every partition's
                           domains; a partition that dies takes its wires down on the others (exit 3)
       --vxlan-base-port N the k-th partition's tunnels use UDP port N + k (default 14789)

@@ -13,7 +13,10 @@ import {
   defaultSocketPath,
   loadTopology,
   parseDomainRef,
+  parsePartitionAddresses,
   partitionAddrs,
+  resolvePartitionAddresses,
+  withPartitionAddresses,
   partitionOf,
   runPartitionsLocal,
   servePartitionsLocal,
@@ -26,7 +29,21 @@ import {
 import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs, type Parsed } from '../args.ts';
 import { dropLines, nicTable, switchTable } from './run-tables.ts';
 
-const VALUED = ['partitions', 'vxlan-base-port', 'workload', 'count', 'size', 'window', 'from', 'to', 'port', 'src-port', 'pcpus', 'socket'];
+const VALUED = [
+  'partitions',
+  'vxlan-base-port',
+  'partition-address',
+  'workload',
+  'count',
+  'size',
+  'window',
+  'from',
+  'to',
+  'port',
+  'src-port',
+  'pcpus',
+  'socket',
+];
 const BOOLEANS = ['j', 'json', 'serve', 'idle', ...LOG_BOOLEANS];
 
 /** The exit status of a run during which a partition died (1: the workload fell short; an error: 1 too). */
@@ -70,16 +87,18 @@ interface PartitionsOptions {
 }
 
 async function options(argv: string[]): Promise<PartitionsOptions> {
-  const p = parseArgs(argv, VALUED, BOOLEANS);
+  const p = parseArgs(argv, VALUED, BOOLEANS, ['partition-address']);
   const mode = String(p.flags.get('partitions'));
   if (mode !== 'local')
     throw new Error(
       `--partitions takes "local" (one process per partition on this machine), got ${JSON.stringify(mode)}; on several machines run --partition NAME on each`,
     );
   if (!p.positional[0]) throw new Error('--partitions local runs the partitions of a topology file: give the file (its "partitions" name them)');
-  const topo = await loadTopology(p.positional[0]);
+  const file = await loadTopology(p.positional[0]);
   const basePort = intFlag(p, 'vxlan-base-port', DEFAULT_VXLAN_BASE_PORT, 1, 65535);
-  partitionAddrs(topo, { basePort }); // a topology without partitions, or ports past 65535, are refused here
+  partitionAddrs(file, { basePort }); // a topology without partitions, or ports past 65535, are refused here
+  // --partition-address over the file's, DNS names resolved here: each partition cuts the topology it is given.
+  const topo = await resolvePartitionAddresses(withPartitionAddresses(file, parsePartitionAddresses(file, p.lists?.get('partition-address') ?? []), basePort));
   const w = String(p.flags.get('workload') ?? 'udp-stream');
   if (w !== 'udp-stream' && w !== 'ping')
     throw new Error(`--partitions local runs --workload udp-stream or ping, got ${JSON.stringify(w)} (TCP across partitions is not built yet)`);
@@ -167,7 +186,13 @@ export async function partitionsCommand(argv: string[]): Promise<number> {
   };
   if (o.serve !== undefined) return serveCommand(o, o.serve, note);
   const ends = `${o.from.host}/${o.from.domain} (${partitionOf(o.topo, o.from.host)}) -> ${o.to.host}/${o.to.domain} (${partitionOf(o.topo, o.to.host)})`;
-  note(`xsim: topology "${o.topo.name}": ${Object.keys(o.topo.partitions!).length} partitions, one process each; tunnels on 127.0.0.1:${o.basePort}+`);
+  const own = Object.values(o.topo.partitions!).some((s) => s.address !== undefined || s.port !== undefined);
+  const where = own
+    ? Object.entries(partitionAddrs(o.topo, { basePort: o.basePort }))
+        .map(([n, a]) => `${n} ${a}`)
+        .join(', ')
+    : `127.0.0.1:${o.basePort}+`;
+  note(`xsim: topology "${o.topo.name}": ${Object.keys(o.topo.partitions!).length} partitions, one process each; tunnels on ${where}`);
   const abort = new AbortController();
   const stop = () => abort.abort(new Error('interrupted: every partition shut down'));
   process.once('SIGINT', stop);
