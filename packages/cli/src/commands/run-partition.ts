@@ -12,12 +12,15 @@ import {
   onePartition,
   parsePartitionAddresses,
   partitionAddrs,
+  partitionEndpoints,
   partitionEnds,
+  partitionNet,
   partitionNames,
   resolvePartitionAddresses,
   withPartitionAddresses,
   type DomainRef,
   type PartitionAddressOverrides,
+  type PartitionNet,
   type Topology,
 } from '@xsim/toolstack';
 import { intFlag, type Parsed } from '../args.ts';
@@ -63,7 +66,7 @@ export function partitionFlags(p: Parsed, full: Topology): PartitionRun | undefi
  * retried until it resolves, up to DEFAULT_RESOLVE_MS: a peer may start
  * later), and a line saying where its tunnels are.
  */
-export async function partitionTopo(r: PartitionRun): Promise<{ topo: Topology; line: string }> {
+export async function partitionTopo(r: PartitionRun): Promise<{ topo: Topology; line: string; net: PartitionNet }> {
   const named = withPartitionAddresses(r.full, r.overrides, r.basePort);
   const resolved = await resolvePartitionAddresses(named, {
     skip: r.bindAny ? [r.name] : [],
@@ -79,7 +82,9 @@ export async function partitionTopo(r: PartitionRun): Promise<{ topo: Topology; 
     (tunnels.length
       ? `; tunnels: ${tunnels.map((t) => `VNI ${t.vni} to ${who.get(t.remote) ?? '?'} at ${t.remote}`).join(', ')}`
       : '; no wire to another partition');
-  return { topo, line };
+  // Migrations from the other partitions come in on TCP at our tunnels' address and port number.
+  const net = partitionNet(resolved, r.name, partitionEndpoints(resolved, { basePort: r.basePort }), { bindAny: r.bindAny });
+  return { topo, line: `${line}; migrations on TCP ${net.listen!.address}:${net.listen!.port}`, net };
 }
 
 /** The ends checked against the partition: the receiver's IP when it is another partition's (ping only). */

@@ -29,6 +29,7 @@ import {
   type ScenarioResult,
   type StreamResult,
   type TcpIntervalSample,
+  type PartitionNet,
   type Topology,
   type TraceSummary,
 } from '@xsim/toolstack';
@@ -103,6 +104,8 @@ interface RunOptions {
   remoteTo?: string;
   /** --partition: where its tunnels are. */
   partitionLine?: string;
+  /** --partition: where it takes migrations, and the other partitions' hosts. */
+  partitionNet?: PartitionNet;
 }
 
 /** Every option checked before anything starts: a frame the path cannot carry would only fail at the sender. */
@@ -152,6 +155,7 @@ export async function runOptions(argv: string[]): Promise<RunOptions> {
   };
   o.remoteTo = part ? partitionRemote(part, { from: o.from, to: o.to }, wl.workload) : undefined;
   o.partitionLine = cut?.line;
+  o.partitionNet = cut?.net;
   // A receiver in another partition is checked in the whole topology (both ends exist, the frame fits their MTUs).
   checkEnds(o.remoteTo ? file : topo, { from: o.from, to: o.to }, wl.workload === 'ping' ? o.size + 42 : o.size);
   return o;
@@ -181,6 +185,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const sim = await Simulation.start(o.topo, {
     ...o.where,
     logLevel: o.logLevel,
+    ...(o.partitionNet ? { partition: o.partitionNet } : {}),
     ...(o.traceFile ? { trace: { file: o.traceFile, sample: o.traceSample } } : {}),
   });
   const th = sim.threads();

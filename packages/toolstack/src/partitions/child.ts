@@ -11,6 +11,8 @@ import type { DomainRef } from '../domain-ref.ts';
 import { Simulation } from '../simulation.ts';
 import { validateTopology } from '../topo/validate.ts';
 import { onePartition } from './one.ts';
+import { partitionNet } from '../migrate-remote.ts';
+import { partitionEndpoints } from '../topo/partition-split.ts';
 import type { Call, CallOf, ChildMsg, ParentMsg, StartMsg, WireDown } from './protocol.ts';
 
 let sim: Simulation | undefined;
@@ -31,10 +33,13 @@ async function end(code: number): Promise<void> {
 
 async function start(m: StartMsg): Promise<void> {
   try {
-    const topo = onePartition(validateTopology(m.topology), { partition: m.partition, basePort: m.basePort });
+    const full = validateTopology(m.topology);
+    const topo = onePartition(full, { partition: m.partition, basePort: m.basePort });
     const t0 = performance.now();
     sim = await Simulation.start(topo, {
       logLevel: m.logLevel,
+      // Migrations from the other partitions come in on TCP at our tunnels' address and port number.
+      partition: partitionNet(full, m.partition, partitionEndpoints(full, { basePort: m.basePort })),
       ...(m.pcpus !== undefined ? { pcpus: m.pcpus } : {}),
       ...(m.connectTimeoutMs !== undefined ? { connectTimeoutMs: m.connectTimeoutMs } : {}),
     });
