@@ -123,9 +123,10 @@ describe('deploy/kubernetes/xsim-partitions.yaml', () => {
     expect(sts().spec.template.metadata.labels).toMatchObject(sts().spec.selector.matchLabels);
   });
 
-  it('the VXLAN ports: UDP base + k for each partition k, in the Service and in the container', () => {
-    expect(svc().spec.ports.map((p) => [p.protocol, p.port])).toEqual(expectedPorts.map((p) => ['UDP', p]));
-    expect(container().ports.map((p) => [p.protocol, p.containerPort])).toEqual(expectedPorts.map((p) => ['UDP', p]));
+  it('the VXLAN ports: UDP base + k for each partition k, and TCP on the same numbers for migrations, in the Service and in the container', () => {
+    const want = [...expectedPorts.map((p) => ['UDP', p]), ...expectedPorts.map((p) => ['TCP', p])];
+    expect(svc().spec.ports.map((p) => [p.protocol, p.port])).toEqual(want);
+    expect(container().ports.map((p) => [p.protocol, p.containerPort])).toEqual(want);
     // The entrypoint moves no port: the partitions are on the default base.
     expect(cm().data['entrypoint.sh']).not.toContain('--vxlan-base-port');
   });
