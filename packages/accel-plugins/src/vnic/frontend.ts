@@ -12,7 +12,7 @@
  * (after the backend has unmapped it), so a plugin no longer attached holds
  * no guest memory:
  *
- *     [ VI rings: VI_RING_PAGES ][ TX slots: txSlots × slotPages ][ RX buffers: RX_PAGES ][ TSO buffers: 2 × 17 ]
+ *     [ VI rings: VI_RING_PAGES ][ TX pages: TX_PAGES, one ring (tx-ring.ts) ][ RX buffers: RX_PAGES ]
  *
  * The rings are ours, registered for our VI; the doorbell is the one the NIC
  * made for this attachment (it comes with 'ready').
@@ -37,10 +37,17 @@ import {
   ViQueues,
 } from '@xsim/nic';
 import { DmaArea } from '../dma-area.ts';
-import { TSO_MAX, TSO_SLOTS, TSO_SLOT_PAGES } from './tso-slots.ts';
-import { VnicTx } from './tx.ts';
+import { TSO_MAX, TSO_PAGES, VnicTx } from './tx.ts';
 
 const PAGE = 4096;
+/**
+ * TX pages: a ring every frame takes its pages from (one for an MTU frame,
+ * 17 for a 64 KiB TSO frame: seven of those in flight, more than TCP's
+ * 256 KiB window fills). The 94 MTU slots and the two dedicated 17-page TSO
+ * buffers they replace had these 128 pages between them, so the area is the
+ * size it was (a guest's RAM is tight: the default guest's 1024 pages keep
+ * 50 free with vnic attached).
+ */
 const TX_PAGES = 128;
 const RX_PAGES = 256;
 
@@ -60,7 +67,7 @@ export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   txCsumOffloaded: { kind: 'event', help: "frames taken with a partial checksum: posted with TXD_CSUM, the NIC completes it (the VI's checksum offload)" },
   txTso: {
     kind: 'event',
-    help: 'TCP frames of up to 64 KiB taken for the NIC to cut into segments (posted with TXD_TSO from a TSO slot, copied there): part of taken',
+    help: 'TCP frames of up to 64 KiB taken for the NIC to cut into segments (posted with TXD_TSO from the TX pages): part of taken',
   },
   rxFrames: { kind: 'event', help: 'frames received on the VI' },
   rxGathered: { kind: 'event', help: 'received frames that spanned several RX buffers' },
@@ -81,7 +88,7 @@ export class VnicFrontend implements AccelFrontend {
   protected readonly rxBuf: number;
   protected readonly rxBufs: number;
   protected readonly totalPages: number;
-  /** Our DMA area (rings, TX slots, RX buffers), its grants and interrupt port. */
+  /** Our DMA area (rings, TX pages, RX buffers), its grants and interrupt port. */
   protected readonly dma: DmaArea;
   protected q: ViQueues | null = null;
   protected bufBase = 0;
@@ -91,7 +98,7 @@ export class VnicFrontend implements AccelFrontend {
   protected linkUp = true;
   /** The offer said the VI does TSO (vnic's tso argument). */
   protected tsoOffered = false;
-  /** The TX path: slots, TSO slots, descriptors, completions (tx.ts). */
+  /** The TX path: the TX pages, descriptors, completions (tx.ts). */
   protected readonly tx: VnicTx;
   protected readonly fast = new Set<number>();
   /** Guests of this host reached through the NIC's internal switch (dom0's localmac, taken back by slowpath). */
@@ -107,36 +114,32 @@ export class VnicFrontend implements AccelFrontend {
     this.slotPages = Math.ceil((ctx.mtu + 18) / PAGE);
     this.rxBuf = ctx.mtu + 18 <= PAGE / 2 ? PAGE / 2 : this.slotPages * PAGE;
     this.rxBufs = Math.min(VI_RXQ_SIZE, Math.floor((RX_PAGES * PAGE) / this.rxBuf));
-    // The TSO buffers are carved out of the TX pages (the area stays the size it was: a guest's RAM is tight).
-    const txSlots = Math.max(16, Math.floor((TX_PAGES - TSO_SLOTS * TSO_SLOT_PAGES) / this.slotPages));
     this.ram = ctx.mem.u8;
-    this.dma = new DmaArea(ctx, VI_RING_PAGES + txSlots * this.slotPages + RX_PAGES + TSO_SLOTS * TSO_SLOT_PAGES);
+    this.dma = new DmaArea(ctx, VI_RING_PAGES + TX_PAGES + RX_PAGES);
     this.totalPages = this.dma.pages;
     this.tx = new VnicTx(
       { ram: this.ram, dma: this.dma, s: this.s, fast: this.fast, local: this.local, up: () => this.ready && !this.draining && !this.faulted },
       this.slotPages,
-      txSlots,
-      VI_RING_PAGES + txSlots * this.slotPages + RX_PAGES,
+      TX_PAGES,
     );
     this.scratch = new Uint8Array(this.slotPages * PAGE);
   }
 
-  /** The free TX slots (a stack: pop one to use it). */
-  protected get freeTx(): number[] {
-    return this.tx.freeTx;
-  }
+  /** For a subclass posting a frame of its own (a test's hostile guest): `freeTx.pop()` takes a TX page (undefined: none free). */
+  protected readonly freeTx = { pop: (): number | undefined => this.tx.claim() };
 
+  /** RAM offset of TX page `slot` (freeTx.pop's). */
   protected slotAddr(slot: number): number {
-    return this.tx.slotAddr(slot);
+    return this.tx.pageAddr(slot);
   }
 
-  /** Post and publish a TX descriptor for `len` bytes at `slot` (or at buffer id `bufId`): VnicTx.postTx. */
+  /** Post and publish a TX descriptor for `len` bytes at TX page `slot` (freeTx.pop's), or at buffer id `bufId`: VnicTx.postTx. */
   protected postTx(slot: number, len: number, bufId?: number, csumPartial = false): void {
     this.tx.postTx(slot, len, bufId, csumPartial);
   }
 
   private get rxPages(): number {
-    return VI_RING_PAGES + this.tx.txSlots * this.tx.slotPages;
+    return VI_RING_PAGES + TX_PAGES;
   }
 
   private rxAddr(i: number): number {
@@ -152,7 +155,7 @@ export class VnicFrontend implements AccelFrontend {
   newDevice(args: Record<string, unknown> = {}): void {
     this.ready = this.draining = this.faulted = false;
     // The backend says in its offer whether the VI will do TSO: tsoMax (asked next) follows it.
-    this.tsoOffered = args.tso === true && TSO_SLOTS > 0;
+    this.tsoOffered = args.tso === true && TX_PAGES >= TSO_PAGES;
     if (this.allocate()) this.accept();
   }
 
@@ -216,7 +219,7 @@ export class VnicFrontend implements AccelFrontend {
     return this.tx.csum || !this.ready;
   }
 
-  /** Plugin API 1.5: TCP frames of up to 64 KiB may be offered (startXmit's gsoSize) while we have TSO slots. */
+  /** Plugin API 1.5: TCP frames of up to 64 KiB may be offered (startXmit's gsoSize) when the offer said the VI does TSO. */
   tsoMax(): number {
     return this.tsoOffered ? TSO_MAX : 0;
   }
@@ -225,7 +228,7 @@ export class VnicFrontend implements AccelFrontend {
     return this.tx.startXmit(src, off, len, csumPartial, gsoSize);
   }
 
-  /** Lend a TX slot (or a TSO slot for a frame over the MTU) for the stack to build the next frame in: tx.ts. */
+  /** Lend room in the TX pages for the stack to build the next frame in (up to 64 KiB while the VI does TSO): tx.ts. */
   txBuffer(len: number): number {
     return this.tx.txBuffer(len);
   }
@@ -313,8 +316,9 @@ export class VnicFrontend implements AccelFrontend {
   }
 
   /**
-   * False only while the fast path is up and out of TX slots, or of TSO slots
-   * while the VI does TSO (a fast path not in use never holds netfront up;
+   * False only while the fast path is up and its TX pages have no room for
+   * the largest frame the stack may hand it, 64 KiB while the VI does TSO
+   * (a fast path not in use never holds netfront up;
    * a frame declined for want of a slot would overtake the ones before it).
    */
   checkReady(): boolean {
@@ -354,8 +358,8 @@ export class VnicFrontend implements AccelFrontend {
       linkUp: this.linkUp,
       fastDestinations: this.fast.size,
       localDestinations: this.local.size,
-      freeTxSlots: this.tx.freeTx.length,
-      freeTsoSlots: this.tx.tso.available,
+      freeTxSlots: this.tx.fitting(this.slotPages * PAGE),
+      freeTsoSlots: this.tx.tsoOn ? this.tx.fitting(TSO_PAGES * PAGE) : 0,
       tso: this.tx.tsoOn,
     };
   }

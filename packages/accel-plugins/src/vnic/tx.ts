@@ -2,25 +2,38 @@
  * vnic, guest side, TX: which frames go on the fast path, the buffer they go
  * from and the descriptors that post them on the VI. A frame for a
  * destination the NIC reaches directly (a unicast MAC learnt behind the
- * uplink, or a guest of this host whose VI runs) is posted from one of our
- * registered DMA buffers: the TX slot txBuffer lent the stack to build it in
- * (no copy), or one it is copied into; everything else is declined and
- * netfront sends it on the slow path. A TCP frame over the MTU (startXmit's
- * gsoSize, plugin API 1.5) goes from a TSO slot with TXD_TSO for the NIC to
- * cut (tso-slots.ts). Completions (EV_TX) give the slots back.
+ * uplink, or a guest of this host whose VI runs) is posted from our
+ * registered TX pages: where txBuffer lent the stack room to build it (no
+ * copy), or copied there; everything else is declined and netfront sends it
+ * on the slow path. A TCP frame over the MTU (startXmit's gsoSize, plugin
+ * API 1.5) is posted the same way with TXD_TSO, for the NIC to cut into
+ * segments, while the VI does TSO.
+ *
+ * The TX pages are one ring (tx-ring.ts): an MTU frame takes a page, a 64 KiB
+ * frame 17 contiguous ones, so the stack builds either in place, and as many
+ * are in flight as the pages hold. Completions (EV_TX, in order) give the
+ * pages back.
  *
  * The frontend (frontend.ts) owns the attachment, RX and the events; this
- * module owns the TX slots, the descriptor ring's producer side and the
+ * module owns the TX pages, the descriptor ring's producer side and the
  * decisions of startXmit, txBuffer and checkReady.
  */
 import { readMac } from '@xsim/hypervisor';
-import { TXD_CSUM, VI_RING_PAGES, VI_TXQ_SIZE, type ViQueues } from '@xsim/nic';
+import { TXD_CONT, TXD_CSUM, TXD_TSO, VI_RING_PAGES, VI_TXQ_SIZE, type ViQueues } from '@xsim/nic';
 import type { DmaArea } from '../dma-area.ts';
-import { LentSlot, txDecline } from '../tx-path.ts';
+import { txDecline } from '../tx-path.ts';
 import type { VnicFrontendCounters } from './frontend.ts';
-import { TSO_ID, TSO_SLOTS, TSO_SLOT_PAGES, TsoSlots, type TsoArea } from './tso-slots.ts';
+import { TxRing } from './tx-ring.ts';
 
 const PAGE = 4096;
+/** The largest IP datagram vnic hands the NIC to cut (tsoMax). */
+export const TSO_MAX = 65535;
+/** The largest TSO frame: the datagram behind an Ethernet header and a VLAN tag. */
+const TSO_FRAME = TSO_MAX + 18;
+/** Pages a TSO frame of TSO_FRAME octets takes. */
+export const TSO_PAGES = Math.ceil(TSO_FRAME / PAGE);
+/** Octets per TX descriptor of a TSO frame (a descriptor's length is a u16). */
+const PIECE = 32 * 1024;
 
 /** The counter each reason to decline a frame bumps. */
 const VNIC_DECLINED = { notReady: 'declinedNotReady', multicast: 'declinedMulticast', arp: 'declinedArp', unknown: 'declinedUnknown' } as const;
@@ -37,13 +50,9 @@ export interface VnicTxHost {
   up(): boolean;
 }
 
-/**
- * The TX slots (`txSlots` of `slotPages` pages from the DMA area's page
- * VI_RING_PAGES) and the TSO slots (from `tsoFirstPage`).
- */
+/** The TX pages: `pages` of the DMA area from page VI_RING_PAGES; an MTU-sized frame is at most `slotPages` of them. */
 export class VnicTx {
-  readonly freeTx: number[] = [];
-  readonly tso: TsoSlots;
+  readonly ring: TxRing;
   /** The VI's checksum offload is on (the backend enabled it at vi_init): partial checksums go to the NIC to complete. */
   csum = false;
   /** The VI's TSO is on (the backend enabled it at vi_init): TCP frames up to 64 KiB go to the NIC to cut. */
@@ -52,168 +61,161 @@ export class VnicTx {
   unpushed = false;
   private q: ViQueues | null = null;
   private bufBase = 0;
-  private readonly txSlotOf = new Int32Array(VI_TXQ_SIZE);
+  /** Per TX descriptor: the pages its frame was charged (on a frame's first descriptor; 0 on the rest). */
+  private readonly chargeOf = new Int32Array(VI_TXQ_SIZE);
   private txDone = 0;
-  /** The TX slot txBuffer lent the stack for the frame it is building. */
-  private readonly lent = new LentSlot();
-  private tsoArea: TsoArea | null = null;
+  /** Where txBuffer lent the stack room for the frame it is building (a TX page), or -1. */
+  private lentAt = -1;
+  /** The pages of that frame (held for it in the stats' levels). */
+  private lentPages = 0;
+  /** Pages taken by claim() for a frame a subclass posts itself (postTx). */
+  private claimed = 0;
 
   constructor(
     private readonly h: VnicTxHost,
     readonly slotPages: number,
-    readonly txSlots: number,
-    tsoFirstPage: number,
+    readonly pages: number,
   ) {
-    this.tso = new TsoSlots(tsoFirstPage, TSO_SLOTS);
+    this.ring = new TxRing(pages);
   }
 
-  /** Pages the TSO slots take (at the end of the DMA area). */
-  get tsoPages(): number {
-    return this.tso.pages;
-  }
-
-  /** A new attachment's VI: every slot free, nothing posted. */
+  /** A new attachment's VI: every page free, nothing posted. */
   attach(q: ViQueues, bufBase: number, csum: boolean, tso: boolean): void {
     this.q = q;
     this.bufBase = bufBase;
     this.txDone = q.txProdPvt;
     this.unpushed = false;
-    this.lent.reset();
-    this.freeTx.length = 0;
-    for (let i = this.txSlots - 1; i >= 0; i--) this.freeTx.push(i);
-    this.tso.reset();
+    this.lentAt = -1;
+    this.lentPages = 0;
+    this.claimed = 0;
+    this.ring.reset();
     this.csum = csum;
-    this.tsoOn = tso && this.tso.count > 0;
+    this.tsoOn = tso && this.pages >= TSO_PAGES;
   }
 
   detach(): void {
     this.q = null;
   }
 
-  /** Page index (in our DMA area, = buffer id - bufBase) of TX slot `slot`. */
-  slotPage(slot: number): number {
-    return VI_RING_PAGES + slot * this.slotPages;
+  /** RAM offset of TX page `page`. */
+  pageAddr(page: number): number {
+    return this.h.dma.ram((VI_RING_PAGES + page) * PAGE);
   }
 
-  slotAddr(slot: number): number {
-    return this.h.dma.ram(this.slotPage(slot) * PAGE);
+  /** The largest frame taken: an MTU-sized one, or a TSO frame while the VI does TSO. */
+  private get maxLen(): number {
+    return this.tsoOn ? TSO_FRAME : this.slotPages * PAGE;
   }
 
   /**
-   * Post a TX descriptor for `len` bytes at `slot`'s buffer (or at buffer id
-   * `bufId` if given) and publish it: the NIC sees every frame we took at
-   * once (and counts it if our VI ends under it); a sleeping NIC is woken
-   * at netfront's flush (once a burst), or at the next poll for a frame
-   * posted outside a burst.
+   * Room for a frame of up to `len` octets for the stack to build in (plugin
+   * API 1.3): where the next frame will go in the TX pages, so it goes out
+   * from there with no copy; -1 if the fast path is down, the frame too long
+   * (over the MTU without TSO) or the pages full.
    */
-  postTx(slot: number, len: number, bufId = this.bufBase + this.slotPage(slot), csumPartial = false): void {
-    const idx = this.q!.postTx(bufId, 0, len, csumPartial ? TXD_CSUM : 0);
-    this.txSlotOf[idx & (VI_TXQ_SIZE - 1)] = slot;
-    this.q!.publishTx();
-    this.unpushed = true;
+  txBuffer(len: number): number {
+    this.lentAt = -1;
+    this.lentPages = 0;
+    if (!this.h.up() || len > this.maxLen) return -1;
+    this.ring.rewind();
+    const n = Math.ceil(len / PAGE);
+    this.lentAt = this.ring.fit(n);
+    if (this.lentAt < 0) return -1;
+    this.lentPages = n;
+    return this.pageAddr(this.lentAt);
   }
 
   startXmit(src: Uint8Array, off: number, len: number, csumPartial: boolean, gsoSize: number): boolean {
-    // The slot txBuffer lent for this frame, if any: a declined frame gives it back (netfront copies the frame out first).
-    let built = this.lent.take();
-    if (gsoSize > 0) return this.xmitTso(src, off, len, gsoSize, built);
-    if (built >= TSO_ID) {
-      // A TSO buffer lent for a frame that came as an MTU-sized one: back, and the frame is copied as any other.
-      this.tso.give(built);
-      built = -1;
-    }
+    // Room lent for this frame, if any: a declined frame leaves it (nothing was taken).
+    const lentAt = this.lentAt;
+    this.lentAt = -1;
+    this.lentPages = 0;
     const h = this.h;
     const s = h.s;
+    const tso = gsoSize > 0;
     // A partial checksum our VI cannot complete is left to the slow path (still partial: netback or the NIC completes it).
-    const why = txDecline(h.up() && (this.csum || !csumPartial), h.fast, h.local, src, off);
+    const why = txDecline(h.up() && (tso || this.csum || !csumPartial), h.fast, h.local, src, off);
     if (why !== null) {
-      if (built >= 0) this.freeTx.push(built);
       s[VNIC_DECLINED[why]]++;
       return false;
     }
-    const dst = readMac(src, off);
+    // Too long for us (a TSO frame while the VI does none): netback takes it.
+    if (len > (tso ? (this.tsoOn ? TSO_FRAME : 0) : this.slotPages * PAGE)) {
+      s.declinedBusy++;
+      return false;
+    }
     const ram = h.ram;
-    let slot = built;
-    // Built in place, it goes out of the buffer it was built in; otherwise it is copied into a free slot.
-    if (slot < 0 || src !== ram || off !== this.slotAddr(slot)) {
-      if (slot >= 0) this.freeTx.push(slot);
-      const free = this.freeTx.pop();
-      if (free === undefined || len > this.slotPages * PAGE) {
-        if (free !== undefined) this.freeTx.push(free);
+    const n = Math.ceil(len / PAGE);
+    // Built in place, it goes out from where it was built; otherwise it is copied to where the next frame goes.
+    let at = lentAt >= 0 && src === ram && off === this.pageAddr(lentAt) ? lentAt : -1;
+    let charged = at >= 0 ? this.ring.take(at, n) : -1;
+    if (charged < 0) {
+      this.ring.rewind();
+      at = this.ring.fit(n);
+      if (at < 0) {
         s.declinedBusy++;
         return false;
       }
-      slot = free;
-      const a = this.slotAddr(slot);
+      charged = this.ring.take(at, n);
+      const a = this.pageAddr(at);
       if (src === ram) ram.copyWithin(a, off, off + len);
       else ram.set(src.subarray(off, off + len), a);
       s.txCopied++;
     }
-    this.postTx(slot, len, undefined, csumPartial && this.csum);
-    if (csumPartial) s.txCsumOffloaded++;
+    const dst = readMac(src, off);
+    if (tso) {
+      this.postTso(at, len, gsoSize, charged);
+      s.txTso++;
+    } else {
+      this.post(at, len, csumPartial && this.csum ? TXD_CSUM : 0, charged);
+      if (csumPartial) s.txCsumOffloaded++;
+    }
     s.taken++;
     if (!h.fast.has(dst)) s.takenLocal++;
     return true;
   }
 
-  /**
-   * A TCP frame over the MTU: copied into a TSO slot and posted with TXD_TSO
-   * (the MSS in the first descriptor) over descriptors of at most 32 KiB, for
-   * the NIC to cut; declined (netback segments it) where an MTU-sized frame
-   * would be, or while the VI has no TSO or no TSO slot is free.
-   */
-  private xmitTso(src: Uint8Array, off: number, len: number, mss: number, built: number): boolean {
-    const h = this.h;
-    const s = h.s;
-    const why = txDecline(h.up(), h.fast, h.local, src, off);
-    if (why !== null) {
-      this.giveBack(built);
-      s[VNIC_DECLINED[why]]++;
-      return false;
-    }
-    // Built in the TSO buffer txBuffer lent: posted from there; else copied into a free one.
-    let id = built >= TSO_ID && src === h.ram && off === h.dma.ram(this.tso.page(built) * PAGE) ? built : -1;
-    if (id < 0) {
-      this.giveBack(built);
-      id = this.tsoOn && len <= TSO_SLOT_PAGES * PAGE ? this.tso.take() : -1;
-      if (id >= 0) s.txCopied++;
-    }
-    if (id < 0) {
-      s.declinedBusy++;
-      return false;
-    }
-    this.tsoArea ??= { ram: h.ram, at: (page) => h.dma.ram(page * PAGE), bufBase: 0, slotOf: this.txSlotOf };
-    this.tsoArea.bufBase = this.bufBase;
-    this.tso.post(this.q!, id, this.tsoArea, src, off, len, mss);
+  /** One descriptor for a frame at TX page `at`, published (the NIC sees it at once, and counts it if our VI ends under it). */
+  private post(at: number, len: number, flags: number, charged: number): void {
+    const idx = this.q!.postTx(this.bufBase + VI_RING_PAGES + at, 0, len, flags);
+    this.chargeOf[idx & (VI_TXQ_SIZE - 1)] = charged;
     this.q!.publishTx();
     this.unpushed = true;
-    s.txTso++;
-    s.taken++;
-    if (!h.fast.has(readMac(src, off))) s.takenLocal++;
-    return true;
+  }
+
+  /** A TSO frame at TX page `at`: TXD_TSO and TXD_CSUM with the MSS on the first descriptor, over descriptors of at most 32 KiB, published. */
+  private postTso(at: number, len: number, mss: number, charged: number): void {
+    const q = this.q!;
+    const buf = this.bufBase + VI_RING_PAGES + at;
+    for (let o = 0; o < len; o += PIECE) {
+      const n = Math.min(PIECE, len - o);
+      const flags = (o === 0 ? TXD_TSO | TXD_CSUM : 0) | (o + n < len ? TXD_CONT : 0);
+      const idx = q.postTx(buf + o / PAGE, 0, n, flags, o === 0 ? mss : 0);
+      this.chargeOf[idx & (VI_TXQ_SIZE - 1)] = o === 0 ? charged : 0;
+    }
+    q.publishTx();
+    this.unpushed = true;
   }
 
   /**
-   * Offer a free TX slot for the stack to build the next frame in (a TSO
-   * buffer for a frame over the MTU, while the VI does TSO): taken, it goes
-   * out from there with no copy.
+   * For a subclass posting a frame of its own (a test's hostile guest): take
+   * one TX page, its number, or undefined if none is free; postTx posts it.
    */
-  txBuffer(len: number): number {
-    if (!this.h.up()) return -1;
-    this.giveBack(this.lent.take());
-    if (len <= this.slotPages * PAGE) {
-      const slot = this.lent.lend(this.freeTx);
-      return slot < 0 ? -1 : this.slotAddr(slot);
-    }
-    if (!this.tsoOn || len > TSO_SLOT_PAGES * PAGE) return -1;
-    const id = this.lent.lend(this.tso.free);
-    return id < 0 ? -1 : this.h.dma.ram(this.tso.page(id) * PAGE);
+  claim(): number | undefined {
+    this.ring.rewind();
+    const at = this.ring.fit(1);
+    if (at < 0) return undefined;
+    this.claimed += this.ring.take(at, 1);
+    return at;
   }
 
-  /** A lent buffer not used: back to its free list (-1: none). */
-  private giveBack(slot: number): void {
-    if (slot >= TSO_ID) this.tso.give(slot);
-    else if (slot >= 0) this.freeTx.push(slot);
+  /** Post `len` octets at TX page `page` (claim's), or at buffer id `bufId` if given, with the pages claim took. */
+  postTx(page: number, len: number, bufId = this.bufBase + VI_RING_PAGES + page, csumPartial = false): void {
+    const idx = this.q!.postTx(bufId, 0, len, csumPartial ? TXD_CSUM : 0);
+    this.chargeOf[idx & (VI_TXQ_SIZE - 1)] = this.claimed;
+    this.claimed = 0;
+    this.q!.publishTx();
+    this.unpushed = true;
   }
 
   /** The end of netfront's burst: the NIC, if it sleeps, is woken once for every frame posted since. */
@@ -224,14 +226,12 @@ export class VnicTx {
     }
   }
 
-  /** An EV_TX: descriptors before `index` are done, their slots free (never past what we posted). */
+  /** An EV_TX: descriptors before `index` are done, their pages free (never past what we posted). */
   completed(index: number): void {
     const q = this.q!;
     if ((index - this.txDone) >>> 0 > (q.txProdPvt - this.txDone) >>> 0) return;
     while (this.txDone !== index) {
-      const slot = this.txSlotOf[this.txDone & (VI_TXQ_SIZE - 1)];
-      if (slot >= TSO_ID) this.tso.give(slot);
-      else if (slot >= 0) this.freeTx.push(slot);
+      this.ring.give(this.chargeOf[this.txDone & (VI_TXQ_SIZE - 1)]);
       this.txDone = (this.txDone + 1) >>> 0;
     }
   }
@@ -241,8 +241,18 @@ export class VnicTx {
     return this.q ? (this.q.txProdPvt - this.txDone) >>> 0 : 0;
   }
 
-  /** A free TX slot, and a free TSO slot while the VI does TSO (checkReady). */
+  /**
+   * Room for the largest frame the stack may hand us next (checkReady): a
+   * 64 KiB one while the VI does TSO, else an MTU-sized one. Less, and
+   * netfront holds its queue: a frame declined for want of room would
+   * overtake the ones before it.
+   */
   get hasRoom(): boolean {
-    return this.freeTx.length > 0 && (!this.tsoOn || this.tso.available > 0);
+    return this.ring.fit(Math.ceil(this.maxLen / PAGE)) >= 0;
+  }
+
+  /** Frames of `len` octets the free pages hold, less those lent for the frame being built (the stats' levels). */
+  fitting(len: number): number {
+    return Math.floor((this.ring.free - this.lentPages) / Math.ceil(len / PAGE));
   }
 }
