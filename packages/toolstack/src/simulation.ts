@@ -75,8 +75,7 @@ export class Simulation {
       if (opts.trace) await sim.traceStart(opts.trace);
       for (const [i, h] of topology.hosts.entries()) ctx.hosts.push(buildHost(runtime.bus, h, i, () => ctx.nextUid(), placement.dom0[i], placement.guests[i]));
       await runtime.create({ kernel: FABRIC_KERNEL, name: 'nic-hw', host: '*', hostIndex: -1, domid: -1, uid: ADDR_FABRIC, config: ctx.fabricConfig() }, 'nic');
-      for (const h of ctx.hosts) await ctx.startDom0(h);
-      for (const h of ctx.hosts) for (const [i, d] of h.domUs.entries()) await ctx.startGuest(h, d, i);
+      await ctx.startAll();
       await ctx.waitConnected(opts.connectTimeoutMs ?? 30_000);
       ctx.started = true;
       const l = opts.partition?.listen;
