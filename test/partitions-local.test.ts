@@ -34,6 +34,38 @@ async function allGone(ps: number[], ms: number): Promise<number[]> {
 
 describe('xsim run --partitions local', () => {
   it(
+    '--plugin vnic: loaded in every partition, the stream crosses the tunnel on the fast path (dom0 of the receiving host sees almost none of it)',
+    async () => {
+      const p = xsim([
+        'run',
+        TOPO,
+        '--partitions',
+        'local',
+        '--plugin',
+        'vnic',
+        '--count',
+        '5000',
+        '--pcpus',
+        '1',
+        '--vxlan-base-port',
+        String(freshBasePort()),
+      ]);
+      expect(await p.exit(RUN_MS)).toBe(0);
+      const out = p.out();
+      expect(out).toMatch(/^xsim: plugin vnic loaded in every partition \(p0: 1 host\(s\), p1: 1 host\(s\)\); both ends accelerated$/m);
+      expect(out).toMatch(/conservation across 2 partitions: sent 5000 = .*: conserved$/m);
+      // host-b's NIC: every frame of the stream came off the wire, and all but the learning ones went to b1's VI, not dom0's (VI 0).
+      const m = /^host-b-nic +(\d+) +(\d+) +(\d+) +(\d+)$/m.exec(out);
+      expect(m, out).not.toBeNull();
+      const [, , wireRx, toVi0, filters] = m!.map(Number);
+      expect(wireRx).toBeGreaterThanOrEqual(5000);
+      expect(filters).toBeGreaterThan(0);
+      expect(toVi0).toBeLessThan(wireRx / 20);
+    },
+    TEST_MS,
+  );
+
+  it(
     'a stream from p0 to p1 crosses the tunnel, conserved over both partitions; the processes are gone after',
     async () => {
       const p = xsim(['run', TOPO, '--partitions', 'local', '--count', '5000', '--pcpus', '1', '--vxlan-base-port', String(freshBasePort())]);

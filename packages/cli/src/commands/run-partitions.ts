@@ -28,6 +28,7 @@ import {
 } from '@xsim/toolstack';
 import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs, type Parsed } from '../args.ts';
 import { dropLines, nicTable, switchTable } from './run-tables.ts';
+import { pluginArgs } from './run-flags.ts';
 
 const VALUED = [
   'partitions',
@@ -43,6 +44,8 @@ const VALUED = [
   'src-port',
   'pcpus',
   'socket',
+  'plugin',
+  'plugin-args',
 ];
 const BOOLEANS = ['j', 'json', 'serve', 'idle', ...LOG_BOOLEANS];
 
@@ -83,6 +86,8 @@ interface PartitionsOptions {
   json: boolean;
   /** --serve --idle: the control socket's path. */
   serve?: string;
+  /** --plugin a,b [--plugin-args JSON]: loaded in every partition once all are up. */
+  plugins?: { name: string; args?: Record<string, unknown> }[];
   p: Parsed;
 }
 
@@ -125,6 +130,13 @@ async function options(argv: string[]): Promise<PartitionsOptions> {
     ...(serve !== undefined ? { serve } : {}),
     p,
   };
+  if (p.flags.has('plugin')) {
+    if (serve) throw new Error('--plugin goes with a workload; serving, load it with xsim plugin load NAME --socket PATH');
+    const args = pluginArgs(p);
+    o.plugins = String(p.flags.get('plugin'))
+      .split(',')
+      .map((name) => ({ name, ...(args ? { args } : {}) }));
+  } else pluginArgs(p); // --plugin-args alone is refused there
   if (!serve) checkEnds(topo, o, w === 'ping' ? o.size + 42 : o.size);
   return o;
 }
@@ -205,6 +217,8 @@ export async function partitionsCommand(argv: string[]): Promise<number> {
       onLine: (name, line) => process.stderr.write(`[${name}] ${line}\n`),
       onSpawn: (name, pid) => note(`xsim: partition ${name} starting (pid ${pid})`),
       onDeath: (d) => process.stderr.write(deathLine(d) + '\n'),
+      onPlugin: (name, loaded) =>
+        note(`xsim: plugin ${name} loaded in every partition (${loaded.map((l) => `${l.partition}: ${l.hosts} host(s)`).join(', ')}); both ends accelerated`),
       onPing: (ping) => {
         if (o.workload !== 'ping') note(`xsim: ping done (${ping.count} answered, ${ping.lost} lost, p50 ${ping.p50Us.toFixed(0)} us); streaming`);
       },

@@ -80,6 +80,13 @@ async function call(c: Call): Promise<unknown> {
       return sim.stats();
     case 'manage':
       return manageAnswer(sim, c.name, c.args);
+    case 'waitAccelerated': {
+      const own = new Set(sim.hostNames());
+      return sim.waitAccelerated(
+        c.refs.filter((r) => own.has(r.host)),
+        { plugin: c.plugin, timeoutMs: c.timeoutMs },
+      );
+    }
     case 'partitionGone':
       return partitionGone(sim, c);
     case 'shutdown':

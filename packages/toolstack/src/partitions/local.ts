@@ -47,6 +47,10 @@ export interface PartitionsRunOptions {
   onPing?: (p: PingResult) => void;
   /** A partition died once all were up (and the others set their wires to it down). */
   onDeath?: (d: PartitionDeath) => void;
+  /** Accelerator plugins loaded in every partition once all are up (each on the hosts whose NIC it drives), and waited for on both ends. */
+  plugins?: { name: string; args?: Record<string, unknown> }[];
+  /** A plugin was loaded: in which partitions, on how many hosts. */
+  onPlugin?: (name: string, loaded: { partition: string; hosts: number }[]) => void;
   /** Abort the run (Ctrl-C): every partition is shut down and the run rejects. */
   signal?: AbortSignal;
 }
@@ -84,7 +88,23 @@ function vnisOf(run: LocalPartitions, dead: readonly string[]): number[] {
     .map((c) => c.vni);
 }
 
+/** Load each plugin in every partition, then wait until both ends' vifs have it (as a run in one process does). */
+async function loadPlugins(run: LocalPartitions, o: PartitionsRunOptions): Promise<void> {
+  for (const pl of o.plugins ?? []) {
+    const args = { name: pl.name, ...(pl.args ? { args: pl.args } : {}) };
+    const loaded = await Promise.all(
+      run.alive.map(async (p) => ({
+        partition: p.name,
+        hosts: ((await run.call(p, { op: 'manage', name: 'plugin.load', args }, 60_000)) as unknown[]).length,
+      })),
+    );
+    for (const p of run.alive) await run.call(p, { op: 'waitAccelerated', refs: [o.from, o.to], plugin: pl.name, timeoutMs: 30_000 }, 40_000);
+    o.onPlugin?.(pl.name, loaded);
+  }
+}
+
 async function workload(run: LocalPartitions, o: PartitionsRunOptions, up: PartitionUp[]): Promise<Omit<PartitionsRunResult, 'dead'>> {
+  await loadPlugins(run, o);
   const ping = await crossPing(run, o.from, o.to, o.workload === 'ping' ? o.count : (o.pings ?? 20), o.workload === 'ping' ? o.size : 64);
   o.onPing?.(ping);
   if (o.workload === 'ping') return { partitions: up, ping, stats: await run.stats() };

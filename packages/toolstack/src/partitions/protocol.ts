@@ -5,7 +5,7 @@
  * child says when it is up (or why it failed), and then answers calls, one
  * op table (CALL_OPS below: each op's arguments and reply): a request to one
  * of its domains, its stats, one domain's stats, a management op of the
- * control socket (serve.ts forwards them), another partition gone (its
+ * control socket (serve.ts forwards them), a wait for the fast path, another partition gone (its
  * wires go down here), shutdown.
  */
 import type { LogLevel } from '@xsim/hypervisor';
@@ -40,6 +40,8 @@ export interface CallOps {
   stats: { args: Record<never, never>; reply: StatsTree };
   /** One op of the control socket's table (manage-ops.ts), checked and answered by the partition's own simulation. */
   manage: { args: { name: keyof ManageProtocol; args: Record<string, unknown> }; reply: unknown };
+  /** Until each of `refs` that is this partition's has its vifs accelerated by `plugin` (Simulation.waitAccelerated). */
+  waitAccelerated: { args: { refs: DomainRef[]; plugin: string; timeoutMs: number }; reply: unknown };
   /** Partition `partition` is gone: set down every tunnel end of this partition whose cut wire carries one of `vnis`. */
   partitionGone: { args: { partition: string; vnis: number[] }; reply: WireDown[] };
   shutdown: { args: Record<never, never>; reply: unknown };
