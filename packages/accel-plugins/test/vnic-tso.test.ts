@@ -24,9 +24,9 @@ function tcpFrame(dst: number, src: number, payload: number): Uint8Array {
   return b;
 }
 
-/** Two guests of one host on vnic with its tso argument on. */
+/** Two guests of one host on vnic (its tso argument on, the default). */
 function up() {
-  const r = sameHostRig('vnic', { args: { tso: true } });
+  const r = sameHostRig('vnic');
   const [g1, g2] = r.guests;
   r.attach(g1, g2);
   return { r, g1, g2 };
@@ -43,12 +43,17 @@ function payloads(g: Guest): number[] {
 }
 
 describe('vnic: TSO through the VI NIC (plugin API 1.5)', () => {
-  it('off by default: tsoMax 0, so the stack hands it MTU-sized frames only', () => {
-    const r = sameHostRig('vnic');
+  it('on by default; with its tso argument false, tsoMax is 0, so the stack hands it MTU-sized frames only, and one over the MTU is declined', () => {
+    expect(up().g1.stats()).toMatchObject({ tso: true });
+    const r = sameHostRig('vnic', { args: { tso: false } });
     const [g1, g2] = r.guests;
     r.attach(g1, g2);
     expect(g1.fe.tsoMax!()).toBe(0);
-    expect(g1.stats()).toMatchObject({ tso: false });
+    expect(g1.stats()).toMatchObject({ tso: false, freeTsoSlots: 0 });
+    expect(g1.fe.txBuffer!(10_054)).toBe(-1);
+    const f = tcpFrame(g2.vif.mac, g1.vif.mac, 10_000);
+    expect(g1.fe.startXmit(f, 0, f.length, true, MSS)).toBe(false);
+    expect(g1.stats()).toMatchObject({ txTso: 0, declinedBusy: 1 });
   });
 
   it('a TCP frame of 30 kB to a guest of this host: copied into the TX pages, cut by the NIC, every segment delivered in order', () => {
