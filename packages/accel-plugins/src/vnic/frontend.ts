@@ -58,11 +58,11 @@ export const VNIC_FRONTEND_COUNTERS = declareCounters('vnic frontend', {
   declinedMulticast: { kind: 'event', help: 'broadcast/multicast frames left to the slow path' },
   declinedArp: { kind: 'event', help: 'ARP frames left to the slow path' },
   declinedUnknown: { kind: 'event', help: 'frames for a destination not behind the NIC, left to the slow path' },
-  declinedBusy: { kind: 'event', help: 'frames left to the slow path: no free fast-path TX slot' },
+  declinedBusy: { kind: 'event', help: 'frames left to the slow path: no room in the TX pages, or longer than the VI takes (over the MTU without TSO)' },
   declinedNotReady: { kind: 'event', help: 'frames left to the slow path: the VI is not up (attaching, draining or faulted)' },
   txCopied: {
     kind: 'event',
-    help: 'frames taken that had to be copied into a TX slot (the stack had not built them in the slot txBuffer lent): part of taken; the rest went out of the buffer they were built in',
+    help: 'frames taken that had to be copied into the TX pages (the stack had not built them where txBuffer lent): part of taken; the rest went out of the pages they were built in',
   },
   txCsumOffloaded: { kind: 'event', help: "frames taken with a partial checksum: posted with TXD_CSUM, the NIC completes it (the VI's checksum offload)" },
   txTso: {
@@ -319,7 +319,7 @@ export class VnicFrontend implements AccelFrontend {
    * False only while the fast path is up and its TX pages have no room for
    * the largest frame the stack may hand it, 64 KiB while the VI does TSO
    * (a fast path not in use never holds netfront up;
-   * a frame declined for want of a slot would overtake the ones before it).
+   * a frame declined for want of room would overtake the ones before it).
    */
   checkReady(): boolean {
     return !this.ready || this.draining || this.faulted || this.tx.hasRoom;
