@@ -205,6 +205,51 @@ describe('xsim run --partitions local', () => {
   );
 
   it(
+    'TCP across partitions: a stream every octet of which the sink checked, then request/response, between a1 (p0) and b1 (p1)',
+    async () => {
+      const base = freshBasePort();
+      const st = xsim([
+        'run',
+        TOPO,
+        '--partitions',
+        'local',
+        '--workload',
+        'tcp-stream',
+        '--bytes',
+        '3000000',
+        '-j',
+        '--pcpus',
+        '1',
+        '--vxlan-base-port',
+        String(base),
+      ]);
+      expect(await st.exit(RUN_MS), st.err()).toBe(0);
+      const s = JSON.parse(st.out()) as { tcpStream: { bytes: number; sentBytes: number; complete: boolean; corrupt: number; from: string; to: string } };
+      expect(s.tcpStream).toMatchObject({ from: 'host-a/a1', to: 'host-b/b1', bytes: 3_000_000, sentBytes: 3_000_000, complete: true, corrupt: 0 });
+      const rr = xsim([
+        'run',
+        TOPO,
+        '--partitions',
+        'local',
+        '--workload',
+        'tcp-rr',
+        '--count',
+        '200',
+        '-j',
+        '--pcpus',
+        '1',
+        '--vxlan-base-port',
+        String(base + 2),
+      ]);
+      expect(await rr.exit(RUN_MS), rr.err()).toBe(0);
+      const r = JSON.parse(rr.out()) as { tcpRr: { transactions: number; complete: boolean; p50Us: number } };
+      expect(r.tcpRr).toMatchObject({ transactions: 200, complete: true });
+      expect(r.tcpRr.p50Us).toBeGreaterThan(0);
+    },
+    TEST_MS,
+  );
+
+  it(
     'a coordinator that dies takes its partitions with it (no orphans)',
     async () => {
       const p = xsim(['run', TOPO, '--partitions', 'local', '--count', '50000000', '--pcpus', '1', '--vxlan-base-port', String(freshBasePort())]);
@@ -222,7 +267,8 @@ describe('xsim run --partitions local', () => {
       const cases: [string[], RegExp][] = [
         [[TOPO, '--partitions', 'k8s'], /--partitions takes "local"/],
         [['topologies/default.json', '--partitions', 'local'], /topology "default" has no "partitions"/],
-        [[TOPO, '--partitions', 'local', '--workload', 'tcp-stream'], /--partitions local runs --workload udp-stream or ping/],
+        [[TOPO, '--partitions', 'local', '--workload', 'iperf'], /--partitions local runs --workload udp-stream, ping, tcp-stream, tcp-rr, got "iperf"/],
+        [[TOPO, '--partitions', 'local', '--workload', 'tcp-rr', '--bytes', '1000'], /--bytes goes with --workload tcp-stream, not tcp-rr/],
         [[TOPO, '--partitions', 'local', '--serve'], /--partitions local --serve serves idle only: add --idle/],
         [[TOPO, '--partitions', 'local', '--to', 'host-b/b9'], /no domain "b9" on host-b/],
       ];

@@ -5,7 +5,7 @@
  * app, and combine both ends' answers with the TCP counters each end's stack
  * moved meanwhile (retransmissions, out-of-order segments, drops by reason).
  */
-import type { TcpRrReply, TcpSinkReply, TcpStreamReply } from '@xsim/hypervisor';
+import type { DomainOps, OpName, OpReply, OpRequestParams, TcpRrReply, TcpSinkReply, TcpStreamReply } from '@xsim/hypervisor';
 import type { DomainRef, Simulation } from './simulation.ts';
 import { untilAborted } from './traffic.ts';
 import { IntervalLoop, type Sample } from './interval-loop.ts';
@@ -57,9 +57,26 @@ export interface TcpRrOptions extends TcpEnds {
 
 const name = (r: DomainRef) => `${r.host}/${r.domain}`;
 
-async function tcpCounters(sim: Simulation, d: DomainRef): Promise<Record<string, number>> {
-  const s = await sim.domainStats(d, 120_000);
-  return (s.endpoint?.tcp ?? {}) as Record<string, number>;
+/**
+ * Whoever drives the two ends: a Simulation, or the partitions of one
+ * (partitions/traffic.ts), each end's requests going to the process that
+ * holds it. The ops are the domains' own, typed as Simulation.request's.
+ */
+export interface TcpDriver {
+  /** The address a domain's first vif has. */
+  ip(ref: DomainRef): string;
+  request<K extends OpName<DomainOps>>(ref: DomainRef, op: K, ...rest: OpRequestParams<DomainOps, K>): Promise<OpReply<DomainOps, K>>;
+  /** The counters of a domain's TCP stack. */
+  tcpCounters(ref: DomainRef): Promise<Record<string, number>>;
+}
+
+/** A Simulation as a TcpDriver. */
+export function simTcpDriver(sim: Simulation): TcpDriver {
+  return {
+    ip: (ref) => sim.domain(ref).ip,
+    request: (ref, op, ...rest) => sim.request(ref, op, ...rest),
+    tcpCounters: async (ref) => ((await sim.domainStats(ref, 120_000)).endpoint?.tcp ?? {}) as Record<string, number>,
+  };
 }
 
 function delta(before: Record<string, number>, after: Record<string, number>): TcpDelta {
@@ -77,10 +94,10 @@ function delta(before: Record<string, number>, after: Record<string, number>): T
  * receiver (requests to one domain are served in order, so once it answers,
  * the app listens and the sender's SYN cannot find the port closed).
  */
-async function prepare(sim: Simulation, o: TcpEnds): Promise<{ dstIp: string; srcIp: string }> {
-  const dstIp = sim.domain(o.to).ip;
-  const srcIp = sim.domain(o.from).ip;
-  await untilAborted(sim.request(o.from, 'arp_resolve', { ip: dstIp }), o.signal);
+async function prepare(d: TcpDriver, o: TcpEnds): Promise<{ dstIp: string; srcIp: string }> {
+  const dstIp = d.ip(o.to);
+  const srcIp = d.ip(o.from);
+  await untilAborted(d.request(o.from, 'arp_resolve', { ip: dstIp }), o.signal);
   return { dstIp, srcIp };
 }
 
@@ -91,23 +108,32 @@ function merged(a: Record<string, number> | undefined, b: Record<string, number>
 }
 
 /** netperf TCP_STREAM / iperf3 -n N -P F from `from` to `to`. */
-export async function runTcpStream(sim: Simulation, o: TcpStreamOptions): Promise<TcpStreamRun> {
+export function runTcpStream(sim: Simulation, o: TcpStreamOptions): Promise<TcpStreamRun> {
+  return tcpStreamVia(simTcpDriver(sim), o, o.interval ? (port) => new TcpSampler(sim, o, port, o.interval!) : null);
+}
+
+/** A TCP stream driven through `d` (no interval lines: they sample on a Simulation's clock). */
+export function runTcpStreamVia(d: TcpDriver, o: Omit<TcpStreamOptions, 'interval'>): Promise<TcpStreamRun> {
+  return tcpStreamVia(d, o, null);
+}
+
+async function tcpStreamVia(d: TcpDriver, o: TcpStreamOptions, sampling: ((port: number) => TcpSampler) | null): Promise<TcpStreamRun> {
   const wait = <T>(p: Promise<T>) => untilAborted(p, o.signal);
   o.signal?.throwIfAborted();
   const port = o.port ?? TCP_STREAM_PORT;
   const timeoutMs = o.timeoutMs ?? 120_000;
   const flows = o.flows ?? 1;
-  const { dstIp, srcIp } = await prepare(sim, o);
-  const [sb, rb] = await wait(Promise.all([tcpCounters(sim, o.from), tcpCounters(sim, o.to)]));
-  const sink = sim.request(o.to, 'tcp_sink', { port, flows, verify: o.verify === true, timeoutMs }, timeoutMs + 5000) as Promise<TcpSinkReply>;
+  const { dstIp, srcIp } = await prepare(d, o);
+  const [sb, rb] = await wait(Promise.all([d.tcpCounters(o.from), d.tcpCounters(o.to)]));
+  const sink = d.request(o.to, 'tcp_sink', { port, flows, verify: o.verify === true, timeoutMs }, timeoutMs + 5000) as Promise<TcpSinkReply>;
   sink.catch(() => {});
-  await wait(sim.request(o.to, 'arp_resolve', { ip: srcIp }));
-  const sampler = o.interval ? new TcpSampler(sim, o, port, o.interval) : null;
+  await wait(d.request(o.to, 'arp_resolve', { ip: srcIp }));
+  const sampler = sampling?.(port) ?? null;
   let send: TcpStreamReply;
   let r: TcpSinkReply;
   try {
     send = (await wait(
-      sim.request(o.from, 'tcp_stream', { dstIp, dstPort: port, bytes: o.bytes, flows, writeSize: o.writeSize ?? TCP_WRITE_SIZE, timeoutMs }, timeoutMs + 5000),
+      d.request(o.from, 'tcp_stream', { dstIp, dstPort: port, bytes: o.bytes, flows, writeSize: o.writeSize ?? TCP_WRITE_SIZE, timeoutMs }, timeoutMs + 5000),
     )) as TcpStreamReply;
     r = await wait(sink);
   } catch (e) {
@@ -115,7 +141,7 @@ export async function runTcpStream(sim: Simulation, o: TcpStreamOptions): Promis
     throw e;
   }
   await sampler?.finish(r.bytes);
-  const [sa, ra] = await wait(Promise.all([tcpCounters(sim, o.from), tcpCounters(sim, o.to)]));
+  const [sa, ra] = await wait(Promise.all([d.tcpCounters(o.from), d.tcpCounters(o.to)]));
   const secs = r.elapsedMs / 1000;
   return {
     from: name(o.from),
@@ -134,21 +160,26 @@ export async function runTcpStream(sim: Simulation, o: TcpStreamOptions): Promis
 }
 
 /** netperf TCP_RR from `from` (the client) to `to` (the responder). */
-export async function runTcpRr(sim: Simulation, o: TcpRrOptions): Promise<TcpRrRun> {
+export function runTcpRr(sim: Simulation, o: TcpRrOptions): Promise<TcpRrRun> {
+  return runTcpRrVia(simTcpDriver(sim), o);
+}
+
+/** TCP_RR driven through `d`. */
+export async function runTcpRrVia(d: TcpDriver, o: TcpRrOptions): Promise<TcpRrRun> {
   const wait = <T>(p: Promise<T>) => untilAborted(p, o.signal);
   o.signal?.throwIfAborted();
   const port = o.port ?? TCP_RR_PORT;
   const timeoutMs = o.timeoutMs ?? 120_000;
   const reqSize = o.reqSize ?? 1;
   const rspSize = o.rspSize ?? 1;
-  const { dstIp, srcIp } = await prepare(sim, o);
-  const [sb, rb] = await wait(Promise.all([tcpCounters(sim, o.from), tcpCounters(sim, o.to)]));
-  const server = sim.request(o.to, 'tcp_rr_server', { port, reqSize, rspSize, conns: 1, timeoutMs }, timeoutMs + 5000) as Promise<{ transactions: number }>;
+  const { dstIp, srcIp } = await prepare(d, o);
+  const [sb, rb] = await wait(Promise.all([d.tcpCounters(o.from), d.tcpCounters(o.to)]));
+  const server = d.request(o.to, 'tcp_rr_server', { port, reqSize, rspSize, conns: 1, timeoutMs }, timeoutMs + 5000) as Promise<{ transactions: number }>;
   server.catch(() => {});
-  await wait(sim.request(o.to, 'arp_resolve', { ip: srcIp }));
-  const r = (await wait(sim.request(o.from, 'tcp_rr', { dstIp, dstPort: port, count: o.count, reqSize, rspSize, timeoutMs }, timeoutMs + 5000))) as TcpRrReply;
+  await wait(d.request(o.to, 'arp_resolve', { ip: srcIp }));
+  const r = (await wait(d.request(o.from, 'tcp_rr', { dstIp, dstPort: port, count: o.count, reqSize, rspSize, timeoutMs }, timeoutMs + 5000))) as TcpRrReply;
   await wait(server);
-  const [sa, ra] = await wait(Promise.all([tcpCounters(sim, o.from), tcpCounters(sim, o.to)]));
+  const [sa, ra] = await wait(Promise.all([d.tcpCounters(o.from), d.tcpCounters(o.to)]));
   return {
     from: name(o.from),
     to: name(o.to),

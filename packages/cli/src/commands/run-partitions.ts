@@ -9,6 +9,7 @@
  */
 import {
   DEFAULT_VXLAN_BASE_PORT,
+  TCP_MESSAGE,
   checkEnds,
   defaultSocketPath,
   loadTopology,
@@ -29,6 +30,7 @@ import {
 import { LOG_BOOLEANS, intFlag, logLevelFlag, parseArgs, type Parsed } from '../args.ts';
 import { dropLines, nicTable, switchTable } from './run-tables.ts';
 import { pluginArgs } from './run-flags.ts';
+import { DEFAULT_COUNT, workloadComplete, workloadText } from './run-workload.ts';
 
 const VALUED = [
   'partitions',
@@ -46,6 +48,7 @@ const VALUED = [
   'socket',
   'plugin',
   'plugin-args',
+  'bytes',
 ];
 const BOOLEANS = ['j', 'json', 'serve', 'idle', ...LOG_BOOLEANS];
 
@@ -71,9 +74,14 @@ function defaultEnds(t: Topology): { from: DomainRef; to: DomainRef } {
   return { from, to };
 }
 
+type PartitionsWorkload = 'udp-stream' | 'ping' | 'tcp-stream' | 'tcp-rr';
+const PARTITIONS_WORKLOADS: readonly PartitionsWorkload[] = ['udp-stream', 'ping', 'tcp-stream', 'tcp-rr'];
+
 interface PartitionsOptions {
   topo: Topology;
-  workload: 'udp-stream' | 'ping';
+  workload: PartitionsWorkload;
+  /** tcp-stream: octets in all (iperf3 -n). */
+  bytes?: number;
   from: DomainRef;
   to: DomainRef;
   count: number;
@@ -104,9 +112,10 @@ async function options(argv: string[]): Promise<PartitionsOptions> {
   partitionAddrs(file, { basePort }); // a topology without partitions, or ports past 65535, are refused here
   // --partition-address over the file's, DNS names resolved here: each partition cuts the topology it is given.
   const topo = await resolvePartitionAddresses(withPartitionAddresses(file, parsePartitionAddresses(file, p.lists?.get('partition-address') ?? []), basePort));
-  const w = String(p.flags.get('workload') ?? 'udp-stream');
-  if (w !== 'udp-stream' && w !== 'ping')
-    throw new Error(`--partitions local runs --workload udp-stream or ping, got ${JSON.stringify(w)} (TCP across partitions is not built yet)`);
+  const w = String(p.flags.get('workload') ?? 'udp-stream') as PartitionsWorkload;
+  if (!PARTITIONS_WORKLOADS.includes(w)) throw new Error(`--partitions local runs --workload ${PARTITIONS_WORKLOADS.join(', ')}, got ${JSON.stringify(w)}`);
+  if (p.flags.has('bytes') && w !== 'tcp-stream') throw new Error(`--bytes goes with --workload tcp-stream, not ${w}`);
+  if (p.flags.has('bytes') && p.flags.has('count')) throw new Error('--bytes and --count both size the stream: give one (iperf3 -n N, or N writes)');
   if (p.flags.has('idle') && !p.flags.has('serve')) throw new Error('--idle goes with --serve');
   if (p.flags.has('socket') && !p.flags.has('serve')) throw new Error('--socket goes with --serve');
   if (p.flags.has('serve') && !p.flags.has('idle'))
@@ -119,7 +128,8 @@ async function options(argv: string[]): Promise<PartitionsOptions> {
     workload: w,
     from: p.flags.has('from') ? parseDomainRef(String(p.flags.get('from'))) : ends.from,
     to: p.flags.has('to') ? parseDomainRef(String(p.flags.get('to'))) : ends.to,
-    count: intFlag(p, 'count', w === 'ping' ? 100 : 200_000, 1, 100_000_000),
+    count: intFlag(p, 'count', DEFAULT_COUNT[w], 1, 100_000_000),
+    ...(p.flags.has('bytes') ? { bytes: intFlag(p, 'bytes', 0, 1, 2 ** 40) } : {}),
     size: w === 'ping' ? intFlag(p, 'size', 56, 16, 9000) : intFlag(p, 'size', 1500, 64, 9018),
     window: intFlag(p, 'window', 256, 0, 1_000_000),
     ...(p.flags.has('port') ? { port: intFlag(p, 'port', 0, 1, 65535) } : {}),
@@ -145,6 +155,7 @@ function report(r: PartitionsRunResult): string {
   const parts: string[] = [];
   const p = r.ping;
   parts.push(table(['ping', 'probes', 'lost', 'min us', 'p50 us', 'p99 us', 'max us'], [['ICMP echo', p.count, p.lost, p.minUs, p.p50Us, p.p99Us, p.maxUs]]));
+  if (r.tcpStream || r.tcpRr) parts.push(workloadText(r)!);
   const s = r.stream;
   if (s)
     parts.push(
@@ -186,6 +197,7 @@ function deathLine(d: PartitionDeath): string {
 /** The run's exit status: 0 when the workload all happened (and the stream was conserved across the partitions). */
 function ok(o: PartitionsOptions, r: PartitionsRunResult): boolean {
   if (o.workload === 'ping') return r.ping.count + r.ping.lost === o.count && r.ping.lost === 0;
+  if (o.workload === 'tcp-stream' || o.workload === 'tcp-rr') return workloadComplete(r, o.count);
   return r.account?.conserved === true && r.stream?.sent === o.count;
 }
 
@@ -224,7 +236,13 @@ export async function partitionsCommand(argv: string[]): Promise<number> {
       },
       onUp: (up) => {
         for (const u of up) note(`xsim: partition ${u.name} up (pid ${u.pid}): ${u.domains} domains, all vifs Connected in ${u.ms.toFixed(0)} ms`);
-        note(`xsim: ${o.workload === 'ping' ? `${o.count} ICMP echo probes` : `ping, then ${o.count} frames of ${o.size} bytes`} ${ends} ...`);
+        const what = {
+          ping: `${o.count} ICMP echo probes`,
+          'udp-stream': `ping, then ${o.count} frames of ${o.size} bytes`,
+          'tcp-stream': `ping, then a TCP stream of ${o.bytes ?? o.count * TCP_MESSAGE} octets`,
+          'tcp-rr': `ping, then ${o.count} TCP request/response transactions`,
+        }[o.workload];
+        note(`xsim: ${what} ${ends} ...`);
       },
     });
     if (o.json) process.stdout.write(JSON.stringify({ topology: o.topo.name, workload: o.workload, ...r }) + '\n');

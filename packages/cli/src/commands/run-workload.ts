@@ -108,7 +108,7 @@ function rrText(r: TcpRrRun): string {
 }
 
 /** The workload's own table (udp-stream prints its own, with the frames' accounting). */
-export function workloadText(res: ScenarioResult): string | null {
+export function workloadText(res: Pick<ScenarioResult, 'ping' | 'stream' | 'tcpStream' | 'tcpRr'>): string | null {
   if (res.tcpStream) return streamText(res.tcpStream);
   if (res.tcpRr) return rrText(res.tcpRr);
   if (!res.stream) {
@@ -119,7 +119,7 @@ export function workloadText(res: ScenarioResult): string | null {
 }
 
 /** Did the workload do all it was asked (the exit status)? */
-export function workloadComplete(res: ScenarioResult, count: number): boolean {
+export function workloadComplete(res: Pick<ScenarioResult, 'ping' | 'stream' | 'tcpStream' | 'tcpRr'>, count: number): boolean {
   if (res.stream) return res.stream.delivered + res.stream.lost === res.stream.count;
   if (res.tcpStream) return res.tcpStream.complete && res.tcpStream.corrupt === 0;
   if (res.tcpRr) return res.tcpRr.complete;

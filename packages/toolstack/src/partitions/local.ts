@@ -17,16 +17,19 @@ import type { StatsTree } from '../stats.ts';
 import { mergeStats } from './merge.ts';
 import type { Topology } from '../topo/types.ts';
 import type { PingResult, StreamResult } from '../traffic.ts';
+import { TCP_MESSAGE, runTcpRrVia, runTcpStreamVia, type TcpRrRun, type TcpStreamRun } from '../traffic-tcp.ts';
 import { cutWires } from '../topo/partition-split.ts';
 import { LocalPartitions, type PartitionDeath } from './procs.ts';
-import { crossAccountBy, crossPing, crossStream, type CrossAccount } from './traffic.ts';
+import { crossAccountBy, crossPing, crossStream, partitionsTcpDriver, type CrossAccount } from './traffic.ts';
 
 export interface PartitionsRunOptions {
   from: DomainRef;
   to: DomainRef;
-  workload: 'udp-stream' | 'ping';
-  /** Frames of the stream, or probes of the ping workload. */
+  workload: 'udp-stream' | 'ping' | 'tcp-stream' | 'tcp-rr';
+  /** Frames of the stream, probes of the ping workload, MSS-sized messages of tcp-stream (unless `bytes`), transactions of tcp-rr. */
   count: number;
+  /** tcp-stream: octets in all (iperf3 -n) instead of count messages. */
+  bytes?: number;
   /** The stream's frame size; the ping workload's data octets. */
   size: number;
   window: number;
@@ -66,6 +69,10 @@ export interface PartitionsRunResult {
   partitions: PartitionUp[];
   ping: PingResult;
   stream?: StreamResult;
+  /** --workload tcp-stream: iperf3's figures, the sink having checked every octet. */
+  tcpStream?: TcpStreamRun;
+  /** --workload tcp-rr: transactions and their latency. */
+  tcpRr?: TcpRrRun;
   account?: CrossAccount;
   /** The running partitions' counters, merged (merge.ts), after the workload. */
   stats: StatsTree;
@@ -108,6 +115,14 @@ async function workload(run: LocalPartitions, o: PartitionsRunOptions, up: Parti
   const ping = await crossPing(run, o.from, o.to, o.workload === 'ping' ? o.count : (o.pings ?? 20), o.workload === 'ping' ? o.size : 64);
   o.onPing?.(ping);
   if (o.workload === 'ping') return { partitions: up, ping, stats: await run.stats() };
+  if (o.workload === 'tcp-stream') {
+    const tcpStream = await runTcpStreamVia(partitionsTcpDriver(run), { from: o.from, to: o.to, bytes: o.bytes ?? o.count * TCP_MESSAGE, verify: true });
+    return { partitions: up, ping, tcpStream, stats: await run.stats() };
+  }
+  if (o.workload === 'tcp-rr') {
+    const tcpRr = await runTcpRrVia(partitionsTcpDriver(run), { from: o.from, to: o.to, count: o.count });
+    return { partitions: up, ping, tcpRr, stats: await run.stats() };
+  }
   const before = await run.statsBy();
   const stream = await crossStream(run, { from: o.from, to: o.to, count: o.count, frameSize: o.size, window: o.window, port: o.port, srcPort: o.srcPort });
   // A partition that died meanwhile has had its wires set down on the others before they are counted.

@@ -14,6 +14,7 @@ import type { Topology } from '../topo/types.ts';
 import { streamResult, type PingResult, type StreamResult } from '../traffic.ts';
 import { mergeStats, udpInFlight } from './merge.ts';
 import type { LocalPartitions } from './procs.ts';
+import type { TcpDriver } from '../traffic-tcp.ts';
 
 /** A domain's IP in the topology (dom0's, or a guest's first vif's), or an error naming what exists. */
 export function domainIp(t: Topology, ref: DomainRef): string {
@@ -23,6 +24,19 @@ export function domainIp(t: Topology, ref: DomainRef): string {
   const d = h.domUs.find((x) => x.name === ref.domain);
   if (!d) throw new Error(`no domain "${ref.domain}" on ${ref.host} (domUs: ${h.domUs.map((x) => x.name).join(', ')})`);
   return d.vifs[0].ip;
+}
+
+/** The partitions as a TcpDriver: each end's requests go to the process that holds it (TCP workloads across partitions). */
+export function partitionsTcpDriver(run: LocalPartitions): TcpDriver {
+  return {
+    ip: (ref) => domainIp(run.topology, ref),
+    // The op and its arguments are the domain's own (checked by the compiler at TcpDriver's callers); they cross the IPC channel as they are.
+    request: ((ref: DomainRef, op: string, args: Record<string, unknown>, timeoutMs?: number) => run.request(ref, op, args, timeoutMs)) as TcpDriver['request'],
+    tcpCounters: async (ref) => {
+      const st = (await run.domainStats(ref, 120_000)) as { endpoint?: { tcp?: Record<string, number> } };
+      return st.endpoint?.tcp ?? {};
+    },
+  };
 }
 
 export async function crossPing(run: LocalPartitions, from: DomainRef, to: DomainRef, count: number, size = 64): Promise<PingResult> {
