@@ -63,7 +63,7 @@ const NOT_COUNTERS: Record<string, string> = {
   // Levels a plugin computes when asked (vnic's frontend), not stored counters.
   fastDestinations: "MACs vnic's frontend sends to on the fast path now",
   freeTxSlots: "vnic's frontend's free fast-path TX slots now",
-  freeTsoSlots: "vnic's frontend's free TSO buffers now (2 of them, used only with its tso argument)",
+  freeTsoSlots: "how many 64 KiB frames vnic's free TX pages hold now (0 without its tso argument)",
   // TCP: levels of the moment (connections in the table, segments in the interface queue) and
   // each connection as `ss -ti` shows it (endpoint.tcpConns), and a sink's octets so far (tcpProgress).
   conns: 'TCP connections in the table now (TIME-WAIT included)',

@@ -94,7 +94,7 @@ export function wakeDelta(before: Map<string, number>, after: Map<string, number
  *                      the frame into the receiver's posted buffer
  *   line FIFO          nic/line-rate.ts push: with a line rate on the wire    fabric nics[*].wireTx of NICs
  *                      (`gbps`) the frame waits in the port's FIFO, copied    whose port has a `line`
- *   vnic TX            accel-plugins/vnic/frontend.ts startXmit: a taken      guest accel.totals.vnic.txCopied
+ *   vnic TX            accel-plugins/vnic/tx.ts startXmit: a taken            guest accel.totals.vnic.txCopied
  *                      frame the stack had not built in the TX slot txBuffer
  *                      lent (plugin API 1.3, 1fc4273) is copied into one
  *   vnic RX gather     vnic/frontend.ts: a frame over several RX buffers       guest accel.totals.vnic.rxGathered
