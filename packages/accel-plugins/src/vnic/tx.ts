@@ -22,7 +22,7 @@ import { readMac } from '@xsim/hypervisor';
 import { TXD_CONT, TXD_CSUM, TXD_TSO, VI_RING_PAGES, VI_TXQ_SIZE, type ViQueues } from '@xsim/nic';
 import type { DmaArea } from '../dma-area.ts';
 import { txDecline } from '../tx-path.ts';
-import type { VnicFrontendCounters } from './frontend.ts';
+import type { VnicFrontendCounters } from './frontend-counters.ts';
 import { TxRing } from './tx-ring.ts';
 
 const PAGE = 4096;
