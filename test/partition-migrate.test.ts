@@ -95,37 +95,21 @@ describe('migration between partitions (two partitions, one process)', () => {
   });
 
   it('a destination that refuses the guest (its name is taken there) leaves it untouched', async () => {
-    // b1 is p1's; a guest called b1 cannot land on host-b. Ask p1's listener directly, as a source would.
-    const c = await MigrateConn.connect('127.0.0.1', BASE + 1, 'p1', 5000);
-    c.send({
-      op: 'hello',
-      v: 1,
-      host: 'host-b',
-      name: 'b1',
-      from: 'host-a',
-      memPages: 1024,
-      live: false,
-      vifs: [{ handle: 0, mac: '00:16:3e:0a:09:01', ip: '10.0.10.9', mtu: 1500 }],
-    });
-    const a = await c.next(5000, 'the answer');
-    c.close();
-    expect(a.op).toBe('refuse');
+    // Ask p1's listener directly, as a source would, for a guest it must refuse.
+    const hello = async (host: string, name: string, ip: string) => {
+      const c = await MigrateConn.connect('127.0.0.1', BASE + 1, 'p1', 5000);
+      try {
+        c.send({ op: 'hello', v: 1, host, name, from: 'host-a', memPages: 1024, live: false, vifs: [{ handle: 0, mac: '00:16:3e:0a:09:01', ip, mtu: 1500 }] });
+        return await c.next(5000, 'the answer');
+      } finally {
+        c.close();
+      }
+    };
+    // b1 is p1's: a guest called b1 cannot land on host-b.
+    const a = await hello('host-b', 'b1', '10.0.10.9');
     expect(a.op === 'refuse' && a.error).toMatch(/b1/);
     // A host no partition has: refused before anything is sent.
-    c.close();
-    const c2 = await MigrateConn.connect('127.0.0.1', BASE + 1, 'p1', 5000);
-    c2.send({
-      op: 'hello',
-      v: 1,
-      host: 'host-z',
-      name: 'zz',
-      from: 'host-a',
-      memPages: 1024,
-      live: false,
-      vifs: [{ handle: 0, mac: '00:16:3e:0a:09:02', ip: '10.0.10.8', mtu: 1500 }],
-    });
-    const b = await c2.next(5000, 'the answer');
-    c2.close();
+    const b = await hello('host-z', 'zz', '10.0.10.8');
     expect(b.op === 'refuse' && b.error).toMatch(/host-z/);
   });
 
