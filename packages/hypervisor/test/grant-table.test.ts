@@ -175,4 +175,33 @@ describe('grant copy checks', () => {
     expect(a.alloc()).toBe(9);
     expect(() => a.alloc()).toThrow(/grant table full/);
   });
+
+  it('hands refs out as a stack of every free one would: the last released first, else the lowest never used (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.constant(-1), fc.nat(63)), { maxLength: 200 }), (ops) => {
+        const t = GrantTable.create(40);
+        const a = new GrantRefAllocator(t);
+        // The model: every free ref listed, the lowest on top.
+        const model: number[] = [];
+        for (let r = 39; r >= 8; r--) model.push(r);
+        const held: number[] = [];
+        for (const op of ops) {
+          if (op === -1 || held.length === 0) {
+            const want = model.pop();
+            if (want === undefined) expect(() => a.alloc()).toThrow(/grant table full/);
+            else {
+              expect(a.alloc()).toBe(want);
+              held.push(want);
+            }
+          } else {
+            const r = held.splice(op % held.length, 1)[0];
+            a.release(r);
+            model.push(r);
+          }
+          expect(a.available).toBe(model.length);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
 });
