@@ -36,6 +36,8 @@ describe('buffer table', () => {
     expect(t.resolve(1, a + 2, 0, 5000)).toBe(-FAULT_BUFFER_OWNER); // runs into VI 2's entry
     expect(t.resolve(2, b, 0, 5000)).toBe(-FAULT_BUFFER_RANGE); // frames 40, 99 are not contiguous
     expect(t.resolve(1, 1 << 20, 0, 1)).toBe(-FAULT_BUFFER_OWNER);
+    // No VI (-1) owns nothing, not even a free entry.
+    expect(t.resolve(-1, 60, 0, 1)).toBe(-FAULT_BUFFER_OWNER);
     t.free(1, a, 3);
     expect(t.resolve(1, a, 0, 1)).toBe(-FAULT_BUFFER_OWNER);
     expect(() => t.free(1, b, 2)).toThrow(/not owned by VI 1/);
