@@ -74,16 +74,34 @@ export interface Link {
   kick?(): boolean;
 }
 
-/** A MessagePort to another thread, whose doorbell is kicked after each post (it may be asleep). */
+/**
+ * A MessagePort to another thread, whose doorbell is kicked after each post
+ * (it may be asleep). With `batchKicks` (the main thread's links, driven by
+ * its event loop) the kick waits for the end of the loop's turn, one for
+ * every post of the turn: the toolstack answers a burst of xenstore requests
+ * in one turn, and a kick per answer was a futex wake each (6 s of the main
+ * thread in a 1024-domU boot). A pCPU's own loop never yields to an event
+ * loop, so its links kick at once.
+ */
 export class PortLink implements Link {
+  private kickPending = false;
+
   constructor(
     readonly port: MessagePort,
     private readonly wake: WakeWord | null,
+    private readonly batchKicks = false,
   ) {}
 
   post(e: Envelope): void {
     this.port.postMessage(ownBuffer(e));
-    this.wake?.kick();
+    if (!this.wake) return;
+    if (!this.batchKicks) return this.wake.kick();
+    if (this.kickPending) return;
+    this.kickPending = true;
+    setImmediate(() => {
+      this.kickPending = false;
+      this.wake!.kick();
+    });
   }
 
   kick(): boolean {

@@ -107,7 +107,7 @@ export class ThreadRuntime implements Runtime {
     pcpuLinks[pcpus] = nicSide;
     for (let i = 0; i < n; i++) {
       const hub = new MessageChannel();
-      const link = new PortLink(hub.port1, new WakeWord(this.doorbells[i], 0));
+      const link = new PortLink(hub.port1, new WakeWord(this.doorbells[i], 0), true);
       this.links.push(link);
       this.bus.listen(hub.port1);
       this.bus.route(pcpuAddr(i), link);
