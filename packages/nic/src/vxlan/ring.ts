@@ -7,11 +7,13 @@
  * push (the caller counts the drop): nothing blocks.
  *
  * Header (Int32): [0] head, [1] tail (free-running octet positions, mod
- * 2^32), [2] a wake counter and [3] an "asleep" flag for the consumer (the
- * protocol of @xsim/hypervisor's wake.ts: the producer bumps [2] after a push and notifies only if
- * [3] is set). The producer writes the bytes, then publishes the tail with
+ * 2^32). The producer writes the bytes, then publishes the tail with
  * Atomics.store; the consumer reads the tail with Atomics.load, copies the
- * record out once into its own memory, then publishes the head.
+ * record out once into its own memory (pop), then publishes the head. A
+ * consumer that hands records to the kernel as they lie (the I/O thread's
+ * sends) reads them in place instead (peek, from a cursor of its own past the
+ * head) and releases them, oldest first, once the kernel has them: until
+ * then the producer cannot write over them.
  *
  * The two ends trust each other no more than they must: the consumer checks
  * every length it reads against the ring's bounds, and a length out of them
@@ -31,6 +33,13 @@ const pad4 = (n: number) => (n + 3) & ~3;
 export function ringBuffer(capacity: number): SharedArrayBuffer {
   if (!(capacity >= 4096 && (capacity & (capacity - 1)) === 0)) throw new RangeError(`ring capacity ${capacity} is not a power of two >= 4096`);
   return new SharedArrayBuffer(HEADER_BYTES + capacity);
+}
+
+/** Where peek() found a record: its octets at `at` (in the ring's data), `len` of them, and the cursor after it. */
+export interface RingRecord {
+  at: number;
+  len: number;
+  next: number;
 }
 
 export class DatagramRing {
@@ -91,12 +100,7 @@ export class DatagramRing {
 
   /** Consumer: the length of the oldest record (-1: empty), to size the buffer pop() copies it into. */
   nextLength(): number {
-    const tail = Atomics.load(this.i32, TAIL) >>> 0;
-    const head = Atomics.load(this.i32, HEAD) >>> 0;
-    if (head === tail) return -1;
-    const at = head & (this.capacity - 1);
-    const len = this.dv.getUint32(at, true);
-    return len === WRAP ? this.dv.getUint32(0, true) : len;
+    return this.peek(Atomics.load(this.i32, HEAD) >>> 0, this.scratch) ? this.scratch.len : -1;
   }
 
   /**
@@ -105,23 +109,61 @@ export class DatagramRing {
    * ring is corrupt or `into` is too small for a record (it must hold maxRecord).
    */
   pop(into: Uint8Array): number {
+    const r = this.scratch;
+    if (!this.peek(Atomics.load(this.i32, HEAD) >>> 0, r)) return -1;
+    if (into.length < r.len) throw new RangeError(`pop: a buffer of ${into.length} octets for a record of ${r.len}`);
+    into.set(this.data.subarray(r.at, r.at + r.len));
+    this.release(r.next);
+    return r.len;
+  }
+
+  /** Consumer: the position of the oldest record not yet taken off (where a cursor for peek() starts). */
+  get head(): number {
+    return Atomics.load(this.i32, HEAD) >>> 0;
+  }
+
+  /** Consumer: is there a record at or after `pos` (a cursor from head or a previous peek's `next`)? */
+  hasAt(pos: number): boolean {
+    return Atomics.load(this.i32, TAIL) >>> 0 !== pos >>> 0;
+  }
+
+  /**
+   * Consumer, in place: the record at cursor `pos` (head, or a previous
+   * record's `next`), left on the ring. Fills `out` (its octets are
+   * bytes(out.at, out.len); `next` is the cursor after it) and returns true,
+   * or false at the tail. Its octets stay the consumer's until release()
+   * passes them. Throws if the ring is corrupt.
+   */
+  peek(pos: number, out: RingRecord): boolean {
     const tail = Atomics.load(this.i32, TAIL) >>> 0;
-    let head = Atomics.load(this.i32, HEAD) >>> 0;
-    if (head === tail) return -1;
-    let at = head & (this.capacity - 1);
+    let p = pos >>> 0;
+    if (p === tail) return false;
+    let at = p & (this.capacity - 1);
     let len = this.dv.getUint32(at, true);
     if (len === WRAP) {
-      head = (head + (this.capacity - at)) >>> 0;
+      p = (p + (this.capacity - at)) >>> 0;
       at = 0;
-      if (head === tail) throw new Error('datagram ring corrupt: a wrap mark with nothing after it');
+      if (p === tail) throw new Error('datagram ring corrupt: a wrap mark with nothing after it');
       len = this.dv.getUint32(0, true);
     }
     const need = 4 + pad4(len);
-    if (len > this.maxRecord || at + need > this.capacity || need > (tail - head) >>> 0)
+    if (len > this.maxRecord || at + need > this.capacity || need > (tail - p) >>> 0)
       throw new Error(`datagram ring corrupt: a record of ${len} octets at ${at} (capacity ${this.capacity})`);
-    if (into.length < len) throw new RangeError(`pop: a buffer of ${into.length} octets for a record of ${len}`);
-    into.set(this.data.subarray(at + 4, at + 4 + len));
-    Atomics.store(this.i32, HEAD, (head + need) | 0);
-    return len;
+    out.at = at + 4;
+    out.len = len;
+    out.next = (p + need) >>> 0;
+    return true;
   }
+
+  /** The octets of a record peek() found: a view of the ring's shared memory, valid until it is released. */
+  bytes(at: number, len: number): Uint8Array {
+    return this.data.subarray(at, at + len);
+  }
+
+  /** Consumer: give the producer back every record before cursor `pos` (a peek's `next`). */
+  release(pos: number): void {
+    Atomics.store(this.i32, HEAD, pos | 0);
+  }
+
+  private readonly scratch: RingRecord = { at: 0, len: 0, next: 0 };
 }
