@@ -104,7 +104,8 @@ export function boot(env: DeviceEnv<FabricConfig>): void | Promise<void> {
     return n;
   });
   core.wakeOn(() => nics.some((n) => n.txPending()));
-  // Datagrams from the VXLAN I/O thread (it rings our doorbell when it queues them).
+  // Datagrams from the VXLAN I/O thread (it rings our doorbell when it queues them). After the datapath: its poll
+  // also rings the I/O thread's wake word, once, for the frames the turn queued on the tunnels.
   if (vx) {
     core.add('vxlan', () => vx.poll());
     core.wakeOn(() => vx.pending());

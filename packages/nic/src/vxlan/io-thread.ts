@@ -8,20 +8,31 @@
  * the ring has no room) and the fabric's doorbell rung. The fabric parses it.
  *
  * TX: the fabric queues each frame, VXLAN header in front, on the tunnel's
- * ring and rings this thread's wake word; here an Atomics.waitAsync on that
- * word wakes the event loop, the frames are taken off the rings and sent to
- * the tunnel's remote from a socket connected to it (bound to the local
- * address, so the datagrams come from it: one lookup-free send each). At
- * most maxInFlight sends per tunnel are outstanding; beyond that the frames
- * stay on the ring, and a ring that fills is the fabric's counted drop.
+ * ring and, once per turn of its own, rings this thread's wake word; here an
+ * Atomics.waitAsync on that word wakes the event loop, and each datagram is
+ * sent to the tunnel's remote from a socket connected to it (bound to the
+ * local address, so the datagrams come from it: one lookup-free send each)
+ * straight from the ring's shared memory, where the fabric wrote header and
+ * frame: no copy and no buffer of its own. A record goes back to the fabric
+ * (the ring's head moves past it) once its send has completed: a socket
+ * completes its sends in the order they were made (libuv queues a send that
+ * cannot go at once, and sends nothing at once while one is queued), so each
+ * completion releases the oldest record in flight. At most maxInFlight sends
+ * per tunnel are outstanding; beyond that the frames stay on the ring, and a
+ * ring that fills is the fabric's counted drop. With the rings empty the
+ * thread looks again for a few turns of its event loop (each also reads the
+ * sockets) before it sleeps: a wake costs the fabric an Atomics.notify and
+ * this thread a task.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { parentPort, workerData } from 'node:worker_threads';
-import { DatagramRing } from './ring.ts';
+import { DatagramRing, type RingRecord } from './ring.ts';
 import { SOCKET_WORDS, TUNNEL_WORDS, type IoConfig, type IoStartMessage } from './io-layout.ts';
 
 /** Frames taken off one tunnel's ring per pass before the event loop gets a turn (RX callbacks, send completions). */
 const BATCH = 64;
+/** Turns of the event loop with nothing to send before the thread sleeps on its wake word (bounded: never a busy-wait). */
+const IDLE_TURNS = 4;
 /** Kernel socket buffers asked for (Linux caps them at net.core.rmem_max / wmem_max). */
 const SOCKET_BUFFER = 4 << 20;
 
@@ -34,6 +45,13 @@ interface Tunnel {
   words: Int32Array;
   sock: Socket;
   inFlight: number;
+  /** Where the next record to send lies on the ring (past the head by the records in flight). */
+  cursor: number;
+  /** The cursor after each record in flight, oldest first (a circle of maxInFlight). */
+  ends: Int32Array;
+  oldest: number;
+  /** The one completion callback of this tunnel's sends. */
+  done: (err: Error | null) => void;
 }
 
 function bump(words: Int32Array, i: number): void {
@@ -116,37 +134,52 @@ async function start(cfg: IoConfig): Promise<void> {
     sock.on('error', () => {});
     sock.on('close', () => Atomics.store(words, TUNNEL_WORDS.ready, 0));
     Atomics.store(words, TUNNEL_WORDS.ready, 1);
-    tunnels.push({ ring: new DatagramRing(tc.tx), words, sock, inFlight: 0 });
+    const ring = new DatagramRing(tc.tx);
+    const t: Tunnel = { ring, words, sock, inFlight: 0, cursor: ring.head, ends: new Int32Array(cfg.maxInFlight), oldest: 0, done: () => {} };
+    tunnels.push(t);
   }
   serveTx(tunnels, ioWake, cfg.maxInFlight);
 }
 
-/** Take frames off the tunnels' rings and send them, for as long as the thread lives. */
+/** Send the frames on the tunnels' rings, for as long as the thread lives. */
 function serveTx(tunnels: Tunnel[], wake: Int32Array, maxInFlight: number): void {
+  const rec: RingRecord = { at: 0, len: 0, next: 0 };
+  const sendable = (t: Tunnel): boolean => t.inFlight < maxInFlight && t.ring.hasAt(t.cursor);
+  for (const t of tunnels) {
+    t.done = (err) => {
+      // The oldest send in flight has completed (a socket completes them in order): its record goes back to the fabric.
+      t.ring.release(t.ends[t.oldest]);
+      t.oldest = t.oldest + 1 === maxInFlight ? 0 : t.oldest + 1;
+      t.inFlight--;
+      Atomics.store(t.words, TUNNEL_WORDS.inFlight, t.inFlight);
+      bump(t.words, err ? TUNNEL_WORDS.sendErrors : TUNNEL_WORDS.sent);
+      // Room again under the bound: frames left on the ring go out.
+      if (t.inFlight === maxInFlight - 1 && t.ring.hasAt(t.cursor)) schedule();
+    };
+  }
   let pumping = false;
+  let idle = 0;
   const pump = (): void => {
     pumping = false;
     let more = false;
+    let sent = 0;
     for (const t of tunnels) {
       for (let n = 0; n < BATCH && t.inFlight < maxInFlight; n++) {
-        const len = t.ring.nextLength();
-        if (len < 0) break;
-        // The bytes must outlive the ring slot until the send completes: a Buffer of their own.
-        const b = Buffer.allocUnsafe(len);
-        t.ring.pop(b);
+        if (!t.ring.peek(t.cursor, rec)) break;
+        t.ends[(t.oldest + t.inFlight) % maxInFlight] = rec.next;
+        t.cursor = rec.next;
         t.inFlight++;
-        Atomics.store(t.words, TUNNEL_WORDS.inFlight, t.inFlight);
-        t.sock.send(b, (err) => {
-          t.inFlight--;
-          Atomics.store(t.words, TUNNEL_WORDS.inFlight, t.inFlight);
-          bump(t.words, err ? TUNNEL_WORDS.sendErrors : TUNNEL_WORDS.sent);
-          // Room again under the bound: frames left on the ring go out.
-          if (t.inFlight === maxInFlight - 1 && !t.ring.empty) schedule();
-        });
+        sent++;
+        // From the ring's memory: the record is not released (written over) until this send completes.
+        t.sock.send(t.ring.bytes(rec.at, rec.len), t.done);
       }
-      if (!t.ring.empty && t.inFlight < maxInFlight) more = true;
+      if (sent) Atomics.store(t.words, TUNNEL_WORDS.inFlight, t.inFlight);
+      if (sendable(t)) more = true;
     }
-    if (more) schedule();
+    if (sent > 0 || more) {
+      idle = 0;
+      schedule();
+    } else if (++idle < IDLE_TURNS) schedule();
     else void sleep();
   };
   const schedule = (): void => {
@@ -159,9 +192,10 @@ function serveTx(tunnels: Tunnel[], wake: Int32Array, maxInFlight: number): void
   const sleep = async (): Promise<void> => {
     if (sleeping) return;
     sleeping = true;
+    idle = 0;
     const seen = Atomics.load(wake, 0);
     Atomics.store(wake, 1, 1);
-    if (tunnels.some((t) => !t.ring.empty && t.inFlight < maxInFlight)) {
+    if (tunnels.some(sendable)) {
       Atomics.store(wake, 1, 0);
       sleeping = false;
       schedule();

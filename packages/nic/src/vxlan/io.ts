@@ -34,6 +34,8 @@ export class VxlanIo {
   private readonly cfg: IoConfig;
   private readonly ioWake: Int32Array;
   private worker: Worker | null = null;
+  /** Frames queued for the I/O thread since its wake word was last rung. */
+  private txQueued = false;
 
   /** Sockets and tunnels for the tunnel ends of `wires` (index, end); `fabricWake`: the fabric thread's doorbell. */
   constructor(ends: { wire: number; end: VxlanEnd }[], fabricWake: SharedArrayBuffer) {
@@ -41,9 +43,9 @@ export class VxlanIo {
     this.ioWake = new Int32Array(ioWake);
     this.cfg = { sockets: [], tunnels: [], fabricWake, ioWake, maxInFlight: VXLAN_MAX_IN_FLIGHT };
     const byLocal = new Map<string, number>();
+    // A frame queued only notes that the I/O thread has work: poll() rings its wake word once, after the whole turn.
     const kick = () => {
-      Atomics.add(this.ioWake, 0, 1);
-      if (Atomics.load(this.ioWake, 1) !== 0) Atomics.notify(this.ioWake, 0);
+      this.txQueued = true;
     };
     for (const { wire, end } of ends) {
       const local = addr(end.local, `${end.path}.local`);
@@ -102,10 +104,21 @@ export class VxlanIo {
     return false;
   }
 
-  /** Take what arrived on every socket; returns datagrams taken. */
+  /**
+   * Take what arrived on every socket, then ring the I/O thread's wake word
+   * if frames were queued for it this turn (by the NICs and switches, whose
+   * poller runs before this one, or by this poll: a tunnel's frame switched
+   * onto another tunnel): once per turn, not once per frame, and the I/O
+   * thread then finds the whole turn's frames at once. Returns datagrams taken.
+   */
   poll(): number {
     let n = 0;
     for (let i = 0; i < this.sockets.length; i++) n += this.sockets[i].poll();
+    if (this.txQueued) {
+      this.txQueued = false;
+      Atomics.add(this.ioWake, 0, 1);
+      if (Atomics.load(this.ioWake, 1) !== 0) Atomics.notify(this.ioWake, 0);
+    }
     return n;
   }
 
