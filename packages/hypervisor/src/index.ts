@@ -34,6 +34,7 @@ export * from './sched/shared-config.ts';
 export * from './sched/runtime.ts';
 export type { PcpuTask } from './sched/worker.ts';
 export * from './domain/pool.ts';
+export { importModule } from './domain/loader.ts';
 export * from './xs/index.ts';
 export * from './metrics.ts';
 export * from './migration/stream.ts';

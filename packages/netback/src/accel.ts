@@ -16,7 +16,7 @@
  * completes (its detachVif never calls ctx.detached) is bounded the same way:
  * after UNLOAD_DETACH_MS the plugin is removed by force, naming the vifs.
  */
-import { logWarn, tracer, type RpcEndpoint, type RpcValue, type ToFrontendChannel } from '@xsim/hypervisor';
+import { importModule, logWarn, tracer, type RpcEndpoint, type RpcValue, type ToFrontendChannel } from '@xsim/hypervisor';
 import {
   ACCEL_MIGRATION_ARCS,
   type AccelBackend,
@@ -184,7 +184,7 @@ export class AccelManager {
     if (this.loading.has(name)) return done(undefined, `plugin ${name} is already loading`);
     this.loading.add(name);
     this.d.defer(
-      import(backendUrl) as Promise<BackendModule>,
+      importModule(backendUrl) as Promise<BackendModule>,
       (mod) => {
         this.loading.delete(name);
         try {

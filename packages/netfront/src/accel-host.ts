@@ -24,6 +24,7 @@ import {
   apiVersionProblem,
   frontendMessageProblem,
   hookProblems,
+  importModule,
   logWarn,
   declareCounters,
   tracer,
@@ -302,7 +303,7 @@ export class AccelHost {
       deliver: (ram, off, len, rxFlags) => this.nf.deliverAccelRx(ram, off, len, rxFlags),
     };
     this.defer(
-      import(url) as Promise<FrontendModule>,
+      importModule(url) as Promise<FrontendModule>,
       (mod) => {
         // Detached (or attached elsewhere) while the module loaded: that attachment is over.
         if (gen !== this.attachGen) return;

@@ -15,6 +15,7 @@ import { logPrinter, type LogLevel } from '../log.ts';
 import { traceHandlers } from '../trace/tracer.ts';
 import { SCHED_OPS, type SchedEvents, type SchedOps } from '../abi/sched-ops.ts';
 import { ADDR_TOOLSTACK, Bus, CH, PortLink, pcpuAddr, type Addr } from '../bus/bus.ts';
+import { importModule } from '../domain/loader.ts';
 import { counterKinds } from '../metrics.ts';
 import { DEFERRED, RpcEndpoint, type SyncWait } from '../rpc.ts';
 import { RpcOpServer, type OpHandlers } from '../rpc-server.ts';
@@ -116,7 +117,7 @@ interface Worker {
 function create(w: Worker, spec: DomainSpec, reply: (v: unknown, err?: string) => void): void {
   const { kernels, mgmtCore, bus, wait, log, hosted, pcpu, task, mgmt, takeOut } = w;
   let mod = kernels.get(spec.kernel);
-  if (!mod) kernels.set(spec.kernel, (mod = import(spec.kernel) as Promise<KernelModule>));
+  if (!mod) kernels.set(spec.kernel, (mod = importModule(spec.kernel) as Promise<KernelModule>));
   mgmtCore.defer(
     mod,
     (m) => {
