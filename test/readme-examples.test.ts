@@ -541,6 +541,25 @@ function tableProblems(t: Table, r: Json): string[] {
         `${where} not kept`,
         problems,
       );
+    } else if (header.startsWith('path | offloads | tcp-stream Gbit/s')) {
+      // "unaccel, one host" is the same-host cell; "dom0 → dom0" the dom0 path.
+      const [name, where2] = c[0].split(', ');
+      const path = name.startsWith('dom0') ? 'dom0' : name;
+      const placement = where2 === 'one host' ? 'same' : 'cross';
+      const cell = r.tcp?.cells.find((x: Json) => x.path === path && x.placement === placement && x.offloads === c[1]);
+      if (!cell) return problems.push(`${where}: no TCP cell ${path} ${placement} offloads ${c[1]}`);
+      const reps = cell.reps as Json[];
+      const tcp = reps.map((y) => y.stream.gbps as number);
+      const m = /^([\d.]+) \(([\d.]+)\.\.([\d.]+)\)$/.exec(c[2]);
+      if (!m) return problems.push(`${where}: tcp-stream "${c[2]}" is not "median (min..max)"`);
+      near(m[1], median(tcp), `${where} tcp-stream`, problems);
+      near(m[2], Math.min(...tcp), `${where} tcp-stream min`, problems);
+      near(m[3], Math.max(...tcp), `${where} tcp-stream max`, problems);
+      near(c[3], median(reps.map((y) => y.udp.gbps as number)), `${where} udp-stream`, problems);
+      near(c[4], median(reps.map((y) => y.rr.tps as number)), `${where} tcp-rr /s`, problems);
+      const [p50, p99] = c[5].split('/').map((x) => x.trim());
+      near(p50, median(reps.map((y) => y.rr.p50Us as number)), `${where} rr p50`, problems);
+      near(p99, median(reps.map((y) => y.rr.p99Us as number)), `${where} rr p99`, problems);
     } else if (header.startsWith('domUs | domains')) {
       const p = r.points.find((y: Json) => y.domUs === parseInt(c[0], 10));
       if (!p) return problems.push(`${where}: no point of ${c[0]} domUs`);
