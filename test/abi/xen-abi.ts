@@ -239,6 +239,8 @@ export const XSIM_ONLY: Record<string, string> = {
   REC_TYPE_XSIM_DOMAIN: "xsim's own record (XSIM_REC_BASE)",
   REC_TYPE_XSIM_PRODUCER: "xsim's own record (XSIM_REC_BASE | REC_TYPE_OPTIONAL)",
   REC_TYPE_XSIM_ACCEL_STATE: "xsim's own record (XSIM_REC_BASE | REC_TYPE_OPTIONAL)",
+  XSIM_RECORD_MAX: "the largest XSIM_DOMAIN or XSIM_ACCEL_STATE record xsim's reader takes (16 MiB): a bound on xsim's own records",
+  PRODUCER_MAX: "how many octets of xsim's own XSIM_PRODUCER record are kept",
 };
 
 /** Where SPEC's numbers were read: xen.git at the release of the headers xsim follows (libxen-dev 4.17.7). */

@@ -188,9 +188,11 @@ function report(r: PartitionsRunResult): string {
 
 /** A partition's death, and the wires each other partition set down for it. */
 function deathLine(d: PartitionDeath): string {
-  const sides = Object.entries(d.wiresDown).map(([p, w]) =>
-    'error' in w ? `${p} could not: ${w.error}` : w.length ? `on ${p} ${w.map((x) => `${x.path} (VNI ${x.vni})`).join(', ')}` : `${p} had no wire to it`,
-  );
+  const sides = Object.entries(d.wiresDown)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([p, w]) =>
+      'error' in w ? `${p} could not: ${w.error}` : w.length ? `on ${p} ${w.map((x) => `${x.path} (VNI ${x.vni})`).join(', ')}` : `${p} had no wire to it`,
+    );
   return `xsim: ${d.message}; its wires are down as a failed host's: ${sides.join('; ') || 'no partition left running'}`;
 }
 

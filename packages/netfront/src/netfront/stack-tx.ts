@@ -119,6 +119,8 @@ export class StackTx {
       pool.giveBack(chunk);
       this.h.own.txAccel++;
       this.h.own.txAccelTso++;
+      // A GSO frame's checksum is partial too (CHECKSUM_PARTIAL): the accelerator's NIC completes it per segment.
+      this.h.own.txCsumPartial++;
       return;
     }
     if (built >= 0) {
