@@ -59,6 +59,14 @@ export class MigrateWireError extends Error {}
 const isInt = (x: unknown, lo: number, hi: number): x is number => Number.isInteger(x) && (x as number) >= lo && (x as number) <= hi;
 const isStr = (x: unknown, max: number): x is string => typeof x === 'string' && x.length > 0 && x.length <= max;
 const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+/** A peer's value in an error message: whatever it is (an object whose toString is not a function included), never a throw. */
+function shown(x: unknown): string {
+  try {
+    return JSON.stringify(x) ?? typeof x;
+  } catch {
+    return Object.prototype.toString.call(x);
+  }
+}
 
 /** A message read from the peer, checked field by field; throws naming the first field that is wrong. */
 export function checkMigrateMsg(v: unknown): MigrateMsg {
@@ -69,9 +77,9 @@ export function checkMigrateMsg(v: unknown): MigrateMsg {
   if (!m || typeof m !== 'object' || Array.isArray(m)) return bad('not an object');
   switch (m.op) {
     case 'hello': {
-      if (m.v !== MIGRATE_WIRE_VERSION) bad(`hello.v ${String(m.v)}: this xsim speaks version ${MIGRATE_WIRE_VERSION}`);
+      if (m.v !== MIGRATE_WIRE_VERSION) bad(`hello.v ${shown(m.v)}: this xsim speaks version ${MIGRATE_WIRE_VERSION}`);
       for (const k of ['host', 'name', 'from'] as const) if (!isStr(m[k], 64)) bad(`hello.${k} must be a name of 1 to 64 characters`);
-      if (!isInt(m.memPages, 1, 1 << 20)) bad(`hello.memPages ${String(m.memPages)} outside 1..${1 << 20}`);
+      if (!isInt(m.memPages, 1, 1 << 20)) bad(`hello.memPages ${shown(m.memPages)} outside 1..${1 << 20}`);
       if (typeof m.live !== 'boolean') bad('hello.live must be true or false');
       if (!Array.isArray(m.vifs) || m.vifs.length < 1 || m.vifs.length > 64) bad('hello.vifs must list 1 to 64 vifs');
       (m.vifs as unknown[]).forEach((x, i) => {
@@ -90,8 +98,8 @@ export function checkMigrateMsg(v: unknown): MigrateMsg {
       if (typeof m.error !== 'string' || m.error.length > 4096) bad(`${m.op}.error must be a string of at most 4096 characters`);
       return { op: m.op, error: m.error as string };
     case 'done': {
-      if (!isInt(m.domid, 1, 65535)) bad(`done.domid ${String(m.domid)} outside 1..65535`);
-      if (!isInt(m.pcpu, 0, 4096)) bad(`done.pcpu ${String(m.pcpu)} is not a pCPU`);
+      if (!isInt(m.domid, 1, 65535)) bad(`done.domid ${shown(m.domid)} outside 1..65535`);
+      if (!isInt(m.pcpu, 0, 4096)) bad(`done.pcpu ${shown(m.pcpu)} is not a pCPU`);
       if (!isInt(m.pages, 0, Number.MAX_SAFE_INTEGER)) bad('done.pages must be a count');
       if (!isNum(m.connectedAt)) bad('done.connectedAt must be a time');
       for (const k of ['firstRxAt', 'accelAfterMs'] as const) if (m[k] !== null && !isNum(m[k])) bad(`done.${k} must be a time or null`);
@@ -99,7 +107,7 @@ export function checkMigrateMsg(v: unknown): MigrateMsg {
       return m as MigrateMsg<'done'>;
     }
     default:
-      return bad(`unknown op ${JSON.stringify(m.op)}`);
+      return bad(`unknown op ${shown(m.op)}`);
   }
 }
 

@@ -44,6 +44,8 @@ describe('migration messages, checked once', () => {
     ['not an object', [] as unknown as Record<string, unknown>, /not an object/],
     ['an unknown op', { op: 'teleport' }, /unknown op "teleport"/],
     ['another version', { ...hello(), v: 2 }, /hello\.v 2: this xsim speaks version 1/],
+    // Found by the property below: the message for it once threw a TypeError of its own (String() of an object whose toString is null).
+    ['a version that is an object with no toString', { ...hello(), v: { toString: null } }, /hello\.v \{"toString":null\}: this xsim speaks version 1/],
     ['an empty host', { ...hello(), host: '' }, /hello\.host must be a name/],
     ['a name of 65 characters', { ...hello(), name: 'x'.repeat(65) }, /hello\.name must be a name of 1 to 64/],
     ['no source', { ...hello(), from: 7 }, /hello\.from must be a name/],

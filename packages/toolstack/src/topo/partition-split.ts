@@ -169,7 +169,7 @@ export async function resolvePartitionAddresses(topo: Topology, o: ResolveOption
   const lookup = o.lookup ?? systemLookup;
   const timeoutMs = o.timeoutMs ?? DEFAULT_RESOLVE_MS;
   const entries = Object.entries(topo.partitions ?? {});
-  const resolved = await Promise.all(
+  const settled = await Promise.allSettled(
     entries.map(async ([n, s]): Promise<[string, PartitionSpec]> => {
       if (s.address === undefined || isQuad(s.address) || o.skip?.includes(n)) return [n, s];
       const name = s.address;
@@ -194,6 +194,10 @@ export async function resolvePartitionAddresses(topo: Topology, o: ResolveOption
       }
     }),
   );
+  // Every name tried to its end; the first failure in the partitions' order is the one reported (not whichever gave up first).
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const resolved = settled.map((r) => (r as PromiseFulfilledResult<[string, PartitionSpec]>).value);
   return entries.length ? { ...topo, partitions: Object.fromEntries(resolved) } : topo;
 }
 
