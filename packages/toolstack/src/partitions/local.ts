@@ -155,7 +155,13 @@ export async function runPartitionsLocal(full: Topology, o: PartitionsRunOptions
     o.onUp?.(up);
     // The run ends at once if the partition of an end dies (the others' wires to it set down first).
     const endsDied = Promise.race([run.holderDied(o.from, 'the sender'), run.holderDied(o.to, 'the receiver')]);
-    const r = await Promise.race([workload(run, o, up), endsDied, stop]);
+    // A call to a partition that has just died fails before its death is recorded (the others' wires set down
+    // first): if an end's partition is gone, the error is the death's, naming the end, not the call's.
+    const work = workload(run, o, up).catch((e: unknown) => {
+      if (!run.holder(o.from).exit && !run.holder(o.to).exit) throw e;
+      return Promise.race([endsDied, new Promise<never>((_, reject) => setTimeout(() => reject(e), 30_000).unref())]);
+    });
+    const r = await Promise.race([work, endsDied, stop]);
     await run.settled();
     return { ...r, dead: [...run.deaths] };
   } finally {
