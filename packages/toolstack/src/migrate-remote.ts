@@ -34,7 +34,7 @@ import {
 } from '@xsim/hypervisor';
 import type { DomainRef, PartitionNet, RunningDomain, ToolstackContext } from './context.ts';
 import { dropDelta } from './drops.ts';
-import type { HostResources } from './host.ts';
+import type { DomainMemory, HostResources } from './host.ts';
 import { vifHandles } from './hotplug.ts';
 import type { DomainLifecycle } from './lifecycle.ts';
 import { xsimVersion } from './meta.ts';
@@ -98,7 +98,7 @@ export class RemoteMover {
         // Refused before anything was touched: the guest runs on as it was.
         if (a.op === 'refuse') throw new Error(`${who} refused ${mem.name}: ${a.error}`);
         if (a.op !== 'accept') throw unexpected(a, 'accept or refuse');
-        return await this.send(ref, { src, rd, handles, to, who }, conn, live, o, t0);
+        return await this.send(ref, { src, mem, rd, handles, to, who }, conn, live, o, t0);
       } finally {
         conn.close();
       }
@@ -107,14 +107,13 @@ export class RemoteMover {
 
   private async send(
     ref: DomainRef,
-    m: { src: HostResources; rd: RunningDomain; handles: number[]; to: string; who: string },
+    m: { src: HostResources; mem: DomainMemory; rd: RunningDomain; handles: number[]; to: string; who: string },
     conn: MigrateConn,
     live: boolean,
     o: MigrateOptions,
     t0: number,
   ): Promise<MigrationReport> {
-    const { src, rd, handles, to, who } = m;
-    const mem = this.lifecycle.find(ref).mem;
+    const { src, mem, rd, handles, to, who } = m;
     const before = (await this.ctx.stats()) as Record<string, unknown>;
     delete before[`${ref.host}/${ref.domain}`]; // its counters leave with it
     const accelBefore = await this.mover.accelOf(src, mem.domid);
